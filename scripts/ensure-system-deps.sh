@@ -1,0 +1,56 @@
+#!/bin/sh
+# Ensure the system tools used by the end-to-end tests are installed.
+# Fast no-op when everything is present. As root with apt-get, installs the
+# missing Debian packages; otherwise reports what is missing and fails.
+set -u
+
+missing_cmds=""
+missing_pkgs=""
+
+need() {
+  # need COMMAND DEBIAN-PACKAGE
+  if ! command -v "$1" >/dev/null 2>&1 && [ ! -x "/usr/sbin/$1" ] && [ ! -x "/sbin/$1" ]; then
+    missing_cmds="$missing_cmds $1"
+    case " $missing_pkgs " in
+      *" $2 "*) ;;
+      *) missing_pkgs="$missing_pkgs $2" ;;
+    esac
+  fi
+}
+
+need dockerd docker.io
+need docker docker.io
+need podman podman
+need skopeo skopeo
+need buildah buildah
+need docker-registry docker-registry
+need busybox busybox-static
+need newuidmap uidmap
+need git git
+
+# busybox must be the static build: it is copied into test images that run
+# without any shared libraries.
+if [ -z "$missing_pkgs" ] && command -v dpkg-query >/dev/null 2>&1; then
+  if ! dpkg-query -W -f='${Status}' busybox-static 2>/dev/null | grep -q 'install ok installed'; then
+    missing_cmds="$missing_cmds busybox(static)"
+    missing_pkgs="$missing_pkgs busybox-static"
+  fi
+fi
+
+[ -z "$missing_pkgs" ] && exit 0
+
+echo "ensure-system-deps: missing:$missing_cmds" >&2
+
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  echo "ensure-system-deps: installing Debian packages:$missing_pkgs" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq || { echo "ensure-system-deps: apt-get update failed" >&2; exit 1; }
+  # shellcheck disable=SC2086
+  apt-get install -y -qq docker.io podman skopeo buildah docker-registry busybox-static uidmap git \
+    || { echo "ensure-system-deps: apt-get install failed" >&2; exit 1; }
+  exit 0
+fi
+
+echo "ensure-system-deps: cannot install automatically (need root and apt-get)." >&2
+echo "ensure-system-deps: install these Debian packages:$missing_pkgs" >&2
+exit 1
