@@ -1,0 +1,103 @@
+// Small direct registry-API and OCI-layout helpers for the end-to-end tests
+// (for what the clients cannot do, and to check what they did).
+import { createHash } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+
+export const MANIFEST_ACCEPT = [
+  'application/vnd.oci.image.index.v1+json',
+  'application/vnd.oci.image.manifest.v1+json',
+  'application/vnd.docker.distribution.manifest.list.v2+json',
+  'application/vnd.docker.distribution.manifest.v2+json',
+].join(', ');
+
+export interface HttpResult {
+  status: number;
+  headers: Headers;
+  body: Buffer;
+  /** "METHOD URL -> STATUS" plus the body, for assertion messages. */
+  describe: string;
+}
+
+export async function http(method: string, url: string, init: RequestInit = {}): Promise<HttpResult> {
+  const res = await fetch(url, { ...init, method, signal: init.signal ?? AbortSignal.timeout(30_000) });
+  const body = Buffer.from(await res.arrayBuffer());
+  const hdrs = [...res.headers.entries()].map(([k, v]) => `${k}: ${v}`).join('\n');
+  const text = body.length > 2000 ? `${body.subarray(0, 2000).toString('utf8')}…` : body.toString('utf8');
+  return {
+    status: res.status,
+    headers: res.headers,
+    body,
+    describe: `${method} ${url} -> ${res.status}\n${hdrs}\n\n${text}`,
+  };
+}
+
+export function sha256(data: Buffer | string): string {
+  return `sha256:${createHash('sha256').update(data).digest('hex')}`;
+}
+
+export function getManifest(base: string, name: string, ref: string, accept = MANIFEST_ACCEPT) {
+  return http('GET', `${base}/v2/${name}/manifests/${ref}`, { headers: { accept } });
+}
+
+export function headManifest(base: string, name: string, ref: string, accept = MANIFEST_ACCEPT) {
+  return http('HEAD', `${base}/v2/${name}/manifests/${ref}`, { headers: { accept } });
+}
+
+export function deleteManifest(base: string, name: string, ref: string) {
+  return http('DELETE', `${base}/v2/${name}/manifests/${ref}`);
+}
+
+export async function listTags(base: string, name: string): Promise<{ status: number; tags: string[]; describe: string }> {
+  const r = await http('GET', `${base}/v2/${name}/tags/list`);
+  if (r.status !== 200) return { status: r.status, tags: [], describe: r.describe };
+  const json = JSON.parse(r.body.toString('utf8')) as { tags?: string[] | null };
+  return { status: r.status, tags: [...(json.tags ?? [])].sort(), describe: r.describe };
+}
+
+export interface Descriptor {
+  mediaType: string;
+  digest: string;
+  size: number;
+  platform?: { architecture: string; os: string; variant?: string };
+  annotations?: Record<string, string>;
+}
+
+export interface ImageManifest {
+  schemaVersion: number;
+  mediaType?: string;
+  config: Descriptor;
+  layers: Descriptor[];
+}
+
+export interface ImageIndex {
+  schemaVersion: number;
+  mediaType?: string;
+  manifests: Descriptor[];
+}
+
+/** Read a blob of an OCI image layout. */
+export function readLayoutBlob(layout: string, digest: string): Promise<Buffer> {
+  const [alg, hex] = digest.split(':');
+  if (!alg || !hex) throw new Error(`bad digest ${digest}`);
+  return readFile(path.join(layout, 'blobs', alg, hex));
+}
+
+/** The descriptor a ref name (org.opencontainers.image.ref.name) points to in an OCI layout. */
+export async function layoutRef(layout: string, ref: string): Promise<Descriptor> {
+  const index = JSON.parse(await readFile(path.join(layout, 'index.json'), 'utf8')) as ImageIndex;
+  const d = index.manifests.find((m) => m.annotations?.['org.opencontainers.image.ref.name'] === ref);
+  if (!d) throw new Error(`no ref ${ref} in ${layout}/index.json`);
+  return d;
+}
+
+export async function layoutManifest(layout: string, ref: string): Promise<{ digest: string; manifest: ImageManifest; raw: Buffer }> {
+  const d = await layoutRef(layout, ref);
+  const raw = await readLayoutBlob(layout, d.digest);
+  return { digest: d.digest, manifest: JSON.parse(raw.toString('utf8')) as ImageManifest, raw };
+}
+
+/** A repository name unique to this run, under e2e/. */
+export function uniqueRepo(prefix: string): string {
+  return `e2e/${prefix}-${process.pid}-${Math.floor(Math.random() * 1e6)}`;
+}
