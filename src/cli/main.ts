@@ -1,0 +1,69 @@
+import { parseArgs } from 'node:util'
+import { ConfigError, loadConfig, SETTINGS, type SettingFlag } from '../config/load.ts'
+import { startServer } from '../server.ts'
+
+const USAGE = `Usage: wharf <command> [options]
+
+Commands:
+  serve           start the server (registry at /v2/)
+  verify-config   check the configuration and print it
+  help            show this help
+
+Options (each also settable as an environment variable or in a YAML/JSON file):
+  --config FILE   config file (WHARF_CONFIG)
+${SETTINGS.map((s) => `  --${s.flag.padEnd(22)} ${s.env}`).join('\n')}
+`
+
+function fail(message: string): never {
+  process.stderr.write(`wharf: ${message}\n`)
+  process.exit(2)
+}
+
+function parse(args: string[]) {
+  const options: Record<string, { type: 'string' }> = { config: { type: 'string' } }
+  for (const s of SETTINGS) options[s.flag] = { type: 'string' }
+  try {
+    const { values } = parseArgs({ args, options, strict: true, allowPositionals: false })
+    const { config, ...flags } = values as Record<string, string | undefined>
+    return loadConfig({ flags: flags as Partial<Record<SettingFlag, string>>, file: config })
+  } catch (e) {
+    if (e instanceof ConfigError || (e as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) fail((e as Error).message)
+    throw e
+  }
+}
+
+async function main(argv: string[]): Promise<void> {
+  const [command, ...rest] = argv
+  switch (command) {
+    case 'serve': {
+      const config = parse(rest)
+      const server = await startServer(config).catch((e: NodeJS.ErrnoException) => {
+        if (e.code === 'EADDRINUSE' || e.code === 'EACCES' || e.code === 'EADDRNOTAVAIL') fail(`cannot listen on ${config.listen}: ${e.code}`)
+        throw e
+      })
+      const host = new URL(server.url).host
+      process.stdout.write(`Wharf is running at ${server.url}\n  registry: docker push ${host}/<namespace>/<image>:<tag>\n  data:     ${config.data}\n`)
+      const stop = () => {
+        server.close().then(() => process.exit(0), () => process.exit(1))
+      }
+      process.once('SIGINT', stop)
+      process.once('SIGTERM', stop)
+      return
+    }
+    case 'verify-config': {
+      const config = parse(rest)
+      process.stdout.write(`${JSON.stringify(config, null, 2)}\n`)
+      return
+    }
+    case undefined:
+    case 'help':
+    case '--help':
+    case '-h':
+      process.stdout.write(USAGE)
+      return
+    default:
+      fail(`unknown command ${JSON.stringify(command)}; run "wharf help"`)
+  }
+}
+
+await main(process.argv.slice(2))

@@ -1,0 +1,127 @@
+import { readFileSync } from 'node:fs'
+import { resolve } from 'node:path'
+import { Value } from '@sinclair/typebox/value'
+import { parse as parseYaml } from 'yaml'
+import { ConfigSchema, DEFAULTS, type Config } from './schema.ts'
+
+/** Every setting, with the flag and environment variable that override it (flags win, then env, then file). */
+export const SETTINGS = [
+  { key: 'listen', flag: 'listen', env: 'WHARF_LISTEN', kind: 'string' },
+  { key: 'publicUrl', flag: 'public-url', env: 'WHARF_PUBLIC_URL', kind: 'string' },
+  { key: 'data', flag: 'data', env: 'WHARF_DATA', kind: 'string' },
+  { key: 'logLevel', flag: 'log-level', env: 'WHARF_LOG_LEVEL', kind: 'string' },
+  { key: 'limits.manifestBytes', flag: 'max-manifest-bytes', env: 'WHARF_LIMITS_MANIFEST_BYTES', kind: 'integer' },
+  { key: 'limits.uploadTtlSeconds', flag: 'upload-ttl-seconds', env: 'WHARF_LIMITS_UPLOAD_TTL_SECONDS', kind: 'integer' },
+  { key: 'limits.pageMax', flag: 'page-max', env: 'WHARF_LIMITS_PAGE_MAX', kind: 'integer' },
+] as const
+
+export type SettingFlag = (typeof SETTINGS)[number]['flag']
+
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message)
+    this.name = 'ConfigError'
+  }
+}
+
+export interface ConfigSources {
+  flags?: Partial<Record<SettingFlag, string>>
+  env?: Record<string, string | undefined>
+  /** Path of a YAML or JSON config file; WHARF_CONFIG when not given. */
+  file?: string
+}
+
+type Origin = string
+type Tree = Record<string, unknown>
+
+function setPath(tree: Tree, path: string, value: unknown): void {
+  const parts = path.split('.')
+  let node = tree
+  for (const p of parts.slice(0, -1)) node = (node[p] ??= {}) as Tree
+  node[parts.at(-1)!] = value
+}
+
+function flatten(tree: unknown, prefix = '', out = new Map<string, unknown>()): Map<string, unknown> {
+  if (tree !== null && typeof tree === 'object' && !Array.isArray(tree)) {
+    for (const [k, v] of Object.entries(tree)) flatten(v, prefix ? `${prefix}.${k}` : k, out)
+  } else out.set(prefix, tree)
+  return out
+}
+
+function coerce(setting: (typeof SETTINGS)[number], raw: string, origin: Origin): unknown {
+  if (setting.kind === 'integer') {
+    if (!/^[0-9]+$/.test(raw.trim())) throw new ConfigError(`invalid setting ${setting.key} (${origin}): expected an integer, got ${JSON.stringify(raw)}`)
+    return Number(raw.trim())
+  }
+  return raw
+}
+
+/** Reads file, environment and flags, validates once and returns a frozen config. Throws ConfigError with one line naming the setting. */
+export function loadConfig(sources: ConfigSources = {}): Readonly<Config> {
+  const env = sources.env ?? process.env
+  const origins = new Map<string, Origin>()
+  const tree: Tree = structuredClone(DEFAULTS) as unknown as Tree
+
+  const file = sources.file ?? env.WHARF_CONFIG
+  if (file) {
+    let parsed: unknown
+    try {
+      parsed = parseYaml(readFileSync(file, 'utf8'))
+    } catch (e) {
+      throw new ConfigError(`cannot read config file ${file}: ${(e as Error).message.split('\n')[0]}`)
+    }
+    for (const [key, value] of flatten(parsed ?? {})) {
+      if (!SETTINGS.some((s) => s.key === key)) throw new ConfigError(`unknown setting ${key} in config file ${file}`)
+      setPath(tree, key, value)
+      origins.set(key, `config file ${file}`)
+    }
+  }
+  for (const s of SETTINGS) {
+    const fromEnv = env[s.env]
+    if (fromEnv !== undefined && fromEnv !== '') {
+      setPath(tree, s.key, coerce(s, fromEnv, s.env))
+      origins.set(s.key, s.env)
+    }
+    const fromFlag = sources.flags?.[s.flag]
+    if (fromFlag !== undefined) {
+      setPath(tree, s.key, coerce(s, fromFlag, `--${s.flag}`))
+      origins.set(s.key, `--${s.flag}`)
+    }
+  }
+
+  if (tree.publicUrl === undefined && typeof tree.listen === 'string') {
+    const m = /^(.*):(\d+)$/.exec(tree.listen)
+    if (m) {
+      const host = m[1] === '0.0.0.0' || m[1] === '[::]' ? '127.0.0.1' : m[1]
+      tree.publicUrl = `http://${host}:${m[2]}`
+    }
+  }
+
+  const error = Value.Errors(ConfigSchema, tree).First()
+  if (error) {
+    const key = error.path.replace(/^\//, '').replaceAll('/', '.') || 'config'
+    const setting = SETTINGS.find((s) => s.key === key)
+    const origin = origins.get(key) ?? (setting ? `--${setting.flag} / ${setting.env}` : 'config')
+    const want = (error.schema as { description?: string }).description
+    throw new ConfigError(`invalid setting ${key} (${origin}): ${want ? `expected ${want}` : error.message}, got ${JSON.stringify(error.value)}`)
+  }
+  const config = tree as unknown as Config
+  const port = Number(/:(\d+)$/.exec(config.listen)![1])
+  if (port > 65535) throw new ConfigError(`invalid setting listen (${origins.get('listen') ?? 'default'}): port ${port} is out of range`)
+  config.publicUrl = config.publicUrl.replace(/\/$/, '')
+  config.data = resolve(config.data)
+  return deepFreeze(config)
+}
+
+function deepFreeze<T>(o: T): T {
+  if (o && typeof o === 'object') {
+    for (const v of Object.values(o)) deepFreeze(v)
+    Object.freeze(o)
+  }
+  return o
+}
+
+export function listenAddress(config: Config): { host: string; port: number } {
+  const m = /^\[?(.*?)\]?:(\d+)$/.exec(config.listen)!
+  return { host: m[1]!, port: Number(m[2]) }
+}

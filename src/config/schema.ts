@@ -1,0 +1,36 @@
+import { Type, type Static } from '@sinclair/typebox'
+
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
+
+export const ConfigSchema = Type.Object(
+  {
+    /** host:port the HTTP server binds. */
+    listen: Type.String({ pattern: '^(\\[[0-9a-fA-F:.]+\\]|[A-Za-z0-9.-]+):([0-9]{1,5})$', description: 'host:port' }),
+    /** The URL clients use to reach Wharf (registry host in image names, token realm). */
+    publicUrl: Type.String({ pattern: '^https?://[^/\\s?#]+/?$', description: 'http(s)://host[:port]' }),
+    /** Directory for the SQLite database, blobs and upload temp files. */
+    data: Type.String({ minLength: 1 }),
+    logLevel: Type.Union(LOG_LEVELS.map((l) => Type.Literal(l))),
+    limits: Type.Object(
+      {
+        /** spec: registries SHOULD accept manifests of at least 4 MiB. */
+        manifestBytes: Type.Integer({ minimum: 4096, maximum: 64 << 20 }),
+        /** Upload sessions untouched this long are expired and their temp files removed. */
+        uploadTtlSeconds: Type.Integer({ minimum: 60 }),
+        /** Largest page served by tags/list, _catalog and referrers. */
+        pageMax: Type.Integer({ minimum: 1, maximum: 100_000 }),
+      },
+      { additionalProperties: false },
+    ),
+  },
+  { additionalProperties: false },
+)
+
+export type Config = Static<typeof ConfigSchema>
+
+export const DEFAULTS: Omit<Config, 'publicUrl'> = {
+  listen: '127.0.0.1:5000',
+  data: './data',
+  logLevel: 'info',
+  limits: { manifestBytes: 4 << 20, uploadTtlSeconds: 24 * 3600, pageMax: 10_000 },
+}

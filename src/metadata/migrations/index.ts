@@ -1,0 +1,32 @@
+import { sql, type Kysely, type Migration, type MigrationProvider, type RawBuilder } from 'kysely'
+import * as m0001 from './0001-registry.ts'
+
+/** Column types that differ between SQLite and PostgreSQL, so one migration serves both. */
+export interface MigrationContext {
+  serial: 'integer' | 'serial'
+  bytes: 'blob' | 'bytea'
+  binaryText: RawBuilder<unknown>
+}
+
+export type DialectKind = 'sqlite' | 'postgres'
+
+function context(kind: DialectKind): MigrationContext {
+  return kind === 'sqlite'
+    ? { serial: 'integer', bytes: 'blob', binaryText: sql`text collate binary` }
+    : { serial: 'serial', bytes: 'bytea', binaryText: sql`text collate "C"` }
+}
+
+const MIGRATIONS: Record<string, { up(db: Kysely<unknown>, ctx: MigrationContext): Promise<void> }> = {
+  '0001-registry': m0001,
+}
+
+export function migrationProvider(kind: DialectKind): MigrationProvider {
+  const ctx = context(kind)
+  return {
+    async getMigrations(): Promise<Record<string, Migration>> {
+      return Object.fromEntries(
+        Object.entries(MIGRATIONS).map(([name, m]) => [name, { up: (db: Kysely<unknown>) => m.up(db, ctx) }]),
+      )
+    },
+  }
+}

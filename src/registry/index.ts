@@ -1,0 +1,19 @@
+import type { Kysely } from 'kysely'
+import type { Database } from '../metadata/schema.ts'
+import type { BlobDriver } from '../storage/driver.ts'
+import { Blobs } from './blobs.ts'
+import { Manifests } from './manifests.ts'
+import { Uploads } from './uploads.ts'
+
+export { registryRoutes, type RegistryOptions } from './routes.ts'
+export { Blobs, Manifests, Uploads }
+
+export interface Registry {
+  blobs: Blobs
+  uploads: Uploads
+  manifests: Manifests
+}
+
+export function createRegistry(db: Kysely<Database>, driver: BlobDriver, opts: { pageMax: number }): Registry {
+  return { blobs: new Blobs(db, driver), uploads: new Uploads(db, driver), manifests: new Manifests(db, opts) }
+}

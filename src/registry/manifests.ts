@@ -1,0 +1,140 @@
+import type { Kysely } from 'kysely'
+import { digestOf, type Digest, type ParsedDigest } from '../core/digest.ts'
+import { WharfError } from '../core/errors.ts'
+import type { RepoName } from '../core/names.ts'
+import type { Database, Manifest } from '../metadata/schema.ts'
+import { parseManifest } from './manifest-parse.ts'
+import { INDEX_TYPES, MANIFEST_TYPES, MEDIA_TYPES } from './media-types.ts'
+import type { Reference } from './oci-path.ts'
+import * as q from './queries.ts'
+
+const EMPTY_CONFIG_TYPE = 'application/vnd.oci.empty.v1+json'
+
+export interface Page<T> {
+  items: T[]
+  /** The `last` value for the next page, when there is one. */
+  next?: string
+}
+
+/** Manifests, tags and the discovery endpoints (spec: #pulling-manifests, #pushing-manifests, #content-discovery). */
+export class Manifests {
+  private readonly db: Kysely<Database>
+  private readonly pageMax: number
+
+  constructor(db: Kysely<Database>, opts: { pageMax: number }) {
+    this.db = db
+    this.pageMax = opts.pageMax
+  }
+
+  async get(name: RepoName, ref: Reference, accept: string | undefined): Promise<Manifest> {
+    const row = ref.kind === 'tag' ? await q.manifestByTag(this.db, name, ref.tag) : await q.manifestByDigest(this.db, name, ref.digest.digest)
+    if (!row) throw await this.unknown(name, ref)
+    // A digest names exact bytes; only tag requests are negotiated (as distribution does).
+    if (ref.kind === 'digest' || acceptable(accept, row.media_type)) return row
+    if (INDEX_TYPES.has(row.media_type) && [...MANIFEST_TYPES].some((t) => acceptable(accept, t))) {
+      // A client that cannot read an index gets the linux/amd64 image, as Docker Hub and distribution do.
+      const child = defaultPlatformChild(row)
+      const found = child && (await q.manifestByDigest(this.db, name, child))
+      if (found && acceptable(accept, found.media_type)) return found
+    }
+    throw new WharfError('MANIFEST_UNKNOWN', `manifest is ${row.media_type}, which the Accept header does not allow`, { mediaType: row.media_type })
+  }
+
+  async put(name: RepoName, ref: Reference, body: Buffer, contentType: string | undefined): Promise<{ digest: Digest; subject?: string }> {
+    const parsed = parseManifest(body, contentType)
+    const digest = digestOf(ref.kind === 'digest' ? ref.digest.algorithm : 'sha256', body)
+    if (ref.kind === 'digest' && digest !== ref.digest.digest) {
+      throw new WharfError('DIGEST_INVALID', 'manifest digest does not match the reference', { digest: ref.digest.digest, actual: digest })
+    }
+    await this.db.transaction().execute(async (trx) => {
+      const repositoryId = await q.ensureRepository(trx, name)
+      const sizes = await q.linkedBlobSizes(trx, repositoryId, parsed.blobs.map((b) => b.digest))
+      for (const b of parsed.blobs) {
+        const size = sizes.get(b.digest)
+        if (size === undefined) throw new WharfError('MANIFEST_BLOB_UNKNOWN', 'manifest references a blob unknown to this repository', { digest: b.digest })
+        if (size !== b.size) throw new WharfError('MANIFEST_INVALID', 'manifest invalid: descriptor size does not match the blob', { digest: b.digest, size: b.size, actual: size })
+      }
+      const children = await q.existingManifestDigests(trx, repositoryId, parsed.manifests.map((m) => m.digest))
+      for (const m of parsed.manifests) {
+        if (!children.has(m.digest)) throw new WharfError('MANIFEST_BLOB_UNKNOWN', 'index references a manifest unknown to this repository', { digest: m.digest })
+      }
+      const configType = parsed.config?.mediaType
+      const manifestId = await q.upsertManifest(trx, {
+        repositoryId,
+        digest,
+        mediaType: parsed.mediaType,
+        // spec (referrers): without artifactType, an image manifest's artifact type is its config's media type.
+        artifactType: parsed.artifactType ?? (configType && configType !== EMPTY_CONFIG_TYPE ? configType : null),
+        size: body.length,
+        configDigest: parsed.config?.digest ?? null,
+        subjectDigest: parsed.subject?.digest ?? null,
+        annotations: parsed.annotations ? JSON.stringify(parsed.annotations) : null,
+        content: body,
+        references: [...parsed.blobs.map((b) => ({ digest: b.digest, kind: 'blob' as const })), ...parsed.manifests.map((m) => ({ digest: m.digest, kind: 'manifest' as const }))],
+      })
+      if (ref.kind === 'tag') await q.upsertTag(trx, repositoryId, ref.tag, manifestId)
+    })
+    return parsed.subject ? { digest, subject: parsed.subject.digest } : { digest }
+  }
+
+  /** By tag: removes that tag only. By digest: removes the manifest and the tags pointing at it. */
+  async delete(name: RepoName, ref: Reference): Promise<void> {
+    const deleted = ref.kind === 'tag' ? await q.deleteTag(this.db, name, ref.tag) : await q.deleteManifest(this.db, name, ref.digest.digest)
+    if (!deleted) throw await this.unknown(name, ref)
+  }
+
+  async tags(name: RepoName, last: string | undefined, n: number | undefined): Promise<Page<string>> {
+    const repositoryId = await q.findRepositoryId(this.db, name)
+    if (repositoryId === undefined) throw new WharfError('NAME_UNKNOWN', 'repository name not known to registry', { name })
+    return this.page(n, (limit) => q.listTags(this.db, repositoryId, last, limit))
+  }
+
+  async catalog(last: string | undefined, n: number | undefined): Promise<Page<string>> {
+    return this.page(n, (limit) => q.listRepositories(this.db, last, limit))
+  }
+
+  async referrers(name: RepoName, subject: ParsedDigest, artifactType: string | undefined) {
+    const repositoryId = await q.findRepositoryId(this.db, name)
+    const rows = repositoryId === undefined ? [] : await q.referrers(this.db, repositoryId, subject.digest, artifactType)
+    return {
+      schemaVersion: 2,
+      mediaType: MEDIA_TYPES.ociIndex,
+      manifests: rows.map((r) => ({
+        mediaType: r.media_type,
+        digest: r.digest,
+        size: Number(r.size),
+        ...(r.artifact_type ? { artifactType: r.artifact_type } : {}),
+        ...(r.annotations ? { annotations: JSON.parse(r.annotations) as Record<string, string> } : {}),
+      })),
+    }
+  }
+
+  private async page(n: number | undefined, fetch: (limit: number) => Promise<string[]>): Promise<Page<string>> {
+    const limit = Math.min(n ?? this.pageMax, this.pageMax)
+    if (limit === 0) return { items: [] }
+    const rows = await fetch(limit + 1)
+    if (rows.length <= limit) return { items: rows }
+    const items = rows.slice(0, limit)
+    return { items, next: items.at(-1)! }
+  }
+
+  private async unknown(name: RepoName, ref: Reference): Promise<WharfError> {
+    if ((await q.findRepositoryId(this.db, name)) === undefined) return new WharfError('NAME_UNKNOWN', 'repository name not known to registry', { name })
+    return new WharfError('MANIFEST_UNKNOWN', 'manifest unknown to registry', ref.kind === 'tag' ? { tag: ref.tag } : { digest: ref.digest.digest })
+  }
+}
+
+/** True when an Accept header (possibly several, comma-joined) admits the media type. No header admits all. */
+export function acceptable(accept: string | undefined, mediaType: string): boolean {
+  if (!accept || accept.trim() === '') return true
+  for (const part of accept.split(',')) {
+    const t = part.split(';')[0]!.trim().toLowerCase()
+    if (t === mediaType || t === '*/*' || t === 'application/*') return true
+  }
+  return false
+}
+
+function defaultPlatformChild(row: Manifest): string | undefined {
+  const doc = JSON.parse(Buffer.from(row.content).toString('utf8')) as { manifests?: Array<{ digest: string; platform?: { os?: string; architecture?: string } }> }
+  return doc.manifests?.find((m) => m.platform?.os === 'linux' && m.platform?.architecture === 'amd64')?.digest
+}

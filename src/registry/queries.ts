@@ -1,0 +1,217 @@
+import { nowIso } from '../metadata/db.ts'
+import type { Executor, Manifest, Upload } from '../metadata/schema.ts'
+
+// Only this file builds registry SQL. Every function takes the executor first so callers can run it in a transaction.
+
+export async function findRepositoryId(db: Executor, name: string): Promise<number | undefined> {
+  const row = await db.selectFrom('repositories').select('id').where('name', '=', name).executeTakeFirst()
+  return row?.id
+}
+
+export async function ensureRepository(db: Executor, name: string): Promise<number> {
+  await db.insertInto('repositories').values({ name, created_at: nowIso() }).onConflict((oc) => oc.column('name').doNothing()).execute()
+  return (await findRepositoryId(db, name))!
+}
+
+/** Size of a blob if it is linked into the named repository, else undefined. */
+export async function linkedBlobSize(db: Executor, name: string, digest: string): Promise<number | undefined> {
+  const row = await db
+    .selectFrom('repository_blobs as rb')
+    .innerJoin('repositories as r', 'r.id', 'rb.repository_id')
+    .innerJoin('blobs as b', 'b.digest', 'rb.digest')
+    .select('b.size')
+    .where('r.name', '=', name)
+    .where('rb.digest', '=', digest)
+    .executeTakeFirst()
+  return row === undefined ? undefined : Number(row.size)
+}
+
+export async function linkedBlobSizes(db: Executor, repositoryId: number, digests: string[]): Promise<Map<string, number>> {
+  if (digests.length === 0) return new Map()
+  const rows = await db
+    .selectFrom('repository_blobs as rb')
+    .innerJoin('blobs as b', 'b.digest', 'rb.digest')
+    .select(['b.digest', 'b.size'])
+    .where('rb.repository_id', '=', repositoryId)
+    .where('rb.digest', 'in', digests)
+    .execute()
+  return new Map(rows.map((r) => [r.digest, Number(r.size)]))
+}
+
+export async function insertBlob(db: Executor, digest: string, size: number): Promise<void> {
+  await db.insertInto('blobs').values({ digest, size, created_at: nowIso() }).onConflict((oc) => oc.column('digest').doNothing()).execute()
+}
+
+export async function blobSize(db: Executor, digest: string): Promise<number | undefined> {
+  const row = await db.selectFrom('blobs').select('size').where('digest', '=', digest).executeTakeFirst()
+  return row === undefined ? undefined : Number(row.size)
+}
+
+export async function linkBlob(db: Executor, repositoryId: number, digest: string): Promise<void> {
+  await db
+    .insertInto('repository_blobs')
+    .values({ repository_id: repositoryId, digest, created_at: nowIso() })
+    .onConflict((oc) => oc.columns(['repository_id', 'digest']).doNothing())
+    .execute()
+}
+
+export async function unlinkBlob(db: Executor, name: string, digest: string): Promise<boolean> {
+  const repositoryId = await findRepositoryId(db, name)
+  if (repositoryId === undefined) return false
+  const r = await db.deleteFrom('repository_blobs').where('repository_id', '=', repositoryId).where('digest', '=', digest).executeTakeFirst()
+  return Number(r.numDeletedRows) > 0
+}
+
+export async function manifestByTag(db: Executor, name: string, tag: string): Promise<Manifest | undefined> {
+  return db
+    .selectFrom('tags as t')
+    .innerJoin('repositories as r', 'r.id', 't.repository_id')
+    .innerJoin('manifests as m', 'm.id', 't.manifest_id')
+    .selectAll('m')
+    .where('r.name', '=', name)
+    .where('t.name', '=', tag)
+    .executeTakeFirst()
+}
+
+export async function manifestByDigest(db: Executor, name: string, digest: string): Promise<Manifest | undefined> {
+  return db
+    .selectFrom('manifests as m')
+    .innerJoin('repositories as r', 'r.id', 'm.repository_id')
+    .selectAll('m')
+    .where('r.name', '=', name)
+    .where('m.digest', '=', digest)
+    .executeTakeFirst()
+}
+
+export async function existingManifestDigests(db: Executor, repositoryId: number, digests: string[]): Promise<Set<string>> {
+  if (digests.length === 0) return new Set()
+  const rows = await db.selectFrom('manifests').select('digest').where('repository_id', '=', repositoryId).where('digest', 'in', digests).execute()
+  return new Set(rows.map((r) => r.digest))
+}
+
+export interface ManifestRecord {
+  repositoryId: number
+  digest: string
+  mediaType: string
+  artifactType: string | null
+  size: number
+  configDigest: string | null
+  subjectDigest: string | null
+  annotations: string | null
+  content: Uint8Array
+  references: Array<{ digest: string; kind: 'blob' | 'manifest' }>
+}
+
+/** Inserts the manifest if this repository does not hold it yet; returns its id either way. */
+export async function upsertManifest(db: Executor, m: ManifestRecord): Promise<number> {
+  const existing = await db.selectFrom('manifests').select('id').where('repository_id', '=', m.repositoryId).where('digest', '=', m.digest).executeTakeFirst()
+  if (existing) return existing.id
+  const inserted = await db
+    .insertInto('manifests')
+    .values({
+      repository_id: m.repositoryId,
+      digest: m.digest,
+      media_type: m.mediaType,
+      artifact_type: m.artifactType,
+      size: m.size,
+      config_digest: m.configDigest,
+      subject_digest: m.subjectDigest,
+      annotations: m.annotations,
+      content: m.content,
+      created_at: nowIso(),
+    })
+    .returning('id')
+    .executeTakeFirstOrThrow()
+  const seen = new Set<string>()
+  const refs = m.references.filter((r) => !seen.has(r.digest) && seen.add(r.digest))
+  if (refs.length > 0) {
+    await db.insertInto('manifest_references').values(refs.map((r) => ({ manifest_id: inserted.id, digest: r.digest, kind: r.kind }))).execute()
+  }
+  return inserted.id
+}
+
+export async function upsertTag(db: Executor, repositoryId: number, tag: string, manifestId: number): Promise<void> {
+  const now = nowIso()
+  await db
+    .insertInto('tags')
+    .values({ repository_id: repositoryId, name: tag, manifest_id: manifestId, updated_at: now })
+    .onConflict((oc) => oc.columns(['repository_id', 'name']).doUpdateSet({ manifest_id: manifestId, updated_at: now }))
+    .execute()
+}
+
+/** Removes exactly one tag; other tags on the same manifest are untouched. */
+export async function deleteTag(db: Executor, name: string, tag: string): Promise<boolean> {
+  const repositoryId = await findRepositoryId(db, name)
+  if (repositoryId === undefined) return false
+  const r = await db.deleteFrom('tags').where('repository_id', '=', repositoryId).where('name', '=', tag).executeTakeFirst()
+  return Number(r.numDeletedRows) > 0
+}
+
+/** Removes a manifest from a repository; its tags and reference edges go with it (ON DELETE CASCADE). */
+export async function deleteManifest(db: Executor, name: string, digest: string): Promise<boolean> {
+  const repositoryId = await findRepositoryId(db, name)
+  if (repositoryId === undefined) return false
+  const r = await db.deleteFrom('manifests').where('repository_id', '=', repositoryId).where('digest', '=', digest).executeTakeFirst()
+  return Number(r.numDeletedRows) > 0
+}
+
+export async function listTags(db: Executor, repositoryId: number, last: string | undefined, limit: number): Promise<string[]> {
+  let q = db.selectFrom('tags').select('name').where('repository_id', '=', repositoryId)
+  if (last !== undefined) q = q.where('name', '>', last)
+  const rows = await q.orderBy('name').limit(limit).execute()
+  return rows.map((r) => r.name)
+}
+
+export async function listRepositories(db: Executor, last: string | undefined, limit: number): Promise<string[]> {
+  let q = db.selectFrom('repositories').select('name')
+  if (last !== undefined) q = q.where('name', '>', last)
+  const rows = await q.orderBy('name').limit(limit).execute()
+  return rows.map((r) => r.name)
+}
+
+export async function referrers(db: Executor, repositoryId: number, subject: string, artifactType: string | undefined) {
+  let q = db
+    .selectFrom('manifests')
+    .select(['digest', 'media_type', 'size', 'artifact_type', 'annotations'])
+    .where('repository_id', '=', repositoryId)
+    .where('subject_digest', '=', subject)
+  if (artifactType !== undefined) q = q.where('artifact_type', '=', artifactType)
+  return q.orderBy('created_at').orderBy('digest').execute()
+}
+
+// Upload sessions
+
+export async function insertUpload(db: Executor, id: string, repositoryId: number): Promise<void> {
+  const now = nowIso()
+  await db.insertInto('uploads').values({ id, repository_id: repositoryId, size: 0, created_at: now, updated_at: now }).execute()
+}
+
+export async function findUpload(db: Executor, name: string, id: string): Promise<Upload | undefined> {
+  return db
+    .selectFrom('uploads as u')
+    .innerJoin('repositories as r', 'r.id', 'u.repository_id')
+    .selectAll('u')
+    .where('u.id', '=', id)
+    .where('r.name', '=', name)
+    .executeTakeFirst()
+}
+
+export async function setUploadSize(db: Executor, id: string, size: number): Promise<void> {
+  await db.updateTable('uploads').set({ size, updated_at: nowIso() }).where('id', '=', id).execute()
+}
+
+export async function deleteUpload(db: Executor, id: string): Promise<void> {
+  await db.deleteFrom('uploads').where('id', '=', id).execute()
+}
+
+export async function expiredUploads(db: Executor, before: string): Promise<string[]> {
+  const rows = await db.selectFrom('uploads').select('id').where('updated_at', '<', before).execute()
+  return rows.map((r) => r.id)
+}
+
+export async function uploadIdsAmong(db: Executor, ids: string[]): Promise<Set<string>> {
+  if (ids.length === 0) return new Set()
+  const rows = await db.selectFrom('uploads').select('id').where('id', 'in', ids).execute()
+  return new Set(rows.map((r) => r.id))
+}
+

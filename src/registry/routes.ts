@@ -1,0 +1,244 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type { IncomingMessage } from 'node:http'
+import { parseDigest } from '../core/digest.ts'
+import { WharfError } from '../core/errors.ts'
+import { parseRepoName, type RepoName } from '../core/names.ts'
+import { parseRange, type Blobs } from './blobs.ts'
+import type { Manifests, Page } from './manifests.ts'
+import { OCI_ERRORS, type OciErrorBody } from './oci-errors.ts'
+import { parseOciPath, type OciPath } from './oci-path.ts'
+import type { Body, Uploads } from './uploads.ts'
+
+export interface RegistryOptions {
+  blobs: Blobs
+  uploads: Uploads
+  manifests: Manifests
+  manifestBytes: number
+}
+
+type Query = Record<string, string | undefined>
+type Ctx = { req: FastifyRequest; reply: FastifyReply; query: Query; opts: RegistryOptions }
+
+const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'] as const
+
+/** The OCI Distribution API under /v2 (spec: distribution-spec v1.1 "API"). */
+export async function registryRoutes(app: FastifyInstance, opts: RegistryOptions): Promise<void> {
+  // Blob and manifest bodies are streamed or read by the handlers themselves, never parsed by Fastify.
+  app.removeAllContentTypeParsers()
+  app.addContentTypeParser('*', (_req, _payload, done) => done(null))
+  app.setErrorHandler(ociErrorHandler)
+  app.addHook('onRequest', async (_req, reply) => {
+    reply.header('Docker-Distribution-API-Version', 'registry/2.0')
+  })
+  const handler = async (req: FastifyRequest, reply: FastifyReply) => {
+    const path = req.url.split('?', 1)[0]!
+    let rest: string
+    try {
+      rest = decodeURIComponent(path.replace(/^\/v2\/?/, ''))
+    } catch {
+      throw new WharfError('NAME_INVALID', 'invalid repository name', {})
+    }
+    const target = parseOciPath(rest)
+    if (!target) throw new WharfError('ROUTE_UNKNOWN', 'no such registry endpoint', { path: path.slice(0, 300) })
+    return dispatch(target, { req, reply, query: req.query as Query, opts })
+  }
+  app.route({ method: [...METHODS], url: '/v2', handler })
+  app.route({ method: [...METHODS], url: '/v2/*', handler })
+}
+
+async function dispatch(t: OciPath, c: Ctx): Promise<unknown> {
+  const m = c.req.method
+  switch (t.kind) {
+    case 'base':
+      if (m === 'GET' || m === 'HEAD') return c.reply.send({})
+      break
+    case 'catalog':
+      if (m === 'GET') {
+        const page = await c.opts.manifests.catalog(c.query.last, pageSize(c.query.n))
+        return sendPage(c, '/v2/_catalog', page, { repositories: page.items })
+      }
+      break
+    case 'manifest':
+      if (m === 'GET' || m === 'HEAD') return getManifest(t, c)
+      if (m === 'PUT') return putManifest(t, c)
+      if (m === 'DELETE') {
+        await c.opts.manifests.delete(t.name, t.reference)
+        return c.reply.code(202).send()
+      }
+      break
+    case 'blob':
+      if (m === 'GET' || m === 'HEAD') return getBlob(t, c)
+      if (m === 'DELETE') {
+        await c.opts.blobs.unlink(t.name, t.digest)
+        return c.reply.code(202).send()
+      }
+      break
+    case 'uploads':
+      if (m === 'POST') return postUpload(t.name, c)
+      break
+    case 'upload':
+      if (m === 'GET') return uploadStatus(t.name, t.id, await c.opts.uploads.status(t.name, t.id), c.reply.code(204))
+      if (m === 'PATCH') return uploadStatus(t.name, t.id, await c.opts.uploads.append(t.name, t.id, body(c.req.raw)), c.reply.code(202))
+      if (m === 'PUT') return putUpload(t.name, t.id, c)
+      if (m === 'DELETE') {
+        await c.opts.uploads.cancel(t.name, t.id)
+        return c.reply.code(204).send()
+      }
+      break
+    case 'tags':
+      if (m === 'GET') {
+        const page = await c.opts.manifests.tags(t.name, c.query.last, pageSize(c.query.n))
+        return sendPage(c, `/v2/${t.name}/tags/list`, page, { name: t.name, tags: page.items })
+      }
+      break
+    case 'referrers':
+      if (m === 'GET') {
+        // spec: #listing-referrers — never 404; an unknown subject has an empty index.
+        const filter = c.query.artifactType
+        if (filter !== undefined) c.reply.header('OCI-Filters-Applied', 'artifactType')
+        const index = await c.opts.manifests.referrers(t.name, t.digest, filter)
+        return c.reply.type('application/vnd.oci.image.index.v1+json').send(index)
+      }
+      break
+  }
+  throw new WharfError('UNSUPPORTED', `${m} is not supported on this endpoint`, {})
+}
+
+// spec: #pulling-manifests
+async function getManifest(t: Extract<OciPath, { kind: 'manifest' }>, c: Ctx) {
+  const row = await c.opts.manifests.get(t.name, t.reference, c.req.headers.accept)
+  c.reply
+    .header('Content-Type', row.media_type)
+    .header('Docker-Content-Digest', row.digest)
+    .header('ETag', `"${row.digest}"`)
+  if (c.req.method === 'HEAD') return c.reply.header('Content-Length', Number(row.size)).send()
+  return c.reply.send(Buffer.from(row.content.buffer, row.content.byteOffset, row.content.byteLength))
+}
+
+// spec: #pushing-manifests
+async function putManifest(t: Extract<OciPath, { kind: 'manifest' }>, c: Ctx) {
+  const declared = Number(c.req.headers['content-length'] ?? 0)
+  if (declared > c.opts.manifestBytes) throw new WharfError('MANIFEST_TOO_LARGE', `manifest exceeds ${c.opts.manifestBytes} bytes`, { limit: c.opts.manifestBytes })
+  const bytes = await readLimited(c.req.raw, c.opts.manifestBytes)
+  const { digest, subject } = await c.opts.manifests.put(t.name, t.reference, bytes, c.req.headers['content-type'])
+  if (subject) c.reply.header('OCI-Subject', subject)
+  return c.reply.code(201).header('Location', `/v2/${t.name}/manifests/${digest}`).header('Docker-Content-Digest', digest).send()
+}
+
+// spec: #pulling-blobs
+async function getBlob(t: Extract<OciPath, { kind: 'blob' }>, c: Ctx) {
+  const size = await c.opts.blobs.stat(t.name, t.digest)
+  c.reply
+    .header('Content-Type', 'application/octet-stream')
+    .header('Docker-Content-Digest', t.digest.digest)
+    .header('ETag', `"${t.digest.digest}"`)
+    .header('Accept-Ranges', 'bytes')
+  if (c.req.method === 'HEAD') return c.reply.header('Content-Length', size).send()
+  let range
+  try {
+    range = parseRange(c.req.headers.range, size)
+  } catch (e) {
+    c.reply.header('Content-Range', `bytes */${size}`)
+    throw e
+  }
+  const stream = await c.opts.blobs.open(t.digest, range)
+  if (range) c.reply.code(206).header('Content-Range', `bytes ${range.start}-${range.end}/${size}`)
+  return c.reply.header('Content-Length', range ? range.end - range.start + 1 : size).send(stream)
+}
+
+// spec: #pushing-blobs, #mounting-a-blob-from-another-repository, #single-post
+async function postUpload(name: RepoName, c: Ctx) {
+  const { mount, from, digest } = c.query
+  if (mount !== undefined && from !== undefined) {
+    const d = parseDigest(mount)
+    // An unreadable or unknown source is not an error: fall back to a plain upload session (202).
+    if (await c.opts.blobs.mount(name, parseRepoName(from), d)) return blobCreated(name, d.digest, c.reply)
+  } else if (digest !== undefined) {
+    const d = parseDigest(digest)
+    await c.opts.uploads.monolithic(name, d, body(c.req.raw))
+    return blobCreated(name, d.digest, c.reply)
+  }
+  const id = await c.opts.uploads.start(name)
+  return uploadStatus(name, id, 0, c.reply.code(202))
+}
+
+// spec: #closing-a-chunked-upload, #post-then-put
+async function putUpload(name: RepoName, id: string, c: Ctx) {
+  if (c.query.digest === undefined) throw new WharfError('DIGEST_INVALID', 'digest query parameter is required', {})
+  const d = parseDigest(c.query.digest)
+  await c.opts.uploads.finish(name, id, d, hasBody(c.req.raw) ? body(c.req.raw) : undefined)
+  return blobCreated(name, d.digest, c.reply)
+}
+
+function blobCreated(name: RepoName, digest: string, reply: FastifyReply) {
+  return reply.code(201).header('Location', `/v2/${name}/blobs/${digest}`).header('Docker-Content-Digest', digest).send()
+}
+
+function uploadStatus(name: RepoName, id: string, size: number, reply: FastifyReply) {
+  return reply
+    .header('Location', `/v2/${name}/blobs/uploads/${id}`)
+    .header('Range', `0-${Math.max(0, size - 1)}`)
+    .header('Docker-Upload-UUID', id)
+    .header('Content-Length', 0)
+    .send()
+}
+
+function sendPage(c: Ctx, path: string, page: Page<string>, payload: object) {
+  if (page.next !== undefined) {
+    const n = c.query.n ?? String(page.items.length)
+    c.reply.header('Link', `<${path}?n=${encodeURIComponent(n)}&last=${encodeURIComponent(page.next)}>; rel="next"`)
+  }
+  return c.reply.send(payload)
+}
+
+function pageSize(n: string | undefined): number | undefined {
+  if (n === undefined) return undefined
+  if (!/^\d{1,9}$/.test(n)) throw new WharfError('PAGINATION_INVALID', 'invalid number of results requested', { n: n.slice(0, 20) })
+  return Number(n)
+}
+
+function hasBody(raw: IncomingMessage): boolean {
+  const len = raw.headers['content-length']
+  return len !== undefined ? Number(len) > 0 : raw.headers['transfer-encoding'] !== undefined
+}
+
+function body(raw: IncomingMessage): Body {
+  const b: Body = { stream: raw }
+  const len = raw.headers['content-length']
+  if (len !== undefined) b.length = Number(len)
+  const range = raw.headers['content-range']
+  if (range !== undefined) {
+    const m = /^(?:bytes )?(\d+)-(\d+)(?:\/\d+|\/\*)?$/.exec(range.trim())
+    if (!m) throw new WharfError('RANGE_INVALID', 'malformed Content-Range', { contentRange: range.slice(0, 100) })
+    b.rangeStart = Number(m[1])
+    b.rangeEnd = Number(m[2])
+  }
+  return b
+}
+
+async function readLimited(stream: IncomingMessage, limit: number): Promise<Buffer> {
+  const chunks: Buffer[] = []
+  let n = 0
+  for await (const chunk of stream as AsyncIterable<Buffer>) {
+    n += chunk.length
+    if (n > limit) throw new WharfError('MANIFEST_TOO_LARGE', `manifest exceeds ${limit} bytes`, { limit })
+    chunks.push(chunk)
+  }
+  return Buffer.concat(chunks, n)
+}
+
+function ociErrorHandler(err: Error & { statusCode?: number }, req: FastifyRequest, reply: FastifyReply) {
+  if (err instanceof WharfError) {
+    const e = OCI_ERRORS[err.code]
+    if (e) {
+      const body: OciErrorBody = { errors: [{ code: e.code, message: err.message, detail: err.detail }] }
+      req.log.debug({ code: err.code }, 'registry error')
+      return reply.code(e.status).type('application/json').send(body)
+    }
+  }
+  if (err.statusCode !== undefined && err.statusCode >= 400 && err.statusCode < 500) {
+    return reply.code(err.statusCode).type('application/json').send({ errors: [{ code: 'UNSUPPORTED', message: err.message }] } satisfies OciErrorBody)
+  }
+  req.log.error({ err }, 'registry request failed')
+  return reply.code(500).type('application/json').send({ errors: [{ code: 'UNKNOWN', message: 'internal server error' }] } satisfies OciErrorBody)
+}

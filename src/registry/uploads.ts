@@ -1,0 +1,218 @@
+import { randomUUID, type Hash } from 'node:crypto'
+import { basename } from 'node:path'
+import type { Readable, Writable } from 'node:stream'
+import { pipeline } from 'node:stream/promises'
+import type { Kysely } from 'kysely'
+import { newHash, type ParsedDigest } from '../core/digest.ts'
+import { WharfError } from '../core/errors.ts'
+import type { RepoName } from '../core/names.ts'
+import type { Database } from '../metadata/schema.ts'
+import type { BlobDriver } from '../storage/driver.ts'
+import { blobPath, isUploadId, UPLOADS_DIR, uploadPath } from '../storage/paths.ts'
+import * as q from './queries.ts'
+
+/** The running digest of an open session, kept across PATCHes; rebuilt from the temp file after a restart. */
+interface HashState {
+  hash: Hash
+  size: number
+}
+
+export interface Body {
+  stream: Readable
+  /** Content-Length, when the client sent one. */
+  length?: number
+  /** Start offset from Content-Range, when the client sent one. */
+  rangeStart?: number
+  rangeEnd?: number
+}
+
+/**
+ * Blob upload sessions (spec: #pushing-blobs). Bytes stream from the socket through a
+ * sha256 into a temp file; only a verified digest is moved into the content-addressed
+ * store, atomically, so a crash never leaves a visible partial blob.
+ */
+export class Uploads {
+  private readonly db: Kysely<Database>
+  private readonly driver: BlobDriver
+  private readonly hashes = new Map<string, HashState>()
+  private readonly locks = new Map<string, Promise<unknown>>()
+
+  constructor(db: Kysely<Database>, driver: BlobDriver) {
+    this.db = db
+    this.driver = driver
+  }
+
+  async start(name: RepoName): Promise<string> {
+    const id = randomUUID()
+    await this.driver.appender(uploadPath(id), 0).then(endWritable)
+    await this.db.transaction().execute(async (trx) => q.insertUpload(trx, id, await q.ensureRepository(trx, name)))
+    this.hashes.set(id, { hash: newHash('sha256'), size: 0 })
+    return id
+  }
+
+  /** Bytes received so far. */
+  async status(name: RepoName, id: string): Promise<number> {
+    return (await this.session(name, id)).size
+  }
+
+  async append(name: RepoName, id: string, body: Body): Promise<number> {
+    return this.locked(id, async () => this.appendLocked(id, (await this.session(name, id)).size, body))
+  }
+
+  /** Completes an upload (spec: PUT ...?digest=), with an optional last chunk. */
+  async finish(name: RepoName, id: string, d: ParsedDigest, body: Body | undefined): Promise<number> {
+    return this.locked(id, async () => {
+      let size = (await this.session(name, id)).size
+      if (body) size = await this.appendLocked(id, size, body)
+      const state = await this.hashState(id, size)
+      this.hashes.delete(id)
+      const actual = d.algorithm === 'sha256' ? state.hash.digest('hex') : await this.rehash(uploadPath(id), d)
+      if (actual !== d.hex) {
+        await this.discard(id)
+        throw new WharfError('DIGEST_INVALID', 'provided digest did not match uploaded content', { digest: d.digest })
+      }
+      await this.commit(name, uploadPath(id), d, size, id)
+      return size
+    })
+  }
+
+  /** Single-request upload (spec: POST ...?digest= with the body). */
+  async monolithic(name: RepoName, d: ParsedDigest, body: Body): Promise<number> {
+    const id = randomUUID()
+    const path = uploadPath(id)
+    try {
+      const out = await this.driver.appender(path, 0)
+      const state = { hash: newHash(d.algorithm), size: 0 }
+      const size = await streamInto(body, out, state.hash)
+      if (state.hash.digest('hex') !== d.hex) throw new WharfError('DIGEST_INVALID', 'provided digest did not match uploaded content', { digest: d.digest })
+      await this.commit(name, path, d, size, undefined)
+      return size
+    } catch (e) {
+      await this.driver.delete(path)
+      throw e
+    }
+  }
+
+  async cancel(name: RepoName, id: string): Promise<void> {
+    await this.locked(id, async () => {
+      await this.session(name, id)
+      await this.discard(id)
+    })
+  }
+
+  /** Expires sessions idle for longer than ttl and removes temp files no session owns. */
+  async sweep(ttlSeconds: number, now = Date.now()): Promise<{ expired: number; orphans: number }> {
+    const before = new Date(now - ttlSeconds * 1000)
+    const expired = await q.expiredUploads(this.db, before.toISOString())
+    for (const id of expired) await this.locked(id, () => this.discard(id))
+    const stale: string[] = []
+    for await (const f of this.driver.list(UPLOADS_DIR)) {
+      const id = basename(f.path)
+      if (f.modified < before && isUploadId(id)) stale.push(id)
+    }
+    const live = await q.uploadIdsAmong(this.db, stale)
+    const orphans = stale.filter((id) => !live.has(id) && !this.locks.has(id))
+    for (const id of orphans) await this.driver.delete(uploadPath(id))
+    return { expired: expired.length, orphans: orphans.length }
+  }
+
+  private async session(name: RepoName, id: string) {
+    const row = await q.findUpload(this.db, name, id)
+    if (!row) throw new WharfError('BLOB_UPLOAD_UNKNOWN', 'blob upload unknown to registry', { uuid: id })
+    return { size: Number(row.size) }
+  }
+
+  private async appendLocked(id: string, size: number, body: Body): Promise<number> {
+    if (body.rangeStart !== undefined && body.rangeStart !== size) {
+      throw new WharfError('RANGE_INVALID', 'chunk out of order', { expectedStart: size, rangeStart: body.rangeStart })
+    }
+    if (body.rangeStart !== undefined && body.rangeEnd !== undefined && body.length !== undefined && body.rangeEnd - body.rangeStart + 1 !== body.length) {
+      throw new WharfError('SIZE_INVALID', 'Content-Range does not match Content-Length', {})
+    }
+    const state = await this.hashState(id, size)
+    try {
+      const out = await this.driver.appender(uploadPath(id), size)
+      const received = await streamInto(body, out, state.hash)
+      state.size += received
+    } catch (e) {
+      // The hash may have seen bytes that never reached the file; rebuild it from disk next time.
+      this.hashes.delete(id)
+      throw e
+    }
+    await q.setUploadSize(this.db, id, state.size)
+    return state.size
+  }
+
+  private async hashState(id: string, size: number): Promise<HashState> {
+    const cached = this.hashes.get(id)
+    if (cached && cached.size === size) return cached
+    // After a restart (or a failed chunk) the running hash is rebuilt from the bytes already on disk.
+    const hash = newHash('sha256')
+    if (size > 0) {
+      const info = await this.driver.stat(uploadPath(id))
+      if (!info || info.size < size) throw new WharfError('BLOB_UPLOAD_INVALID', 'upload data lost; restart the upload', { uuid: id })
+      const src = await this.driver.reader(uploadPath(id), { offset: 0, length: size })
+      for await (const chunk of src) hash.update(chunk as Buffer)
+    }
+    const state = { hash, size }
+    this.hashes.set(id, state)
+    return state
+  }
+
+  private async rehash(path: string, d: ParsedDigest): Promise<string> {
+    const hash = newHash(d.algorithm)
+    for await (const chunk of await this.driver.reader(path)) hash.update(chunk as Buffer)
+    return hash.digest('hex')
+  }
+
+  private async commit(name: RepoName, tempPath: string, d: ParsedDigest, size: number, uploadId: string | undefined): Promise<void> {
+    await this.driver.commit(tempPath, blobPath(d))
+    await this.db.transaction().execute(async (trx) => {
+      const repositoryId = await q.ensureRepository(trx, name)
+      await q.insertBlob(trx, d.digest, size)
+      await q.linkBlob(trx, repositoryId, d.digest)
+      if (uploadId) await q.deleteUpload(trx, uploadId)
+    })
+  }
+
+  private async discard(id: string): Promise<void> {
+    this.hashes.delete(id)
+    await q.deleteUpload(this.db, id)
+    await this.driver.delete(uploadPath(id))
+  }
+
+  /** Serialises operations on one session: a second concurrent PATCH sees the first one's offset. */
+  private async locked<T>(id: string, fn: () => Promise<T>): Promise<T> {
+    const prev = this.locks.get(id) ?? Promise.resolve()
+    const run = prev.then(fn, fn)
+    const tail = run.catch(() => {})
+    this.locks.set(id, tail)
+    try {
+      return await run
+    } finally {
+      if (this.locks.get(id) === tail) this.locks.delete(id)
+    }
+  }
+}
+
+/** Streams the body to `out`, feeding the hash; back-pressure comes from pipeline. Returns the byte count. */
+async function streamInto(body: Body, out: Writable, hash: Hash): Promise<number> {
+  let n = 0
+  await pipeline(
+    body.stream,
+    async function* (src: AsyncIterable<Buffer>) {
+      for await (const chunk of src) {
+        hash.update(chunk)
+        n += chunk.length
+        yield chunk
+      }
+    },
+    out,
+  )
+  if (body.length !== undefined && n !== body.length) throw new WharfError('SIZE_INVALID', 'provided length did not match content length', { expected: body.length, received: n })
+  return n
+}
+
+function endWritable(w: Writable): Promise<void> {
+  return new Promise((resolve, reject) => w.end((err?: Error | null) => (err ? reject(err) : resolve())))
+}

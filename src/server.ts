@@ -1,0 +1,50 @@
+import { mkdir } from 'node:fs/promises'
+import { join } from 'node:path'
+import type { FastifyInstance } from 'fastify'
+import { pino } from 'pino'
+import { buildApp } from './app.ts'
+import { listenAddress } from './config/load.ts'
+import type { Config } from './config/schema.ts'
+import { migrate, openDb } from './metadata/db.ts'
+import { createRegistry } from './registry/index.ts'
+import { createFsDriver } from './storage/fs-driver.ts'
+
+/** How often stale upload sessions are looked for; a quarter of the TTL, at most every ten minutes. */
+const sweepPeriodMs = (ttlSeconds: number) => Math.min(ttlSeconds * 250, 10 * 60 * 1000)
+
+export interface RunningServer {
+  app: FastifyInstance
+  url: string
+  close(): Promise<void>
+}
+
+/** Composition root: config → database → storage → registry → HTTP. */
+export async function startServer(config: Readonly<Config>): Promise<RunningServer> {
+  const logger = pino({ level: config.logLevel, redact: ['req.headers.authorization', 'headers.authorization'] })
+  await mkdir(config.data, { recursive: true })
+  const db = openDb({ kind: 'sqlite', path: join(config.data, 'wharf.db') })
+  await migrate(db, 'sqlite')
+  const driver = createFsDriver(join(config.data, 'storage'))
+  const registry = createRegistry(db, driver, { pageMax: config.limits.pageMax })
+  const app = await buildApp({ logger, registry, limits: config.limits })
+
+  const sweep = () =>
+    registry.uploads.sweep(config.limits.uploadTtlSeconds).then(
+      (r) => (r.expired || r.orphans) && logger.info(r, 'expired stale uploads'),
+      (err: unknown) => logger.error({ err }, 'upload sweep failed'),
+    )
+  await sweep()
+  const timer = setInterval(sweep, sweepPeriodMs(config.limits.uploadTtlSeconds)).unref()
+
+  const { host, port } = listenAddress(config)
+  await app.listen({ host, port })
+  return {
+    app,
+    url: config.publicUrl,
+    async close() {
+      clearInterval(timer)
+      await app.close()
+      await db.destroy()
+    },
+  }
+}

@@ -1,0 +1,30 @@
+import type { Readable, Writable } from 'node:stream'
+
+export interface FileInfo {
+  path: string
+  size: number
+  modified: Date
+}
+
+/** A narrow streaming driver; paths are relative to the driver's root and come from storage/paths.ts. */
+export interface BlobDriver {
+  readonly kind: 'fs'
+  stat(path: string): Promise<FileInfo | undefined>
+  /** Streams a file (optionally a byte range); rejects with PathNotFoundError. */
+  reader(path: string, range?: { offset: number; length?: number }): Promise<Readable>
+  /** Opens a temp file for appending at `offset`, truncating anything past it (left by a crash). */
+  appender(path: string, offset: number): Promise<Writable>
+  /** Makes a temp file durable (fsync) and atomically renames it into place. */
+  commit(from: string, to: string): Promise<void>
+  delete(path: string): Promise<void>
+  list(prefix: string): AsyncIterable<FileInfo>
+}
+
+export class PathNotFoundError extends Error {
+  readonly path: string
+  constructor(path: string) {
+    super(`path not found: ${path}`)
+    this.name = 'PathNotFoundError'
+    this.path = path
+  }
+}

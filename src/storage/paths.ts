@@ -1,0 +1,25 @@
+// The storage layout, in one place (only this file knows it):
+//
+//   blobs/<algorithm>/<first two hex chars>/<hex>   committed, content-addressed blob bytes
+//   uploads/<uuid>                                   an upload session's temp file
+//
+// Inputs are validated types (Digest is lowercase hex, upload ids are UUIDs), so no
+// path built here can contain "/" or ".." from a request.
+import type { ParsedDigest } from '../core/digest.ts'
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
+
+export function isUploadId(id: string): boolean {
+  return UUID.test(id)
+}
+
+export function blobPath(d: ParsedDigest): string {
+  return `blobs/${d.algorithm}/${d.hex.slice(0, 2)}/${d.hex}`
+}
+
+export function uploadPath(id: string): string {
+  if (!isUploadId(id)) throw new Error('upload id is not a uuid')
+  return `uploads/${id}`
+}
+
+export const UPLOADS_DIR = 'uploads'
