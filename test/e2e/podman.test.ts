@@ -2,17 +2,19 @@
 // storage root (the machine's global podman storage is never touched).
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { startWharf, type Wharf } from '../helpers/wharf.ts';
 import { testImages, type TestImages } from '../helpers/images.ts';
+import { privateStorage, type PrivateStorage } from '../helpers/containers.ts';
 import { run, describeResult, type RunResult } from '../helpers/run.ts';
 import { getManifest, http, sha256, type ImageIndex, type ImageManifest } from '../helpers/registry.ts';
 
 let wharf: Wharf;
 let images: TestImages;
 let work: string;
+let storage: PrivateStorage;
 let pushedDigest = '';
 
 const RUN_LIMITS = ['--ulimit', 'nofile=1024:1024', '--ulimit', 'nproc=1000:1000'];
@@ -21,27 +23,16 @@ function podmanRaw(args: string[]): Promise<RunResult> {
   return run(
     'podman',
     [
-      '--root',
-      path.join(work, 'root'),
-      '--runroot',
-      path.join(work, 'run'),
+      ...storage.args,
       '--tmpdir',
-      path.join(work, 'tmp'),
-      '--storage-driver',
-      'vfs',
+      storage.tmp,
       '--runtime',
       'runc',
       '--cgroup-manager=cgroupfs',
       '--events-backend=file',
       ...args,
     ],
-    {
-      timeoutMs: 120_000,
-      env: {
-        REGISTRY_AUTH_FILE: path.join(work, 'auth.json'),
-        CONTAINERS_STORAGE_CONF: path.join(work, 'storage.conf'),
-      },
-    },
+    { timeoutMs: 120_000, env: storage.env },
   );
 }
 
@@ -75,15 +66,7 @@ const hex = (d: string) => d.replace(/^sha256:/, '');
 before(async () => {
   images = await testImages();
   work = await mkdtemp(path.join(tmpdir(), 'wharf-e2e-podman-'));
-  await mkdir(path.join(work, 'tmp'));
-  // A private storage.conf (same settings as the command-line options), so
-  // that no system or user storage configuration applies.
-  await writeFile(
-    path.join(work, 'storage.conf'),
-    `[storage]\ndriver = "vfs"\nrunroot = "${path.join(work, 'run')}"\ngraphroot = "${path.join(work, 'root')}"\n`,
-  );
-  // A private, empty credentials file (podman insists that it exists).
-  await writeFile(path.join(work, 'auth.json'), '{"auths":{}}\n');
+  storage = await privateStorage(work);
   wharf = await startWharf();
 });
 

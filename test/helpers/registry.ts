@@ -2,6 +2,7 @@
 // (for what the clients cannot do, and to check what they did).
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
+import { gunzipSync } from 'node:zlib';
 import path from 'node:path';
 
 export const MANIFEST_ACCEPT = [
@@ -100,4 +101,45 @@ export async function layoutManifest(layout: string, ref: string): Promise<{ dig
 /** A repository name unique to this run, under e2e/. */
 export function uniqueRepo(prefix: string): string {
   return `e2e/${prefix}-${process.pid}-${Math.floor(Math.random() * 1e6)}`;
+}
+
+/** Regular files of a tar archive (gzip-compressed or not): path (without a leading ./) → content. */
+export function tarFiles(archive: Buffer): Map<string, Buffer> {
+  const buf = archive[0] === 0x1f && archive[1] === 0x8b ? gunzipSync(archive) : archive;
+  const files = new Map<string, Buffer>();
+  const str = (b: Buffer) => {
+    const z = b.indexOf(0);
+    return b.subarray(0, z < 0 ? b.length : z).toString('utf8');
+  };
+  let off = 0;
+  let paxPath: string | undefined;
+  let longName: string | undefined;
+  while (off + 512 <= buf.length) {
+    const h = buf.subarray(off, off + 512);
+    if (h.every((b) => b === 0)) break;
+    const size = parseInt(str(h.subarray(124, 136)).trim() || '0', 8);
+    const type = String.fromCharCode(h[156] ?? 0x30);
+    const magic = str(h.subarray(257, 263));
+    const prefix = magic.startsWith('ustar') ? str(h.subarray(345, 500)) : '';
+    let name = prefix ? `${prefix}/${str(h.subarray(0, 100))}` : str(h.subarray(0, 100));
+    const data = buf.subarray(off + 512, off + 512 + size);
+    off += 512 + Math.ceil(size / 512) * 512;
+    if (type === 'x') {
+      for (const rec of data.toString('utf8').split('\n')) {
+        const m = /^\d+ path=(.*)$/.exec(rec);
+        if (m) paxPath = m[1];
+      }
+      continue;
+    }
+    if (type === 'g') continue;
+    if (type === 'L') {
+      longName = str(data);
+      continue;
+    }
+    name = paxPath ?? longName ?? name;
+    paxPath = undefined;
+    longName = undefined;
+    if (type === '0' || type === '\0' || type === '7') files.set(name.replace(/^\.\//, ''), Buffer.from(data));
+  }
+  return files;
 }
