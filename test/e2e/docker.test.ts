@@ -135,4 +135,36 @@ describe('docker', () => {
     ]);
     assert.equal(files.stdout, 'hello from wharf layer 2\namd64\n100000 /srv/data.txt\n');
   });
+
+  it('pushes a committed container on top of the pushed image', async () => {
+    const base = `${wharf.host}/e2e/app:v1`;
+    const derived = `${wharf.host}/e2e/app:v2`;
+    await docker(['rm', '-f', 'wharf-e2e-commit']);
+    await docker([
+      'run',
+      '--name',
+      'wharf-e2e-commit',
+      '--network',
+      'none',
+      base,
+      '/bin/sh',
+      '-c',
+      'echo committed by docker > /etc/wharf/commit.txt',
+    ]);
+    await docker(['commit', 'wharf-e2e-commit', derived]);
+    await docker(['rm', 'wharf-e2e-commit']);
+    const r = await docker(['push', derived]);
+    const digest = pushDigest(r);
+    assert.equal((r.stdout.match(/: Layer already exists$/gm) ?? []).length, 4, describeResult(r));
+    assert.equal((r.stdout.match(/: Pushed$/gm) ?? []).length, 1, describeResult(r));
+    const m = await getManifest(wharf.url, 'e2e/app', 'v2');
+    assert.equal(m.status, 200, m.describe);
+    assert.equal(sha256(m.body), digest);
+    assert.equal((JSON.parse(m.body.toString('utf8')) as ImageManifest).layers.length, 5);
+
+    await removeAllImages();
+    await docker(['pull', derived]);
+    const out = await docker(['run', '--rm', '--network', 'none', derived, '/bin/busybox', 'cat', '/etc/wharf/commit.txt']);
+    assert.equal(out.stdout, 'committed by docker\n');
+  });
 });

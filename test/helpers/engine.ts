@@ -1,6 +1,7 @@
 // A private Docker engine for a test file (scripts/docker-engine.sh).
 // One engine per test file: start it in before(), stop it in after().
-import { existsSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, rmSync } from 'node:fs';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { run, describeResult, type RunOptions, type RunResult } from './run.ts';
@@ -47,9 +48,18 @@ export async function startEngine(): Promise<Engine> {
   await mkdir(config, { recursive: true });
   const env = { DOCKER_HOST: dockerHost, DOCKER_CONFIG: config };
   let stopped = false;
+  // Last resort if the test process exits without calling stop(): the engine
+  // runs in its own session and would otherwise outlive the test.
+  const onExit = () => {
+    if (stopped) return;
+    spawnSync('sh', [script, 'stop', dir], { stdio: 'ignore', timeout: 30_000 });
+    if (process.env.WHARF_E2E_KEEP !== '1') rmSync(dir, { recursive: true, force: true });
+  };
+  process.once('exit', onExit);
   const stop = async () => {
     if (stopped) return;
     stopped = true;
+    process.off('exit', onExit);
     const s = await run('sh', [script, 'stop', dir], { timeoutMs: 60_000 });
     if (s.code !== 0) process.stderr.write(`docker-engine stop failed:\n${describeResult(s)}\n`);
     if (process.env.WHARF_E2E_KEEP !== '1') await rm(dir, { recursive: true, force: true });
