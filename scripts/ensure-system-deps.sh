@@ -41,11 +41,10 @@ fi
 
 echo "ensure-system-deps: missing:$missing_cmds" >&2
 
-if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+if [ "$(id -u 2>/dev/null)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   echo "ensure-system-deps: installing Debian packages:$missing_pkgs" >&2
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq || { echo "ensure-system-deps: apt-get update failed" >&2; exit 1; }
-  # shellcheck disable=SC2086
   apt-get install -y -qq docker.io podman skopeo buildah docker-registry busybox-static uidmap git \
     || { echo "ensure-system-deps: apt-get install failed" >&2; exit 1; }
   exit 0
