@@ -1,0 +1,201 @@
+import assert from 'node:assert/strict'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join, resolve } from 'node:path'
+import { after, before, describe, it } from 'node:test'
+import { ConfigError, listenAddress, loadConfig } from './load.ts'
+import { DEFAULTS } from './schema.ts'
+
+let dir: string
+before(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'wharf-config-test-'))
+})
+after(async () => {
+  await rm(dir, { recursive: true, force: true })
+})
+
+let fileCounter = 0
+async function configFile(text: string, ext = 'yaml'): Promise<string> {
+  const path = join(dir, `config-${++fileCounter}.${ext}`)
+  await writeFile(path, text)
+  return path
+}
+
+/** Asserts a ConfigError whose single-line message names the setting and where it came from. */
+function assertConfigError(fn: () => unknown, ...mustMention: string[]): string {
+  let caught: unknown
+  try {
+    fn()
+  } catch (e) {
+    caught = e
+  }
+  assert.ok(caught instanceof ConfigError, `expected ConfigError, got ${String(caught)}`)
+  const msg = caught.message
+  assert.equal(caught.name, 'ConfigError')
+  assert.ok(!msg.includes('\n'), `message must be one line: ${JSON.stringify(msg)}`)
+  for (const m of mustMention) assert.ok(msg.includes(m), `message ${JSON.stringify(msg)} should mention ${JSON.stringify(m)}`)
+  return msg
+}
+
+describe('loadConfig defaults', () => {
+  it('uses the defaults with no sources and derives publicUrl from listen', () => {
+    const c = loadConfig({ env: {} })
+    assert.equal(c.listen, DEFAULTS.listen)
+    assert.equal(c.listen, '127.0.0.1:5000')
+    assert.equal(c.publicUrl, 'http://127.0.0.1:5000')
+    assert.equal(c.data, resolve('./data'))
+    assert.equal(c.logLevel, 'info')
+    assert.deepEqual({ ...c.limits }, { manifestBytes: 4 << 20, uploadTtlSeconds: 86400, pageMax: 10_000 })
+  })
+
+  it('returns a deeply frozen object and does not mutate DEFAULTS', () => {
+    const c = loadConfig({ env: {}, flags: { 'page-max': '7' } })
+    assert.ok(Object.isFrozen(c))
+    assert.ok(Object.isFrozen(c.limits))
+    assert.equal(DEFAULTS.limits.pageMax, 10_000)
+    assert.equal(Object.isFrozen(DEFAULTS), false)
+  })
+
+  it('ignores empty environment variables', () => {
+    const c = loadConfig({ env: { WHARF_LISTEN: '', WHARF_LIMITS_PAGE_MAX: '' } })
+    assert.equal(c.listen, '127.0.0.1:5000')
+    assert.equal(c.limits.pageMax, 10_000)
+  })
+})
+
+describe('loadConfig precedence: flags > env > file > defaults', () => {
+  it('flag beats env beats file, per setting', async () => {
+    const file = await configFile('listen: 127.0.0.1:1001\nlogLevel: warn\nlimits:\n  pageMax: 11\n  manifestBytes: 5000\n')
+    const env = { WHARF_LISTEN: '127.0.0.1:1002', WHARF_LIMITS_PAGE_MAX: '22', WHARF_LOG_LEVEL: 'debug' }
+    const c = loadConfig({ file, env, flags: { listen: '127.0.0.1:1003' } })
+    assert.equal(c.listen, '127.0.0.1:1003') // flag
+    assert.equal(c.logLevel, 'debug') // env over file
+    assert.equal(c.limits.pageMax, 22) // env over file
+    assert.equal(c.limits.manifestBytes, 5000) // file over default
+    assert.equal(c.limits.uploadTtlSeconds, 86400) // default
+    assert.equal(c.publicUrl, 'http://127.0.0.1:1003')
+  })
+
+  it('env beats file', async () => {
+    const file = await configFile('listen: 127.0.0.1:1001\n')
+    assert.equal(loadConfig({ file, env: { WHARF_LISTEN: '127.0.0.1:1002' } }).listen, '127.0.0.1:1002')
+  })
+
+  it('reads the file named by WHARF_CONFIG when no file is given', async () => {
+    const file = await configFile('logLevel: error\n')
+    assert.equal(loadConfig({ env: { WHARF_CONFIG: file } }).logLevel, 'error')
+  })
+
+  it('reads JSON config files too', async () => {
+    const file = await configFile(JSON.stringify({ listen: '0.0.0.0:7000', limits: { uploadTtlSeconds: 120 } }), 'json')
+    const c = loadConfig({ file, env: {} })
+    assert.equal(c.listen, '0.0.0.0:7000')
+    assert.equal(c.limits.uploadTtlSeconds, 120)
+  })
+
+  it('an explicit publicUrl from a lower-precedence source is not replaced by a derived one', async () => {
+    const file = await configFile('publicUrl: https://registry.example.com/\n')
+    const c = loadConfig({ file, env: {}, flags: { listen: '0.0.0.0:9999' } })
+    assert.equal(c.publicUrl, 'https://registry.example.com')
+  })
+})
+
+describe('publicUrl derived from listen', () => {
+  const cases: Array<[string, string]> = [
+    ['127.0.0.1:5000', 'http://127.0.0.1:5000'],
+    ['0.0.0.0:8080', 'http://127.0.0.1:8080'],
+    ['[::]:8080', 'http://127.0.0.1:8080'],
+    ['[::1]:8080', 'http://[::1]:8080'],
+    ['registry.local:443', 'http://registry.local:443'],
+  ]
+  for (const [listen, url] of cases) {
+    it(`${listen} → ${url}`, () => {
+      assert.equal(loadConfig({ env: {}, flags: { listen } }).publicUrl, url)
+    })
+  }
+
+  it('strips a trailing slash from an explicit publicUrl', () => {
+    assert.equal(loadConfig({ env: { WHARF_PUBLIC_URL: 'http://h:1/' } }).publicUrl, 'http://h:1')
+  })
+
+  it('listenAddress splits host and port, unbracketing IPv6', () => {
+    assert.deepEqual(listenAddress(loadConfig({ env: {}, flags: { listen: '[::1]:8080' } })), { host: '::1', port: 8080 })
+    assert.deepEqual(listenAddress(loadConfig({ env: {}, flags: { listen: '0.0.0.0:0' } })), { host: '0.0.0.0', port: 0 })
+  })
+})
+
+describe('invalid settings give a one-line ConfigError naming the setting and its origin', () => {
+  it('invalid listen from a flag', () => {
+    assertConfigError(() => loadConfig({ env: {}, flags: { listen: 'nope' } }), 'listen', '--listen', '"nope"')
+  })
+
+  it('invalid listen from the environment', () => {
+    assertConfigError(() => loadConfig({ env: { WHARF_LISTEN: 'bad host:5000' } }), 'listen', 'WHARF_LISTEN')
+  })
+
+  it('invalid listen from the file', async () => {
+    const file = await configFile('listen: "http://x:5000"\n')
+    assertConfigError(() => loadConfig({ file, env: {} }), 'listen', file)
+  })
+
+  it('port out of range', () => {
+    assertConfigError(() => loadConfig({ env: {}, flags: { listen: '127.0.0.1:70000' } }), 'listen', '--listen', '70000')
+  })
+
+  it('invalid publicUrl', () => {
+    assertConfigError(() => loadConfig({ env: {}, flags: { 'public-url': 'ftp://x' } }), 'publicUrl', '--public-url')
+    assertConfigError(() => loadConfig({ env: { WHARF_PUBLIC_URL: 'http://h/path' } }), 'publicUrl', 'WHARF_PUBLIC_URL')
+    assertConfigError(() => loadConfig({ env: { WHARF_PUBLIC_URL: 'localhost:5000' } }), 'publicUrl', 'WHARF_PUBLIC_URL')
+  })
+
+  it('invalid logLevel', async () => {
+    assertConfigError(() => loadConfig({ env: { WHARF_LOG_LEVEL: 'loud' } }), 'logLevel', 'WHARF_LOG_LEVEL', 'loud')
+    assertConfigError(() => loadConfig({ env: {}, flags: { 'log-level': 'INFO' } }), 'logLevel', '--log-level')
+    const file = await configFile('logLevel: verbose\n')
+    assertConfigError(() => loadConfig({ file, env: {} }), 'logLevel', file)
+  })
+
+  it('non-integer values', () => {
+    assertConfigError(() => loadConfig({ env: {}, flags: { 'max-manifest-bytes': 'abc' } }), 'limits.manifestBytes', '--max-manifest-bytes', 'integer')
+    assertConfigError(() => loadConfig({ env: { WHARF_LIMITS_PAGE_MAX: '1.5' } }), 'limits.pageMax', 'WHARF_LIMITS_PAGE_MAX')
+    assertConfigError(() => loadConfig({ env: { WHARF_LIMITS_UPLOAD_TTL_SECONDS: '-5' } }), 'limits.uploadTtlSeconds', 'WHARF_LIMITS_UPLOAD_TTL_SECONDS')
+    assertConfigError(() => loadConfig({ env: { WHARF_LIMITS_PAGE_MAX: '1e3' } }), 'limits.pageMax', 'WHARF_LIMITS_PAGE_MAX')
+  })
+
+  it('integers out of range', () => {
+    assertConfigError(() => loadConfig({ env: {}, flags: { 'page-max': '0' } }), 'limits.pageMax', '--page-max')
+    assertConfigError(() => loadConfig({ env: { WHARF_LIMITS_UPLOAD_TTL_SECONDS: '59' } }), 'limits.uploadTtlSeconds', 'WHARF_LIMITS_UPLOAD_TTL_SECONDS')
+    assertConfigError(() => loadConfig({ env: {}, flags: { 'max-manifest-bytes': '100' } }), 'limits.manifestBytes', '--max-manifest-bytes')
+  })
+
+  it('wrong types in the file', async () => {
+    const file = await configFile('limits:\n  pageMax: "many"\n')
+    assertConfigError(() => loadConfig({ file, env: {} }), 'limits.pageMax', file)
+    const file2 = await configFile('limits:\n  pageMax: 2.5\n')
+    assertConfigError(() => loadConfig({ file: file2, env: {} }), 'limits.pageMax', file2)
+  })
+
+  it('unknown keys in the file are rejected', async () => {
+    const file = await configFile('listen: 127.0.0.1:5000\nlistne: 127.0.0.1:6000\n')
+    assertConfigError(() => loadConfig({ file, env: {} }), 'listne', file)
+    const nested = await configFile('limits:\n  pageMax: 5\n  bogus: 1\n')
+    assertConfigError(() => loadConfig({ file: nested, env: {} }), 'limits.bogus', nested)
+  })
+
+  it('an unreadable or unparsable file is a ConfigError naming the file', async () => {
+    const missing = join(dir, 'does-not-exist.yaml')
+    assertConfigError(() => loadConfig({ file: missing, env: {} }), missing)
+    const broken = await configFile('listen: [unclosed\n  - x: : :\n')
+    assertConfigError(() => loadConfig({ file: broken, env: {} }), broken)
+  })
+
+  it('a later valid source does not hide an earlier invalid value of another setting', async () => {
+    const file = await configFile('logLevel: nope\n')
+    assertConfigError(() => loadConfig({ file, env: { WHARF_LISTEN: '127.0.0.1:1' } }), 'logLevel', file)
+  })
+
+  it('a valid flag overrides an invalid env value for the same setting', () => {
+    const c = loadConfig({ env: { WHARF_LOG_LEVEL: 'loud' }, flags: { 'log-level': 'warn' } })
+    assert.equal(c.logLevel, 'warn')
+  })
+})
