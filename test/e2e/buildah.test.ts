@@ -63,7 +63,7 @@ after(async () => {
   if (work) await rm(work, { recursive: true, force: true });
 });
 
-describe('buildah', () => {
+describe('buildah', { timeout: 170_000 }, () => {
   it('builds on an image pulled from Wharf and pushes the result', async () => {
     const from = await buildah(['from', '--tls-verify=false', '--name', 'wharf-e2e-ctr', `docker://${wharf.host}/e2e/base:v1`]);
     assert.match(from.stdout, /wharf-e2e-ctr/);

@@ -54,7 +54,7 @@ after(async () => {
   await Promise.all([engine?.stop(), wharf?.stop()]);
 });
 
-describe('docker', () => {
+describe('docker', { timeout: 170_000 }, () => {
   it('loads the test image into the engine', async () => {
     await docker(['load', '-i', images.dockerArchive]);
     const info = await inspect(images.dockerArchiveTag);

@@ -75,7 +75,7 @@ after(async () => {
   if (work) await rm(work, { recursive: true, force: true });
 });
 
-describe('podman', () => {
+describe('podman', { timeout: 170_000 }, () => {
   it('pushes an image', async () => {
     await podman(['pull', images.oci('amd64')]);
     await podman(['tag', hex(images.digests.amd64Config), `${wharf.host}/e2e/pod:v1`]);

@@ -83,7 +83,7 @@ after(async () => {
   if (work) await rm(work, { recursive: true, force: true });
 });
 
-describe('skopeo', () => {
+describe('skopeo', { timeout: 170_000 }, () => {
   it('pushes a multi-layer OCI image', async () => {
     const r = await copy(images.oci('amd64'), reg('e2e/multi:v1'));
     assert.deepEqual(copiedBlobs(r), images.digests.amd64Layers, brief(r));
