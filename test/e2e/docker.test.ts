@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { startWharf, type Wharf } from '../helpers/wharf.ts';
 import { startEngine, type Engine } from '../helpers/engine.ts';
 import { testImages, type TestImages } from '../helpers/images.ts';
-import { describeResult, type RunResult } from '../helpers/run.ts';
+import { run, describeResult, type RunResult } from '../helpers/run.ts';
 import { getManifest, http, sha256, type ImageManifest } from '../helpers/registry.ts';
 
 let wharf: Wharf;
@@ -134,6 +134,26 @@ describe('docker', { timeout: 170_000 }, () => {
       'cat /etc/wharf/hello.txt /etc/wharf/arch.txt && /bin/busybox wc -l /srv/data.txt',
     ]);
     assert.equal(files.stdout, 'hello from wharf layer 2\namd64\n100000 /srv/data.txt\n');
+  });
+
+  it('pulls the right platform out of a multi-platform index', async () => {
+    // The index is pushed with skopeo (docker itself cannot push one).
+    const push = await run(
+      'skopeo',
+      ['--insecure-policy', 'copy', '--all', '--dest-tls-verify=false', images.oci('index'), `docker://${wharf.host}/e2e/multiarch:v1`],
+      { timeoutMs: 120_000 },
+    );
+    assert.equal(push.code, 0, describeResult(push));
+    await removeAllImages();
+    const ref = `${wharf.host}/e2e/multiarch:v1`;
+    const r = await docker(['pull', ref]);
+    assert.match(r.stdout, new RegExp(`Digest: ${images.digests.indexManifest}`), describeResult(r));
+    const amd = await inspect(ref);
+    assert.equal(amd.Id, images.digests.amd64Config);
+    assert.deepEqual(amd.RepoDigests, [`${wharf.host}/e2e/multiarch@${images.digests.indexManifest}`]);
+    await docker(['pull', '--platform', 'linux/arm64', ref]);
+    assert.equal((await inspect(ref)).Id, images.digests.arm64Config);
+    await removeAllImages();
   });
 
   it('pushes a committed container on top of the pushed image', async () => {
