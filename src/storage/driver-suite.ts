@@ -1,0 +1,191 @@
+// A conformance suite every BlobDriver must pass. Not a test file itself: each
+// driver's *.test.ts calls describeBlobDriver with a factory for a fresh, empty driver.
+import assert from 'node:assert/strict'
+import { Readable } from 'node:stream'
+import { finished } from 'node:stream/promises'
+import { describe, it, type TestContext } from 'node:test'
+import { PathNotFoundError, type BlobDriver, type FileInfo } from './driver.ts'
+
+export interface DriverFixture {
+  driver: BlobDriver
+  /** Removes everything the fixture created. */
+  cleanup(): Promise<void>
+}
+
+export async function writeAt(driver: BlobDriver, path: string, offset: number, data: string | Buffer): Promise<void> {
+  const out = await driver.appender(path, offset)
+  out.end(typeof data === 'string' ? Buffer.from(data) : data)
+  await finished(out)
+}
+
+export async function readAll(driver: BlobDriver, path: string, range?: { offset: number; length?: number }): Promise<string> {
+  const src: Readable = await driver.reader(path, range)
+  const chunks: Buffer[] = []
+  for await (const c of src) chunks.push(c as Buffer)
+  return Buffer.concat(chunks).toString('utf8')
+}
+
+async function listAll(driver: BlobDriver, prefix: string): Promise<FileInfo[]> {
+  const out: FileInfo[] = []
+  for await (const f of driver.list(prefix)) out.push(f)
+  return out.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0))
+}
+
+const ESCAPING_PATHS = ['..', '../x', '../../etc/passwd', 'uploads/../../x', 'a/b/../../../x', '/etc/passwd']
+
+export function describeBlobDriver(name: string, factory: () => Promise<DriverFixture>): void {
+  async function fresh(t: TestContext): Promise<BlobDriver> {
+    const f = await factory()
+    t.after(() => f.cleanup())
+    return f.driver
+  }
+
+  describe(`BlobDriver conformance: ${name}`, () => {
+    it('stat of a missing path is undefined', async (t) => {
+      const d = await fresh(t)
+      assert.equal(await d.stat('blobs/sha256/aa/missing'), undefined)
+      assert.equal(await d.stat('nothing'), undefined)
+    })
+
+    it('appender creates the file and its parent folders; stat reports path, size and mtime', async (t) => {
+      const d = await fresh(t)
+      const before = Date.now() - 2000
+      await writeAt(d, 'uploads/deep/er/f', 0, 'hello')
+      const info = await d.stat('uploads/deep/er/f')
+      assert.ok(info)
+      assert.equal(info.path, 'uploads/deep/er/f')
+      assert.equal(info.size, 5)
+      assert.ok(info.modified instanceof Date)
+      assert.ok(info.modified.getTime() >= before)
+    })
+
+    it('appender at the current size appends', async (t) => {
+      const d = await fresh(t)
+      await writeAt(d, 'uploads/f', 0, 'hello')
+      await writeAt(d, 'uploads/f', 5, ' world')
+      assert.equal(await readAll(d, 'uploads/f'), 'hello world')
+    })
+
+    it('appender at a smaller offset truncates what lies past it (crash recovery)', async (t) => {
+      const d = await fresh(t)
+      await writeAt(d, 'uploads/f', 0, 'hello world')
+      await writeAt(d, 'uploads/f', 5, '!!')
+      assert.equal(await readAll(d, 'uploads/f'), 'hello!!')
+      assert.equal((await d.stat('uploads/f'))?.size, 7)
+    })
+
+    it('appender at offset 0 on an existing file starts it over', async (t) => {
+      const d = await fresh(t)
+      await writeAt(d, 'uploads/f', 0, 'old content')
+      await writeAt(d, 'uploads/f', 0, 'new')
+      assert.equal(await readAll(d, 'uploads/f'), 'new')
+    })
+
+    it('an appender that writes nothing leaves an empty file', async (t) => {
+      const d = await fresh(t)
+      await writeAt(d, 'uploads/empty', 0, '')
+      assert.equal((await d.stat('uploads/empty'))?.size, 0)
+      assert.equal(await readAll(d, 'uploads/empty'), '')
+    })
+
+    it('reader streams the whole file, or a byte range', async (t) => {
+      const d = await fresh(t)
+      await writeAt(d, 'blobs/x', 0, '0123456789')
+      assert.equal(await readAll(d, 'blobs/x'), '0123456789')
+      assert.equal(await readAll(d, 'blobs/x', { offset: 2, length: 3 }), '234')
+      assert.equal(await readAll(d, 'blobs/x', { offset: 7 }), '789')
+      assert.equal(await readAll(d, 'blobs/x', { offset: 0, length: 1 }), '0')
+      assert.equal(await readAll(d, 'blobs/x', { offset: 9, length: 1 }), '9')
+    })
+
+    it('reader streams large files intact', async (t) => {
+      const d = await fresh(t)
+      const big = Buffer.alloc(3 * (1 << 20) + 17)
+      for (let i = 0; i < big.length; i++) big[i] = (i * 31) & 0xff
+      await writeAt(d, 'blobs/big', 0, big)
+      const src = await d.reader('blobs/big', { offset: 1000, length: big.length - 2000 })
+      const chunks: Buffer[] = []
+      for await (const c of src) chunks.push(c as Buffer)
+      assert.ok(Buffer.concat(chunks).equals(big.subarray(1000, big.length - 1000)))
+    })
+
+    it('reader of a missing path rejects with PathNotFoundError', async (t) => {
+      const d = await fresh(t)
+      await assert.rejects(d.reader('blobs/missing'), (e: unknown) => e instanceof PathNotFoundError && e.path === 'blobs/missing')
+    })
+
+    it('commit renames atomically: source gone, destination holds the content', async (t) => {
+      const d = await fresh(t)
+      await writeAt(d, 'uploads/tmp1', 0, 'payload')
+      await d.commit('uploads/tmp1', 'blobs/sha256/ab/abcdef')
+      assert.equal(await d.stat('uploads/tmp1'), undefined)
+      assert.equal(await readAll(d, 'blobs/sha256/ab/abcdef'), 'payload')
+      assert.equal((await d.stat('blobs/sha256/ab/abcdef'))?.size, 7)
+    })
+
+    it('commit replaces an existing destination (same content-addressed blob pushed twice)', async (t) => {
+      const d = await fresh(t)
+      await writeAt(d, 'blobs/dst', 0, 'first')
+      await writeAt(d, 'uploads/tmp', 0, 'second')
+      await d.commit('uploads/tmp', 'blobs/dst')
+      assert.equal(await readAll(d, 'blobs/dst'), 'second')
+      assert.equal(await d.stat('uploads/tmp'), undefined)
+    })
+
+    it('commit of a missing source rejects with PathNotFoundError and creates nothing', async (t) => {
+      const d = await fresh(t)
+      await assert.rejects(d.commit('uploads/none', 'blobs/dst'), PathNotFoundError)
+      assert.equal(await d.stat('blobs/dst'), undefined)
+    })
+
+    it('list yields every file under a prefix, recursively, with root-relative paths', async (t) => {
+      const d = await fresh(t)
+      await writeAt(d, 'uploads/a', 0, '1')
+      await writeAt(d, 'uploads/sub/b', 0, '22')
+      await writeAt(d, 'blobs/c', 0, '333')
+      const files = await listAll(d, 'uploads')
+      assert.deepEqual(files.map((f) => [f.path, f.size]), [['uploads/a', 1], ['uploads/sub/b', 2]])
+      for (const f of files) assert.ok(f.modified instanceof Date)
+      assert.deepEqual((await listAll(d, '')).map((f) => f.path), ['blobs/c', 'uploads/a', 'uploads/sub/b'])
+    })
+
+    it('list of a missing prefix is empty', async (t) => {
+      const d = await fresh(t)
+      assert.deepEqual(await listAll(d, 'uploads'), [])
+    })
+
+    it('delete removes a file; deleting a missing path is not an error', async (t) => {
+      const d = await fresh(t)
+      await writeAt(d, 'uploads/x', 0, 'x')
+      await d.delete('uploads/x')
+      assert.equal(await d.stat('uploads/x'), undefined)
+      await d.delete('uploads/x')
+      await d.delete('never/existed')
+    })
+
+    it('delete of a folder removes what is under it and nothing else', async (t) => {
+      const d = await fresh(t)
+      await writeAt(d, 'uploads/sub/a', 0, 'a')
+      await writeAt(d, 'uploads/keep', 0, 'k')
+      await d.delete('uploads/sub')
+      assert.deepEqual((await listAll(d, 'uploads')).map((f) => f.path), ['uploads/keep'])
+    })
+
+    for (const p of ESCAPING_PATHS) {
+      it(`a path escaping the root is refused by every operation: ${JSON.stringify(p)}`, async (t) => {
+        const d = await fresh(t)
+        await writeAt(d, 'uploads/src', 0, 'src')
+        await assert.rejects(async () => d.stat(p), /escape/)
+        await assert.rejects(async () => d.reader(p), /escape/)
+        await assert.rejects(async () => d.appender(p, 0), /escape/)
+        await assert.rejects(async () => d.commit('uploads/src', p), /escape/)
+        await assert.rejects(async () => d.commit(p, 'blobs/dst'), /escape/)
+        await assert.rejects(async () => d.delete(p), /escape/)
+        await assert.rejects(async () => listAll(d, p), /escape/)
+        // Refusals have no side effects inside the root either.
+        assert.equal(await readAll(d, 'uploads/src'), 'src')
+        assert.equal(await d.stat('blobs/dst'), undefined)
+      })
+    }
+  })
+}
