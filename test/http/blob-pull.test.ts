@@ -1,0 +1,193 @@
+import assert from 'node:assert/strict'
+import { describe, it } from 'node:test'
+import { OCI_ERRORS } from '../../src/registry/oci-errors.ts'
+import { assertOciError, harness, pushBlob, randomBlob, sha256, type Harness } from './harness.ts'
+
+const DATA = Buffer.from('0123456789abcdefghij') // 20 bytes
+
+async function get(h: Harness, repo: string, digest: string, headers: Record<string, string> = {}) {
+  return h.inject({ method: 'GET', url: `/v2/${repo}/blobs/${digest}`, headers })
+}
+
+async function head(h: Harness, repo: string, digest: string) {
+  return h.inject({ method: 'HEAD', url: `/v2/${repo}/blobs/${digest}` })
+}
+
+describe('blob pull', () => {
+  it('GET: 200 with the bytes, Content-Length, Docker-Content-Digest and ETag', async (t) => {
+    const h = await harness(t)
+    const d = await pushBlob(h, 'a', DATA)
+    const res = await get(h, 'a', d)
+    assert.equal(res.statusCode, 200)
+    assert.ok(res.rawPayload.equals(DATA))
+    assert.equal(res.headers['content-length'], '20')
+    assert.equal(res.headers['docker-content-digest'], d)
+    assert.equal(res.headers.etag, `"${d}"`)
+    assert.equal(res.headers['content-type'], 'application/octet-stream')
+    assert.equal(res.headers['docker-distribution-api-version'], 'registry/2.0')
+  })
+
+  it('HEAD: 200 with Content-Length, Docker-Content-Digest, ETag and no body', async (t) => {
+    const h = await harness(t)
+    const d = await pushBlob(h, 'a', DATA)
+    const res = await head(h, 'a', d)
+    assert.equal(res.statusCode, 200)
+    assert.equal(res.body, '')
+    assert.equal(res.headers['content-length'], '20')
+    assert.equal(res.headers['docker-content-digest'], d)
+    assert.equal(res.headers.etag, `"${d}"`)
+  })
+
+  it('large blobs stream intact', async (t) => {
+    const h = await harness(t)
+    const big = randomBlob(3 * (1 << 20) + 5)
+    const d = await pushBlob(h, 'a', big)
+    const res = await get(h, 'a', d)
+    assert.equal(res.statusCode, 200)
+    assert.equal(sha256(res.rawPayload), d)
+  })
+
+  const ranges: Array<[string, number, number]> = [
+    ['bytes=0-4', 0, 4],
+    ['bytes=5-', 5, 19],
+    ['bytes=-3', 17, 19],
+    ['bytes=10-1000', 10, 19],
+    ['bytes=19-19', 19, 19],
+  ]
+  for (const [range, start, end] of ranges) {
+    it(`Range ${range} → 206 with Content-Range bytes ${start}-${end}/20`, async (t) => {
+      const h = await harness(t)
+      const d = await pushBlob(h, 'a', DATA)
+      const res = await get(h, 'a', d, { range })
+      assert.equal(res.statusCode, 206, res.body)
+      assert.equal(res.headers['content-range'], `bytes ${start}-${end}/20`)
+      assert.equal(res.headers['content-length'], String(end - start + 1))
+      assert.equal(res.body, DATA.subarray(start, end + 1).toString())
+      assert.equal(res.headers['docker-content-digest'], d)
+    })
+  }
+
+  it('an unsatisfiable Range → 416 with Content-Range bytes */size', async (t) => {
+    const h = await harness(t)
+    const d = await pushBlob(h, 'a', DATA)
+    for (const range of ['bytes=20-', 'bytes=100-200', 'bytes=9-5', 'bytes=-0']) {
+      const res = await get(h, 'a', d, { range })
+      assertOciError(res, 416, OCI_ERRORS.RANGE_NOT_SATISFIABLE!.code)
+      assert.equal(res.headers['content-range'], 'bytes */20', range)
+    }
+  })
+
+  it('HEAD ignores Range', async (t) => {
+    const h = await harness(t)
+    const d = await pushBlob(h, 'a', DATA)
+    const res = await h.inject({ method: 'HEAD', url: `/v2/a/blobs/${d}`, headers: { range: 'bytes=0-1' } })
+    assert.equal(res.statusCode, 200)
+    assert.equal(res.headers['content-length'], '20')
+  })
+
+  it('an unknown blob → 404 BLOB_UNKNOWN (GET and HEAD), also in an unknown repository', async (t) => {
+    const h = await harness(t)
+    await pushBlob(h, 'a', DATA)
+    const unknown = sha256('never pushed')
+    assertOciError(await get(h, 'a', unknown), 404, 'BLOB_UNKNOWN')
+    assertOciError(await get(h, 'nobody/here', unknown), 404, 'BLOB_UNKNOWN')
+    const res = await head(h, 'a', unknown)
+    assert.equal(res.statusCode, 404)
+    assert.equal(res.body, '')
+  })
+
+  it('a malformed digest → 400 DIGEST_INVALID', async (t) => {
+    const h = await harness(t)
+    for (const d of ['sha256:abc', 'latest', `sha256:${'A'.repeat(64)}`, `sha999:${'a'.repeat(64)}`]) {
+      assertOciError(await get(h, 'a', d), 400, 'DIGEST_INVALID')
+    }
+  })
+
+  it('an uppercase repository name → 400 NAME_INVALID', async (t) => {
+    const h = await harness(t)
+    assertOciError(await get(h, 'Upper/case', sha256('x')), 400, 'NAME_INVALID')
+  })
+
+  it('a blob pushed to repo A is not readable via repo B, though the digest is known', async (t) => {
+    const h = await harness(t)
+    const d = await pushBlob(h, 'team/a', DATA)
+    await pushBlob(h, 'team/b', 'something else so B exists')
+    assertOciError(await get(h, 'team/b', d), 404, 'BLOB_UNKNOWN')
+    assert.equal((await head(h, 'team/b', d)).statusCode, 404)
+    assertOciError(await get(h, 'team/b', d, { range: 'bytes=0-1' }), 404, 'BLOB_UNKNOWN')
+    assertOciError(await h.inject({ method: 'DELETE', url: `/v2/team/b/blobs/${d}` }), 404, 'BLOB_UNKNOWN')
+    // A prefix of the name is a different repository too.
+    assertOciError(await get(h, 'team', d), 404, 'BLOB_UNKNOWN')
+    assert.equal((await get(h, 'team/a', d)).statusCode, 200)
+  })
+
+  it('DELETE → 202, then 404 BLOB_UNKNOWN; other repositories keep it', async (t) => {
+    const h = await harness(t)
+    const d = await pushBlob(h, 'a', DATA)
+    await pushBlob(h, 'b', DATA)
+    const res = await h.inject({ method: 'DELETE', url: `/v2/a/blobs/${d}` })
+    assert.equal(res.statusCode, 202)
+    assertOciError(await get(h, 'a', d), 404, 'BLOB_UNKNOWN')
+    assert.equal((await head(h, 'a', d)).statusCode, 404)
+    assertOciError(await h.inject({ method: 'DELETE', url: `/v2/a/blobs/${d}` }), 404, 'BLOB_UNKNOWN')
+    assert.equal((await get(h, 'b', d)).body, DATA.toString())
+    // It can be pushed again.
+    await pushBlob(h, 'a', DATA)
+    assert.equal((await get(h, 'a', d)).statusCode, 200)
+  })
+})
+
+describe('cross-repository mount', () => {
+  it('POST ?mount=D&from=A to B → 201 and readable in B', async (t) => {
+    const h = await harness(t)
+    const d = await pushBlob(h, 'src/a', DATA)
+    const res = await h.inject({ method: 'POST', url: `/v2/dst/b/blobs/uploads/?mount=${d}&from=src/a` })
+    assert.equal(res.statusCode, 201, res.body)
+    assert.equal(res.headers.location, `/v2/dst/b/blobs/${d}`)
+    assert.equal(res.headers['docker-content-digest'], d)
+    const got = await get(h, 'dst/b', d)
+    assert.equal(got.statusCode, 200)
+    assert.ok(got.rawPayload.equals(DATA))
+    // Unlinking from the source leaves the mount readable.
+    assert.equal((await h.inject({ method: 'DELETE', url: `/v2/src/a/blobs/${d}` })).statusCode, 202)
+    assert.equal((await get(h, 'dst/b', d)).statusCode, 200)
+  })
+
+  it('mounting from a repository lacking the blob → 202 upload session', async (t) => {
+    const h = await harness(t)
+    const d = await pushBlob(h, 'has', DATA)
+    await pushBlob(h, 'lacks', 'other')
+    for (const from of ['lacks', 'does/not/exist']) {
+      const res = await h.inject({ method: 'POST', url: `/v2/b/blobs/uploads/?mount=${d}&from=${from}` })
+      assert.equal(res.statusCode, 202, res.body)
+      assert.match(String(res.headers.location), /^\/v2\/b\/blobs\/uploads\/[0-9a-f-]{36}$/)
+      assert.ok(res.headers['docker-upload-uuid'])
+      assertOciError(await get(h, 'b', d), 404, 'BLOB_UNKNOWN')
+      // The session works.
+      const put = await h.inject({ method: 'PUT', url: `${res.headers.location}?digest=${d}`, payload: DATA, headers: { 'content-type': 'application/octet-stream' } })
+      assert.equal(put.statusCode, 201)
+      assert.equal((await h.inject({ method: 'DELETE', url: `/v2/b/blobs/${d}` })).statusCode, 202)
+    }
+  })
+
+  it('mount of a blob that exists nowhere → 202', async (t) => {
+    const h = await harness(t)
+    await pushBlob(h, 'a', 'x')
+    const res = await h.inject({ method: 'POST', url: `/v2/b/blobs/uploads/?mount=${sha256('nowhere')}&from=a` })
+    assert.equal(res.statusCode, 202)
+  })
+
+  it('a malformed from → 400 NAME_INVALID', async (t) => {
+    const h = await harness(t)
+    const d = await pushBlob(h, 'a', DATA)
+    for (const from of ['A', 'a//b', '-a', 'a/', '..', encodeURIComponent('../a')]) {
+      assertOciError(await h.inject({ method: 'POST', url: `/v2/b/blobs/uploads/?mount=${d}&from=${from}` }), 400, 'NAME_INVALID')
+    }
+  })
+
+  it('a malformed mount digest → 400 DIGEST_INVALID', async (t) => {
+    const h = await harness(t)
+    await pushBlob(h, 'a', DATA)
+    assertOciError(await h.inject({ method: 'POST', url: `/v2/b/blobs/uploads/?mount=sha256:123&from=a` }), 400, 'DIGEST_INVALID')
+  })
+})
