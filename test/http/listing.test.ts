@@ -203,7 +203,7 @@ describe('referrers', () => {
   }
 
   type Index = { schemaVersion: number; mediaType: string; manifests: Array<Record<string, unknown>> }
-  const byDigest = (a: Record<string, unknown>, b: Record<string, unknown>) => String(a.digest).localeCompare(String(b.digest))
+  const byDigest = (a: { digest?: unknown }, b: { digest?: unknown }) => String(a.digest).localeCompare(String(b.digest))
 
   it('lists both referrers with artifactType and annotations', async (t) => {
     const { h, subject, sbom, sig } = await setup(t)
