@@ -1,3 +1,4 @@
+import './threadpool.ts'
 import { parseArgs } from 'node:util'
 import { ConfigError, loadConfig, SETTINGS, type SettingFlag } from '../config/load.ts'
 import { startServer } from '../server.ts'

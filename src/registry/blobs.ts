@@ -1,5 +1,5 @@
 import type { Kysely } from 'kysely'
-import type { Readable } from 'node:stream'
+import type { Writable } from 'node:stream'
 import type { ParsedDigest } from '../core/digest.ts'
 import { WharfError } from '../core/errors.ts'
 import type { RepoName } from '../core/names.ts'
@@ -26,9 +26,10 @@ export class Blobs {
     return size
   }
 
-  async open(d: ParsedDigest, range?: ByteRange): Promise<Readable> {
+  /** Opens a blob for sending (BLOB_UNKNOWN if its file is missing); the result copies it to a writable. */
+  async open(d: ParsedDigest, range?: ByteRange): Promise<(dest: Writable) => Promise<void>> {
     try {
-      return await this.driver.reader(blobPath(d), range && { offset: range.start, length: range.end - range.start + 1 })
+      return await this.driver.openForSend(blobPath(d), range && { offset: range.start, length: range.end - range.start + 1 })
     } catch (e) {
       if (e instanceof PathNotFoundError) throw new WharfError('BLOB_UNKNOWN', 'blob unknown to registry', { digest: d.digest })
       throw e

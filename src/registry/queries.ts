@@ -209,6 +209,11 @@ export async function expiredUploads(db: Executor, before: string): Promise<stri
   return rows.map((r) => r.id)
 }
 
+export async function uploadIdleSince(db: Executor, id: string, before: string): Promise<boolean> {
+  const row = await db.selectFrom('uploads').select('id').where('id', '=', id).where('updated_at', '<', before).executeTakeFirst()
+  return row !== undefined
+}
+
 export async function uploadIdsAmong(db: Executor, ids: string[]): Promise<Set<string>> {
   if (ids.length === 0) return new Set()
   const rows = await db.selectFrom('uploads').select('id').where('id', 'in', ids).execute()

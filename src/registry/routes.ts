@@ -141,9 +141,20 @@ async function getBlob(t: Extract<OciPath, { kind: 'blob' }>, c: Ctx) {
     c.reply.header('Content-Range', `bytes */${size}`)
     throw e
   }
-  const stream = await c.opts.blobs.open(t.digest, range)
+  const send = await c.opts.blobs.open(t.digest, range)
   if (range) c.reply.code(206).header('Content-Range', `bytes ${range.start}-${range.end}/${size}`)
-  return c.reply.header('Content-Length', range ? range.end - range.start + 1 : size).send(stream)
+  c.reply.header('Content-Length', range ? range.end - range.start + 1 : size)
+  // The body bypasses Fastify's stream piping: the driver writes pooled buffers straight to the socket.
+  c.reply.hijack()
+  const res = c.reply.raw
+  res.writeHead(c.reply.statusCode, c.reply.getHeaders() as Record<string, string>)
+  try {
+    await send(res)
+    res.end()
+  } catch (err) {
+    c.req.log.info({ url: c.req.url, err: (err as Error).message }, 'blob download aborted')
+    res.destroy()
+  }
 }
 
 // spec: #pushing-blobs, #mounting-a-blob-from-another-repository, #single-post

@@ -44,7 +44,7 @@ export class Uploads {
 
   async start(name: RepoName): Promise<string> {
     const id = randomUUID()
-    await this.driver.appender(uploadPath(id), 0).then(endWritable)
+    // The temp file is created by the first chunk (or at finish for an empty blob).
     await this.db.transaction().execute(async (trx) => q.insertUpload(trx, id, await q.ensureRepository(trx, name)))
     this.hashes.set(id, { hash: newHash('sha256'), size: 0 })
     return id
@@ -64,6 +64,7 @@ export class Uploads {
     return this.locked(id, async () => {
       let size = (await this.session(name, id)).size
       if (body) size = await this.appendLocked(id, size, body)
+      else if (size === 0) await this.driver.appender(uploadPath(id), 0).then(endWritable)
       const state = await this.hashState(id, size)
       this.hashes.delete(id)
       const actual = d.algorithm === 'sha256' ? state.hash.digest('hex') : await this.rehash(uploadPath(id), d)
@@ -80,17 +81,20 @@ export class Uploads {
   async monolithic(name: RepoName, d: ParsedDigest, body: Body): Promise<number> {
     const id = randomUUID()
     const path = uploadPath(id)
-    try {
-      const out = await this.driver.appender(path, 0)
-      const state = { hash: newHash(d.algorithm), size: 0 }
-      const size = await streamInto(body, out, state.hash)
-      if (state.hash.digest('hex') !== d.hex) throw new WharfError('DIGEST_INVALID', 'provided digest did not match uploaded content', { digest: d.digest })
-      await this.commit(name, path, d, size, undefined)
-      return size
-    } catch (e) {
-      await this.driver.delete(path)
-      throw e
-    }
+    // Held under the session lock so a concurrent sweep never takes the temp file for an orphan.
+    return this.locked(id, async () => {
+      try {
+        const out = await this.driver.appender(path, 0)
+        const hash = newHash(d.algorithm)
+        const size = await streamInto(body, out, hash)
+        if (hash.digest('hex') !== d.hex) throw new WharfError('DIGEST_INVALID', 'provided digest did not match uploaded content', { digest: d.digest })
+        await this.commit(name, path, d, size, undefined)
+        return size
+      } catch (e) {
+        await this.driver.delete(path)
+        throw e
+      }
+    })
   }
 
   async cancel(name: RepoName, id: string): Promise<void> {
@@ -103,8 +107,17 @@ export class Uploads {
   /** Expires sessions idle for longer than ttl and removes temp files no session owns. */
   async sweep(ttlSeconds: number, now = Date.now()): Promise<{ expired: number; orphans: number }> {
     const before = new Date(now - ttlSeconds * 1000)
-    const expired = await q.expiredUploads(this.db, before.toISOString())
-    for (const id of expired) await this.locked(id, () => this.discard(id))
+    const cutoff = before.toISOString()
+    let expired = 0
+    for (const id of await q.expiredUploads(this.db, cutoff)) {
+      // Re-checked under the lock: a chunk may have arrived since the list was read.
+      await this.locked(id, async () => {
+        if (await q.uploadIdleSince(this.db, id, cutoff)) {
+          await this.discard(id)
+          expired++
+        }
+      })
+    }
     const stale: string[] = []
     for await (const f of this.driver.list(UPLOADS_DIR)) {
       const id = basename(f.path)
@@ -113,7 +126,7 @@ export class Uploads {
     const live = await q.uploadIdsAmong(this.db, stale)
     const orphans = stale.filter((id) => !live.has(id) && !this.locks.has(id))
     for (const id of orphans) await this.driver.delete(uploadPath(id))
-    return { expired: expired.length, orphans: orphans.length }
+    return { expired, orphans: orphans.length }
   }
 
   private async session(name: RepoName, id: string) {

@@ -12,6 +12,12 @@ export interface BlobDriver {
   stat(path: string): Promise<FileInfo | undefined>
   /** Streams a file (optionally a byte range); rejects with PathNotFoundError. */
   reader(path: string, range?: { offset: number; length?: number }): Promise<Readable>
+  /**
+   * Opens a file (or byte range) for sending; rejects with PathNotFoundError before anything is
+   * written. The returned function copies it to `dest` with back-pressure and resolves when the
+   * last byte was handed to `dest`.
+   */
+  openForSend(path: string, range?: { offset: number; length: number }): Promise<(dest: Writable) => Promise<void>>
   /** Opens a temp file for appending at `offset`, truncating anything past it (left by a crash). */
   appender(path: string, offset: number): Promise<Writable>
   /** Makes a temp file durable (fsync) and atomically renames it into place. */

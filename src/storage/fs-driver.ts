@@ -6,6 +6,11 @@ import { PathNotFoundError, type BlobDriver, type FileInfo } from './driver.ts'
 
 /** Large buffers keep syscalls and per-chunk overhead low when streaming layers. */
 const STREAM_CHUNK = 1 << 20
+/** Send buffers kept for reuse; each transfer holds two while it runs. */
+const POOL_MAX = 32
+const pool: Buffer[] = []
+const takeBuffer = () => pool.pop() ?? Buffer.allocUnsafeSlow(STREAM_CHUNK)
+const giveBuffer = (b: Buffer) => void (pool.length < POOL_MAX && pool.push(b))
 
 export function createFsDriver(rootDir: string): BlobDriver {
   const root = resolve(rootDir)
@@ -14,6 +19,13 @@ export function createFsDriver(rootDir: string): BlobDriver {
     // Defence in depth: paths.ts only builds safe paths, but never leave the root.
     if (f !== root && !f.startsWith(root + sep)) throw new Error(`path escapes storage root: ${p}`)
     return f
+  }
+  // Blob fan-out directories are few and never removed while running: skip mkdir once seen.
+  const knownDirs = new Set<string>()
+  const ensureDir = async (dir: string) => {
+    if (knownDirs.has(dir)) return
+    await mkdir(dir, { recursive: true })
+    knownDirs.add(dir)
   }
   const notFound = (e: unknown, p: string): never => {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new PathNotFoundError(p)
@@ -38,9 +50,51 @@ export function createFsDriver(rootDir: string): BlobDriver {
       // Opened first so a missing file is an error before any response header is sent.
       return createReadStream('', { fd: fh, start, end, highWaterMark: STREAM_CHUNK, autoClose: true }) as Readable
     },
+    async openForSend(p, range) {
+      const fh = await open(full(p), 'r').catch((e) => notFound(e, p))
+      const start = range?.offset ?? 0
+      const end = range ? start + range.length : (await fh.stat()).size
+      // Reads go into two pooled buffers, alternating with the socket write they overlap:
+      // no per-chunk allocation, so no garbage-collection churn while layers stream out.
+      return async (dest) => {
+        const bufs = [takeBuffer(), takeBuffer()] as const
+        let onClose!: () => void
+        const closed = new Promise<never>((_, ko) => (onClose = () => ko(new Error('destination closed'))))
+        closed.catch(() => {})
+        dest.once('close', onClose)
+        let pending: Promise<unknown> | undefined
+        let aborted = false
+        const readInto = (turn: number, pos: number) => fh.read(bufs[turn]!, 0, Math.min(STREAM_CHUNK, end - pos), pos)
+        try {
+          let pos = start
+          let turn = 0
+          let next = readInto(turn, pos)
+          while (pos < end) {
+            pending = next
+            const { bytesRead } = await Promise.race([next, closed])
+            if (bytesRead === 0) throw new Error(`blob file shorter than expected: ${p}`)
+            const chunk = bufs[turn]!.subarray(0, bytesRead)
+            pos += bytesRead
+            const written = new Promise<void>((ok, ko) => dest.write(chunk, (err) => (err ? ko(err) : ok())))
+            turn ^= 1
+            if (pos < end) pending = next = readInto(turn, pos)
+            await Promise.race([written, closed])
+          }
+        } catch (e) {
+          aborted = true
+          throw e
+        } finally {
+          dest.off('close', onClose)
+          await pending?.catch(() => {})
+          await fh.close()
+          // After an aborted write the socket may still hold a reference: let GC have those buffers.
+          if (!aborted) bufs.forEach(giveBuffer)
+        }
+      }
+    },
     async appender(p, offset) {
       const f = full(p)
-      await mkdir(dirname(f), { recursive: true })
+      await ensureDir(dirname(f))
       const existing = await stat(f).catch(() => undefined)
       if (existing && existing.size !== offset) await truncate(f, offset)
       return createWriteStream(f, { flags: 'a', highWaterMark: STREAM_CHUNK }) as Writable
@@ -54,8 +108,13 @@ export function createFsDriver(rootDir: string): BlobDriver {
         await fh.close()
       }
       const dst = full(to)
-      await mkdir(dirname(dst), { recursive: true })
-      await rename(src, dst)
+      await ensureDir(dirname(dst))
+      await rename(src, dst).catch(async (e: NodeJS.ErrnoException) => {
+        if (e.code !== 'ENOENT') throw e
+        knownDirs.clear() // someone removed a directory under us: create it again
+        await mkdir(dirname(dst), { recursive: true })
+        await rename(src, dst)
+      })
     },
     async delete(p) {
       await rm(full(p), { force: true, recursive: true })
