@@ -1,7 +1,7 @@
 // A conformance suite every BlobDriver must pass. Not a test file itself: each
 // driver's *.test.ts calls describeBlobDriver with a factory for a fresh, empty driver.
 import assert from 'node:assert/strict'
-import { Readable } from 'node:stream'
+import { Readable, Writable } from 'node:stream'
 import { finished } from 'node:stream/promises'
 import { describe, it, type TestContext } from 'node:test'
 import { PathNotFoundError, type BlobDriver, type FileInfo } from './driver.ts'
@@ -25,11 +25,39 @@ export async function readAll(driver: BlobDriver, path: string, range?: { offset
   return Buffer.concat(chunks).toString('utf8')
 }
 
+/** Sends through openForSend into a destination that copies each chunk (the driver may reuse its buffers). */
+export async function sendAll(
+  driver: BlobDriver,
+  path: string,
+  range?: { offset: number; length: number },
+  opts: { slow?: boolean } = {},
+): Promise<Buffer> {
+  const send = await driver.openForSend(path, range)
+  const chunks: Buffer[] = []
+  const dest = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      const copy = Buffer.from(chunk)
+      if (opts.slow) setImmediate(() => (chunks.push(copy), cb()))
+      else (chunks.push(copy), cb())
+    },
+  })
+  await send(dest)
+  return Buffer.concat(chunks)
+}
+
+function pattern(size: number, seed: number): Buffer {
+  const b = Buffer.alloc(size)
+  for (let i = 0; i < size; i++) b[i] = (i * 31 + seed * 7 + (i >> 10)) & 0xff
+  return b
+}
+
 async function listAll(driver: BlobDriver, prefix: string): Promise<FileInfo[]> {
   const out: FileInfo[] = []
   for await (const f of driver.list(prefix)) out.push(f)
   return out.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0))
 }
+
+const f0len = (b: Buffer) => b.length - 10
 
 const ESCAPING_PATHS = ['..', '../x', '../../etc/passwd', 'uploads/../../x', 'a/b/../../../x', '/etc/passwd']
 
@@ -114,6 +142,65 @@ export function describeBlobDriver(name: string, factory: () => Promise<DriverFi
       await assert.rejects(d.reader('blobs/missing'), (e: unknown) => e instanceof PathNotFoundError && e.path === 'blobs/missing')
     })
 
+    it('openForSend copies the whole file, or a byte range', async (t) => {
+      const d = await fresh(t)
+      await writeAt(d, 'blobs/x', 0, '0123456789')
+      assert.equal((await sendAll(d, 'blobs/x')).toString(), '0123456789')
+      assert.equal((await sendAll(d, 'blobs/x', { offset: 2, length: 3 })).toString(), '234')
+      assert.equal((await sendAll(d, 'blobs/x', { offset: 9, length: 1 })).toString(), '9')
+      assert.equal((await sendAll(d, 'blobs/x', { offset: 0, length: 10 })).toString(), '0123456789')
+    })
+
+    it('openForSend of an empty file writes nothing', async (t) => {
+      const d = await fresh(t)
+      await writeAt(d, 'blobs/empty', 0, '')
+      assert.equal((await sendAll(d, 'blobs/empty')).length, 0)
+    })
+
+    it('openForSend streams large files and ranges across chunk boundaries intact', async (t) => {
+      const d = await fresh(t)
+      const big = pattern(5 * (1 << 20) + 123, 1)
+      await writeAt(d, 'blobs/big', 0, big)
+      assert.ok((await sendAll(d, 'blobs/big')).equals(big))
+      const offset = (1 << 20) - 7
+      const length = 3 * (1 << 20) + 11
+      assert.ok((await sendAll(d, 'blobs/big', { offset, length })).equals(big.subarray(offset, offset + length)))
+    })
+
+    it('concurrent openForSend transfers to slow destinations do not mix their bytes', async (t) => {
+      const d = await fresh(t)
+      const files = [0, 1, 2, 3].map((i) => pattern(2 * (1 << 20) + 1000 * i, i + 10))
+      for (const [i, f] of files.entries()) await writeAt(d, `blobs/f${i}`, 0, f)
+      const got = await Promise.all(files.map((_, i) => sendAll(d, `blobs/f${i}`, undefined, { slow: true })))
+      for (const [i, f] of files.entries()) assert.ok(got[i]!.equals(f), `file ${i} intact`)
+      // And again, now that any pooled buffers have been used once.
+      const again = await Promise.all(files.map((_, i) => sendAll(d, `blobs/f${i}`, { offset: 5, length: f0len(files[i]!) }, { slow: true })))
+      for (const [i, f] of files.entries()) assert.ok(again[i]!.equals(f.subarray(5, 5 + f0len(f))), `file ${i} range intact`)
+    })
+
+    it('openForSend of a missing path rejects with PathNotFoundError before writing', async (t) => {
+      const d = await fresh(t)
+      await assert.rejects(d.openForSend('blobs/missing'), (e: unknown) => e instanceof PathNotFoundError && e.path === 'blobs/missing')
+    })
+
+    it('openForSend rejects, and does not hang, when the destination closes mid-transfer', async (t) => {
+      const d = await fresh(t)
+      await writeAt(d, 'blobs/big', 0, pattern(4 * (1 << 20), 3))
+      const send = await d.openForSend('blobs/big')
+      let writes = 0
+      const dest = new Writable({
+        write(_chunk, _enc, cb) {
+          writes++
+          // The client goes away after the first chunk; the callback never comes.
+          if (writes === 1) setImmediate(() => dest.destroy())
+          else cb()
+        },
+      })
+      await assert.rejects(send(dest))
+      // The file is still readable afterwards (its handle was not left in a broken state).
+      assert.equal((await sendAll(d, 'blobs/big', { offset: 0, length: 4 })).length, 4)
+    })
+
     it('commit renames atomically: source gone, destination holds the content', async (t) => {
       const d = await fresh(t)
       await writeAt(d, 'uploads/tmp1', 0, 'payload')
@@ -171,12 +258,28 @@ export function describeBlobDriver(name: string, factory: () => Promise<DriverFi
       assert.deepEqual((await listAll(d, 'uploads')).map((f) => f.path), ['uploads/keep'])
     })
 
+    it('a folder removed by delete can be written to again', async (t) => {
+      const d = await fresh(t)
+      await writeAt(d, 'uploads/sub/a', 0, 'a')
+      await d.delete('uploads/sub')
+      await writeAt(d, 'uploads/sub/b', 0, 'b')
+      assert.equal(await readAll(d, 'uploads/sub/b'), 'b')
+      await d.delete('uploads')
+      await writeAt(d, 'uploads/c', 0, 'c')
+      assert.equal(await readAll(d, 'uploads/c'), 'c')
+      await writeAt(d, 'uploads/tmp', 0, 'blob')
+      await d.delete('blobs')
+      await d.commit('uploads/tmp', 'blobs/sha256/ab/cd')
+      assert.equal(await readAll(d, 'blobs/sha256/ab/cd'), 'blob')
+    })
+
     for (const p of ESCAPING_PATHS) {
       it(`a path escaping the root is refused by every operation: ${JSON.stringify(p)}`, async (t) => {
         const d = await fresh(t)
         await writeAt(d, 'uploads/src', 0, 'src')
         await assert.rejects(async () => d.stat(p), /escape/)
         await assert.rejects(async () => d.reader(p), /escape/)
+        await assert.rejects(async () => d.openForSend(p), /escape/)
         await assert.rejects(async () => d.appender(p, 0), /escape/)
         await assert.rejects(async () => d.commit('uploads/src', p), /escape/)
         await assert.rejects(async () => d.commit(p, 'blobs/dst'), /escape/)
