@@ -191,3 +191,47 @@ describe('cross-repository mount', () => {
     assertOciError(await h.inject({ method: 'POST', url: `/v2/b/blobs/uploads/?mount=sha256:123&from=a` }), 400, 'DIGEST_INVALID')
   })
 })
+
+describe('blob pull over a real socket', () => {
+  it('GET and ranged GET send the right headers and bytes', async (t) => {
+    const h = await harness(t)
+    const big = randomBlob(2 * (1 << 20) + 333)
+    const d = await pushBlob(h, 'a', big)
+    const res = await h.raw('GET', `/v2/a/blobs/${d}`)
+    assert.equal(res.statusCode, 200)
+    assert.equal(res.headers['content-length'], String(big.length))
+    assert.equal(res.headers['docker-content-digest'], d)
+    assert.equal(res.headers.etag, `"${d}"`)
+    assert.equal(res.headers['docker-distribution-api-version'], 'registry/2.0')
+    assert.equal(res.headers['content-type'], 'application/octet-stream')
+    assert.ok(res.rawBody.equals(big))
+    const ranged = await h.raw('GET', `/v2/a/blobs/${d}`, undefined, { range: 'bytes=10-19' })
+    assert.equal(ranged.statusCode, 206)
+    assert.equal(ranged.headers['content-range'], `bytes 10-19/${big.length}`)
+    assert.equal(ranged.headers['content-length'], '10')
+    assert.ok(ranged.rawBody.equals(big.subarray(10, 20)))
+  })
+
+  it('a client that disconnects mid-download does not break the server', async (t) => {
+    const h = await harness(t)
+    const big = randomBlob(8 * (1 << 20))
+    const d = await pushBlob(h, 'a', big)
+    await h.raw('GET', '/v2/') // make it listen
+    const { request } = await import('node:http')
+    const port = (h.app.server.address() as { port: number }).port
+    await new Promise<void>((resolve) => {
+      const req = request({ host: '127.0.0.1', port, path: `/v2/a/blobs/${d}`, headers: { connection: 'close' } }, (res) => {
+        res.once('data', () => {
+          req.destroy()
+          resolve()
+        })
+      })
+      req.on('error', () => resolve())
+      req.end()
+    })
+    await new Promise((r) => setTimeout(r, 50))
+    const again = await h.inject({ method: 'GET', url: `/v2/a/blobs/${d}` })
+    assert.equal(again.statusCode, 200)
+    assert.equal(sha256(again.rawPayload), d)
+  })
+})

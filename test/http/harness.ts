@@ -30,6 +30,7 @@ export interface RawResponse {
   statusCode: number
   headers: Record<string, string | string[] | undefined>
   body: string
+  rawBody: Buffer
 }
 
 export interface Harness {
@@ -92,7 +93,10 @@ export async function harness(t: Pick<TestContext, 'after'>, opts: HarnessOption
         const req = httpRequest({ host: '127.0.0.1', port, method, path, headers: { connection: 'close', ...headers } }, (res) => {
           const chunks: Buffer[] = []
           res.on('data', (c: Buffer) => chunks.push(c))
-          res.on('end', () => resolve({ statusCode: res.statusCode!, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') }))
+          res.on('end', () => {
+            const rawBody = Buffer.concat(chunks)
+            resolve({ statusCode: res.statusCode!, headers: res.headers, body: rawBody.toString('utf8'), rawBody })
+          })
           res.on('error', reject)
         })
         req.on('error', reject)
