@@ -182,6 +182,18 @@ describe('invalid settings give a one-line ConfigError naming the setting and it
     assertConfigError(() => loadConfig({ file: nested, env: {} }), 'limits.bogus', nested)
   })
 
+  it('an empty section (all its keys commented out) is not an unknown setting', async () => {
+    const file = await configFile('listen: 127.0.0.1:5001\nlimits:\n  # pageMax: 5\n')
+    const c = loadConfig({ file, env: {} })
+    assert.equal(c.listen, '127.0.0.1:5001')
+    assert.equal(c.limits.pageMax, 10_000)
+  })
+
+  it('an empty file is the defaults', async () => {
+    const file = await configFile('# nothing here\n')
+    assert.equal(loadConfig({ file, env: {} }).listen, '127.0.0.1:5000')
+  })
+
   it('an unreadable or unparsable file is a ConfigError naming the file', async () => {
     const missing = join(dir, 'does-not-exist.yaml')
     assertConfigError(() => loadConfig({ file: missing, env: {} }), missing)
