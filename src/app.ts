@@ -1,5 +1,6 @@
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
-import { registryRoutes, type Registry } from './registry/index.ts'
+import { WharfError } from './core/errors.ts'
+import { ociErrorHandler, registryRoutes, type Registry } from './registry/index.ts'
 
 export interface AppDeps {
   logger: FastifyBaseLogger
@@ -16,8 +17,14 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     bodyLimit: 1 << 20,
     // Uploads of multi-GiB layers may legitimately take long; idle sockets still time out.
     requestTimeout: 0,
+    // Errors raised before routing (e.g. malformed percent-encoding) still get the protocol's error body.
+    frameworkErrors: (err, req, res) => {
+      const reply = res as FastifyReply
+      if (req.url.startsWith('/v2')) return ociErrorHandler(new WharfError('BAD_REQUEST', err.message, {}), req, reply)
+      void reply.code(400).type('application/problem+json').send({ type: 'about:blank', title: 'Bad Request', status: 400, detail: err.message })
+    },
   })
-  await app.register(registryRoutes, { ...deps.registry, manifestBytes: deps.limits.manifestBytes })
+  await app.register(registryRoutes, { prefix: '/v2', ...deps.registry, manifestBytes: deps.limits.manifestBytes })
   return app
 }
 

@@ -17,6 +17,8 @@ export const SETTINGS = [
 
 export type SettingFlag = (typeof SETTINGS)[number]['flag']
 
+const LISTEN = new RegExp(ConfigSchema.properties.listen.pattern!)
+
 export class ConfigError extends Error {
   constructor(message: string) {
     super(message)
@@ -42,6 +44,8 @@ function setPath(tree: Tree, path: string, value: unknown): void {
 }
 
 function flatten(tree: unknown, prefix = '', out = new Map<string, unknown>()): Map<string, unknown> {
+  // An empty section in YAML (`limits:` with every key commented out) parses as null.
+  if (tree === null && SETTINGS.some((s) => s.key.startsWith(`${prefix}.`))) return out
   if (tree !== null && typeof tree === 'object' && !Array.isArray(tree)) {
     for (const [k, v] of Object.entries(tree)) flatten(v, prefix ? `${prefix}.${k}` : k, out)
   } else out.set(prefix, tree)
@@ -89,7 +93,11 @@ export function loadConfig(sources: ConfigSources = {}): Readonly<Config> {
     }
   }
 
-  if (tree.publicUrl === undefined && typeof tree.listen === 'string') {
+  const listenSetting = SETTINGS[0]
+  if (typeof tree.listen !== 'string' || !LISTEN.test(tree.listen)) {
+    throw new ConfigError(`invalid setting listen (${origins.get('listen') ?? `--${listenSetting.flag} / ${listenSetting.env}`}): expected host:port, got ${JSON.stringify(tree.listen)}`)
+  }
+  if (tree.publicUrl === undefined) {
     const m = /^(.*):(\d+)$/.exec(tree.listen)
     if (m) {
       const host = m[1] === '0.0.0.0' || m[1] === '[::]' ? '127.0.0.1' : m[1]

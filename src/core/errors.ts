@@ -23,6 +23,11 @@ export const ERROR_CODES = [
   'MANIFEST_TOO_LARGE',
   'PAGINATION_INVALID',
   'ROUTE_UNKNOWN',
+  // API conditions (problem+json on /api)
+  'BAD_REQUEST',
+  'NOT_FOUND',
+  'CONFLICT',
+  'FORBIDDEN',
 ] as const
 
 export type ErrorCode = (typeof ERROR_CODES)[number]

@@ -5,7 +5,7 @@ import { Blobs } from './blobs.ts'
 import { Manifests } from './manifests.ts'
 import { Uploads } from './uploads.ts'
 
-export { registryRoutes, type RegistryOptions } from './routes.ts'
+export { ociErrorHandler, registryRoutes, type RegistryOptions } from './routes.ts'
 export { Blobs, Manifests, Uploads }
 
 export interface Registry {

@@ -143,10 +143,14 @@ describe('parseManifest: rejections', () => {
     rejects(json(schema1), undefined, 'MANIFEST_INVALID', /schemaVersion/)
   })
 
-  it('schema 1 Content-Types are refused as unsupported', () => {
+  it('schema 1 Content-Types are refused as invalid, with a message that says why', () => {
     const schema1 = { schemaVersion: 1, name: 'x', tag: 'latest', architecture: 'amd64', fsLayers: [], history: [] }
-    rejects(json(schema1), 'application/vnd.docker.distribution.manifest.v1+prettyjws', 'UNSUPPORTED')
-    rejects(json(schema1), 'application/vnd.docker.distribution.manifest.v1+json', 'UNSUPPORTED')
+    rejects(json(schema1), 'application/vnd.docker.distribution.manifest.v1+prettyjws', 'MANIFEST_INVALID', /schema 1/)
+    rejects(json(schema1), 'application/vnd.docker.distribution.manifest.v1+json', 'MANIFEST_INVALID', /schema 1/)
+  })
+
+  it('an explicit Content-Type that is not a manifest type is refused, whatever the body says', () => {
+    rejects(json(ociManifest()), 'text/plain', 'MANIFEST_INVALID', /media type/)
   })
 
   it('unknown manifest media types', () => {

@@ -75,13 +75,14 @@ export function parseManifest(body: Buffer, contentType: string | undefined): Pa
   const headerType = rawHeader && !GENERIC_TYPES.has(rawHeader) ? rawHeader : undefined
   const bodyType = doc.mediaType
   if (bodyType !== undefined && typeof bodyType !== 'string') throw invalid('mediaType must be a string')
-  if (headerType && SCHEMA1_TYPES.has(headerType)) throw new WharfError('UNSUPPORTED', 'Docker schema 1 manifests are not supported; push with a current client', {})
+  if (headerType && SCHEMA1_TYPES.has(headerType)) throw invalid('Docker schema 1 manifests are not supported; push with a current client')
   if (doc.schemaVersion !== 2) throw invalid('schemaVersion must be 2', { schemaVersion: doc.schemaVersion })
 
   // Content-Type wins when it names a manifest type; the body's mediaType must then agree.
   const known = (t: string | undefined) => t !== undefined && (MANIFEST_TYPES.has(t) || INDEX_TYPES.has(t))
   let mediaType: string
   if (known(headerType)) mediaType = headerType!
+  else if (headerType !== undefined) throw invalid('unsupported manifest media type', { mediaType: headerType })
   else if (known(bodyType as string | undefined)) mediaType = bodyType as string
   else if (bodyType === undefined && headerType === undefined) mediaType = Array.isArray(doc.manifests) ? MEDIA_TYPES.ociIndex : MEDIA_TYPES.ociManifest
   else throw invalid('unsupported manifest media type', { mediaType: headerType ?? bodyType })

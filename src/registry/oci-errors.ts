@@ -21,6 +21,10 @@ export const OCI_ERRORS: Partial<Record<ErrorCode, { status: number; code: strin
   RANGE_NOT_SATISFIABLE: { status: 416, code: 'SIZE_INVALID', message: 'requested range not satisfiable' },
   MANIFEST_TOO_LARGE: { status: 413, code: 'MANIFEST_INVALID', message: 'manifest too large' },
   PAGINATION_INVALID: { status: 400, code: 'PAGINATION_NUMBER_INVALID', message: 'invalid number of results requested' },
+  BAD_REQUEST: { status: 400, code: 'UNSUPPORTED', message: 'bad request' },
+  NOT_FOUND: { status: 404, code: 'NAME_UNKNOWN', message: 'not found' },
+  CONFLICT: { status: 409, code: 'UNSUPPORTED', message: 'conflict' },
+  FORBIDDEN: { status: 403, code: 'DENIED', message: 'requested access to the resource is denied' },
   ROUTE_UNKNOWN: { status: 404, code: 'NOT_FOUND', message: 'no such registry endpoint' },
 }
 

@@ -163,7 +163,8 @@ export async function listTags(db: Executor, repositoryId: number, last: string 
 }
 
 export async function listRepositories(db: Executor, last: string | undefined, limit: number): Promise<string[]> {
-  let q = db.selectFrom('repositories').select('name')
+  // A repository appears once it holds a manifest, not when an upload merely started in it.
+  let q = db.selectFrom('repositories as r').select('name').where((eb) => eb.exists(eb.selectFrom('manifests as m').select('m.id').whereRef('m.repository_id', '=', 'r.id')))
   if (last !== undefined) q = q.where('name', '>', last)
   const rows = await q.orderBy('name').limit(limit).execute()
   return rows.map((r) => r.name)

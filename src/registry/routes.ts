@@ -5,6 +5,7 @@ import { WharfError } from '../core/errors.ts'
 import { parseRepoName, type RepoName } from '../core/names.ts'
 import { parseRange, type Blobs } from './blobs.ts'
 import type { Manifests, Page } from './manifests.ts'
+import { MEDIA_TYPES } from './media-types.ts'
 import { OCI_ERRORS, type OciErrorBody } from './oci-errors.ts'
 import { parseOciPath, type OciPath } from './oci-path.ts'
 import type { Body, Uploads } from './uploads.ts'
@@ -16,12 +17,12 @@ export interface RegistryOptions {
   manifestBytes: number
 }
 
-type Query = Record<string, string | undefined>
+type Query = Record<string, string | string[] | undefined>
 type Ctx = { req: FastifyRequest; reply: FastifyReply; query: Query; opts: RegistryOptions }
 
 const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'] as const
 
-/** The OCI Distribution API under /v2 (spec: distribution-spec v1.1 "API"). */
+/** The OCI Distribution API, registered with prefix /v2 (spec: distribution-spec v1.1 "API"). */
 export async function registryRoutes(app: FastifyInstance, opts: RegistryOptions): Promise<void> {
   // Blob and manifest bodies are streamed or read by the handlers themselves, never parsed by Fastify.
   app.removeAllContentTypeParsers()
@@ -29,6 +30,10 @@ export async function registryRoutes(app: FastifyInstance, opts: RegistryOptions
   app.setErrorHandler(ociErrorHandler)
   app.addHook('onRequest', async (_req, reply) => {
     reply.header('Docker-Distribution-API-Version', 'registry/2.0')
+  })
+  // Any other method under /v2 is still answered in the protocol's format.
+  app.setNotFoundHandler(async (req) => {
+    throw new WharfError('UNSUPPORTED', `${req.method} is not supported on this endpoint`, {})
   })
   const handler = async (req: FastifyRequest, reply: FastifyReply) => {
     const path = req.url.split('?', 1)[0]!
@@ -42,8 +47,9 @@ export async function registryRoutes(app: FastifyInstance, opts: RegistryOptions
     if (!target) throw new WharfError('ROUTE_UNKNOWN', 'no such registry endpoint', { path: path.slice(0, 300) })
     return dispatch(target, { req, reply, query: req.query as Query, opts })
   }
-  app.route({ method: [...METHODS], url: '/v2', handler })
-  app.route({ method: [...METHODS], url: '/v2/*', handler })
+  // Registered under the /v2 prefix (see app.ts).
+  app.route({ method: [...METHODS], url: '', handler })
+  app.route({ method: [...METHODS], url: '/*', handler })
 }
 
 async function dispatch(t: OciPath, c: Ctx): Promise<unknown> {
@@ -54,7 +60,7 @@ async function dispatch(t: OciPath, c: Ctx): Promise<unknown> {
       break
     case 'catalog':
       if (m === 'GET') {
-        const page = await c.opts.manifests.catalog(c.query.last, pageSize(c.query.n))
+        const page = await c.opts.manifests.catalog(one(c.query, 'last'), pageSize(one(c.query, 'n')))
         return sendPage(c, '/v2/_catalog', page, { repositories: page.items })
       }
       break
@@ -87,17 +93,18 @@ async function dispatch(t: OciPath, c: Ctx): Promise<unknown> {
       break
     case 'tags':
       if (m === 'GET') {
-        const page = await c.opts.manifests.tags(t.name, c.query.last, pageSize(c.query.n))
+        const page = await c.opts.manifests.tags(t.name, one(c.query, 'last'), pageSize(one(c.query, 'n')))
         return sendPage(c, `/v2/${t.name}/tags/list`, page, { name: t.name, tags: page.items })
       }
       break
     case 'referrers':
       if (m === 'GET') {
         // spec: #listing-referrers — never 404; an unknown subject has an empty index.
-        const filter = c.query.artifactType
-        if (filter !== undefined) c.reply.header('OCI-Filters-Applied', 'artifactType')
+        const filter = one(c.query, 'artifactType')
         const index = await c.opts.manifests.referrers(t.name, t.digest, filter)
-        return c.reply.type('application/vnd.oci.image.index.v1+json').send(index)
+        if (filter !== undefined) c.reply.header('OCI-Filters-Applied', 'artifactType')
+        // Serialised here so the Content-Type stays exactly the index media type (no charset).
+        return c.reply.header('Content-Type', MEDIA_TYPES.ociIndex).send(Buffer.from(JSON.stringify(index)))
       }
       break
   }
@@ -159,7 +166,7 @@ async function getBlob(t: Extract<OciPath, { kind: 'blob' }>, c: Ctx) {
 
 // spec: #pushing-blobs, #mounting-a-blob-from-another-repository, #single-post
 async function postUpload(name: RepoName, c: Ctx) {
-  const { mount, from, digest } = c.query
+  const [mount, from, digest] = [one(c.query, 'mount'), one(c.query, 'from'), one(c.query, 'digest')]
   if (mount !== undefined && from !== undefined) {
     const d = parseDigest(mount)
     // An unreadable or unknown source is not an error: fall back to a plain upload session (202).
@@ -175,8 +182,9 @@ async function postUpload(name: RepoName, c: Ctx) {
 
 // spec: #closing-a-chunked-upload, #post-then-put
 async function putUpload(name: RepoName, id: string, c: Ctx) {
-  if (c.query.digest === undefined) throw new WharfError('DIGEST_INVALID', 'digest query parameter is required', {})
-  const d = parseDigest(c.query.digest)
+  const digest = one(c.query, 'digest')
+  if (digest === undefined) throw new WharfError('DIGEST_INVALID', 'digest query parameter is required', {})
+  const d = parseDigest(digest)
   await c.opts.uploads.finish(name, id, d, hasBody(c.req.raw) ? body(c.req.raw) : undefined)
   return blobCreated(name, d.digest, c.reply)
 }
@@ -196,10 +204,17 @@ function uploadStatus(name: RepoName, id: string, size: number, reply: FastifyRe
 
 function sendPage(c: Ctx, path: string, page: Page<string>, payload: object) {
   if (page.next !== undefined) {
-    const n = c.query.n ?? String(page.items.length)
+    const n = one(c.query, 'n') ?? String(page.items.length)
     c.reply.header('Link', `<${path}?n=${encodeURIComponent(n)}&last=${encodeURIComponent(page.next)}>; rel="next"`)
   }
   return c.reply.send(payload)
+}
+
+/** A query parameter given at most once; a repeated one is a client error, not an array reaching SQL. */
+function one(query: Query, key: string): string | undefined {
+  const v = query[key]
+  if (Array.isArray(v)) throw new WharfError(key === 'n' ? 'PAGINATION_INVALID' : 'BAD_REQUEST', `query parameter ${key} must be given once`, { parameter: key })
+  return v
 }
 
 function pageSize(n: string | undefined): number | undefined {
@@ -238,7 +253,7 @@ async function readLimited(stream: IncomingMessage, limit: number): Promise<Buff
   return Buffer.concat(chunks, n)
 }
 
-function ociErrorHandler(err: Error & { statusCode?: number }, req: FastifyRequest, reply: FastifyReply) {
+export function ociErrorHandler(err: Error & { statusCode?: number }, req: FastifyRequest, reply: FastifyReply) {
   if (err instanceof WharfError) {
     const e = OCI_ERRORS[err.code]
     if (e) {

@@ -1,5 +1,5 @@
 import { createReadStream, createWriteStream } from 'node:fs'
-import { mkdir, open, readdir, rename, rm, stat, truncate } from 'node:fs/promises'
+import { mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises'
 import { dirname, join, relative, resolve, sep } from 'node:path'
 import type { Readable, Writable } from 'node:stream'
 import { PathNotFoundError, type BlobDriver, type FileInfo } from './driver.ts'
@@ -14,10 +14,11 @@ const giveBuffer = (b: Buffer) => void (pool.length < POOL_MAX && pool.push(b))
 
 export function createFsDriver(rootDir: string): BlobDriver {
   const root = resolve(rootDir)
-  const full = (p: string): string => {
+  // Defence in depth: paths.ts only builds safe paths, but nothing may leave the root, and
+  // only listing may address the root itself (deleting '' would remove everything).
+  const full = (p: string, allowRoot = false): string => {
     const f = resolve(root, p)
-    // Defence in depth: paths.ts only builds safe paths, but never leave the root.
-    if (f !== root && !f.startsWith(root + sep)) throw new Error(`path escapes storage root: ${p}`)
+    if (!(f.startsWith(root + sep) || (allowRoot && f === root))) throw new Error(`path escapes the storage root: ${p}`)
     return f
   }
   // Blob fan-out directories are few and never removed while running: skip mkdir once seen.
@@ -95,9 +96,15 @@ export function createFsDriver(rootDir: string): BlobDriver {
     async appender(p, offset) {
       const f = full(p)
       await ensureDir(dirname(f))
-      const existing = await stat(f).catch(() => undefined)
-      if (existing && existing.size !== offset) await truncate(f, offset)
-      return createWriteStream(f, { flags: 'a', highWaterMark: STREAM_CHUNK }) as Writable
+      const fh = await open(f, 'a').catch(async (e: NodeJS.ErrnoException) => {
+        if (e.code !== 'ENOENT') throw e
+        knownDirs.clear() // a directory was removed under us: create it again
+        await mkdir(dirname(f), { recursive: true })
+        return open(f, 'a')
+      })
+      // Bytes past `offset` were left by an interrupted chunk: drop them.
+      if ((await fh.stat()).size !== offset) await fh.truncate(offset)
+      return createWriteStream('', { fd: fh, highWaterMark: STREAM_CHUNK }) as Writable
     },
     async commit(from, to) {
       const src = full(from)
@@ -120,7 +127,7 @@ export function createFsDriver(rootDir: string): BlobDriver {
       await rm(full(p), { force: true, recursive: true })
     },
     async *list(prefix) {
-      const base = full(prefix)
+      const base = full(prefix, true)
       const walk = async function* (dir: string): AsyncGenerator<FileInfo> {
         let entries
         try {

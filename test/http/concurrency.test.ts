@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import { harness, imageManifest, putManifest, randomBlob, sha256 } from './harness.ts'
+import { harness, imageManifest, pushManifest, putManifest, randomBlob, sha256 } from './harness.ts'
 
 describe('concurrency', () => {
   it('two concurrent monolithic uploads of the same blob to two repositories both succeed', async (t) => {
@@ -67,6 +67,7 @@ describe('concurrency', () => {
       return h.inject({ method: 'POST', url: `/v2/fresh/repo/blobs/uploads/?digest=${sha256(data)}`, payload: data, headers: { 'content-type': 'application/octet-stream' } })
     }))
     for (const r of results) assert.equal(r.statusCode, 201, r.body)
+    await pushManifest(h, 'fresh/repo', 'v1', await imageManifest(h, 'fresh/repo', { seed: 'fresh' }))
     assert.deepEqual((await h.inject({ method: 'GET', url: '/v2/_catalog' })).json(), { repositories: ['fresh/repo'] })
   })
 })

@@ -145,9 +145,15 @@ describe('_catalog', () => {
 
   async function repos(t: Parameters<typeof harness>[0]) {
     const h = await harness(t)
-    for (const r of REPOS) await pushBlob(h, r, `blob of ${r}`)
+    for (const r of REPOS) await pushManifest(h, r, 'v1', await imageManifest(h, r, { seed: r }))
     return h
   }
+
+  it('does not list a repository that holds only blobs (an upload alone is no image)', async (t) => {
+    const h = await repos(t)
+    await pushBlob(h, 'only/blobs', 'orphan blob')
+    assert.deepEqual((await h.inject({ method: 'GET', url: '/v2/_catalog' })).json(), { repositories: SORTED_REPOS })
+  })
 
   it('lists repositories in lexical order', async (t) => {
     const h = await repos(t)
