@@ -1,10 +1,18 @@
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
 import { WharfError } from './core/errors.ts'
 import { ociErrorHandler, registryRoutes, type Registry } from './registry/index.ts'
+import type { AccessTokens } from './auth/access-tokens.ts'
+import type { RegistryAuth } from './auth/registry-auth.ts'
+import { tokenRoutes } from './auth/token-routes.ts'
+import type { Projects } from './projects/service.ts'
 
 export interface AppDeps {
   logger: FastifyBaseLogger
   registry: Registry
+  auth: RegistryAuth
+  projects: Projects
+  accessTokens: AccessTokens
+  publicUrl: string
   limits: { manifestBytes: number }
 }
 
@@ -24,7 +32,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       void reply.code(400).type('application/problem+json').send({ type: 'about:blank', title: 'Bad Request', status: 400, detail: err.message })
     },
   })
-  await app.register(registryRoutes, { prefix: '/v2', ...deps.registry, manifestBytes: deps.limits.manifestBytes })
+  await app.register(registryRoutes, { prefix: '/v2', ...deps.registry, manifestBytes: deps.limits.manifestBytes, auth: deps.auth, realm: `${deps.publicUrl}/jwt/auth` })
+  await app.register(tokenRoutes, { auth: deps.auth })
   return app
 }
 

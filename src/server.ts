@@ -6,7 +6,7 @@ import { buildApp } from './app.ts'
 import { listenAddress } from './config/load.ts'
 import type { Config } from './config/schema.ts'
 import { migrate, openDb } from './metadata/db.ts'
-import { createRegistry } from './registry/index.ts'
+import { createServices } from './services.ts'
 import { createFsDriver } from './storage/fs-driver.ts'
 
 /** How often stale upload sessions are looked for; a quarter of the TTL, at most every ten minutes. */
@@ -15,8 +15,11 @@ const sweepPeriodMs = (ttlSeconds: number) => Math.min(ttlSeconds * 250, 10 * 60
 export interface RunningServer {
   app: FastifyInstance
   url: string
+  /** Set only on the first start when no WHARF_ROOT_PASSWORD was given. */
+  generatedRootPassword?: string
   close(): Promise<void>
 }
+
 
 /** Composition root: config → database → storage → registry → HTTP. */
 export async function startServer(config: Readonly<Config>): Promise<RunningServer> {
@@ -25,8 +28,14 @@ export async function startServer(config: Readonly<Config>): Promise<RunningServ
   const db = openDb({ kind: 'sqlite', path: join(config.data, 'wharf.db') })
   await migrate(db, 'sqlite')
   const driver = createFsDriver(join(config.data, 'storage'))
-  const registry = createRegistry(db, driver, { pageMax: config.limits.pageMax })
-  const app = await buildApp({ logger, registry, limits: config.limits })
+  const services = await createServices(db, driver, {
+    publicUrl: config.publicUrl,
+    tokenTtlSeconds: config.auth.tokenTtlSeconds,
+    pageMax: config.limits.pageMax,
+    rootPassword: config.auth.rootPassword,
+  })
+  const { registry, generatedRootPassword } = services
+  const app = await buildApp({ logger, ...services, publicUrl: config.publicUrl, limits: config.limits })
 
   const sweep = () =>
     registry.uploads.sweep(config.limits.uploadTtlSeconds).then(
@@ -41,6 +50,7 @@ export async function startServer(config: Readonly<Config>): Promise<RunningServ
   return {
     app,
     url: config.publicUrl,
+    ...(generatedRootPassword ? { generatedRootPassword } : {}),
     async close() {
       clearInterval(timer)
       await app.close()

@@ -43,7 +43,15 @@ async function main(argv: string[]): Promise<void> {
         throw e
       })
       const host = new URL(server.url).host
-      process.stdout.write(`Wharf is running at ${server.url}\n  registry: docker push ${host}/<namespace>/<image>:<tag>\n  data:     ${config.data}\n`)
+      const admin = server.generatedRootPassword
+        ? `root / ${server.generatedRootPassword}   (generated now and shown only once: keep it, or set WHARF_ROOT_PASSWORD before the first start)`
+        : 'root (password set at first start)'
+      process.stdout.write(
+        `Wharf is running at ${server.url}\n` +
+          `  sign in:  ${admin}\n` +
+          `  registry: docker login ${host}   then   docker push ${host}/<namespace>/<project>:<tag>\n` +
+          `  data:     ${config.data}\n`,
+      )
       const stop = () => {
         server.close().then(() => process.exit(0), () => process.exit(1))
       }
@@ -53,7 +61,8 @@ async function main(argv: string[]): Promise<void> {
     }
     case 'verify-config': {
       const config = parse(rest)
-      process.stdout.write(`${JSON.stringify(config, null, 2)}\n`)
+      const shown = { ...config, auth: { ...config.auth, ...(config.auth.rootPassword ? { rootPassword: '(hidden)' } : {}) } }
+      process.stdout.write(`${JSON.stringify(shown, null, 2)}\n`)
       return
     }
     case undefined:

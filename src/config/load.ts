@@ -10,10 +10,15 @@ export const SETTINGS = [
   { key: 'publicUrl', flag: 'public-url', env: 'WHARF_PUBLIC_URL', kind: 'string' },
   { key: 'data', flag: 'data', env: 'WHARF_DATA', kind: 'string' },
   { key: 'logLevel', flag: 'log-level', env: 'WHARF_LOG_LEVEL', kind: 'string' },
+  { key: 'auth.tokenTtlSeconds', flag: 'token-ttl-seconds', env: 'WHARF_AUTH_TOKEN_TTL_SECONDS', kind: 'integer' },
+  { key: 'auth.rootPassword', flag: 'root-password', env: 'WHARF_ROOT_PASSWORD', kind: 'string' },
   { key: 'limits.manifestBytes', flag: 'max-manifest-bytes', env: 'WHARF_LIMITS_MANIFEST_BYTES', kind: 'integer' },
   { key: 'limits.uploadTtlSeconds', flag: 'upload-ttl-seconds', env: 'WHARF_LIMITS_UPLOAD_TTL_SECONDS', kind: 'integer' },
   { key: 'limits.pageMax', flag: 'page-max', env: 'WHARF_LIMITS_PAGE_MAX', kind: 'integer' },
 ] as const
+
+/** Settings never echoed back (errors, verify-config). */
+export const SECRET_KEYS: ReadonlySet<string> = new Set(['auth.rootPassword'])
 
 export type SettingFlag = (typeof SETTINGS)[number]['flag']
 
@@ -111,7 +116,8 @@ export function loadConfig(sources: ConfigSources = {}): Readonly<Config> {
     const setting = SETTINGS.find((s) => s.key === key)
     const origin = origins.get(key) ?? (setting ? `--${setting.flag} / ${setting.env}` : 'config')
     const want = (error.schema as { description?: string }).description
-    throw new ConfigError(`invalid setting ${key} (${origin}): ${want ? `expected ${want}` : error.message}, got ${JSON.stringify(error.value)}`)
+    const got = SECRET_KEYS.has(key) ? '(hidden)' : JSON.stringify(error.value)
+    throw new ConfigError(`invalid setting ${key} (${origin}): ${want ? `expected ${want}` : error.message}, got ${got}`)
   }
   const config = tree as unknown as Config
   const port = Number(/:(\d+)$/.exec(config.listen)![1])

@@ -11,6 +11,15 @@ export const ConfigSchema = Type.Object(
     /** Directory for the SQLite database, blobs and upload temp files. */
     data: Type.String({ minLength: 1 }),
     logLevel: Type.Union(LOG_LEVELS.map((l) => Type.Literal(l))),
+    auth: Type.Object(
+      {
+        /** Lifetime of registry bearer tokens; short, because clients fetch new ones as needed. */
+        tokenTtlSeconds: Type.Integer({ minimum: 30, maximum: 3600 }),
+        /** Password for the administrator `root` created at first start; generated and printed once if unset. */
+        rootPassword: Type.Optional(Type.String({ minLength: 8, description: 'at least 8 characters' })),
+      },
+      { additionalProperties: false },
+    ),
     limits: Type.Object(
       {
         /** spec: registries SHOULD accept manifests of at least 4 MiB. */
@@ -32,5 +41,6 @@ export const DEFAULTS: Omit<Config, 'publicUrl'> = {
   listen: '127.0.0.1:5000',
   data: './data',
   logLevel: 'info',
+  auth: { tokenTtlSeconds: 300 },
   limits: { manifestBytes: 4 << 20, uploadTtlSeconds: 24 * 3600, pageMax: 10_000 },
 }

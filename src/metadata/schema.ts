@@ -59,6 +59,108 @@ export interface UploadsTable {
   updated_at: string
 }
 
+export interface UsersTable {
+  id: Generated<number>
+  username: string
+  username_lower: string
+  name: string
+  email: string | null
+  password_hash: string | null
+  is_admin: number
+  state: 'active' | 'blocked'
+  created_at: string
+}
+
+export interface NamespacesTable {
+  id: Generated<number>
+  kind: 'user' | 'group'
+  name: string
+  path: string
+  full_path: string
+  full_path_lower: string
+  parent_id: number | null
+  owner_id: number | null
+  visibility: 'public' | 'internal' | 'private'
+  description: string
+  created_at: string
+}
+
+export interface ProjectsTable {
+  id: Generated<number>
+  namespace_id: number
+  name: string
+  path: string
+  full_path: string
+  full_path_lower: string
+  visibility: 'public' | 'internal' | 'private'
+  description: string
+  creator_id: number | null
+  created_at: string
+}
+
+export interface MembersTable {
+  id: Generated<number>
+  source_kind: 'namespace' | 'project'
+  source_id: number
+  user_id: number
+  access_level: number
+  expires_at: string | null
+  created_at: string
+}
+
+export interface PersonalAccessTokensTable {
+  id: Generated<number>
+  user_id: number
+  name: string
+  token_digest: string
+  scopes: string
+  expires_at: string | null
+  revoked: number
+  last_used_at: string | null
+  created_at: string
+}
+
+export interface DeployTokensTable {
+  id: Generated<number>
+  project_id: number | null
+  namespace_id: number | null
+  name: string
+  username: string
+  token_digest: string
+  scopes: string
+  expires_at: string | null
+  revoked: number
+  last_used_at: string | null
+  created_at: string
+}
+
+export interface RefreshTokensTable {
+  id: Generated<number>
+  token_digest: string
+  principal: string
+  expires_at: string
+  revoked: number
+  created_at: string
+}
+
+export interface SigningKeysTable {
+  kid: string
+  private_jwk: string
+  public_jwk: string
+  created_at: string
+  retired_at: string | null
+}
+
+export interface AuditEventsTable {
+  id: Generated<number>
+  at: string
+  actor: string
+  action: string
+  target: string
+  ip: string | null
+  detail: string | null
+}
+
 export interface Database {
   repositories: RepositoriesTable
   blobs: BlobsTable
@@ -67,6 +169,15 @@ export interface Database {
   manifest_references: ManifestReferencesTable
   tags: TagsTable
   uploads: UploadsTable
+  users: UsersTable
+  namespaces: NamespacesTable
+  projects: ProjectsTable
+  members: MembersTable
+  personal_access_tokens: PersonalAccessTokensTable
+  deploy_tokens: DeployTokensTable
+  refresh_tokens: RefreshTokensTable
+  signing_keys: SigningKeysTable
+  audit_events: AuditEventsTable
 }
 
 export type Executor = Kysely<Database> | Transaction<Database>
@@ -74,3 +185,8 @@ export type Repository = Selectable<RepositoriesTable>
 export type Manifest = Selectable<ManifestsTable>
 export type NewManifest = Insertable<ManifestsTable>
 export type Upload = Selectable<UploadsTable>
+export type User = Selectable<UsersTable>
+export type Namespace = Selectable<NamespacesTable>
+export type Project = Selectable<ProjectsTable>
+export type PersonalAccessToken = Selectable<PersonalAccessTokensTable>
+export type DeployToken = Selectable<DeployTokensTable>

@@ -89,8 +89,20 @@ export class Manifests {
     return this.page(n, (limit) => q.listTags(this.db, repositoryId, last, limit))
   }
 
-  async catalog(last: string | undefined, n: number | undefined): Promise<Page<string>> {
-    return this.page(n, (limit) => q.listRepositories(this.db, last, limit))
+  /** Repository names in lexical order; `visible` filters out what the caller may not read. */
+  async catalog(last: string | undefined, n: number | undefined, visible?: (name: string) => boolean): Promise<Page<string>> {
+    if (!visible) return this.page(n, (limit) => q.listRepositories(this.db, last, limit))
+    return this.page(n, async (limit) => {
+      const out: string[] = []
+      let after = last
+      // Read ahead in batches until enough visible names are found or the table ends.
+      for (;;) {
+        const batch = await q.listRepositories(this.db, after, Math.max(limit * 2, 100))
+        out.push(...batch.filter(visible))
+        if (out.length >= limit || batch.length < Math.max(limit * 2, 100)) return out.slice(0, limit)
+        after = batch.at(-1)
+      }
+    })
   }
 
   async referrers(name: RepoName, subject: ParsedDigest, artifactType: string | undefined) {

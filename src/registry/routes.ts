@@ -9,16 +9,79 @@ import { MEDIA_TYPES } from './media-types.ts'
 import { OCI_ERRORS, type OciErrorBody } from './oci-errors.ts'
 import { parseOciPath, type OciPath } from './oci-path.ts'
 import type { Body, Uploads } from './uploads.ts'
+import type { Action } from '../auth/access.ts'
+import type { RegistryAuth } from '../auth/registry-auth.ts'
+import type { RegistryClaims } from '../auth/registry-tokens.ts'
 
 export interface RegistryOptions {
   blobs: Blobs
   uploads: Uploads
   manifests: Manifests
   manifestBytes: number
+  auth: RegistryAuth
+  /** The token endpoint named in Bearer challenges. */
+  realm: string
 }
 
 type Query = Record<string, string | string[] | undefined>
-type Ctx = { req: FastifyRequest; reply: FastifyReply; query: Query; opts: RegistryOptions }
+type Ctx = { req: FastifyRequest; reply: FastifyReply; query: Query; opts: RegistryOptions; claims: RegistryClaims }
+
+/** What a request needs from its token: any valid token, the catalog grant, or actions on one repository. */
+type Need = { kind: 'any' } | { kind: 'catalog' } | { kind: 'repository'; name: RepoName; action: Action }
+
+function need(t: OciPath, method: string): Need {
+  switch (t.kind) {
+    case 'base':
+      return { kind: 'any' }
+    case 'catalog':
+      return { kind: 'catalog' }
+    case 'uploads':
+    case 'upload':
+      return { kind: 'repository', name: t.name, action: 'push' }
+    case 'manifest':
+    case 'blob':
+      if (method === 'DELETE') return { kind: 'repository', name: t.name, action: 'delete' }
+      return { kind: 'repository', name: t.name, action: method === 'PUT' ? 'push' : 'pull' }
+    case 'tags':
+    case 'referrers':
+      return { kind: 'repository', name: t.name, action: 'pull' }
+  }
+}
+
+// spec (docker token auth): a 401 names the realm, service and the scope to ask for.
+function challenge(opts: RegistryOptions, n: Need, insufficient: boolean): string {
+  let h = `Bearer realm="${opts.realm}",service="${opts.auth.tokens.service}"`
+  if (n.kind === 'catalog') h += ',scope="registry:catalog:*"'
+  if (n.kind === 'repository') h += `,scope="repository:${n.name}:${n.action === 'push' ? 'pull,push' : n.action}"`
+  if (insufficient) h += ',error="insufficient_scope"'
+  return h
+}
+
+/** Every /v2 request carries a registry token covering exactly what it does. */
+async function authorize(t: OciPath, req: FastifyRequest, reply: FastifyReply, opts: RegistryOptions): Promise<RegistryClaims> {
+  const n = need(t, req.method)
+  const header = req.headers.authorization
+  if (!header || !/^bearer /i.test(header)) {
+    reply.header('WWW-Authenticate', challenge(opts, n, false))
+    throw new WharfError('UNAUTHORIZED', 'authentication required', {})
+  }
+  let claims: RegistryClaims
+  try {
+    claims = await opts.auth.verify(header.slice(7).trim())
+  } catch (e) {
+    reply.header('WWW-Authenticate', challenge(opts, n, false))
+    throw e
+  }
+  if (n.kind === 'catalog' && !claims.access.some((a) => a.type === 'registry' && a.name === 'catalog')) {
+    reply.header('WWW-Authenticate', challenge(opts, n, true))
+    throw new WharfError('UNAUTHORIZED', 'authentication required', {})
+  }
+  if (n.kind === 'repository' && !opts.auth.allows(claims, n.name, n.action)) {
+    reply.header('WWW-Authenticate', challenge(opts, n, true))
+    throw new WharfError('DENIED', await opts.auth.explainDenial(claims, n.name, n.action), { name: n.name, action: n.action })
+  }
+  return claims
+}
 
 const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'] as const
 
@@ -45,7 +108,8 @@ export async function registryRoutes(app: FastifyInstance, opts: RegistryOptions
     }
     const target = parseOciPath(rest)
     if (!target) throw new WharfError('ROUTE_UNKNOWN', 'no such registry endpoint', { path: path.slice(0, 300) })
-    return dispatch(target, { req, reply, query: req.query as Query, opts })
+    const claims = await authorize(target, req, reply, opts)
+    return dispatch(target, { req, reply, query: req.query as Query, opts, claims })
   }
   // Registered under the /v2 prefix (see app.ts).
   app.route({ method: [...METHODS], url: '', handler })
@@ -60,7 +124,8 @@ async function dispatch(t: OciPath, c: Ctx): Promise<unknown> {
       break
     case 'catalog':
       if (m === 'GET') {
-        const page = await c.opts.manifests.catalog(one(c.query, 'last'), pageSize(one(c.query, 'n')))
+        const readable = await c.opts.auth.readableProjectPaths(await c.opts.auth.principalOf(c.claims))
+        const page = await c.opts.manifests.catalog(one(c.query, 'last'), pageSize(one(c.query, 'n')), readable && ((name) => ownedBy(name, readable)))
         return sendPage(c, '/v2/_catalog', page, { repositories: page.items })
       }
       break
@@ -169,8 +234,9 @@ async function postUpload(name: RepoName, c: Ctx) {
   const [mount, from, digest] = [one(c.query, 'mount'), one(c.query, 'from'), one(c.query, 'digest')]
   if (mount !== undefined && from !== undefined) {
     const d = parseDigest(mount)
+    const source = parseRepoName(from)
     // An unreadable or unknown source is not an error: fall back to a plain upload session (202).
-    if (await c.opts.blobs.mount(name, parseRepoName(from), d)) return blobCreated(name, d.digest, c.reply)
+    if (c.opts.auth.allows(c.claims, source, 'pull') && (await c.opts.blobs.mount(name, source, d))) return blobCreated(name, d.digest, c.reply)
   } else if (digest !== undefined) {
     const d = parseDigest(digest)
     await c.opts.uploads.monolithic(name, d, body(c.req.raw))
@@ -187,6 +253,12 @@ async function putUpload(name: RepoName, id: string, c: Ctx) {
   const d = parseDigest(digest)
   await c.opts.uploads.finish(name, id, d, hasBody(c.req.raw) ? body(c.req.raw) : undefined)
   return blobCreated(name, d.digest, c.reply)
+}
+
+/** True when a repository name lies under one of the given project paths. */
+function ownedBy(name: string, projectPaths: Set<string>): boolean {
+  for (let i = name.indexOf('/'); i !== -1; i = name.indexOf('/', i + 1)) if (projectPaths.has(name.slice(0, i))) return true
+  return projectPaths.has(name)
 }
 
 function blobCreated(name: RepoName, digest: string, reply: FastifyReply) {

@@ -1,5 +1,6 @@
 import { sql, type Kysely, type Migration, type MigrationProvider, type RawBuilder } from 'kysely'
 import * as m0001 from './0001-registry.ts'
+import * as m0002 from './0002-accounts.ts'
 
 /** Column types that differ between SQLite and PostgreSQL, so one migration serves both. */
 export interface MigrationContext {
@@ -18,6 +19,7 @@ function context(kind: DialectKind): MigrationContext {
 
 const MIGRATIONS: Record<string, { up(db: Kysely<unknown>, ctx: MigrationContext): Promise<void> }> = {
   '0001-registry': m0001,
+  '0002-accounts': m0002,
 }
 
 export function migrationProvider(kind: DialectKind): MigrationProvider {

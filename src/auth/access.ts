@@ -1,0 +1,45 @@
+import { hasScope, type Principal } from './principals.ts'
+import { atLeast, type Visibility } from './roles.ts'
+
+export const ACTIONS = ['pull', 'push', 'delete'] as const
+export type Action = (typeof ACTIONS)[number]
+
+/** What authorization needs to know about the project that owns a repository. */
+export interface ProjectFacts {
+  projectId: number
+  visibility: Visibility
+  /** The principal's effective access level (direct or inherited from groups), if a user. */
+  accessLevel: number | undefined
+  /** For deploy tokens: the project or one of its ancestor groups issued the token. */
+  deployTokenApplies: boolean
+}
+
+/**
+ * The registry actions a principal may perform on a project's repositories (pure; unit-tested as a
+ * matrix). No project, no access: a path that belongs to no project can be neither read nor written.
+ */
+export function permittedActions(p: Principal, project: ProjectFacts | undefined): Action[] {
+  if (!project) return []
+  const out = new Set<Action>()
+  const publicPull = project.visibility === 'public'
+  switch (p.kind) {
+    case 'anonymous':
+      if (publicPull) out.add('pull')
+      break
+    case 'deploy-token':
+      if (project.deployTokenApplies) {
+        if (hasScope(p, 'read_registry', 'write_registry')) out.add('pull')
+        if (hasScope(p, 'write_registry')) out.add('push')
+      } else if (publicPull && hasScope(p, 'read_registry', 'write_registry')) out.add('pull')
+      break
+    case 'user': {
+      const level = p.isAdmin ? Number.POSITIVE_INFINITY : project.accessLevel
+      const canRead = publicPull || project.visibility === 'internal' || atLeast(level, 'reporter')
+      if (canRead && hasScope(p, 'read_registry', 'write_registry', 'api')) out.add('pull')
+      if (atLeast(level, 'developer') && hasScope(p, 'write_registry', 'api')) out.add('push')
+      if (atLeast(level, 'maintainer') && hasScope(p, 'write_registry', 'api')) out.add('delete')
+      break
+    }
+  }
+  return ACTIONS.filter((a) => out.has(a))
+}

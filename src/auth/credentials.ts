@@ -1,0 +1,156 @@
+import type { Kysely } from 'kysely'
+import { WharfError } from '../core/errors.ts'
+import type { Database, DeployToken, PersonalAccessToken, User } from '../metadata/schema.ts'
+import * as users from '../projects/queries.ts'
+import type { Credential, Principal } from './principals.ts'
+import * as q from './queries.ts'
+import type { DeployTokenScope, PatScope } from './roles.ts'
+import { secretDigest, verifyPassword } from './secrets.ts'
+import type { LoginThrottle } from './throttle.ts'
+
+export const PAT_PREFIX = 'glpat-'
+export const DEPLOY_TOKEN_PREFIX = 'gldt-'
+
+/** A pluggable way to turn a username and secret into a principal (the CI job token plugs in here). */
+export interface CredentialVerifier {
+  /** undefined: not this kind of credential, try the next verifier. */
+  verify(username: string, secret: string): Promise<Principal | undefined>
+}
+
+/** How long "is this credential still valid" answers are reused; revocation through Wharf clears them at once. */
+const ACTIVE_CACHE_MS = 2000
+
+export class Credentials {
+  private readonly db: Kysely<Database>
+  private readonly throttle: LoginThrottle
+  private readonly verifiers: CredentialVerifier[]
+  private readonly active = new Map<string, { ok: boolean; until: number }>()
+
+  constructor(db: Kysely<Database>, throttle: LoginThrottle, extra: CredentialVerifier[] = []) {
+    this.db = db
+    this.throttle = throttle
+    this.verifiers = [...extra, { verify: (u, s) => this.verifyToken(u, s) }, { verify: (u, s) => this.verifyPassword(u, s) }]
+  }
+
+  /** Checks a username and secret (password, PAT or deploy token). Throws UNAUTHORIZED or TOOMANYREQUESTS. */
+  async authenticate(username: string, secret: string, address: string): Promise<Principal> {
+    const wait = this.throttle.retryAfter(username, address)
+    if (wait > 0) {
+      await this.audit(username, 'login.throttled', address, { retryAfter: wait })
+      throw new WharfError('TOOMANYREQUESTS', `too many failed sign-in attempts; retry in ${wait} s`, { retryAfter: wait })
+    }
+    for (const v of this.verifiers) {
+      const p = await v.verify(username, secret)
+      if (p && p.kind !== 'anonymous') {
+        this.throttle.succeed(username, address)
+        await this.audit(p.username, 'login.success', address, { via: p.kind === 'user' ? p.credential.kind : p.kind })
+        return p
+      }
+    }
+    this.throttle.fail(username, address)
+    await this.audit(username, 'login.failure', address, null)
+    throw new WharfError('UNAUTHORIZED', 'invalid username or password (or token)', {})
+  }
+
+  /** Rebuilds the principal behind a credential, if it is still valid (used for refresh tokens and API tokens). */
+  async principalFor(cred: Credential): Promise<Principal | undefined> {
+    switch (cred.kind) {
+      case 'password': {
+        const user = await users.findUser(this.db, cred.userId)
+        return user && user.state === 'active' ? userPrincipal(user, cred, undefined) : undefined
+      }
+      case 'pat': {
+        const pat = await q.findPat(this.db, cred.id)
+        if (!pat || !patUsable(pat)) return undefined
+        const user = await users.findUser(this.db, pat.user_id)
+        return user && user.state === 'active' ? userPrincipal(user, cred, JSON.parse(pat.scopes) as PatScope[]) : undefined
+      }
+      case 'deploy-token': {
+        const t = await q.findDeployToken(this.db, cred.id)
+        return t && tokenUsable(t) ? deployPrincipal(t) : undefined
+      }
+    }
+  }
+
+  /** True while the credential behind a registry token is valid; a revoked or expired one stops working at once. */
+  async isActive(cred: Credential): Promise<boolean> {
+    const key = credentialKey(cred)
+    const hit = this.active.get(key)
+    if (hit && hit.until > Date.now()) return hit.ok
+    const ok = (await this.principalFor(cred)) !== undefined
+    if (this.active.size > 50_000) this.active.clear()
+    this.active.set(key, { ok, until: Date.now() + ACTIVE_CACHE_MS })
+    return ok
+  }
+
+  forget(cred: Credential): void {
+    this.active.delete(credentialKey(cred))
+  }
+
+  async audit(actor: string, action: string, address: string | null, detail: Record<string, unknown> | null, target = ''): Promise<void> {
+    await q.insertAudit(this.db, { actor, action, target, ip: address, detail })
+  }
+
+  private async verifyToken(username: string, secret: string): Promise<Principal | undefined> {
+    if (secret.startsWith(PAT_PREFIX)) {
+      const pat = await q.findPatByDigest(this.db, secretDigest(secret))
+      if (!pat || !patUsable(pat)) return undefined
+      const user = await users.findUser(this.db, pat.user_id)
+      // The username must be the token owner's, as GitLab requires for registry logins.
+      if (!user || user.state !== 'active' || user.username_lower !== username.toLowerCase()) return undefined
+      await q.touchPat(this.db, pat.id)
+      return userPrincipal(user, { kind: 'pat', id: pat.id, userId: user.id }, JSON.parse(pat.scopes) as PatScope[])
+    }
+    if (secret.startsWith(DEPLOY_TOKEN_PREFIX)) {
+      const t = await q.findDeployTokenByDigest(this.db, secretDigest(secret))
+      if (!t || !tokenUsable(t) || t.username !== username) return undefined
+      await q.touchDeployToken(this.db, t.id)
+      return deployPrincipal(t)
+    }
+    return undefined
+  }
+
+  private async verifyPassword(username: string, secret: string): Promise<Principal | undefined> {
+    const user = await users.findUserByUsername(this.db, username)
+    // Hash anyway when the user is unknown, so timing does not reveal which usernames exist.
+    const ok = await verifyPassword(secret, user?.password_hash ?? DUMMY_HASH)
+    if (!user || !user.password_hash || !ok || user.state !== 'active') return undefined
+    return userPrincipal(user, { kind: 'password', userId: user.id }, undefined)
+  }
+}
+
+const DUMMY_HASH = 'scrypt$32768$8$1$AAAAAAAAAAAAAAAAAAAAAA==$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA='
+
+function credentialKey(c: Credential): string {
+  return c.kind === 'password' ? `password:${c.userId}` : `${c.kind}:${c.id}`
+}
+
+function expired(expiresAt: string | null): boolean {
+  return expiresAt !== null && new Date(expiresAt).getTime() <= Date.now()
+}
+
+export function patUsable(t: PersonalAccessToken): boolean {
+  return t.revoked === 0 && !expired(t.expires_at)
+}
+
+export function tokenUsable(t: DeployToken): boolean {
+  return t.revoked === 0 && !expired(t.expires_at)
+}
+
+function userPrincipal(user: User, credential: Credential, scopes: PatScope[] | undefined): Principal {
+  const p: Principal = { kind: 'user', userId: user.id, username: user.username, isAdmin: user.is_admin === 1, credential }
+  if (scopes) p.scopes = scopes
+  return p
+}
+
+function deployPrincipal(t: DeployToken): Principal {
+  return {
+    kind: 'deploy-token',
+    tokenId: t.id,
+    username: t.username,
+    projectId: t.project_id,
+    namespaceId: t.namespace_id,
+    scopes: JSON.parse(t.scopes) as DeployTokenScope[],
+    credential: { kind: 'deploy-token', id: t.id },
+  }
+}

@@ -1,0 +1,89 @@
+import { nowIso } from '../metadata/db.ts'
+import type { DeployToken, Executor, PersonalAccessToken } from '../metadata/schema.ts'
+
+// Only this file builds SQL for tokens and the audit log.
+
+export async function insertPat(db: Executor, t: { userId: number; name: string; digest: string; scopes: string[]; expiresAt: string | null }): Promise<PersonalAccessToken> {
+  return db
+    .insertInto('personal_access_tokens')
+    .values({ user_id: t.userId, name: t.name, token_digest: t.digest, scopes: JSON.stringify(t.scopes), expires_at: t.expiresAt, revoked: 0, last_used_at: null, created_at: nowIso() })
+    .returningAll()
+    .executeTakeFirstOrThrow()
+}
+
+export async function findPatByDigest(db: Executor, digest: string): Promise<PersonalAccessToken | undefined> {
+  return db.selectFrom('personal_access_tokens').selectAll().where('token_digest', '=', digest).executeTakeFirst()
+}
+
+export async function findPat(db: Executor, id: number): Promise<PersonalAccessToken | undefined> {
+  return db.selectFrom('personal_access_tokens').selectAll().where('id', '=', id).executeTakeFirst()
+}
+
+export async function listPats(db: Executor, userId: number | undefined): Promise<PersonalAccessToken[]> {
+  let q = db.selectFrom('personal_access_tokens').selectAll()
+  if (userId !== undefined) q = q.where('user_id', '=', userId)
+  return q.orderBy('id', 'desc').execute()
+}
+
+export async function revokePat(db: Executor, id: number): Promise<void> {
+  await db.updateTable('personal_access_tokens').set({ revoked: 1 }).where('id', '=', id).execute()
+}
+
+export async function touchPat(db: Executor, id: number): Promise<void> {
+  await db.updateTable('personal_access_tokens').set({ last_used_at: nowIso() }).where('id', '=', id).execute()
+}
+
+export async function insertDeployToken(
+  db: Executor,
+  t: { projectId: number | null; namespaceId: number | null; name: string; username: string | null; digest: string; scopes: string[]; expiresAt: string | null },
+): Promise<DeployToken> {
+  const row = await db
+    .insertInto('deploy_tokens')
+    .values({ project_id: t.projectId, namespace_id: t.namespaceId, name: t.name, username: t.username ?? '', token_digest: t.digest, scopes: JSON.stringify(t.scopes), expires_at: t.expiresAt, revoked: 0, last_used_at: null, created_at: nowIso() })
+    .returningAll()
+    .executeTakeFirstOrThrow()
+  if (t.username) return row
+  // GitLab's default username for a deploy token.
+  const username = `gitlab+deploy-token-${row.id}`
+  await db.updateTable('deploy_tokens').set({ username }).where('id', '=', row.id).execute()
+  return { ...row, username }
+}
+
+export async function findDeployTokenByDigest(db: Executor, digest: string): Promise<DeployToken | undefined> {
+  return db.selectFrom('deploy_tokens').selectAll().where('token_digest', '=', digest).executeTakeFirst()
+}
+
+export async function findDeployToken(db: Executor, id: number): Promise<DeployToken | undefined> {
+  return db.selectFrom('deploy_tokens').selectAll().where('id', '=', id).executeTakeFirst()
+}
+
+export async function listDeployTokens(db: Executor, where: { projectId?: number; namespaceId?: number }): Promise<DeployToken[]> {
+  let q = db.selectFrom('deploy_tokens').selectAll()
+  if (where.projectId !== undefined) q = q.where('project_id', '=', where.projectId)
+  if (where.namespaceId !== undefined) q = q.where('namespace_id', '=', where.namespaceId)
+  return q.orderBy('id').execute()
+}
+
+export async function revokeDeployToken(db: Executor, id: number): Promise<void> {
+  await db.updateTable('deploy_tokens').set({ revoked: 1 }).where('id', '=', id).execute()
+}
+
+export async function touchDeployToken(db: Executor, id: number): Promise<void> {
+  await db.updateTable('deploy_tokens').set({ last_used_at: nowIso() }).where('id', '=', id).execute()
+}
+
+export async function insertRefreshToken(db: Executor, digest: string, principal: string, expiresAt: string): Promise<void> {
+  await db.insertInto('refresh_tokens').values({ token_digest: digest, principal, expires_at: expiresAt, revoked: 0, created_at: nowIso() }).execute()
+}
+
+export async function findRefreshToken(db: Executor, digest: string) {
+  return db.selectFrom('refresh_tokens').selectAll().where('token_digest', '=', digest).executeTakeFirst()
+}
+
+export async function insertAudit(db: Executor, e: { actor: string; action: string; target: string; ip: string | null; detail: Record<string, unknown> | null }): Promise<void> {
+  await db.insertInto('audit_events').values({ at: nowIso(), actor: e.actor, action: e.action, target: e.target, ip: e.ip, detail: e.detail ? JSON.stringify(e.detail) : null }).execute()
+}
+
+export async function listAudit(db: Executor, limit: number) {
+  return db.selectFrom('audit_events').selectAll().orderBy('id', 'desc').limit(limit).execute()
+}

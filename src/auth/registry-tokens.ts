@@ -1,0 +1,140 @@
+import { calculateJwkThumbprint, exportJWK, generateKeyPair, importJWK, jwtVerify, SignJWT, type CryptoKey, type JWK, type JWTPayload } from 'jose'
+import type { Kysely } from 'kysely'
+import { randomUUID } from 'node:crypto'
+import { WharfError } from '../core/errors.ts'
+import { nowIso } from '../metadata/db.ts'
+import type { Database } from '../metadata/schema.ts'
+import type { Action } from './access.ts'
+import type { Credential } from './principals.ts'
+
+const ALG = 'ES256'
+/** Verified tokens are remembered until they expire, so the registry's hot paths verify each token once. */
+const VERIFIED_CACHE_MAX = 10_000
+
+/** One entry of the Docker token spec's `access` claim. */
+export interface AccessEntry {
+  type: 'repository' | 'registry'
+  name: string
+  actions: string[]
+}
+
+export interface RegistryClaims {
+  sub: string
+  access: AccessEntry[]
+  /** The credential behind the token, so a revoked PAT or deploy token stops working at once. */
+  cred?: Credential
+  exp: number
+}
+
+interface SigningKey {
+  kid: string
+  privateKey: CryptoKey
+  publicKey: CryptoKey
+}
+
+/**
+ * Issues and verifies the short-lived registry JWTs of Docker's token authentication. The ES256
+ * key is created at first start and kept in the database; rotation adds a new key and keeps the
+ * old one verifying until its tokens have expired.
+ */
+export class RegistryTokens {
+  private readonly db: Kysely<Database>
+  private readonly issuer: string
+  readonly service: string
+  readonly ttlSeconds: number
+  private keys: SigningKey[] = []
+  private readonly verified = new Map<string, RegistryClaims>()
+
+  constructor(db: Kysely<Database>, opts: { issuer: string; service: string; ttlSeconds: number }) {
+    this.db = db
+    this.issuer = opts.issuer
+    this.service = opts.service
+    this.ttlSeconds = opts.ttlSeconds
+  }
+
+  async load(): Promise<void> {
+    let rows = await this.db.selectFrom('signing_keys').selectAll().where('retired_at', 'is', null).orderBy('created_at', 'desc').execute()
+    if (rows.length === 0) {
+      await this.rotate()
+      rows = await this.db.selectFrom('signing_keys').selectAll().where('retired_at', 'is', null).orderBy('created_at', 'desc').execute()
+    }
+    this.keys = await Promise.all(
+      rows.map(async (r) => ({
+        kid: r.kid,
+        privateKey: (await importJWK(JSON.parse(r.private_jwk) as JWK, ALG)) as CryptoKey,
+        publicKey: (await importJWK(JSON.parse(r.public_jwk) as JWK, ALG)) as CryptoKey,
+      })),
+    )
+  }
+
+  /** Adds a new signing key; older keys keep verifying (retire them after the token TTL). */
+  async rotate(): Promise<string> {
+    const { privateKey, publicKey } = await generateKeyPair(ALG, { extractable: true })
+    const publicJwk = await exportJWK(publicKey)
+    const kid = await calculateJwkThumbprint(publicJwk)
+    await this.db
+      .insertInto('signing_keys')
+      .values({ kid, private_jwk: JSON.stringify(await exportJWK(privateKey)), public_jwk: JSON.stringify(publicJwk), created_at: nowIso(), retired_at: null })
+      .execute()
+    if (this.keys.length > 0) await this.load()
+    return kid
+  }
+
+  async issue(sub: string, access: AccessEntry[], cred: Credential | undefined, notAfter?: Date): Promise<{ token: string; expiresIn: number; issuedAt: string }> {
+    const key = this.keys[0]
+    if (!key) throw new Error('registry token keys not loaded')
+    const now = Math.floor(Date.now() / 1000)
+    let exp = now + this.ttlSeconds
+    if (notAfter) exp = Math.min(exp, Math.floor(notAfter.getTime() / 1000))
+    const payload: JWTPayload & { access: AccessEntry[]; cred?: Credential } = { access }
+    if (cred) payload.cred = cred
+    const token = await new SignJWT(payload)
+      .setProtectedHeader({ alg: ALG, kid: key.kid, typ: 'JWT' })
+      .setIssuer(this.issuer)
+      .setAudience(this.service)
+      .setSubject(sub)
+      .setIssuedAt(now)
+      .setNotBefore(now - 5)
+      .setExpirationTime(exp)
+      .setJti(randomUUID())
+      .sign(key.privateKey)
+    return { token, expiresIn: Math.max(0, exp - now), issuedAt: new Date(now * 1000).toISOString() }
+  }
+
+  /** Checks signature, issuer, audience, expiry; throws UNAUTHORIZED. */
+  async verify(token: string): Promise<RegistryClaims> {
+    const cached = this.verified.get(token)
+    if (cached) {
+      if (cached.exp * 1000 > Date.now()) return cached
+      this.verified.delete(token)
+    }
+    let payload: JWTPayload
+    try {
+      ;({ payload } = await jwtVerify(
+        token,
+        async (header) => {
+          const key = this.keys.find((k) => k.kid === header.kid)
+          if (!key) throw new Error('unknown signing key')
+          return key.publicKey
+        },
+        { issuer: this.issuer, audience: this.service, algorithms: [ALG] },
+      ))
+    } catch {
+      throw new WharfError('UNAUTHORIZED', 'authentication required: the registry token is invalid or expired', {})
+    }
+    const claims: RegistryClaims = {
+      sub: String(payload.sub ?? ''),
+      access: Array.isArray(payload.access) ? (payload.access as AccessEntry[]) : [],
+      exp: payload.exp ?? 0,
+    }
+    if (payload.cred) claims.cred = payload.cred as Credential
+    if (this.verified.size >= VERIFIED_CACHE_MAX) this.verified.delete(this.verified.keys().next().value!)
+    this.verified.set(token, claims)
+    return claims
+  }
+}
+
+/** True when the claims grant `action` on repository `name` (exact name, exact action or `*`). */
+export function grants(claims: RegistryClaims, name: string, action: Action): boolean {
+  return claims.access.some((a) => a.type === 'repository' && a.name === name && (a.actions.includes(action) || a.actions.includes('*')))
+}

@@ -1,0 +1,181 @@
+import { nowIso } from '../metadata/db.ts'
+import type { Executor, Namespace, Project, User } from '../metadata/schema.ts'
+
+// Only this file builds SQL for users, namespaces, projects and members.
+
+export async function findUserByUsername(db: Executor, username: string): Promise<User | undefined> {
+  return db.selectFrom('users').selectAll().where('username_lower', '=', username.toLowerCase()).executeTakeFirst()
+}
+
+export async function findUser(db: Executor, id: number): Promise<User | undefined> {
+  return db.selectFrom('users').selectAll().where('id', '=', id).executeTakeFirst()
+}
+
+export async function listUsers(db: Executor, opts: { search?: string; limit: number; offset: number }): Promise<User[]> {
+  let q = db.selectFrom('users').selectAll()
+  if (opts.search) q = q.where('username_lower', 'like', `%${opts.search.toLowerCase().replace(/[%_\\]/g, '')}%`)
+  return q.orderBy('id').limit(opts.limit).offset(opts.offset).execute()
+}
+
+export async function insertUser(db: Executor, u: { username: string; name: string; email: string | null; passwordHash: string | null; isAdmin: boolean }): Promise<User> {
+  return db
+    .insertInto('users')
+    .values({ username: u.username, username_lower: u.username.toLowerCase(), name: u.name, email: u.email, password_hash: u.passwordHash, is_admin: u.isAdmin ? 1 : 0, state: 'active', created_at: nowIso() })
+    .returningAll()
+    .executeTakeFirstOrThrow()
+}
+
+export async function updateUser(db: Executor, id: number, set: Partial<{ name: string; email: string | null; password_hash: string | null; is_admin: number; state: 'active' | 'blocked' }>): Promise<void> {
+  await db.updateTable('users').set(set).where('id', '=', id).execute()
+}
+
+export async function countUsers(db: Executor): Promise<number> {
+  const r = await db.selectFrom('users').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()
+  return Number(r.n)
+}
+
+/** True when a namespace or a project already uses this full path, in any letter case. */
+export async function pathTaken(db: Executor, fullPath: string): Promise<boolean> {
+  const lower = fullPath.toLowerCase()
+  const ns = await db.selectFrom('namespaces').select('id').where('full_path_lower', '=', lower).executeTakeFirst()
+  if (ns) return true
+  const p = await db.selectFrom('projects').select('id').where('full_path_lower', '=', lower).executeTakeFirst()
+  return p !== undefined
+}
+
+export async function insertNamespace(
+  db: Executor,
+  n: { kind: 'user' | 'group'; name: string; path: string; fullPath: string; parentId: number | null; ownerId: number | null; visibility: Namespace['visibility']; description: string },
+): Promise<Namespace> {
+  return db
+    .insertInto('namespaces')
+    .values({ kind: n.kind, name: n.name, path: n.path, full_path: n.fullPath, full_path_lower: n.fullPath.toLowerCase(), parent_id: n.parentId, owner_id: n.ownerId, visibility: n.visibility, description: n.description, created_at: nowIso() })
+    .returningAll()
+    .executeTakeFirstOrThrow()
+}
+
+export async function findNamespaceByPath(db: Executor, fullPath: string): Promise<Namespace | undefined> {
+  return db.selectFrom('namespaces').selectAll().where('full_path_lower', '=', fullPath.toLowerCase()).executeTakeFirst()
+}
+
+export async function findNamespace(db: Executor, id: number): Promise<Namespace | undefined> {
+  return db.selectFrom('namespaces').selectAll().where('id', '=', id).executeTakeFirst()
+}
+
+export async function userNamespace(db: Executor, userId: number): Promise<Namespace | undefined> {
+  return db.selectFrom('namespaces').selectAll().where('kind', '=', 'user').where('owner_id', '=', userId).executeTakeFirst()
+}
+
+export async function listGroups(db: Executor, opts: { limit: number; offset: number }): Promise<Namespace[]> {
+  return db.selectFrom('namespaces').selectAll().where('kind', '=', 'group').orderBy('full_path_lower').limit(opts.limit).offset(opts.offset).execute()
+}
+
+export async function childGroups(db: Executor, parentId: number): Promise<Namespace[]> {
+  return db.selectFrom('namespaces').selectAll().where('parent_id', '=', parentId).orderBy('full_path_lower').execute()
+}
+
+export async function deleteNamespace(db: Executor, id: number): Promise<void> {
+  await db.deleteFrom('namespaces').where('id', '=', id).execute()
+}
+
+export async function updateNamespace(db: Executor, id: number, set: Partial<{ name: string; visibility: Namespace['visibility']; description: string }>): Promise<void> {
+  await db.updateTable('namespaces').set(set).where('id', '=', id).execute()
+}
+
+export async function insertProject(
+  db: Executor,
+  p: { namespaceId: number; name: string; path: string; fullPath: string; visibility: Project['visibility']; description: string; creatorId: number | null },
+): Promise<Project> {
+  return db
+    .insertInto('projects')
+    .values({ namespace_id: p.namespaceId, name: p.name, path: p.path, full_path: p.fullPath, full_path_lower: p.fullPath.toLowerCase(), visibility: p.visibility, description: p.description, creator_id: p.creatorId, created_at: nowIso() })
+    .returningAll()
+    .executeTakeFirstOrThrow()
+}
+
+export async function findProject(db: Executor, id: number): Promise<Project | undefined> {
+  return db.selectFrom('projects').selectAll().where('id', '=', id).executeTakeFirst()
+}
+
+export async function findProjectByPath(db: Executor, fullPath: string): Promise<Project | undefined> {
+  return db.selectFrom('projects').selectAll().where('full_path_lower', '=', fullPath.toLowerCase()).executeTakeFirst()
+}
+
+/** The project owning a registry repository: the one whose path is a segment-prefix of the name. */
+export async function projectForRepository(db: Executor, name: string): Promise<Project | undefined> {
+  const parts = name.split('/')
+  const prefixes: string[] = []
+  for (let i = 2; i <= parts.length; i++) prefixes.push(parts.slice(0, i).join('/'))
+  if (prefixes.length === 0) return undefined
+  const rows = await db.selectFrom('projects').selectAll().where('full_path_lower', 'in', prefixes).execute()
+  return rows.sort((a, b) => b.full_path_lower.length - a.full_path_lower.length)[0]
+}
+
+export async function listProjects(db: Executor, opts: { namespaceIds?: number[]; ids?: number[]; visibilities?: Project['visibility'][]; search?: string; limit: number; offset: number }): Promise<Project[]> {
+  let q = db.selectFrom('projects').selectAll()
+  if (opts.namespaceIds) q = q.where('namespace_id', 'in', opts.namespaceIds.length ? opts.namespaceIds : [-1])
+  if (opts.ids || opts.visibilities) {
+    const ids = opts.ids ?? []
+    const vis = opts.visibilities ?? []
+    q = q.where((eb) => eb.or([eb('id', 'in', ids.length ? ids : [-1]), eb('visibility', 'in', vis.length ? vis : ['__none__' as Project['visibility']])]))
+  }
+  if (opts.search) q = q.where('full_path_lower', 'like', `%${opts.search.toLowerCase().replace(/[%_\\]/g, '')}%`)
+  return q.orderBy('id', 'desc').limit(opts.limit).offset(opts.offset).execute()
+}
+
+export async function updateProject(db: Executor, id: number, set: Partial<{ name: string; visibility: Project['visibility']; description: string }>): Promise<void> {
+  await db.updateTable('projects').set(set).where('id', '=', id).execute()
+}
+
+export async function deleteProject(db: Executor, id: number): Promise<void> {
+  await db.deleteFrom('projects').where('id', '=', id).execute()
+}
+
+export type SourceKind = 'namespace' | 'project'
+
+export async function upsertMember(db: Executor, kind: SourceKind, sourceId: number, userId: number, level: number, expiresAt: string | null): Promise<void> {
+  await db
+    .insertInto('members')
+    .values({ source_kind: kind, source_id: sourceId, user_id: userId, access_level: level, expires_at: expiresAt, created_at: nowIso() })
+    .onConflict((oc) => oc.columns(['source_kind', 'source_id', 'user_id']).doUpdateSet({ access_level: level, expires_at: expiresAt }))
+    .execute()
+}
+
+export async function deleteMember(db: Executor, kind: SourceKind, sourceId: number, userId: number): Promise<boolean> {
+  const r = await db.deleteFrom('members').where('source_kind', '=', kind).where('source_id', '=', sourceId).where('user_id', '=', userId).executeTakeFirst()
+  return Number(r.numDeletedRows) > 0
+}
+
+export async function listMembers(db: Executor, kind: SourceKind, sourceId: number) {
+  return db
+    .selectFrom('members as m')
+    .innerJoin('users as u', 'u.id', 'm.user_id')
+    .select(['u.id', 'u.username', 'u.name', 'u.state', 'm.access_level', 'm.expires_at', 'm.created_at'])
+    .where('m.source_kind', '=', kind)
+    .where('m.source_id', '=', sourceId)
+    .orderBy('u.username_lower')
+    .execute()
+}
+
+/** Membership levels of one user on the given sources, ignoring expired memberships. */
+export async function memberLevels(db: Executor, userId: number, sources: Array<{ kind: SourceKind; id: number }>): Promise<number[]> {
+  if (sources.length === 0) return []
+  const now = nowIso()
+  const rows = await db
+    .selectFrom('members')
+    .select(['source_kind', 'source_id', 'access_level'])
+    .where('user_id', '=', userId)
+    .where((eb) => eb.or([eb('expires_at', 'is', null), eb('expires_at', '>', now)]))
+    .where((eb) => eb.or(sources.map((s) => eb.and([eb('source_kind', '=', s.kind), eb('source_id', '=', s.id)]))))
+    .execute()
+  return rows.map((r) => r.access_level)
+}
+
+/** Every (kind, id) source a user is a member of, for listing what they can see. */
+export async function membershipsOf(db: Executor, userId: number) {
+  return db.selectFrom('members').select(['source_kind', 'source_id', 'access_level']).where('user_id', '=', userId).execute()
+}
+
+export async function allNamespaces(db: Executor): Promise<Array<Pick<Namespace, 'id' | 'parent_id' | 'kind' | 'owner_id'>>> {
+  return db.selectFrom('namespaces').select(['id', 'parent_id', 'kind', 'owner_id']).execute()
+}

@@ -1,0 +1,51 @@
+import type { Kysely } from 'kysely'
+import { AccessTokens } from './auth/access-tokens.ts'
+import { Credentials, type CredentialVerifier } from './auth/credentials.ts'
+import { RegistryAuth } from './auth/registry-auth.ts'
+import { RegistryTokens } from './auth/registry-tokens.ts'
+import { randomPassword } from './auth/secrets.ts'
+import { LoginThrottle } from './auth/throttle.ts'
+import type { Database } from './metadata/schema.ts'
+import { countUsers } from './projects/queries.ts'
+import { Projects } from './projects/service.ts'
+import { createRegistry, type Registry } from './registry/index.ts'
+import type { BlobDriver } from './storage/driver.ts'
+
+/** The registry's name in tokens (`aud`) and challenges (`service`), as GitLab names it. */
+export const REGISTRY_SERVICE = 'container_registry'
+
+export interface ServiceOptions {
+  publicUrl: string
+  tokenTtlSeconds: number
+  pageMax: number
+  rootPassword?: string | undefined
+  extraVerifiers?: CredentialVerifier[]
+}
+
+export interface Services {
+  registry: Registry
+  projects: Projects
+  credentials: Credentials
+  auth: RegistryAuth
+  accessTokens: AccessTokens
+  /** Set only when this call created root with a generated password. */
+  generatedRootPassword?: string
+}
+
+/** Builds the domain services over an open database and storage driver (server and tests alike). */
+export async function createServices(db: Kysely<Database>, driver: BlobDriver, opts: ServiceOptions): Promise<Services> {
+  const registry = createRegistry(db, driver, { pageMax: opts.pageMax })
+  const projects = new Projects(db)
+  const credentials = new Credentials(db, new LoginThrottle(), opts.extraVerifiers)
+  const tokens = new RegistryTokens(db, { issuer: opts.publicUrl, service: REGISTRY_SERVICE, ttlSeconds: opts.tokenTtlSeconds })
+  await tokens.load()
+  const auth = new RegistryAuth(db, tokens, credentials, projects)
+  const accessTokens = new AccessTokens(db, credentials)
+  const services: Services = { registry, projects, credentials, auth, accessTokens }
+  if ((await countUsers(db)) === 0) {
+    const password = opts.rootPassword ?? randomPassword()
+    await projects.createUser({ username: 'root', name: 'Administrator', password, isAdmin: true })
+    if (!opts.rootPassword) services.generatedRootPassword = password
+  }
+  return services
+}
