@@ -14,12 +14,16 @@ export interface AppDeps {
   accessTokens: AccessTokens
   publicUrl: string
   limits: { manifestBytes: number }
+  /** PEM certificate (chain) and key: serve HTTPS (HTTP/1.1) instead of HTTP. */
+  https?: { cert: Buffer; key: Buffer }
 }
 
 /** Builds the HTTP application without listening or reading the environment, so tests can inject requests. */
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const app = Fastify({
     loggerInstance: deps.logger,
+    // Typed as the http flavour either way: routes never touch the raw server.
+    ...(deps.https ? ({ https: deps.https } as {}) : {}),
     logController: new OneLineLog(),
     exposeHeadRoutes: false,
     bodyLimit: 1 << 20,

@@ -1,4 +1,4 @@
-import { mkdir } from 'node:fs/promises'
+import { mkdir, readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { FastifyInstance } from 'fastify'
 import { pino } from 'pino'
@@ -35,7 +35,8 @@ export async function startServer(config: Readonly<Config>): Promise<RunningServ
     rootPassword: config.auth.rootPassword,
   })
   const { registry, generatedRootPassword } = services
-  const app = await buildApp({ logger, ...services, publicUrl: config.publicUrl, limits: config.limits })
+  const https = config.tls && { cert: await readFile(config.tls.cert), key: await readFile(config.tls.key) }
+  const app = await buildApp({ logger, ...services, publicUrl: config.publicUrl, limits: config.limits, ...(https ? { https } : {}) })
 
   const sweep = () =>
     registry.uploads.sweep(config.limits.uploadTtlSeconds).then(

@@ -1,3 +1,4 @@
+import { createPrivateKey, X509Certificate } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { Value } from '@sinclair/typebox/value'
@@ -12,6 +13,8 @@ export const SETTINGS = [
   { key: 'logLevel', flag: 'log-level', env: 'WHARF_LOG_LEVEL', kind: 'string' },
   { key: 'auth.tokenTtlSeconds', flag: 'token-ttl-seconds', env: 'WHARF_AUTH_TOKEN_TTL_SECONDS', kind: 'integer' },
   { key: 'auth.rootPassword', flag: 'root-password', env: 'WHARF_ROOT_PASSWORD', kind: 'string' },
+  { key: 'tls.cert', flag: 'tls-cert', env: 'WHARF_TLS_CERT', kind: 'string' },
+  { key: 'tls.key', flag: 'tls-key', env: 'WHARF_TLS_KEY', kind: 'string' },
   { key: 'limits.manifestBytes', flag: 'max-manifest-bytes', env: 'WHARF_LIMITS_MANIFEST_BYTES', kind: 'integer' },
   { key: 'limits.uploadTtlSeconds', flag: 'upload-ttl-seconds', env: 'WHARF_LIMITS_UPLOAD_TTL_SECONDS', kind: 'integer' },
   { key: 'limits.pageMax', flag: 'page-max', env: 'WHARF_LIMITS_PAGE_MAX', kind: 'integer' },
@@ -102,11 +105,17 @@ export function loadConfig(sources: ConfigSources = {}): Readonly<Config> {
   if (typeof tree.listen !== 'string' || !LISTEN.test(tree.listen)) {
     throw new ConfigError(`invalid setting listen (${origins.get('listen') ?? `--${listenSetting.flag} / ${listenSetting.env}`}): expected host:port, got ${JSON.stringify(tree.listen)}`)
   }
+  // tls.cert and tls.key come together; HTTPS then changes the default publicUrl.
+  const tls = tree.tls as { cert?: unknown; key?: unknown } | undefined
+  if (tls && (tls.cert === undefined) !== (tls.key === undefined)) {
+    const [set, missing] = tls.cert === undefined ? (['tls.key', 'tls.cert'] as const) : (['tls.cert', 'tls.key'] as const)
+    throw new ConfigError(`missing setting ${missing} (${settingOrigin(missing, origins)}): ${set} is set, and HTTPS needs both tls.cert and tls.key`)
+  }
   if (tree.publicUrl === undefined) {
     const m = /^(.*):(\d+)$/.exec(tree.listen)
     if (m) {
       const host = m[1] === '0.0.0.0' || m[1] === '[::]' ? '127.0.0.1' : m[1]
-      tree.publicUrl = `http://${host}:${m[2]}`
+      tree.publicUrl = `${tls ? 'https' : 'http'}://${host}:${m[2]}`
     }
   }
 
@@ -124,7 +133,45 @@ export function loadConfig(sources: ConfigSources = {}): Readonly<Config> {
   if (port > 65535) throw new ConfigError(`invalid setting listen (${origins.get('listen') ?? 'default'}): port ${port} is out of range`)
   config.publicUrl = config.publicUrl.replace(/\/$/, '')
   config.data = resolve(config.data)
+  if (config.tls) config.tls = checkTls(config.tls, origins)
   return deepFreeze(config)
+}
+
+function settingOrigin(key: string, origins: Map<string, Origin>): string {
+  const s = SETTINGS.find((x) => x.key === key)
+  return origins.get(key) ?? (s ? `--${s.flag} / ${s.env}` : 'config')
+}
+
+/** Each file a readable PEM, and the key belongs to the certificate. Paths come back absolute. */
+function checkTls(tls: NonNullable<Config['tls']>, origins: Map<string, Origin>): { cert: string; key: string } {
+  const where = (key: 'tls.cert' | 'tls.key') => settingOrigin(key, origins)
+  const read = (key: 'tls.cert' | 'tls.key', path: string) => {
+    try {
+      return readFileSync(path)
+    } catch (e) {
+      throw new ConfigError(`invalid setting ${key} (${where(key)}): cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`)
+    }
+  }
+  const cert = resolve(tls.cert)
+  const key = resolve(tls.key)
+  let x509: X509Certificate
+  try {
+    x509 = new X509Certificate(read('tls.cert', cert))
+  } catch (e) {
+    if (e instanceof ConfigError) throw e
+    throw new ConfigError(`invalid setting tls.cert (${where('tls.cert')}): ${cert} holds no PEM certificate`)
+  }
+  let privateKey: ReturnType<typeof createPrivateKey>
+  try {
+    privateKey = createPrivateKey(read('tls.key', key))
+  } catch (e) {
+    if (e instanceof ConfigError) throw e
+    throw new ConfigError(`invalid setting tls.key (${where('tls.key')}): ${key} holds no unencrypted PEM private key`)
+  }
+  if (!x509.checkPrivateKey(privateKey)) {
+    throw new ConfigError(`invalid setting tls.key (${where('tls.key')}): ${key} is not the key of the certificate in ${cert}`)
+  }
+  return { cert, key }
 }
 
 function deepFreeze<T>(o: T): T {

@@ -20,6 +20,18 @@ export const ConfigSchema = Type.Object(
       },
       { additionalProperties: false },
     ),
+    /** Serve HTTPS from these PEM files (both or neither); `wharf tls init` makes a pair. */
+    tls: Type.Optional(
+      Type.Object(
+        {
+          /** Server certificate, optionally followed by its chain (leaf first). */
+          cert: Type.String({ minLength: 1, description: 'a path' }),
+          /** Private key of the certificate. */
+          key: Type.String({ minLength: 1, description: 'a path' }),
+        },
+        { additionalProperties: false },
+      ),
+    ),
     limits: Type.Object(
       {
         /** spec: registries SHOULD accept manifests of at least 4 MiB. */
