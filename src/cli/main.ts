@@ -8,6 +8,7 @@ const USAGE = `Usage: wharf <command> [options]
 Commands:
   serve           start the server (registry at /v2/)
   verify-config   check the configuration and print it
+  tls init        create a local CA and a server certificate for HTTPS ("wharf tls help")
   help            show this help
 
 Options (each also settable as an environment variable or in a YAML/JSON file):
@@ -63,6 +64,12 @@ async function main(argv: string[]): Promise<void> {
       const config = parse(rest)
       const shown = { ...config, auth: { ...config.auth, ...(config.auth.rootPassword ? { rootPassword: '(hidden)' } : {}) } }
       process.stdout.write(`${JSON.stringify(shown, null, 2)}\n`)
+      return
+    }
+    case 'tls': {
+      // Loaded on demand: the certificate library is needed only here.
+      const { tlsCommand } = await import('./tls.ts')
+      await tlsCommand(rest)
       return
     }
     case undefined:

@@ -39,6 +39,8 @@ export interface ConfigSources {
   env?: Record<string, string | undefined>
   /** Path of a YAML or JSON config file; WHARF_CONFIG when not given. */
   file?: string
+  /** Check that tls.cert/tls.key are readable and match (default); `wharf tls init` skips it, since it writes them. */
+  checkTlsFiles?: boolean
 }
 
 type Origin = string
@@ -133,7 +135,7 @@ export function loadConfig(sources: ConfigSources = {}): Readonly<Config> {
   if (port > 65535) throw new ConfigError(`invalid setting listen (${origins.get('listen') ?? 'default'}): port ${port} is out of range`)
   config.publicUrl = config.publicUrl.replace(/\/$/, '')
   config.data = resolve(config.data)
-  if (config.tls) config.tls = checkTls(config.tls, origins)
+  if (config.tls) config.tls = sources.checkTlsFiles === false ? { cert: resolve(config.tls.cert), key: resolve(config.tls.key) } : checkTls(config.tls, origins)
   return deepFreeze(config)
 }
 
