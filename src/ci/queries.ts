@@ -1,0 +1,157 @@
+import { nowIso } from '../metadata/db.ts'
+import type { CiJob, CiVariable, Executor, Pipeline } from '../metadata/schema.ts'
+
+// Only this file builds CI SQL.
+
+export async function nextPipelineIid(db: Executor, projectId: number): Promise<number> {
+  const r = await db.selectFrom('pipelines').select((eb) => eb.fn.max('iid').as('m')).where('project_id', '=', projectId).executeTakeFirst()
+  return Number(r?.m ?? 0) + 1
+}
+
+export async function insertPipeline(
+  db: Executor,
+  p: { projectId: number; iid: number; ref: string; tag: boolean; sha: string; beforeSha: string; source: string; status: string; userId: number | null; yamlErrors: string | null; variables: string },
+): Promise<Pipeline> {
+  const now = nowIso()
+  return db
+    .insertInto('pipelines')
+    .values({ project_id: p.projectId, iid: p.iid, ref: p.ref, tag: p.tag ? 1 : 0, sha: p.sha, before_sha: p.beforeSha, source: p.source, status: p.status, user_id: p.userId, yaml_errors: p.yamlErrors, variables: p.variables, created_at: now, updated_at: now, started_at: null, finished_at: null })
+    .returningAll()
+    .executeTakeFirstOrThrow()
+}
+
+export async function findPipeline(db: Executor, id: number): Promise<Pipeline | undefined> {
+  return db.selectFrom('pipelines').selectAll().where('id', '=', id).executeTakeFirst()
+}
+
+export async function listPipelines(db: Executor, projectId: number, f: { ref?: string; status?: string; source?: string; sha?: string; limit: number; offset: number }): Promise<Pipeline[]> {
+  let q = db.selectFrom('pipelines').selectAll().where('project_id', '=', projectId)
+  if (f.ref !== undefined) q = q.where('ref', '=', f.ref)
+  if (f.status !== undefined) q = q.where('status', '=', f.status)
+  if (f.source !== undefined) q = q.where('source', '=', f.source)
+  if (f.sha !== undefined) q = q.where('sha', '=', f.sha)
+  return q.orderBy('id', 'desc').limit(f.limit).offset(f.offset).execute()
+}
+
+export async function countPipelines(db: Executor, projectId: number): Promise<number> {
+  const r = await db.selectFrom('pipelines').select((eb) => eb.fn.countAll<number>().as('n')).where('project_id', '=', projectId).executeTakeFirstOrThrow()
+  return Number(r.n)
+}
+
+export async function updatePipeline(db: Executor, id: number, set: Partial<Pick<Pipeline, 'status' | 'started_at' | 'finished_at'>>): Promise<void> {
+  await db.updateTable('pipelines').set({ ...set, updated_at: nowIso() }).where('id', '=', id).execute()
+}
+
+export async function deletePipeline(db: Executor, id: number): Promise<void> {
+  await db.deleteFrom('pipelines').where('id', '=', id).execute()
+}
+
+export async function insertJob(
+  db: Executor,
+  j: { pipelineId: number; projectId: number; name: string; stage: string; stageIdx: number; when: string; allowFailure: boolean; needs: string[] | null; definition: unknown; variables: unknown; userId: number | null },
+): Promise<CiJob> {
+  return db
+    .insertInto('ci_jobs')
+    .values({
+      pipeline_id: j.pipelineId,
+      project_id: j.projectId,
+      name: j.name,
+      stage: j.stage,
+      stage_idx: j.stageIdx,
+      status: 'created',
+      when: j.when,
+      allow_failure: j.allowFailure ? 1 : 0,
+      needs: j.needs === null ? null : JSON.stringify(j.needs),
+      definition: JSON.stringify(j.definition),
+      variables: JSON.stringify(j.variables),
+      user_id: j.userId,
+      retried: 0,
+      failure_reason: null,
+      runner_id: null,
+      token_digest: null,
+      created_at: nowIso(),
+      queued_at: null,
+      started_at: null,
+      finished_at: null,
+    })
+    .returningAll()
+    .executeTakeFirstOrThrow()
+}
+
+export async function setJobVariables(db: Executor, id: number, variables: unknown): Promise<void> {
+  await db.updateTable('ci_jobs').set({ variables: JSON.stringify(variables) }).where('id', '=', id).execute()
+}
+
+export async function findJob(db: Executor, id: number): Promise<CiJob | undefined> {
+  return db.selectFrom('ci_jobs').selectAll().where('id', '=', id).executeTakeFirst()
+}
+
+/** The current attempt of every job in a pipeline (retried attempts excluded unless asked). */
+export async function pipelineJobs(db: Executor, pipelineId: number, includeRetried = false): Promise<CiJob[]> {
+  let q = db.selectFrom('ci_jobs').selectAll().where('pipeline_id', '=', pipelineId)
+  if (!includeRetried) q = q.where('retried', '=', 0)
+  return q.orderBy('stage_idx').orderBy('id').execute()
+}
+
+export async function listJobs(db: Executor, projectId: number, f: { scope?: string[]; limit: number; offset: number }): Promise<CiJob[]> {
+  let q = db.selectFrom('ci_jobs').selectAll().where('project_id', '=', projectId)
+  if (f.scope?.length) q = q.where('status', 'in', f.scope)
+  return q.orderBy('id', 'desc').limit(f.limit).offset(f.offset).execute()
+}
+
+export async function updateJob(db: Executor, id: number, set: Partial<Omit<CiJob, 'id'>>): Promise<void> {
+  await db.updateTable('ci_jobs').set(set).where('id', '=', id).execute()
+}
+
+/** Moves a job only if it is still in one of the expected states; returns whether it moved. */
+export async function transitionJob(db: Executor, id: number, from: string[], set: Partial<Omit<CiJob, 'id'>>): Promise<boolean> {
+  const r = await db.updateTable('ci_jobs').set(set).where('id', '=', id).where('status', 'in', from).executeTakeFirst()
+  return Number(r.numUpdatedRows) > 0
+}
+
+export async function findJobByTokenDigest(db: Executor, digest: string): Promise<CiJob | undefined> {
+  return db.selectFrom('ci_jobs').selectAll().where('token_digest', '=', digest).where('status', '=', 'running').executeTakeFirst()
+}
+
+export async function listVariables(db: Executor, ownerKind: 'project' | 'group', ownerIds: number[]): Promise<CiVariable[]> {
+  if (ownerIds.length === 0) return []
+  return db.selectFrom('ci_variables').selectAll().where('owner_kind', '=', ownerKind).where('owner_id', 'in', ownerIds).orderBy('key').execute()
+}
+
+export async function findVariable(db: Executor, ownerKind: 'project' | 'group', ownerId: number, key: string): Promise<CiVariable | undefined> {
+  return db.selectFrom('ci_variables').selectAll().where('owner_kind', '=', ownerKind).where('owner_id', '=', ownerId).where('key', '=', key).executeTakeFirst()
+}
+
+export async function insertVariable(db: Executor, v: Omit<CiVariable, 'id' | 'created_at'>): Promise<CiVariable> {
+  return db.insertInto('ci_variables').values({ ...v, created_at: nowIso() }).returningAll().executeTakeFirstOrThrow()
+}
+
+export async function updateVariable(db: Executor, id: number, set: Partial<Omit<CiVariable, 'id' | 'created_at'>>): Promise<void> {
+  await db.updateTable('ci_variables').set(set).where('id', '=', id).execute()
+}
+
+export async function deleteVariable(db: Executor, id: number): Promise<void> {
+  await db.deleteFrom('ci_variables').where('id', '=', id).execute()
+}
+
+export async function insertTrigger(db: Executor, t: { projectId: number; ownerId: number | null; description: string; digest: string; hint: string }) {
+  return db
+    .insertInto('pipeline_triggers')
+    .values({ project_id: t.projectId, owner_id: t.ownerId, description: t.description, token_digest: t.digest, token_hint: t.hint, created_at: nowIso() })
+    .returningAll()
+    .executeTakeFirstOrThrow()
+}
+
+export async function listTriggers(db: Executor, projectId: number) {
+  return db.selectFrom('pipeline_triggers').selectAll().where('project_id', '=', projectId).orderBy('id').execute()
+}
+
+export async function findTriggerByDigest(db: Executor, digest: string) {
+  return db.selectFrom('pipeline_triggers').selectAll().where('token_digest', '=', digest).executeTakeFirst()
+}
+
+export async function deleteTrigger(db: Executor, projectId: number, id: number): Promise<boolean> {
+  const r = await db.deleteFrom('pipeline_triggers').where('project_id', '=', projectId).where('id', '=', id).executeTakeFirst()
+  return Number(r.numDeletedRows) > 0
+}
+
