@@ -4,6 +4,7 @@
 // reference registry (docker-registry, distribution 2.8) instead: that tells a
 // server bug from a test bug. Set WHARF_E2E_KEEP=1 to keep the temp dirs.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { request as httpsRequest } from 'node:https';
 import { createServer } from 'node:net';
 import { mkdir, mkdtemp, readFile, rm, writeFile, open } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -21,10 +22,12 @@ export interface StartWharfOptions {
   env?: Record<string, string>;
   /** How long to wait for /v2/ to answer; default 30 s. */
   startTimeoutMs?: number;
+  /** Serve HTTPS with these PEM files (url becomes https://); `ca` verifies the start-up probe. */
+  tls?: { cert: string; key: string; ca: string };
 }
 
 export interface Wharf {
-  /** http://127.0.0.1:PORT */
+  /** http://127.0.0.1:PORT (https:// with the tls option) */
   url: string;
   /** 127.0.0.1:PORT, for image references */
   host: string;
@@ -79,6 +82,24 @@ function childEnv(extra: Record<string, string> | undefined): NodeJS.ProcessEnv 
   return { ...env, ...extra };
 }
 
+/** Resolves on any HTTP answer from GET /v2/; over HTTPS only if the certificate verifies with `ca`. */
+async function probe(url: string, ca: string | undefined): Promise<void> {
+  if (!ca) {
+    const res = await fetch(`${url}/v2/`, { signal: AbortSignal.timeout(2000) });
+    await res.arrayBuffer();
+    return;
+  }
+  await new Promise<void>((resolve, reject) => {
+    const req = httpsRequest(`${url}/v2/`, { ca, timeout: 2000 }, (res) => {
+      res.resume();
+      res.on('end', resolve);
+    });
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', reject);
+    req.end();
+  });
+}
+
 async function tail(file: string, lines = 60): Promise<string> {
   try {
     const text = await readFile(file, 'utf8');
@@ -129,7 +150,8 @@ export async function startWharf(opts: StartWharfOptions = {}): Promise<Wharf> {
   const logFile = path.join(tmpDir, 'server.log');
   const port = await freePort();
   const host = `127.0.0.1:${port}`;
-  const url = `http://${host}`;
+  const url = `${opts.tls ? 'https' : 'http'}://${host}`;
+  const ca = opts.tls ? await readFile(opts.tls.ca, 'utf8') : undefined;
   const startTimeoutMs = opts.startTimeoutMs ?? 30_000;
 
   let cmd: string;
@@ -142,7 +164,7 @@ export async function startWharf(opts: StartWharfOptions = {}): Promise<Wharf> {
         'version: 0.1',
         'log: { level: info }',
         `storage: { filesystem: { rootdirectory: ${JSON.stringify(dataDir)} }, delete: { enabled: true } }`,
-        `http: { addr: "${host}" }`,
+        `http: { addr: "${host}"${opts.tls ? `, tls: { certificate: ${JSON.stringify(opts.tls.cert)}, key: ${JSON.stringify(opts.tls.key)} }` : ''} }`,
         '',
       ].join('\n'),
     );
@@ -159,6 +181,7 @@ export async function startWharf(opts: StartWharfOptions = {}): Promise<Wharf> {
       dataDir,
       '--public-url',
       url,
+      ...(opts.tls ? ['--tls-cert', opts.tls.cert, '--tls-key', opts.tls.key] : []),
       ...(opts.extraArgs ?? []),
     ];
   }
@@ -193,8 +216,7 @@ export async function startWharf(opts: StartWharfOptions = {}): Promise<Wharf> {
         );
       }
       try {
-        const res = await fetch(`${url}/v2/`, { signal: AbortSignal.timeout(2000) });
-        await res.arrayBuffer();
+        await probe(url, ca);
         return;
       } catch {
         /* not listening yet */
