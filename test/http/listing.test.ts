@@ -48,59 +48,59 @@ const SORTED = [...TAGS].sort() // code-unit order = byte order for ASCII
 
 async function tagged(t: Parameters<typeof harness>[0], opts: { pageMax?: number } = {}) {
   const h = await harness(t, opts)
-  const m = await imageManifest(h, 'r')
-  for (const tag of TAGS) await pushManifest(h, 'r', tag, m)
+  const m = await imageManifest(h, 't/r')
+  for (const tag of TAGS) await pushManifest(h, 't/r', tag, m)
   return h
 }
 
 describe('tags/list', () => {
   it('lists every tag in lexical (byte) order', async (t) => {
     const h = await tagged(t)
-    const res = await h.inject({ method: 'GET', url: '/v2/r/tags/list' })
+    const res = await h.inject({ method: 'GET', url: '/v2/t/r/tags/list' })
     assert.equal(res.statusCode, 200)
     assert.match(String(res.headers['content-type']), /^application\/json/)
-    assert.deepEqual(res.json(), { name: 'r', tags: SORTED })
+    assert.deepEqual(res.json(), { name: 't/r', tags: SORTED })
     assert.equal(res.headers.link, undefined)
   })
 
   it('n limits the page and Link points at the next one', async (t) => {
     const h = await tagged(t)
-    const res = await h.inject({ method: 'GET', url: '/v2/r/tags/list?n=5' })
+    const res = await h.inject({ method: 'GET', url: '/v2/t/r/tags/list?n=5' })
     assert.equal(res.statusCode, 200)
-    assert.deepEqual(res.json(), { name: 'r', tags: SORTED.slice(0, 5) })
-    assert.equal(res.headers.link, `</v2/r/tags/list?n=5&last=${encodeURIComponent(SORTED[4]!)}>; rel="next"`)
-    const all = await paginate(h, '/v2/r/tags/list?n=5', 'tags')
+    assert.deepEqual(res.json(), { name: 't/r', tags: SORTED.slice(0, 5) })
+    assert.equal(res.headers.link, `</v2/t/r/tags/list?n=5&last=${encodeURIComponent(SORTED[4]!)}>; rel="next"`)
+    const all = await paginate(h, '/v2/t/r/tags/list?n=5', 'tags')
     assert.deepEqual(all.items, SORTED)
     assert.deepEqual(all.pages.map((p) => p.length), [5, 5, 2])
   })
 
   it('a last page of exactly n items has no Link', async (t) => {
     const h = await tagged(t)
-    const all = await paginate(h, '/v2/r/tags/list?n=6', 'tags')
+    const all = await paginate(h, '/v2/t/r/tags/list?n=6', 'tags')
     assert.deepEqual(all.pages.map((p) => p.length), [6, 6])
     assert.deepEqual(all.items, SORTED)
   })
 
   it('last returns the tags after it', async (t) => {
     const h = await tagged(t)
-    let res = await h.inject({ method: 'GET', url: '/v2/r/tags/list?last=a' })
+    let res = await h.inject({ method: 'GET', url: '/v2/t/r/tags/list?last=a' })
     assert.deepEqual((res.json() as { tags: string[] }).tags, SORTED.filter((x) => x > 'a'))
-    res = await h.inject({ method: 'GET', url: '/v2/r/tags/list?n=2&last=a' })
+    res = await h.inject({ method: 'GET', url: '/v2/t/r/tags/list?n=2&last=a' })
     assert.deepEqual((res.json() as { tags: string[] }).tags, SORTED.filter((x) => x > 'a').slice(0, 2))
     // A last that is not itself a tag still works.
-    res = await h.inject({ method: 'GET', url: '/v2/r/tags/list?last=aa' })
+    res = await h.inject({ method: 'GET', url: '/v2/t/r/tags/list?last=aa' })
     assert.deepEqual((res.json() as { tags: string[] }).tags, SORTED.filter((x) => x > 'aa'))
-    res = await h.inject({ method: 'GET', url: '/v2/r/tags/list?last=zzz' })
-    assert.deepEqual(res.json(), { name: 'r', tags: [] })
+    res = await h.inject({ method: 'GET', url: '/v2/t/r/tags/list?last=zzz' })
+    assert.deepEqual(res.json(), { name: 't/r', tags: [] })
     assert.equal(res.headers.link, undefined)
   })
 
   it('n above the server page size is clamped, and pagination still covers everything', async (t) => {
     const h = await tagged(t, { pageMax: 4 })
-    const first = await h.inject({ method: 'GET', url: '/v2/r/tags/list' })
+    const first = await h.inject({ method: 'GET', url: '/v2/t/r/tags/list' })
     assert.equal((first.json() as { tags: string[] }).tags.length, 4)
     assert.ok(nextLink(first))
-    const all = await paginate(h, '/v2/r/tags/list?n=1000', 'tags')
+    const all = await paginate(h, '/v2/t/r/tags/list?n=1000', 'tags')
     assert.deepEqual(all.items, SORTED)
     for (const p of all.pages) assert.ok(p.length <= 4)
   })
@@ -108,39 +108,39 @@ describe('tags/list', () => {
   it('an invalid n → 400', async (t) => {
     const h = await tagged(t)
     for (const n of ['-1', 'abc', '1.5', '', '1e3', '9999999999', '0x10']) {
-      assertOciError(await h.inject({ method: 'GET', url: `/v2/r/tags/list?n=${n}` }), 400, PAGINATION)
+      assertOciError(await h.inject({ method: 'GET', url: `/v2/t/r/tags/list?n=${n}` }), 400, PAGINATION)
     }
-    assertOciError(await h.inject({ method: 'GET', url: '/v2/r/tags/list?n=1&n=2' }), 400, PAGINATION)
+    assertOciError(await h.inject({ method: 'GET', url: '/v2/t/r/tags/list?n=1&n=2' }), 400, PAGINATION)
   })
 
   it('a repeated last parameter is a client error, not a 500', async (t) => {
     const h = await tagged(t)
-    const res = await h.inject({ method: 'GET', url: '/v2/r/tags/list?last=a&last=b' })
-    assert.ok(res.statusCode < 500, `GET /v2/r/tags/list?last=a&last=b → ${res.statusCode} ${res.body}`)
+    const res = await h.inject({ method: 'GET', url: '/v2/t/r/tags/list?last=a&last=b' })
+    assert.ok(res.statusCode < 500, `GET /v2/t/r/tags/list?last=a&last=b → ${res.statusCode} ${res.body}`)
   })
 
   it('an unknown repository → 404 NAME_UNKNOWN', async (t) => {
     const h = await harness(t)
-    assertOciError(await h.inject({ method: 'GET', url: '/v2/nope/tags/list' }), 404, 'NAME_UNKNOWN')
+    assertOciError(await h.inject({ method: 'GET', url: '/v2/t/nope/tags/list' }), 404, 'NAME_UNKNOWN')
   })
 
   it('a repository with blobs but no tags lists no tags', async (t) => {
     const h = await harness(t)
-    await pushBlob(h, 'r', 'x')
-    assert.deepEqual((await h.inject({ method: 'GET', url: '/v2/r/tags/list' })).json(), { name: 'r', tags: [] })
+    await pushBlob(h, 't/r', 'x')
+    assert.deepEqual((await h.inject({ method: 'GET', url: '/v2/t/r/tags/list' })).json(), { name: 't/r', tags: [] })
   })
 
   it('nested repository names', async (t) => {
     const h = await harness(t)
-    const m = await imageManifest(h, 'a/b/c')
-    await pushManifest(h, 'a/b/c', 'v1', m)
-    const res = await h.inject({ method: 'GET', url: '/v2/a/b/c/tags/list?n=1' })
-    assert.deepEqual(res.json(), { name: 'a/b/c', tags: ['v1'] })
+    const m = await imageManifest(h, 't/a/b/c')
+    await pushManifest(h, 't/a/b/c', 'v1', m)
+    const res = await h.inject({ method: 'GET', url: '/v2/t/a/b/c/tags/list?n=1' })
+    assert.deepEqual(res.json(), { name: 't/a/b/c', tags: ['v1'] })
   })
 })
 
 describe('_catalog', () => {
-  const REPOS = ['b', 'a/x', 'a', 'c/d/e', 'a-b', 'a.b', 'a_b', 'z']
+  const REPOS = ['t/b', 't/a/x', 't/a', 't/c/d/e', 't/a-b', 't/a.b', 't/a_b', 't/z']
   const SORTED_REPOS = [...REPOS].sort()
 
   async function repos(t: Parameters<typeof harness>[0]) {
@@ -151,7 +151,7 @@ describe('_catalog', () => {
 
   it('does not list a repository that holds only blobs (an upload alone is no image)', async (t) => {
     const h = await repos(t)
-    await pushBlob(h, 'only/blobs', 'orphan blob')
+    await pushBlob(h, 't/only/blobs', 'orphan blob')
     assert.deepEqual((await h.inject({ method: 'GET', url: '/v2/_catalog' })).json(), { repositories: SORTED_REPOS })
   })
 
@@ -170,8 +170,8 @@ describe('_catalog', () => {
     assert.equal(res.headers.link, `</v2/_catalog?n=3&last=${encodeURIComponent(SORTED_REPOS[2]!)}>; rel="next"`)
     const all = await paginate(h, '/v2/_catalog?n=3', 'repositories')
     assert.deepEqual(all.items, SORTED_REPOS)
-    const after = await h.inject({ method: 'GET', url: `/v2/_catalog?last=${encodeURIComponent('a/x')}` })
-    assert.deepEqual((after.json() as { repositories: string[] }).repositories, SORTED_REPOS.filter((r) => r > 'a/x'))
+    const after = await h.inject({ method: 'GET', url: `/v2/_catalog?last=${encodeURIComponent('t/a/x')}` })
+    assert.deepEqual((after.json() as { repositories: string[] }).repositories, SORTED_REPOS.filter((r) => r > 't/a/x'))
   })
 
   it('an empty registry has an empty catalog', async (t) => {
@@ -199,12 +199,12 @@ describe('referrers', () => {
 
   async function setup(t: Parameters<typeof harness>[0]) {
     const h = await harness(t)
-    const subject = await imageManifest(h, 'app')
-    await pushManifest(h, 'app', 'v1', subject)
-    const sbom = await artifactManifest(h, 'app', subject.descriptor, X, { 'org.example.kind': 'sbom' })
-    const sig = await artifactManifest(h, 'app', subject.descriptor, Y, { 'org.example.kind': 'signature', 'org.opencontainers.image.created': '2024-01-01T00:00:00Z' })
-    await pushManifest(h, 'app', sbom.digest, sbom)
-    await pushManifest(h, 'app', sig.digest, sig)
+    const subject = await imageManifest(h, 't/app')
+    await pushManifest(h, 't/app', 'v1', subject)
+    const sbom = await artifactManifest(h, 't/app', subject.descriptor, X, { 'org.example.kind': 'sbom' })
+    const sig = await artifactManifest(h, 't/app', subject.descriptor, Y, { 'org.example.kind': 'signature', 'org.opencontainers.image.created': '2024-01-01T00:00:00Z' })
+    await pushManifest(h, 't/app', sbom.digest, sbom)
+    await pushManifest(h, 't/app', sig.digest, sig)
     return { h, subject, sbom, sig }
   }
 
@@ -213,7 +213,7 @@ describe('referrers', () => {
 
   it('lists both referrers with artifactType and annotations', async (t) => {
     const { h, subject, sbom, sig } = await setup(t)
-    const res = await h.inject({ method: 'GET', url: `/v2/app/referrers/${subject.digest}` })
+    const res = await h.inject({ method: 'GET', url: `/v2/t/app/referrers/${subject.digest}` })
     assert.equal(res.statusCode, 200, res.body)
     assert.equal(res.headers['content-type'], MEDIA_TYPES.ociIndex)
     assert.equal(res.headers['oci-filters-applied'], undefined)
@@ -225,28 +225,28 @@ describe('referrers', () => {
 
   it('?artifactType= filters and sets OCI-Filters-Applied', async (t) => {
     const { h, subject, sbom, sig } = await setup(t)
-    let res = await h.inject({ method: 'GET', url: `/v2/app/referrers/${subject.digest}?artifactType=${encodeURIComponent(X)}` })
+    let res = await h.inject({ method: 'GET', url: `/v2/t/app/referrers/${subject.digest}?artifactType=${encodeURIComponent(X)}` })
     assert.equal(res.statusCode, 200)
     assert.equal(res.headers['oci-filters-applied'], 'artifactType')
     assert.equal(res.headers['content-type'], MEDIA_TYPES.ociIndex)
     assert.deepEqual((res.json() as Index).manifests, [sbom.descriptor])
-    res = await h.inject({ method: 'GET', url: `/v2/app/referrers/${subject.digest}?artifactType=${encodeURIComponent(Y)}` })
+    res = await h.inject({ method: 'GET', url: `/v2/t/app/referrers/${subject.digest}?artifactType=${encodeURIComponent(Y)}` })
     assert.deepEqual((res.json() as Index).manifests, [sig.descriptor])
-    res = await h.inject({ method: 'GET', url: `/v2/app/referrers/${subject.digest}?artifactType=application/none` })
+    res = await h.inject({ method: 'GET', url: `/v2/t/app/referrers/${subject.digest}?artifactType=application/none` })
     assert.equal(res.headers['oci-filters-applied'], 'artifactType')
     assert.deepEqual((res.json() as Index).manifests, [])
   })
 
   it('a repeated artifactType parameter is not a 500', async (t) => {
     const { h, subject } = await setup(t)
-    const url = `/v2/app/referrers/${subject.digest}?artifactType=${encodeURIComponent(X)}&artifactType=${encodeURIComponent(Y)}`
+    const url = `/v2/t/app/referrers/${subject.digest}?artifactType=${encodeURIComponent(X)}&artifactType=${encodeURIComponent(Y)}`
     const res = await h.inject({ method: 'GET', url })
     assert.ok(res.statusCode < 500, `GET ${url} → ${res.statusCode} ${res.body}`)
   })
 
   it('an unknown digest → 200 with an empty index', async (t) => {
     const { h } = await setup(t)
-    for (const repo of ['app', 'no/such/repo']) {
+    for (const repo of ['t/app', 't/no/such/repo']) {
       const res = await h.inject({ method: 'GET', url: `/v2/${repo}/referrers/${sha256('unknown')}` })
       assert.equal(res.statusCode, 200)
       assert.equal(res.headers['content-type'], MEDIA_TYPES.ociIndex)
@@ -257,40 +257,40 @@ describe('referrers', () => {
   it('a malformed digest → 400 DIGEST_INVALID', async (t) => {
     const { h } = await setup(t)
     for (const d of ['latest', 'sha256:abc', `sha256:${'Z'.repeat(64)}`]) {
-      assertOciError(await h.inject({ method: 'GET', url: `/v2/app/referrers/${d}` }), 400, 'DIGEST_INVALID')
+      assertOciError(await h.inject({ method: 'GET', url: `/v2/t/app/referrers/${d}` }), 400, 'DIGEST_INVALID')
     }
   })
 
   it('referrers in another repository are not listed', async (t) => {
     const { h, subject } = await setup(t)
-    const res = await h.inject({ method: 'GET', url: `/v2/other/referrers/${subject.digest}` })
+    const res = await h.inject({ method: 'GET', url: `/v2/t/other/referrers/${subject.digest}` })
     assert.deepEqual((res.json() as Index).manifests, [])
   })
 
   it('a deleted referrer disappears from the list', async (t) => {
     const { h, subject, sbom, sig } = await setup(t)
-    assert.equal((await h.inject({ method: 'DELETE', url: `/v2/app/manifests/${sbom.digest}` })).statusCode, 202)
-    const res = await h.inject({ method: 'GET', url: `/v2/app/referrers/${subject.digest}` })
+    assert.equal((await h.inject({ method: 'DELETE', url: `/v2/t/app/manifests/${sbom.digest}` })).statusCode, 202)
+    const res = await h.inject({ method: 'GET', url: `/v2/t/app/referrers/${subject.digest}` })
     assert.deepEqual((res.json() as Index).manifests, [sig.descriptor])
   })
 
   it('an image manifest without artifactType is listed with its config media type', async (t) => {
     const h = await harness(t)
-    const subject = await imageManifest(h, 'app')
-    await pushManifest(h, 'app', 'v1', subject)
-    const ref = await imageManifest(h, 'app', { extra: { subject: { mediaType: subject.mediaType, digest: subject.digest, size: subject.body.length } } })
-    await pushManifest(h, 'app', ref.digest, ref)
-    const res = await h.inject({ method: 'GET', url: `/v2/app/referrers/${subject.digest}` })
+    const subject = await imageManifest(h, 't/app')
+    await pushManifest(h, 't/app', 'v1', subject)
+    const ref = await imageManifest(h, 't/app', { extra: { subject: { mediaType: subject.mediaType, digest: subject.digest, size: subject.body.length } } })
+    await pushManifest(h, 't/app', ref.digest, ref)
+    const res = await h.inject({ method: 'GET', url: `/v2/t/app/referrers/${subject.digest}` })
     assert.deepEqual((res.json() as Index).manifests, [{ mediaType: MEDIA_TYPES.ociManifest, digest: ref.digest, size: ref.body.length, artifactType: 'application/vnd.oci.image.config.v1+json' }])
   })
 
   it('an index can be a referrer', async (t) => {
     const { h, subject } = await setup(t)
-    const child = await imageManifest(h, 'app')
-    await pushManifest(h, 'app', child.digest, child)
+    const child = await imageManifest(h, 't/app')
+    await pushManifest(h, 't/app', child.digest, child)
     const idx = indexManifest([child.descriptor], { extra: { artifactType: 'application/vnd.example.bundle', subject: { mediaType: subject.mediaType, digest: subject.digest, size: subject.body.length } } })
-    await pushManifest(h, 'app', idx.digest, idx)
-    const res = await h.inject({ method: 'GET', url: `/v2/app/referrers/${subject.digest}?artifactType=application/vnd.example.bundle` })
+    await pushManifest(h, 't/app', idx.digest, idx)
+    const res = await h.inject({ method: 'GET', url: `/v2/t/app/referrers/${subject.digest}?artifactType=application/vnd.example.bundle` })
     assert.deepEqual((res.json() as Index).manifests, [{ mediaType: MEDIA_TYPES.ociIndex, digest: idx.digest, size: idx.body.length, artifactType: 'application/vnd.example.bundle' }])
   })
 })
