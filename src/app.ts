@@ -4,6 +4,7 @@ import { ociErrorHandler, registryRoutes, type Registry } from './registry/index
 import type { AccessTokens } from './auth/access-tokens.ts'
 import type { RegistryAuth } from './auth/registry-auth.ts'
 import { tokenRoutes } from './auth/token-routes.ts'
+import { apiRoutes } from './api/index.ts'
 import type { Projects } from './projects/service.ts'
 
 export interface AppDeps {
@@ -38,6 +39,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   })
   await app.register(registryRoutes, { prefix: '/v2', ...deps.registry, manifestBytes: deps.limits.manifestBytes, auth: deps.auth, realm: `${deps.publicUrl}/jwt/auth` })
   await app.register(tokenRoutes, { auth: deps.auth })
+  await app.register(apiRoutes, { projects: deps.projects, accessTokens: deps.accessTokens, credentials: deps.auth.credentials, manifests: deps.registry.manifests, publicUrl: deps.publicUrl })
   return app
 }
 

@@ -1,5 +1,5 @@
 import { nowIso } from '../metadata/db.ts'
-import type { DeployToken, Executor, PersonalAccessToken } from '../metadata/schema.ts'
+import type { DeployToken, Executor, OAuthToken, PersonalAccessToken } from '../metadata/schema.ts'
 
 // Only this file builds SQL for tokens and the audit log.
 
@@ -86,4 +86,34 @@ export async function insertAudit(db: Executor, e: { actor: string; action: stri
 
 export async function listAudit(db: Executor, limit: number) {
   return db.selectFrom('audit_events').selectAll().orderBy('id', 'desc').limit(limit).execute()
+}
+
+// OAuth access tokens (POST /oauth/token)
+
+export async function insertOAuthToken(
+  db: Executor,
+  t: { userId: number; accessDigest: string; refreshDigest: string; scopes: string[]; expiresAt: string; refreshExpiresAt: string },
+): Promise<void> {
+  await db
+    .insertInto('oauth_tokens')
+    .values({ user_id: t.userId, access_digest: t.accessDigest, refresh_digest: t.refreshDigest, scopes: JSON.stringify(t.scopes), expires_at: t.expiresAt, refresh_expires_at: t.refreshExpiresAt, revoked: 0, created_at: nowIso() })
+    .execute()
+}
+
+export async function findOAuthTokenByAccess(db: Executor, digest: string): Promise<OAuthToken | undefined> {
+  return db.selectFrom('oauth_tokens').selectAll().where('access_digest', '=', digest).executeTakeFirst()
+}
+
+export async function findOAuthTokenByRefresh(db: Executor, digest: string): Promise<OAuthToken | undefined> {
+  return db.selectFrom('oauth_tokens').selectAll().where('refresh_digest', '=', digest).executeTakeFirst()
+}
+
+/** True when this call revoked the token (false if it already was). */
+export async function revokeOAuthToken(db: Executor, id: number): Promise<boolean> {
+  const r = await db.updateTable('oauth_tokens').set({ revoked: 1 }).where('id', '=', id).where('revoked', '=', 0).executeTakeFirst()
+  return Number(r.numUpdatedRows) > 0
+}
+
+export async function revokeOAuthTokensOfUser(db: Executor, userId: number): Promise<void> {
+  await db.updateTable('oauth_tokens').set({ revoked: 1 }).where('user_id', '=', userId).where('revoked', '=', 0).execute()
 }

@@ -178,6 +178,7 @@ export interface Database {
   refresh_tokens: RefreshTokensTable
   signing_keys: SigningKeysTable
   audit_events: AuditEventsTable
+  oauth_tokens: OAuthTokensTable
 }
 
 export type Executor = Kysely<Database> | Transaction<Database>
@@ -190,3 +191,17 @@ export type Namespace = Selectable<NamespacesTable>
 export type Project = Selectable<ProjectsTable>
 export type PersonalAccessToken = Selectable<PersonalAccessTokensTable>
 export type DeployToken = Selectable<DeployTokensTable>
+
+/** OAuth access tokens (POST /oauth/token) for the REST API; secrets stored as sha256 digests. */
+export interface OAuthTokensTable {
+  id: Generated<number>
+  user_id: number
+  access_digest: string
+  refresh_digest: string
+  scopes: string
+  expires_at: string
+  refresh_expires_at: string
+  revoked: number
+  created_at: string
+}
+export type OAuthToken = Selectable<OAuthTokensTable>

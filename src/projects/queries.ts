@@ -179,3 +179,137 @@ export async function membershipsOf(db: Executor, userId: number) {
 export async function allNamespaces(db: Executor): Promise<Array<Pick<Namespace, 'id' | 'parent_id' | 'kind' | 'owner_id'>>> {
   return db.selectFrom('namespaces').select(['id', 'parent_id', 'kind', 'owner_id']).execute()
 }
+
+// REST API listings and management (src/projects/routes.ts via the service).
+
+type Vis = Project['visibility']
+
+/** Which rows a caller may see: any of these ids, namespaces or visibilities. */
+export interface VisibleSet {
+  ids: number[]
+  namespaceIds: number[]
+  visibilities: Vis[]
+}
+
+export interface ProjectFilter {
+  /** undefined: every project (administrators). */
+  visibleTo?: VisibleSet | undefined
+  /** Restricts further to these ids or namespaces (the `owned` and `membership` filters). */
+  only?: { ids: number[]; namespaceIds: number[] } | undefined
+  visibility?: Vis | undefined
+  search?: string | undefined
+  /** Only projects in these namespaces. */
+  namespaceIds?: number[] | undefined
+}
+
+const likeTerm = (s: string) => `%${s.toLowerCase().replace(/[%_\\]/g, '')}%`
+const orNone = <T>(xs: T[], none: T): T[] => (xs.length ? xs : [none])
+
+function projectsBase(db: Executor, f: ProjectFilter) {
+  let q = db.selectFrom('projects')
+  if (f.visibleTo) {
+    const v = f.visibleTo
+    q = q.where((eb) => eb.or([eb('id', 'in', orNone(v.ids, -1)), eb('namespace_id', 'in', orNone(v.namespaceIds, -1)), eb('visibility', 'in', orNone<Vis>(v.visibilities, '__none__' as Vis))]))
+  }
+  if (f.only) {
+    const o = f.only
+    q = q.where((eb) => eb.or([eb('id', 'in', orNone(o.ids, -1)), eb('namespace_id', 'in', orNone(o.namespaceIds, -1))]))
+  }
+  if (f.visibility) q = q.where('visibility', '=', f.visibility)
+  if (f.search) q = q.where('full_path_lower', 'like', likeTerm(f.search))
+  if (f.namespaceIds) q = q.where('namespace_id', 'in', orNone(f.namespaceIds, -1))
+  return q
+}
+
+export async function searchProjects(db: Executor, f: ProjectFilter, page: { limit: number; offset: number }): Promise<{ rows: Project[]; total: number }> {
+  const rows = await projectsBase(db, f).selectAll().orderBy('id', 'desc').limit(page.limit).offset(page.offset).execute()
+  const count = await projectsBase(db, f).select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()
+  return { rows, total: Number(count.n) }
+}
+
+export interface GroupFilter {
+  visibleTo?: VisibleSet | undefined
+  /** Only these groups (the `owned` filter). */
+  onlyIds?: number[] | undefined
+  search?: string | undefined
+  topLevelOnly?: boolean | undefined
+}
+
+function groupsBase(db: Executor, f: GroupFilter) {
+  let q = db.selectFrom('namespaces').where('kind', '=', 'group')
+  if (f.visibleTo) {
+    const v = f.visibleTo
+    q = q.where((eb) => eb.or([eb('id', 'in', orNone(v.namespaceIds, -1)), eb('visibility', 'in', orNone<Vis>(v.visibilities, '__none__' as Vis))]))
+  }
+  if (f.onlyIds) q = q.where('id', 'in', orNone(f.onlyIds, -1))
+  if (f.search) q = q.where('full_path_lower', 'like', likeTerm(f.search))
+  if (f.topLevelOnly) q = q.where('parent_id', 'is', null)
+  return q
+}
+
+export async function searchGroups(db: Executor, f: GroupFilter, page: { limit: number; offset: number }): Promise<{ rows: Namespace[]; total: number }> {
+  const rows = await groupsBase(db, f).selectAll().orderBy('full_path_lower').limit(page.limit).offset(page.offset).execute()
+  const count = await groupsBase(db, f).select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()
+  return { rows, total: Number(count.n) }
+}
+
+/** Memberships of a user that have not expired. */
+export async function activeMembershipsOf(db: Executor, userId: number) {
+  const now = nowIso()
+  return db
+    .selectFrom('members')
+    .select(['source_kind', 'source_id', 'access_level'])
+    .where('user_id', '=', userId)
+    .where((eb) => eb.or([eb('expires_at', 'is', null), eb('expires_at', '>', now)]))
+    .execute()
+}
+
+export async function findMember(db: Executor, kind: SourceKind, sourceId: number, userId: number) {
+  return db
+    .selectFrom('members as m')
+    .innerJoin('users as u', 'u.id', 'm.user_id')
+    .select(['u.id', 'u.username', 'u.name', 'u.state', 'm.access_level', 'm.expires_at', 'm.created_at'])
+    .where('m.source_kind', '=', kind)
+    .where('m.source_id', '=', sourceId)
+    .where('m.user_id', '=', userId)
+    .executeTakeFirst()
+}
+
+export async function countMembersAtLeast(db: Executor, kind: SourceKind, sourceId: number, level: number): Promise<number> {
+  const r = await db
+    .selectFrom('members')
+    .select((eb) => eb.fn.countAll<number>().as('n'))
+    .where('source_kind', '=', kind)
+    .where('source_id', '=', sourceId)
+    .where('access_level', '>=', level)
+    .executeTakeFirstOrThrow()
+  return Number(r.n)
+}
+
+/** Membership rows have no foreign key (they point at projects or namespaces), so deletions clear them here. */
+export async function deleteMembersOf(db: Executor, kind: SourceKind, sourceIds: number[]): Promise<void> {
+  if (sourceIds.length === 0) return
+  await db.deleteFrom('members').where('source_kind', '=', kind).where('source_id', 'in', sourceIds).execute()
+}
+
+export async function projectsInNamespaces(db: Executor, namespaceIds: number[]): Promise<Array<Pick<Project, 'id' | 'full_path_lower'>>> {
+  if (namespaceIds.length === 0) return []
+  return db.selectFrom('projects').select(['id', 'full_path_lower']).where('namespace_id', 'in', namespaceIds).execute()
+}
+
+export async function searchUsers(db: Executor, f: { username?: string | undefined; search?: string | undefined; blocked?: boolean | undefined }, page: { limit: number; offset: number }): Promise<{ rows: User[]; total: number }> {
+  const base = () => {
+    let q = db.selectFrom('users')
+    if (f.username !== undefined) q = q.where('username_lower', '=', f.username.toLowerCase())
+    if (f.search) q = q.where((eb) => eb.or([eb('username_lower', 'like', likeTerm(f.search!)), eb('name', 'like', likeTerm(f.search!))]))
+    if (f.blocked !== undefined) q = q.where('state', '=', f.blocked ? 'blocked' : 'active')
+    return q
+  }
+  const rows = await base().selectAll().orderBy('id').limit(page.limit).offset(page.offset).execute()
+  const count = await base().select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()
+  return { rows, total: Number(count.n) }
+}
+
+export async function updateUserNamespaceName(db: Executor, userId: number, name: string): Promise<void> {
+  await db.updateTable('namespaces').set({ name }).where('kind', '=', 'user').where('owner_id', '=', userId).execute()
+}

@@ -221,3 +221,85 @@ export async function uploadIdsAmong(db: Executor, ids: string[]): Promise<Set<s
   return new Set(rows.map((r) => r.id))
 }
 
+
+// REST API (projects/:id/registry/repositories): repositories below a project path.
+
+/** Repositories named exactly `path` or below `path/`, holding at least one manifest. */
+export async function repositoriesUnder(db: Executor, path: string) {
+  const lower = path.toLowerCase()
+  return db
+    .selectFrom('repositories as r')
+    .select(['r.id', 'r.name', 'r.created_at'])
+    .select((eb) => eb.selectFrom('tags as t').select((e2) => e2.fn.countAll<number>().as('n')).whereRef('t.repository_id', '=', 'r.id').as('tags_count'))
+    // A byte-order range instead of LIKE: '_' is legal in names and LIKE ignores case in SQLite. '0' follows '/'.
+    .where((eb) => eb.or([eb('r.name', '=', lower), eb.and([eb('r.name', '>', `${lower}/`), eb('r.name', '<', `${lower}0`)])]))
+    .where((eb) => eb.exists(eb.selectFrom('manifests as m').select('m.id').whereRef('m.repository_id', '=', 'r.id')))
+    .orderBy('r.name')
+    .execute()
+}
+
+export async function findRepository(db: Executor, id: number) {
+  return db.selectFrom('repositories').selectAll().where('id', '=', id).executeTakeFirst()
+}
+
+export async function countTags(db: Executor, repositoryId: number): Promise<number> {
+  const r = await db.selectFrom('tags').select((eb) => eb.fn.countAll<number>().as('n')).where('repository_id', '=', repositoryId).executeTakeFirstOrThrow()
+  return Number(r.n)
+}
+
+export async function tagPage(db: Executor, repositoryId: number, limit: number, offset: number): Promise<string[]> {
+  const rows = await db.selectFrom('tags').select('name').where('repository_id', '=', repositoryId).orderBy('name').limit(limit).offset(offset).execute()
+  return rows.map((r) => r.name)
+}
+
+export async function tagWithManifest(db: Executor, repositoryId: number, tag: string) {
+  return db
+    .selectFrom('tags as t')
+    .innerJoin('manifests as m', 'm.id', 't.manifest_id')
+    .select(['t.name', 't.updated_at', 'm.id as manifest_id', 'm.digest', 'm.media_type', 'm.size', 'm.config_digest', 'm.created_at'])
+    .where('t.repository_id', '=', repositoryId)
+    .where('t.name', '=', tag)
+    .executeTakeFirst()
+}
+
+/** Bytes of a manifest and everything it references, following index children one level. */
+export async function manifestTotalSize(db: Executor, repositoryId: number, manifestId: number): Promise<number> {
+  const blobs = await db
+    .selectFrom('manifest_references as r')
+    .innerJoin('blobs as b', 'b.digest', 'r.digest')
+    .select((eb) => eb.fn.sum<number>('b.size').as('n'))
+    .where('r.manifest_id', '=', manifestId)
+    .where('r.kind', '=', 'blob')
+    .executeTakeFirst()
+  const children = await db
+    .selectFrom('manifest_references as r')
+    .innerJoin('manifests as m', (j) => j.onRef('m.digest', '=', 'r.digest').on('m.repository_id', '=', repositoryId))
+    .innerJoin('manifest_references as cr', 'cr.manifest_id', 'm.id')
+    .innerJoin('blobs as b', 'b.digest', 'cr.digest')
+    .select((eb) => eb.fn.sum<number>('b.size').as('n'))
+    .where('r.manifest_id', '=', manifestId)
+    .where('r.kind', '=', 'manifest')
+    .where('cr.kind', '=', 'blob')
+    .executeTakeFirst()
+  return Number(blobs?.n ?? 0) + Number(children?.n ?? 0)
+}
+
+export async function deleteTagById(db: Executor, repositoryId: number, tag: string): Promise<boolean> {
+  const r = await db.deleteFrom('tags').where('repository_id', '=', repositoryId).where('name', '=', tag).executeTakeFirst()
+  return Number(r.numDeletedRows) > 0
+}
+
+/** Deletes a repository with its manifests, tags, blob links and uploads (ON DELETE CASCADE); blobs stay for GC. */
+export async function deleteRepositoryById(db: Executor, id: number): Promise<boolean> {
+  const r = await db.deleteFrom('repositories').where('id', '=', id).executeTakeFirst()
+  return Number(r.numDeletedRows) > 0
+}
+
+/** Deletes every repository named `path` or below `path/` (a project or namespace being deleted). */
+export async function deleteRepositoriesUnder(db: Executor, path: string): Promise<void> {
+  const lower = path.toLowerCase()
+  await db
+    .deleteFrom('repositories')
+    .where((eb) => eb.or([eb('name', '=', lower), eb.and([eb('name', '>', `${lower}/`), eb('name', '<', `${lower}0`)])]))
+    .execute()
+}

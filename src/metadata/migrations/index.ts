@@ -1,6 +1,7 @@
 import { sql, type Kysely, type Migration, type MigrationProvider, type RawBuilder } from 'kysely'
 import * as m0001 from './0001-registry.ts'
 import * as m0002 from './0002-accounts.ts'
+import * as m0003 from './0003-oauth-tokens.ts'
 
 /** Column types that differ between SQLite and PostgreSQL, so one migration serves both. */
 export interface MigrationContext {
@@ -20,6 +21,7 @@ function context(kind: DialectKind): MigrationContext {
 const MIGRATIONS: Record<string, { up(db: Kysely<unknown>, ctx: MigrationContext): Promise<void> }> = {
   '0001-registry': m0001,
   '0002-accounts': m0002,
+  '0003-oauth-tokens': m0003,
 }
 
 export function migrationProvider(kind: DialectKind): MigrationProvider {

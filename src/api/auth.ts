@@ -1,0 +1,38 @@
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import type { ApiTokens } from '../auth/api-tokens.ts'
+import { ANONYMOUS, type Principal } from '../auth/principals.ts'
+import { WharfError } from '../core/errors.ts'
+
+/** The token of an API request: `PRIVATE-TOKEN: <pat>` or `Authorization: Bearer <pat or OAuth token>`. */
+export function apiToken(req: FastifyRequest): string | undefined {
+  const priv = req.headers['private-token']
+  if (typeof priv === 'string' && priv.trim()) return priv.trim()
+  const auth = req.headers.authorization
+  if (auth && /^bearer\s+/i.test(auth)) return auth.replace(/^bearer\s+/i, '').trim() || undefined
+  return undefined
+}
+
+const READ_METHODS = new Set(['GET', 'HEAD', 'OPTIONS'])
+
+/**
+ * The API plugin's onRequest hook: resolves the caller, then applies GitLab's rules. A bad token is
+ * always 401 (never silently anonymous); anonymous callers reach only routes marked `public`; a token
+ * needs the `api` scope, or `read_api` for reads (or a route's extra read scope such as read_user).
+ */
+export function apiAuthHook(apiTokens: ApiTokens) {
+  return async (req: FastifyRequest, _reply: FastifyReply): Promise<void> => {
+    const token = apiToken(req)
+    const principal: Principal = token ? await apiTokens.principalForToken(token) : ANONYMOUS
+    req.principal = principal
+    const config = req.routeOptions.config
+    if (principal.kind === 'anonymous') {
+      if (!config.public) throw new WharfError('UNAUTHORIZED', 'authentication required: send PRIVATE-TOKEN or Authorization: Bearer', {})
+      return
+    }
+    if (principal.kind !== 'user') throw new WharfError('UNAUTHORIZED', 'deploy tokens cannot use the API', {})
+    if (principal.scopes === undefined) return
+    const read = READ_METHODS.has(req.method)
+    const ok = principal.scopes.includes('api') || (read && (principal.scopes.includes('read_api') || (config.scopes ?? []).some((s) => principal.scopes!.includes(s))))
+    if (!ok) throw new WharfError('FORBIDDEN', `insufficient_scope: this request needs the api scope${read ? ' or read_api' : ''}`, { needs: 'api' })
+  }
+}

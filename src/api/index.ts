@@ -1,0 +1,59 @@
+import type { FastifyInstance } from 'fastify'
+import { ApiTokens } from '../auth/api-tokens.ts'
+import type { AccessTokens } from '../auth/access-tokens.ts'
+import type { Credentials } from '../auth/credentials.ts'
+import { oauthRoutes } from '../auth/oauth-routes.ts'
+import { projectRoutes } from '../projects/routes.ts'
+import type { Projects } from '../projects/service.ts'
+import type { Manifests } from '../registry/manifests.ts'
+import { apiAuthHook } from './auth.ts'
+import type { ApiDeps } from './context.ts'
+import { addFormParser } from './form.ts'
+import { OpenApiCollector } from './openapi.ts'
+import { apiErrorHandler, problem, sendProblem } from './problem.ts'
+
+export type { ApiDeps } from './context.ts'
+
+export interface ApiOptions {
+  projects: Projects
+  accessTokens: AccessTokens
+  credentials: Credentials
+  manifests: Manifests
+  publicUrl: string
+}
+
+/** The REST API (`/api/v4`, GitLab-compatible where they overlap) and the OAuth token endpoint. */
+export async function apiRoutes(app: FastifyInstance, opts: ApiOptions): Promise<void> {
+  const publicUrl = opts.publicUrl.replace(/\/$/, '')
+  const deps: ApiDeps = {
+    projects: opts.projects,
+    accessTokens: opts.accessTokens,
+    credentials: opts.credentials,
+    manifests: opts.manifests,
+    apiTokens: new ApiTokens(opts.projects.db, opts.credentials),
+    publicUrl,
+    registryHost: new URL(publicUrl).host,
+  }
+  const openapi = new OpenApiCollector({ title: 'Wharf REST API', version: 'v4' }, publicUrl)
+  app.addHook('onRoute', openapi.onRoute)
+
+  await app.register(oauthRoutes, { apiTokens: deps.apiTokens })
+
+  await app.register(
+    async (api) => {
+      api.decorateRequest('principal', null as never)
+      api.setErrorHandler(apiErrorHandler)
+      api.setNotFoundHandler((req, reply) => sendProblem(reply, problem(404, `no API route ${req.method} ${req.url.split('?')[0]}`, 'ROUTE_UNKNOWN')))
+      addFormParser(api)
+      api.addHook('onRequest', apiAuthHook(deps.apiTokens))
+      await api.register(projectRoutes, deps)
+
+      api.get(
+        '/openapi.json',
+        { schema: { summary: 'This OpenAPI document', tags: ['meta'] }, config: { public: true } },
+        async () => openapi.document(),
+      )
+    },
+    { prefix: '/api/v4' },
+  )
+}

@@ -1,0 +1,105 @@
+import type { RouteOptions } from 'fastify'
+
+type Json = Record<string, unknown>
+
+interface Collected {
+  method: string
+  url: string
+  schema: Json
+  public: boolean
+}
+
+/** Plain JSON (TypeBox schemas carry symbol keys that serializers ignore anyway). */
+const plain = (v: unknown): Json => JSON.parse(JSON.stringify(v ?? {})) as Json
+
+/**
+ * Builds the OpenAPI 3.1 document from the routes as they are registered (an `onRoute` hook), so
+ * the document and the validation schemas cannot drift apart.
+ */
+export class OpenApiCollector {
+  private readonly routes: Collected[] = []
+  private readonly info: { title: string; version: string }
+  private readonly serverUrl: string
+
+  constructor(info: { title: string; version: string }, serverUrl: string) {
+    this.info = info
+    this.serverUrl = serverUrl
+  }
+
+  /** Pass to `app.addHook('onRoute', ...)` before the routes are registered. */
+  readonly onRoute = (route: RouteOptions): void => {
+    const methods = Array.isArray(route.method) ? route.method : [route.method]
+    for (const method of methods) {
+      if (method === 'HEAD' || method === 'OPTIONS') continue
+      const config = (route.config ?? {}) as { public?: boolean }
+      this.routes.push({ method: method.toLowerCase(), url: route.url, schema: plain(route.schema), public: config.public === true })
+    }
+  }
+
+  /** Every collected route as `METHOD /path` (for tests and the 404 hint). */
+  list(): string[] {
+    return this.routes.map((r) => `${r.method.toUpperCase()} ${r.url}`)
+  }
+
+  document(): Json {
+    const paths: Record<string, Record<string, Json>> = {}
+    for (const r of this.routes) {
+      const path = r.url.replace(/:([A-Za-z0-9_]+)/g, '{$1}')
+      const op: Json = {}
+      if (r.schema.summary) op.summary = r.schema.summary
+      if (r.schema.description) op.description = r.schema.description
+      if (r.schema.tags) op.tags = r.schema.tags
+      op.operationId = `${r.method}${path.replace(/\{([^}]+)\}/g, 'By_$1').replace(/[^A-Za-z0-9]+(.)?/g, (_m, c: string | undefined) => (c ? c.toUpperCase() : ''))}`
+      const parameters: Json[] = []
+      for (const [where, key] of [['path', 'params'], ['query', 'querystring']] as const) {
+        const s = r.schema[key] as { properties?: Record<string, Json>; required?: string[] } | undefined
+        for (const [name, schema] of Object.entries(s?.properties ?? {})) {
+          const { description, ...rest } = schema
+          parameters.push({ name, in: where, required: where === 'path' || (s?.required ?? []).includes(name), schema: rest, ...(description ? { description } : {}) })
+        }
+      }
+      for (const name of path.match(/\{([^}]+)\}/g)?.map((m) => m.slice(1, -1)) ?? []) {
+        if (!parameters.some((p) => p.in === 'path' && p.name === name)) parameters.push({ name, in: 'path', required: true, schema: { type: 'string' } })
+      }
+      if (parameters.length) op.parameters = parameters
+      if (r.schema.body) {
+        op.requestBody = { required: true, content: { 'application/json': { schema: r.schema.body }, 'application/x-www-form-urlencoded': { schema: r.schema.body } } }
+      }
+      const responses: Record<string, Json> = {}
+      const documented = (r.schema['x-response'] ?? undefined) as Record<string, Json> | undefined
+      for (const [status, schema] of Object.entries(documented ?? { 200: {} })) {
+        responses[status] = { description: schema.description ?? 'OK', ...(Object.keys(schema).length ? { content: { 'application/json': { schema } } } : {}) }
+      }
+      responses.default = { description: 'error', content: { 'application/problem+json': { schema: { $ref: '#/components/schemas/Problem' } } } }
+      op.responses = responses
+      op.security = r.public ? [{}, { privateToken: [] }, { bearer: [] }] : [{ privateToken: [] }, { bearer: [] }]
+      ;(paths[path] ??= {})[r.method] = op
+    }
+    return {
+      openapi: '3.1.0',
+      info: this.info,
+      servers: [{ url: this.serverUrl }],
+      paths,
+      components: {
+        securitySchemes: {
+          privateToken: { type: 'apiKey', in: 'header', name: 'PRIVATE-TOKEN', description: 'a personal access token' },
+          bearer: { type: 'http', scheme: 'bearer', description: 'a personal access token or an OAuth access token from POST /oauth/token' },
+        },
+        schemas: {
+          Problem: {
+            type: 'object',
+            required: ['type', 'title', 'status', 'detail', 'message'],
+            properties: {
+              type: { type: 'string' },
+              title: { type: 'string' },
+              status: { type: 'integer' },
+              detail: { type: 'string' },
+              message: { type: 'string', description: "GitLab's error field" },
+              code: { type: 'string' },
+            },
+          },
+        },
+      },
+    }
+  }
+}

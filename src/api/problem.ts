@@ -1,0 +1,84 @@
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import { ERROR_CODES, WharfError, type ErrorCode } from '../core/errors.ts'
+
+/**
+ * The REST API's error table: every domain code maps to an HTTP status here and nowhere else.
+ * Bodies are RFC 9457 problem details plus GitLab's `message`, which GitLab clients print.
+ */
+export const API_ERRORS: Record<ErrorCode, number> = {
+  BAD_REQUEST: 400,
+  NAME_INVALID: 400,
+  DIGEST_INVALID: 400,
+  MANIFEST_INVALID: 400,
+  SIZE_INVALID: 400,
+  RANGE_INVALID: 400,
+  PAGINATION_INVALID: 400,
+  BLOB_UPLOAD_INVALID: 400,
+  UNAUTHORIZED: 401,
+  DENIED: 403,
+  FORBIDDEN: 403,
+  NOT_FOUND: 404,
+  NAME_UNKNOWN: 404,
+  MANIFEST_UNKNOWN: 404,
+  BLOB_UNKNOWN: 404,
+  BLOB_UPLOAD_UNKNOWN: 404,
+  MANIFEST_BLOB_UNKNOWN: 404,
+  ROUTE_UNKNOWN: 404,
+  CONFLICT: 409,
+  MANIFEST_TOO_LARGE: 413,
+  RANGE_NOT_SATISFIABLE: 416,
+  TOOMANYREQUESTS: 429,
+  UNSUPPORTED: 501,
+}
+
+const TITLES: Record<number, string> = {
+  400: 'Bad Request',
+  401: 'Unauthorized',
+  403: 'Forbidden',
+  404: 'Not Found',
+  405: 'Method Not Allowed',
+  409: 'Conflict',
+  413: 'Content Too Large',
+  415: 'Unsupported Media Type',
+  416: 'Range Not Satisfiable',
+  429: 'Too Many Requests',
+  500: 'Internal Server Error',
+  501: 'Not Implemented',
+}
+
+export interface Problem {
+  type: string
+  title: string
+  status: number
+  detail: string
+  /** GitLab's error field: clients such as python-gitlab and the gitlab CLI show it. */
+  message: string
+  code?: string
+}
+
+export function problem(status: number, detail: string, code?: string): Problem {
+  const title = TITLES[status] ?? 'Error'
+  return { type: 'about:blank', title, status, detail, message: `${status} ${detail}`, ...(code ? { code } : {}) }
+}
+
+export function sendProblem(reply: FastifyReply, p: Problem): FastifyReply {
+  return reply.code(p.status).type('application/problem+json').send(p)
+}
+
+/** The API plugin's error handler: domain errors by table, framework 4xx as they are, anything else a bare 500. */
+export function apiErrorHandler(err: Error & { statusCode?: number; validation?: unknown }, req: FastifyRequest, reply: FastifyReply): FastifyReply {
+  if (err instanceof WharfError) {
+    const status = API_ERRORS[err.code] ?? 500
+    if (status === 401) reply.header('WWW-Authenticate', 'Bearer realm="api"')
+    if (status === 429 && typeof err.detail.retryAfter === 'number') reply.header('Retry-After', String(err.detail.retryAfter))
+    if (status >= 500) req.log.error({ err }, 'api request failed')
+    return sendProblem(reply, problem(status, err.message, err.code))
+  }
+  if (err.validation) return sendProblem(reply, problem(400, err.message, 'BAD_REQUEST'))
+  if (err.statusCode !== undefined && err.statusCode >= 400 && err.statusCode < 500) return sendProblem(reply, problem(err.statusCode, err.message))
+  req.log.error({ err }, 'api request failed')
+  return sendProblem(reply, problem(500, 'internal server error'))
+}
+
+/** So the catalog test can check every code has an entry. */
+export const API_ERROR_CODES: readonly ErrorCode[] = ERROR_CODES

@@ -1,0 +1,75 @@
+import { Type } from '@sinclair/typebox'
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import { addFormParser } from '../api/form.ts'
+import { WharfError } from '../core/errors.ts'
+import type { ApiTokens } from './api-tokens.ts'
+
+export interface OAuthRouteOptions {
+  apiTokens: ApiTokens
+}
+
+const TokenBody = Type.Object(
+  {
+    grant_type: Type.String({ description: 'password or refresh_token' }),
+    username: Type.Optional(Type.String()),
+    password: Type.Optional(Type.String()),
+    refresh_token: Type.Optional(Type.String()),
+    scope: Type.Optional(Type.String({ description: 'space-separated: api, read_api, read_user (default api)' })),
+  },
+  { additionalProperties: true },
+)
+
+/**
+ * GitLab's OAuth2 token endpoint for scripts: the resource owner password grant and the refresh
+ * grant. Errors are OAuth errors (`{error, error_description}`), not problem+json.
+ */
+export async function oauthRoutes(app: FastifyInstance, opts: OAuthRouteOptions): Promise<void> {
+  const { apiTokens } = opts
+  addFormParser(app)
+  app.setErrorHandler((err: Error & { statusCode?: number; validation?: unknown }, req, reply) => oauthError(err, req, reply))
+
+  app.post(
+    '/oauth/token',
+    { schema: { summary: 'Get an OAuth access token (password or refresh_token grant)', tags: ['oauth'], body: TokenBody }, config: { public: true } },
+    async (req, reply) => {
+      const body = req.body as { grant_type: string; username?: string; password?: string; refresh_token?: string; scope?: string }
+      let issued
+      if (body.grant_type === 'password') {
+        if (!body.username || !body.password) throw new WharfError('BAD_REQUEST', 'username and password are required', { oauth: 'invalid_request' })
+        issued = await apiTokens.passwordGrant(body.username, body.password, req.ip, body.scope)
+      } else if (body.grant_type === 'refresh_token') {
+        if (!body.refresh_token) throw new WharfError('BAD_REQUEST', 'refresh_token is required', { oauth: 'invalid_request' })
+        issued = await apiTokens.refreshGrant(body.refresh_token, req.ip)
+      } else {
+        throw new WharfError('BAD_REQUEST', 'grant_type must be password or refresh_token', { oauth: 'unsupported_grant_type' })
+      }
+      return reply.header('Cache-Control', 'no-store').header('Pragma', 'no-cache').send(issued)
+    },
+  )
+
+  // RFC 7009: always 200, whether or not the token was known.
+  app.post(
+    '/oauth/revoke',
+    { schema: { summary: 'Revoke an OAuth access or refresh token', tags: ['oauth'], body: Type.Object({ token: Type.String() }, { additionalProperties: true }) }, config: { public: true } },
+    async (req, reply) => {
+      await apiTokens.revoke((req.body as { token: string }).token)
+      return reply.send({})
+    },
+  )
+}
+
+function oauthError(err: Error & { statusCode?: number; validation?: unknown }, req: FastifyRequest, reply: FastifyReply) {
+  reply.header('Cache-Control', 'no-store')
+  if (err instanceof WharfError) {
+    const status = err.code === 'TOOMANYREQUESTS' ? 429 : err.code === 'UNAUTHORIZED' ? 400 : err.code === 'BAD_REQUEST' ? 400 : 500
+    if (status === 429 && typeof err.detail.retryAfter === 'number') reply.header('Retry-After', String(err.detail.retryAfter))
+    // RFC 6749 §5.2: a failed password or refresh grant is invalid_grant with 400.
+    const error = (err.detail.oauth as string | undefined) ?? (err.code === 'UNAUTHORIZED' ? 'invalid_grant' : status === 429 ? 'slow_down' : 'invalid_request')
+    if (status === 500) req.log.error({ err }, 'oauth request failed')
+    return reply.code(status).send({ error, error_description: status === 500 ? 'internal server error' : err.message })
+  }
+  if (err.validation) return reply.code(400).send({ error: 'invalid_request', error_description: err.message })
+  if (err.statusCode !== undefined && err.statusCode < 500) return reply.code(err.statusCode).send({ error: 'invalid_request', error_description: err.message })
+  req.log.error({ err }, 'oauth request failed')
+  return reply.code(500).send({ error: 'server_error', error_description: 'internal server error' })
+}

@@ -1,0 +1,273 @@
+import { Type, type Static } from '@sinclair/typebox'
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type { ApiDeps } from '../api/context.ts'
+import { deployTokenJson, groupJsonFull, memberJson, projectJson } from '../api/entities.ts'
+import { pageOf, PageQuery, setPageHeaders } from '../api/pagination.ts'
+import { DateString, IdParam, Nullable, StringEnum, VisibilitySchema } from '../api/schemas.ts'
+import type { Principal } from '../auth/principals.ts'
+import { DEPLOY_TOKEN_SCOPES } from '../auth/roles.ts'
+import { WharfError } from '../core/errors.ts'
+import type { SourceKind } from './queries.ts'
+
+// /api/v4 groups, projects, their members and deploy tokens. Thin: parse, call the service, shape the JSON.
+
+const GroupBody = Type.Object({
+  name: Type.Optional(Type.String({ minLength: 1, maxLength: 255 })),
+  path: Type.Optional(Type.String({ minLength: 1, maxLength: 100 })),
+  parent_id: Type.Optional(Nullable(Type.Integer())),
+  visibility: Type.Optional(VisibilitySchema),
+  description: Type.Optional(Type.String({ maxLength: 2000 })),
+})
+
+const SettingsBody = Type.Object({
+  name: Type.Optional(Type.String({ minLength: 1, maxLength: 255 })),
+  visibility: Type.Optional(VisibilitySchema),
+  description: Type.Optional(Type.String({ maxLength: 2000 })),
+})
+
+const ProjectBody = Type.Object({
+  name: Type.Optional(Type.String({ minLength: 1, maxLength: 255 })),
+  path: Type.Optional(Type.String({ minLength: 1, maxLength: 100 })),
+  namespace_id: Type.Optional(Type.Union([Type.Integer(), Type.String()], { description: 'namespace id or full path (default: your own namespace)' })),
+  visibility: Type.Optional(VisibilitySchema),
+  description: Type.Optional(Type.String({ maxLength: 2000 })),
+})
+
+const ProjectQuery = Type.Object({
+  ...PageQuery,
+  search: Type.Optional(Type.String({ maxLength: 255 })),
+  owned: Type.Optional(Type.Boolean({ description: 'only projects in your own namespace' })),
+  membership: Type.Optional(Type.Boolean({ description: 'only projects you are a member of' })),
+  visibility: Type.Optional(VisibilitySchema),
+})
+
+const GroupQuery = Type.Object({
+  ...PageQuery,
+  search: Type.Optional(Type.String({ maxLength: 255 })),
+  owned: Type.Optional(Type.Boolean({ description: 'only groups you own' })),
+  top_level_only: Type.Optional(Type.Boolean()),
+})
+
+const AccessLevel = Type.Integer({ enum: [10, 20, 30, 40, 50], description: '10 guest, 20 reporter, 30 developer, 40 maintainer, 50 owner' })
+const MemberBody = Type.Object({ user_id: Type.Integer(), access_level: AccessLevel, expires_at: Type.Optional(Nullable(Type.Union([DateString, Type.Literal('')]))) })
+const MemberUpdateBody = Type.Object({ access_level: AccessLevel, expires_at: Type.Optional(Nullable(Type.Union([DateString, Type.Literal('')]))) })
+const MemberParams = Type.Object({ id: Type.String(), user_id: Type.Integer() })
+
+const DeployTokenBody = Type.Object({
+  name: Type.String({ minLength: 1, maxLength: 255 }),
+  scopes: Type.Array(StringEnum(DEPLOY_TOKEN_SCOPES), { minItems: 1 }),
+  expires_at: Type.Optional(Nullable(Type.String({ description: 'YYYY-MM-DD or an ISO date-time' }))),
+  username: Type.Optional(Type.String({ maxLength: 255 })),
+})
+const TokenParams = Type.Object({ id: Type.String(), token_id: Type.Integer() })
+
+/** GitLab derives a path from a name: lowercase, runs of other characters become '-'. */
+function pathFromName(name: string): string {
+  return name.trim().toLowerCase().replace(/[^a-z0-9_.]+/g, '-').replace(/^[-_.]+|[-_.]+$/g, '')
+}
+
+/** GitLab's deploy-token expiry accepts a date-time; Wharf stores the date. */
+const dateOnly = (s: string | null | undefined) => (s ? s.slice(0, 10) : s)
+
+export async function projectRoutes(app: FastifyInstance, deps: ApiDeps): Promise<void> {
+  const { projects } = deps
+
+  // ---- Groups ----
+
+  app.get('/groups', { schema: { summary: 'List groups you can see', tags: ['groups'], querystring: GroupQuery }, config: { public: true } }, async (req, reply) => {
+    const query = req.query as Static<typeof GroupQuery>
+    const page = pageOf(query)
+    const { rows, total } = await projects.visibleGroups(req.principal, { search: query.search, owned: query.owned, topLevelOnly: query.top_level_only, ...page })
+    setPageHeaders(req, reply, deps.publicUrl, page, total)
+    return Promise.all(rows.map((g) => groupJsonFull(g, projects, deps)))
+  })
+
+  app.post('/groups', { schema: { summary: 'Create a group or subgroup', tags: ['groups'], body: GroupBody } }, async (req, reply) => {
+    const body = req.body as Static<typeof GroupBody>
+    const actor = await projects.actor(req.principal)
+    const path = body.path ?? (body.name ? pathFromName(body.name) : '')
+    if (!path) throw new WharfError('BAD_REQUEST', 'path is required', {})
+    const group = await projects.createGroupChecked(actor, { path, name: body.name ?? path, parentId: body.parent_id ?? null, visibility: body.visibility ?? 'private', description: body.description ?? '' })
+    return reply.code(201).send(await groupJsonFull(group, projects, deps))
+  })
+
+  app.get('/groups/:id', { schema: { summary: 'Get a group', tags: ['groups'], params: IdParam }, config: { public: true } }, async (req) => {
+    const { group } = await projects.groupFor(req.principal, (req.params as Static<typeof IdParam>).id)
+    return groupJsonFull(group, projects, deps)
+  })
+
+  app.put('/groups/:id', { schema: { summary: 'Update a group (owner)', tags: ['groups'], params: IdParam, body: SettingsBody } }, async (req) => {
+    const { group } = await projects.groupFor(req.principal, (req.params as Static<typeof IdParam>).id, 'owner')
+    const body = req.body as Static<typeof SettingsBody>
+    return groupJsonFull(await projects.updateGroupSettings(group, body), projects, deps)
+  })
+
+  app.delete('/groups/:id', { schema: { summary: 'Delete a group with its subgroups, projects and images (owner)', tags: ['groups'], params: IdParam } }, async (req, reply) => {
+    const { group } = await projects.groupFor(req.principal, (req.params as Static<typeof IdParam>).id, 'owner')
+    await projects.deleteGroup(group)
+    await deps.credentials.audit(principalLabel(req.principal), 'group.deleted', req.ip, { path: group.full_path }, `group:${group.id}`)
+    return reply.code(202).send({ message: '202 Accepted' })
+  })
+
+  app.get('/groups/:id/projects', { schema: { summary: "List a group's projects", tags: ['groups'], params: IdParam, querystring: ProjectQuery }, config: { public: true } }, async (req, reply) => {
+    const { group } = await projects.groupFor(req.principal, (req.params as Static<typeof IdParam>).id)
+    const query = req.query as Static<typeof ProjectQuery>
+    const page = pageOf(query)
+    const { rows, total } = await projects.visibleProjects(req.principal, { search: query.search, visibility: query.visibility, withinGroup: group.id, ...page })
+    setPageHeaders(req, reply, deps.publicUrl, page, total)
+    return Promise.all(rows.map((p) => projectJson(p, projects, deps)))
+  })
+
+  // ---- Projects ----
+
+  app.get('/projects', { schema: { summary: 'List projects you can see', tags: ['projects'], querystring: ProjectQuery }, config: { public: true } }, async (req, reply) => {
+    const query = req.query as Static<typeof ProjectQuery>
+    const page = pageOf(query)
+    const { rows, total } = await projects.visibleProjects(req.principal, { search: query.search, owned: query.owned, membership: query.membership, visibility: query.visibility, ...page })
+    setPageHeaders(req, reply, deps.publicUrl, page, total)
+    return Promise.all(rows.map((p) => projectJson(p, projects, deps)))
+  })
+
+  app.post('/projects', { schema: { summary: 'Create a project', tags: ['projects'], body: ProjectBody } }, async (req, reply) => {
+    const body = req.body as Static<typeof ProjectBody>
+    const actor = await projects.actor(req.principal)
+    const path = body.path ?? (body.name ? pathFromName(body.name) : '')
+    if (!path) throw new WharfError('BAD_REQUEST', 'name or path is required', {})
+    let namespaceId: number
+    if (body.namespace_id === undefined || body.namespace_id === '') {
+      const own = await projects.userNamespaceOf(actor.id)
+      namespaceId = own.id
+    } else {
+      const ns = await projects.findNamespaceRef(body.namespace_id)
+      if (!ns) throw new WharfError('NOT_FOUND', 'Namespace Not Found', {})
+      namespaceId = ns.id
+    }
+    const project = await projects.createProjectChecked(actor, { namespaceId, path, name: body.name ?? path, visibility: body.visibility ?? 'private', description: body.description ?? '' })
+    return reply.code(201).send(await projectJson(project, projects, deps))
+  })
+
+  app.get('/projects/:id', { schema: { summary: 'Get a project', tags: ['projects'], params: IdParam }, config: { public: true } }, async (req) => {
+    const { project } = await projects.projectFor(req.principal, (req.params as Static<typeof IdParam>).id)
+    return projectJson(project, projects, deps)
+  })
+
+  app.put('/projects/:id', { schema: { summary: 'Update a project (maintainer)', tags: ['projects'], params: IdParam, body: SettingsBody } }, async (req) => {
+    const { project } = await projects.projectFor(req.principal, (req.params as Static<typeof IdParam>).id, 'maintainer')
+    return projectJson(await projects.updateProjectSettings(project, req.body as Static<typeof SettingsBody>), projects, deps)
+  })
+
+  app.delete('/projects/:id', { schema: { summary: 'Delete a project and its images (owner)', tags: ['projects'], params: IdParam } }, async (req, reply) => {
+    const { project } = await projects.projectFor(req.principal, (req.params as Static<typeof IdParam>).id, 'owner')
+    await projects.deleteProject(project)
+    await deps.credentials.audit(principalLabel(req.principal), 'project.deleted', req.ip, { path: project.full_path }, `project:${project.id}`)
+    return reply.code(202).send({ message: '202 Accepted' })
+  })
+
+  // ---- Members (projects and groups alike) ----
+
+  for (const kind of ['projects', 'groups'] as const) {
+    const source: SourceKind = kind === 'projects' ? 'project' : 'namespace'
+    const tag = kind
+    /** The project or group and the caller's level on it. */
+    const load = async (req: FastifyRequest, id: string) => {
+      if (kind === 'projects') {
+        const { project, level } = await projects.projectFor(req.principal, id)
+        return { sourceId: project.id, level, entity: project }
+      }
+      const { group, level } = await projects.groupFor(req.principal, id)
+      return { sourceId: group.id, level, entity: group }
+    }
+
+    app.get(`/${kind}/:id/members`, { schema: { summary: 'List direct members', tags: [tag], params: IdParam, querystring: Type.Object({ ...PageQuery }) } }, async (req, reply) => {
+      const { sourceId } = await load(req, (req.params as Static<typeof IdParam>).id)
+      const all = await projects.listDirectMembers(source, sourceId)
+      return paged(req, reply, all.map((m) => memberJson(m, deps)))
+    })
+
+    app.get(`/${kind}/:id/members/all`, { schema: { summary: 'List members including inherited ones (highest level each)', tags: [tag], params: IdParam, querystring: Type.Object({ ...PageQuery }) } }, async (req, reply) => {
+      const { entity } = await load(req, (req.params as Static<typeof IdParam>).id)
+      const all = await projects.listAllMembers(source, entity)
+      return paged(req, reply, all.map((m) => memberJson(m, deps)))
+    })
+
+    app.get(`/${kind}/:id/members/:user_id`, { schema: { summary: 'Get a direct member', tags: [tag], params: MemberParams } }, async (req) => {
+      const params = req.params as Static<typeof MemberParams>
+      const { sourceId } = await load(req, params.id)
+      const m = await projects.findMember(source, sourceId, params.user_id)
+      if (!m) throw new WharfError('NOT_FOUND', 'Member Not Found', {})
+      return memberJson(m, deps)
+    })
+
+    app.post(`/${kind}/:id/members`, { schema: { summary: 'Add a member (maintainer; owner to grant owner)', tags: [tag], params: IdParam, body: MemberBody } }, async (req, reply) => {
+      const { sourceId, level } = await load(req, (req.params as Static<typeof IdParam>).id)
+      const body = req.body as Static<typeof MemberBody>
+      const m = await projects.addMember(level, source, sourceId, body.user_id, body.access_level, body.expires_at)
+      await deps.credentials.audit(principalLabel(req.principal), 'member.added', req.ip, { userId: body.user_id, accessLevel: body.access_level }, `${source}:${sourceId}`)
+      return reply.code(201).send(memberJson(m, deps))
+    })
+
+    app.put(`/${kind}/:id/members/:user_id`, { schema: { summary: "Change a member's access level or expiry", tags: [tag], params: MemberParams, body: MemberUpdateBody } }, async (req) => {
+      const params = req.params as Static<typeof MemberParams>
+      const { sourceId, level } = await load(req, params.id)
+      const body = req.body as Static<typeof MemberUpdateBody>
+      const m = await projects.updateMember(level, source, sourceId, params.user_id, body.access_level, body.expires_at)
+      await deps.credentials.audit(principalLabel(req.principal), 'member.updated', req.ip, { userId: params.user_id, accessLevel: body.access_level }, `${source}:${sourceId}`)
+      return memberJson(m, deps)
+    })
+
+    app.delete(`/${kind}/:id/members/:user_id`, { schema: { summary: 'Remove a member (maintainer; anyone may leave)', tags: [tag], params: MemberParams } }, async (req, reply) => {
+      const params = req.params as Static<typeof MemberParams>
+      const { sourceId, level } = await load(req, params.id)
+      const actor = await projects.actor(req.principal)
+      await projects.removeMember(level, actor.id, source, sourceId, params.user_id)
+      await deps.credentials.audit(principalLabel(req.principal), 'member.removed', req.ip, { userId: params.user_id }, `${source}:${sourceId}`)
+      return reply.code(204).send()
+    })
+
+    // ---- Deploy tokens (maintainer+) ----
+
+    const owner = (sourceId: number) => (kind === 'projects' ? { projectId: sourceId } : { namespaceId: sourceId })
+    const needMaintainer = (level: number | undefined) => {
+      if (level === undefined || level < 40) throw new WharfError('FORBIDDEN', 'deploy tokens need the maintainer role', { needs: 'maintainer' })
+    }
+
+    app.get(`/${kind}/:id/deploy_tokens`, { schema: { summary: 'List deploy tokens (maintainer)', tags: [tag], params: IdParam, querystring: Type.Object({ ...PageQuery, active: Type.Optional(Type.Boolean()) }) } }, async (req, reply) => {
+      const { sourceId, level } = await load(req, (req.params as Static<typeof IdParam>).id)
+      needMaintainer(level)
+      const query = req.query as { active?: boolean }
+      let rows = (await deps.accessTokens.listDeployTokens(owner(sourceId))).map((t) => deployTokenJson(t))
+      if (query.active !== undefined) rows = rows.filter((t) => (!t.revoked && !t.expired) === query.active)
+      return paged(req, reply, rows)
+    })
+
+    app.post(`/${kind}/:id/deploy_tokens`, { schema: { summary: 'Create a deploy token (maintainer); the token is shown only in this response', tags: [tag], params: IdParam, body: DeployTokenBody } }, async (req, reply) => {
+      const { sourceId, level } = await load(req, (req.params as Static<typeof IdParam>).id)
+      needMaintainer(level)
+      const body = req.body as Static<typeof DeployTokenBody>
+      const { token, row } = await deps.accessTokens.createDeployToken(owner(sourceId), { name: body.name, username: body.username ?? null, scopes: body.scopes, expiresAt: dateOnly(body.expires_at) ?? null }, principalLabel(req.principal))
+      return reply.code(201).header('Cache-Control', 'no-store').send(deployTokenJson(row, token))
+    })
+
+    app.delete(`/${kind}/:id/deploy_tokens/:token_id`, { schema: { summary: 'Revoke a deploy token (maintainer)', tags: [tag], params: TokenParams } }, async (req, reply) => {
+      const params = req.params as Static<typeof TokenParams>
+      const { sourceId, level } = await load(req, params.id)
+      needMaintainer(level)
+      const row = await deps.accessTokens.findDeployToken(params.token_id)
+      const mine = row && (kind === 'projects' ? row.project_id === sourceId : row.namespace_id === sourceId)
+      if (!row || !mine) throw new WharfError('NOT_FOUND', 'Deploy Token Not Found', {})
+      await deps.accessTokens.revokeDeployToken(row, principalLabel(req.principal))
+      return reply.code(204).send()
+    })
+  }
+
+  /** In-memory pagination for short lists (members, deploy tokens). */
+  function paged<T>(req: FastifyRequest, reply: FastifyReply, all: T[]): T[] {
+    const page = pageOf(req.query as { page?: number; per_page?: number })
+    setPageHeaders(req, reply, deps.publicUrl, page, all.length)
+    return all.slice(page.offset, page.offset + page.limit)
+  }
+}
+
+function principalLabel(p: Principal): string {
+  return p.kind === 'anonymous' ? 'anonymous' : p.username
+}

@@ -1,0 +1,100 @@
+// In-process Wharf for the REST API tests: buildApp() over a real SQLite file and the fs driver in a
+// temp dir, wired as src/server.ts does, driven by app.inject(). Setup goes through the services;
+// the behaviour under test goes through HTTP.
+import assert from 'node:assert/strict'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import type { TestContext } from 'node:test'
+import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fastify'
+import type { Kysely } from 'kysely'
+import { pino } from 'pino'
+import { buildApp } from '../../src/app.ts'
+import type { PatScope } from '../../src/auth/roles.ts'
+import { migrate, openDb } from '../../src/metadata/db.ts'
+import type { Database, User } from '../../src/metadata/schema.ts'
+import { createServices, type Services } from '../../src/services.ts'
+import { createFsDriver } from '../../src/storage/fs-driver.ts'
+
+export const ROOT_PASSWORD = 'root-password-123'
+export const PUBLIC_URL = 'http://wharf.test:5000'
+
+export interface ApiHarness {
+  root: string
+  dataDir: string
+  app: FastifyInstance
+  db: Kysely<Database>
+  services: Services
+  /** inject with an optional token (sent as PRIVATE-TOKEN, or as Bearer with `bearer`). */
+  req(method: InjectOptions['method'], url: string, opts?: { token?: string | undefined; bearer?: string | undefined; body?: unknown; form?: Record<string, string | string[]>; headers?: Record<string, string> }): Promise<LightMyRequestResponse>
+  /** Creates a user with an `api` PAT (or the given scopes); returns the row and the token. */
+  user(username: string, opts?: { admin?: boolean; scopes?: PatScope[]; password?: string }): Promise<{ user: User; token: string }>
+  /** root's id and an api token for it. */
+  root(): Promise<{ user: User; token: string }>
+}
+
+export async function apiHarness(t: Pick<TestContext, 'after'>): Promise<ApiHarness> {
+  const root = await mkdtemp(join(tmpdir(), 'wharf-api-'))
+  const dataDir = join(root, 'data')
+  const db = openDb({ kind: 'sqlite', path: join(dataDir, 'wharf.db') })
+  await migrate(db, 'sqlite')
+  const driver = createFsDriver(join(dataDir, 'storage'))
+  const services = await createServices(db, driver, { publicUrl: PUBLIC_URL, tokenTtlSeconds: 300, pageMax: 1000, rootPassword: ROOT_PASSWORD })
+  const app = await buildApp({ logger: pino({ level: 'silent' }), ...services, publicUrl: PUBLIC_URL, limits: { manifestBytes: 4 << 20 } })
+  await app.ready()
+  t.after(async () => {
+    await app.close()
+    await db.destroy()
+    await rm(root, { recursive: true, force: true })
+  })
+  let rootToken: { user: User; token: string } | undefined
+  const h: ApiHarness = {
+    root,
+    dataDir,
+    app,
+    db,
+    services,
+    async req(method, url, opts = {}) {
+      const headers: Record<string, string> = { ...(opts.headers ?? {}) }
+      if (opts.token) headers['private-token'] = opts.token
+      if (opts.bearer) headers.authorization = `Bearer ${opts.bearer}`
+      const o: InjectOptions = { method, url, headers }
+      if (opts.form) {
+        const p = new URLSearchParams()
+        for (const [k, v] of Object.entries(opts.form)) for (const x of Array.isArray(v) ? v : [v]) p.append(k, x)
+        o.payload = p.toString()
+        headers['content-type'] = 'application/x-www-form-urlencoded'
+      } else if (opts.body !== undefined) {
+        o.payload = JSON.stringify(opts.body)
+        headers['content-type'] = 'application/json'
+      }
+      return app.inject(o)
+    },
+    async user(username, opts = {}) {
+      const user = await services.projects.createUser({ username, password: opts.password ?? `${username}-password`, isAdmin: opts.admin ?? false })
+      const { token } = await services.accessTokens.createPat(user.id, { name: 'test', scopes: opts.scopes ?? ['api'] }, 'test')
+      return { user, token }
+    },
+    async root() {
+      if (rootToken) return rootToken
+      const user = (await db.selectFrom('users').selectAll().where('username', '=', 'root').executeTakeFirst())!
+      const { token } = await services.accessTokens.createPat(user.id, { name: 'root-test', scopes: ['api'] }, 'test')
+      rootToken = { user, token }
+      return rootToken
+    },
+  }
+  return h
+}
+
+/** Asserts a problem+json error with the given status. */
+export function assertProblem(res: LightMyRequestResponse, status: number): Record<string, unknown> {
+  assert.equal(res.statusCode, status, res.body)
+  assert.match(String(res.headers['content-type']), /^application\/problem\+json/)
+  const body = res.json() as Record<string, unknown>
+  assert.equal(body.status, status)
+  assert.equal(typeof body.title, 'string')
+  assert.equal(typeof body.detail, 'string')
+  assert.equal(typeof body.message, 'string')
+  assert.equal(typeof body.type, 'string')
+  return body
+}
