@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify'
 import { ApiTokens } from '../auth/api-tokens.ts'
 import type { AccessTokens } from '../auth/access-tokens.ts'
 import type { Credentials } from '../auth/credentials.ts'
+import { userRoutes } from '../auth/api-routes.ts'
 import { oauthRoutes } from '../auth/oauth-routes.ts'
 import { projectRoutes } from '../projects/routes.ts'
 import type { Projects } from '../projects/service.ts'
@@ -47,6 +48,7 @@ export async function apiRoutes(app: FastifyInstance, opts: ApiOptions): Promise
       addFormParser(api)
       api.addHook('onRequest', apiAuthHook(deps.apiTokens))
       await api.register(projectRoutes, deps)
+      await api.register(userRoutes, deps)
 
       api.get(
         '/openapi.json',

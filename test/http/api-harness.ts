@@ -20,7 +20,7 @@ export const ROOT_PASSWORD = 'root-password-123'
 export const PUBLIC_URL = 'http://wharf.test:5000'
 
 export interface ApiHarness {
-  root: string
+  tmpDir: string
   dataDir: string
   app: FastifyInstance
   db: Kysely<Database>
@@ -49,7 +49,7 @@ export async function apiHarness(t: Pick<TestContext, 'after'>): Promise<ApiHarn
   })
   let rootToken: { user: User; token: string } | undefined
   const h: ApiHarness = {
-    root,
+    tmpDir: root,
     dataDir,
     app,
     db,

@@ -1,0 +1,165 @@
+import { Type, type Static } from '@sinclair/typebox'
+import type { FastifyInstance, FastifyRequest } from 'fastify'
+import type { ApiDeps } from '../api/context.ts'
+import { patJson, userJson } from '../api/entities.ts'
+import { pageOf, PageQuery, setPageHeaders } from '../api/pagination.ts'
+import { Nullable, StringEnum } from '../api/schemas.ts'
+import { WharfError } from '../core/errors.ts'
+import type { PersonalAccessToken } from '../metadata/schema.ts'
+import type { Principal } from './principals.ts'
+import { PAT_SCOPES } from './roles.ts'
+
+// /api/v4 users and personal access tokens. Thin: parse, check who may, call the service, shape the JSON.
+
+const UserId = Type.Object({ id: Type.Integer() })
+const UserQuery = Type.Object({
+  ...PageQuery,
+  username: Type.Optional(Type.String({ maxLength: 255, description: 'exact username (case-insensitive)' })),
+  search: Type.Optional(Type.String({ maxLength: 255 })),
+  blocked: Type.Optional(Type.Boolean()),
+})
+const NewUserBody = Type.Object({
+  username: Type.String({ minLength: 1, maxLength: 100 }),
+  name: Type.Optional(Type.String({ minLength: 1, maxLength: 255 })),
+  email: Type.Optional(Nullable(Type.String({ maxLength: 255 }))),
+  password: Type.Optional(Type.String({ minLength: 8, maxLength: 1024 })),
+  admin: Type.Optional(Type.Boolean()),
+})
+const UpdateUserBody = Type.Object({
+  name: Type.Optional(Type.String({ minLength: 1, maxLength: 255 })),
+  email: Type.Optional(Nullable(Type.String({ maxLength: 255 }))),
+  password: Type.Optional(Type.String({ minLength: 8, maxLength: 1024 })),
+  admin: Type.Optional(Type.Boolean()),
+})
+const PatBody = Type.Object({
+  name: Type.String({ minLength: 1, maxLength: 255 }),
+  scopes: Type.Array(StringEnum(PAT_SCOPES), { minItems: 1 }),
+  expires_at: Type.Optional(Nullable(Type.String({ description: 'YYYY-MM-DD' }))),
+})
+const PatQuery = Type.Object({ ...PageQuery, user_id: Type.Optional(Type.Integer({ description: 'administrators: tokens of this user' })), state: Type.Optional(StringEnum(['active', 'inactive'] as const)) })
+const PatId = Type.Object({ id: Type.Union([Type.Integer(), Type.Literal('self')], { description: "a token id, or 'self' for the token making the request" }) })
+
+export async function userRoutes(app: FastifyInstance, deps: ApiDeps): Promise<void> {
+  const { projects, accessTokens } = deps
+
+  const requireAdmin = (p: Principal) => {
+    if (p.kind !== 'user' || !p.isAdmin) throw new WharfError('FORBIDDEN', 'this needs an administrator', {})
+  }
+  const actorName = (req: FastifyRequest) => (req.principal.kind === 'user' ? req.principal.username : 'anonymous')
+
+  // ---- Users ----
+
+  app.get('/user', { schema: { summary: 'The signed-in user', tags: ['users'] }, config: { scopes: ['read_user'] } }, async (req) => {
+    const user = await projects.actor(req.principal)
+    return userJson(user, req.principal, deps)
+  })
+
+  app.get('/users', { schema: { summary: 'List users', tags: ['users'], querystring: UserQuery }, config: { scopes: ['read_user'] } }, async (req, reply) => {
+    const query = req.query as Static<typeof UserQuery>
+    const page = pageOf(query)
+    const { rows, total } = await projects.searchUsers({ username: query.username, search: query.search, blocked: query.blocked }, page)
+    setPageHeaders(req, reply, deps.publicUrl, page, total)
+    return rows.map((u) => userJson(u, req.principal, deps))
+  })
+
+  app.get('/users/:id', { schema: { summary: 'Get a user', tags: ['users'], params: UserId }, config: { scopes: ['read_user'] } }, async (req) => {
+    const user = await projects.findUserById((req.params as Static<typeof UserId>).id)
+    if (!user) throw new WharfError('NOT_FOUND', 'User Not Found', {})
+    return userJson(user, req.principal, deps)
+  })
+
+  app.post('/users', { schema: { summary: 'Create a user (administrator)', tags: ['users'], body: NewUserBody } }, async (req, reply) => {
+    requireAdmin(req.principal)
+    const body = req.body as Static<typeof NewUserBody>
+    const user = await projects.createUser({ username: body.username, name: body.name ?? body.username, email: body.email ?? null, password: body.password ?? null, isAdmin: body.admin ?? false })
+    await deps.credentials.audit(actorName(req), 'user.created', req.ip, { username: user.username, admin: user.is_admin === 1 }, `user:${user.id}`)
+    return reply.code(201).send(userJson(user, req.principal, deps))
+  })
+
+  app.put('/users/:id', { schema: { summary: 'Update a user (administrator; yourself: name and password)', tags: ['users'], params: UserId, body: UpdateUserBody } }, async (req) => {
+    const { id } = req.params as Static<typeof UserId>
+    const body = req.body as Static<typeof UpdateUserBody>
+    const p = req.principal
+    const self = p.kind === 'user' && p.userId === id
+    const admin = p.kind === 'user' && p.isAdmin
+    if (!admin && !self) throw new WharfError('FORBIDDEN', 'you can only change your own account', {})
+    if (!admin && (body.email !== undefined || body.admin !== undefined)) throw new WharfError('FORBIDDEN', 'only administrators can change email or the admin flag', {})
+    if (admin && self && body.admin === false) throw new WharfError('BAD_REQUEST', 'you cannot remove your own administrator rights', {})
+    if (!(await projects.findUserById(id))) throw new WharfError('NOT_FOUND', 'User Not Found', {})
+    const user = await projects.updateUserProfile(id, { name: body.name, email: body.email, password: body.password, isAdmin: body.admin })
+    // A new password ends the OAuth sessions that the old one started.
+    if (body.password !== undefined) await deps.apiTokens.revokeAllFor(id)
+    await deps.credentials.audit(actorName(req), 'user.updated', req.ip, { fields: Object.keys(body).filter((k) => k !== 'password').concat(body.password !== undefined ? ['password'] : []) }, `user:${id}`)
+    return userJson(user, req.principal, deps)
+  })
+
+  for (const action of ['block', 'unblock'] as const) {
+    app.post(`/users/:id/${action}`, { schema: { summary: `${action === 'block' ? 'Block' : 'Unblock'} a user (administrator)`, tags: ['users'], params: UserId } }, async (req, reply) => {
+      requireAdmin(req.principal)
+      const { id } = req.params as Static<typeof UserId>
+      const p = req.principal
+      if (action === 'block' && p.kind === 'user' && p.userId === id) throw new WharfError('FORBIDDEN', 'you cannot block yourself', {})
+      if (!(await projects.findUserById(id))) throw new WharfError('NOT_FOUND', 'User Not Found', {})
+      await projects.setUserState(id, action === 'block' ? 'blocked' : 'active')
+      if (action === 'block') await deps.apiTokens.revokeAllFor(id)
+      await deps.credentials.audit(actorName(req), `user.${action}ed`, req.ip, null, `user:${id}`)
+      return reply.code(201).send(true)
+    })
+  }
+
+  // ---- Personal access tokens ----
+
+  /** The token row if the caller may see it (their own, or any for an administrator); NOT_FOUND otherwise. */
+  const visiblePat = async (req: FastifyRequest, ref: number | 'self'): Promise<PersonalAccessToken> => {
+    const p = req.principal
+    if (p.kind !== 'user') throw new WharfError('UNAUTHORIZED', 'authentication required', {})
+    let id: number
+    if (ref === 'self') {
+      if (p.credential.kind !== 'pat') throw new WharfError('NOT_FOUND', 'this request was not made with a personal access token', {})
+      id = p.credential.id
+    } else id = ref
+    const row = await accessTokens.findPat(id)
+    if (!row || (row.user_id !== p.userId && !p.isAdmin)) throw new WharfError('NOT_FOUND', 'Personal Access Token Not Found', {})
+    return row
+  }
+
+  const createPat = async (req: FastifyRequest, userId: number) => {
+    const body = req.body as Static<typeof PatBody>
+    if (!(await projects.findUserById(userId))) throw new WharfError('NOT_FOUND', 'User Not Found', {})
+    const { token, row } = await accessTokens.createPat(userId, { name: body.name, scopes: body.scopes, expiresAt: body.expires_at ?? null }, actorName(req))
+    // The secret is in this response only; it is stored as a digest.
+    return patJson(row, token)
+  }
+
+  app.post('/user/personal_access_tokens', { schema: { summary: 'Create a personal access token for yourself; the token is shown only in this response', tags: ['personal_access_tokens'], body: PatBody } }, async (req, reply) => {
+    const user = await projects.actor(req.principal)
+    return reply.code(201).header('Cache-Control', 'no-store').send(await createPat(req, user.id))
+  })
+
+  app.post('/users/:id/personal_access_tokens', { schema: { summary: 'Create a personal access token for a user (administrator)', tags: ['personal_access_tokens'], params: UserId, body: PatBody } }, async (req, reply) => {
+    requireAdmin(req.principal)
+    return reply.code(201).header('Cache-Control', 'no-store').send(await createPat(req, (req.params as Static<typeof UserId>).id))
+  })
+
+  app.get('/personal_access_tokens', { schema: { summary: 'List personal access tokens (yours; administrators: all)', tags: ['personal_access_tokens'], querystring: PatQuery } }, async (req, reply) => {
+    const p = req.principal
+    if (p.kind !== 'user') throw new WharfError('UNAUTHORIZED', 'authentication required', {})
+    const query = req.query as Static<typeof PatQuery>
+    const userId = p.isAdmin ? query.user_id : p.userId
+    let rows = (await accessTokens.listPats(userId)).map((t) => patJson(t))
+    if (query.state) rows = rows.filter((t) => t.active === (query.state === 'active'))
+    const page = pageOf(query)
+    setPageHeaders(req, reply, deps.publicUrl, page, rows.length)
+    return rows.slice(page.offset, page.offset + page.limit)
+  })
+
+  app.get('/personal_access_tokens/:id', { schema: { summary: 'Get a personal access token', tags: ['personal_access_tokens'], params: PatId } }, async (req) => {
+    return patJson(await visiblePat(req, (req.params as Static<typeof PatId>).id))
+  })
+
+  app.delete('/personal_access_tokens/:id', { schema: { summary: 'Revoke a personal access token (effective at once)', tags: ['personal_access_tokens'], params: PatId } }, async (req, reply) => {
+    const row = await visiblePat(req, (req.params as Static<typeof PatId>).id)
+    if (row.revoked === 0) await accessTokens.revokePat(row, actorName(req))
+    return reply.code(204).send()
+  })
+}
