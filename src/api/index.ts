@@ -7,6 +7,7 @@ import { oauthRoutes } from '../auth/oauth-routes.ts'
 import { projectRoutes } from '../projects/routes.ts'
 import type { Projects } from '../projects/service.ts'
 import type { Manifests } from '../registry/manifests.ts'
+import { registryApiRoutes } from '../registry/api-routes.ts'
 import { apiAuthHook } from './auth.ts'
 import type { ApiDeps } from './context.ts'
 import { addFormParser } from './form.ts'
@@ -49,6 +50,7 @@ export async function apiRoutes(app: FastifyInstance, opts: ApiOptions): Promise
       api.addHook('onRequest', apiAuthHook(deps.apiTokens))
       await api.register(projectRoutes, deps)
       await api.register(userRoutes, deps)
+      await api.register(registryApiRoutes, deps)
 
       api.get(
         '/openapi.json',

@@ -134,6 +134,40 @@ export class Manifests {
     if ((await q.findRepositoryId(this.db, name)) === undefined) return new WharfError('NAME_UNKNOWN', 'repository name not known to registry', { name })
     return new WharfError('MANIFEST_UNKNOWN', 'manifest unknown to registry', ref.kind === 'tag' ? { tag: ref.tag } : { digest: ref.digest.digest })
   }
+
+
+  // ---- REST API (src/registry/api-routes.ts): a project's repositories and tags ----
+
+  /** Repositories holding images at the project path or below it (`ns/proj`, `ns/proj/api`, ...). */
+  repositoriesUnder(projectPath: string) {
+    return q.repositoriesUnder(this.db, projectPath)
+  }
+
+  findRepository(id: number) {
+    return q.findRepository(this.db, id)
+  }
+
+  async tagPage(repositoryId: number, limit: number, offset: number): Promise<{ names: string[]; total: number }> {
+    return { names: await q.tagPage(this.db, repositoryId, limit, offset), total: await q.countTags(this.db, repositoryId) }
+  }
+
+  /** A tag with its manifest digest, config digest and total size (manifest, config and layers). */
+  async tagDetail(repositoryId: number, tag: string) {
+    const row = await q.tagWithManifest(this.db, repositoryId, tag)
+    if (!row) throw new WharfError('NOT_FOUND', 'Tag Not Found', { tag })
+    const total = Number(row.size) + (await q.manifestTotalSize(this.db, repositoryId, row.manifest_id))
+    return { name: row.name, digest: row.digest, mediaType: row.media_type, configDigest: row.config_digest, totalSize: total, createdAt: row.created_at, updatedAt: row.updated_at }
+  }
+
+  /** Deletes exactly this tag. Other tags on the same manifest stay (the seed's registry deleted them all). */
+  async deleteTagOnly(repositoryId: number, tag: string): Promise<void> {
+    if (!(await q.deleteTagById(this.db, repositoryId, tag))) throw new WharfError('NOT_FOUND', 'Tag Not Found', { tag })
+  }
+
+  /** Deletes a repository with all its tags and manifests; blobs are left to garbage collection. */
+  async deleteRepository(repositoryId: number): Promise<void> {
+    if (!(await q.deleteRepositoryById(this.db, repositoryId))) throw new WharfError('NOT_FOUND', 'Repository Not Found', {})
+  }
 }
 
 /** True when an Accept header (possibly several, comma-joined) admits the media type. No header admits all. */

@@ -2,6 +2,7 @@
 // temp dir, wired as src/server.ts does, driven by app.inject(). Setup goes through the services;
 // the behaviour under test goes through HTTP.
 import assert from 'node:assert/strict'
+import { createHash } from 'node:crypto'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -97,4 +98,32 @@ export function assertProblem(res: LightMyRequestResponse, status: number): Reco
   assert.equal(typeof body.message, 'string')
   assert.equal(typeof body.type, 'string')
   return body
+}
+
+/** Pushes a one-layer image over /v2 as `username` (password auth through /jwt/auth); returns the manifest digest. */
+export async function pushImage(h: ApiHarness, creds: { username: string; password: string }, name: string, tags: string[], seed = 'layer'): Promise<string> {
+  const basic = `Basic ${Buffer.from(`${creds.username}:${creds.password}`).toString('base64')}`
+  const tok = await h.app.inject({ method: 'GET', url: `/jwt/auth?service=container_registry&scope=repository:${name}:pull,push`, headers: { authorization: basic } })
+  assert.equal(tok.statusCode, 200, tok.body)
+  const bearer = { authorization: `Bearer ${(tok.json() as { token: string }).token}` }
+  const sha = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('hex')}`
+  const layer = Buffer.from(`${seed}-${name}`)
+  const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [sha(layer)] }, seed }))
+  for (const blob of [layer, config]) {
+    const r = await h.app.inject({ method: 'POST', url: `/v2/${name}/blobs/uploads/?digest=${sha(blob)}`, headers: { ...bearer, 'content-type': 'application/octet-stream' }, payload: blob })
+    assert.equal(r.statusCode, 201, r.body)
+  }
+  const manifest = Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: 'application/vnd.oci.image.manifest.v1+json',
+      config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: sha(config), size: config.length },
+      layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: sha(layer), size: layer.length }],
+    }),
+  )
+  for (const tag of tags) {
+    const r = await h.app.inject({ method: 'PUT', url: `/v2/${name}/manifests/${tag}`, headers: { ...bearer, 'content-type': 'application/vnd.oci.image.manifest.v1+json' }, payload: manifest })
+    assert.equal(r.statusCode, 201, r.body)
+  }
+  return sha(manifest)
 }

@@ -1,0 +1,128 @@
+import { Type, type Static } from '@sinclair/typebox'
+import type { FastifyInstance, FastifyRequest } from 'fastify'
+import type { ApiDeps } from '../api/context.ts'
+import { pageOf, PageQuery, setPageHeaders } from '../api/pagination.ts'
+import { IdParam } from '../api/schemas.ts'
+import { atLeast } from '../auth/roles.ts'
+import { WharfError } from '../core/errors.ts'
+import type { Project } from '../metadata/schema.ts'
+
+// /api/v4 projects/:id/registry/repositories and their tags, in GitLab's shapes.
+
+const RepoParams = Type.Object({ id: Type.String(), repository_id: Type.Integer() })
+const TagParams = Type.Object({ id: Type.String(), repository_id: Type.Integer(), tag_name: Type.String({ maxLength: 128 }) })
+const RepoQuery = Type.Object({ ...PageQuery, tags: Type.Optional(Type.Boolean({ description: 'include each repository’s tags' })), tags_count: Type.Optional(Type.Boolean()) })
+
+export async function registryApiRoutes(app: FastifyInstance, deps: ApiDeps): Promise<void> {
+  const { projects, manifests } = deps
+  const location = (name: string) => `${deps.registryHost}/${name}`
+  const tagJson = (repoName: string, tag: string) => ({ name: tag, path: `${repoName}:${tag}`, location: `${location(repoName)}:${tag}` })
+
+  /**
+   * The project and the caller's right to read its registry: public projects for anyone, internal ones
+   * for signed-in users, private ones from Reporter up (as pulls). `role` adds a stricter requirement.
+   */
+  const registryProject = async (req: FastifyRequest, id: string, role?: 'maintainer'): Promise<Project> => {
+    const { project, level } = await projects.projectFor(req.principal, id)
+    const canRead = project.visibility === 'public' || (project.visibility === 'internal' && req.principal.kind === 'user') || atLeast(level, 'reporter')
+    if (!canRead) throw new WharfError('FORBIDDEN', 'reading the container registry needs the reporter role', { needs: 'reporter' })
+    if (role && !atLeast(level, role)) throw new WharfError('FORBIDDEN', `this needs the ${role} role in ${project.full_path}`, { needs: role })
+    return project
+  }
+
+  /** A repository of this project (its name is the project path or below it), else NOT_FOUND. */
+  const projectRepository = async (project: Project, repositoryId: number) => {
+    const repo = await manifests.findRepository(repositoryId)
+    const mine = repo && (repo.name === project.full_path_lower || repo.name.startsWith(`${project.full_path_lower}/`))
+    if (!repo || !mine) throw new WharfError('NOT_FOUND', 'Repository Not Found', {})
+    return repo
+  }
+
+  const repositoryJson = (project: Project, r: { id: number; name: string; created_at: string; tags_count: number | string | null }) => ({
+    id: r.id,
+    // GitLab: the image name below the project path ('' for the project's own image).
+    name: r.name === project.full_path_lower ? '' : r.name.slice(project.full_path_lower.length + 1),
+    path: r.name,
+    project_id: project.id,
+    location: location(r.name),
+    created_at: r.created_at,
+    cleanup_policy_started_at: null,
+    tags_count: Number(r.tags_count ?? 0),
+  })
+
+  app.get(
+    '/projects/:id/registry/repositories',
+    { schema: { summary: "List a project's container images", tags: ['registry'], params: IdParam, querystring: RepoQuery }, config: { public: true } },
+    async (req, reply) => {
+      const project = await registryProject(req, (req.params as Static<typeof IdParam>).id)
+      const query = req.query as Static<typeof RepoQuery>
+      const all = await manifests.repositoriesUnder(project.full_path_lower)
+      const page = pageOf(query)
+      setPageHeaders(req, reply, deps.publicUrl, page, all.length)
+      return Promise.all(
+        all.slice(page.offset, page.offset + page.limit).map(async (r) => {
+          const json = repositoryJson(project, r)
+          if (!query.tags) return json
+          const { names } = await manifests.tagPage(r.id, 100_000, 0)
+          return { ...json, tags: names.map((t) => tagJson(r.name, t)) }
+        }),
+      )
+    },
+  )
+
+  app.delete(
+    '/projects/:id/registry/repositories/:repository_id',
+    { schema: { summary: 'Delete a container image with all its tags (maintainer)', tags: ['registry'], params: RepoParams } },
+    async (req, reply) => {
+      const params = req.params as Static<typeof RepoParams>
+      const project = await registryProject(req, params.id, 'maintainer')
+      const repo = await projectRepository(project, params.repository_id)
+      await manifests.deleteRepository(repo.id)
+      await deps.credentials.audit(actor(req), 'registry.repository_deleted', req.ip, { name: repo.name }, `project:${project.id}`)
+      return reply.code(202).send({ message: '202 Accepted' })
+    },
+  )
+
+  app.get(
+    '/projects/:id/registry/repositories/:repository_id/tags',
+    { schema: { summary: "List an image's tags", tags: ['registry'], params: RepoParams, querystring: Type.Object({ ...PageQuery }) }, config: { public: true } },
+    async (req, reply) => {
+      const params = req.params as Static<typeof RepoParams>
+      const project = await registryProject(req, params.id)
+      const repo = await projectRepository(project, params.repository_id)
+      const page = pageOf(req.query as { page?: number; per_page?: number })
+      const { names, total } = await manifests.tagPage(repo.id, page.limit, page.offset)
+      setPageHeaders(req, reply, deps.publicUrl, page, total)
+      return names.map((t) => tagJson(repo.name, t))
+    },
+  )
+
+  app.get(
+    '/projects/:id/registry/repositories/:repository_id/tags/:tag_name',
+    { schema: { summary: 'Get a tag: digest, revision and total size', tags: ['registry'], params: TagParams }, config: { public: true } },
+    async (req) => {
+      const params = req.params as Static<typeof TagParams>
+      const project = await registryProject(req, params.id)
+      const repo = await projectRepository(project, params.repository_id)
+      const t = await manifests.tagDetail(repo.id, params.tag_name)
+      // GitLab: revision is the config blob's hex digest; short_revision its first 9 characters.
+      const revision = (t.configDigest ?? t.digest).replace(/^[a-z0-9]+:/, '')
+      return { ...tagJson(repo.name, t.name), digest: t.digest, media_type: t.mediaType, revision, short_revision: revision.slice(0, 9), total_size: t.totalSize, created_at: t.createdAt }
+    },
+  )
+
+  app.delete(
+    '/projects/:id/registry/repositories/:repository_id/tags/:tag_name',
+    { schema: { summary: 'Delete exactly one tag; other tags of the same image stay (maintainer)', tags: ['registry'], params: TagParams } },
+    async (req, reply) => {
+      const params = req.params as Static<typeof TagParams>
+      const project = await registryProject(req, params.id, 'maintainer')
+      const repo = await projectRepository(project, params.repository_id)
+      await manifests.deleteTagOnly(repo.id, params.tag_name)
+      await deps.credentials.audit(actor(req), 'registry.tag_deleted', req.ip, { name: repo.name, tag: params.tag_name }, `project:${project.id}`)
+      return reply.code(200).send()
+    },
+  )
+}
+
+const actor = (req: FastifyRequest) => (req.principal.kind === 'user' ? req.principal.username : 'anonymous')

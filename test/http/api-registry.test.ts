@@ -1,0 +1,151 @@
+// REST API: projects/:id/registry/repositories and tags (GitLab's container registry API).
+import assert from 'node:assert/strict'
+import { test } from 'node:test'
+import { apiHarness, assertProblem, pushImage, ROOT_PASSWORD, type ApiHarness } from './api-harness.ts'
+
+const ROOT = { username: 'root', password: ROOT_PASSWORD }
+
+async function setup(t: Parameters<typeof apiHarness>[0]) {
+  const h = await apiHarness(t)
+  const root = await h.root()
+  const group = (await h.req('POST', '/api/v4/groups', { token: root.token, body: { path: 'Team', name: 'Team', visibility: 'private' } })).json() as { id: number }
+  const project = (await h.req('POST', '/api/v4/projects', { token: root.token, body: { path: 'App', namespace_id: group.id } })).json() as { id: number }
+  // The registry path is the project path lowercased; images may live below it.
+  const digest = await pushImage(h, ROOT, 'team/app', ['latest', 'v1', 'v1.0'])
+  await pushImage(h, ROOT, 'team/app/api', ['edge'], 'other')
+  // A look-alike path of another project is not this project's image.
+  await h.req('POST', '/api/v4/projects', { token: root.token, body: { path: 'app2', namespace_id: group.id } })
+  await pushImage(h, ROOT, 'team/app2', ['latest'], 'x')
+  const users: Record<string, string> = {}
+  for (const [name, level] of [['guest', 10], ['reporter', 20], ['developer', 30], ['maintainer', 40]] as const) {
+    const u = await h.user(name)
+    users[name] = u.token
+    const r = await h.req('POST', `/api/v4/projects/${project.id}/members`, { token: root.token, body: { user_id: u.user.id, access_level: level } })
+    assert.equal(r.statusCode, 201, r.body)
+  }
+  users.stranger = (await h.user('stranger')).token
+  return { h, root, project, digest, users }
+}
+
+async function repos(h: ApiHarness, projectId: number, token: string | undefined, query = '') {
+  return h.req('GET', `/api/v4/projects/${projectId}/registry/repositories${query}`, { token })
+}
+
+test('lists the project’s repositories with tags and counts, not look-alike paths', async (t) => {
+  const { h, root, project } = await setup(t)
+  const res = await repos(h, project.id, root.token, '?tags=true')
+  assert.equal(res.statusCode, 200, res.body)
+  const list = res.json() as Array<Record<string, unknown>>
+  assert.deepEqual(list.map((r) => r.path), ['team/app', 'team/app/api'])
+  const [main, api] = list as Array<{ id: number; name: string; path: string; project_id: number; location: string; created_at: string; tags_count: number; tags: Array<{ name: string; path: string; location: string }> }>
+  assert.equal(main!.name, '')
+  assert.equal(api!.name, 'api')
+  assert.equal(main!.project_id, project.id)
+  assert.equal(main!.location, 'wharf.test:5000/team/app')
+  assert.equal(main!.tags_count, 3)
+  assert.deepEqual(main!.tags.map((x) => x.name), ['latest', 'v1', 'v1.0'])
+  assert.deepEqual(main!.tags[0], { name: 'latest', path: 'team/app:latest', location: 'wharf.test:5000/team/app:latest' })
+  assert.equal(res.headers['x-total'], '2')
+  // Without tags=true, no tags array.
+  const plain = (await repos(h, project.id, root.token)).json() as Array<Record<string, unknown>>
+  assert.equal(plain[0]!.tags, undefined)
+  // By URL-encoded path too.
+  assert.equal((await h.req('GET', '/api/v4/projects/team%2Fapp/registry/repositories', { token: root.token })).statusCode, 200)
+})
+
+test('tags are paginated and a tag shows digest, revision and size', async (t) => {
+  const { h, root, project, digest } = await setup(t)
+  const [main] = (await repos(h, project.id, root.token)).json() as Array<{ id: number }>
+  const page1 = await h.req('GET', `/api/v4/projects/${project.id}/registry/repositories/${main!.id}/tags?per_page=2`, { token: root.token })
+  assert.equal(page1.statusCode, 200)
+  assert.deepEqual((page1.json() as Array<{ name: string }>).map((x) => x.name), ['latest', 'v1'])
+  assert.equal(page1.headers['x-total'], '3')
+  assert.equal(page1.headers['x-next-page'], '2')
+  assert.match(String(page1.headers.link), /rel="next"/)
+  const page2 = await h.req('GET', `/api/v4/projects/${project.id}/registry/repositories/${main!.id}/tags?per_page=2&page=2`, { token: root.token })
+  assert.deepEqual((page2.json() as Array<{ name: string }>).map((x) => x.name), ['v1.0'])
+  assert.equal(page2.headers['x-next-page'], '')
+
+  const tag = await h.req('GET', `/api/v4/projects/${project.id}/registry/repositories/${main!.id}/tags/v1.0`, { token: root.token })
+  assert.equal(tag.statusCode, 200, tag.body)
+  const body = tag.json() as Record<string, unknown>
+  assert.equal(body.name, 'v1.0')
+  assert.equal(body.path, 'team/app:v1.0')
+  assert.equal(body.location, 'wharf.test:5000/team/app:v1.0')
+  assert.equal(body.digest, digest)
+  assert.match(String(body.revision), /^[0-9a-f]{64}$/)
+  assert.equal(body.short_revision, String(body.revision).slice(0, 9))
+  assert.equal(typeof body.total_size, 'number')
+  assert.ok((body.total_size as number) > 0)
+  assert.equal(typeof body.created_at, 'string')
+  assertProblem(await h.req('GET', `/api/v4/projects/${project.id}/registry/repositories/${main!.id}/tags/nope`, { token: root.token }), 404)
+})
+
+test('deleting a tag deletes exactly that tag, never siblings sharing the digest', async (t) => {
+  const { h, root, project, digest } = await setup(t)
+  const [main] = (await repos(h, project.id, root.token)).json() as Array<{ id: number }>
+  const base = `/api/v4/projects/${project.id}/registry/repositories/${main!.id}/tags`
+  const del = await h.req('DELETE', `${base}/v1`, { token: root.token })
+  assert.equal(del.statusCode, 200, del.body)
+  const left = (await h.req('GET', base, { token: root.token })).json() as Array<{ name: string }>
+  assert.deepEqual(left.map((x) => x.name), ['latest', 'v1.0'])
+  // The siblings still resolve to the same manifest over /v2.
+  for (const tag of ['latest', 'v1.0']) {
+    const d = (await h.req('GET', `${base}/${tag}`, { token: root.token })).json() as { digest: string }
+    assert.equal(d.digest, digest)
+  }
+  assertProblem(await h.req('DELETE', `${base}/v1`, { token: root.token }), 404)
+})
+
+test('deleting a repository removes its tags and manifests, and leaves the others', async (t) => {
+  const { h, root, project } = await setup(t)
+  const [main, api] = (await repos(h, project.id, root.token)).json() as Array<{ id: number }>
+  const res = await h.req('DELETE', `/api/v4/projects/${project.id}/registry/repositories/${api!.id}`, { token: root.token })
+  assert.equal(res.statusCode, 202, res.body)
+  const after = (await repos(h, project.id, root.token)).json() as Array<{ id: number }>
+  assert.deepEqual(after.map((r) => r.id), [main!.id])
+  assertProblem(await h.req('GET', `/api/v4/projects/${project.id}/registry/repositories/${api!.id}/tags`, { token: root.token }), 404)
+})
+
+test('a repository of another project is not reachable through this project', async (t) => {
+  const { h, root, project } = await setup(t)
+  const other = (await h.req('GET', '/api/v4/projects/team%2Fapp2/registry/repositories', { token: root.token })).json() as Array<{ id: number }>
+  assertProblem(await h.req('GET', `/api/v4/projects/${project.id}/registry/repositories/${other[0]!.id}/tags`, { token: root.token }), 404)
+  assertProblem(await h.req('DELETE', `/api/v4/projects/${project.id}/registry/repositories/${other[0]!.id}`, { token: root.token }), 404)
+})
+
+test('authorization: reporter+ reads, maintainer+ deletes, strangers and anonymous see nothing', async (t) => {
+  const { h, project, users } = await setup(t)
+  assertProblem(await repos(h, project.id, undefined), 404) // private project: hidden from anonymous
+  assertProblem(await repos(h, project.id, users.stranger), 404)
+  assertProblem(await repos(h, project.id, users.guest), 403)
+  for (const role of ['reporter', 'developer', 'maintainer']) assert.equal((await repos(h, project.id, users[role])).statusCode, 200, role)
+  const [main] = (await repos(h, project.id, users.reporter)).json() as Array<{ id: number }>
+  const tagUrl = `/api/v4/projects/${project.id}/registry/repositories/${main!.id}/tags/latest`
+  for (const role of ['reporter', 'developer']) {
+    assertProblem(await h.req('DELETE', tagUrl, { token: users[role] }), 403)
+    assertProblem(await h.req('DELETE', `/api/v4/projects/${project.id}/registry/repositories/${main!.id}`, { token: users[role] }), 403)
+  }
+  assert.equal((await h.req('DELETE', tagUrl, { token: users.maintainer })).statusCode, 200)
+})
+
+test('a public project’s images are listed for anonymous callers, but not deletable', async (t) => {
+  const { h, root, project } = await setup(t)
+  // Group and project must both be public (a project cannot be more visible than its group).
+  assert.equal((await h.req('PUT', '/api/v4/groups/team', { token: root.token, body: { visibility: 'public' } })).statusCode, 200)
+  assert.equal((await h.req('PUT', `/api/v4/projects/${project.id}`, { token: root.token, body: { visibility: 'public' } })).statusCode, 200)
+  const res = await repos(h, project.id, undefined)
+  assert.equal(res.statusCode, 200)
+  const [main] = res.json() as Array<{ id: number }>
+  assert.equal((await h.req('GET', `/api/v4/projects/${project.id}/registry/repositories/${main!.id}/tags/latest`)).statusCode, 200)
+  assertProblem(await h.req('DELETE', `/api/v4/projects/${project.id}/registry/repositories/${main!.id}/tags/latest`), 401)
+})
+
+test('deleting a project deletes its images, so a new project at that path does not inherit them', async (t) => {
+  const { h, root, project } = await setup(t)
+  assert.equal((await h.req('DELETE', `/api/v4/projects/${project.id}`, { token: root.token })).statusCode, 202)
+  const again = await h.req('POST', '/api/v4/projects', { token: root.token, body: { path: 'app', namespace_id: 'team' } })
+  assert.equal(again.statusCode, 201, again.body)
+  const list = (await repos(h, (again.json() as { id: number }).id, root.token)).json() as unknown[]
+  assert.deepEqual(list, [])
+})
