@@ -54,8 +54,14 @@ before(async () => {
   work = await mkdtemp(path.join(tmpdir(), 'wharf-e2e-buildah-'));
   storage = await privateStorage(work);
   wharf = await startWharf();
+  for (const p of ['e2e/base', 'e2e/built']) await wharf.createProject(p);
+  // buildah keeps the credentials in this suite's private auth file (REGISTRY_AUTH_FILE).
+  await check(
+    await run('buildah', ['login', '--tls-verify=false', '--username', 'root', '--password-stdin', wharf.host], { timeoutMs: 60_000, env: storage.env, input: wharf.rootPassword }),
+    'buildah login',
+  );
   // The base image, pushed with skopeo.
-  await skopeo(['copy', '--dest-tls-verify=false', images.oci('amd64'), `docker://${wharf.host}/e2e/base:v1`]);
+  await skopeo(['copy', '--dest-tls-verify=false', '--dest-creds', `root:${wharf.rootPassword}`, images.oci('amd64'), `docker://${wharf.host}/e2e/base:v1`]);
 });
 
 after(async () => {
@@ -91,7 +97,7 @@ describe('buildah', { timeout: 170_000 }, () => {
 
   it('pulls the built image back with skopeo: base layers plus the new one', async () => {
     const dest = path.join(work, 'pulled');
-    await skopeo(['copy', '--src-tls-verify=false', `docker://${wharf.host}/e2e/built:v1`, `oci:${dest}:v1`]);
+    await skopeo(['copy', '--src-tls-verify=false', '--src-creds', `root:${wharf.rootPassword}`, `docker://${wharf.host}/e2e/built:v1`, `oci:${dest}:v1`]);
     const { digest, manifest } = await layoutManifest(dest, 'v1');
     assert.equal(digest, builtDigest);
     assert.equal(manifest.layers.length, 5);

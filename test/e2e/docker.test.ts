@@ -48,6 +48,9 @@ function pushDigest(r: RunResult): string {
 before(async () => {
   images = await testImages();
   [wharf, engine] = await Promise.all([startWharf(), startEngine()]);
+  for (const p of ['e2e/app', 'e2e/other', 'e2e/multiarch']) await wharf.createProject(p);
+  const login = await engine.docker(['login', '--username', 'root', '--password-stdin', wharf.host], { input: wharf.rootPassword });
+  assert.equal(login.code, 0, `docker login failed:\n${describeResult(login)}\n--- server log ---\n${await wharf.logTail(40)}`);
 });
 
 after(async () => {
@@ -140,7 +143,7 @@ describe('docker', { timeout: 170_000 }, () => {
     // The index is pushed with skopeo (docker itself cannot push one).
     const push = await run(
       'skopeo',
-      ['--insecure-policy', 'copy', '--all', '--dest-tls-verify=false', images.oci('index'), `docker://${wharf.host}/e2e/multiarch:v1`],
+      ['--insecure-policy', 'copy', '--all', '--dest-tls-verify=false', '--dest-creds', `root:${wharf.rootPassword}`, images.oci('index'), `docker://${wharf.host}/e2e/multiarch:v1`],
       { timeoutMs: 120_000 },
     );
     assert.equal(push.code, 0, describeResult(push));

@@ -19,7 +19,7 @@ let pushedDigest = '';
 
 const RUN_LIMITS = ['--ulimit', 'nofile=1024:1024', '--ulimit', 'nproc=1000:1000'];
 
-function podmanRaw(args: string[]): Promise<RunResult> {
+function podmanRaw(args: string[], input?: string): Promise<RunResult> {
   return run(
     'podman',
     [
@@ -32,7 +32,7 @@ function podmanRaw(args: string[]): Promise<RunResult> {
       '--events-backend=file',
       ...args,
     ],
-    { timeoutMs: 120_000, env: storage.env },
+    { timeoutMs: 120_000, env: storage.env, ...(input === undefined ? {} : { input }) },
   );
 }
 
@@ -68,6 +68,10 @@ before(async () => {
   work = await mkdtemp(path.join(tmpdir(), 'wharf-e2e-podman-'));
   storage = await privateStorage(work);
   wharf = await startWharf();
+  for (const p of ['e2e/pod', 'e2e/pod-multi']) await wharf.createProject(p);
+  // Credentials go to the private auth file (REGISTRY_AUTH_FILE) of this suite's storage.
+  const login = await podmanRaw(['login', '--tls-verify=false', '--username', 'root', '--password-stdin', wharf.host], wharf.rootPassword);
+  assert.equal(login.code, 0, `podman login failed:\n${describeResult(login)}\n--- server log ---\n${await wharf.logTail(40)}`);
 });
 
 after(async () => {

@@ -23,9 +23,26 @@ let wharf: Wharf;
 let images: TestImages;
 let work: string;
 
+/** Root's credentials for every registry reference in the command (`--creds`, or `--src-creds`/`--dest-creds` for copy). */
+function withCreds(args: string[]): string[] {
+  const creds = `root:${wharf.rootPassword}`;
+  const i = args.findIndex((a) => ['copy', 'inspect', 'list-tags', 'delete'].includes(a));
+  if (i < 0) return args;
+  const refs = args.slice(i + 1).filter((a) => !a.startsWith('-'));
+  let extra: string[];
+  if (args[i] === 'copy') {
+    extra = [];
+    if (refs.at(-2)?.startsWith('docker://')) extra.push('--src-creds', creds);
+    if (refs.at(-1)?.startsWith('docker://')) extra.push('--dest-creds', creds);
+  } else {
+    extra = ['--creds', creds];
+  }
+  return [...args.slice(0, i + 1), ...extra, ...args.slice(i + 1)];
+}
+
 function skopeo(args: string[]): Promise<RunResult> {
   // --insecure-policy: do not depend on the machine's /etc/containers/policy.json.
-  return run('skopeo', ['--insecure-policy', ...args], { timeoutMs: 120_000 });
+  return run('skopeo', ['--insecure-policy', ...withCreds(args)], { timeoutMs: 120_000 });
 }
 
 async function skopeoOk(args: string[]): Promise<RunResult> {
@@ -75,6 +92,8 @@ function brief(r: RunResult): string {
 before(async () => {
   images = await testImages();
   wharf = await startWharf();
+  // Every image lives in a project; these suites' repositories are each a project of group e2e.
+  for (const p of ['e2e/multi', 'e2e/multiarch', 'e2e/a', 'e2e/b', 'e2e/t']) await wharf.createProject(p);
   work = await mkdtemp(path.join(tmpdir(), 'wharf-e2e-skopeo-'));
 });
 

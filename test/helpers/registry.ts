@@ -20,9 +20,73 @@ export interface HttpResult {
   describe: string;
 }
 
-export async function http(method: string, url: string, init: RequestInit = {}): Promise<HttpResult> {
-  const res = await fetch(url, { ...init, method, signal: init.signal ?? AbortSignal.timeout(30_000) });
-  const body = Buffer.from(await res.arrayBuffer());
+export interface Creds {
+  username: string;
+  password: string;
+}
+
+export interface HttpInit extends RequestInit {
+  /**
+   * Who answers a Bearer challenge: credentials, 'anonymous' (a token without credentials), or
+   * 'none' (never fetch a token). Default: the credentials registered for the URL's origin.
+   */
+  as?: Creds | 'anonymous' | 'none';
+}
+
+const registered = new Map<string, Creds>();
+
+/** Credentials http() uses for a registry's Bearer challenges (startWharf registers root's). */
+export function registerCredentials(base: string, creds: Creds | undefined): void {
+  const origin = new URL(base).origin;
+  if (creds) registered.set(origin, creds);
+  else registered.delete(origin);
+}
+
+/** Parses `Bearer realm="...",service="...",scope="..."` (the Docker token auth challenge). */
+export function parseChallenge(header: string | null): Record<string, string> | undefined {
+  if (!header || !/^bearer /i.test(header)) return undefined;
+  const out: Record<string, string> = {};
+  for (const m of header.slice(7).matchAll(/(\w+)="([^"]*)"/g)) out[m[1]!] = m[2]!;
+  return out;
+}
+
+/** A registry token from the challenge's realm, as docker would ask for it. */
+export async function registryToken(challenge: Record<string, string>, as: Creds | 'anonymous', extraScopes: string[] = []): Promise<string> {
+  const url = new URL(challenge.realm!);
+  if (challenge.service) url.searchParams.set('service', challenge.service);
+  for (const s of [challenge.scope, ...extraScopes]) if (s) url.searchParams.append('scope', s);
+  const headers: Record<string, string> = {};
+  if (as !== 'anonymous') headers.authorization = `Basic ${Buffer.from(`${as.username}:${as.password}`).toString('base64')}`;
+  const res = await fetch(url, { headers, signal: AbortSignal.timeout(30_000) });
+  const text = await res.text();
+  if (res.status !== 200) throw new Error(`GET ${url} -> ${res.status}: ${text}`);
+  return (JSON.parse(text) as { token: string }).token;
+}
+
+function hasAuthorization(headers: RequestInit['headers']): boolean {
+  return headers !== undefined && new Headers(headers).has('authorization');
+}
+
+/**
+ * One registry request. A 401 with a Bearer challenge is answered like a client would: a token
+ * for the challenged scope (plus `from`'s pull scope for a mount) from the realm, then one retry.
+ */
+export async function http(method: string, url: string, init: HttpInit = {}): Promise<HttpResult> {
+  const { as, ...rest } = init;
+  const send = async (headers: RequestInit['headers']) => {
+    const res = await fetch(url, { ...rest, ...(headers ? { headers } : {}), method, signal: rest.signal ?? AbortSignal.timeout(30_000) });
+    return { res, body: Buffer.from(await res.arrayBuffer()) };
+  };
+  let { res, body } = await send(rest.headers);
+  const challenge = res.status === 401 ? parseChallenge(res.headers.get('www-authenticate')) : undefined;
+  const who = as ?? registered.get(new URL(url).origin) ?? 'anonymous';
+  if (challenge?.realm && who !== 'none' && !hasAuthorization(rest.headers)) {
+    const from = new URL(url).searchParams.get('from');
+    const token = await registryToken(challenge, who, from ? [`repository:${from}:pull`] : []);
+    const headers = new Headers(rest.headers);
+    headers.set('authorization', `Bearer ${token}`);
+    ({ res, body } = await send(headers));
+  }
   const hdrs = [...res.headers.entries()].map(([k, v]) => `${k}: ${v}`).join('\n');
   const text = body.length > 2000 ? `${body.subarray(0, 2000).toString('utf8')}…` : body.toString('utf8');
   return {

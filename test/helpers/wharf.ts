@@ -4,11 +4,14 @@
 // reference registry (docker-registry, distribution 2.8) instead: that tells a
 // server bug from a test bug. Set WHARF_E2E_KEEP=1 to keep the temp dirs.
 import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { createServer } from 'node:net';
 import { mkdir, mkdtemp, readFile, rm, writeFile, open } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { registerCredentials } from './registry.ts';
 
 export const repoRoot = path.resolve(import.meta.dirname, '..', '..');
 export const projectNode = path.join(repoRoot, 'node_modules', '.bin', 'node');
@@ -22,6 +25,8 @@ export interface StartWharfOptions {
   env?: Record<string, string>;
   /** How long to wait for /v2/ to answer; default 30 s. */
   startTimeoutMs?: number;
+  /** root's password (WHARF_ROOT_PASSWORD); default: a random one. */
+  rootPassword?: string;
   /** Serve HTTPS with these PEM files (url becomes https://); `ca` verifies the start-up probe. */
   tls?: { cert: string; key: string; ca: string };
 }
@@ -39,11 +44,46 @@ export interface Wharf {
   pid: number;
   /** Which server this is: 'wharf' or 'reference' (docker-registry). */
   kind: 'wharf' | 'reference';
+  /** The administrator's password (the reference registry has no accounts and ignores it). */
+  rootPassword: string;
+  /** A REST API call (/api/v4/... or /oauth/...) as root (an OAuth password-grant token) unless `token` is given. */
+  api(method: string, apiPath: string, body?: unknown, opts?: { token?: string | null }): Promise<ApiResult>;
+  /**
+   * Creates the project `<group>[/<subgroup>...]/<project>` as root through the REST API, with its
+   * groups if missing (no-op for the reference registry). Returns the project's id.
+   */
+  createProject(fullPath: string, visibility?: 'private' | 'internal' | 'public'): Promise<number>;
   stop(): Promise<void>;
   /** Kill the server and start it again on the same port with the same data dir. */
   restart(): Promise<void>;
   /** Last lines of the server's log. */
   logTail(lines?: number): Promise<string>;
+}
+
+export interface ApiResult {
+  status: number;
+  /** Parsed JSON body (undefined when not JSON). */
+  json: any;
+  text: string;
+  headers: Record<string, string | string[] | undefined>;
+  /** "METHOD PATH -> STATUS body", for assertion messages. */
+  describe: string;
+}
+
+/** One HTTP(S) request with an optional CA, for the REST API (fetch cannot take a private CA). */
+function request(url: string, method: string, headers: Record<string, string>, body: string | undefined, ca: string | undefined) {
+  return new Promise<{ status: number; text: string; headers: Record<string, string | string[] | undefined> }>((resolve, reject) => {
+    const send = url.startsWith('https:') ? httpsRequest : httpRequest;
+    const req = send(url, { method, headers, timeout: 30_000, ...(ca ? { ca } : {}) }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8'), headers: res.headers }));
+      res.on('error', reject);
+    });
+    req.on('timeout', () => req.destroy(new Error(`${method} ${url}: timeout`)));
+    req.on('error', reject);
+    req.end(body);
+  });
 }
 
 export function targetKind(): 'wharf' | 'reference' {
@@ -153,6 +193,8 @@ export async function startWharf(opts: StartWharfOptions = {}): Promise<Wharf> {
   const url = `${opts.tls ? 'https' : 'http'}://${host}`;
   const ca = opts.tls ? await readFile(opts.tls.ca, 'utf8') : undefined;
   const startTimeoutMs = opts.startTimeoutMs ?? 30_000;
+  const rootPassword = opts.rootPassword ?? `root-${randomBytes(12).toString('base64url')}`;
+  const env = { WHARF_ROOT_PASSWORD: rootPassword, ...opts.env };
 
   let cmd: string;
   let args: string[];
@@ -194,7 +236,7 @@ export async function startWharf(opts: StartWharfOptions = {}): Promise<Wharf> {
     try {
       child = spawn(cmd, args, {
         cwd: repoRoot,
-        env: childEnv(opts.env),
+        env: childEnv(env),
         stdio: ['ignore', log.fd, log.fd],
       });
     } finally {
@@ -231,6 +273,58 @@ export async function startWharf(opts: StartWharfOptions = {}): Promise<Wharf> {
   };
 
   await launch();
+  if (kind === 'wharf') registerCredentials(url, { username: 'root', password: rootPassword });
+
+  let rootToken: Promise<string> | undefined;
+  const api = async (method: string, apiPath: string, body?: unknown, o: { token?: string | null } = {}): Promise<ApiResult> => {
+    const headers: Record<string, string> = { accept: 'application/json' };
+    let token = o.token;
+    if (token === undefined) {
+      rootToken ??= (async () => {
+        const r = await api('POST', '/oauth/token', { grant_type: 'password', username: 'root', password: rootPassword }, { token: null });
+        if (r.status !== 200 || typeof r.json?.access_token !== 'string') throw new Error(`cannot get root's OAuth token: ${r.describe}`);
+        return r.json.access_token as string;
+      })();
+      rootToken.catch(() => (rootToken = undefined));
+      token = await rootToken;
+    }
+    if (token) headers.authorization = `Bearer ${token}`;
+    let payload: string | undefined;
+    if (body !== undefined) {
+      payload = JSON.stringify(body);
+      headers['content-type'] = 'application/json';
+    }
+    const r = await request(`${url}${apiPath}`, method, headers, payload, ca);
+    let json: unknown;
+    try {
+      json = JSON.parse(r.text);
+    } catch {
+      json = undefined;
+    }
+    return { ...r, json, describe: `${method} ${apiPath} -> ${r.status} ${r.text.slice(0, 2000)}` };
+  };
+
+  const createProject = async (fullPath: string, visibility: 'private' | 'internal' | 'public' = 'private'): Promise<number> => {
+    if (kind === 'reference') return 0;
+    const parts = fullPath.split('/');
+    if (parts.length < 2) throw new Error(`a project lives in a group: ${fullPath}`);
+    let parentId: number | null = null;
+    for (let i = 1; i < parts.length; i++) {
+      const groupPath = parts.slice(0, i).join('/');
+      const got = await api('GET', `/api/v4/groups/${encodeURIComponent(groupPath)}`);
+      if (got.status === 200) {
+        parentId = got.json.id as number;
+        continue;
+      }
+      // Groups are public so that a public project inside one is reachable anonymously.
+      const made = await api('POST', '/api/v4/groups', { path: parts[i - 1], name: parts[i - 1], visibility: 'public', ...(parentId === null ? {} : { parent_id: parentId }) });
+      if (made.status !== 201) throw new Error(`cannot create group ${groupPath}: ${made.describe}`);
+      parentId = made.json.id as number;
+    }
+    const made = await api('POST', '/api/v4/projects', { path: parts.at(-1), name: parts.at(-1), namespace_id: parentId, visibility });
+    if (made.status !== 201) throw new Error(`cannot create project ${fullPath}: ${made.describe}`);
+    return made.json.id as number;
+  };
 
   const wharf: Wharf = {
     url,
@@ -240,6 +334,9 @@ export async function startWharf(opts: StartWharfOptions = {}): Promise<Wharf> {
     tmpDir,
     logFile,
     kind,
+    rootPassword,
+    api,
+    createProject,
     get pid() {
       return child.pid ?? -1;
     },
