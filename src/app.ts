@@ -6,6 +6,8 @@ import type { RegistryAuth } from './auth/registry-auth.ts'
 import { tokenRoutes } from './auth/token-routes.ts'
 import { apiRoutes } from './api/index.ts'
 import type { Projects } from './projects/service.ts'
+import { ApiTokens } from './auth/api-tokens.ts'
+import { gitApiRoutes, gitRoutes, type GitHosting } from './git/index.ts'
 
 export interface AppDeps {
   logger: FastifyBaseLogger
@@ -15,6 +17,8 @@ export interface AppDeps {
   accessTokens: AccessTokens
   publicUrl: string
   limits: { manifestBytes: number }
+  /** Git hosting: smart HTTP at `/<namespace>/<project>.git/…` and the repository API. */
+  git?: GitHosting
   /** PEM certificate (chain) and key: serve HTTPS (HTTP/1.1) instead of HTTP. */
   https?: { cert: Buffer; key: Buffer }
 }
@@ -40,6 +44,10 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(registryRoutes, { prefix: '/v2', ...deps.registry, manifestBytes: deps.limits.manifestBytes, auth: deps.auth, realm: `${deps.publicUrl}/jwt/auth` })
   await app.register(tokenRoutes, { auth: deps.auth })
   await app.register(apiRoutes, { projects: deps.projects, accessTokens: deps.accessTokens, credentials: deps.auth.credentials, manifests: deps.registry.manifests, publicUrl: deps.publicUrl })
+  if (deps.git) {
+    await app.register(gitRoutes, { git: deps.git })
+    await app.register(gitApiRoutes, { prefix: '/api/v4', git: deps.git, projects: deps.projects, apiTokens: new ApiTokens(deps.projects.db, deps.auth.credentials), publicUrl: deps.publicUrl })
+  }
   return app
 }
 

@@ -33,6 +33,7 @@ export async function startServer(config: Readonly<Config>): Promise<RunningServ
     tokenTtlSeconds: config.auth.tokenTtlSeconds,
     pageMax: config.limits.pageMax,
     rootPassword: config.auth.rootPassword,
+    gitRoot: join(config.data, 'git'),
   })
   const { registry, generatedRootPassword } = services
   const https = config.tls && { cert: await readFile(config.tls.cert), key: await readFile(config.tls.key) }

@@ -9,6 +9,7 @@ import type { Database } from './metadata/schema.ts'
 import { countUsers } from './projects/queries.ts'
 import { Projects } from './projects/service.ts'
 import { createRegistry, type Registry } from './registry/index.ts'
+import { createGitHosting, type GitHosting } from './git/index.ts'
 import type { BlobDriver } from './storage/driver.ts'
 
 /** The registry's name in tokens (`aud`) and challenges (`service`), as GitLab names it. */
@@ -20,6 +21,8 @@ export interface ServiceOptions {
   pageMax: number
   rootPassword?: string | undefined
   extraVerifiers?: CredentialVerifier[]
+  /** Where project repositories live (`<data>/git`); without it there is no git hosting. */
+  gitRoot?: string | undefined
 }
 
 export interface Services {
@@ -28,6 +31,8 @@ export interface Services {
   credentials: Credentials
   auth: RegistryAuth
   accessTokens: AccessTokens
+  /** Git hosting (repositories, smart HTTP, push events); present when a git root was given. */
+  git?: GitHosting
   /** Set only when this call created root with a generated password. */
   generatedRootPassword?: string
 }
@@ -42,6 +47,7 @@ export async function createServices(db: Kysely<Database>, driver: BlobDriver, o
   const auth = new RegistryAuth(db, tokens, credentials, projects)
   const accessTokens = new AccessTokens(db, credentials)
   const services: Services = { registry, projects, credentials, auth, accessTokens }
+  if (opts.gitRoot) services.git = await createGitHosting(opts.gitRoot, { projects, credentials })
   if ((await countUsers(db)) === 0) {
     const password = opts.rootPassword ?? randomPassword()
     await projects.createUser({ username: 'root', name: 'Administrator', password, isAdmin: true })

@@ -1,0 +1,152 @@
+import { Type, type Static } from '@sinclair/typebox'
+import type { FastifyInstance, FastifyRequest } from 'fastify'
+import { apiAuthHook } from '../api/auth.ts'
+import { pageOf, PageQuery, setPageHeaders } from '../api/pagination.ts'
+import { apiErrorHandler } from '../api/problem.ts'
+import { IdParam } from '../api/schemas.ts'
+import type { ApiTokens } from '../auth/api-tokens.ts'
+import type { Principal } from '../auth/principals.ts'
+import { WharfError } from '../core/errors.ts'
+import type { Project } from '../metadata/schema.ts'
+import type { Projects } from '../projects/service.ts'
+import type { CommitInfo } from './repos.ts'
+import type { GitHosting, PushRecord } from './service.ts'
+
+// GitLab's repository API, the part git hosting answers (registered under /api/v4, with the REST
+// API's own auth hook, error bodies and pagination headers):
+//   GET /projects/:id/repository/branches[?search=]   GET /projects/:id/repository/branches/:branch
+//   GET /projects/:id/repository/tags                  GET /projects/:id/events[?action=pushed]
+// `:id` is the numeric id or the URL-encoded full path (`group%2Fproject`), as in GitLab.
+
+export interface GitApiOptions {
+  git: GitHosting
+  projects: Projects
+  apiTokens: ApiTokens
+  /** Public base URL (web_url fields, Link headers). */
+  publicUrl: string
+}
+
+const BranchQuery = Type.Object({ ...PageQuery, search: Type.Optional(Type.String({ maxLength: 255 })) })
+const EventQuery = Type.Object({ ...PageQuery, action: Type.Optional(Type.String({ maxLength: 64 })) })
+const BranchParams = Type.Object({ id: Type.String(), branch: Type.String() })
+
+export async function gitApiRoutes(app: FastifyInstance, opts: GitApiOptions): Promise<void> {
+  const { git, projects } = opts
+  const publicUrl = opts.publicUrl.replace(/\/$/, '')
+  app.setErrorHandler(apiErrorHandler)
+  if (!app.hasRequestDecorator('principal')) app.decorateRequest('principal', null as never)
+  app.addHook('onRequest', apiAuthHook(opts.apiTokens))
+
+  /** The project behind `:id` if the caller may read its code: hidden ones are 404, too low a role is 403. */
+  async function readable(req: FastifyRequest): Promise<{ project: Project; canPush: boolean }> {
+    const { project } = await projects.projectFor(req.principal, (req.params as { id: string }).id)
+    // The auth hook checked the API scope already; what remains is the role (repository scopes are for git).
+    const byRole: Principal = req.principal.kind === 'user' ? { ...req.principal, scopes: undefined } : req.principal
+    const access = await git.access(byRole, project)
+    if (!access.read) throw new WharfError('FORBIDDEN', `reading the repository needs the reporter role in ${project.full_path}`, { needs: 'reporter' })
+    await git.repository(project)
+    return { project, canPush: access.write }
+  }
+
+  const commitJson = (project: Project, c: CommitInfo) => ({
+    id: c.id,
+    short_id: c.shortId,
+    created_at: c.committedDate,
+    parent_ids: c.parentIds,
+    title: c.title,
+    message: c.message,
+    author_name: c.authorName,
+    author_email: c.authorEmail,
+    authored_date: c.authoredDate,
+    committer_name: c.committerName,
+    committer_email: c.committerEmail,
+    committed_date: c.committedDate,
+    trailers: {},
+    web_url: `${publicUrl}/${project.full_path}/-/commit/${c.id}`,
+  })
+  const branchJson = (project: Project, b: { name: string; default: boolean; commit: CommitInfo }, canPush: boolean) => ({
+    name: b.name,
+    merged: false,
+    protected: false,
+    default: b.default,
+    developers_can_push: false,
+    developers_can_merge: false,
+    can_push: canPush,
+    web_url: `${publicUrl}/${project.full_path}/-/tree/${b.name}`,
+    commit: commitJson(project, b.commit),
+  })
+
+  app.get('/projects/:id/repository/branches', { schema: { summary: 'List repository branches', tags: ['repository'], params: IdParam, querystring: BranchQuery }, config: { public: true } }, async (req, reply) => {
+    const { project, canPush } = await readable(req)
+    const q = req.query as Static<typeof BranchQuery>
+    const search = q.search?.toLowerCase()
+    const all = (await git.repos.branches(project.id)).filter((b) => !search || b.name.toLowerCase().includes(search))
+    const page = pageOf(q)
+    setPageHeaders(req, reply, publicUrl, page, all.length)
+    return all.slice(page.offset, page.offset + page.limit).map((b) => branchJson(project, b, canPush))
+  })
+
+  app.get('/projects/:id/repository/branches/:branch', { schema: { summary: 'Get a repository branch', tags: ['repository'], params: BranchParams }, config: { public: true } }, async (req) => {
+    const { project, canPush } = await readable(req)
+    const name = (req.params as Static<typeof BranchParams>).branch
+    const b = (await git.repos.branches(project.id)).find((x) => x.name === name)
+    if (!b) throw new WharfError('NOT_FOUND', 'Branch Not Found', {})
+    return branchJson(project, b, canPush)
+  })
+
+  app.get('/projects/:id/repository/tags', { schema: { summary: 'List repository tags, newest first', tags: ['repository'], params: IdParam, querystring: Type.Object(PageQuery) }, config: { public: true } }, async (req, reply) => {
+    const { project } = await readable(req)
+    const all = await git.repos.tags(project.id)
+    const page = pageOf(req.query as { page?: number; per_page?: number })
+    setPageHeaders(req, reply, publicUrl, page, all.length)
+    return all.slice(page.offset, page.offset + page.limit).map((t) => ({
+      name: t.name,
+      message: t.message ?? '',
+      target: t.target,
+      commit: t.commit ? commitJson(project, t.commit) : null,
+      release: null,
+      protected: false,
+      created_at: null,
+    }))
+  })
+
+  app.get('/projects/:id/events', { schema: { summary: "A project's push events (one per updated ref), newest first", tags: ['repository'], params: IdParam, querystring: EventQuery }, config: { public: true } }, async (req, reply) => {
+    const { project } = await readable(req)
+    const q = req.query as Static<typeof EventQuery>
+    const page = pageOf(q)
+    // Pushes are the only events Wharf records so far.
+    if (q.action !== undefined && q.action !== 'pushed') {
+      setPageHeaders(req, reply, publicUrl, page, 0)
+      return []
+    }
+    const { total, entries } = await git.pushHistory(project.id, page)
+    setPageHeaders(req, reply, publicUrl, page, total)
+    return entries.map((e) => pushEventJson(project, e))
+  })
+}
+
+/** One ref update as a GitLab push event. */
+export function pushEventJson(project: Project, e: PushRecord) {
+  return {
+    id: e.id,
+    project_id: project.id,
+    action_name: e.action === 'create' ? 'pushed new' : e.action === 'delete' ? 'deleted' : 'pushed to',
+    target_id: null,
+    target_iid: null,
+    target_type: null,
+    author_id: e.userId,
+    target_title: null,
+    created_at: e.at,
+    author_username: e.actor,
+    push_data: {
+      commit_count: e.commitCount,
+      action: e.action === 'create' ? 'created' : e.action === 'delete' ? 'removed' : 'pushed',
+      ref_type: e.type === 'tag' ? 'tag' : 'branch',
+      commit_from: e.action === 'create' ? null : e.before,
+      commit_to: e.action === 'delete' ? null : e.after,
+      ref: e.name,
+      commit_title: e.commitTitle,
+      ref_count: null,
+    },
+  }
+}

@@ -1,0 +1,19 @@
+// Git hosting: bare repositories per project, smart HTTP through `git http-backend`, push events.
+export { gitAccess, type GitAccess } from './access.ts'
+export { gitApiRoutes, type GitApiOptions } from './api-routes.ts'
+export { GitRepos, INITIAL_BRANCH, type BranchInfo, type CommitInfo, type TagInfo } from './repos.ts'
+export { classifyRef, isRefName, isSha, isZeroSha, ZERO_SHA, type RefAction, type RefType, type RefUpdate } from './refs.ts'
+export { gitErrorHandler, gitRoutes, parseGitUrl, type GitRouteOptions } from './routes.ts'
+export { GitHosting, type PushEvent, type PushListener, type PushRecord } from './service.ts'
+
+import type { Credentials } from '../auth/credentials.ts'
+import type { Projects } from '../projects/service.ts'
+import { GitRepos } from './repos.ts'
+import { GitHosting } from './service.ts'
+
+/** Builds git hosting over `<root>` (`<data>/git`): creates the layout and installs the hooks. */
+export async function createGitHosting(root: string, deps: { projects: Projects; credentials: Credentials }): Promise<GitHosting> {
+  const repos = new GitRepos(root)
+  await repos.init()
+  return new GitHosting({ repos, ...deps })
+}

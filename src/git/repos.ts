@@ -1,0 +1,430 @@
+import { randomUUID } from 'node:crypto'
+import { chmod, mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { WharfError } from '../core/errors.ts'
+import { runGit } from './exec.ts'
+import { checkRefName, checkSha, checkTreePath, isRefName, isSha, isZeroSha, type RefUpdate } from './refs.ts'
+
+// Layout under the git root (`<data>/git`), known only to this file:
+//
+//   <id>.git/                one bare repository per project, named by its numeric id, so renaming
+//                            or moving a project never touches the disk and no user input reaches a path
+//   .wharf/hooks/post-receive  Wharf's hooks, used through `-c core.hooksPath=` by the smart HTTP backend
+//   .wharf/spool/<uuid>      per-push ref-update files the hook writes; read and removed after the push
+//   .wharf/tmp/              repositories being initialised, renamed into place when complete
+//   .wharf/orphans/          repositories of deleted projects whose id was reused (kept, not served)
+//   <id>.git/wharf-project   the owner stamp (`<id>:<created_at>`) checked before serving a repository
+
+const OWNER_FILE = 'wharf-project'
+
+/** The branch a new repository's HEAD names, as GitLab's default. */
+export const INITIAL_BRANCH = 'main'
+
+/** readFile refuses blobs larger than this unless told otherwise (a .gitlab-ci.yml is tiny). */
+export const DEFAULT_MAX_FILE_BYTES = 10 << 20
+
+/** The hook records what a push updated; Wharf reads the file once the push finished. */
+const POST_RECEIVE = `#!/bin/sh
+# Installed by Wharf (rewritten at every start): hands the updated refs to the server.
+if [ -n "$WHARF_PUSH_LOG" ]; then exec cat > "$WHARF_PUSH_LOG"; fi
+exec cat > /dev/null
+`
+
+export interface CommitInfo {
+  id: string
+  shortId: string
+  treeId: string
+  parentIds: string[]
+  /** First line of the message. */
+  title: string
+  message: string
+  authorName: string
+  authorEmail: string
+  /** ISO 8601 with the author's UTC offset, as GitLab shows it. */
+  authoredDate: string
+  committerName: string
+  committerEmail: string
+  committedDate: string
+}
+
+export interface BranchInfo {
+  name: string
+  commit: CommitInfo
+  /** The branch HEAD names (the project's default branch). */
+  default: boolean
+}
+
+export interface TagInfo {
+  name: string
+  /** What the ref points at: the tag object for annotated tags, else the commit. */
+  target: string
+  /** The peeled commit; undefined when the tag names a tree or blob. */
+  commit: CommitInfo | undefined
+  /** The annotation; null for a lightweight tag. */
+  message: string | null
+}
+
+/** Bare repositories of projects, and the read operations CI needs, all through `git` subcommands. */
+export class GitRepos {
+  readonly root: string
+  readonly hooksDir: string
+  readonly spoolDir: string
+  private readonly tmpDir: string
+  private readonly orphansDir: string
+  /** Repositories known to exist, with their owner stamp. */
+  private readonly known = new Map<number, string>()
+  private readonly creating = new Map<number, Promise<string>>()
+  /** Stamps a repository with its project (see ensure). */
+  static ownerOf(project: { id: number; created_at: string }): string {
+    return `${project.id}:${project.created_at}`
+  }
+
+  constructor(root: string) {
+    this.root = root
+    this.hooksDir = join(root, '.wharf', 'hooks')
+    this.spoolDir = join(root, '.wharf', 'spool')
+    this.tmpDir = join(root, '.wharf', 'tmp')
+    this.orphansDir = join(root, '.wharf', 'orphans')
+  }
+
+  /** Creates the layout, (re)writes the hooks and clears leftovers of a previous run. Call once at start. */
+  async init(): Promise<void> {
+    await mkdir(this.hooksDir, { recursive: true })
+    await rm(this.spoolDir, { recursive: true, force: true })
+    await rm(this.tmpDir, { recursive: true, force: true })
+    await mkdir(this.spoolDir, { recursive: true })
+    await mkdir(this.tmpDir, { recursive: true })
+    const hook = join(this.hooksDir, 'post-receive')
+    await writeFile(hook, POST_RECEIVE)
+    await chmod(hook, 0o755)
+  }
+
+  /** The repository's directory. Only a positive integer id ever becomes part of a path. */
+  pathFor(projectId: number): string {
+    return join(this.root, repoDirName(projectId))
+  }
+
+  /** The repository relative to the root, as the smart HTTP backend's PATH_INFO prefix wants it: `/<id>.git`. */
+  pathInfoFor(projectId: number): string {
+    return `/${repoDirName(projectId)}`
+  }
+
+  /** A fresh file name for one push's ref updates (the hook writes it; the caller reads and removes it). */
+  spoolFile(): string {
+    return join(this.spoolDir, randomUUID())
+  }
+
+  /**
+   * Creates the bare repository unless it exists; safe to call concurrently. Returns its directory.
+   *
+   * `owner` identifies the project beyond its id (e.g. `<id>:<created_at>`): SQLite may hand a
+   * deleted project's id to a new project, so a repository stamped for another owner is moved
+   * to `.wharf/orphans/` and a fresh one created, and a new project never sees old code.
+   */
+  async ensure(projectId: number, owner?: string): Promise<string> {
+    const dir = this.pathFor(projectId)
+    const known = this.known.get(projectId)
+    if (known !== undefined && (owner === undefined || known === owner)) return dir
+    const pending = this.creating.get(projectId)
+    if (pending) {
+      await pending
+      return this.ensure(projectId, owner)
+    }
+    const p = this.create(projectId, dir, owner).finally(() => this.creating.delete(projectId))
+    this.creating.set(projectId, p)
+    return p
+  }
+
+  private async create(projectId: number, dir: string, owner: string | undefined): Promise<string> {
+    const stampFile = join(dir, OWNER_FILE)
+    if (await isDir(dir)) {
+      const stamp = (await readFile(stampFile, 'utf8').catch(() => '')).trim()
+      if (owner === undefined || stamp === owner) {
+        this.known.set(projectId, stamp)
+        return dir
+      }
+      if (stamp !== '') {
+        await mkdir(this.orphansDir, { recursive: true })
+        await rename(dir, join(this.orphansDir, `${projectId}-${randomUUID()}.git`))
+      } else {
+        // Made before stamps existed (or by hand): adopt it.
+        await writeFile(stampFile, `${owner}\n`)
+        this.known.set(projectId, owner)
+        return dir
+      }
+    }
+    // Initialise aside and rename into place: a crash never leaves a half-made repository.
+    const tmp = join(this.tmpDir, `${projectId}-${randomUUID()}.git`)
+    await runGit(['init', '--quiet', '--bare', `--initial-branch=${INITIAL_BRANCH}`, tmp])
+    // Reflogs let an administrator recover from a bad force push.
+    await runGit(['config', 'core.logAllRefUpdates', 'true'], { gitDir: tmp })
+    await writeFile(join(tmp, OWNER_FILE), `${owner ?? ''}\n`)
+    try {
+      await rename(tmp, dir)
+    } catch (e) {
+      await rm(tmp, { recursive: true, force: true })
+      if (!(await isDir(dir))) throw e
+      return this.create(projectId, dir, owner)
+    }
+    this.known.set(projectId, owner ?? '')
+    return dir
+  }
+
+  /** Deletes a project's repository (when the project is deleted). */
+  async remove(projectId: number): Promise<void> {
+    this.known.delete(projectId)
+    await rm(this.pathFor(projectId), { recursive: true, force: true })
+  }
+
+  /** Project ids that have a repository on disk. */
+  async list(): Promise<number[]> {
+    const names = await readdir(this.root).catch(() => [] as string[])
+    return names.flatMap((n) => (/^[1-9][0-9]*\.git$/.test(n) ? [Number(n.slice(0, -4))] : []))
+  }
+
+  private async git(projectId: number, args: readonly string[], opts: Parameters<typeof runGit>[1] = {}) {
+    return runGit(args, { ...opts, gitDir: await this.ensure(projectId) })
+  }
+
+  /**
+   * The commit a ref names, or undefined. Accepts a full object name, a full ref (`refs/heads/x`) or a
+   * short name, tried as a branch first and then as a tag.
+   */
+  async resolveRef(projectId: number, ref: string): Promise<string | undefined> {
+    const candidates = isSha(ref) ? [ref] : ref.startsWith('refs/') ? [checkRefName(ref)] : [`refs/heads/${checkRefName(ref)}`, `refs/tags/${ref}`]
+    const found = await this.batchCheck(projectId, candidates.map((c) => `${c}^{commit}`))
+    return found.find((f) => f !== undefined)?.oid
+  }
+
+  /** The branch HEAD names, if that branch exists (an empty repository has none). */
+  async defaultBranch(projectId: number): Promise<string | undefined> {
+    const head = await this.headRef(projectId)
+    if (!head) return undefined
+    return (await this.resolveRef(projectId, head)) ? head.slice('refs/heads/'.length) : undefined
+  }
+
+  /** Points HEAD at a branch (which need not exist yet). */
+  async setDefaultBranch(projectId: number, branch: string): Promise<void> {
+    await this.git(projectId, ['symbolic-ref', 'HEAD', `refs/heads/${checkRefName(branch)}`])
+  }
+
+  /**
+   * After a push into a repository whose HEAD names a missing branch (the first push did not
+   * create `main`), HEAD moves to a branch that exists, as GitLab does: so clones check something out.
+   */
+  async repairDefaultBranch(projectId: number, updates: readonly RefUpdate[]): Promise<string | undefined> {
+    if (await this.defaultBranch(projectId)) return undefined
+    const created = updates.filter((u) => u.type === 'branch' && u.action !== 'delete').map((u) => u.name)
+    const existing = created.length ? created : (await this.branches(projectId)).map((b) => b.name)
+    const pick = existing.find((n) => n === INITIAL_BRANCH) ?? existing.find((n) => n === 'master') ?? existing[0]
+    if (pick) await this.setDefaultBranch(projectId, pick)
+    return pick
+  }
+
+  /** The blob at `path` in commit `sha`; undefined when there is no file there (absent, or a directory). */
+  async readFile(projectId: number, sha: string, path: string, maxBytes = DEFAULT_MAX_FILE_BYTES): Promise<Buffer | undefined> {
+    checkSha(sha)
+    checkTreePath(path)
+    const [hit] = await this.batchCheck(projectId, [`${sha}:${path}`])
+    if (!hit || hit.type !== 'blob') return undefined
+    if (hit.size > maxBytes) throw new WharfError('BAD_REQUEST', `${path} is larger than ${maxBytes} bytes`, { path, size: hit.size, limit: maxBytes })
+    return (await this.git(projectId, ['cat-file', 'blob', hit.oid], { maxOutput: maxBytes })).stdout
+  }
+
+  /** Every file (blob or symlink) in a commit's tree, recursively, sorted as git sorts them. */
+  async listFiles(projectId: number, sha: string): Promise<string[]> {
+    checkSha(sha)
+    const out = await this.git(projectId, ['ls-tree', '-r', '-z', '--full-tree', sha])
+    const files: string[] = []
+    for (const entry of out.stdout.toString('utf8').split('\0')) {
+      const tab = entry.indexOf('\t')
+      if (tab < 0) continue
+      const [, type] = entry.slice(0, tab).split(' ')
+      if (type === 'blob') files.push(entry.slice(tab + 1))
+    }
+    return files
+  }
+
+  /**
+   * Paths added, modified or deleted between two commits (renames as delete + add). With no `before`
+   * (all zeros: a new branch) or a `before` no longer in the repository, every file of `after`.
+   */
+  async changedFiles(projectId: number, before: string | null, after: string): Promise<string[]> {
+    checkSha(after)
+    if (before === null || isZeroSha(before)) return this.listFiles(projectId, after)
+    checkSha(before, 'before')
+    const [found] = await this.batchCheck(projectId, [`${before}^{commit}`])
+    if (!found) return this.listFiles(projectId, after)
+    const out = await this.git(projectId, ['diff-tree', '-r', '-z', '--name-only', '--no-renames', '--no-commit-id', before, after])
+    return out.stdout.toString('utf8').split('\0').filter((s) => s.length > 0)
+  }
+
+  /**
+   * Message, author, committer and dates of a commit; undefined when it is not in the repository.
+   * An annotated tag's object name peels to its commit (`id` is then the commit's), as CI_COMMIT_SHA wants.
+   */
+  async commitInfo(projectId: number, sha: string): Promise<CommitInfo | undefined> {
+    checkSha(sha)
+    const [c] = await this.readCommits(projectId, [`${sha}^{commit}`])
+    return c
+  }
+
+  /** How many commits a ref update brought that no other ref already had (0 for deletions). */
+  async commitCount(projectId: number, u: RefUpdate, limit = 10_000): Promise<number> {
+    if (u.action === 'delete') return 0
+    checkSha(u.newSha)
+    const args = ['rev-list', '--count', `--max-count=${limit}`, u.newSha]
+    if (u.action === 'update') args.push(`^${checkSha(u.oldSha)}`)
+    else args.push('--not', `--exclude=${checkRefName(u.ref)}`, '--glob=refs/*') // not --all: HEAD names the new branch too
+    const out = await this.git(projectId, args)
+    return Number(out.stdout.toString('utf8').trim()) || 0
+  }
+
+  /** Branches, sorted by name, with their head commits. */
+  async branches(projectId: number): Promise<BranchInfo[]> {
+    const refs = await this.refs(projectId, 'refs/heads/')
+    const head = await this.headRef(projectId)
+    const commits = await this.readCommits(projectId, refs.map((r) => r.oid))
+    const out: BranchInfo[] = []
+    refs.forEach((r, i) => {
+      const commit = commits[i]
+      if (commit) out.push({ name: r.ref.slice('refs/heads/'.length), commit, default: r.ref === head })
+    })
+    return out.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
+  }
+
+  /** Tags, newest commit first, with the commit they peel to and their annotation. */
+  async tags(projectId: number): Promise<TagInfo[]> {
+    const refs = await this.refs(projectId, 'refs/tags/')
+    const commits = await this.readCommits(projectId, refs.map((r) => `${r.oid}^{commit}`))
+    const annotated = refs.filter((r) => r.type === 'tag')
+    const objects = await this.batch(projectId, annotated.map((r) => r.oid))
+    const messages = new Map<string, string>()
+    annotated.forEach((r, i) => {
+      const o = objects[i]
+      if (o) messages.set(r.oid, parseObject(o.body).message)
+    })
+    const out: TagInfo[] = refs.map((r, i) => ({ name: r.ref.slice('refs/tags/'.length), target: r.oid, commit: commits[i], message: messages.get(r.oid) ?? null }))
+    const when = (t: TagInfo) => t.commit?.committedDate ?? ''
+    return out.sort((a, b) => (when(a) === when(b) ? (a.name < b.name ? -1 : 1) : new Date(when(b)).getTime() - new Date(when(a)).getTime()))
+  }
+
+  private async headRef(projectId: number): Promise<string | undefined> {
+    const out = await this.git(projectId, ['symbolic-ref', '--quiet', 'HEAD'], { okCodes: [1] })
+    const ref = out.stdout.toString('utf8').trim()
+    return ref.startsWith('refs/heads/') ? ref : undefined
+  }
+
+  private async refs(projectId: number, prefix: 'refs/heads/' | 'refs/tags/'): Promise<Array<{ oid: string; type: string; ref: string }>> {
+    const out = await this.git(projectId, ['for-each-ref', '--format=%(objectname) %(objecttype) %(refname)', prefix])
+    return out.stdout
+      .toString('utf8')
+      .split('\n')
+      .flatMap((line) => {
+        const [oid, type, ref] = line.split(' ')
+        return oid && type && ref && isSha(oid) && isRefName(ref) ? [{ oid, type, ref }] : []
+      })
+  }
+
+  /** `cat-file --batch-check` over object expressions: type, size and id of each, undefined when missing. */
+  private async batchCheck(projectId: number, exprs: readonly string[]): Promise<Array<{ oid: string; type: string; size: number } | undefined>> {
+    if (exprs.length === 0) return []
+    for (const e of exprs) if (/[\n\0]/.test(e)) throw new WharfError('BAD_REQUEST', 'invalid object name', {})
+    const out = await this.git(projectId, ['cat-file', '--batch-check'], { input: exprs.join('\n') + '\n' })
+    const lines = out.stdout.toString('utf8').split('\n')
+    return exprs.map((_, i) => {
+      const [oid, type, size] = (lines[i] ?? '').split(' ')
+      return oid && type && size && isSha(oid) ? { oid, type, size: Number(size) } : undefined
+    })
+  }
+
+  /** `cat-file --batch`: the content of each object expression, undefined when missing. */
+  private async batch(projectId: number, exprs: readonly string[]): Promise<Array<{ oid: string; type: string; body: Buffer } | undefined>> {
+    if (exprs.length === 0) return []
+    for (const e of exprs) if (/[\n\0]/.test(e)) throw new WharfError('BAD_REQUEST', 'invalid object name', {})
+    const out = (await this.git(projectId, ['cat-file', '--batch'], { input: exprs.join('\n') + '\n' })).stdout
+    const result: Array<{ oid: string; type: string; body: Buffer } | undefined> = []
+    let pos = 0
+    for (let i = 0; i < exprs.length; i++) {
+      const nl = out.indexOf(0x0a, pos)
+      if (nl < 0) break
+      const [oid, type, size] = out.subarray(pos, nl).toString('utf8').split(' ')
+      pos = nl + 1
+      if (!oid || !type || !size || !isSha(oid)) {
+        result.push(undefined) // "<expr> missing" / "ambiguous"
+        continue
+      }
+      const n = Number(size)
+      result.push({ oid, type, body: out.subarray(pos, pos + n) })
+      pos += n + 1 // the content is followed by a newline
+    }
+    while (result.length < exprs.length) result.push(undefined)
+    return result
+  }
+
+  private async readCommits(projectId: number, exprs: readonly string[]): Promise<Array<CommitInfo | undefined>> {
+    const objects = await this.batch(projectId, exprs)
+    return objects.map((o) => (o && o.type === 'commit' ? parseCommit(o.oid, o.body) : undefined))
+  }
+}
+
+function repoDirName(projectId: number): string {
+  if (!Number.isSafeInteger(projectId) || projectId <= 0) throw new WharfError('BAD_REQUEST', 'invalid project id', { projectId })
+  return `${projectId}.git`
+}
+
+async function isDir(p: string): Promise<boolean> {
+  try {
+    return (await stat(p)).isDirectory()
+  } catch {
+    return false
+  }
+}
+
+/** Splits a raw commit or tag object into its header fields (continuation lines folded) and message. */
+export function parseObject(body: Buffer): { headers: Array<[string, string]>; message: string } {
+  const text = body.toString('utf8')
+  const end = text.indexOf('\n\n')
+  const head = end < 0 ? text : text.slice(0, end)
+  const message = end < 0 ? '' : text.slice(end + 2)
+  const headers: Array<[string, string]> = []
+  for (const line of head.split('\n')) {
+    if (line.startsWith(' ') && headers.length) headers[headers.length - 1]![1] += `\n${line.slice(1)}`
+    else {
+      const sp = line.indexOf(' ')
+      if (sp > 0) headers.push([line.slice(0, sp), line.slice(sp + 1)])
+    }
+  }
+  return { headers, message }
+}
+
+/** `Name <email> 1700000000 +0130` → its parts, the date in ISO 8601 with that offset. */
+export function parseIdent(s: string): { name: string; email: string; date: string } {
+  const m = /^(.*?) ?<([^>]*)> (\d+) ([+-])(\d{2})(\d{2})$/.exec(s)
+  if (!m) return { name: s, email: '', date: new Date(0).toISOString() }
+  const [, name, email, secs, sign, hh, mm] = m as unknown as [string, string, string, string, string, string, string]
+  const offsetMin = (sign === '-' ? -1 : 1) * (Number(hh) * 60 + Number(mm))
+  const local = new Date((Number(secs) + offsetMin * 60) * 1000).toISOString().slice(0, -1)
+  return { name, email, date: `${local}${sign}${hh}:${mm}` }
+}
+
+export function parseCommit(id: string, body: Buffer): CommitInfo {
+  const { headers, message } = parseObject(body)
+  const get = (k: string) => headers.find(([h]) => h === k)?.[1] ?? ''
+  const author = parseIdent(get('author'))
+  const committer = parseIdent(get('committer'))
+  return {
+    id,
+    shortId: id.slice(0, 8),
+    treeId: get('tree'),
+    parentIds: headers.filter(([h]) => h === 'parent').map(([, v]) => v),
+    title: message.split('\n', 1)[0] ?? '',
+    message,
+    authorName: author.name,
+    authorEmail: author.email,
+    authoredDate: author.date,
+    committerName: committer.name,
+    committerEmail: committer.email,
+    committedDate: committer.date,
+  }
+}

@@ -1,0 +1,177 @@
+import { readFile, rm } from 'node:fs/promises'
+import type { FastifyBaseLogger } from 'fastify'
+import type { CredentialVerifier, Credentials } from '../auth/credentials.ts'
+import { principalName, type Principal } from '../auth/principals.ts'
+import type { Kysely } from 'kysely'
+import type { Database, Project } from '../metadata/schema.ts'
+import { findProject, findProjectByPath } from '../projects/queries.ts'
+import type { Projects } from '../projects/service.ts'
+import { gitAccess, type GitAccess } from './access.ts'
+import { countPushes, listPushes, PUSH_ACTION } from './queries.ts'
+import { parseRefUpdates, type RefAction, type RefType } from './refs.ts'
+import type { RefUpdate } from './refs.ts'
+import { GitRepos } from './repos.ts'
+
+/** What one push changed: delivered to every `onPush` listener once the push is complete. */
+export interface PushEvent {
+  projectId: number
+  /** The project's full path at the time of the push. */
+  projectPath: string
+  /** Who pushed (a user, or later a CI job). */
+  principal: Principal
+  /** Every ref the push created, moved or deleted, in the order git reported them. */
+  updates: RefUpdate[]
+  /** ISO 8601, when the push finished. */
+  at: string
+}
+
+/** One ref update of a past push, as recorded. */
+export interface PushRecord {
+  id: number
+  at: string
+  actor: string
+  userId: number | null
+  ref: string
+  type: RefType
+  name: string
+  action: RefAction
+  before: string
+  after: string
+  commitCount: number
+  commitTitle: string | null
+}
+
+export type PushListener = (event: PushEvent) => void | Promise<void>
+
+/**
+ * How long a push's response waits for listeners (so a client that finished pushing finds the
+ * pipeline already created); slower listeners go on in the background.
+ */
+export const LISTENER_WAIT_MS = 10_000
+
+/** Git hosting: which project a URL names, who may fetch or push, and the events pushes raise. */
+export class GitHosting {
+  readonly repos: GitRepos
+  readonly db: Kysely<Database>
+  private readonly projects: Projects
+  private readonly credentials: Credentials
+  private readonly verifiers: CredentialVerifier[] = []
+  private readonly listeners = new Set<PushListener>()
+
+  constructor(deps: { repos: GitRepos; projects: Projects; credentials: Credentials }) {
+    this.repos = deps.repos
+    this.projects = deps.projects
+    this.db = deps.projects.db
+    this.credentials = deps.credentials
+  }
+
+  /**
+   * Adds a credential check tried before passwords and tokens (the CI job token: user
+   * `gitlab-ci-token`). A verifier returns undefined for credentials that are not its kind;
+   * failures then fall through to `Credentials.authenticate`, which throttles and audits them.
+   */
+  addVerifier(v: CredentialVerifier): void {
+    this.verifiers.push(v)
+  }
+
+  /** Subscribes to push events; returns the unsubscribe function. A listener's error is logged, never fails a push. */
+  onPush(listener: PushListener): () => void {
+    this.listeners.add(listener)
+    return () => this.listeners.delete(listener)
+  }
+
+  async authenticate(username: string, secret: string, address: string): Promise<Principal> {
+    for (const v of this.verifiers) {
+      const p = await v.verify(username, secret)
+      if (p && p.kind !== 'anonymous') {
+        await this.credentials.audit(principalName(p), 'login.success', address, { via: 'git', kind: p.kind })
+        return p
+      }
+    }
+    return this.credentials.authenticate(username, secret, address)
+  }
+
+  /** The project at a full path (any letter case). */
+  findProject(fullPath: string): Promise<Project | undefined> {
+    return findProjectByPath(this.db, fullPath)
+  }
+
+  findProjectById(id: number): Promise<Project | undefined> {
+    return findProject(this.db, id)
+  }
+
+  /** The project's repository, created on first use (and never another project's: see GitRepos.ensure). */
+  repository(project: Project): Promise<string> {
+    return this.repos.ensure(project.id, GitRepos.ownerOf(project))
+  }
+
+  async access(p: Principal, project: Project | undefined): Promise<GitAccess> {
+    return gitAccess(p, project && (await this.projects.projectFacts(p, project)))
+  }
+
+  /**
+   * Reads the ref updates the post-receive hook spooled for one push, records them (audit log,
+   * default branch) and delivers the push event. Never throws: a failure here must not fail a push
+   * whose refs are already updated.
+   */
+  async completePush(project: Project, principal: Principal, spoolFile: string, address: string, log: FastifyBaseLogger): Promise<PushEvent | undefined> {
+    let text: string
+    try {
+      text = await readFile(spoolFile, 'utf8')
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') log.error({ err: e }, 'cannot read push updates')
+      return undefined // nothing was updated (or the push failed): no hook ran
+    } finally {
+      await rm(spoolFile, { force: true })
+    }
+    const { updates, rejected } = parseRefUpdates(text)
+    if (rejected.length) log.warn({ rejected }, 'ignored malformed ref update lines')
+    if (updates.length === 0) return undefined
+    const event: PushEvent = { projectId: project.id, projectPath: project.full_path, principal, updates, at: new Date().toISOString() }
+    try {
+      const head = await this.repos.repairDefaultBranch(project.id, updates)
+      if (head) log.info({ project: project.full_path, branch: head }, 'default branch set')
+      for (const u of updates) {
+        const detail = { ref: u.ref, type: u.type, name: u.name, action: u.action, before: u.oldSha, after: u.newSha, ...(await this.pushFacts(project.id, u)), ...(principal.kind === 'user' ? { userId: principal.userId } : {}) }
+        await this.credentials.audit(principalName(principal), PUSH_ACTION, address, detail, `project:${project.id}`)
+      }
+    } catch (err) {
+      log.error({ err, project: project.full_path }, 'cannot record push')
+    }
+    log.info({ project: project.full_path, updates: updates.map((u) => `${u.action} ${u.ref}`) }, 'push received')
+    await this.publish(event, log)
+    return event
+  }
+
+  /** Delivers an event to every listener, waiting for them at most LISTENER_WAIT_MS; errors are logged. */
+  async publish(event: PushEvent, log: FastifyBaseLogger): Promise<void> {
+    const runs = [...this.listeners].map(async (l) => {
+      try {
+        await l(event)
+      } catch (err) {
+        log.error({ err, project: event.projectPath }, 'push listener failed')
+      }
+    })
+    let timer: NodeJS.Timeout | undefined
+    const timeout = new Promise<void>((r) => (timer = setTimeout(r, LISTENER_WAIT_MS).unref()))
+    await Promise.race([Promise.all(runs), timeout])
+    clearTimeout(timer)
+  }
+
+  /** Recorded ref updates of a project's pushes, newest first (one entry per ref), and how many there are. */
+  async pushHistory(projectId: number, opts: { limit: number; offset: number }): Promise<{ total: number; entries: PushRecord[] }> {
+    const [total, rows] = await Promise.all([countPushes(this.db, projectId), listPushes(this.db, projectId, opts)])
+    const entries = rows.flatMap((r): PushRecord[] => {
+      const d = JSON.parse(r.detail ?? '{}') as Partial<PushRecord>
+      if (!d.ref || !d.action) return []
+      return [{ id: r.id, at: r.at, actor: r.actor, userId: d.userId ?? null, ref: d.ref, type: d.type ?? 'other', name: d.name ?? d.ref, action: d.action, before: d.before ?? '', after: d.after ?? '', commitCount: d.commitCount ?? 0, commitTitle: d.commitTitle ?? null }]
+    })
+    return { total, entries }
+  }
+
+  private async pushFacts(projectId: number, u: RefUpdate): Promise<{ commitCount: number; commitTitle: string | null }> {
+    if (u.action === 'delete') return { commitCount: 0, commitTitle: null }
+    const [count, info] = await Promise.all([this.repos.commitCount(projectId, u), this.repos.commitInfo(projectId, u.newSha).catch(() => undefined)])
+    return { commitCount: count, commitTitle: info?.title ?? null }
+  }
+}
