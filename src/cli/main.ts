@@ -9,6 +9,7 @@ Commands:
   serve           start the server (registry at /v2/)
   verify-config   check the configuration and print it
   tls init        create a local CA and a server certificate for HTTPS ("wharf tls help")
+  admin           create users, groups, projects and tokens offline ("wharf admin help")
   help            show this help
 
 Options (each also settable as an environment variable or in a YAML/JSON file):
@@ -70,6 +71,11 @@ async function main(argv: string[]): Promise<void> {
       // Loaded on demand: the certificate library is needed only here.
       const { tlsCommand } = await import('./tls.ts')
       await tlsCommand(rest)
+      return
+    }
+    case 'admin': {
+      const { adminCommand } = await import('./admin.ts')
+      process.exitCode = await adminCommand(rest)
       return
     }
     case undefined:
