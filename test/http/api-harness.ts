@@ -34,14 +34,16 @@ export interface ApiHarness {
   root(): Promise<{ user: User; token: string }>
 }
 
-export async function apiHarness(t: Pick<TestContext, 'after'>): Promise<ApiHarness> {
+/** `logs`: collect every log line the app writes (to check that no secret is logged). */
+export async function apiHarness(t: Pick<TestContext, 'after'>, opts: { logs?: string[] } = {}): Promise<ApiHarness> {
   const root = await mkdtemp(join(tmpdir(), 'wharf-api-'))
   const dataDir = join(root, 'data')
   const db = openDb({ kind: 'sqlite', path: join(dataDir, 'wharf.db') })
   await migrate(db, 'sqlite')
   const driver = createFsDriver(join(dataDir, 'storage'))
   const services = await createServices(db, driver, { publicUrl: PUBLIC_URL, tokenTtlSeconds: 300, pageMax: 1000, rootPassword: ROOT_PASSWORD })
-  const app = await buildApp({ logger: pino({ level: 'silent' }), ...services, publicUrl: PUBLIC_URL, limits: { manifestBytes: 4 << 20 } })
+  const logger = opts.logs ? pino({ level: 'trace', redact: ['req.headers.authorization', 'headers.authorization'] }, { write: (line: string) => void opts.logs!.push(line) }) : pino({ level: 'silent' })
+  const app = await buildApp({ logger, ...services, publicUrl: PUBLIC_URL, limits: { manifestBytes: 4 << 20 } })
   await app.ready()
   t.after(async () => {
     await app.close()
