@@ -25,6 +25,9 @@ export class CgiError extends Error {
  * (CRLF CRLF or LF LF, also mixed) has not arrived yet.
  */
 export function headEnd(buf: Buffer): number {
+  // An empty header block: the output starts with the blank line.
+  if (buf[0] === 0x0a) return 1
+  if (buf[0] === 0x0d && buf[1] === 0x0a) return 2
   for (let i = buf.indexOf(0x0a); i >= 0; i = buf.indexOf(0x0a, i + 1)) {
     if (buf[i + 1] === 0x0a) return i + 2
     if (buf[i + 1] === 0x0d && buf[i + 2] === 0x0a) return i + 3
@@ -84,7 +87,8 @@ export interface CgiResponse extends CgiHead {
  * program) when it exits or fails before a complete header block.
  */
 export function runCgi(req: CgiRequest): Promise<CgiResponse> {
-  const child = spawn(req.command, req.args, { env: req.env, stdio: ['pipe', 'pipe', 'pipe'] })
+  // Its own process group, so a kill also reaches what it started (http-backend runs upload-pack/receive-pack).
+  const child = spawn(req.command, req.args, { env: req.env, stdio: ['pipe', 'pipe', 'pipe'], detached: true })
   let stderr = ''
   child.stderr.on('data', (b: Buffer) => {
     if (stderr.length < 8192) stderr += b.toString('utf8')
@@ -93,8 +97,16 @@ export function runCgi(req: CgiRequest): Promise<CgiResponse> {
     child.on('close', (code, signal) => resolve({ code, signal, stderr }))
     child.on('error', () => resolve({ code: null, signal: null, stderr }))
   })
+  // Until its output closed, the group may still hold processes even if the leader exited.
+  let exited = false
+  child.on('close', () => (exited = true))
   const kill = () => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
+    if (exited || child.pid === undefined) return
+    try {
+      process.kill(-child.pid, 'SIGKILL')
+    } catch {
+      child.kill('SIGKILL')
+    }
   }
 
   if (req.signal) {
