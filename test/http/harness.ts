@@ -81,7 +81,7 @@ export interface Harness {
   ensureProject(path: string, visibility?: Visibility): Promise<Project>
   createUser(username: string, password?: string | null): Promise<User>
   /** Adds a user to a project or group with a role (test setup through the queries, as an admin would). */
-  addMember(target: Project | Namespace, user: User, role: Role): Promise<void>
+  addMember(target: Project | Namespace, user: Pick<User, 'id'>, role: Role): Promise<void>
   /** Closes the app and the database, then builds fresh ones over the same data dir (a server restart). */
   restart(): Promise<void>
   close(): Promise<void>
