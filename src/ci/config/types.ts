@@ -1,0 +1,181 @@
+// The parsed `.gitlab-ci.yml`: plain JSON-serializable data, defaults and `extends` already
+// applied to every job, names in GitLab's terms.
+
+/** `when:` of a job. GitLab's `delayed` is rejected as unsupported. */
+export const JOB_WHEN = ['on_success', 'on_failure', 'always', 'manual'] as const
+export type JobWhen = (typeof JOB_WHEN)[number]
+
+/** `when:` of a job rule: a job's values, plus `never`. */
+export const RULE_WHEN = ['on_success', 'on_failure', 'always', 'manual', 'never'] as const
+export type RuleWhen = (typeof RULE_WHEN)[number]
+
+/** `when:` of a `workflow:rules` rule. */
+export const WORKFLOW_WHEN = ['always', 'never'] as const
+
+export const PULL_POLICIES = ['always', 'if-not-present', 'never'] as const
+export type PullPolicy = (typeof PULL_POLICIES)[number]
+
+export const ARTIFACTS_WHEN = ['on_success', 'on_failure', 'always'] as const
+export type ArtifactsWhen = (typeof ARTIFACTS_WHEN)[number]
+
+export const ARTIFACTS_ACCESS = ['none', 'developer', 'all'] as const
+
+/** Failure reasons `retry:when` accepts (GitLab's Ci::Build failure reasons, plus `always`). */
+export const RETRY_WHEN = [
+  'always', 'unknown_failure', 'script_failure', 'api_failure', 'stuck_or_timeout_failure',
+  'runner_system_failure', 'runner_unsupported', 'stale_schedule', 'job_execution_timeout',
+  'archived_failure', 'unmet_prerequisites', 'scheduler_failure', 'data_integrity_failure',
+] as const
+
+/** The stages every pipeline has, before and after the configured ones. */
+export const PRE_STAGE = '.pre'
+export const POST_STAGE = '.post'
+export const DEFAULT_STAGES = ['build', 'test', 'deploy'] as const
+export const DEFAULT_JOB_STAGE = 'test'
+
+export interface CiVariable {
+  value: string
+  /** false for `expand: false`: passed on verbatim, no `$VAR` expansion. */
+  expand: boolean
+  /** `description:` of a global variable (shown when running a pipeline by hand). */
+  description: string | null
+}
+
+export interface CiImage {
+  name: string
+  entrypoint: string[] | null
+  pullPolicy: PullPolicy[] | null
+  /** `docker:` executor options (`platform`, `user`). */
+  docker: { platform?: string; user?: string } | null
+}
+
+export interface CiService extends CiImage {
+  alias: string | null
+  command: string[] | null
+  variables: Record<string, string>
+}
+
+export interface CiChanges {
+  paths: string[]
+  compareTo: string | null
+}
+
+export interface CiNeed {
+  job: string
+  /** Download the needed job's artifacts (default true). */
+  artifacts: boolean
+  /** Absent from the pipeline (excluded by rules/only/except) is fine. */
+  optional: boolean
+}
+
+export interface CiRule {
+  if: string | null
+  changes: CiChanges | null
+  exists: string[] | null
+  when: RuleWhen | null
+  allowFailure: boolean | null
+  variables: Record<string, string> | null
+  needs: CiNeed[] | null
+  interruptible: boolean | null
+}
+
+/** `only:` / `except:`: every present key must have a matching condition. */
+export interface CiPolicy {
+  refs: string[] | null
+  variables: string[] | null
+  changes: CiChanges | null
+  kubernetes: 'active' | null
+}
+
+export interface CiArtifacts {
+  name: string | null
+  paths: string[]
+  exclude: string[]
+  /** Seconds; 'never'; null when not set (the instance default applies). */
+  expireIn: number | 'never' | null
+  when: ArtifactsWhen
+  untracked: boolean
+  /** `reports:` as written (junit, dotenv, ...): uploaded like other artifacts. */
+  reports: Record<string, unknown> | null
+  exposeAs: string | null
+  public: boolean | null
+  access: (typeof ARTIFACTS_ACCESS)[number] | null
+}
+
+export interface CiCache {
+  key: string | { files: string[]; prefix: string | null }
+  paths: string[]
+  /** pull, push, pull-push, or a `$VARIABLE` resolved when the job runs. */
+  policy: string
+  when: ArtifactsWhen
+  untracked: boolean
+  unprotect: boolean
+  fallbackKeys: string[]
+}
+
+export interface CiRetry {
+  max: number
+  when: string[]
+  exitCodes: number[]
+}
+
+export interface CiEnvironment {
+  name: string
+  url: string | null
+  action: 'start' | 'stop' | 'prepare' | 'verify' | 'access'
+  onStop: string | null
+  autoStopIn: string | null
+  deploymentTier: string | null
+}
+
+export interface CiInherit {
+  /** Inherit `default:` keywords: all, none, or the listed ones. */
+  default: boolean | string[]
+  /** Inherit global `variables:`: all, none, or the listed ones. */
+  variables: boolean | string[]
+}
+
+export interface CiJob {
+  name: string
+  stage: string
+  extends: string[]
+  image: CiImage | null
+  services: CiService[]
+  beforeScript: string[]
+  script: string[]
+  afterScript: string[]
+  /** The job's own `variables:` (global ones are merged in by planPipeline, per `inherit`). */
+  variables: Record<string, CiVariable>
+  inherit: CiInherit
+  rules: CiRule[] | null
+  only: CiPolicy | null
+  except: CiPolicy | null
+  /** null: wait for earlier stages; []: start at once. */
+  needs: CiNeed[] | null
+  dependencies: string[] | null
+  artifacts: CiArtifacts | null
+  cache: CiCache[]
+  when: JobWhen
+  /** `allow_failure:`, or true for a job-level `when: manual` without it (GitLab's default). */
+  allowFailure: boolean
+  allowFailureExitCodes: number[] | null
+  retry: CiRetry | null
+  /** Seconds. */
+  timeout: number | null
+  tags: string[]
+  interruptible: boolean | null
+  environment: CiEnvironment | null
+  coverage: string | null
+}
+
+export interface CiConfig {
+  /** Every stage, `.pre` first and `.post` last. */
+  stages: string[]
+  /** Global `variables:`. */
+  variables: Record<string, CiVariable>
+  workflow: { name: string | null; rules: CiRule[] | null }
+  /** Visible jobs in file order (hidden `.jobs` are templates only). */
+  jobs: CiJob[]
+  /** Local files pulled in by `include`, in load order. */
+  includes: string[]
+}

@@ -1,0 +1,77 @@
+import { parseDocument, type ParseOptions, type DocumentOptions, type SchemaOptions, type ToJSOptions } from 'yaml'
+import { isHash } from './util.ts'
+
+// YAML as GitLab reads it (Psych, YAML 1.1): anchors, aliases, "<<" merge keys, duplicate keys
+// where the last one wins, yes/no/on/off booleans, and the `!reference [job, key]` tag.
+
+export const YAML_LIMITS = {
+  /** GitLab's default ci_max_yaml_size_bytes (2 MiB) per file. */
+  bytes: 2 * 1024 * 1024,
+  /** GitLab's default ci_max_yaml_depth. */
+  depth: 100,
+  /** Aliases resolved per document: room for real files, not for "billion laughs". */
+  aliases: 10_000,
+} as const
+
+/** A `!reference [.job, key, ...]` tag, replaced by the value it points to after `extends`. */
+export class YamlReference {
+  readonly path: readonly string[]
+  constructor(path: readonly string[]) {
+    this.path = path
+  }
+  toString(): string {
+    return `!reference [${this.path.map((p) => JSON.stringify(p)).join(', ')}]`
+  }
+}
+
+const referenceTag = {
+  tag: '!reference',
+  collection: 'seq' as const,
+  resolve(seq: { items: unknown[] }, onError: (message: string) => void): unknown {
+    const path: string[] = []
+    for (const item of seq.items) {
+      const v = item !== null && typeof item === 'object' && 'value' in item ? (item as { value: unknown }).value : item
+      if (typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean') path.push(String(v))
+      else onError('!reference must be a sequence of strings')
+    }
+    return new YamlReference(path)
+  },
+}
+
+const OPTIONS: ParseOptions & DocumentOptions & SchemaOptions = {
+  version: '1.1',
+  merge: true,
+  uniqueKeys: false,
+  customTags: [referenceTag],
+  prettyErrors: false,
+}
+const TO_JS: ToJSOptions = { maxAliasCount: YAML_LIMITS.aliases }
+
+export type LoadResult = { ok: true; value: unknown } | { ok: false; error: string }
+
+/** Parses one YAML document; `label` names the file in messages. */
+export function loadYaml(text: string, label: string): LoadResult {
+  if (Buffer.byteLength(text, 'utf8') > YAML_LIMITS.bytes) return { ok: false, error: `\`${label}\`: The parsed YAML is too big` }
+  let value: unknown
+  try {
+    const doc = parseDocument(text, OPTIONS)
+    const first = doc.errors[0]
+    if (first) return { ok: false, error: `\`${label}\`: ${firstLine(first.message)}` }
+    value = doc.toJS(TO_JS)
+  } catch (e) {
+    return { ok: false, error: `\`${label}\`: ${firstLine(e instanceof Error ? e.message : String(e))}` }
+  }
+  if (tooDeep(value, 0)) return { ok: false, error: `\`${label}\`: The parsed YAML is too big` }
+  return { ok: true, value }
+}
+
+function firstLine(message: string): string {
+  return (message.split('\n')[0] ?? message).replace(/:$/, '')
+}
+
+function tooDeep(v: unknown, depth: number): boolean {
+  if (depth > YAML_LIMITS.depth) return true
+  if (Array.isArray(v)) return v.some((x) => tooDeep(x, depth + 1))
+  if (isHash(v)) return Object.values(v).some((x) => tooDeep(x, depth + 1))
+  return false
+}
