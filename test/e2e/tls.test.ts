@@ -12,14 +12,10 @@ import { testImages, type TestImages } from '../helpers/images.ts';
 import { privateStorage, type PrivateStorage } from '../helpers/containers.ts';
 import { describeResult, run, type RunResult } from '../helpers/run.ts';
 import { sha256 } from '../helpers/registry.ts';
-import { migrate, openDb } from '../../src/metadata/db.ts';
-import { findUserByUsername } from '../../src/projects/queries.ts';
-import { createServices } from '../../src/services.ts';
-import { createFsDriver } from '../../src/storage/fs-driver.ts';
 
 const PASSWORD = 'tls-e2e-root-password';
 /** The project every push goes to (the registry accepts pushes only inside a project). */
-const PROJECT = 'root/tls';
+const PROJECT = 'e2e-tls/app';
 /** The port given to `tls init` for its instructions; the server itself gets a free port. */
 const PRINTED_PORT = 5443;
 
@@ -33,26 +29,6 @@ let caDir: string;
 let noCaDir: string;
 let initOutput: RunResult;
 let storage: PrivateStorage;
-
-/** Creates root (with PASSWORD) and the project PROJECT in a data dir, offline, as an administrator would. */
-async function seed(dataDir: string): Promise<void> {
-  const db = openDb({ kind: 'sqlite', path: path.join(dataDir, 'wharf.db') });
-  try {
-    await migrate(db, 'sqlite');
-    const services = await createServices(db, createFsDriver(path.join(dataDir, 'storage')), {
-      publicUrl: 'https://127.0.0.1',
-      tokenTtlSeconds: 300,
-      pageMax: 1000,
-      rootPassword: PASSWORD,
-    });
-    const root = await findUserByUsername(db, 'root');
-    assert.ok(root, 'root was created');
-    const ns = await services.projects.userNamespaceOf(root.id);
-    await services.projects.createProject(root, { namespaceId: ns.id, path: PROJECT.split('/')[1]! });
-  } finally {
-    await db.destroy();
-  }
-}
 
 async function ok(r: RunResult): Promise<RunResult> {
   assert.equal(r.code, 0, `${describeResult(r)}\n--- server log ---\n${await wharf.logTail(30)}`);
@@ -113,13 +89,12 @@ before(async () => {
   await copyFile(path.join(tlsDir, 'ca.crt'), path.join(caDir, 'ca.crt'));
   await writeFile(path.join(work, 'skopeo-auth.json'), '{"auths":{}}\n');
 
-  const dataDir = path.join(work, 'data');
-  await seed(dataDir);
   wharf = await startWharf({
-    dataDir,
+    rootPassword: PASSWORD,
     tls: { cert: path.join(tlsDir, 'server.crt'), key: path.join(tlsDir, 'server.key'), ca: path.join(tlsDir, 'ca.crt') },
-    env: { WHARF_ROOT_PASSWORD: PASSWORD },
   });
+  // Through the REST API over HTTPS, verified with the same CA.
+  await wharf.createProject(PROJECT);
   storage = await privateStorage(path.join(work, 'podman'));
 });
 
