@@ -2,7 +2,8 @@
 // the client, accounts set up through the services on a real SQLite file in a temp dir.
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
-import { mkdir, mkdtemp, readdir, readFile, rm } from 'node:fs/promises'
+import { randomBytes } from 'node:crypto'
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { request } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
@@ -146,6 +147,18 @@ describe('smart HTTP with the git CLI', () => {
     await gitOk(['clone', '--quiet', `${base}/${p.full_path.toUpperCase()}.git`, again], { auth: root() })
     assert.equal((await gitOk(['-C', again, 'log', '--format=%s'])).stdout, 'second\nfirst commit\n')
     assert.equal((await gitOk(['-C', again, 'tag'])).stdout, 'v1.0\n')
+  })
+
+  it('streams a pack larger than http.postBuffer (a chunked request body) both ways', async () => {
+    const p = await makeProject('private')
+    const dir = await workTree(p, 'w-big')
+    await writeFile(join(dir, 'big.bin'), randomBytes(12 << 20)) // incompressible: the pack is ~12 MiB
+    await gitOk(['-C', dir, 'add', 'big.bin'])
+    await gitOk(['-C', dir, 'commit', '--quiet', '-m', 'big'])
+    await gitOk(['-C', dir, '-c', 'http.postBuffer=1048576', 'push', '--quiet', 'origin', 'main'], { auth: root() })
+    const c = join(tmp, 'w-big-clone')
+    await gitOk(['clone', '--quiet', url(p), c], { auth: root() })
+    assert.equal((await gitOk(['-C', c, 'hash-object', 'big.bin'])).stdout, (await gitOk(['-C', dir, 'hash-object', 'big.bin'])).stdout)
   })
 
   it('speaks protocol v2 when the client asks for it (Git-Protocol header)', async () => {

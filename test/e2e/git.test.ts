@@ -9,7 +9,6 @@ import path from 'node:path';
 import { startWharf, type Wharf } from '../helpers/wharf.ts';
 import { describeResult, run, type RunResult } from '../helpers/run.ts';
 
-
 let wharf: Wharf;
 let work: string;
 let askpass: string;
