@@ -43,7 +43,7 @@ const OPTIONS: ParseOptions & DocumentOptions & SchemaOptions = {
   merge: true,
   uniqueKeys: false,
   customTags: [referenceTag],
-  prettyErrors: false,
+  prettyErrors: true,
 }
 const TO_JS: ToJSOptions = { maxAliasCount: YAML_LIMITS.aliases }
 
