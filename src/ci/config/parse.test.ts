@@ -452,15 +452,43 @@ build:
   assert.deepEqual(planned?.rawVariables, ['RAW'])
 })
 
-test('YAML 1.1 as GitLab reads it: duplicate keys (last wins), yes/no booleans', async () => {
+test('YAML 1.1 as GitLab (Psych) reads it: duplicate keys, yes/on booleans, y/n and dates as strings', async () => {
   const config = await parse(`
 job:
   script: first
 job:
   script: second
   interruptible: yes
+  variables:
+    ANSWER: y
+    NO: n
+    RELEASED: 2024-01-01
+    MODE: off
+    PORT: 8080
+    RATIO: 1.5
 `)
   assert.deepEqual(config.jobs.map((j) => [j.name, j.script, j.interruptible]), [['job', ['second'], true]])
+  assert.deepEqual(Object.fromEntries(Object.entries(config.jobs[0]?.variables ?? {}).map(([k, v]) => [k, v.value])), {
+    // As with Psych, the key NO is the boolean false: GitLab names that variable "false" too.
+    ANSWER: 'y', false: 'n', RELEASED: '2024-01-01', MODE: 'false', PORT: '8080', RATIO: '1.5',
+  })
+})
+
+test('names that collide with Object.prototype are ordinary names', async () => {
+  const config = await parse(`
+__proto__:
+  script: a
+constructor:
+  script: b
+  variables:
+    __proto__: x
+    toString: y
+`)
+  assert.deepEqual(config.jobs.map((j) => j.name), ['__proto__', 'constructor'])
+  assert.deepEqual(Object.keys(config.jobs[1]?.variables ?? {}), ['__proto__', 'toString'])
+  assert.deepEqual(graph(planPipeline(config, event())).length, 2)
+  await assert.rejects(parse('a:\n  extends: toString\n  script: x\n'), { errors: ['a: unknown keys in `extends` (toString)'] })
+  await assert.rejects(parse('a:\n  script: x\n  needs: [hasOwnProperty]\n'), { errors: ['a job: undefined need: hasOwnProperty'] })
 })
 
 test('cache and artifacts in full', async () => {

@@ -38,11 +38,33 @@ const referenceTag = {
   },
 }
 
+type Tags = Exclude<SchemaOptions['customTags'], ((tags: never) => unknown) | null | undefined>
+
+/**
+ * YAML 1.1 tags as Psych resolves them: only yes/true/on and no/false/off (any case) are
+ * booleans, not "y"/"n"; dates stay strings (GitLab's safe_load refuses Date objects).
+ */
+function psychTags(tags: Tags): Tags {
+  const out: Tags = []
+  for (const t of tags) {
+    if (typeof t === 'string') { out.push(t); continue }
+    if (t.tag === 'tag:yaml.org,2002:timestamp') continue
+    if (t.tag === 'tag:yaml.org,2002:bool' && 'test' in t && t.test) {
+      const isTrue = t.identify?.(true) === true
+      out.push({ ...t, test: isTrue ? /^(?:yes|true|on)$/i : /^(?:no|false|off)$/i })
+      continue
+    }
+    out.push(t)
+  }
+  out.push(referenceTag)
+  return out
+}
+
 const OPTIONS: ParseOptions & DocumentOptions & SchemaOptions = {
   version: '1.1',
   merge: true,
   uniqueKeys: false,
-  customTags: [referenceTag],
+  customTags: psychTags,
   prettyErrors: true,
 }
 const TO_JS: ToJSOptions = { maxAliasCount: YAML_LIMITS.aliases }
