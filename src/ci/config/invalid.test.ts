@@ -23,6 +23,11 @@ const cases: Case[] = [
     yaml: 'build:\n  script: [a\n',
     errors: ['`.gitlab-ci.yml`: Flow sequence in block collection must be sufficiently indented and end with a ] at line 3, column 1'],
   },
+  {
+    name: 'a spec: header with inputs',
+    yaml: 'spec:\n  inputs:\n    env:\n---\nb:\n  script: x\n',
+    errors: ['`.gitlab-ci.yml`: a spec: header (CI/CD inputs) is not supported'],
+  },
   { name: 'no visible job', yaml: '.hidden:\n  script: x\n', errors: ['jobs config should contain at least one visible job'] },
 
   // ---- unknown and unsupported keys

@@ -569,3 +569,20 @@ fork_main:
   assert.deepEqual(names({ ref: 'x', source: 'api' }), ['api_only', 'not_docs_branches', 'docs_changed'])
   assert.deepEqual(names({ ref: 'x', source: 'trigger' }), ['not_docs_branches', 'docs_changed', 'triggered'])
 })
+
+test('rules built from !reference nest and flatten; a trailing document marker is fine', async () => {
+  const config = await parse(`
+.on_tags:
+  rules:
+    - if: $CI_COMMIT_TAG
+      when: manual
+release:
+  script: ./release
+  rules:
+    - !reference [.on_tags, rules]
+    - if: $CI_COMMIT_BRANCH == "main"
+---
+`)
+  assert.deepEqual(config.jobs[0]?.rules?.map((r) => [r.if, r.when]), [['$CI_COMMIT_TAG', 'manual'], ['$CI_COMMIT_BRANCH == "main"', null]])
+  assert.deepEqual(graph(planPipeline(config, event({ ref: 'v1', tag: true }))), [{ name: 'release', stage: 'test', when: 'manual' }])
+})

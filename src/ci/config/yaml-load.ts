@@ -1,4 +1,4 @@
-import { parseDocument, type ParseOptions, type DocumentOptions, type SchemaOptions, type ToJSOptions } from 'yaml'
+import { parseAllDocuments, type ParseOptions, type DocumentOptions, type SchemaOptions, type ToJSOptions } from 'yaml'
 import { isHash } from './util.ts'
 
 // YAML as GitLab reads it (Psych, YAML 1.1): anchors, aliases, "<<" merge keys, duplicate keys
@@ -76,10 +76,17 @@ export function loadYaml(text: string, label: string): LoadResult {
   if (Buffer.byteLength(text, 'utf8') > YAML_LIMITS.bytes) return { ok: false, error: `\`${label}\`: The parsed YAML is too big` }
   let value: unknown
   try {
-    const doc = parseDocument(text, OPTIONS)
-    const first = doc.errors[0]
-    if (first) return { ok: false, error: `\`${label}\`: ${firstLine(first.message)}` }
-    value = doc.toJS(TO_JS)
+    // Like Psych.load, the first document is the configuration; a `spec:` header before it
+    // (CI/CD inputs) is not supported.
+    const docs = Array.from(parseAllDocuments(text, OPTIONS))
+    for (const doc of docs) {
+      const first = doc.errors[0]
+      if (first) return { ok: false, error: `\`${label}\`: ${firstLine(first.message)}` }
+    }
+    value = docs[0]?.toJS(TO_JS) ?? null
+    if (docs.length > 1 && isHash(value) && Object.hasOwn(value, 'spec')) {
+      return { ok: false, error: `\`${label}\`: a spec: header (CI/CD inputs) is not supported` }
+    }
   } catch (e) {
     return { ok: false, error: `\`${label}\`: ${firstLine(e instanceof Error ? e.message : String(e))}` }
   }
