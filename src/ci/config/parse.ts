@@ -12,7 +12,7 @@ import {
   CONFIG_LIMITS, DEFAULT_KEYS, Errors, checkKeys, validateAllowFailure, validateArtifacts, validateBoolean,
   validateCaches, validateCommands, validateCoverage, validateEnvironment, validateImage, validateInherit,
   validateNeeds, validatePolicy, validateRetry, validateRules, validateServices, validateStages,
-  validateStringArray, validateTags, validateTimeout, validateVariables, validateWhen, type DefaultKey,
+  validateTags, validateTimeout, validateVariables, validateWhen, type DefaultKey,
 } from './validate.ts'
 import { loadYaml } from './yaml-load.ts'
 
