@@ -257,8 +257,8 @@ export class Projects {
     return [...(await this.withDescendants(ids))]
   }
 
-  private async withDescendants(ids: Set<number>): Promise<Set<number>> {
-    const all = await q.allNamespaces(this.db)
+  private async withDescendants(ids: Set<number>, db: Parameters<typeof q.allNamespaces>[0] = this.db): Promise<Set<number>> {
+    const all = await q.allNamespaces(db)
     let grew = true
     while (grew) {
       grew = false
@@ -367,7 +367,8 @@ export class Projects {
   /** Deletes a group, its subgroups and projects (and their memberships and images). */
   async deleteGroup(group: Namespace): Promise<void> {
     await this.db.transaction().execute(async (trx) => {
-      const nsIds = [...(await this.withDescendants(new Set([group.id])))]
+      // Inside the transaction, only `trx` may be used: the SQLite dialect has one connection.
+      const nsIds = [...(await this.withDescendants(new Set([group.id]), trx))]
       const projects = await q.projectsInNamespaces(trx, nsIds)
       await registryQueries.deleteRepositoriesUnder(trx, group.full_path_lower)
       await q.deleteMembersOf(trx, 'project', projects.map((x) => x.id))
