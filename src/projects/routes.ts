@@ -178,19 +178,19 @@ export async function projectRoutes(app: FastifyInstance, deps: ApiDeps): Promis
       return { sourceId: group.id, level, entity: group }
     }
 
-    app.get(`/${kind}/:id/members`, { schema: { summary: 'List direct members', tags: [tag], params: IdParam, querystring: Type.Object({ ...PageQuery }) } }, async (req, reply) => {
+    app.get(`/${kind}/:id/members`, { schema: { summary: 'List direct members', tags: [tag], params: IdParam, querystring: Type.Object({ ...PageQuery }) }, config: { public: true } }, async (req, reply) => {
       const { sourceId } = await load(req, (req.params as Static<typeof IdParam>).id)
       const all = await projects.listDirectMembers(source, sourceId)
       return paged(req, reply, all.map((m) => memberJson(m, deps)))
     })
 
-    app.get(`/${kind}/:id/members/all`, { schema: { summary: 'List members including inherited ones (highest level each)', tags: [tag], params: IdParam, querystring: Type.Object({ ...PageQuery }) } }, async (req, reply) => {
+    app.get(`/${kind}/:id/members/all`, { schema: { summary: 'List members including inherited ones (highest level each)', tags: [tag], params: IdParam, querystring: Type.Object({ ...PageQuery }) }, config: { public: true } }, async (req, reply) => {
       const { entity } = await load(req, (req.params as Static<typeof IdParam>).id)
       const all = await projects.listAllMembers(source, entity)
       return paged(req, reply, all.map((m) => memberJson(m, deps)))
     })
 
-    app.get(`/${kind}/:id/members/:user_id`, { schema: { summary: 'Get a direct member', tags: [tag], params: MemberParams } }, async (req) => {
+    app.get(`/${kind}/:id/members/:user_id`, { schema: { summary: 'Get a direct member', tags: [tag], params: MemberParams }, config: { public: true } }, async (req) => {
       const params = req.params as Static<typeof MemberParams>
       const { sourceId } = await load(req, params.id)
       const m = await projects.findMember(source, sourceId, params.user_id)
