@@ -1,0 +1,192 @@
+import assert from 'node:assert/strict'
+import { execFileSync } from 'node:child_process'
+import { mkdtemp, rm, writeFile, mkdir } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { dirname, join } from 'node:path'
+import { describe, it, type TestContext } from 'node:test'
+import { GitRepos } from '../git/repos.ts'
+import { migrate, openDb } from '../metadata/db.ts'
+import type { Project } from '../metadata/schema.ts'
+import { Projects } from '../projects/service.ts'
+import { Pipelines } from './pipelines.ts'
+import * as q from './queries.ts'
+
+const SERVER = 'http://wharf.test:5000'
+
+async function setup(t: TestContext) {
+  const dir = await mkdtemp(join(tmpdir(), 'wharf-ci-'))
+  t.after(() => rm(dir, { recursive: true, force: true }))
+  const db = openDb({ kind: 'sqlite', path: join(dir, 'wharf.db') })
+  t.after(() => db.destroy())
+  await migrate(db, 'sqlite')
+  const projects = new Projects(db)
+  const root = await projects.createUser({ username: 'root', password: 'rootpassword', isAdmin: true })
+  const group = await projects.createGroup(root, { path: 'Team', visibility: 'private' })
+  const project = await projects.createProject(root, { namespaceId: group.id, path: 'App' })
+  const repos = new GitRepos(join(dir, 'git'))
+  await repos.init()
+  const bare = await repos.ensure(project.id, GitRepos.ownerOf(project))
+  const work = join(dir, 'work')
+  const git = (...args: string[]) => execFileSync('git', args, { cwd: work, encoding: 'utf8', env: { ...process.env, GIT_AUTHOR_NAME: 'Ada', GIT_AUTHOR_EMAIL: 'ada@example.com', GIT_COMMITTER_NAME: 'Ada', GIT_COMMITTER_EMAIL: 'ada@example.com' } }).trim()
+  await mkdir(work)
+  git('init', '-q', '-b', 'main')
+  /** Commits files and pushes the branch (or tag) straight into the bare repository; returns the sha. */
+  const commit = async (files: Record<string, string>, message = 'change'): Promise<string> => {
+    for (const [path, text] of Object.entries(files)) {
+      await mkdir(dirname(join(work, path)), { recursive: true })
+      await writeFile(join(work, path), text)
+    }
+    git('add', '-A')
+    git('commit', '-q', '-m', message)
+    git('push', '-q', bare, 'HEAD:refs/heads/main')
+    return git('rev-parse', 'HEAD')
+  }
+  const pipelines = new Pipelines({ db, repos, projects, publicUrl: SERVER })
+  const run = (sha: string, extra: Partial<Parameters<Pipelines['create']>[0]> = {}) =>
+    pipelines.create({ project, ref: 'main', refType: 'branch', sha, beforeSha: '0'.repeat(40), source: 'push', userId: root.id, ...extra })
+  const jobs = async (pipelineId: number) => Object.fromEntries((await q.pipelineJobs(db, pipelineId)).map((j) => [j.name, j.status]))
+  return { db, project: project as Project, pipelines, commit, run, jobs, git, bare, root }
+}
+
+const SEED = `image: docker:latest
+services:
+  - docker:dind
+
+stages:
+  - build
+
+variables:
+  DOCKER_DRIVER: overlay
+
+before_script:
+  - docker login -u gitlab-ci-token -p "$CI_BUILD_TOKEN" $CI_REGISTRY
+
+build:
+  stage: build
+  script:
+    - docker build --pull -t "$CI_REGISTRY_IMAGE:$CI_BUILD_REF_NAME" .
+    - docker push "$CI_REGISTRY_IMAGE:$CI_BUILD_REF_NAME"
+`
+
+describe('pipelines', () => {
+  it("creates the seed's pipeline with predefined variables, including the old aliases", async (t) => {
+    const s = await setup(t)
+    const sha = await s.commit({ '.gitlab-ci.yml': SEED, Dockerfile: 'FROM scratch\n' }, 'Add CI\n\nWith a body.')
+    const p = (await s.run(sha))!
+    assert.equal(p.status, 'pending')
+    assert.equal(p.iid, 1)
+    const [job] = await q.pipelineJobs(s.db, p.id)
+    assert.equal(job!.name, 'build')
+    assert.equal(job!.status, 'pending')
+    const vars = Object.fromEntries((JSON.parse(job!.variables) as Array<{ key: string; value: string }>).map((v) => [v.key, v.value]))
+    assert.equal(vars.CI_REGISTRY, 'wharf.test:5000')
+    assert.equal(vars.CI_REGISTRY_IMAGE, 'wharf.test:5000/team/app')
+    assert.equal(vars.CI_BUILD_REF_NAME, 'main')
+    assert.equal(vars.CI_COMMIT_REF_NAME, 'main')
+    assert.equal(vars.CI_COMMIT_BRANCH, 'main')
+    assert.equal(vars.CI_COMMIT_SHA, sha)
+    assert.equal(vars.CI_BUILD_REF, sha)
+    assert.equal(vars.CI_COMMIT_SHORT_SHA, sha.slice(0, 8))
+    assert.equal(vars.CI_COMMIT_TITLE, 'Add CI')
+    assert.equal(vars.CI_COMMIT_MESSAGE, 'Add CI\n\nWith a body.\n')
+    assert.equal(vars.CI_PROJECT_PATH, 'Team/App')
+    assert.equal(vars.CI_PROJECT_NAMESPACE, 'Team')
+    assert.equal(vars.CI_PIPELINE_ID, String(p.id))
+    assert.equal(vars.CI_PIPELINE_IID, '1')
+    assert.equal(vars.CI_PIPELINE_SOURCE, 'push')
+    assert.equal(vars.CI_JOB_ID, String(job!.id))
+    assert.equal(vars.CI_BUILD_ID, String(job!.id))
+    assert.equal(vars.CI_JOB_NAME, 'build')
+    assert.equal(vars.CI_JOB_STAGE, 'build')
+    assert.equal(vars.CI_REGISTRY_USER, 'gitlab-ci-token')
+    assert.equal(vars.GITLAB_USER_LOGIN, 'root')
+    assert.equal(vars.CI_JOB_TOKEN, undefined, 'the job token exists only while a runner runs the job')
+    const def = JSON.parse(job!.definition) as { image: { name: string }; services: Array<{ name: string }>; beforeScript: string[]; variables: Record<string, string> }
+    assert.equal(def.image.name, 'docker:latest')
+    assert.equal(def.services[0]!.name, 'docker:dind')
+    assert.deepEqual(def.beforeScript, ['docker login -u gitlab-ci-token -p "$CI_BUILD_TOKEN" $CI_REGISTRY'])
+    assert.equal(def.variables.DOCKER_DRIVER, 'overlay')
+  })
+
+  it('runs stages in order, skips dependants of a failure and finishes the pipeline', async (t) => {
+    const s = await setup(t)
+    const sha = await s.commit({
+      '.gitlab-ci.yml': `stages: [build, test, deploy]
+build: { stage: build, script: [make] }
+unit: { stage: test, script: [make test] }
+lint: { stage: test, script: [make lint], allow_failure: true }
+deploy: { stage: deploy, script: [make deploy] }
+cleanup: { stage: deploy, script: [make clean], when: always }
+`,
+    })
+    const p = (await s.run(sha))!
+    assert.deepEqual(await s.jobs(p.id), { build: 'pending', unit: 'created', lint: 'created', deploy: 'created', cleanup: 'created' })
+    const byName = async (n: string) => (await q.pipelineJobs(s.db, p.id)).find((j) => j.name === n)!
+    await q.updateJob(s.db, (await byName('build')).id, { status: 'success', started_at: new Date().toISOString() })
+    await s.pipelines.advance(p.id)
+    assert.deepEqual(await s.jobs(p.id), { build: 'success', unit: 'pending', lint: 'pending', deploy: 'created', cleanup: 'created' })
+    assert.equal((await q.findPipeline(s.db, p.id))!.status, 'running')
+    await q.updateJob(s.db, (await byName('lint')).id, { status: 'failed' })
+    await q.updateJob(s.db, (await byName('unit')).id, { status: 'failed' })
+    await s.pipelines.advance(p.id)
+    assert.deepEqual(await s.jobs(p.id), { build: 'success', unit: 'failed', lint: 'failed', deploy: 'skipped', cleanup: 'pending' })
+    await q.updateJob(s.db, (await byName('cleanup')).id, { status: 'success' })
+    await s.pipelines.advance(p.id)
+    const done = (await q.findPipeline(s.db, p.id))!
+    assert.equal(done.status, 'failed')
+    assert.ok(done.finished_at)
+
+    // Retrying the failed job brings the skipped deploy back.
+    await s.pipelines.retryJob(await byName('unit'))
+    assert.deepEqual(await s.jobs(p.id), { build: 'success', unit: 'pending', lint: 'failed', deploy: 'created', cleanup: 'success' })
+    assert.equal((await q.pipelineJobs(s.db, p.id, true)).filter((j) => j.name === 'unit').length, 2)
+  })
+
+  it('an invalid file fails the pipeline at creation with errors naming the job and key', async (t) => {
+    const s = await setup(t)
+    const sha = await s.commit({ '.gitlab-ci.yml': 'build:\n  stage: build\n  scirpt: [make]\n' })
+    const p = (await s.run(sha))!
+    assert.equal(p.status, 'failed')
+    assert.match(p.yaml_errors ?? '', /jobs:build config contains unknown keys: scirpt/)
+    assert.deepEqual(await s.jobs(p.id), {})
+  })
+
+  it('no CI file, or workflow rules that exclude the ref, create no pipeline on push', async (t) => {
+    const s = await setup(t)
+    assert.equal(await s.run(await s.commit({ 'README.md': 'hi' })), undefined)
+    const sha = await s.commit({ '.gitlab-ci.yml': 'workflow:\n  rules:\n    - if: $CI_COMMIT_TAG\nbuild:\n  script: [make]\n' })
+    assert.equal(await s.run(sha), undefined)
+    assert.equal((await s.run(sha, { ref: 'v1', refType: 'tag' }))!.status, 'pending')
+  })
+
+  it('API pipelines resolve the ref, carry their variables and cancel', async (t) => {
+    const s = await setup(t)
+    await s.commit({ '.gitlab-ci.yml': 'build:\n  script: [make]\n  rules:\n    - if: $DEPLOY == "yes"\n' })
+    await assert.rejects(s.pipelines.createForRef(s.project, 'main', 'api', s.root.id, []), /prevented any jobs/)
+    const p = await s.pipelines.createForRef(s.project, 'main', 'api', s.root.id, [{ key: 'DEPLOY', value: 'yes' }])
+    assert.equal(p.source, 'api')
+    assert.deepEqual(JSON.parse(p.variables), [{ key: 'DEPLOY', value: 'yes' }])
+    await assert.rejects(s.pipelines.createForRef(s.project, 'nope', 'api', null, []), /Reference not found/)
+    await s.pipelines.cancel(p.id)
+    assert.equal((await q.findPipeline(s.db, p.id))!.status, 'canceled')
+  })
+
+  it('a push event starts pipelines for created and moved refs, not for deletions', async (t) => {
+    const s = await setup(t)
+    const sha = await s.commit({ '.gitlab-ci.yml': 'build:\n  script: [make]\n' })
+    const principal = { kind: 'user' as const, userId: s.root.id, username: 'root', isAdmin: true, credential: { kind: 'password' as const, userId: s.root.id } }
+    const zero = '0'.repeat(40)
+    const created = await s.pipelines.handlePush({
+      projectId: s.project.id,
+      projectPath: s.project.full_path,
+      principal,
+      at: new Date().toISOString(),
+      updates: [
+        { ref: 'refs/heads/main', name: 'main', type: 'branch', oldSha: zero, newSha: sha, action: 'create' },
+        { ref: 'refs/tags/v1', name: 'v1', type: 'tag', oldSha: zero, newSha: sha, action: 'create' },
+        { ref: 'refs/heads/old', name: 'old', type: 'branch', oldSha: sha, newSha: zero, action: 'delete' },
+      ],
+    })
+    assert.deepEqual(created.map((p) => [p.ref, p.tag, p.iid]), [['main', 0, 1], ['v1', 1, 2]])
+  })
+})

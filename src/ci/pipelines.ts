@@ -1,0 +1,357 @@
+import type { Kysely } from 'kysely'
+import { WharfError } from '../core/errors.ts'
+import type { Principal } from '../auth/principals.ts'
+import type { GitRepos } from '../git/repos.ts'
+import { ZERO_SHA } from '../git/refs.ts'
+import type { PushEvent } from '../git/service.ts'
+import { nowIso } from '../metadata/db.ts'
+import type { CiJob, Database, Pipeline, Project } from '../metadata/schema.ts'
+import * as projectQueries from '../projects/queries.ts'
+import type { Projects } from '../projects/service.ts'
+import { anyGlobMatches, isCiConfigError, parseCiConfig, planPipeline, type PipelineSource, type PlannedJob } from './config/index.ts'
+import { predefinedVariables, type JobVariable } from './predefined.ts'
+import * as q from './queries.ts'
+import { advance, FINISHED, pipelineStatus, type JobNode, type JobStatus, type When } from './state.ts'
+
+export const CI_CONFIG_PATH = '.gitlab-ci.yml'
+
+export interface PipelineRequest {
+  project: Project
+  ref: string
+  refType: 'branch' | 'tag'
+  sha: string
+  beforeSha: string
+  source: PipelineSource
+  userId: number | null
+  /** Variables given with an API or trigger request; they win over everything else. */
+  variables?: Array<{ key: string; value: string; variable_type?: 'env_var' | 'file' }>
+}
+
+/** What gets stored per job: the plan, plus what a runner needs to know. */
+export interface JobDefinition extends PlannedJob {
+  ref: string
+  sha: string
+}
+
+type Listener = (pipelineId: number) => void
+
+/**
+ * Pipelines from pushes, the API and triggers: reads `.gitlab-ci.yml` at the commit, plans the
+ * jobs (parser in ./config), stores them and moves them through the state machine (./state.ts).
+ * Pending jobs wait for runners.
+ */
+export class Pipelines {
+  private readonly db: Kysely<Database>
+  private readonly repos: GitRepos
+  private readonly projects: Projects
+  private readonly publicUrl: string
+  private readonly listeners = new Set<Listener>()
+
+  constructor(deps: { db: Kysely<Database>; repos: GitRepos; projects: Projects; publicUrl: string }) {
+    this.db = deps.db
+    this.repos = deps.repos
+    this.projects = deps.projects
+    this.publicUrl = deps.publicUrl
+  }
+
+  /** Called whenever a pipeline's jobs changed (new pending jobs for runners, live UI). */
+  onChange(l: Listener): () => void {
+    this.listeners.add(l)
+    return () => this.listeners.delete(l)
+  }
+
+  /** A push starts a pipeline for every branch or tag it created or moved; deletions start nothing. */
+  async handlePush(e: PushEvent): Promise<Pipeline[]> {
+    const project = await projectQueries.findProject(this.db, e.projectId)
+    if (!project) return []
+    const out: Pipeline[] = []
+    for (const u of e.updates) {
+      if (u.action === 'delete' || u.type === 'other') continue
+      const p = await this.create({
+        project,
+        ref: u.name,
+        refType: u.type,
+        sha: u.newSha,
+        beforeSha: u.oldSha,
+        source: 'push',
+        userId: userIdOf(e.principal),
+      })
+      if (p) out.push(p)
+    }
+    return out
+  }
+
+  /**
+   * Creates a pipeline, or returns undefined when there is none to run (no CI file on a push,
+   * workflow rules or only/except filtered everything). An invalid file gives a failed pipeline
+   * whose `yaml_errors` name the job and key.
+   */
+  async create(r: PipelineRequest): Promise<Pipeline | undefined> {
+    const text = await this.repos.readFile(r.project.id, r.sha, CI_CONFIG_PATH)
+    if (!text) {
+      if (r.source === 'push') return undefined
+      throw new WharfError('BAD_REQUEST', `Missing CI config file: ${CI_CONFIG_PATH} not found at ${r.ref}`, {})
+    }
+    const extra = (r.variables ?? []).map((v) => ({ key: v.key, value: v.value }))
+    const namespace = (await projectQueries.findNamespace(this.db, r.project.namespace_id))!
+    const defaultBranch = (await this.repos.defaultBranch(r.project.id)) ?? 'main'
+    const commit = await this.repos.commitInfo(r.project.id, r.sha)
+    if (!commit) throw new WharfError('BAD_REQUEST', `commit ${r.sha} not found`, {})
+
+    let errors: string[] | undefined
+    let plan: Extract<ReturnType<typeof planPipeline>, { status: 'created' }> | undefined
+    try {
+      const config = await parseCiConfig(text.toString('utf8'), {
+        readFile: async (path) => (await this.repos.readFile(r.project.id, r.sha, path))?.toString('utf8'),
+      })
+      const files = await this.repos.listFiles(r.project.id, r.sha)
+      const changedFiles = r.source === 'push' && !/^0+$/.test(r.beforeSha) ? await this.repos.changedFiles(r.project.id, r.beforeSha, r.sha) : undefined
+      const pipelineVars = this.pipelineVariables(r, namespace.full_path, defaultBranch, commit)
+      const projectVars = await this.projectVariables(r.project, r.refType === 'branch' && r.ref === defaultBranch)
+      const result = planPipeline(config, {
+        source: r.source,
+        refName: r.ref,
+        refType: r.refType,
+        sha: r.sha,
+        beforeSha: r.beforeSha,
+        changedFiles,
+        fileExists: (glob) => anyGlobMatches([glob], files),
+        variables: Object.fromEntries([...pipelineVars, ...projectVars, ...extra].map((v) => [v.key, v.value])),
+      })
+      if (result.status === 'filtered') return undefined
+      if (result.status === 'failed') errors = [...result.errors]
+      else plan = result
+    } catch (e) {
+      if (!isCiConfigError(e)) throw e
+      errors = [...e.errors]
+    }
+
+    const pipeline = await this.db.transaction().execute(async (trx) => {
+      const p = await q.insertPipeline(trx, {
+        projectId: r.project.id,
+        iid: await q.nextPipelineIid(trx, r.project.id),
+        ref: r.ref,
+        tag: r.refType === 'tag',
+        sha: r.sha,
+        beforeSha: r.beforeSha,
+        source: r.source,
+        status: errors ? 'failed' : 'created',
+        userId: r.userId,
+        yamlErrors: errors ? errors.join('\n') : null,
+        variables: JSON.stringify(r.variables ?? []),
+      })
+      if (errors) {
+        await q.updatePipeline(trx, p.id, { finished_at: nowIso() })
+        return p
+      }
+      const user = r.userId === null ? undefined : await projectQueries.findUser(trx, r.userId)
+      for (const job of plan!.jobs) {
+        const row = await q.insertJob(trx, {
+          pipelineId: p.id,
+          projectId: r.project.id,
+          name: job.name,
+          stage: job.stage,
+          stageIdx: job.stageIndex,
+          when: job.when,
+          allowFailure: job.allowFailure,
+          needs: job.needs === null ? null : job.needs.map((n) => n.job),
+          definition: { ...job, ref: r.ref, sha: r.sha } satisfies JobDefinition,
+          variables: [],
+          userId: r.userId,
+        })
+        const vars: JobVariable[] = predefinedVariables({
+          serverUrl: this.publicUrl,
+          project: { id: r.project.id, name: r.project.name, path: r.project.path, fullPath: r.project.full_path, namespace: namespace.full_path, visibility: r.project.visibility, defaultBranch },
+          pipeline: { id: p.id, iid: p.iid, source: r.source, ref: r.ref, tag: r.refType === 'tag', sha: r.sha, beforeSha: r.beforeSha, url: this.pipelineUrl(r.project, p.id) },
+          commit: { message: commit.message, title: commit.title, timestamp: commit.committedDate, author: `${commit.authorName} <${commit.authorEmail}>` },
+          job: { id: row.id, name: job.name, stage: job.stage, url: `${this.publicUrl}/${r.project.full_path}/-/jobs/${row.id}` },
+          ...(user ? { user: { id: user.id, username: user.username, name: user.name, email: user.email } } : {}),
+        })
+        await q.setJobVariables(trx, row.id, vars)
+      }
+      return p
+    })
+    if (!errors) await this.advance(pipeline.id)
+    return (await q.findPipeline(this.db, pipeline.id))!
+  }
+
+  /** Re-evaluates which jobs can move, then the pipeline's own status and timestamps. */
+  async advance(pipelineId: number): Promise<void> {
+    await this.db.transaction().execute(async (trx) => {
+      const jobs = await q.pipelineJobs(trx, pipelineId)
+      const changes = advance(jobs.map(toNode))
+      const now = nowIso()
+      for (const [id, status] of changes) {
+        const set: Partial<CiJob> = { status }
+        if (status === 'pending') set.queued_at = now
+        if (status === 'skipped') set.finished_at = now
+        await q.transitionJob(trx, id, ['created'], set)
+      }
+      const after = jobs.map((j) => ({ status: (changes.get(j.id) ?? j.status) as JobStatus, allowFailure: j.allow_failure === 1, started: j.started_at }))
+      const status = pipelineStatus(after)
+      const pipeline = (await q.findPipeline(trx, pipelineId))!
+      const set: Partial<Pick<Pipeline, 'status' | 'started_at' | 'finished_at'>> = { status }
+      if (!pipeline.started_at && after.some((j) => j.started)) set.started_at = now
+      const done = ['success', 'failed', 'canceled', 'skipped'].includes(status)
+      set.finished_at = done ? (pipeline.finished_at ?? now) : null
+      await q.updatePipeline(trx, pipelineId, set)
+    })
+    for (const l of this.listeners) l(pipelineId)
+  }
+
+  /** Cancels every job that has not finished; running ones are told by their runner's next update. */
+  async cancel(pipelineId: number): Promise<void> {
+    const jobs = await q.pipelineJobs(this.db, pipelineId)
+    const now = nowIso()
+    for (const j of jobs) {
+      if (!FINISHED.has(j.status as JobStatus)) await q.transitionJob(this.db, j.id, ['created', 'pending', 'running', 'manual'], { status: 'canceled', finished_at: now })
+    }
+    await this.advance(pipelineId)
+  }
+
+  /** Retries the failed and canceled jobs of a pipeline (new attempts), and the jobs they held back. */
+  async retry(pipelineId: number): Promise<void> {
+    const jobs = await q.pipelineJobs(this.db, pipelineId)
+    for (const j of jobs) if (j.status === 'failed' || j.status === 'canceled') await this.newAttempt(j)
+    for (const j of jobs) if (j.status === 'skipped') await q.updateJob(this.db, j.id, { status: 'created', finished_at: null })
+    await this.advance(pipelineId)
+  }
+
+  /** Retries one finished job as a new attempt (the old one stays for history). */
+  async retryJob(job: CiJob): Promise<CiJob> {
+    if (!FINISHED.has(job.status as JobStatus) || job.retried) throw new WharfError('BAD_REQUEST', `job ${job.id} is ${job.status} and cannot be retried`, {})
+    const fresh = await this.newAttempt(job)
+    // Jobs this one's failure skipped get another chance once it finishes.
+    for (const j of await q.pipelineJobs(this.db, job.pipeline_id)) {
+      if (j.status === 'skipped' && j.stage_idx >= job.stage_idx && j.id !== fresh.id) await q.updateJob(this.db, j.id, { status: 'created', finished_at: null })
+    }
+    await this.advance(job.pipeline_id)
+    return (await q.findJob(this.db, fresh.id))!
+  }
+
+  async cancelJob(job: CiJob): Promise<CiJob> {
+    if (FINISHED.has(job.status as JobStatus)) throw new WharfError('BAD_REQUEST', `job ${job.id} is already ${job.status}`, {})
+    await q.transitionJob(this.db, job.id, ['created', 'pending', 'running', 'manual'], { status: 'canceled', finished_at: nowIso() })
+    await this.advance(job.pipeline_id)
+    return (await q.findJob(this.db, job.id))!
+  }
+
+  /** Starts a manual job. */
+  async playJob(job: CiJob): Promise<CiJob> {
+    if (job.status !== 'manual') throw new WharfError('BAD_REQUEST', `job ${job.id} is not a manual job waiting to be played`, {})
+    await q.transitionJob(this.db, job.id, ['manual'], { status: 'pending', queued_at: nowIso() })
+    await this.advance(job.pipeline_id)
+    return (await q.findJob(this.db, job.id))!
+  }
+
+  /** A pipeline for the head of a branch or tag (API and trigger requests). */
+  async createForRef(project: Project, ref: string, source: PipelineSource, userId: number | null, variables: PipelineRequest['variables']): Promise<Pipeline> {
+    const branch = await this.repos.resolveRef(project.id, `refs/heads/${ref}`)
+    const tag = branch ? undefined : await this.repos.resolveRef(project.id, `refs/tags/${ref}`)
+    const sha = branch ?? tag
+    if (!sha) throw new WharfError('BAD_REQUEST', `Reference not found: ${ref}`, { ref })
+    const p = await this.create({ project, ref, refType: branch ? 'branch' : 'tag', sha, beforeSha: ZERO_SHA, source, userId, variables: variables ?? [] })
+    if (!p) throw new WharfError('BAD_REQUEST', 'Pipeline will not run for the selected trigger. The rules configuration prevented any jobs from being added to the pipeline.', {})
+    return p
+  }
+
+  findPipeline(id: number): Promise<Pipeline | undefined> {
+    return q.findPipeline(this.db, id)
+  }
+
+  listPipelines(projectId: number, f: Parameters<typeof q.listPipelines>[2]): Promise<Pipeline[]> {
+    return q.listPipelines(this.db, projectId, f)
+  }
+
+  countPipelines(projectId: number): Promise<number> {
+    return q.countPipelines(this.db, projectId)
+  }
+
+  deletePipeline(id: number): Promise<void> {
+    return q.deletePipeline(this.db, id)
+  }
+
+  findJob(id: number): Promise<CiJob | undefined> {
+    return q.findJob(this.db, id)
+  }
+
+  jobs(pipelineId: number, includeRetried = false): Promise<CiJob[]> {
+    return q.pipelineJobs(this.db, pipelineId, includeRetried)
+  }
+
+  listJobs(projectId: number, f: Parameters<typeof q.listJobs>[2]): Promise<CiJob[]> {
+    return q.listJobs(this.db, projectId, f)
+  }
+
+  user(id: number | null) {
+    return id === null ? Promise.resolve(undefined) : projectQueries.findUser(this.db, id)
+  }
+
+  pipelineUrl(project: Pick<Project, 'full_path'>, id: number): string {
+    return `${this.publicUrl}/${project.full_path}/-/pipelines/${id}`
+  }
+
+  private async newAttempt(job: CiJob): Promise<CiJob> {
+    return this.db.transaction().execute(async (trx) => {
+      await q.updateJob(trx, job.id, { retried: 1 })
+      const row = await q.insertJob(trx, {
+        pipelineId: job.pipeline_id,
+        projectId: job.project_id,
+        name: job.name,
+        stage: job.stage,
+        stageIdx: job.stage_idx,
+        when: job.when === 'manual' ? 'manual' : job.when,
+        allowFailure: job.allow_failure === 1,
+        needs: job.needs === null ? null : (JSON.parse(job.needs) as string[]),
+        definition: JSON.parse(job.definition) as unknown,
+        variables: [],
+        userId: job.user_id,
+      })
+      // Same variables, with this attempt's job id and URL.
+      const vars = (JSON.parse(job.variables) as JobVariable[]).map((v) =>
+        v.key === 'CI_JOB_ID' || v.key === 'CI_BUILD_ID' ? { ...v, value: String(row.id) } : v.key === 'CI_JOB_URL' ? { ...v, value: v.value.replace(/\/\d+$/, `/${row.id}`) } : v,
+      )
+      await q.setJobVariables(trx, row.id, vars)
+      return row
+    })
+  }
+
+  private pipelineVariables(r: PipelineRequest, namespace: string, defaultBranch: string, commit: { message: string; title: string; committedDate: string; authorName: string; authorEmail: string }): JobVariable[] {
+    // Rules see the pipeline-level predefined variables (no job ones), as on GitLab.
+    return predefinedVariables({
+      serverUrl: this.publicUrl,
+      project: { id: r.project.id, name: r.project.name, path: r.project.path, fullPath: r.project.full_path, namespace, visibility: r.project.visibility, defaultBranch },
+      pipeline: { id: 0, iid: 0, source: r.source, ref: r.ref, tag: r.refType === 'tag', sha: r.sha, beforeSha: r.beforeSha, url: '' },
+      commit: { message: commit.message, title: commit.title, timestamp: commit.committedDate, author: `${commit.authorName} <${commit.authorEmail}>` },
+      job: { id: 0, name: '', stage: '', url: '' },
+    }).filter((v) => !/^CI_(JOB|BUILD)_(ID|NAME|STAGE|URL)$|^CI_PIPELINE_(ID|IID|URL)$/.test(v.key))
+  }
+
+  /** Group variables (outermost first) then project variables; protected ones only on protected refs. */
+  async projectVariables(project: Project, protectedRef: boolean): Promise<JobVariable[]> {
+    const chain = await this.projects.namespaceChain(this.db, project.namespace_id)
+    const groups = await q.listVariables(this.db, 'group', chain.filter((n) => n.kind === 'group').map((n) => n.id))
+    const order = new Map(chain.map((n, i) => [n.id, -i]))
+    groups.sort((a, b) => (order.get(a.owner_id) ?? 0) - (order.get(b.owner_id) ?? 0))
+    const own = await q.listVariables(this.db, 'project', [project.id])
+    return [...groups, ...own]
+      .filter((v) => protectedRef || v.protected === 0)
+      .map((v) => ({ key: v.key, value: v.value, public: false, masked: v.masked === 1, file: v.variable_type === 'file' }))
+  }
+}
+
+function userIdOf(p: Principal): number | null {
+  return p.kind === 'user' ? p.userId : null
+}
+
+export function toNode(j: CiJob): JobNode {
+  return {
+    id: j.id,
+    name: j.name,
+    stageIdx: j.stage_idx,
+    status: j.status as JobStatus,
+    when: j.when as When,
+    allowFailure: j.allow_failure === 1,
+    needs: j.needs === null ? null : (JSON.parse(j.needs) as string[]),
+  }
+}

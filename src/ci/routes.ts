@@ -1,0 +1,282 @@
+import { Type, type Static } from '@sinclair/typebox'
+import type { FastifyInstance, FastifyRequest } from 'fastify'
+import type { ApiDeps } from '../api/context.ts'
+import { pageOf, PageQuery, setPageHeaders } from '../api/pagination.ts'
+import { IdParam } from '../api/schemas.ts'
+import { atLeast } from '../auth/roles.ts'
+import { WharfError } from '../core/errors.ts'
+import type { GitRepos } from '../git/repos.ts'
+import type { CiJob, Pipeline, Project } from '../metadata/schema.ts'
+import type { Pipelines } from './pipelines.ts'
+import type { Triggers } from './triggers.ts'
+import { variableJson, type CiVariables, type VariableInput } from './variables.ts'
+
+export interface CiRouteDeps extends ApiDeps {
+  pipelines: Pipelines
+  variables: CiVariables
+  triggers: Triggers
+  repos: GitRepos
+}
+
+// /api/v4 pipelines, jobs, CI/CD variables and triggers, in GitLab's paths and shapes.
+
+const PipelineParams = Type.Object({ id: Type.String(), pipeline_id: Type.Integer() })
+const JobParams = Type.Object({ id: Type.String(), job_id: Type.Integer() })
+const KeyParams = Type.Object({ id: Type.String(), key: Type.String({ maxLength: 255 }) })
+const TriggerParams = Type.Object({ id: Type.String(), trigger_id: Type.Integer() })
+const PipelineQuery = Type.Object({ ...PageQuery, ref: Type.Optional(Type.String()), status: Type.Optional(Type.String()), source: Type.Optional(Type.String()), sha: Type.Optional(Type.String()) })
+const Scope = Type.Union([Type.String(), Type.Array(Type.String())])
+const JobQuery = Type.Object({ ...PageQuery, scope: Type.Optional(Scope), 'scope[]': Type.Optional(Scope), include_retried: Type.Optional(Type.Boolean()) })
+const VariableBody = Type.Object({
+  key: Type.Optional(Type.String()),
+  value: Type.Optional(Type.String()),
+  variable_type: Type.Optional(Type.Union([Type.Literal('env_var'), Type.Literal('file')])),
+  protected: Type.Optional(Type.Boolean()),
+  masked: Type.Optional(Type.Boolean()),
+  environment_scope: Type.Optional(Type.String()),
+})
+const PipelineVariable = Type.Object({ key: Type.String({ pattern: '^[A-Za-z0-9_]{1,255}$' }), value: Type.String(), variable_type: Type.Optional(Type.Union([Type.Literal('env_var'), Type.Literal('file')])) })
+const CreatePipelineBody = Type.Object({ ref: Type.String({ minLength: 1 }), variables: Type.Optional(Type.Array(PipelineVariable, { maxItems: 200 })) })
+const TriggerBody = Type.Object({ description: Type.Optional(Type.String({ maxLength: 255 })) })
+const TriggerPipelineBody = Type.Object({ token: Type.String(), ref: Type.String({ minLength: 1 }), variables: Type.Optional(Type.Record(Type.String(), Type.String())) })
+
+const seconds = (from: string | null, to: string | null) => (from && to ? (new Date(to).getTime() - new Date(from).getTime()) / 1000 : null)
+
+export async function ciRoutes(app: FastifyInstance, deps: CiRouteDeps): Promise<void> {
+  const { projects, pipelines, variables, triggers, repos } = deps
+
+  /** The project, if the caller may see its pipelines (as its registry: Reporter+ when private), with a stricter role on demand. */
+  const ciProject = async (req: FastifyRequest, id: string, role?: 'developer' | 'maintainer' | 'owner'): Promise<Project> => {
+    const { project, level } = await projects.projectFor(req.principal, id)
+    const canRead = project.visibility !== 'private' || atLeast(level, 'reporter')
+    if (!canRead) throw new WharfError('FORBIDDEN', 'reading pipelines needs the reporter role', { needs: 'reporter' })
+    if (role && !atLeast(level, role)) throw new WharfError('FORBIDDEN', `this needs the ${role} role in ${project.full_path}`, { needs: role })
+    return project
+  }
+  const pipelineOf = async (project: Project, id: number): Promise<Pipeline> => {
+    const p = await pipelines.findPipeline(id)
+    if (!p || p.project_id !== project.id) throw new WharfError('NOT_FOUND', 'Pipeline Not Found', {})
+    return p
+  }
+  const jobOf = async (project: Project, id: number): Promise<CiJob> => {
+    const j = await pipelines.findJob(id)
+    if (!j || j.project_id !== project.id) throw new WharfError('NOT_FOUND', 'Job Not Found', {})
+    return j
+  }
+  const userOf = async (id: number | null) => {
+    const u = await pipelines.user(id)
+    return u ? { id: u.id, username: u.username, name: u.name, state: u.state, avatar_url: null, web_url: `${deps.publicUrl}/${u.username}` } : null
+  }
+  const pipelineBasic = (project: Project, p: Pipeline) => ({
+    id: p.id,
+    iid: p.iid,
+    project_id: p.project_id,
+    sha: p.sha,
+    ref: p.ref,
+    status: p.status,
+    source: p.source,
+    created_at: p.created_at,
+    updated_at: p.updated_at,
+    web_url: pipelines.pipelineUrl(project, p.id),
+  })
+  const pipelineJson = async (project: Project, p: Pipeline) => ({
+    ...pipelineBasic(project, p),
+    before_sha: p.before_sha,
+    tag: p.tag === 1,
+    yaml_errors: p.yaml_errors,
+    user: await userOf(p.user_id),
+    started_at: p.started_at,
+    finished_at: p.finished_at,
+    committed_at: null,
+    duration: seconds(p.started_at, p.finished_at),
+    queued_duration: null,
+    coverage: null,
+    detailed_status: { text: p.status, label: p.status, group: p.status },
+  })
+  const jobJson = async (project: Project, j: CiJob) => {
+    const p = (await pipelines.findPipeline(j.pipeline_id))!
+    const commit = await repos.commitInfo(project.id, p.sha)
+    const def = JSON.parse(j.definition) as { tags?: string[] }
+    return {
+      id: j.id,
+      status: j.status,
+      stage: j.stage,
+      name: j.name,
+      ref: p.ref,
+      tag: p.tag === 1,
+      coverage: null,
+      allow_failure: j.allow_failure === 1,
+      when: j.when,
+      created_at: j.created_at,
+      started_at: j.started_at,
+      finished_at: j.finished_at,
+      erased_at: null,
+      duration: seconds(j.started_at, j.finished_at),
+      queued_duration: seconds(j.queued_at, j.started_at),
+      user: await userOf(j.user_id),
+      commit: commit && { id: commit.id, short_id: commit.shortId, title: commit.title, message: commit.message, author_name: commit.authorName, author_email: commit.authorEmail, created_at: commit.committedDate },
+      pipeline: pipelineBasic(project, p),
+      web_url: `${deps.publicUrl}/${project.full_path}/-/jobs/${j.id}`,
+      artifacts: [],
+      runner: null,
+      tag_list: def.tags ?? [],
+      failure_reason: j.failure_reason,
+      retried: j.retried === 1,
+    }
+  }
+
+  app.get('/projects/:id/pipelines', { schema: { summary: 'List pipelines', tags: ['ci'], params: IdParam, querystring: PipelineQuery }, config: { public: true } }, async (req, reply) => {
+    const project = await ciProject(req, (req.params as Static<typeof IdParam>).id)
+    const query = req.query as Static<typeof PipelineQuery>
+    const page = pageOf(query)
+    const filter = { ...(query.ref ? { ref: query.ref } : {}), ...(query.status ? { status: query.status } : {}), ...(query.source ? { source: query.source } : {}), ...(query.sha ? { sha: query.sha } : {}) }
+    const rows = await pipelines.listPipelines(project.id, { ...filter, limit: page.limit, offset: page.offset })
+    setPageHeaders(req, reply, deps.publicUrl, page, await pipelines.countPipelines(project.id))
+    return rows.map((p) => pipelineBasic(project, p))
+  })
+
+  app.get('/projects/:id/pipelines/:pipeline_id', { schema: { summary: 'Get a pipeline', tags: ['ci'], params: PipelineParams }, config: { public: true } }, async (req) => {
+    const { id, pipeline_id } = req.params as Static<typeof PipelineParams>
+    const project = await ciProject(req, id)
+    return pipelineJson(project, await pipelineOf(project, pipeline_id))
+  })
+
+  app.post('/projects/:id/pipeline', { schema: { summary: 'Run a pipeline for a ref', tags: ['ci'], params: IdParam, body: CreatePipelineBody } }, async (req, reply) => {
+    const project = await ciProject(req, (req.params as Static<typeof IdParam>).id, 'developer')
+    const body = req.body as Static<typeof CreatePipelineBody>
+    const p = await pipelines.createForRef(project, body.ref, 'api', req.principal.kind === 'user' ? req.principal.userId : null, body.variables ?? [])
+    return reply.code(201).send(await pipelineJson(project, p))
+  })
+
+  app.post('/projects/:id/pipelines/:pipeline_id/cancel', { schema: { summary: 'Cancel a pipeline', tags: ['ci'], params: PipelineParams } }, async (req) => {
+    const { id, pipeline_id } = req.params as Static<typeof PipelineParams>
+    const project = await ciProject(req, id, 'developer')
+    await pipelines.cancel((await pipelineOf(project, pipeline_id)).id)
+    return pipelineJson(project, await pipelineOf(project, pipeline_id))
+  })
+
+  app.post('/projects/:id/pipelines/:pipeline_id/retry', { schema: { summary: 'Retry failed jobs of a pipeline', tags: ['ci'], params: PipelineParams } }, async (req, reply) => {
+    const { id, pipeline_id } = req.params as Static<typeof PipelineParams>
+    const project = await ciProject(req, id, 'developer')
+    await pipelines.retry((await pipelineOf(project, pipeline_id)).id)
+    return reply.code(201).send(await pipelineJson(project, await pipelineOf(project, pipeline_id)))
+  })
+
+  app.delete('/projects/:id/pipelines/:pipeline_id', { schema: { summary: 'Delete a pipeline', tags: ['ci'], params: PipelineParams } }, async (req, reply) => {
+    const { id, pipeline_id } = req.params as Static<typeof PipelineParams>
+    const project = await ciProject(req, id, 'owner')
+    await pipelines.deletePipeline((await pipelineOf(project, pipeline_id)).id)
+    return reply.code(204).send()
+  })
+
+  app.get('/projects/:id/pipelines/:pipeline_id/variables', { schema: { summary: 'Variables given when the pipeline was run', tags: ['ci'], params: PipelineParams } }, async (req) => {
+    const { id, pipeline_id } = req.params as Static<typeof PipelineParams>
+    const project = await ciProject(req, id, 'developer')
+    const p = await pipelineOf(project, pipeline_id)
+    return (JSON.parse(p.variables) as Array<{ key: string; value: string; variable_type?: string }>).map((v) => ({ key: v.key, value: v.value, variable_type: v.variable_type ?? 'env_var' }))
+  })
+
+  const scopes = (query: Static<typeof JobQuery>) => {
+    const raw = query.scope ?? query['scope[]']
+    return raw === undefined ? undefined : Array.isArray(raw) ? raw : [raw]
+  }
+
+  app.get('/projects/:id/pipelines/:pipeline_id/jobs', { schema: { summary: "List a pipeline's jobs", tags: ['ci'], params: PipelineParams, querystring: JobQuery }, config: { public: true } }, async (req) => {
+    const { id, pipeline_id } = req.params as Static<typeof PipelineParams>
+    const project = await ciProject(req, id)
+    const query = req.query as Static<typeof JobQuery>
+    const wanted = scopes(query)
+    const jobs = (await pipelines.jobs((await pipelineOf(project, pipeline_id)).id, query.include_retried ?? false)).filter((j) => !wanted || wanted.includes(j.status))
+    return Promise.all(jobs.map((j) => jobJson(project, j)))
+  })
+
+  app.get('/projects/:id/jobs', { schema: { summary: "List a project's jobs", tags: ['ci'], params: IdParam, querystring: JobQuery }, config: { public: true } }, async (req) => {
+    const project = await ciProject(req, (req.params as Static<typeof IdParam>).id)
+    const query = req.query as Static<typeof JobQuery>
+    const page = pageOf(query)
+    const wanted = scopes(query)
+    const jobs = await pipelines.listJobs(project.id, { ...(wanted ? { scope: wanted } : {}), limit: page.limit, offset: page.offset })
+    return Promise.all(jobs.map((j) => jobJson(project, j)))
+  })
+
+  app.get('/projects/:id/jobs/:job_id', { schema: { summary: 'Get a job', tags: ['ci'], params: JobParams }, config: { public: true } }, async (req) => {
+    const { id, job_id } = req.params as Static<typeof JobParams>
+    const project = await ciProject(req, id)
+    return jobJson(project, await jobOf(project, job_id))
+  })
+
+  // Wharf extension: the predefined and YAML variables a job was created with (no secrets; the job
+  // token and project variables are added when a runner picks the job up).
+  app.get('/projects/:id/jobs/:job_id/variables', { schema: { summary: "A job's predefined and YAML variables (Wharf extension)", tags: ['ci'], params: JobParams } }, async (req) => {
+    const { id, job_id } = req.params as Static<typeof JobParams>
+    const project = await ciProject(req, id, 'developer')
+    const job = await jobOf(project, job_id)
+    const def = JSON.parse(job.definition) as { variables?: Record<string, string> }
+    const predefined = JSON.parse(job.variables) as Array<{ key: string; value: string }>
+    return [...predefined.map((v) => ({ key: v.key, value: v.value, source: 'predefined' })), ...Object.entries(def.variables ?? {}).map(([key, value]) => ({ key, value, source: 'yaml' }))]
+  })
+
+  for (const action of ['cancel', 'retry', 'play'] as const) {
+    app.post(`/projects/:id/jobs/:job_id/${action}`, { schema: { summary: `${action[0]!.toUpperCase()}${action.slice(1)} a job`, tags: ['ci'], params: JobParams } }, async (req, reply) => {
+      const { id, job_id } = req.params as Static<typeof JobParams>
+      const project = await ciProject(req, id, 'developer')
+      const job = await jobOf(project, job_id)
+      const after = action === 'cancel' ? await pipelines.cancelJob(job) : action === 'retry' ? await pipelines.retryJob(job) : await pipelines.playJob(job)
+      return reply.code(201).send(await jobJson(project, after))
+    })
+  }
+
+  // CI/CD variables of projects and groups (Maintainer+).
+  for (const kind of ['project', 'group'] as const) {
+    const base = kind === 'project' ? '/projects/:id/variables' : '/groups/:id/variables'
+    const owner = async (req: FastifyRequest, id: string): Promise<number> =>
+      kind === 'project' ? (await projects.projectFor(req.principal, id, 'maintainer')).project.id : (await projects.groupFor(req.principal, id, 'maintainer')).group.id
+    app.get(base, { schema: { summary: `List ${kind} CI/CD variables`, tags: ['ci'], params: IdParam } }, async (req) => {
+      return (await variables.list(kind, await owner(req, (req.params as Static<typeof IdParam>).id))).map(variableJson)
+    })
+    app.get(`${base}/:key`, { schema: { summary: `Get a ${kind} CI/CD variable`, tags: ['ci'], params: KeyParams } }, async (req) => {
+      const { id, key } = req.params as Static<typeof KeyParams>
+      return variableJson(await variables.get(kind, await owner(req, id), key))
+    })
+    app.post(base, { schema: { summary: `Create a ${kind} CI/CD variable`, tags: ['ci'], params: IdParam, body: VariableBody } }, async (req, reply) => {
+      const v = await variables.create(kind, await owner(req, (req.params as Static<typeof IdParam>).id), req.body as VariableInput)
+      return reply.code(201).send(variableJson(v))
+    })
+    app.put(`${base}/:key`, { schema: { summary: `Update a ${kind} CI/CD variable`, tags: ['ci'], params: KeyParams, body: VariableBody } }, async (req) => {
+      const { id, key } = req.params as Static<typeof KeyParams>
+      return variableJson(await variables.update(kind, await owner(req, id), key, req.body as VariableInput))
+    })
+    app.delete(`${base}/:key`, { schema: { summary: `Delete a ${kind} CI/CD variable`, tags: ['ci'], params: KeyParams } }, async (req, reply) => {
+      const { id, key } = req.params as Static<typeof KeyParams>
+      await variables.remove(kind, await owner(req, id), key)
+      return reply.code(204).send()
+    })
+  }
+
+  // Trigger tokens.
+  app.get('/projects/:id/triggers', { schema: { summary: 'List pipeline trigger tokens', tags: ['ci'], params: IdParam } }, async (req) => {
+    const project = await ciProject(req, (req.params as Static<typeof IdParam>).id, 'maintainer')
+    return (await triggers.list(project.id)).map((t) => ({ id: t.id, description: t.description, created_at: t.created_at, updated_at: t.created_at, last_used: null, token: `${t.token_hint}…`, owner: null }))
+  })
+  app.post('/projects/:id/triggers', { schema: { summary: 'Create a pipeline trigger token (shown once)', tags: ['ci'], params: IdParam, body: TriggerBody } }, async (req, reply) => {
+    const project = await ciProject(req, (req.params as Static<typeof IdParam>).id, 'maintainer')
+    const { token, row } = await triggers.create(project.id, req.principal.kind === 'user' ? req.principal.userId : null, (req.body as Static<typeof TriggerBody>).description ?? '')
+    return reply.code(201).send({ id: row.id, description: row.description, created_at: row.created_at, updated_at: row.created_at, last_used: null, token, owner: null })
+  })
+  app.delete('/projects/:id/triggers/:trigger_id', { schema: { summary: 'Delete a pipeline trigger token', tags: ['ci'], params: TriggerParams } }, async (req, reply) => {
+    const { id, trigger_id } = req.params as Static<typeof TriggerParams>
+    const project = await ciProject(req, id, 'maintainer')
+    await triggers.remove(project.id, trigger_id)
+    return reply.code(204).send()
+  })
+  // Anyone holding the token may trigger (GitLab: no other authentication).
+  app.post('/projects/:id/trigger/pipeline', { schema: { summary: 'Run a pipeline with a trigger token', tags: ['ci'], params: IdParam, body: TriggerPipelineBody }, config: { public: true } }, async (req, reply) => {
+    const body = req.body as Static<typeof TriggerPipelineBody>
+    const project = await projects.findProjectRef((req.params as Static<typeof IdParam>).id)
+    if (!project) throw new WharfError('NOT_FOUND', 'Project Not Found', {})
+    const trigger = await triggers.verify(project.id, body.token)
+    const vars = Object.entries(body.variables ?? {}).map(([key, value]) => ({ key, value }))
+    const p = await pipelines.createForRef(project, body.ref, 'trigger', trigger.owner_id, vars)
+    return reply.code(201).send(await pipelineJson(project, p))
+  })
+}
