@@ -4,7 +4,7 @@ import { ociErrorHandler, registryRoutes, type Registry } from './registry/index
 import type { AccessTokens } from './auth/access-tokens.ts'
 import type { RegistryAuth } from './auth/registry-auth.ts'
 import { tokenRoutes } from './auth/token-routes.ts'
-import { apiRoutes } from './api/index.ts'
+import { apiRoutes, OPENAPI_INFO, OpenApiCollector } from './api/index.ts'
 import type { Projects } from './projects/service.ts'
 import { ApiTokens } from './auth/api-tokens.ts'
 import { gitApiRoutes, gitRoutes, type GitHosting } from './git/index.ts'
@@ -41,9 +41,12 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       void reply.code(400).type('application/problem+json').send({ type: 'about:blank', title: 'Bad Request', status: 400, detail: err.message })
     },
   })
+  // Hooked first, on the root: the OpenAPI document covers every /api/v4 route, whichever plugin adds it.
+  const openapi = new OpenApiCollector(OPENAPI_INFO, deps.publicUrl.replace(/\/$/, ''))
+  app.addHook('onRoute', openapi.onRoute)
   await app.register(registryRoutes, { prefix: '/v2', ...deps.registry, manifestBytes: deps.limits.manifestBytes, auth: deps.auth, realm: `${deps.publicUrl}/jwt/auth` })
   await app.register(tokenRoutes, { auth: deps.auth })
-  await app.register(apiRoutes, { projects: deps.projects, accessTokens: deps.accessTokens, credentials: deps.auth.credentials, manifests: deps.registry.manifests, publicUrl: deps.publicUrl })
+  await app.register(apiRoutes, { projects: deps.projects, accessTokens: deps.accessTokens, credentials: deps.auth.credentials, manifests: deps.registry.manifests, publicUrl: deps.publicUrl, openapi })
   if (deps.git) {
     await app.register(gitRoutes, { git: deps.git })
     await app.register(gitApiRoutes, { prefix: '/api/v4', git: deps.git, projects: deps.projects, apiTokens: new ApiTokens(deps.projects.db, deps.auth.credentials), publicUrl: deps.publicUrl })

@@ -15,6 +15,9 @@ import { OpenApiCollector } from './openapi.ts'
 import { apiErrorHandler, problem, sendProblem } from './problem.ts'
 
 export type { ApiDeps } from './context.ts'
+export { OpenApiCollector } from './openapi.ts'
+
+export const OPENAPI_INFO = { title: 'Wharf REST API', version: 'v4' }
 
 export interface ApiOptions {
   projects: Projects
@@ -22,6 +25,11 @@ export interface ApiOptions {
   credentials: Credentials
   manifests: Manifests
   publicUrl: string
+  /**
+   * Collector hooked on the root instance (see buildApp) so /api/v4 routes of other plugins are
+   * documented too; without it, only this plugin's routes are.
+   */
+  openapi?: OpenApiCollector
 }
 
 /** The REST API (`/api/v4`, GitLab-compatible where they overlap) and the OAuth token endpoint. */
@@ -36,8 +44,12 @@ export async function apiRoutes(app: FastifyInstance, opts: ApiOptions): Promise
     publicUrl,
     registryHost: new URL(publicUrl).host,
   }
-  const openapi = new OpenApiCollector({ title: 'Wharf REST API', version: 'v4' }, publicUrl)
-  app.addHook('onRoute', openapi.onRoute)
+  let openapi = opts.openapi
+  if (!openapi) {
+    openapi = new OpenApiCollector(OPENAPI_INFO, publicUrl)
+    app.addHook('onRoute', openapi.onRoute)
+  }
+  const doc = openapi
 
   await app.register(oauthRoutes, { apiTokens: deps.apiTokens })
 
@@ -55,7 +67,7 @@ export async function apiRoutes(app: FastifyInstance, opts: ApiOptions): Promise
       api.get(
         '/openapi.json',
         { schema: { summary: 'This OpenAPI document', tags: ['meta'] }, config: { public: true } },
-        async () => openapi.document(),
+        async () => doc.document(),
       )
     },
     { prefix: '/api/v4' },

@@ -20,14 +20,21 @@ export class OpenApiCollector {
   private readonly routes: Collected[] = []
   private readonly info: { title: string; version: string }
   private readonly serverUrl: string
+  private readonly include: (url: string) => boolean
 
-  constructor(info: { title: string; version: string }, serverUrl: string) {
+  /** `include`: which URLs belong in the document (the REST API and OAuth, not /v2 or git). */
+  constructor(info: { title: string; version: string }, serverUrl: string, include: (url: string) => boolean = (u) => u.startsWith('/api/') || u.startsWith('/oauth/')) {
     this.info = info
     this.serverUrl = serverUrl
+    this.include = include
   }
 
-  /** Pass to `app.addHook('onRoute', ...)` before the routes are registered. */
+  /**
+   * Pass to `app.addHook('onRoute', ...)` before the routes are registered; on the root instance it
+   * also sees /api/v4 routes that other plugins register (git, CI runners).
+   */
   readonly onRoute = (route: RouteOptions): void => {
+    if (!this.include(route.url)) return
     const methods = Array.isArray(route.method) ? route.method : [route.method]
     for (const method of methods) {
       if (method === 'HEAD' || method === 'OPTIONS') continue
@@ -46,7 +53,7 @@ export class OpenApiCollector {
     for (const r of this.routes) {
       const path = r.url.replace(/:([A-Za-z0-9_]+)/g, '{$1}')
       const op: Json = {}
-      if (r.schema.summary) op.summary = r.schema.summary
+      op.summary = r.schema.summary ?? `${r.method.toUpperCase()} ${path}`
       if (r.schema.description) op.description = r.schema.description
       if (r.schema.tags) op.tags = r.schema.tags
       op.operationId = `${r.method}${path.replace(/\{([^}]+)\}/g, 'By_$1').replace(/[^A-Za-z0-9]+(.)?/g, (_m, c: string | undefined) => (c ? c.toUpperCase() : ''))}`

@@ -99,7 +99,7 @@ test('PATs: PRIVATE-TOKEN or Bearer; api for everything, read_api only for reads
 
 test('a bad token is 401 even on public routes; anonymous callers only reach public routes', async (t) => {
   const h = await apiHarness(t)
-  for (const headers of [{ 'private-token': 'glpat-nope' }, { authorization: 'Bearer nope' }]) {
+  for (const headers of [{ 'private-token': 'glpat-nope' }, { authorization: 'Bearer nope' }] as Array<Record<string, string>>) {
     const res = assertProblem(await h.req('GET', '/api/v4/projects', { headers }), 401)
     assert.match(String(res.detail), /invalid token/)
   }

@@ -41,7 +41,8 @@ export async function apiHarness(t: Pick<TestContext, 'after'>, opts: { logs?: s
   const db = openDb({ kind: 'sqlite', path: join(dataDir, 'wharf.db') })
   await migrate(db, 'sqlite')
   const driver = createFsDriver(join(dataDir, 'storage'))
-  const services = await createServices(db, driver, { publicUrl: PUBLIC_URL, tokenTtlSeconds: 300, pageMax: 1000, rootPassword: ROOT_PASSWORD })
+  // Wired as src/server.ts does, git hosting included, so /api/v4 routes of every plugin are present.
+  const services = await createServices(db, driver, { publicUrl: PUBLIC_URL, tokenTtlSeconds: 300, pageMax: 1000, rootPassword: ROOT_PASSWORD, gitRoot: join(dataDir, 'git') })
   const logger = opts.logs ? pino({ level: 'trace', redact: ['req.headers.authorization', 'headers.authorization'] }, { write: (line: string) => void opts.logs!.push(line) }) : pino({ level: 'silent' })
   const app = await buildApp({ logger, ...services, publicUrl: PUBLIC_URL, limits: { manifestBytes: 4 << 20 } })
   await app.ready()

@@ -27,7 +27,7 @@ async function world(t: Parameters<typeof apiHarness>[0]) {
   return { h, team, tokens, ids }
 }
 
-async function createProject(h: ApiHarness, token: string, body: Json) {
+async function createProject(h: ApiHarness, token: string | undefined, body: Json) {
   const res = await h.req('POST', '/api/v4/projects', { token, body })
   assert.equal(res.statusCode, 201, res.body)
   return res.json() as { id: number; path_with_namespace: string }

@@ -1,0 +1,82 @@
+// The OpenAPI document is generated from the registered routes' schemas: it lists every /api/v4
+// route (checked against Fastify's own route table) and documents parameters and bodies.
+import assert from 'node:assert/strict'
+import { test } from 'node:test'
+import { apiHarness } from './api-harness.ts'
+
+/** Every (METHOD, path) Fastify knows, parsed from printRoutes' tree. */
+function registeredRoutes(tree: string): Array<[string, string]> {
+  const out: Array<[string, string]> = []
+  const stack: string[] = []
+  for (const line of tree.split('\n')) {
+    const m = /^([│ ]*)(?:├── |└── )(.*?)(?: \(([A-Z, ]+)\))?$/.exec(line)
+    if (!m) continue
+    const depth = m[1]!.length / 4
+    const full = (depth > 0 ? stack[depth - 1]! : '') + m[2]!
+    stack[depth] = full
+    stack.length = depth + 1
+    for (const method of m[3]?.split(', ') ?? []) out.push([method, full])
+  }
+  return out
+}
+
+const EXPECTED = [
+  'POST /oauth/token',
+  'GET /api/v4/groups', 'POST /api/v4/groups', 'GET /api/v4/groups/{id}', 'PUT /api/v4/groups/{id}', 'DELETE /api/v4/groups/{id}',
+  'GET /api/v4/projects', 'POST /api/v4/projects', 'GET /api/v4/projects/{id}', 'PUT /api/v4/projects/{id}', 'DELETE /api/v4/projects/{id}',
+  'GET /api/v4/projects/{id}/members', 'POST /api/v4/projects/{id}/members', 'GET /api/v4/projects/{id}/members/{user_id}',
+  'PUT /api/v4/projects/{id}/members/{user_id}', 'DELETE /api/v4/projects/{id}/members/{user_id}',
+  'GET /api/v4/groups/{id}/members', 'POST /api/v4/groups/{id}/members', 'PUT /api/v4/groups/{id}/members/{user_id}', 'DELETE /api/v4/groups/{id}/members/{user_id}',
+  'GET /api/v4/user', 'GET /api/v4/users', 'GET /api/v4/users/{id}', 'POST /api/v4/users', 'PUT /api/v4/users/{id}',
+  'POST /api/v4/users/{id}/block', 'POST /api/v4/users/{id}/unblock',
+  'POST /api/v4/user/personal_access_tokens', 'POST /api/v4/users/{id}/personal_access_tokens', 'GET /api/v4/personal_access_tokens',
+  'GET /api/v4/personal_access_tokens/{id}', 'DELETE /api/v4/personal_access_tokens/{id}',
+  'GET /api/v4/projects/{id}/deploy_tokens', 'POST /api/v4/projects/{id}/deploy_tokens', 'DELETE /api/v4/projects/{id}/deploy_tokens/{token_id}',
+  'GET /api/v4/groups/{id}/deploy_tokens', 'POST /api/v4/groups/{id}/deploy_tokens', 'DELETE /api/v4/groups/{id}/deploy_tokens/{token_id}',
+  'GET /api/v4/projects/{id}/registry/repositories', 'DELETE /api/v4/projects/{id}/registry/repositories/{repository_id}',
+  'GET /api/v4/projects/{id}/registry/repositories/{repository_id}/tags', 'GET /api/v4/projects/{id}/registry/repositories/{repository_id}/tags/{tag_name}',
+  'DELETE /api/v4/projects/{id}/registry/repositories/{repository_id}/tags/{tag_name}',
+  'GET /api/v4/openapi.json',
+]
+
+test('GET /api/v4/openapi.json documents every /api/v4 route with its parameters and body', async (t) => {
+  const h = await apiHarness(t)
+  const res = await h.req('GET', '/api/v4/openapi.json') // public, no token
+  assert.equal(res.statusCode, 200)
+  const doc = res.json() as { openapi: string; info: { title: string }; servers: Array<{ url: string }>; paths: Record<string, Record<string, { summary?: string; parameters?: Array<{ name: string; in: string; required: boolean }>; requestBody?: { content: Record<string, unknown> }; responses: Record<string, unknown>; security: unknown[] }>>; components: { securitySchemes: Record<string, unknown> } }
+  assert.match(doc.openapi, /^3\.1\./)
+  assert.equal(doc.servers[0]!.url, 'http://wharf.test:5000')
+  assert.deepEqual(Object.keys(doc.components.securitySchemes).sort(), ['bearer', 'privateToken'])
+
+  const documented = new Set(Object.entries(doc.paths).flatMap(([path, ops]) => Object.keys(ops).map((m) => `${m.toUpperCase()} ${path}`)))
+  for (const e of EXPECTED) assert.ok(documented.has(e), `missing from the document: ${e}`)
+
+  // Every route Fastify actually serves under /api/v4 is in the document, and nothing else is.
+  const served = registeredRoutes(h.app.printRoutes({ commonPrefix: false }))
+    .filter(([, path]) => path.startsWith('/api/v4') || path.startsWith('/oauth'))
+    .map(([method, path]) => `${method} ${path.replace(/:([A-Za-z0-9_]+)/g, '{$1}')}`)
+  assert.ok(served.length >= EXPECTED.length, served.join('\n'))
+  assert.deepEqual([...documented].sort(), [...new Set(served)].sort())
+
+  for (const [path, ops] of Object.entries(doc.paths)) {
+    const pathParams = [...path.matchAll(/\{([^}]+)\}/g)].map((m) => m[1])
+    for (const [method, op] of Object.entries(ops)) {
+      const where = `${method.toUpperCase()} ${path}`
+      assert.ok(op.summary, `${where}: summary`)
+      assert.ok(op.responses.default, `${where}: error response`)
+      for (const p of pathParams) assert.ok(op.parameters?.some((x) => x.in === 'path' && x.name === p && x.required), `${where}: path parameter ${p}`)
+      if ((method === 'post' || method === 'put') && !/\/(block|unblock)$/.test(path)) {
+        assert.ok(op.requestBody?.content['application/json'], `${where}: request body`)
+        assert.ok(op.requestBody?.content['application/x-www-form-urlencoded'], `${where}: form body`)
+      }
+    }
+  }
+  const list = doc.paths['/api/v4/projects']!.get!
+  assert.ok(list.parameters!.some((p) => p.name === 'per_page' && p.in === 'query'))
+  assert.ok(list.parameters!.some((p) => p.name === 'search' && p.in === 'query'))
+  const create = doc.paths['/api/v4/projects']!.post! as unknown as { requestBody: { content: { 'application/json': { schema: { properties: Record<string, { enum?: string[] }> } } } } }
+  assert.deepEqual(create.requestBody.content['application/json'].schema.properties.visibility!.enum, ['private', 'internal', 'public'])
+  // Public reads allow anonymous callers; writes need a token.
+  assert.deepEqual(doc.paths['/api/v4/projects']!.get!.security[0], {})
+  assert.ok(!doc.paths['/api/v4/projects']!.post!.security.some((s) => Object.keys(s as object).length === 0))
+})
