@@ -400,6 +400,11 @@ describe('repository API (/api/v4)', () => {
     assert.equal(list.at(-1)!.push_data.commit_title, 'first commit')
     assert.equal(list[0]!.author_username, 'root')
     assert.deepEqual((await app.inject({ url: `/api/v4/projects/${p.id}/events?action=commented`, headers })).json(), [])
+    // Branch names with slashes, URL-encoded as GitLab wants them.
+    await gitOk(['-C', dir, 'push', '--quiet', 'origin', 'main:feature/x'], { auth: root() })
+    const slash = await app.inject({ url: `/api/v4/projects/${p.id}/repository/branches/${encodeURIComponent('feature/x')}`, headers })
+    assert.equal(slash.statusCode, 200, slash.body)
+    assert.equal(slash.json().name, 'feature/x')
   })
 
   it('hides private projects and enforces API scopes', async () => {
