@@ -67,11 +67,13 @@ export class Pipelines {
     const out: Pipeline[] = []
     for (const u of e.updates) {
       if (u.action === 'delete' || u.type === 'other') continue
+      // An annotated tag points at a tag object: pipelines run on the commit it names.
+      const sha = (await this.repos.commitInfo(project.id, u.newSha))?.id ?? u.newSha
       const p = await this.create({
         project,
         ref: u.name,
         refType: u.type,
-        sha: u.newSha,
+        sha,
         beforeSha: u.oldSha,
         source: 'push',
         userId: userIdOf(e.principal),

@@ -161,6 +161,72 @@ export interface AuditEventsTable {
   detail: string | null
 }
 
+export interface PipelinesTable {
+  id: Generated<number>
+  project_id: number
+  iid: number
+  ref: string
+  tag: number
+  sha: string
+  before_sha: string
+  source: string
+  status: string
+  user_id: number | null
+  yaml_errors: string | null
+  variables: string
+  created_at: string
+  updated_at: string
+  started_at: string | null
+  finished_at: string | null
+}
+
+export interface CiJobsTable {
+  id: Generated<number>
+  pipeline_id: number
+  project_id: number
+  name: string
+  stage: string
+  stage_idx: number
+  status: string
+  when: string
+  allow_failure: number
+  needs: string | null
+  definition: string
+  variables: string
+  user_id: number | null
+  retried: number
+  failure_reason: string | null
+  runner_id: number | null
+  token_digest: string | null
+  created_at: string
+  queued_at: string | null
+  started_at: string | null
+  finished_at: string | null
+}
+
+export interface CiVariablesTable {
+  id: Generated<number>
+  owner_kind: 'project' | 'group'
+  owner_id: number
+  key: string
+  value: string
+  variable_type: 'env_var' | 'file'
+  protected: number
+  masked: number
+  environment_scope: string
+  created_at: string
+}
+
+export interface PipelineTriggersTable {
+  id: Generated<number>
+  project_id: number
+  owner_id: number | null
+  description: string
+  token_digest: string
+  token_hint: string
+  created_at: string
+}
+
 export interface Database {
   repositories: RepositoriesTable
   blobs: BlobsTable
@@ -178,6 +244,10 @@ export interface Database {
   refresh_tokens: RefreshTokensTable
   signing_keys: SigningKeysTable
   audit_events: AuditEventsTable
+  pipelines: PipelinesTable
+  ci_jobs: CiJobsTable
+  ci_variables: CiVariablesTable
+  pipeline_triggers: PipelineTriggersTable
   oauth_tokens: OAuthTokensTable
 }
 
@@ -205,3 +275,6 @@ export interface OAuthTokensTable {
   created_at: string
 }
 export type OAuthToken = Selectable<OAuthTokensTable>
+export type Pipeline = Selectable<PipelinesTable>
+export type CiJob = Selectable<CiJobsTable>
+export type CiVariable = Selectable<CiVariablesTable>

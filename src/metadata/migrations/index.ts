@@ -2,6 +2,7 @@ import { sql, type Kysely, type Migration, type MigrationProvider, type RawBuild
 import * as m0001 from './0001-registry.ts'
 import * as m0002 from './0002-accounts.ts'
 import * as m0003 from './0003-oauth-tokens.ts'
+import * as m0004 from './0004-ci.ts'
 
 /** Column types that differ between SQLite and PostgreSQL, so one migration serves both. */
 export interface MigrationContext {
@@ -22,6 +23,7 @@ const MIGRATIONS: Record<string, { up(db: Kysely<unknown>, ctx: MigrationContext
   '0001-registry': m0001,
   '0002-accounts': m0002,
   '0003-oauth-tokens': m0003,
+  '0004-ci': m0004,
 }
 
 export function migrationProvider(kind: DialectKind): MigrationProvider {
