@@ -2,6 +2,8 @@ import type { RouteOptions } from 'fastify'
 
 type Json = Record<string, unknown>
 
+const STATUS_TEXT: Record<string, string> = { 200: 'OK', 201: 'Created', 202: 'Accepted', 204: 'No Content' }
+
 interface Collected {
   method: string
   url: string
@@ -75,7 +77,8 @@ export class OpenApiCollector {
       const responses: Record<string, Json> = {}
       const documented = (r.schema['x-response'] ?? undefined) as Record<string, Json> | undefined
       for (const [status, schema] of Object.entries(documented ?? { 200: {} })) {
-        responses[status] = { description: schema.description ?? 'OK', ...(Object.keys(schema).length ? { content: { 'application/json': { schema } } } : {}) }
+        const description = (schema.description as string | undefined) ?? STATUS_TEXT[status] ?? 'OK'
+        responses[status] = { description, ...(Object.keys(schema).length ? { content: { 'application/json': { schema } } } : {}) }
       }
       responses.default = { description: 'error', content: { 'application/problem+json': { schema: { $ref: '#/components/schemas/Problem' } } } }
       op.responses = responses

@@ -1,9 +1,12 @@
-import { Type, type TSchema, type TUnsafe } from '@sinclair/typebox'
+import { Kind, Type, TypeRegistry, type TSchema, type TUnsafe } from '@sinclair/typebox'
 import { VISIBILITIES } from '../auth/roles.ts'
+
+// TypeBox's pattern for a custom kind, so Value.Check (tests) understands it as Fastify's ajv does.
+if (!TypeRegistry.Has('StringEnum')) TypeRegistry.Set<{ enum: string[] }>('StringEnum', (schema, value) => typeof value === 'string' && schema.enum.includes(value))
 
 /** A string enum as plain JSON Schema `enum` (clearer validation messages than a union of literals). */
 export function StringEnum<T extends readonly string[]>(values: T, opts: { description?: string; default?: T[number] } = {}): TUnsafe<T[number]> {
-  return Type.Unsafe<T[number]>({ type: 'string', enum: [...values], ...opts })
+  return Type.Unsafe<T[number]>({ [Kind]: 'StringEnum', type: 'string', enum: [...values], ...opts })
 }
 
 export const VisibilitySchema = StringEnum(VISIBILITIES, { description: 'private, internal or public' })
@@ -14,3 +17,113 @@ export const IdParam = Type.Object({ id: Type.String({ description: 'numeric id 
 export const Nullable = <T extends TSchema>(t: T) => Type.Union([t, Type.Null()])
 
 export const DateString = Type.String({ pattern: '^\\d{4}-\\d{2}-\\d{2}$', description: 'YYYY-MM-DD' })
+
+// Response shapes, for the OpenAPI document (`x-response`) and the tests that check real responses
+// against it. Not used for serialization, so an extra field never silently disappears.
+
+const Str = Type.String()
+const NStr = Nullable(Type.String())
+const Int = Type.Integer()
+const NInt = Nullable(Type.Integer())
+
+export const NamespaceEntity = Type.Object({ id: Int, name: Str, path: Str, kind: StringEnum(['user', 'group'] as const), full_path: Str, parent_id: NInt, avatar_url: Type.Null(), web_url: Str })
+
+export const ProjectEntity = Type.Object({
+  id: Int,
+  description: Str,
+  name: Str,
+  name_with_namespace: Str,
+  path: Str,
+  path_with_namespace: Str,
+  created_at: Str,
+  last_activity_at: Str,
+  default_branch: NStr,
+  tag_list: Type.Array(Str),
+  topics: Type.Array(Str),
+  http_url_to_repo: Str,
+  web_url: Str,
+  avatar_url: Type.Null(),
+  visibility: VisibilitySchema,
+  namespace: Nullable(NamespaceEntity),
+  creator_id: NInt,
+  archived: Type.Boolean(),
+  empty_repo: Type.Boolean(),
+  container_registry_enabled: Type.Boolean(),
+  container_registry_access_level: Str,
+  container_registry_image_prefix: Type.String({ description: '<registry host>/<full path lowercased>' }),
+  _links: Type.Object({ self: Str, members: Str }),
+})
+
+export const GroupEntity = Type.Object({ id: Int, web_url: Str, name: Str, path: Str, description: Str, visibility: VisibilitySchema, full_name: Str, full_path: Str, parent_id: NInt, created_at: Str, avatar_url: Type.Null() })
+
+export const UserEntity = Type.Object({
+  id: Int,
+  username: Str,
+  name: Str,
+  state: StringEnum(['active', 'blocked'] as const),
+  locked: Type.Boolean(),
+  avatar_url: Type.Null(),
+  web_url: Str,
+  created_at: Str,
+  bot: Type.Boolean(),
+  email: Type.Optional(NStr),
+  is_admin: Type.Optional(Type.Boolean({ description: 'administrators and oneself only' })),
+  can_create_group: Type.Optional(Type.Boolean()),
+  can_create_project: Type.Optional(Type.Boolean()),
+})
+
+export const MemberEntity = Type.Object({ id: Int, username: Str, name: Str, state: Str, avatar_url: Type.Null(), web_url: Str, access_level: Int, expires_at: NStr, created_at: Str })
+
+export const PatEntity = Type.Object({
+  id: Int,
+  name: Str,
+  revoked: Type.Boolean(),
+  created_at: Str,
+  scopes: Type.Array(Str),
+  user_id: Int,
+  last_used_at: NStr,
+  active: Type.Boolean(),
+  expires_at: NStr,
+  token: Type.Optional(Type.String({ description: 'only in the response that created the token' })),
+})
+
+export const DeployTokenEntity = Type.Object({
+  id: Int,
+  name: Str,
+  username: Str,
+  expires_at: NStr,
+  scopes: Type.Array(Str),
+  revoked: Type.Boolean(),
+  expired: Type.Boolean(),
+  token: Type.Optional(Type.String({ description: 'only in the response that created the token' })),
+})
+
+export const TagEntity = Type.Object({ name: Str, path: Str, location: Str })
+
+export const TagDetailEntity = Type.Object({
+  name: Str,
+  path: Str,
+  location: Str,
+  digest: Str,
+  media_type: Str,
+  revision: Type.String({ description: "the config blob's hex digest" }),
+  short_revision: Str,
+  total_size: Type.Integer({ description: 'bytes of the manifest, its config and layers' }),
+  created_at: Str,
+})
+
+export const RepositoryEntity = Type.Object({
+  id: Int,
+  name: Type.String({ description: "the image name below the project path ('' for the project's own image)" }),
+  path: Str,
+  project_id: Int,
+  location: Str,
+  created_at: Str,
+  cleanup_policy_started_at: Type.Null(),
+  tags_count: Int,
+  tags: Type.Optional(Type.Array(TagEntity)),
+})
+
+export const OAuthTokenEntity = Type.Object({ access_token: Str, token_type: Type.Literal('Bearer'), expires_in: Int, refresh_token: Str, scope: Str, created_at: Int })
+
+export const Accepted = Type.Object({ message: Type.Literal('202 Accepted') })

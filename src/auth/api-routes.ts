@@ -3,7 +3,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify'
 import type { ApiDeps } from '../api/context.ts'
 import { patJson, userJson } from '../api/entities.ts'
 import { pageOf, PageQuery, setPageHeaders } from '../api/pagination.ts'
-import { Nullable, StringEnum } from '../api/schemas.ts'
+import { Nullable, PatEntity, StringEnum, UserEntity } from '../api/schemas.ts'
 import { WharfError } from '../core/errors.ts'
 import type { PersonalAccessToken } from '../metadata/schema.ts'
 import type { Principal } from './principals.ts'
@@ -49,12 +49,12 @@ export async function userRoutes(app: FastifyInstance, deps: ApiDeps): Promise<v
 
   // ---- Users ----
 
-  app.get('/user', { schema: { summary: 'The signed-in user', tags: ['users'] }, config: { scopes: ['read_user'] } }, async (req) => {
+  app.get('/user', { schema: { summary: 'The signed-in user', tags: ['users'], 'x-response': { 200: UserEntity } }, config: { scopes: ['read_user'] } }, async (req) => {
     const user = await projects.actor(req.principal)
     return userJson(user, req.principal, deps)
   })
 
-  app.get('/users', { schema: { summary: 'List users', tags: ['users'], querystring: UserQuery }, config: { scopes: ['read_user'] } }, async (req, reply) => {
+  app.get('/users', { schema: { summary: 'List users', tags: ['users'], querystring: UserQuery, 'x-response': { 200: Type.Array(UserEntity) } }, config: { scopes: ['read_user'] } }, async (req, reply) => {
     const query = req.query as Static<typeof UserQuery>
     const page = pageOf(query)
     const { rows, total } = await projects.searchUsers({ username: query.username, search: query.search, blocked: query.blocked }, page)
@@ -62,13 +62,13 @@ export async function userRoutes(app: FastifyInstance, deps: ApiDeps): Promise<v
     return rows.map((u) => userJson(u, req.principal, deps))
   })
 
-  app.get('/users/:id', { schema: { summary: 'Get a user', tags: ['users'], params: UserId }, config: { scopes: ['read_user'] } }, async (req) => {
+  app.get('/users/:id', { schema: { summary: 'Get a user', tags: ['users'], params: UserId, 'x-response': { 200: UserEntity } }, config: { scopes: ['read_user'] } }, async (req) => {
     const user = await projects.findUserById((req.params as Static<typeof UserId>).id)
     if (!user) throw new WharfError('NOT_FOUND', 'User Not Found', {})
     return userJson(user, req.principal, deps)
   })
 
-  app.post('/users', { schema: { summary: 'Create a user (administrator)', tags: ['users'], body: NewUserBody } }, async (req, reply) => {
+  app.post('/users', { schema: { summary: 'Create a user (administrator)', tags: ['users'], body: NewUserBody, 'x-response': { 201: UserEntity } } }, async (req, reply) => {
     requireAdmin(req.principal)
     const body = req.body as Static<typeof NewUserBody>
     const user = await projects.createUser({ username: body.username, name: body.name ?? body.username, email: body.email ?? null, password: body.password ?? null, isAdmin: body.admin ?? false })
@@ -76,7 +76,7 @@ export async function userRoutes(app: FastifyInstance, deps: ApiDeps): Promise<v
     return reply.code(201).send(userJson(user, req.principal, deps))
   })
 
-  app.put('/users/:id', { schema: { summary: 'Update a user (administrator; yourself: name and password)', tags: ['users'], params: UserId, body: UpdateUserBody } }, async (req) => {
+  app.put('/users/:id', { schema: { summary: 'Update a user (administrator; yourself: name and password)', tags: ['users'], params: UserId, body: UpdateUserBody, 'x-response': { 200: UserEntity } } }, async (req) => {
     const { id } = req.params as Static<typeof UserId>
     const body = req.body as Static<typeof UpdateUserBody>
     const p = req.principal
@@ -94,7 +94,7 @@ export async function userRoutes(app: FastifyInstance, deps: ApiDeps): Promise<v
   })
 
   for (const action of ['block', 'unblock'] as const) {
-    app.post(`/users/:id/${action}`, { schema: { summary: `${action === 'block' ? 'Block' : 'Unblock'} a user (administrator)`, tags: ['users'], params: UserId } }, async (req, reply) => {
+    app.post(`/users/:id/${action}`, { schema: { summary: `${action === 'block' ? 'Block' : 'Unblock'} a user (administrator)`, tags: ['users'], params: UserId, 'x-response': { 201: Type.Literal(true) } } }, async (req, reply) => {
       requireAdmin(req.principal)
       const { id } = req.params as Static<typeof UserId>
       const p = req.principal
@@ -131,17 +131,17 @@ export async function userRoutes(app: FastifyInstance, deps: ApiDeps): Promise<v
     return patJson(row, token)
   }
 
-  app.post('/user/personal_access_tokens', { schema: { summary: 'Create a personal access token for yourself; the token is shown only in this response', tags: ['personal_access_tokens'], body: PatBody } }, async (req, reply) => {
+  app.post('/user/personal_access_tokens', { schema: { summary: 'Create a personal access token for yourself; the token is shown only in this response', tags: ['personal_access_tokens'], body: PatBody, 'x-response': { 201: PatEntity } } }, async (req, reply) => {
     const user = await projects.actor(req.principal)
     return reply.code(201).header('Cache-Control', 'no-store').send(await createPat(req, user.id))
   })
 
-  app.post('/users/:id/personal_access_tokens', { schema: { summary: 'Create a personal access token for a user (administrator)', tags: ['personal_access_tokens'], params: UserId, body: PatBody } }, async (req, reply) => {
+  app.post('/users/:id/personal_access_tokens', { schema: { summary: 'Create a personal access token for a user (administrator)', tags: ['personal_access_tokens'], params: UserId, body: PatBody, 'x-response': { 201: PatEntity } } }, async (req, reply) => {
     requireAdmin(req.principal)
     return reply.code(201).header('Cache-Control', 'no-store').send(await createPat(req, (req.params as Static<typeof UserId>).id))
   })
 
-  app.get('/personal_access_tokens', { schema: { summary: 'List personal access tokens (yours; administrators: all)', tags: ['personal_access_tokens'], querystring: PatQuery } }, async (req, reply) => {
+  app.get('/personal_access_tokens', { schema: { summary: 'List personal access tokens (yours; administrators: all)', tags: ['personal_access_tokens'], querystring: PatQuery, 'x-response': { 200: Type.Array(PatEntity) } } }, async (req, reply) => {
     const p = req.principal
     if (p.kind !== 'user') throw new WharfError('UNAUTHORIZED', 'authentication required', {})
     const query = req.query as Static<typeof PatQuery>
@@ -153,11 +153,11 @@ export async function userRoutes(app: FastifyInstance, deps: ApiDeps): Promise<v
     return rows.slice(page.offset, page.offset + page.limit)
   })
 
-  app.get('/personal_access_tokens/:id', { schema: { summary: 'Get a personal access token', tags: ['personal_access_tokens'], params: PatId } }, async (req) => {
+  app.get('/personal_access_tokens/:id', { schema: { summary: 'Get a personal access token', tags: ['personal_access_tokens'], params: PatId, 'x-response': { 200: PatEntity } } }, async (req) => {
     return patJson(await visiblePat(req, (req.params as Static<typeof PatId>).id))
   })
 
-  app.delete('/personal_access_tokens/:id', { schema: { summary: 'Revoke a personal access token (effective at once)', tags: ['personal_access_tokens'], params: PatId } }, async (req, reply) => {
+  app.delete('/personal_access_tokens/:id', { schema: { summary: 'Revoke a personal access token (effective at once)', tags: ['personal_access_tokens'], params: PatId, 'x-response': { 204: {} } } }, async (req, reply) => {
     const row = await visiblePat(req, (req.params as Static<typeof PatId>).id)
     if (row.revoked === 0) await accessTokens.revokePat(row, actorName(req))
     return reply.code(204).send()

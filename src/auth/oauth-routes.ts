@@ -1,6 +1,7 @@
 import { Type } from '@sinclair/typebox'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { addFormParser } from '../api/form.ts'
+import { OAuthTokenEntity } from '../api/schemas.ts'
 import { WharfError } from '../core/errors.ts'
 import type { ApiTokens } from './api-tokens.ts'
 
@@ -30,7 +31,7 @@ export async function oauthRoutes(app: FastifyInstance, opts: OAuthRouteOptions)
 
   app.post(
     '/oauth/token',
-    { schema: { summary: 'Get an OAuth access token (password or refresh_token grant)', tags: ['oauth'], body: TokenBody }, config: { public: true } },
+    { schema: { summary: 'Get an OAuth access token (password or refresh_token grant)', tags: ['oauth'], body: TokenBody, 'x-response': { 200: OAuthTokenEntity } }, config: { public: true } },
     async (req, reply) => {
       const body = req.body as { grant_type: string; username?: string; password?: string; refresh_token?: string; scope?: string }
       let issued

@@ -3,7 +3,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { ApiDeps } from '../api/context.ts'
 import { deployTokenJson, groupJsonFull, memberJson, projectJson } from '../api/entities.ts'
 import { pageOf, PageQuery, setPageHeaders } from '../api/pagination.ts'
-import { DateString, IdParam, Nullable, StringEnum, VisibilitySchema } from '../api/schemas.ts'
+import { Accepted, DateString, DeployTokenEntity, GroupEntity, IdParam, MemberEntity, Nullable, ProjectEntity, StringEnum, VisibilitySchema } from '../api/schemas.ts'
 import type { Principal } from '../auth/principals.ts'
 import { DEPLOY_TOKEN_SCOPES } from '../auth/roles.ts'
 import { WharfError } from '../core/errors.ts'
@@ -74,7 +74,7 @@ export async function projectRoutes(app: FastifyInstance, deps: ApiDeps): Promis
 
   // ---- Groups ----
 
-  app.get('/groups', { schema: { summary: 'List groups you can see', tags: ['groups'], querystring: GroupQuery }, config: { public: true } }, async (req, reply) => {
+  app.get('/groups', { schema: { summary: 'List groups you can see', tags: ['groups'], querystring: GroupQuery, 'x-response': { 200: Type.Array(GroupEntity) } }, config: { public: true } }, async (req, reply) => {
     const query = req.query as Static<typeof GroupQuery>
     const page = pageOf(query)
     const { rows, total } = await projects.visibleGroups(req.principal, { search: query.search, owned: query.owned, topLevelOnly: query.top_level_only, ...page })
@@ -82,7 +82,7 @@ export async function projectRoutes(app: FastifyInstance, deps: ApiDeps): Promis
     return Promise.all(rows.map((g) => groupJsonFull(g, projects, deps)))
   })
 
-  app.post('/groups', { schema: { summary: 'Create a group or subgroup', tags: ['groups'], body: GroupBody } }, async (req, reply) => {
+  app.post('/groups', { schema: { summary: 'Create a group or subgroup', tags: ['groups'], body: GroupBody, 'x-response': { 201: GroupEntity } } }, async (req, reply) => {
     const body = req.body as Static<typeof GroupBody>
     const actor = await projects.actor(req.principal)
     const path = body.path ?? (body.name ? pathFromName(body.name) : '')
@@ -91,25 +91,25 @@ export async function projectRoutes(app: FastifyInstance, deps: ApiDeps): Promis
     return reply.code(201).send(await groupJsonFull(group, projects, deps))
   })
 
-  app.get('/groups/:id', { schema: { summary: 'Get a group', tags: ['groups'], params: IdParam }, config: { public: true } }, async (req) => {
+  app.get('/groups/:id', { schema: { summary: 'Get a group', tags: ['groups'], params: IdParam, 'x-response': { 200: GroupEntity } }, config: { public: true } }, async (req) => {
     const { group } = await projects.groupFor(req.principal, (req.params as Static<typeof IdParam>).id)
     return groupJsonFull(group, projects, deps)
   })
 
-  app.put('/groups/:id', { schema: { summary: 'Update a group (owner)', tags: ['groups'], params: IdParam, body: SettingsBody } }, async (req) => {
+  app.put('/groups/:id', { schema: { summary: 'Update a group (owner)', tags: ['groups'], params: IdParam, body: SettingsBody, 'x-response': { 200: GroupEntity } } }, async (req) => {
     const { group } = await projects.groupFor(req.principal, (req.params as Static<typeof IdParam>).id, 'owner')
     const body = req.body as Static<typeof SettingsBody>
     return groupJsonFull(await projects.updateGroupSettings(group, body), projects, deps)
   })
 
-  app.delete('/groups/:id', { schema: { summary: 'Delete a group with its subgroups, projects and images (owner)', tags: ['groups'], params: IdParam } }, async (req, reply) => {
+  app.delete('/groups/:id', { schema: { summary: 'Delete a group with its subgroups, projects and images (owner)', tags: ['groups'], params: IdParam, 'x-response': { 202: Accepted } } }, async (req, reply) => {
     const { group } = await projects.groupFor(req.principal, (req.params as Static<typeof IdParam>).id, 'owner')
     await projects.deleteGroup(group)
     await deps.credentials.audit(principalLabel(req.principal), 'group.deleted', req.ip, { path: group.full_path }, `group:${group.id}`)
     return reply.code(202).send({ message: '202 Accepted' })
   })
 
-  app.get('/groups/:id/projects', { schema: { summary: "List a group's projects", tags: ['groups'], params: IdParam, querystring: ProjectQuery }, config: { public: true } }, async (req, reply) => {
+  app.get('/groups/:id/projects', { schema: { summary: "List a group's projects", tags: ['groups'], params: IdParam, querystring: ProjectQuery, 'x-response': { 200: Type.Array(ProjectEntity) } }, config: { public: true } }, async (req, reply) => {
     const { group } = await projects.groupFor(req.principal, (req.params as Static<typeof IdParam>).id)
     const query = req.query as Static<typeof ProjectQuery>
     const page = pageOf(query)
@@ -120,7 +120,7 @@ export async function projectRoutes(app: FastifyInstance, deps: ApiDeps): Promis
 
   // ---- Projects ----
 
-  app.get('/projects', { schema: { summary: 'List projects you can see', tags: ['projects'], querystring: ProjectQuery }, config: { public: true } }, async (req, reply) => {
+  app.get('/projects', { schema: { summary: 'List projects you can see', tags: ['projects'], querystring: ProjectQuery, 'x-response': { 200: Type.Array(ProjectEntity) } }, config: { public: true } }, async (req, reply) => {
     const query = req.query as Static<typeof ProjectQuery>
     const page = pageOf(query)
     const { rows, total } = await projects.visibleProjects(req.principal, { search: query.search, owned: query.owned, membership: query.membership, visibility: query.visibility, ...page })
@@ -128,7 +128,7 @@ export async function projectRoutes(app: FastifyInstance, deps: ApiDeps): Promis
     return Promise.all(rows.map((p) => projectJson(p, projects, deps)))
   })
 
-  app.post('/projects', { schema: { summary: 'Create a project', tags: ['projects'], body: ProjectBody } }, async (req, reply) => {
+  app.post('/projects', { schema: { summary: 'Create a project', tags: ['projects'], body: ProjectBody, 'x-response': { 201: ProjectEntity } } }, async (req, reply) => {
     const body = req.body as Static<typeof ProjectBody>
     const actor = await projects.actor(req.principal)
     const path = body.path ?? (body.name ? pathFromName(body.name) : '')
@@ -146,17 +146,17 @@ export async function projectRoutes(app: FastifyInstance, deps: ApiDeps): Promis
     return reply.code(201).send(await projectJson(project, projects, deps))
   })
 
-  app.get('/projects/:id', { schema: { summary: 'Get a project', tags: ['projects'], params: IdParam }, config: { public: true } }, async (req) => {
+  app.get('/projects/:id', { schema: { summary: 'Get a project', tags: ['projects'], params: IdParam, 'x-response': { 200: ProjectEntity } }, config: { public: true } }, async (req) => {
     const { project } = await projects.projectFor(req.principal, (req.params as Static<typeof IdParam>).id)
     return projectJson(project, projects, deps)
   })
 
-  app.put('/projects/:id', { schema: { summary: 'Update a project (maintainer)', tags: ['projects'], params: IdParam, body: SettingsBody } }, async (req) => {
+  app.put('/projects/:id', { schema: { summary: 'Update a project (maintainer)', tags: ['projects'], params: IdParam, body: SettingsBody, 'x-response': { 200: ProjectEntity } } }, async (req) => {
     const { project } = await projects.projectFor(req.principal, (req.params as Static<typeof IdParam>).id, 'maintainer')
     return projectJson(await projects.updateProjectSettings(project, req.body as Static<typeof SettingsBody>), projects, deps)
   })
 
-  app.delete('/projects/:id', { schema: { summary: 'Delete a project and its images (owner)', tags: ['projects'], params: IdParam } }, async (req, reply) => {
+  app.delete('/projects/:id', { schema: { summary: 'Delete a project and its images (owner)', tags: ['projects'], params: IdParam, 'x-response': { 202: Accepted } } }, async (req, reply) => {
     const { project } = await projects.projectFor(req.principal, (req.params as Static<typeof IdParam>).id, 'owner')
     await projects.deleteProject(project)
     await deps.credentials.audit(principalLabel(req.principal), 'project.deleted', req.ip, { path: project.full_path }, `project:${project.id}`)
@@ -178,19 +178,19 @@ export async function projectRoutes(app: FastifyInstance, deps: ApiDeps): Promis
       return { sourceId: group.id, level, entity: group }
     }
 
-    app.get(`/${kind}/:id/members`, { schema: { summary: 'List direct members', tags: [tag], params: IdParam, querystring: Type.Object({ ...PageQuery }) }, config: { public: true } }, async (req, reply) => {
+    app.get(`/${kind}/:id/members`, { schema: { summary: 'List direct members', tags: [tag], params: IdParam, querystring: Type.Object({ ...PageQuery }), 'x-response': { 200: Type.Array(MemberEntity) } }, config: { public: true } }, async (req, reply) => {
       const { sourceId } = await load(req, (req.params as Static<typeof IdParam>).id)
       const all = await projects.listDirectMembers(source, sourceId)
       return paged(req, reply, all.map((m) => memberJson(m, deps)))
     })
 
-    app.get(`/${kind}/:id/members/all`, { schema: { summary: 'List members including inherited ones (highest level each)', tags: [tag], params: IdParam, querystring: Type.Object({ ...PageQuery }) }, config: { public: true } }, async (req, reply) => {
+    app.get(`/${kind}/:id/members/all`, { schema: { summary: 'List members including inherited ones (highest level each)', tags: [tag], params: IdParam, querystring: Type.Object({ ...PageQuery }), 'x-response': { 200: Type.Array(MemberEntity) } }, config: { public: true } }, async (req, reply) => {
       const { entity } = await load(req, (req.params as Static<typeof IdParam>).id)
       const all = await projects.listAllMembers(source, entity)
       return paged(req, reply, all.map((m) => memberJson(m, deps)))
     })
 
-    app.get(`/${kind}/:id/members/:user_id`, { schema: { summary: 'Get a direct member', tags: [tag], params: MemberParams }, config: { public: true } }, async (req) => {
+    app.get(`/${kind}/:id/members/:user_id`, { schema: { summary: 'Get a direct member', tags: [tag], params: MemberParams, 'x-response': { 200: MemberEntity } }, config: { public: true } }, async (req) => {
       const params = req.params as Static<typeof MemberParams>
       const { sourceId } = await load(req, params.id)
       const m = await projects.findMember(source, sourceId, params.user_id)
@@ -198,7 +198,7 @@ export async function projectRoutes(app: FastifyInstance, deps: ApiDeps): Promis
       return memberJson(m, deps)
     })
 
-    app.post(`/${kind}/:id/members`, { schema: { summary: 'Add a member (maintainer; owner to grant owner)', tags: [tag], params: IdParam, body: MemberBody } }, async (req, reply) => {
+    app.post(`/${kind}/:id/members`, { schema: { summary: 'Add a member (maintainer; owner to grant owner)', tags: [tag], params: IdParam, body: MemberBody, 'x-response': { 201: MemberEntity } } }, async (req, reply) => {
       const { sourceId, level } = await load(req, (req.params as Static<typeof IdParam>).id)
       const body = req.body as Static<typeof MemberBody>
       const m = await projects.addMember(level, source, sourceId, body.user_id, body.access_level, body.expires_at)
@@ -206,7 +206,7 @@ export async function projectRoutes(app: FastifyInstance, deps: ApiDeps): Promis
       return reply.code(201).send(memberJson(m, deps))
     })
 
-    app.put(`/${kind}/:id/members/:user_id`, { schema: { summary: "Change a member's access level or expiry", tags: [tag], params: MemberParams, body: MemberUpdateBody } }, async (req) => {
+    app.put(`/${kind}/:id/members/:user_id`, { schema: { summary: "Change a member's access level or expiry", tags: [tag], params: MemberParams, body: MemberUpdateBody, 'x-response': { 200: MemberEntity } } }, async (req) => {
       const params = req.params as Static<typeof MemberParams>
       const { sourceId, level } = await load(req, params.id)
       const body = req.body as Static<typeof MemberUpdateBody>
@@ -215,7 +215,7 @@ export async function projectRoutes(app: FastifyInstance, deps: ApiDeps): Promis
       return memberJson(m, deps)
     })
 
-    app.delete(`/${kind}/:id/members/:user_id`, { schema: { summary: 'Remove a member (maintainer; anyone may leave)', tags: [tag], params: MemberParams } }, async (req, reply) => {
+    app.delete(`/${kind}/:id/members/:user_id`, { schema: { summary: 'Remove a member (maintainer; anyone may leave)', tags: [tag], params: MemberParams, 'x-response': { 204: {} } } }, async (req, reply) => {
       const params = req.params as Static<typeof MemberParams>
       const { sourceId, level } = await load(req, params.id)
       const actor = await projects.actor(req.principal)
@@ -231,7 +231,7 @@ export async function projectRoutes(app: FastifyInstance, deps: ApiDeps): Promis
       if (level === undefined || level < 40) throw new WharfError('FORBIDDEN', 'deploy tokens need the maintainer role', { needs: 'maintainer' })
     }
 
-    app.get(`/${kind}/:id/deploy_tokens`, { schema: { summary: 'List deploy tokens (maintainer)', tags: [tag], params: IdParam, querystring: Type.Object({ ...PageQuery, active: Type.Optional(Type.Boolean()) }) } }, async (req, reply) => {
+    app.get(`/${kind}/:id/deploy_tokens`, { schema: { summary: 'List deploy tokens (maintainer)', tags: [tag], params: IdParam, querystring: Type.Object({ ...PageQuery, active: Type.Optional(Type.Boolean()) }), 'x-response': { 200: Type.Array(DeployTokenEntity) } } }, async (req, reply) => {
       const { sourceId, level } = await load(req, (req.params as Static<typeof IdParam>).id)
       needMaintainer(level)
       const query = req.query as { active?: boolean }
@@ -240,7 +240,7 @@ export async function projectRoutes(app: FastifyInstance, deps: ApiDeps): Promis
       return paged(req, reply, rows)
     })
 
-    app.post(`/${kind}/:id/deploy_tokens`, { schema: { summary: 'Create a deploy token (maintainer); the token is shown only in this response', tags: [tag], params: IdParam, body: DeployTokenBody } }, async (req, reply) => {
+    app.post(`/${kind}/:id/deploy_tokens`, { schema: { summary: 'Create a deploy token (maintainer); the token is shown only in this response', tags: [tag], params: IdParam, body: DeployTokenBody, 'x-response': { 201: DeployTokenEntity } } }, async (req, reply) => {
       const { sourceId, level } = await load(req, (req.params as Static<typeof IdParam>).id)
       needMaintainer(level)
       const body = req.body as Static<typeof DeployTokenBody>
@@ -248,7 +248,7 @@ export async function projectRoutes(app: FastifyInstance, deps: ApiDeps): Promis
       return reply.code(201).header('Cache-Control', 'no-store').send(deployTokenJson(row, token))
     })
 
-    app.delete(`/${kind}/:id/deploy_tokens/:token_id`, { schema: { summary: 'Revoke a deploy token (maintainer)', tags: [tag], params: TokenParams } }, async (req, reply) => {
+    app.delete(`/${kind}/:id/deploy_tokens/:token_id`, { schema: { summary: 'Revoke a deploy token (maintainer)', tags: [tag], params: TokenParams, 'x-response': { 204: {} } } }, async (req, reply) => {
       const params = req.params as Static<typeof TokenParams>
       const { sourceId, level } = await load(req, params.id)
       needMaintainer(level)

@@ -2,7 +2,7 @@ import { Type, type Static } from '@sinclair/typebox'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import type { ApiDeps } from '../api/context.ts'
 import { pageOf, PageQuery, setPageHeaders } from '../api/pagination.ts'
-import { IdParam } from '../api/schemas.ts'
+import { Accepted, IdParam, RepositoryEntity, TagDetailEntity, TagEntity } from '../api/schemas.ts'
 import { atLeast } from '../auth/roles.ts'
 import { WharfError } from '../core/errors.ts'
 import type { Project } from '../metadata/schema.ts'
@@ -52,7 +52,7 @@ export async function registryApiRoutes(app: FastifyInstance, deps: ApiDeps): Pr
 
   app.get(
     '/projects/:id/registry/repositories',
-    { schema: { summary: "List a project's container images", tags: ['registry'], params: IdParam, querystring: RepoQuery }, config: { public: true } },
+    { schema: { summary: "List a project's container images", tags: ['registry'], params: IdParam, querystring: RepoQuery, 'x-response': { 200: Type.Array(RepositoryEntity) } }, config: { public: true } },
     async (req, reply) => {
       const project = await registryProject(req, (req.params as Static<typeof IdParam>).id)
       const query = req.query as Static<typeof RepoQuery>
@@ -72,7 +72,7 @@ export async function registryApiRoutes(app: FastifyInstance, deps: ApiDeps): Pr
 
   app.delete(
     '/projects/:id/registry/repositories/:repository_id',
-    { schema: { summary: 'Delete a container image with all its tags (maintainer)', tags: ['registry'], params: RepoParams } },
+    { schema: { summary: 'Delete a container image with all its tags (maintainer)', tags: ['registry'], params: RepoParams, 'x-response': { 202: Accepted } } },
     async (req, reply) => {
       const params = req.params as Static<typeof RepoParams>
       const project = await registryProject(req, params.id, 'maintainer')
@@ -85,7 +85,7 @@ export async function registryApiRoutes(app: FastifyInstance, deps: ApiDeps): Pr
 
   app.get(
     '/projects/:id/registry/repositories/:repository_id/tags',
-    { schema: { summary: "List an image's tags", tags: ['registry'], params: RepoParams, querystring: Type.Object({ ...PageQuery }) }, config: { public: true } },
+    { schema: { summary: "List an image's tags", tags: ['registry'], params: RepoParams, querystring: Type.Object({ ...PageQuery }), 'x-response': { 200: Type.Array(TagEntity) } }, config: { public: true } },
     async (req, reply) => {
       const params = req.params as Static<typeof RepoParams>
       const project = await registryProject(req, params.id)
@@ -99,7 +99,7 @@ export async function registryApiRoutes(app: FastifyInstance, deps: ApiDeps): Pr
 
   app.get(
     '/projects/:id/registry/repositories/:repository_id/tags/:tag_name',
-    { schema: { summary: 'Get a tag: digest, revision and total size', tags: ['registry'], params: TagParams }, config: { public: true } },
+    { schema: { summary: 'Get a tag: digest, revision and total size', tags: ['registry'], params: TagParams, 'x-response': { 200: TagDetailEntity } }, config: { public: true } },
     async (req) => {
       const params = req.params as Static<typeof TagParams>
       const project = await registryProject(req, params.id)
@@ -113,7 +113,7 @@ export async function registryApiRoutes(app: FastifyInstance, deps: ApiDeps): Pr
 
   app.delete(
     '/projects/:id/registry/repositories/:repository_id/tags/:tag_name',
-    { schema: { summary: 'Delete exactly one tag; other tags of the same image stay (maintainer)', tags: ['registry'], params: TagParams } },
+    { schema: { summary: 'Delete exactly one tag; other tags of the same image stay (maintainer)', tags: ['registry'], params: TagParams, 'x-response': { 200: {} } } },
     async (req, reply) => {
       const params = req.params as Static<typeof TagParams>
       const project = await registryProject(req, params.id, 'maintainer')
