@@ -8,6 +8,8 @@ import { apiRoutes, OPENAPI_INFO, OpenApiCollector } from './api/index.ts'
 import type { Projects } from './projects/service.ts'
 import { ApiTokens } from './auth/api-tokens.ts'
 import { gitApiRoutes, gitRoutes, type GitHosting } from './git/index.ts'
+import { ciRoutes, type Ci } from './ci/index.ts'
+import { apiScope } from './api/scope.ts'
 
 export interface AppDeps {
   logger: FastifyBaseLogger
@@ -19,6 +21,7 @@ export interface AppDeps {
   limits: { manifestBytes: number }
   /** Git hosting: smart HTTP at `/<namespace>/<project>.git/…` and the repository API. */
   git?: GitHosting
+  ci?: Ci
   /** PEM certificate (chain) and key: serve HTTPS (HTTP/1.1) instead of HTTP. */
   https?: { cert: Buffer; key: Buffer }
 }
@@ -48,8 +51,30 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(tokenRoutes, { auth: deps.auth })
   await app.register(apiRoutes, { projects: deps.projects, accessTokens: deps.accessTokens, credentials: deps.auth.credentials, manifests: deps.registry.manifests, publicUrl: deps.publicUrl, openapi })
   if (deps.git) {
+    const apiTokens = new ApiTokens(deps.projects.db, deps.auth.credentials)
     await app.register(gitRoutes, { git: deps.git })
-    await app.register(gitApiRoutes, { prefix: '/api/v4', git: deps.git, projects: deps.projects, apiTokens: new ApiTokens(deps.projects.db, deps.auth.credentials), publicUrl: deps.publicUrl })
+    await app.register(gitApiRoutes, { prefix: '/api/v4', git: deps.git, projects: deps.projects, apiTokens, publicUrl: deps.publicUrl })
+    if (deps.ci) {
+      const ci = deps.ci
+      const git = deps.git
+      await app.register(
+        async (api) => {
+          apiScope(api, apiTokens)
+          await api.register(ciRoutes, {
+            ...ci,
+            repos: git.repos,
+            projects: deps.projects,
+            accessTokens: deps.accessTokens,
+            apiTokens,
+            credentials: deps.auth.credentials,
+            manifests: deps.registry.manifests,
+            publicUrl: deps.publicUrl,
+            registryHost: new URL(deps.publicUrl).host,
+          })
+        },
+        { prefix: '/api/v4' },
+      )
+    }
   }
   return app
 }

@@ -10,6 +10,7 @@ import { countUsers } from './projects/queries.ts'
 import { Projects } from './projects/service.ts'
 import { createRegistry, type Registry } from './registry/index.ts'
 import { createGitHosting, type GitHosting } from './git/index.ts'
+import { createCi, type Ci } from './ci/index.ts'
 import type { BlobDriver } from './storage/driver.ts'
 
 /** The registry's name in tokens (`aud`) and challenges (`service`), as GitLab names it. */
@@ -33,6 +34,8 @@ export interface Services {
   accessTokens: AccessTokens
   /** Git hosting (repositories, smart HTTP, push events); present when a git root was given. */
   git?: GitHosting
+  /** Pipelines, CI/CD variables and triggers; present with git hosting. */
+  ci?: Ci
   /** Set only when this call created root with a generated password. */
   generatedRootPassword?: string
 }
@@ -47,7 +50,10 @@ export async function createServices(db: Kysely<Database>, driver: BlobDriver, o
   const auth = new RegistryAuth(db, tokens, credentials, projects)
   const accessTokens = new AccessTokens(db, credentials)
   const services: Services = { registry, projects, credentials, auth, accessTokens }
-  if (opts.gitRoot) services.git = await createGitHosting(opts.gitRoot, { projects, credentials })
+  if (opts.gitRoot) {
+    services.git = await createGitHosting(opts.gitRoot, { projects, credentials })
+    services.ci = createCi(db, services.git, projects, opts.publicUrl)
+  }
   if ((await countUsers(db)) === 0) {
     const password = opts.rootPassword ?? randomPassword()
     await projects.createUser({ username: 'root', name: 'Administrator', password, isAdmin: true })

@@ -38,7 +38,8 @@ const VariableBody = Type.Object({
 const PipelineVariable = Type.Object({ key: Type.String({ pattern: '^[A-Za-z0-9_]{1,255}$' }), value: Type.String(), variable_type: Type.Optional(Type.Union([Type.Literal('env_var'), Type.Literal('file')])) })
 const CreatePipelineBody = Type.Object({ ref: Type.String({ minLength: 1 }), variables: Type.Optional(Type.Array(PipelineVariable, { maxItems: 200 })) })
 const TriggerBody = Type.Object({ description: Type.Optional(Type.String({ maxLength: 255 })) })
-const TriggerPipelineBody = Type.Object({ token: Type.String(), ref: Type.String({ minLength: 1 }), variables: Type.Optional(Type.Record(Type.String(), Type.String())) })
+// Variables come as a JSON object or, from form posts, as `variables[KEY]=value` fields.
+const TriggerPipelineBody = Type.Object({ token: Type.String(), ref: Type.String({ minLength: 1 }), variables: Type.Optional(Type.Record(Type.String(), Type.String())) }, { additionalProperties: Type.Union([Type.String(), Type.Array(Type.String())]) })
 
 const seconds = (from: string | null, to: string | null) => (from && to ? (new Date(to).getTime() - new Date(from).getTime()) / 1000 : null)
 
@@ -275,7 +276,11 @@ export async function ciRoutes(app: FastifyInstance, deps: CiRouteDeps): Promise
     const project = await projects.findProjectRef((req.params as Static<typeof IdParam>).id)
     if (!project) throw new WharfError('NOT_FOUND', 'Project Not Found', {})
     const trigger = await triggers.verify(project.id, body.token)
-    const vars = Object.entries(body.variables ?? {}).map(([key, value]) => ({ key, value }))
+    const fields = Object.entries(body as Record<string, unknown>).flatMap(([k, v]) => {
+      const m = /^variables\[([A-Za-z0-9_]{1,255})\]$/.exec(k)
+      return m && typeof v === 'string' ? [[m[1]!, v] as const] : []
+    })
+    const vars = [...Object.entries(body.variables ?? {}), ...fields].map(([key, value]) => ({ key, value }))
     const p = await pipelines.createForRef(project, body.ref, 'trigger', trigger.owner_id, vars)
     return reply.code(201).send(await pipelineJson(project, p))
   })

@@ -3,40 +3,17 @@
 // never appear in a remote URL or on a command line.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { startWharf, type Wharf } from '../helpers/wharf.ts';
-import { describeResult, run, type RunResult } from '../helpers/run.ts';
+import { describeResult, type RunResult } from '../helpers/run.ts';
+import { gitClient, type Creds, type GitClient } from '../helpers/git.ts';
 
 let wharf: Wharf;
+let client: GitClient;
 let work: string;
-let askpass: string;
 
-interface Creds {
-  username: string;
-  password: string;
-}
-
-/** git with an isolated config; `creds` are answered to git's prompt, none means anonymous. */
-function git(args: string[], opts: { cwd?: string; creds?: Creds } = {}): Promise<RunResult> {
-  return run('git', args, {
-    cwd: opts.cwd ?? work,
-    timeoutMs: 30_000,
-    env: {
-      HOME: work,
-      XDG_CONFIG_HOME: path.join(work, '.config'),
-      GIT_CONFIG_NOSYSTEM: '1',
-      GIT_AUTHOR_NAME: 'E2E Dev',
-      GIT_AUTHOR_EMAIL: 'dev@example.com',
-      GIT_COMMITTER_NAME: 'E2E Dev',
-      GIT_COMMITTER_EMAIL: 'dev@example.com',
-      ...(opts.creds
-        ? { GIT_ASKPASS: askpass, GIT_TERMINAL_PROMPT: '0', E2E_GIT_USER: opts.creds.username, E2E_GIT_PASS: opts.creds.password }
-        : { GIT_ASKPASS: undefined, SSH_ASKPASS: undefined, GIT_TERMINAL_PROMPT: '0' }),
-    },
-  });
-}
+const git = (args: string[], opts: { cwd?: string; creds?: Creds } = {}): Promise<RunResult> => client.git(args, opts);
 
 async function gitOk(args: string[], opts: { cwd?: string; creds?: Creds } = {}): Promise<RunResult> {
   const r = await git(args, opts);
@@ -72,16 +49,14 @@ interface PushEventJson {
 const events = async (projectId: number): Promise<PushEventJson[]> => apiOk('GET', `/api/v4/projects/${projectId}/events?action=pushed&per_page=100`);
 
 before(async () => {
-  work = await mkdtemp(path.join(tmpdir(), 'wharf-e2e-git-'));
-  askpass = path.join(work, 'askpass.sh');
-  await writeFile(askpass, '#!/bin/sh\ncase "$1" in\n  Username*) printf "%s\\n" "$E2E_GIT_USER" ;;\n  *) printf "%s\\n" "$E2E_GIT_PASS" ;;\nesac\n');
-  await chmod(askpass, 0o700);
+  client = await gitClient();
+  work = client.work;
   wharf = await startWharf();
 });
 
 after(async () => {
   await wharf?.stop();
-  if (work) await rm(work, { recursive: true, force: true });
+  await client?.dispose();
 });
 
 describe('git over smart HTTP', { timeout: 60_000 }, () => {
