@@ -87,12 +87,17 @@ end() {
 max_hwm=0
 
 port=$(free_port)
+# Wharf's registry needs a project and a token: create bench/big offline, then ask /jwt/auth.
+export WHARF_ROOT_PASSWORD=bench-root-password
+"$node" "$tree/src/cli/main.ts" admin group create --path bench --data "$work/data" >/dev/null
+"$node" "$tree/src/cli/main.ts" admin project create --path bench/big --data "$work/data" >/dev/null
 "$node" "$tree/src/cli/main.ts" serve --listen "127.0.0.1:$port" --data "$work/data" --log-level "${WHARF_BENCH_LOG_LEVEL:-info}" >"$work/wharf.log" 2>&1 &
 spid=$!
 for _ in $(seq 1 100); do curl -s -o /dev/null "http://127.0.0.1:$port/v2/" && break; sleep 0.1; done
 code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/v2/" || true)
-if [ "$code" = 401 ]; then echo "GET /v2/ answers 401: this registry needs auth, which this script does not do (see WHARF_TREE)" >&2; exit 1; fi
-[ "$code" = 200 ] || { echo "wharf did not start (GET /v2/: $code):" >&2; cat "$work/wharf.log" >&2; exit 1; }
+[ "$code" = 401 ] || { echo "wharf did not start (GET /v2/: $code):" >&2; cat "$work/wharf.log" >&2; exit 1; }
+token=$(curl -sf -u "root:$WHARF_ROOT_PASSWORD" "http://127.0.0.1:$port/jwt/auth?service=container_registry&scope=repository:bench/big:pull,push" | "$node" -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).token))')
+printf 'header = "Authorization: Bearer %s"\n' "$token" >"$work/auth.curl"
 base="http://127.0.0.1:$port/v2/bench/big"
 
 rev=${WHARF_TREE_REV:-$(git -C "$tree" describe --always --dirty 2>/dev/null || echo unknown)}
@@ -112,39 +117,39 @@ echo "# chunked blob    $digest2"
 
 # 1. monolithic: POST ?digest= with the body (no trailing slash after uploads, or curl -T appends the file name)
 begin push-monolithic
-code=$(curl -s -o "$work/resp" -w '%{http_code}' -X POST -T "$work/layer" -H 'Content-Type: application/octet-stream' "$base/blobs/uploads?digest=$digest")
+code=$(curl -K "$work/auth.curl" -s -o "$work/resp" -w '%{http_code}' -X POST -T "$work/layer" -H 'Content-Type: application/octet-stream' "$base/blobs/uploads?digest=$digest")
 end "$size"
 [ "$code" = 201 ] || { echo "monolithic push: HTTP $code: $(head -c 500 "$work/resp")" >&2; exit 1; }
 
 # 2. chunked: POST, PATCH per chunk with Content-Range (each chunk read from the file by dd), PUT ?digest=
 begin push-chunked
-loc=$(curl -s -D - -o /dev/null -X POST "$base/blobs/uploads/" | tr -d '\r' | awk 'tolower($1) == "location:" {print $2}')
+loc=$(curl -K "$work/auth.curl" -s -D - -o /dev/null -X POST "$base/blobs/uploads/" | tr -d '\r' | awk 'tolower($1) == "location:" {print $2}')
 [ -n "$loc" ] || { echo "chunked push: no Location from POST" >&2; exit 1; }
 off=0; i=0
 while [ "$off" -lt "$size" ]; do
   len=$(( size - off < chunk ? size - off : chunk ))
   code=$(dd if="$work/layer2" bs=1M skip="$((i * chunk_mib))" count="$chunk_mib" status=none |
-    curl -s -o "$work/resp" -w '%{http_code}' -X PATCH --data-binary @- -H 'Content-Type: application/octet-stream' \
+    curl -K "$work/auth.curl" -s -o "$work/resp" -w '%{http_code}' -X PATCH --data-binary @- -H 'Content-Type: application/octet-stream' \
       -H "Content-Range: $off-$((off + len - 1))" "http://127.0.0.1:$port$loc")
   [ "$code" = 202 ] || { echo "PATCH $i: HTTP $code: $(head -c 500 "$work/resp")" >&2; exit 1; }
   off=$((off + len)); i=$((i + 1))
 done
 sep='?'; case "$loc" in *\?*) sep='&';; esac
-code=$(curl -s -o "$work/resp" -w '%{http_code}' -X PUT "http://127.0.0.1:$port$loc${sep}digest=$digest2")
+code=$(curl -K "$work/auth.curl" -s -o "$work/resp" -w '%{http_code}' -X PUT "http://127.0.0.1:$port$loc${sep}digest=$digest2")
 end "$size"
 [ "$code" = 201 ] || { echo "chunked push: PUT HTTP $code: $(head -c 500 "$work/resp")" >&2; exit 1; }
 
 # 3. pulls: each blob verified, then one raw
 for d in "$digest" "$digest2"; do
   begin pull-sha256sum
-  got="sha256:$(curl -sf "$base/blobs/$d" | sha256sum | cut -d' ' -f1)"
+  got="sha256:$(curl -K "$work/auth.curl" -sf "$base/blobs/$d" | sha256sum | cut -d' ' -f1)"
   end "$size"
   [ "$got" = "$d" ] || { echo "pull: digest mismatch: got $got, want $d" >&2; exit 1; }
   echo "    pulled digest matches $d"
 done
 
 begin pull-devnull
-n=$(curl -sf -o /dev/null -w '%{size_download}' "$base/blobs/$digest")
+n=$(curl -K "$work/auth.curl" -sf -o /dev/null -w '%{size_download}' "$base/blobs/$digest")
 end "$size"
 [ "$n" = "$size" ] || { echo "pull: got $n bytes, want $size" >&2; exit 1; }
 

@@ -9,7 +9,7 @@
 // body fully read) over one keep-alive connection, one request at a time. WHARF_TREE (default: this
 // checkout) is the source tree whose src/cli/main.ts is started. The registry must accept anonymous
 // pushes (no auth flow here).
-import { spawn, type ChildProcess } from 'node:child_process'
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
 import { createHash, randomBytes } from 'node:crypto'
 import { openSync, readFileSync } from 'node:fs'
 import { mkdtemp, rm } from 'node:fs/promises'
@@ -42,7 +42,25 @@ interface Res {
   body: Buffer
 }
 
-function request(base: string, method: string, path: string, body?: Buffer, headers: Record<string, string> = {}): Promise<Res> {
+const ROOT_PASSWORD = 'bench-root-password'
+/** Wharf's registry wants a bearer token from /jwt/auth; fetched on the first 401 and again when it expires. */
+let bearer: string | undefined
+
+async function fetchToken(base: string): Promise<void> {
+  const basic = Buffer.from(`root:${ROOT_PASSWORD}`).toString('base64')
+  const res = await send(base, 'GET', `/jwt/auth?service=container_registry&scope=${encodeURIComponent(`repository:${REPO}:pull,push`)}`, undefined, { authorization: `Basic ${basic}` })
+  bearer = (JSON.parse(res.body.toString()) as { token: string }).token
+}
+
+async function request(base: string, method: string, path: string, body?: Buffer, headers: Record<string, string> = {}): Promise<Res> {
+  const withAuth = () => (bearer ? { ...headers, authorization: `Bearer ${bearer}` } : headers)
+  const res = await send(base, method, path, body, withAuth())
+  if (res.status !== 401 || path === '/v2/') return res
+  await fetchToken(base)
+  return send(base, method, path, body, withAuth())
+}
+
+function send(base: string, method: string, path: string, body?: Buffer, headers: Record<string, string> = {}): Promise<Res> {
   return new Promise((resolve, reject) => {
     const req = http.request(new URL(path, base), { method, agent, headers: body ? { 'content-length': String(body.length), ...headers } : headers }, (res) => {
       const chunks: Buffer[] = []
@@ -77,17 +95,19 @@ async function startWharf(): Promise<{ url: string; pid: number; child: ChildPro
   const port = await freePort()
   const level = process.env.WHARF_BENCH_LOG_LEVEL ?? 'info'
   const log = openSync(join(dir, 'wharf.log'), 'w')
+  // The registry's repositories live in projects: create the one holding REPO offline first.
+  const env = { ...process.env, WHARF_ROOT_PASSWORD: ROOT_PASSWORD }
+  const [group, project] = REPO.split('/')
+  execFileSync(process.execPath, [join(root, 'src/cli/main.ts'), 'admin', 'group', 'create', '--path', group!, '--data', join(dir, 'data')], { env, stdio: 'ignore' })
+  execFileSync(process.execPath, [join(root, 'src/cli/main.ts'), 'admin', 'project', 'create', '--path', `${group}/${project}`, '--data', join(dir, 'data')], { env, stdio: 'ignore' })
   const child = spawn(process.execPath, [join(root, 'src/cli/main.ts'), 'serve', '--listen', `127.0.0.1:${port}`, '--data', join(dir, 'data'), '--log-level', level], {
     stdio: ['ignore', log, log],
+    env,
   })
   const url = `http://127.0.0.1:${port}`
   for (let i = 0; i < 100; i++) {
     const status = await request(url, 'GET', '/v2/').then((r) => r.status, () => 0)
-    if (status === 200) return { url, pid: child.pid!, child, dir }
-    if (status === 401) {
-      child.kill()
-      throw new Error('GET /v2/ answers 401: this registry needs auth, which this script does not do (see WHARF_TREE)')
-    }
+    if (status === 200 || status === 401) return { url, pid: child.pid!, child, dir }
     await new Promise((r) => setTimeout(r, 100))
   }
   child.kill()
