@@ -41,7 +41,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     frameworkErrors: (err, req, res) => {
       const reply = res as FastifyReply
       if (req.url.startsWith('/v2')) return ociErrorHandler(new WharfError('BAD_REQUEST', err.message, {}), req, reply)
-      void reply.code(400).type('application/problem+json').send({ type: 'about:blank', title: 'Bad Request', status: 400, detail: err.message })
+      void reply.code(400).type('application/problem+json').send({ type: 'about:blank', title: 'Bad Request', status: 400, detail: err.message, message: err.message })
     },
   })
   // Hooked first, on the root: the OpenAPI document covers every /api/v4 route, whichever plugin adds it.

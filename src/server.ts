@@ -23,7 +23,7 @@ export interface RunningServer {
 
 /** Composition root: config → database → storage → registry → HTTP. */
 export async function startServer(config: Readonly<Config>): Promise<RunningServer> {
-  const logger = pino({ level: config.logLevel, redact: ['req.headers.authorization', 'headers.authorization'] })
+  const logger = pino({ level: config.logLevel, redact: ['req.headers.authorization', 'headers.authorization', 'req.headers["private-token"]', 'req.headers["job-token"]'] })
   await mkdir(config.data, { recursive: true })
   const db = openDb({ kind: 'sqlite', path: join(config.data, 'wharf.db') })
   await migrate(db, 'sqlite')

@@ -4,7 +4,7 @@ import type { MigrationContext } from './index.ts'
 export async function up(db: Kysely<unknown>, ctx: MigrationContext): Promise<void> {
   await db.schema
     .createTable('repositories')
-    .addColumn('id', ctx.serial, (c) => c.primaryKey())
+    .addColumn('id', ctx.serial, ctx.primaryId)
     .addColumn('name', 'text', (c) => c.notNull().unique())
     .addColumn('created_at', 'text', (c) => c.notNull())
     .execute()
@@ -27,7 +27,7 @@ export async function up(db: Kysely<unknown>, ctx: MigrationContext): Promise<vo
 
   await db.schema
     .createTable('manifests')
-    .addColumn('id', ctx.serial, (c) => c.primaryKey())
+    .addColumn('id', ctx.serial, ctx.primaryId)
     .addColumn('repository_id', 'integer', (c) => c.notNull().references('repositories.id').onDelete('cascade'))
     .addColumn('digest', 'text', (c) => c.notNull())
     .addColumn('media_type', 'text', (c) => c.notNull())

@@ -5,7 +5,7 @@ import type { MigrationContext } from './index.ts'
 export async function up(db: Kysely<unknown>, ctx: MigrationContext): Promise<void> {
   await db.schema
     .createTable('users')
-    .addColumn('id', ctx.serial, (c) => c.primaryKey())
+    .addColumn('id', ctx.serial, ctx.primaryId)
     .addColumn('username', 'text', (c) => c.notNull())
     .addColumn('username_lower', 'text', (c) => c.notNull().unique())
     .addColumn('name', 'text', (c) => c.notNull())
@@ -19,7 +19,7 @@ export async function up(db: Kysely<unknown>, ctx: MigrationContext): Promise<vo
 
   await db.schema
     .createTable('namespaces')
-    .addColumn('id', ctx.serial, (c) => c.primaryKey())
+    .addColumn('id', ctx.serial, ctx.primaryId)
     .addColumn('kind', 'text', (c) => c.notNull()) // 'user' | 'group'
     .addColumn('name', 'text', (c) => c.notNull())
     .addColumn('path', 'text', (c) => c.notNull())
@@ -36,7 +36,7 @@ export async function up(db: Kysely<unknown>, ctx: MigrationContext): Promise<vo
 
   await db.schema
     .createTable('projects')
-    .addColumn('id', ctx.serial, (c) => c.primaryKey())
+    .addColumn('id', ctx.serial, ctx.primaryId)
     .addColumn('namespace_id', 'integer', (c) => c.notNull().references('namespaces.id').onDelete('cascade'))
     .addColumn('name', 'text', (c) => c.notNull())
     .addColumn('path', 'text', (c) => c.notNull())
@@ -51,7 +51,7 @@ export async function up(db: Kysely<unknown>, ctx: MigrationContext): Promise<vo
 
   await db.schema
     .createTable('members')
-    .addColumn('id', ctx.serial, (c) => c.primaryKey())
+    .addColumn('id', ctx.serial, ctx.primaryId)
     .addColumn('source_kind', 'text', (c) => c.notNull()) // 'namespace' | 'project'
     .addColumn('source_id', 'integer', (c) => c.notNull())
     .addColumn('user_id', 'integer', (c) => c.notNull().references('users.id').onDelete('cascade'))
@@ -64,7 +64,7 @@ export async function up(db: Kysely<unknown>, ctx: MigrationContext): Promise<vo
 
   await db.schema
     .createTable('personal_access_tokens')
-    .addColumn('id', ctx.serial, (c) => c.primaryKey())
+    .addColumn('id', ctx.serial, ctx.primaryId)
     .addColumn('user_id', 'integer', (c) => c.notNull().references('users.id').onDelete('cascade'))
     .addColumn('name', 'text', (c) => c.notNull())
     .addColumn('token_digest', 'text', (c) => c.notNull().unique())
@@ -77,7 +77,7 @@ export async function up(db: Kysely<unknown>, ctx: MigrationContext): Promise<vo
 
   await db.schema
     .createTable('deploy_tokens')
-    .addColumn('id', ctx.serial, (c) => c.primaryKey())
+    .addColumn('id', ctx.serial, ctx.primaryId)
     .addColumn('project_id', 'integer', (c) => c.references('projects.id').onDelete('cascade'))
     .addColumn('namespace_id', 'integer', (c) => c.references('namespaces.id').onDelete('cascade'))
     .addColumn('name', 'text', (c) => c.notNull())
@@ -93,7 +93,7 @@ export async function up(db: Kysely<unknown>, ctx: MigrationContext): Promise<vo
   // docker login's offline_token: a long-lived refresh token standing for the credential it replaced.
   await db.schema
     .createTable('refresh_tokens')
-    .addColumn('id', ctx.serial, (c) => c.primaryKey())
+    .addColumn('id', ctx.serial, ctx.primaryId)
     .addColumn('token_digest', 'text', (c) => c.notNull().unique())
     .addColumn('principal', 'text', (c) => c.notNull()) // JSON: the principal and its scopes
     .addColumn('expires_at', 'text', (c) => c.notNull())
@@ -112,7 +112,7 @@ export async function up(db: Kysely<unknown>, ctx: MigrationContext): Promise<vo
 
   await db.schema
     .createTable('audit_events')
-    .addColumn('id', ctx.serial, (c) => c.primaryKey())
+    .addColumn('id', ctx.serial, ctx.primaryId)
     .addColumn('at', 'text', (c) => c.notNull())
     .addColumn('actor', 'text', (c) => c.notNull())
     .addColumn('action', 'text', (c) => c.notNull())

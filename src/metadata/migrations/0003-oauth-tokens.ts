@@ -6,7 +6,7 @@ import type { MigrationContext } from './index.ts'
 export async function up(db: Kysely<unknown>, ctx: MigrationContext): Promise<void> {
   await db.schema
     .createTable('oauth_tokens')
-    .addColumn('id', ctx.serial, (c) => c.primaryKey())
+    .addColumn('id', ctx.serial, ctx.primaryId)
     .addColumn('user_id', 'integer', (c) => c.notNull().references('users.id').onDelete('cascade'))
     .addColumn('access_digest', 'text', (c) => c.notNull().unique())
     .addColumn('refresh_digest', 'text', (c) => c.notNull().unique())

@@ -5,7 +5,7 @@ import type { MigrationContext } from './index.ts'
 export async function up(db: Kysely<unknown>, ctx: MigrationContext): Promise<void> {
   await db.schema
     .createTable('pipelines')
-    .addColumn('id', ctx.serial, (c) => c.primaryKey())
+    .addColumn('id', ctx.serial, ctx.primaryId)
     .addColumn('project_id', 'integer', (c) => c.notNull().references('projects.id').onDelete('cascade'))
     .addColumn('iid', 'integer', (c) => c.notNull())
     .addColumn('ref', 'text', (c) => c.notNull())
@@ -26,7 +26,7 @@ export async function up(db: Kysely<unknown>, ctx: MigrationContext): Promise<vo
 
   await db.schema
     .createTable('ci_jobs')
-    .addColumn('id', ctx.serial, (c) => c.primaryKey())
+    .addColumn('id', ctx.serial, ctx.primaryId)
     .addColumn('pipeline_id', 'integer', (c) => c.notNull().references('pipelines.id').onDelete('cascade'))
     .addColumn('project_id', 'integer', (c) => c.notNull().references('projects.id').onDelete('cascade'))
     .addColumn('name', 'text', (c) => c.notNull())
@@ -55,7 +55,7 @@ export async function up(db: Kysely<unknown>, ctx: MigrationContext): Promise<vo
 
   await db.schema
     .createTable('ci_variables')
-    .addColumn('id', ctx.serial, (c) => c.primaryKey())
+    .addColumn('id', ctx.serial, ctx.primaryId)
     .addColumn('owner_kind', 'text', (c) => c.notNull()) // 'project' | 'group'
     .addColumn('owner_id', 'integer', (c) => c.notNull())
     .addColumn('key', 'text', (c) => c.notNull())
@@ -70,7 +70,7 @@ export async function up(db: Kysely<unknown>, ctx: MigrationContext): Promise<vo
 
   await db.schema
     .createTable('pipeline_triggers')
-    .addColumn('id', ctx.serial, (c) => c.primaryKey())
+    .addColumn('id', ctx.serial, ctx.primaryId)
     .addColumn('project_id', 'integer', (c) => c.notNull().references('projects.id').onDelete('cascade'))
     .addColumn('owner_id', 'integer', (c) => c.references('users.id').onDelete('set null'))
     .addColumn('description', 'text', (c) => c.notNull().defaultTo(''))

@@ -1,4 +1,4 @@
-import { sql, type Kysely, type Migration, type MigrationProvider, type RawBuilder } from 'kysely'
+import { sql, type ColumnDefinitionBuilder, type Kysely, type Migration, type MigrationProvider, type RawBuilder } from 'kysely'
 import * as m0001 from './0001-registry.ts'
 import * as m0002 from './0002-accounts.ts'
 import * as m0003 from './0003-oauth-tokens.ts'
@@ -7,6 +7,8 @@ import * as m0004 from './0004-ci.ts'
 /** Column types that differ between SQLite and PostgreSQL, so one migration serves both. */
 export interface MigrationContext {
   serial: 'integer' | 'serial'
+  /** Primary keys never reuse a deleted row's id (SQLite's AUTOINCREMENT; PostgreSQL sequences never do). */
+  primaryId: (c: ColumnDefinitionBuilder) => ColumnDefinitionBuilder
   bytes: 'blob' | 'bytea'
   binaryText: RawBuilder<unknown>
 }
@@ -15,8 +17,8 @@ export type DialectKind = 'sqlite' | 'postgres'
 
 function context(kind: DialectKind): MigrationContext {
   return kind === 'sqlite'
-    ? { serial: 'integer', bytes: 'blob', binaryText: sql`text collate binary` }
-    : { serial: 'serial', bytes: 'bytea', binaryText: sql`text collate "C"` }
+    ? { serial: 'integer', primaryId: (c) => c.primaryKey().autoIncrement(), bytes: 'blob', binaryText: sql`text collate binary` }
+    : { serial: 'serial', primaryId: (c) => c.primaryKey(), bytes: 'bytea', binaryText: sql`text collate "C"` }
 }
 
 const MIGRATIONS: Record<string, { up(db: Kysely<unknown>, ctx: MigrationContext): Promise<void> }> = {
