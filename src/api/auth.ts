@@ -22,9 +22,16 @@ const READ_METHODS = new Set(['GET', 'HEAD', 'OPTIONS'])
 export function apiAuthHook(apiTokens: ApiTokens) {
   return async (req: FastifyRequest, _reply: FastifyReply): Promise<void> => {
     const token = apiToken(req)
-    const principal: Principal = token ? await apiTokens.principalForToken(token) : ANONYMOUS
-    req.principal = principal
     const config = req.routeOptions.config
+    const jobToken = req.headers['job-token']
+    // A CI job token (`JOB-TOKEN` header) only on routes that accept it (artifact downloads...).
+    const principal: Principal = token
+      ? await apiTokens.principalForToken(token)
+      : typeof jobToken === 'string' && jobToken.trim() && config.jobToken
+        ? await apiTokens.principalForJobToken(jobToken.trim())
+        : ANONYMOUS
+    req.principal = principal
+    if (principal.kind === 'job') return
     if (principal.kind === 'anonymous') {
       if (!config.public) throw new WharfError('UNAUTHORIZED', 'authentication required: send PRIVATE-TOKEN or Authorization: Bearer', {})
       return

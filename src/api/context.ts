@@ -37,5 +37,7 @@ declare module 'fastify' {
     public?: boolean
     /** Token scopes besides `api` (and `read_api` for reads) that suffice for this route, e.g. read_user. */
     scopes?: readonly PatScope[]
+    /** A CI job token in the `JOB-TOKEN` header is accepted (the route checks the job's project). */
+    jobToken?: boolean
   }
 }

@@ -12,6 +12,11 @@ export interface ProjectFacts {
   accessLevel: number | undefined
   /** For deploy tokens: the project or one of its ancestor groups issued the token. */
   deployTokenApplies: boolean
+  /**
+   * For CI job tokens: whether the project is the job's own, whether it allow-lists the job's
+   * project, and the level of the user who started the pipeline (`accessLevel` is that level).
+   */
+  job?: { ownProject: boolean; allowlisted: boolean; userIsAdmin: boolean; userSignedIn: boolean }
 }
 
 /**
@@ -38,6 +43,22 @@ export function permittedActions(p: Principal, project: ProjectFacts | undefined
       if (canRead && hasScope(p, 'read_registry', 'write_registry', 'api')) out.add('pull')
       if (atLeast(level, 'developer') && hasScope(p, 'write_registry', 'api')) out.add('push')
       if (atLeast(level, 'maintainer') && hasScope(p, 'write_registry', 'api')) out.add('delete')
+      break
+    }
+    case 'job': {
+      // A job token: pull and push in its own project; elsewhere pull only, when the job's user may
+      // pull there AND that project allow-lists the job's project (GitLab's job token scope).
+      // Never delete, never admin.
+      const j = project.job
+      if (!j) break
+      if (j.ownProject) {
+        out.add('pull')
+        out.add('push')
+        break
+      }
+      const level = j.userIsAdmin ? Number.POSITIVE_INFINITY : project.accessLevel
+      const userCanRead = publicPull || (project.visibility === 'internal' && j.userSignedIn) || atLeast(level, 'reporter')
+      if (publicPull || (userCanRead && j.allowlisted)) out.add('pull')
       break
     }
   }

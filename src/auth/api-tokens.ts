@@ -46,6 +46,13 @@ export class ApiTokens {
     return p
   }
 
+  /** The running job behind a `JOB-TOKEN` header; UNAUTHORIZED otherwise (finished jobs' tokens are revoked). */
+  async principalForJobToken(token: string): Promise<Principal> {
+    const p = await this.credentials.resolveExtra('gitlab-ci-token', token)
+    if (!p || p.kind !== 'job') throw new WharfError('UNAUTHORIZED', 'invalid job token: unknown, or the job is no longer running', {})
+    return p
+  }
+
   /** OAuth2 password grant. Only a real password is accepted: a PAT or deploy token would be widened to `api`. */
   async passwordGrant(username: string, password: string, address: string, scope: string | undefined): Promise<IssuedOAuthToken> {
     const scopes = parseOAuthScopes(scope)

@@ -15,6 +15,8 @@ export const DEPLOY_TOKEN_PREFIX = 'gldt-'
 export interface CredentialVerifier {
   /** undefined: not this kind of credential, try the next verifier. */
   verify(username: string, secret: string): Promise<Principal | undefined>
+  /** Rebuilds the principal behind a credential kind this verifier owns (e.g. `job`), if still valid. */
+  principalFor?(cred: Credential): Promise<Principal | undefined>
 }
 
 /** How long "is this credential still valid" answers are reused; revocation through Wharf clears them at once. */
@@ -30,6 +32,24 @@ export class Credentials {
     this.db = db
     this.throttle = throttle
     this.verifiers = [...extra, { verify: (u, s) => this.verifyToken(u, s) }, { verify: (u, s) => this.verifyPassword(u, s) }]
+  }
+
+  /** Adds a verifier tried before tokens and passwords (the CI job token registers itself here). */
+  addVerifier(v: CredentialVerifier): void {
+    this.verifiers.unshift(v)
+  }
+
+  /**
+   * The principal for a username and secret from the pluggable verifiers only (no passwords, no
+   * throttle, no audit): for per-request tokens such as the `JOB-TOKEN` header of the API.
+   */
+  async resolveExtra(username: string, secret: string): Promise<Principal | undefined> {
+    for (const v of this.verifiers) {
+      if (!v.principalFor) continue
+      const p = await v.verify(username, secret)
+      if (p && p.kind !== 'anonymous') return p
+    }
+    return undefined
   }
 
   /** Checks a username and secret (password, PAT or deploy token). Throws UNAUTHORIZED or TOOMANYREQUESTS. */
@@ -69,6 +89,12 @@ export class Credentials {
         const t = await q.findDeployToken(this.db, cred.id)
         return t && tokenUsable(t) ? deployPrincipal(t) : undefined
       }
+      case 'job':
+        for (const v of this.verifiers) {
+          const p = await v.principalFor?.(cred)
+          if (p) return p
+        }
+        return undefined
     }
   }
 

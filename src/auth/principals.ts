@@ -5,6 +5,8 @@ export type Credential =
   | { kind: 'password'; userId: number }
   | { kind: 'pat'; id: number; userId: number }
   | { kind: 'deploy-token'; id: number }
+  /** A CI job token (`CI_JOB_TOKEN`); `id` is the job's. Valid only while the job runs. */
+  | { kind: 'job'; id: number }
 
 export type Principal =
   | {
@@ -25,6 +27,17 @@ export type Principal =
       scopes: readonly DeployTokenScope[]
       credential: Credential
     }
+  | {
+      /** A running CI job, authenticated by its job token (user `gitlab-ci-token`). */
+      kind: 'job'
+      jobId: number
+      projectId: number
+      pipelineId: number
+      /** Who started the pipeline; the job acts with (at most) this user's rights on other projects. */
+      userId: number | null
+      username: string
+      credential: Credential
+    }
   | { kind: 'anonymous' }
 
 export const ANONYMOUS: Principal = { kind: 'anonymous' }
@@ -34,7 +47,8 @@ export function principalName(p: Principal): string {
 }
 
 export function hasScope(p: Principal, ...wanted: Array<PatScope | DeployTokenScope>): boolean {
-  if (p.kind === 'anonymous') return false
+  // Job tokens carry no token scopes: what they may do is decided per project (access.ts).
+  if (p.kind === 'anonymous' || p.kind === 'job') return false
   if (p.kind === 'user' && p.scopes === undefined) return true
   return wanted.some((s) => (p.scopes as readonly string[]).includes(s))
 }

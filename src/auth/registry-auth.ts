@@ -4,7 +4,7 @@ import { parseRepoName } from '../core/names.ts'
 import type { Database } from '../metadata/schema.ts'
 import * as projectQueries from '../projects/queries.ts'
 import type { Projects } from '../projects/service.ts'
-import { ACTIONS, permittedActions, type Action } from './access.ts'
+import { ACTIONS, permittedActions, type Action, type ProjectFacts } from './access.ts'
 import type { Credentials } from './credentials.ts'
 import { principalName, type Credential, type Principal } from './principals.ts'
 import * as q from './queries.ts'
@@ -14,6 +14,16 @@ import { newSecret, secretDigest } from './secrets.ts'
 /** docker login keeps the refresh token instead of the password; it lives as long as a PAT might. */
 const REFRESH_TOKEN_DAYS = 90
 const MAX_SCOPES = 32
+
+/**
+ * Authorization facts for CI job principals (own project, job-token allowlist, the job's user),
+ * supplied by CI so auth does not depend on it.
+ */
+export interface JobAccessResolver {
+  repositoryFacts(p: Extract<Principal, { kind: 'job' }>, repository: string): Promise<ProjectFacts | undefined>
+  /** Why a job may not `action` there, in words naming the allowlist entry that would fix it. */
+  explainDenial(p: Extract<Principal, { kind: 'job' }>, repository: string, action: Action): Promise<string>
+}
 
 export interface ScopeRequest {
   type: string
@@ -43,12 +53,23 @@ export class RegistryAuth {
   readonly credentials: Credentials
   private readonly projects: Projects
   private readonly db: Kysely<Database>
+  private jobAccess: JobAccessResolver | undefined
 
   constructor(db: Kysely<Database>, tokens: RegistryTokens, credentials: Credentials, projects: Projects) {
     this.db = db
     this.tokens = tokens
     this.credentials = credentials
     this.projects = projects
+  }
+
+  /** CI plugs in how job tokens are authorized (without it, job principals get nothing). */
+  setJobAccess(resolver: JobAccessResolver): void {
+    this.jobAccess = resolver
+  }
+
+  private async facts(p: Principal, repository: string): Promise<ProjectFacts | undefined> {
+    if (p.kind === 'job') return this.jobAccess?.repositoryFacts(p, repository)
+    return this.projects.repositoryFacts(p, repository)
   }
 
   /** The intersection of the requested actions with what the principal may do, per scope. */
@@ -67,7 +88,7 @@ export class RegistryAuth {
       } catch {
         continue
       }
-      const permitted = permittedActions(p, await this.projects.repositoryFacts(p, name))
+      const permitted = permittedActions(p, await this.facts(p, name))
       const wanted = s.actions.includes('*') ? ACTIONS : s.actions
       const actions = permitted.filter((a) => wanted.includes(a))
       if (actions.length) out.push({ type: 'repository', name, actions })
@@ -116,7 +137,8 @@ export class RegistryAuth {
    */
   async explainDenial(claims: RegistryClaims, name: string, action: Action): Promise<string> {
     const p = await this.principalOf(claims)
-    const facts = await this.projects.repositoryFacts(p, name)
+    if (p.kind === 'job' && this.jobAccess) return this.jobAccess.explainDenial(p, name, action)
+    const facts = await this.facts(p, name)
     if (!facts || !permittedActions(p, facts).includes('pull')) {
       return `${action} access to ${name} denied: no project you can access exists at that path. Create the project first (images live under <namespace>/<project>[/<image>]) or ask for access.`
     }
@@ -134,7 +156,8 @@ export class RegistryAuth {
   }
 
   private async credentialExpiry(cred: Credential): Promise<Date | undefined> {
-    if (cred.kind === 'password') return undefined
+    // A job token's registry tokens stop with the job: `cred` is re-checked on every request.
+    if (cred.kind === 'password' || cred.kind === 'job') return undefined
     const row = cred.kind === 'pat' ? await q.findPat(this.db, cred.id) : await q.findDeployToken(this.db, cred.id)
     return row?.expires_at ? new Date(row.expires_at) : undefined
   }

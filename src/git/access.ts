@@ -21,6 +21,7 @@ export interface GitAccess {
  * - write: Developer+ (administrators too).
  * - a PAT narrows both: reading needs `read_repository`, `write_repository` or `api`; writing needs
  *   `write_repository` or `api`.
+ * - a CI job token reads its own project's repository (public ones too); never writes.
  */
 export function gitAccess(p: Principal, project: ProjectFacts | undefined): GitAccess {
   const none: GitAccess = { read: false, write: false }
@@ -33,6 +34,12 @@ export function gitAccess(p: Principal, project: ProjectFacts | undefined): GitA
       const read = (project.deployTokenApplies && hasScope(p, 'read_repository')) || isPublic
       if (!read && project.deployTokenApplies) return { read: false, write: false, denyRead: 'this deploy token does not have the read_repository scope' }
       return { read, write: false, denyWrite: 'deploy tokens cannot push to repositories' }
+    }
+    case 'job': {
+      // A CI job token clones its own project (and public ones, like anyone); it never pushes.
+      const read = project.projectId === p.projectId || isPublic
+      if (!read) return none
+      return { read: true, write: false, denyWrite: 'CI job tokens cannot push to repositories' }
     }
     case 'user': {
       const level = p.isAdmin ? Number.POSITIVE_INFINITY : project.accessLevel
