@@ -202,6 +202,9 @@ export interface CiJobsTable {
   queued_at: string | null
   started_at: string | null
   finished_at: string | null
+  /** Last sign of life from the runner (PUT state running, trace PATCH). */
+  heartbeat_at: string | null
+  exit_code: number | null
 }
 
 export interface CiVariablesTable {
@@ -249,6 +252,10 @@ export interface Database {
   ci_variables: CiVariablesTable
   pipeline_triggers: PipelineTriggersTable
   oauth_tokens: OAuthTokensTable
+  runners: RunnersTable
+  ci_job_traces: CiJobTracesTable
+  ci_job_artifacts: CiJobArtifactsTable
+  job_token_allowlist: JobTokenAllowlistTable
 }
 
 export type Executor = Kysely<Database> | Transaction<Database>
@@ -278,3 +285,63 @@ export type OAuthToken = Selectable<OAuthTokensTable>
 export type Pipeline = Selectable<PipelinesTable>
 export type CiJob = Selectable<CiJobsTable>
 export type CiVariable = Selectable<CiVariablesTable>
+
+/** CI runners (GitLab's runner API); the `glrt-` authentication token is stored as a digest. */
+export interface RunnersTable {
+  id: Generated<number>
+  runner_type: 'instance_type' | 'group_type' | 'project_type'
+  namespace_id: number | null
+  project_id: number | null
+  description: string
+  tag_list: string
+  run_untagged: number
+  paused: number
+  locked: number
+  access_level: string
+  maximum_timeout: number | null
+  maintenance_note: string | null
+  token_digest: string
+  token_hint: string
+  token_expires_at: string | null
+  contacted_at: string | null
+  created_at: string
+  created_by: number | null
+  name: string | null
+  version: string | null
+  revision: string | null
+  platform: string | null
+  architecture: string | null
+  executor: string | null
+  ip_address: string | null
+}
+
+export interface CiJobTracesTable {
+  job_id: number
+  received_bytes: number
+  stored_bytes: number
+  tail: Uint8Array | null
+  truncated: number
+  updated_at: string
+}
+
+export interface CiJobArtifactsTable {
+  id: Generated<number>
+  job_id: number
+  project_id: number
+  file_type: string
+  file_format: string
+  filename: string
+  size: number
+  sha256: string
+  expire_at: string | null
+  created_at: string
+}
+
+export interface JobTokenAllowlistTable {
+  project_id: number
+  allowed_project_id: number
+  created_at: string
+}
+
+export type Runner = Selectable<RunnersTable>
+export type CiJobArtifact = Selectable<CiJobArtifactsTable>

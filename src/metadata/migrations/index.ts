@@ -3,6 +3,7 @@ import * as m0001 from './0001-registry.ts'
 import * as m0002 from './0002-accounts.ts'
 import * as m0003 from './0003-oauth-tokens.ts'
 import * as m0004 from './0004-ci.ts'
+import * as m0005 from './0005-runners.ts'
 
 /** Column types that differ between SQLite and PostgreSQL, so one migration serves both. */
 export interface MigrationContext {
@@ -26,6 +27,7 @@ const MIGRATIONS: Record<string, { up(db: Kysely<unknown>, ctx: MigrationContext
   '0002-accounts': m0002,
   '0003-oauth-tokens': m0003,
   '0004-ci': m0004,
+  '0005-runners': m0005,
 }
 
 export function migrationProvider(kind: DialectKind): MigrationProvider {
