@@ -1,0 +1,123 @@
+// Job artifacts: archives (and reports) a runner uploads for a job, streamed to
+// `<ci>/artifacts/<job id>/<filename>` and recorded in `ci_job_artifacts` (one per job and type).
+import { createHash, randomUUID } from 'node:crypto'
+import { createReadStream, createWriteStream } from 'node:fs'
+import { mkdir, rename, rm } from 'node:fs/promises'
+import { basename, join } from 'node:path'
+import { Transform, type Readable } from 'node:stream'
+import { pipeline } from 'node:stream/promises'
+import type { Kysely } from 'kysely'
+import { WharfError } from '../core/errors.ts'
+import { nowIso } from '../metadata/db.ts'
+import type { CiJob, CiJobArtifact, Database } from '../metadata/schema.ts'
+import { ARTIFACT_FORMATS } from '../runner/protocol.ts'
+import { parseDuration } from './config/duration.ts'
+import * as rq from './runner-queries.ts'
+
+export const ARTIFACT_LIMITS = {
+  /** Largest upload; GitLab's default is 100 MiB, raised because image build contexts pass through artifacts. */
+  bytes: 1 << 30,
+}
+
+/** `expire_in` when neither the job nor the upload sets one (GitLab's instance default). */
+export const DEFAULT_EXPIRE_SECONDS = 30 * 86_400
+
+export class TooLargeError extends Error {
+  readonly limit: number
+  constructor(limit: number) {
+    super(`artifacts are larger than the ${limit}-byte limit`)
+    this.limit = limit
+  }
+}
+
+/** A file name safe to use as one path segment. */
+export function safeFilename(name: string | undefined, fallback: string): string {
+  const base = basename((name ?? '').replaceAll('\\', '/'))
+  const clean = base.replace(/[^A-Za-z0-9._+-]/g, '_').replace(/^\.+/, '')
+  return clean.length > 0 && clean.length <= 255 ? clean : fallback
+}
+
+/** When an artifact expires: `expire_in` as GitLab reads it ('never' keeps it). */
+export function expireAt(expireIn: string | undefined | null, now = Date.now()): string | null {
+  if (expireIn === undefined || expireIn === null || expireIn.trim() === '') return new Date(now + DEFAULT_EXPIRE_SECONDS * 1000).toISOString()
+  if (expireIn.trim().toLowerCase() === 'never') return null
+  const s = parseDuration(expireIn)
+  if (s === undefined) throw new WharfError('BAD_REQUEST', `expire_in is not a duration: ${expireIn}`, {})
+  return new Date(now + s * 1000).toISOString()
+}
+
+export class Artifacts {
+  private readonly db: Kysely<Database>
+  private readonly dir: string
+  readonly maxBytes: number
+
+  constructor(db: Kysely<Database>, dir: string, maxBytes = ARTIFACT_LIMITS.bytes) {
+    this.db = db
+    this.dir = dir
+    this.maxBytes = maxBytes
+  }
+
+  path(a: Pick<CiJobArtifact, 'job_id' | 'filename'>): string {
+    return join(this.dir, String(a.job_id), a.filename)
+  }
+
+  /**
+   * Streams an upload to disk (temp file, then rename), hashing as it goes; a stream that exceeds
+   * the limit, or reports it was cut by the multipart parser, is discarded with TooLargeError.
+   */
+  async store(job: CiJob, input: { stream: Readable; filename: string | undefined; fileType: string | undefined; format: string | undefined; expireIn: string | undefined | null; truncated?: () => boolean }): Promise<CiJobArtifact> {
+    const fileType = input.fileType && /^[a-z_]{1,64}$/.test(input.fileType) ? input.fileType : 'archive'
+    const format = input.format ?? (fileType === 'archive' ? 'zip' : 'gzip')
+    if (!(ARTIFACT_FORMATS as readonly string[]).includes(format)) throw new WharfError('BAD_REQUEST', `artifact_format must be one of ${ARTIFACT_FORMATS.join(', ')}`, {})
+    const expire = expireAt(input.expireIn)
+    const fallback = fileType === 'archive' ? 'artifacts.zip' : `${fileType}.${format === 'gzip' ? 'gz' : format}`
+    const filename = safeFilename(input.filename, fallback)
+    const jobDir = join(this.dir, String(job.id))
+    await mkdir(jobDir, { recursive: true })
+    const tmp = join(jobDir, `.upload-${randomUUID()}`)
+    const hash = createHash('sha256')
+    let size = 0
+    const limit = this.maxBytes
+    const meter = new Transform({
+      transform(chunk: Buffer, _enc, cb) {
+        size += chunk.length
+        if (size > limit) return cb(new TooLargeError(limit))
+        hash.update(chunk)
+        cb(null, chunk)
+      },
+    })
+    try {
+      await pipeline(input.stream, meter, createWriteStream(tmp))
+      if (input.truncated?.()) throw new TooLargeError(limit)
+      // A new upload of the same type replaces the old one.
+      const old = await rq.findArtifact(this.db, job.id, fileType)
+      await rename(tmp, join(jobDir, filename))
+      if (old && old.filename !== filename) await rm(this.path(old), { force: true })
+      return await rq.insertArtifact(this.db, { job_id: job.id, project_id: job.project_id, file_type: fileType, file_format: format, filename, size, sha256: hash.digest('hex'), expire_at: expire })
+    } finally {
+      await rm(tmp, { force: true })
+    }
+  }
+
+  find(jobId: number, fileType = 'archive'): Promise<CiJobArtifact | undefined> {
+    return rq.findArtifact(this.db, jobId, fileType)
+  }
+
+  forJobs(jobIds: number[]): Promise<CiJobArtifact[]> {
+    return rq.jobArtifacts(this.db, jobIds)
+  }
+
+  open(a: CiJobArtifact): Readable {
+    return createReadStream(this.path(a))
+  }
+
+  /** Deletes artifacts past their expiry; returns how many. */
+  async sweepExpired(now = nowIso()): Promise<number> {
+    const rows = await rq.expiredArtifacts(this.db, now)
+    for (const a of rows) {
+      await rq.deleteArtifact(this.db, a.id)
+      await rm(this.path(a), { force: true })
+    }
+    return rows.length
+  }
+}

@@ -1,0 +1,126 @@
+import { nowIso } from '../metadata/db.ts'
+import type { CiJob, CiJobArtifact, Executor, Runner, RunnersTable } from '../metadata/schema.ts'
+
+// SQL of runners, job claims, traces, artifacts and the job-token allowlist (ci/queries.ts has pipelines and jobs).
+
+export async function insertRunner(db: Executor, r: Omit<RunnersTable, 'id' | 'created_at' | 'contacted_at' | 'name' | 'version' | 'revision' | 'platform' | 'architecture' | 'executor' | 'ip_address'>): Promise<Runner> {
+  return db
+    .insertInto('runners')
+    .values({ ...r, created_at: nowIso(), contacted_at: null, name: null, version: null, revision: null, platform: null, architecture: null, executor: null, ip_address: null })
+    .returningAll()
+    .executeTakeFirstOrThrow()
+}
+
+export async function findRunner(db: Executor, id: number): Promise<Runner | undefined> {
+  return db.selectFrom('runners').selectAll().where('id', '=', id).executeTakeFirst()
+}
+
+export async function findRunnerByDigest(db: Executor, digest: string): Promise<Runner | undefined> {
+  return db.selectFrom('runners').selectAll().where('token_digest', '=', digest).executeTakeFirst()
+}
+
+export async function listRunners(db: Executor, f: { ids?: number[]; projectIds?: number[]; namespaceIds?: number[]; instance?: boolean; limit: number; offset: number }): Promise<Runner[]> {
+  let q = db.selectFrom('runners').selectAll()
+  if (f.ids || f.projectIds || f.namespaceIds || f.instance) {
+    q = q.where((eb) => {
+      const ors = []
+      if (f.ids?.length) ors.push(eb('id', 'in', f.ids))
+      if (f.projectIds?.length) ors.push(eb('project_id', 'in', f.projectIds))
+      if (f.namespaceIds?.length) ors.push(eb('namespace_id', 'in', f.namespaceIds))
+      if (f.instance) ors.push(eb('runner_type', '=', 'instance_type'))
+      return ors.length ? eb.or(ors) : eb.val(false)
+    })
+  }
+  return q.orderBy('id').limit(f.limit).offset(f.offset).execute()
+}
+
+export async function updateRunner(db: Executor, id: number, set: Partial<Omit<Runner, 'id'>>): Promise<void> {
+  await db.updateTable('runners').set(set).where('id', '=', id).execute()
+}
+
+export async function deleteRunner(db: Executor, id: number): Promise<void> {
+  await db.deleteFrom('runners').where('id', '=', id).execute()
+}
+
+/** Pending jobs (current attempts) in queue order, optionally only of some projects. */
+export async function pendingJobs(db: Executor, projectIds: number[] | undefined, limit: number): Promise<CiJob[]> {
+  let q = db.selectFrom('ci_jobs').selectAll().where('status', '=', 'pending').where('retried', '=', 0)
+  if (projectIds) {
+    if (projectIds.length === 0) return []
+    q = q.where('project_id', 'in', projectIds)
+  }
+  return q.orderBy('id').limit(limit).execute()
+}
+
+export async function projectIdsInNamespaces(db: Executor, namespaceIds: number[]): Promise<number[]> {
+  if (namespaceIds.length === 0) return []
+  const rows = await db.selectFrom('projects').select('id').where('namespace_id', 'in', namespaceIds).execute()
+  return rows.map((r) => r.id)
+}
+
+export async function runningJobs(db: Executor): Promise<CiJob[]> {
+  return db.selectFrom('ci_jobs').selectAll().where('status', '=', 'running').orderBy('id').execute()
+}
+
+export async function retriedAttempts(db: Executor, pipelineId: number, name: string): Promise<number> {
+  const r = await db.selectFrom('ci_jobs').select((eb) => eb.fn.countAll<number>().as('n')).where('pipeline_id', '=', pipelineId).where('name', '=', name).where('retried', '=', 1).executeTakeFirstOrThrow()
+  return Number(r.n)
+}
+
+export async function findTrace(db: Executor, jobId: number) {
+  return db.selectFrom('ci_job_traces').selectAll().where('job_id', '=', jobId).executeTakeFirst()
+}
+
+export async function saveTrace(db: Executor, jobId: number, t: { received_bytes: number; stored_bytes: number; tail: Uint8Array; truncated: number; updated_at: string }): Promise<void> {
+  await db
+    .insertInto('ci_job_traces')
+    .values({ job_id: jobId, ...t })
+    .onConflict((oc) => oc.column('job_id').doUpdateSet(t))
+    .execute()
+}
+
+export async function insertArtifact(db: Executor, a: Omit<CiJobArtifact, 'id' | 'created_at'>): Promise<CiJobArtifact> {
+  await db.deleteFrom('ci_job_artifacts').where('job_id', '=', a.job_id).where('file_type', '=', a.file_type).execute()
+  return db.insertInto('ci_job_artifacts').values({ ...a, created_at: nowIso() }).returningAll().executeTakeFirstOrThrow()
+}
+
+export async function findArtifact(db: Executor, jobId: number, fileType: string): Promise<CiJobArtifact | undefined> {
+  return db.selectFrom('ci_job_artifacts').selectAll().where('job_id', '=', jobId).where('file_type', '=', fileType).executeTakeFirst()
+}
+
+export async function jobArtifacts(db: Executor, jobIds: number[]): Promise<CiJobArtifact[]> {
+  if (jobIds.length === 0) return []
+  return db.selectFrom('ci_job_artifacts').selectAll().where('job_id', 'in', jobIds).orderBy('id').execute()
+}
+
+export async function expiredArtifacts(db: Executor, now: string): Promise<CiJobArtifact[]> {
+  return db.selectFrom('ci_job_artifacts').selectAll().where('expire_at', 'is not', null).where('expire_at', '<=', now).limit(1000).execute()
+}
+
+export async function deleteArtifact(db: Executor, id: number): Promise<void> {
+  await db.deleteFrom('ci_job_artifacts').where('id', '=', id).execute()
+}
+
+export async function allowlist(db: Executor, projectId: number): Promise<number[]> {
+  const rows = await db.selectFrom('job_token_allowlist').select('allowed_project_id').where('project_id', '=', projectId).orderBy('created_at').execute()
+  return rows.map((r) => r.allowed_project_id)
+}
+
+export async function isAllowlisted(db: Executor, projectId: number, allowedProjectId: number): Promise<boolean> {
+  const r = await db.selectFrom('job_token_allowlist').select('project_id').where('project_id', '=', projectId).where('allowed_project_id', '=', allowedProjectId).executeTakeFirst()
+  return r !== undefined
+}
+
+export async function addToAllowlist(db: Executor, projectId: number, allowedProjectId: number): Promise<boolean> {
+  const r = await db
+    .insertInto('job_token_allowlist')
+    .values({ project_id: projectId, allowed_project_id: allowedProjectId, created_at: nowIso() })
+    .onConflict((oc) => oc.columns(['project_id', 'allowed_project_id']).doNothing())
+    .executeTakeFirst()
+  return Number(r.numInsertedOrUpdatedRows ?? 0) > 0
+}
+
+export async function removeFromAllowlist(db: Executor, projectId: number, allowedProjectId: number): Promise<boolean> {
+  const r = await db.deleteFrom('job_token_allowlist').where('project_id', '=', projectId).where('allowed_project_id', '=', allowedProjectId).executeTakeFirst()
+  return Number(r.numDeletedRows) > 0
+}

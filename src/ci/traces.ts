@@ -1,0 +1,249 @@
+// Job logs ("traces"): appended by runners in chunks keyed by byte offset (GitLab's
+// `PATCH /jobs/:id/trace` with `Content-Range`), stored under `<ci>/traces/<job id>.log` with every
+// masked variable value replaced by `[MASKED]` before it reaches the disk.
+import { createReadStream } from 'node:fs'
+import { mkdir, open, stat } from 'node:fs/promises'
+import { join } from 'node:path'
+import { Transform, type Readable } from 'node:stream'
+import type { Kysely } from 'kysely'
+import { nowIso } from '../metadata/db.ts'
+import type { Database } from '../metadata/schema.ts'
+import { JOB_TOKEN_PATTERN } from './job-tokens.ts'
+import * as rq from './runner-queries.ts'
+
+export const MASK = '[MASKED]'
+
+export const TRACE_LIMITS = {
+  /** Stored bytes per log; beyond, the log is cut with a note (GitLab Runner's own default output_limit is 4 MiB). */
+  storedBytes: 64 << 20,
+}
+
+/** A pattern masked wherever it appears, with the longest text it can match (bounds the held-back tail). */
+export interface MaskPattern {
+  source: string
+  maxLength: number
+}
+
+/** Job tokens are fixed-length, so they are masked even when the job's own token is not known (after a restart). */
+export const DEFAULT_MASK_PATTERNS: readonly MaskPattern[] = [{ source: JOB_TOKEN_PATTERN.source, maxLength: 6 + 43 }]
+
+const escapeRegExp = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
+
+/**
+ * Replaces secrets in a byte stream that arrives in chunks. A secret may straddle two chunks, so
+ * the last `holdBack` bytes (one less than the longest secret) stay behind as a tail until the
+ * next chunk shows whether they begin a secret; `flush` masks and releases the tail when the log
+ * ends. Works on bytes (latin1 strings), so multi-byte UTF-8 split across chunks is harmless.
+ */
+export class TraceMasker {
+  private readonly re: RegExp | undefined
+  readonly holdBack: number
+
+  constructor(secrets: readonly string[], patterns: readonly MaskPattern[] = DEFAULT_MASK_PATTERNS) {
+    const literals = [...new Set(secrets.filter((s) => s.length > 0).map((s) => Buffer.from(s, 'utf8').toString('latin1')))]
+    // Longest first, so that at one position the longer of two overlapping secrets wins.
+    literals.sort((a, b) => b.length - a.length)
+    const sources = [...literals.map(escapeRegExp), ...patterns.map((p) => p.source)]
+    this.re = sources.length ? new RegExp(sources.join('|'), 'g') : undefined
+    const longest = Math.max(0, ...literals.map((l) => l.length), ...patterns.map((p) => p.maxLength))
+    this.holdBack = Math.max(0, longest - 1)
+  }
+
+  /** Masks `tail + chunk`; returns the bytes that are safe to store and the new tail. */
+  process(tail: Buffer, chunk: Buffer): { out: Buffer; tail: Buffer } {
+    const buf = (tail.length ? Buffer.concat([tail, chunk]) : chunk).toString('latin1')
+    if (!this.re) return { out: Buffer.from(buf, 'latin1'), tail: Buffer.alloc(0) }
+    const matches = [...buf.matchAll(this.re)]
+    let cut = Math.max(0, buf.length - this.holdBack)
+    // Never cut through a match: keep it whole in the tail (it is masked once the tail moves on).
+    for (const m of matches) {
+      const end = m.index + m[0].length
+      if (m.index < cut && end > cut) {
+        cut = m.index
+        break
+      }
+      if (m.index >= cut) break
+    }
+    return { out: Buffer.from(this.replace(buf, matches, cut), 'latin1'), tail: Buffer.from(buf.slice(cut), 'latin1') }
+  }
+
+  /** Masks everything that is left (the log ended). */
+  flush(tail: Buffer): Buffer {
+    if (!tail.length) return tail
+    const buf = tail.toString('latin1')
+    if (!this.re) return tail
+    return Buffer.from(this.replace(buf, [...buf.matchAll(this.re)], buf.length), 'latin1')
+  }
+
+  /** Masks a whole text at once. */
+  mask(text: Buffer): Buffer {
+    return this.flush(text)
+  }
+
+  private replace(buf: string, matches: RegExpExecArray[] | RegExpMatchArray[], cut: number): string {
+    let out = ''
+    let pos = 0
+    for (const m of matches) {
+      const start = m.index!
+      const end = start + m[0].length
+      if (end > cut) break
+      out += buf.slice(pos, start) + MASK
+      pos = end
+    }
+    return out + buf.slice(pos, cut)
+  }
+
+  /** A stream that masks what passes through (for reads of logs written before a value became masked). */
+  transform(): Transform {
+    let tail: Buffer = Buffer.alloc(0)
+    return new Transform({
+      transform: (chunk: Buffer, _enc, cb) => {
+        const r = this.process(tail, chunk)
+        tail = r.tail
+        cb(null, r.out)
+      },
+      flush: (cb) => cb(null, this.flush(tail)),
+    })
+  }
+}
+
+export interface TraceState {
+  /** The runner's offset: bytes of the log it sent that were taken (Content-Range space). */
+  received: number
+  /** Bytes in the file. */
+  stored: number
+  tail: Buffer
+  truncated: boolean
+}
+
+export type AppendResult = { ok: true; received: number } | { ok: false; received: number }
+
+/** Job logs on disk, with their offsets in SQLite. Appends to one job's log are serialised. */
+export class TraceStore {
+  private readonly db: Kysely<Database>
+  private readonly dir: string
+  private readonly locks = new Map<number, Promise<unknown>>()
+
+  constructor(db: Kysely<Database>, dir: string) {
+    this.db = db
+    this.dir = dir
+  }
+
+  path(jobId: number): string {
+    return join(this.dir, `${jobId}.log`)
+  }
+
+  async state(jobId: number): Promise<TraceState> {
+    const row = await rq.findTrace(this.db, jobId)
+    return row
+      ? { received: row.received_bytes, stored: row.stored_bytes, tail: row.tail ? Buffer.from(row.tail) : Buffer.alloc(0), truncated: row.truncated === 1 }
+      : { received: 0, stored: 0, tail: Buffer.alloc(0), truncated: false }
+  }
+
+  /**
+   * Appends a chunk that starts at the runner's offset `start`. A chunk starting past what was
+   * received is refused (the runner resends from `received`: HTTP 416); bytes already received
+   * are skipped, so a retried chunk is never stored twice. Streams to disk as the body arrives.
+   */
+  append(jobId: number, start: number, body: AsyncIterable<Buffer | string> | Readable, masker: TraceMasker): Promise<AppendResult> {
+    return this.exclusive(jobId, async () => {
+      const st = await this.state(jobId)
+      if (start > st.received) return { ok: false, received: st.received }
+      let skip = st.received - start
+      await mkdir(this.dir, { recursive: true })
+      const fh = await openForWrite(this.path(jobId))
+      let { received, stored: pos, tail, truncated } = st
+      try {
+        // Bytes beyond the recorded size are from an append that crashed before it was recorded.
+        await fh.truncate(pos)
+        for await (const raw of body as AsyncIterable<Buffer | string>) {
+          let chunk = typeof raw === 'string' ? Buffer.from(raw) : raw
+          if (skip > 0) {
+            if (chunk.length <= skip) {
+              skip -= chunk.length
+              continue
+            }
+            chunk = chunk.subarray(skip)
+            skip = 0
+          }
+          received += chunk.length
+          if (truncated) continue
+          const r = masker.process(tail, chunk)
+          tail = r.tail
+          let out = r.out
+          if (pos + out.length + tail.length > TRACE_LIMITS.storedBytes) {
+            out = Buffer.concat([out.subarray(0, Math.max(0, TRACE_LIMITS.storedBytes - pos)), Buffer.from(`\n${truncationNote()}\n`)])
+            tail = Buffer.alloc(0)
+            truncated = true
+          }
+          if (out.length) await fh.write(out, 0, out.length, pos)
+          pos += out.length
+        }
+      } finally {
+        await fh.close()
+        await rq.saveTrace(this.db, jobId, { received_bytes: received, stored_bytes: pos, tail, truncated: truncated ? 1 : 0, updated_at: nowIso() })
+      }
+      return { ok: true, received }
+    })
+  }
+
+  /** The log ended: masks and writes the held-back tail, then `line` (a server message), if any. */
+  finish(jobId: number, masker: TraceMasker, line?: string): Promise<void> {
+    return this.exclusive(jobId, async () => {
+      const st = await this.state(jobId)
+      const parts = [masker.flush(st.tail)]
+      if (line) parts.push(Buffer.from(`${st.stored + st.tail.length > 0 ? '\n' : ''}${line}\n`))
+      const out = Buffer.concat(parts)
+      if (out.length) {
+        await mkdir(this.dir, { recursive: true })
+        const fh = await openForWrite(this.path(jobId))
+        try {
+          await fh.truncate(st.stored)
+          await fh.write(out, 0, out.length, st.stored)
+        } finally {
+          await fh.close()
+        }
+      }
+      await rq.saveTrace(this.db, jobId, { received_bytes: st.received, stored_bytes: st.stored + out.length, tail: Buffer.alloc(0), truncated: st.truncated ? 1 : 0, updated_at: nowIso() })
+    })
+  }
+
+  /** Stored size and a stream from `start` (the recorded size bounds it, never a half-written append). */
+  async read(jobId: number, start = 0): Promise<{ size: number; stream: Readable | undefined }> {
+    const st = await this.state(jobId)
+    let size = st.stored
+    if (size === 0) {
+      // A log written before it was recorded (or none): trust the file, if any.
+      size = await stat(this.path(jobId)).then((s) => s.size, () => 0)
+    }
+    if (start >= size) return { size, stream: undefined }
+    return { size, stream: createReadStream(this.path(jobId), { start, end: size - 1 }) }
+  }
+
+  private exclusive<T>(jobId: number, fn: () => Promise<T>): Promise<T> {
+    const prev = this.locks.get(jobId) ?? Promise.resolve()
+    const run = prev.then(fn, fn)
+    const settled = run.then(
+      () => undefined,
+      () => undefined,
+    )
+    this.locks.set(jobId, settled)
+    void settled.then(() => {
+      if (this.locks.get(jobId) === settled) this.locks.delete(jobId)
+    })
+    return run
+  }
+}
+
+function truncationNote(): string {
+  return `Job's log exceeded limit of ${TRACE_LIMITS.storedBytes} bytes. Job execution will continue but no more output will be collected.`
+}
+
+async function openForWrite(path: string) {
+  try {
+    return await open(path, 'r+')
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e
+    return open(path, 'w+')
+  }
+}
