@@ -10,6 +10,7 @@ Commands:
   verify-config   check the configuration and print it
   tls init        create a local CA and a server certificate for HTTPS ("wharf tls help")
   admin           create users, groups, projects and tokens offline ("wharf admin help")
+  runner          run CI jobs for a Wharf server ("wharf runner help")
   help            show this help
 
 Options (each also settable as an environment variable or in a YAML/JSON file):
@@ -76,6 +77,11 @@ async function main(argv: string[]): Promise<void> {
     case 'admin': {
       const { adminCommand } = await import('./admin.ts')
       process.exitCode = await adminCommand(rest)
+      return
+    }
+    case 'runner': {
+      const { runnerCommand } = await import('./runner.ts')
+      process.exitCode = await runnerCommand(rest)
       return
     }
     case undefined:

@@ -1,0 +1,447 @@
+/**
+ * The docker executor, on the Docker Engine API (dockerode, `DOCKER_HOST` or `docker.host`):
+ *
+ * - pulls the job image and the service images per pull policy (`always`, `if-not-present`,
+ *   `never`; a list is tried in order), with credentials from docker-auth.ts (Wharf's registry
+ *   with the job token from the payload, others through DOCKER_AUTH_CONFIG);
+ * - creates a network for the job (unless `network_mode` names one, or `host`), starts each
+ *   service on it under its aliases (explicit and name-derived) and waits for its exposed TCP
+ *   ports (`wait_for_services_timeout`);
+ * - runs each stage script in a fresh container of the job image (its entrypoint, or the job's
+ *   `entrypoint` override; bash if the image has it, else sh), with the job directory bound at
+ *   `/builds` and, with `bind_docker_socket`, the engine's socket at /var/run/docker.sock;
+ * - kills the container on cancel or timeout, and removes containers and network at the end.
+ *
+ * The checkout lives in the runner's builds_dir, bound into the containers: the engine must run
+ * on the runner's host (the usual setup; a remote engine would need a volume and `docker cp`).
+ */
+import { randomBytes } from 'node:crypto'
+import { connect } from 'node:net'
+import path from 'node:path'
+import { PassThrough } from 'node:stream'
+import Docker from 'dockerode'
+import type { DockerConfig, PullPolicy, RunnerEntry } from './config.ts'
+import {
+  authForImage,
+  credentialsEntries,
+  homeDockerConfig,
+  mergeAuthSources,
+  parseDockerAuthConfig,
+  type AuthEntry,
+  type RegistryAuth,
+} from './docker-auth.ts'
+import { PrepareError, type Executor, type JobPaths, type PreparedJob, type StageResult } from './executor.ts'
+import { serviceAliases, withDefaultTag } from './image-names.ts'
+import type { Image, JobVariable } from './protocol.ts'
+import { detectShellCommand, expandValue, isExportableName, variable } from './script.ts'
+import type { JobTrace } from './trace.ts'
+
+/** Where builds are seen inside job containers. */
+export const CONTAINER_BUILDS_DIR = '/builds'
+const SOCKET_IN_CONTAINER = '/var/run/docker.sock'
+/** Stop signal grace before the engine SIGKILLs a stage container. */
+const STOP_GRACE_SECONDS = 3
+/** How often a service port is probed while waiting. */
+const SERVICE_PROBE_MS = 250
+
+/** dockerode options from a DOCKER_HOST-style URL. */
+export function dockerOptions(host: string | undefined): Docker.DockerOptions {
+  const h = host ?? process.env.DOCKER_HOST
+  if (!h) return { socketPath: '/var/run/docker.sock' }
+  if (h.startsWith('unix://')) return { socketPath: h.slice('unix://'.length) }
+  const u = new URL(h.replace(/^tcp:/, 'http:'))
+  return { protocol: u.protocol === 'https:' ? 'https' : 'http', host: u.hostname, port: u.port || (u.protocol === 'https:' ? 2376 : 2375) }
+}
+
+interface PullOutcome {
+  id: string
+  ms: number
+}
+
+/** Reads a pull's JSON progress stream; rejects with the engine's error message. */
+function followPull(stream: NodeJS.ReadableStream, onStatus: (line: string) => void): Promise<void> {
+  return new Promise((resolve, reject) => {
+    let buf = ''
+    let failed: string | undefined
+    stream.on('data', (chunk: Buffer) => {
+      buf += chunk.toString('utf8')
+      let nl: number
+      while ((nl = buf.indexOf('\n')) >= 0) {
+        const line = buf.slice(0, nl).trim()
+        buf = buf.slice(nl + 1)
+        if (!line) continue
+        try {
+          const ev = JSON.parse(line) as { status?: string; id?: string; error?: string; errorDetail?: { message?: string } }
+          if (ev.error || ev.errorDetail) failed = ev.errorDetail?.message ?? ev.error
+          else if (ev.status && !ev.id) onStatus(ev.status)
+        } catch {
+          /* not JSON */
+        }
+      }
+    })
+    stream.on('end', () => (failed ? reject(new Error(failed)) : resolve()))
+    stream.on('error', reject)
+  })
+}
+
+export class DockerExecutor implements Executor {
+  readonly kind = 'docker' as const
+  readonly shell = 'bash'
+  readonly #cfg: DockerConfig
+  readonly #docker: Docker
+  readonly #runner: RunnerEntry
+  readonly #containers: string[] = []
+  #network: Docker.Network | undefined
+  #networkName = ''
+  #image = ''
+  #imageId = ''
+  #entrypoint: string[] | undefined
+  #services: { name: string; aliases: string[]; id: string }[] = []
+  #prefix = ''
+
+  constructor(runner: RunnerEntry, docker?: Docker) {
+    this.#runner = runner
+    this.#cfg = runner.docker
+    this.#docker = docker ?? new Docker(dockerOptions(runner.docker.host))
+  }
+
+  paths(hostJobDir: string, projectPath: string): JobPaths {
+    const hostProjectDir = path.join(hostJobDir, projectPath)
+    const projectDir = path.posix.join(CONTAINER_BUILDS_DIR, projectPath)
+    return {
+      hostJobDir,
+      hostProjectDir,
+      hostTmpDir: `${hostProjectDir}.tmp`,
+      buildsDir: CONTAINER_BUILDS_DIR,
+      projectDir,
+      tmpDir: `${projectDir}.tmp`,
+    }
+  }
+
+  #socketPath(): string | undefined {
+    const o = dockerOptions(this.#cfg.host)
+    return o.socketPath
+  }
+
+  extraVariables(): JobVariable[] {
+    const vars = [variable('CI_DISPOSABLE_ENVIRONMENT', 'true')]
+    if (this.#cfg.bindDockerSocket) {
+      if (this.#socketPath()) vars.push(variable('DOCKER_HOST', `unix://${SOCKET_IN_CONTAINER}`))
+      else if (this.#cfg.host ?? process.env.DOCKER_HOST) vars.push(variable('DOCKER_HOST', (this.#cfg.host ?? process.env.DOCKER_HOST)!))
+    }
+    return vars
+  }
+
+  async #authEntries(job: PreparedJob): Promise<{ entries: AuthEntry[]; warnings: string[] }> {
+    const warnings: string[] = []
+    const sources: AuthEntry[][] = []
+    const parse = async (json: string | undefined, source: string) => {
+      if (!json) return
+      try {
+        sources.push(await parseDockerAuthConfig(json, source))
+      } catch (e) {
+        warnings.push(`Failed to resolve credentials from ${source}: ${(e as Error).message}. Credentials from this source will not be used.`)
+      }
+    }
+    await parse(job.vars('DOCKER_AUTH_CONFIG'), '$DOCKER_AUTH_CONFIG')
+    await parse(this.#cfg.authConfig, 'runner docker.auth_config')
+    const home = await homeDockerConfig()
+    if (home) await parse(home.text, home.file)
+    sources.push(credentialsEntries(job.job.credentials))
+    return { entries: mergeAuthSources(sources), warnings }
+  }
+
+  #policies(image: Image, what: string): PullPolicy[] {
+    const asked = image.pull_policy ?? []
+    if (asked.length === 0) return this.#cfg.pullPolicy
+    const bad = asked.filter((p) => !this.#cfg.allowedPullPolicies.includes(p))
+    if (bad.length) {
+      throw new PrepareError(
+        `invalid pull policy for ${what}: pull_policy (${asked.join(', ')}) defined in GitLab pipeline config is not one of the allowed_pull_policies (${this.#cfg.allowedPullPolicies.join(', ')})`,
+        'configuration_error',
+      )
+    }
+    return asked
+  }
+
+  async #inspect(name: string): Promise<Docker.ImageInspectInfo | undefined> {
+    try {
+      return await this.#docker.getImage(name).inspect()
+    } catch (e) {
+      if ((e as { statusCode?: number }).statusCode === 404) return undefined
+      throw e
+    }
+  }
+
+  async #pull(name: string, policies: PullPolicy[], entries: AuthEntry[], trace: JobTrace, signal: AbortSignal): Promise<PullOutcome> {
+    const started = performance.now()
+    const errors: string[] = []
+    for (const policy of policies) {
+      if (signal.aborted) break
+      try {
+        if (policy === 'never' || policy === 'if-not-present') {
+          const local = await this.#inspect(name)
+          if (local) {
+            trace.line(`Using locally found image version due to "${policy}" pull policy`)
+            trace.line(`Using docker image ${local.Id} for ${name} with digest ${local.RepoDigests?.[0] ?? local.Id} ...`)
+            return { id: local.Id, ms: performance.now() - started }
+          }
+          if (policy === 'never') throw new Error(`image ${name} is not present on the host and the pull policy is "never"`)
+        }
+        const entry = authForImage(name, entries)
+        let auth: RegistryAuth | undefined
+        if (entry) {
+          trace.line(`Authenticating with credentials from ${entry.source}`)
+          auth = await entry.get()
+        }
+        trace.line(`Pulling docker image ${name} ...`)
+        const stream = await this.#docker.pull(name, auth ? { authconfig: auth, abortSignal: signal } : { abortSignal: signal })
+        await followPull(stream, () => undefined)
+        const got = await this.#inspect(name)
+        if (!got) throw new Error(`image ${name} is missing after the pull`)
+        trace.line(`Using docker image ${got.Id} for ${name} with digest ${got.RepoDigests?.[0] ?? got.Id} ...`)
+        return { id: got.Id, ms: performance.now() - started }
+      } catch (e) {
+        const msg = (e as { json?: { message?: string } }).json?.message ?? (e as Error).message
+        errors.push(msg)
+        trace.warn(`Failed to pull image with policy "${policy}": ${msg.trim()}`)
+      }
+    }
+    throw new PrepareError(`failed to pull image "${name}" with specified policies [${policies.join(' ')}]: ${errors.at(-1) ?? 'canceled'}`, 'image_pull_failure')
+  }
+
+  #env(vars: readonly JobVariable[], tmpDir: string, extra: readonly JobVariable[] = []): string[] {
+    const env: string[] = []
+    for (const v of [...vars, ...extra]) {
+      if (!isExportableName(v.key)) continue
+      env.push(`${v.key}=${v.file ? `${tmpDir}/${v.key}` : v.value}`)
+    }
+    return env
+  }
+
+  #binds(job: PreparedJob): string[] {
+    const binds = [`${job.paths.hostJobDir}:${CONTAINER_BUILDS_DIR}`]
+    const sock = this.#socketPath()
+    if (this.#cfg.bindDockerSocket && sock) binds.push(`${sock}:${SOCKET_IN_CONTAINER}`)
+    return [...binds, ...this.#cfg.volumes]
+  }
+
+  #networkMode(): string {
+    return this.#networkName || this.#cfg.networkMode
+  }
+
+  async prepare(job: PreparedJob, trace: JobTrace, signal: AbortSignal): Promise<{ pullMs: number }> {
+    this.#prefix = `wharf-job-${job.job.id}-${randomBytes(3).toString('hex')}`
+    const lookup = (k: string) => job.vars(k)
+    const image = withDefaultTag(expandValue(job.job.image.name || this.#cfg.image, lookup))
+    this.#image = image
+    this.#entrypoint = job.job.image.entrypoint
+    trace.line(`Using Docker executor with image ${image} ...`)
+    const { entries, warnings } = await this.#authEntries(job)
+    for (const w of warnings) trace.warn(w)
+    let pullMs = 0
+    try {
+      await this.#docker.ping()
+    } catch (e) {
+      throw new PrepareError(`cannot reach the Docker engine: ${(e as Error).message}`, 'runner_system_failure')
+    }
+
+    // Services first, as gitlab-runner does: the job sees them running.
+    const services = job.job.services ?? []
+    if (services.length) {
+      if (this.#cfg.networkMode === '') {
+        this.#networkName = this.#prefix
+        trace.line(`Creating network ${this.#networkName}`)
+        this.#network = await this.#docker.createNetwork({
+          Name: this.#networkName,
+          Driver: 'bridge',
+          CheckDuplicate: true,
+          Labels: { 'com.wharf.runner.job': String(job.job.id) },
+        })
+      }
+      const started: { name: string; id: string; aliases: string[]; ports: number[] }[] = []
+      for (const [i, svc] of services.entries()) {
+        const name = withDefaultTag(expandValue(svc.name, lookup))
+        trace.line(`Starting service ${name} ...`)
+        const pulled = await this.#pull(name, this.#policies(svc, `service ${name}`), entries, trace, signal)
+        pullMs += pulled.ms
+        const aliases = serviceAliases(expandValue(svc.name, lookup), svc.alias)
+        const svcVars = [...job.variables, ...(svc.variables ?? [])]
+        const mode = this.#networkMode()
+        const c = await this.#docker.createContainer({
+          name: `${this.#prefix}-svc-${i}`,
+          Image: pulled.id,
+          Env: this.#env(svcVars, job.paths.tmpDir),
+          ...(svc.command?.length ? { Cmd: svc.command } : {}),
+          ...(svc.entrypoint?.length ? { Entrypoint: svc.entrypoint } : {}),
+          Labels: { 'com.wharf.runner.job': String(job.job.id), 'com.wharf.runner.service': name },
+          HostConfig: { NetworkMode: mode || undefined, Privileged: this.#cfg.privileged, ExtraHosts: this.#cfg.extraHosts },
+          ...(mode && mode !== 'host' && mode !== 'none' ? { NetworkingConfig: { EndpointsConfig: { [mode]: { Aliases: aliases } } } } : {}),
+        })
+        this.#containers.push(c.id)
+        await c.start()
+        const info = await c.inspect()
+        const exposed = Object.keys(pulled.id ? ((await this.#docker.getImage(pulled.id).inspect()).Config?.ExposedPorts ?? {}) : {})
+        const ports = new Set<number>()
+        for (const p of exposed) if (p.endsWith('/tcp')) ports.add(Number.parseInt(p, 10))
+        for (const p of svc.ports ?? []) if (!p.protocol || p.protocol === 'tcp' || p.protocol === 'http' || p.protocol === 'https') ports.add(p.number)
+        started.push({ name, id: c.id, aliases, ports: [...ports].filter((p) => p > 0) })
+        void info
+      }
+      this.#services = started.map(({ name, id, aliases }) => ({ name, id, aliases }))
+      await this.#waitForServices(started, trace, signal)
+    }
+
+    trace.line(`Pulling docker image ${image} ...`)
+    const pulled = await this.#pull(image, this.#policies(job.job.image, `image ${image}`), entries, trace, signal)
+    pullMs += pulled.ms
+    this.#imageId = pulled.id
+    return { pullMs }
+  }
+
+  async #serviceIp(id: string): Promise<string | undefined> {
+    const info = await this.#docker.getContainer(id).inspect()
+    const mode = this.#networkMode()
+    if (mode === 'host') return '127.0.0.1'
+    const nets = info.NetworkSettings?.Networks ?? {}
+    const net = (mode && nets[mode]) || Object.values(nets)[0]
+    return net?.IPAddress || undefined
+  }
+
+  async #waitForServices(services: { name: string; id: string; ports: number[] }[], trace: JobTrace, signal: AbortSignal): Promise<void> {
+    const timeoutMs = this.#cfg.waitForServicesSeconds * 1000
+    if (timeoutMs <= 0) return
+    const deadline = Date.now() + timeoutMs
+    await Promise.all(
+      services.map(async (s) => {
+        if (s.ports.length === 0) return
+        trace.line(`Waiting for services to be up and running (timeout ${this.#cfg.waitForServicesSeconds} seconds)...`)
+        let lastError = 'timed out'
+        for (const port of s.ports) {
+          for (;;) {
+            if (signal.aborted) return
+            const state = (await this.#docker.getContainer(s.id).inspect()).State
+            if (!state?.Running) {
+              lastError = `service container exited with code ${state?.ExitCode}`
+              break
+            }
+            const ip = await this.#serviceIp(s.id)
+            if (ip && (await probe(ip, port, 1000))) {
+              lastError = ''
+              break
+            }
+            if (Date.now() > deadline) break
+            await new Promise((r) => setTimeout(r, SERVICE_PROBE_MS))
+          }
+          if (lastError) break
+        }
+        if (lastError) {
+          trace.warn(`Service ${s.name} probably didn't start properly.\n\nHealth check error:\n${lastError}\n\nService container logs:\n${await this.#logs(s.id)}`)
+        }
+      }),
+    )
+  }
+
+  async #logs(id: string): Promise<string> {
+    try {
+      const raw = (await this.#docker.getContainer(id).logs({ stdout: true, stderr: true, tail: 50 })) as unknown as Buffer
+      return demuxBuffer(raw).toString('utf8')
+    } catch {
+      return '(no logs)'
+    }
+  }
+
+  async run(job: PreparedJob, stage: string, _hostScript: string, jobScript: string, onOutput: (b: Buffer) => void, signal: AbortSignal): Promise<StageResult> {
+    if (signal.aborted) return { exitCode: 1, aborted: true }
+    const mode = this.#networkMode()
+    const extraHosts = [...this.#cfg.extraHosts]
+    // On the host network, service aliases name the host itself.
+    if (mode === 'host') for (const s of this.#services) for (const a of s.aliases) extraHosts.push(`${a}:127.0.0.1`)
+    const c = await this.#docker.createContainer({
+      name: `${this.#prefix}-${stage.replaceAll('_', '-')}`,
+      Image: this.#imageId || this.#image,
+      Cmd: detectShellCommand(jobScript),
+      ...(this.#entrypoint?.length ? { Entrypoint: this.#entrypoint } : {}),
+      Env: this.#env(job.variables, job.paths.tmpDir),
+      WorkingDir: job.paths.projectDir,
+      Labels: { 'com.wharf.runner.job': String(job.job.id), 'com.wharf.runner.stage': stage },
+      AttachStdout: true,
+      AttachStderr: true,
+      Tty: false,
+      OpenStdin: false,
+      StopTimeout: STOP_GRACE_SECONDS,
+      HostConfig: {
+        Binds: this.#binds(job),
+        NetworkMode: mode || undefined,
+        Privileged: this.#cfg.privileged,
+        ExtraHosts: extraHosts,
+      },
+    })
+    this.#containers.push(c.id)
+    const stream = await c.attach({ stream: true, stdout: true, stderr: true })
+    const out = new PassThrough()
+    out.on('data', onOutput)
+    const ended = new Promise<void>((resolve) => {
+      stream.on('end', resolve)
+      stream.on('close', resolve)
+      stream.on('error', () => resolve())
+    })
+    this.#docker.modem.demuxStream(stream, out, out)
+    let aborted = false
+    const onAbort = () => {
+      aborted = true
+      c.kill({ signal: 'SIGKILL' }).catch(() => undefined)
+    }
+    signal.addEventListener('abort', onAbort, { once: true })
+    try {
+      await c.start()
+      const res = (await c.wait()) as { StatusCode?: number }
+      // The attach stream ends after the last output; don't wait forever for it.
+      await Promise.race([ended, new Promise((r) => setTimeout(r, 2000))])
+      return { exitCode: res.StatusCode ?? 1, aborted: aborted || signal.aborted }
+    } finally {
+      signal.removeEventListener('abort', onAbort)
+      await c.remove({ force: true, v: true }).catch(() => undefined)
+      const i = this.#containers.indexOf(c.id)
+      if (i >= 0) this.#containers.splice(i, 1)
+    }
+  }
+
+  async cleanup(trace: JobTrace | undefined): Promise<void> {
+    for (const id of this.#containers.splice(0)) {
+      await this.#docker
+        .getContainer(id)
+        .remove({ force: true, v: true })
+        .catch((e: Error) => trace?.warn(`cannot remove container ${id.slice(0, 12)}: ${e.message}`))
+    }
+    if (this.#network) {
+      await this.#network.remove().catch((e: Error) => trace?.warn(`cannot remove network ${this.#networkName}: ${e.message}`))
+      this.#network = undefined
+    }
+  }
+}
+
+/** Demultiplexes a non-TTY container log buffer (8-byte frame headers). */
+export function demuxBuffer(raw: Buffer): Buffer {
+  const parts: Buffer[] = []
+  let i = 0
+  while (i + 8 <= raw.length) {
+    const len = raw.readUInt32BE(i + 4)
+    parts.push(raw.subarray(i + 8, i + 8 + len))
+    i += 8 + len
+  }
+  return parts.length ? Buffer.concat(parts) : raw
+}
+
+function probe(host: string, port: number, timeoutMs: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = connect({ host, port })
+    const done = (ok: boolean) => {
+      s.destroy()
+      resolve(ok)
+    }
+    s.setTimeout(timeoutMs, () => done(false))
+    s.once('connect', () => done(true))
+    s.once('error', () => done(false))
+  })
+}
