@@ -8,7 +8,7 @@ import { apiRoutes, OPENAPI_INFO, OpenApiCollector } from './api/index.ts'
 import type { Projects } from './projects/service.ts'
 import { ApiTokens } from './auth/api-tokens.ts'
 import { gitApiRoutes, gitRoutes, type GitHosting } from './git/index.ts'
-import { ciRoutes, type Ci } from './ci/index.ts'
+import { ciRoutes, runnerApiRoutes, runnerProtocolRoutes, type Ci } from './ci/index.ts'
 import { apiScope } from './api/scope.ts'
 
 export interface AppDeps {
@@ -22,6 +22,8 @@ export interface AppDeps {
   /** Git hosting: smart HTTP at `/<namespace>/<project>.git/…` and the repository API. */
   git?: GitHosting
   ci?: Ci
+  /** Runner API tuning: the /jobs/request long poll and the heartbeat sweep period (tests shorten or disable them). */
+  runnerProtocol?: { longPollMs?: number; sweepIntervalMs?: number }
   /** PEM certificate (chain) and key: serve HTTPS (HTTP/1.1) instead of HTTP. */
   https?: { cert: Buffer; key: Buffer }
 }
@@ -71,9 +73,21 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
             publicUrl: deps.publicUrl,
             registryHost: new URL(deps.publicUrl).host,
           })
+          await api.register(runnerApiRoutes, {
+            ...ci,
+            projects: deps.projects,
+            accessTokens: deps.accessTokens,
+            apiTokens,
+            credentials: deps.auth.credentials,
+            manifests: deps.registry.manifests,
+            publicUrl: deps.publicUrl,
+            registryHost: new URL(deps.publicUrl).host,
+          })
         },
         { prefix: '/api/v4' },
       )
+      // What runners call (GitLab's runner API): runner and job tokens, no user tokens.
+      await app.register(runnerProtocolRoutes, { prefix: '/api/v4', ...ci, ...(deps.runnerProtocol ?? {}) })
     }
   }
   return app

@@ -34,6 +34,8 @@ export async function startServer(config: Readonly<Config>): Promise<RunningServ
     pageMax: config.limits.pageMax,
     rootPassword: config.auth.rootPassword,
     gitRoot: join(config.data, 'git'),
+    ciRoot: join(config.data, 'ci'),
+    jobHeartbeatTimeoutSeconds: config.ci.jobHeartbeatTimeoutSeconds,
   })
   const { registry, generatedRootPassword } = services
   const https = config.tls && { cert: await readFile(config.tls.cert), key: await readFile(config.tls.key) }

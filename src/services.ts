@@ -1,3 +1,4 @@
+import { dirname, join } from 'node:path'
 import type { Kysely } from 'kysely'
 import { AccessTokens } from './auth/access-tokens.ts'
 import { Credentials, type CredentialVerifier } from './auth/credentials.ts'
@@ -13,6 +14,9 @@ import { createGitHosting, type GitHosting } from './git/index.ts'
 import { createCi, type Ci } from './ci/index.ts'
 import type { BlobDriver } from './storage/driver.ts'
 
+/** A runner that sent nothing about a running job for this long is presumed gone (GitLab Runner updates every few seconds). */
+export const DEFAULT_JOB_HEARTBEAT_TIMEOUT_SECONDS = 300
+
 /** The registry's name in tokens (`aud`) and challenges (`service`), as GitLab names it. */
 export const REGISTRY_SERVICE = 'container_registry'
 
@@ -24,6 +28,10 @@ export interface ServiceOptions {
   extraVerifiers?: CredentialVerifier[]
   /** Where project repositories live (`<data>/git`); without it there is no git hosting. */
   gitRoot?: string | undefined
+  /** Job logs and artifacts (`<data>/ci`); next to the git root when not given. */
+  ciRoot?: string | undefined
+  /** Running jobs whose runner sent nothing this long are failed (default 300). */
+  jobHeartbeatTimeoutSeconds?: number | undefined
 }
 
 export interface Services {
@@ -52,7 +60,12 @@ export async function createServices(db: Kysely<Database>, driver: BlobDriver, o
   const services: Services = { registry, projects, credentials, auth, accessTokens }
   if (opts.gitRoot) {
     services.git = await createGitHosting(opts.gitRoot, { projects, credentials })
-    services.ci = createCi(db, services.git, projects, opts.publicUrl)
+    services.ci = createCi(db, services.git, projects, opts.publicUrl, {
+      dir: opts.ciRoot ?? join(dirname(opts.gitRoot), 'ci'),
+      credentials,
+      auth,
+      heartbeatTimeoutSeconds: opts.jobHeartbeatTimeoutSeconds ?? DEFAULT_JOB_HEARTBEAT_TIMEOUT_SECONDS,
+    })
   }
   if ((await countUsers(db)) === 0) {
     const password = opts.rootPassword ?? randomPassword()

@@ -1,24 +1,61 @@
-// CI: .gitlab-ci.yml parsing (./config), pipelines and jobs, CI/CD variables, trigger tokens.
+// CI: .gitlab-ci.yml parsing (./config), pipelines and jobs, CI/CD variables, trigger tokens,
+// runners (GitLab's runner API), job tokens, traces and artifacts.
+import { join } from 'node:path'
 import type { Kysely } from 'kysely'
+import type { Credentials } from '../auth/credentials.ts'
+import type { RegistryAuth } from '../auth/registry-auth.ts'
 import type { GitHosting } from '../git/service.ts'
 import type { Database } from '../metadata/schema.ts'
 import type { Projects } from '../projects/service.ts'
+import { Artifacts } from './artifacts.ts'
+import { JobTokens } from './job-tokens.ts'
 import { Pipelines } from './pipelines.ts'
+import { RunnerJobs } from './runner-jobs.ts'
+import { Runners } from './runners.ts'
+import { TraceStore } from './traces.ts'
 import { Triggers } from './triggers.ts'
 import { CiVariables } from './variables.ts'
 
 export { ciRoutes, type CiRouteDeps } from './routes.ts'
+export { runnerApiRoutes, runnerProtocolRoutes } from './runner-routes.ts'
 export { Pipelines, CiVariables, Triggers }
 
 export interface Ci {
   pipelines: Pipelines
   variables: CiVariables
   triggers: Triggers
+  runners: Runners
+  runnerJobs: RunnerJobs
+  jobTokens: JobTokens
+  traces: TraceStore
+  artifacts: Artifacts
 }
 
-/** Builds CI over git hosting: every push that creates or moves a branch or tag starts a pipeline. */
-export function createCi(db: Kysely<Database>, git: GitHosting, projects: Projects, publicUrl: string): Ci {
+export interface CiOptions {
+  /** Where job logs and artifacts live (`<data>/ci`). */
+  dir: string
+  credentials: Credentials
+  auth: RegistryAuth
+  /** Running jobs whose runner is silent this long are failed (`ci.jobHeartbeatTimeoutSeconds`). */
+  heartbeatTimeoutSeconds: number
+  /** Largest artifacts upload in bytes. */
+  artifactsMaxBytes?: number
+}
+
+/**
+ * Builds CI over git hosting: every push that creates or moves a branch or tag starts a pipeline;
+ * runners take its jobs. The job token is registered as a credential for the registry and git.
+ */
+export function createCi(db: Kysely<Database>, git: GitHosting, projects: Projects, publicUrl: string, opts: CiOptions): Ci {
   const pipelines = new Pipelines({ db, repos: git.repos, projects, publicUrl })
   git.onPush((e) => pipelines.handlePush(e).then(() => undefined))
-  return { pipelines, variables: new CiVariables(db), triggers: new Triggers(db) }
+  const jobTokens = new JobTokens(db, projects)
+  opts.credentials.addVerifier(jobTokens)
+  git.addVerifier(jobTokens)
+  opts.auth.setJobAccess(jobTokens)
+  const runners = new Runners(db, projects)
+  const traces = new TraceStore(db, join(opts.dir, 'traces'))
+  const artifacts = new Artifacts(db, join(opts.dir, 'artifacts'), opts.artifactsMaxBytes)
+  const runnerJobs = new RunnerJobs({ db, pipelines, runners, traces, artifacts, repos: git.repos, credentials: opts.credentials, publicUrl, heartbeatTimeoutSeconds: opts.heartbeatTimeoutSeconds })
+  return { pipelines, variables: new CiVariables(db), triggers: new Triggers(db), runners, runnerJobs, jobTokens, traces, artifacts }
 }

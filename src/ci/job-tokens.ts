@@ -99,6 +99,11 @@ export class JobTokens implements CredentialVerifier, JobAccessResolver {
     )
   }
 
+  /** A job's token may reach another project's job data: its own project, or one that allow-lists it. */
+  async jobMayAccess(job: Pick<CiJob, 'project_id'>, projectId: number): Promise<boolean> {
+    return projectId === job.project_id || rq.isAllowlisted(this.db, projectId, job.project_id)
+  }
+
   // ---- the allowlist of a project (GitLab's /projects/:id/job_token_scope/allowlist) ----
 
   async allowlist(projectId: number): Promise<Project[]> {

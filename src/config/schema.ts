@@ -43,6 +43,13 @@ export const ConfigSchema = Type.Object(
       },
       { additionalProperties: false },
     ),
+    ci: Type.Object(
+      {
+        /** A running job whose runner sent no update (state or log) this long is failed as a runner system failure. */
+        jobHeartbeatTimeoutSeconds: Type.Integer({ minimum: 10, maximum: 86_400, description: 'seconds, 10 to 86400' }),
+      },
+      { additionalProperties: false },
+    ),
   },
   { additionalProperties: false },
 )
@@ -55,4 +62,5 @@ export const DEFAULTS: Omit<Config, 'publicUrl'> = {
   logLevel: 'info',
   auth: { tokenTtlSeconds: 300 },
   limits: { manifestBytes: 4 << 20, uploadTtlSeconds: 24 * 3600, pageMax: 10_000 },
+  ci: { jobHeartbeatTimeoutSeconds: 300 },
 }
