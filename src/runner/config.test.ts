@@ -1,0 +1,93 @@
+import { after, describe, it } from 'node:test'
+import assert from 'node:assert/strict'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import path from 'node:path'
+import { loadRunnerConfig, RunnerConfigError, type RunnerFlags } from './config.ts'
+
+const dir = mkdtempSync(path.join(tmpdir(), 'wharf-runner-config-'))
+after(() => rmSync(dir, { recursive: true, force: true }))
+
+function file(text: string): string {
+  const f = path.join(dir, `c-${Math.random().toString(36).slice(2)}.yaml`)
+  writeFileSync(f, text)
+  return f
+}
+
+const minimal: RunnerFlags = { url: 'http://wharf.test:5000/', token: 'glrt-abc', executor: 'shell' }
+
+function fails(flags: RunnerFlags, pattern: RegExp) {
+  assert.throws(() => loadRunnerConfig(flags, {}), (e: Error) => {
+    assert.ok(e instanceof RunnerConfigError, e.message)
+    assert.doesNotMatch(e.message, /\n/, 'one line')
+    assert.match(e.message, pattern)
+    return true
+  })
+}
+
+describe('runner config', () => {
+  it('starts from flags alone, with defaults', () => {
+    const c = loadRunnerConfig(minimal, {})
+    assert.equal(c.concurrent, 1)
+    assert.equal(c.runners.length, 1)
+    const r = c.runners[0]!
+    assert.equal(r.url, 'http://wharf.test:5000')
+    assert.equal(r.executor, 'shell')
+    assert.equal(r.docker.image, 'busybox:latest')
+    assert.deepEqual(r.docker.pullPolicy, ['always'])
+    assert.equal(r.docker.bindDockerSocket, false)
+    assert.equal(r.outputLimitBytes, 4096 * 1024)
+    assert.ok(path.isAbsolute(r.buildsDir))
+  })
+
+  it('reads several runners from a YAML file; flags override every runner', () => {
+    const f = file(`
+concurrent: 4
+shutdown_timeout: 5
+runners:
+  - name: one
+    url: http://a.test
+    token: glrt-1
+    executor: docker
+    builds_dir: b1
+    docker:
+      image: alpine:3
+      pull_policy: [if-not-present, always]
+      bind_docker_socket: true
+      volumes: ["/srv/cache:/cache:ro"]
+  - name: two
+    url: http://b.test
+    token: glrt-2
+    executor: shell
+    environment: ["FOO=bar"]
+`)
+    const c = loadRunnerConfig({ config: f, concurrent: '2', 'clone-url': 'http://172.18.0.1:5000' }, {})
+    assert.equal(c.concurrent, 2)
+    assert.equal(c.shutdownTimeoutSeconds, 5)
+    assert.deepEqual(c.runners.map((r) => [r.name, r.executor, r.cloneUrl]), [['one', 'docker', 'http://172.18.0.1:5000'], ['two', 'shell', 'http://172.18.0.1:5000']])
+    assert.equal(c.runners[0]!.buildsDir, path.join(dir, 'b1'), 'relative paths are relative to the file')
+    assert.deepEqual(c.runners[0]!.docker.pullPolicy, ['if-not-present', 'always'])
+    assert.equal(c.runners[0]!.docker.bindDockerSocket, true)
+    assert.deepEqual(c.runners[1]!.environment, ['FOO=bar'])
+  })
+
+  it('names the bad setting in one line', () => {
+    fails({ ...minimal, executor: 'dokcer' }, /--executor .*must be one of shell, docker, got "dokcer"/)
+    fails({ token: 'glrt-x', executor: 'shell' }, /url.*is required/)
+    fails({ url: 'http://x', executor: 'shell' }, /token.*is required/)
+    fails({ ...minimal, url: 'ftp://x' }, /--url.*http:\/\/ or https:\/\//)
+    fails({ ...minimal, url: 'http://user:pw@x' }, /--url.*credentials/)
+    fails({ ...minimal, concurrent: '0' }, /--concurrent.*between 1 and 1000/)
+    fails({ ...minimal, concurrent: 'many' }, /--concurrent.*integer/)
+    fails({ ...minimal, 'pull-policy': 'sometimes' }, /--pull-policy\[0\].*always, if-not-present, never/)
+    fails({ ...minimal, 'docker-host': '/var/run/docker.sock' }, /docker\.host.*unix:\/\/PATH/)
+    fails({ config: file('runners:\n  - url: http://x\n    token: t\n    executor: shell\n    buidls_dir: x\n') }, /runners\[0\]\.buidls_dir .*unknown setting/)
+    fails({ config: file('runners:\n  - url: http://x\n    token: t\n    executor: shell\n    docker: {image: [1]}\n') }, /runners\[0\]\.docker\.image .*expected a string/)
+    fails({ config: file('runners:\n  - url: http://x\n    token: t\n    executor: shell\n    docker: {auth_config: "{nope"}\n') }, /auth_config.*JSON object/)
+    fails({ config: file('runners: {}\n') }, /runners .*expected a list/)
+    fails({ config: file('concurrent: [\n') }, /not valid YAML/)
+    fails({ config: path.join(dir, 'missing.yaml') }, /cannot read runner config file .*ENOENT/)
+    fails({ config: file('runners:\n  - {url: http://x, token: t, executor: shell}\n  - {url: http://y, token: t, executor: shell}\n') }, /runners\[1\]\.token .*twice/)
+    fails({ config: file('runners:\n  - {url: http://x, token: t, executor: shell, environment: ["no-equals"]}\n') }, /environment\[0\].*NAME=value/)
+  })
+})
