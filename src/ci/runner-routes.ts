@@ -274,7 +274,7 @@ const RunnerUpdateBody = Type.Object({
   description: Type.Optional(Type.String({ maxLength: 1024 })),
   paused: Type.Optional(Type.Boolean()),
   active: Type.Optional(Type.Boolean()),
-  tag_list: Type.Optional(Type.Union([Type.Array(Type.String()), Type.String()])),
+  tag_list: Type.Optional(Type.Union([Type.String(), Type.Array(Type.String())])),
   run_untagged: Type.Optional(Type.Boolean()),
   locked: Type.Optional(Type.Boolean()),
   access_level: Type.Optional(Type.Union([Type.Literal('not_protected'), Type.Literal('ref_protected')])),

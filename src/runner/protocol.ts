@@ -77,8 +77,8 @@ export const CreateRunnerRequest = Type.Object({
   paused: Type.Optional(Type.Boolean()),
   locked: Type.Optional(Type.Boolean()),
   run_untagged: Type.Optional(Type.Boolean()),
-  /** Array, or a comma-separated string as GitLab also accepts. */
-  tag_list: Type.Optional(Type.Union([Type.Array(Type.String()), Type.String()])),
+  /** A comma-separated string or an array, as GitLab accepts (string first: ajv would coerce it into a one-element array). */
+  tag_list: Type.Optional(Type.Union([Type.String(), Type.Array(Type.String())])),
   access_level: Type.Optional(Type.String()),
   maximum_timeout: Type.Optional(Type.Integer({ minimum: 600 })),
   maintenance_note: Type.Optional(Type.String()),
