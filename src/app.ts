@@ -62,18 +62,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       await app.register(
         async (api) => {
           apiScope(api, apiTokens)
-          await api.register(ciRoutes, {
-            ...ci,
-            repos: git.repos,
-            projects: deps.projects,
-            accessTokens: deps.accessTokens,
-            apiTokens,
-            credentials: deps.auth.credentials,
-            manifests: deps.registry.manifests,
-            publicUrl: deps.publicUrl,
-            registryHost: new URL(deps.publicUrl).host,
-          })
-          await api.register(runnerApiRoutes, {
+          const apiDeps = {
             ...ci,
             projects: deps.projects,
             accessTokens: deps.accessTokens,
@@ -82,7 +71,9 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
             manifests: deps.registry.manifests,
             publicUrl: deps.publicUrl,
             registryHost: new URL(deps.publicUrl).host,
-          })
+          }
+          await api.register(ciRoutes, { ...apiDeps, repos: git.repos })
+          await api.register(runnerApiRoutes, apiDeps)
         },
         { prefix: '/api/v4' },
       )

@@ -226,7 +226,7 @@ export class Runners {
   }
 
   private async managedScopes(userId: number): Promise<{ projectIds: number[]; namespaceIds: number[] }> {
-    const mine = (await projectQueries.membershipsOf(this.db, userId)).filter((m) => m.access_level >= ACCESS_LEVELS.maintainer)
+    const mine = (await projectQueries.activeMembershipsOf(this.db, userId)).filter((m) => m.access_level >= ACCESS_LEVELS.maintainer)
     const namespaceIds = mine.filter((m) => m.source_kind === 'namespace').map((m) => m.source_id)
     const own = await projectQueries.userNamespace(this.db, userId)
     // Runners of every project in the managed groups (and subgroups) and the user's own namespace.

@@ -171,18 +171,6 @@ export async function memberLevels(db: Executor, userId: number, sources: Array<
   return rows.map((r) => r.access_level)
 }
 
-/** Every (kind, id) source a user is a member of, for listing what they can see. */
-/** A user's current memberships (expired ones excluded). */
-export async function membershipsOf(db: Executor, userId: number) {
-  const now = nowIso()
-  return db
-    .selectFrom('members')
-    .select(['source_kind', 'source_id', 'access_level'])
-    .where('user_id', '=', userId)
-    .where((eb) => eb.or([eb('expires_at', 'is', null), eb('expires_at', '>', now)]))
-    .execute()
-}
-
 export async function allNamespaces(db: Executor): Promise<Array<Pick<Namespace, 'id' | 'parent_id' | 'kind' | 'owner_id'>>> {
   return db.selectFrom('namespaces').select(['id', 'parent_id', 'kind', 'owner_id']).execute()
 }

@@ -156,7 +156,7 @@ export class Projects {
     const visibilities: Visibility[] = p.kind === 'user' ? ['public', 'internal'] : ['public']
     const ids: number[] = []
     if (p.kind === 'user') {
-      const mine = await q.membershipsOf(this.db, p.userId)
+      const mine = await q.activeMembershipsOf(this.db, p.userId)
       ids.push(...mine.filter((m) => m.source_kind === 'project' && m.access_level >= ACCESS_LEVELS.reporter).map((m) => m.source_id))
       const groupIds = new Set(mine.filter((m) => m.source_kind === 'namespace' && m.access_level >= ACCESS_LEVELS.reporter).map((m) => m.source_id))
       const own = await q.userNamespace(this.db, p.userId)
