@@ -96,8 +96,6 @@ export function projectDirName(job: JobResponse): string {
 /** The job's variables plus the runner's, with clone_url applied, resolved. */
 export function jobVariables(job: JobResponse, runner: RunnerEntry, executor: Executor, paths: PreparedJob['paths'], runnerId: number): JobVariable[] {
   const runnerVars: JobVariable[] = [
-    variable('CI_BUILDS_DIR', paths.buildsDir),
-    variable('CI_PROJECT_DIR', paths.projectDir),
     variable('CI_RUNNER_ID', String(runnerId)),
     variable('CI_RUNNER_DESCRIPTION', runner.name),
     variable('CI_RUNNER_TAGS', JSON.stringify(runner.tags)),
@@ -109,7 +107,8 @@ export function jobVariables(job: JobResponse, runner: RunnerEntry, executor: Ex
     const i = e.indexOf('=')
     return variable(e.slice(0, i), e.slice(i + 1), { raw: false })
   })
-  const overrides: JobVariable[] = []
+  // Where the job runs is the runner's to say (a server's guess at /builds/... does not hold here).
+  const overrides: JobVariable[] = [variable('CI_BUILDS_DIR', paths.buildsDir), variable('CI_PROJECT_DIR', paths.projectDir)]
   if (runner.cloneUrl) {
     const u = new URL(runner.cloneUrl)
     const server = runner.cloneUrl.replace(/\/+$/, '')
@@ -341,7 +340,7 @@ export async function runJob(deps: JobDeps, job: JobResponse): Promise<JobOutcom
       if (stopReason === 'rejected') throw new StageFailure('the server no longer accepts updates for this job', 'runner_system_failure')
       const success = scriptOk
 
-      const cacheToSave = caches.filter((c) => c.policy !== 'pull' && c.paths?.length)
+      const cacheToSave = caches.filter((c) => c.paths?.length)
       if (cacheToSave.length) {
         trace.sectionStart('archive_cache', success ? 'Saving cache for successful job' : 'Saving cache for failed job')
         await saveCaches(cacheCtx, caches, success, () => untrackedFiles(paths.hostProjectDir)).catch((e: Error) => trace.warn(`cache: ${e.message}`))

@@ -91,11 +91,9 @@ export class JobTrace {
   }
 
   start(): void {
-    this.#timer ??= setInterval(() => {
-      // Release a held-back partial secret after a quiet second: output may pause mid-line.
-      this.#append(this.#masker.flush())
-      void this.flush()
-    }, this.#o.flushMs ?? TRACE_LIMITS.flushMs)
+    // A held-back partial secret stays back until more output or the end: releasing it on a
+    // timer would leak the start of a secret printed in two pieces.
+    this.#timer ??= setInterval(() => void this.flush(), this.#o.flushMs ?? TRACE_LIMITS.flushMs)
     this.#timer.unref()
   }
 
