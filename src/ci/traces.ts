@@ -18,25 +18,32 @@ export const TRACE_LIMITS = {
   storedBytes: 64 << 20,
 }
 
-/** A pattern masked wherever it appears, with the longest text it can match (bounds the held-back tail). */
+/**
+ * A pattern masked wherever it appears: its source, the longest text it can match, and a source
+ * matching every proper prefix of a match (what must be held back at the end of a chunk).
+ */
 export interface MaskPattern {
   source: string
   maxLength: number
+  prefix: string
 }
 
 /** Job tokens are fixed-length, so they are masked even when the job's own token is not known (after a restart). */
-export const DEFAULT_MASK_PATTERNS: readonly MaskPattern[] = [{ source: JOB_TOKEN_PATTERN.source, maxLength: 6 + 43 }]
+export const DEFAULT_MASK_PATTERNS: readonly MaskPattern[] = [{ source: JOB_TOKEN_PATTERN.source, maxLength: 6 + 43, prefix: 'glcbt-[A-Za-z0-9_-]{0,42}|g(?:l(?:c(?:b(?:t)?)?)?)?' }]
 
 const escapeRegExp = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
 
 /**
  * Replaces secrets in a byte stream that arrives in chunks. A secret may straddle two chunks, so
- * the last `holdBack` bytes (one less than the longest secret) stay behind as a tail until the
- * next chunk shows whether they begin a secret; `flush` masks and releases the tail when the log
- * ends. Works on bytes (latin1 strings), so multi-byte UTF-8 split across chunks is harmless.
+ * the end of a chunk that could be the beginning of a secret (at most `holdBack` bytes, one less
+ * than the longest secret) stays behind as a tail until the next chunk shows what it is; `flush`
+ * masks and releases the tail when the log ends. Works on bytes (latin1 strings), so multi-byte
+ * UTF-8 split across chunks is harmless.
  */
 export class TraceMasker {
   private readonly re: RegExp | undefined
+  private readonly literals: string[]
+  private readonly prefixes: RegExp[]
   readonly holdBack: number
 
   constructor(secrets: readonly string[], patterns: readonly MaskPattern[] = DEFAULT_MASK_PATTERNS) {
@@ -45,6 +52,8 @@ export class TraceMasker {
     literals.sort((a, b) => b.length - a.length)
     const sources = [...literals.map(escapeRegExp), ...patterns.map((p) => p.source)]
     this.re = sources.length ? new RegExp(sources.join('|'), 'g') : undefined
+    this.literals = literals
+    this.prefixes = patterns.map((p) => new RegExp(`(?:${p.prefix})$`))
     const longest = Math.max(0, ...literals.map((l) => l.length), ...patterns.map((p) => p.maxLength))
     this.holdBack = Math.max(0, longest - 1)
   }
@@ -54,7 +63,7 @@ export class TraceMasker {
     const buf = (tail.length ? Buffer.concat([tail, chunk]) : chunk).toString('latin1')
     if (!this.re) return { out: Buffer.from(buf, 'latin1'), tail: Buffer.alloc(0) }
     const matches = [...buf.matchAll(this.re)]
-    let cut = Math.max(0, buf.length - this.holdBack)
+    let cut = this.partialStart(buf)
     // Never cut through a match: keep it whole in the tail (it is masked once the tail moves on).
     for (const m of matches) {
       const end = m.index + m[0].length
@@ -65,6 +74,32 @@ export class TraceMasker {
       if (m.index >= cut) break
     }
     return { out: Buffer.from(this.replace(buf, matches, cut), 'latin1'), tail: Buffer.from(buf.slice(cut), 'latin1') }
+  }
+
+  /**
+   * Where the earliest possible beginning of a secret that is not complete yet starts: `buf` from
+   * there on is a proper prefix of a secret (or of a pattern's match); `buf.length` when none.
+   */
+  private partialStart(buf: string): number {
+    let best = buf.length
+    for (const s of this.literals) {
+      // Longest prefix first: the earliest start wins.
+      for (let k = Math.min(s.length - 1, buf.length); k >= 1; k--) {
+        const start = buf.length - k
+        if (start >= best) break
+        if (buf.charCodeAt(start) === s.charCodeAt(0) && buf.endsWith(s.slice(0, k))) {
+          best = start
+          break
+        }
+      }
+    }
+    const from = Math.max(0, buf.length - this.holdBack)
+    const window = buf.slice(from)
+    for (const p of this.prefixes) {
+      const m = p.exec(window)
+      if (m && m[0].length > 0 && from + m.index < best) best = from + m.index
+    }
+    return best
   }
 
   /** Masks everything that is left (the log ended). */
@@ -145,7 +180,7 @@ export class TraceStore {
    * received is refused (the runner resends from `received`: HTTP 416); bytes already received
    * are skipped, so a retried chunk is never stored twice. Streams to disk as the body arrives.
    */
-  append(jobId: number, start: number, body: AsyncIterable<Buffer | string> | Readable, masker: TraceMasker): Promise<AppendResult> {
+  append(jobId: number, start: number, body: AsyncIterable<Buffer | string> | Iterable<Buffer> | Readable, masker: TraceMasker): Promise<AppendResult> {
     return this.exclusive(jobId, async () => {
       const st = await this.state(jobId)
       if (start > st.received) return { ok: false, received: st.received }
