@@ -216,3 +216,26 @@ export function plainLog(log: string): string {
     .replace(/section_(start|end):\d+:[a-z_0-9]+(\[[^\]]*\])?\r\x1b\[0K/g, '')
     .replace(/\x1b\[[0-9;]*[mK]/g, '')
 }
+
+export interface CiImageFiles {
+  /** Root filesystem tarball: busybox with every applet. */
+  busybox: string
+  /** Root filesystem tarball: busybox plus the host's docker client. */
+  dockerCli: string
+}
+
+let ciImagesBuilt: Promise<CiImageFiles> | undefined
+
+/** Builds (once, cached in the temp dir) the CI image root filesystems of scripts/make-ci-images.sh. */
+export function ciImages(): Promise<CiImageFiles> {
+  ciImagesBuilt ??= (async () => {
+    const dir = process.env.WHARF_E2E_CI_IMAGES ?? path.join(tmpdir(), 'wharf-ci-images')
+    const { runOk } = await import('./run.ts')
+    await runOk('sh', [path.join(repoRoot, 'scripts', 'make-ci-images.sh'), dir], { timeoutMs: 120_000 })
+    return { busybox: path.join(dir, 'busybox.tar'), dockerCli: path.join(dir, 'docker-cli.tar') }
+  })()
+  return ciImagesBuilt
+}
+
+/** `docker import` arguments that make a root filesystem tarball a runnable image. */
+export const IMPORT_CHANGES = ['--change', 'CMD ["/bin/sh"]', '--change', 'ENV PATH=/usr/local/bin:/usr/bin:/bin']
