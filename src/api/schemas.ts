@@ -14,7 +14,8 @@ export const VisibilitySchema = StringEnum(VISIBILITIES, { description: 'private
 /** GitLab's `:id`: a numeric id or the URL-encoded full path (`group%2Fproject`). */
 export const IdParam = Type.Object({ id: Type.String({ description: 'numeric id or URL-encoded full path' }) })
 
-export const Nullable = <T extends TSchema>(t: T) => Type.Union([t, Type.Null()])
+// Null first: with coercion on, ajv would otherwise turn a JSON null into 0 or "" for the other branch.
+export const Nullable = <T extends TSchema>(t: T) => Type.Union([Type.Null(), t])
 
 export const DateString = Type.String({ pattern: '^\\d{4}-\\d{2}-\\d{2}$', description: 'YYYY-MM-DD' })
 

@@ -78,6 +78,10 @@ test('paths are unique regardless of letter case (409), across groups, users and
   // Invalid and reserved paths are 400.
   assertProblem(await h.req('POST', '/api/v4/groups', { token: tokens.owner, body: { path: 'bad path!' } }), 400)
   assertProblem(await h.req('POST', '/api/v4/groups', { token: tokens.owner, body: { path: 'api' } }), 400)
+  // An explicit null parent is a top-level group (JSON null must not be coerced to 0).
+  const top = await h.req('POST', '/api/v4/groups', { token: tokens.owner, body: { path: 'toplevel', parent_id: null } })
+  assert.equal(top.statusCode, 201, top.body)
+  assert.equal(top.json().parent_id, null)
 })
 
 test('GET /projects/:id by numeric id or URL-encoded path, in any letter case', async (t) => {
