@@ -23,6 +23,7 @@ let work: string
 let image: string
 let webImage: string
 let otherImage: string
+let cliImage: string
 
 const SECRET = 'Docker-Masked-Value-77'
 
@@ -51,12 +52,14 @@ before(async () => {
   const files = await ciImages()
   await docker(['import', ...IMPORT_CHANGES, files.busybox, 'wharf-ci/busybox:1'])
   await writeFile(path.join(work, 'Dockerfile'), 'FROM wharf-ci/busybox:1\nRUN mkdir /www && echo hello-from-service > /www/hello.txt\nEXPOSE 8080\nCMD ["httpd", "-f", "-p", "8080", "-h", "/www"]\n')
+  await docker(['import', ...IMPORT_CHANGES, files.dockerCli, 'wharf-ci/docker-cli:1'])
   await docker(['build', '--network', 'none', '-q', '-t', 'wharf-ci/web:1', work], { env: { DOCKER_BUILDKIT: '0' } })
   image = `${wharf.host}/e2e-runner/docker/busybox:1`
   webImage = `${wharf.host}/e2e-runner/docker/web:1`
   otherImage = `${wharf.host}/e2e-runner/other/tools:1`
+  cliImage = `${wharf.host}/e2e-runner/docker/docker-cli:1`
   await docker(['login', '-u', 'root', '--password-stdin', wharf.host], { input: wharf.rootPassword })
-  for (const [local, remote] of [['wharf-ci/busybox:1', image], ['wharf-ci/web:1', webImage], ['wharf-ci/busybox:1', otherImage]] as const) {
+  for (const [local, remote] of [['wharf-ci/busybox:1', image], ['wharf-ci/web:1', webImage], ['wharf-ci/busybox:1', otherImage], ['wharf-ci/docker-cli:1', cliImage]] as const) {
     await docker(['tag', local, remote])
     await docker(['push', '-q', remote])
     await docker(['rmi', remote])
@@ -65,7 +68,7 @@ before(async () => {
 
   // The runner sees no docker client config: credentials come from the job payload or DOCKER_AUTH_CONFIG.
   const emptyConfig = await mkdtemp(path.join(tmpdir(), 'wharf-e2e-runner-dockercfg-'))
-  runner = await startRunner(wharf, ['--executor', 'docker', '--docker-host', engine.dockerHost, '--concurrent', '3', '--name', 'e2e-docker'], {
+  runner = await startRunner(wharf, ['--executor', 'docker', '--docker-host', engine.dockerHost, '--concurrent', '3', '--name', 'e2e-docker', '--bind-docker-socket'], {
     env: { DOCKER_CONFIG: emptyConfig, DOCKER_HOST: engine.dockerHost },
   })
 })
@@ -225,5 +228,35 @@ never-pulled:
     assert.match(plainLog(await project.trace(by['without-auth']!.id)), /failed to pull image/)
     assert.deepEqual([by['never-pulled']!.status, by['never-pulled']!.failure_reason], ['failed', 'image_pull_failure'])
     assert.match(plainLog(await project.trace(by['never-pulled']!.id)), /pull policy is "never"/)
+  })
+
+  it("the seed's pipeline: docker login with the job token, docker build --pull and docker push through the bound engine socket", async () => {
+    const ci = `
+build-image:
+  image: ${cliImage}
+  variables:
+    DOCKER_BUILDKIT: "0"
+  script:
+    - docker login -u "gitlab-ci-token" -p "$CI_BUILD_TOKEN" $CI_REGISTRY
+    - docker build --pull --network none -t "$CI_REGISTRY_IMAGE:$CI_BUILD_REF_NAME" .
+    - docker push "$CI_REGISTRY_IMAGE:$CI_BUILD_REF_NAME"
+`
+    const dockerfile = `FROM ${image}\nCOPY app.txt /app.txt\nCMD ["cat", "/app.txt"]\n`
+    const p = await project.push({ '.gitlab-ci.yml': ci, Dockerfile: dockerfile, 'app.txt': 'built in CI\n' }, 'seed pipeline')
+    const { pipeline, jobs } = await project.wait(p.id, 90_000)
+    const log = plainLog(await project.trace(jobs[0]!.id))
+    assert.equal(pipeline.status, 'success', log)
+    assert.match(log, /Login Succeeded/)
+    assert.ok(!log.includes('glcbt-'), 'the job token is masked')
+    // The pushed image is in the project's registry: pull it back and run it.
+    const pushed = `${wharf.host}/e2e-runner/docker:main`
+    await docker(['login', '-u', 'root', '--password-stdin', wharf.host], { input: wharf.rootPassword })
+    try {
+      await docker(['rmi', '-f', pushed]).catch(() => undefined)
+      await docker(['pull', '-q', pushed])
+      assert.equal((await docker(['run', '--rm', '--network', 'none', pushed])).trim(), 'built in CI')
+    } finally {
+      await docker(['logout', wharf.host])
+    }
   })
 })
