@@ -58,6 +58,8 @@ export class RegistryTokens {
       await this.rotate()
       rows = await this.db.selectFrom('signing_keys').selectAll().where('retired_at', 'is', null).orderBy('created_at', 'desc').execute()
     }
+    // A retired key's tokens must stop verifying, cached or not.
+    this.verified.clear()
     this.keys = await Promise.all(
       rows.map(async (r) => ({
         kid: r.kid,
@@ -78,6 +80,15 @@ export class RegistryTokens {
       .execute()
     if (this.keys.length > 0) await this.load()
     return kid
+  }
+
+  /** Retires every key but the newest; returns how many. Tokens they signed stop verifying. */
+  async retireOldKeys(): Promise<number> {
+    const rows = await this.db.selectFrom('signing_keys').select('kid').where('retired_at', 'is', null).orderBy('created_at', 'desc').execute()
+    const old = rows.slice(1).map((r) => r.kid)
+    if (old.length) await this.db.updateTable('signing_keys').set({ retired_at: nowIso() }).where('kid', 'in', old).execute()
+    await this.load()
+    return old.length
   }
 
   async issue(sub: string, access: AccessEntry[], cred: Credential | undefined, notAfter?: Date): Promise<{ token: string; expiresIn: number; issuedAt: string }> {

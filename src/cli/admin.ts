@@ -16,6 +16,8 @@ Commands:
   project create --path NS/PROJ [--visibility private|internal|public] [--name N]
   token create --user U --name N --scopes a,b [--expires-at YYYY-MM-DD]
   deploy-token create (--project NS/PROJ | --group GROUP) --scopes read_registry[,write_registry] [--name N] [--username U] [--expires-at YYYY-MM-DD]
+  signing-key rotate      add a new registry-token signing key (restart the server to use it; old tokens stay valid)
+  signing-key retire      retire every key but the newest (after one token lifetime, tokens they signed stop working)
 
 The same configuration as "wharf serve" applies (--config, --data, WHARF_* variables).
 Tokens are printed once; only their digests are stored.
@@ -82,7 +84,7 @@ export async function adminCommand(argv: string[]): Promise<number> {
     return 0
   }
   const command = `${noun} ${verb ?? ''}`.trim()
-  if (!['user create', 'group create', 'project create', 'token create', 'deploy-token create'].includes(command) || positionals.length > 2) {
+  if (!['user create', 'group create', 'project create', 'token create', 'deploy-token create', 'signing-key rotate', 'signing-key retire'].includes(command) || positionals.length > 2) {
     process.stderr.write(`wharf admin: unknown command "${positionals.join(' ')}"; run "wharf admin help"\n`)
     return 2
   }
@@ -203,6 +205,14 @@ async function run(command: string, flags: Flags, password: string | undefined, 
       const { token, row } = await accessTokens.createPat(user.id, { name: need(flags, 'name'), scopes: scopes(), expiresAt: flags['expires-at'] ?? null }, ACTOR)
       out(token)
       process.stderr.write(`personal access token ${row.id} for ${user.username} (${JSON.parse(row.scopes).join(', ')}${row.expires_at ? `, expires ${row.expires_at}` : ''}); shown only once\n`)
+      return
+    }
+    case 'signing-key rotate': {
+      out(`new signing key ${await services.auth.tokens.rotate()}`)
+      return
+    }
+    case 'signing-key retire': {
+      out(`retired ${await services.auth.tokens.retireOldKeys()} signing key(s)`)
       return
     }
     case 'deploy-token create': {
