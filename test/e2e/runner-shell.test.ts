@@ -5,7 +5,7 @@
 import { after, before, describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { startWharf, type Wharf } from '../helpers/wharf.ts'
-import { CiProject, plainLog, startRunner, type RunnerChild } from '../helpers/runner.ts'
+import { CiProject, createRunner, plainLog, startRunner, type RunnerChild } from '../helpers/runner.ts'
 
 let wharf: Wharf
 let runner: RunnerChild
@@ -201,5 +201,36 @@ slow:
     const log = plainLog(await project.trace(jobs[0]!.id))
     assert.match(log, /ERROR: Job failed: execution took longer than 3s seconds/)
     assert.match(log, /cleanup after timeout/)
+  })
+
+  it('SIGTERM: no new jobs, running ones get the shutdown timeout, then fail as a system failure', async () => {
+    const tagged = await createRunner(wharf, { tag_list: ['shutdown-test'], run_untagged: false })
+    const second = await startRunner(wharf, ['--executor', 'shell', '--shutdown-timeout', '1', '--name', 'e2e-shutdown'], { token: tagged.token })
+    try {
+      const ci = `
+long:
+  tags: [shutdown-test]
+  script:
+    - echo started; printf '%0100d\\n' 0
+    - sleep 60
+`
+      const p = await project.push({ '.gitlab-ci.yml': ci }, 'shutdown')
+      const { jobs } = await project.wait(p.id, 30_000, (_p, js) => js.some((j) => j.status === 'running'))
+      const deadline = Date.now() + 20_000
+      while (!(await project.trace(jobs[0]!.id)).includes('started')) {
+        assert.ok(Date.now() < deadline, 'the job never started its script')
+        await new Promise((r) => setTimeout(r, 200))
+      }
+      const t0 = Date.now()
+      const code = await second.stop()
+      assert.equal(code, 0, second.output())
+      assert.ok(Date.now() - t0 < 15_000, 'the runner stopped within the shutdown timeout and a few seconds')
+      const { pipeline, jobs: done } = await project.wait(p.id, 10_000)
+      assert.equal(pipeline.status, 'failed')
+      assert.equal(done[0]!.failure_reason, 'runner_system_failure')
+      assert.match(plainLog(await project.trace(done[0]!.id)), /ERROR: Job failed \(system failure\): the runner was stopped/)
+    } finally {
+      await second.stop()
+    }
   })
 })
