@@ -236,10 +236,10 @@ function pullPolicies(r: Reader, key: string, v: unknown): PullPolicy[] | undefi
 }
 
 function runnerEntry(r: Reader, key: string, raw: Obj, flags: RunnerFlags, flagReader: Reader, base: string): RunnerEntry {
+  const k = (name: string) => (key ? `${key}.${name}` : name)
   r.unknownKeys(key, raw, RUNNER_KEYS)
-  const rawDocker: Obj = raw.docker === undefined || raw.docker === null ? {} : isObj(raw.docker) ? raw.docker : r.fail(`${key}.docker`, `expected a mapping, got ${describe(raw.docker)}`)
-  r.unknownKeys(`${key}.docker`, rawDocker, DOCKER_KEYS)
-  const k = (name: string) => `${key}.${name}`
+  const rawDocker: Obj = raw.docker === undefined || raw.docker === null ? {} : isObj(raw.docker) ? raw.docker : r.fail(key ? `${key}.docker` : 'docker', `expected a mapping, got ${describe(raw.docker)}`)
+  r.unknownKeys(k('docker'), rawDocker, DOCKER_KEYS)
   const f = flagReader
 
   const url = f.url('--url', flags.url) ?? r.url(k('url'), raw.url)
@@ -249,7 +249,7 @@ function runnerEntry(r: Reader, key: string, raw: Obj, flags: RunnerFlags, flagR
   const executor = f.oneOf('--executor', flags.executor, EXECUTORS) ?? r.oneOf(k('executor'), raw.executor, EXECUTORS)
   if (!executor) r.fail(k('executor'), `is required: ${EXECUTORS.join(' or ')} (--executor or \`executor:\`)`)
 
-  const dk = (name: string) => `${key}.docker.${name}`
+  const dk = (name: string) => (key ? `${key}.docker.${name}` : `docker.${name}`)
   const volumes = r.list(dk('volumes'), rawDocker.volumes) ?? []
   volumes.forEach((v, i) => {
     if (!/^[^:]+:\/[^:]*(:(ro|rw))?$/.test(v)) r.fail(`${dk('volumes')}[${i}]`, `expected "host-path:/container-path[:ro|rw]", got ${JSON.stringify(v)}`)
@@ -309,9 +309,9 @@ function runnerEntry(r: Reader, key: string, raw: Obj, flags: RunnerFlags, flagR
  * runner in the file they define the only one. Throws {@link RunnerConfigError}.
  */
 export function loadRunnerConfig(flags: RunnerFlags, env: Record<string, string | undefined> = process.env): RunnerConfig {
-  const flagReader = new Reader('flag')
+  const flagReader = new Reader('flags')
   let raw: Obj = {}
-  let fileReader = new Reader('flag')
+  let fileReader = new Reader('flags')
   let base = process.cwd()
   const file = flags.config ?? env.WHARF_RUNNER_CONFIG
   if (file) {
@@ -338,7 +338,7 @@ export function loadRunnerConfig(flags: RunnerFlags, env: Record<string, string 
   const rawRunners = rawList as unknown[]
   const entries: Obj[] = rawRunners.map((x, i) => (isObj(x) ? x : fileReader.fail(`runners[${i}]`, `expected a mapping, got ${describe(x)}`)))
   if (entries.length === 0) entries.push({})
-  const runners = entries.map((e, i) => runnerEntry(rawRunners.length ? fileReader : flagReader, rawRunners.length ? `runners[${i}]` : 'runner', e, flags, flagReader, base))
+  const runners = entries.map((e, i) => runnerEntry(rawRunners.length ? fileReader : flagReader, rawRunners.length ? `runners[${i}]` : '', e, flags, flagReader, base))
   const tokens = new Set<string>()
   runners.forEach((r, i) => {
     if (tokens.has(r.token)) fileReader.fail(`runners[${i}].token`, 'the same token is configured twice')
