@@ -69,6 +69,7 @@ export class RunnerJobs {
   private readonly heartbeats = new Map<number, number>()
   private readonly lastHeartbeatWrite = new Map<number, number>()
   private version = 0
+  private closing = false
 
   constructor(deps: RunnerJobsDeps) {
     this.d = deps
@@ -80,6 +81,12 @@ export class RunnerJobs {
   /** The queue's version for `X-GitLab-Last-Update`: it changes whenever jobs may have become pending. */
   lastUpdate(): string {
     return String(this.version)
+  }
+
+  /** Ends every waiting long poll now (204) and lets no new one wait: the server is shutting down. */
+  close(): void {
+    this.closing = true
+    this.wake()
   }
 
   /** Wakes every waiting long poll (jobs changed). */
@@ -104,14 +111,14 @@ export class RunnerJobs {
         const claimed = await this.claim(runner)
         if (claimed) return await this.start(claimed.job, claimed.token, runner)
         const remaining = deadline - Date.now()
-        if (remaining <= 0 || opts.signal?.aborted) return undefined
+        if (remaining <= 0 || opts.signal?.aborted || this.closing) return undefined
         let timer: NodeJS.Timeout | undefined
         const onAbort = () => wake()
         opts.signal?.addEventListener('abort', onAbort, { once: true })
         await Promise.race([changed, new Promise<void>((r) => (timer = setTimeout(r, remaining)))])
         clearTimeout(timer)
         opts.signal?.removeEventListener('abort', onAbort)
-        if (opts.signal?.aborted) return undefined
+        if (opts.signal?.aborted || this.closing) return undefined
       } finally {
         this.waiters.delete(wake)
       }

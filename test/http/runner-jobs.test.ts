@@ -42,6 +42,17 @@ describe('POST /jobs/request', () => {
     assert.equal((await h.ci.pipelines.findPipeline(pipeline.id))!.status, 'running')
   })
 
+  it('ends waiting long polls at once when the server closes', async (t) => {
+    const h = await runnerHarness(t, { longPollMs: 10_000 })
+    const runner = await h.runner((await h.root()).token, { runner_type: 'instance_type' })
+    const started = Date.now()
+    const waiting = h.request(runner.token)
+    await new Promise((r) => setTimeout(r, 100))
+    h.ci.runnerJobs.close()
+    assert.equal((await waiting).statusCode, 204)
+    assert.ok(Date.now() - started < 2000)
+  })
+
   it('rejects an unknown runner token with 403', async (t) => {
     const h = await runnerHarness(t)
     const res = await h.request('glrt-nope')
