@@ -143,6 +143,16 @@ export async function runnerProtocolRoutes(app: FastifyInstance, deps: RunnerPro
     return reply.code(204).send()
   })
 
+  // gitlab-runner 16+ unregisters its "runner manager" (one per machine) this way; Wharf keeps none.
+  app.delete('/runners/managers', { schema: { summary: 'Unregister a runner manager (no-op: the runner stays)', tags: ['runner'], body: UnregisterRunnerRequest }, config: { public: true, runnerAuth: 'runner' } }, async (_req, reply) => {
+    return reply.code(204).send()
+  })
+
+  app.post('/runners/reset_authentication_token', { schema: { summary: "Replace a runner's token (the old one stops working)", tags: ['runner'], body: UnregisterRunnerRequest }, config: { public: true, runnerAuth: 'runner' } }, async (req, reply) => {
+    const r = req.ciRunner!
+    return reply.code(201).send({ token: await runners.resetToken(r), token_expires_at: r.token_expires_at })
+  })
+
   // ---- jobs ----
 
   app.post('/jobs/request', { schema: { summary: 'Request a job (long poll)', tags: ['runner'], body: JobRequest }, config: { public: true, runnerAuth: 'runner' } }, async (req, reply) => {

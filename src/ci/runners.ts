@@ -126,6 +126,13 @@ export class Runners {
     await rq.updateRunner(this.db, r.id, { ...set, contacted_at: new Date(now).toISOString() })
   }
 
+  /** A new token for the runner (the old one stops working); shown once. */
+  async resetToken(r: Runner): Promise<string> {
+    const token = `${TOKEN_PREFIXES.runner}${randomBytes(24).toString('base64url')}`
+    await rq.updateRunner(this.db, r.id, { token_digest: secretDigest(token), token_hint: token.slice(0, TOKEN_PREFIXES.runner.length + 4) })
+    return token
+  }
+
   async unregister(token: string): Promise<boolean> {
     const r = await this.authenticate(token)
     if (!r) return false

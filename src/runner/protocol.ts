@@ -10,6 +10,8 @@
  * |------|------|---------|
  * | `POST /runners/verify` {@link VerifyRunnerRequest} | runner token in body | 200 {@link VerifyRunnerResponse}, 403 |
  * | `DELETE /runners` {@link UnregisterRunnerRequest} | runner token in body | 204, 403 |
+ * | `DELETE /runners/managers` {token, system_id} | runner token in body | 204 (no-op), 403 |
+ * | `POST /runners/reset_authentication_token` {token} | runner token in body | 201 {token, token_expires_at}, 403 |
  * | `POST /jobs/request` {@link JobRequest} | runner token in body | 201 {@link JobResponse}, 204 (none; `X-GitLab-Last-Update`), 403 |
  * | `PUT /jobs/:id` {@link UpdateJobRequest} | job token in body | 200 (`Job-Status`), 403 (job not running / bad token), 404 |
  * | `PATCH /jobs/:id/trace` raw bytes | `JOB-TOKEN` header, `Content-Range: <start>-<end>` | 202 (`Range`, `Job-Status`), 416 (`Range`), 403 |

@@ -58,9 +58,18 @@ describe('runner creation, verification and management', () => {
     assert.equal(legacy.statusCode, 403)
     assert.match(legacy.body, /user\/runners/)
 
-    assert.equal((await h.req('DELETE', '/api/v4/runners', { body: { token: r.token } })).statusCode, 204)
-    assert.equal((await h.req('POST', '/api/v4/runners/verify', { body: { token: r.token } })).statusCode, 403)
-    assert.equal((await h.req('DELETE', '/api/v4/runners', { body: { token: r.token } })).statusCode, 403)
+    assert.equal((await h.req('DELETE', '/api/v4/runners/managers', { body: { token: r.token, system_id: 's_1' } })).statusCode, 204)
+    assert.equal((await h.req('POST', '/api/v4/runners/verify', { body: { token: r.token } })).statusCode, 200, 'a manager going away keeps the runner')
+
+    const reset = await h.req('POST', '/api/v4/runners/reset_authentication_token', { body: { token: r.token } })
+    assert.equal(reset.statusCode, 201)
+    const fresh = (reset.json() as { token: string }).token
+    assert.match(fresh, /^glrt-/)
+    assert.equal((await h.req('POST', '/api/v4/runners/verify', { body: { token: r.token } })).statusCode, 403, 'the old token is dead')
+
+    assert.equal((await h.req('DELETE', '/api/v4/runners', { body: { token: fresh } })).statusCode, 204)
+    assert.equal((await h.req('POST', '/api/v4/runners/verify', { body: { token: fresh } })).statusCode, 403)
+    assert.equal((await h.req('DELETE', '/api/v4/runners', { body: { token: fresh } })).statusCode, 403)
   })
 
   it('lists, updates and deletes runners by who manages them; the last request records the runner info', async (t) => {
