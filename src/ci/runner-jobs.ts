@@ -39,7 +39,7 @@ export const DEFAULT_JOB_TIMEOUT_SECONDS = 3600
 export const TIMEOUT_GRACE_SECONDS = 300
 /** How long `POST /jobs/request` is held when there is no job (GitLab Workhorse's long poll is about as long). */
 export const LONG_POLL_MS = 30_000
-/** Candidates looked at per request; the rest wait for the next request. */
+/** Pending jobs read per query while looking for one this runner may take. */
 const MATCH_BATCH = 200
 /** Heartbeats from trace appends are written at most this often per job. */
 const HEARTBEAT_WRITE_MS = 5_000
@@ -129,15 +129,18 @@ export class RunnerJobs {
   private async claim(runner: Runner): Promise<{ job: CiJob; token: string } | undefined> {
     if (runner.paused === 1) return undefined
     const scope = await this.d.runners.scopeProjectIds(runner)
-    const candidates = await rq.pendingJobs(this.d.db, scope, MATCH_BATCH)
-    for (const job of candidates) {
-      if (!(await this.matches(runner, job))) continue
-      const token = mintJobToken()
-      const now = new Date(this.now()).toISOString()
-      const set = { status: 'running', runner_id: runner.id, started_at: now, heartbeat_at: now, token_digest: secretDigest(token) }
-      if (await q.transitionJob(this.d.db, job.id, ['pending'], set)) return { job: { ...job, ...set }, token }
+    for (let after = 0; ; ) {
+      const candidates = await rq.pendingJobs(this.d.db, scope, MATCH_BATCH, after)
+      for (const job of candidates) {
+        if (!(await this.matches(runner, job))) continue
+        const token = mintJobToken()
+        const now = new Date(this.now()).toISOString()
+        const set = { status: 'running', runner_id: runner.id, started_at: now, heartbeat_at: now, token_digest: secretDigest(token) }
+        if (await q.transitionJob(this.d.db, job.id, ['pending'], set)) return { job: { ...job, ...set }, token }
+      }
+      if (candidates.length < MATCH_BATCH) return undefined
+      after = candidates.at(-1)!.id
     }
-    return undefined
   }
 
   /** Tags: a tagged job needs a runner with every one of its tags; an untagged job needs run_untagged. */

@@ -42,9 +42,9 @@ export async function deleteRunner(db: Executor, id: number): Promise<void> {
   await db.deleteFrom('runners').where('id', '=', id).execute()
 }
 
-/** Pending jobs (current attempts) in queue order, optionally only of some projects. */
-export async function pendingJobs(db: Executor, projectIds: number[] | undefined, limit: number): Promise<CiJob[]> {
-  let q = db.selectFrom('ci_jobs').selectAll().where('status', '=', 'pending').where('retried', '=', 0)
+/** Pending jobs (current attempts) in queue order after `afterId`, optionally only of some projects. */
+export async function pendingJobs(db: Executor, projectIds: number[] | undefined, limit: number, afterId = 0): Promise<CiJob[]> {
+  let q = db.selectFrom('ci_jobs').selectAll().where('status', '=', 'pending').where('retried', '=', 0).where('id', '>', afterId)
   if (projectIds) {
     if (projectIds.length === 0) return []
     q = q.where('project_id', 'in', projectIds)
