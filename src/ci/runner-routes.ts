@@ -65,15 +65,17 @@ declare module 'fastify' {
 const JobIdParam = Type.Object({ id: Type.Integer() })
 const TRACE_UPDATE_INTERVAL_SECONDS = 3
 
-/** The token a job-token request carries: `JOB-TOKEN` header, else `token` / `job_token` in the body or query. */
+/**
+ * The token a job-token request carries: `JOB-TOKEN` header, else `token` in a JSON body (PUT).
+ * Never from the query string: URLs end up in logs.
+ */
 function jobTokenOf(req: FastifyRequest): string | undefined {
   const h = req.headers['job-token']
   if (typeof h === 'string' && h.trim()) return h.trim()
-  for (const src of [req.body, req.query] as unknown[]) {
-    if (src && typeof src === 'object' && !(Symbol.asyncIterator in src)) {
-      const o = src as Record<string, unknown>
-      for (const k of ['token', 'job_token']) if (typeof o[k] === 'string' && o[k]) return o[k]
-    }
+  const body = req.body
+  if (body && typeof body === 'object' && !(Symbol.asyncIterator in body)) {
+    const t = (body as Record<string, unknown>).token
+    if (typeof t === 'string' && t) return t
   }
   return undefined
 }
