@@ -10,6 +10,7 @@ import { ApiTokens } from './auth/api-tokens.ts'
 import { gitApiRoutes, gitRoutes, type GitHosting } from './git/index.ts'
 import { ciRoutes, runnerApiRoutes, runnerProtocolRoutes, type Ci } from './ci/index.ts'
 import { apiScope } from './api/scope.ts'
+import { Sessions, webRoutes } from './web/index.ts'
 
 export interface AppDeps {
   logger: FastifyBaseLogger
@@ -49,6 +50,10 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   // Hooked first, on the root: the OpenAPI document covers every /api/v4 route, whichever plugin adds it.
   const openapi = new OpenApiCollector(OPENAPI_INFO, deps.publicUrl.replace(/\/$/, ''))
   app.addHook('onRoute', openapi.onRoute)
+  // The web UI's session cookie, resolved by every /api/v4 auth hook (decorated before they register).
+  const sessions = new Sessions(deps.projects.db, deps.auth.credentials)
+  app.decorate('wharfSessions', sessions)
+  await app.register(webRoutes, { sessions, publicUrl: deps.publicUrl })
   await app.register(registryRoutes, { prefix: '/v2', ...deps.registry, manifestBytes: deps.limits.manifestBytes, auth: deps.auth, realm: `${deps.publicUrl}/jwt/auth` })
   await app.register(tokenRoutes, { auth: deps.auth })
   await app.register(apiRoutes, { projects: deps.projects, accessTokens: deps.accessTokens, credentials: deps.auth.credentials, manifests: deps.registry.manifests, publicUrl: deps.publicUrl, openapi })

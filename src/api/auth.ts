@@ -1,7 +1,28 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { ApiTokens } from '../auth/api-tokens.ts'
 import { ANONYMOUS, type Principal } from '../auth/principals.ts'
+import { constantTimeEqual } from '../auth/secrets.ts'
 import { WharfError } from '../core/errors.ts'
+
+/** A signed-in browser: the session's user (as a password sign-in) and the CSRF token its state-changing requests must echo. */
+export interface SessionAuth {
+  principal: Principal & { kind: 'user' }
+  csrfToken: string
+}
+
+/** Resolves the web UI's session cookie (src/web/sessions.ts), decorated on the root instance as `wharfSessions`. */
+export interface SessionResolver {
+  fromRequest(req: FastifyRequest): Promise<SessionAuth | undefined>
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    wharfSessions?: SessionResolver
+  }
+}
+
+/** The header a cookie-authenticated state-changing request carries (the value GET /-/session returns). */
+export const CSRF_HEADER = 'x-csrf-token'
 
 /** The token of an API request: `PRIVATE-TOKEN: <pat>` or `Authorization: Bearer <pat or OAuth token>`. */
 export function apiToken(req: FastifyRequest): string | undefined {
@@ -13,6 +34,24 @@ export function apiToken(req: FastifyRequest): string | undefined {
 }
 
 const READ_METHODS = new Set(['GET', 'HEAD', 'OPTIONS'])
+
+/**
+ * Without a token, the web UI's session cookie (when the UI is served): a live session is its user;
+ * a state-changing request must also echo the session's CSRF token, else 403. An unknown or ended
+ * session is anonymous, so public reads still work and the UI can ask the user to sign in again.
+ */
+async function sessionPrincipal(req: FastifyRequest): Promise<Principal> {
+  const sessions = req.server.wharfSessions
+  const session = sessions ? await sessions.fromRequest(req) : undefined
+  if (!session) return ANONYMOUS
+  if (!READ_METHODS.has(req.method)) {
+    const sent = req.headers[CSRF_HEADER]
+    if (typeof sent !== 'string' || !constantTimeEqual(sent, session.csrfToken)) {
+      throw new WharfError('FORBIDDEN', 'missing or invalid CSRF token: a signed-in browser must send the X-CSRF-Token header from GET /-/session', {})
+    }
+  }
+  return session.principal
+}
 
 /**
  * The API plugin's onRequest hook: resolves the caller, then applies GitLab's rules. A bad token is
@@ -29,7 +68,7 @@ export function apiAuthHook(apiTokens: ApiTokens) {
       ? await apiTokens.principalForToken(token)
       : typeof jobToken === 'string' && jobToken.trim() && config.jobToken
         ? await apiTokens.principalForJobToken(jobToken.trim())
-        : ANONYMOUS
+        : await sessionPrincipal(req)
     req.principal = principal
     if (principal.kind === 'job') return
     if (principal.kind === 'anonymous') {

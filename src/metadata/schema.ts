@@ -252,6 +252,7 @@ export interface Database {
   ci_variables: CiVariablesTable
   pipeline_triggers: PipelineTriggersTable
   oauth_tokens: OAuthTokensTable
+  web_sessions: WebSessionsTable
   runners: RunnersTable
   ci_job_traces: CiJobTracesTable
   ci_job_artifacts: CiJobArtifactsTable
@@ -282,6 +283,19 @@ export interface OAuthTokensTable {
   created_at: string
 }
 export type OAuthToken = Selectable<OAuthTokensTable>
+
+/** Web UI sessions (the `wharf_session` cookie); the token is stored as a sha256 digest. */
+export interface WebSessionsTable {
+  id: Generated<number>
+  user_id: number
+  token_digest: string
+  created_at: string
+  expires_at: string
+  last_seen_at: string
+  ip: string | null
+  user_agent: string | null
+}
+export type WebSession = Selectable<WebSessionsTable>
 export type Pipeline = Selectable<PipelinesTable>
 export type CiJob = Selectable<CiJobsTable>
 export type CiVariable = Selectable<CiVariablesTable>

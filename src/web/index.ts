@@ -1,0 +1,2 @@
+export { webRoutes, type WebOptions } from './routes.ts'
+export { Sessions, SESSION_COOKIE, csrfTokenFor } from './sessions.ts'

@@ -1,0 +1,267 @@
+// Wharf web UI: a small single-page app over the public REST API. Every page is a function that
+// renders into <main>; links under / are routed here without reloading.
+import { api, apiPage, currentSession, enc, signIn, signOut, ApiError } from './api.js'
+import { commandLine, errorBox, formValues, h, mount, timeAgo, toast } from './dom.js'
+import { registryTab } from './registry.js'
+import { jobPage, newPipelinePage, pipelinePage, pipelinesTab } from './ci.js'
+import { tokensPage } from './user.js'
+import { navigate, runCleanups, setRenderer } from './nav.js'
+import { state } from './state.js'
+
+const ROUTES = [
+  [/^\/$/, homePage],
+  [/^\/-\/sign_in$/, signInPage],
+  [/^\/-\/projects\/new$/, newProjectPage],
+  [/^\/-\/groups\/new$/, newGroupPage],
+  [/^\/-\/groups\/(\d+)$/, groupPage],
+  [/^\/-\/projects\/(\d+)$/, (id) => projectPage(id, 'registry')],
+  [/^\/-\/projects\/(\d+)\/registry$/, (id) => projectPage(id, 'registry')],
+  [/^\/-\/projects\/(\d+)\/pipelines$/, (id) => projectPage(id, 'pipelines')],
+  [/^\/-\/projects\/(\d+)\/pipelines\/new$/, (id) => projectPage(id, 'pipelines', newPipelinePage)],
+  [/^\/-\/projects\/(\d+)\/pipelines\/(\d+)$/, (id, pid) => projectPage(id, 'pipelines', (p) => pipelinePage(p, pid))],
+  [/^\/-\/projects\/(\d+)\/jobs\/(\d+)$/, (id, jid) => projectPage(id, 'pipelines', (p) => jobPage(p, jid))],
+  [/^\/-\/projects\/(\d+)\/repository$/, (id) => projectPage(id, 'repository')],
+  [/^\/-\/user\/tokens$/, tokensPage],
+]
+
+async function render() {
+  runCleanups()
+  const path = location.pathname
+  renderNav()
+  for (const [re, page] of ROUTES) {
+    const m = re.exec(path)
+    if (!m) continue
+    if (!state.user && page !== signInPage) return navigate(`/-/sign_in?return_to=${enc(path + location.search)}`, { replace: true })
+    try {
+      await page(...m.slice(1))
+    } catch (err) {
+      if (err instanceof ApiError && err.status === 401) {
+        state.user = null
+        return navigate(`/-/sign_in?return_to=${enc(path)}`, { replace: true })
+      }
+      mount(h('h1', {}, 'Something went wrong'), errorBox(err), h('p', {}, h('a', { href: '/' }, 'Back to your projects')))
+    }
+    const main = document.getElementById('main')
+    if (document.activeElement === document.body) main.focus({ preventScroll: true })
+    return
+  }
+  mount(h('h1', {}, 'Page not found'), h('p', {}, 'There is no page at ', h('code', {}, path), '. ', h('a', { href: '/' }, 'Go to your projects'), '.'))
+}
+
+function renderNav() {
+  const nav = document.getElementById('nav')
+  nav.replaceChildren()
+  if (!state.user) return
+  nav.append(
+    h('a', { href: '/' }, 'Projects'),
+    h('a', { href: '/-/user/tokens' }, 'Access tokens'),
+    h('span', { class: 'hide-narrow' }, state.user.username),
+    h('button', { type: 'button', class: 'small', onclick: async () => {
+      await signOut()
+      state.user = null
+      toast('Signed out')
+      navigate('/-/sign_in')
+    } }, 'Sign out'),
+  )
+}
+
+// ---- Sign in ----
+
+async function signInPage() {
+  if (state.user) return navigate('/', { replace: true })
+  const error = h('div')
+  const form = h('form', { class: 'panel signin', 'aria-labelledby': 'signin-title' },
+    h('h1', { id: 'signin-title' }, 'Sign in to Wharf'),
+    error,
+    h('label', { for: 'username' }, 'Username'),
+    h('input', { type: 'text', id: 'username', name: 'username', autocomplete: 'username', required: true, autofocus: true }),
+    h('label', { for: 'password' }, 'Password'),
+    h('input', { type: 'password', id: 'password', name: 'password', autocomplete: 'current-password', required: true }),
+    h('p', {}, h('button', { type: 'submit' }, 'Sign in')),
+    h('p', { class: 'hint' }, 'Use your account password. Personal access tokens are for the API, git and docker login.'))
+  form.addEventListener('submit', async (e) => {
+    e.preventDefault()
+    const { username, password } = formValues(form)
+    try {
+      state.user = await signIn(username, password)
+      const back = new URLSearchParams(location.search).get('return_to')
+      navigate(back && back.startsWith('/') && !back.startsWith('//') ? back : '/')
+    } catch (err) {
+      error.replaceChildren(errorBox(err))
+    }
+  })
+  mount(form)
+  form.querySelector('#username').focus()
+}
+
+// ---- Projects and groups ----
+
+function projectItem(p) {
+  return h('li', {},
+    h('div', { class: 'spread' },
+      h('a', { href: `/-/projects/${p.id}` }, p.name_with_namespace),
+      h('span', { class: 'badge' }, p.visibility)),
+    p.description ? h('p', { class: 'muted' }, p.description) : null)
+}
+
+async function homePage() {
+  const [projects, groups] = await Promise.all([apiPage('/projects?membership=true&per_page=100'), apiPage('/groups?per_page=100')])
+  mount(
+    h('div', { class: 'spread' }, h('h1', {}, 'Your projects'),
+      h('div', { class: 'row' }, h('a', { class: 'button', href: '/-/projects/new' }, 'New project'), h('a', { class: 'button secondary', href: '/-/groups/new' }, 'New group'))),
+    projects.items.length
+      ? h('ul', { class: 'cards', 'aria-label': 'Projects' }, projects.items.map(projectItem))
+      : h('div', { class: 'panel' }, h('p', {}, 'You are not a member of any project yet.'), h('p', {}, h('a', { href: '/-/projects/new' }, 'Create your first project'), ' to push images and run pipelines.')),
+    h('h2', {}, 'Groups'),
+    groups.items.length
+      ? h('ul', { class: 'cards', 'aria-label': 'Groups' }, groups.items.map((g) => h('li', {}, h('div', { class: 'spread' }, h('a', { href: `/-/groups/${g.id}` }, g.full_name), h('span', { class: 'badge' }, g.visibility)), h('span', { class: 'muted mono' }, g.full_path))))
+      : h('p', { class: 'muted' }, 'No groups yet. Groups hold projects that belong together and share members.'),
+  )
+}
+
+async function groupPage(id) {
+  const [group, projects] = await Promise.all([api('GET', `/groups/${id}`), apiPage(`/groups/${id}/projects?per_page=100`)])
+  mount(
+    h('div', { class: 'spread' }, h('h1', {}, group.full_name), h('a', { class: 'button', href: `/-/projects/new?namespace_id=${group.id}` }, 'New project in this group')),
+    h('p', { class: 'muted' }, h('span', { class: 'mono' }, group.full_path), ' · ', group.visibility),
+    projects.items.length ? h('ul', { class: 'cards', 'aria-label': 'Projects' }, projects.items.map(projectItem)) : h('p', { class: 'panel' }, 'This group has no projects yet.'),
+  )
+}
+
+function visibilityField(selected = 'private') {
+  const opt = (value, text) => h('label', { class: 'inline' }, h('input', { type: 'radio', name: 'visibility', value, checked: value === selected }), h('span', {}, h('strong', {}, value), ' — ', text))
+  return h('fieldset', {}, h('legend', {}, 'Visibility'),
+    h('div', {}, opt('private', 'members only')),
+    h('div', {}, opt('internal', 'any signed-in user')),
+    h('div', {}, opt('public', 'anyone, without signing in')))
+}
+
+async function newProjectPage() {
+  const groups = await apiPage('/groups?per_page=100')
+  const preset = new URLSearchParams(location.search).get('namespace_id')
+  const error = h('div')
+  const form = h('form', { class: 'panel' },
+    error,
+    h('label', { for: 'p-name' }, 'Project name'),
+    h('input', { type: 'text', id: 'p-name', name: 'name', required: true, maxlength: 255 }),
+    h('label', { for: 'p-path' }, 'Path (optional)'),
+    h('input', { type: 'text', id: 'p-path', name: 'path', maxlength: 100, 'aria-describedby': 'p-path-hint' }),
+    h('p', { class: 'hint', id: 'p-path-hint' }, 'Lowercase letters, digits, ".", "_" and "-". Derived from the name when empty. Image names use this path.'),
+    h('label', { for: 'p-ns' }, 'Namespace'),
+    h('select', { id: 'p-ns', name: 'namespace_id' },
+      h('option', { value: '' }, `${state.user.username} (your namespace)`),
+      groups.items.map((g) => h('option', { value: g.id, selected: String(g.id) === preset }, g.full_path))),
+    h('label', { for: 'p-desc' }, 'Description (optional)'),
+    h('textarea', { id: 'p-desc', name: 'description', rows: 2, maxlength: 2000 }),
+    visibilityField(),
+    h('p', {}, h('button', { type: 'submit' }, 'Create project')))
+  form.addEventListener('submit', async (e) => {
+    e.preventDefault()
+    const v = formValues(form)
+    const body = { name: v.name, visibility: v.visibility }
+    if (v.path) body.path = v.path
+    if (v.namespace_id) body.namespace_id = Number(v.namespace_id)
+    if (v.description) body.description = v.description
+    try {
+      const p = await api('POST', '/projects', body)
+      toast(`Project ${p.path_with_namespace} created`)
+      navigate(`/-/projects/${p.id}`)
+    } catch (err) {
+      error.replaceChildren(errorBox(err))
+    }
+  })
+  mount(h('h1', {}, 'New project'), form)
+  form.querySelector('#p-name').focus()
+}
+
+async function newGroupPage() {
+  const groups = await apiPage('/groups?per_page=100')
+  const error = h('div')
+  const form = h('form', { class: 'panel' },
+    error,
+    h('label', { for: 'g-name' }, 'Group name'),
+    h('input', { type: 'text', id: 'g-name', name: 'name', required: true, maxlength: 255 }),
+    h('label', { for: 'g-path' }, 'Path'),
+    h('input', { type: 'text', id: 'g-path', name: 'path', required: true, maxlength: 100, pattern: '[A-Za-z0-9_.\\-]+', 'aria-describedby': 'g-path-hint' }),
+    h('p', { class: 'hint', id: 'g-path-hint' }, 'Used in URLs and image names, e.g. ', h('code', {}, 'team'), '.'),
+    h('label', { for: 'g-parent' }, 'Parent group (optional)'),
+    h('select', { id: 'g-parent', name: 'parent_id' }, h('option', { value: '' }, 'None: a top-level group'), groups.items.map((g) => h('option', { value: g.id }, g.full_path))),
+    visibilityField(),
+    h('p', {}, h('button', { type: 'submit' }, 'Create group')))
+  const name = form.querySelector('#g-name')
+  const path = form.querySelector('#g-path')
+  name.addEventListener('input', () => {
+    if (!path.dataset.touched) path.value = name.value.trim().toLowerCase().replace(/[^a-z0-9_.]+/g, '-').replace(/^[-_.]+|[-_.]+$/g, '')
+  })
+  path.addEventListener('input', () => (path.dataset.touched = '1'))
+  form.addEventListener('submit', async (e) => {
+    e.preventDefault()
+    const v = formValues(form)
+    const body = { name: v.name, path: v.path, visibility: v.visibility }
+    if (v.parent_id) body.parent_id = Number(v.parent_id)
+    try {
+      const g = await api('POST', '/groups', body)
+      toast(`Group ${g.full_path} created`)
+      navigate(`/-/groups/${g.id}`)
+    } catch (err) {
+      error.replaceChildren(errorBox(err))
+    }
+  })
+  mount(h('h1', {}, 'New group'), form)
+  name.focus()
+}
+
+// ---- Project page ----
+
+async function projectPage(id, tab, sub) {
+  const project = await api('GET', `/projects/${id}`)
+  const tabs = [['registry', 'Registry'], ['pipelines', 'Pipelines'], ['repository', 'Repository']]
+  const body = h('div')
+  mount(
+    h('p', { class: 'muted' }, h('a', { href: '/' }, 'Projects'), ' / ', project.namespace ? project.namespace.full_path : ''),
+    h('div', { class: 'spread' }, h('h1', {}, project.name), h('span', { class: 'badge' }, project.visibility)),
+    h('nav', { class: 'tabs', 'aria-label': 'Project' }, tabs.map(([key, label]) => h('a', { href: `/-/projects/${id}/${key}`, 'aria-current': key === tab ? 'page' : null }, label))),
+    body,
+  )
+  const render = sub ?? { registry: registryTab, pipelines: pipelinesTab, repository: repositoryTab }[tab]
+  const content = await render(project)
+  body.replaceChildren(...[content].flat())
+}
+
+async function repositoryTab(project) {
+  let branches = []
+  try {
+    branches = (await apiPage(`/projects/${project.id}/repository/branches?per_page=100`)).items
+  } catch {}
+  return [
+    h('section', { class: 'panel', 'aria-labelledby': 'clone-title' },
+      h('h2', { id: 'clone-title' }, 'Clone'),
+      commandLine(`git clone ${project.http_url_to_repo}`)),
+    h('section', { 'aria-labelledby': 'branches-title' },
+      h('h2', { id: 'branches-title' }, 'Branches'),
+      branches.length
+        ? h('div', { class: 'table-wrap' }, h('table', {}, h('thead', {}, h('tr', {}, h('th', {}, 'Branch'), h('th', {}, 'Last commit'), h('th', { class: 'hide-narrow' }, 'When'))),
+            h('tbody', {}, branches.map((b) => h('tr', {}, h('td', { class: 'mono' }, b.name, b.default ? ' (default)' : ''), h('td', {}, h('code', {}, b.commit?.short_id ?? ''), ' ', b.commit?.title ?? ''), h('td', { class: 'hide-narrow' }, timeAgo(b.commit?.committed_date)))))))
+        : h('p', { class: 'panel' }, 'The repository is empty. Push a branch with ', h('code', {}, `git push ${project.http_url_to_repo} main`), '; a ', h('code', {}, '.gitlab-ci.yml'), ' in it starts a pipeline.')),
+  ]
+}
+
+// ---- Start ----
+
+document.addEventListener('click', (e) => {
+  const a = e.target.closest?.('a[href]')
+  if (!a || e.defaultPrevented || e.button !== 0 || e.metaKey || e.ctrlKey || e.shiftKey || e.altKey || a.target) return
+  const url = new URL(a.href, location.href)
+  if (url.origin !== location.origin || !(url.pathname === '/' || url.pathname.startsWith('/-/')) || url.pathname.startsWith('/-/static/')) return
+  e.preventDefault()
+  navigate(url.pathname + url.search)
+})
+window.addEventListener('popstate', () => render())
+setRenderer(render)
+
+try {
+  state.user = await currentSession()
+} catch (err) {
+  mount(errorBox(err))
+}
+render()

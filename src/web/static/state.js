@@ -1,0 +1,2 @@
+/** Who is signed in (null: nobody). */
+export const state = { user: null }

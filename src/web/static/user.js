@@ -1,0 +1,74 @@
+// User settings: personal access tokens (created with scopes and expiry, shown once; revoked).
+import { api, apiPage } from './api.js'
+import { confirmDialog, copyButton, errorBox, formValues, h, mount, timeAgo, toast } from './dom.js'
+import { state } from './state.js'
+
+const SCOPES = [
+  ['api', 'full API access'],
+  ['read_api', 'read the API'],
+  ['read_user', 'read your profile'],
+  ['read_registry', 'pull images'],
+  ['write_registry', 'push images'],
+  ['read_repository', 'clone'],
+  ['write_repository', 'push to repositories'],
+]
+
+export async function tokensPage(created) {
+  const { items } = await apiPage(`/personal_access_tokens?user_id=${state.user.id}&per_page=100`)
+  const active = items.filter((t) => t.active)
+  const error = h('div')
+  const form = h('form', { class: 'panel', 'aria-labelledby': 'new-token' },
+    h('h2', { id: 'new-token' }, 'New token'),
+    error,
+    h('label', { for: 't-name' }, 'Token name'),
+    h('input', { type: 'text', id: 't-name', name: 'name', required: true, maxlength: 255 }),
+    h('label', { for: 't-exp' }, 'Expires on (optional)'),
+    h('input', { type: 'date', id: 't-exp', name: 'expires_at', min: new Date(Date.now() + 86400_000).toISOString().slice(0, 10) }),
+    h('fieldset', {}, h('legend', {}, 'Scopes'),
+      SCOPES.map(([s, text]) => h('div', {}, h('label', { class: 'inline' }, h('input', { type: 'checkbox', name: 'scopes', value: s }), h('span', {}, h('code', {}, s), ` — ${text}`))))),
+    h('p', {}, h('button', { type: 'submit' }, 'Create token')))
+  form.addEventListener('submit', async (e) => {
+    e.preventDefault()
+    const v = formValues(form)
+    const scopes = new FormData(form).getAll('scopes')
+    if (scopes.length === 0) {
+      error.replaceChildren(errorBox('Choose at least one scope.'))
+      return
+    }
+    try {
+      const t = await api('POST', '/user/personal_access_tokens', { name: v.name, scopes, ...(v.expires_at ? { expires_at: v.expires_at } : {}) })
+      await tokensPage(t)
+      toast('Token created')
+    } catch (err) {
+      error.replaceChildren(errorBox(err))
+    }
+  })
+  mount(
+    h('h1', {}, 'Personal access tokens'),
+    h('p', {}, 'Tokens sign scripts, git and ', h('code', {}, 'docker login'), ' in as you, limited to their scopes. Use your username with the token as the password.'),
+    created ? h('div', { class: 'secret', role: 'alert' },
+      h('p', {}, h('strong', {}, `Your new token “${created.name}”. `), 'Copy it now: it will not be shown again.'),
+      h('div', { class: 'cmd' }, h('code', { id: 'new-token-value' }, created.token), copyButton(created.token, 'Copy token'))) : null,
+    form,
+    h('h2', {}, `Active tokens (${active.length})`),
+    active.length === 0 ? h('p', { class: 'panel' }, 'You have no active tokens.') :
+      h('div', { class: 'table-wrap' }, h('table', { 'aria-label': 'Active tokens' },
+        h('thead', {}, h('tr', {}, h('th', {}, 'Name'), h('th', {}, 'Scopes'), h('th', { class: 'hide-narrow' }, 'Created'), h('th', {}, 'Expires'), h('th', { class: 'hide-narrow' }, 'Last used'), h('th', {}, h('span', { class: 'visually-hidden' }, 'Actions')))),
+        h('tbody', {}, active.map((t) => h('tr', { 'data-token': t.name },
+          h('td', {}, t.name),
+          h('td', { class: 'mono' }, t.scopes.join(', ')),
+          h('td', { class: 'hide-narrow' }, timeAgo(t.created_at)),
+          h('td', {}, t.expires_at ?? 'never'),
+          h('td', { class: 'hide-narrow' }, t.last_used_at ? timeAgo(t.last_used_at) : 'never'),
+          h('td', {}, h('button', { type: 'button', class: 'danger small', 'aria-label': `Revoke token ${t.name}`, onclick: async () => {
+            if (!(await confirmDialog({ title: `Revoke ${t.name}?`, body: 'Scripts and logins using it stop working at once.', confirm: 'Revoke' }))) return
+            try {
+              await api('DELETE', `/personal_access_tokens/${t.id}`)
+              toast(`Token ${t.name} revoked`)
+              await tokensPage()
+            } catch (err) {
+              toast(err.message)
+            }
+          } }, 'Revoke')))))))),
+  )
+}
