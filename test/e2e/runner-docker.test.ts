@@ -1,16 +1,20 @@
 // End-to-end: `wharf runner --executor docker` on a private Docker engine against a started Wharf.
 // Job and service images live in the project's own Wharf registry and are pulled with the job
 // token from the job payload (no credential anywhere in the YAML); another private project's image
-// needs DOCKER_AUTH_CONFIG. Services answer at their alias on the job's network; artifacts pass
+// needs DOCKER_AUTH_CONFIG, or that project's job token allowlist (refused first, with the fix named
+// in the job log). The seed's pipeline builds and pushes through the bound engine socket; its job
+// token is dead afterwards and the pushed image pulls back byte-identical. Services answer at their alias on the job's network; artifacts pass
 // along `needs`; failure, cancel and timeout behave; masked values never reach the stored log;
 // containers and networks are gone after each job.
 import { after, before, describe, it } from 'node:test'
 import assert from 'node:assert/strict'
-import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { startEngine, type Engine } from '../helpers/engine.ts'
+import { getManifest, sha256, type ImageManifest } from '../helpers/registry.ts'
 import { describeResult } from '../helpers/run.ts'
+import { extractZip } from '../../src/runner/archive.ts'
 import { CiProject, ciImages, IMPORT_CHANGES, plainLog, startRunner, type RunnerChild } from '../helpers/runner.ts'
 import { startWharf, type Wharf } from '../helpers/wharf.ts'
 
@@ -230,30 +234,111 @@ never-pulled:
     assert.match(plainLog(await project.trace(by['never-pulled']!.id)), /pull policy is "never"/)
   })
 
-  it("the seed's pipeline: docker login with the job token, docker build --pull and docker push through the bound engine socket", async () => {
+  it("another private project's image with no credential in the YAML: refused with the allowlist fix named, then pulled with the job token once that project allow-lists this one", async () => {
+    // A third private project of the same owner (root), with an image in its registry.
+    const toolsId = await wharf.createProject('e2e-runner/private-tools', 'private')
+    const toolsImage = `${wharf.host}/e2e-runner/private-tools/tools:1`
+    await docker(['login', '-u', 'root', '--password-stdin', wharf.host], { input: wharf.rootPassword })
+    try {
+      await docker(['tag', 'wharf-ci/busybox:1', toolsImage])
+      await docker(['push', '-q', toolsImage])
+      await docker(['rmi', toolsImage])
+    } finally {
+      await docker(['logout', wharf.host])
+    }
+    const ci = `
+use-tools:
+  image: ${toolsImage}
+  script: [echo ran with the job token of e2e-runner/docker]
+`
+    const p = await project.push({ '.gitlab-ci.yml': ci }, 'allowlist')
+    const first = await project.wait(p.id, 60_000)
+    const refused = first.jobs[0]!
+    const refusedLog = plainLog(await project.trace(refused.id))
+    assert.deepEqual([first.pipeline.status, refused.status, refused.failure_reason], ['failed', 'failed', 'image_pull_failure'], refusedLog)
+    assert.match(refusedLog, /Authenticating with credentials from job payload \(Wharf registry\)/)
+    // The message names the project that must change, what it must add, and how.
+    assert.ok(
+      refusedLog.includes(`e2e-runner/private-tools does not allow CI job tokens from e2e-runner/docker`) &&
+        refusedLog.includes(`A maintainer of e2e-runner/private-tools must add e2e-runner/docker to its job token allowlist`) &&
+        refusedLog.includes(`POST /api/v4/projects/${toolsId}/job_token_scope/allowlist with target_project_id=${project.id}`),
+      refusedLog,
+    )
+
+    const allow = await wharf.api('POST', `/api/v4/projects/${toolsId}/job_token_scope/allowlist`, { target_project_id: project.id })
+    assert.equal(allow.status, 201, allow.describe)
+    assert.deepEqual(allow.json, { source_project_id: toolsId, target_project_id: project.id })
+
+    await project.api('POST', `/projects/${project.id}/pipelines/${p.id}/retry`)
+    const second = await project.wait(p.id, 60_000, (pl, js) => js.length > 0 && js[0]!.id !== refused.id && ['success', 'failed', 'canceled'].includes(pl.status))
+    const log = plainLog(await project.trace(second.jobs[0]!.id))
+    assert.equal(second.pipeline.status, 'success', log)
+    assert.match(log, new RegExp(`Pulling docker image ${toolsImage.replaceAll('.', '\\.')}`))
+    assert.match(log, /^ran with the job token of e2e-runner\/docker$/m)
+  })
+
+  it("the seed's pipeline: docker login with the job token, docker build --pull and docker push through the bound engine socket; the token dies with the job; the image pulls back byte-identical", async () => {
+    // The seed's three commands verbatim, except `--network none` on `docker build`: this engine has
+    // no default bridge network (DEVELOPERS.md), and the Dockerfile needs no network anyway. The
+    // first and last lines are this test's: they keep the job token as an artifact (to show it is
+    // rejected after the job) and print the image id the job's engine built.
     const ci = `
 build-image:
   image: ${cliImage}
   variables:
     DOCKER_BUILDKIT: "0"
   script:
+    - printf '%s' "$CI_JOB_TOKEN" > token.txt
     - docker login -u "gitlab-ci-token" -p "$CI_BUILD_TOKEN" $CI_REGISTRY
     - docker build --pull --network none -t "$CI_REGISTRY_IMAGE:$CI_BUILD_REF_NAME" .
     - docker push "$CI_REGISTRY_IMAGE:$CI_BUILD_REF_NAME"
+    - docker image inspect -f 'built image id {{.Id}}' "$CI_REGISTRY_IMAGE:$CI_BUILD_REF_NAME"
+  artifacts:
+    paths: [token.txt]
 `
     const dockerfile = `FROM ${image}\nCOPY app.txt /app.txt\nCMD ["cat", "/app.txt"]\n`
     const p = await project.push({ '.gitlab-ci.yml': ci, Dockerfile: dockerfile, 'app.txt': 'built in CI\n' }, 'seed pipeline')
     const { pipeline, jobs } = await project.wait(p.id, 90_000)
-    const log = plainLog(await project.trace(jobs[0]!.id))
+    const job = jobs[0]!
+    const log = plainLog(await project.trace(job.id))
     assert.equal(pipeline.status, 'success', log)
     assert.match(log, /Login Succeeded/)
     assert.ok(!log.includes('glcbt-'), 'the job token is masked')
-    // The pushed image is in the project's registry: pull it back and run it.
+    const pushedDigest = /main: digest: (sha256:[0-9a-f]{64}) size: \d+/.exec(log)?.[1]
+    const builtId = /^built image id (sha256:[0-9a-f]{64})$/m.exec(log)?.[1]
+    assert.ok(pushedDigest && builtId, log)
+
+    // The job token, read back from the job's artifacts (downloaded as root), is dead now.
+    const oauth = await wharf.api('POST', '/oauth/token', { grant_type: 'password', username: 'root', password: wharf.rootPassword }, { token: null })
+    const zipRes = await fetch(`${wharf.url}/api/v4/projects/${project.id}/jobs/${job.id}/artifacts`, { headers: { authorization: `Bearer ${oauth.json.access_token}` } })
+    assert.equal(zipRes.status, 200, await zipRes.clone().text())
+    const zipDir = await mkdtemp(path.join(work, 'artifacts-'))
+    await writeFile(path.join(zipDir, 'a.zip'), Buffer.from(await zipRes.arrayBuffer()))
+    await extractZip(path.join(zipDir, 'a.zip'), path.join(zipDir, 'out'))
+    const token = (await readFile(path.join(zipDir, 'out', 'token.txt'), 'utf8')).trim()
+    assert.match(token, /^glcbt-[A-Za-z0-9_-]{43}$/)
+    const basic = `Basic ${Buffer.from(`gitlab-ci-token:${token}`).toString('base64')}`
+    const jwt = await fetch(`${wharf.url}/jwt/auth?service=container_registry&scope=repository:e2e-runner/docker:pull`, { headers: { authorization: basic } })
+    assert.equal(jwt.status, 401, await jwt.text())
+    const login = await engine.docker(['login', '-u', 'gitlab-ci-token', '--password-stdin', wharf.host], { input: token, timeoutMs: 60_000 })
+    assert.notEqual(login.code, 0, describeResult(login))
+    assert.match(login.stderr, /unauthorized|401/i, describeResult(login))
+
+    // The registry serves for :main exactly what the job pushed; pulled back, it is the image the job built.
+    const served = await getManifest(wharf.url, 'e2e-runner/docker', 'main')
+    assert.equal(served.status, 200, served.describe)
+    assert.equal(served.headers.get('docker-content-digest'), pushedDigest)
+    assert.equal(sha256(served.body), pushedDigest)
+    const manifest = JSON.parse(served.body.toString('utf8')) as ImageManifest
+    assert.equal(manifest.config.digest, builtId)
     const pushed = `${wharf.host}/e2e-runner/docker:main`
     await docker(['login', '-u', 'root', '--password-stdin', wharf.host], { input: wharf.rootPassword })
     try {
       await docker(['rmi', '-f', pushed]).catch(() => undefined)
       await docker(['pull', '-q', pushed])
+      const inspected = JSON.parse(await docker(['image', 'inspect', pushed])) as Array<{ Id: string; RepoDigests: string[] }>
+      assert.equal(inspected[0]!.Id, builtId)
+      assert.ok(inspected[0]!.RepoDigests.includes(`${wharf.host}/e2e-runner/docker@${pushedDigest}`), JSON.stringify(inspected[0]!.RepoDigests))
       assert.equal((await docker(['run', '--rm', '--network', 'none', pushed])).trim(), 'built in CI')
     } finally {
       await docker(['logout', wharf.host])
