@@ -17,6 +17,12 @@ export interface CredentialVerifier {
   verify(username: string, secret: string): Promise<Principal | undefined>
   /** Rebuilds the principal behind a credential kind this verifier owns (e.g. `job`), if still valid. */
   principalFor?(cred: Credential): Promise<Principal | undefined>
+  /**
+   * A username that belongs to this verifier's machine tokens (`gitlab-ci-token`): only this verifier
+   * decides for it, and since its secrets are long random tokens, failures are audited but not
+   * throttled (every job on a runner host shares the name; one stale token must not lock out the rest).
+   */
+  readonly reservedUsername?: string
 }
 
 /** How long "is this credential still valid" answers are reused; revocation through Wharf clears them at once. */
@@ -54,6 +60,13 @@ export class Credentials {
 
   /** Checks a username and secret (password, PAT or deploy token). Throws UNAUTHORIZED or TOOMANYREQUESTS. */
   async authenticate(username: string, secret: string, address: string): Promise<Principal> {
+    const owner = this.verifiers.find((v) => v.reservedUsername === username)
+    if (owner) {
+      const p = await owner.verify(username, secret)
+      if (p && p.kind !== 'anonymous') return p
+      await this.audit(username, 'login.failure', address, null)
+      throw new WharfError('UNAUTHORIZED', `invalid ${username} credentials: the token is unknown, or its job has finished`, {})
+    }
     const wait = this.throttle.retryAfter(username, address)
     if (wait > 0) {
       await this.audit(username, 'login.throttled', address, { retryAfter: wait })

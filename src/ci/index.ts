@@ -51,7 +51,6 @@ export function createCi(db: Kysely<Database>, git: GitHosting, projects: Projec
   git.onPush((e) => pipelines.handlePush(e).then(() => undefined))
   const jobTokens = new JobTokens(db, projects)
   opts.credentials.addVerifier(jobTokens)
-  git.addVerifier(jobTokens)
   opts.auth.setJobAccess(jobTokens)
   const runners = new Runners(db, projects)
   const traces = new TraceStore(db, join(opts.dir, 'traces'))

@@ -34,6 +34,7 @@ export function jobPrincipal(job: CiJob): JobPrincipal {
 
 /** Job token verification (a CredentialVerifier for registry and git logins), authorization and the allowlist. */
 export class JobTokens implements CredentialVerifier, JobAccessResolver {
+  readonly reservedUsername = JOB_TOKEN_USERNAME
   private readonly db: Kysely<Database>
   private readonly projects: Projects
 

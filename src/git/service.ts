@@ -1,6 +1,6 @@
 import { readFile, rm } from 'node:fs/promises'
 import type { FastifyBaseLogger } from 'fastify'
-import type { CredentialVerifier, Credentials } from '../auth/credentials.ts'
+import type { Credentials } from '../auth/credentials.ts'
 import { principalName, type Principal } from '../auth/principals.ts'
 import type { Kysely } from 'kysely'
 import type { Database, Project } from '../metadata/schema.ts'
@@ -55,7 +55,6 @@ export class GitHosting {
   readonly db: Kysely<Database>
   private readonly projects: Projects
   private readonly credentials: Credentials
-  private readonly verifiers: CredentialVerifier[] = []
   private readonly listeners = new Set<PushListener>()
 
   constructor(deps: { repos: GitRepos; projects: Projects; credentials: Credentials }) {
@@ -65,29 +64,14 @@ export class GitHosting {
     this.credentials = deps.credentials
   }
 
-  /**
-   * Adds a credential check tried before passwords and tokens (the CI job token: user
-   * `gitlab-ci-token`). A verifier returns undefined for credentials that are not its kind;
-   * failures then fall through to `Credentials.authenticate`, which throttles and audits them.
-   */
-  addVerifier(v: CredentialVerifier): void {
-    this.verifiers.push(v)
-  }
-
   /** Subscribes to push events; returns the unsubscribe function. A listener's error is logged, never fails a push. */
   onPush(listener: PushListener): () => void {
     this.listeners.add(listener)
     return () => this.listeners.delete(listener)
   }
 
-  async authenticate(username: string, secret: string, address: string): Promise<Principal> {
-    for (const v of this.verifiers) {
-      const p = await v.verify(username, secret)
-      if (p && p.kind !== 'anonymous') {
-        await this.credentials.audit(principalName(p), 'login.success', address, { via: 'git', kind: p.kind })
-        return p
-      }
-    }
+  /** Basic credentials of a git request: passwords, PATs, deploy tokens and (registered with Credentials) job tokens. */
+  authenticate(username: string, secret: string, address: string): Promise<Principal> {
     return this.credentials.authenticate(username, secret, address)
   }
 
