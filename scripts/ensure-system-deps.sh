@@ -27,6 +27,7 @@ need docker-registry docker-registry
 need busybox busybox-static
 need newuidmap uidmap
 need git git
+need chromium chromium
 
 # busybox must be the static build: it is copied into test images that run
 # without any shared libraries.
@@ -45,7 +46,7 @@ if [ "$(id -u 2>/dev/null)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   echo "ensure-system-deps: installing Debian packages:$missing_pkgs" >&2
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq || { echo "ensure-system-deps: apt-get update failed" >&2; exit 1; }
-  apt-get install -y -qq docker.io podman skopeo buildah docker-registry busybox-static uidmap git \
+  apt-get install -y -qq docker.io podman skopeo buildah docker-registry busybox-static uidmap git chromium \
     || { echo "ensure-system-deps: apt-get install failed" >&2; exit 1; }
   exit 0
 fi

@@ -6,6 +6,7 @@ export function shellHtml(version: string): string {
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>Wharf</title>
+<link rel="icon" href="data:,">
 <link rel="stylesheet" href="/-/static/app.css?v=${version}">
 <script type="module" src="/-/static/app.js?v=${version}"></script>
 </head>

@@ -114,7 +114,7 @@ export async function pipelinePage(project, pipelineId) {
       p.yaml_errors ? h('p', { class: 'error', role: 'alert' }, p.yaml_errors) : null,
       stages.size === 0
         ? h('p', { class: 'panel' }, 'This pipeline has no jobs.')
-        : h('div', { class: 'stages', role: 'list', 'aria-label': 'Stages' }, [...stages].map(([stage, js]) => h('section', { class: 'stage', role: 'listitem', 'aria-label': `Stage ${stage}` },
+        : h('div', { class: 'stages' }, [...stages].map(([stage, js]) => h('section', { class: 'stage', 'aria-label': `Stage ${stage}` },
             h('h3', {}, stage),
             h('ul', {}, js.map((j) => h('li', {}, h('a', { href: `/-/projects/${project.id}/jobs/${j.id}`, 'data-job': j.name }, h('span', {}, j.name), statusBadge(j.status)))))))),
     )

@@ -51,24 +51,28 @@ export async function tokensPage(created) {
       h('div', { class: 'cmd' }, h('code', { id: 'new-token-value' }, created.token), copyButton(created.token, 'Copy token'))) : null,
     form,
     h('h2', {}, `Active tokens (${active.length})`),
-    active.length === 0 ? h('p', { class: 'panel' }, 'You have no active tokens.') :
-      h('div', { class: 'table-wrap' }, h('table', { 'aria-label': 'Active tokens' },
-        h('thead', {}, h('tr', {}, h('th', {}, 'Name'), h('th', {}, 'Scopes'), h('th', { class: 'hide-narrow' }, 'Created'), h('th', {}, 'Expires'), h('th', { class: 'hide-narrow' }, 'Last used'), h('th', {}, h('span', { class: 'visually-hidden' }, 'Actions')))),
-        h('tbody', {}, active.map((t) => h('tr', { 'data-token': t.name },
-          h('td', {}, t.name),
-          h('td', { class: 'mono' }, t.scopes.join(', ')),
-          h('td', { class: 'hide-narrow' }, timeAgo(t.created_at)),
-          h('td', {}, t.expires_at ?? 'never'),
-          h('td', { class: 'hide-narrow' }, t.last_used_at ? timeAgo(t.last_used_at) : 'never'),
-          h('td', {}, h('button', { type: 'button', class: 'danger small', 'aria-label': `Revoke token ${t.name}`, onclick: async () => {
-            if (!(await confirmDialog({ title: `Revoke ${t.name}?`, body: 'Scripts and logins using it stop working at once.', confirm: 'Revoke' }))) return
-            try {
-              await api('DELETE', `/personal_access_tokens/${t.id}`)
-              toast(`Token ${t.name} revoked`)
-              await tokensPage()
-            } catch (err) {
-              toast(err.message)
-            }
-          } }, 'Revoke')))))))),
+    active.length === 0 ? h('p', { class: 'panel' }, 'You have no active tokens.') : tokenTable(active),
   )
+}
+
+function tokenTable(active) {
+  const revoke = async (t) => {
+    if (!(await confirmDialog({ title: `Revoke ${t.name}?`, body: 'Scripts and logins using it stop working at once.', confirm: 'Revoke' }))) return
+    try {
+      await api('DELETE', `/personal_access_tokens/${t.id}`)
+      toast(`Token ${t.name} revoked`)
+      await tokensPage()
+    } catch (err) {
+      toast(err.message)
+    }
+  }
+  const row = (t) => h('tr', { 'data-token': t.name },
+    h('td', {}, t.name),
+    h('td', { class: 'mono' }, t.scopes.join(', ')),
+    h('td', { class: 'hide-narrow' }, timeAgo(t.created_at)),
+    h('td', {}, t.expires_at ?? 'never'),
+    h('td', { class: 'hide-narrow' }, t.last_used_at ? timeAgo(t.last_used_at) : 'never'),
+    h('td', {}, h('button', { type: 'button', class: 'danger small', 'aria-label': `Revoke token ${t.name}`, onclick: () => revoke(t) }, 'Revoke')))
+  const head = h('thead', {}, h('tr', {}, h('th', {}, 'Name'), h('th', {}, 'Scopes'), h('th', { class: 'hide-narrow' }, 'Created'), h('th', {}, 'Expires'), h('th', { class: 'hide-narrow' }, 'Last used'), h('th', {}, h('span', { class: 'visually-hidden' }, 'Actions'))))
+  return h('div', { class: 'table-wrap' }, h('table', { 'aria-label': 'Active tokens' }, head, h('tbody', {}, active.map(row))))
 }
