@@ -176,6 +176,23 @@ describe('web UI', () => {
       await shot('job')
       await page.getByRole('button', { name: 'Cancel' }).click()
       await page.locator('.badge', { hasText: 'canceled' }).first().waitFor()
+      // Retry makes a new job and opens it.
+      await page.getByRole('button', { name: 'Retry' }).click()
+      await page.waitForURL((u) => !u.pathname.endsWith(`/jobs/${job.id}`))
+      await page.locator('.badge', { hasText: /pending|created/ }).first().waitFor()
+
+      // Run a pipeline for a ref with a variable.
+      await page.getByRole('link', { name: 'Pipelines' }).click()
+      await page.getByRole('link', { name: 'Run pipeline' }).click()
+      await page.getByLabel('Branch or tag').fill('main')
+      await page.getByLabel('Variable 1 key').fill('DEPLOY_TO')
+      await page.getByLabel('Variable 1 value').fill('staging')
+      await page.getByRole('button', { name: 'Run pipeline' }).click()
+      await page.getByRole('heading', { name: /Pipeline #\d+/ }).waitFor()
+      const newId = Number(/pipelines\/(\d+)/.exec(page.url())![1])
+      assert.notEqual(newId, pipeline.id)
+      const vars = await wharf.api('GET', `/api/v4/projects/${ci.id}/pipelines/${newId}/variables`)
+      assert.deepEqual(vars.json.map((v: { key: string; value: string }) => [v.key, v.value]), [['DEPLOY_TO', 'staging']])
     } finally {
       await ci.dispose()
     }
