@@ -9,6 +9,23 @@ interface Collected {
   url: string
   schema: Json
   public: boolean
+  /** GitLab's runner protocol: authenticated by a runner token in the body or a job token, never a user's. */
+  runnerAuth: 'runner' | 'job' | 'anyJob' | undefined
+  /** Also accepts a CI job token in the JOB-TOKEN header. */
+  jobToken: boolean
+}
+
+/**
+ * Who may call a route, as OpenAPI security requirements. Runner protocol routes take no user
+ * credential: a runner token travels in the JSON body (which OpenAPI cannot name as a security
+ * scheme, so it is stated in the description), a job token in JOB-TOKEN (or the body's `token`).
+ */
+function security_(r: Collected): { security: Json[]; note?: string } {
+  if (r.runnerAuth === 'runner') return { security: [], note: "Authentication: the runner's authentication token (`glrt-…`) in the body's `token` field." }
+  if (r.runnerAuth === 'job') return { security: [{ jobToken: [] }], note: "Authentication: the job's token in the `JOB-TOKEN` header or the JSON body's `token` field." }
+  if (r.runnerAuth === 'anyJob') return { security: [{ jobToken: [] }], note: 'Authentication: the token of a running job in the `JOB-TOKEN` header.' }
+  const user: Json[] = [{ privateToken: [] }, { bearer: [] }, ...(r.jobToken ? [{ jobToken: [] }] : [])]
+  return { security: r.public ? [{}, ...user] : user }
 }
 
 /** Plain JSON (TypeBox schemas carry symbol keys that serializers ignore anyway). */
@@ -40,8 +57,8 @@ export class OpenApiCollector {
     const methods = Array.isArray(route.method) ? route.method : [route.method]
     for (const method of methods) {
       if (method === 'HEAD' || method === 'OPTIONS') continue
-      const config = (route.config ?? {}) as { public?: boolean }
-      this.routes.push({ method: method.toLowerCase(), url: route.url, schema: plain(route.schema), public: config.public === true })
+      const config = (route.config ?? {}) as { public?: boolean; runnerAuth?: Collected['runnerAuth']; jobToken?: boolean }
+      this.routes.push({ method: method.toLowerCase(), url: route.url, schema: plain(route.schema), public: config.public === true, runnerAuth: config.runnerAuth, jobToken: config.jobToken === true })
     }
   }
 
@@ -82,7 +99,9 @@ export class OpenApiCollector {
       }
       responses.default = { description: 'error', content: { 'application/problem+json': { schema: { $ref: '#/components/schemas/Problem' } } } }
       op.responses = responses
-      op.security = r.public ? [{}, { privateToken: [] }, { bearer: [] }] : [{ privateToken: [] }, { bearer: [] }]
+      const security = security_(r)
+      op.security = security.security
+      if (security.note) op.description = op.description ? `${op.description as string}\n\n${security.note}` : security.note
       ;(paths[path] ??= {})[r.method] = op
     }
     return {
@@ -94,6 +113,7 @@ export class OpenApiCollector {
         securitySchemes: {
           privateToken: { type: 'apiKey', in: 'header', name: 'PRIVATE-TOKEN', description: 'a personal access token' },
           bearer: { type: 'http', scheme: 'bearer', description: 'a personal access token or an OAuth access token from POST /oauth/token' },
+          jobToken: { type: 'apiKey', in: 'header', name: 'JOB-TOKEN', description: 'a CI job token (CI_JOB_TOKEN), valid only while its job runs' },
         },
         schemas: {
           Problem: {

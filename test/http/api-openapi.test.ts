@@ -49,7 +49,7 @@ test('GET /api/v4/openapi.json documents every /api/v4 route with its parameters
   const doc = res.json() as { openapi: string; info: { title: string }; servers: Array<{ url: string }>; paths: Record<string, Record<string, { summary?: string; parameters?: Array<{ name: string; in: string; required: boolean }>; requestBody?: { content: Record<string, unknown> }; responses: Record<string, unknown>; security: unknown[] }>>; components: { securitySchemes: Record<string, unknown> } }
   assert.match(doc.openapi, /^3\.1\./)
   assert.equal(doc.servers[0]!.url, 'http://wharf.test:5000')
-  assert.deepEqual(Object.keys(doc.components.securitySchemes).sort(), ['bearer', 'privateToken'])
+  assert.deepEqual(Object.keys(doc.components.securitySchemes).sort(), ['bearer', 'jobToken', 'privateToken'])
 
   const documented = new Set(Object.entries(doc.paths).flatMap(([path, ops]) => Object.keys(ops).map((m) => `${m.toUpperCase()} ${path}`)))
   for (const e of EXPECTED) assert.ok(documented.has(e), `missing from the document: ${e}`)
@@ -83,6 +83,18 @@ test('GET /api/v4/openapi.json documents every /api/v4 route with its parameters
   // Public reads allow anonymous callers; writes need a token.
   assert.deepEqual(doc.paths['/api/v4/projects']!.get!.security[0], {})
   assert.ok(!doc.paths['/api/v4/projects']!.post!.security.some((s) => Object.keys(s as object).length === 0))
+  // The runner protocol takes runner and job tokens, never a user's PRIVATE-TOKEN.
+  const op = (path: string, method: string) => doc.paths[path]![method]! as unknown as { security: unknown[]; description?: string }
+  for (const [path, method] of [['/api/v4/runners/verify', 'post'], ['/api/v4/jobs/request', 'post'], ['/api/v4/runners', 'delete']] as const) {
+    assert.deepEqual(op(path, method).security, [], `${method} ${path}`)
+    assert.match(op(path, method).description ?? '', /glrt-.*body's `token` field/, `${method} ${path}`)
+  }
+  for (const [path, method] of [['/api/v4/jobs/{id}', 'put'], ['/api/v4/jobs/{id}/trace', 'patch'], ['/api/v4/jobs/{id}/artifacts', 'post'], ['/api/v4/jobs/{id}/artifacts', 'get']] as const) {
+    assert.deepEqual(op(path, method).security, [{ jobToken: [] }], `${method} ${path}`)
+  }
+  // A REST route that also takes a job token lists it beside the user's credentials.
+  assert.deepEqual(op('/api/v4/projects/{id}/jobs/{job_id}/artifacts', 'get').security, [{}, { privateToken: [] }, { bearer: [] }, { jobToken: [] }])
+  assert.deepEqual(op('/api/v4/user/runners', 'post').security, [{ privateToken: [] }, { bearer: [] }])
 })
 
 test('real responses match the documented response schemas', async (t) => {
