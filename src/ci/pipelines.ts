@@ -5,12 +5,13 @@ import type { GitRepos } from '../git/repos.ts'
 import { ZERO_SHA } from '../git/refs.ts'
 import type { PushEvent } from '../git/service.ts'
 import { nowIso } from '../metadata/db.ts'
-import type { CiJob, Database, Pipeline, Project } from '../metadata/schema.ts'
+import type { CiJob, CiJobArtifact, Database, Pipeline, Project, Runner } from '../metadata/schema.ts'
 import * as projectQueries from '../projects/queries.ts'
 import type { Projects } from '../projects/service.ts'
 import { anyGlobMatches, isCiConfigError, parseCiConfig, planPipeline, type PipelineSource, type PlannedJob } from './config/index.ts'
 import { predefinedVariables, type JobVariable } from './predefined.ts'
 import * as q from './queries.ts'
+import * as rq from './runner-queries.ts'
 import { advance, FINISHED, pipelineStatus, type JobNode, type JobStatus, type When } from './state.ts'
 
 export const CI_CONFIG_PATH = '.gitlab-ci.yml'
@@ -283,6 +284,16 @@ export class Pipelines {
 
   listJobs(projectId: number, f: Parameters<typeof q.listJobs>[2]): Promise<CiJob[]> {
     return q.listJobs(this.db, projectId, f)
+  }
+
+  /** The runner that took a job, if any (and not deleted since). */
+  async runner(id: number | null): Promise<Runner | undefined> {
+    return id === null ? undefined : rq.findRunner(this.db, id)
+  }
+
+  /** A job's stored artifacts (archive, reports), oldest first. */
+  artifacts(jobId: number): Promise<CiJobArtifact[]> {
+    return rq.jobArtifacts(this.db, [jobId])
   }
 
   user(id: number | null) {

@@ -6,8 +6,9 @@ import { IdParam } from '../api/schemas.ts'
 import { atLeast } from '../auth/roles.ts'
 import { WharfError } from '../core/errors.ts'
 import type { GitRepos } from '../git/repos.ts'
-import type { CiJob, Pipeline, Project } from '../metadata/schema.ts'
+import type { CiJob, Pipeline, Project, Runner } from '../metadata/schema.ts'
 import type { Pipelines } from './pipelines.ts'
+import { runnerJson } from './runners.ts'
 import type { Triggers } from './triggers.ts'
 import { variableJson, type CiVariables, type VariableInput } from './variables.ts'
 
@@ -40,6 +41,12 @@ const CreatePipelineBody = Type.Object({ ref: Type.String({ minLength: 1 }), var
 const TriggerBody = Type.Object({ description: Type.Optional(Type.String({ maxLength: 255 })) })
 // Variables come as a JSON object or, from form posts, as `variables[KEY]=value` fields.
 const TriggerPipelineBody = Type.Object({ token: Type.String(), ref: Type.String({ minLength: 1 }), variables: Type.Optional(Type.Record(Type.String(), Type.String())) }, { additionalProperties: Type.Union([Type.String(), Type.Array(Type.String())]) })
+
+/** The runner entity GitLab embeds in a job. */
+const runnerSummary = (r: Runner) => {
+  const { id, description, active, paused, is_shared, runner_type, name, online, status } = runnerJson(r)
+  return { id, description, active, paused, is_shared, runner_type, name, online, status }
+}
 
 const seconds = (from: string | null, to: string | null) => (from && to ? (new Date(to).getTime() - new Date(from).getTime()) / 1000 : null)
 
@@ -98,6 +105,8 @@ export async function ciRoutes(app: FastifyInstance, deps: CiRouteDeps): Promise
     const p = (await pipelines.findPipeline(j.pipeline_id))!
     const commit = await repos.commitInfo(project.id, p.sha)
     const def = JSON.parse(j.definition) as { tags?: string[] }
+    const [runner, stored] = await Promise.all([pipelines.runner(j.runner_id), pipelines.artifacts(j.id)])
+    const archive = stored.find((a) => a.file_type === 'archive')
     return {
       id: j.id,
       status: j.status,
@@ -118,8 +127,10 @@ export async function ciRoutes(app: FastifyInstance, deps: CiRouteDeps): Promise
       commit: commit && { id: commit.id, short_id: commit.shortId, title: commit.title, message: commit.message, author_name: commit.authorName, author_email: commit.authorEmail, created_at: commit.committedDate },
       pipeline: pipelineBasic(project, p),
       web_url: `${deps.publicUrl}/${project.full_path}/-/jobs/${j.id}`,
-      artifacts: [],
-      runner: null,
+      artifacts_file: archive ? { filename: archive.filename, size: archive.size } : undefined,
+      artifacts: stored.map((a) => ({ file_type: a.file_type, size: a.size, filename: a.filename, file_format: a.file_format })),
+      artifacts_expire_at: archive?.expire_at ?? null,
+      runner: runner ? runnerSummary(runner) : null,
       tag_list: def.tags ?? [],
       failure_reason: j.failure_reason,
       retried: j.retried === 1,

@@ -65,6 +65,16 @@ describe('job artifacts', () => {
     const { token: outsider } = await h.user('eve')
     assert.equal((await h.req('GET', `/api/v4/projects/${project.id}/jobs/${build.id}/artifacts`, { token: outsider })).statusCode, 404)
     assert.deepEqual(await h.jobs(pipeline.id), { build: 'success', test: 'running' })
+
+    // The job JSON names the runner and the stored artifacts, in GitLab's shapes.
+    const job = (await h.req('GET', `/api/v4/projects/${project.id}/jobs/${build.id}`, { token })).json() as Record<string, any>
+    assert.deepEqual(Object.keys(job.runner).sort(), ['active', 'description', 'id', 'is_shared', 'name', 'online', 'paused', 'runner_type', 'status'])
+    assert.deepEqual([job.runner.id, job.runner.runner_type, job.runner.is_shared, job.runner.active, job.runner.paused], [runner.id, 'instance_type', true, true, false])
+    assert.deepEqual(job.artifacts, [{ file_type: 'archive', size: archive.length, filename: 'artifacts.zip', file_format: 'zip' }])
+    assert.deepEqual(job.artifacts_file, { filename: 'artifacts.zip', size: archive.length })
+    assert.equal(job.artifacts_expire_at, row.expire_at)
+    const running = (await h.req('GET', `/api/v4/projects/${project.id}/jobs/${test.id}`, { token })).json() as Record<string, any>
+    assert.deepEqual([running.runner.id, running.artifacts, running.artifacts_file], [runner.id, [], undefined])
   })
 
   it("refuses a job token from another project unless that project is allow-listed", async (t) => {
