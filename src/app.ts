@@ -56,9 +56,9 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(webRoutes, { sessions, publicUrl: deps.publicUrl })
   await app.register(registryRoutes, { prefix: '/v2', ...deps.registry, manifestBytes: deps.limits.manifestBytes, auth: deps.auth, realm: `${deps.publicUrl}/jwt/auth` })
   await app.register(tokenRoutes, { auth: deps.auth })
-  await app.register(apiRoutes, { projects: deps.projects, accessTokens: deps.accessTokens, credentials: deps.auth.credentials, manifests: deps.registry.manifests, publicUrl: deps.publicUrl, openapi })
+  const apiTokens = new ApiTokens(deps.projects.db, deps.auth.credentials)
+  await app.register(apiRoutes, { projects: deps.projects, accessTokens: deps.accessTokens, credentials: deps.auth.credentials, manifests: deps.registry.manifests, publicUrl: deps.publicUrl, apiTokens, openapi })
   if (deps.git) {
-    const apiTokens = new ApiTokens(deps.projects.db, deps.auth.credentials)
     await app.register(gitRoutes, { git: deps.git })
     await app.register(gitApiRoutes, { prefix: '/api/v4', git: deps.git, projects: deps.projects, apiTokens, publicUrl: deps.publicUrl })
     if (deps.ci) {

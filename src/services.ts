@@ -1,7 +1,7 @@
 import { dirname, join } from 'node:path'
 import type { Kysely } from 'kysely'
 import { AccessTokens } from './auth/access-tokens.ts'
-import { Credentials, type CredentialVerifier } from './auth/credentials.ts'
+import { Credentials } from './auth/credentials.ts'
 import { RegistryAuth } from './auth/registry-auth.ts'
 import { RegistryTokens } from './auth/registry-tokens.ts'
 import { randomPassword } from './auth/secrets.ts'
@@ -25,7 +25,6 @@ export interface ServiceOptions {
   tokenTtlSeconds: number
   pageMax: number
   rootPassword?: string | undefined
-  extraVerifiers?: CredentialVerifier[]
   /** Where project repositories live (`<data>/git`); without it there is no git hosting. */
   gitRoot?: string | undefined
   /** Job logs and artifacts (`<data>/ci`); next to the git root when not given. */
@@ -52,7 +51,7 @@ export interface Services {
 export async function createServices(db: Kysely<Database>, driver: BlobDriver, opts: ServiceOptions): Promise<Services> {
   const registry = createRegistry(db, driver, { pageMax: opts.pageMax })
   const projects = new Projects(db)
-  const credentials = new Credentials(db, new LoginThrottle(), opts.extraVerifiers)
+  const credentials = new Credentials(db, new LoginThrottle())
   const tokens = new RegistryTokens(db, { issuer: opts.publicUrl, service: REGISTRY_SERVICE, ttlSeconds: opts.tokenTtlSeconds })
   await tokens.load()
   const auth = new RegistryAuth(db, tokens, credentials, projects)

@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify'
-import { ApiTokens } from '../auth/api-tokens.ts'
+import type { ApiTokens } from '../auth/api-tokens.ts'
 import type { AccessTokens } from '../auth/access-tokens.ts'
 import type { Credentials } from '../auth/credentials.ts'
 import { userRoutes } from '../auth/api-routes.ts'
@@ -25,6 +25,8 @@ export interface ApiOptions {
   credentials: Credentials
   manifests: Manifests
   publicUrl: string
+  /** Shared with the other /api/v4 plugins (git, CI), so every one resolves tokens the same way. */
+  apiTokens: ApiTokens
   /**
    * Collector hooked on the root instance (see buildApp) so /api/v4 routes of other plugins are
    * documented too; without it, only this plugin's routes are.
@@ -40,7 +42,7 @@ export async function apiRoutes(app: FastifyInstance, opts: ApiOptions): Promise
     accessTokens: opts.accessTokens,
     credentials: opts.credentials,
     manifests: opts.manifests,
-    apiTokens: new ApiTokens(opts.projects.db, opts.credentials),
+    apiTokens: opts.apiTokens,
     publicUrl,
     registryHost: new URL(publicUrl).host,
   }

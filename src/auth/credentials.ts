@@ -34,10 +34,10 @@ export class Credentials {
   private readonly verifiers: CredentialVerifier[]
   private readonly active = new Map<string, { ok: boolean; until: number }>()
 
-  constructor(db: Kysely<Database>, throttle: LoginThrottle, extra: CredentialVerifier[] = []) {
+  constructor(db: Kysely<Database>, throttle: LoginThrottle) {
     this.db = db
     this.throttle = throttle
-    this.verifiers = [...extra, { verify: (u, s) => this.verifyToken(u, s) }, { verify: (u, s) => this.verifyPassword(u, s) }]
+    this.verifiers = [{ verify: (u, s) => this.verifyToken(u, s) }, { verify: (u, s) => this.verifyPassword(u, s) }]
   }
 
   /** Adds a verifier tried before tokens and passwords (the CI job token registers itself here). */
