@@ -71,7 +71,7 @@ export async function uploadArtifacts(ctx: ArtifactsContext, artifacts: readonly
   let ok = true
   for (const a of artifacts) {
     if (!artifactWanted(a, success)) continue
-    ctx.trace.line(`Uploading artifacts${success ? ' for successful job' : ' for failed job'}...`)
+    ctx.trace.line('Uploading artifacts...')
     const extra = a.untracked ? await untracked() : []
     const { entries, unmatched, invalid, counts } = await collectPaths(ctx.projectDir, a.paths ?? [], a.exclude ?? [], extra)
     for (const p of invalid) ctx.trace.warn(`${p}: artifact path is not a subpath of project directory`)

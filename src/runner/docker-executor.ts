@@ -292,7 +292,6 @@ export class DockerExecutor implements Executor {
       await this.#waitForServices(started, trace, signal)
     }
 
-    trace.line(`Pulling docker image ${image} ...`)
     const pulled = await this.#pull(image, this.#policies(job.job.image, `image ${image}`), entries, trace, signal)
     pullMs += pulled.ms
     this.#imageId = pulled.id

@@ -277,7 +277,7 @@ use-tools:
     assert.match(log, /^ran with the job token of e2e-runner\/docker$/m)
   })
 
-  it("the seed's pipeline: docker login with the job token, docker build --pull and docker push through the bound engine socket; the token dies with the job; the image pulls back byte-identical", async () => {
+  it("the seed's pipeline: docker login with the job token, docker build --pull and docker push through the bound engine socket; the token dies with the job; the image pulls back byte-identical", async (t) => {
     // The seed's three commands verbatim, except `--network none` on `docker build`: this engine has
     // no default bridge network (DEVELOPERS.md), and the Dockerfile needs no network anyway. The
     // first and last lines are this test's: they keep the job token as an artifact (to show it is
@@ -301,6 +301,8 @@ build-image:
     const { pipeline, jobs } = await project.wait(p.id, 90_000)
     const job = jobs[0]!
     const log = plainLog(await project.trace(job.id))
+    // The stored log, in the test output: what a user sees on the job page.
+    t.diagnostic(`seed pipeline job log:\n${log}`)
     assert.equal(pipeline.status, 'success', log)
     assert.match(log, /Login Succeeded/)
     assert.ok(!log.includes('glcbt-'), 'the job token is masked')
