@@ -15,5 +15,9 @@ import { GitHosting } from './service.ts'
 export async function createGitHosting(root: string, deps: { projects: Projects; credentials: Credentials }): Promise<GitHosting> {
   const repos = new GitRepos(root)
   await repos.init()
+  // A deleted project's code goes with it.
+  deps.projects.onProjectsDeleted(async (ids) => {
+    for (const id of ids) await repos.remove(id)
+  })
   return new GitHosting({ repos, ...deps })
 }

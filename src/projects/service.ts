@@ -37,6 +37,7 @@ export interface NewProject {
 /** Users, groups, projects and memberships, and the access levels they imply. */
 export class Projects {
   readonly db: Kysely<Database>
+  private readonly deletionListeners: Array<(projectIds: number[]) => Promise<void>> = []
   constructor(db: Kysely<Database>) {
     this.db = db
   }
@@ -362,11 +363,21 @@ export class Projects {
       await q.deleteMembersOf(trx, 'project', [project.id])
       await q.deleteProject(trx, project.id)
     })
+    await this.projectsDeleted([project.id])
+  }
+
+  /** Subscribes to project deletions (after they are committed): git removes the repositories. */
+  onProjectsDeleted(listener: (projectIds: number[]) => Promise<void>): void {
+    this.deletionListeners.push(listener)
+  }
+
+  private async projectsDeleted(ids: number[]): Promise<void> {
+    for (const l of this.deletionListeners) await l(ids)
   }
 
   /** Deletes a group, its subgroups and projects (and their memberships and images). */
   async deleteGroup(group: Namespace): Promise<void> {
-    await this.db.transaction().execute(async (trx) => {
+    const deleted = await this.db.transaction().execute(async (trx) => {
       // Inside the transaction, only `trx` may be used: the SQLite dialect has one connection.
       const nsIds = [...(await this.withDescendants(new Set([group.id]), trx))]
       const projects = await q.projectsInNamespaces(trx, nsIds)
@@ -374,7 +385,9 @@ export class Projects {
       await q.deleteMembersOf(trx, 'project', projects.map((x) => x.id))
       await q.deleteMembersOf(trx, 'namespace', nsIds)
       await q.deleteNamespace(trx, group.id)
+      return projects.map((x) => x.id)
     })
+    await this.projectsDeleted(deleted)
   }
 
   // Members (GitLab: maintainers manage members; only owners grant, change or remove the owner role).

@@ -1,6 +1,7 @@
 // REST API: groups and projects (create, list, get by id or path, update, delete), visibility,
 // role checks and case-insensitive path uniqueness.
 import assert from 'node:assert/strict'
+import { existsSync } from 'node:fs'
 import { test } from 'node:test'
 import { apiHarness, assertProblem, type ApiHarness } from './api-harness.ts'
 
@@ -229,4 +230,23 @@ test('PUT and DELETE /groups/:id need owner (or admin); deletion takes subgroups
   // A new group reusing the path starts with no members from the old one.
   const again = (await h.req('POST', '/api/v4/groups', { token: tokens.stranger, body: { path: 'Team', visibility: 'private' } })).json() as { id: number }
   assertProblem(await h.req('GET', `/api/v4/groups/${again.id}`, { token: tokens.developer }), 404)
+})
+
+test("deleting a project or its group removes the project's git repository", async (t) => {
+  const { h, team, tokens } = await world(t)
+  const git = h.services.git!
+  const repoOf = async (id: number) => {
+    const project = (await git.findProjectById(id))!
+    return git.repository(project)
+  }
+  const a = await createProject(h, tokens.owner, { path: 'a', namespace_id: team.id })
+  const b = await createProject(h, tokens.owner, { path: 'b', namespace_id: team.id })
+  const dirA = await repoOf(a.id)
+  const dirB = await repoOf(b.id)
+  assert.ok(existsSync(dirA) && existsSync(dirB))
+  assert.equal((await h.req('DELETE', `/api/v4/projects/${a.id}`, { token: tokens.owner })).statusCode, 202)
+  assert.equal(existsSync(dirA), false)
+  assert.equal(existsSync(dirB), true)
+  assert.equal((await h.req('DELETE', `/api/v4/groups/${team.id}`, { token: tokens.owner })).statusCode, 202)
+  assert.equal(existsSync(dirB), false)
 })
