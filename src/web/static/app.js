@@ -5,6 +5,7 @@ import { commandLine, errorBox, formValues, h, mount, timeAgo, toast } from './d
 import { registryTab } from './registry.js'
 import { jobPage, newPipelinePage, pipelinePage, pipelinesTab } from './ci.js'
 import { tokensPage } from './user.js'
+import { settingsTab } from './settings.js'
 import { navigate, runCleanups, setRenderer } from './nav.js'
 import { state } from './state.js'
 
@@ -21,6 +22,7 @@ const ROUTES = [
   [/^\/-\/projects\/(\d+)\/pipelines\/(\d+)$/, (id, pid) => projectPage(id, 'pipelines', (p) => pipelinePage(p, pid))],
   [/^\/-\/projects\/(\d+)\/jobs\/(\d+)$/, (id, jid) => projectPage(id, 'pipelines', (p) => jobPage(p, jid))],
   [/^\/-\/projects\/(\d+)\/repository$/, (id) => projectPage(id, 'repository')],
+  [/^\/-\/projects\/(\d+)\/settings$/, (id) => projectPage(id, 'settings')],
   [/^\/-\/user\/tokens$/, tokensPage],
 ]
 
@@ -215,15 +217,15 @@ async function newGroupPage() {
 
 async function projectPage(id, tab, sub) {
   const project = await api('GET', `/projects/${id}`)
-  const tabs = [['registry', 'Registry'], ['pipelines', 'Pipelines'], ['repository', 'Repository']]
+  const tabs = [['registry', 'Registry'], ['pipelines', 'Pipelines'], ['repository', 'Repository'], ['settings', 'Settings']]
   const body = h('div')
   mount(
     h('p', { class: 'muted' }, h('a', { href: '/' }, 'Projects'), ' / ', project.namespace ? project.namespace.full_path : ''),
-    h('div', { class: 'spread' }, h('h1', {}, project.name), h('span', { class: 'badge' }, project.visibility)),
+    h('div', { class: 'spread' }, h('h1', {}, project.name), h('span', { class: 'badge', id: 'project-visibility' }, project.visibility)),
     h('nav', { class: 'tabs', 'aria-label': 'Project' }, tabs.map(([key, label]) => h('a', { href: `/-/projects/${id}/${key}`, 'aria-current': key === tab ? 'page' : null }, label))),
     body,
   )
-  const render = sub ?? { registry: registryTab, pipelines: pipelinesTab, repository: repositoryTab }[tab]
+  const render = sub ?? { registry: registryTab, pipelines: pipelinesTab, repository: repositoryTab, settings: settingsTab }[tab]
   const content = await render(project)
   body.replaceChildren(...[content].flat())
 }

@@ -1,0 +1,159 @@
+// The web UI's settings pages in Debian's Chromium (playwright-core) against a started Wharf:
+// the project Settings tab (CI/CD variables with the API's masking error, deploy tokens created
+// and revoked, a project runner registered with its token and start command, the job-token
+// allowlist). WHARF_SCREENSHOTS=1 saves the pages to docs/screenshots/.
+import { after, before, describe, it } from 'node:test'
+import assert from 'node:assert/strict'
+import path from 'node:path'
+import { chromium, type Browser, type Page } from 'playwright-core'
+import { repoRoot, startWharf, type Wharf } from '../helpers/wharf.ts'
+
+const SHOTS = process.env.WHARF_SCREENSHOTS === '1'
+let wharf: Wharf
+let browser: Browser
+let page: Page
+let projectId: number
+
+async function shot(name: string, width = 1280): Promise<void> {
+  if (!SHOTS) return
+  const size = page.viewportSize()
+  if (width !== size?.width) await page.setViewportSize({ width, height: 900 })
+  await page.screenshot({ path: path.join(repoRoot, 'docs', 'screenshots', `${name}.png`), fullPage: true })
+  if (size && width !== size.width) await page.setViewportSize(size)
+}
+
+async function signIn(username: string, password: string): Promise<void> {
+  await page.goto(`${wharf.url}/-/sign_in`)
+  await page.getByLabel('Username').fill(username)
+  await page.getByLabel('Password').fill(password)
+  await page.getByRole('button', { name: 'Sign in' }).click()
+  await page.getByRole('heading', { name: 'Your projects' }).waitFor()
+}
+
+async function noHorizontalScroll(): Promise<void> {
+  await page.setViewportSize({ width: 390, height: 800 })
+  assert.ok(await page.evaluate('document.documentElement.scrollWidth <= 390'), 'no horizontal scrolling at 390px')
+  await page.setViewportSize({ width: 1280, height: 900 })
+}
+
+before(async () => {
+  wharf = await startWharf()
+  projectId = await wharf.createProject('team/app', 'private')
+  await wharf.createProject('team/deployer', 'private')
+  browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'] })
+  const context = await browser.newContext({ viewport: { width: 1280, height: 900 } })
+  page = await context.newPage()
+  page.setDefaultTimeout(10_000)
+  await signIn('root', wharf.rootPassword)
+})
+
+after(async () => {
+  await browser?.close()
+  await wharf?.stop()
+})
+
+describe('web UI settings', () => {
+  it('adds, edits and deletes CI/CD variables; an unmaskable value shows the API message', async () => {
+    await page.goto(`${wharf.url}/-/projects/${projectId}`)
+    await page.getByRole('link', { name: 'Settings' }).click()
+    await page.getByRole('heading', { name: 'CI/CD variables' }).waitFor()
+    await page.getByText('No variables yet').waitFor()
+
+    await page.getByLabel('Key').fill('SHORT')
+    await page.getByLabel('Value', { exact: true }).fill('abc')
+    await page.getByLabel(/Masked/).check()
+    await page.getByRole('button', { name: 'Add variable' }).click()
+    await page.getByRole('alert').filter({ hasText: 'cannot be masked' }).waitFor()
+
+    await page.getByLabel('Value', { exact: true }).fill('s3cr3t-value-123')
+    await page.getByLabel(/Protected/).check()
+    await page.getByRole('button', { name: 'Add variable' }).click()
+    const row = page.locator('tr[data-variable="SHORT"]')
+    await row.waitFor()
+    const text = await row.innerText()
+    assert.ok(!text.includes('s3cr3t'), `masked value hidden: ${text}`)
+    assert.match(text, /protected/)
+    assert.match(text, /masked/)
+
+    await page.getByRole('button', { name: 'Edit variable SHORT' }).click()
+    await page.getByLabel('New value of SHORT').fill('another-value-456')
+    await page.getByRole('button', { name: 'Save' }).click()
+    await page.getByRole('button', { name: 'Edit variable SHORT' }).waitFor()
+    const api = await wharf.api('GET', `/api/v4/projects/${projectId}/variables/SHORT`)
+    assert.equal(api.json.value, 'another-value-456')
+    assert.equal(api.json.masked, true)
+    assert.equal(api.json.protected, true)
+    await shot('settings-variables')
+
+    // An unmaskable new value is refused with the API's message, and the old one stays.
+    await page.getByRole('button', { name: 'Edit variable SHORT' }).click()
+    await page.getByLabel('New value of SHORT').fill('no')
+    await page.getByRole('button', { name: 'Save' }).click()
+    await page.getByRole('alert').filter({ hasText: 'cannot be masked' }).waitFor()
+    await page.getByRole('button', { name: 'Cancel' }).click()
+
+    await page.getByRole('button', { name: 'Delete variable SHORT' }).click()
+    await page.getByRole('dialog').getByRole('button', { name: 'Delete' }).click()
+    await page.getByText('No variables yet').waitFor()
+  })
+
+  it('creates a deploy token (shown once) and revokes it', async () => {
+    await page.getByLabel('Name', { exact: true }).fill('k8s pull')
+    await page.getByLabel(/read_registry/).check()
+    await page.getByRole('button', { name: 'Create deploy token' }).click()
+    const token = (await page.locator('#new-deploy-token').innerText()).trim()
+    assert.match(token, /^gldt-/)
+    const row = page.locator('tr[data-deploy-token="k8s pull"]')
+    await row.waitFor()
+    const username = (await row.locator('td').nth(1).innerText()).trim()
+    const auth = `Basic ${Buffer.from(`${username}:${token}`).toString('base64')}`
+    const ok = await fetch(`${wharf.url}/jwt/auth?service=container_registry&scope=repository:team/app:pull`, { headers: { authorization: auth } })
+    assert.equal(ok.status, 200)
+
+    await page.getByRole('button', { name: 'Revoke deploy token k8s pull' }).click()
+    await page.getByRole('dialog').getByRole('button', { name: 'Revoke' }).click()
+    await row.waitFor({ state: 'detached' })
+    await page.getByText('No active deploy tokens.').waitFor()
+    const refused = await fetch(`${wharf.url}/jwt/auth?service=container_registry&scope=repository:team/app:pull`, { headers: { authorization: auth } })
+    assert.equal(refused.status, 401)
+  })
+
+  it('registers a project runner: its token and the command to start it, then pause and resume', async () => {
+    await page.getByLabel('Description (optional)').fill('builder')
+    await page.getByLabel('Tags (optional)').fill('docker, linux')
+    await page.getByRole('button', { name: 'Register runner' }).click()
+    const token = (await page.locator('#new-runner-token').innerText()).trim()
+    assert.match(token, /^glrt-/)
+    const command = (await page.locator('#new-runner-command').innerText()).trim()
+    assert.equal(command, `wharf runner --url ${wharf.url} --token ${token} --executor docker`)
+    const row = page.locator('tr[data-runner]').filter({ hasText: 'builder' })
+    await row.waitFor()
+    assert.match(await row.innerText(), /never contacted/)
+    assert.match(await row.innerText(), /docker, linux/)
+    await shot('settings-runner')
+
+    const id = Number(await row.getAttribute('data-runner'))
+    await page.getByRole('button', { name: `Pause runner #${id}` }).click()
+    await page.getByRole('button', { name: `Resume runner #${id}` }).waitFor()
+    assert.equal((await wharf.api('GET', `/api/v4/runners/${id}`)).json.paused, true)
+    await page.getByRole('button', { name: `Resume runner #${id}` }).click()
+    await page.getByRole('button', { name: `Pause runner #${id}` }).waitFor()
+    assert.equal((await wharf.api('GET', `/api/v4/runners/${id}`)).json.paused, false)
+  })
+
+  it('adds a project to the job-token allowlist by path and removes it', async () => {
+    await page.getByLabel('Project path').fill('team/nope')
+    await page.getByRole('button', { name: 'Add project' }).click()
+    await page.getByRole('alert').filter({ hasText: 'No project team/nope' }).waitFor()
+    await page.getByLabel('Project path').fill('team/deployer')
+    await page.getByRole('button', { name: 'Add project' }).click()
+    await page.locator('[data-allowed="team/deployer"]').waitFor()
+    const list = await wharf.api('GET', `/api/v4/projects/${projectId}/job_token_scope/allowlist`)
+    assert.deepEqual(list.json.map((p: { path_with_namespace: string }) => p.path_with_namespace), ['team/deployer'])
+    await shot('settings')
+    await shot('settings-phone', 390)
+    await noHorizontalScroll()
+    await page.getByRole('button', { name: 'Remove team/deployer from the allowlist' }).click()
+    await page.getByText('No other project may use its job token here.').waitFor()
+  })
+})
