@@ -1,7 +1,7 @@
 // The web UI's settings pages in Debian's Chromium (playwright-core) against a started Wharf:
 // the project Settings tab (CI/CD variables with the API's masking error, deploy tokens created
 // and revoked, a project runner registered with its token and start command, the job-token
-// allowlist). WHARF_SCREENSHOTS=1 saves the pages to docs/screenshots/.
+// allowlist, visibility), the Members tab. WHARF_SCREENSHOTS=1 saves the pages to docs/screenshots/.
 import { after, before, describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import path from 'node:path'
@@ -13,6 +13,7 @@ let wharf: Wharf
 let browser: Browser
 let page: Page
 let projectId: number
+const ALICE_PASSWORD = 'alice-old-password-1'
 
 async function shot(name: string, width = 1280): Promise<void> {
   if (!SHOTS) return
@@ -77,7 +78,7 @@ describe('web UI settings', () => {
 
     await page.getByRole('button', { name: 'Edit variable SHORT' }).click()
     await page.getByLabel('New value of SHORT').fill('another-value-456')
-    await page.getByRole('button', { name: 'Save' }).click()
+    await page.getByRole('button', { name: 'Save', exact: true }).click()
     await page.getByRole('button', { name: 'Edit variable SHORT' }).waitFor()
     const api = await wharf.api('GET', `/api/v4/projects/${projectId}/variables/SHORT`)
     assert.equal(api.json.value, 'another-value-456')
@@ -88,7 +89,7 @@ describe('web UI settings', () => {
     // An unmaskable new value is refused with the API's message, and the old one stays.
     await page.getByRole('button', { name: 'Edit variable SHORT' }).click()
     await page.getByLabel('New value of SHORT').fill('no')
-    await page.getByRole('button', { name: 'Save' }).click()
+    await page.getByRole('button', { name: 'Save', exact: true }).click()
     await page.getByRole('alert').filter({ hasText: 'cannot be masked' }).waitFor()
     await page.getByRole('button', { name: 'Cancel' }).click()
 
@@ -155,5 +156,55 @@ describe('web UI settings', () => {
     await noHorizontalScroll()
     await page.getByRole('button', { name: 'Remove team/deployer from the allowlist' }).click()
     await page.getByText('No other project may use its job token here.').waitFor()
+  })
+
+  it('adds a member by username, changes their role and removes them; unknown users are named', async () => {
+    const created = await wharf.api('POST', '/api/v4/users', { username: 'alice', name: 'Alice Liddell', password: ALICE_PASSWORD })
+    assert.equal(created.status, 201, created.describe)
+    await page.goto(`${wharf.url}/-/projects/${projectId}`)
+    await page.getByRole('link', { name: 'Members' }).click()
+    await page.getByRole('heading', { name: 'Members' }).waitFor()
+    await page.locator('tr[data-inherited="root"], tr[data-member="root"]').first().waitFor()
+
+    await page.getByLabel('Username').fill('ghost')
+    await page.getByRole('button', { name: 'Add member' }).click()
+    await page.getByRole('alert').filter({ hasText: 'There is no user named ghost' }).waitFor()
+
+    await page.getByLabel('Username').fill('alice')
+    await page.getByLabel('Role', { exact: true }).selectOption({ label: 'Developer' })
+    await page.getByRole('button', { name: 'Add member' }).click()
+    await page.locator('tr[data-member="alice"]').waitFor()
+    assert.equal(await page.getByLabel('Role of alice').inputValue(), '30')
+    await page.getByLabel('Role of alice').selectOption({ label: 'Maintainer' })
+    await page.locator('#toast', { hasText: 'alice is now Maintainer' }).waitFor()
+    const member = await wharf.api('GET', `/api/v4/projects/${projectId}/members/${created.json.id}`)
+    assert.equal(member.json.access_level, 40)
+    await shot('members')
+    await noHorizontalScroll()
+
+    await page.getByRole('button', { name: 'Remove member alice' }).click()
+    await page.getByRole('dialog').getByRole('button', { name: 'Remove' }).click()
+    await page.locator('tr[data-member="alice"]').waitFor({ state: 'detached' })
+    assert.equal((await wharf.api('GET', `/api/v4/projects/${projectId}/members/${created.json.id}`)).status, 404)
+  })
+
+  it('changes the project visibility (maintainers); a developer sees why they cannot', async () => {
+    await page.getByRole('link', { name: 'Settings' }).click()
+    await page.getByLabel(/^internal/).check()
+    await page.getByRole('button', { name: 'Save visibility' }).click()
+    await page.locator('#project-visibility', { hasText: 'internal' }).waitFor()
+    assert.equal((await wharf.api('GET', `/api/v4/projects/${projectId}`)).json.visibility, 'internal')
+
+    const alice = (await wharf.api('GET', '/api/v4/users?username=alice')).json[0]
+    const added = await wharf.api('POST', `/api/v4/projects/${projectId}/members`, { user_id: alice.id, access_level: 30 })
+    assert.equal(added.status, 201, added.describe)
+    await page.getByRole('button', { name: 'Sign out' }).click()
+    await page.waitForURL(/\/-\/sign_in/)
+    await signIn('alice', ALICE_PASSWORD)
+    await page.goto(`${wharf.url}/-/projects/${projectId}/settings`)
+    await page.getByLabel(/^public/).check()
+    await page.getByRole('button', { name: 'Save visibility' }).click()
+    await page.getByRole('alert').filter({ hasText: 'only maintainers and owners can change the visibility' }).waitFor()
+    assert.equal((await wharf.api('GET', `/api/v4/projects/${projectId}`)).json.visibility, 'internal')
   })
 })

@@ -6,6 +6,7 @@ import { registryTab } from './registry.js'
 import { jobPage, newPipelinePage, pipelinePage, pipelinesTab } from './ci.js'
 import { tokensPage } from './user.js'
 import { settingsTab } from './settings.js'
+import { membersTab } from './members.js'
 import { navigate, runCleanups, setRenderer } from './nav.js'
 import { state } from './state.js'
 
@@ -22,6 +23,7 @@ const ROUTES = [
   [/^\/-\/projects\/(\d+)\/pipelines\/(\d+)$/, (id, pid) => projectPage(id, 'pipelines', (p) => pipelinePage(p, pid))],
   [/^\/-\/projects\/(\d+)\/jobs\/(\d+)$/, (id, jid) => projectPage(id, 'pipelines', (p) => jobPage(p, jid))],
   [/^\/-\/projects\/(\d+)\/repository$/, (id) => projectPage(id, 'repository')],
+  [/^\/-\/projects\/(\d+)\/members$/, (id) => projectPage(id, 'members')],
   [/^\/-\/projects\/(\d+)\/settings$/, (id) => projectPage(id, 'settings')],
   [/^\/-\/user\/tokens$/, tokensPage],
 ]
@@ -217,7 +219,7 @@ async function newGroupPage() {
 
 async function projectPage(id, tab, sub) {
   const project = await api('GET', `/projects/${id}`)
-  const tabs = [['registry', 'Registry'], ['pipelines', 'Pipelines'], ['repository', 'Repository'], ['settings', 'Settings']]
+  const tabs = [['registry', 'Registry'], ['pipelines', 'Pipelines'], ['repository', 'Repository'], ['members', 'Members'], ['settings', 'Settings']]
   const body = h('div')
   mount(
     h('p', { class: 'muted' }, h('a', { href: '/' }, 'Projects'), ' / ', project.namespace ? project.namespace.full_path : ''),
@@ -225,7 +227,7 @@ async function projectPage(id, tab, sub) {
     h('nav', { class: 'tabs', 'aria-label': 'Project' }, tabs.map(([key, label]) => h('a', { href: `/-/projects/${id}/${key}`, 'aria-current': key === tab ? 'page' : null }, label))),
     body,
   )
-  const render = sub ?? { registry: registryTab, pipelines: pipelinesTab, repository: repositoryTab, settings: settingsTab }[tab]
+  const render = sub ?? { registry: registryTab, pipelines: pipelinesTab, repository: repositoryTab, members: membersTab, settings: settingsTab }[tab]
   const content = await render(project)
   body.replaceChildren(...[content].flat())
 }

@@ -10,7 +10,7 @@ export function section(id, title, intro, load) {
   const el = h('section', { class: 'settings-section', 'aria-labelledby': id }, h('h2', { id }, title), intro ? h('p', { class: 'hint' }, intro) : null, body)
   const reload = async (...args) => {
     try {
-      body.replaceChildren(...[await load(reload, ...args)].flat().filter(Boolean))
+      body.replaceChildren(...[await load(reload, ...args)].flat(Infinity).filter(Boolean))
     } catch (err) {
       body.replaceChildren(errorBox(err))
     }
@@ -35,11 +35,42 @@ const actionsHead = [h('span', { class: 'visually-hidden' }, 'Actions')]
 
 export async function settingsTab(project) {
   return [
+    visibilitySection(project),
     variablesSection(project),
     runnersSection(project),
     deployTokensSection(project),
     allowlistSection(project),
   ]
+}
+
+// ---- Visibility ----
+
+const VISIBILITIES = [['private', 'members only'], ['internal', 'any signed-in user'], ['public', 'anyone, without signing in']]
+
+function visibilitySection(project) {
+  return section('visibility-title', 'Visibility', 'Who can see this project, pull its images and clone it. Maintainers and owners can change it.', async (reload) => {
+    const error = h('div')
+    const form = h('form', { class: 'panel' },
+      error,
+      h('fieldset', {}, h('legend', {}, 'Project visibility'),
+        VISIBILITIES.map(([value, text]) => h('div', {}, h('label', { class: 'inline' }, h('input', { type: 'radio', name: 'visibility', value, checked: value === project.visibility }), h('span', {}, h('strong', {}, value), ' — ', text))))),
+      h('p', {}, h('button', { type: 'submit' }, 'Save visibility')))
+    form.addEventListener('submit', async (e) => {
+      e.preventDefault()
+      const { visibility } = formValues(form)
+      try {
+        const p = await api('PUT', `/projects/${project.id}`, { visibility })
+        project.visibility = p.visibility
+        const badge = document.getElementById('project-visibility')
+        if (badge) badge.textContent = p.visibility
+        toast(`The project is now ${p.visibility}`)
+        await reload()
+      } catch (err) {
+        error.replaceChildren(errorBox(err.status === 403 ? `${err.message} — only maintainers and owners can change the visibility.` : err))
+      }
+    })
+    return form
+  })
 }
 
 // ---- CI/CD variables ----
