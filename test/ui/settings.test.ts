@@ -1,7 +1,7 @@
 // The web UI's settings pages in Debian's Chromium (playwright-core) against a started Wharf:
 // the project Settings tab (CI/CD variables with the API's masking error, deploy tokens created
 // and revoked, a project runner registered with its token and start command, the job-token
-// allowlist, visibility), the Members tab. WHARF_SCREENSHOTS=1 saves the pages to docs/screenshots/.
+// allowlist, visibility), the Members tab, and changing your own password. WHARF_SCREENSHOTS=1 saves the pages to docs/screenshots/.
 import { after, before, describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import path from 'node:path'
@@ -14,6 +14,7 @@ let browser: Browser
 let page: Page
 let projectId: number
 const ALICE_PASSWORD = 'alice-old-password-1'
+const ALICE_NEW_PASSWORD = 'alice-new-password-2'
 
 async function shot(name: string, width = 1280): Promise<void> {
   if (!SHOTS) return
@@ -206,5 +207,35 @@ describe('web UI settings', () => {
     await page.getByRole('button', { name: 'Save visibility' }).click()
     await page.getByRole('alert').filter({ hasText: 'only maintainers and owners can change the visibility' }).waitFor()
     assert.equal((await wharf.api('GET', `/api/v4/projects/${projectId}`)).json.visibility, 'internal')
+  })
+
+  it('changes your own password; the old one stops signing in, the new one does', async () => {
+    // Signed in as alice since the previous test.
+    await page.getByRole('link', { name: 'Account' }).click()
+    await page.getByRole('heading', { name: 'Change your password' }).waitFor()
+    await page.getByLabel('New password', { exact: true }).fill('short')
+    await page.getByLabel('Confirm new password').fill('different')
+    await page.getByRole('button', { name: 'Change password' }).click()
+    await page.getByRole('alert').filter({ hasText: 'The two passwords differ.' }).waitFor()
+    await page.getByLabel('New password', { exact: true }).fill('short')
+    await page.getByLabel('Confirm new password').fill('short')
+    await page.getByRole('button', { name: 'Change password' }).click()
+    await page.getByRole('alert').filter({ hasText: /8/ }).waitFor()
+
+    await page.getByLabel('New password', { exact: true }).fill(ALICE_NEW_PASSWORD)
+    await page.getByLabel('Confirm new password').fill(ALICE_NEW_PASSWORD)
+    await page.getByRole('button', { name: 'Change password' }).click()
+    await page.getByText('Password changed. Use it the next time you sign in.').waitFor()
+    await shot('account')
+    await noHorizontalScroll()
+
+    await page.getByRole('button', { name: 'Sign out' }).click()
+    await page.waitForURL(/\/-\/sign_in/)
+    await page.getByLabel('Username').fill('alice')
+    await page.getByLabel('Password').fill(ALICE_PASSWORD)
+    await page.getByRole('button', { name: 'Sign in' }).click()
+    await page.getByRole('alert').filter({ hasText: 'invalid username or password' }).waitFor()
+    await signIn('alice', ALICE_NEW_PASSWORD)
+    await page.getByRole('button', { name: 'Sign out' }).waitFor()
   })
 })

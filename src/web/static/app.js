@@ -4,7 +4,7 @@ import { api, apiPage, currentSession, enc, signIn, signOut, ApiError } from './
 import { commandLine, errorBox, formValues, h, mount, timeAgo, toast } from './dom.js'
 import { registryTab } from './registry.js'
 import { jobPage, newPipelinePage, pipelinePage, pipelinesTab } from './ci.js'
-import { tokensPage } from './user.js'
+import { accountPage, tokensPage } from './user.js'
 import { settingsTab } from './settings.js'
 import { membersTab } from './members.js'
 import { navigate, runCleanups, setRenderer } from './nav.js'
@@ -26,6 +26,7 @@ const ROUTES = [
   [/^\/-\/projects\/(\d+)\/members$/, (id) => projectPage(id, 'members')],
   [/^\/-\/projects\/(\d+)\/settings$/, (id) => projectPage(id, 'settings')],
   [/^\/-\/user\/tokens$/, tokensPage],
+  [/^\/-\/user\/account$/, accountPage],
 ]
 
 async function render() {
@@ -59,6 +60,7 @@ function renderNav() {
   nav.append(
     h('a', { href: '/' }, 'Projects'),
     h('a', { href: '/-/user/tokens' }, 'Access tokens'),
+    h('a', { href: '/-/user/account' }, 'Account'),
     h('span', { class: 'hide-narrow' }, state.user.username),
     h('button', { type: 'button', class: 'small', onclick: async () => {
       await signOut()

@@ -76,3 +76,43 @@ function tokenTable(active) {
   const head = h('thead', {}, h('tr', {}, h('th', {}, 'Name'), h('th', {}, 'Scopes'), h('th', { class: 'hide-narrow' }, 'Created'), h('th', {}, 'Expires'), h('th', { class: 'hide-narrow' }, 'Last used'), h('th', {}, h('span', { class: 'visually-hidden' }, 'Actions'))))
   return h('div', { class: 'table-wrap' }, h('table', { 'aria-label': 'Active tokens' }, head, h('tbody', {}, active.map(row))))
 }
+
+// ---- Account: password ----
+
+export async function accountPage() {
+  const error = h('div')
+  const done = h('div', { 'aria-live': 'polite' })
+  const form = h('form', { class: 'panel', 'aria-labelledby': 'pw-title' },
+    h('h2', { id: 'pw-title' }, 'Change your password'),
+    error,
+    done,
+    h('input', { type: 'text', name: 'username', autocomplete: 'username', value: state.user.username, hidden: true, readonly: true }),
+    h('label', { for: 'pw-new' }, 'New password'),
+    h('input', { type: 'password', id: 'pw-new', name: 'password', required: true, autocomplete: 'new-password', 'aria-describedby': 'pw-hint' }),
+    h('p', { class: 'hint', id: 'pw-hint' }, 'At least 8 characters. It signs you in here, to git and to ', h('code', {}, 'docker login'), '.'),
+    h('label', { for: 'pw-confirm' }, 'Confirm new password'),
+    h('input', { type: 'password', id: 'pw-confirm', name: 'confirm', required: true, autocomplete: 'new-password' }),
+    h('p', {}, h('button', { type: 'submit' }, 'Change password')),
+    h('p', { class: 'hint' }, 'Personal access tokens keep working; OAuth tokens obtained with the old password stop working.'))
+  form.addEventListener('submit', async (e) => {
+    e.preventDefault()
+    const v = formValues(form)
+    done.replaceChildren()
+    if (v.password !== v.confirm) return error.replaceChildren(errorBox('The two passwords differ.'))
+    try {
+      await api('PUT', `/users/${state.user.id}`, { password: v.password })
+      error.replaceChildren()
+      form.reset()
+      done.replaceChildren(h('p', { class: 'notice' }, 'Password changed. Use it the next time you sign in.'))
+      toast('Password changed')
+    } catch (err) {
+      error.replaceChildren(errorBox(err))
+    }
+  })
+  mount(
+    h('h1', {}, 'Account'),
+    h('p', {}, 'Signed in as ', h('strong', {}, state.user.username), '. ', h('a', { href: '/-/user/tokens' }, 'Personal access tokens'), ' are for scripts, git and docker.'),
+    form,
+  )
+  form.querySelector('#pw-new').focus()
+}
