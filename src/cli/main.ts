@@ -51,7 +51,7 @@ async function main(argv: string[]): Promise<void> {
         : 'root (password set at first start)'
       process.stdout.write(
         `Wharf is running at ${server.url}\n` +
-          `  sign in:  ${admin}\n` +
+          `  sign in:  ${server.url} as ${admin}\n` +
           `  registry: docker login ${host}   then   docker push ${host}/<namespace>/<project>:<tag>\n` +
           `  data:     ${config.data}\n`,
       )
