@@ -1,7 +1,8 @@
 // The web UI in Debian's Chromium (playwright-core, no downloaded browser) against a started Wharf:
 // sign in, create a project, the empty Registry tab naming this server, an image pushed with
 // skopeo appearing, copy-pull to the clipboard, deleting one of two tags on one digest, a job log
-// streaming live, personal access tokens created and revoked (and refused by the registry after).
+// streaming live, personal access tokens created and revoked (`docker login` on a private engine,
+// and skopeo, refused after).
 // WHARF_SCREENSHOTS=1 saves the main pages to docs/screenshots/.
 import { after, before, describe, it } from 'node:test'
 import assert from 'node:assert/strict'
@@ -11,10 +12,12 @@ import { repoRoot, startWharf, type Wharf } from '../helpers/wharf.ts'
 import { testImages, type TestImages } from '../helpers/images.ts'
 import { run, describeResult } from '../helpers/run.ts'
 import { CiProject, createRunner } from '../helpers/runner.ts'
+import { startEngine, type Engine } from '../helpers/engine.ts'
 
 const SHOTS = process.env.WHARF_SCREENSHOTS === '1'
 let wharf: Wharf
 let images: TestImages
+let engine: Engine
 let browser: Browser
 let context: BrowserContext
 let page: Page
@@ -39,7 +42,7 @@ async function skopeo(args: string[]): Promise<void> {
 }
 
 before(async () => {
-  ;[images, wharf] = await Promise.all([testImages(), startWharf()])
+  ;[images, wharf, engine] = await Promise.all([testImages(), startWharf(), startEngine()])
   browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'] })
   context = await browser.newContext({ viewport: { width: 1280, height: 900 } })
   await context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: wharf.url })
@@ -49,7 +52,7 @@ before(async () => {
 
 after(async () => {
   await browser?.close()
-  await wharf?.stop()
+  await Promise.all([wharf?.stop(), engine?.stop()])
 })
 
 describe('web UI', () => {
@@ -208,13 +211,20 @@ describe('web UI', () => {
     assert.match(token, /^glpat-/)
     await page.locator('tr[data-token="laptop"]').waitFor()
     await shot('tokens')
+    const dockerLogin = () => engine.docker(['login', '-u', 'root', '--password-stdin', wharf.host], { input: token, timeoutMs: 60_000 })
     const login = () => run('skopeo', ['login', '--tls-verify=false', '--authfile', path.join(wharf.tmpDir, 'auth.json'), '-u', 'root', '-p', token, wharf.host], { timeoutMs: 30_000 })
+    const okDocker = await dockerLogin()
+    assert.equal(okDocker.code, 0, describeResult(okDocker))
+    assert.match(okDocker.stdout, /Login Succeeded/)
     const okLogin = await login()
     assert.equal(okLogin.code, 0, describeResult(okLogin))
 
     await page.getByRole('button', { name: 'Revoke token laptop' }).click()
     await page.getByRole('dialog').getByRole('button', { name: 'Revoke' }).click()
     await page.locator('tr[data-token="laptop"]').waitFor({ state: 'detached' })
+    const refusedDocker = await dockerLogin()
+    assert.notEqual(refusedDocker.code, 0, `docker login with a revoked token fails:\n${describeResult(refusedDocker)}`)
+    assert.match(refusedDocker.stderr, /unauthorized|denied|revoked|incorrect|401/i, describeResult(refusedDocker))
     const refused = await login()
     assert.notEqual(refused.code, 0, 'login with a revoked token fails')
   })
