@@ -7,6 +7,7 @@ import { jobPage, newPipelinePage, pipelinePage, pipelinesTab } from './ci.js'
 import { accountPage, tokensPage } from './user.js'
 import { settingsTab } from './settings.js'
 import { membersTab } from './members.js'
+import { groupPage, projectItem } from './groups.js'
 import { navigate, runCleanups, setRenderer } from './nav.js'
 import { state } from './state.js'
 
@@ -15,7 +16,7 @@ const ROUTES = [
   [/^\/-\/sign_in$/, signInPage],
   [/^\/-\/projects\/new$/, newProjectPage],
   [/^\/-\/groups\/new$/, newGroupPage],
-  [/^\/-\/groups\/(\d+)$/, groupPage],
+  [/^\/-\/groups\/([A-Za-z0-9_.\-]+(?:\/[A-Za-z0-9_.\-]+)*)$/, groupPage],
   [/^\/-\/projects\/(\d+)$/, (id) => projectPage(id, 'registry')],
   [/^\/-\/projects\/(\d+)\/registry$/, (id) => projectPage(id, 'registry')],
   [/^\/-\/projects\/(\d+)\/pipelines$/, (id) => projectPage(id, 'pipelines')],
@@ -102,14 +103,6 @@ async function signInPage() {
 
 // ---- Projects and groups ----
 
-function projectItem(p) {
-  return h('li', {},
-    h('div', { class: 'spread' },
-      h('a', { href: `/-/projects/${p.id}` }, p.name_with_namespace),
-      h('span', { class: 'badge' }, p.visibility)),
-    p.description ? h('p', { class: 'muted' }, p.description) : null)
-}
-
 async function homePage() {
   const [projects, groups] = await Promise.all([apiPage('/projects?membership=true&per_page=100'), apiPage('/groups?per_page=100')])
   mount(
@@ -120,17 +113,8 @@ async function homePage() {
       : h('div', { class: 'panel' }, h('p', {}, 'You are not a member of any project yet.'), h('p', {}, h('a', { href: '/-/projects/new' }, 'Create your first project'), ' to push images and run pipelines.')),
     h('h2', {}, 'Groups'),
     groups.items.length
-      ? h('ul', { class: 'cards', 'aria-label': 'Groups' }, groups.items.map((g) => h('li', {}, h('div', { class: 'spread' }, h('a', { href: `/-/groups/${g.id}` }, g.full_name), h('span', { class: 'badge' }, g.visibility)), h('span', { class: 'muted mono' }, g.full_path))))
+      ? h('ul', { class: 'cards', 'aria-label': 'Groups' }, groups.items.map((g) => h('li', {}, h('div', { class: 'spread' }, h('a', { href: `/-/groups/${g.full_path}` }, g.full_name), h('span', { class: 'badge' }, g.visibility)), h('span', { class: 'muted mono' }, g.full_path))))
       : h('p', { class: 'muted' }, 'No groups yet. Groups hold projects that belong together and share members.'),
-  )
-}
-
-async function groupPage(id) {
-  const [group, projects] = await Promise.all([api('GET', `/groups/${id}`), apiPage(`/groups/${id}/projects?per_page=100`)])
-  mount(
-    h('div', { class: 'spread' }, h('h1', {}, group.full_name), h('a', { class: 'button', href: `/-/projects/new?namespace_id=${group.id}` }, 'New project in this group')),
-    h('p', { class: 'muted' }, h('span', { class: 'mono' }, group.full_path), ' · ', group.visibility),
-    projects.items.length ? h('ul', { class: 'cards', 'aria-label': 'Projects' }, projects.items.map(projectItem)) : h('p', { class: 'panel' }, 'This group has no projects yet.'),
   )
 }
 
@@ -208,7 +192,7 @@ async function newGroupPage() {
     try {
       const g = await api('POST', '/groups', body)
       toast(`Group ${g.full_path} created`)
-      navigate(`/-/groups/${g.id}`)
+      navigate(`/-/groups/${g.full_path}`)
     } catch (err) {
       error.replaceChildren(errorBox(err))
     }

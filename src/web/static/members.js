@@ -1,5 +1,6 @@
-// Project Members tab: direct members with their roles (add by username, change role, remove), and
-// the members inherited from the groups above, read-only here.
+// Members of a project (its Members tab) or of a group (the group page): direct members with their
+// roles (add by username, change role, remove), and the members inherited from the groups above,
+// read-only here.
 import { api, apiPage, enc } from './api.js'
 import { confirmDialog, errorBox, formValues, h, toast } from './dom.js'
 import { section } from './settings.js'
@@ -13,8 +14,19 @@ function roleSelect(attrs, selected) {
 }
 
 export async function membersTab(project) {
-  const base = `/projects/${project.id}/members`
-  return section('members-title', 'Members', 'Guests see the project; reporters pull images and read pipelines; developers push images and run pipelines; maintainers change settings and members; owners can also delete the project.', async (reload) => {
+  return membersSection({ kind: 'projects', id: project.id, noun: 'project', parentPath: project.namespace?.full_path },
+    'Guests see the project; reporters pull images and read pipelines; developers push images and run pipelines; maintainers change settings and members; owners can also delete the project.')
+}
+
+/** Group members: the same table over /groups/:id/members; their roles reach every project inside. */
+export function groupMembersSection(group) {
+  return membersSection({ kind: 'groups', id: group.id, noun: 'group', parentPath: group.parent_id ? group.full_path.split('/').slice(0, -1).join('/') : null },
+    'Members of a group have their role in every project and subgroup inside it. Maintainers and owners manage them.')
+}
+
+function membersSection(target, intro) {
+  const base = `/${target.kind}/${target.id}/members`
+  return section('members-title', 'Members', intro, async (reload) => {
     const [direct, all] = await Promise.all([apiPage(`${base}?per_page=100`), apiPage(`${base}/all?per_page=100`)])
     const directIds = new Set(direct.items.map((m) => m.id))
     const inherited = all.items.filter((m) => !directIds.has(m.id))
@@ -56,10 +68,10 @@ export async function membersTab(project) {
     }
     const remove = async (m) => {
       const self = m.id === state.user.id
-      if (!(await confirmDialog({ title: self ? 'Leave this project?' : `Remove ${m.username}?`, body: self ? 'You lose the access this membership gives.' : `${m.username} loses the access this membership gives.`, confirm: self ? 'Leave' : 'Remove' }))) return
+      if (!(await confirmDialog({ title: self ? `Leave this ${target.noun}?` : `Remove ${m.username}?`, body: self ? 'You lose the access this membership gives.' : `${m.username} loses the access this membership gives.`, confirm: self ? 'Leave' : 'Remove' }))) return
       try {
         await api('DELETE', `${base}/${m.id}`)
-        toast(self ? 'You left the project' : `${m.username} removed`)
+        toast(self ? `You left the ${target.noun}` : `${m.username} removed`)
         await reload()
       } catch (err) {
         listError.replaceChildren(errorBox(err))
@@ -77,12 +89,12 @@ export async function membersTab(project) {
       listError,
       direct.items.length
         ? h('div', { class: 'table-wrap' }, h('table', { 'aria-label': 'Members' }, head([['Member'], ['Role'], ['Expires', 'hide-narrow'], [h('span', { class: 'visually-hidden' }, 'Actions')]]), h('tbody', {}, direct.items.map(directRow))))
-        : h('p', { class: 'panel' }, 'No direct members: access comes from the group.'),
+        : h('p', { class: 'panel' }, target.kind === 'projects' ? 'No direct members: access comes from the group.' : 'No direct members.'),
       inherited.length ? [
-        h('h3', {}, `Inherited from ${project.namespace?.full_path ?? 'the group'}`),
+        h('h3', {}, `Inherited from ${target.parentPath ?? 'the groups above'}`),
         h('div', { class: 'table-wrap' }, h('table', { 'aria-label': 'Inherited members' }, head([['Member'], ['Role']]),
           h('tbody', {}, inherited.map((m) => h('tr', { 'data-inherited': m.username }, who(m), h('td', {}, roleName(m.access_level))))))),
-        h('p', { class: 'hint' }, 'Change these in the group. Adding one of them here with a higher role raises their role in this project.'),
+        h('p', { class: 'hint' }, `Change these in the group above. Adding one of them here with a higher role raises their role in this ${target.noun}.`),
       ] : null,
       form,
     ]
