@@ -111,6 +111,7 @@ export const TagDetailEntity = Type.Object({
   short_revision: Str,
   total_size: Type.Integer({ description: 'bytes of the manifest, its config and layers' }),
   created_at: Str,
+  platforms: Type.Optional(Type.Array(Str, { description: "Wharf extension, for an index or manifest list: its children's platforms, e.g. linux/amd64" })),
 })
 
 export const RepositoryEntity = Type.Object({
@@ -122,6 +123,7 @@ export const RepositoryEntity = Type.Object({
   created_at: Str,
   cleanup_policy_started_at: Type.Null(),
   tags_count: Int,
+  size: Type.Optional(Type.Integer({ description: 'Wharf extension (with ?size=true): total compressed size of the distinct blobs referenced by the tagged manifests' })),
   tags: Type.Optional(Type.Array(TagEntity)),
 })
 

@@ -11,7 +11,7 @@ import type { Project } from '../metadata/schema.ts'
 
 const RepoParams = Type.Object({ id: Type.String(), repository_id: Type.Integer() })
 const TagParams = Type.Object({ id: Type.String(), repository_id: Type.Integer(), tag_name: Type.String({ maxLength: 128 }) })
-const RepoQuery = Type.Object({ ...PageQuery, tags: Type.Optional(Type.Boolean({ description: 'include each repository’s tags' })), tags_count: Type.Optional(Type.Boolean()) })
+const RepoQuery = Type.Object({ ...PageQuery, tags: Type.Optional(Type.Boolean({ description: 'include each repository’s tags' })), tags_count: Type.Optional(Type.Boolean()), size: Type.Optional(Type.Boolean({ description: 'Wharf extension: include each repository’s total size' })) })
 
 export async function registryApiRoutes(app: FastifyInstance, deps: ApiDeps): Promise<void> {
   const { projects, manifests } = deps
@@ -59,9 +59,11 @@ export async function registryApiRoutes(app: FastifyInstance, deps: ApiDeps): Pr
       const all = await manifests.repositoriesUnder(project.full_path_lower)
       const page = pageOf(query)
       setPageHeaders(req, reply, deps.publicUrl, page, all.length)
+      const shown = all.slice(page.offset, page.offset + page.limit)
+      const sizes = query.size ? await manifests.repositorySizes(shown.map((r) => r.id)) : undefined
       return Promise.all(
-        all.slice(page.offset, page.offset + page.limit).map(async (r) => {
-          const json = repositoryJson(project, r)
+        shown.map(async (r) => {
+          const json = sizes ? { ...repositoryJson(project, r), size: sizes.get(r.id) ?? 0 } : repositoryJson(project, r)
           if (!query.tags) return json
           const { names } = await manifests.tagPage(r.id, 100_000, 0)
           return { ...json, tags: names.map((t) => tagJson(r.name, t)) }
@@ -107,7 +109,7 @@ export async function registryApiRoutes(app: FastifyInstance, deps: ApiDeps): Pr
       const t = await manifests.tagDetail(repo.id, params.tag_name)
       // GitLab: revision is the config blob's hex digest; short_revision its first 9 characters.
       const revision = (t.configDigest ?? t.digest).replace(/^[a-z0-9]+:/, '')
-      return { ...tagJson(repo.name, t.name), digest: t.digest, media_type: t.mediaType, revision, short_revision: revision.slice(0, 9), total_size: t.totalSize, created_at: t.createdAt }
+      return { ...tagJson(repo.name, t.name), digest: t.digest, media_type: t.mediaType, revision, short_revision: revision.slice(0, 9), total_size: t.totalSize, created_at: t.createdAt, ...(t.platforms ? { platforms: t.platforms } : {}) }
     },
   )
 

@@ -156,7 +156,12 @@ export class Manifests {
     const row = await q.tagWithManifest(this.db, repositoryId, tag)
     if (!row) throw new WharfError('NOT_FOUND', 'Tag Not Found', { tag })
     const total = Number(row.size) + (await q.manifestTotalSize(this.db, repositoryId, row.manifest_id))
-    return { name: row.name, digest: row.digest, mediaType: row.media_type, configDigest: row.config_digest, totalSize: total, createdAt: row.created_at, updatedAt: row.updated_at }
+    return { name: row.name, digest: row.digest, mediaType: row.media_type, configDigest: row.config_digest, totalSize: total, createdAt: row.created_at, updatedAt: row.updated_at, platforms: indexPlatforms(row.content) }
+  }
+
+  /** Total compressed size of the distinct blobs each repository's tagged manifests reference (one query). */
+  repositorySizes(repositoryIds: number[]) {
+    return q.repositorySizes(this.db, repositoryIds)
   }
 
   /** Deletes exactly this tag. Other tags on the same manifest stay (the seed's registry deleted them all). */
@@ -183,4 +188,24 @@ export function acceptable(accept: string | undefined, mediaType: string): boole
 function defaultPlatformChild(row: Manifest): string | undefined {
   const doc = JSON.parse(Buffer.from(row.content).toString('utf8')) as { manifests?: Array<{ digest: string; platform?: { os?: string; architecture?: string } }> }
   return doc.manifests?.find((m) => m.platform?.os === 'linux' && m.platform?.architecture === 'amd64')?.digest
+}
+
+/** For an index / manifest list: its children's platforms ('os/arch[/variant]'), in order, without duplicates; else undefined. */
+export function indexPlatforms(content: Uint8Array): string[] | undefined {
+  let doc: { manifests?: Array<{ platform?: { os?: string; architecture?: string; variant?: string } }> }
+  try {
+    doc = JSON.parse(Buffer.from(content).toString('utf8'))
+  } catch {
+    return undefined
+  }
+  if (!Array.isArray(doc.manifests)) return undefined
+  const out: string[] = []
+  for (const m of doc.manifests) {
+    const p = m.platform
+    // Attestation manifests (buildx) carry unknown/unknown: not a platform.
+    if (!p?.os || !p.architecture || p.os === 'unknown') continue
+    const name = [p.os, p.architecture, p.variant].filter(Boolean).join('/')
+    if (!out.includes(name)) out.push(name)
+  }
+  return out
 }

@@ -1,3 +1,4 @@
+import { sql } from 'kysely'
 import { nowIso } from '../metadata/db.ts'
 import type { Executor, Manifest, Upload } from '../metadata/schema.ts'
 
@@ -256,7 +257,7 @@ export async function tagWithManifest(db: Executor, repositoryId: number, tag: s
   return db
     .selectFrom('tags as t')
     .innerJoin('manifests as m', 'm.id', 't.manifest_id')
-    .select(['t.name', 't.updated_at', 'm.id as manifest_id', 'm.digest', 'm.media_type', 'm.size', 'm.config_digest', 'm.created_at'])
+    .select(['t.name', 't.updated_at', 'm.id as manifest_id', 'm.digest', 'm.media_type', 'm.size', 'm.config_digest', 'm.created_at', 'm.content'])
     .where('t.repository_id', '=', repositoryId)
     .where('t.name', '=', tag)
     .executeTakeFirst()
@@ -282,6 +283,32 @@ export async function manifestTotalSize(db: Executor, repositoryId: number, mani
     .where('cr.kind', '=', 'blob')
     .executeTakeFirst()
   return Number(blobs?.n ?? 0) + Number(children?.n ?? 0)
+}
+
+/**
+ * Per repository: the total size of the distinct blobs (config and layers) referenced by its tagged
+ * manifests, index children's blobs included; each blob counted once (UNION removes duplicates).
+ */
+export async function repositorySizes(db: Executor, repositoryIds: number[]): Promise<Map<number, number>> {
+  if (repositoryIds.length === 0) return new Map()
+  const ids = sql.join(repositoryIds.map((id) => sql`${id}`))
+  const rows = await sql<{ repository_id: number; n: number | null }>`
+    SELECT u.repository_id AS repository_id, SUM(u.size) AS n FROM (
+      SELECT t.repository_id AS repository_id, b.digest AS digest, b.size AS size
+        FROM tags t
+        JOIN manifest_references r ON r.manifest_id = t.manifest_id AND r.kind = 'blob'
+        JOIN blobs b ON b.digest = r.digest
+        WHERE t.repository_id IN (${ids})
+      UNION
+      SELECT t.repository_id, b.digest, b.size
+        FROM tags t
+        JOIN manifest_references r ON r.manifest_id = t.manifest_id AND r.kind = 'manifest'
+        JOIN manifests m ON m.digest = r.digest AND m.repository_id = t.repository_id
+        JOIN manifest_references cr ON cr.manifest_id = m.id AND cr.kind = 'blob'
+        JOIN blobs b ON b.digest = cr.digest
+        WHERE t.repository_id IN (${ids})
+    ) u GROUP BY u.repository_id`.execute(db)
+  return new Map(rows.rows.map((r) => [Number(r.repository_id), Number(r.n ?? 0)]))
 }
 
 export async function deleteTagById(db: Executor, repositoryId: number, tag: string): Promise<boolean> {

@@ -149,3 +149,46 @@ test('deleting a project deletes its images, so a new project at that path does 
   const list = (await repos(h, (again.json() as { id: number }).id, root.token)).json() as unknown[]
   assert.deepEqual(list, [])
 })
+
+test('size=true gives each repository the size of its distinct blobs; an index tag shows its platforms', async (t) => {
+  const { h, root, project } = await setup(t)
+  const a = await pushImage(h, ROOT, 'team/app/multi', ['amd'], 'a')
+  const b = await pushImage(h, ROOT, 'team/app/multi', ['arm'], 'b')
+  const basic = `Basic ${Buffer.from(`${ROOT.username}:${ROOT.password}`).toString('base64')}`
+  const tok = await h.app.inject({ method: 'GET', url: '/jwt/auth?service=container_registry&scope=repository:team/app/multi:pull,push', headers: { authorization: basic } })
+  const bearer = { authorization: `Bearer ${(tok.json() as { token: string }).token}` }
+  const child = async (tag: string) => (await h.app.inject({ method: 'GET', url: `/v2/team/app/multi/manifests/${tag}`, headers: bearer })).rawPayload.length
+  const mt = 'application/vnd.oci.image.manifest.v1+json'
+  const index = Buffer.from(JSON.stringify({
+    schemaVersion: 2,
+    mediaType: 'application/vnd.oci.image.index.v1+json',
+    manifests: [
+      { mediaType: mt, digest: a, size: await child('amd'), platform: { os: 'linux', architecture: 'amd64' } },
+      { mediaType: mt, digest: b, size: await child('arm'), platform: { os: 'linux', architecture: 'arm64', variant: 'v8' } },
+    ],
+  }))
+  const put = await h.app.inject({ method: 'PUT', url: '/v2/team/app/multi/manifests/all', headers: { ...bearer, 'content-type': 'application/vnd.oci.image.index.v1+json' }, payload: index })
+  assert.equal(put.statusCode, 201, put.body)
+
+  const list = (await repos(h, project.id, root.token, '?size=true')).json() as Array<{ id: number; path: string; size: number }>
+  assert.deepEqual(list.map((r) => r.path), ['team/app', 'team/app/api', 'team/app/multi'])
+  const detail = async (repo: number, tag: string) =>
+    (await h.req('GET', `/api/v4/projects/${project.id}/registry/repositories/${repo}/tags/${tag}`, { token: root.token })).json() as { total_size: number; media_type: string; platforms?: string[] }
+  // team/app: three tags on one manifest, its config and layer counted once.
+  const main = list[0]!
+  const latest = await detail(main.id, 'latest')
+  const mainManifest = (await h.app.inject({ method: 'GET', url: '/v2/team/app/manifests/latest', headers: { authorization: `Bearer ${(await h.app.inject({ method: 'GET', url: '/jwt/auth?service=container_registry&scope=repository:team/app:pull', headers: { authorization: basic } })).json().token}` } })).rawPayload.length
+  assert.equal(main.size, latest.total_size - mainManifest)
+  assert.equal(latest.platforms, undefined)
+  assert.equal(latest.media_type, mt)
+  // team/app/multi: the index and the children's own tags share blobs; each counted once.
+  const multi = list[2]!
+  const all = await detail(multi.id, 'all')
+  assert.equal(all.media_type, 'application/vnd.oci.image.index.v1+json')
+  assert.deepEqual(all.platforms, ['linux/amd64', 'linux/arm64/v8'])
+  assert.equal(multi.size, all.total_size - index.length)
+  assert.ok(multi.size > 0)
+  // Without size=true, no size.
+  const plain = (await repos(h, project.id, root.token)).json() as Array<Record<string, unknown>>
+  assert.equal(plain[0]!.size, undefined)
+})

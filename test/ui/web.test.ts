@@ -144,6 +144,16 @@ describe('web UI', () => {
     assert.deepEqual(api.json[0].tags.map((t: { name: string }) => t.name), ['v2'])
   })
 
+  it('an index pushed with copy --all shows its platforms; the image shows its total size', async () => {
+    const creds = `root:${wharf.rootPassword}`
+    await skopeo(['copy', '--all', '--dest-tls-verify=false', '--dest-creds', creds, images.oci('index'), `docker://${wharf.host}/team/app:multi`])
+    await page.goto(`${wharf.url}/-/projects/${projectId}/registry`)
+    await page.locator('tr[data-tag="multi"]').waitFor()
+    assert.match(await page.locator('tr[data-tag="multi"]').innerText(), /linux\/amd64, linux\/arm64/)
+    assert.doesNotMatch(await page.locator('tr[data-tag="v2"]').innerText(), /linux\//)
+    assert.match(await page.getByRole('row', { name: /team\/app/ }).first().innerText(), /\d+(\.\d+)? (B|KiB|MiB)/, 'image size shown')
+  })
+
   it('follows a running job’s log live, with colours, without reloading', async () => {
     const ci = await CiProject.create(wharf, 'team/ci', 'internal')
     try {

@@ -36,7 +36,7 @@ function pushInstructions(project) {
 }
 
 export async function registryTab(project) {
-  const repos = await api('GET', `/projects/${project.id}/registry/repositories?tags=true&tags_count=true&per_page=100`)
+  const repos = await api('GET', `/projects/${project.id}/registry/repositories?tags=true&tags_count=true&size=true&per_page=100`)
   if (repos.length === 0) {
     return h('section', { class: 'panel', 'aria-labelledby': 'reg-empty' },
       h('h2', { id: 'reg-empty' }, 'No container images yet'),
@@ -49,10 +49,11 @@ export async function registryTab(project) {
     h('section', { 'aria-labelledby': 'images-title' },
       h('h2', { id: 'images-title' }, 'Images'),
       h('div', { class: 'table-wrap' }, h('table', {},
-        h('thead', {}, h('tr', {}, h('th', {}, 'Image'), h('th', {}, 'Tags'), h('th', { class: 'hide-narrow' }, 'Created'))),
+        h('thead', {}, h('tr', {}, h('th', {}, 'Image'), h('th', {}, 'Tags'), h('th', {}, 'Size'), h('th', { class: 'hide-narrow' }, 'Created'))),
         h('tbody', {}, repos.map((r) => h('tr', {},
           h('td', {}, h('a', { href: `/-/projects/${project.id}/registry?repository=${r.id}`, 'aria-current': r.id === current.id ? 'true' : null }, r.location)),
           h('td', {}, String(r.tags_count)),
+          h('td', { title: 'distinct layers and configs of the tagged images' }, r.size === undefined ? '' : formatBytes(r.size)),
           h('td', { class: 'hide-narrow' }, timeAgo(r.created_at)))))))),
     tagsSection(project, current),
     h('details', { class: 'panel' }, h('summary', {}, 'How to push another image'), pushInstructions(project)),
@@ -105,7 +106,8 @@ function tagRow(project, repo, t) {
   if (t.error) return h('tr', { 'data-tag': t.name }, h('td', { class: 'mono' }, t.name), h('td', { colspan: 4 }, errorBox(t.error)))
   const short = t.digest ? t.digest.replace(/^sha256:/, '').slice(0, 12) : ''
   return h('tr', { 'data-tag': t.name },
-    h('td', { class: 'mono' }, t.name),
+    h('td', { class: 'mono' }, t.name,
+      t.platforms?.length ? h('div', { class: 'muted' }, t.platforms.join(', ')) : null),
     h('td', { class: 'mono', title: t.digest }, short),
     h('td', {}, formatBytes(t.total_size)),
     h('td', { class: 'hide-narrow' }, timeAgo(t.created_at)),
