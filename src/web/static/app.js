@@ -220,8 +220,10 @@ async function projectPage(id, tab, sub) {
 
 async function repositoryTab(project) {
   let branches = []
+  let tags = []
   try {
     branches = (await apiPage(`/projects/${project.id}/repository/branches?per_page=100`)).items
+    tags = (await apiPage(`/projects/${project.id}/repository/tags?per_page=100`)).items
   } catch {}
   return [
     h('section', { class: 'panel', 'aria-labelledby': 'clone-title' },
@@ -233,6 +235,14 @@ async function repositoryTab(project) {
         ? h('div', { class: 'table-wrap' }, h('table', {}, h('thead', {}, h('tr', {}, h('th', {}, 'Branch'), h('th', {}, 'Last commit'), h('th', { class: 'hide-narrow' }, 'When'))),
             h('tbody', {}, branches.map((b) => h('tr', {}, h('td', { class: 'mono' }, b.name, b.default ? ' (default)' : ''), h('td', {}, h('code', {}, b.commit?.short_id ?? ''), ' ', b.commit?.title ?? ''), h('td', { class: 'hide-narrow' }, timeAgo(b.commit?.committed_date)))))))
         : h('p', { class: 'panel' }, 'The repository is empty. Push a branch with ', h('code', {}, `git push ${project.http_url_to_repo} main`), '; a ', h('code', {}, '.gitlab-ci.yml'), ' in it starts a pipeline.')),
+    ...(branches.length
+      ? [h('section', { 'aria-labelledby': 'tags-title' },
+          h('h2', { id: 'tags-title' }, 'Tags'),
+          tags.length
+            ? h('div', { class: 'table-wrap' }, h('table', {}, h('thead', {}, h('tr', {}, h('th', {}, 'Tag'), h('th', {}, 'Commit'), h('th', { class: 'hide-narrow' }, 'When'))),
+                h('tbody', {}, tags.map((t) => h('tr', {}, h('td', { class: 'mono' }, t.name), h('td', {}, h('code', {}, t.commit?.short_id ?? ''), ' ', t.message || t.commit?.title || ''), h('td', { class: 'hide-narrow' }, timeAgo(t.commit?.committed_date)))))))
+            : h('p', { class: 'panel' }, 'No tags yet. ', h('code', {}, 'git tag v1.0.0 && git push origin v1.0.0'), ' tags a release (and starts its pipeline).'))]
+      : []),
   ]
 }
 
