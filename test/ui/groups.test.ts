@@ -3,7 +3,8 @@
 // the API's error when a project inside is more open.
 import { after, before, describe, it } from 'node:test'
 import assert from 'node:assert/strict'
-import { chromium, type Browser, type Page } from 'playwright-core'
+import type { Browser, Page } from 'playwright-core'
+import { signedInPage } from '../helpers/browser.ts'
 import { startWharf, type Wharf } from '../helpers/wharf.ts'
 
 let wharf: Wharf
@@ -22,15 +23,7 @@ before(async () => {
   const alice = await wharf.api('POST', '/api/v4/users', { username: 'alice', password: 'alice-password-1', name: 'Alice', email: 'alice@example.com' })
   assert.equal(alice.status, 201, alice.describe)
   aliceId = alice.json.id
-  browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'] })
-  const context = await browser.newContext({ viewport: { width: 1280, height: 900 } })
-  page = await context.newPage()
-  page.setDefaultTimeout(10_000)
-  await page.goto(`${wharf.url}/-/sign_in`)
-  await page.getByLabel('Username').fill('root')
-  await page.getByLabel('Password').fill(wharf.rootPassword)
-  await page.getByRole('button', { name: 'Sign in' }).click()
-  await page.getByRole('heading', { name: 'Your projects' }).waitFor()
+  ;({ browser, page } = await signedInPage(wharf))
 })
 
 after(async () => {

@@ -3,7 +3,8 @@
 // filter must each render within a small bound.
 import { after, before, describe, it } from 'node:test'
 import assert from 'node:assert/strict'
-import { chromium, type Browser, type Page } from 'playwright-core'
+import type { Browser, Page } from 'playwright-core'
+import { signedInPage } from '../helpers/browser.ts'
 import { startWharf, type Wharf } from '../helpers/wharf.ts'
 import { http, parseChallenge, registryToken, sha256 } from '../helpers/registry.ts'
 
@@ -55,15 +56,7 @@ before(async () => {
   const t0 = Date.now()
   await pushTags('big/app')
   process.stderr.write(`pushed ${TAGS} tags in ${Date.now() - t0} ms\n`)
-  browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'] })
-  const context = await browser.newContext({ viewport: { width: 1280, height: 900 } })
-  page = await context.newPage()
-  page.setDefaultTimeout(10_000)
-  await page.goto(`${wharf.url}/-/sign_in`)
-  await page.getByLabel('Username').fill('root')
-  await page.getByLabel('Password').fill(wharf.rootPassword)
-  await page.getByRole('button', { name: 'Sign in' }).click()
-  await page.getByRole('heading', { name: 'Your projects' }).waitFor()
+  ;({ browser, page } = await signedInPage(wharf))
 })
 
 after(async () => {

@@ -4,7 +4,8 @@ import { after, before, describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { writeFile } from 'node:fs/promises'
 import path from 'node:path'
-import { chromium, type Browser, type Page } from 'playwright-core'
+import type { Browser, Page } from 'playwright-core'
+import { signedInPage } from '../helpers/browser.ts'
 import { startWharf, type Wharf } from '../helpers/wharf.ts'
 import { gitClient, type GitClient } from '../helpers/git.ts'
 import { describeResult } from '../helpers/run.ts'
@@ -24,14 +25,7 @@ before(async () => {
   wharf = await startWharf()
   client = await gitClient('wharf-ui-repo-')
   projectId = await wharf.createProject('team/site', 'private')
-  browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'] })
-  page = await (await browser.newContext({ viewport: { width: 1280, height: 900 } })).newPage()
-  page.setDefaultTimeout(10_000)
-  await page.goto(`${wharf.url}/-/sign_in`)
-  await page.getByLabel('Username').fill('root')
-  await page.getByLabel('Password').fill(wharf.rootPassword)
-  await page.getByRole('button', { name: 'Sign in' }).click()
-  await page.getByRole('heading', { name: 'Your projects' }).waitFor()
+  ;({ browser, page } = await signedInPage(wharf))
 })
 
 after(async () => {

@@ -5,7 +5,8 @@
 import { after, before, describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import path from 'node:path'
-import { chromium, type Browser, type Page } from 'playwright-core'
+import type { Browser, Page } from 'playwright-core'
+import { launchBrowser, signIn as signInAs } from '../helpers/browser.ts'
 import { repoRoot, startWharf, type Wharf } from '../helpers/wharf.ts'
 
 const SHOTS = process.env.WHARF_SCREENSHOTS === '1'
@@ -25,11 +26,7 @@ async function shot(name: string, width = 1280): Promise<void> {
 }
 
 async function signIn(username: string, password: string): Promise<void> {
-  await page.goto(`${wharf.url}/-/sign_in`)
-  await page.getByLabel('Username').fill(username)
-  await page.getByLabel('Password').fill(password)
-  await page.getByRole('button', { name: 'Sign in' }).click()
-  await page.getByRole('heading', { name: 'Your projects' }).waitFor()
+  await signInAs(page, wharf, username, password)
 }
 
 async function noHorizontalScroll(): Promise<void> {
@@ -42,7 +39,7 @@ before(async () => {
   wharf = await startWharf()
   projectId = await wharf.createProject('team/app', 'private')
   await wharf.createProject('team/deployer', 'private')
-  browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'] })
+  browser = await launchBrowser()
   const context = await browser.newContext({ viewport: { width: 1280, height: 900 } })
   page = await context.newPage()
   page.setDefaultTimeout(10_000)

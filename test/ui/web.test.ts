@@ -7,7 +7,8 @@
 import { after, before, describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import path from 'node:path'
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core'
+import type { Browser, BrowserContext, Page } from 'playwright-core'
+import { launchBrowser } from '../helpers/browser.ts'
 import { repoRoot, startWharf, type Wharf } from '../helpers/wharf.ts'
 import { testImages, type TestImages } from '../helpers/images.ts'
 import { run, describeResult } from '../helpers/run.ts'
@@ -43,7 +44,7 @@ async function skopeo(args: string[]): Promise<void> {
 
 before(async () => {
   ;[images, wharf, engine] = await Promise.all([testImages(), startWharf(), startEngine()])
-  browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'] })
+  browser = await launchBrowser()
   context = await browser.newContext({ viewport: { width: 1280, height: 900 } })
   await context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: wharf.url })
   page = await context.newPage()
