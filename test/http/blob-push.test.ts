@@ -496,9 +496,10 @@ describe('upload expiry races', () => {
     const body = new PassThrough()
     const posting = h.inject({ method: 'POST', url: `/v2/t/a/blobs/uploads/?digest=${sha256(data)}`, headers: { 'content-type': 'application/octet-stream' }, payload: body })
     body.write(data.subarray(0, 10))
-    await tick()
-    // The client stalls for longer than the TTL (temp file mtime is old) and a sweep runs.
-    const files = await uploadFiles(h)
+    // The client stalls for longer than the TTL (temp file mtime is old) and a sweep runs. On a
+    // loaded machine the temp file can take longer than one tick to appear: wait for it (bounded).
+    let files = await uploadFiles(h)
+    for (let i = 0; files.length === 0 && i < 200; i++) files = (await tick(), await uploadFiles(h))
     assert.equal(files.length, 1)
     const { utimes } = await import('node:fs/promises')
     const past = new Date(Date.now() - 2 * 3600 * 1000)

@@ -8,7 +8,7 @@ import { after, before, describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import path from 'node:path'
 import type { Browser, BrowserContext, Page } from 'playwright-core'
-import { launchBrowser } from '../helpers/browser.ts'
+import { launchBrowser, signIn } from '../helpers/browser.ts'
 import { repoRoot, startWharf, type Wharf } from '../helpers/wharf.ts'
 import { testImages, type TestImages } from '../helpers/images.ts'
 import { run, describeResult } from '../helpers/run.ts'
@@ -175,6 +175,7 @@ describe('web UI', () => {
       await page.goto(`${wharf.url}/-/projects/${ci.id}/pipelines`)
       await page.getByRole('link', { name: `#${pipeline.id}` }).click()
       await page.getByRole('region', { name: 'Stage build' }).waitFor()
+      assert.doesNotMatch(await page.locator('main').innerText(), /\bnull\b/, 'no empty value is printed as "null"')
       await shot('pipeline')
       await page.locator('a[data-job="build"]').click()
       const log = page.locator('#job-log')
@@ -194,6 +195,23 @@ describe('web UI', () => {
       await page.getByRole('button', { name: 'Retry' }).click()
       await page.waitForURL((u) => !u.pathname.endsWith(`/jobs/${job.id}`))
       await page.locator('.badge', { hasText: /pending|created/ }).first().waitFor()
+
+      // The session ends while a second tab follows that pending job: the page says so instead of going quiet.
+      const other = await browser.newContext({ viewport: { width: 1280, height: 900 } })
+      try {
+        const tab = await other.newPage()
+        tab.setDefaultTimeout(10_000)
+        await signIn(tab, wharf)
+        await tab.goto(page.url())
+        await tab.getByText('Following the log live').waitFor()
+        await other.clearCookies()
+        const alert = tab.locator('#session-ended')
+        await alert.waitFor()
+        assert.match(await alert.innerText(), /session has ended/)
+        assert.match((await alert.getByRole('link', { name: 'Sign in again' }).getAttribute('href')) ?? '', /^\/-\/sign_in\?return_to=%2F-%2Fprojects%2F/)
+      } finally {
+        await other.close()
+      }
 
       // Run a pipeline for a ref with a variable.
       await page.getByRole('link', { name: 'Pipelines' }).click()

@@ -1,7 +1,7 @@
 // Wharf web UI: a small single-page app over the public REST API. Every page is a function that
 // renders into <main>; links under / are routed here without reloading.
 import { api, apiPage, currentSession, enc, signIn, signOut, ApiError } from './api.js'
-import { commandLine, errorBox, formValues, h, mount, timeAgo, toast } from './dom.js'
+import { commandLine, errorBox, fill, formValues, h, mount, timeAgo, toast } from './dom.js'
 import { registryTab } from './registry.js'
 import { jobPage, newPipelinePage, pipelinePage, pipelinesTab } from './ci.js'
 import { accountPage, tokensPage } from './user.js'
@@ -215,7 +215,7 @@ async function projectPage(id, tab, sub) {
   )
   const render = sub ?? { registry: registryTab, pipelines: pipelinesTab, repository: repositoryTab, members: membersTab, settings: settingsTab }[tab]
   const content = await render(project)
-  body.replaceChildren(...[content].flat())
+  fill(body, content)
 }
 
 async function repositoryTab(project) {

@@ -1,13 +1,13 @@
 // Pipelines tab, pipeline page (jobs by stage), job page with a live log, and "run pipeline".
-import { api, apiPage, apiRaw, enc } from './api.js'
+import { api, apiPage, apiRaw, currentSession, enc } from './api.js'
 import { AnsiRenderer } from './ansi.js'
-import { duration, errorBox, formValues, h, statusBadge, timeAgo, toast } from './dom.js'
+import { duration, errorBox, fill, formValues, h, sessionEnded, statusBadge, timeAgo, toast } from './dom.js'
 import { navigate, onLeave } from './nav.js'
 
 const ACTIVE = new Set(['created', 'pending', 'preparing', 'waiting_for_resource', 'running'])
 const POLL_MS = 1500
 
-/** Runs `fn` every `ms` until the page is left. */
+/** Runs `fn` every `ms` until the page is left or the session ends (then says so); other failures are retried. */
 function every(ms, fn) {
   let stopped = false
   let timer
@@ -15,7 +15,13 @@ function every(ms, fn) {
     if (stopped) return
     try {
       await fn()
-    } catch {}
+    } catch {
+      // A signed-out user sees 401, or 404 for a project only members may see: ask the session itself.
+      if ((await currentSession().catch(() => undefined)) === null) {
+        stop()
+        sessionEnded()
+      }
+    }
     if (!stopped) timer = setTimeout(tick, ms)
   }
   timer = setTimeout(tick, ms)
@@ -106,7 +112,7 @@ export async function pipelinePage(project, pipelineId) {
         toast(err.message)
       }
     } }, label)
-    root.replaceChildren(
+    fill(root,
       h('div', { class: 'spread' },
         h('h2', {}, 'Pipeline #', String(p.id), ' ', statusBadge(p.status)),
         h('div', { class: 'row' }, ACTIVE.has(p.status) ? action('Cancel pipeline', 'cancel', 'danger') : null, p.status === 'failed' || p.status === 'canceled' ? action('Retry failed jobs', 'retry') : null)),
@@ -150,7 +156,7 @@ export async function jobPage(project, jobId) {
         toast(err.message)
       }
     } }, label)
-    header.replaceChildren(
+    fill(header,
       h('div', { class: 'spread' },
         h('h2', {}, 'Job ', h('code', {}, j.name), ' ', statusBadge(j.status)),
         h('div', { class: 'row' }, ACTIVE.has(j.status) ? act('Cancel', 'cancel', 'danger') : act('Retry', 'retry', 'secondary'))),

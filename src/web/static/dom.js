@@ -22,11 +22,23 @@ function append(el, children) {
   }
 }
 
+/** Replaces `el`'s children, skipping null/undefined/false like h() does (replaceChildren would print "null"). */
+export function fill(el, ...children) {
+  el.replaceChildren()
+  append(el, children)
+  return el
+}
+
 export function mount(...children) {
-  const main = document.getElementById('main')
-  main.replaceChildren()
-  append(main, children)
-  return main
+  return fill(document.getElementById('main'), ...children)
+}
+
+/** Says, once and where it stays visible, that the session ended while a page was polling. */
+export function sessionEnded() {
+  if (document.getElementById('session-ended')) return
+  const back = location.pathname + location.search
+  document.getElementById('main').prepend(h('p', { class: 'error', role: 'alert', id: 'session-ended' },
+    'Your session has ended, so this page stopped updating. ', h('a', { href: `/-/sign_in?return_to=${encodeURIComponent(back)}` }, 'Sign in again'), ' to continue.'))
 }
 
 let toastTimer
