@@ -31,7 +31,8 @@
 #   nginx   busybox httpd serving /usr/share/nginx/html on port 80 (EXPOSE 80, CMD httpd -f).
 set -eu
 
-VERSION=wharf-dind-images-v1
+# The script's own hash: an edited script rebuilds the cached images.
+VERSION="wharf-dind-images-v1-$(sha256sum "$0" | cut -c1-16)"
 
 [ $# -eq 1 ] || { echo "usage: $0 OUTDIR" >&2; exit 2; }
 out=$1
