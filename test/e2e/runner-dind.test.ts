@@ -18,7 +18,7 @@ import { startEngine, type Engine } from '../helpers/engine.ts'
 import { dindImages, type DindImages } from '../helpers/images.ts'
 import { getManifest, readLayoutBlob, sha256, type ImageManifest } from '../helpers/registry.ts'
 import { describeResult, runOk } from '../helpers/run.ts'
-import { CiProject, plainLog, startRunner, type RunnerChild } from '../helpers/runner.ts'
+import { CiProject, createRunner, plainLog, startRunner, type RunnerChild } from '../helpers/runner.ts'
 import { freePort, startWharf, type Wharf } from '../helpers/wharf.ts'
 
 // The template of the first seed, character for character.
@@ -38,6 +38,8 @@ let images: DindImages
 let work: string
 let hub: { url: string; host: string; log: string; child: ChildProcess }
 let runner: RunnerChild
+/** The same privileges on the default network mode (a network per job, services by alias), for tagged jobs. */
+let netRunner: RunnerChild
 let project: CiProject
 
 async function docker(args: string[], opts: { input?: string } = {}): Promise<string> {
@@ -107,13 +109,24 @@ before(async () => {
     ].join('\n'),
   )
   const emptyConfig = await mkdtemp(path.join(work, 'dockercfg-'))
-  runner = await startRunner(wharf, ['--config', config, '--executor', 'docker', '--docker-host', engine.dockerHost], {
-    env: { DOCKER_CONFIG: emptyConfig, DOCKER_HOST: engine.dockerHost },
-  })
+  const env = { DOCKER_CONFIG: emptyConfig, DOCKER_HOST: engine.dockerHost }
+  runner = await startRunner(wharf, ['--config', config, '--executor', 'docker', '--docker-host', engine.dockerHost], { env })
+  const netConfig = path.join(work, 'runner-net.yml')
+  await writeFile(
+    netConfig,
+    (await readFile(config, 'utf8'))
+      .split('\n')
+      .filter((l) => !l.includes('network_mode') && !l.includes('daemon.json'))
+      .join('\n')
+      .replace('e2e-dind', 'e2e-dind-net'),
+  )
+  const tagged = await createRunner(wharf, { tag_list: ['job-network'], run_untagged: false })
+  netRunner = await startRunner(wharf, ['--config', netConfig, '--executor', 'docker', '--docker-host', engine.dockerHost], { env, token: tagged.token })
 })
 
 after(async () => {
   await runner?.stop()
+  await netRunner?.stop()
   await project?.dispose()
   hub?.child.kill('SIGTERM')
   await wharf?.stop()
@@ -167,5 +180,38 @@ describe('wharf runner, docker executor, docker-in-docker', { timeout: 360_000 }
     const left = await docker(['ps', '-aq', '--filter', `label=com.wharf.runner.job=${job.id}`])
     assert.equal(left.trim(), '')
     assert.equal((await docker(['volume', 'ls', '-q'])).trim(), '', 'the anonymous /var/lib/docker volume of the dind service is removed')
+  })
+
+  it("on the job's own network (the default network_mode), the job reaches the dind service at its alias `docker`", async (t) => {
+    // The inner daemon cannot reach 127.0.0.1 services from there, so nothing is pulled or pushed:
+    // `FROM scratch` builds offline.
+    const ci = `
+dind-on-job-network:
+  image: docker:latest
+  services:
+    - docker:dind
+  tags: [job-network]
+  script:
+    - echo "DOCKER_HOST=$DOCKER_HOST"
+    - nslookup docker >/dev/null && echo "docker resolves"
+    - docker info --format 'server {{.ServerVersion}} driver {{.Driver}}'
+    - printf 'FROM scratch\\nCOPY hello.txt /hello.txt\\n' > Dockerfile.scratch
+    - docker build -q -f Dockerfile.scratch -t local/hello .
+    - docker create --name hello local/hello /none >/dev/null && docker cp hello:/hello.txt - | tar -xO
+`
+    const started = Date.now()
+    const p = await project.push({ '.gitlab-ci.yml': ci, 'hello.txt': 'hello from the inner daemon\n' }, 'job network')
+    const { pipeline, jobs } = await project.wait(p.id, 180_000)
+    const log = plainLog(await project.trace(jobs[0]!.id))
+    t.diagnostic(`pipeline took ${((Date.now() - started) / 1000).toFixed(1)} s`)
+    assert.equal(pipeline.status, 'success', `${log}\n--- runner ---\n${netRunner.output().slice(-4000)}`)
+    assert.match(log, /on e2e-dind-net /)
+    assert.match(log, /Creating network wharf-job-/)
+    assert.match(log, /^DOCKER_HOST=tcp:\/\/docker:2375$/m)
+    assert.match(log, /^docker resolves$/m)
+    assert.match(log, /^server 20\.10\.\S+ driver vfs$/m)
+    assert.match(log, /^hello from the inner daemon$/m)
+    assert.doesNotMatch(log, /probably didn't start properly/)
+    assert.equal((await docker(['network', 'ls', '-q', '--filter', `label=com.wharf.runner.job=${jobs[0]!.id}`])).trim(), '')
   })
 })
