@@ -11,6 +11,7 @@ import { after, before, describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawn, type ChildProcess } from 'node:child_process'
 import { openSync } from 'node:fs'
+import { createServer } from 'node:net'
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
@@ -72,7 +73,17 @@ async function startHub(): Promise<typeof hub> {
   return { url, host: `127.0.0.1:${port}`, log, child }
 }
 
+/** With `network_mode: host` the dind service listens on the host's port 2375: say so if it is taken. */
+function assertPortFree(port: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer()
+    srv.once('error', (e: NodeJS.ErrnoException) => reject(new Error(`port ${port} is in use (${e.code}): the host-network dind service of this test needs it`)))
+    srv.listen(port, '0.0.0.0', () => srv.close(() => resolve()))
+  })
+}
+
 before(async () => {
+  await assertPortFree(2375)
   work = await mkdtemp(path.join(tmpdir(), 'wharf-e2e-dind-'))
   ;[engine, wharf, images] = await Promise.all([startEngine(), startWharf(), dindImages()])
   hub = await startHub()
