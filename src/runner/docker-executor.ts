@@ -347,8 +347,8 @@ export class DockerExecutor implements Executor {
       services.map(async (s) => {
         if (s.ports.length === 0) return
         trace.line(`Waiting for services to be up and running (timeout ${this.#cfg.waitForServicesSeconds} seconds)...`)
-        // Up when one of its ports answers, as gitlab-runner's health check since 15.1: docker:dind
-        // exposes 2375 and 2376 but listens on one of them.
+        // Up when one of its ports answers, as gitlab-runner's health check (which tries every
+        // port since its docker:dind regression): dind exposes 2375 and 2376 but listens on one.
         let lastError = `no answer on port ${s.ports.join(' or ')} within ${this.#cfg.waitForServicesSeconds} s`
         for (;;) {
           if (signal.aborted) return
