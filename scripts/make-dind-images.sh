@@ -98,7 +98,8 @@ layer() {
 # libs ROOT BINARY...: copies the shared libraries the binaries link against, at the same paths
 libs() {
   r=$1; shift
-  for lib in $(ldd "$@" 2>/dev/null | awk '/=>/ { print $3; next } $1 ~ /^\// { print $1 }' | sort -u); do
+  # (with several binaries ldd also prints each one's name, ending in ':')
+  for lib in $(ldd "$@" 2>/dev/null | awk '/=>/ { print $3; next } $1 ~ /^\// && $1 !~ /:$/ { print $1 }' | sort -u); do
     [ -f "$lib" ] || continue
     mkdir -p "$r$(dirname "$lib")"
     cp -L "$lib" "$r$lib"
@@ -119,6 +120,7 @@ printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\
 printf 'root:x:0:\ndocker:x:2375:\nnogroup:x:65534:\n' >"$r/etc/group"
 # containerd and dockerd resolve names through nsswitch; busybox has no /etc/hosts of its own.
 printf 'hosts: files dns\n' >"$r/etc/nsswitch.conf"
+printf 'NAME="wharf test image"\nID=wharf-test\nPRETTY_NAME="wharf test image (busybox, Debian binaries)"\n' >"$r/etc/os-release"
 layer base "$r"
 
 # --- layer "cli": the docker client and the official docker-entrypoint.sh behaviour
