@@ -110,6 +110,12 @@ case "$cmd" in
       rm -f "$pidfile"
     fi
     rm -f "$sock"
+    # dockerd leaves its host-network namespace file (exec/netns/default, an nsfs mount) behind
+    # once a --network host container ran; unmount whatever is still mounted below DIR, deepest
+    # first, so DIR can be removed.
+    awk -v d="$dir/" 'index($2, d) == 1 { print $2 }' /proc/mounts | sort -r | while read -r m; do
+      umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true
+    done
     ;;
   env)
     echo "DOCKER_HOST=$host"

@@ -71,6 +71,30 @@ runners:
     assert.deepEqual(c.runners[1]!.environment, ['FOO=bar'])
   })
 
+  it('reads the privilege settings of job and service containers (docker-in-docker without --privileged)', () => {
+    const f = file(`
+runners:
+  - url: http://a.test
+    token: glrt-1
+    executor: docker
+    docker:
+      cap_add: [net_admin]
+      security_opt: ["no-new-privileges"]
+      services_cap_add: [ALL]
+      services_cap_drop: [SYS_RESOURCE]
+      services_security_opt: [seccomp=unconfined, "apparmor:unconfined", systempaths=unconfined]
+      volumes: ["/sys/fs/cgroup:/sys/fs/cgroup"]
+`)
+    const d = loadRunnerConfig({ config: f }, {}).runners[0]!.docker
+    assert.deepEqual([d.privileged, d.capAdd, d.capDrop, d.securityOpt], [false, ['NET_ADMIN'], [], ['no-new-privileges']])
+    assert.deepEqual([d.servicesPrivileged, d.servicesCapAdd, d.servicesCapDrop, d.servicesSecurityOpt], [false, ['ALL'], ['SYS_RESOURCE'], ['seccomp=unconfined', 'apparmor:unconfined', 'systempaths=unconfined']])
+    assert.deepEqual(d.volumes, ['/sys/fs/cgroup:/sys/fs/cgroup'])
+    // services follow `privileged` unless services_privileged says otherwise, as in gitlab-runner
+    assert.equal(loadRunnerConfig({ ...minimal, privileged: true }, {}).runners[0]!.docker.servicesPrivileged, true)
+    const g = file('runners:\n  - {url: http://x, token: t, executor: docker, docker: {privileged: true, services_privileged: false}}\n')
+    assert.deepEqual([loadRunnerConfig({ config: g }, {}).runners[0]!.docker.privileged, loadRunnerConfig({ config: g }, {}).runners[0]!.docker.servicesPrivileged], [true, false])
+  })
+
   it('names the bad setting in one line', () => {
     fails({ ...minimal, executor: 'dokcer' }, /--executor .*must be one of shell, docker, got "dokcer"/)
     fails({ token: 'glrt-x', executor: 'shell' }, /url.*is required/)
@@ -89,5 +113,9 @@ runners:
     fails({ config: path.join(dir, 'missing.yaml') }, /cannot read runner config file .*ENOENT/)
     fails({ config: file('runners:\n  - {url: http://x, token: t, executor: shell}\n  - {url: http://y, token: t, executor: shell}\n') }, /runners\[1\]\.token .*twice/)
     fails({ config: file('runners:\n  - {url: http://x, token: t, executor: shell, environment: ["no-equals"]}\n') }, /environment\[0\].*NAME=value/)
+    fails({ config: file('runners:\n  - {url: http://x, token: t, executor: docker, docker: {services_cap_add: ["ALL", "sys admin"]}}\n') }, /docker\.services_cap_add\[1\].*capability name/)
+    fails({ config: file('runners:\n  - {url: http://x, token: t, executor: docker, docker: {security_opt: ["systempaths=confined"]}}\n') }, /docker\.security_opt\[0\].*systempaths=unconfined/)
+    fails({ config: file('runners:\n  - {url: http://x, token: t, executor: docker, docker: {services_security_opt: ["seccomp"]}}\n') }, /docker\.services_security_opt\[0\]/)
+    fails({ config: file('runners:\n  - {url: http://x, token: t, executor: docker, docker: {services_privileged: "yes"}}\n') }, /docker\.services_privileged.*true or false/)
   })
 })

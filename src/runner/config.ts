@@ -32,8 +32,15 @@
  *       allowed_pull_policies: [always, if-not-present, never]  # what a job's pull_policy may ask for
  *       network_mode: ""                  # "": a network per job (services by alias); "host"; or a network name
  *       bind_docker_socket: false         # bind the engine's socket at /var/run/docker.sock in jobs
- *       privileged: false
- *       volumes: []                       # extra binds, "host:container[:ro]"
+ *       privileged: false                 # job containers (and services, unless services_privileged says otherwise)
+ *       cap_add: []                       # job containers: capabilities added ("NET_ADMIN", "ALL")
+ *       cap_drop: []                      # job containers: capabilities dropped
+ *       security_opt: []                  # job containers: "seccomp=unconfined", "apparmor=unconfined", "systempaths=unconfined", "no-new-privileges", "label=…"
+ *       services_privileged: false        # service containers (default: `privileged`)
+ *       services_cap_add: []              # service containers, as cap_add (e.g. docker:dind without --privileged)
+ *       services_cap_drop: []
+ *       services_security_opt: []
+ *       volumes: []                       # extra binds in job and service containers, "host:container[:ro]"
  *       extra_hosts: []                   # "name:ip"
  *       wait_for_services_timeout: 30     # seconds to wait for service ports (0: don't wait)
  *       auth_config: ''                   # DOCKER_AUTH_CONFIG for image pulls (JSON string)
@@ -74,6 +81,13 @@ export interface DockerConfig {
   networkMode: string
   bindDockerSocket: boolean
   privileged: boolean
+  capAdd: string[]
+  capDrop: string[]
+  securityOpt: string[]
+  servicesPrivileged: boolean
+  servicesCapAdd: string[]
+  servicesCapDrop: string[]
+  servicesSecurityOpt: string[]
   volumes: string[]
   extraHosts: string[]
   waitForServicesSeconds: number
@@ -148,6 +162,7 @@ const RUNNER_KEYS = [
 ]
 const DOCKER_KEYS = [
   'host', 'image', 'pull_policy', 'allowed_pull_policies', 'network_mode', 'bind_docker_socket', 'privileged',
+  'cap_add', 'cap_drop', 'security_opt', 'services_privileged', 'services_cap_add', 'services_cap_drop', 'services_security_opt',
   'volumes', 'extra_hosts', 'wait_for_services_timeout', 'auth_config',
 ]
 
@@ -235,6 +250,27 @@ function pullPolicies(r: Reader, key: string, v: unknown): PullPolicy[] | undefi
   return list as PullPolicy[]
 }
 
+/** Linux capability names as the engine takes them: `ALL`, `NET_ADMIN` or `CAP_NET_ADMIN`. */
+function capabilities(r: Reader, key: string, v: unknown): string[] {
+  const list = r.list(key, v) ?? []
+  list.forEach((c, i) => {
+    if (!/^(CAP_)?[A-Z][A-Z0-9_]*$/i.test(c)) r.fail(`${key}[${i}]`, `expected a capability name like NET_ADMIN or ALL, got ${JSON.stringify(c)}`)
+  })
+  return list.map((c) => c.toUpperCase())
+}
+
+/** `--security-opt` values the engine understands, plus the docker CLI's `systempaths=unconfined`. */
+function securityOptions(r: Reader, key: string, v: unknown): string[] {
+  const list = r.list(key, v) ?? []
+  list.forEach((o, i) => {
+    const ok = /^no-new-privileges([=:](true|false))?$/.test(o) || /^(seccomp|apparmor|label)[=:].+$/.test(o) || /^systempaths[=:]unconfined$/.test(o)
+    if (!ok) {
+      r.fail(`${key}[${i}]`, `expected seccomp=…, apparmor=…, label=…, no-new-privileges or systempaths=unconfined, got ${JSON.stringify(o)}`)
+    }
+  })
+  return list
+}
+
 function runnerEntry(r: Reader, key: string, raw: Obj, flags: RunnerFlags, flagReader: Reader, base: string): RunnerEntry {
   const k = (name: string) => (key ? `${key}.${name}` : name)
   r.unknownKeys(key, raw, RUNNER_KEYS)
@@ -271,6 +307,7 @@ function runnerEntry(r: Reader, key: string, raw: Obj, flags: RunnerFlags, flagR
     }
   }
 
+  const privileged = flags.privileged ?? r.bool(dk('privileged'), rawDocker.privileged) ?? false
   const docker: DockerConfig = {
     host: dockerHost,
     image: f.string('--docker-image', flags['docker-image']) ?? r.string(dk('image'), rawDocker.image) ?? DEFAULTS.dockerImage,
@@ -278,7 +315,15 @@ function runnerEntry(r: Reader, key: string, raw: Obj, flags: RunnerFlags, flagR
     allowedPullPolicies: pullPolicies(r, dk('allowed_pull_policies'), rawDocker.allowed_pull_policies) ?? [...PULL_POLICIES],
     networkMode: f.string('--network-mode', flags['network-mode']) ?? r.string(dk('network_mode'), rawDocker.network_mode) ?? '',
     bindDockerSocket: flags['bind-docker-socket'] ?? r.bool(dk('bind_docker_socket'), rawDocker.bind_docker_socket) ?? false,
-    privileged: flags.privileged ?? r.bool(dk('privileged'), rawDocker.privileged) ?? false,
+    privileged,
+    capAdd: capabilities(r, dk('cap_add'), rawDocker.cap_add),
+    capDrop: capabilities(r, dk('cap_drop'), rawDocker.cap_drop),
+    securityOpt: securityOptions(r, dk('security_opt'), rawDocker.security_opt),
+    // As gitlab-runner: services run privileged when jobs do, unless services_privileged says otherwise.
+    servicesPrivileged: r.bool(dk('services_privileged'), rawDocker.services_privileged) ?? privileged,
+    servicesCapAdd: capabilities(r, dk('services_cap_add'), rawDocker.services_cap_add),
+    servicesCapDrop: capabilities(r, dk('services_cap_drop'), rawDocker.services_cap_drop),
+    servicesSecurityOpt: securityOptions(r, dk('services_security_opt'), rawDocker.services_security_opt),
     volumes,
     extraHosts: r.list(dk('extra_hosts'), rawDocker.extra_hosts) ?? [],
     waitForServicesSeconds: r.int(dk('wait_for_services_timeout'), rawDocker.wait_for_services_timeout, 0, 3600) ?? DEFAULTS.waitForServicesSeconds,

@@ -5,8 +5,9 @@
  *   `never`; a list is tried in order), with credentials from docker-auth.ts (Wharf's registry
  *   with the job token from the payload, others through DOCKER_AUTH_CONFIG);
  * - creates a network for the job (unless `network_mode` names one, or `host`), starts each
- *   service on it under its aliases (explicit and name-derived) and waits for its exposed TCP
- *   ports (`wait_for_services_timeout`);
+ *   service on it under its aliases (explicit and name-derived), with the `services_*` privileges
+ *   and the `volumes`, and waits until one of its TCP ports answers (`wait_for_services_timeout`;
+ *   the service's HEALTHCHECK_TCP_PORT variable names the one to wait for);
  * - runs each stage script in a fresh container of the job image (its entrypoint, or the job's
  *   `entrypoint` override; bash if the image has it, else sh), with the job directory bound at
  *   `/builds` and, with `bind_docker_socket`, the engine's socket at /var/run/docker.sock;
@@ -33,7 +34,7 @@ import {
 import { PrepareError, type Executor, type JobPaths, type PreparedJob, type StageResult } from './executor.ts'
 import { serviceAliases, withDefaultTag } from './image-names.ts'
 import type { Image, JobVariable } from './protocol.ts'
-import { detectShellCommand, expandValue, isExportableName, variable } from './script.ts'
+import { detectShellCommand, expandValue, isExportableName, variable, variableValue } from './script.ts'
 import type { JobTrace } from './trace.ts'
 
 /** Where builds are seen inside job containers. */
@@ -51,6 +52,29 @@ export function dockerOptions(host: string | undefined): Docker.DockerOptions {
   if (h.startsWith('unix://')) return { socketPath: h.slice('unix://'.length) }
   const u = new URL(h.replace(/^tcp:/, 'http:'))
   return { protocol: u.protocol === 'https:' ? 'https' : 'http', host: u.hostname, port: u.port || (u.protocol === 'https:' ? 2376 : 2375) }
+}
+
+/**
+ * The privilege fields of a HostConfig. `systempaths=unconfined` is the docker CLI's: the engine
+ * API has no such option, only empty MaskedPaths/ReadonlyPaths, which is what the CLI sends.
+ */
+export function privilegeHostConfig(privileged: boolean, capAdd: readonly string[], capDrop: readonly string[], securityOpt: readonly string[]): Docker.HostConfig {
+  const opts = securityOpt.filter((o) => !/^systempaths[=:]unconfined$/.test(o))
+  return {
+    Privileged: privileged,
+    ...(capAdd.length ? { CapAdd: [...capAdd] } : {}),
+    ...(capDrop.length ? { CapDrop: [...capDrop] } : {}),
+    ...(opts.length ? { SecurityOpt: opts } : {}),
+    ...(opts.length !== securityOpt.length ? { MaskedPaths: [], ReadonlyPaths: [] } : {}),
+  }
+}
+
+/** The port named by a service's HEALTHCHECK_TCP_PORT variable (gitlab-runner's), if any. */
+export function healthcheckPort(vars: readonly JobVariable[]): number | undefined {
+  const v = variableValue(vars, 'HEALTHCHECK_TCP_PORT')?.trim()
+  if (!v || !/^\d+$/.test(v)) return undefined
+  const n = Number(v)
+  return n > 0 && n < 65536 ? n : undefined
 }
 
 interface PullOutcome {
@@ -275,18 +299,26 @@ export class DockerExecutor implements Executor {
           ...(svc.command?.length ? { Cmd: svc.command } : {}),
           ...(svc.entrypoint?.length ? { Entrypoint: svc.entrypoint } : {}),
           Labels: { 'com.wharf.runner.job': String(job.job.id), 'com.wharf.runner.service': name },
-          HostConfig: { NetworkMode: mode || undefined, Privileged: this.#cfg.privileged, ExtraHosts: this.#cfg.extraHosts },
+          HostConfig: {
+            NetworkMode: mode || undefined,
+            ...privilegeHostConfig(this.#cfg.servicesPrivileged, this.#cfg.servicesCapAdd, this.#cfg.servicesCapDrop, this.#cfg.servicesSecurityOpt),
+            // As gitlab-runner, the volumes go into services too (a shared /certs/client, /sys/fs/cgroup for dind).
+            Binds: [...this.#cfg.volumes],
+            ExtraHosts: this.#cfg.extraHosts,
+          },
           ...(mode && mode !== 'host' && mode !== 'none' ? { NetworkingConfig: { EndpointsConfig: { [mode]: { Aliases: aliases } } } } : {}),
         })
         this.#containers.push(c.id)
         await c.start()
-        const info = await c.inspect()
         const exposed = Object.keys(pulled.id ? ((await this.#docker.getImage(pulled.id).inspect()).Config?.ExposedPorts ?? {}) : {})
         const ports = new Set<number>()
-        for (const p of exposed) if (p.endsWith('/tcp')) ports.add(Number.parseInt(p, 10))
-        for (const p of svc.ports ?? []) if (!p.protocol || p.protocol === 'tcp' || p.protocol === 'http' || p.protocol === 'https') ports.add(p.number)
+        const named = healthcheckPort(svcVars)
+        if (named) ports.add(named)
+        else {
+          for (const p of exposed) if (p.endsWith('/tcp')) ports.add(Number.parseInt(p, 10))
+          for (const p of svc.ports ?? []) if (!p.protocol || p.protocol === 'tcp' || p.protocol === 'http' || p.protocol === 'https') ports.add(p.number)
+        }
         started.push({ name, id: c.id, aliases, ports: [...ports].filter((p) => p > 0) })
-        void info
       }
       this.#services = started.map(({ name, id, aliases }) => ({ name, id, aliases }))
       await this.#waitForServices(started, trace, signal)
@@ -315,24 +347,23 @@ export class DockerExecutor implements Executor {
       services.map(async (s) => {
         if (s.ports.length === 0) return
         trace.line(`Waiting for services to be up and running (timeout ${this.#cfg.waitForServicesSeconds} seconds)...`)
-        let lastError = 'timed out'
-        for (const port of s.ports) {
-          for (;;) {
-            if (signal.aborted) return
-            const state = (await this.#docker.getContainer(s.id).inspect()).State
-            if (!state?.Running) {
-              lastError = `service container exited with code ${state?.ExitCode}`
-              break
-            }
-            const ip = await this.#serviceIp(s.id)
-            if (ip && (await probe(ip, port, 1000))) {
-              lastError = ''
-              break
-            }
-            if (Date.now() > deadline) break
-            await new Promise((r) => setTimeout(r, SERVICE_PROBE_MS))
+        // Up when one of its ports answers, as gitlab-runner's health check (which tries every
+        // port since its docker:dind regression): dind exposes 2375 and 2376 but listens on one.
+        let lastError = `no answer on port ${s.ports.join(' or ')} within ${this.#cfg.waitForServicesSeconds} s`
+        for (;;) {
+          if (signal.aborted) return
+          const state = (await this.#docker.getContainer(s.id).inspect()).State
+          if (!state?.Running) {
+            lastError = `service container exited with code ${state?.ExitCode}`
+            break
           }
-          if (lastError) break
+          const ip = await this.#serviceIp(s.id)
+          if (ip && (await Promise.all(s.ports.map((port) => probe(ip, port, 1000)))).some(Boolean)) {
+            lastError = ''
+            break
+          }
+          if (Date.now() > deadline) break
+          await new Promise((r) => setTimeout(r, SERVICE_PROBE_MS))
         }
         if (lastError) {
           trace.warn(`Service ${s.name} probably didn't start properly.\n\nHealth check error:\n${lastError}\n\nService container logs:\n${await this.#logs(s.id)}`)
@@ -372,7 +403,7 @@ export class DockerExecutor implements Executor {
       HostConfig: {
         Binds: this.#binds(job),
         NetworkMode: mode || undefined,
-        Privileged: this.#cfg.privileged,
+        ...privilegeHostConfig(this.#cfg.privileged, this.#cfg.capAdd, this.#cfg.capDrop, this.#cfg.securityOpt),
         ExtraHosts: extraHosts,
       },
     })

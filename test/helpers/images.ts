@@ -67,3 +67,44 @@ async function build(): Promise<TestImages> {
     },
   };
 }
+
+/** The docker-in-docker stand-ins of scripts/make-dind-images.sh (Debian binaries, no network). */
+export interface DindImages {
+  dir: string;
+  /** OCI image layout with refs docker, dind and nginx. */
+  ociLayout: string;
+  /** skopeo reference `oci:<layout>:<ref>` */
+  oci(ref: 'docker' | 'dind' | 'nginx'): string;
+  /** docker-archives for `docker load`: docker:latest + docker:cli, docker:dind, nginx:latest */
+  archives: { docker: string; dind: string; nginx: string };
+  digests: { docker: string; dind: string; nginx: string; nginxConfig: string };
+}
+
+let dindCached: Promise<DindImages> | undefined;
+
+/** Builds the stand-ins once (cached in os.tmpdir()/wharf-dind-images; ~40 s the first time). */
+export function dindImages(): Promise<DindImages> {
+  dindCached ??= (async () => {
+    const dir = process.env.WHARF_E2E_DIND_IMAGES ?? path.join(tmpdir(), 'wharf-dind-images');
+    await runOk('sh', [path.join(repoRoot, 'scripts', 'make-dind-images.sh'), dir], { timeoutMs: 300_000 });
+    const vars = new Map<string, string>();
+    for (const line of readFileSync(path.join(dir, 'images.env'), 'utf8').split('\n')) {
+      const i = line.indexOf('=');
+      if (i > 0) vars.set(line.slice(0, i), line.slice(i + 1));
+    }
+    const get = (k: string): string => {
+      const v = vars.get(k);
+      if (!v) throw new Error(`images.env has no ${k}`);
+      return v;
+    };
+    const ociLayout = path.join(dir, 'oci');
+    return {
+      dir,
+      ociLayout,
+      oci: (ref) => `oci:${ociLayout}:${ref}`,
+      archives: { docker: path.join(dir, 'docker.docker.tar'), dind: path.join(dir, 'dind.docker.tar'), nginx: path.join(dir, 'nginx.docker.tar') },
+      digests: { docker: get('DOCKER_MANIFEST'), dind: get('DIND_MANIFEST'), nginx: get('NGINX_MANIFEST'), nginxConfig: get('NGINX_CONFIG') },
+    };
+  })();
+  return dindCached;
+}
