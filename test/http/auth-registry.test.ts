@@ -1,8 +1,9 @@
 // Docker token authentication, the registry side: what a token lets a request do on /v2.
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
+import { importJWK, SignJWT, type JWK } from 'jose'
 import { findNamespaceByPath } from '../../src/projects/queries.ts'
-import { assertOciError, harness, imageManifest, pushBlob, pushManifest, REALM, REGISTRY_SERVICE, sha256, type Harness, type Response } from './harness.ts'
+import { assertOciError, harness, imageManifest, pushBlob, pushManifest, PUBLIC_URL, REALM, REGISTRY_SERVICE, sha256, type Harness, type Response } from './harness.ts'
 
 type Creds = { username: string; password: string }
 
@@ -107,6 +108,39 @@ describe('tokens are bound to repositories and actions', () => {
     payload.access[0]!.name = 'ns/b'
     const forged = `${head}.${Buffer.from(JSON.stringify(payload)).toString('base64url')}.${sig}`
     assertOciError(await as(h, forged, 'GET', '/v2/ns/b/tags/list'), 401, 'UNAUTHORIZED')
+  })
+
+  it('a token signed with the server’s own key but without exp or iat, with a lifetime past the TTL or issued in the future → 401', async (t) => {
+    const h = await harness(t)
+    await h.ensureProject('ns/p')
+    await seed(h, 'ns/p')
+    const row = await h.db.selectFrom('signing_keys').selectAll().where('retired_at', 'is', null).executeTakeFirstOrThrow()
+    const key = await importJWK(JSON.parse(row.private_jwk) as JWK, 'ES256')
+    const now = Math.floor(Date.now() / 1000)
+    const sign = (claims: { iat?: number; exp?: number }) => {
+      const jwt = new SignJWT({ access: [{ type: 'repository', name: 'ns/p', actions: ['pull'] }] })
+        .setProtectedHeader({ alg: 'ES256', kid: row.kid, typ: 'JWT' })
+        .setIssuer(PUBLIC_URL)
+        .setAudience(REGISTRY_SERVICE)
+        .setSubject('root')
+      if (claims.iat !== undefined) jwt.setIssuedAt(claims.iat)
+      if (claims.exp !== undefined) jwt.setExpirationTime(claims.exp)
+      return jwt.sign(key)
+    }
+    for (const [what, claims] of [
+      ['no exp', { iat: now }],
+      ['no iat', { exp: now + 300 }],
+      ['ten years', { iat: now, exp: now + 10 * 365 * 86400 }],
+      ['one second past the TTL', { iat: now, exp: now + 301 }],
+      ['issued in the future', { iat: now + 3600, exp: now + 3900 }],
+    ] as const) {
+      const res = await as(h, await sign(claims), 'GET', '/v2/ns/p/manifests/v1')
+      const e = assertOciError(res, 401, 'UNAUTHORIZED')
+      assert.match(e.message, /invalid or expired/, what)
+      assert.match(String(res.headers['www-authenticate']), /^Bearer realm=/, what)
+    }
+    // The same key and claims with a lifetime the server itself issues work.
+    assert.equal((await as(h, await sign({ iat: now, exp: now + 300 }), 'GET', '/v2/ns/p/manifests/v1')).statusCode, 200)
   })
 
   it('tokens survive a restart (the signing key is in the database)', async (t) => {
