@@ -7,7 +7,7 @@ import { parseRange, type Blobs } from './blobs.ts'
 import type { Manifests, Page } from './manifests.ts'
 import { MEDIA_TYPES } from './media-types.ts'
 import { OCI_ERRORS, type OciErrorBody } from './oci-errors.ts'
-import { parseOciPath, type OciPath } from './oci-path.ts'
+import { parseOciPath, type OciPath, type Reference } from './oci-path.ts'
 import type { Body, Uploads } from './uploads.ts'
 import type { Action } from '../auth/access.ts'
 import type { RegistryAuth } from '../auth/registry-auth.ts'
@@ -129,14 +129,22 @@ async function dispatch(t: OciPath, c: Ctx): Promise<unknown> {
         return sendPage(c, '/v2/_catalog', page, { repositories: page.items })
       }
       break
-    case 'manifest':
-      if (m === 'GET' || m === 'HEAD') return getManifest(t, c)
-      if (m === 'PUT') return putManifest(t, c)
+    case 'manifest': {
+      const ref = t.reference
+      if (ref.kind === 'invalid-tag') {
+        // spec: a manifest that is not there is 404 MANIFEST_UNKNOWN, whatever its reference looks like; only a push under it is malformed.
+        if (m === 'PUT') throw new WharfError('MANIFEST_INVALID', 'invalid tag', { tag: ref.text.slice(0, 200) })
+        if (m === 'GET' || m === 'HEAD' || m === 'DELETE') throw await c.opts.manifests.unknown(t.name, ref)
+        break
+      }
+      if (m === 'GET' || m === 'HEAD') return getManifest(t.name, ref, c)
+      if (m === 'PUT') return putManifest(t.name, ref, c)
       if (m === 'DELETE') {
-        await c.opts.manifests.delete(t.name, t.reference)
+        await c.opts.manifests.delete(t.name, ref)
         return c.reply.code(202).send()
       }
       break
+    }
     case 'blob':
       if (m === 'GET' || m === 'HEAD') return getBlob(t, c)
       if (m === 'DELETE') {
@@ -177,8 +185,8 @@ async function dispatch(t: OciPath, c: Ctx): Promise<unknown> {
 }
 
 // spec: #pulling-manifests
-async function getManifest(t: Extract<OciPath, { kind: 'manifest' }>, c: Ctx) {
-  const row = await c.opts.manifests.get(t.name, t.reference, c.req.headers.accept)
+async function getManifest(name: RepoName, ref: Reference, c: Ctx) {
+  const row = await c.opts.manifests.get(name, ref, c.req.headers.accept)
   c.reply
     .header('Content-Type', row.media_type)
     .header('Docker-Content-Digest', row.digest)
@@ -188,13 +196,13 @@ async function getManifest(t: Extract<OciPath, { kind: 'manifest' }>, c: Ctx) {
 }
 
 // spec: #pushing-manifests
-async function putManifest(t: Extract<OciPath, { kind: 'manifest' }>, c: Ctx) {
+async function putManifest(name: RepoName, ref: Reference, c: Ctx) {
   const declared = Number(c.req.headers['content-length'] ?? 0)
   if (declared > c.opts.manifestBytes) throw new WharfError('MANIFEST_TOO_LARGE', `manifest exceeds ${c.opts.manifestBytes} bytes`, { limit: c.opts.manifestBytes })
   const bytes = await readLimited(c.req.raw, c.opts.manifestBytes)
-  const { digest, subject } = await c.opts.manifests.put(t.name, t.reference, bytes, c.req.headers['content-type'])
+  const { digest, subject } = await c.opts.manifests.put(name, ref, bytes, c.req.headers['content-type'])
   if (subject) c.reply.header('OCI-Subject', subject)
-  return c.reply.code(201).header('Location', `/v2/${t.name}/manifests/${digest}`).header('Docker-Content-Digest', digest).send()
+  return c.reply.code(201).header('Location', `/v2/${name}/manifests/${digest}`).header('Docker-Content-Digest', digest).send()
 }
 
 // spec: #pulling-blobs
