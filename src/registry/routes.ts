@@ -27,15 +27,21 @@ type Query = Record<string, string | string[] | undefined>
 type Ctx = { req: FastifyRequest; reply: FastifyReply; query: Query; opts: RegistryOptions; claims: RegistryClaims }
 
 /** What a request needs from its token: any valid token, the catalog grant, or actions on one repository. */
-type Need = { kind: 'any' } | { kind: 'catalog' } | { kind: 'repository'; name: RepoName; action: Action }
+type Need = { kind: 'any' } | { kind: 'catalog' } | { kind: 'repository'; name: RepoName; action: Action; mountFrom?: RepoName }
 
-function need(t: OciPath, method: string): Need {
+/** Repositories a mount without `from` may look through for a readable copy of the blob. */
+const AUTO_MOUNT_CANDIDATES = 32
+
+function need(t: OciPath, method: string, query: Query): Need {
   switch (t.kind) {
     case 'base':
       return { kind: 'any' }
     case 'catalog':
       return { kind: 'catalog' }
-    case 'uploads':
+    case 'uploads': {
+      const from = method === 'POST' && query.mount !== undefined ? validName(query.from) : undefined
+      return { kind: 'repository', name: t.name, action: 'push', ...(from && from !== t.name ? { mountFrom: from } : {}) }
+    }
     case 'upload':
       return { kind: 'repository', name: t.name, action: 'push' }
     case 'manifest':
@@ -52,14 +58,19 @@ function need(t: OciPath, method: string): Need {
 function challenge(opts: RegistryOptions, n: Need, insufficient: boolean): string {
   let h = `Bearer realm="${opts.realm}",service="${opts.auth.tokens.service}"`
   if (n.kind === 'catalog') h += ',scope="registry:catalog:*"'
-  if (n.kind === 'repository') h += `,scope="repository:${n.name}:${n.action === 'push' ? 'pull,push' : n.action}"`
+  if (n.kind === 'repository') {
+    // A mount also needs pull on its source; distribution names both, space-separated, so clients
+    // that request exactly the challenged scopes can mount.
+    const source = n.mountFrom ? ` repository:${n.mountFrom}:pull` : ''
+    h += `,scope="repository:${n.name}:${n.action === 'push' ? 'pull,push' : n.action}${source}"`
+  }
   if (insufficient) h += ',error="insufficient_scope"'
   return h
 }
 
 /** Every /v2 request carries a registry token covering exactly what it does. */
 async function authorize(t: OciPath, req: FastifyRequest, reply: FastifyReply, opts: RegistryOptions): Promise<RegistryClaims> {
-  const n = need(t, req.method)
+  const n = need(t, req.method, req.query as Query)
   const header = req.headers.authorization
   if (!header || !/^bearer /i.test(header)) {
     reply.header('WWW-Authenticate', challenge(opts, n, false))
@@ -245,6 +256,12 @@ async function postUpload(name: RepoName, c: Ctx) {
     const source = parseRepoName(from)
     // An unreadable or unknown source is not an error: fall back to a plain upload session (202).
     if (c.opts.auth.allows(c.claims, source, 'pull') && (await c.opts.blobs.mount(name, source, d))) return blobCreated(name, d.digest, c.reply)
+  } else if (mount !== undefined) {
+    // spec 1.1 (automatic content discovery): without `from`, mount from any repository holding
+    // the blob that the caller may pull from; one it cannot read is never used nor revealed (202).
+    const d = parseDigest(mount)
+    const source = await c.opts.auth.firstPullable(c.claims, await c.opts.blobs.holders(d, name, AUTO_MOUNT_CANDIDATES))
+    if (source !== undefined && (await c.opts.blobs.mount(name, source as RepoName, d))) return blobCreated(name, d.digest, c.reply)
   } else if (digest !== undefined) {
     const d = parseDigest(digest)
     await c.opts.uploads.monolithic(name, d, body(c.req.raw))
@@ -261,6 +278,16 @@ async function putUpload(name: RepoName, id: string, c: Ctx) {
   const d = parseDigest(digest)
   await c.opts.uploads.finish(name, id, d, hasBody(c.req.raw) ? body(c.req.raw) : undefined)
   return blobCreated(name, d.digest, c.reply)
+}
+
+/** A query parameter holding a valid repository name, else undefined (the handler reports a bad one). */
+function validName(v: string | string[] | undefined): RepoName | undefined {
+  if (typeof v !== 'string') return undefined
+  try {
+    return parseRepoName(v)
+  } catch {
+    return undefined
+  }
 }
 
 /** True when a repository name lies under one of the given project paths. */
