@@ -136,7 +136,7 @@ export class RegistryAuth {
    * rather than the token's grants (spec 1.1: a mount without `from` MAY use any repository the
    * client has access to). The caller bounds `names`: each costs a project look-up.
    */
-  async firstPullable(claims: RegistryClaims, names: string[]): Promise<string | undefined> {
+  async firstPullable<T extends string>(claims: RegistryClaims, names: T[]): Promise<T | undefined> {
     if (names.length === 0) return undefined
     const p = await this.principalOf(claims)
     for (const name of names) {

@@ -256,12 +256,12 @@ async function postUpload(name: RepoName, c: Ctx) {
     const source = parseRepoName(from)
     // An unreadable or unknown source is not an error: fall back to a plain upload session (202).
     if (c.opts.auth.allows(c.claims, source, 'pull') && (await c.opts.blobs.mount(name, source, d))) return blobCreated(name, d.digest, c.reply)
-  } else if (mount !== undefined) {
+  } else if (mount !== undefined && digest === undefined) {
     // spec 1.1 (automatic content discovery): without `from`, mount from any repository holding
     // the blob that the caller may pull from; one it cannot read is never used nor revealed (202).
     const d = parseDigest(mount)
     const source = await c.opts.auth.firstPullable(c.claims, await c.opts.blobs.holders(d, name, AUTO_MOUNT_CANDIDATES))
-    if (source !== undefined && (await c.opts.blobs.mount(name, source as RepoName, d))) return blobCreated(name, d.digest, c.reply)
+    if (source !== undefined && (await c.opts.blobs.mount(name, source, d))) return blobCreated(name, d.digest, c.reply)
   } else if (digest !== undefined) {
     const d = parseDigest(digest)
     await c.opts.uploads.monolithic(name, d, body(c.req.raw))
