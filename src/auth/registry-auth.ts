@@ -132,6 +132,20 @@ export class RegistryAuth {
   }
 
   /**
+   * The first of `names` the principal behind the claims may pull from, by the project rules
+   * rather than the token's grants (spec 1.1: a mount without `from` MAY use any repository the
+   * client has access to). The caller bounds `names`: each costs a project look-up.
+   */
+  async firstPullable<T extends string>(claims: RegistryClaims, names: T[]): Promise<T | undefined> {
+    if (names.length === 0) return undefined
+    const p = await this.principalOf(claims)
+    for (const name of names) {
+      if (grants(claims, name, 'pull') || permittedActions(p, await this.facts(p, name)).includes('pull')) return name
+    }
+    return undefined
+  }
+
+  /**
    * Why an action on a repository is refused, in words a user can act on. A project the caller
    * cannot read is described exactly like a missing one, so denials never reveal private paths.
    */

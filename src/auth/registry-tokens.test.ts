@@ -125,6 +125,28 @@ describe('RegistryTokens', () => {
     assert.equal((await tk.verify(genuine)).sub, 'handmade')
   })
 
+  it('a token signed with the key must carry exp and iat, a lifetime within the TTL and an iat not ahead of the clock', async (t) => {
+    const db = await database(t)
+    const tk = await tokens(db, { ttlSeconds: 600 })
+    const row = await db.selectFrom('signing_keys').selectAll().executeTakeFirstOrThrow()
+    const key = await importJWK(JSON.parse(row.private_jwk) as JWK, 'ES256')
+    const now = Math.floor(Date.now() / 1000)
+    const sign = (iat: number | undefined, exp: number | undefined) => {
+      const jwt = new SignJWT({ access: ACCESS }).setProtectedHeader({ alg: 'ES256', kid: row.kid }).setIssuer(ISSUER).setAudience(SERVICE).setSubject('handmade')
+      if (iat !== undefined) jwt.setIssuedAt(iat)
+      if (exp !== undefined) jwt.setExpirationTime(exp)
+      return jwt.sign(key)
+    }
+    await rejects(tk.verify(await sign(now, undefined)))
+    await rejects(tk.verify(await sign(undefined, now + 60)))
+    await rejects(tk.verify(await sign(now, now + 601)))
+    // A long lifetime is refused even when little of it is left.
+    await rejects(tk.verify(await sign(now - 100_000, now + 60)))
+    await rejects(tk.verify(await sign(now + 120, now + 300)))
+    assert.equal((await tk.verify(await sign(now, now + 600))).sub, 'handmade')
+    assert.equal((await tk.verify(await sign(now + 30, now + 300))).sub, 'handmade', 'a signer clock slightly ahead is tolerated')
+  })
+
   it('the key is created once and kept in the database: a second instance verifies the first one’s tokens', async (t) => {
     const db = await database(t)
     const a = await tokens(db)

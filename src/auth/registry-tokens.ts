@@ -10,6 +10,8 @@ import type { Credential } from './principals.ts'
 const ALG = 'ES256'
 /** Verified tokens are remembered until they expire, so the registry's hot paths verify each token once. */
 const VERIFIED_CACHE_MAX = 10_000
+/** How far in the future a token's `iat` may be: the signer's clock (another replica, or this one before an NTP step) may run ahead. */
+const CLOCK_SKEW_SECONDS = 60
 
 /** One entry of the Docker token spec's `access` claim. */
 export interface AccessEntry {
@@ -112,7 +114,12 @@ export class RegistryTokens {
     return { token, expiresIn: Math.max(0, exp - now), issuedAt: new Date(now * 1000).toISOString() }
   }
 
-  /** Checks signature, issuer, audience, expiry; throws UNAUTHORIZED. */
+  /**
+   * Checks signature, issuer, audience and expiry, and that the token is one this server would
+   * issue: `exp` and `iat` present, `iat` not in the future and a lifetime no longer than the
+   * configured TTL (so a token signed without `exp`, or for ten years, never verifies). Throws
+   * UNAUTHORIZED.
+   */
   async verify(token: string): Promise<RegistryClaims> {
     const cached = this.verified.get(token)
     if (cached) {
@@ -128,15 +135,18 @@ export class RegistryTokens {
           if (!key) throw new Error('unknown signing key')
           return key.publicKey
         },
-        { issuer: this.issuer, audience: this.service, algorithms: [ALG] },
+        { issuer: this.issuer, audience: this.service, algorithms: [ALG], requiredClaims: ['exp', 'iat'] },
       ))
+      const { exp, iat } = payload as { exp: number; iat: number }
+      if (iat > Math.floor(Date.now() / 1000) + CLOCK_SKEW_SECONDS) throw new Error('issued in the future')
+      if (exp - iat > this.ttlSeconds) throw new Error('lifetime longer than the token TTL')
     } catch {
       throw new WharfError('UNAUTHORIZED', 'authentication required: the registry token is invalid or expired', {})
     }
     const claims: RegistryClaims = {
       sub: String(payload.sub ?? ''),
       access: Array.isArray(payload.access) ? (payload.access as AccessEntry[]) : [],
-      exp: payload.exp ?? 0,
+      exp: payload.exp!,
     }
     if (payload.cred) claims.cred = payload.cred as Credential
     if (this.verified.size >= VERIFIED_CACHE_MAX) this.verified.delete(this.verified.keys().next().value!)

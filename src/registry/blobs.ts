@@ -46,6 +46,11 @@ export class Blobs {
     return true
   }
 
+  /** Repositories the blob is linked in (at most `limit`), those nearest `name` first: the candidates for a mount without `from`. */
+  async holders(d: ParsedDigest, name: RepoName, limit: number): Promise<RepoName[]> {
+    return (await q.repositoriesHoldingBlob(this.db, d.digest, name, limit)) as RepoName[]
+  }
+
   /** Removes the blob from this repository; the bytes stay for other repositories until garbage collection. */
   async unlink(name: RepoName, d: ParsedDigest): Promise<void> {
     if (!(await q.unlinkBlob(this.db, name, d.digest))) throw new WharfError('BLOB_UNKNOWN', 'blob unknown to registry', { digest: d.digest })

@@ -5,7 +5,7 @@ import type { RepoName } from '../core/names.ts'
 import type { Database, Manifest } from '../metadata/schema.ts'
 import { parseManifest } from './manifest-parse.ts'
 import { INDEX_TYPES, MANIFEST_TYPES, MEDIA_TYPES } from './media-types.ts'
-import type { Reference } from './oci-path.ts'
+import type { InvalidTag, Reference } from './oci-path.ts'
 import * as q from './queries.ts'
 
 const EMPTY_CONFIG_TYPE = 'application/vnd.oci.empty.v1+json'
@@ -130,9 +130,11 @@ export class Manifests {
     return { items, next: items.at(-1)! }
   }
 
-  private async unknown(name: RepoName, ref: Reference): Promise<WharfError> {
+  /** The 404 for a reference with no manifest: NAME_UNKNOWN when the repository itself does not exist. */
+  async unknown(name: RepoName, ref: Reference | InvalidTag): Promise<WharfError> {
     if ((await q.findRepositoryId(this.db, name)) === undefined) return new WharfError('NAME_UNKNOWN', 'repository name not known to registry', { name })
-    return new WharfError('MANIFEST_UNKNOWN', 'manifest unknown to registry', ref.kind === 'tag' ? { tag: ref.tag } : { digest: ref.digest.digest })
+    const detail = ref.kind === 'digest' ? { digest: ref.digest.digest } : { tag: ref.kind === 'tag' ? ref.tag : ref.text.slice(0, 200) }
+    return new WharfError('MANIFEST_UNKNOWN', 'manifest unknown to registry', detail)
   }
 
 

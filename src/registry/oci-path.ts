@@ -1,15 +1,17 @@
 import { parseDigest, type ParsedDigest } from '../core/digest.ts'
 import { WharfError } from '../core/errors.ts'
-import { parseRepoName, parseTag, type RepoName, type Tag } from '../core/names.ts'
+import { isTag, parseRepoName, parseTag, type RepoName, type Tag } from '../core/names.ts'
 import { isUploadId } from '../storage/paths.ts'
 
 export type Reference = { kind: 'tag'; tag: Tag } | { kind: 'digest'; digest: ParsedDigest }
+/** A manifest reference that is neither a digest nor a valid tag: nothing can be stored under it, so reads find nothing (404) and a push is refused (400). */
+export type InvalidTag = { kind: 'invalid-tag'; text: string }
 
 /** What a /v2 URL addresses. Names contain "/", so the path is parsed from its known suffixes. */
 export type OciPath =
   | { kind: 'base' }
   | { kind: 'catalog' }
-  | { kind: 'manifest'; name: RepoName; reference: Reference }
+  | { kind: 'manifest'; name: RepoName; reference: Reference | InvalidTag }
   | { kind: 'blob'; name: RepoName; digest: ParsedDigest }
   | { kind: 'uploads'; name: RepoName }
   | { kind: 'upload'; name: RepoName; id: string }
@@ -23,7 +25,7 @@ const ROUTES: ReadonlyArray<[RegExp, (name: RepoName, arg: string) => OciPath]> 
     return { kind: 'upload', name, id }
   }],
   [/^(.+)\/blobs\/([^/]+)$/, (name, d) => ({ kind: 'blob', name, digest: parseDigest(d) })],
-  [/^(.+)\/manifests\/([^/]+)$/, (name, ref) => ({ kind: 'manifest', name, reference: parseReference(ref) })],
+  [/^(.+)\/manifests\/([^/]+)$/, (name, ref) => ({ kind: 'manifest', name, reference: ref.includes(':') || isTag(ref) ? parseReference(ref) : { kind: 'invalid-tag', text: ref } })],
   [/^(.+)\/tags\/list$/, (name) => ({ kind: 'tags', name })],
   [/^(.+)\/referrers\/([^/]+)$/, (name, d) => ({ kind: 'referrers', name, digest: parseDigest(d) })],
 ]

@@ -56,6 +56,25 @@ export async function linkBlob(db: Executor, repositoryId: number, digest: strin
     .execute()
 }
 
+/**
+ * Up to `limit` repositories the blob is linked in, for automatic cross-mount: `near` itself first,
+ * then those sharing its first two segments (usually its project, so likely readable too), then by name.
+ */
+export async function repositoriesHoldingBlob(db: Executor, digest: string, near: string, limit: number): Promise<string[]> {
+  const project = near.split('/').slice(0, 2).join('/')
+  const rows = await db
+    .selectFrom('repository_blobs as rb')
+    .innerJoin('repositories as r', 'r.id', 'rb.repository_id')
+    .select('r.name')
+    .where('rb.digest', '=', digest)
+    // A byte-order range instead of LIKE, as in repositoriesUnder.
+    .orderBy(sql`case when r.name = ${near} then 0 when r.name = ${project} or (r.name > ${`${project}/`} and r.name < ${`${project}0`}) then 1 else 2 end`)
+    .orderBy('r.name')
+    .limit(limit)
+    .execute()
+  return rows.map((r) => r.name)
+}
+
 export async function unlinkBlob(db: Executor, name: string, digest: string): Promise<boolean> {
   const repositoryId = await findRepositoryId(db, name)
   if (repositoryId === undefined) return false

@@ -7,7 +7,7 @@ import { parseRange, type Blobs } from './blobs.ts'
 import type { Manifests, Page } from './manifests.ts'
 import { MEDIA_TYPES } from './media-types.ts'
 import { OCI_ERRORS, type OciErrorBody } from './oci-errors.ts'
-import { parseOciPath, type OciPath } from './oci-path.ts'
+import { parseOciPath, type OciPath, type Reference } from './oci-path.ts'
 import type { Body, Uploads } from './uploads.ts'
 import type { Action } from '../auth/access.ts'
 import type { RegistryAuth } from '../auth/registry-auth.ts'
@@ -27,15 +27,21 @@ type Query = Record<string, string | string[] | undefined>
 type Ctx = { req: FastifyRequest; reply: FastifyReply; query: Query; opts: RegistryOptions; claims: RegistryClaims }
 
 /** What a request needs from its token: any valid token, the catalog grant, or actions on one repository. */
-type Need = { kind: 'any' } | { kind: 'catalog' } | { kind: 'repository'; name: RepoName; action: Action }
+type Need = { kind: 'any' } | { kind: 'catalog' } | { kind: 'repository'; name: RepoName; action: Action; mountFrom?: RepoName }
 
-function need(t: OciPath, method: string): Need {
+/** Repositories a mount without `from` may look through for a readable copy of the blob. */
+const AUTO_MOUNT_CANDIDATES = 32
+
+function need(t: OciPath, method: string, query: Query): Need {
   switch (t.kind) {
     case 'base':
       return { kind: 'any' }
     case 'catalog':
       return { kind: 'catalog' }
-    case 'uploads':
+    case 'uploads': {
+      const from = method === 'POST' && query.mount !== undefined ? validName(query.from) : undefined
+      return { kind: 'repository', name: t.name, action: 'push', ...(from && from !== t.name ? { mountFrom: from } : {}) }
+    }
     case 'upload':
       return { kind: 'repository', name: t.name, action: 'push' }
     case 'manifest':
@@ -52,14 +58,19 @@ function need(t: OciPath, method: string): Need {
 function challenge(opts: RegistryOptions, n: Need, insufficient: boolean): string {
   let h = `Bearer realm="${opts.realm}",service="${opts.auth.tokens.service}"`
   if (n.kind === 'catalog') h += ',scope="registry:catalog:*"'
-  if (n.kind === 'repository') h += `,scope="repository:${n.name}:${n.action === 'push' ? 'pull,push' : n.action}"`
+  if (n.kind === 'repository') {
+    // A mount also needs pull on its source; distribution names both, space-separated, so clients
+    // that request exactly the challenged scopes can mount.
+    const source = n.mountFrom ? ` repository:${n.mountFrom}:pull` : ''
+    h += `,scope="repository:${n.name}:${n.action === 'push' ? 'pull,push' : n.action}${source}"`
+  }
   if (insufficient) h += ',error="insufficient_scope"'
   return h
 }
 
 /** Every /v2 request carries a registry token covering exactly what it does. */
 async function authorize(t: OciPath, req: FastifyRequest, reply: FastifyReply, opts: RegistryOptions): Promise<RegistryClaims> {
-  const n = need(t, req.method)
+  const n = need(t, req.method, req.query as Query)
   const header = req.headers.authorization
   if (!header || !/^bearer /i.test(header)) {
     reply.header('WWW-Authenticate', challenge(opts, n, false))
@@ -129,14 +140,22 @@ async function dispatch(t: OciPath, c: Ctx): Promise<unknown> {
         return sendPage(c, '/v2/_catalog', page, { repositories: page.items })
       }
       break
-    case 'manifest':
-      if (m === 'GET' || m === 'HEAD') return getManifest(t, c)
-      if (m === 'PUT') return putManifest(t, c)
+    case 'manifest': {
+      const ref = t.reference
+      if (ref.kind === 'invalid-tag') {
+        // spec: a manifest that is not there is 404 MANIFEST_UNKNOWN, whatever its reference looks like; only a push under it is malformed.
+        if (m === 'PUT') throw new WharfError('MANIFEST_INVALID', 'invalid tag', { tag: ref.text.slice(0, 200) })
+        if (m === 'GET' || m === 'HEAD' || m === 'DELETE') throw await c.opts.manifests.unknown(t.name, ref)
+        break
+      }
+      if (m === 'GET' || m === 'HEAD') return getManifest(t.name, ref, c)
+      if (m === 'PUT') return putManifest(t.name, ref, c)
       if (m === 'DELETE') {
-        await c.opts.manifests.delete(t.name, t.reference)
+        await c.opts.manifests.delete(t.name, ref)
         return c.reply.code(202).send()
       }
       break
+    }
     case 'blob':
       if (m === 'GET' || m === 'HEAD') return getBlob(t, c)
       if (m === 'DELETE') {
@@ -177,8 +196,8 @@ async function dispatch(t: OciPath, c: Ctx): Promise<unknown> {
 }
 
 // spec: #pulling-manifests
-async function getManifest(t: Extract<OciPath, { kind: 'manifest' }>, c: Ctx) {
-  const row = await c.opts.manifests.get(t.name, t.reference, c.req.headers.accept)
+async function getManifest(name: RepoName, ref: Reference, c: Ctx) {
+  const row = await c.opts.manifests.get(name, ref, c.req.headers.accept)
   c.reply
     .header('Content-Type', row.media_type)
     .header('Docker-Content-Digest', row.digest)
@@ -188,13 +207,13 @@ async function getManifest(t: Extract<OciPath, { kind: 'manifest' }>, c: Ctx) {
 }
 
 // spec: #pushing-manifests
-async function putManifest(t: Extract<OciPath, { kind: 'manifest' }>, c: Ctx) {
+async function putManifest(name: RepoName, ref: Reference, c: Ctx) {
   const declared = Number(c.req.headers['content-length'] ?? 0)
   if (declared > c.opts.manifestBytes) throw new WharfError('MANIFEST_TOO_LARGE', `manifest exceeds ${c.opts.manifestBytes} bytes`, { limit: c.opts.manifestBytes })
   const bytes = await readLimited(c.req.raw, c.opts.manifestBytes)
-  const { digest, subject } = await c.opts.manifests.put(t.name, t.reference, bytes, c.req.headers['content-type'])
+  const { digest, subject } = await c.opts.manifests.put(name, ref, bytes, c.req.headers['content-type'])
   if (subject) c.reply.header('OCI-Subject', subject)
-  return c.reply.code(201).header('Location', `/v2/${t.name}/manifests/${digest}`).header('Docker-Content-Digest', digest).send()
+  return c.reply.code(201).header('Location', `/v2/${name}/manifests/${digest}`).header('Docker-Content-Digest', digest).send()
 }
 
 // spec: #pulling-blobs
@@ -237,6 +256,12 @@ async function postUpload(name: RepoName, c: Ctx) {
     const source = parseRepoName(from)
     // An unreadable or unknown source is not an error: fall back to a plain upload session (202).
     if (c.opts.auth.allows(c.claims, source, 'pull') && (await c.opts.blobs.mount(name, source, d))) return blobCreated(name, d.digest, c.reply)
+  } else if (mount !== undefined && digest === undefined) {
+    // spec 1.1 (automatic content discovery): without `from`, mount from any repository holding
+    // the blob that the caller may pull from; one it cannot read is never used nor revealed (202).
+    const d = parseDigest(mount)
+    const source = await c.opts.auth.firstPullable(c.claims, await c.opts.blobs.holders(d, name, AUTO_MOUNT_CANDIDATES))
+    if (source !== undefined && (await c.opts.blobs.mount(name, source, d))) return blobCreated(name, d.digest, c.reply)
   } else if (digest !== undefined) {
     const d = parseDigest(digest)
     await c.opts.uploads.monolithic(name, d, body(c.req.raw))
@@ -253,6 +278,16 @@ async function putUpload(name: RepoName, id: string, c: Ctx) {
   const d = parseDigest(digest)
   await c.opts.uploads.finish(name, id, d, hasBody(c.req.raw) ? body(c.req.raw) : undefined)
   return blobCreated(name, d.digest, c.reply)
+}
+
+/** A query parameter holding a valid repository name, else undefined (the handler reports a bad one). */
+function validName(v: string | string[] | undefined): RepoName | undefined {
+  if (typeof v !== 'string') return undefined
+  try {
+    return parseRepoName(v)
+  } catch {
+    return undefined
+  }
 }
 
 /** True when a repository name lies under one of the given project paths. */

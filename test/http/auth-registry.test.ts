@@ -1,8 +1,9 @@
 // Docker token authentication, the registry side: what a token lets a request do on /v2.
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
+import { importJWK, SignJWT, type JWK } from 'jose'
 import { findNamespaceByPath } from '../../src/projects/queries.ts'
-import { assertOciError, harness, imageManifest, pushBlob, pushManifest, REALM, REGISTRY_SERVICE, sha256, type Harness, type Response } from './harness.ts'
+import { assertOciError, harness, imageManifest, pushBlob, pushManifest, PUBLIC_URL, REALM, REGISTRY_SERVICE, sha256, type Harness, type Response } from './harness.ts'
 
 type Creds = { username: string; password: string }
 
@@ -107,6 +108,39 @@ describe('tokens are bound to repositories and actions', () => {
     payload.access[0]!.name = 'ns/b'
     const forged = `${head}.${Buffer.from(JSON.stringify(payload)).toString('base64url')}.${sig}`
     assertOciError(await as(h, forged, 'GET', '/v2/ns/b/tags/list'), 401, 'UNAUTHORIZED')
+  })
+
+  it('a token signed with the server’s own key but without exp or iat, with a lifetime past the TTL or issued in the future → 401', async (t) => {
+    const h = await harness(t)
+    await h.ensureProject('ns/p')
+    await seed(h, 'ns/p')
+    const row = await h.db.selectFrom('signing_keys').selectAll().where('retired_at', 'is', null).executeTakeFirstOrThrow()
+    const key = await importJWK(JSON.parse(row.private_jwk) as JWK, 'ES256')
+    const now = Math.floor(Date.now() / 1000)
+    const sign = (claims: { iat?: number; exp?: number }) => {
+      const jwt = new SignJWT({ access: [{ type: 'repository', name: 'ns/p', actions: ['pull'] }] })
+        .setProtectedHeader({ alg: 'ES256', kid: row.kid, typ: 'JWT' })
+        .setIssuer(PUBLIC_URL)
+        .setAudience(REGISTRY_SERVICE)
+        .setSubject('root')
+      if (claims.iat !== undefined) jwt.setIssuedAt(claims.iat)
+      if (claims.exp !== undefined) jwt.setExpirationTime(claims.exp)
+      return jwt.sign(key)
+    }
+    for (const [what, claims] of [
+      ['no exp', { iat: now }],
+      ['no iat', { exp: now + 300 }],
+      ['ten years', { iat: now, exp: now + 10 * 365 * 86400 }],
+      ['one second past the TTL', { iat: now, exp: now + 301 }],
+      ['issued in the future', { iat: now + 3600, exp: now + 3900 }],
+    ] as const) {
+      const res = await as(h, await sign(claims), 'GET', '/v2/ns/p/manifests/v1')
+      const e = assertOciError(res, 401, 'UNAUTHORIZED')
+      assert.match(e.message, /invalid or expired/, what)
+      assert.match(String(res.headers['www-authenticate']), /^Bearer realm=/, what)
+    }
+    // The same key and claims with a lifetime the server itself issues work.
+    assert.equal((await as(h, await sign({ iat: now, exp: now + 300 }), 'GET', '/v2/ns/p/manifests/v1')).statusCode, 200)
   })
 
   it('tokens survive a restart (the signing key is in the database)', async (t) => {
@@ -368,5 +402,112 @@ describe('_catalog and mounts', () => {
     const narrow = await tokenFor(h, ['repository:mnt/dst:pull,push'], reader)
     const other = await pushBlob(h, 'vis/mine', 'another layer')
     assert.equal((await as(h, narrow, 'POST', `/v2/mnt/dst/blobs/uploads/?mount=${other}&from=vis/mine`)).statusCode, 202)
+  })
+
+  it('the challenge for a mount also names pull on `from`; a client asking for exactly that mounts (201)', async (t) => {
+    const { h, reader } = await visibilityZoo(t)
+    const dst = await h.ensureProject('mnt/dst')
+    await h.addMember(dst, reader, 'developer')
+    const blob = await pushBlob(h, 'vis/mine', 'layer to mount')
+    const url = `/v2/mnt/dst/blobs/uploads/?mount=${blob}&from=vis/mine`
+    const both = `Bearer realm="${REALM}",service="container_registry",scope="repository:mnt/dst:pull,push repository:vis/mine:pull"`
+    const anon = await h.anonymous({ method: 'POST', url })
+    assertOciError(anon, 401, 'UNAUTHORIZED')
+    assert.equal(anon.headers['www-authenticate'], both)
+    // A token without push on the target is challenged the same way.
+    const pullOnly = await tokenFor(h, ['repository:vis/mine:pull'], reader)
+    const denied = await as(h, pullOnly, 'POST', url)
+    assertOciError(denied, 403, 'DENIED')
+    assert.equal(denied.headers['www-authenticate'], `${both},error="insufficient_scope"`)
+    // What a challenge-following client does: one scope parameter with the challenge's value.
+    const scope = /scope="([^"]+)"/.exec(both)![1]!
+    const tok = await tokenFor(h, [scope], reader)
+    const res = await as(h, tok, 'POST', url)
+    assert.equal(res.statusCode, 201, res.body)
+    assert.equal(res.headers.location, `/v2/mnt/dst/blobs/${blob}`)
+    assert.equal(res.headers['docker-content-digest'], blob)
+    assert.equal((await as(h, tok, 'GET', `/v2/mnt/dst/blobs/${blob}`)).body, 'layer to mount')
+    // Without `from`, with `from` equal to the target, or with an invalid `from`, only the target is named.
+    const only = `Bearer realm="${REALM}",service="container_registry",scope="repository:mnt/dst:pull,push"`
+    for (const q of [`mount=${blob}`, `mount=${blob}&from=mnt/dst`, `mount=${blob}&from=Not..Valid`, `from=vis/mine`]) {
+      assert.equal((await h.anonymous({ method: 'POST', url: `/v2/mnt/dst/blobs/uploads/?${q}` })).headers['www-authenticate'], only, q)
+    }
+  })
+})
+
+describe('mount without from (automatic content discovery)', () => {
+  async function setup(t: Parameters<typeof harness>[0]) {
+    const h = await harness(t)
+    const mine = await h.ensureProject('vis/mine')
+    await h.ensureProject('vis/priv')
+    await h.ensureProject('vis/pub', 'public')
+    const dst = await h.ensureProject('mnt/dst')
+    const dev = await user(h, 'dev')
+    await h.addMember(mine, dev, 'reporter')
+    await h.addMember(dst, dev, 'developer')
+    // A token for the target only, as a client asks for a plain push.
+    const tok = await tokenFor(h, ['repository:mnt/dst:pull,push'], dev)
+    const mount = (blob: string) => as(h, tok, 'POST', `/v2/mnt/dst/blobs/uploads/?mount=${blob}`)
+    const readable = async (blob: string) => (await as(h, tok, 'GET', `/v2/mnt/dst/blobs/${blob}`)).statusCode === 200
+    return { h, dev, tok, mount, readable }
+  }
+
+  it('a blob in a repository the caller may read (not named in its token) is mounted: 201 with Location and Docker-Content-Digest', async (t) => {
+    const { h, mount, readable } = await setup(t)
+    for (const repo of ['vis/mine', 'vis/pub']) {
+      const blob = await pushBlob(h, repo, `layer in ${repo}`)
+      const res = await mount(blob)
+      assert.equal(res.statusCode, 201, `${repo}: ${res.body}`)
+      assert.equal(res.headers.location, `/v2/mnt/dst/blobs/${blob}`)
+      assert.equal(res.headers['docker-content-digest'], blob)
+      assert.equal(res.headers['docker-upload-uuid'], undefined)
+      assert.ok(await readable(blob), repo)
+    }
+  })
+
+  it('a blob only in repositories the caller cannot read → 202 upload session, nothing linked; the same as a blob that exists nowhere', async (t) => {
+    const { h, mount, readable } = await setup(t)
+    const secret = await pushBlob(h, 'vis/priv', 'private layer')
+    for (const blob of [secret, sha256('exists nowhere')]) {
+      const res = await mount(blob)
+      assert.equal(res.statusCode, 202, res.body)
+      assert.match(String(res.headers.location), /^\/v2\/mnt\/dst\/blobs\/uploads\/[0-9a-f-]{36}$/)
+      assert.equal(res.headers['docker-content-digest'], undefined)
+      assert.equal(await readable(blob), false)
+    }
+    // Also in a readable repository: that copy is used.
+    await pushBlob(h, 'vis/pub', 'private layer')
+    assert.equal((await mount(secret)).statusCode, 201)
+    assert.ok(await readable(secret))
+  })
+
+  it('the principal’s own rules decide: a deploy token mounts from its project and public ones only; an administrator from anywhere', async (t) => {
+    const { h } = await setup(t)
+    const dst = await h.ensureProject('mnt/dst')
+    const deploy = await h.services.accessTokens.createDeployToken({ projectId: dst.id }, { name: 'push', scopes: ['read_registry', 'write_registry'] }, 'root')
+    const tok = await tokenFor(h, ['repository:mnt/dst:pull,push'], { username: deploy.row.username, password: deploy.token })
+    const mount = (token: string, blob: string) => as(h, token, 'POST', `/v2/mnt/dst/blobs/uploads/?mount=${blob}`)
+    const [inMine, inPub, inOwn] = [await pushBlob(h, 'vis/mine', 'a'), await pushBlob(h, 'vis/pub', 'b'), await pushBlob(h, 'mnt/dst/sub', 'c')]
+    assert.equal((await mount(tok, inMine)).statusCode, 202, 'vis/mine is private and not the token’s project')
+    assert.equal((await mount(tok, inPub)).statusCode, 201)
+    assert.equal((await mount(tok, inOwn)).statusCode, 201)
+    const root = await h.token(['repository:mnt/dst:pull,push'])
+    assert.equal((await mount(root, await pushBlob(h, 'vis/priv', 'admin layer'))).statusCode, 201)
+  })
+
+  it('a readable copy near the target is found even when many unreadable repositories hold the blob', async (t) => {
+    const { h, mount, readable } = await setup(t)
+    const data = 'common base layer'
+    // More private repositories than the candidates looked at, all sorting before the target's project.
+    await h.ensureProject('hid/den')
+    for (let i = 0; i < 33; i++) await pushBlob(h, `hid/den/r${String(i).padStart(2, '0')}`, data)
+    const blob = await pushBlob(h, 'mnt/dst/other', data)
+    assert.equal((await mount(blob)).statusCode, 201)
+    assert.ok(await readable(blob))
+  })
+
+  it('a malformed mount digest → 400 DIGEST_INVALID', async (t) => {
+    const { mount } = await setup(t)
+    assertOciError(await mount('sha256:123'), 400, 'DIGEST_INVALID')
   })
 })

@@ -177,6 +177,19 @@ describe('cross-repository mount', () => {
     assert.equal(res.statusCode, 202)
   })
 
+  it('POST ?mount=D without from (automatic content discovery) → 201 from a repository holding it, 202 when none does', async (t) => {
+    const h = await harness(t)
+    const d = await pushBlob(h, 't/src/a', DATA)
+    const res = await h.inject({ method: 'POST', url: `/v2/t/dst/b/blobs/uploads/?mount=${d}` })
+    assert.equal(res.statusCode, 201, res.body)
+    assert.equal(res.headers.location, `/v2/t/dst/b/blobs/${d}`)
+    assert.equal(res.headers['docker-content-digest'], d)
+    assert.ok((await get(h, 't/dst/b', d)).rawPayload.equals(DATA))
+    const none = await h.inject({ method: 'POST', url: `/v2/t/dst/b/blobs/uploads/?mount=${sha256('nowhere')}` })
+    assert.equal(none.statusCode, 202)
+    assert.match(String(none.headers.location), /^\/v2\/t\/dst\/b\/blobs\/uploads\/[0-9a-f-]{36}$/)
+  })
+
   it('a malformed from → 400 NAME_INVALID', async (t) => {
     const h = await harness(t)
     const d = await pushBlob(h, 't/a', DATA)

@@ -327,22 +327,44 @@ describe('manifest pull and content negotiation', () => {
     assert.equal((await getManifest(h, 't/no/such/repo', 'latest', undefined, 'HEAD')).statusCode, 404)
   })
 
-  it('an invalid tag or digest reference → 400, never 500', async (t) => {
+  it('a reference that is not a valid tag names no manifest: GET, HEAD and DELETE → 404 MANIFEST_UNKNOWN, PUT → 400 MANIFEST_INVALID', async (t) => {
     const h = await harness(t)
     const m = await imageManifest(h, 't/a')
     await pushManifest(h, 't/a', 'v1', m)
-    const refs = ['-bad', '.bad', 'a'.repeat(129), 'bad+tag', 'sha256:xyz', `sha256:${'A'.repeat(64)}`, `md5:${'a'.repeat(32)}`, 'foo:bar', '%20']
-    for (const ref of refs) {
+    // The first is the conformance suite's "nonexistent manifest".
+    for (const ref of ['.INVALID_MANIFEST_NAME', '-bad', '.bad', 'a'.repeat(129), 'bad+tag', '%20']) {
+      for (const method of ['GET', 'DELETE'] as const) {
+        const e = assertOciError(await h.inject({ method, url: `/v2/t/a/manifests/${ref}` }), 404, 'MANIFEST_UNKNOWN')
+        assert.equal(e.message, 'manifest unknown to registry', `${method} ${ref}`)
+      }
+      const head = await h.inject({ method: 'HEAD', url: `/v2/t/a/manifests/${ref}` })
+      assert.equal(head.statusCode, 404, `HEAD ${ref}`)
+      assert.equal(head.body, '')
+      assertOciError(await putManifest(h, 't/a', ref, m), 400, 'MANIFEST_INVALID')
+    }
+    // An unknown repository is still NAME_UNKNOWN, and the token is checked first.
+    assertOciError(await h.inject({ method: 'GET', url: '/v2/t/none/manifests/.INVALID_MANIFEST_NAME' }), 404, 'NAME_UNKNOWN')
+    const anon = await h.anonymous({ method: 'GET', url: '/v2/t/a/manifests/.INVALID_MANIFEST_NAME' })
+    assertOciError(anon, 401, 'UNAUTHORIZED')
+    assert.match(String(anon.headers['www-authenticate']), /scope="repository:t\/a:pull"/)
+    // Nothing was stored or removed under those names.
+    assert.deepEqual((await h.inject({ method: 'GET', url: '/v2/t/a/tags/list' })).json(), { name: 't/a', tags: ['v1'] })
+    // A 128-character tag is fine.
+    assert.equal((await putManifest(h, 't/a', 'a'.repeat(128), m)).statusCode, 201)
+  })
+
+  it('a malformed digest reference → 400 DIGEST_INVALID, never 500', async (t) => {
+    const h = await harness(t)
+    const m = await imageManifest(h, 't/a')
+    await pushManifest(h, 't/a', 'v1', m)
+    for (const ref of ['sha256:xyz', `sha256:${'A'.repeat(64)}`, `md5:${'a'.repeat(32)}`, 'foo:bar']) {
       for (const method of ['GET', 'HEAD', 'DELETE'] as const) {
         const res = await h.inject({ method, url: `/v2/t/a/manifests/${ref}` })
         assert.equal(res.statusCode, 400, `${method} ${ref}: ${res.statusCode} ${res.body}`)
-        if (method !== 'HEAD') assert.ok(Array.isArray((res.json() as { errors: unknown }).errors))
+        if (method !== 'HEAD') assertOciError(res, 400, 'DIGEST_INVALID')
       }
-      const put = await putManifest(h, 't/a', ref, m)
-      assert.equal(put.statusCode, 400, `PUT ${ref}: ${put.statusCode}`)
+      assert.equal((await putManifest(h, 't/a', ref, m)).statusCode, 400, `PUT ${ref}`)
     }
-    // A 128-character tag is fine.
-    assert.equal((await putManifest(h, 't/a', 'a'.repeat(128), m)).statusCode, 201)
   })
 
   it('an uppercase repository name → 400 NAME_INVALID', async (t) => {
