@@ -4,6 +4,7 @@ import type { FastifyInstance } from 'fastify'
 import { pino } from 'pino'
 import { buildApp } from './app.ts'
 import { listenAddress } from './config/load.ts'
+import { gitPool } from './git/index.ts'
 import type { Config } from './config/schema.ts'
 import { migrate, openDb } from './metadata/db.ts'
 import { createServices } from './services.ts'
@@ -28,6 +29,7 @@ export async function startServer(config: Readonly<Config>): Promise<RunningServ
   const db = openDb({ kind: 'sqlite', path: join(config.data, 'wharf.db') })
   await migrate(db, 'sqlite')
   const driver = createFsDriver(join(config.data, 'storage'))
+  gitPool.configure({ concurrency: config.limits.gitProcesses, queue: config.limits.gitQueue })
   const services = await createServices(db, driver, {
     publicUrl: config.publicUrl,
     tokenTtlSeconds: config.auth.tokenTtlSeconds,
@@ -51,6 +53,10 @@ export async function startServer(config: Readonly<Config>): Promise<RunningServ
 
   const { host, port } = listenAddress(config)
   await app.listen({ host, port })
+  // A failed accept() (EMFILE: out of descriptors) is emitted as 'error' on the listening server,
+  // and an unheard 'error' is an uncaught exception. libuv already drops the connection it could
+  // not accept; the server keeps listening and accepts again once descriptors are free.
+  app.server.on('error', (err) => logger.warn({ err }, 'cannot accept a connection'))
   return {
     app,
     url: config.publicUrl,

@@ -1,0 +1,83 @@
+import pLimit, { type LimitFunction } from 'p-limit'
+import { RETRY_AFTER_SECONDS, WharfError } from './errors.ts'
+
+export interface PoolLimits {
+  /** Work items running at once. */
+  concurrency: number
+  /** Work items allowed to wait for a slot; one more fails at once with UNAVAILABLE. */
+  queue: number
+}
+
+/**
+ * A fixed number of slots for a scarce resource (child processes, and with them file
+ * descriptors): work waits in a FIFO queue for a slot instead of fanning out, and the queue is
+ * bounded too, so a flood is refused (UNAVAILABLE, answered 503 with Retry-After) instead of
+ * growing memory and latency without end.
+ */
+export class Pool {
+  readonly name: string
+  private readonly limit: LimitFunction
+  private queue: number
+
+  constructor(name: string, limits: PoolLimits) {
+    this.name = name
+    this.limit = pLimit(limits.concurrency)
+    this.queue = limits.queue
+  }
+
+  /** Changes the limits (at start-up, from the configuration); running work is not interrupted. */
+  configure(limits: PoolLimits): void {
+    this.limit.concurrency = limits.concurrency
+    this.queue = limits.queue
+  }
+
+  get active(): number {
+    return this.limit.activeCount
+  }
+
+  get waiting(): number {
+    return this.limit.pendingCount
+  }
+
+  /**
+   * Waits for a slot and returns the function that gives it back (idempotent). Rejects with
+   * UNAVAILABLE when the queue is full, and with the signal's reason when it aborts while waiting.
+   */
+  acquire(signal?: AbortSignal): Promise<() => void> {
+    if (signal?.aborted) return Promise.reject(signal.reason)
+    if (this.limit.activeCount >= this.limit.concurrency && this.limit.pendingCount >= this.queue) {
+      return Promise.reject(new WharfError('UNAVAILABLE', `too many ${this.name} operations waiting; retry later`, { retryAfter: RETRY_AFTER_SECONDS, queue: this.queue }))
+    }
+    return new Promise((resolve, reject) => {
+      let gaveUp = false
+      const onAbort = () => {
+        gaveUp = true
+        reject(signal!.reason)
+      }
+      signal?.addEventListener('abort', onAbort, { once: true })
+      void this.limit(
+        () =>
+          new Promise<void>((release) => {
+            signal?.removeEventListener('abort', onAbort)
+            // Aborted while waiting: the slot goes straight to the next in line.
+            if (gaveUp) return release()
+            let released = false
+            resolve(() => {
+              if (!released) release()
+              released = true
+            })
+          }),
+      )
+    })
+  }
+
+  /** Runs `fn` in a slot, given back when its promise settles. */
+  async run<T>(fn: () => Promise<T>, signal?: AbortSignal): Promise<T> {
+    const release = await this.acquire(signal)
+    try {
+      return await fn()
+    } finally {
+      release()
+    }
+  }
+}
