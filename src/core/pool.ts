@@ -18,6 +18,10 @@ export class Pool {
   readonly name: string
   private readonly limit: LimitFunction
   private queue: number
+  /** Slots handed out and not yet given back (p-limit's own count trails a release by a tick). */
+  private held = 0
+  /** Callers waiting for a slot (p-limit starts even a free slot's work a tick later). */
+  private waiters = 0
 
   constructor(name: string, limits: PoolLimits) {
     this.name = name
@@ -32,11 +36,11 @@ export class Pool {
   }
 
   get active(): number {
-    return this.limit.activeCount
+    return this.held
   }
 
   get waiting(): number {
-    return this.limit.pendingCount
+    return this.waiters
   }
 
   /**
@@ -45,13 +49,15 @@ export class Pool {
    */
   acquire(signal?: AbortSignal): Promise<() => void> {
     if (signal?.aborted) return Promise.reject(signal.reason)
-    if (this.limit.activeCount >= this.limit.concurrency && this.limit.pendingCount >= this.queue) {
+    if (this.held + this.waiters >= this.limit.concurrency + this.queue) {
       return Promise.reject(new WharfError('UNAVAILABLE', `too many ${this.name} operations waiting; retry later`, { retryAfter: RETRY_AFTER_SECONDS, queue: this.queue }))
     }
     return new Promise((resolve, reject) => {
       let gaveUp = false
+      this.waiters++
       const onAbort = () => {
         gaveUp = true
+        this.waiters--
         reject(signal!.reason)
       }
       signal?.addEventListener('abort', onAbort, { once: true })
@@ -61,10 +67,14 @@ export class Pool {
             signal?.removeEventListener('abort', onAbort)
             // Aborted while waiting: the slot goes straight to the next in line.
             if (gaveUp) return release()
+            this.waiters--
+            this.held++
             let released = false
             resolve(() => {
-              if (!released) release()
+              if (released) return
               released = true
+              this.held--
+              release()
             })
           }),
       )
