@@ -53,9 +53,10 @@ export async function startServer(config: Readonly<Config>): Promise<RunningServ
 
   const { host, port } = listenAddress(config)
   await app.listen({ host, port })
-  // A failed accept() (EMFILE: out of descriptors) is emitted as 'error' on the listening server,
-  // and an unheard 'error' is an uncaught exception. libuv already drops the connection it could
-  // not accept; the server keeps listening and accepts again once descriptors are free.
+  // Out of descriptors, libuv accepts and drops pending connections with a descriptor it keeps in
+  // reserve; when it cannot get that reserve back (another thread took it), the failed accept()
+  // is emitted as 'error' on the listening server, and Fastify listens for it only during
+  // listen(): unheard, it is an uncaught exception. The server keeps listening either way.
   app.server.on('error', (err) => logger.warn({ err }, 'cannot accept a connection'))
   return {
     app,
