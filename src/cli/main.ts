@@ -2,6 +2,7 @@ import './threadpool.ts'
 import { parseArgs } from 'node:util'
 import { ConfigError, loadConfig, SETTINGS, type SettingFlag } from '../config/load.ts'
 import { startServer } from '../server.ts'
+import { installProcessGuards } from './guards.ts'
 
 const USAGE = `Usage: wharf <command> [options]
 
@@ -55,20 +56,7 @@ async function main(argv: string[]): Promise<void> {
           `  registry: docker login ${host}   then   docker push ${host}/<namespace>/<project>:<tag>\n` +
           `  data:     ${config.data}\n`,
       )
-      const log = server.app.log
-      // A promise nobody awaited that rejects belongs to one request (or one background task),
-      // never to the whole server: log it and keep serving the others.
-      process.on('unhandledRejection', (err) => log.error({ err }, 'unhandled promise rejection; still serving'))
-      // An uncaught exception is not treated the same way: it leaves some handler half-run with
-      // its state unknown (locks held, streams half-written), which "log and continue" would
-      // carry on with. It is logged and the process exits (non-zero), so a supervisor restarts a
-      // clean one. The known ways a request used to get here are closed at the source instead:
-      // every child process and its stdio get their 'error' listeners first (core/spawn.ts),
-      // and the listening socket's accept() failures (EMFILE) are heard (server.ts).
-      process.on('uncaughtException', (err, origin) => {
-        log.fatal({ err, origin }, 'uncaught exception; exiting')
-        process.exit(70) // EX_SOFTWARE
-      })
+      installProcessGuards(server.app.log)
       const stop = () => {
         server.close().then(() => process.exit(0), () => process.exit(1))
       }
