@@ -69,4 +69,16 @@ describe('Pool', () => {
     await assert.rejects(pool.acquire(), { code: 'UNAVAILABLE' })
     again()
   })
+
+  it('a waiter that waited longer than maxWaitMs gets UNAVAILABLE instead of hanging', async () => {
+    const pool = new Pool('git', { concurrency: 1, queue: 10, maxWaitMs: 50 })
+    let open!: () => void
+    const first = pool.run(() => new Promise<void>((r) => (open = r)))
+    const started = Date.now()
+    await assert.rejects(pool.run(async () => assert.fail('must not run')), (e: Error & { code?: string }) => e.code === 'UNAVAILABLE' && /waited 50 ms for a git slot/.test(e.message))
+    assert.ok(Date.now() - started >= 45)
+    open()
+    await first
+    assert.equal(await pool.run(async () => 'next'), 'next')
+  })
 })

@@ -27,7 +27,7 @@ describe('runGit and the git pool', () => {
 
   it('a burst of 1,000 runGit calls never has more than the pool size of git processes running', async () => {
     const size = 8
-    gitPool.configure({ concurrency: size, queue: 1000 })
+    gitPool.configure({ concurrency: size, queue: 1000, maxWaitMs: 120_000 })
     let peak = 0
     let samples = 0
     const sampler = setInterval(() => {
