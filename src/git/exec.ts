@@ -65,7 +65,9 @@ export function runGit(args: readonly string[], opts: GitRun = {}): Promise<GitO
 async function spawnGit(args: readonly string[], opts: GitRun): Promise<GitOutput> {
   const full = [...(opts.gitDir ? [`--git-dir=${opts.gitDir}`] : []), ...Object.entries(opts.config ?? {}).flatMap(([k, v]) => ['-c', `${k}=${v}`]), ...args]
   const max = opts.maxOutput ?? DEFAULT_MAX_OUTPUT
-  const child = await startProcess('git', full, { env: gitEnv(opts.env), stdio: ['pipe', 'pipe', 'pipe'] })
+  const child = await startProcess('git', full, { env: gitEnv(opts.env), stdio: ['pipe', 'pipe', 'pipe'] }).catch((e: Error) => {
+    throw e instanceof WharfError ? e : new Error(`cannot run git: ${e.message}`, { cause: e })
+  })
   return new Promise((resolve, reject) => {
     const out: Buffer[] = []
     let outBytes = 0
