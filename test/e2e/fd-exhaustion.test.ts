@@ -1,11 +1,12 @@
 // End-to-end: a real Wharf server runs out of file descriptors. Its limit is lowered with
 // prlimit(1) (util-linux) once it is up, and idle TCP connections are held open until every
 // descriptor is taken. Then real `git ls-remote` / `git clone` runs and REST API calls that start
-// git hit EMFILE — at accept(), or when git is spawned. The server must stay up, answer what it
-// accepts with 503 (plain text for git, problem+json for the API) and a Retry-After, and serve
-// normally again once the held connections are gone.
+// git hit EMFILE — at accept(), when git is spawned, when a blob file is opened. The server must
+// stay up, answer what it accepts with 503 (plain text for git, problem+json for the API, OCI
+// error JSON for a blob) and a Retry-After, and serve normally again once the connections are gone.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { readdirSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
@@ -14,6 +15,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { startWharf, type Wharf } from '../helpers/wharf.ts';
 import { describeResult, runOk } from '../helpers/run.ts';
+import { http, parseChallenge, registryToken, sha256 } from '../helpers/registry.ts';
 import { gitClient, type GitClient } from '../helpers/git.ts';
 
 /** Descriptors left above what the idle server uses: room for a few requests, few enough to fill fast. */
@@ -22,10 +24,16 @@ const HEADROOM = 48;
 let wharf: Wharf;
 let client: GitClient;
 let projectId: number;
-let limit: number;
+let limit = Number.POSITIVE_INFINITY;
+/** A blob pushed to the project's registry repository, and a pull token for it. */
+let blob: { digest: string; token: string };
 const held = new Set<Socket>();
 
-const openFds = (pid: number) => readdirSync(`/proc/${pid}/fd`).length;
+/**
+ * Descriptors the server has open below its limit: a descriptor numbered above it (opened before
+ * the limit was lowered) does not take one of the slots open() and accept() can still use.
+ */
+const openFds = (pid: number) => readdirSync(`/proc/${pid}/fd`).filter((n) => Number(n) < limit).length;
 const alive = () => {
   try {
     process.kill(wharf.pid, 0);
@@ -43,9 +51,20 @@ async function waitFor(what: string, ok: () => boolean, ms = 10_000): Promise<vo
   }
 }
 
-/** Opens idle connections until the server holds `limit - free` descriptors (all of them for free = 0). */
+/**
+ * Opens idle connections until the server holds `limit - free` descriptors (all of them for
+ * free = 0), and holds them steadily: the end of an earlier request may free one a moment later.
+ */
 async function fill(free = 0): Promise<void> {
-  const target = limit - free;
+  for (let round = 0; round < 20; round++) {
+    await fillOnce(limit - free);
+    await sleep(150);
+    if (openFds(wharf.pid) === limit - free) return;
+  }
+  throw new Error(`the server's descriptors do not settle at ${limit - free}: ${openFds(wharf.pid)}`);
+}
+
+async function fillOnce(target: number): Promise<void> {
   for (let tries = 0; openFds(wharf.pid) < target; tries++) {
     if (tries > 4 * limit) throw new Error(`cannot fill the server's descriptors: ${openFds(wharf.pid)} of ${limit}`);
     const before = openFds(wharf.pid);
@@ -78,9 +97,9 @@ interface HttpResult {
 }
 
 /** One request on a fresh connection that is closed after it; rejects when the server drops it. */
-function get(urlPath: string): Promise<HttpResult> {
+function get(urlPath: string, headers: Record<string, string> = {}): Promise<HttpResult> {
   return new Promise((resolve, reject) => {
-    const req = request(`${wharf.url}${urlPath}`, { agent: false, headers: { connection: 'close' }, timeout: 20_000 }, (res) => {
+    const req = request(`${wharf.url}${urlPath}`, { agent: false, headers: { connection: 'close', ...headers }, timeout: 20_000 }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, text: Buffer.concat(chunks).toString('utf8') }));
@@ -119,9 +138,16 @@ before(async () => {
   await runOk('git', ['-C', src, 'tag', 'v1'], { env: author });
   const push = await client.git(['push', repoUrl(), 'main', 'v1'], { cwd: src, creds: { username: 'root', password: wharf.rootPassword } });
   assert.equal(push.code, 0, describeResult(push));
+  const content = randomBytes(4096);
+  const digest = sha256(content);
+  const pushed = await http('POST', `${wharf.url}/v2/fd/app/blobs/uploads/?digest=${digest}`, { body: content, headers: { 'content-type': 'application/octet-stream' } });
+  assert.equal(pushed.status, 201, pushed.describe);
+  const challenge = parseChallenge((await fetch(`${wharf.url}/v2/fd/app/blobs/${digest}`)).headers.get('www-authenticate'));
+  blob = { digest, token: await registryToken(challenge!, { username: 'root', password: wharf.rootPassword }) };
   // Warm up what a first request opens once (the repository, lazily loaded modules).
   for (const p of gitApiPaths()) assert.equal((await get(p)).status, 200);
   assert.equal((await client.git(['ls-remote', repoUrl()])).code, 0);
+  assert.equal((await get(`/v2/fd/app/blobs/${digest}`, { authorization: `Bearer ${blob.token}` })).status, 200);
   await sleep(200);
   limit = openFds(wharf.pid) + HEADROOM;
   await runOk('prlimit', ['--pid', String(wharf.pid), `--nofile=${limit}:${limit}`]);
@@ -169,6 +195,13 @@ describe('a server out of file descriptors', () => {
     assert.notEqual(ls.code, 0);
     assert.match(ls.stderr, /503/, describeResult(ls));
 
+    // A blob whose file cannot be opened: the registry's own error format, 503 UNAVAILABLE.
+    await fill(1);
+    const pull = await get(`/v2/fd/app/blobs/${blob.digest}`, { authorization: `Bearer ${blob.token}` });
+    assert.equal(pull.status, 503, pull.text.slice(0, 300));
+    assert.match(String(pull.headers['retry-after']), /^[1-9][0-9]*$/);
+    assert.equal(JSON.parse(pull.text).errors[0].code, 'UNAVAILABLE');
+
     // A burst at once: each is answered (200 or 503) or dropped, none takes the server down.
     await fill(4);
     const burst = await Promise.allSettled([...Array.from({ length: 8 }, () => gitApiPaths().map((p) => get(p))).flat(), ...Array.from({ length: 4 }, () => client.git(['ls-remote', repoUrl()]))]);
@@ -195,6 +228,7 @@ describe('a server out of file descriptors', () => {
     const log = await runOk('git', ['-C', dest, 'log', '--format=%s']);
     assert.equal(log.stdout.trim(), 'first');
     for (const p of gitApiPaths()) assert.equal((await get(p)).status, 200, p);
+    assert.equal((await get(`/v2/fd/app/blobs/${blob.digest}`, { authorization: `Bearer ${blob.token}` })).status, 200);
     const serverLog = await wharf.logTail(400);
     assert.match(serverLog, /request refused: server busy/);
     assert.doesNotMatch(serverLog, /uncaught exception|unhandled promise rejection/);
