@@ -4,6 +4,7 @@ import type { FastifyInstance } from 'fastify'
 import { pino } from 'pino'
 import { buildApp } from './app.ts'
 import { listenAddress } from './config/load.ts'
+import { gitPool } from './git/index.ts'
 import type { Config } from './config/schema.ts'
 import { migrate, openDb } from './metadata/db.ts'
 import { createServices } from './services.ts'
@@ -28,6 +29,7 @@ export async function startServer(config: Readonly<Config>): Promise<RunningServ
   const db = openDb({ kind: 'sqlite', path: join(config.data, 'wharf.db') })
   await migrate(db, 'sqlite')
   const driver = createFsDriver(join(config.data, 'storage'))
+  gitPool.configure({ concurrency: config.limits.gitProcesses, queue: config.limits.gitQueue })
   const services = await createServices(db, driver, {
     publicUrl: config.publicUrl,
     tokenTtlSeconds: config.auth.tokenTtlSeconds,
@@ -51,6 +53,11 @@ export async function startServer(config: Readonly<Config>): Promise<RunningServ
 
   const { host, port } = listenAddress(config)
   await app.listen({ host, port })
+  // Out of descriptors, libuv accepts and drops pending connections with a descriptor it keeps in
+  // reserve; when it cannot get that reserve back (another thread took it), the failed accept()
+  // is emitted as 'error' on the listening server, and Fastify listens for it only during
+  // listen(): unheard, it is an uncaught exception. The server keeps listening either way.
+  app.server.on('error', (err) => logger.warn({ err }, 'cannot accept a connection'))
   return {
     app,
     url: config.publicUrl,

@@ -1,5 +1,5 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
-import { ERROR_CODES, WharfError, type ErrorCode } from '../core/errors.ts'
+import { ERROR_CODES, unavailableFrom, WharfError, type ErrorCode } from '../core/errors.ts'
 
 /**
  * The REST API's error table: every domain code maps to an HTTP status here and nowhere else.
@@ -29,6 +29,7 @@ export const API_ERRORS: Record<ErrorCode, number> = {
   RANGE_NOT_SATISFIABLE: 416,
   TOOMANYREQUESTS: 429,
   UNSUPPORTED: 501,
+  UNAVAILABLE: 503,
 }
 
 const TITLES: Record<number, string> = {
@@ -44,6 +45,7 @@ const TITLES: Record<number, string> = {
   429: 'Too Many Requests',
   500: 'Internal Server Error',
   501: 'Not Implemented',
+  503: 'Service Unavailable',
 }
 
 export interface Problem {
@@ -66,12 +68,15 @@ export function sendProblem(reply: FastifyReply, p: Problem): FastifyReply {
 }
 
 /** The API plugin's error handler: domain errors by table, framework 4xx as they are, anything else a bare 500. */
-export function apiErrorHandler(err: Error & { statusCode?: number; validation?: unknown }, req: FastifyRequest, reply: FastifyReply): FastifyReply {
+export function apiErrorHandler(error: Error & { statusCode?: number; validation?: unknown }, req: FastifyRequest, reply: FastifyReply): FastifyReply {
+  // Out of descriptors or processes (opening a file, starting git): the server is busy, not broken.
+  const err = unavailableFrom(error) ?? error
   if (err instanceof WharfError) {
     const status = API_ERRORS[err.code] ?? 500
     if (status === 401) reply.header('WWW-Authenticate', 'Bearer realm="api"')
-    if (status === 429 && typeof err.detail.retryAfter === 'number') reply.header('Retry-After', String(err.detail.retryAfter))
-    if (status >= 500) req.log.error({ err }, 'api request failed')
+    if ((status === 429 || status === 503) && typeof err.detail.retryAfter === 'number') reply.header('Retry-After', String(err.detail.retryAfter))
+    if (status === 503) req.log.warn({ err }, 'api request refused: server busy')
+    else if (status >= 500) req.log.error({ err }, 'api request failed')
     return sendProblem(reply, problem(status, err.message, err.code))
   }
   if (err.validation) return sendProblem(reply, problem(400, err.message, 'BAD_REQUEST'))

@@ -62,10 +62,10 @@ export async function oauthRoutes(app: FastifyInstance, opts: OAuthRouteOptions)
 function oauthError(err: Error & { statusCode?: number; validation?: unknown }, req: FastifyRequest, reply: FastifyReply) {
   reply.header('Cache-Control', 'no-store')
   if (err instanceof WharfError) {
-    const status = err.code === 'TOOMANYREQUESTS' ? 429 : err.code === 'UNAUTHORIZED' ? 400 : err.code === 'BAD_REQUEST' ? 400 : 500
-    if (status === 429 && typeof err.detail.retryAfter === 'number') reply.header('Retry-After', String(err.detail.retryAfter))
+    const status = err.code === 'TOOMANYREQUESTS' ? 429 : err.code === 'UNAUTHORIZED' ? 400 : err.code === 'BAD_REQUEST' ? 400 : err.code === 'UNAVAILABLE' ? 503 : 500
+    if ((status === 429 || status === 503) && typeof err.detail.retryAfter === 'number') reply.header('Retry-After', String(err.detail.retryAfter))
     // RFC 6749 §5.2: a failed password or refresh grant is invalid_grant with 400.
-    const error = (err.detail.oauth as string | undefined) ?? (err.code === 'UNAUTHORIZED' ? 'invalid_grant' : status === 429 ? 'slow_down' : 'invalid_request')
+    const error = (err.detail.oauth as string | undefined) ?? (err.code === 'UNAUTHORIZED' ? 'invalid_grant' : status === 429 ? 'slow_down' : status === 503 ? 'temporarily_unavailable' : 'invalid_request')
     if (status === 500) req.log.error({ err }, 'oauth request failed')
     return reply.code(status).send({ error, error_description: status === 500 ? 'internal server error' : err.message })
   }

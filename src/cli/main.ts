@@ -2,6 +2,7 @@ import './threadpool.ts'
 import { parseArgs } from 'node:util'
 import { ConfigError, loadConfig, SETTINGS, type SettingFlag } from '../config/load.ts'
 import { startServer } from '../server.ts'
+import { installProcessGuards } from './guards.ts'
 
 const USAGE = `Usage: wharf <command> [options]
 
@@ -55,6 +56,7 @@ async function main(argv: string[]): Promise<void> {
           `  registry: docker login ${host}   then   docker push ${host}/<namespace>/<project>:<tag>\n` +
           `  data:     ${config.data}\n`,
       )
+      installProcessGuards(server.app.log)
       const stop = () => {
         server.close().then(() => process.exit(0), () => process.exit(1))
       }

@@ -45,7 +45,7 @@ describe('loadConfig defaults', () => {
     assert.equal(c.publicUrl, 'http://127.0.0.1:5000')
     assert.equal(c.data, resolve('./data'))
     assert.equal(c.logLevel, 'info')
-    assert.deepEqual({ ...c.limits }, { manifestBytes: 4 << 20, uploadTtlSeconds: 86400, pageMax: 10_000 })
+    assert.deepEqual({ ...c.limits }, { manifestBytes: 4 << 20, uploadTtlSeconds: 86400, pageMax: 10_000, gitProcesses: 8, gitQueue: 512 })
   })
 
   it('returns a deeply frozen object and does not mutate DEFAULTS', () => {

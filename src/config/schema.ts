@@ -40,6 +40,10 @@ export const ConfigSchema = Type.Object(
         uploadTtlSeconds: Type.Integer({ minimum: 60 }),
         /** Largest page served by tags/list, _catalog and referrers. */
         pageMax: Type.Integer({ minimum: 1, maximum: 100_000 }),
+        /** git processes run at once (each costs a process and about six file descriptors); more wait in line. */
+        gitProcesses: Type.Integer({ minimum: 1, maximum: 1024 }),
+        /** git operations allowed to wait for a slot; past that a request is answered 503 with Retry-After. */
+        gitQueue: Type.Integer({ minimum: 0, maximum: 100_000 }),
       },
       { additionalProperties: false },
     ),
@@ -61,6 +65,6 @@ export const DEFAULTS: Omit<Config, 'publicUrl'> = {
   data: './data',
   logLevel: 'info',
   auth: { tokenTtlSeconds: 300 },
-  limits: { manifestBytes: 4 << 20, uploadTtlSeconds: 24 * 3600, pageMax: 10_000 },
+  limits: { manifestBytes: 4 << 20, uploadTtlSeconds: 24 * 3600, pageMax: 10_000, gitProcesses: 8, gitQueue: 512 },
   ci: { jobHeartbeatTimeoutSeconds: 300 },
 }

@@ -28,6 +28,8 @@ export const ERROR_CODES = [
   'NOT_FOUND',
   'CONFLICT',
   'FORBIDDEN',
+  // The server is out of a resource (file descriptors, processes, its git queue): retry later.
+  'UNAVAILABLE',
 ] as const
 
 export type ErrorCode = (typeof ERROR_CODES)[number]
@@ -45,4 +47,25 @@ export class WharfError extends Error {
 
 export function isWharfError(e: unknown): e is WharfError {
   return e instanceof WharfError
+}
+
+/** errno codes that mean "the process or machine is out of something", not "this request is wrong". */
+const EXHAUSTED = new Set(['EMFILE', 'ENFILE', 'EAGAIN', 'ENOMEM'])
+
+/** Seconds a client is told to wait (Retry-After) when the server is out of a resource. */
+export const RETRY_AFTER_SECONDS = 5
+
+/**
+ * The UNAVAILABLE error for an errno error that means exhaustion (EMFILE: out of file descriptors,
+ * ENFILE, EAGAIN for processes, ENOMEM), looked for along the `cause` chain; undefined for any other.
+ */
+export function unavailableFrom(e: unknown, what = 'the server'): WharfError | undefined {
+  for (let c = e, depth = 0; c instanceof Error && depth < 5; c = c.cause, depth++) {
+    if (c instanceof WharfError) return c.code === 'UNAVAILABLE' ? c : undefined
+    const code = (c as NodeJS.ErrnoException).code
+    if (typeof code === 'string' && EXHAUSTED.has(code)) {
+      return new WharfError('UNAVAILABLE', `${what} is out of resources (${code}); retry later`, { retryAfter: RETRY_AFTER_SECONDS, errno: code }, { cause: c })
+    }
+  }
+  return undefined
 }

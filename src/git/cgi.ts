@@ -1,5 +1,6 @@
-import { spawn } from 'node:child_process'
 import { Readable } from 'node:stream'
+import { WharfError } from '../core/errors.ts'
+import { startProcess } from '../core/spawn.ts'
 
 // Running a CGI program (git http-backend) with a streamed request body and a streamed response:
 // RFC 3875's response is a header block (`Status:`, `Content-Type:`, ... then an empty line)
@@ -84,18 +85,21 @@ export interface CgiResponse extends CgiHead {
 
 /**
  * Starts a CGI program and resolves once its header block was read. Rejects (after killing the
- * program) when it exits or fails before a complete header block.
+ * program) when it cannot start (UNAVAILABLE when out of descriptors or processes, see
+ * core/spawn.ts), or exits or fails before a complete header block.
  */
-export function runCgi(req: CgiRequest): Promise<CgiResponse> {
+export async function runCgi(req: CgiRequest): Promise<CgiResponse> {
+  if (req.signal?.aborted) throw new CgiError('the client went away before the CGI program started')
   // Its own process group, so a kill also reaches what it started (http-backend runs upload-pack/receive-pack).
-  const child = spawn(req.command, req.args, { env: req.env, stdio: ['pipe', 'pipe', 'pipe'], detached: true })
+  const child = await startProcess(req.command, req.args, { env: req.env, stdio: ['pipe', 'pipe', 'pipe'], detached: true }).catch((e: Error) => {
+    throw e instanceof WharfError ? e : new CgiError(`cannot run ${req.command}: ${e.message}`)
+  })
   let stderr = ''
   child.stderr.on('data', (b: Buffer) => {
     if (stderr.length < 8192) stderr += b.toString('utf8')
   })
   const done = new Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string }>((resolve) => {
     child.on('close', (code, signal) => resolve({ code, signal, stderr }))
-    child.on('error', () => resolve({ code: null, signal: null, stderr }))
   })
   // Until its output closed, the group may still hold processes even if the leader exited.
   let exited = false
@@ -115,8 +119,8 @@ export function runCgi(req: CgiRequest): Promise<CgiResponse> {
     void done.then(() => req.signal?.removeEventListener('abort', kill))
   }
 
-  // The program may stop reading early (an error answer): EPIPE on its stdin is expected then.
-  child.stdin.on('error', () => {})
+  // The program may stop reading early (an error answer): EPIPE on its stdin is expected then
+  // (startProcess listens for it).
   if (req.body) {
     req.body.on('error', kill)
     req.body.pipe(child.stdin)
@@ -156,14 +160,14 @@ export function runCgi(req: CgiRequest): Promise<CgiResponse> {
       resolve({ ...parsed, body: Readable.from(chunks(), { objectMode: false }), done, kill })
     }
     const onEnd = () => fail(new CgiError(`CGI program ended before its header block${stderr ? `: ${stderr.trim().slice(0, 500)}` : ''}`))
-    const onError = (e: Error) => fail(new CgiError(`cannot run ${req.command}: ${e.message}`))
+    const onError = (e: Error) => fail(new CgiError(`cannot read the output of ${req.command}: ${e.message}`))
     const cleanup = () => {
       child.stdout.off('data', onData)
       child.stdout.off('end', onEnd)
-      child.off('error', onError)
+      child.stdout.off('error', onError)
     }
     child.stdout.on('data', onData)
     child.stdout.on('end', onEnd)
-    child.on('error', onError)
+    child.stdout.on('error', onError)
   })
 }

@@ -1,9 +1,22 @@
-import { spawn } from 'node:child_process'
 import { WharfError } from '../core/errors.ts'
+import { Pool } from '../core/pool.ts'
+import { startProcess } from '../core/spawn.ts'
+import { runCgi, type CgiRequest, type CgiResponse } from './cgi.ts'
 
 // Every git process Wharf starts goes through here: an argument array (never a shell string)
 // and an environment built from scratch, so neither the server's secrets (WHARF_*) nor the
 // server user's ~/.gitconfig or /etc/gitconfig reach git.
+//
+// And through one pool: each git process costs a process and about six file descriptors, so a
+// request that asks for thousands of lookups at once must wait its turn rather than start them
+// all (thousands of processes, EMFILE for everyone). The pool is per server process because
+// descriptors and processes are.
+
+/** Defaults of `limits.gitProcesses` and `limits.gitQueue` (see config/schema.ts). */
+export const GIT_POOL_DEFAULTS = { concurrency: 8, queue: 512 }
+
+/** The slots every git process of this server takes; the composition root sets the configured limits. */
+export const gitPool = new Pool('git', GIT_POOL_DEFAULTS)
 
 /** Output beyond this is an error rather than a memory spike (listing 1M files is ~50 MiB). */
 export const DEFAULT_MAX_OUTPUT = 64 << 20
@@ -40,16 +53,27 @@ export interface GitOutput {
   stderr: string
 }
 
-/** Runs `git [--git-dir=…] [-c k=v…] args…`, buffering stdout up to a limit. Throws on unexpected exit codes. */
+/**
+ * Runs `git [--git-dir=…] [-c k=v…] args…` in a slot of the git pool, buffering stdout up to a
+ * limit. Throws on unexpected exit codes, UNAVAILABLE when the pool's queue is full or the
+ * process is out of descriptors.
+ */
 export function runGit(args: readonly string[], opts: GitRun = {}): Promise<GitOutput> {
+  return gitPool.run(() => spawnGit(args, opts))
+}
+
+async function spawnGit(args: readonly string[], opts: GitRun): Promise<GitOutput> {
   const full = [...(opts.gitDir ? [`--git-dir=${opts.gitDir}`] : []), ...Object.entries(opts.config ?? {}).flatMap(([k, v]) => ['-c', `${k}=${v}`]), ...args]
   const max = opts.maxOutput ?? DEFAULT_MAX_OUTPUT
+  const child = await startProcess('git', full, { env: gitEnv(opts.env), stdio: ['pipe', 'pipe', 'pipe'] }).catch((e: Error) => {
+    throw e instanceof WharfError ? e : new Error(`cannot run git: ${e.message}`, { cause: e })
+  })
   return new Promise((resolve, reject) => {
-    const child = spawn('git', full, { env: gitEnv(opts.env), stdio: ['pipe', 'pipe', 'pipe'] })
     const out: Buffer[] = []
     let outBytes = 0
     let err = ''
     let overflow = false
+    let readError: Error | undefined
     child.stdout.on('data', (b: Buffer) => {
       outBytes += b.length
       if (outBytes > max) {
@@ -59,21 +83,35 @@ export function runGit(args: readonly string[], opts: GitRun = {}): Promise<GitO
       }
       out.push(b)
     })
+    child.stdout.on('error', (e) => (readError = e))
     child.stderr.on('data', (b: Buffer) => {
       if (err.length < 8192) err += b.toString('utf8')
     })
-    child.on('error', (e) => reject(new Error(`cannot run git: ${e.message}`, { cause: e })))
     child.on('close', (code, signal) => {
       if (overflow) return reject(new WharfError('BAD_REQUEST', `git ${args[0]} produced more than ${max} bytes`, { limit: max }))
+      if (readError) return reject(new Error(`cannot read the output of git ${args[0]}: ${readError.message}`, { cause: readError }))
       const c = code ?? -1
       if (c === 0 || opts.okCodes?.includes(c)) return resolve({ code: c, stdout: Buffer.concat(out), stderr: err })
       reject(new GitCommandError(args, c, signal, err))
     })
-    child.stdin.on('error', () => {
-      /* git may exit without reading its input */
-    })
     child.stdin.end(opts.input)
   })
+}
+
+/**
+ * `git http-backend` (the CGI `req` describes) in a slot of the git pool, held until the program
+ * exited. Waiting for the slot ends when `req.signal` aborts.
+ */
+export async function runGitCgi(req: CgiRequest): Promise<CgiResponse> {
+  const release = await gitPool.acquire(req.signal)
+  try {
+    const cgi = await runCgi(req)
+    void cgi.done.finally(release)
+    return cgi
+  } catch (e) {
+    release()
+    throw e
+  }
 }
 
 export class GitCommandError extends Error {

@@ -3,6 +3,7 @@ export { gitAccess, type GitAccess } from './access.ts'
 export { gitApiRoutes, type GitApiOptions } from './api-routes.ts'
 export { GitRepos, INITIAL_BRANCH, type BranchInfo, type CommitInfo, type TagInfo } from './repos.ts'
 export { classifyRef, isRefName, isSha, isZeroSha, ZERO_SHA, type RefAction, type RefType, type RefUpdate } from './refs.ts'
+export { gitPool } from './exec.ts'
 export { gitErrorHandler, gitRoutes, parseGitUrl, type GitRouteOptions } from './routes.ts'
 export { GitHosting, type PushEvent, type PushListener, type PushRecord } from './service.ts'
 

@@ -2,9 +2,8 @@ import { Readable } from 'node:stream'
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { basicCredentials } from '../auth/token-routes.ts'
 import { ANONYMOUS, principalName, type Principal } from '../auth/principals.ts'
-import { isWharfError, WharfError } from '../core/errors.ts'
-import { runCgi } from './cgi.ts'
-import { gitEnv } from './exec.ts'
+import { isWharfError, unavailableFrom, WharfError } from '../core/errors.ts'
+import { gitEnv, runGitCgi } from './exec.ts'
 import type { GitHosting } from './service.ts'
 
 // Git's smart HTTP protocol at GitLab's URLs, served by `git http-backend` as a CGI:
@@ -150,7 +149,7 @@ async function serve(git: GitHosting, req: FastifyRequest, reply: FastifyReply):
   reply.raw.on('close', () => {
     if (!reply.raw.writableFinished) abort.abort()
   })
-  const cgi = await runCgi({
+  const cgi = await runGitCgi({
     command: 'git',
     args: [...Object.entries(config).flatMap(([k, v]) => ['-c', `${k}=${v}`]), 'http-backend'],
     env,
@@ -183,15 +182,19 @@ const STATUS: Partial<Record<string, number>> = {
   NOT_FOUND: 404,
   BAD_REQUEST: 400,
   TOOMANYREQUESTS: 429,
+  UNAVAILABLE: 503,
 }
 
 /** Errors as git shows them: plain text (git prints it as `remote: …`), 401 with a Basic challenge. */
-export function gitErrorHandler(err: FastifyError | Error, req: FastifyRequest, reply: FastifyReply): void {
+export function gitErrorHandler(error: FastifyError | Error, req: FastifyRequest, reply: FastifyReply): void {
   if (reply.sent || reply.raw.headersSent) return
+  // Out of descriptors or processes (opening a file, starting git): the server is busy, not broken.
+  const err = unavailableFrom(error) ?? error
   const status = isWharfError(err) ? (STATUS[err.code] ?? 500) : 'statusCode' in err && typeof err.statusCode === 'number' && err.statusCode < 500 ? err.statusCode : 500
-  if (status >= 500) req.log.error({ err }, 'git request failed')
+  if (status === 503) req.log.warn({ err }, 'git request refused: server busy')
+  else if (status >= 500) req.log.error({ err }, 'git request failed')
   if (status === 401) void reply.header('WWW-Authenticate', `Basic realm="${REALM}"`)
-  if (status === 429 && isWharfError(err) && typeof err.detail.retryAfter === 'number') void reply.header('Retry-After', String(err.detail.retryAfter))
-  const message = status === 401 ? 'HTTP Basic: Access denied' : status >= 500 ? 'internal server error' : err.message
+  if ((status === 429 || status === 503) && isWharfError(err) && typeof err.detail.retryAfter === 'number') void reply.header('Retry-After', String(err.detail.retryAfter))
+  const message = status === 401 ? 'HTTP Basic: Access denied' : status === 503 ? err.message : status >= 500 ? 'internal server error' : err.message
   void reply.code(status).type('text/plain; charset=utf-8').send(`${message}\n`)
 }

@@ -16,6 +16,8 @@ export const OCI_ERRORS: Partial<Record<ErrorCode, { status: number; code: strin
   DENIED: { status: 403, code: 'DENIED', message: 'requested access to the resource is denied' },
   UNSUPPORTED: { status: 405, code: 'UNSUPPORTED', message: 'the operation is unsupported' },
   TOOMANYREQUESTS: { status: 429, code: 'TOOMANYREQUESTS', message: 'too many requests' },
+  // Not in the spec; distribution's errcode.ErrorCodeUnavailable, which docker and containerd retry.
+  UNAVAILABLE: { status: 503, code: 'UNAVAILABLE', message: 'service unavailable' },
   // Wharf conditions with their own status, reported with the closest spec code.
   RANGE_INVALID: { status: 416, code: 'BLOB_UPLOAD_INVALID', message: 'upload chunk out of order' },
   RANGE_NOT_SATISFIABLE: { status: 416, code: 'SIZE_INVALID', message: 'requested range not satisfiable' },

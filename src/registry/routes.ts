@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { IncomingMessage } from 'node:http'
 import { parseDigest } from '../core/digest.ts'
-import { WharfError } from '../core/errors.ts'
+import { unavailableFrom, WharfError } from '../core/errors.ts'
 import { parseRepoName, type RepoName } from '../core/names.ts'
 import { parseRange, type Blobs } from './blobs.ts'
 import type { Manifests, Page } from './manifests.ts'
@@ -361,9 +361,12 @@ async function readLimited(stream: IncomingMessage, limit: number): Promise<Buff
 }
 
 export function ociErrorHandler(err: Error & { statusCode?: number }, req: FastifyRequest, reply: FastifyReply) {
+  // Out of descriptors (opening a blob): the registry is busy, not broken.
+  err = unavailableFrom(err) ?? err
   if (err instanceof WharfError) {
     const e = OCI_ERRORS[err.code]
     if (e) {
+      if (typeof err.detail.retryAfter === 'number') reply.header('Retry-After', String(err.detail.retryAfter))
       const body: OciErrorBody = { errors: [{ code: e.code, message: err.message, detail: err.detail }] }
       req.log.debug({ code: err.code }, 'registry error')
       return reply.code(e.status).type('application/json').send(body)

@@ -6,7 +6,7 @@
  * Report artifacts sent as `gzip` are a gzip stream of the matched files; `raw` sends one file.
  */
 import { createReadStream, createWriteStream } from 'node:fs'
-import { mkdir, rm } from 'node:fs/promises'
+import { mkdir, rm, stat } from 'node:fs/promises'
 import path from 'node:path'
 import { pipeline } from 'node:stream/promises'
 import { createGzip } from 'node:zlib'
@@ -58,6 +58,28 @@ export async function downloadDependencies(ctx: ArtifactsContext, dependencies: 
   }
 }
 
+/**
+ * One gzip member per file, concatenated (gzip readers see one stream). Directories add nothing
+ * (their files are entries of their own); a file that cannot be read fails the whole archive,
+ * named in the error, rather than being left out of an upload that still reports success.
+ */
+async function* gzipMembers(projectDir: string, entries: readonly string[]): AsyncGenerator<Buffer> {
+  for (const e of entries) {
+    const file = path.join(projectDir, e)
+    try {
+      if ((await stat(file)).isDirectory()) continue
+      const gz = createGzip()
+      const feeding = pipeline(createReadStream(file), gz)
+      // Awaited below; a read error also ends the loop over gz first.
+      feeding.catch(() => undefined)
+      for await (const chunk of gz) yield chunk as Buffer
+      await feeding
+    } catch (err) {
+      throw new Error(`${e}: cannot be added to the gzip archive: ${(err as Error).message}`, { cause: err })
+    }
+  }
+}
+
 export function artifactWanted(a: Pick<Artifact, 'when'>, success: boolean): boolean {
   const when = a.when || 'on_success'
   return when === 'always' || (success ? when === 'on_success' : when === 'on_failure')
@@ -87,11 +109,7 @@ export async function uploadArtifacts(ctx: ArtifactsContext, artifacts: readonly
     const file = path.join(ctx.scratchDir, `artifacts-${a.artifact_type || 'archive'}.${format === 'zip' ? 'zip' : format === 'gzip' ? 'gz' : 'bin'}`)
     try {
       if (format === 'gzip') {
-        // One gzip member per file, concatenated (gzip readers see one stream).
-        const out = createWriteStream(file)
-        for (const e of entries) await pipeline(createReadStream(path.join(ctx.projectDir, e)), createGzip(), out, { end: false }).catch(() => undefined)
-        out.end()
-        await new Promise<void>((r) => out.on('close', () => r()))
+        await pipeline(gzipMembers(ctx.projectDir, entries), createWriteStream(file))
       } else if (format === 'raw') {
         await pipeline(createReadStream(path.join(ctx.projectDir, entries[0]!)), createWriteStream(file))
       } else {

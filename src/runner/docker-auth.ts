@@ -8,10 +8,10 @@
  * or `identitytoken`), `credHelpers` (per registry) and `credsStore` (all registries): helpers
  * run as `docker-credential-<name> get` (and `list` for the store).
  */
-import { spawn } from 'node:child_process'
 import { readFile } from 'node:fs/promises'
 import { homedir } from 'node:os'
 import path from 'node:path'
+import { startProcess } from '../core/spawn.ts'
 import type { Credentials } from './protocol.ts'
 
 export const DEFAULT_REGISTRY = 'docker.io'
@@ -74,31 +74,26 @@ export function imageRegistry(image: string): string {
 export type HelperRunner = (helper: string, action: 'get' | 'list', input: string) => Promise<string>
 
 /** Runs `docker-credential-<helper> <action>` with `input` on stdin; rejects on a non-zero exit. */
-export const runCredentialHelper: HelperRunner = (helper, action, input) =>
-  new Promise((resolve, reject) => {
-    if (helper !== path.basename(helper) || helper === '' || helper.includes('..')) {
-      reject(new Error(`invalid credential helper name ${JSON.stringify(helper)}`))
-      return
-    }
-    const child = spawn(`docker-credential-${helper}`, [action], { stdio: ['pipe', 'pipe', 'pipe'] })
+export const runCredentialHelper: HelperRunner = async (helper, action, input) => {
+  if (helper !== path.basename(helper) || helper === '' || helper.includes('..')) throw new Error(`invalid credential helper name ${JSON.stringify(helper)}`)
+  const child = await startProcess(`docker-credential-${helper}`, [action], { stdio: ['pipe', 'pipe', 'pipe'] }).catch((e: NodeJS.ErrnoException) => {
+    throw new Error(`docker-credential-${helper}: ${e.code ?? e.message}`)
+  })
+  return new Promise((resolve, reject) => {
     const out: Buffer[] = []
     const err: Buffer[] = []
     const timer = setTimeout(() => child.kill('SIGKILL'), 30_000)
     child.stdout.on('data', (b: Buffer) => out.push(b))
     child.stderr.on('data', (b: Buffer) => err.push(b))
-    child.on('error', (e) => {
-      clearTimeout(timer)
-      reject(new Error(`docker-credential-${helper}: ${(e as NodeJS.ErrnoException).code ?? e.message}`))
-    })
     child.on('close', (code) => {
       clearTimeout(timer)
       const stdout = Buffer.concat(out).toString('utf8')
       if (code === 0) resolve(stdout)
       else reject(new Error(`docker-credential-${helper} ${action} exited ${code}: ${(Buffer.concat(err).toString('utf8') || stdout).trim().slice(0, 200)}`))
     })
-    child.stdin.on('error', () => undefined)
     child.stdin.end(input)
   })
+}
 
 async function helperGet(run: HelperRunner, helper: string, server: string): Promise<RegistryAuth> {
   const parsed = JSON.parse(await run(helper, 'get', server)) as { ServerURL?: string; Username?: string; Secret?: string }

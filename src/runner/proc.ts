@@ -3,7 +3,7 @@
  * own process group so that cancel and timeout stop everything they started (SIGTERM, then
  * SIGKILL after a grace period).
  */
-import { spawn } from 'node:child_process'
+import { startProcess } from '../core/spawn.ts'
 
 export const KILL_GRACE_MS = 3000
 
@@ -35,13 +35,10 @@ function killGroup(pid: number, sig: NodeJS.Signals): void {
   }
 }
 
-export function runProcess(cmd: string, args: readonly string[], opts: ProcOptions): Promise<ProcResult> {
-  return new Promise((resolve, reject) => {
-    if (opts.signal?.aborted) {
-      resolve({ code: 1, signal: null, aborted: true })
-      return
-    }
-    const child = spawn(cmd, args, { cwd: opts.cwd, env: opts.env, stdio: ['ignore', 'pipe', 'pipe'], detached: true })
+export async function runProcess(cmd: string, args: readonly string[], opts: ProcOptions): Promise<ProcResult> {
+  if (opts.signal?.aborted) return { code: 1, signal: null, aborted: true }
+  const child = await startProcess(cmd, args, { cwd: opts.cwd, env: opts.env, stdio: ['ignore', 'pipe', 'pipe'], detached: true })
+  return new Promise((resolve) => {
     let aborted = false
     let killTimer: NodeJS.Timeout | undefined
     const onAbort = () => {
@@ -51,13 +48,10 @@ export function runProcess(cmd: string, args: readonly string[], opts: ProcOptio
       killTimer = setTimeout(() => child.pid !== undefined && killGroup(child.pid, 'SIGKILL'), opts.graceMs ?? KILL_GRACE_MS)
       killTimer.unref()
     }
-    opts.signal?.addEventListener('abort', onAbort, { once: true })
+    if (opts.signal?.aborted) onAbort()
+    else opts.signal?.addEventListener('abort', onAbort, { once: true })
     child.stdout.on('data', opts.onOutput)
     child.stderr.on('data', opts.onOutput)
-    child.on('error', (e) => {
-      opts.signal?.removeEventListener('abort', onAbort)
-      reject(e)
-    })
     child.on('close', (code, signal) => {
       opts.signal?.removeEventListener('abort', onAbort)
       if (killTimer) clearTimeout(killTimer)
