@@ -99,7 +99,12 @@ test:
     assert.match(test, /Not uploading cache deps-protected due to policy/)
 
     // The structured log line with the timings.
-    const finished = runner.logs().filter((l) => l.msg === 'job finished')
+    // The runner logs it after its final update, which the server may have answered before: wait (bounded).
+    let finished = runner.logs().filter((l) => l.msg === 'job finished')
+    for (let i = 0; finished.length < 2 && i < 100; i++) {
+      await new Promise((r) => setTimeout(r, 50))
+      finished = runner.logs().filter((l) => l.msg === 'job finished')
+    }
     assert.ok(finished.length >= 2, runner.output())
     for (const f of finished) {
       assert.equal(typeof f.queue_wait_s, 'number')
