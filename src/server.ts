@@ -36,6 +36,7 @@ export async function startServer(config: Readonly<Config>): Promise<RunningServ
     gitRoot: join(config.data, 'git'),
     ciRoot: join(config.data, 'ci'),
     jobHeartbeatTimeoutSeconds: config.ci.jobHeartbeatTimeoutSeconds,
+    maxJobsPerPipeline: config.ci.maxJobsPerPipeline,
   })
   const { registry, generatedRootPassword } = services
   const https = config.tls && { cert: await readFile(config.tls.cert), key: await readFile(config.tls.key) }
@@ -58,6 +59,7 @@ export async function startServer(config: Readonly<Config>): Promise<RunningServ
     async close() {
       clearInterval(timer)
       await app.close()
+      await services.ci?.pipelines.close()
       await db.destroy()
     },
   }

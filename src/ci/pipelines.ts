@@ -8,7 +8,8 @@ import { nowIso } from '../metadata/db.ts'
 import type { CiJob, CiJobArtifact, Database, Pipeline, Project, Runner } from '../metadata/schema.ts'
 import * as projectQueries from '../projects/queries.ts'
 import type { Projects } from '../projects/service.ts'
-import { anyGlobMatches, isCiConfigError, parseCiConfig, planPipeline, type PipelineSource, type PlannedJob } from './config/index.ts'
+import type { PipelinePlan, PipelineSource, PlannedJob } from './config/index.ts'
+import { ConfigPlanner } from './config-planner.ts'
 import { predefinedVariables, type JobVariable } from './predefined.ts'
 import * as q from './queries.ts'
 import * as rq from './runner-queries.ts'
@@ -36,6 +37,11 @@ export interface JobDefinition extends PlannedJob {
 
 type Listener = (pipelineId: number) => void
 
+/** GitLab.com's Free-tier ci_pipeline_size (self-managed GitLab has no limit unless set). */
+export const DEFAULT_MAX_JOBS_PER_PIPELINE = 500
+/** Jobs stored between two turns of the event loop. */
+const JOBS_PER_YIELD = 20
+
 /**
  * Pipelines from pushes, the API and triggers: reads `.gitlab-ci.yml` at the commit, plans the
  * jobs (parser in ./config), stores them and moves them through the state machine (./state.ts).
@@ -47,12 +53,21 @@ export class Pipelines {
   private readonly projects: Projects
   private readonly publicUrl: string
   private readonly listeners = new Set<Listener>()
+  private readonly planner: ConfigPlanner
+  private readonly maxJobs: number
 
-  constructor(deps: { db: Kysely<Database>; repos: GitRepos; projects: Projects; publicUrl: string }) {
+  constructor(deps: { db: Kysely<Database>; repos: GitRepos; projects: Projects; publicUrl: string; planner?: ConfigPlanner; maxJobs?: number }) {
     this.db = deps.db
     this.repos = deps.repos
     this.projects = deps.projects
     this.publicUrl = deps.publicUrl
+    this.planner = deps.planner ?? new ConfigPlanner()
+    this.maxJobs = deps.maxJobs ?? DEFAULT_MAX_JOBS_PER_PIPELINE
+  }
+
+  /** Stops the planner's workers. */
+  close(): Promise<void> {
+    return this.planner.close()
   }
 
   /** Called whenever a pipeline's jobs changed (new pending jobs for runners, live UI). */
@@ -102,32 +117,26 @@ export class Pipelines {
     if (!commit) throw new WharfError('BAD_REQUEST', `commit ${r.sha} not found`, {})
 
     let errors: string[] | undefined
-    let plan: Extract<ReturnType<typeof planPipeline>, { status: 'created' }> | undefined
-    try {
-      const config = await parseCiConfig(text.toString('utf8'), {
-        readFile: async (path) => (await this.repos.readFile(r.project.id, r.sha, path))?.toString('utf8'),
-      })
-      const files = await this.repos.listFiles(r.project.id, r.sha)
-      const changedFiles = r.source === 'push' && !/^0+$/.test(r.beforeSha) ? await this.repos.changedFiles(r.project.id, r.beforeSha, r.sha) : undefined
-      const pipelineVars = this.pipelineVariables(r, namespace.full_path, defaultBranch, commit)
-      const projectVars = await this.projectVariables(r.project, r.refType === 'branch' && r.ref === defaultBranch)
-      const result = planPipeline(config, {
-        source: r.source,
-        refName: r.ref,
-        refType: r.refType,
-        sha: r.sha,
-        beforeSha: r.beforeSha,
-        changedFiles,
-        fileExists: (glob) => anyGlobMatches([glob], files),
-        variables: Object.fromEntries([...pipelineVars, ...projectVars, ...extra].map((v) => [v.key, v.value])),
-      })
-      if (result.status === 'filtered') return undefined
-      if (result.status === 'failed') errors = [...result.errors]
-      else plan = result
-    } catch (e) {
-      if (!isCiConfigError(e)) throw e
-      errors = [...e.errors]
-    }
+    let plan: Extract<PipelinePlan, { status: 'created' }> | undefined
+    const files = await this.repos.listFiles(r.project.id, r.sha)
+    const changedFiles = r.source === 'push' && !/^0+$/.test(r.beforeSha) ? await this.repos.changedFiles(r.project.id, r.beforeSha, r.sha) : undefined
+    const pipelineVars = this.pipelineVariables(r, namespace.full_path, defaultBranch, commit)
+    const projectVars = await this.projectVariables(r.project, r.refType === 'branch' && r.ref === defaultBranch)
+    // Off the event loop, within a time budget (see ConfigPlanner).
+    const result = await this.planner.plan(text.toString('utf8'), {
+      source: r.source,
+      refName: r.ref,
+      refType: r.refType,
+      sha: r.sha,
+      beforeSha: r.beforeSha,
+      changedFiles,
+      files,
+      variables: Object.fromEntries([...pipelineVars, ...projectVars, ...extra].map((v) => [v.key, v.value])),
+      maxJobs: this.maxJobs,
+    }, async (path) => (await this.repos.readFile(r.project.id, r.sha, path))?.toString('utf8'))
+    if (result.status === 'filtered') return undefined
+    if (result.status === 'failed') errors = [...result.errors]
+    else plan = result
 
     const pipeline = await this.db.transaction().execute(async (trx) => {
       const p = await q.insertPipeline(trx, {
@@ -148,7 +157,11 @@ export class Pipelines {
         return p
       }
       const user = r.userId === null ? undefined : await projectQueries.findUser(trx, r.userId)
+      let inserted = 0
       for (const job of plan!.jobs) {
+        // Queries on node:sqlite run synchronously and Kysely chains them through promises alone:
+        // without a macrotask now and then, storing hundreds of jobs would hold every request.
+        if (++inserted % JOBS_PER_YIELD === 0) await new Promise((resolve) => setImmediate(resolve))
         const row = await q.insertJob(trx, {
           pipelineId: p.id,
           projectId: r.project.id,
