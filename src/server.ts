@@ -11,6 +11,8 @@ import { createFsDriver } from './storage/fs-driver.ts'
 
 /** How often stale upload sessions are looked for; a quarter of the TTL, at most every ten minutes. */
 const sweepPeriodMs = (ttlSeconds: number) => Math.min(ttlSeconds * 250, 10 * 60 * 1000)
+/** How often push events whose listeners failed (or never ran) are delivered again. */
+const PUSH_REDELIVERY_MS = 30_000
 
 export interface RunningServer {
   app: FastifyInstance
@@ -52,13 +54,28 @@ export async function startServer(config: Readonly<Config>): Promise<RunningServ
 
   const { host, port } = listenAddress(config)
   await app.listen({ host, port })
+
+  // Pushes recorded before a crash (or whose pipeline creation failed) get their pipelines now,
+  // and failures are retried; in the background, so that start-up does not wait for them.
+  let redelivering: Promise<void> | undefined
+  const redeliver = () => {
+    if (redelivering || !services.git) return
+    redelivering = services.git.redeliverPending(logger).then(
+      () => undefined,
+      (err: unknown) => logger.error({ err }, 'push event redelivery failed'),
+    ).finally(() => (redelivering = undefined))
+  }
+  redeliver()
+  const redeliveryTimer = setInterval(redeliver, PUSH_REDELIVERY_MS).unref()
   return {
     app,
     url: config.publicUrl,
     ...(generatedRootPassword ? { generatedRootPassword } : {}),
     async close() {
       clearInterval(timer)
+      clearInterval(redeliveryTimer)
       await app.close()
+      await redelivering
       await services.ci?.pipelines.close()
       await db.destroy()
     },

@@ -2,14 +2,17 @@
 // asking the main thread for the files `include:local` names.
 import { parentPort } from 'node:worker_threads'
 import { anyGlobMatches, isCiConfigError, parseCiConfig, planPipeline, type PipelinePlan } from './config/index.ts'
+import { IncludeError } from './config/include.ts'
 import type { FromWorker, PlanInput, ToWorker } from './config-planner.ts'
 
 const port = parentPort!
-const reads = new Map<string, Array<(content: string | undefined) => void>>()
+const reads = new Map<string, Array<(m: Extract<ToWorker, { kind: 'file' }>) => void>>()
 
 function readFile(path: string): Promise<string | undefined> {
-  return new Promise((resolve) => {
-    reads.set(path, [...(reads.get(path) ?? []), resolve])
+  return new Promise((resolve, reject) => {
+    const answer = (m: Extract<ToWorker, { kind: 'file' }>) =>
+      m.tooBig ? reject(new IncludeError(`\`${path}\`: The parsed YAML is too big`)) : resolve(m.content)
+    reads.set(path, [...(reads.get(path) ?? []), answer])
     port.postMessage({ kind: 'read', path } satisfies FromWorker)
   })
 }
@@ -30,7 +33,7 @@ port.on('message', (m: ToWorker) => {
     const waiting = reads.get(m.path)
     const resolve = waiting?.shift()
     if (waiting?.length === 0) reads.delete(m.path)
-    resolve?.(m.content)
+    resolve?.(m)
     return
   }
   plan(m.text, m.ctx).then(

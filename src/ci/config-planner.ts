@@ -21,12 +21,15 @@ export function tooSlow(limitMs: number): string {
 }
 export const TOO_MUCH_MEMORY = `The pipeline configuration needs too much memory to process (the limit is ${PLANNER_LIMITS.heapMb} MiB)`
 
+/** Thrown by a plan's readFile for a file over YAML_LIMITS.bytes: the include fails as too big. */
+export class FileTooBigError extends Error {}
+
 /** The plan context without callbacks: what crosses to the worker. `files` answers `exists:`. */
 export type PlanInput = Omit<PlanContext, 'fileExists' | 'changedFilesComparedTo'> & { files: string[] }
 
 export type ToWorker =
   | { kind: 'plan'; text: string; ctx: PlanInput }
-  | { kind: 'file'; path: string; content: string | undefined }
+  | { kind: 'file'; path: string; content: string | undefined; tooBig?: true }
 export type FromWorker =
   | { kind: 'read'; path: string }
   | { kind: 'done'; plan: PipelinePlan }
@@ -107,7 +110,13 @@ export class ConfigPlanner {
       if (m.kind === 'read') {
         task.readFile(m.path).then(
           (content) => { if (!settled) worker.postMessage({ kind: 'file', path: m.path, content } satisfies ToWorker) },
-          (err: unknown) => finish(false, () => task.reject(err instanceof Error ? err : new Error(String(err)))),
+          (err: unknown) => {
+            if (err instanceof FileTooBigError) {
+              if (!settled) worker.postMessage({ kind: 'file', path: m.path, content: undefined, tooBig: true } satisfies ToWorker)
+              return
+            }
+            finish(false, () => task.reject(err instanceof Error ? err : new Error(String(err))))
+          },
         )
       } else if (m.kind === 'done') {
         finish(true, () => task.resolve(m.plan))

@@ -50,7 +50,7 @@ export interface CiOptions {
  */
 export function createCi(db: Kysely<Database>, git: GitHosting, projects: Projects, publicUrl: string, opts: CiOptions): Ci {
   const pipelines = new Pipelines({ db, repos: git.repos, projects, publicUrl, ...(opts.maxJobsPerPipeline !== undefined ? { maxJobs: opts.maxJobsPerPipeline } : {}) })
-  git.onPush((e) => pipelines.handlePush(e).then(() => undefined))
+  git.onPush((e, ack) => pipelines.handlePush(e, ack).then(() => undefined))
   const jobTokens = new JobTokens(db, projects)
   opts.credentials.addVerifier(jobTokens)
   opts.auth.setJobAccess(jobTokens)

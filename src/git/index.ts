@@ -4,7 +4,7 @@ export { gitApiRoutes, type GitApiOptions } from './api-routes.ts'
 export { GitRepos, INITIAL_BRANCH, type BranchInfo, type CommitInfo, type TagInfo } from './repos.ts'
 export { classifyRef, isRefName, isSha, isZeroSha, ZERO_SHA, type RefAction, type RefType, type RefUpdate } from './refs.ts'
 export { gitErrorHandler, gitRoutes, parseGitUrl, type GitRouteOptions } from './routes.ts'
-export { GitHosting, type PushEvent, type PushListener, type PushRecord } from './service.ts'
+export { GitHosting, PUSH_EVENT_ATTEMPTS, type PushAck, type PushEvent, type PushListener, type PushRecord } from './service.ts'
 
 import type { Credentials } from '../auth/credentials.ts'
 import type { Projects } from '../projects/service.ts'
