@@ -36,6 +36,7 @@ port.on('message', (m: ToWorker) => {
     resolve?.(m)
     return
   }
+  port.postMessage({ kind: 'started' } satisfies FromWorker)
   plan(m.text, m.ctx).then(
     (result) => port.postMessage({ kind: 'done', plan: result } satisfies FromWorker),
     (err: unknown) => port.postMessage({ kind: 'crash', message: err instanceof Error ? err.message : String(err) } satisfies FromWorker),

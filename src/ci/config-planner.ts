@@ -31,6 +31,7 @@ export type ToWorker =
   | { kind: 'plan'; text: string; ctx: PlanInput }
   | { kind: 'file'; path: string; content: string | undefined; tooBig?: true }
 export type FromWorker =
+  | { kind: 'started' }
   | { kind: 'read'; path: string }
   | { kind: 'done'; plan: PipelinePlan }
   | { kind: 'crash'; message: string }
@@ -105,9 +106,12 @@ export class ConfigPlanner {
       outcome()
       this.next()
     }
-    const timer = setTimeout(() => finish(false, () => task.resolve({ status: 'failed', errors: [tooSlow(this.timeMs)] })), this.timeMs)
+    // The budget starts once the worker has the file: a new worker first loads its code.
+    let timer: NodeJS.Timeout | undefined
     const onMessage = (m: FromWorker): void => {
-      if (m.kind === 'read') {
+      if (m.kind === 'started') {
+        timer = setTimeout(() => finish(false, () => task.resolve({ status: 'failed', errors: [tooSlow(this.timeMs)] })), this.timeMs)
+      } else if (m.kind === 'read') {
         task.readFile(m.path).then(
           (content) => { if (!settled) worker.postMessage({ kind: 'file', path: m.path, content } satisfies ToWorker) },
           (err: unknown) => {
