@@ -209,14 +209,14 @@ cleanup: { stage: deploy, script: [make clean], when: always }
     const id = await gitQueries.insertPushEvent(s.db, { projectId: s.project.id, projectPath: s.project.full_path, principal: JSON.stringify(principal), updates: JSON.stringify(updates), at })
     const acked: number[] = []
     const ack = async (db: Executor, index: number) => {
-      if (!(await gitQueries.acknowledgePushUpdate(db, id, index, updates.length, at))) throw new WharfError('CONFLICT', 'already handled')
+      if (!(await gitQueries.acknowledgePushUpdate(db, id, index))) throw new WharfError('CONFLICT', 'already handled')
       acked.push(index)
     }
     const event = { id, handled: 0, projectId: s.project.id, projectPath: s.project.full_path, principal, at, updates }
     const created = await s.pipelines.handlePush(event, ack)
     assert.deepEqual(created.map((p) => [p.ref, p.tag, p.iid]), [['main', 0, 1], ['v1', 1, 2]])
     assert.deepEqual(acked, [0, 1, 2])
-    assert.ok((await gitQueries.findPushEvent(s.db, id))!.done_at, 'every update acknowledged: the event is done')
+    assert.equal((await gitQueries.findPushEvent(s.db, id))!.handled, 3, 'every update acknowledged')
     // Delivered again from the start (a stale copy): the first acknowledgement conflicts and rolls its pipeline back.
     await assert.rejects(s.pipelines.handlePush(event, ack), { code: 'CONFLICT' })
     assert.equal(await q.countPipelines(s.db, s.project.id), 2)

@@ -56,10 +56,10 @@ export function pendingPushEvents(db: Executor, limit: number): Promise<PushEven
  * Marks update `index` of an event handled, if it is the next one; false when it was already
  * (someone else handled it: the caller's transaction must not commit a second result).
  */
-export async function acknowledgePushUpdate(db: Executor, id: number, index: number, total: number, at: string): Promise<boolean> {
+export async function acknowledgePushUpdate(db: Executor, id: number, index: number): Promise<boolean> {
   const r = await db
     .updateTable('push_events')
-    .set({ handled: index + 1, ...(index + 1 >= total ? { done_at: at } : {}) })
+    .set({ handled: index + 1 })
     .where('id', '=', id)
     .where('handled', '=', index)
     .executeTakeFirst()

@@ -176,7 +176,7 @@ export class GitHosting {
   async publish(event: PushEvent, log: FastifyBaseLogger): Promise<void> {
     this.inFlight.add(event.id)
     const ack: PushAck = async (db, index) => {
-      if (!(await acknowledgePushUpdate(db, event.id, index, event.updates.length, new Date().toISOString()))) {
+      if (!(await acknowledgePushUpdate(db, event.id, index))) {
         throw new WharfError('CONFLICT', `update ${index} of push event ${event.id} was already handled`, { id: event.id, index })
       }
     }

@@ -311,7 +311,7 @@ export interface PushEventsTable {
   /** Deliveries that failed; after PUSH_EVENT_ATTEMPTS the event is given up. */
   attempts: Generated<number>
   last_error: string | null
-  /** Set once every update is acknowledged (or the event is given up). */
+  /** Set once every listener succeeded (or the event was given up). */
   done_at: string | null
 }
 export type PushEventRow = Selectable<PushEventsTable>
