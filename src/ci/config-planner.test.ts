@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
-import { ConfigPlanner, tooSlow, type PlanInput } from './config-planner.ts'
+import { ConfigPlanner, tooMuchMemory, tooSlow, type PlanInput } from './config-planner.ts'
 
 const ctx: PlanInput = {
   source: 'push', refName: 'main', refType: 'branch', sha: 'c0ffee', beforeSha: 'decaf', changedFiles: undefined,
@@ -28,6 +28,13 @@ test('a file over the time budget fails naming the limit, and the planner goes o
   const planner = new ConfigPlanner({ timeMs: 200, workers: 1 })
   t.after(() => planner.close())
   assert.deepEqual(await planner.plan(manyJobs(30_000), ctx, noFiles), { status: 'failed', errors: [tooSlow(200)] })
+  assert.equal((await planner.plan(manyJobs(1), ctx, noFiles)).status, 'created')
+})
+
+test('a file that needs more memory than the worker has fails naming the limit, and the planner goes on', async (t) => {
+  const planner = new ConfigPlanner({ heapMb: 16, workers: 1 })
+  t.after(() => planner.close())
+  assert.deepEqual(await planner.plan(manyJobs(40_000), ctx, noFiles), { status: 'failed', errors: [tooMuchMemory(16)] })
   assert.equal((await planner.plan(manyJobs(1), ctx, noFiles)).status, 'created')
 })
 

@@ -19,7 +19,9 @@ export const PLANNER_LIMITS = {
 export function tooSlow(limitMs: number): string {
   return `The pipeline configuration took too long to process (the limit is ${limitMs / 1000} s)`
 }
-export const TOO_MUCH_MEMORY = `The pipeline configuration needs too much memory to process (the limit is ${PLANNER_LIMITS.heapMb} MiB)`
+export function tooMuchMemory(limitMb: number): string {
+  return `The pipeline configuration needs too much memory to process (the limit is ${limitMb} MiB)`
+}
 
 /** Thrown by a plan's readFile for a file over YAML_LIMITS.bytes: the include fails as too big. */
 export class FileTooBigError extends Error {}
@@ -47,14 +49,16 @@ interface Task {
 /** A pool of planner workers; `plan` resolves to the plan, or to a failed plan naming the limit it hit. */
 export class ConfigPlanner {
   private readonly timeMs: number
+  private readonly heapMb: number
   private readonly size: number
   private readonly idle: Worker[] = []
   private readonly busy = new Set<Worker>()
   private readonly queue: Task[] = []
   private closed = false
 
-  constructor(opts: { timeMs?: number; workers?: number } = {}) {
+  constructor(opts: { timeMs?: number; heapMb?: number; workers?: number } = {}) {
     this.timeMs = opts.timeMs ?? PLANNER_LIMITS.timeMs
+    this.heapMb = opts.heapMb ?? PLANNER_LIMITS.heapMb
     this.size = opts.workers ?? PLANNER_LIMITS.workers
   }
 
@@ -79,7 +83,7 @@ export class ConfigPlanner {
     if (!worker) {
       if (this.busy.size >= this.size) return
       worker = new Worker(new URL('./config-planner-worker.ts', import.meta.url), {
-        resourceLimits: { maxOldGenerationSizeMb: PLANNER_LIMITS.heapMb },
+        resourceLimits: { maxOldGenerationSizeMb: this.heapMb },
       })
     }
     this.run(worker, this.queue.shift()!)
@@ -130,7 +134,7 @@ export class ConfigPlanner {
     }
     const onError = (err: Error): void => {
       const oom = (err as NodeJS.ErrnoException).code === 'ERR_WORKER_OUT_OF_MEMORY'
-      finish(false, () => (oom ? task.resolve({ status: 'failed', errors: [TOO_MUCH_MEMORY] }) : task.reject(err)))
+      finish(false, () => (oom ? task.resolve({ status: 'failed', errors: [tooMuchMemory(this.heapMb)] }) : task.reject(err)))
     }
     const onExit = (code: number): void => finish(false, () => task.reject(new Error(`pipeline planner exited with code ${code}`)))
     worker.on('message', onMessage)
