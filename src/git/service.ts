@@ -3,12 +3,11 @@ import type { FastifyBaseLogger } from 'fastify'
 import type { Credentials } from '../auth/credentials.ts'
 import { principalName, type Principal } from '../auth/principals.ts'
 import type { Kysely } from 'kysely'
-import type { Database, Project } from '../metadata/schema.ts'
+import { WharfError } from '../core/errors.ts'
+import type { Database, Executor, Project } from '../metadata/schema.ts'
 import { findProject, findProjectByPath } from '../projects/queries.ts'
 import type { Projects } from '../projects/service.ts'
 import { gitAccess, type GitAccess } from './access.ts'
-import { WharfError } from '../core/errors.ts'
-import type { Executor } from '../metadata/schema.ts'
 import {
   acknowledgePushUpdate, countPushes, deleteDonePushEvents, insertPushEvent, listPushes, markPushEventDone, pendingPushEvents,
   PUSH_ACTION, recordPushEventFailure,

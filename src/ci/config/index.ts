@@ -1,7 +1,7 @@
 // Public surface of the `.gitlab-ci.yml` domain: parse, plan, expressions, variables, globs.
 export { parseCiConfig, type ParseCiConfigOptions } from './parse.ts'
 export {
-  planPipeline, tooManyJobs, FILTERED_BY_WORKFLOW, NO_JOBS, PIPELINE_SOURCES,
+  planPipeline, FILTERED_BY_WORKFLOW, NO_JOBS, PIPELINE_SOURCES,
   type PipelinePlan, type PipelineSource, type PlanContext, type PlannedJob,
 } from './plan.ts'
 export { CiConfigError, isCiConfigError } from './errors.ts'
