@@ -56,12 +56,12 @@ export class Pipelines {
   private readonly planner: ConfigPlanner
   private readonly maxJobs: number
 
-  constructor(deps: { db: Kysely<Database>; repos: GitRepos; projects: Projects; publicUrl: string; planner?: ConfigPlanner; maxJobs?: number }) {
+  constructor(deps: { db: Kysely<Database>; repos: GitRepos; projects: Projects; publicUrl: string; maxJobs?: number }) {
     this.db = deps.db
     this.repos = deps.repos
     this.projects = deps.projects
     this.publicUrl = deps.publicUrl
-    this.planner = deps.planner ?? new ConfigPlanner()
+    this.planner = new ConfigPlanner()
     this.maxJobs = deps.maxJobs ?? DEFAULT_MAX_JOBS_PER_PIPELINE
   }
 
