@@ -52,6 +52,8 @@ export async function startServer(config: Readonly<Config>): Promise<RunningServ
   await sweep()
   const timer = setInterval(sweep, sweepPeriodMs(config.limits.uploadTtlSeconds)).unref()
 
+  // Before any push is served: the spooled updates of pushes a crash interrupted.
+  await services.git?.recoverSpooled(logger)
   const { host, port } = listenAddress(config)
   await app.listen({ host, port })
 

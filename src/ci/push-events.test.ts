@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { execFileSync } from 'node:child_process'
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, it, type TestContext } from 'node:test'
@@ -98,6 +98,29 @@ describe('push events', () => {
     const third = await s.start()
     assert.equal(await third.git.redeliverPending(log), 0)
     assert.equal((await s.pipelinesFor(third.db, sha)).length, 1)
+  })
+
+  it('ref updates a crash left unread (the server died during the push) are recorded at the next start', async (t) => {
+    const s = await setup(t)
+    const { sha, spool } = await s.push({ '.gitlab-ci.yml': 'build:\n  script: make\n' })
+    // What the push route leaves when the server dies after the hook ran: the hook's file and its pusher file.
+    const file = await s.first.git.pushSpool(s.project, s.principal)
+    await writeFile(file, spool)
+    // And a push that never got to its hook (rejected, or cut off before): only the pusher file.
+    await s.first.git.pushSpool(s.project, s.principal)
+    await s.first.stop()
+
+    const second = await s.start()
+    assert.equal(await second.git.recoverSpooled(log), 1)
+    assert.deepEqual(await readdir(second.git.repos.spoolDir), [], 'both pushes cleared')
+    assert.equal(await second.git.redeliverPending(log), 1)
+    const [p, ...more] = await s.pipelinesFor(second.db, sha)
+    assert.equal(more.length, 0)
+    assert.equal(p!.status, 'pending')
+    assert.equal(p!.user_id, s.principal.kind === 'user' ? s.principal.userId : -1)
+    assert.equal(await second.git.recoverSpooled(log), 0)
+    assert.equal(await second.git.redeliverPending(log), 0)
+    assert.equal((await s.pipelinesFor(second.db, sha)).length, 1)
   })
 
   it('a push whose pipeline creation failed is retried until the pipeline exists', async (t) => {

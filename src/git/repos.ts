@@ -87,10 +87,12 @@ export class GitRepos {
     this.orphansDir = join(root, '.wharf', 'orphans')
   }
 
-  /** Creates the layout, (re)writes the hooks and clears leftovers of a previous run. Call once at start. */
+  /**
+   * Creates the layout, (re)writes the hooks and clears leftovers of a previous run. Call once at
+   * start. Spooled ref updates stay: a crash may have left a push's unread (GitHosting.recoverSpooled).
+   */
   async init(): Promise<void> {
     await mkdir(this.hooksDir, { recursive: true })
-    await rm(this.spoolDir, { recursive: true, force: true })
     await rm(this.tmpDir, { recursive: true, force: true })
     await mkdir(this.spoolDir, { recursive: true })
     await mkdir(this.tmpDir, { recursive: true })

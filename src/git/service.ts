@@ -1,4 +1,5 @@
-import { readFile, rm } from 'node:fs/promises'
+import { readdir, readFile, rm, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
 import type { FastifyBaseLogger } from 'fastify'
 import type { Credentials } from '../auth/credentials.ts'
 import { principalName, type Principal } from '../auth/principals.ts'
@@ -72,6 +73,8 @@ export const PUSH_EVENT_ATTEMPTS = 10
 const REDELIVERY_BATCH = 100
 /** Done events are kept this long (for inspection), then deleted. */
 const DONE_EVENT_RETENTION_MS = 24 * 3600 * 1000
+/** Beside each spool file: who pushed to which project (see pushSpool). */
+const PUSHER_SUFFIX = '.pusher.json'
 
 /** Git hosting: which project a URL names, who may fetch or push, and the events pushes raise. */
 export class GitHosting {
@@ -120,6 +123,49 @@ export class GitHosting {
   }
 
   /**
+   * The file the post-receive hook writes one push's ref updates to. Who pushes to which project
+   * is written beside it first, so that updates a crash left unread are recorded at the next start.
+   */
+  async pushSpool(project: Project, principal: Principal): Promise<string> {
+    const file = this.repos.spoolFile()
+    await writeFile(`${file}${PUSHER_SUFFIX}`, JSON.stringify({ projectId: project.id, principal }))
+    return file
+  }
+
+  /**
+   * Records the pushes whose spooled ref updates a crash left unread (the refs were updated; their
+   * pipelines then come from redeliverPending). Call once at start, before serving pushes.
+   */
+  async recoverSpooled(log: FastifyBaseLogger): Promise<number> {
+    let recovered = 0
+    const names = new Set(await readdir(this.repos.spoolDir))
+    for (const name of names) {
+      const file = join(this.repos.spoolDir, name)
+      if (!name.endsWith(PUSHER_SUFFIX)) {
+        // Read with its pusher file below; without one, there is nothing to record it as.
+        if (!names.has(`${name}${PUSHER_SUFFIX}`)) await rm(file, { force: true })
+        continue
+      }
+      const spool = file.slice(0, -PUSHER_SUFFIX.length)
+      try {
+        const { projectId, principal } = JSON.parse(await readFile(file, 'utf8')) as { projectId: number; principal: Principal }
+        const project = await findProject(this.db, projectId)
+        const event = project && (await this.recordPush(project, principal, spool, log))
+        if (event) {
+          log.info({ project: event.projectPath, pushEvent: event.id, updates: event.updates.map((u) => `${u.action} ${u.ref}`) }, 'push recovered')
+          recovered++
+        }
+      } catch (err) {
+        log.error({ err, file }, 'cannot recover spooled push')
+      } finally {
+        await rm(spool, { force: true })
+        await rm(file, { force: true })
+      }
+    }
+    return recovered
+  }
+
+  /**
    * Reads the ref updates the post-receive hook spooled for one push, records the push event
    * (before the spooled file goes), records the push (audit log, default branch) and delivers the
    * event. Never throws: a failure here must not fail a push whose refs are already updated.
@@ -132,6 +178,7 @@ export class GitHosting {
       log.error({ err, project: project.full_path }, 'cannot record push event')
     } finally {
       await rm(spoolFile, { force: true })
+      await rm(`${spoolFile}${PUSHER_SUFFIX}`, { force: true })
     }
     if (!event) return undefined
     const { updates } = event
