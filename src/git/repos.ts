@@ -10,7 +10,8 @@ import { checkRefName, checkSha, checkTreePath, isRefName, isSha, isZeroSha, typ
 //   <id>.git/                one bare repository per project, named by its numeric id, so renaming
 //                            or moving a project never touches the disk and no user input reaches a path
 //   .wharf/hooks/post-receive  Wharf's hooks, used through `-c core.hooksPath=` by the smart HTTP backend
-//   .wharf/spool/<uuid>      per-push ref-update files the hook writes; read and removed after the push
+//   .wharf/spool/<uuid>      per-push ref-update files the hook writes (and <uuid>.pusher.json: who pushed
+//                            to which project); read and removed after the push, or at the next start
 //   .wharf/tmp/              repositories being initialised, renamed into place when complete
 //   .wharf/orphans/          repositories of deleted projects whose id was reused (kept, not served)
 //   <id>.git/wharf-project   the owner stamp (`<id>:<created_at>`) checked before serving a repository
