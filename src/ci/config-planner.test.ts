@@ -52,6 +52,7 @@ test('the event loop stays free while a hostile file is planned', async (t) => {
   const plan = await planner.plan(manyJobs(10_000), { ...ctx, maxJobs: 500 }, noFiles)
   clearInterval(tick)
   assert.deepEqual(plan, { status: 'failed', errors: ['The number of jobs has exceeded the limit of 500.'] })
-  // Parsing 10,000 jobs on the main thread held it for seconds.
-  assert.ok(worst < 100, `the event loop was held for ${Math.round(worst)} ms`)
+  // Parsing 10,000 jobs on the main thread held it for 1 to 3 s; off it, the gaps left are the
+  // scheduler's on a loaded machine (tens of milliseconds, rarely more).
+  assert.ok(worst < 500, `the event loop was held for ${Math.round(worst)} ms`)
 })
