@@ -12,6 +12,8 @@ import { createFsDriver } from './storage/fs-driver.ts'
 
 /** How often stale upload sessions are looked for; a quarter of the TTL, at most every ten minutes. */
 const sweepPeriodMs = (ttlSeconds: number) => Math.min(ttlSeconds * 250, 10 * 60 * 1000)
+/** How often push events whose listeners failed (or never ran) are delivered again. */
+const PUSH_REDELIVERY_MS = 30_000
 
 export interface RunningServer {
   app: FastifyInstance
@@ -38,6 +40,7 @@ export async function startServer(config: Readonly<Config>): Promise<RunningServ
     gitRoot: join(config.data, 'git'),
     ciRoot: join(config.data, 'ci'),
     jobHeartbeatTimeoutSeconds: config.ci.jobHeartbeatTimeoutSeconds,
+    maxJobsPerPipeline: config.ci.maxJobsPerPipeline,
   })
   const { registry, generatedRootPassword } = services
   const https = config.tls && { cert: await readFile(config.tls.cert), key: await readFile(config.tls.key) }
@@ -51,6 +54,8 @@ export async function startServer(config: Readonly<Config>): Promise<RunningServ
   await sweep()
   const timer = setInterval(sweep, sweepPeriodMs(config.limits.uploadTtlSeconds)).unref()
 
+  // Before any push is served: the spooled updates of pushes a crash interrupted.
+  await services.git?.recoverSpooled(logger)
   const { host, port } = listenAddress(config)
   await app.listen({ host, port })
   // Out of descriptors, libuv accepts and drops pending connections with a descriptor it keeps in
@@ -58,13 +63,29 @@ export async function startServer(config: Readonly<Config>): Promise<RunningServ
   // is emitted as 'error' on the listening server, and Fastify listens for it only during
   // listen(): unheard, it is an uncaught exception. The server keeps listening either way.
   app.server.on('error', (err) => logger.warn({ err }, 'cannot accept a connection'))
+
+  // Pushes recorded before a crash (or whose pipeline creation failed) get their pipelines now,
+  // and failures are retried; in the background, so that start-up does not wait for them.
+  let redelivering: Promise<void> | undefined
+  const redeliver = () => {
+    if (redelivering || !services.git) return
+    redelivering = services.git.redeliverPending(logger).then(
+      () => undefined,
+      (err: unknown) => logger.error({ err }, 'push event redelivery failed'),
+    ).finally(() => (redelivering = undefined))
+  }
+  redeliver()
+  const redeliveryTimer = setInterval(redeliver, PUSH_REDELIVERY_MS).unref()
   return {
     app,
     url: config.publicUrl,
     ...(generatedRootPassword ? { generatedRootPassword } : {}),
     async close() {
       clearInterval(timer)
+      clearInterval(redeliveryTimer)
       await app.close()
+      await redelivering
+      await services.ci?.pipelines.close()
       await db.destroy()
     },
   }

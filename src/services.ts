@@ -31,6 +31,8 @@ export interface ServiceOptions {
   ciRoot?: string | undefined
   /** Running jobs whose runner sent nothing this long are failed (default 300). */
   jobHeartbeatTimeoutSeconds?: number | undefined
+  /** Most jobs one pipeline may have (`ci.maxJobsPerPipeline`, default 500). */
+  maxJobsPerPipeline?: number | undefined
 }
 
 export interface Services {
@@ -64,6 +66,7 @@ export async function createServices(db: Kysely<Database>, driver: BlobDriver, o
       credentials,
       auth,
       heartbeatTimeoutSeconds: opts.jobHeartbeatTimeoutSeconds ?? DEFAULT_JOB_HEARTBEAT_TIMEOUT_SECONDS,
+      ...(opts.maxJobsPerPipeline !== undefined ? { maxJobsPerPipeline: opts.maxJobsPerPipeline } : {}),
     })
   }
   if ((await countUsers(db)) === 0) {

@@ -40,6 +40,8 @@ export interface CiOptions {
   heartbeatTimeoutSeconds: number
   /** Largest artifacts upload in bytes. */
   artifactsMaxBytes?: number
+  /** Most jobs one pipeline may have (`ci.maxJobsPerPipeline`). */
+  maxJobsPerPipeline?: number
 }
 
 /**
@@ -47,8 +49,8 @@ export interface CiOptions {
  * runners take its jobs. The job token is registered as a credential for the registry and git.
  */
 export function createCi(db: Kysely<Database>, git: GitHosting, projects: Projects, publicUrl: string, opts: CiOptions): Ci {
-  const pipelines = new Pipelines({ db, repos: git.repos, projects, publicUrl })
-  git.onPush((e) => pipelines.handlePush(e).then(() => undefined))
+  const pipelines = new Pipelines({ db, repos: git.repos, projects, publicUrl, ...(opts.maxJobsPerPipeline !== undefined ? { maxJobs: opts.maxJobsPerPipeline } : {}) })
+  git.onPush((e, ack) => pipelines.handlePush(e, ack).then(() => undefined))
   const jobTokens = new JobTokens(db, projects)
   opts.credentials.addVerifier(jobTokens)
   opts.auth.setJobAccess(jobTokens)

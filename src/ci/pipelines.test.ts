@@ -4,9 +4,12 @@ import { mkdtemp, rm, writeFile, mkdir } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { describe, it, type TestContext } from 'node:test'
+import * as gitQueries from '../git/queries.ts'
+import type { RefUpdate } from '../git/refs.ts'
 import { GitRepos } from '../git/repos.ts'
+import { WharfError } from '../core/errors.ts'
 import { migrate, openDb } from '../metadata/db.ts'
-import type { Project } from '../metadata/schema.ts'
+import type { Executor, Project } from '../metadata/schema.ts'
 import { Projects } from '../projects/service.ts'
 import { Pipelines } from './pipelines.ts'
 import * as q from './queries.ts'
@@ -45,7 +48,7 @@ async function setup(t: TestContext) {
   const run = (sha: string, extra: Partial<Parameters<Pipelines['create']>[0]> = {}) =>
     pipelines.create({ project, ref: 'main', refType: 'branch', sha, beforeSha: '0'.repeat(40), source: 'push', userId: root.id, ...extra })
   const jobs = async (pipelineId: number) => Object.fromEntries((await q.pipelineJobs(db, pipelineId)).map((j) => [j.name, j.status]))
-  return { db, project: project as Project, pipelines, commit, run, jobs, git, bare, root }
+  return { db, project: project as Project, pipelines, commit, run, jobs, git, bare, root, repos, projects }
 }
 
 const SEED = `image: docker:latest
@@ -151,6 +154,27 @@ cleanup: { stage: deploy, script: [make clean], when: always }
     assert.deepEqual(await s.jobs(p.id), {})
   })
 
+  it('a file over a limit gives a failed pipeline whose yaml_errors name the limit', async (t) => {
+    const s = await setup(t)
+    const jobs = (n: number) => Array.from({ length: n }, (_, i) => `job${i}:\n  script: echo ${i}\n`).join('')
+    const failed = async (files: Record<string, string>) => {
+      const p = (await s.run(await s.commit(files)))!
+      assert.equal(p.status, 'failed')
+      assert.equal((await q.pipelineJobs(s.db, p.id)).length, 0)
+      return p.yaml_errors
+    }
+    assert.equal(await failed({ '.gitlab-ci.yml': jobs(10_000) }), 'The number of jobs has exceeded the limit of 500.')
+    assert.equal(await failed({ '.gitlab-ci.yml': 'j0:\n  script: x\n' + Array.from({ length: 30 }, (_, i) => `j${i + 1}:\n  extends: j${i}\n`).join('') }), 'j12: nesting too deep in `extends`')
+    // Bigger than git's 10 MiB read limit too: never read whole, still a failed pipeline.
+    assert.equal(await failed({ '.gitlab-ci.yml': `a:\n  script: x\n# ${'x'.repeat(11 << 20)}\n` }), '`.gitlab-ci.yml`: The parsed YAML is too big')
+    assert.equal(await failed({ '.gitlab-ci.yml': 'include: big.yml\na:\n  script: x\n', 'big.yml': `# ${'x'.repeat(11 << 20)}\n` }), '`big.yml`: The parsed YAML is too big')
+    const limited = new Pipelines({ db: s.db, repos: s.repos, projects: s.projects, publicUrl: SERVER, maxJobs: 3 })
+    t.after(() => limited.close())
+    const sha = await s.commit({ '.gitlab-ci.yml': jobs(4) })
+    const p = (await limited.create({ project: s.project, ref: 'main', refType: 'branch', sha, beforeSha: '0'.repeat(40), source: 'push', userId: s.root.id }))!
+    assert.equal(p.yaml_errors, 'The number of jobs has exceeded the limit of 3.')
+  })
+
   it('no CI file, or workflow rules that exclude the ref, create no pipeline on push', async (t) => {
     const s = await setup(t)
     assert.equal(await s.run(await s.commit({ 'README.md': 'hi' })), undefined)
@@ -176,17 +200,25 @@ cleanup: { stage: deploy, script: [make clean], when: always }
     const sha = await s.commit({ '.gitlab-ci.yml': 'build:\n  script: [make]\n' })
     const principal = { kind: 'user' as const, userId: s.root.id, username: 'root', isAdmin: true, credential: { kind: 'password' as const, userId: s.root.id } }
     const zero = '0'.repeat(40)
-    const created = await s.pipelines.handlePush({
-      projectId: s.project.id,
-      projectPath: s.project.full_path,
-      principal,
-      at: new Date().toISOString(),
-      updates: [
-        { ref: 'refs/heads/main', name: 'main', type: 'branch', oldSha: zero, newSha: sha, action: 'create' },
-        { ref: 'refs/tags/v1', name: 'v1', type: 'tag', oldSha: zero, newSha: sha, action: 'create' },
-        { ref: 'refs/heads/old', name: 'old', type: 'branch', oldSha: sha, newSha: zero, action: 'delete' },
-      ],
-    })
+    const updates: RefUpdate[] = [
+      { ref: 'refs/heads/main', name: 'main', type: 'branch', oldSha: zero, newSha: sha, action: 'create' },
+      { ref: 'refs/tags/v1', name: 'v1', type: 'tag', oldSha: zero, newSha: sha, action: 'create' },
+      { ref: 'refs/heads/old', name: 'old', type: 'branch', oldSha: sha, newSha: zero, action: 'delete' },
+    ]
+    const at = new Date().toISOString()
+    const id = await gitQueries.insertPushEvent(s.db, { projectId: s.project.id, projectPath: s.project.full_path, principal: JSON.stringify(principal), updates: JSON.stringify(updates), at })
+    const acked: number[] = []
+    const ack = async (db: Executor, index: number) => {
+      if (!(await gitQueries.acknowledgePushUpdate(db, id, index))) throw new WharfError('CONFLICT', 'already handled')
+      acked.push(index)
+    }
+    const event = { id, handled: 0, projectId: s.project.id, projectPath: s.project.full_path, principal, at, updates }
+    const created = await s.pipelines.handlePush(event, ack)
     assert.deepEqual(created.map((p) => [p.ref, p.tag, p.iid]), [['main', 0, 1], ['v1', 1, 2]])
+    assert.deepEqual(acked, [0, 1, 2])
+    assert.equal((await gitQueries.findPushEvent(s.db, id))!.handled, 3, 'every update acknowledged')
+    // Delivered again from the start (a stale copy): the first acknowledgement conflicts and rolls its pipeline back.
+    await assert.rejects(s.pipelines.handlePush(event, ack), { code: 'CONFLICT' })
+    assert.equal(await q.countPipelines(s.db, s.project.id), 2)
   })
 })

@@ -1,14 +1,15 @@
-import type { Kysely } from 'kysely'
-import { WharfError } from '../core/errors.ts'
+import type { Kysely, Transaction } from 'kysely'
+import { isWharfError, WharfError } from '../core/errors.ts'
 import type { Principal } from '../auth/principals.ts'
-import type { GitRepos } from '../git/repos.ts'
+import type { CommitInfo, GitRepos } from '../git/repos.ts'
 import { ZERO_SHA } from '../git/refs.ts'
-import type { PushEvent } from '../git/service.ts'
+import type { PushAck, PushEvent } from '../git/service.ts'
 import { nowIso } from '../metadata/db.ts'
 import type { CiJob, CiJobArtifact, Database, Pipeline, Project, Runner } from '../metadata/schema.ts'
 import * as projectQueries from '../projects/queries.ts'
 import type { Projects } from '../projects/service.ts'
-import { anyGlobMatches, isCiConfigError, parseCiConfig, planPipeline, type PipelineSource, type PlannedJob } from './config/index.ts'
+import { YAML_LIMITS, type PipelinePlan, type PipelineSource, type PlannedJob } from './config/index.ts'
+import { ConfigPlanner, FileTooBigError } from './config-planner.ts'
 import { predefinedVariables, type JobVariable } from './predefined.ts'
 import * as q from './queries.ts'
 import * as rq from './runner-queries.ts'
@@ -36,6 +37,11 @@ export interface JobDefinition extends PlannedJob {
 
 type Listener = (pipelineId: number) => void
 
+/** GitLab.com's Free-tier ci_pipeline_size (self-managed GitLab has no limit unless set). */
+export const DEFAULT_MAX_JOBS_PER_PIPELINE = 500
+/** Jobs stored between two turns of the event loop. */
+const JOBS_PER_YIELD = 20
+
 /**
  * Pipelines from pushes, the API and triggers: reads `.gitlab-ci.yml` at the commit, plans the
  * jobs (parser in ./config), stores them and moves them through the state machine (./state.ts).
@@ -47,12 +53,21 @@ export class Pipelines {
   private readonly projects: Projects
   private readonly publicUrl: string
   private readonly listeners = new Set<Listener>()
+  private readonly planner: ConfigPlanner
+  private readonly maxJobs: number
 
-  constructor(deps: { db: Kysely<Database>; repos: GitRepos; projects: Projects; publicUrl: string }) {
+  constructor(deps: { db: Kysely<Database>; repos: GitRepos; projects: Projects; publicUrl: string; maxJobs?: number }) {
     this.db = deps.db
     this.repos = deps.repos
     this.projects = deps.projects
     this.publicUrl = deps.publicUrl
+    this.planner = new ConfigPlanner()
+    this.maxJobs = deps.maxJobs ?? DEFAULT_MAX_JOBS_PER_PIPELINE
+  }
+
+  /** Stops the planner's workers. */
+  close(): Promise<void> {
+    return this.planner.close()
   }
 
   /** Called whenever a pipeline's jobs changed (new pending jobs for runners, live UI). */
@@ -61,13 +76,25 @@ export class Pipelines {
     return () => this.listeners.delete(l)
   }
 
-  /** A push starts a pipeline for every branch or tag it created or moved; deletions start nothing. */
-  async handlePush(e: PushEvent): Promise<Pipeline[]> {
+  /**
+   * A push starts a pipeline for every branch or tag it created or moved; deletions start nothing.
+   * Each update is acknowledged in the transaction that stores its pipeline (or once it is known
+   * to start none), so an event delivered again after a failure or a crash resumes where it
+   * stopped and never starts a pipeline twice.
+   */
+  async handlePush(e: PushEvent, ack: PushAck): Promise<Pipeline[]> {
     const project = await projectQueries.findProject(this.db, e.projectId)
-    if (!project) return []
+    if (!project) {
+      for (let i = e.handled; i < e.updates.length; i++) await ack(this.db, i)
+      return []
+    }
     const out: Pipeline[] = []
-    for (const u of e.updates) {
-      if (u.action === 'delete' || u.type === 'other') continue
+    for (let i = e.handled; i < e.updates.length; i++) {
+      const u = e.updates[i]!
+      if (u.action === 'delete' || u.type === 'other') {
+        await ack(this.db, i)
+        continue
+      }
       // An annotated tag points at a tag object: pipelines run on the commit it names.
       const sha = (await this.repos.commitInfo(project.id, u.newSha))?.id ?? u.newSha
       const p = await this.create({
@@ -78,8 +105,9 @@ export class Pipelines {
         beforeSha: u.oldSha,
         source: 'push',
         userId: userIdOf(e.principal),
-      })
+      }, (trx) => ack(trx, i))
       if (p) out.push(p)
+      else await ack(this.db, i)
     }
     return out
   }
@@ -87,47 +115,33 @@ export class Pipelines {
   /**
    * Creates a pipeline, or returns undefined when there is none to run (no CI file on a push,
    * workflow rules or only/except filtered everything). An invalid file gives a failed pipeline
-   * whose `yaml_errors` name the job and key.
+   * whose `yaml_errors` name the job and key. `alsoInTransaction` runs in the transaction that
+   * stores the pipeline (a push event's acknowledgement).
    */
-  async create(r: PipelineRequest): Promise<Pipeline | undefined> {
-    const text = await this.repos.readFile(r.project.id, r.sha, CI_CONFIG_PATH)
-    if (!text) {
+  async create(r: PipelineRequest, alsoInTransaction?: (trx: Transaction<Database>) => Promise<void>): Promise<Pipeline | undefined> {
+    let text: Buffer | undefined
+    let tooBig = false
+    try {
+      text = await this.readYaml(r.project.id, r.sha, CI_CONFIG_PATH)
+    } catch (e) {
+      if (!(e instanceof FileTooBigError)) throw e
+      tooBig = true
+    }
+    if (!text && !tooBig) {
       if (r.source === 'push') return undefined
       throw new WharfError('BAD_REQUEST', `Missing CI config file: ${CI_CONFIG_PATH} not found at ${r.ref}`, {})
     }
-    const extra = (r.variables ?? []).map((v) => ({ key: v.key, value: v.value }))
     const namespace = (await projectQueries.findNamespace(this.db, r.project.namespace_id))!
     const defaultBranch = (await this.repos.defaultBranch(r.project.id)) ?? 'main'
     const commit = await this.repos.commitInfo(r.project.id, r.sha)
     if (!commit) throw new WharfError('BAD_REQUEST', `commit ${r.sha} not found`, {})
 
     let errors: string[] | undefined
-    let plan: Extract<ReturnType<typeof planPipeline>, { status: 'created' }> | undefined
-    try {
-      const config = await parseCiConfig(text.toString('utf8'), {
-        readFile: async (path) => (await this.repos.readFile(r.project.id, r.sha, path))?.toString('utf8'),
-      })
-      const files = await this.repos.listFiles(r.project.id, r.sha)
-      const changedFiles = r.source === 'push' && !/^0+$/.test(r.beforeSha) ? await this.repos.changedFiles(r.project.id, r.beforeSha, r.sha) : undefined
-      const pipelineVars = this.pipelineVariables(r, namespace.full_path, defaultBranch, commit)
-      const projectVars = await this.projectVariables(r.project, r.refType === 'branch' && r.ref === defaultBranch)
-      const result = planPipeline(config, {
-        source: r.source,
-        refName: r.ref,
-        refType: r.refType,
-        sha: r.sha,
-        beforeSha: r.beforeSha,
-        changedFiles,
-        fileExists: (glob) => anyGlobMatches([glob], files),
-        variables: Object.fromEntries([...pipelineVars, ...projectVars, ...extra].map((v) => [v.key, v.value])),
-      })
-      if (result.status === 'filtered') return undefined
-      if (result.status === 'failed') errors = [...result.errors]
-      else plan = result
-    } catch (e) {
-      if (!isCiConfigError(e)) throw e
-      errors = [...e.errors]
-    }
+    let plan: Extract<PipelinePlan, { status: 'created' }> | undefined
+    const result = text ? await this.plan(r, text, namespace.full_path, defaultBranch, commit) : { status: 'failed' as const, errors: [`\`${CI_CONFIG_PATH}\`: The parsed YAML is too big`] }
+    if (result.status === 'filtered') return undefined
+    if (result.status === 'failed') errors = [...result.errors]
+    else plan = result
 
     const pipeline = await this.db.transaction().execute(async (trx) => {
       const p = await q.insertPipeline(trx, {
@@ -143,12 +157,17 @@ export class Pipelines {
         yamlErrors: errors ? errors.join('\n') : null,
         variables: JSON.stringify(r.variables ?? []),
       })
+      await alsoInTransaction?.(trx)
       if (errors) {
         await q.updatePipeline(trx, p.id, { finished_at: nowIso() })
         return p
       }
       const user = r.userId === null ? undefined : await projectQueries.findUser(trx, r.userId)
+      let inserted = 0
       for (const job of plan!.jobs) {
+        // Queries on node:sqlite run synchronously and Kysely chains them through promises alone:
+        // without a macrotask now and then, storing hundreds of jobs would hold every request.
+        if (++inserted % JOBS_PER_YIELD === 0) await new Promise((resolve) => setImmediate(resolve))
         const row = await q.insertJob(trx, {
           pipelineId: p.id,
           projectId: r.project.id,
@@ -176,6 +195,36 @@ export class Pipelines {
     })
     if (!errors) await this.advance(pipeline.id)
     return (await q.findPipeline(this.db, pipeline.id))!
+  }
+
+  /** Parses and plans the file off the event loop, within a time budget (see ConfigPlanner). */
+  private async plan(r: PipelineRequest, text: Buffer, namespace: string, defaultBranch: string, commit: CommitInfo): Promise<PipelinePlan> {
+    const extra = (r.variables ?? []).map((v) => ({ key: v.key, value: v.value }))
+    const files = await this.repos.listFiles(r.project.id, r.sha)
+    const changedFiles = r.source === 'push' && !/^0+$/.test(r.beforeSha) ? await this.repos.changedFiles(r.project.id, r.beforeSha, r.sha) : undefined
+    const pipelineVars = this.pipelineVariables(r, namespace, defaultBranch, commit)
+    const projectVars = await this.projectVariables(r.project, r.refType === 'branch' && r.ref === defaultBranch)
+    return this.planner.plan(text.toString('utf8'), {
+      source: r.source,
+      refName: r.ref,
+      refType: r.refType,
+      sha: r.sha,
+      beforeSha: r.beforeSha,
+      changedFiles,
+      files,
+      variables: Object.fromEntries([...pipelineVars, ...projectVars, ...extra].map((v) => [v.key, v.value])),
+      maxJobs: this.maxJobs,
+    }, async (path) => (await this.readYaml(r.project.id, r.sha, path))?.toString('utf8'))
+  }
+
+  /** A CI file at a commit; one over the YAML size limit is not read at all. */
+  private async readYaml(projectId: number, sha: string, path: string): Promise<Buffer | undefined> {
+    try {
+      return await this.repos.readFile(projectId, sha, path, YAML_LIMITS.bytes)
+    } catch (e) {
+      if (isWharfError(e) && e.detail.limit === YAML_LIMITS.bytes) throw new FileTooBigError(path)
+      throw e
+    }
   }
 
   /** Re-evaluates which jobs can move, then the pipeline's own status and timestamps. */

@@ -76,6 +76,16 @@ describe('loadConfig precedence: flags > env > file > defaults', () => {
     assert.equal(c.publicUrl, 'http://127.0.0.1:1003')
   })
 
+  it('ci.maxJobsPerPipeline from the file, env or flag, 500 by default, within 1 to 10000', async () => {
+    assert.equal(loadConfig({ env: {} }).ci.maxJobsPerPipeline, 500)
+    const file = await configFile('ci:\n  maxJobsPerPipeline: 40\n')
+    assert.equal(loadConfig({ file, env: {} }).ci.maxJobsPerPipeline, 40)
+    assert.equal(loadConfig({ file, env: { WHARF_CI_MAX_JOBS_PER_PIPELINE: '41' } }).ci.maxJobsPerPipeline, 41)
+    assert.equal(loadConfig({ file, env: { WHARF_CI_MAX_JOBS_PER_PIPELINE: '41' }, flags: { 'max-jobs-per-pipeline': '42' } }).ci.maxJobsPerPipeline, 42)
+    assertConfigError(() => loadConfig({ env: {}, flags: { 'max-jobs-per-pipeline': '0' } }), 'ci.maxJobsPerPipeline', '--max-jobs-per-pipeline')
+    assertConfigError(() => loadConfig({ env: { WHARF_CI_MAX_JOBS_PER_PIPELINE: '10001' } }), 'ci.maxJobsPerPipeline', 'WHARF_CI_MAX_JOBS_PER_PIPELINE')
+  })
+
   it('env beats file', async () => {
     const file = await configFile('listen: 127.0.0.1:1001\n')
     assert.equal(loadConfig({ file, env: { WHARF_LISTEN: '127.0.0.1:1002' } }).listen, '127.0.0.1:1002')

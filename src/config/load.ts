@@ -21,6 +21,7 @@ export const SETTINGS = [
   { key: 'limits.gitProcesses', flag: 'git-processes', env: 'WHARF_LIMITS_GIT_PROCESSES', kind: 'integer' },
   { key: 'limits.gitQueue', flag: 'git-queue', env: 'WHARF_LIMITS_GIT_QUEUE', kind: 'integer' },
   { key: 'ci.jobHeartbeatTimeoutSeconds', flag: 'job-heartbeat-timeout-seconds', env: 'WHARF_CI_JOB_HEARTBEAT_TIMEOUT_SECONDS', kind: 'integer' },
+  { key: 'ci.maxJobsPerPipeline', flag: 'max-jobs-per-pipeline', env: 'WHARF_CI_MAX_JOBS_PER_PIPELINE', kind: 'integer' },
 ] as const
 
 /** Settings never echoed back (errors, verify-config). */

@@ -51,6 +51,8 @@ export const ConfigSchema = Type.Object(
       {
         /** A running job whose runner sent no update (state or log) this long is failed as a runner system failure. */
         jobHeartbeatTimeoutSeconds: Type.Integer({ minimum: 10, maximum: 86_400, description: 'seconds, 10 to 86400' }),
+        /** Most jobs one pipeline may have (GitLab's ci_pipeline_size); a larger one is created failed. */
+        maxJobsPerPipeline: Type.Integer({ minimum: 1, maximum: 10_000, description: '1 to 10000' }),
       },
       { additionalProperties: false },
     ),
@@ -66,5 +68,5 @@ export const DEFAULTS: Omit<Config, 'publicUrl'> = {
   logLevel: 'info',
   auth: { tokenTtlSeconds: 300 },
   limits: { manifestBytes: 4 << 20, uploadTtlSeconds: 24 * 3600, pageMax: 10_000, gitProcesses: 8, gitQueue: 512 },
-  ci: { jobHeartbeatTimeoutSeconds: 300 },
+  ci: { jobHeartbeatTimeoutSeconds: 300, maxJobsPerPipeline: 500 },
 }

@@ -5,7 +5,7 @@ export { GitRepos, INITIAL_BRANCH, type BranchInfo, type CommitInfo, type TagInf
 export { classifyRef, isRefName, isSha, isZeroSha, ZERO_SHA, type RefAction, type RefType, type RefUpdate } from './refs.ts'
 export { gitPool } from './exec.ts'
 export { gitErrorHandler, gitRoutes, parseGitUrl, type GitRouteOptions } from './routes.ts'
-export { GitHosting, type PushEvent, type PushListener, type PushRecord } from './service.ts'
+export { GitHosting, PUSH_EVENT_ATTEMPTS, type PushAck, type PushEvent, type PushListener, type PushRecord } from './service.ts'
 
 import type { Credentials } from '../auth/credentials.ts'
 import type { Projects } from '../projects/service.ts'

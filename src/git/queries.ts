@@ -1,6 +1,6 @@
-import type { Executor } from '../metadata/schema.ts'
+import type { Executor, PushEventRow } from '../metadata/schema.ts'
 
-// Reads of the push history. Pushes are written as `git.push` rows of the audit log (through
+// Push events (the durable record listeners work from) and reads of the push history. Pushes are written as `git.push` rows of the audit log (through
 // Credentials.audit, one row per updated ref, target `project:<id>`); only this file reads them back.
 
 export const PUSH_ACTION = 'git.push'
@@ -32,4 +32,59 @@ export async function countPushes(db: Executor, projectId: number): Promise<numb
     .where('target', '=', `project:${projectId}`)
     .executeTakeFirstOrThrow()
   return Number(r.n)
+}
+
+export async function insertPushEvent(db: Executor, e: { projectId: number; projectPath: string; principal: string; updates: string; at: string }): Promise<number> {
+  const r = await db
+    .insertInto('push_events')
+    .values({ project_id: e.projectId, project_path: e.projectPath, principal: e.principal, updates: e.updates, at: e.at })
+    .returning('id')
+    .executeTakeFirstOrThrow()
+  return r.id
+}
+
+export function findPushEvent(db: Executor, id: number): Promise<PushEventRow | undefined> {
+  return db.selectFrom('push_events').selectAll().where('id', '=', id).executeTakeFirst()
+}
+
+/** Events not done yet, oldest first. */
+export function pendingPushEvents(db: Executor, limit: number): Promise<PushEventRow[]> {
+  return db.selectFrom('push_events').selectAll().where('done_at', 'is', null).orderBy('id').limit(limit).execute()
+}
+
+/**
+ * Marks update `index` of an event handled, if it is the next one; false when it was already
+ * (someone else handled it: the caller's transaction must not commit a second result).
+ */
+export async function acknowledgePushUpdate(db: Executor, id: number, index: number): Promise<boolean> {
+  const r = await db
+    .updateTable('push_events')
+    .set({ handled: index + 1 })
+    .where('id', '=', id)
+    .where('handled', '=', index)
+    .executeTakeFirst()
+  return Number(r.numUpdatedRows) === 1
+}
+
+export async function markPushEventDone(db: Executor, id: number, at: string): Promise<void> {
+  await db.updateTable('push_events').set({ done_at: at }).where('id', '=', id).where('done_at', 'is', null).execute()
+}
+
+/** Counts a failed delivery; gives the event up (done) once `maxAttempts` failed. Returns the attempts so far. */
+export async function recordPushEventFailure(db: Executor, id: number, error: string, maxAttempts: number, at: string): Promise<number> {
+  const row = await db
+    .updateTable('push_events')
+    .set((eb) => ({ attempts: eb('attempts', '+', 1), last_error: error }))
+    .where('id', '=', id)
+    .returning('attempts')
+    .executeTakeFirst()
+  const attempts = row?.attempts ?? maxAttempts
+  if (attempts >= maxAttempts) await markPushEventDone(db, id, at)
+  return attempts
+}
+
+/** Forgets events done before `before` (ISO 8601). */
+export async function deleteDonePushEvents(db: Executor, before: string): Promise<number> {
+  const r = await db.deleteFrom('push_events').where('done_at', '<', before).executeTakeFirst()
+  return Number(r.numDeletedRows)
 }

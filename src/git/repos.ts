@@ -10,7 +10,8 @@ import { checkRefName, checkSha, checkTreePath, isRefName, isSha, isZeroSha, typ
 //   <id>.git/                one bare repository per project, named by its numeric id, so renaming
 //                            or moving a project never touches the disk and no user input reaches a path
 //   .wharf/hooks/post-receive  Wharf's hooks, used through `-c core.hooksPath=` by the smart HTTP backend
-//   .wharf/spool/<uuid>      per-push ref-update files the hook writes; read and removed after the push
+//   .wharf/spool/<uuid>      per-push ref-update files the hook writes (and <uuid>.pusher.json: who pushed
+//                            to which project); read and removed after the push, or at the next start
 //   .wharf/tmp/              repositories being initialised, renamed into place when complete
 //   .wharf/orphans/          repositories of deleted projects whose id was reused (kept, not served)
 //   <id>.git/wharf-project   the owner stamp (`<id>:<created_at>`) checked before serving a repository
@@ -87,10 +88,12 @@ export class GitRepos {
     this.orphansDir = join(root, '.wharf', 'orphans')
   }
 
-  /** Creates the layout, (re)writes the hooks and clears leftovers of a previous run. Call once at start. */
+  /**
+   * Creates the layout, (re)writes the hooks and clears leftovers of a previous run. Call once at
+   * start. Spooled ref updates stay: a crash may have left a push's unread (GitHosting.recoverSpooled).
+   */
   async init(): Promise<void> {
     await mkdir(this.hooksDir, { recursive: true })
-    await rm(this.spoolDir, { recursive: true, force: true })
     await rm(this.tmpDir, { recursive: true, force: true })
     await mkdir(this.spoolDir, { recursive: true })
     await mkdir(this.tmpDir, { recursive: true })

@@ -116,7 +116,7 @@ async function serve(git: GitHosting, req: FastifyRequest, reply: FastifyReply):
   const p = project!
   await git.repository(p)
 
-  const spool = push && req.method === 'POST' ? git.repos.spoolFile() : undefined
+  const spool = push && req.method === 'POST' ? await git.pushSpool(p, principal) : undefined
   const header = (n: string) => {
     const v = req.headers[n]
     return Array.isArray(v) ? v[0] : v

@@ -1,19 +1,31 @@
-import { readFile, rm } from 'node:fs/promises'
+import { readdir, readFile, rm, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
 import type { FastifyBaseLogger } from 'fastify'
 import type { Credentials } from '../auth/credentials.ts'
 import { principalName, type Principal } from '../auth/principals.ts'
 import type { Kysely } from 'kysely'
-import type { Database, Project } from '../metadata/schema.ts'
+import { WharfError } from '../core/errors.ts'
+import type { Database, Executor, Project } from '../metadata/schema.ts'
 import { findProject, findProjectByPath } from '../projects/queries.ts'
 import type { Projects } from '../projects/service.ts'
 import { gitAccess, type GitAccess } from './access.ts'
-import { countPushes, listPushes, PUSH_ACTION } from './queries.ts'
+import {
+  acknowledgePushUpdate, countPushes, deleteDonePushEvents, insertPushEvent, listPushes, markPushEventDone, pendingPushEvents,
+  PUSH_ACTION, recordPushEventFailure,
+} from './queries.ts'
 import { parseRefUpdates, type RefAction, type RefType } from './refs.ts'
 import type { RefUpdate } from './refs.ts'
 import { GitRepos } from './repos.ts'
 
 /** What one push changed: delivered to every `onPush` listener once the push is complete. */
 export interface PushEvent {
+  /** The recorded event (push_events): delivered again until its listeners succeed. */
+  id: number
+  /**
+   * Updates a listener already acknowledged in an earlier delivery (see PushAck): a listener that
+   * acknowledges starts after them.
+   */
+  handled: number
   projectId: number
   /** The project's full path at the time of the push. */
   projectPath: string
@@ -41,13 +53,28 @@ export interface PushRecord {
   commitTitle: string | null
 }
 
-export type PushListener = (event: PushEvent) => void | Promise<void>
+/**
+ * Marks `event.updates[index]` handled, in the caller's transaction (the one that stores what the
+ * update produced), so that a redelivered event never produces it twice. Updates are
+ * acknowledged in order; one already acknowledged throws CONFLICT, rolling the caller back.
+ */
+export type PushAck = (db: Executor, index: number) => Promise<void>
+
+export type PushListener = (event: PushEvent, ack: PushAck) => void | Promise<void>
 
 /**
  * How long a push's response waits for listeners (so a client that finished pushing finds the
  * pipeline already created); slower listeners go on in the background.
  */
 export const LISTENER_WAIT_MS = 10_000
+/** Failed deliveries of one event before it is given up (logged with its last error). */
+export const PUSH_EVENT_ATTEMPTS = 10
+/** Events redelivered per sweep. */
+const REDELIVERY_BATCH = 100
+/** Done events are kept this long (for inspection), then deleted. */
+const DONE_EVENT_RETENTION_MS = 24 * 3600 * 1000
+/** Beside each spool file: who pushed to which project (see pushSpool). */
+const PUSHER_SUFFIX = '.pusher.json'
 
 /** Git hosting: which project a URL names, who may fetch or push, and the events pushes raise. */
 export class GitHosting {
@@ -56,6 +83,8 @@ export class GitHosting {
   private readonly projects: Projects
   private readonly credentials: Credentials
   private readonly listeners = new Set<PushListener>()
+  /** Events being delivered now: a sweep leaves them alone. */
+  private readonly inFlight = new Set<number>()
 
   constructor(deps: { repos: GitRepos; projects: Projects; credentials: Credentials }) {
     this.repos = deps.repos
@@ -94,24 +123,65 @@ export class GitHosting {
   }
 
   /**
-   * Reads the ref updates the post-receive hook spooled for one push, records them (audit log,
-   * default branch) and delivers the push event. Never throws: a failure here must not fail a push
-   * whose refs are already updated.
+   * The file the post-receive hook writes one push's ref updates to. Who pushes to which project
+   * is written beside it first, so that updates a crash left unread are recorded at the next start.
+   */
+  async pushSpool(project: Project, principal: Principal): Promise<string> {
+    const file = this.repos.spoolFile()
+    await writeFile(`${file}${PUSHER_SUFFIX}`, JSON.stringify({ projectId: project.id, principal }))
+    return file
+  }
+
+  /**
+   * Records the pushes whose spooled ref updates a crash left unread (the refs were updated; their
+   * pipelines then come from redeliverPending). Call once at start, before serving pushes.
+   */
+  async recoverSpooled(log: FastifyBaseLogger): Promise<number> {
+    let recovered = 0
+    const names = new Set(await readdir(this.repos.spoolDir))
+    for (const name of names) {
+      const file = join(this.repos.spoolDir, name)
+      if (!name.endsWith(PUSHER_SUFFIX)) {
+        // Read with its pusher file below; without one, there is nothing to record it as.
+        if (!names.has(`${name}${PUSHER_SUFFIX}`)) await rm(file, { force: true })
+        continue
+      }
+      const spool = file.slice(0, -PUSHER_SUFFIX.length)
+      try {
+        const { projectId, principal } = JSON.parse(await readFile(file, 'utf8')) as { projectId: number; principal: Principal }
+        const project = await findProject(this.db, projectId)
+        const event = project && (await this.recordPush(project, principal, spool, log))
+        if (event) {
+          log.info({ project: event.projectPath, pushEvent: event.id, updates: event.updates.map((u) => `${u.action} ${u.ref}`) }, 'push recovered')
+          recovered++
+        }
+      } catch (err) {
+        log.error({ err, file }, 'cannot recover spooled push')
+      } finally {
+        await rm(spool, { force: true })
+        await rm(file, { force: true })
+      }
+    }
+    return recovered
+  }
+
+  /**
+   * Reads the ref updates the post-receive hook spooled for one push, records the push event
+   * (before the spooled file goes), records the push (audit log, default branch) and delivers the
+   * event. Never throws: a failure here must not fail a push whose refs are already updated.
    */
   async completePush(project: Project, principal: Principal, spoolFile: string, address: string, log: FastifyBaseLogger): Promise<PushEvent | undefined> {
-    let text: string
+    let event: PushEvent | undefined
     try {
-      text = await readFile(spoolFile, 'utf8')
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') log.error({ err: e }, 'cannot read push updates')
-      return undefined // nothing was updated (or the push failed): no hook ran
+      event = await this.recordPush(project, principal, spoolFile, log)
+    } catch (err) {
+      log.error({ err, project: project.full_path }, 'cannot record push event')
     } finally {
       await rm(spoolFile, { force: true })
+      await rm(`${spoolFile}${PUSHER_SUFFIX}`, { force: true })
     }
-    const { updates, rejected } = parseRefUpdates(text)
-    if (rejected.length) log.warn({ rejected }, 'ignored malformed ref update lines')
-    if (updates.length === 0) return undefined
-    const event: PushEvent = { projectId: project.id, projectPath: project.full_path, principal, updates, at: new Date().toISOString() }
+    if (!event) return undefined
+    const { updates } = event
     try {
       const head = await this.repos.repairDefaultBranch(project.id, updates)
       if (head) log.info({ project: project.full_path, branch: head }, 'default branch set')
@@ -127,19 +197,83 @@ export class GitHosting {
     return event
   }
 
-  /** Delivers an event to every listener, waiting for them at most LISTENER_WAIT_MS; errors are logged. */
+  /** The hook's file as a recorded event; undefined when no ref was updated (no hook ran, or the push failed). */
+  private async recordPush(project: Project, principal: Principal, spoolFile: string, log: FastifyBaseLogger): Promise<PushEvent | undefined> {
+    let text: string
+    try {
+      text = await readFile(spoolFile, 'utf8')
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined
+      throw e
+    }
+    const { updates, rejected } = parseRefUpdates(text)
+    if (rejected.length) log.warn({ rejected }, 'ignored malformed ref update lines')
+    if (updates.length === 0) return undefined
+    const at = new Date().toISOString()
+    const id = await insertPushEvent(this.db, { projectId: project.id, projectPath: project.full_path, principal: JSON.stringify(principal), updates: JSON.stringify(updates), at })
+    return { id, handled: 0, projectId: project.id, projectPath: project.full_path, principal, updates, at }
+  }
+
+  /**
+   * Delivers an event to every listener, waiting for them at most LISTENER_WAIT_MS. Once they all
+   * succeed the event is done; a failure is logged and counted, and the event is delivered again
+   * by `redeliverPending` (up to PUSH_EVENT_ATTEMPTS times).
+   */
   async publish(event: PushEvent, log: FastifyBaseLogger): Promise<void> {
-    const runs = [...this.listeners].map(async (l) => {
+    this.inFlight.add(event.id)
+    const ack: PushAck = async (db, index) => {
+      if (!(await acknowledgePushUpdate(db, event.id, index))) {
+        throw new WharfError('CONFLICT', `update ${index} of push event ${event.id} was already handled`, { id: event.id, index })
+      }
+    }
+    const runs = [...this.listeners].map(async (l): Promise<string | undefined> => {
       try {
-        await l(event)
+        await l(event, ack)
+        return undefined
       } catch (err) {
-        log.error({ err, project: event.projectPath }, 'push listener failed')
+        log.error({ err, project: event.projectPath, pushEvent: event.id }, 'push listener failed')
+        return err instanceof Error ? err.message : String(err)
       }
     })
+    const all = Promise.all(runs)
+      .then(async (errors) => {
+        const failed = errors.filter((e) => e !== undefined)
+        const at = new Date().toISOString()
+        if (failed.length === 0) return markPushEventDone(this.db, event.id, at)
+        const attempts = await recordPushEventFailure(this.db, event.id, failed.join('; ').slice(0, 2000), PUSH_EVENT_ATTEMPTS, at)
+        if (attempts >= PUSH_EVENT_ATTEMPTS) log.error({ project: event.projectPath, pushEvent: event.id, attempts }, 'push event given up')
+      })
+      .catch((err: unknown) => log.error({ err, pushEvent: event.id }, 'cannot record push event delivery'))
+      .finally(() => this.inFlight.delete(event.id))
     let timer: NodeJS.Timeout | undefined
     const timeout = new Promise<void>((r) => (timer = setTimeout(r, LISTENER_WAIT_MS).unref()))
-    await Promise.race([Promise.all(runs), timeout])
+    await Promise.race([all, timeout])
     clearTimeout(timer)
+  }
+
+  /**
+   * Delivers again the events whose listeners failed or never ran (a crash between the push and
+   * its pipeline): called at start-up and periodically. Also forgets events done long ago.
+   */
+  async redeliverPending(log: FastifyBaseLogger): Promise<number> {
+    let delivered = 0
+    for (const row of await pendingPushEvents(this.db, REDELIVERY_BATCH)) {
+      if (this.inFlight.has(row.id)) continue
+      const event: PushEvent = {
+        id: row.id,
+        handled: row.handled,
+        projectId: row.project_id,
+        projectPath: row.project_path,
+        principal: JSON.parse(row.principal) as Principal,
+        updates: JSON.parse(row.updates) as RefUpdate[],
+        at: row.at,
+      }
+      log.info({ project: event.projectPath, pushEvent: event.id, attempts: row.attempts }, 'delivering push event again')
+      await this.publish(event, log)
+      delivered++
+    }
+    await deleteDonePushEvents(this.db, new Date(Date.now() - DONE_EVENT_RETENTION_MS).toISOString())
+    return delivered
   }
 
   /** Recorded ref updates of a project's pushes, newest first (one entry per ref), and how many there are. */

@@ -137,6 +137,9 @@ describe('smart HTTP with the git CLI', () => {
     await gitOk(['-C', dir, 'push', '--quiet', 'origin', '--delete', 'topic'], { auth: root() })
     assert.deepEqual(events.at(-1)!.updates.map((u) => [u.name, u.action, u.newSha]), [['topic', 'delete', ZERO_SHA]])
 
+    // Each push's spooled updates (and who pushed them) are gone once it is recorded.
+    assert.deepEqual(await readdir(git.repos.spoolDir), [])
+
     // What CI reads next.
     assert.equal(await git.repos.defaultBranch(p.id), 'main')
     assert.equal(await git.repos.resolveRef(p.id, 'main'), sha2)

@@ -257,6 +257,7 @@ export interface Database {
   ci_job_traces: CiJobTracesTable
   ci_job_artifacts: CiJobArtifactsTable
   job_token_allowlist: JobTokenAllowlistTable
+  push_events: PushEventsTable
 }
 
 export type Executor = Kysely<Database> | Transaction<Database>
@@ -296,6 +297,24 @@ export interface WebSessionsTable {
   user_agent: string | null
 }
 export type WebSession = Selectable<WebSessionsTable>
+
+/** Push events awaiting (or done with) their listeners; `updates` and `principal` are JSON. */
+export interface PushEventsTable {
+  id: Generated<number>
+  project_id: number
+  project_path: string
+  principal: string
+  updates: string
+  at: string
+  /** Ref updates (in order) the listeners have acknowledged. */
+  handled: Generated<number>
+  /** Deliveries that failed; after PUSH_EVENT_ATTEMPTS the event is given up. */
+  attempts: Generated<number>
+  last_error: string | null
+  /** Set once every listener succeeded (or the event was given up). */
+  done_at: string | null
+}
+export type PushEventRow = Selectable<PushEventsTable>
 export type Pipeline = Selectable<PipelinesTable>
 export type CiJob = Selectable<CiJobsTable>
 export type CiVariable = Selectable<CiVariablesTable>

@@ -28,6 +28,23 @@ const cases: Case[] = [
     yaml: 'spec:\n  inputs:\n    env:\n---\nb:\n  script: x\n',
     errors: ['`.gitlab-ci.yml`: a spec: header (CI/CD inputs) is not supported'],
   },
+  {
+    name: 'a file over the size limit (2 MiB)',
+    yaml: `big:\n  script: x\n  variables:\n    PAD: "${'x'.repeat(2 * 1024 * 1024)}"\n`,
+    errors: ['`.gitlab-ci.yml`: The parsed YAML is too big'],
+  },
+  {
+    name: 'an included file over the size limit',
+    yaml: 'include: big.yml\nb:\n  script: x\n',
+    files: { 'big.yml': `.pad: "${'x'.repeat(2 * 1024 * 1024)}"\n` },
+    errors: ['`big.yml`: The parsed YAML is too big'],
+  },
+  {
+    // "Billion laughs": each level doubles; without a bound on aliases this expands to 2^30 strings.
+    name: 'an alias bomb',
+    yaml: 'a0: &a0 [x, x]\n' + Array.from({ length: 30 }, (_, i) => `a${i + 1}: &a${i + 1} [*a${i}, *a${i}]\n`).join('') + 'b:\n  script: x\n',
+    errors: ['`.gitlab-ci.yml`: Excessive alias count indicates a resource exhaustion attack'],
+  },
   { name: 'no visible job', yaml: '.hidden:\n  script: x\n', errors: ['jobs config should contain at least one visible job'] },
 
   // ---- unknown and unsupported keys
@@ -132,6 +149,17 @@ const cases: Case[] = [
     errors: ['build job: need test is not defined in current or prior stages'],
   },
   {
+    name: 'more needs than a job may have',
+    yaml: Array.from({ length: 51 }, (_, i) => `a${i}:\n  stage: build\n  script: x\n`).join('') +
+      `b:\n  script: x\n  needs: [${Array.from({ length: 51 }, (_, i) => `a${i}`).join(', ')}]\n`,
+    errors: ['jobs:b:needs one job can only need 50 others, but you have listed 51'],
+  },
+  {
+    name: 'more needs than a job may have, in a rule',
+    yaml: `b:\n  script: x\n  rules:\n    - needs: [${Array.from({ length: 51 }, (_, i) => `a${i}`).join(', ')}]\n`,
+    errors: ['jobs:b:rules:rule:needs one job can only need 50 others, but you have listed 51'],
+  },
+  {
     name: 'duplicated needs',
     yaml: 'a:\n  stage: build\n  script: x\nb:\n  script: x\n  needs: [a, {job: a}]\n',
     errors: ['b has the following needs duplicated: a.'],
@@ -198,6 +226,13 @@ const cases: Case[] = [
     name: 'extends nested too deep',
     yaml: Array.from({ length: 12 }, (_, i) => `.l${i}:\n  extends: .l${i + 1}\n`).join('') + '.l12:\n  script: x\njob:\n  extends: .l0\n',
     errors: ['.l11: nesting too deep in `extends`'],
+  },
+  {
+    // Declared base first, each entry resolves one hop below an already resolved one: the chain's
+    // length, not the recursion depth, is what exceeds the limit (10,000 entries once froze the server).
+    name: 'a 10,000-long extends chain declared base first',
+    yaml: 'j0:\n  script: x\n' + Array.from({ length: 9_999 }, (_, i) => `j${i + 1}:\n  extends: j${i}\n`).join(''),
+    errors: ['j12: nesting too deep in `extends`'],
   },
   { name: 'extends of the wrong type', yaml: 'b:\n  extends: {a: 1}\n  script: x\n', errors: ['jobs:b extends should be an array of strings or a string'] },
   {

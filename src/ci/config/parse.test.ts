@@ -586,3 +586,16 @@ release:
   assert.deepEqual(config.jobs[0]?.rules?.map((r) => [r.if, r.when]), [['$CI_COMMIT_TAG', 'manual'], ['$CI_COMMIT_BRANCH == "main"', null]])
   assert.deepEqual(graph(planPipeline(config, event({ ref: 'v1', tag: true }))), [{ name: 'release', stage: 'test', when: 'manual' }])
 })
+
+test('extends: a chain of 11 hops is allowed whichever way it is declared; 12 is not', async () => {
+  const chain = (hops: number, baseFirst: boolean): string => {
+    const entries = [`j0:\n  script: x\n`, ...Array.from({ length: hops }, (_, i) => `j${i + 1}:\n  extends: j${i}\n`)]
+    return (baseFirst ? entries : entries.reverse()).join('')
+  }
+  for (const baseFirst of [true, false]) {
+    const config = await parse(chain(11, baseFirst))
+    assert.equal(config.jobs.length, 12)
+    assert.deepEqual(config.jobs.find((j) => j.name === 'j11')?.script, ['x'])
+    await assert.rejects(parse(chain(12, baseFirst)), /nesting too deep in `extends`/)
+  }
+})

@@ -310,3 +310,27 @@ test('a job whose image names an unknown variable keeps the reference for the ru
   const config = await parse('job:\n  image: $CI_REGISTRY_IMAGE/ci:$CI_JOB_ID\n  script: x\n')
   assert.equal(created(planPipeline(config, event())).jobs[0]?.image?.name, 'wharf.example.com/group/app/ci:$CI_JOB_ID')
 })
+
+test('a pipeline over the job limit fails naming the limit; jobs that rules leave out do not count', async () => {
+  const jobs = (n: number, extra = ''): string => Array.from({ length: n }, (_, i) => `j${i}:\n  script: x\n${extra}`).join('')
+  const config = await parse(jobs(4) + jobs(3, '  rules:\n    - if: $CI_COMMIT_TAG\n').replace(/^j(\d)/gm, 'tagged$1'))
+  assert.deepEqual(planPipeline(config, { ...event({ ref: 'main' }), maxJobs: 4 }).status, 'created')
+  assert.deepEqual(planPipeline(config, { ...event({ ref: 'main' }), maxJobs: 3 }), { status: 'failed', errors: ['The number of jobs has exceeded the limit of 3.'] })
+  assert.deepEqual(planPipeline(config, { ...event({ ref: 'v1', tag: true }), maxJobs: 6 }), { status: 'failed', errors: ['The number of jobs has exceeded the limit of 6.'] })
+})
+
+test('artifacts of earlier stages are listed in file order', async () => {
+  const config = await parse('stages: [a, b]\n' + Array.from({ length: 6 }, (_, i) => `j${i}:\n  stage: ${i % 2 ? 'a' : 'b'}\n  script: x\n`).join(''))
+  const plan = created(planPipeline(config, event()))
+  assert.deepEqual(plan.jobs.find((j) => j.name === 'j0')!.artifactsFrom, ['j1', 'j3', 'j5'])
+  assert.deepEqual(plan.jobs.find((j) => j.name === 'j1')!.artifactsFrom, [])
+})
+
+test('planning is linear in jobs', async () => {
+  const config = await parse(Array.from({ length: 10_000 }, (_, i) => `j${i}:\n  script: x\n`).join(''))
+  const started = performance.now()
+  created(planPipeline(config, event()))
+  // Listing earlier stages' jobs once per job made this quadratic: 10,000 jobs took 4 to 11 s.
+  const ms = performance.now() - started
+  assert.ok(ms < 2_000, `planning took ${Math.round(ms)} ms`)
+})

@@ -29,6 +29,8 @@ export interface PlanContext {
   variables: Record<string, string>
   /** Paths changed between `ref` and `sha`, for `changes:compare_to`; undefined when unknown. */
   changedFilesComparedTo?(ref: string): string[] | undefined
+  /** Most jobs one pipeline may have (GitLab's ci_pipeline_size); unlimited when absent. */
+  maxJobs?: number
 }
 
 export interface PlannedJob {
@@ -79,6 +81,11 @@ export type PipelinePlan =
   | { status: 'filtered'; reason: string }
   /** The pipeline is created failed, with these errors (GitLab's "yaml invalid"). */
   | { status: 'failed'; errors: string[] }
+
+/** GitLab's words when a pipeline would have more jobs than ci_pipeline_size allows. */
+export function tooManyJobs(limit: number): string {
+  return `The number of jobs has exceeded the limit of ${limit}.`
+}
 
 export const FILTERED_BY_WORKFLOW = 'Pipeline filtered out by workflow rules.'
 export const NO_JOBS = 'Pipeline will not run for the selected trigger. The rules configuration prevented any jobs from being added to the pipeline.'
@@ -217,6 +224,9 @@ export function planPipeline(config: CiConfig, ctx: PlanContext): PipelinePlan {
     selected.push({ job, when: job.when, allowFailure: job.allowFailure, needs: job.needs, interruptible: job.interruptible, variables: yaml })
   }
 
+  // Checked before anything per job is built: a huge file costs no more than this count.
+  if (ctx.maxJobs !== undefined && selected.length > ctx.maxJobs) return { status: 'failed', errors: [tooManyJobs(ctx.maxJobs)] }
+
   const kept = new Set(selected.map((s) => s.job.name))
   const errors: string[] = []
   for (const s of selected) {
@@ -238,16 +248,18 @@ export function planPipeline(config: CiConfig, ctx: PlanContext): PipelinePlan {
   }
 
   const stages = config.stages.filter((stage) => selected.some((s) => s.job.stage === stage))
-  const stageOf = new Map(selected.map((s) => [s.job.name, stages.indexOf(s.job.stage)]))
+  // Jobs of all earlier stages (in file order), per stage: computed once, not once per job.
+  const stageIndexOf = new Map(stages.map((stage, i) => [stage, i]))
+  const earlier = stages.map((_, i) => selected.filter((o) => (stageIndexOf.get(o.job.stage) ?? 0) < i).map((o) => o.job.name))
   const jobs = selected
     .map((s): PlannedJob => {
       const { job } = s
-      const stageIndex = stages.indexOf(job.stage)
+      const stageIndex = stageIndexOf.get(job.stage) ?? -1
       const lookup = lookupFor(s.variables, ctx)
       const dependencies = job.dependencies?.filter((d) => kept.has(d)) ?? null
       const artifactsFrom = dependencies ??
         (s.needs ? s.needs.filter((n) => n.artifacts).map((n) => n.job)
-          : selected.filter((o) => (stageOf.get(o.job.name) ?? 0) < stageIndex).map((o) => o.job.name))
+          : [...(earlier[stageIndex] ?? [])])
       const variables: Record<string, string> = {}
       for (const [k, v] of Object.entries(s.variables)) setKey(variables, k, v.value)
       return {

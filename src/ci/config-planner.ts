@@ -1,0 +1,145 @@
+import { Worker } from 'node:worker_threads'
+import type { PipelinePlan, PlanContext } from './config/index.ts'
+
+// Parsing and planning `.gitlab-ci.yml` is CPU work that grows with the file: a hostile file
+// (tens of thousands of jobs, deep `extends` chains) once held the event loop for seconds, and
+// with it every request, `/v2` included. So it runs in worker threads, with a time and memory
+// budget: a worker over budget is terminated and the pipeline fails with a message naming the
+// limit. Files that `include:local` names are read by the main thread (git) on the worker's request.
+
+export const PLANNER_LIMITS = {
+  /** Time one file may take to parse and plan, includes read; GitLab allows 30 s for the whole creation. */
+  timeMs: 10_000,
+  /** Heap of one worker: a 2 MiB file with its includes needs far less. */
+  heapMb: 512,
+  /** Workers at once: a hostile file can occupy one, not every core. */
+  workers: 2,
+} as const
+
+export function tooSlow(limitMs: number): string {
+  return `The pipeline configuration took too long to process (the limit is ${limitMs / 1000} s)`
+}
+export function tooMuchMemory(limitMb: number): string {
+  return `The pipeline configuration needs too much memory to process (the limit is ${limitMb} MiB)`
+}
+
+/** Thrown by a plan's readFile for a file over YAML_LIMITS.bytes: the include fails as too big. */
+export class FileTooBigError extends Error {}
+
+/** The plan context without callbacks: what crosses to the worker. `files` answers `exists:`. */
+export type PlanInput = Omit<PlanContext, 'fileExists' | 'changedFilesComparedTo'> & { files: string[] }
+
+export type ToWorker =
+  | { kind: 'plan'; text: string; ctx: PlanInput }
+  | { kind: 'file'; path: string; content: string | undefined; tooBig?: true }
+export type FromWorker =
+  | { kind: 'started' }
+  | { kind: 'read'; path: string }
+  | { kind: 'done'; plan: PipelinePlan }
+  | { kind: 'crash'; message: string }
+
+interface Task {
+  text: string
+  ctx: PlanInput
+  readFile(path: string): Promise<string | undefined>
+  resolve(plan: PipelinePlan): void
+  reject(err: Error): void
+}
+
+/** A pool of planner workers; `plan` resolves to the plan, or to a failed plan naming the limit it hit. */
+export class ConfigPlanner {
+  private readonly timeMs: number
+  private readonly heapMb: number
+  private readonly size: number
+  private readonly idle: Worker[] = []
+  private readonly busy = new Set<Worker>()
+  private readonly queue: Task[] = []
+  private closed = false
+
+  constructor(opts: { timeMs?: number; heapMb?: number; workers?: number } = {}) {
+    this.timeMs = opts.timeMs ?? PLANNER_LIMITS.timeMs
+    this.heapMb = opts.heapMb ?? PLANNER_LIMITS.heapMb
+    this.size = opts.workers ?? PLANNER_LIMITS.workers
+  }
+
+  plan(text: string, ctx: PlanInput, readFile: (path: string) => Promise<string | undefined>): Promise<PipelinePlan> {
+    if (this.closed) return Promise.reject(new Error('the pipeline planner is closed'))
+    return new Promise((resolve, reject) => {
+      this.queue.push({ text, ctx, readFile, resolve, reject })
+      this.next()
+    })
+  }
+
+  async close(): Promise<void> {
+    this.closed = true
+    for (const t of this.queue.splice(0)) t.reject(new Error('the pipeline planner is closed'))
+    await Promise.all([...this.idle.splice(0), ...this.busy].map((w) => w.terminate()))
+    this.busy.clear()
+  }
+
+  private next(): void {
+    if (this.queue.length === 0) return
+    let worker = this.idle.pop()
+    if (!worker) {
+      if (this.busy.size >= this.size) return
+      worker = new Worker(new URL('./config-planner-worker.ts', import.meta.url), {
+        resourceLimits: { maxOldGenerationSizeMb: this.heapMb },
+      })
+    }
+    this.run(worker, this.queue.shift()!)
+  }
+
+  private run(worker: Worker, task: Task): void {
+    this.busy.add(worker)
+    worker.ref() // an idle worker must not keep the process alive; a busy one must
+    let settled = false
+    const finish = (keep: boolean, outcome: () => void): void => {
+      if (settled) return
+      settled = true
+      clearTimeout(timer)
+      worker.off('message', onMessage)
+      worker.off('error', onError)
+      worker.off('exit', onExit)
+      this.busy.delete(worker)
+      if (keep && !this.closed) {
+        worker.unref()
+        this.idle.push(worker)
+      } else {
+        void worker.terminate()
+      }
+      outcome()
+      this.next()
+    }
+    // The budget starts once the worker has the file: a new worker first loads its code.
+    let timer: NodeJS.Timeout | undefined
+    const onMessage = (m: FromWorker): void => {
+      if (m.kind === 'started') {
+        timer = setTimeout(() => finish(false, () => task.resolve({ status: 'failed', errors: [tooSlow(this.timeMs)] })), this.timeMs)
+      } else if (m.kind === 'read') {
+        task.readFile(m.path).then(
+          (content) => { if (!settled) worker.postMessage({ kind: 'file', path: m.path, content } satisfies ToWorker) },
+          (err: unknown) => {
+            if (err instanceof FileTooBigError) {
+              if (!settled) worker.postMessage({ kind: 'file', path: m.path, content: undefined, tooBig: true } satisfies ToWorker)
+              return
+            }
+            finish(false, () => task.reject(err instanceof Error ? err : new Error(String(err))))
+          },
+        )
+      } else if (m.kind === 'done') {
+        finish(true, () => task.resolve(m.plan))
+      } else {
+        finish(true, () => task.reject(new Error(`pipeline planner failed: ${m.message}`)))
+      }
+    }
+    const onError = (err: Error): void => {
+      const oom = (err as NodeJS.ErrnoException).code === 'ERR_WORKER_OUT_OF_MEMORY'
+      finish(false, () => (oom ? task.resolve({ status: 'failed', errors: [tooMuchMemory(this.heapMb)] }) : task.reject(err)))
+    }
+    const onExit = (code: number): void => finish(false, () => task.reject(new Error(`pipeline planner exited with code ${code}`)))
+    worker.on('message', onMessage)
+    worker.on('error', onError)
+    worker.on('exit', onExit)
+    worker.postMessage({ kind: 'plan', text: task.text, ctx: task.ctx } satisfies ToWorker)
+  }
+}
