@@ -3,7 +3,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify'
 import type { ApiDeps } from '../api/context.ts'
 import { patJson, userJson } from '../api/entities.ts'
 import { pageOf, PageQuery, setPageHeaders } from '../api/pagination.ts'
-import { Nullable, PatEntity, StringEnum, UserEntity } from '../api/schemas.ts'
+import { Body, Nullable, PatEntity, StringEnum, UserEntity } from '../api/schemas.ts'
 import { WharfError } from '../core/errors.ts'
 import type { PersonalAccessToken } from '../metadata/schema.ts'
 import type { Principal } from './principals.ts'
@@ -18,20 +18,20 @@ const UserQuery = Type.Object({
   search: Type.Optional(Type.String({ maxLength: 255 })),
   blocked: Type.Optional(Type.Boolean()),
 })
-const NewUserBody = Type.Object({
+const NewUserBody = Body({
   username: Type.String({ minLength: 1, maxLength: 100 }),
   name: Type.Optional(Type.String({ minLength: 1, maxLength: 255 })),
   email: Type.Optional(Nullable(Type.String({ maxLength: 255 }))),
   password: Type.Optional(Type.String({ minLength: 8, maxLength: 1024 })),
   admin: Type.Optional(Type.Boolean()),
 })
-const UpdateUserBody = Type.Object({
+const UpdateUserBody = Body({
   name: Type.Optional(Type.String({ minLength: 1, maxLength: 255 })),
   email: Type.Optional(Nullable(Type.String({ maxLength: 255 }))),
   password: Type.Optional(Type.String({ minLength: 8, maxLength: 1024 })),
   admin: Type.Optional(Type.Boolean()),
 })
-const PatBody = Type.Object({
+const PatBody = Body({
   name: Type.String({ minLength: 1, maxLength: 255 }),
   scopes: Type.Array(StringEnum(PAT_SCOPES), { minItems: 1 }),
   expires_at: Type.Optional(Nullable(Type.String({ description: 'YYYY-MM-DD' }))),

@@ -2,7 +2,7 @@ import { Type, type Static } from '@sinclair/typebox'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import type { ApiDeps } from '../api/context.ts'
 import { pageOf, PageQuery, setPageHeaders } from '../api/pagination.ts'
-import { IdParam } from '../api/schemas.ts'
+import { Body, IdParam } from '../api/schemas.ts'
 import { atLeast } from '../auth/roles.ts'
 import { WharfError } from '../core/errors.ts'
 import type { GitRepos } from '../git/repos.ts'
@@ -28,7 +28,7 @@ const TriggerParams = Type.Object({ id: Type.String(), trigger_id: Type.Integer(
 const PipelineQuery = Type.Object({ ...PageQuery, ref: Type.Optional(Type.String()), status: Type.Optional(Type.String()), source: Type.Optional(Type.String()), sha: Type.Optional(Type.String()) })
 const Scope = Type.Union([Type.String(), Type.Array(Type.String())])
 const JobQuery = Type.Object({ ...PageQuery, scope: Type.Optional(Scope), 'scope[]': Type.Optional(Scope), include_retried: Type.Optional(Type.Boolean()) })
-const VariableBody = Type.Object({
+const VariableBody = Body({
   key: Type.Optional(Type.String()),
   value: Type.Optional(Type.String()),
   variable_type: Type.Optional(Type.Union([Type.Literal('env_var'), Type.Literal('file')])),
@@ -36,11 +36,11 @@ const VariableBody = Type.Object({
   masked: Type.Optional(Type.Boolean()),
   environment_scope: Type.Optional(Type.String()),
 })
-const PipelineVariable = Type.Object({ key: Type.String({ pattern: '^[A-Za-z0-9_]{1,255}$' }), value: Type.String(), variable_type: Type.Optional(Type.Union([Type.Literal('env_var'), Type.Literal('file')])) })
-const CreatePipelineBody = Type.Object({ ref: Type.String({ minLength: 1 }), variables: Type.Optional(Type.Array(PipelineVariable, { maxItems: 200 })) })
-const TriggerBody = Type.Object({ description: Type.Optional(Type.String({ maxLength: 255 })) })
-// Variables come as a JSON object or, from form posts, as `variables[KEY]=value` fields.
-const TriggerPipelineBody = Type.Object({ token: Type.String(), ref: Type.String({ minLength: 1 }), variables: Type.Optional(Type.Record(Type.String(), Type.String())) }, { additionalProperties: Type.Union([Type.String(), Type.Array(Type.String())]) })
+const PipelineVariable = Body({ key: Type.String({ pattern: '^[A-Za-z0-9_]{1,255}$' }), value: Type.String(), variable_type: Type.Optional(Type.Union([Type.Literal('env_var'), Type.Literal('file')])) })
+const CreatePipelineBody = Body({ ref: Type.String({ minLength: 1 }), variables: Type.Optional(Type.Array(PipelineVariable, { maxItems: 200 })) })
+const TriggerBody = Body({ description: Type.Optional(Type.String({ maxLength: 255 })) })
+// Variables come as a JSON object or, from form posts, as `variables[KEY]=value` fields (which the form parser nests).
+const TriggerPipelineBody = Body({ token: Type.String(), ref: Type.String({ minLength: 1 }), variables: Type.Optional(Type.Record(Type.String(), Type.String())) })
 
 /** The runner entity GitLab embeds in a job. */
 const runnerSummary = (r: Runner) => {
@@ -287,11 +287,7 @@ export async function ciRoutes(app: FastifyInstance, deps: CiRouteDeps): Promise
     const project = await projects.findProjectRef((req.params as Static<typeof IdParam>).id)
     if (!project) throw new WharfError('NOT_FOUND', 'Project Not Found', {})
     const trigger = await triggers.verify(project.id, body.token)
-    const fields = Object.entries(body as Record<string, unknown>).flatMap(([k, v]) => {
-      const m = /^variables\[([A-Za-z0-9_]{1,255})\]$/.exec(k)
-      return m && typeof v === 'string' ? [[m[1]!, v] as const] : []
-    })
-    const vars = [...Object.entries(body.variables ?? {}), ...fields].map(([key, value]) => ({ key, value }))
+    const vars = Object.entries(body.variables ?? {}).map(([key, value]) => ({ key, value }))
     const p = await pipelines.createForRef(project, body.ref, 'trigger', trigger.owner_id, vars)
     return reply.code(201).send(await pipelineJson(project, p))
   })

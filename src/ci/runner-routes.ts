@@ -11,7 +11,7 @@ import type { Readable } from 'node:stream'
 import type { ApiDeps } from '../api/context.ts'
 import { pageOf, PageQuery, setPageHeaders } from '../api/pagination.ts'
 import { apiErrorHandler, problem, sendProblem } from '../api/problem.ts'
-import { IdParam } from '../api/schemas.ts'
+import { Body, IdParam } from '../api/schemas.ts'
 import { atLeast } from '../auth/roles.ts'
 import { WharfError } from '../core/errors.ts'
 import type { CiJob, Project, Runner } from '../metadata/schema.ts'
@@ -285,7 +285,7 @@ const RunnerListQuery = Type.Object({
   tag_list: Type.Optional(Type.Union([Type.String(), Type.Array(Type.String())])),
 })
 const RunnerParams = Type.Object({ id: Type.Integer() })
-const RunnerUpdateBody = Type.Object({
+const RunnerUpdateBody = Body({
   description: Type.Optional(Type.String({ maxLength: 1024 })),
   paused: Type.Optional(Type.Boolean()),
   active: Type.Optional(Type.Boolean()),
@@ -298,7 +298,7 @@ const RunnerUpdateBody = Type.Object({
 })
 const JobParams = Type.Object({ id: Type.String(), job_id: Type.Integer() })
 const AllowlistParams = Type.Object({ id: Type.String(), target_project_id: Type.Integer() })
-const AllowlistBody = Type.Object({ target_project_id: Type.Integer() })
+const AllowlistBody = Body({ target_project_id: Type.Integer() })
 
 const tagsOf = (q: Static<typeof RunnerListQuery>) => (q.tag_list === undefined ? undefined : (Array.isArray(q.tag_list) ? q.tag_list : q.tag_list.split(',')).map((t) => t.trim()).filter(Boolean))
 

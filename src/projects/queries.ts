@@ -26,7 +26,7 @@ export async function insertUser(db: Executor, u: { username: string; name: stri
 }
 
 export async function updateUser(db: Executor, id: number, set: Partial<{ name: string; email: string | null; password_hash: string | null; is_admin: number; state: 'active' | 'blocked' }>): Promise<void> {
-  await db.updateTable('users').set(set).where('id', '=', id).execute()
+  await db.updateTable('users').set({ name: set.name, email: set.email, password_hash: set.password_hash, is_admin: set.is_admin, state: set.state }).where('id', '=', id).execute()
 }
 
 export async function countUsers(db: Executor): Promise<number> {
@@ -79,7 +79,8 @@ export async function deleteNamespace(db: Executor, id: number): Promise<void> {
 }
 
 export async function updateNamespace(db: Executor, id: number, set: Partial<{ name: string; visibility: Namespace['visibility']; description: string }>): Promise<void> {
-  await db.updateTable('namespaces').set(set).where('id', '=', id).execute()
+  // Named columns only (Kysely skips the undefined ones): a wider object passed in at runtime writes nothing more.
+  await db.updateTable('namespaces').set({ name: set.name, visibility: set.visibility, description: set.description }).where('id', '=', id).execute()
 }
 
 export async function insertProject(
@@ -124,7 +125,8 @@ export async function listProjects(db: Executor, opts: { namespaceIds?: number[]
 }
 
 export async function updateProject(db: Executor, id: number, set: Partial<{ name: string; visibility: Project['visibility']; description: string }>): Promise<void> {
-  await db.updateTable('projects').set(set).where('id', '=', id).execute()
+  // Named columns only (Kysely skips the undefined ones): a wider object passed in at runtime writes nothing more.
+  await db.updateTable('projects').set({ name: set.name, visibility: set.visibility, description: set.description }).where('id', '=', id).execute()
 }
 
 export async function deleteProject(db: Executor, id: number): Promise<void> {

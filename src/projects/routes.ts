@@ -3,7 +3,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { ApiDeps } from '../api/context.ts'
 import { deployTokenJson, groupJsonFull, memberJson, projectJson } from '../api/entities.ts'
 import { pageOf, PageQuery, setPageHeaders } from '../api/pagination.ts'
-import { Accepted, DateString, DeployTokenEntity, GroupEntity, IdParam, MemberEntity, Nullable, ProjectEntity, StringEnum, VisibilitySchema } from '../api/schemas.ts'
+import { Accepted, Body, DateString, DeployTokenEntity, GroupEntity, IdParam, MemberEntity, Nullable, ProjectEntity, StringEnum, VisibilitySchema } from '../api/schemas.ts'
 import type { Principal } from '../auth/principals.ts'
 import { DEPLOY_TOKEN_SCOPES } from '../auth/roles.ts'
 import { WharfError } from '../core/errors.ts'
@@ -11,7 +11,7 @@ import type { SourceKind } from './queries.ts'
 
 // /api/v4 groups, projects, their members and deploy tokens. Thin: parse, call the service, shape the JSON.
 
-const GroupBody = Type.Object({
+const GroupBody = Body({
   name: Type.Optional(Type.String({ minLength: 1, maxLength: 255 })),
   path: Type.Optional(Type.String({ minLength: 1, maxLength: 100 })),
   parent_id: Type.Optional(Nullable(Type.Integer())),
@@ -19,13 +19,13 @@ const GroupBody = Type.Object({
   description: Type.Optional(Type.String({ maxLength: 2000 })),
 })
 
-const SettingsBody = Type.Object({
+const SettingsBody = Body({
   name: Type.Optional(Type.String({ minLength: 1, maxLength: 255 })),
   visibility: Type.Optional(VisibilitySchema),
   description: Type.Optional(Type.String({ maxLength: 2000 })),
 })
 
-const ProjectBody = Type.Object({
+const ProjectBody = Body({
   name: Type.Optional(Type.String({ minLength: 1, maxLength: 255 })),
   path: Type.Optional(Type.String({ minLength: 1, maxLength: 100 })),
   namespace_id: Type.Optional(Type.Union([Type.Integer(), Type.String()], { description: 'namespace id or full path (default: your own namespace)' })),
@@ -49,11 +49,11 @@ const GroupQuery = Type.Object({
 })
 
 const AccessLevel = Type.Integer({ enum: [10, 20, 30, 40, 50], description: '10 guest, 20 reporter, 30 developer, 40 maintainer, 50 owner' })
-const MemberBody = Type.Object({ user_id: Type.Integer(), access_level: AccessLevel, expires_at: Type.Optional(Nullable(Type.Union([DateString, Type.Literal('')]))) })
-const MemberUpdateBody = Type.Object({ access_level: AccessLevel, expires_at: Type.Optional(Nullable(Type.Union([DateString, Type.Literal('')]))) })
+const MemberBody = Body({ user_id: Type.Integer(), access_level: AccessLevel, expires_at: Type.Optional(Nullable(Type.Union([DateString, Type.Literal('')]))) })
+const MemberUpdateBody = Body({ access_level: AccessLevel, expires_at: Type.Optional(Nullable(Type.Union([DateString, Type.Literal('')]))) })
 const MemberParams = Type.Object({ id: Type.String(), user_id: Type.Integer() })
 
-const DeployTokenBody = Type.Object({
+const DeployTokenBody = Body({
   name: Type.String({ minLength: 1, maxLength: 255 }),
   scopes: Type.Array(StringEnum(DEPLOY_TOKEN_SCOPES), { minItems: 1 }),
   expires_at: Type.Optional(Nullable(Type.String({ description: 'YYYY-MM-DD or an ISO date-time' }))),

@@ -333,7 +333,11 @@ export class Projects {
   async updateProjectSettings(project: Project, set: { name?: string | undefined; description?: string | undefined; visibility?: Visibility | undefined }): Promise<Project> {
     if (set.name !== undefined && (set.name.trim() === '' || set.name.length > 255)) throw new WharfError('BAD_REQUEST', 'name must be 1 to 255 characters', {})
     if (set.visibility) this.checkVisibilityWithin(await q.findNamespace(this.db, project.namespace_id), set.visibility, 'project')
-    const change = Object.fromEntries(Object.entries(set).filter(([, v]) => v !== undefined))
+    // Field by field: whatever else the caller's object carries never reaches the UPDATE.
+    const change: Parameters<typeof q.updateProject>[2] = {}
+    if (set.name !== undefined) change.name = set.name
+    if (set.description !== undefined) change.description = set.description
+    if (set.visibility !== undefined) change.visibility = set.visibility
     if (Object.keys(change).length) await q.updateProject(this.db, project.id, change)
     return (await q.findProject(this.db, project.id))!
   }
@@ -348,7 +352,10 @@ export class Projects {
       )
       if (moreOpen) throw new WharfError('BAD_REQUEST', `visibility ${v} is not allowed: ${moreOpen.full_path} inside it is ${moreOpen.visibility}`, { visibility: v })
     }
-    const change = Object.fromEntries(Object.entries(set).filter(([, val]) => val !== undefined))
+    const change: Parameters<typeof q.updateNamespace>[2] = {}
+    if (set.name !== undefined) change.name = set.name
+    if (set.description !== undefined) change.description = set.description
+    if (set.visibility !== undefined) change.visibility = set.visibility
     if (Object.keys(change).length) await q.updateNamespace(this.db, group.id, change)
     return (await q.findNamespace(this.db, group.id))!
   }
