@@ -93,10 +93,23 @@ export async function pipelineJobs(db: Executor, pipelineId: number, includeRetr
   return q.orderBy('stage_idx').orderBy('id').execute()
 }
 
-export async function listJobs(db: Executor, projectId: number, f: { scope?: string[]; limit: number; offset: number }): Promise<CiJob[]> {
-  let q = db.selectFrom('ci_jobs').selectAll().where('project_id', '=', projectId)
-  if (f.scope?.length) q = q.where('status', 'in', f.scope)
-  return q.orderBy('id', 'desc').limit(f.limit).offset(f.offset).execute()
+/**
+ * One page of a project's jobs, newest first, or of one pipeline's, in stage order; with the total
+ * the filters match (for the pagination headers). Retried attempts only when `includeRetried`.
+ */
+export async function pageJobs(db: Executor, f: { projectId: number; pipelineId?: number | undefined; scope?: string[] | undefined; includeRetried: boolean; limit: number; offset: number }): Promise<{ rows: CiJob[]; total: number }> {
+  let base = db.selectFrom('ci_jobs').where('project_id', '=', f.projectId)
+  if (f.pipelineId !== undefined) base = base.where('pipeline_id', '=', f.pipelineId)
+  if (!f.includeRetried) base = base.where('retried', '=', 0)
+  if (f.scope?.length) base = base.where('status', 'in', f.scope)
+  const ordered = f.pipelineId !== undefined ? base.selectAll().orderBy('stage_idx').orderBy('id') : base.selectAll().orderBy('id', 'desc')
+  const rows = await ordered.limit(f.limit).offset(f.offset).execute()
+  const n = await base.select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()
+  return { rows, total: Number(n.n) }
+}
+
+export async function findPipelines(db: Executor, ids: number[]): Promise<Pipeline[]> {
+  return ids.length ? db.selectFrom('pipelines').selectAll().where('id', 'in', ids).execute() : []
 }
 
 export async function updateJob(db: Executor, id: number, set: Partial<Omit<CiJob, 'id'>>): Promise<void> {

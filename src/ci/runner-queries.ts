@@ -15,6 +15,10 @@ export async function findRunner(db: Executor, id: number): Promise<Runner | und
   return db.selectFrom('runners').selectAll().where('id', '=', id).executeTakeFirst()
 }
 
+export async function findRunners(db: Executor, ids: number[]): Promise<Runner[]> {
+  return ids.length ? db.selectFrom('runners').selectAll().where('id', 'in', ids).execute() : []
+}
+
 export async function findRunnerByDigest(db: Executor, digest: string): Promise<Runner | undefined> {
   return db.selectFrom('runners').selectAll().where('token_digest', '=', digest).executeTakeFirst()
 }

@@ -269,6 +269,19 @@ export class GitRepos {
     return c
   }
 
+  /**
+   * commitInfo for many commits with one `git cat-file --batch` (a page of CI jobs shares a few),
+   * keyed by the sha asked for; missing ones are left out.
+   */
+  async commitInfos(projectId: number, shas: readonly string[]): Promise<Map<string, CommitInfo>> {
+    const unique = [...new Set(shas)]
+    for (const sha of unique) checkSha(sha)
+    const commits = await this.readCommits(projectId, unique.map((sha) => `${sha}^{commit}`))
+    const out = new Map<string, CommitInfo>()
+    unique.forEach((sha, i) => commits[i] && out.set(sha, commits[i]))
+    return out
+  }
+
   /** How many commits a ref update brought that no other ref already had (0 for deletions). */
   async commitCount(projectId: number, u: RefUpdate, limit = 10_000): Promise<number> {
     if (u.action === 'delete') return 0

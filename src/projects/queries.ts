@@ -11,6 +11,10 @@ export async function findUser(db: Executor, id: number): Promise<User | undefin
   return db.selectFrom('users').selectAll().where('id', '=', id).executeTakeFirst()
 }
 
+export async function findUsers(db: Executor, ids: number[]): Promise<User[]> {
+  return ids.length ? db.selectFrom('users').selectAll().where('id', 'in', ids).execute() : []
+}
+
 export async function listUsers(db: Executor, opts: { search?: string; limit: number; offset: number }): Promise<User[]> {
   let q = db.selectFrom('users').selectAll()
   if (opts.search) q = q.where('username_lower', 'like', `%${opts.search.toLowerCase().replace(/[%_\\]/g, '')}%`)
