@@ -146,11 +146,10 @@ export async function userRoutes(app: FastifyInstance, deps: ApiDeps): Promise<v
     if (p.kind !== 'user') throw new WharfError('UNAUTHORIZED', 'authentication required', {})
     const query = req.query as Static<typeof PatQuery>
     const userId = p.isAdmin ? query.user_id : p.userId
-    let rows = (await accessTokens.listPats(userId)).map((t) => patJson(t))
-    if (query.state) rows = rows.filter((t) => t.active === (query.state === 'active'))
     const page = pageOf(query)
-    setPageHeaders(req, reply, deps.publicUrl, page, rows.length)
-    return rows.slice(page.offset, page.offset + page.limit)
+    const { rows, total } = await accessTokens.pagePats({ userId, active: query.state === undefined ? undefined : query.state === 'active', limit: page.limit, offset: page.offset })
+    setPageHeaders(req, reply, deps.publicUrl, page, total)
+    return rows.map((t) => patJson(t))
   })
 
   app.get('/personal_access_tokens/:id', { schema: { summary: 'Get a personal access token', tags: ['personal_access_tokens'], params: PatId, 'x-response': { 200: PatEntity } } }, async (req) => {

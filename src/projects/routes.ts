@@ -1,5 +1,5 @@
 import { Type, type Static } from '@sinclair/typebox'
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type { FastifyInstance, FastifyRequest } from 'fastify'
 import type { ApiDeps } from '../api/context.ts'
 import { deployTokenJson, groupJsonFull, memberJson, projectJson } from '../api/entities.ts'
 import { pageOf, PageQuery, setPageHeaders } from '../api/pagination.ts'
@@ -180,14 +180,18 @@ export async function projectRoutes(app: FastifyInstance, deps: ApiDeps): Promis
 
     app.get(`/${kind}/:id/members`, { schema: { summary: 'List direct members', tags: [tag], params: IdParam, querystring: Type.Object({ ...PageQuery }), 'x-response': { 200: Type.Array(MemberEntity) } }, config: { public: true } }, async (req, reply) => {
       const { sourceId } = await load(req, (req.params as Static<typeof IdParam>).id)
-      const all = await projects.listDirectMembers(source, sourceId)
-      return paged(req, reply, all.map((m) => memberJson(m, deps)))
+      const page = pageOf(req.query as { page?: number; per_page?: number })
+      const { rows, total } = await projects.pageDirectMembers(source, sourceId, page)
+      setPageHeaders(req, reply, deps.publicUrl, page, total)
+      return rows.map((m) => memberJson(m, deps))
     })
 
     app.get(`/${kind}/:id/members/all`, { schema: { summary: 'List members including inherited ones (highest level each)', tags: [tag], params: IdParam, querystring: Type.Object({ ...PageQuery }), 'x-response': { 200: Type.Array(MemberEntity) } }, config: { public: true } }, async (req, reply) => {
       const { entity } = await load(req, (req.params as Static<typeof IdParam>).id)
-      const all = await projects.listAllMembers(source, entity)
-      return paged(req, reply, all.map((m) => memberJson(m, deps)))
+      const page = pageOf(req.query as { page?: number; per_page?: number })
+      const { rows, total } = await projects.pageAllMembers(source, entity, page)
+      setPageHeaders(req, reply, deps.publicUrl, page, total)
+      return rows.map((m) => memberJson(m, deps))
     })
 
     app.get(`/${kind}/:id/members/:user_id`, { schema: { summary: 'Get a direct member', tags: [tag], params: MemberParams, 'x-response': { 200: MemberEntity } }, config: { public: true } }, async (req) => {
@@ -234,10 +238,11 @@ export async function projectRoutes(app: FastifyInstance, deps: ApiDeps): Promis
     app.get(`/${kind}/:id/deploy_tokens`, { schema: { summary: 'List deploy tokens (maintainer)', tags: [tag], params: IdParam, querystring: Type.Object({ ...PageQuery, active: Type.Optional(Type.Boolean()) }), 'x-response': { 200: Type.Array(DeployTokenEntity) } } }, async (req, reply) => {
       const { sourceId, level } = await load(req, (req.params as Static<typeof IdParam>).id)
       needMaintainer(level)
-      const query = req.query as { active?: boolean }
-      let rows = (await deps.accessTokens.listDeployTokens(owner(sourceId))).map((t) => deployTokenJson(t))
-      if (query.active !== undefined) rows = rows.filter((t) => (!t.revoked && !t.expired) === query.active)
-      return paged(req, reply, rows)
+      const query = req.query as { active?: boolean; page?: number; per_page?: number }
+      const page = pageOf(query)
+      const { rows, total } = await deps.accessTokens.pageDeployTokens(owner(sourceId), { active: query.active, limit: page.limit, offset: page.offset })
+      setPageHeaders(req, reply, deps.publicUrl, page, total)
+      return rows.map((t) => deployTokenJson(t))
     })
 
     app.post(`/${kind}/:id/deploy_tokens`, { schema: { summary: 'Create a deploy token (maintainer); the token is shown only in this response', tags: [tag], params: IdParam, body: DeployTokenBody, 'x-response': { 201: DeployTokenEntity } } }, async (req, reply) => {
@@ -258,13 +263,6 @@ export async function projectRoutes(app: FastifyInstance, deps: ApiDeps): Promis
       await deps.accessTokens.revokeDeployToken(row, principalLabel(req.principal))
       return reply.code(204).send()
     })
-  }
-
-  /** In-memory pagination for short lists (members, deploy tokens). */
-  function paged<T>(req: FastifyRequest, reply: FastifyReply, all: T[]): T[] {
-    const page = pageOf(req.query as { page?: number; per_page?: number })
-    setPageHeaders(req, reply, deps.publicUrl, page, all.length)
-    return all.slice(page.offset, page.offset + page.limit)
   }
 }
 

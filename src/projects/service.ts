@@ -399,21 +399,17 @@ export class Projects {
 
   // Members (GitLab: maintainers manage members; only owners grant, change or remove the owner role).
 
-  listDirectMembers(kind: q.SourceKind, sourceId: number) {
-    return q.listMembers(this.db, kind, sourceId)
+  /** A page of direct members, by username. */
+  pageDirectMembers(kind: q.SourceKind, sourceId: number, page: { limit: number; offset: number }) {
+    return q.pageMembers(this.db, [{ kind, id: sourceId }], page)
   }
 
-  /** Direct and inherited members with their effective (highest) level. */
-  async listAllMembers(kind: q.SourceKind, source: Project | Namespace) {
+  /** A page of direct and inherited members with their effective (highest) level, by username. */
+  async pageAllMembers(kind: q.SourceKind, source: Project | Namespace, page: { limit: number; offset: number }) {
     const nsId = kind === 'project' ? (source as Project).namespace_id : source.id
     const chain = await this.namespaceChain(this.db, nsId)
-    const lists = [...(kind === 'project' ? [await q.listMembers(this.db, 'project', source.id)] : []), ...(await Promise.all(chain.filter((n) => n.kind === 'group').map((n) => q.listMembers(this.db, 'namespace', n.id))))]
-    const best = new Map<number, (typeof lists)[number][number]>()
-    for (const m of lists.flat()) {
-      const prev = best.get(m.id)
-      if (!prev || m.access_level > prev.access_level) best.set(m.id, m)
-    }
-    return [...best.values()].sort((a, b) => a.username.localeCompare(b.username))
+    const groups = chain.filter((n) => n.kind === 'group').map((n) => ({ kind: 'namespace' as const, id: n.id }))
+    return q.pageMembers(this.db, [...(kind === 'project' ? [{ kind: 'project' as const, id: source.id }] : []), ...groups], page)
   }
 
   findMember(kind: q.SourceKind, sourceId: number, userId: number) {
