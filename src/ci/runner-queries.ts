@@ -1,5 +1,7 @@
+import { sql } from 'kysely'
 import { nowIso } from '../metadata/db.ts'
 import type { CiJob, CiJobArtifact, Executor, Runner, RunnersTable } from '../metadata/schema.ts'
+import type { RunnerType } from '../runner/protocol.ts'
 
 // SQL of runners, job claims, traces, artifacts and the job-token allowlist (ci/queries.ts has pipelines and jobs).
 
@@ -23,19 +25,36 @@ export async function findRunnerByDigest(db: Executor, digest: string): Promise<
   return db.selectFrom('runners').selectAll().where('token_digest', '=', digest).executeTakeFirst()
 }
 
-export async function listRunners(db: Executor, f: { ids?: number[]; projectIds?: number[]; namespaceIds?: number[]; instance?: boolean; limit: number; offset: number }): Promise<Runner[]> {
-  let q = db.selectFrom('runners').selectAll()
-  if (f.ids || f.projectIds || f.namespaceIds || f.instance) {
+export interface RunnerFilter {
+  /** Runners scoped to any of these (projects, groups, instance runners); all runners when none is given. */
+  projectIds?: number[]
+  namespaceIds?: number[]
+  instance?: boolean
+  type?: RunnerType | undefined
+  paused?: boolean | undefined
+  /** Runners having every one of these tags. */
+  tagList?: string[] | undefined
+}
+
+/** A page of runners by id, and the total the filter matches. */
+export async function pageRunners(db: Executor, f: RunnerFilter & { limit: number; offset: number }): Promise<{ rows: Runner[]; total: number }> {
+  let q = db.selectFrom('runners')
+  if (f.projectIds || f.namespaceIds || f.instance) {
     q = q.where((eb) => {
       const ors = []
-      if (f.ids?.length) ors.push(eb('id', 'in', f.ids))
       if (f.projectIds?.length) ors.push(eb('project_id', 'in', f.projectIds))
       if (f.namespaceIds?.length) ors.push(eb('namespace_id', 'in', f.namespaceIds))
       if (f.instance) ors.push(eb('runner_type', '=', 'instance_type'))
       return ors.length ? eb.or(ors) : eb.val(false)
     })
   }
-  return q.orderBy('id').limit(f.limit).offset(f.offset).execute()
+  if (f.type !== undefined) q = q.where('runner_type', '=', f.type)
+  if (f.paused !== undefined) q = q.where('paused', '=', f.paused ? 1 : 0)
+  // tag_list is a JSON array of strings.
+  for (const tag of f.tagList ?? []) q = q.where(sql<boolean>`exists (select 1 from json_each(runners.tag_list) where value = ${tag})`)
+  const rows = await q.selectAll().orderBy('id').limit(f.limit).offset(f.offset).execute()
+  const n = await q.select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()
+  return { rows, total: Number(n.n) }
 }
 
 export async function updateRunner(db: Executor, id: number, set: Partial<Omit<Runner, 'id'>>): Promise<void> {

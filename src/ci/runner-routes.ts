@@ -323,17 +323,15 @@ export async function runnerApiRoutes(app: FastifyInstance, deps: RunnerApiDeps)
     return reply.code(201).send({ id: runner.id, token, token_expires_at: runner.token_expires_at })
   })
 
-  app.get('/runners', { schema: { summary: 'List the runners of the projects and groups you maintain', tags: ['runner'], querystring: RunnerListQuery } }, async (req) => {
-    const q = req.query as Static<typeof RunnerListQuery>
-    const page = pageOf(q)
-    return (await runners.listFor(req.principal, { all: false, limit: page.limit, offset: page.offset, type: q.type, paused: q.paused, tagList: tagsOf(q) })).map((r) => runnerJson(r))
-  })
-
-  app.get('/runners/all', { schema: { summary: 'List every runner (administrators)', tags: ['runner'], querystring: RunnerListQuery } }, async (req) => {
-    const q = req.query as Static<typeof RunnerListQuery>
-    const page = pageOf(q)
-    return (await runners.listFor(req.principal, { all: true, limit: page.limit, offset: page.offset, type: q.type, paused: q.paused, tagList: tagsOf(q) })).map((r) => runnerJson(r))
-  })
+  for (const [url, all] of [['/runners', false], ['/runners/all', true]] as const) {
+    app.get(url, { schema: { summary: all ? 'List every runner (administrators)' : 'List the runners of the projects and groups you maintain', tags: ['runner'], querystring: RunnerListQuery } }, async (req, reply) => {
+      const q = req.query as Static<typeof RunnerListQuery>
+      const page = pageOf(q)
+      const { rows, total } = await runners.pageFor(req.principal, { all, limit: page.limit, offset: page.offset, type: q.type, paused: q.paused, tagList: tagsOf(q) })
+      setPageHeaders(req, reply, deps.publicUrl, page, total)
+      return rows.map((r) => runnerJson(r))
+    })
+  }
 
   app.get('/runners/:id', { schema: { summary: 'Get a runner', tags: ['runner'], params: RunnerParams } }, async (req) => {
     return runnerJson(await runners.manageable(req.principal, (req.params as Static<typeof RunnerParams>).id))
@@ -352,18 +350,18 @@ export async function runnerApiRoutes(app: FastifyInstance, deps: RunnerApiDeps)
     const { project } = await projects.projectFor(req.principal, (req.params as Static<typeof IdParam>).id, 'maintainer')
     const q = req.query as Static<typeof RunnerListQuery>
     const page = pageOf(q)
-    const all = await runners.listForProject(project, { limit: 100_000, offset: 0, type: q.type, paused: q.paused, tagList: tagsOf(q) })
-    setPageHeaders(req, reply, deps.publicUrl, page, all.length)
-    return all.slice(page.offset, page.offset + page.limit).map((r) => runnerJson(r))
+    const { rows, total } = await runners.pageForProject(project, { limit: page.limit, offset: page.offset, type: q.type, paused: q.paused, tagList: tagsOf(q) })
+    setPageHeaders(req, reply, deps.publicUrl, page, total)
+    return rows.map((r) => runnerJson(r))
   })
 
   app.get('/groups/:id/runners', { schema: { summary: "Runners that can run a group's jobs", tags: ['runner'], params: IdParam, querystring: RunnerListQuery } }, async (req, reply) => {
     const { group } = await projects.groupFor(req.principal, (req.params as Static<typeof IdParam>).id, 'maintainer')
     const q = req.query as Static<typeof RunnerListQuery>
     const page = pageOf(q)
-    const all = await runners.listForGroup(group, { limit: 100_000, offset: 0, type: q.type, paused: q.paused, tagList: tagsOf(q) })
-    setPageHeaders(req, reply, deps.publicUrl, page, all.length)
-    return all.slice(page.offset, page.offset + page.limit).map((r) => runnerJson(r))
+    const { rows, total } = await runners.pageForGroup(group, { limit: page.limit, offset: page.offset, type: q.type, paused: q.paused, tagList: tagsOf(q) })
+    setPageHeaders(req, reply, deps.publicUrl, page, total)
+    return rows.map((r) => runnerJson(r))
   })
 
   // A job's log. `Range: bytes=N-` reads from byte N (206), for incremental followers.
