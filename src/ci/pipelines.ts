@@ -274,8 +274,8 @@ export class Pipelines {
     return q.listPipelines(this.db, projectId, f)
   }
 
-  countPipelines(projectId: number): Promise<number> {
-    return q.countPipelines(this.db, projectId)
+  countPipelines(projectId: number, f: Parameters<typeof q.countPipelines>[2] = {}): Promise<number> {
+    return q.countPipelines(this.db, projectId, f)
   }
 
   deletePipeline(id: number): Promise<void> {

@@ -33,8 +33,13 @@ export async function listPipelines(db: Executor, projectId: number, f: { ref?: 
   return q.orderBy('id', 'desc').limit(f.limit).offset(f.offset).execute()
 }
 
-export async function countPipelines(db: Executor, projectId: number): Promise<number> {
-  const r = await db.selectFrom('pipelines').select((eb) => eb.fn.countAll<number>().as('n')).where('project_id', '=', projectId).executeTakeFirstOrThrow()
+export async function countPipelines(db: Executor, projectId: number, f: { ref?: string; status?: string; source?: string; sha?: string } = {}): Promise<number> {
+  let q = db.selectFrom('pipelines').select((eb) => eb.fn.countAll<number>().as('n')).where('project_id', '=', projectId)
+  if (f.ref !== undefined) q = q.where('ref', '=', f.ref)
+  if (f.status !== undefined) q = q.where('status', '=', f.status)
+  if (f.source !== undefined) q = q.where('source', '=', f.source)
+  if (f.sha !== undefined) q = q.where('sha', '=', f.sha)
+  const r = await q.executeTakeFirstOrThrow()
   return Number(r.n)
 }
 
@@ -131,6 +136,14 @@ export async function listVariables(db: Executor, ownerKind: 'project' | 'group'
   return db.selectFrom('ci_variables').selectAll().where('owner_kind', '=', ownerKind).where('owner_id', 'in', ownerIds).orderBy('key').execute()
 }
 
+/** A page of one owner's variables, by key, and their total. */
+export async function pageVariables(db: Executor, ownerKind: 'project' | 'group', ownerId: number, page: { limit: number; offset: number }): Promise<{ rows: CiVariable[]; total: number }> {
+  const base = db.selectFrom('ci_variables').where('owner_kind', '=', ownerKind).where('owner_id', '=', ownerId)
+  const rows = await base.selectAll().orderBy('key').limit(page.limit).offset(page.offset).execute()
+  const n = await base.select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()
+  return { rows, total: Number(n.n) }
+}
+
 export async function findVariable(db: Executor, ownerKind: 'project' | 'group', ownerId: number, key: string): Promise<CiVariable | undefined> {
   return db.selectFrom('ci_variables').selectAll().where('owner_kind', '=', ownerKind).where('owner_id', '=', ownerId).where('key', '=', key).executeTakeFirst()
 }
@@ -155,8 +168,11 @@ export async function insertTrigger(db: Executor, t: { projectId: number; ownerI
     .executeTakeFirstOrThrow()
 }
 
-export async function listTriggers(db: Executor, projectId: number) {
-  return db.selectFrom('pipeline_triggers').selectAll().where('project_id', '=', projectId).orderBy('id').execute()
+export async function pageTriggers(db: Executor, projectId: number, page: { limit: number; offset: number }) {
+  const base = db.selectFrom('pipeline_triggers').where('project_id', '=', projectId)
+  const rows = await base.selectAll().orderBy('id').limit(page.limit).offset(page.offset).execute()
+  const n = await base.select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()
+  return { rows, total: Number(n.n) }
 }
 
 export async function findTriggerByDigest(db: Executor, digest: string) {

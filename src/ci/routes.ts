@@ -152,7 +152,7 @@ export async function ciRoutes(app: FastifyInstance, deps: CiRouteDeps): Promise
     const page = pageOf(query)
     const filter = { ...(query.ref ? { ref: query.ref } : {}), ...(query.status ? { status: query.status } : {}), ...(query.source ? { source: query.source } : {}), ...(query.sha ? { sha: query.sha } : {}) }
     const rows = await pipelines.listPipelines(project.id, { ...filter, limit: page.limit, offset: page.offset })
-    setPageHeaders(req, reply, deps.publicUrl, page, await pipelines.countPipelines(project.id))
+    setPageHeaders(req, reply, deps.publicUrl, page, await pipelines.countPipelines(project.id, filter))
     return rows.map((p) => pipelineBasic(project, p))
   })
 
@@ -255,8 +255,11 @@ export async function ciRoutes(app: FastifyInstance, deps: CiRouteDeps): Promise
     const base = kind === 'project' ? '/projects/:id/variables' : '/groups/:id/variables'
     const owner = async (req: FastifyRequest, id: string): Promise<number> =>
       kind === 'project' ? (await projects.projectFor(req.principal, id, 'maintainer')).project.id : (await projects.groupFor(req.principal, id, 'maintainer')).group.id
-    app.get(base, { schema: { summary: `List ${kind} CI/CD variables`, tags: ['ci'], params: IdParam } }, async (req) => {
-      return (await variables.list(kind, await owner(req, (req.params as Static<typeof IdParam>).id))).map(variableJson)
+    app.get(base, { schema: { summary: `List ${kind} CI/CD variables`, tags: ['ci'], params: IdParam, querystring: Type.Object(PageQuery) } }, async (req, reply) => {
+      const page = pageOf(req.query as { page?: number; per_page?: number })
+      const { rows, total } = await variables.page(kind, await owner(req, (req.params as Static<typeof IdParam>).id), page)
+      setPageHeaders(req, reply, deps.publicUrl, page, total)
+      return rows.map(variableJson)
     })
     app.get(`${base}/:key`, { schema: { summary: `Get a ${kind} CI/CD variable`, tags: ['ci'], params: KeyParams } }, async (req) => {
       const { id, key } = req.params as Static<typeof KeyParams>
@@ -278,9 +281,12 @@ export async function ciRoutes(app: FastifyInstance, deps: CiRouteDeps): Promise
   }
 
   // Trigger tokens.
-  app.get('/projects/:id/triggers', { schema: { summary: 'List pipeline trigger tokens', tags: ['ci'], params: IdParam } }, async (req) => {
+  app.get('/projects/:id/triggers', { schema: { summary: 'List pipeline trigger tokens', tags: ['ci'], params: IdParam, querystring: Type.Object(PageQuery) } }, async (req, reply) => {
     const project = await ciProject(req, (req.params as Static<typeof IdParam>).id, 'maintainer')
-    return (await triggers.list(project.id)).map((t) => ({ id: t.id, description: t.description, created_at: t.created_at, updated_at: t.created_at, last_used: null, token: `${t.token_hint}…`, owner: null }))
+    const page = pageOf(req.query as { page?: number; per_page?: number })
+    const { rows, total } = await triggers.page(project.id, page)
+    setPageHeaders(req, reply, deps.publicUrl, page, total)
+    return rows.map((t) => ({ id: t.id, description: t.description, created_at: t.created_at, updated_at: t.created_at, last_used: null, token: `${t.token_hint}…`, owner: null }))
   })
   app.post('/projects/:id/triggers', { schema: { summary: 'Create a pipeline trigger token (shown once)', tags: ['ci'], params: IdParam, body: TriggerBody } }, async (req, reply) => {
     const project = await ciProject(req, (req.params as Static<typeof IdParam>).id, 'maintainer')

@@ -1,6 +1,6 @@
 import { sql } from 'kysely'
 import { nowIso } from '../metadata/db.ts'
-import type { CiJob, CiJobArtifact, Executor, Runner, RunnersTable } from '../metadata/schema.ts'
+import type { CiJob, CiJobArtifact, Executor, Project, Runner, RunnersTable } from '../metadata/schema.ts'
 import type { RunnerType } from '../runner/protocol.ts'
 
 // SQL of runners, job claims, traces, artifacts and the job-token allowlist (ci/queries.ts has pipelines and jobs).
@@ -124,9 +124,12 @@ export async function deleteArtifact(db: Executor, id: number): Promise<void> {
   await db.deleteFrom('ci_job_artifacts').where('id', '=', id).execute()
 }
 
-export async function allowlist(db: Executor, projectId: number): Promise<number[]> {
-  const rows = await db.selectFrom('job_token_allowlist').select('allowed_project_id').where('project_id', '=', projectId).orderBy('created_at').execute()
-  return rows.map((r) => r.allowed_project_id)
+/** A page of the projects a project allows (oldest entry first), and their total. */
+export async function allowlistPage(db: Executor, projectId: number, page: { limit: number; offset: number }): Promise<{ rows: Project[]; total: number }> {
+  const base = db.selectFrom('job_token_allowlist as a').innerJoin('projects as p', 'p.id', 'a.allowed_project_id').where('a.project_id', '=', projectId)
+  const rows = await base.selectAll('p').orderBy('a.created_at').orderBy('p.id').limit(page.limit).offset(page.offset).execute()
+  const n = await base.select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()
+  return { rows, total: Number(n.n) }
 }
 
 export async function isAllowlisted(db: Executor, projectId: number, allowedProjectId: number): Promise<boolean> {

@@ -402,9 +402,12 @@ export async function runnerApiRoutes(app: FastifyInstance, deps: RunnerApiDeps)
     return { inbound_enabled: true, outbound_enabled: false }
   })
 
-  app.get('/projects/:id/job_token_scope/allowlist', { schema: { summary: 'Projects allowed to use their job tokens on this project', tags: ['ci'], params: IdParam } }, async (req) => {
+  app.get('/projects/:id/job_token_scope/allowlist', { schema: { summary: 'Projects allowed to use their job tokens on this project', tags: ['ci'], params: IdParam, querystring: Type.Object(PageQuery) } }, async (req, reply) => {
     const project = await readableProject(req, (req.params as Static<typeof IdParam>).id, 'maintainer')
-    return (await jobTokens.allowlist(project.id)).map((p) => ({ id: p.id, name: p.name, path: p.path, path_with_namespace: p.full_path, name_with_namespace: p.full_path, web_url: `${deps.publicUrl}/${p.full_path}` }))
+    const page = pageOf(req.query as { page?: number; per_page?: number })
+    const { rows, total } = await jobTokens.allowlistPage(project.id, page)
+    setPageHeaders(req, reply, deps.publicUrl, page, total)
+    return rows.map((p) => ({ id: p.id, name: p.name, path: p.path, path_with_namespace: p.full_path, name_with_namespace: p.full_path, web_url: `${deps.publicUrl}/${p.full_path}` }))
   })
 
   app.post('/projects/:id/job_token_scope/allowlist', { schema: { summary: "Allow a project's job tokens on this project", tags: ['ci'], params: IdParam, body: AllowlistBody } }, async (req, reply) => {

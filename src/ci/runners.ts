@@ -11,7 +11,7 @@ import { WharfError } from '../core/errors.ts'
 import type { Database, Namespace, Project, Runner } from '../metadata/schema.ts'
 import * as projectQueries from '../projects/queries.ts'
 import type { Projects } from '../projects/service.ts'
-import { TOKEN_PREFIXES, type CreateRunnerRequest, type RunnerType, type VersionInfo } from '../runner/protocol.ts'
+import { TOKEN_PREFIXES, type CreateRunnerRequest, type VersionInfo } from '../runner/protocol.ts'
 import * as rq from './runner-queries.ts'
 
 /** A runner counts as online when it asked for jobs this recently (GitLab's ONLINE_CONTACT_TIMEOUT). */
