@@ -3,12 +3,10 @@
 // column a caller must never set (id, creator_id, namespace_id, parent_id, kind, created_at), is a
 // 400 problem+json whose message names it, in JSON and form bodies alike, and nothing is written.
 import assert from 'node:assert/strict'
-import { execFileSync } from 'node:child_process'
-import { mkdir, writeFile } from 'node:fs/promises'
-import { join } from 'node:path'
 import { test } from 'node:test'
 import { sql } from 'kysely'
 import { apiHarness, assertProblem, type ApiHarness } from './api-harness.ts'
+import { world, type World } from './api-world.ts'
 import { registeredRoutes } from './route-table.ts'
 
 type Json = Record<string, unknown>
@@ -31,37 +29,8 @@ const RUNNER_PROTOCOL = new Set([
   'POST /api/v4/jobs/:id/artifacts',
 ])
 
-/** A project with a commit on main (so pipelines can run), a group, a second user and a runner. */
-async function world(h: ApiHarness) {
-  const root = await h.root()
-  const other = await h.user('other')
-  const group = await h.services.projects.createGroup(root.user, { path: 'grp', visibility: 'private' })
-  const project = await h.services.projects.createProject(root.user, { namespaceId: group.id, path: 'app' })
-  const target = await h.services.projects.createProject(root.user, { namespaceId: group.id, path: 'lib' })
-  const bare = await h.services.git!.repository(project)
-  const work = join(h.tmpDir, 'work')
-  await mkdir(work)
-  const env = { ...process.env, GIT_CONFIG_NOSYSTEM: '1', HOME: h.tmpDir, GIT_AUTHOR_NAME: 'A', GIT_AUTHOR_EMAIL: 'a@x', GIT_COMMITTER_NAME: 'A', GIT_COMMITTER_EMAIL: 'a@x' }
-  const git = (...args: string[]) => execFileSync('git', args, { cwd: work, env, encoding: 'utf8' })
-  git('init', '-q', '-b', 'main')
-  await writeFile(join(work, '.gitlab-ci.yml'), 'build: { script: [make] }\n')
-  git('add', '-A')
-  git('commit', '-q', '-m', 'ci')
-  git('push', '-q', bare, 'HEAD:refs/heads/main')
-  const ci = h.services.ci!
-  const pipeline = await ci.pipelines.createForRef(project, 'main', 'api', root.user.id, [])
-  const job = (await ci.pipelines.jobs(pipeline.id, false))[0]!
-  await ci.variables.create('project', project.id, { key: 'K', value: 'v' })
-  await ci.variables.create('group', group.id, { key: 'K', value: 'v' })
-  const created = await h.req('POST', '/api/v4/user/runners', { token: root.token, body: { runner_type: 'project_type', project_id: project.id } })
-  assert.equal(created.statusCode, 201, created.body)
-  const runner = created.json() as { id: number }
-  const trigger = await ci.triggers.create(project.id, root.user.id, 't')
-  return { root, other, group, project, target, pipeline, job, runner, trigger }
-}
-
 /** Each write route: a concrete URL and a body it accepts; the test adds one bad key at a time. */
-function writeRoutes(w: Awaited<ReturnType<typeof world>>): Record<string, { url: string; body: Json }> {
+function writeRoutes(w: World): Record<string, { url: string; body: Json }> {
   const p = w.project.id
   const g = w.group.id
   const u = w.other.user.id
