@@ -38,6 +38,9 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     logController: new OneLineLog(),
     exposeHeadRoutes: false,
     bodyLimit: 1 << 20,
+    // Fastify's ajv silently drops properties a schema forbids; keep them so they fail validation
+    // (a 400 naming the attribute, see api/problem.ts) instead of being ignored.
+    ajv: { customOptions: { removeAdditional: false } },
     // Uploads of multi-GiB layers may legitimately take long; idle sockets still time out.
     requestTimeout: 0,
     // Errors raised before routing (e.g. malformed percent-encoding) still get the protocol's error body.

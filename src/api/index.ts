@@ -13,6 +13,7 @@ import type { ApiDeps } from './context.ts'
 import { addFormParser } from './form.ts'
 import { OpenApiCollector } from './openapi.ts'
 import { apiErrorHandler, problem, sendProblem } from './problem.ts'
+import { refuseUndeclaredBody } from './undeclared-body.ts'
 
 export type { ApiDeps } from './context.ts'
 export { OpenApiCollector } from './openapi.ts'
@@ -61,6 +62,7 @@ export async function apiRoutes(app: FastifyInstance, opts: ApiOptions): Promise
       api.setErrorHandler(apiErrorHandler)
       api.setNotFoundHandler((req, reply) => sendProblem(reply, problem(404, `no API route ${req.method} ${req.url.split('?')[0]}`, 'ROUTE_UNKNOWN')))
       addFormParser(api)
+      api.addHook('preValidation', refuseUndeclaredBody)
       api.addHook('onRequest', apiAuthHook(deps.apiTokens))
       await api.register(projectRoutes, deps)
       await api.register(userRoutes, deps)

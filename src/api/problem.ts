@@ -79,10 +79,27 @@ export function apiErrorHandler(error: Error & { statusCode?: number; validation
     else if (status >= 500) req.log.error({ err }, 'api request failed')
     return sendProblem(reply, problem(status, err.message, err.code))
   }
-  if (err.validation) return sendProblem(reply, problem(400, err.message, 'BAD_REQUEST'))
+  if (err.validation) return sendProblem(reply, problem(400, validationDetail(err as Error & { validation: ValidationIssue[] }), 'BAD_REQUEST'))
   if (err.statusCode !== undefined && err.statusCode >= 400 && err.statusCode < 500) return sendProblem(reply, problem(err.statusCode, err.message))
   req.log.error({ err }, 'api request failed')
   return sendProblem(reply, problem(500, 'internal server error'))
+}
+
+interface ValidationIssue {
+  keyword: string
+  instancePath: string
+  params: { additionalProperty?: string }
+}
+
+/**
+ * ajv's message for a forbidden property ("must NOT have additional properties") does not say which;
+ * GitLab clients show `message`, so name it: `unknown attribute: creator_id` (`variables.0.foo` when nested).
+ */
+function validationDetail(err: Error & { validation: ValidationIssue[] }): string {
+  const extra = err.validation.find((v) => v.keyword === 'additionalProperties' && v.params.additionalProperty !== undefined)
+  if (!extra) return err.message
+  const at = extra.instancePath.split('/').filter(Boolean)
+  return `unknown attribute: ${[...at, extra.params.additionalProperty].join('.')}`
 }
 
 /** So the catalog test can check every code has an entry. */

@@ -1,4 +1,4 @@
-import { Kind, Type, TypeRegistry, type TSchema, type TUnsafe } from '@sinclair/typebox'
+import { Kind, Type, TypeRegistry, type ObjectOptions, type TProperties, type TSchema, type TUnsafe } from '@sinclair/typebox'
 import { VISIBILITIES } from '../auth/roles.ts'
 
 // TypeBox's pattern for a custom kind, so Value.Check (tests) understands it as Fastify's ajv does.
@@ -10,6 +10,13 @@ export function StringEnum<T extends readonly string[]>(values: T, opts: { descr
 }
 
 export const VisibilitySchema = StringEnum(VISIBILITIES, { description: 'private, internal or public' })
+
+/**
+ * A request body of exactly these attributes. Anything else fails validation with a 400 naming it
+ * (`unknown attribute: creator_id`, see problem.ts), so a caller can never choose what gets written.
+ * Every write route uses it; test/http/api-strict-bodies.test.ts checks that they do.
+ */
+export const Body = <T extends TProperties>(properties: T, opts: ObjectOptions = {}) => Type.Object(properties, { ...opts, additionalProperties: false })
 
 /** GitLab's `:id`: a numeric id or the URL-encoded full path (`group%2Fproject`). */
 export const IdParam = Type.Object({ id: Type.String({ description: 'numeric id or URL-encoded full path' }) })

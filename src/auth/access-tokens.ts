@@ -40,8 +40,9 @@ export class AccessTokens {
     return { token, row }
   }
 
-  listPats(userId?: number): Promise<PersonalAccessToken[]> {
-    return q.listPats(this.db, userId)
+  /** A page of personal access tokens (`userId`'s, or all), newest first; `active` filters on not revoked and not expired. */
+  pagePats(f: { userId?: number | undefined; active?: boolean | undefined; limit: number; offset: number }): Promise<{ rows: PersonalAccessToken[]; total: number }> {
+    return q.pagePats(this.db, { ...f, now: new Date().toISOString() })
   }
 
   findPat(id: number): Promise<PersonalAccessToken | undefined> {
@@ -76,8 +77,9 @@ export class AccessTokens {
     return { token, row }
   }
 
-  listDeployTokens(where: { projectId?: number; namespaceId?: number }): Promise<DeployToken[]> {
-    return q.listDeployTokens(this.db, where)
+  /** A page of a project's or group's deploy tokens, oldest first; `active` filters on not revoked and not expired. */
+  pageDeployTokens(where: { projectId?: number; namespaceId?: number }, f: { active?: boolean | undefined; limit: number; offset: number }): Promise<{ rows: DeployToken[]; total: number }> {
+    return q.pageDeployTokens(this.db, { ...where, ...f, now: new Date().toISOString() })
   }
 
   findDeployToken(id: number): Promise<DeployToken | undefined> {

@@ -3,7 +3,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify'
 import type { ApiDeps } from '../api/context.ts'
 import { patJson, userJson } from '../api/entities.ts'
 import { pageOf, PageQuery, setPageHeaders } from '../api/pagination.ts'
-import { Nullable, PatEntity, StringEnum, UserEntity } from '../api/schemas.ts'
+import { Body, Nullable, PatEntity, StringEnum, UserEntity } from '../api/schemas.ts'
 import { WharfError } from '../core/errors.ts'
 import type { PersonalAccessToken } from '../metadata/schema.ts'
 import type { Principal } from './principals.ts'
@@ -18,20 +18,20 @@ const UserQuery = Type.Object({
   search: Type.Optional(Type.String({ maxLength: 255 })),
   blocked: Type.Optional(Type.Boolean()),
 })
-const NewUserBody = Type.Object({
+const NewUserBody = Body({
   username: Type.String({ minLength: 1, maxLength: 100 }),
   name: Type.Optional(Type.String({ minLength: 1, maxLength: 255 })),
   email: Type.Optional(Nullable(Type.String({ maxLength: 255 }))),
   password: Type.Optional(Type.String({ minLength: 8, maxLength: 1024 })),
   admin: Type.Optional(Type.Boolean()),
 })
-const UpdateUserBody = Type.Object({
+const UpdateUserBody = Body({
   name: Type.Optional(Type.String({ minLength: 1, maxLength: 255 })),
   email: Type.Optional(Nullable(Type.String({ maxLength: 255 }))),
   password: Type.Optional(Type.String({ minLength: 8, maxLength: 1024 })),
   admin: Type.Optional(Type.Boolean()),
 })
-const PatBody = Type.Object({
+const PatBody = Body({
   name: Type.String({ minLength: 1, maxLength: 255 }),
   scopes: Type.Array(StringEnum(PAT_SCOPES), { minItems: 1 }),
   expires_at: Type.Optional(Nullable(Type.String({ description: 'YYYY-MM-DD' }))),
@@ -146,11 +146,10 @@ export async function userRoutes(app: FastifyInstance, deps: ApiDeps): Promise<v
     if (p.kind !== 'user') throw new WharfError('UNAUTHORIZED', 'authentication required', {})
     const query = req.query as Static<typeof PatQuery>
     const userId = p.isAdmin ? query.user_id : p.userId
-    let rows = (await accessTokens.listPats(userId)).map((t) => patJson(t))
-    if (query.state) rows = rows.filter((t) => t.active === (query.state === 'active'))
     const page = pageOf(query)
-    setPageHeaders(req, reply, deps.publicUrl, page, rows.length)
-    return rows.slice(page.offset, page.offset + page.limit)
+    const { rows, total } = await accessTokens.pagePats({ userId, active: query.state === undefined ? undefined : query.state === 'active', limit: page.limit, offset: page.offset })
+    setPageHeaders(req, reply, deps.publicUrl, page, total)
+    return rows.map((t) => patJson(t))
   })
 
   app.get('/personal_access_tokens/:id', { schema: { summary: 'Get a personal access token', tags: ['personal_access_tokens'], params: PatId, 'x-response': { 200: PatEntity } } }, async (req) => {

@@ -19,10 +19,20 @@ export async function findPat(db: Executor, id: number): Promise<PersonalAccessT
   return db.selectFrom('personal_access_tokens').selectAll().where('id', '=', id).executeTakeFirst()
 }
 
-export async function listPats(db: Executor, userId: number | undefined): Promise<PersonalAccessToken[]> {
-  let q = db.selectFrom('personal_access_tokens').selectAll()
-  if (userId !== undefined) q = q.where('user_id', '=', userId)
-  return q.orderBy('id', 'desc').execute()
+/**
+ * A page of personal access tokens (one user's, or everyone's), newest first, and the total.
+ * `active`: not revoked and not expired at `now` (ISO; a YYYY-MM-DD expiry sorts before that day's instants).
+ */
+export async function pagePats(db: Executor, f: { userId?: number | undefined; active?: boolean | undefined; now: string; limit: number; offset: number }): Promise<{ rows: PersonalAccessToken[]; total: number }> {
+  let q = db.selectFrom('personal_access_tokens')
+  if (f.userId !== undefined) q = q.where('user_id', '=', f.userId)
+  if (f.active !== undefined) {
+    const now = f.now
+    q = q.where((eb) => (f.active ? eb.and([eb('revoked', '=', 0), eb.or([eb('expires_at', 'is', null), eb('expires_at', '>', now)])]) : eb.or([eb('revoked', '=', 1), eb('expires_at', '<=', now)])))
+  }
+  const rows = await q.selectAll().orderBy('id', 'desc').limit(f.limit).offset(f.offset).execute()
+  const n = await q.select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()
+  return { rows, total: Number(n.n) }
 }
 
 export async function revokePat(db: Executor, id: number): Promise<void> {
@@ -57,11 +67,18 @@ export async function findDeployToken(db: Executor, id: number): Promise<DeployT
   return db.selectFrom('deploy_tokens').selectAll().where('id', '=', id).executeTakeFirst()
 }
 
-export async function listDeployTokens(db: Executor, where: { projectId?: number; namespaceId?: number }): Promise<DeployToken[]> {
-  let q = db.selectFrom('deploy_tokens').selectAll()
-  if (where.projectId !== undefined) q = q.where('project_id', '=', where.projectId)
-  if (where.namespaceId !== undefined) q = q.where('namespace_id', '=', where.namespaceId)
-  return q.orderBy('id').execute()
+/** A page of a project's or group's deploy tokens, oldest first, and the total; `active` as for pagePats. */
+export async function pageDeployTokens(db: Executor, f: { projectId?: number; namespaceId?: number; active?: boolean | undefined; now: string; limit: number; offset: number }): Promise<{ rows: DeployToken[]; total: number }> {
+  let q = db.selectFrom('deploy_tokens')
+  if (f.projectId !== undefined) q = q.where('project_id', '=', f.projectId)
+  if (f.namespaceId !== undefined) q = q.where('namespace_id', '=', f.namespaceId)
+  if (f.active !== undefined) {
+    const now = f.now
+    q = q.where((eb) => (f.active ? eb.and([eb('revoked', '=', 0), eb.or([eb('expires_at', 'is', null), eb('expires_at', '>', now)])]) : eb.or([eb('revoked', '=', 1), eb('expires_at', '<=', now)])))
+  }
+  const rows = await q.selectAll().orderBy('id').limit(f.limit).offset(f.offset).execute()
+  const n = await q.select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()
+  return { rows, total: Number(n.n) }
 }
 
 export async function revokeDeployToken(db: Executor, id: number): Promise<void> {

@@ -107,10 +107,8 @@ export class JobTokens implements CredentialVerifier, JobAccessResolver {
 
   // ---- the allowlist of a project (GitLab's /projects/:id/job_token_scope/allowlist) ----
 
-  async allowlist(projectId: number): Promise<Project[]> {
-    const ids = await rq.allowlist(this.db, projectId)
-    const rows = await Promise.all(ids.map((id) => projectQueries.findProject(this.db, id)))
-    return rows.filter((r): r is Project => r !== undefined)
+  allowlistPage(projectId: number, page: { limit: number; offset: number }): Promise<{ rows: Project[]; total: number }> {
+    return rq.allowlistPage(this.db, projectId, page)
   }
 
   async allow(projectId: number, allowed: Project): Promise<void> {

@@ -5,7 +5,7 @@ import type { CommitInfo, GitRepos } from '../git/repos.ts'
 import { ZERO_SHA } from '../git/refs.ts'
 import type { PushAck, PushEvent } from '../git/service.ts'
 import { nowIso } from '../metadata/db.ts'
-import type { CiJob, CiJobArtifact, Database, Pipeline, Project, Runner } from '../metadata/schema.ts'
+import type { CiJob, CiJobArtifact, Database, Pipeline, Project, Runner, User } from '../metadata/schema.ts'
 import * as projectQueries from '../projects/queries.ts'
 import type { Projects } from '../projects/service.ts'
 import { YAML_LIMITS, type PipelinePlan, type PipelineSource, type PlannedJob } from './config/index.ts'
@@ -47,6 +47,14 @@ const JOBS_PER_YIELD = 20
  * jobs (parser in ./config), stores them and moves them through the state machine (./state.ts).
  * Pending jobs wait for runners.
  */
+export interface JobRelations {
+  pipelines: Map<number, Pipeline>
+  users: Map<number, User>
+  runners: Map<number, Runner>
+  /** Each job's artifacts, oldest first. */
+  artifacts: Map<number, CiJobArtifact[]>
+}
+
 export class Pipelines {
   private readonly db: Kysely<Database>
   private readonly repos: GitRepos
@@ -315,8 +323,8 @@ export class Pipelines {
     return q.listPipelines(this.db, projectId, f)
   }
 
-  countPipelines(projectId: number): Promise<number> {
-    return q.countPipelines(this.db, projectId)
+  countPipelines(projectId: number, f: Parameters<typeof q.countPipelines>[2] = {}): Promise<number> {
+    return q.countPipelines(this.db, projectId, f)
   }
 
   deletePipeline(id: number): Promise<void> {
@@ -331,18 +339,25 @@ export class Pipelines {
     return q.pipelineJobs(this.db, pipelineId, includeRetried)
   }
 
-  listJobs(projectId: number, f: Parameters<typeof q.listJobs>[2]): Promise<CiJob[]> {
-    return q.listJobs(this.db, projectId, f)
+  pageJobs(f: Parameters<typeof q.pageJobs>[1]): Promise<{ rows: CiJob[]; total: number }> {
+    return q.pageJobs(this.db, f)
   }
 
-  /** The runner that took a job, if any (and not deleted since). */
-  async runner(id: number | null): Promise<Runner | undefined> {
-    return id === null ? undefined : rq.findRunner(this.db, id)
-  }
-
-  /** A job's stored artifacts (archive, reports), oldest first. */
-  artifacts(jobId: number): Promise<CiJobArtifact[]> {
-    return rq.jobArtifacts(this.db, [jobId])
+  /**
+   * What the job entities of a page refer to (pipelines, users, runners, artifacts), each loaded with
+   * one query for the whole page instead of one per job.
+   */
+  async jobRelations(jobs: readonly CiJob[]): Promise<JobRelations> {
+    const ids = <T>(f: (j: CiJob) => T | null) => [...new Set(jobs.map(f).filter((v): v is T => v !== null))]
+    const [pipelines, users, runners, artifacts] = await Promise.all([
+      q.findPipelines(this.db, ids((j) => j.pipeline_id)),
+      projectQueries.findUsers(this.db, ids((j) => j.user_id)),
+      rq.findRunners(this.db, ids((j) => j.runner_id)),
+      rq.jobArtifacts(this.db, ids((j) => j.id)),
+    ])
+    const byJob = new Map<number, CiJobArtifact[]>()
+    for (const a of artifacts) byJob.set(a.job_id, [...(byJob.get(a.job_id) ?? []), a])
+    return { pipelines: new Map(pipelines.map((p) => [p.id, p])), users: new Map(users.map((u) => [u.id, u])), runners: new Map(runners.map((r) => [r.id, r])), artifacts: byJob }
   }
 
   user(id: number | null) {

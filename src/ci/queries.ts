@@ -33,8 +33,13 @@ export async function listPipelines(db: Executor, projectId: number, f: { ref?: 
   return q.orderBy('id', 'desc').limit(f.limit).offset(f.offset).execute()
 }
 
-export async function countPipelines(db: Executor, projectId: number): Promise<number> {
-  const r = await db.selectFrom('pipelines').select((eb) => eb.fn.countAll<number>().as('n')).where('project_id', '=', projectId).executeTakeFirstOrThrow()
+export async function countPipelines(db: Executor, projectId: number, f: { ref?: string; status?: string; source?: string; sha?: string } = {}): Promise<number> {
+  let q = db.selectFrom('pipelines').select((eb) => eb.fn.countAll<number>().as('n')).where('project_id', '=', projectId)
+  if (f.ref !== undefined) q = q.where('ref', '=', f.ref)
+  if (f.status !== undefined) q = q.where('status', '=', f.status)
+  if (f.source !== undefined) q = q.where('source', '=', f.source)
+  if (f.sha !== undefined) q = q.where('sha', '=', f.sha)
+  const r = await q.executeTakeFirstOrThrow()
   return Number(r.n)
 }
 
@@ -93,10 +98,23 @@ export async function pipelineJobs(db: Executor, pipelineId: number, includeRetr
   return q.orderBy('stage_idx').orderBy('id').execute()
 }
 
-export async function listJobs(db: Executor, projectId: number, f: { scope?: string[]; limit: number; offset: number }): Promise<CiJob[]> {
-  let q = db.selectFrom('ci_jobs').selectAll().where('project_id', '=', projectId)
-  if (f.scope?.length) q = q.where('status', 'in', f.scope)
-  return q.orderBy('id', 'desc').limit(f.limit).offset(f.offset).execute()
+/**
+ * One page of a project's jobs, newest first, or of one pipeline's, in stage order; with the total
+ * the filters match (for the pagination headers). Retried attempts only when `includeRetried`.
+ */
+export async function pageJobs(db: Executor, f: { projectId: number; pipelineId?: number | undefined; scope?: string[] | undefined; includeRetried: boolean; limit: number; offset: number }): Promise<{ rows: CiJob[]; total: number }> {
+  let base = db.selectFrom('ci_jobs').where('project_id', '=', f.projectId)
+  if (f.pipelineId !== undefined) base = base.where('pipeline_id', '=', f.pipelineId)
+  if (!f.includeRetried) base = base.where('retried', '=', 0)
+  if (f.scope?.length) base = base.where('status', 'in', f.scope)
+  const ordered = f.pipelineId !== undefined ? base.selectAll().orderBy('stage_idx').orderBy('id') : base.selectAll().orderBy('id', 'desc')
+  const rows = await ordered.limit(f.limit).offset(f.offset).execute()
+  const n = await base.select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()
+  return { rows, total: Number(n.n) }
+}
+
+export async function findPipelines(db: Executor, ids: number[]): Promise<Pipeline[]> {
+  return ids.length ? db.selectFrom('pipelines').selectAll().where('id', 'in', ids).execute() : []
 }
 
 export async function updateJob(db: Executor, id: number, set: Partial<Omit<CiJob, 'id'>>): Promise<void> {
@@ -116,6 +134,14 @@ export async function findJobByTokenDigest(db: Executor, digest: string): Promis
 export async function listVariables(db: Executor, ownerKind: 'project' | 'group', ownerIds: number[]): Promise<CiVariable[]> {
   if (ownerIds.length === 0) return []
   return db.selectFrom('ci_variables').selectAll().where('owner_kind', '=', ownerKind).where('owner_id', 'in', ownerIds).orderBy('key').execute()
+}
+
+/** A page of one owner's variables, by key, and their total. */
+export async function pageVariables(db: Executor, ownerKind: 'project' | 'group', ownerId: number, page: { limit: number; offset: number }): Promise<{ rows: CiVariable[]; total: number }> {
+  const base = db.selectFrom('ci_variables').where('owner_kind', '=', ownerKind).where('owner_id', '=', ownerId)
+  const rows = await base.selectAll().orderBy('key').limit(page.limit).offset(page.offset).execute()
+  const n = await base.select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()
+  return { rows, total: Number(n.n) }
 }
 
 export async function findVariable(db: Executor, ownerKind: 'project' | 'group', ownerId: number, key: string): Promise<CiVariable | undefined> {
@@ -142,8 +168,11 @@ export async function insertTrigger(db: Executor, t: { projectId: number; ownerI
     .executeTakeFirstOrThrow()
 }
 
-export async function listTriggers(db: Executor, projectId: number) {
-  return db.selectFrom('pipeline_triggers').selectAll().where('project_id', '=', projectId).orderBy('id').execute()
+export async function pageTriggers(db: Executor, projectId: number, page: { limit: number; offset: number }) {
+  const base = db.selectFrom('pipeline_triggers').where('project_id', '=', projectId)
+  const rows = await base.selectAll().orderBy('id').limit(page.limit).offset(page.offset).execute()
+  const n = await base.select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()
+  return { rows, total: Number(n.n) }
 }
 
 export async function findTriggerByDigest(db: Executor, digest: string) {

@@ -2,12 +2,12 @@ import { Type, type Static } from '@sinclair/typebox'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import type { ApiDeps } from '../api/context.ts'
 import { pageOf, PageQuery, setPageHeaders } from '../api/pagination.ts'
-import { IdParam } from '../api/schemas.ts'
+import { Body, IdParam } from '../api/schemas.ts'
 import { atLeast } from '../auth/roles.ts'
 import { WharfError } from '../core/errors.ts'
-import type { GitRepos } from '../git/repos.ts'
-import type { CiJob, Pipeline, Project, Runner } from '../metadata/schema.ts'
-import type { Pipelines } from './pipelines.ts'
+import type { CommitInfo, GitRepos } from '../git/repos.ts'
+import type { CiJob, Pipeline, Project, Runner, User } from '../metadata/schema.ts'
+import type { JobRelations, Pipelines } from './pipelines.ts'
 import { runnerJson } from './runners.ts'
 import type { Triggers } from './triggers.ts'
 import { variableJson, type CiVariables, type VariableInput } from './variables.ts'
@@ -28,7 +28,7 @@ const TriggerParams = Type.Object({ id: Type.String(), trigger_id: Type.Integer(
 const PipelineQuery = Type.Object({ ...PageQuery, ref: Type.Optional(Type.String()), status: Type.Optional(Type.String()), source: Type.Optional(Type.String()), sha: Type.Optional(Type.String()) })
 const Scope = Type.Union([Type.String(), Type.Array(Type.String())])
 const JobQuery = Type.Object({ ...PageQuery, scope: Type.Optional(Scope), 'scope[]': Type.Optional(Scope), include_retried: Type.Optional(Type.Boolean()) })
-const VariableBody = Type.Object({
+const VariableBody = Body({
   key: Type.Optional(Type.String()),
   value: Type.Optional(Type.String()),
   variable_type: Type.Optional(Type.Union([Type.Literal('env_var'), Type.Literal('file')])),
@@ -36,11 +36,11 @@ const VariableBody = Type.Object({
   masked: Type.Optional(Type.Boolean()),
   environment_scope: Type.Optional(Type.String()),
 })
-const PipelineVariable = Type.Object({ key: Type.String({ pattern: '^[A-Za-z0-9_]{1,255}$' }), value: Type.String(), variable_type: Type.Optional(Type.Union([Type.Literal('env_var'), Type.Literal('file')])) })
-const CreatePipelineBody = Type.Object({ ref: Type.String({ minLength: 1 }), variables: Type.Optional(Type.Array(PipelineVariable, { maxItems: 200 })) })
-const TriggerBody = Type.Object({ description: Type.Optional(Type.String({ maxLength: 255 })) })
-// Variables come as a JSON object or, from form posts, as `variables[KEY]=value` fields.
-const TriggerPipelineBody = Type.Object({ token: Type.String(), ref: Type.String({ minLength: 1 }), variables: Type.Optional(Type.Record(Type.String(), Type.String())) }, { additionalProperties: Type.Union([Type.String(), Type.Array(Type.String())]) })
+const PipelineVariable = Body({ key: Type.String({ pattern: '^[A-Za-z0-9_]{1,255}$' }), value: Type.String(), variable_type: Type.Optional(Type.Union([Type.Literal('env_var'), Type.Literal('file')])) })
+const CreatePipelineBody = Body({ ref: Type.String({ minLength: 1 }), variables: Type.Optional(Type.Array(PipelineVariable, { maxItems: 200 })) })
+const TriggerBody = Body({ description: Type.Optional(Type.String({ maxLength: 255 })) })
+// Variables come as a JSON object or, from form posts, as `variables[KEY]=value` fields (which the form parser nests).
+const TriggerPipelineBody = Body({ token: Type.String(), ref: Type.String({ minLength: 1 }), variables: Type.Optional(Type.Record(Type.String(), Type.String())) })
 
 /** The runner entity GitLab embeds in a job. */
 const runnerSummary = (r: Runner) => {
@@ -71,10 +71,8 @@ export async function ciRoutes(app: FastifyInstance, deps: CiRouteDeps): Promise
     if (!j || j.project_id !== project.id) throw new WharfError('NOT_FOUND', 'Job Not Found', {})
     return j
   }
-  const userOf = async (id: number | null) => {
-    const u = await pipelines.user(id)
-    return u ? { id: u.id, username: u.username, name: u.name, state: u.state, avatar_url: null, web_url: `${deps.publicUrl}/${u.username}` } : null
-  }
+  const userJson = (u: User | undefined) => (u ? { id: u.id, username: u.username, name: u.name, state: u.state, avatar_url: null, web_url: `${deps.publicUrl}/${u.username}` } : null)
+  const userOf = async (id: number | null) => userJson(await pipelines.user(id))
   const pipelineBasic = (project: Project, p: Pipeline) => ({
     id: p.id,
     iid: p.iid,
@@ -101,11 +99,22 @@ export async function ciRoutes(app: FastifyInstance, deps: CiRouteDeps): Promise
     coverage: null,
     detailed_status: { text: p.status, label: p.status, group: p.status },
   })
-  const jobJson = async (project: Project, j: CiJob) => {
-    const p = (await pipelines.findPipeline(j.pipeline_id))!
-    const commit = await repos.commitInfo(project.id, p.sha)
+  /**
+   * Job entities for a page of jobs: pipelines, users, runners and artifacts in one query each and
+   * the commits in one `git cat-file` for the whole page, never one lookup (or git process) per job.
+   */
+  const jobsJson = async (project: Project, jobs: readonly CiJob[]) => {
+    const rel = await pipelines.jobRelations(jobs)
+    const commits = await repos.commitInfos(project.id, [...rel.pipelines.values()].map((p) => p.sha))
+    return jobs.map((j) => jobJson(project, j, rel, commits))
+  }
+  const oneJobJson = async (project: Project, j: CiJob) => (await jobsJson(project, [j]))[0]!
+  const jobJson = (project: Project, j: CiJob, rel: JobRelations, commits: Map<string, CommitInfo>) => {
+    const p = rel.pipelines.get(j.pipeline_id)!
+    const commit = commits.get(p.sha)
     const def = JSON.parse(j.definition) as { tags?: string[] }
-    const [runner, stored] = await Promise.all([pipelines.runner(j.runner_id), pipelines.artifacts(j.id)])
+    const runner = j.runner_id === null ? undefined : rel.runners.get(j.runner_id)
+    const stored = rel.artifacts.get(j.id) ?? []
     const archive = stored.find((a) => a.file_type === 'archive')
     return {
       id: j.id,
@@ -123,7 +132,7 @@ export async function ciRoutes(app: FastifyInstance, deps: CiRouteDeps): Promise
       erased_at: null,
       duration: seconds(j.started_at, j.finished_at),
       queued_duration: seconds(j.queued_at, j.started_at),
-      user: await userOf(j.user_id),
+      user: userJson(j.user_id === null ? undefined : rel.users.get(j.user_id)),
       commit: commit && { id: commit.id, short_id: commit.shortId, title: commit.title, message: commit.message, author_name: commit.authorName, author_email: commit.authorEmail, created_at: commit.committedDate },
       pipeline: pipelineBasic(project, p),
       web_url: `${deps.publicUrl}/${project.full_path}/-/jobs/${j.id}`,
@@ -143,7 +152,7 @@ export async function ciRoutes(app: FastifyInstance, deps: CiRouteDeps): Promise
     const page = pageOf(query)
     const filter = { ...(query.ref ? { ref: query.ref } : {}), ...(query.status ? { status: query.status } : {}), ...(query.source ? { source: query.source } : {}), ...(query.sha ? { sha: query.sha } : {}) }
     const rows = await pipelines.listPipelines(project.id, { ...filter, limit: page.limit, offset: page.offset })
-    setPageHeaders(req, reply, deps.publicUrl, page, await pipelines.countPipelines(project.id))
+    setPageHeaders(req, reply, deps.publicUrl, page, await pipelines.countPipelines(project.id, filter))
     return rows.map((p) => pipelineBasic(project, p))
   })
 
@@ -193,28 +202,31 @@ export async function ciRoutes(app: FastifyInstance, deps: CiRouteDeps): Promise
     return raw === undefined ? undefined : Array.isArray(raw) ? raw : [raw]
   }
 
-  app.get('/projects/:id/pipelines/:pipeline_id/jobs', { schema: { summary: "List a pipeline's jobs", tags: ['ci'], params: PipelineParams, querystring: JobQuery }, config: { public: true } }, async (req) => {
+  app.get('/projects/:id/pipelines/:pipeline_id/jobs', { schema: { summary: "List a pipeline's jobs, in stage order", tags: ['ci'], params: PipelineParams, querystring: JobQuery }, config: { public: true } }, async (req, reply) => {
     const { id, pipeline_id } = req.params as Static<typeof PipelineParams>
     const project = await ciProject(req, id)
     const query = req.query as Static<typeof JobQuery>
-    const wanted = scopes(query)
-    const jobs = (await pipelines.jobs((await pipelineOf(project, pipeline_id)).id, query.include_retried ?? false)).filter((j) => !wanted || wanted.includes(j.status))
-    return Promise.all(jobs.map((j) => jobJson(project, j)))
+    const page = pageOf(query)
+    const pipeline = await pipelineOf(project, pipeline_id)
+    const { rows, total } = await pipelines.pageJobs({ projectId: project.id, pipelineId: pipeline.id, scope: scopes(query), includeRetried: query.include_retried ?? false, limit: page.limit, offset: page.offset })
+    setPageHeaders(req, reply, deps.publicUrl, page, total)
+    return jobsJson(project, rows)
   })
 
-  app.get('/projects/:id/jobs', { schema: { summary: "List a project's jobs", tags: ['ci'], params: IdParam, querystring: JobQuery }, config: { public: true } }, async (req) => {
+  app.get('/projects/:id/jobs', { schema: { summary: "List a project's jobs, newest first", tags: ['ci'], params: IdParam, querystring: JobQuery }, config: { public: true } }, async (req, reply) => {
     const project = await ciProject(req, (req.params as Static<typeof IdParam>).id)
     const query = req.query as Static<typeof JobQuery>
     const page = pageOf(query)
-    const wanted = scopes(query)
-    const jobs = await pipelines.listJobs(project.id, { ...(wanted ? { scope: wanted } : {}), limit: page.limit, offset: page.offset })
-    return Promise.all(jobs.map((j) => jobJson(project, j)))
+    // GitLab lists every attempt here, retried ones included.
+    const { rows, total } = await pipelines.pageJobs({ projectId: project.id, scope: scopes(query), includeRetried: true, limit: page.limit, offset: page.offset })
+    setPageHeaders(req, reply, deps.publicUrl, page, total)
+    return jobsJson(project, rows)
   })
 
   app.get('/projects/:id/jobs/:job_id', { schema: { summary: 'Get a job', tags: ['ci'], params: JobParams }, config: { public: true } }, async (req) => {
     const { id, job_id } = req.params as Static<typeof JobParams>
     const project = await ciProject(req, id)
-    return jobJson(project, await jobOf(project, job_id))
+    return oneJobJson(project, await jobOf(project, job_id))
   })
 
   // Wharf extension: the predefined and YAML variables a job was created with (no secrets; the job
@@ -234,7 +246,7 @@ export async function ciRoutes(app: FastifyInstance, deps: CiRouteDeps): Promise
       const project = await ciProject(req, id, 'developer')
       const job = await jobOf(project, job_id)
       const after = action === 'cancel' ? await pipelines.cancelJob(job) : action === 'retry' ? await pipelines.retryJob(job) : await pipelines.playJob(job)
-      return reply.code(201).send(await jobJson(project, after))
+      return reply.code(201).send(await oneJobJson(project, after))
     })
   }
 
@@ -243,8 +255,11 @@ export async function ciRoutes(app: FastifyInstance, deps: CiRouteDeps): Promise
     const base = kind === 'project' ? '/projects/:id/variables' : '/groups/:id/variables'
     const owner = async (req: FastifyRequest, id: string): Promise<number> =>
       kind === 'project' ? (await projects.projectFor(req.principal, id, 'maintainer')).project.id : (await projects.groupFor(req.principal, id, 'maintainer')).group.id
-    app.get(base, { schema: { summary: `List ${kind} CI/CD variables`, tags: ['ci'], params: IdParam } }, async (req) => {
-      return (await variables.list(kind, await owner(req, (req.params as Static<typeof IdParam>).id))).map(variableJson)
+    app.get(base, { schema: { summary: `List ${kind} CI/CD variables`, tags: ['ci'], params: IdParam, querystring: Type.Object(PageQuery) } }, async (req, reply) => {
+      const page = pageOf(req.query as { page?: number; per_page?: number })
+      const { rows, total } = await variables.page(kind, await owner(req, (req.params as Static<typeof IdParam>).id), page)
+      setPageHeaders(req, reply, deps.publicUrl, page, total)
+      return rows.map(variableJson)
     })
     app.get(`${base}/:key`, { schema: { summary: `Get a ${kind} CI/CD variable`, tags: ['ci'], params: KeyParams } }, async (req) => {
       const { id, key } = req.params as Static<typeof KeyParams>
@@ -266,9 +281,12 @@ export async function ciRoutes(app: FastifyInstance, deps: CiRouteDeps): Promise
   }
 
   // Trigger tokens.
-  app.get('/projects/:id/triggers', { schema: { summary: 'List pipeline trigger tokens', tags: ['ci'], params: IdParam } }, async (req) => {
+  app.get('/projects/:id/triggers', { schema: { summary: 'List pipeline trigger tokens', tags: ['ci'], params: IdParam, querystring: Type.Object(PageQuery) } }, async (req, reply) => {
     const project = await ciProject(req, (req.params as Static<typeof IdParam>).id, 'maintainer')
-    return (await triggers.list(project.id)).map((t) => ({ id: t.id, description: t.description, created_at: t.created_at, updated_at: t.created_at, last_used: null, token: `${t.token_hint}…`, owner: null }))
+    const page = pageOf(req.query as { page?: number; per_page?: number })
+    const { rows, total } = await triggers.page(project.id, page)
+    setPageHeaders(req, reply, deps.publicUrl, page, total)
+    return rows.map((t) => ({ id: t.id, description: t.description, created_at: t.created_at, updated_at: t.created_at, last_used: null, token: `${t.token_hint}…`, owner: null }))
   })
   app.post('/projects/:id/triggers', { schema: { summary: 'Create a pipeline trigger token (shown once)', tags: ['ci'], params: IdParam, body: TriggerBody } }, async (req, reply) => {
     const project = await ciProject(req, (req.params as Static<typeof IdParam>).id, 'maintainer')
@@ -287,11 +305,7 @@ export async function ciRoutes(app: FastifyInstance, deps: CiRouteDeps): Promise
     const project = await projects.findProjectRef((req.params as Static<typeof IdParam>).id)
     if (!project) throw new WharfError('NOT_FOUND', 'Project Not Found', {})
     const trigger = await triggers.verify(project.id, body.token)
-    const fields = Object.entries(body as Record<string, unknown>).flatMap(([k, v]) => {
-      const m = /^variables\[([A-Za-z0-9_]{1,255})\]$/.exec(k)
-      return m && typeof v === 'string' ? [[m[1]!, v] as const] : []
-    })
-    const vars = [...Object.entries(body.variables ?? {}), ...fields].map(([key, value]) => ({ key, value }))
+    const vars = Object.entries(body.variables ?? {}).map(([key, value]) => ({ key, value }))
     const p = await pipelines.createForRef(project, body.ref, 'trigger', trigger.owner_id, vars)
     return reply.code(201).send(await pipelineJson(project, p))
   })

@@ -1,5 +1,7 @@
+import { sql } from 'kysely'
 import { nowIso } from '../metadata/db.ts'
-import type { CiJob, CiJobArtifact, Executor, Runner, RunnersTable } from '../metadata/schema.ts'
+import type { CiJob, CiJobArtifact, Executor, Project, Runner, RunnersTable } from '../metadata/schema.ts'
+import type { RunnerType } from '../runner/protocol.ts'
 
 // SQL of runners, job claims, traces, artifacts and the job-token allowlist (ci/queries.ts has pipelines and jobs).
 
@@ -15,23 +17,44 @@ export async function findRunner(db: Executor, id: number): Promise<Runner | und
   return db.selectFrom('runners').selectAll().where('id', '=', id).executeTakeFirst()
 }
 
+export async function findRunners(db: Executor, ids: number[]): Promise<Runner[]> {
+  return ids.length ? db.selectFrom('runners').selectAll().where('id', 'in', ids).execute() : []
+}
+
 export async function findRunnerByDigest(db: Executor, digest: string): Promise<Runner | undefined> {
   return db.selectFrom('runners').selectAll().where('token_digest', '=', digest).executeTakeFirst()
 }
 
-export async function listRunners(db: Executor, f: { ids?: number[]; projectIds?: number[]; namespaceIds?: number[]; instance?: boolean; limit: number; offset: number }): Promise<Runner[]> {
-  let q = db.selectFrom('runners').selectAll()
-  if (f.ids || f.projectIds || f.namespaceIds || f.instance) {
+export interface RunnerFilter {
+  /** Runners scoped to any of these (projects, groups, instance runners); all runners when none is given. */
+  projectIds?: number[]
+  namespaceIds?: number[]
+  instance?: boolean
+  type?: RunnerType | undefined
+  paused?: boolean | undefined
+  /** Runners having every one of these tags. */
+  tagList?: string[] | undefined
+}
+
+/** A page of runners by id, and the total the filter matches. */
+export async function pageRunners(db: Executor, f: RunnerFilter & { limit: number; offset: number }): Promise<{ rows: Runner[]; total: number }> {
+  let q = db.selectFrom('runners')
+  if (f.projectIds || f.namespaceIds || f.instance) {
     q = q.where((eb) => {
       const ors = []
-      if (f.ids?.length) ors.push(eb('id', 'in', f.ids))
       if (f.projectIds?.length) ors.push(eb('project_id', 'in', f.projectIds))
       if (f.namespaceIds?.length) ors.push(eb('namespace_id', 'in', f.namespaceIds))
       if (f.instance) ors.push(eb('runner_type', '=', 'instance_type'))
       return ors.length ? eb.or(ors) : eb.val(false)
     })
   }
-  return q.orderBy('id').limit(f.limit).offset(f.offset).execute()
+  if (f.type !== undefined) q = q.where('runner_type', '=', f.type)
+  if (f.paused !== undefined) q = q.where('paused', '=', f.paused ? 1 : 0)
+  // tag_list is a JSON array of strings.
+  for (const tag of f.tagList ?? []) q = q.where(sql<boolean>`exists (select 1 from json_each(runners.tag_list) where value = ${tag})`)
+  const rows = await q.selectAll().orderBy('id').limit(f.limit).offset(f.offset).execute()
+  const n = await q.select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()
+  return { rows, total: Number(n.n) }
 }
 
 export async function updateRunner(db: Executor, id: number, set: Partial<Omit<Runner, 'id'>>): Promise<void> {
@@ -101,9 +124,12 @@ export async function deleteArtifact(db: Executor, id: number): Promise<void> {
   await db.deleteFrom('ci_job_artifacts').where('id', '=', id).execute()
 }
 
-export async function allowlist(db: Executor, projectId: number): Promise<number[]> {
-  const rows = await db.selectFrom('job_token_allowlist').select('allowed_project_id').where('project_id', '=', projectId).orderBy('created_at').execute()
-  return rows.map((r) => r.allowed_project_id)
+/** A page of the projects a project allows (oldest entry first), and their total. */
+export async function allowlistPage(db: Executor, projectId: number, page: { limit: number; offset: number }): Promise<{ rows: Project[]; total: number }> {
+  const base = db.selectFrom('job_token_allowlist as a').innerJoin('projects as p', 'p.id', 'a.allowed_project_id').where('a.project_id', '=', projectId)
+  const rows = await base.selectAll('p').orderBy('a.created_at').orderBy('p.id').limit(page.limit).offset(page.offset).execute()
+  const n = await base.select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()
+  return { rows, total: Number(n.n) }
 }
 
 export async function isAllowlisted(db: Executor, projectId: number, allowedProjectId: number): Promise<boolean> {

@@ -11,7 +11,7 @@ import type { Readable } from 'node:stream'
 import type { ApiDeps } from '../api/context.ts'
 import { pageOf, PageQuery, setPageHeaders } from '../api/pagination.ts'
 import { apiErrorHandler, problem, sendProblem } from '../api/problem.ts'
-import { IdParam } from '../api/schemas.ts'
+import { Body, IdParam } from '../api/schemas.ts'
 import { atLeast } from '../auth/roles.ts'
 import { WharfError } from '../core/errors.ts'
 import type { CiJob, Project, Runner } from '../metadata/schema.ts'
@@ -285,7 +285,7 @@ const RunnerListQuery = Type.Object({
   tag_list: Type.Optional(Type.Union([Type.String(), Type.Array(Type.String())])),
 })
 const RunnerParams = Type.Object({ id: Type.Integer() })
-const RunnerUpdateBody = Type.Object({
+const RunnerUpdateBody = Body({
   description: Type.Optional(Type.String({ maxLength: 1024 })),
   paused: Type.Optional(Type.Boolean()),
   active: Type.Optional(Type.Boolean()),
@@ -298,7 +298,7 @@ const RunnerUpdateBody = Type.Object({
 })
 const JobParams = Type.Object({ id: Type.String(), job_id: Type.Integer() })
 const AllowlistParams = Type.Object({ id: Type.String(), target_project_id: Type.Integer() })
-const AllowlistBody = Type.Object({ target_project_id: Type.Integer() })
+const AllowlistBody = Body({ target_project_id: Type.Integer() })
 
 const tagsOf = (q: Static<typeof RunnerListQuery>) => (q.tag_list === undefined ? undefined : (Array.isArray(q.tag_list) ? q.tag_list : q.tag_list.split(',')).map((t) => t.trim()).filter(Boolean))
 
@@ -323,17 +323,15 @@ export async function runnerApiRoutes(app: FastifyInstance, deps: RunnerApiDeps)
     return reply.code(201).send({ id: runner.id, token, token_expires_at: runner.token_expires_at })
   })
 
-  app.get('/runners', { schema: { summary: 'List the runners of the projects and groups you maintain', tags: ['runner'], querystring: RunnerListQuery } }, async (req) => {
-    const q = req.query as Static<typeof RunnerListQuery>
-    const page = pageOf(q)
-    return (await runners.listFor(req.principal, { all: false, limit: page.limit, offset: page.offset, type: q.type, paused: q.paused, tagList: tagsOf(q) })).map((r) => runnerJson(r))
-  })
-
-  app.get('/runners/all', { schema: { summary: 'List every runner (administrators)', tags: ['runner'], querystring: RunnerListQuery } }, async (req) => {
-    const q = req.query as Static<typeof RunnerListQuery>
-    const page = pageOf(q)
-    return (await runners.listFor(req.principal, { all: true, limit: page.limit, offset: page.offset, type: q.type, paused: q.paused, tagList: tagsOf(q) })).map((r) => runnerJson(r))
-  })
+  for (const [url, all] of [['/runners', false], ['/runners/all', true]] as const) {
+    app.get(url, { schema: { summary: all ? 'List every runner (administrators)' : 'List the runners of the projects and groups you maintain', tags: ['runner'], querystring: RunnerListQuery } }, async (req, reply) => {
+      const q = req.query as Static<typeof RunnerListQuery>
+      const page = pageOf(q)
+      const { rows, total } = await runners.pageFor(req.principal, { all, limit: page.limit, offset: page.offset, type: q.type, paused: q.paused, tagList: tagsOf(q) })
+      setPageHeaders(req, reply, deps.publicUrl, page, total)
+      return rows.map((r) => runnerJson(r))
+    })
+  }
 
   app.get('/runners/:id', { schema: { summary: 'Get a runner', tags: ['runner'], params: RunnerParams } }, async (req) => {
     return runnerJson(await runners.manageable(req.principal, (req.params as Static<typeof RunnerParams>).id))
@@ -352,18 +350,18 @@ export async function runnerApiRoutes(app: FastifyInstance, deps: RunnerApiDeps)
     const { project } = await projects.projectFor(req.principal, (req.params as Static<typeof IdParam>).id, 'maintainer')
     const q = req.query as Static<typeof RunnerListQuery>
     const page = pageOf(q)
-    const all = await runners.listForProject(project, { limit: 100_000, offset: 0, type: q.type, paused: q.paused, tagList: tagsOf(q) })
-    setPageHeaders(req, reply, deps.publicUrl, page, all.length)
-    return all.slice(page.offset, page.offset + page.limit).map((r) => runnerJson(r))
+    const { rows, total } = await runners.pageForProject(project, { limit: page.limit, offset: page.offset, type: q.type, paused: q.paused, tagList: tagsOf(q) })
+    setPageHeaders(req, reply, deps.publicUrl, page, total)
+    return rows.map((r) => runnerJson(r))
   })
 
   app.get('/groups/:id/runners', { schema: { summary: "Runners that can run a group's jobs", tags: ['runner'], params: IdParam, querystring: RunnerListQuery } }, async (req, reply) => {
     const { group } = await projects.groupFor(req.principal, (req.params as Static<typeof IdParam>).id, 'maintainer')
     const q = req.query as Static<typeof RunnerListQuery>
     const page = pageOf(q)
-    const all = await runners.listForGroup(group, { limit: 100_000, offset: 0, type: q.type, paused: q.paused, tagList: tagsOf(q) })
-    setPageHeaders(req, reply, deps.publicUrl, page, all.length)
-    return all.slice(page.offset, page.offset + page.limit).map((r) => runnerJson(r))
+    const { rows, total } = await runners.pageForGroup(group, { limit: page.limit, offset: page.offset, type: q.type, paused: q.paused, tagList: tagsOf(q) })
+    setPageHeaders(req, reply, deps.publicUrl, page, total)
+    return rows.map((r) => runnerJson(r))
   })
 
   // A job's log. `Range: bytes=N-` reads from byte N (206), for incremental followers.
@@ -404,9 +402,12 @@ export async function runnerApiRoutes(app: FastifyInstance, deps: RunnerApiDeps)
     return { inbound_enabled: true, outbound_enabled: false }
   })
 
-  app.get('/projects/:id/job_token_scope/allowlist', { schema: { summary: 'Projects allowed to use their job tokens on this project', tags: ['ci'], params: IdParam } }, async (req) => {
+  app.get('/projects/:id/job_token_scope/allowlist', { schema: { summary: 'Projects allowed to use their job tokens on this project', tags: ['ci'], params: IdParam, querystring: Type.Object(PageQuery) } }, async (req, reply) => {
     const project = await readableProject(req, (req.params as Static<typeof IdParam>).id, 'maintainer')
-    return (await jobTokens.allowlist(project.id)).map((p) => ({ id: p.id, name: p.name, path: p.path, path_with_namespace: p.full_path, name_with_namespace: p.full_path, web_url: `${deps.publicUrl}/${p.full_path}` }))
+    const page = pageOf(req.query as { page?: number; per_page?: number })
+    const { rows, total } = await jobTokens.allowlistPage(project.id, page)
+    setPageHeaders(req, reply, deps.publicUrl, page, total)
+    return rows.map((p) => ({ id: p.id, name: p.name, path: p.path, path_with_namespace: p.full_path, name_with_namespace: p.full_path, web_url: `${deps.publicUrl}/${p.full_path}` }))
   })
 
   app.post('/projects/:id/job_token_scope/allowlist', { schema: { summary: "Allow a project's job tokens on this project", tags: ['ci'], params: IdParam, body: AllowlistBody } }, async (req, reply) => {

@@ -11,7 +11,7 @@ import { WharfError } from '../core/errors.ts'
 import type { Database, Namespace, Project, Runner } from '../metadata/schema.ts'
 import * as projectQueries from '../projects/queries.ts'
 import type { Projects } from '../projects/service.ts'
-import { TOKEN_PREFIXES, type CreateRunnerRequest, type RunnerType, type VersionInfo } from '../runner/protocol.ts'
+import { TOKEN_PREFIXES, type CreateRunnerRequest, type VersionInfo } from '../runner/protocol.ts'
 import * as rq from './runner-queries.ts'
 
 /** A runner counts as online when it asked for jobs this recently (GitLab's ONLINE_CONTACT_TIMEOUT). */
@@ -48,6 +48,8 @@ export function parseTagList(v: string[] | string | undefined): string[] | undef
 export function isOnline(r: Pick<Runner, 'contacted_at'>, now = Date.now()): boolean {
   return r.contacted_at !== null && now - new Date(r.contacted_at).getTime() < ONLINE_SECONDS * 1000
 }
+
+type RunnerPage = Pick<rq.RunnerFilter, 'type' | 'paused' | 'tagList'> & { limit: number; offset: number }
 
 export class Runners {
   private readonly db: Kysely<Database>
@@ -165,31 +167,29 @@ export class Runners {
   }
 
   /** Runners the caller manages (admins: with `all`, every runner; others: their groups' and projects'). */
-  async listFor(p: Principal, opts: { all: boolean; limit: number; offset: number; type?: RunnerType | undefined; paused?: boolean | undefined; tagList?: string[] | undefined }): Promise<Runner[]> {
+  /** A page of the runners `p` manages (administrators with `all`: every runner). */
+  async pageFor(p: Principal, opts: RunnerPage & { all: boolean }): Promise<{ rows: Runner[]; total: number }> {
     const actor = await this.projects.actor(p)
-    let rows: Runner[]
-    if (opts.all) {
+    const { all, ...page } = opts
+    if (all) {
       if (!actor.is_admin) throw new WharfError('FORBIDDEN', 'listing all runners needs an administrator', { needs: 'admin' })
-      rows = await rq.listRunners(this.db, { limit: 100_000, offset: 0 })
-    } else {
-      const { projectIds, namespaceIds } = await this.managedScopes(actor.id)
-      rows = await rq.listRunners(this.db, { projectIds, namespaceIds, ids: [], limit: 100_000, offset: 0 })
-      rows = rows.filter((r) => r.runner_type !== 'instance_type')
+      return rq.pageRunners(this.db, page)
     }
-    return this.filter(rows, opts)
+    const { projectIds, namespaceIds } = await this.managedScopes(actor.id)
+    // Scoped to nothing at all matches nothing (instance runners are not anyone's to manage here).
+    if (!projectIds.length && !namespaceIds.length) return { rows: [], total: 0 }
+    return rq.pageRunners(this.db, { ...page, projectIds, namespaceIds })
   }
 
   /** Runners that can take a project's jobs: its own, its groups', and instance runners. */
-  async listForProject(project: Project, opts: { limit: number; offset: number; type?: RunnerType | undefined; paused?: boolean | undefined; tagList?: string[] | undefined }): Promise<Runner[]> {
+  async pageForProject(project: Project, opts: RunnerPage): Promise<{ rows: Runner[]; total: number }> {
     const chain = await this.projects.namespaceChain(this.db, project.namespace_id)
-    const rows = await rq.listRunners(this.db, { projectIds: [project.id], namespaceIds: chain.filter((n) => n.kind === 'group').map((n) => n.id), instance: true, limit: 100_000, offset: 0 })
-    return this.filter(rows, opts)
+    return rq.pageRunners(this.db, { ...opts, projectIds: [project.id], namespaceIds: chain.filter((n) => n.kind === 'group').map((n) => n.id), instance: true })
   }
 
-  async listForGroup(group: Namespace, opts: { limit: number; offset: number; type?: RunnerType | undefined; paused?: boolean | undefined; tagList?: string[] | undefined }): Promise<Runner[]> {
+  async pageForGroup(group: Namespace, opts: RunnerPage): Promise<{ rows: Runner[]; total: number }> {
     const chain = await this.projects.namespaceChain(this.db, group.id)
-    const rows = await rq.listRunners(this.db, { namespaceIds: chain.map((n) => n.id), instance: true, limit: 100_000, offset: 0 })
-    return this.filter(rows, opts)
+    return rq.pageRunners(this.db, { ...opts, namespaceIds: chain.map((n) => n.id), instance: true })
   }
 
   /** The runner, if the caller may manage it (admin; maintainer of its project or group). */
@@ -247,13 +247,6 @@ export class Runners {
     return { projectIds: [...new Set([...mine.filter((m) => m.source_kind === 'project').map((m) => m.source_id), ...inNamespaces])], namespaceIds: [...ids] }
   }
 
-  private filter(rows: Runner[], opts: { limit: number; offset: number; type?: RunnerType | undefined; paused?: boolean | undefined; tagList?: string[] | undefined }): Runner[] {
-    return rows
-      .filter((r) => opts.type === undefined || r.runner_type === opts.type)
-      .filter((r) => opts.paused === undefined || (r.paused === 1) === opts.paused)
-      .filter((r) => !opts.tagList?.length || opts.tagList.every((t) => runnerTags(r).includes(t)))
-      .slice(opts.offset, opts.offset + opts.limit)
-  }
 }
 
 /** GitLab's runner entity (`GET /runners/:id` shape). */

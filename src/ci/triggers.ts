@@ -19,8 +19,8 @@ export class Triggers {
     return { token, row }
   }
 
-  list(projectId: number) {
-    return q.listTriggers(this.db, projectId)
+  page(projectId: number, page: { limit: number; offset: number }) {
+    return q.pageTriggers(this.db, projectId, page)
   }
 
   async remove(projectId: number, id: number): Promise<void> {

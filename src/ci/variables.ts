@@ -24,8 +24,9 @@ export class CiVariables {
     this.db = db
   }
 
-  list(kind: 'project' | 'group', ownerId: number): Promise<CiVariable[]> {
-    return q.listVariables(this.db, kind, [ownerId])
+  /** A page of a project's or group's variables, by key. */
+  page(kind: 'project' | 'group', ownerId: number, page: { limit: number; offset: number }): Promise<{ rows: CiVariable[]; total: number }> {
+    return q.pageVariables(this.db, kind, ownerId, page)
   }
 
   async get(kind: 'project' | 'group', ownerId: number, key: string): Promise<CiVariable> {

@@ -79,27 +79,26 @@ export async function gitApiRoutes(app: FastifyInstance, opts: GitApiOptions): P
   app.get('/projects/:id/repository/branches', { schema: { summary: 'List repository branches', tags: ['repository'], params: IdParam, querystring: BranchQuery }, config: { public: true } }, async (req, reply) => {
     const { project, canPush } = await readable(req)
     const q = req.query as Static<typeof BranchQuery>
-    const search = q.search?.toLowerCase()
-    const all = (await git.repos.branches(project.id)).filter((b) => !search || b.name.toLowerCase().includes(search))
     const page = pageOf(q)
-    setPageHeaders(req, reply, publicUrl, page, all.length)
-    return all.slice(page.offset, page.offset + page.limit).map((b) => branchJson(project, b, canPush))
+    const { rows, total } = await git.repos.branches(project.id, { search: q.search, limit: page.limit, offset: page.offset })
+    setPageHeaders(req, reply, publicUrl, page, total)
+    return rows.map((b) => branchJson(project, b, canPush))
   })
 
   app.get('/projects/:id/repository/branches/:branch', { schema: { summary: 'Get a repository branch', tags: ['repository'], params: BranchParams }, config: { public: true } }, async (req) => {
     const { project, canPush } = await readable(req)
     const name = (req.params as Static<typeof BranchParams>).branch
-    const b = (await git.repos.branches(project.id)).find((x) => x.name === name)
+    const b = await git.repos.branch(project.id, name)
     if (!b) throw new WharfError('NOT_FOUND', 'Branch Not Found', {})
     return branchJson(project, b, canPush)
   })
 
   app.get('/projects/:id/repository/tags', { schema: { summary: 'List repository tags, newest first', tags: ['repository'], params: IdParam, querystring: Type.Object(PageQuery) }, config: { public: true } }, async (req, reply) => {
     const { project } = await readable(req)
-    const all = await git.repos.tags(project.id)
     const page = pageOf(req.query as { page?: number; per_page?: number })
-    setPageHeaders(req, reply, publicUrl, page, all.length)
-    return all.slice(page.offset, page.offset + page.limit).map((t) => ({
+    const { rows, total } = await git.repos.tags(project.id, page)
+    setPageHeaders(req, reply, publicUrl, page, total)
+    return rows.map((t) => ({
       name: t.name,
       message: t.message ?? '',
       target: t.target,

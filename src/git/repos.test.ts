@@ -170,9 +170,10 @@ describe('GitRepos reads', () => {
 
   it('lists branches by name and tags newest first, with HEAD as the default', async (t) => {
     const { repos, c1, c2, f1 } = await fixture(t)
-    const branches = await repos.branches(1)
+    const { rows: branches, total } = await repos.branches(1)
+    assert.equal(total, 2)
     assert.deepEqual(branches.map((b) => [b.name, b.commit.id, b.default]), [['feature/one', f1, false], ['main', c2, true]])
-    const tags = await repos.tags(1)
+    const tags = (await repos.tags(1)).rows
     const v1 = tags.find((x) => x.name === 'v1.0')!
     assert.equal(v1.commit!.id, c2)
     assert.notEqual(v1.target, c2, 'an annotated tag targets its tag object')
@@ -181,6 +182,12 @@ describe('GitRepos reads', () => {
     assert.deepEqual([light.target, light.commit!.id, light.message], [c1, c1, null])
     assert.equal(tags.at(-1)!.name, 'light', 'the oldest commit last')
     assert.equal(await repos.defaultBranch(1), 'main')
+    // Pages: the total counts every match, the rows are the page's.
+    assert.deepEqual(await repos.branches(1, { limit: 1, offset: 1 }).then((p) => [p.total, p.rows.map((b) => b.name)]), [2, ['main']])
+    assert.deepEqual(await repos.branches(1, { search: 'FEAT', limit: 20, offset: 0 }).then((p) => [p.total, p.rows.map((b) => b.name)]), [1, ['feature/one']])
+    assert.deepEqual(await repos.tags(1, { limit: 1, offset: tags.length - 1 }).then((p) => [p.total, p.rows.map((x) => x.name)]), [tags.length, ['light']])
+    assert.equal((await repos.branch(1, 'main'))?.default, true)
+    assert.equal(await repos.branch(1, 'nope'), undefined)
   })
 
   it('counts the commits a ref update brought', async (t) => {
@@ -196,8 +203,8 @@ describe('GitRepos reads', () => {
     const repos = await reposIn(t)
     const dir = await repos.ensure(2)
     assert.equal(await repos.defaultBranch(2), undefined)
-    assert.deepEqual(await repos.branches(2), [])
-    assert.deepEqual(await repos.tags(2), [])
+    assert.deepEqual(await repos.branches(2), { rows: [], total: 0 })
+    assert.deepEqual(await repos.tags(2), { rows: [], total: 0 })
     const c = await commit(dir, { a: 'a' }, { message: 'x', ref: 'refs/heads/develop' })
     const picked = await repos.repairDefaultBranch(2, [{ ref: 'refs/heads/develop', name: 'develop', type: 'branch', oldSha: ZERO_SHA, newSha: c, action: 'create' }])
     assert.equal(picked, 'develop')

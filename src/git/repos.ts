@@ -66,6 +66,14 @@ export interface TagInfo {
 }
 
 /** Bare repositories of projects, and the read operations CI needs, all through `git` subcommands. */
+/** Which refs of a listing to return: a page, and for branches a name filter. */
+export interface RefPage {
+  search?: string | undefined
+  limit: number
+  offset: number
+}
+const ALL_REFS: RefPage = { limit: Number.MAX_SAFE_INTEGER, offset: 0 }
+
 export class GitRepos {
   readonly root: string
   readonly hooksDir: string
@@ -218,7 +226,7 @@ export class GitRepos {
   async repairDefaultBranch(projectId: number, updates: readonly RefUpdate[]): Promise<string | undefined> {
     if (await this.defaultBranch(projectId)) return undefined
     const created = updates.filter((u) => u.type === 'branch' && u.action !== 'delete').map((u) => u.name)
-    const existing = created.length ? created : (await this.branches(projectId)).map((b) => b.name)
+    const existing = created.length ? created : (await this.refs(projectId, 'refs/heads/')).map((r) => r.ref.slice('refs/heads/'.length))
     const pick = existing.find((n) => n === INITIAL_BRANCH) ?? existing.find((n) => n === 'master') ?? existing[0]
     if (pick) await this.setDefaultBranch(projectId, pick)
     return pick
@@ -272,6 +280,19 @@ export class GitRepos {
     return c
   }
 
+  /**
+   * commitInfo for many commits with one `git cat-file --batch` (a page of CI jobs shares a few),
+   * keyed by the sha asked for; missing ones are left out.
+   */
+  async commitInfos(projectId: number, shas: readonly string[]): Promise<Map<string, CommitInfo>> {
+    const unique = [...new Set(shas)]
+    for (const sha of unique) checkSha(sha)
+    const commits = await this.readCommits(projectId, unique.map((sha) => `${sha}^{commit}`))
+    const out = new Map<string, CommitInfo>()
+    unique.forEach((sha, i) => commits[i] && out.set(sha, commits[i]))
+    return out
+  }
+
   /** How many commits a ref update brought that no other ref already had (0 for deletions). */
   async commitCount(projectId: number, u: RefUpdate, limit = 10_000): Promise<number> {
     if (u.action === 'delete') return 0
@@ -283,33 +304,55 @@ export class GitRepos {
     return Number(out.stdout.toString('utf8').trim()) || 0
   }
 
-  /** Branches, sorted by name, with their head commits. */
-  async branches(projectId: number): Promise<BranchInfo[]> {
-    const refs = await this.refs(projectId, 'refs/heads/')
-    const head = await this.headRef(projectId)
-    const commits = await this.readCommits(projectId, refs.map((r) => r.oid))
-    const out: BranchInfo[] = []
-    refs.forEach((r, i) => {
-      const commit = commits[i]
-      if (commit) out.push({ name: r.ref.slice('refs/heads/'.length), commit, default: r.ref === head })
-    })
-    return out.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
+  /**
+   * A page of branches by name (those containing `search`, case-insensitively, when given) and the
+   * total. Listing the refs is one for-each-ref (names and ids only); the head commits are read for
+   * the page alone.
+   */
+  async branches(projectId: number, page: RefPage = ALL_REFS): Promise<{ rows: BranchInfo[]; total: number }> {
+    const search = page.search?.toLowerCase()
+    // for-each-ref sorts by refname (byte order), which is the order wanted.
+    const refs = (await this.refs(projectId, 'refs/heads/')).filter((r) => !search || r.ref.slice('refs/heads/'.length).toLowerCase().includes(search))
+    const shown = refs.slice(page.offset, page.offset + page.limit)
+    const [head, commits] = await Promise.all([this.headRef(projectId), this.readCommits(projectId, shown.map((r) => r.oid))])
+    const rows = shown.flatMap((r, i) => (commits[i] ? [{ name: r.ref.slice('refs/heads/'.length), commit: commits[i], default: r.ref === head }] : []))
+    return { rows, total: refs.length }
   }
 
-  /** Tags, newest commit first, with the commit they peel to and their annotation. */
-  async tags(projectId: number): Promise<TagInfo[]> {
-    const refs = await this.refs(projectId, 'refs/tags/')
-    const commits = await this.readCommits(projectId, refs.map((r) => `${r.oid}^{commit}`))
-    const annotated = refs.filter((r) => r.type === 'tag')
+  /** One branch with its head commit, or undefined. */
+  async branch(projectId: number, name: string): Promise<BranchInfo | undefined> {
+    const ref = `refs/heads/${name}`
+    if (!isRefName(ref)) return undefined
+    const [head, [commit]] = await Promise.all([this.headRef(projectId), this.readCommits(projectId, [`${ref}^{commit}`])])
+    return commit && { name, commit, default: ref === head }
+  }
+
+  /**
+   * A page of tags, newest commit first (then by name), and the total. One for-each-ref lists them
+   * with their commit dates; the commits and annotations are read for the page alone.
+   */
+  async tags(projectId: number, page: RefPage = ALL_REFS): Promise<{ rows: TagInfo[]; total: number }> {
+    const out = await this.git(projectId, ['for-each-ref', '--format=%(objectname) %(objecttype) %(refname) %(*committerdate:unix) %(committerdate:unix)', 'refs/tags/'])
+    const refs = out.stdout
+      .toString('utf8')
+      .split('\n')
+      .flatMap((line) => {
+        // An annotated tag has its commit's date in the 4th field; a lightweight one in the 5th.
+        const [oid, type, ref, peeled, own] = line.split(' ')
+        return oid && type && ref && isSha(oid) && isRefName(ref) ? [{ oid, type, ref, when: Number(peeled || own || 0) }] : []
+      })
+      .sort((a, b) => (a.when === b.when ? (a.ref < b.ref ? -1 : 1) : b.when - a.when))
+    const shown = refs.slice(page.offset, page.offset + page.limit)
+    const commits = await this.readCommits(projectId, shown.map((r) => `${r.oid}^{commit}`))
+    const annotated = shown.filter((r) => r.type === 'tag')
     const objects = await this.batch(projectId, annotated.map((r) => r.oid))
     const messages = new Map<string, string>()
     annotated.forEach((r, i) => {
       const o = objects[i]
       if (o) messages.set(r.oid, parseObject(o.body).message)
     })
-    const out: TagInfo[] = refs.map((r, i) => ({ name: r.ref.slice('refs/tags/'.length), target: r.oid, commit: commits[i], message: messages.get(r.oid) ?? null }))
-    const when = (t: TagInfo) => t.commit?.committedDate ?? ''
-    return out.sort((a, b) => (when(a) === when(b) ? (a.name < b.name ? -1 : 1) : new Date(when(b)).getTime() - new Date(when(a)).getTime()))
+    const rows = shown.map((r, i) => ({ name: r.ref.slice('refs/tags/'.length), target: r.oid, commit: commits[i], message: messages.get(r.oid) ?? null }))
+    return { rows, total: refs.length }
   }
 
   private async headRef(projectId: number): Promise<string | undefined> {

@@ -1,3 +1,4 @@
+import { sql } from 'kysely'
 import { nowIso } from '../metadata/db.ts'
 import type { Executor, Namespace, Project, User } from '../metadata/schema.ts'
 
@@ -9,6 +10,10 @@ export async function findUserByUsername(db: Executor, username: string): Promis
 
 export async function findUser(db: Executor, id: number): Promise<User | undefined> {
   return db.selectFrom('users').selectAll().where('id', '=', id).executeTakeFirst()
+}
+
+export async function findUsers(db: Executor, ids: number[]): Promise<User[]> {
+  return ids.length ? db.selectFrom('users').selectAll().where('id', 'in', ids).execute() : []
 }
 
 export async function listUsers(db: Executor, opts: { search?: string; limit: number; offset: number }): Promise<User[]> {
@@ -26,7 +31,7 @@ export async function insertUser(db: Executor, u: { username: string; name: stri
 }
 
 export async function updateUser(db: Executor, id: number, set: Partial<{ name: string; email: string | null; password_hash: string | null; is_admin: number; state: 'active' | 'blocked' }>): Promise<void> {
-  await db.updateTable('users').set(set).where('id', '=', id).execute()
+  await db.updateTable('users').set({ name: set.name, email: set.email, password_hash: set.password_hash, is_admin: set.is_admin, state: set.state }).where('id', '=', id).execute()
 }
 
 export async function countUsers(db: Executor): Promise<number> {
@@ -79,7 +84,8 @@ export async function deleteNamespace(db: Executor, id: number): Promise<void> {
 }
 
 export async function updateNamespace(db: Executor, id: number, set: Partial<{ name: string; visibility: Namespace['visibility']; description: string }>): Promise<void> {
-  await db.updateTable('namespaces').set(set).where('id', '=', id).execute()
+  // Named columns only (Kysely skips the undefined ones): a wider object passed in at runtime writes nothing more.
+  await db.updateTable('namespaces').set({ name: set.name, visibility: set.visibility, description: set.description }).where('id', '=', id).execute()
 }
 
 export async function insertProject(
@@ -124,7 +130,8 @@ export async function listProjects(db: Executor, opts: { namespaceIds?: number[]
 }
 
 export async function updateProject(db: Executor, id: number, set: Partial<{ name: string; visibility: Project['visibility']; description: string }>): Promise<void> {
-  await db.updateTable('projects').set(set).where('id', '=', id).execute()
+  // Named columns only (Kysely skips the undefined ones): a wider object passed in at runtime writes nothing more.
+  await db.updateTable('projects').set({ name: set.name, visibility: set.visibility, description: set.description }).where('id', '=', id).execute()
 }
 
 export async function deleteProject(db: Executor, id: number): Promise<void> {
@@ -146,15 +153,26 @@ export async function deleteMember(db: Executor, kind: SourceKind, sourceId: num
   return Number(r.numDeletedRows) > 0
 }
 
-export async function listMembers(db: Executor, kind: SourceKind, sourceId: number) {
-  return db
+/**
+ * One page of the members of `sources` (one for direct members; a project and its groups up the
+ * chain for inherited ones), by username, each user once with their highest level; ties go to the
+ * source listed first. With the total, for the pagination headers.
+ */
+export async function pageMembers(db: Executor, sources: ReadonlyArray<{ kind: SourceKind; id: number }>, page: { limit: number; offset: number }) {
+  const priority = sql<number>`case ${sql.join(sources.map((s, i) => sql`when m.source_kind = ${s.kind} and m.source_id = ${s.id} then ${i}`), sql` `)} end`
+  const ranked = db
     .selectFrom('members as m')
-    .innerJoin('users as u', 'u.id', 'm.user_id')
-    .select(['u.id', 'u.username', 'u.name', 'u.state', 'm.access_level', 'm.expires_at', 'm.created_at'])
-    .where('m.source_kind', '=', kind)
-    .where('m.source_id', '=', sourceId)
+    .select(['m.user_id', 'm.access_level', 'm.expires_at', 'm.created_at', sql<number>`row_number() over (partition by m.user_id order by m.access_level desc, ${priority})`.as('rn')])
+    .where((eb) => eb.or(sources.map((s) => eb.and([eb('m.source_kind', '=', s.kind), eb('m.source_id', '=', s.id)]))))
+  const best = db.selectFrom(ranked.as('b')).innerJoin('users as u', 'u.id', 'b.user_id').where('b.rn', '=', 1)
+  const rows = await best
+    .select(['u.id', 'u.username', 'u.name', 'u.state', 'b.access_level', 'b.expires_at', 'b.created_at'])
     .orderBy('u.username_lower')
+    .limit(page.limit)
+    .offset(page.offset)
     .execute()
+  const n = await best.select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()
+  return { rows, total: Number(n.n) }
 }
 
 /** Membership levels of one user on the given sources, ignoring expired memberships. */

@@ -1,9 +1,9 @@
 import { Type, type Static } from '@sinclair/typebox'
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type { FastifyInstance, FastifyRequest } from 'fastify'
 import type { ApiDeps } from '../api/context.ts'
 import { deployTokenJson, groupJsonFull, memberJson, projectJson } from '../api/entities.ts'
 import { pageOf, PageQuery, setPageHeaders } from '../api/pagination.ts'
-import { Accepted, DateString, DeployTokenEntity, GroupEntity, IdParam, MemberEntity, Nullable, ProjectEntity, StringEnum, VisibilitySchema } from '../api/schemas.ts'
+import { Accepted, Body, DateString, DeployTokenEntity, GroupEntity, IdParam, MemberEntity, Nullable, ProjectEntity, StringEnum, VisibilitySchema } from '../api/schemas.ts'
 import type { Principal } from '../auth/principals.ts'
 import { DEPLOY_TOKEN_SCOPES } from '../auth/roles.ts'
 import { WharfError } from '../core/errors.ts'
@@ -11,7 +11,7 @@ import type { SourceKind } from './queries.ts'
 
 // /api/v4 groups, projects, their members and deploy tokens. Thin: parse, call the service, shape the JSON.
 
-const GroupBody = Type.Object({
+const GroupBody = Body({
   name: Type.Optional(Type.String({ minLength: 1, maxLength: 255 })),
   path: Type.Optional(Type.String({ minLength: 1, maxLength: 100 })),
   parent_id: Type.Optional(Nullable(Type.Integer())),
@@ -19,13 +19,13 @@ const GroupBody = Type.Object({
   description: Type.Optional(Type.String({ maxLength: 2000 })),
 })
 
-const SettingsBody = Type.Object({
+const SettingsBody = Body({
   name: Type.Optional(Type.String({ minLength: 1, maxLength: 255 })),
   visibility: Type.Optional(VisibilitySchema),
   description: Type.Optional(Type.String({ maxLength: 2000 })),
 })
 
-const ProjectBody = Type.Object({
+const ProjectBody = Body({
   name: Type.Optional(Type.String({ minLength: 1, maxLength: 255 })),
   path: Type.Optional(Type.String({ minLength: 1, maxLength: 100 })),
   namespace_id: Type.Optional(Type.Union([Type.Integer(), Type.String()], { description: 'namespace id or full path (default: your own namespace)' })),
@@ -49,11 +49,11 @@ const GroupQuery = Type.Object({
 })
 
 const AccessLevel = Type.Integer({ enum: [10, 20, 30, 40, 50], description: '10 guest, 20 reporter, 30 developer, 40 maintainer, 50 owner' })
-const MemberBody = Type.Object({ user_id: Type.Integer(), access_level: AccessLevel, expires_at: Type.Optional(Nullable(Type.Union([DateString, Type.Literal('')]))) })
-const MemberUpdateBody = Type.Object({ access_level: AccessLevel, expires_at: Type.Optional(Nullable(Type.Union([DateString, Type.Literal('')]))) })
+const MemberBody = Body({ user_id: Type.Integer(), access_level: AccessLevel, expires_at: Type.Optional(Nullable(Type.Union([DateString, Type.Literal('')]))) })
+const MemberUpdateBody = Body({ access_level: AccessLevel, expires_at: Type.Optional(Nullable(Type.Union([DateString, Type.Literal('')]))) })
 const MemberParams = Type.Object({ id: Type.String(), user_id: Type.Integer() })
 
-const DeployTokenBody = Type.Object({
+const DeployTokenBody = Body({
   name: Type.String({ minLength: 1, maxLength: 255 }),
   scopes: Type.Array(StringEnum(DEPLOY_TOKEN_SCOPES), { minItems: 1 }),
   expires_at: Type.Optional(Nullable(Type.String({ description: 'YYYY-MM-DD or an ISO date-time' }))),
@@ -180,14 +180,18 @@ export async function projectRoutes(app: FastifyInstance, deps: ApiDeps): Promis
 
     app.get(`/${kind}/:id/members`, { schema: { summary: 'List direct members', tags: [tag], params: IdParam, querystring: Type.Object({ ...PageQuery }), 'x-response': { 200: Type.Array(MemberEntity) } }, config: { public: true } }, async (req, reply) => {
       const { sourceId } = await load(req, (req.params as Static<typeof IdParam>).id)
-      const all = await projects.listDirectMembers(source, sourceId)
-      return paged(req, reply, all.map((m) => memberJson(m, deps)))
+      const page = pageOf(req.query as { page?: number; per_page?: number })
+      const { rows, total } = await projects.pageDirectMembers(source, sourceId, page)
+      setPageHeaders(req, reply, deps.publicUrl, page, total)
+      return rows.map((m) => memberJson(m, deps))
     })
 
     app.get(`/${kind}/:id/members/all`, { schema: { summary: 'List members including inherited ones (highest level each)', tags: [tag], params: IdParam, querystring: Type.Object({ ...PageQuery }), 'x-response': { 200: Type.Array(MemberEntity) } }, config: { public: true } }, async (req, reply) => {
       const { entity } = await load(req, (req.params as Static<typeof IdParam>).id)
-      const all = await projects.listAllMembers(source, entity)
-      return paged(req, reply, all.map((m) => memberJson(m, deps)))
+      const page = pageOf(req.query as { page?: number; per_page?: number })
+      const { rows, total } = await projects.pageAllMembers(source, entity, page)
+      setPageHeaders(req, reply, deps.publicUrl, page, total)
+      return rows.map((m) => memberJson(m, deps))
     })
 
     app.get(`/${kind}/:id/members/:user_id`, { schema: { summary: 'Get a direct member', tags: [tag], params: MemberParams, 'x-response': { 200: MemberEntity } }, config: { public: true } }, async (req) => {
@@ -234,10 +238,11 @@ export async function projectRoutes(app: FastifyInstance, deps: ApiDeps): Promis
     app.get(`/${kind}/:id/deploy_tokens`, { schema: { summary: 'List deploy tokens (maintainer)', tags: [tag], params: IdParam, querystring: Type.Object({ ...PageQuery, active: Type.Optional(Type.Boolean()) }), 'x-response': { 200: Type.Array(DeployTokenEntity) } } }, async (req, reply) => {
       const { sourceId, level } = await load(req, (req.params as Static<typeof IdParam>).id)
       needMaintainer(level)
-      const query = req.query as { active?: boolean }
-      let rows = (await deps.accessTokens.listDeployTokens(owner(sourceId))).map((t) => deployTokenJson(t))
-      if (query.active !== undefined) rows = rows.filter((t) => (!t.revoked && !t.expired) === query.active)
-      return paged(req, reply, rows)
+      const query = req.query as { active?: boolean; page?: number; per_page?: number }
+      const page = pageOf(query)
+      const { rows, total } = await deps.accessTokens.pageDeployTokens(owner(sourceId), { active: query.active, limit: page.limit, offset: page.offset })
+      setPageHeaders(req, reply, deps.publicUrl, page, total)
+      return rows.map((t) => deployTokenJson(t))
     })
 
     app.post(`/${kind}/:id/deploy_tokens`, { schema: { summary: 'Create a deploy token (maintainer); the token is shown only in this response', tags: [tag], params: IdParam, body: DeployTokenBody, 'x-response': { 201: DeployTokenEntity } } }, async (req, reply) => {
@@ -258,13 +263,6 @@ export async function projectRoutes(app: FastifyInstance, deps: ApiDeps): Promis
       await deps.accessTokens.revokeDeployToken(row, principalLabel(req.principal))
       return reply.code(204).send()
     })
-  }
-
-  /** In-memory pagination for short lists (members, deploy tokens). */
-  function paged<T>(req: FastifyRequest, reply: FastifyReply, all: T[]): T[] {
-    const page = pageOf(req.query as { page?: number; per_page?: number })
-    setPageHeaders(req, reply, deps.publicUrl, page, all.length)
-    return all.slice(page.offset, page.offset + page.limit)
   }
 }
 

@@ -333,7 +333,11 @@ export class Projects {
   async updateProjectSettings(project: Project, set: { name?: string | undefined; description?: string | undefined; visibility?: Visibility | undefined }): Promise<Project> {
     if (set.name !== undefined && (set.name.trim() === '' || set.name.length > 255)) throw new WharfError('BAD_REQUEST', 'name must be 1 to 255 characters', {})
     if (set.visibility) this.checkVisibilityWithin(await q.findNamespace(this.db, project.namespace_id), set.visibility, 'project')
-    const change = Object.fromEntries(Object.entries(set).filter(([, v]) => v !== undefined))
+    // Field by field: whatever else the caller's object carries never reaches the UPDATE.
+    const change: Parameters<typeof q.updateProject>[2] = {}
+    if (set.name !== undefined) change.name = set.name
+    if (set.description !== undefined) change.description = set.description
+    if (set.visibility !== undefined) change.visibility = set.visibility
     if (Object.keys(change).length) await q.updateProject(this.db, project.id, change)
     return (await q.findProject(this.db, project.id))!
   }
@@ -348,7 +352,10 @@ export class Projects {
       )
       if (moreOpen) throw new WharfError('BAD_REQUEST', `visibility ${v} is not allowed: ${moreOpen.full_path} inside it is ${moreOpen.visibility}`, { visibility: v })
     }
-    const change = Object.fromEntries(Object.entries(set).filter(([, val]) => val !== undefined))
+    const change: Parameters<typeof q.updateNamespace>[2] = {}
+    if (set.name !== undefined) change.name = set.name
+    if (set.description !== undefined) change.description = set.description
+    if (set.visibility !== undefined) change.visibility = set.visibility
     if (Object.keys(change).length) await q.updateNamespace(this.db, group.id, change)
     return (await q.findNamespace(this.db, group.id))!
   }
@@ -392,21 +399,17 @@ export class Projects {
 
   // Members (GitLab: maintainers manage members; only owners grant, change or remove the owner role).
 
-  listDirectMembers(kind: q.SourceKind, sourceId: number) {
-    return q.listMembers(this.db, kind, sourceId)
+  /** A page of direct members, by username. */
+  pageDirectMembers(kind: q.SourceKind, sourceId: number, page: { limit: number; offset: number }) {
+    return q.pageMembers(this.db, [{ kind, id: sourceId }], page)
   }
 
-  /** Direct and inherited members with their effective (highest) level. */
-  async listAllMembers(kind: q.SourceKind, source: Project | Namespace) {
+  /** A page of direct and inherited members with their effective (highest) level, by username. */
+  async pageAllMembers(kind: q.SourceKind, source: Project | Namespace, page: { limit: number; offset: number }) {
     const nsId = kind === 'project' ? (source as Project).namespace_id : source.id
     const chain = await this.namespaceChain(this.db, nsId)
-    const lists = [...(kind === 'project' ? [await q.listMembers(this.db, 'project', source.id)] : []), ...(await Promise.all(chain.filter((n) => n.kind === 'group').map((n) => q.listMembers(this.db, 'namespace', n.id))))]
-    const best = new Map<number, (typeof lists)[number][number]>()
-    for (const m of lists.flat()) {
-      const prev = best.get(m.id)
-      if (!prev || m.access_level > prev.access_level) best.set(m.id, m)
-    }
-    return [...best.values()].sort((a, b) => a.username.localeCompare(b.username))
+    const groups = chain.filter((n) => n.kind === 'group').map((n) => ({ kind: 'namespace' as const, id: n.id }))
+    return q.pageMembers(this.db, [...(kind === 'project' ? [{ kind: 'project' as const, id: source.id }] : []), ...groups], page)
   }
 
   findMember(kind: q.SourceKind, sourceId: number, userId: number) {

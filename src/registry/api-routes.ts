@@ -56,19 +56,17 @@ export async function registryApiRoutes(app: FastifyInstance, deps: ApiDeps): Pr
     async (req, reply) => {
       const project = await registryProject(req, (req.params as Static<typeof IdParam>).id)
       const query = req.query as Static<typeof RepoQuery>
-      const all = await manifests.repositoriesUnder(project.full_path_lower)
       const page = pageOf(query)
-      setPageHeaders(req, reply, deps.publicUrl, page, all.length)
-      const shown = all.slice(page.offset, page.offset + page.limit)
-      const sizes = query.size ? await manifests.repositorySizes(shown.map((r) => r.id)) : undefined
-      return Promise.all(
-        shown.map(async (r) => {
-          const json = sizes ? { ...repositoryJson(project, r), size: sizes.get(r.id) ?? 0 } : repositoryJson(project, r)
-          if (!query.tags) return json
-          const { names } = await manifests.tagPage(r.id, 100_000, 0)
-          return { ...json, tags: names.map((t) => tagJson(r.name, t)) }
-        }),
-      )
+      const { rows, total } = await manifests.pageRepositoriesUnder(project.full_path_lower, page.limit, page.offset)
+      setPageHeaders(req, reply, deps.publicUrl, page, total)
+      const ids = rows.map((r) => r.id)
+      const sizes = query.size ? await manifests.repositorySizes(ids) : undefined
+      // GitLab embeds every tag (the web UI's Registry tab filters them client-side): one query for the page's repositories.
+      const tags = query.tags ? await manifests.tagsOf(ids) : undefined
+      return rows.map((r) => {
+        const json = sizes ? { ...repositoryJson(project, r), size: sizes.get(r.id) ?? 0 } : repositoryJson(project, r)
+        return tags ? { ...json, tags: (tags.get(r.id) ?? []).map((t) => tagJson(r.name, t)) } : json
+      })
     },
   )
 

@@ -141,8 +141,16 @@ export class Manifests {
   // ---- REST API (src/registry/api-routes.ts): a project's repositories and tags ----
 
   /** Repositories holding images at the project path or below it (`ns/proj`, `ns/proj/api`, ...). */
-  repositoriesUnder(projectPath: string) {
-    return q.repositoriesUnder(this.db, projectPath)
+  /** A page of the repositories of a project (its own image and those below its path), by name. */
+  pageRepositoriesUnder(projectPath: string, limit: number, offset: number) {
+    return q.pageRepositoriesUnder(this.db, projectPath, limit, offset)
+  }
+
+  /** The tag names (by name) of each repository. */
+  async tagsOf(repositoryIds: number[]): Promise<Map<number, string[]>> {
+    const out = new Map<number, string[]>(repositoryIds.map((id) => [id, []]))
+    for (const t of await q.tagsOf(this.db, repositoryIds)) out.get(t.repository_id)!.push(t.name)
+    return out
   }
 
   findRepository(id: number) {

@@ -245,17 +245,29 @@ export async function uploadIdsAmong(db: Executor, ids: string[]): Promise<Set<s
 // REST API (projects/:id/registry/repositories): repositories below a project path.
 
 /** Repositories named exactly `path` or below `path/`, holding at least one manifest. */
-export async function repositoriesUnder(db: Executor, path: string) {
+/** A page of the repositories at or below a project path (holding a manifest), by name, and their total. */
+export async function pageRepositoriesUnder(db: Executor, path: string, limit: number, offset: number) {
   const lower = path.toLowerCase()
-  return db
+  const base = db
     .selectFrom('repositories as r')
-    .select(['r.id', 'r.name', 'r.created_at'])
-    .select((eb) => eb.selectFrom('tags as t').select((e2) => e2.fn.countAll<number>().as('n')).whereRef('t.repository_id', '=', 'r.id').as('tags_count'))
     // A byte-order range instead of LIKE: '_' is legal in names and LIKE ignores case in SQLite. '0' follows '/'.
     .where((eb) => eb.or([eb('r.name', '=', lower), eb.and([eb('r.name', '>', `${lower}/`), eb('r.name', '<', `${lower}0`)])]))
     .where((eb) => eb.exists(eb.selectFrom('manifests as m').select('m.id').whereRef('m.repository_id', '=', 'r.id')))
+  const rows = await base
+    .select(['r.id', 'r.name', 'r.created_at'])
+    .select((eb) => eb.selectFrom('tags as t').select((e2) => e2.fn.countAll<number>().as('n')).whereRef('t.repository_id', '=', 'r.id').as('tags_count'))
     .orderBy('r.name')
+    .limit(limit)
+    .offset(offset)
     .execute()
+  const n = await base.select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()
+  return { rows, total: Number(n.n) }
+}
+
+/** The tag names of each repository (by name), in one query. */
+export async function tagsOf(db: Executor, repositoryIds: number[]): Promise<Array<{ repository_id: number; name: string }>> {
+  if (repositoryIds.length === 0) return []
+  return db.selectFrom('tags').select(['repository_id', 'name']).where('repository_id', 'in', repositoryIds).orderBy('repository_id').orderBy('name').execute()
 }
 
 export async function findRepository(db: Executor, id: number) {

@@ -70,21 +70,27 @@ export type VersionInfo = Static<typeof VersionInfo>
 export const RUNNER_TYPES = ['instance_type', 'group_type', 'project_type'] as const
 export type RunnerType = (typeof RUNNER_TYPES)[number]
 
-/** Body of `POST /api/v4/user/runners` (a user creating a runner, GitLab 16+ flow). */
-export const CreateRunnerRequest = Type.Object({
-  runner_type: Type.Union(RUNNER_TYPES.map((t) => Type.Literal(t))),
-  group_id: Type.Optional(Type.Integer()),
-  project_id: Type.Optional(Type.Integer()),
-  description: Type.Optional(Type.String({ maxLength: 1024 })),
-  paused: Type.Optional(Type.Boolean()),
-  locked: Type.Optional(Type.Boolean()),
-  run_untagged: Type.Optional(Type.Boolean()),
-  /** A comma-separated string or an array, as GitLab accepts (string first: ajv would coerce it into a one-element array). */
-  tag_list: Type.Optional(Type.Union([Type.String(), Type.Array(Type.String())])),
-  access_level: Type.Optional(Type.String()),
-  maximum_timeout: Type.Optional(Type.Integer({ minimum: 600 })),
-  maintenance_note: Type.Optional(Type.String()),
-})
+/**
+ * Body of `POST /api/v4/user/runners` (a user creating a runner, GitLab 16+ flow). A user-facing
+ * write, so only these attributes: anything else is refused (400), as on every /api/v4 write.
+ */
+export const CreateRunnerRequest = Type.Object(
+  {
+    runner_type: Type.Union(RUNNER_TYPES.map((t) => Type.Literal(t))),
+    group_id: Type.Optional(Type.Integer()),
+    project_id: Type.Optional(Type.Integer()),
+    description: Type.Optional(Type.String({ maxLength: 1024 })),
+    paused: Type.Optional(Type.Boolean()),
+    locked: Type.Optional(Type.Boolean()),
+    run_untagged: Type.Optional(Type.Boolean()),
+    /** A comma-separated string or an array, as GitLab accepts (string first: ajv would coerce it into a one-element array). */
+    tag_list: Type.Optional(Type.Union([Type.String(), Type.Array(Type.String())])),
+    access_level: Type.Optional(Type.Union([Type.Literal('not_protected'), Type.Literal('ref_protected')])),
+    maximum_timeout: Type.Optional(Type.Integer({ minimum: 600 })),
+    maintenance_note: Type.Optional(Type.String({ maxLength: 1024 })),
+  },
+  { additionalProperties: false },
+)
 export type CreateRunnerRequest = Static<typeof CreateRunnerRequest>
 
 /** Answer to runner creation and verification: the `glrt-` token (creation shows it once). */

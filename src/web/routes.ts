@@ -5,6 +5,7 @@ import { Type, type Static } from '@sinclair/typebox'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { addFormParser } from '../api/form.ts'
 import { apiErrorHandler } from '../api/problem.ts'
+import { Body } from '../api/schemas.ts'
 import { WharfError } from '../core/errors.ts'
 import { readCookie, SESSION_COOKIE, type Sessions } from './sessions.ts'
 import { shellHtml } from './shell.ts'
@@ -24,7 +25,7 @@ const CONTENT_TYPES: Record<string, string> = {
 /** The app talks only to this origin: no CDN, no inline script, no framing. */
 const CSP = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 
-const SignInBody = Type.Object({ username: Type.String({ minLength: 1, maxLength: 255 }), password: Type.String({ minLength: 1, maxLength: 1024 }) })
+const SignInBody = Body({ username: Type.String({ minLength: 1, maxLength: 255 }), password: Type.String({ minLength: 1, maxLength: 1024 }) })
 
 interface Asset {
   body: Buffer

@@ -6,22 +6,7 @@ import { Type, type TSchema } from '@sinclair/typebox'
 import { Value } from '@sinclair/typebox/value'
 import { Accepted, DeployTokenEntity, GroupEntity, MemberEntity, OAuthTokenEntity, PatEntity, ProjectEntity, RepositoryEntity, TagDetailEntity, TagEntity, UserEntity } from '../../src/api/schemas.ts'
 import { apiHarness, pushImage, ROOT_PASSWORD } from './api-harness.ts'
-
-/** Every (METHOD, path) Fastify knows, parsed from printRoutes' tree. */
-function registeredRoutes(tree: string): Array<[string, string]> {
-  const out: Array<[string, string]> = []
-  const stack: string[] = []
-  for (const line of tree.split('\n')) {
-    const m = /^([│ ]*)(?:├── |└── )(.*?)(?: \(([A-Z, ]+)\))?$/.exec(line)
-    if (!m) continue
-    const depth = m[1]!.length / 4
-    const full = (depth > 0 ? stack[depth - 1]! : '') + m[2]!
-    stack[depth] = full
-    stack.length = depth + 1
-    for (const method of m[3]?.split(', ') ?? []) out.push([method, full])
-  }
-  return out
-}
+import { registeredRoutes } from './route-table.ts'
 
 const EXPECTED = [
   'POST /oauth/token',

@@ -67,4 +67,16 @@ export async function apiPage(path) {
   return { items: await res.json(), total: Number(res.headers.get('X-Total') ?? 0), totalPages: Number(res.headers.get('X-Total-Pages') ?? 1) }
 }
 
+/** Every item of a paginated list (`path` sets per_page), following X-Next-Page. */
+export async function apiAll(path) {
+  const items = []
+  for (let page = 1; page; ) {
+    const res = await apiRaw('GET', `${path}${path.includes('?') ? '&' : '?'}page=${page}`)
+    if (!res.ok) throw await errorOf(res)
+    items.push(...(await res.json()))
+    page = Number(res.headers.get('X-Next-Page')) || 0
+  }
+  return items
+}
+
 export const enc = encodeURIComponent

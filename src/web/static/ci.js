@@ -1,5 +1,5 @@
 // Pipelines tab, pipeline page (jobs by stage), job page with a live log, and "run pipeline".
-import { api, apiPage, apiRaw, currentSession, enc } from './api.js'
+import { api, apiAll, apiPage, apiRaw, currentSession, enc } from './api.js'
 import { AnsiRenderer } from './ansi.js'
 import { duration, errorBox, fill, formValues, h, sessionEnded, statusBadge, timeAgo, toast } from './dom.js'
 import { navigate, onLeave } from './nav.js'
@@ -96,7 +96,7 @@ export async function pipelinePage(project, pipelineId) {
   const draw = async () => {
     const [p, jobs] = await Promise.all([
       api('GET', `/projects/${project.id}/pipelines/${pipelineId}`),
-      api('GET', `/projects/${project.id}/pipelines/${pipelineId}/jobs?per_page=100`),
+      apiAll(`/projects/${project.id}/pipelines/${pipelineId}/jobs?per_page=100`),
     ])
     const stages = new Map()
     for (const j of [...jobs].sort((a, b) => a.id - b.id)) {

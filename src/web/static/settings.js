@@ -1,6 +1,6 @@
 // Project Settings tab: CI/CD variables, runners, deploy tokens and the job-token allowlist.
 // Each section loads and reloads on its own; failures show the API's message in the section.
-import { api, apiPage, enc } from './api.js'
+import { api, apiAll, apiPage, enc } from './api.js'
 import { commandLine, confirmDialog, copyButton, errorBox, formValues, h, timeAgo, toast } from './dom.js'
 import { registryHost } from './registry.js'
 
@@ -78,7 +78,7 @@ function visibilitySection(project) {
 function variablesSection(project) {
   const base = `/projects/${project.id}/variables`
   return section('vars-title', 'CI/CD variables', 'Given to every job as environment variables. Masked values are hidden in job logs; protected ones reach only protected branches and tags.', async (reload) => {
-    const vars = await api('GET', base)
+    const vars = await apiAll(`${base}?per_page=100`)
     const error = h('div')
     const form = h('form', { class: 'panel', 'aria-labelledby': 'var-new' },
       h('h3', { id: 'var-new' }, 'Add a variable'),
@@ -286,7 +286,7 @@ function deployTokensSection(project) {
 function allowlistSection(project) {
   const base = `/projects/${project.id}/job_token_scope/allowlist`
   return section('allow-title', 'Job token allowlist', `CI jobs of the projects listed here may use their CI_JOB_TOKEN to pull images from and clone ${project.path_with_namespace}. Its own jobs always can.`, async (reload) => {
-    const list = await api('GET', base)
+    const list = await apiAll(`${base}?per_page=100`)
     const error = h('div')
     const form = h('form', { class: 'panel', 'aria-labelledby': 'allow-new' },
       h('h3', { id: 'allow-new' }, 'Add a project'),

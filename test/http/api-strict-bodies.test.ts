@@ -1,0 +1,168 @@
+// Mass assignment: every write route (POST/PUT/PATCH, taken from Fastify's own route table, so a
+// new one without an entry here fails) accepts only its documented attributes. An unknown key, or a
+// column a caller must never set (id, creator_id, namespace_id, parent_id, kind, created_at), is a
+// 400 problem+json whose message names it, in JSON and form bodies alike, and nothing is written.
+import assert from 'node:assert/strict'
+import { test } from 'node:test'
+import { sql } from 'kysely'
+import { apiHarness, assertProblem, type ApiHarness } from './api-harness.ts'
+import { world, type World } from './api-world.ts'
+import { registeredRoutes } from './route-table.ts'
+
+type Json = Record<string, unknown>
+
+const PROTECTED = ['id', 'creator_id', 'namespace_id', 'parent_id', 'kind', 'created_at']
+
+/**
+ * GitLab's runner protocol (what gitlab-runner sends): machine messages that grow with runner
+ * versions (`session`, `info.config`, ...). Their handlers copy named fields only (runners.contacted,
+ * RunnerJobs.update), so extra fields are ignored, as GitLab does, rather than refused.
+ */
+const RUNNER_PROTOCOL = new Set([
+  'POST /api/v4/runners',
+  'POST /api/v4/runners/verify',
+  'POST /api/v4/runners/reset_authentication_token',
+  'POST /api/v4/jobs/request',
+  'PUT /api/v4/jobs/:id',
+  'PATCH /api/v4/jobs/:id/trace',
+  'POST /api/v4/jobs/:id/artifacts/authorize',
+  'POST /api/v4/jobs/:id/artifacts',
+])
+
+/** Each write route: a concrete URL and a body it accepts; the test adds one bad key at a time. */
+function writeRoutes(w: World): Record<string, { url: string; body: Json }> {
+  const p = w.project.id
+  const g = w.group.id
+  const u = w.other.user.id
+  return {
+    'POST /api/v4/groups': { url: '/api/v4/groups', body: { name: 'New', path: 'new', visibility: 'private', description: '', parent_id: g } },
+    'PUT /api/v4/groups/:id': { url: `/api/v4/groups/${g}`, body: { name: 'G', description: 'd', visibility: 'private' } },
+    'POST /api/v4/projects': { url: '/api/v4/projects', body: { name: 'New', path: 'new', namespace_id: g, visibility: 'private', description: '' } },
+    'PUT /api/v4/projects/:id': { url: `/api/v4/projects/${p}`, body: { name: 'P', description: 'd', visibility: 'private' } },
+    'POST /api/v4/projects/:id/members': { url: `/api/v4/projects/${p}/members`, body: { user_id: u, access_level: 30 } },
+    'PUT /api/v4/projects/:id/members/:user_id': { url: `/api/v4/projects/${p}/members/${u}`, body: { access_level: 30, expires_at: null } },
+    'POST /api/v4/groups/:id/members': { url: `/api/v4/groups/${g}/members`, body: { user_id: u, access_level: 30 } },
+    'PUT /api/v4/groups/:id/members/:user_id': { url: `/api/v4/groups/${g}/members/${u}`, body: { access_level: 30 } },
+    'POST /api/v4/projects/:id/deploy_tokens': { url: `/api/v4/projects/${p}/deploy_tokens`, body: { name: 'd', scopes: ['read_registry'] } },
+    'POST /api/v4/groups/:id/deploy_tokens': { url: `/api/v4/groups/${g}/deploy_tokens`, body: { name: 'd', scopes: ['read_registry'] } },
+    'POST /api/v4/users': { url: '/api/v4/users', body: { username: 'new', password: 'new-password' } },
+    'PUT /api/v4/users/:id': { url: `/api/v4/users/${u}`, body: { name: 'Other' } },
+    'POST /api/v4/users/:id/block': { url: `/api/v4/users/${u}/block`, body: {} },
+    'POST /api/v4/users/:id/unblock': { url: `/api/v4/users/${u}/unblock`, body: {} },
+    'POST /api/v4/user/personal_access_tokens': { url: '/api/v4/user/personal_access_tokens', body: { name: 't', scopes: ['api'] } },
+    'POST /api/v4/users/:id/personal_access_tokens': { url: `/api/v4/users/${u}/personal_access_tokens`, body: { name: 't', scopes: ['api'] } },
+    'POST /api/v4/projects/:id/pipeline': { url: `/api/v4/projects/${p}/pipeline`, body: { ref: 'main', variables: [{ key: 'A', value: 'b' }] } },
+    'POST /api/v4/projects/:id/pipelines/:pipeline_id/cancel': { url: `/api/v4/projects/${p}/pipelines/${w.pipeline.id}/cancel`, body: {} },
+    'POST /api/v4/projects/:id/pipelines/:pipeline_id/retry': { url: `/api/v4/projects/${p}/pipelines/${w.pipeline.id}/retry`, body: {} },
+    'POST /api/v4/projects/:id/jobs/:job_id/cancel': { url: `/api/v4/projects/${p}/jobs/${w.job.id}/cancel`, body: {} },
+    'POST /api/v4/projects/:id/jobs/:job_id/retry': { url: `/api/v4/projects/${p}/jobs/${w.job.id}/retry`, body: {} },
+    'POST /api/v4/projects/:id/jobs/:job_id/play': { url: `/api/v4/projects/${p}/jobs/${w.job.id}/play`, body: {} },
+    'POST /api/v4/projects/:id/variables': { url: `/api/v4/projects/${p}/variables`, body: { key: 'NEW', value: 'v', variable_type: 'env_var', protected: false, masked: false, environment_scope: '*' } },
+    'PUT /api/v4/projects/:id/variables/:key': { url: `/api/v4/projects/${p}/variables/K`, body: { value: 'w' } },
+    'POST /api/v4/groups/:id/variables': { url: `/api/v4/groups/${g}/variables`, body: { key: 'NEW', value: 'v' } },
+    'PUT /api/v4/groups/:id/variables/:key': { url: `/api/v4/groups/${g}/variables/K`, body: { value: 'w' } },
+    'POST /api/v4/projects/:id/triggers': { url: `/api/v4/projects/${p}/triggers`, body: { description: 'x' } },
+    'POST /api/v4/projects/:id/trigger/pipeline': { url: `/api/v4/projects/${p}/trigger/pipeline`, body: { token: w.trigger.token, ref: 'main', variables: { A: 'b' } } },
+    'POST /api/v4/user/runners': { url: '/api/v4/user/runners', body: { runner_type: 'project_type', project_id: p, description: 'r', tag_list: ['a'] } },
+    'PUT /api/v4/runners/:id': { url: `/api/v4/runners/${w.runner.id}`, body: { paused: true, description: 'r' } },
+    'POST /api/v4/projects/:id/job_token_scope/allowlist': { url: `/api/v4/projects/${p}/job_token_scope/allowlist`, body: { target_project_id: w.target.id } },
+    'POST /-/session': { url: '/-/session', body: { username: 'root', password: 'wrong-but-unchecked' } },
+  }
+}
+
+/** Every row of every table, for "nothing was written". */
+async function snapshot(h: ApiHarness): Promise<Record<string, unknown[]>> {
+  const tables = (await sql<{ name: string }>`SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name`.execute(h.db)).rows.map((r) => r.name)
+  const out: Record<string, unknown[]> = {}
+  for (const t of tables) {
+    // The token that makes the requests gets its last_used_at refreshed: that is the request's auth, not a write of its body.
+    const rows = (await sql<Json>`SELECT * FROM ${sql.table(t)} ORDER BY rowid`.execute(h.db)).rows
+    out[t] = t === 'personal_access_tokens' ? rows.map(({ last_used_at: _, ...r }) => r) : rows
+  }
+  return out
+}
+
+/** JSON → form fields as GitLab clients send them (`k[]=`, `k[sub]=`); undefined when the body cannot be a form. */
+function formOf(body: Json): Record<string, string | string[]> | undefined {
+  const out: Record<string, string | string[]> = {}
+  for (const [k, v] of Object.entries(body)) {
+    if (v === null) return undefined
+    if (Array.isArray(v)) {
+      if (v.some((x) => typeof x === 'object')) return undefined
+      out[`${k}[]`] = v.map(String)
+    } else if (typeof v === 'object') for (const [sub, x] of Object.entries(v as Json)) out[`${k}[${sub}]`] = String(x)
+    else out[k] = String(v)
+  }
+  return out
+}
+
+test('every write route refuses unknown and protected attributes (JSON and form) with a 400 naming them, writing nothing', async (t) => {
+  const h = await apiHarness(t)
+  const w = await world(h)
+  const table = writeRoutes(w)
+
+  // The table covers exactly the write routes Fastify serves (the runner protocol aside).
+  const served = registeredRoutes(h.app.printRoutes({ commonPrefix: false }))
+    .filter(([method, path]) => ['POST', 'PUT', 'PATCH'].includes(method) && (path.startsWith('/api/v4/') || path.startsWith('/-/')))
+    .map(([method, path]) => `${method} ${path}`)
+  assert.deepEqual(served.filter((r) => !RUNNER_PROTOCOL.has(r)).sort(), Object.keys(table).sort(), 'a write route without an entry here (or an entry for a route that is gone)')
+
+  // Their documented body schemas forbid extra properties.
+  const doc = (await h.req('GET', '/api/v4/openapi.json')).json() as { paths: Record<string, Record<string, { requestBody?: { content: Record<string, { schema: { additionalProperties?: unknown } }> } }>> }
+  for (const key of Object.keys(table).filter((k) => k.includes(' /api/v4/'))) {
+    const [method, path] = key.split(' ') as [string, string]
+    const op = doc.paths[path.replace(/:([A-Za-z0-9_]+)/g, '{$1}')]?.[method.toLowerCase()]
+    assert.ok(op, key)
+    if (op.requestBody) assert.equal(op.requestBody.content['application/json']!.schema.additionalProperties, false, `${key}: body schema is not strict`)
+  }
+
+  const before = await snapshot(h)
+  for (const [key, { url, body }] of Object.entries(table)) {
+    const [method] = key.split(' ') as ['POST' | 'PUT' | 'PATCH']
+    // A protected name the route documents (POST /projects' namespace_id) is in its valid body already.
+    const bad: Array<[string, unknown]> = [['wharf_unknown', 1], ...PROTECTED.filter((k) => !(k in body)).map((k): [string, unknown] => [k, 3])]
+    for (const [attr, value] of bad) {
+      const json = await h.req(method, url, { token: w.root.token, body: { ...body, [attr]: value } })
+      const p = assertProblem(json, 400)
+      assert.match(String(p.message), new RegExp(`unknown attribute: ${attr}$`), `${key} (JSON, ${attr}): ${json.body}`)
+      const fields = formOf({ ...body, [attr]: value })
+      if (fields) {
+        const form = await h.req(method, url, { token: w.root.token, form: fields })
+        assert.match(String(assertProblem(form, 400).message), new RegExp(`unknown attribute: ${attr}$`), `${key} (form, ${attr}): ${form.body}`)
+      }
+    }
+  }
+  assert.deepEqual(await snapshot(h), before, 'a refused request wrote something')
+})
+
+test('PUT /projects/:id and /groups/:id: creator_id, kind and unknown keys are 400 (not 500) and change nothing; documented ones still apply', async (t) => {
+  const h = await apiHarness(t)
+  const w = await world(h)
+  const project = async () => ({ ...(await h.db.selectFrom('projects').selectAll().where('id', '=', w.project.id).executeTakeFirstOrThrow()) })
+  const group = async () => ({ ...(await h.db.selectFrom('namespaces').selectAll().where('id', '=', w.group.id).executeTakeFirstOrThrow()) })
+  const p0 = await project()
+  const g0 = await group()
+
+  let res = await h.req('PUT', `/api/v4/projects/${w.project.id}`, { token: w.root.token, body: { creator_id: w.other.user.id } })
+  assert.equal(assertProblem(res, 400).message, '400 unknown attribute: creator_id')
+  res = await h.req('PUT', `/api/v4/projects/${w.project.id}`, { token: w.root.token, body: { description: 'new', no_such_column: 1 } })
+  assert.equal(assertProblem(res, 400).message, '400 unknown attribute: no_such_column')
+  res = await h.req('PUT', `/api/v4/groups/${w.group.id}`, { token: w.root.token, body: { kind: 'user' } })
+  assert.equal(assertProblem(res, 400).message, '400 unknown attribute: kind')
+  res = await h.req('PUT', `/api/v4/groups/${w.group.id}`, { token: w.root.token, form: { description: 'new', parent_id: '7' } })
+  assert.equal(assertProblem(res, 400).message, '400 unknown attribute: parent_id')
+  assert.deepEqual(await project(), p0)
+  assert.deepEqual(await group(), g0)
+
+  // Nested: a pipeline variable with an extra field names where it is.
+  res = await h.req('POST', `/api/v4/projects/${w.project.id}/pipeline`, { token: w.root.token, body: { ref: 'main', variables: [{ key: 'A', value: 'b', protected: true }] } })
+  assert.equal(assertProblem(res, 400).message, '400 unknown attribute: variables.0.protected')
+
+  // The documented attributes still work, JSON and form alike; the rest of the row is untouched.
+  res = await h.req('PUT', `/api/v4/projects/${w.project.id}`, { token: w.root.token, body: { name: 'Renamed', description: 'd', visibility: 'private' } })
+  assert.equal(res.statusCode, 200, res.body)
+  assert.deepEqual(await project(), { ...p0, name: 'Renamed', description: 'd' })
+  res = await h.req('PUT', `/api/v4/groups/${w.group.id}`, { token: w.root.token, form: { description: 'by form' } })
+  assert.equal(res.statusCode, 200, res.body)
+  assert.deepEqual(await group(), { ...g0, description: 'by form' })
+})
