@@ -1,5 +1,6 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { ERROR_CODES, WharfError, type ErrorCode } from '../core/errors.ts'
+import { isClientDisconnect } from '../core/disconnect.ts'
 
 /**
  * The REST API's error table: every domain code maps to an HTTP status here and nowhere else.
@@ -76,7 +77,8 @@ export function apiErrorHandler(err: Error & { statusCode?: number; validation?:
   }
   if (err.validation) return sendProblem(reply, problem(400, err.message, 'BAD_REQUEST'))
   if (err.statusCode !== undefined && err.statusCode >= 400 && err.statusCode < 500) return sendProblem(reply, problem(err.statusCode, err.message))
-  req.log.error({ err }, 'api request failed')
+  if (isClientDisconnect(err)) req.log.info({ err: err.message }, 'client disconnected')
+  else req.log.error({ err }, 'api request failed')
   return sendProblem(reply, problem(500, 'internal server error'))
 }
 

@@ -18,6 +18,10 @@ export const SETTINGS = [
   { key: 'limits.manifestBytes', flag: 'max-manifest-bytes', env: 'WHARF_LIMITS_MANIFEST_BYTES', kind: 'integer' },
   { key: 'limits.uploadTtlSeconds', flag: 'upload-ttl-seconds', env: 'WHARF_LIMITS_UPLOAD_TTL_SECONDS', kind: 'integer' },
   { key: 'limits.pageMax', flag: 'page-max', env: 'WHARF_LIMITS_PAGE_MAX', kind: 'integer' },
+  { key: 'limits.bodyIdleTimeoutSeconds', flag: 'body-idle-timeout-seconds', env: 'WHARF_LIMITS_BODY_IDLE_TIMEOUT_SECONDS', kind: 'integer' },
+  { key: 'limits.headersTimeoutSeconds', flag: 'headers-timeout-seconds', env: 'WHARF_LIMITS_HEADERS_TIMEOUT_SECONDS', kind: 'integer' },
+  { key: 'limits.keepAliveTimeoutSeconds', flag: 'keep-alive-timeout-seconds', env: 'WHARF_LIMITS_KEEP_ALIVE_TIMEOUT_SECONDS', kind: 'integer' },
+  { key: 'limits.maxConnectionsPerAddress', flag: 'max-connections-per-address', env: 'WHARF_LIMITS_MAX_CONNECTIONS_PER_ADDRESS', kind: 'integer' },
   { key: 'ci.jobHeartbeatTimeoutSeconds', flag: 'job-heartbeat-timeout-seconds', env: 'WHARF_CI_JOB_HEARTBEAT_TIMEOUT_SECONDS', kind: 'integer' },
 ] as const
 
