@@ -213,6 +213,32 @@ describe('stalled upload bodies (body idle timeout 2 s)', () => {
     assert.deepEqual(await errorLines(w), [])
     assert.match(await readFile(w.logFile, 'utf8'), /request body idle: connection closed/)
   })
+
+  it('logs clients that disconnect mid-upload at info, not error, and keeps their uploads resumable', async () => {
+    const token = await registryToken(w, `repository:${REPO}:pull,push`)
+    const auth = { authorization: `Bearer ${token}` }
+    const sent = 256 * 1024
+    for (let i = 0; i < 10; i++) {
+      const res = await fetch(`${w.url}/v2/${REPO}/blobs/uploads/`, { method: 'POST', headers: auth })
+      const location = res.headers.get('location')!
+      const c = await open(w.port)
+      // Docker's way: one streamed PATCH, chunked, no Content-Range.
+      c.socket.write(`PATCH ${location} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${token}\r\nContent-Type: application/octet-stream\r\nTransfer-Encoding: chunked\r\n\r\n`)
+      c.socket.write(`${sent.toString(16)}\r\n`)
+      await new Promise<void>((r) => c.socket.write(randomBytes(sent), () => r()))
+      await sleep(300)
+      c.socket.destroy()
+      let range: string | null = null
+      for (let tries = 0; tries < 40 && range !== `0-${sent - 1}`; tries++) {
+        await sleep(50)
+        range = (await fetch(`${w.url}${location}`, { headers: auth })).headers.get('range')
+      }
+      assert.equal(range, `0-${sent - 1}`)
+    }
+    await sleep(200)
+    assert.deepEqual(await errorLines(w), [])
+    assert.match(await readFile(w.logFile, 'utf8'), /"level":30[^\n]*"msg":"client disconnected"/)
+  })
 })
 
 describe('connections per address (cap 5)', () => {
