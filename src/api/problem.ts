@@ -77,7 +77,7 @@ export function apiErrorHandler(err: Error & { statusCode?: number; validation?:
   }
   if (err.validation) return sendProblem(reply, problem(400, err.message, 'BAD_REQUEST'))
   if (err.statusCode !== undefined && err.statusCode >= 400 && err.statusCode < 500) return sendProblem(reply, problem(err.statusCode, err.message))
-  if (isClientDisconnect(err)) req.log.info({ err: err.message }, 'client disconnected')
+  if (isClientDisconnect(err)) req.log.info({ method: req.method, url: req.url, err: err.message }, 'client disconnected')
   else req.log.error({ err }, 'api request failed')
   return sendProblem(reply, problem(500, 'internal server error'))
 }

@@ -190,7 +190,7 @@ const STATUS: Partial<Record<string, number>> = {
 export function gitErrorHandler(err: FastifyError | Error, req: FastifyRequest, reply: FastifyReply): void {
   if (reply.sent || reply.raw.headersSent) return
   const status = isWharfError(err) ? (STATUS[err.code] ?? 500) : 'statusCode' in err && typeof err.statusCode === 'number' && err.statusCode < 500 ? err.statusCode : 500
-  if (status >= 500 && isClientDisconnect(err)) req.log.info({ err: err.message }, 'client disconnected')
+  if (status >= 500 && isClientDisconnect(err)) req.log.info({ method: req.method, url: req.url, err: err.message }, 'client disconnected')
   else if (status >= 500) req.log.error({ err }, 'git request failed')
   if (status === 401) void reply.header('WWW-Authenticate', `Basic realm="${REALM}"`)
   if (status === 429 && isWharfError(err) && typeof err.detail.retryAfter === 'number') void reply.header('Retry-After', String(err.detail.retryAfter))

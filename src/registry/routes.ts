@@ -339,7 +339,7 @@ export function ociErrorHandler(err: Error & { statusCode?: number }, req: Fasti
     return reply.code(err.statusCode).type('application/json').send({ errors: [{ code: 'UNSUPPORTED', message: err.message }] } satisfies OciErrorBody)
   }
   // The client went away (or its body stalled and was cut off): its upload is left resumable, nothing failed here.
-  if (isClientDisconnect(err)) req.log.info({ err: err.message }, 'client disconnected')
+  if (isClientDisconnect(err)) req.log.info({ method: req.method, url: req.url, err: err.message }, 'client disconnected')
   else req.log.error({ err }, 'registry request failed')
   return reply.code(500).type('application/json').send({ errors: [{ code: 'UNKNOWN', message: 'internal server error' }] } satisfies OciErrorBody)
 }
