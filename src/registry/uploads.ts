@@ -152,7 +152,8 @@ export class Uploads {
     } catch (e) {
       // The hash may have seen bytes that never reached the file; rebuild it from disk next time.
       this.hashes.delete(id)
-      if (out) await this.keepReceived(id, size, out)
+      // A chunk refused for what it is (SIZE_INVALID) leaves nothing behind; one that broke off keeps its bytes.
+      if (out && !(e instanceof WharfError)) await this.keepReceived(id, size, out)
       throw e
     }
     await q.setUploadSize(this.db, id, state.size)
@@ -160,7 +161,7 @@ export class Uploads {
   }
 
   /**
-   * A chunk that broke off (client gone, body idle) keeps the bytes that reached the temp file: the
+   * A chunk that broke off (client gone, body idle, disk error) keeps the bytes that reached the temp file: the
    * session's offset becomes the file's size, so a client asking GET for the offset resumes there.
    */
   private async keepReceived(id: string, size: number, out: Writable): Promise<void> {

@@ -302,10 +302,10 @@ describe('connections per address over HTTPS (cap 2)', () => {
   })
 })
 
-describe('keep-alive (keep-alive timeout 2 s)', () => {
+describe('keep-alive and headers timeouts (2 s each)', () => {
   let w: Wharf
   before(async () => {
-    w = await startWharf({ extraArgs: ['--keep-alive-timeout-seconds', '2'] })
+    w = await startWharf({ extraArgs: ['--keep-alive-timeout-seconds', '2', '--headers-timeout-seconds', '2'] })
     await w.createProject('slow/clients')
   })
   after(() => w?.stop())
@@ -348,5 +348,21 @@ describe('keep-alive (keep-alive timeout 2 s)', () => {
     }
     agent.destroy()
     assert.equal(ports.size, 1)
+  })
+
+  it('closes a connection whose request headers do not arrive within the headers timeout', async () => {
+    const c = await open(w.port)
+    const start = Date.now()
+    c.socket.write('GET /v2/ HTTP/1.1\r\nHost: x\r\n')
+    const trickle = setInterval(() => c.socket.write('X-Slow: 1\r\n'), 200)
+    try {
+      const closedAt = await Promise.race([c.closed, sleep(10_000).then(() => NaN)])
+      assert.ok(!Number.isNaN(closedAt), 'still open 10 s after the first header line')
+      assert.ok(closedAt - start >= 1500, `closed after ${closedAt - start} ms`)
+      assert.match(c.data(), /^HTTP\/1\.1 408 /)
+    } finally {
+      clearInterval(trickle)
+      c.socket.destroy()
+    }
   })
 })
