@@ -61,7 +61,9 @@ function abortIdleBodies(server: Server, seconds: number, log: FastifyBaseLogger
     if (!bodyPending(req)) return
     req.socket.setTimeout(ms)
     // Node emits 'timeout' on the request only while its body is incomplete, and on the response otherwise.
-    req.once('timeout', () => {
+    req.on('timeout', () => {
+      // Body bytes waiting to be read mean the server is behind (a slow disk, a busy upload lock), not the client.
+      if (req.readableLength > 0) return void req.socket.setTimeout(ms)
       log.info({ method: req.method, url: req.url, idleSeconds: seconds }, 'request body idle: connection closed')
       req.socket.destroy()
     })

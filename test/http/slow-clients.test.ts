@@ -58,10 +58,10 @@ async function openAfter(c: Conn, ms: number): Promise<boolean> {
 }
 
 /** Sends one HTTP/1.1 request on a raw connection and waits for a complete response (Content-Length framed). */
-async function exchange(c: Conn, head: string, body: Buffer = Buffer.alloc(0)): Promise<{ status: number; headers: string; body: string }> {
+async function exchange(c: Conn, head: string, body: Buffer = Buffer.alloc(0), timeoutMs = 5000): Promise<{ status: number; headers: string; body: string }> {
   const before = c.data().length
   c.socket.write(Buffer.concat([Buffer.from(head, 'latin1'), body]))
-  for (let i = 0; i < 200; i++) {
+  for (const deadline = Date.now() + timeoutMs; Date.now() < deadline; ) {
     const text = c.data().slice(before)
     const end = text.indexOf('\r\n\r\n')
     if (end >= 0) {
@@ -212,6 +212,35 @@ describe('stalled upload bodies (body idle timeout 2 s)', () => {
     // Clients going away mid-upload are routine: nothing at error level.
     assert.deepEqual(await errorLines(w), [])
     assert.match(await readFile(w.logFile, 'utf8'), /request body idle: connection closed/)
+  })
+
+  it('does not cut off a body the server is not reading yet (a PATCH waiting for the session lock)', async () => {
+    const token = await registryToken(w, `repository:${REPO}:pull,push`)
+    const auth = { authorization: `Bearer ${token}` }
+    const location = (await fetch(`${w.url}/v2/${REPO}/blobs/uploads/`, { method: 'POST', headers: auth })).headers.get('location')!
+    const head = (length: number) =>
+      `PATCH ${location} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${token}\r\nContent-Type: application/octet-stream\r\nContent-Length: ${length}\r\n\r\n`
+    // The first PATCH holds the session's lock: it trickles for 5 s, then stalls and is cut off.
+    const first = await open(w.port)
+    first.socket.write(head(1 << 20))
+    first.socket.write(Buffer.alloc(1000, 1))
+    let trickled = 1000
+    const trickle = setInterval(() => {
+      first.socket.write(Buffer.alloc(100, 1))
+      trickled += 100
+    }, 400)
+    await sleep(500)
+    // The second waits behind it far longer than the idle timeout, its body sent and buffered.
+    const second = await open(w.port)
+    const body = randomBytes(1 << 20)
+    const answer = exchange(second, head(body.length), body, 20_000)
+    await sleep(4500)
+    clearInterval(trickle)
+    assert.ok(!Number.isNaN(await Promise.race([first.closed, sleep(10_000).then(() => NaN)])), 'the stalled first PATCH is cut off')
+    const res = await answer
+    assert.equal(res.status, 202, res.body)
+    assert.match(res.headers, new RegExp(`\\r\\nrange: 0-${trickled + body.length - 1}\\r\\n`, 'i'))
+    second.socket.destroy()
   })
 
   it('logs clients that disconnect mid-upload at info, not error, and keeps their uploads resumable', async () => {
