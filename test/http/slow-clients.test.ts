@@ -185,7 +185,9 @@ describe('stalled upload bodies (body idle timeout 2 s)', () => {
     for (const t of closedAt) assert.ok(t - stalledAt >= 1500, `closed after ${t - stalledAt} ms: before the idle timeout`)
 
     // Temp files accounted: one per session holding exactly the bytes received, none for the single-request upload, none held open.
+    // The server cleans up just after it cuts a connection, so give it a moment (bounded).
     const dir = join(w.dataDir, 'storage', 'uploads')
+    for (let i = 0; i < 100 && ((await readdir(dir)).length !== 100 || (await openUploadFds(w)) !== 0); i++) await sleep(50)
     const files = await readdir(dir)
     assert.equal(files.length, 100, `temp files: ${files.length}`)
     for (const f of files) assert.equal((await stat(join(dir, f))).size, sent)
