@@ -194,7 +194,11 @@ describe('stalled upload bodies (body idle timeout 2 s)', () => {
     assert.equal(await openUploadFds(w), 0)
 
     for (const location of sessions) {
-      const status = await fetch(`${w.url}${location}`, { headers: auth })
+      let status = await fetch(`${w.url}${location}`, { headers: auth })
+      for (let i = 0; i < 40 && status.headers.get('range') !== `0-${sent - 1}`; i++) {
+        await sleep(50)
+        status = await fetch(`${w.url}${location}`, { headers: auth })
+      }
       assert.equal(status.status, 204)
       assert.equal(status.headers.get('range'), `0-${sent - 1}`)
       const rest = await fetch(`${w.url}${location}`, {
