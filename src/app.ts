@@ -11,6 +11,9 @@ import { gitApiRoutes, gitRoutes, type GitHosting } from './git/index.ts'
 import { ciRoutes, runnerApiRoutes, runnerProtocolRoutes, type Ci } from './ci/index.ts'
 import { apiScope } from './api/scope.ts'
 import { Sessions, webRoutes } from './web/index.ts'
+import { limitConnections, serverOptions, type ConnectionLimits } from './connections.ts'
+import { DEFAULTS } from './config/schema.ts'
+import { isClientDisconnect } from './core/disconnect.ts'
 
 export interface AppDeps {
   logger: FastifyBaseLogger
@@ -19,7 +22,8 @@ export interface AppDeps {
   projects: Projects
   accessTokens: AccessTokens
   publicUrl: string
-  limits: { manifestBytes: number }
+  /** Connection limits left out take their configured defaults (tests pass only what they exercise). */
+  limits: { manifestBytes: number } & Partial<ConnectionLimits>
   /** Git hosting: smart HTTP at `/<namespace>/<project>.git/…` and the repository API. */
   git?: GitHosting
   ci?: Ci
@@ -31,17 +35,20 @@ export interface AppDeps {
 
 /** Builds the HTTP application without listening or reading the environment, so tests can inject requests. */
 export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
+  const limits: ConnectionLimits = { ...DEFAULTS.limits, ...deps.limits }
+  const { keepAliveTimeout, http } = serverOptions(limits)
   const app = Fastify({
     loggerInstance: deps.logger,
+    keepAliveTimeout,
     // Typed as the http flavour either way: routes never touch the raw server.
-    ...(deps.https ? ({ https: deps.https } as {}) : {}),
+    ...(deps.https ? ({ https: { ...deps.https, ...http } } as {}) : { http }),
     logController: new OneLineLog(),
     exposeHeadRoutes: false,
     bodyLimit: 1 << 20,
     // Fastify's ajv silently drops properties a schema forbids; keep them so they fail validation
     // (a 400 naming the attribute, see api/problem.ts) instead of being ignored.
     ajv: { customOptions: { removeAdditional: false } },
-    // Uploads of multi-GiB layers may legitimately take long; idle sockets still time out.
+    // Uploads of multi-GiB layers may legitimately take long; a stalled body is aborted by limitConnections.
     requestTimeout: 0,
     // Errors raised before routing (e.g. malformed percent-encoding) still get the protocol's error body.
     frameworkErrors: (err, req, res) => {
@@ -50,6 +57,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       void reply.code(400).type('application/problem+json').send({ type: 'about:blank', title: 'Bad Request', status: 400, detail: err.message, message: err.message })
     },
   })
+  limitConnections(app, limits, deps.logger)
   // Hooked first, on the root: the OpenAPI document covers every /api/v4 route, whichever plugin adds it.
   const openapi = new OpenApiCollector(OPENAPI_INFO, deps.publicUrl.replace(/\/$/, ''))
   app.addHook('onRoute', openapi.onRoute)
@@ -97,7 +105,9 @@ class OneLineLog extends LogController {
   override incomingRequest(): void {}
   override requestCompleted(error: Error | null | undefined, req: FastifyRequest, reply: FastifyReply): void {
     const line = { method: req.method, url: req.url, status: reply.statusCode, ms: Math.round(reply.elapsedTime) }
-    if (error) req.log.error({ ...line, err: error }, 'request failed')
+    // A client going away mid-request is routine (a cancelled push, an idle body cut off), not a server fault.
+    if (error && isClientDisconnect(error)) req.log.info({ ...line, err: error.message }, 'client disconnected')
+    else if (error) req.log.error({ ...line, err: error }, 'request failed')
     else req.log.info(line, 'request')
   }
 }

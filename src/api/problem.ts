@@ -1,5 +1,6 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { ERROR_CODES, unavailableFrom, WharfError, type ErrorCode } from '../core/errors.ts'
+import { isClientDisconnect } from '../core/disconnect.ts'
 
 /**
  * The REST API's error table: every domain code maps to an HTTP status here and nowhere else.
@@ -81,7 +82,8 @@ export function apiErrorHandler(error: Error & { statusCode?: number; validation
   }
   if (err.validation) return sendProblem(reply, problem(400, validationDetail(err as Error & { validation: ValidationIssue[] }), 'BAD_REQUEST'))
   if (err.statusCode !== undefined && err.statusCode >= 400 && err.statusCode < 500) return sendProblem(reply, problem(err.statusCode, err.message))
-  req.log.error({ err }, 'api request failed')
+  if (isClientDisconnect(err)) req.log.info({ method: req.method, url: req.url, err: err.message }, 'client disconnected')
+  else req.log.error({ err }, 'api request failed')
   return sendProblem(reply, problem(500, 'internal server error'))
 }
 

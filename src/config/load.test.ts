@@ -45,7 +45,19 @@ describe('loadConfig defaults', () => {
     assert.equal(c.publicUrl, 'http://127.0.0.1:5000')
     assert.equal(c.data, resolve('./data'))
     assert.equal(c.logLevel, 'info')
-    assert.deepEqual({ ...c.limits }, { manifestBytes: 4 << 20, uploadTtlSeconds: 86400, pageMax: 10_000, gitProcesses: 8, gitQueue: 512 })
+    assert.deepEqual(
+      { ...c.limits },
+      { manifestBytes: 4 << 20, uploadTtlSeconds: 86400, pageMax: 10_000, gitProcesses: 8, gitQueue: 512, bodyIdleTimeoutSeconds: 60, headersTimeoutSeconds: 30, keepAliveTimeoutSeconds: 72, maxConnectionsPerAddress: 256 },
+    )
+  })
+
+  it('reads the connection limits from flags and environment; 0 turns the per-address cap off', () => {
+    const c = loadConfig({ env: { WHARF_LIMITS_BODY_IDLE_TIMEOUT_SECONDS: '5', WHARF_LIMITS_MAX_CONNECTIONS_PER_ADDRESS: '0' }, flags: { 'keep-alive-timeout-seconds': '9', 'headers-timeout-seconds': '7' } })
+    assert.equal(c.limits.bodyIdleTimeoutSeconds, 5)
+    assert.equal(c.limits.maxConnectionsPerAddress, 0)
+    assert.equal(c.limits.keepAliveTimeoutSeconds, 9)
+    assert.equal(c.limits.headersTimeoutSeconds, 7)
+    assertConfigError(() => loadConfig({ env: {}, flags: { 'body-idle-timeout-seconds': '0' } }), 'limits.bodyIdleTimeoutSeconds', '--body-idle-timeout-seconds')
   })
 
   it('returns a deeply frozen object and does not mutate DEFAULTS', () => {

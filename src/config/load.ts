@@ -20,6 +20,10 @@ export const SETTINGS = [
   { key: 'limits.pageMax', flag: 'page-max', env: 'WHARF_LIMITS_PAGE_MAX', kind: 'integer' },
   { key: 'limits.gitProcesses', flag: 'git-processes', env: 'WHARF_LIMITS_GIT_PROCESSES', kind: 'integer' },
   { key: 'limits.gitQueue', flag: 'git-queue', env: 'WHARF_LIMITS_GIT_QUEUE', kind: 'integer' },
+  { key: 'limits.bodyIdleTimeoutSeconds', flag: 'body-idle-timeout-seconds', env: 'WHARF_LIMITS_BODY_IDLE_TIMEOUT_SECONDS', kind: 'integer' },
+  { key: 'limits.headersTimeoutSeconds', flag: 'headers-timeout-seconds', env: 'WHARF_LIMITS_HEADERS_TIMEOUT_SECONDS', kind: 'integer' },
+  { key: 'limits.keepAliveTimeoutSeconds', flag: 'keep-alive-timeout-seconds', env: 'WHARF_LIMITS_KEEP_ALIVE_TIMEOUT_SECONDS', kind: 'integer' },
+  { key: 'limits.maxConnectionsPerAddress', flag: 'max-connections-per-address', env: 'WHARF_LIMITS_MAX_CONNECTIONS_PER_ADDRESS', kind: 'integer' },
   { key: 'ci.jobHeartbeatTimeoutSeconds', flag: 'job-heartbeat-timeout-seconds', env: 'WHARF_CI_JOB_HEARTBEAT_TIMEOUT_SECONDS', kind: 'integer' },
   { key: 'ci.maxJobsPerPipeline', flag: 'max-jobs-per-pipeline', env: 'WHARF_CI_MAX_JOBS_PER_PIPELINE', kind: 'integer' },
 ] as const

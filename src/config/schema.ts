@@ -44,6 +44,14 @@ export const ConfigSchema = Type.Object(
         gitProcesses: Type.Integer({ minimum: 1, maximum: 1024 }),
         /** git operations allowed to wait for a slot; past that a request is answered 503 with Retry-After. */
         gitQueue: Type.Integer({ minimum: 0, maximum: 100_000 }),
+        /** A request body that delivers no byte this long is aborted (an upload stays resumable at the offset it reached). */
+        bodyIdleTimeoutSeconds: Type.Integer({ minimum: 1, maximum: 3600, description: 'seconds, 1 to 3600' }),
+        /** Time a client has to send a request's headers. */
+        headersTimeoutSeconds: Type.Integer({ minimum: 1, maximum: 600, description: 'seconds, 1 to 600' }),
+        /** An idle keep-alive connection is closed after this long. */
+        keepAliveTimeoutSeconds: Type.Integer({ minimum: 1, maximum: 3600, description: 'seconds, 1 to 3600' }),
+        /** Open connections allowed from one client address; 0 turns the cap off (e.g. behind a reverse proxy, where every connection comes from the proxy). */
+        maxConnectionsPerAddress: Type.Integer({ minimum: 0, maximum: 1_000_000, description: 'a count, 0 for no cap' }),
       },
       { additionalProperties: false },
     ),
@@ -67,6 +75,18 @@ export const DEFAULTS: Omit<Config, 'publicUrl'> = {
   data: './data',
   logLevel: 'info',
   auth: { tokenTtlSeconds: 300 },
-  limits: { manifestBytes: 4 << 20, uploadTtlSeconds: 24 * 3600, pageMax: 10_000, gitProcesses: 8, gitQueue: 512 },
+  limits: {
+    manifestBytes: 4 << 20,
+    uploadTtlSeconds: 24 * 3600,
+    pageMax: 10_000,
+    gitProcesses: 8,
+    gitQueue: 512,
+    bodyIdleTimeoutSeconds: 60,
+    headersTimeoutSeconds: 30,
+    // Longer than the 60 s idle timeout of common proxies and load balancers, so they close first.
+    keepAliveTimeoutSeconds: 72,
+    // A CI fleet behind one NAT address pushes several layers per job at once; 256 leaves room for ~50 concurrent pushes.
+    maxConnectionsPerAddress: 256,
+  },
   ci: { jobHeartbeatTimeoutSeconds: 300, maxJobsPerPipeline: 500 },
 }

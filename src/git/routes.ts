@@ -4,6 +4,7 @@ import { basicCredentials } from '../auth/token-routes.ts'
 import { ANONYMOUS, principalName, type Principal } from '../auth/principals.ts'
 import { isWharfError, unavailableFrom, WharfError } from '../core/errors.ts'
 import { gitEnv, runGitCgi } from './exec.ts'
+import { isClientDisconnect } from '../core/disconnect.ts'
 import type { GitHosting } from './service.ts'
 
 // Git's smart HTTP protocol at GitLab's URLs, served by `git http-backend` as a CGI:
@@ -192,6 +193,7 @@ export function gitErrorHandler(error: FastifyError | Error, req: FastifyRequest
   const err = unavailableFrom(error) ?? error
   const status = isWharfError(err) ? (STATUS[err.code] ?? 500) : 'statusCode' in err && typeof err.statusCode === 'number' && err.statusCode < 500 ? err.statusCode : 500
   if (status === 503) req.log.warn({ err }, 'git request refused: server busy')
+  else if (status >= 500 && isClientDisconnect(err)) req.log.info({ method: req.method, url: req.url, err: err.message }, 'client disconnected')
   else if (status >= 500) req.log.error({ err }, 'git request failed')
   if (status === 401) void reply.header('WWW-Authenticate', `Basic realm="${REALM}"`)
   if ((status === 429 || status === 503) && isWharfError(err) && typeof err.detail.retryAfter === 'number') void reply.header('Retry-After', String(err.detail.retryAfter))

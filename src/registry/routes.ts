@@ -2,6 +2,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { IncomingMessage } from 'node:http'
 import { parseDigest } from '../core/digest.ts'
 import { unavailableFrom, WharfError } from '../core/errors.ts'
+import { isClientDisconnect } from '../core/disconnect.ts'
 import { parseRepoName, type RepoName } from '../core/names.ts'
 import { parseRange, type Blobs } from './blobs.ts'
 import type { Manifests, Page } from './manifests.ts'
@@ -375,6 +376,8 @@ export function ociErrorHandler(err: Error & { statusCode?: number }, req: Fasti
   if (err.statusCode !== undefined && err.statusCode >= 400 && err.statusCode < 500) {
     return reply.code(err.statusCode).type('application/json').send({ errors: [{ code: 'UNSUPPORTED', message: err.message }] } satisfies OciErrorBody)
   }
-  req.log.error({ err }, 'registry request failed')
+  // The client went away (or its body stalled and was cut off): its upload is left resumable, nothing failed here.
+  if (isClientDisconnect(err)) req.log.info({ method: req.method, url: req.url, err: err.message }, 'client disconnected')
+  else req.log.error({ err }, 'registry request failed')
   return reply.code(500).type('application/json').send({ errors: [{ code: 'UNKNOWN', message: 'internal server error' }] } satisfies OciErrorBody)
 }

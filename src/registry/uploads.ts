@@ -1,4 +1,5 @@
 import { randomUUID, type Hash } from 'node:crypto'
+import { once } from 'node:events'
 import { basename } from 'node:path'
 import type { Readable, Writable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
@@ -143,17 +144,31 @@ export class Uploads {
       throw new WharfError('SIZE_INVALID', 'Content-Range does not match Content-Length', {})
     }
     const state = await this.hashState(id, size)
+    let out: Writable | undefined
     try {
-      const out = await this.driver.appender(uploadPath(id), size)
+      out = await this.driver.appender(uploadPath(id), size)
       const received = await streamInto(body, out, state.hash)
       state.size += received
     } catch (e) {
       // The hash may have seen bytes that never reached the file; rebuild it from disk next time.
       this.hashes.delete(id)
+      // A chunk refused for what it is (SIZE_INVALID) leaves nothing behind; one that broke off keeps its bytes.
+      if (out && !(e instanceof WharfError)) await this.keepReceived(id, size, out)
       throw e
     }
     await q.setUploadSize(this.db, id, state.size)
     return state.size
+  }
+
+  /**
+   * A chunk that broke off (client gone, body idle, disk error) keeps the bytes that reached the temp file: the
+   * session's offset becomes the file's size, so a client asking GET for the offset resumes there.
+   */
+  private async keepReceived(id: string, size: number, out: Writable): Promise<void> {
+    // The destroyed writer may still be finishing a write; measure the file after it closed.
+    if (!out.closed) await once(out, 'close').catch(() => {})
+    const info = await this.driver.stat(uploadPath(id))
+    if (info && info.size > size) await q.setUploadSize(this.db, id, info.size)
   }
 
   private async hashState(id: string, size: number): Promise<HashState> {

@@ -2,7 +2,9 @@ import assert from 'node:assert/strict'
 import { randomUUID } from 'node:crypto'
 import { appendFile, mkdir, readdir, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
+import { Readable } from 'node:stream'
 import { describe, it } from 'node:test'
+import { parseRepoName } from '../../src/core/names.ts'
 import { OCI_ERRORS } from '../../src/registry/oci-errors.ts'
 import { assertOciError, harness, randomBlob, sha256, sha512, type Harness, type Response } from './harness.ts'
 
@@ -391,6 +393,26 @@ describe('blob push: resumable after restart', () => {
     await appendFile(join(h.storageDir, 'uploads', id), Buffer.from('garbage from a torn write'))
     assert.equal((await h.inject({ method: 'GET', url })).headers.range, '0-999')
     assert.equal((await patch(h, url, data.subarray(1000), '1000-1999')).statusCode, 202)
+    assertCreated(await put(h, url, sha256(data)), 't/a', sha256(data))
+    await assertBlob(h, 't/a', sha256(data), data)
+  })
+
+  it('a chunk that breaks off (client gone, body idle) keeps the bytes that reached the temp file; the upload resumes there', async (t) => {
+    const h = await harness(t)
+    const data = randomBlob(10_000)
+    const { url, id } = await start(h, 't/a')
+    assert.equal((await patch(h, url, data.subarray(0, 1000), '0-999')).statusCode, 202)
+    const broken = Readable.from(
+      (async function* () {
+        yield data.subarray(1000, 4000)
+        await new Promise((r) => setTimeout(r, 20))
+        throw Object.assign(new Error('aborted'), { code: 'ECONNRESET' })
+      })(),
+    )
+    await assert.rejects(h.registry.uploads.append(parseRepoName('t/a'), id, { stream: broken, length: 9000, rangeStart: 1000, rangeEnd: 9999 }), /aborted/)
+    assert.equal((await h.inject({ method: 'GET', url })).headers.range, '0-3999')
+    assert.equal((await stat(join(h.storageDir, 'uploads', id))).size, 4000)
+    assert.equal((await patch(h, url, data.subarray(4000), '4000-9999')).statusCode, 202)
     assertCreated(await put(h, url, sha256(data)), 't/a', sha256(data))
     await assertBlob(h, 't/a', sha256(data), data)
   })
