@@ -11,6 +11,7 @@ import { gitApiRoutes, gitRoutes, type GitHosting } from './git/index.ts'
 import { ciRoutes, runnerApiRoutes, runnerProtocolRoutes, type Ci } from './ci/index.ts'
 import { apiScope } from './api/scope.ts'
 import { Sessions, webRoutes } from './web/index.ts'
+import { instrumentRequests, opsRoutes, type InFlight, type Metrics, type Probes } from './ops/index.ts'
 
 export interface AppDeps {
   logger: FastifyBaseLogger
@@ -25,6 +26,12 @@ export interface AppDeps {
   ci?: Ci
   /** Runner API tuning: the /jobs/request long poll and the heartbeat sweep period (tests shorten or disable them). */
   runnerProtocol?: { longPollMs?: number; sweepIntervalMs?: number }
+  /** Prometheus metrics and the readiness checks (src/ops); `metricsToken` serves /-/metrics here. */
+  metrics: Metrics
+  probes: Probes
+  metricsToken?: string | undefined
+  /** Counts running handlers, so shutdown knows when they are done (the server's; tests leave it out). */
+  inFlight?: InFlight
   /** PEM certificate (chain) and key: serve HTTPS (HTTP/1.1) instead of HTTP. */
   https?: { cert: Buffer; key: Buffer }
 }
@@ -47,6 +54,9 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       void reply.code(400).type('application/problem+json').send({ type: 'about:blank', title: 'Bad Request', status: 400, detail: err.message, message: err.message })
     },
   })
+  deps.inFlight?.install(app)
+  instrumentRequests(app, deps.metrics)
+  await app.register(opsRoutes, { metrics: deps.metrics, probes: deps.probes, metricsToken: deps.metricsToken })
   // Hooked first, on the root: the OpenAPI document covers every /api/v4 route, whichever plugin adds it.
   const openapi = new OpenApiCollector(OPENAPI_INFO, deps.publicUrl.replace(/\/$/, ''))
   app.addHook('onRoute', openapi.onRoute)
@@ -95,6 +105,7 @@ class OneLineLog extends LogController {
   override requestCompleted(error: Error | null | undefined, req: FastifyRequest, reply: FastifyReply): void {
     const line = { method: req.method, url: req.url, status: reply.statusCode, ms: Math.round(reply.elapsedTime) }
     if (error) req.log.error({ ...line, err: error }, 'request failed')
+    else if (req.routeOptions.config.quietLog) req.log.debug(line, 'request')
     else req.log.info(line, 'request')
   }
 }

@@ -8,6 +8,7 @@ import type { Config } from './config/schema.ts'
 import { migrate, openDb } from './metadata/db.ts'
 import { createServices } from './services.ts'
 import { createFsDriver } from './storage/fs-driver.ts'
+import { closeGracefully, InFlight, instrumentDriver, Metrics, metricsServer } from './ops/index.ts'
 
 /** How often stale upload sessions are looked for; a quarter of the TTL, at most every ten minutes. */
 const sweepPeriodMs = (ttlSeconds: number) => Math.min(ttlSeconds * 250, 10 * 60 * 1000)
@@ -25,10 +26,13 @@ export interface RunningServer {
 export async function startServer(config: Readonly<Config>): Promise<RunningServer> {
   const logger = pino({ level: config.logLevel, redact: ['req.headers.authorization', 'headers.authorization', 'req.headers["private-token"]', 'req.headers["job-token"]'] })
   await mkdir(config.data, { recursive: true })
-  const db = openDb({ kind: 'sqlite', path: join(config.data, 'wharf.db') })
+  // Made first: the database and the storage driver are timed at their one entry point each.
+  const metrics = new Metrics({ process: true })
+  const db = openDb({ kind: 'sqlite', path: join(config.data, 'wharf.db') }, { log: metrics.onQuery })
   await migrate(db, 'sqlite')
-  const driver = createFsDriver(join(config.data, 'storage'))
+  const driver = instrumentDriver(createFsDriver(join(config.data, 'storage')), metrics)
   const services = await createServices(db, driver, {
+    metrics,
     publicUrl: config.publicUrl,
     tokenTtlSeconds: config.auth.tokenTtlSeconds,
     pageMax: config.limits.pageMax,
@@ -39,7 +43,8 @@ export async function startServer(config: Readonly<Config>): Promise<RunningServ
   })
   const { registry, generatedRootPassword } = services
   const https = config.tls && { cert: await readFile(config.tls.cert), key: await readFile(config.tls.key) }
-  const app = await buildApp({ logger, ...services, publicUrl: config.publicUrl, limits: config.limits, ...(https ? { https } : {}) })
+  const inFlight = new InFlight()
+  const app = await buildApp({ logger, ...services, inFlight, metricsToken: config.metrics.token, publicUrl: config.publicUrl, limits: config.limits, ...(https ? { https } : {}) })
 
   const sweep = () =>
     registry.uploads.sweep(config.limits.uploadTtlSeconds).then(
@@ -51,13 +56,21 @@ export async function startServer(config: Readonly<Config>): Promise<RunningServ
 
   const { host, port } = listenAddress(config)
   await app.listen({ host, port })
+  const metricsListener = config.metrics.listen ? metricsServer(metrics, config.metrics.token) : undefined
+  if (metricsListener) {
+    const m = listenAddress({ listen: config.metrics.listen! })
+    await new Promise<void>((resolve, reject) => metricsListener.once('error', reject).listen(m.port, m.host, () => resolve()))
+  }
   return {
     app,
     url: config.publicUrl,
     ...(generatedRootPassword ? { generatedRootPassword } : {}),
     async close() {
       clearInterval(timer)
-      await app.close()
+      services.probes.drain()
+      await closeGracefully(app, { graceMs: config.shutdownGraceSeconds * 1000, inFlight, log: logger })
+      metricsListener?.closeAllConnections()
+      await new Promise((resolve) => (metricsListener ? metricsListener.close(resolve) : resolve(undefined)))
       await db.destroy()
     },
   }

@@ -13,6 +13,7 @@ import { createRegistry, type Registry } from './registry/index.ts'
 import { createGitHosting, type GitHosting } from './git/index.ts'
 import { createCi, type Ci } from './ci/index.ts'
 import type { BlobDriver } from './storage/driver.ts'
+import { Metrics, Probes } from './ops/index.ts'
 
 /** A runner that sent nothing about a running job for this long is presumed gone (GitLab Runner updates every few seconds). */
 export const DEFAULT_JOB_HEARTBEAT_TIMEOUT_SECONDS = 300
@@ -31,6 +32,8 @@ export interface ServiceOptions {
   ciRoot?: string | undefined
   /** Running jobs whose runner sent nothing this long are failed (default 300). */
   jobHeartbeatTimeoutSeconds?: number | undefined
+  /** Where domains register their metrics (the server's, with process metrics); a private one when absent. */
+  metrics?: Metrics | undefined
 }
 
 export interface Services {
@@ -39,6 +42,8 @@ export interface Services {
   credentials: Credentials
   auth: RegistryAuth
   accessTokens: AccessTokens
+  metrics: Metrics
+  probes: Probes
   /** Git hosting (repositories, smart HTTP, push events); present when a git root was given. */
   git?: GitHosting
   /** Pipelines, CI/CD variables and triggers; present with git hosting. */
@@ -49,14 +54,15 @@ export interface Services {
 
 /** Builds the domain services over an open database and storage driver (server and tests alike). */
 export async function createServices(db: Kysely<Database>, driver: BlobDriver, opts: ServiceOptions): Promise<Services> {
-  const registry = createRegistry(db, driver, { pageMax: opts.pageMax })
+  const metrics = opts.metrics ?? new Metrics()
+  const registry = createRegistry(db, driver, { pageMax: opts.pageMax, metrics })
   const projects = new Projects(db)
   const credentials = new Credentials(db, new LoginThrottle())
   const tokens = new RegistryTokens(db, { issuer: opts.publicUrl, service: REGISTRY_SERVICE, ttlSeconds: opts.tokenTtlSeconds })
   await tokens.load()
   const auth = new RegistryAuth(db, tokens, credentials, projects)
   const accessTokens = new AccessTokens(db, credentials)
-  const services: Services = { registry, projects, credentials, auth, accessTokens }
+  const services: Services = { registry, projects, credentials, auth, accessTokens, metrics, probes: new Probes(db, driver) }
   if (opts.gitRoot) {
     services.git = await createGitHosting(opts.gitRoot, { projects, credentials })
     services.ci = createCi(db, services.git, projects, opts.publicUrl, {
@@ -64,6 +70,7 @@ export async function createServices(db: Kysely<Database>, driver: BlobDriver, o
       credentials,
       auth,
       heartbeatTimeoutSeconds: opts.jobHeartbeatTimeoutSeconds ?? DEFAULT_JOB_HEARTBEAT_TIMEOUT_SECONDS,
+      metrics,
     })
   }
   if ((await countUsers(db)) === 0) {

@@ -18,11 +18,14 @@ export const SETTINGS = [
   { key: 'limits.manifestBytes', flag: 'max-manifest-bytes', env: 'WHARF_LIMITS_MANIFEST_BYTES', kind: 'integer' },
   { key: 'limits.uploadTtlSeconds', flag: 'upload-ttl-seconds', env: 'WHARF_LIMITS_UPLOAD_TTL_SECONDS', kind: 'integer' },
   { key: 'limits.pageMax', flag: 'page-max', env: 'WHARF_LIMITS_PAGE_MAX', kind: 'integer' },
+  { key: 'metrics.listen', flag: 'metrics-listen', env: 'WHARF_METRICS_LISTEN', kind: 'string' },
+  { key: 'metrics.token', flag: 'metrics-token', env: 'WHARF_METRICS_TOKEN', kind: 'string' },
+  { key: 'shutdownGraceSeconds', flag: 'shutdown-grace-seconds', env: 'WHARF_SHUTDOWN_GRACE_SECONDS', kind: 'integer' },
   { key: 'ci.jobHeartbeatTimeoutSeconds', flag: 'job-heartbeat-timeout-seconds', env: 'WHARF_CI_JOB_HEARTBEAT_TIMEOUT_SECONDS', kind: 'integer' },
 ] as const
 
 /** Settings never echoed back (errors, verify-config). */
-export const SECRET_KEYS: ReadonlySet<string> = new Set(['auth.rootPassword'])
+export const SECRET_KEYS: ReadonlySet<string> = new Set(['auth.rootPassword', 'metrics.token'])
 
 export type SettingFlag = (typeof SETTINGS)[number]['flag']
 
@@ -185,7 +188,7 @@ function deepFreeze<T>(o: T): T {
   return o
 }
 
-export function listenAddress(config: Config): { host: string; port: number } {
+export function listenAddress(config: Pick<Config, 'listen'>): { host: string; port: number } {
   const m = /^\[?(.*?)\]?:(\d+)$/.exec(config.listen)!
   return { host: m[1]!, port: Number(m[2]) }
 }
