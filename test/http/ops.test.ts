@@ -141,8 +141,14 @@ describe('metrics endpoint', () => {
     assert.equal(sample(after, 'wharf_http_requests_total', labels) - sample(before, 'wharf_http_requests_total', labels), 3)
     const out = { direction: 'out', kind: 'manifest' }
     assert.equal(sample(after, 'wharf_registry_bytes_total', out) - sample(before, 'wharf_registry_bytes_total', out), 3 * m.body.length)
+    // A blob download bypasses Fastify's reply (the socket is written directly) and is still counted.
+    const layer = m.body.toString().match(/"digest":"(sha256:[0-9a-f]{64})","size":(\d+)\}\]/)!
+    assert.equal((await h.inject({ method: 'GET', url: `/v2/ops/metrics/blobs/${layer[1]}` })).statusCode, 200)
+    const last = await scrape()
+    assert.equal(sample(last, 'wharf_http_requests_total', { route: '/v2/:name/blobs/:digest', method: 'GET', status: '200' }), 1)
+    assert.equal(sample(last, 'wharf_registry_bytes_total', { direction: 'out', kind: 'blob' }), Number(layer[2]))
     // No series carries a repository name.
-    assert.ok(!after.includes('ops/metrics'), 'a raw URL leaked into a label')
+    assert.ok(!last.includes('ops/metrics'), 'a raw URL leaked into a label')
   })
 })
 
