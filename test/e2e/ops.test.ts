@@ -5,8 +5,15 @@
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
 import { createHash, randomBytes } from 'node:crypto'
+import { createWriteStream } from 'node:fs'
+import { mkdir, mkdtemp, readdir, rename, rm, stat, writeFile } from 'node:fs/promises'
 import { request, type ClientRequest } from 'node:http'
+import { tmpdir } from 'node:os'
+import { pipeline } from 'node:stream/promises'
+import { createGzip } from 'node:zlib'
+import path from 'node:path'
 import { after, before, describe, it } from 'node:test'
+import { describeResult, run } from '../helpers/run.ts'
 import { CiProject, createRunner } from '../helpers/runner.ts'
 import { registryToken } from '../helpers/registry.ts'
 import { freePort, startWharf, type Wharf } from '../helpers/wharf.ts'
@@ -273,5 +280,120 @@ describe('graceful shutdown', { timeout: 180_000 }, () => {
     assert.ok(await waitExit(pid, 1500), 'exited after the second signal')
     assert.ok(Date.now() - second < 1500)
     assert.match(await wharf.logTail(10), /SIGTERM again: exiting without waiting/)
+  })
+})
+
+/** An OCI layout holding one image (tag `big`) with a layer of `size` random bytes; returns its digests. */
+async function bigImageLayout(dir: string, size: number): Promise<{ manifest: string; layer: string; size: number }> {
+  const blobs = path.join(dir, 'blobs', 'sha256')
+  await mkdir(blobs, { recursive: true })
+  const putBlob = async (b: Buffer) => {
+    const d = sha256(b)
+    await writeFile(path.join(blobs, d.slice(7)), b)
+    return d
+  }
+  // Random bytes in a stored (level 0) gzip stream: skopeo sends a gzip layer as it is, so the
+  // registry must end up with exactly these bytes (an uncompressed one it would compress itself).
+  const tmp = path.join(dir, 'layer.tmp')
+  const hash = createHash('sha256')
+  let stored = 0
+  await pipeline(
+    (async function* () {
+      for (let left = size; left > 0; left -= 8 << 20) yield randomBytes(Math.min(left, 8 << 20))
+    })(),
+    createGzip({ level: 0 }),
+    async function* (src: AsyncIterable<Buffer>) {
+      for await (const c of src) {
+        hash.update(c)
+        stored += c.length
+        yield c
+      }
+    },
+    createWriteStream(tmp),
+  )
+  const layer = `sha256:${hash.digest('hex')}`
+  await rename(tmp, path.join(blobs, layer.slice(7)))
+  const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [] } }))
+  const configDigest = await putBlob(config)
+  const manifest = Buffer.from(JSON.stringify({
+    schemaVersion: 2,
+    mediaType: 'application/vnd.oci.image.manifest.v1+json',
+    config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: configDigest, size: config.length },
+    layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', digest: layer, size: stored }],
+  }))
+  const manifestDigest = await putBlob(manifest)
+  await writeFile(path.join(dir, 'oci-layout'), '{"imageLayoutVersion":"1.0.0"}')
+  await writeFile(path.join(dir, 'index.json'), JSON.stringify({ schemaVersion: 2, manifests: [{ mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: manifestDigest, size: manifest.length, annotations: { 'org.opencontainers.image.ref.name': 'big' } }] }))
+  return { manifest: manifestDigest, layer, size: stored }
+}
+
+/** Size of the largest upload temp file the server holds now (0 when none). */
+async function largestUpload(dataDir: string): Promise<number> {
+  const dir = path.join(dataDir, 'storage', 'uploads')
+  let max = 0
+  for (const f of await readdir(dir).catch(() => [] as string[])) max = Math.max(max, (await stat(path.join(dir, f)).catch(() => ({ size: 0 }))).size)
+  return max
+}
+
+describe('skopeo pushes through a restart', { timeout: 300_000 }, () => {
+  let wharf: Wharf
+  let work: string
+
+  before(async () => {
+    work = await mkdtemp(path.join(tmpdir(), 'wharf-e2e-ops-'))
+    // The default grace (30 s): the layer upload in flight at SIGTERM finishes, then the server is gone.
+    wharf = await startWharf()
+  })
+  after(async () => {
+    await wharf?.stop()
+    if (work) await rm(work, { recursive: true, force: true })
+  })
+
+  // skopeo (1.9) retries a copy on a refused or reset connection, not on a request whose connection
+  // was closed under it: so this is the graceful path (the upload finishes, the next request finds
+  // the server gone and is retried after the restart); the cut-and-resume path is the test above.
+  it('SIGTERM while skopeo uploads a layer: the upload finishes, skopeo retries after the restart and the image pulls intact', async () => {
+    await wharf.createProject('ops/skopeo')
+    const layout = path.join(work, 'layout')
+    const size = 384 << 20
+    const image = await bigImageLayout(layout, size)
+    const dest = `docker://${wharf.host}/ops/skopeo:big`
+    const copy = run('skopeo', ['--insecure-policy', 'copy', '--retry-times', '6', '--dest-tls-verify=false', '--dest-creds', `root:${wharf.rootPassword}`, `oci:${layout}:big`, dest], { timeoutMs: 240_000 })
+
+    // SIGTERM once the layer is partly stored, then start again on the same data directory.
+    const deadline = Date.now() + 60_000
+    let seen = 0
+    while ((seen = await largestUpload(wharf.dataDir)) < 16 << 20) {
+      assert.ok(Date.now() < deadline, 'the layer upload never started')
+      await new Promise((r) => setTimeout(r, 20))
+    }
+    assert.ok(seen < image.size, 'the upload was still in flight')
+    const pid = wharf.pid
+    process.kill(pid, 'SIGTERM')
+    assert.ok(await waitExit(pid, 40_000), 'the server exited')
+    const log = await wharf.logTail(200)
+    assert.match(log, /shutting down: finishing in-flight requests/)
+    assert.doesNotMatch(log, /shutdown grace period over/)
+    await wharf.restart()
+
+    const r = await copy
+    assert.equal(r.code, 0, `skopeo copy:\n${describeResult(r)}\n--- server log ---\n${await wharf.logTail(40)}`)
+    assert.match(r.stderr + r.stdout, /retry|Retrying|attempt/i, 'skopeo had to retry')
+
+    // The manifest is the one pushed, and the layer's bytes hash to its digest.
+    const token = await registryToken({ realm: `${wharf.url}/jwt/auth`, service: 'container_registry', scope: 'repository:ops/skopeo:pull' }, { username: 'root', password: wharf.rootPassword })
+    const m = await send('GET', `${wharf.url}/v2/ops/skopeo/manifests/big`, { authorization: `Bearer ${token}`, accept: 'application/vnd.oci.image.manifest.v1+json' })
+    assert.equal(m.status, 200)
+    assert.equal(sha256(m.body), image.manifest)
+    const res = await fetch(`${wharf.url}/v2/ops/skopeo/blobs/${image.layer}`, { headers: { authorization: `Bearer ${token}` } })
+    assert.equal(res.status, 200)
+    const h = createHash('sha256')
+    let n = 0
+    for await (const chunk of res.body!) {
+      h.update(chunk)
+      n += chunk.length
+    }
+    assert.equal(n, image.size)
+    assert.equal(`sha256:${h.digest('hex')}`, image.layer)
   })
 })
