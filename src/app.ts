@@ -11,7 +11,7 @@ import { gitApiRoutes, gitRoutes, type GitHosting } from './git/index.ts'
 import { ciRoutes, runnerApiRoutes, runnerProtocolRoutes, type Ci } from './ci/index.ts'
 import { apiScope } from './api/scope.ts'
 import { Sessions, webRoutes } from './web/index.ts'
-import { instrumentRequests, opsRoutes, type InFlight, type Metrics, type Probes } from './ops/index.ts'
+import { installGracefulClose, instrumentRequests, opsRoutes, type Metrics, type Probes } from './ops/index.ts'
 
 export interface AppDeps {
   logger: FastifyBaseLogger
@@ -30,8 +30,8 @@ export interface AppDeps {
   metrics: Metrics
   probes: Probes
   metricsToken?: string | undefined
-  /** Counts running handlers, so shutdown knows when they are done (the server's; tests leave it out). */
-  inFlight?: InFlight
+  /** With it, close() drains: in-flight requests get this long before their connections are cut (the server's; tests leave it out). */
+  shutdownGraceMs?: number
   /** PEM certificate (chain) and key: serve HTTPS (HTTP/1.1) instead of HTTP. */
   https?: { cert: Buffer; key: Buffer }
 }
@@ -54,7 +54,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       void reply.code(400).type('application/problem+json').send({ type: 'about:blank', title: 'Bad Request', status: 400, detail: err.message, message: err.message })
     },
   })
-  deps.inFlight?.install(app)
+  if (deps.shutdownGraceMs !== undefined) installGracefulClose(app, { graceMs: deps.shutdownGraceMs, probes: deps.probes, log: deps.logger })
   instrumentRequests(app, deps.metrics)
   await app.register(opsRoutes, { metrics: deps.metrics, probes: deps.probes, metricsToken: deps.metricsToken })
   // Hooked first, on the root: the OpenAPI document covers every /api/v4 route, whichever plugin adds it.

@@ -8,7 +8,7 @@ import type { Config } from './config/schema.ts'
 import { migrate, openDb } from './metadata/db.ts'
 import { createServices } from './services.ts'
 import { createFsDriver } from './storage/fs-driver.ts'
-import { closeGracefully, InFlight, instrumentDriver, Metrics, metricsServer } from './ops/index.ts'
+import { Metrics, metricsServer } from './ops/index.ts'
 
 /** How often stale upload sessions are looked for; a quarter of the TTL, at most every ten minutes. */
 const sweepPeriodMs = (ttlSeconds: number) => Math.min(ttlSeconds * 250, 10 * 60 * 1000)
@@ -30,7 +30,7 @@ export async function startServer(config: Readonly<Config>): Promise<RunningServ
   const metrics = new Metrics({ process: true })
   const db = openDb({ kind: 'sqlite', path: join(config.data, 'wharf.db') }, { log: metrics.onQuery })
   await migrate(db, 'sqlite')
-  const driver = instrumentDriver(createFsDriver(join(config.data, 'storage')), metrics)
+  const driver = createFsDriver(join(config.data, 'storage'))
   const services = await createServices(db, driver, {
     metrics,
     publicUrl: config.publicUrl,
@@ -43,8 +43,7 @@ export async function startServer(config: Readonly<Config>): Promise<RunningServ
   })
   const { registry, generatedRootPassword } = services
   const https = config.tls && { cert: await readFile(config.tls.cert), key: await readFile(config.tls.key) }
-  const inFlight = new InFlight()
-  const app = await buildApp({ logger, ...services, inFlight, metricsToken: config.metrics.token, publicUrl: config.publicUrl, limits: config.limits, ...(https ? { https } : {}) })
+  const app = await buildApp({ logger, ...services, shutdownGraceMs: config.shutdownGraceSeconds * 1000, metricsToken: config.metrics.token, publicUrl: config.publicUrl, limits: config.limits, ...(https ? { https } : {}) })
 
   const sweep = () =>
     registry.uploads.sweep(config.limits.uploadTtlSeconds).then(
@@ -53,24 +52,23 @@ export async function startServer(config: Readonly<Config>): Promise<RunningServ
     )
   await sweep()
   const timer = setInterval(sweep, sweepPeriodMs(config.limits.uploadTtlSeconds)).unref()
+  if (config.metrics.listen) {
+    const listener = metricsServer(metrics, config.metrics.token)
+    const m = listenAddress({ listen: config.metrics.listen })
+    await new Promise<void>((resolve, reject) => listener.once('error', reject).listen(m.port, m.host, () => resolve()))
+    // Closed with the main server (app.close() ends with it).
+    app.server.once('close', () => listener.close().closeAllConnections())
+  }
 
   const { host, port } = listenAddress(config)
   await app.listen({ host, port })
-  const metricsListener = config.metrics.listen ? metricsServer(metrics, config.metrics.token) : undefined
-  if (metricsListener) {
-    const m = listenAddress({ listen: config.metrics.listen! })
-    await new Promise<void>((resolve, reject) => metricsListener.once('error', reject).listen(m.port, m.host, () => resolve()))
-  }
   return {
     app,
     url: config.publicUrl,
     ...(generatedRootPassword ? { generatedRootPassword } : {}),
     async close() {
       clearInterval(timer)
-      services.probes.drain()
-      await closeGracefully(app, { graceMs: config.shutdownGraceSeconds * 1000, inFlight, log: logger })
-      metricsListener?.closeAllConnections()
-      await new Promise((resolve) => (metricsListener ? metricsListener.close(resolve) : resolve(undefined)))
+      await app.close()
       await db.destroy()
     },
   }

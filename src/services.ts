@@ -13,7 +13,7 @@ import { createRegistry, type Registry } from './registry/index.ts'
 import { createGitHosting, type GitHosting } from './git/index.ts'
 import { createCi, type Ci } from './ci/index.ts'
 import type { BlobDriver } from './storage/driver.ts'
-import { Metrics, Probes } from './ops/index.ts'
+import { instrumentDriver, Metrics, Probes } from './ops/index.ts'
 
 /** A runner that sent nothing about a running job for this long is presumed gone (GitLab Runner updates every few seconds). */
 export const DEFAULT_JOB_HEARTBEAT_TIMEOUT_SECONDS = 300
@@ -53,8 +53,10 @@ export interface Services {
 }
 
 /** Builds the domain services over an open database and storage driver (server and tests alike). */
-export async function createServices(db: Kysely<Database>, driver: BlobDriver, opts: ServiceOptions): Promise<Services> {
+export async function createServices(db: Kysely<Database>, storage: BlobDriver, opts: ServiceOptions): Promise<Services> {
   const metrics = opts.metrics ?? new Metrics()
+  // The one place storage is wrapped: every service below gets the timed driver.
+  const driver = instrumentDriver(storage, metrics)
   const registry = createRegistry(db, driver, { pageMax: opts.pageMax, metrics })
   const projects = new Projects(db)
   const credentials = new Credentials(db, new LoginThrottle())

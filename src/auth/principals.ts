@@ -52,17 +52,3 @@ export function hasScope(p: Principal, ...wanted: Array<PatScope | DeployTokenSc
   if (p.kind === 'user' && p.scopes === undefined) return true
   return wanted.some((s) => (p.scopes as readonly string[]).includes(s))
 }
-
-/** Who acts, for log lines: the principal's kind and id/username, nothing secret. */
-export function actorOf(p: Principal): { kind: Principal['kind']; id?: number; username?: string } {
-  switch (p.kind) {
-    case 'user':
-      return { kind: 'user', id: p.userId, username: p.username }
-    case 'deploy-token':
-      return { kind: 'deploy-token', id: p.tokenId, username: p.username }
-    case 'job':
-      return { kind: 'job', id: p.jobId, username: p.username }
-    case 'anonymous':
-      return { kind: 'anonymous' }
-  }
-}

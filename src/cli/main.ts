@@ -1,7 +1,8 @@
 import './threadpool.ts'
 import { parseArgs } from 'node:util'
+import type { RunningServer } from '../server.ts'
 import { ConfigError, loadConfig, SETTINGS, type SettingFlag } from '../config/load.ts'
-import { startServer, type RunningServer } from '../server.ts'
+import { startServer } from '../server.ts'
 
 const USAGE = `Usage: wharf <command> [options]
 

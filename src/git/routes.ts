@@ -1,8 +1,8 @@
 import { Readable } from 'node:stream'
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import { bindPrincipal } from '../auth/actor.ts'
 import { basicCredentials } from '../auth/token-routes.ts'
-import { actorOf, ANONYMOUS, principalName, type Principal } from '../auth/principals.ts'
-import { bindActor } from '../core/request-log.ts'
+import { ANONYMOUS, principalName, type Principal } from '../auth/principals.ts'
 import { isWharfError, WharfError } from '../core/errors.ts'
 import { runCgi } from './cgi.ts'
 import { gitEnv } from './exec.ts'
@@ -102,7 +102,7 @@ async function serve(git: GitHosting, req: FastifyRequest, reply: FastifyReply):
 
   const basic = basicCredentials(req.headers.authorization)
   const principal: Principal = basic ? await git.authenticate(basic.username, basic.password, req.ip) : ANONYMOUS
-  bindActor(req, actorOf(principal))
+  bindPrincipal(req, principal)
   const project = await git.findProject(target.projectPath)
   const access = await git.access(principal, project)
   // Anonymous callers are asked to sign in rather than told whether a project exists; signed-in

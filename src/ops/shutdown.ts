@@ -50,23 +50,33 @@ export class InFlight {
 }
 
 /**
- * Fastify's close, with a deadline: stop accepting, answer runner long polls (preClose), let
- * in-flight requests finish for up to `graceMs`, then cut the connections still open. An upload
- * cut this way keeps what it had committed and resumes from the offset its session reports.
+ * Makes `app.close()` graceful, with a deadline: at preClose readiness turns 503 (`probes.drain()`);
+ * Fastify stops accepting and answers runner long polls (their own preClose); in-flight requests
+ * get `graceMs` to finish, connections that finished their request are closed as they go idle, and
+ * those still open at the deadline are cut. An upload cut this way keeps what it had committed and
+ * resumes from the offset its session reports. Once the server is closed, handlers whose socket was
+ * cut get SETTLE_MS to finish before close() resolves (and the caller closes the database).
+ * Install before any route is added: handlers are counted by wrapping them.
  */
-export async function closeGracefully(app: FastifyInstance, opts: { graceMs: number; inFlight?: InFlight | undefined; log: FastifyBaseLogger }): Promise<void> {
-  const { inFlight, log } = opts
-  log.info({ inFlight: inFlight?.count, graceSeconds: opts.graceMs / 1000 }, 'shutting down: finishing in-flight requests')
-  const sweep = setInterval(() => app.server.closeIdleConnections(), IDLE_SWEEP_MS)
-  const deadline = setTimeout(() => {
-    log.warn({ inFlight: inFlight?.count }, 'shutdown grace period over: closing open connections')
-    app.server.closeAllConnections()
-  }, opts.graceMs)
-  try {
-    await app.close()
-  } finally {
+export function installGracefulClose(app: FastifyInstance, opts: { graceMs: number; probes: { drain(): void }; log: FastifyBaseLogger }): InFlight {
+  const { log } = opts
+  const inFlight = new InFlight()
+  inFlight.install(app)
+  let sweep: NodeJS.Timeout | undefined
+  let deadline: NodeJS.Timeout | undefined
+  app.addHook('preClose', async () => {
+    opts.probes.drain()
+    log.info({ inFlight: inFlight.count, graceSeconds: opts.graceMs / 1000 }, 'shutting down: finishing in-flight requests')
+    sweep = setInterval(() => app.server.closeIdleConnections(), IDLE_SWEEP_MS)
+    deadline = setTimeout(() => {
+      log.warn({ inFlight: inFlight.count }, 'shutdown grace period over: closing open connections')
+      app.server.closeAllConnections()
+    }, opts.graceMs)
+  })
+  app.addHook('onClose', async () => {
     clearInterval(sweep)
     clearTimeout(deadline)
-  }
-  if (inFlight && !(await inFlight.idle(SETTLE_MS))) log.warn({ inFlight: inFlight.count }, 'handlers still running at shutdown')
+    if (!(await inFlight.idle(SETTLE_MS))) log.warn({ inFlight: inFlight.count }, 'handlers still running at shutdown')
+  })
+  return inFlight
 }

@@ -218,9 +218,9 @@ async function putManifest(t: Extract<OciPath, { kind: 'manifest' }>, c: Ctx) {
   const declared = Number(c.req.headers['content-length'] ?? 0)
   if (declared > c.opts.manifestBytes) throw new WharfError('MANIFEST_TOO_LARGE', `manifest exceeds ${c.opts.manifestBytes} bytes`, { limit: c.opts.manifestBytes })
   const bytes = await readLimited(c.req.raw, c.opts.manifestBytes)
-  c.opts.metrics.registryBytes.inc({ direction: 'in', kind: 'manifest' }, bytes.length)
   const { digest, subject } = await c.opts.manifests.put(t.name, t.reference, bytes, c.req.headers['content-type'])
   if (subject) c.reply.header('OCI-Subject', subject)
+  c.opts.metrics.registryBytes.inc({ direction: 'in', kind: 'manifest' }, bytes.length)
   return c.reply.code(201).header('Location', `/v2/${t.name}/manifests/${digest}`).header('Docker-Content-Digest', digest).send()
 }
 
@@ -284,16 +284,6 @@ async function putUpload(name: RepoName, id: string, c: Ctx) {
   return blobCreated(name, d.digest, c.reply)
 }
 
-/** Counts a blob body being received for as long as `fn` runs (wharf_registry_uploads_in_flight). */
-async function receiving<T>(c: Ctx, fn: () => Promise<T>): Promise<T> {
-  c.opts.metrics.uploadsInFlight.inc()
-  try {
-    return await fn()
-  } finally {
-    c.opts.metrics.uploadsInFlight.dec()
-  }
-}
-
 /** True when a repository name lies under one of the given project paths. */
 function ownedBy(name: string, projectPaths: Set<string>): boolean {
   for (let i = name.indexOf('/'); i !== -1; i = name.indexOf('/', i + 1)) if (projectPaths.has(name.slice(0, i))) return true
@@ -302,6 +292,16 @@ function ownedBy(name: string, projectPaths: Set<string>): boolean {
 
 function blobCreated(name: RepoName, digest: string, reply: FastifyReply) {
   return reply.code(201).header('Location', `/v2/${name}/blobs/${digest}`).header('Docker-Content-Digest', digest).send()
+}
+
+/** Counts a blob body being received for as long as `fn` runs (wharf_registry_uploads_in_flight). */
+async function receiving<T>(c: Ctx, fn: () => Promise<T>): Promise<T> {
+  c.opts.metrics.uploadsInFlight.inc()
+  try {
+    return await fn()
+  } finally {
+    c.opts.metrics.uploadsInFlight.dec()
+  }
 }
 
 function uploadStatus(name: RepoName, id: string, size: number, reply: FastifyReply) {
