@@ -22,6 +22,8 @@ export const DEFAULT_JOB_HEARTBEAT_TIMEOUT_SECONDS = 300
 export const REGISTRY_SERVICE = 'container_registry'
 
 export interface ServiceOptions {
+  /** Where domains register their metrics (the server's, with process metrics); a private one when absent. */
+  metrics?: Metrics | undefined
   publicUrl: string
   tokenTtlSeconds: number
   pageMax: number
@@ -32,8 +34,6 @@ export interface ServiceOptions {
   ciRoot?: string | undefined
   /** Running jobs whose runner sent nothing this long are failed (default 300). */
   jobHeartbeatTimeoutSeconds?: number | undefined
-  /** Where domains register their metrics (the server's, with process metrics); a private one when absent. */
-  metrics?: Metrics | undefined
 }
 
 export interface Services {
@@ -68,11 +68,11 @@ export async function createServices(db: Kysely<Database>, storage: BlobDriver, 
   if (opts.gitRoot) {
     services.git = await createGitHosting(opts.gitRoot, { projects, credentials })
     services.ci = createCi(db, services.git, projects, opts.publicUrl, {
+      metrics,
       dir: opts.ciRoot ?? join(dirname(opts.gitRoot), 'ci'),
       credentials,
       auth,
       heartbeatTimeoutSeconds: opts.jobHeartbeatTimeoutSeconds ?? DEFAULT_JOB_HEARTBEAT_TIMEOUT_SECONDS,
-      metrics,
     })
   }
   if ((await countUsers(db)) === 0) {

@@ -34,6 +34,8 @@ export interface Ci {
 }
 
 export interface CiOptions {
+  /** Gets the CI gauges (queue, jobs by status, runners online), read at scrape time. */
+  metrics?: Metrics
   /** Where job logs and artifacts live (`<data>/ci`). */
   dir: string
   credentials: Credentials
@@ -42,8 +44,6 @@ export interface CiOptions {
   heartbeatTimeoutSeconds: number
   /** Largest artifacts upload in bytes. */
   artifactsMaxBytes?: number
-  /** Gets the CI gauges (queue, jobs by status, runners online), read at scrape time. */
-  metrics?: Metrics
 }
 
 /**

@@ -72,9 +72,9 @@ export const DEFAULTS: Omit<Config, 'publicUrl'> = {
   listen: '127.0.0.1:5000',
   data: './data',
   logLevel: 'info',
+  metrics: {},
+  shutdownGraceSeconds: 30,
   auth: { tokenTtlSeconds: 300 },
   limits: { manifestBytes: 4 << 20, uploadTtlSeconds: 24 * 3600, pageMax: 10_000 },
   ci: { jobHeartbeatTimeoutSeconds: 300 },
-  metrics: {},
-  shutdownGraceSeconds: 30,
 }
