@@ -231,6 +231,7 @@ describe('operations settings: metrics and shutdown', () => {
     const msg = assertConfigError(() => loadConfig({ env: { WHARF_METRICS_TOKEN: 'short-secret' } }), 'metrics.token', 'WHARF_METRICS_TOKEN', 'at least 16')
     assert.ok(!msg.includes('short-secret'), msg)
     assertConfigError(() => loadConfig({ env: {}, flags: { 'metrics-listen': 'nope' } }), 'metrics.listen', '--metrics-listen', 'host:port')
+    assertConfigError(() => loadConfig({ env: { WHARF_METRICS_LISTEN: '127.0.0.1:70000' } }), 'metrics.listen', 'WHARF_METRICS_LISTEN', 'out of range')
     assertConfigError(() => loadConfig({ env: { WHARF_SHUTDOWN_GRACE_SECONDS: '3601' } }), 'shutdownGraceSeconds', 'WHARF_SHUTDOWN_GRACE_SECONDS')
   })
 })

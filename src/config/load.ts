@@ -137,6 +137,8 @@ export function loadConfig(sources: ConfigSources = {}): Readonly<Config> {
   const config = tree as unknown as Config
   const port = Number(/:(\d+)$/.exec(config.listen)![1])
   if (port > 65535) throw new ConfigError(`invalid setting listen (${origins.get('listen') ?? 'default'}): port ${port} is out of range`)
+  const metricsPort = config.metrics.listen ? Number(/:(\d+)$/.exec(config.metrics.listen)![1]) : 0
+  if (metricsPort > 65535) throw new ConfigError(`invalid setting metrics.listen (${settingOrigin('metrics.listen', origins)}): port ${metricsPort} is out of range`)
   config.publicUrl = config.publicUrl.replace(/\/$/, '')
   config.data = resolve(config.data)
   if (config.tls) config.tls = sources.checkTlsFiles === false ? { cert: resolve(config.tls.cert), key: resolve(config.tls.key) } : checkTls(config.tls, origins)
