@@ -9,9 +9,9 @@ import type { Projects } from './projects/service.ts'
 import { ApiTokens } from './auth/api-tokens.ts'
 import { gitApiRoutes, gitRoutes, type GitHosting } from './git/index.ts'
 import { ciRoutes, runnerApiRoutes, runnerProtocolRoutes, type Ci } from './ci/index.ts'
+import { installGracefulClose, instrumentRequests, opsRoutes, type Metrics, type Probes } from './ops/index.ts'
 import { apiScope } from './api/scope.ts'
 import { Sessions, webRoutes } from './web/index.ts'
-import { installGracefulClose, instrumentRequests, opsRoutes, type Metrics, type Probes } from './ops/index.ts'
 
 export interface AppDeps {
   logger: FastifyBaseLogger
@@ -54,12 +54,13 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       void reply.code(400).type('application/problem+json').send({ type: 'about:blank', title: 'Bad Request', status: 400, detail: err.message, message: err.message })
     },
   })
-  if (deps.shutdownGraceMs !== undefined) installGracefulClose(app, { graceMs: deps.shutdownGraceMs, probes: deps.probes, log: deps.logger })
-  instrumentRequests(app, deps.metrics)
-  await app.register(opsRoutes, { metrics: deps.metrics, probes: deps.probes, metricsToken: deps.metricsToken })
   // Hooked first, on the root: the OpenAPI document covers every /api/v4 route, whichever plugin adds it.
   const openapi = new OpenApiCollector(OPENAPI_INFO, deps.publicUrl.replace(/\/$/, ''))
   app.addHook('onRoute', openapi.onRoute)
+  // Before any route: shutdown counts handlers by wrapping them, and every request is counted.
+  if (deps.shutdownGraceMs !== undefined) installGracefulClose(app, { graceMs: deps.shutdownGraceMs, probes: deps.probes, log: deps.logger })
+  instrumentRequests(app, deps.metrics)
+  await app.register(opsRoutes, { metrics: deps.metrics, probes: deps.probes, metricsToken: deps.metricsToken })
   // The web UI's session cookie, resolved by every /api/v4 auth hook (decorated before they register).
   const sessions = new Sessions(deps.projects.db, deps.auth.credentials)
   app.decorate('wharfSessions', sessions)
