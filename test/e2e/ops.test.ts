@@ -247,6 +247,8 @@ describe('graceful shutdown', { timeout: 180_000 }, () => {
     const log = await wharf.logTail(40)
     assert.match(log, /shutting down: finishing in-flight requests/)
     assert.match(log, /shutdown grace period over/)
+    // The database was closed cleanly: SQLite checkpointed and removed its write-ahead log.
+    await assert.rejects(stat(path.join(wharf.dataDir, 'wharf.db-wal')), { code: 'ENOENT' })
 
     // Restart on the same data directory: both sessions resume from what the server holds.
     await wharf.restart()
