@@ -28,6 +28,8 @@ need busybox busybox-static
 need newuidmap uidmap
 need git git
 need chromium chromium
+# promtool checks the /-/metrics exposition (test/e2e/ops.test.ts).
+need promtool prometheus
 
 # busybox must be the static build: it is copied into test images that run
 # without any shared libraries.
@@ -46,7 +48,7 @@ if [ "$(id -u 2>/dev/null)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   echo "ensure-system-deps: installing Debian packages:$missing_pkgs" >&2
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq || { echo "ensure-system-deps: apt-get update failed" >&2; exit 1; }
-  apt-get install -y -qq docker.io podman skopeo buildah docker-registry busybox-static uidmap git chromium \
+  apt-get install -y -qq docker.io podman skopeo buildah docker-registry busybox-static uidmap git chromium prometheus \
     || { echo "ensure-system-deps: apt-get install failed" >&2; exit 1; }
   exit 0
 fi

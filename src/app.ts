@@ -9,6 +9,7 @@ import type { Projects } from './projects/service.ts'
 import { ApiTokens } from './auth/api-tokens.ts'
 import { gitApiRoutes, gitRoutes, type GitHosting } from './git/index.ts'
 import { ciRoutes, runnerApiRoutes, runnerProtocolRoutes, type Ci } from './ci/index.ts'
+import { installGracefulClose, instrumentRequests, opsRoutes, type Metrics, type Probes } from './ops/index.ts'
 import { apiScope } from './api/scope.ts'
 import { Sessions, webRoutes } from './web/index.ts'
 import { limitConnections, serverOptions, type ConnectionLimits } from './connections.ts'
@@ -29,6 +30,12 @@ export interface AppDeps {
   ci?: Ci
   /** Runner API tuning: the /jobs/request long poll and the heartbeat sweep period (tests shorten or disable them). */
   runnerProtocol?: { longPollMs?: number; sweepIntervalMs?: number }
+  /** Prometheus metrics and the readiness checks (src/ops); `metricsToken` serves /-/metrics here. */
+  metrics: Metrics
+  probes: Probes
+  metricsToken?: string | undefined
+  /** With it, close() drains: in-flight requests get this long before their connections are cut (the server's; tests leave it out). */
+  shutdownGraceMs?: number
   /** PEM certificate (chain) and key: serve HTTPS (HTTP/1.1) instead of HTTP. */
   https?: { cert: Buffer; key: Buffer }
 }
@@ -61,6 +68,10 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   // Hooked first, on the root: the OpenAPI document covers every /api/v4 route, whichever plugin adds it.
   const openapi = new OpenApiCollector(OPENAPI_INFO, deps.publicUrl.replace(/\/$/, ''))
   app.addHook('onRoute', openapi.onRoute)
+  // Before any route: shutdown counts handlers by wrapping them, and every request is counted.
+  if (deps.shutdownGraceMs !== undefined) installGracefulClose(app, { graceMs: deps.shutdownGraceMs, probes: deps.probes, log: deps.logger })
+  instrumentRequests(app, deps.metrics)
+  await app.register(opsRoutes, { metrics: deps.metrics, probes: deps.probes, metricsToken: deps.metricsToken })
   // The web UI's session cookie, resolved by every /api/v4 auth hook (decorated before they register).
   const sessions = new Sessions(deps.projects.db, deps.auth.credentials)
   app.decorate('wharfSessions', sessions)
@@ -108,6 +119,7 @@ class OneLineLog extends LogController {
     // A client going away mid-request is routine (a cancelled push, an idle body cut off), not a server fault.
     if (error && isClientDisconnect(error)) req.log.info({ ...line, err: error.message }, 'client disconnected')
     else if (error) req.log.error({ ...line, err: error }, 'request failed')
+    else if (req.routeOptions.config.quietLog) req.log.debug(line, 'request')
     else req.log.info(line, 'request')
   }
 }

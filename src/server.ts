@@ -9,6 +9,7 @@ import type { Config } from './config/schema.ts'
 import { migrate, openDb } from './metadata/db.ts'
 import { createServices } from './services.ts'
 import { createFsDriver } from './storage/fs-driver.ts'
+import { Metrics, metricsServer } from './ops/index.ts'
 
 /** How often stale upload sessions are looked for; a quarter of the TTL, at most every ten minutes. */
 const sweepPeriodMs = (ttlSeconds: number) => Math.min(ttlSeconds * 250, 10 * 60 * 1000)
@@ -28,11 +29,14 @@ export interface RunningServer {
 export async function startServer(config: Readonly<Config>): Promise<RunningServer> {
   const logger = pino({ level: config.logLevel, redact: ['req.headers.authorization', 'headers.authorization', 'req.headers["private-token"]', 'req.headers["job-token"]'] })
   await mkdir(config.data, { recursive: true })
-  const db = openDb({ kind: 'sqlite', path: join(config.data, 'wharf.db') })
+  // Made first: the database and the storage driver are timed at their one entry point each.
+  const metrics = new Metrics({ process: true })
+  const db = openDb({ kind: 'sqlite', path: join(config.data, 'wharf.db') }, { log: metrics.onQuery })
   await migrate(db, 'sqlite')
   const driver = createFsDriver(join(config.data, 'storage'))
   gitPool.configure({ concurrency: config.limits.gitProcesses, queue: config.limits.gitQueue })
   const services = await createServices(db, driver, {
+    metrics,
     publicUrl: config.publicUrl,
     tokenTtlSeconds: config.auth.tokenTtlSeconds,
     pageMax: config.limits.pageMax,
@@ -44,7 +48,7 @@ export async function startServer(config: Readonly<Config>): Promise<RunningServ
   })
   const { registry, generatedRootPassword } = services
   const https = config.tls && { cert: await readFile(config.tls.cert), key: await readFile(config.tls.key) }
-  const app = await buildApp({ logger, ...services, publicUrl: config.publicUrl, limits: config.limits, ...(https ? { https } : {}) })
+  const app = await buildApp({ logger, ...services, shutdownGraceMs: config.shutdownGraceSeconds * 1000, metricsToken: config.metrics.token, publicUrl: config.publicUrl, limits: config.limits, ...(https ? { https } : {}) })
 
   const sweep = () =>
     registry.uploads.sweep(config.limits.uploadTtlSeconds).then(
@@ -53,6 +57,13 @@ export async function startServer(config: Readonly<Config>): Promise<RunningServ
     )
   await sweep()
   const timer = setInterval(sweep, sweepPeriodMs(config.limits.uploadTtlSeconds)).unref()
+  if (config.metrics.listen) {
+    const listener = metricsServer(metrics, config.metrics.token)
+    const m = listenAddress({ listen: config.metrics.listen })
+    await new Promise<void>((resolve, reject) => listener.once('error', reject).listen(m.port, m.host, () => resolve()))
+    // Closed with the main server (app.close() ends with it).
+    app.server.once('close', () => listener.close().closeAllConnections())
+  }
 
   // Before any push is served: the spooled updates of pushes a crash interrupted.
   await services.git?.recoverSpooled(logger)

@@ -13,6 +13,7 @@ import { createRegistry, type Registry } from './registry/index.ts'
 import { createGitHosting, type GitHosting } from './git/index.ts'
 import { createCi, type Ci } from './ci/index.ts'
 import type { BlobDriver } from './storage/driver.ts'
+import { instrumentDriver, Metrics, Probes } from './ops/index.ts'
 
 /** A runner that sent nothing about a running job for this long is presumed gone (GitLab Runner updates every few seconds). */
 export const DEFAULT_JOB_HEARTBEAT_TIMEOUT_SECONDS = 300
@@ -21,6 +22,8 @@ export const DEFAULT_JOB_HEARTBEAT_TIMEOUT_SECONDS = 300
 export const REGISTRY_SERVICE = 'container_registry'
 
 export interface ServiceOptions {
+  /** Where domains register their metrics (the server's, with process metrics); a private one when absent. */
+  metrics?: Metrics | undefined
   publicUrl: string
   tokenTtlSeconds: number
   pageMax: number
@@ -41,6 +44,8 @@ export interface Services {
   credentials: Credentials
   auth: RegistryAuth
   accessTokens: AccessTokens
+  metrics: Metrics
+  probes: Probes
   /** Git hosting (repositories, smart HTTP, push events); present when a git root was given. */
   git?: GitHosting
   /** Pipelines, CI/CD variables and triggers; present with git hosting. */
@@ -50,18 +55,22 @@ export interface Services {
 }
 
 /** Builds the domain services over an open database and storage driver (server and tests alike). */
-export async function createServices(db: Kysely<Database>, driver: BlobDriver, opts: ServiceOptions): Promise<Services> {
-  const registry = createRegistry(db, driver, { pageMax: opts.pageMax })
+export async function createServices(db: Kysely<Database>, storage: BlobDriver, opts: ServiceOptions): Promise<Services> {
+  const metrics = opts.metrics ?? new Metrics()
+  // The one place storage is wrapped: every service below gets the timed driver.
+  const driver = instrumentDriver(storage, metrics)
+  const registry = createRegistry(db, driver, { pageMax: opts.pageMax, metrics })
   const projects = new Projects(db)
   const credentials = new Credentials(db, new LoginThrottle())
   const tokens = new RegistryTokens(db, { issuer: opts.publicUrl, service: REGISTRY_SERVICE, ttlSeconds: opts.tokenTtlSeconds })
   await tokens.load()
   const auth = new RegistryAuth(db, tokens, credentials, projects)
   const accessTokens = new AccessTokens(db, credentials)
-  const services: Services = { registry, projects, credentials, auth, accessTokens }
+  const services: Services = { registry, projects, credentials, auth, accessTokens, metrics, probes: new Probes(db, driver) }
   if (opts.gitRoot) {
     services.git = await createGitHosting(opts.gitRoot, { projects, credentials })
     services.ci = createCi(db, services.git, projects, opts.publicUrl, {
+      metrics,
       dir: opts.ciRoot ?? join(dirname(opts.gitRoot), 'ci'),
       credentials,
       auth,

@@ -1,6 +1,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { ApiTokens } from '../auth/api-tokens.ts'
 import { ANONYMOUS, type Principal } from '../auth/principals.ts'
+import { bindPrincipal } from '../auth/actor.ts'
 import { constantTimeEqual } from '../auth/secrets.ts'
 import { WharfError } from '../core/errors.ts'
 
@@ -70,6 +71,7 @@ export function apiAuthHook(apiTokens: ApiTokens) {
         ? await apiTokens.principalForJobToken(jobToken.trim())
         : await sessionPrincipal(req)
     req.principal = principal
+    bindPrincipal(req, principal)
     if (principal.kind === 'job') return
     if (principal.kind === 'anonymous') {
       if (!config.public) throw new WharfError('UNAUTHORIZED', 'authentication required: send PRIVATE-TOKEN or Authorization: Bearer', {})

@@ -7,7 +7,9 @@ import type { RegistryAuth } from '../auth/registry-auth.ts'
 import type { GitHosting } from '../git/service.ts'
 import type { Database } from '../metadata/schema.ts'
 import type { Projects } from '../projects/service.ts'
+import type { Metrics } from '../ops/metrics.ts'
 import { Artifacts } from './artifacts.ts'
+import { registerCiMetrics } from './metrics.ts'
 import { JobTokens } from './job-tokens.ts'
 import { Pipelines } from './pipelines.ts'
 import { RunnerJobs } from './runner-jobs.ts'
@@ -32,6 +34,8 @@ export interface Ci {
 }
 
 export interface CiOptions {
+  /** Gets the CI gauges (queue, jobs by status, runners online), read at scrape time. */
+  metrics?: Metrics
   /** Where job logs and artifacts live (`<data>/ci`). */
   dir: string
   credentials: Credentials
@@ -57,6 +61,7 @@ export function createCi(db: Kysely<Database>, git: GitHosting, projects: Projec
   const runners = new Runners(db, projects)
   const traces = new TraceStore(db, join(opts.dir, 'traces'))
   const artifacts = new Artifacts(db, join(opts.dir, 'artifacts'), opts.artifactsMaxBytes)
+  if (opts.metrics) registerCiMetrics(opts.metrics, db)
   const runnerJobs = new RunnerJobs({ db, pipelines, runners, traces, artifacts, repos: git.repos, credentials: opts.credentials, publicUrl, heartbeatTimeoutSeconds: opts.heartbeatTimeoutSeconds })
   return { pipelines, variables: new CiVariables(db), triggers: new Triggers(db), runners, runnerJobs, jobTokens, traces, artifacts }
 }

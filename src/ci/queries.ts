@@ -184,3 +184,21 @@ export async function deleteTrigger(db: Executor, projectId: number, id: number)
   return Number(r.numDeletedRows) > 0
 }
 
+
+// ---- metrics (run at scrape time: each an index scan) ----
+
+export async function countJobsByStatus(db: Executor): Promise<Array<{ status: string; n: number }>> {
+  const rows = await db.selectFrom('ci_jobs').select(['status', (eb) => eb.fn.countAll<number>().as('n')]).groupBy('status').execute()
+  return rows.map((r) => ({ status: r.status, n: Number(r.n) }))
+}
+
+/** When the longest-waiting pending job was queued (null when none waits). */
+export async function oldestPendingQueuedAt(db: Executor): Promise<string | null> {
+  const r = await db.selectFrom('ci_jobs').select((eb) => eb.fn.min('queued_at').as('t')).where('status', '=', 'pending').executeTakeFirst()
+  return (r?.t as string | null | undefined) ?? null
+}
+
+export async function countRunnersContactedSince(db: Executor, since: string): Promise<number> {
+  const r = await db.selectFrom('runners').select((eb) => eb.fn.countAll<number>().as('n')).where('contacted_at', '>', since).executeTakeFirst()
+  return Number(r?.n ?? 0)
+}

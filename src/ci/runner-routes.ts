@@ -14,6 +14,7 @@ import { apiErrorHandler, problem, sendProblem } from '../api/problem.ts'
 import { Body, IdParam } from '../api/schemas.ts'
 import { atLeast } from '../auth/roles.ts'
 import { WharfError } from '../core/errors.ts'
+import { bindActor } from '../core/request-log.ts'
 import type { CiJob, Project, Runner } from '../metadata/schema.ts'
 import {
   ArtifactsUploadParams,
@@ -102,13 +103,16 @@ export async function runnerProtocolRoutes(app: FastifyInstance, deps: RunnerPro
       const runner = await runners.authenticate(typeof token === 'string' ? token : undefined)
       if (!runner) throw new WharfError('FORBIDDEN', 'invalid runner token (unknown, deleted or expired)', {})
       req.ciRunner = runner
+      bindActor(req, { kind: 'runner', id: runner.id })
     } else if (mode === 'job') {
       req.ciJob = await runnerJobs.jobForToken((req.params as { id: number }).id, jobTokenOf(req))
+      bindActor(req, { kind: 'job', id: req.ciJob.id })
     } else if (mode === 'anyJob') {
       const token = jobTokenOf(req)
       const job = token ? await jobTokens.runningJob(token) : undefined
       if (!job) throw new WharfError('FORBIDDEN', 'invalid job token: unknown, or the job is no longer running', {})
       req.ciJob = job
+      bindActor(req, { kind: 'job', id: job.id })
     }
   })
 

@@ -1,5 +1,6 @@
 import './threadpool.ts'
 import { parseArgs } from 'node:util'
+import type { RunningServer } from '../server.ts'
 import { ConfigError, loadConfig, SETTINGS, type SettingFlag } from '../config/load.ts'
 import { startServer } from '../server.ts'
 import { installProcessGuards } from './guards.ts'
@@ -37,6 +38,26 @@ function parse(args: string[]) {
   }
 }
 
+/**
+ * The first SIGTERM or SIGINT closes gracefully (in-flight requests finish within
+ * shutdownGraceSeconds, runner long polls end, the database closes); a second one exits at once.
+ */
+function shutdown(server: RunningServer): void {
+  const now = (signal: NodeJS.Signals) => {
+    process.stderr.write(`wharf: ${signal} again: exiting without waiting\n`)
+    process.exit(128 + (signal === 'SIGINT' ? 2 : 15))
+  }
+  process.once('SIGINT', now)
+  process.once('SIGTERM', now)
+  server.close().then(
+    () => process.exit(0),
+    (err: unknown) => {
+      process.stderr.write(`wharf: shutdown failed: ${(err as Error).message}\n`)
+      process.exit(1)
+    },
+  )
+}
+
 async function main(argv: string[]): Promise<void> {
   const [command, ...rest] = argv
   switch (command) {
@@ -58,7 +79,7 @@ async function main(argv: string[]): Promise<void> {
       )
       installProcessGuards(server.app.log)
       const stop = () => {
-        server.close().then(() => process.exit(0), () => process.exit(1))
+        shutdown(server)
       }
       process.once('SIGINT', stop)
       process.once('SIGTERM', stop)
@@ -66,7 +87,11 @@ async function main(argv: string[]): Promise<void> {
     }
     case 'verify-config': {
       const config = parse(rest)
-      const shown = { ...config, auth: { ...config.auth, ...(config.auth.rootPassword ? { rootPassword: '(hidden)' } : {}) } }
+      const shown = {
+        ...config,
+        auth: { ...config.auth, ...(config.auth.rootPassword ? { rootPassword: '(hidden)' } : {}) },
+        metrics: { ...config.metrics, ...(config.metrics.token ? { token: '(hidden)' } : {}) },
+      }
       process.stdout.write(`${JSON.stringify(shown, null, 2)}\n`)
       return
     }

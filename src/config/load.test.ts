@@ -233,3 +233,27 @@ describe('invalid settings give a one-line ConfigError naming the setting and it
     assert.equal(c.logLevel, 'warn')
   })
 })
+
+describe('operations settings: metrics and shutdown', () => {
+  it('defaults: no metrics token or listener, 30 s of shutdown grace', () => {
+    const c = loadConfig({ env: {} })
+    assert.deepEqual({ ...c.metrics }, {})
+    assert.equal(c.shutdownGraceSeconds, 30)
+  })
+
+  it('reads metrics.token, metrics.listen and shutdownGraceSeconds from each source', async () => {
+    const file = await configFile('metrics:\n  listen: 127.0.0.1:9464\nshutdownGraceSeconds: 5\n')
+    const c = loadConfig({ file, env: { WHARF_METRICS_TOKEN: 'a-long-enough-token' }, flags: { 'shutdown-grace-seconds': '0' } })
+    assert.equal(c.metrics.listen, '127.0.0.1:9464')
+    assert.equal(c.metrics.token, 'a-long-enough-token')
+    assert.equal(c.shutdownGraceSeconds, 0)
+  })
+
+  it('a short metrics token is refused without echoing it; a bad listener or grace names the setting', () => {
+    const msg = assertConfigError(() => loadConfig({ env: { WHARF_METRICS_TOKEN: 'short-secret' } }), 'metrics.token', 'WHARF_METRICS_TOKEN', 'at least 16')
+    assert.ok(!msg.includes('short-secret'), msg)
+    assertConfigError(() => loadConfig({ env: {}, flags: { 'metrics-listen': 'nope' } }), 'metrics.listen', '--metrics-listen', 'host:port')
+    assertConfigError(() => loadConfig({ env: { WHARF_METRICS_LISTEN: '127.0.0.1:70000' } }), 'metrics.listen', 'WHARF_METRICS_LISTEN', 'out of range')
+    assertConfigError(() => loadConfig({ env: { WHARF_SHUTDOWN_GRACE_SECONDS: '3601' } }), 'shutdownGraceSeconds', 'WHARF_SHUTDOWN_GRACE_SECONDS')
+  })
+})

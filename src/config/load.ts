@@ -15,6 +15,9 @@ export const SETTINGS = [
   { key: 'auth.rootPassword', flag: 'root-password', env: 'WHARF_ROOT_PASSWORD', kind: 'string' },
   { key: 'tls.cert', flag: 'tls-cert', env: 'WHARF_TLS_CERT', kind: 'string' },
   { key: 'tls.key', flag: 'tls-key', env: 'WHARF_TLS_KEY', kind: 'string' },
+  { key: 'metrics.listen', flag: 'metrics-listen', env: 'WHARF_METRICS_LISTEN', kind: 'string' },
+  { key: 'metrics.token', flag: 'metrics-token', env: 'WHARF_METRICS_TOKEN', kind: 'string' },
+  { key: 'shutdownGraceSeconds', flag: 'shutdown-grace-seconds', env: 'WHARF_SHUTDOWN_GRACE_SECONDS', kind: 'integer' },
   { key: 'limits.manifestBytes', flag: 'max-manifest-bytes', env: 'WHARF_LIMITS_MANIFEST_BYTES', kind: 'integer' },
   { key: 'limits.uploadTtlSeconds', flag: 'upload-ttl-seconds', env: 'WHARF_LIMITS_UPLOAD_TTL_SECONDS', kind: 'integer' },
   { key: 'limits.pageMax', flag: 'page-max', env: 'WHARF_LIMITS_PAGE_MAX', kind: 'integer' },
@@ -29,7 +32,7 @@ export const SETTINGS = [
 ] as const
 
 /** Settings never echoed back (errors, verify-config). */
-export const SECRET_KEYS: ReadonlySet<string> = new Set(['auth.rootPassword'])
+export const SECRET_KEYS: ReadonlySet<string> = new Set(['auth.rootPassword', 'metrics.token'])
 
 export type SettingFlag = (typeof SETTINGS)[number]['flag']
 
@@ -141,6 +144,8 @@ export function loadConfig(sources: ConfigSources = {}): Readonly<Config> {
   const config = tree as unknown as Config
   const port = Number(/:(\d+)$/.exec(config.listen)![1])
   if (port > 65535) throw new ConfigError(`invalid setting listen (${origins.get('listen') ?? 'default'}): port ${port} is out of range`)
+  const metricsPort = config.metrics.listen ? Number(/:(\d+)$/.exec(config.metrics.listen)![1]) : 0
+  if (metricsPort > 65535) throw new ConfigError(`invalid setting metrics.listen (${settingOrigin('metrics.listen', origins)}): port ${metricsPort} is out of range`)
   config.publicUrl = config.publicUrl.replace(/\/$/, '')
   config.data = resolve(config.data)
   if (config.tls) config.tls = sources.checkTlsFiles === false ? { cert: resolve(config.tls.cert), key: resolve(config.tls.key) } : checkTls(config.tls, origins)
@@ -192,7 +197,7 @@ function deepFreeze<T>(o: T): T {
   return o
 }
 
-export function listenAddress(config: Config): { host: string; port: number } {
+export function listenAddress(config: Pick<Config, 'listen'>): { host: string; port: number } {
   const m = /^\[?(.*?)\]?:(\d+)$/.exec(config.listen)!
   return { host: m[1]!, port: Number(m[2]) }
 }

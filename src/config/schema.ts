@@ -55,6 +55,18 @@ export const ConfigSchema = Type.Object(
       },
       { additionalProperties: false },
     ),
+    /** Prometheus metrics: a separate listener and/or a bearer token for /-/metrics on the public one. */
+    metrics: Type.Object(
+      {
+        /** host:port of a listener serving only GET /metrics (bind it to a private interface). */
+        listen: Type.Optional(Type.String({ pattern: '^(\\[[0-9a-fA-F:.]+\\]|[A-Za-z0-9.-]+):([0-9]{1,5})$', description: 'host:port' })),
+        /** Bearer token a scrape must send; /-/metrics on the public listener is served only when set. */
+        token: Type.Optional(Type.String({ minLength: 16, description: 'at least 16 characters' })),
+      },
+      { additionalProperties: false },
+    ),
+    /** On SIGTERM/SIGINT, in-flight requests get this long to finish before their connections are closed. */
+    shutdownGraceSeconds: Type.Integer({ minimum: 0, maximum: 3600, description: 'seconds, 0 to 3600' }),
     ci: Type.Object(
       {
         /** A running job whose runner sent no update (state or log) this long is failed as a runner system failure. */
@@ -74,6 +86,8 @@ export const DEFAULTS: Omit<Config, 'publicUrl'> = {
   listen: '127.0.0.1:5000',
   data: './data',
   logLevel: 'info',
+  metrics: {},
+  shutdownGraceSeconds: 30,
   auth: { tokenTtlSeconds: 300 },
   limits: {
     manifestBytes: 4 << 20,

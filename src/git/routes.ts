@@ -1,5 +1,6 @@
 import { Readable } from 'node:stream'
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import { bindPrincipal } from '../auth/actor.ts'
 import { basicCredentials } from '../auth/token-routes.ts'
 import { ANONYMOUS, principalName, type Principal } from '../auth/principals.ts'
 import { isWharfError, unavailableFrom, WharfError } from '../core/errors.ts'
@@ -80,9 +81,9 @@ export async function gitRoutes(app: FastifyInstance, opts: GitRouteOptions): Pr
   app.setErrorHandler(gitErrorHandler)
 
   const handler = (req: FastifyRequest, reply: FastifyReply) => serve(git, req, reply)
-  app.get('/*', { constraints: { wharfGit: 'info/refs' } }, handler)
-  app.post('/*', { constraints: { wharfGit: 'git-upload-pack' } }, handler)
-  app.post('/*', { constraints: { wharfGit: 'git-receive-pack' } }, handler)
+  app.get('/*', { constraints: { wharfGit: 'info/refs' }, config: { routeTemplate: '/:project.git/info/refs' } }, handler)
+  app.post('/*', { constraints: { wharfGit: 'git-upload-pack' }, config: { routeTemplate: '/:project.git/git-upload-pack' } }, handler)
+  app.post('/*', { constraints: { wharfGit: 'git-receive-pack' }, config: { routeTemplate: '/:project.git/git-receive-pack' } }, handler)
 }
 
 async function serve(git: GitHosting, req: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
@@ -101,6 +102,7 @@ async function serve(git: GitHosting, req: FastifyRequest, reply: FastifyReply):
 
   const basic = basicCredentials(req.headers.authorization)
   const principal: Principal = basic ? await git.authenticate(basic.username, basic.password, req.ip) : ANONYMOUS
+  bindPrincipal(req, principal)
   const project = await git.findProject(target.projectPath)
   const access = await git.access(principal, project)
   // Anonymous callers are asked to sign in rather than told whether a project exists; signed-in

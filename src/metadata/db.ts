@@ -1,7 +1,7 @@
 import { mkdirSync } from 'node:fs'
 import { dirname } from 'node:path'
 import { DatabaseSync, type StatementSync } from 'node:sqlite'
-import { Kysely, Migrator, SqliteDialect, type SqliteDatabase, type SqliteStatement } from 'kysely'
+import { Kysely, Migrator, SqliteDialect, type LogConfig, type SqliteDatabase, type SqliteStatement } from 'kysely'
 import { migrationProvider } from './migrations/index.ts'
 import type { Database } from './schema.ts'
 
@@ -41,8 +41,9 @@ function nodeSqlite(path: string): SqliteDatabase {
 
 export type DbConfig = { kind: 'sqlite'; path: string }
 
-export function openDb(config: DbConfig): Kysely<Database> {
-  return new Kysely<Database>({ dialect: new SqliteDialect({ database: nodeSqlite(config.path) }) })
+/** `log` sees every query with its duration (the server's metrics time the database there). */
+export function openDb(config: DbConfig, opts: { log?: LogConfig } = {}): Kysely<Database> {
+  return new Kysely<Database>({ dialect: new SqliteDialect({ database: nodeSqlite(config.path) }), ...(opts.log ? { log: opts.log } : {}) })
 }
 
 export async function migrate(db: Kysely<Database>, kind: DbConfig['kind']): Promise<void> {

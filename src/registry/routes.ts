@@ -13,6 +13,8 @@ import type { Body, Uploads } from './uploads.ts'
 import type { Action } from '../auth/access.ts'
 import type { RegistryAuth } from '../auth/registry-auth.ts'
 import type { RegistryClaims } from '../auth/registry-tokens.ts'
+import { bindActor, labelRoute, type Actor } from '../core/request-log.ts'
+import type { Metrics } from '../ops/metrics.ts'
 
 export interface RegistryOptions {
   blobs: Blobs
@@ -22,6 +24,7 @@ export interface RegistryOptions {
   auth: RegistryAuth
   /** The token endpoint named in Bearer challenges. */
   realm: string
+  metrics: Metrics
 }
 
 type Query = Record<string, string | string[] | undefined>
@@ -97,6 +100,26 @@ async function authorize(t: OciPath, req: FastifyRequest, reply: FastifyReply, o
 
 const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'] as const
 
+/** Route templates for metrics and logs: one per endpoint of the spec, never the repository name. */
+const TEMPLATES: Record<OciPath['kind'], string> = {
+  base: '/v2/',
+  catalog: '/v2/_catalog',
+  manifest: '/v2/:name/manifests/:reference',
+  blob: '/v2/:name/blobs/:digest',
+  uploads: '/v2/:name/blobs/uploads/',
+  upload: '/v2/:name/blobs/uploads/:uuid',
+  tags: '/v2/:name/tags/list',
+  referrers: '/v2/:name/referrers/:digest',
+}
+
+/** Who a registry token acts for, from its claims (no database lookup on the hot path). */
+function actorOfClaims(claims: RegistryClaims): Actor {
+  const c = claims.cred
+  if (!c) return { kind: 'anonymous' }
+  const id = c.kind === 'password' || c.kind === 'pat' ? c.userId : c.id
+  return { kind: c.kind === 'password' || c.kind === 'pat' ? 'user' : c.kind, id, username: claims.sub }
+}
+
 /** The OCI Distribution API, registered with prefix /v2 (spec: distribution-spec v1.1 "API"). */
 export async function registryRoutes(app: FastifyInstance, opts: RegistryOptions): Promise<void> {
   // Blob and manifest bodies are streamed or read by the handlers themselves, never parsed by Fastify.
@@ -120,12 +143,14 @@ export async function registryRoutes(app: FastifyInstance, opts: RegistryOptions
     }
     const target = parseOciPath(rest)
     if (!target) throw new WharfError('ROUTE_UNKNOWN', 'no such registry endpoint', { path: path.slice(0, 300) })
+    labelRoute(req, TEMPLATES[target.kind])
     const claims = await authorize(target, req, reply, opts)
+    bindActor(req, actorOfClaims(claims))
     return dispatch(target, { req, reply, query: req.query as Query, opts, claims })
   }
   // Registered under the /v2 prefix (see app.ts).
-  app.route({ method: [...METHODS], url: '', handler })
-  app.route({ method: [...METHODS], url: '/*', handler })
+  app.route({ method: [...METHODS], url: '', handler, config: { dynamicRoute: true } })
+  app.route({ method: [...METHODS], url: '/*', handler, config: { dynamicRoute: true } })
 }
 
 async function dispatch(t: OciPath, c: Ctx): Promise<unknown> {
@@ -169,7 +194,7 @@ async function dispatch(t: OciPath, c: Ctx): Promise<unknown> {
       break
     case 'upload':
       if (m === 'GET') return uploadStatus(t.name, t.id, await c.opts.uploads.status(t.name, t.id), c.reply.code(204))
-      if (m === 'PATCH') return uploadStatus(t.name, t.id, await c.opts.uploads.append(t.name, t.id, body(c.req.raw)), c.reply.code(202))
+      if (m === 'PATCH') return uploadStatus(t.name, t.id, await receiving(c, () => c.opts.uploads.append(t.name, t.id, body(c.req.raw))), c.reply.code(202))
       if (m === 'PUT') return putUpload(t.name, t.id, c)
       if (m === 'DELETE') {
         await c.opts.uploads.cancel(t.name, t.id)
@@ -204,6 +229,7 @@ async function getManifest(name: RepoName, ref: Reference, c: Ctx) {
     .header('Docker-Content-Digest', row.digest)
     .header('ETag', `"${row.digest}"`)
   if (c.req.method === 'HEAD') return c.reply.header('Content-Length', Number(row.size)).send()
+  c.opts.metrics.registryBytes.inc({ direction: 'out', kind: 'manifest' }, row.content.byteLength)
   return c.reply.send(Buffer.from(row.content.buffer, row.content.byteOffset, row.content.byteLength))
 }
 
@@ -214,6 +240,7 @@ async function putManifest(name: RepoName, ref: Reference, c: Ctx) {
   const bytes = await readLimited(c.req.raw, c.opts.manifestBytes)
   const { digest, subject } = await c.opts.manifests.put(name, ref, bytes, c.req.headers['content-type'])
   if (subject) c.reply.header('OCI-Subject', subject)
+  c.opts.metrics.registryBytes.inc({ direction: 'in', kind: 'manifest' }, bytes.length)
   return c.reply.code(201).header('Location', `/v2/${name}/manifests/${digest}`).header('Docker-Content-Digest', digest).send()
 }
 
@@ -235,7 +262,8 @@ async function getBlob(t: Extract<OciPath, { kind: 'blob' }>, c: Ctx) {
   }
   const send = await c.opts.blobs.open(t.digest, range)
   if (range) c.reply.code(206).header('Content-Range', `bytes ${range.start}-${range.end}/${size}`)
-  c.reply.header('Content-Length', range ? range.end - range.start + 1 : size)
+  const length = range ? range.end - range.start + 1 : size
+  c.reply.header('Content-Length', length)
   // The body bypasses Fastify's stream piping: the driver writes pooled buffers straight to the socket.
   c.reply.hijack()
   const res = c.reply.raw
@@ -243,6 +271,7 @@ async function getBlob(t: Extract<OciPath, { kind: 'blob' }>, c: Ctx) {
   try {
     await send(res)
     res.end()
+    c.opts.metrics.registryBytes.inc({ direction: 'out', kind: 'blob' }, length)
   } catch (err) {
     c.req.log.info({ url: c.req.url, err: (err as Error).message }, 'blob download aborted')
     res.destroy()
@@ -265,7 +294,7 @@ async function postUpload(name: RepoName, c: Ctx) {
     if (source !== undefined && (await c.opts.blobs.mount(name, source, d))) return blobCreated(name, d.digest, c.reply)
   } else if (digest !== undefined) {
     const d = parseDigest(digest)
-    await c.opts.uploads.monolithic(name, d, body(c.req.raw))
+    await receiving(c, () => c.opts.uploads.monolithic(name, d, body(c.req.raw)))
     return blobCreated(name, d.digest, c.reply)
   }
   const id = await c.opts.uploads.start(name)
@@ -277,7 +306,7 @@ async function putUpload(name: RepoName, id: string, c: Ctx) {
   const digest = one(c.query, 'digest')
   if (digest === undefined) throw new WharfError('DIGEST_INVALID', 'digest query parameter is required', {})
   const d = parseDigest(digest)
-  await c.opts.uploads.finish(name, id, d, hasBody(c.req.raw) ? body(c.req.raw) : undefined)
+  await receiving(c, () => c.opts.uploads.finish(name, id, d, hasBody(c.req.raw) ? body(c.req.raw) : undefined))
   return blobCreated(name, d.digest, c.reply)
 }
 
@@ -299,6 +328,16 @@ function ownedBy(name: string, projectPaths: Set<string>): boolean {
 
 function blobCreated(name: RepoName, digest: string, reply: FastifyReply) {
   return reply.code(201).header('Location', `/v2/${name}/blobs/${digest}`).header('Docker-Content-Digest', digest).send()
+}
+
+/** Counts a blob body being received for as long as `fn` runs (wharf_registry_uploads_in_flight). */
+async function receiving<T>(c: Ctx, fn: () => Promise<T>): Promise<T> {
+  c.opts.metrics.uploadsInFlight.inc()
+  try {
+    return await fn()
+  } finally {
+    c.opts.metrics.uploadsInFlight.dec()
+  }
 }
 
 function uploadStatus(name: RepoName, id: string, size: number, reply: FastifyReply) {

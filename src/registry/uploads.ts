@@ -9,6 +9,7 @@ import { WharfError } from '../core/errors.ts'
 import type { RepoName } from '../core/names.ts'
 import type { Database } from '../metadata/schema.ts'
 import type { BlobDriver } from '../storage/driver.ts'
+import type { Metrics } from '../ops/metrics.ts'
 import { blobPath, isUploadId, UPLOADS_DIR, uploadPath } from '../storage/paths.ts'
 import * as q from './queries.ts'
 
@@ -37,10 +38,12 @@ export class Uploads {
   private readonly driver: BlobDriver
   private readonly hashes = new Map<string, HashState>()
   private readonly locks = new Map<string, Promise<unknown>>()
+  private readonly metrics: Metrics | undefined
 
-  constructor(db: Kysely<Database>, driver: BlobDriver) {
+  constructor(db: Kysely<Database>, driver: BlobDriver, metrics?: Metrics) {
     this.db = db
     this.driver = driver
+    this.metrics = metrics
   }
 
   async start(name: RepoName): Promise<string> {
@@ -88,6 +91,7 @@ export class Uploads {
         const out = await this.driver.appender(path, 0)
         const hash = newHash(d.algorithm)
         const size = await streamInto(body, out, hash)
+        this.metrics?.registryBytes.inc({ direction: 'in', kind: 'blob' }, size)
         if (hash.digest('hex') !== d.hex) throw new WharfError('DIGEST_INVALID', 'provided digest did not match uploaded content', { digest: d.digest })
         await this.commit(name, path, d, size, undefined)
         return size
@@ -149,6 +153,7 @@ export class Uploads {
       out = await this.driver.appender(uploadPath(id), size)
       const received = await streamInto(body, out, state.hash)
       state.size += received
+      this.metrics?.registryBytes.inc({ direction: 'in', kind: 'blob' }, received)
     } catch (e) {
       // The hash may have seen bytes that never reached the file; rebuild it from disk next time.
       this.hashes.delete(id)

@@ -9,6 +9,7 @@ import { Body } from '../api/schemas.ts'
 import { WharfError } from '../core/errors.ts'
 import { readCookie, SESSION_COOKIE, type Sessions } from './sessions.ts'
 import { shellHtml } from './shell.ts'
+import { PAGES } from './static/pages.js'
 
 export interface WebOptions {
   sessions: Sessions
@@ -86,7 +87,13 @@ export async function webRoutes(app: FastifyInstance, opts: WebOptions): Promise
 
   app.get('/', sendShell)
   // Every app page lives under /-/ so no UI path collides with /<namespace>/<project>.git or /v2.
-  app.get('/-/*', sendShell)
+  // Only the app's own pages get its HTML: any other path there is a 404, never a "healthy" 200.
+  const pages = Object.values(PAGES)
+  app.get('/-/*', async (req, reply) => {
+    const path = req.url.split('?', 1)[0]!
+    if (!pages.some((re) => re.test(path))) throw new WharfError('NOT_FOUND', `no page at ${path.slice(0, 200)}`, {})
+    return sendShell(req, reply)
+  })
 
   app.get('/-/static/:name', async (req, reply) => {
     const asset = assets.get((req.params as { name: string }).name)

@@ -9,25 +9,26 @@ import { settingsTab } from './settings.js'
 import { membersTab } from './members.js'
 import { groupPage, projectItem } from './groups.js'
 import { navigate, runCleanups, setRenderer } from './nav.js'
+import { PAGES } from './pages.js'
 import { state } from './state.js'
 
 const ROUTES = [
-  [/^\/$/, homePage],
-  [/^\/-\/sign_in$/, signInPage],
-  [/^\/-\/projects\/new$/, newProjectPage],
-  [/^\/-\/groups\/new$/, newGroupPage],
-  [/^\/-\/groups\/([A-Za-z0-9_.\-]+(?:\/[A-Za-z0-9_.\-]+)*)$/, groupPage],
-  [/^\/-\/projects\/(\d+)$/, (id) => projectPage(id, 'registry')],
-  [/^\/-\/projects\/(\d+)\/registry$/, (id) => projectPage(id, 'registry')],
-  [/^\/-\/projects\/(\d+)\/pipelines$/, (id) => projectPage(id, 'pipelines')],
-  [/^\/-\/projects\/(\d+)\/pipelines\/new$/, (id) => projectPage(id, 'pipelines', newPipelinePage)],
-  [/^\/-\/projects\/(\d+)\/pipelines\/(\d+)$/, (id, pid) => projectPage(id, 'pipelines', (p) => pipelinePage(p, pid))],
-  [/^\/-\/projects\/(\d+)\/jobs\/(\d+)$/, (id, jid) => projectPage(id, 'pipelines', (p) => jobPage(p, jid))],
-  [/^\/-\/projects\/(\d+)\/repository$/, (id) => projectPage(id, 'repository')],
-  [/^\/-\/projects\/(\d+)\/members$/, (id) => projectPage(id, 'members')],
-  [/^\/-\/projects\/(\d+)\/settings$/, (id) => projectPage(id, 'settings')],
-  [/^\/-\/user\/tokens$/, tokensPage],
-  [/^\/-\/user\/account$/, accountPage],
+  [PAGES.home, homePage],
+  [PAGES.signIn, signInPage],
+  [PAGES.newProject, newProjectPage],
+  [PAGES.newGroup, newGroupPage],
+  [PAGES.group, groupPage],
+  [PAGES.project, (id) => projectPage(id, 'registry')],
+  [PAGES.projectRegistry, (id) => projectPage(id, 'registry')],
+  [PAGES.pipelines, (id) => projectPage(id, 'pipelines')],
+  [PAGES.newPipeline, (id) => projectPage(id, 'pipelines', newPipelinePage)],
+  [PAGES.pipeline, (id, pid) => projectPage(id, 'pipelines', (p) => pipelinePage(p, pid))],
+  [PAGES.job, (id, jid) => projectPage(id, 'pipelines', (p) => jobPage(p, jid))],
+  [PAGES.repository, (id) => projectPage(id, 'repository')],
+  [PAGES.members, (id) => projectPage(id, 'members')],
+  [PAGES.settings, (id) => projectPage(id, 'settings')],
+  [PAGES.tokens, tokensPage],
+  [PAGES.account, accountPage],
 ]
 
 async function render() {
