@@ -8,9 +8,13 @@ import type { Config } from './config/schema.ts'
 import { migrate, openDb } from './metadata/db.ts'
 import { createServices } from './services.ts'
 import { createFsDriver } from './storage/fs-driver.ts'
+import { buildMirrorApp } from './proxy/index.ts'
 
 /** How often stale upload sessions are looked for; a quarter of the TTL, at most every ten minutes. */
 const sweepPeriodMs = (ttlSeconds: number) => Math.min(ttlSeconds * 250, 10 * 60 * 1000)
+
+/** How often the dependency proxy's cleanup looks for images not pulled within cleanupDays. */
+const CLEANUP_PERIOD_MS = 60 * 60 * 1000
 
 export interface RunningServer {
   app: FastifyInstance
@@ -36,6 +40,7 @@ export async function startServer(config: Readonly<Config>): Promise<RunningServ
     gitRoot: join(config.data, 'git'),
     ciRoot: join(config.data, 'ci'),
     jobHeartbeatTimeoutSeconds: config.ci.jobHeartbeatTimeoutSeconds,
+    dependencyProxy: { ...config.dependencyProxy, manifestBytes: config.limits.manifestBytes },
   })
   const { registry, generatedRootPassword } = services
   const https = config.tls && { cert: await readFile(config.tls.cert), key: await readFile(config.tls.key) }
@@ -48,15 +53,27 @@ export async function startServer(config: Readonly<Config>): Promise<RunningServ
     )
   await sweep()
   const timer = setInterval(sweep, sweepPeriodMs(config.limits.uploadTtlSeconds)).unref()
+  // Cached upstream images not pulled for cleanupDays are removed (and their bytes freed) hourly.
+  const cleanup = () =>
+    services.dependencyProxy.cleanup(config.dependencyProxy.cleanupDays).then(
+      (r) => r.images && logger.info(r, 'removed dependency proxy images not pulled recently'),
+      (err: unknown) => logger.error({ err }, 'dependency proxy cleanup failed'),
+    )
+  await cleanup()
+  const cleanupTimer = setInterval(cleanup, CLEANUP_PERIOD_MS).unref()
+  const mirror = config.dependencyProxy.mirrorListen ? await buildMirrorApp({ logger, proxy: services.dependencyProxy, https }) : undefined
 
   const { host, port } = listenAddress(config)
   await app.listen({ host, port })
+  if (mirror) await mirror.listen(listenAddress({ listen: config.dependencyProxy.mirrorListen! }))
   return {
     app,
     url: config.publicUrl,
     ...(generatedRootPassword ? { generatedRootPassword } : {}),
     async close() {
       clearInterval(timer)
+      clearInterval(cleanupTimer)
+      await mirror?.close()
       await app.close()
       await db.destroy()
     },

@@ -29,6 +29,7 @@ export const API_ERRORS: Record<ErrorCode, number> = {
   RANGE_NOT_SATISFIABLE: 416,
   TOOMANYREQUESTS: 429,
   UNSUPPORTED: 501,
+  UPSTREAM_UNAVAILABLE: 503,
 }
 
 const TITLES: Record<number, string> = {
@@ -44,6 +45,7 @@ const TITLES: Record<number, string> = {
   429: 'Too Many Requests',
   500: 'Internal Server Error',
   501: 'Not Implemented',
+  503: 'Service Unavailable',
 }
 
 export interface Problem {
