@@ -39,6 +39,30 @@ export async function blobReferencedIn(db: Executor, repositoryId: number, diges
   return row !== undefined
 }
 
+/**
+ * A copy of the same upstream image's manifest in another cache repository: by digest, or by tag
+ * when that tag was confirmed by the upstream since `since`.
+ */
+export async function cachedElsewhere(db: Executor, w: { upstream: string; upstreamName: string; exclude: string; digest?: string; tag?: string; since?: string }) {
+  let q = db
+    .selectFrom('dependency_proxy_repositories as d')
+    .innerJoin('repositories as r', 'r.id', 'd.repository_id')
+    .innerJoin('manifests as m', 'm.repository_id', 'd.repository_id')
+    .select(['m.digest', 'm.media_type', 'm.content'])
+    .where('d.upstream', '=', w.upstream)
+    .where('d.upstream_name', '=', w.upstreamName)
+    .where('r.name', '!=', w.exclude)
+  if (w.digest !== undefined) q = q.where('m.digest', '=', w.digest)
+  if (w.tag !== undefined) {
+    q = q
+      .innerJoin('tags as t', (j) => j.onRef('t.repository_id', '=', 'd.repository_id').onRef('t.manifest_id', '=', 'm.id'))
+      .innerJoin('dependency_proxy_tags as c', (j) => j.onRef('c.repository_id', '=', 'd.repository_id').onRef('c.tag', '=', 't.name'))
+      .where('t.name', '=', w.tag)
+      .where('c.checked_at', '>=', w.since ?? '')
+  }
+  return q.limit(1).executeTakeFirst()
+}
+
 export interface CachedImage {
   repository_id: number
   name: string

@@ -53,6 +53,13 @@ export type BlobSource =
   | { kind: 'upstream'; size: number | undefined }
   | { kind: 'flight'; flight: BlobFlight; send(dest: Writable): Promise<void> }
 
+/** A manifest as an upstream served it. */
+interface Fetched {
+  body: Buffer
+  contentType: string | undefined
+  digest: ParsedDigest | undefined
+}
+
 export interface UpstreamStatus {
   host: string
   url: string
@@ -68,7 +75,7 @@ export class DependencyProxy {
   private readonly driver: BlobDriver
   private readonly upstreams: UpstreamClient[]
   private readonly opts: ProxyOptions
-  private readonly manifestFlights = new Map<string, Promise<{ body: Buffer; contentType: string | undefined; digest: ParsedDigest | undefined }>>()
+  private readonly manifestFlights = new Map<string, Promise<Fetched>>()
   private readonly blobFlights = new Map<string, BlobFlight>()
 
   constructor(db: Kysely<Database>, registry: Registry, projects: Projects, driver: BlobDriver, opts: ProxyOptions) {
@@ -122,15 +129,14 @@ export class DependencyProxy {
     // Content named by its digest never changes: a cached copy is never revalidated.
     const cached = await rq.manifestByDigest(this.db, t.repository, d.digest)
     if (cached) return cached
-    const f = await this.fetchManifest(t, d.digest)
-    await this.registry.manifests.cache(t.repository, undefined, f.body, f.contentType, d)
+    await this.fill(t, d.digest)
     return (await rq.manifestByDigest(this.db, t.repository, d.digest))!
   }
 
   private async manifestByTag(t: CacheTarget, tag: string): Promise<ManifestResult> {
     const cached = await rq.manifestByTag(this.db, t.repository, tag)
     if (!cached) {
-      await this.refreshTag(t, tag)
+      await this.fill(t, tag)
       return { row: (await rq.manifestByTag(this.db, t.repository, tag))! }
     }
     const checked = await q.tagCheckedAt(this.db, cached.repository_id, tag)
@@ -145,7 +151,7 @@ export class DependencyProxy {
         await q.setTagChecked(this.db, cached.repository_id, tag, nowIso())
         return { row: cached }
       }
-      await this.refreshTag(t, tag)
+      await this.fill(t, tag, true)
       return { row: (await rq.manifestByTag(this.db, t.repository, tag))! }
     } catch (e) {
       // The upstream is down or out of pulls: the cached copy is better than nothing (and says so).
@@ -156,41 +162,61 @@ export class DependencyProxy {
     }
   }
 
-  private async refreshTag(t: CacheTarget, tag: string): Promise<void> {
-    const f = await this.fetchManifest(t, tag)
-    await this.registry.manifests.cache(t.repository, tag, f.body, f.contentType, f.digest)
-    const repositoryId = (await rq.findRepositoryId(this.db, t.repository))!
-    await q.setTagChecked(this.db, repositoryId, tag, nowIso())
+  /**
+   * Puts a manifest (by tag or digest) into the target's repository: copied from another cache of
+   * the same upstream image when that copy is fresh (so the group path and the mirror share one
+   * upstream fetch), else fetched. Concurrent misses share one upstream GET, which resolves only
+   * once its first requester stored the manifest, so a later miss finds that copy instead of
+   * fetching again.
+   */
+  private async fill(t: CacheTarget, ref: string, moved = false): Promise<void> {
+    const byDigest = ref.includes(':')
+    if (!moved) {
+      const since = new Date(Date.now() - this.opts.tagTtlSeconds * 1000).toISOString()
+      const copy = await q.cachedElsewhere(this.db, { upstream: t.upstream.host, upstreamName: t.upstreamName, exclude: t.repository, ...(byDigest ? { digest: ref } : { tag: ref, since }) })
+      if (copy) return this.store(t, byDigest ? undefined : ref, { body: Buffer.from(copy.content), contentType: copy.media_type, digest: parseDigest(copy.digest) })
+    }
+    const key = `${t.upstream.host}/${t.upstreamName}${byDigest ? '@' : ':'}${ref}`
+    const running = this.manifestFlights.get(key)
+    if (running) {
+      const fetched = await running
+      return this.store(t, byDigest ? undefined : ref, fetched)
+    }
+    const flight = (async () => {
+      const fetched = await this.fetchManifest(t, ref)
+      await this.store(t, byDigest ? undefined : ref, fetched)
+      return fetched
+    })().finally(() => this.manifestFlights.delete(key))
+    this.manifestFlights.set(key, flight)
+    await flight
   }
 
-  /** One upstream GET per manifest however many clients miss it at once (each stores it in its own repository). */
-  private fetchManifest(t: CacheTarget, ref: string) {
-    const key = `${t.upstream.host}/${t.upstreamName}:${ref}`
-    let flight = this.manifestFlights.get(key)
-    if (!flight) {
-      flight = (async () => {
-        const res = await t.upstream.request('GET', `/v2/${t.upstreamName}/manifests/${ref}`, { accept: UPSTREAM_ACCEPT, scope: this.scope(t) })
-        if (res.status === 404) {
-          res.body.resume()
-          throw new WharfError('MANIFEST_UNKNOWN', `${t.upstream.host} has no manifest ${t.upstreamName}${ref.includes(':') ? '@' : ':'}${ref}`, { upstream: t.upstream.host })
-        }
-        if (res.status !== 200) {
-          res.body.resume()
-          throw t.upstream.unavailable(`answered ${res.status} to a manifest GET`)
-        }
-        const body = await t.upstream.readBody(res, this.opts.manifestBytes)
-        const named = header(res, 'docker-content-digest')
-        let digest: ParsedDigest | undefined
-        try {
-          digest = named ? parseDigest(named) : undefined
-        } catch {
-          digest = undefined
-        }
-        return { body, contentType: header(res, 'content-type'), digest }
-      })().finally(() => this.manifestFlights.delete(key))
-      this.manifestFlights.set(key, flight)
+  private async store(t: CacheTarget, tag: string | undefined, f: Fetched): Promise<void> {
+    await this.registry.manifests.cache(t.repository, tag, f.body, f.contentType, f.digest)
+    const repositoryId = (await rq.findRepositoryId(this.db, t.repository))!
+    await q.recordPull(this.db, { repositoryId, namespaceId: t.namespaceId, upstream: t.upstream.host, upstreamName: t.upstreamName, at: nowIso() })
+    if (tag !== undefined) await q.setTagChecked(this.db, repositoryId, tag, nowIso())
+  }
+
+  private async fetchManifest(t: CacheTarget, ref: string): Promise<Fetched> {
+    const res = await t.upstream.request('GET', `/v2/${t.upstreamName}/manifests/${ref}`, { accept: UPSTREAM_ACCEPT, scope: this.scope(t) })
+    if (res.status === 404) {
+      res.body.resume()
+      throw new WharfError('MANIFEST_UNKNOWN', `${t.upstream.host} has no manifest ${t.upstreamName}${ref.includes(':') ? '@' : ':'}${ref}`, { upstream: t.upstream.host })
     }
-    return flight
+    if (res.status !== 200) {
+      res.body.resume()
+      throw t.upstream.unavailable(`answered ${res.status} to a manifest GET`)
+    }
+    const body = await t.upstream.readBody(res, this.opts.manifestBytes)
+    const named = header(res, 'docker-content-digest')
+    let digest: ParsedDigest | undefined
+    try {
+      digest = ref.includes(':') ? parseDigest(ref) : named ? parseDigest(named) : undefined
+    } catch {
+      digest = undefined
+    }
+    return { body, contentType: header(res, 'content-type'), digest }
   }
 
   // ---- blobs ----
