@@ -223,8 +223,8 @@ export class UpstreamClient {
       } catch {
         throw this.unavailable('it redirected to an invalid URL')
       }
-      // Never downgrade to plain HTTP, and never hand the registry's credentials to another host (the CDN).
-      if (next.protocol !== 'https:' && !(next.protocol === 'http:' && url.protocol === 'http:')) throw this.unavailable(`it redirected to a ${next.protocol} URL`)
+      if (!redirectAllowed(url, next)) throw this.unavailable(`it redirected to a ${next.protocol} URL`)
+      // Never hand the registry's credentials to another host (the CDN takes signed URLs).
       if (next.host !== url.host) {
         const { authorization: _dropped, ...rest } = hdrs
         hdrs = rest
@@ -242,11 +242,16 @@ export class UpstreamClient {
         resolve(res)
       })
       // No answer (or no bytes) for this long: the upstream counts as unreachable, never a hang.
-      req.setTimeout(this.timeoutMs, () => req.destroy(new Error(`no answer within ${Math.round(this.timeoutMs / 1000)} s`)))
+      req.setTimeout(this.timeoutMs, () => req.destroy(new Error(`no answer within ${this.timeoutMs / 1000} s`)))
       req.on('error', (e: NodeJS.ErrnoException) => reject(this.unavailable(e.code && e.code !== 'ERR_STREAM_PREMATURE_CLOSE' ? `${e.code} (${url.host})` : e.message)))
       req.end()
     })
   }
+}
+
+/** A redirect may go to http(s) only, and never from HTTPS down to plain HTTP. */
+export function redirectAllowed(from: URL, to: URL): boolean {
+  return to.protocol === 'https:' || (to.protocol === 'http:' && from.protocol === 'http:')
 }
 
 function basicAuth(user: string, password: string): string {
