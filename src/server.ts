@@ -25,6 +25,13 @@ export interface RunningServer {
 }
 
 
+/** The mirror listener as clients reach it: the public host name, the mirror's port, the same scheme. */
+function mirrorUrl(config: Readonly<Config>): string | undefined {
+  if (!config.dependencyProxy.mirrorListen) return undefined
+  const url = new URL(config.publicUrl)
+  return `${url.protocol}//${url.hostname}:${listenAddress({ listen: config.dependencyProxy.mirrorListen }).port}`
+}
+
 /** Composition root: config → database → storage → registry → HTTP. */
 export async function startServer(config: Readonly<Config>): Promise<RunningServer> {
   const logger = pino({ level: config.logLevel, redact: ['req.headers.authorization', 'headers.authorization', 'req.headers["private-token"]', 'req.headers["job-token"]'] })
@@ -41,6 +48,7 @@ export async function startServer(config: Readonly<Config>): Promise<RunningServ
     ciRoot: join(config.data, 'ci'),
     jobHeartbeatTimeoutSeconds: config.ci.jobHeartbeatTimeoutSeconds,
     dependencyProxy: { ...config.dependencyProxy, manifestBytes: config.limits.manifestBytes },
+    registryMirror: mirrorUrl(config),
   })
   const { registry, generatedRootPassword } = services
   const https = config.tls && { cert: await readFile(config.tls.cert), key: await readFile(config.tls.key) }

@@ -35,6 +35,8 @@ export interface ServiceOptions {
   jobHeartbeatTimeoutSeconds?: number | undefined
   /** The pull-through cache's upstreams and timings (default: Docker Hub, the config defaults). */
   dependencyProxy?: ProxyOptions | undefined
+  /** The mirror listener's URL as clients reach it, when it runs (told to CI jobs). */
+  registryMirror?: string | undefined
 }
 
 export interface Services {
@@ -71,6 +73,7 @@ export async function createServices(db: Kysely<Database>, driver: BlobDriver, o
       credentials,
       auth,
       heartbeatTimeoutSeconds: opts.jobHeartbeatTimeoutSeconds ?? DEFAULT_JOB_HEARTBEAT_TIMEOUT_SECONDS,
+      registryMirror: opts.registryMirror,
     })
   }
   if ((await countUsers(db)) === 0) {

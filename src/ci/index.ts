@@ -40,6 +40,8 @@ export interface CiOptions {
   heartbeatTimeoutSeconds: number
   /** Largest artifacts upload in bytes. */
   artifactsMaxBytes?: number
+  /** The dependency proxy's mirror listener URL, announced to jobs as WHARF_REGISTRY_MIRROR. */
+  registryMirror?: string | undefined
 }
 
 /**
@@ -47,7 +49,7 @@ export interface CiOptions {
  * runners take its jobs. The job token is registered as a credential for the registry and git.
  */
 export function createCi(db: Kysely<Database>, git: GitHosting, projects: Projects, publicUrl: string, opts: CiOptions): Ci {
-  const pipelines = new Pipelines({ db, repos: git.repos, projects, publicUrl })
+  const pipelines = new Pipelines({ db, repos: git.repos, projects, publicUrl, registryMirror: opts.registryMirror })
   git.onPush((e) => pipelines.handlePush(e).then(() => undefined))
   const jobTokens = new JobTokens(db, projects)
   opts.credentials.addVerifier(jobTokens)

@@ -46,13 +46,15 @@ export class Pipelines {
   private readonly repos: GitRepos
   private readonly projects: Projects
   private readonly publicUrl: string
+  private readonly registryMirror: string | undefined
   private readonly listeners = new Set<Listener>()
 
-  constructor(deps: { db: Kysely<Database>; repos: GitRepos; projects: Projects; publicUrl: string }) {
+  constructor(deps: { db: Kysely<Database>; repos: GitRepos; projects: Projects; publicUrl: string; registryMirror?: string | undefined }) {
     this.db = deps.db
     this.repos = deps.repos
     this.projects = deps.projects
     this.publicUrl = deps.publicUrl
+    this.registryMirror = deps.registryMirror
   }
 
   /** Called whenever a pipeline's jobs changed (new pending jobs for runners, live UI). */
@@ -164,7 +166,8 @@ export class Pipelines {
         })
         const vars: JobVariable[] = predefinedVariables({
           serverUrl: this.publicUrl,
-          project: { id: r.project.id, name: r.project.name, path: r.project.path, fullPath: r.project.full_path, namespace: namespace.full_path, visibility: r.project.visibility, defaultBranch },
+          project: { id: r.project.id, name: r.project.name, path: r.project.path, fullPath: r.project.full_path, namespace: namespace.full_path, namespaceIsGroup: namespace.kind === 'group', visibility: r.project.visibility, defaultBranch },
+          registryMirror: this.registryMirror,
           pipeline: { id: p.id, iid: p.iid, source: r.source, ref: r.ref, tag: r.refType === 'tag', sha: r.sha, beforeSha: r.beforeSha, url: this.pipelineUrl(r.project, p.id) },
           commit: { message: commit.message, title: commit.title, timestamp: commit.committedDate, author: `${commit.authorName} <${commit.authorEmail}>` },
           job: { id: row.id, name: job.name, stage: job.stage, url: `${this.publicUrl}/${r.project.full_path}/-/jobs/${row.id}` },

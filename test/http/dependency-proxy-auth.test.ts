@@ -80,7 +80,12 @@ describe('dependency proxy authorization', () => {
     const jobs = [await h.take(runner.token), await h.take(runner.token)]
     const inTeam = jobs.find((j) => j.variables.some((v) => v.key === 'CI_PROJECT_PATH' && v.value === 'team/app'))!
     const outside = jobs.find((j) => j !== inTeam)!
-    assert.deepEqual(await granted(h, { username: 'gitlab-ci-token', password: inTeam.token }), { 'team/dependency_proxy/containers/alpine': ['pull'] })
+    // The job logs in with its own predefined variables, as GitLab documents.
+    const v = Object.fromEntries(inTeam.variables.map((x) => [x.key, x.value]))
+    assert.equal(v.CI_DEPENDENCY_PROXY_USER, 'gitlab-ci-token')
+    assert.equal(v.CI_DEPENDENCY_PROXY_PASSWORD, inTeam.token)
+    assert.equal(v.CI_DEPENDENCY_PROXY_GROUP_IMAGE_PREFIX, 'wharf.test:5000/team/dependency_proxy/containers')
+    assert.deepEqual(await granted(h, { username: v.CI_DEPENDENCY_PROXY_USER!, password: v.CI_DEPENDENCY_PROXY_PASSWORD! }), { 'team/dependency_proxy/containers/alpine': ['pull'] })
     assert.deepEqual(await granted(h, { username: 'gitlab-ci-token', password: outside.token }), {})
   })
 
