@@ -214,6 +214,12 @@ export class Projects {
     return ns?.kind === 'group' ? ns : undefined
   }
 
+  /** A group by its full path only (a path may be all digits, so it is never read as an id). */
+  async findGroupByPath(path: string): Promise<Namespace | undefined> {
+    const ns = await q.findNamespaceByPath(this.db, path)
+    return ns?.kind === 'group' ? ns : undefined
+  }
+
   /** A namespace (user or group) by numeric id or full path. */
   async findNamespaceRef(ref: string | number): Promise<Namespace | undefined> {
     const s = String(ref)

@@ -59,7 +59,7 @@ async function setup(t: TestContext) {
     tokenTtlSeconds: 300,
     pageMax: 100,
     rootPassword: 'root-password-1',
-    dependencyProxy: { upstreams: [{ host: 'docker.io', url: up.url }], tagTtlSeconds: 60, cleanupDays: 90, upstreamTimeoutSeconds: 5, manifestBytes: 4 << 20 },
+    dependencyProxy: { upstreams: [{ host: 'docker.io', url: up.url }], tagTtlSeconds: 60, upstreamTimeoutSeconds: 5, manifestBytes: 4 << 20 },
   })
   t.after(async () => {
     await db.destroy()

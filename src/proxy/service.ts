@@ -93,7 +93,7 @@ export class DependencyProxy {
   async groupTarget(name: RepoName): Promise<CacheTarget> {
     const split = splitDependencyProxyName(name)
     if (!split) throw new WharfError('NAME_UNKNOWN', 'repository name not known to registry', { name })
-    const group = await this.projects.findGroupRef(split.group)
+    const group = await this.projects.findGroupByPath(split.group)
     // Authorization already required access to the group; a deleted one is simply unknown.
     if (!group) throw new WharfError('NAME_UNKNOWN', `no group ${split.group}`, { name })
     const upstream = this.upstreams.find((u) => u.host === DOCKER_HUB) ?? this.upstreams[0]!
