@@ -6,8 +6,11 @@
 import type { Writable } from 'node:stream'
 import { PathNotFoundError, type BlobDriver, type PositionalReader } from '../storage/driver.ts'
 
-/** Read size when following the file (the registry streams with 1 MiB buffers as well). */
-const CHUNK = 1 << 20
+/**
+ * Read size when following the file: data arrives in upstream-sized pieces, and a hundred
+ * clients following one flight each hold a buffer, so it is smaller than the registry's 1 MiB.
+ */
+const CHUNK = 256 << 10
 
 export class BlobFlight {
   /** The upstream's Content-Length, when it sent one. */
