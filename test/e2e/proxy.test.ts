@@ -65,7 +65,8 @@ before(async () => {
   mirror = `127.0.0.1:${mirrorPort}`;
   wharf = await startWharf({
     env: {
-      WHARF_DEPENDENCY_PROXY_UPSTREAMS: JSON.stringify([{ host: 'docker.io', url: hub.url }]),
+      // The stand-in also plays a second registry, so containerd's ?ns= selection can be checked.
+      WHARF_DEPENDENCY_PROXY_UPSTREAMS: JSON.stringify([{ host: 'docker.io', url: hub.url }, { host: 'quay.io', url: hub.url }]),
       WHARF_DEPENDENCY_PROXY_MIRROR_LISTEN: mirror,
       WHARF_DEPENDENCY_PROXY_TAG_TTL_SECONDS: String(TTL_SECONDS),
       WHARF_DEPENDENCY_PROXY_UPSTREAM_TIMEOUT_SECONDS: '5',
@@ -171,7 +172,8 @@ describe('pull-through cache', () => {
     assert.equal(uncached.status, 429, uncached.describe);
     const err = JSON.parse(uncached.body.toString()).errors[0];
     assert.equal(err.code, 'TOOMANYREQUESTS');
-    assert.match(err.message, /^docker\.io rate limit: 0 of 0 pulls left in 21600 s; retry/);
+    assert.equal(err.message, 'docker.io rate limit: 0 of 0 pulls left in 21600 s; retry after 1 s');
+    assert.equal(uncached.headers.get('retry-after'), '1', 'the upstream\'s Retry-After is passed on');
     const viaSkopeo = await skopeo(['inspect', '--retry-times', '0', '--raw', '--tls-verify=false', ...rootCreds(), group('rare:1')]);
     assert.notEqual(viaSkopeo.code, 0);
     assert.match(viaSkopeo.stderr, /rate limit: 0 of 0 pulls left/);
@@ -198,6 +200,16 @@ describe('pull-through cache', () => {
     } finally {
       await hub.start();
     }
+  });
+
+  it("the mirror serves another upstream when containerd names it with ?ns=, and says which upstreams exist otherwise", async () => {
+    const quay = await http('GET', `http://${mirror}/v2/library/alpine/manifests/3?ns=quay.io`, { headers: { accept: MANIFEST_ACCEPT } });
+    assert.equal(quay.status, 200, quay.describe);
+    const cache = await wharf.api('GET', '/api/v4/dependency_proxy/cache');
+    assert.ok(cache.json.images.some((i: { upstream: string; repository: string }) => i.upstream === 'quay.io' && i.repository === 'dependency_proxy/quay.io/library/alpine'), cache.describe);
+    const unknown = await http('GET', `http://${mirror}/v2/library/alpine/manifests/3?ns=ghcr.io`);
+    assert.equal(unknown.status, 404, unknown.describe);
+    assert.match(JSON.parse(unknown.body.toString()).errors[0].message, /no upstream ghcr\.io; configured: docker\.io, quay\.io/);
   });
 
   it('the group path and the mirror are pull-only', async () => {

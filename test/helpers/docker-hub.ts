@@ -123,7 +123,8 @@ export async function startDockerHub(opts: { limit?: number } = {}): Promise<Doc
       rateHeaders(res);
       if (req.method === 'GET') {
         if (manifestGets >= limit) {
-          res.writeHead(429, { 'content-type': 'application/json' });
+          // A short Retry-After keeps clients that honour it (containers/image backs off otherwise) quick in tests.
+          res.writeHead(429, { 'content-type': 'application/json', 'retry-after': '1' });
           res.end(JSON.stringify({ errors: [{ code: 'TOOMANYREQUESTS', message: 'You have reached your pull rate limit.' }] }));
           return;
         }
