@@ -1,6 +1,7 @@
 // HTTP for the pull-through cache: the group path on the main /v2 (through the registry's
 // PullThrough hook), the mirror listener, and the /api/v4 cache and upstream endpoints.
 import { Type, type Static } from '@sinclair/typebox'
+import type { Writable } from 'node:stream'
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
 import { Accepted, IdParam } from '../api/schemas.ts'
 import { WharfError } from '../core/errors.ts'
@@ -35,7 +36,7 @@ export async function servePull(proxy: DependencyProxy, t: CacheTarget, target: 
     if (src.size !== undefined) reply.header('Content-Length', src.size)
     return reply.send()
   }
-  let send: (dest: NodeJS.WritableStream & import('node:stream').Writable) => Promise<void>
+  let send: (dest: Writable) => Promise<void>
   if (src.kind === 'stored') {
     reply.header('Accept-Ranges', 'bytes')
     if (head) return reply.header('Content-Length', src.size).send()
