@@ -69,7 +69,8 @@ export async function startServer(config: Readonly<Config>): Promise<RunningServ
     )
   await cleanup()
   const cleanupTimer = setInterval(cleanup, CLEANUP_PERIOD_MS).unref()
-  const mirror = config.dependencyProxy.mirrorListen ? await buildMirrorApp({ logger, proxy: services.dependencyProxy, https }) : undefined
+  const mirrorAuth = config.dependencyProxy.mirrorAuth === 'token' ? { auth: services.auth, realm: `${config.publicUrl}/jwt/auth` } : undefined
+  const mirror = config.dependencyProxy.mirrorListen ? await buildMirrorApp({ logger, proxy: services.dependencyProxy, https, auth: mirrorAuth }) : undefined
 
   const { host, port } = listenAddress(config)
   await app.listen({ host, port })

@@ -94,3 +94,19 @@ export function dependencyProxyActions(p: Principal, group: GroupFacts | undefin
       return []
   }
 }
+
+/**
+ * The mirror listener behind token auth (`dependencyProxy.mirrorAuth: token`): it serves public
+ * upstream images, so any authenticated principal that may read registries pulls; never more.
+ */
+export function mirrorActions(p: Principal): Action[] {
+  switch (p.kind) {
+    case 'user':
+    case 'deploy-token':
+      return hasScope(p, 'read_registry', 'write_registry') ? ['pull'] : []
+    case 'job':
+      return ['pull']
+    case 'anonymous':
+      return []
+  }
+}

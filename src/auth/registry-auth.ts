@@ -1,10 +1,10 @@
 import type { Kysely } from 'kysely'
 import { WharfError } from '../core/errors.ts'
-import { parseRepoName, splitDependencyProxyName } from '../core/names.ts'
+import { MIRROR_CACHE_PREFIX, parseRepoName, splitDependencyProxyName } from '../core/names.ts'
 import type { Database } from '../metadata/schema.ts'
 import * as projectQueries from '../projects/queries.ts'
 import type { Projects } from '../projects/service.ts'
-import { ACTIONS, dependencyProxyActions, permittedActions, type Action, type ProjectFacts } from './access.ts'
+import { ACTIONS, dependencyProxyActions, mirrorActions, permittedActions, type Action, type ProjectFacts } from './access.ts'
 import type { Credentials } from './credentials.ts'
 import { principalName, type Credential, type Principal } from './principals.ts'
 import * as q from './queries.ts'
@@ -89,7 +89,11 @@ export class RegistryAuth {
         continue
       }
       const proxied = splitDependencyProxyName(name)
-      const permitted = proxied ? dependencyProxyActions(p, await this.projects.dependencyProxyFacts(p, proxied.group)) : permittedActions(p, await this.facts(p, name))
+      const permitted = name.startsWith(MIRROR_CACHE_PREFIX)
+        ? mirrorActions(p)
+        : proxied
+          ? dependencyProxyActions(p, await this.projects.dependencyProxyFacts(p, proxied.group))
+          : permittedActions(p, await this.facts(p, name))
       const wanted = s.actions.includes('*') ? ACTIONS : s.actions
       const actions = permitted.filter((a) => wanted.includes(a))
       if (actions.length) out.push({ type: 'repository', name, actions })

@@ -219,6 +219,7 @@ describe('dependencyProxy settings', () => {
     assert.equal(c.dependencyProxy.tagTtlSeconds, 600)
     assert.equal(c.dependencyProxy.cleanupDays, 90)
     assert.equal(c.dependencyProxy.mirrorListen, undefined)
+    assert.equal(c.dependencyProxy.mirrorAuth, 'anonymous')
   })
 
   it('takes upstreams from the config file as a YAML list, and from WHARF_DEPENDENCY_PROXY_UPSTREAMS as JSON', async () => {
@@ -242,5 +243,6 @@ describe('dependencyProxy settings', () => {
     assertConfigError(() => loadConfig({ env: { WHARF_DEPENDENCY_PROXY_UPSTREAMS: '[{"host":"docker.io","url":"https://x","caFile":"/nonexistent/ca.pem"}]' } }), 'dependencyProxy.upstreams.0.caFile', 'cannot read')
     assertConfigError(() => loadConfig({ env: { WHARF_DEPENDENCY_PROXY_UPSTREAMS: '[]' } }), 'dependencyProxy.upstreams')
     assertConfigError(() => loadConfig({ env: {}, flags: { 'mirror-listen': 'nope' } }), 'dependencyProxy.mirrorListen', '--mirror-listen')
+    assertConfigError(() => loadConfig({ env: { WHARF_DEPENDENCY_PROXY_MIRROR_AUTH: 'basic' } }), 'dependencyProxy.mirrorAuth', 'expected anonymous or token')
   })
 })

@@ -20,6 +20,7 @@ export const SETTINGS = [
   { key: 'limits.pageMax', flag: 'page-max', env: 'WHARF_LIMITS_PAGE_MAX', kind: 'integer' },
   { key: 'dependencyProxy.upstreams', flag: 'proxy-upstreams', env: 'WHARF_DEPENDENCY_PROXY_UPSTREAMS', kind: 'json' },
   { key: 'dependencyProxy.mirrorListen', flag: 'mirror-listen', env: 'WHARF_DEPENDENCY_PROXY_MIRROR_LISTEN', kind: 'string' },
+  { key: 'dependencyProxy.mirrorAuth', flag: 'mirror-auth', env: 'WHARF_DEPENDENCY_PROXY_MIRROR_AUTH', kind: 'string' },
   { key: 'dependencyProxy.tagTtlSeconds', flag: 'proxy-tag-ttl-seconds', env: 'WHARF_DEPENDENCY_PROXY_TAG_TTL_SECONDS', kind: 'integer' },
   { key: 'dependencyProxy.cleanupDays', flag: 'proxy-cleanup-days', env: 'WHARF_DEPENDENCY_PROXY_CLEANUP_DAYS', kind: 'integer' },
   { key: 'dependencyProxy.upstreamTimeoutSeconds', flag: 'proxy-upstream-timeout-seconds', env: 'WHARF_DEPENDENCY_PROXY_UPSTREAM_TIMEOUT_SECONDS', kind: 'integer' },

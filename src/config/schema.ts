@@ -70,6 +70,8 @@ export const ConfigSchema = Type.Object(
         upstreams: Type.Array(Upstream, { minItems: 1, maxItems: 32, description: 'a list of {host, url} (YAML/JSON)' }),
         /** host:port of the pull-only mirror listener (Docker `registry-mirrors`, containerd `hosts.toml`); off when unset. */
         mirrorListen: Type.Optional(Type.String({ pattern: LISTEN_PATTERN, description: 'host:port' })),
+        /** `anonymous`: anyone who can reach the mirror pulls through it; `token`: Wharf's token auth (any signed-in user, deploy token or CI job). */
+        mirrorAuth: Type.Union([Type.Literal('anonymous'), Type.Literal('token')], { description: 'anonymous or token' }),
         /** A cached tag is served without asking the upstream this long; then it is revalidated with a HEAD. */
         tagTtlSeconds: Type.Integer({ minimum: 0, maximum: 30 * 86_400, description: 'seconds, 0 to 2592000' }),
         /** Cached images not pulled for this many days are removed and their bytes freed. */
@@ -100,6 +102,7 @@ export const DEFAULTS: Omit<Config, 'publicUrl'> = {
   limits: { manifestBytes: 4 << 20, uploadTtlSeconds: 24 * 3600, pageMax: 10_000 },
   dependencyProxy: {
     upstreams: [{ host: 'docker.io', url: 'https://registry-1.docker.io' }],
+    mirrorAuth: 'anonymous',
     tagTtlSeconds: 600,
     cleanupDays: 90,
     upstreamTimeoutSeconds: 30,

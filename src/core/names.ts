@@ -42,3 +42,6 @@ export function splitDependencyProxyName(name: string): { group: string; image: 
 export function dependencyProxyName(group: string, image: string): string {
   return `${group}${DEPENDENCY_PROXY_INFIX}${image}`
 }
+
+/** The mirror listener's cached copies live under this reserved top-level path (`dependency_proxy/<host>/<name>`). */
+export const MIRROR_CACHE_PREFIX = 'dependency_proxy/'

@@ -1,5 +1,5 @@
 // Image names as upstream registries know them, and the registry repositories their cached copies live in.
-import { dependencyProxyName, parseRepoName, type RepoName } from '../core/names.ts'
+import { dependencyProxyName, MIRROR_CACHE_PREFIX, parseRepoName, type RepoName } from '../core/names.ts'
 import { WharfError } from '../core/errors.ts'
 
 export const DOCKER_HUB = 'docker.io'
@@ -28,7 +28,7 @@ export function groupCacheRepository(groupPath: string, upstreamName: string): R
  * `dependency_proxy` is a reserved path, so no project can own (or push to) these names.
  */
 export function mirrorCacheRepository(upstreamHost: string, upstreamName: string): RepoName {
-  return checked(`dependency_proxy/${upstreamHost.replace(':', '-')}/${upstreamName}`)
+  return checked(`${MIRROR_CACHE_PREFIX}${upstreamHost.replace(':', '-')}/${upstreamName}`)
 }
 
 function checked(name: string): RepoName {

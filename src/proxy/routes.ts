@@ -7,6 +7,7 @@ import { Accepted, IdParam } from '../api/schemas.ts'
 import { WharfError } from '../core/errors.ts'
 import { ociErrorHandler, parseOciPath, parseRange, type OciPath, type PullThrough } from '../registry/index.ts'
 import type { Projects } from '../projects/service.ts'
+import type { RegistryAuth } from '../auth/registry-auth.ts'
 import type { CacheTarget, DependencyProxy } from './service.ts'
 
 type PullTarget = Extract<OciPath, { kind: 'manifest' | 'blob' }>
@@ -80,7 +81,35 @@ export function groupPullThrough(proxy: DependencyProxy): PullThrough {
  * The mirror listener: a pull-only, anonymous registry whose `/v2/<name>` is the first upstream's
  * `<name>` (Docker's `registry-mirrors`, containerd's hosts.toml; `?ns=<host>` picks another upstream).
  */
-export async function buildMirrorApp(deps: { logger: FastifyBaseLogger; proxy: DependencyProxy; https?: { cert: Buffer; key: Buffer } | undefined }): Promise<FastifyInstance> {
+export interface MirrorAuth {
+  auth: RegistryAuth
+  /** The main listener's token endpoint, named in challenges. */
+  realm: string
+}
+
+/** `dependencyProxy.mirrorAuth: token`: a Bearer token from Wharf's /jwt/auth that grants pull on the cache repository. */
+async function requireToken(a: MirrorAuth, repository: string | undefined, req: FastifyRequest, reply: FastifyReply): Promise<void> {
+  const challenge = (insufficient: boolean) =>
+    `Bearer realm="${a.realm}",service="${a.auth.tokens.service}"${repository ? `,scope="repository:${repository}:pull"` : ''}${insufficient ? ',error="insufficient_scope"' : ''}`
+  const header = req.headers.authorization
+  if (!header || !/^bearer /i.test(header)) {
+    reply.header('WWW-Authenticate', challenge(false))
+    throw new WharfError('UNAUTHORIZED', 'authentication required', {})
+  }
+  let claims
+  try {
+    claims = await a.auth.verify(header.slice(7).trim())
+  } catch (e) {
+    reply.header('WWW-Authenticate', challenge(false))
+    throw e
+  }
+  if (repository && !a.auth.allows(claims, repository, 'pull')) {
+    reply.header('WWW-Authenticate', challenge(true))
+    throw new WharfError('DENIED', `pull access to ${repository} denied: this mirror needs a signed-in user or a token with read_registry`, {})
+  }
+}
+
+export async function buildMirrorApp(deps: { logger: FastifyBaseLogger; proxy: DependencyProxy; https?: { cert: Buffer; key: Buffer } | undefined; auth?: MirrorAuth | undefined }): Promise<FastifyInstance> {
   const app = Fastify({
     loggerInstance: deps.logger.child({ listener: 'mirror' }),
     ...(deps.https ? ({ https: deps.https } as {}) : {}),
@@ -110,13 +139,18 @@ export async function buildMirrorApp(deps: { logger: FastifyBaseLogger; proxy: D
         const target = parseOciPath(rest)
         if (!target) throw new WharfError('ROUTE_UNKNOWN', 'no such registry endpoint', { path: path.slice(0, 300) })
         const read = req.method === 'GET' || req.method === 'HEAD'
-        if (target.kind === 'base' && read) return reply.send({})
+        if (target.kind === 'base' && read) {
+          if (deps.auth) await requireToken(deps.auth, undefined, req, reply)
+          return reply.send({})
+        }
         if ((target.kind !== 'manifest' && target.kind !== 'blob') || !read) {
           throw new WharfError('UNSUPPORTED', 'this registry mirror is pull-only: it serves manifests and blobs, and accepts no pushes or deletes', {})
         }
         const ns = (req.query as Record<string, unknown>).ns
         if (ns !== undefined && typeof ns !== 'string') throw new WharfError('BAD_REQUEST', 'query parameter ns must be given once', {})
-        return servePull(deps.proxy, deps.proxy.mirrorTarget(target.name, ns), target, req, reply)
+        const t = deps.proxy.mirrorTarget(target.name, ns)
+        if (deps.auth) await requireToken(deps.auth, t.repository, req, reply)
+        return servePull(deps.proxy, t, target, req, reply)
       }
       v2.route({ method: ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'], url: '', handler })
       v2.route({ method: ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'], url: '/*', handler })
