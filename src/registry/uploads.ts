@@ -1,4 +1,5 @@
 import { randomUUID, type Hash } from 'node:crypto'
+import { once } from 'node:events'
 import { basename } from 'node:path'
 import type { Readable, Writable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
@@ -113,13 +114,13 @@ export class Uploads {
         let n = 0
         opts.onWrite(path, 0)
         try {
-          // One write at a time: its callback means the bytes are in the file, so followers may read them.
+          // Writes are pipelined (back-pressure through 'drain'); each one's callback means its
+          // bytes are in the file, and callbacks run in order, so followers may read up to there.
           for await (const chunk of source as AsyncIterable<Buffer>) {
             hash.update(chunk)
-            await new Promise<void>((ok, ko) => out.write(chunk, (err) => (err ? ko(err) : ok())))
-            n += chunk.length
-            opts.onWrite(path, n)
+            const upTo = (n += chunk.length)
             if (opts.expectedSize !== undefined && n > opts.expectedSize) throw new WharfError('SIZE_INVALID', 'provided length did not match content length', { expected: opts.expectedSize, received: n })
+            if (!out.write(chunk, (err) => err || opts.onWrite(path, upTo))) await once(out, 'drain')
           }
           await endWritable(out)
         } catch (e) {
