@@ -1,8 +1,9 @@
 // One upstream fetch of a blob, shared by every client that asks for it while it runs. The bytes
 // go into a temp file through the registry's verify-then-commit path; each client follows the
 // growing file at its own pace, so the first byte reaches clients as soon as it is on disk and a
-// slow client never slows the fetch. The last byte is held back until the digest is verified and
-// the blob committed: a client can never complete a download of bytes that failed verification.
+// slow client never slows the fetch. The last byte is held back until the digest is verified: a
+// client can never complete a download of bytes that failed verification. (The commit — fsync and
+// rename — then runs while the last bytes go out.)
 import type { Writable } from 'node:stream'
 import { PathNotFoundError, type BlobDriver, type PositionalReader } from '../storage/driver.ts'
 
@@ -20,6 +21,8 @@ export class BlobFlight {
   /** Bytes on disk so far. */
   written = 0
   state: 'running' | 'done' | 'failed' = 'running'
+  /** The digest and size matched: every byte may be served, even before the commit finished. */
+  verified = false
   error: Error | undefined
   /** Resolves once the upstream answered and the temp file exists (or the flight already ended). */
   readonly ready: Promise<void>
@@ -39,6 +42,11 @@ export class BlobFlight {
     this.path = path
     this.written = bytes
     this.markReady()
+    this.notify()
+  }
+
+  verify(): void {
+    this.verified = true
     this.notify()
   }
 
@@ -71,11 +79,11 @@ export class BlobFlight {
   }
 
   /**
-   * Copies the blob to `dest` as it arrives. `beforeLastBytes` runs once the blob is committed,
-   * before the held-back tail is sent (the caller links the blob into its repository there).
-   * Returns false when the temp file was already committed away: the caller serves the stored blob.
+   * Copies the blob to `dest` as it arrives, then waits for the commit and runs `afterCommit`
+   * (the caller links the blob into its repository there). Returns false when the temp file was
+   * already committed away: the caller serves the stored blob.
    */
-  async follow(driver: BlobDriver, dest: Writable, beforeLastBytes: () => Promise<void>): Promise<boolean> {
+  async follow(driver: BlobDriver, dest: Writable, afterCommit: () => Promise<void>): Promise<boolean> {
     let reader: PositionalReader
     try {
       reader = await driver.openPositional(this.path!)
@@ -83,21 +91,17 @@ export class BlobFlight {
       if (!(e instanceof PathNotFoundError)) throw e
       await this.settled()
       if (this.state === 'failed') throw this.error
-      await beforeLastBytes()
+      await afterCommit()
       return false
     }
     const buf = Buffer.allocUnsafe(CHUNK)
     let pos = 0
-    let linked = false
     try {
       for (;;) {
         if (this.state === 'failed') throw this.error
-        if (this.state === 'done' && !linked) {
-          await beforeLastBytes()
-          linked = true
-        }
+        const complete = this.verified || this.state === 'done'
         // Until verified, one byte stays back, so no client sees a complete response of unverified bytes.
-        const end = this.state === 'done' ? this.written : this.written - 1
+        const end = complete ? this.written : this.written - 1
         if (pos < end) {
           const n = await reader.read(buf, Math.min(CHUNK, end - pos), pos)
           if (n === 0) throw new Error('cache temp file shorter than reported')
@@ -106,12 +110,17 @@ export class BlobFlight {
           pos += n
           continue
         }
-        if (this.state === 'done') return true
+        if (complete) break
         // Checked and registered in one synchronous step, so no progress event is missed.
         await this.changed()
       }
     } finally {
       await reader.close()
     }
+    await this.settled()
+    // Re-read after the wait (the loop above narrowed the type): the commit itself may fail.
+    if ((this.state as BlobFlight['state']) === 'failed') throw this.error
+    await afterCommit()
+    return true
   }
 }

@@ -281,7 +281,7 @@ export class DependencyProxy {
       const len = header(res, 'content-length')
       flight.size = len !== undefined && /^\d+$/.test(len) ? Number(len) : undefined
       try {
-        await this.registry.uploads.ingest(t.repository, d, res.body, { expectedSize: flight.size, onWrite: (path, n) => flight.progress(path, n) })
+        await this.registry.uploads.ingest(t.repository, d, res.body, { expectedSize: flight.size, onWrite: (path, n) => flight.progress(path, n), onVerified: () => flight.verify() })
       } catch (e) {
         res.body.destroy()
         // A broken or stalled transfer is the upstream's failure; a digest mismatch stays what it is.

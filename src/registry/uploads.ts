@@ -102,9 +102,10 @@ export class Uploads {
    * The pull-through cache's write path: the same one a monolithic push takes (hash while
    * streaming into a temp file, verify the digest and size, commit atomically, link into `name`).
    * `onWrite` reports the temp file and the bytes on disk so concurrent readers can follow the
-   * growing file; nobody may treat the bytes as the blob before this resolves.
+   * growing file; `onVerified` says the bytes are the blob (digest and size matched), before the
+   * commit makes them durable and visible in the store.
    */
-  async ingest(name: RepoName, d: ParsedDigest, source: Readable, opts: { expectedSize?: number | undefined; onWrite(path: string, bytes: number): void }): Promise<number> {
+  async ingest(name: RepoName, d: ParsedDigest, source: Readable, opts: { expectedSize?: number | undefined; onWrite(path: string, bytes: number): void; onVerified?(): void }): Promise<number> {
     const id = randomUUID()
     const path = uploadPath(id)
     return this.locked(id, async () => {
@@ -129,6 +130,7 @@ export class Uploads {
         }
         if (opts.expectedSize !== undefined && n !== opts.expectedSize) throw new WharfError('SIZE_INVALID', 'provided length did not match content length', { expected: opts.expectedSize, received: n })
         if (hash.digest('hex') !== d.hex) throw new WharfError('DIGEST_INVALID', 'provided digest did not match uploaded content', { digest: d.digest })
+        opts.onVerified?.()
         await this.commit(name, path, d, n, undefined)
         return n
       } catch (e) {
