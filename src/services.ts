@@ -14,6 +14,8 @@ import { createGitHosting, type GitHosting } from './git/index.ts'
 import { createCi, type Ci } from './ci/index.ts'
 import type { BlobDriver } from './storage/driver.ts'
 import { instrumentDriver, Metrics, Probes } from './ops/index.ts'
+import { DEFAULTS } from './config/schema.ts'
+import { DependencyProxy, type ProxyOptions } from './proxy/index.ts'
 
 /** A runner that sent nothing about a running job for this long is presumed gone (GitLab Runner updates every few seconds). */
 export const DEFAULT_JOB_HEARTBEAT_TIMEOUT_SECONDS = 300
@@ -36,6 +38,10 @@ export interface ServiceOptions {
   jobHeartbeatTimeoutSeconds?: number | undefined
   /** Most jobs one pipeline may have (`ci.maxJobsPerPipeline`, default 500). */
   maxJobsPerPipeline?: number | undefined
+  /** The pull-through cache's upstreams and timings (default: Docker Hub, the config defaults). */
+  dependencyProxy?: ProxyOptions | undefined
+  /** The mirror listener's URL as clients reach it, when it runs (told to CI jobs). */
+  registryMirror?: string | undefined
 }
 
 export interface Services {
@@ -46,6 +52,8 @@ export interface Services {
   accessTokens: AccessTokens
   metrics: Metrics
   probes: Probes
+  /** The pull-through cache (GitLab's dependency proxy and the mirror listener). */
+  dependencyProxy: DependencyProxy
   /** Git hosting (repositories, smart HTTP, push events); present when a git root was given. */
   git?: GitHosting
   /** Pipelines, CI/CD variables and triggers; present with git hosting. */
@@ -66,7 +74,8 @@ export async function createServices(db: Kysely<Database>, storage: BlobDriver, 
   await tokens.load()
   const auth = new RegistryAuth(db, tokens, credentials, projects)
   const accessTokens = new AccessTokens(db, credentials)
-  const services: Services = { registry, projects, credentials, auth, accessTokens, metrics, probes: new Probes(db, driver) }
+  const dependencyProxy = new DependencyProxy(db, registry, projects, driver, opts.dependencyProxy ?? { ...DEFAULTS.dependencyProxy, manifestBytes: DEFAULTS.limits.manifestBytes })
+  const services: Services = { registry, projects, credentials, auth, accessTokens, metrics, probes: new Probes(db, driver), dependencyProxy }
   if (opts.gitRoot) {
     services.git = await createGitHosting(opts.gitRoot, { projects, credentials })
     services.ci = createCi(db, services.git, projects, opts.publicUrl, {
@@ -76,6 +85,7 @@ export async function createServices(db: Kysely<Database>, storage: BlobDriver, 
       auth,
       heartbeatTimeoutSeconds: opts.jobHeartbeatTimeoutSeconds ?? DEFAULT_JOB_HEARTBEAT_TIMEOUT_SECONDS,
       ...(opts.maxJobsPerPipeline !== undefined ? { maxJobsPerPipeline: opts.maxJobsPerPipeline } : {}),
+      registryMirror: opts.registryMirror,
     })
   }
   if ((await countUsers(db)) === 0) {
