@@ -10,6 +10,8 @@
 # that works in this sandbox (no iptables, no bridge, cgroupfs, vfs storage).
 # Registries on 127.0.0.1/localhost are insecure-allowed by default, so plain
 # HTTP to 127.0.0.1:PORT works without daemon configuration.
+# DOCKER_ENGINE_REGISTRY_MIRROR=http://HOST:PORT makes the engine pull Docker Hub
+# images through that mirror (dockerd --registry-mirror).
 set -eu
 
 usage() {
@@ -67,6 +69,7 @@ case "$cmd" in
       --data-root "$dir/data" \
       --exec-root "$dir/exec" \
       --pidfile "$pidfile" \
+      ${DOCKER_ENGINE_REGISTRY_MIRROR:+--registry-mirror "$DOCKER_ENGINE_REGISTRY_MIRROR"} \
       -H "$host" \
       </dev/null >"$log" 2>&1 &
     bgpid=$!

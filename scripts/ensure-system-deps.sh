@@ -24,6 +24,7 @@ need podman podman
 need skopeo skopeo
 need buildah buildah
 need docker-registry docker-registry
+need ctr containerd
 need busybox busybox-static
 need newuidmap uidmap
 need git git
@@ -46,7 +47,7 @@ if [ "$(id -u 2>/dev/null)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   echo "ensure-system-deps: installing Debian packages:$missing_pkgs" >&2
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq || { echo "ensure-system-deps: apt-get update failed" >&2; exit 1; }
-  apt-get install -y -qq docker.io podman skopeo buildah docker-registry busybox-static uidmap git chromium \
+  apt-get install -y -qq docker.io containerd podman skopeo buildah docker-registry busybox-static uidmap git chromium \
     || { echo "ensure-system-deps: apt-get install failed" >&2; exit 1; }
   exit 0
 fi

@@ -14,6 +14,7 @@ import { Sessions, webRoutes } from './web/index.ts'
 import { limitConnections, serverOptions, type ConnectionLimits } from './connections.ts'
 import { DEFAULTS } from './config/schema.ts'
 import { isClientDisconnect } from './core/disconnect.ts'
+import { groupPullThrough, proxyApiRoutes, type DependencyProxy } from './proxy/index.ts'
 
 export interface AppDeps {
   logger: FastifyBaseLogger
@@ -21,6 +22,8 @@ export interface AppDeps {
   auth: RegistryAuth
   projects: Projects
   accessTokens: AccessTokens
+  /** The pull-through cache: GitLab's group path on /v2 and its /api/v4 routes. */
+  dependencyProxy?: DependencyProxy
   publicUrl: string
   /** Connection limits left out take their configured defaults (tests pass only what they exercise). */
   limits: { manifestBytes: number } & Partial<ConnectionLimits>
@@ -65,10 +68,20 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const sessions = new Sessions(deps.projects.db, deps.auth.credentials)
   app.decorate('wharfSessions', sessions)
   await app.register(webRoutes, { sessions, publicUrl: deps.publicUrl })
-  await app.register(registryRoutes, { prefix: '/v2', ...deps.registry, manifestBytes: deps.limits.manifestBytes, auth: deps.auth, realm: `${deps.publicUrl}/jwt/auth` })
+  await app.register(registryRoutes, { prefix: '/v2', ...deps.registry, manifestBytes: deps.limits.manifestBytes, auth: deps.auth, realm: `${deps.publicUrl}/jwt/auth`, pullThrough: deps.dependencyProxy && groupPullThrough(deps.dependencyProxy) })
   await app.register(tokenRoutes, { auth: deps.auth })
   const apiTokens = new ApiTokens(deps.projects.db, deps.auth.credentials)
   await app.register(apiRoutes, { projects: deps.projects, accessTokens: deps.accessTokens, credentials: deps.auth.credentials, manifests: deps.registry.manifests, publicUrl: deps.publicUrl, apiTokens, openapi })
+  if (deps.dependencyProxy) {
+    const proxy = deps.dependencyProxy
+    await app.register(
+      async (api) => {
+        apiScope(api, apiTokens)
+        await api.register(proxyApiRoutes, { proxy, projects: deps.projects })
+      },
+      { prefix: '/api/v4' },
+    )
+  }
   if (deps.git) {
     await app.register(gitRoutes, { git: deps.git })
     await app.register(gitApiRoutes, { prefix: '/api/v4', git: deps.git, projects: deps.projects, apiTokens, publicUrl: deps.publicUrl })

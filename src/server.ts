@@ -9,11 +9,15 @@ import type { Config } from './config/schema.ts'
 import { migrate, openDb } from './metadata/db.ts'
 import { createServices } from './services.ts'
 import { createFsDriver } from './storage/fs-driver.ts'
+import { buildMirrorApp } from './proxy/index.ts'
 
 /** How often stale upload sessions are looked for; a quarter of the TTL, at most every ten minutes. */
 const sweepPeriodMs = (ttlSeconds: number) => Math.min(ttlSeconds * 250, 10 * 60 * 1000)
 /** How often push events whose listeners failed (or never ran) are delivered again. */
 const PUSH_REDELIVERY_MS = 30_000
+
+/** How often the dependency proxy's cleanup looks for images not pulled within cleanupDays. */
+const CLEANUP_PERIOD_MS = 60 * 60 * 1000
 
 export interface RunningServer {
   app: FastifyInstance
@@ -23,6 +27,13 @@ export interface RunningServer {
   close(): Promise<void>
 }
 
+
+/** The mirror listener as clients reach it: the public host name, the mirror's port, the same scheme. */
+function mirrorUrl(config: Readonly<Config>): string | undefined {
+  if (!config.dependencyProxy.mirrorListen) return undefined
+  const url = new URL(config.publicUrl)
+  return `${url.protocol}//${url.hostname}:${listenAddress({ listen: config.dependencyProxy.mirrorListen }).port}`
+}
 
 /** Composition root: config → database → storage → registry → HTTP. */
 export async function startServer(config: Readonly<Config>): Promise<RunningServer> {
@@ -41,6 +52,8 @@ export async function startServer(config: Readonly<Config>): Promise<RunningServ
     ciRoot: join(config.data, 'ci'),
     jobHeartbeatTimeoutSeconds: config.ci.jobHeartbeatTimeoutSeconds,
     maxJobsPerPipeline: config.ci.maxJobsPerPipeline,
+    dependencyProxy: { ...config.dependencyProxy, manifestBytes: config.limits.manifestBytes },
+    registryMirror: mirrorUrl(config),
   })
   const { registry, generatedRootPassword } = services
   const https = config.tls && { cert: await readFile(config.tls.cert), key: await readFile(config.tls.key) }
@@ -53,6 +66,16 @@ export async function startServer(config: Readonly<Config>): Promise<RunningServ
     )
   await sweep()
   const timer = setInterval(sweep, sweepPeriodMs(config.limits.uploadTtlSeconds)).unref()
+  // Cached upstream images not pulled for cleanupDays are removed (and their bytes freed) hourly.
+  const cleanup = () =>
+    services.dependencyProxy.cleanup(config.dependencyProxy.cleanupDays).then(
+      (r) => r.images && logger.info(r, 'removed dependency proxy images not pulled recently'),
+      (err: unknown) => logger.error({ err }, 'dependency proxy cleanup failed'),
+    )
+  await cleanup()
+  const cleanupTimer = setInterval(cleanup, CLEANUP_PERIOD_MS).unref()
+  const mirrorAuth = config.dependencyProxy.mirrorAuth === 'token' ? { auth: services.auth, realm: `${config.publicUrl}/jwt/auth` } : undefined
+  const mirror = config.dependencyProxy.mirrorListen ? await buildMirrorApp({ logger, proxy: services.dependencyProxy, https, auth: mirrorAuth }) : undefined
 
   // Before any push is served: the spooled updates of pushes a crash interrupted.
   await services.git?.recoverSpooled(logger)
@@ -76,6 +99,7 @@ export async function startServer(config: Readonly<Config>): Promise<RunningServ
   }
   redeliver()
   const redeliveryTimer = setInterval(redeliver, PUSH_REDELIVERY_MS).unref()
+  if (mirror) await mirror.listen(listenAddress({ listen: config.dependencyProxy.mirrorListen! }))
   return {
     app,
     url: config.publicUrl,
@@ -83,6 +107,8 @@ export async function startServer(config: Readonly<Config>): Promise<RunningServ
     async close() {
       clearInterval(timer)
       clearInterval(redeliveryTimer)
+      clearInterval(cleanupTimer)
+      await mirror?.close()
       await app.close()
       await redelivering
       await services.ci?.pipelines.close()

@@ -13,6 +13,8 @@ import { createRegistry, type Registry } from './registry/index.ts'
 import { createGitHosting, type GitHosting } from './git/index.ts'
 import { createCi, type Ci } from './ci/index.ts'
 import type { BlobDriver } from './storage/driver.ts'
+import { DEFAULTS } from './config/schema.ts'
+import { DependencyProxy, type ProxyOptions } from './proxy/index.ts'
 
 /** A runner that sent nothing about a running job for this long is presumed gone (GitLab Runner updates every few seconds). */
 export const DEFAULT_JOB_HEARTBEAT_TIMEOUT_SECONDS = 300
@@ -33,6 +35,10 @@ export interface ServiceOptions {
   jobHeartbeatTimeoutSeconds?: number | undefined
   /** Most jobs one pipeline may have (`ci.maxJobsPerPipeline`, default 500). */
   maxJobsPerPipeline?: number | undefined
+  /** The pull-through cache's upstreams and timings (default: Docker Hub, the config defaults). */
+  dependencyProxy?: ProxyOptions | undefined
+  /** The mirror listener's URL as clients reach it, when it runs (told to CI jobs). */
+  registryMirror?: string | undefined
 }
 
 export interface Services {
@@ -41,6 +47,8 @@ export interface Services {
   credentials: Credentials
   auth: RegistryAuth
   accessTokens: AccessTokens
+  /** The pull-through cache (GitLab's dependency proxy and the mirror listener). */
+  dependencyProxy: DependencyProxy
   /** Git hosting (repositories, smart HTTP, push events); present when a git root was given. */
   git?: GitHosting
   /** Pipelines, CI/CD variables and triggers; present with git hosting. */
@@ -58,7 +66,8 @@ export async function createServices(db: Kysely<Database>, driver: BlobDriver, o
   await tokens.load()
   const auth = new RegistryAuth(db, tokens, credentials, projects)
   const accessTokens = new AccessTokens(db, credentials)
-  const services: Services = { registry, projects, credentials, auth, accessTokens }
+  const dependencyProxy = new DependencyProxy(db, registry, projects, driver, opts.dependencyProxy ?? { ...DEFAULTS.dependencyProxy, manifestBytes: DEFAULTS.limits.manifestBytes })
+  const services: Services = { registry, projects, credentials, auth, accessTokens, dependencyProxy }
   if (opts.gitRoot) {
     services.git = await createGitHosting(opts.gitRoot, { projects, credentials })
     services.ci = createCi(db, services.git, projects, opts.publicUrl, {
@@ -67,6 +76,7 @@ export async function createServices(db: Kysely<Database>, driver: BlobDriver, o
       auth,
       heartbeatTimeoutSeconds: opts.jobHeartbeatTimeoutSeconds ?? DEFAULT_JOB_HEARTBEAT_TIMEOUT_SECONDS,
       ...(opts.maxJobsPerPipeline !== undefined ? { maxJobsPerPipeline: opts.maxJobsPerPipeline } : {}),
+      registryMirror: opts.registryMirror,
     })
   }
   if ((await countUsers(db)) === 0) {

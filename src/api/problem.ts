@@ -31,6 +31,7 @@ export const API_ERRORS: Record<ErrorCode, number> = {
   TOOMANYREQUESTS: 429,
   UNSUPPORTED: 501,
   UNAVAILABLE: 503,
+  UPSTREAM_UNAVAILABLE: 503,
 }
 
 const TITLES: Record<number, string> = {

@@ -64,3 +64,49 @@ export function permittedActions(p: Principal, project: ProjectFacts | undefined
   }
   return ACTIONS.filter((a) => out.has(a))
 }
+
+/** What authorization needs to know about a group whose dependency proxy is pulled from. */
+export interface GroupFacts {
+  groupId: number
+  /** A user's effective level in the group (direct or inherited from a parent group). */
+  accessLevel: number | undefined
+  /** For deploy tokens: issued by this group or one of its ancestors. */
+  deployTokenApplies: boolean
+  /** For CI job tokens: the job's project lies in this group or one of its subgroups. */
+  jobProjectInGroup: boolean
+}
+
+/**
+ * GitLab's dependency proxy rules (pure): pull only, and always authenticated, even for a public
+ * group: a member (Guest or higher) with a password or a PAT with read_registry/write_registry, a
+ * group deploy token with one of those scopes, or the job token of a project in the group.
+ */
+export function dependencyProxyActions(p: Principal, group: GroupFacts | undefined): Action[] {
+  if (!group) return []
+  switch (p.kind) {
+    case 'user':
+      return (p.isAdmin || atLeast(group.accessLevel, 'guest')) && hasScope(p, 'read_registry', 'write_registry') ? ['pull'] : []
+    case 'deploy-token':
+      return group.deployTokenApplies && hasScope(p, 'read_registry', 'write_registry') ? ['pull'] : []
+    case 'job':
+      return group.jobProjectInGroup ? ['pull'] : []
+    case 'anonymous':
+      return []
+  }
+}
+
+/**
+ * The mirror listener behind token auth (`dependencyProxy.mirrorAuth: token`): it serves public
+ * upstream images, so any authenticated principal that may read registries pulls; never more.
+ */
+export function mirrorActions(p: Principal): Action[] {
+  switch (p.kind) {
+    case 'user':
+    case 'deploy-token':
+      return hasScope(p, 'read_registry', 'write_registry') ? ['pull'] : []
+    case 'job':
+      return ['pull']
+    case 'anonymous':
+      return []
+  }
+}

@@ -1,10 +1,10 @@
 import type { Kysely } from 'kysely'
 import { WharfError } from '../core/errors.ts'
-import { parseRepoName } from '../core/names.ts'
+import { MIRROR_CACHE_PREFIX, parseRepoName, splitDependencyProxyName } from '../core/names.ts'
 import type { Database } from '../metadata/schema.ts'
 import * as projectQueries from '../projects/queries.ts'
 import type { Projects } from '../projects/service.ts'
-import { ACTIONS, permittedActions, type Action, type ProjectFacts } from './access.ts'
+import { ACTIONS, dependencyProxyActions, mirrorActions, permittedActions, type Action, type ProjectFacts } from './access.ts'
 import type { Credentials } from './credentials.ts'
 import { principalName, type Credential, type Principal } from './principals.ts'
 import * as q from './queries.ts'
@@ -88,7 +88,12 @@ export class RegistryAuth {
       } catch {
         continue
       }
-      const permitted = permittedActions(p, await this.facts(p, name))
+      const proxied = splitDependencyProxyName(name)
+      const permitted = name.startsWith(MIRROR_CACHE_PREFIX)
+        ? mirrorActions(p)
+        : proxied
+          ? dependencyProxyActions(p, await this.projects.dependencyProxyFacts(p, proxied.group))
+          : permittedActions(p, await this.facts(p, name))
       const wanted = s.actions.includes('*') ? ACTIONS : s.actions
       const actions = permitted.filter((a) => wanted.includes(a))
       if (actions.length) out.push({ type: 'repository', name, actions })
@@ -151,6 +156,9 @@ export class RegistryAuth {
    */
   async explainDenial(claims: RegistryClaims, name: string, action: Action): Promise<string> {
     const p = await this.principalOf(claims)
+    if (splitDependencyProxyName(name)) {
+      return `${action} access to ${name} denied: a group's dependency proxy is pull-only, and pulls need a member of the group (Guest or higher), a personal access token or group deploy token with read_registry, or a CI job token of a project in the group.`
+    }
     if (p.kind === 'job' && this.jobAccess) return this.jobAccess.explainDenial(p, name, action)
     const facts = await this.facts(p, name)
     if (!facts || !permittedActions(p, facts).includes('pull')) {

@@ -42,6 +42,8 @@ export interface CiOptions {
   artifactsMaxBytes?: number
   /** Most jobs one pipeline may have (`ci.maxJobsPerPipeline`). */
   maxJobsPerPipeline?: number
+  /** The dependency proxy's mirror listener URL, announced to jobs as WHARF_REGISTRY_MIRROR. */
+  registryMirror?: string | undefined
 }
 
 /**
@@ -49,7 +51,7 @@ export interface CiOptions {
  * runners take its jobs. The job token is registered as a credential for the registry and git.
  */
 export function createCi(db: Kysely<Database>, git: GitHosting, projects: Projects, publicUrl: string, opts: CiOptions): Ci {
-  const pipelines = new Pipelines({ db, repos: git.repos, projects, publicUrl, ...(opts.maxJobsPerPipeline !== undefined ? { maxJobs: opts.maxJobsPerPipeline } : {}) })
+  const pipelines = new Pipelines({ db, repos: git.repos, projects, publicUrl, registryMirror: opts.registryMirror, ...(opts.maxJobsPerPipeline !== undefined ? { maxJobs: opts.maxJobsPerPipeline } : {}) })
   git.onPush((e, ack) => pipelines.handlePush(e, ack).then(() => undefined))
   const jobTokens = new JobTokens(db, projects)
   opts.credentials.addVerifier(jobTokens)

@@ -60,17 +60,19 @@ export class Pipelines {
   private readonly repos: GitRepos
   private readonly projects: Projects
   private readonly publicUrl: string
+  private readonly registryMirror: string | undefined
   private readonly listeners = new Set<Listener>()
   private readonly planner: ConfigPlanner
   private readonly maxJobs: number
 
-  constructor(deps: { db: Kysely<Database>; repos: GitRepos; projects: Projects; publicUrl: string; maxJobs?: number }) {
+  constructor(deps: { db: Kysely<Database>; repos: GitRepos; projects: Projects; publicUrl: string; maxJobs?: number; registryMirror?: string | undefined }) {
     this.db = deps.db
     this.repos = deps.repos
     this.projects = deps.projects
     this.publicUrl = deps.publicUrl
     this.planner = new ConfigPlanner()
     this.maxJobs = deps.maxJobs ?? DEFAULT_MAX_JOBS_PER_PIPELINE
+    this.registryMirror = deps.registryMirror
   }
 
   /** Stops the planner's workers. */
@@ -191,7 +193,8 @@ export class Pipelines {
         })
         const vars: JobVariable[] = predefinedVariables({
           serverUrl: this.publicUrl,
-          project: { id: r.project.id, name: r.project.name, path: r.project.path, fullPath: r.project.full_path, namespace: namespace.full_path, visibility: r.project.visibility, defaultBranch },
+          project: { id: r.project.id, name: r.project.name, path: r.project.path, fullPath: r.project.full_path, namespace: namespace.full_path, namespaceIsGroup: namespace.kind === 'group', visibility: r.project.visibility, defaultBranch },
+          registryMirror: this.registryMirror,
           pipeline: { id: p.id, iid: p.iid, source: r.source, ref: r.ref, tag: r.refType === 'tag', sha: r.sha, beforeSha: r.beforeSha, url: this.pipelineUrl(r.project, p.id) },
           commit: { message: commit.message, title: commit.title, timestamp: commit.committedDate, author: `${commit.authorName} <${commit.authorEmail}>` },
           job: { id: row.id, name: job.name, stage: job.stage, url: `${this.publicUrl}/${r.project.full_path}/-/jobs/${row.id}` },

@@ -13,7 +13,10 @@ export interface JobVariable {
 
 export interface PredefinedInput {
   serverUrl: string
-  project: { id: number; name: string; path: string; fullPath: string; namespace: string; visibility: string; defaultBranch: string }
+  /** `namespaceIsGroup`: the dependency proxy lives in groups, so only then are its image prefixes set. */
+  project: { id: number; name: string; path: string; fullPath: string; namespace: string; namespaceIsGroup?: boolean; visibility: string; defaultBranch: string }
+  /** The mirror listener's URL (`dependencyProxy.mirrorListen`), when the server runs one. */
+  registryMirror?: string | undefined
   pipeline: { id: number; iid: number; source: string; ref: string; tag: boolean; sha: string; beforeSha: string; url: string }
   commit: { message: string; title: string; timestamp: string; author: string }
   job: { id: number; name: string; stage: string; url: string }
@@ -31,6 +34,12 @@ export function refSlug(ref: string): string {
 
 export function registryHost(serverUrl: string): string {
   return new URL(serverUrl).host
+}
+
+/** GitLab's CI_DEPENDENCY_PROXY_SERVER: $CI_SERVER_HOST:$CI_SERVER_PORT, the port always written out. */
+export function dependencyProxyServer(serverUrl: string): string {
+  const url = new URL(serverUrl)
+  return `${url.hostname}:${url.port || (url.protocol === 'https:' ? '443' : '80')}`
 }
 
 export function predefinedVariables(i: PredefinedInput): JobVariable[] {
@@ -81,7 +90,8 @@ export function predefinedVariables(i: PredefinedInput): JobVariable[] {
     CI_REGISTRY: registry,
     CI_REGISTRY_IMAGE: `${registry}/${i.project.fullPath.toLowerCase()}`,
     CI_REGISTRY_USER: 'gitlab-ci-token',
-    CI_DEPENDENCY_PROXY_SERVER: registry,
+    CI_DEPENDENCY_PROXY_SERVER: dependencyProxyServer(i.serverUrl),
+    CI_DEPENDENCY_PROXY_USER: 'gitlab-ci-token',
     // The seed's (GitLab 8) names, still used by old templates.
     CI_BUILD_ID: String(i.job.id),
     CI_BUILD_NAME: i.job.name,
@@ -92,6 +102,14 @@ export function predefinedVariables(i: PredefinedInput): JobVariable[] {
     CI_BUILD_BEFORE_SHA: i.pipeline.beforeSha,
     CI_BUILD_REPO: `${url.protocol}//gitlab-ci-token:[MASKED]@${url.host}/${i.project.fullPath}.git`,
   }
+  if (i.project.namespaceIsGroup) {
+    // GitLab's values: the top-level group's proxy, and the project's own group's (subgroup members pull there).
+    const proxy = (group: string) => `${dependencyProxyServer(i.serverUrl)}/${group.toLowerCase()}/dependency_proxy/containers`
+    v.CI_DEPENDENCY_PROXY_GROUP_IMAGE_PREFIX = proxy(i.project.namespace.split('/')[0]!)
+    v.CI_DEPENDENCY_PROXY_DIRECT_GROUP_IMAGE_PREFIX = proxy(i.project.namespace)
+  }
+  // Wharf: where Docker Hub images can be pulled through this server's cache (Docker's registry-mirrors).
+  if (i.registryMirror) v.WHARF_REGISTRY_MIRROR = i.registryMirror
   if (i.pipeline.tag) {
     v.CI_COMMIT_TAG = i.pipeline.ref
     v.CI_BUILD_TAG = i.pipeline.ref
@@ -115,6 +133,7 @@ export function jobTokenVariables(token: string, serverUrl: string, fullPath: st
     { key: 'CI_JOB_TOKEN', value: token, public: false, masked: true },
     { key: 'CI_BUILD_TOKEN', value: token, public: false, masked: true },
     { key: 'CI_REGISTRY_PASSWORD', value: token, public: false, masked: true },
+    { key: 'CI_DEPENDENCY_PROXY_PASSWORD', value: token, public: false, masked: true },
     { key: 'CI_REPOSITORY_URL', value: repo, public: false },
     { key: 'CI_BUILD_REPO', value: repo, public: false },
   ]

@@ -66,7 +66,10 @@ async function main(argv: string[]): Promise<void> {
     }
     case 'verify-config': {
       const config = parse(rest)
-      const shown = { ...config, auth: { ...config.auth, ...(config.auth.rootPassword ? { rootPassword: '(hidden)' } : {}) } }
+      // Upstream credentials are never printed; JSON.stringify drops the undefined ones.
+      const hide = (v: string | undefined) => (v === undefined ? undefined : '(hidden)')
+      const upstreams = config.dependencyProxy.upstreams.map((u) => ({ ...u, password: hide(u.password), token: hide(u.token) }))
+      const shown = { ...config, auth: { ...config.auth, ...(config.auth.rootPassword ? { rootPassword: '(hidden)' } : {}) }, dependencyProxy: { ...config.dependencyProxy, upstreams } }
       process.stdout.write(`${JSON.stringify(shown, null, 2)}\n`)
       return
     }

@@ -233,3 +233,38 @@ describe('invalid settings give a one-line ConfigError naming the setting and it
     assert.equal(c.logLevel, 'warn')
   })
 })
+
+describe('dependencyProxy settings', () => {
+  it('defaults to Docker Hub, a 600 s tag TTL, 90-day cleanup and no mirror listener', () => {
+    const c = loadConfig({ env: {} })
+    assert.deepEqual(c.dependencyProxy.upstreams, [{ host: 'docker.io', url: 'https://registry-1.docker.io' }])
+    assert.equal(c.dependencyProxy.tagTtlSeconds, 600)
+    assert.equal(c.dependencyProxy.cleanupDays, 90)
+    assert.equal(c.dependencyProxy.mirrorListen, undefined)
+    assert.equal(c.dependencyProxy.mirrorAuth, 'anonymous')
+  })
+
+  it('takes upstreams from the config file as a YAML list, and from WHARF_DEPENDENCY_PROXY_UPSTREAMS as JSON', async () => {
+    const file = await configFile('dependencyProxy:\n  mirrorListen: 0.0.0.0:5001\n  upstreams:\n    - host: docker.io\n      url: https://hub.example/\n      username: bot\n      password: s3cret\n    - host: ghcr.io\n      url: https://ghcr.io\n')
+    const c = loadConfig({ env: {}, file })
+    assert.equal(c.dependencyProxy.mirrorListen, '0.0.0.0:5001')
+    assert.deepEqual(c.dependencyProxy.upstreams.map((u) => [u.host, u.url]), [['docker.io', 'https://hub.example'], ['ghcr.io', 'https://ghcr.io']])
+    const e = loadConfig({ env: { WHARF_DEPENDENCY_PROXY_UPSTREAMS: '[{"host":"quay.io","url":"http://127.0.0.1:9000"}]', WHARF_DEPENDENCY_PROXY_TAG_TTL_SECONDS: '5' } })
+    assert.deepEqual(e.dependencyProxy.upstreams, [{ host: 'quay.io', url: 'http://127.0.0.1:9000' }])
+    assert.equal(e.dependencyProxy.tagTtlSeconds, 5)
+  })
+
+  it('rejects bad upstreams with one line naming the element, never echoing a password', async () => {
+    assertConfigError(() => loadConfig({ env: { WHARF_DEPENDENCY_PROXY_UPSTREAMS: 'not json' } }), 'dependencyProxy.upstreams', 'WHARF_DEPENDENCY_PROXY_UPSTREAMS', 'expected JSON')
+    assertConfigError(() => loadConfig({ env: { WHARF_DEPENDENCY_PROXY_UPSTREAMS: '[{"host":"docker.io","url":"ftp://x"}]' } }), 'dependencyProxy.upstreams.0.url', 'WHARF_DEPENDENCY_PROXY_UPSTREAMS')
+    const pw = assertConfigError(() => loadConfig({ env: { WHARF_DEPENDENCY_PROXY_UPSTREAMS: '[{"host":"docker.io","url":"https://x","password":""}]' } }), 'dependencyProxy.upstreams.0.password')
+    assert.ok(pw.includes('(hidden)'))
+    const half = assertConfigError(() => loadConfig({ env: { WHARF_DEPENDENCY_PROXY_UPSTREAMS: '[{"host":"docker.io","url":"https://x","password":"hunter2"}]' } }), 'username and password come together')
+    assert.ok(!half.includes('hunter2'))
+    assertConfigError(() => loadConfig({ env: { WHARF_DEPENDENCY_PROXY_UPSTREAMS: '[{"host":"docker.io","url":"https://x"},{"host":"docker.io","url":"https://y"}]' } }), 'listed twice')
+    assertConfigError(() => loadConfig({ env: { WHARF_DEPENDENCY_PROXY_UPSTREAMS: '[{"host":"docker.io","url":"https://x","caFile":"/nonexistent/ca.pem"}]' } }), 'dependencyProxy.upstreams.0.caFile', 'cannot read')
+    assertConfigError(() => loadConfig({ env: { WHARF_DEPENDENCY_PROXY_UPSTREAMS: '[]' } }), 'dependencyProxy.upstreams')
+    assertConfigError(() => loadConfig({ env: {}, flags: { 'mirror-listen': 'nope' } }), 'dependencyProxy.mirrorListen', '--mirror-listen')
+    assertConfigError(() => loadConfig({ env: { WHARF_DEPENDENCY_PROXY_MIRROR_AUTH: 'basic' } }), 'dependencyProxy.mirrorAuth', 'expected anonymous or token')
+  })
+})

@@ -24,12 +24,24 @@ export const SETTINGS = [
   { key: 'limits.headersTimeoutSeconds', flag: 'headers-timeout-seconds', env: 'WHARF_LIMITS_HEADERS_TIMEOUT_SECONDS', kind: 'integer' },
   { key: 'limits.keepAliveTimeoutSeconds', flag: 'keep-alive-timeout-seconds', env: 'WHARF_LIMITS_KEEP_ALIVE_TIMEOUT_SECONDS', kind: 'integer' },
   { key: 'limits.maxConnectionsPerAddress', flag: 'max-connections-per-address', env: 'WHARF_LIMITS_MAX_CONNECTIONS_PER_ADDRESS', kind: 'integer' },
+  { key: 'dependencyProxy.upstreams', flag: 'proxy-upstreams', env: 'WHARF_DEPENDENCY_PROXY_UPSTREAMS', kind: 'json' },
+  { key: 'dependencyProxy.mirrorListen', flag: 'mirror-listen', env: 'WHARF_DEPENDENCY_PROXY_MIRROR_LISTEN', kind: 'string' },
+  { key: 'dependencyProxy.mirrorAuth', flag: 'mirror-auth', env: 'WHARF_DEPENDENCY_PROXY_MIRROR_AUTH', kind: 'string' },
+  { key: 'dependencyProxy.tagTtlSeconds', flag: 'proxy-tag-ttl-seconds', env: 'WHARF_DEPENDENCY_PROXY_TAG_TTL_SECONDS', kind: 'integer' },
+  { key: 'dependencyProxy.cleanupDays', flag: 'proxy-cleanup-days', env: 'WHARF_DEPENDENCY_PROXY_CLEANUP_DAYS', kind: 'integer' },
+  { key: 'dependencyProxy.upstreamTimeoutSeconds', flag: 'proxy-upstream-timeout-seconds', env: 'WHARF_DEPENDENCY_PROXY_UPSTREAM_TIMEOUT_SECONDS', kind: 'integer' },
   { key: 'ci.jobHeartbeatTimeoutSeconds', flag: 'job-heartbeat-timeout-seconds', env: 'WHARF_CI_JOB_HEARTBEAT_TIMEOUT_SECONDS', kind: 'integer' },
   { key: 'ci.maxJobsPerPipeline', flag: 'max-jobs-per-pipeline', env: 'WHARF_CI_MAX_JOBS_PER_PIPELINE', kind: 'integer' },
 ] as const
 
 /** Settings never echoed back (errors, verify-config). */
-export const SECRET_KEYS: ReadonlySet<string> = new Set(['auth.rootPassword'])
+export const SECRET_KEYS: ReadonlySet<string> = new Set(['auth.rootPassword', 'dependencyProxy.upstreams'])
+
+/** A key at or below a secret setting (`dependencyProxy.upstreams.0.password`). */
+function isSecret(key: string): boolean {
+  for (const k of SECRET_KEYS) if (key === k || key.startsWith(`${k}.`)) return true
+  return false
+}
 
 export type SettingFlag = (typeof SETTINGS)[number]['flag']
 
@@ -74,6 +86,14 @@ function coerce(setting: (typeof SETTINGS)[number], raw: string, origin: Origin)
   if (setting.kind === 'integer') {
     if (!/^[0-9]+$/.test(raw.trim())) throw new ConfigError(`invalid setting ${setting.key} (${origin}): expected an integer, got ${JSON.stringify(raw)}`)
     return Number(raw.trim())
+  }
+  if (setting.kind === 'json') {
+    // Lists do not fit a flag or variable otherwise; the value is hidden because it may hold credentials.
+    try {
+      return JSON.parse(raw)
+    } catch {
+      throw new ConfigError(`invalid setting ${setting.key} (${origin}): expected JSON (a list of {"host","url"} objects), got (hidden)`)
+    }
   }
   return raw
 }
@@ -132,10 +152,11 @@ export function loadConfig(sources: ConfigSources = {}): Readonly<Config> {
   const error = Value.Errors(ConfigSchema, tree).First()
   if (error) {
     const key = error.path.replace(/^\//, '').replaceAll('/', '.') || 'config'
-    const setting = SETTINGS.find((s) => s.key === key)
-    const origin = origins.get(key) ?? (setting ? `--${setting.flag} / ${setting.env}` : 'config')
+    // An error inside a list names the element (`dependencyProxy.upstreams.0.url`); its origin is the list's.
+    const setting = SETTINGS.find((s) => s.key === key || key.startsWith(`${s.key}.`))
+    const origin = (setting && origins.get(setting.key)) ?? (setting ? `--${setting.flag} / ${setting.env}` : 'config')
     const want = (error.schema as { description?: string }).description
-    const got = SECRET_KEYS.has(key) ? '(hidden)' : JSON.stringify(error.value)
+    const got = isSecret(key) && !/\.(host|url|caFile)$/.test(key) ? '(hidden)' : JSON.stringify(error.value)
     throw new ConfigError(`invalid setting ${key} (${origin}): ${want ? `expected ${want}` : error.message}, got ${got}`)
   }
   const config = tree as unknown as Config
@@ -143,8 +164,36 @@ export function loadConfig(sources: ConfigSources = {}): Readonly<Config> {
   if (port > 65535) throw new ConfigError(`invalid setting listen (${origins.get('listen') ?? 'default'}): port ${port} is out of range`)
   config.publicUrl = config.publicUrl.replace(/\/$/, '')
   config.data = resolve(config.data)
+  checkUpstreams(config.dependencyProxy, origins)
   if (config.tls) config.tls = sources.checkTlsFiles === false ? { cert: resolve(config.tls.cert), key: resolve(config.tls.key) } : checkTls(config.tls, origins)
   return deepFreeze(config)
+}
+
+/** Credentials come in pairs or as a token, host names are unique, CA files are readable PEM. */
+function checkUpstreams(dp: Config['dependencyProxy'], origins: Map<string, Origin>): void {
+  const where = settingOrigin('dependencyProxy.upstreams', origins)
+  const seen = new Set<string>()
+  dp.upstreams.forEach((u, i) => {
+    const at = `dependencyProxy.upstreams.${i}`
+    if ((u.username === undefined) !== (u.password === undefined)) throw new ConfigError(`invalid setting ${at} (${where}): username and password come together`)
+    if (u.token !== undefined && u.username !== undefined) throw new ConfigError(`invalid setting ${at} (${where}): give either token or username/password, not both`)
+    if (seen.has(u.host)) throw new ConfigError(`invalid setting ${at}.host (${where}): ${u.host} is listed twice`)
+    seen.add(u.host)
+    u.url = u.url.replace(/\/$/, '')
+    if (u.caFile !== undefined) {
+      u.caFile = resolve(u.caFile)
+      let pem: string
+      try {
+        pem = readFileSync(u.caFile, 'utf8')
+      } catch (e) {
+        throw new ConfigError(`invalid setting ${at}.caFile (${where}): cannot read ${u.caFile}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`)
+      }
+      if (!pem.includes('-----BEGIN CERTIFICATE-----')) throw new ConfigError(`invalid setting ${at}.caFile (${where}): ${u.caFile} holds no PEM certificate`)
+    }
+  })
+  if (dp.mirrorListen !== undefined && Number(/:(\d+)$/.exec(dp.mirrorListen)![1]) > 65535) {
+    throw new ConfigError(`invalid setting dependencyProxy.mirrorListen (${settingOrigin('dependencyProxy.mirrorListen', origins)}): port is out of range`)
+  }
 }
 
 function settingOrigin(key: string, origins: Map<string, Origin>): string {
@@ -192,7 +241,7 @@ function deepFreeze<T>(o: T): T {
   return o
 }
 
-export function listenAddress(config: Config): { host: string; port: number } {
+export function listenAddress(config: Pick<Config, 'listen'>): { host: string; port: number } {
   const m = /^\[?(.*?)\]?:(\d+)$/.exec(config.listen)!
   return { host: m[1]!, port: Number(m[2]) }
 }

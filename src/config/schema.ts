@@ -2,10 +2,30 @@ import { Type, type Static } from '@sinclair/typebox'
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
 
+const LISTEN_PATTERN = '^(\\[[0-9a-fA-F:.]+\\]|[A-Za-z0-9.-]+):([0-9]{1,5})$'
+
+/** One upstream registry of the pull-through cache. Credentials come from the operator's config, never from users. */
+export const Upstream = Type.Object(
+  {
+    /** The registry name images are known by (`docker.io`, `ghcr.io`, `registry.k8s.io`). */
+    host: Type.String({ pattern: '^[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[0-9]{1,5})?$', description: 'a registry host name' }),
+    /** Where to reach it (scheme, host and port; no path). */
+    url: Type.String({ pattern: '^https?://[^/\\s?#@]+/?$', description: 'http(s)://host[:port]' }),
+    username: Type.Optional(Type.String({ minLength: 1 })),
+    password: Type.Optional(Type.String({ minLength: 1 })),
+    /** A static bearer token sent as is, instead of username/password. */
+    token: Type.Optional(Type.String({ minLength: 1 })),
+    /** PEM CA bundle to verify the upstream's certificate with (a private registry). */
+    caFile: Type.Optional(Type.String({ minLength: 1, description: 'a path' })),
+  },
+  { additionalProperties: false },
+)
+export type UpstreamConfig = Static<typeof Upstream>
+
 export const ConfigSchema = Type.Object(
   {
     /** host:port the HTTP server binds. */
-    listen: Type.String({ pattern: '^(\\[[0-9a-fA-F:.]+\\]|[A-Za-z0-9.-]+):([0-9]{1,5})$', description: 'host:port' }),
+    listen: Type.String({ pattern: LISTEN_PATTERN, description: 'host:port' }),
     /** The URL clients use to reach Wharf (registry host in image names, token realm). */
     publicUrl: Type.String({ pattern: '^https?://[^/\\s?#]+/?$', description: 'http(s)://host[:port]' }),
     /** Directory for the SQLite database, blobs and upload temp files. */
@@ -55,6 +75,24 @@ export const ConfigSchema = Type.Object(
       },
       { additionalProperties: false },
     ),
+    /** The pull-through cache (GitLab's dependency proxy and a registry mirror listener). */
+    dependencyProxy: Type.Object(
+      {
+        /** Registries images are pulled through; the first one is what the mirror listener serves by default. */
+        upstreams: Type.Array(Upstream, { minItems: 1, maxItems: 32, description: 'a list of {host, url} (YAML/JSON)' }),
+        /** host:port of the pull-only mirror listener (Docker `registry-mirrors`, containerd `hosts.toml`); off when unset. */
+        mirrorListen: Type.Optional(Type.String({ pattern: LISTEN_PATTERN, description: 'host:port' })),
+        /** `anonymous`: anyone who can reach the mirror pulls through it; `token`: Wharf's token auth (any signed-in user, deploy token or CI job). */
+        mirrorAuth: Type.Union([Type.Literal('anonymous'), Type.Literal('token')], { description: 'anonymous or token' }),
+        /** A cached tag is served without asking the upstream this long; then it is revalidated with a HEAD. */
+        tagTtlSeconds: Type.Integer({ minimum: 0, maximum: 30 * 86_400, description: 'seconds, 0 to 2592000' }),
+        /** Cached images not pulled for this many days are removed and their bytes freed. */
+        cleanupDays: Type.Integer({ minimum: 1, maximum: 3650, description: 'days, 1 to 3650' }),
+        /** An upstream that sends no response headers (or no body bytes) for this long counts as unreachable. */
+        upstreamTimeoutSeconds: Type.Integer({ minimum: 1, maximum: 600, description: 'seconds, 1 to 600' }),
+      },
+      { additionalProperties: false },
+    ),
     ci: Type.Object(
       {
         /** A running job whose runner sent no update (state or log) this long is failed as a runner system failure. */
@@ -87,6 +125,13 @@ export const DEFAULTS: Omit<Config, 'publicUrl'> = {
     keepAliveTimeoutSeconds: 72,
     // A CI fleet behind one NAT address pushes several layers per job at once; 256 leaves room for ~50 concurrent pushes.
     maxConnectionsPerAddress: 256,
+  },
+  dependencyProxy: {
+    upstreams: [{ host: 'docker.io', url: 'https://registry-1.docker.io' }],
+    mirrorAuth: 'anonymous',
+    tagTtlSeconds: 600,
+    cleanupDays: 90,
+    upstreamTimeoutSeconds: 30,
   },
   ci: { jobHeartbeatTimeoutSeconds: 300, maxJobsPerPipeline: 500 },
 }

@@ -23,6 +23,8 @@ export const ERROR_CODES = [
   'MANIFEST_TOO_LARGE',
   'PAGINATION_INVALID',
   'ROUTE_UNKNOWN',
+  /** The pull-through cache's upstream is unreachable, failing or timed out, and nothing is cached. */
+  'UPSTREAM_UNAVAILABLE',
   // API conditions (problem+json on /api)
   'BAD_REQUEST',
   'NOT_FOUND',

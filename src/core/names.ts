@@ -27,3 +27,21 @@ export function parseTag(value: string): Tag {
   if (!isTag(value)) throw new WharfError('MANIFEST_INVALID', 'invalid tag', { tag: value.slice(0, 200) })
   return value
 }
+
+/** GitLab's group dependency proxy lives at `<group path>/dependency_proxy/containers/<image>`. */
+const DEPENDENCY_PROXY_INFIX = '/dependency_proxy/containers/'
+
+/** Splits a dependency proxy repository name into its group path and image; undefined for any other name. */
+export function splitDependencyProxyName(name: string): { group: string; image: string } | undefined {
+  const i = name.indexOf(DEPENDENCY_PROXY_INFIX)
+  if (i <= 0) return undefined
+  const image = name.slice(i + DEPENDENCY_PROXY_INFIX.length)
+  return image === '' ? undefined : { group: name.slice(0, i), image }
+}
+
+export function dependencyProxyName(group: string, image: string): string {
+  return `${group}${DEPENDENCY_PROXY_INFIX}${image}`
+}
+
+/** The mirror listener's cached copies live under this reserved top-level path (`dependency_proxy/<host>/<name>`). */
+export const MIRROR_CACHE_PREFIX = 'dependency_proxy/'

@@ -46,7 +46,9 @@ export function openDb(config: DbConfig): Kysely<Database> {
 }
 
 export async function migrate(db: Kysely<Database>, kind: DbConfig['kind']): Promise<void> {
-  const migrator = new Migrator({ db, provider: migrationProvider(kind) })
+  // Branches add migrations in parallel, so a database may have run a later one before an earlier
+  // one lands: run the missing ones instead of refusing to start (each migration is independent).
+  const migrator = new Migrator({ db, provider: migrationProvider(kind), allowUnorderedMigrations: true })
   const { error, results } = await migrator.migrateToLatest()
   if (error) {
     const failed = results?.find((r) => r.status === 'Error')?.migrationName

@@ -258,6 +258,8 @@ export interface Database {
   ci_job_artifacts: CiJobArtifactsTable
   job_token_allowlist: JobTokenAllowlistTable
   push_events: PushEventsTable
+  dependency_proxy_repositories: DependencyProxyRepositoriesTable
+  dependency_proxy_tags: DependencyProxyTagsTable
 }
 
 export type Executor = Kysely<Database> | Transaction<Database>
@@ -378,3 +380,20 @@ export interface JobTokenAllowlistTable {
 
 export type Runner = Selectable<RunnersTable>
 export type CiJobArtifact = Selectable<CiJobArtifactsTable>
+
+/** A registry repository that is a pull-through cache of an upstream image (GitLab's dependency proxy, or the mirror). */
+export interface DependencyProxyRepositoriesTable {
+  repository_id: number
+  /** The group whose dependency proxy holds it; null for the mirror listener's cache. */
+  namespace_id: number | null
+  upstream: string
+  upstream_name: string
+  created_at: string
+  last_pulled_at: string
+}
+
+export interface DependencyProxyTagsTable {
+  repository_id: number
+  tag: string
+  checked_at: string
+}

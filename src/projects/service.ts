@@ -1,6 +1,6 @@
 import type { Kysely } from 'kysely'
 import { WharfError } from '../core/errors.ts'
-import type { ProjectFacts } from '../auth/access.ts'
+import type { GroupFacts, ProjectFacts } from '../auth/access.ts'
 import type { Principal } from '../auth/principals.ts'
 import { ACCESS_LEVELS, atLeast, type Role, type Visibility } from '../auth/roles.ts'
 import { hashPassword } from '../auth/secrets.ts'
@@ -148,6 +148,20 @@ export class Projects {
     return facts
   }
 
+  /** Facts for the dependency proxy of the group at `groupPath`; undefined when no such group exists. */
+  async dependencyProxyFacts(p: Principal, groupPath: string): Promise<GroupFacts | undefined> {
+    const group = await q.findNamespaceByPath(this.db, groupPath)
+    if (!group || group.kind !== 'group') return undefined
+    const facts: GroupFacts = { groupId: group.id, accessLevel: undefined, deployTokenApplies: false, jobProjectInGroup: false }
+    if (p.kind === 'user') facts.accessLevel = await this.namespaceLevel(this.db, { id: p.userId }, group)
+    if (p.kind === 'deploy-token' && p.namespaceId !== null) facts.deployTokenApplies = (await this.namespaceChain(this.db, group.id)).some((n) => n.id === p.namespaceId)
+    if (p.kind === 'job') {
+      const project = await q.findProject(this.db, p.projectId)
+      facts.jobProjectInGroup = project !== undefined && (await this.namespaceChain(this.db, project.namespace_id)).some((n) => n.id === group.id)
+    }
+    return facts
+  }
+
   /**
    * Lowercased full paths of every project the principal may read (for the catalog and listings).
    * Admins see everything; undefined means "no restriction".
@@ -197,6 +211,12 @@ export class Projects {
   async findGroupRef(ref: string | number): Promise<Namespace | undefined> {
     const s = String(ref)
     const ns = /^\d+$/.test(s) ? await q.findNamespace(this.db, Number(s)) : await q.findNamespaceByPath(this.db, s)
+    return ns?.kind === 'group' ? ns : undefined
+  }
+
+  /** A group by its full path only (a path may be all digits, so it is never read as an id). */
+  async findGroupByPath(path: string): Promise<Namespace | undefined> {
+    const ns = await q.findNamespaceByPath(this.db, path)
     return ns?.kind === 'group' ? ns : undefined
   }
 

@@ -51,6 +51,16 @@ export class Blobs {
     return (await q.repositoriesHoldingBlob(this.db, d.digest, name, limit)) as RepoName[]
   }
 
+  /**
+   * Links a blob that is already in the store into `name` (the pull-through cache, once it knows
+   * the upstream image references it); false if the store does not hold it.
+   */
+  async linkStored(name: RepoName, d: ParsedDigest): Promise<boolean> {
+    if ((await q.blobSize(this.db, d.digest)) === undefined || !(await this.driver.stat(blobPath(d)))) return false
+    await this.db.transaction().execute(async (trx) => q.linkBlob(trx, await q.ensureRepository(trx, name), d.digest))
+    return true
+  }
+
   /** Removes the blob from this repository; the bytes stay for other repositories until garbage collection. */
   async unlink(name: RepoName, d: ParsedDigest): Promise<void> {
     if (!(await q.unlinkBlob(this.db, name, d.digest))) throw new WharfError('BLOB_UNKNOWN', 'blob unknown to registry', { digest: d.digest })

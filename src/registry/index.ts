@@ -5,7 +5,13 @@ import { Blobs } from './blobs.ts'
 import { Manifests } from './manifests.ts'
 import { Uploads } from './uploads.ts'
 
-export { ociErrorHandler, registryRoutes, type RegistryOptions } from './routes.ts'
+export { ociErrorHandler, registryRoutes, type PullThrough, type RegistryOptions } from './routes.ts'
+export { acceptable, defaultPlatformChild } from './manifests.ts'
+export { INDEX_TYPES, MANIFEST_TYPES } from './media-types.ts'
+export { parseOciPath, type OciPath, type Reference } from './oci-path.ts'
+export { parseRange, type ByteRange } from './blobs.ts'
+/** Read-only lookups for the pull-through cache, which keeps its images in the registry's tables. */
+export * as registryQueries from './queries.ts'
 export { Blobs, Manifests, Uploads }
 
 export interface Registry {

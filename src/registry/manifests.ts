@@ -3,7 +3,7 @@ import { digestOf, type Digest, type ParsedDigest } from '../core/digest.ts'
 import { WharfError } from '../core/errors.ts'
 import type { RepoName } from '../core/names.ts'
 import type { Database, Manifest } from '../metadata/schema.ts'
-import { parseManifest } from './manifest-parse.ts'
+import { parseManifest, type ParsedManifest } from './manifest-parse.ts'
 import { INDEX_TYPES, MANIFEST_TYPES, MEDIA_TYPES } from './media-types.ts'
 import type { InvalidTag, Reference } from './oci-path.ts'
 import * as q from './queries.ts'
@@ -58,23 +58,27 @@ export class Manifests {
       for (const m of parsed.manifests) {
         if (!children.has(m.digest)) throw new WharfError('MANIFEST_BLOB_UNKNOWN', 'index references a manifest unknown to this repository', { digest: m.digest })
       }
-      const configType = parsed.config?.mediaType
-      const manifestId = await q.upsertManifest(trx, {
-        repositoryId,
-        digest,
-        mediaType: parsed.mediaType,
-        // spec (referrers): without artifactType, an image manifest's artifact type is its config's media type.
-        artifactType: parsed.artifactType ?? (configType && configType !== EMPTY_CONFIG_TYPE ? configType : null),
-        size: body.length,
-        configDigest: parsed.config?.digest ?? null,
-        subjectDigest: parsed.subject?.digest ?? null,
-        annotations: parsed.annotations ? JSON.stringify(parsed.annotations) : null,
-        content: body,
-        references: [...parsed.blobs.map((b) => ({ digest: b.digest, kind: 'blob' as const })), ...parsed.manifests.map((m) => ({ digest: m.digest, kind: 'manifest' as const }))],
-      })
+      const manifestId = await q.upsertManifest(trx, manifestRecord(repositoryId, digest, parsed, body))
       if (ref.kind === 'tag') await q.upsertTag(trx, repositoryId, ref.tag, manifestId)
     })
     return parsed.subject ? { digest, subject: parsed.subject.digest } : { digest }
+  }
+
+  /**
+   * Stores a manifest fetched by the pull-through cache. Unlike a push, its blobs and children need
+   * not be present yet (they are fetched when pulled); the bytes are still validated, and must hash
+   * to `expected` when the upstream named a digest.
+   */
+  async cache(name: RepoName, tag: string | undefined, body: Buffer, contentType: string | undefined, expected: ParsedDigest | undefined): Promise<Digest> {
+    const parsed = parseManifest(body, contentType)
+    const digest = digestOf(expected?.algorithm ?? 'sha256', body)
+    if (expected && digest !== expected.digest) throw new WharfError('DIGEST_INVALID', 'upstream manifest does not match its digest', { digest: expected.digest, actual: digest })
+    await this.db.transaction().execute(async (trx) => {
+      const repositoryId = await q.ensureRepository(trx, name)
+      const manifestId = await q.upsertManifest(trx, manifestRecord(repositoryId, digest, parsed, body))
+      if (tag !== undefined) await q.upsertTag(trx, repositoryId, tag, manifestId)
+    })
+    return digest
   }
 
   /** By tag: removes that tag only. By digest: removes the manifest and the tags pointing at it. */
@@ -195,7 +199,25 @@ export function acceptable(accept: string | undefined, mediaType: string): boole
   return false
 }
 
-function defaultPlatformChild(row: Manifest): string | undefined {
+function manifestRecord(repositoryId: number, digest: string, parsed: ParsedManifest, body: Buffer): q.ManifestRecord {
+  const configType = parsed.config?.mediaType
+  return {
+    repositoryId,
+    digest,
+    mediaType: parsed.mediaType,
+    // spec (referrers): without artifactType, an image manifest's artifact type is its config's media type.
+    artifactType: parsed.artifactType ?? (configType && configType !== EMPTY_CONFIG_TYPE ? configType : null),
+    size: body.length,
+    configDigest: parsed.config?.digest ?? null,
+    subjectDigest: parsed.subject?.digest ?? null,
+    annotations: parsed.annotations ? JSON.stringify(parsed.annotations) : null,
+    content: body,
+    references: [...parsed.blobs.map((b) => ({ digest: b.digest, kind: 'blob' as const })), ...parsed.manifests.map((m) => ({ digest: m.digest, kind: 'manifest' as const }))],
+  }
+}
+
+/** The linux/amd64 child of an index, which clients that cannot read an index get (as from Docker Hub). */
+export function defaultPlatformChild(row: Pick<Manifest, 'content'>): string | undefined {
   const doc = JSON.parse(Buffer.from(row.content).toString('utf8')) as { manifests?: Array<{ digest: string; platform?: { os?: string; architecture?: string } }> }
   return doc.manifests?.find((m) => m.platform?.os === 'linux' && m.platform?.architecture === 'amd64')?.digest
 }

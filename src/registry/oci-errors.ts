@@ -28,6 +28,8 @@ export const OCI_ERRORS: Partial<Record<ErrorCode, { status: number; code: strin
   CONFLICT: { status: 409, code: 'UNSUPPORTED', message: 'conflict' },
   FORBIDDEN: { status: 403, code: 'DENIED', message: 'requested access to the resource is denied' },
   ROUTE_UNKNOWN: { status: 404, code: 'NOT_FOUND', message: 'no such registry endpoint' },
+  // distribution's errcode.ErrorCodeUnavailable: the pull-through cache cannot reach its upstream.
+  UPSTREAM_UNAVAILABLE: { status: 503, code: 'UNAVAILABLE', message: 'service unavailable' },
 }
 
 export interface OciErrorBody {

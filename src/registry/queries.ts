@@ -75,6 +75,14 @@ export async function repositoriesHoldingBlob(db: Executor, digest: string, near
   return rows.map((r) => r.name)
 }
 
+/** Deletes a blob's row when no repository links it; returns its size if it was deleted. */
+export async function deleteUnlinkedBlob(db: Executor, digest: string): Promise<number | undefined> {
+  const linked = await db.selectFrom('repository_blobs').select('digest').where('digest', '=', digest).limit(1).executeTakeFirst()
+  if (linked) return undefined
+  const row = await db.deleteFrom('blobs').where('digest', '=', digest).returning('size').executeTakeFirst()
+  return row === undefined ? undefined : Number(row.size)
+}
+
 export async function unlinkBlob(db: Executor, name: string, digest: string): Promise<boolean> {
   const repositoryId = await findRepositoryId(db, name)
   if (repositoryId === undefined) return false

@@ -3,7 +3,7 @@ import type { IncomingMessage } from 'node:http'
 import { parseDigest } from '../core/digest.ts'
 import { unavailableFrom, WharfError } from '../core/errors.ts'
 import { isClientDisconnect } from '../core/disconnect.ts'
-import { parseRepoName, type RepoName } from '../core/names.ts'
+import { parseRepoName, splitDependencyProxyName, type RepoName } from '../core/names.ts'
 import { parseRange, type Blobs } from './blobs.ts'
 import type { Manifests, Page } from './manifests.ts'
 import { MEDIA_TYPES } from './media-types.ts'
@@ -14,6 +14,14 @@ import type { Action } from '../auth/access.ts'
 import type { RegistryAuth } from '../auth/registry-auth.ts'
 import type { RegistryClaims } from '../auth/registry-tokens.ts'
 
+/**
+ * Serves pulls of GitLab's dependency proxy names (`<group>/dependency_proxy/containers/<image>`)
+ * from the pull-through cache (src/proxy implements it; the registry only routes to it).
+ */
+export interface PullThrough {
+  serve(target: Extract<OciPath, { kind: 'manifest' | 'blob' }>, req: FastifyRequest, reply: FastifyReply): Promise<unknown>
+}
+
 export interface RegistryOptions {
   blobs: Blobs
   uploads: Uploads
@@ -22,6 +30,7 @@ export interface RegistryOptions {
   auth: RegistryAuth
   /** The token endpoint named in Bearer challenges. */
   realm: string
+  pullThrough?: PullThrough | undefined
 }
 
 type Query = Record<string, string | string[] | undefined>
@@ -120,7 +129,12 @@ export async function registryRoutes(app: FastifyInstance, opts: RegistryOptions
     }
     const target = parseOciPath(rest)
     if (!target) throw new WharfError('ROUTE_UNKNOWN', 'no such registry endpoint', { path: path.slice(0, 300) })
+    const proxied = 'name' in target && splitDependencyProxyName(target.name) !== undefined
+    if (proxied && !((target.kind === 'manifest' || target.kind === 'blob') && (req.method === 'GET' || req.method === 'HEAD'))) {
+      throw new WharfError('UNSUPPORTED', 'the dependency proxy is pull-only: it serves manifests and blobs, and accepts no pushes or deletes', {})
+    }
     const claims = await authorize(target, req, reply, opts)
+    if (proxied && opts.pullThrough) return opts.pullThrough.serve(target as Extract<OciPath, { kind: 'manifest' | 'blob' }>, req, reply)
     return dispatch(target, { req, reply, query: req.query as Query, opts, claims })
   }
   // Registered under the /v2 prefix (see app.ts).
@@ -370,6 +384,7 @@ export function ociErrorHandler(err: Error & { statusCode?: number }, req: Fasti
       if (typeof err.detail.retryAfter === 'number') reply.header('Retry-After', String(err.detail.retryAfter))
       const body: OciErrorBody = { errors: [{ code: e.code, message: err.message, detail: err.detail }] }
       req.log.debug({ code: err.code }, 'registry error')
+      if (typeof err.detail.retryAfter === 'number') reply.header('Retry-After', String(err.detail.retryAfter))
       return reply.code(e.status).type('application/json').send(body)
     }
   }

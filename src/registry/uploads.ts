@@ -98,6 +98,58 @@ export class Uploads {
     })
   }
 
+  /**
+   * The pull-through cache's write path: the same one a monolithic push takes (hash while
+   * streaming into a temp file, verify the digest and size, commit atomically, link into `name`).
+   * `onWrite` reports the temp file and the bytes on disk so concurrent readers can follow the
+   * growing file; nobody may treat the bytes as the blob before this resolves.
+   */
+  async ingest(name: RepoName, d: ParsedDigest, source: Readable, opts: { expectedSize?: number | undefined; onWrite(path: string, bytes: number): void }): Promise<number> {
+    const id = randomUUID()
+    const path = uploadPath(id)
+    return this.locked(id, async () => {
+      try {
+        const out = await this.driver.appender(path, 0)
+        const hash = newHash(d.algorithm)
+        let n = 0
+        opts.onWrite(path, 0)
+        try {
+          // One write at a time: its callback means the bytes are in the file, so followers may read them.
+          for await (const chunk of source as AsyncIterable<Buffer>) {
+            hash.update(chunk)
+            await new Promise<void>((ok, ko) => out.write(chunk, (err) => (err ? ko(err) : ok())))
+            n += chunk.length
+            opts.onWrite(path, n)
+            if (opts.expectedSize !== undefined && n > opts.expectedSize) throw new WharfError('SIZE_INVALID', 'provided length did not match content length', { expected: opts.expectedSize, received: n })
+          }
+          await endWritable(out)
+        } catch (e) {
+          out.destroy()
+          throw e
+        }
+        if (opts.expectedSize !== undefined && n !== opts.expectedSize) throw new WharfError('SIZE_INVALID', 'provided length did not match content length', { expected: opts.expectedSize, received: n })
+        if (hash.digest('hex') !== d.hex) throw new WharfError('DIGEST_INVALID', 'provided digest did not match uploaded content', { digest: d.digest })
+        await this.commit(name, path, d, n, undefined)
+        return n
+      } catch (e) {
+        await this.driver.delete(path)
+        throw e
+      }
+    })
+  }
+
+  /**
+   * Deletes a blob's row and bytes if no repository links it any more (cache purge and cleanup).
+   * Serialised with commits of the same digest, so a push landing at the same moment keeps its bytes.
+   */
+  async deleteIfUnreferenced(digest: ParsedDigest): Promise<number> {
+    return this.locked(`digest:${digest.digest}`, async () => {
+      const size = await this.db.transaction().execute(async (trx) => q.deleteUnlinkedBlob(trx, digest.digest))
+      if (size !== undefined) await this.driver.delete(blobPath(digest))
+      return size ?? 0
+    })
+  }
+
   async cancel(name: RepoName, id: string): Promise<void> {
     await this.locked(id, async () => {
       await this.session(name, id)
@@ -194,12 +246,15 @@ export class Uploads {
   }
 
   private async commit(name: RepoName, tempPath: string, d: ParsedDigest, size: number, uploadId: string | undefined): Promise<void> {
-    await this.driver.commit(tempPath, blobPath(d))
-    await this.db.transaction().execute(async (trx) => {
-      const repositoryId = await q.ensureRepository(trx, name)
-      await q.insertBlob(trx, d.digest, size)
-      await q.linkBlob(trx, repositoryId, d.digest)
-      if (uploadId) await q.deleteUpload(trx, uploadId)
+    // Under the digest's lock: a cache purge deciding this digest is unreferenced waits for the link.
+    await this.locked(`digest:${d.digest}`, async () => {
+      await this.driver.commit(tempPath, blobPath(d))
+      await this.db.transaction().execute(async (trx) => {
+        const repositoryId = await q.ensureRepository(trx, name)
+        await q.insertBlob(trx, d.digest, size)
+        await q.linkBlob(trx, repositoryId, d.digest)
+        if (uploadId) await q.deleteUpload(trx, uploadId)
+      })
     })
   }
 

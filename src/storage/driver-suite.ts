@@ -87,6 +87,24 @@ export function describeBlobDriver(name: string, factory: () => Promise<DriverFi
       assert.ok(info.modified.getTime() >= before)
     })
 
+    it('openPositional follows a file while it grows and keeps reading after it is committed (renamed)', async (t) => {
+      const d = await fresh(t)
+      await writeAt(d, 'uploads/grow', 0, 'hello')
+      const r = await d.openPositional('uploads/grow')
+      const buf = Buffer.alloc(16)
+      assert.equal(await r.read(buf, 16, 0), 5)
+      assert.equal(buf.subarray(0, 5).toString(), 'hello')
+      assert.equal(await r.read(buf, 16, 5), 0, 'at the end: nothing yet')
+      await writeAt(d, 'uploads/grow', 5, ' world')
+      assert.equal(await r.read(buf, 16, 5), 6)
+      assert.equal(buf.subarray(0, 6).toString(), ' world')
+      await d.commit('uploads/grow', 'blobs/sha256/gr/grow')
+      assert.equal(await r.read(buf, 3, 0), 3)
+      assert.equal(buf.subarray(0, 3).toString(), 'hel')
+      await r.close()
+      await assert.rejects(d.openPositional('uploads/grow'), PathNotFoundError)
+    })
+
     it('appender at the current size appends', async (t) => {
       const d = await fresh(t)
       await writeAt(d, 'uploads/f', 0, 'hello')

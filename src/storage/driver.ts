@@ -18,6 +18,11 @@ export interface BlobDriver {
    * last byte was handed to `dest`.
    */
   openForSend(path: string, range?: { offset: number; length: number }): Promise<(dest: Writable) => Promise<void>>
+  /**
+   * Opens a file for reads at given positions, for following a temp file while it is written
+   * (the pull-through cache). The handle stays valid after the file is committed (renamed).
+   */
+  openPositional(path: string): Promise<PositionalReader>
   /** Opens a temp file for appending at `offset`, truncating anything past it (left by a crash). */
   appender(path: string, offset: number): Promise<Writable>
   /** Makes a temp file durable (fsync) and atomically renames it into place. */
@@ -33,4 +38,10 @@ export class PathNotFoundError extends Error {
     this.name = 'PathNotFoundError'
     this.path = path
   }
+}
+
+export interface PositionalReader {
+  /** Reads up to `length` bytes at `position` into `buffer`; 0 at the current end of the file. */
+  read(buffer: Buffer, length: number, position: number): Promise<number>
+  close(): Promise<void>
 }

@@ -93,6 +93,13 @@ export function createFsDriver(rootDir: string): BlobDriver {
         }
       }
     },
+    async openPositional(p) {
+      const fh = await open(full(p), 'r').catch((e) => notFound(e, p))
+      return {
+        read: async (buffer, length, position) => (await fh.read(buffer, 0, length, position)).bytesRead,
+        close: () => fh.close(),
+      }
+    },
     async appender(p, offset) {
       const f = full(p)
       await ensureDir(dirname(f))

@@ -27,7 +27,12 @@ function findDockerd(): string | undefined {
   return undefined;
 }
 
-export async function startEngine(): Promise<Engine> {
+export interface EngineOptions {
+  /** Pull Docker Hub images through this mirror (dockerd --registry-mirror), e.g. http://127.0.0.1:5001. */
+  registryMirror?: string;
+}
+
+export async function startEngine(opts: EngineOptions = {}): Promise<Engine> {
   if (!findDockerd()) {
     throw new Error(
       '\n!!! dockerd is not installed: the docker end-to-end tests cannot run (and must not be skipped).\n' +
@@ -36,7 +41,7 @@ export async function startEngine(): Promise<Engine> {
   }
   // Short path: the socket path must fit the unix socket length limit.
   const dir = await mkdtemp('/tmp/wharf-engine-');
-  const r = await run('sh', [script, 'start', dir], { timeoutMs: 90_000 });
+  const r = await run('sh', [script, 'start', dir], { timeoutMs: 90_000, ...(opts.registryMirror ? { env: { DOCKER_ENGINE_REGISTRY_MIRROR: opts.registryMirror } } : {}) });
   if (r.code !== 0) {
     await run('sh', [script, 'stop', dir], { timeoutMs: 60_000 }).catch(() => undefined);
     throw new Error(`cannot start the private docker engine:\n${describeResult(r)}`);

@@ -1,0 +1,121 @@
+// The cache service against a small registry on a local port (the upstream is a process boundary;
+// everything of Wharf's is real: SQLite, the fs driver, the registry's write path).
+import assert from 'node:assert/strict'
+import { createHash } from 'node:crypto'
+import { existsSync } from 'node:fs'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { createServer, type Server } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { PassThrough } from 'node:stream'
+import { describe, it, type TestContext } from 'node:test'
+import { parseDigest } from '../core/digest.ts'
+import { WharfError } from '../core/errors.ts'
+import { parseRepoName } from '../core/names.ts'
+import { migrate, openDb } from '../metadata/db.ts'
+import { createServices } from '../services.ts'
+import { createFsDriver } from '../storage/fs-driver.ts'
+import { blobPath } from '../storage/paths.ts'
+
+const sha = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('hex')}`
+
+/** An upstream serving one image; `corrupt` makes it send wrong layer bytes. */
+async function upstream(t: TestContext) {
+  const layer = Buffer.alloc(3 << 20, 7)
+  const config = Buffer.from('{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}')
+  const manifest = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: sha(config), size: config.length }, layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', digest: sha(layer), size: layer.length }] }))
+  const state = { corrupt: false, gets: new Map<string, number>() }
+  const blobs = new Map([[sha(layer), layer], [sha(config), config]])
+  const s: Server = createServer((req, res) => {
+    state.gets.set(`${req.method} ${req.url}`, (state.gets.get(`${req.method} ${req.url}`) ?? 0) + 1)
+    const m = /^\/v2\/library\/alpine\/(manifests|blobs)\/(.+)$/.exec(req.url!)
+    if (m?.[1] === 'manifests') return res.writeHead(200, { 'content-type': 'application/vnd.oci.image.manifest.v1+json', 'docker-content-digest': sha(manifest) }).end(manifest)
+    const blob = m && blobs.get(m[2]!)
+    if (!blob) return res.writeHead(404).end()
+    const body = state.corrupt && blob === layer ? Buffer.alloc(layer.length, 8) : blob
+    res.writeHead(200, { 'content-length': body.length })
+    // Sent in pieces, so readers follow a growing file.
+    let off = 0
+    const next = () => {
+      if (off >= body.length) return res.end()
+      res.write(body.subarray(off, (off += 256 << 10)), () => setTimeout(next, 2))
+    }
+    next()
+  })
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()))
+  t.after(() => new Promise<void>((r) => (s.closeAllConnections(), s.close(() => r()))))
+  return { url: `http://127.0.0.1:${(s.address() as AddressInfo).port}`, state, layer: sha(layer), manifest: sha(manifest) }
+}
+
+async function setup(t: TestContext) {
+  const up = await upstream(t)
+  const dir = await mkdtemp(join(tmpdir(), 'wharf-proxy-'))
+  const db = openDb({ kind: 'sqlite', path: join(dir, 'wharf.db') })
+  await migrate(db, 'sqlite')
+  const storage = join(dir, 'storage')
+  const services = await createServices(db, createFsDriver(storage), {
+    publicUrl: 'http://wharf.test',
+    tokenTtlSeconds: 300,
+    pageMax: 100,
+    rootPassword: 'root-password-1',
+    dependencyProxy: { upstreams: [{ host: 'docker.io', url: up.url }], tagTtlSeconds: 60, upstreamTimeoutSeconds: 5, manifestBytes: 4 << 20 },
+  })
+  t.after(async () => {
+    await db.destroy()
+    await rm(dir, { recursive: true, force: true })
+  })
+  const proxy = services.dependencyProxy
+  const target = proxy.mirrorTarget(parseRepoName('alpine'), undefined)
+  /** A client GET of the layer: the bytes it received, or the error that cut it off. */
+  const download = async () => {
+    const src = await proxy.blob(target, parseDigest(up.layer), false)
+    const sink = new PassThrough()
+    const chunks: Buffer[] = []
+    sink.on('data', (c: Buffer) => chunks.push(c))
+    if (src.kind === 'flight') await src.send(sink)
+    else if (src.kind === 'stored') await (await src.open())(sink)
+    return Buffer.concat(chunks)
+  }
+  return { up, proxy, target, download, storage }
+}
+
+describe('DependencyProxy', () => {
+  it('concurrent readers of a miss share one upstream GET and all get the verified bytes', async (t) => {
+    const { up, proxy, target, download } = await setup(t)
+    await proxy.manifest(target, { kind: 'tag', tag: '3' as never }, undefined)
+    const got = await Promise.all(Array.from({ length: 10 }, download))
+    for (const b of got) assert.equal(sha(b), up.layer)
+    assert.equal(up.state.gets.get(`GET /v2/library/alpine/blobs/${up.layer}`), 1)
+  })
+
+  it('bytes that fail verification are never committed, and no reader gets a complete response', async (t) => {
+    const { up, proxy, target, download, storage } = await setup(t)
+    await proxy.manifest(target, { kind: 'tag', tag: '3' as never }, undefined)
+    up.state.corrupt = true
+    const results = await Promise.allSettled(Array.from({ length: 3 }, download))
+    for (const r of results) {
+      assert.equal(r.status, 'rejected')
+      assert.ok(r.reason instanceof WharfError && r.reason.code === 'DIGEST_INVALID', String(r.reason))
+    }
+    assert.ok(!existsSync(join(storage, blobPath(parseDigest(up.layer)))))
+    // The next request tries the upstream again, which now sends the right bytes.
+    up.state.corrupt = false
+    assert.equal(sha(await download()), up.layer)
+    assert.equal(up.state.gets.get(`GET /v2/library/alpine/blobs/${up.layer}`), 2)
+  })
+
+  it('cleanup removes images not pulled for cleanupDays and frees their bytes', async (t) => {
+    const { up, proxy, target, download, storage } = await setup(t)
+    await proxy.manifest(target, { kind: 'tag', tag: '3' as never }, undefined)
+    await download()
+    const file = join(storage, blobPath(parseDigest(up.layer)))
+    assert.ok(existsSync(file))
+    assert.deepEqual(await proxy.cleanup(90, Date.now() + 89 * 86_400_000), { images: 0, freedBytes: 0 })
+    const r = await proxy.cleanup(90, Date.now() + 91 * 86_400_000)
+    assert.equal(r.images, 1)
+    assert.ok(r.freedBytes >= 3 << 20)
+    assert.ok(!existsSync(file))
+    assert.deepEqual((await proxy.groupCache(null)).images, [])
+  })
+})
