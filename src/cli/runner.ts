@@ -27,6 +27,9 @@ Options:
   --network-mode MODE      "" (a network per job), host, or a network name
   --bind-docker-socket     bind the engine socket at /var/run/docker.sock in job containers
   --privileged             run job and service containers privileged
+  --registry-mirror M      auto (default): Docker Hub images of jobs, services and docker:dind's
+                           daemon come through the pull-through cache the server offers, if it
+                           offers one; off; or a mirror URL
   --check-interval S       seconds between job requests when the server does not long-poll (3)
   --shutdown-timeout S     seconds running jobs get after SIGINT/SIGTERM (30); a second signal ends them
   --log-level LEVEL        fatal|error|warn|info|debug|trace (info)
@@ -34,7 +37,7 @@ Options:
 
 const STRING_FLAGS = [
   'config', 'url', 'token', 'executor', 'name', 'concurrent', 'limit', 'builds-dir', 'cache-dir', 'clone-url', 'tags', 'shell',
-  'docker-host', 'docker-image', 'pull-policy', 'network-mode', 'log-level', 'shutdown-timeout', 'check-interval',
+  'docker-host', 'docker-image', 'pull-policy', 'network-mode', 'registry-mirror', 'log-level', 'shutdown-timeout', 'check-interval',
 ] as const
 
 export async function runnerCommand(args: string[]): Promise<number> {
