@@ -91,6 +91,8 @@ before(async () => {
     [
       'runners:',
       '  - name: e2e-dind',
+      // The official images' plain tcp://docker:2375 (this dind stand-in makes no TLS certificates anyway).
+      '    environment: ["DOCKER_TLS_CERTDIR="]',
       '    docker:',
       // The services' daemon must reach Wharf's registry, which listens on 127.0.0.1 only here
       // (and is insecure-allowed there): jobs and services share the host's network; the `docker`
