@@ -36,7 +36,7 @@ function pushInstructions(project) {
     h('p', {}, 'It runs on a ', h('code', {}, 'wharf runner'), ' with the Docker executor and the docker-in-docker privileges (',
       h('code', {}, 'wharf runner help'), '). When this server runs a registry mirror (',
       h('code', {}, 'wharf serve --mirror-listen'), '), the runner pulls Docker Hub images, and the ', h('code', {}, 'docker:dind'),
-      ' daemon its own, through this server’s cache: no Docker Hub account or pull limit.'),
+      ' daemon its own, through this server’s cache: Docker Hub sees each image once.'),
   ]
 }
 
