@@ -9,7 +9,8 @@
 // sandbox refuses) on the runner's services_cap_add/services_cap_drop/services_security_opt/volumes
 // settings; the job's docker CLI reaches it at tcp://docker:2375 as the official image's entrypoint
 // picks; it logs in to the project's registry with the job token, builds and pushes; the image
-// pulls back from Wharf with nginx's layers. A second run costs the stand-in no GET at all.
+// pulls back from Wharf with nginx's layers. A second run costs the stand-in no GET at all. A job
+// image written on the group path ($CI_DEPENDENCY_PROXY_GROUP_IMAGE_PREFIX) pulls with the job token.
 import { after, before, describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { createServer } from 'node:net'
@@ -210,6 +211,25 @@ describe('wharf runner, docker executor, docker-in-docker', { timeout: 360_000 }
     assert.match(log2, /Image docker:latest came from Wharf's pull-through cache of docker\.io/)
     assert.deepEqual(upstreamGets('blobs'), [])
     assert.deepEqual(upstreamGets('manifests'), [])
+  })
+
+  it("pulls a job image written on the group path (GitLab's dependency proxy) with the job's token", async (t) => {
+    const ci = `
+group-path:
+  image: \${CI_DEPENDENCY_PROXY_GROUP_IMAGE_PREFIX}/docker:latest
+  script:
+    - docker --version
+`
+    const started = Date.now()
+    const p = await project.push({ '.gitlab-ci.yml': ci }, 'group path')
+    const { pipeline, jobs } = await project.wait(p.id, 180_000)
+    const log = plainLog(await project.trace(jobs[0]!.id))
+    t.diagnostic(`pipeline took ${((Date.now() - started) / 1000).toFixed(1)} s`)
+    assert.equal(pipeline.status, 'success', `${log}\n--- runner ---\n${runner.output().slice(-4000)}`)
+    const image = `${wharf.host}/e2e-dind/dependency_proxy/containers/docker:latest`
+    assert.ok(log.includes(`Authenticating with credentials from job payload (Wharf registry)\nPulling docker image ${image} ...`), log)
+    assert.ok(log.includes(`Image ${image} came from Wharf's pull-through cache of docker.io (the group dependency proxy on ${wharf.host})`), log)
+    assert.match(log, /^Docker version 20\.10\./m)
   })
 
   it("on the job's own network (the default network_mode), the job reaches the dind service at its alias `docker`, whose daemon pulls through Wharf's mirror at the network's gateway", async (t) => {
