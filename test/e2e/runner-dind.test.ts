@@ -232,6 +232,17 @@ group-path:
     assert.match(log, /^Docker version 20\.10\./m)
   })
 
+  it("an image the cache cannot get: the job log gives Wharf's reason, then Docker Hub's, and the job fails", async () => {
+    const p = await project.push({ '.gitlab-ci.yml': 'missing:\n  image: busybox:9\n  script: [echo never]\n' }, 'missing image')
+    const { pipeline, jobs } = await project.wait(p.id, 180_000)
+    const log = plainLog(await project.trace(jobs[0]!.id))
+    assert.equal(pipeline.status, 'failed', log)
+    assert.match(log, /Pulling docker image busybox:9 through Wharf's pull-through cache as 127\.0\.0\.1:\d+\/library\/busybox:9 \.\.\./)
+    assert.match(log, /Failed to pull busybox:9 through Wharf's pull-through cache: .*manifest unknown.*; trying docker\.io itself/i)
+    assert.match(log, /failed to pull image "busybox:9"/)
+    assert.doesNotMatch(log, /echo never/)
+  })
+
   it("on the job's own network (the default network_mode), the job reaches the dind service at its alias `docker`, whose daemon pulls through Wharf's mirror at the network's gateway", async (t) => {
     // Wharf's registry (127.0.0.1 only here) is out of the inner daemon's reach from there, so
     // nothing is pushed: `FROM scratch` builds offline; nginx comes from the mirror, which listens
