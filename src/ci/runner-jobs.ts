@@ -27,7 +27,7 @@ import type { Artifacts } from './artifacts.ts'
 import type { CiCache, CiImage, CiService } from './config/types.ts'
 import { mintJobToken } from './job-tokens.ts'
 import type { JobDefinition, Pipelines } from './pipelines.ts'
-import { jobTokenVariables, registryHost, type JobVariable } from './predefined.ts'
+import { dependencyProxyServer, jobTokenVariables, registryHost, type JobVariable } from './predefined.ts'
 import * as q from './queries.ts'
 import * as rq from './runner-queries.ts'
 import { runnerTags, type Runners } from './runners.ts'
@@ -219,7 +219,9 @@ export class RunnerJobs {
       services: def.services.map(serviceOf),
       artifacts: artifactsOf(def),
       cache: await this.caches(def, project, pipeline, variables),
-      credentials: [{ type: 'registry', url: registry, username: JOB_TOKEN_USERNAME, password: token }],
+      // As GitLab: the registry's and, under its own name when that differs (the port written
+      // out), the dependency proxy's, so job and service images on the group path pull with the job token.
+      credentials: [...new Set([registry, dependencyProxyServer(d.publicUrl)])].map((url) => ({ type: 'registry', url, username: JOB_TOKEN_USERNAME, password: token })),
       dependencies: await this.dependencies(job, def, token),
       features: {
         trace_sections: true,

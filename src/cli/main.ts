@@ -15,6 +15,10 @@ Commands:
   runner          run CI jobs for a Wharf server ("wharf runner help")
   help            show this help
 
+CI: "wharf serve --mirror-listen 127.0.0.1:5001" caches Docker Hub's images, and "wharf runner"
+pulls jobs' Docker Hub images through it; the 2016 docker:latest + docker:dind template runs
+unchanged on a runner with the dind privileges ("wharf runner help", README "CI and runners").
+
 Options (each also settable as an environment variable or in a YAML/JSON file):
   --config FILE   config file (WHARF_CONFIG)
 ${SETTINGS.map((s) => `  --${s.flag.padEnd(22)} ${s.env}`).join('\n')}

@@ -27,14 +27,29 @@ Options:
   --network-mode MODE      "" (a network per job), host, or a network name
   --bind-docker-socket     bind the engine socket at /var/run/docker.sock in job containers
   --privileged             run job and service containers privileged
+  --registry-mirror M      auto (default): Docker Hub images of jobs, services and docker:dind's
+                           daemon come through the pull-through cache the server offers, if it
+                           offers one; off; or a mirror URL
   --check-interval S       seconds between job requests when the server does not long-poll (3)
   --shutdown-timeout S     seconds running jobs get after SIGINT/SIGTERM (30); a second signal ends them
   --log-level LEVEL        fatal|error|warn|info|debug|trace (info)
+
+Docker-in-docker (image: docker:latest, services: [docker:dind]), the 2016 template unchanged,
+with a config file (--config runner.yml) on the runner's entry:
+  environment: ["DOCKER_TLS_CERTDIR="]   # dind and the client on plain tcp://docker:2375
+  docker: { network_mode: host, services_cap_add: [ALL], services_cap_drop: [SYS_RESOURCE],
+            services_security_opt: [seccomp=unconfined, apparmor=unconfined],
+            volumes: ["/sys/fs/cgroup:/sys/fs/cgroup"] }
+The services_* keys give dind what it needs where --privileged is refused (else set
+services_privileged: true); network_mode: host lets the inner daemon reach a registry on
+127.0.0.1. When the server runs a registry mirror (wharf serve --mirror-listen), Docker Hub
+images of jobs and services, and the dind daemon's own pulls, come through Wharf's cache
+(--registry-mirror auto); the job log says where each image came from.
 `
 
 const STRING_FLAGS = [
   'config', 'url', 'token', 'executor', 'name', 'concurrent', 'limit', 'builds-dir', 'cache-dir', 'clone-url', 'tags', 'shell',
-  'docker-host', 'docker-image', 'pull-policy', 'network-mode', 'log-level', 'shutdown-timeout', 'check-interval',
+  'docker-host', 'docker-image', 'pull-policy', 'network-mode', 'registry-mirror', 'log-level', 'shutdown-timeout', 'check-interval',
 ] as const
 
 export async function runnerCommand(args: string[]): Promise<number> {

@@ -36,6 +36,7 @@ describe('runner config', () => {
     assert.equal(r.docker.image, 'busybox:latest')
     assert.deepEqual(r.docker.pullPolicy, ['always'])
     assert.equal(r.docker.bindDockerSocket, false)
+    assert.equal(r.docker.registryMirror, 'auto', "Docker Hub images through the server's mirror unless turned off")
     assert.equal(r.outputLimitBytes, 4096 * 1024)
     assert.ok(path.isAbsolute(r.buildsDir))
   })
@@ -95,7 +96,15 @@ runners:
     assert.deepEqual([loadRunnerConfig({ config: g }, {}).runners[0]!.docker.privileged, loadRunnerConfig({ config: g }, {}).runners[0]!.docker.servicesPrivileged], [true, false])
   })
 
+  it('reads registry_mirror: auto, off or a URL, the flag over the file', () => {
+    const f = file('runners:\n  - {url: http://x, token: t, executor: docker, docker: {registry_mirror: "off"}}\n  - {url: http://y, token: u, executor: docker, docker: {registry_mirror: "http://mirror.example:5001/"}}\n')
+    assert.deepEqual(loadRunnerConfig({ config: f }, {}).runners.map((r) => r.docker.registryMirror), ['off', 'http://mirror.example:5001'])
+    assert.deepEqual(loadRunnerConfig({ config: f, 'registry-mirror': 'auto' }, {}).runners.map((r) => r.docker.registryMirror), ['auto', 'auto'])
+  })
+
   it('names the bad setting in one line', () => {
+    fails({ ...minimal, 'registry-mirror': 'mirror.example:5001' }, /--registry-mirror.*expected auto, off or an http:\/\/ or https:\/\/ URL/)
+    fails({ config: file('runners:\n  - {url: http://x, token: t, executor: docker, docker: {registry_mirror: "http://u:p@m:1"}}\n') }, /docker\.registry_mirror.*credentials/)
     fails({ ...minimal, executor: 'dokcer' }, /--executor .*must be one of shell, docker, got "dokcer"/)
     fails({ token: 'glrt-x', executor: 'shell' }, /url.*is required/)
     fails({ url: 'http://x', executor: 'shell' }, /token.*is required/)

@@ -44,6 +44,8 @@
  *       extra_hosts: []                   # "name:ip"
  *       wait_for_services_timeout: 30     # seconds to wait for service ports (0: don't wait)
  *       auth_config: ''                   # DOCKER_AUTH_CONFIG for image pulls (JSON string)
+ *       registry_mirror: auto             # Docker Hub images through Wharf's cache: auto (the mirror the
+ *                                         # server announces, if any), off, or a mirror URL (mirror.ts)
  * ```
  *
  * A bad setting stops the runner with one line naming it ({@link RunnerConfigError}).
@@ -92,6 +94,8 @@ export interface DockerConfig {
   extraHosts: string[]
   waitForServicesSeconds: number
   authConfig: string | undefined
+  /** `auto`, `off` or an http(s) URL (see mirror.ts). */
+  registryMirror: string
 }
 
 export interface RunnerEntry {
@@ -139,6 +143,7 @@ export interface RunnerFlags {
   'network-mode'?: string
   'bind-docker-socket'?: boolean
   privileged?: boolean
+  'registry-mirror'?: string
   'log-level'?: string
   'shutdown-timeout'?: string
   'check-interval'?: string
@@ -163,7 +168,7 @@ const RUNNER_KEYS = [
 const DOCKER_KEYS = [
   'host', 'image', 'pull_policy', 'allowed_pull_policies', 'network_mode', 'bind_docker_socket', 'privileged',
   'cap_add', 'cap_drop', 'security_opt', 'services_privileged', 'services_cap_add', 'services_cap_drop', 'services_security_opt',
-  'volumes', 'extra_hosts', 'wait_for_services_timeout', 'auth_config',
+  'volumes', 'extra_hosts', 'wait_for_services_timeout', 'auth_config', 'registry_mirror',
 ]
 
 /** Reads one setting, tracking where it came from for the error message. */
@@ -307,6 +312,13 @@ function runnerEntry(r: Reader, key: string, raw: Obj, flags: RunnerFlags, flagR
     }
   }
 
+  const mirrorSetting = (rd: Reader, key: string, v: unknown) => {
+    const s = rd.string(key, v)?.trim()
+    if (s === undefined || s === 'auto' || s === 'off') return s
+    if (!/^https?:\/\//i.test(s)) rd.fail(key, `expected auto, off or an http:// or https:// URL, got ${JSON.stringify(s)}`)
+    return rd.url(key, s)
+  }
+  const registryMirror = mirrorSetting(f, '--registry-mirror', flags['registry-mirror']) ?? mirrorSetting(r, dk('registry_mirror'), rawDocker.registry_mirror) ?? 'auto'
   const privileged = flags.privileged ?? r.bool(dk('privileged'), rawDocker.privileged) ?? false
   const docker: DockerConfig = {
     host: dockerHost,
@@ -328,6 +340,7 @@ function runnerEntry(r: Reader, key: string, raw: Obj, flags: RunnerFlags, flagR
     extraHosts: r.list(dk('extra_hosts'), rawDocker.extra_hosts) ?? [],
     waitForServicesSeconds: r.int(dk('wait_for_services_timeout'), rawDocker.wait_for_services_timeout, 0, 3600) ?? DEFAULTS.waitForServicesSeconds,
     authConfig,
+    registryMirror,
   }
   const dir = (v: string | undefined) => (v === undefined ? undefined : resolve(base, v))
   return {

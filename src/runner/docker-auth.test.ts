@@ -100,4 +100,13 @@ describe('DOCKER_AUTH_CONFIG', () => {
     assert.equal((await authForImage('127.0.0.1:5000/g/p:1', merged)!.get()).username, 'me')
     assert.equal(authForImage('other:5000/g/p', merged)!.source, 'job payload (Wharf registry)')
   })
+
+  it("pulls the group path's images with the job's dependency proxy credential (the port written out)", async () => {
+    const job = credentialsEntries([
+      { type: 'registry', url: 'wharf.test', username: 'gitlab-ci-token', password: 'glcbt-x' },
+      { type: 'registry', url: 'wharf.test:443', username: 'gitlab-ci-token', password: 'glcbt-x' },
+    ])
+    const entry = authForImage('wharf.test:443/team/dependency_proxy/containers/alpine:3', job)
+    assert.deepEqual(await entry!.get(), { username: 'gitlab-ci-token', password: 'glcbt-x', serveraddress: 'wharf.test:443' })
+  })
 })

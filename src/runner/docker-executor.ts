@@ -3,11 +3,14 @@
  *
  * - pulls the job image and the service images per pull policy (`always`, `if-not-present`,
  *   `never`; a list is tried in order), with credentials from docker-auth.ts (Wharf's registry
- *   with the job token from the payload, others through DOCKER_AUTH_CONFIG);
+ *   and its dependency proxy with the job token from the payload, others through
+ *   DOCKER_AUTH_CONFIG); Docker Hub images through Wharf's registry mirror when there is one
+ *   (`registry_mirror`, mirror.ts), and the job log says where each image came from;
  * - creates a network for the job (unless `network_mode` names one, or `host`), starts each
  *   service on it under its aliases (explicit and name-derived), with the `services_*` privileges
  *   and the `volumes`, and waits until one of its TCP ports answers (`wait_for_services_timeout`;
- *   the service's HEALTHCHECK_TCP_PORT variable names the one to wait for);
+ *   the service's HEALTHCHECK_TCP_PORT variable names the one to wait for); a `docker:*dind`
+ *   service's daemon gets the mirror as `--registry-mirror`;
  * - runs each stage script in a fresh container of the job image (its entrypoint, or the job's
  *   `entrypoint` override; bash if the image has it, else sh), with the job directory bound at
  *   `/builds` and, with `bind_docker_socket`, the engine's socket at /var/run/docker.sock;
@@ -26,6 +29,7 @@ import {
   authForImage,
   credentialsEntries,
   homeDockerConfig,
+  imageRegistry,
   mergeAuthSources,
   parseDockerAuthConfig,
   type AuthEntry,
@@ -33,6 +37,7 @@ import {
 } from './docker-auth.ts'
 import { PrepareError, type Executor, type JobPaths, type PreparedJob, type StageResult } from './executor.ts'
 import { serviceAliases, withDefaultTag } from './image-names.ts'
+import { containerMirrorUrl, dindCommand, isDindImage, mirroredName, resolveMirror } from './mirror.ts'
 import type { Image, JobVariable } from './protocol.ts'
 import { detectShellCommand, expandValue, isExportableName, variable, variableValue } from './script.ts'
 import type { JobTrace } from './trace.ts'
@@ -122,6 +127,8 @@ export class DockerExecutor implements Executor {
   #entrypoint: string[] | undefined
   #services: { name: string; aliases: string[]; id: string }[] = []
   #prefix = ''
+  /** Wharf's registry mirror for Docker Hub images, and the job's credentials for it. */
+  #mirror: { url: URL; auth: RegistryAuth | undefined } | undefined
 
   constructor(runner: RunnerEntry, docker?: Docker) {
     this.#runner = runner
@@ -208,9 +215,21 @@ export class DockerExecutor implements Executor {
           if (local) {
             trace.line(`Using locally found image version due to "${policy}" pull policy`)
             trace.line(`Using docker image ${local.Id} for ${name} with digest ${local.RepoDigests?.[0] ?? local.Id} ...`)
+            trace.line(`Image ${name} came from the engine's local images (not pulled)`)
             return { id: local.Id, ms: performance.now() - started }
           }
           if (policy === 'never') throw new Error(`image ${name} is not present on the host and the pull policy is "never"`)
+        }
+        const mirrored = this.#mirror && mirroredName(name, this.#mirror.url)
+        if (mirrored) {
+          try {
+            return { id: await this.#pullThroughMirror(name, mirrored, entries, trace, signal), ms: performance.now() - started }
+          } catch (e) {
+            if (signal.aborted) throw e
+            const msg = (e as { json?: { message?: string } }).json?.message ?? (e as Error).message
+            errors.push(msg)
+            trace.warn(`Failed to pull ${name} through Wharf's pull-through cache: ${msg.trim()}; trying docker.io itself`)
+          }
         }
         const entry = authForImage(name, entries)
         let auth: RegistryAuth | undefined
@@ -224,6 +243,7 @@ export class DockerExecutor implements Executor {
         const got = await this.#inspect(name)
         if (!got) throw new Error(`image ${name} is missing after the pull`)
         trace.line(`Using docker image ${got.Id} for ${name} with digest ${got.RepoDigests?.[0] ?? got.Id} ...`)
+        trace.line(`Image ${name} came from ${origin(name)}`)
         return { id: got.Id, ms: performance.now() - started }
       } catch (e) {
         const msg = (e as { json?: { message?: string } }).json?.message ?? (e as Error).message
@@ -232,6 +252,39 @@ export class DockerExecutor implements Executor {
       }
     }
     throw new PrepareError(`failed to pull image "${name}" with specified policies [${policies.join(' ')}]: ${errors.at(-1) ?? 'canceled'}`, 'image_pull_failure')
+  }
+
+  /**
+   * Pulls a Docker Hub image as `<mirror>/library/…` and tags it back to its own name (so
+   * `if-not-present` finds it next time); returns the image ID.
+   */
+  async #pullThroughMirror(name: string, mirrored: string, entries: AuthEntry[], trace: JobTrace, signal: AbortSignal): Promise<string> {
+    const mirror = this.#mirror!
+    // DOCKER_AUTH_CONFIG may name the mirror's host; else the job's own credentials (needed when
+    // the mirror is behind Wharf's token auth, unused when it is anonymous).
+    const entry = authForImage(mirrored, entries)
+    const auth = entry ? await entry.get() : mirror.auth
+    trace.line(`Pulling docker image ${name} through Wharf's pull-through cache as ${mirrored} ...`)
+    const stream = await this.#docker.pull(mirrored, auth ? { authconfig: auth, abortSignal: signal } : { abortSignal: signal })
+    await followPull(stream, () => undefined)
+    const got = await this.#inspect(mirrored)
+    if (!got) throw new Error(`image ${mirrored} is missing after the pull`)
+    if (!name.includes('@')) {
+      const colon = name.lastIndexOf(':')
+      await this.#docker.getImage(got.Id).tag({ repo: name.slice(0, colon), tag: name.slice(colon + 1) })
+    }
+    trace.line(`Using docker image ${got.Id} for ${name} with digest ${got.RepoDigests?.[0] ?? got.Id} ...`)
+    trace.line(`Image ${name} came from Wharf's pull-through cache of docker.io (registry mirror ${mirror.url.origin})`)
+    return got.Id
+  }
+
+  /** Where the containers of this job reach the mirror (see mirror.ts); undefined if they cannot. */
+  async #containerMirror(): Promise<string | undefined> {
+    const mode = this.#networkMode()
+    if (mode === 'host') return containerMirrorUrl(this.#mirror!.url, mode, undefined)
+    const net = (await this.#docker.getNetwork(mode || 'bridge').inspect()) as { IPAM?: { Config?: { Gateway?: string }[] } }
+    const gateway = net.IPAM?.Config?.find((c) => c.Gateway)?.Gateway
+    return containerMirrorUrl(this.#mirror!.url, mode, gateway)
   }
 
   #env(vars: readonly JobVariable[], tmpDir: string, extra: readonly JobVariable[] = []): string[] {
@@ -263,6 +316,13 @@ export class DockerExecutor implements Executor {
     trace.line(`Using Docker executor with image ${image} ...`)
     const { entries, warnings } = await this.#authEntries(job)
     for (const w of warnings) trace.warn(w)
+    const mirror = resolveMirror(this.#cfg.registryMirror, job.vars('WHARF_REGISTRY_MIRROR'))
+    if (mirror) {
+      const cred = job.job.credentials.find((c) => c.type === 'registry')
+      this.#mirror = { url: mirror, auth: cred && { username: cred.username, password: cred.password, serveraddress: mirror.host } }
+      const why = this.#cfg.registryMirror === 'auto' ? "the server's registry mirror; runner setting registry_mirror: auto" : 'runner setting registry_mirror'
+      trace.line(`Docker Hub images come through Wharf's pull-through cache at ${mirror.origin} (${why})`)
+    }
     let pullMs = 0
     try {
       await this.#docker.ping()
@@ -292,11 +352,22 @@ export class DockerExecutor implements Executor {
         const aliases = serviceAliases(expandValue(svc.name, lookup), svc.alias)
         const svcVars = [...job.variables, ...(svc.variables ?? [])]
         const mode = this.#networkMode()
+        const config = (await this.#docker.getImage(pulled.id).inspect()).Config
+        let command = svc.command?.length ? svc.command : undefined
+        if (this.#mirror && isDindImage(name)) {
+          const url = await this.#containerMirror()
+          const withMirror = url && dindCommand(command ?? config?.Cmd ?? [], url)
+          if (withMirror) {
+            command = withMirror
+            trace.line(`Service ${name}'s daemon pulls Docker Hub images through Wharf's pull-through cache: --registry-mirror=${url}`)
+          } else if (!url) trace.warn(`Service ${name}'s daemon is not given Wharf's registry mirror: ${this.#mirror.url.origin} is loopback and the network ${mode} has no gateway`)
+          else trace.line(`Service ${name} keeps its command as given: its daemon is not given Wharf's registry mirror`)
+        }
         const c = await this.#docker.createContainer({
           name: `${this.#prefix}-svc-${i}`,
           Image: pulled.id,
           Env: this.#env(svcVars, job.paths.tmpDir),
-          ...(svc.command?.length ? { Cmd: svc.command } : {}),
+          ...(command ? { Cmd: command } : {}),
           ...(svc.entrypoint?.length ? { Entrypoint: svc.entrypoint } : {}),
           Labels: { 'com.wharf.runner.job': String(job.job.id), 'com.wharf.runner.service': name },
           HostConfig: {
@@ -310,7 +381,7 @@ export class DockerExecutor implements Executor {
         })
         this.#containers.push(c.id)
         await c.start()
-        const exposed = Object.keys(pulled.id ? ((await this.#docker.getImage(pulled.id).inspect()).Config?.ExposedPorts ?? {}) : {})
+        const exposed = Object.keys(config?.ExposedPorts ?? {})
         const ports = new Set<number>()
         const named = healthcheckPort(svcVars)
         if (named) ports.add(named)
@@ -449,6 +520,14 @@ export class DockerExecutor implements Executor {
       this.#network = undefined
     }
   }
+}
+
+/** Where a pulled image came from, for the job log. */
+function origin(image: string): string {
+  const registry = imageRegistry(image)
+  // GitLab's group path: `<wharf>/<group>/dependency_proxy/containers/<image>`.
+  if (image.includes('/dependency_proxy/containers/')) return `Wharf's pull-through cache of docker.io (the group dependency proxy on ${registry})`
+  return registry === 'docker.io' ? 'docker.io (directly, not through Wharf)' : `the registry ${registry}`
 }
 
 /** Demultiplexes a non-TTY container log buffer (8-byte frame headers). */

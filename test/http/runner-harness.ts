@@ -50,13 +50,14 @@ export interface RunnerHarness {
   job(id: number): Promise<CiJob>
 }
 
-export async function runnerHarness(t: Pick<TestContext, 'after'>, opts: { longPollMs?: number; heartbeatSeconds?: number } = {}): Promise<RunnerHarness> {
+export async function runnerHarness(t: Pick<TestContext, 'after'>, opts: { longPollMs?: number; heartbeatSeconds?: number; publicUrl?: string } = {}): Promise<RunnerHarness> {
+  const publicUrl = opts.publicUrl ?? PUBLIC_URL
   const dir = await mkdtemp(join(tmpdir(), 'wharf-runner-'))
   const dataDir = join(dir, 'data')
   const db = openDb({ kind: 'sqlite', path: join(dataDir, 'wharf.db') })
   await migrate(db, 'sqlite')
   const services = await createServices(db, createFsDriver(join(dataDir, 'storage')), {
-    publicUrl: PUBLIC_URL,
+    publicUrl,
     tokenTtlSeconds: 300,
     pageMax: 1000,
     rootPassword: ROOT_PASSWORD,
@@ -64,7 +65,7 @@ export async function runnerHarness(t: Pick<TestContext, 'after'>, opts: { longP
     ciRoot: join(dataDir, 'ci'),
     jobHeartbeatTimeoutSeconds: opts.heartbeatSeconds ?? 300,
   })
-  const app = await buildApp({ logger: pino({ level: 'silent' }), ...services, publicUrl: PUBLIC_URL, limits: { manifestBytes: 4 << 20 }, runnerProtocol: { longPollMs: opts.longPollMs ?? 200, sweepIntervalMs: 0 } })
+  const app = await buildApp({ logger: pino({ level: 'silent' }), ...services, publicUrl, limits: { manifestBytes: 4 << 20 }, runnerProtocol: { longPollMs: opts.longPollMs ?? 200, sweepIntervalMs: 0 } })
   await app.ready()
   t.after(async () => {
     await app.close()

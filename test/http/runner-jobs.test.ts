@@ -133,6 +133,23 @@ build:
     assert.equal(vars.get('CI_RUNNER_DESCRIPTION')!.value, 'r1')
   })
 
+  it("gives the job token for the dependency proxy server too when its name differs from the registry's (the port written out)", async (t) => {
+    const h = await runnerHarness(t, { publicUrl: 'https://wharf.test' })
+    const { user: root, token } = await h.root()
+    const project = await h.project(root, 'team', 'app')
+    const sha = await h.commit(project, { '.gitlab-ci.yml': 'build:\n  image: ${CI_DEPENDENCY_PROXY_GROUP_IMAGE_PREFIX}/alpine:3\n  script: [echo hi]\n' })
+    await h.pipeline(project, sha, root.id)
+    const runner = await h.runner(token, { runner_type: 'instance_type', description: 'r1' })
+    const job = await h.take(runner.token)
+    const vars = new Map(job.variables.map((v) => [v.key, v.value]))
+    assert.equal(vars.get('CI_DEPENDENCY_PROXY_SERVER'), 'wharf.test:443')
+    assert.equal(vars.get('CI_DEPENDENCY_PROXY_GROUP_IMAGE_PREFIX'), 'wharf.test:443/team/dependency_proxy/containers')
+    assert.deepEqual(job.credentials, [
+      { type: 'registry', url: 'wharf.test', username: 'gitlab-ci-token', password: job.token },
+      { type: 'registry', url: 'wharf.test:443', username: 'gitlab-ci-token', password: job.token },
+    ])
+  })
+
   it('matches tags: a tagged job needs all its tags; an untagged job needs run_untagged; paused runners get nothing', async (t) => {
     const h = await runnerHarness(t, { longPollMs: 50 })
     const { user: root, token } = await h.root()

@@ -13,15 +13,16 @@ export function registryHost(project) {
 function pushInstructions(project) {
   const host = registryHost(project)
   const image = project.container_registry_image_prefix
+  // The 2016 docker-in-docker template, as the README's "CI and runners" runs it.
   const ci = [
-    'build-image:',
-    '  image: docker:latest',
-    '  services:',
-    '    - docker:dind',
+    'image: docker:latest',
+    'services:',
+    '  - docker:dind',
+    'build:',
     '  script:',
-    '    - echo "$CI_JOB_TOKEN" | docker login -u gitlab-ci-token --password-stdin "$CI_REGISTRY"',
-    '    - docker build --pull -t "$CI_REGISTRY_IMAGE:$CI_COMMIT_REF_SLUG" .',
-    '    - docker push "$CI_REGISTRY_IMAGE:$CI_COMMIT_REF_SLUG"',
+    '    - docker login -u gitlab-ci-token -p "$CI_BUILD_TOKEN" $CI_REGISTRY',
+    '    - docker build --pull -t "$CI_REGISTRY_IMAGE:$CI_BUILD_REF_NAME" .',
+    '    - docker push "$CI_REGISTRY_IMAGE:$CI_BUILD_REF_NAME"',
   ].join('\n')
   return [
     h('ol', { class: 'steps' },
@@ -32,6 +33,10 @@ function pushInstructions(project) {
     h('h3', {}, 'From CI'),
     h('p', {}, 'Jobs get a registry token of their own: nothing to configure. Add to ', h('code', {}, '.gitlab-ci.yml'), ':'),
     h('div', { class: 'cmd' }, h('pre', { class: 'snippet' }, ci), copyButton(ci, 'Copy CI snippet')),
+    h('p', {}, 'It runs on a ', h('code', {}, 'wharf runner'), ' with the Docker executor and the docker-in-docker privileges (',
+      h('code', {}, 'wharf runner help'), '). When this server runs a registry mirror (',
+      h('code', {}, 'wharf serve --mirror-listen'), '), the runner pulls Docker Hub images, and the ', h('code', {}, 'docker:dind'),
+      ' daemon its own, through this server’s cache: Docker Hub sees each image once.'),
   ]
 }
 
