@@ -86,7 +86,7 @@ export async function startServer(config: Readonly<Config>): Promise<RunningServ
   await cleanup()
   const cleanupTimer = setInterval(cleanup, CLEANUP_PERIOD_MS).unref()
   const mirrorAuth = config.dependencyProxy.mirrorAuth === 'token' ? { auth: services.auth, realm: `${config.publicUrl}/jwt/auth` } : undefined
-  const mirror = config.dependencyProxy.mirrorListen ? await buildMirrorApp({ logger, proxy: services.dependencyProxy, https, auth: mirrorAuth }) : undefined
+  const mirror = config.dependencyProxy.mirrorListen ? await buildMirrorApp({ logger, proxy: services.dependencyProxy, https, auth: mirrorAuth, limits: config.limits }) : undefined
 
   // Before any push is served: the spooled updates of pushes a crash interrupted.
   await services.git?.recoverSpooled(logger)

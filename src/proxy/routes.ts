@@ -9,6 +9,8 @@ import { ociErrorHandler, parseOciPath, parseRange, type OciPath, type PullThrou
 import type { Projects } from '../projects/service.ts'
 import type { RegistryAuth } from '../auth/registry-auth.ts'
 import type { CacheTarget, DependencyProxy } from './service.ts'
+import { limitConnections, serverOptions, type ConnectionLimits } from '../connections.ts'
+import { DEFAULTS } from '../config/schema.ts'
 
 type PullTarget = Extract<OciPath, { kind: 'manifest' | 'blob' }>
 
@@ -111,14 +113,20 @@ async function requireToken(a: MirrorAuth, repository: string | undefined, req: 
   }
 }
 
-export async function buildMirrorApp(deps: { logger: FastifyBaseLogger; proxy: DependencyProxy; https?: { cert: Buffer; key: Buffer } | undefined; auth?: MirrorAuth | undefined }): Promise<FastifyInstance> {
+export async function buildMirrorApp(deps: { logger: FastifyBaseLogger; proxy: DependencyProxy; https?: { cert: Buffer; key: Buffer } | undefined; auth?: MirrorAuth | undefined; limits?: Partial<ConnectionLimits> }): Promise<FastifyInstance> {
+  // The same connection limits as the main listener: the mirror is often anonymous, so slow or
+  // hostile clients must not hold it open either.
+  const limits: ConnectionLimits = { ...DEFAULTS.limits, ...deps.limits }
+  const { keepAliveTimeout, http } = serverOptions(limits)
   const app = Fastify({
     loggerInstance: deps.logger.child({ listener: 'mirror' }),
-    ...(deps.https ? ({ https: deps.https } as {}) : {}),
+    keepAliveTimeout,
+    ...(deps.https ? ({ https: { ...deps.https, ...http } } as {}) : { http }),
     exposeHeadRoutes: false,
     requestTimeout: 0,
     frameworkErrors: (err, req, res) => ociErrorHandler(new WharfError('BAD_REQUEST', err.message, {}), req, res as FastifyReply),
   })
+  limitConnections(app, limits, deps.logger)
   await app.register(
     async (v2) => {
       v2.removeAllContentTypeParsers()

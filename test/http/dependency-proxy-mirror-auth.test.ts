@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { createServer } from 'node:http'
-import type { AddressInfo } from 'node:net'
+import { connect, type AddressInfo, type Socket } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { it, type TestContext } from 'node:test'
@@ -17,7 +17,7 @@ import { createFsDriver } from '../../src/storage/fs-driver.ts'
 const PUBLIC_URL = 'http://wharf.test'
 const basic = (u: string, p: string) => `Basic ${Buffer.from(`${u}:${p}`).toString('base64')}`
 
-async function setup(t: TestContext, auth: boolean) {
+async function setup(t: TestContext, auth: boolean, limits?: { maxConnectionsPerAddress: number }) {
   // An upstream that knows no image: a 404 from it proves the request got past authorization.
   const up = createServer((_req, res) => res.writeHead(404).end())
   await new Promise<void>((r) => up.listen(0, '127.0.0.1', () => r()))
@@ -33,7 +33,7 @@ async function setup(t: TestContext, auth: boolean) {
   })
   const logger = pino({ level: 'silent' })
   const app = await buildApp({ logger, ...services, publicUrl: PUBLIC_URL, limits: { manifestBytes: 4 << 20 } })
-  const mirror = await buildMirrorApp({ logger, proxy: services.dependencyProxy, auth: auth ? { auth: services.auth, realm: `${PUBLIC_URL}/jwt/auth` } : undefined })
+  const mirror = await buildMirrorApp({ logger, proxy: services.dependencyProxy, auth: auth ? { auth: services.auth, realm: `${PUBLIC_URL}/jwt/auth` } : undefined, ...(limits ? { limits } : {}) })
   t.after(async () => {
     await mirror.close()
     await app.close()
@@ -84,4 +84,28 @@ it('mirrorAuth anonymous (the default): no token needed', async (t) => {
   assert.equal((await mirror.inject({ method: 'GET', url: '/v2/' })).statusCode, 200)
   const res = await mirror.inject({ method: 'GET', url: '/v2/library/alpine/manifests/3' })
   assert.equal(res.statusCode, 404, res.body)
+})
+
+it('the mirror listener has the main listener\'s connection limits: over the per-address cap, 503 with the reason', async (t) => {
+  const { mirror } = await setup(t, false, { maxConnectionsPerAddress: 2 })
+  await mirror.listen({ host: '127.0.0.1', port: 0 })
+  const port = (mirror.server.address() as AddressInfo).port
+  const open = () => new Promise<Socket>((resolve, reject) => {
+    const s = connect(port, '127.0.0.1', () => resolve(s)).once('error', reject)
+  })
+  const answer = (s: Socket) => new Promise<string>((resolve) => {
+    let text = ''
+    s.on('data', (b) => (text += b.toString()))
+    s.once('close', () => resolve(text))
+    s.write('GET /v2/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n')
+  })
+  const held = [await open(), await open()]
+  const refused = await answer(await open())
+  assert.match(refused, /^HTTP\/1\.1 503 /)
+  assert.match(refused, /Too many open connections from your address \(limit 2\)/)
+  try {
+    assert.match(await answer(held[0]!), /^HTTP\/1\.1 200 /, 'the connections within the cap are served')
+  } finally {
+    held.forEach((s) => s.destroy())
+  }
 })
