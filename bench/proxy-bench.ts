@@ -23,6 +23,9 @@
 //   3. crowd: per round a fresh small image (--crowd-layer-mib layers), --crowd clients pulling it
 //      at once through each proxy; the shim's counts of upstream GETs per blob and per manifest.
 // Every figure in the summary is the median over rounds. Temp dirs are removed on exit.
+// --phases picks some of cold,warm,crowd (warm without cold caches its image first, unmeasured).
+// WHARF_BENCH_PROF_DIR=<dir> starts Wharf with --cpu-prof into that directory (written when the
+// bench stops it).
 import { spawn, fork, type ChildProcess } from 'node:child_process'
 import { createHash, randomBytes } from 'node:crypto'
 import { openSync, readFileSync } from 'node:fs'
@@ -44,6 +47,7 @@ const { values: args } = parseArgs({
     crowd: { type: 'string', default: '100' },
     'crowd-layer-mib': { type: 'string', default: '4' },
     'crowd-rounds': { type: 'string', default: '3' },
+    phases: { type: 'string', default: 'cold,warm,crowd' },
   },
 })
 const LAYERS = Number(args.layers)
@@ -54,6 +58,7 @@ const LEVELS = args.concurrency.split(',').map(Number)
 const CROWD = Number(args.crowd)
 const CROWD_MIB = Number(args['crowd-layer-mib'])
 const CROWD_ROUNDS = Number(args['crowd-rounds'])
+const PHASES = new Set(args.phases.split(','))
 const root = join(dirname(fileURLToPath(import.meta.url)), '..')
 const hz = 100 // USER_HZ
 /** Blobs fetched at once by one pull (docker's max-concurrent-downloads default). */
@@ -376,9 +381,10 @@ try {
   const level = process.env.WHARF_BENCH_LOG_LEVEL ?? 'info'
   const wharfLogPath = join(work, 'wharf.log')
   const wharfLog = openSync(wharfLogPath, 'w')
+  const prof = process.env.WHARF_BENCH_PROF_DIR ? ['--cpu-prof', `--cpu-prof-dir=${process.env.WHARF_BENCH_PROF_DIR}`] : []
   const wharf = spawn(
     process.execPath,
-    [join(root, 'src/cli/main.ts'), 'serve', '--listen', `127.0.0.1:${wport}`, '--mirror-listen', `127.0.0.1:${mport}`, '--data', join(work, 'wharf'), '--log-level', level,
+    [...prof, join(root, 'src/cli/main.ts'), 'serve', '--listen', `127.0.0.1:${wport}`, '--mirror-listen', `127.0.0.1:${mport}`, '--data', join(work, 'wharf'), '--log-level', level,
       '--max-connections-per-address', '0', '--proxy-upstreams', JSON.stringify([{ host: 'docker.io', url: hub.url }])],
     { env, stdio: ['ignore', wharfLog, wharfLog] },
   )
@@ -390,7 +396,9 @@ try {
     join(work, 'dist.yml'),
     `version: 0.1\nlog: { level: error, accesslog: { disabled: true } }\nstorage: { filesystem: { rootdirectory: ${join(work, 'dist')} } }\nhttp: { addr: 127.0.0.1:${dport} }\nproxy: { remoteurl: ${hub.url} }\n`,
   )
-  const dist = spawn('docker-registry', ['serve', join(work, 'dist.yml')], { stdio: ['ignore', 'ignore', 'inherit'] })
+  const distLogPath = join(work, 'dist.log')
+  const distLog = openSync(distLogPath, 'w')
+  const dist = spawn('docker-registry', ['serve', join(work, 'dist.yml')], { stdio: ['ignore', distLog, distLog] })
   children.push(dist)
   try {
     await waitHttp(`http://127.0.0.1:${mport}/v2/`, wharf, 'wharf')
@@ -408,14 +416,16 @@ try {
   out(`# upstream (stand-in hub) ${hub.url} pid ${hub.pid}, backend ${hub.backend}; wharf mirror :${mport} pid ${pids.wharf} (log ${level}); distribution proxy :${dport} pid ${pids.dist}`)
 
   // 1. cold pulls
-  log(`seeding ${COLD_ROUNDS} images of ${LAYERS} x ${LAYER_MIB} MiB`)
+  const coldRounds = PHASES.has('cold') ? COLD_ROUNDS : PHASES.has('warm') ? 1 : 0
+  log(`seeding ${coldRounds} images of ${LAYERS} x ${LAYER_MIB} MiB`)
   const coldImages: Image[] = []
-  for (let r = 0; r < COLD_ROUNDS; r++) coldImages.push(await seedImage(hub.backend, `bench/cold${r + 1}`, LAYERS, LAYER_MIB))
+  for (let r = 0; r < coldRounds; r++) coldImages.push(await seedImage(hub.backend, `bench/cold${r + 1}`, LAYERS, LAYER_MIB))
   const order = ['straight', 'wharf', 'dist'] as const
   const cold: Record<(typeof order)[number], { s: number[]; cpu: number[] }> = { straight: { s: [], cpu: [] }, wharf: { s: [], cpu: [] }, dist: { s: [], cpu: [] } }
   const coldUp: Record<'wharf' | 'dist', string[]> = { wharf: [], dist: [] }
-  out(`\n== cold pull: ${(coldImages[0]!.bytes / MIB).toFixed(1)} MiB image (${LAYERS + 1} blobs), fresh per round, one client`)
-  for (let r = 0; r < COLD_ROUNDS; r++) {
+  if (PHASES.has('cold')) out(`\n== cold pull: ${(coldImages[0]!.bytes / MIB).toFixed(1)} MiB image (${LAYERS + 1} blobs), fresh per round, one client`)
+  else if (PHASES.has('warm')) for (const t of Object.values(targets)) await pull(t, coldImages[0]!)
+  for (let r = 0; r < (PHASES.has('cold') ? COLD_ROUNDS : 0); r++) {
     const img = coldImages[r]!
     const line: string[] = []
     for (let k = 0; k < order.length; k++) {
@@ -442,7 +452,7 @@ try {
   // 2. warm pulls (round-1 image, cached by both)
   const warmImg = coldImages[0]!
   const warm: Record<number, Record<'wharf' | 'dist', { mbs: number[]; cpuPerMib: number[]; clientCpu: number[] }>> = {}
-  for (const c of LEVELS) {
+  for (const c of PHASES.has('warm') ? LEVELS : []) {
     const pulls = Math.max(4, c)
     warm[c] = { wharf: { mbs: [], cpuPerMib: [], clientCpu: [] }, dist: { mbs: [], cpuPerMib: [], clientCpu: [] } }
     out(`\n== warm pull: ${(warmImg.bytes / MIB).toFixed(1)} MiB image, ${pulls} pulls by ${c} client(s) per round`)
@@ -481,15 +491,16 @@ try {
   }
 
   // 3. crowd: concurrent cold pulls of a fresh small image
-  log(`seeding ${CROWD_ROUNDS} crowd images of ${LAYERS} x ${CROWD_MIB} MiB`)
+  const crowdRounds = PHASES.has('crowd') ? CROWD_ROUNDS : 0
+  log(`seeding ${crowdRounds} crowd images of ${LAYERS} x ${CROWD_MIB} MiB`)
   const crowdImages: Image[] = []
-  for (let r = 0; r < CROWD_ROUNDS; r++) crowdImages.push(await seedImage(hub.backend, `bench/crowd${r + 1}`, LAYERS, CROWD_MIB))
+  for (let r = 0; r < crowdRounds; r++) crowdImages.push(await seedImage(hub.backend, `bench/crowd${r + 1}`, LAYERS, CROWD_MIB))
   const crowd: Record<'wharf' | 'dist', { perBlob: number[]; maxBlob: number[]; manifestGets: number[]; manifestHeads: number[]; s: number[]; errors: number[] }> = {
     wharf: { perBlob: [], maxBlob: [], manifestGets: [], manifestHeads: [], s: [], errors: [] },
     dist: { perBlob: [], maxBlob: [], manifestGets: [], manifestHeads: [], s: [], errors: [] },
   }
-  out(`\n== crowd: ${CROWD} concurrent cold pulls of a ${(crowdImages[0]!.bytes / MIB).toFixed(1)} MiB image (${LAYERS + 1} blobs), fresh per round; upstream requests counted at the shim`)
-  for (let r = 0; r < CROWD_ROUNDS; r++) {
+  if (crowdRounds) out(`\n== crowd: ${CROWD} concurrent cold pulls of a ${(crowdImages[0]!.bytes / MIB).toFixed(1)} MiB image (${LAYERS + 1} blobs), fresh per round; upstream requests counted at the shim`)
+  for (let r = 0; r < crowdRounds; r++) {
     const img = crowdImages[r]!
     for (const who of r % 2 ? (['dist', 'wharf'] as const) : (['wharf', 'dist'] as const)) {
       await quiesce()
@@ -518,17 +529,18 @@ try {
   out(`\n== summary (medians; ratio = Wharf / distribution)`)
   out(`| measure | Wharf | distribution proxy | ratio | straight from upstream |`)
   out(`|---|---|---|---|---|`)
-  out(`| cold pull ${(coldImages[0]!.bytes / MIB).toFixed(0)} MiB, s | ${fmt(coldMed.wharf)} (${fmt(coldMed.wharf / coldMed.straight)}x straight) | ${fmt(coldMed.dist)} (${fmt(coldMed.dist / coldMed.straight)}x straight) | ${fmt(coldMed.wharf / coldMed.dist)} | ${fmt(coldMed.straight)} |`)
-  out(`| cold pull server CPU, ms/MiB | ${fmt((median(cold.wharf.cpu) * 1000 * MIB) / coldImages[0]!.bytes)} | ${fmt((median(cold.dist.cpu) * 1000 * MIB) / coldImages[0]!.bytes)} | ${fmt(median(cold.wharf.cpu) / median(cold.dist.cpu))} | - |`)
-  for (const c of LEVELS) {
+  if (PHASES.has('cold')) out(`| cold pull ${(coldImages[0]!.bytes / MIB).toFixed(0)} MiB, s | ${fmt(coldMed.wharf)} (${fmt(coldMed.wharf / coldMed.straight)}x straight) | ${fmt(coldMed.dist)} (${fmt(coldMed.dist / coldMed.straight)}x straight) | ${fmt(coldMed.wharf / coldMed.dist)} | ${fmt(coldMed.straight)} |`)
+  if (PHASES.has('cold')) out(`| cold pull server CPU, ms/MiB | ${fmt((median(cold.wharf.cpu) * 1000 * MIB) / coldImages[0]!.bytes)} | ${fmt((median(cold.dist.cpu) * 1000 * MIB) / coldImages[0]!.bytes)} | ${fmt(median(cold.wharf.cpu) / median(cold.dist.cpu))} | - |`)
+  for (const c of PHASES.has('warm') ? LEVELS : []) {
     out(`| warm pull MB/s, ${c} client(s) | ${fmt(W('wharf', c, 'mbs'), 0)} | ${fmt(W('dist', c, 'mbs'), 0)} | ${fmt(W('wharf', c, 'mbs') / W('dist', c, 'mbs'))} | - |`)
     out(`| warm pull server CPU ms/MiB, ${c} client(s) | ${fmt(W('wharf', c, 'cpuPerMib'), 3)} | ${fmt(W('dist', c, 'cpuPerMib'), 3)} | ${fmt(W('wharf', c, 'cpuPerMib') / W('dist', c, 'cpuPerMib'))} | - |`)
   }
-  out(`| ${CROWD} concurrent cold pulls: upstream GETs per blob (max over blobs) | ${fmt(median(crowd.wharf.perBlob))} (${median(crowd.wharf.maxBlob)}) | ${fmt(median(crowd.dist.perBlob))} (${median(crowd.dist.maxBlob)}) | - | - |`)
-  out(`| ${CROWD} concurrent cold pulls: upstream manifest GETs / HEADs | ${median(crowd.wharf.manifestGets)} / ${median(crowd.wharf.manifestHeads)} | ${median(crowd.dist.manifestGets)} / ${median(crowd.dist.manifestHeads)} | - | - |`)
-  out(`| ${CROWD} concurrent cold pulls: wall s, failed pulls | ${fmt(median(crowd.wharf.s))}, ${crowd.wharf.errors.reduce((a, b) => a + b, 0)} | ${fmt(median(crowd.dist.s))}, ${crowd.dist.errors.reduce((a, b) => a + b, 0)} | ${fmt(median(crowd.wharf.s) / median(crowd.dist.s))} | - |`)
+  if (crowdRounds) out(`| ${CROWD} concurrent cold pulls: upstream GETs per blob (max over blobs) | ${fmt(median(crowd.wharf.perBlob))} (${median(crowd.wharf.maxBlob)}) | ${fmt(median(crowd.dist.perBlob))} (${median(crowd.dist.maxBlob)}) | - | - |`)
+  if (crowdRounds) out(`| ${CROWD} concurrent cold pulls: upstream manifest GETs / HEADs | ${median(crowd.wharf.manifestGets)} / ${median(crowd.wharf.manifestHeads)} | ${median(crowd.dist.manifestGets)} / ${median(crowd.dist.manifestHeads)} | - | - |`)
+  if (crowdRounds) out(`| ${CROWD} concurrent cold pulls: wall s, failed pulls | ${fmt(median(crowd.wharf.s))}, ${crowd.wharf.errors.reduce((a, b) => a + b, 0)} | ${fmt(median(crowd.dist.s))}, ${crowd.dist.errors.reduce((a, b) => a + b, 0)} | ${fmt(median(crowd.wharf.s) / median(crowd.dist.s))} | - |`)
   const wlog = readFileSync(wharfLogPath, 'utf8')
-  out(`# load average at end ${loadavg().map((l) => l.toFixed(2)).join(' ')}; wharf log ${wlog.split('\n').length - 1} lines, ${(wlog.match(/"level":[56]0/g) ?? []).length} at error level, ${(wlog.match(/"level":40/g) ?? []).length} at warn`)
+  const dlog = readFileSync(distLogPath, 'utf8')
+  out(`# load average at end ${loadavg().map((l) => l.toFixed(2)).join(' ')}; wharf log ${wlog.split('\n').length - 1} lines, ${(wlog.match(/"level":[56]0/g) ?? []).length} at error level, ${(wlog.match(/"level":40/g) ?? []).length} at warn; distribution log ${(dlog.match(/level=error/g) ?? []).length} error lines`)
 } catch (e) {
   exitCode = 1
   process.stderr.write(`proxy-bench failed: ${(e as Error).stack}\n`)
