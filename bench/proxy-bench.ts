@@ -25,10 +25,11 @@
 // Every figure in the summary is the median over rounds. Temp dirs are removed on exit.
 // --phases picks some of cold,warm,crowd (warm without cold caches its image first, unmeasured).
 // WHARF_BENCH_PROF_DIR=<dir> starts Wharf with --cpu-prof into that directory (written when the
-// bench stops it).
+// bench stops it); WHARF_BENCH_NODE_ARGS adds node options to Wharf's command line (e.g. --trace-gc,
+// whose output lands in the Wharf log, removed with the temp dir unless WHARF_BENCH_KEEP_LOG=<file>).
 import { spawn, fork, type ChildProcess } from 'node:child_process'
 import { createHash, randomBytes } from 'node:crypto'
-import { openSync, readFileSync } from 'node:fs'
+import { openSync, readdirSync, readFileSync } from 'node:fs'
 import { mkdtemp, rm, writeFile, mkdir } from 'node:fs/promises'
 import http from 'node:http'
 import net from 'node:net'
@@ -76,6 +77,30 @@ function cpuSeconds(pid: number): number {
   const s = readFileSync(`/proc/${pid}/stat`, 'utf8')
   const f = s.slice(s.lastIndexOf(')') + 2).split(' ')
   return (Number(f[11]) + Number(f[12])) / hz
+}
+/** CPU seconds per thread name (live threads; /proc/PID/task/TID/stat), to split a phase's server CPU. */
+function threadCpu(pid: number): Map<string, number> {
+  const m = new Map<string, number>()
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    let s: string
+    try {
+      s = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8')
+    } catch {
+      continue
+    }
+    const name = s.slice(s.indexOf('(') + 1, s.lastIndexOf(')')).replace(/ /g, '_')
+    const f = s.slice(s.lastIndexOf(')') + 2).split(' ')
+    m.set(name, (m.get(name) ?? 0) + (Number(f[11]) + Number(f[12])) / hz)
+  }
+  return m
+}
+function threadSplit(before: Map<string, number>, after: Map<string, number>, mib: number): string {
+  return [...after]
+    .map(([k, v]) => [k, v - (before.get(k) ?? 0)] as const)
+    .filter(([, d]) => d > 0)
+    .sort((a, b) => b[1] - a[1])
+    .map(([k, d]) => `${k} ${fmt(d)} s (${fmt((d * 1000) / mib)} ms/MiB)`)
+    .join(', ')
 }
 function machineBusy(): number {
   const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.split(/\s+/).slice(1).map(Number)
@@ -381,7 +406,7 @@ try {
   const level = process.env.WHARF_BENCH_LOG_LEVEL ?? 'info'
   const wharfLogPath = join(work, 'wharf.log')
   const wharfLog = openSync(wharfLogPath, 'w')
-  const prof = process.env.WHARF_BENCH_PROF_DIR ? ['--cpu-prof', `--cpu-prof-dir=${process.env.WHARF_BENCH_PROF_DIR}`] : []
+  const prof = [...(process.env.WHARF_BENCH_PROF_DIR ? ['--cpu-prof', `--cpu-prof-dir=${process.env.WHARF_BENCH_PROF_DIR}`] : []), ...(process.env.WHARF_BENCH_NODE_ARGS?.split(' ').filter(Boolean) ?? [])]
   const wharf = spawn(
     process.execPath,
     [...prof, join(root, 'src/cli/main.ts'), 'serve', '--listen', `127.0.0.1:${wport}`, '--mirror-listen', `127.0.0.1:${mport}`, '--data', join(work, 'wharf'), '--log-level', level,
@@ -422,7 +447,7 @@ try {
   for (let r = 0; r < coldRounds; r++) coldImages.push(await seedImage(hub.backend, `bench/cold${r + 1}`, LAYERS, LAYER_MIB))
   const order = ['straight', 'wharf', 'dist'] as const
   const cold: Record<(typeof order)[number], { s: number[]; cpu: number[] }> = { straight: { s: [], cpu: [] }, wharf: { s: [], cpu: [] }, dist: { s: [], cpu: [] } }
-  const coldUp: Record<'wharf' | 'dist', string[]> = { wharf: [], dist: [] }
+  const wharfThreads: string[] = []
   if (PHASES.has('cold')) out(`\n== cold pull: ${(coldImages[0]!.bytes / MIB).toFixed(1)} MiB image (${LAYERS + 1} blobs), fresh per round, one client`)
   else if (PHASES.has('warm')) for (const t of Object.values(targets)) await pull(t, coldImages[0]!)
   for (let r = 0; r < (PHASES.has('cold') ? COLD_ROUNDS : 0); r++) {
@@ -434,17 +459,19 @@ try {
       await quiesce()
       await hub.reset()
       const c0 = who === 'straight' ? 0 : cpuSeconds(pids[who])
+      const th0 = who === 'wharf' ? threadCpu(pids.wharf) : undefined
       const t0 = performance.now()
       await pull(t, img)
       const s = (performance.now() - t0) / 1000
       const cpu = who === 'straight' ? NaN : cpuSeconds(pids[who]) - c0
+      if (th0) wharfThreads.push(threadSplit(th0, threadCpu(pids.wharf), img.bytes / MIB))
       cold[who].s.push(s)
       cold[who].cpu.push(cpu)
       const up = upstreamFor(await hub.counts(), img)
-      if (who !== 'straight') coldUp[who].push(`blob GETs ${up.cdnGets.join('/')}`)
       line.push(`${who} ${s.toFixed(2)} s${who === 'straight' ? '' : ` (cpu ${cpu.toFixed(2)} s, upstream blob GETs ${up.cdnGets.reduce((a, b) => a + b, 0)})`}`)
     }
     out(`round ${r + 1}: ${line.join(';  ')}`)
+    out(`    wharf threads: ${wharfThreads.at(-1)}`)
   }
   const coldMed = { straight: median(cold.straight.s), wharf: median(cold.wharf.s), dist: median(cold.dist.s) }
   out(`median: straight ${fmt(coldMed.straight)} s, wharf ${fmt(coldMed.wharf)} s (${fmt(coldMed.wharf / coldMed.straight)}x straight), distribution ${fmt(coldMed.dist)} s (${fmt(coldMed.dist / coldMed.straight)}x straight)`)
@@ -539,6 +566,7 @@ try {
   if (crowdRounds) out(`| ${CROWD} concurrent cold pulls: upstream manifest GETs / HEADs | ${median(crowd.wharf.manifestGets)} / ${median(crowd.wharf.manifestHeads)} | ${median(crowd.dist.manifestGets)} / ${median(crowd.dist.manifestHeads)} | - | - |`)
   if (crowdRounds) out(`| ${CROWD} concurrent cold pulls: wall s, failed pulls | ${fmt(median(crowd.wharf.s))}, ${crowd.wharf.errors.reduce((a, b) => a + b, 0)} | ${fmt(median(crowd.dist.s))}, ${crowd.dist.errors.reduce((a, b) => a + b, 0)} | ${fmt(median(crowd.wharf.s) / median(crowd.dist.s))} | - |`)
   const wlog = readFileSync(wharfLogPath, 'utf8')
+  if (process.env.WHARF_BENCH_KEEP_LOG) await writeFile(process.env.WHARF_BENCH_KEEP_LOG, wlog)
   const dlog = readFileSync(distLogPath, 'utf8')
   out(`# load average at end ${loadavg().map((l) => l.toFixed(2)).join(' ')}; wharf log ${wlog.split('\n').length - 1} lines, ${(wlog.match(/"level":[56]0/g) ?? []).length} at error level, ${(wlog.match(/"level":40/g) ?? []).length} at warn; distribution log ${(dlog.match(/level=error/g) ?? []).length} error lines`)
 } catch (e) {
