@@ -74,7 +74,7 @@ export async function createServices(db: Kysely<Database>, storage: BlobDriver, 
   await tokens.load()
   const auth = new RegistryAuth(db, tokens, credentials, projects)
   const accessTokens = new AccessTokens(db, credentials)
-  const dependencyProxy = new DependencyProxy(db, registry, projects, driver, opts.dependencyProxy ?? { ...DEFAULTS.dependencyProxy, manifestBytes: DEFAULTS.limits.manifestBytes })
+  const dependencyProxy = new DependencyProxy(db, registry, projects, driver, opts.dependencyProxy ?? { ...DEFAULTS.dependencyProxy, manifestBytes: DEFAULTS.limits.manifestBytes }, metrics)
   const services: Services = { registry, projects, credentials, auth, accessTokens, metrics, probes: new Probes(db, driver), dependencyProxy }
   if (opts.gitRoot) {
     services.git = await createGitHosting(opts.gitRoot, { projects, credentials })

@@ -25,13 +25,14 @@ export async function servePull(proxy: DependencyProxy, t: CacheTarget, target: 
   if (target.kind === 'manifest') {
     // Nothing upstream can be stored under a reference that is neither a digest nor a tag.
     if (target.reference.kind === 'invalid-tag') throw new WharfError('MANIFEST_UNKNOWN', 'manifest unknown', { reference: target.reference.text })
-    const { row, warning } = await proxy.manifest(t, target.reference, req.headers.accept)
+    const { row, warning, fromCache } = await proxy.manifest(t, target.reference, req.headers.accept)
     reply.header('Content-Type', row.media_type).header('Docker-Content-Digest', row.digest).header('ETag', `"${row.digest}"`)
     if (warning) {
       reply.header('Warning', warningHeader(warning))
       req.log.warn({ upstream: t.upstream.host, name: t.upstreamName, warning }, 'serving a cached manifest the upstream could not confirm')
     }
     if (head) return reply.header('Content-Length', Number(row.size)).send()
+    if (fromCache) proxy.metrics.servedFromCache(t, 'manifest', row.content.byteLength)
     return reply.send(Buffer.from(row.content.buffer, row.content.byteOffset, row.content.byteLength))
   }
   const d = target.digest
@@ -54,7 +55,9 @@ export async function servePull(proxy: DependencyProxy, t: CacheTarget, target: 
     }
     send = await src.open(range)
     if (range) reply.code(206).header('Content-Range', `bytes ${range.start}-${range.end}/${src.size}`)
-    reply.header('Content-Length', range ? range.end - range.start + 1 : src.size)
+    const length = range ? range.end - range.start + 1 : src.size
+    reply.header('Content-Length', length)
+    proxy.metrics.servedFromCache(t, 'blob', length)
   } else {
     // A miss: streamed while the cache fills (a Range is ignored; 200 with the whole blob is allowed).
     if (src.flight.size !== undefined) reply.header('Content-Length', src.flight.size)
@@ -204,9 +207,10 @@ export async function proxyApiRoutes(app: FastifyInstance, deps: { proxy: Depend
     return cacheJson(group.id)
   })
 
-  // GitLab: DELETE /groups/:id/dependency_proxy/cache schedules the purge; Wharf does it at once.
-  app.delete('/groups/:id/dependency_proxy/cache', { schema: { summary: "Purge a group's dependency proxy cache (maintainer)", tags: ['dependency proxy'], params: IdParam, 'x-response': { 202: Accepted } } }, async (req, reply) => {
-    const { group } = await projects.groupFor(req.principal, (req.params as Static<typeof IdParam>).id, 'maintainer')
+  // GitLab: DELETE /groups/:id/dependency_proxy/cache schedules the purge and requires the Owner
+  // role (since 17.0; Maintainer before); Wharf purges at once.
+  app.delete('/groups/:id/dependency_proxy/cache', { schema: { summary: "Purge a group's dependency proxy cache (owner)", tags: ['dependency proxy'], params: IdParam, 'x-response': { 202: Accepted } } }, async (req, reply) => {
+    const { group } = await projects.groupFor(req.principal, (req.params as Static<typeof IdParam>).id, 'owner')
     const r = await proxy.purgeGroup(group.id)
     req.log.info({ group: group.full_path, ...r }, 'dependency proxy cache purged')
     return reply.code(202).send({ message: '202 Accepted' })

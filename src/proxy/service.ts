@@ -11,7 +11,9 @@ import type { Database, Manifest } from '../metadata/schema.ts'
 import type { Projects } from '../projects/service.ts'
 import { acceptable, defaultPlatformChild, INDEX_TYPES, MANIFEST_TYPES, registryQueries as rq, type ByteRange, type Reference, type Registry } from '../registry/index.ts'
 import type { BlobDriver } from '../storage/driver.ts'
+import type { Metrics } from '../ops/index.ts'
 import { BlobFlight } from './blob-flight.ts'
+import { ProxyMetrics } from './metrics.ts'
 import { DOCKER_HUB, groupCacheRepository, mirrorCacheRepository, upstreamImageName } from './names.ts'
 import * as q from './queries.ts'
 import { UpstreamClient, type UpstreamResponse } from './upstream-client.ts'
@@ -45,6 +47,8 @@ export interface ManifestResult {
   row: Manifest
   /** Set when the cached copy is served because the upstream could not confirm it. */
   warning?: string
+  /** Nothing was fetched for this request (a hit, a revalidated or stale copy). */
+  fromCache: boolean
 }
 
 export type BlobSource =
@@ -77,14 +81,16 @@ export class DependencyProxy {
   private readonly opts: ProxyOptions
   private readonly manifestFlights = new Map<string, Promise<Fetched>>()
   private readonly blobFlights = new Map<string, BlobFlight>()
+  readonly metrics: ProxyMetrics
 
-  constructor(db: Kysely<Database>, registry: Registry, projects: Projects, driver: BlobDriver, opts: ProxyOptions) {
+  constructor(db: Kysely<Database>, registry: Registry, projects: Projects, driver: BlobDriver, opts: ProxyOptions, metrics: Metrics) {
     this.db = db
     this.registry = registry
     this.projects = projects
     this.driver = driver
     this.opts = opts
-    this.upstreams = opts.upstreams.map((u) => new UpstreamClient(u, { timeoutMs: opts.upstreamTimeoutSeconds * 1000 }))
+    this.metrics = new ProxyMetrics(metrics, () => this.upstreams)
+    this.upstreams = opts.upstreams.map((u) => new UpstreamClient(u, { timeoutMs: opts.upstreamTimeoutSeconds * 1000, onError: (reason) => this.metrics.upstreamError(u.host, reason) }))
   }
 
   // ---- targets ----
@@ -112,35 +118,40 @@ export class DependencyProxy {
   // ---- manifests ----
 
   async manifest(t: CacheTarget, ref: Reference, accept: string | undefined): Promise<ManifestResult> {
-    const result = ref.kind === 'digest' ? { row: await this.manifestByDigest(t, ref.digest) } : await this.manifestByTag(t, ref.tag)
+    const result = ref.kind === 'digest' ? await this.manifestByDigest(t, ref.digest) : await this.manifestByTag(t, ref.tag)
     const repositoryId = result.row.repository_id
     await q.recordPull(this.db, { repositoryId, namespaceId: t.namespaceId, upstream: t.upstream.host, upstreamName: t.upstreamName, at: nowIso() })
     if (ref.kind === 'digest' || acceptable(accept, result.row.media_type)) return result
     // A client that cannot read an index gets the linux/amd64 image, as Docker Hub does.
     const child = INDEX_TYPES.has(result.row.media_type) && [...MANIFEST_TYPES].some((m) => acceptable(accept, m)) ? defaultPlatformChild(result.row) : undefined
     if (child) {
-      const row = await this.manifestByDigest(t, parseDigest(child))
-      if (acceptable(accept, row.media_type)) return { ...result, row }
+      const { row, fromCache } = await this.manifestByDigest(t, parseDigest(child))
+      if (acceptable(accept, row.media_type)) return { ...result, row, fromCache: result.fromCache && fromCache }
     }
     throw new WharfError('MANIFEST_UNKNOWN', `manifest is ${result.row.media_type}, which the Accept header does not allow`, { mediaType: result.row.media_type })
   }
 
-  private async manifestByDigest(t: CacheTarget, d: ParsedDigest): Promise<Manifest> {
+  private async manifestByDigest(t: CacheTarget, d: ParsedDigest): Promise<ManifestResult> {
     // Content named by its digest never changes: a cached copy is never revalidated.
     const cached = await rq.manifestByDigest(this.db, t.repository, d.digest)
-    if (cached) return cached
-    await this.fill(t, d.digest)
-    return (await rq.manifestByDigest(this.db, t.repository, d.digest))!
+    if (cached) return this.hit(t, cached)
+    const fromCache = await this.fill(t, d.digest)
+    return { row: (await rq.manifestByDigest(this.db, t.repository, d.digest))!, fromCache }
+  }
+
+  private hit(t: CacheTarget, row: Manifest): ManifestResult {
+    this.metrics.lookup(t, 'manifest', 'hit')
+    return { row, fromCache: true }
   }
 
   private async manifestByTag(t: CacheTarget, tag: string): Promise<ManifestResult> {
     const cached = await rq.manifestByTag(this.db, t.repository, tag)
     if (!cached) {
-      await this.fill(t, tag)
-      return { row: (await rq.manifestByTag(this.db, t.repository, tag))! }
+      const fromCache = await this.fill(t, tag)
+      return { row: (await rq.manifestByTag(this.db, t.repository, tag))!, fromCache }
     }
     const checked = await q.tagCheckedAt(this.db, cached.repository_id, tag)
-    if (checked && Date.now() - Date.parse(checked) < this.opts.tagTtlSeconds * 1000) return { row: cached }
+    if (checked && Date.now() - Date.parse(checked) < this.opts.tagTtlSeconds * 1000) return this.hit(t, cached)
     // Stale: a HEAD (free on Docker Hub) tells whether the tag moved; only then is it fetched again.
     try {
       const head = await t.upstream.request('HEAD', `/v2/${t.upstreamName}/manifests/${tag}`, { accept: UPSTREAM_ACCEPT, scope: this.scope(t) })
@@ -149,14 +160,15 @@ export class DependencyProxy {
       if (head.status !== 200) throw t.upstream.unavailable(`answered ${head.status} to a HEAD`)
       if (header(head, 'docker-content-digest') === cached.digest) {
         await q.setTagChecked(this.db, cached.repository_id, tag, nowIso())
-        return { row: cached }
+        return this.hit(t, cached)
       }
-      await this.fill(t, tag, true)
-      return { row: (await rq.manifestByTag(this.db, t.repository, tag))! }
+      const fromCache = await this.fill(t, tag, true)
+      return { row: (await rq.manifestByTag(this.db, t.repository, tag))!, fromCache }
     } catch (e) {
       // The upstream is down or out of pulls: the cached copy is better than nothing (and says so).
       if (e instanceof WharfError && (e.code === 'UPSTREAM_UNAVAILABLE' || e.code === 'TOOMANYREQUESTS')) {
-        return { row: cached, warning: `${e.message}; serving the copy cached ${checked ?? 'earlier'}` }
+        this.metrics.staleServed(t)
+        return { row: cached, warning: `${e.message}; serving the copy cached ${checked ?? 'earlier'}`, fromCache: true }
       }
       throw e
     }
@@ -167,21 +179,29 @@ export class DependencyProxy {
    * the same upstream image when that copy is fresh (so the group path and the mirror share one
    * upstream fetch), else fetched. Concurrent misses share one upstream GET, which resolves only
    * once its first requester stored the manifest, so a later miss finds that copy instead of
-   * fetching again.
+   * fetching again. Resolves to true when nothing was fetched for this caller (a copy, or a
+   * flight it joined).
    */
-  private async fill(t: CacheTarget, ref: string, moved = false): Promise<void> {
+  private async fill(t: CacheTarget, ref: string, moved = false): Promise<boolean> {
     const byDigest = ref.includes(':')
     if (!moved) {
       const since = new Date(Date.now() - this.opts.tagTtlSeconds * 1000).toISOString()
       const copy = await q.cachedElsewhere(this.db, { upstream: t.upstream.host, upstreamName: t.upstreamName, exclude: t.repository, ...(byDigest ? { digest: ref } : { tag: ref, since }) })
-      if (copy) return this.store(t, byDigest ? undefined : ref, { body: Buffer.from(copy.content), contentType: copy.media_type, digest: parseDigest(copy.digest) })
+      if (copy) {
+        this.metrics.lookup(t, 'manifest', 'hit')
+        await this.store(t, byDigest ? undefined : ref, { body: Buffer.from(copy.content), contentType: copy.media_type, digest: parseDigest(copy.digest) })
+        return true
+      }
     }
     const key = `${t.upstream.host}/${t.upstreamName}${byDigest ? '@' : ':'}${ref}`
     const running = this.manifestFlights.get(key)
     if (running) {
+      this.metrics.lookup(t, 'manifest', 'coalesced')
       const fetched = await running
-      return this.store(t, byDigest ? undefined : ref, fetched)
+      await this.store(t, byDigest ? undefined : ref, fetched)
+      return false
     }
+    this.metrics.lookup(t, 'manifest', 'miss')
     const flight = (async () => {
       const fetched = await this.fetchManifest(t, ref)
       await this.store(t, byDigest ? undefined : ref, fetched)
@@ -189,6 +209,7 @@ export class DependencyProxy {
     })().finally(() => this.manifestFlights.delete(key))
     this.manifestFlights.set(key, flight)
     await flight
+    return false
   }
 
   private async store(t: CacheTarget, tag: string | undefined, f: Fetched): Promise<void> {
@@ -209,6 +230,7 @@ export class DependencyProxy {
       throw t.upstream.unavailable(`answered ${res.status} to a manifest GET`)
     }
     const body = await t.upstream.readBody(res, this.opts.manifestBytes)
+    this.metrics.fetched(t, 'manifest', body.length)
     const named = header(res, 'docker-content-digest')
     let digest: ParsedDigest | undefined
     try {
@@ -223,7 +245,10 @@ export class DependencyProxy {
 
   async blob(t: CacheTarget, d: ParsedDigest, head: boolean): Promise<BlobSource> {
     const stored = await this.storedBlob(t, d)
-    if (stored) return stored
+    if (stored) {
+      this.metrics.lookup(t, 'blob', 'hit')
+      return stored
+    }
     if (head) {
       // Nothing to cache from a HEAD; answered from the upstream (blob HEADs cost no pulls).
       const res = await t.upstream.request('HEAD', `/v2/${t.upstreamName}/blobs/${d.digest}`, { scope: this.scope(t), followRedirects: true })
@@ -265,7 +290,11 @@ export class DependencyProxy {
   private blobFlight(t: CacheTarget, d: ParsedDigest): BlobFlight {
     const key = `${t.upstream.host}/${t.upstreamName}@${d.digest}`
     const running = this.blobFlights.get(key)
-    if (running) return running
+    if (running) {
+      this.metrics.lookup(t, 'blob', 'coalesced')
+      return running
+    }
+    this.metrics.lookup(t, 'blob', 'miss')
     const flight = new BlobFlight()
     this.blobFlights.set(key, flight)
     void (async () => {
@@ -281,7 +310,8 @@ export class DependencyProxy {
       const len = header(res, 'content-length')
       flight.size = len !== undefined && /^\d+$/.test(len) ? Number(len) : undefined
       try {
-        await this.registry.uploads.ingest(t.repository, d, res.body, { expectedSize: flight.size, onWrite: (path, n) => flight.progress(path, n), onVerified: () => flight.verify() })
+        const n = await this.registry.uploads.ingest(t.repository, d, res.body, { expectedSize: flight.size, onWrite: (path, n) => flight.progress(path, n), onVerified: () => flight.verify() })
+        this.metrics.fetched(t, 'blob', n)
       } catch (e) {
         res.body.destroy()
         // A broken or stalled transfer is the upstream's failure; a digest mismatch stays what it is.

@@ -66,18 +66,21 @@ export class UpstreamClient {
   private readonly cfg: UpstreamConfig
   private readonly ca: string | undefined
   private readonly timeoutMs: number
+  private readonly onError: ((reason: 'rate_limited' | 'unavailable') => void) | undefined
   private readonly tokens = new Map<string, { token: string; expires: number }>()
   /** The upstream asked for Basic auth once: send it up front from then on. */
   private basic = false
   rateLimit: RateLimit | undefined
   lastError: { message: string; at: string } | undefined
 
-  constructor(cfg: UpstreamConfig, opts: { timeoutMs: number }) {
+  /** `onError`: told of each failure as it is recorded (the metrics count them). */
+  constructor(cfg: UpstreamConfig, opts: { timeoutMs: number; onError?: (reason: 'rate_limited' | 'unavailable') => void }) {
     this.cfg = cfg
     this.host = cfg.host
     this.url = cfg.url.replace(/\/$/, '')
     this.ca = cfg.caFile ? readFileSync(cfg.caFile, 'utf8') : undefined
     this.timeoutMs = opts.timeoutMs
+    this.onError = opts.onError
   }
 
   /** A registry request, authenticated as the upstream asks. The caller must consume or destroy the body. */
@@ -137,6 +140,7 @@ export class UpstreamClient {
   unavailable(why: string): WharfError {
     const message = `${this.host} is unavailable: ${why}`
     this.lastError = { message, at: new Date().toISOString() }
+    this.onError?.('unavailable')
     return new WharfError('UPSTREAM_UNAVAILABLE', message, { upstream: this.host })
   }
 
@@ -148,6 +152,7 @@ export class UpstreamClient {
     const when = retryAfter !== undefined ? `retry after ${retryAfter} s` : rl?.windowSeconds !== undefined ? `retry when the window moves on (at most ${rl.windowSeconds} s)` : 'retry later'
     const message = `${this.host} rate limit: ${figures}; ${when}`
     this.lastError = { message, at: new Date().toISOString() }
+    this.onError?.('rate_limited')
     return new WharfError('TOOMANYREQUESTS', message, { upstream: this.host, ...(retryAfter !== undefined ? { retryAfter } : {}) })
   }
 

@@ -13,6 +13,9 @@ import { pipeline } from 'node:stream/promises'
 import { createGzip } from 'node:zlib'
 import path from 'node:path'
 import { after, before, describe, it } from 'node:test'
+import { startDockerHub, type DockerHub } from '../helpers/docker-hub.ts'
+import { testImages } from '../helpers/images.ts'
+import { http, MANIFEST_ACCEPT } from '../helpers/registry.ts'
 import { describeResult, run } from '../helpers/run.ts'
 import { CiProject, createRunner } from '../helpers/runner.ts'
 import { registryToken } from '../helpers/registry.ts'
@@ -192,6 +195,132 @@ describe('metrics scrape of a running server', { timeout: 180_000 }, () => {
     assert.equal((await send('GET', `${base}/anything`, { authorization: `Bearer ${METRICS_TOKEN}` })).status, 404)
     // The public listener refuses a scrape without the token.
     assert.equal((await send('GET', `${wharf.url}/-/metrics`)).status, 401)
+  })
+})
+
+describe('dependency proxy metrics', { timeout: 180_000 }, () => {
+  const TTL_SECONDS = 2
+  let hub: DockerHub
+  let wharf: Wharf
+  let mirror: string
+  let amd64Manifest: string
+
+  before(async () => {
+    const images = await testImages()
+    amd64Manifest = images.digests.amd64Manifest
+    hub = await startDockerHub()
+    await hub.seed(images.oci('amd64'), 'library/alpine:3')
+    await hub.seed(images.oci('arm64'), 'library/rare:1')
+    mirror = `127.0.0.1:${await freePort()}`
+    wharf = await startWharf({
+      env: {
+        WHARF_METRICS_TOKEN: METRICS_TOKEN,
+        WHARF_DEPENDENCY_PROXY_UPSTREAMS: JSON.stringify([{ host: 'docker.io', url: hub.url }]),
+        WHARF_DEPENDENCY_PROXY_MIRROR_LISTEN: mirror,
+        WHARF_DEPENDENCY_PROXY_TAG_TTL_SECONDS: String(TTL_SECONDS),
+        WHARF_DEPENDENCY_PROXY_UPSTREAM_TIMEOUT_SECONDS: '5',
+      },
+    })
+    await wharf.createProject('metrics/app')
+  })
+  after(async () => {
+    await wharf?.stop()
+    await hub?.close()
+  })
+
+  const scrape = async () => {
+    const r = await send('GET', `${wharf.url}/-/metrics`, { authorization: `Bearer ${METRICS_TOKEN}` })
+    assert.equal(r.status, 200, r.body.toString())
+    return r.body.toString()
+  }
+  const pull = async (dest: string) => {
+    const r = await run('skopeo', ['--insecure-policy', 'copy', '--src-tls-verify=false', '--src-creds', `root:${wharf.rootPassword}`, `docker://${wharf.host}/metrics/dependency_proxy/containers/alpine:3`, `oci:${dest}:x`], { timeoutMs: 120_000 })
+    assert.equal(r.code, 0, `skopeo copy:\n${describeResult(r)}\n--- server log ---\n${await wharf.logTail(30)}`)
+  }
+  const groupManifest = (image: string, ref: string) => http('GET', `${wharf.url}/v2/metrics/dependency_proxy/containers/${image}/manifests/${ref}`, { headers: { accept: MANIFEST_ACCEPT } })
+
+  it('hits, misses, coalesced waits, stale serves, upstream errors, bytes and rate limits move by exactly what the pulls cause; promtool accepts them', async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'wharf-e2e-proxy-metrics-'))
+    try {
+      // What the image is: its manifest and blob sizes, read from the stand-in's backing registry.
+      const m = await fetch(`http://${hub.backend}/v2/library/alpine/manifests/3`, { headers: { accept: 'application/vnd.oci.image.manifest.v1+json' } })
+      const manifest = Buffer.from(await m.arrayBuffer())
+      const parsed = JSON.parse(manifest.toString()) as { config: { size: number }; layers: Array<{ size: number }> }
+      const blobs = 1 + parsed.layers.length
+      const blobBytes = parsed.config.size + parsed.layers.reduce((n, l) => n + l.size, 0)
+      const group = (kind: string) => ({ upstream: 'docker.io', kind, way: 'group' })
+      const bytes = (kind: string, source: string) => ({ upstream: 'docker.io', kind, source })
+
+      // Cold: everything fetched once from the upstream.
+      await pull(path.join(dir, 'cold'))
+      let text = await scrape()
+      assert.equal(sample(text, 'wharf_dependency_proxy_misses_total', group('manifest')), 1, text)
+      assert.equal(sample(text, 'wharf_dependency_proxy_misses_total', group('blob')), blobs)
+      assert.equal(sample(text, 'wharf_dependency_proxy_hits_total', group('manifest')), 0)
+      assert.equal(sample(text, 'wharf_dependency_proxy_hits_total', group('blob')), 0)
+      assert.equal(sample(text, 'wharf_dependency_proxy_bytes_total', bytes('manifest', 'upstream')), manifest.length)
+      assert.equal(sample(text, 'wharf_dependency_proxy_bytes_total', bytes('blob', 'upstream')), blobBytes)
+      assert.equal(sample(text, 'wharf_dependency_proxy_bytes_total', bytes('blob', 'cache')), 0)
+      // The stand-in's figures (1,000,000 per window, one manifest GET taken), as the upstream client recorded them.
+      assert.equal(sample(text, 'wharf_dependency_proxy_upstream_ratelimit_limit', { upstream: 'docker.io' }), 1_000_000)
+      assert.equal(sample(text, 'wharf_dependency_proxy_upstream_ratelimit_remaining', { upstream: 'docker.io' }), 999_999)
+
+      // Warm: the same pull served from the cache (revalidated with a free HEAD if the TTL ran out).
+      await pull(path.join(dir, 'warm'))
+      text = await scrape()
+      assert.equal(sample(text, 'wharf_dependency_proxy_hits_total', group('manifest')), 1)
+      assert.equal(sample(text, 'wharf_dependency_proxy_hits_total', group('blob')), blobs)
+      assert.equal(sample(text, 'wharf_dependency_proxy_misses_total', group('blob')), blobs)
+      assert.equal(sample(text, 'wharf_dependency_proxy_bytes_total', bytes('manifest', 'cache')), manifest.length)
+      assert.equal(sample(text, 'wharf_dependency_proxy_bytes_total', bytes('blob', 'cache')), blobBytes)
+      assert.equal(sample(text, 'wharf_dependency_proxy_bytes_total', bytes('blob', 'upstream')), blobBytes, 'nothing fetched again')
+
+      // Ten requests at once for an uncached manifest: one fetch; the others joined it or found its copy.
+      hub.resetCounts()
+      const N = 10
+      const all = await Promise.all(Array.from({ length: N }, () => groupManifest('rare', '1')))
+      for (const r of all) assert.equal(r.status, 200, r.describe)
+      assert.equal(hub.count('GET', '/v2/library/rare/manifests/1'), 1)
+      text = await scrape()
+      assert.equal(sample(text, 'wharf_dependency_proxy_misses_total', group('manifest')), 2)
+      assert.equal(sample(text, 'wharf_dependency_proxy_coalesced_total', group('manifest')) + sample(text, 'wharf_dependency_proxy_hits_total', group('manifest')), 1 + N - 1)
+
+      // The mirror asks for the same manifest by digest: copied from the group's cache, a hit on the mirror way.
+      const viaMirror = await http('GET', `http://${mirror}/v2/library/alpine/manifests/${amd64Manifest}`, { headers: { accept: MANIFEST_ACCEPT } })
+      assert.equal(viaMirror.status, 200, viaMirror.describe)
+      text = await scrape()
+      assert.equal(sample(text, 'wharf_dependency_proxy_hits_total', { upstream: 'docker.io', kind: 'manifest', way: 'mirror' }), 1)
+
+      // Out of pulls: one rate-limited upstream answer, and the gauges say so.
+      hub.setLimit(0)
+      const limited = await groupManifest('other', '1')
+      assert.equal(limited.status, 429, limited.describe)
+      hub.setLimit(1_000_000)
+      text = await scrape()
+      assert.equal(sample(text, 'wharf_dependency_proxy_upstream_errors_total', { upstream: 'docker.io', reason: 'rate_limited' }), 1)
+      assert.equal(sample(text, 'wharf_dependency_proxy_upstream_ratelimit_limit', { upstream: 'docker.io' }), 0)
+      assert.equal(sample(text, 'wharf_dependency_proxy_upstream_ratelimit_remaining', { upstream: 'docker.io' }), 0)
+
+      // Upstream gone and the tag past its TTL: one unavailable error, one stale serve.
+      await hub.stop()
+      try {
+        await new Promise((r) => setTimeout(r, TTL_SECONDS * 1000 + 200))
+        const stale = await groupManifest('alpine', '3')
+        assert.equal(stale.status, 200, stale.describe)
+        assert.ok(stale.headers.get('warning'))
+      } finally {
+        await hub.start()
+      }
+      text = await scrape()
+      assert.equal(sample(text, 'wharf_dependency_proxy_stale_served_total', { upstream: 'docker.io', way: 'group' }), 1)
+      assert.equal(sample(text, 'wharf_dependency_proxy_upstream_errors_total', { upstream: 'docker.io', reason: 'unavailable' }), 1)
+
+      const checked = await promtool(text)
+      assert.equal(checked.code, 0, `promtool check metrics:\n${checked.output}`)
+      assert.ok(!/alpine|rare|metrics\/app/.test(text.split('\n').filter((l) => l.startsWith('wharf_dependency_proxy')).join('\n')), 'an image name leaked into a label')
+    } finally {
+      await rm(dir, { recursive: true, force: true })
+    }
   })
 })
 

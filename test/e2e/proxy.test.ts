@@ -239,6 +239,11 @@ describe('pull-through cache', () => {
     const token = await wharf.api('POST', '/oauth/token', { grant_type: 'password', username: outsider.username, password: outsider.password }, { token: null });
     const denied = await wharf.api('DELETE', `/api/v4/groups/${groupId}/dependency_proxy/cache`, undefined, { token: token.json.access_token });
     assert.notEqual(denied.status, 202, denied.describe);
+    // GitLab (17.0+) lets only the group's Owners purge; a Maintainer is refused.
+    const keeper = await user('keeper', 40);
+    const keeperToken = await wharf.api('POST', '/oauth/token', { grant_type: 'password', username: keeper.username, password: keeper.password }, { token: null });
+    const maintainer = await wharf.api('DELETE', `/api/v4/groups/${groupId}/dependency_proxy/cache`, undefined, { token: keeperToken.json.access_token });
+    assert.equal(maintainer.status, 403, maintainer.describe);
     const purged = await wharf.api('DELETE', `/api/v4/groups/${groupId}/dependency_proxy/cache`);
     assert.equal(purged.status, 202, purged.describe);
     const files = await blobFiles();

@@ -1,6 +1,7 @@
 // The group page, /-/groups/<path> (or its id): the group's projects, its members (add, change
-// role, remove) and its visibility.
+// role, remove), its visibility and its dependency proxy.
 import { api, apiPage, enc } from './api.js'
+import { dependencyProxySection } from './dependency-proxy.js'
 import { errorBox, formValues, h, mount, toast } from './dom.js'
 import { groupMembersSection } from './members.js'
 import { section } from './settings.js'
@@ -26,6 +27,7 @@ export async function groupPage(ref) {
       projects.items.length ? h('ul', { class: 'cards', 'aria-label': 'Projects' }, projects.items.map(projectItem)) : h('p', { class: 'panel' }, 'This group has no projects yet.')),
     groupMembersSection(group),
     visibilitySection(group),
+    dependencyProxySection(group),
   )
 }
 
