@@ -10,8 +10,11 @@ import { registeredRoutes } from './route-table.ts'
 
 type Json = Record<string, unknown>
 
-/** Arrays GitLab returns whole: a pipeline's own variables and (Wharf extension) a job's. */
-const UNPAGED = new Set(['/api/v4/projects/:id/pipelines/:pipeline_id/variables', '/api/v4/projects/:id/jobs/:job_id/variables'])
+/**
+ * Arrays returned whole: a pipeline's own variables (as GitLab) and, Wharf extensions, a job's, and the
+ * dependency proxy's upstreams (the config's list, at most 32 entries).
+ */
+const UNPAGED = new Set(['/api/v4/projects/:id/pipelines/:pipeline_id/variables', '/api/v4/projects/:id/jobs/:job_id/variables', '/api/v4/dependency_proxy/upstreams'])
 
 /** Three or more of everything a list route can return. */
 async function populate(h: ApiHarness, w: World) {
