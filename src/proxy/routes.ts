@@ -5,7 +5,7 @@ import type { Writable } from 'node:stream'
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
 import { Accepted, IdParam } from '../api/schemas.ts'
 import { WharfError } from '../core/errors.ts'
-import { ociErrorHandler, parseOciPath, parseRange, type OciPath, type PullThrough } from '../registry/index.ts'
+import { ociApi, ociErrorHandler, parseRange, type OciPath, type PullThrough } from '../registry/index.ts'
 import type { Projects } from '../projects/service.ts'
 import type { RegistryAuth } from '../auth/registry-auth.ts'
 import type { CacheTarget, DependencyProxy } from './service.ts'
@@ -132,25 +132,7 @@ export async function buildMirrorApp(deps: { logger: FastifyBaseLogger; proxy: D
   limitConnections(app, limits, deps.logger)
   await app.register(
     async (v2) => {
-      v2.removeAllContentTypeParsers()
-      v2.addContentTypeParser('*', (_req, _payload, done) => done(null))
-      v2.setErrorHandler(ociErrorHandler)
-      v2.addHook('onRequest', async (_req, reply) => {
-        reply.header('Docker-Distribution-API-Version', 'registry/2.0')
-      })
-      v2.setNotFoundHandler(async (req) => {
-        throw new WharfError('UNSUPPORTED', `${req.method} is not supported on this endpoint`, {})
-      })
-      const handler = async (req: FastifyRequest, reply: FastifyReply) => {
-        const path = req.url.split('?', 1)[0]!
-        let rest: string
-        try {
-          rest = decodeURIComponent(path.replace(/^\/v2\/?/, ''))
-        } catch {
-          throw new WharfError('NAME_INVALID', 'invalid repository name', {})
-        }
-        const target = parseOciPath(rest)
-        if (!target) throw new WharfError('ROUTE_UNKNOWN', 'no such registry endpoint', { path: path.slice(0, 300) })
+      ociApi(v2, async (target, req, reply) => {
         const read = req.method === 'GET' || req.method === 'HEAD'
         if (target.kind === 'base' && read) {
           if (deps.auth) await requireToken(deps.auth, undefined, req, reply)
@@ -164,9 +146,7 @@ export async function buildMirrorApp(deps: { logger: FastifyBaseLogger; proxy: D
         const t = deps.proxy.mirrorTarget(target.name, ns)
         if (deps.auth) await requireToken(deps.auth, t.repository, req, reply)
         return servePull(deps.proxy, t, target, req, reply)
-      }
-      v2.route({ method: ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'], url: '', handler })
-      v2.route({ method: ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE'], url: '/*', handler })
+      })
     },
     { prefix: '/v2' },
   )

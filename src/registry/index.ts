@@ -6,7 +6,7 @@ import { Blobs } from './blobs.ts'
 import { Manifests } from './manifests.ts'
 import { Uploads } from './uploads.ts'
 
-export { ociErrorHandler, registryRoutes, type PullThrough, type RegistryOptions } from './routes.ts'
+export { ociApi, ociErrorHandler, registryRoutes, type PullThrough, type RegistryOptions } from './routes.ts'
 export { acceptable, defaultPlatformChild } from './manifests.ts'
 export { INDEX_TYPES, MANIFEST_TYPES } from './media-types.ts'
 export { parseOciPath, type OciPath, type Reference } from './oci-path.ts'

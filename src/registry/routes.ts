@@ -131,14 +131,32 @@ function actorOfClaims(claims: RegistryClaims): Actor {
 
 /** The OCI Distribution API, registered with prefix /v2 (spec: distribution-spec v1.1 "API"). */
 export async function registryRoutes(app: FastifyInstance, opts: RegistryOptions): Promise<void> {
-  // Blob and manifest bodies are streamed or read by the handlers themselves, never parsed by Fastify.
+  ociApi(app, async (target, req, reply) => {
+    labelRoute(req, TEMPLATES[target.kind])
+    const proxied = 'name' in target && splitDependencyProxyName(target.name) !== undefined
+    if (proxied && !((target.kind === 'manifest' || target.kind === 'blob') && (req.method === 'GET' || req.method === 'HEAD'))) {
+      throw new WharfError('UNSUPPORTED', 'the dependency proxy is pull-only: it serves manifests and blobs, and accepts no pushes or deletes', {})
+    }
+    const claims = await authorize(target, req, reply, opts)
+    bindActor(req, actorOfClaims(claims))
+    if (proxied && opts.pullThrough) return opts.pullThrough.serve(target as Extract<OciPath, { kind: 'manifest' | 'blob' }>, req, reply)
+    return dispatch(target, { req, reply, query: req.query as Query, opts, claims })
+  })
+}
+
+/**
+ * The /v2 plumbing every registry listener shares (this one and the pull-through mirror), registered
+ * under a /v2 prefix: bodies left to the handlers (streamed, never parsed), OCI errors, the API
+ * version header, unknown methods in the protocol's format, and one catch-all route whose handler
+ * gets the URL parsed into its target (names contain "/", so Fastify's router cannot split them).
+ */
+export function ociApi(app: FastifyInstance, handle: (target: OciPath, req: FastifyRequest, reply: FastifyReply) => Promise<unknown>): void {
   app.removeAllContentTypeParsers()
   app.addContentTypeParser('*', (_req, _payload, done) => done(null))
   app.setErrorHandler(ociErrorHandler)
   app.addHook('onRequest', async (_req, reply) => {
     reply.header('Docker-Distribution-API-Version', 'registry/2.0')
   })
-  // Any other method under /v2 is still answered in the protocol's format.
   app.setNotFoundHandler(async (req) => {
     throw new WharfError('UNSUPPORTED', `${req.method} is not supported on this endpoint`, {})
   })
@@ -152,17 +170,9 @@ export async function registryRoutes(app: FastifyInstance, opts: RegistryOptions
     }
     const target = parseOciPath(rest)
     if (!target) throw new WharfError('ROUTE_UNKNOWN', 'no such registry endpoint', { path: path.slice(0, 300) })
-    labelRoute(req, TEMPLATES[target.kind])
-    const proxied = 'name' in target && splitDependencyProxyName(target.name) !== undefined
-    if (proxied && !((target.kind === 'manifest' || target.kind === 'blob') && (req.method === 'GET' || req.method === 'HEAD'))) {
-      throw new WharfError('UNSUPPORTED', 'the dependency proxy is pull-only: it serves manifests and blobs, and accepts no pushes or deletes', {})
-    }
-    const claims = await authorize(target, req, reply, opts)
-    bindActor(req, actorOfClaims(claims))
-    if (proxied && opts.pullThrough) return opts.pullThrough.serve(target as Extract<OciPath, { kind: 'manifest' | 'blob' }>, req, reply)
-    return dispatch(target, { req, reply, query: req.query as Query, opts, claims })
+    return handle(target, req, reply)
   }
-  // Registered under the /v2 prefix (see app.ts).
+  // The handler names the route template itself (labelRoute) once the target is parsed.
   app.route({ method: [...METHODS], url: '', handler, config: { dynamicRoute: true } })
   app.route({ method: [...METHODS], url: '/*', handler, config: { dynamicRoute: true } })
 }
