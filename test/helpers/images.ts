@@ -35,19 +35,24 @@ export function testImages(): Promise<TestImages> {
   return cached;
 }
 
-async function build(): Promise<TestImages> {
-  const dir = process.env.WHARF_E2E_IMAGES ?? path.join(tmpdir(), 'wharf-test-images');
-  await runOk('sh', [path.join(repoRoot, 'scripts', 'make-test-images.sh'), dir], { timeoutMs: 120_000 });
+/** Runs one of the image scripts into `dir` and returns a reader of the images.env it writes. */
+async function makeImages(script: string, dir: string, timeoutMs: number): Promise<(key: string) => string> {
+  await runOk('sh', [path.join(repoRoot, 'scripts', script), dir], { timeoutMs });
   const vars = new Map<string, string>();
   for (const line of readFileSync(path.join(dir, 'images.env'), 'utf8').split('\n')) {
     const i = line.indexOf('=');
     if (i > 0) vars.set(line.slice(0, i), line.slice(i + 1));
   }
-  const get = (k: string): string => {
+  return (k) => {
     const v = vars.get(k);
     if (!v) throw new Error(`images.env has no ${k}`);
     return v;
   };
+}
+
+async function build(): Promise<TestImages> {
+  const dir = process.env.WHARF_E2E_IMAGES ?? path.join(tmpdir(), 'wharf-test-images');
+  const get = await makeImages('make-test-images.sh', dir, 120_000);
   const ociLayout = path.join(dir, 'oci');
   const common = [get('LAYER1'), get('LAYER2'), get('LAYER3')];
   return {
@@ -86,17 +91,7 @@ let dindCached: Promise<DindImages> | undefined;
 export function dindImages(): Promise<DindImages> {
   dindCached ??= (async () => {
     const dir = process.env.WHARF_E2E_DIND_IMAGES ?? path.join(tmpdir(), 'wharf-dind-images');
-    await runOk('sh', [path.join(repoRoot, 'scripts', 'make-dind-images.sh'), dir], { timeoutMs: 300_000 });
-    const vars = new Map<string, string>();
-    for (const line of readFileSync(path.join(dir, 'images.env'), 'utf8').split('\n')) {
-      const i = line.indexOf('=');
-      if (i > 0) vars.set(line.slice(0, i), line.slice(i + 1));
-    }
-    const get = (k: string): string => {
-      const v = vars.get(k);
-      if (!v) throw new Error(`images.env has no ${k}`);
-      return v;
-    };
+    const get = await makeImages('make-dind-images.sh', dir, 300_000);
     const ociLayout = path.join(dir, 'oci');
     return {
       dir,
