@@ -18,6 +18,7 @@ export function apiScope(app: FastifyInstance, apiTokens: ApiTokens): void {
   addFormParser(app)
   // First among the preValidation hooks: the ones after it see the multipart fields as the body.
   addMultipartFormParser(app)
+  app.addHook('preValidation', noBodyIsNoAttributes)
   app.addHook('preValidation', coerceGitLabBooleans)
   app.addHook('preValidation', refuseUndeclaredBody)
   app.addHook('onRequest', apiAuthHook(apiTokens))
@@ -36,6 +37,15 @@ function addJsonParser(app: FastifyInstance): void {
     if ((body as string).trim() === '') return done(null, undefined)
     parseJson(req, body as string, done)
   })
+}
+
+/**
+ * A request without a body sends no attributes, as GitLab (Grape) reads it: a route whose attributes
+ * are all optional, or may come in the query string (triggers), then validates `{}` instead of
+ * failing with "body must be object"; a required attribute is still named as missing.
+ */
+async function noBodyIsNoAttributes(req: FastifyRequest): Promise<void> {
+  if (req.body === undefined && req.routeOptions.schema?.body) req.body = {}
 }
 
 /**
