@@ -23,8 +23,8 @@ before(async () => {
   api = new Gitlab({ host: wharf.url, token: pat.json.token })
   ci = await CiProject.create(wharf, 'beaker/app')
   await ci.push({ '.gitlab-ci.yml': 'build:\n  script: [echo build]\ntest:\n  script: [echo test]\n' })
-  for (const tag of ['v1', 'v2']) {
-    const r = await run('skopeo', ['--insecure-policy', 'copy', '--dest-tls-verify=false', '--dest-creds', `root:${wharf.rootPassword}`, images.oci('amd64'), `docker://${wharf.host}/beaker/app:${tag}`], { timeoutMs: 120_000 })
+  for (const ref of ['beaker/app:v1', 'beaker/app:v2', 'beaker/app/extra:v1']) {
+    const r = await run('skopeo', ['--insecure-policy', 'copy', '--dest-tls-verify=false', '--dest-creds', `root:${wharf.rootPassword}`, images.oci('amd64'), `docker://${wharf.host}/${ref}`], { timeoutMs: 120_000 })
     assert.equal(r.code, 0, describeResult(r))
   }
 })
@@ -103,15 +103,24 @@ describe('@gitbeaker/rest', { timeout: 300_000 }, () => {
     await assert.rejects(asAlice.Users.showCurrentUser(), (e: Error & { cause?: { response?: Response } }) => e.cause?.response?.status === 401)
   })
 
-  it('container registry: repositories and tags (list, show, remove)', async () => {
-    const repos = await api.ContainerRegistry.allRepositories({ projectId: ci.id })
-    assert.deepEqual(repos.map((r) => r.location), [`${wharf.host}/beaker/app`])
+  it('container registry: repositories and tags (list, show, remove a tag, remove a repository)', async () => {
+    const repos = (await api.ContainerRegistry.allRepositories({ projectId: ci.id })).sort((a, b) => a.path.localeCompare(b.path))
+    assert.deepEqual(repos.map((r) => r.location), [`${wharf.host}/beaker/app`, `${wharf.host}/beaker/app/extra`])
     const repoId = repos[0]!.id
     assert.deepEqual((await api.ContainerRegistry.allTags(ci.id, repoId)).map((t) => t.name).sort(), ['v1', 'v2'])
     const v1 = await api.ContainerRegistry.showTag(ci.id, repoId, 'v1')
     assert.match(String(v1.digest), /^sha256:/)
     await api.ContainerRegistry.removeTag(ci.id, repoId, 'v2')
     assert.deepEqual((await api.ContainerRegistry.allTags(ci.id, repoId)).map((t) => t.name), ['v1'])
+    await api.ContainerRegistry.removeRepository(ci.id, repos[1]!.id)
+    // Accepted (202) and removed in the background, as GitLab does.
+    let left: string[] = []
+    for (let i = 0; i < 50; i++) {
+      left = (await api.ContainerRegistry.allRepositories({ projectId: ci.id })).map((r) => r.path)
+      if (left.length === 1) break
+      await new Promise((r) => setTimeout(r, 200))
+    }
+    assert.deepEqual(left, ['beaker/app'])
   })
 
   it('pipelines and jobs: create with variables, list, jobs, log, cancel, retry, remove', async () => {

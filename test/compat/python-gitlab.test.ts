@@ -53,8 +53,8 @@ before(async () => {
   // A project with a pipeline definition (a real git push) and two tags of a real image (skopeo).
   ci = await CiProject.create(wharf, 'compat/app')
   await ci.push({ '.gitlab-ci.yml': 'build:\n  script: [echo build]\ntest:\n  script: [echo test]\n' })
-  for (const tag of ['v1', 'v2']) {
-    const r = await run('skopeo', ['--insecure-policy', 'copy', '--dest-tls-verify=false', '--dest-creds', `root:${wharf.rootPassword}`, images.oci('amd64'), `docker://${wharf.host}/compat/app:${tag}`], { timeoutMs: 120_000 })
+  for (const ref of ['compat/app:v1', 'compat/app:v2', 'compat/app/extra:v1']) {
+    const r = await run('skopeo', ['--insecure-policy', 'copy', '--dest-tls-verify=false', '--dest-creds', `root:${wharf.rootPassword}`, images.oci('amd64'), `docker://${wharf.host}/${ref}`], { timeoutMs: 120_000 })
     assert.equal(r.code, 0, describeResult(r))
   }
 })
@@ -174,20 +174,28 @@ out({'secret': bool(secret), 'names': names, 'after': active, 'group': gnames, '
     assert.deepEqual(r, { secret: true, names: ['ci-pull'], after: [], group: ['group-pull'], alice: 'alice', mine: ['automation'], still: false })
   })
 
-  it('container registry: repositories and tags (list, get, delete one, delete in bulk by regex is out of scope)', async () => {
+  it('container registry: repositories and tags (list, get, delete a tag, delete a repository)', async () => {
     const r = await py(`
+import time
 p = gl.projects.get('compat/app')
-repos = p.repositories.list()
+repos = sorted(p.repositories.list(), key=lambda x: x.path)
 repo = repos[0]
 tags = sorted(t.name for t in repo.tags.list())
 v1 = repo.tags.get('v1')
 repo.tags.delete('v2')
-out({'repos': [(x.path, x.location) for x in repos], 'tags': tags, 'v1': [v1.name, v1.digest.startswith('sha256:'), v1.total_size > 0], 'after': [t.name for t in repo.tags.list()]})
+after = [t.name for t in repo.tags.list()]
+p.repositories.delete(repos[1].id)
+for _ in range(50):
+    left = [x.path for x in p.repositories.list()]
+    if len(left) == 1: break
+    time.sleep(0.2)
+out({'repos': [(x.path, x.location) for x in repos], 'tags': tags, 'v1': [v1.name, v1.digest.startswith('sha256:'), v1.total_size > 0], 'after': after, 'left': left})
 `)
-    assert.deepEqual(r.repos, [['compat/app', `${wharf.host}/compat/app`]])
+    assert.deepEqual(r.repos, [['compat/app', `${wharf.host}/compat/app`], ['compat/app/extra', `${wharf.host}/compat/app/extra`]])
     assert.deepEqual(r.tags, ['v1', 'v2'])
     assert.deepEqual(r.v1, ['v1', true, true])
     assert.deepEqual(r.after, ['v1'])
+    assert.deepEqual(r.left, ['compat/app'])
   })
 
   it('pipelines: create with variables, list, jobs, trace, cancel, retry, delete', async () => {
