@@ -49,7 +49,8 @@ export function addFormParser(app: FastifyInstance): void {
  * before adding hooks that look at the body.
  */
 export function addMultipartFormParser(app: FastifyInstance): void {
-  void app.register(multipart, { limits: { files: 0, fields: 100, fieldSize: FORM_LIMIT, parts: 100 } })
+  // At most 32 fields of 64 KiB: a form never holds more than 2 MiB in memory.
+  void app.register(multipart, { limits: { files: 0, fields: 32, fieldSize: FORM_LIMIT, parts: 33 } })
   app.addHook('preValidation', async (req: FastifyRequest) => {
     if (!req.isMultipart()) return
     const fields: [string, string][] = []

@@ -106,6 +106,10 @@ test('triggers: multipart as curl -F sends it, the token in the query string, an
   assert.equal(assertProblem(res, 400).message, '400 unknown attribute: creator_id')
   res = await h.app.inject({ method: 'POST', url: `/api/v4/projects/${p}/trigger/pipeline`, ...multipart([['token', token], ['ref', 'main'], ['file', 'x'.repeat(1000), 'file']]) })
   assertProblem(res, 413)
+  const many = Array.from({ length: 40 }, (_, i): [string, string] => [`variables[V${i}]`, 'x'])
+  assertProblem(await h.app.inject({ method: 'POST', url: `/api/v4/projects/${p}/trigger/pipeline`, ...multipart([['token', token], ['ref', 'main'], ...many]) }), 413)
+  res = await h.app.inject({ method: 'POST', url: `/api/v4/projects/${p}/trigger/pipeline`, ...multipart([['token', token], ['ref', 'main'], ['variables[BIG]', 'x'.repeat(70_000)]]) })
+  assert.match(String(assertProblem(res, 400).message), /variables\[BIG\] is longer than/)
   assert.equal(await pipelineCount(h), before)
 
   // The token (and ref, variables) in the query string alone.
