@@ -305,4 +305,16 @@ describe('python-gitlab (CLI)', { timeout: 120_000 }, () => {
     const tags = await cli(['project-registry-tag', 'list', '--project-id', String(ci.id), '--repository-id', String(repos[0].id)])
     assert.deepEqual(tags.map((t: { name: string }) => t.name), ['v1'])
   })
+
+  it('members, triggers, jobs and runners from the command line', async () => {
+    const id = String(ci.id)
+    assert.ok((await cli(['project-member-all', 'list', '--project-id', id])).some((m: { username: string }) => m.username === 'root'))
+    const t = await cli(['project-trigger', 'create', '--project-id', id, '--description', 'cli'])
+    assert.ok((await cli(['project-trigger', 'list', '--project-id', id])).some((x: { id: number }) => x.id === t.id))
+    await cli(['project-trigger', 'delete', '--project-id', id, '--id', String(t.id)])
+    assert.ok(!(await cli(['project-trigger', 'list', '--project-id', id])).some((x: { id: number }) => x.id === t.id))
+    const jobs = await cli(['project-job', 'list', '--project-id', id])
+    assert.ok(jobs.length > 0 && jobs.every((j: { name: string }) => ['build', 'test'].includes(j.name)), JSON.stringify(jobs))
+    assert.ok(Array.isArray(await cli(['runner', 'list'])))
+  })
 })
