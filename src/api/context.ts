@@ -39,5 +39,10 @@ declare module 'fastify' {
     scopes?: readonly PatScope[]
     /** A CI job token in the `JOB-TOKEN` header is accepted (the route checks the job's project). */
     jobToken?: boolean
+    /**
+     * The body is another service's webhook payload: read by nobody, so not refused as undeclared
+     * attributes (GitLab's `/projects/:id/ref/:ref/trigger/pipeline?token=`).
+     */
+    ignoredBody?: boolean
   }
 }

@@ -8,12 +8,10 @@ import { projectRoutes } from '../projects/routes.ts'
 import type { Projects } from '../projects/service.ts'
 import type { Manifests } from '../registry/manifests.ts'
 import { registryApiRoutes } from '../registry/api-routes.ts'
-import { apiAuthHook } from './auth.ts'
 import type { ApiDeps } from './context.ts'
-import { addFormParser } from './form.ts'
 import { OpenApiCollector } from './openapi.ts'
-import { apiErrorHandler, problem, sendProblem } from './problem.ts'
-import { refuseUndeclaredBody } from './undeclared-body.ts'
+import { problem, sendProblem } from './problem.ts'
+import { apiScope } from './scope.ts'
 
 export type { ApiDeps } from './context.ts'
 export { OpenApiCollector } from './openapi.ts'
@@ -58,12 +56,8 @@ export async function apiRoutes(app: FastifyInstance, opts: ApiOptions): Promise
 
   await app.register(
     async (api) => {
-      api.decorateRequest('principal', null as never)
-      api.setErrorHandler(apiErrorHandler)
+      apiScope(api, deps.apiTokens)
       api.setNotFoundHandler((req, reply) => sendProblem(reply, problem(404, `no API route ${req.method} ${req.url.split('?')[0]}`, 'ROUTE_UNKNOWN')))
-      addFormParser(api)
-      api.addHook('preValidation', refuseUndeclaredBody)
-      api.addHook('onRequest', apiAuthHook(deps.apiTokens))
       await api.register(projectRoutes, deps)
       await api.register(userRoutes, deps)
       await api.register(registryApiRoutes, deps)

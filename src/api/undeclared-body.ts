@@ -7,7 +7,7 @@ import { WharfError } from '../core/errors.ts'
  * with a `Body` schema, instead of being silently ignored. A JSON `{}` or no body at all passes.
  */
 export async function refuseUndeclaredBody(req: FastifyRequest): Promise<void> {
-  if (req.routeOptions.schema?.body) return
+  if (req.routeOptions.schema?.body || req.routeOptions.config.ignoredBody) return
   const body = req.body
   if (body === null || typeof body !== 'object' || Buffer.isBuffer(body) || Symbol.asyncIterator in body) return
   const first = Array.isArray(body) ? '0' : Object.keys(body)[0]

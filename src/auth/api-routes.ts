@@ -26,6 +26,9 @@ const NewUserBody = Body({
   admin: Type.Optional(Type.Boolean()),
 })
 const UpdateUserBody = Body({
+  // GitLab's attribute; python-gitlab's save() always sends it (with name and email). Renaming is not
+  // supported (it would move the user's namespace), so only the current username is accepted.
+  username: Type.Optional(Type.String({ minLength: 1, maxLength: 100 })),
   name: Type.Optional(Type.String({ minLength: 1, maxLength: 255 })),
   email: Type.Optional(Nullable(Type.String({ maxLength: 255 }))),
   password: Type.Optional(Type.String({ minLength: 8, maxLength: 1024 })),
@@ -85,7 +88,9 @@ export async function userRoutes(app: FastifyInstance, deps: ApiDeps): Promise<v
     if (!admin && !self) throw new WharfError('FORBIDDEN', 'you can only change your own account', {})
     if (!admin && (body.email !== undefined || body.admin !== undefined)) throw new WharfError('FORBIDDEN', 'only administrators can change email or the admin flag', {})
     if (admin && self && body.admin === false) throw new WharfError('BAD_REQUEST', 'you cannot remove your own administrator rights', {})
-    if (!(await projects.findUserById(id))) throw new WharfError('NOT_FOUND', 'User Not Found', {})
+    const current = await projects.findUserById(id)
+    if (!current) throw new WharfError('NOT_FOUND', 'User Not Found', {})
+    if (body.username !== undefined && body.username !== current.username) throw new WharfError('BAD_REQUEST', 'changing a username is not supported', { attribute: 'username' })
     const user = await projects.updateUserProfile(id, { name: body.name, email: body.email, password: body.password, isAdmin: body.admin })
     // A new password ends the OAuth sessions that the old one started.
     if (body.password !== undefined) await deps.apiTokens.revokeAllFor(id)

@@ -40,7 +40,25 @@ const PipelineVariable = Body({ key: Type.String({ pattern: '^[A-Za-z0-9_]{1,255
 const CreatePipelineBody = Body({ ref: Type.String({ minLength: 1 }), variables: Type.Optional(Type.Array(PipelineVariable, { maxItems: 200 })) })
 const TriggerBody = Body({ description: Type.Optional(Type.String({ maxLength: 255 })) })
 // Variables come as a JSON object or, from form posts, as `variables[KEY]=value` fields (which the form parser nests).
-const TriggerPipelineBody = Body({ token: Type.String(), ref: Type.String({ minLength: 1 }), variables: Type.Optional(Type.Record(Type.String(), Type.String())) })
+// GitLab (Grape) reads `token`, `ref` and `variables[KEY]` from the body or the query string alike.
+const TriggerPipelineBody = Body({ token: Type.Optional(Type.String()), ref: Type.Optional(Type.String({ minLength: 1 })), variables: Type.Optional(Type.Record(Type.String(), Type.String())) })
+const TriggerVariableKey = '^variables\\[[^\\]]+\\]$'
+const TriggerQuery = Type.Object(
+  { token: Type.Optional(Type.String()), ref: Type.Optional(Type.String({ minLength: 1 })) },
+  { patternProperties: { [TriggerVariableKey]: Type.String() }, additionalProperties: false },
+)
+const RefTriggerQuery = Type.Object({ token: Type.String() }, { patternProperties: { [TriggerVariableKey]: Type.String() }, additionalProperties: false })
+const RefTriggerParams = Type.Object({ id: Type.String(), ref: Type.String({ minLength: 1 }) })
+
+/** `variables[KEY]=value` query parameters as `{ KEY: value }`. */
+function queryVariables(query: Record<string, string | undefined>): Record<string, string> {
+  const out: Record<string, string> = {}
+  for (const [k, v] of Object.entries(query)) {
+    const m = /^variables\[([^\]]+)\]$/.exec(k)
+    if (m && v !== undefined) out[m[1]!] = v
+  }
+  return out
+}
 
 /** The runner entity GitLab embeds in a job. */
 const runnerSummary = (r: Runner) => {
@@ -300,13 +318,34 @@ export async function ciRoutes(app: FastifyInstance, deps: CiRouteDeps): Promise
     return reply.code(204).send()
   })
   // Anyone holding the token may trigger (GitLab: no other authentication).
-  app.post('/projects/:id/trigger/pipeline', { schema: { summary: 'Run a pipeline with a trigger token', tags: ['ci'], params: IdParam, body: TriggerPipelineBody }, config: { public: true } }, async (req, reply) => {
-    const body = req.body as Static<typeof TriggerPipelineBody>
-    const project = await projects.findProjectRef((req.params as Static<typeof IdParam>).id)
+  async function trigger(projectRef: string, token: string | undefined, ref: string | undefined, variables: Record<string, string>) {
+    if (!token) throw new WharfError('BAD_REQUEST', 'token is missing', { attribute: 'token' })
+    if (!ref) throw new WharfError('BAD_REQUEST', 'ref is missing', { attribute: 'ref' })
+    const project = await projects.findProjectRef(projectRef)
     if (!project) throw new WharfError('NOT_FOUND', 'Project Not Found', {})
-    const trigger = await triggers.verify(project.id, body.token)
-    const vars = Object.entries(body.variables ?? {}).map(([key, value]) => ({ key, value }))
-    const p = await pipelines.createForRef(project, body.ref, 'trigger', trigger.owner_id, vars)
-    return reply.code(201).send(await pipelineJson(project, p))
-  })
+    const t = await triggers.verify(project.id, token)
+    const vars = Object.entries(variables).map(([key, value]) => ({ key, value }))
+    const p = await pipelines.createForRef(project, ref, 'trigger', t.owner_id, vars)
+    return pipelineJson(project, p)
+  }
+  app.post(
+    '/projects/:id/trigger/pipeline',
+    { schema: { summary: 'Run a pipeline with a trigger token (body: JSON, form or multipart; or the query string)', tags: ['ci'], params: IdParam, querystring: TriggerQuery, body: TriggerPipelineBody }, config: { public: true } },
+    async (req, reply) => {
+      const body = (req.body ?? {}) as Static<typeof TriggerPipelineBody>
+      const query = req.query as Static<typeof TriggerQuery> & Record<string, string>
+      const vars = { ...queryVariables(query), ...body.variables }
+      return reply.code(201).send(await trigger((req.params as Static<typeof IdParam>).id, body.token ?? query.token, body.ref ?? query.ref, vars))
+    },
+  )
+  // GitLab's webhook form: everything in the URL, the body (the calling service's payload) ignored.
+  app.post(
+    '/projects/:id/ref/:ref/trigger/pipeline',
+    { schema: { summary: 'Run a pipeline with a trigger token, as a webhook URL (`?token=`, `variables[KEY]=`)', tags: ['ci'], params: RefTriggerParams, querystring: RefTriggerQuery }, config: { public: true, ignoredBody: true } },
+    async (req, reply) => {
+      const { id, ref } = req.params as Static<typeof RefTriggerParams>
+      const query = req.query as Static<typeof RefTriggerQuery> & Record<string, string>
+      return reply.code(201).send(await trigger(id, query.token, ref, queryVariables(query)))
+    },
+  )
 }

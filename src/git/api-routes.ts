@@ -1,8 +1,7 @@
 import { Type, type Static } from '@sinclair/typebox'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
-import { apiAuthHook } from '../api/auth.ts'
 import { pageOf, PageQuery, setPageHeaders } from '../api/pagination.ts'
-import { apiErrorHandler } from '../api/problem.ts'
+import { apiScope } from '../api/scope.ts'
 import { IdParam } from '../api/schemas.ts'
 import type { ApiTokens } from '../auth/api-tokens.ts'
 import type { Principal } from '../auth/principals.ts'
@@ -33,9 +32,7 @@ const BranchParams = Type.Object({ id: Type.String(), branch: Type.String() })
 export async function gitApiRoutes(app: FastifyInstance, opts: GitApiOptions): Promise<void> {
   const { git, projects } = opts
   const publicUrl = opts.publicUrl.replace(/\/$/, '')
-  app.setErrorHandler(apiErrorHandler)
-  if (!app.hasRequestDecorator('principal')) app.decorateRequest('principal', null as never)
-  app.addHook('onRequest', apiAuthHook(opts.apiTokens))
+  apiScope(app, opts.apiTokens)
 
   /** The project behind `:id` if the caller may read its code: hidden ones are 404, too low a role is 403. */
   async function readable(req: FastifyRequest): Promise<{ project: Project; canPush: boolean }> {

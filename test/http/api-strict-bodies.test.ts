@@ -29,6 +29,13 @@ const RUNNER_PROTOCOL = new Set([
   'POST /api/v4/jobs/:id/artifacts',
 ])
 
+/**
+ * GitLab's webhook form of a trigger: the caller is another service posting its own event payload,
+ * which nobody reads (token, ref and variables are in the URL, whose query is strict; see
+ * test/http/api-negotiation.test.ts).
+ */
+const IGNORED_BODY = new Set(['POST /api/v4/projects/:id/ref/:ref/trigger/pipeline'])
+
 /** Each write route: a concrete URL and a body it accepts; the test adds one bad key at a time. */
 function writeRoutes(w: World): Record<string, { url: string; body: Json }> {
   const p = w.project.id
@@ -105,7 +112,7 @@ test('every write route refuses unknown and protected attributes (JSON and form)
   const served = registeredRoutes(h.app.printRoutes({ commonPrefix: false }))
     .filter(([method, path]) => ['POST', 'PUT', 'PATCH'].includes(method) && (path.startsWith('/api/v4/') || path.startsWith('/-/')))
     .map(([method, path]) => `${method} ${path}`)
-  assert.deepEqual(served.filter((r) => !RUNNER_PROTOCOL.has(r)).sort(), Object.keys(table).sort(), 'a write route without an entry here (or an entry for a route that is gone)')
+  assert.deepEqual(served.filter((r) => !RUNNER_PROTOCOL.has(r) && !IGNORED_BODY.has(r)).sort(), Object.keys(table).sort(), 'a write route without an entry here (or an entry for a route that is gone)')
 
   // Their documented body schemas forbid extra properties.
   const doc = (await h.req('GET', '/api/v4/openapi.json')).json() as { paths: Record<string, Record<string, { requestBody?: { content: Record<string, { schema: { additionalProperties?: unknown } }> } }>> }

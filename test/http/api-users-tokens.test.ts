@@ -64,6 +64,12 @@ test('PUT /users/:id: self may change name and password; admins everything', asy
   assert.equal(admin.statusCode, 200)
   assert.equal((admin.json() as Json).is_admin, true)
   assertProblem(await h.req('PUT', `/api/v4/users/${root.user.id}`, { token: root.token, body: { admin: false } }), 400)
+  // GitLab's `username` (python-gitlab's save() always sends it, with name and email): the current one only.
+  const same = await h.req('PUT', url, { token: root.token, body: { username: 'alice', name: 'Alice B', email: 'alice@example.com' } })
+  assert.equal(same.statusCode, 200, same.body)
+  assert.equal((same.json() as Json).name, 'Alice B')
+  assert.equal(assertProblem(await h.req('PUT', url, { token: root.token, body: { username: 'eve', name: 'Eve' } }), 400).message, '400 changing a username is not supported')
+  assert.equal(((await h.req('GET', url, { token: root.token })).json() as Json).name, 'Alice B')
 })
 
 test('block and unblock: admin only, not oneself; a blocked user’s tokens and password stop working', async (t) => {
