@@ -32,6 +32,9 @@ function pager(page, total, go) {
 
 export async function adminPage(tab = '') {
   const pages = { '': overview, users, projects, groups, runners, signing_keys: signingKeys, audit_log: auditLog, settings }
+  // Some tabs read lists any signed-in user may read (users, projects); the API still decides who
+  // is an administrator, so a non-administrator gets its 403 here, on every tab.
+  if (!state.user.is_admin) await api('GET', '/application/statistics')
   await pages[tab]()
 }
 
@@ -65,10 +68,11 @@ async function users(page = 1, search = '') {
     }
   }
   const resetForm = (u) => {
-    const form = h('form', { class: 'row', hidden: true, 'data-reset': u.username },
+    // No layout class on the form itself: a display rule would override `hidden`.
+    const form = h('form', { hidden: true, 'data-reset': u.username }, h('div', { class: 'row' },
       h('label', { for: `pw-${u.id}`, class: 'visually-hidden' }, `New password for ${u.username}`),
       h('input', { type: 'password', id: `pw-${u.id}`, name: 'password', minlength: 8, required: true, autocomplete: 'new-password', placeholder: 'new password' }),
-      h('button', { type: 'submit', class: 'small' }, 'Set password'))
+      h('button', { type: 'submit', class: 'small', 'aria-label': `Set password of ${u.username}` }, 'Set password')))
     form.addEventListener('submit', (e) => {
       e.preventDefault()
       act(() => api('PUT', `/users/${u.id}`, { password: formValues(form).password }), `Password of ${u.username} reset`)
@@ -125,7 +129,7 @@ async function users(page = 1, search = '') {
 // ---- Projects, groups, runners ----
 
 async function projects(page = 1) {
-  const list = await apiPage(`/projects?per_page=${PER_PAGE}&page=${page}&order_by=id`)
+  const list = await apiPage(`/projects?per_page=${PER_PAGE}&page=${page}`)
   frame('projects',
     table('Projects', ['Project', 'Visibility', 'Created'], list.items.map((p) => h('tr', {},
       h('td', {}, h('a', { href: `/-/projects/${p.id}` }, p.path_with_namespace)),
