@@ -137,7 +137,10 @@ test('DELETE /users/:id removes a user who holds nothing, refuses one who owns a
   const members = (await h.req('GET', `/api/v4/projects/${project.id}/members`, { token: root.token })).json() as Json[]
   assert.ok(!members.some((m) => m.username === 'dave'))
   assert.equal(await h.db.selectFrom('namespaces').where('full_path', '=', 'dave').selectAll().executeTakeFirst(), undefined, 'their namespace is gone, so the name can be taken again')
-  assert.equal((await h.req('POST', '/api/v4/users', { token: root.token, body: { username: 'dave', password: 'password-123' } })).statusCode, 201)
+  const again = await h.req('POST', '/api/v4/users', { token: root.token, body: { username: 'dave', password: 'password-123' } })
+  assert.equal(again.statusCode, 201)
+  // Ids are never reused, so nothing that still names the old id (a refresh token, a registry token's credential) reaches the new account.
+  assert.notEqual((again.json() as Json).id, dave.user.id)
   const audit = (await h.req('GET', '/api/v4/audit_events?action=user.deleted', { token: root.token })).json() as Json[]
   assert.deepEqual(audit.map((e) => [e.actor, e.entity_id, (e.details as Json).username]), [['root', dave.user.id, 'dave']])
 })
