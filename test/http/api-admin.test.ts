@@ -115,8 +115,9 @@ test('signing keys: listed without their private halves; rotate adds one that si
 test('DELETE /users/:id removes a user who holds nothing, refuses one who owns a project or group, and never oneself', async (t) => {
   const h = await apiHarness(t)
   const root = await h.root()
-  const dave = await h.user('dave')
+  const admin2 = await h.user('admin2', { admin: true })
   const erin = await h.user('erin')
+  const dave = await h.user('dave') // the newest account: SQLite would reuse its id without AUTOINCREMENT
   const group = await h.services.projects.createGroup(root.user, { path: 'team', visibility: 'private' })
   const project = await h.services.projects.createProject(root.user, { namespaceId: group.id, path: 'app' })
   assert.equal((await h.req('POST', `/api/v4/projects/${project.id}/members`, { token: root.token, body: { user_id: dave.user.id, access_level: 30 } })).statusCode, 201)
@@ -128,7 +129,6 @@ test('DELETE /users/:id removes a user who holds nothing, refuses one who owns a
   assertProblem(await h.req('DELETE', `/api/v4/users/${root.user.id}`, { token: root.token }), 403)
   assertProblem(await h.req('DELETE', '/api/v4/users/99999', { token: root.token }), 404)
   // The group's Owner (root) cannot be deleted by another admin while owning it.
-  const admin2 = await h.user('admin2', { admin: true })
   assert.match(String(assertProblem(await h.req('DELETE', `/api/v4/users/${root.user.id}`, { token: admin2.token }), 409).message), /groups team/)
 
   assert.equal((await h.req('DELETE', `/api/v4/users/${dave.user.id}`, { token: root.token })).statusCode, 204)
