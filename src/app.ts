@@ -8,7 +8,8 @@ import { apiRoutes, OPENAPI_INFO, OpenApiCollector } from './api/index.ts'
 import type { Projects } from './projects/service.ts'
 import { ApiTokens } from './auth/api-tokens.ts'
 import { gitApiRoutes, gitRoutes, type GitHosting } from './git/index.ts'
-import { ciRoutes, runnerApiRoutes, runnerProtocolRoutes, type Ci } from './ci/index.ts'
+import { ciRoutes, ONLINE_SECONDS, runnerApiRoutes, runnerProtocolRoutes, type Ci } from './ci/index.ts'
+import { adminRoutes } from './admin/index.ts'
 import { installGracefulClose, instrumentRequests, opsRoutes, type Metrics, type Probes } from './ops/index.ts'
 import { apiScope } from './api/scope.ts'
 import { Sessions, webRoutes } from './web/index.ts'
@@ -39,6 +40,8 @@ export interface AppDeps {
   metricsToken?: string | undefined
   /** With it, close() drains: in-flight requests get this long before their connections are cut (the server's; tests leave it out). */
   shutdownGraceMs?: number
+  /** The effective configuration with secrets masked, for administrators (`publicSettings`). */
+  settings?: Record<string, unknown>
   /** PEM certificate (chain) and key: serve HTTPS (HTTP/1.1) instead of HTTP. */
   https?: { cert: Buffer; key: Buffer }
 }
@@ -83,6 +86,13 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(tokenRoutes, { auth: deps.auth })
   const apiTokens = new ApiTokens(deps.projects.db, deps.auth.credentials)
   await app.register(apiRoutes, { projects: deps.projects, accessTokens: deps.accessTokens, credentials: deps.auth.credentials, manifests: deps.registry.manifests, publicUrl: deps.publicUrl, apiTokens, openapi })
+  await app.register(
+    async (api) => {
+      apiScope(api, apiTokens)
+      await api.register(adminRoutes, { db: deps.projects.db, tokens: deps.auth.tokens, credentials: deps.auth.credentials, publicUrl: deps.publicUrl, runnerOnlineSeconds: ONLINE_SECONDS, settings: deps.settings })
+    },
+    { prefix: '/api/v4' },
+  )
   if (deps.dependencyProxy) {
     const proxy = deps.dependencyProxy
     await app.register(

@@ -3,7 +3,7 @@ import { join } from 'node:path'
 import type { FastifyInstance } from 'fastify'
 import { pino } from 'pino'
 import { buildApp } from './app.ts'
-import { listenAddress } from './config/load.ts'
+import { listenAddress, publicSettings } from './config/load.ts'
 import { gitPool } from './git/index.ts'
 import type { Config } from './config/schema.ts'
 import { migrate, openDb } from './metadata/db.ts'
@@ -61,7 +61,7 @@ export async function startServer(config: Readonly<Config>): Promise<RunningServ
   })
   const { registry, generatedRootPassword } = services
   const https = config.tls && { cert: await readFile(config.tls.cert), key: await readFile(config.tls.key) }
-  const app = await buildApp({ logger, ...services, shutdownGraceMs: config.shutdownGraceSeconds * 1000, metricsToken: config.metrics.token, publicUrl: config.publicUrl, limits: config.limits, ...(https ? { https } : {}) })
+  const app = await buildApp({ logger, ...services, shutdownGraceMs: config.shutdownGraceSeconds * 1000, metricsToken: config.metrics.token, publicUrl: config.publicUrl, limits: config.limits, settings: publicSettings(config), ...(https ? { https } : {}) })
 
   const sweep = () =>
     registry.uploads.sweep(config.limits.uploadTtlSeconds).then(

@@ -112,6 +112,16 @@ export async function userRoutes(app: FastifyInstance, deps: ApiDeps): Promise<v
     })
   }
 
+  app.delete('/users/:id', { schema: { summary: 'Delete a user (administrator); refused while they have projects in their namespace or own a group', tags: ['users'], params: UserId, 'x-response': { 204: {} } } }, async (req, reply) => {
+    requireAdmin(req.principal)
+    const { id } = req.params as Static<typeof UserId>
+    const p = req.principal
+    if (p.kind === 'user' && p.userId === id) throw new WharfError('FORBIDDEN', 'you cannot delete yourself', {})
+    const user = await projects.deleteUser(id)
+    await deps.credentials.audit(actorName(req), 'user.deleted', req.ip, { username: user.username }, `user:${id}`)
+    return reply.code(204).send()
+  })
+
   // ---- Personal access tokens ----
 
   /** The token row if the caller may see it (their own, or any for an administrator); NOT_FOUND otherwise. */

@@ -20,6 +20,7 @@ import { CiVariables } from './variables.ts'
 
 export { ciRoutes, type CiRouteDeps } from './routes.ts'
 export { runnerApiRoutes, runnerProtocolRoutes } from './runner-routes.ts'
+export { ONLINE_SECONDS } from './runners.ts'
 export { Pipelines, CiVariables, Triggers }
 
 export interface Ci {

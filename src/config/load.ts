@@ -46,6 +46,16 @@ function isSecret(key: string): boolean {
   return false
 }
 
+/** The configuration as administrators may see it: secret settings that are set show as `(set)`. */
+export function publicSettings(config: Readonly<Config>): Record<string, unknown> {
+  const mask = (node: unknown, prefix: string): unknown => {
+    if (prefix && isSecret(prefix)) return node === undefined || node === null ? null : '(set)'
+    if (node === null || typeof node !== 'object' || Array.isArray(node)) return node
+    return Object.fromEntries(Object.entries(node).map(([k, v]) => [k, mask(v, prefix ? `${prefix}.${k}` : k)]))
+  }
+  return mask(config, '') as Record<string, unknown>
+}
+
 export type SettingFlag = (typeof SETTINGS)[number]['flag']
 
 const LISTEN = new RegExp(ConfigSchema.properties.listen.pattern!)

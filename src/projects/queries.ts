@@ -326,3 +326,44 @@ export async function searchUsers(db: Executor, f: { username?: string | undefin
 export async function updateUserNamespaceName(db: Executor, userId: number, name: string): Promise<void> {
   await db.updateTable('namespaces').set({ name }).where('kind', '=', 'user').where('owner_id', '=', userId).execute()
 }
+
+/** What keeps a user from being deleted: projects in their namespace and groups they are an Owner of. */
+export async function userHoldings(db: Executor, userId: number): Promise<{ projects: string[]; groups: string[] }> {
+  const projects = await db
+    .selectFrom('projects')
+    .innerJoin('namespaces', 'namespaces.id', 'projects.namespace_id')
+    .where('namespaces.kind', '=', 'user')
+    .where('namespaces.owner_id', '=', userId)
+    .select('projects.full_path')
+    .orderBy('projects.full_path')
+    .limit(10)
+    .execute()
+  const groups = await db
+    .selectFrom('members')
+    .innerJoin('namespaces', 'namespaces.id', 'members.source_id')
+    .where('members.source_kind', '=', 'namespace')
+    .where('members.user_id', '=', userId)
+    .where('members.access_level', '>=', 50)
+    .where('namespaces.kind', '=', 'group')
+    .select('namespaces.full_path')
+    .orderBy('namespaces.full_path')
+    .limit(10)
+    .execute()
+  return { projects: projects.map((r) => r.full_path), groups: groups.map((r) => r.full_path) }
+}
+
+/**
+ * Removes a user, their personal namespace, memberships and credentials. SQLite's foreign keys are
+ * not enforced here, so each reference is handled: CI history and runners keep their rows with the
+ * user cleared (as the schema's ON DELETE SET NULL says).
+ */
+export async function deleteUser(db: Executor, userId: number): Promise<void> {
+  await db.updateTable('pipelines').set({ user_id: null }).where('user_id', '=', userId).execute()
+  await db.updateTable('ci_jobs').set({ user_id: null }).where('user_id', '=', userId).execute()
+  await db.updateTable('pipeline_triggers').set({ owner_id: null }).where('owner_id', '=', userId).execute()
+  await db.updateTable('runners').set({ created_by: null }).where('created_by', '=', userId).execute()
+  await db.updateTable('projects').set({ creator_id: null }).where('creator_id', '=', userId).execute()
+  for (const table of ['members', 'personal_access_tokens', 'oauth_tokens', 'web_sessions'] as const) await db.deleteFrom(table).where('user_id', '=', userId).execute()
+  await db.deleteFrom('namespaces').where('kind', '=', 'user').where('owner_id', '=', userId).execute()
+  await db.deleteFrom('users').where('id', '=', userId).execute()
+}

@@ -506,6 +506,25 @@ export class Projects {
   async setUserState(userId: number, state: 'active' | 'blocked'): Promise<void> {
     await q.updateUser(this.db, userId, { state })
   }
+
+  /**
+   * Deletes a user who holds nothing: GitLab moves a deleted user's contributions to a ghost user;
+   * Wharf instead refuses while the user has projects in their namespace or owns a group, so no
+   * project or group is left without its owner. Transfer or delete those first.
+   */
+  async deleteUser(userId: number): Promise<User> {
+    return this.db.transaction().execute(async (trx) => {
+      const user = await q.findUser(trx, userId)
+      if (!user) throw new WharfError('NOT_FOUND', 'User Not Found', {})
+      const held = await q.userHoldings(trx, userId)
+      if (held.projects.length || held.groups.length) {
+        const what = [held.projects.length ? `projects ${held.projects.join(', ')}` : '', held.groups.length ? `groups ${held.groups.join(', ')}` : ''].filter(Boolean).join(' and ')
+        throw new WharfError('CONFLICT', `${user.username} still owns ${what}: delete them or hand them to another owner first`, { projects: held.projects, groups: held.groups })
+      }
+      await q.deleteUser(trx, userId)
+      return user
+    })
+  }
 }
 
 const VISIBILITY_RANK: Record<Visibility, number> = { private: 0, internal: 1, public: 2 }

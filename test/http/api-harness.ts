@@ -35,7 +35,7 @@ export interface ApiHarness {
 }
 
 /** `logs`: collect every log line the app writes (to check that no secret is logged). */
-export async function apiHarness(t: Pick<TestContext, 'after'>, opts: { logs?: string[] } = {}): Promise<ApiHarness> {
+export async function apiHarness(t: Pick<TestContext, 'after'>, opts: { logs?: string[]; settings?: Record<string, unknown> } = {}): Promise<ApiHarness> {
   const root = await mkdtemp(join(tmpdir(), 'wharf-api-'))
   const dataDir = join(root, 'data')
   const db = openDb({ kind: 'sqlite', path: join(dataDir, 'wharf.db') })
@@ -44,7 +44,7 @@ export async function apiHarness(t: Pick<TestContext, 'after'>, opts: { logs?: s
   // Wired as src/server.ts does, git hosting included, so /api/v4 routes of every plugin are present.
   const services = await createServices(db, driver, { publicUrl: PUBLIC_URL, tokenTtlSeconds: 300, pageMax: 1000, rootPassword: ROOT_PASSWORD, gitRoot: join(dataDir, 'git') })
   const logger = opts.logs ? pino({ level: 'trace', redact: ['req.headers.authorization', 'headers.authorization'] }, { write: (line: string) => void opts.logs!.push(line) }) : pino({ level: 'silent' })
-  const app = await buildApp({ logger, ...services, publicUrl: PUBLIC_URL, limits: { manifestBytes: 4 << 20 } })
+  const app = await buildApp({ logger, ...services, publicUrl: PUBLIC_URL, limits: { manifestBytes: 4 << 20 }, ...(opts.settings ? { settings: opts.settings } : {}) })
   await app.ready()
   t.after(async () => {
     await app.close()

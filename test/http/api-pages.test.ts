@@ -48,6 +48,7 @@ async function populate(h: ApiHarness, w: World) {
   w.git('tag', 'v2')
   w.git('tag', 'v3')
   w.git('push', '-q', w.bare, 'HEAD:refs/heads/b1', 'HEAD:refs/heads/b2', 'refs/tags/v1', 'refs/tags/v2', 'refs/tags/v3')
+  for (let i = 0; i < 2; i++) await h.services.auth.tokens.rotate()
   const creds = { username: 'root', password: ROOT_PASSWORD }
   for (const name of ['grp/app', 'grp/app/api', 'grp/app/web']) await pushImage(h, creds, name, ['1', '2', '3'])
 }
@@ -83,7 +84,7 @@ test('every list route pages with per_page and sends the pagination headers', as
   }
   // The sweep reached every list route (a wrong parameter would have skipped one silently).
   assert.deepEqual(lists.sort(), [
-    '/api/v4/groups', '/api/v4/groups/:id/deploy_tokens', '/api/v4/groups/:id/members', '/api/v4/groups/:id/members/all', '/api/v4/groups/:id/projects', '/api/v4/groups/:id/runners', '/api/v4/groups/:id/variables',
+    '/api/v4/admin/signing_keys', '/api/v4/audit_events', '/api/v4/groups', '/api/v4/groups/:id/deploy_tokens', '/api/v4/groups/:id/members', '/api/v4/groups/:id/members/all', '/api/v4/groups/:id/projects', '/api/v4/groups/:id/runners', '/api/v4/groups/:id/variables',
     '/api/v4/personal_access_tokens', '/api/v4/projects', '/api/v4/projects/:id/deploy_tokens', '/api/v4/projects/:id/events', '/api/v4/projects/:id/job_token_scope/allowlist', '/api/v4/projects/:id/jobs',
     '/api/v4/projects/:id/members', '/api/v4/projects/:id/members/all', '/api/v4/projects/:id/pipelines', '/api/v4/projects/:id/pipelines/:pipeline_id/jobs', '/api/v4/projects/:id/registry/repositories',
     '/api/v4/projects/:id/registry/repositories/:repository_id/tags', '/api/v4/projects/:id/repository/branches', '/api/v4/projects/:id/repository/tags', '/api/v4/projects/:id/runners', '/api/v4/projects/:id/triggers',

@@ -72,6 +72,7 @@ function writeRoutes(w: World): Record<string, { url: string; body: Json }> {
     'POST /api/v4/projects/:id/trigger/pipeline': { url: `/api/v4/projects/${p}/trigger/pipeline`, body: { token: w.trigger.token, ref: 'main', variables: { A: 'b' } } },
     'POST /api/v4/user/runners': { url: '/api/v4/user/runners', body: { runner_type: 'project_type', project_id: p, description: 'r', tag_list: ['a'] } },
     'PUT /api/v4/runners/:id': { url: `/api/v4/runners/${w.runner.id}`, body: { paused: true, description: 'r' } },
+    'POST /api/v4/admin/signing_keys/rotate': { url: '/api/v4/admin/signing_keys/rotate', body: {} },
     'POST /api/v4/projects/:id/job_token_scope/allowlist': { url: `/api/v4/projects/${p}/job_token_scope/allowlist`, body: { target_project_id: w.target.id } },
     'POST /-/session': { url: '/-/session', body: { username: 'root', password: 'wrong-but-unchecked' } },
   }

@@ -5,6 +5,7 @@ import { commandLine, errorBox, fill, formValues, h, mount, timeAgo, toast } fro
 import { registryTab } from './registry.js'
 import { jobPage, newPipelinePage, pipelinePage, pipelinesTab } from './ci.js'
 import { accountPage, tokensPage } from './user.js'
+import { adminPage } from './admin.js'
 import { settingsTab } from './settings.js'
 import { membersTab } from './members.js'
 import { groupPage, projectItem } from './groups.js'
@@ -29,6 +30,7 @@ const ROUTES = [
   [PAGES.settings, (id) => projectPage(id, 'settings')],
   [PAGES.tokens, tokensPage],
   [PAGES.account, accountPage],
+  [PAGES.admin, (tab) => adminPage(tab ?? '')],
 ]
 
 async function render() {
@@ -63,6 +65,7 @@ function renderNav() {
     h('a', { href: '/' }, 'Projects'),
     h('a', { href: '/-/user/tokens' }, 'Access tokens'),
     h('a', { href: '/-/user/account' }, 'Account'),
+    state.user.is_admin ? h('a', { href: '/-/admin' }, 'Admin') : null,
     h('span', { class: 'hide-narrow' }, state.user.username),
     h('button', { type: 'button', class: 'small', onclick: async () => {
       await signOut()

@@ -17,4 +17,5 @@ export const PAGES = {
   settings: /^\/-\/projects\/(\d+)\/settings$/,
   tokens: /^\/-\/user\/tokens$/,
   account: /^\/-\/user\/account$/,
+  admin: /^\/-\/admin(?:\/(users|projects|groups|runners|signing_keys|audit_log|settings))?$/,
 }

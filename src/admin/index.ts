@@ -1,0 +1,1 @@
+export { adminRoutes, type AdminRouteDeps } from './routes.ts'
