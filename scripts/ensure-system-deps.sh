@@ -31,6 +31,8 @@ need git git
 need chromium chromium
 # promtool checks the /-/metrics exposition (test/e2e/ops.test.ts).
 need promtool prometheus
+# systemd-analyze verifies packaging/wharf.service (test/packaging.test.ts).
+need systemd-analyze systemd
 
 # busybox must be the static build: it is copied into test images that run
 # without any shared libraries.
