@@ -3,7 +3,7 @@
 import { after, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdir, mkdtemp, readdir, readFile, rm, symlink } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { freePort, projectNode, repoRoot } from '../helpers/wharf.ts';
@@ -96,6 +96,22 @@ it('the package installed under node_modules runs: wharf prints its version, che
   }
   const check = wharf(['verify-config', '--config', 'packaging/wharf.yaml']);
   assert.equal(check.status, 0, check.stderr);
+
+  // The CI config planner's worker thread is loaded by URL, not import: it must resolve in dist/ too.
+  const planScript = path.join(dir, 'plan.mjs');
+  await writeFile(
+    planScript,
+    `const { ConfigPlanner } = await import(${JSON.stringify(path.join(pkg, 'dist', 'ci', 'config-planner.js'))});
+const planner = new ConfigPlanner();
+const ctx = { source: 'push', refName: 'main', refType: 'branch', sha: 'c0ffee', beforeSha: 'decaf', files: ['.gitlab-ci.yml'], variables: {} };
+const plan = await planner.plan('build:\\n  script: make\\n', ctx, async () => undefined);
+await planner.close();
+console.log(plan.status, plan.jobs.map((j) => j.name).join());
+`,
+  );
+  const plan = spawnSync(projectNode, [planScript], { cwd: dir, env: bareEnv, encoding: 'utf8', timeout: 60_000 });
+  assert.equal(plan.status, 0, plan.stderr);
+  assert.equal(plan.stdout, 'created build\n');
 
   const port = await freePort();
   const server = spawn(projectNode, ['bin/wharf.js', 'serve', '--listen', `127.0.0.1:${port}`, '--data', path.join(dir, 'data')], {
