@@ -1,6 +1,9 @@
 import { Worker } from 'node:worker_threads'
 import type { PipelinePlan, PlanContext } from './config/index.ts'
 
+/** The worker module beside this one: .ts in the repository, .js in the published package (dist/). */
+const WORKER_URL = new URL(`./config-planner-worker${import.meta.url.endsWith('.ts') ? '.ts' : '.js'}`, import.meta.url)
+
 // Parsing and planning `.gitlab-ci.yml` is CPU work that grows with the file: a hostile file
 // (tens of thousands of jobs, deep `extends` chains) once held the event loop for seconds, and
 // with it every request, `/v2` included. So it runs in worker threads, with a time and memory
@@ -82,7 +85,7 @@ export class ConfigPlanner {
     let worker = this.idle.pop()
     if (!worker) {
       if (this.busy.size >= this.size) return
-      worker = new Worker(new URL('./config-planner-worker.ts', import.meta.url), {
+      worker = new Worker(WORKER_URL, {
         resourceLimits: { maxOldGenerationSizeMb: this.heapMb },
       })
     }

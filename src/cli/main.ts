@@ -1,7 +1,9 @@
 import './threadpool.ts'
+import { readFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
 import type { RunningServer } from '../server.ts'
 import { ConfigError, loadConfig, SETTINGS, type SettingFlag } from '../config/load.ts'
+import { SchemaTooNewError } from '../metadata/db.ts'
 import { startServer } from '../server.ts'
 import { installProcessGuards } from './guards.ts'
 
@@ -10,6 +12,7 @@ const USAGE = `Usage: wharf <command> [options]
 Commands:
   serve           start the server (registry at /v2/)
   verify-config   check the configuration and print it
+  version         print Wharf's version (also --version)
   tls init        create a local CA and a server certificate for HTTPS ("wharf tls help")
   admin           create users, groups, projects and tokens offline ("wharf admin help")
   runner          run CI jobs for a Wharf server ("wharf runner help")
@@ -69,6 +72,7 @@ async function main(argv: string[]): Promise<void> {
       const config = parse(rest)
       const server = await startServer(config).catch((e: NodeJS.ErrnoException) => {
         if (e.code === 'EADDRINUSE' || e.code === 'EACCES' || e.code === 'EADDRNOTAVAIL') fail(`cannot listen on ${config.listen}: ${e.code}`)
+        if (e instanceof SchemaTooNewError) fail(e.message)
         throw e
       })
       const host = new URL(server.url).host
@@ -117,6 +121,14 @@ async function main(argv: string[]): Promise<void> {
     case 'runner': {
       const { runnerCommand } = await import('./runner.ts')
       process.exitCode = await runnerCommand(rest)
+      return
+    }
+    case 'version':
+    case '--version':
+    case '-v': {
+      // Read at run time: package.json is the one place the version is kept, and npm ships it.
+      const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }
+      process.stdout.write(`wharf ${pkg.version}\n`)
       return
     }
     case undefined:

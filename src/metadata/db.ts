@@ -1,7 +1,7 @@
 import { mkdirSync } from 'node:fs'
 import { dirname } from 'node:path'
 import { DatabaseSync, type StatementSync } from 'node:sqlite'
-import { Kysely, Migrator, SqliteDialect, type LogConfig, type SqliteDatabase, type SqliteStatement } from 'kysely'
+import { Kysely, Migrator, sql, SqliteDialect, type LogConfig, type SqliteDatabase, type SqliteStatement } from 'kysely'
 import { migrationProvider } from './migrations/index.ts'
 import type { Database } from './schema.ts'
 
@@ -46,7 +46,11 @@ export function openDb(config: DbConfig, opts: { log?: LogConfig } = {}): Kysely
   return new Kysely<Database>({ dialect: new SqliteDialect({ database: nodeSqlite(config.path) }), ...(opts.log ? { log: opts.log } : {}) })
 }
 
+/** The database was written by a newer Wharf: this version refuses to run on it (migrations only go forward). */
+export class SchemaTooNewError extends Error {}
+
 export async function migrate(db: Kysely<Database>, kind: DbConfig['kind']): Promise<void> {
+  await refuseNewerSchema(db, kind)
   // Branches add migrations in parallel, so a database may have run a later one before an earlier
   // one lands: run the missing ones instead of refusing to start (each migration is independent).
   const migrator = new Migrator({ db, provider: migrationProvider(kind), allowUnorderedMigrations: true })
@@ -54,6 +58,23 @@ export async function migrate(db: Kysely<Database>, kind: DbConfig['kind']): Pro
   if (error) {
     const failed = results?.find((r) => r.status === 'Error')?.migrationName
     throw new Error(`database migration ${failed ?? ''} failed: ${(error as Error).message}`)
+  }
+}
+
+/**
+ * Kysely would report a newer database as "corrupted migrations"; an operator who started an older
+ * release on upgraded data needs to hear that downgrades are not supported and what to do instead.
+ */
+async function refuseNewerSchema(db: Kysely<Database>, kind: DbConfig['kind']): Promise<void> {
+  const tables = await db.introspection.getTables({ withInternalKyselyTables: true })
+  if (!tables.some((t) => t.name === 'kysely_migration')) return
+  const known = new Set(Object.keys(await migrationProvider(kind).getMigrations()))
+  const executed = await sql<{ name: string }>`select name from kysely_migration order by name`.execute(db)
+  const unknown = executed.rows.map((r) => r.name).filter((n) => !known.has(n))
+  if (unknown.length > 0) {
+    throw new SchemaTooNewError(
+      `the database was upgraded by a newer Wharf (migration ${unknown.join(', ')} is unknown to this version); downgrades are not supported: run the newer version or restore the backup taken before the upgrade`,
+    )
   }
 }
 

@@ -5,6 +5,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { it } from 'node:test'
+import { SETTINGS } from '../../src/config/load.ts'
 
 const repo = resolve(import.meta.dirname, '..', '..')
 const node = join(repo, 'node_modules', '.bin', 'node')
@@ -23,4 +24,58 @@ it('verify-config shows the dependency proxy upstreams without their password or
     { host: 'ghcr.io', url: 'https://ghcr.io', token: '(hidden)' },
   ])
   assert.ok(!r.stdout.includes('hunter2') && !r.stdout.includes('ghp-static'))
+})
+
+it('verify-config shows every setting (each set here through its WHARF_* variable), secrets as "(hidden)"', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'wharf-verify-'))
+  t.after(() => rm(dir, { recursive: true, force: true }))
+  const bare = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('WHARF_') && k !== 'NODE_TEST_CONTEXT')) as Record<string, string>
+  const tls = spawnSync(node, ['src/cli/main.ts', 'tls', 'init', '--out', join(dir, 'tls'), '--data', join(dir, 'data')], { cwd: repo, env: bare, encoding: 'utf8', timeout: 60_000 })
+  assert.equal(tls.status, 0, tls.stderr)
+  const cert = join(dir, 'tls', 'server.crt')
+  const key = join(dir, 'tls', 'server.key')
+  // Keyed by every setting: a new setting without a value here does not compile.
+  const sample: Record<(typeof SETTINGS)[number]['key'], { env: string; shown: unknown }> = {
+    listen: { env: '0.0.0.0:5443', shown: '0.0.0.0:5443' },
+    publicUrl: { env: 'https://wharf.example.test', shown: 'https://wharf.example.test' },
+    data: { env: join(dir, 'data'), shown: join(dir, 'data') },
+    logLevel: { env: 'warn', shown: 'warn' },
+    'auth.tokenTtlSeconds': { env: '600', shown: 600 },
+    'auth.rootPassword': { env: 'root-secret-value', shown: '(hidden)' },
+    'tls.cert': { env: cert, shown: cert },
+    'tls.key': { env: key, shown: key },
+    'metrics.listen': { env: '127.0.0.1:9464', shown: '127.0.0.1:9464' },
+    'metrics.token': { env: 'metrics-secret-value', shown: '(hidden)' },
+    shutdownGraceSeconds: { env: '45', shown: 45 },
+    'limits.manifestBytes': { env: '8192', shown: 8192 },
+    'limits.uploadTtlSeconds': { env: '3600', shown: 3600 },
+    'limits.pageMax': { env: '500', shown: 500 },
+    'limits.gitProcesses': { env: '3', shown: 3 },
+    'limits.gitQueue': { env: '7', shown: 7 },
+    'limits.bodyIdleTimeoutSeconds': { env: '11', shown: 11 },
+    'limits.headersTimeoutSeconds': { env: '12', shown: 12 },
+    'limits.keepAliveTimeoutSeconds': { env: '13', shown: 13 },
+    'limits.maxConnectionsPerAddress': { env: '14', shown: 14 },
+    'dependencyProxy.upstreams': {
+      env: JSON.stringify([{ host: 'quay.io', url: 'https://quay.example', username: 'bot', password: 'upstream-secret-value' }]),
+      shown: [{ host: 'quay.io', url: 'https://quay.example', username: 'bot', password: '(hidden)' }],
+    },
+    'dependencyProxy.mirrorListen': { env: '127.0.0.1:5001', shown: '127.0.0.1:5001' },
+    'dependencyProxy.mirrorAuth': { env: 'token', shown: 'token' },
+    'dependencyProxy.tagTtlSeconds': { env: '15', shown: 15 },
+    'dependencyProxy.cleanupDays': { env: '16', shown: 16 },
+    'dependencyProxy.upstreamTimeoutSeconds': { env: '17', shown: 17 },
+    'ci.jobHeartbeatTimeoutSeconds': { env: '18', shown: 18 },
+    'ci.maxJobsPerPipeline': { env: '19', shown: 19 },
+  }
+  const env = { ...bare }
+  for (const s of SETTINGS) env[s.env] = sample[s.key].env
+  const r = spawnSync(node, ['src/cli/main.ts', 'verify-config'], { cwd: repo, env, encoding: 'utf8', timeout: 60_000 })
+  assert.equal(r.status, 0, r.stderr)
+  const shown = JSON.parse(r.stdout) as Record<string, unknown>
+  for (const s of SETTINGS) {
+    const value = s.key.split('.').reduce<unknown>((o, k) => (o as Record<string, unknown> | undefined)?.[k], shown)
+    assert.deepEqual(value, sample[s.key].shown, `${s.key} (${s.env})`)
+  }
+  assert.ok(!r.stdout.includes('secret-value'), r.stdout)
 })
