@@ -122,6 +122,10 @@ async function tarSink(out: Writable): Promise<Sink> {
     const abs = join(staging, rel)
     const st = await stat(abs)
     if (st.isDirectory()) {
+      // Empty directories matter: git does not recognise a repository without refs/.
+      const { stream, written } = await entry({ name: rel, mode: st.mode & 0o777, type: 'directory' })
+      stream.end()
+      await written
       for (const n of (await readdir(abs)).sort()) await addTree(`${rel}/${n}`)
     } else if (st.isFile()) {
       await addFile(rel, abs, st.size, st.mode & 0o777)
@@ -147,8 +151,8 @@ async function tarSink(out: Writable): Promise<Sink> {
   }
 }
 
-/** Regular files under `root`, as paths relative to it, sorted; a missing root has none. */
-async function walk(root: string, skip: (name: string) => boolean = () => false): Promise<string[]> {
+/** Regular files (and with `dirs`, directories first) under `root`, as paths relative to it, sorted; a missing root has none. */
+async function walk(root: string, skip: (name: string) => boolean = () => false, dirs = false): Promise<string[]> {
   const out: string[] = []
   const go = async (rel: string) => {
     let names: string[]
@@ -162,7 +166,10 @@ async function walk(root: string, skip: (name: string) => boolean = () => false)
       if (skip(n)) continue
       const r = rel ? `${rel}/${n}` : n
       const st = await stat(join(root, r)).catch(() => undefined)
-      if (st?.isDirectory()) await go(r)
+      if (st?.isDirectory()) {
+        if (dirs) out.push(`${r}/`)
+        await go(r)
+      }
       else if (st?.isFile()) out.push(r)
     }
   }
@@ -338,8 +345,9 @@ export async function restoreBackup(opts: RestoreOptions): Promise<BackupSummary
     if ('dir' in opts.from) {
       const dir = opts.from.dir
       if (!(await stat(join(dir, MANIFEST)).catch(() => undefined))) throw new BackupError(`${dir} has no ${MANIFEST}: not a backup, or an incomplete one`)
-      for (const rel of await walk(dir)) {
-        await write(rel, createReadStream(join(dir, rel)), (await stat(join(dir, rel))).mode)
+      for (const rel of await walk(dir, () => false, true)) {
+        if (rel.endsWith('/')) await mkdir(join(data, checkName(rel)), { recursive: true })
+        else await write(rel, createReadStream(join(dir, rel)), (await stat(join(dir, rel))).mode)
       }
     } else {
       const extract = tar.extract()
@@ -349,7 +357,7 @@ export async function restoreBackup(opts: RestoreOptions): Promise<BackupSummary
       for await (const e of extract as AsyncIterable<Readable & { header: tar.Header }>) {
         const h = e.header
         if (h.type === 'directory') {
-          checkName(h.name)
+          await mkdir(join(data, checkName(h.name)), { recursive: true })
           e.resume()
           continue
         }
