@@ -103,6 +103,8 @@ async function dirSink(dir: string): Promise<Sink> {
 async function tarSink(out: Writable): Promise<Sink> {
   const pack = tar.pack()
   const done = pipeline(pack, out)
+  // Awaited in close(); when the backup fails first, its error is the one reported.
+  done.catch(() => {})
   const staging = await mkdtemp(join(tmpdir(), 'wharf-backup-'))
   const entry = (header: Partial<tar.Header> & { name: string }) =>
     new Promise<{ stream: Writable; written: Promise<void> }>((resolve) => {
@@ -350,21 +352,27 @@ export async function restoreBackup(opts: RestoreOptions): Promise<BackupSummary
         else await write(rel, createReadStream(join(dir, rel)), (await stat(join(dir, rel))).mode)
       }
     } else {
+      // Piped by hand: node's pipeline() throws asynchronously when tar-stream's extractor is destroyed early.
+      const input = opts.from.tar
       const extract = tar.extract()
-      const reading = pipeline(opts.from.tar, extract as unknown as Writable)
-      // Awaited below; a failure while iterating must not leave it unobserved.
-      reading.catch(() => {})
-      for await (const e of extract as AsyncIterable<Readable & { header: tar.Header }>) {
-        const h = e.header
-        if (h.type === 'directory') {
-          await mkdir(join(data, checkName(h.name)), { recursive: true })
-          e.resume()
-          continue
+      input.on('error', (err) => extract.destroy(err))
+      input.pipe(extract as unknown as Writable)
+      try {
+        for await (const e of extract) {
+          // Leaving the loop early destroys the entry: its error is the failure already being reported.
+          e.on('error', () => {})
+          const h = e.header
+          if (h.type === 'directory') {
+            await mkdir(join(data, checkName(h.name)), { recursive: true })
+            e.resume()
+            continue
+          }
+          if (h.type !== 'file') throw new BackupError(`unexpected ${h.type} entry ${JSON.stringify(h.name)} in the backup`)
+          await write(h.name, e as unknown as Readable, h.mode ?? 0o644)
         }
-        if (h.type !== 'file') throw new BackupError(`unexpected ${h.type} entry ${JSON.stringify(h.name)} in the backup`)
-        await write(h.name, e as unknown as Readable, h.mode ?? 0o644)
+      } finally {
+        input.destroy()
       }
-      await reading
     }
 
     if (!manifest) throw new BackupError(`the backup has no ${MANIFEST}: it is incomplete`)
