@@ -88,8 +88,8 @@ export async function backupCommand(argv: string[]): Promise<number> {
     }
     return 0
   } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code
-    if (e instanceof BackupError || code === 'EEXIST' || code === 'ENOENT' || code === 'EACCES') {
+    // A file system error (no such file, exists, no space, ...) is reported by its message, like a BackupError.
+    if (e instanceof BackupError || typeof (e as NodeJS.ErrnoException).syscall === 'string') {
       err(`${verb}: ${(e as Error).message}`)
       return 1
     }

@@ -335,12 +335,18 @@ export async function restoreBackup(opts: RestoreOptions): Promise<BackupSummary
       await mkdir(dirname(target), { recursive: true })
       const hash = want ? createHash(want.algorithm) : undefined
       const out = createWriteStream(target, { mode: mode & 0o777 || 0o644, flags: 'wx' })
-      await pipeline(input, async function* (src: AsyncIterable<Buffer>) {
-        for await (const c of src) {
-          hash?.update(c)
-          yield c
-        }
-      }, out)
+      try {
+        await pipeline(input, async function* (src: AsyncIterable<Buffer>) {
+          for await (const c of src) {
+            hash?.update(c)
+            yield c
+          }
+        }, out)
+      } catch (e) {
+        // The file may still be opening: let it close, or it reappears after the clean-up below.
+        if (!out.closed) await new Promise<void>((resolve) => out.once('close', () => resolve()))
+        throw e
+      }
       if (want && hash!.digest('hex') !== want.hex) throw new BackupError(`blob ${want.algorithm}:${want.hex} in the backup does not match its digest`)
     }
 
@@ -356,6 +362,12 @@ export async function restoreBackup(opts: RestoreOptions): Promise<BackupSummary
       const input = opts.from.tar
       const extract = tar.extract()
       input.on('error', (err) => extract.destroy(err))
+      // A truncated or non-tar stream fails in the extractor, possibly after its last entry.
+      let broken: Error | undefined
+      const ended = new Promise<void>((resolve) => {
+        extract.on('error', (err: Error) => ((broken ??= err), resolve()))
+        extract.on('close', () => resolve())
+      })
       input.pipe(extract as unknown as Writable)
       try {
         for await (const e of extract) {
@@ -370,6 +382,13 @@ export async function restoreBackup(opts: RestoreOptions): Promise<BackupSummary
           if (h.type !== 'file') throw new BackupError(`unexpected ${h.type} entry ${JSON.stringify(h.name)} in the backup`)
           await write(h.name, e as unknown as Readable, h.mode ?? 0o644)
         }
+        await ended
+        if (broken) throw broken
+      } catch (e) {
+        if (e instanceof BackupError) throw e
+        const err = (broken ?? e) as NodeJS.ErrnoException
+        if (err.syscall) throw err // the disk's error, not the archive's
+        throw new BackupError(`the backup is not a complete tar stream: ${err.message}`)
       } finally {
         input.destroy()
       }
