@@ -29,8 +29,9 @@ async function ok(r: Promise<RunResult>): Promise<RunResult> {
   return res;
 }
 
-const skopeo = (args: string[], creds: Creds) =>
-  run('skopeo', ['--insecure-policy', ...args.slice(0, 1), '--src-tls-verify=false', '--dest-tls-verify=false', ...(args.at(-2)!.startsWith('docker://') ? ['--src-creds'] : ['--dest-creds']), `${creds.username}:${creds.password}`, ...args.slice(1)], { timeoutMs: 60_000 });
+/** skopeo copy, with the credentials on whichever side is the registry. */
+const skopeoCopy = (src: string, dst: string, creds: Creds, ...extra: string[]) =>
+  run('skopeo', ['--insecure-policy', 'copy', '--src-tls-verify=false', '--dest-tls-verify=false', src.startsWith('docker://') ? '--src-creds' : '--dest-creds', `${creds.username}:${creds.password}`, ...extra, src, dst], { timeoutMs: 60_000 });
 
 /** An OCI layout holding one small image with a random layer: every push brings new blobs. */
 async function uniqueImage(name: string): Promise<{ layout: string; manifestDigest: string }> {
@@ -133,7 +134,7 @@ describe('wharf backup', { timeout: 120_000 }, () => {
     const branches: GitPush[] = [];
     const pushImage = async (tag: string) => {
       const { layout, manifestDigest } = await uniqueImage(tag);
-      await ok(skopeo(['copy', '--preserve-digests', `oci:${layout}:latest`, image(source, tag)], patCreds));
+      await ok(skopeoCopy(`oci:${layout}:latest`, image(source, tag), patCreds, '--preserve-digests'));
       images.push({ tag, manifestDigest, layout, ackedAt: Date.now() });
     };
     const repo = path.join(work, 'repo');
@@ -167,8 +168,8 @@ describe('wharf backup', { timeout: 120_000 }, () => {
     await pushers;
     assert.equal(created.code, 0, created.stderr);
     assert.match(created.stderr, /database snapshot at /);
-    const before = <T extends { ackedAt: number }>(pushes: T[]): T[] => pushes.filter((p) => p.ackedAt < backupStart);
-    assert.ok(before(images).length >= 3 && before(branches).length >= 2);
+    const ackedBefore = <T extends { ackedAt: number }>(pushes: T[]): T[] => pushes.filter((p) => p.ackedAt < backupStart);
+    assert.ok(ackedBefore(images).length >= 3 && ackedBefore(branches).length >= 2);
 
     // Restore into an empty directory; a non-empty one is refused.
     fresh = await mkdtemp(path.join(tmpdir(), 'wharf-e2e-restore-'));
@@ -192,14 +193,14 @@ describe('wharf backup', { timeout: 120_000 }, () => {
     // Images: every tag the restored server lists pulls byte-identical to what was pushed, and every push acknowledged before the backup is among them.
     const tags = await ok(run('skopeo', ['--insecure-policy', 'list-tags', '--tls-verify=false', '--creds', `root:${token}`, `docker://${w.host}/team/app/img`]));
     const listed = JSON.parse(tags.stdout).Tags as string[];
-    for (const p of before(images)) assert.ok(listed.includes(p.tag), `${p.tag} was acknowledged before the backup but is missing from ${listed.join(', ')}`);
+    for (const p of ackedBefore(images)) assert.ok(listed.includes(p.tag), `${p.tag} was acknowledged before the backup but is missing from ${listed.join(', ')}`);
     const byTag = new Map(images.map((p) => [p.tag, p]));
     for (const tag of listed) {
       const pushed = byTag.get(tag);
       assert.ok(pushed, `the restored server lists ${tag}, which was never pushed`);
       const pulled = path.join(work, 'pulled', tag);
       await mkdir(pulled, { recursive: true });
-      await ok(skopeo(['copy', image(w, tag), `oci:${pulled}:latest`], patCreds));
+      await ok(skopeoCopy(image(w, tag), `oci:${pulled}:latest`, patCreds));
       const index = JSON.parse(await readFile(path.join(pulled, 'index.json'), 'utf8'));
       assert.equal(index.manifests[0].digest, pushed.manifestDigest, tag);
       const want = await layoutBlobs(pushed.layout);
@@ -211,8 +212,8 @@ describe('wharf backup', { timeout: 120_000 }, () => {
     // Git: the same for branches; a clone (with the pre-backup token) is complete and passes fsck.
     const remote = (await ok(client.git(['ls-remote', '--heads', repoUrl(w)], { creds: patCreds }))).stdout;
     const heads = new Map(remote.trim().split('\n').map((l) => { const [id, ref] = l.split('\t'); return [ref!.replace('refs/heads/', ''), id!] as const; }));
-    for (const p of before(branches)) assert.ok(heads.has(p.branch), `branch ${p.branch} was acknowledged before the backup but is missing`);
-    t.diagnostic(`images: ${images.length} pushed, ${before(images).length} before the backup, ${listed.length} restored; branches: ${branches.length} pushed, ${before(branches).length} before, ${heads.size} restored`);
+    for (const p of ackedBefore(branches)) assert.ok(heads.has(p.branch), `branch ${p.branch} was acknowledged before the backup but is missing`);
+    t.diagnostic(`images: ${images.length} pushed, ${ackedBefore(images).length} before the backup, ${listed.length} restored; branches: ${branches.length} pushed, ${ackedBefore(branches).length} before, ${heads.size} restored`);
     const pushedBranches = new Map(branches.map((p) => [p.branch, p.commit]));
     for (const [branch, id] of heads) assert.equal(id, pushedBranches.get(branch), `branch ${branch}`);
     const clone = path.join(work, 'clone');
