@@ -15,6 +15,7 @@ Commands:
   version         print Wharf's version (also --version)
   tls init        create a local CA and a server certificate for HTTPS ("wharf tls help")
   admin           create users, groups, projects and tokens offline ("wharf admin help")
+  backup          back up a live data directory, restore into an empty one ("wharf backup help")
   runner          run CI jobs for a Wharf server ("wharf runner help")
   help            show this help
 
@@ -116,6 +117,11 @@ async function main(argv: string[]): Promise<void> {
     case 'admin': {
       const { adminCommand } = await import('./admin.ts')
       process.exitCode = await adminCommand(rest)
+      return
+    }
+    case 'backup': {
+      const { backupCommand } = await import('./backup.ts')
+      process.exitCode = await backupCommand(rest)
       return
     }
     case 'runner': {
