@@ -1,6 +1,6 @@
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
-import { ConfigError, loadConfig, SETTINGS, type SettingFlag } from '../config/load.ts'
+import { ConfigError, loadConfigFromArgs, SETTINGS } from '../config/load.ts'
 import { VISIBILITIES, type Visibility } from '../auth/roles.ts'
 import { WharfError } from '../core/errors.ts'
 import { migrate, openDb, SchemaTooNewError } from '../metadata/db.ts'
@@ -89,11 +89,9 @@ export async function adminCommand(argv: string[]): Promise<number> {
     return 2
   }
 
-  const settingFlags: Partial<Record<SettingFlag, string>> = {}
-  for (const s of SETTINGS) if (typeof all[s.flag] === 'string') settingFlags[s.flag] = all[s.flag] as string
   let config
   try {
-    config = loadConfig({ flags: settingFlags, file: typeof all.config === 'string' ? all.config : undefined })
+    config = loadConfigFromArgs(all)
   } catch (e) {
     if (e instanceof ConfigError) {
       process.stderr.write(`wharf admin: ${e.message}\n`)

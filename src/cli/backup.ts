@@ -2,7 +2,7 @@ import { createReadStream, createWriteStream } from 'node:fs'
 import { once } from 'node:events'
 import { parseArgs } from 'node:util'
 import type { Readable, Writable } from 'node:stream'
-import { ConfigError, loadConfig, SETTINGS, type SettingFlag } from '../config/load.ts'
+import { ConfigError, loadConfigFromArgs, SETTINGS } from '../config/load.ts'
 import { BackupError, createBackup, restoreBackup } from '../ops/backup.ts'
 
 export const BACKUP_USAGE = `Usage: wharf backup <command> [options]
@@ -53,11 +53,9 @@ export async function backupCommand(argv: string[]): Promise<number> {
     return 2
   }
 
-  const settingFlags: Partial<Record<SettingFlag, string>> = {}
-  for (const s of SETTINGS) if (typeof all[s.flag] === 'string') settingFlags[s.flag] = all[s.flag] as string
   let config
   try {
-    config = loadConfig({ flags: settingFlags, file: typeof all.config === 'string' ? all.config : undefined })
+    config = loadConfigFromArgs(all)
   } catch (e) {
     if (e instanceof ConfigError) {
       err(e.message)

@@ -112,6 +112,13 @@ function coerce(setting: (typeof SETTINGS)[number], raw: string, origin: Origin)
 }
 
 /** Reads file, environment and flags, validates once and returns a frozen config. Throws ConfigError with one line naming the setting. */
+/** The config a command line gives: `--config FILE` and each setting's own flag; other parsed values are ignored. */
+export function loadConfigFromArgs(values: Readonly<Record<string, unknown>>): Readonly<Config> {
+  const flags: Partial<Record<SettingFlag, string>> = {}
+  for (const s of SETTINGS) if (typeof values[s.flag] === 'string') flags[s.flag] = values[s.flag] as string
+  return loadConfig({ flags, file: typeof values.config === 'string' ? values.config : undefined })
+}
+
 export function loadConfig(sources: ConfigSources = {}): Readonly<Config> {
   const env = sources.env ?? process.env
   const origins = new Map<string, Origin>()
