@@ -5,6 +5,8 @@ import type { AccessTokens } from './auth/access-tokens.ts'
 import type { RegistryAuth } from './auth/registry-auth.ts'
 import { tokenRoutes } from './auth/token-routes.ts'
 import { apiRoutes, OPENAPI_INFO, OpenApiCollector } from './api/index.ts'
+import { hookRoutes } from './hooks/routes.ts'
+import type { Webhooks } from './hooks/service.ts'
 import type { Projects } from './projects/service.ts'
 import { ApiTokens } from './auth/api-tokens.ts'
 import { gitApiRoutes, gitRoutes, type GitHosting } from './git/index.ts'
@@ -32,6 +34,8 @@ export interface AppDeps {
   /** Git hosting: smart HTTP at `/<namespace>/<project>.git/…` and the repository API. */
   git?: GitHosting
   ci?: Ci
+  /** Project and group webhooks (/projects/:id/hooks, /groups/:id/hooks). */
+  hooks?: Webhooks
   /** Runner API tuning: the /jobs/request long poll and the heartbeat sweep period (tests shorten or disable them). */
   runnerProtocol?: { longPollMs?: number; sweepIntervalMs?: number }
   /** Prometheus metrics and the readiness checks (src/ops); `metricsToken` serves /-/metrics here. */
@@ -89,6 +93,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   await app.register(
     async (api) => {
       apiScope(api, apiTokens)
+      if (deps.hooks) await api.register(hookRoutes, { hooks: deps.hooks, projects: deps.projects, publicUrl: deps.publicUrl })
       await api.register(adminRoutes, { db: deps.projects.db, tokens: deps.auth.tokens, credentials: deps.auth.credentials, publicUrl: deps.publicUrl, runnerOnlineSeconds: ONLINE_SECONDS, settings: deps.settings })
     },
     { prefix: '/api/v4' },

@@ -7,6 +7,7 @@ import { listenAddress, publicSettings } from './config/load.ts'
 import { gitPool } from './git/index.ts'
 import type { Config } from './config/schema.ts'
 import { migrate, openDb } from './metadata/db.ts'
+import { connectHookSources } from './hooks/sources.ts'
 import { createServices } from './services.ts'
 import { createFsDriver } from './storage/fs-driver.ts'
 import { Metrics, metricsServer } from './ops/index.ts'
@@ -58,6 +59,8 @@ export async function startServer(config: Readonly<Config>): Promise<RunningServ
     maxJobsPerPipeline: config.ci.maxJobsPerPipeline,
     dependencyProxy: { ...config.dependencyProxy, manifestBytes: config.limits.manifestBytes },
     registryMirror: mirrorUrl(config),
+    secretsDir: join(config.data, 'secrets'),
+    webhooks: config.webhooks,
   })
   const { registry, generatedRootPassword } = services
   const https = config.tls && { cert: await readFile(config.tls.cert), key: await readFile(config.tls.key) }
@@ -109,6 +112,18 @@ export async function startServer(config: Readonly<Config>): Promise<RunningServ
     ).finally(() => (redelivering = undefined))
   }
   redeliver()
+  const disconnectHooks = connectHookSources({
+    db,
+    hooks: services.hooks,
+    projects: services.projects,
+    publicUrl: config.publicUrl,
+    registryHost: new URL(config.publicUrl).host,
+    git: services.git,
+    pipelines: services.ci?.pipelines,
+    manifests: registry.manifests,
+    log: logger,
+  })
+  await services.hooks.start(logger)
   const redeliveryTimer = setInterval(redeliver, PUSH_REDELIVERY_MS).unref()
   if (mirror) await mirror.listen(listenAddress({ listen: config.dependencyProxy.mirrorListen! }))
   return {
@@ -122,6 +137,8 @@ export async function startServer(config: Readonly<Config>): Promise<RunningServ
       await mirror?.close()
       await app.close()
       await redelivering
+      disconnectHooks()
+      await services.hooks.close()
       await services.ci?.pipelines.close()
       await db.destroy()
     },

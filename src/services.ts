@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto'
 import { dirname, join } from 'node:path'
 import type { Kysely } from 'kysely'
 import { AccessTokens } from './auth/access-tokens.ts'
@@ -16,6 +17,9 @@ import type { BlobDriver } from './storage/driver.ts'
 import { instrumentDriver, Metrics, Probes } from './ops/index.ts'
 import { DEFAULTS } from './config/schema.ts'
 import { DependencyProxy, type ProxyOptions } from './proxy/index.ts'
+import { Sealer } from './core/sealing.ts'
+import { DEFAULT_WEBHOOK_OPTIONS, Webhooks } from './hooks/service.ts'
+import type { OutboundPolicy } from './hooks/outbound.ts'
 
 /** A runner that sent nothing about a running job for this long is presumed gone (GitLab Runner updates every few seconds). */
 export const DEFAULT_JOB_HEARTBEAT_TIMEOUT_SECONDS = 300
@@ -42,6 +46,10 @@ export interface ServiceOptions {
   dependencyProxy?: ProxyOptions | undefined
   /** The mirror listener's URL as clients reach it, when it runs (told to CI jobs). */
   registryMirror?: string | undefined
+  /** Where the sealing key lives (`<data>/secrets`); without it, a key for this process only. */
+  secretsDir?: string | undefined
+  /** Which webhook targets are allowed, and how long a receiver may take (config `webhooks`). */
+  webhooks?: (OutboundPolicy & { timeoutSeconds: number }) | undefined
 }
 
 export interface Services {
@@ -58,6 +66,8 @@ export interface Services {
   git?: GitHosting
   /** Pipelines, CI/CD variables and triggers; present with git hosting. */
   ci?: Ci
+  /** Project and group webhooks and their deliveries (started by the server). */
+  hooks: Webhooks
   /** Set only when this call created root with a generated password. */
   generatedRootPassword?: string
 }
@@ -75,7 +85,16 @@ export async function createServices(db: Kysely<Database>, storage: BlobDriver, 
   const auth = new RegistryAuth(db, tokens, credentials, projects)
   const accessTokens = new AccessTokens(db, credentials)
   const dependencyProxy = new DependencyProxy(db, registry, projects, driver, opts.dependencyProxy ?? { ...DEFAULTS.dependencyProxy, manifestBytes: DEFAULTS.limits.manifestBytes }, metrics)
-  const services: Services = { registry, projects, credentials, auth, accessTokens, metrics, probes: new Probes(db, driver), dependencyProxy }
+  const sealer = opts.secretsDir ? await Sealer.fromFile(join(opts.secretsDir, 'sealing.key')) : new Sealer(randomBytes(32))
+  const webhooks = opts.webhooks ?? DEFAULTS.webhooks
+  const hooks = new Webhooks(db, sealer, {
+    ...DEFAULT_WEBHOOK_OPTIONS,
+    outbound: { allowLocalNetwork: webhooks.allowLocalNetwork, allowedHosts: webhooks.allowedHosts },
+    timeoutMs: webhooks.timeoutSeconds * 1000,
+    instanceUrl: opts.publicUrl,
+    userAgent: 'Wharf',
+  })
+  const services: Services = { registry, projects, credentials, auth, accessTokens, metrics, probes: new Probes(db, driver), dependencyProxy, hooks }
   if (opts.gitRoot) {
     services.git = await createGitHosting(opts.gitRoot, { projects, credentials })
     services.ci = createCi(db, services.git, projects, opts.publicUrl, {

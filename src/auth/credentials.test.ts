@@ -18,7 +18,8 @@ async function setup(t: TestContext) {
     await rm(dir, { recursive: true, force: true })
   })
   await migrate(db, 'sqlite')
-  await new Projects(db).createUser({ username: 'alice', password: 'alice-password' })
+  const projects = new Projects(db)
+  const alice = await projects.createUser({ username: 'alice', password: 'alice-password' })
   const credentials = new Credentials(db, new LoginThrottle())
   // A machine-token verifier like the CI job token's: it owns one username.
   const token: Principal = { kind: 'user', userId: 0, username: 'gitlab-ci-token', isAdmin: false, credential: { kind: 'password', userId: 0 } }
@@ -27,7 +28,7 @@ async function setup(t: TestContext) {
     verify: async (u, s) => (u === 'gitlab-ci-token' && s === 'glcbt-valid' ? token : undefined),
   }
   credentials.addVerifier(verifier)
-  return credentials
+  return Object.assign(credentials, { projects, alice })
 }
 
 const code = async (p: Promise<unknown>) => p.then(() => 'ok', (e: WharfError) => e.code)
@@ -46,5 +47,29 @@ describe('Credentials.authenticate', () => {
     for (let i = 0; i < THROTTLE.perAccountAddress; i++) assert.equal(await code(c.authenticate('alice', 'wrong', '10.0.0.1')), 'UNAUTHORIZED')
     assert.equal(await code(c.authenticate('alice', 'alice-password', '10.0.0.1')), 'TOOMANYREQUESTS')
     assert.equal(await code(c.authenticate('alice', 'alice-password', '10.0.0.2')), 'ok')
+  })
+})
+
+describe('password checks', () => {
+  it('a repeated correct password skips the scrypt; a changed password, a block or a wrong one is never served from it', async (t) => {
+    const c = await setup(t)
+    const timed = async (secret: string) => {
+      const t0 = performance.now()
+      const r = await code(c.authenticate('alice', secret, '10.0.0.1'))
+      return { r, ms: performance.now() - t0 }
+    }
+    const first = await timed('alice-password')
+    assert.equal(first.r, 'ok')
+    const again = [await timed('alice-password'), await timed('alice-password'), await timed('alice-password')]
+    assert.deepEqual(again.map((x) => x.r), ['ok', 'ok', 'ok'])
+    const fastest = Math.min(...again.map((x) => x.ms))
+    assert.ok(fastest * 5 < first.ms, `cached check ${fastest.toFixed(1)} ms vs scrypt ${first.ms.toFixed(1)} ms`)
+    assert.equal((await timed('alice-passwordx')).r, 'UNAUTHORIZED', 'a wrong password is checked, not matched to the record')
+
+    await c.projects.setPassword(c.alice.id, 'alice-new-password')
+    assert.equal((await timed('alice-password')).r, 'UNAUTHORIZED', 'the old password stops at once')
+    assert.equal((await timed('alice-new-password')).r, 'ok')
+    await c.projects.setUserState(c.alice.id, 'blocked')
+    assert.equal((await timed('alice-new-password')).r, 'UNAUTHORIZED', 'a blocked account stops at once')
   })
 })

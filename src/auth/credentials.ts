@@ -1,3 +1,4 @@
+import { createHmac, randomBytes } from 'node:crypto'
 import type { Kysely } from 'kysely'
 import { WharfError } from '../core/errors.ts'
 import type { Database, DeployToken, PersonalAccessToken, User } from '../metadata/schema.ts'
@@ -28,11 +29,26 @@ export interface CredentialVerifier {
 /** How long "is this credential still valid" answers are reused; revocation through Wharf clears them at once. */
 const ACTIVE_CACHE_MS = 2000
 
+/**
+ * How long a successful password check is reused. A password costs a scrypt (~100 ms of CPU, on
+ * purpose); docker, skopeo and containerd send it again on every token request, so a CI fleet
+ * would otherwise keep a core busy hashing the same few passwords.
+ */
+const PASSWORD_CACHE_MS = 5 * 60_000
+const PASSWORD_CACHE_MAX = 10_000
+
 export class Credentials {
   private readonly db: Kysely<Database>
   private readonly throttle: LoginThrottle
   private readonly verifiers: CredentialVerifier[]
   private readonly active = new Map<string, { ok: boolean; until: number }>()
+  /**
+   * Successful password checks: HMAC(process key, user id, stored hash, password) → expiry. Never the
+   * password itself, never a failure; a changed password changes the stored hash (so the record no
+   * longer matches), and a blocked or deleted account is checked on every request regardless.
+   */
+  private readonly verified = new Map<string, number>()
+  private readonly verifiedKey = randomBytes(32)
 
   constructor(db: Kysely<Database>, throttle: LoginThrottle) {
     this.db = db
@@ -151,9 +167,16 @@ export class Credentials {
 
   private async verifyPassword(username: string, secret: string): Promise<Principal | undefined> {
     const user = await users.findUserByUsername(this.db, username)
+    const key = user?.password_hash ? createHmac('sha256', this.verifiedKey).update(`${user.id}\0${user.password_hash}\0${secret}`).digest('base64') : undefined
+    const until = key === undefined ? undefined : this.verified.get(key)
+    if (until !== undefined && until > Date.now()) {
+      return user!.state === 'active' ? userPrincipal(user!, { kind: 'password', userId: user!.id }, undefined) : undefined
+    }
     // Hash anyway when the user is unknown, so timing does not reveal which usernames exist.
     const ok = await verifyPassword(secret, user?.password_hash ?? DUMMY_HASH)
     if (!user || !user.password_hash || !ok || user.state !== 'active') return undefined
+    if (this.verified.size >= PASSWORD_CACHE_MAX) this.verified.delete(this.verified.keys().next().value!)
+    this.verified.set(key!, Date.now() + PASSWORD_CACHE_MS)
     return userPrincipal(user, { kind: 'password', userId: user.id }, undefined)
   }
 }

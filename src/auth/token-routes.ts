@@ -22,8 +22,12 @@ export function basicCredentials(header: string | undefined): { username: string
 
 /**
  * Docker token authentication (the "realm" of the registry's Bearer challenge).
- * GET: Basic credentials or none (anonymous); `offline_token=true` adds a refresh token (docker login).
- * POST: the OAuth2 password and refresh_token grants, as containerd and podman use.
+ * GET: Basic credentials or none (anonymous). `offline_token=true` (what `docker login` sends) gets no
+ *   refresh token, as with GitLab's registry: docker would store it in config.json as an
+ *   `identitytoken`, a long-lived secret on disk that podman, buildah and skopeo refuse to log in
+ *   over ("auth file contains an Identity token"); without it every client shares the file.
+ * POST: the OAuth2 password and refresh_token grants, as containerd and podman use
+ *   (`access_type=offline` asks for a refresh token).
  */
 export async function tokenRoutes(app: FastifyInstance, opts: TokenRouteOptions): Promise<void> {
   const { auth } = opts
@@ -42,7 +46,7 @@ export async function tokenRoutes(app: FastifyInstance, opts: TokenRouteOptions)
     checkService(first(query.service), auth.tokens.service)
     const basic = basicCredentials(req.headers.authorization)
     const principal: Principal = basic ? await auth.credentials.authenticate(basic.username, basic.password, req.ip) : ANONYMOUS
-    const issued = await auth.issue(principal, parseScopes(query.scope), first(query.offline_token) === 'true')
+    const issued = await auth.issue(principal, parseScopes(query.scope), false)
     req.log.info({ sub: basic?.username ?? 'anonymous', granted: issued.access }, 'registry token issued')
     return reply.header('Cache-Control', 'no-store').send({
       token: issued.token,

@@ -56,3 +56,18 @@ test('the event loop stays free while a hostile file is planned', async (t) => {
   // scheduler's on a loaded machine (tens of milliseconds, rarely more).
   assert.ok(worst < 500, `the event loop was held for ${Math.round(worst)} ms`)
 })
+
+test('past its queue bound the planner refuses as UNAVAILABLE instead of queueing without end, then recovers', async (t) => {
+  const planner = new ConfigPlanner({ workers: 1, queue: 2 })
+  t.after(() => planner.close())
+  // One file occupies the only worker (it waits on its include), two wait, the fourth is refused.
+  let release!: (text: string) => void
+  const held = new Promise<string>((resolve) => { release = resolve })
+  const first = planner.plan('include: slow.yml\n', ctx, () => held)
+  const waiting = [planner.plan(manyJobs(1), ctx, noFiles), planner.plan(manyJobs(2), ctx, noFiles)]
+  await assert.rejects(planner.plan(manyJobs(1), ctx, noFiles), (e: Error & { code?: string }) => e.code === 'UNAVAILABLE' && /retry later/.test(e.message))
+  release('a:\n  script: x\n')
+  assert.equal((await first).status, 'created')
+  assert.deepEqual((await Promise.all(waiting)).map((p) => p.status), ['created', 'created'])
+  assert.equal((await planner.plan(manyJobs(1), ctx, noFiles)).status, 'created')
+})

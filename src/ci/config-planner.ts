@@ -1,4 +1,5 @@
 import { Worker } from 'node:worker_threads'
+import { RETRY_AFTER_SECONDS, WharfError } from '../core/errors.ts'
 import type { PipelinePlan, PlanContext } from './config/index.ts'
 
 /** The worker module beside this one: .ts in the repository, .js in the published package (dist/). */
@@ -17,6 +18,11 @@ export const PLANNER_LIMITS = {
   heapMb: 512,
   /** Workers at once: a hostile file can occupy one, not every core. */
   workers: 2,
+  /**
+   * Files waiting for a worker. Past it a plan is refused as UNAVAILABLE (a 503 with Retry-After on
+   * the API; a push event is delivered again later), so a burst of pushes cannot queue without bound.
+   */
+  queue: 256,
 } as const
 
 export function tooSlow(limitMs: number): string {
@@ -54,19 +60,24 @@ export class ConfigPlanner {
   private readonly timeMs: number
   private readonly heapMb: number
   private readonly size: number
+  private readonly maxQueue: number
   private readonly idle: Worker[] = []
   private readonly busy = new Set<Worker>()
   private readonly queue: Task[] = []
   private closed = false
 
-  constructor(opts: { timeMs?: number; heapMb?: number; workers?: number } = {}) {
+  constructor(opts: { timeMs?: number; heapMb?: number; workers?: number; queue?: number } = {}) {
     this.timeMs = opts.timeMs ?? PLANNER_LIMITS.timeMs
     this.heapMb = opts.heapMb ?? PLANNER_LIMITS.heapMb
     this.size = opts.workers ?? PLANNER_LIMITS.workers
+    this.maxQueue = opts.queue ?? PLANNER_LIMITS.queue
   }
 
   plan(text: string, ctx: PlanInput, readFile: (path: string) => Promise<string | undefined>): Promise<PipelinePlan> {
     if (this.closed) return Promise.reject(new Error('the pipeline planner is closed'))
+    if (this.queue.length >= this.maxQueue) {
+      return Promise.reject(new WharfError('UNAVAILABLE', 'too many pipeline configurations are waiting to be processed; retry later', { retryAfter: RETRY_AFTER_SECONDS }))
+    }
     return new Promise((resolve, reject) => {
       this.queue.push({ text, ctx, readFile, resolve, reject })
       this.next()

@@ -35,6 +35,9 @@ export const SETTINGS = [
   { key: 'dependencyProxy.upstreamTimeoutSeconds', flag: 'proxy-upstream-timeout-seconds', env: 'WHARF_DEPENDENCY_PROXY_UPSTREAM_TIMEOUT_SECONDS', kind: 'integer' },
   { key: 'ci.jobHeartbeatTimeoutSeconds', flag: 'job-heartbeat-timeout-seconds', env: 'WHARF_CI_JOB_HEARTBEAT_TIMEOUT_SECONDS', kind: 'integer' },
   { key: 'ci.maxJobsPerPipeline', flag: 'max-jobs-per-pipeline', env: 'WHARF_CI_MAX_JOBS_PER_PIPELINE', kind: 'integer' },
+  { key: 'webhooks.allowLocalNetwork', flag: 'webhooks-allow-local-network', env: 'WHARF_WEBHOOKS_ALLOW_LOCAL_NETWORK', kind: 'boolean' },
+  { key: 'webhooks.allowedHosts', flag: 'webhooks-allowed-hosts', env: 'WHARF_WEBHOOKS_ALLOWED_HOSTS', kind: 'list' },
+  { key: 'webhooks.timeoutSeconds', flag: 'webhooks-timeout-seconds', env: 'WHARF_WEBHOOKS_TIMEOUT_SECONDS', kind: 'integer' },
 ] as const
 
 /** Settings never echoed back (errors, verify-config). */
@@ -100,6 +103,13 @@ function coerce(setting: (typeof SETTINGS)[number], raw: string, origin: Origin)
     if (!/^[0-9]+$/.test(raw.trim())) throw new ConfigError(`invalid setting ${setting.key} (${origin}): expected an integer, got ${JSON.stringify(raw)}`)
     return Number(raw.trim())
   }
+  if (setting.kind === 'boolean') {
+    const v = raw.trim().toLowerCase()
+    if (v === 'true' || v === '1') return true
+    if (v === 'false' || v === '0') return false
+    throw new ConfigError(`invalid setting ${setting.key} (${origin}): expected true or false, got ${JSON.stringify(raw)}`)
+  }
+  if (setting.kind === 'list') return raw.split(',').map((s) => s.trim()).filter((s) => s.length > 0)
   if (setting.kind === 'json') {
     // Lists do not fit a flag or variable otherwise; the value is hidden because it may hold credentials.
     try {

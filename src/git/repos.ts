@@ -304,6 +304,18 @@ export class GitRepos {
     return Number(out.stdout.toString('utf8').trim()) || 0
   }
 
+  /** The newest commits (at most `limit`) a ref update brought that no other ref had, newest first (webhook payloads). */
+  async newCommits(projectId: number, u: RefUpdate, limit = 20): Promise<CommitInfo[]> {
+    if (u.action === 'delete') return []
+    checkSha(u.newSha)
+    const args = ['rev-list', `--max-count=${limit}`, u.newSha]
+    if (u.action === 'update') args.push(`^${checkSha(u.oldSha)}`)
+    else args.push('--not', `--exclude=${checkRefName(u.ref)}`, '--glob=refs/*')
+    const out = await this.git(projectId, args)
+    const shas = out.stdout.toString('utf8').split('\n').filter((l) => l.length > 0)
+    return (await this.readCommits(projectId, shas)).filter((c): c is CommitInfo => c !== undefined)
+  }
+
   /**
    * A page of branches by name (those containing `search`, case-insensitively, when given) and the
    * total. Listing the refs is one for-each-ref (names and ids only); the head commits are read for

@@ -260,6 +260,9 @@ export interface Database {
   push_events: PushEventsTable
   dependency_proxy_repositories: DependencyProxyRepositoriesTable
   dependency_proxy_tags: DependencyProxyTagsTable
+  webhooks: WebhooksTable
+  webhook_deliveries: WebhookDeliveriesTable
+  webhook_pipeline_states: WebhookPipelineStatesTable
 }
 
 export type Executor = Kysely<Database> | Transaction<Database>
@@ -397,3 +400,52 @@ export interface DependencyProxyTagsTable {
   tag: string
   checked_at: string
 }
+
+export interface WebhooksTable {
+  id: Generated<number>
+  /** Exactly one of project_id and group_id is set. */
+  project_id: number | null
+  group_id: number | null
+  url: string
+  name: Generated<string>
+  description: Generated<string>
+  /** The secret token, sealed (src/core/sealing.ts); null when none. */
+  token_sealed: string | null
+  push_events: Generated<number>
+  push_events_branch_filter: Generated<string>
+  tag_push_events: Generated<number>
+  pipeline_events: Generated<number>
+  job_events: Generated<number>
+  registry_events: Generated<number>
+  enable_ssl_verification: Generated<number>
+  created_at: string
+}
+
+export interface WebhookDeliveriesTable {
+  id: Generated<number>
+  hook_id: number
+  /** What the delivery reports, unique per hook (`push:<event>:<index>`, `pipeline:<id>:<status>`...). */
+  event_key: string
+  uuid: string
+  trigger: string
+  payload: string
+  status: 'pending' | 'sending' | 'delivered' | 'failed'
+  attempts: Generated<number>
+  next_attempt_at: string
+  response_status: number | null
+  response_headers: string | null
+  response_body: string | null
+  error: string | null
+  duration_ms: number | null
+  created_at: string
+  updated_at: string
+}
+
+export interface WebhookPipelineStatesTable {
+  pipeline_id: number
+  /** JSON: `{ pipeline: status, jobs: { [id]: status } }` as last reported. */
+  states: string
+}
+
+export type Webhook = Selectable<WebhooksTable>
+export type WebhookDelivery = Selectable<WebhookDeliveriesTable>

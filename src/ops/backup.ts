@@ -254,9 +254,10 @@ export async function createBackup(opts: CreateOptions): Promise<BackupSummary> 
     }
     log(`${repositories} git repositories`)
 
-    // 4. CI logs and artifacts (not the uploads in progress), and the TLS files.
+    // 4. CI logs and artifacts (not the uploads in progress), the TLS files and the sealing key
+    // (without it, sealed secrets such as webhook tokens could not be read after a restore).
     let files = 0
-    for (const sub of ['ci/traces', 'ci/artifacts', 'tls']) {
+    for (const sub of ['ci/traces', 'ci/artifacts', 'tls', 'secrets']) {
       for (const rel of await walk(join(data, sub), (n) => n.startsWith('.upload-'))) {
         const src = join(data, sub, rel)
         const st = await stat(src).catch(() => undefined)
@@ -279,7 +280,7 @@ export async function createBackup(opts: CreateOptions): Promise<BackupSummary> 
 
 // ---- restore ----
 
-const TOP = new Set(['wharf.db', MANIFEST, 'storage', 'git', 'ci', 'tls'])
+const TOP = new Set(['wharf.db', MANIFEST, 'storage', 'git', 'ci', 'tls', 'secrets'])
 const BLOB = /^storage\/blobs\/([a-z0-9]+)\/([0-9a-f]{2})\/([0-9a-f]+)$/
 
 /** A backup's entry name, checked: relative, no `..`, under a known top-level name. */

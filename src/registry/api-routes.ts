@@ -118,7 +118,7 @@ export async function registryApiRoutes(app: FastifyInstance, deps: ApiDeps): Pr
       const params = req.params as Static<typeof TagParams>
       const project = await registryProject(req, params.id, 'maintainer')
       const repo = await projectRepository(project, params.repository_id)
-      await manifests.deleteTagOnly(repo.id, params.tag_name)
+      await manifests.deleteTagOnly(repo, params.tag_name, actor(req))
       await deps.credentials.audit(actor(req), 'registry.tag_deleted', req.ip, { name: repo.name, tag: params.tag_name }, `project:${project.id}`)
       return reply.code(200).send()
     },

@@ -10,6 +10,19 @@ import * as q from './queries.ts'
 
 const EMPTY_CONFIG_TYPE = 'application/vnd.oci.empty.v1+json'
 
+/** A tag pushed (pointed at a manifest) or deleted: webhooks' registry events listen to these. */
+export interface TagEvent {
+  action: 'push' | 'delete'
+  repository: string
+  tag: string
+  digest: string | null
+  mediaType: string | null
+  /** The manifest and the blobs it references, in bytes (a push only). */
+  size: number | null
+  /** Who did it (a username, a deploy token's or CI job's name), when known. */
+  actor: string | null
+}
+
 export interface Page<T> {
   items: T[]
   /** The `last` value for the next page, when there is one. */
@@ -20,6 +33,7 @@ export interface Page<T> {
 export class Manifests {
   private readonly db: Kysely<Database>
   private readonly pageMax: number
+  private readonly tagListeners = new Set<(e: TagEvent) => void>()
 
   constructor(db: Kysely<Database>, opts: { pageMax: number }) {
     this.db = db
@@ -40,7 +54,17 @@ export class Manifests {
     throw new WharfError('MANIFEST_UNKNOWN', `manifest is ${row.media_type}, which the Accept header does not allow`, { mediaType: row.media_type })
   }
 
-  async put(name: RepoName, ref: Reference, body: Buffer, contentType: string | undefined): Promise<{ digest: Digest; subject?: string }> {
+  /** Listens to tags pushed and deleted (after they are committed); returns the unsubscribe function. */
+  onTagChange(l: (e: TagEvent) => void): () => void {
+    this.tagListeners.add(l)
+    return () => this.tagListeners.delete(l)
+  }
+
+  private tagChanged(e: TagEvent): void {
+    for (const l of this.tagListeners) l(e)
+  }
+
+  async put(name: RepoName, ref: Reference, body: Buffer, contentType: string | undefined, actor?: string): Promise<{ digest: Digest; subject?: string }> {
     const parsed = parseManifest(body, contentType)
     const digest = digestOf(ref.kind === 'digest' ? ref.digest.algorithm : 'sha256', body)
     if (ref.kind === 'digest' && digest !== ref.digest.digest) {
@@ -61,6 +85,10 @@ export class Manifests {
       const manifestId = await q.upsertManifest(trx, manifestRecord(repositoryId, digest, parsed, body))
       if (ref.kind === 'tag') await q.upsertTag(trx, repositoryId, ref.tag, manifestId)
     })
+    if (ref.kind === 'tag') {
+      const size = body.length + parsed.blobs.reduce((n, b) => n + b.size, 0) + parsed.manifests.reduce((n, m) => n + m.size, 0)
+      this.tagChanged({ action: 'push', repository: name, tag: ref.tag, digest, mediaType: parsed.mediaType, size, actor: actor ?? null })
+    }
     return parsed.subject ? { digest, subject: parsed.subject.digest } : { digest }
   }
 
@@ -82,9 +110,10 @@ export class Manifests {
   }
 
   /** By tag: removes that tag only. By digest: removes the manifest and the tags pointing at it. */
-  async delete(name: RepoName, ref: Reference): Promise<void> {
+  async delete(name: RepoName, ref: Reference, actor?: string): Promise<void> {
     const deleted = ref.kind === 'tag' ? await q.deleteTag(this.db, name, ref.tag) : await q.deleteManifest(this.db, name, ref.digest.digest)
     if (!deleted) throw await this.unknown(name, ref)
+    if (ref.kind === 'tag') this.tagChanged({ action: 'delete', repository: name, tag: ref.tag, digest: null, mediaType: null, size: null, actor: actor ?? null })
   }
 
   async tags(name: RepoName, last: string | undefined, n: number | undefined): Promise<Page<string>> {
@@ -179,8 +208,9 @@ export class Manifests {
   }
 
   /** Deletes exactly this tag. Other tags on the same manifest stay (the seed's registry deleted them all). */
-  async deleteTagOnly(repositoryId: number, tag: string): Promise<void> {
-    if (!(await q.deleteTagById(this.db, repositoryId, tag))) throw new WharfError('NOT_FOUND', 'Tag Not Found', { tag })
+  async deleteTagOnly(repository: { id: number; name: string }, tag: string, actor?: string): Promise<void> {
+    if (!(await q.deleteTagById(this.db, repository.id, tag))) throw new WharfError('NOT_FOUND', 'Tag Not Found', { tag })
+    this.tagChanged({ action: 'delete', repository: repository.name, tag, digest: null, mediaType: null, size: null, actor: actor ?? null })
   }
 
   /** Deletes a repository with all its tags and manifests; blobs are left to garbage collection. */

@@ -201,7 +201,7 @@ async function dispatch(t: OciPath, c: Ctx): Promise<unknown> {
       if (m === 'GET' || m === 'HEAD') return getManifest(t.name, ref, c)
       if (m === 'PUT') return putManifest(t.name, ref, c)
       if (m === 'DELETE') {
-        await c.opts.manifests.delete(t.name, ref)
+        await c.opts.manifests.delete(t.name, ref, c.claims.sub)
         return c.reply.code(202).send()
       }
       break
@@ -262,7 +262,7 @@ async function putManifest(name: RepoName, ref: Reference, c: Ctx) {
   const declared = Number(c.req.headers['content-length'] ?? 0)
   if (declared > c.opts.manifestBytes) throw new WharfError('MANIFEST_TOO_LARGE', `manifest exceeds ${c.opts.manifestBytes} bytes`, { limit: c.opts.manifestBytes })
   const bytes = await readLimited(c.req.raw, c.opts.manifestBytes)
-  const { digest, subject } = await c.opts.manifests.put(name, ref, bytes, c.req.headers['content-type'])
+  const { digest, subject } = await c.opts.manifests.put(name, ref, bytes, c.req.headers['content-type'], c.claims.sub)
   if (subject) c.reply.header('OCI-Subject', subject)
   c.opts.metrics.registryBytes.inc({ direction: 'in', kind: 'manifest' }, bytes.length)
   return c.reply.code(201).header('Location', `/v2/${name}/manifests/${digest}`).header('Docker-Content-Digest', digest).send()

@@ -3,6 +3,8 @@
 // deploy tokens, PATs, registry repositories and tags, pipelines, jobs, runners and triggers.
 // Each step is a short python3 script using the library as its docs show; nothing is patched.
 import assert from 'node:assert/strict'
+import { createServer, type IncomingHttpHeaders, type Server } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
@@ -19,6 +21,9 @@ let wharf: Wharf
 let work: string
 let token: string
 let ci: CiProject
+// Where webhooks are delivered: a receiver on loopback (allowed for this server by its setting).
+let receiver: Server
+const deliveries: Array<{ headers: IncomingHttpHeaders; body: any }> = []
 
 const PRELUDE = `
 import gitlab, json, os, sys
@@ -44,7 +49,16 @@ async function cli(args: string[]): Promise<any> {
 
 before(async () => {
   const images = await testImages()
-  wharf = await startWharf()
+  receiver = createServer((req, res) => {
+    const chunks: Buffer[] = []
+    req.on('data', (c: Buffer) => chunks.push(c))
+    req.on('end', () => {
+      deliveries.push({ headers: req.headers, body: JSON.parse(Buffer.concat(chunks).toString('utf8')) })
+      res.end('ok')
+    })
+  })
+  await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', r))
+  wharf = await startWharf({ env: { WHARF_WEBHOOKS_ALLOW_LOCAL_NETWORK: 'true' } })
   work = await mkdtemp(path.join(tmpdir(), 'wharf-compat-pygitlab-'))
   const pat = await wharf.api('POST', '/api/v4/user/personal_access_tokens', { name: 'python-gitlab', scopes: ['api'] })
   assert.equal(pat.status, 201, pat.describe)
@@ -62,6 +76,7 @@ before(async () => {
 after(async () => {
   await ci?.dispose()
   await wharf?.stop()
+  receiver?.close()
   if (work) await rm(work, { recursive: true, force: true })
 })
 
@@ -252,6 +267,32 @@ gl.runners.delete(rn.id)
 out({'all': rn.id in everyone, 'desc': got.description, 'tags': got.tag_list, 'after': rn.id in [x.id for x in gl.runners.all()], 'mine': isinstance(mine, list), 'project': isinstance(project, list)})
 `, { RUNNER: String(created.json.id) })
     assert.deepEqual(r, { all: true, desc: 'shared runner', tags: ['docker'], after: false, mine: true, project: true })
+  })
+
+  it('webhooks: project and group hooks created, listed, updated, deleted; a push is delivered to the receiver', async () => {
+    const url = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hook`
+    const r = await py(`
+p = gl.projects.get('compat/app')
+h = p.hooks.create({'url': os.environ['HOOK_URL'], 'push_events': True, 'tag_push_events': True, 'token': 'hook-secret'})
+listed = [(x.url, x.push_events, x.pipeline_events) for x in p.hooks.list()]
+p.hooks.update(h.id, {'url': os.environ['HOOK_URL'], 'pipeline_events': True})
+got = p.hooks.get(h.id)
+g = gl.groups.get('compat')
+gh = g.hooks.create({'url': os.environ['HOOK_URL'], 'job_events': True})
+glisted = [x.job_events for x in g.hooks.list()]
+gh.delete()
+out({'id': h.id, 'listed': listed, 'pipeline': got.pipeline_events, 'token': hasattr(got, 'token'), 'group': glisted, 'group_after': len(g.hooks.list())})
+`, { HOOK_URL: url })
+    assert.deepEqual({ ...r, id: 0 }, { id: 0, listed: [[url, true, false]], pipeline: true, token: false, group: [true], group_after: 0 })
+    await ci.push({ 'README.md': 'hooked\n' }, 'Say hooked')
+    const until = Date.now() + 20_000
+    while (!deliveries.some((d) => d.body.object_kind === 'push') && Date.now() < until) await new Promise((res) => setTimeout(res, 100))
+    const push = deliveries.find((d) => d.body.object_kind === 'push')
+    assert.ok(push, `no push delivered; got ${JSON.stringify(deliveries.map((d) => d.body.object_kind))}`)
+    assert.equal(push.headers['x-gitlab-event'], 'Push Hook')
+    assert.equal(push.headers['x-gitlab-token'], 'hook-secret')
+    assert.equal(push.body.commits[0].title, 'Say hooked')
+    await py(`gl.projects.get('compat/app').hooks.delete(int(os.environ['HOOK']))`, { HOOK: String(r.id) })
   })
 
   it('pipeline triggers: create, list, trigger_pipeline (with variables), delete', async () => {

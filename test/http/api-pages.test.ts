@@ -44,6 +44,10 @@ async function populate(h: ApiHarness, w: World) {
     await h.services.accessTokens.createPat(w.root.user.id, { name: `extra${i}`, scopes: ['api'] }, 'test')
   }
   for (const p of [w.target, ...extra]) await ci.jobTokens.allow(w.project.id, p)
+  for (const [owner, hook] of [[{ projectId: w.project.id }, w.hook], [{ groupId: w.group.id }, w.groupHook]] as const) {
+    for (let i = 0; i < 2; i++) await h.services.hooks.create(owner, { url: `http://8.8.8.8/h${i}` })
+    for (let i = 0; i < 2; i++) await h.services.hooks.test(hook, 'push_events', { i })
+  }
   w.git('tag', '-a', '-m', 'one', 'v1')
   w.git('tag', 'v2')
   w.git('tag', 'v3')
@@ -64,7 +68,7 @@ test('every list route pages with per_page and sends the pagination headers', as
   const lists: string[] = []
   for (const [method, path] of registeredRoutes(h.app.printRoutes({ commonPrefix: false }))) {
     if (method !== 'GET' || !path.startsWith('/api/v4/') || path === '/api/v4/jobs/:id/artifacts' || UNPAGED.has(path)) continue
-    const url = path.replace(/:([a-z_]+)/g, (_m, name: string) => (name === 'id' ? String(idFor(path)) : params[name]!))
+    const url = path.replace(/:([a-z_]+)/g, (_m, name: string) => (name === 'id' ? String(idFor(path)) : name === 'hook_id' ? String(path.startsWith('/api/v4/groups') ? w.groupHook.id : w.hook.id) : params[name]!))
     const res = await h.req('GET', `${url}?per_page=2`, { token: w.root.token })
     if (res.statusCode !== 200 || !String(res.headers['content-type']).startsWith('application/json') || !Array.isArray(res.json())) continue
     lists.push(path)
@@ -84,8 +88,8 @@ test('every list route pages with per_page and sends the pagination headers', as
   }
   // The sweep reached every list route (a wrong parameter would have skipped one silently).
   assert.deepEqual(lists.sort(), [
-    '/api/v4/admin/signing_keys', '/api/v4/audit_events', '/api/v4/groups', '/api/v4/groups/:id/deploy_tokens', '/api/v4/groups/:id/members', '/api/v4/groups/:id/members/all', '/api/v4/groups/:id/projects', '/api/v4/groups/:id/runners', '/api/v4/groups/:id/variables',
-    '/api/v4/personal_access_tokens', '/api/v4/projects', '/api/v4/projects/:id/deploy_tokens', '/api/v4/projects/:id/events', '/api/v4/projects/:id/job_token_scope/allowlist', '/api/v4/projects/:id/jobs',
+    '/api/v4/admin/signing_keys', '/api/v4/audit_events', '/api/v4/groups', '/api/v4/groups/:id/deploy_tokens', '/api/v4/groups/:id/hooks', '/api/v4/groups/:id/hooks/:hook_id/events', '/api/v4/groups/:id/members', '/api/v4/groups/:id/members/all', '/api/v4/groups/:id/projects', '/api/v4/groups/:id/runners', '/api/v4/groups/:id/variables',
+    '/api/v4/personal_access_tokens', '/api/v4/projects', '/api/v4/projects/:id/deploy_tokens', '/api/v4/projects/:id/events', '/api/v4/projects/:id/hooks', '/api/v4/projects/:id/hooks/:hook_id/events', '/api/v4/projects/:id/job_token_scope/allowlist', '/api/v4/projects/:id/jobs',
     '/api/v4/projects/:id/members', '/api/v4/projects/:id/members/all', '/api/v4/projects/:id/pipelines', '/api/v4/projects/:id/pipelines/:pipeline_id/jobs', '/api/v4/projects/:id/registry/repositories',
     '/api/v4/projects/:id/registry/repositories/:repository_id/tags', '/api/v4/projects/:id/repository/branches', '/api/v4/projects/:id/repository/tags', '/api/v4/projects/:id/runners', '/api/v4/projects/:id/triggers',
     '/api/v4/projects/:id/variables', '/api/v4/runners', '/api/v4/runners/all', '/api/v4/users',

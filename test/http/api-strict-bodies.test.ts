@@ -74,6 +74,14 @@ function writeRoutes(w: World): Record<string, { url: string; body: Json }> {
     'PUT /api/v4/runners/:id': { url: `/api/v4/runners/${w.runner.id}`, body: { paused: true, description: 'r' } },
     'POST /api/v4/admin/signing_keys/rotate': { url: '/api/v4/admin/signing_keys/rotate', body: {} },
     'POST /api/v4/projects/:id/job_token_scope/allowlist': { url: `/api/v4/projects/${p}/job_token_scope/allowlist`, body: { target_project_id: w.target.id } },
+    'POST /api/v4/projects/:id/hooks': { url: `/api/v4/projects/${p}/hooks`, body: { url: 'http://8.8.8.8/h', token: 't', push_events: true, tag_push_events: true, pipeline_events: true, job_events: true, registry_events: true, enable_ssl_verification: true, push_events_branch_filter: '', name: 'n', description: 'd' } },
+    'PUT /api/v4/projects/:id/hooks/:hook_id': { url: `/api/v4/projects/${p}/hooks/${w.hook.id}`, body: { url: 'http://8.8.8.8/h2', push_events: false } },
+    'POST /api/v4/projects/:id/hooks/:hook_id/test/:trigger': { url: `/api/v4/projects/${p}/hooks/${w.hook.id}/test/push_events`, body: {} },
+    'POST /api/v4/projects/:id/hooks/:hook_id/events/:event_id/resend': { url: `/api/v4/projects/${p}/hooks/${w.hook.id}/events/${w.delivery.id}/resend`, body: {} },
+    'POST /api/v4/groups/:id/hooks': { url: `/api/v4/groups/${g}/hooks`, body: { url: 'http://8.8.8.8/h', pipeline_events: true } },
+    'PUT /api/v4/groups/:id/hooks/:hook_id': { url: `/api/v4/groups/${g}/hooks/${w.groupHook.id}`, body: { job_events: true } },
+    'POST /api/v4/groups/:id/hooks/:hook_id/test/:trigger': { url: `/api/v4/groups/${g}/hooks/${w.groupHook.id}/test/job_events`, body: {} },
+    'POST /api/v4/groups/:id/hooks/:hook_id/events/:event_id/resend': { url: `/api/v4/groups/${g}/hooks/${w.groupHook.id}/events/${w.groupDelivery.id}/resend`, body: {} },
     'POST /-/session': { url: '/-/session', body: { username: 'root', password: 'wrong-but-unchecked' } },
   }
 }

@@ -35,5 +35,12 @@ export async function world(h: ApiHarness) {
   assert.equal(created.statusCode, 201, created.body)
   const runner = created.json() as { id: number }
   const trigger = await ci.triggers.create(project.id, root.user.id, 't')
-  return { root, other, group, project, target, pipeline, job, runner, trigger, git, bare }
+  // Hooks at a public address (the harness allows no local targets); the sender is not started, so nothing is sent.
+  const hook = await h.services.hooks.create({ projectId: project.id }, { url: 'http://8.8.8.8/hook', push_events: true })
+  const groupHook = await h.services.hooks.create({ groupId: group.id }, { url: 'http://8.8.8.8/hook', push_events: true })
+  await h.services.hooks.test(hook, 'push_events', { test: true })
+  await h.services.hooks.test(groupHook, 'push_events', { test: true })
+  const delivery = (await h.services.hooks.deliveries(hook, { limit: 1, offset: 0 })).rows[0]!
+  const groupDelivery = (await h.services.hooks.deliveries(groupHook, { limit: 1, offset: 0 })).rows[0]!
+  return { root, other, group, project, target, pipeline, job, runner, trigger, git, bare, hook, groupHook, delivery, groupDelivery }
 }

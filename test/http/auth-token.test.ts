@@ -214,10 +214,18 @@ describe('GET /jwt/auth', () => {
     assert.equal((res.json() as { error: string }).error, 'invalid_request')
   })
 
-  it('offline_token=true returns a refresh token usable with POST grant_type=refresh_token', async (t) => {
+  it('docker login (GET, offline_token=true) gets no refresh token, as with GitLab: nothing for docker to keep as an identitytoken', async (t) => {
     const h = await harness(t)
     const { creds } = await projectWithUser(h, 'ns/p', 'developer')
     const res = await jwtAuth(h, ['repository:ns/p:pull'], creds, { offline_token: 'true', client_id: 'docker' })
+    assert.equal(res.statusCode, 200, res.body)
+    assert.equal((res.json() as { refresh_token?: string }).refresh_token, undefined)
+  })
+
+  it('access_type=offline (POST) returns a refresh token usable with POST grant_type=refresh_token', async (t) => {
+    const h = await harness(t)
+    const { creds } = await projectWithUser(h, 'ns/p', 'developer')
+    const res = await postJwtAuth(h, { grant_type: 'password', username: creds.username, password: creds.password, access_type: 'offline', service: REGISTRY_SERVICE, scope: 'repository:ns/p:pull', client_id: 'containerd' })
     const { refresh_token } = res.json() as { refresh_token: string }
     assert.ok(refresh_token, res.body)
     const refreshed = await postJwtAuth(h, { grant_type: 'refresh_token', refresh_token, service: REGISTRY_SERVICE, scope: 'repository:ns/p:pull,push', client_id: 'docker' })
@@ -244,7 +252,7 @@ describe('GET /jwt/auth', () => {
     const h = await harness(t)
     const { user } = await projectWithUser(h, 'ns/p', 'developer')
     const { token, row } = await h.services.accessTokens.createPat(user.id, { name: 'ci', scopes: ['read_registry'] }, 'root')
-    const res = await jwtAuth(h, ['repository:ns/p:pull'], { username: user.username, password: token }, { offline_token: 'true' })
+    const res = await postJwtAuth(h, { grant_type: 'password', username: user.username, password: token, access_type: 'offline', service: REGISTRY_SERVICE, scope: 'repository:ns/p:pull' })
     const { refresh_token } = res.json() as { refresh_token: string }
     assert.equal((await postJwtAuth(h, { grant_type: 'refresh_token', refresh_token, service: REGISTRY_SERVICE })).statusCode, 200)
     await h.services.accessTokens.revokePat(row, 'root')
@@ -355,7 +363,7 @@ describe('audit and logs', () => {
     const secrets = [h.rootPassword, creds.password, pat.token, dt.token, 'wrong-password-9']
     // Every way a secret reaches the server: Basic on GET, form on POST, refresh tokens, bearer tokens, failures.
     const offline = tokenOf(await jwtAuth(h, ['repository:ns/p:pull,push'], creds, { offline_token: 'true' }))
-    const refresh = (await jwtAuth(h, ['repository:ns/p:pull'], creds, { offline_token: 'true' })).json() as { refresh_token: string }
+    const refresh = (await postJwtAuth(h, { grant_type: 'password', username: creds.username, password: creds.password, access_type: 'offline', service: REGISTRY_SERVICE, scope: 'repository:ns/p:pull' })).json() as { refresh_token: string }
     secrets.push(offline, refresh.refresh_token)
     const viaPat = tokenOf(await jwtAuth(h, ['repository:ns/p:pull,push'], { username: user.username, password: pat.token }))
     const viaDeploy = tokenOf(await jwtAuth(h, ['repository:ns/p:pull'], { username: dt.row.username, password: dt.token }))

@@ -4,6 +4,8 @@
 // allowlist, visibility), the Members tab, and changing your own password. WHARF_SCREENSHOTS=1 saves the pages to docs/screenshots/.
 import { after, before, describe, it } from 'node:test'
 import assert from 'node:assert/strict'
+import { createServer, type IncomingHttpHeaders, type Server } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import path from 'node:path'
 import type { Browser, Page } from 'playwright-core'
 import { launchBrowser, signIn as signInAs } from '../helpers/browser.ts'
@@ -14,6 +16,8 @@ let wharf: Wharf
 let browser: Browser
 let page: Page
 let projectId: number
+let receiver: Server
+const received: Array<{ headers: IncomingHttpHeaders; body: { object_kind?: string } }> = []
 const ALICE_PASSWORD = 'alice-old-password-1'
 const ALICE_NEW_PASSWORD = 'alice-new-password-2'
 
@@ -36,7 +40,17 @@ async function noHorizontalScroll(): Promise<void> {
 }
 
 before(async () => {
-  wharf = await startWharf()
+  receiver = createServer((req, res) => {
+    const chunks: Buffer[] = []
+    req.on('data', (c: Buffer) => chunks.push(c))
+    req.on('end', () => {
+      received.push({ headers: req.headers, body: JSON.parse(Buffer.concat(chunks).toString('utf8')) })
+      res.end('ok')
+    })
+  })
+  await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', r))
+  // Webhooks may reach `localhost` (named by the administrator); any other local address is refused.
+  wharf = await startWharf({ env: { WHARF_WEBHOOKS_ALLOWED_HOSTS: 'localhost' } })
   projectId = await wharf.createProject('team/app', 'private')
   await wharf.createProject('team/deployer', 'private')
   browser = await launchBrowser()
@@ -49,6 +63,7 @@ before(async () => {
 after(async () => {
   await browser?.close()
   await wharf?.stop()
+  receiver?.close()
 })
 
 describe('web UI settings', () => {
@@ -154,6 +169,38 @@ describe('web UI settings', () => {
     await noHorizontalScroll()
     await page.getByRole('button', { name: 'Remove team/deployer from the allowlist' }).click()
     await page.getByText('No other project may use its job token here.').waitFor()
+  })
+
+  it('adds a webhook (a local address is refused with the API\'s reason), tests it, reads its deliveries and deletes it', async () => {
+    const port = (receiver.address() as AddressInfo).port
+    await page.goto(`${wharf.url}/-/projects/${projectId}/settings`)
+    await page.getByRole('heading', { name: 'Webhooks' }).waitFor()
+    await page.getByText('No webhooks yet').waitFor()
+    await page.getByLabel('URL').fill(`http://127.0.0.1:${port}/hook`)
+    await page.getByRole('button', { name: 'Add webhook' }).click()
+    await page.getByRole('alert').filter({ hasText: 'Requests to the local network are not allowed' }).waitFor()
+
+    await page.getByLabel('URL').fill(`http://localhost:${port}/hook`)
+    await page.getByLabel('Secret token (optional)').fill('ui-hook-secret')
+    await page.getByLabel(/Registry events/).check()
+    await page.getByRole('button', { name: 'Add webhook' }).click()
+    const row = page.locator('tr[data-hook]')
+    await row.waitFor()
+    assert.deepEqual(await row.locator('[data-event]').evaluateAll((els) => els.map((e) => e.getAttribute('data-event'))), ['push_events', 'registry_events'])
+
+    await page.getByRole('button', { name: `Test the webhook to http://localhost:${port}/hook` }).click()
+    const until = Date.now() + 15_000
+    while (!received.some((r) => r.headers['x-gitlab-token'] === 'ui-hook-secret') && Date.now() < until) await new Promise((r) => setTimeout(r, 100))
+    const got = received.find((r) => r.headers['x-gitlab-token'] === 'ui-hook-secret')
+    assert.ok(got, 'the test delivery reached the receiver with the token')
+    assert.equal(got.headers['x-gitlab-event'], 'Push Hook')
+    await page.getByRole('button', { name: `Deliveries of the webhook to http://localhost:${port}/hook` }).click()
+    await page.getByRole('table', { name: `Deliveries of the webhook to http://localhost:${port}/hook` }).getByText('200').waitFor()
+    await shot('settings-webhooks')
+
+    await page.getByRole('button', { name: `Delete the webhook to http://localhost:${port}/hook` }).click()
+    await page.getByRole('dialog').getByRole('button', { name: 'Delete' }).click()
+    await page.getByText('No webhooks yet').waitFor()
   })
 
   it('adds a member by username, changes their role and removes them; unknown users are named', async () => {

@@ -1,8 +1,9 @@
-// Project Settings tab: CI/CD variables, runners, deploy tokens and the job-token allowlist.
+// Project Settings tab: CI/CD variables, runners, deploy tokens, the job-token allowlist and webhooks.
 // Each section loads and reloads on its own; failures show the API's message in the section.
 import { api, apiAll, apiPage, enc } from './api.js'
 import { commandLine, confirmDialog, copyButton, errorBox, formValues, h, timeAgo, toast } from './dom.js'
 import { registryHost } from './registry.js'
+import { webhooksSection } from './webhooks.js'
 
 /** A titled section whose body `load()` fills; returns [element, reload]. */
 export function section(id, title, intro, load) {
@@ -40,6 +41,7 @@ export async function settingsTab(project) {
     runnersSection(project),
     deployTokensSection(project),
     allowlistSection(project),
+    webhooksSection(section, project),
   ]
 }
 
