@@ -59,8 +59,6 @@ export interface RunnerJobsDeps {
   now?: () => number
 }
 
-export type UpdateOutcome = { code: 200 | 403; jobStatus: string }
-
 export class RunnerJobs {
   private readonly d: RunnerJobsDeps
   private readonly now: () => number
@@ -309,9 +307,10 @@ export class RunnerJobs {
 
   /**
    * `PUT /jobs/:id`: `running` is a keep-alive; `success`/`failed` finish the job (its token is
-   * revoked). A job canceled meanwhile answers 200 with `Job-Status: canceled` so the runner stops.
+   * revoked). Returns the job's status after it, for `Job-Status`: a job canceled meanwhile answers
+   * `canceled` so the runner stops. FORBIDDEN (with `jobStatus`) when the job is over.
    */
-  async update(job: CiJob, body: UpdateJobRequest): Promise<UpdateOutcome> {
+  async update(job: CiJob, body: UpdateJobRequest): Promise<string> {
     if (job.status === 'canceled' || job.status === 'canceling') {
       // The runner's final word on a canceled job: keep its exit code, revoke the token.
       if (body.state === 'success' || body.state === 'failed') {
@@ -320,20 +319,21 @@ export class RunnerJobs {
         await this.d.traces.finish(job.id, await this.masker(job))
         this.maskers.delete(job.id)
       }
-      return { code: 200, jobStatus: 'canceled' }
+      return 'canceled'
     }
-    if (job.status !== 'running') return { code: 403, jobStatus: job.status }
+    if (job.status !== 'running') throw notRunning(job.status)
     switch (body.state) {
       case 'success':
       case 'failed': {
         const reason = body.state === 'failed' ? failureReason(body.failure_reason) : null
         const done = await this.finish(job, body.state, reason, body.exit_code ?? null)
         const after = (await q.findJob(this.d.db, job.id))!
-        return { code: done || after.status === body.state ? 200 : 403, jobStatus: after.status }
+        if (!done && after.status !== body.state) throw notRunning(after.status)
+        return after.status
       }
       default:
         await this.heartbeat(job.id, true)
-        return { code: 200, jobStatus: 'running' }
+        return 'running'
     }
   }
 
@@ -430,6 +430,11 @@ export class RunnerJobs {
 export function jobTimeout(def: Partial<JobDefinition>, runner: Pick<Runner, 'maximum_timeout'> | undefined): number {
   const t = def.timeout ?? DEFAULT_JOB_TIMEOUT_SECONDS
   return runner?.maximum_timeout ? Math.min(t, runner.maximum_timeout) : t
+}
+
+/** A job update or trace append for a job that is over: the runner stops it on the 403 and its `Job-Status`. */
+export function notRunning(status: string): WharfError {
+  return new WharfError('FORBIDDEN', `Job is not running (${status})`, { jobStatus: status })
 }
 
 function failureReason(r: string | undefined): string {
