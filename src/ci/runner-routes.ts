@@ -31,14 +31,18 @@ import { artifactsTooLarge, type Artifacts } from './artifacts.ts'
 import type { JobTokens } from './job-tokens.ts'
 import { RUNNER_ERRORS } from './runner-errors.ts'
 import type { Pipelines } from './pipelines.ts'
-import { notRunning, type RunnerJobs } from './runner-jobs.ts'
+import type { JobQueue } from './job-queue.ts'
+import type { JobSweeper } from './job-sweeper.ts'
+import { notRunning, type JobUpdates } from './job-updates.ts'
 import { runnerJson, type RunnerUpdate, type Runners } from './runners.ts'
 import type { TraceStore } from './traces.ts'
 
 export interface RunnerCi {
   pipelines: Pipelines
   runners: Runners
-  runnerJobs: RunnerJobs
+  jobQueue: JobQueue
+  jobUpdates: JobUpdates
+  jobSweeper: JobSweeper
   jobTokens: JobTokens
   traces: TraceStore
   artifacts: Artifacts
@@ -47,7 +51,7 @@ export interface RunnerCi {
 export interface RunnerProtocolDeps extends RunnerCi {
   /** How long /jobs/request waits for a job (tests shorten it). */
   longPollMs?: number
-  /** How often the heartbeat/timeout sweep runs; 0 disables it (tests call `runnerJobs.sweep()`). */
+  /** How often the heartbeat/timeout sweep runs; 0 disables it (tests call `jobSweeper.sweep()`). */
   sweepIntervalMs?: number
 }
 
@@ -96,7 +100,7 @@ function jobTokenOf(req: FastifyRequest): string | undefined {
 }
 
 export async function runnerProtocolRoutes(app: FastifyInstance, deps: RunnerProtocolDeps): Promise<void> {
-  const { runners, runnerJobs, jobTokens, artifacts, pipelines } = deps
+  const { runners, jobQueue, jobUpdates, jobSweeper, jobTokens, artifacts, pipelines } = deps
   app.decorateRequest('ciRunner', null)
   app.decorateRequest('ciJob', null)
   app.setErrorHandler(runnerErrorHandler(artifacts.maxBytes))
@@ -114,7 +118,7 @@ export async function runnerProtocolRoutes(app: FastifyInstance, deps: RunnerPro
       req.ciRunner = runner
       bindActor(req, { kind: 'runner', id: runner.id })
     } else if (mode === 'job') {
-      req.ciJob = await runnerJobs.jobForToken((req.params as { id: number }).id, jobTokenOf(req))
+      req.ciJob = await jobUpdates.jobForToken((req.params as { id: number }).id, jobTokenOf(req))
       bindActor(req, { kind: 'job', id: req.ciJob.id })
     } else if (mode === 'anyJob') {
       const token = jobTokenOf(req)
@@ -126,13 +130,13 @@ export async function runnerProtocolRoutes(app: FastifyInstance, deps: RunnerPro
   })
 
   // Long polls end at once when the server closes, instead of holding the shutdown for their 30 s.
-  app.addHook('preClose', async () => runnerJobs.close())
+  app.addHook('preClose', async () => jobQueue.close())
 
   if (deps.sweepIntervalMs !== 0) {
     let timer: NodeJS.Timeout | undefined
     app.addHook('onReady', async () => {
       timer = setInterval(() => {
-        runnerJobs.sweep().then(
+        jobSweeper.sweep().then(
           (r) => (r.stale.length || r.timedOut.length) && app.log.warn(r, 'failed silent or timed-out jobs'),
           (err: unknown) => app.log.error({ err }, 'job sweep failed'),
         )
@@ -178,8 +182,8 @@ export async function runnerProtocolRoutes(app: FastifyInstance, deps: RunnerPro
     const onClose = () => ac.abort()
     reply.raw.once('close', onClose)
     try {
-      const job = await runnerJobs.request(runner, { ...(deps.longPollMs !== undefined ? { waitMs: deps.longPollMs } : {}), signal: ac.signal })
-      if (!job) return reply.code(204).header(HEADERS.lastUpdate, runnerJobs.lastUpdate()).send()
+      const job = await jobQueue.request(runner, { ...(deps.longPollMs !== undefined ? { waitMs: deps.longPollMs } : {}), signal: ac.signal })
+      if (!job) return reply.code(204).header(HEADERS.lastUpdate, jobQueue.lastUpdate()).send()
       req.log.info({ job: job.id, runner: runner.id }, 'job assigned')
       return reply.code(201).send(job)
     } finally {
@@ -188,7 +192,7 @@ export async function runnerProtocolRoutes(app: FastifyInstance, deps: RunnerPro
   })
 
   app.put('/jobs/:id', { schema: { summary: 'Update a job (state, keep-alive)', tags: ['runner'], params: JobIdParam, body: UpdateJobRequest }, config: { public: true, runnerAuth: 'job' } }, async (req, reply) => {
-    const jobStatus = await runnerJobs.update(req.ciJob!, req.body as UpdateJobRequest)
+    const jobStatus = await jobUpdates.update(req.ciJob!, req.body as UpdateJobRequest)
     return reply.code(200).header(HEADERS.jobStatus, jobStatus).send({})
   })
 
@@ -204,7 +208,7 @@ export async function runnerProtocolRoutes(app: FastifyInstance, deps: RunnerPro
       body?.resume()
       throw new WharfError('BAD_REQUEST', 'Missing or malformed header Content-Range (expected <start>-<end>)', {})
     }
-    const r = await runnerJobs.appendTrace(job, range.start, body ?? emptyBody())
+    const r = await jobUpdates.appendTrace(job, range.start, body ?? emptyBody())
     const status = (await pipelines.findJob(job.id))?.status ?? job.status
     reply.header(HEADERS.jobStatus, status).header(HEADERS.range, `0-${r.received}`)
     if (!r.ok) {
@@ -308,7 +312,7 @@ const AllowlistBody = Body({ target_project_id: Type.Integer() })
 const tagsOf = (q: Static<typeof RunnerListQuery>) => (q.tag_list === undefined ? undefined : (Array.isArray(q.tag_list) ? q.tag_list : q.tag_list.split(',')).map((t) => t.trim()).filter(Boolean))
 
 export async function runnerApiRoutes(app: FastifyInstance, deps: RunnerApiDeps): Promise<void> {
-  const { projects, runners, traces, artifacts, jobTokens, pipelines, runnerJobs } = deps
+  const { projects, runners, traces, artifacts, jobTokens, pipelines, jobUpdates } = deps
 
   /** The project, readable by the caller as its pipelines are (Reporter+ when private); a stricter role on demand. */
   const readableProject = async (req: FastifyRequest, id: string, role?: 'maintainer'): Promise<Project> => {
@@ -387,7 +391,7 @@ export async function runnerApiRoutes(app: FastifyInstance, deps: RunnerApiDeps)
     const { stream } = await traces.read(job.id, 0)
     if (!stream) return reply.code(200).send('')
     // Values that became masked after the log was written are masked on the way out too.
-    return reply.code(200).send(stream.pipe((await runnerJobs.masker(job)).transform()))
+    return reply.code(200).send(stream.pipe((await jobUpdates.masker(job)).transform()))
   })
 
   app.get('/projects/:id/jobs/:job_id/artifacts', { schema: { summary: "Download a job's artifacts archive", tags: ['ci'], params: JobParams }, config: { public: true, jobToken: true } }, async (req, reply) => {
