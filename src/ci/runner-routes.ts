@@ -28,12 +28,12 @@ import {
   VerifyRunnerRequest,
 } from '../runner/protocol.ts'
 import { artifactsTooLarge, type Artifacts } from './artifacts.ts'
-import type { JobTokens } from './job-tokens.ts'
-import { RUNNER_ERRORS } from './runner-errors.ts'
-import type { Pipelines } from './pipelines.ts'
 import type { JobQueue } from './job-queue.ts'
 import type { JobSweeper } from './job-sweeper.ts'
+import type { JobTokens } from './job-tokens.ts'
 import { notRunning, type JobUpdates } from './job-updates.ts'
+import type { Pipelines } from './pipelines.ts'
+import { RUNNER_ERRORS } from './runner-errors.ts'
 import { runnerJson, type RunnerUpdate, type Runners } from './runners.ts'
 import type { TraceStore } from './traces.ts'
 
@@ -72,10 +72,6 @@ const JobIdParam = Type.Object({ id: Type.Integer() })
 const TRACE_UPDATE_INTERVAL_SECONDS = 3
 
 /**
- * The token a job-token request carries: `JOB-TOKEN` header, else `token` in a JSON body (PUT).
- * Never from the query string: URLs end up in logs.
- */
-/**
  * The runner plugin's errors: problem+json with statuses from the runner API's table; a refused
  * job request carries the job's status for the runner (`Job-Status`).
  */
@@ -88,6 +84,10 @@ export function runnerErrorHandler(artifactsMaxBytes: number) {
   }
 }
 
+/**
+ * The token a job-token request carries: `JOB-TOKEN` header, else `token` in a JSON body (PUT).
+ * Never from the query string: URLs end up in logs.
+ */
 function jobTokenOf(req: FastifyRequest): string | undefined {
   const h = req.headers['job-token']
   if (typeof h === 'string' && h.trim()) return h.trim()
