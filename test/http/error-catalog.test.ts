@@ -90,4 +90,16 @@ describe('error catalog', () => {
       }
     })
   }
+
+  it("runner API: the multipart parser's own size cut-off is the artifacts limit's TOO_LARGE", async (t) => {
+    const app = Fastify({ logger: false })
+    app.setErrorHandler(runnerErrorHandler(1024))
+    app.get('/', async () => {
+      throw Object.assign(new Error('request file too large'), { code: 'FST_REQ_FILE_TOO_LARGE', statusCode: 413 })
+    })
+    t.after(() => app.close())
+    const res = await app.inject({ method: 'GET', url: '/' })
+    assert.equal(res.statusCode, 413)
+    assert.deepEqual([(res.json() as { code: string }).code, (res.json() as { message: string }).message], ['TOO_LARGE', '413 artifacts are larger than the 1024-byte limit'])
+  })
 })
