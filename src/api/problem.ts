@@ -1,5 +1,5 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
-import { ERROR_CODES, unavailableFrom, WharfError, type ErrorCode } from '../core/errors.ts'
+import { unavailableFrom, WharfError, type ErrorCode } from '../core/errors.ts'
 import { isClientDisconnect } from '../core/disconnect.ts'
 
 /**
@@ -27,6 +27,7 @@ export const API_ERRORS: Record<ErrorCode, number> = {
   ROUTE_UNKNOWN: 404,
   CONFLICT: 409,
   MANIFEST_TOO_LARGE: 413,
+  TOO_LARGE: 413,
   RANGE_NOT_SATISFIABLE: 416,
   TOOMANYREQUESTS: 429,
   UNSUPPORTED: 501,
@@ -69,12 +70,20 @@ export function sendProblem(reply: FastifyReply, p: Problem): FastifyReply {
   return reply.code(p.status).type('application/problem+json').send(p)
 }
 
-/** The API plugin's error handler: domain errors by table, framework 4xx as they are, anything else a bare 500. */
-export function apiErrorHandler(error: Error & { statusCode?: number; validation?: unknown }, req: FastifyRequest, reply: FastifyReply): FastifyReply {
+/**
+ * The API plugin's error handler: domain errors by table, framework 4xx as they are, anything else
+ * a bare 500. `statuses` is another problem+json edge's own table (the runner API's).
+ */
+export function apiErrorHandler(
+  error: Error & { statusCode?: number; validation?: unknown },
+  req: FastifyRequest,
+  reply: FastifyReply,
+  statuses: Readonly<Record<ErrorCode, number>> = API_ERRORS,
+): FastifyReply {
   // Out of descriptors or processes (opening a file, starting git): the server is busy, not broken.
   const err = unavailableFrom(error) ?? error
   if (err instanceof WharfError) {
-    const status = API_ERRORS[err.code] ?? 500
+    const status = statuses[err.code]
     if (status === 401) reply.header('WWW-Authenticate', 'Bearer realm="api"')
     if ((status === 429 || status === 503) && typeof err.detail.retryAfter === 'number') reply.header('Retry-After', String(err.detail.retryAfter))
     if (status === 503) req.log.warn({ err }, 'api request refused: server busy')
@@ -104,6 +113,3 @@ function validationDetail(err: Error & { validation: ValidationIssue[] }): strin
   const at = extra.instancePath.split('/').filter(Boolean)
   return `unknown attribute: ${[...at, extra.params.additionalProperty].join('.')}`
 }
-
-/** So the catalog test can check every code has an entry. */
-export const API_ERROR_CODES: readonly ErrorCode[] = ERROR_CODES

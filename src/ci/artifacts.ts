@@ -22,12 +22,9 @@ export const ARTIFACT_LIMITS = {
 /** `expire_in` when neither the job nor the upload sets one (GitLab's instance default). */
 export const DEFAULT_EXPIRE_SECONDS = 30 * 86_400
 
-export class TooLargeError extends Error {
-  readonly limit: number
-  constructor(limit: number) {
-    super(`artifacts are larger than the ${limit}-byte limit`)
-    this.limit = limit
-  }
+/** An artifacts upload over the limit (the route turns the multipart parser's own cut-off into this too). */
+export function artifactsTooLarge(limit: number): WharfError {
+  return new WharfError('TOO_LARGE', `artifacts are larger than the ${limit}-byte limit`, { limit })
 }
 
 /** A file name safe to use as one path segment. */
@@ -63,7 +60,7 @@ export class Artifacts {
 
   /**
    * Streams an upload to disk (temp file, then rename), hashing as it goes; a stream that exceeds
-   * the limit, or reports it was cut by the multipart parser, is discarded with TooLargeError.
+   * the limit, or reports it was cut by the multipart parser, is discarded with TOO_LARGE.
    */
   async store(job: CiJob, input: { stream: Readable; filename: string | undefined; fileType: string | undefined; format: string | undefined; expireIn: string | undefined | null; truncated?: () => boolean }): Promise<CiJobArtifact> {
     const fileType = input.fileType && /^[a-z_]{1,64}$/.test(input.fileType) ? input.fileType : 'archive'
@@ -81,14 +78,14 @@ export class Artifacts {
     const meter = new Transform({
       transform(chunk: Buffer, _enc, cb) {
         size += chunk.length
-        if (size > limit) return cb(new TooLargeError(limit))
+        if (size > limit) return cb(artifactsTooLarge(limit))
         hash.update(chunk)
         cb(null, chunk)
       },
     })
     try {
       await pipeline(input.stream, meter, createWriteStream(tmp))
-      if (input.truncated?.()) throw new TooLargeError(limit)
+      if (input.truncated?.()) throw artifactsTooLarge(limit)
       // A new upload of the same type replaces the old one.
       const old = await rq.findArtifact(this.db, job.id, fileType)
       await rename(tmp, join(jobDir, filename))

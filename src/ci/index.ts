@@ -12,7 +12,10 @@ import { Artifacts } from './artifacts.ts'
 import { registerCiMetrics } from './metrics.ts'
 import { JobTokens } from './job-tokens.ts'
 import { Pipelines } from './pipelines.ts'
-import { RunnerJobs } from './runner-jobs.ts'
+import { JobPayloads } from './job-payload.ts'
+import { JobQueue } from './job-queue.ts'
+import { JobSweeper } from './job-sweeper.ts'
+import { JobUpdates } from './job-updates.ts'
 import { Runners } from './runners.ts'
 import { TraceStore } from './traces.ts'
 import { Triggers } from './triggers.ts'
@@ -28,7 +31,9 @@ export interface Ci {
   variables: CiVariables
   triggers: Triggers
   runners: Runners
-  runnerJobs: RunnerJobs
+  jobQueue: JobQueue
+  jobUpdates: JobUpdates
+  jobSweeper: JobSweeper
   jobTokens: JobTokens
   traces: TraceStore
   artifacts: Artifacts
@@ -65,6 +70,9 @@ export function createCi(db: Kysely<Database>, git: GitHosting, projects: Projec
   const traces = new TraceStore(db, join(opts.dir, 'traces'))
   const artifacts = new Artifacts(db, join(opts.dir, 'artifacts'), opts.artifactsMaxBytes)
   if (opts.metrics) registerCiMetrics(opts.metrics, db)
-  const runnerJobs = new RunnerJobs({ db, pipelines, runners, traces, artifacts, repos: git.repos, credentials: opts.credentials, publicUrl, heartbeatTimeoutSeconds: opts.heartbeatTimeoutSeconds })
-  return { pipelines, variables: new CiVariables(db), triggers: new Triggers(db), runners, runnerJobs, jobTokens, traces, artifacts }
+  const jobUpdates = new JobUpdates({ db, pipelines, traces, repos: git.repos, credentials: opts.credentials })
+  const payloads = new JobPayloads({ db, pipelines, artifacts, repos: git.repos, publicUrl })
+  const jobQueue = new JobQueue({ db, pipelines, runners, repos: git.repos, payloads, updates: jobUpdates })
+  const jobSweeper = new JobSweeper({ db, updates: jobUpdates, artifacts, heartbeatTimeoutSeconds: opts.heartbeatTimeoutSeconds })
+  return { pipelines, variables: new CiVariables(db), triggers: new Triggers(db), runners, jobQueue, jobUpdates, jobSweeper, jobTokens, traces, artifacts }
 }

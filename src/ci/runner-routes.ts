@@ -10,7 +10,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { Readable } from 'node:stream'
 import type { ApiDeps } from '../api/context.ts'
 import { pageOf, PageQuery, setPageHeaders } from '../api/pagination.ts'
-import { apiErrorHandler, problem, sendProblem } from '../api/problem.ts'
+import { apiErrorHandler } from '../api/problem.ts'
 import { Body, IdParam } from '../api/schemas.ts'
 import { atLeast } from '../auth/roles.ts'
 import { WharfError } from '../core/errors.ts'
@@ -27,17 +27,22 @@ import {
   UpdateJobRequest,
   VerifyRunnerRequest,
 } from '../runner/protocol.ts'
-import { TooLargeError, type Artifacts } from './artifacts.ts'
+import { artifactsTooLarge, type Artifacts } from './artifacts.ts'
+import type { JobQueue } from './job-queue.ts'
+import type { JobSweeper } from './job-sweeper.ts'
 import type { JobTokens } from './job-tokens.ts'
+import { notRunning, type JobUpdates } from './job-updates.ts'
 import type { Pipelines } from './pipelines.ts'
-import type { RunnerJobs } from './runner-jobs.ts'
+import { RUNNER_ERRORS } from './runner-errors.ts'
 import { runnerJson, type RunnerUpdate, type Runners } from './runners.ts'
 import type { TraceStore } from './traces.ts'
 
 export interface RunnerCi {
   pipelines: Pipelines
   runners: Runners
-  runnerJobs: RunnerJobs
+  jobQueue: JobQueue
+  jobUpdates: JobUpdates
+  jobSweeper: JobSweeper
   jobTokens: JobTokens
   traces: TraceStore
   artifacts: Artifacts
@@ -46,7 +51,7 @@ export interface RunnerCi {
 export interface RunnerProtocolDeps extends RunnerCi {
   /** How long /jobs/request waits for a job (tests shorten it). */
   longPollMs?: number
-  /** How often the heartbeat/timeout sweep runs; 0 disables it (tests call `runnerJobs.sweep()`). */
+  /** How often the heartbeat/timeout sweep runs; 0 disables it (tests call `jobSweeper.sweep()`). */
   sweepIntervalMs?: number
 }
 
@@ -67,6 +72,19 @@ const JobIdParam = Type.Object({ id: Type.Integer() })
 const TRACE_UPDATE_INTERVAL_SECONDS = 3
 
 /**
+ * The runner plugin's errors: problem+json with statuses from the runner API's table; a refused
+ * job request carries the job's status for the runner (`Job-Status`).
+ */
+export function runnerErrorHandler(artifactsMaxBytes: number) {
+  return (error: Error & { statusCode?: number }, req: FastifyRequest, reply: FastifyReply): FastifyReply => {
+    // The multipart parser's own cut-off at `fileSize` is the same condition as the store's limit.
+    const err = (error as { code?: string }).code === 'FST_REQ_FILE_TOO_LARGE' ? artifactsTooLarge(artifactsMaxBytes) : error
+    if (err instanceof WharfError && typeof err.detail.jobStatus === 'string') reply.header(HEADERS.jobStatus, err.detail.jobStatus)
+    return apiErrorHandler(err, req, reply, RUNNER_ERRORS)
+  }
+}
+
+/**
  * The token a job-token request carries: `JOB-TOKEN` header, else `token` in a JSON body (PUT).
  * Never from the query string: URLs end up in logs.
  */
@@ -82,15 +100,10 @@ function jobTokenOf(req: FastifyRequest): string | undefined {
 }
 
 export async function runnerProtocolRoutes(app: FastifyInstance, deps: RunnerProtocolDeps): Promise<void> {
-  const { runners, runnerJobs, jobTokens, artifacts, pipelines } = deps
+  const { runners, jobQueue, jobUpdates, jobSweeper, jobTokens, artifacts, pipelines } = deps
   app.decorateRequest('ciRunner', null)
   app.decorateRequest('ciJob', null)
-  // Errors are problem+json; a refused job request carries the job's status for the runner.
-  app.setErrorHandler((err: Error & { statusCode?: number }, req, reply) => {
-    if (err instanceof WharfError && typeof err.detail.jobStatus === 'string') reply.header(HEADERS.jobStatus, err.detail.jobStatus)
-    if ((err as { code?: string }).code === 'FST_REQ_FILE_TOO_LARGE') return sendProblem(reply, problem(413, `artifacts are larger than the ${artifacts.maxBytes}-byte limit`))
-    return apiErrorHandler(err, req, reply)
-  })
+  app.setErrorHandler(runnerErrorHandler(artifacts.maxBytes))
   // Trace chunks are streamed to disk, whatever their content type (runners send text/plain).
   app.removeContentTypeParser(['text/plain'])
   app.addContentTypeParser('*', (_req, payload, done) => done(null, payload))
@@ -105,7 +118,7 @@ export async function runnerProtocolRoutes(app: FastifyInstance, deps: RunnerPro
       req.ciRunner = runner
       bindActor(req, { kind: 'runner', id: runner.id })
     } else if (mode === 'job') {
-      req.ciJob = await runnerJobs.jobForToken((req.params as { id: number }).id, jobTokenOf(req))
+      req.ciJob = await jobUpdates.jobForToken((req.params as { id: number }).id, jobTokenOf(req))
       bindActor(req, { kind: 'job', id: req.ciJob.id })
     } else if (mode === 'anyJob') {
       const token = jobTokenOf(req)
@@ -117,13 +130,13 @@ export async function runnerProtocolRoutes(app: FastifyInstance, deps: RunnerPro
   })
 
   // Long polls end at once when the server closes, instead of holding the shutdown for their 30 s.
-  app.addHook('preClose', async () => runnerJobs.close())
+  app.addHook('preClose', async () => jobQueue.close())
 
   if (deps.sweepIntervalMs !== 0) {
     let timer: NodeJS.Timeout | undefined
     app.addHook('onReady', async () => {
       timer = setInterval(() => {
-        runnerJobs.sweep().then(
+        jobSweeper.sweep().then(
           (r) => (r.stale.length || r.timedOut.length) && app.log.warn(r, 'failed silent or timed-out jobs'),
           (err: unknown) => app.log.error({ err }, 'job sweep failed'),
         )
@@ -169,8 +182,8 @@ export async function runnerProtocolRoutes(app: FastifyInstance, deps: RunnerPro
     const onClose = () => ac.abort()
     reply.raw.once('close', onClose)
     try {
-      const job = await runnerJobs.request(runner, { ...(deps.longPollMs !== undefined ? { waitMs: deps.longPollMs } : {}), signal: ac.signal })
-      if (!job) return reply.code(204).header(HEADERS.lastUpdate, runnerJobs.lastUpdate()).send()
+      const job = await jobQueue.request(runner, { ...(deps.longPollMs !== undefined ? { waitMs: deps.longPollMs } : {}), signal: ac.signal })
+      if (!job) return reply.code(204).header(HEADERS.lastUpdate, jobQueue.lastUpdate()).send()
       req.log.info({ job: job.id, runner: runner.id }, 'job assigned')
       return reply.code(201).send(job)
     } finally {
@@ -179,10 +192,8 @@ export async function runnerProtocolRoutes(app: FastifyInstance, deps: RunnerPro
   })
 
   app.put('/jobs/:id', { schema: { summary: 'Update a job (state, keep-alive)', tags: ['runner'], params: JobIdParam, body: UpdateJobRequest }, config: { public: true, runnerAuth: 'job' } }, async (req, reply) => {
-    const out = await runnerJobs.update(req.ciJob!, req.body as UpdateJobRequest)
-    reply.header(HEADERS.jobStatus, out.jobStatus)
-    if (out.code === 403) return sendProblem(reply, problem(403, `Job is not running (${out.jobStatus})`))
-    return reply.code(200).send({})
+    const jobStatus = await jobUpdates.update(req.ciJob!, req.body as UpdateJobRequest)
+    return reply.code(200).header(HEADERS.jobStatus, jobStatus).send({})
   })
 
   app.patch('/jobs/:id/trace', { schema: { summary: "Append to a job's log (Content-Range: start-end)", tags: ['runner'], params: JobIdParam }, config: { public: true, runnerAuth: 'job' } }, async (req, reply) => {
@@ -190,60 +201,54 @@ export async function runnerProtocolRoutes(app: FastifyInstance, deps: RunnerPro
     const body = req.body as Readable | undefined
     if (job.status !== 'running' && job.status !== 'canceled') {
       body?.resume()
-      reply.header(HEADERS.jobStatus, job.status)
-      return sendProblem(reply, problem(403, `Job is not running (${job.status})`))
+      throw notRunning(job.status)
     }
     const range = parseContentRange(req.headers['content-range'])
     if (!range) {
       body?.resume()
-      return sendProblem(reply, problem(400, 'Missing or malformed header Content-Range (expected <start>-<end>)'))
+      throw new WharfError('BAD_REQUEST', 'Missing or malformed header Content-Range (expected <start>-<end>)', {})
     }
-    const r = await runnerJobs.appendTrace(job, range.start, body ?? emptyBody())
+    const r = await jobUpdates.appendTrace(job, range.start, body ?? emptyBody())
     const status = (await pipelines.findJob(job.id))?.status ?? job.status
     reply.header(HEADERS.jobStatus, status).header(HEADERS.range, `0-${r.received}`)
     if (!r.ok) {
       body?.resume()
-      return sendProblem(reply, problem(416, `Range Not Satisfiable: the log has ${r.received} bytes; resend from there`))
+      throw new WharfError('RANGE_NOT_SATISFIABLE', `Range Not Satisfiable: the log has ${r.received} bytes; resend from there`, { received: r.received })
     }
     return reply.code(202).header(HEADERS.traceUpdateInterval, String(TRACE_UPDATE_INTERVAL_SECONDS)).send()
   })
 
   const AuthorizeQuery = Type.Object({ filesize: Type.Optional(Type.Integer({ minimum: 0 })), artifact_type: Type.Optional(Type.String()) })
-  app.post('/jobs/:id/artifacts/authorize', { schema: { summary: 'Check an artifacts upload before sending it', tags: ['runner'], params: JobIdParam, querystring: AuthorizeQuery }, config: { public: true, runnerAuth: 'job' } }, async (req, reply) => {
+  app.post('/jobs/:id/artifacts/authorize', { schema: { summary: 'Check an artifacts upload before sending it', tags: ['runner'], params: JobIdParam, querystring: AuthorizeQuery }, config: { public: true, runnerAuth: 'job' } }, async (req) => {
     const job = req.ciJob!
-    if (job.status !== 'running') throw new WharfError('FORBIDDEN', `Job is not running (${job.status})`, { jobStatus: job.status })
+    if (job.status !== 'running') throw notRunning(job.status)
     const size = (req.query as Static<typeof AuthorizeQuery>).filesize ?? Number((req.body as { filesize?: unknown } | undefined)?.filesize ?? 0)
-    if (size > artifacts.maxBytes) return sendProblem(reply, problem(413, `artifacts are larger than the ${artifacts.maxBytes}-byte limit`))
+    if (size > artifacts.maxBytes) throw artifactsTooLarge(artifacts.maxBytes)
     return { TempPath: '', MaximumSize: artifacts.maxBytes }
   })
 
   app.post('/jobs/:id/artifacts', { schema: { summary: 'Upload job artifacts (multipart field `file`)', tags: ['runner'], params: JobIdParam, querystring: ArtifactsUploadParams }, config: { public: true, runnerAuth: 'job' } }, async (req, reply) => {
     const job = req.ciJob!
-    if (job.status !== 'running') throw new WharfError('FORBIDDEN', `Job is not running (${job.status})`, { jobStatus: job.status })
-    if (!req.isMultipart()) return sendProblem(reply, problem(400, 'expected a multipart/form-data body with a `file` field'))
+    if (job.status !== 'running') throw notRunning(job.status)
+    if (!req.isMultipart()) throw new WharfError('BAD_REQUEST', 'expected a multipart/form-data body with a `file` field', {})
     const file = await req.file()
-    if (!file || file.fieldname !== 'file') return sendProblem(reply, problem(400, 'missing the `file` field'))
+    if (!file || file.fieldname !== 'file') throw new WharfError('BAD_REQUEST', 'missing the `file` field', {})
     const query = req.query as ArtifactsUploadParams
     const field = (name: string): string | undefined => {
       const f = file.fields[name]
       const one = Array.isArray(f) ? f[0] : f
       return one && one.type === 'field' && typeof one.value === 'string' ? one.value : undefined
     }
-    try {
-      const a = await artifacts.store(job, {
-        stream: file.file,
-        filename: file.filename,
-        fileType: query.artifact_type ?? field('artifact_type'),
-        format: query.artifact_format ?? field('artifact_format'),
-        expireIn: query.expire_in ?? field('expire_in') ?? expireInOf(job),
-        truncated: () => file.file.truncated,
-      })
-      req.log.info({ job: job.id, type: a.file_type, bytes: a.size }, 'artifacts stored')
-      return reply.code(201).send({ id: job.id, artifacts_file: { filename: a.filename, size: a.size }, file_type: a.file_type, file_format: a.file_format, expire_at: a.expire_at })
-    } catch (e) {
-      if (e instanceof TooLargeError || (e as { code?: string }).code === 'FST_REQ_FILE_TOO_LARGE') return sendProblem(reply, problem(413, `artifacts are larger than the ${artifacts.maxBytes}-byte limit`))
-      throw e
-    }
+    const a = await artifacts.store(job, {
+      stream: file.file,
+      filename: file.filename,
+      fileType: query.artifact_type ?? field('artifact_type'),
+      format: query.artifact_format ?? field('artifact_format'),
+      expireIn: query.expire_in ?? field('expire_in') ?? expireInOf(job),
+      truncated: () => file.file.truncated,
+    })
+    req.log.info({ job: job.id, type: a.file_type, bytes: a.size }, 'artifacts stored')
+    return reply.code(201).send({ id: job.id, artifacts_file: { filename: a.filename, size: a.size }, file_type: a.file_type, file_format: a.file_format, expire_at: a.expire_at })
   })
 
   // A job's artifacts, for the jobs that depend on it: the token is the DOWNLOADING job's.
@@ -307,7 +312,7 @@ const AllowlistBody = Body({ target_project_id: Type.Integer() })
 const tagsOf = (q: Static<typeof RunnerListQuery>) => (q.tag_list === undefined ? undefined : (Array.isArray(q.tag_list) ? q.tag_list : q.tag_list.split(',')).map((t) => t.trim()).filter(Boolean))
 
 export async function runnerApiRoutes(app: FastifyInstance, deps: RunnerApiDeps): Promise<void> {
-  const { projects, runners, traces, artifacts, jobTokens, pipelines, runnerJobs } = deps
+  const { projects, runners, traces, artifacts, jobTokens, pipelines, jobUpdates } = deps
 
   /** The project, readable by the caller as its pipelines are (Reporter+ when private); a stricter role on demand. */
   const readableProject = async (req: FastifyRequest, id: string, role?: 'maintainer'): Promise<Project> => {
@@ -377,13 +382,16 @@ export async function runnerApiRoutes(app: FastifyInstance, deps: RunnerApiDeps)
     if (m) {
       const start = Number(m[1])
       const { size, stream } = await traces.read(job.id, start)
-      if (!stream) return reply.code(416).header('Content-Range', `bytes */${size}`).send('')
+      if (!stream) {
+        reply.header('Content-Range', `bytes */${size}`)
+        throw new WharfError('RANGE_NOT_SATISFIABLE', `the log has ${size} bytes`, { size })
+      }
       return reply.code(206).header('Content-Range', `bytes ${start}-${size - 1}/${size}`).header('Content-Length', String(size - start)).send(stream)
     }
     const { stream } = await traces.read(job.id, 0)
     if (!stream) return reply.code(200).send('')
     // Values that became masked after the log was written are masked on the way out too.
-    return reply.code(200).send(stream.pipe((await runnerJobs.masker(job)).transform()))
+    return reply.code(200).send(stream.pipe((await jobUpdates.masker(job)).transform()))
   })
 
   app.get('/projects/:id/jobs/:job_id/artifacts', { schema: { summary: "Download a job's artifacts archive", tags: ['ci'], params: JobParams }, config: { public: true, jobToken: true } }, async (req, reply) => {

@@ -1,5 +1,6 @@
-// Domain errors carry a stable code and never an HTTP status: each protocol edge
-// (registry /v2, REST API) maps codes to its own wire format in one table.
+// Domain errors carry a stable code and never an HTTP status: each protocol edge (registry /v2,
+// REST API, runner API, git smart HTTP) maps codes to its own wire format in one table, a
+// `Record<ErrorCode, …>` so that a new code does not compile until every edge has chosen its answer.
 
 export const ERROR_CODES = [
   // OCI Distribution Spec error codes (wire values, see registry/oci-errors.ts)
@@ -21,6 +22,8 @@ export const ERROR_CODES = [
   'RANGE_INVALID',
   'RANGE_NOT_SATISFIABLE',
   'MANIFEST_TOO_LARGE',
+  /** A request body over a configured limit (an artifacts upload). */
+  'TOO_LARGE',
   'PAGINATION_INVALID',
   'ROUTE_UNKNOWN',
   /** The pull-through cache's upstream is unreachable, failing or timed out, and nothing is cached. */

@@ -3,7 +3,7 @@ import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from
 import { bindPrincipal } from '../auth/actor.ts'
 import { basicCredentials } from '../auth/token-routes.ts'
 import { ANONYMOUS, principalName, type Principal } from '../auth/principals.ts'
-import { isWharfError, unavailableFrom, WharfError } from '../core/errors.ts'
+import { isWharfError, unavailableFrom, WharfError, type ErrorCode } from '../core/errors.ts'
 import { gitEnv, runGitCgi } from './exec.ts'
 import { isClientDisconnect } from '../core/disconnect.ts'
 import type { GitHosting } from './service.ts'
@@ -178,14 +178,37 @@ async function serve(git: GitHosting, req: FastifyRequest, reply: FastifyReply):
   return reply.send(Readable.from(body(), { objectMode: false }))
 }
 
-const STATUS: Partial<Record<string, number>> = {
-  UNAUTHORIZED: 401,
-  FORBIDDEN: 403,
-  DENIED: 403,
-  NOT_FOUND: 404,
+/**
+ * Smart HTTP's statuses, total over the domain codes: git prints a 4xx's text as `remote: …`
+ * (401 makes it ask for credentials), and retries nothing, so every code gets its plain meaning.
+ */
+export const GIT_ERRORS: Record<ErrorCode, number> = {
   BAD_REQUEST: 400,
+  NAME_INVALID: 400,
+  DIGEST_INVALID: 400,
+  MANIFEST_INVALID: 400,
+  SIZE_INVALID: 400,
+  RANGE_INVALID: 400,
+  PAGINATION_INVALID: 400,
+  BLOB_UPLOAD_INVALID: 400,
+  UNAUTHORIZED: 401,
+  DENIED: 403,
+  FORBIDDEN: 403,
+  NOT_FOUND: 404,
+  NAME_UNKNOWN: 404,
+  MANIFEST_UNKNOWN: 404,
+  BLOB_UNKNOWN: 404,
+  BLOB_UPLOAD_UNKNOWN: 404,
+  MANIFEST_BLOB_UNKNOWN: 404,
+  ROUTE_UNKNOWN: 404,
+  CONFLICT: 409,
+  MANIFEST_TOO_LARGE: 413,
+  TOO_LARGE: 413,
+  RANGE_NOT_SATISFIABLE: 416,
   TOOMANYREQUESTS: 429,
+  UNSUPPORTED: 501,
   UNAVAILABLE: 503,
+  UPSTREAM_UNAVAILABLE: 503,
 }
 
 /** Errors as git shows them: plain text (git prints it as `remote: …`), 401 with a Basic challenge. */
@@ -193,7 +216,7 @@ export function gitErrorHandler(error: FastifyError | Error, req: FastifyRequest
   if (reply.sent || reply.raw.headersSent) return
   // Out of descriptors or processes (opening a file, starting git): the server is busy, not broken.
   const err = unavailableFrom(error) ?? error
-  const status = isWharfError(err) ? (STATUS[err.code] ?? 500) : 'statusCode' in err && typeof err.statusCode === 'number' && err.statusCode < 500 ? err.statusCode : 500
+  const status = isWharfError(err) ? GIT_ERRORS[err.code] : 'statusCode' in err && typeof err.statusCode === 'number' && err.statusCode < 500 ? err.statusCode : 500
   if (status === 503) req.log.warn({ err }, 'git request refused: server busy')
   else if (status >= 500 && isClientDisconnect(err)) req.log.info({ method: req.method, url: req.url, err: err.message }, 'client disconnected')
   else if (status >= 500) req.log.error({ err }, 'git request failed')

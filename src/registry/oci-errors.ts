@@ -1,7 +1,14 @@
 import type { ErrorCode } from '../core/errors.ts'
 
-/** Wire code, status and spec message for every error the /v2 edge can raise. */
-export const OCI_ERRORS: Partial<Record<ErrorCode, { status: number; code: string; message: string }>> = {
+export interface OciError {
+  status: number
+  /** The wire code: a spec code, or the closest one for Wharf's own conditions. */
+  code: string
+  message: string
+}
+
+/** Wire code, status and spec message for every domain code (total, so a new code cannot fall through to a 500). */
+export const OCI_ERRORS: Record<ErrorCode, OciError> = {
   BLOB_UNKNOWN: { status: 404, code: 'BLOB_UNKNOWN', message: 'blob unknown to registry' },
   BLOB_UPLOAD_INVALID: { status: 400, code: 'BLOB_UPLOAD_INVALID', message: 'blob upload invalid' },
   BLOB_UPLOAD_UNKNOWN: { status: 404, code: 'BLOB_UPLOAD_UNKNOWN', message: 'blob upload unknown to registry' },
@@ -22,6 +29,7 @@ export const OCI_ERRORS: Partial<Record<ErrorCode, { status: number; code: strin
   RANGE_INVALID: { status: 416, code: 'BLOB_UPLOAD_INVALID', message: 'upload chunk out of order' },
   RANGE_NOT_SATISFIABLE: { status: 416, code: 'SIZE_INVALID', message: 'requested range not satisfiable' },
   MANIFEST_TOO_LARGE: { status: 413, code: 'MANIFEST_INVALID', message: 'manifest too large' },
+  TOO_LARGE: { status: 413, code: 'SIZE_INVALID', message: 'content too large' },
   PAGINATION_INVALID: { status: 400, code: 'PAGINATION_NUMBER_INVALID', message: 'invalid number of results requested' },
   BAD_REQUEST: { status: 400, code: 'UNSUPPORTED', message: 'bad request' },
   NOT_FOUND: { status: 404, code: 'NAME_UNKNOWN', message: 'not found' },

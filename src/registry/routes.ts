@@ -429,13 +429,10 @@ export function ociErrorHandler(err: Error & { statusCode?: number }, req: Fasti
   err = unavailableFrom(err) ?? err
   if (err instanceof WharfError) {
     const e = OCI_ERRORS[err.code]
-    if (e) {
-      if (typeof err.detail.retryAfter === 'number') reply.header('Retry-After', String(err.detail.retryAfter))
-      const body: OciErrorBody = { errors: [{ code: e.code, message: err.message, detail: err.detail }] }
-      req.log.debug({ code: err.code }, 'registry error')
-      if (typeof err.detail.retryAfter === 'number') reply.header('Retry-After', String(err.detail.retryAfter))
-      return reply.code(e.status).type('application/json').send(body)
-    }
+    if (typeof err.detail.retryAfter === 'number') reply.header('Retry-After', String(err.detail.retryAfter))
+    const body: OciErrorBody = { errors: [{ code: e.code, message: err.message, detail: err.detail }] }
+    req.log.debug({ code: err.code }, 'registry error')
+    return reply.code(e.status).type('application/json').send(body)
   }
   if (err.statusCode !== undefined && err.statusCode >= 400 && err.statusCode < 500) {
     return reply.code(err.statusCode).type('application/json').send({ errors: [{ code: 'UNSUPPORTED', message: err.message }] } satisfies OciErrorBody)

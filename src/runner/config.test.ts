@@ -105,14 +105,14 @@ runners:
   it('names the bad setting in one line', () => {
     fails({ ...minimal, 'registry-mirror': 'mirror.example:5001' }, /--registry-mirror.*expected auto, off or an http:\/\/ or https:\/\/ URL/)
     fails({ config: file('runners:\n  - {url: http://x, token: t, executor: docker, docker: {registry_mirror: "http://u:p@m:1"}}\n') }, /docker\.registry_mirror.*credentials/)
-    fails({ ...minimal, executor: 'dokcer' }, /--executor .*must be one of shell, docker, got "dokcer"/)
+    fails({ ...minimal, executor: 'dokcer' }, /executor \(--executor\): expected one of shell, docker, got "dokcer"/)
     fails({ token: 'glrt-x', executor: 'shell' }, /url.*is required/)
     fails({ url: 'http://x', executor: 'shell' }, /token.*is required/)
     fails({ ...minimal, url: 'ftp://x' }, /--url.*http:\/\/ or https:\/\//)
     fails({ ...minimal, url: 'http://user:pw@x' }, /--url.*credentials/)
     fails({ ...minimal, concurrent: '0' }, /--concurrent.*between 1 and 1000/)
     fails({ ...minimal, concurrent: 'many' }, /--concurrent.*integer/)
-    fails({ ...minimal, 'pull-policy': 'sometimes' }, /--pull-policy\[0\].*always, if-not-present, never/)
+    fails({ ...minimal, 'pull-policy': 'sometimes' }, /docker\.pull_policy\[0\] \(--pull-policy\): expected one of always, if-not-present, never/)
     fails({ ...minimal, 'docker-host': '/var/run/docker.sock' }, /docker\.host.*unix:\/\/PATH/)
     fails({ config: file('runners:\n  - url: http://x\n    token: t\n    executor: shell\n    buidls_dir: x\n') }, /runners\[0\]\.buidls_dir .*unknown setting/)
     fails({ config: file('runners:\n  - url: http://x\n    token: t\n    executor: shell\n    docker: {image: [1]}\n') }, /runners\[0\]\.docker\.image .*expected a string/)
@@ -126,5 +126,27 @@ runners:
     fails({ config: file('runners:\n  - {url: http://x, token: t, executor: docker, docker: {security_opt: ["systempaths=confined"]}}\n') }, /docker\.security_opt\[0\].*systempaths=unconfined/)
     fails({ config: file('runners:\n  - {url: http://x, token: t, executor: docker, docker: {services_security_opt: ["seccomp"]}}\n') }, /docker\.services_security_opt\[0\]/)
     fails({ config: file('runners:\n  - {url: http://x, token: t, executor: docker, docker: {services_privileged: "yes"}}\n') }, /docker\.services_privileged.*true or false/)
+    fails({ config: file('runners:\n  - {url: http://x, token: t, executor: docker, docker: {pull_policy: []}}\n') }, /runners\[0\]\.docker\.pull_policy .*not empty, got an empty list/)
+    fails({ config: file('bogus: 1\nrunners:\n  - {url: http://x, token: t, executor: shell}\n') }, /^invalid runner setting bogus \(file .*\): unknown setting \(known: concurrent, /)
+    fails({ config: file('runners:\n  - {url: http://x, executor: shell}\n') }, /runners\[0\]\.token \(file .*\): is required \(--token or `token:`/)
+    fails({ config: file('runners:\n  - 5\n') }, /runners\[0\] \(file .*\): expected a mapping, got 5/)
+  })
+
+  it('lays flags over the file before checking: an error names the flag it came from', () => {
+    const f = file('runners:\n  - {url: http://x, token: t, executor: docker, docker: {image: alpine}}\n')
+    fails({ config: f, 'pull-policy': 'always,sometimes' }, /^invalid runner setting runners\[0\]\.docker\.pull_policy\[1\] \(--pull-policy\): expected one of always, if-not-present, never, got "sometimes"$/)
+    fails({ config: f, 'check-interval': '-1' }, /^invalid runner setting check_interval \(--check-interval\): expected an integer between 0 and 3600, got -1$/)
+  })
+
+  it('never echoes a secret in an error', () => {
+    fails({ config: file('runners:\n  - {url: http://x, token: [glrt-secret], executor: shell}\n') }, /runners\[0\]\.token .*got \(hidden\)$/)
+    fails({ config: file('runners:\n  - {url: http://x, token: t, executor: shell, environment: ["TOKEN: s3cret"]}\n') }, /environment\[0\].*got \(hidden\)$/)
+  })
+
+  it('takes strings for numbers and switches, and comma-separated lists, as YAML or flags give them', () => {
+    const f = file('concurrent: "3"\nrunners:\n  - {url: http://x/, token: 5, executor: docker, tags: "a, b", limit: "2", docker: {privileged: "true", cap_add: net_admin, registry_mirror: "http://m:1/"}}\n')
+    const c = loadRunnerConfig({ config: f }, {})
+    const r = c.runners[0]!
+    assert.deepEqual([c.concurrent, r.token, r.tags, r.limit, r.docker.privileged, r.docker.capAdd, r.docker.registryMirror, r.url], [3, '5', ['a', 'b'], 2, true, ['NET_ADMIN'], 'http://m:1', 'http://x'])
   })
 })

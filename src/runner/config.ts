@@ -48,18 +48,20 @@
  *                                         # server announces, if any), off, or a mirror URL (mirror.ts)
  * ```
  *
- * A bad setting stops the runner with one line naming it ({@link RunnerConfigError}).
+ * Flags are laid over the file and the result is checked against the TypeBox schema in
+ * config-schema.ts; a bad setting stops the runner with one line naming it and where it came
+ * from ({@link RunnerConfigError}).
  */
 import { readFileSync } from 'node:fs'
 import { hostname } from 'node:os'
 import { resolve } from 'node:path'
+import { Value, ValueErrorType, type ValueError } from '@sinclair/typebox/value'
 import { parse as parseYaml } from 'yaml'
+import { EXECUTORS, LOG_LEVELS, RunnerFileSchema, SHELLS, type RunnerFile, type RunnerFileEntry } from './config-schema.ts'
 import { PULL_POLICIES } from './protocol.ts'
 
-export const EXECUTORS = ['shell', 'docker'] as const
+export { EXECUTORS, LOG_LEVELS, SHELLS }
 export type ExecutorKind = (typeof EXECUTORS)[number]
-export const SHELLS = ['bash', 'sh'] as const
-export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
 export type PullPolicy = (typeof PULL_POLICIES)[number]
 
 export const DEFAULTS = {
@@ -160,205 +162,83 @@ type Obj = Record<string, unknown>
 
 const isObj = (v: unknown): v is Obj => v !== null && typeof v === 'object' && !Array.isArray(v)
 
-const GLOBAL_KEYS = ['concurrent', 'check_interval', 'shutdown_timeout', 'log_level', 'runners']
-const RUNNER_KEYS = [
-  'name', 'url', 'token', 'executor', 'limit', 'builds_dir', 'cache_dir', 'clone_url', 'tags', 'environment',
-  'output_limit', 'after_script_timeout', 'shell', 'docker',
-]
-const DOCKER_KEYS = [
-  'host', 'image', 'pull_policy', 'allowed_pull_policies', 'network_mode', 'bind_docker_socket', 'privileged',
-  'cap_add', 'cap_drop', 'security_opt', 'services_privileged', 'services_cap_add', 'services_cap_drop', 'services_security_opt',
-  'volumes', 'extra_hosts', 'wait_for_services_timeout', 'auth_config', 'registry_mirror',
-]
+/** Runner flags and the setting each overrides in every runner of the file. */
+const RUNNER_FLAGS = {
+  url: 'url',
+  token: 'token',
+  executor: 'executor',
+  name: 'name',
+  limit: 'limit',
+  'builds-dir': 'builds_dir',
+  'cache-dir': 'cache_dir',
+  'clone-url': 'clone_url',
+  tags: 'tags',
+  shell: 'shell',
+  'docker-host': 'docker.host',
+  'docker-image': 'docker.image',
+  'pull-policy': 'docker.pull_policy',
+  'network-mode': 'docker.network_mode',
+  'bind-docker-socket': 'docker.bind_docker_socket',
+  privileged: 'docker.privileged',
+  'registry-mirror': 'docker.registry_mirror',
+} as const satisfies Partial<Record<keyof RunnerFlags, string>>
 
-/** Reads one setting, tracking where it came from for the error message. */
-class Reader {
-  readonly origin: string
-  constructor(origin: string) {
-    this.origin = origin
-  }
+const GLOBAL_FLAGS = { concurrent: 'concurrent', 'check-interval': 'check_interval', 'shutdown-timeout': 'shutdown_timeout', 'log-level': 'log_level' } as const satisfies Partial<
+  Record<keyof RunnerFlags, string>
+>
 
-  fail(key: string, message: string): never {
-    throw new RunnerConfigError(`invalid runner setting ${key} (${this.origin}): ${message}`)
-  }
+/** Runner settings that take a list also take a comma-separated string (every list flag is one). */
+const LISTS = new Set([
+  'tags',
+  'environment',
+  'docker.pull_policy',
+  'docker.allowed_pull_policies',
+  'docker.cap_add',
+  'docker.cap_drop',
+  'docker.security_opt',
+  'docker.services_cap_add',
+  'docker.services_cap_drop',
+  'docker.services_security_opt',
+  'docker.volumes',
+  'docker.extra_hosts',
+])
 
-  unknownKeys(key: string, obj: Obj, known: string[]): void {
-    for (const k of Object.keys(obj)) {
-      if (!known.includes(k)) this.fail(key ? `${key}.${k}` : k, `unknown setting (known: ${known.join(', ')})`)
-    }
-  }
-
-  string(key: string, v: unknown): string | undefined {
-    if (v === undefined || v === null) return undefined
-    if (typeof v === 'number' || typeof v === 'boolean') return String(v)
-    if (typeof v !== 'string') this.fail(key, `expected a string, got ${describe(v)}`)
-    return v
-  }
-
-  int(key: string, v: unknown, min: number, max = Number.MAX_SAFE_INTEGER): number | undefined {
-    if (v === undefined || v === null) return undefined
-    const n = typeof v === 'string' && /^\s*-?\d+\s*$/.test(v) ? Number(v) : v
-    if (typeof n !== 'number' || !Number.isInteger(n)) this.fail(key, `expected an integer, got ${describe(v)}`)
-    if (n < min || n > max) this.fail(key, `must be between ${min} and ${max}, got ${n}`)
-    return n
-  }
-
-  bool(key: string, v: unknown): boolean | undefined {
-    if (v === undefined || v === null) return undefined
-    if (v === 'true') return true
-    if (v === 'false') return false
-    if (typeof v !== 'boolean') this.fail(key, `expected true or false, got ${describe(v)}`)
-    return v
-  }
-
-  oneOf<T extends string>(key: string, v: unknown, allowed: readonly T[]): T | undefined {
-    const s = this.string(key, v)
-    if (s === undefined) return undefined
-    if (!(allowed as readonly string[]).includes(s)) this.fail(key, `must be one of ${allowed.join(', ')}, got ${JSON.stringify(s)}`)
-    return s as T
-  }
-
-  /** A list, from a YAML array or a comma-separated string. */
-  list(key: string, v: unknown): string[] | undefined {
-    if (v === undefined || v === null) return undefined
-    if (typeof v === 'string') return v.split(',').map((s) => s.trim()).filter(Boolean)
-    if (!Array.isArray(v)) this.fail(key, `expected a list, got ${describe(v)}`)
-    return v.map((x, i) => this.string(`${key}[${i}]`, x) ?? '')
-  }
-
-  url(key: string, v: unknown): string | undefined {
-    const s = this.string(key, v)
-    if (s === undefined) return undefined
-    let u: URL
-    try {
-      u = new URL(s)
-    } catch {
-      this.fail(key, `not a URL: ${JSON.stringify(s)}`)
-    }
-    if (u.protocol !== 'http:' && u.protocol !== 'https:') this.fail(key, `must be an http:// or https:// URL, got ${JSON.stringify(s)}`)
-    if (u.username || u.password) this.fail(key, 'must not carry credentials')
-    return s.replace(/\/+$/, '')
-  }
-}
+/** Settings whose values are never echoed in an error (the token, registry credentials, job variables). */
+const SECRET = /(^|\.)(token|auth_config|environment)(\[\d+\])?$/
 
 function describe(v: unknown): string {
-  if (Array.isArray(v)) return 'a list'
+  if (Array.isArray(v)) return v.length ? 'a list' : 'an empty list'
   if (isObj(v)) return 'a mapping'
   return JSON.stringify(v)
 }
 
-function pullPolicies(r: Reader, key: string, v: unknown): PullPolicy[] | undefined {
-  const list = r.list(key, v)
-  if (!list) return undefined
-  if (list.length === 0) r.fail(key, 'must name at least one policy')
-  list.forEach((p, i) => r.oneOf(`${key}[${i}]`, p, PULL_POLICIES))
-  return list as PullPolicy[]
+/** YAML's empty value (`key:`) means "not set", as a missing key. */
+function dropNulls(v: unknown): unknown {
+  if (Array.isArray(v)) return v.map(dropNulls)
+  if (!isObj(v)) return v
+  return Object.fromEntries(Object.entries(v).flatMap(([k, x]) => (x === null || x === undefined ? [] : [[k, dropNulls(x)]])))
 }
 
-/** Linux capability names as the engine takes them: `ALL`, `NET_ADMIN` or `CAP_NET_ADMIN`. */
-function capabilities(r: Reader, key: string, v: unknown): string[] {
-  const list = r.list(key, v) ?? []
-  list.forEach((c, i) => {
-    if (!/^(CAP_)?[A-Z][A-Z0-9_]*$/i.test(c)) r.fail(`${key}[${i}]`, `expected a capability name like NET_ADMIN or ALL, got ${JSON.stringify(c)}`)
-  })
-  return list.map((c) => c.toUpperCase())
+function getPath(o: Obj, path: string): unknown {
+  return path.split('.').reduce<unknown>((cur, k) => (isObj(cur) ? cur[k] : undefined), o)
 }
 
-/** `--security-opt` values the engine understands, plus the docker CLI's `systempaths=unconfined`. */
-function securityOptions(r: Reader, key: string, v: unknown): string[] {
-  const list = r.list(key, v) ?? []
-  list.forEach((o, i) => {
-    const ok = /^no-new-privileges([=:](true|false))?$/.test(o) || /^(seccomp|apparmor|label)[=:].+$/.test(o) || /^systempaths[=:]unconfined$/.test(o)
-    if (!ok) {
-      r.fail(`${key}[${i}]`, `expected seccomp=…, apparmor=…, label=…, no-new-privileges or systempaths=unconfined, got ${JSON.stringify(o)}`)
-    }
-  })
-  return list
+function setPath(o: Obj, path: string, value: unknown): void {
+  const keys = path.split('.')
+  let cur = o
+  for (const k of keys.slice(0, -1)) {
+    if (!isObj(cur[k])) cur[k] = {}
+    cur = cur[k] as Obj
+  }
+  cur[keys.at(-1)!] = value
 }
 
-function runnerEntry(r: Reader, key: string, raw: Obj, flags: RunnerFlags, flagReader: Reader, base: string): RunnerEntry {
-  const k = (name: string) => (key ? `${key}.${name}` : name)
-  r.unknownKeys(key, raw, RUNNER_KEYS)
-  const rawDocker: Obj = raw.docker === undefined || raw.docker === null ? {} : isObj(raw.docker) ? raw.docker : r.fail(key ? `${key}.docker` : 'docker', `expected a mapping, got ${describe(raw.docker)}`)
-  r.unknownKeys(k('docker'), rawDocker, DOCKER_KEYS)
-  const f = flagReader
-
-  const url = f.url('--url', flags.url) ?? r.url(k('url'), raw.url)
-  if (!url) r.fail(k('url'), 'is required (--url or `url:` in the config file)')
-  const token = f.string('--token', flags.token) ?? r.string(k('token'), raw.token)
-  if (!token) r.fail(k('token'), 'is required (--token or `token:` in the config file)')
-  const executor = f.oneOf('--executor', flags.executor, EXECUTORS) ?? r.oneOf(k('executor'), raw.executor, EXECUTORS)
-  if (!executor) r.fail(k('executor'), `is required: ${EXECUTORS.join(' or ')} (--executor or \`executor:\`)`)
-
-  const dk = (name: string) => (key ? `${key}.docker.${name}` : `docker.${name}`)
-  const volumes = r.list(dk('volumes'), rawDocker.volumes) ?? []
-  volumes.forEach((v, i) => {
-    if (!/^[^:]+:\/[^:]*(:(ro|rw))?$/.test(v)) r.fail(`${dk('volumes')}[${i}]`, `expected "host-path:/container-path[:ro|rw]", got ${JSON.stringify(v)}`)
-  })
-  const environment = r.list(k('environment'), raw.environment) ?? []
-  environment.forEach((e, i) => {
-    if (!/^[A-Za-z_][A-Za-z0-9_]*=/.test(e)) r.fail(`${k('environment')}[${i}]`, `expected "NAME=value", got ${JSON.stringify(e.split('=')[0])}`)
-  })
-  const dockerHost = f.string('--docker-host', flags['docker-host']) ?? r.string(dk('host'), rawDocker.host)
-  if (dockerHost !== undefined && !/^(unix|tcp|http|https|npipe):\/\//.test(dockerHost)) {
-    r.fail(dk('host'), `expected unix://PATH or tcp://HOST:PORT, got ${JSON.stringify(dockerHost)}`)
-  }
-  const authConfig = r.string(dk('auth_config'), rawDocker.auth_config)
-  if (authConfig) {
-    try {
-      if (!isObj(JSON.parse(authConfig))) throw new Error('not an object')
-    } catch {
-      r.fail(dk('auth_config'), 'must be a JSON object like {"auths": {...}}')
-    }
-  }
-
-  const mirrorSetting = (rd: Reader, key: string, v: unknown) => {
-    const s = rd.string(key, v)?.trim()
-    if (s === undefined || s === 'auto' || s === 'off') return s
-    if (!/^https?:\/\//i.test(s)) rd.fail(key, `expected auto, off or an http:// or https:// URL, got ${JSON.stringify(s)}`)
-    return rd.url(key, s)
-  }
-  const registryMirror = mirrorSetting(f, '--registry-mirror', flags['registry-mirror']) ?? mirrorSetting(r, dk('registry_mirror'), rawDocker.registry_mirror) ?? 'auto'
-  const privileged = flags.privileged ?? r.bool(dk('privileged'), rawDocker.privileged) ?? false
-  const docker: DockerConfig = {
-    host: dockerHost,
-    image: f.string('--docker-image', flags['docker-image']) ?? r.string(dk('image'), rawDocker.image) ?? DEFAULTS.dockerImage,
-    pullPolicy: pullPolicies(f, '--pull-policy', flags['pull-policy']) ?? pullPolicies(r, dk('pull_policy'), rawDocker.pull_policy) ?? ['always'],
-    allowedPullPolicies: pullPolicies(r, dk('allowed_pull_policies'), rawDocker.allowed_pull_policies) ?? [...PULL_POLICIES],
-    networkMode: f.string('--network-mode', flags['network-mode']) ?? r.string(dk('network_mode'), rawDocker.network_mode) ?? '',
-    bindDockerSocket: flags['bind-docker-socket'] ?? r.bool(dk('bind_docker_socket'), rawDocker.bind_docker_socket) ?? false,
-    privileged,
-    capAdd: capabilities(r, dk('cap_add'), rawDocker.cap_add),
-    capDrop: capabilities(r, dk('cap_drop'), rawDocker.cap_drop),
-    securityOpt: securityOptions(r, dk('security_opt'), rawDocker.security_opt),
-    // As gitlab-runner: services run privileged when jobs do, unless services_privileged says otherwise.
-    servicesPrivileged: r.bool(dk('services_privileged'), rawDocker.services_privileged) ?? privileged,
-    servicesCapAdd: capabilities(r, dk('services_cap_add'), rawDocker.services_cap_add),
-    servicesCapDrop: capabilities(r, dk('services_cap_drop'), rawDocker.services_cap_drop),
-    servicesSecurityOpt: securityOptions(r, dk('services_security_opt'), rawDocker.services_security_opt),
-    volumes,
-    extraHosts: r.list(dk('extra_hosts'), rawDocker.extra_hosts) ?? [],
-    waitForServicesSeconds: r.int(dk('wait_for_services_timeout'), rawDocker.wait_for_services_timeout, 0, 3600) ?? DEFAULTS.waitForServicesSeconds,
-    authConfig,
-    registryMirror,
-  }
-  const dir = (v: string | undefined) => (v === undefined ? undefined : resolve(base, v))
-  return {
-    name: f.string('--name', flags.name) ?? r.string(k('name'), raw.name) ?? hostname(),
-    url,
-    token,
-    executor,
-    limit: f.int('--limit', flags.limit, 0) ?? r.int(k('limit'), raw.limit, 0) ?? 0,
-    buildsDir: resolve(flags['builds-dir'] ?? dir(r.string(k('builds_dir'), raw.builds_dir)) ?? 'builds'),
-    cacheDir: resolve(flags['cache-dir'] ?? dir(r.string(k('cache_dir'), raw.cache_dir)) ?? 'cache'),
-    cloneUrl: f.url('--clone-url', flags['clone-url']) ?? r.url(k('clone_url'), raw.clone_url),
-    tags: f.list('--tags', flags.tags) ?? r.list(k('tags'), raw.tags) ?? [],
-    environment,
-    outputLimitBytes: (r.int(k('output_limit'), raw.output_limit, 1, 1 << 20) ?? DEFAULTS.outputLimitKiB) * 1024,
-    afterScriptTimeoutSeconds: r.int(k('after_script_timeout'), raw.after_script_timeout, 1) ?? DEFAULTS.afterScriptTimeoutSeconds,
-    shell: f.oneOf('--shell', flags.shell, SHELLS) ?? r.oneOf(k('shell'), raw.shell, SHELLS) ?? 'bash',
-    docker,
-  }
+/** `/runners/0/docker/pull_policy/1` → `runners[0].docker.pull_policy[1]`. */
+function settingKey(pointer: string): string {
+  return pointer
+    .split('/')
+    .filter(Boolean)
+    .reduce((key, seg) => (/^\d+$/.test(seg) ? `${key}[${seg}]` : key ? `${key}.${seg}` : seg), '')
 }
 
 /**
@@ -367,9 +247,7 @@ function runnerEntry(r: Reader, key: string, raw: Obj, flags: RunnerFlags, flagR
  * runner in the file they define the only one. Throws {@link RunnerConfigError}.
  */
 export function loadRunnerConfig(flags: RunnerFlags, env: Record<string, string | undefined> = process.env): RunnerConfig {
-  const flagReader = new Reader('flags')
   let raw: Obj = {}
-  let fileReader = new Reader('flags')
   let base = process.cwd()
   const file = flags.config ?? env.WHARF_RUNNER_CONFIG
   if (file) {
@@ -386,28 +264,130 @@ export function loadRunnerConfig(flags: RunnerFlags, env: Record<string, string 
       throw new RunnerConfigError(`runner config file ${file} is not valid YAML: ${(e as Error).message.split('\n')[0]}`)
     }
     if (parsed !== null && parsed !== undefined && !isObj(parsed)) throw new RunnerConfigError(`runner config file ${file}: expected a mapping at the top level`)
-    raw = (parsed as Obj | null) ?? {}
-    fileReader = new Reader(`file ${file}`)
+    raw = (dropNulls(parsed) as Obj | undefined) ?? {}
     base = resolve(file, '..')
   }
-  fileReader.unknownKeys('', raw, GLOBAL_KEYS)
-  const rawList = raw.runners ?? []
-  if (!Array.isArray(rawList)) fileReader.fail('runners', `expected a list, got ${describe(rawList)}`)
-  const rawRunners = rawList as unknown[]
-  const entries: Obj[] = rawRunners.map((x, i) => (isObj(x) ? x : fileReader.fail(`runners[${i}]`, `expected a mapping, got ${describe(x)}`)))
-  if (entries.length === 0) entries.push({})
-  const runners = entries.map((e, i) => runnerEntry(rawRunners.length ? fileReader : flagReader, rawRunners.length ? `runners[${i}]` : '', e, flags, flagReader, base))
-  const tokens = new Set<string>()
-  runners.forEach((r, i) => {
-    if (tokens.has(r.token)) fileReader.fail(`runners[${i}].token`, 'the same token is configured twice')
-    tokens.add(r.token)
+  const fileOrigin = file ? `file ${file}` : 'flags'
+  const fail = (key: string, origin: string, message: string): never => {
+    throw new RunnerConfigError(`invalid runner setting ${key} (${origin}): ${message}`)
+  }
+
+  // Flags over the file; where each setting came from is kept for the error message.
+  const origins = new Map<string, string>()
+  if (raw.runners !== undefined && !Array.isArray(raw.runners)) fail('runners', fileOrigin, `expected a list of runners, got ${describe(raw.runners)}`)
+  const fromFlagsOnly = raw.runners === undefined || (raw.runners as unknown[]).length === 0
+  const runners: unknown[] = fromFlagsOnly ? [{}] : (raw.runners as unknown[])
+  const tree: Obj = { ...raw, runners }
+  for (const [flag, path] of Object.entries(GLOBAL_FLAGS)) {
+    const v = flags[flag as keyof typeof GLOBAL_FLAGS]
+    if (v === undefined) continue
+    tree[path] = v
+    origins.set(path, `--${flag}`)
+  }
+  runners.forEach((entry, i) => {
+    if (!isObj(entry)) return
+    for (const [flag, path] of Object.entries(RUNNER_FLAGS)) {
+      const v = flags[flag as keyof typeof RUNNER_FLAGS]
+      if (v === undefined) continue
+      setPath(entry, path, v)
+      origins.set(`runners[${i}].${path}`, `--${flag}`)
+    }
+    for (const path of LISTS) {
+      const v = getPath(entry, path)
+      if (typeof v === 'string') setPath(entry, path, v.split(',').map((s) => s.trim()).filter(Boolean))
+    }
   })
+
+  // Strings to integers and booleans, numbers to strings, as the schema asks.
+  const converted = Value.Convert(RunnerFileSchema, tree)
+  const error = Value.Errors(RunnerFileSchema, converted).First()
+  if (error) {
+    const key = settingKey(error.path)
+    const origin = [...origins].find(([k]) => key === k || key.startsWith(`${k}.`) || key.startsWith(`${k}[`))?.[1] ?? fileOrigin
+    fail(fromFlagsOnly ? key.replace(/^runners\[0\]\./, '') : key, origin, errorMessage(error, key))
+  }
+  const config = converted as RunnerFile
+
+  const tokens = new Set<string>()
+  config.runners.forEach((r, i) => {
+    if (tokens.has(r.token)) fail(`runners[${i}].token`, fileOrigin, 'the same token is configured twice')
+    tokens.add(r.token)
+    if (r.docker?.auth_config) {
+      let ok = false
+      try {
+        ok = isObj(JSON.parse(r.docker.auth_config))
+      } catch {
+        // not JSON: reported below
+      }
+      if (!ok) fail(fromFlagsOnly ? 'docker.auth_config' : `runners[${i}].docker.auth_config`, fileOrigin, 'must be a JSON object like {"auths": {...}}')
+    }
+  })
+  // Relative directories are relative to the file they are written in, or to the working directory for flags.
+  const dir = (i: number, key: 'builds_dir' | 'cache_dir', v: string | undefined, fallback: string) =>
+    v === undefined ? resolve(fallback) : resolve(origins.has(`runners[${i}].${key}`) ? process.cwd() : base, v)
   return {
-    concurrent: flagReader.int('--concurrent', flags.concurrent, 1, 1000) ?? fileReader.int('concurrent', raw.concurrent, 1, 1000) ?? DEFAULTS.concurrent,
-    checkIntervalSeconds: flagReader.int('--check-interval', flags['check-interval'], 0, 3600) ?? fileReader.int('check_interval', raw.check_interval, 0, 3600) ?? DEFAULTS.checkIntervalSeconds,
-    shutdownTimeoutSeconds:
-      flagReader.int('--shutdown-timeout', flags['shutdown-timeout'], 0, 86400) ?? fileReader.int('shutdown_timeout', raw.shutdown_timeout, 0, 86400) ?? DEFAULTS.shutdownTimeoutSeconds,
-    logLevel: flagReader.oneOf('--log-level', flags['log-level'], LOG_LEVELS) ?? fileReader.oneOf('log_level', raw.log_level, LOG_LEVELS) ?? 'info',
-    runners,
+    concurrent: config.concurrent ?? DEFAULTS.concurrent,
+    checkIntervalSeconds: config.check_interval ?? DEFAULTS.checkIntervalSeconds,
+    shutdownTimeoutSeconds: config.shutdown_timeout ?? DEFAULTS.shutdownTimeoutSeconds,
+    logLevel: config.log_level ?? 'info',
+    runners: config.runners.map((r, i) => runnerEntry(r, (key, v, fallback) => dir(i, key, v, fallback))),
+  }
+}
+
+function errorMessage(error: ValueError, key: string): string {
+  const described = (error.schema as { description?: string }).description
+  if (error.type === ValueErrorType.ObjectRequiredProperty) {
+    const name = key.split('.').at(-1)!
+    const flag = Object.entries(RUNNER_FLAGS).find(([, path]) => path === name)?.[0]
+    return `is required (${flag ? `--${flag} or ` : ''}\`${name}:\` in the config file)${described ? `: ${described}` : ''}`
+  }
+  if (error.type === ValueErrorType.ObjectAdditionalProperties) {
+    const known = Object.keys((error.schema as { properties?: Obj }).properties ?? {})
+    return `unknown setting${known.length ? ` (known: ${known.join(', ')})` : ''}`
+  }
+  return `expected ${described ?? error.message.toLowerCase()}, got ${SECRET.test(key) ? '(hidden)' : describe(error.value)}`
+}
+
+function runnerEntry(r: RunnerFileEntry, dir: (key: 'builds_dir' | 'cache_dir', v: string | undefined, fallback: string) => string): RunnerEntry {
+  const d = r.docker ?? {}
+  const privileged = d.privileged ?? false
+  const caps = (list: string[] | undefined) => (list ?? []).map((c) => c.toUpperCase())
+  const mirror = d.registry_mirror ?? 'auto'
+  return {
+    name: r.name ?? hostname(),
+    url: r.url.replace(/\/+$/, ''),
+    token: r.token,
+    executor: r.executor,
+    limit: r.limit ?? 0,
+    buildsDir: dir('builds_dir', r.builds_dir, 'builds'),
+    cacheDir: dir('cache_dir', r.cache_dir, 'cache'),
+    cloneUrl: r.clone_url?.replace(/\/+$/, ''),
+    tags: r.tags ?? [],
+    environment: r.environment ?? [],
+    outputLimitBytes: (r.output_limit ?? DEFAULTS.outputLimitKiB) * 1024,
+    afterScriptTimeoutSeconds: r.after_script_timeout ?? DEFAULTS.afterScriptTimeoutSeconds,
+    shell: r.shell ?? 'bash',
+    docker: {
+      host: d.host,
+      image: d.image ?? DEFAULTS.dockerImage,
+      pullPolicy: d.pull_policy ?? ['always'],
+      allowedPullPolicies: d.allowed_pull_policies ?? [...PULL_POLICIES],
+      networkMode: d.network_mode ?? '',
+      bindDockerSocket: d.bind_docker_socket ?? false,
+      privileged,
+      capAdd: caps(d.cap_add),
+      capDrop: caps(d.cap_drop),
+      securityOpt: d.security_opt ?? [],
+      // As gitlab-runner: services run privileged when jobs do, unless services_privileged says otherwise.
+      servicesPrivileged: d.services_privileged ?? privileged,
+      servicesCapAdd: caps(d.services_cap_add),
+      servicesCapDrop: caps(d.services_cap_drop),
+      servicesSecurityOpt: d.services_security_opt ?? [],
+      volumes: d.volumes ?? [],
+      extraHosts: d.extra_hosts ?? [],
+      waitForServicesSeconds: d.wait_for_services_timeout ?? DEFAULTS.waitForServicesSeconds,
+      authConfig: d.auth_config,
+      registryMirror: mirror === 'auto' || mirror === 'off' ? mirror : mirror.replace(/\/+$/, ''),
+    },
   }
 }

@@ -1,5 +1,5 @@
 /**
- * What an executor does for one job. The runner itself (job.ts) gets the sources, restores and
+ * What an executor does for one job. The runner itself (job-stages.ts) gets the sources, restores and
  * saves the cache and moves artifacts in the job's host directory; the executor prepares the
  * environment (images, services), runs each stage script there and cleans up.
  *

@@ -10,7 +10,8 @@ import { RunnerClient, runnerInfo } from './client.ts'
 import type { RunnerConfig, RunnerEntry } from './config.ts'
 import { DockerExecutor } from './docker-executor.ts'
 import type { Executor } from './executor.ts'
-import { runJob, type JobOutcome, type Logger } from './job.ts'
+import type { Logger } from './job-control.ts'
+import { runJob, type JobOutcome } from './job.ts'
 import { ShellExecutor } from './shell-executor.ts'
 
 export const POLL_BACKOFF = {

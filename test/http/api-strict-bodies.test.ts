@@ -16,7 +16,7 @@ const PROTECTED = ['id', 'creator_id', 'namespace_id', 'parent_id', 'kind', 'cre
 /**
  * GitLab's runner protocol (what gitlab-runner sends): machine messages that grow with runner
  * versions (`session`, `info.config`, ...). Their handlers copy named fields only (runners.contacted,
- * RunnerJobs.update), so extra fields are ignored, as GitLab does, rather than refused.
+ * JobUpdates.update), so extra fields are ignored, as GitLab does, rather than refused.
  */
 const RUNNER_PROTOCOL = new Set([
   'POST /api/v4/runners',

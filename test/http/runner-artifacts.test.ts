@@ -105,7 +105,7 @@ describe('job artifacts', () => {
     const { payload, contentType } = multipartBody('file', 'old.zip', Buffer.from('old'))
     assert.equal((await h.req('POST', `/api/v4/jobs/${job.id}/artifacts?expire_in=1`, { headers: { 'job-token': job.token, 'content-type': contentType }, payload })).statusCode, 201)
     await new Promise((r) => setTimeout(r, 1100))
-    assert.equal((await h.ci.runnerJobs.sweep()).expiredArtifacts, 1)
+    assert.equal((await h.ci.jobSweeper.sweep()).expiredArtifacts, 1)
     assert.equal(await h.ci.artifacts.find(job.id), undefined)
   })
 })

@@ -1,6 +1,6 @@
 // In-process Wharf for the runner API tests: buildApp() over a real SQLite file, the fs driver and
 // git hosting in a temp dir (wired as src/server.ts does), a short /jobs/request long poll and no
-// periodic sweep (tests call `runnerJobs.sweep()`). Projects get real commits through the git CLI;
+// periodic sweep (tests call `jobSweeper.sweep()`). Projects get real commits through the git CLI;
 // pipelines are created by the pipeline service, runners and jobs are driven over HTTP.
 import assert from 'node:assert/strict'
 import { execFileSync } from 'node:child_process'

@@ -34,6 +34,7 @@ describe('PATCH /jobs/:id/trace', () => {
     const gap = await patchTrace(h, job, 20, 'lost\n')
     assert.equal(gap.statusCode, 416)
     assert.equal(gap.headers.range, '0-9')
+    assert.equal((gap.json() as { code: string }).code, 'RANGE_NOT_SATISFIABLE')
 
     const second = await patchTrace(h, job, 9, 'line two\n')
     assert.equal(second.headers.range, '0-18')
@@ -83,6 +84,7 @@ describe('PATCH /jobs/:id/trace', () => {
     assert.equal(more.headers['content-range'], `bytes ${seen}-22/23`)
     const past = await h.req('GET', `/api/v4/projects/${project.id}/jobs/${job.id}/trace`, { token, headers: { range: 'bytes=23-' } })
     assert.equal(past.statusCode, 416)
+    assert.equal(past.headers['content-range'], 'bytes */23', 'the size to resume from')
   })
 
   it('keeps job logs of private projects from outsiders', async (t) => {

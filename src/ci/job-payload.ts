@@ -1,0 +1,218 @@
+// Building GitLab's job payload (gitlab-runner's JobResponse) for a claimed job: git info, steps,
+// variables in GitLab's precedence, images and services, artifacts, caches and the jobs whose
+// artifacts it downloads.
+import { createHash } from 'node:crypto'
+import type { Kysely } from 'kysely'
+import type { GitRepos } from '../git/repos.ts'
+import { nowIso } from '../metadata/db.ts'
+import type { CiJob, Database, Pipeline, Project, Runner } from '../metadata/schema.ts'
+import * as projectQueries from '../projects/queries.ts'
+import {
+  FAILURE_REASONS,
+  JOB_TOKEN_USERNAME,
+  TOKEN_PREFIXES,
+  type Artifact,
+  type Cache,
+  type Dependency,
+  type Image,
+  type JobResponse,
+  type JobVariable as WireVariable,
+  type Step,
+} from '../runner/protocol.ts'
+import type { Artifacts } from './artifacts.ts'
+import type { CiCache, CiImage, CiService } from './config/types.ts'
+import type { JobDefinition, Pipelines } from './pipelines.ts'
+import { dependencyProxyServer, jobTokenVariables, registryHost, type JobVariable } from './predefined.ts'
+import * as q from './queries.ts'
+import { runnerTags } from './runners.ts'
+
+/** Job timeout when the job sets none (GitLab's project default, 60 minutes). */
+export const DEFAULT_JOB_TIMEOUT_SECONDS = 3600
+
+export interface JobPayloadsDeps {
+  db: Kysely<Database>
+  pipelines: Pipelines
+  artifacts: Artifacts
+  repos: GitRepos
+  publicUrl: string
+  /** The clock (tests move it). */
+  now?: () => number
+}
+
+export class JobPayloads {
+  private readonly d: JobPayloadsDeps
+  private readonly now: () => number
+
+  constructor(deps: JobPayloadsDeps) {
+    this.d = deps
+    this.now = deps.now ?? Date.now
+  }
+
+  /** GitLab's job payload (gitlab-runner's JobResponse) for a job just claimed with this token. */
+  async build(job: CiJob, token: string, runner: Runner): Promise<JobResponse> {
+    const d = this.d
+    const def = JSON.parse(job.definition) as JobDefinition
+    const pipeline = (await q.findPipeline(d.db, job.pipeline_id))!
+    const project = (await projectQueries.findProject(d.db, job.project_id))!
+    const timeout = jobTimeout(def, runner)
+    const variables = await this.variables(job, def, pipeline, project, token, runner, timeout)
+    const url = new URL(d.publicUrl)
+    const registry = registryHost(d.publicUrl)
+    const queued = job.queued_at ? (this.now() - new Date(job.queued_at).getTime()) / 1000 : 0
+    const steps: Step[] = [{ name: 'script', script: [...def.beforeScript, ...def.script], timeout, when: 'on_success', allow_failure: false }]
+    if (def.afterScript.length) steps.push({ name: 'after_script', script: def.afterScript, timeout, when: 'always', allow_failure: true })
+    const ref = pipeline.tag === 1 ? `refs/tags/${pipeline.ref}` : `refs/heads/${pipeline.ref}`
+    return {
+      id: job.id,
+      token,
+      allow_git_fetch: true,
+      job_info: {
+        id: job.id,
+        name: job.name,
+        stage: job.stage,
+        project_id: project.id,
+        project_name: project.name,
+        time_in_queue_seconds: Math.max(0, queued),
+        project_jobs_running_on_instance_runners_count: '0',
+      },
+      git_info: {
+        repo_url: `${url.protocol}//${JOB_TOKEN_USERNAME}:${token}@${url.host}/${project.full_path}.git`,
+        repo_object_format: 'sha1',
+        ref: pipeline.ref,
+        sha: pipeline.sha,
+        before_sha: pipeline.before_sha,
+        ref_type: pipeline.tag === 1 ? 'tag' : 'branch',
+        refspecs: [pipeline.tag === 1 ? `+${ref}:${ref}` : `+${ref}:refs/remotes/origin/${pipeline.ref}`],
+        // GitLab's default shallow clone depth for new projects.
+        depth: 20,
+      },
+      runner_info: { timeout, runner_session_url: null },
+      variables,
+      steps,
+      image: def.image ? imageOf(def.image) : { name: '' },
+      services: def.services.map(serviceOf),
+      artifacts: artifactsOf(def),
+      cache: await this.caches(def, project, pipeline, variables),
+      // As GitLab: the registry's and, under its own name when that differs (the port written
+      // out), the dependency proxy's, so job and service images on the group path pull with the job token.
+      credentials: [...new Set([registry, dependencyProxyServer(d.publicUrl)])].map((url) => ({ type: 'registry', url, username: JOB_TOKEN_USERNAME, password: token })),
+      dependencies: await this.dependencies(job, def, token),
+      features: {
+        trace_sections: true,
+        token_mask_prefixes: [TOKEN_PREFIXES.job, TOKEN_PREFIXES.runner, 'glpat-', 'gldt-'],
+        failure_reasons: [...FAILURE_REASONS],
+      },
+    }
+  }
+
+  /**
+   * Predefined (stored with the job) < job token variables < YAML < group and project CI/CD
+   * variables (protected ones only on protected refs) < pipeline variables (API, trigger):
+   * later entries win in the runner, as in GitLab.
+   */
+  private async variables(job: CiJob, def: JobDefinition, pipeline: Pipeline, project: Project, token: string, runner: Runner, timeout: number): Promise<WireVariable[]> {
+    const wire = (v: JobVariable, raw = false): WireVariable => ({ key: v.key, value: v.value, public: v.public, masked: v.masked ?? false, file: v.file ?? false, raw })
+    const stored = (JSON.parse(job.variables) as JobVariable[]).map((v) => wire(v))
+    const runnerVars: WireVariable[] = [
+      { key: 'CI_RUNNER_ID', value: String(runner.id), public: true, masked: false, file: false, raw: false },
+      { key: 'CI_RUNNER_DESCRIPTION', value: runner.description, public: true, masked: false, file: false, raw: true },
+      { key: 'CI_RUNNER_TAGS', value: JSON.stringify(runnerTags(runner)), public: true, masked: false, file: false, raw: true },
+      { key: 'CI_JOB_TIMEOUT', value: String(timeout), public: true, masked: false, file: false, raw: false },
+      { key: 'CI_JOB_STARTED_AT', value: (job.started_at ?? nowIso()).replace(/\.\d{3}Z$/, 'Z'), public: true, masked: false, file: false, raw: false },
+    ]
+    const tokenVars = jobTokenVariables(token, this.d.publicUrl, project.full_path).map((v) => wire(v))
+    const raw = new Set(def.rawVariables ?? [])
+    const yaml = Object.entries(def.variables ?? {}).map(([key, value]) => ({ key, value, public: true, masked: false, file: false, raw: raw.has(key) }))
+    const secrets = (await this.d.pipelines.projectVariables(project, await isProtectedRef(this.d.repos, pipeline))).map((v) => wire(v))
+    const given = (JSON.parse(pipeline.variables) as Array<{ key: string; value: string; variable_type?: string }>).map((v) => ({ key: v.key, value: v.value, public: false, masked: false, file: v.variable_type === 'file', raw: false }))
+    return [...stored, ...runnerVars, ...tokenVars, ...yaml, ...secrets, ...given]
+  }
+
+  private async caches(def: JobDefinition, project: Project, pipeline: Pipeline, variables: WireVariable[]): Promise<Cache[]> {
+    const protectedRef = await isProtectedRef(this.d.repos, pipeline)
+    const out: Cache[] = []
+    for (const c of def.cache ?? []) out.push(await this.cacheOf(c, project, pipeline, protectedRef, variables))
+    return out
+  }
+
+  private async cacheOf(c: CiCache, project: Project, pipeline: Pipeline, protectedRef: boolean, variables: WireVariable[]): Promise<Cache> {
+    let key: string
+    if (typeof c.key === 'string') key = c.key || 'default'
+    else {
+      // `key: files:`: a digest of those files at the commit (GitLab uses their last commit), after the prefix.
+      const h = createHash('sha256')
+      for (const f of c.key.files) h.update(f).update('\0').update((await this.d.repos.readFile(project.id, pipeline.sha, f)) ?? Buffer.alloc(0)).update('\0')
+      key = `${c.key.prefix ? `${c.key.prefix}-` : ''}${h.digest('hex').slice(0, 40)}`
+    }
+    // Caches of protected refs stay apart from the rest unless `unprotect: true` (GitLab 15.0+).
+    if (!c.unprotect) key += protectedRef ? '-protected' : '-non_protected'
+    let policy = c.policy
+    if (policy.startsWith('$')) policy = variables.findLast((v) => v.key === policy.replace(/^\$\{?|\}$/g, ''))?.value ?? 'pull-push'
+    const policies = ['pull-push', 'pull', 'push'] as const
+    return {
+      key,
+      untracked: c.untracked,
+      policy: (policies as readonly string[]).includes(policy) ? (policy as Cache['policy']) : 'pull-push',
+      paths: c.paths,
+      when: c.when,
+      fallback_keys: c.fallbackKeys,
+    }
+  }
+
+  /** Jobs whose artifacts this job downloads, each with the current job's token (as GitLab sends it). */
+  private async dependencies(job: CiJob, def: JobDefinition, token: string): Promise<Dependency[]> {
+    const names = new Set(def.artifactsFrom ?? [])
+    if (names.size === 0) return []
+    const jobs = (await q.pipelineJobs(this.d.db, job.pipeline_id)).filter((j) => names.has(j.name) && j.id !== job.id)
+    const archives = new Map((await this.d.artifacts.forJobs(jobs.map((j) => j.id))).filter((a) => a.file_type === 'archive').map((a) => [a.job_id, a]))
+    return jobs.flatMap((j) => {
+      const a = archives.get(j.id)
+      return a ? [{ id: j.id, name: j.name, token, artifacts_file: { filename: a.filename, size: a.size } }] : []
+    })
+  }
+}
+
+/** Protected refs are the default branch (Wharf has no other protection rules yet). */
+export async function isProtectedRef(repos: GitRepos, p: Pipeline): Promise<boolean> {
+  return p.tag === 0 && p.ref === (await repos.defaultBranch(p.project_id))
+}
+
+export function jobTimeout(def: Partial<JobDefinition>, runner: Pick<Runner, 'maximum_timeout'> | undefined): number {
+  const t = def.timeout ?? DEFAULT_JOB_TIMEOUT_SECONDS
+  return runner?.maximum_timeout ? Math.min(t, runner.maximum_timeout) : t
+}
+
+function imageOf(i: CiImage): Image {
+  const out: Image = { name: i.name }
+  if (i.entrypoint) out.entrypoint = i.entrypoint
+  if (i.pullPolicy) out.pull_policy = i.pullPolicy as NonNullable<Image['pull_policy']>
+  return out
+}
+
+function serviceOf(s: CiService): Image {
+  const out = imageOf(s)
+  if (s.alias) out.alias = s.alias
+  if (s.command) out.command = s.command
+  const vars = Object.entries(s.variables ?? {})
+  if (vars.length) out.variables = vars.map(([key, value]) => ({ key, value, public: true, masked: false, file: false, raw: false }))
+  return out
+}
+
+/** Report types GitLab uploads gzipped; other reports go as they are. */
+const GZIP_REPORTS = new Set(['junit', 'dotenv', 'cobertura', 'coverage_report', 'metrics', 'lsif', 'cyclonedx', 'annotations'])
+
+function artifactsOf(def: JobDefinition): Artifact[] {
+  const a = def.artifacts
+  if (!a) return []
+  const expire = a.expireIn === null ? null : a.expireIn === 'never' ? 'never' : `${a.expireIn} seconds`
+  const out: Artifact[] = []
+  if (a.paths.length || a.untracked) {
+    out.push({ name: a.name ?? 'artifacts', untracked: a.untracked, paths: a.paths, exclude: a.exclude, when: a.when, artifact_type: 'archive', artifact_format: 'zip', expire_in: expire })
+  }
+  for (const [type, spec] of Object.entries(a.reports ?? {})) {
+    const paths = typeof spec === 'string' ? [spec] : Array.isArray(spec) ? spec.filter((p): p is string => typeof p === 'string') : []
+    if (!paths.length) continue
+    out.push({ name: type, untracked: false, paths, exclude: [], when: 'always', artifact_type: type, artifact_format: GZIP_REPORTS.has(type) ? 'gzip' : 'raw', expire_in: expire })
+  }
+  return out
+}

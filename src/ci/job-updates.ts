@@ -1,0 +1,164 @@
+// The running job's side of the runner API: the job token, state updates from the runner
+// (`PUT /jobs/:id`), trace appends with their masking, heartbeats, and finishing a job (token
+// revoked, log flushed, then a retry or the pipeline moves on).
+import type { Kysely } from 'kysely'
+import type { Credentials } from '../auth/credentials.ts'
+import { secretDigest } from '../auth/secrets.ts'
+import { WharfError } from '../core/errors.ts'
+import type { GitRepos } from '../git/repos.ts'
+import type { CiJob, Database } from '../metadata/schema.ts'
+import * as projectQueries from '../projects/queries.ts'
+import { FAILURE_REASONS, type UpdateJobRequest } from '../runner/protocol.ts'
+import { isProtectedRef } from './job-payload.ts'
+import type { JobDefinition, Pipelines } from './pipelines.ts'
+import * as q from './queries.ts'
+import * as rq from './runner-queries.ts'
+import { TraceMasker, type AppendResult, type TraceStore } from './traces.ts'
+
+/** Heartbeats from trace appends are written at most this often per job. */
+const HEARTBEAT_WRITE_MS = 5_000
+
+export interface JobUpdatesDeps {
+  db: Kysely<Database>
+  pipelines: Pipelines
+  traces: TraceStore
+  repos: GitRepos
+  credentials: Credentials
+  /** The clock (tests move it). */
+  now?: () => number
+}
+
+export class JobUpdates {
+  private readonly d: JobUpdatesDeps
+  private readonly now: () => number
+  private readonly maskers = new Map<number, TraceMasker>()
+  private readonly heartbeats = new Map<number, number>()
+  private readonly lastHeartbeatWrite = new Map<number, number>()
+
+  constructor(deps: JobUpdatesDeps) {
+    this.d = deps
+    this.now = deps.now ?? Date.now
+  }
+
+  /** Masks these values (the job's token, its masked variables) in the log of a job that just started. */
+  maskLog(jobId: number, secrets: readonly string[]): void {
+    this.maskers.set(jobId, new TraceMasker(secrets))
+  }
+
+  /** When this process last heard from the job's runner (its heartbeats are written to the database less often). */
+  lastHeartbeat(jobId: number): number | undefined {
+    return this.heartbeats.get(jobId)
+  }
+
+  /** The job a job token speaks for: NOT_FOUND for no such job, FORBIDDEN for a wrong or revoked token. */
+  async jobForToken(jobId: number, token: string | undefined): Promise<CiJob> {
+    const job = await q.findJob(this.d.db, jobId)
+    if (!job) throw new WharfError('NOT_FOUND', 'Job Not Found', {})
+    if (!token || job.token_digest === null || secretDigest(token) !== job.token_digest) {
+      throw new WharfError('FORBIDDEN', job.status === 'running' ? 'invalid job token' : `Job is not running (${job.status})`, { jobStatus: job.status })
+    }
+    return job
+  }
+
+  /**
+   * `PUT /jobs/:id`: `running` is a keep-alive; `success`/`failed` finish the job (its token is
+   * revoked). Returns the job's status after it, for `Job-Status`: a job canceled meanwhile answers
+   * `canceled` so the runner stops. FORBIDDEN (with `jobStatus`) when the job is over.
+   */
+  async update(job: CiJob, body: UpdateJobRequest): Promise<string> {
+    if (job.status === 'canceled' || job.status === 'canceling') {
+      // The runner's final word on a canceled job: keep its exit code, revoke the token.
+      if (body.state === 'success' || body.state === 'failed') {
+        await q.updateJob(this.d.db, job.id, { token_digest: null, exit_code: body.exit_code ?? null })
+        this.d.credentials.forget({ kind: 'job', id: job.id })
+        await this.d.traces.finish(job.id, await this.masker(job))
+        this.maskers.delete(job.id)
+      }
+      return 'canceled'
+    }
+    if (job.status !== 'running') throw notRunning(job.status)
+    switch (body.state) {
+      case 'success':
+      case 'failed': {
+        const reason = body.state === 'failed' ? failureReason(body.failure_reason) : null
+        const done = await this.finish(job, body.state, reason, body.exit_code ?? null)
+        const after = (await q.findJob(this.d.db, job.id))!
+        if (!done && after.status !== body.state) throw notRunning(after.status)
+        return after.status
+      }
+      default:
+        await this.heartbeat(job.id, true)
+        return 'running'
+    }
+  }
+
+  /** Appends to a job's log (see TraceStore.append); counts as a heartbeat. */
+  async appendTrace(job: CiJob, start: number, body: AsyncIterable<Buffer | string>): Promise<AppendResult> {
+    const r = await this.d.traces.append(job.id, start, body, await this.masker(job))
+    if (job.status === 'running') await this.heartbeat(job.id, false)
+    return r
+  }
+
+  /**
+   * Ends a running job: status, reason, exit code, token revoked, log tail flushed (and `line`
+   * added), then a retry (`retry:`) or the pipeline moves on. False when it was no longer running.
+   */
+  async finish(job: CiJob, state: 'success' | 'failed', reason: string | null, exitCode: number | null, line?: string): Promise<boolean> {
+    const def = JSON.parse(job.definition) as Partial<JobDefinition>
+    const set: Partial<CiJob> = { status: state, finished_at: new Date(this.now()).toISOString(), failure_reason: state === 'failed' ? (reason ?? 'unknown_failure') : null, exit_code: exitCode, token_digest: null }
+    // `allow_failure: exit_codes:` makes this failure an allowed one.
+    if (state === 'failed' && exitCode !== null && def.allowFailureExitCodes?.includes(exitCode)) set.allow_failure = 1
+    if (!(await q.transitionJob(this.d.db, job.id, ['running'], set))) return false
+    this.d.credentials.forget({ kind: 'job', id: job.id })
+    this.heartbeats.delete(job.id)
+    this.lastHeartbeatWrite.delete(job.id)
+    await this.d.traces.finish(job.id, await this.masker(job), line)
+    this.maskers.delete(job.id)
+    const finished = (await q.findJob(this.d.db, job.id))!
+    if (state === 'failed' && (await this.shouldRetry(finished, def))) await this.d.pipelines.retryJob(finished)
+    else await this.d.pipelines.advance(job.pipeline_id)
+    return true
+  }
+
+  /** `retry:` allows another attempt for this failure (reason and exit code both match, attempts left). */
+  private async shouldRetry(job: CiJob, def: Partial<JobDefinition>): Promise<boolean> {
+    const r = def.retry
+    if (!r || r.max <= 0) return false
+    if ((await rq.retriedAttempts(this.d.db, job.pipeline_id, job.name)) >= r.max) return false
+    const reason = job.failure_reason ?? 'unknown_failure'
+    const whenOk = r.when.includes('always') || r.when.includes(reason)
+    const codeOk = r.exitCodes.length === 0 || (job.exit_code !== null && r.exitCodes.includes(job.exit_code))
+    return whenOk && codeOk
+  }
+
+  /** The masker of a job's log: its token and masked variables (rebuilt after a restart, token by pattern). */
+  async masker(job: CiJob): Promise<TraceMasker> {
+    const known = this.maskers.get(job.id)
+    if (known) return known
+    const project = await projectQueries.findProject(this.d.db, job.project_id)
+    const pipeline = await q.findPipeline(this.d.db, job.pipeline_id)
+    const values = project && pipeline ? (await this.d.pipelines.projectVariables(project, await isProtectedRef(this.d.repos, pipeline))).filter((v) => v.masked).map((v) => v.value) : []
+    const m = new TraceMasker(values)
+    if (job.status === 'running') this.maskers.set(job.id, m)
+    return m
+  }
+
+  private async heartbeat(jobId: number, force: boolean): Promise<void> {
+    const now = this.now()
+    this.heartbeats.set(jobId, now)
+    const last = this.lastHeartbeatWrite.get(jobId) ?? 0
+    if (!force && now - last < HEARTBEAT_WRITE_MS) return
+    this.lastHeartbeatWrite.set(jobId, now)
+    await q.updateJob(this.d.db, jobId, { heartbeat_at: new Date(now).toISOString() })
+  }
+}
+
+/** A job update or trace append for a job that is over: the runner stops it on the 403 and its `Job-Status`. */
+export function notRunning(status: string): WharfError {
+  return new WharfError('FORBIDDEN', `Job is not running (${status})`, { jobStatus: status })
+}
+
+function failureReason(r: string | undefined): string {
+  return r && (FAILURE_REASONS as readonly string[]).includes(r) ? r : 'unknown_failure'
+}
+
