@@ -5,7 +5,7 @@ import { join } from 'node:path'
 import { describe, it, type TestContext } from 'node:test'
 import { WharfError } from '../core/errors.ts'
 import { migrate, openDb } from '../metadata/db.ts'
-import { Projects } from '../projects/service.ts'
+import { Users } from '../users/index.ts'
 import { Credentials, type CredentialVerifier } from './credentials.ts'
 import type { Principal } from './principals.ts'
 import { LoginThrottle, THROTTLE } from './throttle.ts'
@@ -18,8 +18,9 @@ async function setup(t: TestContext) {
     await rm(dir, { recursive: true, force: true })
   })
   await migrate(db, 'sqlite')
-  await new Projects(db).createUser({ username: 'alice', password: 'alice-password' })
-  const credentials = new Credentials(db, new LoginThrottle())
+  const users = new Users(db)
+  await users.createUser({ username: 'alice', password: 'alice-password' })
+  const credentials = new Credentials(db, new LoginThrottle(), users)
   // A machine-token verifier like the CI job token's: it owns one username.
   const token: Principal = { kind: 'user', userId: 0, username: 'gitlab-ci-token', isAdmin: false, credential: { kind: 'password', userId: 0 } }
   const verifier: CredentialVerifier = {

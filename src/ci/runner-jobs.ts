@@ -4,7 +4,7 @@
 import { createHash } from 'node:crypto'
 import type { Kysely } from 'kysely'
 import type { Credentials } from '../auth/credentials.ts'
-import { secretDigest } from '../auth/secrets.ts'
+import { secretDigest } from '../core/secrets.ts'
 import { WharfError } from '../core/errors.ts'
 import type { GitRepos } from '../git/repos.ts'
 import { nowIso } from '../metadata/db.ts'
