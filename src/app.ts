@@ -122,6 +122,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     },
     { prefix: '/api/v4' },
   )
+  // Git over smart HTTP (`/<namespace>/<project>.git/…`).
+  if (deps.git) await app.register(gitRoutes, { git: deps.git })
   // What runners call (GitLab's runner API): runner and job tokens, no user tokens, so outside the user API's auth hook.
   if (deps.git && deps.ci) await app.register(runnerProtocolRoutes, { prefix: '/api/v4', ...deps.ci, ...(deps.runnerProtocol ?? {}) })
   return app

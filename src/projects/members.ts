@@ -15,8 +15,6 @@ export class Members {
     this.access = access
   }
 
-  // Members (GitLab: maintainers manage members; only owners grant, change or remove the owner role).
-
   /** A page of direct members, by username. */
   pageDirectMembers(kind: q.SourceKind, sourceId: number, page: { limit: number; offset: number }) {
     return q.pageMembers(this.db, [{ kind, id: sourceId }], page)
