@@ -1,19 +1,24 @@
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
 import { WharfError } from './core/errors.ts'
 import { ociErrorHandler, registryRoutes, type Registry } from './registry/index.ts'
+import type { Kysely } from 'kysely'
 import type { AccessTokens } from './auth/access-tokens.ts'
+import { apiAuthHook } from './auth/api-auth.ts'
+import type { ApiTokens } from './auth/api-tokens.ts'
+import { oauthRoutes } from './auth/oauth-routes.ts'
 import type { RegistryAuth } from './auth/registry-auth.ts'
 import { tokenRoutes } from './auth/token-routes.ts'
-import { apiRoutes, OPENAPI_INFO, OpenApiCollector } from './api/index.ts'
+import { apiIndexRoutes, apiScope, OPENAPI_INFO, OpenApiCollector } from './api/index.ts'
+import type { Database } from './metadata/schema.ts'
+import { projectRoutes, type Groups, type Members, type ProjectAccess, type Projects } from './projects/index.ts'
+import { registryApiRoutes } from './registry/api-routes.ts'
+import { userRoutes, type Users } from './users/index.ts'
 import { hookRoutes } from './hooks/routes.ts'
 import type { Webhooks } from './hooks/service.ts'
-import type { Projects } from './projects/service.ts'
-import { ApiTokens } from './auth/api-tokens.ts'
 import { gitApiRoutes, gitRoutes, type GitHosting } from './git/index.ts'
 import { ciRoutes, ONLINE_SECONDS, runnerApiRoutes, runnerProtocolRoutes, type Ci } from './ci/index.ts'
 import { adminRoutes } from './admin/index.ts'
 import { installGracefulClose, instrumentRequests, opsRoutes, type Metrics, type Probes } from './ops/index.ts'
-import { apiScope } from './api/scope.ts'
 import { Sessions, webRoutes } from './web/index.ts'
 import { limitConnections, serverOptions, type ConnectionLimits } from './connections.ts'
 import { DEFAULTS } from './config/schema.ts'
@@ -22,10 +27,17 @@ import { groupPullThrough, proxyApiRoutes, type DependencyProxy } from './proxy/
 
 export interface AppDeps {
   logger: FastifyBaseLogger
+  /** For the plugins that run their own queries (web sessions, the admin area). */
+  db: Kysely<Database>
   registry: Registry
   auth: RegistryAuth
+  users: Users
   projects: Projects
+  groups: Groups
+  members: Members
+  projectAccess: ProjectAccess
   accessTokens: AccessTokens
+  apiTokens: ApiTokens
   /** The pull-through cache: GitLab's group path on /v2 and its /api/v4 routes. */
   dependencyProxy?: DependencyProxy
   publicUrl: string
@@ -83,59 +95,42 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   instrumentRequests(app, deps.metrics)
   await app.register(opsRoutes, { metrics: deps.metrics, probes: deps.probes, metricsToken: deps.metricsToken })
   // The web UI's session cookie, resolved by every /api/v4 auth hook (decorated before they register).
-  const sessions = new Sessions(deps.projects.db, deps.auth.credentials)
+  const sessions = new Sessions(deps.db, deps.auth.credentials)
   app.decorate('wharfSessions', sessions)
   await app.register(webRoutes, { sessions, publicUrl: deps.publicUrl })
   await app.register(registryRoutes, { prefix: '/v2', ...deps.registry, manifestBytes: deps.limits.manifestBytes, auth: deps.auth, realm: `${deps.publicUrl}/jwt/auth`, pullThrough: deps.dependencyProxy && groupPullThrough(deps.dependencyProxy) })
   await app.register(tokenRoutes, { auth: deps.auth })
-  const apiTokens = new ApiTokens(deps.projects.db, deps.auth.credentials)
-  await app.register(apiRoutes, { projects: deps.projects, accessTokens: deps.accessTokens, credentials: deps.auth.credentials, manifests: deps.registry.manifests, publicUrl: deps.publicUrl, apiTokens, openapi })
+  await app.register(oauthRoutes, { apiTokens: deps.apiTokens })
+  const credentials = deps.auth.credentials
+  const publicUrl = deps.publicUrl.replace(/\/$/, '')
+  const urls = { publicUrl, registryHost: new URL(publicUrl).host }
+  // Every domain's /api/v4 routes, in one scope: one auth hook, error format, body parsing and 404.
   await app.register(
     async (api) => {
-      apiScope(api, apiTokens)
-      if (deps.hooks) await api.register(hookRoutes, { hooks: deps.hooks, projects: deps.projects, publicUrl: deps.publicUrl })
-      await api.register(adminRoutes, { db: deps.projects.db, tokens: deps.auth.tokens, credentials: deps.auth.credentials, publicUrl: deps.publicUrl, runnerOnlineSeconds: ONLINE_SECONDS, settings: deps.settings })
+      apiScope(api, apiAuthHook(deps.apiTokens))
+      const { users, projects, groups, members, projectAccess, accessTokens } = deps
+      await api.register(projectRoutes, { ...urls, users, projects, groups, members, projectAccess, accessTokens, credentials })
+      await api.register(userRoutes, { users, accessTokens, apiTokens: deps.apiTokens, credentials, publicUrl })
+      await api.register(registryApiRoutes, { ...urls, projects, manifests: deps.registry.manifests, credentials })
+      apiIndexRoutes(api, openapi)
+      if (deps.hooks) await api.register(hookRoutes, { hooks: deps.hooks, projects, groups, publicUrl: deps.publicUrl })
+      await api.register(adminRoutes, { db: deps.db, tokens: deps.auth.tokens, credentials, publicUrl: deps.publicUrl, runnerOnlineSeconds: ONLINE_SECONDS, settings: deps.settings })
+      if (deps.dependencyProxy) await api.register(proxyApiRoutes, { proxy: deps.dependencyProxy, groups })
+      if (deps.git) {
+        await api.register(gitApiRoutes, { git: deps.git, projects, publicUrl: deps.publicUrl })
+        if (deps.ci) {
+          const ciDeps = { ...deps.ci, ...urls, projects, groups, publicUrl: deps.publicUrl }
+          await api.register(ciRoutes, { ...ciDeps, repos: deps.git.repos })
+          await api.register(runnerApiRoutes, ciDeps)
+        }
+      }
     },
     { prefix: '/api/v4' },
   )
-  if (deps.dependencyProxy) {
-    const proxy = deps.dependencyProxy
-    await app.register(
-      async (api) => {
-        apiScope(api, apiTokens)
-        await api.register(proxyApiRoutes, { proxy, projects: deps.projects })
-      },
-      { prefix: '/api/v4' },
-    )
-  }
-  if (deps.git) {
-    await app.register(gitRoutes, { git: deps.git })
-    await app.register(gitApiRoutes, { prefix: '/api/v4', git: deps.git, projects: deps.projects, apiTokens, publicUrl: deps.publicUrl })
-    if (deps.ci) {
-      const ci = deps.ci
-      const git = deps.git
-      await app.register(
-        async (api) => {
-          apiScope(api, apiTokens)
-          const apiDeps = {
-            ...ci,
-            projects: deps.projects,
-            accessTokens: deps.accessTokens,
-            apiTokens,
-            credentials: deps.auth.credentials,
-            manifests: deps.registry.manifests,
-            publicUrl: deps.publicUrl,
-            registryHost: new URL(deps.publicUrl).host,
-          }
-          await api.register(ciRoutes, { ...apiDeps, repos: git.repos })
-          await api.register(runnerApiRoutes, apiDeps)
-        },
-        { prefix: '/api/v4' },
-      )
-      // What runners call (GitLab's runner API): runner and job tokens, no user tokens.
-      await app.register(runnerProtocolRoutes, { prefix: '/api/v4', ...ci, ...(deps.runnerProtocol ?? {}) })
-    }
-  }
+  // Git over smart HTTP (`/<namespace>/<project>.git/…`).
+  if (deps.git) await app.register(gitRoutes, { git: deps.git })
+  // What runners call (GitLab's runner API): runner and job tokens, no user tokens, so outside the user API's auth hook.
+  if (deps.git && deps.ci) await app.register(runnerProtocolRoutes, { prefix: '/api/v4', ...deps.ci, ...(deps.runnerProtocol ?? {}) })
   return app
 }
 

@@ -115,7 +115,7 @@ export async function startServer(config: Readonly<Config>): Promise<RunningServ
   const disconnectHooks = connectHookSources({
     db,
     hooks: services.hooks,
-    projects: services.projects,
+    projectAccess: services.projectAccess,
     publicUrl: config.publicUrl,
     registryHost: new URL(config.publicUrl).host,
     git: services.git,

@@ -2,15 +2,16 @@ import { randomBytes } from 'node:crypto'
 import { dirname, join } from 'node:path'
 import type { Kysely } from 'kysely'
 import { AccessTokens } from './auth/access-tokens.ts'
+import { ApiTokens } from './auth/api-tokens.ts'
 import { Credentials } from './auth/credentials.ts'
 import { RegistryAuth } from './auth/registry-auth.ts'
 import { RegistryTokens } from './auth/registry-tokens.ts'
-import { randomPassword } from './auth/secrets.ts'
+import { randomPassword } from './core/secrets.ts'
 import { LoginThrottle } from './auth/throttle.ts'
 import type { Database } from './metadata/schema.ts'
-import { countUsers } from './projects/queries.ts'
-import { Projects } from './projects/service.ts'
-import { createRegistry, type Registry } from './registry/index.ts'
+import { createProjects, type Groups, type Members, type ProjectAccess, type Projects } from './projects/index.ts'
+import { createRegistry, deleteRepositoriesUnder, type Registry } from './registry/index.ts'
+import { countUsers, Users } from './users/index.ts'
 import { createGitHosting, type GitHosting } from './git/index.ts'
 import { createCi, type Ci } from './ci/index.ts'
 import type { BlobDriver } from './storage/driver.ts'
@@ -53,11 +54,19 @@ export interface ServiceOptions {
 }
 
 export interface Services {
+  /** The database the services were built over (the composition root hands it to the plugins that query it). */
+  db: Kysely<Database>
   registry: Registry
+  users: Users
   projects: Projects
+  groups: Groups
+  members: Members
+  projectAccess: ProjectAccess
   credentials: Credentials
   auth: RegistryAuth
   accessTokens: AccessTokens
+  /** Resolves API tokens (PATs, OAuth tokens) to principals, for every /api/v4 route. */
+  apiTokens: ApiTokens
   metrics: Metrics
   probes: Probes
   /** The pull-through cache (GitLab's dependency proxy and the mirror listener). */
@@ -78,13 +87,15 @@ export async function createServices(db: Kysely<Database>, storage: BlobDriver, 
   // The one place storage is wrapped: every service below gets the timed driver.
   const driver = instrumentDriver(storage, metrics)
   const registry = createRegistry(db, driver, { pageMax: opts.pageMax, metrics })
-  const projects = new Projects(db)
-  const credentials = new Credentials(db, new LoginThrottle())
+  const users = new Users(db)
+  const { projects, groups, members, projectAccess } = createProjects(db, deleteRepositoriesUnder)
+  const credentials = new Credentials(db, new LoginThrottle(), users)
   const tokens = new RegistryTokens(db, { issuer: opts.publicUrl, service: REGISTRY_SERVICE, ttlSeconds: opts.tokenTtlSeconds })
   await tokens.load()
-  const auth = new RegistryAuth(db, tokens, credentials, projects)
+  const auth = new RegistryAuth(db, tokens, credentials, projectAccess)
   const accessTokens = new AccessTokens(db, credentials)
-  const dependencyProxy = new DependencyProxy(db, registry, projects, driver, opts.dependencyProxy ?? { ...DEFAULTS.dependencyProxy, manifestBytes: DEFAULTS.limits.manifestBytes }, metrics)
+  const dependencyProxy = new DependencyProxy(db, registry, groups, driver, opts.dependencyProxy ?? { ...DEFAULTS.dependencyProxy, manifestBytes: DEFAULTS.limits.manifestBytes }, metrics)
+  const apiTokens = new ApiTokens(db, credentials)
   const sealer = opts.secretsDir ? await Sealer.fromFile(join(opts.secretsDir, 'sealing.key')) : new Sealer(randomBytes(32))
   const webhooks = opts.webhooks ?? DEFAULTS.webhooks
   const hooks = new Webhooks(db, sealer, {
@@ -94,10 +105,10 @@ export async function createServices(db: Kysely<Database>, storage: BlobDriver, 
     instanceUrl: opts.publicUrl,
     userAgent: 'Wharf',
   })
-  const services: Services = { registry, projects, credentials, auth, accessTokens, metrics, probes: new Probes(db, driver), dependencyProxy, hooks }
+  const services: Services = { db, registry, users, projects, groups, members, projectAccess, credentials, auth, accessTokens, apiTokens, metrics, probes: new Probes(db, driver), dependencyProxy, hooks }
   if (opts.gitRoot) {
-    services.git = await createGitHosting(opts.gitRoot, { projects, credentials })
-    services.ci = createCi(db, services.git, projects, opts.publicUrl, {
+    services.git = await createGitHosting(opts.gitRoot, { db, projects, projectAccess, credentials })
+    services.ci = createCi(db, services.git, { users, projects, groups, projectAccess }, opts.publicUrl, {
       metrics,
       dir: opts.ciRoot ?? join(dirname(opts.gitRoot), 'ci'),
       credentials,
@@ -109,7 +120,7 @@ export async function createServices(db: Kysely<Database>, storage: BlobDriver, 
   }
   if ((await countUsers(db)) === 0) {
     const password = opts.rootPassword ?? randomPassword()
-    await projects.createUser({ username: 'root', name: 'Administrator', password, isAdmin: true })
+    await users.createUser({ username: 'root', name: 'Administrator', password, isAdmin: true })
     if (!opts.rootPassword) services.generatedRootPassword = password
   }
   return services

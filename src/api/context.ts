@@ -1,18 +1,10 @@
-import type { AccessTokens } from '../auth/access-tokens.ts'
-import type { ApiTokens } from '../auth/api-tokens.ts'
-import type { Credentials } from '../auth/credentials.ts'
-import type { Principal } from '../auth/principals.ts'
-import type { PatScope } from '../auth/roles.ts'
-import type { Projects } from '../projects/service.ts'
-import type { Manifests } from '../registry/manifests.ts'
+// What /api/v4 route plugins share besides their own services (each plugin declares the services
+// it uses in its own options): the public URLs, and the route schema and config fields every
+// plugin may set. The caller (`req.principal`) and token scopes are declared with the auth hook
+// (src/auth/api-auth.ts).
 
-/** What every /api/v4 route plugin receives (explicit wiring, no service locator). */
-export interface ApiDeps {
-  projects: Projects
-  accessTokens: AccessTokens
-  apiTokens: ApiTokens
-  credentials: Credentials
-  manifests: Manifests
+/** Where the API's JSON points to. */
+export interface ApiUrls {
   /** Public base URL, no trailing slash (web_url, Link headers). */
   publicUrl: string
   /** host[:port] of the registry in image names (container_registry_image_prefix, location). */
@@ -20,10 +12,6 @@ export interface ApiDeps {
 }
 
 declare module 'fastify' {
-  interface FastifyRequest {
-    /** Who is calling the API; set by the API plugin's auth hook (anonymous when no token was sent). */
-    principal: Principal
-  }
   interface FastifySchema {
     /** OpenAPI operation fields (src/api/openapi.ts). */
     summary?: string
@@ -35,8 +23,6 @@ declare module 'fastify' {
   interface FastifyContextConfig {
     /** Anonymous callers may use this route (GitLab allows them on public reads). */
     public?: boolean
-    /** Token scopes besides `api` (and `read_api` for reads) that suffice for this route, e.g. read_user. */
-    scopes?: readonly PatScope[]
     /** A CI job token in the `JOB-TOKEN` header is accepted (the route checks the job's project). */
     jobToken?: boolean
     /**

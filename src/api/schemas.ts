@@ -1,5 +1,4 @@
 import { Kind, Type, TypeRegistry, type ObjectOptions, type TProperties, type TSchema, type TUnsafe } from '@sinclair/typebox'
-import { VISIBILITIES } from '../auth/roles.ts'
 
 // TypeBox's pattern for a custom kind, so Value.Check (tests) understands it as Fastify's ajv does.
 if (!TypeRegistry.Has('StringEnum')) TypeRegistry.Set<{ enum: string[] }>('StringEnum', (schema, value) => typeof value === 'string' && schema.enum.includes(value))
@@ -9,7 +8,11 @@ export function StringEnum<T extends readonly string[]>(values: T, opts: { descr
   return Type.Unsafe<T[number]>({ [Kind]: 'StringEnum', type: 'string', enum: [...values], ...opts })
 }
 
-export const VisibilitySchema = StringEnum(VISIBILITIES, { description: 'private, internal or public' })
+/**
+ * GitLab's visibility levels, as auth/roles.ts's VISIBILITIES lists them (api/ imports no domain;
+ * test/http/api-openapi.test.ts checks real responses against the entities that use it).
+ */
+export const VisibilitySchema = StringEnum(['private', 'internal', 'public'] as const, { description: 'private, internal or public' })
 
 /**
  * A request body of exactly these attributes. Anything else fails validation with a 400 naming it

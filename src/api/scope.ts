@@ -1,17 +1,16 @@
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import type { ApiTokens } from '../auth/api-tokens.ts'
-import { apiAuthHook } from './auth.ts'
+import type { FastifyInstance, FastifyReply, FastifyRequest, onRequestAsyncHookHandler } from 'fastify'
 import { coerceGitLabBooleans } from './booleans.ts'
 import { addFormParser, addMultipartFormParser } from './form.ts'
 import { apiErrorHandler } from './problem.ts'
 import { refuseUndeclaredBody } from './undeclared-body.ts'
 
 /**
- * What every /api/v4 plugin needs, so the whole API negotiates and parses alike: problem+json
+ * What the /api/v4 scope needs, so the whole API negotiates and parses alike: problem+json
  * errors, JSON/form/multipart bodies (no undeclared ones), GitLab's boolean spellings, GitLab's
- * exact JSON content type and the token auth hook.
+ * exact JSON content type and the token auth hook (`authenticate`, src/auth/api-auth.ts: api/ knows
+ * no domain, so the composition root hands it in).
  */
-export function apiScope(app: FastifyInstance, apiTokens: ApiTokens): void {
+export function apiScope(app: FastifyInstance, authenticate: onRequestAsyncHookHandler): void {
   app.setErrorHandler(apiErrorHandler)
   if (!app.hasRequestDecorator('principal')) app.decorateRequest('principal', null as never)
   addJsonParser(app)
@@ -21,7 +20,7 @@ export function apiScope(app: FastifyInstance, apiTokens: ApiTokens): void {
   app.addHook('preValidation', noBodyIsNoAttributes)
   app.addHook('preValidation', coerceGitLabBooleans)
   app.addHook('preValidation', refuseUndeclaredBody)
-  app.addHook('onRequest', apiAuthHook(apiTokens))
+  app.addHook('onRequest', authenticate)
   app.addHook('onSend', gitLabJsonType)
 }
 

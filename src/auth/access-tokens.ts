@@ -4,7 +4,7 @@ import type { Database, DeployToken, PersonalAccessToken } from '../metadata/sch
 import { DEPLOY_TOKEN_PREFIX, PAT_PREFIX, type Credentials } from './credentials.ts'
 import * as q from './queries.ts'
 import { DEPLOY_TOKEN_SCOPES, PAT_SCOPES } from './roles.ts'
-import { newSecret, secretDigest } from './secrets.ts'
+import { newSecret, secretDigest } from '../core/secrets.ts'
 
 const DATE = /^\d{4}-\d{2}-\d{2}$/
 

@@ -5,7 +5,7 @@ import { PAT_PREFIX, type Credentials } from './credentials.ts'
 import type { Principal } from './principals.ts'
 import * as q from './queries.ts'
 import { PAT_SCOPES, type PatScope } from './roles.ts'
-import { newSecret, secretDigest } from './secrets.ts'
+import { newSecret, secretDigest } from '../core/secrets.ts'
 
 /** GitLab's OAuth access tokens live two hours. */
 export const OAUTH_ACCESS_TTL_SECONDS = 7200

@@ -5,7 +5,7 @@ import { join } from 'node:path'
 import { describe, it, type TestContext } from 'node:test'
 import { WharfError } from '../core/errors.ts'
 import { migrate, openDb } from '../metadata/db.ts'
-import { Projects } from '../projects/service.ts'
+import { Users } from '../users/index.ts'
 import { Credentials, type CredentialVerifier } from './credentials.ts'
 import type { Principal } from './principals.ts'
 import { LoginThrottle, THROTTLE } from './throttle.ts'
@@ -18,9 +18,9 @@ async function setup(t: TestContext) {
     await rm(dir, { recursive: true, force: true })
   })
   await migrate(db, 'sqlite')
-  const projects = new Projects(db)
-  const alice = await projects.createUser({ username: 'alice', password: 'alice-password' })
-  const credentials = new Credentials(db, new LoginThrottle())
+  const users = new Users(db)
+  const alice = await users.createUser({ username: 'alice', password: 'alice-password' })
+  const credentials = new Credentials(db, new LoginThrottle(), users)
   // A machine-token verifier like the CI job token's: it owns one username.
   const token: Principal = { kind: 'user', userId: 0, username: 'gitlab-ci-token', isAdmin: false, credential: { kind: 'password', userId: 0 } }
   const verifier: CredentialVerifier = {
@@ -28,7 +28,7 @@ async function setup(t: TestContext) {
     verify: async (u, s) => (u === 'gitlab-ci-token' && s === 'glcbt-valid' ? token : undefined),
   }
   credentials.addVerifier(verifier)
-  return Object.assign(credentials, { projects, alice })
+  return Object.assign(credentials, { users, alice })
 }
 
 const code = async (p: Promise<unknown>) => p.then(() => 'ok', (e: WharfError) => e.code)
@@ -66,10 +66,10 @@ describe('password checks', () => {
     assert.ok(fastest * 5 < first.ms, `cached check ${fastest.toFixed(1)} ms vs scrypt ${first.ms.toFixed(1)} ms`)
     assert.equal((await timed('alice-passwordx')).r, 'UNAUTHORIZED', 'a wrong password is checked, not matched to the record')
 
-    await c.projects.setPassword(c.alice.id, 'alice-new-password')
+    await c.users.setPassword(c.alice.id, 'alice-new-password')
     assert.equal((await timed('alice-password')).r, 'UNAUTHORIZED', 'the old password stops at once')
     assert.equal((await timed('alice-new-password')).r, 'ok')
-    await c.projects.setUserState(c.alice.id, 'blocked')
+    await c.users.setUserState(c.alice.id, 'blocked')
     assert.equal((await timed('alice-new-password')).r, 'UNAUTHORIZED', 'a blocked account stops at once')
   })
 })

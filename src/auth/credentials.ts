@@ -2,11 +2,10 @@ import { createHmac, randomBytes } from 'node:crypto'
 import type { Kysely } from 'kysely'
 import { WharfError } from '../core/errors.ts'
 import type { Database, DeployToken, PersonalAccessToken, User } from '../metadata/schema.ts'
-import * as users from '../projects/queries.ts'
 import type { Credential, Principal } from './principals.ts'
 import * as q from './queries.ts'
 import type { DeployTokenScope, PatScope } from './roles.ts'
-import { secretDigest, verifyPassword } from './secrets.ts'
+import { secretDigest, verifyPassword } from '../core/secrets.ts'
 import type { LoginThrottle } from './throttle.ts'
 
 export const PAT_PREFIX = 'glpat-'
@@ -26,6 +25,15 @@ export interface CredentialVerifier {
   readonly reservedUsername?: string
 }
 
+/**
+ * The accounts passwords and tokens belong to. users/ provides it (Users); auth/ sits below users/
+ * and names only what it reads.
+ */
+export interface Accounts {
+  findUserById(id: number): Promise<User | undefined>
+  findUserByUsername(username: string): Promise<User | undefined>
+}
+
 /** How long "is this credential still valid" answers are reused; revocation through Wharf clears them at once. */
 const ACTIVE_CACHE_MS = 2000
 
@@ -40,6 +48,7 @@ const PASSWORD_CACHE_MAX = 10_000
 export class Credentials {
   private readonly db: Kysely<Database>
   private readonly throttle: LoginThrottle
+  private readonly accounts: Accounts
   private readonly verifiers: CredentialVerifier[]
   private readonly active = new Map<string, { ok: boolean; until: number }>()
   /**
@@ -50,9 +59,10 @@ export class Credentials {
   private readonly verified = new Map<string, number>()
   private readonly verifiedKey = randomBytes(32)
 
-  constructor(db: Kysely<Database>, throttle: LoginThrottle) {
+  constructor(db: Kysely<Database>, throttle: LoginThrottle, accounts: Accounts) {
     this.db = db
     this.throttle = throttle
+    this.accounts = accounts
     this.verifiers = [{ verify: (u, s) => this.verifyToken(u, s) }, { verify: (u, s) => this.verifyPassword(u, s) }]
   }
 
@@ -105,13 +115,13 @@ export class Credentials {
   async principalFor(cred: Credential): Promise<Principal | undefined> {
     switch (cred.kind) {
       case 'password': {
-        const user = await users.findUser(this.db, cred.userId)
+        const user = await this.accounts.findUserById(cred.userId)
         return user && user.state === 'active' ? userPrincipal(user, cred, undefined) : undefined
       }
       case 'pat': {
         const pat = await q.findPat(this.db, cred.id)
         if (!pat || !patUsable(pat)) return undefined
-        const user = await users.findUser(this.db, pat.user_id)
+        const user = await this.accounts.findUserById(pat.user_id)
         return user && user.state === 'active' ? userPrincipal(user, cred, JSON.parse(pat.scopes) as PatScope[]) : undefined
       }
       case 'deploy-token': {
@@ -150,7 +160,7 @@ export class Credentials {
     if (secret.startsWith(PAT_PREFIX)) {
       const pat = await q.findPatByDigest(this.db, secretDigest(secret))
       if (!pat || !patUsable(pat)) return undefined
-      const user = await users.findUser(this.db, pat.user_id)
+      const user = await this.accounts.findUserById(pat.user_id)
       // The username must be the token owner's, as GitLab requires for registry logins.
       if (!user || user.state !== 'active' || user.username_lower !== username.toLowerCase()) return undefined
       await q.touchPat(this.db, pat.id)
@@ -166,7 +176,7 @@ export class Credentials {
   }
 
   private async verifyPassword(username: string, secret: string): Promise<Principal | undefined> {
-    const user = await users.findUserByUsername(this.db, username)
+    const user = await this.accounts.findUserByUsername(username)
     const key = user?.password_hash ? createHmac('sha256', this.verifiedKey).update(`${user.id}\0${user.password_hash}\0${secret}`).digest('base64') : undefined
     const until = key === undefined ? undefined : this.verified.get(key)
     if (until !== undefined && until > Date.now()) {

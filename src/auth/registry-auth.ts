@@ -2,14 +2,12 @@ import type { Kysely } from 'kysely'
 import { WharfError } from '../core/errors.ts'
 import { MIRROR_CACHE_PREFIX, parseRepoName, splitDependencyProxyName } from '../core/names.ts'
 import type { Database } from '../metadata/schema.ts'
-import * as projectQueries from '../projects/queries.ts'
-import type { Projects } from '../projects/service.ts'
-import { ACTIONS, dependencyProxyActions, mirrorActions, permittedActions, type Action, type ProjectFacts } from './access.ts'
+import { ACTIONS, dependencyProxyActions, mirrorActions, permittedActions, type Action, type GroupFacts, type ProjectFacts } from './access.ts'
 import type { Credentials } from './credentials.ts'
 import { principalName, type Credential, type Principal } from './principals.ts'
 import * as q from './queries.ts'
 import { grants, type AccessEntry, type RegistryClaims, type RegistryTokens } from './registry-tokens.ts'
-import { newSecret, secretDigest } from './secrets.ts'
+import { newSecret, secretDigest } from '../core/secrets.ts'
 
 /** docker login keeps the refresh token instead of the password; it lives as long as a PAT might. */
 const REFRESH_TOKEN_DAYS = 90
@@ -48,14 +46,24 @@ export function parseScopes(raw: string | string[] | undefined): ScopeRequest[] 
  * Docker token authentication: decides what a principal gets for the scopes it asked for (never
  * failing because some actions were denied: it grants fewer) and checks registry requests.
  */
+/**
+ * What registry authorization needs to know about projects and groups (projects/ProjectAccess
+ * provides it; auth/ sits below projects/ and names only what it asks).
+ */
+export interface ProjectFactsSource {
+  repositoryFacts(p: Principal, repository: string): Promise<ProjectFacts | undefined>
+  dependencyProxyFacts(p: Principal, groupPath: string): Promise<GroupFacts | undefined>
+  readableProjectPaths(p: Principal): Promise<Set<string> | undefined>
+}
+
 export class RegistryAuth {
   readonly tokens: RegistryTokens
   readonly credentials: Credentials
-  private readonly projects: Projects
+  private readonly projects: ProjectFactsSource
   private readonly db: Kysely<Database>
   private jobAccess: JobAccessResolver | undefined
 
-  constructor(db: Kysely<Database>, tokens: RegistryTokens, credentials: Credentials, projects: Projects) {
+  constructor(db: Kysely<Database>, tokens: RegistryTokens, credentials: Credentials, projects: ProjectFactsSource) {
     this.db = db
     this.tokens = tokens
     this.credentials = credentials

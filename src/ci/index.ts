@@ -6,7 +6,6 @@ import type { Credentials } from '../auth/credentials.ts'
 import type { RegistryAuth } from '../auth/registry-auth.ts'
 import type { GitHosting } from '../git/service.ts'
 import type { Database } from '../metadata/schema.ts'
-import type { Projects } from '../projects/service.ts'
 import type { Metrics } from '../ops/metrics.ts'
 import { Artifacts } from './artifacts.ts'
 import { registerCiMetrics } from './metrics.ts'
@@ -16,7 +15,7 @@ import { JobPayloads } from './job-payload.ts'
 import { JobQueue } from './job-queue.ts'
 import { JobSweeper } from './job-sweeper.ts'
 import { JobUpdates } from './job-updates.ts'
-import { Runners } from './runners.ts'
+import { Runners, type RunnerDomains } from './runners.ts'
 import { TraceStore } from './traces.ts'
 import { Triggers } from './triggers.ts'
 import { CiVariables } from './variables.ts'
@@ -60,13 +59,13 @@ export interface CiOptions {
  * Builds CI over git hosting: every push that creates or moves a branch or tag starts a pipeline;
  * runners take its jobs. The job token is registered as a credential for the registry and git.
  */
-export function createCi(db: Kysely<Database>, git: GitHosting, projects: Projects, publicUrl: string, opts: CiOptions): Ci {
-  const pipelines = new Pipelines({ db, repos: git.repos, projects, publicUrl, registryMirror: opts.registryMirror, ...(opts.maxJobsPerPipeline !== undefined ? { maxJobs: opts.maxJobsPerPipeline } : {}) })
+export function createCi(db: Kysely<Database>, git: GitHosting, domains: RunnerDomains, publicUrl: string, opts: CiOptions): Ci {
+  const pipelines = new Pipelines({ db, repos: git.repos, projectAccess: domains.projectAccess, publicUrl, registryMirror: opts.registryMirror, ...(opts.maxJobsPerPipeline !== undefined ? { maxJobs: opts.maxJobsPerPipeline } : {}) })
   git.onPush((e, ack) => pipelines.handlePush(e, ack).then(() => undefined))
-  const jobTokens = new JobTokens(db, projects)
+  const jobTokens = new JobTokens(db, domains.projectAccess)
   opts.credentials.addVerifier(jobTokens)
   opts.auth.setJobAccess(jobTokens)
-  const runners = new Runners(db, projects)
+  const runners = new Runners(db, domains)
   const traces = new TraceStore(db, join(opts.dir, 'traces'))
   const artifacts = new Artifacts(db, join(opts.dir, 'artifacts'), opts.artifactsMaxBytes)
   if (opts.metrics) registerCiMetrics(opts.metrics, db)

@@ -1,7 +1,7 @@
 // The runner API's job queue: matching pending jobs to a runner (tags, protected refs, paused),
 // claiming one atomically, and the `POST /jobs/request` long poll that waits for one.
 import type { Kysely } from 'kysely'
-import { secretDigest } from '../auth/secrets.ts'
+import { secretDigest } from '../core/secrets.ts'
 import type { GitRepos } from '../git/repos.ts'
 import type { CiJob, Database, Runner } from '../metadata/schema.ts'
 import type { JobResponse } from '../runner/protocol.ts'

@@ -9,11 +9,12 @@ import type { CredentialVerifier } from '../auth/credentials.ts'
 import type { Credential, Principal } from '../auth/principals.ts'
 import type { JobAccessResolver } from '../auth/registry-auth.ts'
 import { atLeast } from '../auth/roles.ts'
-import { secretDigest } from '../auth/secrets.ts'
+import { secretDigest } from '../core/secrets.ts'
 import { WharfError } from '../core/errors.ts'
 import type { CiJob, Database, Project } from '../metadata/schema.ts'
 import * as projectQueries from '../projects/queries.ts'
-import type { Projects } from '../projects/service.ts'
+import type { ProjectAccess } from '../projects/index.ts'
+import * as userQueries from '../users/queries.ts'
 import * as q from './queries.ts'
 import * as rq from './runner-queries.ts'
 
@@ -36,11 +37,11 @@ export function jobPrincipal(job: CiJob): JobPrincipal {
 export class JobTokens implements CredentialVerifier, JobAccessResolver {
   readonly reservedUsername = JOB_TOKEN_USERNAME
   private readonly db: Kysely<Database>
-  private readonly projects: Projects
+  private readonly projectAccess: ProjectAccess
 
-  constructor(db: Kysely<Database>, projects: Projects) {
+  constructor(db: Kysely<Database>, projectAccess: ProjectAccess) {
     this.db = db
-    this.projects = projects
+    this.projectAccess = projectAccess
   }
 
   /** The running job a token belongs to, if any. */
@@ -68,13 +69,13 @@ export class JobTokens implements CredentialVerifier, JobAccessResolver {
   }
 
   async projectFacts(p: JobPrincipal, project: Project): Promise<ProjectFacts> {
-    const user = p.userId === null ? undefined : await projectQueries.findUser(this.db, p.userId)
+    const user = p.userId === null ? undefined : await userQueries.findUser(this.db, p.userId)
     const active = user !== undefined && user.state === 'active'
     const own = project.id === p.projectId
     return {
       projectId: project.id,
       visibility: project.visibility,
-      accessLevel: active && !own ? await this.projects.projectLevel(user, project) : undefined,
+      accessLevel: active && !own ? await this.projectAccess.projectLevel(user, project) : undefined,
       deployTokenApplies: false,
       job: { ownProject: own, allowlisted: own || (await rq.isAllowlisted(this.db, project.id, p.projectId)), userIsAdmin: active && user.is_admin === 1, userSignedIn: active },
     }

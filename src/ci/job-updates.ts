@@ -3,7 +3,7 @@
 // revoked, log flushed, then a retry or the pipeline moves on).
 import type { Kysely } from 'kysely'
 import type { Credentials } from '../auth/credentials.ts'
-import { secretDigest } from '../auth/secrets.ts'
+import { secretDigest } from '../core/secrets.ts'
 import { WharfError } from '../core/errors.ts'
 import type { GitRepos } from '../git/repos.ts'
 import type { CiJob, Database } from '../metadata/schema.ts'

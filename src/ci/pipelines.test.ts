@@ -10,7 +10,9 @@ import { GitRepos } from '../git/repos.ts'
 import { WharfError } from '../core/errors.ts'
 import { migrate, openDb } from '../metadata/db.ts'
 import type { Executor, Project } from '../metadata/schema.ts'
-import { Projects } from '../projects/service.ts'
+import { createProjects } from '../projects/index.ts'
+import { deleteRepositoriesUnder } from '../registry/index.ts'
+import { Users } from '../users/index.ts'
 import { Pipelines } from './pipelines.ts'
 import * as q from './queries.ts'
 
@@ -22,9 +24,10 @@ async function setup(t: TestContext) {
   const db = openDb({ kind: 'sqlite', path: join(dir, 'wharf.db') })
   t.after(() => db.destroy())
   await migrate(db, 'sqlite')
-  const projects = new Projects(db)
-  const root = await projects.createUser({ username: 'root', password: 'rootpassword', isAdmin: true })
-  const group = await projects.createGroup(root, { path: 'Team', visibility: 'private' })
+  const { projects, groups, projectAccess } = createProjects(db, deleteRepositoriesUnder)
+  const users = new Users(db)
+  const root = await users.createUser({ username: 'root', password: 'rootpassword', isAdmin: true })
+  const group = await groups.createGroup(root, { path: 'Team', visibility: 'private' })
   const project = await projects.createProject(root, { namespaceId: group.id, path: 'App' })
   const repos = new GitRepos(join(dir, 'git'))
   await repos.init()
@@ -44,11 +47,11 @@ async function setup(t: TestContext) {
     git('push', '-q', bare, 'HEAD:refs/heads/main')
     return git('rev-parse', 'HEAD')
   }
-  const pipelines = new Pipelines({ db, repos, projects, publicUrl: SERVER })
+  const pipelines = new Pipelines({ db, repos, projectAccess, publicUrl: SERVER })
   const run = (sha: string, extra: Partial<Parameters<Pipelines['create']>[0]> = {}) =>
     pipelines.create({ project, ref: 'main', refType: 'branch', sha, beforeSha: '0'.repeat(40), source: 'push', userId: root.id, ...extra })
   const jobs = async (pipelineId: number) => Object.fromEntries((await q.pipelineJobs(db, pipelineId)).map((j) => [j.name, j.status]))
-  return { db, project: project as Project, pipelines, commit, run, jobs, git, bare, root, repos, projects }
+  return { db, project: project as Project, pipelines, commit, run, jobs, git, bare, root, repos, projects, projectAccess }
 }
 
 const SEED = `image: docker:latest
@@ -172,7 +175,7 @@ cleanup: { stage: deploy, script: [make clean], when: always }
     // Bigger than git's 10 MiB read limit too: never read whole, still a failed pipeline.
     assert.equal(await failed({ '.gitlab-ci.yml': `a:\n  script: x\n# ${'x'.repeat(11 << 20)}\n` }), '`.gitlab-ci.yml`: The parsed YAML is too big')
     assert.equal(await failed({ '.gitlab-ci.yml': 'include: big.yml\na:\n  script: x\n', 'big.yml': `# ${'x'.repeat(11 << 20)}\n` }), '`big.yml`: The parsed YAML is too big')
-    const limited = new Pipelines({ db: s.db, repos: s.repos, projects: s.projects, publicUrl: SERVER, maxJobs: 3 })
+    const limited = new Pipelines({ db: s.db, repos: s.repos, projectAccess: s.projectAccess, publicUrl: SERVER, maxJobs: 3 })
     t.after(() => limited.close())
     const sha = await s.commit({ '.gitlab-ci.yml': jobs(4) })
     const p = (await limited.create({ project: s.project, ref: 'main', refType: 'branch', sha, beforeSha: '0'.repeat(40), source: 'push', userId: s.root.id }))!

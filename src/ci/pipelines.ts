@@ -7,7 +7,8 @@ import type { PushAck, PushEvent } from '../git/service.ts'
 import { nowIso } from '../metadata/db.ts'
 import type { CiJob, CiJobArtifact, Database, Pipeline, Project, Runner, User } from '../metadata/schema.ts'
 import * as projectQueries from '../projects/queries.ts'
-import type { Projects } from '../projects/service.ts'
+import type { ProjectAccess } from '../projects/index.ts'
+import * as userQueries from '../users/queries.ts'
 import { YAML_LIMITS, type PipelinePlan, type PipelineSource, type PlannedJob } from './config/index.ts'
 import { ConfigPlanner, FileTooBigError } from './config-planner.ts'
 import { predefinedVariables, type JobVariable } from './predefined.ts'
@@ -58,17 +59,17 @@ export interface JobRelations {
 export class Pipelines {
   private readonly db: Kysely<Database>
   private readonly repos: GitRepos
-  private readonly projects: Projects
+  private readonly projectAccess: ProjectAccess
   private readonly publicUrl: string
   private readonly registryMirror: string | undefined
   private readonly listeners = new Set<Listener>()
   private readonly planner: ConfigPlanner
   private readonly maxJobs: number
 
-  constructor(deps: { db: Kysely<Database>; repos: GitRepos; projects: Projects; publicUrl: string; maxJobs?: number; registryMirror?: string | undefined }) {
+  constructor(deps: { db: Kysely<Database>; repos: GitRepos; projectAccess: ProjectAccess; publicUrl: string; maxJobs?: number; registryMirror?: string | undefined }) {
     this.db = deps.db
     this.repos = deps.repos
-    this.projects = deps.projects
+    this.projectAccess = deps.projectAccess
     this.publicUrl = deps.publicUrl
     this.planner = new ConfigPlanner()
     this.maxJobs = deps.maxJobs ?? DEFAULT_MAX_JOBS_PER_PIPELINE
@@ -172,7 +173,7 @@ export class Pipelines {
         await q.updatePipeline(trx, p.id, { finished_at: nowIso() })
         return p
       }
-      const user = r.userId === null ? undefined : await projectQueries.findUser(trx, r.userId)
+      const user = r.userId === null ? undefined : await userQueries.findUser(trx, r.userId)
       let inserted = 0
       for (const job of plan!.jobs) {
         // Queries on node:sqlite run synchronously and Kysely chains them through promises alone:
@@ -354,7 +355,7 @@ export class Pipelines {
     const ids = <T>(f: (j: CiJob) => T | null) => [...new Set(jobs.map(f).filter((v): v is T => v !== null))]
     const [pipelines, users, runners, artifacts] = await Promise.all([
       q.findPipelines(this.db, ids((j) => j.pipeline_id)),
-      projectQueries.findUsers(this.db, ids((j) => j.user_id)),
+      userQueries.findUsers(this.db, ids((j) => j.user_id)),
       rq.findRunners(this.db, ids((j) => j.runner_id)),
       rq.jobArtifacts(this.db, ids((j) => j.id)),
     ])
@@ -364,7 +365,7 @@ export class Pipelines {
   }
 
   user(id: number | null) {
-    return id === null ? Promise.resolve(undefined) : projectQueries.findUser(this.db, id)
+    return id === null ? Promise.resolve(undefined) : userQueries.findUser(this.db, id)
   }
 
   pipelineUrl(project: Pick<Project, 'full_path'>, id: number): string {
@@ -409,7 +410,7 @@ export class Pipelines {
 
   /** Group variables (outermost first) then project variables; protected ones only on protected refs. */
   async projectVariables(project: Project, protectedRef: boolean): Promise<JobVariable[]> {
-    const chain = await this.projects.namespaceChain(this.db, project.namespace_id)
+    const chain = await this.projectAccess.namespaceChain(project.namespace_id)
     const groups = await q.listVariables(this.db, 'group', chain.filter((n) => n.kind === 'group').map((n) => n.id))
     const order = new Map(chain.map((n, i) => [n.id, -i]))
     groups.sort((a, b) => (order.get(a.owner_id) ?? 0) - (order.get(b.owner_id) ?? 0))

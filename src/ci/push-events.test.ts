@@ -10,7 +10,7 @@ import type { Principal } from '../auth/principals.ts'
 import { PUSH_EVENT_ATTEMPTS } from '../git/index.ts'
 import * as gitQueries from '../git/queries.ts'
 import { migrate, openDb } from '../metadata/db.ts'
-import * as projectQueries from '../projects/queries.ts'
+import * as userQueries from '../users/queries.ts'
 import { createServices } from '../services.ts'
 import { createFsDriver } from '../storage/fs-driver.ts'
 import * as q from './queries.ts'
@@ -38,12 +38,12 @@ async function setup(t: TestContext) {
       await db.destroy()
     }
     t.after(stop)
-    return { db, git: services.git!, ci: services.ci!, projects: services.projects, stop }
+    return { db, git: services.git!, ci: services.ci!, projects: services.projects, groups: services.groups, stop }
   }
   const first = await start()
-  const root = (await projectQueries.findUserByUsername(first.db, 'root'))!
+  const root = (await userQueries.findUserByUsername(first.db, 'root'))!
   const principal: Principal = { kind: 'user', userId: root.id, username: 'root', isAdmin: true, credential: { kind: 'password', userId: root.id } }
-  const group = await first.projects.createGroup(root, { path: 'team', visibility: 'private' })
+  const group = await first.groups.createGroup(root, { path: 'team', visibility: 'private' })
   const project = await first.projects.createProject(root, { namespaceId: group.id, path: 'app' })
   const bare = await first.git.repository(project)
 

@@ -1,18 +1,21 @@
 import { Type, type Static } from '@sinclair/typebox'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
-import type { ApiDeps } from '../api/context.ts'
+import type { ApiUrls } from '../api/context.ts'
 import { pageOf, PageQuery, setPageHeaders } from '../api/pagination.ts'
 import { Body, IdParam } from '../api/schemas.ts'
 import { atLeast } from '../auth/roles.ts'
 import { WharfError } from '../core/errors.ts'
 import type { CommitInfo, GitRepos } from '../git/repos.ts'
 import type { CiJob, Pipeline, Project, Runner, User } from '../metadata/schema.ts'
+import type { Groups, Projects } from '../projects/index.ts'
 import type { JobRelations, Pipelines } from './pipelines.ts'
 import { runnerJson } from './runners.ts'
 import type { Triggers } from './triggers.ts'
 import { variableJson, type CiVariables, type VariableInput } from './variables.ts'
 
-export interface CiRouteDeps extends ApiDeps {
+export interface CiRouteDeps extends ApiUrls {
+  projects: Projects
+  groups: Groups
   pipelines: Pipelines
   variables: CiVariables
   triggers: Triggers
@@ -69,7 +72,7 @@ const runnerSummary = (r: Runner) => {
 const seconds = (from: string | null, to: string | null) => (from && to ? (new Date(to).getTime() - new Date(from).getTime()) / 1000 : null)
 
 export async function ciRoutes(app: FastifyInstance, deps: CiRouteDeps): Promise<void> {
-  const { projects, pipelines, variables, triggers, repos } = deps
+  const { projects, groups, pipelines, variables, triggers, repos } = deps
 
   /** The project, if the caller may see its pipelines (as its registry: Reporter+ when private), with a stricter role on demand. */
   const ciProject = async (req: FastifyRequest, id: string, role?: 'developer' | 'maintainer' | 'owner'): Promise<Project> => {
@@ -272,7 +275,7 @@ export async function ciRoutes(app: FastifyInstance, deps: CiRouteDeps): Promise
   for (const kind of ['project', 'group'] as const) {
     const base = kind === 'project' ? '/projects/:id/variables' : '/groups/:id/variables'
     const owner = async (req: FastifyRequest, id: string): Promise<number> =>
-      kind === 'project' ? (await projects.projectFor(req.principal, id, 'maintainer')).project.id : (await projects.groupFor(req.principal, id, 'maintainer')).group.id
+      kind === 'project' ? (await projects.projectFor(req.principal, id, 'maintainer')).project.id : (await groups.groupFor(req.principal, id, 'maintainer')).group.id
     app.get(base, { schema: { summary: `List ${kind} CI/CD variables`, tags: ['ci'], params: IdParam, querystring: Type.Object(PageQuery) } }, async (req, reply) => {
       const page = pageOf(req.query as { page?: number; per_page?: number })
       const { rows, total } = await variables.page(kind, await owner(req, (req.params as Static<typeof IdParam>).id), page)

@@ -8,7 +8,7 @@ import { Type, type Static } from '@sinclair/typebox'
 import multipart from '@fastify/multipart'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { Readable } from 'node:stream'
-import type { ApiDeps } from '../api/context.ts'
+import type { ApiUrls } from '../api/context.ts'
 import { pageOf, PageQuery, setPageHeaders } from '../api/pagination.ts'
 import { apiErrorHandler } from '../api/problem.ts'
 import { Body, IdParam } from '../api/schemas.ts'
@@ -16,6 +16,7 @@ import { atLeast } from '../auth/roles.ts'
 import { WharfError } from '../core/errors.ts'
 import { bindActor } from '../core/request-log.ts'
 import type { CiJob, Project, Runner } from '../metadata/schema.ts'
+import type { Groups, Projects } from '../projects/index.ts'
 import {
   ArtifactsUploadParams,
   CreateRunnerRequest,
@@ -285,7 +286,10 @@ async function sendArchive(reply: FastifyReply, artifacts: Artifacts, job: CiJob
 
 // ---------------------------------------------------------------------------------------------
 
-export interface RunnerApiDeps extends ApiDeps, RunnerCi {}
+export interface RunnerApiDeps extends ApiUrls, RunnerCi {
+  projects: Projects
+  groups: Groups
+}
 
 const RunnerListQuery = Type.Object({
   ...PageQuery,
@@ -312,7 +316,7 @@ const AllowlistBody = Body({ target_project_id: Type.Integer() })
 const tagsOf = (q: Static<typeof RunnerListQuery>) => (q.tag_list === undefined ? undefined : (Array.isArray(q.tag_list) ? q.tag_list : q.tag_list.split(',')).map((t) => t.trim()).filter(Boolean))
 
 export async function runnerApiRoutes(app: FastifyInstance, deps: RunnerApiDeps): Promise<void> {
-  const { projects, runners, traces, artifacts, jobTokens, pipelines, jobUpdates } = deps
+  const { projects, groups, runners, traces, artifacts, jobTokens, pipelines, jobUpdates } = deps
 
   /** The project, readable by the caller as its pipelines are (Reporter+ when private); a stricter role on demand. */
   const readableProject = async (req: FastifyRequest, id: string, role?: 'maintainer'): Promise<Project> => {
@@ -365,7 +369,7 @@ export async function runnerApiRoutes(app: FastifyInstance, deps: RunnerApiDeps)
   })
 
   app.get('/groups/:id/runners', { schema: { summary: "Runners that can run a group's jobs", tags: ['runner'], params: IdParam, querystring: RunnerListQuery } }, async (req, reply) => {
-    const { group } = await projects.groupFor(req.principal, (req.params as Static<typeof IdParam>).id, 'maintainer')
+    const { group } = await groups.groupFor(req.principal, (req.params as Static<typeof IdParam>).id, 'maintainer')
     const q = req.query as Static<typeof RunnerListQuery>
     const page = pageOf(q)
     const { rows, total } = await runners.pageForGroup(group, { limit: page.limit, offset: page.offset, type: q.type, paused: q.paused, tagList: tagsOf(q) })

@@ -5,7 +5,9 @@ import { join } from 'node:path'
 import { Readable } from 'node:stream'
 import { describe, it, type TestContext } from 'node:test'
 import { migrate, openDb } from '../metadata/db.ts'
-import { Projects } from '../projects/service.ts'
+import { createProjects } from '../projects/index.ts'
+import { deleteRepositoriesUnder } from '../registry/index.ts'
+import { Users } from '../users/index.ts'
 import { mintJobToken } from './job-tokens.ts'
 import * as q from './queries.ts'
 import { MASK, TraceMasker, TraceStore } from './traces.ts'
@@ -75,9 +77,10 @@ async function store(t: TestContext) {
   const db = openDb({ kind: 'sqlite', path: join(dir, 'wharf.db') })
   t.after(() => db.destroy())
   await migrate(db, 'sqlite')
-  const projects = new Projects(db)
-  const root = await projects.createUser({ username: 'root', password: 'rootpassword', isAdmin: true })
-  const group = await projects.createGroup(root, { path: 'g' })
+  const { projects, groups, projectAccess } = createProjects(db, deleteRepositoriesUnder)
+  const users = new Users(db)
+  const root = await users.createUser({ username: 'root', password: 'rootpassword', isAdmin: true })
+  const group = await groups.createGroup(root, { path: 'g' })
   const project = await projects.createProject(root, { namespaceId: group.id, path: 'p' })
   const p = await q.insertPipeline(db, { projectId: project.id, iid: 1, ref: 'main', tag: false, sha: 'a'.repeat(40), beforeSha: '0'.repeat(40), source: 'push', status: 'running', userId: root.id, yamlErrors: null, variables: '[]' })
   const job = await q.insertJob(db, { pipelineId: p.id, projectId: project.id, name: 'j', stage: 'test', stageIdx: 0, when: 'on_success', allowFailure: false, needs: null, definition: {}, variables: [], userId: root.id })

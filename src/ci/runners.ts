@@ -6,11 +6,12 @@ import { randomBytes } from 'node:crypto'
 import type { Kysely } from 'kysely'
 import type { Principal } from '../auth/principals.ts'
 import { ACCESS_LEVELS, atLeast } from '../auth/roles.ts'
-import { secretDigest } from '../auth/secrets.ts'
+import { secretDigest } from '../core/secrets.ts'
 import { WharfError } from '../core/errors.ts'
 import type { Database, Namespace, Project, Runner } from '../metadata/schema.ts'
 import * as projectQueries from '../projects/queries.ts'
-import type { Projects } from '../projects/service.ts'
+import type { Groups, ProjectAccess, Projects } from '../projects/index.ts'
+import type { Users } from '../users/index.ts'
 import { TOKEN_PREFIXES, type CreateRunnerRequest, type VersionInfo } from '../runner/protocol.ts'
 import * as rq from './runner-queries.ts'
 
@@ -51,19 +52,27 @@ export function isOnline(r: Pick<Runner, 'contacted_at'>, now = Date.now()): boo
 
 type RunnerPage = Pick<rq.RunnerFilter, 'type' | 'paused' | 'tagList'> & { limit: number; offset: number }
 
+/** Who manages runners: the signed-in user, the project or group a runner is for, and their roles there. */
+export interface RunnerDomains {
+  users: Users
+  projects: Projects
+  groups: Groups
+  projectAccess: ProjectAccess
+}
+
 export class Runners {
   private readonly db: Kysely<Database>
-  private readonly projects: Projects
+  private readonly d: RunnerDomains
   private readonly lastWrite = new Map<number, number>()
 
-  constructor(db: Kysely<Database>, projects: Projects) {
+  constructor(db: Kysely<Database>, domains: RunnerDomains) {
     this.db = db
-    this.projects = projects
+    this.d = domains
   }
 
   /** Creates a runner; the token is returned only here. Admins create instance runners, maintainers group and project ones. */
   async create(p: Principal, input: CreateRunnerRequest): Promise<{ runner: Runner; token: string }> {
-    const actor = await this.projects.actor(p)
+    const actor = await this.d.users.actor(p)
     let namespaceId: number | null = null
     let projectId: number | null = null
     switch (input.runner_type) {
@@ -72,12 +81,12 @@ export class Runners {
         break
       case 'group_type': {
         if (input.group_id === undefined) throw new WharfError('BAD_REQUEST', 'group_id is missing', {})
-        namespaceId = (await this.projects.groupFor(p, input.group_id, 'maintainer')).group.id
+        namespaceId = (await this.d.groups.groupFor(p, input.group_id, 'maintainer')).group.id
         break
       }
       case 'project_type': {
         if (input.project_id === undefined) throw new WharfError('BAD_REQUEST', 'project_id is missing', {})
-        projectId = (await this.projects.projectFor(p, input.project_id, 'maintainer')).project.id
+        projectId = (await this.d.projects.projectFor(p, input.project_id, 'maintainer')).project.id
         break
       }
     }
@@ -169,7 +178,7 @@ export class Runners {
   /** Runners the caller manages (admins: with `all`, every runner; others: their groups' and projects'). */
   /** A page of the runners `p` manages (administrators with `all`: every runner). */
   async pageFor(p: Principal, opts: RunnerPage & { all: boolean }): Promise<{ rows: Runner[]; total: number }> {
-    const actor = await this.projects.actor(p)
+    const actor = await this.d.users.actor(p)
     const { all, ...page } = opts
     if (all) {
       if (!actor.is_admin) throw new WharfError('FORBIDDEN', 'listing all runners needs an administrator', { needs: 'admin' })
@@ -183,28 +192,28 @@ export class Runners {
 
   /** Runners that can take a project's jobs: its own, its groups', and instance runners. */
   async pageForProject(project: Project, opts: RunnerPage): Promise<{ rows: Runner[]; total: number }> {
-    const chain = await this.projects.namespaceChain(this.db, project.namespace_id)
+    const chain = await this.d.projectAccess.namespaceChain(project.namespace_id)
     return rq.pageRunners(this.db, { ...opts, projectIds: [project.id], namespaceIds: chain.filter((n) => n.kind === 'group').map((n) => n.id), instance: true })
   }
 
   async pageForGroup(group: Namespace, opts: RunnerPage): Promise<{ rows: Runner[]; total: number }> {
-    const chain = await this.projects.namespaceChain(this.db, group.id)
+    const chain = await this.d.projectAccess.namespaceChain(group.id)
     return rq.pageRunners(this.db, { ...opts, namespaceIds: chain.map((n) => n.id), instance: true })
   }
 
   /** The runner, if the caller may manage it (admin; maintainer of its project or group). */
   async manageable(p: Principal, id: number): Promise<Runner> {
-    const actor = await this.projects.actor(p)
+    const actor = await this.d.users.actor(p)
     const r = await rq.findRunner(this.db, id)
     if (!r) throw new WharfError('NOT_FOUND', 'Runner Not Found', {})
     if (actor.is_admin) return r
     if (r.runner_type === 'project_type' && r.project_id !== null) {
       const project = await projectQueries.findProject(this.db, r.project_id)
-      if (project && atLeast(await this.projects.projectLevel(actor, project), 'maintainer')) return r
+      if (project && atLeast(await this.d.projectAccess.projectLevel(actor, project), 'maintainer')) return r
     }
     if (r.runner_type === 'group_type' && r.namespace_id !== null) {
       const ns = await projectQueries.findNamespace(this.db, r.namespace_id)
-      if (ns && atLeast(await this.projects.namespaceLevel(this.db, actor, ns), 'maintainer')) return r
+      if (ns && atLeast(await this.d.projectAccess.namespaceLevel(this.db, actor, ns), 'maintainer')) return r
     }
     // Do not reveal runners one cannot manage.
     throw new WharfError('NOT_FOUND', 'Runner Not Found', {})

@@ -1,5 +1,5 @@
 import type { Kysely } from 'kysely'
-import { newSecret, secretDigest } from '../auth/secrets.ts'
+import { newSecret, secretDigest } from '../core/secrets.ts'
 import { WharfError } from '../core/errors.ts'
 import type { Database } from '../metadata/schema.ts'
 import * as q from './queries.ts'

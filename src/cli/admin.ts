@@ -146,17 +146,17 @@ export async function adminCommand(argv: string[]): Promise<number> {
 }
 
 async function userNamed(services: Services, username: string): Promise<User> {
-  const { rows } = await services.projects.searchUsers({ username }, { limit: 1, offset: 0 })
+  const { rows } = await services.users.searchUsers({ username }, { limit: 1, offset: 0 })
   if (!rows[0]) throw new UsageError(`no user ${username}`)
   return rows[0]
 }
 
 /** An administrator to act as (group and project creation are authorized like any other actor). */
 async function anAdmin(services: Services): Promise<User> {
-  const root = (await services.projects.searchUsers({ username: 'root' }, { limit: 1, offset: 0 })).rows[0]
+  const root = (await services.users.searchUsers({ username: 'root' }, { limit: 1, offset: 0 })).rows[0]
   if (root?.is_admin === 1 && root.state === 'active') return root
   for (let offset = 0; ; offset += 100) {
-    const { rows } = await services.projects.searchUsers({ blocked: false }, { limit: 100, offset })
+    const { rows } = await services.users.searchUsers({ blocked: false }, { limit: 100, offset })
     const admin = rows.find((u) => u.is_admin === 1)
     if (admin) return admin
     if (rows.length < 100) throw new UsageError('no active administrator to act as')
@@ -164,12 +164,12 @@ async function anAdmin(services: Services): Promise<User> {
 }
 
 async function run(command: string, flags: Flags, password: string | undefined, services: Services, registryHost: string): Promise<void> {
-  const { projects, accessTokens } = services
+  const { users, projects, groups, accessTokens } = services
   const out = (line: string) => process.stdout.write(`${line}\n`)
   const scopes = () => need(flags, 'scopes').split(',').map((s) => s.trim()).filter(Boolean)
   switch (command) {
     case 'user create': {
-      const user = await projects.createUser({ username: need(flags, 'username'), name: flags.name ?? need(flags, 'username'), email: flags.email ?? null, password: password ?? null, isAdmin: flags.admin === true })
+      const user = await users.createUser({ username: need(flags, 'username'), name: flags.name ?? need(flags, 'username'), email: flags.email ?? null, password: password ?? null, isAdmin: flags.admin === true })
       await services.credentials.audit(ACTOR, 'user.created', null, { username: user.username, admin: user.is_admin === 1 }, `user:${user.id}`)
       out(`created user ${user.username} (id ${user.id}${user.is_admin ? ', administrator' : ''}${password ? '' : ', no password: use a personal access token'})`)
       return
@@ -178,12 +178,12 @@ async function run(command: string, flags: Flags, password: string | undefined, 
       const actor = flags.owner ? await userNamed(services, flags.owner) : await anAdmin(services)
       let parentId: number | null = null
       if (flags.parent) {
-        const parent = await projects.findGroupRef(flags.parent)
+        const parent = await groups.findGroupRef(flags.parent)
         if (!parent) throw new UsageError(`no group ${flags.parent}`)
         parentId = parent.id
       }
       const path = need(flags, 'path')
-      const group = await projects.createGroupChecked(actor, { path, name: flags.name ?? path, parentId, visibility: visibility(flags.visibility) ?? 'private' })
+      const group = await groups.createGroupChecked(actor, { path, name: flags.name ?? path, parentId, visibility: visibility(flags.visibility) ?? 'private' })
       out(`created group ${group.full_path} (id ${group.id}, ${group.visibility}, owner ${actor.username})`)
       return
     }
@@ -191,7 +191,7 @@ async function run(command: string, flags: Flags, password: string | undefined, 
       const full = need(flags, 'path').replace(/^\/+|\/+$/g, '')
       const i = full.lastIndexOf('/')
       if (i <= 0) throw new UsageError('--path must be NAMESPACE/PROJECT')
-      const ns = await projects.findNamespaceRef(full.slice(0, i))
+      const ns = await groups.findNamespaceRef(full.slice(0, i))
       if (!ns) throw new UsageError(`no namespace ${full.slice(0, i)}`)
       const path = full.slice(i + 1)
       const project = await projects.createProjectChecked(await anAdmin(services), { namespaceId: ns.id, path, name: flags.name ?? path, visibility: visibility(flags.visibility) ?? 'private' })
@@ -220,7 +220,7 @@ async function run(command: string, flags: Flags, password: string | undefined, 
         if (!project) throw new UsageError(`no project ${flags.project}`)
         owner = { projectId: project.id }
       } else {
-        const group = await projects.findGroupRef(flags.group!)
+        const group = await groups.findGroupRef(flags.group!)
         if (!group) throw new UsageError(`no group ${flags.group}`)
         owner = { namespaceId: group.id }
       }

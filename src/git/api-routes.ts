@@ -1,9 +1,7 @@
 import { Type, type Static } from '@sinclair/typebox'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { pageOf, PageQuery, setPageHeaders } from '../api/pagination.ts'
-import { apiScope } from '../api/scope.ts'
 import { IdParam } from '../api/schemas.ts'
-import type { ApiTokens } from '../auth/api-tokens.ts'
 import type { Principal } from '../auth/principals.ts'
 import { WharfError } from '../core/errors.ts'
 import type { Project } from '../metadata/schema.ts'
@@ -20,7 +18,6 @@ import type { GitHosting, PushRecord } from './service.ts'
 export interface GitApiOptions {
   git: GitHosting
   projects: Projects
-  apiTokens: ApiTokens
   /** Public base URL (web_url fields, Link headers). */
   publicUrl: string
 }
@@ -32,7 +29,6 @@ const BranchParams = Type.Object({ id: Type.String(), branch: Type.String() })
 export async function gitApiRoutes(app: FastifyInstance, opts: GitApiOptions): Promise<void> {
   const { git, projects } = opts
   const publicUrl = opts.publicUrl.replace(/\/$/, '')
-  apiScope(app, opts.apiTokens)
 
   /** The project behind `:id` if the caller may read its code: hidden ones are 404, too low a role is 403. */
   async function readable(req: FastifyRequest): Promise<{ project: Project; canPush: boolean }> {

@@ -7,18 +7,20 @@ export { gitPool } from './exec.ts'
 export { gitErrorHandler, gitRoutes, parseGitUrl, type GitRouteOptions } from './routes.ts'
 export { GitHosting, PUSH_EVENT_ATTEMPTS, type PushAck, type PushEvent, type PushListener, type PushRecord } from './service.ts'
 
+import type { Kysely } from 'kysely'
 import type { Credentials } from '../auth/credentials.ts'
-import type { Projects } from '../projects/service.ts'
+import type { Database } from '../metadata/schema.ts'
+import type { ProjectAccess, Projects } from '../projects/index.ts'
 import { GitRepos } from './repos.ts'
 import { GitHosting } from './service.ts'
 
 /** Builds git hosting over `<root>` (`<data>/git`): creates the layout and installs the hooks. */
-export async function createGitHosting(root: string, deps: { projects: Projects; credentials: Credentials }): Promise<GitHosting> {
+export async function createGitHosting(root: string, deps: { db: Kysely<Database>; projects: Projects; projectAccess: ProjectAccess; credentials: Credentials }): Promise<GitHosting> {
   const repos = new GitRepos(root)
   await repos.init()
   // A deleted project's code goes with it.
   deps.projects.onProjectsDeleted(async (ids) => {
     for (const id of ids) await repos.remove(id)
   })
-  return new GitHosting({ repos, ...deps })
+  return new GitHosting({ repos, db: deps.db, projectAccess: deps.projectAccess, credentials: deps.credentials })
 }

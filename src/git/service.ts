@@ -7,7 +7,7 @@ import type { Kysely } from 'kysely'
 import { WharfError } from '../core/errors.ts'
 import type { Database, Executor, Project } from '../metadata/schema.ts'
 import { findProject, findProjectByPath } from '../projects/queries.ts'
-import type { Projects } from '../projects/service.ts'
+import type { ProjectAccess } from '../projects/index.ts'
 import { gitAccess, type GitAccess } from './access.ts'
 import {
   acknowledgePushUpdate, countPushes, deleteDonePushEvents, insertPushEvent, listPushes, markPushEventDone, pendingPushEvents,
@@ -80,16 +80,16 @@ const PUSHER_SUFFIX = '.pusher.json'
 export class GitHosting {
   readonly repos: GitRepos
   readonly db: Kysely<Database>
-  private readonly projects: Projects
+  private readonly projectAccess: ProjectAccess
   private readonly credentials: Credentials
   private readonly listeners = new Set<PushListener>()
   /** Events being delivered now: a sweep leaves them alone. */
   private readonly inFlight = new Set<number>()
 
-  constructor(deps: { repos: GitRepos; projects: Projects; credentials: Credentials }) {
+  constructor(deps: { repos: GitRepos; db: Kysely<Database>; projectAccess: ProjectAccess; credentials: Credentials }) {
     this.repos = deps.repos
-    this.projects = deps.projects
-    this.db = deps.projects.db
+    this.projectAccess = deps.projectAccess
+    this.db = deps.db
     this.credentials = deps.credentials
   }
 
@@ -119,7 +119,7 @@ export class GitHosting {
   }
 
   async access(p: Principal, project: Project | undefined): Promise<GitAccess> {
-    return gitAccess(p, project && (await this.projects.projectFacts(p, project)))
+    return gitAccess(p, project && (await this.projectAccess.projectFacts(p, project)))
   }
 
   /**

@@ -63,7 +63,7 @@ async function gitOk(args: string[], opts: Parameters<typeof gitCli>[1] = {}) {
 }
 
 async function makeUser(role: Role | null, project: Project, scopes?: PatScope[]): Promise<{ user: User; password: string; token?: string }> {
-  const user = await services.projects.createUser({ username: `u${++seq}`, password: PASSWORD })
+  const user = await services.users.createUser({ username: `u${++seq}`, password: PASSWORD })
   if (role) await upsertMember(db, 'project', project.id, user.id, ACCESS_LEVELS[role], null)
   if (!scopes) return { user, password: PASSWORD }
   const { token } = await services.accessTokens.createPat(user.id, { name: 't', scopes }, 'root')
@@ -71,7 +71,7 @@ async function makeUser(role: Role | null, project: Project, scopes?: PatScope[]
 }
 
 async function makeProject(visibility: Visibility): Promise<Project> {
-  const group = await services.projects.createGroup(rootUser, { path: `g${++seq}`, visibility: 'public' })
+  const group = await services.groups.createGroup(rootUser, { path: `g${++seq}`, visibility: 'public' })
   return services.projects.createProject(rootUser, { namespaceId: group.id, path: `Proj${seq}`, visibility })
 }
 
@@ -98,7 +98,7 @@ before(async () => {
   app = await buildApp({ logger: pino({ level: 'debug' }, sink), ...services, publicUrl: 'http://wharf.test', limits: { manifestBytes: 4 << 20 } })
   await app.listen({ host: '127.0.0.1', port: 0 })
   base = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`
-  rootUser = (await services.projects.actor({ kind: 'user', userId: 1, username: 'root', isAdmin: true, credential: { kind: 'password', userId: 1 } }))
+  rootUser = (await services.users.actor({ kind: 'user', userId: 1, username: 'root', isAdmin: true, credential: { kind: 'password', userId: 1 } }))
 })
 
 after(async () => {

@@ -2,7 +2,7 @@ import { Type, type Static } from '@sinclair/typebox'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { pageOf, PageQuery, setPageHeaders } from '../api/pagination.ts'
 import { Body, StringEnum } from '../api/schemas.ts'
-import type { Projects } from '../projects/service.ts'
+import type { Groups, Projects } from '../projects/index.ts'
 import type { Webhook, WebhookDelivery } from '../metadata/schema.ts'
 import { samplePayload } from './samples.ts'
 import { TRIGGERS, type HookOwner, type Trigger, type Webhooks } from './service.ts'
@@ -14,6 +14,7 @@ import { TRIGGERS, type HookOwner, type Trigger, type Webhooks } from './service
 export interface HookRouteDeps {
   hooks: Webhooks
   projects: Projects
+  groups: Groups
   publicUrl: string
 }
 
@@ -123,7 +124,7 @@ function deliveryJson(h: Webhook, d: WebhookDelivery, hooks: Webhooks) {
 }
 
 export async function hookRoutes(app: FastifyInstance, deps: HookRouteDeps): Promise<void> {
-  const { hooks, projects } = deps
+  const { hooks, projects, groups } = deps
 
   for (const scope of ['projects', 'groups'] as const) {
     const tag = scope === 'projects' ? 'project hooks' : 'group hooks'
@@ -133,7 +134,7 @@ export async function hookRoutes(app: FastifyInstance, deps: HookRouteDeps): Pro
     const ownerOf = async (req: FastifyRequest): Promise<HookOwner & { projectId?: number; groupId?: number }> => {
       const id = (req.params as { id: string }).id
       if (scope === 'projects') return { projectId: (await projects.projectFor(req.principal, id, role)).project.id }
-      return { groupId: (await projects.groupFor(req.principal, id, role)).group.id }
+      return { groupId: (await groups.groupFor(req.principal, id, role)).group.id }
     }
     const base = `/${scope}/:id/hooks`
 

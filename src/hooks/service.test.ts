@@ -8,7 +8,8 @@ import { join } from 'node:path'
 import { test, type TestContext } from 'node:test'
 import { Sealer } from '../core/sealing.ts'
 import { migrate, openDb } from '../metadata/db.ts'
-import { Projects } from '../projects/service.ts'
+import { createProjects } from '../projects/index.ts'
+import { Users } from '../users/index.ts'
 import { branchMatches, DEFAULT_WEBHOOK_OPTIONS, Webhooks, type WebhookOptions } from './service.ts'
 
 interface Received { headers: IncomingHttpHeaders; body: Record<string, unknown> }
@@ -33,9 +34,9 @@ async function world(t: TestContext, opts: Partial<WebhookOptions> = {}) {
   const dir = await mkdtemp(join(tmpdir(), 'wharf-hooks-'))
   const db = openDb({ kind: 'sqlite', path: join(dir, 'wharf.db') })
   await migrate(db, 'sqlite')
-  const projects = new Projects(db)
-  const root = await projects.createUser({ username: 'root', name: 'Root', password: 'root-password', isAdmin: true })
-  const group = await projects.createGroup(root, { path: 'g', visibility: 'private' })
+  const { projects, groups } = createProjects(db, async () => undefined)
+  const root = await new Users(db).createUser({ username: 'root', name: 'Root', password: 'root-password', isAdmin: true })
+  const group = await groups.createGroup(root, { path: 'g', visibility: 'private' })
   const project = await projects.createProject(root, { namespaceId: group.id, path: 'app' })
   const sealer = new Sealer(randomBytes(32))
   const make = () => new Webhooks(db, sealer, { ...DEFAULT_WEBHOOK_OPTIONS, outbound: { allowLocalNetwork: true, allowedHosts: [] }, instanceUrl: 'http://wharf.test', userAgent: 'Wharf', retryBaseMs: 50, ...opts })

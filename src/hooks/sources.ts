@@ -5,7 +5,8 @@ import type { GitHosting, PushEvent } from '../git/service.ts'
 import { principalName } from '../auth/principals.ts'
 import type { Database, Project, User } from '../metadata/schema.ts'
 import * as pq from '../projects/queries.ts'
-import type { Projects } from '../projects/service.ts'
+import type { ProjectAccess } from '../projects/index.ts'
+import * as uq from '../users/queries.ts'
 import type { Manifests, TagEvent } from '../registry/manifests.ts'
 import { jobPayload, pipelinePayload, pushPayload, registryPayload, userPayload, type ProjectContext } from './payloads.ts'
 import * as q from './queries.ts'
@@ -19,7 +20,7 @@ import type { Webhooks } from './service.ts'
 export interface HookSources {
   db: Kysely<Database>
   hooks: Webhooks
-  projects: Projects
+  projectAccess: ProjectAccess
   publicUrl: string
   registryHost: string
   git?: GitHosting | undefined
@@ -37,19 +38,19 @@ interface Snapshot {
 export function connectHookSources(s: HookSources): () => void {
   const offs: Array<() => void> = []
   const context = async (project: Project): Promise<{ ctx: ProjectContext; groupIds: number[] }> => {
-    const chain = await s.projects.namespaceChain(s.db, project.namespace_id)
+    const chain = await s.projectAccess.namespaceChain(project.namespace_id)
     const defaultBranch = (await s.git?.repos.defaultBranch(project.id)) ?? null
     return { ctx: { project, chain: [...chain].reverse(), publicUrl: s.publicUrl, defaultBranch }, groupIds: chain.filter((n) => n.kind === 'group').map((n) => n.id) }
   }
   const wants = async (projectId: number, triggers: q.Trigger[]): Promise<{ project: Project; groupIds: number[] } | undefined> => {
     const project = await pq.findProject(s.db, projectId)
     if (!project) return undefined
-    const chain = await s.projects.namespaceChain(s.db, project.namespace_id)
+    const chain = await s.projectAccess.namespaceChain(project.namespace_id)
     const groupIds = chain.filter((n) => n.kind === 'group').map((n) => n.id)
     for (const t of triggers) if (await s.hooks.wanted(project.id, groupIds, t)) return { project, groupIds }
     return undefined
   }
-  const user = async (id: number | null): Promise<User | undefined> => (id === null ? undefined : pq.findUser(s.db, id))
+  const user = async (id: number | null): Promise<User | undefined> => (id === null ? undefined : uq.findUser(s.db, id))
 
   if (s.git) {
     const git = s.git
@@ -58,7 +59,7 @@ export function connectHookSources(s: HookSources): () => void {
       if (!(await wants(e.projectId, ['push_events', 'tag_push_events']))) return
       const project = (await pq.findProject(s.db, e.projectId))!
       const { ctx, groupIds } = await context(project)
-      const who = e.principal.kind === 'user' ? await pq.findUser(s.db, e.principal.userId) : undefined
+      const who = e.principal.kind === 'user' ? await uq.findUser(s.db, e.principal.userId) : undefined
       for (const [i, u] of e.updates.entries()) {
         if (u.type !== 'branch' && u.type !== 'tag') continue
         const kind = u.type === 'tag' ? 'tag_push' : 'push'

@@ -81,3 +81,6 @@ async function refuseNewerSchema(db: Kysely<Database>, kind: DbConfig['kind']): 
 export function nowIso(): string {
   return new Date().toISOString()
 }
+
+/** A LIKE pattern matching `s` anywhere, case-insensitively; LIKE's own wildcards are dropped from the search. */
+export const likeTerm = (s: string) => `%${s.toLowerCase().replace(/[%_\\]/g, '')}%`

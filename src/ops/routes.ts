@@ -3,7 +3,7 @@
 import { createServer, type Server } from 'node:http'
 import type { FastifyInstance } from 'fastify'
 import { apiErrorHandler } from '../api/problem.ts'
-import { constantTimeEqual } from '../auth/secrets.ts'
+import { constantTimeEqual } from '../core/secrets.ts'
 import { WharfError } from '../core/errors.ts'
 import { labelRoute, routeOf } from '../core/request-log.ts'
 import type { Metrics } from './metrics.ts'

@@ -1,13 +1,20 @@
 import { Type, type Static } from '@sinclair/typebox'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
-import type { ApiDeps } from '../api/context.ts'
-import { deployTokenJson, groupJsonFull, memberJson, projectJson } from '../api/entities.ts'
+import type { ApiUrls } from '../api/context.ts'
 import { pageOf, PageQuery, setPageHeaders } from '../api/pagination.ts'
 import { Accepted, Body, DateString, DeployTokenEntity, GroupEntity, IdParam, MemberEntity, Nullable, ProjectEntity, StringEnum, VisibilitySchema } from '../api/schemas.ts'
+import type { AccessTokens } from '../auth/access-tokens.ts'
+import type { Credentials } from '../auth/credentials.ts'
 import type { Principal } from '../auth/principals.ts'
 import { DEPLOY_TOKEN_SCOPES } from '../auth/roles.ts'
 import { WharfError } from '../core/errors.ts'
+import type { Users } from '../users/index.ts'
+import type { ProjectAccess } from './access-levels.ts'
+import { deployTokenJson, groupJsonFull, memberJson, projectJson } from './entities.ts'
+import type { Groups } from './groups.ts'
+import type { Members } from './members.ts'
 import type { SourceKind } from './queries.ts'
+import type { Projects } from './service.ts'
 
 // /api/v4 groups, projects, their members and deploy tokens. Thin: parse, call the service, shape the JSON.
 
@@ -69,53 +76,63 @@ function pathFromName(name: string): string {
 /** GitLab's deploy-token expiry accepts a date-time; Wharf stores the date. */
 const dateOnly = (s: string | null | undefined) => (s ? s.slice(0, 10) : s)
 
-export async function projectRoutes(app: FastifyInstance, deps: ApiDeps): Promise<void> {
-  const { projects } = deps
+export interface ProjectRouteOptions extends ApiUrls {
+  users: Users
+  projects: Projects
+  groups: Groups
+  members: Members
+  projectAccess: ProjectAccess
+  accessTokens: AccessTokens
+  credentials: Credentials
+}
+
+export async function projectRoutes(app: FastifyInstance, deps: ProjectRouteOptions): Promise<void> {
+  const { users, projects, groups, members, projectAccess } = deps
 
   // ---- Groups ----
 
   app.get('/groups', { schema: { summary: 'List groups you can see', tags: ['groups'], querystring: GroupQuery, 'x-response': { 200: Type.Array(GroupEntity) } }, config: { public: true } }, async (req, reply) => {
     const query = req.query as Static<typeof GroupQuery>
     const page = pageOf(query)
-    const { rows, total } = await projects.visibleGroups(req.principal, { search: query.search, owned: query.owned, topLevelOnly: query.top_level_only, ...page })
+    const { rows, total } = await groups.visibleGroups(req.principal, { search: query.search, owned: query.owned, topLevelOnly: query.top_level_only, ...page })
     setPageHeaders(req, reply, deps.publicUrl, page, total)
-    return Promise.all(rows.map((g) => groupJsonFull(g, projects, deps)))
+    return Promise.all(rows.map((g) => groupJsonFull(g, projectAccess, deps)))
   })
 
   app.post('/groups', { schema: { summary: 'Create a group or subgroup', tags: ['groups'], body: GroupBody, 'x-response': { 201: GroupEntity } } }, async (req, reply) => {
     const body = req.body as Static<typeof GroupBody>
-    const actor = await projects.actor(req.principal)
+    const actor = await users.actor(req.principal)
     const path = body.path ?? (body.name ? pathFromName(body.name) : '')
     if (!path) throw new WharfError('BAD_REQUEST', 'path is required', {})
-    const group = await projects.createGroupChecked(actor, { path, name: body.name ?? path, parentId: body.parent_id ?? null, visibility: body.visibility ?? 'private', description: body.description ?? '' })
-    return reply.code(201).send(await groupJsonFull(group, projects, deps))
+    const group = await groups.createGroupChecked(actor, { path, name: body.name ?? path, parentId: body.parent_id ?? null, visibility: body.visibility ?? 'private', description: body.description ?? '' })
+    return reply.code(201).send(await groupJsonFull(group, projectAccess, deps))
   })
 
   app.get('/groups/:id', { schema: { summary: 'Get a group', tags: ['groups'], params: IdParam, 'x-response': { 200: GroupEntity } }, config: { public: true } }, async (req) => {
-    const { group } = await projects.groupFor(req.principal, (req.params as Static<typeof IdParam>).id)
-    return groupJsonFull(group, projects, deps)
+    const { group } = await groups.groupFor(req.principal, (req.params as Static<typeof IdParam>).id)
+    return groupJsonFull(group, projectAccess, deps)
   })
 
   app.put('/groups/:id', { schema: { summary: 'Update a group (owner)', tags: ['groups'], params: IdParam, body: SettingsBody, 'x-response': { 200: GroupEntity } } }, async (req) => {
-    const { group } = await projects.groupFor(req.principal, (req.params as Static<typeof IdParam>).id, 'owner')
+    const { group } = await groups.groupFor(req.principal, (req.params as Static<typeof IdParam>).id, 'owner')
     const body = req.body as Static<typeof SettingsBody>
-    return groupJsonFull(await projects.updateGroupSettings(group, body), projects, deps)
+    return groupJsonFull(await groups.updateGroupSettings(group, body), projectAccess, deps)
   })
 
   app.delete('/groups/:id', { schema: { summary: 'Delete a group with its subgroups, projects and images (owner)', tags: ['groups'], params: IdParam, 'x-response': { 202: Accepted } } }, async (req, reply) => {
-    const { group } = await projects.groupFor(req.principal, (req.params as Static<typeof IdParam>).id, 'owner')
-    await projects.deleteGroup(group)
+    const { group } = await groups.groupFor(req.principal, (req.params as Static<typeof IdParam>).id, 'owner')
+    await groups.deleteGroup(group)
     await deps.credentials.audit(principalLabel(req.principal), 'group.deleted', req.ip, { path: group.full_path }, `group:${group.id}`)
     return reply.code(202).send({ message: '202 Accepted' })
   })
 
   app.get('/groups/:id/projects', { schema: { summary: "List a group's projects", tags: ['groups'], params: IdParam, querystring: ProjectQuery, 'x-response': { 200: Type.Array(ProjectEntity) } }, config: { public: true } }, async (req, reply) => {
-    const { group } = await projects.groupFor(req.principal, (req.params as Static<typeof IdParam>).id)
+    const { group } = await groups.groupFor(req.principal, (req.params as Static<typeof IdParam>).id)
     const query = req.query as Static<typeof ProjectQuery>
     const page = pageOf(query)
     const { rows, total } = await projects.visibleProjects(req.principal, { search: query.search, visibility: query.visibility, withinGroup: group.id, ...page })
     setPageHeaders(req, reply, deps.publicUrl, page, total)
-    return Promise.all(rows.map((p) => projectJson(p, projects, deps)))
+    return Promise.all(rows.map((p) => projectJson(p, projectAccess, deps)))
   })
 
   // ---- Projects ----
@@ -125,35 +142,35 @@ export async function projectRoutes(app: FastifyInstance, deps: ApiDeps): Promis
     const page = pageOf(query)
     const { rows, total } = await projects.visibleProjects(req.principal, { search: query.search, owned: query.owned, membership: query.membership, visibility: query.visibility, ...page })
     setPageHeaders(req, reply, deps.publicUrl, page, total)
-    return Promise.all(rows.map((p) => projectJson(p, projects, deps)))
+    return Promise.all(rows.map((p) => projectJson(p, projectAccess, deps)))
   })
 
   app.post('/projects', { schema: { summary: 'Create a project', tags: ['projects'], body: ProjectBody, 'x-response': { 201: ProjectEntity } } }, async (req, reply) => {
     const body = req.body as Static<typeof ProjectBody>
-    const actor = await projects.actor(req.principal)
+    const actor = await users.actor(req.principal)
     const path = body.path ?? (body.name ? pathFromName(body.name) : '')
     if (!path) throw new WharfError('BAD_REQUEST', 'name or path is required', {})
     let namespaceId: number
     if (body.namespace_id === undefined || body.namespace_id === '') {
-      const own = await projects.userNamespaceOf(actor.id)
+      const own = await groups.userNamespaceOf(actor.id)
       namespaceId = own.id
     } else {
-      const ns = await projects.findNamespaceRef(body.namespace_id)
+      const ns = await groups.findNamespaceRef(body.namespace_id)
       if (!ns) throw new WharfError('NOT_FOUND', 'Namespace Not Found', {})
       namespaceId = ns.id
     }
     const project = await projects.createProjectChecked(actor, { namespaceId, path, name: body.name ?? path, visibility: body.visibility ?? 'private', description: body.description ?? '' })
-    return reply.code(201).send(await projectJson(project, projects, deps))
+    return reply.code(201).send(await projectJson(project, projectAccess, deps))
   })
 
   app.get('/projects/:id', { schema: { summary: 'Get a project', tags: ['projects'], params: IdParam, 'x-response': { 200: ProjectEntity } }, config: { public: true } }, async (req) => {
     const { project } = await projects.projectFor(req.principal, (req.params as Static<typeof IdParam>).id)
-    return projectJson(project, projects, deps)
+    return projectJson(project, projectAccess, deps)
   })
 
   app.put('/projects/:id', { schema: { summary: 'Update a project (maintainer)', tags: ['projects'], params: IdParam, body: SettingsBody, 'x-response': { 200: ProjectEntity } } }, async (req) => {
     const { project } = await projects.projectFor(req.principal, (req.params as Static<typeof IdParam>).id, 'maintainer')
-    return projectJson(await projects.updateProjectSettings(project, req.body as Static<typeof SettingsBody>), projects, deps)
+    return projectJson(await projects.updateProjectSettings(project, req.body as Static<typeof SettingsBody>), projectAccess, deps)
   })
 
   app.delete('/projects/:id', { schema: { summary: 'Delete a project and its images (owner)', tags: ['projects'], params: IdParam, 'x-response': { 202: Accepted } } }, async (req, reply) => {
@@ -174,14 +191,14 @@ export async function projectRoutes(app: FastifyInstance, deps: ApiDeps): Promis
         const { project, level } = await projects.projectFor(req.principal, id)
         return { sourceId: project.id, level, entity: project }
       }
-      const { group, level } = await projects.groupFor(req.principal, id)
+      const { group, level } = await groups.groupFor(req.principal, id)
       return { sourceId: group.id, level, entity: group }
     }
 
     app.get(`/${kind}/:id/members`, { schema: { summary: 'List direct members', tags: [tag], params: IdParam, querystring: Type.Object({ ...PageQuery }), 'x-response': { 200: Type.Array(MemberEntity) } }, config: { public: true } }, async (req, reply) => {
       const { sourceId } = await load(req, (req.params as Static<typeof IdParam>).id)
       const page = pageOf(req.query as { page?: number; per_page?: number })
-      const { rows, total } = await projects.pageDirectMembers(source, sourceId, page)
+      const { rows, total } = await members.pageDirectMembers(source, sourceId, page)
       setPageHeaders(req, reply, deps.publicUrl, page, total)
       return rows.map((m) => memberJson(m, deps))
     })
@@ -189,7 +206,7 @@ export async function projectRoutes(app: FastifyInstance, deps: ApiDeps): Promis
     app.get(`/${kind}/:id/members/all`, { schema: { summary: 'List members including inherited ones (highest level each)', tags: [tag], params: IdParam, querystring: Type.Object({ ...PageQuery }), 'x-response': { 200: Type.Array(MemberEntity) } }, config: { public: true } }, async (req, reply) => {
       const { entity } = await load(req, (req.params as Static<typeof IdParam>).id)
       const page = pageOf(req.query as { page?: number; per_page?: number })
-      const { rows, total } = await projects.pageAllMembers(source, entity, page)
+      const { rows, total } = await members.pageAllMembers(source, entity, page)
       setPageHeaders(req, reply, deps.publicUrl, page, total)
       return rows.map((m) => memberJson(m, deps))
     })
@@ -197,7 +214,7 @@ export async function projectRoutes(app: FastifyInstance, deps: ApiDeps): Promis
     app.get(`/${kind}/:id/members/:user_id`, { schema: { summary: 'Get a direct member', tags: [tag], params: MemberParams, 'x-response': { 200: MemberEntity } }, config: { public: true } }, async (req) => {
       const params = req.params as Static<typeof MemberParams>
       const { sourceId } = await load(req, params.id)
-      const m = await projects.findMember(source, sourceId, params.user_id)
+      const m = await members.findMember(source, sourceId, params.user_id)
       if (!m) throw new WharfError('NOT_FOUND', 'Member Not Found', {})
       return memberJson(m, deps)
     })
@@ -205,7 +222,7 @@ export async function projectRoutes(app: FastifyInstance, deps: ApiDeps): Promis
     app.post(`/${kind}/:id/members`, { schema: { summary: 'Add a member (maintainer; owner to grant owner)', tags: [tag], params: IdParam, body: MemberBody, 'x-response': { 201: MemberEntity } } }, async (req, reply) => {
       const { sourceId, level } = await load(req, (req.params as Static<typeof IdParam>).id)
       const body = req.body as Static<typeof MemberBody>
-      const m = await projects.addMember(level, source, sourceId, body.user_id, body.access_level, body.expires_at)
+      const m = await members.addMember(level, source, sourceId, body.user_id, body.access_level, body.expires_at)
       await deps.credentials.audit(principalLabel(req.principal), 'member.added', req.ip, { userId: body.user_id, accessLevel: body.access_level }, `${source}:${sourceId}`)
       return reply.code(201).send(memberJson(m, deps))
     })
@@ -214,7 +231,7 @@ export async function projectRoutes(app: FastifyInstance, deps: ApiDeps): Promis
       const params = req.params as Static<typeof MemberParams>
       const { sourceId, level } = await load(req, params.id)
       const body = req.body as Static<typeof MemberUpdateBody>
-      const m = await projects.updateMember(level, source, sourceId, params.user_id, body.access_level, body.expires_at)
+      const m = await members.updateMember(level, source, sourceId, params.user_id, body.access_level, body.expires_at)
       await deps.credentials.audit(principalLabel(req.principal), 'member.updated', req.ip, { userId: params.user_id, accessLevel: body.access_level }, `${source}:${sourceId}`)
       return memberJson(m, deps)
     })
@@ -222,8 +239,8 @@ export async function projectRoutes(app: FastifyInstance, deps: ApiDeps): Promis
     app.delete(`/${kind}/:id/members/:user_id`, { schema: { summary: 'Remove a member (maintainer; anyone may leave)', tags: [tag], params: MemberParams, 'x-response': { 204: {} } } }, async (req, reply) => {
       const params = req.params as Static<typeof MemberParams>
       const { sourceId, level } = await load(req, params.id)
-      const actor = await projects.actor(req.principal)
-      await projects.removeMember(level, actor.id, source, sourceId, params.user_id)
+      const actor = await users.actor(req.principal)
+      await members.removeMember(level, actor.id, source, sourceId, params.user_id)
       await deps.credentials.audit(principalLabel(req.principal), 'member.removed', req.ip, { userId: params.user_id }, `${source}:${sourceId}`)
       return reply.code(204).send()
     })

@@ -1,7 +1,6 @@
 // The pull-through cache's Prometheus series. Labels are closed sets: the configured upstream host,
 // `kind` (manifest | blob), `way` (group: GitLab's group path; mirror: the mirror listener).
 import type { Metrics } from '../ops/index.ts'
-import type { CacheTarget } from './service.ts'
 import type { UpstreamClient } from './upstream-client.ts'
 
 export type Kind = 'manifest' | 'blob'
@@ -9,7 +8,10 @@ export type Kind = 'manifest' | 'blob'
 export type Outcome = 'hit' | 'miss' | 'coalesced'
 export type UpstreamErrorReason = 'rate_limited' | 'unavailable'
 
-const way = (t: CacheTarget) => (t.namespaceId === null ? 'mirror' : 'group')
+/** What the series are labelled by (service.ts's CacheTarget; not imported, service.ts imports this file): the upstream, and a group's proxy or the mirror listener (null). */
+type Target = { namespaceId: number | null; upstream: Pick<UpstreamClient, 'host'> }
+
+const way = (t: Target) => (t.namespaceId === null ? 'mirror' : 'group')
 
 export class ProxyMetrics {
   private readonly lookups
@@ -42,11 +44,11 @@ export class ProxyMetrics {
     rateGauge('wharf_dependency_proxy_upstream_ratelimit_remaining', "The upstream's last reported ratelimit-remaining", (rl) => rl.remaining)
   }
 
-  lookup(t: CacheTarget, kind: Kind, outcome: Outcome): void {
+  lookup(t: Target, kind: Kind, outcome: Outcome): void {
     this.lookups[outcome].inc({ upstream: t.upstream.host, kind, way: way(t) })
   }
 
-  staleServed(t: CacheTarget): void {
+  staleServed(t: Target): void {
     this.stale.inc({ upstream: t.upstream.host, way: way(t) })
   }
 
@@ -54,11 +56,11 @@ export class ProxyMetrics {
     this.errors.inc({ upstream, reason })
   }
 
-  servedFromCache(t: CacheTarget, kind: Kind, n: number): void {
+  servedFromCache(t: Target, kind: Kind, n: number): void {
     this.bytes.inc({ upstream: t.upstream.host, kind, source: 'cache' }, n)
   }
 
-  fetched(t: CacheTarget, kind: Kind, n: number): void {
+  fetched(t: Target, kind: Kind, n: number): void {
     this.bytes.inc({ upstream: t.upstream.host, kind, source: 'upstream' }, n)
   }
 }

@@ -6,7 +6,7 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRepl
 import { Accepted, IdParam } from '../api/schemas.ts'
 import { WharfError } from '../core/errors.ts'
 import { ociApi, ociErrorHandler, parseRange, type OciPath, type PullThrough } from '../registry/index.ts'
-import type { Projects } from '../projects/service.ts'
+import type { Groups } from '../projects/index.ts'
 import type { RegistryAuth } from '../auth/registry-auth.ts'
 import type { CacheTarget, DependencyProxy } from './service.ts'
 import { limitConnections, serverOptions, type ConnectionLimits } from '../connections.ts'
@@ -172,8 +172,8 @@ const UpstreamEntity = Type.Object({
 })
 
 /** /api/v4: a group's cache (listing is a Wharf extension; the purge is GitLab's route) and the upstreams (Wharf extension). */
-export async function proxyApiRoutes(app: FastifyInstance, deps: { proxy: DependencyProxy; projects: Projects }): Promise<void> {
-  const { proxy, projects } = deps
+export async function proxyApiRoutes(app: FastifyInstance, deps: { proxy: DependencyProxy; groups: Groups }): Promise<void> {
+  const { proxy, groups } = deps
   const cacheJson = async (namespaceId: number | null) => {
     const c = await proxy.groupCache(namespaceId)
     return { size: c.size, images: c.images.map((i) => ({ name: i.name, upstream: i.upstream, repository: i.repository, tags: i.tags, size: i.size, created_at: i.createdAt, last_pulled_at: i.lastPulledAt })) }
@@ -183,14 +183,14 @@ export async function proxyApiRoutes(app: FastifyInstance, deps: { proxy: Depend
   }
 
   app.get('/groups/:id/dependency_proxy/cache', { schema: { summary: "List a group's dependency proxy cache (Wharf extension; guest)", tags: ['dependency proxy'], params: IdParam, 'x-response': { 200: CacheEntity } } }, async (req) => {
-    const { group } = await projects.groupFor(req.principal, (req.params as Static<typeof IdParam>).id, 'guest')
+    const { group } = await groups.groupFor(req.principal, (req.params as Static<typeof IdParam>).id, 'guest')
     return cacheJson(group.id)
   })
 
   // GitLab: DELETE /groups/:id/dependency_proxy/cache schedules the purge and requires the Owner
   // role (since 17.0; Maintainer before); Wharf purges at once.
   app.delete('/groups/:id/dependency_proxy/cache', { schema: { summary: "Purge a group's dependency proxy cache (owner)", tags: ['dependency proxy'], params: IdParam, 'x-response': { 202: Accepted } } }, async (req, reply) => {
-    const { group } = await projects.groupFor(req.principal, (req.params as Static<typeof IdParam>).id, 'owner')
+    const { group } = await groups.groupFor(req.principal, (req.params as Static<typeof IdParam>).id, 'owner')
     const r = await proxy.purgeGroup(group.id)
     req.log.info({ group: group.full_path, ...r }, 'dependency proxy cache purged')
     return reply.code(202).send({ message: '202 Accepted' })

@@ -8,7 +8,7 @@ import { splitDependencyProxyName, type RepoName } from '../core/names.ts'
 import type { UpstreamConfig } from '../config/schema.ts'
 import { nowIso } from '../metadata/db.ts'
 import type { Database, Manifest } from '../metadata/schema.ts'
-import type { Projects } from '../projects/service.ts'
+import type { Groups } from '../projects/index.ts'
 import { acceptable, defaultPlatformChild, INDEX_TYPES, MANIFEST_TYPES, registryQueries as rq, type ByteRange, type Reference, type Registry } from '../registry/index.ts'
 import type { BlobDriver } from '../storage/driver.ts'
 import type { Metrics } from '../ops/index.ts'
@@ -75,7 +75,7 @@ export interface UpstreamStatus {
 export class DependencyProxy {
   private readonly db: Kysely<Database>
   private readonly registry: Registry
-  private readonly projects: Projects
+  private readonly groups: Groups
   private readonly driver: BlobDriver
   private readonly upstreams: UpstreamClient[]
   private readonly opts: ProxyOptions
@@ -83,10 +83,10 @@ export class DependencyProxy {
   private readonly blobFlights = new Map<string, BlobFlight>()
   readonly metrics: ProxyMetrics
 
-  constructor(db: Kysely<Database>, registry: Registry, projects: Projects, driver: BlobDriver, opts: ProxyOptions, metrics: Metrics) {
+  constructor(db: Kysely<Database>, registry: Registry, groups: Groups, driver: BlobDriver, opts: ProxyOptions, metrics: Metrics) {
     this.db = db
     this.registry = registry
-    this.projects = projects
+    this.groups = groups
     this.driver = driver
     this.opts = opts
     this.metrics = new ProxyMetrics(metrics, () => this.upstreams)
@@ -99,7 +99,7 @@ export class DependencyProxy {
   async groupTarget(name: RepoName): Promise<CacheTarget> {
     const split = splitDependencyProxyName(name)
     if (!split) throw new WharfError('NAME_UNKNOWN', 'repository name not known to registry', { name })
-    const group = await this.projects.findGroupByPath(split.group)
+    const group = await this.groups.findGroupByPath(split.group)
     // Authorization already required access to the group; a deleted one is simply unknown.
     if (!group) throw new WharfError('NAME_UNKNOWN', `no group ${split.group}`, { name })
     const upstream = this.upstreams.find((u) => u.host === DOCKER_HUB) ?? this.upstreams[0]!

@@ -1,11 +1,14 @@
 import { Type, type Static } from '@sinclair/typebox'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
-import type { ApiDeps } from '../api/context.ts'
+import type { ApiUrls } from '../api/context.ts'
 import { pageOf, PageQuery, setPageHeaders } from '../api/pagination.ts'
 import { Accepted, IdParam, RepositoryEntity, TagDetailEntity, TagEntity } from '../api/schemas.ts'
 import { atLeast } from '../auth/roles.ts'
 import { WharfError } from '../core/errors.ts'
+import type { Credentials } from '../auth/credentials.ts'
 import type { Project } from '../metadata/schema.ts'
+import type { Projects } from '../projects/service.ts'
+import type { Manifests } from './manifests.ts'
 
 // /api/v4 projects/:id/registry/repositories and their tags, in GitLab's shapes.
 
@@ -13,7 +16,13 @@ const RepoParams = Type.Object({ id: Type.String(), repository_id: Type.Integer(
 const TagParams = Type.Object({ id: Type.String(), repository_id: Type.Integer(), tag_name: Type.String({ maxLength: 128 }) })
 const RepoQuery = Type.Object({ ...PageQuery, tags: Type.Optional(Type.Boolean({ description: 'include each repository’s tags' })), tags_count: Type.Optional(Type.Boolean()), size: Type.Optional(Type.Boolean({ description: 'Wharf extension: include each repository’s total size' })) })
 
-export async function registryApiRoutes(app: FastifyInstance, deps: ApiDeps): Promise<void> {
+export interface RegistryApiOptions extends ApiUrls {
+  projects: Projects
+  manifests: Manifests
+  credentials: Credentials
+}
+
+export async function registryApiRoutes(app: FastifyInstance, deps: RegistryApiOptions): Promise<void> {
   const { projects, manifests } = deps
   const location = (name: string) => `${deps.registryHost}/${name}`
   const tagJson = (repoName: string, tag: string) => ({ name: tag, path: `${repoName}:${tag}`, location: `${location(repoName)}:${tag}` })

@@ -13,6 +13,8 @@ export { parseOciPath, type OciPath, type Reference } from './oci-path.ts'
 export { parseRange, type ByteRange } from './blobs.ts'
 /** Read-only lookups for the pull-through cache, which keeps its images in the registry's tables. */
 export * as registryQueries from './queries.ts'
+/** Given to projects/, whose deletions take the repositories under the deleted paths along (same transaction). */
+export { deleteRepositoriesUnder } from './queries.ts'
 export { Blobs, Manifests, Uploads }
 
 export interface Registry {

@@ -26,7 +26,7 @@ test('admin routes answer 403 to a non-administrator and 401 without a token', a
     if (method === 'GET') assert.notEqual((await h.req(method, url, { token: root.token })).statusCode, 403, url)
   }
   assert.equal((await h.db.selectFrom('signing_keys').selectAll().execute()).length, 1, 'the refused rotate added no key')
-  assert.ok(await h.services.projects.findUserById(target), 'the refused delete removed no one')
+  assert.ok(await h.services.users.findUserById(target), 'the refused delete removed no one')
 })
 
 test('GET /audit_events filters by actor, action (exact or prefix), entity and date, paged in SQL with GitLab headers', async (t) => {
@@ -78,8 +78,8 @@ test('GET /application/statistics counts users, groups, projects, image blobs an
   const before = await stats()
   assert.deepEqual(before, { users: 1, active_users: 1, blocked_users: 0, admins: 1, groups: 0, projects: 0, repositories: 0, blobs: 0, blob_bytes: 0, pipelines: 0, jobs: 0, runners: 0, runners_online: 0 })
   const carol = await h.user('carol')
-  await h.services.projects.setUserState(carol.user.id, 'blocked')
-  const group = await h.services.projects.createGroup(root.user, { path: 'grp', visibility: 'private' })
+  await h.services.users.setUserState(carol.user.id, 'blocked')
+  const group = await h.services.groups.createGroup(root.user, { path: 'grp', visibility: 'private' })
   await h.services.projects.createProject(root.user, { namespaceId: group.id, path: 'app' })
   await pushImage(h, { username: 'root', password: ROOT_PASSWORD }, 'grp/app', ['1'])
   const blobs = await h.db.selectFrom('blobs').select(['size']).execute()
@@ -118,7 +118,7 @@ test('DELETE /users/:id removes a user who holds nothing, refuses one who owns a
   const admin2 = await h.user('admin2', { admin: true })
   const erin = await h.user('erin')
   const dave = await h.user('dave') // the newest account: SQLite would reuse its id without AUTOINCREMENT
-  const group = await h.services.projects.createGroup(root.user, { path: 'team', visibility: 'private' })
+  const group = await h.services.groups.createGroup(root.user, { path: 'team', visibility: 'private' })
   const project = await h.services.projects.createProject(root.user, { namespaceId: group.id, path: 'app' })
   assert.equal((await h.req('POST', `/api/v4/projects/${project.id}/members`, { token: root.token, body: { user_id: dave.user.id, access_level: 30 } })).statusCode, 201)
   const erinNs = await h.db.selectFrom('namespaces').where('full_path', '=', 'erin').select('id').executeTakeFirstOrThrow()

@@ -75,7 +75,7 @@ export async function apiHarness(t: Pick<TestContext, 'after'>, opts: { logs?: s
       return app.inject(o)
     },
     async user(username, opts = {}) {
-      const user = await services.projects.createUser({ username, password: opts.password ?? `${username}-password`, isAdmin: opts.admin ?? false })
+      const user = await services.users.createUser({ username, password: opts.password ?? `${username}-password`, isAdmin: opts.admin ?? false })
       const { token } = await services.accessTokens.createPat(user.id, { name: 'test', scopes: opts.scopes ?? ['api'] }, 'test')
       return { user, token }
     },

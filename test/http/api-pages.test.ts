@@ -18,10 +18,10 @@ const UNPAGED = new Set(['/api/v4/projects/:id/pipelines/:pipeline_id/variables'
 
 /** Three or more of everything a list route can return. */
 async function populate(h: ApiHarness, w: World) {
-  const { projects, ci } = { projects: h.services.projects, ci: h.services.ci! }
+  const { projects, groups, ci } = { projects: h.services.projects, groups: h.services.groups, ci: h.services.ci! }
   const as = (token: string) => ({ token })
   const root = as(w.root.token)
-  for (const path of ['g2', 'g3']) await projects.createGroup(w.root.user, { path, visibility: 'private' })
+  for (const path of ['g2', 'g3']) await groups.createGroup(w.root.user, { path, visibility: 'private' })
   const extra = [await projects.createProject(w.root.user, { namespaceId: w.group.id, path: 'p3' }), await projects.createProject(w.root.user, { namespaceId: w.group.id, path: 'p4' })]
   const users = [w.other, await h.user('third'), await h.user('fourth')]
   for (const [i, u] of users.entries()) {

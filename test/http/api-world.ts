@@ -13,7 +13,7 @@ export type World = Awaited<ReturnType<typeof world>>
 export async function world(h: ApiHarness) {
   const root = await h.root()
   const other = await h.user('other')
-  const group = await h.services.projects.createGroup(root.user, { path: 'grp', visibility: 'private' })
+  const group = await h.services.groups.createGroup(root.user, { path: 'grp', visibility: 'private' })
   const project = await h.services.projects.createProject(root.user, { namespaceId: group.id, path: 'app' })
   const target = await h.services.projects.createProject(root.user, { namespaceId: group.id, path: 'lib' })
   const bare = await h.services.git!.repository(project)

@@ -306,7 +306,7 @@ describe('repositories belong to projects', () => {
     await h.ensureProject('TeamX/App')
     for (const repo of ['team/app2', 'teamx/app']) await seed(h, repo)
     // Paths are unique regardless of case.
-    await assert.rejects(h.services.projects.createProject((await h.services.projects.db.selectFrom('users').selectAll().where('username', '=', 'root').executeTakeFirstOrThrow()), { namespaceId: app.namespace_id, path: 'app' }), /already taken/)
+    await assert.rejects(h.services.projects.createProject((await h.services.db.selectFrom('users').selectAll().where('username', '=', 'root').executeTakeFirstOrThrow()), { namespaceId: app.namespace_id, path: 'app' }), /already taken/)
 
     const dev = await user(h, 'appdev')
     await h.addMember(app, dev, 'maintainer')

@@ -11,7 +11,7 @@ import { apiHarness } from './api-harness.ts'
 async function setup(t: TestContext, ci: string) {
   const h = await apiHarness(t)
   const { user: root, token } = await h.root()
-  const group = await h.services.projects.createGroup(root, { path: 'ci', visibility: 'private' })
+  const group = await h.services.groups.createGroup(root, { path: 'ci', visibility: 'private' })
   const project = await h.services.projects.createProject(root, { namespaceId: group.id, path: 'app' })
   const bare = await h.services.git!.repository(project)
   const work = join(h.tmpDir, 'work')

@@ -28,9 +28,9 @@ async function setup(t: Parameters<typeof runnerHarness>[0]) {
   // A public group: GitLab still requires authentication for its dependency proxy.
   const app = await h.project(root, 'team', 'app', { visibility: 'public' })
   const other = await h.project(root, 'elsewhere', 'tool')
-  const team = (await h.services.projects.findGroupRef('team'))!
-  await h.services.projects.addMember(ACCESS_LEVELS.owner, 'namespace', team.id, guest.user.id, ACCESS_LEVELS.guest, null)
-  const sub = await h.services.projects.createGroup(root, { path: 'sub', parentId: team.id })
+  const team = (await h.services.groups.findGroupRef('team'))!
+  await h.services.members.addMember(ACCESS_LEVELS.owner, 'namespace', team.id, guest.user.id, ACCESS_LEVELS.guest, null)
+  const sub = await h.services.groups.createGroup(root, { path: 'sub', parentId: team.id })
   return { h, root, rootToken, guest, outsider, app, other, team, sub }
 }
 
@@ -99,6 +99,6 @@ describe('dependency proxy authorization', () => {
   it('dependency_proxy is a reserved group and project path', async (t) => {
     const { h, root, team } = await setup(t)
     await assert.rejects(h.services.projects.createProject(root, { namespaceId: team.id, path: 'dependency_proxy' }), /reserved/)
-    await assert.rejects(h.services.projects.createGroup(root, { path: 'dependency_proxy' }), /reserved/)
+    await assert.rejects(h.services.groups.createGroup(root, { path: 'dependency_proxy' }), /reserved/)
   })
 })

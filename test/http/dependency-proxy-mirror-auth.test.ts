@@ -68,7 +68,7 @@ it('mirrorAuth token: challenges at /v2/ and per image, lets a signed-in user pu
 
   const anonymous = await token(undefined, scope)
   assert.equal((await mirror.inject({ method: 'GET', url, headers: { authorization: `Bearer ${anonymous}` } })).statusCode, 403)
-  const user = await services.projects.createUser({ username: 'ada', password: 'ada-password-1' })
+  const user = await services.users.createUser({ username: 'ada', password: 'ada-password-1' })
   const apiOnly = await services.accessTokens.createPat(user.id, { name: 'api', scopes: ['read_api'] }, 'test')
   assert.equal((await mirror.inject({ method: 'GET', url, headers: { authorization: `Bearer ${await token(basic('ada', apiOnly.token), scope)}` } })).statusCode, 403)
   const registry = await services.accessTokens.createPat(user.id, { name: 'reg', scopes: ['read_registry'] }, 'test')

@@ -24,7 +24,8 @@ import { ACCESS_LEVELS, type Role, type Visibility } from '../../src/auth/roles.
 import { migrate, openDb } from '../../src/metadata/db.ts'
 import type { Database, Namespace, Project, User } from '../../src/metadata/schema.ts'
 import * as projectQueries from '../../src/projects/queries.ts'
-import { validateSegment } from '../../src/projects/paths.ts'
+import * as userQueries from '../../src/users/queries.ts'
+import { validateSegment } from '../../src/core/path-segments.ts'
 import type { Registry } from '../../src/registry/index.ts'
 import { MEDIA_TYPES } from '../../src/registry/media-types.ts'
 import { parseOciPath } from '../../src/registry/oci-path.ts'
@@ -140,14 +141,14 @@ export async function harness(t: Pick<TestContext, 'after'>, opts: HarnessOption
   const provisioned = new Map<string, Promise<Project | undefined>>()
   let provisioning: Promise<unknown> = Promise.resolve()
 
-  const rootUser = async (): Promise<User> => (await projectQueries.findUserByUsername(cur.db, 'root'))!
+  const rootUser = async (): Promise<User> => (await userQueries.findUserByUsername(cur.db, 'root'))!
 
   const ensureNamespace = async (fullPath: string): Promise<Namespace> => {
     const existing = await projectQueries.findNamespaceByPath(cur.db, fullPath)
     if (existing) return existing
     const i = fullPath.lastIndexOf('/')
     const parent = i < 0 ? undefined : await ensureNamespace(fullPath.slice(0, i))
-    return cur.services.projects.createGroup(await rootUser(), { path: fullPath.slice(i + 1), parentId: parent?.id ?? null })
+    return cur.services.groups.createGroup(await rootUser(), { path: fullPath.slice(i + 1), parentId: parent?.id ?? null })
   }
 
   const ensureProject = async (path: string, visibility: Visibility = 'private'): Promise<Project> => {
@@ -260,7 +261,7 @@ export async function harness(t: Pick<TestContext, 'after'>, opts: HarnessOption
       await bearerFor(url)
     },
     ensureProject,
-    createUser: (username, password = `pw-${username}-${randomBytes(6).toString('hex')}`) => cur.services.projects.createUser({ username, password }),
+    createUser: (username, password = `pw-${username}-${randomBytes(6).toString('hex')}`) => cur.services.users.createUser({ username, password }),
     async addMember(target, user, role) {
       const kind = 'namespace_id' in target ? 'project' : 'namespace'
       await projectQueries.upsertMember(cur.db, kind, target.id, user.id, ACCESS_LEVELS[role], null)

@@ -94,7 +94,7 @@ export async function runnerHarness(t: Pick<TestContext, 'after'>, opts: { longP
     },
     async user(username, o = {}) {
       const password = `${username}-password`
-      const user = await services.projects.createUser({ username, password, isAdmin: o.admin ?? false })
+      const user = await services.users.createUser({ username, password, isAdmin: o.admin ?? false })
       const { token } = await services.accessTokens.createPat(user.id, { name: 'test', scopes: ['api'] }, 'test')
       return { user, token, password }
     },
@@ -106,10 +106,10 @@ export async function runnerHarness(t: Pick<TestContext, 'after'>, opts: { longP
       return rootToken
     },
     async project(owner, group, path, o = {}) {
-      const existing = await services.projects.findGroupRef(group)
-      const g = existing ?? (await services.projects.createGroup(owner, { path: group, visibility: o.visibility ?? 'private' }))
+      const existing = await services.groups.findGroupRef(group)
+      const g = existing ?? (await services.groups.createGroup(owner, { path: group, visibility: o.visibility ?? 'private' }))
       const p = await services.projects.createProject(owner, { namespaceId: g.id, path, visibility: o.visibility ?? 'private' })
-      for (const [u, role] of o.members ?? []) await services.projects.addMember(ACCESS_LEVELS.owner, 'project', p.id, u.id, ACCESS_LEVELS[role], null)
+      for (const [u, role] of o.members ?? []) await services.members.addMember(ACCESS_LEVELS.owner, 'project', p.id, u.id, ACCESS_LEVELS[role], null)
       return p
     },
     async commit(project, files) {

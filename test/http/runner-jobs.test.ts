@@ -173,8 +173,8 @@ build:
   it('scopes runners: project runners take their project only, group runners their group and subgroups', async (t) => {
     const h = await runnerHarness(t, { longPollMs: 50 })
     const { user: root, token } = await h.root()
-    const team = await h.services.projects.createGroup(root, { path: 'team' })
-    const sub = await h.services.projects.createGroup(root, { path: 'sub', parentId: team.id })
+    const team = await h.services.groups.createGroup(root, { path: 'team' })
+    const sub = await h.services.groups.createGroup(root, { path: 'sub', parentId: team.id })
     const inSub = await h.services.projects.createProject(root, { namespaceId: sub.id, path: 'deep' })
     const other = await h.project(root, 'other', 'x')
     await h.pipeline(inSub, await h.commit(inSub, { '.gitlab-ci.yml': 'a:\n  script: [x]\n' }), root.id)

@@ -7,7 +7,7 @@ import { apiHarness, assertProblem } from './api-harness.ts'
 test('project hooks: maintainers manage them; the token is never shown; GitLab\'s fields come back', async (t) => {
   const h = await apiHarness(t)
   const { user: root, token } = await h.root()
-  const group = await h.services.projects.createGroup(root, { path: 'g', visibility: 'private' })
+  const group = await h.services.groups.createGroup(root, { path: 'g', visibility: 'private' })
   const project = await h.services.projects.createProject(root, { namespaceId: group.id, path: 'app' })
   const dev = await h.user('dev')
   const maint = await h.user('maint')
@@ -56,7 +56,7 @@ test('project hooks: maintainers manage them; the token is never shown; GitLab\'
 test('hooks aimed at the local network are refused with GitLab\'s message; so are other schemes', async (t) => {
   const h = await apiHarness(t)
   const { user: root, token } = await h.root()
-  const group = await h.services.projects.createGroup(root, { path: 'g', visibility: 'private' })
+  const group = await h.services.groups.createGroup(root, { path: 'g', visibility: 'private' })
   const project = await h.services.projects.createProject(root, { namespaceId: group.id, path: 'app' })
   for (const url of ['http://127.0.0.1:5000/api/v4/projects', 'http://localhost/x', 'http://169.254.169.254/latest/meta-data/', 'http://[::1]/', 'http://10.0.0.5/', 'http://[::ffff:127.0.0.1]/']) {
     const res = await h.req('POST', `/api/v4/projects/${project.id}/hooks`, { token, body: { url } })
@@ -72,7 +72,7 @@ test('hooks aimed at the local network are refused with GitLab\'s message; so ar
 test('group hooks are for group owners; a project maintainer cannot add one', async (t) => {
   const h = await apiHarness(t)
   const { user: root, token } = await h.root()
-  const group = await h.services.projects.createGroup(root, { path: 'g', visibility: 'private' })
+  const group = await h.services.groups.createGroup(root, { path: 'g', visibility: 'private' })
   const maint = await h.user('maint')
   await h.req('POST', `/api/v4/groups/${group.id}/members`, { token, body: { user_id: maint.user.id, access_level: 40 } })
   assertProblem(await h.req('POST', `/api/v4/groups/${group.id}/hooks`, { token: maint.token, body: { url: 'http://8.8.8.8/' } }), 403)

@@ -1,5 +1,5 @@
 import type { Kysely } from 'kysely'
-import type { MigrationContext } from './index.ts'
+import type { MigrationContext } from './context.ts'
 
 // Accounts, namespaces, projects, members, tokens, signing keys and the audit log.
 export async function up(db: Kysely<unknown>, ctx: MigrationContext): Promise<void> {

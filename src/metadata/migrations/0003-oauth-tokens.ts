@@ -1,5 +1,5 @@
 import type { Kysely } from 'kysely'
-import type { MigrationContext } from './index.ts'
+import type { MigrationContext } from './context.ts'
 
 // OAuth access tokens from POST /oauth/token (password and refresh_token grants), for API scripts.
 // Both secrets are stored as sha256 digests; a refresh rotates the pair (the old row is revoked).

@@ -1,5 +1,5 @@
 import type { Kysely } from 'kysely'
-import type { MigrationContext } from './index.ts'
+import type { MigrationContext } from './context.ts'
 
 // Runners, job runtime state (heartbeat, exit code), job traces, artifacts and the job-token allowlist.
 export async function up(db: Kysely<unknown>, ctx: MigrationContext): Promise<void> {

@@ -1,5 +1,5 @@
 import type { Kysely } from 'kysely'
-import type { MigrationContext } from './index.ts'
+import type { MigrationContext } from './context.ts'
 
 // Web UI sign-in sessions: the browser holds an opaque token in an HTTP-only cookie; only its
 // sha256 digest is stored. A session stands for a password sign-in of an active user.

@@ -1,5 +1,5 @@
 import type { Kysely } from 'kysely'
-import type { MigrationContext } from './index.ts'
+import type { MigrationContext } from './context.ts'
 
 // Push events, recorded when a push's ref updates are read (before the hook's file is removed),
 // so that a crash or a failing listener cannot lose the pipelines a push starts: listeners

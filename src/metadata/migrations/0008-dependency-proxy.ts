@@ -1,5 +1,5 @@
 import type { Kysely } from 'kysely'
-import type { MigrationContext } from './index.ts'
+import type { MigrationContext } from './context.ts'
 
 // The pull-through cache keeps its images in the registry's own tables (repositories, manifests,
 // tags, blob links), so cached and pushed content share one content-addressed store. These tables

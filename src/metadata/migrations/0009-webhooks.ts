@@ -1,5 +1,5 @@
 import type { Kysely } from 'kysely'
-import type { MigrationContext } from './index.ts'
+import type { MigrationContext } from './context.ts'
 
 // Project and group webhooks (GitLab's /hooks API) and their deliveries. A delivery is a row
 // before anything is sent, so a queued delivery survives a restart; `event_key` makes enqueueing

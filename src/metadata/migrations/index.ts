@@ -1,4 +1,5 @@
-import { sql, type ColumnDefinitionBuilder, type Kysely, type Migration, type MigrationProvider, type RawBuilder } from 'kysely'
+import { sql, type Kysely, type Migration, type MigrationProvider } from 'kysely'
+import type { MigrationContext } from './context.ts'
 import * as m0001 from './0001-registry.ts'
 import * as m0002 from './0002-accounts.ts'
 import * as m0003 from './0003-oauth-tokens.ts'
@@ -9,14 +10,7 @@ import * as m0007 from './0007-push-events.ts'
 import * as m0008 from './0008-dependency-proxy.ts'
 import * as m0009 from './0009-webhooks.ts'
 
-/** Column types that differ between SQLite and PostgreSQL, so one migration serves both. */
-export interface MigrationContext {
-  serial: 'integer' | 'serial'
-  /** Primary keys never reuse a deleted row's id (SQLite's AUTOINCREMENT; PostgreSQL sequences never do). */
-  primaryId: (c: ColumnDefinitionBuilder) => ColumnDefinitionBuilder
-  bytes: 'blob' | 'bytea'
-  binaryText: RawBuilder<unknown>
-}
+export type { MigrationContext } from './context.ts'
 
 export type DialectKind = 'sqlite' | 'postgres'
 

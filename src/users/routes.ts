@@ -1,13 +1,16 @@
 import { Type, type Static } from '@sinclair/typebox'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
-import type { ApiDeps } from '../api/context.ts'
-import { patJson, userJson } from '../api/entities.ts'
 import { pageOf, PageQuery, setPageHeaders } from '../api/pagination.ts'
 import { Body, Nullable, PatEntity, StringEnum, UserEntity } from '../api/schemas.ts'
 import { WharfError } from '../core/errors.ts'
+import type { AccessTokens } from '../auth/access-tokens.ts'
+import type { ApiTokens } from '../auth/api-tokens.ts'
+import type { Credentials } from '../auth/credentials.ts'
+import type { Principal } from '../auth/principals.ts'
+import { PAT_SCOPES } from '../auth/roles.ts'
 import type { PersonalAccessToken } from '../metadata/schema.ts'
-import type { Principal } from './principals.ts'
-import { PAT_SCOPES } from './roles.ts'
+import { patJson, userJson } from './entities.ts'
+import type { Users } from './service.ts'
 
 // /api/v4 users and personal access tokens. Thin: parse, check who may, call the service, shape the JSON.
 
@@ -42,8 +45,17 @@ const PatBody = Body({
 const PatQuery = Type.Object({ ...PageQuery, user_id: Type.Optional(Type.Integer({ description: 'administrators: tokens of this user' })), state: Type.Optional(StringEnum(['active', 'inactive'] as const)) })
 const PatId = Type.Object({ id: Type.Union([Type.Integer(), Type.Literal('self')], { description: "a token id, or 'self' for the token making the request" }) })
 
-export async function userRoutes(app: FastifyInstance, deps: ApiDeps): Promise<void> {
-  const { projects, accessTokens } = deps
+export interface UserRouteOptions {
+  users: Users
+  accessTokens: AccessTokens
+  apiTokens: ApiTokens
+  credentials: Credentials
+  /** Public base URL, no trailing slash (web_url, Link headers). */
+  publicUrl: string
+}
+
+export async function userRoutes(app: FastifyInstance, deps: UserRouteOptions): Promise<void> {
+  const { users, accessTokens } = deps
 
   const requireAdmin = (p: Principal) => {
     if (p.kind !== 'user' || !p.isAdmin) throw new WharfError('FORBIDDEN', 'this needs an administrator', {})
@@ -53,20 +65,20 @@ export async function userRoutes(app: FastifyInstance, deps: ApiDeps): Promise<v
   // ---- Users ----
 
   app.get('/user', { schema: { summary: 'The signed-in user', tags: ['users'], 'x-response': { 200: UserEntity } }, config: { scopes: ['read_user'] } }, async (req) => {
-    const user = await projects.actor(req.principal)
+    const user = await users.actor(req.principal)
     return userJson(user, req.principal, deps)
   })
 
   app.get('/users', { schema: { summary: 'List users', tags: ['users'], querystring: UserQuery, 'x-response': { 200: Type.Array(UserEntity) } }, config: { scopes: ['read_user'] } }, async (req, reply) => {
     const query = req.query as Static<typeof UserQuery>
     const page = pageOf(query)
-    const { rows, total } = await projects.searchUsers({ username: query.username, search: query.search, blocked: query.blocked }, page)
+    const { rows, total } = await users.searchUsers({ username: query.username, search: query.search, blocked: query.blocked }, page)
     setPageHeaders(req, reply, deps.publicUrl, page, total)
     return rows.map((u) => userJson(u, req.principal, deps))
   })
 
   app.get('/users/:id', { schema: { summary: 'Get a user', tags: ['users'], params: UserId, 'x-response': { 200: UserEntity } }, config: { scopes: ['read_user'] } }, async (req) => {
-    const user = await projects.findUserById((req.params as Static<typeof UserId>).id)
+    const user = await users.findUserById((req.params as Static<typeof UserId>).id)
     if (!user) throw new WharfError('NOT_FOUND', 'User Not Found', {})
     return userJson(user, req.principal, deps)
   })
@@ -74,7 +86,7 @@ export async function userRoutes(app: FastifyInstance, deps: ApiDeps): Promise<v
   app.post('/users', { schema: { summary: 'Create a user (administrator)', tags: ['users'], body: NewUserBody, 'x-response': { 201: UserEntity } } }, async (req, reply) => {
     requireAdmin(req.principal)
     const body = req.body as Static<typeof NewUserBody>
-    const user = await projects.createUser({ username: body.username, name: body.name ?? body.username, email: body.email ?? null, password: body.password ?? null, isAdmin: body.admin ?? false })
+    const user = await users.createUser({ username: body.username, name: body.name ?? body.username, email: body.email ?? null, password: body.password ?? null, isAdmin: body.admin ?? false })
     await deps.credentials.audit(actorName(req), 'user.created', req.ip, { username: user.username, admin: user.is_admin === 1 }, `user:${user.id}`)
     return reply.code(201).send(userJson(user, req.principal, deps))
   })
@@ -88,10 +100,10 @@ export async function userRoutes(app: FastifyInstance, deps: ApiDeps): Promise<v
     if (!admin && !self) throw new WharfError('FORBIDDEN', 'you can only change your own account', {})
     if (!admin && (body.email !== undefined || body.admin !== undefined)) throw new WharfError('FORBIDDEN', 'only administrators can change email or the admin flag', {})
     if (admin && self && body.admin === false) throw new WharfError('BAD_REQUEST', 'you cannot remove your own administrator rights', {})
-    const current = await projects.findUserById(id)
+    const current = await users.findUserById(id)
     if (!current) throw new WharfError('NOT_FOUND', 'User Not Found', {})
     if (body.username !== undefined && body.username !== current.username) throw new WharfError('BAD_REQUEST', 'changing a username is not supported', { attribute: 'username' })
-    const user = await projects.updateUserProfile(id, { name: body.name, email: body.email, password: body.password, isAdmin: body.admin })
+    const user = await users.updateUserProfile(id, { name: body.name, email: body.email, password: body.password, isAdmin: body.admin })
     // A new password ends the OAuth sessions that the old one started.
     if (body.password !== undefined) await deps.apiTokens.revokeAllFor(id)
     await deps.credentials.audit(actorName(req), 'user.updated', req.ip, { fields: Object.keys(body).filter((k) => k !== 'password').concat(body.password !== undefined ? ['password'] : []) }, `user:${id}`)
@@ -104,8 +116,8 @@ export async function userRoutes(app: FastifyInstance, deps: ApiDeps): Promise<v
       const { id } = req.params as Static<typeof UserId>
       const p = req.principal
       if (action === 'block' && p.kind === 'user' && p.userId === id) throw new WharfError('FORBIDDEN', 'you cannot block yourself', {})
-      if (!(await projects.findUserById(id))) throw new WharfError('NOT_FOUND', 'User Not Found', {})
-      await projects.setUserState(id, action === 'block' ? 'blocked' : 'active')
+      if (!(await users.findUserById(id))) throw new WharfError('NOT_FOUND', 'User Not Found', {})
+      await users.setUserState(id, action === 'block' ? 'blocked' : 'active')
       if (action === 'block') await deps.apiTokens.revokeAllFor(id)
       await deps.credentials.audit(actorName(req), `user.${action}ed`, req.ip, null, `user:${id}`)
       return reply.code(201).send(true)
@@ -117,7 +129,7 @@ export async function userRoutes(app: FastifyInstance, deps: ApiDeps): Promise<v
     const { id } = req.params as Static<typeof UserId>
     const p = req.principal
     if (p.kind === 'user' && p.userId === id) throw new WharfError('FORBIDDEN', 'you cannot delete yourself', {})
-    const user = await projects.deleteUser(id)
+    const user = await users.deleteUser(id)
     await deps.credentials.audit(actorName(req), 'user.deleted', req.ip, { username: user.username }, `user:${id}`)
     return reply.code(204).send()
   })
@@ -140,14 +152,14 @@ export async function userRoutes(app: FastifyInstance, deps: ApiDeps): Promise<v
 
   const createPat = async (req: FastifyRequest, userId: number) => {
     const body = req.body as Static<typeof PatBody>
-    if (!(await projects.findUserById(userId))) throw new WharfError('NOT_FOUND', 'User Not Found', {})
+    if (!(await users.findUserById(userId))) throw new WharfError('NOT_FOUND', 'User Not Found', {})
     const { token, row } = await accessTokens.createPat(userId, { name: body.name, scopes: body.scopes, expiresAt: body.expires_at ?? null }, actorName(req))
     // The secret is in this response only; it is stored as a digest.
     return patJson(row, token)
   }
 
   app.post('/user/personal_access_tokens', { schema: { summary: 'Create a personal access token for yourself; the token is shown only in this response', tags: ['personal_access_tokens'], body: PatBody, 'x-response': { 201: PatEntity } } }, async (req, reply) => {
-    const user = await projects.actor(req.principal)
+    const user = await users.actor(req.principal)
     return reply.code(201).header('Cache-Control', 'no-store').send(await createPat(req, user.id))
   })
 

@@ -1,8 +1,9 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
-import type { ApiTokens } from '../auth/api-tokens.ts'
-import { ANONYMOUS, type Principal } from '../auth/principals.ts'
-import { bindPrincipal } from '../auth/actor.ts'
-import { constantTimeEqual } from '../auth/secrets.ts'
+import type { ApiTokens } from './api-tokens.ts'
+import { ANONYMOUS, type Principal } from './principals.ts'
+import { bindPrincipal } from './actor.ts'
+import type { PatScope } from './roles.ts'
+import { constantTimeEqual } from '../core/secrets.ts'
 import { WharfError } from '../core/errors.ts'
 
 /** A signed-in browser: the session's user (as a password sign-in) and the CSRF token its state-changing requests must echo. */
@@ -19,6 +20,14 @@ export interface SessionResolver {
 declare module 'fastify' {
   interface FastifyInstance {
     wharfSessions?: SessionResolver
+  }
+  interface FastifyRequest {
+    /** Who is calling the API; set by the API plugin's auth hook (anonymous when no token was sent). */
+    principal: Principal
+  }
+  interface FastifyContextConfig {
+    /** Token scopes besides `api` (and `read_api` for reads) that suffice for this route, e.g. read_user. */
+    scopes?: readonly PatScope[]
   }
 }
 

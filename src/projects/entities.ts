@@ -1,11 +1,10 @@
-import type { Principal } from '../auth/principals.ts'
-import type { DeployToken, Namespace, PersonalAccessToken, Project, User } from '../metadata/schema.ts'
-import type { Projects } from '../projects/service.ts'
-import type { ApiDeps } from './context.ts'
+import type { ApiUrls as Urls } from '../api/context.ts'
+import type { DeployToken, Namespace, Project } from '../metadata/schema.ts'
+import { expired } from '../users/entities.ts'
+import type { ProjectAccess } from './access-levels.ts'
 
-// JSON shapes of the REST API, following GitLab's field names where they overlap.
-
-type Urls = Pick<ApiDeps, 'publicUrl' | 'registryHost'>
+// JSON shapes of the REST API for namespaces, groups, projects, members and deploy tokens, following
+// GitLab's field names where they overlap.
 
 export function namespaceJson(ns: Namespace, urls: Urls) {
   return {
@@ -20,8 +19,8 @@ export function namespaceJson(ns: Namespace, urls: Urls) {
   }
 }
 
-export async function projectJson(project: Project, projects: Projects, urls: Urls) {
-  const chain = (await projects.namespaceChain(projects.db, project.namespace_id)).reverse()
+export async function projectJson(project: Project, access: ProjectAccess, urls: Urls) {
+  const chain = (await access.namespaceChain(project.namespace_id)).reverse()
   const ns = chain.at(-1)
   return {
     id: project.id,
@@ -70,26 +69,9 @@ export function groupJson(group: Namespace, urls: Urls, fullName?: string) {
   }
 }
 
-export async function groupJsonFull(group: Namespace, projects: Projects, urls: Urls) {
-  const chain = (await projects.namespaceChain(projects.db, group.id)).reverse()
+export async function groupJsonFull(group: Namespace, access: ProjectAccess, urls: Urls) {
+  const chain = (await access.namespaceChain(group.id)).reverse()
   return groupJson(group, urls, chain.map((n) => n.name).join(' / '))
-}
-
-/** Public fields for everyone; email and admin flag only to administrators and the user themself. */
-export function userJson(user: User, viewer: Principal, urls: Urls) {
-  const base = {
-    id: user.id,
-    username: user.username,
-    name: user.name,
-    state: user.state,
-    locked: false,
-    avatar_url: null,
-    web_url: `${urls.publicUrl}/${user.username}`,
-    created_at: user.created_at,
-    bot: false,
-  }
-  const privileged = viewer.kind === 'user' && (viewer.isAdmin || viewer.userId === user.id)
-  return privileged ? { ...base, email: user.email, is_admin: user.is_admin === 1, can_create_group: true, can_create_project: true } : base
 }
 
 export function memberJson(m: { id: number; username: string; name: string; state: string; access_level: number; expires_at: string | null; created_at: string }, urls: Urls) {
@@ -103,23 +85,6 @@ export function memberJson(m: { id: number; username: string; name: string; stat
     access_level: m.access_level,
     expires_at: m.expires_at,
     created_at: m.created_at,
-  }
-}
-
-const expired = (at: string | null) => at !== null && new Date(at).getTime() <= Date.now()
-
-export function patJson(t: PersonalAccessToken, token?: string) {
-  return {
-    id: t.id,
-    name: t.name,
-    revoked: t.revoked === 1,
-    created_at: t.created_at,
-    scopes: JSON.parse(t.scopes) as string[],
-    user_id: t.user_id,
-    last_used_at: t.last_used_at,
-    active: t.revoked === 0 && !expired(t.expires_at),
-    expires_at: t.expires_at,
-    ...(token ? { token } : {}),
   }
 }
 

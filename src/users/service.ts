@@ -1,0 +1,104 @@
+import type { Kysely } from 'kysely'
+import type { Principal } from '../auth/principals.ts'
+import { WharfError } from '../core/errors.ts'
+import { validateSegment } from '../core/path-segments.ts'
+import { hashPassword } from '../core/secrets.ts'
+import type { Database, User } from '../metadata/schema.ts'
+import * as q from './queries.ts'
+
+export interface NewUser {
+  username: string
+  name?: string
+  email?: string | null
+  /** null: an account without a password (tokens only). */
+  password?: string | null
+  isAdmin?: boolean
+}
+
+/** User accounts: creation (with their personal namespace), profiles, passwords, blocking and deletion. */
+export class Users {
+  private readonly db: Kysely<Database>
+  constructor(db: Kysely<Database>) {
+    this.db = db
+  }
+
+  async createUser(input: NewUser): Promise<User> {
+    validateSegment(input.username, 'username')
+    if (input.password !== undefined && input.password !== null && input.password.length < 8) {
+      throw new WharfError('BAD_REQUEST', 'password is too short (minimum is 8 characters)', {})
+    }
+    const passwordHash = input.password ? await hashPassword(input.password) : null
+    return this.db.transaction().execute(async (trx) => {
+      if ((await q.findUserByUsername(trx, input.username)) || (await q.pathTaken(trx, input.username))) {
+        throw new WharfError('CONFLICT', `username ${input.username} is already taken`, { username: input.username })
+      }
+      const user = await q.insertUser(trx, { username: input.username, name: input.name ?? input.username, email: input.email ?? null, passwordHash, isAdmin: input.isAdmin ?? false })
+      await q.insertUserNamespace(trx, user)
+      return user
+    })
+  }
+
+  async setPassword(userId: number, password: string): Promise<void> {
+    if (password.length < 8) throw new WharfError('BAD_REQUEST', 'password is too short (minimum is 8 characters)', {})
+    await q.updateUser(this.db, userId, { password_hash: await hashPassword(password) })
+  }
+
+  /** The active user behind a principal; UNAUTHORIZED for anonymous callers or gone/blocked users. */
+  async actor(p: Principal): Promise<User> {
+    if (p.kind !== 'user') throw new WharfError('UNAUTHORIZED', 'sign in (a personal access token or OAuth token) to do this', {})
+    const user = await q.findUser(this.db, p.userId)
+    if (!user || user.state !== 'active') throw new WharfError('UNAUTHORIZED', 'the account is blocked or no longer exists', {})
+    return user
+  }
+
+  // GET/POST/PUT /users, block/unblock
+
+  searchUsers(f: { username?: string | undefined; search?: string | undefined; blocked?: boolean | undefined }, page: { limit: number; offset: number }) {
+    return q.searchUsers(this.db, f, page)
+  }
+
+  findUserById(id: number): Promise<User | undefined> {
+    return q.findUser(this.db, id)
+  }
+
+  findUserByUsername(username: string): Promise<User | undefined> {
+    return q.findUserByUsername(this.db, username)
+  }
+
+  async updateUserProfile(userId: number, set: { name?: string | undefined; email?: string | null | undefined; password?: string | undefined; isAdmin?: boolean | undefined }): Promise<User> {
+    if (set.name !== undefined && (set.name.trim() === '' || set.name.length > 255)) throw new WharfError('BAD_REQUEST', 'name must be 1 to 255 characters', {})
+    if (set.password !== undefined) await this.setPassword(userId, set.password)
+    const change: Parameters<typeof q.updateUser>[2] = {}
+    if (set.name !== undefined) change.name = set.name
+    if (set.email !== undefined) change.email = set.email
+    if (set.isAdmin !== undefined) change.is_admin = set.isAdmin ? 1 : 0
+    if (Object.keys(change).length) await q.updateUser(this.db, userId, change)
+    if (set.name !== undefined) await q.updateUserNamespaceName(this.db, userId, set.name)
+    const user = await q.findUser(this.db, userId)
+    if (!user) throw new WharfError('NOT_FOUND', 'User Not Found', {})
+    return user
+  }
+
+  async setUserState(userId: number, state: 'active' | 'blocked'): Promise<void> {
+    await q.updateUser(this.db, userId, { state })
+  }
+
+  /**
+   * Deletes a user who holds nothing: GitLab moves a deleted user's contributions to a ghost user;
+   * Wharf instead refuses while the user has projects in their namespace or owns a group, so no
+   * project or group is left without its owner. Transfer or delete those first.
+   */
+  async deleteUser(userId: number): Promise<User> {
+    return this.db.transaction().execute(async (trx) => {
+      const user = await q.findUser(trx, userId)
+      if (!user) throw new WharfError('NOT_FOUND', 'User Not Found', {})
+      const held = await q.userHoldings(trx, userId)
+      if (held.projects.length || held.groups.length) {
+        const what = [held.projects.length ? `projects ${held.projects.join(', ')}` : '', held.groups.length ? `groups ${held.groups.join(', ')}` : ''].filter(Boolean).join(' and ')
+        throw new WharfError('CONFLICT', `${user.username} still owns ${what}: delete them or hand them to another owner first`, { projects: held.projects, groups: held.groups })
+      }
+      await q.deleteUser(trx, userId)
+      return user
+    })
+  }
+}
