@@ -45,7 +45,6 @@ ENV NODE_ENV=production \
     WHARF_LISTEN=0.0.0.0:5000 \
     WHARF_DATA=/var/lib/wharf
 VOLUME /var/lib/wharf
-WORKDIR /var/lib/wharf
 USER 10001:10001
 EXPOSE 5000
 
@@ -54,8 +53,7 @@ EXPOSE 5000
 HEALTHCHECK --interval=10s --timeout=5s --start-period=60s --retries=3 \
   CMD ["node", "-e", "const port = (process.env.WHARF_LISTEN || '').split(':').pop() || '5000'; fetch('http://127.0.0.1:' + port + '/-/readiness', { signal: AbortSignal.timeout(4000) }).then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
 
-# SIGTERM (docker stop) drains in-flight requests for shutdownGraceSeconds (30 s by default):
-# give `docker stop`/`docker run` a --stop-timeout above it.
-STOPSIGNAL SIGTERM
+# docker stop's SIGTERM drains in-flight requests for shutdownGraceSeconds (30 s by default): give
+# `docker run` a --stop-timeout above it.
 ENTRYPOINT ["wharf"]
 CMD ["serve"]

@@ -103,10 +103,11 @@ after(async () => {
   if (context) await rm(context, { recursive: true, force: true });
 });
 
-describe('container image', { timeout: 1_500_000 }, () => {
+// Long timeouts: the engine's vfs storage copies the whole root filesystem for every build step.
+describe('container image', { timeout: 3_000_000 }, () => {
   it('builds from the Dockerfile with the npm pack tarball and production dependencies only', async (t) => {
     // No network: git comes with the base, the dependencies from the npm cache in the context.
-    await docker(['build', '--network', 'none', '--build-arg', `NODE_IMAGE=${BASE}`, '-f', path.join(repoRoot, 'Dockerfile'), '-t', IMAGE, context], 900_000);
+    await docker(['build', '--network', 'none', '--build-arg', `NODE_IMAGE=${BASE}`, '-f', path.join(repoRoot, 'Dockerfile'), '-t', IMAGE, context], 2_400_000);
     const version = await docker(['run', '--rm', '--network', 'none', IMAGE, '--version']);
     const { version: expected } = JSON.parse(await readFile(path.join(repoRoot, 'package.json'), 'utf8')) as { version: string };
     assert.equal(version.stdout, `wharf ${expected}\n`);
