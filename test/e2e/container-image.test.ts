@@ -4,7 +4,7 @@
 // SIGTERM and started again on the same volume.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { copyFile, mkdir, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { copyFile, cp, mkdir, mkdtemp, readFile, rm, stat, symlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { startEngine, type Engine } from '../helpers/engine.ts';
@@ -86,7 +86,16 @@ before(async () => {
   // The build context the README's `npm pack` makes (the tarball and the lockfile), plus the npm
   // cache `npm ci` filled here, as the Dockerfile's optional npm-cache: the build runs without network.
   context = await mkdtemp(path.join(tmpdir(), 'wharf-image-'));
-  const pack = await runOk('npm', ['pack', '--json', '--pack-destination', context], { cwd: repoRoot, env: bareEnv, replaceEnv: true, timeoutMs: 300_000 });
+  // Packed from a copy: npm pack's prepack writes dist/ in the package directory, and
+  // test/e2e/packaging.test.ts packs the repository itself, maybe at the same time.
+  const copy = path.join(context, 'repo');
+  await mkdir(path.join(copy, 'docs'), { recursive: true });
+  for (const f of ['package.json', 'package-lock.json', 'README.md', 'tsconfig.json', 'tsconfig.build.json', 'bin', 'src', 'packaging', 'docs/architecture.md']) {
+    await cp(path.join(repoRoot, f), path.join(copy, f), { recursive: true });
+  }
+  await symlink(path.join(repoRoot, 'node_modules'), path.join(copy, 'node_modules'));
+  const pack = await runOk('npm', ['pack', '--json', '--pack-destination', context], { cwd: copy, env: bareEnv, replaceEnv: true, timeoutMs: 300_000 });
+  await rm(copy, { recursive: true, force: true });
   assert.ok((JSON.parse(pack.stdout) as Array<{ filename: string }>)[0]?.filename);
   await copyFile(path.join(repoRoot, 'package-lock.json'), path.join(context, 'package-lock.json'));
   const npmCache = (await runOk('npm', ['config', 'get', 'cache'], { cwd: repoRoot, env: bareEnv, replaceEnv: true })).stdout.trim();
