@@ -1,7 +1,8 @@
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type { FastifyReply, FastifyRequest } from 'fastify'
 import { WharfError } from '../core/errors.ts'
 import { ANONYMOUS, type Principal } from './principals.ts'
 import { parseScopes, type RegistryAuth } from './registry-auth.ts'
+import type { TypedApp } from '../core/typed-app.ts'
 
 export interface TokenRouteOptions {
   auth: RegistryAuth
@@ -25,7 +26,7 @@ export function basicCredentials(header: string | undefined): { username: string
  * GET: Basic credentials or none (anonymous); `offline_token=true` adds a refresh token (docker login).
  * POST: the OAuth2 password and refresh_token grants, as containerd and podman use.
  */
-export async function tokenRoutes(app: FastifyInstance, opts: TokenRouteOptions): Promise<void> {
+export async function tokenRoutes(app: TypedApp, opts: TokenRouteOptions): Promise<void> {
   const { auth } = opts
   app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string', bodyLimit: 64 << 10 }, (_req, body, done) => {
     const params: Params = {}
