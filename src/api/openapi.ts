@@ -102,7 +102,7 @@ export class OpenApiCollector {
       const security = security_(r)
       op.security = security.security
       if (security.note) op.description = op.description ? `${op.description as string}\n\n${security.note}` : security.note
-      ;(paths[path] ??= {})[r.method] = op
+      paths[path] = { ...paths[path], [r.method]: op }
     }
     return {
       openapi: '3.1.0',

@@ -136,7 +136,7 @@ export class Credentials {
       if (!pat || !patUsable(pat)) return undefined
       const user = await users.findUser(this.db, pat.user_id)
       // The username must be the token owner's, as GitLab requires for registry logins.
-      if (!user || user.state !== 'active' || user.username_lower !== username.toLowerCase()) return undefined
+      if (user?.state !== 'active' || user.username_lower !== username.toLowerCase()) return undefined
       await q.touchPat(this.db, pat.id)
       return userPrincipal(user, { kind: 'pat', id: pat.id, userId: user.id }, JSON.parse(pat.scopes) as PatScope[])
     }
@@ -153,7 +153,7 @@ export class Credentials {
     const user = await users.findUserByUsername(this.db, username)
     // Hash anyway when the user is unknown, so timing does not reveal which usernames exist.
     const ok = await verifyPassword(secret, user?.password_hash ?? DUMMY_HASH)
-    if (!user || !user.password_hash || !ok || user.state !== 'active') return undefined
+    if (!user?.password_hash || !ok || user.state !== 'active') return undefined
     return userPrincipal(user, { kind: 'password', userId: user.id }, undefined)
   }
 }

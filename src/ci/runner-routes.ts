@@ -223,7 +223,7 @@ export async function runnerProtocolRoutes(app: TypedApp, deps: RunnerProtocolDe
     if (job.status !== 'running') throw new WharfError('FORBIDDEN', `Job is not running (${job.status})`, { jobStatus: job.status })
     if (!req.isMultipart()) return sendProblem(reply, problem(400, 'expected a multipart/form-data body with a `file` field'))
     const file = await req.file()
-    if (!file || file.fieldname !== 'file') return sendProblem(reply, problem(400, 'missing the `file` field'))
+    if (file?.fieldname !== 'file') return sendProblem(reply, problem(400, 'missing the `file` field'))
     const query = req.query
     const field = (name: string): string | undefined => {
       const f = file.fields[name]

@@ -70,7 +70,7 @@ export class Projects {
       let fullPath = input.path
       if (input.parentId) {
         const parent = await q.findNamespace(trx, input.parentId)
-        if (!parent || parent.kind !== 'group') throw new WharfError('NOT_FOUND', 'parent group not found', { parentId: input.parentId })
+        if (parent?.kind !== 'group') throw new WharfError('NOT_FOUND', 'parent group not found', { parentId: input.parentId })
         if (!(await this.canAdminNamespace(trx, actor, parent))) throw new WharfError('FORBIDDEN', 'you need the maintainer role in the parent group to create a subgroup', {})
         fullPath = `${parent.full_path}/${input.path}`
       }
@@ -151,7 +151,7 @@ export class Projects {
   /** Facts for the dependency proxy of the group at `groupPath`; undefined when no such group exists. */
   async dependencyProxyFacts(p: Principal, groupPath: string): Promise<GroupFacts | undefined> {
     const group = await q.findNamespaceByPath(this.db, groupPath)
-    if (!group || group.kind !== 'group') return undefined
+    if (group?.kind !== 'group') return undefined
     const facts: GroupFacts = { groupId: group.id, accessLevel: undefined, deployTokenApplies: false, jobProjectInGroup: false }
     if (p.kind === 'user') facts.accessLevel = await this.namespaceLevel(this.db, { id: p.userId }, group)
     if (p.kind === 'deploy-token' && p.namespaceId !== null) facts.deployTokenApplies = (await this.namespaceChain(this.db, group.id)).some((n) => n.id === p.namespaceId)
@@ -181,7 +181,12 @@ export class Projects {
       let grew = true
       while (grew) {
         grew = false
-        for (const n of all) if (n.parent_id !== null && groupIds.has(n.parent_id) && !groupIds.has(n.id)) groupIds.add(n.id), (grew = true)
+        for (const n of all) {
+          if (n.parent_id !== null && groupIds.has(n.parent_id) && !groupIds.has(n.id)) {
+            groupIds.add(n.id)
+            grew = true
+          }
+        }
       }
       const inGroups = await q.listProjects(this.db, { namespaceIds: [...groupIds], limit: 1_000_000, offset: 0 })
       ids.push(...inGroups.map((x) => x.id))
@@ -197,7 +202,7 @@ export class Projects {
   async actor(p: Principal): Promise<User> {
     if (p.kind !== 'user') throw new WharfError('UNAUTHORIZED', 'sign in (a personal access token or OAuth token) to do this', {})
     const user = await q.findUser(this.db, p.userId)
-    if (!user || user.state !== 'active') throw new WharfError('UNAUTHORIZED', 'the account is blocked or no longer exists', {})
+    if (user?.state !== 'active') throw new WharfError('UNAUTHORIZED', 'the account is blocked or no longer exists', {})
     return user
   }
 
@@ -283,7 +288,12 @@ export class Projects {
     let grew = true
     while (grew) {
       grew = false
-      for (const n of all) if (n.parent_id !== null && ids.has(n.parent_id) && !ids.has(n.id)) ids.add(n.id), (grew = true)
+      for (const n of all) {
+        if (n.parent_id !== null && ids.has(n.parent_id) && !ids.has(n.id)) {
+          ids.add(n.id)
+          grew = true
+        }
+      }
     }
     return ids
   }

@@ -125,7 +125,7 @@ export async function buildMirrorApp(deps: { logger: FastifyBaseLogger; proxy: D
   const app = Fastify({
     loggerInstance: deps.logger.child({ listener: 'mirror' }),
     keepAliveTimeout,
-    ...(deps.https ? ({ https: { ...deps.https, ...http } } as {}) : { http }),
+    ...(deps.https ? ({ https: { ...deps.https, ...http } } as object) : { http }),
     exposeHeadRoutes: false,
     requestTimeout: 0,
     frameworkErrors: (err, req, res) => ociErrorHandler(new WharfError('BAD_REQUEST', err.message, {}), req, res as FastifyReply),

@@ -251,7 +251,7 @@ function pullPolicies(r: Reader, key: string, v: unknown): PullPolicy[] | undefi
   const list = r.list(key, v)
   if (!list) return undefined
   if (list.length === 0) r.fail(key, 'must name at least one policy')
-  list.forEach((p, i) => r.oneOf(`${key}[${i}]`, p, PULL_POLICIES))
+  for (const [i, p] of list.entries()) r.oneOf(`${key}[${i}]`, p, PULL_POLICIES)
   return list as PullPolicy[]
 }
 
