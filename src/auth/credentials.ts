@@ -1,4 +1,5 @@
 import type { Kysely } from 'kysely'
+import { LRUCache } from 'lru-cache'
 import { WharfError } from '../core/errors.ts'
 import type { Database, DeployToken, PersonalAccessToken, User } from '../metadata/schema.ts'
 import * as users from '../projects/queries.ts'
@@ -32,7 +33,7 @@ export class Credentials {
   private readonly db: Kysely<Database>
   private readonly throttle: LoginThrottle
   private readonly verifiers: CredentialVerifier[]
-  private readonly active = new Map<string, { ok: boolean; until: number }>()
+  private readonly active = new LRUCache<string, boolean>({ max: 50_000, ttl: ACTIVE_CACHE_MS })
 
   constructor(db: Kysely<Database>, throttle: LoginThrottle) {
     this.db = db
@@ -115,10 +116,9 @@ export class Credentials {
   async isActive(cred: Credential): Promise<boolean> {
     const key = credentialKey(cred)
     const hit = this.active.get(key)
-    if (hit && hit.until > Date.now()) return hit.ok
+    if (hit !== undefined) return hit
     const ok = (await this.principalFor(cred)) !== undefined
-    if (this.active.size > 50_000) this.active.clear()
-    this.active.set(key, { ok, until: Date.now() + ACTIVE_CACHE_MS })
+    this.active.set(key, ok)
     return ok
   }
 

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import { chmod, mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
+import { LRUCache } from 'lru-cache'
 import { WharfError } from '../core/errors.ts'
 import { runGit } from './exec.ts'
 import { checkRefName, checkSha, checkTreePath, isRefName, isSha, isZeroSha, type RefUpdate } from './refs.ts'
@@ -80,8 +81,8 @@ export class GitRepos {
   readonly spoolDir: string
   private readonly tmpDir: string
   private readonly orphansDir: string
-  /** Repositories known to exist, with their owner stamp. */
-  private readonly known = new Map<number, string>()
+  /** Repositories known to exist, with their owner stamp (bounded: a miss only costs a stat). */
+  private readonly known = new LRUCache<number, string>({ max: 10_000 })
   private readonly creating = new Map<number, Promise<string>>()
   /** Stamps a repository with its project (see ensure). */
   static ownerOf(project: { id: number; created_at: string }): string {
