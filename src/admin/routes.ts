@@ -6,9 +6,9 @@ import type { Credentials } from '../auth/credentials.ts'
 import type { Principal } from '../auth/principals.ts'
 import type { RegistryTokens } from '../auth/registry-tokens.ts'
 import { WharfError } from '../core/errors.ts'
+import type { TypedApp } from '../core/typed-app.ts'
 import type { Database } from '../metadata/schema.ts'
 import * as aq from './queries.ts'
-import type { TypedApp } from '../core/typed-app.ts'
 
 // /api/v4 for the administrator area: the instance audit log (GitLab's GET /audit_events, plus
 // Wharf's actor/action filters), usage counts (GET /application/statistics), and, as Wharf

@@ -5,10 +5,10 @@ import { patJson, userJson } from '../api/entities.ts'
 import { pageOf, PageQuery, setPageHeaders } from '../api/pagination.ts'
 import { Body, Nullable, PatEntity, StringEnum, UserEntity } from '../api/schemas.ts'
 import { WharfError } from '../core/errors.ts'
+import type { TypedApp } from '../core/typed-app.ts'
 import type { PersonalAccessToken } from '../metadata/schema.ts'
 import type { Principal } from './principals.ts'
 import { PAT_SCOPES } from './roles.ts'
-import type { TypedApp } from '../core/typed-app.ts'
 
 // /api/v4 users and personal access tokens. Thin: parse, check who may, call the service, shape the JSON.
 

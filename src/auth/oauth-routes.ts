@@ -3,8 +3,8 @@ import type { FastifyReply, FastifyRequest } from 'fastify'
 import { addFormParser } from '../api/form.ts'
 import { OAuthTokenEntity } from '../api/schemas.ts'
 import { WharfError } from '../core/errors.ts'
-import type { ApiTokens } from './api-tokens.ts'
 import type { TypedApp } from '../core/typed-app.ts'
+import type { ApiTokens } from './api-tokens.ts'
 
 export interface OAuthRouteOptions {
   apiTokens: ApiTokens

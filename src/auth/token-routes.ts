@@ -1,8 +1,8 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { WharfError } from '../core/errors.ts'
+import type { TypedApp } from '../core/typed-app.ts'
 import { ANONYMOUS, type Principal } from './principals.ts'
 import { parseScopes, type RegistryAuth } from './registry-auth.ts'
-import type { TypedApp } from '../core/typed-app.ts'
 
 export interface TokenRouteOptions {
   auth: RegistryAuth

@@ -5,13 +5,13 @@ import { pageOf, PageQuery, setPageHeaders } from '../api/pagination.ts'
 import { Body, IdParam } from '../api/schemas.ts'
 import { atLeast } from '../auth/roles.ts'
 import { WharfError } from '../core/errors.ts'
+import type { TypedApp } from '../core/typed-app.ts'
 import type { CommitInfo, GitRepos } from '../git/repos.ts'
 import type { CiJob, Pipeline, Project, Runner, User } from '../metadata/schema.ts'
 import type { JobRelations, Pipelines } from './pipelines.ts'
 import { runnerJson } from './runners.ts'
 import type { Triggers } from './triggers.ts'
 import { variableJson, type CiVariables } from './variables.ts'
-import type { TypedApp } from '../core/typed-app.ts'
 
 export interface CiRouteDeps extends ApiDeps {
   pipelines: Pipelines

@@ -15,6 +15,7 @@ import { Body, IdParam } from '../api/schemas.ts'
 import { atLeast } from '../auth/roles.ts'
 import { WharfError } from '../core/errors.ts'
 import { bindActor } from '../core/request-log.ts'
+import type { TypedApp } from '../core/typed-app.ts'
 import type { CiJob, Project, Runner } from '../metadata/schema.ts'
 import {
   ArtifactsUploadParams,
@@ -33,7 +34,6 @@ import type { Pipelines } from './pipelines.ts'
 import type { RunnerJobs } from './runner-jobs.ts'
 import { runnerJson, type Runners } from './runners.ts'
 import type { TraceStore } from './traces.ts'
-import type { TypedApp } from '../core/typed-app.ts'
 
 export interface RunnerCi {
   pipelines: Pipelines

@@ -6,11 +6,11 @@ import { IdParam } from '../api/schemas.ts'
 import type { ApiTokens } from '../auth/api-tokens.ts'
 import type { Principal } from '../auth/principals.ts'
 import { WharfError } from '../core/errors.ts'
+import type { TypedApp } from '../core/typed-app.ts'
 import type { Project } from '../metadata/schema.ts'
 import type { Projects } from '../projects/service.ts'
 import type { CommitInfo } from './repos.ts'
 import type { GitHosting, PushRecord } from './service.ts'
-import type { TypedApp } from '../core/typed-app.ts'
 
 // GitLab's repository API, the part git hosting answers (registered under /api/v4, with the REST
 // API's own auth hook, error bodies and pagination headers):

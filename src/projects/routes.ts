@@ -7,8 +7,8 @@ import { Accepted, Body, DateString, DeployTokenEntity, GroupEntity, IdParam, Me
 import type { Principal } from '../auth/principals.ts'
 import { DEPLOY_TOKEN_SCOPES } from '../auth/roles.ts'
 import { WharfError } from '../core/errors.ts'
-import type { SourceKind } from './queries.ts'
 import type { TypedApp } from '../core/typed-app.ts'
+import type { SourceKind } from './queries.ts'
 
 // /api/v4 groups, projects, their members and deploy tokens. Thin: parse, call the service, shape the JSON.
 

@@ -5,13 +5,13 @@ import type { Writable } from 'node:stream'
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
 import { Accepted, IdParam } from '../api/schemas.ts'
 import { WharfError } from '../core/errors.ts'
+import type { TypedApp } from '../core/typed-app.ts'
 import { ociApi, ociErrorHandler, parseRange, type OciPath, type PullThrough } from '../registry/index.ts'
 import type { Projects } from '../projects/service.ts'
 import type { RegistryAuth } from '../auth/registry-auth.ts'
 import type { CacheTarget, DependencyProxy } from './service.ts'
 import { limitConnections, serverOptions, type ConnectionLimits } from '../connections.ts'
 import { DEFAULTS } from '../config/schema.ts'
-import type { TypedApp } from '../core/typed-app.ts'
 
 type PullTarget = Extract<OciPath, { kind: 'manifest' | 'blob' }>
 

@@ -5,8 +5,8 @@ import { pageOf, PageQuery, setPageHeaders } from '../api/pagination.ts'
 import { Accepted, IdParam, RepositoryEntity, TagDetailEntity, TagEntity } from '../api/schemas.ts'
 import { atLeast } from '../auth/roles.ts'
 import { WharfError } from '../core/errors.ts'
-import type { Project } from '../metadata/schema.ts'
 import type { TypedApp } from '../core/typed-app.ts'
+import type { Project } from '../metadata/schema.ts'
 
 // /api/v4 projects/:id/registry/repositories and their tags, in GitLab's shapes.
 

@@ -7,10 +7,10 @@ import { addFormParser } from '../api/form.ts'
 import { apiErrorHandler } from '../api/problem.ts'
 import { Body } from '../api/schemas.ts'
 import { WharfError } from '../core/errors.ts'
+import type { TypedApp } from '../core/typed-app.ts'
 import { readCookie, SESSION_COOKIE, type Sessions } from './sessions.ts'
 import { shellHtml } from './shell.ts'
 import { PAGES } from './static/pages.js'
-import type { TypedApp } from '../core/typed-app.ts'
 
 export interface WebOptions {
   sessions: Sessions
