@@ -21,9 +21,9 @@ const TIERS = [
   ['cli'],
 ]
 
-const escape = (name) => name.replace(/\./g, '\\.')
+const escapeDots = (name) => name.replace(/\./g, '\\.')
 /** A tier member as a path pattern: a folder and everything in it, or one file at src/'s root. */
-const pathOf = (name) => (name.endsWith('.ts') ? `^src/${escape(name)}$` : `^src/${escape(name)}/`)
+const pathOf = (name) => (name.endsWith('.ts') ? `^src/${escapeDots(name)}$` : `^src/${escapeDots(name)}/`)
 const below = (tier) => TIERS.slice(0, tier).flat()
 
 const known = new Set(TIERS.flat())

@@ -70,7 +70,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     loggerInstance: deps.logger,
     keepAliveTimeout,
     // Typed as the http flavour either way: routes never touch the raw server.
-    ...(deps.https ? ({ https: { ...deps.https, ...http } } as {}) : { http }),
+    ...(deps.https ? ({ https: { ...deps.https, ...http } } as object) : { http }),
     logController: new OneLineLog(),
     exposeHeadRoutes: false,
     bodyLimit: 1 << 20,

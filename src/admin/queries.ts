@@ -28,7 +28,7 @@ function filtered(db: Executor, f: AuditFilter) {
 
 /** A prefix match in which `%` and `_` of the input match only themselves (`personal_access_token.`). */
 function startsWith(column: 'action' | 'target', prefix: string) {
-  return sql<boolean>`${sql.ref(column)} LIKE ${prefix.replace(/[\\%_]/g, (c) => `\\${c}`) + '%'} ESCAPE '\\'`
+  return sql<boolean>`${sql.ref(column)} LIKE ${`${prefix.replace(/[\\%_]/g, (c) => `\\${c}`)}%`} ESCAPE '\\'`
 }
 
 export async function pageAudit(db: Executor, f: AuditFilter, page: { limit: number; offset: number }) {

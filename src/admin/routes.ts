@@ -1,5 +1,4 @@
-import { Type, type Static } from '@sinclair/typebox'
-import type { FastifyInstance } from 'fastify'
+import { Type } from '@sinclair/typebox'
 import type { Kysely } from 'kysely'
 import { pageOf, PageQuery, setPageHeaders } from '../api/pagination.ts'
 import { StringEnum } from '../api/schemas.ts'
@@ -7,6 +6,7 @@ import type { Credentials } from '../auth/credentials.ts'
 import type { Principal } from '../auth/principals.ts'
 import type { RegistryTokens } from '../auth/registry-tokens.ts'
 import { WharfError } from '../core/errors.ts'
+import type { TypedApp } from '../core/typed-app.ts'
 import type { Database } from '../metadata/schema.ts'
 import * as aq from './queries.ts'
 
@@ -91,12 +91,12 @@ function requireAdmin(p: Principal): void {
   if (p.kind !== 'user' || !p.isAdmin) throw new WharfError('FORBIDDEN', 'this needs an administrator', {})
 }
 
-export async function adminRoutes(app: FastifyInstance, deps: AdminRouteDeps): Promise<void> {
+export async function adminRoutes(app: TypedApp, deps: AdminRouteDeps): Promise<void> {
   // Before validation, so a non-administrator learns nothing from a query's 400 either.
   app.addHook('preValidation', async (req) => requireAdmin(req.principal))
 
   app.get('/audit_events', { schema: { summary: 'The instance audit log, newest first (administrator)', tags: ['admin'], querystring: AuditQuery, 'x-response': { 200: Type.Array(AuditEventEntity) } } }, async (req, reply) => {
-    const query = req.query as Static<typeof AuditQuery>
+    const query = req.query
     if (query.entity_id !== undefined && query.entity_type === undefined) throw new WharfError('BAD_REQUEST', 'entity_id needs entity_type', {})
     const kind = query.entity_type?.toLowerCase()
     const page = pageOf(query)
@@ -133,7 +133,7 @@ export async function adminRoutes(app: FastifyInstance, deps: AdminRouteDeps): P
   })
 
   app.get('/admin/signing_keys', { schema: { summary: 'Registry-token signing keys, newest first: ids and dates only (administrator; Wharf extension)', tags: ['admin'], querystring: Type.Object({ ...PageQuery }), 'x-response': { 200: Type.Array(SigningKeyEntity) } } }, async (req, reply) => {
-    const page = pageOf(req.query as { page?: number; per_page?: number })
+    const page = pageOf(req.query)
     const { rows, total } = await aq.pageSigningKeys(deps.db, page)
     setPageHeaders(req, reply, deps.publicUrl, page, total)
     return rows.map((k) => ({ ...k, active: k.retired_at === null }))

@@ -33,7 +33,9 @@ const plain = (v: unknown): Json => JSON.parse(JSON.stringify(v ?? {})) as Json
 
 /**
  * Builds the OpenAPI 3.1 document from the routes as they are registered (an `onRoute` hook), so
- * the document and the validation schemas cannot drift apart.
+ * the document and the validation schemas cannot drift apart. Not @fastify/swagger: it walks
+ * routes the same way, and everything Wharf-specific here (security from route config, x-response,
+ * form bodies, the URL filter) would move into its `transform` hook unchanged (README, libraries).
  */
 export class OpenApiCollector {
   private readonly routes: Collected[] = []
@@ -102,7 +104,7 @@ export class OpenApiCollector {
       const security = security_(r)
       op.security = security.security
       if (security.note) op.description = op.description ? `${op.description as string}\n\n${security.note}` : security.note
-      ;(paths[path] ??= {})[r.method] = op
+      paths[path] = { ...paths[path], [r.method]: op }
     }
     return {
       openapi: '3.1.0',

@@ -49,7 +49,7 @@ export class ApiTokens {
   /** The running job behind a `JOB-TOKEN` header; UNAUTHORIZED otherwise (finished jobs' tokens are revoked). */
   async principalForJobToken(token: string): Promise<Principal> {
     const p = await this.credentials.resolveExtra('gitlab-ci-token', token)
-    if (!p || p.kind !== 'job') throw new WharfError('UNAUTHORIZED', 'invalid job token: unknown, or the job is no longer running', {})
+    if (p?.kind !== 'job') throw new WharfError('UNAUTHORIZED', 'invalid job token: unknown, or the job is no longer running', {})
     return p
   }
 
@@ -67,11 +67,11 @@ export class ApiTokens {
   /** OAuth2 refresh_token grant: rotates the pair; the old access and refresh tokens stop working. */
   async refreshGrant(refreshToken: string, address: string): Promise<IssuedOAuthToken> {
     const row = await q.findOAuthTokenByRefresh(this.db, secretDigest(refreshToken))
-    if (!row || row.revoked !== 0 || new Date(row.refresh_expires_at).getTime() <= Date.now()) {
+    if (row?.revoked !== 0 || new Date(row.refresh_expires_at).getTime() <= Date.now()) {
       throw new WharfError('UNAUTHORIZED', 'the refresh token is invalid, expired or revoked', { oauth: 'invalid_grant' })
     }
     const p = await this.credentials.principalFor({ kind: 'password', userId: row.user_id })
-    if (!p || p.kind !== 'user') throw new WharfError('UNAUTHORIZED', 'the account is blocked or gone', { oauth: 'invalid_grant' })
+    if (p?.kind !== 'user') throw new WharfError('UNAUTHORIZED', 'the account is blocked or gone', { oauth: 'invalid_grant' })
     // Revoke first and check it changed, so one refresh token cannot be redeemed twice concurrently.
     if (!(await q.revokeOAuthToken(this.db, row.id))) throw new WharfError('UNAUTHORIZED', 'the refresh token was already used', { oauth: 'invalid_grant' })
     return this.issue(row.user_id, JSON.parse(row.scopes) as PatScope[], p.username, address)
@@ -115,11 +115,11 @@ export class ApiTokens {
 
   private async oauthPrincipal(token: string): Promise<Principal | undefined> {
     const row: OAuthToken | undefined = await q.findOAuthTokenByAccess(this.db, secretDigest(token))
-    if (!row || row.revoked !== 0 || new Date(row.expires_at).getTime() <= Date.now()) return undefined
+    if (row?.revoked !== 0 || new Date(row.expires_at).getTime() <= Date.now()) return undefined
     // The OAuth token stands for a password sign-in (credential 'password': the user must still be active),
     // narrowed to the scopes it was issued with.
     const p = await this.credentials.principalFor({ kind: 'password', userId: row.user_id })
-    if (!p || p.kind !== 'user') return undefined
+    if (p?.kind !== 'user') return undefined
     return { ...p, scopes: JSON.parse(row.scopes) as PatScope[] }
   }
 }

@@ -1,5 +1,6 @@
 import { createHmac, randomBytes } from 'node:crypto'
 import type { Kysely } from 'kysely'
+import { LRUCache } from 'lru-cache'
 import { WharfError } from '../core/errors.ts'
 import type { Database, DeployToken, PersonalAccessToken, User } from '../metadata/schema.ts'
 import type { Credential, Principal } from './principals.ts'
@@ -50,13 +51,13 @@ export class Credentials {
   private readonly throttle: LoginThrottle
   private readonly accounts: Accounts
   private readonly verifiers: CredentialVerifier[]
-  private readonly active = new Map<string, { ok: boolean; until: number }>()
+  private readonly active = new LRUCache<string, boolean>({ max: 50_000, ttl: ACTIVE_CACHE_MS })
   /**
-   * Successful password checks: HMAC(process key, user id, stored hash, password) → expiry. Never the
+   * Successful password checks: HMAC(process key, user id, stored hash, password). Never the
    * password itself, never a failure; a changed password changes the stored hash (so the record no
    * longer matches), and a blocked or deleted account is checked on every request regardless.
    */
-  private readonly verified = new Map<string, number>()
+  private readonly verified = new LRUCache<string, true>({ max: PASSWORD_CACHE_MAX, ttl: PASSWORD_CACHE_MS })
   private readonly verifiedKey = randomBytes(32)
 
   constructor(db: Kysely<Database>, throttle: LoginThrottle, accounts: Accounts) {
@@ -141,10 +142,9 @@ export class Credentials {
   async isActive(cred: Credential): Promise<boolean> {
     const key = credentialKey(cred)
     const hit = this.active.get(key)
-    if (hit && hit.until > Date.now()) return hit.ok
+    if (hit !== undefined) return hit
     const ok = (await this.principalFor(cred)) !== undefined
-    if (this.active.size > 50_000) this.active.clear()
-    this.active.set(key, { ok, until: Date.now() + ACTIVE_CACHE_MS })
+    this.active.set(key, ok)
     return ok
   }
 
@@ -162,7 +162,7 @@ export class Credentials {
       if (!pat || !patUsable(pat)) return undefined
       const user = await this.accounts.findUserById(pat.user_id)
       // The username must be the token owner's, as GitLab requires for registry logins.
-      if (!user || user.state !== 'active' || user.username_lower !== username.toLowerCase()) return undefined
+      if (user?.state !== 'active' || user.username_lower !== username.toLowerCase()) return undefined
       await q.touchPat(this.db, pat.id)
       return userPrincipal(user, { kind: 'pat', id: pat.id, userId: user.id }, JSON.parse(pat.scopes) as PatScope[])
     }
@@ -178,15 +178,13 @@ export class Credentials {
   private async verifyPassword(username: string, secret: string): Promise<Principal | undefined> {
     const user = await this.accounts.findUserByUsername(username)
     const key = user?.password_hash ? createHmac('sha256', this.verifiedKey).update(`${user.id}\0${user.password_hash}\0${secret}`).digest('base64') : undefined
-    const until = key === undefined ? undefined : this.verified.get(key)
-    if (until !== undefined && until > Date.now()) {
+    if (key !== undefined && this.verified.has(key)) {
       return user!.state === 'active' ? userPrincipal(user!, { kind: 'password', userId: user!.id }, undefined) : undefined
     }
     // Hash anyway when the user is unknown, so timing does not reveal which usernames exist.
     const ok = await verifyPassword(secret, user?.password_hash ?? DUMMY_HASH)
-    if (!user || !user.password_hash || !ok || user.state !== 'active') return undefined
-    if (this.verified.size >= PASSWORD_CACHE_MAX) this.verified.delete(this.verified.keys().next().value!)
-    this.verified.set(key!, Date.now() + PASSWORD_CACHE_MS)
+    if (!user?.password_hash || !ok || user.state !== 'active') return undefined
+    this.verified.set(key!, true)
     return userPrincipal(user, { kind: 'password', userId: user.id }, undefined)
   }
 }

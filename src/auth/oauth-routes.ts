@@ -1,8 +1,9 @@
 import { Type } from '@sinclair/typebox'
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type { FastifyReply, FastifyRequest } from 'fastify'
 import { addFormParser } from '../api/form.ts'
 import { OAuthTokenEntity } from '../api/schemas.ts'
 import { WharfError } from '../core/errors.ts'
+import type { TypedApp } from '../core/typed-app.ts'
 import type { ApiTokens } from './api-tokens.ts'
 
 export interface OAuthRouteOptions {
@@ -24,7 +25,7 @@ const TokenBody = Type.Object(
  * GitLab's OAuth2 token endpoint for scripts: the resource owner password grant and the refresh
  * grant. Errors are OAuth errors (`{error, error_description}`), not problem+json.
  */
-export async function oauthRoutes(app: FastifyInstance, opts: OAuthRouteOptions): Promise<void> {
+export async function oauthRoutes(app: TypedApp, opts: OAuthRouteOptions): Promise<void> {
   const { apiTokens } = opts
   addFormParser(app)
   app.setErrorHandler((err: Error & { statusCode?: number; validation?: unknown }, req, reply) => oauthError(err, req, reply))
@@ -33,7 +34,7 @@ export async function oauthRoutes(app: FastifyInstance, opts: OAuthRouteOptions)
     '/oauth/token',
     { schema: { summary: 'Get an OAuth access token (password or refresh_token grant)', tags: ['oauth'], body: TokenBody, 'x-response': { 200: OAuthTokenEntity } }, config: { public: true } },
     async (req, reply) => {
-      const body = req.body as { grant_type: string; username?: string; password?: string; refresh_token?: string; scope?: string }
+      const body = req.body
       let issued
       if (body.grant_type === 'password') {
         if (!body.username || !body.password) throw new WharfError('BAD_REQUEST', 'username and password are required', { oauth: 'invalid_request' })
@@ -53,7 +54,7 @@ export async function oauthRoutes(app: FastifyInstance, opts: OAuthRouteOptions)
     '/oauth/revoke',
     { schema: { summary: 'Revoke an OAuth access or refresh token', tags: ['oauth'], body: Type.Object({ token: Type.String() }, { additionalProperties: true }) }, config: { public: true } },
     async (req, reply) => {
-      await apiTokens.revoke((req.body as { token: string }).token)
+      await apiTokens.revoke(req.body.token)
       return reply.send({})
     },
   )

@@ -1,5 +1,6 @@
 import { calculateJwkThumbprint, exportJWK, generateKeyPair, importJWK, jwtVerify, SignJWT, type CryptoKey, type JWK, type JWTPayload } from 'jose'
 import type { Kysely } from 'kysely'
+import { LRUCache } from 'lru-cache'
 import { randomUUID } from 'node:crypto'
 import { WharfError } from '../core/errors.ts'
 import { nowIso } from '../metadata/db.ts'
@@ -45,7 +46,7 @@ export class RegistryTokens {
   readonly service: string
   readonly ttlSeconds: number
   private keys: SigningKey[] = []
-  private readonly verified = new Map<string, RegistryClaims>()
+  private readonly verified = new LRUCache<string, RegistryClaims>({ max: VERIFIED_CACHE_MAX })
 
   constructor(db: Kysely<Database>, opts: { issuer: string; service: string; ttlSeconds: number }) {
     this.db = db
@@ -149,7 +150,6 @@ export class RegistryTokens {
       exp: payload.exp!,
     }
     if (payload.cred) claims.cred = payload.cred as Credential
-    if (this.verified.size >= VERIFIED_CACHE_MAX) this.verified.delete(this.verified.keys().next().value!)
     this.verified.set(token, claims)
     return claims
   }

@@ -1,5 +1,6 @@
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type { FastifyReply, FastifyRequest } from 'fastify'
 import { WharfError } from '../core/errors.ts'
+import type { TypedApp } from '../core/typed-app.ts'
 import { ANONYMOUS, type Principal } from './principals.ts'
 import { parseScopes, type RegistryAuth } from './registry-auth.ts'
 
@@ -29,7 +30,7 @@ export function basicCredentials(header: string | undefined): { username: string
  * POST: the OAuth2 password and refresh_token grants, as containerd and podman use
  *   (`access_type=offline` asks for a refresh token).
  */
-export async function tokenRoutes(app: FastifyInstance, opts: TokenRouteOptions): Promise<void> {
+export async function tokenRoutes(app: TypedApp, opts: TokenRouteOptions): Promise<void> {
   const { auth } = opts
   app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string', bodyLimit: 64 << 10 }, (_req, body, done) => {
     const params: Params = {}

@@ -171,7 +171,7 @@ cleanup: { stage: deploy, script: [make clean], when: always }
       return p.yaml_errors
     }
     assert.equal(await failed({ '.gitlab-ci.yml': jobs(10_000) }), 'The number of jobs has exceeded the limit of 500.')
-    assert.equal(await failed({ '.gitlab-ci.yml': 'j0:\n  script: x\n' + Array.from({ length: 30 }, (_, i) => `j${i + 1}:\n  extends: j${i}\n`).join('') }), 'j12: nesting too deep in `extends`')
+    assert.equal(await failed({ '.gitlab-ci.yml': `j0:\n  script: x\n${Array.from({ length: 30 }, (_, i) => `j${i + 1}:\n  extends: j${i}\n`).join('')}` }), 'j12: nesting too deep in `extends`')
     // Bigger than git's 10 MiB read limit too: never read whole, still a failed pipeline.
     assert.equal(await failed({ '.gitlab-ci.yml': `a:\n  script: x\n# ${'x'.repeat(11 << 20)}\n` }), '`.gitlab-ci.yml`: The parsed YAML is too big')
     assert.equal(await failed({ '.gitlab-ci.yml': 'include: big.yml\na:\n  script: x\n', 'big.yml': `# ${'x'.repeat(11 << 20)}\n` }), '`big.yml`: The parsed YAML is too big')

@@ -1,17 +1,18 @@
 import { Type, type Static } from '@sinclair/typebox'
-import type { FastifyInstance, FastifyRequest } from 'fastify'
+import type { FastifyRequest } from 'fastify'
 import type { ApiUrls } from '../api/context.ts'
 import { pageOf, PageQuery, setPageHeaders } from '../api/pagination.ts'
 import { Body, IdParam } from '../api/schemas.ts'
 import { atLeast } from '../auth/roles.ts'
 import { WharfError } from '../core/errors.ts'
+import type { TypedApp } from '../core/typed-app.ts'
 import type { CommitInfo, GitRepos } from '../git/repos.ts'
 import type { CiJob, Pipeline, Project, Runner, User } from '../metadata/schema.ts'
 import type { Groups, Projects } from '../projects/index.ts'
 import type { JobRelations, Pipelines } from './pipelines.ts'
 import { runnerJson } from './runners.ts'
 import type { Triggers } from './triggers.ts'
-import { variableJson, type CiVariables, type VariableInput } from './variables.ts'
+import { variableJson, type CiVariables } from './variables.ts'
 
 export interface CiRouteDeps extends ApiUrls {
   projects: Projects
@@ -71,7 +72,7 @@ const runnerSummary = (r: Runner) => {
 
 const seconds = (from: string | null, to: string | null) => (from && to ? (new Date(to).getTime() - new Date(from).getTime()) / 1000 : null)
 
-export async function ciRoutes(app: FastifyInstance, deps: CiRouteDeps): Promise<void> {
+export async function ciRoutes(app: TypedApp, deps: CiRouteDeps): Promise<void> {
   const { projects, groups, pipelines, variables, triggers, repos } = deps
 
   /** The project, if the caller may see its pipelines (as its registry: Reporter+ when private), with a stricter role on demand. */
@@ -168,8 +169,8 @@ export async function ciRoutes(app: FastifyInstance, deps: CiRouteDeps): Promise
   }
 
   app.get('/projects/:id/pipelines', { schema: { summary: 'List pipelines', tags: ['ci'], params: IdParam, querystring: PipelineQuery }, config: { public: true } }, async (req, reply) => {
-    const project = await ciProject(req, (req.params as Static<typeof IdParam>).id)
-    const query = req.query as Static<typeof PipelineQuery>
+    const project = await ciProject(req, req.params.id)
+    const query = req.query
     const page = pageOf(query)
     const filter = { ...(query.ref ? { ref: query.ref } : {}), ...(query.status ? { status: query.status } : {}), ...(query.source ? { source: query.source } : {}), ...(query.sha ? { sha: query.sha } : {}) }
     const rows = await pipelines.listPipelines(project.id, { ...filter, limit: page.limit, offset: page.offset })
@@ -178,41 +179,41 @@ export async function ciRoutes(app: FastifyInstance, deps: CiRouteDeps): Promise
   })
 
   app.get('/projects/:id/pipelines/:pipeline_id', { schema: { summary: 'Get a pipeline', tags: ['ci'], params: PipelineParams }, config: { public: true } }, async (req) => {
-    const { id, pipeline_id } = req.params as Static<typeof PipelineParams>
+    const { id, pipeline_id } = req.params
     const project = await ciProject(req, id)
     return pipelineJson(project, await pipelineOf(project, pipeline_id))
   })
 
   app.post('/projects/:id/pipeline', { schema: { summary: 'Run a pipeline for a ref', tags: ['ci'], params: IdParam, body: CreatePipelineBody } }, async (req, reply) => {
-    const project = await ciProject(req, (req.params as Static<typeof IdParam>).id, 'developer')
-    const body = req.body as Static<typeof CreatePipelineBody>
+    const project = await ciProject(req, req.params.id, 'developer')
+    const body = req.body
     const p = await pipelines.createForRef(project, body.ref, 'api', req.principal.kind === 'user' ? req.principal.userId : null, body.variables ?? [])
     return reply.code(201).send(await pipelineJson(project, p))
   })
 
   app.post('/projects/:id/pipelines/:pipeline_id/cancel', { schema: { summary: 'Cancel a pipeline', tags: ['ci'], params: PipelineParams } }, async (req) => {
-    const { id, pipeline_id } = req.params as Static<typeof PipelineParams>
+    const { id, pipeline_id } = req.params
     const project = await ciProject(req, id, 'developer')
     await pipelines.cancel((await pipelineOf(project, pipeline_id)).id)
     return pipelineJson(project, await pipelineOf(project, pipeline_id))
   })
 
   app.post('/projects/:id/pipelines/:pipeline_id/retry', { schema: { summary: 'Retry failed jobs of a pipeline', tags: ['ci'], params: PipelineParams } }, async (req, reply) => {
-    const { id, pipeline_id } = req.params as Static<typeof PipelineParams>
+    const { id, pipeline_id } = req.params
     const project = await ciProject(req, id, 'developer')
     await pipelines.retry((await pipelineOf(project, pipeline_id)).id)
     return reply.code(201).send(await pipelineJson(project, await pipelineOf(project, pipeline_id)))
   })
 
   app.delete('/projects/:id/pipelines/:pipeline_id', { schema: { summary: 'Delete a pipeline', tags: ['ci'], params: PipelineParams } }, async (req, reply) => {
-    const { id, pipeline_id } = req.params as Static<typeof PipelineParams>
+    const { id, pipeline_id } = req.params
     const project = await ciProject(req, id, 'owner')
     await pipelines.deletePipeline((await pipelineOf(project, pipeline_id)).id)
     return reply.code(204).send()
   })
 
   app.get('/projects/:id/pipelines/:pipeline_id/variables', { schema: { summary: 'Variables given when the pipeline was run', tags: ['ci'], params: PipelineParams } }, async (req) => {
-    const { id, pipeline_id } = req.params as Static<typeof PipelineParams>
+    const { id, pipeline_id } = req.params
     const project = await ciProject(req, id, 'developer')
     const p = await pipelineOf(project, pipeline_id)
     return (JSON.parse(p.variables) as Array<{ key: string; value: string; variable_type?: string }>).map((v) => ({ key: v.key, value: v.value, variable_type: v.variable_type ?? 'env_var' }))
@@ -224,9 +225,9 @@ export async function ciRoutes(app: FastifyInstance, deps: CiRouteDeps): Promise
   }
 
   app.get('/projects/:id/pipelines/:pipeline_id/jobs', { schema: { summary: "List a pipeline's jobs, in stage order", tags: ['ci'], params: PipelineParams, querystring: JobQuery }, config: { public: true } }, async (req, reply) => {
-    const { id, pipeline_id } = req.params as Static<typeof PipelineParams>
+    const { id, pipeline_id } = req.params
     const project = await ciProject(req, id)
-    const query = req.query as Static<typeof JobQuery>
+    const query = req.query
     const page = pageOf(query)
     const pipeline = await pipelineOf(project, pipeline_id)
     const { rows, total } = await pipelines.pageJobs({ projectId: project.id, pipelineId: pipeline.id, scope: scopes(query), includeRetried: query.include_retried ?? false, limit: page.limit, offset: page.offset })
@@ -235,8 +236,8 @@ export async function ciRoutes(app: FastifyInstance, deps: CiRouteDeps): Promise
   })
 
   app.get('/projects/:id/jobs', { schema: { summary: "List a project's jobs, newest first", tags: ['ci'], params: IdParam, querystring: JobQuery }, config: { public: true } }, async (req, reply) => {
-    const project = await ciProject(req, (req.params as Static<typeof IdParam>).id)
-    const query = req.query as Static<typeof JobQuery>
+    const project = await ciProject(req, req.params.id)
+    const query = req.query
     const page = pageOf(query)
     // GitLab lists every attempt here, retried ones included.
     const { rows, total } = await pipelines.pageJobs({ projectId: project.id, scope: scopes(query), includeRetried: true, limit: page.limit, offset: page.offset })
@@ -245,7 +246,7 @@ export async function ciRoutes(app: FastifyInstance, deps: CiRouteDeps): Promise
   })
 
   app.get('/projects/:id/jobs/:job_id', { schema: { summary: 'Get a job', tags: ['ci'], params: JobParams }, config: { public: true } }, async (req) => {
-    const { id, job_id } = req.params as Static<typeof JobParams>
+    const { id, job_id } = req.params
     const project = await ciProject(req, id)
     return oneJobJson(project, await jobOf(project, job_id))
   })
@@ -253,7 +254,7 @@ export async function ciRoutes(app: FastifyInstance, deps: CiRouteDeps): Promise
   // Wharf extension: the predefined and YAML variables a job was created with (no secrets; the job
   // token and project variables are added when a runner picks the job up).
   app.get('/projects/:id/jobs/:job_id/variables', { schema: { summary: "A job's predefined and YAML variables (Wharf extension)", tags: ['ci'], params: JobParams } }, async (req) => {
-    const { id, job_id } = req.params as Static<typeof JobParams>
+    const { id, job_id } = req.params
     const project = await ciProject(req, id, 'developer')
     const job = await jobOf(project, job_id)
     const def = JSON.parse(job.definition) as { variables?: Record<string, string> }
@@ -263,7 +264,7 @@ export async function ciRoutes(app: FastifyInstance, deps: CiRouteDeps): Promise
 
   for (const action of ['cancel', 'retry', 'play'] as const) {
     app.post(`/projects/:id/jobs/:job_id/${action}`, { schema: { summary: `${action[0]!.toUpperCase()}${action.slice(1)} a job`, tags: ['ci'], params: JobParams } }, async (req, reply) => {
-      const { id, job_id } = req.params as Static<typeof JobParams>
+      const { id, job_id } = req.params
       const project = await ciProject(req, id, 'developer')
       const job = await jobOf(project, job_id)
       const after = action === 'cancel' ? await pipelines.cancelJob(job) : action === 'retry' ? await pipelines.retryJob(job) : await pipelines.playJob(job)
@@ -277,25 +278,25 @@ export async function ciRoutes(app: FastifyInstance, deps: CiRouteDeps): Promise
     const owner = async (req: FastifyRequest, id: string): Promise<number> =>
       kind === 'project' ? (await projects.projectFor(req.principal, id, 'maintainer')).project.id : (await groups.groupFor(req.principal, id, 'maintainer')).group.id
     app.get(base, { schema: { summary: `List ${kind} CI/CD variables`, tags: ['ci'], params: IdParam, querystring: Type.Object(PageQuery) } }, async (req, reply) => {
-      const page = pageOf(req.query as { page?: number; per_page?: number })
-      const { rows, total } = await variables.page(kind, await owner(req, (req.params as Static<typeof IdParam>).id), page)
+      const page = pageOf(req.query)
+      const { rows, total } = await variables.page(kind, await owner(req, req.params.id), page)
       setPageHeaders(req, reply, deps.publicUrl, page, total)
       return rows.map(variableJson)
     })
     app.get(`${base}/:key`, { schema: { summary: `Get a ${kind} CI/CD variable`, tags: ['ci'], params: KeyParams } }, async (req) => {
-      const { id, key } = req.params as Static<typeof KeyParams>
+      const { id, key } = req.params
       return variableJson(await variables.get(kind, await owner(req, id), key))
     })
     app.post(base, { schema: { summary: `Create a ${kind} CI/CD variable`, tags: ['ci'], params: IdParam, body: VariableBody } }, async (req, reply) => {
-      const v = await variables.create(kind, await owner(req, (req.params as Static<typeof IdParam>).id), req.body as VariableInput)
+      const v = await variables.create(kind, await owner(req, req.params.id), req.body)
       return reply.code(201).send(variableJson(v))
     })
     app.put(`${base}/:key`, { schema: { summary: `Update a ${kind} CI/CD variable`, tags: ['ci'], params: KeyParams, body: VariableBody } }, async (req) => {
-      const { id, key } = req.params as Static<typeof KeyParams>
-      return variableJson(await variables.update(kind, await owner(req, id), key, req.body as VariableInput))
+      const { id, key } = req.params
+      return variableJson(await variables.update(kind, await owner(req, id), key, req.body))
     })
     app.delete(`${base}/:key`, { schema: { summary: `Delete a ${kind} CI/CD variable`, tags: ['ci'], params: KeyParams } }, async (req, reply) => {
-      const { id, key } = req.params as Static<typeof KeyParams>
+      const { id, key } = req.params
       await variables.remove(kind, await owner(req, id), key)
       return reply.code(204).send()
     })
@@ -303,19 +304,19 @@ export async function ciRoutes(app: FastifyInstance, deps: CiRouteDeps): Promise
 
   // Trigger tokens.
   app.get('/projects/:id/triggers', { schema: { summary: 'List pipeline trigger tokens', tags: ['ci'], params: IdParam, querystring: Type.Object(PageQuery) } }, async (req, reply) => {
-    const project = await ciProject(req, (req.params as Static<typeof IdParam>).id, 'maintainer')
-    const page = pageOf(req.query as { page?: number; per_page?: number })
+    const project = await ciProject(req, req.params.id, 'maintainer')
+    const page = pageOf(req.query)
     const { rows, total } = await triggers.page(project.id, page)
     setPageHeaders(req, reply, deps.publicUrl, page, total)
     return rows.map((t) => ({ id: t.id, description: t.description, created_at: t.created_at, updated_at: t.created_at, last_used: null, token: `${t.token_hint}…`, owner: null }))
   })
   app.post('/projects/:id/triggers', { schema: { summary: 'Create a pipeline trigger token (shown once)', tags: ['ci'], params: IdParam, body: TriggerBody } }, async (req, reply) => {
-    const project = await ciProject(req, (req.params as Static<typeof IdParam>).id, 'maintainer')
-    const { token, row } = await triggers.create(project.id, req.principal.kind === 'user' ? req.principal.userId : null, (req.body as Static<typeof TriggerBody>).description ?? '')
+    const project = await ciProject(req, req.params.id, 'maintainer')
+    const { token, row } = await triggers.create(project.id, req.principal.kind === 'user' ? req.principal.userId : null, req.body.description ?? '')
     return reply.code(201).send({ id: row.id, description: row.description, created_at: row.created_at, updated_at: row.created_at, last_used: null, token, owner: null })
   })
   app.delete('/projects/:id/triggers/:trigger_id', { schema: { summary: 'Delete a pipeline trigger token', tags: ['ci'], params: TriggerParams } }, async (req, reply) => {
-    const { id, trigger_id } = req.params as Static<typeof TriggerParams>
+    const { id, trigger_id } = req.params
     const project = await ciProject(req, id, 'maintainer')
     await triggers.remove(project.id, trigger_id)
     return reply.code(204).send()
@@ -335,10 +336,11 @@ export async function ciRoutes(app: FastifyInstance, deps: CiRouteDeps): Promise
     '/projects/:id/trigger/pipeline',
     { schema: { summary: 'Run a pipeline with a trigger token (body: JSON, form or multipart; or the query string)', tags: ['ci'], params: IdParam, querystring: TriggerQuery, body: TriggerPipelineBody }, config: { public: true } },
     async (req, reply) => {
-      const body = (req.body ?? {}) as Static<typeof TriggerPipelineBody>
-      const query = req.query as Static<typeof TriggerQuery> & Record<string, string>
+      const body: Static<typeof TriggerPipelineBody> = req.body ?? {}
+      // The schema's patternProperties (`variables[KEY]`) are validated but not part of its static type.
+      const query = req.query as typeof req.query & Record<string, string>
       const vars = { ...queryVariables(query), ...body.variables }
-      return reply.code(201).send(await trigger((req.params as Static<typeof IdParam>).id, body.token ?? query.token, body.ref ?? query.ref, vars))
+      return reply.code(201).send(await trigger(req.params.id, body.token ?? query.token, body.ref ?? query.ref, vars))
     },
   )
   // GitLab's webhook form: everything in the URL, the body (the calling service's payload) ignored.
@@ -346,8 +348,8 @@ export async function ciRoutes(app: FastifyInstance, deps: CiRouteDeps): Promise
     '/projects/:id/ref/:ref/trigger/pipeline',
     { schema: { summary: 'Run a pipeline with a trigger token, as a webhook URL (`?token=`, `variables[KEY]=`)', tags: ['ci'], params: RefTriggerParams, querystring: RefTriggerQuery }, config: { public: true, ignoredBody: true } },
     async (req, reply) => {
-      const { id, ref } = req.params as Static<typeof RefTriggerParams>
-      const query = req.query as Static<typeof RefTriggerQuery> & Record<string, string>
+      const { id, ref } = req.params
+      const query = req.query as typeof req.query & Record<string, string>
       return reply.code(201).send(await trigger(id, query.token, ref, queryVariables(query)))
     },
   )

@@ -6,7 +6,7 @@
 //   allowlist), inside the regular API scope (PRIVATE-TOKEN / Bearer; JOB-TOKEN where marked).
 import { Type, type Static } from '@sinclair/typebox'
 import multipart from '@fastify/multipart'
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { Readable } from 'node:stream'
 import type { ApiUrls } from '../api/context.ts'
 import { pageOf, PageQuery, setPageHeaders } from '../api/pagination.ts'
@@ -15,6 +15,7 @@ import { Body, IdParam } from '../api/schemas.ts'
 import { atLeast } from '../auth/roles.ts'
 import { WharfError } from '../core/errors.ts'
 import { bindActor } from '../core/request-log.ts'
+import type { TypedApp } from '../core/typed-app.ts'
 import type { CiJob, Project, Runner } from '../metadata/schema.ts'
 import type { Groups, Projects } from '../projects/index.ts'
 import {
@@ -35,7 +36,7 @@ import type { JobTokens } from './job-tokens.ts'
 import { notRunning, type JobUpdates } from './job-updates.ts'
 import type { Pipelines } from './pipelines.ts'
 import { RUNNER_ERRORS } from './runner-errors.ts'
-import { runnerJson, type RunnerUpdate, type Runners } from './runners.ts'
+import { runnerJson, type Runners } from './runners.ts'
 import type { TraceStore } from './traces.ts'
 
 export interface RunnerCi {
@@ -100,7 +101,7 @@ function jobTokenOf(req: FastifyRequest): string | undefined {
   return undefined
 }
 
-export async function runnerProtocolRoutes(app: FastifyInstance, deps: RunnerProtocolDeps): Promise<void> {
+export async function runnerProtocolRoutes(app: TypedApp, deps: RunnerProtocolDeps): Promise<void> {
   const { runners, jobQueue, jobUpdates, jobSweeper, jobTokens, artifacts, pipelines } = deps
   app.decorateRequest('ciRunner', null)
   app.decorateRequest('ciJob', null)
@@ -155,11 +156,11 @@ export async function runnerProtocolRoutes(app: FastifyInstance, deps: RunnerPro
   app.post('/runners/verify', { schema: { summary: 'Verify a runner token', tags: ['runner'], body: VerifyRunnerRequest }, config: { public: true, runnerAuth: 'runner' } }, async (req) => {
     const r = req.ciRunner!
     await runners.contacted(r, undefined, req.ip)
-    return { id: r.id, token: (req.body as VerifyRunnerRequest).token, token_expires_at: r.token_expires_at }
+    return { id: r.id, token: req.body.token, token_expires_at: r.token_expires_at }
   })
 
   app.delete('/runners', { schema: { summary: 'Unregister (delete) the runner of a token', tags: ['runner'], body: UnregisterRunnerRequest }, config: { public: true, runnerAuth: 'runner' } }, async (req, reply) => {
-    await runners.unregister((req.body as UnregisterRunnerRequest).token)
+    await runners.unregister(req.body.token)
     return reply.code(204).send()
   })
 
@@ -177,7 +178,7 @@ export async function runnerProtocolRoutes(app: FastifyInstance, deps: RunnerPro
 
   app.post('/jobs/request', { schema: { summary: 'Request a job (long poll)', tags: ['runner'], body: JobRequest }, config: { public: true, runnerAuth: 'runner' } }, async (req, reply) => {
     const runner = req.ciRunner!
-    const body = req.body as JobRequest
+    const body = req.body
     await runners.contacted(runner, body.info, req.ip)
     const ac = new AbortController()
     const onClose = () => ac.abort()
@@ -223,7 +224,7 @@ export async function runnerProtocolRoutes(app: FastifyInstance, deps: RunnerPro
   app.post('/jobs/:id/artifacts/authorize', { schema: { summary: 'Check an artifacts upload before sending it', tags: ['runner'], params: JobIdParam, querystring: AuthorizeQuery }, config: { public: true, runnerAuth: 'job' } }, async (req) => {
     const job = req.ciJob!
     if (job.status !== 'running') throw notRunning(job.status)
-    const size = (req.query as Static<typeof AuthorizeQuery>).filesize ?? Number((req.body as { filesize?: unknown } | undefined)?.filesize ?? 0)
+    const size = req.query.filesize ?? Number((req.body as { filesize?: unknown } | undefined)?.filesize ?? 0)
     if (size > artifacts.maxBytes) throw artifactsTooLarge(artifacts.maxBytes)
     return { TempPath: '', MaximumSize: artifacts.maxBytes }
   })
@@ -233,8 +234,8 @@ export async function runnerProtocolRoutes(app: FastifyInstance, deps: RunnerPro
     if (job.status !== 'running') throw notRunning(job.status)
     if (!req.isMultipart()) throw new WharfError('BAD_REQUEST', 'expected a multipart/form-data body with a `file` field', {})
     const file = await req.file()
-    if (!file || file.fieldname !== 'file') throw new WharfError('BAD_REQUEST', 'missing the `file` field', {})
-    const query = req.query as ArtifactsUploadParams
+    if (file?.fieldname !== 'file') throw new WharfError('BAD_REQUEST', 'missing the `file` field', {})
+    const query = req.query
     const field = (name: string): string | undefined => {
       const f = file.fields[name]
       const one = Array.isArray(f) ? f[0] : f
@@ -255,7 +256,7 @@ export async function runnerProtocolRoutes(app: FastifyInstance, deps: RunnerPro
   // A job's artifacts, for the jobs that depend on it: the token is the DOWNLOADING job's.
   app.get('/jobs/:id/artifacts', { schema: { summary: "Download a job's artifacts with a job token", tags: ['runner'], params: JobIdParam }, config: { public: true, runnerAuth: 'anyJob' } }, async (req, reply) => {
     const caller = req.ciJob!
-    const target = await pipelines.findJob((req.params as { id: number }).id)
+    const target = await pipelines.findJob(req.params.id)
     if (!target) throw new WharfError('NOT_FOUND', 'Job Not Found', {})
     if (!(await jobTokens.jobMayAccess(caller, target.project_id))) {
       throw new WharfError('FORBIDDEN', `project ${target.project_id} does not allow CI job tokens from project ${caller.project_id} (its job token allowlist)`, {})
@@ -315,7 +316,7 @@ const AllowlistBody = Body({ target_project_id: Type.Integer() })
 
 const tagsOf = (q: Static<typeof RunnerListQuery>) => (q.tag_list === undefined ? undefined : (Array.isArray(q.tag_list) ? q.tag_list : q.tag_list.split(',')).map((t) => t.trim()).filter(Boolean))
 
-export async function runnerApiRoutes(app: FastifyInstance, deps: RunnerApiDeps): Promise<void> {
+export async function runnerApiRoutes(app: TypedApp, deps: RunnerApiDeps): Promise<void> {
   const { projects, groups, runners, traces, artifacts, jobTokens, pipelines, jobUpdates } = deps
 
   /** The project, readable by the caller as its pipelines are (Reporter+ when private); a stricter role on demand. */
@@ -332,13 +333,13 @@ export async function runnerApiRoutes(app: FastifyInstance, deps: RunnerApiDeps)
   }
 
   app.post('/user/runners', { schema: { summary: 'Create a runner (its glrt- token is shown once)', tags: ['runner'], body: CreateRunnerRequest } }, async (req, reply) => {
-    const { runner, token } = await runners.create(req.principal, req.body as CreateRunnerRequest)
+    const { runner, token } = await runners.create(req.principal, req.body)
     return reply.code(201).send({ id: runner.id, token, token_expires_at: runner.token_expires_at })
   })
 
   for (const [url, all] of [['/runners', false], ['/runners/all', true]] as const) {
     app.get(url, { schema: { summary: all ? 'List every runner (administrators)' : 'List the runners of the projects and groups you maintain', tags: ['runner'], querystring: RunnerListQuery } }, async (req, reply) => {
-      const q = req.query as Static<typeof RunnerListQuery>
+      const q = req.query
       const page = pageOf(q)
       const { rows, total } = await runners.pageFor(req.principal, { all, limit: page.limit, offset: page.offset, type: q.type, paused: q.paused, tagList: tagsOf(q) })
       setPageHeaders(req, reply, deps.publicUrl, page, total)
@@ -347,21 +348,21 @@ export async function runnerApiRoutes(app: FastifyInstance, deps: RunnerApiDeps)
   }
 
   app.get('/runners/:id', { schema: { summary: 'Get a runner', tags: ['runner'], params: RunnerParams } }, async (req) => {
-    return runnerJson(await runners.manageable(req.principal, (req.params as Static<typeof RunnerParams>).id))
+    return runnerJson(await runners.manageable(req.principal, req.params.id))
   })
 
   app.put('/runners/:id', { schema: { summary: 'Update a runner (paused, tags, run_untagged, description...)', tags: ['runner'], params: RunnerParams, body: RunnerUpdateBody } }, async (req) => {
-    return runnerJson(await runners.update(req.principal, (req.params as Static<typeof RunnerParams>).id, req.body as RunnerUpdate))
+    return runnerJson(await runners.update(req.principal, req.params.id, req.body))
   })
 
   app.delete('/runners/:id', { schema: { summary: 'Delete a runner', tags: ['runner'], params: RunnerParams } }, async (req, reply) => {
-    await runners.remove(req.principal, (req.params as Static<typeof RunnerParams>).id)
+    await runners.remove(req.principal, req.params.id)
     return reply.code(204).send()
   })
 
   app.get('/projects/:id/runners', { schema: { summary: "Runners that can run a project's jobs", tags: ['runner'], params: IdParam, querystring: RunnerListQuery } }, async (req, reply) => {
-    const { project } = await projects.projectFor(req.principal, (req.params as Static<typeof IdParam>).id, 'maintainer')
-    const q = req.query as Static<typeof RunnerListQuery>
+    const { project } = await projects.projectFor(req.principal, req.params.id, 'maintainer')
+    const q = req.query
     const page = pageOf(q)
     const { rows, total } = await runners.pageForProject(project, { limit: page.limit, offset: page.offset, type: q.type, paused: q.paused, tagList: tagsOf(q) })
     setPageHeaders(req, reply, deps.publicUrl, page, total)
@@ -369,8 +370,8 @@ export async function runnerApiRoutes(app: FastifyInstance, deps: RunnerApiDeps)
   })
 
   app.get('/groups/:id/runners', { schema: { summary: "Runners that can run a group's jobs", tags: ['runner'], params: IdParam, querystring: RunnerListQuery } }, async (req, reply) => {
-    const { group } = await groups.groupFor(req.principal, (req.params as Static<typeof IdParam>).id, 'maintainer')
-    const q = req.query as Static<typeof RunnerListQuery>
+    const { group } = await groups.groupFor(req.principal, req.params.id, 'maintainer')
+    const q = req.query
     const page = pageOf(q)
     const { rows, total } = await runners.pageForGroup(group, { limit: page.limit, offset: page.offset, type: q.type, paused: q.paused, tagList: tagsOf(q) })
     setPageHeaders(req, reply, deps.publicUrl, page, total)
@@ -379,7 +380,7 @@ export async function runnerApiRoutes(app: FastifyInstance, deps: RunnerApiDeps)
 
   // A job's log. `Range: bytes=N-` reads from byte N (206), for incremental followers.
   app.get('/projects/:id/jobs/:job_id/trace', { schema: { summary: "A job's log (masked)", tags: ['ci'], params: JobParams }, config: { public: true } }, async (req, reply) => {
-    const { id, job_id } = req.params as Static<typeof JobParams>
+    const { id, job_id } = req.params
     const job = await jobOf(await readableProject(req, id), job_id)
     const m = /^bytes=(\d+)-$/.exec(String(req.headers.range ?? '').trim())
     reply.header('Content-Type', 'text/plain; charset=utf-8').header('Accept-Ranges', 'bytes').header(HEADERS.jobStatus, job.status)
@@ -399,7 +400,7 @@ export async function runnerApiRoutes(app: FastifyInstance, deps: RunnerApiDeps)
   })
 
   app.get('/projects/:id/jobs/:job_id/artifacts', { schema: { summary: "Download a job's artifacts archive", tags: ['ci'], params: JobParams }, config: { public: true, jobToken: true } }, async (req, reply) => {
-    const { id, job_id } = req.params as Static<typeof JobParams>
+    const { id, job_id } = req.params
     const p = req.principal
     let project: Project
     if (p.kind === 'job') {
@@ -414,21 +415,21 @@ export async function runnerApiRoutes(app: FastifyInstance, deps: RunnerApiDeps)
 
   // The CI/CD job token allowlist: projects whose job tokens may access this one.
   app.get('/projects/:id/job_token_scope', { schema: { summary: 'Job token access settings', tags: ['ci'], params: IdParam } }, async (req) => {
-    await readableProject(req, (req.params as Static<typeof IdParam>).id, 'maintainer')
+    await readableProject(req, req.params.id, 'maintainer')
     return { inbound_enabled: true, outbound_enabled: false }
   })
 
   app.get('/projects/:id/job_token_scope/allowlist', { schema: { summary: 'Projects allowed to use their job tokens on this project', tags: ['ci'], params: IdParam, querystring: Type.Object(PageQuery) } }, async (req, reply) => {
-    const project = await readableProject(req, (req.params as Static<typeof IdParam>).id, 'maintainer')
-    const page = pageOf(req.query as { page?: number; per_page?: number })
+    const project = await readableProject(req, req.params.id, 'maintainer')
+    const page = pageOf(req.query)
     const { rows, total } = await jobTokens.allowlistPage(project.id, page)
     setPageHeaders(req, reply, deps.publicUrl, page, total)
     return rows.map((p) => ({ id: p.id, name: p.name, path: p.path, path_with_namespace: p.full_path, name_with_namespace: p.full_path, web_url: `${deps.publicUrl}/${p.full_path}` }))
   })
 
   app.post('/projects/:id/job_token_scope/allowlist', { schema: { summary: "Allow a project's job tokens on this project", tags: ['ci'], params: IdParam, body: AllowlistBody } }, async (req, reply) => {
-    const project = await readableProject(req, (req.params as Static<typeof IdParam>).id, 'maintainer')
-    const target = await projects.findProjectRef((req.body as Static<typeof AllowlistBody>).target_project_id)
+    const project = await readableProject(req, req.params.id, 'maintainer')
+    const target = await projects.findProjectRef(req.body.target_project_id)
     // The allowed project must be one the caller can see, so ids of hidden projects reveal nothing.
     if (!target || !(await projects.projectFor(req.principal, target.id).then(() => true, () => false))) throw new WharfError('NOT_FOUND', 'Project Not Found', {})
     await jobTokens.allow(project.id, target)
@@ -436,7 +437,7 @@ export async function runnerApiRoutes(app: FastifyInstance, deps: RunnerApiDeps)
   })
 
   app.delete('/projects/:id/job_token_scope/allowlist/:target_project_id', { schema: { summary: "Stop allowing a project's job tokens on this project", tags: ['ci'], params: AllowlistParams } }, async (req, reply) => {
-    const { id, target_project_id } = req.params as Static<typeof AllowlistParams>
+    const { id, target_project_id } = req.params
     const project = await readableProject(req, id, 'maintainer')
     await jobTokens.disallow(project.id, target_project_id)
     return reply.code(204).send()

@@ -77,7 +77,7 @@ async function store(t: TestContext) {
   const db = openDb({ kind: 'sqlite', path: join(dir, 'wharf.db') })
   t.after(() => db.destroy())
   await migrate(db, 'sqlite')
-  const { projects, groups, projectAccess } = createProjects(db, deleteRepositoriesUnder)
+  const { projects, groups } = createProjects(db, deleteRepositoriesUnder)
   const users = new Users(db)
   const root = await users.createUser({ username: 'root', password: 'rootpassword', isAdmin: true })
   const group = await groups.createGroup(root, { path: 'g' })

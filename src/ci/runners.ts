@@ -115,7 +115,7 @@ export class Runners {
 
   /** The runner a `glrt-` token authenticates, unless the token expired. */
   async authenticate(token: string | undefined): Promise<Runner | undefined> {
-    if (!token || !token.startsWith(TOKEN_PREFIXES.runner)) return undefined
+    if (!token?.startsWith(TOKEN_PREFIXES.runner)) return undefined
     const r = await rq.findRunnerByDigest(this.db, secretDigest(token))
     if (!r) return undefined
     if (r.token_expires_at && new Date(r.token_expires_at).getTime() <= Date.now()) return undefined
@@ -168,7 +168,12 @@ export class Runners {
         const ids = new Set([r.namespace_id])
         for (let grew = true; grew; ) {
           grew = false
-          for (const n of all) if (n.parent_id !== null && ids.has(n.parent_id) && !ids.has(n.id)) ids.add(n.id), (grew = true)
+          for (const n of all) {
+            if (n.parent_id !== null && ids.has(n.parent_id) && !ids.has(n.id)) {
+              ids.add(n.id)
+              grew = true
+            }
+          }
         }
         return rq.projectIdsInNamespaces(this.db, [...ids])
       }
@@ -250,7 +255,12 @@ export class Runners {
     const ids = new Set(namespaceIds)
     for (let grew = true; grew; ) {
       grew = false
-      for (const n of all) if (n.parent_id !== null && ids.has(n.parent_id) && !ids.has(n.id)) ids.add(n.id), (grew = true)
+      for (const n of all) {
+        if (n.parent_id !== null && ids.has(n.parent_id) && !ids.has(n.id)) {
+          ids.add(n.id)
+          grew = true
+        }
+      }
     }
     const inNamespaces = await rq.projectIdsInNamespaces(this.db, [...ids, ...(own ? [own.id] : [])])
     return { projectIds: [...new Set([...mine.filter((m) => m.source_kind === 'project').map((m) => m.source_id), ...inNamespaces])], namespaceIds: [...ids] }

@@ -105,8 +105,11 @@ export async function adminCommand(argv: string[]): Promise<number> {
   try {
     // Validate flags before touching the database.
     if (command === 'user create') need(flags, 'username')
-    if (command === 'group create' || command === 'project create') (need(flags, 'path'), visibility(flags.visibility))
-    if (command === 'token create') (need(flags, 'user'), need(flags, 'name'), need(flags, 'scopes'))
+    if (command === 'group create' || command === 'project create') {
+      need(flags, 'path')
+      visibility(flags.visibility)
+    }
+    if (command === 'token create') for (const f of ['user', 'name', 'scopes'] as const) need(flags, f)
     if (command === 'deploy-token create') {
       need(flags, 'scopes')
       if (!flags.project === !flags.group) throw new UsageError('give exactly one of --project or --group')

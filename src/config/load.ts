@@ -85,7 +85,10 @@ type Tree = Record<string, unknown>
 function setPath(tree: Tree, path: string, value: unknown): void {
   const parts = path.split('.')
   let node = tree
-  for (const p of parts.slice(0, -1)) node = (node[p] ??= {}) as Tree
+  for (const p of parts.slice(0, -1)) {
+    node[p] ??= {}
+    node = node[p] as Tree
+  }
   node[parts.at(-1)!] = value
 }
 

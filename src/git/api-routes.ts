@@ -1,9 +1,10 @@
-import { Type, type Static } from '@sinclair/typebox'
-import type { FastifyInstance, FastifyRequest } from 'fastify'
+import { Type } from '@sinclair/typebox'
+import type { FastifyRequest } from 'fastify'
 import { pageOf, PageQuery, setPageHeaders } from '../api/pagination.ts'
 import { IdParam } from '../api/schemas.ts'
 import type { Principal } from '../auth/principals.ts'
 import { WharfError } from '../core/errors.ts'
+import type { TypedApp } from '../core/typed-app.ts'
 import type { Project } from '../metadata/schema.ts'
 import type { Projects } from '../projects/service.ts'
 import type { CommitInfo } from './repos.ts'
@@ -26,13 +27,13 @@ const BranchQuery = Type.Object({ ...PageQuery, search: Type.Optional(Type.Strin
 const EventQuery = Type.Object({ ...PageQuery, action: Type.Optional(Type.String({ maxLength: 64 })) })
 const BranchParams = Type.Object({ id: Type.String(), branch: Type.String() })
 
-export async function gitApiRoutes(app: FastifyInstance, opts: GitApiOptions): Promise<void> {
+export async function gitApiRoutes(app: TypedApp, opts: GitApiOptions): Promise<void> {
   const { git, projects } = opts
   const publicUrl = opts.publicUrl.replace(/\/$/, '')
 
   /** The project behind `:id` if the caller may read its code: hidden ones are 404, too low a role is 403. */
-  async function readable(req: FastifyRequest): Promise<{ project: Project; canPush: boolean }> {
-    const { project } = await projects.projectFor(req.principal, (req.params as { id: string }).id)
+  async function readable(req: FastifyRequest, id: string): Promise<{ project: Project; canPush: boolean }> {
+    const { project } = await projects.projectFor(req.principal, id)
     // The auth hook checked the API scope already; what remains is the role (repository scopes are for git).
     const byRole: Principal = req.principal.kind === 'user' ? { ...req.principal, scopes: undefined } : req.principal
     const access = await git.access(byRole, project)
@@ -70,8 +71,8 @@ export async function gitApiRoutes(app: FastifyInstance, opts: GitApiOptions): P
   })
 
   app.get('/projects/:id/repository/branches', { schema: { summary: 'List repository branches', tags: ['repository'], params: IdParam, querystring: BranchQuery }, config: { public: true } }, async (req, reply) => {
-    const { project, canPush } = await readable(req)
-    const q = req.query as Static<typeof BranchQuery>
+    const { project, canPush } = await readable(req, req.params.id)
+    const q = req.query
     const page = pageOf(q)
     const { rows, total } = await git.repos.branches(project.id, { search: q.search, limit: page.limit, offset: page.offset })
     setPageHeaders(req, reply, publicUrl, page, total)
@@ -79,16 +80,16 @@ export async function gitApiRoutes(app: FastifyInstance, opts: GitApiOptions): P
   })
 
   app.get('/projects/:id/repository/branches/:branch', { schema: { summary: 'Get a repository branch', tags: ['repository'], params: BranchParams }, config: { public: true } }, async (req) => {
-    const { project, canPush } = await readable(req)
-    const name = (req.params as Static<typeof BranchParams>).branch
+    const { project, canPush } = await readable(req, req.params.id)
+    const name = req.params.branch
     const b = await git.repos.branch(project.id, name)
     if (!b) throw new WharfError('NOT_FOUND', 'Branch Not Found', {})
     return branchJson(project, b, canPush)
   })
 
   app.get('/projects/:id/repository/tags', { schema: { summary: 'List repository tags, newest first', tags: ['repository'], params: IdParam, querystring: Type.Object(PageQuery) }, config: { public: true } }, async (req, reply) => {
-    const { project } = await readable(req)
-    const page = pageOf(req.query as { page?: number; per_page?: number })
+    const { project } = await readable(req, req.params.id)
+    const page = pageOf(req.query)
     const { rows, total } = await git.repos.tags(project.id, page)
     setPageHeaders(req, reply, publicUrl, page, total)
     return rows.map((t) => ({
@@ -103,8 +104,8 @@ export async function gitApiRoutes(app: FastifyInstance, opts: GitApiOptions): P
   })
 
   app.get('/projects/:id/events', { schema: { summary: "A project's push events (one per updated ref), newest first", tags: ['repository'], params: IdParam, querystring: EventQuery }, config: { public: true } }, async (req, reply) => {
-    const { project } = await readable(req)
-    const q = req.query as Static<typeof EventQuery>
+    const { project } = await readable(req, req.params.id)
+    const q = req.query
     const page = pageOf(q)
     // Pushes are the only events Wharf records so far.
     if (q.action !== undefined && q.action !== 'pushed') {

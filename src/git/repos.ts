@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import { chmod, mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
+import { LRUCache } from 'lru-cache'
 import { WharfError } from '../core/errors.ts'
 import { runGit } from './exec.ts'
 import { checkRefName, checkSha, checkTreePath, isRefName, isSha, isZeroSha, type RefUpdate } from './refs.ts'
@@ -80,8 +81,8 @@ export class GitRepos {
   readonly spoolDir: string
   private readonly tmpDir: string
   private readonly orphansDir: string
-  /** Repositories known to exist, with their owner stamp. */
-  private readonly known = new Map<number, string>()
+  /** Repositories known to exist, with their owner stamp (bounded: a miss only costs a stat). */
+  private readonly known = new LRUCache<number, string>({ max: 10_000 })
   private readonly creating = new Map<number, Promise<string>>()
   /** Stamps a repository with its project (see ensure). */
   static ownerOf(project: { id: number; created_at: string }): string {
@@ -237,7 +238,7 @@ export class GitRepos {
     checkSha(sha)
     checkTreePath(path)
     const [hit] = await this.batchCheck(projectId, [`${sha}:${path}`])
-    if (!hit || hit.type !== 'blob') return undefined
+    if (hit?.type !== 'blob') return undefined
     if (hit.size > maxBytes) throw new WharfError('BAD_REQUEST', `${path} is larger than ${maxBytes} bytes`, { path, size: hit.size, limit: maxBytes })
     return (await this.git(projectId, ['cat-file', 'blob', hit.oid], { maxOutput: maxBytes })).stdout
   }
@@ -289,7 +290,10 @@ export class GitRepos {
     for (const sha of unique) checkSha(sha)
     const commits = await this.readCommits(projectId, unique.map((sha) => `${sha}^{commit}`))
     const out = new Map<string, CommitInfo>()
-    unique.forEach((sha, i) => commits[i] && out.set(sha, commits[i]))
+    for (const [i, sha] of unique.entries()) {
+      const commit = commits[i]
+      if (commit) out.set(sha, commit)
+    }
     return out
   }
 
@@ -388,7 +392,7 @@ export class GitRepos {
   private async batchCheck(projectId: number, exprs: readonly string[]): Promise<Array<{ oid: string; type: string; size: number } | undefined>> {
     if (exprs.length === 0) return []
     for (const e of exprs) if (/[\n\0]/.test(e)) throw new WharfError('BAD_REQUEST', 'invalid object name', {})
-    const out = await this.git(projectId, ['cat-file', '--batch-check'], { input: exprs.join('\n') + '\n' })
+    const out = await this.git(projectId, ['cat-file', '--batch-check'], { input: `${exprs.join('\n')}\n` })
     const lines = out.stdout.toString('utf8').split('\n')
     return exprs.map((_, i) => {
       const [oid, type, size] = (lines[i] ?? '').split(' ')
@@ -400,7 +404,7 @@ export class GitRepos {
   private async batch(projectId: number, exprs: readonly string[]): Promise<Array<{ oid: string; type: string; body: Buffer } | undefined>> {
     if (exprs.length === 0) return []
     for (const e of exprs) if (/[\n\0]/.test(e)) throw new WharfError('BAD_REQUEST', 'invalid object name', {})
-    const out = (await this.git(projectId, ['cat-file', '--batch'], { input: exprs.join('\n') + '\n' })).stdout
+    const out = (await this.git(projectId, ['cat-file', '--batch'], { input: `${exprs.join('\n')}\n` })).stdout
     const result: Array<{ oid: string; type: string; body: Buffer } | undefined> = []
     let pos = 0
     for (let i = 0; i < exprs.length; i++) {

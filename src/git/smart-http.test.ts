@@ -94,7 +94,10 @@ before(async () => {
   services = await createServices(db, createFsDriver(join(tmp, 'data', 'storage')), { publicUrl: 'http://wharf.test', tokenTtlSeconds: 300, pageMax: 1000, rootPassword: ROOT_PASSWORD, gitRoot: join(tmp, 'data', 'git') })
   git = services.git!
   git.onPush((e) => void events.push(e))
-  const sink = new Writable({ write: (c, _e, cb) => (logLines.push(String(c)), cb()) })
+  const sink = new Writable({ write: (c, _e, cb) => {
+      logLines.push(String(c))
+      cb()
+    }, })
   app = await buildApp({ logger: pino({ level: 'debug' }, sink), ...services, publicUrl: 'http://wharf.test', limits: { manifestBytes: 4 << 20 } })
   await app.listen({ host: '127.0.0.1', port: 0 })
   base = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`

@@ -1,11 +1,12 @@
-import { Type, type Static } from '@sinclair/typebox'
-import type { FastifyInstance, FastifyRequest } from 'fastify'
+import { Type, } from '@sinclair/typebox'
+import type { FastifyRequest } from 'fastify'
 import { pageOf, PageQuery, setPageHeaders } from '../api/pagination.ts'
 import { Body, StringEnum } from '../api/schemas.ts'
+import type { TypedApp } from '../core/typed-app.ts'
 import type { Groups, Projects } from '../projects/index.ts'
 import type { Webhook, WebhookDelivery } from '../metadata/schema.ts'
 import { samplePayload } from './samples.ts'
-import { TRIGGERS, type HookOwner, type Trigger, type Webhooks } from './service.ts'
+import { TRIGGERS, type HookOwner, type Webhooks } from './service.ts'
 
 // GitLab's project and group webhooks (/projects/:id/hooks: maintainers; /groups/:id/hooks: owners),
 // plus the recent deliveries (GitLab's webhook events: GET .../hooks/:hook_id/events, resend) and
@@ -123,7 +124,7 @@ function deliveryJson(h: Webhook, d: WebhookDelivery, hooks: Webhooks) {
   }
 }
 
-export async function hookRoutes(app: FastifyInstance, deps: HookRouteDeps): Promise<void> {
+export async function hookRoutes(app: TypedApp, deps: HookRouteDeps): Promise<void> {
   const { hooks, projects, groups } = deps
 
   for (const scope of ['projects', 'groups'] as const) {
@@ -140,48 +141,48 @@ export async function hookRoutes(app: FastifyInstance, deps: HookRouteDeps): Pro
 
     app.get(base, { schema: { summary: `List webhooks (${who})`, tags: [tag], params: Type.Object({ id: Type.String() }), querystring: ListQuery, 'x-response': { 200: Type.Array(HookEntity) } } }, async (req, reply) => {
       const owner = await ownerOf(req)
-      const page = pageOf(req.query as Static<typeof ListQuery>)
+      const page = pageOf(req.query)
       const { rows, total } = await hooks.list(owner, page)
       setPageHeaders(req, reply, deps.publicUrl, page, total)
       return rows.map(hookJson)
     })
 
     app.get(`${base}/:hook_id`, { schema: { summary: `Get a webhook (${who})`, tags: [tag], params: HookParams, 'x-response': { 200: HookEntity } } }, async (req) => {
-      return hookJson(await hooks.get(await ownerOf(req), (req.params as Static<typeof HookParams>).hook_id))
+      return hookJson(await hooks.get(await ownerOf(req), req.params.hook_id))
     })
 
     app.post(base, { schema: { summary: `Add a webhook (${who}); local-network targets are refused unless allowed`, tags: [tag], params: Type.Object({ id: Type.String() }), body: CreateBody, 'x-response': { 201: HookEntity } } }, async (req, reply) => {
-      const hook = await hooks.create(await ownerOf(req), req.body as Static<typeof CreateBody>)
+      const hook = await hooks.create(await ownerOf(req), req.body)
       return reply.code(201).send(hookJson(hook))
     })
 
     app.put(`${base}/:hook_id`, { schema: { summary: `Edit a webhook (${who})`, tags: [tag], params: HookParams, body: UpdateBody, 'x-response': { 200: HookEntity } } }, async (req) => {
-      return hookJson(await hooks.update(await ownerOf(req), (req.params as Static<typeof HookParams>).hook_id, req.body as Static<typeof UpdateBody>))
+      return hookJson(await hooks.update(await ownerOf(req), req.params.hook_id, req.body))
     })
 
     app.delete(`${base}/:hook_id`, { schema: { summary: `Delete a webhook (${who})`, tags: [tag], params: HookParams } }, async (req, reply) => {
-      await hooks.remove(await ownerOf(req), (req.params as Static<typeof HookParams>).hook_id)
+      await hooks.remove(await ownerOf(req), req.params.hook_id)
       return reply.code(204).send()
     })
 
     app.post(`${base}/:hook_id/test/:trigger`, { schema: { summary: `Send a test delivery of an event kind (${who})`, tags: [tag], params: TestParams, 'x-response': { 201: Type.Object({ message: Type.String() }) } } }, async (req, reply) => {
-      const params = req.params as Static<typeof TestParams>
+      const params = req.params
       const owner = await ownerOf(req)
       const hook = await hooks.get(owner, params.hook_id)
-      await hooks.test(hook, params.trigger as Trigger, samplePayload(params.trigger as Trigger, deps.publicUrl))
+      await hooks.test(hook, params.trigger, samplePayload(params.trigger, deps.publicUrl))
       return reply.code(201).send({ message: '201 Created' })
     })
 
     app.get(`${base}/:hook_id/events`, { schema: { summary: `Recent deliveries of a webhook, newest first, with the receiver's response (${who})`, tags: [tag], params: HookParams, querystring: ListQuery, 'x-response': { 200: Type.Array(DeliveryEntity) } } }, async (req, reply) => {
-      const hook = await hooks.get(await ownerOf(req), (req.params as Static<typeof HookParams>).hook_id)
-      const page = pageOf(req.query as Static<typeof ListQuery>)
+      const hook = await hooks.get(await ownerOf(req), req.params.hook_id)
+      const page = pageOf(req.query)
       const { rows, total } = await hooks.deliveries(hook, page)
       setPageHeaders(req, reply, deps.publicUrl, page, total)
       return rows.map((d) => deliveryJson(hook, d, hooks))
     })
 
     app.post(`${base}/:hook_id/events/:event_id/resend`, { schema: { summary: `Deliver a recent event again (${who})`, tags: [tag], params: EventParams, 'x-response': { 201: Type.Object({ message: Type.String() }) } } }, async (req, reply) => {
-      const params = req.params as Static<typeof EventParams>
+      const params = req.params
       const hook = await hooks.get(await ownerOf(req), params.hook_id)
       await hooks.resend(hook, params.event_id)
       return reply.code(201).send({ message: '201 Created' })

@@ -2,6 +2,7 @@ import { mkdirSync } from 'node:fs'
 import { dirname } from 'node:path'
 import { DatabaseSync, type StatementSync } from 'node:sqlite'
 import { Kysely, Migrator, sql, SqliteDialect, type LogConfig, type SqliteDatabase, type SqliteStatement } from 'kysely'
+import { LRUCache } from 'lru-cache'
 import { migrationProvider } from './migrations/index.ts'
 import type { Database } from './schema.ts'
 
@@ -13,13 +14,13 @@ function nodeSqlite(path: string): SqliteDatabase {
   if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true })
   const db = new DatabaseSync(path, { enableForeignKeyConstraints: true })
   db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000;')
-  const cache = new Map<string, { stmt: StatementSync; reader: boolean }>()
+  // LRU: the statements Kysely builds are few and repeat; an ad-hoc one must not evict the hot ones.
+  const cache = new LRUCache<string, { stmt: StatementSync; reader: boolean }>({ max: STATEMENT_CACHE_SIZE })
   const prepared = (sqlText: string) => {
     let entry = cache.get(sqlText)
     if (!entry) {
       const stmt = db.prepare(sqlText)
       entry = { stmt, reader: stmt.columns().length > 0 }
-      if (cache.size >= STATEMENT_CACHE_SIZE) cache.delete(cache.keys().next().value!)
       cache.set(sqlText, entry)
     }
     return entry

@@ -366,7 +366,10 @@ export async function restoreBackup(opts: RestoreOptions): Promise<BackupSummary
       // A truncated or non-tar stream fails in the extractor, possibly after its last entry.
       let broken: Error | undefined
       const ended = new Promise<void>((resolve) => {
-        extract.on('error', (err: Error) => ((broken ??= err), resolve()))
+        extract.on('error', (err: Error) => {
+          broken ??= err
+          resolve()
+        })
         extract.on('close', () => resolve())
       })
       input.pipe(extract as unknown as Writable)

@@ -20,7 +20,10 @@ export function instrumentDriver(driver: BlobDriver, metrics: Metrics): BlobDriv
       const start = performance.now()
       const done = (outcome: string) => metrics.storageDuration.observe({ operation: key, outcome }, (performance.now() - start) / 1000)
       return (fn.apply(driver, args) as Promise<unknown>).then(
-        (r) => (done('ok'), r),
+        (r) => {
+          done('ok')
+          return r
+        },
         (e: unknown) => {
           done(e instanceof PathNotFoundError ? 'not_found' : 'error')
           throw e

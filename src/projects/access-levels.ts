@@ -72,7 +72,7 @@ export class ProjectAccess {
   /** Facts for the dependency proxy of the group at `groupPath`; undefined when no such group exists. */
   async dependencyProxyFacts(p: Principal, groupPath: string): Promise<GroupFacts | undefined> {
     const group = await q.findNamespaceByPath(this.db, groupPath)
-    if (!group || group.kind !== 'group') return undefined
+    if (group?.kind !== 'group') return undefined
     const facts: GroupFacts = { groupId: group.id, accessLevel: undefined, deployTokenApplies: false, jobProjectInGroup: false }
     if (p.kind === 'user') facts.accessLevel = await this.namespaceLevel(this.db, { id: p.userId }, group)
     if (p.kind === 'deploy-token' && p.namespaceId !== null) facts.deployTokenApplies = (await this.namespaceChain(group.id)).some((n) => n.id === p.namespaceId)
@@ -102,7 +102,12 @@ export class ProjectAccess {
       let grew = true
       while (grew) {
         grew = false
-        for (const n of all) if (n.parent_id !== null && groupIds.has(n.parent_id) && !groupIds.has(n.id)) groupIds.add(n.id), (grew = true)
+        for (const n of all) {
+          if (n.parent_id !== null && groupIds.has(n.parent_id) && !groupIds.has(n.id)) {
+            groupIds.add(n.id)
+            grew = true
+          }
+        }
       }
       const inGroups = await q.listProjects(this.db, { namespaceIds: [...groupIds], limit: 1_000_000, offset: 0 })
       ids.push(...inGroups.map((x) => x.id))
@@ -143,7 +148,12 @@ export class ProjectAccess {
     let grew = true
     while (grew) {
       grew = false
-      for (const n of all) if (n.parent_id !== null && ids.has(n.parent_id) && !ids.has(n.id)) ids.add(n.id), (grew = true)
+      for (const n of all) {
+        if (n.parent_id !== null && ids.has(n.parent_id) && !ids.has(n.id)) {
+          ids.add(n.id)
+          grew = true
+        }
+      }
     }
     return ids
   }

@@ -35,7 +35,7 @@ export class Groups {
       let fullPath = input.path
       if (input.parentId) {
         const parent = await q.findNamespace(trx, input.parentId)
-        if (!parent || parent.kind !== 'group') throw new WharfError('NOT_FOUND', 'parent group not found', { parentId: input.parentId })
+        if (parent?.kind !== 'group') throw new WharfError('NOT_FOUND', 'parent group not found', { parentId: input.parentId })
         if (!(await this.access.canAdminNamespace(trx, actor, parent))) throw new WharfError('FORBIDDEN', 'you need the maintainer role in the parent group to create a subgroup', {})
         fullPath = `${parent.full_path}/${input.path}`
       }

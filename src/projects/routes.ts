@@ -1,5 +1,5 @@
-import { Type, type Static } from '@sinclair/typebox'
-import type { FastifyInstance, FastifyRequest } from 'fastify'
+import { Type, } from '@sinclair/typebox'
+import type { FastifyRequest } from 'fastify'
 import type { ApiUrls } from '../api/context.ts'
 import { pageOf, PageQuery, setPageHeaders } from '../api/pagination.ts'
 import { Accepted, Body, DateString, DeployTokenEntity, GroupEntity, IdParam, MemberEntity, Nullable, ProjectEntity, StringEnum, VisibilitySchema } from '../api/schemas.ts'
@@ -8,6 +8,7 @@ import type { Credentials } from '../auth/credentials.ts'
 import type { Principal } from '../auth/principals.ts'
 import { DEPLOY_TOKEN_SCOPES } from '../auth/roles.ts'
 import { WharfError } from '../core/errors.ts'
+import type { TypedApp } from '../core/typed-app.ts'
 import type { Users } from '../users/index.ts'
 import type { ProjectAccess } from './access-levels.ts'
 import { deployTokenJson, groupJsonFull, memberJson, projectJson } from './entities.ts'
@@ -86,13 +87,13 @@ export interface ProjectRouteOptions extends ApiUrls {
   credentials: Credentials
 }
 
-export async function projectRoutes(app: FastifyInstance, deps: ProjectRouteOptions): Promise<void> {
+export async function projectRoutes(app: TypedApp, deps: ProjectRouteOptions): Promise<void> {
   const { users, projects, groups, members, projectAccess } = deps
 
   // ---- Groups ----
 
   app.get('/groups', { schema: { summary: 'List groups you can see', tags: ['groups'], querystring: GroupQuery, 'x-response': { 200: Type.Array(GroupEntity) } }, config: { public: true } }, async (req, reply) => {
-    const query = req.query as Static<typeof GroupQuery>
+    const query = req.query
     const page = pageOf(query)
     const { rows, total } = await groups.visibleGroups(req.principal, { search: query.search, owned: query.owned, topLevelOnly: query.top_level_only, ...page })
     setPageHeaders(req, reply, deps.publicUrl, page, total)
@@ -100,7 +101,7 @@ export async function projectRoutes(app: FastifyInstance, deps: ProjectRouteOpti
   })
 
   app.post('/groups', { schema: { summary: 'Create a group or subgroup', tags: ['groups'], body: GroupBody, 'x-response': { 201: GroupEntity } } }, async (req, reply) => {
-    const body = req.body as Static<typeof GroupBody>
+    const body = req.body
     const actor = await users.actor(req.principal)
     const path = body.path ?? (body.name ? pathFromName(body.name) : '')
     if (!path) throw new WharfError('BAD_REQUEST', 'path is required', {})
@@ -109,26 +110,26 @@ export async function projectRoutes(app: FastifyInstance, deps: ProjectRouteOpti
   })
 
   app.get('/groups/:id', { schema: { summary: 'Get a group', tags: ['groups'], params: IdParam, 'x-response': { 200: GroupEntity } }, config: { public: true } }, async (req) => {
-    const { group } = await groups.groupFor(req.principal, (req.params as Static<typeof IdParam>).id)
+    const { group } = await groups.groupFor(req.principal, req.params.id)
     return groupJsonFull(group, projectAccess, deps)
   })
 
   app.put('/groups/:id', { schema: { summary: 'Update a group (owner)', tags: ['groups'], params: IdParam, body: SettingsBody, 'x-response': { 200: GroupEntity } } }, async (req) => {
-    const { group } = await groups.groupFor(req.principal, (req.params as Static<typeof IdParam>).id, 'owner')
-    const body = req.body as Static<typeof SettingsBody>
+    const { group } = await groups.groupFor(req.principal, req.params.id, 'owner')
+    const body = req.body
     return groupJsonFull(await groups.updateGroupSettings(group, body), projectAccess, deps)
   })
 
   app.delete('/groups/:id', { schema: { summary: 'Delete a group with its subgroups, projects and images (owner)', tags: ['groups'], params: IdParam, 'x-response': { 202: Accepted } } }, async (req, reply) => {
-    const { group } = await groups.groupFor(req.principal, (req.params as Static<typeof IdParam>).id, 'owner')
+    const { group } = await groups.groupFor(req.principal, req.params.id, 'owner')
     await groups.deleteGroup(group)
     await deps.credentials.audit(principalLabel(req.principal), 'group.deleted', req.ip, { path: group.full_path }, `group:${group.id}`)
     return reply.code(202).send({ message: '202 Accepted' })
   })
 
   app.get('/groups/:id/projects', { schema: { summary: "List a group's projects", tags: ['groups'], params: IdParam, querystring: ProjectQuery, 'x-response': { 200: Type.Array(ProjectEntity) } }, config: { public: true } }, async (req, reply) => {
-    const { group } = await groups.groupFor(req.principal, (req.params as Static<typeof IdParam>).id)
-    const query = req.query as Static<typeof ProjectQuery>
+    const { group } = await groups.groupFor(req.principal, req.params.id)
+    const query = req.query
     const page = pageOf(query)
     const { rows, total } = await projects.visibleProjects(req.principal, { search: query.search, visibility: query.visibility, withinGroup: group.id, ...page })
     setPageHeaders(req, reply, deps.publicUrl, page, total)
@@ -138,7 +139,7 @@ export async function projectRoutes(app: FastifyInstance, deps: ProjectRouteOpti
   // ---- Projects ----
 
   app.get('/projects', { schema: { summary: 'List projects you can see', tags: ['projects'], querystring: ProjectQuery, 'x-response': { 200: Type.Array(ProjectEntity) } }, config: { public: true } }, async (req, reply) => {
-    const query = req.query as Static<typeof ProjectQuery>
+    const query = req.query
     const page = pageOf(query)
     const { rows, total } = await projects.visibleProjects(req.principal, { search: query.search, owned: query.owned, membership: query.membership, visibility: query.visibility, ...page })
     setPageHeaders(req, reply, deps.publicUrl, page, total)
@@ -146,7 +147,7 @@ export async function projectRoutes(app: FastifyInstance, deps: ProjectRouteOpti
   })
 
   app.post('/projects', { schema: { summary: 'Create a project', tags: ['projects'], body: ProjectBody, 'x-response': { 201: ProjectEntity } } }, async (req, reply) => {
-    const body = req.body as Static<typeof ProjectBody>
+    const body = req.body
     const actor = await users.actor(req.principal)
     const path = body.path ?? (body.name ? pathFromName(body.name) : '')
     if (!path) throw new WharfError('BAD_REQUEST', 'name or path is required', {})
@@ -164,17 +165,17 @@ export async function projectRoutes(app: FastifyInstance, deps: ProjectRouteOpti
   })
 
   app.get('/projects/:id', { schema: { summary: 'Get a project', tags: ['projects'], params: IdParam, 'x-response': { 200: ProjectEntity } }, config: { public: true } }, async (req) => {
-    const { project } = await projects.projectFor(req.principal, (req.params as Static<typeof IdParam>).id)
+    const { project } = await projects.projectFor(req.principal, req.params.id)
     return projectJson(project, projectAccess, deps)
   })
 
   app.put('/projects/:id', { schema: { summary: 'Update a project (maintainer)', tags: ['projects'], params: IdParam, body: SettingsBody, 'x-response': { 200: ProjectEntity } } }, async (req) => {
-    const { project } = await projects.projectFor(req.principal, (req.params as Static<typeof IdParam>).id, 'maintainer')
-    return projectJson(await projects.updateProjectSettings(project, req.body as Static<typeof SettingsBody>), projectAccess, deps)
+    const { project } = await projects.projectFor(req.principal, req.params.id, 'maintainer')
+    return projectJson(await projects.updateProjectSettings(project, req.body), projectAccess, deps)
   })
 
   app.delete('/projects/:id', { schema: { summary: 'Delete a project and its images (owner)', tags: ['projects'], params: IdParam, 'x-response': { 202: Accepted } } }, async (req, reply) => {
-    const { project } = await projects.projectFor(req.principal, (req.params as Static<typeof IdParam>).id, 'owner')
+    const { project } = await projects.projectFor(req.principal, req.params.id, 'owner')
     await projects.deleteProject(project)
     await deps.credentials.audit(principalLabel(req.principal), 'project.deleted', req.ip, { path: project.full_path }, `project:${project.id}`)
     return reply.code(202).send({ message: '202 Accepted' })
@@ -196,7 +197,7 @@ export async function projectRoutes(app: FastifyInstance, deps: ProjectRouteOpti
     }
 
     app.get(`/${kind}/:id/members`, { schema: { summary: 'List direct members', tags: [tag], params: IdParam, querystring: Type.Object({ ...PageQuery }), 'x-response': { 200: Type.Array(MemberEntity) } }, config: { public: true } }, async (req, reply) => {
-      const { sourceId } = await load(req, (req.params as Static<typeof IdParam>).id)
+      const { sourceId } = await load(req, req.params.id)
       const page = pageOf(req.query as { page?: number; per_page?: number })
       const { rows, total } = await members.pageDirectMembers(source, sourceId, page)
       setPageHeaders(req, reply, deps.publicUrl, page, total)
@@ -204,7 +205,7 @@ export async function projectRoutes(app: FastifyInstance, deps: ProjectRouteOpti
     })
 
     app.get(`/${kind}/:id/members/all`, { schema: { summary: 'List members including inherited ones (highest level each)', tags: [tag], params: IdParam, querystring: Type.Object({ ...PageQuery }), 'x-response': { 200: Type.Array(MemberEntity) } }, config: { public: true } }, async (req, reply) => {
-      const { entity } = await load(req, (req.params as Static<typeof IdParam>).id)
+      const { entity } = await load(req, req.params.id)
       const page = pageOf(req.query as { page?: number; per_page?: number })
       const { rows, total } = await members.pageAllMembers(source, entity, page)
       setPageHeaders(req, reply, deps.publicUrl, page, total)
@@ -212,7 +213,7 @@ export async function projectRoutes(app: FastifyInstance, deps: ProjectRouteOpti
     })
 
     app.get(`/${kind}/:id/members/:user_id`, { schema: { summary: 'Get a direct member', tags: [tag], params: MemberParams, 'x-response': { 200: MemberEntity } }, config: { public: true } }, async (req) => {
-      const params = req.params as Static<typeof MemberParams>
+      const params = req.params
       const { sourceId } = await load(req, params.id)
       const m = await members.findMember(source, sourceId, params.user_id)
       if (!m) throw new WharfError('NOT_FOUND', 'Member Not Found', {})
@@ -220,24 +221,24 @@ export async function projectRoutes(app: FastifyInstance, deps: ProjectRouteOpti
     })
 
     app.post(`/${kind}/:id/members`, { schema: { summary: 'Add a member (maintainer; owner to grant owner)', tags: [tag], params: IdParam, body: MemberBody, 'x-response': { 201: MemberEntity } } }, async (req, reply) => {
-      const { sourceId, level } = await load(req, (req.params as Static<typeof IdParam>).id)
-      const body = req.body as Static<typeof MemberBody>
+      const { sourceId, level } = await load(req, req.params.id)
+      const body = req.body
       const m = await members.addMember(level, source, sourceId, body.user_id, body.access_level, body.expires_at)
       await deps.credentials.audit(principalLabel(req.principal), 'member.added', req.ip, { userId: body.user_id, accessLevel: body.access_level }, `${source}:${sourceId}`)
       return reply.code(201).send(memberJson(m, deps))
     })
 
     app.put(`/${kind}/:id/members/:user_id`, { schema: { summary: "Change a member's access level or expiry", tags: [tag], params: MemberParams, body: MemberUpdateBody, 'x-response': { 200: MemberEntity } } }, async (req) => {
-      const params = req.params as Static<typeof MemberParams>
+      const params = req.params
       const { sourceId, level } = await load(req, params.id)
-      const body = req.body as Static<typeof MemberUpdateBody>
+      const body = req.body
       const m = await members.updateMember(level, source, sourceId, params.user_id, body.access_level, body.expires_at)
       await deps.credentials.audit(principalLabel(req.principal), 'member.updated', req.ip, { userId: params.user_id, accessLevel: body.access_level }, `${source}:${sourceId}`)
       return memberJson(m, deps)
     })
 
     app.delete(`/${kind}/:id/members/:user_id`, { schema: { summary: 'Remove a member (maintainer; anyone may leave)', tags: [tag], params: MemberParams, 'x-response': { 204: {} } } }, async (req, reply) => {
-      const params = req.params as Static<typeof MemberParams>
+      const params = req.params
       const { sourceId, level } = await load(req, params.id)
       const actor = await users.actor(req.principal)
       await members.removeMember(level, actor.id, source, sourceId, params.user_id)
@@ -253,9 +254,9 @@ export async function projectRoutes(app: FastifyInstance, deps: ProjectRouteOpti
     }
 
     app.get(`/${kind}/:id/deploy_tokens`, { schema: { summary: 'List deploy tokens (maintainer)', tags: [tag], params: IdParam, querystring: Type.Object({ ...PageQuery, active: Type.Optional(Type.Boolean()) }), 'x-response': { 200: Type.Array(DeployTokenEntity) } } }, async (req, reply) => {
-      const { sourceId, level } = await load(req, (req.params as Static<typeof IdParam>).id)
+      const { sourceId, level } = await load(req, req.params.id)
       needMaintainer(level)
-      const query = req.query as { active?: boolean; page?: number; per_page?: number }
+      const query = req.query
       const page = pageOf(query)
       const { rows, total } = await deps.accessTokens.pageDeployTokens(owner(sourceId), { active: query.active, limit: page.limit, offset: page.offset })
       setPageHeaders(req, reply, deps.publicUrl, page, total)
@@ -263,15 +264,15 @@ export async function projectRoutes(app: FastifyInstance, deps: ProjectRouteOpti
     })
 
     app.post(`/${kind}/:id/deploy_tokens`, { schema: { summary: 'Create a deploy token (maintainer); the token is shown only in this response', tags: [tag], params: IdParam, body: DeployTokenBody, 'x-response': { 201: DeployTokenEntity } } }, async (req, reply) => {
-      const { sourceId, level } = await load(req, (req.params as Static<typeof IdParam>).id)
+      const { sourceId, level } = await load(req, req.params.id)
       needMaintainer(level)
-      const body = req.body as Static<typeof DeployTokenBody>
+      const body = req.body
       const { token, row } = await deps.accessTokens.createDeployToken(owner(sourceId), { name: body.name, username: body.username ?? null, scopes: body.scopes, expiresAt: dateOnly(body.expires_at) ?? null }, principalLabel(req.principal))
       return reply.code(201).header('Cache-Control', 'no-store').send(deployTokenJson(row, token))
     })
 
     app.delete(`/${kind}/:id/deploy_tokens/:token_id`, { schema: { summary: 'Revoke a deploy token (maintainer)', tags: [tag], params: TokenParams, 'x-response': { 204: {} } } }, async (req, reply) => {
-      const params = req.params as Static<typeof TokenParams>
+      const params = req.params
       const { sourceId, level } = await load(req, params.id)
       needMaintainer(level)
       const row = await deps.accessTokens.findDeployToken(params.token_id)

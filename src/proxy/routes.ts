@@ -1,10 +1,11 @@
 // HTTP for the pull-through cache: the group path on the main /v2 (through the registry's
 // PullThrough hook), the mirror listener, and the /api/v4 cache and upstream endpoints.
-import { Type, type Static } from '@sinclair/typebox'
+import { Type } from '@sinclair/typebox'
 import type { Writable } from 'node:stream'
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify'
 import { Accepted, IdParam } from '../api/schemas.ts'
 import { WharfError } from '../core/errors.ts'
+import type { TypedApp } from '../core/typed-app.ts'
 import { ociApi, ociErrorHandler, parseRange, type OciPath, type PullThrough } from '../registry/index.ts'
 import type { Groups } from '../projects/index.ts'
 import type { RegistryAuth } from '../auth/registry-auth.ts'
@@ -124,7 +125,7 @@ export async function buildMirrorApp(deps: { logger: FastifyBaseLogger; proxy: D
   const app = Fastify({
     loggerInstance: deps.logger.child({ listener: 'mirror' }),
     keepAliveTimeout,
-    ...(deps.https ? ({ https: { ...deps.https, ...http } } as {}) : { http }),
+    ...(deps.https ? ({ https: { ...deps.https, ...http } } as object) : { http }),
     exposeHeadRoutes: false,
     requestTimeout: 0,
     frameworkErrors: (err, req, res) => ociErrorHandler(new WharfError('BAD_REQUEST', err.message, {}), req, res as FastifyReply),
@@ -172,7 +173,7 @@ const UpstreamEntity = Type.Object({
 })
 
 /** /api/v4: a group's cache (listing is a Wharf extension; the purge is GitLab's route) and the upstreams (Wharf extension). */
-export async function proxyApiRoutes(app: FastifyInstance, deps: { proxy: DependencyProxy; groups: Groups }): Promise<void> {
+export async function proxyApiRoutes(app: TypedApp, deps: { proxy: DependencyProxy; groups: Groups }): Promise<void> {
   const { proxy, groups } = deps
   const cacheJson = async (namespaceId: number | null) => {
     const c = await proxy.groupCache(namespaceId)
@@ -183,14 +184,14 @@ export async function proxyApiRoutes(app: FastifyInstance, deps: { proxy: Depend
   }
 
   app.get('/groups/:id/dependency_proxy/cache', { schema: { summary: "List a group's dependency proxy cache (Wharf extension; guest)", tags: ['dependency proxy'], params: IdParam, 'x-response': { 200: CacheEntity } } }, async (req) => {
-    const { group } = await groups.groupFor(req.principal, (req.params as Static<typeof IdParam>).id, 'guest')
+    const { group } = await groups.groupFor(req.principal, req.params.id, 'guest')
     return cacheJson(group.id)
   })
 
   // GitLab: DELETE /groups/:id/dependency_proxy/cache schedules the purge and requires the Owner
   // role (since 17.0; Maintainer before); Wharf purges at once.
   app.delete('/groups/:id/dependency_proxy/cache', { schema: { summary: "Purge a group's dependency proxy cache (owner)", tags: ['dependency proxy'], params: IdParam, 'x-response': { 202: Accepted } } }, async (req, reply) => {
-    const { group } = await groups.groupFor(req.principal, (req.params as Static<typeof IdParam>).id, 'owner')
+    const { group } = await groups.groupFor(req.principal, req.params.id, 'owner')
     const r = await proxy.purgeGroup(group.id)
     req.log.info({ group: group.full_path, ...r }, 'dependency proxy cache purged')
     return reply.code(202).send({ message: '202 Accepted' })

@@ -39,12 +39,17 @@ async function upstream(t: TestContext) {
     let off = 0
     const next = () => {
       if (off >= body.length) return res.end()
-      res.write(body.subarray(off, (off += 256 << 10)), () => setTimeout(next, 2))
+      const piece = body.subarray(off, off + (256 << 10))
+      off += piece.length
+      res.write(piece, () => setTimeout(next, 2))
     }
     next()
   })
   await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()))
-  t.after(() => new Promise<void>((r) => (s.closeAllConnections(), s.close(() => r()))))
+  t.after(() => new Promise<void>((r) => {
+    s.closeAllConnections()
+    s.close(() => r())
+  }))
   return { url: `http://127.0.0.1:${(s.address() as AddressInfo).port}`, state, layer: sha(layer), manifest: sha(manifest) }
 }
 

@@ -13,7 +13,10 @@ async function server(t: TestContext, handler: (req: IncomingMessage, res: Serve
     handler(req, res)
   })
   await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()))
-  t.after(() => new Promise<void>((r) => (s.closeAllConnections(), s.close(() => r()))))
+  t.after(() => new Promise<void>((r) => {
+    s.closeAllConnections()
+    s.close(() => r())
+  }))
   const port = (s.address() as AddressInfo).port
   return { url: `http://127.0.0.1:${port}`, port, seen }
 }
@@ -101,7 +104,7 @@ describe('UpstreamClient', () => {
     const cdn = await server(t, (req, res) => {
       res.end(req.headers.authorization ? 'leaked' : 'blob-bytes')
     })
-    const reg = await server(t, (req, res) => {
+    const reg = await server(t, (_req, res) => {
       res.writeHead(307, { location: `http://localhost:${cdn.port}/blob?sig=1` }).end()
     })
     const c = new UpstreamClient({ host: 'docker.io', url: reg.url, token: 'static-token' }, { timeoutMs: 2000 })

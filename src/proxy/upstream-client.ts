@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs'
 import { request as httpRequest, type IncomingHttpHeaders, type IncomingMessage } from 'node:http'
 import { request as httpsRequest } from 'node:https'
 import type { Readable } from 'node:stream'
+import { LRUCache } from 'lru-cache'
 import { WharfError } from '../core/errors.ts'
 import type { UpstreamConfig } from '../config/schema.ts'
 
@@ -67,7 +68,8 @@ export class UpstreamClient {
   private readonly ca: string | undefined
   private readonly timeoutMs: number
   private readonly onError: ((reason: 'rate_limited' | 'unavailable') => void) | undefined
-  private readonly tokens = new Map<string, { token: string; expires: number }>()
+  /** Per scope (one repository each): bounded, as a mirror may be asked for any number of repositories. */
+  private readonly tokens = new LRUCache<string, { token: string; expires: number }>({ max: 1000 })
   /** The upstream asked for Basic auth once: send it up front from then on. */
   private basic = false
   rateLimit: RateLimit | undefined

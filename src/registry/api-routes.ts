@@ -1,10 +1,11 @@
-import { Type, type Static } from '@sinclair/typebox'
-import type { FastifyInstance, FastifyRequest } from 'fastify'
+import { Type, } from '@sinclair/typebox'
+import type { FastifyRequest } from 'fastify'
 import type { ApiUrls } from '../api/context.ts'
 import { pageOf, PageQuery, setPageHeaders } from '../api/pagination.ts'
 import { Accepted, IdParam, RepositoryEntity, TagDetailEntity, TagEntity } from '../api/schemas.ts'
 import { atLeast } from '../auth/roles.ts'
 import { WharfError } from '../core/errors.ts'
+import type { TypedApp } from '../core/typed-app.ts'
 import type { Credentials } from '../auth/credentials.ts'
 import type { Project } from '../metadata/schema.ts'
 import type { Projects } from '../projects/service.ts'
@@ -22,7 +23,7 @@ export interface RegistryApiOptions extends ApiUrls {
   credentials: Credentials
 }
 
-export async function registryApiRoutes(app: FastifyInstance, deps: RegistryApiOptions): Promise<void> {
+export async function registryApiRoutes(app: TypedApp, deps: RegistryApiOptions): Promise<void> {
   const { projects, manifests } = deps
   const location = (name: string) => `${deps.registryHost}/${name}`
   const tagJson = (repoName: string, tag: string) => ({ name: tag, path: `${repoName}:${tag}`, location: `${location(repoName)}:${tag}` })
@@ -63,8 +64,8 @@ export async function registryApiRoutes(app: FastifyInstance, deps: RegistryApiO
     '/projects/:id/registry/repositories',
     { schema: { summary: "List a project's container images", tags: ['registry'], params: IdParam, querystring: RepoQuery, 'x-response': { 200: Type.Array(RepositoryEntity) } }, config: { public: true } },
     async (req, reply) => {
-      const project = await registryProject(req, (req.params as Static<typeof IdParam>).id)
-      const query = req.query as Static<typeof RepoQuery>
+      const project = await registryProject(req, req.params.id)
+      const query = req.query
       const page = pageOf(query)
       const { rows, total } = await manifests.pageRepositoriesUnder(project.full_path_lower, page.limit, page.offset)
       setPageHeaders(req, reply, deps.publicUrl, page, total)
@@ -83,7 +84,7 @@ export async function registryApiRoutes(app: FastifyInstance, deps: RegistryApiO
     '/projects/:id/registry/repositories/:repository_id',
     { schema: { summary: 'Delete a container image with all its tags (maintainer)', tags: ['registry'], params: RepoParams, 'x-response': { 202: Accepted } } },
     async (req, reply) => {
-      const params = req.params as Static<typeof RepoParams>
+      const params = req.params
       const project = await registryProject(req, params.id, 'maintainer')
       const repo = await projectRepository(project, params.repository_id)
       await manifests.deleteRepository(repo.id)
@@ -96,10 +97,10 @@ export async function registryApiRoutes(app: FastifyInstance, deps: RegistryApiO
     '/projects/:id/registry/repositories/:repository_id/tags',
     { schema: { summary: "List an image's tags", tags: ['registry'], params: RepoParams, querystring: Type.Object({ ...PageQuery }), 'x-response': { 200: Type.Array(TagEntity) } }, config: { public: true } },
     async (req, reply) => {
-      const params = req.params as Static<typeof RepoParams>
+      const params = req.params
       const project = await registryProject(req, params.id)
       const repo = await projectRepository(project, params.repository_id)
-      const page = pageOf(req.query as { page?: number; per_page?: number })
+      const page = pageOf(req.query)
       const { names, total } = await manifests.tagPage(repo.id, page.limit, page.offset)
       setPageHeaders(req, reply, deps.publicUrl, page, total)
       return names.map((t) => tagJson(repo.name, t))
@@ -110,7 +111,7 @@ export async function registryApiRoutes(app: FastifyInstance, deps: RegistryApiO
     '/projects/:id/registry/repositories/:repository_id/tags/:tag_name',
     { schema: { summary: 'Get a tag: digest, revision and total size', tags: ['registry'], params: TagParams, 'x-response': { 200: TagDetailEntity } }, config: { public: true } },
     async (req) => {
-      const params = req.params as Static<typeof TagParams>
+      const params = req.params
       const project = await registryProject(req, params.id)
       const repo = await projectRepository(project, params.repository_id)
       const t = await manifests.tagDetail(repo.id, params.tag_name)
@@ -124,7 +125,7 @@ export async function registryApiRoutes(app: FastifyInstance, deps: RegistryApiO
     '/projects/:id/registry/repositories/:repository_id/tags/:tag_name',
     { schema: { summary: 'Delete exactly one tag; other tags of the same image stay (maintainer)', tags: ['registry'], params: TagParams, 'x-response': { 200: {} } } },
     async (req, reply) => {
-      const params = req.params as Static<typeof TagParams>
+      const params = req.params
       const project = await registryProject(req, params.id, 'maintainer')
       const repo = await projectRepository(project, params.repository_id)
       await manifests.deleteTagOnly(repo, params.tag_name, actor(req))

@@ -70,7 +70,7 @@ export function parseManifest(body: Buffer, contentType: string | undefined): Pa
     throw invalid('body is not valid JSON')
   }
   if (!isObject(doc)) throw invalid('body must be a JSON object')
-  const rawHeader = contentType?.split(';')[0]!.trim().toLowerCase()
+  const rawHeader = contentType?.split(';')[0]?.trim().toLowerCase()
   // Generic types say nothing about the manifest kind; treat them like a missing header.
   const headerType = rawHeader && !GENERIC_TYPES.has(rawHeader) ? rawHeader : undefined
   const bodyType = doc.mediaType

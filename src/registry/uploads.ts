@@ -123,7 +123,8 @@ export class Uploads {
           // bytes are in the file, and callbacks run in order, so followers may read up to there.
           for await (const chunk of source as AsyncIterable<Buffer>) {
             hash.update(chunk)
-            const upTo = (n += chunk.length)
+            n += chunk.length
+            const upTo = n
             if (opts.expectedSize !== undefined && n > opts.expectedSize) throw new WharfError('SIZE_INVALID', 'provided length did not match content length', { expected: opts.expectedSize, received: n })
             if (!out.write(chunk, (err) => err || opts.onWrite(path, upTo))) await once(out, 'drain')
           }

@@ -4,7 +4,7 @@ import { mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, symlinkSync
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import yazl from 'yazl'
-import { collectPaths, createZip, extractZip, globToRegExp, normalizePattern } from './archive.ts'
+import { collectPaths, createZip, extractZip, globMatcher, normalizePattern } from './archive.ts'
 
 const dir = mkdtempSync(path.join(tmpdir(), 'wharf-archive-'))
 after(() => rmSync(dir, { recursive: true, force: true }))
@@ -17,14 +17,36 @@ function tree(root: string, files: Record<string, string>) {
 }
 
 describe('artifact paths', () => {
-  it('globs: * stays in a segment, ** crosses them', () => {
-    assert.ok(globToRegExp('*.txt').test('a.txt'))
-    assert.ok(!globToRegExp('*.txt').test('d/a.txt'))
-    assert.ok(globToRegExp('**/*.txt').test('a.txt'))
-    assert.ok(globToRegExp('**/*.txt').test('d/e/a.txt'))
-    assert.ok(globToRegExp('out/**').test('out/x/y'))
-    assert.ok(globToRegExp('{a,b}/?.o').test('b/x.o'))
-    assert.ok(!globToRegExp('a.b').test('axb'))
+  it('globs as GitLab Runner (doublestar): * and ? in a segment, ** as a segment across them, classes, alternatives, dotfiles', () => {
+    const cases: [string, string, boolean][] = [
+      ['*.txt', 'a.txt', true],
+      ['*.txt', 'd/a.txt', false],
+      ['*.txt', '.hidden.txt', true],
+      ['**/*.txt', 'a.txt', true],
+      ['**/*.txt', 'd/e/a.txt', true],
+      ['**/*.txt', '.cache/a.txt', true],
+      ['out/**', 'out/x/y', true],
+      ['a/**/b', 'a/b', true],
+      ['a/**/b', 'a/x/y/b', true],
+      // `**` that is not a whole segment is a `*`: it does not cross a `/`.
+      ['out/x**', 'out/xab', true],
+      ['out/x**', 'out/xa/b', false],
+      ['?.o', 'x.o', true],
+      ['?.o', 'xy.o', false],
+      ['d?e', 'd/e', false],
+      ['[a-c].o', 'b.o', true],
+      ['[a-c].o', 'd.o', false],
+      ['[!a-c].o', 'd.o', true],
+      ['[!a-c].o', 'b.o', false],
+      ['[^a-c].o', 'b.o', false],
+      ['{a,b}/?.o', 'b/x.o', true],
+      ['{a,b}/?.o', 'c/x.o', false],
+      ['a.b', 'axb', false],
+      // No picomatch-only syntax: a leading ! and extglobs are literal, as in doublestar.
+      ['!a', 'b', false],
+      ['+(a)', 'a', false],
+    ]
+    for (const [glob, path, want] of cases) assert.equal(globMatcher(glob)(path), want, `${glob} vs ${path}`)
     assert.throws(() => normalizePattern('../etc'), /not a subpath/)
     assert.throws(() => normalizePattern('/etc'), /not a subpath/)
     assert.equal(normalizePattern('./out//bin/'), 'out/bin')

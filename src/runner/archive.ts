@@ -1,55 +1,29 @@
 /**
- * Files in and out of zip archives, for artifacts and the cache: path patterns as GitLab reads
- * them (relative to the project directory; `*` within a segment, `**` across segments; a
- * directory stands for everything below it; `exclude` patterns drop files or whole
- * directories), zip creation with yazl and safe extraction with yauzl (no entry may land outside
+ * Files in and out of zip archives, for artifacts and the cache: path patterns as GitLab Runner
+ * reads them (relative to the project directory; doublestar globs, see globMatcher; a directory
+ * stands for everything below it; `exclude` patterns drop files or whole directories), zip creation with yazl and safe extraction with yauzl (no entry may land outside
  * the target directory).
  */
 import { createWriteStream } from 'node:fs'
 import { lstat, mkdir, readlink, readdir, rm, symlink } from 'node:fs/promises'
 import path from 'node:path'
 import { pipeline } from 'node:stream/promises'
+import picomatch from 'picomatch'
 import yauzl from 'yauzl'
 import yazl from 'yazl'
 
-/** Turns one glob into an anchored regular expression over `/`-separated relative paths. */
-export function globToRegExp(glob: string): RegExp {
-  let re = ''
-  for (let i = 0; i < glob.length; i++) {
-    const c = glob[i]!
-    if (c === '*') {
-      if (glob[i + 1] === '*') {
-        const atSegmentStart = i === 0 || glob[i - 1] === '/'
-        i++
-        if (glob[i + 1] === '/' && atSegmentStart) {
-          i++
-          re += '(?:.*/)?'
-        } else re += '.*'
-      } else re += '[^/]*'
-    } else if (c === '?') re += '[^/]'
-    else if (c === '[') {
-      const close = glob.indexOf(']', i + 1)
-      if (close === -1) re += '\\['
-      else {
-        let cls = glob.slice(i + 1, close)
-        if (cls.startsWith('!')) cls = `^${cls.slice(1)}`
-        re += `[${cls.replaceAll('\\', '\\\\')}]`
-        i = close
-      }
-    } else if (c === '{') {
-      const close = glob.indexOf('}', i + 1)
-      if (close === -1) re += '\\{'
-      else {
-        re += `(?:${glob
-          .slice(i + 1, close)
-          .split(',')
-          .map((alt) => globToRegExp(alt).source.slice(1, -1))
-          .join('|')})`
-        i = close
-      }
-    } else re += c.replace(/[.+^$()|\\]/g, '\\$&')
-  }
-  return new RegExp(`^${re}$`)
+// picomatch's extensions that doublestar lacks are off: a leading `!` and extglobs like `+(a)` stay
+// literal. `posix` makes `[!a]` a negated class as in doublestar (picomatch reads `[^a]` either way).
+const DOUBLESTAR = { dot: true, posix: true, noextglob: true, nonegate: true } as const
+
+/**
+ * A matcher for one glob over `/`-separated relative paths, with the doublestar semantics GitLab
+ * Runner gives `artifacts:paths`, `artifacts:exclude` and `cache:paths`: `*` and `?` stay within a
+ * segment, `**` as a whole segment spans zero or more directories (elsewhere it is a `*`),
+ * `[a-c]`, `[!a]` and `[^a]` are classes, `{a,b}` alternatives, and wildcards match dotfiles.
+ */
+export function globMatcher(glob: string): (path: string) => boolean {
+  return picomatch(glob, DOUBLESTAR)
 }
 
 const hasGlob = (p: string) => /[*?[{]/.test(p)
@@ -110,8 +84,8 @@ export async function collectPaths(base: string, paths: readonly string[], exclu
       await walk(base, p, found)
     } else {
       everything ??= await allPaths(base)
-      const re = globToRegExp(p)
-      for (const e of everything) if (re.test(e)) await walk(base, e, found)
+      const matches = globMatcher(p)
+      for (const e of everything) if (matches(e)) await walk(base, e, found)
     }
     found.delete('.')
     for (const f of found) selected.add(f)
@@ -121,7 +95,7 @@ export async function collectPaths(base: string, paths: readonly string[], exclu
   for (const e of extra) selected.add(e)
   const excludes = exclude.flatMap((x) => {
     try {
-      return [globToRegExp(normalizePattern(x))]
+      return [globMatcher(normalizePattern(x))]
     } catch {
       return []
     }
@@ -130,7 +104,7 @@ export async function collectPaths(base: string, paths: readonly string[], exclu
     const parts = rel.split('/')
     for (let i = 1; i <= parts.length; i++) {
       const prefix = parts.slice(0, i).join('/')
-      if (excludes.some((re) => re.test(prefix))) return true
+      if (excludes.some((matches) => matches(prefix))) return true
     }
     return false
   }

@@ -94,8 +94,7 @@ function followPull(stream: NodeJS.ReadableStream, onStatus: (line: string) => v
     let failed: string | undefined
     stream.on('data', (chunk: Buffer) => {
       buf += chunk.toString('utf8')
-      let nl: number
-      while ((nl = buf.indexOf('\n')) >= 0) {
+      for (let nl = buf.indexOf('\n'); nl >= 0; nl = buf.indexOf('\n')) {
         const line = buf.slice(0, nl).trim()
         buf = buf.slice(nl + 1)
         if (!line) continue
@@ -118,7 +117,6 @@ export class DockerExecutor implements Executor {
   readonly shell = 'bash'
   readonly #cfg: DockerConfig
   readonly #docker: Docker
-  readonly #runner: RunnerEntry
   readonly #containers: string[] = []
   #network: Docker.Network | undefined
   #networkName = ''
@@ -131,7 +129,6 @@ export class DockerExecutor implements Executor {
   #mirror: { url: URL; auth: RegistryAuth | undefined } | undefined
 
   constructor(runner: RunnerEntry, docker?: Docker) {
-    this.#runner = runner
     this.#cfg = runner.docker
     this.#docker = docker ?? new Docker(dockerOptions(runner.docker.host))
   }

@@ -227,6 +227,6 @@ export class JobStages {
 async function untrackedFiles(projectDir: string): Promise<string[]> {
   const out: Buffer[] = []
   const r = await runProcess('git', ['ls-files', '-o', '-z'], { cwd: projectDir, env: { ...process.env, LC_ALL: 'C' }, onOutput: (b) => out.push(b) }).catch(() => undefined)
-  if (!r || r.code !== 0) return []
+  if (r?.code !== 0) return []
   return Buffer.concat(out).toString('utf8').split('\0').filter(Boolean)
 }

@@ -1,7 +1,7 @@
 // A conformance suite every BlobDriver must pass. Not a test file itself: each
 // driver's *.test.ts calls describeBlobDriver with a factory for a fresh, empty driver.
 import assert from 'node:assert/strict'
-import { Readable, Writable } from 'node:stream'
+import { type Readable, Writable } from 'node:stream'
 import { finished } from 'node:stream/promises'
 import { describe, it, type TestContext } from 'node:test'
 import { PathNotFoundError, type BlobDriver, type FileInfo } from './driver.ts'
@@ -37,8 +37,9 @@ export async function sendAll(
   const dest = new Writable({
     write(chunk: Buffer, _enc, cb) {
       const copy = Buffer.from(chunk)
-      if (opts.slow) setImmediate(() => (chunks.push(copy), cb()))
-      else (chunks.push(copy), cb())
+      chunks.push(copy)
+      if (opts.slow) setImmediate(cb)
+      else cb()
     },
   })
   await send(dest)

@@ -105,7 +105,7 @@ async function writeAtomic(path: string, data: string, mode: number): Promise<vo
 
 async function exportKeyPem(key: CryptoKey): Promise<string> {
   const der = Buffer.from(await crypto.subtle.exportKey('pkcs8', key))
-  return x509.PemConverter.encode(der, 'PRIVATE KEY') + '\n'
+  return `${x509.PemConverter.encode(der, 'PRIVATE KEY')}\n`
 }
 
 function serialNumber(): string {
@@ -141,7 +141,7 @@ async function loadCa(certPath: string, keyPath: string, now: Date): Promise<Ca>
   const pkcs8 = nodeKey.export({ format: 'der', type: 'pkcs8' })
   const key = await crypto.subtle.importKey('pkcs8', pkcs8, ALG, false, ['sign'])
   const cert = new x509.X509Certificate(certPem)
-  return { cert, key, pem: cert.toString('pem') + '\n' }
+  return { cert, key, pem: `${cert.toString('pem')}\n` }
 }
 
 async function createCa(now: Date): Promise<Ca & { keyPem: string }> {
@@ -163,7 +163,7 @@ async function createCa(now: Date): Promise<Ca & { keyPem: string }> {
       await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
     ],
   })
-  return { cert, key: keys.privateKey, pem: cert.toString('pem') + '\n', keyPem: await exportKeyPem(keys.privateKey) }
+  return { cert, key: keys.privateKey, pem: `${cert.toString('pem')}\n`, keyPem: await exportKeyPem(keys.privateKey) }
 }
 
 /** Copies the CA's own subjectKeyIdentifier, so chain building matches even for a CA made elsewhere. */
@@ -248,7 +248,7 @@ export async function issueServerCertificate(opts: IssueOptions): Promise<IssueR
     ],
   })
   await writeAtomic(files.serverKey, await exportKeyPem(keys.privateKey), 0o600)
-  await writeAtomic(files.serverCert, leaf.toString('pem') + '\n' + ca.pem, 0o644)
+  await writeAtomic(files.serverCert, `${leaf.toString('pem')}\n${ca.pem}`, 0o644)
 
   return {
     files,

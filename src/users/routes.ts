@@ -1,8 +1,9 @@
 import { Type, type Static } from '@sinclair/typebox'
-import type { FastifyInstance, FastifyRequest } from 'fastify'
+import type { FastifyRequest } from 'fastify'
 import { pageOf, PageQuery, setPageHeaders } from '../api/pagination.ts'
 import { Body, Nullable, PatEntity, StringEnum, UserEntity } from '../api/schemas.ts'
 import { WharfError } from '../core/errors.ts'
+import type { TypedApp } from '../core/typed-app.ts'
 import type { AccessTokens } from '../auth/access-tokens.ts'
 import type { ApiTokens } from '../auth/api-tokens.ts'
 import type { Credentials } from '../auth/credentials.ts'
@@ -54,7 +55,7 @@ export interface UserRouteOptions {
   publicUrl: string
 }
 
-export async function userRoutes(app: FastifyInstance, deps: UserRouteOptions): Promise<void> {
+export async function userRoutes(app: TypedApp, deps: UserRouteOptions): Promise<void> {
   const { users, accessTokens } = deps
 
   const requireAdmin = (p: Principal) => {
@@ -70,7 +71,7 @@ export async function userRoutes(app: FastifyInstance, deps: UserRouteOptions): 
   })
 
   app.get('/users', { schema: { summary: 'List users', tags: ['users'], querystring: UserQuery, 'x-response': { 200: Type.Array(UserEntity) } }, config: { scopes: ['read_user'] } }, async (req, reply) => {
-    const query = req.query as Static<typeof UserQuery>
+    const query = req.query
     const page = pageOf(query)
     const { rows, total } = await users.searchUsers({ username: query.username, search: query.search, blocked: query.blocked }, page)
     setPageHeaders(req, reply, deps.publicUrl, page, total)
@@ -78,22 +79,22 @@ export async function userRoutes(app: FastifyInstance, deps: UserRouteOptions): 
   })
 
   app.get('/users/:id', { schema: { summary: 'Get a user', tags: ['users'], params: UserId, 'x-response': { 200: UserEntity } }, config: { scopes: ['read_user'] } }, async (req) => {
-    const user = await users.findUserById((req.params as Static<typeof UserId>).id)
+    const user = await users.findUserById(req.params.id)
     if (!user) throw new WharfError('NOT_FOUND', 'User Not Found', {})
     return userJson(user, req.principal, deps)
   })
 
   app.post('/users', { schema: { summary: 'Create a user (administrator)', tags: ['users'], body: NewUserBody, 'x-response': { 201: UserEntity } } }, async (req, reply) => {
     requireAdmin(req.principal)
-    const body = req.body as Static<typeof NewUserBody>
+    const body = req.body
     const user = await users.createUser({ username: body.username, name: body.name ?? body.username, email: body.email ?? null, password: body.password ?? null, isAdmin: body.admin ?? false })
     await deps.credentials.audit(actorName(req), 'user.created', req.ip, { username: user.username, admin: user.is_admin === 1 }, `user:${user.id}`)
     return reply.code(201).send(userJson(user, req.principal, deps))
   })
 
   app.put('/users/:id', { schema: { summary: 'Update a user (administrator; yourself: name and password)', tags: ['users'], params: UserId, body: UpdateUserBody, 'x-response': { 200: UserEntity } } }, async (req) => {
-    const { id } = req.params as Static<typeof UserId>
-    const body = req.body as Static<typeof UpdateUserBody>
+    const { id } = req.params
+    const body = req.body
     const p = req.principal
     const self = p.kind === 'user' && p.userId === id
     const admin = p.kind === 'user' && p.isAdmin
@@ -113,7 +114,7 @@ export async function userRoutes(app: FastifyInstance, deps: UserRouteOptions): 
   for (const action of ['block', 'unblock'] as const) {
     app.post(`/users/:id/${action}`, { schema: { summary: `${action === 'block' ? 'Block' : 'Unblock'} a user (administrator)`, tags: ['users'], params: UserId, 'x-response': { 201: Type.Literal(true) } } }, async (req, reply) => {
       requireAdmin(req.principal)
-      const { id } = req.params as Static<typeof UserId>
+      const { id } = req.params
       const p = req.principal
       if (action === 'block' && p.kind === 'user' && p.userId === id) throw new WharfError('FORBIDDEN', 'you cannot block yourself', {})
       if (!(await users.findUserById(id))) throw new WharfError('NOT_FOUND', 'User Not Found', {})
@@ -126,7 +127,7 @@ export async function userRoutes(app: FastifyInstance, deps: UserRouteOptions): 
 
   app.delete('/users/:id', { schema: { summary: 'Delete a user (administrator); refused while they have projects in their namespace or own a group', tags: ['users'], params: UserId, 'x-response': { 204: {} } } }, async (req, reply) => {
     requireAdmin(req.principal)
-    const { id } = req.params as Static<typeof UserId>
+    const { id } = req.params
     const p = req.principal
     if (p.kind === 'user' && p.userId === id) throw new WharfError('FORBIDDEN', 'you cannot delete yourself', {})
     const user = await users.deleteUser(id)
@@ -150,8 +151,7 @@ export async function userRoutes(app: FastifyInstance, deps: UserRouteOptions): 
     return row
   }
 
-  const createPat = async (req: FastifyRequest, userId: number) => {
-    const body = req.body as Static<typeof PatBody>
+  const createPat = async (req: FastifyRequest, body: Static<typeof PatBody>, userId: number) => {
     if (!(await users.findUserById(userId))) throw new WharfError('NOT_FOUND', 'User Not Found', {})
     const { token, row } = await accessTokens.createPat(userId, { name: body.name, scopes: body.scopes, expiresAt: body.expires_at ?? null }, actorName(req))
     // The secret is in this response only; it is stored as a digest.
@@ -160,18 +160,18 @@ export async function userRoutes(app: FastifyInstance, deps: UserRouteOptions): 
 
   app.post('/user/personal_access_tokens', { schema: { summary: 'Create a personal access token for yourself; the token is shown only in this response', tags: ['personal_access_tokens'], body: PatBody, 'x-response': { 201: PatEntity } } }, async (req, reply) => {
     const user = await users.actor(req.principal)
-    return reply.code(201).header('Cache-Control', 'no-store').send(await createPat(req, user.id))
+    return reply.code(201).header('Cache-Control', 'no-store').send(await createPat(req, req.body, user.id))
   })
 
   app.post('/users/:id/personal_access_tokens', { schema: { summary: 'Create a personal access token for a user (administrator)', tags: ['personal_access_tokens'], params: UserId, body: PatBody, 'x-response': { 201: PatEntity } } }, async (req, reply) => {
     requireAdmin(req.principal)
-    return reply.code(201).header('Cache-Control', 'no-store').send(await createPat(req, (req.params as Static<typeof UserId>).id))
+    return reply.code(201).header('Cache-Control', 'no-store').send(await createPat(req, req.body, req.params.id))
   })
 
   app.get('/personal_access_tokens', { schema: { summary: 'List personal access tokens (yours; administrators: all)', tags: ['personal_access_tokens'], querystring: PatQuery, 'x-response': { 200: Type.Array(PatEntity) } } }, async (req, reply) => {
     const p = req.principal
     if (p.kind !== 'user') throw new WharfError('UNAUTHORIZED', 'authentication required', {})
-    const query = req.query as Static<typeof PatQuery>
+    const query = req.query
     const userId = p.isAdmin ? query.user_id : p.userId
     const page = pageOf(query)
     const { rows, total } = await accessTokens.pagePats({ userId, active: query.state === undefined ? undefined : query.state === 'active', limit: page.limit, offset: page.offset })
@@ -180,11 +180,11 @@ export async function userRoutes(app: FastifyInstance, deps: UserRouteOptions): 
   })
 
   app.get('/personal_access_tokens/:id', { schema: { summary: 'Get a personal access token', tags: ['personal_access_tokens'], params: PatId, 'x-response': { 200: PatEntity } } }, async (req) => {
-    return patJson(await visiblePat(req, (req.params as Static<typeof PatId>).id))
+    return patJson(await visiblePat(req, req.params.id))
   })
 
   app.delete('/personal_access_tokens/:id', { schema: { summary: 'Revoke a personal access token (effective at once)', tags: ['personal_access_tokens'], params: PatId, 'x-response': { 204: {} } } }, async (req, reply) => {
-    const row = await visiblePat(req, (req.params as Static<typeof PatId>).id)
+    const row = await visiblePat(req, req.params.id)
     if (row.revoked === 0) await accessTokens.revokePat(row, actorName(req))
     return reply.code(204).send()
   })

@@ -47,7 +47,7 @@ export class Users {
   async actor(p: Principal): Promise<User> {
     if (p.kind !== 'user') throw new WharfError('UNAUTHORIZED', 'sign in (a personal access token or OAuth token) to do this', {})
     const user = await q.findUser(this.db, p.userId)
-    if (!user || user.state !== 'active') throw new WharfError('UNAUTHORIZED', 'the account is blocked or no longer exists', {})
+    if (user?.state !== 'active') throw new WharfError('UNAUTHORIZED', 'the account is blocked or no longer exists', {})
     return user
   }
 

@@ -1,12 +1,13 @@
 import { createHash } from 'node:crypto'
 import { readdirSync, readFileSync } from 'node:fs'
 import path from 'node:path'
-import { Type, type Static } from '@sinclair/typebox'
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import { Type } from '@sinclair/typebox'
+import type { FastifyReply, FastifyRequest } from 'fastify'
 import { addFormParser } from '../api/form.ts'
 import { apiErrorHandler } from '../api/problem.ts'
 import { Body } from '../api/schemas.ts'
 import { WharfError } from '../core/errors.ts'
+import type { TypedApp } from '../core/typed-app.ts'
 import { readCookie, SESSION_COOKIE, type Sessions } from './sessions.ts'
 import { shellHtml } from './shell.ts'
 import { PAGES } from './static/pages.js'
@@ -50,7 +51,7 @@ function loadAssets(): Map<string, Asset> {
  * The web UI: a single-page app (plain ES modules from ./static) served at `/` and under `/-/`,
  * which calls only the public REST API; plus the session endpoints that sign a browser in and out.
  */
-export async function webRoutes(app: FastifyInstance, opts: WebOptions): Promise<void> {
+export async function webRoutes(app: TypedApp, opts: WebOptions): Promise<void> {
   const { sessions } = opts
   const secure = opts.publicUrl.startsWith('https:')
   const assets = loadAssets()
@@ -95,8 +96,8 @@ export async function webRoutes(app: FastifyInstance, opts: WebOptions): Promise
     return sendShell(req, reply)
   })
 
-  app.get('/-/static/:name', async (req, reply) => {
-    const asset = assets.get((req.params as { name: string }).name)
+  app.get('/-/static/:name', { schema: { params: Type.Object({ name: Type.String() }) } }, async (req, reply) => {
+    const asset = assets.get(req.params.name)
     if (!asset) return reply.code(404).type('text/plain').send('not found')
     reply.header('ETag', asset.etag).header('Cache-Control', 'no-cache').header('X-Content-Type-Options', 'nosniff')
     if (req.headers['if-none-match'] === asset.etag) return reply.code(304).send()
@@ -114,7 +115,7 @@ export async function webRoutes(app: FastifyInstance, opts: WebOptions): Promise
   // Sign in (JSON or form): Credentials.authenticate throttles and audits.
   app.post('/-/session', { schema: { body: SignInBody } }, async (req, reply) => {
     checkOrigin(req)
-    const body = req.body as Static<typeof SignInBody>
+    const body = req.body
     const s = await sessions.signIn(body.username, body.password, req.ip, req.headers['user-agent'])
     reply.header('Set-Cookie', cookie(s.token, s.maxAge)).header('Cache-Control', 'no-store')
     if (String(req.headers['content-type'] ?? '').startsWith('application/x-www-form-urlencoded')) return reply.redirect('/', 303)

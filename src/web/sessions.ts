@@ -81,7 +81,7 @@ export class Sessions implements SessionResolver {
     const row = await q.findSessionByDigest(this.db, secretDigest(token))
     if (!row || new Date(row.expires_at).getTime() <= Date.now()) return undefined
     const principal = await this.credentials.principalFor({ kind: 'password', userId: row.user_id })
-    if (!principal || principal.kind !== 'user') return undefined
+    if (principal?.kind !== 'user') return undefined
     if (Date.now() - new Date(row.last_seen_at).getTime() > TOUCH_EVERY_MS) await q.touchSession(this.db, row.id)
     return { principal, csrfToken: csrfTokenFor(token) }
   }

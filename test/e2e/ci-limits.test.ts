@@ -132,7 +132,7 @@ describe('hostile pipelines', { timeout: 180_000 }, () => {
     t.diagnostic(`no push: ${show(await quiet.stop())}`);
     const jobs = Array.from({ length: 10_000 }, (_, i) => `job${i}:\n  script: echo ${i}\n`).join('');
     await pushHostile(t, '10,000 jobs', jobs, 'The number of jobs has exceeded the limit of 500.');
-    const chain = 'j0:\n  script: x\n' + Array.from({ length: 9_999 }, (_, i) => `j${i + 1}:\n  extends: j${i}\n`).join('');
+    const chain = `j0:\n  script: x\n${Array.from({ length: 9_999 }, (_, i) => `j${i + 1}:\n  extends: j${i}\n`).join('')}`;
     await pushHostile(t, 'a 10,000-long extends chain', chain, 'j12: nesting too deep in `extends`');
   });
 

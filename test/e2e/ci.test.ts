@@ -3,7 +3,7 @@
 // through the REST API.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { startWharf, type Wharf } from '../helpers/wharf.ts';
 import { describeResult, type RunResult } from '../helpers/run.ts';

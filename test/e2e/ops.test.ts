@@ -493,8 +493,8 @@ describe('skopeo pushes through a restart', { timeout: 300_000 }, () => {
 
     // SIGTERM once the layer is partly stored, then start again on the same data directory.
     const deadline = Date.now() + 60_000
-    let seen = 0
-    while ((seen = await largestUpload(wharf.dataDir)) < 16 << 20) {
+    let seen = await largestUpload(wharf.dataDir)
+    for (; seen < 16 << 20; seen = await largestUpload(wharf.dataDir)) {
       assert.ok(Date.now() < deadline, 'the layer upload never started')
       await new Promise((r) => setTimeout(r, 20))
     }

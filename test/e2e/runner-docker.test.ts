@@ -122,7 +122,7 @@ test:
     assert.equal(pipeline.status, 'success', JSON.stringify({ jobs: jobs.map((j) => [j.name, j.status, j.failure_reason]), logs }, null, 1))
     const build = plainLog(logs.build!)
     assert.match(build, /Preparing the "docker" executor/)
-    assert.match(build, new RegExp(`Authenticating with credentials from job payload \\(Wharf registry\\)`))
+    assert.match(build, /Authenticating with credentials from job payload \(Wharf registry\)/)
     assert.match(build, new RegExp(`Pulling docker image ${image.replaceAll('.', '\\.')}`))
     assert.match(build, /hello-from-service/)
     assert.match(build, /readme-from-git/)

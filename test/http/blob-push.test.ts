@@ -521,7 +521,10 @@ describe('upload expiry races', () => {
     // The client stalls for longer than the TTL (temp file mtime is old) and a sweep runs. On a
     // loaded machine the temp file can take longer than one tick to appear: wait for it (bounded).
     let files = await uploadFiles(h)
-    for (let i = 0; files.length === 0 && i < 200; i++) files = (await tick(), await uploadFiles(h))
+    for (let i = 0; files.length === 0 && i < 200; i++) {
+      await tick()
+      files = await uploadFiles(h)
+    }
     assert.equal(files.length, 1)
     const { utimes } = await import('node:fs/promises')
     const past = new Date(Date.now() - 2 * 3600 * 1000)

@@ -106,6 +106,6 @@ it('the mirror listener has the main listener\'s connection limits: over the per
   try {
     assert.match(await answer(held[0]!), /^HTTP\/1\.1 200 /, 'the connections within the cap are served')
   } finally {
-    held.forEach((s) => s.destroy())
+    for (const s of held) s.destroy()
   }
 })

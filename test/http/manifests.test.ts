@@ -84,7 +84,7 @@ describe('manifest push', () => {
   it('the exact bytes are kept (whitespace and key order), and the digest is of those bytes', async (t) => {
     const h = await harness(t)
     const m = await imageManifest(h, 't/a')
-    const pretty = Buffer.from(JSON.stringify(JSON.parse(m.body.toString()), null, 3) + '\n')
+    const pretty = Buffer.from(`${JSON.stringify(JSON.parse(m.body.toString()), null, 3)}\n`)
     const res = await putManifest(h, 't/a', 'pretty', { ...m, body: pretty })
     assert.equal(res.statusCode, 201, res.body)
     assert.equal(res.headers['docker-content-digest'], sha256(pretty))

@@ -25,8 +25,7 @@ function logCapture() {
   let buf = ''
   stream.on('data', (c: Buffer) => {
     buf += c.toString('utf8')
-    let i
-    while ((i = buf.indexOf('\n')) >= 0) {
+    for (let i = buf.indexOf('\n'); i >= 0; i = buf.indexOf('\n')) {
       lines.push(JSON.parse(buf.slice(0, i)) as LogLine)
       buf = buf.slice(i + 1)
     }

@@ -112,7 +112,7 @@ describe('bodies the server does not read (default settings)', () => {
       () => `POST /api/v4/projects HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${HUNDRED_MB}\r\n\r\n{"name":"`,
     ]
     const conns = await Promise.all(Array.from({ length: 75 }, () => open(w.port)))
-    conns.forEach((c, i) => c.socket.write(requests[i % 3]!(i)))
+    for (const [i, c] of conns.entries()) c.socket.write(requests[i % 3]!(i))
     let trickling = true
     void (async () => {
       while (trickling) {
@@ -169,7 +169,7 @@ describe('stalled upload bodies (body idle timeout 2 s)', () => {
 
     const conns = await Promise.all(sessions.map(() => open(w.port)))
     const stalledAt = Date.now()
-    conns.forEach((c, i) =>
+    for (const [i, c] of conns.entries()) {
       c.socket.write(
         Buffer.concat([
           Buffer.from(
@@ -177,8 +177,8 @@ describe('stalled upload bodies (body idle timeout 2 s)', () => {
           ),
           blob.subarray(0, sent),
         ]),
-      ),
-    )
+      )
+    }
     const closedAt = await Promise.all([...conns, monolithic].map((c) => Promise.race([c.closed, sleep(15_000).then(() => NaN)])))
     const open_ = closedAt.filter((t) => Number.isNaN(t)).length
     assert.equal(open_, 0, `${open_} of 101 stalled bodies still open after 15 s`)

@@ -7,6 +7,10 @@
 //   ==  !=  =~  !~       comparisons; either side may be a variable
 //   &&  ||  ( )          && binds tighter than ||
 // "${VAR}" is not part of the language (GitLab rejects it in `rules:if`, too).
+// Deliberately hand-written, not a parser library: the grammar is GitLab's own and small, and
+// its errors must read as GitLab's do.
+
+import { LRUCache } from 'lru-cache'
 
 export type Expr =
   | { readonly kind: 'variable'; readonly name: string }
@@ -99,9 +103,8 @@ function readPattern(src: string, start: number): { source: string; flags: strin
   return { source, flags, end: i }
 }
 
-const cache = new Map<string, Expr>()
-/** Bound on the parsed-expression cache. */
-const CACHE_LIMIT = 2000
+/** Parsed expressions: they come from config files, so the same few repeat across pipelines. */
+const cache = new LRUCache<string, Expr>({ max: 2000 })
 
 /** Parses a condition; throws ExpressionSyntaxError when it is not valid. */
 export function parseExpression(src: string): Expr {
@@ -154,7 +157,6 @@ export function parseExpression(src: string): Expr {
 
   const expr = or()
   if (pos !== tokens.length) throw new ExpressionSyntaxError('unexpected tokens after expression')
-  if (cache.size >= CACHE_LIMIT) cache.clear()
   cache.set(src, expr)
   return expr
 }

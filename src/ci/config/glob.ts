@@ -6,16 +6,19 @@
 // Because of FNM_PATHNAME, a "**" that is not followed by "/" is a plain "*" (so "docs/**"
 // matches "docs/a" but not "docs/a/b"; write "docs/**/*" for the whole tree, as on GitLab).
 // Wildcards match dotfiles (FNM_DOTMATCH).
+// Deliberately hand-written, not a glob library: these are Ruby's fnmatch rules, which differ from
+// picomatch/minimatch and from the doublestar globs the runner uses for artifact paths
+// (src/runner/archive.ts), and a pipeline must select the same jobs here as on GitLab.
 
-const cache = new Map<string, RegExp>()
-/** Bound on the compiled-pattern cache; patterns come from config files, so they repeat. */
-const CACHE_LIMIT = 1000
+import { LRUCache } from 'lru-cache'
+
+/** Compiled patterns; they come from config files, so they repeat. */
+const cache = new LRUCache<string, RegExp>({ max: 1000 })
 
 export function globToRegExp(pattern: string): RegExp {
   let re = cache.get(pattern)
   if (!re) {
     re = new RegExp(`^${compile(pattern, { i: 0 }, false)}$`, 's')
-    if (cache.size >= CACHE_LIMIT) cache.clear()
     cache.set(pattern, re)
   }
   return re

@@ -42,7 +42,7 @@ const cases: Case[] = [
   {
     // "Billion laughs": each level doubles; without a bound on aliases this expands to 2^30 strings.
     name: 'an alias bomb',
-    yaml: 'a0: &a0 [x, x]\n' + Array.from({ length: 30 }, (_, i) => `a${i + 1}: &a${i + 1} [*a${i}, *a${i}]\n`).join('') + 'b:\n  script: x\n',
+    yaml: `a0: &a0 [x, x]\n${Array.from({ length: 30 }, (_, i) => `a${i + 1}: &a${i + 1} [*a${i}, *a${i}]\n`).join('')}b:\n  script: x\n`,
     errors: ['`.gitlab-ci.yml`: Excessive alias count indicates a resource exhaustion attack'],
   },
   { name: 'no visible job', yaml: '.hidden:\n  script: x\n', errors: ['jobs config should contain at least one visible job'] },
@@ -224,14 +224,14 @@ const cases: Case[] = [
   },
   {
     name: 'extends nested too deep',
-    yaml: Array.from({ length: 12 }, (_, i) => `.l${i}:\n  extends: .l${i + 1}\n`).join('') + '.l12:\n  script: x\njob:\n  extends: .l0\n',
+    yaml: `${Array.from({ length: 12 }, (_, i) => `.l${i}:\n  extends: .l${i + 1}\n`).join('')}.l12:\n  script: x\njob:\n  extends: .l0\n`,
     errors: ['.l11: nesting too deep in `extends`'],
   },
   {
     // Declared base first, each entry resolves one hop below an already resolved one: the chain's
     // length, not the recursion depth, is what exceeds the limit (10,000 entries once froze the server).
     name: 'a 10,000-long extends chain declared base first',
-    yaml: 'j0:\n  script: x\n' + Array.from({ length: 9_999 }, (_, i) => `j${i + 1}:\n  extends: j${i}\n`).join(''),
+    yaml: `j0:\n  script: x\n${Array.from({ length: 9_999 }, (_, i) => `j${i + 1}:\n  extends: j${i}\n`).join('')}`,
     errors: ['j12: nesting too deep in `extends`'],
   },
   { name: 'extends of the wrong type', yaml: 'b:\n  extends: {a: 1}\n  script: x\n', errors: ['jobs:b extends should be an array of strings or a string'] },

@@ -320,7 +320,7 @@ test('a pipeline over the job limit fails naming the limit; jobs that rules leav
 })
 
 test('artifacts of earlier stages are listed in file order', async () => {
-  const config = await parse('stages: [a, b]\n' + Array.from({ length: 6 }, (_, i) => `j${i}:\n  stage: ${i % 2 ? 'a' : 'b'}\n  script: x\n`).join(''))
+  const config = await parse(`stages: [a, b]\n${Array.from({ length: 6 }, (_, i) => `j${i}:\n  stage: ${i % 2 ? 'a' : 'b'}\n  script: x\n`).join('')}`)
   const plan = created(planPipeline(config, event()))
   assert.deepEqual(plan.jobs.find((j) => j.name === 'j0')!.artifactsFrom, ['j1', 'j3', 'j5'])
   assert.deepEqual(plan.jobs.find((j) => j.name === 'j1')!.artifactsFrom, [])

@@ -96,7 +96,7 @@ async function signInPage() {
     try {
       state.user = await signIn(username, password)
       const back = new URLSearchParams(location.search).get('return_to')
-      navigate(back && back.startsWith('/') && !back.startsWith('//') ? back : '/')
+      navigate(back?.startsWith('/') && !back.startsWith('//') ? back : '/')
     } catch (err) {
       error.replaceChildren(errorBox(err))
     }

@@ -1,5 +1,5 @@
 // Pipelines tab, pipeline page (jobs by stage), job page with a live log, and "run pipeline".
-import { api, apiAll, apiPage, apiRaw, currentSession, enc } from './api.js'
+import { api, apiAll, apiPage, apiRaw, currentSession } from './api.js'
 import { AnsiRenderer } from './ansi.js'
 import { duration, errorBox, fill, formValues, h, sessionEnded, statusBadge, timeAgo, toast } from './dom.js'
 import { navigate, onLeave } from './nav.js'

@@ -2,7 +2,7 @@
 // cache (docker and CI), what the cache holds, the purge (owners and administrators, as GitLab), and
 // for administrators the upstreams' last reported rate limits.
 import { api, apiAll } from './api.js'
-import { commandLine, confirmDialog, copyButton, errorBox, formatBytes, h, timeAgo, toast } from './dom.js'
+import { commandLine, confirmDialog, copyButton, formatBytes, h, timeAgo, toast } from './dom.js'
 import { section } from './settings.js'
 import { state } from './state.js'
 

@@ -1,6 +1,6 @@
 // Navigation shared by the pages: history routing and per-page cleanups (pollers).
 let renderer = async () => {}
-let cleanups = []
+const cleanups = []
 
 export function setRenderer(fn) {
   renderer = fn

@@ -5,7 +5,7 @@ export const PAGES = {
   signIn: /^\/-\/sign_in$/,
   newProject: /^\/-\/projects\/new$/,
   newGroup: /^\/-\/groups\/new$/,
-  group: /^\/-\/groups\/([A-Za-z0-9_.\-]+(?:\/[A-Za-z0-9_.\-]+)*)$/,
+  group: /^\/-\/groups\/([A-Za-z0-9_.-]+(?:\/[A-Za-z0-9_.-]+)*)$/,
   project: /^\/-\/projects\/(\d+)$/,
   projectRegistry: /^\/-\/projects\/(\d+)\/registry$/,
   pipelines: /^\/-\/projects\/(\d+)\/pipelines$/,
