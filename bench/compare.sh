@@ -22,12 +22,7 @@ wait_http() { for _ in $(seq 1 100); do curl -s -o /dev/null "$1" && return 0; s
 if [ "${WHARF_BENCH_FROM:-package}" = src ]; then
   wharf=("$node" "$here/src/cli/main.ts")
 else
-  # The package's layout (bin/, dist/, package.json) with this checkout's node_modules; bin/wharf.js
-  # runs through its shebang, which finds this repository's node first on PATH.
-  mkdir -p "$work/pkg"
-  "$here/node_modules/.bin/tsc" -p "$here/tsconfig.build.json" --outDir "$work/pkg/dist"
-  cp -r "$here/src/web/static" "$work/pkg/dist/web/static" && rm -f "$work/pkg/dist/web/static/"*.d.ts
-  cp -r "$here/bin" "$here/package.json" "$work/pkg/" && ln -s "$here/node_modules" "$work/pkg/node_modules"
+  "$here/bench/build-package.sh" "$work/pkg"
   export PATH="$here/node_modules/.bin:$PATH"
   wharf=("$work/pkg/bin/wharf.js")
 fi
@@ -47,6 +42,7 @@ YML
 docker-registry serve "$work/dist.yml" >"$work/dist.log" 2>&1 &
 dpid=$!; pids+=("$dpid")
 wait_http "http://127.0.0.1:$wport/v2/"; wait_http "http://127.0.0.1:$dport/v2/"
+echo "wharf: $(tr '\0' ' ' </proc/"$wpid"/cmdline)" >&2
 echo "wharf pid $wpid on :$wport   distribution $(docker-registry --version 2>/dev/null | head -1) pid $dpid on :$dport" >&2
 "$node" "$regbench" --url "http://127.0.0.1:$wport" --pid "$wpid" --user root --password "$WHARF_ROOT_PASSWORD" \
   --compare "http://127.0.0.1:$dport" --pid2 "$dpid" "$@"
