@@ -22,6 +22,18 @@ async function countTimingSafeEqual<T>(fn: () => T | Promise<T>): Promise<{ resu
 }
 
 describe('passwords (scrypt)', () => {
+  it('a password that verified is verified again without scrypt; a wrong or changed one is hashed', async () => {
+    const stored = await hashPassword('tr0ub4dor&3 again')
+    const first = await countTimingSafeEqual(() => verifyPassword('tr0ub4dor&3 again', stored))
+    assert.deepEqual(first, { result: true, calls: 1 })
+    assert.deepEqual(await countTimingSafeEqual(() => verifyPassword('tr0ub4dor&3 again', stored)), { result: true, calls: 0 })
+    assert.deepEqual(await countTimingSafeEqual(() => verifyPassword('tr0ub4dor&3 agaiN', stored)), { result: false, calls: 1 })
+    // The same password under a new stored hash (it was set again) is not taken from the old entry.
+    const changed = await hashPassword('tr0ub4dor&3 again')
+    assert.deepEqual(await countTimingSafeEqual(() => verifyPassword('tr0ub4dor&3 again', changed)), { result: true, calls: 1 })
+  })
+
+
   it('hash and verify round-trip; a wrong password does not verify', async () => {
     const stored = await hashPassword('correct horse battery staple')
     assert.match(stored, /^scrypt\$32768\$8\$1\$[A-Za-z0-9+/=]{24}\$[A-Za-z0-9+/=]{44}$/)
