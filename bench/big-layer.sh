@@ -17,7 +17,8 @@
 # Everything under the temp dir (two SIZE_MIB files and the server's data) is removed on exit.
 # WHARF_BENCH_LOG_LEVEL (default info) sets the server's log level. WHARF_TREE (default: this
 # checkout) is the source tree whose src/cli/main.ts is started, e.g. a `git archive` snapshot of one
-# commit with a node_modules symlink (WHARF_TREE_REV names it in the output). The registry must
+# commit with a node_modules symlink (WHARF_TREE_REV names it in the output). Wharf runs as it
+# ships (bench/build-package.sh: compiled, through bin/wharf.js); WHARF_BENCH_FROM=src runs the sources. The registry must
 # accept anonymous pushes: there is no auth flow here.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -86,12 +87,19 @@ end() {
 }
 max_hwm=0
 
+if [ "${WHARF_BENCH_FROM:-package}" = src ]; then
+  wharf=("$node" "$tree/src/cli/main.ts")
+else
+  "$here/bench/build-package.sh" "$work/pkg" "$tree"
+  export PATH="$here/node_modules/.bin:$PATH"
+  wharf=("$work/pkg/bin/wharf.js")
+fi
 port=$(free_port)
 # Wharf's registry needs a project and a token: create bench/big offline, then ask /jwt/auth.
 export WHARF_ROOT_PASSWORD=bench-root-password
-"$node" "$tree/src/cli/main.ts" admin group create --path bench --data "$work/data" >/dev/null
-"$node" "$tree/src/cli/main.ts" admin project create --path bench/big --data "$work/data" >/dev/null
-"$node" "$tree/src/cli/main.ts" serve --listen "127.0.0.1:$port" --data "$work/data" --log-level "${WHARF_BENCH_LOG_LEVEL:-info}" >"$work/wharf.log" 2>&1 &
+"${wharf[@]}" admin group create --path bench --data "$work/data" >/dev/null
+"${wharf[@]}" admin project create --path bench/big --data "$work/data" >/dev/null
+"${wharf[@]}" serve --listen "127.0.0.1:$port" --data "$work/data" --log-level "${WHARF_BENCH_LOG_LEVEL:-info}" >"$work/wharf.log" 2>&1 &
 spid=$!
 for _ in $(seq 1 100); do curl -s -o /dev/null "http://127.0.0.1:$port/v2/" && break; sleep 0.1; done
 code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/v2/" || true)

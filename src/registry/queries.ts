@@ -10,6 +10,9 @@ export async function findRepositoryId(db: Executor, name: string): Promise<numb
 }
 
 export async function ensureRepository(db: Executor, name: string): Promise<number> {
+  // Looked up first: every push of a blob lands here twice, and a write costs more than a read.
+  const id = await findRepositoryId(db, name)
+  if (id !== undefined) return id
   await db.insertInto('repositories').values({ name, created_at: nowIso() }).onConflict((oc) => oc.column('name').doNothing()).execute()
   return (await findRepositoryId(db, name))!
 }

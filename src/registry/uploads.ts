@@ -67,7 +67,9 @@ export class Uploads {
   async finish(name: RepoName, id: string, d: ParsedDigest, body: Body | undefined): Promise<number> {
     return this.locked(id, async () => {
       let size = (await this.session(name, id)).size
-      if (body) size = await this.appendLocked(id, size, body)
+      // A last chunk is written durably as it closes (no reopening for the fsync), and its size is not
+      // recorded: the commit deletes the session, and a failed one leaves it at the previous chunk's end.
+      if (body) size = await this.appendLocked(id, size, body, true)
       else if (size === 0) await this.driver.appender(uploadPath(id), 0).then(endWritable)
       const state = await this.hashState(id, size)
       this.hashes.delete(id)
@@ -76,7 +78,7 @@ export class Uploads {
         await this.discard(id)
         throw new WharfError('DIGEST_INVALID', 'provided digest did not match uploaded content', { digest: d.digest })
       }
-      await this.commit(name, uploadPath(id), d, size, id)
+      await this.commit(name, uploadPath(id), d, size, id, body !== undefined)
       return size
     })
   }
@@ -88,12 +90,12 @@ export class Uploads {
     // Held under the session lock so a concurrent sweep never takes the temp file for an orphan.
     return this.locked(id, async () => {
       try {
-        const out = await this.driver.appender(path, 0)
+        const out = await this.driver.appender(path, 0, { durable: true })
         const hash = newHash(d.algorithm)
         const size = await streamInto(body, out, hash)
         this.metrics?.registryBytes.inc({ direction: 'in', kind: 'blob' }, size)
         if (hash.digest('hex') !== d.hex) throw new WharfError('DIGEST_INVALID', 'provided digest did not match uploaded content', { digest: d.digest })
-        await this.commit(name, path, d, size, undefined)
+        await this.commit(name, path, d, size, undefined, true)
         return size
       } catch (e) {
         await this.driver.delete(path)
@@ -195,7 +197,8 @@ export class Uploads {
     return { size: Number(row.size) }
   }
 
-  private async appendLocked(id: string, size: number, body: Body): Promise<number> {
+  /** `last`: the chunk completes the upload (see finish). */
+  private async appendLocked(id: string, size: number, body: Body, last = false): Promise<number> {
     if (body.rangeStart !== undefined && body.rangeStart !== size) {
       throw new WharfError('RANGE_INVALID', 'chunk out of order', { expectedStart: size, rangeStart: body.rangeStart })
     }
@@ -205,7 +208,7 @@ export class Uploads {
     const state = await this.hashState(id, size)
     let out: Writable | undefined
     try {
-      out = await this.driver.appender(uploadPath(id), size)
+      out = await this.driver.appender(uploadPath(id), size, { durable: last })
       const received = await streamInto(body, out, state.hash)
       state.size += received
       this.metrics?.registryBytes.inc({ direction: 'in', kind: 'blob' }, received)
@@ -216,7 +219,7 @@ export class Uploads {
       if (out && !(e instanceof WharfError)) await this.keepReceived(id, size, out)
       throw e
     }
-    await q.setUploadSize(this.db, id, state.size)
+    if (!last) await q.setUploadSize(this.db, id, state.size)
     return state.size
   }
 
@@ -253,10 +256,11 @@ export class Uploads {
     return hash.digest('hex')
   }
 
-  private async commit(name: RepoName, tempPath: string, d: ParsedDigest, size: number, uploadId: string | undefined): Promise<void> {
+  /** `synced`: the temp file's writer already fsynced it. */
+  private async commit(name: RepoName, tempPath: string, d: ParsedDigest, size: number, uploadId: string | undefined, synced = false): Promise<void> {
     // Under the digest's lock: a cache purge deciding this digest is unreferenced waits for the link.
     await this.locked(`digest:${d.digest}`, async () => {
-      await this.driver.commit(tempPath, blobPath(d))
+      await this.driver.commit(tempPath, blobPath(d), { synced })
       await this.db.transaction().execute(async (trx) => {
         const repositoryId = await q.ensureRepository(trx, name)
         await q.insertBlob(trx, d.digest, size)

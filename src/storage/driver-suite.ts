@@ -1,8 +1,8 @@
 // A conformance suite every BlobDriver must pass. Not a test file itself: each
 // driver's *.test.ts calls describeBlobDriver with a factory for a fresh, empty driver.
 import assert from 'node:assert/strict'
-import { type Readable, Writable } from 'node:stream'
-import { finished } from 'node:stream/promises'
+import { Readable, Writable } from 'node:stream'
+import { finished, pipeline } from 'node:stream/promises'
 import { describe, it, type TestContext } from 'node:test'
 import { PathNotFoundError, type BlobDriver, type FileInfo } from './driver.ts'
 
@@ -242,6 +242,21 @@ export function describeBlobDriver(name: string, factory: () => Promise<DriverFi
       const d = await fresh(t)
       await assert.rejects(d.commit('uploads/none', 'blobs/dst'), PathNotFoundError)
       assert.equal(await d.stat('blobs/dst'), undefined)
+    })
+
+    it('a durable writer is closed (flushed) when it finishes, and its file commits as synced', async (t) => {
+      const d = await fresh(t)
+      await writeAt(d, 'uploads/tmp', 0, 'stale bytes from an earlier attempt')
+      const out = await d.appender('uploads/tmp', 0, { durable: true })
+      let closed = false
+      out.on('close', () => (closed = true))
+      await pipeline(Readable.from([Buffer.from('dur'), Buffer.from('able')]), out)
+      assert.ok(closed, 'pipeline resolves only after the writer closed its (fsynced) handle')
+      await d.commit('uploads/tmp', 'blobs/sha256/du/durable', { synced: true })
+      assert.equal(await readAll(d, 'blobs/sha256/du/durable'), 'durable')
+      assert.equal(await d.stat('uploads/tmp'), undefined)
+      await assert.rejects(d.commit('uploads/none', 'blobs/sha256/du/other', { synced: true }), PathNotFoundError)
+      assert.equal(await d.stat('blobs/sha256/du/other'), undefined)
     })
 
     it('list yields every file under a prefix, recursively, with root-relative paths', async (t) => {

@@ -23,10 +23,14 @@ export interface BlobDriver {
    * (the pull-through cache). The handle stays valid after the file is committed (renamed).
    */
   openPositional(path: string): Promise<PositionalReader>
-  /** Opens a temp file for appending at `offset`, truncating anything past it (left by a crash). */
-  appender(path: string, offset: number): Promise<Writable>
-  /** Makes a temp file durable (fsync) and atomically renames it into place. */
-  commit(from: string, to: string): Promise<void>
+  /**
+   * Opens a temp file for appending at `offset`, truncating anything past it (left by a crash).
+   * `durable`: the writer flushes the file to disk (fsync) before it closes, so a commit of the file
+   * right after it may pass `synced` and skip opening it again.
+   */
+  appender(path: string, offset: number, opts?: { durable?: boolean }): Promise<Writable>
+  /** Makes a temp file durable (fsync, unless `synced`: its writer already did) and atomically renames it into place. */
+  commit(from: string, to: string, opts?: { synced?: boolean }): Promise<void>
   delete(path: string): Promise<void>
   list(prefix: string): AsyncIterable<FileInfo>
 }

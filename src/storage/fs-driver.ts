@@ -100,34 +100,39 @@ export function createFsDriver(rootDir: string): BlobDriver {
         close: () => fh.close(),
       }
     },
-    async appender(p, offset) {
+    async appender(p, offset, opts) {
       const f = full(p)
       await ensureDir(dirname(f))
-      const fh = await open(f, 'a').catch(async (e: NodeJS.ErrnoException) => {
+      // At offset 0 the file starts empty ('w' truncates), which spares the stat a resumed upload needs.
+      const flags = offset === 0 ? 'w' : 'a'
+      const fh = await open(f, flags).catch(async (e: NodeJS.ErrnoException) => {
         if (e.code !== 'ENOENT') throw e
         knownDirs.clear() // a directory was removed under us: create it again
         await mkdir(dirname(f), { recursive: true })
-        return open(f, 'a')
+        return open(f, flags)
       })
       // Bytes past `offset` were left by an interrupted chunk: drop them.
-      if ((await fh.stat()).size !== offset) await fh.truncate(offset)
-      return createWriteStream('', { fd: fh, highWaterMark: STREAM_CHUNK }) as Writable
+      if (offset !== 0 && (await fh.stat()).size !== offset) await fh.truncate(offset)
+      // `flush`: fsync before the stream closes its handle; stream/promises' pipeline resolves only after 'close'.
+      return createWriteStream('', { fd: fh, highWaterMark: STREAM_CHUNK, flush: opts?.durable === true }) as Writable
     },
-    async commit(from, to) {
+    async commit(from, to, opts) {
       const src = full(from)
-      const fh = await open(src, 'r+').catch((e) => notFound(e, from))
-      try {
-        await fh.sync()
-      } finally {
-        await fh.close()
+      if (!opts?.synced) {
+        const fh = await open(src, 'r+').catch((e) => notFound(e, from))
+        try {
+          await fh.sync()
+        } finally {
+          await fh.close()
+        }
       }
       const dst = full(to)
       await ensureDir(dirname(dst))
       await rename(src, dst).catch(async (e: NodeJS.ErrnoException) => {
         if (e.code !== 'ENOENT') throw e
-        knownDirs.clear() // someone removed a directory under us: create it again
+        knownDirs.clear() // someone removed a directory under us (or the source is gone): create it again
         await mkdir(dirname(dst), { recursive: true })
-        await rename(src, dst)
+        await rename(src, dst).catch((e2) => notFound(e2, from))
       })
     },
     async delete(p) {
