@@ -11,6 +11,7 @@ import { createServices } from './services.ts'
 import { createFsDriver } from './storage/fs-driver.ts'
 import { Metrics, metricsServer } from './ops/index.ts'
 import { buildMirrorApp } from './proxy/index.ts'
+import { WharfError } from './core/errors.ts'
 
 /** How often stale upload sessions are looked for; a quarter of the TTL, at most every ten minutes. */
 const sweepPeriodMs = (ttlSeconds: number) => Math.min(ttlSeconds * 250, 10 * 60 * 1000)
@@ -58,6 +59,7 @@ export async function startServer(config: Readonly<Config>): Promise<RunningServ
     maxJobsPerPipeline: config.ci.maxJobsPerPipeline,
     dependencyProxy: { ...config.dependencyProxy, manifestBytes: config.limits.manifestBytes },
     registryMirror: mirrorUrl(config),
+    gc: config.gc,
   })
   const { registry, generatedRootPassword } = services
   const https = config.tls && { cert: await readFile(config.tls.cert), key: await readFile(config.tls.key) }
@@ -85,6 +87,15 @@ export async function startServer(config: Readonly<Config>): Promise<RunningServ
     )
   await cleanup()
   const cleanupTimer = setInterval(cleanup, CLEANUP_PERIOD_MS).unref()
+  // Online GC on its schedule; a run still going (or one `wharf gc` holds the lease for) is not doubled.
+  let collecting: Promise<unknown> | undefined
+  const collect = () => {
+    collecting ??= services.gc.run().then(
+      (r) => logger.info({ ...r.counts, freedBytes: r.freedBytes, durationMs: r.durationMs }, 'garbage collection done'),
+      (err: unknown) => (err instanceof WharfError && err.code === 'CONFLICT' ? logger.info('garbage collection skipped: another one is running') : logger.error({ err }, 'garbage collection failed')),
+    ).finally(() => (collecting = undefined))
+  }
+  const gcTimer = config.gc.intervalMinutes > 0 ? setInterval(collect, config.gc.intervalMinutes * 60_000).unref() : undefined
   const mirrorAuth = config.dependencyProxy.mirrorAuth === 'token' ? { auth: services.auth, realm: `${config.publicUrl}/jwt/auth` } : undefined
   const mirror = config.dependencyProxy.mirrorListen ? await buildMirrorApp({ logger, proxy: services.dependencyProxy, https, auth: mirrorAuth, limits: config.limits }) : undefined
 
@@ -119,9 +130,11 @@ export async function startServer(config: Readonly<Config>): Promise<RunningServ
       clearInterval(timer)
       clearInterval(redeliveryTimer)
       clearInterval(cleanupTimer)
+      clearInterval(gcTimer)
       await mirror?.close()
       await app.close()
       await redelivering
+      await collecting
       await services.ci?.pipelines.close()
       await db.destroy()
     },

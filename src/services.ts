@@ -16,6 +16,7 @@ import type { BlobDriver } from './storage/driver.ts'
 import { instrumentDriver, Metrics, Probes } from './ops/index.ts'
 import { DEFAULTS } from './config/schema.ts'
 import { DependencyProxy, type ProxyOptions } from './proxy/index.ts'
+import { GarbageCollector, type GcOptions } from './gc/index.ts'
 
 /** A runner that sent nothing about a running job for this long is presumed gone (GitLab Runner updates every few seconds). */
 export const DEFAULT_JOB_HEARTBEAT_TIMEOUT_SECONDS = 300
@@ -42,6 +43,8 @@ export interface ServiceOptions {
   dependencyProxy?: ProxyOptions | undefined
   /** The mirror listener's URL as clients reach it, when it runs (told to CI jobs). */
   registryMirror?: string | undefined
+  /** Garbage collection's grace and delay (default: the config defaults). */
+  gc?: GcOptions | undefined
 }
 
 export interface Services {
@@ -54,6 +57,8 @@ export interface Services {
   probes: Probes
   /** The pull-through cache (GitLab's dependency proxy and the mirror listener). */
   dependencyProxy: DependencyProxy
+  /** Online garbage collection of the registry. */
+  gc: GarbageCollector
   /** Git hosting (repositories, smart HTTP, push events); present when a git root was given. */
   git?: GitHosting
   /** Pipelines, CI/CD variables and triggers; present with git hosting. */
@@ -75,7 +80,8 @@ export async function createServices(db: Kysely<Database>, storage: BlobDriver, 
   const auth = new RegistryAuth(db, tokens, credentials, projects)
   const accessTokens = new AccessTokens(db, credentials)
   const dependencyProxy = new DependencyProxy(db, registry, projects, driver, opts.dependencyProxy ?? { ...DEFAULTS.dependencyProxy, manifestBytes: DEFAULTS.limits.manifestBytes }, metrics)
-  const services: Services = { registry, projects, credentials, auth, accessTokens, metrics, probes: new Probes(db, driver), dependencyProxy }
+  const gc = new GarbageCollector(db, registry.blobs, driver, opts.gc ?? DEFAULTS.gc, metrics)
+  const services: Services = { registry, projects, credentials, auth, accessTokens, metrics, probes: new Probes(db, driver), dependencyProxy, gc }
   if (opts.gitRoot) {
     services.git = await createGitHosting(opts.gitRoot, { projects, credentials })
     services.ci = createCi(db, services.git, projects, opts.publicUrl, {

@@ -35,6 +35,9 @@ export const SETTINGS = [
   { key: 'dependencyProxy.upstreamTimeoutSeconds', flag: 'proxy-upstream-timeout-seconds', env: 'WHARF_DEPENDENCY_PROXY_UPSTREAM_TIMEOUT_SECONDS', kind: 'integer' },
   { key: 'ci.jobHeartbeatTimeoutSeconds', flag: 'job-heartbeat-timeout-seconds', env: 'WHARF_CI_JOB_HEARTBEAT_TIMEOUT_SECONDS', kind: 'integer' },
   { key: 'ci.maxJobsPerPipeline', flag: 'max-jobs-per-pipeline', env: 'WHARF_CI_MAX_JOBS_PER_PIPELINE', kind: 'integer' },
+  { key: 'gc.intervalMinutes', flag: 'gc-interval-minutes', env: 'WHARF_GC_INTERVAL_MINUTES', kind: 'integer' },
+  { key: 'gc.graceSeconds', flag: 'gc-grace-seconds', env: 'WHARF_GC_GRACE_SECONDS', kind: 'integer' },
+  { key: 'gc.untaggedDelaySeconds', flag: 'gc-untagged-delay-seconds', env: 'WHARF_GC_UNTAGGED_DELAY_SECONDS', kind: 'integer' },
 ] as const
 
 /** Settings never echoed back (errors, verify-config). */

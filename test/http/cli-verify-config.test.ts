@@ -67,6 +67,9 @@ it('verify-config shows every setting (each set here through its WHARF_* variabl
     'dependencyProxy.upstreamTimeoutSeconds': { env: '17', shown: 17 },
     'ci.jobHeartbeatTimeoutSeconds': { env: '18', shown: 18 },
     'ci.maxJobsPerPipeline': { env: '19', shown: 19 },
+    'gc.intervalMinutes': { env: '20', shown: 20 },
+    'gc.graceSeconds': { env: '21', shown: 21 },
+    'gc.untaggedDelaySeconds': { env: '22', shown: 22 },
   }
   const env = { ...bare }
   for (const s of SETTINGS) env[s.env] = sample[s.key].env
