@@ -6,6 +6,7 @@ import type { Database, Manifest } from '../metadata/schema.ts'
 import { parseManifest, type ParsedManifest } from './manifest-parse.ts'
 import { INDEX_TYPES, MANIFEST_TYPES, MEDIA_TYPES } from './media-types.ts'
 import type { InvalidTag, Reference } from './oci-path.ts'
+import { tagsToDelete, type CleanupRules } from './cleanup.ts'
 import * as q from './queries.ts'
 
 const EMPTY_CONFIG_TYPE = 'application/vnd.oci.empty.v1+json'
@@ -181,6 +182,11 @@ export class Manifests {
   /** Deletes exactly this tag. Other tags on the same manifest stay (the seed's registry deleted them all). */
   async deleteTagOnly(repositoryId: number, tag: string): Promise<void> {
     if (!(await q.deleteTagById(this.db, repositoryId, tag))) throw new WharfError('NOT_FOUND', 'Tag Not Found', { tag })
+  }
+
+  /** GitLab's bulk tag delete: the tags the rules select (cleanup.ts), deleted in one transaction; their count. */
+  async deleteTagsMatching(repositoryId: number, rules: CleanupRules): Promise<number> {
+    return this.db.transaction().execute(async (trx) => q.deleteTagsByName(trx, repositoryId, tagsToDelete(await q.tagAges(trx, repositoryId), rules)))
   }
 
   /** Deletes a repository with all its tags and manifests; blobs are left to garbage collection. */

@@ -440,6 +440,28 @@ export async function deleteTagById(db: Executor, repositoryId: number, tag: str
   return true
 }
 
+/** Every tag of a repository with its manifest's creation time (the order GitLab's cleanup keeps by). */
+export async function tagAges(db: Executor, repositoryId: number): Promise<Array<{ name: string; createdAt: string }>> {
+  return db
+    .selectFrom('tags as t')
+    .innerJoin('manifests as m', 'm.id', 't.manifest_id')
+    .select(['t.name', 'm.created_at as createdAt'])
+    .where('t.repository_id', '=', repositoryId)
+    .execute()
+}
+
+/** Deletes these tags (in statements of up to 500 names); their manifests' GC delay starts now. */
+export async function deleteTagsByName(db: Executor, repositoryId: number, names: readonly string[]): Promise<number> {
+  let n = 0
+  for (let i = 0; i < names.length; i += 500) {
+    const rows = await db.deleteFrom('tags').where('repository_id', '=', repositoryId).where('name', 'in', names.slice(i, i + 500)).returning('manifest_id').execute()
+    const ids = [...new Set(rows.map((r) => r.manifest_id))]
+    if (ids.length > 0) await db.updateTable('manifests').set({ untagged_at: nowIso() }).where('id', 'in', ids).execute()
+    n += rows.length
+  }
+  return n
+}
+
 /** Deletes a repository with its manifests, tags, blob links and uploads (ON DELETE CASCADE); blobs stay for GC. */
 export async function deleteRepositoryById(db: Executor, id: number): Promise<boolean> {
   const r = await db.deleteFrom('repositories').where('id', '=', id).executeTakeFirst()

@@ -192,3 +192,33 @@ test('size=true gives each repository the size of its distinct blobs; an index t
   const plain = (await repos(h, project.id, root.token)).json() as Array<Record<string, unknown>>
   assert.equal(plain[0]!.size, undefined)
 })
+
+test('bulk tag delete (GitLab): name_regex_delete, name_regex_keep and keep_n in one call, query or form body; latest stays', async (t) => {
+  const { h, root, project, users } = await setup(t)
+  // More tags, on distinct manifests pushed in order (keep_n keeps the newest manifests).
+  for (const [i, tag] of ['dev-1', 'dev-2', 'dev-3', 'dev-4', 'release-1'].entries()) await pushImage(h, ROOT, 'team/app', [tag], `seed-${i}`)
+  const [main] = (await repos(h, project.id, root.token)).json() as Array<{ id: number }>
+  const base = `/api/v4/projects/${project.id}/registry/repositories/${main!.id}/tags`
+  const names = async () => ((await h.req('GET', `${base}?per_page=100`, { token: root.token })).json() as Array<{ name: string }>).map((x) => x.name)
+
+  const r = await h.req('DELETE', `${base}?name_regex_delete=dev-.*&name_regex_keep=dev-1&keep_n=1`, { token: root.token })
+  assert.equal(r.statusCode, 202, r.body)
+  // dev-4 is the newest candidate (kept by keep_n), dev-1 matches the keep pattern.
+  assert.deepEqual(await names(), ['dev-1', 'dev-4', 'latest', 'release-1', 'v1', 'v1.0'])
+
+  // curl's form: the attributes in the body; .* spares latest; older_than spares what is newer.
+  const young = await h.req('DELETE', base, { token: root.token, form: { name_regex_delete: '.*', older_than: '1d' } })
+  assert.equal(young.statusCode, 202, young.body)
+  assert.equal((await names()).length, 6)
+  assert.equal((await h.req('DELETE', base, { token: root.token, form: { name_regex: 'v1.*' } })).statusCode, 202)
+  assert.deepEqual(await names(), ['dev-1', 'dev-4', 'latest', 'release-1'])
+
+  // Refusals: strict attributes, a missing pattern, a non-RE2 pattern, a bad age; developers may not.
+  assertProblem(await h.req('DELETE', `${base}?name_regex_delete=.*&keep=1`, { token: root.token }), 400)
+  assertProblem(await h.req('DELETE', base, { token: root.token, body: { name_regex_delete: '.*', id: 1 } }), 400)
+  assert.match(String(assertProblem(await h.req('DELETE', base, { token: root.token }), 400).message), /name_regex_delete is missing/)
+  assert.match(String(assertProblem(await h.req('DELETE', `${base}?name_regex_delete=${encodeURIComponent('(a)\\1')}`, { token: root.token }), 400).message), /name_regex_delete is not a valid regular expression/)
+  assert.match(String(assertProblem(await h.req('DELETE', `${base}?name_regex_delete=.*&older_than=soon`, { token: root.token }), 400).message), /older_than/)
+  assertProblem(await h.req('DELETE', `${base}?name_regex_delete=.*`, { token: users.developer }), 403)
+  assert.deepEqual(await names(), ['dev-1', 'dev-4', 'latest', 'release-1'])
+})
