@@ -18,6 +18,9 @@ const sweepPeriodMs = (ttlSeconds: number) => Math.min(ttlSeconds * 250, 10 * 60
 /** How often push events whose listeners failed (or never ran) are delivered again. */
 const PUSH_REDELIVERY_MS = 30_000
 
+/** How often cleanup policies are checked for a due run (their cadences are days). */
+const POLICY_CHECK_MS = 10 * 60 * 1000
+
 /** How often the dependency proxy's cleanup looks for images not pulled within cleanupDays. */
 const CLEANUP_PERIOD_MS = 60 * 60 * 1000
 
@@ -96,6 +99,13 @@ export async function startServer(config: Readonly<Config>): Promise<RunningServ
     ).finally(() => (collecting = undefined))
   }
   const gcTimer = config.gc.intervalMinutes > 0 ? setInterval(collect, config.gc.intervalMinutes * 60_000).unref() : undefined
+  // Projects' cleanup policies (GitLab's container_expiration_policy) whose cadence came round.
+  const expire = () =>
+    services.registry.manifests.policies.runDue().then(
+      (r) => r.policies && logger.info(r, 'ran container registry cleanup policies'),
+      (err: unknown) => logger.error({ err }, 'container registry cleanup policies failed'),
+    )
+  const policyTimer = setInterval(expire, POLICY_CHECK_MS).unref()
   const mirrorAuth = config.dependencyProxy.mirrorAuth === 'token' ? { auth: services.auth, realm: `${config.publicUrl}/jwt/auth` } : undefined
   const mirror = config.dependencyProxy.mirrorListen ? await buildMirrorApp({ logger, proxy: services.dependencyProxy, https, auth: mirrorAuth, limits: config.limits }) : undefined
 
@@ -131,6 +141,7 @@ export async function startServer(config: Readonly<Config>): Promise<RunningServ
       clearInterval(redeliveryTimer)
       clearInterval(cleanupTimer)
       clearInterval(gcTimer)
+      clearInterval(policyTimer)
       await mirror?.close()
       await app.close()
       await redelivering

@@ -247,6 +247,20 @@ export interface BlobDeletionsTable {
   created_at: string
 }
 
+/** A project's container registry cleanup policy (GitLab's container_expiration_policy). */
+export interface ContainerExpirationPoliciesTable {
+  project_id: number
+  enabled: number
+  cadence: string
+  keep_n: number | null
+  older_than: string | null
+  name_regex: string | null
+  name_regex_keep: string | null
+  /** When it runs next (enabled policies only). */
+  next_run_at: string | null
+  updated_at: string
+}
+
 /** One garbage collection at a time, across processes. */
 export interface GcLeaseTable {
   name: string
@@ -287,6 +301,7 @@ export interface Database {
   blob_claims: BlobClaimsTable
   blob_deletions: BlobDeletionsTable
   gc_lease: GcLeaseTable
+  container_expiration_policies: ContainerExpirationPoliciesTable
 }
 
 export type Executor = Kysely<Database> | Transaction<Database>

@@ -3,7 +3,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify'
 import type { ApiDeps } from '../api/context.ts'
 import { deployTokenJson, groupJsonFull, memberJson, projectJson } from '../api/entities.ts'
 import { pageOf, PageQuery, setPageHeaders } from '../api/pagination.ts'
-import { Accepted, Body, DateString, DeployTokenEntity, GroupEntity, IdParam, MemberEntity, Nullable, ProjectEntity, StringEnum, VisibilitySchema } from '../api/schemas.ts'
+import { Accepted, Body, DateString, DeployTokenEntity, ExpirationPolicyBody, GroupEntity, IdParam, MemberEntity, Nullable, ProjectEntity, StringEnum, VisibilitySchema } from '../api/schemas.ts'
 import type { Principal } from '../auth/principals.ts'
 import { DEPLOY_TOKEN_SCOPES } from '../auth/roles.ts'
 import { WharfError } from '../core/errors.ts'
@@ -23,6 +23,7 @@ const SettingsBody = Body({
   name: Type.Optional(Type.String({ minLength: 1, maxLength: 255 })),
   visibility: Type.Optional(VisibilitySchema),
   description: Type.Optional(Type.String({ maxLength: 2000 })),
+  container_expiration_policy_attributes: Type.Optional(ExpirationPolicyBody),
 })
 
 const ProjectBody = Body({
@@ -148,12 +149,15 @@ export async function projectRoutes(app: FastifyInstance, deps: ApiDeps): Promis
 
   app.get('/projects/:id', { schema: { summary: 'Get a project', tags: ['projects'], params: IdParam, 'x-response': { 200: ProjectEntity } }, config: { public: true } }, async (req) => {
     const { project } = await projects.projectFor(req.principal, (req.params as Static<typeof IdParam>).id)
-    return projectJson(project, projects, deps)
+    return { ...(await projectJson(project, projects, deps)), container_expiration_policy: await deps.manifests.policies.get(project.id) }
   })
 
   app.put('/projects/:id', { schema: { summary: 'Update a project (maintainer)', tags: ['projects'], params: IdParam, body: SettingsBody, 'x-response': { 200: ProjectEntity } } }, async (req) => {
     const { project } = await projects.projectFor(req.principal, (req.params as Static<typeof IdParam>).id, 'maintainer')
-    return projectJson(await projects.updateProjectSettings(project, req.body as Static<typeof SettingsBody>), projects, deps)
+    const { container_expiration_policy_attributes: policy, ...settings } = req.body as Static<typeof SettingsBody>
+    // The policy first: a refused policy leaves the other settings unchanged too.
+    const container_expiration_policy = policy ? await deps.manifests.policies.update(project.id, policy) : await deps.manifests.policies.get(project.id)
+    return { ...(await projectJson(await projects.updateProjectSettings(project, settings), projects, deps)), container_expiration_policy }
   })
 
   app.delete('/projects/:id', { schema: { summary: 'Delete a project and its images (owner)', tags: ['projects'], params: IdParam, 'x-response': { 202: Accepted } } }, async (req, reply) => {

@@ -7,6 +7,7 @@ import { parseManifest, type ParsedManifest } from './manifest-parse.ts'
 import { INDEX_TYPES, MANIFEST_TYPES, MEDIA_TYPES } from './media-types.ts'
 import type { InvalidTag, Reference } from './oci-path.ts'
 import { tagsToDelete, type CleanupRules } from './cleanup.ts'
+import { CleanupPolicies } from './cleanup-policies.ts'
 import * as q from './queries.ts'
 
 const EMPTY_CONFIG_TYPE = 'application/vnd.oci.empty.v1+json'
@@ -21,10 +22,13 @@ export interface Page<T> {
 export class Manifests {
   private readonly db: Kysely<Database>
   private readonly pageMax: number
+  /** Projects' cleanup policies (GitLab's container_expiration_policy). */
+  readonly policies: CleanupPolicies
 
   constructor(db: Kysely<Database>, opts: { pageMax: number }) {
     this.db = db
     this.pageMax = opts.pageMax
+    this.policies = new CleanupPolicies(db)
   }
 
   async get(name: RepoName, ref: Reference, accept: string | undefined): Promise<Manifest> {

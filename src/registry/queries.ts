@@ -1,6 +1,7 @@
 import { sql } from 'kysely'
 import { nowIso } from '../metadata/db.ts'
-import type { Executor, Manifest, Upload } from '../metadata/schema.ts'
+import type { Insertable } from 'kysely'
+import type { ContainerExpirationPoliciesTable, Executor, Manifest, Upload } from '../metadata/schema.ts'
 
 // Only this file builds registry SQL. Every function takes the executor first so callers can run it in a transaction.
 
@@ -475,4 +476,41 @@ export async function deleteRepositoriesUnder(db: Executor, path: string): Promi
     .deleteFrom('repositories')
     .where((eb) => eb.or([eb('name', '=', lower), eb.and([eb('name', '>', `${lower}/`), eb('name', '<', `${lower}0`)])]))
     .execute()
+}
+
+// Cleanup policies (cleanup-policies.ts)
+
+export async function cleanupPolicy(db: Executor, projectId: number) {
+  return db.selectFrom('container_expiration_policies').selectAll().where('project_id', '=', projectId).executeTakeFirst()
+}
+
+export async function upsertCleanupPolicy(db: Executor, row: Insertable<ContainerExpirationPoliciesTable>): Promise<void> {
+  const { project_id: _id, ...set } = row
+  await db.insertInto('container_expiration_policies').values(row).onConflict((oc) => oc.column('project_id').doUpdateSet(set)).execute()
+}
+
+/** Enabled policies due by `now`, with their project's registry path. */
+export async function dueCleanupPolicies(db: Executor, now: string) {
+  return db
+    .selectFrom('container_expiration_policies as c')
+    .innerJoin('projects as p', 'p.id', 'c.project_id')
+    .select(['c.project_id', 'c.cadence', 'c.keep_n', 'c.older_than', 'c.name_regex', 'c.name_regex_keep', 'p.full_path_lower'])
+    .where('c.enabled', '=', 1)
+    .where('c.next_run_at', '<=', now)
+    .execute()
+}
+
+export async function setCleanupPolicyNextRun(db: Executor, projectId: number, at: string): Promise<void> {
+  await db.updateTable('container_expiration_policies').set({ next_run_at: at }).where('project_id', '=', projectId).execute()
+}
+
+/** Repositories named `path` or below `path/`. */
+export async function repositoryIdsUnder(db: Executor, path: string): Promise<number[]> {
+  const rows = await db
+    .selectFrom('repositories')
+    .select('id')
+    // A byte-order range instead of LIKE, as in pageRepositoriesUnder.
+    .where((eb) => eb.or([eb('name', '=', path), eb.and([eb('name', '>', `${path}/`), eb('name', '<', `${path}0`)])]))
+    .execute()
+  return rows.map((r) => r.id)
 }

@@ -34,4 +34,19 @@ export async function up(db: Kysely<unknown>, _ctx: MigrationContext): Promise<v
     .addColumn('owner', 'text', (c) => c.notNull())
     .addColumn('expires_at', 'text', (c) => c.notNull())
     .execute()
+
+  // GitLab's container_expiration_policy_attributes: a project's cleanup policy, run on its cadence.
+  await db.schema
+    .createTable('container_expiration_policies')
+    .addColumn('project_id', 'integer', (c) => c.primaryKey().references('projects.id').onDelete('cascade'))
+    .addColumn('enabled', 'integer', (c) => c.notNull())
+    .addColumn('cadence', 'text', (c) => c.notNull())
+    .addColumn('keep_n', 'integer')
+    .addColumn('older_than', 'text')
+    .addColumn('name_regex', 'text')
+    .addColumn('name_regex_keep', 'text')
+    .addColumn('next_run_at', 'text')
+    .addColumn('updated_at', 'text', (c) => c.notNull())
+    .execute()
+  await db.schema.createIndex('container_expiration_policies_next_run').on('container_expiration_policies').column('next_run_at').execute()
 }
