@@ -60,7 +60,7 @@ export const ProjectEntity = Type.Object({
   container_registry_access_level: Str,
   container_registry_image_prefix: Type.String({ description: '<registry host>/<full path lowercased>' }),
   _links: Type.Object({ self: Str, members: Str }),
-  /** On GET and PUT /projects/:id only. */
+  /** GitLab's registry cleanup policy of the project. */
   container_expiration_policy: Type.Optional(
     Type.Object({ enabled: Type.Boolean(), cadence: Str, keep_n: NInt, older_than: NStr, name_regex: NStr, name_regex_keep: NStr, next_run_at: NStr }),
   ),

@@ -7,6 +7,7 @@ import { Accepted, Body, DateString, DeployTokenEntity, ExpirationPolicyBody, Gr
 import type { Principal } from '../auth/principals.ts'
 import { DEPLOY_TOKEN_SCOPES } from '../auth/roles.ts'
 import { WharfError } from '../core/errors.ts'
+import type { Project } from '../metadata/schema.ts'
 import type { SourceKind } from './queries.ts'
 
 // /api/v4 groups, projects, their members and deploy tokens. Thin: parse, call the service, shape the JSON.
@@ -110,13 +111,16 @@ export async function projectRoutes(app: FastifyInstance, deps: ApiDeps): Promis
     return reply.code(202).send({ message: '202 Accepted' })
   })
 
+  /** GitLab's project entity carries its registry cleanup policy. */
+  const withPolicy = async (p: Project) => ({ ...(await projectJson(p, projects, deps)), container_expiration_policy: await deps.manifests.policies.get(p.id) })
+
   app.get('/groups/:id/projects', { schema: { summary: "List a group's projects", tags: ['groups'], params: IdParam, querystring: ProjectQuery, 'x-response': { 200: Type.Array(ProjectEntity) } }, config: { public: true } }, async (req, reply) => {
     const { group } = await projects.groupFor(req.principal, (req.params as Static<typeof IdParam>).id)
     const query = req.query as Static<typeof ProjectQuery>
     const page = pageOf(query)
     const { rows, total } = await projects.visibleProjects(req.principal, { search: query.search, visibility: query.visibility, withinGroup: group.id, ...page })
     setPageHeaders(req, reply, deps.publicUrl, page, total)
-    return Promise.all(rows.map((p) => projectJson(p, projects, deps)))
+    return Promise.all(rows.map((p) => withPolicy(p)))
   })
 
   // ---- Projects ----
@@ -126,7 +130,7 @@ export async function projectRoutes(app: FastifyInstance, deps: ApiDeps): Promis
     const page = pageOf(query)
     const { rows, total } = await projects.visibleProjects(req.principal, { search: query.search, owned: query.owned, membership: query.membership, visibility: query.visibility, ...page })
     setPageHeaders(req, reply, deps.publicUrl, page, total)
-    return Promise.all(rows.map((p) => projectJson(p, projects, deps)))
+    return Promise.all(rows.map((p) => withPolicy(p)))
   })
 
   app.post('/projects', { schema: { summary: 'Create a project', tags: ['projects'], body: ProjectBody, 'x-response': { 201: ProjectEntity } } }, async (req, reply) => {
@@ -144,12 +148,12 @@ export async function projectRoutes(app: FastifyInstance, deps: ApiDeps): Promis
       namespaceId = ns.id
     }
     const project = await projects.createProjectChecked(actor, { namespaceId, path, name: body.name ?? path, visibility: body.visibility ?? 'private', description: body.description ?? '' })
-    return reply.code(201).send(await projectJson(project, projects, deps))
+    return reply.code(201).send(await withPolicy(project))
   })
 
   app.get('/projects/:id', { schema: { summary: 'Get a project', tags: ['projects'], params: IdParam, 'x-response': { 200: ProjectEntity } }, config: { public: true } }, async (req) => {
     const { project } = await projects.projectFor(req.principal, (req.params as Static<typeof IdParam>).id)
-    return { ...(await projectJson(project, projects, deps)), container_expiration_policy: await deps.manifests.policies.get(project.id) }
+    return withPolicy(project)
   })
 
   app.put('/projects/:id', { schema: { summary: 'Update a project (maintainer)', tags: ['projects'], params: IdParam, body: SettingsBody, 'x-response': { 200: ProjectEntity } } }, async (req) => {
