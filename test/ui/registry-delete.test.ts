@@ -42,8 +42,9 @@ describe('Registry tab', () => {
     const dialog = page.getByRole('dialog')
     assert.match(await dialog.innerText(), /Its 1 tag and manifests are deleted now/)
     await dialog.getByRole('button', { name: 'Delete image' }).click()
-    await page.getByRole('row', { name: new RegExp(`${wharf.host}/team/app/api`) }).waitFor({ state: 'detached' })
-    await page.getByRole('row', { name: new RegExp(`${wharf.host}/team/app `) }).first().waitFor()
+    // The Images table links each image by its location.
+    await page.getByRole('link', { name: `${wharf.host}/team/app/api`, exact: true }).waitFor({ state: 'detached' })
+    await page.getByRole('link', { name: `${wharf.host}/team/app`, exact: true }).waitFor()
 
     const after = await wharf.api('GET', `/api/v4/projects/${projectId}/registry/repositories`)
     assert.deepEqual((after.json as Array<{ path: string }>).map((r) => r.path), ['team/app'])
