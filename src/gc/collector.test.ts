@@ -240,7 +240,7 @@ describe('garbage collection against concurrent pushes', () => {
     assert.equal(done, false, 'the push waits for the deletion')
     // The collector's second step: the file goes, then the mark.
     await rm(join(w.storage, blobPath(parseDigest(b.digest))))
-    await rq.finishBlobDeletion(w.db, 'gc:test', b.digest)
+    await rq.finishBlobDeletions(w.db, 'gc:test', [b.digest])
     await push
     assert.ok(await fileExists(w, b.digest), 'the pushed file is in place')
     assert.equal(await rq.linkedBlobSize(w.db, 'team/other', b.digest), b.size)

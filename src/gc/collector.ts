@@ -103,7 +103,10 @@ export class GarbageCollector {
       const names = await q.repositoryNames(this.db, [...new Set(rows.map((r) => r.repository_id))])
       for (const m of rows) items.push(manifestItem({ ...m, repository: names.get(m.repository_id) ?? `#${m.repository_id}` }))
     }
-    for (let rows; (rows = await q.deleteLinkBatch(this.db, cut.before)).length > 0; ) {
+    // Candidates in one pass, then deleted in batches that re-check the rule (a push may have referenced one since).
+    const links = await q.staleLinkCandidates(this.db, cut.before)
+    for (let i = 0; i < links.length; i += q.BATCH) {
+      const rows = await q.deleteLinkBatch(this.db, links.slice(i, i + q.BATCH), cut.before)
       const names = await q.repositoryNames(this.db, [...new Set(rows.map((r) => r.repository_id))])
       for (const l of rows) items.push(linkItem({ ...l, repository: names.get(l.repository_id) ?? `#${l.repository_id}` }))
     }

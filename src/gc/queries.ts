@@ -48,15 +48,27 @@ export interface LinkRow {
   created_at: string
 }
 
-/** Deletes up to BATCH blob links older than `before` that no manifest in their repository references. */
-export async function deleteLinkBatch(db: Executor, before: string): Promise<LinkRow[]> {
+/** Blob links older than `before` that no manifest of their repository references now (one set-based pass): the candidates to delete. */
+export async function staleLinkCandidates(db: Executor, before: string): Promise<number[]> {
+  const r = await sql<{ id: number }>`
+    SELECT rb.rowid AS id FROM repository_blobs rb
+     WHERE rb.created_at < ${before}
+       AND (rb.repository_id, rb.digest) NOT IN (SELECT m.repository_id, r.digest FROM manifests m JOIN manifest_references r ON r.manifest_id = m.id AND r.kind = 'blob')`.execute(db)
+  return r.rows.map((x) => Number(x.id))
+}
+
+/**
+ * Deletes those of these links (by rowid, at most BATCH) that are still older than `before` and
+ * referenced by no manifest of their repository: the rule is checked again where they are deleted.
+ */
+export async function deleteLinkBatch(db: Executor, rowids: number[], before: string): Promise<LinkRow[]> {
+  if (rowids.length === 0) return []
   const r = await sql<LinkRow>`
-    DELETE FROM repository_blobs WHERE rowid IN (
-      SELECT rb.rowid FROM repository_blobs rb
-       WHERE rb.created_at < ${before}
-         AND NOT EXISTS (SELECT 1 FROM manifest_references r JOIN manifests m ON m.id = r.manifest_id
-                          WHERE r.digest = rb.digest AND r.kind = 'blob' AND m.repository_id = rb.repository_id)
-       LIMIT ${BATCH})
+    DELETE FROM repository_blobs AS rb
+     WHERE rb.rowid IN (${sql.join(rowids.map((id) => sql`${id}`))})
+       AND rb.created_at < ${before}
+       AND NOT EXISTS (SELECT 1 FROM manifests m JOIN manifest_references r ON r.manifest_id = m.id
+                        WHERE m.repository_id = rb.repository_id AND r.digest = rb.digest AND r.kind = 'blob')
     RETURNING repository_id, digest, created_at`.execute(db)
   return r.rows
 }
@@ -78,9 +90,6 @@ function kept(untaggedBefore: string): RawBuilder<unknown> {
       UNION
       SELECT s.id, s.repository_id, s.digest FROM kept k
         JOIN manifests s ON s.repository_id = k.repository_id AND s.subject_digest = k.digest
-    ),
-    kept_refs(repository_id, digest) AS (
-      SELECT k.repository_id, r.digest FROM kept k JOIN manifest_references r ON r.manifest_id = k.id AND r.kind = 'blob'
     )`
 }
 
@@ -90,7 +99,11 @@ export interface Plan {
   blobs: Array<{ digest: string; size: number }>
 }
 
-/** What a sweep with these cut-offs would delete now (orphan files aside). Read-only. */
+/**
+ * What a sweep with these cut-offs would delete now (orphan files aside). Read-only. The
+ * reachability query runs once, at the top level (SQLite would evaluate it again for every row
+ * of a correlated subquery); links and blobs are then matched against its result here.
+ */
 export async function plan(db: Executor, c: { untaggedBefore: string; before: string; claimsBefore: string }): Promise<Plan> {
   const manifests = await sql<ManifestRow & { repository: string }>`
     WITH RECURSIVE ${kept(c.untaggedBefore)}
@@ -98,25 +111,27 @@ export async function plan(db: Executor, c: { untaggedBefore: string; before: st
       FROM manifests m JOIN repositories rp ON rp.id = m.repository_id
      WHERE m.id NOT IN (SELECT id FROM kept)
      ORDER BY rp.name, m.digest`.execute(db)
-  // A link survives when a kept manifest of its repository references it, or while it is recent.
-  const links = await sql<LinkRow & { repository: string }>`
+  const keptRefs = await sql<{ repository_id: number; digest: string }>`
     WITH RECURSIVE ${kept(c.untaggedBefore)}
+    SELECT DISTINCT k.repository_id, r.digest FROM kept k JOIN manifest_references r ON r.manifest_id = k.id AND r.kind = 'blob'`.execute(db)
+  const referenced = new Set(keptRefs.rows.map((r) => `${r.repository_id} ${r.digest}`))
+  const allLinks = await sql<LinkRow & { repository: string }>`
     SELECT rb.repository_id, rp.name AS repository, rb.digest, rb.created_at
       FROM repository_blobs rb JOIN repositories rp ON rp.id = rb.repository_id
-     WHERE rb.created_at < ${c.before} AND (rb.repository_id, rb.digest) NOT IN (SELECT repository_id, digest FROM kept_refs)
      ORDER BY rp.name, rb.digest`.execute(db)
+  // A link survives when a kept manifest of its repository references it, or while it is recent.
+  const links = allLinks.rows.filter((l) => l.created_at < c.before && !referenced.has(`${l.repository_id} ${l.digest}`))
+  const gone = new Set(links.map((l) => `${l.repository_id} ${l.digest}`))
+  const held = new Set(allLinks.rows.filter((l) => !gone.has(`${l.repository_id} ${l.digest}`)).map((l) => l.digest))
   const blobs = await sql<{ digest: string; size: number }>`
-    WITH RECURSIVE ${kept(c.untaggedBefore)}
     SELECT b.digest, b.size FROM blobs b
      WHERE b.created_at < ${c.before}
-       AND NOT EXISTS (SELECT 1 FROM repository_blobs rb WHERE rb.digest = b.digest
-                        AND (rb.created_at >= ${c.before} OR (rb.repository_id, rb.digest) IN (SELECT repository_id, digest FROM kept_refs)))
        AND NOT EXISTS (SELECT 1 FROM blob_claims bc WHERE bc.digest = b.digest AND bc.created_at >= ${c.claimsBefore})
      ORDER BY b.digest`.execute(db)
   return {
     manifests: manifests.rows.map((m) => ({ ...m, size: Number(m.size) })),
-    links: links.rows,
-    blobs: blobs.rows.map((b) => ({ digest: b.digest, size: Number(b.size) })),
+    links,
+    blobs: blobs.rows.filter((b) => !held.has(b.digest)).map((b) => ({ digest: b.digest, size: Number(b.size) })),
   }
 }
 

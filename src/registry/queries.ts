@@ -134,9 +134,10 @@ export async function markOrphanFile(db: Executor, owner: string, digest: string
   return Number(r.numAffectedRows ?? 0) > 0
 }
 
-/** The file is gone: claims of the digest may go ahead. */
-export async function finishBlobDeletion(db: Executor, owner: string, digest: string): Promise<void> {
-  await db.deleteFrom('blob_deletions').where('digest', '=', digest).where('owner', '=', owner).execute()
+/** The files are gone: claims of these digests may go ahead. */
+export async function finishBlobDeletions(db: Executor, owner: string, digests: readonly string[]): Promise<void> {
+  if (digests.length === 0) return
+  await db.deleteFrom('blob_deletions').where('owner', '=', owner).where('digest', 'in', digests).execute()
 }
 
 /** Takes over deletions whose owner stopped (a crash) before `before`; returns the digests now owned by `owner`. */
