@@ -109,7 +109,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     async (api) => {
       apiScope(api, apiAuthHook(deps.apiTokens))
       const { users, projects, groups, members, projectAccess, accessTokens } = deps
-      await api.register(projectRoutes, { ...urls, users, projects, groups, members, projectAccess, accessTokens, credentials })
+      await api.register(projectRoutes, { ...urls, users, projects, groups, members, projectAccess, accessTokens, credentials, policies: deps.registry.manifests.policies })
       await api.register(userRoutes, { users, accessTokens, apiTokens: deps.apiTokens, credentials, publicUrl })
       await api.register(registryApiRoutes, { ...urls, projects, manifests: deps.registry.manifests, credentials })
       apiIndexRoutes(api, openapi)

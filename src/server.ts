@@ -12,11 +12,15 @@ import { createServices } from './services.ts'
 import { createFsDriver } from './storage/fs-driver.ts'
 import { Metrics, metricsServer } from './ops/index.ts'
 import { buildMirrorApp } from './proxy/index.ts'
+import { WharfError } from './core/errors.ts'
 
 /** How often stale upload sessions are looked for; a quarter of the TTL, at most every ten minutes. */
 const sweepPeriodMs = (ttlSeconds: number) => Math.min(ttlSeconds * 250, 10 * 60 * 1000)
 /** How often push events whose listeners failed (or never ran) are delivered again. */
 const PUSH_REDELIVERY_MS = 30_000
+
+/** How often cleanup policies are checked for a due run (their cadences are days). */
+const POLICY_CHECK_MS = 10 * 60 * 1000
 
 /** How often the dependency proxy's cleanup looks for images not pulled within cleanupDays. */
 const CLEANUP_PERIOD_MS = 60 * 60 * 1000
@@ -61,6 +65,7 @@ export async function startServer(config: Readonly<Config>): Promise<RunningServ
     registryMirror: mirrorUrl(config),
     secretsDir: join(config.data, 'secrets'),
     webhooks: config.webhooks,
+    gc: config.gc,
   })
   const { registry, generatedRootPassword } = services
   const https = config.tls && { cert: await readFile(config.tls.cert), key: await readFile(config.tls.key) }
@@ -88,6 +93,22 @@ export async function startServer(config: Readonly<Config>): Promise<RunningServ
     )
   await cleanup()
   const cleanupTimer = setInterval(cleanup, CLEANUP_PERIOD_MS).unref()
+  // Online GC on its schedule; a run still going (or one `wharf gc` holds the lease for) is not doubled.
+  let collecting: Promise<unknown> | undefined
+  const collect = () => {
+    collecting ??= services.gc.run().then(
+      (r) => logger.info({ ...r.counts, freedBytes: r.freedBytes, durationMs: r.durationMs }, 'garbage collection done'),
+      (err: unknown) => (err instanceof WharfError && err.code === 'CONFLICT' ? logger.info('garbage collection skipped: another one is running') : logger.error({ err }, 'garbage collection failed')),
+    ).finally(() => (collecting = undefined))
+  }
+  const gcTimer = config.gc.intervalMinutes > 0 ? setInterval(collect, config.gc.intervalMinutes * 60_000).unref() : undefined
+  // Projects' cleanup policies (GitLab's container_expiration_policy) whose cadence came round.
+  const expire = () =>
+    services.registry.manifests.policies.runDue().then(
+      (r) => r.policies && logger.info(r, 'ran container registry cleanup policies'),
+      (err: unknown) => logger.error({ err }, 'container registry cleanup policies failed'),
+    )
+  const policyTimer = setInterval(expire, POLICY_CHECK_MS).unref()
   const mirrorAuth = config.dependencyProxy.mirrorAuth === 'token' ? { auth: services.auth, realm: `${config.publicUrl}/jwt/auth` } : undefined
   const mirror = config.dependencyProxy.mirrorListen ? await buildMirrorApp({ logger, proxy: services.dependencyProxy, https, auth: mirrorAuth, limits: config.limits }) : undefined
 
@@ -134,9 +155,12 @@ export async function startServer(config: Readonly<Config>): Promise<RunningServ
       clearInterval(timer)
       clearInterval(redeliveryTimer)
       clearInterval(cleanupTimer)
+      clearInterval(gcTimer)
+      clearInterval(policyTimer)
       await mirror?.close()
       await app.close()
       await redelivering
+      await collecting
       disconnectHooks()
       await services.hooks.close()
       await services.ci?.pipelines.close()

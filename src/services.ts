@@ -21,6 +21,7 @@ import { DependencyProxy, type ProxyOptions } from './proxy/index.ts'
 import { Sealer } from './core/sealing.ts'
 import { DEFAULT_WEBHOOK_OPTIONS, Webhooks } from './hooks/service.ts'
 import type { OutboundPolicy } from './hooks/outbound.ts'
+import { GarbageCollector, type GcOptions } from './gc/index.ts'
 
 /** A runner that sent nothing about a running job for this long is presumed gone (GitLab Runner updates every few seconds). */
 export const DEFAULT_JOB_HEARTBEAT_TIMEOUT_SECONDS = 300
@@ -51,6 +52,8 @@ export interface ServiceOptions {
   secretsDir?: string | undefined
   /** Which webhook targets are allowed, and how long a receiver may take (config `webhooks`). */
   webhooks?: (OutboundPolicy & { timeoutSeconds: number }) | undefined
+  /** Garbage collection's grace and delay (default: the config defaults). */
+  gc?: GcOptions | undefined
 }
 
 export interface Services {
@@ -71,6 +74,8 @@ export interface Services {
   probes: Probes
   /** The pull-through cache (GitLab's dependency proxy and the mirror listener). */
   dependencyProxy: DependencyProxy
+  /** Online garbage collection of the registry. */
+  gc: GarbageCollector
   /** Git hosting (repositories, smart HTTP, push events); present when a git root was given. */
   git?: GitHosting
   /** Pipelines, CI/CD variables and triggers; present with git hosting. */
@@ -105,7 +110,8 @@ export async function createServices(db: Kysely<Database>, storage: BlobDriver, 
     instanceUrl: opts.publicUrl,
     userAgent: 'Wharf',
   })
-  const services: Services = { db, registry, users, projects, groups, members, projectAccess, credentials, auth, accessTokens, apiTokens, metrics, probes: new Probes(db, driver), dependencyProxy, hooks }
+  const gc = new GarbageCollector(db, registry.blobs, driver, opts.gc ?? DEFAULTS.gc, metrics)
+  const services: Services = { db, registry, users, projects, groups, members, projectAccess, credentials, auth, accessTokens, apiTokens, metrics, probes: new Probes(db, driver), dependencyProxy, hooks, gc }
   if (opts.gitRoot) {
     services.git = await createGitHosting(opts.gitRoot, { db, projects, projectAccess, credentials })
     services.ci = createCi(db, services.git, { users, projects, groups, projectAccess }, opts.publicUrl, {

@@ -63,6 +63,20 @@ export const ProjectEntity = Type.Object({
   container_registry_access_level: Str,
   container_registry_image_prefix: Type.String({ description: '<registry host>/<full path lowercased>' }),
   _links: Type.Object({ self: Str, members: Str }),
+  /** GitLab's registry cleanup policy of the project. */
+  container_expiration_policy: Type.Optional(
+    Type.Object({ enabled: Type.Boolean(), cadence: Str, keep_n: NInt, older_than: NStr, name_regex: NStr, name_regex_keep: NStr, next_run_at: NStr }),
+  ),
+})
+
+/** GitLab's container_expiration_policy_attributes (PUT /projects/:id); values are checked against GitLab's lists by the registry. */
+export const ExpirationPolicyBody = Body({
+  enabled: Type.Optional(Type.Boolean()),
+  cadence: Type.Optional(Type.String({ description: '1d, 7d, 14d, 1month or 3month' })),
+  keep_n: Type.Optional(Nullable(Type.Integer({ description: '1, 5, 10, 25, 50 or 100' }))),
+  older_than: Type.Optional(Nullable(Type.String({ description: '7d, 14d, 30d or 90d' }))),
+  name_regex: Type.Optional(Nullable(Type.String({ maxLength: 255, description: 'RE2 pattern of tag names to delete' }))),
+  name_regex_keep: Type.Optional(Nullable(Type.String({ maxLength: 255, description: 'RE2 pattern of tag names to keep' }))),
 })
 
 export const GroupEntity = Type.Object({ id: Int, web_url: Str, name: Str, path: Str, description: Str, visibility: VisibilitySchema, full_name: Str, full_path: Str, parent_id: NInt, created_at: Str, avatar_url: Type.Null() })

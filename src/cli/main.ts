@@ -16,6 +16,7 @@ Commands:
   tls init        create a local CA and a server certificate for HTTPS ("wharf tls help")
   admin           create users, groups, projects and tokens offline ("wharf admin help")
   backup          back up a live data directory, restore into an empty one ("wharf backup help")
+  gc              online garbage collection of the registry; --dry-run lists what would go ("wharf gc --help")
   runner          run CI jobs for a Wharf server ("wharf runner help")
   help            show this help
 
@@ -122,6 +123,11 @@ async function main(argv: string[]): Promise<void> {
     case 'backup': {
       const { backupCommand } = await import('./backup.ts')
       process.exitCode = await backupCommand(rest)
+      return
+    }
+    case 'gc': {
+      const { gcCommand } = await import('./gc.ts')
+      process.exitCode = await gcCommand(rest)
       return
     }
     case 'runner': {

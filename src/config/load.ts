@@ -38,6 +38,9 @@ export const SETTINGS = [
   { key: 'webhooks.allowLocalNetwork', flag: 'webhooks-allow-local-network', env: 'WHARF_WEBHOOKS_ALLOW_LOCAL_NETWORK', kind: 'boolean' },
   { key: 'webhooks.allowedHosts', flag: 'webhooks-allowed-hosts', env: 'WHARF_WEBHOOKS_ALLOWED_HOSTS', kind: 'list' },
   { key: 'webhooks.timeoutSeconds', flag: 'webhooks-timeout-seconds', env: 'WHARF_WEBHOOKS_TIMEOUT_SECONDS', kind: 'integer' },
+  { key: 'gc.intervalMinutes', flag: 'gc-interval-minutes', env: 'WHARF_GC_INTERVAL_MINUTES', kind: 'integer' },
+  { key: 'gc.graceSeconds', flag: 'gc-grace-seconds', env: 'WHARF_GC_GRACE_SECONDS', kind: 'integer' },
+  { key: 'gc.untaggedDelaySeconds', flag: 'gc-untagged-delay-seconds', env: 'WHARF_GC_UNTAGGED_DELAY_SECONDS', kind: 'integer' },
 ] as const
 
 /** Settings never echoed back (errors, verify-config). */

@@ -117,6 +117,18 @@ export const ConfigSchema = Type.Object(
       },
       { additionalProperties: false },
     ),
+    /** Online garbage collection of the registry (also `wharf gc`). */
+    gc: Type.Object(
+      {
+        /** Minutes between scheduled collections in the server; 0 turns the schedule off (run `wharf gc` instead). */
+        intervalMinutes: Type.Integer({ minimum: 0, maximum: 7 * 24 * 60, description: 'minutes, 0 (off) to 10080' }),
+        /** Blobs and blob links no manifest references are kept this long (a push's layers before its manifest). */
+        graceSeconds: Type.Integer({ minimum: 0, maximum: 30 * 86_400, description: 'seconds, 0 to 2592000' }),
+        /** Untagged manifests are kept this long after losing their last tag (GitLab: 24 hours). */
+        untaggedDelaySeconds: Type.Integer({ minimum: 0, maximum: 365 * 86_400, description: 'seconds, 0 to 31536000' }),
+      },
+      { additionalProperties: false },
+    ),
     ci: Type.Object(
       {
         /** A running job whose runner sent no update (state or log) this long is failed as a runner system failure. */
@@ -161,4 +173,6 @@ export const DEFAULTS: Omit<Config, 'publicUrl'> = {
   },
   webhooks: { allowLocalNetwork: false, allowedHosts: [], timeoutSeconds: 10 },
   ci: { jobHeartbeatTimeoutSeconds: 300, maxJobsPerPipeline: 500 },
+  // A day either way, as GitLab's online GC reviews blobs and untagged manifests after 24 hours.
+  gc: { intervalMinutes: 60, graceSeconds: 86_400, untaggedDelaySeconds: 86_400 },
 }

@@ -34,6 +34,8 @@ export interface ManifestsTable {
   annotations: string | null
   content: Uint8Array
   created_at: string
+  /** When it last lost a tag; untagged manifests are kept for gc.untaggedDelaySeconds from then (or from created_at). */
+  untagged_at: string | null
 }
 
 /** Edges from a manifest to the blobs (config, layers) and manifests (index children) it names. */
@@ -230,6 +232,42 @@ export interface PipelineTriggersTable {
   created_at: string
 }
 
+/** A push about to put a blob's file in place (src/gc/): the collector never deletes a claimed digest. */
+export interface BlobClaimsTable {
+  id: string
+  digest: string
+  created_at: string
+}
+
+/** A blob whose row was deleted and whose file is being removed; claims of that digest wait for it. */
+export interface BlobDeletionsTable {
+  digest: string
+  /** The collection (or cache purge) removing it: only the owner finishes it, unless it went stale. */
+  owner: string
+  created_at: string
+}
+
+/** A project's container registry cleanup policy (GitLab's container_expiration_policy). */
+export interface ContainerExpirationPoliciesTable {
+  project_id: number
+  enabled: number
+  cadence: string
+  keep_n: number | null
+  older_than: string | null
+  name_regex: string | null
+  name_regex_keep: string | null
+  /** When it runs next (enabled policies only). */
+  next_run_at: string | null
+  updated_at: string
+}
+
+/** One garbage collection at a time, across processes. */
+export interface GcLeaseTable {
+  name: string
+  owner: string
+  expires_at: string
+}
+
 export interface Database {
   repositories: RepositoriesTable
   blobs: BlobsTable
@@ -263,6 +301,10 @@ export interface Database {
   webhooks: WebhooksTable
   webhook_deliveries: WebhookDeliveriesTable
   webhook_pipeline_states: WebhookPipelineStatesTable
+  blob_claims: BlobClaimsTable
+  blob_deletions: BlobDeletionsTable
+  gc_lease: GcLeaseTable
+  container_expiration_policies: ContainerExpirationPoliciesTable
 }
 
 export type Executor = Kysely<Database> | Transaction<Database>

@@ -1,8 +1,8 @@
-import { Type, } from '@sinclair/typebox'
+import { Type, type Static } from '@sinclair/typebox'
 import type { FastifyRequest } from 'fastify'
 import type { ApiUrls } from '../api/context.ts'
 import { pageOf, PageQuery, setPageHeaders } from '../api/pagination.ts'
-import { Accepted, Body, DateString, DeployTokenEntity, GroupEntity, IdParam, MemberEntity, Nullable, ProjectEntity, StringEnum, VisibilitySchema } from '../api/schemas.ts'
+import { Accepted, Body, DateString, DeployTokenEntity, ExpirationPolicyBody, GroupEntity, IdParam, MemberEntity, Nullable, ProjectEntity, StringEnum, VisibilitySchema } from '../api/schemas.ts'
 import type { AccessTokens } from '../auth/access-tokens.ts'
 import type { Credentials } from '../auth/credentials.ts'
 import type { Principal } from '../auth/principals.ts'
@@ -14,6 +14,7 @@ import type { ProjectAccess } from './access-levels.ts'
 import { deployTokenJson, groupJsonFull, memberJson, projectJson } from './entities.ts'
 import type { Groups } from './groups.ts'
 import type { Members } from './members.ts'
+import type { Project } from '../metadata/schema.ts'
 import type { SourceKind } from './queries.ts'
 import type { Projects } from './service.ts'
 
@@ -31,6 +32,7 @@ const SettingsBody = Body({
   name: Type.Optional(Type.String({ minLength: 1, maxLength: 255 })),
   visibility: Type.Optional(VisibilitySchema),
   description: Type.Optional(Type.String({ maxLength: 2000 })),
+  container_expiration_policy_attributes: Type.Optional(ExpirationPolicyBody),
 })
 
 const ProjectBody = Body({
@@ -85,6 +87,14 @@ export interface ProjectRouteOptions extends ApiUrls {
   projectAccess: ProjectAccess
   accessTokens: AccessTokens
   credentials: Credentials
+  /** The registry's cleanup policies (GitLab's container_expiration_policy), shown and set with the project. */
+  policies: ExpirationPolicies
+}
+
+/** What project routes need of the registry's cleanup policies; registry/cleanup-policies.ts plugs in (app.ts). */
+export interface ExpirationPolicies {
+  get(projectId: number): Promise<unknown>
+  update(projectId: number, attributes: Static<typeof ExpirationPolicyBody>): Promise<unknown>
 }
 
 export async function projectRoutes(app: TypedApp, deps: ProjectRouteOptions): Promise<void> {
@@ -127,13 +137,16 @@ export async function projectRoutes(app: TypedApp, deps: ProjectRouteOptions): P
     return reply.code(202).send({ message: '202 Accepted' })
   })
 
+  /** GitLab's project entity carries its registry cleanup policy. */
+  const withPolicy = async (p: Project) => ({ ...(await projectJson(p, projectAccess, deps)), container_expiration_policy: await deps.policies.get(p.id) })
+
   app.get('/groups/:id/projects', { schema: { summary: "List a group's projects", tags: ['groups'], params: IdParam, querystring: ProjectQuery, 'x-response': { 200: Type.Array(ProjectEntity) } }, config: { public: true } }, async (req, reply) => {
     const { group } = await groups.groupFor(req.principal, req.params.id)
     const query = req.query
     const page = pageOf(query)
     const { rows, total } = await projects.visibleProjects(req.principal, { search: query.search, visibility: query.visibility, withinGroup: group.id, ...page })
     setPageHeaders(req, reply, deps.publicUrl, page, total)
-    return Promise.all(rows.map((p) => projectJson(p, projectAccess, deps)))
+    return Promise.all(rows.map((p) => withPolicy(p)))
   })
 
   // ---- Projects ----
@@ -143,7 +156,7 @@ export async function projectRoutes(app: TypedApp, deps: ProjectRouteOptions): P
     const page = pageOf(query)
     const { rows, total } = await projects.visibleProjects(req.principal, { search: query.search, owned: query.owned, membership: query.membership, visibility: query.visibility, ...page })
     setPageHeaders(req, reply, deps.publicUrl, page, total)
-    return Promise.all(rows.map((p) => projectJson(p, projectAccess, deps)))
+    return Promise.all(rows.map((p) => withPolicy(p)))
   })
 
   app.post('/projects', { schema: { summary: 'Create a project', tags: ['projects'], body: ProjectBody, 'x-response': { 201: ProjectEntity } } }, async (req, reply) => {
@@ -161,17 +174,20 @@ export async function projectRoutes(app: TypedApp, deps: ProjectRouteOptions): P
       namespaceId = ns.id
     }
     const project = await projects.createProjectChecked(actor, { namespaceId, path, name: body.name ?? path, visibility: body.visibility ?? 'private', description: body.description ?? '' })
-    return reply.code(201).send(await projectJson(project, projectAccess, deps))
+    return reply.code(201).send(await withPolicy(project))
   })
 
   app.get('/projects/:id', { schema: { summary: 'Get a project', tags: ['projects'], params: IdParam, 'x-response': { 200: ProjectEntity } }, config: { public: true } }, async (req) => {
     const { project } = await projects.projectFor(req.principal, req.params.id)
-    return projectJson(project, projectAccess, deps)
+    return withPolicy(project)
   })
 
   app.put('/projects/:id', { schema: { summary: 'Update a project (maintainer)', tags: ['projects'], params: IdParam, body: SettingsBody, 'x-response': { 200: ProjectEntity } } }, async (req) => {
     const { project } = await projects.projectFor(req.principal, req.params.id, 'maintainer')
-    return projectJson(await projects.updateProjectSettings(project, req.body), projectAccess, deps)
+    const { container_expiration_policy_attributes: policy, ...settings } = req.body
+    // The policy first: a refused policy leaves the other settings unchanged too.
+    const container_expiration_policy = policy ? await deps.policies.update(project.id, policy) : await deps.policies.get(project.id)
+    return { ...(await projectJson(await projects.updateProjectSettings(project, settings), projectAccess, deps)), container_expiration_policy }
   })
 
   app.delete('/projects/:id', { schema: { summary: 'Delete a project and its images (owner)', tags: ['projects'], params: IdParam, 'x-response': { 202: Accepted } } }, async (req, reply) => {

@@ -1,5 +1,6 @@
 // The pull-through cache: upstream images cached in Wharf's own store, served to GitLab's group
 // path (`<group>/dependency_proxy/containers/<image>`) and to the mirror listener.
+import { randomUUID } from 'node:crypto'
 import type { Kysely } from 'kysely'
 import type { Writable } from 'node:stream'
 import { parseDigest, type ParsedDigest } from '../core/digest.ts'
@@ -17,6 +18,9 @@ import { ProxyMetrics } from './metrics.ts'
 import { DOCKER_HUB, groupCacheRepository, mirrorCacheRepository, upstreamImageName } from './names.ts'
 import * as q from './queries.ts'
 import { UpstreamClient, type UpstreamResponse } from './upstream-client.ts'
+
+/** Cached blobs are freed as soon as their repositories go, whatever their age. */
+const FAR_FUTURE = '9999-12-31T23:59:59.999Z'
 
 /** What the cache asks upstreams for: every manifest kind, so a tag's digest is the same for all clients. */
 const UPSTREAM_ACCEPT = [
@@ -374,10 +378,10 @@ export class DependencyProxy {
     if (ids.length === 0) return 0
     const digests = await q.linkedDigests(this.db, ids)
     await q.deleteRepositories(this.db, ids)
-    let freed = 0
-    // A blob also pushed to a project, or cached elsewhere, keeps its link and its bytes.
-    for (const digest of digests) freed += await this.registry.uploads.deleteIfUnreferenced(parseDigest(digest))
-    return freed
+    // Garbage collection's own path, at once rather than after its grace period: a blob also pushed
+    // to a project, cached elsewhere, or being pushed right now keeps its link and its bytes.
+    const freed = await this.registry.blobs.deleteUnreferenced({ owner: `dependency-proxy:${randomUUID()}`, before: FAR_FUTURE, digests })
+    return freed.reduce((n, b) => n + b.size, 0)
   }
 
   /** The upstreams with the rate-limit figures they last reported; never their credentials. */

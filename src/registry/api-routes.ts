@@ -2,7 +2,7 @@ import { Type, } from '@sinclair/typebox'
 import type { FastifyRequest } from 'fastify'
 import type { ApiUrls } from '../api/context.ts'
 import { pageOf, PageQuery, setPageHeaders } from '../api/pagination.ts'
-import { Accepted, IdParam, RepositoryEntity, TagDetailEntity, TagEntity } from '../api/schemas.ts'
+import { Accepted, Body, IdParam, RepositoryEntity, TagDetailEntity, TagEntity } from '../api/schemas.ts'
 import { atLeast } from '../auth/roles.ts'
 import { WharfError } from '../core/errors.ts'
 import type { TypedApp } from '../core/typed-app.ts'
@@ -104,6 +104,33 @@ export async function registryApiRoutes(app: TypedApp, deps: RegistryApiOptions)
       const { names, total } = await manifests.tagPage(repo.id, page.limit, page.offset)
       setPageHeaders(req, reply, deps.publicUrl, page, total)
       return names.map((t) => tagJson(repo.name, t))
+    },
+  )
+
+  // GitLab takes these as query parameters (python-gitlab) or a form/JSON body (its curl examples).
+  const bulkFields = {
+    name_regex_delete: Type.Optional(Type.String({ minLength: 1, maxLength: 255, description: 'RE2 pattern of the tag names to delete (whole name); .* for all' })),
+    name_regex: Type.Optional(Type.String({ minLength: 1, maxLength: 255, description: 'deprecated name of name_regex_delete' })),
+    name_regex_keep: Type.Optional(Type.String({ minLength: 1, maxLength: 255, description: 'RE2 pattern of tag names to keep; wins over name_regex_delete' })),
+    keep_n: Type.Optional(Type.Integer({ minimum: 0, maximum: 1_000_000, description: 'the newest N matching tags stay' })),
+    older_than: Type.Optional(Type.String({ maxLength: 32, description: 'only tags older than this go: 1h, 7d, 1month' })),
+  }
+  const BulkQuery = Type.Object(bulkFields, { additionalProperties: false })
+  const BulkBody = Type.Union([Type.Null(), Body(bulkFields)])
+  app.delete(
+    '/projects/:id/registry/repositories/:repository_id/tags',
+    { schema: { summary: 'Delete tags in bulk by name pattern, count and age, in one transaction (maintainer)', tags: ['registry'], params: RepoParams, querystring: BulkQuery, body: BulkBody, 'x-response': { 202: Accepted } } },
+    async (req, reply) => {
+      const params = req.params
+      const f = { ...req.query, ...(req.body ?? {}) }
+      const nameRegexDelete = f.name_regex_delete ?? f.name_regex
+      if (nameRegexDelete === undefined) throw new WharfError('BAD_REQUEST', 'name_regex_delete is missing', { field: 'name_regex_delete' })
+      const project = await registryProject(req, params.id, 'maintainer')
+      const repo = await projectRepository(project, params.repository_id)
+      const deleted = await manifests.deleteTagsMatching(repo.id, { nameRegexDelete, nameRegexKeep: f.name_regex_keep, keepN: f.keep_n, olderThan: f.older_than })
+      await deps.credentials.audit(actor(req), 'registry.tags_deleted', req.ip, { name: repo.name, tags: deleted, name_regex_delete: nameRegexDelete }, `project:${project.id}`)
+      // GitLab queues this and answers 202; here it is already done (one transaction).
+      return reply.code(202).send({ message: '202 Accepted' })
     },
   )
 

@@ -1,6 +1,8 @@
+import { randomUUID } from 'node:crypto'
+import { setTimeout as sleep } from 'node:timers/promises'
 import type { Kysely } from 'kysely'
 import type { Writable } from 'node:stream'
-import type { ParsedDigest } from '../core/digest.ts'
+import { parseDigest, type ParsedDigest } from '../core/digest.ts'
 import { WharfError } from '../core/errors.ts'
 import type { RepoName } from '../core/names.ts'
 import type { Database } from '../metadata/schema.ts'
@@ -38,12 +40,14 @@ export class Blobs {
 
   /** Cross-repository mount: links the blob into `name` only if it is linked in `from`. */
   async mount(name: RepoName, from: RepoName, d: ParsedDigest): Promise<boolean> {
-    if ((await q.linkedBlobSize(this.db, from, d.digest)) === undefined) return false
-    await this.db.transaction().execute(async (trx) => {
+    // The check and the link in one transaction: GC removing the source link at the same moment
+    // either comes first (no mount; the client uploads) or sees the new link.
+    return this.db.transaction().execute(async (trx) => {
       const repositoryId = await q.ensureRepository(trx, name)
+      if ((await q.linkedBlobSize(trx, from, d.digest)) === undefined) return false
       await q.linkBlob(trx, repositoryId, d.digest)
+      return true
     })
-    return true
   }
 
   /** Repositories the blob is linked in (at most `limit`), those nearest `name` first: the candidates for a mount without `from`. */
@@ -56,15 +60,100 @@ export class Blobs {
    * the upstream image references it); false if the store does not hold it.
    */
   async linkStored(name: RepoName, d: ParsedDigest): Promise<boolean> {
-    if ((await q.blobSize(this.db, d.digest)) === undefined || !(await this.driver.stat(blobPath(d)))) return false
-    await this.db.transaction().execute(async (trx) => q.linkBlob(trx, await q.ensureRepository(trx, name), d.digest))
-    return true
+    if (!(await this.driver.stat(blobPath(d)))) return false
+    // The row is checked where it is linked: GC deleting it at the same moment comes first or sees the link.
+    return this.db.transaction().execute(async (trx) => {
+      const repositoryId = await q.ensureRepository(trx, name)
+      if ((await q.blobSize(trx, d.digest)) === undefined) return false
+      await q.linkBlob(trx, repositoryId, d.digest)
+      return true
+    })
   }
 
   /** Removes the blob from this repository; the bytes stay for other repositories until garbage collection. */
   async unlink(name: RepoName, d: ParsedDigest): Promise<void> {
     if (!(await q.unlinkBlob(this.db, name, d.digest))) throw new WharfError('BLOB_UNKNOWN', 'blob unknown to registry', { digest: d.digest })
   }
+
+  /**
+   * Deletes blobs no repository links and no push claims (rows first, in batches, then their
+   * files); `digests` limits it to those (a cache purge). Returns what was deleted.
+   */
+  async deleteUnreferenced(c: Omit<q.BlobCandidates, 'limit' | 'claimsBefore'>, opts: { batch?: number } = {}): Promise<Array<{ digest: string; size: number }>> {
+    const claimsBefore = claimsExpiredBefore()
+    const out: Array<{ digest: string; size: number }> = []
+    const batch = opts.batch ?? DELETE_BATCH
+    for (let i = 0; c.digests === undefined || i < c.digests.length; i += batch) {
+      const only = c.digests?.slice(i, i + batch)
+      if (only?.length === 0) break
+      // The first statement writes, so the transaction holds the write lock from its start.
+      const rows = await this.db.transaction().execute(async (trx) => {
+        await q.markUnreferencedBlobs(trx, { ...c, ...(only ? { digests: only } : {}), claimsBefore, limit: batch })
+        return q.deleteMarkedBlobRows(trx, c.owner)
+      })
+      await this.removeFiles(c.owner, rows.map((r) => r.digest))
+      out.push(...rows)
+      if (c.digests === undefined && rows.length < batch) break
+    }
+    return out
+  }
+
+  /** Removes a file whose digest has no row (a crash between a push's rename and its commit); false if a push claimed it meanwhile. */
+  async deleteOrphanFile(owner: string, digest: string): Promise<boolean> {
+    if (!(await q.markOrphanFile(this.db, owner, digest, claimsExpiredBefore()))) return false
+    await this.removeFiles(owner, [digest])
+    return true
+  }
+
+  /** Which of these digests have a blob row. */
+  knownDigests(digests: string[]): Promise<Set<string>> {
+    return q.blobDigestsAmong(this.db, digests)
+  }
+
+  /** Finishes deletions a stopped collector left marked before `before` (their files may still be there) and drops crashed pushes' claims. */
+  async recover(owner: string, before: string): Promise<void> {
+    await this.removeFiles(owner, await q.takeOverStaleDeletions(this.db, owner, before))
+    await q.deleteStaleClaims(this.db, claimsExpiredBefore())
+  }
+
+  /** Removes the marked digests' files (a few at a time), then their marks in one statement. */
+  private async removeFiles(owner: string, digests: string[]): Promise<void> {
+    let next = 0
+    const worker = async () => {
+      while (next < digests.length) await this.driver.delete(blobPath(parseDigest(digests[next++]!)))
+    }
+    await Promise.all(Array.from({ length: Math.min(FILE_DELETES_AT_ONCE, digests.length) }, worker))
+    await q.finishBlobDeletions(this.db, owner, digests)
+  }
+}
+
+/** Blob files removed at once: unlinks are cheap, but one at a time a large sweep waits on each. */
+const FILE_DELETES_AT_ONCE = 16
+/** Blob rows deleted per transaction: a short hold on the write lock, so pushes wait milliseconds. */
+const DELETE_BATCH = 500
+/**
+ * A claim lives from just before a push renames its file into place to the commit that links it
+ * (milliseconds); one this old was left by a crashed process and no longer protects its digest.
+ */
+export const CLAIM_TTL_MS = 60 * 60 * 1000
+const claimsExpiredBefore = () => new Date(Date.now() - CLAIM_TTL_MS).toISOString()
+/** How long a push waits for a deletion of the same digest to finish removing the file. */
+const CLAIM_WAIT_MS = 30_000
+const CLAIM_POLL_MS = 20
+
+/**
+ * Claims a digest before a push puts its file in place, waiting while a deletion of that digest
+ * removes the old file (otherwise it could remove the new one). Release it in the transaction
+ * that inserts the blob's row and link (`q.releaseClaim`).
+ */
+export async function claimDigest(db: Kysely<Database>, digest: string): Promise<string> {
+  const id = randomUUID()
+  const deadline = Date.now() + CLAIM_WAIT_MS
+  while (!(await q.claimBlob(db, id, digest))) {
+    if (Date.now() > deadline) throw new WharfError('UNAVAILABLE', 'the blob is being deleted by garbage collection; retry the upload', { digest, retryAfter: 5 })
+    await sleep(CLAIM_POLL_MS)
+  }
+  return id
 }
 
 /** Parses a single `Range: bytes=...` header against a size. Undefined means "whole blob". */

@@ -10,7 +10,7 @@ export { ociApi, ociErrorHandler, registryRoutes, type PullThrough, type Registr
 export { acceptable, defaultPlatformChild } from './manifests.ts'
 export { INDEX_TYPES, MANIFEST_TYPES } from './media-types.ts'
 export { parseOciPath, type OciPath, type Reference } from './oci-path.ts'
-export { parseRange, type ByteRange } from './blobs.ts'
+export { CLAIM_TTL_MS, parseRange, type ByteRange } from './blobs.ts'
 /** Read-only lookups for the pull-through cache, which keeps its images in the registry's tables. */
 export * as registryQueries from './queries.ts'
 /** Given to projects/, whose deletions take the repositories under the deleted paths along (same transaction). */

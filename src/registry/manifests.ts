@@ -6,6 +6,8 @@ import type { Database, Manifest } from '../metadata/schema.ts'
 import { parseManifest, type ParsedManifest } from './manifest-parse.ts'
 import { INDEX_TYPES, MANIFEST_TYPES, MEDIA_TYPES } from './media-types.ts'
 import type { InvalidTag, Reference } from './oci-path.ts'
+import { tagsToDelete, type CleanupRules } from './cleanup.ts'
+import { CleanupPolicies } from './cleanup-policies.ts'
 import * as q from './queries.ts'
 
 const EMPTY_CONFIG_TYPE = 'application/vnd.oci.empty.v1+json'
@@ -34,10 +36,13 @@ export class Manifests {
   private readonly db: Kysely<Database>
   private readonly pageMax: number
   private readonly tagListeners = new Set<(e: TagEvent) => void>()
+  /** Projects' cleanup policies (GitLab's container_expiration_policy). */
+  readonly policies: CleanupPolicies
 
   constructor(db: Kysely<Database>, opts: { pageMax: number }) {
     this.db = db
     this.pageMax = opts.pageMax
+    this.policies = new CleanupPolicies(db)
   }
 
   async get(name: RepoName, ref: Reference, accept: string | undefined): Promise<Manifest> {
@@ -211,6 +216,11 @@ export class Manifests {
   async deleteTagOnly(repository: { id: number; name: string }, tag: string, actor?: string): Promise<void> {
     if (!(await q.deleteTagById(this.db, repository.id, tag))) throw new WharfError('NOT_FOUND', 'Tag Not Found', { tag })
     this.tagChanged({ action: 'delete', repository: repository.name, tag, digest: null, mediaType: null, size: null, actor: actor ?? null })
+  }
+
+  /** GitLab's bulk tag delete: the tags the rules select (cleanup.ts), deleted in one transaction; their count. */
+  async deleteTagsMatching(repositoryId: number, rules: CleanupRules): Promise<number> {
+    return this.db.transaction().execute(async (trx) => q.deleteTagsByName(trx, repositoryId, tagsToDelete(await q.tagAges(trx, repositoryId), rules)))
   }
 
   /** Deletes a repository with all its tags and manifests; blobs are left to garbage collection. */

@@ -1,6 +1,7 @@
 import { sql } from 'kysely'
 import { nowIso } from '../metadata/db.ts'
-import type { Executor, Manifest, Upload } from '../metadata/schema.ts'
+import type { Insertable } from 'kysely'
+import type { ContainerExpirationPoliciesTable, Executor, Manifest, Upload } from '../metadata/schema.ts'
 
 // Only this file builds registry SQL. Every function takes the executor first so callers can run it in a transaction.
 
@@ -51,11 +52,13 @@ export async function blobSize(db: Executor, digest: string): Promise<number | u
   return row === undefined ? undefined : Number(row.size)
 }
 
+/** Links a blob into a repository; linking it again restarts its grace period (GC removes links no manifest needs only once it is over). */
 export async function linkBlob(db: Executor, repositoryId: number, digest: string): Promise<void> {
+  const now = nowIso()
   await db
     .insertInto('repository_blobs')
-    .values({ repository_id: repositoryId, digest, created_at: nowIso() })
-    .onConflict((oc) => oc.columns(['repository_id', 'digest']).doNothing())
+    .values({ repository_id: repositoryId, digest, created_at: now })
+    .onConflict((oc) => oc.columns(['repository_id', 'digest']).doUpdateSet({ created_at: now }))
     .execute()
 }
 
@@ -78,12 +81,83 @@ export async function repositoriesHoldingBlob(db: Executor, digest: string, near
   return rows.map((r) => r.name)
 }
 
-/** Deletes a blob's row when no repository links it; returns its size if it was deleted. */
-export async function deleteUnlinkedBlob(db: Executor, digest: string): Promise<number | undefined> {
-  const linked = await db.selectFrom('repository_blobs').select('digest').where('digest', '=', digest).limit(1).executeTakeFirst()
-  if (linked) return undefined
-  const row = await db.deleteFrom('blobs').where('digest', '=', digest).returning('size').executeTakeFirst()
-  return row === undefined ? undefined : Number(row.size)
+// Blob claims and deletions (src/gc/ explains the protocol). Each step is one statement or one
+// transaction that starts with a write, so its checks and its change are atomic across processes.
+
+/** Claims a digest for a push about to put its file in place; false while a deletion of it is under way. */
+export async function claimBlob(db: Executor, id: string, digest: string): Promise<boolean> {
+  const r = await sql`INSERT INTO blob_claims (id, digest, created_at) SELECT ${id}, ${digest}, ${nowIso()} WHERE NOT EXISTS (SELECT 1 FROM blob_deletions WHERE digest = ${digest})`.execute(db)
+  return Number(r.numAffectedRows ?? 0) > 0
+}
+
+export async function releaseClaim(db: Executor, id: string): Promise<void> {
+  await db.deleteFrom('blob_claims').where('id', '=', id).execute()
+}
+
+export interface BlobCandidates {
+  owner: string
+  /** Blob rows created before this (ISO) only. */
+  before: string
+  /** Claims made before this are a crashed push's and no longer protect their digest. */
+  claimsBefore: string
+  /** Only these digests (a cache purge); every unreferenced blob otherwise. */
+  digests?: readonly string[]
+  limit: number
+}
+
+/**
+ * Marks for deletion (owned by `c.owner`) up to `c.limit` blobs no repository links and no live
+ * claim holds; run it in the transaction that then deletes their rows (`deleteMarkedBlobRows`).
+ */
+export async function markUnreferencedBlobs(db: Executor, c: BlobCandidates): Promise<void> {
+  const only = c.digests ? sql`AND b.digest IN (${sql.join(c.digests.map((d) => sql`${d}`))})` : sql``
+  await sql`
+    INSERT INTO blob_deletions (digest, owner, created_at)
+    SELECT b.digest, ${c.owner}, ${nowIso()} FROM blobs b
+     WHERE b.created_at < ${c.before} ${only}
+       AND NOT EXISTS (SELECT 1 FROM repository_blobs rb WHERE rb.digest = b.digest)
+       AND NOT EXISTS (SELECT 1 FROM blob_claims bc WHERE bc.digest = b.digest AND bc.created_at >= ${c.claimsBefore})
+       AND NOT EXISTS (SELECT 1 FROM blob_deletions d WHERE d.digest = b.digest)
+     LIMIT ${c.limit}`.execute(db)
+}
+
+/** Deletes the rows of the blobs `owner` marked; returns them. */
+export async function deleteMarkedBlobRows(db: Executor, owner: string): Promise<Array<{ digest: string; size: number }>> {
+  const rows = await sql<{ digest: string; size: number }>`DELETE FROM blobs WHERE digest IN (SELECT digest FROM blob_deletions WHERE owner = ${owner}) RETURNING digest, size`.execute(db)
+  return rows.rows.map((r) => ({ digest: r.digest, size: Number(r.size) }))
+}
+
+/** Marks a file with no blob row (left by a crash) for deletion, unless a push claimed or committed it meanwhile. */
+export async function markOrphanFile(db: Executor, owner: string, digest: string, claimsBefore: string): Promise<boolean> {
+  const r = await sql`
+    INSERT INTO blob_deletions (digest, owner, created_at) SELECT ${digest}, ${owner}, ${nowIso()}
+     WHERE NOT EXISTS (SELECT 1 FROM blobs WHERE digest = ${digest})
+       AND NOT EXISTS (SELECT 1 FROM blob_claims WHERE digest = ${digest} AND created_at >= ${claimsBefore})
+       AND NOT EXISTS (SELECT 1 FROM blob_deletions WHERE digest = ${digest})`.execute(db)
+  return Number(r.numAffectedRows ?? 0) > 0
+}
+
+/** The files are gone: claims of these digests may go ahead. */
+export async function finishBlobDeletions(db: Executor, owner: string, digests: readonly string[]): Promise<void> {
+  if (digests.length === 0) return
+  await db.deleteFrom('blob_deletions').where('owner', '=', owner).where('digest', 'in', digests).execute()
+}
+
+/** Takes over deletions whose owner stopped (a crash) before `before`; returns the digests now owned by `owner`. */
+export async function takeOverStaleDeletions(db: Executor, owner: string, before: string): Promise<string[]> {
+  const rows = await db.updateTable('blob_deletions').set({ owner, created_at: nowIso() }).where('created_at', '<', before).returning('digest').execute()
+  return rows.map((r) => r.digest)
+}
+
+export async function deleteStaleClaims(db: Executor, before: string): Promise<number> {
+  const r = await db.deleteFrom('blob_claims').where('created_at', '<', before).executeTakeFirst()
+  return Number(r.numDeletedRows)
+}
+
+export async function blobDigestsAmong(db: Executor, digests: string[]): Promise<Set<string>> {
+  if (digests.length === 0) return new Set()
+  const rows = await db.selectFrom('blobs').select('digest').where('digest', 'in', digests).execute()
+  return new Set(rows.map((r) => r.digest))
 }
 
 export async function unlinkBlob(db: Executor, name: string, digest: string): Promise<boolean> {
@@ -136,7 +210,11 @@ export interface ManifestRecord {
 /** Inserts the manifest if this repository does not hold it yet; returns its id either way. */
 export async function upsertManifest(db: Executor, m: ManifestRecord): Promise<number> {
   const existing = await db.selectFrom('manifests').select('id').where('repository_id', '=', m.repositoryId).where('digest', '=', m.digest).executeTakeFirst()
-  if (existing) return existing.id
+  if (existing) {
+    // Pushed again: an untagged manifest's delay starts over, as for a new push.
+    await db.updateTable('manifests').set({ untagged_at: nowIso() }).where('id', '=', existing.id).execute()
+    return existing.id
+  }
   const inserted = await db
     .insertInto('manifests')
     .values({
@@ -163,6 +241,13 @@ export async function upsertManifest(db: Executor, m: ManifestRecord): Promise<n
 
 export async function upsertTag(db: Executor, repositoryId: number, tag: string, manifestId: number): Promise<void> {
   const now = nowIso()
+  // The manifest the tag moves away from may now be untagged: its delay before GC starts now.
+  await db
+    .updateTable('manifests')
+    .set({ untagged_at: now })
+    .where('id', '=', (eb) => eb.selectFrom('tags').select('manifest_id').where('repository_id', '=', repositoryId).where('name', '=', tag))
+    .where('id', '!=', manifestId)
+    .execute()
   await db
     .insertInto('tags')
     .values({ repository_id: repositoryId, name: tag, manifest_id: manifestId, updated_at: now })
@@ -174,8 +259,7 @@ export async function upsertTag(db: Executor, repositoryId: number, tag: string,
 export async function deleteTag(db: Executor, name: string, tag: string): Promise<boolean> {
   const repositoryId = await findRepositoryId(db, name)
   if (repositoryId === undefined) return false
-  const r = await db.deleteFrom('tags').where('repository_id', '=', repositoryId).where('name', '=', tag).executeTakeFirst()
-  return Number(r.numDeletedRows) > 0
+  return deleteTagById(db, repositoryId, tag)
 }
 
 /** Removes a manifest from a repository; its tags and reference edges go with it (ON DELETE CASCADE). */
@@ -354,8 +438,33 @@ export async function repositorySizes(db: Executor, repositoryIds: number[]): Pr
 }
 
 export async function deleteTagById(db: Executor, repositoryId: number, tag: string): Promise<boolean> {
-  const r = await db.deleteFrom('tags').where('repository_id', '=', repositoryId).where('name', '=', tag).executeTakeFirst()
-  return Number(r.numDeletedRows) > 0
+  const r = await db.deleteFrom('tags').where('repository_id', '=', repositoryId).where('name', '=', tag).returning('manifest_id').executeTakeFirst()
+  if (!r) return false
+  // Its manifest's delay before GC (when no other tag holds it) starts now.
+  await db.updateTable('manifests').set({ untagged_at: nowIso() }).where('id', '=', r.manifest_id).execute()
+  return true
+}
+
+/** Every tag of a repository with its manifest's creation time (the order GitLab's cleanup keeps by). */
+export async function tagAges(db: Executor, repositoryId: number): Promise<Array<{ name: string; createdAt: string }>> {
+  return db
+    .selectFrom('tags as t')
+    .innerJoin('manifests as m', 'm.id', 't.manifest_id')
+    .select(['t.name', 'm.created_at as createdAt'])
+    .where('t.repository_id', '=', repositoryId)
+    .execute()
+}
+
+/** Deletes these tags (in statements of up to 500 names); their manifests' GC delay starts now. */
+export async function deleteTagsByName(db: Executor, repositoryId: number, names: readonly string[]): Promise<number> {
+  let n = 0
+  for (let i = 0; i < names.length; i += 500) {
+    const rows = await db.deleteFrom('tags').where('repository_id', '=', repositoryId).where('name', 'in', names.slice(i, i + 500)).returning('manifest_id').execute()
+    const ids = [...new Set(rows.map((r) => r.manifest_id))]
+    if (ids.length > 0) await db.updateTable('manifests').set({ untagged_at: nowIso() }).where('id', 'in', ids).execute()
+    n += rows.length
+  }
+  return n
 }
 
 /** Deletes a repository with its manifests, tags, blob links and uploads (ON DELETE CASCADE); blobs stay for GC. */
@@ -371,4 +480,41 @@ export async function deleteRepositoriesUnder(db: Executor, path: string): Promi
     .deleteFrom('repositories')
     .where((eb) => eb.or([eb('name', '=', lower), eb.and([eb('name', '>', `${lower}/`), eb('name', '<', `${lower}0`)])]))
     .execute()
+}
+
+// Cleanup policies (cleanup-policies.ts)
+
+export async function cleanupPolicy(db: Executor, projectId: number) {
+  return db.selectFrom('container_expiration_policies').selectAll().where('project_id', '=', projectId).executeTakeFirst()
+}
+
+export async function upsertCleanupPolicy(db: Executor, row: Insertable<ContainerExpirationPoliciesTable>): Promise<void> {
+  const { project_id: _id, ...set } = row
+  await db.insertInto('container_expiration_policies').values(row).onConflict((oc) => oc.column('project_id').doUpdateSet(set)).execute()
+}
+
+/** Enabled policies due by `now`, with their project's registry path. */
+export async function dueCleanupPolicies(db: Executor, now: string) {
+  return db
+    .selectFrom('container_expiration_policies as c')
+    .innerJoin('projects as p', 'p.id', 'c.project_id')
+    .select(['c.project_id', 'c.cadence', 'c.keep_n', 'c.older_than', 'c.name_regex', 'c.name_regex_keep', 'p.full_path_lower'])
+    .where('c.enabled', '=', 1)
+    .where('c.next_run_at', '<=', now)
+    .execute()
+}
+
+export async function setCleanupPolicyNextRun(db: Executor, projectId: number, at: string): Promise<void> {
+  await db.updateTable('container_expiration_policies').set({ next_run_at: at }).where('project_id', '=', projectId).execute()
+}
+
+/** Repositories named `path` or below `path/`. */
+export async function repositoryIdsUnder(db: Executor, path: string): Promise<number[]> {
+  const rows = await db
+    .selectFrom('repositories')
+    .select('id')
+    // A byte-order range instead of LIKE, as in pageRepositoriesUnder.
+    .where((eb) => eb.or([eb('name', '=', path), eb.and([eb('name', '>', `${path}/`), eb('name', '<', `${path}0`)])]))
+    .execute()
+  return rows.map((r) => r.id)
 }

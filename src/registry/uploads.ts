@@ -11,6 +11,7 @@ import type { Database } from '../metadata/schema.ts'
 import type { BlobDriver } from '../storage/driver.ts'
 import type { Metrics } from '../ops/metrics.ts'
 import { blobPath, isUploadId, UPLOADS_DIR, uploadPath } from '../storage/paths.ts'
+import { claimDigest } from './blobs.ts'
 import * as q from './queries.ts'
 
 /** The running digest of an open session, kept across PATCHes; rebuilt from the temp file after a restart. */
@@ -147,18 +148,6 @@ export class Uploads {
     })
   }
 
-  /**
-   * Deletes a blob's row and bytes if no repository links it any more (cache purge and cleanup).
-   * Serialised with commits of the same digest, so a push landing at the same moment keeps its bytes.
-   */
-  async deleteIfUnreferenced(digest: ParsedDigest): Promise<number> {
-    return this.locked(`digest:${digest.digest}`, async () => {
-      const size = await this.db.transaction().execute(async (trx) => q.deleteUnlinkedBlob(trx, digest.digest))
-      if (size !== undefined) await this.driver.delete(blobPath(digest))
-      return size ?? 0
-    })
-  }
-
   async cancel(name: RepoName, id: string): Promise<void> {
     await this.locked(id, async () => {
       await this.session(name, id)
@@ -258,16 +247,22 @@ export class Uploads {
 
   /** `synced`: the temp file's writer already fsynced it. */
   private async commit(name: RepoName, tempPath: string, d: ParsedDigest, size: number, uploadId: string | undefined, synced = false): Promise<void> {
-    // Under the digest's lock: a cache purge deciding this digest is unreferenced waits for the link.
-    await this.locked(`digest:${d.digest}`, async () => {
+    // Claimed first: garbage collection (here or in `wharf gc`) never removes a file a push is putting in place.
+    const claim = await claimDigest(this.db, d.digest)
+    try {
       await this.driver.commit(tempPath, blobPath(d), { synced })
       await this.db.transaction().execute(async (trx) => {
         const repositoryId = await q.ensureRepository(trx, name)
         await q.insertBlob(trx, d.digest, size)
         await q.linkBlob(trx, repositoryId, d.digest)
+        await q.releaseClaim(trx, claim)
         if (uploadId) await q.deleteUpload(trx, uploadId)
       })
-    })
+    } catch (e) {
+      // A claim that cannot be released expires (CLAIM_TTL_MS); the push's own error is the one to report.
+      await q.releaseClaim(this.db, claim).catch(() => {})
+      throw e
+    }
   }
 
   private async discard(id: string): Promise<void> {

@@ -23,3 +23,11 @@ export function uploadPath(id: string): string {
 }
 
 export const UPLOADS_DIR = 'uploads'
+
+export const BLOBS_DIR = 'blobs'
+
+/** The digest a committed blob's path stands for (`blobs/sha256/ab/<hex>`), or undefined for anything else. */
+export function blobDigestFromPath(path: string): string | undefined {
+  const m = /^blobs\/([a-z0-9]+)\/([0-9a-f]{2})\/([0-9a-f]+)$/.exec(path)
+  return m && m[3]!.startsWith(m[2]!) ? `${m[1]}:${m[3]}` : undefined
+}

@@ -192,3 +192,74 @@ test('size=true gives each repository the size of its distinct blobs; an index t
   const plain = (await repos(h, project.id, root.token)).json() as Array<Record<string, unknown>>
   assert.equal(plain[0]!.size, undefined)
 })
+
+test('bulk tag delete (GitLab): name_regex_delete, name_regex_keep and keep_n in one call, query or form body; latest stays', async (t) => {
+  const { h, root, project, users } = await setup(t)
+  // More tags, on distinct manifests pushed in order (keep_n keeps the newest manifests).
+  for (const [i, tag] of ['dev-1', 'dev-2', 'dev-3', 'dev-4', 'release-1'].entries()) await pushImage(h, ROOT, 'team/app', [tag], `seed-${i}`)
+  const [main] = (await repos(h, project.id, root.token)).json() as Array<{ id: number }>
+  const base = `/api/v4/projects/${project.id}/registry/repositories/${main!.id}/tags`
+  const names = async () => ((await h.req('GET', `${base}?per_page=100`, { token: root.token })).json() as Array<{ name: string }>).map((x) => x.name)
+
+  const r = await h.req('DELETE', `${base}?name_regex_delete=dev-.*&name_regex_keep=dev-1&keep_n=1`, { token: root.token })
+  assert.equal(r.statusCode, 202, r.body)
+  // dev-4 is the newest candidate (kept by keep_n), dev-1 matches the keep pattern.
+  assert.deepEqual(await names(), ['dev-1', 'dev-4', 'latest', 'release-1', 'v1', 'v1.0'])
+
+  // curl's form: the attributes in the body; .* spares latest; older_than spares what is newer.
+  const young = await h.req('DELETE', base, { token: root.token, form: { name_regex_delete: '.*', older_than: '1d' } })
+  assert.equal(young.statusCode, 202, young.body)
+  assert.equal((await names()).length, 6)
+  assert.equal((await h.req('DELETE', base, { token: root.token, form: { name_regex: 'v1.*' } })).statusCode, 202)
+  assert.deepEqual(await names(), ['dev-1', 'dev-4', 'latest', 'release-1'])
+
+  // Refusals: strict attributes, a missing pattern, a non-RE2 pattern, a bad age; developers may not.
+  assertProblem(await h.req('DELETE', `${base}?name_regex_delete=.*&keep=1`, { token: root.token }), 400)
+  assertProblem(await h.req('DELETE', base, { token: root.token, body: { name_regex_delete: '.*', id: 1 } }), 400)
+  assert.match(String(assertProblem(await h.req('DELETE', base, { token: root.token }), 400).message), /name_regex_delete is missing/)
+  assert.match(String(assertProblem(await h.req('DELETE', `${base}?name_regex_delete=${encodeURIComponent('(a)\\1')}`, { token: root.token }), 400).message), /name_regex_delete is not a valid regular expression/)
+  assert.match(String(assertProblem(await h.req('DELETE', `${base}?name_regex_delete=.*&older_than=soon`, { token: root.token }), 400).message), /older_than/)
+  assertProblem(await h.req('DELETE', `${base}?name_regex_delete=.*`, { token: users.developer }), 403)
+  assert.deepEqual(await names(), ['dev-1', 'dev-4', 'latest', 'release-1'])
+})
+
+test('cleanup policy (GitLab container_expiration_policy_attributes): set on PUT /projects/:id, shown on GET, run on its cadence', async (t) => {
+  const { h, root, project, users } = await setup(t)
+  for (const [i, tag] of ['feature-a', 'feature-b', 'feature-c', 'stable'].entries()) await pushImage(h, ROOT, 'team/app', [tag], `p-${i}`)
+  await pushImage(h, ROOT, 'team/app/api', ['feature-x'], 'api-x')
+  await pushImage(h, ROOT, 'team/app/api', ['feature-y'], 'api-y')
+  const url = `/api/v4/projects/${project.id}`
+  const before = (await h.req('GET', url, { token: root.token })).json() as { container_expiration_policy: Record<string, unknown> }
+  assert.deepEqual(before.container_expiration_policy, { enabled: false, cadence: '1d', keep_n: 10, older_than: '90d', name_regex: '.*', name_regex_keep: null, next_run_at: null })
+
+  const put = await h.req('PUT', url, { token: root.token, body: { container_expiration_policy_attributes: { enabled: true, cadence: '7d', keep_n: 1, older_than: null, name_regex: 'feature-.*', name_regex_keep: 'feature-a' } } })
+  assert.equal(put.statusCode, 200, put.body)
+  const policy = (put.json() as { container_expiration_policy: { next_run_at: string } }).container_expiration_policy
+  assert.equal(policy.next_run_at.slice(0, 10), new Date(Date.now() + 7 * 86_400_000).toISOString().slice(0, 10))
+  assert.deepEqual((await h.req('GET', url, { token: root.token })).json().container_expiration_policy, policy)
+
+  // GitLab's values only, strict attributes, maintainers only; nothing changes on a refusal.
+  assertProblem(await h.req('PUT', url, { token: root.token, body: { container_expiration_policy_attributes: { cadence: '2d' } } }), 400)
+  assertProblem(await h.req('PUT', url, { token: root.token, body: { container_expiration_policy_attributes: { keep_n: 3 } } }), 400)
+  assertProblem(await h.req('PUT', url, { token: root.token, body: { container_expiration_policy_attributes: { name_regex: '(x)\\1' } } }), 400)
+  assertProblem(await h.req('PUT', url, { token: root.token, body: { container_expiration_policy_attributes: { next_run_at: '2020-01-01' } } }), 400)
+  assertProblem(await h.req('PUT', url, { token: users.developer, body: { container_expiration_policy_attributes: { enabled: false } } }), 403)
+  assert.deepEqual((await h.req('GET', url, { token: root.token })).json().container_expiration_policy, policy)
+
+  const policies = h.services.registry.manifests.policies
+  const tags = async (repo: string) => {
+    const list = (await h.req('GET', `/api/v4/projects/${project.id}/registry/repositories?tags=true`, { token: root.token })).json() as Array<{ path: string; tags: Array<{ name: string }> }>
+    return list.find((r) => r.path === repo)!.tags.map((x) => x.name)
+  }
+  assert.deepEqual(await policies.runDue(), { policies: 0, tags: 0 }, 'not due yet')
+  const due = Date.now() + 8 * 86_400_000
+  const ran = await policies.runDue(due)
+  assert.equal(ran.policies, 1)
+  // feature-a kept by name_regex_keep, the newest other feature tag by keep_n, the rest untouched; in every image of the project.
+  assert.deepEqual(await tags('team/app'), ['feature-a', 'feature-c', 'latest', 'stable', 'v1', 'v1.0'])
+  assert.deepEqual(await tags('team/app/api'), ['edge', 'feature-y'])
+  assert.equal(ran.tags, 2)
+  // Then the next run is one cadence later.
+  assert.deepEqual(await policies.runDue(due), { policies: 0, tags: 0 })
+  assert.ok((await policies.get(project.id)).next_run_at! > new Date(due + 6 * 86_400_000).toISOString())
+})

@@ -70,6 +70,9 @@ it('verify-config shows every setting (each set here through its WHARF_* variabl
     'webhooks.allowLocalNetwork': { env: 'true', shown: true },
     'webhooks.allowedHosts': { env: 'hooks.internal, 10.0.0.7', shown: ['hooks.internal', '10.0.0.7'] },
     'webhooks.timeoutSeconds': { env: '20', shown: 20 },
+    'gc.intervalMinutes': { env: '20', shown: 20 },
+    'gc.graceSeconds': { env: '21', shown: 21 },
+    'gc.untaggedDelaySeconds': { env: '22', shown: 22 },
   }
   const env = { ...bare }
   for (const s of SETTINGS) env[s.env] = sample[s.key].env

@@ -9,6 +9,7 @@ import * as m0006 from './0006-sessions.ts'
 import * as m0007 from './0007-push-events.ts'
 import * as m0008 from './0008-dependency-proxy.ts'
 import * as m0009 from './0009-webhooks.ts'
+import * as m0010 from './0010-registry-gc.ts'
 
 export type { MigrationContext } from './context.ts'
 
@@ -30,6 +31,7 @@ const MIGRATIONS: Record<string, { up(db: Kysely<unknown>, ctx: MigrationContext
   '0007-push-events': m0007,
   '0008-dependency-proxy': m0008,
   '0009-webhooks': m0009,
+  '0010-registry-gc': m0010,
 }
 
 export function migrationProvider(kind: DialectKind): MigrationProvider {

@@ -1,4 +1,4 @@
-// The project's Registry tab: how to push when empty; images, their tags, copy-pull and delete-one-tag.
+// The project's Registry tab: how to push when empty; images, their tags, copy-pull, delete-one-tag and delete-image.
 import { api, enc } from './api.js'
 import { commandLine, confirmDialog, copyButton, errorBox, formatBytes, h, timeAgo, toast } from './dom.js'
 import { navigate } from './nav.js'
@@ -102,8 +102,28 @@ function tagsSection(project, repo) {
   })
   draw()
   return h('section', { 'aria-labelledby': 'tags-title' },
-    h('div', { class: 'spread' }, h('h2', { id: 'tags-title' }, 'Tags of ', h('code', {}, repo.location)), search),
+    h('div', { class: 'spread' }, h('h2', { id: 'tags-title' }, 'Tags of ', h('code', {}, repo.location)), h('div', { class: 'row' }, search, deleteImageButton(project, repo))),
     list, pager)
+}
+
+/** Deletes the image repository with all its tags (maintainers; the API refuses others). */
+function deleteImageButton(project, repo) {
+  return h('button', { type: 'button', class: 'danger small', 'aria-label': `Delete image ${repo.location}`, onclick: async () => {
+    const n = repo.tags_count
+    const ok = await confirmDialog({
+      title: `Delete image ${repo.location}?`,
+      body: `Its ${n} tag${n === 1 ? '' : 's'} and manifests are deleted now; layers no other image uses are freed by garbage collection. Pulls of this image stop working.`,
+      confirm: 'Delete image',
+    })
+    if (!ok) return
+    try {
+      await api('DELETE', `/projects/${project.id}/registry/repositories/${repo.id}`)
+      toast(`Image ${repo.location} deleted`)
+      navigate(`/-/projects/${project.id}/registry`, { replace: true })
+    } catch (err) {
+      toast(err.message)
+    }
+  } }, 'Delete image')
 }
 
 function tagRow(project, repo, t) {

@@ -1,0 +1,1 @@
+export { GarbageCollector, type GcItem, type GcOptions, type GcReport } from './collector.ts'
