@@ -4,11 +4,12 @@ import { pageOf, PageQuery, setPageHeaders } from '../api/pagination.ts'
 import { apiScope } from '../api/scope.ts'
 import { IdParam } from '../api/schemas.ts'
 import type { ApiTokens } from '../auth/api-tokens.ts'
-import type { Principal } from '../auth/principals.ts'
 import { WharfError } from '../core/errors.ts'
 import type { Project } from '../metadata/schema.ts'
 import type { Projects } from '../projects/service.ts'
+import { commitJson as commitJsonOf, readableRepository } from './api-access.ts'
 import type { CommitInfo } from './repos.ts'
+import { repositoryRoutes } from './repository-routes.ts'
 import type { GitHosting, PushRecord } from './service.ts'
 
 // GitLab's repository API, the part git hosting answers (registered under /api/v4, with the REST
@@ -33,34 +34,10 @@ export async function gitApiRoutes(app: FastifyInstance, opts: GitApiOptions): P
   const { git, projects } = opts
   const publicUrl = opts.publicUrl.replace(/\/$/, '')
   apiScope(app, opts.apiTokens)
+  await app.register(repositoryRoutes, { git, projects, publicUrl })
 
-  /** The project behind `:id` if the caller may read its code: hidden ones are 404, too low a role is 403. */
-  async function readable(req: FastifyRequest): Promise<{ project: Project; canPush: boolean }> {
-    const { project } = await projects.projectFor(req.principal, (req.params as { id: string }).id)
-    // The auth hook checked the API scope already; what remains is the role (repository scopes are for git).
-    const byRole: Principal = req.principal.kind === 'user' ? { ...req.principal, scopes: undefined } : req.principal
-    const access = await git.access(byRole, project)
-    if (!access.read) throw new WharfError('FORBIDDEN', `reading the repository needs the reporter role in ${project.full_path}`, { needs: 'reporter' })
-    await git.repository(project)
-    return { project, canPush: access.write }
-  }
-
-  const commitJson = (project: Project, c: CommitInfo) => ({
-    id: c.id,
-    short_id: c.shortId,
-    created_at: c.committedDate,
-    parent_ids: c.parentIds,
-    title: c.title,
-    message: c.message,
-    author_name: c.authorName,
-    author_email: c.authorEmail,
-    authored_date: c.authoredDate,
-    committer_name: c.committerName,
-    committer_email: c.committerEmail,
-    committed_date: c.committedDate,
-    trailers: {},
-    web_url: `${publicUrl}/${project.full_path}/-/commit/${c.id}`,
-  })
+  const readable = (req: FastifyRequest) => readableRepository(git, projects, req)
+  const commitJson = (project: Project, c: CommitInfo) => commitJsonOf(publicUrl, project, c)
   const branchJson = (project: Project, b: { name: string; default: boolean; commit: CommitInfo }, canPush: boolean) => ({
     name: b.name,
     merged: false,

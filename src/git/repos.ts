@@ -120,6 +120,11 @@ export class GitRepos {
     return `/${repoDirName(projectId)}`
   }
 
+  /** A fresh path for a short-lived file (a temporary index); `init` clears what a crash left. */
+  scratchFile(): string {
+    return join(this.tmpDir, `scratch-${randomUUID()}`)
+  }
+
   /** A fresh file name for one push's ref updates (the hook writes it; the caller reads and removes it). */
   spoolFile(): string {
     return join(this.spoolDir, randomUUID())
@@ -193,7 +198,8 @@ export class GitRepos {
     return names.flatMap((n) => (/^[1-9][0-9]*\.git$/.test(n) ? [Number(n.slice(0, -4))] : []))
   }
 
-  private async git(projectId: number, args: readonly string[], opts: Parameters<typeof runGit>[1] = {}) {
+  /** Runs git in the project's repository (created on first use). */
+  async git(projectId: number, args: readonly string[], opts: Parameters<typeof runGit>[1] = {}) {
     return runGit(args, { ...opts, gitDir: await this.ensure(projectId) })
   }
 
@@ -355,6 +361,16 @@ export class GitRepos {
     return { rows, total: refs.length }
   }
 
+  /** One tag with its commit and annotation, or undefined. */
+  async tag(projectId: number, name: string): Promise<TagInfo | undefined> {
+    const ref = `refs/tags/${name}`
+    if (!isRefName(ref)) return undefined
+    const [obj] = await this.batch(projectId, [ref])
+    if (!obj) return undefined
+    const [commit] = await this.readCommits(projectId, [`${obj.oid}^{commit}`])
+    return { name, target: obj.oid, commit, message: obj.type === 'tag' ? parseObject(obj.body).message : null }
+  }
+
   private async headRef(projectId: number): Promise<string | undefined> {
     const out = await this.git(projectId, ['symbolic-ref', '--quiet', 'HEAD'], { okCodes: [1] })
     const ref = out.stdout.toString('utf8').trim()
@@ -373,7 +389,7 @@ export class GitRepos {
   }
 
   /** `cat-file --batch-check` over object expressions: type, size and id of each, undefined when missing. */
-  private async batchCheck(projectId: number, exprs: readonly string[]): Promise<Array<{ oid: string; type: string; size: number } | undefined>> {
+  async batchCheck(projectId: number, exprs: readonly string[]): Promise<Array<{ oid: string; type: string; size: number } | undefined>> {
     if (exprs.length === 0) return []
     for (const e of exprs) if (/[\n\0]/.test(e)) throw new WharfError('BAD_REQUEST', 'invalid object name', {})
     const out = await this.git(projectId, ['cat-file', '--batch-check'], { input: exprs.join('\n') + '\n' })
@@ -385,7 +401,7 @@ export class GitRepos {
   }
 
   /** `cat-file --batch`: the content of each object expression, undefined when missing. */
-  private async batch(projectId: number, exprs: readonly string[]): Promise<Array<{ oid: string; type: string; body: Buffer } | undefined>> {
+  async batch(projectId: number, exprs: readonly string[]): Promise<Array<{ oid: string; type: string; body: Buffer } | undefined>> {
     if (exprs.length === 0) return []
     for (const e of exprs) if (/[\n\0]/.test(e)) throw new WharfError('BAD_REQUEST', 'invalid object name', {})
     const out = (await this.git(projectId, ['cat-file', '--batch'], { input: exprs.join('\n') + '\n' })).stdout
@@ -408,7 +424,7 @@ export class GitRepos {
     return result
   }
 
-  private async readCommits(projectId: number, exprs: readonly string[]): Promise<Array<CommitInfo | undefined>> {
+  async readCommits(projectId: number, exprs: readonly string[]): Promise<Array<CommitInfo | undefined>> {
     const objects = await this.batch(projectId, exprs)
     return objects.map((o) => (o && o.type === 'commit' ? parseCommit(o.oid, o.body) : undefined))
   }

@@ -181,6 +181,24 @@ export class GitHosting {
       await rm(`${spoolFile}${PUSHER_SUFFIX}`, { force: true })
     }
     if (!event) return undefined
+    await this.announce(project, principal, event, address, log)
+    return event
+  }
+
+  /**
+   * Ref updates Wharf made itself (commits, branches and tags created through the API): recorded
+   * and delivered exactly as a push's, so pipelines, audit rows and push events follow alike.
+   */
+  async recordRefUpdates(project: Project, principal: Principal, updates: RefUpdate[], address: string, log: FastifyBaseLogger): Promise<PushEvent> {
+    const at = new Date().toISOString()
+    const id = await insertPushEvent(this.db, { projectId: project.id, projectPath: project.full_path, principal: JSON.stringify(principal), updates: JSON.stringify(updates), at })
+    const event: PushEvent = { id, handled: 0, projectId: project.id, projectPath: project.full_path, principal, updates, at }
+    await this.announce(project, principal, event, address, log)
+    return event
+  }
+
+  /** What follows a recorded push: the default branch, the audit rows, the log line and the listeners. */
+  private async announce(project: Project, principal: Principal, event: PushEvent, address: string, log: FastifyBaseLogger): Promise<void> {
     const { updates } = event
     try {
       const head = await this.repos.repairDefaultBranch(project.id, updates)
@@ -194,7 +212,6 @@ export class GitHosting {
     }
     log.info({ project: project.full_path, updates: updates.map((u) => `${u.action} ${u.ref}`) }, 'push received')
     await this.publish(event, log)
-    return event
   }
 
   /** The hook's file as a recorded event; undefined when no ref was updated (no hook ran, or the push failed). */

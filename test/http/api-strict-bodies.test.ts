@@ -74,6 +74,11 @@ function writeRoutes(w: World): Record<string, { url: string; body: Json }> {
     'PUT /api/v4/runners/:id': { url: `/api/v4/runners/${w.runner.id}`, body: { paused: true, description: 'r' } },
     'POST /api/v4/admin/signing_keys/rotate': { url: '/api/v4/admin/signing_keys/rotate', body: {} },
     'POST /api/v4/projects/:id/job_token_scope/allowlist': { url: `/api/v4/projects/${p}/job_token_scope/allowlist`, body: { target_project_id: w.target.id } },
+    'POST /api/v4/projects/:id/repository/files/:file_path': { url: `/api/v4/projects/${p}/repository/files/new.txt`, body: { branch: 'main', content: 'x', commit_message: 'm', encoding: 'text', author_name: 'A', author_email: 'a@x' } },
+    'PUT /api/v4/projects/:id/repository/files/:file_path': { url: `/api/v4/projects/${p}/repository/files/.gitlab-ci.yml`, body: { branch: 'main', content: 'x', commit_message: 'm', last_commit_id: '0'.repeat(40) } },
+    'POST /api/v4/projects/:id/repository/commits': { url: `/api/v4/projects/${p}/repository/commits`, body: { branch: 'main', commit_message: 'm', actions: [{ action: 'create', file_path: 'n.txt', content: 'x' }] } },
+    'POST /api/v4/projects/:id/repository/branches': { url: `/api/v4/projects/${p}/repository/branches`, body: { branch: 'new', ref: 'main' } },
+    'POST /api/v4/projects/:id/repository/tags': { url: `/api/v4/projects/${p}/repository/tags`, body: { tag_name: 'new', ref: 'main', message: 'm' } },
     'POST /-/session': { url: '/-/session', body: { username: 'root', password: 'wrong-but-unchecked' } },
   }
 }
