@@ -2,6 +2,7 @@ import type { Kysely, Transaction } from 'kysely'
 import { isWharfError, WharfError } from '../core/errors.ts'
 import type { Principal } from '../auth/principals.ts'
 import type { CommitInfo, GitRepos } from '../git/repos.ts'
+import { ProtectedRefs } from '../git/protected-refs.ts'
 import { ZERO_SHA } from '../git/refs.ts'
 import type { PushAck, PushEvent } from '../git/service.ts'
 import { nowIso } from '../metadata/db.ts'
@@ -64,6 +65,7 @@ export class Pipelines {
   private readonly listeners = new Set<Listener>()
   private readonly planner: ConfigPlanner
   private readonly maxJobs: number
+  private readonly protectedRefs: ProtectedRefs
 
   constructor(deps: { db: Kysely<Database>; repos: GitRepos; projects: Projects; publicUrl: string; maxJobs?: number; registryMirror?: string | undefined }) {
     this.db = deps.db
@@ -73,6 +75,13 @@ export class Pipelines {
     this.planner = new ConfigPlanner()
     this.maxJobs = deps.maxJobs ?? DEFAULT_MAX_JOBS_PER_PIPELINE
     this.registryMirror = deps.registryMirror
+    this.protectedRefs = new ProtectedRefs(deps.db)
+  }
+
+  /** Protected refs get protected variables and ref_protected runners: the default branch and the protected branches and tags. */
+  async isProtectedRef(projectId: number, ref: string, tag: boolean): Promise<boolean> {
+    if (!tag && ref === (await this.repos.defaultBranch(projectId))) return true
+    return this.protectedRefs.isProtected(projectId, tag ? 'tag' : 'branch', ref)
   }
 
   /** Stops the planner's workers. */
@@ -214,7 +223,7 @@ export class Pipelines {
     const files = await this.repos.listFiles(r.project.id, r.sha)
     const changedFiles = r.source === 'push' && !/^0+$/.test(r.beforeSha) ? await this.repos.changedFiles(r.project.id, r.beforeSha, r.sha) : undefined
     const pipelineVars = this.pipelineVariables(r, namespace, defaultBranch, commit)
-    const projectVars = await this.projectVariables(r.project, r.refType === 'branch' && r.ref === defaultBranch)
+    const projectVars = await this.projectVariables(r.project, (r.refType === 'branch' && r.ref === defaultBranch) || (await this.isProtectedRef(r.project.id, r.ref, r.refType === 'tag')))
     return this.planner.plan(text.toString('utf8'), {
       source: r.source,
       refName: r.ref,

@@ -156,9 +156,8 @@ export class RunnerJobs {
     return true
   }
 
-  /** Protected refs are the default branch (Wharf has no other protection rules yet). */
   private async protectedRef(p: Pipeline): Promise<boolean> {
-    return p.tag === 0 && p.ref === (await this.d.repos.defaultBranch(p.project_id))
+    return this.d.pipelines.isProtectedRef(p.project_id, p.ref, p.tag === 1)
   }
 
   private async start(job: CiJob, token: string, runner: Runner): Promise<JobResponse> {

@@ -5,10 +5,12 @@ import { apiScope } from '../api/scope.ts'
 import { IdParam } from '../api/schemas.ts'
 import type { ApiTokens } from '../auth/api-tokens.ts'
 import { WharfError } from '../core/errors.ts'
-import type { Project } from '../metadata/schema.ts'
+import type { Project, ProtectedRef } from '../metadata/schema.ts'
 import type { Projects } from '../projects/service.ts'
 import { commitJson as commitJsonOf, readableRepository } from './api-access.ts'
 import type { CommitInfo } from './repos.ts'
+import { refPatternMatches } from './protected-refs.ts'
+import { protectedRefRoutes } from './protected-routes.ts'
 import { repositoryRoutes } from './repository-routes.ts'
 import type { GitHosting, PushRecord } from './service.ts'
 
@@ -35,16 +37,17 @@ export async function gitApiRoutes(app: FastifyInstance, opts: GitApiOptions): P
   const publicUrl = opts.publicUrl.replace(/\/$/, '')
   apiScope(app, opts.apiTokens)
   await app.register(repositoryRoutes, { git, projects, publicUrl })
+  await app.register(protectedRefRoutes, { git, projects, publicUrl })
 
   const readable = (req: FastifyRequest) => readableRepository(git, projects, req)
   const commitJson = (project: Project, c: CommitInfo) => commitJsonOf(publicUrl, project, c)
-  const branchJson = (project: Project, b: { name: string; default: boolean; commit: CommitInfo }, canPush: boolean) => ({
+  const branchJson = (project: Project, b: { name: string; default: boolean; commit: CommitInfo }, canPush: boolean, rules: ProtectedRef[]) => ({
     name: b.name,
     merged: false,
-    protected: false,
+    protected: rules.some((r) => r.kind === 'branch' && refPatternMatches(r.name, b.name)),
     default: b.default,
-    developers_can_push: false,
-    developers_can_merge: false,
+    developers_can_push: rules.some((r) => r.kind === 'branch' && refPatternMatches(r.name, b.name) && r.push_level === 30),
+    developers_can_merge: rules.some((r) => r.kind === 'branch' && refPatternMatches(r.name, b.name) && r.merge_level === 30),
     can_push: canPush,
     web_url: `${publicUrl}/${project.full_path}/-/tree/${b.name}`,
     commit: commitJson(project, b.commit),
@@ -56,7 +59,8 @@ export async function gitApiRoutes(app: FastifyInstance, opts: GitApiOptions): P
     const page = pageOf(q)
     const { rows, total } = await git.repos.branches(project.id, { search: q.search, limit: page.limit, offset: page.offset })
     setPageHeaders(req, reply, publicUrl, page, total)
-    return rows.map((b) => branchJson(project, b, canPush))
+    const rules = await git.protectedRefs.rules(project.id)
+    return rows.map((b) => branchJson(project, b, canPush, rules))
   })
 
   app.get('/projects/:id/repository/branches/:branch', { schema: { summary: 'Get a repository branch', tags: ['repository'], params: BranchParams }, config: { public: true } }, async (req) => {
@@ -64,13 +68,14 @@ export async function gitApiRoutes(app: FastifyInstance, opts: GitApiOptions): P
     const name = (req.params as Static<typeof BranchParams>).branch
     const b = await git.repos.branch(project.id, name)
     if (!b) throw new WharfError('NOT_FOUND', 'Branch Not Found', {})
-    return branchJson(project, b, canPush)
+    return branchJson(project, b, canPush, await git.protectedRefs.rules(project.id))
   })
 
   app.get('/projects/:id/repository/tags', { schema: { summary: 'List repository tags, newest first', tags: ['repository'], params: IdParam, querystring: Type.Object(PageQuery) }, config: { public: true } }, async (req, reply) => {
     const { project } = await readable(req)
     const page = pageOf(req.query as { page?: number; per_page?: number })
     const { rows, total } = await git.repos.tags(project.id, page)
+    const rules = await git.protectedRefs.rules(project.id)
     setPageHeaders(req, reply, publicUrl, page, total)
     return rows.map((t) => ({
       name: t.name,
@@ -78,7 +83,7 @@ export async function gitApiRoutes(app: FastifyInstance, opts: GitApiOptions): P
       target: t.target,
       commit: t.commit ? commitJson(project, t.commit) : null,
       release: null,
-      protected: false,
+      protected: rules.some((r) => r.kind === 'tag' && refPatternMatches(r.name, t.name)),
       created_at: null,
     }))
   })

@@ -3,13 +3,14 @@ import { chmod, mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'no
 import { join } from 'node:path'
 import { WharfError } from '../core/errors.ts'
 import { runGit } from './exec.ts'
+import { PRE_RECEIVE } from './protected-refs.ts'
 import { checkRefName, checkSha, checkTreePath, isRefName, isSha, isZeroSha, type RefUpdate } from './refs.ts'
 
 // Layout under the git root (`<data>/git`), known only to this file:
 //
 //   <id>.git/                one bare repository per project, named by its numeric id, so renaming
 //                            or moving a project never touches the disk and no user input reaches a path
-//   .wharf/hooks/post-receive  Wharf's hooks, used through `-c core.hooksPath=` by the smart HTTP backend
+//   .wharf/hooks/{pre,post}-receive  Wharf's hooks, used through `-c core.hooksPath=` by the smart HTTP backend
 //   .wharf/spool/<uuid>      per-push ref-update files the hook writes (and <uuid>.pusher.json: who pushed
 //                            to which project); read and removed after the push, or at the next start
 //   .wharf/tmp/              repositories being initialised, renamed into place when complete
@@ -108,6 +109,9 @@ export class GitRepos {
     const hook = join(this.hooksDir, 'post-receive')
     await writeFile(hook, POST_RECEIVE)
     await chmod(hook, 0o755)
+    const pre = join(this.hooksDir, 'pre-receive')
+    await writeFile(pre, PRE_RECEIVE)
+    await chmod(pre, 0o755)
   }
 
   /** The repository's directory. Only a positive integer id ever becomes part of a path. */

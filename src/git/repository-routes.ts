@@ -351,7 +351,7 @@ export async function repositoryRoutes(app: FastifyInstance, opts: RepositoryRou
     return reply.code(201).send({
       name: created!.name,
       merged: false,
-      protected: false,
+      protected: await git.protectedRefs.isProtected(project.id, 'branch', created!.name),
       default: created!.default,
       developers_can_push: false,
       developers_can_merge: false,
@@ -388,7 +388,7 @@ export async function repositoryRoutes(app: FastifyInstance, opts: RepositoryRou
   async function tagJson(project: Project, name: string) {
     const t = await git.repos.tag(project.id, name)
     if (!t) throw new WharfError('NOT_FOUND', 'Tag Not Found', { tag: name })
-    return { name: t.name, message: t.message ?? '', target: t.target, commit: t.commit ? commitJson(project, t.commit) : null, release: null, protected: false, created_at: null }
+    return { name: t.name, message: t.message ?? '', target: t.target, commit: t.commit ? commitJson(project, t.commit) : null, release: null, protected: await git.protectedRefs.isProtected(project.id, 'tag', t.name), created_at: null }
   }
 }
 

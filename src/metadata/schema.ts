@@ -260,6 +260,7 @@ export interface Database {
   push_events: PushEventsTable
   dependency_proxy_repositories: DependencyProxyRepositoriesTable
   dependency_proxy_tags: DependencyProxyTagsTable
+  protected_refs: ProtectedRefsTable
 }
 
 export type Executor = Kysely<Database> | Transaction<Database>
@@ -301,6 +302,19 @@ export interface WebSessionsTable {
 export type WebSession = Selectable<WebSessionsTable>
 
 /** Push events awaiting (or done with) their listeners; `updates` and `principal` are JSON. */
+export interface ProtectedRefsTable {
+  id: Generated<number>
+  project_id: number
+  kind: 'branch' | 'tag'
+  /** A ref's short name, or a pattern where `*` matches anything. */
+  name: string
+  push_level: number
+  merge_level: number
+  allow_force_push: number
+  created_at: string
+}
+export type ProtectedRef = Selectable<ProtectedRefsTable>
+
 export interface PushEventsTable {
   id: Generated<number>
   project_id: number

@@ -52,6 +52,9 @@ async function populate(h: ApiHarness, w: World) {
   const commit = async (actions: Json[]) => assert.equal((await h.req('POST', `/api/v4/projects/${w.project.id}/repository/commits`, { ...root, body: { branch: 'main', commit_message: 'more', actions } })).statusCode, 201)
   await commit([{ action: 'create', file_path: 'd', content: 'd' }])
   await commit(['a', 'b', 'c'].map((f) => ({ action: 'create', file_path: f, content: f })))
+  for (const name of ['p1', 'p2', 'p3']) {
+    for (const kind of ['branches', 'tags']) assert.equal((await h.req('POST', `/api/v4/projects/${w.project.id}/protected_${kind}`, { ...root, body: { name } })).statusCode, 201)
+  }
   for (let i = 0; i < 2; i++) await h.services.auth.tokens.rotate()
   const creds = { username: 'root', password: ROOT_PASSWORD }
   for (const name of ['grp/app', 'grp/app/api', 'grp/app/web']) await pushImage(h, creds, name, ['1', '2', '3'])
@@ -90,7 +93,7 @@ test('every list route pages with per_page and sends the pagination headers', as
   assert.deepEqual(lists.sort(), [
     '/api/v4/admin/signing_keys', '/api/v4/audit_events', '/api/v4/groups', '/api/v4/groups/:id/deploy_tokens', '/api/v4/groups/:id/members', '/api/v4/groups/:id/members/all', '/api/v4/groups/:id/projects', '/api/v4/groups/:id/runners', '/api/v4/groups/:id/variables',
     '/api/v4/personal_access_tokens', '/api/v4/projects', '/api/v4/projects/:id/deploy_tokens', '/api/v4/projects/:id/events', '/api/v4/projects/:id/job_token_scope/allowlist', '/api/v4/projects/:id/jobs',
-    '/api/v4/projects/:id/members', '/api/v4/projects/:id/members/all', '/api/v4/projects/:id/pipelines', '/api/v4/projects/:id/pipelines/:pipeline_id/jobs', '/api/v4/projects/:id/registry/repositories',
+    '/api/v4/projects/:id/members', '/api/v4/projects/:id/members/all', '/api/v4/projects/:id/pipelines', '/api/v4/projects/:id/pipelines/:pipeline_id/jobs', '/api/v4/projects/:id/protected_branches', '/api/v4/projects/:id/protected_tags', '/api/v4/projects/:id/registry/repositories',
     '/api/v4/projects/:id/registry/repositories/:repository_id/tags', '/api/v4/projects/:id/repository/branches', '/api/v4/projects/:id/repository/commits', '/api/v4/projects/:id/repository/commits/:sha/diff', '/api/v4/projects/:id/repository/tags', '/api/v4/projects/:id/repository/tree', '/api/v4/projects/:id/runners', '/api/v4/projects/:id/triggers',
     '/api/v4/projects/:id/variables', '/api/v4/runners', '/api/v4/runners/all', '/api/v4/users',
   ].sort())

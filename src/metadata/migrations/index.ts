@@ -7,6 +7,7 @@ import * as m0005 from './0005-runners.ts'
 import * as m0006 from './0006-sessions.ts'
 import * as m0007 from './0007-push-events.ts'
 import * as m0008 from './0008-dependency-proxy.ts'
+import * as m0009 from './0009-protected-refs.ts'
 
 /** Column types that differ between SQLite and PostgreSQL, so one migration serves both. */
 export interface MigrationContext {
@@ -34,6 +35,7 @@ const MIGRATIONS: Record<string, { up(db: Kysely<unknown>, ctx: MigrationContext
   '0006-sessions': m0006,
   '0007-push-events': m0007,
   '0008-dependency-proxy': m0008,
+  '0009-protected-refs': m0009,
 }
 
 export function migrationProvider(kind: DialectKind): MigrationProvider {
