@@ -180,6 +180,16 @@ export async function ciRoutes(app: FastifyInstance, deps: CiRouteDeps): Promise
     return pipelineJson(project, await pipelineOf(project, pipeline_id))
   })
 
+  const LatestQuery = Type.Object({ ref: Type.Optional(Type.String({ minLength: 1 })) })
+  app.get('/projects/:id/pipelines/latest', { schema: { summary: "The newest pipeline of a ref's head commit (the default branch when no ref)", tags: ['ci'], params: IdParam, querystring: LatestQuery }, config: { public: true } }, async (req) => {
+    const project = await ciProject(req, (req.params as Static<typeof IdParam>).id)
+    const ref = (req.query as Static<typeof LatestQuery>).ref ?? (await repos.defaultBranch(project.id))
+    const sha = ref === undefined ? undefined : await repos.resolveRef(project.id, ref).catch(() => undefined)
+    const [latest] = sha ? await pipelines.listPipelines(project.id, { ref: ref!, sha, limit: 1, offset: 0 }) : []
+    if (!latest) throw new WharfError('NOT_FOUND', 'Pipeline Not Found', { ref: ref ?? null })
+    return pipelineJson(project, latest)
+  })
+
   app.post('/projects/:id/pipeline', { schema: { summary: 'Run a pipeline for a ref', tags: ['ci'], params: IdParam, body: CreatePipelineBody } }, async (req, reply) => {
     const project = await ciProject(req, (req.params as Static<typeof IdParam>).id, 'developer')
     const body = req.body as Static<typeof CreatePipelineBody>

@@ -135,3 +135,20 @@ describe('CI API', () => {
     assert.equal((await h.req('POST', `/api/v4/projects/${project.id}/trigger/pipeline`, { body: { token: created.token, ref: 'main' } })).statusCode, 404)
   })
 })
+
+describe('GET /projects/:id/pipelines/latest', () => {
+  it("answers the newest pipeline of the ref's head commit, the default branch by default; 404 when there is none", async (t) => {
+    const { h, token, project } = await setup(t, SIMPLE)
+    const url = `/api/v4/projects/${project.id}/pipelines/latest`
+    assert.equal((await h.req('GET', url, { token })).statusCode, 404)
+    const first = (await h.req('POST', `/api/v4/projects/${project.id}/pipeline`, { token, body: { ref: 'main' } })).json() as { id: number }
+    const second = (await h.req('POST', `/api/v4/projects/${project.id}/pipeline`, { token, body: { ref: 'main' } })).json() as { id: number }
+    assert.ok(second.id > first.id)
+    let res = await h.req('GET', url, { token })
+    assert.equal(res.statusCode, 200, res.body)
+    assert.deepEqual([(res.json() as { id: number }).id, (res.json() as { ref: string }).ref], [second.id, 'main'])
+    res = await h.req('GET', `${url}?ref=main`, { token })
+    assert.equal((res.json() as { id: number }).id, second.id)
+    assert.equal((await h.req('GET', `${url}?ref=nope`, { token })).statusCode, 404)
+  })
+})
