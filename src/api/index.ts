@@ -1,4 +1,5 @@
 import type { FastifyInstance } from 'fastify'
+import pkg from '../../package.json' with { type: 'json' }
 import type { ApiTokens } from '../auth/api-tokens.ts'
 import type { AccessTokens } from '../auth/access-tokens.ts'
 import type { Credentials } from '../auth/credentials.ts'
@@ -61,6 +62,16 @@ export async function apiRoutes(app: FastifyInstance, opts: ApiOptions): Promise
       await api.register(projectRoutes, deps)
       await api.register(userRoutes, deps)
       await api.register(registryApiRoutes, deps)
+
+      // GitLab's instance version endpoints (any token with read access): Wharf's own version;
+      // clients show it, and Wharf has no GitLab revision or agent server (KAS) to announce.
+      const version = { version: pkg.version, revision: 'wharf' }
+      api.get('/version', { schema: { summary: "The server's version", tags: ['meta'] } }, async () => version)
+      api.get('/metadata', { schema: { summary: "The server's version and features (GitLab's metadata)", tags: ['meta'] } }, async () => ({
+        ...version,
+        kas: { enabled: false, externalUrl: null, externalK8sProxyUrl: null, version: null },
+        enterprise: false,
+      }))
 
       api.get(
         '/openapi.json',

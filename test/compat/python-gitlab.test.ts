@@ -7,6 +7,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { after, before, describe, it } from 'node:test'
+import pkg from '../../package.json' with { type: 'json' }
 import { testImages } from '../helpers/images.ts'
 import { describeResult, run } from '../helpers/run.ts'
 import { CiProject } from '../helpers/runner.ts'
@@ -323,12 +324,12 @@ p.protectedtags.delete('v*')
 p.branches.delete('feature')
 p.tags.delete('v1')
 out({'created': created, 'raw': raw, 'dup': dup, 'diff': diff, 'history': history, 'tree': tree, 'cmp': [len(cmp['commits']), cmp['commit']['id'] == c.id],
-     'pipeline': c.id in [x.sha for x in p.pipelines.list(get_all=True)], 'archive': sorted(n.split('/', 1)[1] for n in names if '/' in n), 'tag': [tag.name, tag.message], 'protected': protected,
+     'pipeline': c.id in [x.sha for x in p.pipelines.list(get_all=True)], 'version': list(gl.version()), 'archive': sorted(n.split('/', 1)[1] for n in names if '/' in n), 'tag': [tag.name, tag.message], 'protected': protected,
      'after': [[b.name for b in p.branches.list()], [t.name for t in p.tags.list()], p.protectedbranches.list()]})
 `)
     assert.deepEqual(r, {
       created: 'one', raw: 'two', dup: [400, true], diff: ['README.md', 'a.md', 'run.sh'], history: ['many', 'update a', 'add a', r.history[3]], tree: ['.gitlab-ci.yml', 'README.md', 'a.md', 'run.sh'], cmp: [3, true],
-      pipeline: true, archive: ['.gitlab-ci.yml', 'README.md', 'a.md', 'run.sh'], tag: ['v1', 'first release\n'], protected: [['main'], ['v*'], true], after: [['main'], [], []],
+      pipeline: true, version: [pkg.version, 'wharf'], archive: ['.gitlab-ci.yml', 'README.md', 'a.md', 'run.sh'], tag: ['v1', 'first release\n'], protected: [['main'], ['v*'], true], after: [['main'], [], []],
     })
   })
 })
