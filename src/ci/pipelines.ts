@@ -217,6 +217,37 @@ export class Pipelines {
     return (await q.findPipeline(this.db, pipeline.id))!
   }
 
+  /**
+   * GitLab's CI lint: `content` (or the project's CI file at the ref) planned as a push pipeline
+   * for `ref` (the default branch when none) would be, with the same errors pipelines get, and
+   * nothing created. A plan that workflow rules filter out is valid.
+   */
+  async lint(project: Project, opts: { content?: string | undefined; ref?: string | undefined }): Promise<{ valid: boolean; errors: string[]; content: string; jobs: PlannedJob[] }> {
+    const ref = opts.ref ?? (await this.repos.defaultBranch(project.id))
+    const sha = ref === undefined ? undefined : await this.repos.resolveRef(project.id, ref).catch(() => undefined)
+    if (ref === undefined || !sha) throw new WharfError('NOT_FOUND', ref === undefined ? 'the repository is empty: push a commit first' : `Reference not found: ${ref}`, {})
+    let content = opts.content
+    if (content === undefined) {
+      let text: Buffer | undefined
+      try {
+        text = await this.readYaml(project.id, sha, CI_CONFIG_PATH)
+      } catch (e) {
+        if (!(e instanceof FileTooBigError)) throw e
+        return { valid: false, errors: [`\`${CI_CONFIG_PATH}\`: The parsed YAML is too big`], content: '', jobs: [] }
+      }
+      if (!text) return { valid: false, errors: [`Please provide content of ${CI_CONFIG_PATH}`], content: '', jobs: [] }
+      content = text.toString('utf8')
+    }
+    if (Buffer.byteLength(content) > YAML_LIMITS.bytes) return { valid: false, errors: [`\`${CI_CONFIG_PATH}\`: The parsed YAML is too big`], content: '', jobs: [] }
+    const namespace = (await projectQueries.findNamespace(this.db, project.namespace_id))!
+    const commit = (await this.repos.commitInfo(project.id, sha))!
+    const isTag = !(await this.repos.branch(project.id, ref)) && (await this.repos.tag(project.id, ref)) !== undefined
+    const r: PipelineRequest = { project, ref, refType: isTag ? 'tag' : 'branch', sha, beforeSha: ZERO_SHA, source: 'push', userId: null }
+    const plan = await this.plan(r, Buffer.from(content), namespace.full_path, (await this.repos.defaultBranch(project.id)) ?? 'main', commit)
+    if (plan.status === 'failed') return { valid: false, errors: plan.errors, content, jobs: [] }
+    return { valid: true, errors: [], content, jobs: plan.status === 'created' ? plan.jobs : [] }
+  }
+
   /** Parses and plans the file off the event loop, within a time budget (see ConfigPlanner). */
   private async plan(r: PipelineRequest, text: Buffer, namespace: string, defaultBranch: string, commit: CommitInfo): Promise<PipelinePlan> {
     const extra = (r.variables ?? []).map((v) => ({ key: v.key, value: v.value }))

@@ -190,6 +190,28 @@ export async function ciRoutes(app: FastifyInstance, deps: CiRouteDeps): Promise
     return pipelineJson(project, latest)
   })
 
+  // GitLab's CI lint, the same planning (and errors) as a pipeline for the ref, nothing created.
+  const LintBody = Body({ content: Type.String(), dry_run: Type.Optional(Type.Boolean()), include_jobs: Type.Optional(Type.Boolean()), ref: Type.Optional(Type.String({ minLength: 1 })), dry_run_ref_type: Type.Optional(Type.String()) })
+  const LintQuery = Type.Object({ content_ref: Type.Optional(Type.String({ minLength: 1 })), dry_run: Type.Optional(Type.Boolean()), include_jobs: Type.Optional(Type.Boolean()), dry_run_ref: Type.Optional(Type.String({ minLength: 1 })), ref: Type.Optional(Type.String({ minLength: 1 })) })
+  const lintJson = (l: Awaited<ReturnType<typeof pipelines.lint>>, includeJobs: boolean | undefined) => ({
+    valid: l.valid,
+    errors: l.errors,
+    warnings: [],
+    merged_yaml: l.content,
+    includes: [],
+    ...(includeJobs ? { jobs: l.jobs.map((j) => ({ name: j.name, stage: j.stage, when: j.when, allow_failure: j.allowFailure, needs: j.needs?.map((n) => ({ name: n.job })) ?? [] })) } : {}),
+  })
+  app.post('/projects/:id/ci/lint', { schema: { summary: 'Validate CI/CD configuration (content) as a pipeline for a ref would be planned', tags: ['ci'], params: IdParam, body: LintBody } }, async (req) => {
+    const project = await ciProject(req, (req.params as Static<typeof IdParam>).id, 'developer')
+    const b = req.body as Static<typeof LintBody>
+    return lintJson(await pipelines.lint(project, { content: b.content, ref: b.ref }), b.include_jobs)
+  })
+  app.get('/projects/:id/ci/lint', { schema: { summary: "Validate the project's CI/CD configuration at a ref (content_ref, default branch by default)", tags: ['ci'], params: IdParam, querystring: LintQuery } }, async (req) => {
+    const project = await ciProject(req, (req.params as Static<typeof IdParam>).id, 'developer')
+    const q = req.query as Static<typeof LintQuery>
+    return lintJson(await pipelines.lint(project, { ref: q.content_ref ?? q.ref }), q.include_jobs)
+  })
+
   app.post('/projects/:id/pipeline', { schema: { summary: 'Run a pipeline for a ref', tags: ['ci'], params: IdParam, body: CreatePipelineBody } }, async (req, reply) => {
     const project = await ciProject(req, (req.params as Static<typeof IdParam>).id, 'developer')
     const body = req.body as Static<typeof CreatePipelineBody>

@@ -152,3 +152,30 @@ describe('GET /projects/:id/pipelines/latest', () => {
     assert.equal((await h.req('GET', `${url}?ref=nope`, { token })).statusCode, 404)
   })
 })
+
+describe('CI lint', () => {
+  it('POST /ci/lint plans content as a pipeline would (same errors), GET lints the file at content_ref; nothing is created', async (t) => {
+    const { h, token, project } = await setup(t, SIMPLE)
+    const url = `/api/v4/projects/${project.id}/ci/lint`
+    let res = await h.req('POST', url, { token, body: { content: 'a: { stage: test, script: [x] }\nb: { stage: test, script: [y], needs: [a] }\n', include_jobs: true } })
+    assert.equal(res.statusCode, 200, res.body)
+    const ok = res.json() as { valid: boolean; errors: string[]; merged_yaml: string; jobs: Array<{ name: string; needs: Array<{ name: string }> }> }
+    assert.deepEqual([ok.valid, ok.errors, ok.jobs.map((j) => [j.name, j.needs.map((n) => n.name)])], [true, [], [['a', []], ['b', ['a']]]])
+    // The errors a pipeline of that file gets.
+    const bad = 'job: { script: [x], colour: red }\n'
+    res = await h.req('POST', url, { token, body: { content: bad } })
+    const lint = res.json() as { valid: boolean; errors: string[] }
+    assert.equal(lint.valid, false)
+    assert.ok(lint.errors.length > 0)
+    await h.req('PUT', `/api/v4/projects/${project.id}/repository/files/.gitlab-ci.yml`, { token, body: { branch: 'main', content: bad, commit_message: 'break ci' } })
+    const pipelines = (await h.req('GET', `/api/v4/projects/${project.id}/pipelines`, { token })).json() as Array<{ id: number }>
+    const broken = (await h.req('GET', `/api/v4/projects/${project.id}/pipelines/${pipelines[0]!.id}`, { token })).json() as { yaml_errors: string | null }
+    assert.equal(broken.yaml_errors, lint.errors.join(', '))
+    const before = pipelines.length
+    res = await h.req('GET', `${url}?content_ref=main`, { token })
+    assert.deepEqual([(res.json() as { valid: boolean }).valid, (res.json() as { errors: string[] }).errors], [false, lint.errors])
+    assert.equal(((await h.req('GET', `/api/v4/projects/${project.id}/pipelines`, { token })).json() as unknown[]).length, before, 'lint creates no pipeline')
+    assert.equal((await h.req('GET', `${url}?content_ref=nope`, { token })).statusCode, 404)
+    assert.equal((await h.req('POST', url, { token, body: { content: 'x', wharf: 1 } })).statusCode, 400)
+  })
+})
