@@ -18,6 +18,7 @@ import { TraceStore } from './traces.ts'
 import { Triggers } from './triggers.ts'
 import { CiVariables } from './variables.ts'
 
+import { CommitStatuses } from './commit-statuses.ts'
 export { ciRoutes, type CiRouteDeps } from './routes.ts'
 export { runnerApiRoutes, runnerProtocolRoutes } from './runner-routes.ts'
 export { ONLINE_SECONDS } from './runners.ts'
@@ -25,6 +26,7 @@ export { Pipelines, CiVariables, Triggers }
 
 export interface Ci {
   pipelines: Pipelines
+  commitStatuses: CommitStatuses
   variables: CiVariables
   triggers: Triggers
   runners: Runners
@@ -66,5 +68,5 @@ export function createCi(db: Kysely<Database>, git: GitHosting, projects: Projec
   const artifacts = new Artifacts(db, join(opts.dir, 'artifacts'), opts.artifactsMaxBytes)
   if (opts.metrics) registerCiMetrics(opts.metrics, db)
   const runnerJobs = new RunnerJobs({ db, pipelines, runners, traces, artifacts, repos: git.repos, credentials: opts.credentials, publicUrl, heartbeatTimeoutSeconds: opts.heartbeatTimeoutSeconds })
-  return { pipelines, variables: new CiVariables(db), triggers: new Triggers(db), runners, runnerJobs, jobTokens, traces, artifacts }
+  return { pipelines, commitStatuses: new CommitStatuses(db, git.repos), variables: new CiVariables(db), triggers: new Triggers(db), runners, runnerJobs, jobTokens, traces, artifacts }
 }

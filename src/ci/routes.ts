@@ -4,6 +4,8 @@ import type { ApiDeps } from '../api/context.ts'
 import { pageOf, PageQuery, setPageHeaders } from '../api/pagination.ts'
 import { Body, IdParam } from '../api/schemas.ts'
 import { atLeast } from '../auth/roles.ts'
+import { COMMIT_STATES, type CommitStatuses } from './commit-statuses.ts'
+import { StringEnum } from '../api/schemas.ts'
 import { WharfError } from '../core/errors.ts'
 import type { CommitInfo, GitRepos } from '../git/repos.ts'
 import type { CiJob, Pipeline, Project, Runner, User } from '../metadata/schema.ts'
@@ -14,6 +16,7 @@ import { variableJson, type CiVariables, type VariableInput } from './variables.
 
 export interface CiRouteDeps extends ApiDeps {
   pipelines: Pipelines
+  commitStatuses: CommitStatuses
   variables: CiVariables
   triggers: Triggers
   repos: GitRepos
@@ -188,6 +191,54 @@ export async function ciRoutes(app: FastifyInstance, deps: CiRouteDeps): Promise
     const [latest] = sha ? await pipelines.listPipelines(project.id, { ref: ref!, sha, limit: 1, offset: 0 }) : []
     if (!latest) throw new WharfError('NOT_FOUND', 'Pipeline Not Found', { ref: ref ?? null })
     return pipelineJson(project, latest)
+  })
+
+  // Commit statuses from external systems: Developers post, Reporters read.
+  const StatusParams = Type.Object({ id: Type.String(), sha: Type.String({ minLength: 1, maxLength: 64 }) })
+  const StatusBody = Body({
+    state: StringEnum(COMMIT_STATES),
+    ref: Type.Optional(Type.String({ minLength: 1, maxLength: 255 })),
+    name: Type.Optional(Type.String({ minLength: 1, maxLength: 255 })),
+    context: Type.Optional(Type.String({ minLength: 1, maxLength: 255 })),
+    target_url: Type.Optional(Type.String({ maxLength: 2048, pattern: '^https?://' })),
+    description: Type.Optional(Type.String({ maxLength: 255 })),
+    coverage: Type.Optional(Type.Number({ minimum: 0, maximum: 100 })),
+    pipeline_id: Type.Optional(Type.Integer()),
+  })
+  const StatusQuery = Type.Object({ ...PageQuery, ref: Type.Optional(Type.String()), name: Type.Optional(Type.String()), stage: Type.Optional(Type.String()), all: Type.Optional(Type.Boolean()) })
+  const statusJson = async (s: Awaited<ReturnType<CommitStatuses['post']>>) => ({
+    id: s.id,
+    sha: s.sha,
+    ref: s.ref || null,
+    status: s.status,
+    name: s.name,
+    target_url: s.target_url,
+    description: s.description,
+    created_at: s.created_at,
+    started_at: s.started_at,
+    finished_at: s.finished_at,
+    allow_failure: false,
+    coverage: s.coverage,
+    pipeline_id: null,
+    author: await userOf(s.author_id),
+  })
+  app.post('/projects/:id/statuses/:sha', { schema: { summary: 'Post the status of a commit (an external check), updated in place per name', tags: ['ci'], params: StatusParams, body: StatusBody } }, async (req, reply) => {
+    const { id, sha } = req.params as Static<typeof StatusParams>
+    const project = await ciProject(req, id, 'developer')
+    const b = req.body as Static<typeof StatusBody>
+    const s = await deps.commitStatuses.post(project, sha, { state: b.state, ref: b.ref, name: b.name ?? b.context, targetUrl: b.target_url, description: b.description, coverage: b.coverage }, req.principal.kind === 'user' ? req.principal.userId : null)
+    return reply.code(201).send(await statusJson(s))
+  })
+  app.get('/projects/:id/repository/commits/:sha/statuses', { schema: { summary: 'List the statuses posted for a commit', tags: ['ci'], params: StatusParams, querystring: StatusQuery }, config: { public: true } }, async (req, reply) => {
+    const { id, sha } = req.params as Static<typeof StatusParams>
+    const project = await ciProject(req, id)
+    const q = req.query as Static<typeof StatusQuery>
+    const page = pageOf(q)
+    // `:sha` may name the commit by a branch or tag, as GitLab resolves it.
+    const commit = (await repos.resolveRef(project.id, sha).catch(() => undefined)) ?? sha
+    const { rows, total } = await deps.commitStatuses.page(project.id, commit, { ref: q.ref, name: q.name }, page)
+    setPageHeaders(req, reply, deps.publicUrl, page, total)
+    return Promise.all(rows.map(statusJson))
   })
 
   // GitLab's CI lint, the same planning (and errors) as a pipeline for the ref, nothing created.

@@ -261,6 +261,7 @@ export interface Database {
   dependency_proxy_repositories: DependencyProxyRepositoriesTable
   dependency_proxy_tags: DependencyProxyTagsTable
   protected_refs: ProtectedRefsTable
+  commit_statuses: CommitStatusesTable
 }
 
 export type Executor = Kysely<Database> | Transaction<Database>
@@ -302,6 +303,24 @@ export interface WebSessionsTable {
 export type WebSession = Selectable<WebSessionsTable>
 
 /** Push events awaiting (or done with) their listeners; `updates` and `principal` are JSON. */
+export interface CommitStatusesTable {
+  id: Generated<number>
+  project_id: number
+  sha: string
+  /** '' when posted without a ref. */
+  ref: string
+  name: string
+  status: string
+  description: string | null
+  target_url: string | null
+  coverage: number | null
+  author_id: number | null
+  created_at: string
+  started_at: string | null
+  finished_at: string | null
+}
+export type CommitStatus = Selectable<CommitStatusesTable>
+
 export interface ProtectedRefsTable {
   id: Generated<number>
   project_id: number

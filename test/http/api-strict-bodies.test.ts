@@ -82,6 +82,7 @@ function writeRoutes(w: World): Record<string, { url: string; body: Json }> {
     'POST /api/v4/projects/:id/protected_branches': { url: `/api/v4/projects/${p}/protected_branches`, body: { name: 'rel/*', push_access_level: 40, merge_access_level: 40, unprotect_access_level: 40, allow_force_push: false, code_owner_approval_required: false } },
     'POST /api/v4/projects/:id/protected_tags': { url: `/api/v4/projects/${p}/protected_tags`, body: { name: 'v*', create_access_level: 40 } },
     'POST /api/v4/projects/:id/ci/lint': { url: `/api/v4/projects/${p}/ci/lint`, body: { content: 'a: { script: [x] }', dry_run: false, include_jobs: true, ref: 'main', dry_run_ref_type: 'branch' } },
+    'POST /api/v4/projects/:id/statuses/:sha': { url: `/api/v4/projects/${p}/statuses/${'0'.repeat(40)}`, body: { state: 'success', ref: 'main', name: 'n', context: 'c', target_url: 'https://x', description: 'd', coverage: 1, pipeline_id: 1 } },
     'POST /-/session': { url: '/-/session', body: { username: 'root', password: 'wrong-but-unchecked' } },
   }
 }

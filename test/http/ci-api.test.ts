@@ -179,3 +179,31 @@ describe('CI lint', () => {
     assert.equal((await h.req('POST', url, { token, body: { content: 'x', wharf: 1 } })).statusCode, 400)
   })
 })
+
+describe('commit statuses', () => {
+  it('POST /statuses/:sha records a named state, updated in place; GET …/commits/:sha/statuses lists them paged', async (t) => {
+    const { h, token, project } = await setup(t, SIMPLE)
+    const sha = ((await h.req('GET', `/api/v4/projects/${project.id}/repository/branches/main`, { token })).json() as { commit: { id: string } }).commit.id
+    const post = (body: unknown, tok = token) => h.req('POST', `/api/v4/projects/${project.id}/statuses/${sha}`, { token: tok, body })
+    let res = await post({ state: 'running', name: 'ext/ci', target_url: 'https://ci.example.com/1', description: 'building' })
+    assert.equal(res.statusCode, 201, res.body)
+    const first = res.json() as { id: number; ref: string; status: string; started_at: string | null; finished_at: string | null; author: { username: string } }
+    assert.deepEqual([first.ref, first.status, first.started_at !== null, first.finished_at, first.author.username], ['main', 'running', true, null, 'root'])
+    res = await post({ state: 'success', context: 'ext/ci', coverage: 87.5 })
+    const done = res.json() as { id: number; status: string; finished_at: string | null; coverage: number }
+    assert.deepEqual([done.id, done.status, done.finished_at !== null, done.coverage], [first.id, 'success', true, 87.5])
+    assert.equal((await post({ state: 'pending', name: 'lint' })).statusCode, 201)
+    assert.equal((await post({ state: 'failed', name: 'other', ref: 'v1' })).statusCode, 201)
+    res = await h.req('GET', `/api/v4/projects/${project.id}/repository/commits/${sha}/statuses?per_page=2`, { token })
+    assert.deepEqual([res.headers['x-total'], (res.json() as Array<{ name: string }>).map((s) => s.name)], ['3', ['ext/ci', 'lint']])
+    res = await h.req('GET', `/api/v4/projects/${project.id}/repository/commits/${sha}/statuses?ref=v1`, { token })
+    assert.deepEqual((res.json() as Array<{ name: string }>).map((s) => s.name), ['other'])
+    // Bad input: an unknown state, a commit not in the repository, a Reporter posting.
+    assert.equal((await post({ state: 'done' })).statusCode, 400)
+    assert.equal((await h.req('POST', `/api/v4/projects/${project.id}/statuses/${'0'.repeat(40)}`, { token, body: { state: 'success' } })).statusCode, 404)
+    const reporter = await h.user('rep')
+    await h.services.projects.addMember(Number.POSITIVE_INFINITY, 'project', project.id, reporter.user.id, 20, null)
+    assert.equal((await post({ state: 'success' }, reporter.token)).statusCode, 403)
+    assert.equal((await h.req('GET', `/api/v4/projects/${project.id}/repository/commits/${sha}/statuses`, { token: reporter.token })).statusCode, 200)
+  })
+})

@@ -8,6 +8,7 @@ import * as m0006 from './0006-sessions.ts'
 import * as m0007 from './0007-push-events.ts'
 import * as m0008 from './0008-dependency-proxy.ts'
 import * as m0009 from './0009-protected-refs.ts'
+import * as m0010 from './0010-commit-statuses.ts'
 
 /** Column types that differ between SQLite and PostgreSQL, so one migration serves both. */
 export interface MigrationContext {
@@ -36,6 +37,7 @@ const MIGRATIONS: Record<string, { up(db: Kysely<unknown>, ctx: MigrationContext
   '0007-push-events': m0007,
   '0008-dependency-proxy': m0008,
   '0009-protected-refs': m0009,
+  '0010-commit-statuses': m0010,
 }
 
 export function migrationProvider(kind: DialectKind): MigrationProvider {
