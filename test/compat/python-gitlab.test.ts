@@ -319,17 +319,23 @@ tag = p.tags.get('v1')
 p.protectedbranches.create({'name': 'main', 'push_access_level': 40, 'merge_access_level': 40})
 p.protectedtags.create({'name': 'v*', 'create_access_level': 40})
 protected = [[x.name for x in p.protectedbranches.list()], [x.name for x in p.protectedtags.list()], p.branches.get('main').protected]
+commit.statuses.create({'state': 'running', 'name': 'ext/ci', 'target_url': 'https://ci.example.com/1'})
+commit.statuses.create({'state': 'success', 'name': 'ext/ci'})
+statuses = [[x.name, x.status] for x in commit.statuses.list()]
+lint_ok = p.ci_lint.create({'content': 'build:\\n  script: [echo]\\n'})
+lint_bad = p.ci_lint.create({'content': 'build:\\n  script: [echo]\\n  colour: red\\n'})
+lint_ref = p.ci_lint.get()
 p.protectedbranches.delete('main')
 p.protectedtags.delete('v*')
 p.branches.delete('feature')
 p.tags.delete('v1')
 out({'created': created, 'raw': raw, 'dup': dup, 'diff': diff, 'history': history, 'tree': tree, 'cmp': [len(cmp['commits']), cmp['commit']['id'] == c.id],
-     'pipeline': c.id in [x.sha for x in p.pipelines.list(get_all=True)], 'version': list(gl.version()), 'archive': sorted(n.split('/', 1)[1] for n in names if '/' in n), 'tag': [tag.name, tag.message], 'protected': protected,
+     'pipeline': c.id in [x.sha for x in p.pipelines.list(get_all=True)], 'version': list(gl.version()), 'statuses': statuses, 'lint': [lint_ok.valid, lint_bad.valid, len(lint_bad.errors) > 0, lint_ref.valid], 'archive': sorted(n.split('/', 1)[1] for n in names if '/' in n), 'tag': [tag.name, tag.message], 'protected': protected,
      'after': [[b.name for b in p.branches.list()], [t.name for t in p.tags.list()], p.protectedbranches.list()]})
 `)
     assert.deepEqual(r, {
       created: 'one', raw: 'two', dup: [400, true], diff: ['README.md', 'a.md', 'run.sh'], history: ['many', 'update a', 'add a', r.history[3]], tree: ['.gitlab-ci.yml', 'README.md', 'a.md', 'run.sh'], cmp: [3, true],
-      pipeline: true, version: [pkg.version, 'wharf'], archive: ['.gitlab-ci.yml', 'README.md', 'a.md', 'run.sh'], tag: ['v1', 'first release\n'], protected: [['main'], ['v*'], true], after: [['main'], [], []],
+      pipeline: true, version: [pkg.version, 'wharf'], statuses: [['ext/ci', 'success']], lint: [true, false, true, true], archive: ['.gitlab-ci.yml', 'README.md', 'a.md', 'run.sh'], tag: ['v1', 'first release\n'], protected: [['main'], ['v*'], true], after: [['main'], [], []],
     })
   })
 })
