@@ -229,20 +229,17 @@ export interface CommitStatusFilter {
   name?: string | undefined
 }
 
-function statusFilter<Q extends { where: (...a: any[]) => Q }>(q: Q, f: CommitStatusFilter): Q {
-  let out = q
-  if (f.ref !== undefined) out = out.where('ref', '=', f.ref)
-  if (f.name !== undefined) out = out.where('name', '=', f.name)
-  return out
-}
-
 export async function listCommitStatuses(db: Executor, projectId: number, sha: string, f: CommitStatusFilter, page: { limit: number; offset: number }): Promise<CommitStatus[]> {
-  const q = db.selectFrom('commit_statuses').selectAll().where('project_id', '=', projectId).where('sha', '=', sha)
-  return statusFilter(q, f).orderBy('id').limit(page.limit).offset(page.offset).execute()
+  let q = db.selectFrom('commit_statuses').selectAll().where('project_id', '=', projectId).where('sha', '=', sha)
+  if (f.ref !== undefined) q = q.where('ref', '=', f.ref)
+  if (f.name !== undefined) q = q.where('name', '=', f.name)
+  return q.orderBy('id').limit(page.limit).offset(page.offset).execute()
 }
 
 export async function countCommitStatuses(db: Executor, projectId: number, sha: string, f: CommitStatusFilter): Promise<number> {
-  const q = db.selectFrom('commit_statuses').select((eb) => eb.fn.countAll<number>().as('n')).where('project_id', '=', projectId).where('sha', '=', sha)
-  const r = await statusFilter(q, f).executeTakeFirstOrThrow()
+  let q = db.selectFrom('commit_statuses').select((eb) => eb.fn.countAll<number>().as('n')).where('project_id', '=', projectId).where('sha', '=', sha)
+  if (f.ref !== undefined) q = q.where('ref', '=', f.ref)
+  if (f.name !== undefined) q = q.where('name', '=', f.name)
+  const r = await q.executeTakeFirstOrThrow()
   return Number(r.n)
 }
