@@ -117,7 +117,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       await api.register(adminRoutes, { db: deps.db, tokens: deps.auth.tokens, credentials, publicUrl: deps.publicUrl, runnerOnlineSeconds: ONLINE_SECONDS, settings: deps.settings })
       if (deps.dependencyProxy) await api.register(proxyApiRoutes, { proxy: deps.dependencyProxy, groups })
       if (deps.git) {
-        await api.register(gitApiRoutes, { git: deps.git, projects, publicUrl: deps.publicUrl })
+        await api.register(gitApiRoutes, { git: deps.git, projects, users, publicUrl: deps.publicUrl })
         if (deps.ci) {
           const ciDeps = { ...deps.ci, ...urls, projects, groups, publicUrl: deps.publicUrl }
           await api.register(ciRoutes, { ...ciDeps, repos: deps.git.repos })

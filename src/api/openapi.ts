@@ -58,7 +58,8 @@ export class OpenApiCollector {
     if (!this.include(route.url)) return
     const methods = Array.isArray(route.method) ? route.method : [route.method]
     for (const method of methods) {
-      if (method === 'HEAD' || method === 'OPTIONS') continue
+      // HEAD routes are documented: the app exposes none implicitly (exposeHeadRoutes: false), so each is a real one (file metadata).
+      if (method === 'OPTIONS') continue
       const config = (route.config ?? {}) as { public?: boolean; runnerAuth?: Collected['runnerAuth']; jobToken?: boolean }
       this.routes.push({ method: method.toLowerCase(), url: route.url, schema: plain(route.schema), public: config.public === true, runnerAuth: config.runnerAuth, jobToken: config.jobToken === true })
     }

@@ -20,6 +20,7 @@ import { TraceStore } from './traces.ts'
 import { Triggers } from './triggers.ts'
 import { CiVariables } from './variables.ts'
 
+import { CommitStatuses } from './commit-statuses.ts'
 export { ciRoutes, type CiRouteDeps } from './routes.ts'
 export { runnerApiRoutes, runnerProtocolRoutes } from './runner-routes.ts'
 export { ONLINE_SECONDS } from './runners.ts'
@@ -27,6 +28,7 @@ export { Pipelines, CiVariables, Triggers }
 
 export interface Ci {
   pipelines: Pipelines
+  commitStatuses: CommitStatuses
   variables: CiVariables
   triggers: Triggers
   runners: Runners
@@ -73,5 +75,5 @@ export function createCi(db: Kysely<Database>, git: GitHosting, domains: RunnerD
   const payloads = new JobPayloads({ db, pipelines, artifacts, repos: git.repos, publicUrl })
   const jobQueue = new JobQueue({ db, pipelines, runners, repos: git.repos, payloads, updates: jobUpdates })
   const jobSweeper = new JobSweeper({ db, updates: jobUpdates, artifacts, heartbeatTimeoutSeconds: opts.heartbeatTimeoutSeconds })
-  return { pipelines, variables: new CiVariables(db), triggers: new Triggers(db), runners, jobQueue, jobUpdates, jobSweeper, jobTokens, traces, artifacts }
+  return { pipelines, commitStatuses: new CommitStatuses(db, git.repos), variables: new CiVariables(db), triggers: new Triggers(db), runners, jobQueue, jobUpdates, jobSweeper, jobTokens, traces, artifacts }
 }

@@ -123,13 +123,13 @@ export class JobPayloads {
     const tokenVars = jobTokenVariables(token, this.d.publicUrl, project.full_path).map((v) => wire(v))
     const raw = new Set(def.rawVariables ?? [])
     const yaml = Object.entries(def.variables ?? {}).map(([key, value]) => ({ key, value, public: true, masked: false, file: false, raw: raw.has(key) }))
-    const secrets = (await this.d.pipelines.projectVariables(project, await isProtectedRef(this.d.repos, pipeline))).map((v) => wire(v))
+    const secrets = (await this.d.pipelines.projectVariables(project, await isProtectedRef(this.d.repos, this.d.pipelines, pipeline))).map((v) => wire(v))
     const given = (JSON.parse(pipeline.variables) as Array<{ key: string; value: string; variable_type?: string }>).map((v) => ({ key: v.key, value: v.value, public: false, masked: false, file: v.variable_type === 'file', raw: false }))
     return [...stored, ...runnerVars, ...tokenVars, ...yaml, ...secrets, ...given]
   }
 
   private async caches(def: JobDefinition, project: Project, pipeline: Pipeline, variables: WireVariable[]): Promise<Cache[]> {
-    const protectedRef = await isProtectedRef(this.d.repos, pipeline)
+    const protectedRef = await isProtectedRef(this.d.repos, this.d.pipelines, pipeline)
     const out: Cache[] = []
     for (const c of def.cache ?? []) out.push(await this.cacheOf(c, project, pipeline, protectedRef, variables))
     return out
@@ -173,8 +173,9 @@ export class JobPayloads {
 }
 
 /** Protected refs are the default branch (Wharf has no other protection rules yet). */
-export async function isProtectedRef(repos: GitRepos, p: Pipeline): Promise<boolean> {
-  return p.tag === 0 && p.ref === (await repos.defaultBranch(p.project_id))
+/** The default branch, and the branches and tags a protection rule covers (protected variables and runners follow them). */
+export async function isProtectedRef(repos: GitRepos, pipelines: Pick<Pipelines, 'isProtectedRef'>, p: Pipeline): Promise<boolean> {
+  return (p.tag === 0 && p.ref === (await repos.defaultBranch(p.project_id))) || (await pipelines.isProtectedRef(p.project_id, p.ref, p.tag === 1))
 }
 
 export function jobTimeout(def: Partial<JobDefinition>, runner: Pick<Runner, 'maximum_timeout'> | undefined): number {

@@ -117,7 +117,7 @@ export class JobQueue {
     if (jobTags.length === 0 ? runner.run_untagged !== 1 : !jobTags.every((t) => tags.includes(t))) return false
     if (runner.access_level === 'ref_protected') {
       const pipeline = await q.findPipeline(this.d.db, job.pipeline_id)
-      if (!pipeline || !(await isProtectedRef(this.d.repos, pipeline))) return false
+      if (!pipeline || !(await isProtectedRef(this.d.repos, this.d.pipelines, pipeline))) return false
     }
     return true
   }

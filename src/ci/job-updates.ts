@@ -137,7 +137,7 @@ export class JobUpdates {
     if (known) return known
     const project = await projectQueries.findProject(this.d.db, job.project_id)
     const pipeline = await q.findPipeline(this.d.db, job.pipeline_id)
-    const values = project && pipeline ? (await this.d.pipelines.projectVariables(project, await isProtectedRef(this.d.repos, pipeline))).filter((v) => v.masked).map((v) => v.value) : []
+    const values = project && pipeline ? (await this.d.pipelines.projectVariables(project, await isProtectedRef(this.d.repos, this.d.pipelines, pipeline))).filter((v) => v.masked).map((v) => v.value) : []
     const m = new TraceMasker(values)
     if (job.status === 'running') this.maskers.set(job.id, m)
     return m

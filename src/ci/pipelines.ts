@@ -2,6 +2,7 @@ import type { Kysely, Transaction } from 'kysely'
 import { isWharfError, WharfError } from '../core/errors.ts'
 import type { Principal } from '../auth/principals.ts'
 import type { CommitInfo, GitRepos } from '../git/repos.ts'
+import { ProtectedRefs } from '../git/protected-refs.ts'
 import { ZERO_SHA } from '../git/refs.ts'
 import type { PushAck, PushEvent } from '../git/service.ts'
 import { nowIso } from '../metadata/db.ts'
@@ -65,6 +66,7 @@ export class Pipelines {
   private readonly listeners = new Set<Listener>()
   private readonly planner: ConfigPlanner
   private readonly maxJobs: number
+  private readonly protectedRefs: ProtectedRefs
 
   constructor(deps: { db: Kysely<Database>; repos: GitRepos; projectAccess: ProjectAccess; publicUrl: string; maxJobs?: number; registryMirror?: string | undefined }) {
     this.db = deps.db
@@ -74,6 +76,13 @@ export class Pipelines {
     this.planner = new ConfigPlanner()
     this.maxJobs = deps.maxJobs ?? DEFAULT_MAX_JOBS_PER_PIPELINE
     this.registryMirror = deps.registryMirror
+    this.protectedRefs = new ProtectedRefs(deps.db)
+  }
+
+  /** Protected refs get protected variables and ref_protected runners: the default branch and the protected branches and tags. */
+  async isProtectedRef(projectId: number, ref: string, tag: boolean): Promise<boolean> {
+    if (!tag && ref === (await this.repos.defaultBranch(projectId))) return true
+    return this.protectedRefs.isProtected(projectId, tag ? 'tag' : 'branch', ref)
   }
 
   /** Stops the planner's workers. */
@@ -209,13 +218,44 @@ export class Pipelines {
     return (await q.findPipeline(this.db, pipeline.id))!
   }
 
+  /**
+   * GitLab's CI lint: `content` (or the project's CI file at the ref) planned as a push pipeline
+   * for `ref` (the default branch when none) would be, with the same errors pipelines get, and
+   * nothing created. A plan that workflow rules filter out is valid.
+   */
+  async lint(project: Project, opts: { content?: string | undefined; ref?: string | undefined }): Promise<{ valid: boolean; errors: string[]; content: string; jobs: PlannedJob[] }> {
+    const ref = opts.ref ?? (await this.repos.defaultBranch(project.id))
+    const sha = ref === undefined ? undefined : await this.repos.resolveRef(project.id, ref).catch(() => undefined)
+    if (ref === undefined || !sha) throw new WharfError('NOT_FOUND', ref === undefined ? 'the repository is empty: push a commit first' : `Reference not found: ${ref}`, {})
+    let content = opts.content
+    if (content === undefined) {
+      let text: Buffer | undefined
+      try {
+        text = await this.readYaml(project.id, sha, CI_CONFIG_PATH)
+      } catch (e) {
+        if (!(e instanceof FileTooBigError)) throw e
+        return { valid: false, errors: [`\`${CI_CONFIG_PATH}\`: The parsed YAML is too big`], content: '', jobs: [] }
+      }
+      if (!text) return { valid: false, errors: [`Please provide content of ${CI_CONFIG_PATH}`], content: '', jobs: [] }
+      content = text.toString('utf8')
+    }
+    if (Buffer.byteLength(content) > YAML_LIMITS.bytes) return { valid: false, errors: [`\`${CI_CONFIG_PATH}\`: The parsed YAML is too big`], content: '', jobs: [] }
+    const namespace = (await projectQueries.findNamespace(this.db, project.namespace_id))!
+    const commit = (await this.repos.commitInfo(project.id, sha))!
+    const isTag = !(await this.repos.branch(project.id, ref)) && (await this.repos.tag(project.id, ref)) !== undefined
+    const r: PipelineRequest = { project, ref, refType: isTag ? 'tag' : 'branch', sha, beforeSha: ZERO_SHA, source: 'push', userId: null }
+    const plan = await this.plan(r, Buffer.from(content), namespace.full_path, (await this.repos.defaultBranch(project.id)) ?? 'main', commit)
+    if (plan.status === 'failed') return { valid: false, errors: plan.errors, content, jobs: [] }
+    return { valid: true, errors: [], content, jobs: plan.status === 'created' ? plan.jobs : [] }
+  }
+
   /** Parses and plans the file off the event loop, within a time budget (see ConfigPlanner). */
   private async plan(r: PipelineRequest, text: Buffer, namespace: string, defaultBranch: string, commit: CommitInfo): Promise<PipelinePlan> {
     const extra = (r.variables ?? []).map((v) => ({ key: v.key, value: v.value }))
     const files = await this.repos.listFiles(r.project.id, r.sha)
     const changedFiles = r.source === 'push' && !/^0+$/.test(r.beforeSha) ? await this.repos.changedFiles(r.project.id, r.beforeSha, r.sha) : undefined
     const pipelineVars = this.pipelineVariables(r, namespace, defaultBranch, commit)
-    const projectVars = await this.projectVariables(r.project, r.refType === 'branch' && r.ref === defaultBranch)
+    const projectVars = await this.projectVariables(r.project, (r.refType === 'branch' && r.ref === defaultBranch) || (await this.isProtectedRef(r.project.id, r.ref, r.refType === 'tag')))
     return this.planner.plan(text.toString('utf8'), {
       source: r.source,
       refName: r.ref,

@@ -1,5 +1,5 @@
 import { nowIso } from '../metadata/db.ts'
-import type { CiJob, CiVariable, Executor, Pipeline } from '../metadata/schema.ts'
+import type { CiJob, CiVariable, CommitStatus, Executor, Pipeline } from '../metadata/schema.ts'
 
 // Only this file builds CI SQL.
 
@@ -201,4 +201,45 @@ export async function oldestPendingQueuedAt(db: Executor): Promise<string | null
 export async function countRunnersContactedSince(db: Executor, since: string): Promise<number> {
   const r = await db.selectFrom('runners').select((eb) => eb.fn.countAll<number>().as('n')).where('contacted_at', '>', since).executeTakeFirst()
   return Number(r?.n ?? 0)
+}
+
+// Commit statuses posted by external systems.
+
+export async function upsertCommitStatus(db: Executor, row: Omit<CommitStatus, 'id'>): Promise<CommitStatus> {
+  return db
+    .insertInto('commit_statuses')
+    .values(row)
+    .onConflict((oc) =>
+      oc.columns(['project_id', 'sha', 'ref', 'name']).doUpdateSet((eb) => ({
+        status: eb.ref('excluded.status'),
+        description: eb.ref('excluded.description'),
+        target_url: eb.ref('excluded.target_url'),
+        coverage: eb.ref('excluded.coverage'),
+        author_id: eb.ref('excluded.author_id'),
+        started_at: eb.fn.coalesce('commit_statuses.started_at', eb.ref('excluded.started_at')),
+        finished_at: eb.ref('excluded.finished_at'),
+      })),
+    )
+    .returningAll()
+    .executeTakeFirstOrThrow()
+}
+
+export interface CommitStatusFilter {
+  ref?: string | undefined
+  name?: string | undefined
+}
+
+export async function listCommitStatuses(db: Executor, projectId: number, sha: string, f: CommitStatusFilter, page: { limit: number; offset: number }): Promise<CommitStatus[]> {
+  let q = db.selectFrom('commit_statuses').selectAll().where('project_id', '=', projectId).where('sha', '=', sha)
+  if (f.ref !== undefined) q = q.where('ref', '=', f.ref)
+  if (f.name !== undefined) q = q.where('name', '=', f.name)
+  return q.orderBy('id').limit(page.limit).offset(page.offset).execute()
+}
+
+export async function countCommitStatuses(db: Executor, projectId: number, sha: string, f: CommitStatusFilter): Promise<number> {
+  let q = db.selectFrom('commit_statuses').select((eb) => eb.fn.countAll<number>().as('n')).where('project_id', '=', projectId).where('sha', '=', sha)
+  if (f.ref !== undefined) q = q.where('ref', '=', f.ref)
+  if (f.name !== undefined) q = q.where('name', '=', f.name)
+  const r = await q.executeTakeFirstOrThrow()
+  return Number(r.n)
 }

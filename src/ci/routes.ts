@@ -4,6 +4,8 @@ import type { ApiUrls } from '../api/context.ts'
 import { pageOf, PageQuery, setPageHeaders } from '../api/pagination.ts'
 import { Body, IdParam } from '../api/schemas.ts'
 import { atLeast } from '../auth/roles.ts'
+import { COMMIT_STATES, type CommitStatuses } from './commit-statuses.ts'
+import { StringEnum } from '../api/schemas.ts'
 import { WharfError } from '../core/errors.ts'
 import type { TypedApp } from '../core/typed-app.ts'
 import type { CommitInfo, GitRepos } from '../git/repos.ts'
@@ -18,6 +20,7 @@ export interface CiRouteDeps extends ApiUrls {
   projects: Projects
   groups: Groups
   pipelines: Pipelines
+  commitStatuses: CommitStatuses
   variables: CiVariables
   triggers: Triggers
   repos: GitRepos
@@ -182,6 +185,86 @@ export async function ciRoutes(app: TypedApp, deps: CiRouteDeps): Promise<void> 
     const { id, pipeline_id } = req.params
     const project = await ciProject(req, id)
     return pipelineJson(project, await pipelineOf(project, pipeline_id))
+  })
+
+  const LatestQuery = Type.Object({ ref: Type.Optional(Type.String({ minLength: 1 })) })
+  app.get('/projects/:id/pipelines/latest', { schema: { summary: "The newest pipeline of a ref's head commit (the default branch when no ref)", tags: ['ci'], params: IdParam, querystring: LatestQuery }, config: { public: true } }, async (req) => {
+    const project = await ciProject(req, (req.params as Static<typeof IdParam>).id)
+    const ref = (req.query as Static<typeof LatestQuery>).ref ?? (await repos.defaultBranch(project.id))
+    const sha = ref === undefined ? undefined : await repos.resolveRef(project.id, ref).catch(() => undefined)
+    const [latest] = sha ? await pipelines.listPipelines(project.id, { ref: ref!, sha, limit: 1, offset: 0 }) : []
+    if (!latest) throw new WharfError('NOT_FOUND', 'Pipeline Not Found', { ref: ref ?? null })
+    return pipelineJson(project, latest)
+  })
+
+  // Commit statuses from external systems: Developers post, Reporters read.
+  const StatusParams = Type.Object({ id: Type.String(), sha: Type.String({ minLength: 1, maxLength: 64 }) })
+  const StatusBody = Body({
+    state: StringEnum(COMMIT_STATES),
+    ref: Type.Optional(Type.String({ minLength: 1, maxLength: 255 })),
+    name: Type.Optional(Type.String({ minLength: 1, maxLength: 255 })),
+    context: Type.Optional(Type.String({ minLength: 1, maxLength: 255 })),
+    target_url: Type.Optional(Type.String({ maxLength: 2048, pattern: '^https?://' })),
+    description: Type.Optional(Type.String({ maxLength: 255 })),
+    coverage: Type.Optional(Type.Number({ minimum: 0, maximum: 100 })),
+    pipeline_id: Type.Optional(Type.Integer()),
+  })
+  const StatusQuery = Type.Object({ ...PageQuery, ref: Type.Optional(Type.String()), name: Type.Optional(Type.String()), stage: Type.Optional(Type.String()), all: Type.Optional(Type.Boolean()) })
+  const statusJson = async (s: Awaited<ReturnType<CommitStatuses['post']>>) => ({
+    id: s.id,
+    sha: s.sha,
+    ref: s.ref || null,
+    status: s.status,
+    name: s.name,
+    target_url: s.target_url,
+    description: s.description,
+    created_at: s.created_at,
+    started_at: s.started_at,
+    finished_at: s.finished_at,
+    allow_failure: false,
+    coverage: s.coverage,
+    pipeline_id: null,
+    author: await userOf(s.author_id),
+  })
+  app.post('/projects/:id/statuses/:sha', { schema: { summary: 'Post the status of a commit (an external check), updated in place per name', tags: ['ci'], params: StatusParams, body: StatusBody } }, async (req, reply) => {
+    const { id, sha } = req.params as Static<typeof StatusParams>
+    const project = await ciProject(req, id, 'developer')
+    const b = req.body as Static<typeof StatusBody>
+    const s = await deps.commitStatuses.post(project, sha, { state: b.state, ref: b.ref, name: b.name ?? b.context, targetUrl: b.target_url, description: b.description, coverage: b.coverage }, req.principal.kind === 'user' ? req.principal.userId : null)
+    return reply.code(201).send(await statusJson(s))
+  })
+  app.get('/projects/:id/repository/commits/:sha/statuses', { schema: { summary: 'List the statuses posted for a commit', tags: ['ci'], params: StatusParams, querystring: StatusQuery }, config: { public: true } }, async (req, reply) => {
+    const { id, sha } = req.params as Static<typeof StatusParams>
+    const project = await ciProject(req, id)
+    const q = req.query as Static<typeof StatusQuery>
+    const page = pageOf(q)
+    // `:sha` may name the commit by a branch or tag, as GitLab resolves it.
+    const commit = (await repos.resolveRef(project.id, sha).catch(() => undefined)) ?? sha
+    const { rows, total } = await deps.commitStatuses.page(project.id, commit, { ref: q.ref, name: q.name }, page)
+    setPageHeaders(req, reply, deps.publicUrl, page, total)
+    return Promise.all(rows.map(statusJson))
+  })
+
+  // GitLab's CI lint, the same planning (and errors) as a pipeline for the ref, nothing created.
+  const LintBody = Body({ content: Type.String(), dry_run: Type.Optional(Type.Boolean()), include_jobs: Type.Optional(Type.Boolean()), ref: Type.Optional(Type.String({ minLength: 1 })), dry_run_ref_type: Type.Optional(Type.String()) })
+  const LintQuery = Type.Object({ content_ref: Type.Optional(Type.String({ minLength: 1 })), dry_run: Type.Optional(Type.Boolean()), include_jobs: Type.Optional(Type.Boolean()), dry_run_ref: Type.Optional(Type.String({ minLength: 1 })), ref: Type.Optional(Type.String({ minLength: 1 })) })
+  const lintJson = (l: Awaited<ReturnType<typeof pipelines.lint>>, includeJobs: boolean | undefined) => ({
+    valid: l.valid,
+    errors: l.errors,
+    warnings: [],
+    merged_yaml: l.content,
+    includes: [],
+    ...(includeJobs ? { jobs: l.jobs.map((j) => ({ name: j.name, stage: j.stage, when: j.when, allow_failure: j.allowFailure, needs: j.needs?.map((n) => ({ name: n.job })) ?? [] })) } : {}),
+  })
+  app.post('/projects/:id/ci/lint', { schema: { summary: 'Validate CI/CD configuration (content) as a pipeline for a ref would be planned', tags: ['ci'], params: IdParam, body: LintBody } }, async (req) => {
+    const project = await ciProject(req, (req.params as Static<typeof IdParam>).id, 'developer')
+    const b = req.body as Static<typeof LintBody>
+    return lintJson(await pipelines.lint(project, { content: b.content, ref: b.ref }), b.include_jobs)
+  })
+  app.get('/projects/:id/ci/lint', { schema: { summary: "Validate the project's CI/CD configuration at a ref (content_ref, default branch by default)", tags: ['ci'], params: IdParam, querystring: LintQuery } }, async (req) => {
+    const project = await ciProject(req, (req.params as Static<typeof IdParam>).id, 'developer')
+    const q = req.query as Static<typeof LintQuery>
+    return lintJson(await pipelines.lint(project, { ref: q.content_ref ?? q.ref }), q.include_jobs)
   })
 
   app.post('/projects/:id/pipeline', { schema: { summary: 'Run a pipeline for a ref', tags: ['ci'], params: IdParam, body: CreatePipelineBody } }, async (req, reply) => {

@@ -2,12 +2,16 @@ import { Type } from '@sinclair/typebox'
 import type { FastifyRequest } from 'fastify'
 import { pageOf, PageQuery, setPageHeaders } from '../api/pagination.ts'
 import { IdParam } from '../api/schemas.ts'
-import type { Principal } from '../auth/principals.ts'
 import { WharfError } from '../core/errors.ts'
 import type { TypedApp } from '../core/typed-app.ts'
-import type { Project } from '../metadata/schema.ts'
+import type { Project, ProtectedRef } from '../metadata/schema.ts'
 import type { Projects } from '../projects/service.ts'
+import type { Users } from '../users/index.ts'
+import { commitJson as commitJsonOf, readableRepository } from './api-access.ts'
 import type { CommitInfo } from './repos.ts'
+import { refPatternMatches } from './protected-refs.ts'
+import { protectedRefRoutes } from './protected-routes.ts'
+import { repositoryRoutes } from './repository-routes.ts'
 import type { GitHosting, PushRecord } from './service.ts'
 
 // GitLab's repository API, the part git hosting answers (registered under /api/v4, with the REST
@@ -19,6 +23,7 @@ import type { GitHosting, PushRecord } from './service.ts'
 export interface GitApiOptions {
   git: GitHosting
   projects: Projects
+  users: Users
   /** Public base URL (web_url fields, Link headers). */
   publicUrl: string
 }
@@ -31,66 +36,46 @@ export async function gitApiRoutes(app: TypedApp, opts: GitApiOptions): Promise<
   const { git, projects } = opts
   const publicUrl = opts.publicUrl.replace(/\/$/, '')
 
-  /** The project behind `:id` if the caller may read its code: hidden ones are 404, too low a role is 403. */
-  async function readable(req: FastifyRequest, id: string): Promise<{ project: Project; canPush: boolean }> {
-    const { project } = await projects.projectFor(req.principal, id)
-    // The auth hook checked the API scope already; what remains is the role (repository scopes are for git).
-    const byRole: Principal = req.principal.kind === 'user' ? { ...req.principal, scopes: undefined } : req.principal
-    const access = await git.access(byRole, project)
-    if (!access.read) throw new WharfError('FORBIDDEN', `reading the repository needs the reporter role in ${project.full_path}`, { needs: 'reporter' })
-    await git.repository(project)
-    return { project, canPush: access.write }
-  }
+  await app.register(repositoryRoutes, { git, projects, users: opts.users, publicUrl })
+  await app.register(protectedRefRoutes, { git, projects, publicUrl })
 
-  const commitJson = (project: Project, c: CommitInfo) => ({
-    id: c.id,
-    short_id: c.shortId,
-    created_at: c.committedDate,
-    parent_ids: c.parentIds,
-    title: c.title,
-    message: c.message,
-    author_name: c.authorName,
-    author_email: c.authorEmail,
-    authored_date: c.authoredDate,
-    committer_name: c.committerName,
-    committer_email: c.committerEmail,
-    committed_date: c.committedDate,
-    trailers: {},
-    web_url: `${publicUrl}/${project.full_path}/-/commit/${c.id}`,
-  })
-  const branchJson = (project: Project, b: { name: string; default: boolean; commit: CommitInfo }, canPush: boolean) => ({
+  const readable = (req: FastifyRequest) => readableRepository(git, projects, req)
+  const commitJson = (project: Project, c: CommitInfo) => commitJsonOf(publicUrl, project, c)
+  const branchJson = (project: Project, b: { name: string; default: boolean; commit: CommitInfo }, canPush: boolean, rules: ProtectedRef[]) => ({
     name: b.name,
     merged: false,
-    protected: false,
+    protected: rules.some((r) => r.kind === 'branch' && refPatternMatches(r.name, b.name)),
     default: b.default,
-    developers_can_push: false,
-    developers_can_merge: false,
+    developers_can_push: rules.some((r) => r.kind === 'branch' && refPatternMatches(r.name, b.name) && r.push_level === 30),
+    developers_can_merge: rules.some((r) => r.kind === 'branch' && refPatternMatches(r.name, b.name) && r.merge_level === 30),
     can_push: canPush,
     web_url: `${publicUrl}/${project.full_path}/-/tree/${b.name}`,
     commit: commitJson(project, b.commit),
   })
 
   app.get('/projects/:id/repository/branches', { schema: { summary: 'List repository branches', tags: ['repository'], params: IdParam, querystring: BranchQuery }, config: { public: true } }, async (req, reply) => {
-    const { project, canPush } = await readable(req, req.params.id)
+    const { project, canPush } = await readable(req)
     const q = req.query
     const page = pageOf(q)
     const { rows, total } = await git.repos.branches(project.id, { search: q.search, limit: page.limit, offset: page.offset })
     setPageHeaders(req, reply, publicUrl, page, total)
-    return rows.map((b) => branchJson(project, b, canPush))
+    const rules = await git.protectedRefs.rules(project.id)
+    return rows.map((b) => branchJson(project, b, canPush, rules))
   })
 
   app.get('/projects/:id/repository/branches/:branch', { schema: { summary: 'Get a repository branch', tags: ['repository'], params: BranchParams }, config: { public: true } }, async (req) => {
-    const { project, canPush } = await readable(req, req.params.id)
+    const { project, canPush } = await readable(req)
     const name = req.params.branch
     const b = await git.repos.branch(project.id, name)
     if (!b) throw new WharfError('NOT_FOUND', 'Branch Not Found', {})
-    return branchJson(project, b, canPush)
+    return branchJson(project, b, canPush, await git.protectedRefs.rules(project.id))
   })
 
   app.get('/projects/:id/repository/tags', { schema: { summary: 'List repository tags, newest first', tags: ['repository'], params: IdParam, querystring: Type.Object(PageQuery) }, config: { public: true } }, async (req, reply) => {
-    const { project } = await readable(req, req.params.id)
+    const { project } = await readable(req)
     const page = pageOf(req.query)
     const { rows, total } = await git.repos.tags(project.id, page)
+    const rules = await git.protectedRefs.rules(project.id)
     setPageHeaders(req, reply, publicUrl, page, total)
     return rows.map((t) => ({
       name: t.name,
@@ -98,13 +83,13 @@ export async function gitApiRoutes(app: TypedApp, opts: GitApiOptions): Promise<
       target: t.target,
       commit: t.commit ? commitJson(project, t.commit) : null,
       release: null,
-      protected: false,
+      protected: rules.some((r) => r.kind === 'tag' && refPatternMatches(r.name, t.name)),
       created_at: null,
     }))
   })
 
   app.get('/projects/:id/events', { schema: { summary: "A project's push events (one per updated ref), newest first", tags: ['repository'], params: IdParam, querystring: EventQuery }, config: { public: true } }, async (req, reply) => {
-    const { project } = await readable(req, req.params.id)
+    const { project } = await readable(req)
     const q = req.query
     const page = pageOf(q)
     // Pushes are the only events Wharf records so far.

@@ -1,3 +1,5 @@
+import type { ChildProcessByStdio } from 'node:child_process'
+import { Readable } from 'node:stream'
 import { WharfError } from '../core/errors.ts'
 import { Pool } from '../core/pool.ts'
 import { startProcess } from '../core/spawn.ts'
@@ -96,6 +98,59 @@ async function spawnGit(args: readonly string[], opts: GitRun): Promise<GitOutpu
     })
     child.stdin.end(opts.input)
   })
+}
+
+/**
+ * Runs git with its standard output as a stream (archives, raw blobs), in a slot of the git pool
+ * held until the process exits. Resolves once the first bytes arrived or the process ended, so a
+ * failure before any output (an unknown object) rejects here and the caller can still answer with
+ * an error instead of a truncated body. Destroying the stream (the client went away) or aborting
+ * `signal` kills the process; a failure after the first bytes errors the stream.
+ */
+export async function streamGit(args: readonly string[], opts: { gitDir: string; signal?: AbortSignal | undefined }): Promise<Readable> {
+  const release = await gitPool.acquire(opts.signal)
+  let child: ChildProcessByStdio<null, Readable, Readable>
+  try {
+    child = await startProcess('git', [`--git-dir=${opts.gitDir}`, ...args], { env: gitEnv(), stdio: ['ignore', 'pipe', 'pipe'] })
+  } catch (e) {
+    release()
+    throw e
+  }
+  const exited = new Promise<number>((resolve) => child.on('close', (code) => resolve(code ?? -1))).finally(release)
+  const kill = () => child.kill('SIGKILL')
+  opts.signal?.addEventListener('abort', kill, { once: true })
+  let err = ''
+  child.stderr.on('data', (b: Buffer) => {
+    if (err.length < 8192) err += b.toString('utf8')
+  })
+  const failed = (code: number) => new GitCommandError(args, code, null, err)
+  const out = child.stdout
+  const first = await new Promise<Buffer | null>((resolve, reject) => {
+    const onData = (b: Buffer) => {
+      out.off('data', onData)
+      out.pause()
+      resolve(b)
+    }
+    out.on('data', onData)
+    void exited.then((code) => {
+      out.off('data', onData)
+      if (code === 0) resolve(null)
+      else reject(failed(code))
+    })
+  })
+  async function* rest(): AsyncGenerator<Buffer> {
+    try {
+      if (first === null) return
+      yield first
+      for await (const chunk of out) yield chunk as Buffer
+      const code = await exited
+      if (code !== 0) throw failed(code)
+    } finally {
+      opts.signal?.removeEventListener('abort', kill)
+      if (child.exitCode === null && child.signalCode === null) kill()
+    }
+  }
+  return Readable.from(rest(), { objectMode: false })
 }
 
 /**

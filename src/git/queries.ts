@@ -1,4 +1,4 @@
-import type { Executor, PushEventRow } from '../metadata/schema.ts'
+import type { Executor, ProtectedRef, PushEventRow } from '../metadata/schema.ts'
 
 // Push events (the durable record listeners work from) and reads of the push history. Pushes are written as `git.push` rows of the audit log (through
 // Credentials.audit, one row per updated ref, target `project:<id>`); only this file reads them back.
@@ -87,4 +87,31 @@ export async function recordPushEventFailure(db: Executor, id: number, error: st
 export async function deleteDonePushEvents(db: Executor, before: string): Promise<number> {
   const r = await db.deleteFrom('push_events').where('done_at', '<', before).executeTakeFirst()
   return Number(r.numDeletedRows)
+}
+
+// Protected branches and tags.
+
+export async function listProtectedRefs(db: Executor, projectId: number, kind: ProtectedRef['kind'], page?: { limit: number; offset: number }): Promise<ProtectedRef[]> {
+  let q = db.selectFrom('protected_refs').selectAll().where('project_id', '=', projectId).where('kind', '=', kind).orderBy('name')
+  if (page) q = q.limit(page.limit).offset(page.offset)
+  return q.execute()
+}
+
+export async function countProtectedRefs(db: Executor, projectId: number, kind: ProtectedRef['kind']): Promise<number> {
+  const r = await db.selectFrom('protected_refs').select((eb) => eb.fn.countAll<number>().as('n')).where('project_id', '=', projectId).where('kind', '=', kind).executeTakeFirst()
+  return Number(r?.n ?? 0)
+}
+
+export async function findProtectedRef(db: Executor, projectId: number, kind: ProtectedRef['kind'], name: string): Promise<ProtectedRef | undefined> {
+  return db.selectFrom('protected_refs').selectAll().where('project_id', '=', projectId).where('kind', '=', kind).where('name', '=', name).executeTakeFirst()
+}
+
+/** Inserts a rule; undefined when the project already protects that name. */
+export async function insertProtectedRef(db: Executor, row: Omit<ProtectedRef, 'id'>): Promise<ProtectedRef | undefined> {
+  return db.insertInto('protected_refs').values(row).onConflict((oc) => oc.columns(['project_id', 'kind', 'name']).doNothing()).returningAll().executeTakeFirst()
+}
+
+export async function deleteProtectedRef(db: Executor, projectId: number, kind: ProtectedRef['kind'], name: string): Promise<boolean> {
+  const r = await db.deleteFrom('protected_refs').where('project_id', '=', projectId).where('kind', '=', kind).where('name', '=', name).executeTakeFirst()
+  return Number(r.numDeletedRows) > 0
 }

@@ -4,13 +4,14 @@ import { join } from 'node:path'
 import { LRUCache } from 'lru-cache'
 import { WharfError } from '../core/errors.ts'
 import { runGit } from './exec.ts'
+import { PRE_RECEIVE } from './protected-refs.ts'
 import { checkRefName, checkSha, checkTreePath, isRefName, isSha, isZeroSha, type RefUpdate } from './refs.ts'
 
 // Layout under the git root (`<data>/git`), known only to this file:
 //
 //   <id>.git/                one bare repository per project, named by its numeric id, so renaming
 //                            or moving a project never touches the disk and no user input reaches a path
-//   .wharf/hooks/post-receive  Wharf's hooks, used through `-c core.hooksPath=` by the smart HTTP backend
+//   .wharf/hooks/{pre,post}-receive  Wharf's hooks, used through `-c core.hooksPath=` by the smart HTTP backend
 //   .wharf/spool/<uuid>      per-push ref-update files the hook writes (and <uuid>.pusher.json: who pushed
 //                            to which project); read and removed after the push, or at the next start
 //   .wharf/tmp/              repositories being initialised, renamed into place when complete
@@ -109,6 +110,9 @@ export class GitRepos {
     const hook = join(this.hooksDir, 'post-receive')
     await writeFile(hook, POST_RECEIVE)
     await chmod(hook, 0o755)
+    const pre = join(this.hooksDir, 'pre-receive')
+    await writeFile(pre, PRE_RECEIVE)
+    await chmod(pre, 0o755)
   }
 
   /** The repository's directory. Only a positive integer id ever becomes part of a path. */
@@ -119,6 +123,11 @@ export class GitRepos {
   /** The repository relative to the root, as the smart HTTP backend's PATH_INFO prefix wants it: `/<id>.git`. */
   pathInfoFor(projectId: number): string {
     return `/${repoDirName(projectId)}`
+  }
+
+  /** A fresh path for a short-lived file (a temporary index); `init` clears what a crash left. */
+  scratchFile(): string {
+    return join(this.tmpDir, `scratch-${randomUUID()}`)
   }
 
   /** A fresh file name for one push's ref updates (the hook writes it; the caller reads and removes it). */
@@ -194,7 +203,8 @@ export class GitRepos {
     return names.flatMap((n) => (/^[1-9][0-9]*\.git$/.test(n) ? [Number(n.slice(0, -4))] : []))
   }
 
-  private async git(projectId: number, args: readonly string[], opts: Parameters<typeof runGit>[1] = {}) {
+  /** Runs git in the project's repository (created on first use). */
+  async git(projectId: number, args: readonly string[], opts: Parameters<typeof runGit>[1] = {}) {
     return runGit(args, { ...opts, gitDir: await this.ensure(projectId) })
   }
 
@@ -371,6 +381,16 @@ export class GitRepos {
     return { rows, total: refs.length }
   }
 
+  /** One tag with its commit and annotation, or undefined. */
+  async tag(projectId: number, name: string): Promise<TagInfo | undefined> {
+    const ref = `refs/tags/${name}`
+    if (!isRefName(ref)) return undefined
+    const [obj] = await this.batch(projectId, [ref])
+    if (!obj) return undefined
+    const [commit] = await this.readCommits(projectId, [`${obj.oid}^{commit}`])
+    return { name, target: obj.oid, commit, message: obj.type === 'tag' ? parseObject(obj.body).message : null }
+  }
+
   private async headRef(projectId: number): Promise<string | undefined> {
     const out = await this.git(projectId, ['symbolic-ref', '--quiet', 'HEAD'], { okCodes: [1] })
     const ref = out.stdout.toString('utf8').trim()
@@ -389,7 +409,7 @@ export class GitRepos {
   }
 
   /** `cat-file --batch-check` over object expressions: type, size and id of each, undefined when missing. */
-  private async batchCheck(projectId: number, exprs: readonly string[]): Promise<Array<{ oid: string; type: string; size: number } | undefined>> {
+  async batchCheck(projectId: number, exprs: readonly string[]): Promise<Array<{ oid: string; type: string; size: number } | undefined>> {
     if (exprs.length === 0) return []
     for (const e of exprs) if (/[\n\0]/.test(e)) throw new WharfError('BAD_REQUEST', 'invalid object name', {})
     const out = await this.git(projectId, ['cat-file', '--batch-check'], { input: `${exprs.join('\n')}\n` })
@@ -401,7 +421,7 @@ export class GitRepos {
   }
 
   /** `cat-file --batch`: the content of each object expression, undefined when missing. */
-  private async batch(projectId: number, exprs: readonly string[]): Promise<Array<{ oid: string; type: string; body: Buffer } | undefined>> {
+  async batch(projectId: number, exprs: readonly string[]): Promise<Array<{ oid: string; type: string; body: Buffer } | undefined>> {
     if (exprs.length === 0) return []
     for (const e of exprs) if (/[\n\0]/.test(e)) throw new WharfError('BAD_REQUEST', 'invalid object name', {})
     const out = (await this.git(projectId, ['cat-file', '--batch'], { input: `${exprs.join('\n')}\n` })).stdout
@@ -424,7 +444,7 @@ export class GitRepos {
     return result
   }
 
-  private async readCommits(projectId: number, exprs: readonly string[]): Promise<Array<CommitInfo | undefined>> {
+  async readCommits(projectId: number, exprs: readonly string[]): Promise<Array<CommitInfo | undefined>> {
     const objects = await this.batch(projectId, exprs)
     return objects.map((o) => (o && o.type === 'commit' ? parseCommit(o.oid, o.body) : undefined))
   }

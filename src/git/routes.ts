@@ -137,7 +137,7 @@ async function serve(git: GitHosting, req: FastifyRequest, reply: FastifyReply):
     ...(principal.kind !== 'anonymous' ? { REMOTE_USER: principalName(principal) } : {}),
     ...(gitProtocolHeader(req.headers['git-protocol']) ? { GIT_PROTOCOL: gitProtocolHeader(req.headers['git-protocol'])! } : {}),
     ...(/^(x-)?gzip$/i.test(header('content-encoding') ?? '') ? { HTTP_CONTENT_ENCODING: header('content-encoding')! } : {}),
-    ...(spool ? { WHARF_PUSH_LOG: spool } : {}),
+    ...(spool ? { WHARF_PUSH_LOG: spool, WHARF_PUSH_RULES: git.pushRulesFile(spool) } : {}),
   })
   const config = {
     'core.hooksPath': git.repos.hooksDir,

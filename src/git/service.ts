@@ -15,6 +15,7 @@ import {
 } from './queries.ts'
 import { parseRefUpdates, type RefAction, type RefType } from './refs.ts'
 import type { RefUpdate } from './refs.ts'
+import { ADMIN_LEVEL, hookRules, ProtectedRefs } from './protected-refs.ts'
 import { GitRepos } from './repos.ts'
 
 /** What one push changed: delivered to every `onPush` listener once the push is complete. */
@@ -75,11 +76,14 @@ const REDELIVERY_BATCH = 100
 const DONE_EVENT_RETENTION_MS = 24 * 3600 * 1000
 /** Beside each spool file: who pushed to which project (see pushSpool). */
 const PUSHER_SUFFIX = '.pusher.json'
+/** Beside each spool file: the protection rules the pre-receive hook applies to this pusher. */
+const RULES_SUFFIX = '.rules'
 
 /** Git hosting: which project a URL names, who may fetch or push, and the events pushes raise. */
 export class GitHosting {
   readonly repos: GitRepos
   readonly db: Kysely<Database>
+  readonly protectedRefs: ProtectedRefs
   private readonly projectAccess: ProjectAccess
   private readonly credentials: Credentials
   private readonly listeners = new Set<PushListener>()
@@ -90,6 +94,7 @@ export class GitHosting {
     this.repos = deps.repos
     this.projectAccess = deps.projectAccess
     this.db = deps.db
+    this.protectedRefs = new ProtectedRefs(this.db)
     this.credentials = deps.credentials
   }
 
@@ -129,7 +134,19 @@ export class GitHosting {
   async pushSpool(project: Project, principal: Principal): Promise<string> {
     const file = this.repos.spoolFile()
     await writeFile(`${file}${PUSHER_SUFFIX}`, JSON.stringify({ projectId: project.id, principal }))
+    await writeFile(this.pushRulesFile(file), hookRules(await this.protectedRefs.rules(project.id), await this.protectionLevel(principal, project)))
     return file
+  }
+
+  /** The file (beside a push's spool file) with the protection rules its pre-receive hook applies. */
+  pushRulesFile(spoolFile: string): string {
+    return `${spoolFile}${RULES_SUFFIX}`
+  }
+
+  /** A principal's level for protection rules: administrators are above owners (GitLab's "Admins"). */
+  async protectionLevel(principal: Principal, project: Project): Promise<number> {
+    if (principal.kind === 'user' && principal.isAdmin) return ADMIN_LEVEL
+    return (await this.projectAccess.levelOnProject(principal, project)) ?? 0
   }
 
   /**
@@ -179,8 +196,27 @@ export class GitHosting {
     } finally {
       await rm(spoolFile, { force: true })
       await rm(`${spoolFile}${PUSHER_SUFFIX}`, { force: true })
+      await rm(this.pushRulesFile(spoolFile), { force: true })
     }
     if (!event) return undefined
+    await this.announce(project, principal, event, address, log)
+    return event
+  }
+
+  /**
+   * Ref updates Wharf made itself (commits, branches and tags created through the API): recorded
+   * and delivered exactly as a push's, so pipelines, audit rows and push events follow alike.
+   */
+  async recordRefUpdates(project: Project, principal: Principal, updates: RefUpdate[], address: string, log: FastifyBaseLogger): Promise<PushEvent> {
+    const at = new Date().toISOString()
+    const id = await insertPushEvent(this.db, { projectId: project.id, projectPath: project.full_path, principal: JSON.stringify(principal), updates: JSON.stringify(updates), at })
+    const event: PushEvent = { id, handled: 0, projectId: project.id, projectPath: project.full_path, principal, updates, at }
+    await this.announce(project, principal, event, address, log)
+    return event
+  }
+
+  /** What follows a recorded push: the default branch, the audit rows, the log line and the listeners. */
+  private async announce(project: Project, principal: Principal, event: PushEvent, address: string, log: FastifyBaseLogger): Promise<void> {
     const { updates } = event
     try {
       const head = await this.repos.repairDefaultBranch(project.id, updates)
@@ -194,7 +230,6 @@ export class GitHosting {
     }
     log.info({ project: project.full_path, updates: updates.map((u) => `${u.action} ${u.ref}`) }, 'push received')
     await this.publish(event, log)
-    return event
   }
 
   /** The hook's file as a recorded event; undefined when no ref was updated (no hook ran, or the push failed). */

@@ -305,6 +305,8 @@ export interface Database {
   blob_deletions: BlobDeletionsTable
   gc_lease: GcLeaseTable
   container_expiration_policies: ContainerExpirationPoliciesTable
+  protected_refs: ProtectedRefsTable
+  commit_statuses: CommitStatusesTable
 }
 
 export type Executor = Kysely<Database> | Transaction<Database>
@@ -346,6 +348,37 @@ export interface WebSessionsTable {
 export type WebSession = Selectable<WebSessionsTable>
 
 /** Push events awaiting (or done with) their listeners; `updates` and `principal` are JSON. */
+export interface CommitStatusesTable {
+  id: Generated<number>
+  project_id: number
+  sha: string
+  /** '' when posted without a ref. */
+  ref: string
+  name: string
+  status: string
+  description: string | null
+  target_url: string | null
+  coverage: number | null
+  author_id: number | null
+  created_at: string
+  started_at: string | null
+  finished_at: string | null
+}
+export type CommitStatus = Selectable<CommitStatusesTable>
+
+export interface ProtectedRefsTable {
+  id: Generated<number>
+  project_id: number
+  kind: 'branch' | 'tag'
+  /** A ref's short name, or a pattern where `*` matches anything. */
+  name: string
+  push_level: number
+  merge_level: number
+  allow_force_push: number
+  created_at: string
+}
+export type ProtectedRef = Selectable<ProtectedRefsTable>
+
 export interface PushEventsTable {
   id: Generated<number>
   project_id: number

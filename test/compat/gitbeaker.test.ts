@@ -166,3 +166,58 @@ describe('@gitbeaker/rest', { timeout: 300_000 }, () => {
     assert.deepEqual(await api.PipelineTriggerTokens.all(ci.id), [])
   })
 })
+
+describe('@gitbeaker/rest: repository', { timeout: 300_000 }, () => {
+  it('RepositoryFiles, Commits.create with actions, trees, compare, archives, Branches, Tags and protected refs after a real git push', async () => {
+    const repo = await CiProject.create(wharf, 'beaker/files')
+    try {
+      const pushed = await repo.push({ 'README.md': 'hello\n', '.gitlab-ci.yml': 'build:\n  script: [echo build]\n' })
+      const id = repo.id
+      await api.RepositoryFiles.create(id, 'docs/a.md', 'main', 'one', 'add a', { authorName: 'Bot', authorEmail: 'bot@example.com' })
+      const shown = await api.RepositoryFiles.show(id, 'docs/a.md', 'main')
+      assert.equal(Buffer.from(shown.content, 'base64').toString(), 'one')
+      await api.RepositoryFiles.edit(id, 'docs/a.md', 'main', 'two', 'update a', { lastCommitId: shown.last_commit_id })
+      assert.equal(await api.RepositoryFiles.showRaw(id, 'docs/a.md', 'main'), 'two')
+      // A stale last_commit_id is refused with GitLab's 400.
+      await assert.rejects(api.RepositoryFiles.edit(id, 'docs/a.md', 'main', 'three', 'stale', { lastCommitId: shown.last_commit_id }), (e: Error & { cause?: { response?: Response } }) => e.cause?.response?.status === 400)
+      const c = await api.Commits.create(id, 'main', 'many', [
+        { action: 'create', filePath: 'run.sh', content: 'echo hi' },
+        { action: 'move', previousPath: 'docs/a.md', filePath: 'a.md' },
+        { action: 'delete', filePath: 'README.md' },
+      ])
+      assert.equal((await api.Commits.show(id, c.id)).title, 'many')
+      assert.deepEqual((await api.Commits.showDiff(id, c.id)).map((d) => d.new_path).sort(), ['README.md', 'a.md', 'run.sh'])
+      assert.deepEqual((await api.Commits.all(id, { refName: 'main' })).map((x) => x.title).slice(0, 3), ['many', 'update a', 'add a'])
+      assert.deepEqual((await api.Repositories.allRepositoryTrees(id, { recursive: true })).map((e) => e.path).sort(), ['.gitlab-ci.yml', 'a.md', 'run.sh'])
+      const cmp = await api.Repositories.compare(id, pushed.sha, 'main')
+      assert.equal((cmp.commits as unknown[]).length, 3)
+      const zip = (await api.Repositories.showArchive(id, { fileType: 'zip', sha: 'main' })) as unknown as Blob
+      assert.equal(Buffer.from(await zip.arrayBuffer()).subarray(0, 2).toString(), 'PK')
+      await api.Branches.create(id, 'feature', 'main')
+      await api.RepositoryFiles.remove(id, 'a.md', 'feature', 'rm a')
+      await api.Tags.create(id, 'v1', 'main', { message: 'first release' })
+      assert.equal((await api.Tags.show(id, 'v1')).message, 'first release\n')
+      await api.ProtectedBranches.protect(id, 'main', { pushAccessLevel: 40, mergeAccessLevel: 40 })
+      await api.ProtectedTags.protect(id, 'v*', { createAccessLevel: 40 })
+      assert.deepEqual((await api.ProtectedBranches.all(id)).map((b) => b.name), ['main'])
+      assert.deepEqual((await api.ProtectedTags.all(id)).map((t) => t.name), ['v*'])
+      assert.equal((await api.Branches.show(id, 'main')).protected, true)
+      await api.Commits.editStatus(id, c.id, 'running', { name: 'ext/ci', targetUrl: 'https://ci.example.com/1' })
+      await api.Commits.editStatus(id, c.id, 'success', { name: 'ext/ci' })
+      assert.deepEqual((await api.Commits.allStatuses(id, c.id)).map((x) => [x.name, x.status]), [['ext/ci', 'success']])
+      assert.equal((await api.Lint.lint(id, 'build:\n  script: [echo]\n')).valid, true)
+      assert.equal((await api.Lint.lint(id, 'build:\n  script: [echo]\n  colour: red\n')).valid, false)
+      assert.equal((await api.Lint.check(id, { ref: 'main' })).valid, true)
+      await api.ProtectedBranches.unprotect(id, 'main')
+      await api.ProtectedTags.unprotect(id, 'v*')
+      await api.Branches.remove(id, 'feature')
+      await api.Tags.remove(id, 'v1')
+      assert.deepEqual((await api.Branches.all(id)).map((b) => b.name), ['main'])
+      assert.deepEqual(await api.Tags.all(id), [])
+      // The commits made through the API started pipelines, as pushes do.
+      assert.ok((await api.Pipelines.all(id)).some((pl) => pl.sha === c.id))
+    } finally {
+      await repo.dispose()
+    }
+  })
+})

@@ -9,6 +9,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { after, before, describe, it } from 'node:test'
+import pkg from '../../package.json' with { type: 'json' }
 import { testImages } from '../helpers/images.ts'
 import { describeResult, run } from '../helpers/run.ts'
 import { CiProject } from '../helpers/runner.ts'
@@ -320,6 +321,63 @@ out({'listed': listed, 'source': pl.source, 'ref': pl.ref, 'vars': vars, 'after'
     const hook = await run('curl', ['-sS', '-f', '-X', 'POST', `${wharf.url}/api/v4/projects/${ci.id}/ref/main/trigger/pipeline?token=${t.json.token}`])
     assert.equal(hook.code, 0, describeResult(hook))
     assert.equal(JSON.parse(hook.stdout).ref, 'main')
+  })
+})
+
+describe('python-gitlab (library): repository', { timeout: 300_000 }, () => {
+  it('files, commits with actions, tree, compare, archive, branches, tags and protected refs after a real git push', async () => {
+    const files = await CiProject.create(wharf, 'compat/files')
+    await files.push({ 'README.md': 'hello\n', '.gitlab-ci.yml': 'build:\n  script: [echo build]\n' })
+    const r = await py(`
+import io, tarfile
+p = gl.projects.get('compat/files')
+first = p.commits.list(ref_name='main')[0].id
+p.files.create({'file_path': 'docs/a.md', 'branch': 'main', 'content': 'one', 'author_email': 'bot@example.com', 'author_name': 'Bot', 'commit_message': 'add a'})
+f = p.files.get(file_path='docs/a.md', ref='main')
+created = f.decode().decode()
+f.content = 'two'
+f.save(branch='main', commit_message='update a')
+raw = p.files.raw(file_path='docs/a.md', ref='main').decode()
+try:
+    p.files.create({'file_path': 'docs/a.md', 'branch': 'main', 'content': 'x', 'commit_message': 'again'}); dup = None
+except gitlab.exceptions.GitlabCreateError as e:
+    dup = [e.response_code, 'already exists' in e.error_message]
+c = p.commits.create({'branch': 'main', 'commit_message': 'many', 'actions': [
+    {'action': 'create', 'file_path': 'run.sh', 'content': 'echo hi', 'execute_filemode': True},
+    {'action': 'move', 'previous_path': 'docs/a.md', 'file_path': 'a.md'},
+    {'action': 'update', 'file_path': 'README.md', 'content': 'bye'},
+]})
+commit = p.commits.get(c.id)
+diff = sorted(d['new_path'] for d in commit.diff(get_all=True))
+history = [x.title for x in p.commits.list(ref_name='main', get_all=True)]
+tree = sorted(x['path'] for x in p.repository_tree(recursive=True, get_all=True))
+cmp = p.repository_compare(first, 'main')
+names = tarfile.open(fileobj=io.BytesIO(p.repository_archive(sha='main'))).getnames()
+p.branches.create({'branch': 'feature', 'ref': 'main'})
+p.files.delete(file_path='a.md', branch='feature', commit_message='rm a')
+p.tags.create({'tag_name': 'v1', 'ref': 'main', 'message': 'first release'})
+tag = p.tags.get('v1')
+p.protectedbranches.create({'name': 'main', 'push_access_level': 40, 'merge_access_level': 40})
+p.protectedtags.create({'name': 'v*', 'create_access_level': 40})
+protected = [[x.name for x in p.protectedbranches.list()], [x.name for x in p.protectedtags.list()], p.branches.get('main').protected]
+commit.statuses.create({'state': 'running', 'name': 'ext/ci', 'target_url': 'https://ci.example.com/1'})
+commit.statuses.create({'state': 'success', 'name': 'ext/ci'})
+statuses = [[x.name, x.status] for x in commit.statuses.list()]
+lint_ok = p.ci_lint.create({'content': 'build:\\n  script: [echo]\\n'})
+lint_bad = p.ci_lint.create({'content': 'build:\\n  script: [echo]\\n  colour: red\\n'})
+lint_ref = p.ci_lint.get()
+p.protectedbranches.delete('main')
+p.protectedtags.delete('v*')
+p.branches.delete('feature')
+p.tags.delete('v1')
+out({'created': created, 'raw': raw, 'dup': dup, 'diff': diff, 'history': history, 'tree': tree, 'cmp': [len(cmp['commits']), cmp['commit']['id'] == c.id],
+     'pipeline': c.id in [x.sha for x in p.pipelines.list(get_all=True)], 'version': list(gl.version()), 'statuses': statuses, 'lint': [lint_ok.valid, lint_bad.valid, len(lint_bad.errors) > 0, lint_ref.valid], 'archive': sorted(n.split('/', 1)[1] for n in names if '/' in n), 'tag': [tag.name, tag.message], 'protected': protected,
+     'after': [[b.name for b in p.branches.list()], [t.name for t in p.tags.list()], p.protectedbranches.list()]})
+`)
+    assert.deepEqual(r, {
+      created: 'one', raw: 'two', dup: [400, true], diff: ['README.md', 'a.md', 'run.sh'], history: ['many', 'update a', 'add a', r.history[3]], tree: ['.gitlab-ci.yml', 'README.md', 'a.md', 'run.sh'], cmp: [3, true],
+      pipeline: true, version: [pkg.version, 'wharf'], statuses: [['ext/ci', 'success']], lint: [true, false, true, true], archive: ['.gitlab-ci.yml', 'README.md', 'a.md', 'run.sh'], tag: ['v1', 'first release\n'], protected: [['main'], ['v*'], true], after: [['main'], [], []],
+    })
   })
 })
 

@@ -52,6 +52,15 @@ async function populate(h: ApiHarness, w: World) {
   w.git('tag', 'v2')
   w.git('tag', 'v3')
   w.git('push', '-q', w.bare, 'HEAD:refs/heads/b1', 'HEAD:refs/heads/b2', 'refs/tags/v1', 'refs/tags/v2', 'refs/tags/v3')
+  // Commits through the API: main then has 3 commits, 5 files at its root and 3 changes in its last commit.
+  const commit = async (actions: Json[]) => assert.equal((await h.req('POST', `/api/v4/projects/${w.project.id}/repository/commits`, { ...root, body: { branch: 'main', commit_message: 'more', actions } })).statusCode, 201)
+  await commit([{ action: 'create', file_path: 'd', content: 'd' }])
+  await commit(['a', 'b', 'c'].map((f) => ({ action: 'create', file_path: f, content: f })))
+  const head = ((await h.req('GET', `/api/v4/projects/${w.project.id}/repository/branches/main`, root)).json() as { commit: { id: string } }).commit.id
+  for (const name of ['s1', 's2', 's3']) assert.equal((await h.req('POST', `/api/v4/projects/${w.project.id}/statuses/${head}`, { ...root, body: { state: 'success', name } })).statusCode, 201)
+  for (const name of ['p1', 'p2', 'p3']) {
+    for (const kind of ['branches', 'tags']) assert.equal((await h.req('POST', `/api/v4/projects/${w.project.id}/protected_${kind}`, { ...root, body: { name } })).statusCode, 201)
+  }
   for (let i = 0; i < 2; i++) await h.services.auth.tokens.rotate()
   const creds = { username: 'root', password: ROOT_PASSWORD }
   for (const name of ['grp/app', 'grp/app/api', 'grp/app/web']) await pushImage(h, creds, name, ['1', '2', '3'])
@@ -62,7 +71,7 @@ test('every list route pages with per_page and sends the pagination headers', as
   const w = await world(h)
   await populate(h, w)
   const repos = (await h.req('GET', `/api/v4/projects/${w.project.id}/registry/repositories`, { token: w.root.token })).json() as Array<{ id: number }>
-  const params: Record<string, string> = { user_id: String(w.other.user.id), pipeline_id: String(w.pipeline.id), job_id: String(w.job.id), key: 'K', repository_id: String(repos[0]!.id), tag_name: '1', branch: 'main' }
+  const params: Record<string, string> = { user_id: String(w.other.user.id), pipeline_id: String(w.pipeline.id), job_id: String(w.job.id), key: 'K', repository_id: String(repos[0]!.id), tag_name: '1', branch: 'main', sha: 'main' }
   const idFor = (path: string) => (path.startsWith('/api/v4/groups') ? w.group.id : path.startsWith('/api/v4/projects') ? w.project.id : path.startsWith('/api/v4/runners') ? w.runner.id : path.startsWith('/api/v4/users') ? w.other.user.id : 'self')
 
   const lists: string[] = []
@@ -88,10 +97,13 @@ test('every list route pages with per_page and sends the pagination headers', as
   }
   // The sweep reached every list route (a wrong parameter would have skipped one silently).
   assert.deepEqual(lists.sort(), [
-    '/api/v4/admin/signing_keys', '/api/v4/audit_events', '/api/v4/groups', '/api/v4/groups/:id/deploy_tokens', '/api/v4/groups/:id/hooks', '/api/v4/groups/:id/hooks/:hook_id/events', '/api/v4/groups/:id/members', '/api/v4/groups/:id/members/all', '/api/v4/groups/:id/projects', '/api/v4/groups/:id/runners', '/api/v4/groups/:id/variables',
-    '/api/v4/personal_access_tokens', '/api/v4/projects', '/api/v4/projects/:id/deploy_tokens', '/api/v4/projects/:id/events', '/api/v4/projects/:id/hooks', '/api/v4/projects/:id/hooks/:hook_id/events', '/api/v4/projects/:id/job_token_scope/allowlist', '/api/v4/projects/:id/jobs',
-    '/api/v4/projects/:id/members', '/api/v4/projects/:id/members/all', '/api/v4/projects/:id/pipelines', '/api/v4/projects/:id/pipelines/:pipeline_id/jobs', '/api/v4/projects/:id/registry/repositories',
-    '/api/v4/projects/:id/registry/repositories/:repository_id/tags', '/api/v4/projects/:id/repository/branches', '/api/v4/projects/:id/repository/tags', '/api/v4/projects/:id/runners', '/api/v4/projects/:id/triggers',
+    '/api/v4/admin/signing_keys', '/api/v4/audit_events', '/api/v4/groups', '/api/v4/groups/:id/deploy_tokens', '/api/v4/groups/:id/hooks',
+    '/api/v4/groups/:id/hooks/:hook_id/events', '/api/v4/groups/:id/members', '/api/v4/groups/:id/members/all', '/api/v4/groups/:id/projects', '/api/v4/groups/:id/runners',
+    '/api/v4/groups/:id/variables', '/api/v4/personal_access_tokens', '/api/v4/projects', '/api/v4/projects/:id/deploy_tokens', '/api/v4/projects/:id/events',
+    '/api/v4/projects/:id/hooks', '/api/v4/projects/:id/hooks/:hook_id/events', '/api/v4/projects/:id/job_token_scope/allowlist', '/api/v4/projects/:id/jobs', '/api/v4/projects/:id/members',
+    '/api/v4/projects/:id/members/all', '/api/v4/projects/:id/pipelines', '/api/v4/projects/:id/pipelines/:pipeline_id/jobs', '/api/v4/projects/:id/protected_branches', '/api/v4/projects/:id/protected_tags',
+    '/api/v4/projects/:id/registry/repositories', '/api/v4/projects/:id/registry/repositories/:repository_id/tags', '/api/v4/projects/:id/repository/branches', '/api/v4/projects/:id/repository/commits', '/api/v4/projects/:id/repository/commits/:sha/diff',
+    '/api/v4/projects/:id/repository/commits/:sha/statuses', '/api/v4/projects/:id/repository/tags', '/api/v4/projects/:id/repository/tree', '/api/v4/projects/:id/runners', '/api/v4/projects/:id/triggers',
     '/api/v4/projects/:id/variables', '/api/v4/runners', '/api/v4/runners/all', '/api/v4/users',
   ].sort())
 })

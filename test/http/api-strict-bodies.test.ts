@@ -82,6 +82,15 @@ function writeRoutes(w: World): Record<string, { url: string; body: Json }> {
     'PUT /api/v4/groups/:id/hooks/:hook_id': { url: `/api/v4/groups/${g}/hooks/${w.groupHook.id}`, body: { job_events: true } },
     'POST /api/v4/groups/:id/hooks/:hook_id/test/:trigger': { url: `/api/v4/groups/${g}/hooks/${w.groupHook.id}/test/job_events`, body: {} },
     'POST /api/v4/groups/:id/hooks/:hook_id/events/:event_id/resend': { url: `/api/v4/groups/${g}/hooks/${w.groupHook.id}/events/${w.groupDelivery.id}/resend`, body: {} },
+    'POST /api/v4/projects/:id/repository/files/:file_path': { url: `/api/v4/projects/${p}/repository/files/new.txt`, body: { branch: 'main', content: 'x', commit_message: 'm', encoding: 'text', author_name: 'A', author_email: 'a@x' } },
+    'PUT /api/v4/projects/:id/repository/files/:file_path': { url: `/api/v4/projects/${p}/repository/files/.gitlab-ci.yml`, body: { branch: 'main', content: 'x', commit_message: 'm', last_commit_id: '0'.repeat(40) } },
+    'POST /api/v4/projects/:id/repository/commits': { url: `/api/v4/projects/${p}/repository/commits`, body: { branch: 'main', commit_message: 'm', actions: [{ action: 'create', file_path: 'n.txt', content: 'x' }] } },
+    'POST /api/v4/projects/:id/repository/branches': { url: `/api/v4/projects/${p}/repository/branches`, body: { branch: 'new', ref: 'main' } },
+    'POST /api/v4/projects/:id/repository/tags': { url: `/api/v4/projects/${p}/repository/tags`, body: { tag_name: 'new', ref: 'main', message: 'm' } },
+    'POST /api/v4/projects/:id/protected_branches': { url: `/api/v4/projects/${p}/protected_branches`, body: { name: 'rel/*', push_access_level: 40, merge_access_level: 40, unprotect_access_level: 40, allow_force_push: false, code_owner_approval_required: false } },
+    'POST /api/v4/projects/:id/protected_tags': { url: `/api/v4/projects/${p}/protected_tags`, body: { name: 'v*', create_access_level: 40 } },
+    'POST /api/v4/projects/:id/ci/lint': { url: `/api/v4/projects/${p}/ci/lint`, body: { content: 'a: { script: [x] }', dry_run: false, include_jobs: true, ref: 'main', dry_run_ref_type: 'branch' } },
+    'POST /api/v4/projects/:id/statuses/:sha': { url: `/api/v4/projects/${p}/statuses/${'0'.repeat(40)}`, body: { state: 'success', ref: 'main', name: 'n', context: 'c', target_url: 'https://x', description: 'd', coverage: 1, pipeline_id: 1 } },
     'POST /-/session': { url: '/-/session', body: { username: 'root', password: 'wrong-but-unchecked' } },
   }
 }

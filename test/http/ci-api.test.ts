@@ -135,3 +135,75 @@ describe('CI API', () => {
     assert.equal((await h.req('POST', `/api/v4/projects/${project.id}/trigger/pipeline`, { body: { token: created.token, ref: 'main' } })).statusCode, 404)
   })
 })
+
+describe('GET /projects/:id/pipelines/latest', () => {
+  it("answers the newest pipeline of the ref's head commit, the default branch by default; 404 when there is none", async (t) => {
+    const { h, token, project } = await setup(t, SIMPLE)
+    const url = `/api/v4/projects/${project.id}/pipelines/latest`
+    assert.equal((await h.req('GET', url, { token })).statusCode, 404)
+    const first = (await h.req('POST', `/api/v4/projects/${project.id}/pipeline`, { token, body: { ref: 'main' } })).json() as { id: number }
+    const second = (await h.req('POST', `/api/v4/projects/${project.id}/pipeline`, { token, body: { ref: 'main' } })).json() as { id: number }
+    assert.ok(second.id > first.id)
+    let res = await h.req('GET', url, { token })
+    assert.equal(res.statusCode, 200, res.body)
+    assert.deepEqual([(res.json() as { id: number }).id, (res.json() as { ref: string }).ref], [second.id, 'main'])
+    res = await h.req('GET', `${url}?ref=main`, { token })
+    assert.equal((res.json() as { id: number }).id, second.id)
+    assert.equal((await h.req('GET', `${url}?ref=nope`, { token })).statusCode, 404)
+  })
+})
+
+describe('CI lint', () => {
+  it('POST /ci/lint plans content as a pipeline would (same errors), GET lints the file at content_ref; nothing is created', async (t) => {
+    const { h, token, project } = await setup(t, SIMPLE)
+    const url = `/api/v4/projects/${project.id}/ci/lint`
+    let res = await h.req('POST', url, { token, body: { content: 'a: { stage: test, script: [x] }\nb: { stage: test, script: [y], needs: [a] }\n', include_jobs: true } })
+    assert.equal(res.statusCode, 200, res.body)
+    const ok = res.json() as { valid: boolean; errors: string[]; merged_yaml: string; jobs: Array<{ name: string; needs: Array<{ name: string }> }> }
+    assert.deepEqual([ok.valid, ok.errors, ok.jobs.map((j) => [j.name, j.needs.map((n) => n.name)])], [true, [], [['a', []], ['b', ['a']]]])
+    // The errors a pipeline of that file gets.
+    const bad = 'job: { script: [x], colour: red }\n'
+    res = await h.req('POST', url, { token, body: { content: bad } })
+    const lint = res.json() as { valid: boolean; errors: string[] }
+    assert.equal(lint.valid, false)
+    assert.ok(lint.errors.length > 0)
+    await h.req('PUT', `/api/v4/projects/${project.id}/repository/files/.gitlab-ci.yml`, { token, body: { branch: 'main', content: bad, commit_message: 'break ci' } })
+    const pipelines = (await h.req('GET', `/api/v4/projects/${project.id}/pipelines`, { token })).json() as Array<{ id: number }>
+    const broken = (await h.req('GET', `/api/v4/projects/${project.id}/pipelines/${pipelines[0]!.id}`, { token })).json() as { yaml_errors: string | null }
+    assert.equal(broken.yaml_errors, lint.errors.join(', '))
+    const before = pipelines.length
+    res = await h.req('GET', `${url}?content_ref=main`, { token })
+    assert.deepEqual([(res.json() as { valid: boolean }).valid, (res.json() as { errors: string[] }).errors], [false, lint.errors])
+    assert.equal(((await h.req('GET', `/api/v4/projects/${project.id}/pipelines`, { token })).json() as unknown[]).length, before, 'lint creates no pipeline')
+    assert.equal((await h.req('GET', `${url}?content_ref=nope`, { token })).statusCode, 404)
+    assert.equal((await h.req('POST', url, { token, body: { content: 'x', wharf: 1 } })).statusCode, 400)
+  })
+})
+
+describe('commit statuses', () => {
+  it('POST /statuses/:sha records a named state, updated in place; GET …/commits/:sha/statuses lists them paged', async (t) => {
+    const { h, token, project } = await setup(t, SIMPLE)
+    const sha = ((await h.req('GET', `/api/v4/projects/${project.id}/repository/branches/main`, { token })).json() as { commit: { id: string } }).commit.id
+    const post = (body: unknown, tok = token) => h.req('POST', `/api/v4/projects/${project.id}/statuses/${sha}`, { token: tok, body })
+    let res = await post({ state: 'running', name: 'ext/ci', target_url: 'https://ci.example.com/1', description: 'building' })
+    assert.equal(res.statusCode, 201, res.body)
+    const first = res.json() as { id: number; ref: string; status: string; started_at: string | null; finished_at: string | null; author: { username: string } }
+    assert.deepEqual([first.ref, first.status, first.started_at !== null, first.finished_at, first.author.username], ['main', 'running', true, null, 'root'])
+    res = await post({ state: 'success', context: 'ext/ci', coverage: 87.5 })
+    const done = res.json() as { id: number; status: string; finished_at: string | null; coverage: number }
+    assert.deepEqual([done.id, done.status, done.finished_at !== null, done.coverage], [first.id, 'success', true, 87.5])
+    assert.equal((await post({ state: 'pending', name: 'lint' })).statusCode, 201)
+    assert.equal((await post({ state: 'failed', name: 'other', ref: 'v1' })).statusCode, 201)
+    res = await h.req('GET', `/api/v4/projects/${project.id}/repository/commits/${sha}/statuses?per_page=2`, { token })
+    assert.deepEqual([res.headers['x-total'], (res.json() as Array<{ name: string }>).map((s) => s.name)], ['3', ['ext/ci', 'lint']])
+    res = await h.req('GET', `/api/v4/projects/${project.id}/repository/commits/${sha}/statuses?ref=v1`, { token })
+    assert.deepEqual((res.json() as Array<{ name: string }>).map((s) => s.name), ['other'])
+    // Bad input: an unknown state, a commit not in the repository, a Reporter posting.
+    assert.equal((await post({ state: 'done' })).statusCode, 400)
+    assert.equal((await h.req('POST', `/api/v4/projects/${project.id}/statuses/${'0'.repeat(40)}`, { token, body: { state: 'success' } })).statusCode, 404)
+    const reporter = await h.user('rep')
+    await h.services.members.addMember(Number.POSITIVE_INFINITY, 'project', project.id, reporter.user.id, 20, null)
+    assert.equal((await post({ state: 'success' }, reporter.token)).statusCode, 403)
+    assert.equal((await h.req('GET', `/api/v4/projects/${project.id}/repository/commits/${sha}/statuses`, { token: reporter.token })).statusCode, 200)
+  })
+})

@@ -10,6 +10,8 @@ import * as m0007 from './0007-push-events.ts'
 import * as m0008 from './0008-dependency-proxy.ts'
 import * as m0009 from './0009-webhooks.ts'
 import * as m0010 from './0010-registry-gc.ts'
+import * as m0011 from './0011-protected-refs.ts'
+import * as m0012 from './0012-commit-statuses.ts'
 
 export type { MigrationContext } from './context.ts'
 
@@ -32,6 +34,8 @@ const MIGRATIONS: Record<string, { up(db: Kysely<unknown>, ctx: MigrationContext
   '0008-dependency-proxy': m0008,
   '0009-webhooks': m0009,
   '0010-registry-gc': m0010,
+  '0011-protected-refs': m0011,
+  '0012-commit-statuses': m0012,
 }
 
 export function migrationProvider(kind: DialectKind): MigrationProvider {
