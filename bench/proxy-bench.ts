@@ -24,6 +24,8 @@
 //      at once through each proxy; the shim's counts of upstream GETs per blob and per manifest.
 // Every figure in the summary is the median over rounds. Temp dirs are removed on exit.
 // --phases picks some of cold,warm,crowd (warm without cold caches its image first, unmeasured).
+// --timeline prints, per cold pull, when each blob was asked for, answered, started and finished:
+// whether bytes reach the client as they arrive, and where a pull waits.
 // WHARF_BENCH_PROF_DIR=<dir> starts Wharf with --cpu-prof into that directory (written when the
 // bench stops it); WHARF_BENCH_NODE_ARGS adds node options to Wharf's command line (e.g. --trace-gc,
 // whose output lands in the Wharf log, removed with the temp dir unless WHARF_BENCH_KEEP_LOG=<file>).
@@ -49,6 +51,7 @@ const { values: args } = parseArgs({
     'crowd-layer-mib': { type: 'string', default: '4' },
     'crowd-rounds': { type: 'string', default: '3' },
     phases: { type: 'string', default: 'cold,warm,crowd' },
+    timeline: { type: 'boolean', default: false },
   },
 })
 const LAYERS = Number(args.layers)
@@ -230,6 +233,12 @@ interface Image {
   bytes: number
 }
 
+const TIMELINE = args.timeline
+/** With --timeline: when each blob of the last pulls was asked for, answered, started and finished (ms since the timeline's start). */
+const timeline: string[] = []
+let timelineStart = 0
+const ms = (t: number) => (t - timelineStart).toFixed(0)
+
 /** Pulls the image as a client does, verifying every byte; returns the bytes received. */
 async function pull(t: Target, img: Image): Promise<number> {
   const m = await t.request(`/v2/${img.name}/manifests/${img.tag}`, { accept: OCI_MANIFEST })
@@ -244,11 +253,16 @@ async function pull(t: Target, img: Image): Promise<number> {
       const want = d
       const hash = createHash('sha256')
       let n = 0
+      const asked = performance.now()
+      let first = 0
       const r = await t.request(`/v2/${img.name}/blobs/${want.digest}`, {}, async (res) => {
+        const headers = performance.now()
         for await (const chunk of res as AsyncIterable<Buffer>) {
+          if (!first) first = performance.now()
           hash.update(chunk)
           n += chunk.length
         }
+        if (TIMELINE) timeline.push(`${t.name} ${want.digest.slice(7, 15)} ${(want.size / MIB).toFixed(1)} MiB: asked +${ms(asked)}, headers +${ms(headers)}, first byte +${ms(first)}, last byte +${ms(performance.now())} ms`)
       })
       if (r.status !== 200) throw new Error(`${t.name}: blob ${want.digest}: HTTP ${r.status} ${r.body.toString().slice(0, 300)}`)
       const got = `sha256:${hash.digest('hex')}`
@@ -460,9 +474,11 @@ try {
       await hub.reset()
       const c0 = who === 'straight' ? 0 : cpuSeconds(pids[who])
       const th0 = who === 'wharf' ? threadCpu(pids.wharf) : undefined
-      const t0 = performance.now()
+      const t0 = (timelineStart = performance.now())
+      timeline.length = 0
       await pull(t, img)
       const s = (performance.now() - t0) / 1000
+      if (TIMELINE) out(timeline.map((l) => `    ${l}`).join('\n'))
       const cpu = who === 'straight' ? NaN : cpuSeconds(pids[who]) - c0
       if (th0) wharfThreads.push(threadSplit(th0, threadCpu(pids.wharf), img.bytes / MIB))
       cold[who].s.push(s)
