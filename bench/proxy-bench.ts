@@ -6,7 +6,8 @@
 // redirected to a "CDN" host; the shim counts every request it serves. Images are random bytes
 // made here (a config blob, --layers layers of --layer-mib MiB, an OCI manifest) and pushed
 // straight into the backing registry, past the shim's counters.
-// Servers, all on loopback: Wharf (src/cli/main.ts serve, temp data dir, log level
+// Servers, all on loopback: Wharf (src/cli/main.ts serve with bin/wharf.js's V8 flag
+// --initial-old-space-size=64, a later one in WHARF_BENCH_NODE_ARGS overrides it; temp data dir, log level
 // WHARF_BENCH_LOG_LEVEL or info, fsync on commit) with its mirror listener (anonymous) on the
 // upstream, and distribution (`docker-registry serve`, log level error, no access log) with
 // `proxy: { remoteurl: <upstream> }`. Wharf runs with --max-connections-per-address 0: every client
@@ -104,6 +105,12 @@ function threadSplit(before: Map<string, number>, after: Map<string, number>, mi
     .sort((a, b) => b[1] - a[1])
     .map(([k, d]) => `${k} ${fmt(d)} s (${fmt((d * 1000) / mib)} ms/MiB)`)
     .join(', ')
+}
+/** Resident and peak resident memory of a process, MiB (/proc/PID/status VmRSS, VmHWM). */
+function memory(pid: number): string {
+  const s = readFileSync(`/proc/${pid}/status`, 'utf8')
+  const kib = (k: string) => Number(new RegExp(`^${k}:\\s+(\\d+) kB`, 'm').exec(s)?.[1] ?? NaN)
+  return `rss ${fmt(kib('VmRSS') / 1024, 0)} MiB (peak ${fmt(kib('VmHWM') / 1024, 0)})`
 }
 function machineBusy(): number {
   const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.split(/\s+/).slice(1).map(Number)
@@ -420,7 +427,8 @@ try {
   const level = process.env.WHARF_BENCH_LOG_LEVEL ?? 'info'
   const wharfLogPath = join(work, 'wharf.log')
   const wharfLog = openSync(wharfLogPath, 'w')
-  const prof = [...(process.env.WHARF_BENCH_PROF_DIR ? ['--cpu-prof', `--cpu-prof-dir=${process.env.WHARF_BENCH_PROF_DIR}`] : []), ...(process.env.WHARF_BENCH_NODE_ARGS?.split(' ').filter(Boolean) ?? [])]
+  // The V8 flag bin/wharf.js and `npm start` start the server with (see bin/wharf.js for why).
+  const prof = ['--initial-old-space-size=64', ...(process.env.WHARF_BENCH_PROF_DIR ? ['--cpu-prof', `--cpu-prof-dir=${process.env.WHARF_BENCH_PROF_DIR}`] : []), ...(process.env.WHARF_BENCH_NODE_ARGS?.split(' ').filter(Boolean) ?? [])]
   const wharf = spawn(
     process.execPath,
     [...prof, join(root, 'src/cli/main.ts'), 'serve', '--listen', `127.0.0.1:${wport}`, '--mirror-listen', `127.0.0.1:${mport}`, '--data', join(work, 'wharf'), '--log-level', level,
@@ -452,7 +460,9 @@ try {
   const pids = { wharf: wharf.pid!, dist: dist.pid! }
   out(`# proxy-bench: ${LAYERS} layers x ${LAYER_MIB} MiB, cold rounds ${COLD_ROUNDS}, warm rounds ${ROUNDS} at concurrency ${LEVELS.join(',')}, crowd ${CROWD} x (${LAYERS} x ${CROWD_MIB} MiB) x ${CROWD_ROUNDS}`)
   out(`# ${cpus().length} cpus, node ${process.version}, ${readFileSync('/proc/version', 'utf8').split(' ')[2]}, load average at start ${loadavg().map((l) => l.toFixed(2)).join(' ')}`)
-  out(`# upstream (stand-in hub) ${hub.url} pid ${hub.pid}, backend ${hub.backend}; wharf mirror :${mport} pid ${pids.wharf} (log ${level}); distribution proxy :${dport} pid ${pids.dist}`)
+  out(`# upstream (stand-in hub) ${hub.url} pid ${hub.pid}, backend ${hub.backend}; wharf mirror :${mport} pid ${pids.wharf} (log ${level}${prof.length ? `, node ${prof.join(' ')}` : ''}); distribution proxy :${dport} pid ${pids.dist}`)
+  const memoryLine = (when: string) => out(`# memory ${when}: wharf ${memory(pids.wharf)}, distribution ${memory(pids.dist)}`)
+  memoryLine('idle after start')
 
   // 1. cold pulls
   const coldRounds = PHASES.has('cold') ? COLD_ROUNDS : PHASES.has('warm') ? 1 : 0
@@ -489,6 +499,7 @@ try {
     out(`round ${r + 1}: ${line.join(';  ')}`)
     out(`    wharf threads: ${wharfThreads.at(-1)}`)
   }
+  if (PHASES.has('cold')) memoryLine('after the cold phase')
   const coldMed = { straight: median(cold.straight.s), wharf: median(cold.wharf.s), dist: median(cold.dist.s) }
   out(`median: straight ${fmt(coldMed.straight)} s, wharf ${fmt(coldMed.wharf)} s (${fmt(coldMed.wharf / coldMed.straight)}x straight), distribution ${fmt(coldMed.dist)} s (${fmt(coldMed.dist / coldMed.straight)}x straight)`)
 
@@ -533,6 +544,8 @@ try {
     }
   }
 
+  if (PHASES.has('warm')) memoryLine('after the warm phase')
+
   // 3. crowd: concurrent cold pulls of a fresh small image
   const crowdRounds = PHASES.has('crowd') ? CROWD_ROUNDS : 0
   log(`seeding ${crowdRounds} crowd images of ${LAYERS} x ${CROWD_MIB} MiB`)
@@ -566,6 +579,8 @@ try {
       if (failed.length) out(`    first error: ${(failed[0]!.reason as Error).message.slice(0, 300)}`)
     }
   }
+
+  if (crowdRounds) memoryLine('after the crowd phase')
 
   // summary
   const W = (k: 'wharf' | 'dist', c: number, f: 'mbs' | 'cpuPerMib' | 'clientCpu') => median(warm[c]![k][f])
