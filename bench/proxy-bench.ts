@@ -7,7 +7,7 @@
 // made here (a config blob, --layers layers of --layer-mib MiB, an OCI manifest) and pushed
 // straight into the backing registry, past the shim's counters.
 // Servers, all on loopback: Wharf (src/cli/main.ts serve with bin/wharf.js's V8 flag
-// --initial-old-space-size=64, a later one in WHARF_BENCH_NODE_ARGS overrides it; temp data dir, log level
+// --initial-old-space-size=64, or WHARF_BENCH_LAUNCH_FLAGS instead; temp data dir, log level
 // WHARF_BENCH_LOG_LEVEL or info, fsync on commit) with its mirror listener (anonymous) on the
 // upstream, and distribution (`docker-registry serve`, log level error, no access log) with
 // `proxy: { remoteurl: <upstream> }`. Wharf runs with --max-connections-per-address 0: every client
@@ -439,8 +439,10 @@ try {
   const level = process.env.WHARF_BENCH_LOG_LEVEL ?? 'info'
   const wharfLogPath = join(work, 'wharf.log')
   const wharfLog = openSync(wharfLogPath, 'w')
-  // The V8 flag bin/wharf.js and `npm start` start the server with (see bin/wharf.js for why).
-  const prof = ['--initial-old-space-size=64', ...(process.env.WHARF_BENCH_PROF_DIR ? ['--cpu-prof', `--cpu-prof-dir=${process.env.WHARF_BENCH_PROF_DIR}`] : []), ...(process.env.WHARF_BENCH_NODE_ARGS?.split(' ').filter(Boolean) ?? [])]
+  // The V8 flag bin/wharf.js and `npm start` start the server with (see bin/wharf.js for why);
+  // WHARF_BENCH_LAUNCH_FLAGS='' measures without it.
+  const launch = (process.env.WHARF_BENCH_LAUNCH_FLAGS ?? '--initial-old-space-size=64').split(' ').filter(Boolean)
+  const prof = [...launch, ...(process.env.WHARF_BENCH_PROF_DIR ? ['--cpu-prof', `--cpu-prof-dir=${process.env.WHARF_BENCH_PROF_DIR}`] : []), ...(process.env.WHARF_BENCH_NODE_ARGS?.split(' ').filter(Boolean) ?? [])]
   const wharf = spawn(
     process.execPath,
     [...prof, join(root, 'src/cli/main.ts'), 'serve', '--listen', `127.0.0.1:${wport}`, '--mirror-listen', `127.0.0.1:${mport}`, '--data', join(work, 'wharf'), '--log-level', level,
