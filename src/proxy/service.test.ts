@@ -182,7 +182,7 @@ describe('DependencyProxy', () => {
     const commits = gate()
     const { up, proxy, target, download, storage, stored } = await setup(t, { commits })
     await proxy.manifest(target, { kind: 'tag', tag: '3' as never }, undefined)
-    const got = await Promise.race([download(), commits.reached.then(() => timeout(3000))])
+    const got = await Promise.race([download(), commits.reached.then(() => timeout(10_000))])
     assert.notEqual(got, 'timeout', 'the download waited for the commit')
     assert.equal(sha(got as Buffer), up.layer)
     const file = join(storage, blobPath(parseDigest(up.layer)))
