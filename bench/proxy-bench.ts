@@ -498,7 +498,8 @@ try {
       await hub.reset()
       const c0 = who === 'straight' ? 0 : cpuSeconds(pids[who])
       const th0 = who === 'wharf' ? threadCpu(pids.wharf) : undefined
-      const t0 = (timelineStart = performance.now())
+      const t0 = performance.now()
+      timelineStart = t0
       timeline.length = 0
       await pull(t, img)
       const s = (performance.now() - t0) / 1000
