@@ -6,7 +6,8 @@
 // redirected to a "CDN" host; the shim counts every request it serves. Images are random bytes
 // made here (a config blob, --layers layers of --layer-mib MiB, an OCI manifest) and pushed
 // straight into the backing registry, past the shim's counters.
-// Servers, all on loopback: Wharf (src/cli/main.ts serve, temp data dir, log level
+// Servers, all on loopback: Wharf (src/cli/main.ts serve with bin/wharf.js's V8 flag
+// --initial-old-space-size=64, or WHARF_BENCH_LAUNCH_FLAGS instead; temp data dir, log level
 // WHARF_BENCH_LOG_LEVEL or info, fsync on commit) with its mirror listener (anonymous) on the
 // upstream, and distribution (`docker-registry serve`, log level error, no access log) with
 // `proxy: { remoteurl: <upstream> }`. Wharf runs with --max-connections-per-address 0: every client
@@ -20,10 +21,15 @@
 //   2. warm: the round-1 image, cached by both now; per --concurrency level c, per round,
 //      max(4, c) whole-image pulls by c clients: MB/s (10^6 B/s) and server CPU ms per MiB
 //      (utime+stime of the server process from /proc/PID/stat over the phase, all threads).
+//      These clients check each blob's size but not its sha256 (--warm-check digest does): the
+//      bytes were verified when the cold phase pulled them, and a client hashing 200 MiB per pull
+//      takes a core of the two, so it, not the server, set the MB/s (bench/RESULTS.md).
 //   3. crowd: per round a fresh small image (--crowd-layer-mib layers), --crowd clients pulling it
 //      at once through each proxy; the shim's counts of upstream GETs per blob and per manifest.
 // Every figure in the summary is the median over rounds. Temp dirs are removed on exit.
 // --phases picks some of cold,warm,crowd (warm without cold caches its image first, unmeasured).
+// --timeline prints, per cold pull, when each blob was asked for, answered, started and finished:
+// whether bytes reach the client as they arrive, and where a pull waits.
 // WHARF_BENCH_PROF_DIR=<dir> starts Wharf with --cpu-prof into that directory (written when the
 // bench stops it); WHARF_BENCH_NODE_ARGS adds node options to Wharf's command line (e.g. --trace-gc,
 // whose output lands in the Wharf log, removed with the temp dir unless WHARF_BENCH_KEEP_LOG=<file>).
@@ -49,6 +55,8 @@ const { values: args } = parseArgs({
     'crowd-layer-mib': { type: 'string', default: '4' },
     'crowd-rounds': { type: 'string', default: '3' },
     phases: { type: 'string', default: 'cold,warm,crowd' },
+    timeline: { type: 'boolean', default: false },
+    'warm-check': { type: 'string', default: 'size' },
   },
 })
 const LAYERS = Number(args.layers)
@@ -60,6 +68,7 @@ const CROWD = Number(args.crowd)
 const CROWD_MIB = Number(args['crowd-layer-mib'])
 const CROWD_ROUNDS = Number(args['crowd-rounds'])
 const PHASES = new Set(args.phases.split(','))
+const WARM_CHECK = args['warm-check'] === 'digest' ? 'digest' : 'size'
 const root = join(dirname(fileURLToPath(import.meta.url)), '..')
 const hz = 100 // USER_HZ
 /** Blobs fetched at once by one pull (docker's max-concurrent-downloads default). */
@@ -101,6 +110,12 @@ function threadSplit(before: Map<string, number>, after: Map<string, number>, mi
     .sort((a, b) => b[1] - a[1])
     .map(([k, d]) => `${k} ${fmt(d)} s (${fmt((d * 1000) / mib)} ms/MiB)`)
     .join(', ')
+}
+/** Resident and peak resident memory of a process, MiB (/proc/PID/status VmRSS, VmHWM). */
+function memory(pid: number): string {
+  const s = readFileSync(`/proc/${pid}/status`, 'utf8')
+  const kib = (k: string) => Number(new RegExp(`^${k}:\\s+(\\d+) kB`, 'm').exec(s)?.[1] ?? NaN)
+  return `rss ${fmt(kib('VmRSS') / 1024, 0)} MiB (peak ${fmt(kib('VmHWM') / 1024, 0)})`
 }
 function machineBusy(): number {
   const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.split(/\s+/).slice(1).map(Number)
@@ -230,8 +245,17 @@ interface Image {
   bytes: number
 }
 
-/** Pulls the image as a client does, verifying every byte; returns the bytes received. */
-async function pull(t: Target, img: Image): Promise<number> {
+const TIMELINE = args.timeline
+/** With --timeline: when each blob of the last pulls was asked for, answered, started and finished (ms since the timeline's start). */
+const timeline: string[] = []
+let timelineStart = 0
+const ms = (t: number) => (t - timelineStart).toFixed(0)
+
+/**
+ * Pulls the image as a client does, verifying every byte (`check: 'size'`: the manifest's digest,
+ * every blob's size and nothing more, for warm pulls of bytes already verified); returns the bytes received.
+ */
+async function pull(t: Target, img: Image, check: 'digest' | 'size' = 'digest'): Promise<number> {
   const m = await t.request(`/v2/${img.name}/manifests/${img.tag}`, { accept: OCI_MANIFEST })
   if (m.status !== 200) throw new Error(`${t.name}: manifest ${img.name}:${img.tag}: HTTP ${m.status} ${m.body.toString().slice(0, 300)}`)
   const md = `sha256:${createHash('sha256').update(m.body).digest('hex')}`
@@ -242,16 +266,25 @@ async function pull(t: Target, img: Image): Promise<number> {
   const worker = async () => {
     for (let d = queue.shift(); d; d = queue.shift()) {
       const want = d
-      const hash = createHash('sha256')
+      const hash = check === 'digest' ? createHash('sha256') : undefined
       let n = 0
+      const asked = performance.now()
+      let first = 0
       const r = await t.request(`/v2/${img.name}/blobs/${want.digest}`, {}, async (res) => {
-        for await (const chunk of res as AsyncIterable<Buffer>) {
-          hash.update(chunk)
-          n += chunk.length
-        }
+        const headers = performance.now()
+        await new Promise<void>((resolve, reject) => {
+          res.on('data', (chunk: Buffer) => {
+            if (!first) first = performance.now()
+            hash?.update(chunk)
+            n += chunk.length
+          })
+          res.on('end', resolve)
+          res.on('error', reject)
+        })
+        if (TIMELINE) timeline.push(`${t.name} ${want.digest.slice(7, 15)} ${(want.size / MIB).toFixed(1)} MiB: asked +${ms(asked)}, headers +${ms(headers)}, first byte +${ms(first)}, last byte +${ms(performance.now())} ms`)
       })
       if (r.status !== 200) throw new Error(`${t.name}: blob ${want.digest}: HTTP ${r.status} ${r.body.toString().slice(0, 300)}`)
-      const got = `sha256:${hash.digest('hex')}`
+      const got = hash ? `sha256:${hash.digest('hex')}` : want.digest
       if (got !== want.digest || n !== want.size) throw new Error(`${t.name}: blob ${want.digest}: got ${got}, ${n} bytes, want ${want.size}`)
       bytes += n
     }
@@ -406,7 +439,10 @@ try {
   const level = process.env.WHARF_BENCH_LOG_LEVEL ?? 'info'
   const wharfLogPath = join(work, 'wharf.log')
   const wharfLog = openSync(wharfLogPath, 'w')
-  const prof = [...(process.env.WHARF_BENCH_PROF_DIR ? ['--cpu-prof', `--cpu-prof-dir=${process.env.WHARF_BENCH_PROF_DIR}`] : []), ...(process.env.WHARF_BENCH_NODE_ARGS?.split(' ').filter(Boolean) ?? [])]
+  // The V8 flag bin/wharf.js and `npm start` start the server with (see bin/wharf.js for why);
+  // WHARF_BENCH_LAUNCH_FLAGS='' measures without it.
+  const launch = (process.env.WHARF_BENCH_LAUNCH_FLAGS ?? '--initial-old-space-size=64').split(' ').filter(Boolean)
+  const prof = [...launch, ...(process.env.WHARF_BENCH_PROF_DIR ? ['--cpu-prof', `--cpu-prof-dir=${process.env.WHARF_BENCH_PROF_DIR}`] : []), ...(process.env.WHARF_BENCH_NODE_ARGS?.split(' ').filter(Boolean) ?? [])]
   const wharf = spawn(
     process.execPath,
     [...prof, join(root, 'src/cli/main.ts'), 'serve', '--listen', `127.0.0.1:${wport}`, '--mirror-listen', `127.0.0.1:${mport}`, '--data', join(work, 'wharf'), '--log-level', level,
@@ -438,7 +474,9 @@ try {
   const pids = { wharf: wharf.pid!, dist: dist.pid! }
   out(`# proxy-bench: ${LAYERS} layers x ${LAYER_MIB} MiB, cold rounds ${COLD_ROUNDS}, warm rounds ${ROUNDS} at concurrency ${LEVELS.join(',')}, crowd ${CROWD} x (${LAYERS} x ${CROWD_MIB} MiB) x ${CROWD_ROUNDS}`)
   out(`# ${cpus().length} cpus, node ${process.version}, ${readFileSync('/proc/version', 'utf8').split(' ')[2]}, load average at start ${loadavg().map((l) => l.toFixed(2)).join(' ')}`)
-  out(`# upstream (stand-in hub) ${hub.url} pid ${hub.pid}, backend ${hub.backend}; wharf mirror :${mport} pid ${pids.wharf} (log ${level}); distribution proxy :${dport} pid ${pids.dist}`)
+  out(`# upstream (stand-in hub) ${hub.url} pid ${hub.pid}, backend ${hub.backend}; wharf mirror :${mport} pid ${pids.wharf} (log ${level}${prof.length ? `, node ${prof.join(' ')}` : ''}); distribution proxy :${dport} pid ${pids.dist}`)
+  const memoryLine = (when: string) => out(`# memory ${when}: wharf ${memory(pids.wharf)}, distribution ${memory(pids.dist)}`)
+  memoryLine('idle after start')
 
   // 1. cold pulls
   const coldRounds = PHASES.has('cold') ? COLD_ROUNDS : PHASES.has('warm') ? 1 : 0
@@ -461,8 +499,11 @@ try {
       const c0 = who === 'straight' ? 0 : cpuSeconds(pids[who])
       const th0 = who === 'wharf' ? threadCpu(pids.wharf) : undefined
       const t0 = performance.now()
+      timelineStart = t0
+      timeline.length = 0
       await pull(t, img)
       const s = (performance.now() - t0) / 1000
+      if (TIMELINE) out(timeline.map((l) => `    ${l}`).join('\n'))
       const cpu = who === 'straight' ? NaN : cpuSeconds(pids[who]) - c0
       if (th0) wharfThreads.push(threadSplit(th0, threadCpu(pids.wharf), img.bytes / MIB))
       cold[who].s.push(s)
@@ -473,6 +514,7 @@ try {
     out(`round ${r + 1}: ${line.join(';  ')}`)
     out(`    wharf threads: ${wharfThreads.at(-1)}`)
   }
+  if (PHASES.has('cold')) memoryLine('after the cold phase')
   const coldMed = { straight: median(cold.straight.s), wharf: median(cold.wharf.s), dist: median(cold.dist.s) }
   out(`median: straight ${fmt(coldMed.straight)} s, wharf ${fmt(coldMed.wharf)} s (${fmt(coldMed.wharf / coldMed.straight)}x straight), distribution ${fmt(coldMed.dist)} s (${fmt(coldMed.dist / coldMed.straight)}x straight)`)
 
@@ -485,6 +527,7 @@ try {
     out(`\n== warm pull: ${(warmImg.bytes / MIB).toFixed(1)} MiB image, ${pulls} pulls by ${c} client(s) per round`)
     for (let r = 0; r < ROUNDS; r++) {
       const line: string[] = []
+      let warmThreads = ''
       for (const who of r % 2 ? (['dist', 'wharf'] as const) : (['wharf', 'dist'] as const)) {
         await quiesce()
         await hub.reset()
@@ -492,12 +535,13 @@ try {
         let bytes = 0
         const u0 = process.cpuUsage()
         const c0 = cpuSeconds(pids[who])
+        const th0 = who === 'wharf' ? threadCpu(pids.wharf) : undefined
         const t0 = performance.now()
         await Promise.all(
           Array.from({ length: c }, async () => {
             while (left > 0) {
               left--
-              const n = await pull(targets[who], warmImg)
+              const n = await pull(targets[who], warmImg, WARM_CHECK)
               bytes += n
             }
           }),
@@ -505,17 +549,22 @@ try {
         const s = (performance.now() - t0) / 1000
         const cpu = cpuSeconds(pids[who]) - c0
         const u = process.cpuUsage(u0)
+        const split = th0 && threadSplit(th0, threadCpu(pids.wharf), bytes / MIB)
         const up = upstreamFor(await hub.counts(), warmImg)
         const mbs = bytes / 1e6 / s
         const perMib = (cpu * 1000) / (bytes / MIB)
         warm[c][who].mbs.push(mbs)
         warm[c][who].cpuPerMib.push(perMib)
         warm[c][who].clientCpu.push((u.user + u.system) / 1e6)
+        if (split) warmThreads = split
         line.push(`${who} ${fmt(mbs, 0)} MB/s, cpu ${fmt(cpu)} s = ${fmt(perMib, 3)} ms/MiB, client cpu ${fmt((u.user + u.system) / 1e6)} s, upstream manifest HEAD/GET ${up.manifestHeads}/${up.manifestGets}, blob GETs ${up.cdnGets.reduce((a, b) => a + b, 0)}`)
       }
       out(`round ${r + 1}: ${line.join(';  ')}`)
+      out(`    wharf threads: ${warmThreads}`)
     }
   }
+
+  if (PHASES.has('warm')) memoryLine('after the warm phase')
 
   // 3. crowd: concurrent cold pulls of a fresh small image
   const crowdRounds = PHASES.has('crowd') ? CROWD_ROUNDS : 0
@@ -550,6 +599,8 @@ try {
       if (failed.length) out(`    first error: ${(failed[0]!.reason as Error).message.slice(0, 300)}`)
     }
   }
+
+  if (crowdRounds) memoryLine('after the crowd phase')
 
   // summary
   const W = (k: 'wharf' | 'dist', c: number, f: 'mbs' | 'cpuPerMib' | 'clientCpu') => median(warm[c]![k][f])

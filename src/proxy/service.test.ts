@@ -8,13 +8,14 @@ import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { PassThrough } from 'node:stream'
+import { PassThrough, Writable } from 'node:stream'
 import { describe, it, type TestContext } from 'node:test'
 import { parseDigest } from '../core/digest.ts'
 import { WharfError } from '../core/errors.ts'
 import { parseRepoName } from '../core/names.ts'
 import { migrate, openDb } from '../metadata/db.ts'
 import { createServices } from '../services.ts'
+import type { BlobDriver } from '../storage/driver.ts'
 import { createFsDriver } from '../storage/fs-driver.ts'
 import { blobPath } from '../storage/paths.ts'
 
@@ -53,13 +54,58 @@ async function upstream(t: TestContext) {
   return { url: `http://127.0.0.1:${(s.address() as AddressInfo).port}`, state, layer: sha(layer), manifest: sha(manifest) }
 }
 
-async function setup(t: TestContext) {
+/** Holds some driver step until `open()`; `reached` resolves when the step was first asked for. */
+function gate() {
+  let open!: () => void
+  let reach!: () => void
+  const opened = new Promise<void>((r) => (open = r))
+  const reached = new Promise<void>((r) => (reach = r))
+  return { open, opened, reached, reach }
+}
+
+/**
+ * The real fs driver with its temp-file writes or its commits (fsync + rename) held at a gate:
+ * a disk that is slow at the moment the test picks.
+ */
+function slowDisk(storage: string, hold: { writes?: ReturnType<typeof gate>; commits?: ReturnType<typeof gate> }): BlobDriver {
+  const fs = createFsDriver(storage)
+  return {
+    ...fs,
+    async appender(p, offset) {
+      const real = await fs.appender(p, offset)
+      const writes = hold.writes
+      if (!writes) return real
+      return new Writable({
+        highWaterMark: 1 << 20,
+        write(chunk, _enc, cb) {
+          writes.reach()
+          void writes.opened.then(() => real.write(chunk, cb))
+        },
+        final(cb) {
+          real.end(cb)
+        },
+        destroy(err, cb) {
+          real.destroy(err ?? undefined)
+          cb(err)
+        },
+      })
+    },
+    async commit(from, to) {
+      hold.commits?.reach()
+      await hold.commits?.opened
+      return fs.commit(from, to)
+    },
+  }
+}
+
+async function setup(t: TestContext, hold: Parameters<typeof slowDisk>[1] = {}) {
   const up = await upstream(t)
   const dir = await mkdtemp(join(tmpdir(), 'wharf-proxy-'))
   const db = openDb({ kind: 'sqlite', path: join(dir, 'wharf.db') })
   await migrate(db, 'sqlite')
   const storage = join(dir, 'storage')
-  const services = await createServices(db, createFsDriver(storage), {
+  let stored: Promise<void> = Promise.resolve()
+  const services = await createServices(db, slowDisk(storage, hold), {
     publicUrl: 'http://wharf.test',
     tokenTtlSeconds: 300,
     pageMax: 100,
@@ -67,23 +113,36 @@ async function setup(t: TestContext) {
     dependencyProxy: { upstreams: [{ host: 'docker.io', url: up.url }], tagTtlSeconds: 60, upstreamTimeoutSeconds: 5, manifestBytes: 4 << 20 },
   })
   t.after(async () => {
+    // A download ends before its commit: let the last one finish before removing the store.
+    await stored
     await db.destroy()
     await rm(dir, { recursive: true, force: true })
   })
   const proxy = services.dependencyProxy
   const target = proxy.mirrorTarget(parseRepoName('alpine'), undefined)
-  /** A client GET of the layer: the bytes it received, or the error that cut it off. */
+  /**
+   * A client GET of the layer: the bytes it received (also counted in `received` as they come),
+   * or the error that cut it off. `stored` resolves once the cache holds the blob.
+   */
+  const received = { bytes: 0 }
   const download = async () => {
     const src = await proxy.blob(target, parseDigest(up.layer), false)
     const sink = new PassThrough()
     const chunks: Buffer[] = []
-    sink.on('data', (c: Buffer) => chunks.push(c))
-    if (src.kind === 'flight') await src.send(sink)
-    else if (src.kind === 'stored') await (await src.open())(sink)
+    sink.on('data', (c: Buffer) => {
+      chunks.push(c)
+      received.bytes += c.length
+    })
+    if (src.kind === 'flight') {
+      stored = src.stored
+      await src.send(sink)
+    } else if (src.kind === 'stored') await (await src.open())(sink)
     return Buffer.concat(chunks)
   }
-  return { up, proxy, target, download, storage }
+  return { up, proxy, target, download, storage, received, stored: () => stored }
 }
+
+const timeout = (ms: number) => new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), ms).unref())
 
 describe('DependencyProxy', () => {
   it('concurrent readers of a miss share one upstream GET and all get the verified bytes', async (t) => {
@@ -110,10 +169,40 @@ describe('DependencyProxy', () => {
     assert.equal(up.state.gets.get(`GET /v2/library/alpine/blobs/${up.layer}`), 2)
   })
 
+  it('a reader keeping up gets the bytes as they arrive, before they are on disk', async (t) => {
+    const writes = gate()
+    const { up, proxy, target, download, received } = await setup(t, { writes })
+    await proxy.manifest(target, { kind: 'tag', tag: '3' as never }, undefined)
+    const got = download()
+    await writes.reached
+    // No byte is in the temp file yet, and the upstream sends 256 KiB pieces: the first ones
+    // must reach the reader from memory.
+    for (let i = 0; i < 100 && received.bytes < 256 << 10; i++) await timeout(50)
+    assert.ok(received.bytes >= 256 << 10, `the reader got ${received.bytes} bytes while the disk held every write`)
+    writes.open()
+    assert.equal(sha(await got), up.layer)
+  })
+
+  it("a reader's download completes while the commit (fsync) is still running, and the blob is stored after it", async (t) => {
+    const commits = gate()
+    const { up, proxy, target, download, storage, stored } = await setup(t, { commits })
+    await proxy.manifest(target, { kind: 'tag', tag: '3' as never }, undefined)
+    const got = await Promise.race([download(), commits.reached.then(() => timeout(10_000))])
+    assert.notEqual(got, 'timeout', 'the download waited for the commit')
+    assert.equal(sha(got as Buffer), up.layer)
+    const file = join(storage, blobPath(parseDigest(up.layer)))
+    assert.ok(!existsSync(file))
+    commits.open()
+    await stored()
+    assert.ok(existsSync(file))
+    assert.equal((await proxy.blob(target, parseDigest(up.layer), true)).kind, 'stored')
+  })
+
   it('cleanup removes images not pulled for cleanupDays and frees their bytes', async (t) => {
-    const { up, proxy, target, download, storage } = await setup(t)
+    const { up, proxy, target, download, storage, stored } = await setup(t)
     await proxy.manifest(target, { kind: 'tag', tag: '3' as never }, undefined)
     await download()
+    await stored()
     const file = join(storage, blobPath(parseDigest(up.layer)))
     assert.ok(existsSync(file))
     assert.deepEqual(await proxy.cleanup(90, Date.now() + 89 * 86_400_000), { images: 0, freedBytes: 0 })

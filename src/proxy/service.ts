@@ -59,7 +59,12 @@ export type BlobSource =
   | { kind: 'stored'; size: number; open(range?: ByteRange): Promise<(dest: Writable) => Promise<void>> }
   /** A HEAD answered from the upstream's headers (nothing cached). */
   | { kind: 'upstream'; size: number | undefined }
-  | { kind: 'flight'; flight: BlobFlight; send(dest: Writable): Promise<void> }
+  /**
+   * A miss, streamed while the cache fills. `send` resolves once the client has every verified
+   * byte; `stored` once the blob is committed and linked into the target's repository (or the
+   * flight failed: then `send` rejects).
+   */
+  | { kind: 'flight'; flight: BlobFlight; send(dest: Writable): Promise<void>; stored: Promise<void> }
 
 /** A manifest as an upstream served it. */
 interface Fetched {
@@ -264,14 +269,22 @@ export class DependencyProxy {
     }
     const flight = this.blobFlight(t, d)
     await flight.ready
-    const link = () => this.registry.blobs.linkStored(t.repository, d).then(() => {})
+    // The flight's own repository is linked by its commit; a client of another cache of the same
+    // upstream image (another group, the mirror) links the blob into its own once it is stored.
+    const linked = flight.settled().then(async () => {
+      if (flight.state === 'done') await this.registry.blobs.linkStored(t.repository, d)
+    })
+    // A failed flight is reported by `send`; a failed link costs only a lookup, as storedBlob links again.
+    linked.catch(() => {})
     return {
       kind: 'flight',
       flight,
+      stored: linked,
       send: async (dest) => {
-        if (await flight.follow(this.driver, dest, link)) return
-        const stored = await this.registry.blobs.open(d)
-        await stored(dest)
+        if (await flight.follow(this.driver, dest)) return
+        await linked
+        const open = await this.registry.blobs.open(d)
+        await open(dest)
       },
     }
   }
@@ -314,7 +327,7 @@ export class DependencyProxy {
       const len = header(res, 'content-length')
       flight.size = len !== undefined && /^\d+$/.test(len) ? Number(len) : undefined
       try {
-        const n = await this.registry.uploads.ingest(t.repository, d, res.body, { expectedSize: flight.size, onWrite: (path, n) => flight.progress(path, n), onVerified: () => flight.verify() })
+        const n = await this.registry.uploads.ingest(t.repository, d, res.body, { expectedSize: flight.size, onWrite: (path, n) => flight.progress(path, n), onData: (chunk) => flight.data(chunk), onVerified: () => flight.verify() })
         this.metrics.fetched(t, 'blob', n)
       } catch (e) {
         res.body.destroy()

@@ -110,9 +110,10 @@ export class Uploads {
    * streaming into a temp file, verify the digest and size, commit atomically, link into `name`).
    * `onWrite` reports the temp file and the bytes on disk so concurrent readers can follow the
    * growing file; `onVerified` says the bytes are the blob (digest and size matched), before the
-   * commit makes them durable and visible in the store.
+   * commit makes them durable and visible in the store. `onData` sees each chunk as it arrives,
+   * before it is on disk (readers at the tip take it from memory); it must not modify it.
    */
-  async ingest(name: RepoName, d: ParsedDigest, source: Readable, opts: { expectedSize?: number | undefined; onWrite(path: string, bytes: number): void; onVerified?(): void }): Promise<number> {
+  async ingest(name: RepoName, d: ParsedDigest, source: Readable, opts: { expectedSize?: number | undefined; onWrite(path: string, bytes: number): void; onData?(chunk: Buffer): void; onVerified?(): void }): Promise<number> {
     const id = randomUUID()
     const path = uploadPath(id)
     return this.locked(id, async () => {
@@ -129,6 +130,7 @@ export class Uploads {
             n += chunk.length
             const upTo = n
             if (opts.expectedSize !== undefined && n > opts.expectedSize) throw new WharfError('SIZE_INVALID', 'provided length did not match content length', { expected: opts.expectedSize, received: n })
+            opts.onData?.(chunk)
             if (!out.write(chunk, (err) => err || opts.onWrite(path, upTo))) await once(out, 'drain')
           }
           await endWritable(out)
