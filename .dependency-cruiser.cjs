@@ -57,7 +57,8 @@ module.exports = {
     },
     {
       name: 'runner-protocol-only',
-      comment: 'Outside the runner (and the cli that starts it), only the shared contract src/runner/protocol.ts is imported: the runner can ship as its own package.',
+      comment:
+        'Outside the runner (and the cli that starts it), only the shared contract src/runner/protocol.ts is imported: the runner can ship as its own package.',
       severity: 'error',
       from: { path: '^src/', pathNot: ['^src/runner/', '^src/cli/'] },
       to: { path: '^src/runner/', pathNot: '^src/runner/protocol\\.ts$' },

@@ -57,11 +57,17 @@ try {
     }
   })()
   console.log(`# ci-overhead: ${N} sequential pipelines of one \`script: ["true"]\` job, shell executor, commit ${rev}`)
-  console.log(`# wharf ${wharf.url} pid ${wharf.pid}, node ${process.version}, load average ${(await import('node:os')).loadavg().map((l) => l.toFixed(2)).join(' ')}`)
+  console.log(
+    `# wharf ${wharf.url} pid ${wharf.pid}, node ${process.version}, load average ${(await import('node:os'))
+      .loadavg()
+      .map((l) => l.toFixed(2))
+      .join(' ')}`,
+  )
 
   const warm = await project.push({ '.gitlab-ci.yml': 'trivial:\n  script: ["true"]\n' }, 'trivial job')
   const w = await project.wait(warm.id, 60_000)
-  if (w.pipeline.status !== 'success') throw new Error(`warm-up pipeline: ${JSON.stringify(await project.api('GET', `/projects/${project.id}/pipelines/${warm.id}`))}`)
+  if (w.pipeline.status !== 'success')
+    throw new Error(`warm-up pipeline: ${JSON.stringify(await project.api('GET', `/projects/${project.id}/pipelines/${warm.id}`))}`)
 
   const queue: number[] = []
   const run: number[] = []
@@ -82,7 +88,9 @@ try {
     const [job] = (await project.jobs(p.id)) as JobTimes[]
     queue.push(ms(job!.created_at, job!.started_at))
     run.push(ms(job!.started_at, job!.finished_at))
-    const timing = /Timing: queued ([\d.]+) s, image pull ([\d.]+) s, script ([\d.]+) s, total ([\d.]+) s/.exec(plainLog(await project.trace(job!.id)))
+    const timing = /Timing: queued ([\d.]+) s, image pull ([\d.]+) s, script ([\d.]+) s, total ([\d.]+) s/.exec(
+      plainLog(await project.trace(job!.id)),
+    )
     if (!timing) throw new Error(`no Timing line in job ${job!.id}'s log`)
     rq.push(Number(timing[1]) * 1000)
     rscript.push(Number(timing[3]) * 1000)

@@ -30,28 +30,67 @@ const put = async (digest: string, size: number) => {
 const shared = Array.from({ length: 50 }, (_, i) => d(`shared-${i}`))
 await db.transaction().execute(async (trx) => {
   const repos = 200
-  for (let r = 0; r < repos; r++) await trx.insertInto('repositories').values({ name: `g/p${r}`, created_at: old }).execute()
+  for (let r = 0; r < repos; r++)
+    await trx
+      .insertInto('repositories')
+      .values({ name: `g/p${r}`, created_at: old })
+      .execute()
   for (const s of shared) await trx.insertInto('blobs').values({ digest: s, size: 1000, created_at: old }).execute()
   for (let i = 0; i < N; i++) {
     const repo = (i % repos) + 1
     const own = d(`own-${i}`)
     await trx.insertInto('blobs').values({ digest: own, size: 100, created_at: old }).execute()
     const refs = [shared[i % 50]!, shared[(i + 1) % 50]!, own]
-    for (const b of refs) await trx.insertInto('repository_blobs').values({ repository_id: repo, digest: b, created_at: old }).onConflict((oc) => oc.doNothing()).execute()
-    const m = await trx.insertInto('manifests').values({ repository_id: repo, digest: d(`m-${i}`), media_type: 'application/vnd.oci.image.manifest.v1+json', artifact_type: null, size: 500, config_digest: null, subject_digest: null, annotations: null, content: Buffer.from('{}'), created_at: old, untagged_at: null }).returning('id').executeTakeFirstOrThrow()
+    for (const b of refs)
+      await trx
+        .insertInto('repository_blobs')
+        .values({ repository_id: repo, digest: b, created_at: old })
+        .onConflict((oc) => oc.doNothing())
+        .execute()
+    const m = await trx
+      .insertInto('manifests')
+      .values({
+        repository_id: repo,
+        digest: d(`m-${i}`),
+        media_type: 'application/vnd.oci.image.manifest.v1+json',
+        artifact_type: null,
+        size: 500,
+        config_digest: null,
+        subject_digest: null,
+        annotations: null,
+        content: Buffer.from('{}'),
+        created_at: old,
+        untagged_at: null,
+      })
+      .returning('id')
+      .executeTakeFirstOrThrow()
     for (const b of refs) await trx.insertInto('manifest_references').values({ manifest_id: m.id, digest: b, kind: 'blob' }).execute()
     // Half the images keep their tag.
-    if (i % 2 === 0) await trx.insertInto('tags').values({ repository_id: repo, name: `t${i}`, manifest_id: m.id, updated_at: old }).execute()
+    if (i % 2 === 0)
+      await trx
+        .insertInto('tags')
+        .values({ repository_id: repo, name: `t${i}`, manifest_id: m.id, updated_at: old })
+        .execute()
   }
 })
 for (const s of shared) await put(s, 1000)
 for (let i = 0; i < N; i++) await put(d(`own-${i}`), 100)
-const gc = new GarbageCollector(db, createRegistry(db, driver, { pageMax: 100, metrics: new Metrics() }).blobs, driver, { graceSeconds: 3600, untaggedDelaySeconds: 3600 }, new Metrics())
+const gc = new GarbageCollector(
+  db,
+  createRegistry(db, driver, { pageMax: 100, metrics: new Metrics() }).blobs,
+  driver,
+  { graceSeconds: 3600, untaggedDelaySeconds: 3600 },
+  new Metrics(),
+)
 let t = Date.now()
 const plan = await gc.run({ dryRun: true })
-console.log(`dry run: ${Date.now() - t} ms, ${plan.counts.manifests} manifests, ${plan.counts.links} links, ${plan.counts.blobs} blobs, ${plan.freedBytes} bytes`)
+console.log(
+  `dry run: ${Date.now() - t} ms, ${plan.counts.manifests} manifests, ${plan.counts.links} links, ${plan.counts.blobs} blobs, ${plan.freedBytes} bytes`,
+)
 t = Date.now()
 const r = await gc.run()
-console.log(`run: ${Date.now() - t} ms, ${r.counts.manifests} manifests, ${r.counts.links} links, ${r.counts.blobs} blobs, ${r.freedBytes} bytes`)
+console.log(
+  `run: ${Date.now() - t} ms, ${r.counts.manifests} manifests, ${r.counts.links} links, ${r.counts.blobs} blobs, ${r.freedBytes} bytes`,
+)
 await db.destroy()
 await rm(dir, { recursive: true, force: true })

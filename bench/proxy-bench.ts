@@ -215,18 +215,28 @@ class Target {
 }
 
 /** One HTTP exchange; with `sink` a 200 body goes to it instead of being buffered. */
-function send(agent: http.Agent, url: URL, headers: Record<string, string>, sink?: (res: http.IncomingMessage) => Promise<void>, body?: Buffer): Promise<Res> {
+function send(
+  agent: http.Agent,
+  url: URL,
+  headers: Record<string, string>,
+  sink?: (res: http.IncomingMessage) => Promise<void>,
+  body?: Buffer,
+): Promise<Res> {
   return new Promise((resolve, reject) => {
-    const req = http.request(url, { method: body ? 'PUT' : 'GET', agent, headers: body ? { ...headers, 'content-length': String(body.length) } : headers }, (res) => {
-      res.on('error', reject)
-      if (sink && res.statusCode === 200) {
-        sink(res).then(() => resolve({ status: 200, headers: res.headers, body: Buffer.alloc(0) }), reject)
-        return
-      }
-      const chunks: Buffer[] = []
-      res.on('data', (c: Buffer) => chunks.push(c))
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }))
-    })
+    const req = http.request(
+      url,
+      { method: body ? 'PUT' : 'GET', agent, headers: body ? { ...headers, 'content-length': String(body.length) } : headers },
+      (res) => {
+        res.on('error', reject)
+        if (sink && res.statusCode === 200) {
+          sink(res).then(() => resolve({ status: 200, headers: res.headers, body: Buffer.alloc(0) }), reject)
+          return
+        }
+        const chunks: Buffer[] = []
+        res.on('data', (c: Buffer) => chunks.push(c))
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }))
+      },
+    )
     req.setTimeout(REQUEST_TIMEOUT_MS, () => req.destroy(new Error(`no progress for ${REQUEST_TIMEOUT_MS / 1000} s: ${url}`)))
     req.on('error', reject)
     req.end(body)
@@ -281,11 +291,15 @@ async function pull(t: Target, img: Image, check: 'digest' | 'size' = 'digest'):
           res.on('end', resolve)
           res.on('error', reject)
         })
-        if (TIMELINE) timeline.push(`${t.name} ${want.digest.slice(7, 15)} ${(want.size / MIB).toFixed(1)} MiB: asked +${ms(asked)}, headers +${ms(headers)}, first byte +${ms(first)}, last byte +${ms(performance.now())} ms`)
+        if (TIMELINE)
+          timeline.push(
+            `${t.name} ${want.digest.slice(7, 15)} ${(want.size / MIB).toFixed(1)} MiB: asked +${ms(asked)}, headers +${ms(headers)}, first byte +${ms(first)}, last byte +${ms(performance.now())} ms`,
+          )
       })
       if (r.status !== 200) throw new Error(`${t.name}: blob ${want.digest}: HTTP ${r.status} ${r.body.toString().slice(0, 300)}`)
       const got = hash ? `sha256:${hash.digest('hex')}` : want.digest
-      if (got !== want.digest || n !== want.size) throw new Error(`${t.name}: blob ${want.digest}: got ${got}, ${n} bytes, want ${want.size}`)
+      if (got !== want.digest || n !== want.size)
+        throw new Error(`${t.name}: blob ${want.digest}: got ${got}, ${n} bytes, want ${want.size}`)
       bytes += n
     }
   }
@@ -341,7 +355,9 @@ async function seedImage(backend: string, name: string, layers: number, layerMib
       }),
     )
   }
-  const cfgJson = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: descs.map((d) => d.digest) }, config: {} }))
+  const cfgJson = Buffer.from(
+    JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: descs.map((d) => d.digest) }, config: {} }),
+  )
   const config = await pushBlob(backend, name, (write) => write(cfgJson))
   const manifest = Buffer.from(
     JSON.stringify({
@@ -351,10 +367,22 @@ async function seedImage(backend: string, name: string, layers: number, layerMib
       layers: descs.map((d) => ({ mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', ...d })),
     }),
   )
-  const put = await send(new http.Agent(), new URL(`http://${backend}/v2/${name}/manifests/latest`), { 'content-type': OCI_MANIFEST }, undefined, manifest)
+  const put = await send(
+    new http.Agent(),
+    new URL(`http://${backend}/v2/${name}/manifests/latest`),
+    { 'content-type': OCI_MANIFEST },
+    undefined,
+    manifest,
+  )
   if (put.status !== 201) throw new Error(`seed manifest: ${put.status} ${put.body}`)
   const blobs = [config, ...descs]
-  return { name, tag: 'latest', manifestDigest: `sha256:${createHash('sha256').update(manifest).digest('hex')}`, blobs, bytes: manifest.length + blobs.reduce((a, b) => a + b.size, 0) }
+  return {
+    name,
+    tag: 'latest',
+    manifestDigest: `sha256:${createHash('sha256').update(manifest).digest('hex')}`,
+    blobs,
+    bytes: manifest.length + blobs.reduce((a, b) => a + b.size, 0),
+  }
 }
 
 // ---------- the hub (upstream) ----------
@@ -442,11 +470,30 @@ try {
   // The V8 flag bin/wharf.js and `npm start` start the server with (see bin/wharf.js for why);
   // WHARF_BENCH_LAUNCH_FLAGS='' measures without it.
   const launch = (process.env.WHARF_BENCH_LAUNCH_FLAGS ?? '--initial-old-space-size=64').split(' ').filter(Boolean)
-  const prof = [...launch, ...(process.env.WHARF_BENCH_PROF_DIR ? ['--cpu-prof', `--cpu-prof-dir=${process.env.WHARF_BENCH_PROF_DIR}`] : []), ...(process.env.WHARF_BENCH_NODE_ARGS?.split(' ').filter(Boolean) ?? [])]
+  const prof = [
+    ...launch,
+    ...(process.env.WHARF_BENCH_PROF_DIR ? ['--cpu-prof', `--cpu-prof-dir=${process.env.WHARF_BENCH_PROF_DIR}`] : []),
+    ...(process.env.WHARF_BENCH_NODE_ARGS?.split(' ').filter(Boolean) ?? []),
+  ]
   const wharf = spawn(
     process.execPath,
-    [...prof, join(root, 'src/cli/main.ts'), 'serve', '--listen', `127.0.0.1:${wport}`, '--mirror-listen', `127.0.0.1:${mport}`, '--data', join(work, 'wharf'), '--log-level', level,
-      '--max-connections-per-address', '0', '--proxy-upstreams', JSON.stringify([{ host: 'docker.io', url: hub.url }])],
+    [
+      ...prof,
+      join(root, 'src/cli/main.ts'),
+      'serve',
+      '--listen',
+      `127.0.0.1:${wport}`,
+      '--mirror-listen',
+      `127.0.0.1:${mport}`,
+      '--data',
+      join(work, 'wharf'),
+      '--log-level',
+      level,
+      '--max-connections-per-address',
+      '0',
+      '--proxy-upstreams',
+      JSON.stringify([{ host: 'docker.io', url: hub.url }]),
+    ],
     { env, stdio: ['ignore', wharfLog, wharfLog] },
   )
   children.push(wharf)
@@ -472,9 +519,17 @@ try {
   const straight = new Target('upstream', hub.url)
   const targets = { wharf: new Target('wharf', `http://127.0.0.1:${mport}`), dist: new Target('distribution', `http://127.0.0.1:${dport}`) }
   const pids = { wharf: wharf.pid!, dist: dist.pid! }
-  out(`# proxy-bench: ${LAYERS} layers x ${LAYER_MIB} MiB, cold rounds ${COLD_ROUNDS}, warm rounds ${ROUNDS} at concurrency ${LEVELS.join(',')}, crowd ${CROWD} x (${LAYERS} x ${CROWD_MIB} MiB) x ${CROWD_ROUNDS}`)
-  out(`# ${cpus().length} cpus, node ${process.version}, ${readFileSync('/proc/version', 'utf8').split(' ')[2]}, load average at start ${loadavg().map((l) => l.toFixed(2)).join(' ')}`)
-  out(`# upstream (stand-in hub) ${hub.url} pid ${hub.pid}, backend ${hub.backend}; wharf mirror :${mport} pid ${pids.wharf} (log ${level}${prof.length ? `, node ${prof.join(' ')}` : ''}); distribution proxy :${dport} pid ${pids.dist}`)
+  out(
+    `# proxy-bench: ${LAYERS} layers x ${LAYER_MIB} MiB, cold rounds ${COLD_ROUNDS}, warm rounds ${ROUNDS} at concurrency ${LEVELS.join(',')}, crowd ${CROWD} x (${LAYERS} x ${CROWD_MIB} MiB) x ${CROWD_ROUNDS}`,
+  )
+  out(
+    `# ${cpus().length} cpus, node ${process.version}, ${readFileSync('/proc/version', 'utf8').split(' ')[2]}, load average at start ${loadavg()
+      .map((l) => l.toFixed(2))
+      .join(' ')}`,
+  )
+  out(
+    `# upstream (stand-in hub) ${hub.url} pid ${hub.pid}, backend ${hub.backend}; wharf mirror :${mport} pid ${pids.wharf} (log ${level}${prof.length ? `, node ${prof.join(' ')}` : ''}); distribution proxy :${dport} pid ${pids.dist}`,
+  )
   const memoryLine = (when: string) => out(`# memory ${when}: wharf ${memory(pids.wharf)}, distribution ${memory(pids.dist)}`)
   memoryLine('idle after start')
 
@@ -484,9 +539,14 @@ try {
   const coldImages: Image[] = []
   for (let r = 0; r < coldRounds; r++) coldImages.push(await seedImage(hub.backend, `bench/cold${r + 1}`, LAYERS, LAYER_MIB))
   const order = ['straight', 'wharf', 'dist'] as const
-  const cold: Record<(typeof order)[number], { s: number[]; cpu: number[] }> = { straight: { s: [], cpu: [] }, wharf: { s: [], cpu: [] }, dist: { s: [], cpu: [] } }
+  const cold: Record<(typeof order)[number], { s: number[]; cpu: number[] }> = {
+    straight: { s: [], cpu: [] },
+    wharf: { s: [], cpu: [] },
+    dist: { s: [], cpu: [] },
+  }
   const wharfThreads: string[] = []
-  if (PHASES.has('cold')) out(`\n== cold pull: ${(coldImages[0]!.bytes / MIB).toFixed(1)} MiB image (${LAYERS + 1} blobs), fresh per round, one client`)
+  if (PHASES.has('cold'))
+    out(`\n== cold pull: ${(coldImages[0]!.bytes / MIB).toFixed(1)} MiB image (${LAYERS + 1} blobs), fresh per round, one client`)
   else if (PHASES.has('warm')) for (const t of Object.values(targets)) await pull(t, coldImages[0]!)
   for (let r = 0; r < (PHASES.has('cold') ? COLD_ROUNDS : 0); r++) {
     const img = coldImages[r]!
@@ -509,14 +569,18 @@ try {
       cold[who].s.push(s)
       cold[who].cpu.push(cpu)
       const up = upstreamFor(await hub.counts(), img)
-      line.push(`${who} ${s.toFixed(2)} s${who === 'straight' ? '' : ` (cpu ${cpu.toFixed(2)} s, upstream blob GETs ${up.cdnGets.reduce((a, b) => a + b, 0)})`}`)
+      line.push(
+        `${who} ${s.toFixed(2)} s${who === 'straight' ? '' : ` (cpu ${cpu.toFixed(2)} s, upstream blob GETs ${up.cdnGets.reduce((a, b) => a + b, 0)})`}`,
+      )
     }
     out(`round ${r + 1}: ${line.join(';  ')}`)
     out(`    wharf threads: ${wharfThreads.at(-1)}`)
   }
   if (PHASES.has('cold')) memoryLine('after the cold phase')
   const coldMed = { straight: median(cold.straight.s), wharf: median(cold.wharf.s), dist: median(cold.dist.s) }
-  out(`median: straight ${fmt(coldMed.straight)} s, wharf ${fmt(coldMed.wharf)} s (${fmt(coldMed.wharf / coldMed.straight)}x straight), distribution ${fmt(coldMed.dist)} s (${fmt(coldMed.dist / coldMed.straight)}x straight)`)
+  out(
+    `median: straight ${fmt(coldMed.straight)} s, wharf ${fmt(coldMed.wharf)} s (${fmt(coldMed.wharf / coldMed.straight)}x straight), distribution ${fmt(coldMed.dist)} s (${fmt(coldMed.dist / coldMed.straight)}x straight)`,
+  )
 
   // 2. warm pulls (round-1 image, cached by both)
   const warmImg = coldImages[0]!
@@ -557,7 +621,9 @@ try {
         warm[c][who].cpuPerMib.push(perMib)
         warm[c][who].clientCpu.push((u.user + u.system) / 1e6)
         if (split) warmThreads = split
-        line.push(`${who} ${fmt(mbs, 0)} MB/s, cpu ${fmt(cpu)} s = ${fmt(perMib, 3)} ms/MiB, client cpu ${fmt((u.user + u.system) / 1e6)} s, upstream manifest HEAD/GET ${up.manifestHeads}/${up.manifestGets}, blob GETs ${up.cdnGets.reduce((a, b) => a + b, 0)}`)
+        line.push(
+          `${who} ${fmt(mbs, 0)} MB/s, cpu ${fmt(cpu)} s = ${fmt(perMib, 3)} ms/MiB, client cpu ${fmt((u.user + u.system) / 1e6)} s, upstream manifest HEAD/GET ${up.manifestHeads}/${up.manifestGets}, blob GETs ${up.cdnGets.reduce((a, b) => a + b, 0)}`,
+        )
       }
       out(`round ${r + 1}: ${line.join(';  ')}`)
       out(`    wharf threads: ${warmThreads}`)
@@ -571,11 +637,17 @@ try {
   log(`seeding ${crowdRounds} crowd images of ${LAYERS} x ${CROWD_MIB} MiB`)
   const crowdImages: Image[] = []
   for (let r = 0; r < crowdRounds; r++) crowdImages.push(await seedImage(hub.backend, `bench/crowd${r + 1}`, LAYERS, CROWD_MIB))
-  const crowd: Record<'wharf' | 'dist', { perBlob: number[]; maxBlob: number[]; manifestGets: number[]; manifestHeads: number[]; s: number[]; errors: number[] }> = {
+  const crowd: Record<
+    'wharf' | 'dist',
+    { perBlob: number[]; maxBlob: number[]; manifestGets: number[]; manifestHeads: number[]; s: number[]; errors: number[] }
+  > = {
     wharf: { perBlob: [], maxBlob: [], manifestGets: [], manifestHeads: [], s: [], errors: [] },
     dist: { perBlob: [], maxBlob: [], manifestGets: [], manifestHeads: [], s: [], errors: [] },
   }
-  if (crowdRounds) out(`\n== crowd: ${CROWD} concurrent cold pulls of a ${(crowdImages[0]!.bytes / MIB).toFixed(1)} MiB image (${LAYERS + 1} blobs), fresh per round; upstream requests counted at the shim`)
+  if (crowdRounds)
+    out(
+      `\n== crowd: ${CROWD} concurrent cold pulls of a ${(crowdImages[0]!.bytes / MIB).toFixed(1)} MiB image (${LAYERS + 1} blobs), fresh per round; upstream requests counted at the shim`,
+    )
   for (let r = 0; r < crowdRounds; r++) {
     const img = crowdImages[r]!
     for (const who of r % 2 ? (['dist', 'wharf'] as const) : (['wharf', 'dist'] as const)) {
@@ -607,19 +679,44 @@ try {
   out(`\n== summary (medians; ratio = Wharf / distribution)`)
   out(`| measure | Wharf | distribution proxy | ratio | straight from upstream |`)
   out(`|---|---|---|---|---|`)
-  if (PHASES.has('cold')) out(`| cold pull ${(coldImages[0]!.bytes / MIB).toFixed(0)} MiB, s | ${fmt(coldMed.wharf)} (${fmt(coldMed.wharf / coldMed.straight)}x straight) | ${fmt(coldMed.dist)} (${fmt(coldMed.dist / coldMed.straight)}x straight) | ${fmt(coldMed.wharf / coldMed.dist)} | ${fmt(coldMed.straight)} |`)
-  if (PHASES.has('cold')) out(`| cold pull server CPU, ms/MiB | ${fmt((median(cold.wharf.cpu) * 1000 * MIB) / coldImages[0]!.bytes)} | ${fmt((median(cold.dist.cpu) * 1000 * MIB) / coldImages[0]!.bytes)} | ${fmt(median(cold.wharf.cpu) / median(cold.dist.cpu))} | - |`)
+  if (PHASES.has('cold'))
+    out(
+      `| cold pull ${(coldImages[0]!.bytes / MIB).toFixed(0)} MiB, s | ${fmt(coldMed.wharf)} (${fmt(coldMed.wharf / coldMed.straight)}x straight) | ${fmt(coldMed.dist)} (${fmt(coldMed.dist / coldMed.straight)}x straight) | ${fmt(coldMed.wharf / coldMed.dist)} | ${fmt(coldMed.straight)} |`,
+    )
+  if (PHASES.has('cold'))
+    out(
+      `| cold pull server CPU, ms/MiB | ${fmt((median(cold.wharf.cpu) * 1000 * MIB) / coldImages[0]!.bytes)} | ${fmt((median(cold.dist.cpu) * 1000 * MIB) / coldImages[0]!.bytes)} | ${fmt(median(cold.wharf.cpu) / median(cold.dist.cpu))} | - |`,
+    )
   for (const c of PHASES.has('warm') ? LEVELS : []) {
-    out(`| warm pull MB/s, ${c} client(s) | ${fmt(W('wharf', c, 'mbs'), 0)} | ${fmt(W('dist', c, 'mbs'), 0)} | ${fmt(W('wharf', c, 'mbs') / W('dist', c, 'mbs'))} | - |`)
-    out(`| warm pull server CPU ms/MiB, ${c} client(s) | ${fmt(W('wharf', c, 'cpuPerMib'), 3)} | ${fmt(W('dist', c, 'cpuPerMib'), 3)} | ${fmt(W('wharf', c, 'cpuPerMib') / W('dist', c, 'cpuPerMib'))} | - |`)
+    out(
+      `| warm pull MB/s, ${c} client(s) | ${fmt(W('wharf', c, 'mbs'), 0)} | ${fmt(W('dist', c, 'mbs'), 0)} | ${fmt(W('wharf', c, 'mbs') / W('dist', c, 'mbs'))} | - |`,
+    )
+    out(
+      `| warm pull server CPU ms/MiB, ${c} client(s) | ${fmt(W('wharf', c, 'cpuPerMib'), 3)} | ${fmt(W('dist', c, 'cpuPerMib'), 3)} | ${fmt(W('wharf', c, 'cpuPerMib') / W('dist', c, 'cpuPerMib'))} | - |`,
+    )
   }
-  if (crowdRounds) out(`| ${CROWD} concurrent cold pulls: upstream GETs per blob (max over blobs) | ${fmt(median(crowd.wharf.perBlob))} (${median(crowd.wharf.maxBlob)}) | ${fmt(median(crowd.dist.perBlob))} (${median(crowd.dist.maxBlob)}) | - | - |`)
-  if (crowdRounds) out(`| ${CROWD} concurrent cold pulls: upstream manifest GETs / HEADs | ${median(crowd.wharf.manifestGets)} / ${median(crowd.wharf.manifestHeads)} | ${median(crowd.dist.manifestGets)} / ${median(crowd.dist.manifestHeads)} | - | - |`)
-  if (crowdRounds) out(`| ${CROWD} concurrent cold pulls: wall s, failed pulls | ${fmt(median(crowd.wharf.s))}, ${crowd.wharf.errors.reduce((a, b) => a + b, 0)} | ${fmt(median(crowd.dist.s))}, ${crowd.dist.errors.reduce((a, b) => a + b, 0)} | ${fmt(median(crowd.wharf.s) / median(crowd.dist.s))} | - |`)
+  if (crowdRounds)
+    out(
+      `| ${CROWD} concurrent cold pulls: upstream GETs per blob (max over blobs) | ${fmt(median(crowd.wharf.perBlob))} (${median(crowd.wharf.maxBlob)}) | ${fmt(median(crowd.dist.perBlob))} (${median(crowd.dist.maxBlob)}) | - | - |`,
+    )
+  if (crowdRounds)
+    out(
+      `| ${CROWD} concurrent cold pulls: upstream manifest GETs / HEADs | ${median(crowd.wharf.manifestGets)} / ${median(crowd.wharf.manifestHeads)} | ${median(crowd.dist.manifestGets)} / ${median(crowd.dist.manifestHeads)} | - | - |`,
+    )
+  if (crowdRounds)
+    out(
+      `| ${CROWD} concurrent cold pulls: wall s, failed pulls | ${fmt(median(crowd.wharf.s))}, ${crowd.wharf.errors.reduce((a, b) => a + b, 0)} | ${fmt(median(crowd.dist.s))}, ${crowd.dist.errors.reduce((a, b) => a + b, 0)} | ${fmt(median(crowd.wharf.s) / median(crowd.dist.s))} | - |`,
+    )
   const wlog = readFileSync(wharfLogPath, 'utf8')
   if (process.env.WHARF_BENCH_KEEP_LOG) await writeFile(process.env.WHARF_BENCH_KEEP_LOG, wlog)
   const dlog = readFileSync(distLogPath, 'utf8')
-  out(`# load average at end ${loadavg().map((l) => l.toFixed(2)).join(' ')}; wharf log ${wlog.split('\n').length - 1} lines, ${(wlog.match(/"level":[56]0/g) ?? []).length} at error level, ${(wlog.match(/"level":40/g) ?? []).length} at warn; distribution log ${(dlog.match(/level=error/g) ?? []).length} error lines`)
+  out(
+    `# load average at end ${loadavg()
+      .map((l) => l.toFixed(2))
+      .join(
+        ' ',
+      )}; wharf log ${wlog.split('\n').length - 1} lines, ${(wlog.match(/"level":[56]0/g) ?? []).length} at error level, ${(wlog.match(/"level":40/g) ?? []).length} at warn; distribution log ${(dlog.match(/level=error/g) ?? []).length} error lines`,
+  )
 } catch (e) {
   exitCode = 1
   process.stderr.write(`proxy-bench failed: ${(e as Error).stack}\n`)

@@ -48,7 +48,13 @@ let bearer: string | undefined
 
 async function fetchToken(base: string): Promise<void> {
   const basic = Buffer.from(`root:${ROOT_PASSWORD}`).toString('base64')
-  const res = await send(base, 'GET', `/jwt/auth?service=container_registry&scope=${encodeURIComponent(`repository:${REPO}:pull,push`)}`, undefined, { authorization: `Basic ${basic}` })
+  const res = await send(
+    base,
+    'GET',
+    `/jwt/auth?service=container_registry&scope=${encodeURIComponent(`repository:${REPO}:pull,push`)}`,
+    undefined,
+    { authorization: `Basic ${basic}` },
+  )
   bearer = (JSON.parse(res.body.toString()) as { token: string }).token
 }
 
@@ -62,12 +68,16 @@ async function request(base: string, method: string, path: string, body?: Buffer
 
 function send(base: string, method: string, path: string, body?: Buffer, headers: Record<string, string> = {}): Promise<Res> {
   return new Promise((resolve, reject) => {
-    const req = http.request(new URL(path, base), { method, agent, headers: body ? { 'content-length': String(body.length), ...headers } : headers }, (res) => {
-      const chunks: Buffer[] = []
-      res.on('data', (c: Buffer) => chunks.push(c))
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }))
-      res.on('error', reject)
-    })
+    const req = http.request(
+      new URL(path, base),
+      { method, agent, headers: body ? { 'content-length': String(body.length), ...headers } : headers },
+      (res) => {
+        const chunks: Buffer[] = []
+        res.on('data', (c: Buffer) => chunks.push(c))
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }))
+        res.on('error', reject)
+      },
+    )
     req.on('error', reject)
     req.end(body)
   })
@@ -98,15 +108,30 @@ async function startWharf(): Promise<{ url: string; pid: number; child: ChildPro
   // The registry's repositories live in projects: create the one holding REPO offline first.
   const env = { ...process.env, WHARF_ROOT_PASSWORD: ROOT_PASSWORD }
   const [group, project] = REPO.split('/')
-  execFileSync(process.execPath, [join(root, 'src/cli/main.ts'), 'admin', 'group', 'create', '--path', group!, '--data', join(dir, 'data')], { env, stdio: 'ignore' })
-  execFileSync(process.execPath, [join(root, 'src/cli/main.ts'), 'admin', 'project', 'create', '--path', `${group}/${project}`, '--data', join(dir, 'data')], { env, stdio: 'ignore' })
-  const child = spawn(process.execPath, [join(root, 'src/cli/main.ts'), 'serve', '--listen', `127.0.0.1:${port}`, '--data', join(dir, 'data'), '--log-level', level], {
-    stdio: ['ignore', log, log],
-    env,
-  })
+  execFileSync(
+    process.execPath,
+    [join(root, 'src/cli/main.ts'), 'admin', 'group', 'create', '--path', group!, '--data', join(dir, 'data')],
+    { env, stdio: 'ignore' },
+  )
+  execFileSync(
+    process.execPath,
+    [join(root, 'src/cli/main.ts'), 'admin', 'project', 'create', '--path', `${group}/${project}`, '--data', join(dir, 'data')],
+    { env, stdio: 'ignore' },
+  )
+  const child = spawn(
+    process.execPath,
+    [join(root, 'src/cli/main.ts'), 'serve', '--listen', `127.0.0.1:${port}`, '--data', join(dir, 'data'), '--log-level', level],
+    {
+      stdio: ['ignore', log, log],
+      env,
+    },
+  )
   const url = `http://127.0.0.1:${port}`
   for (let i = 0; i < 100; i++) {
-    const status = await request(url, 'GET', '/v2/').then((r) => r.status, () => 0)
+    const status = await request(url, 'GET', '/v2/').then(
+      (r) => r.status,
+      () => 0,
+    )
     if (status === 200 || status === 401) return { url, pid: child.pid!, child, dir }
     await new Promise((r) => setTimeout(r, 100))
   }
@@ -163,10 +188,14 @@ function check(label: string, got: string[], want: string[]): void {
 /** Tag names mixing cases, digits and punctuation, so lexical and numeric order differ. */
 function tagName(i: number): string {
   switch (i % 4) {
-    case 0: return `v${i}`
-    case 1: return `V${i}.0`
-    case 2: return `r-${i.toString(36)}`
-    default: return `_${i}_x`
+    case 0:
+      return `v${i}`
+    case 1:
+      return `V${i}.0`
+    case 2:
+      return `r-${i.toString(36)}`
+    default:
+      return `_${i}_x`
   }
 }
 
@@ -182,20 +211,30 @@ async function main(): Promise<void> {
     }
   }
   try {
-    console.log(`# tags-100k: ${TAGS} tags in ${REPO}, concurrency ${CONCURRENCY}, server ${base}${pid !== undefined ? ` pid ${pid}` : ''}, node ${process.version}`)
+    console.log(
+      `# tags-100k: ${TAGS} tags in ${REPO}, concurrency ${CONCURRENCY}, server ${base}${pid !== undefined ? ` pid ${pid}` : ''}, node ${process.version}`,
+    )
 
     // One small image: config, one layer, one manifest.
     const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [] } }))
     const layer = randomBytes(4096)
     for (const blob of [config, layer]) {
-      expect(await request(base, 'POST', `/v2/${REPO}/blobs/uploads/?digest=${sha256(blob)}`, blob, { 'content-type': 'application/octet-stream' }), 201, 'blob push')
+      expect(
+        await request(base, 'POST', `/v2/${REPO}/blobs/uploads/?digest=${sha256(blob)}`, blob, {
+          'content-type': 'application/octet-stream',
+        }),
+        201,
+        'blob push',
+      )
     }
-    const manifest = Buffer.from(JSON.stringify({
-      schemaVersion: 2,
-      mediaType: 'application/vnd.oci.image.manifest.v1+json',
-      config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: sha256(config), size: config.length },
-      layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: sha256(layer), size: layer.length }],
-    }))
+    const manifest = Buffer.from(
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: 'application/vnd.oci.image.manifest.v1+json',
+        config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: sha256(config), size: config.length },
+        layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: sha256(layer), size: layer.length }],
+      }),
+    )
     const mt = { 'content-type': 'application/vnd.oci.image.manifest.v1+json' }
 
     // 100,000 tags.
@@ -205,21 +244,25 @@ async function main(): Promise<void> {
     const c0 = cpuSeconds(pid)
     const t0 = performance.now()
     let lastReport = t0
-    await Promise.all(Array.from({ length: CONCURRENCY }, async () => {
-      for (let i = nextIndex++; i < TAGS; i = nextIndex++) {
-        const s = performance.now()
-        const res = await request(base, 'PUT', `/v2/${REPO}/manifests/${names[i]}`, manifest, mt)
-        putMs.push(performance.now() - s)
-        expect(res, 201, `PUT tag ${names[i]}`)
-        if (s - lastReport > 10_000) {
-          lastReport = s
-          process.stderr.write(`[tags-100k] ${putMs.length} tags pushed\n`)
+    await Promise.all(
+      Array.from({ length: CONCURRENCY }, async () => {
+        for (let i = nextIndex++; i < TAGS; i = nextIndex++) {
+          const s = performance.now()
+          const res = await request(base, 'PUT', `/v2/${REPO}/manifests/${names[i]}`, manifest, mt)
+          putMs.push(performance.now() - s)
+          expect(res, 201, `PUT tag ${names[i]}`)
+          if (s - lastReport > 10_000) {
+            lastReport = s
+            process.stderr.write(`[tags-100k] ${putMs.length} tags pushed\n`)
+          }
         }
-      }
-    }))
+      }),
+    )
     const putWall = (performance.now() - t0) / 1000
     const putCpu = cpuSeconds(pid) - c0
-    console.log(`tag PUTs: ${TAGS} in ${putWall.toFixed(1)} s = ${(TAGS / putWall).toFixed(0)}/s, server cpu ${putCpu.toFixed(1)} s = ${((putCpu * 1000) / TAGS).toFixed(3)} ms/op; latency ${stats(putMs).replace(/^pages \d+: /, '')}`)
+    console.log(
+      `tag PUTs: ${TAGS} in ${putWall.toFixed(1)} s = ${(TAGS / putWall).toFixed(0)}/s, server cpu ${putCpu.toFixed(1)} s = ${((putCpu * 1000) / TAGS).toFixed(3)} ms/op; latency ${stats(putMs).replace(/^pages \d+: /, '')}`,
+    )
 
     const want = [...names].sort() // JS string order = byte order for these ASCII names
 
@@ -232,14 +275,20 @@ async function main(): Promise<void> {
       const w = await walk(base, first)
       const cpu = cpuSeconds(pid) - c1
       check(label, w.tags, want)
-      console.log(`walk ${label.padEnd(7)} ${stats(w.ms)}; total ${w.tags.length} tags, lexically ordered, no duplicates; server cpu ${((cpu * 1000) / w.ms.length).toFixed(2)} ms/page`)
+      console.log(
+        `walk ${label.padEnd(7)} ${stats(w.ms)}; total ${w.tags.length} tags, lexically ordered, no duplicates; server cpu ${((cpu * 1000) / w.ms.length).toFixed(2)} ms/page`,
+      )
     }
 
     // Pages fetched directly: the last page through last=, the default page size, a page in the middle.
     const direct: Array<[string, string, number]> = [
       ['last page (n=1000&last=)', `/v2/${REPO}/tags/list?n=1000&last=${encodeURIComponent(want[TAGS - 1001]!)}`, TAGS - 1000],
       ['last page (n=100&last=)', `/v2/${REPO}/tags/list?n=100&last=${encodeURIComponent(want[TAGS - 101]!)}`, TAGS - 100],
-      ['middle page (n=1000&last=)', `/v2/${REPO}/tags/list?n=1000&last=${encodeURIComponent(want[Math.floor(TAGS / 2) - 1]!)}`, Math.floor(TAGS / 2)],
+      [
+        'middle page (n=1000&last=)',
+        `/v2/${REPO}/tags/list?n=1000&last=${encodeURIComponent(want[Math.floor(TAGS / 2) - 1]!)}`,
+        Math.floor(TAGS / 2),
+      ],
       ['default page (no n)', `/v2/${REPO}/tags/list`, 0],
     ]
     for (const [label, path, from] of direct) {
@@ -256,9 +305,14 @@ async function main(): Promise<void> {
       check(label, page.tags, want.slice(from, from + page.tags.length))
       const isLast = from + page.tags.length === TAGS
       if (isLast && link) throw new Error(`${label}: last page still has a Link header`)
-      console.log(`${label.padEnd(27)} ${page.tags.length} tags${isLast ? ', no Link' : ', Link to next'}; 20 requests: ${stats(ms).replace(/^pages \d+: /, '')}`)
+      console.log(
+        `${label.padEnd(27)} ${page.tags.length} tags${isLast ? ', no Link' : ', Link to next'}; 20 requests: ${stats(ms).replace(/^pages \d+: /, '')}`,
+      )
     }
-    if (pid !== undefined) console.log(`server VmHWM ${(statusKiB(pid, 'VmHWM') / 1024).toFixed(0)} MiB, VmRSS ${(statusKiB(pid, 'VmRSS') / 1024).toFixed(0)} MiB`)
+    if (pid !== undefined)
+      console.log(
+        `server VmHWM ${(statusKiB(pid, 'VmHWM') / 1024).toFixed(0)} MiB, VmRSS ${(statusKiB(pid, 'VmRSS') / 1024).toFixed(0)} MiB`,
+      )
   } finally {
     agent.destroy()
     await cleanup()

@@ -83,7 +83,10 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     frameworkErrors: (err, req, res) => {
       const reply = res as FastifyReply
       if (req.url.startsWith('/v2')) return ociErrorHandler(new WharfError('BAD_REQUEST', err.message, {}), req, reply)
-      void reply.code(400).type('application/problem+json').send({ type: 'about:blank', title: 'Bad Request', status: 400, detail: err.message, message: err.message })
+      void reply
+        .code(400)
+        .type('application/problem+json')
+        .send({ type: 'about:blank', title: 'Bad Request', status: 400, detail: err.message, message: err.message })
     },
   })
   limitConnections(app, limits, deps.logger)
@@ -91,14 +94,22 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const openapi = new OpenApiCollector(OPENAPI_INFO, deps.publicUrl.replace(/\/$/, ''))
   app.addHook('onRoute', openapi.onRoute)
   // Before any route: shutdown counts handlers by wrapping them, and every request is counted.
-  if (deps.shutdownGraceMs !== undefined) installGracefulClose(app, { graceMs: deps.shutdownGraceMs, probes: deps.probes, log: deps.logger })
+  if (deps.shutdownGraceMs !== undefined)
+    installGracefulClose(app, { graceMs: deps.shutdownGraceMs, probes: deps.probes, log: deps.logger })
   instrumentRequests(app, deps.metrics)
   await app.register(opsRoutes, { metrics: deps.metrics, probes: deps.probes, metricsToken: deps.metricsToken })
   // The web UI's session cookie, resolved by every /api/v4 auth hook (decorated before they register).
   const sessions = new Sessions(deps.db, deps.auth.credentials)
   app.decorate('wharfSessions', sessions)
   await app.register(webRoutes, { sessions, publicUrl: deps.publicUrl })
-  await app.register(registryRoutes, { prefix: '/v2', ...deps.registry, manifestBytes: deps.limits.manifestBytes, auth: deps.auth, realm: `${deps.publicUrl}/jwt/auth`, pullThrough: deps.dependencyProxy && groupPullThrough(deps.dependencyProxy) })
+  await app.register(registryRoutes, {
+    prefix: '/v2',
+    ...deps.registry,
+    manifestBytes: deps.limits.manifestBytes,
+    auth: deps.auth,
+    realm: `${deps.publicUrl}/jwt/auth`,
+    pullThrough: deps.dependencyProxy && groupPullThrough(deps.dependencyProxy),
+  })
   await app.register(tokenRoutes, { auth: deps.auth })
   await app.register(oauthRoutes, { apiTokens: deps.apiTokens })
   const credentials = deps.auth.credentials
@@ -109,12 +120,29 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     async (api) => {
       apiScope(api, apiAuthHook(deps.apiTokens))
       const { users, projects, groups, members, projectAccess, accessTokens } = deps
-      await api.register(projectRoutes, { ...urls, users, projects, groups, members, projectAccess, accessTokens, credentials, policies: deps.registry.manifests.policies })
+      await api.register(projectRoutes, {
+        ...urls,
+        users,
+        projects,
+        groups,
+        members,
+        projectAccess,
+        accessTokens,
+        credentials,
+        policies: deps.registry.manifests.policies,
+      })
       await api.register(userRoutes, { users, accessTokens, apiTokens: deps.apiTokens, credentials, publicUrl })
       await api.register(registryApiRoutes, { ...urls, projects, manifests: deps.registry.manifests, credentials })
       apiIndexRoutes(api, openapi)
       if (deps.hooks) await api.register(hookRoutes, { hooks: deps.hooks, projects, groups, publicUrl: deps.publicUrl })
-      await api.register(adminRoutes, { db: deps.db, tokens: deps.auth.tokens, credentials, publicUrl: deps.publicUrl, runnerOnlineSeconds: ONLINE_SECONDS, settings: deps.settings })
+      await api.register(adminRoutes, {
+        db: deps.db,
+        tokens: deps.auth.tokens,
+        credentials,
+        publicUrl: deps.publicUrl,
+        runnerOnlineSeconds: ONLINE_SECONDS,
+        settings: deps.settings,
+      })
       if (deps.dependencyProxy) await api.register(proxyApiRoutes, { proxy: deps.dependencyProxy, groups })
       if (deps.git) {
         await api.register(gitApiRoutes, { git: deps.git, projects, users, publicUrl: deps.publicUrl })

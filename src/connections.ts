@@ -17,7 +17,10 @@ export interface ConnectionLimits {
 const REFUSE_LINGER_MS = 1000
 
 /** Node server options for the limits, set explicitly rather than left to defaults that change between node versions. */
-export function serverOptions(limits: ConnectionLimits): { keepAliveTimeout: number; http: { headersTimeout: number; connectionsCheckingInterval: number } } {
+export function serverOptions(limits: ConnectionLimits): {
+  keepAliveTimeout: number
+  http: { headersTimeout: number; connectionsCheckingInterval: number }
+} {
   const headersTimeout = limits.headersTimeoutSeconds * 1000
   return {
     keepAliveTimeout: limits.keepAliveTimeoutSeconds * 1000,

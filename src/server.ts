@@ -33,7 +33,6 @@ export interface RunningServer {
   close(): Promise<void>
 }
 
-
 /** The mirror listener as clients reach it: the public host name, the mirror's port, the same scheme. */
 function mirrorUrl(config: Readonly<Config>): string | undefined {
   if (!config.dependencyProxy.mirrorListen) return undefined
@@ -43,7 +42,10 @@ function mirrorUrl(config: Readonly<Config>): string | undefined {
 
 /** Composition root: config → database → storage → registry → HTTP. */
 export async function startServer(config: Readonly<Config>): Promise<RunningServer> {
-  const logger = pino({ level: config.logLevel, redact: ['req.headers.authorization', 'headers.authorization', 'req.headers["private-token"]', 'req.headers["job-token"]'] })
+  const logger = pino({
+    level: config.logLevel,
+    redact: ['req.headers.authorization', 'headers.authorization', 'req.headers["private-token"]', 'req.headers["job-token"]'],
+  })
   await mkdir(config.data, { recursive: true })
   // Made first: the database and the storage driver are timed at their one entry point each.
   const metrics = new Metrics({ process: true })
@@ -69,7 +71,16 @@ export async function startServer(config: Readonly<Config>): Promise<RunningServ
   })
   const { registry, generatedRootPassword } = services
   const https = config.tls && { cert: await readFile(config.tls.cert), key: await readFile(config.tls.key) }
-  const app = await buildApp({ logger, ...services, shutdownGraceMs: config.shutdownGraceSeconds * 1000, metricsToken: config.metrics.token, publicUrl: config.publicUrl, limits: config.limits, settings: publicSettings(config), ...(https ? { https } : {}) })
+  const app = await buildApp({
+    logger,
+    ...services,
+    shutdownGraceMs: config.shutdownGraceSeconds * 1000,
+    metricsToken: config.metrics.token,
+    publicUrl: config.publicUrl,
+    limits: config.limits,
+    settings: publicSettings(config),
+    ...(https ? { https } : {}),
+  })
 
   const sweep = () =>
     registry.uploads.sweep(config.limits.uploadTtlSeconds).then(
@@ -96,10 +107,16 @@ export async function startServer(config: Readonly<Config>): Promise<RunningServ
   // Online GC on its schedule; a run still going (or one `wharf gc` holds the lease for) is not doubled.
   let collecting: Promise<unknown> | undefined
   const collect = () => {
-    collecting ??= services.gc.run().then(
-      (r) => logger.info({ ...r.counts, freedBytes: r.freedBytes, durationMs: r.durationMs }, 'garbage collection done'),
-      (err: unknown) => (err instanceof WharfError && err.code === 'CONFLICT' ? logger.info('garbage collection skipped: another one is running') : logger.error({ err }, 'garbage collection failed')),
-    ).finally(() => (collecting = undefined))
+    collecting ??= services.gc
+      .run()
+      .then(
+        (r) => logger.info({ ...r.counts, freedBytes: r.freedBytes, durationMs: r.durationMs }, 'garbage collection done'),
+        (err: unknown) =>
+          err instanceof WharfError && err.code === 'CONFLICT'
+            ? logger.info('garbage collection skipped: another one is running')
+            : logger.error({ err }, 'garbage collection failed'),
+      )
+      .finally(() => (collecting = undefined))
   }
   const gcTimer = config.gc.intervalMinutes > 0 ? setInterval(collect, config.gc.intervalMinutes * 60_000).unref() : undefined
   // Projects' cleanup policies (GitLab's container_expiration_policy) whose cadence came round.
@@ -109,8 +126,11 @@ export async function startServer(config: Readonly<Config>): Promise<RunningServ
       (err: unknown) => logger.error({ err }, 'container registry cleanup policies failed'),
     )
   const policyTimer = setInterval(expire, POLICY_CHECK_MS).unref()
-  const mirrorAuth = config.dependencyProxy.mirrorAuth === 'token' ? { auth: services.auth, realm: `${config.publicUrl}/jwt/auth` } : undefined
-  const mirror = config.dependencyProxy.mirrorListen ? await buildMirrorApp({ logger, proxy: services.dependencyProxy, https, auth: mirrorAuth, limits: config.limits }) : undefined
+  const mirrorAuth =
+    config.dependencyProxy.mirrorAuth === 'token' ? { auth: services.auth, realm: `${config.publicUrl}/jwt/auth` } : undefined
+  const mirror = config.dependencyProxy.mirrorListen
+    ? await buildMirrorApp({ logger, proxy: services.dependencyProxy, https, auth: mirrorAuth, limits: config.limits })
+    : undefined
 
   // Before any push is served: the spooled updates of pushes a crash interrupted.
   await services.git?.recoverSpooled(logger)
@@ -127,10 +147,13 @@ export async function startServer(config: Readonly<Config>): Promise<RunningServ
   let redelivering: Promise<void> | undefined
   const redeliver = () => {
     if (redelivering || !services.git) return
-    redelivering = services.git.redeliverPending(logger).then(
-      () => undefined,
-      (err: unknown) => logger.error({ err }, 'push event redelivery failed'),
-    ).finally(() => (redelivering = undefined))
+    redelivering = services.git
+      .redeliverPending(logger)
+      .then(
+        () => undefined,
+        (err: unknown) => logger.error({ err }, 'push event redelivery failed'),
+      )
+      .finally(() => (redelivering = undefined))
   }
   redeliver()
   const disconnectHooks = connectHookSources({

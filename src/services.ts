@@ -99,7 +99,14 @@ export async function createServices(db: Kysely<Database>, storage: BlobDriver, 
   await tokens.load()
   const auth = new RegistryAuth(db, tokens, credentials, projectAccess)
   const accessTokens = new AccessTokens(db, credentials)
-  const dependencyProxy = new DependencyProxy(db, registry, groups, driver, opts.dependencyProxy ?? { ...DEFAULTS.dependencyProxy, manifestBytes: DEFAULTS.limits.manifestBytes }, metrics)
+  const dependencyProxy = new DependencyProxy(
+    db,
+    registry,
+    groups,
+    driver,
+    opts.dependencyProxy ?? { ...DEFAULTS.dependencyProxy, manifestBytes: DEFAULTS.limits.manifestBytes },
+    metrics,
+  )
   const apiTokens = new ApiTokens(db, credentials)
   const sealer = opts.secretsDir ? await Sealer.fromFile(join(opts.secretsDir, 'sealing.key')) : new Sealer(randomBytes(32))
   const webhooks = opts.webhooks ?? DEFAULTS.webhooks
@@ -111,7 +118,24 @@ export async function createServices(db: Kysely<Database>, storage: BlobDriver, 
     userAgent: 'Wharf',
   })
   const gc = new GarbageCollector(db, registry.blobs, driver, opts.gc ?? DEFAULTS.gc, metrics)
-  const services: Services = { db, registry, users, projects, groups, members, projectAccess, credentials, auth, accessTokens, apiTokens, metrics, probes: new Probes(db, driver), dependencyProxy, hooks, gc }
+  const services: Services = {
+    db,
+    registry,
+    users,
+    projects,
+    groups,
+    members,
+    projectAccess,
+    credentials,
+    auth,
+    accessTokens,
+    apiTokens,
+    metrics,
+    probes: new Probes(db, driver),
+    dependencyProxy,
+    hooks,
+    gc,
+  }
   if (opts.gitRoot) {
     services.git = await createGitHosting(opts.gitRoot, { db, projects, projectAccess, credentials })
     services.ci = createCi(db, services.git, { users, projects, groups, projectAccess }, opts.publicUrl, {

@@ -33,13 +33,25 @@ function startsWith(column: 'action' | 'target', prefix: string) {
 
 export async function pageAudit(db: Executor, f: AuditFilter, page: { limit: number; offset: number }) {
   const rows = await filtered(db, f).selectAll().orderBy('id', 'desc').limit(page.limit).offset(page.offset).execute()
-  const { n } = await filtered(db, f).select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()
+  const { n } = await filtered(db, f)
+    .select((eb) => eb.fn.countAll<number>().as('n'))
+    .executeTakeFirstOrThrow()
   return { rows, total: Number(n) }
 }
 
 export async function pageSigningKeys(db: Executor, page: { limit: number; offset: number }) {
-  const rows = await db.selectFrom('signing_keys').select(['kid', 'created_at', 'retired_at']).orderBy('created_at', 'desc').orderBy('kid').limit(page.limit).offset(page.offset).execute()
-  const { n } = await db.selectFrom('signing_keys').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()
+  const rows = await db
+    .selectFrom('signing_keys')
+    .select(['kid', 'created_at', 'retired_at'])
+    .orderBy('created_at', 'desc')
+    .orderBy('kid')
+    .limit(page.limit)
+    .offset(page.offset)
+    .execute()
+  const { n } = await db
+    .selectFrom('signing_keys')
+    .select((eb) => eb.fn.countAll<number>().as('n'))
+    .executeTakeFirstOrThrow()
   return { rows, total: Number(n) }
 }
 
@@ -61,14 +73,36 @@ export interface Usage {
 /** Counts across the instance; `onlineSince` is the runner contact cut-off (ISO). */
 export async function usage(db: Executor, onlineSince: string): Promise<Usage> {
   const count = async (table: 'users' | 'projects' | 'repositories' | 'pipelines' | 'ci_jobs' | 'runners') =>
-    Number((await db.selectFrom(table).select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()).n)
+    Number(
+      (
+        await db
+          .selectFrom(table)
+          .select((eb) => eb.fn.countAll<number>().as('n'))
+          .executeTakeFirstOrThrow()
+      ).n,
+    )
   const users = await db
     .selectFrom('users')
-    .select((eb) => [eb.fn.countAll<number>().as('n'), eb.fn.sum<number>(eb.case().when('state', '=', 'blocked').then(1).else(0).end()).as('blocked'), eb.fn.sum<number>('is_admin').as('admins')])
+    .select((eb) => [
+      eb.fn.countAll<number>().as('n'),
+      eb.fn.sum<number>(eb.case().when('state', '=', 'blocked').then(1).else(0).end()).as('blocked'),
+      eb.fn.sum<number>('is_admin').as('admins'),
+    ])
     .executeTakeFirstOrThrow()
-  const groups = await db.selectFrom('namespaces').where('kind', '=', 'group').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()
-  const blobs = await db.selectFrom('blobs').select((eb) => [eb.fn.countAll<number>().as('n'), eb.fn.sum<number>('size').as('bytes')]).executeTakeFirstOrThrow()
-  const online = await db.selectFrom('runners').where('contacted_at', '>=', onlineSince).select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()
+  const groups = await db
+    .selectFrom('namespaces')
+    .where('kind', '=', 'group')
+    .select((eb) => eb.fn.countAll<number>().as('n'))
+    .executeTakeFirstOrThrow()
+  const blobs = await db
+    .selectFrom('blobs')
+    .select((eb) => [eb.fn.countAll<number>().as('n'), eb.fn.sum<number>('size').as('bytes')])
+    .executeTakeFirstOrThrow()
+  const online = await db
+    .selectFrom('runners')
+    .where('contacted_at', '>=', onlineSince)
+    .select((eb) => eb.fn.countAll<number>().as('n'))
+    .executeTakeFirstOrThrow()
   return {
     users: Number(users.n),
     blockedUsers: Number(users.blocked ?? 0),

@@ -30,7 +30,9 @@ const ENTITY_TYPES = ['User', 'Group', 'Project'] as const
 const AuditQuery = Type.Object({
   ...PageQuery,
   actor: Type.Optional(Type.String({ maxLength: 255, description: 'Wharf: who acted (a username, or the name a failed sign-in tried)' })),
-  action: Type.Optional(Type.String({ maxLength: 255, description: 'Wharf: an action (`user.blocked`), or a prefix ending in a dot (`user.`)' })),
+  action: Type.Optional(
+    Type.String({ maxLength: 255, description: 'Wharf: an action (`user.blocked`), or a prefix ending in a dot (`user.`)' }),
+  ),
   target: Type.Optional(Type.String({ maxLength: 255, description: 'Wharf: the exact target (`user:12`, `project:3`)' })),
   entity_type: Type.Optional(StringEnum(ENTITY_TYPES)),
   entity_id: Type.Optional(Type.Integer({ description: 'with entity_type' })),
@@ -67,7 +69,12 @@ const StatisticsEntity = Type.Object({
   runners_online: Count,
 })
 
-const SigningKeyEntity = Type.Object({ kid: Type.String(), created_at: Type.String(), retired_at: Type.Union([Type.String(), Type.Null()]), active: Type.Boolean() })
+const SigningKeyEntity = Type.Object({
+  kid: Type.String(),
+  created_at: Type.String(),
+  retired_at: Type.Union([Type.String(), Type.Null()]),
+  active: Type.Boolean(),
+})
 
 const TARGET = /^(user|group|project):(\d+)$/
 const TYPE_OF = { user: 'User', group: 'Group', project: 'Project' } as const
@@ -95,61 +102,120 @@ export async function adminRoutes(app: TypedApp, deps: AdminRouteDeps): Promise<
   // Before validation, so a non-administrator learns nothing from a query's 400 either.
   app.addHook('preValidation', async (req) => requireAdmin(req.principal))
 
-  app.get('/audit_events', { schema: { summary: 'The instance audit log, newest first (administrator)', tags: ['admin'], querystring: AuditQuery, 'x-response': { 200: Type.Array(AuditEventEntity) } } }, async (req, reply) => {
-    const query = req.query
-    if (query.entity_id !== undefined && query.entity_type === undefined) throw new WharfError('BAD_REQUEST', 'entity_id needs entity_type', {})
-    const kind = query.entity_type?.toLowerCase()
-    const page = pageOf(query)
-    const filter: aq.AuditFilter = {
-      actor: query.actor,
-      action: query.action,
-      target: query.target ?? (kind && query.entity_id !== undefined ? `${kind}:${query.entity_id}` : undefined),
-      targetPrefix: kind && query.entity_id === undefined ? `${kind}:` : undefined,
-      createdAfter: query.created_after && new Date(query.created_after).toISOString(),
-      createdBefore: query.created_before && new Date(query.created_before).toISOString(),
-    }
-    const { rows, total } = await aq.pageAudit(deps.db, filter, page)
-    setPageHeaders(req, reply, deps.publicUrl, page, total)
-    return rows.map(auditJson)
-  })
+  app.get(
+    '/audit_events',
+    {
+      schema: {
+        summary: 'The instance audit log, newest first (administrator)',
+        tags: ['admin'],
+        querystring: AuditQuery,
+        'x-response': { 200: Type.Array(AuditEventEntity) },
+      },
+    },
+    async (req, reply) => {
+      const query = req.query
+      if (query.entity_id !== undefined && query.entity_type === undefined)
+        throw new WharfError('BAD_REQUEST', 'entity_id needs entity_type', {})
+      const kind = query.entity_type?.toLowerCase()
+      const page = pageOf(query)
+      const filter: aq.AuditFilter = {
+        actor: query.actor,
+        action: query.action,
+        target: query.target ?? (kind && query.entity_id !== undefined ? `${kind}:${query.entity_id}` : undefined),
+        targetPrefix: kind && query.entity_id === undefined ? `${kind}:` : undefined,
+        createdAfter: query.created_after && new Date(query.created_after).toISOString(),
+        createdBefore: query.created_before && new Date(query.created_before).toISOString(),
+      }
+      const { rows, total } = await aq.pageAudit(deps.db, filter, page)
+      setPageHeaders(req, reply, deps.publicUrl, page, total)
+      return rows.map(auditJson)
+    },
+  )
 
-  app.get('/application/statistics', { schema: { summary: 'Usage at a glance (administrator); counts are numbers, not GitLab\'s formatted strings', tags: ['admin'], 'x-response': { 200: StatisticsEntity } } }, async () => {
-    const u = await aq.usage(deps.db, new Date(Date.now() - deps.runnerOnlineSeconds * 1000).toISOString())
-    return {
-      users: u.users,
-      active_users: u.users - u.blockedUsers,
-      blocked_users: u.blockedUsers,
-      admins: u.admins,
-      groups: u.groups,
-      projects: u.projects,
-      repositories: u.repositories,
-      blobs: u.blobs,
-      blob_bytes: u.blobBytes,
-      pipelines: u.pipelines,
-      jobs: u.jobs,
-      runners: u.runners,
-      runners_online: u.runnersOnline,
-    }
-  })
+  app.get(
+    '/application/statistics',
+    {
+      schema: {
+        summary: "Usage at a glance (administrator); counts are numbers, not GitLab's formatted strings",
+        tags: ['admin'],
+        'x-response': { 200: StatisticsEntity },
+      },
+    },
+    async () => {
+      const u = await aq.usage(deps.db, new Date(Date.now() - deps.runnerOnlineSeconds * 1000).toISOString())
+      return {
+        users: u.users,
+        active_users: u.users - u.blockedUsers,
+        blocked_users: u.blockedUsers,
+        admins: u.admins,
+        groups: u.groups,
+        projects: u.projects,
+        repositories: u.repositories,
+        blobs: u.blobs,
+        blob_bytes: u.blobBytes,
+        pipelines: u.pipelines,
+        jobs: u.jobs,
+        runners: u.runners,
+        runners_online: u.runnersOnline,
+      }
+    },
+  )
 
-  app.get('/admin/signing_keys', { schema: { summary: 'Registry-token signing keys, newest first: ids and dates only (administrator; Wharf extension)', tags: ['admin'], querystring: Type.Object({ ...PageQuery }), 'x-response': { 200: Type.Array(SigningKeyEntity) } } }, async (req, reply) => {
-    const page = pageOf(req.query)
-    const { rows, total } = await aq.pageSigningKeys(deps.db, page)
-    setPageHeaders(req, reply, deps.publicUrl, page, total)
-    return rows.map((k) => ({ ...k, active: k.retired_at === null }))
-  })
+  app.get(
+    '/admin/signing_keys',
+    {
+      schema: {
+        summary: 'Registry-token signing keys, newest first: ids and dates only (administrator; Wharf extension)',
+        tags: ['admin'],
+        querystring: Type.Object({ ...PageQuery }),
+        'x-response': { 200: Type.Array(SigningKeyEntity) },
+      },
+    },
+    async (req, reply) => {
+      const page = pageOf(req.query)
+      const { rows, total } = await aq.pageSigningKeys(deps.db, page)
+      setPageHeaders(req, reply, deps.publicUrl, page, total)
+      return rows.map((k) => ({ ...k, active: k.retired_at === null }))
+    },
+  )
 
-  app.post('/admin/signing_keys/rotate', { schema: { summary: 'Add a signing key and sign new registry tokens with it; older keys keep verifying (administrator; Wharf extension)', tags: ['admin'], 'x-response': { 201: SigningKeyEntity } } }, async (req, reply) => {
-    // rotate() reloads the keys, so the new one signs from now on (the offline CLI needs a restart).
-    const kid = await deps.tokens.rotate()
-    const { rows } = await aq.pageSigningKeys(deps.db, { limit: 100, offset: 0 })
-    const key = rows.find((k) => k.kid === kid)!
-    await deps.credentials.audit(req.principal.kind === 'user' ? req.principal.username : 'anonymous', 'signing_key.rotated', req.ip, { kid }, '')
-    return reply.code(201).send({ ...key, active: key.retired_at === null })
-  })
+  app.post(
+    '/admin/signing_keys/rotate',
+    {
+      schema: {
+        summary: 'Add a signing key and sign new registry tokens with it; older keys keep verifying (administrator; Wharf extension)',
+        tags: ['admin'],
+        'x-response': { 201: SigningKeyEntity },
+      },
+    },
+    async (req, reply) => {
+      // rotate() reloads the keys, so the new one signs from now on (the offline CLI needs a restart).
+      const kid = await deps.tokens.rotate()
+      const { rows } = await aq.pageSigningKeys(deps.db, { limit: 100, offset: 0 })
+      const key = rows.find((k) => k.kid === kid)!
+      await deps.credentials.audit(
+        req.principal.kind === 'user' ? req.principal.username : 'anonymous',
+        'signing_key.rotated',
+        req.ip,
+        { kid },
+        '',
+      )
+      return reply.code(201).send({ ...key, active: key.retired_at === null })
+    },
+  )
 
-  app.get('/admin/settings', { schema: { summary: 'The effective configuration, secrets masked (administrator; Wharf extension)', tags: ['admin'], 'x-response': { 200: Type.Record(Type.String(), Type.Unknown()) } } }, async () => {
-    if (!deps.settings) throw new WharfError('NOT_FOUND', 'this server was started without a configuration to show', {})
-    return deps.settings
-  })
+  app.get(
+    '/admin/settings',
+    {
+      schema: {
+        summary: 'The effective configuration, secrets masked (administrator; Wharf extension)',
+        tags: ['admin'],
+        'x-response': { 200: Type.Record(Type.String(), Type.Unknown()) },
+      },
+    },
+    async () => {
+      if (!deps.settings) throw new WharfError('NOT_FOUND', 'this server was started without a configuration to show', {})
+      return deps.settings
+    },
+  )
 }

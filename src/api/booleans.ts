@@ -46,5 +46,6 @@ export async function coerceGitLabBooleans(req: FastifyRequest): Promise<void> {
   if (queryKeys.length && req.query && typeof req.query === 'object') normalize(req.query as Record<string, unknown>, queryKeys)
   const bodyKeys = booleansOf(schema.body)
   const body = req.body
-  if (bodyKeys.length && body !== null && typeof body === 'object' && !Array.isArray(body) && !Buffer.isBuffer(body)) normalize(body as Record<string, unknown>, bodyKeys)
+  if (bodyKeys.length && body !== null && typeof body === 'object' && !Array.isArray(body) && !Buffer.isBuffer(body))
+    normalize(body as Record<string, unknown>, bodyKeys)
 }

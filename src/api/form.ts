@@ -21,7 +21,8 @@ export function formFields(entries: Iterable<[string, string]>): Record<string, 
     if (nested) {
       const [, k, sub] = nested as unknown as [string, string, string]
       const prev = out[k]
-      const obj = prev !== undefined && typeof prev === 'object' && !Array.isArray(prev) ? prev : (Object.create(null) as Record<string, string>)
+      const obj =
+        prev !== undefined && typeof prev === 'object' && !Array.isArray(prev) ? prev : (Object.create(null) as Record<string, string>)
       obj[sub] = v
       out[k] = obj
       continue
@@ -29,7 +30,14 @@ export function formFields(entries: Iterable<[string, string]>): Record<string, 
     const isArray = rawKey.endsWith('[]')
     const k = isArray ? rawKey.slice(0, -2) : rawKey
     const prev = out[k]
-    out[k] = prev === undefined || (typeof prev === 'object' && !Array.isArray(prev)) ? (isArray ? [v] : v) : Array.isArray(prev) ? [...prev, v] : [prev, v]
+    out[k] =
+      prev === undefined || (typeof prev === 'object' && !Array.isArray(prev))
+        ? isArray
+          ? [v]
+          : v
+        : Array.isArray(prev)
+          ? [...prev, v]
+          : [prev, v]
   }
   return { ...out }
 }
@@ -57,7 +65,8 @@ export function addMultipartFormParser(app: FastifyInstance): void {
     for await (const part of req.parts()) {
       if (part.type !== 'field') continue
       // busboy cuts an oversized field silently; a cut value must not pass for the real one.
-      if (part.valueTruncated) throw new WharfError('BAD_REQUEST', `field ${part.fieldname} is longer than ${FORM_LIMIT} bytes`, { attribute: part.fieldname })
+      if (part.valueTruncated)
+        throw new WharfError('BAD_REQUEST', `field ${part.fieldname} is longer than ${FORM_LIMIT} bytes`, { attribute: part.fieldname })
       fields.push([part.fieldname, String(part.value)])
     }
     req.body = formFields(fields)

@@ -13,8 +13,12 @@ export const OPENAPI_INFO = { title: 'Wharf REST API', version: 'v4' }
 
 /** The scope's own routes: unknown paths as problem+json 404s, and `GET /openapi.json` (the document `doc` collects). */
 export function apiIndexRoutes(api: FastifyInstance, doc: OpenApiCollector): void {
-  api.setNotFoundHandler((req, reply) => sendProblem(reply, problem(404, `no API route ${req.method} ${req.url.split('?')[0]}`, 'ROUTE_UNKNOWN')))
-  api.get('/openapi.json', { schema: { summary: 'This OpenAPI document', tags: ['meta'] }, config: { public: true } }, async () => doc.document())
+  api.setNotFoundHandler((req, reply) =>
+    sendProblem(reply, problem(404, `no API route ${req.method} ${req.url.split('?')[0]}`, 'ROUTE_UNKNOWN')),
+  )
+  api.get('/openapi.json', { schema: { summary: 'This OpenAPI document', tags: ['meta'] }, config: { public: true } }, async () =>
+    doc.document(),
+  )
   // GitLab's instance version endpoints (any token with read access): Wharf's own version;
   // clients show it, and Wharf has no GitLab revision or agent server (KAS) to announce.
   const version = { version: pkg.version, revision: 'wharf' }

@@ -21,9 +21,15 @@ interface Collected {
  * scheme, so it is stated in the description), a job token in JOB-TOKEN (or the body's `token`).
  */
 function security_(r: Collected): { security: Json[]; note?: string } {
-  if (r.runnerAuth === 'runner') return { security: [], note: "Authentication: the runner's authentication token (`glrt-…`) in the body's `token` field." }
-  if (r.runnerAuth === 'job') return { security: [{ jobToken: [] }], note: "Authentication: the job's token in the `JOB-TOKEN` header or the JSON body's `token` field." }
-  if (r.runnerAuth === 'anyJob') return { security: [{ jobToken: [] }], note: 'Authentication: the token of a running job in the `JOB-TOKEN` header.' }
+  if (r.runnerAuth === 'runner')
+    return { security: [], note: "Authentication: the runner's authentication token (`glrt-…`) in the body's `token` field." }
+  if (r.runnerAuth === 'job')
+    return {
+      security: [{ jobToken: [] }],
+      note: "Authentication: the job's token in the `JOB-TOKEN` header or the JSON body's `token` field.",
+    }
+  if (r.runnerAuth === 'anyJob')
+    return { security: [{ jobToken: [] }], note: 'Authentication: the token of a running job in the `JOB-TOKEN` header.' }
   const user: Json[] = [{ privateToken: [] }, { bearer: [] }, ...(r.jobToken ? [{ jobToken: [] }] : [])]
   return { security: r.public ? [{}, ...user] : user }
 }
@@ -44,7 +50,11 @@ export class OpenApiCollector {
   private readonly include: (url: string) => boolean
 
   /** `include`: which URLs belong in the document (the REST API and OAuth, not /v2 or git). */
-  constructor(info: { title: string; version: string }, serverUrl: string, include: (url: string) => boolean = (u) => u.startsWith('/api/') || u.startsWith('/oauth/')) {
+  constructor(
+    info: { title: string; version: string },
+    serverUrl: string,
+    include: (url: string) => boolean = (u) => u.startsWith('/api/') || u.startsWith('/oauth/'),
+  ) {
     this.info = info
     this.serverUrl = serverUrl
     this.include = include
@@ -61,7 +71,14 @@ export class OpenApiCollector {
       // HEAD routes are documented: the app exposes none implicitly (exposeHeadRoutes: false), so each is a real one (file metadata).
       if (method === 'OPTIONS') continue
       const config = (route.config ?? {}) as { public?: boolean; runnerAuth?: Collected['runnerAuth']; jobToken?: boolean }
-      this.routes.push({ method: method.toLowerCase(), url: route.url, schema: plain(route.schema), public: config.public === true, runnerAuth: config.runnerAuth, jobToken: config.jobToken === true })
+      this.routes.push({
+        method: method.toLowerCase(),
+        url: route.url,
+        schema: plain(route.schema),
+        public: config.public === true,
+        runnerAuth: config.runnerAuth,
+        jobToken: config.jobToken === true,
+      })
     }
   }
 
@@ -80,19 +97,32 @@ export class OpenApiCollector {
       if (r.schema.tags) op.tags = r.schema.tags
       op.operationId = `${r.method}${path.replace(/\{([^}]+)\}/g, 'By_$1').replace(/[^A-Za-z0-9]+(.)?/g, (_m, c: string | undefined) => (c ? c.toUpperCase() : ''))}`
       const parameters: Json[] = []
-      for (const [where, key] of [['path', 'params'], ['query', 'querystring']] as const) {
+      for (const [where, key] of [
+        ['path', 'params'],
+        ['query', 'querystring'],
+      ] as const) {
         const s = r.schema[key] as { properties?: Record<string, Json>; required?: string[] } | undefined
         for (const [name, schema] of Object.entries(s?.properties ?? {})) {
           const { description, ...rest } = schema
-          parameters.push({ name, in: where, required: where === 'path' || (s?.required ?? []).includes(name), schema: rest, ...(description ? { description } : {}) })
+          parameters.push({
+            name,
+            in: where,
+            required: where === 'path' || (s?.required ?? []).includes(name),
+            schema: rest,
+            ...(description ? { description } : {}),
+          })
         }
       }
       for (const name of path.match(/\{([^}]+)\}/g)?.map((m) => m.slice(1, -1)) ?? []) {
-        if (!parameters.some((p) => p.in === 'path' && p.name === name)) parameters.push({ name, in: 'path', required: true, schema: { type: 'string' } })
+        if (!parameters.some((p) => p.in === 'path' && p.name === name))
+          parameters.push({ name, in: 'path', required: true, schema: { type: 'string' } })
       }
       if (parameters.length) op.parameters = parameters
       if (r.schema.body) {
-        op.requestBody = { required: true, content: { 'application/json': { schema: r.schema.body }, 'application/x-www-form-urlencoded': { schema: r.schema.body } } }
+        op.requestBody = {
+          required: true,
+          content: { 'application/json': { schema: r.schema.body }, 'application/x-www-form-urlencoded': { schema: r.schema.body } },
+        }
       }
       const responses: Record<string, Json> = {}
       const documented = (r.schema['x-response'] ?? undefined) as Record<string, Json> | undefined
@@ -100,7 +130,10 @@ export class OpenApiCollector {
         const description = (schema.description as string | undefined) ?? STATUS_TEXT[status] ?? 'OK'
         responses[status] = { description, ...(Object.keys(schema).length ? { content: { 'application/json': { schema } } } : {}) }
       }
-      responses.default = { description: 'error', content: { 'application/problem+json': { schema: { $ref: '#/components/schemas/Problem' } } } }
+      responses.default = {
+        description: 'error',
+        content: { 'application/problem+json': { schema: { $ref: '#/components/schemas/Problem' } } },
+      }
       op.responses = responses
       const security = security_(r)
       op.security = security.security
@@ -115,8 +148,17 @@ export class OpenApiCollector {
       components: {
         securitySchemes: {
           privateToken: { type: 'apiKey', in: 'header', name: 'PRIVATE-TOKEN', description: 'a personal access token' },
-          bearer: { type: 'http', scheme: 'bearer', description: 'a personal access token or an OAuth access token from POST /oauth/token' },
-          jobToken: { type: 'apiKey', in: 'header', name: 'JOB-TOKEN', description: 'a CI job token (CI_JOB_TOKEN), valid only while its job runs' },
+          bearer: {
+            type: 'http',
+            scheme: 'bearer',
+            description: 'a personal access token or an OAuth access token from POST /oauth/token',
+          },
+          jobToken: {
+            type: 'apiKey',
+            in: 'header',
+            name: 'JOB-TOKEN',
+            description: 'a CI job token (CI_JOB_TOKEN), valid only while its job runs',
+          },
         },
         schemas: {
           Problem: {

@@ -6,7 +6,9 @@ export const PAGE = { defaultPerPage: 20, maxPerPage: 100 } as const
 
 export const PageQuery = {
   page: Type.Optional(Type.Integer({ minimum: 1, default: 1, description: 'page number (1-based)' })),
-  per_page: Type.Optional(Type.Integer({ minimum: 1, default: PAGE.defaultPerPage, description: `items per page (at most ${PAGE.maxPerPage})` })),
+  per_page: Type.Optional(
+    Type.Integer({ minimum: 1, default: PAGE.defaultPerPage, description: `items per page (at most ${PAGE.maxPerPage})` }),
+  ),
 }
 
 export interface PageRequest {

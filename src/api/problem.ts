@@ -85,13 +85,16 @@ export function apiErrorHandler(
   if (err instanceof WharfError) {
     const status = statuses[err.code]
     if (status === 401) reply.header('WWW-Authenticate', 'Bearer realm="api"')
-    if ((status === 429 || status === 503) && typeof err.detail.retryAfter === 'number') reply.header('Retry-After', String(err.detail.retryAfter))
+    if ((status === 429 || status === 503) && typeof err.detail.retryAfter === 'number')
+      reply.header('Retry-After', String(err.detail.retryAfter))
     if (status === 503) req.log.warn({ err }, 'api request refused: server busy')
     else if (status >= 500) req.log.error({ err }, 'api request failed')
     return sendProblem(reply, problem(status, err.message, err.code))
   }
-  if (err.validation) return sendProblem(reply, problem(400, validationDetail(err as Error & { validation: ValidationIssue[] }), 'BAD_REQUEST'))
-  if (err.statusCode !== undefined && err.statusCode >= 400 && err.statusCode < 500) return sendProblem(reply, problem(err.statusCode, err.message))
+  if (err.validation)
+    return sendProblem(reply, problem(400, validationDetail(err as Error & { validation: ValidationIssue[] }), 'BAD_REQUEST'))
+  if (err.statusCode !== undefined && err.statusCode >= 400 && err.statusCode < 500)
+    return sendProblem(reply, problem(err.statusCode, err.message))
   if (isClientDisconnect(err)) req.log.info({ method: req.method, url: req.url, err: err.message }, 'client disconnected')
   else req.log.error({ err }, 'api request failed')
   return sendProblem(reply, problem(500, 'internal server error'))

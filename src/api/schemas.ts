@@ -1,10 +1,14 @@
 import { Kind, Type, TypeRegistry, type ObjectOptions, type TProperties, type TSchema, type TUnsafe } from '@sinclair/typebox'
 
 // TypeBox's pattern for a custom kind, so Value.Check (tests) understands it as Fastify's ajv does.
-if (!TypeRegistry.Has('StringEnum')) TypeRegistry.Set<{ enum: string[] }>('StringEnum', (schema, value) => typeof value === 'string' && schema.enum.includes(value))
+if (!TypeRegistry.Has('StringEnum'))
+  TypeRegistry.Set<{ enum: string[] }>('StringEnum', (schema, value) => typeof value === 'string' && schema.enum.includes(value))
 
 /** A string enum as plain JSON Schema `enum` (clearer validation messages than a union of literals). */
-export function StringEnum<T extends readonly string[]>(values: T, opts: { description?: string; default?: T[number] } = {}): TUnsafe<T[number]> {
+export function StringEnum<T extends readonly string[]>(
+  values: T,
+  opts: { description?: string; default?: T[number] } = {},
+): TUnsafe<T[number]> {
   return Type.Unsafe<T[number]>({ [Kind]: 'StringEnum', type: 'string', enum: [...values], ...opts })
 }
 
@@ -19,7 +23,8 @@ export const VisibilitySchema = StringEnum(['private', 'internal', 'public'] as 
  * (`unknown attribute: creator_id`, see problem.ts), so a caller can never choose what gets written.
  * Every write route uses it; test/http/api-strict-bodies.test.ts checks that they do.
  */
-export const Body = <T extends TProperties>(properties: T, opts: ObjectOptions = {}) => Type.Object(properties, { ...opts, additionalProperties: false })
+export const Body = <T extends TProperties>(properties: T, opts: ObjectOptions = {}) =>
+  Type.Object(properties, { ...opts, additionalProperties: false })
 
 /** GitLab's `:id`: a numeric id or the URL-encoded full path (`group%2Fproject`). */
 export const IdParam = Type.Object({ id: Type.String({ description: 'numeric id or URL-encoded full path' }) })
@@ -37,7 +42,16 @@ const NStr = Nullable(Type.String())
 const Int = Type.Integer()
 const NInt = Nullable(Type.Integer())
 
-export const NamespaceEntity = Type.Object({ id: Int, name: Str, path: Str, kind: StringEnum(['user', 'group'] as const), full_path: Str, parent_id: NInt, avatar_url: Type.Null(), web_url: Str })
+export const NamespaceEntity = Type.Object({
+  id: Int,
+  name: Str,
+  path: Str,
+  kind: StringEnum(['user', 'group'] as const),
+  full_path: Str,
+  parent_id: NInt,
+  avatar_url: Type.Null(),
+  web_url: Str,
+})
 
 export const ProjectEntity = Type.Object({
   id: Int,
@@ -65,7 +79,15 @@ export const ProjectEntity = Type.Object({
   _links: Type.Object({ self: Str, members: Str }),
   /** GitLab's registry cleanup policy of the project. */
   container_expiration_policy: Type.Optional(
-    Type.Object({ enabled: Type.Boolean(), cadence: Str, keep_n: NInt, older_than: NStr, name_regex: NStr, name_regex_keep: NStr, next_run_at: NStr }),
+    Type.Object({
+      enabled: Type.Boolean(),
+      cadence: Str,
+      keep_n: NInt,
+      older_than: NStr,
+      name_regex: NStr,
+      name_regex_keep: NStr,
+      next_run_at: NStr,
+    }),
   ),
 })
 
@@ -79,7 +101,19 @@ export const ExpirationPolicyBody = Body({
   name_regex_keep: Type.Optional(Nullable(Type.String({ maxLength: 255, description: 'RE2 pattern of tag names to keep' }))),
 })
 
-export const GroupEntity = Type.Object({ id: Int, web_url: Str, name: Str, path: Str, description: Str, visibility: VisibilitySchema, full_name: Str, full_path: Str, parent_id: NInt, created_at: Str, avatar_url: Type.Null() })
+export const GroupEntity = Type.Object({
+  id: Int,
+  web_url: Str,
+  name: Str,
+  path: Str,
+  description: Str,
+  visibility: VisibilitySchema,
+  full_name: Str,
+  full_path: Str,
+  parent_id: NInt,
+  created_at: Str,
+  avatar_url: Type.Null(),
+})
 
 export const UserEntity = Type.Object({
   id: Int,
@@ -97,7 +131,17 @@ export const UserEntity = Type.Object({
   can_create_project: Type.Optional(Type.Boolean()),
 })
 
-export const MemberEntity = Type.Object({ id: Int, username: Str, name: Str, state: Str, avatar_url: Type.Null(), web_url: Str, access_level: Int, expires_at: NStr, created_at: Str })
+export const MemberEntity = Type.Object({
+  id: Int,
+  username: Str,
+  name: Str,
+  state: Str,
+  avatar_url: Type.Null(),
+  web_url: Str,
+  access_level: Int,
+  expires_at: NStr,
+  created_at: Str,
+})
 
 export const PatEntity = Type.Object({
   id: Int,
@@ -135,7 +179,9 @@ export const TagDetailEntity = Type.Object({
   short_revision: Str,
   total_size: Type.Integer({ description: 'bytes of the manifest, its config and layers' }),
   created_at: Str,
-  platforms: Type.Optional(Type.Array(Str, { description: "Wharf extension, for an index or manifest list: its children's platforms, e.g. linux/amd64" })),
+  platforms: Type.Optional(
+    Type.Array(Str, { description: "Wharf extension, for an index or manifest list: its children's platforms, e.g. linux/amd64" }),
+  ),
 })
 
 export const RepositoryEntity = Type.Object({
@@ -147,10 +193,21 @@ export const RepositoryEntity = Type.Object({
   created_at: Str,
   cleanup_policy_started_at: Type.Null(),
   tags_count: Int,
-  size: Type.Optional(Type.Integer({ description: 'Wharf extension (with ?size=true): total compressed size of the distinct blobs referenced by the tagged manifests' })),
+  size: Type.Optional(
+    Type.Integer({
+      description: 'Wharf extension (with ?size=true): total compressed size of the distinct blobs referenced by the tagged manifests',
+    }),
+  ),
   tags: Type.Optional(Type.Array(TagEntity)),
 })
 
-export const OAuthTokenEntity = Type.Object({ access_token: Str, token_type: Type.Literal('Bearer'), expires_in: Int, refresh_token: Str, scope: Str, created_at: Int })
+export const OAuthTokenEntity = Type.Object({
+  access_token: Str,
+  token_type: Type.Literal('Bearer'),
+  expires_in: Int,
+  refresh_token: Str,
+  scope: Str,
+  created_at: Int,
+})
 
 export const Accepted = Type.Object({ message: Type.Literal('202 Accepted') })

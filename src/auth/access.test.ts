@@ -66,21 +66,63 @@ const USERS: Record<string, { scopes: PatScope[] | undefined; row: Row }> = {
 /** Principals without roles: anonymous and deploy tokens (of this project or of another one). */
 const OTHERS: Record<string, { principal: Principal; applies: boolean; cells: Record<Visibility, string> }> = {
   anonymous: { principal: { kind: 'anonymous' }, applies: false, cells: { public: 'r', internal: '', private: '' } },
-  'deploy token read_registry, this project': { principal: deploy(['read_registry']), applies: true, cells: { public: 'r', internal: 'r', private: 'r' } },
-  'deploy token write_registry, this project': { principal: deploy(['write_registry']), applies: true, cells: { public: 'rw', internal: 'rw', private: 'rw' } },
-  'deploy token read+write_registry, this project': { principal: deploy(['read_registry', 'write_registry']), applies: true, cells: { public: 'rw', internal: 'rw', private: 'rw' } },
-  'deploy token read_repository, this project': { principal: deploy(['read_repository']), applies: true, cells: { public: '', internal: '', private: '' } },
-  'deploy token read_registry, another project': { principal: deploy(['read_registry']), applies: false, cells: { public: 'r', internal: '', private: '' } },
-  'deploy token write_registry, another project': { principal: deploy(['write_registry']), applies: false, cells: { public: 'r', internal: '', private: '' } },
-  'deploy token read_repository, another project': { principal: deploy(['read_repository']), applies: false, cells: { public: '', internal: '', private: '' } },
+  'deploy token read_registry, this project': {
+    principal: deploy(['read_registry']),
+    applies: true,
+    cells: { public: 'r', internal: 'r', private: 'r' },
+  },
+  'deploy token write_registry, this project': {
+    principal: deploy(['write_registry']),
+    applies: true,
+    cells: { public: 'rw', internal: 'rw', private: 'rw' },
+  },
+  'deploy token read+write_registry, this project': {
+    principal: deploy(['read_registry', 'write_registry']),
+    applies: true,
+    cells: { public: 'rw', internal: 'rw', private: 'rw' },
+  },
+  'deploy token read_repository, this project': {
+    principal: deploy(['read_repository']),
+    applies: true,
+    cells: { public: '', internal: '', private: '' },
+  },
+  'deploy token read_registry, another project': {
+    principal: deploy(['read_registry']),
+    applies: false,
+    cells: { public: 'r', internal: '', private: '' },
+  },
+  'deploy token write_registry, another project': {
+    principal: deploy(['write_registry']),
+    applies: false,
+    cells: { public: 'r', internal: '', private: '' },
+  },
+  'deploy token read_repository, another project': {
+    principal: deploy(['read_repository']),
+    applies: false,
+    cells: { public: '', internal: '', private: '' },
+  },
 }
 
 function deploy(scopes: Array<'read_registry' | 'write_registry' | 'read_repository'>): Principal {
-  return { kind: 'deploy-token', tokenId: 7, username: 'gitlab+deploy-token-7', projectId: 1, namespaceId: null, scopes, credential: { kind: 'deploy-token', id: 7 } }
+  return {
+    kind: 'deploy-token',
+    tokenId: 7,
+    username: 'gitlab+deploy-token-7',
+    projectId: 1,
+    namespaceId: null,
+    scopes,
+    credential: { kind: 'deploy-token', id: 7 },
+  }
 }
 
 function user(role: RoleColumn, scopes: PatScope[] | undefined): Principal {
-  const p: Principal = { kind: 'user', userId: 3, username: 'u', isAdmin: role === 'admin', credential: scopes ? { kind: 'pat', id: 9, userId: 3 } : { kind: 'password', userId: 3 } }
+  const p: Principal = {
+    kind: 'user',
+    userId: 3,
+    username: 'u',
+    isAdmin: role === 'admin',
+    credential: scopes ? { kind: 'pat', id: 9, userId: 3 } : { kind: 'password', userId: 3 },
+  }
   if (scopes) p.scopes = scopes
   return p
 }
@@ -119,7 +161,12 @@ describe('permittedActions: the permission matrix', () => {
   }
 
   it('a path that belongs to no project: nothing, for everyone (admins too)', () => {
-    const everyone: Principal[] = [{ kind: 'anonymous' }, user('admin', undefined), user('owner', ['api']), deploy(['read_registry', 'write_registry'])]
+    const everyone: Principal[] = [
+      { kind: 'anonymous' },
+      user('admin', undefined),
+      user('owner', ['api']),
+      deploy(['read_registry', 'write_registry']),
+    ]
     for (const p of everyone) assert.deepEqual(permittedActions(p, undefined), [], p.kind)
   })
 
@@ -129,7 +176,13 @@ describe('permittedActions: the permission matrix', () => {
 
   it('a level between two roles counts as the lower role (GitLab numeric levels)', () => {
     const p = user('none', undefined)
-    assert.deepEqual(permittedActions(p, { projectId: 1, visibility: 'private', accessLevel: ACCESS_LEVELS.developer - 1, deployTokenApplies: false }), ['pull'])
-    assert.deepEqual(permittedActions(p, { projectId: 1, visibility: 'private', accessLevel: ACCESS_LEVELS.maintainer + 5, deployTokenApplies: false }), ['pull', 'push', 'delete'])
+    assert.deepEqual(
+      permittedActions(p, { projectId: 1, visibility: 'private', accessLevel: ACCESS_LEVELS.developer - 1, deployTokenApplies: false }),
+      ['pull'],
+    )
+    assert.deepEqual(
+      permittedActions(p, { projectId: 1, visibility: 'private', accessLevel: ACCESS_LEVELS.maintainer + 5, deployTokenApplies: false }),
+      ['pull', 'push', 'delete'],
+    )
   })
 })

@@ -57,7 +57,11 @@ async function sessionPrincipal(req: FastifyRequest): Promise<Principal> {
   if (!READ_METHODS.has(req.method)) {
     const sent = req.headers[CSRF_HEADER]
     if (typeof sent !== 'string' || !constantTimeEqual(sent, session.csrfToken)) {
-      throw new WharfError('FORBIDDEN', 'missing or invalid CSRF token: a signed-in browser must send the X-CSRF-Token header from GET /-/session', {})
+      throw new WharfError(
+        'FORBIDDEN',
+        'missing or invalid CSRF token: a signed-in browser must send the X-CSRF-Token header from GET /-/session',
+        {},
+      )
     }
   }
   return session.principal
@@ -89,7 +93,12 @@ export function apiAuthHook(apiTokens: ApiTokens) {
     if (principal.kind !== 'user') throw new WharfError('UNAUTHORIZED', 'deploy tokens cannot use the API', {})
     if (principal.scopes === undefined) return
     const read = READ_METHODS.has(req.method)
-    const ok = principal.scopes.includes('api') || (read && (principal.scopes.includes('read_api') || (config.scopes ?? []).some((s) => principal.scopes!.includes(s))))
-    if (!ok) throw new WharfError('FORBIDDEN', `insufficient_scope: this request needs the api scope${read ? ' or read_api' : ''}`, { needs: 'api' })
+    const ok =
+      principal.scopes.includes('api') ||
+      (read && (principal.scopes.includes('read_api') || (config.scopes ?? []).some((s) => principal.scopes!.includes(s))))
+    if (!ok)
+      throw new WharfError('FORBIDDEN', `insufficient_scope: this request needs the api scope${read ? ' or read_api' : ''}`, {
+        needs: 'api',
+      })
   }
 }

@@ -73,7 +73,8 @@ export class ApiTokens {
     const p = await this.credentials.principalFor({ kind: 'password', userId: row.user_id })
     if (p?.kind !== 'user') throw new WharfError('UNAUTHORIZED', 'the account is blocked or gone', { oauth: 'invalid_grant' })
     // Revoke first and check it changed, so one refresh token cannot be redeemed twice concurrently.
-    if (!(await q.revokeOAuthToken(this.db, row.id))) throw new WharfError('UNAUTHORIZED', 'the refresh token was already used', { oauth: 'invalid_grant' })
+    if (!(await q.revokeOAuthToken(this.db, row.id)))
+      throw new WharfError('UNAUTHORIZED', 'the refresh token was already used', { oauth: 'invalid_grant' })
     return this.issue(row.user_id, JSON.parse(row.scopes) as PatScope[], p.username, address)
   }
 
@@ -102,7 +103,14 @@ export class ApiTokens {
       refreshExpiresAt: new Date(now + OAUTH_REFRESH_TTL_DAYS * 86400_000).toISOString(),
     })
     await this.credentials.audit(username, 'oauth.token_issued', address, { scopes })
-    return { access_token: access, token_type: 'Bearer', expires_in: OAUTH_ACCESS_TTL_SECONDS, refresh_token: refresh, scope: scopes.join(' '), created_at: Math.floor(now / 1000) }
+    return {
+      access_token: access,
+      token_type: 'Bearer',
+      expires_in: OAUTH_ACCESS_TTL_SECONDS,
+      refresh_token: refresh,
+      scope: scopes.join(' '),
+      created_at: Math.floor(now / 1000),
+    }
   }
 
   private async patPrincipal(token: string): Promise<Principal | undefined> {
@@ -130,7 +138,11 @@ function parseOAuthScopes(scope: string | undefined): PatScope[] {
   const bad = wanted.find((s) => !(OAUTH_SCOPES as readonly string[]).includes(s))
   if (bad !== undefined) {
     const known = (PAT_SCOPES as readonly string[]).includes(bad)
-    throw new WharfError('BAD_REQUEST', known ? `scope ${bad} cannot be granted here; use ${OAUTH_SCOPES.join(', ')}` : `unknown scope ${bad}`, { oauth: 'invalid_scope' })
+    throw new WharfError(
+      'BAD_REQUEST',
+      known ? `scope ${bad} cannot be granted here; use ${OAUTH_SCOPES.join(', ')}` : `unknown scope ${bad}`,
+      { oauth: 'invalid_scope' },
+    )
   }
   return wanted as PatScope[]
 }

@@ -22,7 +22,13 @@ async function setup(t: TestContext) {
   const alice = await users.createUser({ username: 'alice', password: 'alice-password' })
   const credentials = new Credentials(db, new LoginThrottle(), users)
   // A machine-token verifier like the CI job token's: it owns one username.
-  const token: Principal = { kind: 'user', userId: 0, username: 'gitlab-ci-token', isAdmin: false, credential: { kind: 'password', userId: 0 } }
+  const token: Principal = {
+    kind: 'user',
+    userId: 0,
+    username: 'gitlab-ci-token',
+    isAdmin: false,
+    credential: { kind: 'password', userId: 0 },
+  }
   const verifier: CredentialVerifier = {
     reservedUsername: 'gitlab-ci-token',
     verify: async (u, s) => (u === 'gitlab-ci-token' && s === 'glcbt-valid' ? token : undefined),
@@ -31,12 +37,17 @@ async function setup(t: TestContext) {
   return Object.assign(credentials, { users, alice })
 }
 
-const code = async (p: Promise<unknown>) => p.then(() => 'ok', (e: WharfError) => e.code)
+const code = async (p: Promise<unknown>) =>
+  p.then(
+    () => 'ok',
+    (e: WharfError) => e.code,
+  )
 
 describe('Credentials.authenticate', () => {
   it('stale machine tokens are refused but never throttle the shared CI username', async (t) => {
     const c = await setup(t)
-    for (let i = 0; i < THROTTLE.perAccountAddress * 2; i++) assert.equal(await code(c.authenticate('gitlab-ci-token', `glcbt-stale-${i}`, '10.0.0.9')), 'UNAUTHORIZED')
+    for (let i = 0; i < THROTTLE.perAccountAddress * 2; i++)
+      assert.equal(await code(c.authenticate('gitlab-ci-token', `glcbt-stale-${i}`, '10.0.0.9')), 'UNAUTHORIZED')
     assert.equal(await code(c.authenticate('gitlab-ci-token', 'glcbt-valid', '10.0.0.9')), 'ok')
     // No password is ever tried for the reserved name.
     assert.equal(await code(c.authenticate('gitlab-ci-token', 'alice-password', '10.0.0.9')), 'UNAUTHORIZED')
@@ -44,7 +55,8 @@ describe('Credentials.authenticate', () => {
 
   it('people are throttled per account and address, and the real user elsewhere still signs in', async (t) => {
     const c = await setup(t)
-    for (let i = 0; i < THROTTLE.perAccountAddress; i++) assert.equal(await code(c.authenticate('alice', 'wrong', '10.0.0.1')), 'UNAUTHORIZED')
+    for (let i = 0; i < THROTTLE.perAccountAddress; i++)
+      assert.equal(await code(c.authenticate('alice', 'wrong', '10.0.0.1')), 'UNAUTHORIZED')
     assert.equal(await code(c.authenticate('alice', 'alice-password', '10.0.0.1')), 'TOOMANYREQUESTS')
     assert.equal(await code(c.authenticate('alice', 'alice-password', '10.0.0.2')), 'ok')
   })
@@ -61,7 +73,10 @@ describe('password checks', () => {
     const first = await timed('alice-password')
     assert.equal(first.r, 'ok')
     const again = [await timed('alice-password'), await timed('alice-password'), await timed('alice-password')]
-    assert.deepEqual(again.map((x) => x.r), ['ok', 'ok', 'ok'])
+    assert.deepEqual(
+      again.map((x) => x.r),
+      ['ok', 'ok', 'ok'],
+    )
     const fastest = Math.min(...again.map((x) => x.ms))
     assert.ok(fastest * 5 < first.ms, `cached check ${fastest.toFixed(1)} ms vs scrypt ${first.ms.toFixed(1)} ms`)
     assert.equal((await timed('alice-passwordx')).r, 'UNAUTHORIZED', 'a wrong password is checked, not matched to the record')

@@ -177,7 +177,9 @@ export class Credentials {
 
   private async verifyPassword(username: string, secret: string): Promise<Principal | undefined> {
     const user = await this.accounts.findUserByUsername(username)
-    const key = user?.password_hash ? createHmac('sha256', this.verifiedKey).update(`${user.id}\0${user.password_hash}\0${secret}`).digest('base64') : undefined
+    const key = user?.password_hash
+      ? createHmac('sha256', this.verifiedKey).update(`${user.id}\0${user.password_hash}\0${secret}`).digest('base64')
+      : undefined
     if (key !== undefined && this.verified.has(key)) {
       return user!.state === 'active' ? userPrincipal(user!, { kind: 'password', userId: user!.id }, undefined) : undefined
     }

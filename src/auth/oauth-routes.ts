@@ -32,12 +32,21 @@ export async function oauthRoutes(app: TypedApp, opts: OAuthRouteOptions): Promi
 
   app.post(
     '/oauth/token',
-    { schema: { summary: 'Get an OAuth access token (password or refresh_token grant)', tags: ['oauth'], body: TokenBody, 'x-response': { 200: OAuthTokenEntity } }, config: { public: true } },
+    {
+      schema: {
+        summary: 'Get an OAuth access token (password or refresh_token grant)',
+        tags: ['oauth'],
+        body: TokenBody,
+        'x-response': { 200: OAuthTokenEntity },
+      },
+      config: { public: true },
+    },
     async (req, reply) => {
       const body = req.body
       let issued
       if (body.grant_type === 'password') {
-        if (!body.username || !body.password) throw new WharfError('BAD_REQUEST', 'username and password are required', { oauth: 'invalid_request' })
+        if (!body.username || !body.password)
+          throw new WharfError('BAD_REQUEST', 'username and password are required', { oauth: 'invalid_request' })
         issued = await apiTokens.passwordGrant(body.username, body.password, req.ip, body.scope)
       } else if (body.grant_type === 'refresh_token') {
         if (!body.refresh_token) throw new WharfError('BAD_REQUEST', 'refresh_token is required', { oauth: 'invalid_request' })
@@ -52,7 +61,14 @@ export async function oauthRoutes(app: TypedApp, opts: OAuthRouteOptions): Promi
   // RFC 7009: always 200, whether or not the token was known.
   app.post(
     '/oauth/revoke',
-    { schema: { summary: 'Revoke an OAuth access or refresh token', tags: ['oauth'], body: Type.Object({ token: Type.String() }, { additionalProperties: true }) }, config: { public: true } },
+    {
+      schema: {
+        summary: 'Revoke an OAuth access or refresh token',
+        tags: ['oauth'],
+        body: Type.Object({ token: Type.String() }, { additionalProperties: true }),
+      },
+      config: { public: true },
+    },
     async (req, reply) => {
       await apiTokens.revoke(req.body.token)
       return reply.send({})
@@ -63,15 +79,34 @@ export async function oauthRoutes(app: TypedApp, opts: OAuthRouteOptions): Promi
 function oauthError(err: Error & { statusCode?: number; validation?: unknown }, req: FastifyRequest, reply: FastifyReply) {
   reply.header('Cache-Control', 'no-store')
   if (err instanceof WharfError) {
-    const status = err.code === 'TOOMANYREQUESTS' ? 429 : err.code === 'UNAUTHORIZED' ? 400 : err.code === 'BAD_REQUEST' ? 400 : err.code === 'UNAVAILABLE' ? 503 : 500
-    if ((status === 429 || status === 503) && typeof err.detail.retryAfter === 'number') reply.header('Retry-After', String(err.detail.retryAfter))
+    const status =
+      err.code === 'TOOMANYREQUESTS'
+        ? 429
+        : err.code === 'UNAUTHORIZED'
+          ? 400
+          : err.code === 'BAD_REQUEST'
+            ? 400
+            : err.code === 'UNAVAILABLE'
+              ? 503
+              : 500
+    if ((status === 429 || status === 503) && typeof err.detail.retryAfter === 'number')
+      reply.header('Retry-After', String(err.detail.retryAfter))
     // RFC 6749 §5.2: a failed password or refresh grant is invalid_grant with 400.
-    const error = (err.detail.oauth as string | undefined) ?? (err.code === 'UNAUTHORIZED' ? 'invalid_grant' : status === 429 ? 'slow_down' : status === 503 ? 'temporarily_unavailable' : 'invalid_request')
+    const error =
+      (err.detail.oauth as string | undefined) ??
+      (err.code === 'UNAUTHORIZED'
+        ? 'invalid_grant'
+        : status === 429
+          ? 'slow_down'
+          : status === 503
+            ? 'temporarily_unavailable'
+            : 'invalid_request')
     if (status === 500) req.log.error({ err }, 'oauth request failed')
     return reply.code(status).send({ error, error_description: status === 500 ? 'internal server error' : err.message })
   }
   if (err.validation) return reply.code(400).send({ error: 'invalid_request', error_description: err.message })
-  if (err.statusCode !== undefined && err.statusCode < 500) return reply.code(err.statusCode).send({ error: 'invalid_request', error_description: err.message })
+  if (err.statusCode !== undefined && err.statusCode < 500)
+    return reply.code(err.statusCode).send({ error: 'invalid_request', error_description: err.message })
   req.log.error({ err }, 'oauth request failed')
   return reply.code(500).send({ error: 'server_error', error_description: 'internal server error' })
 }

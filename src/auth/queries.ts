@@ -3,10 +3,22 @@ import type { DeployToken, Executor, OAuthToken, PersonalAccessToken } from '../
 
 // Only this file builds SQL for tokens and the audit log.
 
-export async function insertPat(db: Executor, t: { userId: number; name: string; digest: string; scopes: string[]; expiresAt: string | null }): Promise<PersonalAccessToken> {
+export async function insertPat(
+  db: Executor,
+  t: { userId: number; name: string; digest: string; scopes: string[]; expiresAt: string | null },
+): Promise<PersonalAccessToken> {
   return db
     .insertInto('personal_access_tokens')
-    .values({ user_id: t.userId, name: t.name, token_digest: t.digest, scopes: JSON.stringify(t.scopes), expires_at: t.expiresAt, revoked: 0, last_used_at: null, created_at: nowIso() })
+    .values({
+      user_id: t.userId,
+      name: t.name,
+      token_digest: t.digest,
+      scopes: JSON.stringify(t.scopes),
+      expires_at: t.expiresAt,
+      revoked: 0,
+      last_used_at: null,
+      created_at: nowIso(),
+    })
     .returningAll()
     .executeTakeFirstOrThrow()
 }
@@ -23,12 +35,19 @@ export async function findPat(db: Executor, id: number): Promise<PersonalAccessT
  * A page of personal access tokens (one user's, or everyone's), newest first, and the total.
  * `active`: not revoked and not expired at `now` (ISO; a YYYY-MM-DD expiry sorts before that day's instants).
  */
-export async function pagePats(db: Executor, f: { userId?: number | undefined; active?: boolean | undefined; now: string; limit: number; offset: number }): Promise<{ rows: PersonalAccessToken[]; total: number }> {
+export async function pagePats(
+  db: Executor,
+  f: { userId?: number | undefined; active?: boolean | undefined; now: string; limit: number; offset: number },
+): Promise<{ rows: PersonalAccessToken[]; total: number }> {
   let q = db.selectFrom('personal_access_tokens')
   if (f.userId !== undefined) q = q.where('user_id', '=', f.userId)
   if (f.active !== undefined) {
     const now = f.now
-    q = q.where((eb) => (f.active ? eb.and([eb('revoked', '=', 0), eb.or([eb('expires_at', 'is', null), eb('expires_at', '>', now)])]) : eb.or([eb('revoked', '=', 1), eb('expires_at', '<=', now)])))
+    q = q.where((eb) =>
+      f.active
+        ? eb.and([eb('revoked', '=', 0), eb.or([eb('expires_at', 'is', null), eb('expires_at', '>', now)])])
+        : eb.or([eb('revoked', '=', 1), eb('expires_at', '<=', now)]),
+    )
   }
   const rows = await q.selectAll().orderBy('id', 'desc').limit(f.limit).offset(f.offset).execute()
   const n = await q.select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()
@@ -45,11 +64,30 @@ export async function touchPat(db: Executor, id: number): Promise<void> {
 
 export async function insertDeployToken(
   db: Executor,
-  t: { projectId: number | null; namespaceId: number | null; name: string; username: string | null; digest: string; scopes: string[]; expiresAt: string | null },
+  t: {
+    projectId: number | null
+    namespaceId: number | null
+    name: string
+    username: string | null
+    digest: string
+    scopes: string[]
+    expiresAt: string | null
+  },
 ): Promise<DeployToken> {
   const row = await db
     .insertInto('deploy_tokens')
-    .values({ project_id: t.projectId, namespace_id: t.namespaceId, name: t.name, username: t.username ?? '', token_digest: t.digest, scopes: JSON.stringify(t.scopes), expires_at: t.expiresAt, revoked: 0, last_used_at: null, created_at: nowIso() })
+    .values({
+      project_id: t.projectId,
+      namespace_id: t.namespaceId,
+      name: t.name,
+      username: t.username ?? '',
+      token_digest: t.digest,
+      scopes: JSON.stringify(t.scopes),
+      expires_at: t.expiresAt,
+      revoked: 0,
+      last_used_at: null,
+      created_at: nowIso(),
+    })
     .returningAll()
     .executeTakeFirstOrThrow()
   if (t.username) return row
@@ -68,13 +106,20 @@ export async function findDeployToken(db: Executor, id: number): Promise<DeployT
 }
 
 /** A page of a project's or group's deploy tokens, oldest first, and the total; `active` as for pagePats. */
-export async function pageDeployTokens(db: Executor, f: { projectId?: number; namespaceId?: number; active?: boolean | undefined; now: string; limit: number; offset: number }): Promise<{ rows: DeployToken[]; total: number }> {
+export async function pageDeployTokens(
+  db: Executor,
+  f: { projectId?: number; namespaceId?: number; active?: boolean | undefined; now: string; limit: number; offset: number },
+): Promise<{ rows: DeployToken[]; total: number }> {
   let q = db.selectFrom('deploy_tokens')
   if (f.projectId !== undefined) q = q.where('project_id', '=', f.projectId)
   if (f.namespaceId !== undefined) q = q.where('namespace_id', '=', f.namespaceId)
   if (f.active !== undefined) {
     const now = f.now
-    q = q.where((eb) => (f.active ? eb.and([eb('revoked', '=', 0), eb.or([eb('expires_at', 'is', null), eb('expires_at', '>', now)])]) : eb.or([eb('revoked', '=', 1), eb('expires_at', '<=', now)])))
+    q = q.where((eb) =>
+      f.active
+        ? eb.and([eb('revoked', '=', 0), eb.or([eb('expires_at', 'is', null), eb('expires_at', '>', now)])])
+        : eb.or([eb('revoked', '=', 1), eb('expires_at', '<=', now)]),
+    )
   }
   const rows = await q.selectAll().orderBy('id').limit(f.limit).offset(f.offset).execute()
   const n = await q.select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()
@@ -90,15 +135,31 @@ export async function touchDeployToken(db: Executor, id: number): Promise<void> 
 }
 
 export async function insertRefreshToken(db: Executor, digest: string, principal: string, expiresAt: string): Promise<void> {
-  await db.insertInto('refresh_tokens').values({ token_digest: digest, principal, expires_at: expiresAt, revoked: 0, created_at: nowIso() }).execute()
+  await db
+    .insertInto('refresh_tokens')
+    .values({ token_digest: digest, principal, expires_at: expiresAt, revoked: 0, created_at: nowIso() })
+    .execute()
 }
 
 export async function findRefreshToken(db: Executor, digest: string) {
   return db.selectFrom('refresh_tokens').selectAll().where('token_digest', '=', digest).executeTakeFirst()
 }
 
-export async function insertAudit(db: Executor, e: { actor: string; action: string; target: string; ip: string | null; detail: Record<string, unknown> | null }): Promise<void> {
-  await db.insertInto('audit_events').values({ at: nowIso(), actor: e.actor, action: e.action, target: e.target, ip: e.ip, detail: e.detail ? JSON.stringify(e.detail) : null }).execute()
+export async function insertAudit(
+  db: Executor,
+  e: { actor: string; action: string; target: string; ip: string | null; detail: Record<string, unknown> | null },
+): Promise<void> {
+  await db
+    .insertInto('audit_events')
+    .values({
+      at: nowIso(),
+      actor: e.actor,
+      action: e.action,
+      target: e.target,
+      ip: e.ip,
+      detail: e.detail ? JSON.stringify(e.detail) : null,
+    })
+    .execute()
 }
 
 export async function listAudit(db: Executor, limit: number) {
@@ -113,7 +174,16 @@ export async function insertOAuthToken(
 ): Promise<void> {
   await db
     .insertInto('oauth_tokens')
-    .values({ user_id: t.userId, access_digest: t.accessDigest, refresh_digest: t.refreshDigest, scopes: JSON.stringify(t.scopes), expires_at: t.expiresAt, refresh_expires_at: t.refreshExpiresAt, revoked: 0, created_at: nowIso() })
+    .values({
+      user_id: t.userId,
+      access_digest: t.accessDigest,
+      refresh_digest: t.refreshDigest,
+      scopes: JSON.stringify(t.scopes),
+      expires_at: t.expiresAt,
+      refresh_expires_at: t.refreshExpiresAt,
+      revoked: 0,
+      created_at: nowIso(),
+    })
     .execute()
 }
 

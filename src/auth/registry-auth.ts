@@ -2,7 +2,15 @@ import type { Kysely } from 'kysely'
 import { WharfError } from '../core/errors.ts'
 import { MIRROR_CACHE_PREFIX, parseRepoName, splitDependencyProxyName } from '../core/names.ts'
 import type { Database } from '../metadata/schema.ts'
-import { ACTIONS, dependencyProxyActions, mirrorActions, permittedActions, type Action, type GroupFacts, type ProjectFacts } from './access.ts'
+import {
+  ACTIONS,
+  dependencyProxyActions,
+  mirrorActions,
+  permittedActions,
+  type Action,
+  type GroupFacts,
+  type ProjectFacts,
+} from './access.ts'
 import type { Credentials } from './credentials.ts'
 import { principalName, type Credential, type Principal } from './principals.ts'
 import * as q from './queries.ts'
@@ -37,7 +45,14 @@ export function parseScopes(raw: string | string[] | undefined): ScopeRequest[] 
     const first = s.indexOf(':')
     const last = s.lastIndexOf(':')
     if (first <= 0 || last === first) continue
-    out.push({ type: s.slice(0, first).replace(/\(.*\)$/, ''), name: s.slice(first + 1, last), actions: s.slice(last + 1).split(',').filter(Boolean) })
+    out.push({
+      type: s.slice(0, first).replace(/\(.*\)$/, ''),
+      name: s.slice(first + 1, last),
+      actions: s
+        .slice(last + 1)
+        .split(',')
+        .filter(Boolean),
+    })
   }
   return out
 }
@@ -126,7 +141,10 @@ export class RegistryAuth {
   /** The principal a refresh token stands for, if the token and its credential are both still valid. */
   async refresh(token: string): Promise<Principal> {
     const row = await q.findRefreshToken(this.db, secretDigest(token))
-    const p = row && row.revoked === 0 && new Date(row.expires_at).getTime() > Date.now() ? await this.credentials.principalFor(JSON.parse(row.principal) as Credential) : undefined
+    const p =
+      row && row.revoked === 0 && new Date(row.expires_at).getTime() > Date.now()
+        ? await this.credentials.principalFor(JSON.parse(row.principal) as Credential)
+        : undefined
     if (!p) throw new WharfError('UNAUTHORIZED', 'the refresh token is invalid, expired or revoked; log in again', {})
     return p
   }
@@ -172,7 +190,11 @@ export class RegistryAuth {
     if (!facts || !permittedActions(p, facts).includes('pull')) {
       return `${action} access to ${name} denied: no project you can access exists at that path. Create the project first (images live under <namespace>/<project>[/<image>]) or ask for access.`
     }
-    const needs = { pull: 'the Reporter role', push: 'the Developer role and the write_registry scope', delete: 'the Maintainer role and the write_registry scope' }[action]
+    const needs = {
+      pull: 'the Reporter role',
+      push: 'the Developer role and the write_registry scope',
+      delete: 'the Maintainer role and the write_registry scope',
+    }[action]
     return `${action} access to ${name} denied: this needs ${needs}.`
   }
 

@@ -22,13 +22,17 @@ async function database(t: TestContext) {
   return db
 }
 
-async function tokens(db: Awaited<ReturnType<typeof database>>, opts: Partial<{ issuer: string; service: string; ttlSeconds: number }> = {}) {
+async function tokens(
+  db: Awaited<ReturnType<typeof database>>,
+  opts: Partial<{ issuer: string; service: string; ttlSeconds: number }> = {},
+) {
   const t = new RegistryTokens(db, { issuer: ISSUER, service: SERVICE, ttlSeconds: 300, ...opts })
   await t.load()
   return t
 }
 
-const header = (token: string) => JSON.parse(Buffer.from(token.split('.')[0]!, 'base64url').toString()) as { alg: string; kid: string; typ: string }
+const header = (token: string) =>
+  JSON.parse(Buffer.from(token.split('.')[0]!, 'base64url').toString()) as { alg: string; kid: string; typ: string }
 const payload = (token: string) => JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString()) as Record<string, unknown>
 
 async function rejects(p: Promise<unknown>) {
@@ -52,7 +56,12 @@ describe('RegistryTokens', () => {
     assert.equal((p.exp as number) - (p.iat as number), 300)
     assert.ok(typeof p.jti === 'string')
     const claims = await tk.verify(token)
-    assert.deepEqual(claims, { sub: 'alice', access: ACCESS, exp: p.exp as number, cred: { kind: 'pat', id: 4, userId: 2 } } satisfies RegistryClaims)
+    assert.deepEqual(claims, {
+      sub: 'alice',
+      access: ACCESS,
+      exp: p.exp as number,
+      cred: { kind: 'pat', id: 4, userId: 2 },
+    } satisfies RegistryClaims)
   })
 
   it('anonymous tokens carry no credential', async (t) => {
@@ -87,7 +96,9 @@ describe('RegistryTokens', () => {
 
     const { token } = await tk.issue('alice', ACCESS, undefined)
     const [h, , s] = token.split('.')
-    const widened = Buffer.from(JSON.stringify({ ...payload(token), access: [{ type: 'repository', name: 'other/p', actions: ['*'] }] })).toString('base64url')
+    const widened = Buffer.from(
+      JSON.stringify({ ...payload(token), access: [{ type: 'repository', name: 'other/p', actions: ['*'] }] }),
+    ).toString('base64url')
     await rejects(tk.verify(`${h}.${widened}.${s}`))
 
     const otherServer = await tokens(await database(t))
@@ -132,7 +143,11 @@ describe('RegistryTokens', () => {
     const key = await importJWK(JSON.parse(row.private_jwk) as JWK, 'ES256')
     const now = Math.floor(Date.now() / 1000)
     const sign = (iat: number | undefined, exp: number | undefined) => {
-      const jwt = new SignJWT({ access: ACCESS }).setProtectedHeader({ alg: 'ES256', kid: row.kid }).setIssuer(ISSUER).setAudience(SERVICE).setSubject('handmade')
+      const jwt = new SignJWT({ access: ACCESS })
+        .setProtectedHeader({ alg: 'ES256', kid: row.kid })
+        .setIssuer(ISSUER)
+        .setAudience(SERVICE)
+        .setSubject('handmade')
       if (iat !== undefined) jwt.setIssuedAt(iat)
       if (exp !== undefined) jwt.setExpirationTime(exp)
       return jwt.sign(key)

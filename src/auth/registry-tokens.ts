@@ -1,4 +1,14 @@
-import { calculateJwkThumbprint, exportJWK, generateKeyPair, importJWK, jwtVerify, SignJWT, type CryptoKey, type JWK, type JWTPayload } from 'jose'
+import {
+  calculateJwkThumbprint,
+  exportJWK,
+  generateKeyPair,
+  importJWK,
+  jwtVerify,
+  SignJWT,
+  type CryptoKey,
+  type JWK,
+  type JWTPayload,
+} from 'jose'
 import type { Kysely } from 'kysely'
 import { LRUCache } from 'lru-cache'
 import { randomUUID } from 'node:crypto'
@@ -79,7 +89,13 @@ export class RegistryTokens {
     const kid = await calculateJwkThumbprint(publicJwk)
     await this.db
       .insertInto('signing_keys')
-      .values({ kid, private_jwk: JSON.stringify(await exportJWK(privateKey)), public_jwk: JSON.stringify(publicJwk), created_at: nowIso(), retired_at: null })
+      .values({
+        kid,
+        private_jwk: JSON.stringify(await exportJWK(privateKey)),
+        public_jwk: JSON.stringify(publicJwk),
+        created_at: nowIso(),
+        retired_at: null,
+      })
       .execute()
     if (this.keys.length > 0) await this.load()
     return kid
@@ -87,14 +103,24 @@ export class RegistryTokens {
 
   /** Retires every key but the newest; returns how many. Tokens they signed stop verifying. */
   async retireOldKeys(): Promise<number> {
-    const rows = await this.db.selectFrom('signing_keys').select('kid').where('retired_at', 'is', null).orderBy('created_at', 'desc').execute()
+    const rows = await this.db
+      .selectFrom('signing_keys')
+      .select('kid')
+      .where('retired_at', 'is', null)
+      .orderBy('created_at', 'desc')
+      .execute()
     const old = rows.slice(1).map((r) => r.kid)
     if (old.length) await this.db.updateTable('signing_keys').set({ retired_at: nowIso() }).where('kid', 'in', old).execute()
     await this.load()
     return old.length
   }
 
-  async issue(sub: string, access: AccessEntry[], cred: Credential | undefined, notAfter?: Date): Promise<{ token: string; expiresIn: number; issuedAt: string }> {
+  async issue(
+    sub: string,
+    access: AccessEntry[],
+    cred: Credential | undefined,
+    notAfter?: Date,
+  ): Promise<{ token: string; expiresIn: number; issuedAt: string }> {
     const key = this.keys[0]
     if (!key) throw new Error('registry token keys not loaded')
     const now = Math.floor(Date.now() / 1000)

@@ -6,7 +6,15 @@ export const ROLES = Object.keys(ACCESS_LEVELS) as Role[]
 export const VISIBILITIES = ['private', 'internal', 'public'] as const
 export type Visibility = (typeof VISIBILITIES)[number]
 
-export const PAT_SCOPES = ['api', 'read_api', 'read_user', 'read_registry', 'write_registry', 'read_repository', 'write_repository'] as const
+export const PAT_SCOPES = [
+  'api',
+  'read_api',
+  'read_user',
+  'read_registry',
+  'write_registry',
+  'read_repository',
+  'write_repository',
+] as const
 export type PatScope = (typeof PAT_SCOPES)[number]
 export const DEPLOY_TOKEN_SCOPES = ['read_registry', 'write_registry', 'read_repository'] as const
 export type DeployTokenScope = (typeof DEPLOY_TOKEN_SCOPES)[number]

@@ -90,7 +90,8 @@ export async function tokenRoutes(app: TypedApp, opts: TokenRouteOptions): Promi
 }
 
 function checkService(service: string | undefined, expected: string): void {
-  if (service !== undefined && service !== expected) throw new WharfError('BAD_REQUEST', `unknown service ${service}; this server is ${expected}`, { oauth: 'invalid_request' })
+  if (service !== undefined && service !== expected)
+    throw new WharfError('BAD_REQUEST', `unknown service ${service}; this server is ${expected}`, { oauth: 'invalid_request' })
 }
 
 /** Errors in the shape clients of the token endpoint understand (`errors` for docker, `error` for OAuth2). */
@@ -98,11 +99,15 @@ function tokenError(err: Error & { statusCode?: number }, req: FastifyRequest, r
   if (err instanceof WharfError) {
     const status = err.code === 'UNAUTHORIZED' ? 401 : err.code === 'TOOMANYREQUESTS' ? 429 : err.code === 'UNAVAILABLE' ? 503 : 400
     if (status === 401) reply.header('WWW-Authenticate', 'Basic realm="Wharf"')
-    if ((status === 429 || status === 503) && typeof err.detail.retryAfter === 'number') reply.header('Retry-After', String(err.detail.retryAfter))
-    const oauth = (err.detail.oauth as string | undefined) ?? (status === 401 ? 'invalid_grant' : status === 429 ? 'slow_down' : status === 503 ? 'temporarily_unavailable' : 'invalid_request')
+    if ((status === 429 || status === 503) && typeof err.detail.retryAfter === 'number')
+      reply.header('Retry-After', String(err.detail.retryAfter))
+    const oauth =
+      (err.detail.oauth as string | undefined) ??
+      (status === 401 ? 'invalid_grant' : status === 429 ? 'slow_down' : status === 503 ? 'temporarily_unavailable' : 'invalid_request')
     return reply.code(status).send({ error: oauth, error_description: err.message, errors: [{ code: err.code, message: err.message }] })
   }
-  if (err.statusCode !== undefined && err.statusCode < 500) return reply.code(err.statusCode).send({ error: 'invalid_request', error_description: err.message })
+  if (err.statusCode !== undefined && err.statusCode < 500)
+    return reply.code(err.statusCode).send({ error: 'invalid_request', error_description: err.message })
   req.log.error({ err }, 'token request failed')
   return reply.code(500).send({ error: 'server_error', error_description: 'internal server error' })
 }

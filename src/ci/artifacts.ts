@@ -36,7 +36,8 @@ export function safeFilename(name: string | undefined, fallback: string): string
 
 /** When an artifact expires: `expire_in` as GitLab reads it ('never' keeps it). */
 export function expireAt(expireIn: string | undefined | null, now = Date.now()): string | null {
-  if (expireIn === undefined || expireIn === null || expireIn.trim() === '') return new Date(now + DEFAULT_EXPIRE_SECONDS * 1000).toISOString()
+  if (expireIn === undefined || expireIn === null || expireIn.trim() === '')
+    return new Date(now + DEFAULT_EXPIRE_SECONDS * 1000).toISOString()
   if (expireIn.trim().toLowerCase() === 'never') return null
   const s = parseDuration(expireIn)
   if (s === undefined) throw new WharfError('BAD_REQUEST', `expire_in is not a duration: ${expireIn}`, {})
@@ -62,10 +63,21 @@ export class Artifacts {
    * Streams an upload to disk (temp file, then rename), hashing as it goes; a stream that exceeds
    * the limit, or reports it was cut by the multipart parser, is discarded with TOO_LARGE.
    */
-  async store(job: CiJob, input: { stream: Readable; filename: string | undefined; fileType: string | undefined; format: string | undefined; expireIn: string | undefined | null; truncated?: () => boolean }): Promise<CiJobArtifact> {
+  async store(
+    job: CiJob,
+    input: {
+      stream: Readable
+      filename: string | undefined
+      fileType: string | undefined
+      format: string | undefined
+      expireIn: string | undefined | null
+      truncated?: () => boolean
+    },
+  ): Promise<CiJobArtifact> {
     const fileType = input.fileType && /^[a-z_]{1,64}$/.test(input.fileType) ? input.fileType : 'archive'
     const format = input.format ?? (fileType === 'archive' ? 'zip' : 'gzip')
-    if (!(ARTIFACT_FORMATS as readonly string[]).includes(format)) throw new WharfError('BAD_REQUEST', `artifact_format must be one of ${ARTIFACT_FORMATS.join(', ')}`, {})
+    if (!(ARTIFACT_FORMATS as readonly string[]).includes(format))
+      throw new WharfError('BAD_REQUEST', `artifact_format must be one of ${ARTIFACT_FORMATS.join(', ')}`, {})
     const expire = expireAt(input.expireIn)
     const fallback = fileType === 'archive' ? 'artifacts.zip' : `${fileType}.${format === 'gzip' ? 'gz' : format}`
     const filename = safeFilename(input.filename, fallback)
@@ -90,7 +102,16 @@ export class Artifacts {
       const old = await rq.findArtifact(this.db, job.id, fileType)
       await rename(tmp, join(jobDir, filename))
       if (old && old.filename !== filename) await rm(this.path(old), { force: true })
-      return await rq.insertArtifact(this.db, { job_id: job.id, project_id: job.project_id, file_type: fileType, file_format: format, filename, size, sha256: hash.digest('hex'), expire_at: expire })
+      return await rq.insertArtifact(this.db, {
+        job_id: job.id,
+        project_id: job.project_id,
+        file_type: fileType,
+        file_format: format,
+        filename,
+        size,
+        sha256: hash.digest('hex'),
+        expire_at: expire,
+      })
     } finally {
       await rm(tmp, { force: true })
     }

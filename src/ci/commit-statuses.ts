@@ -51,13 +51,27 @@ export class CommitStatuses {
     })
   }
 
-  async page(projectId: number, sha: string, f: CommitStatusFilter, page: { limit: number; offset: number }): Promise<{ rows: CommitStatus[]; total: number }> {
-    const [rows, total] = await Promise.all([listCommitStatuses(this.db, projectId, sha, f, page), countCommitStatuses(this.db, projectId, sha, f)])
+  async page(
+    projectId: number,
+    sha: string,
+    f: CommitStatusFilter,
+    page: { limit: number; offset: number },
+  ): Promise<{ rows: CommitStatus[]; total: number }> {
+    const [rows, total] = await Promise.all([
+      listCommitStatuses(this.db, projectId, sha, f, page),
+      countCommitStatuses(this.db, projectId, sha, f),
+    ])
     return { rows, total }
   }
 
   private async branchContaining(projectId: number, sha: string): Promise<string | undefined> {
-    const out = await this.repos.git(projectId, ['for-each-ref', '--count=1', '--format=%(refname:lstrip=2)', `--contains=${sha}`, 'refs/heads/'])
+    const out = await this.repos.git(projectId, [
+      'for-each-ref',
+      '--count=1',
+      '--format=%(refname:lstrip=2)',
+      `--contains=${sha}`,
+      'refs/heads/',
+    ])
     return out.stdout.toString('utf8').trim() || undefined
   }
 }

@@ -3,8 +3,14 @@ import { test } from 'node:test'
 import { ConfigPlanner, tooMuchMemory, tooSlow, type PlanInput } from './config-planner.ts'
 
 const ctx: PlanInput = {
-  source: 'push', refName: 'main', refType: 'branch', sha: 'c0ffee', beforeSha: 'decaf', changedFiles: undefined,
-  files: ['.gitlab-ci.yml', 'Dockerfile'], variables: { CI_COMMIT_BRANCH: 'main' },
+  source: 'push',
+  refName: 'main',
+  refType: 'branch',
+  sha: 'c0ffee',
+  beforeSha: 'decaf',
+  changedFiles: undefined,
+  files: ['.gitlab-ci.yml', 'Dockerfile'],
+  variables: { CI_COMMIT_BRANCH: 'main' },
 }
 const noFiles = async (): Promise<string | undefined> => undefined
 const manyJobs = (n: number): string => Array.from({ length: n }, (_, i) => `job${i}:\n  script: echo ${i}\n`).join('')
@@ -13,15 +19,25 @@ test('plans in a worker: includes are read by the caller, exists: sees the file 
   const planner = new ConfigPlanner()
   t.after(() => planner.close())
   const reads: string[] = []
-  const plan = await planner.plan('include: ci/build.yml\ntest:\n  script: make test\n  rules:\n    - exists: [Dockerfile]\n', ctx, async (path) => {
-    reads.push(path)
-    return path === 'ci/build.yml' ? 'build:\n  stage: build\n  script: make\n' : undefined
-  })
+  const plan = await planner.plan(
+    'include: ci/build.yml\ntest:\n  script: make test\n  rules:\n    - exists: [Dockerfile]\n',
+    ctx,
+    async (path) => {
+      reads.push(path)
+      return path === 'ci/build.yml' ? 'build:\n  stage: build\n  script: make\n' : undefined
+    },
+  )
   assert.equal(plan.status, 'created')
   assert.deepEqual(plan.status === 'created' && plan.jobs.map((j) => j.name), ['build', 'test'])
   assert.deepEqual(reads, ['ci/build.yml'])
-  assert.deepEqual(await planner.plan('a:\n  script: x\n  scirpt: y\n', ctx, noFiles), { status: 'failed', errors: ['jobs:a config contains unknown keys: scirpt'] })
-  assert.deepEqual(await planner.plan(manyJobs(4), { ...ctx, maxJobs: 3 }, noFiles), { status: 'failed', errors: ['The number of jobs has exceeded the limit of 3.'] })
+  assert.deepEqual(await planner.plan('a:\n  script: x\n  scirpt: y\n', ctx, noFiles), {
+    status: 'failed',
+    errors: ['jobs:a config contains unknown keys: scirpt'],
+  })
+  assert.deepEqual(await planner.plan(manyJobs(4), { ...ctx, maxJobs: 3 }, noFiles), {
+    status: 'failed',
+    errors: ['The number of jobs has exceeded the limit of 3.'],
+  })
 })
 
 test('a file over the time budget fails naming the limit, and the planner goes on', async (t) => {
@@ -62,12 +78,20 @@ test('past its queue bound the planner refuses as UNAVAILABLE instead of queuein
   t.after(() => planner.close())
   // One file occupies the only worker (it waits on its include), two wait, the fourth is refused.
   let release!: (text: string) => void
-  const held = new Promise<string>((resolve) => { release = resolve })
+  const held = new Promise<string>((resolve) => {
+    release = resolve
+  })
   const first = planner.plan('include: slow.yml\n', ctx, () => held)
   const waiting = [planner.plan(manyJobs(1), ctx, noFiles), planner.plan(manyJobs(2), ctx, noFiles)]
-  await assert.rejects(planner.plan(manyJobs(1), ctx, noFiles), (e: Error & { code?: string }) => e.code === 'UNAVAILABLE' && /retry later/.test(e.message))
+  await assert.rejects(
+    planner.plan(manyJobs(1), ctx, noFiles),
+    (e: Error & { code?: string }) => e.code === 'UNAVAILABLE' && /retry later/.test(e.message),
+  )
   release('a:\n  script: x\n')
   assert.equal((await first).status, 'created')
-  assert.deepEqual((await Promise.all(waiting)).map((p) => p.status), ['created', 'created'])
+  assert.deepEqual(
+    (await Promise.all(waiting)).map((p) => p.status),
+    ['created', 'created'],
+  )
   assert.equal((await planner.plan(manyJobs(1), ctx, noFiles)).status, 'created')
 })

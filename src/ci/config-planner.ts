@@ -76,7 +76,11 @@ export class ConfigPlanner {
   plan(text: string, ctx: PlanInput, readFile: (path: string) => Promise<string | undefined>): Promise<PipelinePlan> {
     if (this.closed) return Promise.reject(new Error('the pipeline planner is closed'))
     if (this.queue.length >= this.maxQueue) {
-      return Promise.reject(new WharfError('UNAVAILABLE', 'too many pipeline configurations are waiting to be processed; retry later', { retryAfter: RETRY_AFTER_SECONDS }))
+      return Promise.reject(
+        new WharfError('UNAVAILABLE', 'too many pipeline configurations are waiting to be processed; retry later', {
+          retryAfter: RETRY_AFTER_SECONDS,
+        }),
+      )
     }
     return new Promise((resolve, reject) => {
       this.queue.push({ text, ctx, readFile, resolve, reject })
@@ -131,7 +135,9 @@ export class ConfigPlanner {
         timer = setTimeout(() => finish(false, () => task.resolve({ status: 'failed', errors: [tooSlow(this.timeMs)] })), this.timeMs)
       } else if (m.kind === 'read') {
         task.readFile(m.path).then(
-          (content) => { if (!settled) worker.postMessage({ kind: 'file', path: m.path, content } satisfies ToWorker) },
+          (content) => {
+            if (!settled) worker.postMessage({ kind: 'file', path: m.path, content } satisfies ToWorker)
+          },
           (err: unknown) => {
             if (err instanceof FileTooBigError) {
               if (!settled) worker.postMessage({ kind: 'file', path: m.path, content: undefined, tooBig: true } satisfies ToWorker)

@@ -62,7 +62,14 @@ export interface CiOptions {
  * runners take its jobs. The job token is registered as a credential for the registry and git.
  */
 export function createCi(db: Kysely<Database>, git: GitHosting, domains: RunnerDomains, publicUrl: string, opts: CiOptions): Ci {
-  const pipelines = new Pipelines({ db, repos: git.repos, projectAccess: domains.projectAccess, publicUrl, registryMirror: opts.registryMirror, ...(opts.maxJobsPerPipeline !== undefined ? { maxJobs: opts.maxJobsPerPipeline } : {}) })
+  const pipelines = new Pipelines({
+    db,
+    repos: git.repos,
+    projectAccess: domains.projectAccess,
+    publicUrl,
+    registryMirror: opts.registryMirror,
+    ...(opts.maxJobsPerPipeline !== undefined ? { maxJobs: opts.maxJobsPerPipeline } : {}),
+  })
   git.onPush((e, ack) => pipelines.handlePush(e, ack).then(() => undefined))
   const jobTokens = new JobTokens(db, domains.projectAccess)
   opts.credentials.addVerifier(jobTokens)
@@ -75,5 +82,17 @@ export function createCi(db: Kysely<Database>, git: GitHosting, domains: RunnerD
   const payloads = new JobPayloads({ db, pipelines, artifacts, repos: git.repos, publicUrl })
   const jobQueue = new JobQueue({ db, pipelines, runners, repos: git.repos, payloads, updates: jobUpdates })
   const jobSweeper = new JobSweeper({ db, updates: jobUpdates, artifacts, heartbeatTimeoutSeconds: opts.heartbeatTimeoutSeconds })
-  return { pipelines, commitStatuses: new CommitStatuses(db, git.repos), variables: new CiVariables(db), triggers: new Triggers(db), runners, jobQueue, jobUpdates, jobSweeper, jobTokens, traces, artifacts }
+  return {
+    pipelines,
+    commitStatuses: new CommitStatuses(db, git.repos),
+    variables: new CiVariables(db),
+    triggers: new Triggers(db),
+    runners,
+    jobQueue,
+    jobUpdates,
+    jobSweeper,
+    jobTokens,
+    traces,
+    artifacts,
+  }
 }

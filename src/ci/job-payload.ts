@@ -59,7 +59,9 @@ export class JobPayloads {
     const url = new URL(d.publicUrl)
     const registry = registryHost(d.publicUrl)
     const queued = job.queued_at ? (this.now() - new Date(job.queued_at).getTime()) / 1000 : 0
-    const steps: Step[] = [{ name: 'script', script: [...def.beforeScript, ...def.script], timeout, when: 'on_success', allow_failure: false }]
+    const steps: Step[] = [
+      { name: 'script', script: [...def.beforeScript, ...def.script], timeout, when: 'on_success', allow_failure: false },
+    ]
     if (def.afterScript.length) steps.push({ name: 'after_script', script: def.afterScript, timeout, when: 'always', allow_failure: true })
     const ref = pipeline.tag === 1 ? `refs/tags/${pipeline.ref}` : `refs/heads/${pipeline.ref}`
     return {
@@ -95,7 +97,12 @@ export class JobPayloads {
       cache: await this.caches(def, project, pipeline, variables),
       // As GitLab: the registry's and, under its own name when that differs (the port written
       // out), the dependency proxy's, so job and service images on the group path pull with the job token.
-      credentials: [...new Set([registry, dependencyProxyServer(d.publicUrl)])].map((url) => ({ type: 'registry', url, username: JOB_TOKEN_USERNAME, password: token })),
+      credentials: [...new Set([registry, dependencyProxyServer(d.publicUrl)])].map((url) => ({
+        type: 'registry',
+        url,
+        username: JOB_TOKEN_USERNAME,
+        password: token,
+      })),
       dependencies: await this.dependencies(job, def, token),
       features: {
         trace_sections: true,
@@ -110,21 +117,59 @@ export class JobPayloads {
    * variables (protected ones only on protected refs) < pipeline variables (API, trigger):
    * later entries win in the runner, as in GitLab.
    */
-  private async variables(job: CiJob, def: JobDefinition, pipeline: Pipeline, project: Project, token: string, runner: Runner, timeout: number): Promise<WireVariable[]> {
-    const wire = (v: JobVariable, raw = false): WireVariable => ({ key: v.key, value: v.value, public: v.public, masked: v.masked ?? false, file: v.file ?? false, raw })
+  private async variables(
+    job: CiJob,
+    def: JobDefinition,
+    pipeline: Pipeline,
+    project: Project,
+    token: string,
+    runner: Runner,
+    timeout: number,
+  ): Promise<WireVariable[]> {
+    const wire = (v: JobVariable, raw = false): WireVariable => ({
+      key: v.key,
+      value: v.value,
+      public: v.public,
+      masked: v.masked ?? false,
+      file: v.file ?? false,
+      raw,
+    })
     const stored = (JSON.parse(job.variables) as JobVariable[]).map((v) => wire(v))
     const runnerVars: WireVariable[] = [
       { key: 'CI_RUNNER_ID', value: String(runner.id), public: true, masked: false, file: false, raw: false },
       { key: 'CI_RUNNER_DESCRIPTION', value: runner.description, public: true, masked: false, file: false, raw: true },
       { key: 'CI_RUNNER_TAGS', value: JSON.stringify(runnerTags(runner)), public: true, masked: false, file: false, raw: true },
       { key: 'CI_JOB_TIMEOUT', value: String(timeout), public: true, masked: false, file: false, raw: false },
-      { key: 'CI_JOB_STARTED_AT', value: (job.started_at ?? nowIso()).replace(/\.\d{3}Z$/, 'Z'), public: true, masked: false, file: false, raw: false },
+      {
+        key: 'CI_JOB_STARTED_AT',
+        value: (job.started_at ?? nowIso()).replace(/\.\d{3}Z$/, 'Z'),
+        public: true,
+        masked: false,
+        file: false,
+        raw: false,
+      },
     ]
     const tokenVars = jobTokenVariables(token, this.d.publicUrl, project.full_path).map((v) => wire(v))
     const raw = new Set(def.rawVariables ?? [])
-    const yaml = Object.entries(def.variables ?? {}).map(([key, value]) => ({ key, value, public: true, masked: false, file: false, raw: raw.has(key) }))
-    const secrets = (await this.d.pipelines.projectVariables(project, await isProtectedRef(this.d.repos, this.d.pipelines, pipeline))).map((v) => wire(v))
-    const given = (JSON.parse(pipeline.variables) as Array<{ key: string; value: string; variable_type?: string }>).map((v) => ({ key: v.key, value: v.value, public: false, masked: false, file: v.variable_type === 'file', raw: false }))
+    const yaml = Object.entries(def.variables ?? {}).map(([key, value]) => ({
+      key,
+      value,
+      public: true,
+      masked: false,
+      file: false,
+      raw: raw.has(key),
+    }))
+    const secrets = (await this.d.pipelines.projectVariables(project, await isProtectedRef(this.d.repos, this.d.pipelines, pipeline))).map(
+      (v) => wire(v),
+    )
+    const given = (JSON.parse(pipeline.variables) as Array<{ key: string; value: string; variable_type?: string }>).map((v) => ({
+      key: v.key,
+      value: v.value,
+      public: false,
+      masked: false,
+      file: v.variable_type === 'file',
+      raw: false,
+    }))
     return [...stored, ...runnerVars, ...tokenVars, ...yaml, ...secrets, ...given]
   }
 
@@ -135,13 +180,23 @@ export class JobPayloads {
     return out
   }
 
-  private async cacheOf(c: CiCache, project: Project, pipeline: Pipeline, protectedRef: boolean, variables: WireVariable[]): Promise<Cache> {
+  private async cacheOf(
+    c: CiCache,
+    project: Project,
+    pipeline: Pipeline,
+    protectedRef: boolean,
+    variables: WireVariable[],
+  ): Promise<Cache> {
     let key: string
     if (typeof c.key === 'string') key = c.key || 'default'
     else {
       // `key: files:`: a digest of those files at the commit (GitLab uses their last commit), after the prefix.
       const h = createHash('sha256')
-      for (const f of c.key.files) h.update(f).update('\0').update((await this.d.repos.readFile(project.id, pipeline.sha, f)) ?? Buffer.alloc(0)).update('\0')
+      for (const f of c.key.files)
+        h.update(f)
+          .update('\0')
+          .update((await this.d.repos.readFile(project.id, pipeline.sha, f)) ?? Buffer.alloc(0))
+          .update('\0')
       key = `${c.key.prefix ? `${c.key.prefix}-` : ''}${h.digest('hex').slice(0, 40)}`
     }
     // Caches of protected refs stay apart from the rest unless `unprotect: true` (GitLab 15.0+).
@@ -164,7 +219,9 @@ export class JobPayloads {
     const names = new Set(def.artifactsFrom ?? [])
     if (names.size === 0) return []
     const jobs = (await q.pipelineJobs(this.d.db, job.pipeline_id)).filter((j) => names.has(j.name) && j.id !== job.id)
-    const archives = new Map((await this.d.artifacts.forJobs(jobs.map((j) => j.id))).filter((a) => a.file_type === 'archive').map((a) => [a.job_id, a]))
+    const archives = new Map(
+      (await this.d.artifacts.forJobs(jobs.map((j) => j.id))).filter((a) => a.file_type === 'archive').map((a) => [a.job_id, a]),
+    )
     return jobs.flatMap((j) => {
       const a = archives.get(j.id)
       return a ? [{ id: j.id, name: j.name, token, artifacts_file: { filename: a.filename, size: a.size } }] : []
@@ -175,7 +232,10 @@ export class JobPayloads {
 /** Protected refs are the default branch (Wharf has no other protection rules yet). */
 /** The default branch, and the branches and tags a protection rule covers (protected variables and runners follow them). */
 export async function isProtectedRef(repos: GitRepos, pipelines: Pick<Pipelines, 'isProtectedRef'>, p: Pipeline): Promise<boolean> {
-  return (p.tag === 0 && p.ref === (await repos.defaultBranch(p.project_id))) || (await pipelines.isProtectedRef(p.project_id, p.ref, p.tag === 1))
+  return (
+    (p.tag === 0 && p.ref === (await repos.defaultBranch(p.project_id))) ||
+    (await pipelines.isProtectedRef(p.project_id, p.ref, p.tag === 1))
+  )
 }
 
 export function jobTimeout(def: Partial<JobDefinition>, runner: Pick<Runner, 'maximum_timeout'> | undefined): number {
@@ -208,12 +268,30 @@ function artifactsOf(def: JobDefinition): Artifact[] {
   const expire = a.expireIn === null ? null : a.expireIn === 'never' ? 'never' : `${a.expireIn} seconds`
   const out: Artifact[] = []
   if (a.paths.length || a.untracked) {
-    out.push({ name: a.name ?? 'artifacts', untracked: a.untracked, paths: a.paths, exclude: a.exclude, when: a.when, artifact_type: 'archive', artifact_format: 'zip', expire_in: expire })
+    out.push({
+      name: a.name ?? 'artifacts',
+      untracked: a.untracked,
+      paths: a.paths,
+      exclude: a.exclude,
+      when: a.when,
+      artifact_type: 'archive',
+      artifact_format: 'zip',
+      expire_in: expire,
+    })
   }
   for (const [type, spec] of Object.entries(a.reports ?? {})) {
     const paths = typeof spec === 'string' ? [spec] : Array.isArray(spec) ? spec.filter((p): p is string => typeof p === 'string') : []
     if (!paths.length) continue
-    out.push({ name: type, untracked: false, paths, exclude: [], when: 'always', artifact_type: type, artifact_format: GZIP_REPORTS.has(type) ? 'gzip' : 'raw', expire_in: expire })
+    out.push({
+      name: type,
+      untracked: false,
+      paths,
+      exclude: [],
+      when: 'always',
+      artifact_type: type,
+      artifact_format: GZIP_REPORTS.has(type) ? 'gzip' : 'raw',
+      expire_in: expire,
+    })
   }
   return out
 }

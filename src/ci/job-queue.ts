@@ -131,7 +131,13 @@ export class JobQueue {
       return payload
     } catch (err) {
       // The job was claimed but cannot be described: fail it rather than leave it running.
-      await this.d.updates.finish(job, 'failed', 'unknown_failure', null, `ERROR: Job failed: the server could not prepare the job (${(err as Error).message})`)
+      await this.d.updates.finish(
+        job,
+        'failed',
+        'unknown_failure',
+        null,
+        `ERROR: Job failed: the server could not prepare the job (${(err as Error).message})`,
+      )
       throw err
     }
   }

@@ -42,7 +42,11 @@ export class JobSweeper {
     const limit = this.d.heartbeatTimeoutSeconds
     for (const job of await rq.runningJobs(this.d.db)) {
       const started = job.started_at ? new Date(job.started_at).getTime() : now
-      const lastSign = Math.max(started, job.heartbeat_at ? new Date(job.heartbeat_at).getTime() : 0, this.d.updates.lastHeartbeat(job.id) ?? 0)
+      const lastSign = Math.max(
+        started,
+        job.heartbeat_at ? new Date(job.heartbeat_at).getTime() : 0,
+        this.d.updates.lastHeartbeat(job.id) ?? 0,
+      )
       if (now - lastSign > limit * 1000) {
         const line = `ERROR: Job failed (system failure): the runner sent no update for ${limit} seconds (ci.jobHeartbeatTimeoutSeconds) and is presumed gone.`
         if (await this.d.updates.finish(job, 'failed', 'runner_system_failure', null, line)) stale.push(job.id)

@@ -30,7 +30,15 @@ export function mintJobToken(): string {
 }
 
 export function jobPrincipal(job: CiJob): JobPrincipal {
-  return { kind: 'job', jobId: job.id, projectId: job.project_id, pipelineId: job.pipeline_id, userId: job.user_id, username: JOB_TOKEN_USERNAME, credential: { kind: 'job', id: job.id } }
+  return {
+    kind: 'job',
+    jobId: job.id,
+    projectId: job.project_id,
+    pipelineId: job.pipeline_id,
+    userId: job.user_id,
+    username: JOB_TOKEN_USERNAME,
+    credential: { kind: 'job', id: job.id },
+  }
 }
 
 /** Job token verification (a CredentialVerifier for registry and git logins), authorization and the allowlist. */
@@ -77,7 +85,12 @@ export class JobTokens implements CredentialVerifier, JobAccessResolver {
       visibility: project.visibility,
       accessLevel: active && !own ? await this.projectAccess.projectLevel(user, project) : undefined,
       deployTokenApplies: false,
-      job: { ownProject: own, allowlisted: own || (await rq.isAllowlisted(this.db, project.id, p.projectId)), userIsAdmin: active && user.is_admin === 1, userSignedIn: active },
+      job: {
+        ownProject: own,
+        allowlisted: own || (await rq.isAllowlisted(this.db, project.id, p.projectId)),
+        userIsAdmin: active && user.is_admin === 1,
+        userSignedIn: active,
+      },
     }
   }
 
@@ -88,12 +101,15 @@ export class JobTokens implements CredentialVerifier, JobAccessResolver {
     const ownPath = own?.full_path ?? `project ${p.projectId}`
     const hidden = `${action} access to ${repository} denied: no project this job's user can access exists at that path.`
     if (!target) return hidden
-    if (target.id === p.projectId) return `${action} access to ${repository} denied: CI job tokens never delete images; use a personal access token with the Maintainer role.`
+    if (target.id === p.projectId)
+      return `${action} access to ${repository} denied: CI job tokens never delete images; use a personal access token with the Maintainer role.`
     const facts = await this.projectFacts(p, target)
     const level = facts.job!.userIsAdmin ? Number.POSITIVE_INFINITY : facts.accessLevel
-    const userCanRead = target.visibility === 'public' || (target.visibility === 'internal' && facts.job!.userSignedIn) || atLeast(level, 'reporter')
+    const userCanRead =
+      target.visibility === 'public' || (target.visibility === 'internal' && facts.job!.userSignedIn) || atLeast(level, 'reporter')
     if (!userCanRead) return hidden
-    if (action !== 'pull') return `${action} access to ${repository} denied: a CI job token of ${ownPath} can push only to ${ownPath}'s own registry.`
+    if (action !== 'pull')
+      return `${action} access to ${repository} denied: a CI job token of ${ownPath} can push only to ${ownPath}'s own registry.`
     return (
       `pull access to ${repository} denied: ${target.full_path} does not allow CI job tokens from ${ownPath}. ` +
       `A maintainer of ${target.full_path} must add ${ownPath} to its job token allowlist ` +
@@ -114,10 +130,12 @@ export class JobTokens implements CredentialVerifier, JobAccessResolver {
 
   async allow(projectId: number, allowed: Project): Promise<void> {
     if (allowed.id === projectId) throw new WharfError('BAD_REQUEST', 'a project always allows its own job tokens', {})
-    if (!(await rq.addToAllowlist(this.db, projectId, allowed.id))) throw new WharfError('CONFLICT', `${allowed.full_path} is already in the allowlist`, {})
+    if (!(await rq.addToAllowlist(this.db, projectId, allowed.id)))
+      throw new WharfError('CONFLICT', `${allowed.full_path} is already in the allowlist`, {})
   }
 
   async disallow(projectId: number, allowedId: number): Promise<void> {
-    if (!(await rq.removeFromAllowlist(this.db, projectId, allowedId))) throw new WharfError('NOT_FOUND', 'Project not in the allowlist', {})
+    if (!(await rq.removeFromAllowlist(this.db, projectId, allowedId)))
+      throw new WharfError('NOT_FOUND', 'Project not in the allowlist', {})
   }
 }

@@ -55,7 +55,9 @@ export class JobUpdates {
     const job = await q.findJob(this.d.db, jobId)
     if (!job) throw new WharfError('NOT_FOUND', 'Job Not Found', {})
     if (!token || job.token_digest === null || secretDigest(token) !== job.token_digest) {
-      throw new WharfError('FORBIDDEN', job.status === 'running' ? 'invalid job token' : `Job is not running (${job.status})`, { jobStatus: job.status })
+      throw new WharfError('FORBIDDEN', job.status === 'running' ? 'invalid job token' : `Job is not running (${job.status})`, {
+        jobStatus: job.status,
+      })
     }
     return job
   }
@@ -105,7 +107,13 @@ export class JobUpdates {
    */
   async finish(job: CiJob, state: 'success' | 'failed', reason: string | null, exitCode: number | null, line?: string): Promise<boolean> {
     const def = JSON.parse(job.definition) as Partial<JobDefinition>
-    const set: Partial<CiJob> = { status: state, finished_at: new Date(this.now()).toISOString(), failure_reason: state === 'failed' ? (reason ?? 'unknown_failure') : null, exit_code: exitCode, token_digest: null }
+    const set: Partial<CiJob> = {
+      status: state,
+      finished_at: new Date(this.now()).toISOString(),
+      failure_reason: state === 'failed' ? (reason ?? 'unknown_failure') : null,
+      exit_code: exitCode,
+      token_digest: null,
+    }
     // `allow_failure: exit_codes:` makes this failure an allowed one.
     if (state === 'failed' && exitCode !== null && def.allowFailureExitCodes?.includes(exitCode)) set.allow_failure = 1
     if (!(await q.transitionJob(this.d.db, job.id, ['running'], set))) return false
@@ -137,7 +145,12 @@ export class JobUpdates {
     if (known) return known
     const project = await projectQueries.findProject(this.d.db, job.project_id)
     const pipeline = await q.findPipeline(this.d.db, job.pipeline_id)
-    const values = project && pipeline ? (await this.d.pipelines.projectVariables(project, await isProtectedRef(this.d.repos, this.d.pipelines, pipeline))).filter((v) => v.masked).map((v) => v.value) : []
+    const values =
+      project && pipeline
+        ? (await this.d.pipelines.projectVariables(project, await isProtectedRef(this.d.repos, this.d.pipelines, pipeline)))
+            .filter((v) => v.masked)
+            .map((v) => v.value)
+        : []
     const m = new TraceMasker(values)
     if (job.status === 'running') this.maskers.set(job.id, m)
     return m
@@ -161,4 +174,3 @@ export function notRunning(status: string): WharfError {
 function failureReason(r: string | undefined): string {
   return r && (FAILURE_REASONS as readonly string[]).includes(r) ? r : 'unknown_failure'
 }
-

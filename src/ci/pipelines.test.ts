@@ -33,7 +33,18 @@ async function setup(t: TestContext) {
   await repos.init()
   const bare = await repos.ensure(project.id, GitRepos.ownerOf(project))
   const work = join(dir, 'work')
-  const git = (...args: string[]) => execFileSync('git', args, { cwd: work, encoding: 'utf8', env: { ...process.env, GIT_AUTHOR_NAME: 'Ada', GIT_AUTHOR_EMAIL: 'ada@example.com', GIT_COMMITTER_NAME: 'Ada', GIT_COMMITTER_EMAIL: 'ada@example.com' } }).trim()
+  const git = (...args: string[]) =>
+    execFileSync('git', args, {
+      cwd: work,
+      encoding: 'utf8',
+      env: {
+        ...process.env,
+        GIT_AUTHOR_NAME: 'Ada',
+        GIT_AUTHOR_EMAIL: 'ada@example.com',
+        GIT_COMMITTER_NAME: 'Ada',
+        GIT_COMMITTER_EMAIL: 'ada@example.com',
+      },
+    }).trim()
   await mkdir(work)
   git('init', '-q', '-b', 'main')
   /** Commits files and pushes the branch (or tag) straight into the bare repository; returns the sha. */
@@ -111,7 +122,12 @@ describe('pipelines', () => {
     assert.equal(vars.CI_REGISTRY_USER, 'gitlab-ci-token')
     assert.equal(vars.GITLAB_USER_LOGIN, 'root')
     assert.equal(vars.CI_JOB_TOKEN, undefined, 'the job token exists only while a runner runs the job')
-    const def = JSON.parse(job!.definition) as { image: { name: string }; services: Array<{ name: string }>; beforeScript: string[]; variables: Record<string, string> }
+    const def = JSON.parse(job!.definition) as {
+      image: { name: string }
+      services: Array<{ name: string }>
+      beforeScript: string[]
+      variables: Record<string, string>
+    }
     assert.equal(def.image.name, 'docker:latest')
     assert.equal(def.services[0]!.name, 'docker:dind')
     assert.deepEqual(def.beforeScript, ['docker login -u gitlab-ci-token -p "$CI_BUILD_TOKEN" $CI_REGISTRY'])
@@ -171,14 +187,33 @@ cleanup: { stage: deploy, script: [make clean], when: always }
       return p.yaml_errors
     }
     assert.equal(await failed({ '.gitlab-ci.yml': jobs(10_000) }), 'The number of jobs has exceeded the limit of 500.')
-    assert.equal(await failed({ '.gitlab-ci.yml': `j0:\n  script: x\n${Array.from({ length: 30 }, (_, i) => `j${i + 1}:\n  extends: j${i}\n`).join('')}` }), 'j12: nesting too deep in `extends`')
+    assert.equal(
+      await failed({
+        '.gitlab-ci.yml': `j0:\n  script: x\n${Array.from({ length: 30 }, (_, i) => `j${i + 1}:\n  extends: j${i}\n`).join('')}`,
+      }),
+      'j12: nesting too deep in `extends`',
+    )
     // Bigger than git's 10 MiB read limit too: never read whole, still a failed pipeline.
-    assert.equal(await failed({ '.gitlab-ci.yml': `a:\n  script: x\n# ${'x'.repeat(11 << 20)}\n` }), '`.gitlab-ci.yml`: The parsed YAML is too big')
-    assert.equal(await failed({ '.gitlab-ci.yml': 'include: big.yml\na:\n  script: x\n', 'big.yml': `# ${'x'.repeat(11 << 20)}\n` }), '`big.yml`: The parsed YAML is too big')
+    assert.equal(
+      await failed({ '.gitlab-ci.yml': `a:\n  script: x\n# ${'x'.repeat(11 << 20)}\n` }),
+      '`.gitlab-ci.yml`: The parsed YAML is too big',
+    )
+    assert.equal(
+      await failed({ '.gitlab-ci.yml': 'include: big.yml\na:\n  script: x\n', 'big.yml': `# ${'x'.repeat(11 << 20)}\n` }),
+      '`big.yml`: The parsed YAML is too big',
+    )
     const limited = new Pipelines({ db: s.db, repos: s.repos, projectAccess: s.projectAccess, publicUrl: SERVER, maxJobs: 3 })
     t.after(() => limited.close())
     const sha = await s.commit({ '.gitlab-ci.yml': jobs(4) })
-    const p = (await limited.create({ project: s.project, ref: 'main', refType: 'branch', sha, beforeSha: '0'.repeat(40), source: 'push', userId: s.root.id }))!
+    const p = (await limited.create({
+      project: s.project,
+      ref: 'main',
+      refType: 'branch',
+      sha,
+      beforeSha: '0'.repeat(40),
+      source: 'push',
+      userId: s.root.id,
+    }))!
     assert.equal(p.yaml_errors, 'The number of jobs has exceeded the limit of 3.')
   })
 
@@ -205,7 +240,13 @@ cleanup: { stage: deploy, script: [make clean], when: always }
   it('a push event starts pipelines for created and moved refs, not for deletions', async (t) => {
     const s = await setup(t)
     const sha = await s.commit({ '.gitlab-ci.yml': 'build:\n  script: [make]\n' })
-    const principal = { kind: 'user' as const, userId: s.root.id, username: 'root', isAdmin: true, credential: { kind: 'password' as const, userId: s.root.id } }
+    const principal = {
+      kind: 'user' as const,
+      userId: s.root.id,
+      username: 'root',
+      isAdmin: true,
+      credential: { kind: 'password' as const, userId: s.root.id },
+    }
     const zero = '0'.repeat(40)
     const updates: RefUpdate[] = [
       { ref: 'refs/heads/main', name: 'main', type: 'branch', oldSha: zero, newSha: sha, action: 'create' },
@@ -213,7 +254,13 @@ cleanup: { stage: deploy, script: [make clean], when: always }
       { ref: 'refs/heads/old', name: 'old', type: 'branch', oldSha: sha, newSha: zero, action: 'delete' },
     ]
     const at = new Date().toISOString()
-    const id = await gitQueries.insertPushEvent(s.db, { projectId: s.project.id, projectPath: s.project.full_path, principal: JSON.stringify(principal), updates: JSON.stringify(updates), at })
+    const id = await gitQueries.insertPushEvent(s.db, {
+      projectId: s.project.id,
+      projectPath: s.project.full_path,
+      principal: JSON.stringify(principal),
+      updates: JSON.stringify(updates),
+      at,
+    })
     const acked: number[] = []
     const ack = async (db: Executor, index: number) => {
       if (!(await gitQueries.acknowledgePushUpdate(db, id, index))) throw new WharfError('CONFLICT', 'already handled')
@@ -221,7 +268,13 @@ cleanup: { stage: deploy, script: [make clean], when: always }
     }
     const event = { id, handled: 0, projectId: s.project.id, projectPath: s.project.full_path, principal, at, updates }
     const created = await s.pipelines.handlePush(event, ack)
-    assert.deepEqual(created.map((p) => [p.ref, p.tag, p.iid]), [['main', 0, 1], ['v1', 1, 2]])
+    assert.deepEqual(
+      created.map((p) => [p.ref, p.tag, p.iid]),
+      [
+        ['main', 0, 1],
+        ['v1', 1, 2],
+      ],
+    )
     assert.deepEqual(acked, [0, 1, 2])
     assert.equal((await gitQueries.findPushEvent(s.db, id))!.handled, 3, 'every update acknowledged')
     // Delivered again from the start (a stale copy): the first acknowledgement conflicts and rolls its pipeline back.

@@ -68,7 +68,14 @@ export class Pipelines {
   private readonly maxJobs: number
   private readonly protectedRefs: ProtectedRefs
 
-  constructor(deps: { db: Kysely<Database>; repos: GitRepos; projectAccess: ProjectAccess; publicUrl: string; maxJobs?: number; registryMirror?: string | undefined }) {
+  constructor(deps: {
+    db: Kysely<Database>
+    repos: GitRepos
+    projectAccess: ProjectAccess
+    publicUrl: string
+    maxJobs?: number
+    registryMirror?: string | undefined
+  }) {
     this.db = deps.db
     this.repos = deps.repos
     this.projectAccess = deps.projectAccess
@@ -117,15 +124,18 @@ export class Pipelines {
       }
       // An annotated tag points at a tag object: pipelines run on the commit it names.
       const sha = (await this.repos.commitInfo(project.id, u.newSha))?.id ?? u.newSha
-      const p = await this.create({
-        project,
-        ref: u.name,
-        refType: u.type,
-        sha,
-        beforeSha: u.oldSha,
-        source: 'push',
-        userId: userIdOf(e.principal),
-      }, (trx) => ack(trx, i))
+      const p = await this.create(
+        {
+          project,
+          ref: u.name,
+          refType: u.type,
+          sha,
+          beforeSha: u.oldSha,
+          source: 'push',
+          userId: userIdOf(e.principal),
+        },
+        (trx) => ack(trx, i),
+      )
       if (p) out.push(p)
       else await ack(this.db, i)
     }
@@ -158,7 +168,9 @@ export class Pipelines {
 
     let errors: string[] | undefined
     let plan: Extract<PipelinePlan, { status: 'created' }> | undefined
-    const result = text ? await this.plan(r, text, namespace.full_path, defaultBranch, commit) : { status: 'failed' as const, errors: [`\`${CI_CONFIG_PATH}\`: The parsed YAML is too big`] }
+    const result = text
+      ? await this.plan(r, text, namespace.full_path, defaultBranch, commit)
+      : { status: 'failed' as const, errors: [`\`${CI_CONFIG_PATH}\`: The parsed YAML is too big`] }
     if (result.status === 'filtered') return undefined
     if (result.status === 'failed') errors = [...result.errors]
     else plan = result
@@ -203,10 +215,33 @@ export class Pipelines {
         })
         const vars: JobVariable[] = predefinedVariables({
           serverUrl: this.publicUrl,
-          project: { id: r.project.id, name: r.project.name, path: r.project.path, fullPath: r.project.full_path, namespace: namespace.full_path, namespaceIsGroup: namespace.kind === 'group', visibility: r.project.visibility, defaultBranch },
+          project: {
+            id: r.project.id,
+            name: r.project.name,
+            path: r.project.path,
+            fullPath: r.project.full_path,
+            namespace: namespace.full_path,
+            namespaceIsGroup: namespace.kind === 'group',
+            visibility: r.project.visibility,
+            defaultBranch,
+          },
           registryMirror: this.registryMirror,
-          pipeline: { id: p.id, iid: p.iid, source: r.source, ref: r.ref, tag: r.refType === 'tag', sha: r.sha, beforeSha: r.beforeSha, url: this.pipelineUrl(r.project, p.id) },
-          commit: { message: commit.message, title: commit.title, timestamp: commit.committedDate, author: `${commit.authorName} <${commit.authorEmail}>` },
+          pipeline: {
+            id: p.id,
+            iid: p.iid,
+            source: r.source,
+            ref: r.ref,
+            tag: r.refType === 'tag',
+            sha: r.sha,
+            beforeSha: r.beforeSha,
+            url: this.pipelineUrl(r.project, p.id),
+          },
+          commit: {
+            message: commit.message,
+            title: commit.title,
+            timestamp: commit.committedDate,
+            author: `${commit.authorName} <${commit.authorEmail}>`,
+          },
           job: { id: row.id, name: job.name, stage: job.stage, url: `${this.publicUrl}/${r.project.full_path}/-/jobs/${row.id}` },
           ...(user ? { user: { id: user.id, username: user.username, name: user.name, email: user.email } } : {}),
         })
@@ -223,10 +258,18 @@ export class Pipelines {
    * for `ref` (the default branch when none) would be, with the same errors pipelines get, and
    * nothing created. A plan that workflow rules filter out is valid.
    */
-  async lint(project: Project, opts: { content?: string | undefined; ref?: string | undefined }): Promise<{ valid: boolean; errors: string[]; content: string; jobs: PlannedJob[] }> {
+  async lint(
+    project: Project,
+    opts: { content?: string | undefined; ref?: string | undefined },
+  ): Promise<{ valid: boolean; errors: string[]; content: string; jobs: PlannedJob[] }> {
     const ref = opts.ref ?? (await this.repos.defaultBranch(project.id))
     const sha = ref === undefined ? undefined : await this.repos.resolveRef(project.id, ref).catch(() => undefined)
-    if (ref === undefined || !sha) throw new WharfError('NOT_FOUND', ref === undefined ? 'the repository is empty: push a commit first' : `Reference not found: ${ref}`, {})
+    if (ref === undefined || !sha)
+      throw new WharfError(
+        'NOT_FOUND',
+        ref === undefined ? 'the repository is empty: push a commit first' : `Reference not found: ${ref}`,
+        {},
+      )
     let content = opts.content
     if (content === undefined) {
       let text: Buffer | undefined
@@ -239,34 +282,55 @@ export class Pipelines {
       if (!text) return { valid: false, errors: [`Please provide content of ${CI_CONFIG_PATH}`], content: '', jobs: [] }
       content = text.toString('utf8')
     }
-    if (Buffer.byteLength(content) > YAML_LIMITS.bytes) return { valid: false, errors: [`\`${CI_CONFIG_PATH}\`: The parsed YAML is too big`], content: '', jobs: [] }
+    if (Buffer.byteLength(content) > YAML_LIMITS.bytes)
+      return { valid: false, errors: [`\`${CI_CONFIG_PATH}\`: The parsed YAML is too big`], content: '', jobs: [] }
     const namespace = (await projectQueries.findNamespace(this.db, project.namespace_id))!
     const commit = (await this.repos.commitInfo(project.id, sha))!
     const isTag = !(await this.repos.branch(project.id, ref)) && (await this.repos.tag(project.id, ref)) !== undefined
     const r: PipelineRequest = { project, ref, refType: isTag ? 'tag' : 'branch', sha, beforeSha: ZERO_SHA, source: 'push', userId: null }
-    const plan = await this.plan(r, Buffer.from(content), namespace.full_path, (await this.repos.defaultBranch(project.id)) ?? 'main', commit)
+    const plan = await this.plan(
+      r,
+      Buffer.from(content),
+      namespace.full_path,
+      (await this.repos.defaultBranch(project.id)) ?? 'main',
+      commit,
+    )
     if (plan.status === 'failed') return { valid: false, errors: plan.errors, content, jobs: [] }
     return { valid: true, errors: [], content, jobs: plan.status === 'created' ? plan.jobs : [] }
   }
 
   /** Parses and plans the file off the event loop, within a time budget (see ConfigPlanner). */
-  private async plan(r: PipelineRequest, text: Buffer, namespace: string, defaultBranch: string, commit: CommitInfo): Promise<PipelinePlan> {
+  private async plan(
+    r: PipelineRequest,
+    text: Buffer,
+    namespace: string,
+    defaultBranch: string,
+    commit: CommitInfo,
+  ): Promise<PipelinePlan> {
     const extra = (r.variables ?? []).map((v) => ({ key: v.key, value: v.value }))
     const files = await this.repos.listFiles(r.project.id, r.sha)
-    const changedFiles = r.source === 'push' && !/^0+$/.test(r.beforeSha) ? await this.repos.changedFiles(r.project.id, r.beforeSha, r.sha) : undefined
+    const changedFiles =
+      r.source === 'push' && !/^0+$/.test(r.beforeSha) ? await this.repos.changedFiles(r.project.id, r.beforeSha, r.sha) : undefined
     const pipelineVars = this.pipelineVariables(r, namespace, defaultBranch, commit)
-    const projectVars = await this.projectVariables(r.project, (r.refType === 'branch' && r.ref === defaultBranch) || (await this.isProtectedRef(r.project.id, r.ref, r.refType === 'tag')))
-    return this.planner.plan(text.toString('utf8'), {
-      source: r.source,
-      refName: r.ref,
-      refType: r.refType,
-      sha: r.sha,
-      beforeSha: r.beforeSha,
-      changedFiles,
-      files,
-      variables: Object.fromEntries([...pipelineVars, ...projectVars, ...extra].map((v) => [v.key, v.value])),
-      maxJobs: this.maxJobs,
-    }, async (path) => (await this.readYaml(r.project.id, r.sha, path))?.toString('utf8'))
+    const projectVars = await this.projectVariables(
+      r.project,
+      (r.refType === 'branch' && r.ref === defaultBranch) || (await this.isProtectedRef(r.project.id, r.ref, r.refType === 'tag')),
+    )
+    return this.planner.plan(
+      text.toString('utf8'),
+      {
+        source: r.source,
+        refName: r.ref,
+        refType: r.refType,
+        sha: r.sha,
+        beforeSha: r.beforeSha,
+        changedFiles,
+        files,
+        variables: Object.fromEntries([...pipelineVars, ...projectVars, ...extra].map((v) => [v.key, v.value])),
+        maxJobs: this.maxJobs,
+      },
+      async (path) => (await this.readYaml(r.project.id, r.sha, path))?.toString('utf8'),
+    )
   }
 
   /** A CI file at a commit; one over the YAML size limit is not read at all. */
@@ -291,7 +355,11 @@ export class Pipelines {
         if (status === 'skipped') set.finished_at = now
         await q.transitionJob(trx, id, ['created'], set)
       }
-      const after = jobs.map((j) => ({ status: (changes.get(j.id) ?? j.status) as JobStatus, allowFailure: j.allow_failure === 1, started: j.started_at }))
+      const after = jobs.map((j) => ({
+        status: (changes.get(j.id) ?? j.status) as JobStatus,
+        allowFailure: j.allow_failure === 1,
+        started: j.started_at,
+      }))
       const status = pipelineStatus(after)
       const pipeline = (await q.findPipeline(trx, pipelineId))!
       const set: Partial<Pick<Pipeline, 'status' | 'started_at' | 'finished_at'>> = { status }
@@ -308,7 +376,8 @@ export class Pipelines {
     const jobs = await q.pipelineJobs(this.db, pipelineId)
     const now = nowIso()
     for (const j of jobs) {
-      if (!FINISHED.has(j.status as JobStatus)) await q.transitionJob(this.db, j.id, ['created', 'pending', 'running', 'manual'], { status: 'canceled', finished_at: now })
+      if (!FINISHED.has(j.status as JobStatus))
+        await q.transitionJob(this.db, j.id, ['created', 'pending', 'running', 'manual'], { status: 'canceled', finished_at: now })
     }
     await this.advance(pipelineId)
   }
@@ -323,11 +392,13 @@ export class Pipelines {
 
   /** Retries one finished job as a new attempt (the old one stays for history). */
   async retryJob(job: CiJob): Promise<CiJob> {
-    if (!FINISHED.has(job.status as JobStatus) || job.retried) throw new WharfError('BAD_REQUEST', `job ${job.id} is ${job.status} and cannot be retried`, {})
+    if (!FINISHED.has(job.status as JobStatus) || job.retried)
+      throw new WharfError('BAD_REQUEST', `job ${job.id} is ${job.status} and cannot be retried`, {})
     const fresh = await this.newAttempt(job)
     // Jobs this one's failure skipped get another chance once it finishes.
     for (const j of await q.pipelineJobs(this.db, job.pipeline_id)) {
-      if (j.status === 'skipped' && j.stage_idx >= job.stage_idx && j.id !== fresh.id) await q.updateJob(this.db, j.id, { status: 'created', finished_at: null })
+      if (j.status === 'skipped' && j.stage_idx >= job.stage_idx && j.id !== fresh.id)
+        await q.updateJob(this.db, j.id, { status: 'created', finished_at: null })
     }
     await this.advance(job.pipeline_id)
     return (await q.findJob(this.db, fresh.id))!
@@ -349,13 +420,33 @@ export class Pipelines {
   }
 
   /** A pipeline for the head of a branch or tag (API and trigger requests). */
-  async createForRef(project: Project, ref: string, source: PipelineSource, userId: number | null, variables: PipelineRequest['variables']): Promise<Pipeline> {
+  async createForRef(
+    project: Project,
+    ref: string,
+    source: PipelineSource,
+    userId: number | null,
+    variables: PipelineRequest['variables'],
+  ): Promise<Pipeline> {
     const branch = await this.repos.resolveRef(project.id, `refs/heads/${ref}`)
     const tag = branch ? undefined : await this.repos.resolveRef(project.id, `refs/tags/${ref}`)
     const sha = branch ?? tag
     if (!sha) throw new WharfError('BAD_REQUEST', `Reference not found: ${ref}`, { ref })
-    const p = await this.create({ project, ref, refType: branch ? 'branch' : 'tag', sha, beforeSha: ZERO_SHA, source, userId, variables: variables ?? [] })
-    if (!p) throw new WharfError('BAD_REQUEST', 'Pipeline will not run for the selected trigger. The rules configuration prevented any jobs from being added to the pipeline.', {})
+    const p = await this.create({
+      project,
+      ref,
+      refType: branch ? 'branch' : 'tag',
+      sha,
+      beforeSha: ZERO_SHA,
+      source,
+      userId,
+      variables: variables ?? [],
+    })
+    if (!p)
+      throw new WharfError(
+        'BAD_REQUEST',
+        'Pipeline will not run for the selected trigger. The rules configuration prevented any jobs from being added to the pipeline.',
+        {},
+      )
     return p
   }
 
@@ -394,14 +485,31 @@ export class Pipelines {
   async jobRelations(jobs: readonly CiJob[]): Promise<JobRelations> {
     const ids = <T>(f: (j: CiJob) => T | null) => [...new Set(jobs.map(f).filter((v): v is T => v !== null))]
     const [pipelines, users, runners, artifacts] = await Promise.all([
-      q.findPipelines(this.db, ids((j) => j.pipeline_id)),
-      userQueries.findUsers(this.db, ids((j) => j.user_id)),
-      rq.findRunners(this.db, ids((j) => j.runner_id)),
-      rq.jobArtifacts(this.db, ids((j) => j.id)),
+      q.findPipelines(
+        this.db,
+        ids((j) => j.pipeline_id),
+      ),
+      userQueries.findUsers(
+        this.db,
+        ids((j) => j.user_id),
+      ),
+      rq.findRunners(
+        this.db,
+        ids((j) => j.runner_id),
+      ),
+      rq.jobArtifacts(
+        this.db,
+        ids((j) => j.id),
+      ),
     ])
     const byJob = new Map<number, CiJobArtifact[]>()
     for (const a of artifacts) byJob.set(a.job_id, [...(byJob.get(a.job_id) ?? []), a])
-    return { pipelines: new Map(pipelines.map((p) => [p.id, p])), users: new Map(users.map((u) => [u.id, u])), runners: new Map(runners.map((r) => [r.id, r])), artifacts: byJob }
+    return {
+      pipelines: new Map(pipelines.map((p) => [p.id, p])),
+      users: new Map(users.map((u) => [u.id, u])),
+      runners: new Map(runners.map((r) => [r.id, r])),
+      artifacts: byJob,
+    }
   }
 
   user(id: number | null) {
@@ -430,20 +538,42 @@ export class Pipelines {
       })
       // Same variables, with this attempt's job id and URL.
       const vars = (JSON.parse(job.variables) as JobVariable[]).map((v) =>
-        v.key === 'CI_JOB_ID' || v.key === 'CI_BUILD_ID' ? { ...v, value: String(row.id) } : v.key === 'CI_JOB_URL' ? { ...v, value: v.value.replace(/\/\d+$/, `/${row.id}`) } : v,
+        v.key === 'CI_JOB_ID' || v.key === 'CI_BUILD_ID'
+          ? { ...v, value: String(row.id) }
+          : v.key === 'CI_JOB_URL'
+            ? { ...v, value: v.value.replace(/\/\d+$/, `/${row.id}`) }
+            : v,
       )
       await q.setJobVariables(trx, row.id, vars)
       return row
     })
   }
 
-  private pipelineVariables(r: PipelineRequest, namespace: string, defaultBranch: string, commit: { message: string; title: string; committedDate: string; authorName: string; authorEmail: string }): JobVariable[] {
+  private pipelineVariables(
+    r: PipelineRequest,
+    namespace: string,
+    defaultBranch: string,
+    commit: { message: string; title: string; committedDate: string; authorName: string; authorEmail: string },
+  ): JobVariable[] {
     // Rules see the pipeline-level predefined variables (no job ones), as on GitLab.
     return predefinedVariables({
       serverUrl: this.publicUrl,
-      project: { id: r.project.id, name: r.project.name, path: r.project.path, fullPath: r.project.full_path, namespace, visibility: r.project.visibility, defaultBranch },
+      project: {
+        id: r.project.id,
+        name: r.project.name,
+        path: r.project.path,
+        fullPath: r.project.full_path,
+        namespace,
+        visibility: r.project.visibility,
+        defaultBranch,
+      },
       pipeline: { id: 0, iid: 0, source: r.source, ref: r.ref, tag: r.refType === 'tag', sha: r.sha, beforeSha: r.beforeSha, url: '' },
-      commit: { message: commit.message, title: commit.title, timestamp: commit.committedDate, author: `${commit.authorName} <${commit.authorEmail}>` },
+      commit: {
+        message: commit.message,
+        title: commit.title,
+        timestamp: commit.committedDate,
+        author: `${commit.authorName} <${commit.authorEmail}>`,
+      },
       job: { id: 0, name: '', stage: '', url: '' },
     }).filter((v) => !/^CI_(JOB|BUILD)_(ID|NAME|STAGE|URL)$|^CI_PIPELINE_(ID|IID|URL)$/.test(v.key))
   }
@@ -451,7 +581,11 @@ export class Pipelines {
   /** Group variables (outermost first) then project variables; protected ones only on protected refs. */
   async projectVariables(project: Project, protectedRef: boolean): Promise<JobVariable[]> {
     const chain = await this.projectAccess.namespaceChain(project.namespace_id)
-    const groups = await q.listVariables(this.db, 'group', chain.filter((n) => n.kind === 'group').map((n) => n.id))
+    const groups = await q.listVariables(
+      this.db,
+      'group',
+      chain.filter((n) => n.kind === 'group').map((n) => n.id),
+    )
     const order = new Map(chain.map((n, i) => [n.id, -i]))
     groups.sort((a, b) => (order.get(a.owner_id) ?? 0) - (order.get(b.owner_id) ?? 0))
     const own = await q.listVariables(this.db, 'project', [project.id])

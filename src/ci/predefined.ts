@@ -14,7 +14,16 @@ export interface JobVariable {
 export interface PredefinedInput {
   serverUrl: string
   /** `namespaceIsGroup`: the dependency proxy lives in groups, so only then are its image prefixes set. */
-  project: { id: number; name: string; path: string; fullPath: string; namespace: string; namespaceIsGroup?: boolean; visibility: string; defaultBranch: string }
+  project: {
+    id: number
+    name: string
+    path: string
+    fullPath: string
+    namespace: string
+    namespaceIsGroup?: boolean
+    visibility: string
+    defaultBranch: string
+  }
   /** The mirror listener's URL (`dependencyProxy.mirrorListen`), when the server runs one. */
   registryMirror?: string | undefined
   pipeline: { id: number; iid: number; source: string; ref: string; tag: boolean; sha: string; beforeSha: string; url: string }

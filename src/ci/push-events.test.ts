@@ -31,7 +31,11 @@ async function setup(t: TestContext) {
     const db = openDb({ kind: 'sqlite', path: dbPath })
     await migrate(db, 'sqlite')
     const services = await createServices(db, createFsDriver(join(dir, 'data', 'storage')), {
-      publicUrl: 'http://wharf.test', tokenTtlSeconds: 300, pageMax: 1000, rootPassword: 'rootpassword', gitRoot: join(dir, 'data', 'git'),
+      publicUrl: 'http://wharf.test',
+      tokenTtlSeconds: 300,
+      pageMax: 1000,
+      rootPassword: 'rootpassword',
+      gitRoot: join(dir, 'data', 'git'),
     })
     const stop = async () => {
       await services.ci!.pipelines.close()
@@ -42,14 +46,31 @@ async function setup(t: TestContext) {
   }
   const first = await start()
   const root = (await userQueries.findUserByUsername(first.db, 'root'))!
-  const principal: Principal = { kind: 'user', userId: root.id, username: 'root', isAdmin: true, credential: { kind: 'password', userId: root.id } }
+  const principal: Principal = {
+    kind: 'user',
+    userId: root.id,
+    username: 'root',
+    isAdmin: true,
+    credential: { kind: 'password', userId: root.id },
+  }
   const group = await first.groups.createGroup(root, { path: 'team', visibility: 'private' })
   const project = await first.projects.createProject(root, { namespaceId: group.id, path: 'app' })
   const bare = await first.git.repository(project)
 
   const work = join(dir, 'work')
   await mkdir(work)
-  const git = (...args: string[]) => execFileSync('git', args, { cwd: work, encoding: 'utf8', env: { ...process.env, GIT_AUTHOR_NAME: 'Ada', GIT_AUTHOR_EMAIL: 'ada@example.com', GIT_COMMITTER_NAME: 'Ada', GIT_COMMITTER_EMAIL: 'ada@example.com' } }).trim()
+  const git = (...args: string[]) =>
+    execFileSync('git', args, {
+      cwd: work,
+      encoding: 'utf8',
+      env: {
+        ...process.env,
+        GIT_AUTHOR_NAME: 'Ada',
+        GIT_AUTHOR_EMAIL: 'ada@example.com',
+        GIT_COMMITTER_NAME: 'Ada',
+        GIT_COMMITTER_EMAIL: 'ada@example.com',
+      },
+    }).trim()
   git('init', '-q', '-b', 'main')
   /** Commits and pushes straight into the bare repository (no hook): returns what the hook would have written. */
   const push = async (files: Record<string, string>): Promise<{ sha: string; spool: string }> => {
@@ -57,7 +78,11 @@ async function setup(t: TestContext) {
     git('add', '-A')
     git('commit', '-q', '-m', 'change')
     let before = ZERO
-    try { before = execFileSync('git', ['--git-dir', bare, 'rev-parse', 'refs/heads/main'], { encoding: 'utf8' }).trim() } catch { /* first push */ }
+    try {
+      before = execFileSync('git', ['--git-dir', bare, 'rev-parse', 'refs/heads/main'], { encoding: 'utf8' }).trim()
+    } catch {
+      /* first push */
+    }
     git('push', '-q', bare, 'HEAD:refs/heads/main')
     const sha = git('rev-parse', 'HEAD')
     return { sha, spool: `${before} ${sha} refs/heads/main\n` }
@@ -78,8 +103,12 @@ describe('push events', () => {
     const { sha, spool } = await s.push({ '.gitlab-ci.yml': 'build:\n  script: make\n' })
     // What completePush writes before any listener runs: the crash comes right after it.
     const id = await gitQueries.insertPushEvent(s.first.db, {
-      projectId: s.project.id, projectPath: s.project.full_path, principal: JSON.stringify(s.principal),
-      updates: JSON.stringify([{ ref: 'refs/heads/main', name: 'main', type: 'branch', oldSha: spool.split(' ')[0], newSha: sha, action: 'create' }]),
+      projectId: s.project.id,
+      projectPath: s.project.full_path,
+      principal: JSON.stringify(s.principal),
+      updates: JSON.stringify([
+        { ref: 'refs/heads/main', name: 'main', type: 'branch', oldSha: spool.split(' ')[0], newSha: sha, action: 'create' },
+      ]),
       at: new Date().toISOString(),
     })
     await s.first.stop()

@@ -4,18 +4,50 @@ import type { CiJob, CiVariable, CommitStatus, Executor, Pipeline } from '../met
 // Only this file builds CI SQL.
 
 export async function nextPipelineIid(db: Executor, projectId: number): Promise<number> {
-  const r = await db.selectFrom('pipelines').select((eb) => eb.fn.max('iid').as('m')).where('project_id', '=', projectId).executeTakeFirst()
+  const r = await db
+    .selectFrom('pipelines')
+    .select((eb) => eb.fn.max('iid').as('m'))
+    .where('project_id', '=', projectId)
+    .executeTakeFirst()
   return Number(r?.m ?? 0) + 1
 }
 
 export async function insertPipeline(
   db: Executor,
-  p: { projectId: number; iid: number; ref: string; tag: boolean; sha: string; beforeSha: string; source: string; status: string; userId: number | null; yamlErrors: string | null; variables: string },
+  p: {
+    projectId: number
+    iid: number
+    ref: string
+    tag: boolean
+    sha: string
+    beforeSha: string
+    source: string
+    status: string
+    userId: number | null
+    yamlErrors: string | null
+    variables: string
+  },
 ): Promise<Pipeline> {
   const now = nowIso()
   return db
     .insertInto('pipelines')
-    .values({ project_id: p.projectId, iid: p.iid, ref: p.ref, tag: p.tag ? 1 : 0, sha: p.sha, before_sha: p.beforeSha, source: p.source, status: p.status, user_id: p.userId, yaml_errors: p.yamlErrors, variables: p.variables, created_at: now, updated_at: now, started_at: null, finished_at: null })
+    .values({
+      project_id: p.projectId,
+      iid: p.iid,
+      ref: p.ref,
+      tag: p.tag ? 1 : 0,
+      sha: p.sha,
+      before_sha: p.beforeSha,
+      source: p.source,
+      status: p.status,
+      user_id: p.userId,
+      yaml_errors: p.yamlErrors,
+      variables: p.variables,
+      created_at: now,
+      updated_at: now,
+      started_at: null,
+      finished_at: null,
+    })
     .returningAll()
     .executeTakeFirstOrThrow()
 }
@@ -24,7 +56,11 @@ export async function findPipeline(db: Executor, id: number): Promise<Pipeline |
   return db.selectFrom('pipelines').selectAll().where('id', '=', id).executeTakeFirst()
 }
 
-export async function listPipelines(db: Executor, projectId: number, f: { ref?: string; status?: string; source?: string; sha?: string; limit: number; offset: number }): Promise<Pipeline[]> {
+export async function listPipelines(
+  db: Executor,
+  projectId: number,
+  f: { ref?: string; status?: string; source?: string; sha?: string; limit: number; offset: number },
+): Promise<Pipeline[]> {
   let q = db.selectFrom('pipelines').selectAll().where('project_id', '=', projectId)
   if (f.ref !== undefined) q = q.where('ref', '=', f.ref)
   if (f.status !== undefined) q = q.where('status', '=', f.status)
@@ -33,8 +69,15 @@ export async function listPipelines(db: Executor, projectId: number, f: { ref?: 
   return q.orderBy('id', 'desc').limit(f.limit).offset(f.offset).execute()
 }
 
-export async function countPipelines(db: Executor, projectId: number, f: { ref?: string; status?: string; source?: string; sha?: string } = {}): Promise<number> {
-  let q = db.selectFrom('pipelines').select((eb) => eb.fn.countAll<number>().as('n')).where('project_id', '=', projectId)
+export async function countPipelines(
+  db: Executor,
+  projectId: number,
+  f: { ref?: string; status?: string; source?: string; sha?: string } = {},
+): Promise<number> {
+  let q = db
+    .selectFrom('pipelines')
+    .select((eb) => eb.fn.countAll<number>().as('n'))
+    .where('project_id', '=', projectId)
   if (f.ref !== undefined) q = q.where('ref', '=', f.ref)
   if (f.status !== undefined) q = q.where('status', '=', f.status)
   if (f.source !== undefined) q = q.where('source', '=', f.source)
@@ -43,8 +86,16 @@ export async function countPipelines(db: Executor, projectId: number, f: { ref?:
   return Number(r.n)
 }
 
-export async function updatePipeline(db: Executor, id: number, set: Partial<Pick<Pipeline, 'status' | 'started_at' | 'finished_at'>>): Promise<void> {
-  await db.updateTable('pipelines').set({ ...set, updated_at: nowIso() }).where('id', '=', id).execute()
+export async function updatePipeline(
+  db: Executor,
+  id: number,
+  set: Partial<Pick<Pipeline, 'status' | 'started_at' | 'finished_at'>>,
+): Promise<void> {
+  await db
+    .updateTable('pipelines')
+    .set({ ...set, updated_at: nowIso() })
+    .where('id', '=', id)
+    .execute()
 }
 
 export async function deletePipeline(db: Executor, id: number): Promise<void> {
@@ -53,7 +104,19 @@ export async function deletePipeline(db: Executor, id: number): Promise<void> {
 
 export async function insertJob(
   db: Executor,
-  j: { pipelineId: number; projectId: number; name: string; stage: string; stageIdx: number; when: string; allowFailure: boolean; needs: string[] | null; definition: unknown; variables: unknown; userId: number | null },
+  j: {
+    pipelineId: number
+    projectId: number
+    name: string
+    stage: string
+    stageIdx: number
+    when: string
+    allowFailure: boolean
+    needs: string[] | null
+    definition: unknown
+    variables: unknown
+    userId: number | null
+  },
 ): Promise<CiJob> {
   return db
     .insertInto('ci_jobs')
@@ -84,7 +147,11 @@ export async function insertJob(
 }
 
 export async function setJobVariables(db: Executor, id: number, variables: unknown): Promise<void> {
-  await db.updateTable('ci_jobs').set({ variables: JSON.stringify(variables) }).where('id', '=', id).execute()
+  await db
+    .updateTable('ci_jobs')
+    .set({ variables: JSON.stringify(variables) })
+    .where('id', '=', id)
+    .execute()
 }
 
 export async function findJob(db: Executor, id: number): Promise<CiJob | undefined> {
@@ -102,7 +169,17 @@ export async function pipelineJobs(db: Executor, pipelineId: number, includeRetr
  * One page of a project's jobs, newest first, or of one pipeline's, in stage order; with the total
  * the filters match (for the pagination headers). Retried attempts only when `includeRetried`.
  */
-export async function pageJobs(db: Executor, f: { projectId: number; pipelineId?: number | undefined; scope?: string[] | undefined; includeRetried: boolean; limit: number; offset: number }): Promise<{ rows: CiJob[]; total: number }> {
+export async function pageJobs(
+  db: Executor,
+  f: {
+    projectId: number
+    pipelineId?: number | undefined
+    scope?: string[] | undefined
+    includeRetried: boolean
+    limit: number
+    offset: number
+  },
+): Promise<{ rows: CiJob[]; total: number }> {
   let base = db.selectFrom('ci_jobs').where('project_id', '=', f.projectId)
   if (f.pipelineId !== undefined) base = base.where('pipeline_id', '=', f.pipelineId)
   if (!f.includeRetried) base = base.where('retried', '=', 0)
@@ -133,23 +210,49 @@ export async function findJobByTokenDigest(db: Executor, digest: string): Promis
 
 export async function listVariables(db: Executor, ownerKind: 'project' | 'group', ownerIds: number[]): Promise<CiVariable[]> {
   if (ownerIds.length === 0) return []
-  return db.selectFrom('ci_variables').selectAll().where('owner_kind', '=', ownerKind).where('owner_id', 'in', ownerIds).orderBy('key').execute()
+  return db
+    .selectFrom('ci_variables')
+    .selectAll()
+    .where('owner_kind', '=', ownerKind)
+    .where('owner_id', 'in', ownerIds)
+    .orderBy('key')
+    .execute()
 }
 
 /** A page of one owner's variables, by key, and their total. */
-export async function pageVariables(db: Executor, ownerKind: 'project' | 'group', ownerId: number, page: { limit: number; offset: number }): Promise<{ rows: CiVariable[]; total: number }> {
+export async function pageVariables(
+  db: Executor,
+  ownerKind: 'project' | 'group',
+  ownerId: number,
+  page: { limit: number; offset: number },
+): Promise<{ rows: CiVariable[]; total: number }> {
   const base = db.selectFrom('ci_variables').where('owner_kind', '=', ownerKind).where('owner_id', '=', ownerId)
   const rows = await base.selectAll().orderBy('key').limit(page.limit).offset(page.offset).execute()
   const n = await base.select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()
   return { rows, total: Number(n.n) }
 }
 
-export async function findVariable(db: Executor, ownerKind: 'project' | 'group', ownerId: number, key: string): Promise<CiVariable | undefined> {
-  return db.selectFrom('ci_variables').selectAll().where('owner_kind', '=', ownerKind).where('owner_id', '=', ownerId).where('key', '=', key).executeTakeFirst()
+export async function findVariable(
+  db: Executor,
+  ownerKind: 'project' | 'group',
+  ownerId: number,
+  key: string,
+): Promise<CiVariable | undefined> {
+  return db
+    .selectFrom('ci_variables')
+    .selectAll()
+    .where('owner_kind', '=', ownerKind)
+    .where('owner_id', '=', ownerId)
+    .where('key', '=', key)
+    .executeTakeFirst()
 }
 
 export async function insertVariable(db: Executor, v: Omit<CiVariable, 'id' | 'created_at'>): Promise<CiVariable> {
-  return db.insertInto('ci_variables').values({ ...v, created_at: nowIso() }).returningAll().executeTakeFirstOrThrow()
+  return db
+    .insertInto('ci_variables')
+    .values({ ...v, created_at: nowIso() })
+    .returningAll()
+    .executeTakeFirstOrThrow()
 }
 
 export async function updateVariable(db: Executor, id: number, set: Partial<Omit<CiVariable, 'id' | 'created_at'>>): Promise<void> {
@@ -160,10 +263,20 @@ export async function deleteVariable(db: Executor, id: number): Promise<void> {
   await db.deleteFrom('ci_variables').where('id', '=', id).execute()
 }
 
-export async function insertTrigger(db: Executor, t: { projectId: number; ownerId: number | null; description: string; digest: string; hint: string }) {
+export async function insertTrigger(
+  db: Executor,
+  t: { projectId: number; ownerId: number | null; description: string; digest: string; hint: string },
+) {
   return db
     .insertInto('pipeline_triggers')
-    .values({ project_id: t.projectId, owner_id: t.ownerId, description: t.description, token_digest: t.digest, token_hint: t.hint, created_at: nowIso() })
+    .values({
+      project_id: t.projectId,
+      owner_id: t.ownerId,
+      description: t.description,
+      token_digest: t.digest,
+      token_hint: t.hint,
+      created_at: nowIso(),
+    })
     .returningAll()
     .executeTakeFirstOrThrow()
 }
@@ -184,22 +297,33 @@ export async function deleteTrigger(db: Executor, projectId: number, id: number)
   return Number(r.numDeletedRows) > 0
 }
 
-
 // ---- metrics (run at scrape time: each an index scan) ----
 
 export async function countJobsByStatus(db: Executor): Promise<Array<{ status: string; n: number }>> {
-  const rows = await db.selectFrom('ci_jobs').select(['status', (eb) => eb.fn.countAll<number>().as('n')]).groupBy('status').execute()
+  const rows = await db
+    .selectFrom('ci_jobs')
+    .select(['status', (eb) => eb.fn.countAll<number>().as('n')])
+    .groupBy('status')
+    .execute()
   return rows.map((r) => ({ status: r.status, n: Number(r.n) }))
 }
 
 /** When the longest-waiting pending job was queued (null when none waits). */
 export async function oldestPendingQueuedAt(db: Executor): Promise<string | null> {
-  const r = await db.selectFrom('ci_jobs').select((eb) => eb.fn.min('queued_at').as('t')).where('status', '=', 'pending').executeTakeFirst()
+  const r = await db
+    .selectFrom('ci_jobs')
+    .select((eb) => eb.fn.min('queued_at').as('t'))
+    .where('status', '=', 'pending')
+    .executeTakeFirst()
   return (r?.t as string | null | undefined) ?? null
 }
 
 export async function countRunnersContactedSince(db: Executor, since: string): Promise<number> {
-  const r = await db.selectFrom('runners').select((eb) => eb.fn.countAll<number>().as('n')).where('contacted_at', '>', since).executeTakeFirst()
+  const r = await db
+    .selectFrom('runners')
+    .select((eb) => eb.fn.countAll<number>().as('n'))
+    .where('contacted_at', '>', since)
+    .executeTakeFirst()
   return Number(r?.n ?? 0)
 }
 
@@ -229,7 +353,13 @@ export interface CommitStatusFilter {
   name?: string | undefined
 }
 
-export async function listCommitStatuses(db: Executor, projectId: number, sha: string, f: CommitStatusFilter, page: { limit: number; offset: number }): Promise<CommitStatus[]> {
+export async function listCommitStatuses(
+  db: Executor,
+  projectId: number,
+  sha: string,
+  f: CommitStatusFilter,
+  page: { limit: number; offset: number },
+): Promise<CommitStatus[]> {
   let q = db.selectFrom('commit_statuses').selectAll().where('project_id', '=', projectId).where('sha', '=', sha)
   if (f.ref !== undefined) q = q.where('ref', '=', f.ref)
   if (f.name !== undefined) q = q.where('name', '=', f.name)
@@ -237,7 +367,11 @@ export async function listCommitStatuses(db: Executor, projectId: number, sha: s
 }
 
 export async function countCommitStatuses(db: Executor, projectId: number, sha: string, f: CommitStatusFilter): Promise<number> {
-  let q = db.selectFrom('commit_statuses').select((eb) => eb.fn.countAll<number>().as('n')).where('project_id', '=', projectId).where('sha', '=', sha)
+  let q = db
+    .selectFrom('commit_statuses')
+    .select((eb) => eb.fn.countAll<number>().as('n'))
+    .where('project_id', '=', projectId)
+    .where('sha', '=', sha)
   if (f.ref !== undefined) q = q.where('ref', '=', f.ref)
   if (f.name !== undefined) q = q.where('name', '=', f.name)
   const r = await q.executeTakeFirstOrThrow()

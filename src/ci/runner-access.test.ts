@@ -32,7 +32,11 @@ describe('job token permissions', () => {
   const cases: Array<[string, Parameters<typeof facts>[0], string[]]> = [
     ['private, user reporter, not allow-listed', { projectId: 2, level: ACCESS_LEVELS.reporter }, []],
     ['private, user reporter, allow-listed', { projectId: 2, level: ACCESS_LEVELS.reporter, allowlisted: true }, ['pull']],
-    ['private, user maintainer, allow-listed: still pull only', { projectId: 2, level: ACCESS_LEVELS.maintainer, allowlisted: true }, ['pull']],
+    [
+      'private, user maintainer, allow-listed: still pull only',
+      { projectId: 2, level: ACCESS_LEVELS.maintainer, allowlisted: true },
+      ['pull'],
+    ],
     ['private, user guest, allow-listed', { projectId: 2, level: ACCESS_LEVELS.guest, allowlisted: true }, []],
     ['private, no access, allow-listed', { projectId: 2, allowlisted: true }, []],
     ['private, admin user, allow-listed', { projectId: 2, admin: true, allowlisted: true }, ['pull']],

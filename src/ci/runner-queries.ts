@@ -5,10 +5,27 @@ import type { RunnerType } from '../runner/protocol.ts'
 
 // SQL of runners, job claims, traces, artifacts and the job-token allowlist (ci/queries.ts has pipelines and jobs).
 
-export async function insertRunner(db: Executor, r: Omit<RunnersTable, 'id' | 'created_at' | 'contacted_at' | 'name' | 'version' | 'revision' | 'platform' | 'architecture' | 'executor' | 'ip_address'>): Promise<Runner> {
+export async function insertRunner(
+  db: Executor,
+  r: Omit<
+    RunnersTable,
+    'id' | 'created_at' | 'contacted_at' | 'name' | 'version' | 'revision' | 'platform' | 'architecture' | 'executor' | 'ip_address'
+  >,
+): Promise<Runner> {
   return db
     .insertInto('runners')
-    .values({ ...r, created_at: nowIso(), contacted_at: null, name: null, version: null, revision: null, platform: null, architecture: null, executor: null, ip_address: null })
+    .values({
+      ...r,
+      created_at: nowIso(),
+      contacted_at: null,
+      name: null,
+      version: null,
+      revision: null,
+      platform: null,
+      architecture: null,
+      executor: null,
+      ip_address: null,
+    })
     .returningAll()
     .executeTakeFirstOrThrow()
 }
@@ -37,7 +54,10 @@ export interface RunnerFilter {
 }
 
 /** A page of runners by id, and the total the filter matches. */
-export async function pageRunners(db: Executor, f: RunnerFilter & { limit: number; offset: number }): Promise<{ rows: Runner[]; total: number }> {
+export async function pageRunners(
+  db: Executor,
+  f: RunnerFilter & { limit: number; offset: number },
+): Promise<{ rows: Runner[]; total: number }> {
   let q = db.selectFrom('runners')
   if (f.projectIds || f.namespaceIds || f.instance) {
     q = q.where((eb) => {
@@ -86,7 +106,13 @@ export async function runningJobs(db: Executor): Promise<CiJob[]> {
 }
 
 export async function retriedAttempts(db: Executor, pipelineId: number, name: string): Promise<number> {
-  const r = await db.selectFrom('ci_jobs').select((eb) => eb.fn.countAll<number>().as('n')).where('pipeline_id', '=', pipelineId).where('name', '=', name).where('retried', '=', 1).executeTakeFirstOrThrow()
+  const r = await db
+    .selectFrom('ci_jobs')
+    .select((eb) => eb.fn.countAll<number>().as('n'))
+    .where('pipeline_id', '=', pipelineId)
+    .where('name', '=', name)
+    .where('retried', '=', 1)
+    .executeTakeFirstOrThrow()
   return Number(r.n)
 }
 
@@ -94,7 +120,11 @@ export async function findTrace(db: Executor, jobId: number) {
   return db.selectFrom('ci_job_traces').selectAll().where('job_id', '=', jobId).executeTakeFirst()
 }
 
-export async function saveTrace(db: Executor, jobId: number, t: { received_bytes: number; stored_bytes: number; tail: Uint8Array; truncated: number; updated_at: string }): Promise<void> {
+export async function saveTrace(
+  db: Executor,
+  jobId: number,
+  t: { received_bytes: number; stored_bytes: number; tail: Uint8Array; truncated: number; updated_at: string },
+): Promise<void> {
   await db
     .insertInto('ci_job_traces')
     .values({ job_id: jobId, ...t })
@@ -104,7 +134,11 @@ export async function saveTrace(db: Executor, jobId: number, t: { received_bytes
 
 export async function insertArtifact(db: Executor, a: Omit<CiJobArtifact, 'id' | 'created_at'>): Promise<CiJobArtifact> {
   await db.deleteFrom('ci_job_artifacts').where('job_id', '=', a.job_id).where('file_type', '=', a.file_type).execute()
-  return db.insertInto('ci_job_artifacts').values({ ...a, created_at: nowIso() }).returningAll().executeTakeFirstOrThrow()
+  return db
+    .insertInto('ci_job_artifacts')
+    .values({ ...a, created_at: nowIso() })
+    .returningAll()
+    .executeTakeFirstOrThrow()
 }
 
 export async function findArtifact(db: Executor, jobId: number, fileType: string): Promise<CiJobArtifact | undefined> {
@@ -117,7 +151,13 @@ export async function jobArtifacts(db: Executor, jobIds: number[]): Promise<CiJo
 }
 
 export async function expiredArtifacts(db: Executor, now: string): Promise<CiJobArtifact[]> {
-  return db.selectFrom('ci_job_artifacts').selectAll().where('expire_at', 'is not', null).where('expire_at', '<=', now).limit(1000).execute()
+  return db
+    .selectFrom('ci_job_artifacts')
+    .selectAll()
+    .where('expire_at', 'is not', null)
+    .where('expire_at', '<=', now)
+    .limit(1000)
+    .execute()
 }
 
 export async function deleteArtifact(db: Executor, id: number): Promise<void> {
@@ -125,15 +165,27 @@ export async function deleteArtifact(db: Executor, id: number): Promise<void> {
 }
 
 /** A page of the projects a project allows (oldest entry first), and their total. */
-export async function allowlistPage(db: Executor, projectId: number, page: { limit: number; offset: number }): Promise<{ rows: Project[]; total: number }> {
-  const base = db.selectFrom('job_token_allowlist as a').innerJoin('projects as p', 'p.id', 'a.allowed_project_id').where('a.project_id', '=', projectId)
+export async function allowlistPage(
+  db: Executor,
+  projectId: number,
+  page: { limit: number; offset: number },
+): Promise<{ rows: Project[]; total: number }> {
+  const base = db
+    .selectFrom('job_token_allowlist as a')
+    .innerJoin('projects as p', 'p.id', 'a.allowed_project_id')
+    .where('a.project_id', '=', projectId)
   const rows = await base.selectAll('p').orderBy('a.created_at').orderBy('p.id').limit(page.limit).offset(page.offset).execute()
   const n = await base.select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()
   return { rows, total: Number(n.n) }
 }
 
 export async function isAllowlisted(db: Executor, projectId: number, allowedProjectId: number): Promise<boolean> {
-  const r = await db.selectFrom('job_token_allowlist').select('project_id').where('project_id', '=', projectId).where('allowed_project_id', '=', allowedProjectId).executeTakeFirst()
+  const r = await db
+    .selectFrom('job_token_allowlist')
+    .select('project_id')
+    .where('project_id', '=', projectId)
+    .where('allowed_project_id', '=', allowedProjectId)
+    .executeTakeFirst()
   return r !== undefined
 }
 
@@ -147,6 +199,10 @@ export async function addToAllowlist(db: Executor, projectId: number, allowedPro
 }
 
 export async function removeFromAllowlist(db: Executor, projectId: number, allowedProjectId: number): Promise<boolean> {
-  const r = await db.deleteFrom('job_token_allowlist').where('project_id', '=', projectId).where('allowed_project_id', '=', allowedProjectId).executeTakeFirst()
+  const r = await db
+    .deleteFrom('job_token_allowlist')
+    .where('project_id', '=', projectId)
+    .where('allowed_project_id', '=', allowedProjectId)
+    .executeTakeFirst()
   return Number(r.numDeletedRows) > 0
 }

@@ -149,120 +149,221 @@ export async function runnerProtocolRoutes(app: TypedApp, deps: RunnerProtocolDe
 
   // ---- runners ----
 
-  app.post('/runners', { schema: { summary: 'Register a runner with a registration token (not supported: use POST /user/runners)', tags: ['runner'] }, config: { public: true } }, async () => {
-    throw new WharfError('FORBIDDEN', 'registration tokens are not supported: create the runner with POST /api/v4/user/runners and start it with its glrt- token', {})
-  })
+  app.post(
+    '/runners',
+    {
+      schema: { summary: 'Register a runner with a registration token (not supported: use POST /user/runners)', tags: ['runner'] },
+      config: { public: true },
+    },
+    async () => {
+      throw new WharfError(
+        'FORBIDDEN',
+        'registration tokens are not supported: create the runner with POST /api/v4/user/runners and start it with its glrt- token',
+        {},
+      )
+    },
+  )
 
-  app.post('/runners/verify', { schema: { summary: 'Verify a runner token', tags: ['runner'], body: VerifyRunnerRequest }, config: { public: true, runnerAuth: 'runner' } }, async (req) => {
-    const r = req.ciRunner!
-    await runners.contacted(r, undefined, req.ip)
-    return { id: r.id, token: req.body.token, token_expires_at: r.token_expires_at }
-  })
+  app.post(
+    '/runners/verify',
+    {
+      schema: { summary: 'Verify a runner token', tags: ['runner'], body: VerifyRunnerRequest },
+      config: { public: true, runnerAuth: 'runner' },
+    },
+    async (req) => {
+      const r = req.ciRunner!
+      await runners.contacted(r, undefined, req.ip)
+      return { id: r.id, token: req.body.token, token_expires_at: r.token_expires_at }
+    },
+  )
 
-  app.delete('/runners', { schema: { summary: 'Unregister (delete) the runner of a token', tags: ['runner'], body: UnregisterRunnerRequest }, config: { public: true, runnerAuth: 'runner' } }, async (req, reply) => {
-    await runners.unregister(req.body.token)
-    return reply.code(204).send()
-  })
+  app.delete(
+    '/runners',
+    {
+      schema: { summary: 'Unregister (delete) the runner of a token', tags: ['runner'], body: UnregisterRunnerRequest },
+      config: { public: true, runnerAuth: 'runner' },
+    },
+    async (req, reply) => {
+      await runners.unregister(req.body.token)
+      return reply.code(204).send()
+    },
+  )
 
   // gitlab-runner 16+ unregisters its "runner manager" (one per machine) this way; Wharf keeps none.
-  app.delete('/runners/managers', { schema: { summary: 'Unregister a runner manager (no-op: the runner stays)', tags: ['runner'], body: UnregisterRunnerRequest }, config: { public: true, runnerAuth: 'runner' } }, async (_req, reply) => {
-    return reply.code(204).send()
-  })
+  app.delete(
+    '/runners/managers',
+    {
+      schema: { summary: 'Unregister a runner manager (no-op: the runner stays)', tags: ['runner'], body: UnregisterRunnerRequest },
+      config: { public: true, runnerAuth: 'runner' },
+    },
+    async (_req, reply) => {
+      return reply.code(204).send()
+    },
+  )
 
-  app.post('/runners/reset_authentication_token', { schema: { summary: "Replace a runner's token (the old one stops working)", tags: ['runner'], body: UnregisterRunnerRequest }, config: { public: true, runnerAuth: 'runner' } }, async (req, reply) => {
-    const r = req.ciRunner!
-    return reply.code(201).send({ token: await runners.resetToken(r), token_expires_at: r.token_expires_at })
-  })
+  app.post(
+    '/runners/reset_authentication_token',
+    {
+      schema: { summary: "Replace a runner's token (the old one stops working)", tags: ['runner'], body: UnregisterRunnerRequest },
+      config: { public: true, runnerAuth: 'runner' },
+    },
+    async (req, reply) => {
+      const r = req.ciRunner!
+      return reply.code(201).send({ token: await runners.resetToken(r), token_expires_at: r.token_expires_at })
+    },
+  )
 
   // ---- jobs ----
 
-  app.post('/jobs/request', { schema: { summary: 'Request a job (long poll)', tags: ['runner'], body: JobRequest }, config: { public: true, runnerAuth: 'runner' } }, async (req, reply) => {
-    const runner = req.ciRunner!
-    const body = req.body
-    await runners.contacted(runner, body.info, req.ip)
-    const ac = new AbortController()
-    const onClose = () => ac.abort()
-    reply.raw.once('close', onClose)
-    try {
-      const job = await jobQueue.request(runner, { ...(deps.longPollMs !== undefined ? { waitMs: deps.longPollMs } : {}), signal: ac.signal })
-      if (!job) return reply.code(204).header(HEADERS.lastUpdate, jobQueue.lastUpdate()).send()
-      req.log.info({ job: job.id, runner: runner.id }, 'job assigned')
-      return reply.code(201).send(job)
-    } finally {
-      reply.raw.off('close', onClose)
-    }
-  })
+  app.post(
+    '/jobs/request',
+    {
+      schema: { summary: 'Request a job (long poll)', tags: ['runner'], body: JobRequest },
+      config: { public: true, runnerAuth: 'runner' },
+    },
+    async (req, reply) => {
+      const runner = req.ciRunner!
+      const body = req.body
+      await runners.contacted(runner, body.info, req.ip)
+      const ac = new AbortController()
+      const onClose = () => ac.abort()
+      reply.raw.once('close', onClose)
+      try {
+        const job = await jobQueue.request(runner, {
+          ...(deps.longPollMs !== undefined ? { waitMs: deps.longPollMs } : {}),
+          signal: ac.signal,
+        })
+        if (!job) return reply.code(204).header(HEADERS.lastUpdate, jobQueue.lastUpdate()).send()
+        req.log.info({ job: job.id, runner: runner.id }, 'job assigned')
+        return reply.code(201).send(job)
+      } finally {
+        reply.raw.off('close', onClose)
+      }
+    },
+  )
 
-  app.put('/jobs/:id', { schema: { summary: 'Update a job (state, keep-alive)', tags: ['runner'], params: JobIdParam, body: UpdateJobRequest }, config: { public: true, runnerAuth: 'job' } }, async (req, reply) => {
-    const jobStatus = await jobUpdates.update(req.ciJob!, req.body as UpdateJobRequest)
-    return reply.code(200).header(HEADERS.jobStatus, jobStatus).send({})
-  })
+  app.put(
+    '/jobs/:id',
+    {
+      schema: { summary: 'Update a job (state, keep-alive)', tags: ['runner'], params: JobIdParam, body: UpdateJobRequest },
+      config: { public: true, runnerAuth: 'job' },
+    },
+    async (req, reply) => {
+      const jobStatus = await jobUpdates.update(req.ciJob!, req.body as UpdateJobRequest)
+      return reply.code(200).header(HEADERS.jobStatus, jobStatus).send({})
+    },
+  )
 
-  app.patch('/jobs/:id/trace', { schema: { summary: "Append to a job's log (Content-Range: start-end)", tags: ['runner'], params: JobIdParam }, config: { public: true, runnerAuth: 'job' } }, async (req, reply) => {
-    const job = req.ciJob!
-    const body = req.body as Readable | undefined
-    if (job.status !== 'running' && job.status !== 'canceled') {
-      body?.resume()
-      throw notRunning(job.status)
-    }
-    const range = parseContentRange(req.headers['content-range'])
-    if (!range) {
-      body?.resume()
-      throw new WharfError('BAD_REQUEST', 'Missing or malformed header Content-Range (expected <start>-<end>)', {})
-    }
-    const r = await jobUpdates.appendTrace(job, range.start, body ?? emptyBody())
-    const status = (await pipelines.findJob(job.id))?.status ?? job.status
-    reply.header(HEADERS.jobStatus, status).header(HEADERS.range, `0-${r.received}`)
-    if (!r.ok) {
-      body?.resume()
-      throw new WharfError('RANGE_NOT_SATISFIABLE', `Range Not Satisfiable: the log has ${r.received} bytes; resend from there`, { received: r.received })
-    }
-    return reply.code(202).header(HEADERS.traceUpdateInterval, String(TRACE_UPDATE_INTERVAL_SECONDS)).send()
-  })
+  app.patch(
+    '/jobs/:id/trace',
+    {
+      schema: { summary: "Append to a job's log (Content-Range: start-end)", tags: ['runner'], params: JobIdParam },
+      config: { public: true, runnerAuth: 'job' },
+    },
+    async (req, reply) => {
+      const job = req.ciJob!
+      const body = req.body as Readable | undefined
+      if (job.status !== 'running' && job.status !== 'canceled') {
+        body?.resume()
+        throw notRunning(job.status)
+      }
+      const range = parseContentRange(req.headers['content-range'])
+      if (!range) {
+        body?.resume()
+        throw new WharfError('BAD_REQUEST', 'Missing or malformed header Content-Range (expected <start>-<end>)', {})
+      }
+      const r = await jobUpdates.appendTrace(job, range.start, body ?? emptyBody())
+      const status = (await pipelines.findJob(job.id))?.status ?? job.status
+      reply.header(HEADERS.jobStatus, status).header(HEADERS.range, `0-${r.received}`)
+      if (!r.ok) {
+        body?.resume()
+        throw new WharfError('RANGE_NOT_SATISFIABLE', `Range Not Satisfiable: the log has ${r.received} bytes; resend from there`, {
+          received: r.received,
+        })
+      }
+      return reply.code(202).header(HEADERS.traceUpdateInterval, String(TRACE_UPDATE_INTERVAL_SECONDS)).send()
+    },
+  )
 
   const AuthorizeQuery = Type.Object({ filesize: Type.Optional(Type.Integer({ minimum: 0 })), artifact_type: Type.Optional(Type.String()) })
-  app.post('/jobs/:id/artifacts/authorize', { schema: { summary: 'Check an artifacts upload before sending it', tags: ['runner'], params: JobIdParam, querystring: AuthorizeQuery }, config: { public: true, runnerAuth: 'job' } }, async (req) => {
-    const job = req.ciJob!
-    if (job.status !== 'running') throw notRunning(job.status)
-    const size = req.query.filesize ?? Number((req.body as { filesize?: unknown } | undefined)?.filesize ?? 0)
-    if (size > artifacts.maxBytes) throw artifactsTooLarge(artifacts.maxBytes)
-    return { TempPath: '', MaximumSize: artifacts.maxBytes }
-  })
+  app.post(
+    '/jobs/:id/artifacts/authorize',
+    {
+      schema: { summary: 'Check an artifacts upload before sending it', tags: ['runner'], params: JobIdParam, querystring: AuthorizeQuery },
+      config: { public: true, runnerAuth: 'job' },
+    },
+    async (req) => {
+      const job = req.ciJob!
+      if (job.status !== 'running') throw notRunning(job.status)
+      const size = req.query.filesize ?? Number((req.body as { filesize?: unknown } | undefined)?.filesize ?? 0)
+      if (size > artifacts.maxBytes) throw artifactsTooLarge(artifacts.maxBytes)
+      return { TempPath: '', MaximumSize: artifacts.maxBytes }
+    },
+  )
 
-  app.post('/jobs/:id/artifacts', { schema: { summary: 'Upload job artifacts (multipart field `file`)', tags: ['runner'], params: JobIdParam, querystring: ArtifactsUploadParams }, config: { public: true, runnerAuth: 'job' } }, async (req, reply) => {
-    const job = req.ciJob!
-    if (job.status !== 'running') throw notRunning(job.status)
-    if (!req.isMultipart()) throw new WharfError('BAD_REQUEST', 'expected a multipart/form-data body with a `file` field', {})
-    const file = await req.file()
-    if (file?.fieldname !== 'file') throw new WharfError('BAD_REQUEST', 'missing the `file` field', {})
-    const query = req.query
-    const field = (name: string): string | undefined => {
-      const f = file.fields[name]
-      const one = Array.isArray(f) ? f[0] : f
-      return one && one.type === 'field' && typeof one.value === 'string' ? one.value : undefined
-    }
-    const a = await artifacts.store(job, {
-      stream: file.file,
-      filename: file.filename,
-      fileType: query.artifact_type ?? field('artifact_type'),
-      format: query.artifact_format ?? field('artifact_format'),
-      expireIn: query.expire_in ?? field('expire_in') ?? expireInOf(job),
-      truncated: () => file.file.truncated,
-    })
-    req.log.info({ job: job.id, type: a.file_type, bytes: a.size }, 'artifacts stored')
-    return reply.code(201).send({ id: job.id, artifacts_file: { filename: a.filename, size: a.size }, file_type: a.file_type, file_format: a.file_format, expire_at: a.expire_at })
-  })
+  app.post(
+    '/jobs/:id/artifacts',
+    {
+      schema: {
+        summary: 'Upload job artifacts (multipart field `file`)',
+        tags: ['runner'],
+        params: JobIdParam,
+        querystring: ArtifactsUploadParams,
+      },
+      config: { public: true, runnerAuth: 'job' },
+    },
+    async (req, reply) => {
+      const job = req.ciJob!
+      if (job.status !== 'running') throw notRunning(job.status)
+      if (!req.isMultipart()) throw new WharfError('BAD_REQUEST', 'expected a multipart/form-data body with a `file` field', {})
+      const file = await req.file()
+      if (file?.fieldname !== 'file') throw new WharfError('BAD_REQUEST', 'missing the `file` field', {})
+      const query = req.query
+      const field = (name: string): string | undefined => {
+        const f = file.fields[name]
+        const one = Array.isArray(f) ? f[0] : f
+        return one && one.type === 'field' && typeof one.value === 'string' ? one.value : undefined
+      }
+      const a = await artifacts.store(job, {
+        stream: file.file,
+        filename: file.filename,
+        fileType: query.artifact_type ?? field('artifact_type'),
+        format: query.artifact_format ?? field('artifact_format'),
+        expireIn: query.expire_in ?? field('expire_in') ?? expireInOf(job),
+        truncated: () => file.file.truncated,
+      })
+      req.log.info({ job: job.id, type: a.file_type, bytes: a.size }, 'artifacts stored')
+      return reply.code(201).send({
+        id: job.id,
+        artifacts_file: { filename: a.filename, size: a.size },
+        file_type: a.file_type,
+        file_format: a.file_format,
+        expire_at: a.expire_at,
+      })
+    },
+  )
 
   // A job's artifacts, for the jobs that depend on it: the token is the DOWNLOADING job's.
-  app.get('/jobs/:id/artifacts', { schema: { summary: "Download a job's artifacts with a job token", tags: ['runner'], params: JobIdParam }, config: { public: true, runnerAuth: 'anyJob' } }, async (req, reply) => {
-    const caller = req.ciJob!
-    const target = await pipelines.findJob(req.params.id)
-    if (!target) throw new WharfError('NOT_FOUND', 'Job Not Found', {})
-    if (!(await jobTokens.jobMayAccess(caller, target.project_id))) {
-      throw new WharfError('FORBIDDEN', `project ${target.project_id} does not allow CI job tokens from project ${caller.project_id} (its job token allowlist)`, {})
-    }
-    return sendArchive(reply, artifacts, target)
-  })
+  app.get(
+    '/jobs/:id/artifacts',
+    {
+      schema: { summary: "Download a job's artifacts with a job token", tags: ['runner'], params: JobIdParam },
+      config: { public: true, runnerAuth: 'anyJob' },
+    },
+    async (req, reply) => {
+      const caller = req.ciJob!
+      const target = await pipelines.findJob(req.params.id)
+      if (!target) throw new WharfError('NOT_FOUND', 'Job Not Found', {})
+      if (!(await jobTokens.jobMayAccess(caller, target.project_id))) {
+        throw new WharfError(
+          'FORBIDDEN',
+          `project ${target.project_id} does not allow CI job tokens from project ${caller.project_id} (its job token allowlist)`,
+          {},
+        )
+      }
+      return sendArchive(reply, artifacts, target)
+    },
+  )
 }
 
 function emptyBody(): AsyncIterable<Buffer> {
@@ -279,7 +380,10 @@ async function sendArchive(reply: FastifyReply, artifacts: Artifacts, job: CiJob
   const a = await artifacts.find(job.id, fileType)
   if (!a) throw new WharfError('NOT_FOUND', '404 Not Found: this job has no artifacts', {})
   return reply
-    .header('Content-Type', a.file_format === 'zip' ? 'application/zip' : a.file_format === 'gzip' ? 'application/gzip' : 'application/octet-stream')
+    .header(
+      'Content-Type',
+      a.file_format === 'zip' ? 'application/zip' : a.file_format === 'gzip' ? 'application/gzip' : 'application/octet-stream',
+    )
     .header('Content-Length', String(a.size))
     .header('Content-Disposition', `attachment; filename="${a.filename}"`)
     .send(artifacts.open(a))
@@ -314,7 +418,10 @@ const JobParams = Type.Object({ id: Type.String(), job_id: Type.Integer() })
 const AllowlistParams = Type.Object({ id: Type.String(), target_project_id: Type.Integer() })
 const AllowlistBody = Body({ target_project_id: Type.Integer() })
 
-const tagsOf = (q: Static<typeof RunnerListQuery>) => (q.tag_list === undefined ? undefined : (Array.isArray(q.tag_list) ? q.tag_list : q.tag_list.split(',')).map((t) => t.trim()).filter(Boolean))
+const tagsOf = (q: Static<typeof RunnerListQuery>) =>
+  q.tag_list === undefined
+    ? undefined
+    : (Array.isArray(q.tag_list) ? q.tag_list : q.tag_list.split(',')).map((t) => t.trim()).filter(Boolean)
 
 export async function runnerApiRoutes(app: TypedApp, deps: RunnerApiDeps): Promise<void> {
   const { projects, groups, runners, traces, artifacts, jobTokens, pipelines, jobUpdates } = deps
@@ -322,8 +429,10 @@ export async function runnerApiRoutes(app: TypedApp, deps: RunnerApiDeps): Promi
   /** The project, readable by the caller as its pipelines are (Reporter+ when private); a stricter role on demand. */
   const readableProject = async (req: FastifyRequest, id: string, role?: 'maintainer'): Promise<Project> => {
     const { project, level } = await projects.projectFor(req.principal, id)
-    if (project.visibility === 'private' && !atLeast(level, 'reporter')) throw new WharfError('FORBIDDEN', 'reading jobs needs the reporter role', { needs: 'reporter' })
-    if (role && !atLeast(level, role)) throw new WharfError('FORBIDDEN', `this needs the ${role} role in ${project.full_path}`, { needs: role })
+    if (project.visibility === 'private' && !atLeast(level, 'reporter'))
+      throw new WharfError('FORBIDDEN', 'reading jobs needs the reporter role', { needs: 'reporter' })
+    if (role && !atLeast(level, role))
+      throw new WharfError('FORBIDDEN', `this needs the ${role} role in ${project.full_path}`, { needs: role })
     return project
   }
   const jobOf = async (project: Project, id: number): Promise<CiJob> => {
@@ -332,114 +441,226 @@ export async function runnerApiRoutes(app: TypedApp, deps: RunnerApiDeps): Promi
     return j
   }
 
-  app.post('/user/runners', { schema: { summary: 'Create a runner (its glrt- token is shown once)', tags: ['runner'], body: CreateRunnerRequest } }, async (req, reply) => {
-    const { runner, token } = await runners.create(req.principal, req.body)
-    return reply.code(201).send({ id: runner.id, token, token_expires_at: runner.token_expires_at })
-  })
+  app.post(
+    '/user/runners',
+    { schema: { summary: 'Create a runner (its glrt- token is shown once)', tags: ['runner'], body: CreateRunnerRequest } },
+    async (req, reply) => {
+      const { runner, token } = await runners.create(req.principal, req.body)
+      return reply.code(201).send({ id: runner.id, token, token_expires_at: runner.token_expires_at })
+    },
+  )
 
-  for (const [url, all] of [['/runners', false], ['/runners/all', true]] as const) {
-    app.get(url, { schema: { summary: all ? 'List every runner (administrators)' : 'List the runners of the projects and groups you maintain', tags: ['runner'], querystring: RunnerListQuery } }, async (req, reply) => {
-      const q = req.query
-      const page = pageOf(q)
-      const { rows, total } = await runners.pageFor(req.principal, { all, limit: page.limit, offset: page.offset, type: q.type, paused: q.paused, tagList: tagsOf(q) })
-      setPageHeaders(req, reply, deps.publicUrl, page, total)
-      return rows.map((r) => runnerJson(r))
-    })
+  for (const [url, all] of [
+    ['/runners', false],
+    ['/runners/all', true],
+  ] as const) {
+    app.get(
+      url,
+      {
+        schema: {
+          summary: all ? 'List every runner (administrators)' : 'List the runners of the projects and groups you maintain',
+          tags: ['runner'],
+          querystring: RunnerListQuery,
+        },
+      },
+      async (req, reply) => {
+        const q = req.query
+        const page = pageOf(q)
+        const { rows, total } = await runners.pageFor(req.principal, {
+          all,
+          limit: page.limit,
+          offset: page.offset,
+          type: q.type,
+          paused: q.paused,
+          tagList: tagsOf(q),
+        })
+        setPageHeaders(req, reply, deps.publicUrl, page, total)
+        return rows.map((r) => runnerJson(r))
+      },
+    )
   }
 
   app.get('/runners/:id', { schema: { summary: 'Get a runner', tags: ['runner'], params: RunnerParams } }, async (req) => {
     return runnerJson(await runners.manageable(req.principal, req.params.id))
   })
 
-  app.put('/runners/:id', { schema: { summary: 'Update a runner (paused, tags, run_untagged, description...)', tags: ['runner'], params: RunnerParams, body: RunnerUpdateBody } }, async (req) => {
-    return runnerJson(await runners.update(req.principal, req.params.id, req.body))
-  })
+  app.put(
+    '/runners/:id',
+    {
+      schema: {
+        summary: 'Update a runner (paused, tags, run_untagged, description...)',
+        tags: ['runner'],
+        params: RunnerParams,
+        body: RunnerUpdateBody,
+      },
+    },
+    async (req) => {
+      return runnerJson(await runners.update(req.principal, req.params.id, req.body))
+    },
+  )
 
   app.delete('/runners/:id', { schema: { summary: 'Delete a runner', tags: ['runner'], params: RunnerParams } }, async (req, reply) => {
     await runners.remove(req.principal, req.params.id)
     return reply.code(204).send()
   })
 
-  app.get('/projects/:id/runners', { schema: { summary: "Runners that can run a project's jobs", tags: ['runner'], params: IdParam, querystring: RunnerListQuery } }, async (req, reply) => {
-    const { project } = await projects.projectFor(req.principal, req.params.id, 'maintainer')
-    const q = req.query
-    const page = pageOf(q)
-    const { rows, total } = await runners.pageForProject(project, { limit: page.limit, offset: page.offset, type: q.type, paused: q.paused, tagList: tagsOf(q) })
-    setPageHeaders(req, reply, deps.publicUrl, page, total)
-    return rows.map((r) => runnerJson(r))
-  })
+  app.get(
+    '/projects/:id/runners',
+    { schema: { summary: "Runners that can run a project's jobs", tags: ['runner'], params: IdParam, querystring: RunnerListQuery } },
+    async (req, reply) => {
+      const { project } = await projects.projectFor(req.principal, req.params.id, 'maintainer')
+      const q = req.query
+      const page = pageOf(q)
+      const { rows, total } = await runners.pageForProject(project, {
+        limit: page.limit,
+        offset: page.offset,
+        type: q.type,
+        paused: q.paused,
+        tagList: tagsOf(q),
+      })
+      setPageHeaders(req, reply, deps.publicUrl, page, total)
+      return rows.map((r) => runnerJson(r))
+    },
+  )
 
-  app.get('/groups/:id/runners', { schema: { summary: "Runners that can run a group's jobs", tags: ['runner'], params: IdParam, querystring: RunnerListQuery } }, async (req, reply) => {
-    const { group } = await groups.groupFor(req.principal, req.params.id, 'maintainer')
-    const q = req.query
-    const page = pageOf(q)
-    const { rows, total } = await runners.pageForGroup(group, { limit: page.limit, offset: page.offset, type: q.type, paused: q.paused, tagList: tagsOf(q) })
-    setPageHeaders(req, reply, deps.publicUrl, page, total)
-    return rows.map((r) => runnerJson(r))
-  })
+  app.get(
+    '/groups/:id/runners',
+    { schema: { summary: "Runners that can run a group's jobs", tags: ['runner'], params: IdParam, querystring: RunnerListQuery } },
+    async (req, reply) => {
+      const { group } = await groups.groupFor(req.principal, req.params.id, 'maintainer')
+      const q = req.query
+      const page = pageOf(q)
+      const { rows, total } = await runners.pageForGroup(group, {
+        limit: page.limit,
+        offset: page.offset,
+        type: q.type,
+        paused: q.paused,
+        tagList: tagsOf(q),
+      })
+      setPageHeaders(req, reply, deps.publicUrl, page, total)
+      return rows.map((r) => runnerJson(r))
+    },
+  )
 
   // A job's log. `Range: bytes=N-` reads from byte N (206), for incremental followers.
-  app.get('/projects/:id/jobs/:job_id/trace', { schema: { summary: "A job's log (masked)", tags: ['ci'], params: JobParams }, config: { public: true } }, async (req, reply) => {
-    const { id, job_id } = req.params
-    const job = await jobOf(await readableProject(req, id), job_id)
-    const m = /^bytes=(\d+)-$/.exec(String(req.headers.range ?? '').trim())
-    reply.header('Content-Type', 'text/plain; charset=utf-8').header('Accept-Ranges', 'bytes').header(HEADERS.jobStatus, job.status)
-    if (m) {
-      const start = Number(m[1])
-      const { size, stream } = await traces.read(job.id, start)
-      if (!stream) {
-        reply.header('Content-Range', `bytes */${size}`)
-        throw new WharfError('RANGE_NOT_SATISFIABLE', `the log has ${size} bytes`, { size })
+  app.get(
+    '/projects/:id/jobs/:job_id/trace',
+    { schema: { summary: "A job's log (masked)", tags: ['ci'], params: JobParams }, config: { public: true } },
+    async (req, reply) => {
+      const { id, job_id } = req.params
+      const job = await jobOf(await readableProject(req, id), job_id)
+      const m = /^bytes=(\d+)-$/.exec(String(req.headers.range ?? '').trim())
+      reply.header('Content-Type', 'text/plain; charset=utf-8').header('Accept-Ranges', 'bytes').header(HEADERS.jobStatus, job.status)
+      if (m) {
+        const start = Number(m[1])
+        const { size, stream } = await traces.read(job.id, start)
+        if (!stream) {
+          reply.header('Content-Range', `bytes */${size}`)
+          throw new WharfError('RANGE_NOT_SATISFIABLE', `the log has ${size} bytes`, { size })
+        }
+        return reply
+          .code(206)
+          .header('Content-Range', `bytes ${start}-${size - 1}/${size}`)
+          .header('Content-Length', String(size - start))
+          .send(stream)
       }
-      return reply.code(206).header('Content-Range', `bytes ${start}-${size - 1}/${size}`).header('Content-Length', String(size - start)).send(stream)
-    }
-    const { stream } = await traces.read(job.id, 0)
-    if (!stream) return reply.code(200).send('')
-    // Values that became masked after the log was written are masked on the way out too.
-    return reply.code(200).send(stream.pipe((await jobUpdates.masker(job)).transform()))
-  })
+      const { stream } = await traces.read(job.id, 0)
+      if (!stream) return reply.code(200).send('')
+      // Values that became masked after the log was written are masked on the way out too.
+      return reply.code(200).send(stream.pipe((await jobUpdates.masker(job)).transform()))
+    },
+  )
 
-  app.get('/projects/:id/jobs/:job_id/artifacts', { schema: { summary: "Download a job's artifacts archive", tags: ['ci'], params: JobParams }, config: { public: true, jobToken: true } }, async (req, reply) => {
-    const { id, job_id } = req.params
-    const p = req.principal
-    let project: Project
-    if (p.kind === 'job') {
-      const found = await projects.findProjectRef(id)
-      if (!found) throw new WharfError('NOT_FOUND', 'Project Not Found', {})
-      const facts = await jobTokens.projectFacts(p, found)
-      if (!facts.job?.allowlisted) throw new WharfError('FORBIDDEN', `${found.full_path} does not allow CI job tokens from project ${p.projectId} (job token allowlist)`, {})
-      project = found
-    } else project = await readableProject(req, id)
-    return sendArchive(reply, artifacts, await jobOf(project, job_id))
-  })
+  app.get(
+    '/projects/:id/jobs/:job_id/artifacts',
+    {
+      schema: { summary: "Download a job's artifacts archive", tags: ['ci'], params: JobParams },
+      config: { public: true, jobToken: true },
+    },
+    async (req, reply) => {
+      const { id, job_id } = req.params
+      const p = req.principal
+      let project: Project
+      if (p.kind === 'job') {
+        const found = await projects.findProjectRef(id)
+        if (!found) throw new WharfError('NOT_FOUND', 'Project Not Found', {})
+        const facts = await jobTokens.projectFacts(p, found)
+        if (!facts.job?.allowlisted)
+          throw new WharfError(
+            'FORBIDDEN',
+            `${found.full_path} does not allow CI job tokens from project ${p.projectId} (job token allowlist)`,
+            {},
+          )
+        project = found
+      } else project = await readableProject(req, id)
+      return sendArchive(reply, artifacts, await jobOf(project, job_id))
+    },
+  )
 
   // The CI/CD job token allowlist: projects whose job tokens may access this one.
-  app.get('/projects/:id/job_token_scope', { schema: { summary: 'Job token access settings', tags: ['ci'], params: IdParam } }, async (req) => {
-    await readableProject(req, req.params.id, 'maintainer')
-    return { inbound_enabled: true, outbound_enabled: false }
-  })
+  app.get(
+    '/projects/:id/job_token_scope',
+    { schema: { summary: 'Job token access settings', tags: ['ci'], params: IdParam } },
+    async (req) => {
+      await readableProject(req, req.params.id, 'maintainer')
+      return { inbound_enabled: true, outbound_enabled: false }
+    },
+  )
 
-  app.get('/projects/:id/job_token_scope/allowlist', { schema: { summary: 'Projects allowed to use their job tokens on this project', tags: ['ci'], params: IdParam, querystring: Type.Object(PageQuery) } }, async (req, reply) => {
-    const project = await readableProject(req, req.params.id, 'maintainer')
-    const page = pageOf(req.query)
-    const { rows, total } = await jobTokens.allowlistPage(project.id, page)
-    setPageHeaders(req, reply, deps.publicUrl, page, total)
-    return rows.map((p) => ({ id: p.id, name: p.name, path: p.path, path_with_namespace: p.full_path, name_with_namespace: p.full_path, web_url: `${deps.publicUrl}/${p.full_path}` }))
-  })
+  app.get(
+    '/projects/:id/job_token_scope/allowlist',
+    {
+      schema: {
+        summary: 'Projects allowed to use their job tokens on this project',
+        tags: ['ci'],
+        params: IdParam,
+        querystring: Type.Object(PageQuery),
+      },
+    },
+    async (req, reply) => {
+      const project = await readableProject(req, req.params.id, 'maintainer')
+      const page = pageOf(req.query)
+      const { rows, total } = await jobTokens.allowlistPage(project.id, page)
+      setPageHeaders(req, reply, deps.publicUrl, page, total)
+      return rows.map((p) => ({
+        id: p.id,
+        name: p.name,
+        path: p.path,
+        path_with_namespace: p.full_path,
+        name_with_namespace: p.full_path,
+        web_url: `${deps.publicUrl}/${p.full_path}`,
+      }))
+    },
+  )
 
-  app.post('/projects/:id/job_token_scope/allowlist', { schema: { summary: "Allow a project's job tokens on this project", tags: ['ci'], params: IdParam, body: AllowlistBody } }, async (req, reply) => {
-    const project = await readableProject(req, req.params.id, 'maintainer')
-    const target = await projects.findProjectRef(req.body.target_project_id)
-    // The allowed project must be one the caller can see, so ids of hidden projects reveal nothing.
-    if (!target || !(await projects.projectFor(req.principal, target.id).then(() => true, () => false))) throw new WharfError('NOT_FOUND', 'Project Not Found', {})
-    await jobTokens.allow(project.id, target)
-    return reply.code(201).send({ source_project_id: project.id, target_project_id: target.id })
-  })
+  app.post(
+    '/projects/:id/job_token_scope/allowlist',
+    { schema: { summary: "Allow a project's job tokens on this project", tags: ['ci'], params: IdParam, body: AllowlistBody } },
+    async (req, reply) => {
+      const project = await readableProject(req, req.params.id, 'maintainer')
+      const target = await projects.findProjectRef(req.body.target_project_id)
+      // The allowed project must be one the caller can see, so ids of hidden projects reveal nothing.
+      if (
+        !target ||
+        !(await projects.projectFor(req.principal, target.id).then(
+          () => true,
+          () => false,
+        ))
+      )
+        throw new WharfError('NOT_FOUND', 'Project Not Found', {})
+      await jobTokens.allow(project.id, target)
+      return reply.code(201).send({ source_project_id: project.id, target_project_id: target.id })
+    },
+  )
 
-  app.delete('/projects/:id/job_token_scope/allowlist/:target_project_id', { schema: { summary: "Stop allowing a project's job tokens on this project", tags: ['ci'], params: AllowlistParams } }, async (req, reply) => {
-    const { id, target_project_id } = req.params
-    const project = await readableProject(req, id, 'maintainer')
-    await jobTokens.disallow(project.id, target_project_id)
-    return reply.code(204).send()
-  })
+  app.delete(
+    '/projects/:id/job_token_scope/allowlist/:target_project_id',
+    { schema: { summary: "Stop allowing a project's job tokens on this project", tags: ['ci'], params: AllowlistParams } },
+    async (req, reply) => {
+      const { id, target_project_id } = req.params
+      const project = await readableProject(req, id, 'maintainer')
+      await jobTokens.disallow(project.id, target_project_id)
+      return reply.code(204).send()
+    },
+  )
 }

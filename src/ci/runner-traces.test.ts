@@ -43,7 +43,14 @@ describe('TraceMasker', () => {
 
   it('masks byte by byte too', () => {
     const m = new TraceMasker([secret])
-    assert.equal(maskInChunks(m, text, Array.from({ length: text.length }, (_, i) => i)), expected)
+    assert.equal(
+      maskInChunks(
+        m,
+        text,
+        Array.from({ length: text.length }, (_, i) => i),
+      ),
+      expected,
+    )
   })
 
   it('prefers the longer of two secrets that start at the same place, and handles UTF-8 values', () => {
@@ -82,8 +89,32 @@ async function store(t: TestContext) {
   const root = await users.createUser({ username: 'root', password: 'rootpassword', isAdmin: true })
   const group = await groups.createGroup(root, { path: 'g' })
   const project = await projects.createProject(root, { namespaceId: group.id, path: 'p' })
-  const p = await q.insertPipeline(db, { projectId: project.id, iid: 1, ref: 'main', tag: false, sha: 'a'.repeat(40), beforeSha: '0'.repeat(40), source: 'push', status: 'running', userId: root.id, yamlErrors: null, variables: '[]' })
-  const job = await q.insertJob(db, { pipelineId: p.id, projectId: project.id, name: 'j', stage: 'test', stageIdx: 0, when: 'on_success', allowFailure: false, needs: null, definition: {}, variables: [], userId: root.id })
+  const p = await q.insertPipeline(db, {
+    projectId: project.id,
+    iid: 1,
+    ref: 'main',
+    tag: false,
+    sha: 'a'.repeat(40),
+    beforeSha: '0'.repeat(40),
+    source: 'push',
+    status: 'running',
+    userId: root.id,
+    yamlErrors: null,
+    variables: '[]',
+  })
+  const job = await q.insertJob(db, {
+    pipelineId: p.id,
+    projectId: project.id,
+    name: 'j',
+    stage: 'test',
+    stageIdx: 0,
+    when: 'on_success',
+    allowFailure: false,
+    needs: null,
+    definition: {},
+    variables: [],
+    userId: root.id,
+  })
   return { traces: new TraceStore(db, join(dir, 'traces')), jobId: job.id, dir }
 }
 
@@ -94,7 +125,10 @@ describe('TraceStore', () => {
     assert.deepEqual(await s.traces.append(s.jobId, 0, [Buffer.from('hello ')], m), { ok: true, received: 6 })
     assert.deepEqual(await s.traces.append(s.jobId, 0, [Buffer.from('hello ')], m), { ok: true, received: 6 }, 'a retried chunk')
     assert.deepEqual(await s.traces.append(s.jobId, 10, [Buffer.from('x')], m), { ok: false, received: 6 }, 'a gap')
-    assert.deepEqual(await s.traces.append(s.jobId, 3, Readable.from([Buffer.from('lo '), Buffer.from('world')]), m), { ok: true, received: 11 })
+    assert.deepEqual(await s.traces.append(s.jobId, 3, Readable.from([Buffer.from('lo '), Buffer.from('world')]), m), {
+      ok: true,
+      received: 11,
+    })
     await s.traces.finish(s.jobId, m)
     assert.equal(await readFile(s.traces.path(s.jobId), 'utf8'), 'hello world')
   })

@@ -127,8 +127,16 @@ export class Runners {
     const now = Date.now()
     const set: Partial<Runner> = {}
     if (info) {
-      const fields = { name: info.name, version: info.version, revision: info.revision, platform: info.platform, architecture: info.architecture, executor: info.executor } as const
-      for (const [k, v] of Object.entries(fields) as Array<[keyof typeof fields, string | undefined]>) if (v !== undefined && r[k] !== v) set[k] = v
+      const fields = {
+        name: info.name,
+        version: info.version,
+        revision: info.revision,
+        platform: info.platform,
+        architecture: info.architecture,
+        executor: info.executor,
+      } as const
+      for (const [k, v] of Object.entries(fields) as Array<[keyof typeof fields, string | undefined]>)
+        if (v !== undefined && r[k] !== v) set[k] = v
     }
     if (ip && r.ip_address !== ip) set.ip_address = ip
     const last = this.lastWrite.get(r.id) ?? 0
@@ -140,7 +148,10 @@ export class Runners {
   /** A new token for the runner (the old one stops working); shown once. */
   async resetToken(r: Runner): Promise<string> {
     const token = `${TOKEN_PREFIXES.runner}${randomBytes(24).toString('base64url')}`
-    await rq.updateRunner(this.db, r.id, { token_digest: secretDigest(token), token_hint: token.slice(0, TOKEN_PREFIXES.runner.length + 4) })
+    await rq.updateRunner(this.db, r.id, {
+      token_digest: secretDigest(token),
+      token_hint: token.slice(0, TOKEN_PREFIXES.runner.length + 4),
+    })
     return token
   }
 
@@ -198,7 +209,12 @@ export class Runners {
   /** Runners that can take a project's jobs: its own, its groups', and instance runners. */
   async pageForProject(project: Project, opts: RunnerPage): Promise<{ rows: Runner[]; total: number }> {
     const chain = await this.d.projectAccess.namespaceChain(project.namespace_id)
-    return rq.pageRunners(this.db, { ...opts, projectIds: [project.id], namespaceIds: chain.filter((n) => n.kind === 'group').map((n) => n.id), instance: true })
+    return rq.pageRunners(this.db, {
+      ...opts,
+      projectIds: [project.id],
+      namespaceIds: chain.filter((n) => n.kind === 'group').map((n) => n.id),
+      instance: true,
+    })
   }
 
   async pageForGroup(group: Namespace, opts: RunnerPage): Promise<{ rows: Runner[]; total: number }> {
@@ -263,9 +279,11 @@ export class Runners {
       }
     }
     const inNamespaces = await rq.projectIdsInNamespaces(this.db, [...ids, ...(own ? [own.id] : [])])
-    return { projectIds: [...new Set([...mine.filter((m) => m.source_kind === 'project').map((m) => m.source_id), ...inNamespaces])], namespaceIds: [...ids] }
+    return {
+      projectIds: [...new Set([...mine.filter((m) => m.source_kind === 'project').map((m) => m.source_id), ...inNamespaces])],
+      namespaceIds: [...ids],
+    }
   }
-
 }
 
 /** GitLab's runner entity (`GET /runners/:id` shape). */

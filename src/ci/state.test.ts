@@ -50,7 +50,14 @@ describe('advance', () => {
       job('lint', 2, { needs: [] }),
       job('deploy', 2),
     ]
-    assert.deepEqual(statuses(jobs), { 'build-a': 'success', 'build-b': 'running', 'test-a': 'pending', 'test-b': 'created', lint: 'pending', deploy: 'created' })
+    assert.deepEqual(statuses(jobs), {
+      'build-a': 'success',
+      'build-b': 'running',
+      'test-a': 'pending',
+      'test-b': 'created',
+      lint: 'pending',
+      deploy: 'created',
+    })
   })
 
   it('a blocking manual job holds later stages; a non-blocking one does not', () => {
@@ -72,7 +79,8 @@ describe('advance', () => {
 })
 
 describe('pipelineStatus', () => {
-  const s = (...list: Array<[JobStatus, boolean?]>) => pipelineStatus(list.map(([status, allowFailure]) => ({ status, allowFailure: allowFailure ?? false })))
+  const s = (...list: Array<[JobStatus, boolean?]>) =>
+    pipelineStatus(list.map(([status, allowFailure]) => ({ status, allowFailure: allowFailure ?? false })))
   it('derives the composite status', () => {
     assert.equal(s(['pending'], ['created']), 'pending')
     assert.equal(s(['success'], ['pending']), 'running')

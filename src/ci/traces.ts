@@ -29,7 +29,9 @@ export interface MaskPattern {
 }
 
 /** Job tokens are fixed-length, so they are masked even when the job's own token is not known (after a restart). */
-export const DEFAULT_MASK_PATTERNS: readonly MaskPattern[] = [{ source: JOB_TOKEN_PATTERN.source, maxLength: 6 + 43, prefix: 'glcbt-[A-Za-z0-9_-]{0,42}|g(?:l(?:c(?:b(?:t)?)?)?)?' }]
+export const DEFAULT_MASK_PATTERNS: readonly MaskPattern[] = [
+  { source: JOB_TOKEN_PATTERN.source, maxLength: 6 + 43, prefix: 'glcbt-[A-Za-z0-9_-]{0,42}|g(?:l(?:c(?:b(?:t)?)?)?)?' },
+]
 
 const escapeRegExp = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
 
@@ -171,7 +173,12 @@ export class TraceStore {
   async state(jobId: number): Promise<TraceState> {
     const row = await rq.findTrace(this.db, jobId)
     return row
-      ? { received: row.received_bytes, stored: row.stored_bytes, tail: row.tail ? Buffer.from(row.tail) : Buffer.alloc(0), truncated: row.truncated === 1 }
+      ? {
+          received: row.received_bytes,
+          stored: row.stored_bytes,
+          tail: row.tail ? Buffer.from(row.tail) : Buffer.alloc(0),
+          truncated: row.truncated === 1,
+        }
       : { received: 0, stored: 0, tail: Buffer.alloc(0), truncated: false }
   }
 
@@ -180,7 +187,12 @@ export class TraceStore {
    * received is refused (the runner resends from `received`: HTTP 416); bytes already received
    * are skipped, so a retried chunk is never stored twice. Streams to disk as the body arrives.
    */
-  append(jobId: number, start: number, body: AsyncIterable<Buffer | string> | Iterable<Buffer> | Readable, masker: TraceMasker): Promise<AppendResult> {
+  append(
+    jobId: number,
+    start: number,
+    body: AsyncIterable<Buffer | string> | Iterable<Buffer> | Readable,
+    masker: TraceMasker,
+  ): Promise<AppendResult> {
     return this.exclusive(jobId, async () => {
       const st = await this.state(jobId)
       if (start > st.received) return { ok: false, received: st.received }
@@ -216,7 +228,13 @@ export class TraceStore {
         }
       } finally {
         await fh.close()
-        await rq.saveTrace(this.db, jobId, { received_bytes: received, stored_bytes: pos, tail, truncated: truncated ? 1 : 0, updated_at: nowIso() })
+        await rq.saveTrace(this.db, jobId, {
+          received_bytes: received,
+          stored_bytes: pos,
+          tail,
+          truncated: truncated ? 1 : 0,
+          updated_at: nowIso(),
+        })
       }
       return { ok: true, received }
     })
@@ -239,7 +257,13 @@ export class TraceStore {
           await fh.close()
         }
       }
-      await rq.saveTrace(this.db, jobId, { received_bytes: st.received, stored_bytes: st.stored + out.length, tail: Buffer.alloc(0), truncated: st.truncated ? 1 : 0, updated_at: nowIso() })
+      await rq.saveTrace(this.db, jobId, {
+        received_bytes: st.received,
+        stored_bytes: st.stored + out.length,
+        tail: Buffer.alloc(0),
+        truncated: st.truncated ? 1 : 0,
+        updated_at: nowIso(),
+      })
     })
   }
 
@@ -249,7 +273,10 @@ export class TraceStore {
     let size = st.stored
     if (size === 0) {
       // A log written before it was recorded (or none): trust the file, if any.
-      size = await stat(this.path(jobId)).then((s) => s.size, () => 0)
+      size = await stat(this.path(jobId)).then(
+        (s) => s.size,
+        () => 0,
+      )
     }
     if (start >= size) return { size, stream: undefined }
     return { size, stream: createReadStream(this.path(jobId), { start, end: size - 1 }) }

@@ -15,7 +15,13 @@ export class Triggers {
 
   async create(projectId: number, ownerId: number | null, description: string) {
     const token = newSecret(TRIGGER_PREFIX)
-    const row = await q.insertTrigger(this.db, { projectId, ownerId, description, digest: secretDigest(token), hint: token.slice(0, TRIGGER_PREFIX.length + 4) })
+    const row = await q.insertTrigger(this.db, {
+      projectId,
+      ownerId,
+      description,
+      digest: secretDigest(token),
+      hint: token.slice(0, TRIGGER_PREFIX.length + 4),
+    })
     return { token, row }
   }
 

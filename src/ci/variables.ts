@@ -25,7 +25,11 @@ export class CiVariables {
   }
 
   /** A page of a project's or group's variables, by key. */
-  page(kind: 'project' | 'group', ownerId: number, page: { limit: number; offset: number }): Promise<{ rows: CiVariable[]; total: number }> {
+  page(
+    kind: 'project' | 'group',
+    ownerId: number,
+    page: { limit: number; offset: number },
+  ): Promise<{ rows: CiVariable[]; total: number }> {
     return q.pageVariables(this.db, kind, ownerId, page)
   }
 
@@ -36,11 +40,29 @@ export class CiVariables {
   }
 
   async create(kind: 'project' | 'group', ownerId: number, input: VariableInput): Promise<CiVariable> {
-    if (!input.key || !KEY.test(input.key)) throw new WharfError('BAD_REQUEST', 'key can contain only letters, digits and _ (at most 255)', { key: input.key })
+    if (!input.key || !KEY.test(input.key))
+      throw new WharfError('BAD_REQUEST', 'key can contain only letters, digits and _ (at most 255)', { key: input.key })
     if (input.value === undefined) throw new WharfError('BAD_REQUEST', 'value is missing', {})
-    if (await q.findVariable(this.db, kind, ownerId, input.key)) throw new WharfError('BAD_REQUEST', `(${input.key}) has already been taken`, {})
-    const v = validate({ key: input.key, value: input.value, variable_type: input.variable_type ?? 'env_var', protected: input.protected ?? false, masked: input.masked ?? false, environment_scope: input.environment_scope ?? '*' })
-    return q.insertVariable(this.db, { owner_kind: kind, owner_id: ownerId, key: v.key, value: v.value, variable_type: v.variable_type, protected: v.protected ? 1 : 0, masked: v.masked ? 1 : 0, environment_scope: v.environment_scope })
+    if (await q.findVariable(this.db, kind, ownerId, input.key))
+      throw new WharfError('BAD_REQUEST', `(${input.key}) has already been taken`, {})
+    const v = validate({
+      key: input.key,
+      value: input.value,
+      variable_type: input.variable_type ?? 'env_var',
+      protected: input.protected ?? false,
+      masked: input.masked ?? false,
+      environment_scope: input.environment_scope ?? '*',
+    })
+    return q.insertVariable(this.db, {
+      owner_kind: kind,
+      owner_id: ownerId,
+      key: v.key,
+      value: v.value,
+      variable_type: v.variable_type,
+      protected: v.protected ? 1 : 0,
+      masked: v.masked ? 1 : 0,
+      environment_scope: v.environment_scope,
+    })
   }
 
   async update(kind: 'project' | 'group', ownerId: number, key: string, input: VariableInput): Promise<CiVariable> {
@@ -53,7 +75,13 @@ export class CiVariables {
       masked: input.masked ?? cur.masked === 1,
       environment_scope: input.environment_scope ?? cur.environment_scope,
     })
-    await q.updateVariable(this.db, cur.id, { value: v.value, variable_type: v.variable_type, protected: v.protected ? 1 : 0, masked: v.masked ? 1 : 0, environment_scope: v.environment_scope })
+    await q.updateVariable(this.db, cur.id, {
+      value: v.value,
+      variable_type: v.variable_type,
+      protected: v.protected ? 1 : 0,
+      masked: v.masked ? 1 : 0,
+      environment_scope: v.environment_scope,
+    })
     return this.get(kind, ownerId, key)
   }
 
@@ -64,9 +92,12 @@ export class CiVariables {
 
 function validate<T extends { key: string; value: string; variable_type: string; masked: boolean; environment_scope: string }>(v: T): T {
   if (v.value.length > MAX_VALUE) throw new WharfError('BAD_REQUEST', `value is too long (at most ${MAX_VALUE} characters)`, {})
-  if (v.variable_type !== 'env_var' && v.variable_type !== 'file') throw new WharfError('BAD_REQUEST', 'variable_type must be env_var or file', {})
+  if (v.variable_type !== 'env_var' && v.variable_type !== 'file')
+    throw new WharfError('BAD_REQUEST', 'variable_type must be env_var or file', {})
   if (v.masked && !MASKABLE.test(v.value)) {
-    throw new WharfError('BAD_REQUEST', 'value cannot be masked: it must be at least 8 characters from letters, digits and +/=@:.~_-', { key: v.key })
+    throw new WharfError('BAD_REQUEST', 'value cannot be masked: it must be at least 8 characters from letters, digits and +/=@:.~_-', {
+      key: v.key,
+    })
   }
   return v
 }

@@ -62,7 +62,9 @@ function visibility(v: string | undefined): Visibility | undefined {
 async function readStdin(): Promise<string> {
   const chunks: Buffer[] = []
   for await (const c of process.stdin) chunks.push(c as Buffer)
-  return Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '')
+  return Buffer.concat(chunks)
+    .toString('utf8')
+    .replace(/\r?\n$/, '')
 }
 
 /** `wharf admin ...`: returns the process exit code; prints one line on error. */
@@ -84,7 +86,18 @@ export async function adminCommand(argv: string[]): Promise<number> {
     return 0
   }
   const command = `${noun} ${verb ?? ''}`.trim()
-  if (!['user create', 'group create', 'project create', 'token create', 'deploy-token create', 'signing-key rotate', 'signing-key retire'].includes(command) || positionals.length > 2) {
+  if (
+    ![
+      'user create',
+      'group create',
+      'project create',
+      'token create',
+      'deploy-token create',
+      'signing-key rotate',
+      'signing-key retire',
+    ].includes(command) ||
+    positionals.length > 2
+  ) {
     process.stderr.write(`wharf admin: unknown command "${positionals.join(' ')}"; run "wharf admin help"\n`)
     return 2
   }
@@ -169,12 +182,30 @@ async function anAdmin(services: Services): Promise<User> {
 async function run(command: string, flags: Flags, password: string | undefined, services: Services, registryHost: string): Promise<void> {
   const { users, projects, groups, accessTokens } = services
   const out = (line: string) => process.stdout.write(`${line}\n`)
-  const scopes = () => need(flags, 'scopes').split(',').map((s) => s.trim()).filter(Boolean)
+  const scopes = () =>
+    need(flags, 'scopes')
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean)
   switch (command) {
     case 'user create': {
-      const user = await users.createUser({ username: need(flags, 'username'), name: flags.name ?? need(flags, 'username'), email: flags.email ?? null, password: password ?? null, isAdmin: flags.admin === true })
-      await services.credentials.audit(ACTOR, 'user.created', null, { username: user.username, admin: user.is_admin === 1 }, `user:${user.id}`)
-      out(`created user ${user.username} (id ${user.id}${user.is_admin ? ', administrator' : ''}${password ? '' : ', no password: use a personal access token'})`)
+      const user = await users.createUser({
+        username: need(flags, 'username'),
+        name: flags.name ?? need(flags, 'username'),
+        email: flags.email ?? null,
+        password: password ?? null,
+        isAdmin: flags.admin === true,
+      })
+      await services.credentials.audit(
+        ACTOR,
+        'user.created',
+        null,
+        { username: user.username, admin: user.is_admin === 1 },
+        `user:${user.id}`,
+      )
+      out(
+        `created user ${user.username} (id ${user.id}${user.is_admin ? ', administrator' : ''}${password ? '' : ', no password: use a personal access token'})`,
+      )
       return
     }
     case 'group create': {
@@ -186,7 +217,12 @@ async function run(command: string, flags: Flags, password: string | undefined, 
         parentId = parent.id
       }
       const path = need(flags, 'path')
-      const group = await groups.createGroupChecked(actor, { path, name: flags.name ?? path, parentId, visibility: visibility(flags.visibility) ?? 'private' })
+      const group = await groups.createGroupChecked(actor, {
+        path,
+        name: flags.name ?? path,
+        parentId,
+        visibility: visibility(flags.visibility) ?? 'private',
+      })
       out(`created group ${group.full_path} (id ${group.id}, ${group.visibility}, owner ${actor.username})`)
       return
     }
@@ -197,15 +233,28 @@ async function run(command: string, flags: Flags, password: string | undefined, 
       const ns = await groups.findNamespaceRef(full.slice(0, i))
       if (!ns) throw new UsageError(`no namespace ${full.slice(0, i)}`)
       const path = full.slice(i + 1)
-      const project = await projects.createProjectChecked(await anAdmin(services), { namespaceId: ns.id, path, name: flags.name ?? path, visibility: visibility(flags.visibility) ?? 'private' })
-      out(`created project ${project.full_path} (id ${project.id}, ${project.visibility}); images: ${registryHost}/${project.full_path_lower}[/<image>]`)
+      const project = await projects.createProjectChecked(await anAdmin(services), {
+        namespaceId: ns.id,
+        path,
+        name: flags.name ?? path,
+        visibility: visibility(flags.visibility) ?? 'private',
+      })
+      out(
+        `created project ${project.full_path} (id ${project.id}, ${project.visibility}); images: ${registryHost}/${project.full_path_lower}[/<image>]`,
+      )
       return
     }
     case 'token create': {
       const user = await userNamed(services, need(flags, 'user'))
-      const { token, row } = await accessTokens.createPat(user.id, { name: need(flags, 'name'), scopes: scopes(), expiresAt: flags['expires-at'] ?? null }, ACTOR)
+      const { token, row } = await accessTokens.createPat(
+        user.id,
+        { name: need(flags, 'name'), scopes: scopes(), expiresAt: flags['expires-at'] ?? null },
+        ACTOR,
+      )
       out(token)
-      process.stderr.write(`personal access token ${row.id} for ${user.username} (${JSON.parse(row.scopes).join(', ')}${row.expires_at ? `, expires ${row.expires_at}` : ''}); shown only once\n`)
+      process.stderr.write(
+        `personal access token ${row.id} for ${user.username} (${JSON.parse(row.scopes).join(', ')}${row.expires_at ? `, expires ${row.expires_at}` : ''}); shown only once\n`,
+      )
       return
     }
     case 'signing-key rotate': {
@@ -227,7 +276,11 @@ async function run(command: string, flags: Flags, password: string | undefined, 
         if (!group) throw new UsageError(`no group ${flags.group}`)
         owner = { namespaceId: group.id }
       }
-      const { token, row } = await accessTokens.createDeployToken(owner, { name: flags.name ?? 'deploy-token', username: flags.username ?? null, scopes: scopes(), expiresAt: flags['expires-at'] ?? null }, ACTOR)
+      const { token, row } = await accessTokens.createDeployToken(
+        owner,
+        { name: flags.name ?? 'deploy-token', username: flags.username ?? null, scopes: scopes(), expiresAt: flags['expires-at'] ?? null },
+        ACTOR,
+      )
       out(`username: ${row.username}`)
       out(`token:    ${token}`)
       process.stderr.write(`deploy token ${row.id} (${JSON.parse(row.scopes).join(', ')}); the token is shown only once\n`)

@@ -74,7 +74,9 @@ export async function backupCommand(argv: string[]): Promise<number> {
         if (tarFile !== '-') await once(out, 'open')
       }
       const summary = await createBackup({ data: config.data, to: out ? { tar: out } : { dir: dir! }, log })
-      log(`done: ${summary.blobs} blobs (${summary.blobBytes} bytes), ${summary.repositories} repositories, ${summary.files} files, database as of ${summary.createdAt}`)
+      log(
+        `done: ${summary.blobs} blobs (${summary.blobBytes} bytes), ${summary.repositories} repositories, ${summary.files} files, database as of ${summary.createdAt}`,
+      )
     } else {
       let input: Readable | undefined
       if (tarFile !== undefined) {

@@ -28,9 +28,17 @@ export async function gcCommand(argv: string[]): Promise<number> {
   const err = (line: string) => process.stderr.write(`wharf gc: ${line}\n`)
   let values: Record<string, string | boolean | undefined>
   try {
-    const options: Record<string, { type: 'string' | 'boolean'; short?: string }> = { 'dry-run': { type: 'boolean' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' }, config: { type: 'string' } }
+    const options: Record<string, { type: 'string' | 'boolean'; short?: string }> = {
+      'dry-run': { type: 'boolean' },
+      json: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+      config: { type: 'string' },
+    }
     for (const s of SETTINGS) options[s.flag] = { type: 'string' }
-    values = parseArgs({ args: argv, options, strict: true, allowPositionals: false }).values as Record<string, string | boolean | undefined>
+    values = parseArgs({ args: argv, options, strict: true, allowPositionals: false }).values as Record<
+      string,
+      string | boolean | undefined
+    >
   } catch (e) {
     err((e as Error).message)
     return 2
@@ -71,7 +79,12 @@ export async function gcCommand(argv: string[]): Promise<number> {
 }
 
 function describe(i: GcItem): string {
-  const what = i.kind === 'manifest' ? `manifest ${i.repository}@${i.digest}` : i.kind === 'link' ? `link ${i.repository} -> ${i.digest}` : `blob ${i.digest}`
+  const what =
+    i.kind === 'manifest'
+      ? `manifest ${i.repository}@${i.digest}`
+      : i.kind === 'link'
+        ? `link ${i.repository} -> ${i.digest}`
+        : `blob ${i.digest}`
   return `${what}${i.kind === 'link' ? '' : ` (${i.bytes} bytes)`}: ${i.reason}`
 }
 
@@ -79,6 +92,8 @@ export function formatReport(r: GcReport): string {
   const verb = r.dryRun ? 'would delete' : 'deleted'
   const lines = r.items.map((i) => `${verb} ${describe(i)}`)
   const c = r.counts
-  lines.push(`${r.dryRun ? 'dry run' : 'done'}: ${c.manifests} manifests, ${c.links} blob links, ${c.blobs} blobs; ${r.freedBytes} bytes ${r.dryRun ? 'would be ' : ''}freed (${r.durationMs} ms)`)
+  lines.push(
+    `${r.dryRun ? 'dry run' : 'done'}: ${c.manifests} manifests, ${c.links} blob links, ${c.blobs} blobs; ${r.freedBytes} bytes ${r.dryRun ? 'would be ' : ''}freed (${r.durationMs} ms)`,
+  )
   return `${lines.join('\n')}\n`
 }

@@ -13,10 +13,18 @@ ${body}
 `
 
 function runNode(body: string) {
-  return spawnSync(process.execPath, ['--input-type=module', '-e', script(body)], { encoding: 'utf8', timeout: 20_000, cwd: import.meta.dirname })
+  return spawnSync(process.execPath, ['--input-type=module', '-e', script(body)], {
+    encoding: 'utf8',
+    timeout: 20_000,
+    cwd: import.meta.dirname,
+  })
 }
 
-const lines = (out: string) => out.split('\n').filter(Boolean).map((l) => JSON.parse(l) as { level: number; msg: string; err?: { message: string } })
+const lines = (out: string) =>
+  out
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as { level: number; msg: string; err?: { message: string } })
 
 describe('process guards', () => {
   it('an unhandled rejection is logged at error level and the process keeps running', () => {

@@ -73,7 +73,8 @@ async function main(argv: string[]): Promise<void> {
     case 'serve': {
       const config = parse(rest)
       const server = await startServer(config).catch((e: NodeJS.ErrnoException) => {
-        if (e.code === 'EADDRINUSE' || e.code === 'EACCES' || e.code === 'EADDRNOTAVAIL') fail(`cannot listen on ${config.listen}: ${e.code}`)
+        if (e.code === 'EADDRINUSE' || e.code === 'EACCES' || e.code === 'EADDRNOTAVAIL')
+          fail(`cannot listen on ${config.listen}: ${e.code}`)
         if (e instanceof SchemaTooNewError) fail(e.message)
         throw e
       })

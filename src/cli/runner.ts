@@ -48,8 +48,26 @@ images of jobs and services, and the dind daemon's own pulls, come through Wharf
 `
 
 const STRING_FLAGS = [
-  'config', 'url', 'token', 'executor', 'name', 'concurrent', 'limit', 'builds-dir', 'cache-dir', 'clone-url', 'tags', 'shell',
-  'docker-host', 'docker-image', 'pull-policy', 'network-mode', 'registry-mirror', 'log-level', 'shutdown-timeout', 'check-interval',
+  'config',
+  'url',
+  'token',
+  'executor',
+  'name',
+  'concurrent',
+  'limit',
+  'builds-dir',
+  'cache-dir',
+  'clone-url',
+  'tags',
+  'shell',
+  'docker-host',
+  'docker-image',
+  'pull-policy',
+  'network-mode',
+  'registry-mirror',
+  'log-level',
+  'shutdown-timeout',
+  'check-interval',
 ] as const
 
 export async function runnerCommand(args: string[]): Promise<number> {
@@ -57,7 +75,10 @@ export async function runnerCommand(args: string[]): Promise<number> {
     process.stdout.write(RUNNER_USAGE)
     return 0
   }
-  const options: Record<string, { type: 'string' | 'boolean' }> = { 'bind-docker-socket': { type: 'boolean' }, privileged: { type: 'boolean' } }
+  const options: Record<string, { type: 'string' | 'boolean' }> = {
+    'bind-docker-socket': { type: 'boolean' },
+    privileged: { type: 'boolean' },
+  }
   for (const f of STRING_FLAGS) options[f] = { type: 'string' }
   let config
   try {
@@ -75,7 +96,10 @@ export async function runnerCommand(args: string[]): Promise<number> {
   let signals = 0
   const onSignal = (sig: NodeJS.Signals) => {
     signals++
-    log.info({ signal: sig, forced: signals > 1 }, signals > 1 ? 'stopping now' : 'stopping: no new jobs; running jobs get the shutdown timeout')
+    log.info(
+      { signal: sig, forced: signals > 1 },
+      signals > 1 ? 'stopping now' : 'stopping: no new jobs; running jobs get the shutdown timeout',
+    )
     void runner.stop()
   }
   process.on('SIGINT', onSignal)

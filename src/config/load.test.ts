@@ -47,17 +47,34 @@ describe('loadConfig defaults', () => {
     assert.equal(c.logLevel, 'info')
     assert.deepEqual(
       { ...c.limits },
-      { manifestBytes: 4 << 20, uploadTtlSeconds: 86400, pageMax: 10_000, gitProcesses: 8, gitQueue: 512, bodyIdleTimeoutSeconds: 60, headersTimeoutSeconds: 30, keepAliveTimeoutSeconds: 72, maxConnectionsPerAddress: 256 },
+      {
+        manifestBytes: 4 << 20,
+        uploadTtlSeconds: 86400,
+        pageMax: 10_000,
+        gitProcesses: 8,
+        gitQueue: 512,
+        bodyIdleTimeoutSeconds: 60,
+        headersTimeoutSeconds: 30,
+        keepAliveTimeoutSeconds: 72,
+        maxConnectionsPerAddress: 256,
+      },
     )
   })
 
   it('reads the connection limits from flags and environment; 0 turns the per-address cap off', () => {
-    const c = loadConfig({ env: { WHARF_LIMITS_BODY_IDLE_TIMEOUT_SECONDS: '5', WHARF_LIMITS_MAX_CONNECTIONS_PER_ADDRESS: '0' }, flags: { 'keep-alive-timeout-seconds': '9', 'headers-timeout-seconds': '7' } })
+    const c = loadConfig({
+      env: { WHARF_LIMITS_BODY_IDLE_TIMEOUT_SECONDS: '5', WHARF_LIMITS_MAX_CONNECTIONS_PER_ADDRESS: '0' },
+      flags: { 'keep-alive-timeout-seconds': '9', 'headers-timeout-seconds': '7' },
+    })
     assert.equal(c.limits.bodyIdleTimeoutSeconds, 5)
     assert.equal(c.limits.maxConnectionsPerAddress, 0)
     assert.equal(c.limits.keepAliveTimeoutSeconds, 9)
     assert.equal(c.limits.headersTimeoutSeconds, 7)
-    assertConfigError(() => loadConfig({ env: {}, flags: { 'body-idle-timeout-seconds': '0' } }), 'limits.bodyIdleTimeoutSeconds', '--body-idle-timeout-seconds')
+    assertConfigError(
+      () => loadConfig({ env: {}, flags: { 'body-idle-timeout-seconds': '0' } }),
+      'limits.bodyIdleTimeoutSeconds',
+      '--body-idle-timeout-seconds',
+    )
   })
 
   it('returns a deeply frozen object and does not mutate DEFAULTS', () => {
@@ -93,9 +110,20 @@ describe('loadConfig precedence: flags > env > file > defaults', () => {
     const file = await configFile('ci:\n  maxJobsPerPipeline: 40\n')
     assert.equal(loadConfig({ file, env: {} }).ci.maxJobsPerPipeline, 40)
     assert.equal(loadConfig({ file, env: { WHARF_CI_MAX_JOBS_PER_PIPELINE: '41' } }).ci.maxJobsPerPipeline, 41)
-    assert.equal(loadConfig({ file, env: { WHARF_CI_MAX_JOBS_PER_PIPELINE: '41' }, flags: { 'max-jobs-per-pipeline': '42' } }).ci.maxJobsPerPipeline, 42)
-    assertConfigError(() => loadConfig({ env: {}, flags: { 'max-jobs-per-pipeline': '0' } }), 'ci.maxJobsPerPipeline', '--max-jobs-per-pipeline')
-    assertConfigError(() => loadConfig({ env: { WHARF_CI_MAX_JOBS_PER_PIPELINE: '10001' } }), 'ci.maxJobsPerPipeline', 'WHARF_CI_MAX_JOBS_PER_PIPELINE')
+    assert.equal(
+      loadConfig({ file, env: { WHARF_CI_MAX_JOBS_PER_PIPELINE: '41' }, flags: { 'max-jobs-per-pipeline': '42' } }).ci.maxJobsPerPipeline,
+      42,
+    )
+    assertConfigError(
+      () => loadConfig({ env: {}, flags: { 'max-jobs-per-pipeline': '0' } }),
+      'ci.maxJobsPerPipeline',
+      '--max-jobs-per-pipeline',
+    )
+    assertConfigError(
+      () => loadConfig({ env: { WHARF_CI_MAX_JOBS_PER_PIPELINE: '10001' } }),
+      'ci.maxJobsPerPipeline',
+      'WHARF_CI_MAX_JOBS_PER_PIPELINE',
+    )
   })
 
   it('env beats file', async () => {
@@ -178,15 +206,28 @@ describe('invalid settings give a one-line ConfigError naming the setting and it
   })
 
   it('non-integer values', () => {
-    assertConfigError(() => loadConfig({ env: {}, flags: { 'max-manifest-bytes': 'abc' } }), 'limits.manifestBytes', '--max-manifest-bytes', 'integer')
+    assertConfigError(
+      () => loadConfig({ env: {}, flags: { 'max-manifest-bytes': 'abc' } }),
+      'limits.manifestBytes',
+      '--max-manifest-bytes',
+      'integer',
+    )
     assertConfigError(() => loadConfig({ env: { WHARF_LIMITS_PAGE_MAX: '1.5' } }), 'limits.pageMax', 'WHARF_LIMITS_PAGE_MAX')
-    assertConfigError(() => loadConfig({ env: { WHARF_LIMITS_UPLOAD_TTL_SECONDS: '-5' } }), 'limits.uploadTtlSeconds', 'WHARF_LIMITS_UPLOAD_TTL_SECONDS')
+    assertConfigError(
+      () => loadConfig({ env: { WHARF_LIMITS_UPLOAD_TTL_SECONDS: '-5' } }),
+      'limits.uploadTtlSeconds',
+      'WHARF_LIMITS_UPLOAD_TTL_SECONDS',
+    )
     assertConfigError(() => loadConfig({ env: { WHARF_LIMITS_PAGE_MAX: '1e3' } }), 'limits.pageMax', 'WHARF_LIMITS_PAGE_MAX')
   })
 
   it('integers out of range', () => {
     assertConfigError(() => loadConfig({ env: {}, flags: { 'page-max': '0' } }), 'limits.pageMax', '--page-max')
-    assertConfigError(() => loadConfig({ env: { WHARF_LIMITS_UPLOAD_TTL_SECONDS: '59' } }), 'limits.uploadTtlSeconds', 'WHARF_LIMITS_UPLOAD_TTL_SECONDS')
+    assertConfigError(
+      () => loadConfig({ env: { WHARF_LIMITS_UPLOAD_TTL_SECONDS: '59' } }),
+      'limits.uploadTtlSeconds',
+      'WHARF_LIMITS_UPLOAD_TTL_SECONDS',
+    )
     assertConfigError(() => loadConfig({ env: {}, flags: { 'max-manifest-bytes': '100' } }), 'limits.manifestBytes', '--max-manifest-bytes')
   })
 
@@ -250,11 +291,25 @@ describe('operations settings: metrics and shutdown', () => {
   })
 
   it('a short metrics token is refused without echoing it; a bad listener or grace names the setting', () => {
-    const msg = assertConfigError(() => loadConfig({ env: { WHARF_METRICS_TOKEN: 'short-secret' } }), 'metrics.token', 'WHARF_METRICS_TOKEN', 'at least 16')
+    const msg = assertConfigError(
+      () => loadConfig({ env: { WHARF_METRICS_TOKEN: 'short-secret' } }),
+      'metrics.token',
+      'WHARF_METRICS_TOKEN',
+      'at least 16',
+    )
     assert.ok(!msg.includes('short-secret'), msg)
     assertConfigError(() => loadConfig({ env: {}, flags: { 'metrics-listen': 'nope' } }), 'metrics.listen', '--metrics-listen', 'host:port')
-    assertConfigError(() => loadConfig({ env: { WHARF_METRICS_LISTEN: '127.0.0.1:70000' } }), 'metrics.listen', 'WHARF_METRICS_LISTEN', 'out of range')
-    assertConfigError(() => loadConfig({ env: { WHARF_SHUTDOWN_GRACE_SECONDS: '3601' } }), 'shutdownGraceSeconds', 'WHARF_SHUTDOWN_GRACE_SECONDS')
+    assertConfigError(
+      () => loadConfig({ env: { WHARF_METRICS_LISTEN: '127.0.0.1:70000' } }),
+      'metrics.listen',
+      'WHARF_METRICS_LISTEN',
+      'out of range',
+    )
+    assertConfigError(
+      () => loadConfig({ env: { WHARF_SHUTDOWN_GRACE_SECONDS: '3601' } }),
+      'shutdownGraceSeconds',
+      'WHARF_SHUTDOWN_GRACE_SECONDS',
+    )
   })
 })
 
@@ -269,26 +324,71 @@ describe('dependencyProxy settings', () => {
   })
 
   it('takes upstreams from the config file as a YAML list, and from WHARF_DEPENDENCY_PROXY_UPSTREAMS as JSON', async () => {
-    const file = await configFile('dependencyProxy:\n  mirrorListen: 0.0.0.0:5001\n  upstreams:\n    - host: docker.io\n      url: https://hub.example/\n      username: bot\n      password: s3cret\n    - host: ghcr.io\n      url: https://ghcr.io\n')
+    const file = await configFile(
+      'dependencyProxy:\n  mirrorListen: 0.0.0.0:5001\n  upstreams:\n    - host: docker.io\n      url: https://hub.example/\n      username: bot\n      password: s3cret\n    - host: ghcr.io\n      url: https://ghcr.io\n',
+    )
     const c = loadConfig({ env: {}, file })
     assert.equal(c.dependencyProxy.mirrorListen, '0.0.0.0:5001')
-    assert.deepEqual(c.dependencyProxy.upstreams.map((u) => [u.host, u.url]), [['docker.io', 'https://hub.example'], ['ghcr.io', 'https://ghcr.io']])
-    const e = loadConfig({ env: { WHARF_DEPENDENCY_PROXY_UPSTREAMS: '[{"host":"quay.io","url":"http://127.0.0.1:9000"}]', WHARF_DEPENDENCY_PROXY_TAG_TTL_SECONDS: '5' } })
+    assert.deepEqual(
+      c.dependencyProxy.upstreams.map((u) => [u.host, u.url]),
+      [
+        ['docker.io', 'https://hub.example'],
+        ['ghcr.io', 'https://ghcr.io'],
+      ],
+    )
+    const e = loadConfig({
+      env: {
+        WHARF_DEPENDENCY_PROXY_UPSTREAMS: '[{"host":"quay.io","url":"http://127.0.0.1:9000"}]',
+        WHARF_DEPENDENCY_PROXY_TAG_TTL_SECONDS: '5',
+      },
+    })
     assert.deepEqual(e.dependencyProxy.upstreams, [{ host: 'quay.io', url: 'http://127.0.0.1:9000' }])
     assert.equal(e.dependencyProxy.tagTtlSeconds, 5)
   })
 
   it('rejects bad upstreams with one line naming the element, never echoing a password', async () => {
-    assertConfigError(() => loadConfig({ env: { WHARF_DEPENDENCY_PROXY_UPSTREAMS: 'not json' } }), 'dependencyProxy.upstreams', 'WHARF_DEPENDENCY_PROXY_UPSTREAMS', 'expected JSON')
-    assertConfigError(() => loadConfig({ env: { WHARF_DEPENDENCY_PROXY_UPSTREAMS: '[{"host":"docker.io","url":"ftp://x"}]' } }), 'dependencyProxy.upstreams.0.url', 'WHARF_DEPENDENCY_PROXY_UPSTREAMS')
-    const pw = assertConfigError(() => loadConfig({ env: { WHARF_DEPENDENCY_PROXY_UPSTREAMS: '[{"host":"docker.io","url":"https://x","password":""}]' } }), 'dependencyProxy.upstreams.0.password')
+    assertConfigError(
+      () => loadConfig({ env: { WHARF_DEPENDENCY_PROXY_UPSTREAMS: 'not json' } }),
+      'dependencyProxy.upstreams',
+      'WHARF_DEPENDENCY_PROXY_UPSTREAMS',
+      'expected JSON',
+    )
+    assertConfigError(
+      () => loadConfig({ env: { WHARF_DEPENDENCY_PROXY_UPSTREAMS: '[{"host":"docker.io","url":"ftp://x"}]' } }),
+      'dependencyProxy.upstreams.0.url',
+      'WHARF_DEPENDENCY_PROXY_UPSTREAMS',
+    )
+    const pw = assertConfigError(
+      () => loadConfig({ env: { WHARF_DEPENDENCY_PROXY_UPSTREAMS: '[{"host":"docker.io","url":"https://x","password":""}]' } }),
+      'dependencyProxy.upstreams.0.password',
+    )
     assert.ok(pw.includes('(hidden)'))
-    const half = assertConfigError(() => loadConfig({ env: { WHARF_DEPENDENCY_PROXY_UPSTREAMS: '[{"host":"docker.io","url":"https://x","password":"hunter2"}]' } }), 'username and password come together')
+    const half = assertConfigError(
+      () => loadConfig({ env: { WHARF_DEPENDENCY_PROXY_UPSTREAMS: '[{"host":"docker.io","url":"https://x","password":"hunter2"}]' } }),
+      'username and password come together',
+    )
     assert.ok(!half.includes('hunter2'))
-    assertConfigError(() => loadConfig({ env: { WHARF_DEPENDENCY_PROXY_UPSTREAMS: '[{"host":"docker.io","url":"https://x"},{"host":"docker.io","url":"https://y"}]' } }), 'listed twice')
-    assertConfigError(() => loadConfig({ env: { WHARF_DEPENDENCY_PROXY_UPSTREAMS: '[{"host":"docker.io","url":"https://x","caFile":"/nonexistent/ca.pem"}]' } }), 'dependencyProxy.upstreams.0.caFile', 'cannot read')
+    assertConfigError(
+      () =>
+        loadConfig({
+          env: { WHARF_DEPENDENCY_PROXY_UPSTREAMS: '[{"host":"docker.io","url":"https://x"},{"host":"docker.io","url":"https://y"}]' },
+        }),
+      'listed twice',
+    )
+    assertConfigError(
+      () =>
+        loadConfig({
+          env: { WHARF_DEPENDENCY_PROXY_UPSTREAMS: '[{"host":"docker.io","url":"https://x","caFile":"/nonexistent/ca.pem"}]' },
+        }),
+      'dependencyProxy.upstreams.0.caFile',
+      'cannot read',
+    )
     assertConfigError(() => loadConfig({ env: { WHARF_DEPENDENCY_PROXY_UPSTREAMS: '[]' } }), 'dependencyProxy.upstreams')
     assertConfigError(() => loadConfig({ env: {}, flags: { 'mirror-listen': 'nope' } }), 'dependencyProxy.mirrorListen', '--mirror-listen')
-    assertConfigError(() => loadConfig({ env: { WHARF_DEPENDENCY_PROXY_MIRROR_AUTH: 'basic' } }), 'dependencyProxy.mirrorAuth', 'expected anonymous or token')
+    assertConfigError(
+      () => loadConfig({ env: { WHARF_DEPENDENCY_PROXY_MIRROR_AUTH: 'basic' } }),
+      'dependencyProxy.mirrorAuth',
+      'expected anonymous or token',
+    )
   })
 })

@@ -23,17 +23,42 @@ export const SETTINGS = [
   { key: 'limits.pageMax', flag: 'page-max', env: 'WHARF_LIMITS_PAGE_MAX', kind: 'integer' },
   { key: 'limits.gitProcesses', flag: 'git-processes', env: 'WHARF_LIMITS_GIT_PROCESSES', kind: 'integer' },
   { key: 'limits.gitQueue', flag: 'git-queue', env: 'WHARF_LIMITS_GIT_QUEUE', kind: 'integer' },
-  { key: 'limits.bodyIdleTimeoutSeconds', flag: 'body-idle-timeout-seconds', env: 'WHARF_LIMITS_BODY_IDLE_TIMEOUT_SECONDS', kind: 'integer' },
+  {
+    key: 'limits.bodyIdleTimeoutSeconds',
+    flag: 'body-idle-timeout-seconds',
+    env: 'WHARF_LIMITS_BODY_IDLE_TIMEOUT_SECONDS',
+    kind: 'integer',
+  },
   { key: 'limits.headersTimeoutSeconds', flag: 'headers-timeout-seconds', env: 'WHARF_LIMITS_HEADERS_TIMEOUT_SECONDS', kind: 'integer' },
-  { key: 'limits.keepAliveTimeoutSeconds', flag: 'keep-alive-timeout-seconds', env: 'WHARF_LIMITS_KEEP_ALIVE_TIMEOUT_SECONDS', kind: 'integer' },
-  { key: 'limits.maxConnectionsPerAddress', flag: 'max-connections-per-address', env: 'WHARF_LIMITS_MAX_CONNECTIONS_PER_ADDRESS', kind: 'integer' },
+  {
+    key: 'limits.keepAliveTimeoutSeconds',
+    flag: 'keep-alive-timeout-seconds',
+    env: 'WHARF_LIMITS_KEEP_ALIVE_TIMEOUT_SECONDS',
+    kind: 'integer',
+  },
+  {
+    key: 'limits.maxConnectionsPerAddress',
+    flag: 'max-connections-per-address',
+    env: 'WHARF_LIMITS_MAX_CONNECTIONS_PER_ADDRESS',
+    kind: 'integer',
+  },
   { key: 'dependencyProxy.upstreams', flag: 'proxy-upstreams', env: 'WHARF_DEPENDENCY_PROXY_UPSTREAMS', kind: 'json' },
   { key: 'dependencyProxy.mirrorListen', flag: 'mirror-listen', env: 'WHARF_DEPENDENCY_PROXY_MIRROR_LISTEN', kind: 'string' },
   { key: 'dependencyProxy.mirrorAuth', flag: 'mirror-auth', env: 'WHARF_DEPENDENCY_PROXY_MIRROR_AUTH', kind: 'string' },
   { key: 'dependencyProxy.tagTtlSeconds', flag: 'proxy-tag-ttl-seconds', env: 'WHARF_DEPENDENCY_PROXY_TAG_TTL_SECONDS', kind: 'integer' },
   { key: 'dependencyProxy.cleanupDays', flag: 'proxy-cleanup-days', env: 'WHARF_DEPENDENCY_PROXY_CLEANUP_DAYS', kind: 'integer' },
-  { key: 'dependencyProxy.upstreamTimeoutSeconds', flag: 'proxy-upstream-timeout-seconds', env: 'WHARF_DEPENDENCY_PROXY_UPSTREAM_TIMEOUT_SECONDS', kind: 'integer' },
-  { key: 'ci.jobHeartbeatTimeoutSeconds', flag: 'job-heartbeat-timeout-seconds', env: 'WHARF_CI_JOB_HEARTBEAT_TIMEOUT_SECONDS', kind: 'integer' },
+  {
+    key: 'dependencyProxy.upstreamTimeoutSeconds',
+    flag: 'proxy-upstream-timeout-seconds',
+    env: 'WHARF_DEPENDENCY_PROXY_UPSTREAM_TIMEOUT_SECONDS',
+    kind: 'integer',
+  },
+  {
+    key: 'ci.jobHeartbeatTimeoutSeconds',
+    flag: 'job-heartbeat-timeout-seconds',
+    env: 'WHARF_CI_JOB_HEARTBEAT_TIMEOUT_SECONDS',
+    kind: 'integer',
+  },
   { key: 'ci.maxJobsPerPipeline', flag: 'max-jobs-per-pipeline', env: 'WHARF_CI_MAX_JOBS_PER_PIPELINE', kind: 'integer' },
   { key: 'webhooks.allowLocalNetwork', flag: 'webhooks-allow-local-network', env: 'WHARF_WEBHOOKS_ALLOW_LOCAL_NETWORK', kind: 'boolean' },
   { key: 'webhooks.allowedHosts', flag: 'webhooks-allowed-hosts', env: 'WHARF_WEBHOOKS_ALLOWED_HOSTS', kind: 'list' },
@@ -106,7 +131,8 @@ function flatten(tree: unknown, prefix = '', out = new Map<string, unknown>()): 
 
 function coerce(setting: (typeof SETTINGS)[number], raw: string, origin: Origin): unknown {
   if (setting.kind === 'integer') {
-    if (!/^[0-9]+$/.test(raw.trim())) throw new ConfigError(`invalid setting ${setting.key} (${origin}): expected an integer, got ${JSON.stringify(raw)}`)
+    if (!/^[0-9]+$/.test(raw.trim()))
+      throw new ConfigError(`invalid setting ${setting.key} (${origin}): expected an integer, got ${JSON.stringify(raw)}`)
     return Number(raw.trim())
   }
   if (setting.kind === 'boolean') {
@@ -115,7 +141,11 @@ function coerce(setting: (typeof SETTINGS)[number], raw: string, origin: Origin)
     if (v === 'false' || v === '0') return false
     throw new ConfigError(`invalid setting ${setting.key} (${origin}): expected true or false, got ${JSON.stringify(raw)}`)
   }
-  if (setting.kind === 'list') return raw.split(',').map((s) => s.trim()).filter((s) => s.length > 0)
+  if (setting.kind === 'list')
+    return raw
+      .split(',')
+      .map((s) => s.trim())
+      .filter((s) => s.length > 0)
   if (setting.kind === 'json') {
     // Lists do not fit a flag or variable otherwise; the value is hidden because it may hold credentials.
     try {
@@ -169,13 +199,17 @@ export function loadConfig(sources: ConfigSources = {}): Readonly<Config> {
 
   const listenSetting = SETTINGS[0]
   if (typeof tree.listen !== 'string' || !LISTEN.test(tree.listen)) {
-    throw new ConfigError(`invalid setting listen (${origins.get('listen') ?? `--${listenSetting.flag} / ${listenSetting.env}`}): expected host:port, got ${JSON.stringify(tree.listen)}`)
+    throw new ConfigError(
+      `invalid setting listen (${origins.get('listen') ?? `--${listenSetting.flag} / ${listenSetting.env}`}): expected host:port, got ${JSON.stringify(tree.listen)}`,
+    )
   }
   // tls.cert and tls.key come together; HTTPS then changes the default publicUrl.
   const tls = tree.tls as { cert?: unknown; key?: unknown } | undefined
   if (tls && (tls.cert === undefined) !== (tls.key === undefined)) {
     const [set, missing] = tls.cert === undefined ? (['tls.key', 'tls.cert'] as const) : (['tls.cert', 'tls.key'] as const)
-    throw new ConfigError(`missing setting ${missing} (${settingOrigin(missing, origins)}): ${set} is set, and HTTPS needs both tls.cert and tls.key`)
+    throw new ConfigError(
+      `missing setting ${missing} (${settingOrigin(missing, origins)}): ${set} is set, and HTTPS needs both tls.cert and tls.key`,
+    )
   }
   if (tree.publicUrl === undefined) {
     const m = /^(.*):(\d+)$/.exec(tree.listen)
@@ -199,11 +233,16 @@ export function loadConfig(sources: ConfigSources = {}): Readonly<Config> {
   const port = Number(/:(\d+)$/.exec(config.listen)![1])
   if (port > 65535) throw new ConfigError(`invalid setting listen (${origins.get('listen') ?? 'default'}): port ${port} is out of range`)
   const metricsPort = config.metrics.listen ? Number(/:(\d+)$/.exec(config.metrics.listen)![1]) : 0
-  if (metricsPort > 65535) throw new ConfigError(`invalid setting metrics.listen (${settingOrigin('metrics.listen', origins)}): port ${metricsPort} is out of range`)
+  if (metricsPort > 65535)
+    throw new ConfigError(
+      `invalid setting metrics.listen (${settingOrigin('metrics.listen', origins)}): port ${metricsPort} is out of range`,
+    )
   config.publicUrl = config.publicUrl.replace(/\/$/, '')
   config.data = resolve(config.data)
   checkUpstreams(config.dependencyProxy, origins)
-  if (config.tls) config.tls = sources.checkTlsFiles === false ? { cert: resolve(config.tls.cert), key: resolve(config.tls.key) } : checkTls(config.tls, origins)
+  if (config.tls)
+    config.tls =
+      sources.checkTlsFiles === false ? { cert: resolve(config.tls.cert), key: resolve(config.tls.key) } : checkTls(config.tls, origins)
   return deepFreeze(config)
 }
 
@@ -213,8 +252,10 @@ function checkUpstreams(dp: Config['dependencyProxy'], origins: Map<string, Orig
   const seen = new Set<string>()
   dp.upstreams.forEach((u, i) => {
     const at = `dependencyProxy.upstreams.${i}`
-    if ((u.username === undefined) !== (u.password === undefined)) throw new ConfigError(`invalid setting ${at} (${where}): username and password come together`)
-    if (u.token !== undefined && u.username !== undefined) throw new ConfigError(`invalid setting ${at} (${where}): give either token or username/password, not both`)
+    if ((u.username === undefined) !== (u.password === undefined))
+      throw new ConfigError(`invalid setting ${at} (${where}): username and password come together`)
+    if (u.token !== undefined && u.username !== undefined)
+      throw new ConfigError(`invalid setting ${at} (${where}): give either token or username/password, not both`)
     if (seen.has(u.host)) throw new ConfigError(`invalid setting ${at}.host (${where}): ${u.host} is listed twice`)
     seen.add(u.host)
     u.url = u.url.replace(/\/$/, '')
@@ -224,13 +265,18 @@ function checkUpstreams(dp: Config['dependencyProxy'], origins: Map<string, Orig
       try {
         pem = readFileSync(u.caFile, 'utf8')
       } catch (e) {
-        throw new ConfigError(`invalid setting ${at}.caFile (${where}): cannot read ${u.caFile}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`)
+        throw new ConfigError(
+          `invalid setting ${at}.caFile (${where}): cannot read ${u.caFile}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
+        )
       }
-      if (!pem.includes('-----BEGIN CERTIFICATE-----')) throw new ConfigError(`invalid setting ${at}.caFile (${where}): ${u.caFile} holds no PEM certificate`)
+      if (!pem.includes('-----BEGIN CERTIFICATE-----'))
+        throw new ConfigError(`invalid setting ${at}.caFile (${where}): ${u.caFile} holds no PEM certificate`)
     }
   })
   if (dp.mirrorListen !== undefined && Number(/:(\d+)$/.exec(dp.mirrorListen)![1]) > 65535) {
-    throw new ConfigError(`invalid setting dependencyProxy.mirrorListen (${settingOrigin('dependencyProxy.mirrorListen', origins)}): port is out of range`)
+    throw new ConfigError(
+      `invalid setting dependencyProxy.mirrorListen (${settingOrigin('dependencyProxy.mirrorListen', origins)}): port is out of range`,
+    )
   }
 }
 
@@ -246,7 +292,9 @@ function checkTls(tls: NonNullable<Config['tls']>, origins: Map<string, Origin>)
     try {
       return readFileSync(path)
     } catch (e) {
-      throw new ConfigError(`invalid setting ${key} (${where(key)}): cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`)
+      throw new ConfigError(
+        `invalid setting ${key} (${where(key)}): cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
+      )
     }
   }
   const cert = resolve(tls.cert)

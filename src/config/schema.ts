@@ -111,7 +111,10 @@ export const ConfigSchema = Type.Object(
         /** Allow hooks aimed at loopback, private, link-local and other non-global addresses (GitLab: "Allow requests to the local network"). */
         allowLocalNetwork: Type.Boolean(),
         /** Hosts (names or IP addresses) hooks may target even when they are on the local network. */
-        allowedHosts: Type.Array(Type.String({ minLength: 1, maxLength: 255 }), { maxItems: 1000, description: 'a list of host names or addresses' }),
+        allowedHosts: Type.Array(Type.String({ minLength: 1, maxLength: 255 }), {
+          maxItems: 1000,
+          description: 'a list of host names or addresses',
+        }),
         /** A receiver that has not answered this long fails the attempt (it is retried with backoff). */
         timeoutSeconds: Type.Integer({ minimum: 1, maximum: 120, description: 'seconds, 1 to 120' }),
       },

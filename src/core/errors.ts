@@ -69,7 +69,12 @@ export function unavailableFrom(e: unknown, what = 'the server'): WharfError | u
     if (c instanceof WharfError) return c.code === 'UNAVAILABLE' ? c : undefined
     const code = (c as NodeJS.ErrnoException).code
     if (typeof code === 'string' && EXHAUSTED.has(code)) {
-      return new WharfError('UNAVAILABLE', `${what} is out of resources (${code}); retry later`, { retryAfter: RETRY_AFTER_SECONDS, errno: code }, { cause: c })
+      return new WharfError(
+        'UNAVAILABLE',
+        `${what} is out of resources (${code}); retry later`,
+        { retryAfter: RETRY_AFTER_SECONDS, errno: code },
+        { cause: c },
+      )
     }
   }
   return undefined

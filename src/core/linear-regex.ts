@@ -12,10 +12,15 @@ export const MAX_PATTERN_LENGTH = 255
 
 /** Compiles a user's pattern to match whole strings (GitLab's `\A(...)\z`) in linear time; BAD_REQUEST naming the field otherwise. */
 export function wholeMatch(pattern: string, field: string): RegExp {
-  if (pattern.length > MAX_PATTERN_LENGTH) throw new WharfError('BAD_REQUEST', `${field} is longer than ${MAX_PATTERN_LENGTH} characters`, { field })
+  if (pattern.length > MAX_PATTERN_LENGTH)
+    throw new WharfError('BAD_REQUEST', `${field} is longer than ${MAX_PATTERN_LENGTH} characters`, { field })
   try {
     return new RegExp(`^(?:${pattern})$`, 'l')
   } catch (e) {
-    throw new WharfError('BAD_REQUEST', `${field} is not a valid regular expression (RE2 syntax: no backreferences or lookarounds): ${(e as Error).message.replace(/^Invalid regular expression: /, '')}`, { field })
+    throw new WharfError(
+      'BAD_REQUEST',
+      `${field} is not a valid regular expression (RE2 syntax: no backreferences or lookarounds): ${(e as Error).message.replace(/^Invalid regular expression: /, '')}`,
+      { field },
+    )
   }
 }

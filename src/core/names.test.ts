@@ -60,7 +60,10 @@ describe('tags', () => {
   it('rejects tags with a leading . or -, or with disallowed characters', () => {
     for (const t of ['', '.a', '-a', 'a/b', 'a:b', 'a b', 'a+b', '..', 'a\n', 'sha256:abc']) {
       assert.equal(isTag(t), false, JSON.stringify(t))
-      assert.throws(() => parseTag(t), (e: unknown) => e instanceof WharfError && e.code === 'MANIFEST_INVALID')
+      assert.throws(
+        () => parseTag(t),
+        (e: unknown) => e instanceof WharfError && e.code === 'MANIFEST_INVALID',
+      )
     }
   })
 })

@@ -21,7 +21,10 @@ describe('Pool', () => {
       ),
     )
     assert.equal(peak, 3)
-    assert.deepEqual(started, Array.from({ length: 40 }, (_, i) => i))
+    assert.deepEqual(
+      started,
+      Array.from({ length: 40 }, (_, i) => i),
+    )
     assert.equal(pool.active, 0)
     assert.equal(pool.waiting, 0)
   })
@@ -31,12 +34,15 @@ describe('Pool', () => {
     let open!: () => void
     const gate = new Promise<void>((r) => (open = r))
     const held = [pool.run(() => gate), pool.run(() => gate), pool.run(() => gate)]
-    await assert.rejects(pool.run(async () => 'never'), (e: Error & { code?: string; detail?: { retryAfter?: number } }) => {
-      assert.equal(e.code, 'UNAVAILABLE')
-      assert.match(e.message, /too many git operations waiting/)
-      assert.equal(typeof e.detail?.retryAfter, 'number')
-      return true
-    })
+    await assert.rejects(
+      pool.run(async () => 'never'),
+      (e: Error & { code?: string; detail?: { retryAfter?: number } }) => {
+        assert.equal(e.code, 'UNAVAILABLE')
+        assert.match(e.message, /too many git operations waiting/)
+        assert.equal(typeof e.detail?.retryAfter, 'number')
+        return true
+      },
+    )
     open()
     await Promise.all(held)
     assert.equal(await pool.run(async () => 'ok'), 'ok')
@@ -60,7 +66,10 @@ describe('Pool', () => {
 
   it('gives the slot back when the work throws, and release is idempotent', async () => {
     const pool = new Pool('test', { concurrency: 1, queue: 0 })
-    await assert.rejects(pool.run(async () => Promise.reject(new Error('boom'))), /boom/)
+    await assert.rejects(
+      pool.run(async () => Promise.reject(new Error('boom'))),
+      /boom/,
+    )
     const release = await pool.acquire()
     release()
     release()
@@ -75,7 +84,10 @@ describe('Pool', () => {
     let open!: () => void
     const first = pool.run(() => new Promise<void>((r) => (open = r)))
     const started = Date.now()
-    await assert.rejects(pool.run(async () => assert.fail('must not run')), (e: Error & { code?: string }) => e.code === 'UNAVAILABLE' && /waited 50 ms for a git slot/.test(e.message))
+    await assert.rejects(
+      pool.run(async () => assert.fail('must not run')),
+      (e: Error & { code?: string }) => e.code === 'UNAVAILABLE' && /waited 50 ms for a git slot/.test(e.message),
+    )
     assert.ok(Date.now() - started >= 45)
     open()
     await first

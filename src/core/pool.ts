@@ -62,7 +62,12 @@ export class Pool {
   acquire(signal?: AbortSignal): Promise<() => void> {
     if (signal?.aborted) return Promise.reject(signal.reason)
     if (this.held + this.waiters >= this.limit.concurrency + this.queue) {
-      return Promise.reject(new WharfError('UNAVAILABLE', `too many ${this.name} operations waiting; retry later`, { retryAfter: RETRY_AFTER_SECONDS, queue: this.queue }))
+      return Promise.reject(
+        new WharfError('UNAVAILABLE', `too many ${this.name} operations waiting; retry later`, {
+          retryAfter: RETRY_AFTER_SECONDS,
+          queue: this.queue,
+        }),
+      )
     }
     return new Promise((resolve, reject) => {
       let gaveUp = false
@@ -77,7 +82,12 @@ export class Pool {
       const onAbort = () => giveUp(signal!.reason)
       signal?.addEventListener('abort', onAbort, { once: true })
       const timer = setTimeout(
-        () => giveUp(new WharfError('UNAVAILABLE', `waited ${this.maxWaitMs} ms for a ${this.name} slot; retry later`, { retryAfter: RETRY_AFTER_SECONDS })),
+        () =>
+          giveUp(
+            new WharfError('UNAVAILABLE', `waited ${this.maxWaitMs} ms for a ${this.name} slot; retry later`, {
+              retryAfter: RETRY_AFTER_SECONDS,
+            }),
+          ),
         this.maxWaitMs,
       )
       void this.limit(

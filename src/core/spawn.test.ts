@@ -36,9 +36,14 @@ describe('startProcess', () => {
     let failure: unknown
     try {
       // Several at once, as a burst of requests would.
-      const results = await Promise.allSettled(Array.from({ length: 5 }, () => startProcess('true', [], { stdio: ['pipe', 'pipe', 'pipe'] })))
+      const results = await Promise.allSettled(
+        Array.from({ length: 5 }, () => startProcess('true', [], { stdio: ['pipe', 'pipe', 'pipe'] })),
+      )
       failure = results.find((r) => r.status === 'rejected')?.reason
-      assert.ok(results.every((r) => r.status === 'rejected'), 'no child can start without descriptors')
+      assert.ok(
+        results.every((r) => r.status === 'rejected'),
+        'no child can start without descriptors',
+      )
     } finally {
       for (const fd of fds) closeSync(fd)
     }

@@ -1,4 +1,10 @@
-import { spawn, type ChildProcess, type ChildProcessByStdio, type ChildProcessWithoutNullStreams, type SpawnOptions } from 'node:child_process'
+import {
+  spawn,
+  type ChildProcess,
+  type ChildProcessByStdio,
+  type ChildProcessWithoutNullStreams,
+  type SpawnOptions,
+} from 'node:child_process'
 import type { Readable, Writable } from 'node:stream'
 import { unavailableFrom } from './errors.ts'
 
@@ -19,7 +25,11 @@ type NoStdin = SpawnOptions & { stdio: ['ignore', 'pipe', 'pipe'] }
  * core/errors.ts, when the process is out of file descriptors or processes).
  */
 export function startProcess(command: string, args: readonly string[], options: Pipes): Promise<ChildProcessWithoutNullStreams>
-export function startProcess(command: string, args: readonly string[], options: NoStdin): Promise<ChildProcessByStdio<null, Readable, Readable>>
+export function startProcess(
+  command: string,
+  args: readonly string[],
+  options: NoStdin,
+): Promise<ChildProcessByStdio<null, Readable, Readable>>
 export function startProcess(command: string, args: readonly string[], options: SpawnOptions): Promise<ChildProcess> {
   return new Promise((resolve, reject) => {
     let child: ChildProcess
@@ -40,5 +50,8 @@ export function startProcess(command: string, args: readonly string[], options: 
 }
 
 function spawnFailure(command: string, e: unknown): Error {
-  return unavailableFrom(e, `cannot start ${command}: the server`) ?? (e instanceof Error ? e : new Error(`cannot start ${command}: ${String(e)}`))
+  return (
+    unavailableFrom(e, `cannot start ${command}: the server`) ??
+    (e instanceof Error ? e : new Error(`cannot start ${command}: ${String(e)}`))
+  )
 }

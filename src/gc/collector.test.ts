@@ -43,7 +43,13 @@ async function world(t: TestContext): Promise<World> {
   const driver = createFsDriver(storage)
   const metrics = new Metrics()
   const registry = createRegistry(db, driver, { pageMax: 100, metrics })
-  return { db, registry, storage, gc: (opts = {}) => new GarbageCollector(db, registry.blobs, driver, { graceSeconds: 3600, untaggedDelaySeconds: 3600, ...opts }, new Metrics()) }
+  return {
+    db,
+    registry,
+    storage,
+    gc: (opts = {}) =>
+      new GarbageCollector(db, registry.blobs, driver, { graceSeconds: 3600, untaggedDelaySeconds: 3600, ...opts }, new Metrics()),
+  }
 }
 
 const digestOf = (b: Buffer | string) => `sha256:${createHash('sha256').update(b).digest('hex')}`
@@ -56,18 +62,27 @@ async function pushBlob(w: World, name: string, content: string): Promise<{ dige
 }
 
 /** An image manifest with a config and layers (pushed first); tagged when `tag` is given. Returns its digest. */
-async function pushImage(w: World, name: string, tag: string | undefined, layers: string[], extra: Record<string, unknown> = {}): Promise<string> {
+async function pushImage(
+  w: World,
+  name: string,
+  tag: string | undefined,
+  layers: string[],
+  extra: Record<string, unknown> = {},
+): Promise<string> {
   const config = await pushBlob(w, name, JSON.stringify({ layers }))
   const ls = []
   for (const l of layers) ls.push(await pushBlob(w, name, l))
-  const body = Buffer.from(JSON.stringify({
-    schemaVersion: 2,
-    mediaType: OCI_MANIFEST,
-    config: { mediaType: 'application/vnd.oci.image.config.v1+json', ...config },
-    layers: ls.map((l) => ({ mediaType: 'application/vnd.oci.image.layer.v1.tar', ...l })),
-    ...extra,
-  }))
-  const ref = tag === undefined ? { kind: 'digest' as const, digest: parseDigest(digestOf(body)) } : { kind: 'tag' as const, tag: tag as Tag }
+  const body = Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: OCI_MANIFEST,
+      config: { mediaType: 'application/vnd.oci.image.config.v1+json', ...config },
+      layers: ls.map((l) => ({ mediaType: 'application/vnd.oci.image.layer.v1.tar', ...l })),
+      ...extra,
+    }),
+  )
+  const ref =
+    tag === undefined ? { kind: 'digest' as const, digest: parseDigest(digestOf(body)) } : { kind: 'tag' as const, tag: tag as Tag }
   return (await w.registry.manifests.put(repo(name), ref, body, OCI_MANIFEST)).digest
 }
 
@@ -75,16 +90,36 @@ async function pushIndex(w: World, name: string, tag: string, children: string[]
   const manifests = []
   for (const c of children) {
     const row = (await rq.manifestByDigest(w.db, name, c))!
-    manifests.push({ mediaType: row.media_type, digest: c, size: Number(row.size), platform: { os: 'linux', architecture: `arch${manifests.length}` } })
+    manifests.push({
+      mediaType: row.media_type,
+      digest: c,
+      size: Number(row.size),
+      platform: { os: 'linux', architecture: `arch${manifests.length}` },
+    })
   }
   const body = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: OCI_INDEX, manifests }))
   return (await w.registry.manifests.put(repo(name), { kind: 'tag', tag: tag as Tag }, body, OCI_INDEX)).digest
 }
 
 const blobRows = async (w: World) => new Set((await w.db.selectFrom('blobs').select('digest').execute()).map((r) => r.digest))
-const manifestRows = async (w: World, name: string) => new Set((await w.db.selectFrom('manifests as m').innerJoin('repositories as r', 'r.id', 'm.repository_id').select('m.digest').where('r.name', '=', name).execute()).map((r) => r.digest))
-const fileExists = (w: World, digest: string) => stat(join(w.storage, blobPath(parseDigest(digest)))).then(() => true, () => false)
-const deleted = (r: GcReport, kind: 'manifest' | 'link' | 'blob') => new Set(r.items.filter((i) => i.kind === kind).map((i) => `${i.repository ?? ''}@${i.digest}`))
+const manifestRows = async (w: World, name: string) =>
+  new Set(
+    (
+      await w.db
+        .selectFrom('manifests as m')
+        .innerJoin('repositories as r', 'r.id', 'm.repository_id')
+        .select('m.digest')
+        .where('r.name', '=', name)
+        .execute()
+    ).map((r) => r.digest),
+  )
+const fileExists = (w: World, digest: string) =>
+  stat(join(w.storage, blobPath(parseDigest(digest)))).then(
+    () => true,
+    () => false,
+  )
+const deleted = (r: GcReport, kind: 'manifest' | 'link' | 'blob') =>
+  new Set(r.items.filter((i) => i.kind === kind).map((i) => `${i.repository ?? ''}@${i.digest}`))
 
 /** Runs as if `ms` had passed, so grace and delay are over without waiting. */
 const later = (ms: number) => ({ now: Date.now() + ms })
@@ -127,7 +162,10 @@ describe('garbage collection: what goes and what stays', () => {
     const w = await world(t)
     const old = await pushImage(w, 'team/app', 'latest', ['a'])
     // Pushed long ago...
-    await w.db.updateTable('manifests').set({ created_at: new Date(Date.now() - 30 * DAY).toISOString() }).execute()
+    await w.db
+      .updateTable('manifests')
+      .set({ created_at: new Date(Date.now() - 30 * DAY).toISOString() })
+      .execute()
     // ...and untagged now, by a new push of the same tag.
     await pushImage(w, 'team/app', 'latest', ['b'])
     const gc = w.gc({ untaggedDelaySeconds: 86_400 })
@@ -157,7 +195,10 @@ describe('garbage collection: what goes and what stays', () => {
     const w = await world(t)
     const subject = await pushImage(w, 'team/signed', 'v1', ['s'])
     const row = (await rq.manifestByDigest(w.db, 'team/signed', subject))!
-    const sig = await pushImage(w, 'team/signed', undefined, ['signature'], { subject: { mediaType: OCI_MANIFEST, digest: subject, size: Number(row.size) }, artifactType: 'application/vnd.example.sig' })
+    const sig = await pushImage(w, 'team/signed', undefined, ['signature'], {
+      subject: { mediaType: OCI_MANIFEST, digest: subject, size: Number(row.size) },
+      artifactType: 'application/vnd.example.sig',
+    })
     const gc = w.gc()
     assert.equal((await gc.run(later(2 * 3600_000))).items.length, 0, 'an untagged referrer of a tagged subject stays')
     await w.registry.manifests.delete(repo('team/signed'), { kind: 'digest', digest: parseDigest(subject) })
@@ -171,7 +212,17 @@ describe('garbage collection: what goes and what stays', () => {
     const w = await world(t)
     const cached = await pushImage(w, 'g/dependency_proxy/containers/alpine', undefined, ['alpine'])
     const id = (await rq.findRepositoryId(w.db, 'g/dependency_proxy/containers/alpine'))!
-    await w.db.insertInto('dependency_proxy_repositories').values({ repository_id: id, namespace_id: null, upstream: 'docker.io', upstream_name: 'library/alpine', created_at: '2026-01-01T00:00:00.000Z', last_pulled_at: '2026-01-01T00:00:00.000Z' }).execute()
+    await w.db
+      .insertInto('dependency_proxy_repositories')
+      .values({
+        repository_id: id,
+        namespace_id: null,
+        upstream: 'docker.io',
+        upstream_name: 'library/alpine',
+        created_at: '2026-01-01T00:00:00.000Z',
+        last_pulled_at: '2026-01-01T00:00:00.000Z',
+      })
+      .execute()
     assert.equal((await w.gc().run(later(30 * DAY))).items.length, 0)
     assert.ok((await manifestRows(w, 'g/dependency_proxy/containers/alpine')).has(cached))
   })
@@ -193,7 +244,10 @@ describe('garbage collection: what goes and what stays', () => {
     await mkdir(dirname(path), { recursive: true })
     await writeFile(path, 'orphan')
     const plan = await w.gc({ graceSeconds: 0 }).run({ dryRun: true, ...later(1000) })
-    assert.deepEqual(plan.items.map((i) => [i.kind, i.digest, i.bytes]), [['blob', digest, 6]])
+    assert.deepEqual(
+      plan.items.map((i) => [i.kind, i.digest, i.bytes]),
+      [['blob', digest, 6]],
+    )
     assert.equal(await fileExists(w, digest), true, 'the dry run changes nothing')
     assert.equal((await w.gc({ graceSeconds: 0 }).run(later(1000))).freedBytes, 6)
     assert.equal(await fileExists(w, digest), false)
@@ -201,10 +255,16 @@ describe('garbage collection: what goes and what stays', () => {
 
   it('runs one collection at a time', async (t) => {
     const w = await world(t)
-    await w.db.insertInto('gc_lease').values({ name: 'gc', owner: 'someone else', expires_at: new Date(Date.now() + 60_000).toISOString() }).execute()
+    await w.db
+      .insertInto('gc_lease')
+      .values({ name: 'gc', owner: 'someone else', expires_at: new Date(Date.now() + 60_000).toISOString() })
+      .execute()
     await assert.rejects(w.gc().run(), (e: unknown) => e instanceof WharfError && e.code === 'CONFLICT')
     // A lease whose holder died expires.
-    await w.db.updateTable('gc_lease').set({ expires_at: new Date(Date.now() - 1000).toISOString() }).execute()
+    await w.db
+      .updateTable('gc_lease')
+      .set({ expires_at: new Date(Date.now() - 1000).toISOString() })
+      .execute()
     await w.gc().run()
     assert.equal((await w.db.selectFrom('gc_lease').selectAll().execute()).length, 0)
   })
@@ -230,10 +290,18 @@ describe('garbage collection against concurrent pushes', () => {
     await rq.unlinkBlob(w.db, 'team/app', b.digest)
     // The collector's first step: the row is deleted and the digest marked, its file not yet removed.
     const marked = await w.db.transaction().execute(async (trx) => {
-      await rq.markUnreferencedBlobs(trx, { owner: 'gc:test', before: new Date(Date.now() + 1000).toISOString(), claimsBefore: new Date(0).toISOString(), limit: 10 })
+      await rq.markUnreferencedBlobs(trx, {
+        owner: 'gc:test',
+        before: new Date(Date.now() + 1000).toISOString(),
+        claimsBefore: new Date(0).toISOString(),
+        limit: 10,
+      })
       return rq.deleteMarkedBlobRows(trx, 'gc:test')
     })
-    assert.deepEqual(marked.map((m) => m.digest), [b.digest])
+    assert.deepEqual(
+      marked.map((m) => m.digest),
+      [b.digest],
+    )
     let done = false
     const push = pushBlob(w, 'team/other', 'layer').then(() => (done = true))
     await new Promise((r) => setTimeout(r, 200))
@@ -260,17 +328,37 @@ describe('garbage collection against concurrent pushes', () => {
     await pushBlob(w, 'team/app', 'l')
     // With no grace the layers are garbage until a manifest names them.
     await w.gc({ graceSeconds: 0 }).run(later(1000))
-    const config = { mediaType: 'application/vnd.oci.image.config.v1+json', digest: digestOf(JSON.stringify({ layers: ['l'] })), size: JSON.stringify({ layers: ['l'] }).length }
-    const body = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: OCI_MANIFEST, config, layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: digestOf('l'), size: 1 }] }))
-    await assert.rejects(w.registry.manifests.put(repo('team/app'), { kind: 'tag', tag: 'v1' as Tag }, body, OCI_MANIFEST), (e: unknown) => e instanceof WharfError && e.code === 'MANIFEST_BLOB_UNKNOWN')
+    const config = {
+      mediaType: 'application/vnd.oci.image.config.v1+json',
+      digest: digestOf(JSON.stringify({ layers: ['l'] })),
+      size: JSON.stringify({ layers: ['l'] }).length,
+    }
+    const body = Buffer.from(
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: OCI_MANIFEST,
+        config,
+        layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: digestOf('l'), size: 1 }],
+      }),
+    )
+    await assert.rejects(
+      w.registry.manifests.put(repo('team/app'), { kind: 'tag', tag: 'v1' as Tag }, body, OCI_MANIFEST),
+      (e: unknown) => e instanceof WharfError && e.code === 'MANIFEST_BLOB_UNKNOWN',
+    )
     assert.equal((await manifestRows(w, 'team/app')).size, 0)
   })
 
   it('linking a layer again restarts its grace', async (t) => {
     const w = await world(t)
     const b = await pushBlob(w, 'team/app', 'layer')
-    await w.db.updateTable('repository_blobs').set({ created_at: new Date(Date.now() - 2 * 3600_000).toISOString() }).execute()
-    await w.db.updateTable('blobs').set({ created_at: new Date(Date.now() - 2 * 3600_000).toISOString() }).execute()
+    await w.db
+      .updateTable('repository_blobs')
+      .set({ created_at: new Date(Date.now() - 2 * 3600_000).toISOString() })
+      .execute()
+    await w.db
+      .updateTable('blobs')
+      .set({ created_at: new Date(Date.now() - 2 * 3600_000).toISOString() })
+      .execute()
     await w.registry.blobs.mount(repo('team/app'), repo('team/app'), parseDigest(b.digest))
     assert.equal((await w.gc().run()).items.length, 0)
     assert.equal(await rq.linkedBlobSize(w.db, 'team/app', b.digest), b.size)
@@ -281,7 +369,12 @@ describe('garbage collection against concurrent pushes', () => {
     const b = await pushBlob(w, 'team/app', 'layer')
     await rq.unlinkBlob(w.db, 'team/app', b.digest)
     await w.db.transaction().execute(async (trx) => {
-      await rq.markUnreferencedBlobs(trx, { owner: 'gc:crashed', before: new Date(Date.now() + 1000).toISOString(), claimsBefore: new Date(0).toISOString(), limit: 10 })
+      await rq.markUnreferencedBlobs(trx, {
+        owner: 'gc:crashed',
+        before: new Date(Date.now() + 1000).toISOString(),
+        claimsBefore: new Date(0).toISOString(),
+        limit: 10,
+      })
       await rq.deleteMarkedBlobRows(trx, 'gc:crashed')
     })
     await sql`UPDATE blob_deletions SET created_at = ${new Date(Date.now() - 3600_000).toISOString()}`.execute(w.db)

@@ -72,7 +72,8 @@ export class GarbageCollector {
       before: new Date(started - this.opts.graceSeconds * 1000).toISOString(),
       claimsBefore: new Date(started - CLAIM_TTL_MS).toISOString(),
     }
-    if (opts.dryRun) return this.report(true, started, [...planItems(await q.plan(this.db, cut)), ...(await this.orphanFiles(cut.before, undefined))])
+    if (opts.dryRun)
+      return this.report(true, started, [...planItems(await q.plan(this.db, cut)), ...(await this.orphanFiles(cut.before, undefined))])
     const owner = `gc:${randomUUID()}`
     if (!(await q.acquireLease(this.db, owner, new Date().toISOString(), new Date(Date.now() + LEASE_MS).toISOString()))) {
       this.metrics.runs.inc({ outcome: 'skipped' })
@@ -84,7 +85,8 @@ export class GarbageCollector {
       const report = this.report(false, started, items)
       this.metrics.runs.inc({ outcome: 'completed' })
       this.metrics.freedBytes.inc(report.freedBytes)
-      for (const kind of ['manifest', 'link', 'blob'] as const) this.metrics.deleted.inc({ kind }, items.filter((i) => i.kind === kind).length)
+      for (const kind of ['manifest', 'link', 'blob'] as const)
+        this.metrics.deleted.inc({ kind }, items.filter((i) => i.kind === kind).length)
       return report
     } catch (e) {
       this.metrics.runs.inc({ outcome: 'failed' })
@@ -172,7 +174,13 @@ function manifestItem(m: q.ManifestRow & { repository: string }): GcItem {
 }
 
 function linkItem(l: q.LinkRow & { repository: string }): GcItem {
-  return { kind: 'link', repository: l.repository, digest: l.digest, bytes: 0, reason: `linked ${l.created_at} and referenced by no manifest kept in the repository` }
+  return {
+    kind: 'link',
+    repository: l.repository,
+    digest: l.digest,
+    bytes: 0,
+    reason: `linked ${l.created_at} and referenced by no manifest kept in the repository`,
+  }
 }
 
 function blobItem(b: { digest: string; size: number }): GcItem {

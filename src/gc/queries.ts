@@ -53,7 +53,9 @@ export async function staleLinkCandidates(db: Executor, before: string): Promise
   const r = await sql<{ id: number }>`
     SELECT rb.rowid AS id FROM repository_blobs rb
      WHERE rb.created_at < ${before}
-       AND (rb.repository_id, rb.digest) NOT IN (SELECT m.repository_id, r.digest FROM manifests m JOIN manifest_references r ON r.manifest_id = m.id AND r.kind = 'blob')`.execute(db)
+       AND (rb.repository_id, rb.digest) NOT IN (SELECT m.repository_id, r.digest FROM manifests m JOIN manifest_references r ON r.manifest_id = m.id AND r.kind = 'blob')`.execute(
+    db,
+  )
   return r.rows.map((x) => Number(x.id))
 }
 
@@ -113,7 +115,9 @@ export async function plan(db: Executor, c: { untaggedBefore: string; before: st
      ORDER BY rp.name, m.digest`.execute(db)
   const keptRefs = await sql<{ repository_id: number; digest: string }>`
     WITH RECURSIVE ${kept(c.untaggedBefore)}
-    SELECT DISTINCT k.repository_id, r.digest FROM kept k JOIN manifest_references r ON r.manifest_id = k.id AND r.kind = 'blob'`.execute(db)
+    SELECT DISTINCT k.repository_id, r.digest FROM kept k JOIN manifest_references r ON r.manifest_id = k.id AND r.kind = 'blob'`.execute(
+    db,
+  )
   const referenced = new Set(keptRefs.rows.map((r) => `${r.repository_id} ${r.digest}`))
   const allLinks = await sql<LinkRow & { repository: string }>`
     SELECT rb.repository_id, rp.name AS repository, rb.digest, rb.created_at

@@ -5,18 +5,45 @@ import { ANONYMOUS, type Principal } from '../auth/principals.ts'
 import { ACCESS_LEVELS, type PatScope, type Visibility } from '../auth/roles.ts'
 import { gitAccess } from './access.ts'
 
-const facts = (visibility: Visibility, accessLevel?: number, deployTokenApplies = false): ProjectFacts => ({ projectId: 1, visibility, accessLevel, deployTokenApplies })
-const user = (scopes?: PatScope[], isAdmin = false): Principal => ({ kind: 'user', userId: 2, username: 'u', isAdmin, credential: { kind: 'password', userId: 2 }, ...(scopes ? { scopes } : {}) })
-const deploy = (scopes: Array<'read_repository' | 'read_registry'>): Principal => ({ kind: 'deploy-token', tokenId: 1, username: 'gitlab+deploy-token-1', projectId: 1, namespaceId: null, scopes, credential: { kind: 'deploy-token', id: 1 } })
+const facts = (visibility: Visibility, accessLevel?: number, deployTokenApplies = false): ProjectFacts => ({
+  projectId: 1,
+  visibility,
+  accessLevel,
+  deployTokenApplies,
+})
+const user = (scopes?: PatScope[], isAdmin = false): Principal => ({
+  kind: 'user',
+  userId: 2,
+  username: 'u',
+  isAdmin,
+  credential: { kind: 'password', userId: 2 },
+  ...(scopes ? { scopes } : {}),
+})
+const deploy = (scopes: Array<'read_repository' | 'read_registry'>): Principal => ({
+  kind: 'deploy-token',
+  tokenId: 1,
+  username: 'gitlab+deploy-token-1',
+  projectId: 1,
+  namespaceId: null,
+  scopes,
+  credential: { kind: 'deploy-token', id: 1 },
+})
 const rw = (a: { read: boolean; write: boolean }) => `${a.read ? 'r' : '-'}${a.write ? 'w' : '-'}`
 
 describe('gitAccess', () => {
   it('is the role × visibility matrix for password logins', () => {
     const { guest, reporter, developer, maintainer, owner } = ACCESS_LEVELS
     const table: Array<[Visibility, number | undefined, string]> = [
-      ['public', undefined, 'r-'], ['internal', undefined, 'r-'], ['private', undefined, '--'],
-      ['private', guest, '--'], ['private', reporter, 'r-'], ['private', developer, 'rw'], ['private', maintainer, 'rw'], ['private', owner, 'rw'],
-      ['public', reporter, 'r-'], ['public', developer, 'rw'],
+      ['public', undefined, 'r-'],
+      ['internal', undefined, 'r-'],
+      ['private', undefined, '--'],
+      ['private', guest, '--'],
+      ['private', reporter, 'r-'],
+      ['private', developer, 'rw'],
+      ['private', maintainer, 'rw'],
+      ['private', owner, 'rw'],
+      ['public', reporter, 'r-'],
+      ['public', developer, 'rw'],
     ]
     for (const [vis, level, want] of table) assert.equal(rw(gitAccess(user(), facts(vis, level))), want, `${vis} level ${level}`)
   })

@@ -32,7 +32,8 @@ export function gitAccess(p: Principal, project: ProjectFacts | undefined): GitA
       return { read: isPublic, write: false, denyWrite: 'anonymous users cannot push; sign in' }
     case 'deploy-token': {
       const read = (project.deployTokenApplies && hasScope(p, 'read_repository')) || isPublic
-      if (!read && project.deployTokenApplies) return { read: false, write: false, denyRead: 'this deploy token does not have the read_repository scope' }
+      if (!read && project.deployTokenApplies)
+        return { read: false, write: false, denyRead: 'this deploy token does not have the read_repository scope' }
       return { read, write: false, denyWrite: 'deploy tokens cannot push to repositories' }
     }
     case 'job': {
@@ -48,7 +49,12 @@ export function gitAccess(p: Principal, project: ProjectFacts | undefined): GitA
       const tokenRead = hasScope(p, 'read_repository', 'write_repository', 'api')
       const tokenWrite = hasScope(p, 'write_repository', 'api')
       if (!tokenRead) return { read: false, write: false, denyRead: 'your token does not have the read_repository scope' }
-      if (!atLeast(level, 'developer')) return { read: true, write: false, denyWrite: 'you are not allowed to push code to this project (the Developer role or higher is needed)' }
+      if (!atLeast(level, 'developer'))
+        return {
+          read: true,
+          write: false,
+          denyWrite: 'you are not allowed to push code to this project (the Developer role or higher is needed)',
+        }
       if (!tokenWrite) return { read: true, write: false, denyWrite: 'your token does not have the write_repository scope needed to push' }
       return { read: true, write: true }
     }

@@ -22,15 +22,23 @@ export async function readableRepository(git: GitHosting, projects: Projects, re
   // The auth hook checked the API scope already; what remains is the role (repository scopes are for git).
   const byRole: Principal = req.principal.kind === 'user' ? { ...req.principal, scopes: undefined } : req.principal
   const access = await git.access(byRole, project)
-  if (!access.read) throw new WharfError('FORBIDDEN', `reading the repository needs the reporter role in ${project.full_path}`, { needs: 'reporter' })
+  if (!access.read)
+    throw new WharfError('FORBIDDEN', `reading the repository needs the reporter role in ${project.full_path}`, { needs: 'reporter' })
   await git.repository(project)
-  return { project, canPush: access.write, level: req.principal.kind === 'user' && req.principal.isAdmin ? Number.POSITIVE_INFINITY : level }
+  return {
+    project,
+    canPush: access.write,
+    level: req.principal.kind === 'user' && req.principal.isAdmin ? Number.POSITIVE_INFINITY : level,
+  }
 }
 
 /** As readableRepository, and the caller must be allowed to push (Developer+). */
 export async function writableRepository(git: GitHosting, projects: Projects, req: FastifyRequest): Promise<RepositoryAccess> {
   const access = await readableRepository(git, projects, req)
-  if (!access.canPush) throw new WharfError('FORBIDDEN', `writing to the repository needs the developer role in ${access.project.full_path}`, { needs: 'developer' })
+  if (!access.canPush)
+    throw new WharfError('FORBIDDEN', `writing to the repository needs the developer role in ${access.project.full_path}`, {
+      needs: 'developer',
+    })
   return access
 }
 

@@ -41,7 +41,12 @@ export async function gitApiRoutes(app: TypedApp, opts: GitApiOptions): Promise<
 
   const readable = (req: FastifyRequest) => readableRepository(git, projects, req)
   const commitJson = (project: Project, c: CommitInfo) => commitJsonOf(publicUrl, project, c)
-  const branchJson = (project: Project, b: { name: string; default: boolean; commit: CommitInfo }, canPush: boolean, rules: ProtectedRef[]) => ({
+  const branchJson = (
+    project: Project,
+    b: { name: string; default: boolean; commit: CommitInfo },
+    canPush: boolean,
+    rules: ProtectedRef[],
+  ) => ({
     name: b.name,
     merged: false,
     protected: rules.some((r) => r.kind === 'branch' && refPatternMatches(r.name, b.name)),
@@ -53,54 +58,84 @@ export async function gitApiRoutes(app: TypedApp, opts: GitApiOptions): Promise<
     commit: commitJson(project, b.commit),
   })
 
-  app.get('/projects/:id/repository/branches', { schema: { summary: 'List repository branches', tags: ['repository'], params: IdParam, querystring: BranchQuery }, config: { public: true } }, async (req, reply) => {
-    const { project, canPush } = await readable(req)
-    const q = req.query
-    const page = pageOf(q)
-    const { rows, total } = await git.repos.branches(project.id, { search: q.search, limit: page.limit, offset: page.offset })
-    setPageHeaders(req, reply, publicUrl, page, total)
-    const rules = await git.protectedRefs.rules(project.id)
-    return rows.map((b) => branchJson(project, b, canPush, rules))
-  })
+  app.get(
+    '/projects/:id/repository/branches',
+    {
+      schema: { summary: 'List repository branches', tags: ['repository'], params: IdParam, querystring: BranchQuery },
+      config: { public: true },
+    },
+    async (req, reply) => {
+      const { project, canPush } = await readable(req)
+      const q = req.query
+      const page = pageOf(q)
+      const { rows, total } = await git.repos.branches(project.id, { search: q.search, limit: page.limit, offset: page.offset })
+      setPageHeaders(req, reply, publicUrl, page, total)
+      const rules = await git.protectedRefs.rules(project.id)
+      return rows.map((b) => branchJson(project, b, canPush, rules))
+    },
+  )
 
-  app.get('/projects/:id/repository/branches/:branch', { schema: { summary: 'Get a repository branch', tags: ['repository'], params: BranchParams }, config: { public: true } }, async (req) => {
-    const { project, canPush } = await readable(req)
-    const name = req.params.branch
-    const b = await git.repos.branch(project.id, name)
-    if (!b) throw new WharfError('NOT_FOUND', 'Branch Not Found', {})
-    return branchJson(project, b, canPush, await git.protectedRefs.rules(project.id))
-  })
+  app.get(
+    '/projects/:id/repository/branches/:branch',
+    { schema: { summary: 'Get a repository branch', tags: ['repository'], params: BranchParams }, config: { public: true } },
+    async (req) => {
+      const { project, canPush } = await readable(req)
+      const name = req.params.branch
+      const b = await git.repos.branch(project.id, name)
+      if (!b) throw new WharfError('NOT_FOUND', 'Branch Not Found', {})
+      return branchJson(project, b, canPush, await git.protectedRefs.rules(project.id))
+    },
+  )
 
-  app.get('/projects/:id/repository/tags', { schema: { summary: 'List repository tags, newest first', tags: ['repository'], params: IdParam, querystring: Type.Object(PageQuery) }, config: { public: true } }, async (req, reply) => {
-    const { project } = await readable(req)
-    const page = pageOf(req.query)
-    const { rows, total } = await git.repos.tags(project.id, page)
-    const rules = await git.protectedRefs.rules(project.id)
-    setPageHeaders(req, reply, publicUrl, page, total)
-    return rows.map((t) => ({
-      name: t.name,
-      message: t.message ?? '',
-      target: t.target,
-      commit: t.commit ? commitJson(project, t.commit) : null,
-      release: null,
-      protected: rules.some((r) => r.kind === 'tag' && refPatternMatches(r.name, t.name)),
-      created_at: null,
-    }))
-  })
+  app.get(
+    '/projects/:id/repository/tags',
+    {
+      schema: { summary: 'List repository tags, newest first', tags: ['repository'], params: IdParam, querystring: Type.Object(PageQuery) },
+      config: { public: true },
+    },
+    async (req, reply) => {
+      const { project } = await readable(req)
+      const page = pageOf(req.query)
+      const { rows, total } = await git.repos.tags(project.id, page)
+      const rules = await git.protectedRefs.rules(project.id)
+      setPageHeaders(req, reply, publicUrl, page, total)
+      return rows.map((t) => ({
+        name: t.name,
+        message: t.message ?? '',
+        target: t.target,
+        commit: t.commit ? commitJson(project, t.commit) : null,
+        release: null,
+        protected: rules.some((r) => r.kind === 'tag' && refPatternMatches(r.name, t.name)),
+        created_at: null,
+      }))
+    },
+  )
 
-  app.get('/projects/:id/events', { schema: { summary: "A project's push events (one per updated ref), newest first", tags: ['repository'], params: IdParam, querystring: EventQuery }, config: { public: true } }, async (req, reply) => {
-    const { project } = await readable(req)
-    const q = req.query
-    const page = pageOf(q)
-    // Pushes are the only events Wharf records so far.
-    if (q.action !== undefined && q.action !== 'pushed') {
-      setPageHeaders(req, reply, publicUrl, page, 0)
-      return []
-    }
-    const { total, entries } = await git.pushHistory(project.id, page)
-    setPageHeaders(req, reply, publicUrl, page, total)
-    return entries.map((e) => pushEventJson(project, e))
-  })
+  app.get(
+    '/projects/:id/events',
+    {
+      schema: {
+        summary: "A project's push events (one per updated ref), newest first",
+        tags: ['repository'],
+        params: IdParam,
+        querystring: EventQuery,
+      },
+      config: { public: true },
+    },
+    async (req, reply) => {
+      const { project } = await readable(req)
+      const q = req.query
+      const page = pageOf(q)
+      // Pushes are the only events Wharf records so far.
+      if (q.action !== undefined && q.action !== 'pushed') {
+        setPageHeaders(req, reply, publicUrl, page, 0)
+        return []
+      }
+      const { total, entries } = await git.pushHistory(project.id, page)
+      setPageHeaders(req, reply, publicUrl, page, total)
+      return entries.map((e) => pushEventJson(project, e))
+    },
+  )
 }
 
 /** One ref update as a GitLab push event. */

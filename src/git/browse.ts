@@ -51,7 +51,12 @@ export interface Page {
 }
 
 /** Archive formats `git archive` writes itself (no external compressor configured). */
-export const ARCHIVE_FORMATS = { 'tar.gz': 'application/gzip', tgz: 'application/gzip', tar: 'application/x-tar', zip: 'application/zip' } as const
+export const ARCHIVE_FORMATS = {
+  'tar.gz': 'application/gzip',
+  tgz: 'application/gzip',
+  tar: 'application/x-tar',
+  zip: 'application/zip',
+} as const
 export type ArchiveFormat = keyof typeof ARCHIVE_FORMATS
 
 /** Commits a compare lists, and the diff's size, at most (GitLab caps them too). */
@@ -62,7 +67,14 @@ export const COMPARE_LIMITS = { commits: 1000, diffBytes: 16 << 20 } as const
  * each group by name, as GitLab lists them. Recursive lists every entry below, directories included.
  * Undefined when there is no directory at `path`.
  */
-export async function listTree(repos: GitRepos, projectId: number, commit: string, path: string, recursive: boolean, page: Page): Promise<{ rows: TreeEntry[]; total: number } | undefined> {
+export async function listTree(
+  repos: GitRepos,
+  projectId: number,
+  commit: string,
+  path: string,
+  recursive: boolean,
+  page: Page,
+): Promise<{ rows: TreeEntry[]; total: number } | undefined> {
   checkSha(commit)
   let treeish = commit
   if (path !== '') {
@@ -83,7 +95,9 @@ export async function listTree(repos: GitRepos, projectId: number, commit: strin
   }
   // A recursive listing stays in git's order (depth-first), which keeps a directory beside its contents.
   const rank = { tree: 0, blob: 1, commit: 2 }
-  const sorted = recursive ? entries : entries.sort((a, b) => rank[a.type] - rank[b.type] || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
+  const sorted = recursive
+    ? entries
+    : entries.sort((a, b) => rank[a.type] - rank[b.type] || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
   return { rows: sorted.slice(page.offset, page.offset + page.limit), total: sorted.length }
 }
 
@@ -93,9 +107,20 @@ export async function fileInfo(repos: GitRepos, projectId: number, commit: strin
   checkTreePath(path)
   const [hit] = await repos.batchCheck(projectId, [`${commit}:${path}`])
   if (hit?.type !== 'blob') return undefined
-  const [modeOut, last] = await Promise.all([repos.git(projectId, ['ls-tree', '-z', '--full-tree', commit, '--', literal(path)]), lastCommitFor(repos, projectId, commit, path)])
+  const [modeOut, last] = await Promise.all([
+    repos.git(projectId, ['ls-tree', '-z', '--full-tree', commit, '--', literal(path)]),
+    lastCommitFor(repos, projectId, commit, path),
+  ])
   const mode = modeOut.stdout.toString('utf8').split(' ')[0]
-  return { fileName: path.slice(path.lastIndexOf('/') + 1), filePath: path, size: hit.size, blobId: hit.oid, commitId: commit, lastCommitId: last ?? commit, executeFilemode: mode === '100755' }
+  return {
+    fileName: path.slice(path.lastIndexOf('/') + 1),
+    filePath: path,
+    size: hit.size,
+    blobId: hit.oid,
+    commitId: commit,
+    lastCommitId: last ?? commit,
+    executeFilemode: mode === '100755',
+  }
 }
 
 /** A blob's bytes as a stream (through the git pool); the caller resolved and checked the blob id. */
@@ -128,7 +153,10 @@ export async function logPage(repos: GitRepos, projectId: number, q: LogQuery, p
     repos.git(projectId, ['rev-list', '--count', ...filters, ...tail]),
     repos.git(projectId, ['rev-list', `--max-count=${page.limit}`, `--skip=${page.offset}`, ...filters, ...tail]),
   ])
-  const shas = list.stdout.toString('utf8').split('\n').filter((s) => s.length > 0)
+  const shas = list.stdout
+    .toString('utf8')
+    .split('\n')
+    .filter((s) => s.length > 0)
   const rows = (await repos.readCommits(projectId, shas)).filter((c): c is CommitInfo => c !== undefined)
   return { rows, total: Number(count.stdout.toString('utf8').trim()) || 0 }
 }
@@ -153,7 +181,13 @@ export async function commitStats(repos: GitRepos, projectId: number, commit: st
  * GitLab's compare: the commits in `to` and not in `from`, oldest first, and the diff between
  * them, from their merge base unless `straight` (then from `from` itself).
  */
-export async function compare(repos: GitRepos, projectId: number, from: string, to: string, straight: boolean): Promise<{ commits: CommitInfo[]; diffs: DiffEntry[]; base: string | undefined }> {
+export async function compare(
+  repos: GitRepos,
+  projectId: number,
+  from: string,
+  to: string,
+  straight: boolean,
+): Promise<{ commits: CommitInfo[]; diffs: DiffEntry[]; base: string | undefined }> {
   checkSha(from)
   checkSha(to)
   let base: string | undefined = from
@@ -162,7 +196,10 @@ export async function compare(repos: GitRepos, projectId: number, from: string, 
     base = mb.stdout.toString('utf8').trim() || undefined
   }
   const range = await repos.git(projectId, ['rev-list', '--reverse', `--max-count=${COMPARE_LIMITS.commits}`, to, `^${from}`])
-  const shas = range.stdout.toString('utf8').split('\n').filter((s) => s.length > 0)
+  const shas = range.stdout
+    .toString('utf8')
+    .split('\n')
+    .filter((s) => s.length > 0)
   const commits = (await repos.readCommits(projectId, shas)).filter((c): c is CommitInfo => c !== undefined)
   const diffs = base ? await diff(repos, projectId, base, to) : []
   return { commits, diffs, base }
@@ -170,7 +207,9 @@ export async function compare(repos: GitRepos, projectId: number, from: string, 
 
 /** The per-file diff between two commits, renames detected, each patch without its header lines. */
 export async function diff(repos: GitRepos, projectId: number, from: string, to: string): Promise<DiffEntry[]> {
-  const out = await repos.git(projectId, ['diff-tree', '-r', '-M', '-z', '--raw', '-p', '--no-color', '--full-index', from, to], { maxOutput: COMPARE_LIMITS.diffBytes })
+  const out = await repos.git(projectId, ['diff-tree', '-r', '-M', '-z', '--raw', '-p', '--no-color', '--full-index', from, to], {
+    maxOutput: COMPARE_LIMITS.diffBytes,
+  })
   return parseRawPatch(out.stdout)
 }
 
@@ -194,7 +233,15 @@ export function parseRawPatch(buf: Buffer): DiffEntry[] {
       next = after
     }
     pos = next + 1
-    records.push({ oldPath: first, newPath: second, aMode, bMode, newFile: status === 'A', deletedFile: status === 'D', renamedFile: status.startsWith('R') })
+    records.push({
+      oldPath: first,
+      newPath: second,
+      aMode,
+      bMode,
+      newFile: status === 'A',
+      deletedFile: status === 'D',
+      renamedFile: status.startsWith('R'),
+    })
   }
   const patchText = text.slice(pos).replace(/^\0?\n?/, '')
   const patches = patchText.length ? patchText.split(/^(?=diff --git )/m) : []
@@ -206,13 +253,24 @@ export function parseRawPatch(buf: Buffer): DiffEntry[] {
 }
 
 /** `git archive` of a commit (or of one directory of it) as a stream, through the git pool. */
-export async function archive(repos: GitRepos, projectId: number, commit: string, format: ArchiveFormat, prefix: string, path: string | undefined, signal?: AbortSignal): Promise<Readable> {
+export async function archive(
+  repos: GitRepos,
+  projectId: number,
+  commit: string,
+  format: ArchiveFormat,
+  prefix: string,
+  path: string | undefined,
+  signal?: AbortSignal,
+): Promise<Readable> {
   checkSha(commit)
   if (path !== undefined) checkTreePath(path)
   // eslint-disable-next-line no-control-regex
   if (/[\x00-\x1f]|\.\./.test(prefix)) throw new WharfError('BAD_REQUEST', 'invalid archive prefix', {})
   const fmt = format === 'tgz' ? 'tar.gz' : format
-  return streamGit(['archive', `--format=${fmt}`, `--prefix=${prefix}/`, commit, ...(path !== undefined ? ['--', literal(path)] : [])], { gitDir: await repos.ensure(projectId), signal })
+  return streamGit(['archive', `--format=${fmt}`, `--prefix=${prefix}/`, commit, ...(path !== undefined ? ['--', literal(path)] : [])], {
+    gitDir: await repos.ensure(projectId),
+    signal,
+  })
 }
 
 function isoDate(s: string, what: string): string {

@@ -19,7 +19,11 @@ describe('CGI header block', () => {
   it('reads Status and keeps the other headers in order', () => {
     assert.deepEqual(parseCgiHead('Status: 404 Not Found\r\nContent-Type: text/plain\r\nX-A: 1\r\nX-A: 2\r\n'), {
       status: 404,
-      headers: [['Content-Type', 'text/plain'], ['X-A', '1'], ['X-A', '2']],
+      headers: [
+        ['Content-Type', 'text/plain'],
+        ['X-A', '1'],
+        ['X-A', '2'],
+      ],
     })
     assert.deepEqual(parseCgiHead('status:403'), { status: 403, headers: [] })
   })
@@ -30,7 +34,8 @@ describe('CGI header block', () => {
   })
 
   it('rejects malformed lines and statuses', () => {
-    for (const bad of ['no colon here', ': empty name', 'Bad Name: x', 'Status: abc', 'Status: 99 Low', 'Status: 600 High']) assert.throws(() => parseCgiHead(bad), CgiError, bad)
+    for (const bad of ['no colon here', ': empty name', 'Bad Name: x', 'Status: abc', 'Status: 99 Low', 'Status: 600 High'])
+      assert.throws(() => parseCgiHead(bad), CgiError, bad)
   })
 })
 
@@ -39,7 +44,10 @@ const sh = (script: string) => ({ command: 'sh', args: ['-c', script], env: { PA
 describe('runCgi', () => {
   it('streams stdin through and splits head from body across chunks', async () => {
     // The head arrives in two writes; the body is the request body echoed back.
-    const r = await runCgi({ ...sh('printf "Status: 201 Created\\r\\nContent-"; sleep 0.05; printf "Type: x/y\\r\\n\\r\\nhead:"; cat'), body: Readable.from([Buffer.from('hello '), Buffer.from('world')]) })
+    const r = await runCgi({
+      ...sh('printf "Status: 201 Created\\r\\nContent-"; sleep 0.05; printf "Type: x/y\\r\\n\\r\\nhead:"; cat'),
+      body: Readable.from([Buffer.from('hello '), Buffer.from('world')]),
+    })
     assert.equal(r.status, 201)
     assert.deepEqual(r.headers, [['Content-Type', 'x/y']])
     assert.equal(await text(r.body), 'head:hello world')
@@ -59,7 +67,10 @@ describe('runCgi', () => {
   })
 
   it('fails when the program ends before its header block, with its stderr', async () => {
-    await assert.rejects(runCgi({ ...sh('echo oops >&2; printf "Content-Type: x"'), body: null }), (e: Error) => e instanceof CgiError && /header block/.test(e.message))
+    await assert.rejects(
+      runCgi({ ...sh('echo oops >&2; printf "Content-Type: x"'), body: null }),
+      (e: Error) => e instanceof CgiError && /header block/.test(e.message),
+    )
   })
 
   it('fails on a malformed header block and kills the program', async () => {

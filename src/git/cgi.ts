@@ -91,9 +91,11 @@ export interface CgiResponse extends CgiHead {
 export async function runCgi(req: CgiRequest): Promise<CgiResponse> {
   if (req.signal?.aborted) throw new CgiError('the client went away before the CGI program started')
   // Its own process group, so a kill also reaches what it started (http-backend runs upload-pack/receive-pack).
-  const child = await startProcess(req.command, req.args, { env: req.env, stdio: ['pipe', 'pipe', 'pipe'], detached: true }).catch((e: Error) => {
-    throw e instanceof WharfError ? e : new CgiError(`cannot run ${req.command}: ${e.message}`)
-  })
+  const child = await startProcess(req.command, req.args, { env: req.env, stdio: ['pipe', 'pipe', 'pipe'], detached: true }).catch(
+    (e: Error) => {
+      throw e instanceof WharfError ? e : new CgiError(`cannot run ${req.command}: ${e.message}`)
+    },
+  )
   let stderr = ''
   child.stderr.on('data', (b: Buffer) => {
     if (stderr.length < 8192) stderr += b.toString('utf8')

@@ -67,19 +67,23 @@ export async function commitFiles(repos: GitRepos, projectId: number, req: Commi
   checkRefName(req.branch)
   if (req.startBranch !== undefined) checkRefName(req.startBranch)
   if (req.startSha !== undefined) checkSha(req.startSha, 'start_sha')
-  if (req.startBranch !== undefined && req.startSha !== undefined) throw new WharfError('BAD_REQUEST', 'start_branch, start_sha are mutually exclusive', {})
+  if (req.startBranch !== undefined && req.startSha !== undefined)
+    throw new WharfError('BAD_REQUEST', 'start_branch, start_sha are mutually exclusive', {})
   if (req.actions.length === 0) throw new WharfError('BAD_REQUEST', 'actions is empty', {})
-  if (req.actions.length > MAX_ACTIONS) throw new WharfError('BAD_REQUEST', `at most ${MAX_ACTIONS} actions per commit`, { limit: MAX_ACTIONS })
+  if (req.actions.length > MAX_ACTIONS)
+    throw new WharfError('BAD_REQUEST', `at most ${MAX_ACTIONS} actions per commit`, { limit: MAX_ACTIONS })
   if (req.message.trim() === '') throw new WharfError('BAD_REQUEST', 'commit_message is empty', {})
   for (const id of [req.author, req.committer]) checkIdentity(id)
   for (const a of req.actions) {
     checkTreePath(a.filePath)
     if (a.action === 'move') {
-      if (a.previousPath === undefined) throw new WharfError('BAD_REQUEST', `previous_path is missing for moving ${a.filePath}`, { file_path: a.filePath })
+      if (a.previousPath === undefined)
+        throw new WharfError('BAD_REQUEST', `previous_path is missing for moving ${a.filePath}`, { file_path: a.filePath })
       checkTreePath(a.previousPath)
     }
     if ((a.action === 'create' || a.action === 'update') && a.content === undefined) a.content = Buffer.alloc(0)
-    if (a.action === 'chmod' && a.executeFilemode === undefined) throw new WharfError('BAD_REQUEST', `execute_filemode is missing for chmod of ${a.filePath}`, { file_path: a.filePath })
+    if (a.action === 'chmod' && a.executeFilemode === undefined)
+      throw new WharfError('BAD_REQUEST', `execute_filemode is missing for chmod of ${a.filePath}`, { file_path: a.filePath })
     if (a.lastCommitId !== undefined) checkSha(a.lastCommitId, 'last_commit_id')
   }
   for (let attempt = 1; ; attempt++) {
@@ -92,16 +96,28 @@ export async function commitFiles(repos: GitRepos, projectId: number, req: Commi
       if (!(e instanceof GitCommandError) || attempt >= REF_RACE_ATTEMPTS) throw refFailure(e, req.branch)
       continue // the branch moved: build again on its new head (the checks run again too)
     }
-    return { sha, update: { ref, name: req.branch, type: 'branch', oldSha: old ?? ZERO_SHA, newSha: sha, action: old ? 'update' : 'create' } }
+    return {
+      sha,
+      update: { ref, name: req.branch, type: 'branch', oldSha: old ?? ZERO_SHA, newSha: sha, action: old ? 'update' : 'create' },
+    }
   }
 }
 
 /** The parent of the new commit and the branch's current head (undefined: the branch is new). */
-async function startingPoint(repos: GitRepos, projectId: number, req: CommitRequest): Promise<{ parent: string | undefined; old: string | undefined }> {
+async function startingPoint(
+  repos: GitRepos,
+  projectId: number,
+  req: CommitRequest,
+): Promise<{ parent: string | undefined; old: string | undefined }> {
   const [head] = await repos.batchCheck(projectId, [`refs/heads/${req.branch}^{commit}`])
   const startGiven = req.startSha !== undefined || (req.startBranch !== undefined && req.startBranch !== req.branch)
   if (head && !(req.force && startGiven)) {
-    if (startGiven && !req.force) throw new WharfError('BAD_REQUEST', `A branch called '${req.branch}' already exists. Switch to that branch in order to make changes`, { branch: req.branch })
+    if (startGiven && !req.force)
+      throw new WharfError(
+        'BAD_REQUEST',
+        `A branch called '${req.branch}' already exists. Switch to that branch in order to make changes`,
+        { branch: req.branch },
+      )
     return { parent: head.oid, old: head.oid }
   }
   if (req.startSha !== undefined) {
@@ -116,7 +132,8 @@ async function startingPoint(repos: GitRepos, projectId: number, req: CommitRequ
   }
   // A missing branch with no start point is a root commit only in a repository without branches (the first commit).
   const branches = await repos.git(projectId, ['for-each-ref', '--count=1', '--format=%(refname)', 'refs/heads/'])
-  if (branches.stdout.length > 0) throw new WharfError('BAD_REQUEST', 'You can only create or edit files when you are on a branch', { branch: req.branch })
+  if (branches.stdout.length > 0)
+    throw new WharfError('BAD_REQUEST', 'You can only create or edit files when you are on a branch', { branch: req.branch })
   return { parent: undefined, old: undefined }
 }
 
@@ -127,7 +144,12 @@ async function buildCommit(repos: GitRepos, projectId: number, parent: string | 
   // Their directories too: a file cannot be added below a file (git's index would take it, making a broken tree).
   const paths = [...new Set(touched.flatMap((p) => [...ancestors(p), p]))]
   const state = new Map<string, Entry>()
-  const found = parent ? await repos.batchCheck(projectId, paths.map((p) => `${parent}:${p}`)) : []
+  const found = parent
+    ? await repos.batchCheck(
+        projectId,
+        paths.map((p) => `${parent}:${p}`),
+      )
+    : []
   const modes = parent ? await treeModes(repos, projectId, parent, paths) : new Map<string, string>()
   paths.forEach((p, i) => {
     const f = found[i]
@@ -152,7 +174,11 @@ async function buildCommit(repos: GitRepos, projectId: number, parent: string | 
   for (const a of req.actions) {
     if (a.lastCommitId !== undefined && parent && a.action !== 'create') {
       const last = await lastCommitFor(repos, projectId, parent, a.previousPath ?? a.filePath)
-      if (last !== a.lastCommitId) throw new WharfError('BAD_REQUEST', `The file has changed since you started editing it: ${a.filePath}`, { file_path: a.filePath, last_commit_id: last ?? null })
+      if (last !== a.lastCommitId)
+        throw new WharfError('BAD_REQUEST', `The file has changed since you started editing it: ${a.filePath}`, {
+          file_path: a.filePath,
+          last_commit_id: last ?? null,
+        })
     }
     const modeFor = (was: Entry) => (a.executeFilemode === undefined ? (was?.mode ?? FILE_MODE) : a.executeFilemode ? EXEC_MODE : FILE_MODE)
     switch (a.action) {
@@ -212,7 +238,13 @@ async function buildCommit(repos: GitRepos, projectId: number, parent: string | 
       const message = req.message.endsWith('\n') ? req.message : `${req.message}\n`
       return (await repos.git(projectId, args, { env: { ...env, ...identity }, input: message })).stdout.toString('utf8').trim()
     } catch (e) {
-      if (e instanceof GitCommandError) throw new WharfError('BAD_REQUEST', `the changes do not make a valid tree: ${e.stderr.trim().split('\n')[0] ?? ''}`, {}, { cause: e })
+      if (e instanceof GitCommandError)
+        throw new WharfError(
+          'BAD_REQUEST',
+          `the changes do not make a valid tree: ${e.stderr.trim().split('\n')[0] ?? ''}`,
+          {},
+          { cause: e },
+        )
       throw e
     }
   } finally {
@@ -262,12 +294,19 @@ function checkIdentity(id: Identity): void {
 }
 
 function refFailure(e: unknown, name: string): Error {
-  if (e instanceof GitCommandError) return new WharfError('CONFLICT', `${name} was updated by someone else meanwhile; try again`, { ref: name }, { cause: e })
+  if (e instanceof GitCommandError)
+    return new WharfError('CONFLICT', `${name} was updated by someone else meanwhile; try again`, { ref: name }, { cause: e })
   return e as Error
 }
 
 /** Creates `refs/heads/<name>` or `refs/tags/<name>` at `target`; refuses an existing one. */
-export async function createRef(repos: GitRepos, projectId: number, kind: 'branch' | 'tag', name: string, target: string): Promise<RefUpdate> {
+export async function createRef(
+  repos: GitRepos,
+  projectId: number,
+  kind: 'branch' | 'tag',
+  name: string,
+  target: string,
+): Promise<RefUpdate> {
   checkRefName(name)
   if (!isSha(target)) throw new WharfError('BAD_REQUEST', 'invalid target', {})
   const ref = `refs/${kind === 'branch' ? 'heads' : 'tags'}/${name}`
@@ -298,7 +337,14 @@ export async function deleteRef(repos: GitRepos, projectId: number, kind: 'branc
 }
 
 /** An annotated tag object (`git mktag`) naming `commit`; returns its object name. */
-export async function writeTagObject(repos: GitRepos, projectId: number, name: string, commit: string, message: string, tagger: Identity): Promise<string> {
+export async function writeTagObject(
+  repos: GitRepos,
+  projectId: number,
+  name: string,
+  commit: string,
+  message: string,
+  tagger: Identity,
+): Promise<string> {
   checkRefName(name)
   checkSha(commit)
   checkIdentity(tagger)

@@ -16,7 +16,10 @@ export interface EditContext {
 }
 
 /** What a caller asks to commit; author and committer default to the signed-in user. */
-export type CommitInput = Omit<CommitRequest, 'author' | 'committer'> & { authorName?: string | undefined; authorEmail?: string | undefined }
+export type CommitInput = Omit<CommitRequest, 'author' | 'committer'> & {
+  authorName?: string | undefined
+  authorEmail?: string | undefined
+}
 
 /**
  * Changes to a repository made through Wharf rather than a push: commits of file actions, branches
@@ -37,7 +40,12 @@ export class RepositoryEditor {
   async commit(project: Project, input: CommitInput, ctx: EditContext): Promise<CommitResult> {
     const [exists] = await this.git.repos.batchCheck(project.id, [`refs/heads/${input.branch}`])
     const startGiven = input.startSha !== undefined || (input.startBranch !== undefined && input.startBranch !== input.branch)
-    await this.checkProtection(project, { type: 'branch', name: input.branch, action: exists ? 'update' : 'create' }, Boolean(exists && input.force && startGiven), ctx)
+    await this.checkProtection(
+      project,
+      { type: 'branch', name: input.branch, action: exists ? 'update' : 'create' },
+      Boolean(exists && input.force && startGiven),
+      ctx,
+    )
     const me = await this.identity(ctx.principal)
     const author = { name: input.authorName ?? me.name, email: input.authorEmail ?? me.email }
     const result = await commitFiles(this.git.repos, project.id, { ...input, author, committer: me })
@@ -55,8 +63,10 @@ export class RepositoryEditor {
 
   /** Deletes a branch other than the default one; NOT_FOUND when there is none. */
   async deleteBranch(project: Project, name: string, ctx: EditContext): Promise<void> {
-    if ((await this.git.repos.defaultBranch(project.id)) === name) throw new WharfError('FORBIDDEN', 'The default branch of a project cannot be deleted.', { branch: name })
-    if (await this.git.repos.branch(project.id, name)) await this.checkProtection(project, { type: 'branch', name, action: 'delete' }, false, ctx)
+    if ((await this.git.repos.defaultBranch(project.id)) === name)
+      throw new WharfError('FORBIDDEN', 'The default branch of a project cannot be deleted.', { branch: name })
+    if (await this.git.repos.branch(project.id, name))
+      await this.checkProtection(project, { type: 'branch', name, action: 'delete' }, false, ctx)
     const update = await deleteRef(this.git.repos, project.id, 'branch', name)
     if (!update) throw new WharfError('NOT_FOUND', 'Branch Not Found', { branch: name })
     await this.announce(project, [update], ctx)
@@ -67,7 +77,9 @@ export class RepositoryEditor {
     const commit = await this.git.repos.resolveRef(project.id, ref)
     if (!commit) throw new WharfError('BAD_REQUEST', 'Target ref is invalid', { ref })
     await this.checkProtection(project, { type: 'tag', name, action: 'create' }, false, ctx)
-    const target = message ? await writeTagObject(this.git.repos, project.id, name, commit, message, await this.identity(ctx.principal)) : commit
+    const target = message
+      ? await writeTagObject(this.git.repos, project.id, name, commit, message, await this.identity(ctx.principal))
+      : commit
     await this.announce(project, [await createRef(this.git.repos, project.id, 'tag', name, target)], ctx)
   }
 
@@ -79,7 +91,12 @@ export class RepositoryEditor {
   }
 
   /** FORBIDDEN when the project's protection rules refuse this update to the caller. */
-  private async checkProtection(project: Project, u: Pick<RefUpdate, 'type' | 'name' | 'action'>, force: boolean, ctx: EditContext): Promise<void> {
+  private async checkProtection(
+    project: Project,
+    u: Pick<RefUpdate, 'type' | 'name' | 'action'>,
+    force: boolean,
+    ctx: EditContext,
+  ): Promise<void> {
     const rules = await this.git.protectedRefs.rules(project.id)
     if (rules.length === 0) return
     const why = refusal(rules, await this.git.protectionLevel(ctx.principal, project), u, force, true)

@@ -51,7 +51,9 @@ describe('runGit and the git pool', () => {
 
   it('past the queue bound a call fails fast with UNAVAILABLE (answered 503) and the rest still run', async () => {
     gitPool.configure({ concurrency: 2, queue: 10 })
-    const results = await Promise.allSettled(Array.from({ length: 30 }, () => runGit(['wait'], { config: { 'alias.wait': '!sleep 0.05' } })))
+    const results = await Promise.allSettled(
+      Array.from({ length: 30 }, () => runGit(['wait'], { config: { 'alias.wait': '!sleep 0.05' } })),
+    )
     const refused = results.filter((r) => r.status === 'rejected')
     assert.equal(refused.length, 18)
     for (const r of refused) assert.equal((r.reason as { code?: string }).code, 'UNAVAILABLE')

@@ -65,7 +65,11 @@ export function runGit(args: readonly string[], opts: GitRun = {}): Promise<GitO
 }
 
 async function spawnGit(args: readonly string[], opts: GitRun): Promise<GitOutput> {
-  const full = [...(opts.gitDir ? [`--git-dir=${opts.gitDir}`] : []), ...Object.entries(opts.config ?? {}).flatMap(([k, v]) => ['-c', `${k}=${v}`]), ...args]
+  const full = [
+    ...(opts.gitDir ? [`--git-dir=${opts.gitDir}`] : []),
+    ...Object.entries(opts.config ?? {}).flatMap(([k, v]) => ['-c', `${k}=${v}`]),
+    ...args,
+  ]
   const max = opts.maxOutput ?? DEFAULT_MAX_OUTPUT
   const child = await startProcess('git', full, { env: gitEnv(opts.env), stdio: ['pipe', 'pipe', 'pipe'] }).catch((e: Error) => {
     throw e instanceof WharfError ? e : new Error(`cannot run git: ${e.message}`, { cause: e })
@@ -173,7 +177,9 @@ export class GitCommandError extends Error {
   readonly code: number
   readonly stderr: string
   constructor(args: readonly string[], code: number, signal: NodeJS.Signals | null, stderr: string) {
-    super(`git ${args.slice(0, 3).join(' ')} failed (${signal ? `signal ${signal}` : `exit code ${code}`}): ${stderr.trim().split('\n').slice(-3).join(' | ')}`)
+    super(
+      `git ${args.slice(0, 3).join(' ')} failed (${signal ? `signal ${signal}` : `exit code ${code}`}): ${stderr.trim().split('\n').slice(-3).join(' | ')}`,
+    )
     this.name = 'GitCommandError'
     this.code = code
     this.stderr = stderr

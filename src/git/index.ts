@@ -15,7 +15,10 @@ import { GitRepos } from './repos.ts'
 import { GitHosting } from './service.ts'
 
 /** Builds git hosting over `<root>` (`<data>/git`): creates the layout and installs the hooks. */
-export async function createGitHosting(root: string, deps: { db: Kysely<Database>; projects: Projects; projectAccess: ProjectAccess; credentials: Credentials }): Promise<GitHosting> {
+export async function createGitHosting(
+  root: string,
+  deps: { db: Kysely<Database>; projects: Projects; projectAccess: ProjectAccess; credentials: Credentials },
+): Promise<GitHosting> {
   const repos = new GitRepos(root)
   await repos.init()
   // A deleted project's code goes with it.

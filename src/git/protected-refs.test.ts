@@ -7,7 +7,16 @@ import { test } from 'node:test'
 import type { ProtectedRef } from '../metadata/schema.ts'
 import { hookRules, MESSAGES, PRE_RECEIVE, refPatternMatches, refusal } from './protected-refs.ts'
 
-const rule = (kind: 'branch' | 'tag', name: string, push: number, force = false): ProtectedRef => ({ id: 1, project_id: 1, kind, name, push_level: push, merge_level: 40, allow_force_push: force ? 1 : 0, created_at: '' })
+const rule = (kind: 'branch' | 'tag', name: string, push: number, force = false): ProtectedRef => ({
+  id: 1,
+  project_id: 1,
+  kind,
+  name,
+  push_level: push,
+  merge_level: 40,
+  allow_force_push: force ? 1 : 0,
+  created_at: '',
+})
 
 test('patterns: * matches anything (slashes too), everything else literally', () => {
   assert.equal(refPatternMatches('release/*', 'release/1.0'), true)
@@ -39,7 +48,15 @@ test('refusal: push levels, force pushes, deletions, tags', () => {
 test('the pre-receive hook applies hookRules as refusal does, in a real repository', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'wharf-hook-'))
   t.after(() => rm(dir, { recursive: true, force: true }))
-  const env = { ...process.env, GIT_CONFIG_NOSYSTEM: '1', HOME: dir, GIT_AUTHOR_NAME: 'A', GIT_AUTHOR_EMAIL: 'a@x', GIT_COMMITTER_NAME: 'A', GIT_COMMITTER_EMAIL: 'a@x' }
+  const env = {
+    ...process.env,
+    GIT_CONFIG_NOSYSTEM: '1',
+    HOME: dir,
+    GIT_AUTHOR_NAME: 'A',
+    GIT_AUTHOR_EMAIL: 'a@x',
+    GIT_COMMITTER_NAME: 'A',
+    GIT_COMMITTER_EMAIL: 'a@x',
+  }
   const git = (...args: string[]) => execFileSync('git', ['-C', dir, ...args], { env, encoding: 'utf8' }).trim()
   git('init', '-q')
   git('commit', '-q', '--allow-empty', '-m', 'one')
@@ -53,7 +70,12 @@ test('the pre-receive hook applies hookRules as refusal does, in a real reposito
   const run = (level: number, line: string) => {
     const rules = [rule('branch', 'main', 40), rule('branch', 'dev/*', 30, true), rule('tag', 'v*', 40)]
     execFileSync('sh', ['-c', `cat > "${rulesFile}"`], { input: hookRules(rules, level) })
-    const r = spawnSync(hook, [], { cwd: dir, env: { ...env, GIT_DIR: join(dir, '.git'), WHARF_PUSH_RULES: rulesFile }, input: `${line}\n`, encoding: 'utf8' })
+    const r = spawnSync(hook, [], {
+      cwd: dir,
+      env: { ...env, GIT_DIR: join(dir, '.git'), WHARF_PUSH_RULES: rulesFile },
+      input: `${line}\n`,
+      encoding: 'utf8',
+    })
     return { code: r.status, stderr: r.stderr }
   }
   assert.equal(run(40, `${one} ${two} refs/heads/main`).code, 0)
@@ -66,6 +88,11 @@ test('the pre-receive hook applies hookRules as refusal does, in a real reposito
   assert.match(run(60, `${one} ${two} refs/tags/v1`).stderr, /change existing tags/)
   assert.equal(run(30, `${one} ${two} refs/heads/feature`).code, 0)
   // No rules file (a push with nothing protected): everything passes.
-  const free = spawnSync(hook, [], { cwd: dir, env: { ...env, WHARF_PUSH_RULES: '' }, input: `${one} ${two} refs/heads/main\n`, encoding: 'utf8' })
+  const free = spawnSync(hook, [], {
+    cwd: dir,
+    env: { ...env, WHARF_PUSH_RULES: '' },
+    input: `${one} ${two} refs/heads/main\n`,
+    encoding: 'utf8',
+  })
   assert.equal(free.status, 0)
 })

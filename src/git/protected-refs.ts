@@ -31,7 +31,12 @@ export const MESSAGES = {
 /** Does a rule's name (with `*` wildcards) match a branch or tag name? */
 export function refPatternMatches(pattern: string, name: string): boolean {
   if (!pattern.includes('*')) return pattern === name
-  const re = new RegExp(`^${pattern.split('*').map((s) => s.replace(/[.+?^${}()|[\]\\/]/g, '\\$&')).join('.*')}$`)
+  const re = new RegExp(
+    `^${pattern
+      .split('*')
+      .map((s) => s.replace(/[.+?^${}()|[\]\\/]/g, '\\$&'))
+      .join('.*')}$`,
+  )
   return re.test(name)
 }
 
@@ -40,7 +45,13 @@ export function refPatternMatches(pattern: string, name: string): boolean {
  * not a fast-forward. `viaApi`: deleting a protected ref through the API is a Maintainer's call
  * (GitLab's web interface rule); a push never deletes one.
  */
-export function refusal(rules: readonly ProtectedRef[], level: number, u: Pick<RefUpdate, 'type' | 'name' | 'action'>, force: boolean, viaApi = false): string | undefined {
+export function refusal(
+  rules: readonly ProtectedRef[],
+  level: number,
+  u: Pick<RefUpdate, 'type' | 'name' | 'action'>,
+  force: boolean,
+  viaApi = false,
+): string | undefined {
   const kind: RefKind | undefined = u.type === 'branch' ? 'branch' : u.type === 'tag' ? 'tag' : undefined
   if (!kind) return undefined
   for (const r of rules) {
@@ -128,7 +139,10 @@ export class ProtectedRefs {
   }
 
   async page(projectId: number, kind: RefKind, page: { limit: number; offset: number }): Promise<{ rows: ProtectedRef[]; total: number }> {
-    const [rows, total] = await Promise.all([listProtectedRefs(this.db, projectId, kind, page), countProtectedRefs(this.db, projectId, kind)])
+    const [rows, total] = await Promise.all([
+      listProtectedRefs(this.db, projectId, kind, page),
+      countProtectedRefs(this.db, projectId, kind),
+    ])
     return { rows, total }
   }
 
@@ -137,17 +151,28 @@ export class ProtectedRefs {
   }
 
   async protect(projectId: number, kind: RefKind, input: ProtectInput): Promise<ProtectedRef> {
-    if (!isRefName(input.name.replaceAll('*', 'x')) || input.name.startsWith('refs/')) throw new WharfError('BAD_REQUEST', 'name is invalid', { name: input.name.slice(0, 200) })
+    if (!isRefName(input.name.replaceAll('*', 'x')) || input.name.startsWith('refs/'))
+      throw new WharfError('BAD_REQUEST', 'name is invalid', { name: input.name.slice(0, 200) })
     for (const l of [input.pushLevel, input.mergeLevel]) {
-      if (!(PROTECTION_LEVELS as readonly number[]).includes(l)) throw new WharfError('BAD_REQUEST', `access level must be one of ${PROTECTION_LEVELS.join(', ')}`, { level: l })
+      if (!(PROTECTION_LEVELS as readonly number[]).includes(l))
+        throw new WharfError('BAD_REQUEST', `access level must be one of ${PROTECTION_LEVELS.join(', ')}`, { level: l })
     }
-    const row = await insertProtectedRef(this.db, { project_id: projectId, kind, name: input.name, push_level: input.pushLevel, merge_level: input.mergeLevel, allow_force_push: input.allowForcePush ? 1 : 0, created_at: new Date().toISOString() })
+    const row = await insertProtectedRef(this.db, {
+      project_id: projectId,
+      kind,
+      name: input.name,
+      push_level: input.pushLevel,
+      merge_level: input.mergeLevel,
+      allow_force_push: input.allowForcePush ? 1 : 0,
+      created_at: new Date().toISOString(),
+    })
     if (!row) throw new WharfError('CONFLICT', `Protected ${kind} '${input.name}' already exists`, { name: input.name })
     return row
   }
 
   async unprotect(projectId: number, kind: RefKind, name: string): Promise<void> {
-    if (!(await deleteProtectedRef(this.db, projectId, kind, name))) throw new WharfError('NOT_FOUND', `Protected ${kind === 'branch' ? 'Branch' : 'Tag'} Not Found`, { name })
+    if (!(await deleteProtectedRef(this.db, projectId, kind, name)))
+      throw new WharfError('NOT_FOUND', `Protected ${kind === 'branch' ? 'Branch' : 'Tag'} Not Found`, { name })
   }
 
   /** Is a branch or tag protected (for protected CI variables and runners)? */

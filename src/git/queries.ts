@@ -34,7 +34,10 @@ export async function countPushes(db: Executor, projectId: number): Promise<numb
   return Number(r.n)
 }
 
-export async function insertPushEvent(db: Executor, e: { projectId: number; projectPath: string; principal: string; updates: string; at: string }): Promise<number> {
+export async function insertPushEvent(
+  db: Executor,
+  e: { projectId: number; projectPath: string; principal: string; updates: string; at: string },
+): Promise<number> {
   const r = await db
     .insertInto('push_events')
     .values({ project_id: e.projectId, project_path: e.projectPath, principal: e.principal, updates: e.updates, at: e.at })
@@ -91,27 +94,58 @@ export async function deleteDonePushEvents(db: Executor, before: string): Promis
 
 // Protected branches and tags.
 
-export async function listProtectedRefs(db: Executor, projectId: number, kind: ProtectedRef['kind'], page?: { limit: number; offset: number }): Promise<ProtectedRef[]> {
+export async function listProtectedRefs(
+  db: Executor,
+  projectId: number,
+  kind: ProtectedRef['kind'],
+  page?: { limit: number; offset: number },
+): Promise<ProtectedRef[]> {
   let q = db.selectFrom('protected_refs').selectAll().where('project_id', '=', projectId).where('kind', '=', kind).orderBy('name')
   if (page) q = q.limit(page.limit).offset(page.offset)
   return q.execute()
 }
 
 export async function countProtectedRefs(db: Executor, projectId: number, kind: ProtectedRef['kind']): Promise<number> {
-  const r = await db.selectFrom('protected_refs').select((eb) => eb.fn.countAll<number>().as('n')).where('project_id', '=', projectId).where('kind', '=', kind).executeTakeFirst()
+  const r = await db
+    .selectFrom('protected_refs')
+    .select((eb) => eb.fn.countAll<number>().as('n'))
+    .where('project_id', '=', projectId)
+    .where('kind', '=', kind)
+    .executeTakeFirst()
   return Number(r?.n ?? 0)
 }
 
-export async function findProtectedRef(db: Executor, projectId: number, kind: ProtectedRef['kind'], name: string): Promise<ProtectedRef | undefined> {
-  return db.selectFrom('protected_refs').selectAll().where('project_id', '=', projectId).where('kind', '=', kind).where('name', '=', name).executeTakeFirst()
+export async function findProtectedRef(
+  db: Executor,
+  projectId: number,
+  kind: ProtectedRef['kind'],
+  name: string,
+): Promise<ProtectedRef | undefined> {
+  return db
+    .selectFrom('protected_refs')
+    .selectAll()
+    .where('project_id', '=', projectId)
+    .where('kind', '=', kind)
+    .where('name', '=', name)
+    .executeTakeFirst()
 }
 
 /** Inserts a rule; undefined when the project already protects that name. */
 export async function insertProtectedRef(db: Executor, row: Omit<ProtectedRef, 'id'>): Promise<ProtectedRef | undefined> {
-  return db.insertInto('protected_refs').values(row).onConflict((oc) => oc.columns(['project_id', 'kind', 'name']).doNothing()).returningAll().executeTakeFirst()
+  return db
+    .insertInto('protected_refs')
+    .values(row)
+    .onConflict((oc) => oc.columns(['project_id', 'kind', 'name']).doNothing())
+    .returningAll()
+    .executeTakeFirst()
 }
 
 export async function deleteProtectedRef(db: Executor, projectId: number, kind: ProtectedRef['kind'], name: string): Promise<boolean> {
-  const r = await db.deleteFrom('protected_refs').where('project_id', '=', projectId).where('kind', '=', kind).where('name', '=', name).executeTakeFirst()
+  const r = await db
+    .deleteFrom('protected_refs')
+    .where('project_id', '=', projectId)
+    .where('kind', '=', kind)
+    .where('name', '=', name)
+    .executeTakeFirst()
   return Number(r.numDeletedRows) > 0
 }

@@ -7,7 +7,14 @@ const B = 'b'.repeat(40)
 
 describe('parseRefUpdates (post-receive input)', () => {
   it('classifies creations, moves and deletions of branches and tags', () => {
-    const text = [`${ZERO_SHA} ${A} refs/heads/feature/x`, `${A} ${B} refs/heads/main`, `${B} ${ZERO_SHA} refs/heads/old`, `${ZERO_SHA} ${A} refs/tags/v1.0`, `${A} ${B} refs/notes/commits`, ''].join('\n')
+    const text = [
+      `${ZERO_SHA} ${A} refs/heads/feature/x`,
+      `${A} ${B} refs/heads/main`,
+      `${B} ${ZERO_SHA} refs/heads/old`,
+      `${ZERO_SHA} ${A} refs/tags/v1.0`,
+      `${A} ${B} refs/notes/commits`,
+      '',
+    ].join('\n')
     const { updates, rejected } = parseRefUpdates(text)
     assert.deepEqual(rejected, [])
     assert.deepEqual(updates, [
@@ -28,7 +35,15 @@ describe('parseRefUpdates (post-receive input)', () => {
   })
 
   it('rejects malformed lines instead of guessing', () => {
-    const bad = [`${A} ${B}`, `${A} ${B} main`, `${A.toUpperCase()} ${B} refs/heads/x`, `${A} ${B} refs/heads/a..b`, `${ZERO_SHA} ${ZERO_SHA} refs/heads/x`, 'garbage', `${A} ${B} refs/heads/x y`]
+    const bad = [
+      `${A} ${B}`,
+      `${A} ${B} main`,
+      `${A.toUpperCase()} ${B} refs/heads/x`,
+      `${A} ${B} refs/heads/a..b`,
+      `${ZERO_SHA} ${ZERO_SHA} refs/heads/x`,
+      'garbage',
+      `${A} ${B} refs/heads/x y`,
+    ]
     const { updates, rejected } = parseRefUpdates(bad.join('\n'))
     assert.deepEqual(updates, [])
     assert.equal(rejected.length, bad.length)
@@ -38,7 +53,32 @@ describe('parseRefUpdates (post-receive input)', () => {
 describe('ref names and tree paths', () => {
   it('follows git check-ref-format', () => {
     for (const ok of ['main', 'feature/x-1', 'refs/heads/main', 'v1.0.0', 'a_b', 'ü', 'x@y']) assert.equal(isRefName(ok), true, ok)
-    for (const bad of ['', '-x', '/x', 'x/', 'x.', 'a..b', 'a b', 'a~1', 'a^', 'a:b', 'a?', 'a*', 'a[', 'a\\b', 'a@{1}', '@', 'a//b', '.hidden', 'x/.y', 'x.lock', 'a/b.lock/c', 'tab\t', 'nl\n', 'del\x7f'])
+    for (const bad of [
+      '',
+      '-x',
+      '/x',
+      'x/',
+      'x.',
+      'a..b',
+      'a b',
+      'a~1',
+      'a^',
+      'a:b',
+      'a?',
+      'a*',
+      'a[',
+      'a\\b',
+      'a@{1}',
+      '@',
+      'a//b',
+      '.hidden',
+      'x/.y',
+      'x.lock',
+      'a/b.lock/c',
+      'tab\t',
+      'nl\n',
+      'del\x7f',
+    ])
       assert.equal(isRefName(bad), false, JSON.stringify(bad))
   })
 
@@ -50,6 +90,7 @@ describe('ref names and tree paths', () => {
 
   it('accepts only relative, normalised tree paths', () => {
     for (const ok of ['.gitlab-ci.yml', 'ci/a.yml', 'a b/c', '.x/y']) assert.equal(checkTreePath(ok), ok)
-    for (const bad of ['', '/abs', 'a//b', 'a/', './a', 'a/../b', '..', 'a\nb', 'a\0b']) assert.throws(() => checkTreePath(bad), { code: 'BAD_REQUEST' }, JSON.stringify(bad))
+    for (const bad of ['', '/abs', 'a//b', 'a/', './a', 'a/../b', '..', 'a\nb', 'a\0b'])
+      assert.throws(() => checkTreePath(bad), { code: 'BAD_REQUEST' }, JSON.stringify(bad))
   })
 })

@@ -34,9 +34,18 @@ async function commit(
   const sha = (
     await runGit(['commit-tree', tree, ...(opts.parents ?? []).flatMap((p) => ['-p', p]), '-m', opts.message], {
       gitDir,
-      env: { GIT_AUTHOR_NAME: name!, GIT_AUTHOR_EMAIL: email!, GIT_AUTHOR_DATE: date, GIT_COMMITTER_NAME: 'Cy Committer', GIT_COMMITTER_EMAIL: 'cy@example.com', GIT_COMMITTER_DATE: date },
+      env: {
+        GIT_AUTHOR_NAME: name!,
+        GIT_AUTHOR_EMAIL: email!,
+        GIT_AUTHOR_DATE: date,
+        GIT_COMMITTER_NAME: 'Cy Committer',
+        GIT_COMMITTER_EMAIL: 'cy@example.com',
+        GIT_COMMITTER_DATE: date,
+      },
     })
-  ).stdout.toString().trim()
+  ).stdout
+    .toString()
+    .trim()
   if (opts.ref) await runGit(['update-ref', opts.ref, sha], { gitDir })
   return sha
 }
@@ -100,11 +109,26 @@ describe('GitRepos reads', () => {
   async function fixture(t: TestContext) {
     const repos = await reposIn(t)
     const dir = await repos.ensure(1)
-    const c1 = await commit(dir, { '.gitlab-ci.yml': 'test:\n  script: [true]\n', 'src/a.ts': 'a', 'src/b.ts': 'b', 'docs/x.md': 'x' }, { message: 'First\n\nbody line\n', ref: 'refs/heads/main', date: '1700000000 +0130', author: 'Ann Author <ann@example.com>' })
-    const c2 = await commit(dir, { '.gitlab-ci.yml': 'test:\n  script: [false]\n', 'src/a.ts': 'a2', 'docs/x.md': 'x', 'new/y.txt': 'y' }, { message: 'Second', parents: [c1], ref: 'refs/heads/main', date: '1700003600 -0500' })
-    const f1 = await commit(dir, { 'f.txt': 'f' }, { message: 'Feature', parents: [c1], ref: 'refs/heads/feature/one', date: '1700007200 +0000' })
+    const c1 = await commit(
+      dir,
+      { '.gitlab-ci.yml': 'test:\n  script: [true]\n', 'src/a.ts': 'a', 'src/b.ts': 'b', 'docs/x.md': 'x' },
+      { message: 'First\n\nbody line\n', ref: 'refs/heads/main', date: '1700000000 +0130', author: 'Ann Author <ann@example.com>' },
+    )
+    const c2 = await commit(
+      dir,
+      { '.gitlab-ci.yml': 'test:\n  script: [false]\n', 'src/a.ts': 'a2', 'docs/x.md': 'x', 'new/y.txt': 'y' },
+      { message: 'Second', parents: [c1], ref: 'refs/heads/main', date: '1700003600 -0500' },
+    )
+    const f1 = await commit(
+      dir,
+      { 'f.txt': 'f' },
+      { message: 'Feature', parents: [c1], ref: 'refs/heads/feature/one', date: '1700007200 +0000' },
+    )
     await runGit(['update-ref', 'refs/tags/light', c1], { gitDir: dir })
-    await runGit(['tag', '-a', '-m', 'Release 1\n\nnotes', 'v1.0', c2], { gitDir: dir, env: { GIT_COMMITTER_NAME: 'T', GIT_COMMITTER_EMAIL: 't@e', GIT_COMMITTER_DATE: '1700009000 +0000' } })
+    await runGit(['tag', '-a', '-m', 'Release 1\n\nnotes', 'v1.0', c2], {
+      gitDir: dir,
+      env: { GIT_COMMITTER_NAME: 'T', GIT_COMMITTER_EMAIL: 't@e', GIT_COMMITTER_DATE: '1700009000 +0000' },
+    })
     // A tag and a branch with the same short name: branches win, as in GitLab's ref lookup.
     await runGit(['update-ref', 'refs/tags/feature/one', c2], { gitDir: dir })
     return { repos, dir, c1, c2, f1 }
@@ -172,7 +196,13 @@ describe('GitRepos reads', () => {
     const { repos, c1, c2, f1 } = await fixture(t)
     const { rows: branches, total } = await repos.branches(1)
     assert.equal(total, 2)
-    assert.deepEqual(branches.map((b) => [b.name, b.commit.id, b.default]), [['feature/one', f1, false], ['main', c2, true]])
+    assert.deepEqual(
+      branches.map((b) => [b.name, b.commit.id, b.default]),
+      [
+        ['feature/one', f1, false],
+        ['main', c2, true],
+      ],
+    )
     const tags = (await repos.tags(1)).rows
     const v1 = tags.find((x) => x.name === 'v1.0')!
     assert.equal(v1.commit!.id, c2)
@@ -184,15 +214,28 @@ describe('GitRepos reads', () => {
     assert.equal(await repos.defaultBranch(1), 'main')
     // Pages: the total counts every match, the rows are the page's.
     assert.deepEqual(await repos.branches(1, { limit: 1, offset: 1 }).then((p) => [p.total, p.rows.map((b) => b.name)]), [2, ['main']])
-    assert.deepEqual(await repos.branches(1, { search: 'FEAT', limit: 20, offset: 0 }).then((p) => [p.total, p.rows.map((b) => b.name)]), [1, ['feature/one']])
-    assert.deepEqual(await repos.tags(1, { limit: 1, offset: tags.length - 1 }).then((p) => [p.total, p.rows.map((x) => x.name)]), [tags.length, ['light']])
+    assert.deepEqual(await repos.branches(1, { search: 'FEAT', limit: 20, offset: 0 }).then((p) => [p.total, p.rows.map((b) => b.name)]), [
+      1,
+      ['feature/one'],
+    ])
+    assert.deepEqual(await repos.tags(1, { limit: 1, offset: tags.length - 1 }).then((p) => [p.total, p.rows.map((x) => x.name)]), [
+      tags.length,
+      ['light'],
+    ])
     assert.equal((await repos.branch(1, 'main'))?.default, true)
     assert.equal(await repos.branch(1, 'nope'), undefined)
   })
 
   it('counts the commits a ref update brought', async (t) => {
     const { repos, dir, c1, c2, f1 } = await fixture(t)
-    const u = (ref: string, oldSha: string, newSha: string, action: RefUpdate['action']): RefUpdate => ({ ref, name: ref, type: 'branch', oldSha, newSha, action })
+    const u = (ref: string, oldSha: string, newSha: string, action: RefUpdate['action']): RefUpdate => ({
+      ref,
+      name: ref,
+      type: 'branch',
+      oldSha,
+      newSha,
+      action,
+    })
     assert.equal(await repos.commitCount(1, u('refs/heads/main', c1, c2, 'update')), 1)
     const c3 = await commit(dir, { z: 'z' }, { message: 'Third', parents: [f1], ref: 'refs/heads/topic' })
     assert.equal(await repos.commitCount(1, u('refs/heads/topic', ZERO_SHA, c3, 'create')), 1, 'only commits no other ref has')
@@ -206,7 +249,9 @@ describe('GitRepos reads', () => {
     assert.deepEqual(await repos.branches(2), { rows: [], total: 0 })
     assert.deepEqual(await repos.tags(2), { rows: [], total: 0 })
     const c = await commit(dir, { a: 'a' }, { message: 'x', ref: 'refs/heads/develop' })
-    const picked = await repos.repairDefaultBranch(2, [{ ref: 'refs/heads/develop', name: 'develop', type: 'branch', oldSha: ZERO_SHA, newSha: c, action: 'create' }])
+    const picked = await repos.repairDefaultBranch(2, [
+      { ref: 'refs/heads/develop', name: 'develop', type: 'branch', oldSha: ZERO_SHA, newSha: c, action: 'create' },
+    ])
     assert.equal(picked, 'develop')
     assert.equal(await repos.defaultBranch(2), 'develop')
     assert.equal(await repos.repairDefaultBranch(2, []), undefined, 'a valid HEAD stays')

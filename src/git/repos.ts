@@ -213,8 +213,15 @@ export class GitRepos {
    * short name, tried as a branch first and then as a tag.
    */
   async resolveRef(projectId: number, ref: string): Promise<string | undefined> {
-    const candidates = isSha(ref) ? [ref] : ref.startsWith('refs/') ? [checkRefName(ref)] : [`refs/heads/${checkRefName(ref)}`, `refs/tags/${ref}`]
-    const found = await this.batchCheck(projectId, candidates.map((c) => `${c}^{commit}`))
+    const candidates = isSha(ref)
+      ? [ref]
+      : ref.startsWith('refs/')
+        ? [checkRefName(ref)]
+        : [`refs/heads/${checkRefName(ref)}`, `refs/tags/${ref}`]
+    const found = await this.batchCheck(
+      projectId,
+      candidates.map((c) => `${c}^{commit}`),
+    )
     return found.find((f) => f !== undefined)?.oid
   }
 
@@ -249,7 +256,8 @@ export class GitRepos {
     checkTreePath(path)
     const [hit] = await this.batchCheck(projectId, [`${sha}:${path}`])
     if (hit?.type !== 'blob') return undefined
-    if (hit.size > maxBytes) throw new WharfError('BAD_REQUEST', `${path} is larger than ${maxBytes} bytes`, { path, size: hit.size, limit: maxBytes })
+    if (hit.size > maxBytes)
+      throw new WharfError('BAD_REQUEST', `${path} is larger than ${maxBytes} bytes`, { path, size: hit.size, limit: maxBytes })
     return (await this.git(projectId, ['cat-file', 'blob', hit.oid], { maxOutput: maxBytes })).stdout
   }
 
@@ -278,7 +286,10 @@ export class GitRepos {
     const [found] = await this.batchCheck(projectId, [`${before}^{commit}`])
     if (!found) return this.listFiles(projectId, after)
     const out = await this.git(projectId, ['diff-tree', '-r', '-z', '--name-only', '--no-renames', '--no-commit-id', before, after])
-    return out.stdout.toString('utf8').split('\0').filter((s) => s.length > 0)
+    return out.stdout
+      .toString('utf8')
+      .split('\0')
+      .filter((s) => s.length > 0)
   }
 
   /**
@@ -298,7 +309,10 @@ export class GitRepos {
   async commitInfos(projectId: number, shas: readonly string[]): Promise<Map<string, CommitInfo>> {
     const unique = [...new Set(shas)]
     for (const sha of unique) checkSha(sha)
-    const commits = await this.readCommits(projectId, unique.map((sha) => `${sha}^{commit}`))
+    const commits = await this.readCommits(
+      projectId,
+      unique.map((sha) => `${sha}^{commit}`),
+    )
     const out = new Map<string, CommitInfo>()
     for (const [i, sha] of unique.entries()) {
       const commit = commits[i]
@@ -326,7 +340,10 @@ export class GitRepos {
     if (u.action === 'update') args.push(`^${checkSha(u.oldSha)}`)
     else args.push('--not', `--exclude=${checkRefName(u.ref)}`, '--glob=refs/*')
     const out = await this.git(projectId, args)
-    const shas = out.stdout.toString('utf8').split('\n').filter((l) => l.length > 0)
+    const shas = out.stdout
+      .toString('utf8')
+      .split('\n')
+      .filter((l) => l.length > 0)
     return (await this.readCommits(projectId, shas)).filter((c): c is CommitInfo => c !== undefined)
   }
 
@@ -338,10 +355,20 @@ export class GitRepos {
   async branches(projectId: number, page: RefPage = ALL_REFS): Promise<{ rows: BranchInfo[]; total: number }> {
     const search = page.search?.toLowerCase()
     // for-each-ref sorts by refname (byte order), which is the order wanted.
-    const refs = (await this.refs(projectId, 'refs/heads/')).filter((r) => !search || r.ref.slice('refs/heads/'.length).toLowerCase().includes(search))
+    const refs = (await this.refs(projectId, 'refs/heads/')).filter(
+      (r) => !search || r.ref.slice('refs/heads/'.length).toLowerCase().includes(search),
+    )
     const shown = refs.slice(page.offset, page.offset + page.limit)
-    const [head, commits] = await Promise.all([this.headRef(projectId), this.readCommits(projectId, shown.map((r) => r.oid))])
-    const rows = shown.flatMap((r, i) => (commits[i] ? [{ name: r.ref.slice('refs/heads/'.length), commit: commits[i], default: r.ref === head }] : []))
+    const [head, commits] = await Promise.all([
+      this.headRef(projectId),
+      this.readCommits(
+        projectId,
+        shown.map((r) => r.oid),
+      ),
+    ])
+    const rows = shown.flatMap((r, i) =>
+      commits[i] ? [{ name: r.ref.slice('refs/heads/'.length), commit: commits[i], default: r.ref === head }] : [],
+    )
     return { rows, total: refs.length }
   }
 
@@ -358,7 +385,11 @@ export class GitRepos {
    * with their commit dates; the commits and annotations are read for the page alone.
    */
   async tags(projectId: number, page: RefPage = ALL_REFS): Promise<{ rows: TagInfo[]; total: number }> {
-    const out = await this.git(projectId, ['for-each-ref', '--format=%(objectname) %(objecttype) %(refname) %(*committerdate:unix) %(committerdate:unix)', 'refs/tags/'])
+    const out = await this.git(projectId, [
+      'for-each-ref',
+      '--format=%(objectname) %(objecttype) %(refname) %(*committerdate:unix) %(committerdate:unix)',
+      'refs/tags/',
+    ])
     const refs = out.stdout
       .toString('utf8')
       .split('\n')
@@ -369,15 +400,26 @@ export class GitRepos {
       })
       .sort((a, b) => (a.when === b.when ? (a.ref < b.ref ? -1 : 1) : b.when - a.when))
     const shown = refs.slice(page.offset, page.offset + page.limit)
-    const commits = await this.readCommits(projectId, shown.map((r) => `${r.oid}^{commit}`))
+    const commits = await this.readCommits(
+      projectId,
+      shown.map((r) => `${r.oid}^{commit}`),
+    )
     const annotated = shown.filter((r) => r.type === 'tag')
-    const objects = await this.batch(projectId, annotated.map((r) => r.oid))
+    const objects = await this.batch(
+      projectId,
+      annotated.map((r) => r.oid),
+    )
     const messages = new Map<string, string>()
     annotated.forEach((r, i) => {
       const o = objects[i]
       if (o) messages.set(r.oid, parseObject(o.body).message)
     })
-    const rows = shown.map((r, i) => ({ name: r.ref.slice('refs/tags/'.length), target: r.oid, commit: commits[i], message: messages.get(r.oid) ?? null }))
+    const rows = shown.map((r, i) => ({
+      name: r.ref.slice('refs/tags/'.length),
+      target: r.oid,
+      commit: commits[i],
+      message: messages.get(r.oid) ?? null,
+    }))
     return { rows, total: refs.length }
   }
 

@@ -93,7 +93,8 @@ async function serve(git: GitHosting, req: FastifyRequest, reply: FastifyReply):
   if (target.endpoint === 'info/refs') {
     const s = new URLSearchParams(target.query).get('service')
     // Dumb HTTP would need the repository served as static files; every git since 1.6.6 speaks smart HTTP.
-    if (!GIT_SERVICES.includes(s as GitService)) throw new WharfError('FORBIDDEN', 'only the smart HTTP protocol is supported: use a git client newer than 1.6.6', {})
+    if (!GIT_SERVICES.includes(s as GitService))
+      throw new WharfError('FORBIDDEN', 'only the smart HTTP protocol is supported: use a git client newer than 1.6.6', {})
     service = s as GitService
   } else {
     service = target.endpoint as GitService
@@ -160,7 +161,8 @@ async function serve(git: GitHosting, req: FastifyRequest, reply: FastifyReply):
     signal: abort.signal,
   })
   const finished = cgi.done.then(async (r) => {
-    if (r.code !== 0 && !abort.signal.aborted) req.log.warn({ code: r.code, signal: r.signal, stderr: r.stderr.slice(0, 2000) }, 'git http-backend failed')
+    if (r.code !== 0 && !abort.signal.aborted)
+      req.log.warn({ code: r.code, signal: r.signal, stderr: r.stderr.slice(0, 2000) }, 'git http-backend failed')
     // The refs are updated even when the client went away: the event is still delivered.
     if (spool) await git.completePush(p, principal, spool, req.ip, req.log)
   })
@@ -216,12 +218,19 @@ export function gitErrorHandler(error: FastifyError | Error, req: FastifyRequest
   if (reply.sent || reply.raw.headersSent) return
   // Out of descriptors or processes (opening a file, starting git): the server is busy, not broken.
   const err = unavailableFrom(error) ?? error
-  const status = isWharfError(err) ? GIT_ERRORS[err.code] : 'statusCode' in err && typeof err.statusCode === 'number' && err.statusCode < 500 ? err.statusCode : 500
+  const status = isWharfError(err)
+    ? GIT_ERRORS[err.code]
+    : 'statusCode' in err && typeof err.statusCode === 'number' && err.statusCode < 500
+      ? err.statusCode
+      : 500
   if (status === 503) req.log.warn({ err }, 'git request refused: server busy')
-  else if (status >= 500 && isClientDisconnect(err)) req.log.info({ method: req.method, url: req.url, err: err.message }, 'client disconnected')
+  else if (status >= 500 && isClientDisconnect(err))
+    req.log.info({ method: req.method, url: req.url, err: err.message }, 'client disconnected')
   else if (status >= 500) req.log.error({ err }, 'git request failed')
   if (status === 401) void reply.header('WWW-Authenticate', `Basic realm="${REALM}"`)
-  if ((status === 429 || status === 503) && isWharfError(err) && typeof err.detail.retryAfter === 'number') void reply.header('Retry-After', String(err.detail.retryAfter))
-  const message = status === 401 ? 'HTTP Basic: Access denied' : status === 503 ? err.message : status >= 500 ? 'internal server error' : err.message
+  if ((status === 429 || status === 503) && isWharfError(err) && typeof err.detail.retryAfter === 'number')
+    void reply.header('Retry-After', String(err.detail.retryAfter))
+  const message =
+    status === 401 ? 'HTTP Basic: Access denied' : status === 503 ? err.message : status >= 500 ? 'internal server error' : err.message
   void reply.code(status).type('text/plain; charset=utf-8').send(`${message}\n`)
 }

@@ -10,8 +10,15 @@ import { findProject, findProjectByPath } from '../projects/queries.ts'
 import type { ProjectAccess } from '../projects/index.ts'
 import { gitAccess, type GitAccess } from './access.ts'
 import {
-  acknowledgePushUpdate, countPushes, deleteDonePushEvents, insertPushEvent, listPushes, markPushEventDone, pendingPushEvents,
-  PUSH_ACTION, recordPushEventFailure,
+  acknowledgePushUpdate,
+  countPushes,
+  deleteDonePushEvents,
+  insertPushEvent,
+  listPushes,
+  markPushEventDone,
+  pendingPushEvents,
+  PUSH_ACTION,
+  recordPushEventFailure,
 } from './queries.ts'
 import { parseRefUpdates, type RefAction, type RefType } from './refs.ts'
 import type { RefUpdate } from './refs.ts'
@@ -134,7 +141,10 @@ export class GitHosting {
   async pushSpool(project: Project, principal: Principal): Promise<string> {
     const file = this.repos.spoolFile()
     await writeFile(`${file}${PUSHER_SUFFIX}`, JSON.stringify({ projectId: project.id, principal }))
-    await writeFile(this.pushRulesFile(file), hookRules(await this.protectedRefs.rules(project.id), await this.protectionLevel(principal, project)))
+    await writeFile(
+      this.pushRulesFile(file),
+      hookRules(await this.protectedRefs.rules(project.id), await this.protectionLevel(principal, project)),
+    )
     return file
   }
 
@@ -169,7 +179,10 @@ export class GitHosting {
         const project = await findProject(this.db, projectId)
         const event = project && (await this.recordPush(project, principal, spool, log))
         if (event) {
-          log.info({ project: event.projectPath, pushEvent: event.id, updates: event.updates.map((u) => `${u.action} ${u.ref}`) }, 'push recovered')
+          log.info(
+            { project: event.projectPath, pushEvent: event.id, updates: event.updates.map((u) => `${u.action} ${u.ref}`) },
+            'push recovered',
+          )
           recovered++
         }
       } catch (err) {
@@ -187,7 +200,13 @@ export class GitHosting {
    * (before the spooled file goes), records the push (audit log, default branch) and delivers the
    * event. Never throws: a failure here must not fail a push whose refs are already updated.
    */
-  async completePush(project: Project, principal: Principal, spoolFile: string, address: string, log: FastifyBaseLogger): Promise<PushEvent | undefined> {
+  async completePush(
+    project: Project,
+    principal: Principal,
+    spoolFile: string,
+    address: string,
+    log: FastifyBaseLogger,
+  ): Promise<PushEvent | undefined> {
     let event: PushEvent | undefined
     try {
       event = await this.recordPush(project, principal, spoolFile, log)
@@ -207,9 +226,21 @@ export class GitHosting {
    * Ref updates Wharf made itself (commits, branches and tags created through the API): recorded
    * and delivered exactly as a push's, so pipelines, audit rows and push events follow alike.
    */
-  async recordRefUpdates(project: Project, principal: Principal, updates: RefUpdate[], address: string, log: FastifyBaseLogger): Promise<PushEvent> {
+  async recordRefUpdates(
+    project: Project,
+    principal: Principal,
+    updates: RefUpdate[],
+    address: string,
+    log: FastifyBaseLogger,
+  ): Promise<PushEvent> {
     const at = new Date().toISOString()
-    const id = await insertPushEvent(this.db, { projectId: project.id, projectPath: project.full_path, principal: JSON.stringify(principal), updates: JSON.stringify(updates), at })
+    const id = await insertPushEvent(this.db, {
+      projectId: project.id,
+      projectPath: project.full_path,
+      principal: JSON.stringify(principal),
+      updates: JSON.stringify(updates),
+      at,
+    })
     const event: PushEvent = { id, handled: 0, projectId: project.id, projectPath: project.full_path, principal, updates, at }
     await this.announce(project, principal, event, address, log)
     return event
@@ -222,7 +253,16 @@ export class GitHosting {
       const head = await this.repos.repairDefaultBranch(project.id, updates)
       if (head) log.info({ project: project.full_path, branch: head }, 'default branch set')
       for (const u of updates) {
-        const detail = { ref: u.ref, type: u.type, name: u.name, action: u.action, before: u.oldSha, after: u.newSha, ...(await this.pushFacts(project.id, u)), ...(principal.kind === 'user' ? { userId: principal.userId } : {}) }
+        const detail = {
+          ref: u.ref,
+          type: u.type,
+          name: u.name,
+          action: u.action,
+          before: u.oldSha,
+          after: u.newSha,
+          ...(await this.pushFacts(project.id, u)),
+          ...(principal.kind === 'user' ? { userId: principal.userId } : {}),
+        }
         await this.credentials.audit(principalName(principal), PUSH_ACTION, address, detail, `project:${project.id}`)
       }
     } catch (err) {
@@ -233,7 +273,12 @@ export class GitHosting {
   }
 
   /** The hook's file as a recorded event; undefined when no ref was updated (no hook ran, or the push failed). */
-  private async recordPush(project: Project, principal: Principal, spoolFile: string, log: FastifyBaseLogger): Promise<PushEvent | undefined> {
+  private async recordPush(
+    project: Project,
+    principal: Principal,
+    spoolFile: string,
+    log: FastifyBaseLogger,
+  ): Promise<PushEvent | undefined> {
     let text: string
     try {
       text = await readFile(spoolFile, 'utf8')
@@ -245,7 +290,13 @@ export class GitHosting {
     if (rejected.length) log.warn({ rejected }, 'ignored malformed ref update lines')
     if (updates.length === 0) return undefined
     const at = new Date().toISOString()
-    const id = await insertPushEvent(this.db, { projectId: project.id, projectPath: project.full_path, principal: JSON.stringify(principal), updates: JSON.stringify(updates), at })
+    const id = await insertPushEvent(this.db, {
+      projectId: project.id,
+      projectPath: project.full_path,
+      principal: JSON.stringify(principal),
+      updates: JSON.stringify(updates),
+      at,
+    })
     return { id, handled: 0, projectId: project.id, projectPath: project.full_path, principal, updates, at }
   }
 
@@ -317,14 +368,32 @@ export class GitHosting {
     const entries = rows.flatMap((r): PushRecord[] => {
       const d = JSON.parse(r.detail ?? '{}') as Partial<PushRecord>
       if (!d.ref || !d.action) return []
-      return [{ id: r.id, at: r.at, actor: r.actor, userId: d.userId ?? null, ref: d.ref, type: d.type ?? 'other', name: d.name ?? d.ref, action: d.action, before: d.before ?? '', after: d.after ?? '', commitCount: d.commitCount ?? 0, commitTitle: d.commitTitle ?? null }]
+      return [
+        {
+          id: r.id,
+          at: r.at,
+          actor: r.actor,
+          userId: d.userId ?? null,
+          ref: d.ref,
+          type: d.type ?? 'other',
+          name: d.name ?? d.ref,
+          action: d.action,
+          before: d.before ?? '',
+          after: d.after ?? '',
+          commitCount: d.commitCount ?? 0,
+          commitTitle: d.commitTitle ?? null,
+        },
+      ]
     })
     return { total, entries }
   }
 
   private async pushFacts(projectId: number, u: RefUpdate): Promise<{ commitCount: number; commitTitle: string | null }> {
     if (u.action === 'delete') return { commitCount: 0, commitTitle: null }
-    const [count, info] = await Promise.all([this.repos.commitCount(projectId, u), this.repos.commitInfo(projectId, u.newSha).catch(() => undefined)])
+    const [count, info] = await Promise.all([
+      this.repos.commitCount(projectId, u),
+      this.repos.commitInfo(projectId, u.newSha).catch(() => undefined),
+    ])
     return { commitCount: count, commitTitle: info?.title ?? null }
   }
 }

@@ -40,11 +40,23 @@ let seq = 0
 
 /** Runs git with an isolated configuration; `auth` goes in as an extra header, never into a URL. */
 function gitCli(args: string[], opts: { cwd?: string; auth?: { username: string; password: string }; env?: Record<string, string> } = {}) {
-  const pre = opts.auth ? ['-c', `http.extraHeader=Authorization: Basic ${Buffer.from(`${opts.auth.username}:${opts.auth.password}`).toString('base64')}`] : []
+  const pre = opts.auth
+    ? ['-c', `http.extraHeader=Authorization: Basic ${Buffer.from(`${opts.auth.username}:${opts.auth.password}`).toString('base64')}`]
+    : []
   return new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
     const child = spawn('git', [...pre, ...args], {
       cwd: opts.cwd ?? tmp,
-      env: { PATH: process.env.PATH, HOME: tmp, GIT_CONFIG_NOSYSTEM: '1', GIT_TERMINAL_PROMPT: '0', GIT_AUTHOR_NAME: 'Dev', GIT_AUTHOR_EMAIL: 'dev@example.com', GIT_COMMITTER_NAME: 'Dev', GIT_COMMITTER_EMAIL: 'dev@example.com', ...opts.env },
+      env: {
+        PATH: process.env.PATH,
+        HOME: tmp,
+        GIT_CONFIG_NOSYSTEM: '1',
+        GIT_TERMINAL_PROMPT: '0',
+        GIT_AUTHOR_NAME: 'Dev',
+        GIT_AUTHOR_EMAIL: 'dev@example.com',
+        GIT_COMMITTER_NAME: 'Dev',
+        GIT_COMMITTER_EMAIL: 'dev@example.com',
+        ...opts.env,
+      },
       stdio: ['ignore', 'pipe', 'pipe'],
     })
     let stdout = ''
@@ -62,7 +74,11 @@ async function gitOk(args: string[], opts: Parameters<typeof gitCli>[1] = {}) {
   return r
 }
 
-async function makeUser(role: Role | null, project: Project, scopes?: PatScope[]): Promise<{ user: User; password: string; token?: string }> {
+async function makeUser(
+  role: Role | null,
+  project: Project,
+  scopes?: PatScope[],
+): Promise<{ user: User; password: string; token?: string }> {
   const user = await services.users.createUser({ username: `u${++seq}`, password: PASSWORD })
   if (role) await upsertMember(db, 'project', project.id, user.id, ACCESS_LEVELS[role], null)
   if (!scopes) return { user, password: PASSWORD }
@@ -91,17 +107,36 @@ before(async () => {
   tmp = await mkdtemp(join(tmpdir(), 'wharf-smart-http-'))
   db = openDb({ kind: 'sqlite', path: join(tmp, 'data', 'wharf.db') })
   await migrate(db, 'sqlite')
-  services = await createServices(db, createFsDriver(join(tmp, 'data', 'storage')), { publicUrl: 'http://wharf.test', tokenTtlSeconds: 300, pageMax: 1000, rootPassword: ROOT_PASSWORD, gitRoot: join(tmp, 'data', 'git') })
+  services = await createServices(db, createFsDriver(join(tmp, 'data', 'storage')), {
+    publicUrl: 'http://wharf.test',
+    tokenTtlSeconds: 300,
+    pageMax: 1000,
+    rootPassword: ROOT_PASSWORD,
+    gitRoot: join(tmp, 'data', 'git'),
+  })
   git = services.git!
   git.onPush((e) => void events.push(e))
-  const sink = new Writable({ write: (c, _e, cb) => {
+  const sink = new Writable({
+    write: (c, _e, cb) => {
       logLines.push(String(c))
       cb()
-    }, })
-  app = await buildApp({ logger: pino({ level: 'debug' }, sink), ...services, publicUrl: 'http://wharf.test', limits: { manifestBytes: 4 << 20 } })
+    },
+  })
+  app = await buildApp({
+    logger: pino({ level: 'debug' }, sink),
+    ...services,
+    publicUrl: 'http://wharf.test',
+    limits: { manifestBytes: 4 << 20 },
+  })
   await app.listen({ host: '127.0.0.1', port: 0 })
   base = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`
-  rootUser = (await services.users.actor({ kind: 'user', userId: 1, username: 'root', isAdmin: true, credential: { kind: 'password', userId: 1 } }))
+  rootUser = await services.users.actor({
+    kind: 'user',
+    userId: 1,
+    username: 'root',
+    isAdmin: true,
+    credential: { kind: 'password', userId: 1 },
+  })
 })
 
 after(async () => {
@@ -136,9 +171,15 @@ describe('smart HTTP with the git CLI', () => {
     await gitOk(['-C', dir, 'push', '--quiet', 'origin', 'main', 'main:refs/heads/topic'], { auth: root() })
     const moved = events.at(-1)!.updates
     const sha2 = (await gitOk(['-C', dir, 'rev-parse', 'HEAD'])).stdout.trim()
-    assert.deepEqual(moved.map((u) => [u.name, u.action, u.oldSha, u.newSha]).sort(), [['main', 'update', sha, sha2], ['topic', 'create', ZERO_SHA, sha2]])
+    assert.deepEqual(moved.map((u) => [u.name, u.action, u.oldSha, u.newSha]).sort(), [
+      ['main', 'update', sha, sha2],
+      ['topic', 'create', ZERO_SHA, sha2],
+    ])
     await gitOk(['-C', dir, 'push', '--quiet', 'origin', '--delete', 'topic'], { auth: root() })
-    assert.deepEqual(events.at(-1)!.updates.map((u) => [u.name, u.action, u.newSha]), [['topic', 'delete', ZERO_SHA]])
+    assert.deepEqual(
+      events.at(-1)!.updates.map((u) => [u.name, u.action, u.newSha]),
+      [['topic', 'delete', ZERO_SHA]],
+    )
 
     // Each push's spooled updates (and who pushed them) are gone once it is recorded.
     assert.deepEqual(await readdir(git.repos.spoolDir), [])
@@ -252,7 +293,11 @@ describe('smart HTTP authorization', () => {
   it('lets a deploy token with read_repository clone its project only', async () => {
     const p = await makeProject('private')
     const other = await makeProject('private')
-    const { token, row } = await services.accessTokens.createDeployToken({ projectId: p.id }, { name: 'd', scopes: ['read_repository'] }, 'root')
+    const { token, row } = await services.accessTokens.createDeployToken(
+      { projectId: p.id },
+      { name: 'd', scopes: ['read_repository'] },
+      'root',
+    )
     const auth = { username: row.username, password: token }
     await gitOk(['ls-remote', url(p)], { auth })
     assert.notEqual((await gitCli(['ls-remote', url(other)], { auth })).code, 0)
@@ -278,7 +323,13 @@ const basic = (u: string, p: string) => ({ authorization: `Basic ${Buffer.from(`
 describe('smart HTTP routing and answers', () => {
   it('claims only the three smart HTTP endpoints under a .git path', async () => {
     const p = await makeProject('public')
-    for (const path of [`/${p.full_path}.git/HEAD`, `/${p.full_path}.git/objects/info/packs`, `/${p.full_path}.git`, `/${p.full_path}/info/refs`, '/nothing-here']) {
+    for (const path of [
+      `/${p.full_path}.git/HEAD`,
+      `/${p.full_path}.git/objects/info/packs`,
+      `/${p.full_path}.git`,
+      `/${p.full_path}/info/refs`,
+      '/nothing-here',
+    ]) {
       const r = await raw('GET', path)
       assert.equal(r.status, 404, path)
       assert.match(String(r.headers['content-type']), /json/, `${path}: Fastify's own not-found answer`)
@@ -324,7 +375,11 @@ describe('smart HTTP routing and answers', () => {
     const pkt = (s: string) => `${(s.length + 4).toString(16).padStart(4, '0')}${s}`
     const body = gzipSync(Buffer.from(`${pkt(`want ${sha}\n`)}0000${pkt('done\n')}`))
     const r = await raw('POST', `/${p.full_path}.git/git-upload-pack`, {
-      headers: { 'content-type': 'application/x-git-upload-pack-request', 'content-encoding': 'gzip', 'content-length': String(body.length) },
+      headers: {
+        'content-type': 'application/x-git-upload-pack-request',
+        'content-encoding': 'gzip',
+        'content-length': String(body.length),
+      },
       body,
     })
     assert.equal(r.status, 200)
@@ -335,7 +390,10 @@ describe('smart HTTP routing and answers', () => {
   it('kills http-backend when the client goes away mid-request', async () => {
     const p = await makeProject('public')
     const marker = `wharf-test-${process.pid}-${Date.now()}`
-    const req = request(`${base}/${p.full_path}.git/git-upload-pack`, { method: 'POST', headers: { 'content-type': 'application/x-git-upload-pack-request', 'user-agent': marker, 'transfer-encoding': 'chunked' } })
+    const req = request(`${base}/${p.full_path}.git/git-upload-pack`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-git-upload-pack-request', 'user-agent': marker, 'transfer-encoding': 'chunked' },
+    })
     req.on('error', () => {})
     req.write('0032want ') // an incomplete request: http-backend waits for more
     const root = git.repos.root
@@ -384,21 +442,43 @@ describe('repository API (/api/v4)', () => {
     assert.equal(main.default, true)
     assert.equal(main.protected, false)
     assert.equal(main.can_push, false, 'a reporter cannot push')
-    assert.deepEqual([main.commit.id, main.commit.title, main.commit.message, main.commit.author_email], [sha, 'first commit', 'first commit\n', 'dev@example.com'])
+    assert.deepEqual(
+      [main.commit.id, main.commit.title, main.commit.message, main.commit.author_email],
+      [sha, 'first commit', 'first commit\n', 'dev@example.com'],
+    )
 
     const one = await app.inject({ url: `/api/v4/projects/${p.id}/repository/branches/main`, headers })
     assert.equal(one.json().commit.id, sha)
     assert.equal((await app.inject({ url: `/api/v4/projects/${p.id}/repository/branches/nope`, headers })).statusCode, 404)
 
     const tags = await app.inject({ url: `/api/v4/projects/${p.id}/repository/tags`, headers })
-    assert.deepEqual(tags.json().map((t: { name: string; target: string; message: string }) => [t.name, t.target, t.message]), [['v2', sha, '']])
+    assert.deepEqual(
+      tags.json().map((t: { name: string; target: string; message: string }) => [t.name, t.target, t.message]),
+      [['v2', sha, '']],
+    )
 
     const ev = await app.inject({ url: `/api/v4/projects/${p.id}/events?action=pushed`, headers })
     assert.equal(ev.statusCode, 200, ev.body)
-    const list = ev.json() as Array<{ action_name: string; author_username: string; push_data: { action: string; ref: string; ref_type: string; commit_from: string | null; commit_to: string | null; commit_title: string | null } }>
+    const list = ev.json() as Array<{
+      action_name: string
+      author_username: string
+      push_data: {
+        action: string
+        ref: string
+        ref_type: string
+        commit_from: string | null
+        commit_to: string | null
+        commit_title: string | null
+      }
+    }>
     assert.deepEqual(
       list.map((e) => [e.action_name, e.push_data.action, e.push_data.ref_type, e.push_data.ref]),
-      [['deleted', 'removed', 'branch', 'feature'], ['pushed new', 'created', 'tag', 'v2'], ['pushed new', 'created', 'branch', 'feature'], ['pushed new', 'created', 'branch', 'main']],
+      [
+        ['deleted', 'removed', 'branch', 'feature'],
+        ['pushed new', 'created', 'tag', 'v2'],
+        ['pushed new', 'created', 'branch', 'feature'],
+        ['pushed new', 'created', 'branch', 'main'],
+      ],
       JSON.stringify(list),
     )
     assert.equal(list[0]!.push_data.commit_to, null)

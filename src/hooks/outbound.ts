@@ -42,8 +42,10 @@ export function parseHookUrl(raw: string): URL {
   } catch {
     throw new WharfError('BAD_REQUEST', 'url is blocked: Only allowed schemes are http, https', { field: 'url' })
   }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new WharfError('BAD_REQUEST', 'url is blocked: Only allowed schemes are http, https', { field: 'url' })
-  if (url.username || url.password) throw new WharfError('BAD_REQUEST', 'url must not contain credentials (use the secret token)', { field: 'url' })
+  if (url.protocol !== 'http:' && url.protocol !== 'https:')
+    throw new WharfError('BAD_REQUEST', 'url is blocked: Only allowed schemes are http, https', { field: 'url' })
+  if (url.username || url.password)
+    throw new WharfError('BAD_REQUEST', 'url must not contain credentials (use the secret token)', { field: 'url' })
   return url
 }
 
@@ -53,14 +55,17 @@ export async function resolveTarget(raw: string, policy: OutboundPolicy): Promis
   const host = url.hostname.replace(/^\[|\]$/g, '')
   let addresses: LookupAddress[]
   try {
-    addresses = ipaddr.isValid(host) ? [{ address: host, family: host.includes(':') ? 6 : 4 }] : await lookup(host, { all: true, verbatim: true })
+    addresses = ipaddr.isValid(host)
+      ? [{ address: host, family: host.includes(':') ? 6 : 4 }]
+      : await lookup(host, { all: true, verbatim: true })
   } catch {
     throw new WharfError('BAD_REQUEST', `url is blocked: Host cannot be resolved or invalid`, { field: 'url' })
   }
   if (addresses.length === 0) throw new WharfError('BAD_REQUEST', 'url is blocked: Host cannot be resolved or invalid', { field: 'url' })
   const allowed = policy.allowLocalNetwork || policy.allowedHosts.some((h) => h.toLowerCase() === host.toLowerCase())
   // Every address is checked: a name with one public and one internal address is refused.
-  if (!allowed && addresses.some((a) => isInternalAddress(a.address))) throw new WharfError('BAD_REQUEST', `url ${LOCAL_REFUSED}`, { field: 'url' })
+  if (!allowed && addresses.some((a) => isInternalAddress(a.address)))
+    throw new WharfError('BAD_REQUEST', `url ${LOCAL_REFUSED}`, { field: 'url' })
   const first = addresses[0]!
   return { url, address: first.address, family: first.family === 6 ? 6 : 4 }
 }

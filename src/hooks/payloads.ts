@@ -39,7 +39,15 @@ export function projectPayload(c: ProjectContext) {
 
 function repositoryPayload(c: ProjectContext) {
   const web = `${c.publicUrl}/${c.project.full_path}`
-  return { name: c.project.name, url: `${web}.git`, description: c.project.description, homepage: web, git_http_url: `${web}.git`, git_ssh_url: null, visibility_level: projectPayload(c).visibility_level }
+  return {
+    name: c.project.name,
+    url: `${web}.git`,
+    description: c.project.description,
+    homepage: web,
+    git_http_url: `${web}.git`,
+    git_ssh_url: null,
+    visibility_level: projectPayload(c).visibility_level,
+  }
 }
 
 export function userPayload(u: Pick<User, 'id' | 'username' | 'name' | 'email'> | undefined) {
@@ -122,7 +130,13 @@ function jobBuild(j: CiJob, user: ReturnType<typeof userPayload>) {
   }
 }
 
-export function pipelinePayload(c: ProjectContext, p: Pipeline, jobs: CiJob[], commit: CommitInfo | undefined, user: ReturnType<typeof userPayload>) {
+export function pipelinePayload(
+  c: ProjectContext,
+  p: Pipeline,
+  jobs: CiJob[],
+  commit: CommitInfo | undefined,
+  user: ReturnType<typeof userPayload>,
+) {
   const stages = [...new Map(jobs.map((j) => [j.stage_idx, j.stage])).entries()].sort((a, b) => a[0] - b[0]).map(([, s]) => s)
   return {
     object_kind: 'pipeline',

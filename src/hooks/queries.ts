@@ -5,10 +5,18 @@ export type HookOwner = { projectId: number } | { groupId: number }
 
 const ownerColumn = (o: HookOwner) => ('projectId' in o ? (['project_id', o.projectId] as const) : (['group_id', o.groupId] as const))
 
-export async function pageHooks(db: Executor, owner: HookOwner, page: { limit: number; offset: number }): Promise<{ rows: Webhook[]; total: number }> {
+export async function pageHooks(
+  db: Executor,
+  owner: HookOwner,
+  page: { limit: number; offset: number },
+): Promise<{ rows: Webhook[]; total: number }> {
   const [col, id] = ownerColumn(owner)
   const rows = await db.selectFrom('webhooks').selectAll().where(col, '=', id).orderBy('id').limit(page.limit).offset(page.offset).execute()
-  const { n } = await db.selectFrom('webhooks').select((eb) => eb.fn.countAll<number>().as('n')).where(col, '=', id).executeTakeFirstOrThrow()
+  const { n } = await db
+    .selectFrom('webhooks')
+    .select((eb) => eb.fn.countAll<number>().as('n'))
+    .where(col, '=', id)
+    .executeTakeFirstOrThrow()
   return { rows, total: Number(n) }
 }
 
@@ -47,49 +55,105 @@ export function hooksFor(db: Executor, projectId: number, groupIds: number[], tr
 export type Trigger = 'push_events' | 'tag_push_events' | 'pipeline_events' | 'job_events' | 'registry_events'
 
 /** Queues a delivery; a second one with the same hook and key is ignored (events delivered again). */
-export async function insertDelivery(db: Executor, d: { hookId: number; eventKey: string; uuid: string; trigger: Trigger; payload: string; at: string }): Promise<void> {
+export async function insertDelivery(
+  db: Executor,
+  d: { hookId: number; eventKey: string; uuid: string; trigger: Trigger; payload: string; at: string },
+): Promise<void> {
   await db
     .insertInto('webhook_deliveries')
-    .values({ hook_id: d.hookId, event_key: d.eventKey, uuid: d.uuid, trigger: d.trigger, payload: d.payload, status: 'pending', next_attempt_at: d.at, created_at: d.at, updated_at: d.at })
+    .values({
+      hook_id: d.hookId,
+      event_key: d.eventKey,
+      uuid: d.uuid,
+      trigger: d.trigger,
+      payload: d.payload,
+      status: 'pending',
+      next_attempt_at: d.at,
+      created_at: d.at,
+      updated_at: d.at,
+    })
     .onConflict((oc) => oc.columns(['hook_id', 'event_key']).doNothing())
     .execute()
 }
 
 export function dueDeliveries(db: Executor, now: string, limit: number): Promise<WebhookDelivery[]> {
-  return db.selectFrom('webhook_deliveries').selectAll().where('status', '=', 'pending').where('next_attempt_at', '<=', now).orderBy('next_attempt_at').orderBy('id').limit(limit).execute()
+  return db
+    .selectFrom('webhook_deliveries')
+    .selectAll()
+    .where('status', '=', 'pending')
+    .where('next_attempt_at', '<=', now)
+    .orderBy('next_attempt_at')
+    .orderBy('id')
+    .limit(limit)
+    .execute()
 }
 
 /** Claims a pending delivery for sending; false when another sender took it. */
 export async function claimDelivery(db: Executor, id: number, now: string): Promise<boolean> {
-  const r = await db.updateTable('webhook_deliveries').set({ status: 'sending', updated_at: now }).where('id', '=', id).where('status', '=', 'pending').executeTakeFirst()
+  const r = await db
+    .updateTable('webhook_deliveries')
+    .set({ status: 'sending', updated_at: now })
+    .where('id', '=', id)
+    .where('status', '=', 'pending')
+    .executeTakeFirst()
   return Number(r.numUpdatedRows) === 1
 }
 
 export async function recordAttempt(
   db: Executor,
   id: number,
-  set: Pick<WebhookDelivery, 'status' | 'next_attempt_at' | 'response_status' | 'response_headers' | 'response_body' | 'error' | 'duration_ms' | 'updated_at'> & { attempts: number },
+  set: Pick<
+    WebhookDelivery,
+    'status' | 'next_attempt_at' | 'response_status' | 'response_headers' | 'response_body' | 'error' | 'duration_ms' | 'updated_at'
+  > & { attempts: number },
 ): Promise<void> {
   await db.updateTable('webhook_deliveries').set(set).where('id', '=', id).execute()
 }
 
 export async function countOpenDeliveries(db: Executor): Promise<number> {
-  const { n } = await db.selectFrom('webhook_deliveries').select((eb) => eb.fn.countAll<number>().as('n')).where('status', 'in', ['pending', 'sending']).executeTakeFirstOrThrow()
+  const { n } = await db
+    .selectFrom('webhook_deliveries')
+    .select((eb) => eb.fn.countAll<number>().as('n'))
+    .where('status', 'in', ['pending', 'sending'])
+    .executeTakeFirstOrThrow()
   return Number(n)
 }
 
 /** After a crash, deliveries left `sending` are due again. */
 export async function requeueSending(db: Executor, now: string): Promise<void> {
-  await db.updateTable('webhook_deliveries').set({ status: 'pending', next_attempt_at: now, updated_at: now }).where('status', '=', 'sending').execute()
+  await db
+    .updateTable('webhook_deliveries')
+    .set({ status: 'pending', next_attempt_at: now, updated_at: now })
+    .where('status', '=', 'sending')
+    .execute()
 }
 
 export async function resend(db: Executor, id: number, now: string): Promise<void> {
-  await db.updateTable('webhook_deliveries').set({ status: 'pending', next_attempt_at: now, attempts: 0, updated_at: now }).where('id', '=', id).execute()
+  await db
+    .updateTable('webhook_deliveries')
+    .set({ status: 'pending', next_attempt_at: now, attempts: 0, updated_at: now })
+    .where('id', '=', id)
+    .execute()
 }
 
-export async function pageDeliveries(db: Executor, hookId: number, page: { limit: number; offset: number }): Promise<{ rows: WebhookDelivery[]; total: number }> {
-  const rows = await db.selectFrom('webhook_deliveries').selectAll().where('hook_id', '=', hookId).orderBy('id', 'desc').limit(page.limit).offset(page.offset).execute()
-  const { n } = await db.selectFrom('webhook_deliveries').select((eb) => eb.fn.countAll<number>().as('n')).where('hook_id', '=', hookId).executeTakeFirstOrThrow()
+export async function pageDeliveries(
+  db: Executor,
+  hookId: number,
+  page: { limit: number; offset: number },
+): Promise<{ rows: WebhookDelivery[]; total: number }> {
+  const rows = await db
+    .selectFrom('webhook_deliveries')
+    .selectAll()
+    .where('hook_id', '=', hookId)
+    .orderBy('id', 'desc')
+    .limit(page.limit)
+    .offset(page.offset)
+    .execute()
+  const { n } = await db
+    .selectFrom('webhook_deliveries')
+    .select((eb) => eb.fn.countAll<number>().as('n'))
+    .where('hook_id', '=', hookId)
+    .executeTakeFirstOrThrow()
   return { rows, total: Number(n) }
 }
 
@@ -107,5 +171,9 @@ export async function pipelineStates(db: Executor, pipelineId: number): Promise<
 }
 
 export async function savePipelineStates(db: Executor, pipelineId: number, states: string): Promise<void> {
-  await db.insertInto('webhook_pipeline_states').values({ pipeline_id: pipelineId, states }).onConflict((oc) => oc.column('pipeline_id').doUpdateSet({ states })).execute()
+  await db
+    .insertInto('webhook_pipeline_states')
+    .values({ pipeline_id: pipelineId, states })
+    .onConflict((oc) => oc.column('pipeline_id').doUpdateSet({ states }))
+    .execute()
 }

@@ -1,4 +1,4 @@
-import { Type, } from '@sinclair/typebox'
+import { Type } from '@sinclair/typebox'
 import type { FastifyRequest } from 'fastify'
 import { pageOf, PageQuery, setPageHeaders } from '../api/pagination.ts'
 import { Body, StringEnum } from '../api/schemas.ts'
@@ -112,7 +112,12 @@ function deliveryJson(h: Webhook, d: WebhookDelivery, hooks: Webhooks) {
     trigger: d.trigger,
     status: d.status,
     attempts: d.attempts,
-    request_headers: { 'Content-Type': 'application/json', 'X-Gitlab-Event': hooks.eventHeader(d.trigger), 'X-Gitlab-Event-UUID': d.uuid, ...(h.token_sealed ? { 'X-Gitlab-Token': '[REDACTED]' } : {}) },
+    request_headers: {
+      'Content-Type': 'application/json',
+      'X-Gitlab-Event': hooks.eventHeader(d.trigger),
+      'X-Gitlab-Event-UUID': d.uuid,
+      ...(h.token_sealed ? { 'X-Gitlab-Token': '[REDACTED]' } : {}),
+    },
     request_data: JSON.parse(d.payload) as unknown,
     response_headers: d.response_headers ? (JSON.parse(d.response_headers) as unknown) : null,
     response_body: d.response_body,
@@ -139,53 +144,131 @@ export async function hookRoutes(app: TypedApp, deps: HookRouteDeps): Promise<vo
     }
     const base = `/${scope}/:id/hooks`
 
-    app.get(base, { schema: { summary: `List webhooks (${who})`, tags: [tag], params: Type.Object({ id: Type.String() }), querystring: ListQuery, 'x-response': { 200: Type.Array(HookEntity) } } }, async (req, reply) => {
-      const owner = await ownerOf(req)
-      const page = pageOf(req.query)
-      const { rows, total } = await hooks.list(owner, page)
-      setPageHeaders(req, reply, deps.publicUrl, page, total)
-      return rows.map(hookJson)
-    })
+    app.get(
+      base,
+      {
+        schema: {
+          summary: `List webhooks (${who})`,
+          tags: [tag],
+          params: Type.Object({ id: Type.String() }),
+          querystring: ListQuery,
+          'x-response': { 200: Type.Array(HookEntity) },
+        },
+      },
+      async (req, reply) => {
+        const owner = await ownerOf(req)
+        const page = pageOf(req.query)
+        const { rows, total } = await hooks.list(owner, page)
+        setPageHeaders(req, reply, deps.publicUrl, page, total)
+        return rows.map(hookJson)
+      },
+    )
 
-    app.get(`${base}/:hook_id`, { schema: { summary: `Get a webhook (${who})`, tags: [tag], params: HookParams, 'x-response': { 200: HookEntity } } }, async (req) => {
-      return hookJson(await hooks.get(await ownerOf(req), req.params.hook_id))
-    })
+    app.get(
+      `${base}/:hook_id`,
+      { schema: { summary: `Get a webhook (${who})`, tags: [tag], params: HookParams, 'x-response': { 200: HookEntity } } },
+      async (req) => {
+        return hookJson(await hooks.get(await ownerOf(req), req.params.hook_id))
+      },
+    )
 
-    app.post(base, { schema: { summary: `Add a webhook (${who}); local-network targets are refused unless allowed`, tags: [tag], params: Type.Object({ id: Type.String() }), body: CreateBody, 'x-response': { 201: HookEntity } } }, async (req, reply) => {
-      const hook = await hooks.create(await ownerOf(req), req.body)
-      return reply.code(201).send(hookJson(hook))
-    })
+    app.post(
+      base,
+      {
+        schema: {
+          summary: `Add a webhook (${who}); local-network targets are refused unless allowed`,
+          tags: [tag],
+          params: Type.Object({ id: Type.String() }),
+          body: CreateBody,
+          'x-response': { 201: HookEntity },
+        },
+      },
+      async (req, reply) => {
+        const hook = await hooks.create(await ownerOf(req), req.body)
+        return reply.code(201).send(hookJson(hook))
+      },
+    )
 
-    app.put(`${base}/:hook_id`, { schema: { summary: `Edit a webhook (${who})`, tags: [tag], params: HookParams, body: UpdateBody, 'x-response': { 200: HookEntity } } }, async (req) => {
-      return hookJson(await hooks.update(await ownerOf(req), req.params.hook_id, req.body))
-    })
+    app.put(
+      `${base}/:hook_id`,
+      {
+        schema: {
+          summary: `Edit a webhook (${who})`,
+          tags: [tag],
+          params: HookParams,
+          body: UpdateBody,
+          'x-response': { 200: HookEntity },
+        },
+      },
+      async (req) => {
+        return hookJson(await hooks.update(await ownerOf(req), req.params.hook_id, req.body))
+      },
+    )
 
-    app.delete(`${base}/:hook_id`, { schema: { summary: `Delete a webhook (${who})`, tags: [tag], params: HookParams } }, async (req, reply) => {
-      await hooks.remove(await ownerOf(req), req.params.hook_id)
-      return reply.code(204).send()
-    })
+    app.delete(
+      `${base}/:hook_id`,
+      { schema: { summary: `Delete a webhook (${who})`, tags: [tag], params: HookParams } },
+      async (req, reply) => {
+        await hooks.remove(await ownerOf(req), req.params.hook_id)
+        return reply.code(204).send()
+      },
+    )
 
-    app.post(`${base}/:hook_id/test/:trigger`, { schema: { summary: `Send a test delivery of an event kind (${who})`, tags: [tag], params: TestParams, 'x-response': { 201: Type.Object({ message: Type.String() }) } } }, async (req, reply) => {
-      const params = req.params
-      const owner = await ownerOf(req)
-      const hook = await hooks.get(owner, params.hook_id)
-      await hooks.test(hook, params.trigger, samplePayload(params.trigger, deps.publicUrl))
-      return reply.code(201).send({ message: '201 Created' })
-    })
+    app.post(
+      `${base}/:hook_id/test/:trigger`,
+      {
+        schema: {
+          summary: `Send a test delivery of an event kind (${who})`,
+          tags: [tag],
+          params: TestParams,
+          'x-response': { 201: Type.Object({ message: Type.String() }) },
+        },
+      },
+      async (req, reply) => {
+        const params = req.params
+        const owner = await ownerOf(req)
+        const hook = await hooks.get(owner, params.hook_id)
+        await hooks.test(hook, params.trigger, samplePayload(params.trigger, deps.publicUrl))
+        return reply.code(201).send({ message: '201 Created' })
+      },
+    )
 
-    app.get(`${base}/:hook_id/events`, { schema: { summary: `Recent deliveries of a webhook, newest first, with the receiver's response (${who})`, tags: [tag], params: HookParams, querystring: ListQuery, 'x-response': { 200: Type.Array(DeliveryEntity) } } }, async (req, reply) => {
-      const hook = await hooks.get(await ownerOf(req), req.params.hook_id)
-      const page = pageOf(req.query)
-      const { rows, total } = await hooks.deliveries(hook, page)
-      setPageHeaders(req, reply, deps.publicUrl, page, total)
-      return rows.map((d) => deliveryJson(hook, d, hooks))
-    })
+    app.get(
+      `${base}/:hook_id/events`,
+      {
+        schema: {
+          summary: `Recent deliveries of a webhook, newest first, with the receiver's response (${who})`,
+          tags: [tag],
+          params: HookParams,
+          querystring: ListQuery,
+          'x-response': { 200: Type.Array(DeliveryEntity) },
+        },
+      },
+      async (req, reply) => {
+        const hook = await hooks.get(await ownerOf(req), req.params.hook_id)
+        const page = pageOf(req.query)
+        const { rows, total } = await hooks.deliveries(hook, page)
+        setPageHeaders(req, reply, deps.publicUrl, page, total)
+        return rows.map((d) => deliveryJson(hook, d, hooks))
+      },
+    )
 
-    app.post(`${base}/:hook_id/events/:event_id/resend`, { schema: { summary: `Deliver a recent event again (${who})`, tags: [tag], params: EventParams, 'x-response': { 201: Type.Object({ message: Type.String() }) } } }, async (req, reply) => {
-      const params = req.params
-      const hook = await hooks.get(await ownerOf(req), params.hook_id)
-      await hooks.resend(hook, params.event_id)
-      return reply.code(201).send({ message: '201 Created' })
-    })
+    app.post(
+      `${base}/:hook_id/events/:event_id/resend`,
+      {
+        schema: {
+          summary: `Deliver a recent event again (${who})`,
+          tags: [tag],
+          params: EventParams,
+          'x-response': { 201: Type.Object({ message: Type.String() }) },
+        },
+      },
+      async (req, reply) => {
+        const params = req.params
+        const hook = await hooks.get(await ownerOf(req), params.hook_id)
+        await hooks.resend(hook, params.event_id)
+        return reply.code(201).send({ message: '201 Created' })
+      },
+    )
   }
 }

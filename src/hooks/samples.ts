@@ -8,14 +8,40 @@ export function samplePayload(trigger: Trigger, publicUrl: string): object {
   const base = { test: true, instance: publicUrl }
   switch (trigger) {
     case 'push_events':
-      return { ...base, object_kind: 'push', event_name: 'push', before: ZERO, after: ZERO, ref: 'refs/heads/main', commits: [], total_commits_count: 0 }
+      return {
+        ...base,
+        object_kind: 'push',
+        event_name: 'push',
+        before: ZERO,
+        after: ZERO,
+        ref: 'refs/heads/main',
+        commits: [],
+        total_commits_count: 0,
+      }
     case 'tag_push_events':
-      return { ...base, object_kind: 'tag_push', event_name: 'tag_push', before: ZERO, after: ZERO, ref: 'refs/tags/v1.0.0', commits: [], total_commits_count: 0 }
+      return {
+        ...base,
+        object_kind: 'tag_push',
+        event_name: 'tag_push',
+        before: ZERO,
+        after: ZERO,
+        ref: 'refs/tags/v1.0.0',
+        commits: [],
+        total_commits_count: 0,
+      }
     case 'pipeline_events':
       return { ...base, object_kind: 'pipeline', object_attributes: { id: 0, ref: 'main', status: 'success' }, builds: [] }
     case 'job_events':
       return { ...base, object_kind: 'build', build_id: 0, build_name: 'test', build_status: 'success' }
     case 'registry_events':
-      return { ...base, object_kind: 'registry', event_name: 'tag_push', repository: { name: 'group/project', location: '' }, tag: 'latest', digest: null, size: null }
+      return {
+        ...base,
+        object_kind: 'registry',
+        event_name: 'tag_push',
+        repository: { name: 'group/project', location: '' },
+        tag: 'latest',
+        digest: null,
+        size: null,
+      }
   }
 }

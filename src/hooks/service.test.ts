@@ -12,7 +12,10 @@ import { createProjects } from '../projects/index.ts'
 import { Users } from '../users/index.ts'
 import { branchMatches, DEFAULT_WEBHOOK_OPTIONS, Webhooks, type WebhookOptions } from './service.ts'
 
-interface Received { headers: IncomingHttpHeaders; body: Record<string, unknown> }
+interface Received {
+  headers: IncomingHttpHeaders
+  body: Record<string, unknown>
+}
 
 /** A real HTTP receiver that answers `statuses` in turn (then 200) and records what it got. */
 async function receiver(t: TestContext, statuses: number[] = []) {
@@ -39,7 +42,15 @@ async function world(t: TestContext, opts: Partial<WebhookOptions> = {}) {
   const group = await groups.createGroup(root, { path: 'g', visibility: 'private' })
   const project = await projects.createProject(root, { namespaceId: group.id, path: 'app' })
   const sealer = new Sealer(randomBytes(32))
-  const make = () => new Webhooks(db, sealer, { ...DEFAULT_WEBHOOK_OPTIONS, outbound: { allowLocalNetwork: true, allowedHosts: [] }, instanceUrl: 'http://wharf.test', userAgent: 'Wharf', retryBaseMs: 50, ...opts })
+  const make = () =>
+    new Webhooks(db, sealer, {
+      ...DEFAULT_WEBHOOK_OPTIONS,
+      outbound: { allowLocalNetwork: true, allowedHosts: [] },
+      instanceUrl: 'http://wharf.test',
+      userAgent: 'Wharf',
+      retryBaseMs: 50,
+      ...opts,
+    })
   const hooks = make()
   t.after(async () => {
     await hooks.close()
@@ -49,7 +60,7 @@ async function world(t: TestContext, opts: Partial<WebhookOptions> = {}) {
   return { db, hooks, make, project, group }
 }
 
-test('a queued event is delivered once per interested hook, with GitLab\'s headers and the secret token', async (t) => {
+test("a queued event is delivered once per interested hook, with GitLab's headers and the secret token", async (t) => {
   const { hooks, project, group } = await world(t)
   const r = await receiver(t)
   const projectHook = await hooks.create({ projectId: project.id }, { url: r.url, token: 's3cret', push_events: true })
@@ -57,7 +68,14 @@ test('a queued event is delivered once per interested hook, with GitLab\'s heade
   await hooks.create({ projectId: project.id }, { url: r.url, push_events: false, pipeline_events: true })
   assert.notEqual(projectHook.token_sealed, 's3cret')
   await hooks.start()
-  const e = { projectId: project.id, groupIds: [group.id], trigger: 'push_events' as const, eventKey: 'push:1:0', payload: { object_kind: 'push' }, branch: 'main' }
+  const e = {
+    projectId: project.id,
+    groupIds: [group.id],
+    trigger: 'push_events' as const,
+    eventKey: 'push:1:0',
+    payload: { object_kind: 'push' },
+    branch: 'main',
+  }
   assert.equal(await hooks.enqueue(e), 2)
   assert.equal(await hooks.enqueue(e), 2, 'a redelivered event matches the same hooks...')
   await hooks.idle()
@@ -116,16 +134,31 @@ test('queued deliveries survive a restart: a new sender on the same database sen
   t.after(() => next.close())
   await next.start()
   await next.idle()
-  assert.deepEqual(r.got.map((g) => g.body).sort((a, b) => Number(a.a) - Number(b.a)), [{ a: 1 }, { a: 2 }])
-  assert.deepEqual((await next.deliveries(hook, { limit: 10, offset: 0 })).rows.map((d) => d.status), ['delivered', 'delivered'])
+  assert.deepEqual(
+    r.got.map((g) => g.body).sort((a, b) => Number(a.a) - Number(b.a)),
+    [{ a: 1 }, { a: 2 }],
+  )
+  assert.deepEqual(
+    (await next.deliveries(hook, { limit: 10, offset: 0 })).rows.map((d) => d.status),
+    ['delivered', 'delivered'],
+  )
 })
 
 test('a receiver that does not answer in time fails the attempt instead of holding the sender', async (t) => {
   const { hooks, project } = await world(t, { timeoutMs: 300, maxAttempts: 1 })
   const silent = createServer(() => undefined)
   await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r))
-  t.after(() => new Promise<void>((r) => { silent.closeAllConnections(); silent.close(() => r()) }))
-  const hook = await hooks.create({ projectId: project.id }, { url: `http://127.0.0.1:${(silent.address() as AddressInfo).port}/`, push_events: true })
+  t.after(
+    () =>
+      new Promise<void>((r) => {
+        silent.closeAllConnections()
+        silent.close(() => r())
+      }),
+  )
+  const hook = await hooks.create(
+    { projectId: project.id },
+    { url: `http://127.0.0.1:${(silent.address() as AddressInfo).port}/`, push_events: true },
+  )
   await hooks.start()
   const started = Date.now()
   await hooks.enqueue({ projectId: project.id, groupIds: [], trigger: 'push_events', eventKey: 'x', payload: {} })

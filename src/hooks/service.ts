@@ -119,7 +119,11 @@ export class Webhooks {
   async update(owner: HookOwner, id: number, input: HookInput): Promise<Webhook> {
     const hook = await this.get(owner, id)
     if (input.url !== undefined) await resolveTarget(input.url, this.opts.outbound)
-    const set = { ...this.settings(input), ...(input.url !== undefined ? { url: input.url } : {}), ...(input.token !== undefined ? { token_sealed: input.token ? this.sealer.seal(input.token) : null } : {}) }
+    const set = {
+      ...this.settings(input),
+      ...(input.url !== undefined ? { url: input.url } : {}),
+      ...(input.token !== undefined ? { token_sealed: input.token ? this.sealer.seal(input.token) : null } : {}),
+    }
     if (Object.keys(set).length) await q.updateHook(this.db, hook.id, set)
     return this.get(owner, id)
   }
@@ -141,7 +145,8 @@ export class Webhooks {
       job_events: flag(input.job_events),
       registry_events: flag(input.registry_events),
       enable_ssl_verification: flag(input.enable_ssl_verification),
-    })) if (v !== undefined) out[k] = v
+    }))
+      if (v !== undefined) out[k] = v
     return out
   }
 
@@ -164,7 +169,14 @@ export class Webhooks {
 
   /** Queues a test delivery of `trigger` with a sample payload (GitLab's "Test" button). */
   async test(hook: Webhook, trigger: Trigger, payload: object): Promise<void> {
-    await q.insertDelivery(this.db, { hookId: hook.id, eventKey: `test:${randomUUID()}`, uuid: randomUUID(), trigger, payload: JSON.stringify(payload), at: nowIso() })
+    await q.insertDelivery(this.db, {
+      hookId: hook.id,
+      eventKey: `test:${randomUUID()}`,
+      uuid: randomUUID(),
+      trigger,
+      payload: JSON.stringify(payload),
+      at: nowIso(),
+    })
     this.wake()
   }
 
@@ -178,10 +190,13 @@ export class Webhooks {
    * written: sending happens later, so an event source (a push) never waits on a receiver.
    */
   async enqueue(e: HookEvent, db: Kysely<Database> | Parameters<typeof q.insertDelivery>[0] = this.db): Promise<number> {
-    const hooks = (await q.hooksFor(db, e.projectId, e.groupIds, e.trigger)).filter((h) => e.branch === undefined || branchMatches(h.push_events_branch_filter, e.branch))
+    const hooks = (await q.hooksFor(db, e.projectId, e.groupIds, e.trigger)).filter(
+      (h) => e.branch === undefined || branchMatches(h.push_events_branch_filter, e.branch),
+    )
     const at = nowIso()
     const payload = JSON.stringify(e.payload)
-    for (const h of hooks) await q.insertDelivery(db, { hookId: h.id, eventKey: e.eventKey, uuid: randomUUID(), trigger: e.trigger, payload, at })
+    for (const h of hooks)
+      await q.insertDelivery(db, { hookId: h.id, eventKey: e.eventKey, uuid: randomUUID(), trigger: e.trigger, payload, at })
     if (hooks.length) this.wake()
     return hooks.length
   }
@@ -280,7 +295,11 @@ export class Webhooks {
       duration_ms: now - started,
       updated_at: new Date(now).toISOString(),
     })
-    if (!ok) this.log?.info({ hook: hook.id, delivery: d.id, attempts, error: outcome.error }, giveUp ? 'webhook delivery given up' : 'webhook delivery failed; will retry')
+    if (!ok)
+      this.log?.info(
+        { hook: hook.id, delivery: d.id, attempts, error: outcome.error },
+        giveUp ? 'webhook delivery given up' : 'webhook delivery failed; will retry',
+      )
   }
 }
 
@@ -288,7 +307,12 @@ export class Webhooks {
 export function branchMatches(filter: string, branch: string): boolean {
   if (!filter) return true
   if (!filter.includes('*')) return filter === branch
-  const re = new RegExp(`^${filter.split('*').map((s) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('.*')}$`)
+  const re = new RegExp(
+    `^${filter
+      .split('*')
+      .map((s) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'))
+      .join('.*')}$`,
+  )
   return re.test(branch)
 }
 
@@ -310,7 +334,10 @@ function post(target: Target, headers: Record<string, string>, body: string, tim
         path: `${target.url.pathname}${target.url.search}`,
         headers: { ...headers, 'Content-Length': String(Buffer.byteLength(body)) },
         lookup: (_host, opts, cb) => {
-          if ((opts as { all?: boolean }).all) (cb as unknown as (e: null, a: Array<{ address: string; family: number }>) => void)(null, [{ address: target.address, family: target.family }])
+          if ((opts as { all?: boolean }).all)
+            (cb as unknown as (e: null, a: Array<{ address: string; family: number }>) => void)(null, [
+              { address: target.address, family: target.family },
+            ])
           else cb(null, target.address, target.family)
         },
         rejectUnauthorized: verifyTls,

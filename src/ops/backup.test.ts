@@ -18,7 +18,10 @@ async function dataDir(root: string): Promise<{ data: string; digest: string; bl
   await migrate(db, 'sqlite')
   const blob = randomBytes(5000)
   const hex = createHash('sha256').update(blob).digest('hex')
-  await db.insertInto('blobs').values({ digest: `sha256:${hex}`, size: blob.length, created_at: new Date().toISOString() }).execute()
+  await db
+    .insertInto('blobs')
+    .values({ digest: `sha256:${hex}`, size: blob.length, created_at: new Date().toISOString() })
+    .execute()
   await db.destroy()
   await mkdir(join(data, 'storage/blobs/sha256', hex.slice(0, 2)), { recursive: true })
   await writeFile(join(data, 'storage/blobs/sha256', hex.slice(0, 2), hex), blob)
@@ -47,7 +50,10 @@ test('a directory backup restores the database, blobs, CI files and TLS files, a
   withTmp(async (root) => {
     const { data, digest, blob } = await dataDir(root)
     const summary = await createBackup({ data, to: { dir: join(root, 'backup') } })
-    assert.deepEqual({ blobs: summary.blobs, blobBytes: summary.blobBytes, files: summary.files }, { blobs: 1, blobBytes: blob.length, files: 3 })
+    assert.deepEqual(
+      { blobs: summary.blobs, blobBytes: summary.blobBytes, files: summary.files },
+      { blobs: 1, blobBytes: blob.length, files: 3 },
+    )
     const restored = join(root, 'restored')
     await restoreBackup({ data: restored, from: { dir: join(root, 'backup') } })
     const hex = digest.slice(7)
@@ -59,7 +65,13 @@ test('a directory backup restores the database, blobs, CI files and TLS files, a
     // One self-contained database file: no WAL or shared-memory file beside it.
     assert.deepEqual((await readdir(restored)).sort(), ['ci', 'storage', 'tls', 'wharf-backup.json', 'wharf.db'])
     const db = new DatabaseSync(join(restored, 'wharf.db'), { readOnly: true })
-    assert.deepEqual(db.prepare('SELECT digest FROM blobs').all().map((r) => r.digest), [digest])
+    assert.deepEqual(
+      db
+        .prepare('SELECT digest FROM blobs')
+        .all()
+        .map((r) => r.digest),
+      [digest],
+    )
     db.close()
   }))
 
@@ -69,9 +81,15 @@ test('a backup refuses a blob whose bytes do not match its digest, and a non-emp
     const hex = digest.slice(7)
     await mkdir(join(root, 'used'))
     await writeFile(join(root, 'used/x'), '')
-    await assert.rejects(createBackup({ data, to: { dir: join(root, 'used') } }), (e) => e instanceof BackupError && /not empty/.test(e.message))
+    await assert.rejects(
+      createBackup({ data, to: { dir: join(root, 'used') } }),
+      (e) => e instanceof BackupError && /not empty/.test(e.message),
+    )
     await writeFile(join(data, 'storage/blobs/sha256', hex.slice(0, 2), hex), randomBytes(5000))
-    await assert.rejects(createBackup({ data, to: { dir: join(root, 'backup') } }), (e) => e instanceof BackupError && /does not match its digest/.test(e.message))
+    await assert.rejects(
+      createBackup({ data, to: { dir: join(root, 'backup') } }),
+      (e) => e instanceof BackupError && /does not match its digest/.test(e.message),
+    )
   }))
 
 test('a restore from a tar stream checks digests and names, and leaves the data directory empty when it fails', () =>
@@ -100,17 +118,28 @@ test('a restore from a tar stream checks digests and names, and leaves the data 
     }
     const target = join(root, 'restored')
     const failsWith = async (re: RegExp, change: (es: typeof entries) => typeof entries) => {
-      await assert.rejects(restoreBackup({ data: target, from: { tar: await repack(change) } }), (e) => e instanceof BackupError && re.test(e.message))
+      await assert.rejects(
+        restoreBackup({ data: target, from: { tar: await repack(change) } }),
+        (e) => e instanceof BackupError && re.test(e.message),
+      )
       assert.deepEqual(await readdir(target), [])
     }
     const blobName = `storage/blobs/sha256/${digest.slice(7, 9)}/${digest.slice(7)}`
-    await failsWith(/does not match its digest/, (es) => es.map((e) => (e.header.name === blobName ? { ...e, body: Buffer.from('tampered') } : e)))
-    await failsWith(/unexpected entry "\.\.\/escape"/, (es) => [{ header: { ...es[0]!.header, name: '../escape' }, body: Buffer.from('x') }, ...es])
+    await failsWith(/does not match its digest/, (es) =>
+      es.map((e) => (e.header.name === blobName ? { ...e, body: Buffer.from('tampered') } : e)),
+    )
+    await failsWith(/unexpected entry "\.\.\/escape"/, (es) => [
+      { header: { ...es[0]!.header, name: '../escape' }, body: Buffer.from('x') },
+      ...es,
+    ])
     await failsWith(/no wharf-backup\.json/, (es) => es.filter((e) => e.header.name !== 'wharf-backup.json'))
     await failsWith(/in the database but missing/, (es) => es.filter((e) => e.header.name !== blobName))
     const cut = join(root, 'cut.tar')
     await writeFile(cut, (await readFile(archive)).subarray(0, 3000))
-    await assert.rejects(restoreBackup({ data: target, from: { tar: createReadStream(cut) } }), (e) => e instanceof BackupError && /not a complete tar stream/.test(e.message))
+    await assert.rejects(
+      restoreBackup({ data: target, from: { tar: createReadStream(cut) } }),
+      (e) => e instanceof BackupError && /not a complete tar stream/.test(e.message),
+    )
     assert.deepEqual(await readdir(target), [])
     assert.ok((await restoreBackup({ data: target, from: { tar: await repack((es) => es) } })).blobs === 1)
   }))

@@ -171,8 +171,7 @@ async function walk(root: string, skip: (name: string) => boolean = () => false,
       if (st?.isDirectory()) {
         if (dirs) out.push(`${r}/`)
         await go(r)
-      }
-      else if (st?.isFile()) out.push(r)
+      } else if (st?.isFile()) out.push(r)
     }
   }
   await go('')
@@ -191,7 +190,8 @@ export async function createBackup(opts: CreateOptions): Promise<BackupSummary> 
   const { data } = opts
   const log = opts.log ?? (() => {})
   const dbPath = join(data, 'wharf.db')
-  if (!(await stat(dbPath).catch(() => undefined))?.isFile()) throw new BackupError(`${data} has no wharf.db: is it a Wharf data directory?`)
+  if (!(await stat(dbPath).catch(() => undefined))?.isFile())
+    throw new BackupError(`${data} has no wharf.db: is it a Wharf data directory?`)
   const sink = 'dir' in opts.to ? await dirSink(opts.to.dir) : await tarSink(opts.to.tar)
   let ok = false
   try {
@@ -224,11 +224,13 @@ export async function createBackup(opts: CreateOptions): Promise<BackupSummary> 
       const rel = `storage/${blobPath(d)}`
       const src = join(data, rel)
       const st = await stat(src).catch(() => undefined)
-      if (!st?.isFile()) throw new BackupError(`blob ${b.digest} is in the database but not on disk (deleted during the backup?); run the backup again`)
+      if (!st?.isFile())
+        throw new BackupError(`blob ${b.digest} is in the database but not on disk (deleted during the backup?); run the backup again`)
       if (st.size !== b.size) throw new BackupError(`blob ${b.digest} is ${st.size} bytes on disk, ${b.size} in the database`)
       const hash = createHash(d.algorithm)
       await sink.addFile(rel, src, b.size, 0o644, hash)
-      if (hash.digest('hex') !== d.hex) throw new BackupError(`blob ${b.digest} on disk does not match its digest: the data directory is damaged`)
+      if (hash.digest('hex') !== d.hex)
+        throw new BackupError(`blob ${b.digest} on disk does not match its digest: the data directory is damaged`)
       blobBytes += b.size
     }
     log(`${blobs.length} blobs (${blobBytes} bytes)`)
@@ -337,23 +339,29 @@ export async function restoreBackup(opts: RestoreOptions): Promise<BackupSummary
       const hash = want ? createHash(want.algorithm) : undefined
       const out = createWriteStream(target, { mode: mode & 0o777 || 0o644, flags: 'wx' })
       try {
-        await pipeline(input, async function* (src: AsyncIterable<Buffer>) {
-          for await (const c of src) {
-            hash?.update(c)
-            yield c
-          }
-        }, out)
+        await pipeline(
+          input,
+          async function* (src: AsyncIterable<Buffer>) {
+            for await (const c of src) {
+              hash?.update(c)
+              yield c
+            }
+          },
+          out,
+        )
       } catch (e) {
         // The file may still be opening: let it close, or it reappears after the clean-up below.
         if (!out.closed) await new Promise<void>((resolve) => out.once('close', () => resolve()))
         throw e
       }
-      if (want && hash!.digest('hex') !== want.hex) throw new BackupError(`blob ${want.algorithm}:${want.hex} in the backup does not match its digest`)
+      if (want && hash!.digest('hex') !== want.hex)
+        throw new BackupError(`blob ${want.algorithm}:${want.hex} in the backup does not match its digest`)
     }
 
     if ('dir' in opts.from) {
       const dir = opts.from.dir
-      if (!(await stat(join(dir, MANIFEST)).catch(() => undefined))) throw new BackupError(`${dir} has no ${MANIFEST}: not a backup, or an incomplete one`)
+      if (!(await stat(join(dir, MANIFEST)).catch(() => undefined)))
+        throw new BackupError(`${dir} has no ${MANIFEST}: not a backup, or an incomplete one`)
       for (const rel of await walk(dir, () => false, true)) {
         if (rel.endsWith('/')) await mkdir(join(data, checkName(rel)), { recursive: true })
         else await write(rel, createReadStream(join(dir, rel)), (await stat(join(dir, rel))).mode)
@@ -413,10 +421,12 @@ export async function restoreBackup(opts: RestoreOptions): Promise<BackupSummary
     const db = new DatabaseSync(dbPath)
     try {
       const check = db.prepare('PRAGMA integrity_check').all() as Array<{ integrity_check: string }>
-      if (check[0]?.integrity_check !== 'ok') throw new BackupError(`the backup's database is damaged: ${check.map((r) => r.integrity_check).join('; ')}`)
+      if (check[0]?.integrity_check !== 'ok')
+        throw new BackupError(`the backup's database is damaged: ${check.map((r) => r.integrity_check).join('; ')}`)
       for (const b of db.prepare('SELECT digest, size FROM blobs').iterate() as Iterable<{ digest: string; size: number }>) {
         const st = await stat(join(data, 'storage', blobPath(parseDigest(b.digest)))).catch(() => undefined)
-        if (st?.size !== b.size) throw new BackupError(`blob ${b.digest} is in the database but ${st ? `${st.size} bytes` : 'missing'} in the backup`)
+        if (st?.size !== b.size)
+          throw new BackupError(`blob ${b.digest} is in the database but ${st ? `${st.size} bytes` : 'missing'} in the backup`)
       }
     } finally {
       db.close()
@@ -429,4 +439,3 @@ export async function restoreBackup(opts: RestoreOptions): Promise<BackupSummary
     if (!ok) for (const n of await readdir(data).catch(() => [] as string[])) await rm(join(data, n), { recursive: true, force: true })
   }
 }
-

@@ -48,14 +48,41 @@ export class Metrics {
       collectDefaultMetrics({ register: this.registry, prefix: 'wharf_' })
       // Gauges named *_total break Prometheus' naming rules (promtool rejects them); the same
       // counts are there per resource type in nodejs_active_{handles,requests,resources}.
-      for (const name of ['active_handles_total', 'active_requests_total', 'active_resources_total']) this.registry.removeSingleMetric(`wharf_nodejs_${name}`)
+      for (const name of ['active_handles_total', 'active_requests_total', 'active_resources_total'])
+        this.registry.removeSingleMetric(`wharf_nodejs_${name}`)
     }
-    this.httpRequests = this.counter({ name: 'wharf_http_requests_total', help: 'HTTP requests by route template, method and status', labelNames: ['route', 'method', 'status'] })
-    this.httpDuration = this.histogram({ name: 'wharf_http_request_duration_seconds', help: 'HTTP request latency by route template and method', labelNames: ['route', 'method'], buckets: HTTP_BUCKETS })
-    this.registryBytes = this.counter({ name: 'wharf_registry_bytes_total', help: 'Blob and manifest bytes received (in) and sent (out) by the registry', labelNames: ['direction', 'kind'] })
-    this.uploadsInFlight = this.gauge({ name: 'wharf_registry_uploads_in_flight', help: 'Blob upload requests whose body is being received' })
-    this.dbDuration = this.histogram({ name: 'wharf_db_query_duration_seconds', help: 'Database query latency by operation', labelNames: ['operation', 'outcome'], buckets: OPERATION_BUCKETS })
-    this.storageDuration = this.histogram({ name: 'wharf_storage_operation_duration_seconds', help: 'Blob storage operation latency (opening, committing, deleting; not the transfer)', labelNames: ['operation', 'outcome'], buckets: OPERATION_BUCKETS })
+    this.httpRequests = this.counter({
+      name: 'wharf_http_requests_total',
+      help: 'HTTP requests by route template, method and status',
+      labelNames: ['route', 'method', 'status'],
+    })
+    this.httpDuration = this.histogram({
+      name: 'wharf_http_request_duration_seconds',
+      help: 'HTTP request latency by route template and method',
+      labelNames: ['route', 'method'],
+      buckets: HTTP_BUCKETS,
+    })
+    this.registryBytes = this.counter({
+      name: 'wharf_registry_bytes_total',
+      help: 'Blob and manifest bytes received (in) and sent (out) by the registry',
+      labelNames: ['direction', 'kind'],
+    })
+    this.uploadsInFlight = this.gauge({
+      name: 'wharf_registry_uploads_in_flight',
+      help: 'Blob upload requests whose body is being received',
+    })
+    this.dbDuration = this.histogram({
+      name: 'wharf_db_query_duration_seconds',
+      help: 'Database query latency by operation',
+      labelNames: ['operation', 'outcome'],
+      buckets: OPERATION_BUCKETS,
+    })
+    this.storageDuration = this.histogram({
+      name: 'wharf_storage_operation_duration_seconds',
+      help: 'Blob storage operation latency (opening, committing, deleting; not the transfer)',
+      labelNames: ['operation', 'outcome'],
+      buckets: OPERATION_BUCKETS,
+    })
   }
 
   counter<L extends string>(config: Config<CounterConfiguration<L>>): Counter<L> {

@@ -68,7 +68,11 @@ export class Probes {
       return { status: 'ok', ms: Math.round(performance.now() - start) }
     } catch (e) {
       // The error code only: probes are unauthenticated, and messages name file paths.
-      return { status: 'failed', ms: Math.round(performance.now() - start), error: (e as NodeJS.ErrnoException).code ?? (e as Error).message }
+      return {
+        status: 'failed',
+        ms: Math.round(performance.now() - start),
+        error: (e as NodeJS.ErrnoException).code ?? (e as Error).message,
+      }
     } finally {
       clearTimeout(timer)
     }

@@ -55,18 +55,31 @@ export async function opsRoutes(app: FastifyInstance, opts: OpsOptions): Promise
   // Take traffic only while the database and storage answer, and not once shutdown has begun.
   app.get('/-/readiness', quiet, async (_req, reply) => {
     const r = await probes.readiness()
-    return reply.code(r.status === 'ok' ? 200 : 503).header('Cache-Control', 'no-store').send(r)
+    return reply
+      .code(r.status === 'ok' ? 200 : 503)
+      .header('Cache-Control', 'no-store')
+      .send(r)
   })
 
   // GitLab's /-/health: the application is up; with its version and uptime for a glance.
   app.get('/-/health', quiet, async (_req, reply) => {
     reply.header('Cache-Control', 'no-store')
-    return { status: probes.isDraining ? 'shutting_down' : 'ok', version: pkg.version, uptime_seconds: Math.round((Date.now() - started) / 1000) }
+    return {
+      status: probes.isDraining ? 'shutting_down' : 'ok',
+      version: pkg.version,
+      uptime_seconds: Math.round((Date.now() - started) / 1000),
+    }
   })
 
   app.get('/-/metrics', quiet, async (req, reply) => {
-    if (opts.metricsToken === undefined) throw new WharfError('NOT_FOUND', 'metrics are not served on this listener: set metrics.token to scrape them here, or metrics.listen for a separate listener', {})
-    if (!tokenMatches(req.headers.authorization, opts.metricsToken)) throw new WharfError('UNAUTHORIZED', 'metrics need the bearer token set as metrics.token', {})
+    if (opts.metricsToken === undefined)
+      throw new WharfError(
+        'NOT_FOUND',
+        'metrics are not served on this listener: set metrics.token to scrape them here, or metrics.listen for a separate listener',
+        {},
+      )
+    if (!tokenMatches(req.headers.authorization, opts.metricsToken))
+      throw new WharfError('UNAUTHORIZED', 'metrics need the bearer token set as metrics.token', {})
     const { body, contentType } = await metrics.render()
     return reply.type(contentType).header('Cache-Control', 'no-store').send(body)
   })

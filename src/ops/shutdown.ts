@@ -58,7 +58,10 @@ export class InFlight {
  * cut get SETTLE_MS to finish before close() resolves (and the caller closes the database).
  * Install before any route is added: handlers are counted by wrapping them.
  */
-export function installGracefulClose(app: FastifyInstance, opts: { graceMs: number; probes: { drain(): void }; log: FastifyBaseLogger }): InFlight {
+export function installGracefulClose(
+  app: FastifyInstance,
+  opts: { graceMs: number; probes: { drain(): void }; log: FastifyBaseLogger },
+): InFlight {
   const { log } = opts
   const inFlight = new InFlight()
   inFlight.install(app)

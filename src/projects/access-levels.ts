@@ -34,7 +34,11 @@ export class ProjectAccess {
   async namespaceLevel(db: Parameters<typeof q.findNamespace>[0], user: Pick<User, 'id'>, ns: Namespace): Promise<number | undefined> {
     const chain = await this.namespaceChain(ns.id, db)
     if (chain.some((n) => n.kind === 'user' && n.owner_id === user.id)) return ACCESS_LEVELS.owner
-    const levels = await q.memberLevels(db, user.id, chain.map((n) => ({ kind: 'namespace' as const, id: n.id })))
+    const levels = await q.memberLevels(
+      db,
+      user.id,
+      chain.map((n) => ({ kind: 'namespace' as const, id: n.id })),
+    )
     return levels.length ? Math.max(...levels) : undefined
   }
 
@@ -42,7 +46,10 @@ export class ProjectAccess {
   async projectLevel(user: Pick<User, 'id'>, project: Project): Promise<number | undefined> {
     const chain = await this.namespaceChain(project.namespace_id)
     if (chain.some((n) => n.kind === 'user' && n.owner_id === user.id)) return ACCESS_LEVELS.owner
-    const levels = await q.memberLevels(this.db, user.id, [{ kind: 'project', id: project.id }, ...chain.map((n) => ({ kind: 'namespace' as const, id: n.id }))])
+    const levels = await q.memberLevels(this.db, user.id, [
+      { kind: 'project', id: project.id },
+      ...chain.map((n) => ({ kind: 'namespace' as const, id: n.id })),
+    ])
     return levels.length ? Math.max(...levels) : undefined
   }
 
@@ -64,7 +71,8 @@ export class ProjectAccess {
     if (p.kind === 'user') facts.accessLevel = await this.projectLevel({ id: p.userId }, project)
     if (p.kind === 'deploy-token') {
       if (p.projectId === project.id) facts.deployTokenApplies = true
-      else if (p.namespaceId !== null) facts.deployTokenApplies = (await this.namespaceChain(project.namespace_id)).some((n) => n.id === p.namespaceId)
+      else if (p.namespaceId !== null)
+        facts.deployTokenApplies = (await this.namespaceChain(project.namespace_id)).some((n) => n.id === p.namespaceId)
     }
     return facts
   }
@@ -75,7 +83,8 @@ export class ProjectAccess {
     if (group?.kind !== 'group') return undefined
     const facts: GroupFacts = { groupId: group.id, accessLevel: undefined, deployTokenApplies: false, jobProjectInGroup: false }
     if (p.kind === 'user') facts.accessLevel = await this.namespaceLevel(this.db, { id: p.userId }, group)
-    if (p.kind === 'deploy-token' && p.namespaceId !== null) facts.deployTokenApplies = (await this.namespaceChain(group.id)).some((n) => n.id === p.namespaceId)
+    if (p.kind === 'deploy-token' && p.namespaceId !== null)
+      facts.deployTokenApplies = (await this.namespaceChain(group.id)).some((n) => n.id === p.namespaceId)
     if (p.kind === 'job') {
       const project = await q.findProject(this.db, p.projectId)
       facts.jobProjectInGroup = project !== undefined && (await this.namespaceChain(project.namespace_id)).some((n) => n.id === group.id)
@@ -94,7 +103,9 @@ export class ProjectAccess {
     if (p.kind === 'user') {
       const mine = await q.activeMembershipsOf(this.db, p.userId)
       ids.push(...mine.filter((m) => m.source_kind === 'project' && m.access_level >= ACCESS_LEVELS.reporter).map((m) => m.source_id))
-      const groupIds = new Set(mine.filter((m) => m.source_kind === 'namespace' && m.access_level >= ACCESS_LEVELS.reporter).map((m) => m.source_id))
+      const groupIds = new Set(
+        mine.filter((m) => m.source_kind === 'namespace' && m.access_level >= ACCESS_LEVELS.reporter).map((m) => m.source_id),
+      )
       const own = await q.userNamespace(this.db, p.userId)
       if (own) groupIds.add(own.id)
       // Memberships are inherited by subgroups: widen to every descendant namespace.
@@ -164,6 +175,8 @@ export const VISIBILITY_RANK: Record<Visibility, number> = { private: 0, interna
 /** A project or subgroup may not be more visible than the group holding it (as GitLab). */
 export function checkVisibilityWithin(parent: Namespace | undefined, visibility: Visibility, what: string): void {
   if (parent && parent.kind === 'group' && VISIBILITY_RANK[visibility] > VISIBILITY_RANK[parent.visibility]) {
-    throw new WharfError('BAD_REQUEST', `${what} visibility ${visibility} is not allowed: ${parent.full_path} is ${parent.visibility}`, { visibility })
+    throw new WharfError('BAD_REQUEST', `${what} visibility ${visibility} is not allowed: ${parent.full_path} is ${parent.visibility}`, {
+      visibility,
+    })
   }
 }

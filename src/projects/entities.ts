@@ -74,7 +74,10 @@ export async function groupJsonFull(group: Namespace, access: ProjectAccess, url
   return groupJson(group, urls, chain.map((n) => n.name).join(' / '))
 }
 
-export function memberJson(m: { id: number; username: string; name: string; state: string; access_level: number; expires_at: string | null; created_at: string }, urls: Urls) {
+export function memberJson(
+  m: { id: number; username: string; name: string; state: string; access_level: number; expires_at: string | null; created_at: string },
+  urls: Urls,
+) {
   return {
     id: m.id,
     username: m.username,

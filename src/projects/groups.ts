@@ -36,11 +36,24 @@ export class Groups {
       if (input.parentId) {
         const parent = await q.findNamespace(trx, input.parentId)
         if (parent?.kind !== 'group') throw new WharfError('NOT_FOUND', 'parent group not found', { parentId: input.parentId })
-        if (!(await this.access.canAdminNamespace(trx, actor, parent))) throw new WharfError('FORBIDDEN', 'you need the maintainer role in the parent group to create a subgroup', {})
+        if (!(await this.access.canAdminNamespace(trx, actor, parent)))
+          throw new WharfError('FORBIDDEN', 'you need the maintainer role in the parent group to create a subgroup', {})
         fullPath = `${parent.full_path}/${input.path}`
       }
-      if (await pathTaken(trx, fullPath)) throw new WharfError('CONFLICT', `the path ${fullPath} is already taken (paths are unique regardless of letter case)`, { path: fullPath })
-      const ns = await q.insertNamespace(trx, { kind: 'group', name: input.name ?? input.path, path: input.path, fullPath, parentId: input.parentId ?? null, ownerId: null, visibility: input.visibility ?? 'private', description: input.description ?? '' })
+      if (await pathTaken(trx, fullPath))
+        throw new WharfError('CONFLICT', `the path ${fullPath} is already taken (paths are unique regardless of letter case)`, {
+          path: fullPath,
+        })
+      const ns = await q.insertNamespace(trx, {
+        kind: 'group',
+        name: input.name ?? input.path,
+        path: input.path,
+        fullPath,
+        parentId: input.parentId ?? null,
+        ownerId: null,
+        visibility: input.visibility ?? 'private',
+        description: input.description ?? '',
+      })
       await q.upsertMember(trx, 'namespace', ns.id, actor.id, ACCESS_LEVELS.owner, null)
       return ns
     })
@@ -82,7 +95,8 @@ export class Groups {
     const group = await this.findGroupRef(ref)
     const level = group && (await this.access.levelOnGroup(p, group))
     if (!group || !this.access.canSee(p, group.visibility, level)) throw new WharfError('NOT_FOUND', 'Group Not Found', {})
-    if (role && !atLeast(level, role)) throw new WharfError('FORBIDDEN', `this needs the ${role} role in ${group.full_path}`, { needs: role })
+    if (role && !atLeast(level, role))
+      throw new WharfError('FORBIDDEN', `this needs the ${role} role in ${group.full_path}`, { needs: role })
     return { group, level }
   }
 
@@ -97,7 +111,8 @@ export class Groups {
         const ns = await this.access.withDescendants(new Set(mine.filter((m) => m.source_kind === 'namespace').map((m) => m.source_id)))
         filter.visibleTo = { ids: [], namespaceIds: [...ns], visibilities: ['public', 'internal'] }
       }
-      if (opts.owned) filter.onlyIds = mine.filter((m) => m.source_kind === 'namespace' && m.access_level >= ACCESS_LEVELS.owner).map((m) => m.source_id)
+      if (opts.owned)
+        filter.onlyIds = mine.filter((m) => m.source_kind === 'namespace' && m.access_level >= ACCESS_LEVELS.owner).map((m) => m.source_id)
     } else {
       if (opts.owned) return { rows: [], total: 0 }
       filter.visibleTo = { ids: [], namespaceIds: [], visibilities: ['public'] }
@@ -105,15 +120,23 @@ export class Groups {
     return q.searchGroups(this.db, filter, opts)
   }
 
-  async updateGroupSettings(group: Namespace, set: { name?: string | undefined; description?: string | undefined; visibility?: Visibility | undefined }): Promise<Namespace> {
-    if (set.name !== undefined && (set.name.trim() === '' || set.name.length > 255)) throw new WharfError('BAD_REQUEST', 'name must be 1 to 255 characters', {})
+  async updateGroupSettings(
+    group: Namespace,
+    set: { name?: string | undefined; description?: string | undefined; visibility?: Visibility | undefined },
+  ): Promise<Namespace> {
+    if (set.name !== undefined && (set.name.trim() === '' || set.name.length > 255))
+      throw new WharfError('BAD_REQUEST', 'name must be 1 to 255 characters', {})
     if (set.visibility) {
       const v = set.visibility
       checkVisibilityWithin(group.parent_id ? await q.findNamespace(this.db, group.parent_id) : undefined, v, 'group')
-      const moreOpen = [...(await q.childGroups(this.db, group.id)), ...(await q.listProjects(this.db, { namespaceIds: [group.id], limit: 1_000_000, offset: 0 }))].find(
-        (c) => VISIBILITY_RANK[c.visibility] > VISIBILITY_RANK[v],
-      )
-      if (moreOpen) throw new WharfError('BAD_REQUEST', `visibility ${v} is not allowed: ${moreOpen.full_path} inside it is ${moreOpen.visibility}`, { visibility: v })
+      const moreOpen = [
+        ...(await q.childGroups(this.db, group.id)),
+        ...(await q.listProjects(this.db, { namespaceIds: [group.id], limit: 1_000_000, offset: 0 })),
+      ].find((c) => VISIBILITY_RANK[c.visibility] > VISIBILITY_RANK[v])
+      if (moreOpen)
+        throw new WharfError('BAD_REQUEST', `visibility ${v} is not allowed: ${moreOpen.full_path} inside it is ${moreOpen.visibility}`, {
+          visibility: v,
+        })
     }
     const change: Parameters<typeof q.updateNamespace>[2] = {}
     if (set.name !== undefined) change.name = set.name
@@ -130,7 +153,11 @@ export class Groups {
       const nsIds = [...(await this.access.withDescendants(new Set([group.id]), trx))]
       const projects = await q.projectsInNamespaces(trx, nsIds)
       await this.projects.deleteRepositoriesUnder(trx, group.full_path_lower)
-      await q.deleteMembersOf(trx, 'project', projects.map((x) => x.id))
+      await q.deleteMembersOf(
+        trx,
+        'project',
+        projects.map((x) => x.id),
+      )
       await q.deleteMembersOf(trx, 'namespace', nsIds)
       await q.deleteNamespace(trx, group.id)
       return projects.map((x) => x.id)

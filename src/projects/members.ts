@@ -32,7 +32,14 @@ export class Members {
     return q.findMember(this.db, kind, sourceId, userId)
   }
 
-  async addMember(actorLevel: number | undefined, kind: q.SourceKind, sourceId: number, userId: number, level: number, expiresAt: string | null | undefined) {
+  async addMember(
+    actorLevel: number | undefined,
+    kind: q.SourceKind,
+    sourceId: number,
+    userId: number,
+    level: number,
+    expiresAt: string | null | undefined,
+  ) {
     checkMemberInput(actorLevel, level)
     const user = await findUser(this.db, userId)
     if (!user) throw new WharfError('NOT_FOUND', 'User Not Found', {})
@@ -44,13 +51,26 @@ export class Members {
     })
   }
 
-  async updateMember(actorLevel: number | undefined, kind: q.SourceKind, sourceId: number, userId: number, level: number, expiresAt: string | null | undefined) {
+  async updateMember(
+    actorLevel: number | undefined,
+    kind: q.SourceKind,
+    sourceId: number,
+    userId: number,
+    level: number,
+    expiresAt: string | null | undefined,
+  ) {
     checkMemberInput(actorLevel, level)
     return this.db.transaction().execute(async (trx) => {
       const cur = await q.findMember(trx, kind, sourceId, userId)
       if (!cur) throw new WharfError('NOT_FOUND', 'Member Not Found', {})
-      if (cur.access_level >= ACCESS_LEVELS.owner && !atLeast(actorLevel, 'owner')) throw new WharfError('FORBIDDEN', 'only owners can change an owner', {})
-      if (kind === 'namespace' && cur.access_level >= ACCESS_LEVELS.owner && level < ACCESS_LEVELS.owner && (await q.countMembersAtLeast(trx, kind, sourceId, ACCESS_LEVELS.owner)) <= 1) {
+      if (cur.access_level >= ACCESS_LEVELS.owner && !atLeast(actorLevel, 'owner'))
+        throw new WharfError('FORBIDDEN', 'only owners can change an owner', {})
+      if (
+        kind === 'namespace' &&
+        cur.access_level >= ACCESS_LEVELS.owner &&
+        level < ACCESS_LEVELS.owner &&
+        (await q.countMembersAtLeast(trx, kind, sourceId, ACCESS_LEVELS.owner)) <= 1
+      ) {
         throw new WharfError('FORBIDDEN', 'a group needs at least one owner', {})
       }
       const expires = expiresAt === undefined ? cur.expires_at : checkMemberExpiry(expiresAt)
@@ -66,9 +86,14 @@ export class Members {
       if (!cur) throw new WharfError('NOT_FOUND', 'Member Not Found', {})
       if (userId !== actorId) {
         if (!atLeast(actorLevel, 'maintainer')) throw new WharfError('FORBIDDEN', 'this needs the maintainer role', { needs: 'maintainer' })
-        if (cur.access_level >= ACCESS_LEVELS.owner && !atLeast(actorLevel, 'owner')) throw new WharfError('FORBIDDEN', 'only owners can remove an owner', {})
+        if (cur.access_level >= ACCESS_LEVELS.owner && !atLeast(actorLevel, 'owner'))
+          throw new WharfError('FORBIDDEN', 'only owners can remove an owner', {})
       }
-      if (kind === 'namespace' && cur.access_level >= ACCESS_LEVELS.owner && (await q.countMembersAtLeast(trx, kind, sourceId, ACCESS_LEVELS.owner)) <= 1) {
+      if (
+        kind === 'namespace' &&
+        cur.access_level >= ACCESS_LEVELS.owner &&
+        (await q.countMembersAtLeast(trx, kind, sourceId, ACCESS_LEVELS.owner)) <= 1
+      ) {
         throw new WharfError('FORBIDDEN', 'a group needs at least one owner', {})
       }
       await q.deleteMember(trx, kind, sourceId, userId)
@@ -77,14 +102,18 @@ export class Members {
 }
 
 function checkMemberInput(actorLevel: number | undefined, level: number): void {
-  if (!(Object.values(ACCESS_LEVELS) as number[]).includes(level)) throw new WharfError('BAD_REQUEST', 'access_level must be 10, 20, 30, 40 or 50', {})
-  if (!atLeast(actorLevel, 'maintainer')) throw new WharfError('FORBIDDEN', 'managing members needs the maintainer role', { needs: 'maintainer' })
-  if (level >= ACCESS_LEVELS.owner && !atLeast(actorLevel, 'owner')) throw new WharfError('FORBIDDEN', 'only owners can grant the owner role', {})
+  if (!(Object.values(ACCESS_LEVELS) as number[]).includes(level))
+    throw new WharfError('BAD_REQUEST', 'access_level must be 10, 20, 30, 40 or 50', {})
+  if (!atLeast(actorLevel, 'maintainer'))
+    throw new WharfError('FORBIDDEN', 'managing members needs the maintainer role', { needs: 'maintainer' })
+  if (level >= ACCESS_LEVELS.owner && !atLeast(actorLevel, 'owner'))
+    throw new WharfError('FORBIDDEN', 'only owners can grant the owner role', {})
 }
 
 function checkMemberExpiry(expiresAt: string | null | undefined): string | null {
   if (expiresAt === undefined || expiresAt === null || expiresAt === '') return null
-  if (!/^\d{4}-\d{2}-\d{2}$/.test(expiresAt) || Number.isNaN(new Date(expiresAt).getTime())) throw new WharfError('BAD_REQUEST', 'expires_at must be a date (YYYY-MM-DD)', {})
+  if (!/^\d{4}-\d{2}-\d{2}$/.test(expiresAt) || Number.isNaN(new Date(expiresAt).getTime()))
+    throw new WharfError('BAD_REQUEST', 'expires_at must be a date (YYYY-MM-DD)', {})
   if (new Date(expiresAt).getTime() <= Date.now()) throw new WharfError('BAD_REQUEST', 'expires_at must be in the future', {})
   return expiresAt
 }

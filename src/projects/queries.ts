@@ -6,11 +6,31 @@ import type { Executor, Namespace, Project } from '../metadata/schema.ts'
 
 export async function insertNamespace(
   db: Executor,
-  n: { kind: 'user' | 'group'; name: string; path: string; fullPath: string; parentId: number | null; ownerId: number | null; visibility: Namespace['visibility']; description: string },
+  n: {
+    kind: 'user' | 'group'
+    name: string
+    path: string
+    fullPath: string
+    parentId: number | null
+    ownerId: number | null
+    visibility: Namespace['visibility']
+    description: string
+  },
 ): Promise<Namespace> {
   return db
     .insertInto('namespaces')
-    .values({ kind: n.kind, name: n.name, path: n.path, full_path: n.fullPath, full_path_lower: n.fullPath.toLowerCase(), parent_id: n.parentId, owner_id: n.ownerId, visibility: n.visibility, description: n.description, created_at: nowIso() })
+    .values({
+      kind: n.kind,
+      name: n.name,
+      path: n.path,
+      full_path: n.fullPath,
+      full_path_lower: n.fullPath.toLowerCase(),
+      parent_id: n.parentId,
+      owner_id: n.ownerId,
+      visibility: n.visibility,
+      description: n.description,
+      created_at: nowIso(),
+    })
     .returningAll()
     .executeTakeFirstOrThrow()
 }
@@ -28,7 +48,14 @@ export async function userNamespace(db: Executor, userId: number): Promise<Names
 }
 
 export async function listGroups(db: Executor, opts: { limit: number; offset: number }): Promise<Namespace[]> {
-  return db.selectFrom('namespaces').selectAll().where('kind', '=', 'group').orderBy('full_path_lower').limit(opts.limit).offset(opts.offset).execute()
+  return db
+    .selectFrom('namespaces')
+    .selectAll()
+    .where('kind', '=', 'group')
+    .orderBy('full_path_lower')
+    .limit(opts.limit)
+    .offset(opts.offset)
+    .execute()
 }
 
 export async function childGroups(db: Executor, parentId: number): Promise<Namespace[]> {
@@ -39,18 +66,44 @@ export async function deleteNamespace(db: Executor, id: number): Promise<void> {
   await db.deleteFrom('namespaces').where('id', '=', id).execute()
 }
 
-export async function updateNamespace(db: Executor, id: number, set: Partial<{ name: string; visibility: Namespace['visibility']; description: string }>): Promise<void> {
+export async function updateNamespace(
+  db: Executor,
+  id: number,
+  set: Partial<{ name: string; visibility: Namespace['visibility']; description: string }>,
+): Promise<void> {
   // Named columns only (Kysely skips the undefined ones): a wider object passed in at runtime writes nothing more.
-  await db.updateTable('namespaces').set({ name: set.name, visibility: set.visibility, description: set.description }).where('id', '=', id).execute()
+  await db
+    .updateTable('namespaces')
+    .set({ name: set.name, visibility: set.visibility, description: set.description })
+    .where('id', '=', id)
+    .execute()
 }
 
 export async function insertProject(
   db: Executor,
-  p: { namespaceId: number; name: string; path: string; fullPath: string; visibility: Project['visibility']; description: string; creatorId: number | null },
+  p: {
+    namespaceId: number
+    name: string
+    path: string
+    fullPath: string
+    visibility: Project['visibility']
+    description: string
+    creatorId: number | null
+  },
 ): Promise<Project> {
   return db
     .insertInto('projects')
-    .values({ namespace_id: p.namespaceId, name: p.name, path: p.path, full_path: p.fullPath, full_path_lower: p.fullPath.toLowerCase(), visibility: p.visibility, description: p.description, creator_id: p.creatorId, created_at: nowIso() })
+    .values({
+      namespace_id: p.namespaceId,
+      name: p.name,
+      path: p.path,
+      full_path: p.fullPath,
+      full_path_lower: p.fullPath.toLowerCase(),
+      visibility: p.visibility,
+      description: p.description,
+      creator_id: p.creatorId,
+      created_at: nowIso(),
+    })
     .returningAll()
     .executeTakeFirstOrThrow()
 }
@@ -73,21 +126,34 @@ export async function projectForRepository(db: Executor, name: string): Promise<
   return rows.sort((a, b) => b.full_path_lower.length - a.full_path_lower.length)[0]
 }
 
-export async function listProjects(db: Executor, opts: { namespaceIds?: number[]; ids?: number[]; visibilities?: Project['visibility'][]; search?: string; limit: number; offset: number }): Promise<Project[]> {
+export async function listProjects(
+  db: Executor,
+  opts: { namespaceIds?: number[]; ids?: number[]; visibilities?: Project['visibility'][]; search?: string; limit: number; offset: number },
+): Promise<Project[]> {
   let q = db.selectFrom('projects').selectAll()
   if (opts.namespaceIds) q = q.where('namespace_id', 'in', opts.namespaceIds.length ? opts.namespaceIds : [-1])
   if (opts.ids || opts.visibilities) {
     const ids = opts.ids ?? []
     const vis = opts.visibilities ?? []
-    q = q.where((eb) => eb.or([eb('id', 'in', ids.length ? ids : [-1]), eb('visibility', 'in', vis.length ? vis : ['__none__' as Project['visibility']])]))
+    q = q.where((eb) =>
+      eb.or([eb('id', 'in', ids.length ? ids : [-1]), eb('visibility', 'in', vis.length ? vis : ['__none__' as Project['visibility']])]),
+    )
   }
   if (opts.search) q = q.where('full_path_lower', 'like', `%${opts.search.toLowerCase().replace(/[%_\\]/g, '')}%`)
   return q.orderBy('id', 'desc').limit(opts.limit).offset(opts.offset).execute()
 }
 
-export async function updateProject(db: Executor, id: number, set: Partial<{ name: string; visibility: Project['visibility']; description: string }>): Promise<void> {
+export async function updateProject(
+  db: Executor,
+  id: number,
+  set: Partial<{ name: string; visibility: Project['visibility']; description: string }>,
+): Promise<void> {
   // Named columns only (Kysely skips the undefined ones): a wider object passed in at runtime writes nothing more.
-  await db.updateTable('projects').set({ name: set.name, visibility: set.visibility, description: set.description }).where('id', '=', id).execute()
+  await db
+    .updateTable('projects')
+    .set({ name: set.name, visibility: set.visibility, description: set.description })
+    .where('id', '=', id)
+    .execute()
 }
 
 export async function deleteProject(db: Executor, id: number): Promise<void> {
@@ -96,7 +162,14 @@ export async function deleteProject(db: Executor, id: number): Promise<void> {
 
 export type SourceKind = 'namespace' | 'project'
 
-export async function upsertMember(db: Executor, kind: SourceKind, sourceId: number, userId: number, level: number, expiresAt: string | null): Promise<void> {
+export async function upsertMember(
+  db: Executor,
+  kind: SourceKind,
+  sourceId: number,
+  userId: number,
+  level: number,
+  expiresAt: string | null,
+): Promise<void> {
   await db
     .insertInto('members')
     .values({ source_kind: kind, source_id: sourceId, user_id: userId, access_level: level, expires_at: expiresAt, created_at: nowIso() })
@@ -105,7 +178,12 @@ export async function upsertMember(db: Executor, kind: SourceKind, sourceId: num
 }
 
 export async function deleteMember(db: Executor, kind: SourceKind, sourceId: number, userId: number): Promise<boolean> {
-  const r = await db.deleteFrom('members').where('source_kind', '=', kind).where('source_id', '=', sourceId).where('user_id', '=', userId).executeTakeFirst()
+  const r = await db
+    .deleteFrom('members')
+    .where('source_kind', '=', kind)
+    .where('source_id', '=', sourceId)
+    .where('user_id', '=', userId)
+    .executeTakeFirst()
   return Number(r.numDeletedRows) > 0
 }
 
@@ -114,11 +192,24 @@ export async function deleteMember(db: Executor, kind: SourceKind, sourceId: num
  * chain for inherited ones), by username, each user once with their highest level; ties go to the
  * source listed first. With the total, for the pagination headers.
  */
-export async function pageMembers(db: Executor, sources: ReadonlyArray<{ kind: SourceKind; id: number }>, page: { limit: number; offset: number }) {
-  const priority = sql<number>`case ${sql.join(sources.map((s, i) => sql`when m.source_kind = ${s.kind} and m.source_id = ${s.id} then ${i}`), sql` `)} end`
+export async function pageMembers(
+  db: Executor,
+  sources: ReadonlyArray<{ kind: SourceKind; id: number }>,
+  page: { limit: number; offset: number },
+) {
+  const priority = sql<number>`case ${sql.join(
+    sources.map((s, i) => sql`when m.source_kind = ${s.kind} and m.source_id = ${s.id} then ${i}`),
+    sql` `,
+  )} end`
   const ranked = db
     .selectFrom('members as m')
-    .select(['m.user_id', 'm.access_level', 'm.expires_at', 'm.created_at', sql<number>`row_number() over (partition by m.user_id order by m.access_level desc, ${priority})`.as('rn')])
+    .select([
+      'm.user_id',
+      'm.access_level',
+      'm.expires_at',
+      'm.created_at',
+      sql<number>`row_number() over (partition by m.user_id order by m.access_level desc, ${priority})`.as('rn'),
+    ])
     .where((eb) => eb.or(sources.map((s) => eb.and([eb('m.source_kind', '=', s.kind), eb('m.source_id', '=', s.id)]))))
   const best = db.selectFrom(ranked.as('b')).innerJoin('users as u', 'u.id', 'b.user_id').where('b.rn', '=', 1)
   const rows = await best
@@ -177,7 +268,13 @@ function projectsBase(db: Executor, f: ProjectFilter) {
   let q = db.selectFrom('projects')
   if (f.visibleTo) {
     const v = f.visibleTo
-    q = q.where((eb) => eb.or([eb('id', 'in', orNone(v.ids, -1)), eb('namespace_id', 'in', orNone(v.namespaceIds, -1)), eb('visibility', 'in', orNone<Vis>(v.visibilities, '__none__' as Vis))]))
+    q = q.where((eb) =>
+      eb.or([
+        eb('id', 'in', orNone(v.ids, -1)),
+        eb('namespace_id', 'in', orNone(v.namespaceIds, -1)),
+        eb('visibility', 'in', orNone<Vis>(v.visibilities, '__none__' as Vis)),
+      ]),
+    )
   }
   if (f.only) {
     const o = f.only
@@ -189,9 +286,15 @@ function projectsBase(db: Executor, f: ProjectFilter) {
   return q
 }
 
-export async function searchProjects(db: Executor, f: ProjectFilter, page: { limit: number; offset: number }): Promise<{ rows: Project[]; total: number }> {
+export async function searchProjects(
+  db: Executor,
+  f: ProjectFilter,
+  page: { limit: number; offset: number },
+): Promise<{ rows: Project[]; total: number }> {
   const rows = await projectsBase(db, f).selectAll().orderBy('id', 'desc').limit(page.limit).offset(page.offset).execute()
-  const count = await projectsBase(db, f).select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()
+  const count = await projectsBase(db, f)
+    .select((eb) => eb.fn.countAll<number>().as('n'))
+    .executeTakeFirstOrThrow()
   return { rows, total: Number(count.n) }
 }
 
@@ -207,7 +310,9 @@ function groupsBase(db: Executor, f: GroupFilter) {
   let q = db.selectFrom('namespaces').where('kind', '=', 'group')
   if (f.visibleTo) {
     const v = f.visibleTo
-    q = q.where((eb) => eb.or([eb('id', 'in', orNone(v.namespaceIds, -1)), eb('visibility', 'in', orNone<Vis>(v.visibilities, '__none__' as Vis))]))
+    q = q.where((eb) =>
+      eb.or([eb('id', 'in', orNone(v.namespaceIds, -1)), eb('visibility', 'in', orNone<Vis>(v.visibilities, '__none__' as Vis))]),
+    )
   }
   if (f.onlyIds) q = q.where('id', 'in', orNone(f.onlyIds, -1))
   if (f.search) q = q.where('full_path_lower', 'like', likeTerm(f.search))
@@ -215,9 +320,15 @@ function groupsBase(db: Executor, f: GroupFilter) {
   return q
 }
 
-export async function searchGroups(db: Executor, f: GroupFilter, page: { limit: number; offset: number }): Promise<{ rows: Namespace[]; total: number }> {
+export async function searchGroups(
+  db: Executor,
+  f: GroupFilter,
+  page: { limit: number; offset: number },
+): Promise<{ rows: Namespace[]; total: number }> {
   const rows = await groupsBase(db, f).selectAll().orderBy('full_path_lower').limit(page.limit).offset(page.offset).execute()
-  const count = await groupsBase(db, f).select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()
+  const count = await groupsBase(db, f)
+    .select((eb) => eb.fn.countAll<number>().as('n'))
+    .executeTakeFirstOrThrow()
   return { rows, total: Number(count.n) }
 }
 
@@ -264,4 +375,3 @@ export async function projectsInNamespaces(db: Executor, namespaceIds: number[])
   if (namespaceIds.length === 0) return []
   return db.selectFrom('projects').select(['id', 'full_path_lower']).where('namespace_id', 'in', namespaceIds).execute()
 }
-

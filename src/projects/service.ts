@@ -45,8 +45,19 @@ export class Projects {
         throw new WharfError('FORBIDDEN', `you cannot create projects in ${ns.full_path}`, { namespace: ns.full_path })
       }
       const fullPath = `${ns.full_path}/${input.path}`
-      if (await pathTaken(trx, fullPath)) throw new WharfError('CONFLICT', `the path ${fullPath} is already taken (paths are unique regardless of letter case)`, { path: fullPath })
-      return q.insertProject(trx, { namespaceId: ns.id, name: input.name ?? input.path, path: input.path, fullPath, visibility: input.visibility ?? 'private', description: input.description ?? '', creatorId: actor.id })
+      if (await pathTaken(trx, fullPath))
+        throw new WharfError('CONFLICT', `the path ${fullPath} is already taken (paths are unique regardless of letter case)`, {
+          path: fullPath,
+        })
+      return q.insertProject(trx, {
+        namespaceId: ns.id,
+        name: input.name ?? input.path,
+        path: input.path,
+        fullPath,
+        visibility: input.visibility ?? 'private',
+        description: input.description ?? '',
+        creatorId: actor.id,
+      })
     })
   }
 
@@ -64,14 +75,23 @@ export class Projects {
     const project = await this.findProjectRef(ref)
     const level = project && (await this.access.levelOnProject(p, project))
     if (!project || !this.access.canSee(p, project.visibility, level)) throw new WharfError('NOT_FOUND', 'Project Not Found', {})
-    if (role && !atLeast(level, role)) throw new WharfError('FORBIDDEN', `this needs the ${role} role in ${project.full_path}`, { needs: role })
+    if (role && !atLeast(level, role))
+      throw new WharfError('FORBIDDEN', `this needs the ${role} role in ${project.full_path}`, { needs: role })
     return { project, level }
   }
 
   /** Projects the principal may see, GitLab's GET /projects filters applied. */
   async visibleProjects(
     p: Principal,
-    opts: { search?: string | undefined; owned?: boolean | undefined; membership?: boolean | undefined; visibility?: Visibility | undefined; withinGroup?: number | undefined; limit: number; offset: number },
+    opts: {
+      search?: string | undefined
+      owned?: boolean | undefined
+      membership?: boolean | undefined
+      visibility?: Visibility | undefined
+      withinGroup?: number | undefined
+      limit: number
+      offset: number
+    },
   ): Promise<{ rows: Project[]; total: number }> {
     const filter: q.ProjectFilter = { search: opts.search, visibility: opts.visibility }
     if (opts.withinGroup !== undefined) filter.namespaceIds = [...(await this.access.withDescendants(new Set([opts.withinGroup])))]
@@ -97,8 +117,12 @@ export class Projects {
     return this.createProject(actor, input)
   }
 
-  async updateProjectSettings(project: Project, set: { name?: string | undefined; description?: string | undefined; visibility?: Visibility | undefined }): Promise<Project> {
-    if (set.name !== undefined && (set.name.trim() === '' || set.name.length > 255)) throw new WharfError('BAD_REQUEST', 'name must be 1 to 255 characters', {})
+  async updateProjectSettings(
+    project: Project,
+    set: { name?: string | undefined; description?: string | undefined; visibility?: Visibility | undefined },
+  ): Promise<Project> {
+    if (set.name !== undefined && (set.name.trim() === '' || set.name.length > 255))
+      throw new WharfError('BAD_REQUEST', 'name must be 1 to 255 characters', {})
     if (set.visibility) checkVisibilityWithin(await q.findNamespace(this.db, project.namespace_id), set.visibility, 'project')
     // Field by field: whatever else the caller's object carries never reaches the UPDATE.
     const change: Parameters<typeof q.updateProject>[2] = {}
@@ -131,6 +155,4 @@ export class Projects {
   async projectsDeleted(ids: number[]): Promise<void> {
     for (const l of this.deletionListeners) await l(ids)
   }
-
 }
-

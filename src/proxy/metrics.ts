@@ -22,13 +22,37 @@ export class ProxyMetrics {
   constructor(metrics: Metrics, upstreams: () => readonly UpstreamClient[]) {
     const labelNames = ['upstream', 'kind', 'way'] as const
     this.lookups = {
-      hit: metrics.counter({ name: 'wharf_dependency_proxy_hits_total', help: 'Manifest and blob lookups answered from the cache', labelNames }),
-      miss: metrics.counter({ name: 'wharf_dependency_proxy_misses_total', help: 'Manifest and blob lookups that fetched from the upstream', labelNames }),
-      coalesced: metrics.counter({ name: 'wharf_dependency_proxy_coalesced_total', help: "Manifest and blob lookups that joined another request's upstream fetch", labelNames }),
+      hit: metrics.counter({
+        name: 'wharf_dependency_proxy_hits_total',
+        help: 'Manifest and blob lookups answered from the cache',
+        labelNames,
+      }),
+      miss: metrics.counter({
+        name: 'wharf_dependency_proxy_misses_total',
+        help: 'Manifest and blob lookups that fetched from the upstream',
+        labelNames,
+      }),
+      coalesced: metrics.counter({
+        name: 'wharf_dependency_proxy_coalesced_total',
+        help: "Manifest and blob lookups that joined another request's upstream fetch",
+        labelNames,
+      }),
     }
-    this.stale = metrics.counter({ name: 'wharf_dependency_proxy_stale_served_total', help: 'Cached tags served with a Warning because the upstream could not confirm them', labelNames: ['upstream', 'way'] })
-    this.errors = metrics.counter({ name: 'wharf_dependency_proxy_upstream_errors_total', help: 'Upstream failures by reason (rate_limited: 429; unavailable: unreachable, 5xx, broken transfer)', labelNames: ['upstream', 'reason'] })
-    this.bytes = metrics.counter({ name: 'wharf_dependency_proxy_bytes_total', help: 'Bytes served to clients from the cache (source=cache) and fetched from upstreams (source=upstream)', labelNames: ['upstream', 'kind', 'source'] })
+    this.stale = metrics.counter({
+      name: 'wharf_dependency_proxy_stale_served_total',
+      help: 'Cached tags served with a Warning because the upstream could not confirm them',
+      labelNames: ['upstream', 'way'],
+    })
+    this.errors = metrics.counter({
+      name: 'wharf_dependency_proxy_upstream_errors_total',
+      help: 'Upstream failures by reason (rate_limited: 429; unavailable: unreachable, 5xx, broken transfer)',
+      labelNames: ['upstream', 'reason'],
+    })
+    this.bytes = metrics.counter({
+      name: 'wharf_dependency_proxy_bytes_total',
+      help: 'Bytes served to clients from the cache (source=cache) and fetched from upstreams (source=upstream)',
+      labelNames: ['upstream', 'kind', 'source'],
+    })
     // The figures the upstream sent last, read at scrape time (absent until it sent any).
     const rateGauge = (name: `wharf_${string}`, help: string, pick: (rl: NonNullable<UpstreamClient['rateLimit']>) => number) =>
       metrics.gauge({
@@ -40,8 +64,16 @@ export class ProxyMetrics {
           for (const u of upstreams()) if (u.rateLimit) this.set({ upstream: u.host }, pick(u.rateLimit))
         },
       })
-    rateGauge('wharf_dependency_proxy_upstream_ratelimit_limit', "The upstream's last reported ratelimit-limit (pulls per window)", (rl) => rl.limit)
-    rateGauge('wharf_dependency_proxy_upstream_ratelimit_remaining', "The upstream's last reported ratelimit-remaining", (rl) => rl.remaining)
+    rateGauge(
+      'wharf_dependency_proxy_upstream_ratelimit_limit',
+      "The upstream's last reported ratelimit-limit (pulls per window)",
+      (rl) => rl.limit,
+    )
+    rateGauge(
+      'wharf_dependency_proxy_upstream_ratelimit_remaining',
+      "The upstream's last reported ratelimit-remaining",
+      (rl) => rl.remaining,
+    )
   }
 
   lookup(t: Target, kind: Kind, outcome: Outcome): void {

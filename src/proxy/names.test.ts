@@ -24,7 +24,10 @@ describe('upstream image names', () => {
 
   it('splits GitLab group paths', () => {
     assert.deepEqual(splitDependencyProxyName('team/sub/dependency_proxy/containers/alpine'), { group: 'team/sub', image: 'alpine' })
-    assert.deepEqual(splitDependencyProxyName('team/dependency_proxy/containers/docker.io/library/alpine'), { group: 'team', image: 'docker.io/library/alpine' })
+    assert.deepEqual(splitDependencyProxyName('team/dependency_proxy/containers/docker.io/library/alpine'), {
+      group: 'team',
+      image: 'docker.io/library/alpine',
+    })
     assert.equal(splitDependencyProxyName('dependency_proxy/containers/alpine'), undefined)
     assert.equal(splitDependencyProxyName('team/app'), undefined)
     assert.equal(splitDependencyProxyName('team/dependency_proxy/containers/'), undefined)

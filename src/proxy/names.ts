@@ -12,7 +12,8 @@ export const DOCKER_HUB = 'docker.io'
 export function upstreamImageName(upstreamHost: string, image: string): RepoName {
   let name = image
   if (upstreamHost === DOCKER_HUB) {
-    for (const prefix of ['docker.io/', 'index.docker.io/', 'registry-1.docker.io/']) if (name.startsWith(prefix)) name = name.slice(prefix.length)
+    for (const prefix of ['docker.io/', 'index.docker.io/', 'registry-1.docker.io/'])
+      if (name.startsWith(prefix)) name = name.slice(prefix.length)
     if (!name.includes('/')) name = `library/${name}`
   }
   return parseRepoName(name)

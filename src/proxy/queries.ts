@@ -4,16 +4,31 @@ import type { Executor } from '../metadata/schema.ts'
 // Only this file builds the pull-through cache's SQL; content lives in the registry's tables.
 
 /** Marks a repository as a cached copy (or refreshes its last pull). */
-export async function recordPull(db: Executor, r: { repositoryId: number; namespaceId: number | null; upstream: string; upstreamName: string; at: string }): Promise<void> {
+export async function recordPull(
+  db: Executor,
+  r: { repositoryId: number; namespaceId: number | null; upstream: string; upstreamName: string; at: string },
+): Promise<void> {
   await db
     .insertInto('dependency_proxy_repositories')
-    .values({ repository_id: r.repositoryId, namespace_id: r.namespaceId, upstream: r.upstream, upstream_name: r.upstreamName, created_at: r.at, last_pulled_at: r.at })
+    .values({
+      repository_id: r.repositoryId,
+      namespace_id: r.namespaceId,
+      upstream: r.upstream,
+      upstream_name: r.upstreamName,
+      created_at: r.at,
+      last_pulled_at: r.at,
+    })
     .onConflict((oc) => oc.column('repository_id').doUpdateSet({ last_pulled_at: r.at }))
     .execute()
 }
 
 export async function tagCheckedAt(db: Executor, repositoryId: number, tag: string): Promise<string | undefined> {
-  const row = await db.selectFrom('dependency_proxy_tags').select('checked_at').where('repository_id', '=', repositoryId).where('tag', '=', tag).executeTakeFirst()
+  const row = await db
+    .selectFrom('dependency_proxy_tags')
+    .select('checked_at')
+    .where('repository_id', '=', repositoryId)
+    .where('tag', '=', tag)
+    .executeTakeFirst()
   return row?.checked_at
 }
 
@@ -43,7 +58,10 @@ export async function blobReferencedIn(db: Executor, repositoryId: number, diges
  * A copy of the same upstream image's manifest in another cache repository: by digest, or by tag
  * when that tag was confirmed by the upstream since `since`.
  */
-export async function cachedElsewhere(db: Executor, w: { upstream: string; upstreamName: string; exclude: string; digest?: string; tag?: string; since?: string }) {
+export async function cachedElsewhere(
+  db: Executor,
+  w: { upstream: string; upstreamName: string; exclude: string; digest?: string; tag?: string; since?: string },
+) {
   let q = db
     .selectFrom('dependency_proxy_repositories as d')
     .innerJoin('repositories as r', 'r.id', 'd.repository_id')
@@ -93,13 +111,21 @@ export async function bytesOf(db: Executor, repositoryIds: number[]): Promise<nu
   if (repositoryIds.length === 0) return 0
   const ids = sql.join(repositoryIds.map((id) => sql`${id}`))
   const blobs = await sql<{ n: number | null }>`
-    SELECT SUM(b.size) AS n FROM blobs b WHERE b.digest IN (SELECT DISTINCT rb.digest FROM repository_blobs rb WHERE rb.repository_id IN (${ids}))`.execute(db)
+    SELECT SUM(b.size) AS n FROM blobs b WHERE b.digest IN (SELECT DISTINCT rb.digest FROM repository_blobs rb WHERE rb.repository_id IN (${ids}))`.execute(
+    db,
+  )
   const manifests = await sql<{ n: number | null }>`SELECT SUM(size) AS n FROM manifests WHERE repository_id IN (${ids})`.execute(db)
   return Number(blobs.rows[0]?.n ?? 0) + Number(manifests.rows[0]?.n ?? 0)
 }
 
 export async function tagsOf(db: Executor, repositoryId: number): Promise<Array<{ name: string; digest: string }>> {
-  return db.selectFrom('tags as t').innerJoin('manifests as m', 'm.id', 't.manifest_id').select(['t.name', 'm.digest']).where('t.repository_id', '=', repositoryId).orderBy('t.name').execute()
+  return db
+    .selectFrom('tags as t')
+    .innerJoin('manifests as m', 'm.id', 't.manifest_id')
+    .select(['t.name', 'm.digest'])
+    .where('t.repository_id', '=', repositoryId)
+    .orderBy('t.name')
+    .execute()
 }
 
 /** Digests linked in these repositories (the candidates to free once they are gone). */

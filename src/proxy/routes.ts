@@ -21,11 +21,18 @@ function warningHeader(text: string): string {
 }
 
 // spec: #pulling-manifests, #pulling-blobs — the same answers the registry gives for its own content.
-export async function servePull(proxy: DependencyProxy, t: CacheTarget, target: PullTarget, req: FastifyRequest, reply: FastifyReply): Promise<unknown> {
+export async function servePull(
+  proxy: DependencyProxy,
+  t: CacheTarget,
+  target: PullTarget,
+  req: FastifyRequest,
+  reply: FastifyReply,
+): Promise<unknown> {
   const head = req.method === 'HEAD'
   if (target.kind === 'manifest') {
     // Nothing upstream can be stored under a reference that is neither a digest nor a tag.
-    if (target.reference.kind === 'invalid-tag') throw new WharfError('MANIFEST_UNKNOWN', 'manifest unknown', { reference: target.reference.text })
+    if (target.reference.kind === 'invalid-tag')
+      throw new WharfError('MANIFEST_UNKNOWN', 'manifest unknown', { reference: target.reference.text })
     const { row, warning, fromCache } = await proxy.manifest(t, target.reference, req.headers.accept)
     reply.header('Content-Type', row.media_type).header('Docker-Content-Digest', row.digest).header('ETag', `"${row.digest}"`)
     if (warning) {
@@ -113,11 +120,21 @@ async function requireToken(a: MirrorAuth, repository: string | undefined, req: 
   }
   if (repository && !a.auth.allows(claims, repository, 'pull')) {
     reply.header('WWW-Authenticate', challenge(true))
-    throw new WharfError('DENIED', `pull access to ${repository} denied: this mirror needs a signed-in user or a token with read_registry`, {})
+    throw new WharfError(
+      'DENIED',
+      `pull access to ${repository} denied: this mirror needs a signed-in user or a token with read_registry`,
+      {},
+    )
   }
 }
 
-export async function buildMirrorApp(deps: { logger: FastifyBaseLogger; proxy: DependencyProxy; https?: { cert: Buffer; key: Buffer } | undefined; auth?: MirrorAuth | undefined; limits?: Partial<ConnectionLimits> }): Promise<FastifyInstance> {
+export async function buildMirrorApp(deps: {
+  logger: FastifyBaseLogger
+  proxy: DependencyProxy
+  https?: { cert: Buffer; key: Buffer } | undefined
+  auth?: MirrorAuth | undefined
+  limits?: Partial<ConnectionLimits>
+}): Promise<FastifyInstance> {
   // The same connection limits as the main listener: the mirror is often anonymous, so slow or
   // hostile clients must not hold it open either.
   const limits: ConnectionLimits = { ...DEFAULTS.limits, ...deps.limits }
@@ -140,7 +157,11 @@ export async function buildMirrorApp(deps: { logger: FastifyBaseLogger; proxy: D
           return reply.send({})
         }
         if ((target.kind !== 'manifest' && target.kind !== 'blob') || !read) {
-          throw new WharfError('UNSUPPORTED', 'this registry mirror is pull-only: it serves manifests and blobs, and accepts no pushes or deletes', {})
+          throw new WharfError(
+            'UNSUPPORTED',
+            'this registry mirror is pull-only: it serves manifests and blobs, and accepts no pushes or deletes',
+            {},
+          )
         }
         const ns = (req.query as Record<string, unknown>).ns
         if (ns !== undefined && typeof ns !== 'string') throw new WharfError('BAD_REQUEST', 'query parameter ns must be given once', {})
@@ -163,12 +184,23 @@ const CachedImage = Type.Object({
   created_at: Type.String(),
   last_pulled_at: Type.String(),
 })
-const CacheEntity = Type.Object({ size: Type.Integer({ description: 'bytes held, each blob counted once' }), images: Type.Array(CachedImage) })
+const CacheEntity = Type.Object({
+  size: Type.Integer({ description: 'bytes held, each blob counted once' }),
+  images: Type.Array(CachedImage),
+})
 const UpstreamEntity = Type.Object({
   host: Type.String(),
   url: Type.String(),
   authenticated: Type.Boolean(),
-  rate_limit: Type.Union([Type.Null(), Type.Object({ limit: Type.Integer(), remaining: Type.Integer(), window_seconds: Type.Union([Type.Integer(), Type.Null()]), observed_at: Type.String() })]),
+  rate_limit: Type.Union([
+    Type.Null(),
+    Type.Object({
+      limit: Type.Integer(),
+      remaining: Type.Integer(),
+      window_seconds: Type.Union([Type.Integer(), Type.Null()]),
+      observed_at: Type.String(),
+    }),
+  ]),
   last_error: Type.Union([Type.Null(), Type.Object({ message: Type.String(), at: Type.String() })]),
 })
 
@@ -177,46 +209,114 @@ export async function proxyApiRoutes(app: TypedApp, deps: { proxy: DependencyPro
   const { proxy, groups } = deps
   const cacheJson = async (namespaceId: number | null) => {
     const c = await proxy.groupCache(namespaceId)
-    return { size: c.size, images: c.images.map((i) => ({ name: i.name, upstream: i.upstream, repository: i.repository, tags: i.tags, size: i.size, created_at: i.createdAt, last_pulled_at: i.lastPulledAt })) }
+    return {
+      size: c.size,
+      images: c.images.map((i) => ({
+        name: i.name,
+        upstream: i.upstream,
+        repository: i.repository,
+        tags: i.tags,
+        size: i.size,
+        created_at: i.createdAt,
+        last_pulled_at: i.lastPulledAt,
+      })),
+    }
   }
   const admin = (req: FastifyRequest) => {
     if (req.principal.kind !== 'user' || !req.principal.isAdmin) throw new WharfError('FORBIDDEN', 'this needs an administrator', {})
   }
 
-  app.get('/groups/:id/dependency_proxy/cache', { schema: { summary: "List a group's dependency proxy cache (Wharf extension; guest)", tags: ['dependency proxy'], params: IdParam, 'x-response': { 200: CacheEntity } } }, async (req) => {
-    const { group } = await groups.groupFor(req.principal, req.params.id, 'guest')
-    return cacheJson(group.id)
-  })
+  app.get(
+    '/groups/:id/dependency_proxy/cache',
+    {
+      schema: {
+        summary: "List a group's dependency proxy cache (Wharf extension; guest)",
+        tags: ['dependency proxy'],
+        params: IdParam,
+        'x-response': { 200: CacheEntity },
+      },
+    },
+    async (req) => {
+      const { group } = await groups.groupFor(req.principal, req.params.id, 'guest')
+      return cacheJson(group.id)
+    },
+  )
 
   // GitLab: DELETE /groups/:id/dependency_proxy/cache schedules the purge and requires the Owner
   // role (since 17.0; Maintainer before); Wharf purges at once.
-  app.delete('/groups/:id/dependency_proxy/cache', { schema: { summary: "Purge a group's dependency proxy cache (owner)", tags: ['dependency proxy'], params: IdParam, 'x-response': { 202: Accepted } } }, async (req, reply) => {
-    const { group } = await groups.groupFor(req.principal, req.params.id, 'owner')
-    const r = await proxy.purgeGroup(group.id)
-    req.log.info({ group: group.full_path, ...r }, 'dependency proxy cache purged')
-    return reply.code(202).send({ message: '202 Accepted' })
-  })
+  app.delete(
+    '/groups/:id/dependency_proxy/cache',
+    {
+      schema: {
+        summary: "Purge a group's dependency proxy cache (owner)",
+        tags: ['dependency proxy'],
+        params: IdParam,
+        'x-response': { 202: Accepted },
+      },
+    },
+    async (req, reply) => {
+      const { group } = await groups.groupFor(req.principal, req.params.id, 'owner')
+      const r = await proxy.purgeGroup(group.id)
+      req.log.info({ group: group.full_path, ...r }, 'dependency proxy cache purged')
+      return reply.code(202).send({ message: '202 Accepted' })
+    },
+  )
 
-  app.get('/dependency_proxy/cache', { schema: { summary: "The mirror listener's cache (Wharf extension; administrator)", tags: ['dependency proxy'], 'x-response': { 200: CacheEntity } } }, async (req) => {
-    admin(req)
-    return cacheJson(null)
-  })
+  app.get(
+    '/dependency_proxy/cache',
+    {
+      schema: {
+        summary: "The mirror listener's cache (Wharf extension; administrator)",
+        tags: ['dependency proxy'],
+        'x-response': { 200: CacheEntity },
+      },
+    },
+    async (req) => {
+      admin(req)
+      return cacheJson(null)
+    },
+  )
 
-  app.delete('/dependency_proxy/cache', { schema: { summary: "Purge the mirror listener's cache (Wharf extension; administrator)", tags: ['dependency proxy'], 'x-response': { 202: Accepted } } }, async (req, reply) => {
-    admin(req)
-    const r = await proxy.purgeGroup(null)
-    req.log.info(r, 'mirror cache purged')
-    return reply.code(202).send({ message: '202 Accepted' })
-  })
+  app.delete(
+    '/dependency_proxy/cache',
+    {
+      schema: {
+        summary: "Purge the mirror listener's cache (Wharf extension; administrator)",
+        tags: ['dependency proxy'],
+        'x-response': { 202: Accepted },
+      },
+    },
+    async (req, reply) => {
+      admin(req)
+      const r = await proxy.purgeGroup(null)
+      req.log.info(r, 'mirror cache purged')
+      return reply.code(202).send({ message: '202 Accepted' })
+    },
+  )
 
-  app.get('/dependency_proxy/upstreams', { schema: { summary: 'Upstream registries and their last reported rate limits (Wharf extension; administrator)', tags: ['dependency proxy'], 'x-response': { 200: Type.Array(UpstreamEntity) } } }, async (req) => {
-    admin(req)
-    return proxy.upstreamStatus().map((u) => ({
-      host: u.host,
-      url: u.url,
-      authenticated: u.authenticated,
-      rate_limit: u.rateLimit && { limit: u.rateLimit.limit, remaining: u.rateLimit.remaining, window_seconds: u.rateLimit.windowSeconds, observed_at: u.rateLimit.observedAt },
-      last_error: u.lastError,
-    }))
-  })
+  app.get(
+    '/dependency_proxy/upstreams',
+    {
+      schema: {
+        summary: 'Upstream registries and their last reported rate limits (Wharf extension; administrator)',
+        tags: ['dependency proxy'],
+        'x-response': { 200: Type.Array(UpstreamEntity) },
+      },
+    },
+    async (req) => {
+      admin(req)
+      return proxy.upstreamStatus().map((u) => ({
+        host: u.host,
+        url: u.url,
+        authenticated: u.authenticated,
+        rate_limit: u.rateLimit && {
+          limit: u.rateLimit.limit,
+          remaining: u.rateLimit.remaining,
+          window_seconds: u.rateLimit.windowSeconds,
+          observed_at: u.rateLimit.observedAt,
+        },
+        last_error: u.lastError,
+      }))
+    },
+  )
 }

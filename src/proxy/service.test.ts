@@ -25,13 +25,26 @@ const sha = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('hex'
 async function upstream(t: TestContext) {
   const layer = Buffer.alloc(3 << 20, 7)
   const config = Buffer.from('{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}')
-  const manifest = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: sha(config), size: config.length }, layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', digest: sha(layer), size: layer.length }] }))
+  const manifest = Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: 'application/vnd.oci.image.manifest.v1+json',
+      config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: sha(config), size: config.length },
+      layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', digest: sha(layer), size: layer.length }],
+    }),
+  )
   const state = { corrupt: false, gets: new Map<string, number>() }
-  const blobs = new Map([[sha(layer), layer], [sha(config), config]])
+  const blobs = new Map([
+    [sha(layer), layer],
+    [sha(config), config],
+  ])
   const s: Server = createServer((req, res) => {
     state.gets.set(`${req.method} ${req.url}`, (state.gets.get(`${req.method} ${req.url}`) ?? 0) + 1)
     const m = /^\/v2\/library\/alpine\/(manifests|blobs)\/(.+)$/.exec(req.url!)
-    if (m?.[1] === 'manifests') return res.writeHead(200, { 'content-type': 'application/vnd.oci.image.manifest.v1+json', 'docker-content-digest': sha(manifest) }).end(manifest)
+    if (m?.[1] === 'manifests')
+      return res
+        .writeHead(200, { 'content-type': 'application/vnd.oci.image.manifest.v1+json', 'docker-content-digest': sha(manifest) })
+        .end(manifest)
     const blob = m && blobs.get(m[2]!)
     if (!blob) return res.writeHead(404).end()
     const body = state.corrupt && blob === layer ? Buffer.alloc(layer.length, 8) : blob
@@ -47,10 +60,13 @@ async function upstream(t: TestContext) {
     next()
   })
   await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()))
-  t.after(() => new Promise<void>((r) => {
-    s.closeAllConnections()
-    s.close(() => r())
-  }))
+  t.after(
+    () =>
+      new Promise<void>((r) => {
+        s.closeAllConnections()
+        s.close(() => r())
+      }),
+  )
   return { url: `http://127.0.0.1:${(s.address() as AddressInfo).port}`, state, layer: sha(layer), manifest: sha(manifest) }
 }
 
@@ -110,7 +126,12 @@ async function setup(t: TestContext, hold: Parameters<typeof slowDisk>[1] = {}) 
     tokenTtlSeconds: 300,
     pageMax: 100,
     rootPassword: 'root-password-1',
-    dependencyProxy: { upstreams: [{ host: 'docker.io', url: up.url }], tagTtlSeconds: 60, upstreamTimeoutSeconds: 5, manifestBytes: 4 << 20 },
+    dependencyProxy: {
+      upstreams: [{ host: 'docker.io', url: up.url }],
+      tagTtlSeconds: 60,
+      upstreamTimeoutSeconds: 5,
+      manifestBytes: 4 << 20,
+    },
   })
   t.after(async () => {
     // A download ends before its commit: let the last one finish before removing the store.

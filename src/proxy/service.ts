@@ -10,7 +10,16 @@ import type { UpstreamConfig } from '../config/schema.ts'
 import { nowIso } from '../metadata/db.ts'
 import type { Database, Manifest } from '../metadata/schema.ts'
 import type { Groups } from '../projects/index.ts'
-import { acceptable, defaultPlatformChild, INDEX_TYPES, MANIFEST_TYPES, registryQueries as rq, type ByteRange, type Reference, type Registry } from '../registry/index.ts'
+import {
+  acceptable,
+  defaultPlatformChild,
+  INDEX_TYPES,
+  MANIFEST_TYPES,
+  registryQueries as rq,
+  type ByteRange,
+  type Reference,
+  type Registry,
+} from '../registry/index.ts'
 import type { BlobDriver } from '../storage/driver.ts'
 import type { Metrics } from '../ops/index.ts'
 import { BlobFlight } from './blob-flight.ts'
@@ -99,7 +108,13 @@ export class DependencyProxy {
     this.driver = driver
     this.opts = opts
     this.metrics = new ProxyMetrics(metrics, () => this.upstreams)
-    this.upstreams = opts.upstreams.map((u) => new UpstreamClient(u, { timeoutMs: opts.upstreamTimeoutSeconds * 1000, onError: (reason) => this.metrics.upstreamError(u.host, reason) }))
+    this.upstreams = opts.upstreams.map(
+      (u) =>
+        new UpstreamClient(u, {
+          timeoutMs: opts.upstreamTimeoutSeconds * 1000,
+          onError: (reason) => this.metrics.upstreamError(u.host, reason),
+        }),
+    )
   }
 
   // ---- targets ----
@@ -118,8 +133,16 @@ export class DependencyProxy {
 
   /** The mirror's `/v2/<name>`: the first upstream's image, or the upstream containerd names with `?ns=`. */
   mirrorTarget(name: RepoName, ns: string | undefined): CacheTarget {
-    const upstream = ns === undefined ? this.upstreams[0]! : this.upstreams.find((u) => u.host === ns.toLowerCase() || (ns === 'index.docker.io' && u.host === DOCKER_HUB))
-    if (!upstream) throw new WharfError('NAME_UNKNOWN', `this mirror has no upstream ${ns}; configured: ${this.upstreams.map((u) => u.host).join(', ')}`, { ns })
+    const upstream =
+      ns === undefined
+        ? this.upstreams[0]!
+        : this.upstreams.find((u) => u.host === ns.toLowerCase() || (ns === 'index.docker.io' && u.host === DOCKER_HUB))
+    if (!upstream)
+      throw new WharfError(
+        'NAME_UNKNOWN',
+        `this mirror has no upstream ${ns}; configured: ${this.upstreams.map((u) => u.host).join(', ')}`,
+        { ns },
+      )
     const upstreamName = upstreamImageName(upstream.host, name)
     return { repository: mirrorCacheRepository(upstream.host, upstreamName), upstream, upstreamName, namespaceId: null }
   }
@@ -129,15 +152,26 @@ export class DependencyProxy {
   async manifest(t: CacheTarget, ref: Reference, accept: string | undefined): Promise<ManifestResult> {
     const result = ref.kind === 'digest' ? await this.manifestByDigest(t, ref.digest) : await this.manifestByTag(t, ref.tag)
     const repositoryId = result.row.repository_id
-    await q.recordPull(this.db, { repositoryId, namespaceId: t.namespaceId, upstream: t.upstream.host, upstreamName: t.upstreamName, at: nowIso() })
+    await q.recordPull(this.db, {
+      repositoryId,
+      namespaceId: t.namespaceId,
+      upstream: t.upstream.host,
+      upstreamName: t.upstreamName,
+      at: nowIso(),
+    })
     if (ref.kind === 'digest' || acceptable(accept, result.row.media_type)) return result
     // A client that cannot read an index gets the linux/amd64 image, as Docker Hub does.
-    const child = INDEX_TYPES.has(result.row.media_type) && [...MANIFEST_TYPES].some((m) => acceptable(accept, m)) ? defaultPlatformChild(result.row) : undefined
+    const child =
+      INDEX_TYPES.has(result.row.media_type) && [...MANIFEST_TYPES].some((m) => acceptable(accept, m))
+        ? defaultPlatformChild(result.row)
+        : undefined
     if (child) {
       const { row, fromCache } = await this.manifestByDigest(t, parseDigest(child))
       if (acceptable(accept, row.media_type)) return { ...result, row, fromCache: result.fromCache && fromCache }
     }
-    throw new WharfError('MANIFEST_UNKNOWN', `manifest is ${result.row.media_type}, which the Accept header does not allow`, { mediaType: result.row.media_type })
+    throw new WharfError('MANIFEST_UNKNOWN', `manifest is ${result.row.media_type}, which the Accept header does not allow`, {
+      mediaType: result.row.media_type,
+    })
   }
 
   private async manifestByDigest(t: CacheTarget, d: ParsedDigest): Promise<ManifestResult> {
@@ -163,9 +197,13 @@ export class DependencyProxy {
     if (checked && Date.now() - Date.parse(checked) < this.opts.tagTtlSeconds * 1000) return this.hit(t, cached)
     // Stale: a HEAD (free on Docker Hub) tells whether the tag moved; only then is it fetched again.
     try {
-      const head = await t.upstream.request('HEAD', `/v2/${t.upstreamName}/manifests/${tag}`, { accept: UPSTREAM_ACCEPT, scope: this.scope(t) })
+      const head = await t.upstream.request('HEAD', `/v2/${t.upstreamName}/manifests/${tag}`, {
+        accept: UPSTREAM_ACCEPT,
+        scope: this.scope(t),
+      })
       head.body.resume()
-      if (head.status === 404) throw new WharfError('MANIFEST_UNKNOWN', `${t.upstream.host} has no tag ${t.upstreamName}:${tag} any more`, { tag })
+      if (head.status === 404)
+        throw new WharfError('MANIFEST_UNKNOWN', `${t.upstream.host} has no tag ${t.upstreamName}:${tag} any more`, { tag })
       if (head.status !== 200) throw t.upstream.unavailable(`answered ${head.status} to a HEAD`)
       if (header(head, 'docker-content-digest') === cached.digest) {
         await q.setTagChecked(this.db, cached.repository_id, tag, nowIso())
@@ -195,10 +233,19 @@ export class DependencyProxy {
     const byDigest = ref.includes(':')
     if (!moved) {
       const since = new Date(Date.now() - this.opts.tagTtlSeconds * 1000).toISOString()
-      const copy = await q.cachedElsewhere(this.db, { upstream: t.upstream.host, upstreamName: t.upstreamName, exclude: t.repository, ...(byDigest ? { digest: ref } : { tag: ref, since }) })
+      const copy = await q.cachedElsewhere(this.db, {
+        upstream: t.upstream.host,
+        upstreamName: t.upstreamName,
+        exclude: t.repository,
+        ...(byDigest ? { digest: ref } : { tag: ref, since }),
+      })
       if (copy) {
         this.metrics.lookup(t, 'manifest', 'hit')
-        await this.store(t, byDigest ? undefined : ref, { body: Buffer.from(copy.content), contentType: copy.media_type, digest: parseDigest(copy.digest) })
+        await this.store(t, byDigest ? undefined : ref, {
+          body: Buffer.from(copy.content),
+          contentType: copy.media_type,
+          digest: parseDigest(copy.digest),
+        })
         return true
       }
     }
@@ -224,7 +271,13 @@ export class DependencyProxy {
   private async store(t: CacheTarget, tag: string | undefined, f: Fetched): Promise<void> {
     await this.registry.manifests.cache(t.repository, tag, f.body, f.contentType, f.digest)
     const repositoryId = (await rq.findRepositoryId(this.db, t.repository))!
-    await q.recordPull(this.db, { repositoryId, namespaceId: t.namespaceId, upstream: t.upstream.host, upstreamName: t.upstreamName, at: nowIso() })
+    await q.recordPull(this.db, {
+      repositoryId,
+      namespaceId: t.namespaceId,
+      upstream: t.upstream.host,
+      upstreamName: t.upstreamName,
+      at: nowIso(),
+    })
     if (tag !== undefined) await q.setTagChecked(this.db, repositoryId, tag, nowIso())
   }
 
@@ -232,7 +285,11 @@ export class DependencyProxy {
     const res = await t.upstream.request('GET', `/v2/${t.upstreamName}/manifests/${ref}`, { accept: UPSTREAM_ACCEPT, scope: this.scope(t) })
     if (res.status === 404) {
       res.body.resume()
-      throw new WharfError('MANIFEST_UNKNOWN', `${t.upstream.host} has no manifest ${t.upstreamName}${ref.includes(':') ? '@' : ':'}${ref}`, { upstream: t.upstream.host })
+      throw new WharfError(
+        'MANIFEST_UNKNOWN',
+        `${t.upstream.host} has no manifest ${t.upstreamName}${ref.includes(':') ? '@' : ':'}${ref}`,
+        { upstream: t.upstream.host },
+      )
     }
     if (res.status !== 200) {
       res.body.resume()
@@ -260,7 +317,10 @@ export class DependencyProxy {
     }
     if (head) {
       // Nothing to cache from a HEAD; answered from the upstream (blob HEADs cost no pulls).
-      const res = await t.upstream.request('HEAD', `/v2/${t.upstreamName}/blobs/${d.digest}`, { scope: this.scope(t), followRedirects: true })
+      const res = await t.upstream.request('HEAD', `/v2/${t.upstreamName}/blobs/${d.digest}`, {
+        scope: this.scope(t),
+        followRedirects: true,
+      })
       res.body.resume()
       if (res.status === 404) throw this.blobUnknown(t, d)
       if (res.status !== 200) throw t.upstream.unavailable(`answered ${res.status} to a blob HEAD`)
@@ -296,7 +356,12 @@ export class DependencyProxy {
       // fetch, but only once a manifest this repository cached names it, so a digest alone never
       // reveals someone else's blob.
       const repositoryId = await rq.findRepositoryId(this.db, t.repository)
-      if (repositoryId === undefined || !(await q.blobReferencedIn(this.db, repositoryId, d.digest)) || !(await this.registry.blobs.linkStored(t.repository, d))) return undefined
+      if (
+        repositoryId === undefined ||
+        !(await q.blobReferencedIn(this.db, repositoryId, d.digest)) ||
+        !(await this.registry.blobs.linkStored(t.repository, d))
+      )
+        return undefined
       size = await rq.linkedBlobSize(this.db, t.repository, d.digest)
       if (size === undefined) return undefined
     }
@@ -315,7 +380,10 @@ export class DependencyProxy {
     const flight = new BlobFlight()
     this.blobFlights.set(key, flight)
     void (async () => {
-      const res = await t.upstream.request('GET', `/v2/${t.upstreamName}/blobs/${d.digest}`, { scope: this.scope(t), followRedirects: true })
+      const res = await t.upstream.request('GET', `/v2/${t.upstreamName}/blobs/${d.digest}`, {
+        scope: this.scope(t),
+        followRedirects: true,
+      })
       if (res.status === 404) {
         res.body.resume()
         throw this.blobUnknown(t, d)
@@ -327,7 +395,12 @@ export class DependencyProxy {
       const len = header(res, 'content-length')
       flight.size = len !== undefined && /^\d+$/.test(len) ? Number(len) : undefined
       try {
-        const n = await this.registry.uploads.ingest(t.repository, d, res.body, { expectedSize: flight.size, onWrite: (path, n) => flight.progress(path, n), onData: (chunk) => flight.data(chunk), onVerified: () => flight.verify() })
+        const n = await this.registry.uploads.ingest(t.repository, d, res.body, {
+          expectedSize: flight.size,
+          onWrite: (path, n) => flight.progress(path, n),
+          onData: (chunk) => flight.data(chunk),
+          onVerified: () => flight.verify(),
+        })
         this.metrics.fetched(t, 'blob', n)
       } catch (e) {
         res.body.destroy()
@@ -360,7 +433,10 @@ export class DependencyProxy {
   /** A group's cached images with their tags, and the bytes they hold. */
   async groupCache(namespaceId: number | null) {
     const images = await q.cachedImages(this.db, namespaceId)
-    const size = await q.bytesOf(this.db, images.map((i) => i.repository_id))
+    const size = await q.bytesOf(
+      this.db,
+      images.map((i) => i.repository_id),
+    )
     const out = await Promise.all(
       images.map(async (i) => ({
         name: i.upstream_name,
@@ -406,7 +482,9 @@ export class DependencyProxy {
         host: u.host,
         url: u.url,
         authenticated: cfg.username !== undefined || cfg.token !== undefined,
-        rateLimit: rl ? { limit: rl.limit, remaining: rl.remaining, windowSeconds: rl.windowSeconds ?? null, observedAt: rl.observedAt } : null,
+        rateLimit: rl
+          ? { limit: rl.limit, remaining: rl.remaining, windowSeconds: rl.windowSeconds ?? null, observedAt: rl.observedAt }
+          : null,
         lastError: u.lastError ?? null,
       }
     })

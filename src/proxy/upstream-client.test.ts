@@ -6,17 +6,23 @@ import { WharfError } from '../core/errors.ts'
 import { parseChallenge, redirectAllowed, UpstreamClient } from './upstream-client.ts'
 
 /** A local HTTP server standing in for a registry (a process boundary: no Wharf module is faked). */
-async function server(t: TestContext, handler: (req: IncomingMessage, res: ServerResponse) => void): Promise<{ url: string; port: number; seen: IncomingMessage[] }> {
+async function server(
+  t: TestContext,
+  handler: (req: IncomingMessage, res: ServerResponse) => void,
+): Promise<{ url: string; port: number; seen: IncomingMessage[] }> {
   const seen: IncomingMessage[] = []
   const s: Server = createServer((req, res) => {
     seen.push(req)
     handler(req, res)
   })
   await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()))
-  t.after(() => new Promise<void>((r) => {
-    s.closeAllConnections()
-    s.close(() => r())
-  }))
+  t.after(
+    () =>
+      new Promise<void>((r) => {
+        s.closeAllConnections()
+        s.close(() => r())
+      }),
+  )
   const port = (s.address() as AddressInfo).port
   return { url: `http://127.0.0.1:${port}`, port, seen }
 }
@@ -33,10 +39,13 @@ async function rejection(p: Promise<unknown>): Promise<WharfError> {
 
 describe('parseChallenge', () => {
   it('reads Bearer and Basic challenges', () => {
-    assert.deepEqual(parseChallenge('Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:library/alpine:pull"'), {
-      scheme: 'bearer',
-      params: { realm: 'https://auth.docker.io/token', service: 'registry.docker.io', scope: 'repository:library/alpine:pull' },
-    })
+    assert.deepEqual(
+      parseChallenge('Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:library/alpine:pull"'),
+      {
+        scheme: 'bearer',
+        params: { realm: 'https://auth.docker.io/token', service: 'registry.docker.io', scope: 'repository:library/alpine:pull' },
+      },
+    )
     assert.deepEqual(parseChallenge('Basic realm="Registry"'), { scheme: 'basic', params: { realm: 'Registry' } })
     assert.equal(parseChallenge('Negotiate abc'), undefined)
     assert.equal(parseChallenge(undefined), undefined)
@@ -57,7 +66,7 @@ describe('UpstreamClient', () => {
         return
       }
       if (req.headers.authorization !== 'Bearer T1') {
-        res.writeHead(401, { 'www-authenticate': `Bearer realm="http://127.0.0.1:${(req.socket.localPort)}/token",service="hub"` }).end()
+        res.writeHead(401, { 'www-authenticate': `Bearer realm="http://127.0.0.1:${req.socket.localPort}/token",service="hub"` }).end()
         return
       }
       res.writeHead(200, { 'ratelimit-limit': '100;w=21600', 'ratelimit-remaining': '97;w=21600' }).end('ok')
@@ -73,7 +82,9 @@ describe('UpstreamClient', () => {
   })
 
   it('429: TOOMANYREQUESTS saying how many pulls are left and when to retry', async (t) => {
-    const up = await server(t, (_req, res) => res.writeHead(429, { 'ratelimit-limit': '100;w=21600', 'ratelimit-remaining': '0;w=21600', 'retry-after': '120' }).end())
+    const up = await server(t, (_req, res) =>
+      res.writeHead(429, { 'ratelimit-limit': '100;w=21600', 'ratelimit-remaining': '0;w=21600', 'retry-after': '120' }).end(),
+    )
     const c = new UpstreamClient({ host: 'docker.io', url: up.url }, { timeoutMs: 2000 })
     const e = await rejection(c.request('GET', '/v2/library/alpine/manifests/3', { scope: 's' }))
     assert.equal(e.code, 'TOOMANYREQUESTS')
@@ -94,7 +105,10 @@ describe('UpstreamClient', () => {
     const slow = await rejection(c.request('GET', '/v2/slow', { scope: 's' }))
     assert.equal(slow.message, 'quay.io is unavailable: no answer within 0.3 s')
     assert.ok(Date.now() - started < 2000)
-    const gone = new UpstreamClient({ host: 'gone.example', url: 'http://127.0.0.1:1', username: 'bot', password: 'hunter2-secret' }, { timeoutMs: 1000 })
+    const gone = new UpstreamClient(
+      { host: 'gone.example', url: 'http://127.0.0.1:1', username: 'bot', password: 'hunter2-secret' },
+      { timeoutMs: 1000 },
+    )
     const refused = await rejection(gone.request('GET', '/v2/', { scope: 's' }))
     assert.match(refused.message, /^gone\.example is unavailable: ECONNREFUSED/)
     for (const e of [bad, slow, refused]) assert.ok(!JSON.stringify({ m: e.message, d: e.detail }).includes('hunter2'))

@@ -106,7 +106,9 @@ export class UpstreamClient {
     this.observe(res.headers)
     if (res.status === 401 || res.status === 403) {
       res.body.destroy()
-      throw new WharfError('DENIED', `${this.host} refused access (${res.status}); check the credentials configured for it`, { upstream: this.host })
+      throw new WharfError('DENIED', `${this.host} refused access (${res.status}); check the credentials configured for it`, {
+        upstream: this.host,
+      })
     }
     if (res.status === 429) {
       res.body.destroy()
@@ -150,8 +152,15 @@ export class UpstreamClient {
     const rl = this.rateLimit
     const retryRaw = headers['retry-after']
     const retryAfter = retryRaw !== undefined && /^\d+$/.test(String(retryRaw)) ? Number(retryRaw) : undefined
-    const figures = rl ? `${rl.remaining} of ${rl.limit} pulls left${rl.windowSeconds !== undefined ? ` in ${rl.windowSeconds} s` : ''}` : 'too many requests'
-    const when = retryAfter !== undefined ? `retry after ${retryAfter} s` : rl?.windowSeconds !== undefined ? `retry when the window moves on (at most ${rl.windowSeconds} s)` : 'retry later'
+    const figures = rl
+      ? `${rl.remaining} of ${rl.limit} pulls left${rl.windowSeconds !== undefined ? ` in ${rl.windowSeconds} s` : ''}`
+      : 'too many requests'
+    const when =
+      retryAfter !== undefined
+        ? `retry after ${retryAfter} s`
+        : rl?.windowSeconds !== undefined
+          ? `retry when the window moves on (at most ${rl.windowSeconds} s)`
+          : 'retry later'
     const message = `${this.host} rate limit: ${figures}; ${when}`
     this.lastError = { message, at: new Date().toISOString() }
     this.onError?.('rate_limited')
@@ -161,7 +170,13 @@ export class UpstreamClient {
   private observe(headers: IncomingHttpHeaders): void {
     const limit = parseRateHeader(headers['ratelimit-limit'])
     const remaining = parseRateHeader(headers['ratelimit-remaining'])
-    if (limit && remaining) this.rateLimit = { limit: limit.value, remaining: remaining.value, windowSeconds: remaining.window ?? limit.window, observedAt: new Date().toISOString() }
+    if (limit && remaining)
+      this.rateLimit = {
+        limit: limit.value,
+        remaining: remaining.value,
+        windowSeconds: remaining.window ?? limit.window,
+        observedAt: new Date().toISOString(),
+      }
   }
 
   private authHeader(scope: string): Record<string, string> {
@@ -188,7 +203,9 @@ export class UpstreamClient {
     const res = await this.send('GET', url.toString(), headers, false)
     if (res.status === 401 || res.status === 403) {
       res.body.destroy()
-      throw new WharfError('DENIED', `${this.host} refused the configured credentials (token endpoint answered ${res.status})`, { upstream: this.host })
+      throw new WharfError('DENIED', `${this.host} refused the configured credentials (token endpoint answered ${res.status})`, {
+        upstream: this.host,
+      })
     }
     if (res.status === 429) {
       res.body.destroy()
@@ -250,7 +267,9 @@ export class UpstreamClient {
       })
       // No answer (or no bytes) for this long: the upstream counts as unreachable, never a hang.
       req.setTimeout(this.timeoutMs, () => req.destroy(new Error(`no answer within ${this.timeoutMs / 1000} s`)))
-      req.on('error', (e: NodeJS.ErrnoException) => reject(this.unavailable(e.code && e.code !== 'ERR_STREAM_PREMATURE_CLOSE' ? `${e.code} (${url.host})` : e.message)))
+      req.on('error', (e: NodeJS.ErrnoException) =>
+        reject(this.unavailable(e.code && e.code !== 'ERR_STREAM_PREMATURE_CLOSE' ? `${e.code} (${url.host})` : e.message)),
+      )
       req.end()
     })
   }

@@ -1,4 +1,4 @@
-import { Type, } from '@sinclair/typebox'
+import { Type } from '@sinclair/typebox'
 import type { FastifyRequest } from 'fastify'
 import type { ApiUrls } from '../api/context.ts'
 import { pageOf, PageQuery, setPageHeaders } from '../api/pagination.ts'
@@ -15,7 +15,12 @@ import type { Manifests } from './manifests.ts'
 
 const RepoParams = Type.Object({ id: Type.String(), repository_id: Type.Integer() })
 const TagParams = Type.Object({ id: Type.String(), repository_id: Type.Integer(), tag_name: Type.String({ maxLength: 128 }) })
-const RepoQuery = Type.Object({ ...PageQuery, tags: Type.Optional(Type.Boolean({ description: 'include each repository’s tags' })), tags_count: Type.Optional(Type.Boolean()), size: Type.Optional(Type.Boolean({ description: 'Wharf extension: include each repository’s total size' })) })
+const RepoQuery = Type.Object({
+  ...PageQuery,
+  tags: Type.Optional(Type.Boolean({ description: 'include each repository’s tags' })),
+  tags_count: Type.Optional(Type.Boolean()),
+  size: Type.Optional(Type.Boolean({ description: 'Wharf extension: include each repository’s total size' })),
+})
 
 export interface RegistryApiOptions extends ApiUrls {
   projects: Projects
@@ -34,9 +39,11 @@ export async function registryApiRoutes(app: TypedApp, deps: RegistryApiOptions)
    */
   const registryProject = async (req: FastifyRequest, id: string, role?: 'maintainer'): Promise<Project> => {
     const { project, level } = await projects.projectFor(req.principal, id)
-    const canRead = project.visibility === 'public' || (project.visibility === 'internal' && req.principal.kind === 'user') || atLeast(level, 'reporter')
+    const canRead =
+      project.visibility === 'public' || (project.visibility === 'internal' && req.principal.kind === 'user') || atLeast(level, 'reporter')
     if (!canRead) throw new WharfError('FORBIDDEN', 'reading the container registry needs the reporter role', { needs: 'reporter' })
-    if (role && !atLeast(level, role)) throw new WharfError('FORBIDDEN', `this needs the ${role} role in ${project.full_path}`, { needs: role })
+    if (role && !atLeast(level, role))
+      throw new WharfError('FORBIDDEN', `this needs the ${role} role in ${project.full_path}`, { needs: role })
     return project
   }
 
@@ -62,7 +69,16 @@ export async function registryApiRoutes(app: TypedApp, deps: RegistryApiOptions)
 
   app.get(
     '/projects/:id/registry/repositories',
-    { schema: { summary: "List a project's container images", tags: ['registry'], params: IdParam, querystring: RepoQuery, 'x-response': { 200: Type.Array(RepositoryEntity) } }, config: { public: true } },
+    {
+      schema: {
+        summary: "List a project's container images",
+        tags: ['registry'],
+        params: IdParam,
+        querystring: RepoQuery,
+        'x-response': { 200: Type.Array(RepositoryEntity) },
+      },
+      config: { public: true },
+    },
     async (req, reply) => {
       const project = await registryProject(req, req.params.id)
       const query = req.query
@@ -82,7 +98,14 @@ export async function registryApiRoutes(app: TypedApp, deps: RegistryApiOptions)
 
   app.delete(
     '/projects/:id/registry/repositories/:repository_id',
-    { schema: { summary: 'Delete a container image with all its tags (maintainer)', tags: ['registry'], params: RepoParams, 'x-response': { 202: Accepted } } },
+    {
+      schema: {
+        summary: 'Delete a container image with all its tags (maintainer)',
+        tags: ['registry'],
+        params: RepoParams,
+        'x-response': { 202: Accepted },
+      },
+    },
     async (req, reply) => {
       const params = req.params
       const project = await registryProject(req, params.id, 'maintainer')
@@ -95,7 +118,16 @@ export async function registryApiRoutes(app: TypedApp, deps: RegistryApiOptions)
 
   app.get(
     '/projects/:id/registry/repositories/:repository_id/tags',
-    { schema: { summary: "List an image's tags", tags: ['registry'], params: RepoParams, querystring: Type.Object({ ...PageQuery }), 'x-response': { 200: Type.Array(TagEntity) } }, config: { public: true } },
+    {
+      schema: {
+        summary: "List an image's tags",
+        tags: ['registry'],
+        params: RepoParams,
+        querystring: Type.Object({ ...PageQuery }),
+        'x-response': { 200: Type.Array(TagEntity) },
+      },
+      config: { public: true },
+    },
     async (req, reply) => {
       const params = req.params
       const project = await registryProject(req, params.id)
@@ -109,9 +141,13 @@ export async function registryApiRoutes(app: TypedApp, deps: RegistryApiOptions)
 
   // GitLab takes these as query parameters (python-gitlab) or a form/JSON body (its curl examples).
   const bulkFields = {
-    name_regex_delete: Type.Optional(Type.String({ minLength: 1, maxLength: 255, description: 'RE2 pattern of the tag names to delete (whole name); .* for all' })),
+    name_regex_delete: Type.Optional(
+      Type.String({ minLength: 1, maxLength: 255, description: 'RE2 pattern of the tag names to delete (whole name); .* for all' }),
+    ),
     name_regex: Type.Optional(Type.String({ minLength: 1, maxLength: 255, description: 'deprecated name of name_regex_delete' })),
-    name_regex_keep: Type.Optional(Type.String({ minLength: 1, maxLength: 255, description: 'RE2 pattern of tag names to keep; wins over name_regex_delete' })),
+    name_regex_keep: Type.Optional(
+      Type.String({ minLength: 1, maxLength: 255, description: 'RE2 pattern of tag names to keep; wins over name_regex_delete' }),
+    ),
     keep_n: Type.Optional(Type.Integer({ minimum: 0, maximum: 1_000_000, description: 'the newest N matching tags stay' })),
     older_than: Type.Optional(Type.String({ maxLength: 32, description: 'only tags older than this go: 1h, 7d, 1month' })),
   }
@@ -119,7 +155,16 @@ export async function registryApiRoutes(app: TypedApp, deps: RegistryApiOptions)
   const BulkBody = Type.Union([Type.Null(), Body(bulkFields)])
   app.delete(
     '/projects/:id/registry/repositories/:repository_id/tags',
-    { schema: { summary: 'Delete tags in bulk by name pattern, count and age, in one transaction (maintainer)', tags: ['registry'], params: RepoParams, querystring: BulkQuery, body: BulkBody, 'x-response': { 202: Accepted } } },
+    {
+      schema: {
+        summary: 'Delete tags in bulk by name pattern, count and age, in one transaction (maintainer)',
+        tags: ['registry'],
+        params: RepoParams,
+        querystring: BulkQuery,
+        body: BulkBody,
+        'x-response': { 202: Accepted },
+      },
+    },
     async (req, reply) => {
       const params = req.params
       const f = { ...req.query, ...(req.body ?? {}) }
@@ -127,8 +172,19 @@ export async function registryApiRoutes(app: TypedApp, deps: RegistryApiOptions)
       if (nameRegexDelete === undefined) throw new WharfError('BAD_REQUEST', 'name_regex_delete is missing', { field: 'name_regex_delete' })
       const project = await registryProject(req, params.id, 'maintainer')
       const repo = await projectRepository(project, params.repository_id)
-      const deleted = await manifests.deleteTagsMatching(repo.id, { nameRegexDelete, nameRegexKeep: f.name_regex_keep, keepN: f.keep_n, olderThan: f.older_than })
-      await deps.credentials.audit(actor(req), 'registry.tags_deleted', req.ip, { name: repo.name, tags: deleted, name_regex_delete: nameRegexDelete }, `project:${project.id}`)
+      const deleted = await manifests.deleteTagsMatching(repo.id, {
+        nameRegexDelete,
+        nameRegexKeep: f.name_regex_keep,
+        keepN: f.keep_n,
+        olderThan: f.older_than,
+      })
+      await deps.credentials.audit(
+        actor(req),
+        'registry.tags_deleted',
+        req.ip,
+        { name: repo.name, tags: deleted, name_regex_delete: nameRegexDelete },
+        `project:${project.id}`,
+      )
       // GitLab queues this and answers 202; here it is already done (one transaction).
       return reply.code(202).send({ message: '202 Accepted' })
     },
@@ -136,7 +192,15 @@ export async function registryApiRoutes(app: TypedApp, deps: RegistryApiOptions)
 
   app.get(
     '/projects/:id/registry/repositories/:repository_id/tags/:tag_name',
-    { schema: { summary: 'Get a tag: digest, revision and total size', tags: ['registry'], params: TagParams, 'x-response': { 200: TagDetailEntity } }, config: { public: true } },
+    {
+      schema: {
+        summary: 'Get a tag: digest, revision and total size',
+        tags: ['registry'],
+        params: TagParams,
+        'x-response': { 200: TagDetailEntity },
+      },
+      config: { public: true },
+    },
     async (req) => {
       const params = req.params
       const project = await registryProject(req, params.id)
@@ -144,19 +208,41 @@ export async function registryApiRoutes(app: TypedApp, deps: RegistryApiOptions)
       const t = await manifests.tagDetail(repo.id, params.tag_name)
       // GitLab: revision is the config blob's hex digest; short_revision its first 9 characters.
       const revision = (t.configDigest ?? t.digest).replace(/^[a-z0-9]+:/, '')
-      return { ...tagJson(repo.name, t.name), digest: t.digest, media_type: t.mediaType, revision, short_revision: revision.slice(0, 9), total_size: t.totalSize, created_at: t.createdAt, ...(t.platforms ? { platforms: t.platforms } : {}) }
+      return {
+        ...tagJson(repo.name, t.name),
+        digest: t.digest,
+        media_type: t.mediaType,
+        revision,
+        short_revision: revision.slice(0, 9),
+        total_size: t.totalSize,
+        created_at: t.createdAt,
+        ...(t.platforms ? { platforms: t.platforms } : {}),
+      }
     },
   )
 
   app.delete(
     '/projects/:id/registry/repositories/:repository_id/tags/:tag_name',
-    { schema: { summary: 'Delete exactly one tag; other tags of the same image stay (maintainer)', tags: ['registry'], params: TagParams, 'x-response': { 200: {} } } },
+    {
+      schema: {
+        summary: 'Delete exactly one tag; other tags of the same image stay (maintainer)',
+        tags: ['registry'],
+        params: TagParams,
+        'x-response': { 200: {} },
+      },
+    },
     async (req, reply) => {
       const params = req.params
       const project = await registryProject(req, params.id, 'maintainer')
       const repo = await projectRepository(project, params.repository_id)
       await manifests.deleteTagOnly(repo, params.tag_name, actor(req))
-      await deps.credentials.audit(actor(req), 'registry.tag_deleted', req.ip, { name: repo.name, tag: params.tag_name }, `project:${project.id}`)
+      await deps.credentials.audit(
+        actor(req),
+        'registry.tag_deleted',
+        req.ip,
+        { name: repo.name, tag: params.tag_name },
+        `project:${project.id}`,
+      )
       return reply.code(200).send()
     },
   )

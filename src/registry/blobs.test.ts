@@ -68,7 +68,18 @@ describe('parseRange', () => {
   })
 
   it('malformed headers are rejected', () => {
-    for (const h of ['', 'bytes=', 'bytes=-', 'bytes=a-b', 'items=0-9', 'bytes 0-9', 'bytes=0-9,20-29', 'bytes=-1-2', 'bytes=0x1-2', 'bytes=1.5-2']) {
+    for (const h of [
+      '',
+      'bytes=',
+      'bytes=-',
+      'bytes=a-b',
+      'items=0-9',
+      'bytes 0-9',
+      'bytes=0-9,20-29',
+      'bytes=-1-2',
+      'bytes=0x1-2',
+      'bytes=1.5-2',
+    ]) {
       unsatisfiable(h, 100)
     }
   })

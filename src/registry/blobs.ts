@@ -72,14 +72,18 @@ export class Blobs {
 
   /** Removes the blob from this repository; the bytes stay for other repositories until garbage collection. */
   async unlink(name: RepoName, d: ParsedDigest): Promise<void> {
-    if (!(await q.unlinkBlob(this.db, name, d.digest))) throw new WharfError('BLOB_UNKNOWN', 'blob unknown to registry', { digest: d.digest })
+    if (!(await q.unlinkBlob(this.db, name, d.digest)))
+      throw new WharfError('BLOB_UNKNOWN', 'blob unknown to registry', { digest: d.digest })
   }
 
   /**
    * Deletes blobs no repository links and no push claims (rows first, in batches, then their
    * files); `digests` limits it to those (a cache purge). Returns what was deleted.
    */
-  async deleteUnreferenced(c: Omit<q.BlobCandidates, 'limit' | 'claimsBefore'>, opts: { batch?: number } = {}): Promise<Array<{ digest: string; size: number }>> {
+  async deleteUnreferenced(
+    c: Omit<q.BlobCandidates, 'limit' | 'claimsBefore'>,
+    opts: { batch?: number } = {},
+  ): Promise<Array<{ digest: string; size: number }>> {
     const claimsBefore = claimsExpiredBefore()
     const out: Array<{ digest: string; size: number }> = []
     const batch = opts.batch ?? DELETE_BATCH
@@ -91,7 +95,10 @@ export class Blobs {
         await q.markUnreferencedBlobs(trx, { ...c, ...(only ? { digests: only } : {}), claimsBefore, limit: batch })
         return q.deleteMarkedBlobRows(trx, c.owner)
       })
-      await this.removeFiles(c.owner, rows.map((r) => r.digest))
+      await this.removeFiles(
+        c.owner,
+        rows.map((r) => r.digest),
+      )
       out.push(...rows)
       if (c.digests === undefined && rows.length < batch) break
     }
@@ -150,7 +157,8 @@ export async function claimDigest(db: Kysely<Database>, digest: string): Promise
   const id = randomUUID()
   const deadline = Date.now() + CLAIM_WAIT_MS
   while (!(await q.claimBlob(db, id, digest))) {
-    if (Date.now() > deadline) throw new WharfError('UNAVAILABLE', 'the blob is being deleted by garbage collection; retry the upload', { digest, retryAfter: 5 })
+    if (Date.now() > deadline)
+      throw new WharfError('UNAVAILABLE', 'the blob is being deleted by garbage collection; retry the upload', { digest, retryAfter: 5 })
     await sleep(CLAIM_POLL_MS)
   }
   return id

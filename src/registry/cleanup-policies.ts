@@ -36,9 +36,18 @@ export interface Policy {
 }
 
 /** GitLab's defaults for a project that never set a policy. */
-const DEFAULT: Policy = { enabled: false, cadence: '1d', keep_n: 10, older_than: '90d', name_regex: '.*', name_regex_keep: null, next_run_at: null }
+const DEFAULT: Policy = {
+  enabled: false,
+  cadence: '1d',
+  keep_n: 10,
+  older_than: '90d',
+  name_regex: '.*',
+  name_regex_keep: null,
+  next_run_at: null,
+}
 
-const nextRun = (cadence: string, from: number) => new Date(from + CADENCE_MS[cadence as (typeof CADENCES)[number]] * 86_400_000).toISOString()
+const nextRun = (cadence: string, from: number) =>
+  new Date(from + CADENCE_MS[cadence as (typeof CADENCES)[number]] * 86_400_000).toISOString()
 
 export class CleanupPolicies {
   private readonly db: Kysely<Database>
@@ -48,7 +57,17 @@ export class CleanupPolicies {
 
   async get(projectId: number): Promise<Policy> {
     const row = await q.cleanupPolicy(this.db, projectId)
-    return row ? { enabled: row.enabled === 1, cadence: row.cadence, keep_n: row.keep_n, older_than: row.older_than, name_regex: row.name_regex, name_regex_keep: row.name_regex_keep, next_run_at: row.next_run_at } : { ...DEFAULT }
+    return row
+      ? {
+          enabled: row.enabled === 1,
+          cadence: row.cadence,
+          keep_n: row.keep_n,
+          older_than: row.older_than,
+          name_regex: row.name_regex,
+          name_regex_keep: row.name_regex_keep,
+          next_run_at: row.next_run_at,
+        }
+      : { ...DEFAULT }
   }
 
   /** Applies the given attributes over the current policy (GitLab's values only); enabling schedules the first run one cadence ahead. */
@@ -64,7 +83,10 @@ export class CleanupPolicies {
       next_run_at: cur.next_run_at,
     }
     const oneOf = (field: string, value: unknown, allowed: readonly unknown[]) => {
-      if (!allowed.includes(value)) throw new WharfError('BAD_REQUEST', `container_expiration_policy_attributes.${field} must be one of ${allowed.join(', ')}`, { field })
+      if (!allowed.includes(value))
+        throw new WharfError('BAD_REQUEST', `container_expiration_policy_attributes.${field} must be one of ${allowed.join(', ')}`, {
+          field,
+        })
     }
     oneOf('cadence', next.cadence, CADENCES)
     if (next.keep_n !== null) oneOf('keep_n', next.keep_n, KEEP_N)
@@ -73,7 +95,17 @@ export class CleanupPolicies {
     if (next.name_regex_keep) wholeMatch(next.name_regex_keep, 'container_expiration_policy_attributes.name_regex_keep')
     if (!next.enabled) next.next_run_at = null
     else if (!cur.enabled || next.cadence !== cur.cadence || next.next_run_at === null) next.next_run_at = nextRun(next.cadence, now)
-    await q.upsertCleanupPolicy(this.db, { project_id: projectId, enabled: next.enabled ? 1 : 0, cadence: next.cadence, keep_n: next.keep_n, older_than: next.older_than, name_regex: next.name_regex, name_regex_keep: next.name_regex_keep, next_run_at: next.next_run_at, updated_at: nowIso() })
+    await q.upsertCleanupPolicy(this.db, {
+      project_id: projectId,
+      enabled: next.enabled ? 1 : 0,
+      cadence: next.cadence,
+      keep_n: next.keep_n,
+      older_than: next.older_than,
+      name_regex: next.name_regex,
+      name_regex_keep: next.name_regex_keep,
+      next_run_at: next.next_run_at,
+      updated_at: nowIso(),
+    })
     return next
   }
 
@@ -84,9 +116,16 @@ export class CleanupPolicies {
     for (const p of due) {
       // A policy without name_regex deletes nothing (GitLab), but still moves on to its next run.
       if (p.name_regex) {
-        const rules = { nameRegexDelete: p.name_regex, nameRegexKeep: p.name_regex_keep ?? undefined, keepN: p.keep_n ?? undefined, olderThan: p.older_than ?? undefined }
+        const rules = {
+          nameRegexDelete: p.name_regex,
+          nameRegexKeep: p.name_regex_keep ?? undefined,
+          keepN: p.keep_n ?? undefined,
+          olderThan: p.older_than ?? undefined,
+        }
         for (const repositoryId of await q.repositoryIdsUnder(this.db, p.full_path_lower)) {
-          tags += await this.db.transaction().execute(async (trx) => q.deleteTagsByName(trx, repositoryId, tagsToDelete(await q.tagAges(trx, repositoryId), rules, now)))
+          tags += await this.db
+            .transaction()
+            .execute(async (trx) => q.deleteTagsByName(trx, repositoryId, tagsToDelete(await q.tagAges(trx, repositoryId), rules, now)))
         }
       }
       await q.setCleanupPolicyNextRun(this.db, p.project_id, nextRun(p.cadence, now))

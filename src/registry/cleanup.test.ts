@@ -19,7 +19,15 @@ const bad = (code: string, field: string) => (e: unknown) => e instanceof WharfE
 
 describe('tagsToDelete (GitLab bulk delete and cleanup policy rules)', () => {
   it('.* deletes everything but latest', () => {
-    assert.deepEqual(tagsToDelete(TAGS, { nameRegexDelete: '.*' }, NOW).sort(), ['dev-1', 'dev-2', 'dev-3', 'dev-4', 'main', 'v1.0.0', 'v1.1.0'])
+    assert.deepEqual(tagsToDelete(TAGS, { nameRegexDelete: '.*' }, NOW).sort(), [
+      'dev-1',
+      'dev-2',
+      'dev-3',
+      'dev-4',
+      'main',
+      'v1.0.0',
+      'v1.1.0',
+    ])
   })
 
   it('matches whole names, and name_regex_keep wins', () => {

@@ -22,13 +22,30 @@ export interface TagAge {
 }
 
 const UNITS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86_400, w: 7 * 86_400, month: 30 * 86_400, y: 365 * 86_400 }
-const UNIT_NAMES: Record<string, string> = { sec: 's', second: 's', seconds: 's', min: 'm', minute: 'm', minutes: 'm', hour: 'h', hours: 'h', day: 'd', days: 'd', week: 'w', weeks: 'w', months: 'month', year: 'y', years: 'y' }
+const UNIT_NAMES: Record<string, string> = {
+  sec: 's',
+  second: 's',
+  seconds: 's',
+  min: 'm',
+  minute: 'm',
+  minutes: 'm',
+  hour: 'h',
+  hours: 'h',
+  day: 'd',
+  days: 'd',
+  week: 'w',
+  weeks: 'w',
+  months: 'month',
+  year: 'y',
+  years: 'y',
+}
 
 /** GitLab's `older_than` ("1h", "7d", "14 days", "1month") in seconds; BAD_REQUEST otherwise. */
 export function parseOlderThan(text: string): number {
   const m = /^\s*(\d{1,6})\s*([a-z]+)\s*$/i.exec(text)
   const unit = m && (UNIT_NAMES[m[2]!.toLowerCase()] ?? m[2]!.toLowerCase())
-  if (!m || !unit || UNITS[unit] === undefined) throw new WharfError('BAD_REQUEST', 'older_than must be a number and a unit, such as 1h, 7d, 14d, 1month', { field: 'older_than' })
+  if (!m || !unit || UNITS[unit] === undefined)
+    throw new WharfError('BAD_REQUEST', 'older_than must be a number and a unit, such as 1h, 7d, 14d, 1month', { field: 'older_than' })
   return Number(m[1]) * UNITS[unit]
 }
 

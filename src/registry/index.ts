@@ -26,5 +26,10 @@ export interface Registry {
 }
 
 export function createRegistry(db: Kysely<Database>, driver: BlobDriver, opts: { pageMax: number; metrics: Metrics }): Registry {
-  return { blobs: new Blobs(db, driver), uploads: new Uploads(db, driver, opts.metrics), manifests: new Manifests(db, opts), metrics: opts.metrics }
+  return {
+    blobs: new Blobs(db, driver),
+    uploads: new Uploads(db, driver, opts.metrics),
+    manifests: new Manifests(db, opts),
+    metrics: opts.metrics,
+  }
 }

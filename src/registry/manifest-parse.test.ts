@@ -59,7 +59,10 @@ describe('parseManifest: accepted kinds', () => {
     assert.equal(p.mediaType, MEDIA_TYPES.ociIndex)
     assert.equal(p.config, null)
     assert.deepEqual(p.blobs, [])
-    assert.deepEqual(p.manifests.map((m) => m.digest), [d('m1'), d('m2')])
+    assert.deepEqual(
+      p.manifests.map((m) => m.digest),
+      [d('m1'), d('m2')],
+    )
     assert.deepEqual(p.manifests[1]!.platform, { os: 'linux', architecture: 'arm64', variant: 'v8' })
     assert.deepEqual(p.annotations, { 'org.example': 'x' })
   })
@@ -68,11 +71,18 @@ describe('parseManifest: accepted kinds', () => {
     const body = { schemaVersion: 2, mediaType: MEDIA_TYPES.dockerManifest, config: DOCKER_CONFIG, layers: [DOCKER_LAYER] }
     const p = parseManifest(json(body), MEDIA_TYPES.dockerManifest)
     assert.equal(p.mediaType, MEDIA_TYPES.dockerManifest)
-    assert.deepEqual(p.blobs.map((b) => b.digest), [d('config'), d('layer')])
+    assert.deepEqual(
+      p.blobs.map((b) => b.digest),
+      [d('config'), d('layer')],
+    )
   })
 
   it('Docker manifest list', () => {
-    const body = { schemaVersion: 2, mediaType: MEDIA_TYPES.dockerList, manifests: [{ mediaType: MEDIA_TYPES.dockerManifest, digest: d('m1'), size: 10, platform: { os: 'linux', architecture: 'amd64' } }] }
+    const body = {
+      schemaVersion: 2,
+      mediaType: MEDIA_TYPES.dockerList,
+      manifests: [{ mediaType: MEDIA_TYPES.dockerManifest, digest: d('m1'), size: 10, platform: { os: 'linux', architecture: 'amd64' } }],
+    }
     const p = parseManifest(json(body), MEDIA_TYPES.dockerList)
     assert.equal(p.mediaType, MEDIA_TYPES.dockerList)
     assert.equal(p.manifests.length, 1)
@@ -197,7 +207,12 @@ describe('parseManifest: rejections', () => {
       rejects(json(ociManifest({ layers: [layer] })), MEDIA_TYPES.ociManifest, 'MANIFEST_INVALID', reason)
     }
     rejects(json(ociManifest({ config: { ...CONFIG, digest: 'nope' } })), MEDIA_TYPES.ociManifest, 'MANIFEST_INVALID', /config\.digest/)
-    rejects(json(ociIndex({ manifests: [{ digest: d('x'), size: 1 }] })), MEDIA_TYPES.ociIndex, 'MANIFEST_INVALID', /manifests\[0\]\.mediaType/)
+    rejects(
+      json(ociIndex({ manifests: [{ digest: d('x'), size: 1 }] })),
+      MEDIA_TYPES.ociIndex,
+      'MANIFEST_INVALID',
+      /manifests\[0\]\.mediaType/,
+    )
   })
 
   it('bad annotations and artifactType', () => {
@@ -220,26 +235,48 @@ describe('parseManifest: rejections', () => {
 
 describe('parseManifest: required blobs, subject and artifactType', () => {
   it('foreign layers (with urls) are excluded from required blobs', () => {
-    const foreign = { mediaType: 'application/vnd.oci.image.layer.nondistributable.v1.tar+gzip', digest: d('foreign'), size: 9, urls: ['https://example.com/layer'] }
+    const foreign = {
+      mediaType: 'application/vnd.oci.image.layer.nondistributable.v1.tar+gzip',
+      digest: d('foreign'),
+      size: 9,
+      urls: ['https://example.com/layer'],
+    }
     const p = parseManifest(json(ociManifest({ layers: [foreign, LAYER] })), MEDIA_TYPES.ociManifest)
-    assert.deepEqual(p.blobs.map((b) => b.digest), [CONFIG.digest, LAYER.digest])
+    assert.deepEqual(
+      p.blobs.map((b) => b.digest),
+      [CONFIG.digest, LAYER.digest],
+    )
   })
 
   it('a layer with an empty urls list is still required', () => {
     const p = parseManifest(json(ociManifest({ layers: [{ ...LAYER, urls: [] }] })), MEDIA_TYPES.ociManifest)
-    assert.deepEqual(p.blobs.map((b) => b.digest), [CONFIG.digest, LAYER.digest])
+    assert.deepEqual(
+      p.blobs.map((b) => b.digest),
+      [CONFIG.digest, LAYER.digest],
+    )
   })
 
   it('docker foreign layers are excluded too', () => {
-    const foreign = { mediaType: 'application/vnd.docker.image.rootfs.foreign.diff.tar.gzip', digest: d('win'), size: 9, urls: ['https://mcr.example/x'] }
+    const foreign = {
+      mediaType: 'application/vnd.docker.image.rootfs.foreign.diff.tar.gzip',
+      digest: d('win'),
+      size: 9,
+      urls: ['https://mcr.example/x'],
+    }
     const body = { schemaVersion: 2, mediaType: MEDIA_TYPES.dockerManifest, config: DOCKER_CONFIG, layers: [foreign, DOCKER_LAYER] }
-    assert.deepEqual(parseManifest(json(body), MEDIA_TYPES.dockerManifest).blobs.map((b) => b.digest), [d('config'), d('layer')])
+    assert.deepEqual(
+      parseManifest(json(body), MEDIA_TYPES.dockerManifest).blobs.map((b) => b.digest),
+      [d('config'), d('layer')],
+    )
   })
 
   it('subject and artifactType on an artifact manifest', () => {
     const subject = { mediaType: MEDIA_TYPES.ociManifest, digest: d('subject'), size: 500 }
     const empty = { mediaType: 'application/vnd.oci.empty.v1+json', digest: digestOf('sha256', '{}'), size: 2 }
-    const p = parseManifest(json(ociManifest({ artifactType: 'application/vnd.example.sbom', config: empty, layers: [], subject, annotations: { k: 'v' } })), MEDIA_TYPES.ociManifest)
+    const p = parseManifest(
+      json(ociManifest({ artifactType: 'application/vnd.example.sbom', config: empty, layers: [], subject, annotations: { k: 'v' } })),
+      MEDIA_TYPES.ociManifest,
+    )
     assert.equal(p.artifactType, 'application/vnd.example.sbom')
     assert.deepEqual(p.subject, subject)
     assert.deepEqual(p.annotations, { k: 'v' })
@@ -255,7 +292,12 @@ describe('parseManifest: required blobs, subject and artifactType', () => {
 
   it('a subject must be a full descriptor', () => {
     rejects(json(ociManifest({ subject: { digest: d('s'), size: 1 } })), MEDIA_TYPES.ociManifest, 'MANIFEST_INVALID', /subject\.mediaType/)
-    rejects(json(ociManifest({ subject: { mediaType: MEDIA_TYPES.ociManifest, digest: 'x', size: 1 } })), MEDIA_TYPES.ociManifest, 'MANIFEST_INVALID', /subject\.digest/)
+    rejects(
+      json(ociManifest({ subject: { mediaType: MEDIA_TYPES.ociManifest, digest: 'x', size: 1 } })),
+      MEDIA_TYPES.ociManifest,
+      'MANIFEST_INVALID',
+      /subject\.digest/,
+    )
     rejects(json(ociManifest({ subject: 'sha256:abc' })), MEDIA_TYPES.ociManifest, 'MANIFEST_INVALID', /subject/)
   })
 })

@@ -25,7 +25,8 @@ export interface ParsedManifest {
 
 const GENERIC_TYPES: ReadonlySet<string> = new Set(['application/json', 'application/octet-stream'])
 
-const invalid = (reason: string, detail: Record<string, unknown> = {}): WharfError => new WharfError('MANIFEST_INVALID', `manifest invalid: ${reason}`, { reason, ...detail })
+const invalid = (reason: string, detail: Record<string, unknown> = {}): WharfError =>
+  new WharfError('MANIFEST_INVALID', `manifest invalid: ${reason}`, { reason, ...detail })
 
 function isObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v)
@@ -35,7 +36,10 @@ function descriptor(v: unknown, where: string, requireMediaType: boolean): Descr
   if (!isObject(v)) throw invalid(`${where} must be a descriptor object`)
   const { mediaType, digest, size, urls } = v
   if (requireMediaType && typeof mediaType !== 'string') throw invalid(`${where}.mediaType is required`)
-  if (mediaType !== undefined && (typeof mediaType !== 'string' || !/^[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]*\/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]*$/.test(mediaType))) {
+  if (
+    mediaType !== undefined &&
+    (typeof mediaType !== 'string' || !/^[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]*\/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]*$/.test(mediaType))
+  ) {
     throw invalid(`${where}.mediaType is not a media type`)
   }
   if (typeof digest !== 'string') throw invalid(`${where}.digest is required`)
@@ -45,7 +49,8 @@ function descriptor(v: unknown, where: string, requireMediaType: boolean): Descr
     throw invalid(`${where}.digest is not a valid digest`, { digest: digest.slice(0, 200) })
   }
   if (typeof size !== 'number' || !Number.isSafeInteger(size) || size < 0) throw invalid(`${where}.size must be a non-negative integer`)
-  if (urls !== undefined && (!Array.isArray(urls) || urls.some((u) => typeof u !== 'string'))) throw invalid(`${where}.urls must be a list of strings`)
+  if (urls !== undefined && (!Array.isArray(urls) || urls.some((u) => typeof u !== 'string')))
+    throw invalid(`${where}.urls must be a list of strings`)
   const out: Descriptor = { mediaType: (mediaType as string | undefined) ?? '', digest, size }
   if (urls) out.urls = urls as string[]
   if (isObject(v.platform)) out.platform = v.platform as Descriptor['platform']
@@ -84,9 +89,11 @@ export function parseManifest(body: Buffer, contentType: string | undefined): Pa
   if (known(headerType)) mediaType = headerType!
   else if (headerType !== undefined) throw invalid('unsupported manifest media type', { mediaType: headerType })
   else if (known(bodyType as string | undefined)) mediaType = bodyType as string
-  else if (bodyType === undefined && headerType === undefined) mediaType = Array.isArray(doc.manifests) ? MEDIA_TYPES.ociIndex : MEDIA_TYPES.ociManifest
+  else if (bodyType === undefined && headerType === undefined)
+    mediaType = Array.isArray(doc.manifests) ? MEDIA_TYPES.ociIndex : MEDIA_TYPES.ociManifest
   else throw invalid('unsupported manifest media type', { mediaType: headerType ?? bodyType })
-  if (bodyType !== undefined && bodyType !== mediaType) throw invalid('mediaType in body does not match Content-Type', { contentType: mediaType, mediaType: bodyType })
+  if (bodyType !== undefined && bodyType !== mediaType)
+    throw invalid('mediaType in body does not match Content-Type', { contentType: mediaType, mediaType: bodyType })
   if ((mediaType === MEDIA_TYPES.dockerManifest || mediaType === MEDIA_TYPES.dockerList) && bodyType === undefined) {
     throw invalid('Docker manifests must carry their mediaType')
   }
@@ -103,10 +110,26 @@ export function parseManifest(body: Buffer, contentType: string | undefined): Pa
     const layers = doc.layers.map((l, i) => descriptor(l, `layers[${i}]`, true))
     // Foreign (non-distributable) layers live elsewhere; only the rest must be in the repository.
     const blobs = [config, ...layers.filter((l) => !l.urls?.length)]
-    return { mediaType, artifactType: (artifactType as string | undefined) ?? null, config, blobs, manifests: [], subject, annotations: notes }
+    return {
+      mediaType,
+      artifactType: (artifactType as string | undefined) ?? null,
+      config,
+      blobs,
+      manifests: [],
+      subject,
+      annotations: notes,
+    }
   }
   if (doc.layers !== undefined || doc.config !== undefined) throw invalid('an index cannot have config or layers')
   if (!Array.isArray(doc.manifests)) throw invalid('manifests must be a list')
   const manifests = doc.manifests.map((m, i) => descriptor(m, `manifests[${i}]`, true))
-  return { mediaType, artifactType: (artifactType as string | undefined) ?? null, config: null, blobs: [], manifests, subject, annotations: notes }
+  return {
+    mediaType,
+    artifactType: (artifactType as string | undefined) ?? null,
+    config: null,
+    blobs: [],
+    manifests,
+    subject,
+    annotations: notes,
+  }
 }

@@ -46,7 +46,8 @@ export class Manifests {
   }
 
   async get(name: RepoName, ref: Reference, accept: string | undefined): Promise<Manifest> {
-    const row = ref.kind === 'tag' ? await q.manifestByTag(this.db, name, ref.tag) : await q.manifestByDigest(this.db, name, ref.digest.digest)
+    const row =
+      ref.kind === 'tag' ? await q.manifestByTag(this.db, name, ref.tag) : await q.manifestByDigest(this.db, name, ref.digest.digest)
     if (!row) throw await this.unknown(name, ref)
     // A digest names exact bytes; only tag requests are negotiated (as distribution does).
     if (ref.kind === 'digest' || acceptable(accept, row.media_type)) return row
@@ -56,7 +57,9 @@ export class Manifests {
       const found = child && (await q.manifestByDigest(this.db, name, child))
       if (found && acceptable(accept, found.media_type)) return found
     }
-    throw new WharfError('MANIFEST_UNKNOWN', `manifest is ${row.media_type}, which the Accept header does not allow`, { mediaType: row.media_type })
+    throw new WharfError('MANIFEST_UNKNOWN', `manifest is ${row.media_type}, which the Accept header does not allow`, {
+      mediaType: row.media_type,
+    })
   }
 
   /** Listens to tags pushed and deleted (after they are committed); returns the unsubscribe function. */
@@ -69,7 +72,13 @@ export class Manifests {
     for (const l of this.tagListeners) l(e)
   }
 
-  async put(name: RepoName, ref: Reference, body: Buffer, contentType: string | undefined, actor?: string): Promise<{ digest: Digest; subject?: string }> {
+  async put(
+    name: RepoName,
+    ref: Reference,
+    body: Buffer,
+    contentType: string | undefined,
+    actor?: string,
+  ): Promise<{ digest: Digest; subject?: string }> {
     const parsed = parseManifest(body, contentType)
     const digest = digestOf(ref.kind === 'digest' ? ref.digest.algorithm : 'sha256', body)
     if (ref.kind === 'digest' && digest !== ref.digest.digest) {
@@ -77,15 +86,30 @@ export class Manifests {
     }
     await this.db.transaction().execute(async (trx) => {
       const repositoryId = await q.ensureRepository(trx, name)
-      const sizes = await q.linkedBlobSizes(trx, repositoryId, parsed.blobs.map((b) => b.digest))
+      const sizes = await q.linkedBlobSizes(
+        trx,
+        repositoryId,
+        parsed.blobs.map((b) => b.digest),
+      )
       for (const b of parsed.blobs) {
         const size = sizes.get(b.digest)
-        if (size === undefined) throw new WharfError('MANIFEST_BLOB_UNKNOWN', 'manifest references a blob unknown to this repository', { digest: b.digest })
-        if (size !== b.size) throw new WharfError('MANIFEST_INVALID', 'manifest invalid: descriptor size does not match the blob', { digest: b.digest, size: b.size, actual: size })
+        if (size === undefined)
+          throw new WharfError('MANIFEST_BLOB_UNKNOWN', 'manifest references a blob unknown to this repository', { digest: b.digest })
+        if (size !== b.size)
+          throw new WharfError('MANIFEST_INVALID', 'manifest invalid: descriptor size does not match the blob', {
+            digest: b.digest,
+            size: b.size,
+            actual: size,
+          })
       }
-      const children = await q.existingManifestDigests(trx, repositoryId, parsed.manifests.map((m) => m.digest))
+      const children = await q.existingManifestDigests(
+        trx,
+        repositoryId,
+        parsed.manifests.map((m) => m.digest),
+      )
       for (const m of parsed.manifests) {
-        if (!children.has(m.digest)) throw new WharfError('MANIFEST_BLOB_UNKNOWN', 'index references a manifest unknown to this repository', { digest: m.digest })
+        if (!children.has(m.digest))
+          throw new WharfError('MANIFEST_BLOB_UNKNOWN', 'index references a manifest unknown to this repository', { digest: m.digest })
       }
       const manifestId = await q.upsertManifest(trx, manifestRecord(repositoryId, digest, parsed, body))
       if (ref.kind === 'tag') await q.upsertTag(trx, repositoryId, ref.tag, manifestId)
@@ -102,10 +126,17 @@ export class Manifests {
    * not be present yet (they are fetched when pulled); the bytes are still validated, and must hash
    * to `expected` when the upstream named a digest.
    */
-  async cache(name: RepoName, tag: string | undefined, body: Buffer, contentType: string | undefined, expected: ParsedDigest | undefined): Promise<Digest> {
+  async cache(
+    name: RepoName,
+    tag: string | undefined,
+    body: Buffer,
+    contentType: string | undefined,
+    expected: ParsedDigest | undefined,
+  ): Promise<Digest> {
     const parsed = parseManifest(body, contentType)
     const digest = digestOf(expected?.algorithm ?? 'sha256', body)
-    if (expected && digest !== expected.digest) throw new WharfError('DIGEST_INVALID', 'upstream manifest does not match its digest', { digest: expected.digest, actual: digest })
+    if (expected && digest !== expected.digest)
+      throw new WharfError('DIGEST_INVALID', 'upstream manifest does not match its digest', { digest: expected.digest, actual: digest })
     await this.db.transaction().execute(async (trx) => {
       const repositoryId = await q.ensureRepository(trx, name)
       const manifestId = await q.upsertManifest(trx, manifestRecord(repositoryId, digest, parsed, body))
@@ -116,9 +147,11 @@ export class Manifests {
 
   /** By tag: removes that tag only. By digest: removes the manifest and the tags pointing at it. */
   async delete(name: RepoName, ref: Reference, actor?: string): Promise<void> {
-    const deleted = ref.kind === 'tag' ? await q.deleteTag(this.db, name, ref.tag) : await q.deleteManifest(this.db, name, ref.digest.digest)
+    const deleted =
+      ref.kind === 'tag' ? await q.deleteTag(this.db, name, ref.tag) : await q.deleteManifest(this.db, name, ref.digest.digest)
     if (!deleted) throw await this.unknown(name, ref)
-    if (ref.kind === 'tag') this.tagChanged({ action: 'delete', repository: name, tag: ref.tag, digest: null, mediaType: null, size: null, actor: actor ?? null })
+    if (ref.kind === 'tag')
+      this.tagChanged({ action: 'delete', repository: name, tag: ref.tag, digest: null, mediaType: null, size: null, actor: actor ?? null })
   }
 
   async tags(name: RepoName, last: string | undefined, n: number | undefined): Promise<Page<string>> {
@@ -170,11 +203,11 @@ export class Manifests {
 
   /** The 404 for a reference with no manifest: NAME_UNKNOWN when the repository itself does not exist. */
   async unknown(name: RepoName, ref: Reference | InvalidTag): Promise<WharfError> {
-    if ((await q.findRepositoryId(this.db, name)) === undefined) return new WharfError('NAME_UNKNOWN', 'repository name not known to registry', { name })
+    if ((await q.findRepositoryId(this.db, name)) === undefined)
+      return new WharfError('NAME_UNKNOWN', 'repository name not known to registry', { name })
     const detail = ref.kind === 'digest' ? { digest: ref.digest.digest } : { tag: ref.kind === 'tag' ? ref.tag : ref.text.slice(0, 200) }
     return new WharfError('MANIFEST_UNKNOWN', 'manifest unknown to registry', detail)
   }
-
 
   // ---- REST API (src/registry/api-routes.ts): a project's repositories and tags ----
 
@@ -204,7 +237,16 @@ export class Manifests {
     const row = await q.tagWithManifest(this.db, repositoryId, tag)
     if (!row) throw new WharfError('NOT_FOUND', 'Tag Not Found', { tag })
     const total = Number(row.size) + (await q.manifestTotalSize(this.db, repositoryId, row.manifest_id))
-    return { name: row.name, digest: row.digest, mediaType: row.media_type, configDigest: row.config_digest, totalSize: total, createdAt: row.created_at, updatedAt: row.updated_at, platforms: indexPlatforms(row.content) }
+    return {
+      name: row.name,
+      digest: row.digest,
+      mediaType: row.media_type,
+      configDigest: row.config_digest,
+      totalSize: total,
+      createdAt: row.created_at,
+      updatedAt: row.updated_at,
+      platforms: indexPlatforms(row.content),
+    }
   }
 
   /** Total compressed size of the distinct blobs each repository's tagged manifests reference (one query). */
@@ -220,7 +262,9 @@ export class Manifests {
 
   /** GitLab's bulk tag delete: the tags the rules select (cleanup.ts), deleted in one transaction; their count. */
   async deleteTagsMatching(repositoryId: number, rules: CleanupRules): Promise<number> {
-    return this.db.transaction().execute(async (trx) => q.deleteTagsByName(trx, repositoryId, tagsToDelete(await q.tagAges(trx, repositoryId), rules)))
+    return this.db
+      .transaction()
+      .execute(async (trx) => q.deleteTagsByName(trx, repositoryId, tagsToDelete(await q.tagAges(trx, repositoryId), rules)))
   }
 
   /** Deletes a repository with all its tags and manifests; blobs are left to garbage collection. */
@@ -252,13 +296,18 @@ function manifestRecord(repositoryId: number, digest: string, parsed: ParsedMani
     subjectDigest: parsed.subject?.digest ?? null,
     annotations: parsed.annotations ? JSON.stringify(parsed.annotations) : null,
     content: body,
-    references: [...parsed.blobs.map((b) => ({ digest: b.digest, kind: 'blob' as const })), ...parsed.manifests.map((m) => ({ digest: m.digest, kind: 'manifest' as const }))],
+    references: [
+      ...parsed.blobs.map((b) => ({ digest: b.digest, kind: 'blob' as const })),
+      ...parsed.manifests.map((m) => ({ digest: m.digest, kind: 'manifest' as const })),
+    ],
   }
 }
 
 /** The linux/amd64 child of an index, which clients that cannot read an index get (as from Docker Hub). */
 export function defaultPlatformChild(row: Pick<Manifest, 'content'>): string | undefined {
-  const doc = JSON.parse(Buffer.from(row.content).toString('utf8')) as { manifests?: Array<{ digest: string; platform?: { os?: string; architecture?: string } }> }
+  const doc = JSON.parse(Buffer.from(row.content).toString('utf8')) as {
+    manifests?: Array<{ digest: string; platform?: { os?: string; architecture?: string } }>
+  }
   return doc.manifests?.find((m) => m.platform?.os === 'linux' && m.platform?.architecture === 'amd64')?.digest
 }
 

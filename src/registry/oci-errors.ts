@@ -13,7 +13,11 @@ export const OCI_ERRORS: Record<ErrorCode, OciError> = {
   BLOB_UPLOAD_INVALID: { status: 400, code: 'BLOB_UPLOAD_INVALID', message: 'blob upload invalid' },
   BLOB_UPLOAD_UNKNOWN: { status: 404, code: 'BLOB_UPLOAD_UNKNOWN', message: 'blob upload unknown to registry' },
   DIGEST_INVALID: { status: 400, code: 'DIGEST_INVALID', message: 'provided digest did not match uploaded content' },
-  MANIFEST_BLOB_UNKNOWN: { status: 400, code: 'MANIFEST_BLOB_UNKNOWN', message: 'manifest references a manifest or blob unknown to registry' },
+  MANIFEST_BLOB_UNKNOWN: {
+    status: 400,
+    code: 'MANIFEST_BLOB_UNKNOWN',
+    message: 'manifest references a manifest or blob unknown to registry',
+  },
   MANIFEST_INVALID: { status: 400, code: 'MANIFEST_INVALID', message: 'manifest invalid' },
   MANIFEST_UNKNOWN: { status: 404, code: 'MANIFEST_UNKNOWN', message: 'manifest unknown to registry' },
   NAME_INVALID: { status: 400, code: 'NAME_INVALID', message: 'invalid repository name' },

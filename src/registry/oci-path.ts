@@ -20,12 +20,22 @@ export type OciPath =
 
 const ROUTES: ReadonlyArray<[RegExp, (name: RepoName, arg: string) => OciPath]> = [
   [/^(.+)\/blobs\/uploads\/?$/, (name) => ({ kind: 'uploads', name })],
-  [/^(.+)\/blobs\/uploads\/([^/]+)$/, (name, id) => {
-    if (!isUploadId(id)) throw new WharfError('BLOB_UPLOAD_UNKNOWN', 'blob upload unknown to registry', { uuid: id.slice(0, 100) })
-    return { kind: 'upload', name, id }
-  }],
+  [
+    /^(.+)\/blobs\/uploads\/([^/]+)$/,
+    (name, id) => {
+      if (!isUploadId(id)) throw new WharfError('BLOB_UPLOAD_UNKNOWN', 'blob upload unknown to registry', { uuid: id.slice(0, 100) })
+      return { kind: 'upload', name, id }
+    },
+  ],
   [/^(.+)\/blobs\/([^/]+)$/, (name, d) => ({ kind: 'blob', name, digest: parseDigest(d) })],
-  [/^(.+)\/manifests\/([^/]+)$/, (name, ref) => ({ kind: 'manifest', name, reference: ref.includes(':') || isTag(ref) ? parseReference(ref) : { kind: 'invalid-tag', text: ref } })],
+  [
+    /^(.+)\/manifests\/([^/]+)$/,
+    (name, ref) => ({
+      kind: 'manifest',
+      name,
+      reference: ref.includes(':') || isTag(ref) ? parseReference(ref) : { kind: 'invalid-tag', text: ref },
+    }),
+  ],
   [/^(.+)\/tags\/list$/, (name) => ({ kind: 'tags', name })],
   [/^(.+)\/referrers\/([^/]+)$/, (name, d) => ({ kind: 'referrers', name, digest: parseDigest(d) })],
 ]

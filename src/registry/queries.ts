@@ -14,7 +14,11 @@ export async function ensureRepository(db: Executor, name: string): Promise<numb
   // Looked up first: every push of a blob lands here twice, and a write costs more than a read.
   const id = await findRepositoryId(db, name)
   if (id !== undefined) return id
-  await db.insertInto('repositories').values({ name, created_at: nowIso() }).onConflict((oc) => oc.column('name').doNothing()).execute()
+  await db
+    .insertInto('repositories')
+    .values({ name, created_at: nowIso() })
+    .onConflict((oc) => oc.column('name').doNothing())
+    .execute()
   return (await findRepositoryId(db, name))!
 }
 
@@ -44,7 +48,11 @@ export async function linkedBlobSizes(db: Executor, repositoryId: number, digest
 }
 
 export async function insertBlob(db: Executor, digest: string, size: number): Promise<void> {
-  await db.insertInto('blobs').values({ digest, size, created_at: nowIso() }).onConflict((oc) => oc.column('digest').doNothing()).execute()
+  await db
+    .insertInto('blobs')
+    .values({ digest, size, created_at: nowIso() })
+    .onConflict((oc) => oc.column('digest').doNothing())
+    .execute()
 }
 
 export async function blobSize(db: Executor, digest: string): Promise<number | undefined> {
@@ -74,7 +82,9 @@ export async function repositoriesHoldingBlob(db: Executor, digest: string, near
     .select('r.name')
     .where('rb.digest', '=', digest)
     // A byte-order range instead of LIKE, as in repositoriesUnder.
-    .orderBy(sql`case when r.name = ${near} then 0 when r.name = ${project} or (r.name > ${`${project}/`} and r.name < ${`${project}0`}) then 1 else 2 end`)
+    .orderBy(
+      sql`case when r.name = ${near} then 0 when r.name = ${project} or (r.name > ${`${project}/`} and r.name < ${`${project}0`}) then 1 else 2 end`,
+    )
     .orderBy('r.name')
     .limit(limit)
     .execute()
@@ -86,7 +96,10 @@ export async function repositoriesHoldingBlob(db: Executor, digest: string, near
 
 /** Claims a digest for a push about to put its file in place; false while a deletion of it is under way. */
 export async function claimBlob(db: Executor, id: string, digest: string): Promise<boolean> {
-  const r = await sql`INSERT INTO blob_claims (id, digest, created_at) SELECT ${id}, ${digest}, ${nowIso()} WHERE NOT EXISTS (SELECT 1 FROM blob_deletions WHERE digest = ${digest})`.execute(db)
+  const r =
+    await sql`INSERT INTO blob_claims (id, digest, created_at) SELECT ${id}, ${digest}, ${nowIso()} WHERE NOT EXISTS (SELECT 1 FROM blob_deletions WHERE digest = ${digest})`.execute(
+      db,
+    )
   return Number(r.numAffectedRows ?? 0) > 0
 }
 
@@ -123,7 +136,10 @@ export async function markUnreferencedBlobs(db: Executor, c: BlobCandidates): Pr
 
 /** Deletes the rows of the blobs `owner` marked; returns them. */
 export async function deleteMarkedBlobRows(db: Executor, owner: string): Promise<Array<{ digest: string; size: number }>> {
-  const rows = await sql<{ digest: string; size: number }>`DELETE FROM blobs WHERE digest IN (SELECT digest FROM blob_deletions WHERE owner = ${owner}) RETURNING digest, size`.execute(db)
+  const rows = await sql<{
+    digest: string
+    size: number
+  }>`DELETE FROM blobs WHERE digest IN (SELECT digest FROM blob_deletions WHERE owner = ${owner}) RETURNING digest, size`.execute(db)
   return rows.rows.map((r) => ({ digest: r.digest, size: Number(r.size) }))
 }
 
@@ -145,7 +161,12 @@ export async function finishBlobDeletions(db: Executor, owner: string, digests: 
 
 /** Takes over deletions whose owner stopped (a crash) before `before`; returns the digests now owned by `owner`. */
 export async function takeOverStaleDeletions(db: Executor, owner: string, before: string): Promise<string[]> {
-  const rows = await db.updateTable('blob_deletions').set({ owner, created_at: nowIso() }).where('created_at', '<', before).returning('digest').execute()
+  const rows = await db
+    .updateTable('blob_deletions')
+    .set({ owner, created_at: nowIso() })
+    .where('created_at', '<', before)
+    .returning('digest')
+    .execute()
   return rows.map((r) => r.digest)
 }
 
@@ -163,7 +184,11 @@ export async function blobDigestsAmong(db: Executor, digests: string[]): Promise
 export async function unlinkBlob(db: Executor, name: string, digest: string): Promise<boolean> {
   const repositoryId = await findRepositoryId(db, name)
   if (repositoryId === undefined) return false
-  const r = await db.deleteFrom('repository_blobs').where('repository_id', '=', repositoryId).where('digest', '=', digest).executeTakeFirst()
+  const r = await db
+    .deleteFrom('repository_blobs')
+    .where('repository_id', '=', repositoryId)
+    .where('digest', '=', digest)
+    .executeTakeFirst()
   return Number(r.numDeletedRows) > 0
 }
 
@@ -190,7 +215,12 @@ export async function manifestByDigest(db: Executor, name: string, digest: strin
 
 export async function existingManifestDigests(db: Executor, repositoryId: number, digests: string[]): Promise<Set<string>> {
   if (digests.length === 0) return new Set()
-  const rows = await db.selectFrom('manifests').select('digest').where('repository_id', '=', repositoryId).where('digest', 'in', digests).execute()
+  const rows = await db
+    .selectFrom('manifests')
+    .select('digest')
+    .where('repository_id', '=', repositoryId)
+    .where('digest', 'in', digests)
+    .execute()
   return new Set(rows.map((r) => r.digest))
 }
 
@@ -209,7 +239,12 @@ export interface ManifestRecord {
 
 /** Inserts the manifest if this repository does not hold it yet; returns its id either way. */
 export async function upsertManifest(db: Executor, m: ManifestRecord): Promise<number> {
-  const existing = await db.selectFrom('manifests').select('id').where('repository_id', '=', m.repositoryId).where('digest', '=', m.digest).executeTakeFirst()
+  const existing = await db
+    .selectFrom('manifests')
+    .select('id')
+    .where('repository_id', '=', m.repositoryId)
+    .where('digest', '=', m.digest)
+    .executeTakeFirst()
   if (existing) {
     // Pushed again: an untagged manifest's delay starts over, as for a new push.
     await db.updateTable('manifests').set({ untagged_at: nowIso() }).where('id', '=', existing.id).execute()
@@ -234,7 +269,10 @@ export async function upsertManifest(db: Executor, m: ManifestRecord): Promise<n
   const seen = new Set<string>()
   const refs = m.references.filter((r) => !seen.has(r.digest) && seen.add(r.digest))
   if (refs.length > 0) {
-    await db.insertInto('manifest_references').values(refs.map((r) => ({ manifest_id: inserted.id, digest: r.digest, kind: r.kind }))).execute()
+    await db
+      .insertInto('manifest_references')
+      .values(refs.map((r) => ({ manifest_id: inserted.id, digest: r.digest, kind: r.kind })))
+      .execute()
   }
   return inserted.id
 }
@@ -279,7 +317,10 @@ export async function listTags(db: Executor, repositoryId: number, last: string 
 
 export async function listRepositories(db: Executor, last: string | undefined, limit: number): Promise<string[]> {
   // A repository appears once it holds a manifest, not when an upload merely started in it.
-  let q = db.selectFrom('repositories as r').select('name').where((eb) => eb.exists(eb.selectFrom('manifests as m').select('m.id').whereRef('m.repository_id', '=', 'r.id')))
+  let q = db
+    .selectFrom('repositories as r')
+    .select('name')
+    .where((eb) => eb.exists(eb.selectFrom('manifests as m').select('m.id').whereRef('m.repository_id', '=', 'r.id')))
   if (last !== undefined) q = q.where('name', '>', last)
   const rows = await q.orderBy('name').limit(limit).execute()
   return rows.map((r) => r.name)
@@ -336,7 +377,6 @@ export async function uploadIdsAmong(db: Executor, ids: string[]): Promise<Set<s
   return new Set(rows.map((r) => r.id))
 }
 
-
 // REST API (projects/:id/registry/repositories): repositories below a project path.
 
 /** Repositories named exactly `path` or below `path/`, holding at least one manifest. */
@@ -350,7 +390,13 @@ export async function pageRepositoriesUnder(db: Executor, path: string, limit: n
     .where((eb) => eb.exists(eb.selectFrom('manifests as m').select('m.id').whereRef('m.repository_id', '=', 'r.id')))
   const rows = await base
     .select(['r.id', 'r.name', 'r.created_at'])
-    .select((eb) => eb.selectFrom('tags as t').select((e2) => e2.fn.countAll<number>().as('n')).whereRef('t.repository_id', '=', 'r.id').as('tags_count'))
+    .select((eb) =>
+      eb
+        .selectFrom('tags as t')
+        .select((e2) => e2.fn.countAll<number>().as('n'))
+        .whereRef('t.repository_id', '=', 'r.id')
+        .as('tags_count'),
+    )
     .orderBy('r.name')
     .limit(limit)
     .offset(offset)
@@ -362,7 +408,13 @@ export async function pageRepositoriesUnder(db: Executor, path: string, limit: n
 /** The tag names of each repository (by name), in one query. */
 export async function tagsOf(db: Executor, repositoryIds: number[]): Promise<Array<{ repository_id: number; name: string }>> {
   if (repositoryIds.length === 0) return []
-  return db.selectFrom('tags').select(['repository_id', 'name']).where('repository_id', 'in', repositoryIds).orderBy('repository_id').orderBy('name').execute()
+  return db
+    .selectFrom('tags')
+    .select(['repository_id', 'name'])
+    .where('repository_id', 'in', repositoryIds)
+    .orderBy('repository_id')
+    .orderBy('name')
+    .execute()
 }
 
 export async function findRepository(db: Executor, id: number) {
@@ -370,12 +422,23 @@ export async function findRepository(db: Executor, id: number) {
 }
 
 export async function countTags(db: Executor, repositoryId: number): Promise<number> {
-  const r = await db.selectFrom('tags').select((eb) => eb.fn.countAll<number>().as('n')).where('repository_id', '=', repositoryId).executeTakeFirstOrThrow()
+  const r = await db
+    .selectFrom('tags')
+    .select((eb) => eb.fn.countAll<number>().as('n'))
+    .where('repository_id', '=', repositoryId)
+    .executeTakeFirstOrThrow()
   return Number(r.n)
 }
 
 export async function tagPage(db: Executor, repositoryId: number, limit: number, offset: number): Promise<string[]> {
-  const rows = await db.selectFrom('tags').select('name').where('repository_id', '=', repositoryId).orderBy('name').limit(limit).offset(offset).execute()
+  const rows = await db
+    .selectFrom('tags')
+    .select('name')
+    .where('repository_id', '=', repositoryId)
+    .orderBy('name')
+    .limit(limit)
+    .offset(offset)
+    .execute()
   return rows.map((r) => r.name)
 }
 
@@ -383,7 +446,17 @@ export async function tagWithManifest(db: Executor, repositoryId: number, tag: s
   return db
     .selectFrom('tags as t')
     .innerJoin('manifests as m', 'm.id', 't.manifest_id')
-    .select(['t.name', 't.updated_at', 'm.id as manifest_id', 'm.digest', 'm.media_type', 'm.size', 'm.config_digest', 'm.created_at', 'm.content'])
+    .select([
+      't.name',
+      't.updated_at',
+      'm.id as manifest_id',
+      'm.digest',
+      'm.media_type',
+      'm.size',
+      'm.config_digest',
+      'm.created_at',
+      'm.content',
+    ])
     .where('t.repository_id', '=', repositoryId)
     .where('t.name', '=', tag)
     .executeTakeFirst()
@@ -438,7 +511,12 @@ export async function repositorySizes(db: Executor, repositoryIds: number[]): Pr
 }
 
 export async function deleteTagById(db: Executor, repositoryId: number, tag: string): Promise<boolean> {
-  const r = await db.deleteFrom('tags').where('repository_id', '=', repositoryId).where('name', '=', tag).returning('manifest_id').executeTakeFirst()
+  const r = await db
+    .deleteFrom('tags')
+    .where('repository_id', '=', repositoryId)
+    .where('name', '=', tag)
+    .returning('manifest_id')
+    .executeTakeFirst()
   if (!r) return false
   // Its manifest's delay before GC (when no other tag holds it) starts now.
   await db.updateTable('manifests').set({ untagged_at: nowIso() }).where('id', '=', r.manifest_id).execute()
@@ -459,7 +537,12 @@ export async function tagAges(db: Executor, repositoryId: number): Promise<Array
 export async function deleteTagsByName(db: Executor, repositoryId: number, names: readonly string[]): Promise<number> {
   let n = 0
   for (let i = 0; i < names.length; i += 500) {
-    const rows = await db.deleteFrom('tags').where('repository_id', '=', repositoryId).where('name', 'in', names.slice(i, i + 500)).returning('manifest_id').execute()
+    const rows = await db
+      .deleteFrom('tags')
+      .where('repository_id', '=', repositoryId)
+      .where('name', 'in', names.slice(i, i + 500))
+      .returning('manifest_id')
+      .execute()
     const ids = [...new Set(rows.map((r) => r.manifest_id))]
     if (ids.length > 0) await db.updateTable('manifests').set({ untagged_at: nowIso() }).where('id', 'in', ids).execute()
     n += rows.length
@@ -490,7 +573,11 @@ export async function cleanupPolicy(db: Executor, projectId: number) {
 
 export async function upsertCleanupPolicy(db: Executor, row: Insertable<ContainerExpirationPoliciesTable>): Promise<void> {
   const { project_id: _id, ...set } = row
-  await db.insertInto('container_expiration_policies').values(row).onConflict((oc) => oc.column('project_id').doUpdateSet(set)).execute()
+  await db
+    .insertInto('container_expiration_policies')
+    .values(row)
+    .onConflict((oc) => oc.column('project_id').doUpdateSet(set))
+    .execute()
 }
 
 /** Enabled policies due by `now`, with their project's registry path. */

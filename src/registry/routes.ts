@@ -135,7 +135,11 @@ export async function registryRoutes(app: FastifyInstance, opts: RegistryOptions
     labelRoute(req, TEMPLATES[target.kind])
     const proxied = 'name' in target && splitDependencyProxyName(target.name) !== undefined
     if (proxied && !((target.kind === 'manifest' || target.kind === 'blob') && (req.method === 'GET' || req.method === 'HEAD'))) {
-      throw new WharfError('UNSUPPORTED', 'the dependency proxy is pull-only: it serves manifests and blobs, and accepts no pushes or deletes', {})
+      throw new WharfError(
+        'UNSUPPORTED',
+        'the dependency proxy is pull-only: it serves manifests and blobs, and accepts no pushes or deletes',
+        {},
+      )
     }
     const claims = await authorize(target, req, reply, opts)
     bindActor(req, actorOfClaims(claims))
@@ -150,7 +154,10 @@ export async function registryRoutes(app: FastifyInstance, opts: RegistryOptions
  * version header, unknown methods in the protocol's format, and one catch-all route whose handler
  * gets the URL parsed into its target (names contain "/", so Fastify's router cannot split them).
  */
-export function ociApi(app: FastifyInstance, handle: (target: OciPath, req: FastifyRequest, reply: FastifyReply) => Promise<unknown>): void {
+export function ociApi(
+  app: FastifyInstance,
+  handle: (target: OciPath, req: FastifyRequest, reply: FastifyReply) => Promise<unknown>,
+): void {
   app.removeAllContentTypeParsers()
   app.addContentTypeParser('*', (_req, _payload, done) => done(null))
   app.setErrorHandler(ociErrorHandler)
@@ -186,7 +193,11 @@ async function dispatch(t: OciPath, c: Ctx): Promise<unknown> {
     case 'catalog':
       if (m === 'GET') {
         const readable = await c.opts.auth.readableProjectPaths(await c.opts.auth.principalOf(c.claims))
-        const page = await c.opts.manifests.catalog(one(c.query, 'last'), pageSize(one(c.query, 'n')), readable && ((name) => ownedBy(name, readable)))
+        const page = await c.opts.manifests.catalog(
+          one(c.query, 'last'),
+          pageSize(one(c.query, 'n')),
+          readable && ((name) => ownedBy(name, readable)),
+        )
         return sendPage(c, '/v2/_catalog', page, { repositories: page.items })
       }
       break
@@ -218,7 +229,8 @@ async function dispatch(t: OciPath, c: Ctx): Promise<unknown> {
       break
     case 'upload':
       if (m === 'GET') return uploadStatus(t.name, t.id, await c.opts.uploads.status(t.name, t.id), c.reply.code(204))
-      if (m === 'PATCH') return uploadStatus(t.name, t.id, await receiving(c, () => c.opts.uploads.append(t.name, t.id, body(c.req.raw))), c.reply.code(202))
+      if (m === 'PATCH')
+        return uploadStatus(t.name, t.id, await receiving(c, () => c.opts.uploads.append(t.name, t.id, body(c.req.raw))), c.reply.code(202))
       if (m === 'PUT') return putUpload(t.name, t.id, c)
       if (m === 'DELETE') {
         await c.opts.uploads.cancel(t.name, t.id)
@@ -248,10 +260,7 @@ async function dispatch(t: OciPath, c: Ctx): Promise<unknown> {
 // spec: #pulling-manifests
 async function getManifest(name: RepoName, ref: Reference, c: Ctx) {
   const row = await c.opts.manifests.get(name, ref, c.req.headers.accept)
-  c.reply
-    .header('Content-Type', row.media_type)
-    .header('Docker-Content-Digest', row.digest)
-    .header('ETag', `"${row.digest}"`)
+  c.reply.header('Content-Type', row.media_type).header('Docker-Content-Digest', row.digest).header('ETag', `"${row.digest}"`)
   if (c.req.method === 'HEAD') return c.reply.header('Content-Length', Number(row.size)).send()
   c.opts.metrics.registryBytes.inc({ direction: 'out', kind: 'manifest' }, row.content.byteLength)
   return c.reply.send(Buffer.from(row.content.buffer, row.content.byteOffset, row.content.byteLength))
@@ -260,7 +269,8 @@ async function getManifest(name: RepoName, ref: Reference, c: Ctx) {
 // spec: #pushing-manifests
 async function putManifest(name: RepoName, ref: Reference, c: Ctx) {
   const declared = Number(c.req.headers['content-length'] ?? 0)
-  if (declared > c.opts.manifestBytes) throw new WharfError('MANIFEST_TOO_LARGE', `manifest exceeds ${c.opts.manifestBytes} bytes`, { limit: c.opts.manifestBytes })
+  if (declared > c.opts.manifestBytes)
+    throw new WharfError('MANIFEST_TOO_LARGE', `manifest exceeds ${c.opts.manifestBytes} bytes`, { limit: c.opts.manifestBytes })
   const bytes = await readLimited(c.req.raw, c.opts.manifestBytes)
   const { digest, subject } = await c.opts.manifests.put(name, ref, bytes, c.req.headers['content-type'], c.claims.sub)
   if (subject) c.reply.header('OCI-Subject', subject)
@@ -309,7 +319,8 @@ async function postUpload(name: RepoName, c: Ctx) {
     const d = parseDigest(mount)
     const source = parseRepoName(from)
     // An unreadable or unknown source is not an error: fall back to a plain upload session (202).
-    if (c.opts.auth.allows(c.claims, source, 'pull') && (await c.opts.blobs.mount(name, source, d))) return blobCreated(name, d.digest, c.reply)
+    if (c.opts.auth.allows(c.claims, source, 'pull') && (await c.opts.blobs.mount(name, source, d)))
+      return blobCreated(name, d.digest, c.reply)
   } else if (mount !== undefined && digest === undefined) {
     // spec 1.1 (automatic content discovery): without `from`, mount from any repository holding
     // the blob that the caller may pull from; one it cannot read is never used nor revealed (202).
@@ -384,7 +395,10 @@ function sendPage(c: Ctx, path: string, page: Page<string>, payload: object) {
 /** A query parameter given at most once; a repeated one is a client error, not an array reaching SQL. */
 function one(query: Query, key: string): string | undefined {
   const v = query[key]
-  if (Array.isArray(v)) throw new WharfError(key === 'n' ? 'PAGINATION_INVALID' : 'BAD_REQUEST', `query parameter ${key} must be given once`, { parameter: key })
+  if (Array.isArray(v))
+    throw new WharfError(key === 'n' ? 'PAGINATION_INVALID' : 'BAD_REQUEST', `query parameter ${key} must be given once`, {
+      parameter: key,
+    })
   return v
 }
 
@@ -435,10 +449,16 @@ export function ociErrorHandler(err: Error & { statusCode?: number }, req: Fasti
     return reply.code(e.status).type('application/json').send(body)
   }
   if (err.statusCode !== undefined && err.statusCode >= 400 && err.statusCode < 500) {
-    return reply.code(err.statusCode).type('application/json').send({ errors: [{ code: 'UNSUPPORTED', message: err.message }] } satisfies OciErrorBody)
+    return reply
+      .code(err.statusCode)
+      .type('application/json')
+      .send({ errors: [{ code: 'UNSUPPORTED', message: err.message }] } satisfies OciErrorBody)
   }
   // The client went away (or its body stalled and was cut off): its upload is left resumable, nothing failed here.
   if (isClientDisconnect(err)) req.log.info({ method: req.method, url: req.url, err: err.message }, 'client disconnected')
   else req.log.error({ err }, 'registry request failed')
-  return reply.code(500).type('application/json').send({ errors: [{ code: 'UNKNOWN', message: 'internal server error' }] } satisfies OciErrorBody)
+  return reply
+    .code(500)
+    .type('application/json')
+    .send({ errors: [{ code: 'UNKNOWN', message: 'internal server error' }] } satisfies OciErrorBody)
 }

@@ -95,7 +95,8 @@ export class Uploads {
         const hash = newHash(d.algorithm)
         const size = await streamInto(body, out, hash)
         this.metrics?.registryBytes.inc({ direction: 'in', kind: 'blob' }, size)
-        if (hash.digest('hex') !== d.hex) throw new WharfError('DIGEST_INVALID', 'provided digest did not match uploaded content', { digest: d.digest })
+        if (hash.digest('hex') !== d.hex)
+          throw new WharfError('DIGEST_INVALID', 'provided digest did not match uploaded content', { digest: d.digest })
         await this.commit(name, path, d, size, undefined, true)
         return size
       } catch (e) {
@@ -113,7 +114,17 @@ export class Uploads {
    * commit makes them durable and visible in the store. `onData` sees each chunk as it arrives,
    * before it is on disk (readers at the tip take it from memory); it must not modify it.
    */
-  async ingest(name: RepoName, d: ParsedDigest, source: Readable, opts: { expectedSize?: number | undefined; onWrite(path: string, bytes: number): void; onData?(chunk: Buffer): void; onVerified?(): void }): Promise<number> {
+  async ingest(
+    name: RepoName,
+    d: ParsedDigest,
+    source: Readable,
+    opts: {
+      expectedSize?: number | undefined
+      onWrite(path: string, bytes: number): void
+      onData?(chunk: Buffer): void
+      onVerified?(): void
+    },
+  ): Promise<number> {
     const id = randomUUID()
     const path = uploadPath(id)
     return this.locked(id, async () => {
@@ -129,7 +140,11 @@ export class Uploads {
             hash.update(chunk)
             n += chunk.length
             const upTo = n
-            if (opts.expectedSize !== undefined && n > opts.expectedSize) throw new WharfError('SIZE_INVALID', 'provided length did not match content length', { expected: opts.expectedSize, received: n })
+            if (opts.expectedSize !== undefined && n > opts.expectedSize)
+              throw new WharfError('SIZE_INVALID', 'provided length did not match content length', {
+                expected: opts.expectedSize,
+                received: n,
+              })
             opts.onData?.(chunk)
             if (!out.write(chunk, (err) => err || opts.onWrite(path, upTo))) await once(out, 'drain')
           }
@@ -138,8 +153,10 @@ export class Uploads {
           out.destroy()
           throw e
         }
-        if (opts.expectedSize !== undefined && n !== opts.expectedSize) throw new WharfError('SIZE_INVALID', 'provided length did not match content length', { expected: opts.expectedSize, received: n })
-        if (hash.digest('hex') !== d.hex) throw new WharfError('DIGEST_INVALID', 'provided digest did not match uploaded content', { digest: d.digest })
+        if (opts.expectedSize !== undefined && n !== opts.expectedSize)
+          throw new WharfError('SIZE_INVALID', 'provided length did not match content length', { expected: opts.expectedSize, received: n })
+        if (hash.digest('hex') !== d.hex)
+          throw new WharfError('DIGEST_INVALID', 'provided digest did not match uploaded content', { digest: d.digest })
         opts.onVerified?.()
         await this.commit(name, path, d, n, undefined)
         return n
@@ -193,7 +210,12 @@ export class Uploads {
     if (body.rangeStart !== undefined && body.rangeStart !== size) {
       throw new WharfError('RANGE_INVALID', 'chunk out of order', { expectedStart: size, rangeStart: body.rangeStart })
     }
-    if (body.rangeStart !== undefined && body.rangeEnd !== undefined && body.length !== undefined && body.rangeEnd - body.rangeStart + 1 !== body.length) {
+    if (
+      body.rangeStart !== undefined &&
+      body.rangeEnd !== undefined &&
+      body.length !== undefined &&
+      body.rangeEnd - body.rangeStart + 1 !== body.length
+    ) {
       throw new WharfError('SIZE_INVALID', 'Content-Range does not match Content-Length', {})
     }
     const state = await this.hashState(id, size)
@@ -248,7 +270,14 @@ export class Uploads {
   }
 
   /** `synced`: the temp file's writer already fsynced it. */
-  private async commit(name: RepoName, tempPath: string, d: ParsedDigest, size: number, uploadId: string | undefined, synced = false): Promise<void> {
+  private async commit(
+    name: RepoName,
+    tempPath: string,
+    d: ParsedDigest,
+    size: number,
+    uploadId: string | undefined,
+    synced = false,
+  ): Promise<void> {
     // Claimed first: garbage collection (here or in `wharf gc`) never removes a file a push is putting in place.
     const claim = await claimDigest(this.db, d.digest)
     try {
@@ -301,7 +330,8 @@ async function streamInto(body: Body, out: Writable, hash: Hash): Promise<number
     },
     out,
   )
-  if (body.length !== undefined && n !== body.length) throw new WharfError('SIZE_INVALID', 'provided length did not match content length', { expected: body.length, received: n })
+  if (body.length !== undefined && n !== body.length)
+    throw new WharfError('SIZE_INVALID', 'provided length did not match content length', { expected: body.length, received: n })
   return n
 }
 

@@ -54,12 +54,22 @@ describe('artifact paths', () => {
 
   it('collects directories recursively, globs, exclusions and reports unmatched patterns', async () => {
     const root = path.join(dir, 'collect')
-    tree(root, { 'out/bin/app': 'x', 'out/bin/app.o': 'o', 'out/readme.txt': 't', 'src/main.c': 'c', 'logs/a.log': 'l', 'logs/sub/b.log': 'l' })
+    tree(root, {
+      'out/bin/app': 'x',
+      'out/bin/app.o': 'o',
+      'out/readme.txt': 't',
+      'src/main.c': 'c',
+      'logs/a.log': 'l',
+      'logs/sub/b.log': 'l',
+    })
     const r = await collectPaths(root, ['out/', '**/*.log', 'missing/', '../escape'], ['**/*.o', 'logs/sub'])
     assert.deepEqual(r.entries, ['logs/a.log', 'out', 'out/bin', 'out/bin/app', 'out/readme.txt'])
     assert.deepEqual(r.unmatched, ['missing/'])
     assert.deepEqual(r.invalid, ['../escape'])
-    assert.deepEqual(r.counts, [['out/', 5], ['**/*.log', 2]])
+    assert.deepEqual(r.counts, [
+      ['out/', 5],
+      ['**/*.log', 2],
+    ])
   })
 
   it('zips and extracts files, modes and symlinks', async () => {

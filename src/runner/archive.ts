@@ -65,7 +65,12 @@ async function allPaths(base: string): Promise<string[]> {
 }
 
 /** The files that `paths` select below `base`, minus `exclude` (plus `extra`, e.g. untracked files). */
-export async function collectPaths(base: string, paths: readonly string[], exclude: readonly string[] = [], extra: readonly string[] = []): Promise<CollectResult> {
+export async function collectPaths(
+  base: string,
+  paths: readonly string[],
+  exclude: readonly string[] = [],
+  extra: readonly string[] = [],
+): Promise<CollectResult> {
   const selected = new Set<string>()
   const unmatched: string[] = []
   const invalid: string[] = []
@@ -139,7 +144,9 @@ export async function createZip(base: string, entries: readonly string[], dest: 
 }
 
 function openZip(file: string): Promise<yauzl.ZipFile> {
-  return new Promise((resolve, reject) => yauzl.open(file, { lazyEntries: true, autoClose: true }, (err, zf) => (err ? reject(err) : resolve(zf!))))
+  return new Promise((resolve, reject) =>
+    yauzl.open(file, { lazyEntries: true, autoClose: true }, (err, zf) => (err ? reject(err) : resolve(zf!))),
+  )
 }
 
 /** Extracts a zip into `dest`, overwriting files. Entries that would land outside `dest` are refused. */
@@ -158,14 +165,17 @@ export async function extractZip(file: string, dest: string): Promise<number> {
       void (async () => {
         const name = entry.fileName.replaceAll('\\', '/')
         const target = path.resolve(root, name)
-        if (name.startsWith('/') || (target !== root && !target.startsWith(`${root}${path.sep}`))) throw new Error(`zip entry ${JSON.stringify(name)} is outside the target directory`)
+        if (name.startsWith('/') || (target !== root && !target.startsWith(`${root}${path.sep}`)))
+          throw new Error(`zip entry ${JSON.stringify(name)} is outside the target directory`)
         const mode = (entry.externalFileAttributes >>> 16) & 0xffff
         const type = mode & 0o170000
         if (name.endsWith('/') || type === 0o040000) {
           await mkdir(target, { recursive: true })
         } else {
           await mkdir(path.dirname(target), { recursive: true })
-          const stream = await new Promise<NodeJS.ReadableStream>((res, rej) => zf.openReadStream(entry, (err, s) => (err ? rej(err) : res(s!))))
+          const stream = await new Promise<NodeJS.ReadableStream>((res, rej) =>
+            zf.openReadStream(entry, (err, s) => (err ? rej(err) : res(s!))),
+          )
           await rm(target, { force: true, recursive: true })
           if (type === 0o120000) {
             const chunks: Buffer[] = []
@@ -177,7 +187,7 @@ export async function extractZip(file: string, dest: string): Promise<number> {
             }
             await symlink(link, target)
           } else {
-            await pipeline(stream, createWriteStream(target, { mode: (mode & 0o777) || 0o644 }))
+            await pipeline(stream, createWriteStream(target, { mode: mode & 0o777 || 0o644 }))
           }
           count++
         }

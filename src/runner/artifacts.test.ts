@@ -22,7 +22,15 @@ async function context(t: TestContext, files: Record<string, string | { symlink:
   }
   const uploads: Array<{ upload: ArtifactUpload; bytes: Buffer }> = []
   const trace = new JobTrace({
-    transport: { patchTrace: async (_id, _token, _start, bytes) => ({ status: 202, text: '', jobStatus: 'running', stored: _start + bytes.length, updateInterval: undefined }) },
+    transport: {
+      patchTrace: async (_id, _token, _start, bytes) => ({
+        status: 202,
+        text: '',
+        jobStatus: 'running',
+        stored: _start + bytes.length,
+        updateInterval: undefined,
+      }),
+    },
     jobId: 7,
     jobToken: 'job-token',
     secrets: [],
@@ -46,7 +54,16 @@ async function context(t: TestContext, files: Record<string, string | { symlink:
   return { ctx, uploads, trace }
 }
 
-const junit: Artifact = { name: 'junit', untracked: false, paths: ['reports/'], exclude: [], when: 'always', artifact_type: 'junit', artifact_format: 'gzip', expire_in: '' }
+const junit: Artifact = {
+  name: 'junit',
+  untracked: false,
+  paths: ['reports/'],
+  exclude: [],
+  when: 'always',
+  artifact_type: 'junit',
+  artifact_format: 'gzip',
+  expire_in: '',
+}
 
 describe('uploadArtifacts (gzip reports)', () => {
   it('a directory of reports becomes one gzip stream of all its files', async (t) => {
@@ -58,7 +75,11 @@ describe('uploadArtifacts (gzip reports)', () => {
   })
 
   it('a file that cannot be read fails the upload with a message naming it, and nothing is sent', async (t) => {
-    const { ctx, uploads, trace } = await context(t, { 'reports/a.xml': '<a/>\n', 'reports/b.xml': { symlink: 'gone.xml' }, 'reports/c.xml': '<c/>\n' })
+    const { ctx, uploads, trace } = await context(t, {
+      'reports/a.xml': '<a/>\n',
+      'reports/b.xml': { symlink: 'gone.xml' },
+      'reports/c.xml': '<c/>\n',
+    })
     assert.equal(await uploadArtifacts(ctx, [junit], true, async () => []), false)
     assert.equal(uploads.length, 0, 'no partial archive is uploaded')
     assert.match(trace.text(), /reports\/b\.xml/)

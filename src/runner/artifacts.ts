@@ -44,7 +44,10 @@ export async function downloadDependencies(ctx: ArtifactsContext, dependencies: 
     const r = await ctx.client.downloadArtifacts(dep.id, dep.token || ctx.jobToken, file, ctx.signal)
     if (r.status !== 200) {
       const what = r.status === 404 ? 'not found' : r.status === 403 ? 'forbidden' : `status ${r.status}`
-      throw new ArtifactsError(`Downloading artifacts from coordinator... ${what}  id=${dep.id} responseStatus=${r.status}`, r.status === 404 ? 'missing_dependency_failure' : 'runner_system_failure')
+      throw new ArtifactsError(
+        `Downloading artifacts from coordinator... ${what}  id=${dep.id} responseStatus=${r.status}`,
+        r.status === 404 ? 'missing_dependency_failure' : 'runner_system_failure',
+      )
     }
     ctx.trace.line(`Downloading artifacts from coordinator... ok        id=${dep.id} responseStatus=200 OK`)
     try {
@@ -89,7 +92,12 @@ export function artifactWanted(a: Pick<Artifact, 'when'>, success: boolean): boo
  * Uploads the artifacts that apply to this outcome. Returns false when an upload failed (the
  * job then fails); "no files" is only a warning, as in GitLab.
  */
-export async function uploadArtifacts(ctx: ArtifactsContext, artifacts: readonly Artifact[], success: boolean, untracked: () => Promise<string[]>): Promise<boolean> {
+export async function uploadArtifacts(
+  ctx: ArtifactsContext,
+  artifacts: readonly Artifact[],
+  success: boolean,
+  untracked: () => Promise<string[]>,
+): Promise<boolean> {
   let ok = true
   for (const a of artifacts) {
     if (!artifactWanted(a, success)) continue
@@ -97,7 +105,8 @@ export async function uploadArtifacts(ctx: ArtifactsContext, artifacts: readonly
     const extra = a.untracked ? await untracked() : []
     const { entries, unmatched, invalid, counts } = await collectPaths(ctx.projectDir, a.paths ?? [], a.exclude ?? [], extra)
     for (const p of invalid) ctx.trace.warn(`${p}: artifact path is not a subpath of project directory`)
-    for (const p of unmatched) ctx.trace.warn(`${p}: no matching files. Ensure that the artifact path is relative to the working directory (${ctx.projectDir})`)
+    for (const p of unmatched)
+      ctx.trace.warn(`${p}: no matching files. Ensure that the artifact path is relative to the working directory (${ctx.projectDir})`)
     if (a.untracked) ctx.trace.line(`Uploading untracked files: ${extra.length} found`)
     for (const [p, n] of counts) ctx.trace.line(`${p}: found ${n} matching artifact files and directories`)
     if (entries.length === 0) {
@@ -106,7 +115,10 @@ export async function uploadArtifacts(ctx: ArtifactsContext, artifacts: readonly
     }
     await mkdir(ctx.scratchDir, { recursive: true })
     const format = a.artifact_format || 'zip'
-    const file = path.join(ctx.scratchDir, `artifacts-${a.artifact_type || 'archive'}.${format === 'zip' ? 'zip' : format === 'gzip' ? 'gz' : 'bin'}`)
+    const file = path.join(
+      ctx.scratchDir,
+      `artifacts-${a.artifact_type || 'archive'}.${format === 'zip' ? 'zip' : format === 'gzip' ? 'gz' : 'bin'}`,
+    )
     try {
       if (format === 'gzip') {
         await pipeline(gzipMembers(ctx.projectDir, entries), createWriteStream(file))
@@ -116,13 +128,25 @@ export async function uploadArtifacts(ctx: ArtifactsContext, artifacts: readonly
         await createZip(ctx.projectDir, entries, file)
       }
       const type = a.artifact_type || 'archive'
-      const filename = format === 'zip' ? `${a.name || 'artifacts'}.zip` : format === 'gzip' ? `${path.basename(entries[0]!)}.gz` : path.basename(entries[0]!)
-      const r = await ctx.client.uploadArtifacts(ctx.jobId, ctx.jobToken, { file, filename, artifactFormat: format, artifactType: type, expireIn: a.expire_in }, ctx.signal)
+      const filename =
+        format === 'zip'
+          ? `${a.name || 'artifacts'}.zip`
+          : format === 'gzip'
+            ? `${path.basename(entries[0]!)}.gz`
+            : path.basename(entries[0]!)
+      const r = await ctx.client.uploadArtifacts(
+        ctx.jobId,
+        ctx.jobToken,
+        { file, filename, artifactFormat: format, artifactType: type, expireIn: a.expire_in },
+        ctx.signal,
+      )
       if (r.status === 201) {
         ctx.trace.line(`Uploading artifacts as "${type}" to coordinator... 201 Created  id=${ctx.jobId} responseStatus=201 Created`)
       } else {
         const why = r.status === 413 ? 'too large archive' : `status ${r.status}`
-        ctx.trace.error(`Uploading artifacts as "${type}" to coordinator... ${why}  id=${ctx.jobId} responseStatus=${r.status}${r.text ? ` ${r.text.slice(0, 200)}` : ''}`)
+        ctx.trace.error(
+          `Uploading artifacts as "${type}" to coordinator... ${why}  id=${ctx.jobId} responseStatus=${r.status}${r.text ? ` ${r.text.slice(0, 200)}` : ''}`,
+        )
         ok = false
       }
     } catch (e) {

@@ -65,7 +65,12 @@ export async function restoreCaches(ctx: CacheContext, caches: readonly Cache[])
   }
 }
 
-export async function saveCaches(ctx: CacheContext, caches: readonly Cache[], success: boolean, untracked: () => Promise<string[]>): Promise<void> {
+export async function saveCaches(
+  ctx: CacheContext,
+  caches: readonly Cache[],
+  success: boolean,
+  untracked: () => Promise<string[]>,
+): Promise<void> {
   for (const c of caches) {
     if (c.policy === 'pull') {
       ctx.trace.line(`Not uploading cache ${keyOf(c, ctx)} due to policy`)
@@ -82,7 +87,8 @@ export async function saveCaches(ctx: CacheContext, caches: readonly Cache[], su
     const extra = c.untracked ? await untracked() : []
     const { entries, unmatched, counts } = await collectPaths(ctx.projectDir, c.paths ?? [], [], extra)
     for (const [p, n] of counts) ctx.trace.line(`${p}: found ${n} matching artifact files and directories`)
-    for (const p of unmatched) ctx.trace.warn(`${p}: no matching files. Ensure that the artifact path is relative to the working directory (${ctx.projectDir})`)
+    for (const p of unmatched)
+      ctx.trace.warn(`${p}: no matching files. Ensure that the artifact path is relative to the working directory (${ctx.projectDir})`)
     if (entries.length === 0) {
       ctx.trace.warn('No files to cache')
       continue

@@ -113,7 +113,11 @@ export class RunnerClient {
     this.info = info
   }
 
-  async #call(method: string, path: string, init: { body?: string | Uint8Array | FormData; headers?: Record<string, string>; signal?: AbortSignal; timeoutMs?: number } = {}) {
+  async #call(
+    method: string,
+    path: string,
+    init: { body?: string | Uint8Array | FormData; headers?: Record<string, string>; signal?: AbortSignal; timeoutMs?: number } = {},
+  ) {
     const res = await fetch(`${this.baseUrl}${path}`, {
       method,
       headers: { 'user-agent': `${RUNNER_NAME}/${RUNNER_VERSION}`, ...init.headers },
@@ -134,7 +138,12 @@ export class RunnerClient {
   }
 
   async verify(token: string, systemId: string, signal?: AbortSignal): Promise<VerifyResult> {
-    const { res, text, jobStatus } = await this.#json('POST', '/runners/verify', { token, system_id: systemId, info: this.info }, signal ? { signal } : {})
+    const { res, text, jobStatus } = await this.#json(
+      'POST',
+      '/runners/verify',
+      { token, system_id: systemId, info: this.info },
+      signal ? { signal } : {},
+    )
     let runner: VerifyRunnerResponse | undefined
     if (res.status === 200) {
       try {
@@ -149,7 +158,10 @@ export class RunnerClient {
   /** One long poll. `job` is set on 201; 204 means none (remember `lastUpdate`). */
   async requestJob(token: string, systemId: string, lastUpdate: string | undefined, signal?: AbortSignal): Promise<RequestJobResult> {
     const body = { token, system_id: systemId, info: this.info, ...(lastUpdate ? { last_update: lastUpdate } : {}) }
-    const { res, text, jobStatus } = await this.#json('POST', '/jobs/request', body, { timeoutMs: REQUEST_TIMEOUT_MS, ...(signal ? { signal } : {}) })
+    const { res, text, jobStatus } = await this.#json('POST', '/jobs/request', body, {
+      timeoutMs: REQUEST_TIMEOUT_MS,
+      ...(signal ? { signal } : {}),
+    })
     let job: JobResponse | undefined
     if (res.status === 201) job = JSON.parse(text) as JobResponse
     return { status: res.status, text, jobStatus, job, lastUpdate: res.headers.get(HEADERS.lastUpdate) ?? undefined }

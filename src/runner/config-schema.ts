@@ -12,16 +12,26 @@ export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', '
 
 const str = (description = 'a string') => Type.String({ description })
 const int = (minimum: number, maximum?: number) =>
-  Type.Integer({ minimum, ...(maximum === undefined ? {} : { maximum }), description: maximum === undefined ? `an integer of at least ${minimum}` : `an integer between ${minimum} and ${maximum}` })
+  Type.Integer({
+    minimum,
+    ...(maximum === undefined ? {} : { maximum }),
+    description: maximum === undefined ? `an integer of at least ${minimum}` : `an integer between ${minimum} and ${maximum}`,
+  })
 const bool = () => Type.Boolean({ description: 'true or false' })
-const oneOf = <T extends string>(values: readonly T[]) => Type.Union(values.map((v) => Type.Literal(v)), { description: `one of ${values.join(', ')}` })
-const list = <S extends TSchema>(item: S, opts: { minItems?: number } = {}) => Type.Array(item, { ...opts, description: opts.minItems ? 'a list that is not empty' : 'a list' })
+const oneOf = <T extends string>(values: readonly T[]) =>
+  Type.Union(
+    values.map((v) => Type.Literal(v)),
+    { description: `one of ${values.join(', ')}` },
+  )
+const list = <S extends TSchema>(item: S, opts: { minItems?: number } = {}) =>
+  Type.Array(item, { ...opts, description: opts.minItems ? 'a list that is not empty' : 'a list' })
 
 /** Scheme and host, no credentials (they would end up in logs): the runner authenticates with its token. */
 const URL_PATTERN = 'https?://[^/\\s?#@]+(/[^\\s?#@]*)?'
 const url = () => Type.String({ pattern: `^${URL_PATTERN}$`, description: 'an http:// or https:// URL without credentials' })
 /** Linux capability names as the engine takes them: `ALL`, `NET_ADMIN` or `CAP_NET_ADMIN`. */
-const capabilities = () => list(Type.String({ pattern: '^(CAP_)?[A-Za-z][A-Za-z0-9_]*$', description: 'a capability name like NET_ADMIN or ALL' }))
+const capabilities = () =>
+  list(Type.String({ pattern: '^(CAP_)?[A-Za-z][A-Za-z0-9_]*$', description: 'a capability name like NET_ADMIN or ALL' }))
 /** `--security-opt` values the engine understands, plus the docker CLI's `systempaths=unconfined`. */
 const securityOptions = () =>
   list(
@@ -52,7 +62,10 @@ export const DockerSchema = Type.Object(
     wait_for_services_timeout: int(0, 3600),
     /** DOCKER_AUTH_CONFIG for image pulls; that it is a JSON object is checked after the schema. */
     auth_config: str('a JSON object like {"auths": {...}}'),
-    registry_mirror: Type.String({ pattern: `^(auto|off|${URL_PATTERN})$`, description: 'auto, off or an http:// or https:// URL without credentials' }),
+    registry_mirror: Type.String({
+      pattern: `^(auto|off|${URL_PATTERN})$`,
+      description: 'auto, off or an http:// or https:// URL without credentials',
+    }),
   },
   { additionalProperties: false, description: 'a mapping' },
 )

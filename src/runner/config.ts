@@ -183,9 +183,12 @@ const RUNNER_FLAGS = {
   'registry-mirror': 'docker.registry_mirror',
 } as const satisfies Partial<Record<keyof RunnerFlags, string>>
 
-const GLOBAL_FLAGS = { concurrent: 'concurrent', 'check-interval': 'check_interval', 'shutdown-timeout': 'shutdown_timeout', 'log-level': 'log_level' } as const satisfies Partial<
-  Record<keyof RunnerFlags, string>
->
+const GLOBAL_FLAGS = {
+  concurrent: 'concurrent',
+  'check-interval': 'check_interval',
+  'shutdown-timeout': 'shutdown_timeout',
+  'log-level': 'log_level',
+} as const satisfies Partial<Record<keyof RunnerFlags, string>>
 
 /** Runner settings that take a list also take a comma-separated string (every list flag is one). */
 const LISTS = new Set([
@@ -263,7 +266,8 @@ export function loadRunnerConfig(flags: RunnerFlags, env: Record<string, string 
     } catch (e) {
       throw new RunnerConfigError(`runner config file ${file} is not valid YAML: ${(e as Error).message.split('\n')[0]}`)
     }
-    if (parsed !== null && parsed !== undefined && !isObj(parsed)) throw new RunnerConfigError(`runner config file ${file}: expected a mapping at the top level`)
+    if (parsed !== null && parsed !== undefined && !isObj(parsed))
+      throw new RunnerConfigError(`runner config file ${file}: expected a mapping at the top level`)
     raw = (dropNulls(parsed) as Obj | undefined) ?? {}
     base = resolve(file, '..')
   }
@@ -274,7 +278,8 @@ export function loadRunnerConfig(flags: RunnerFlags, env: Record<string, string 
 
   // Flags over the file; where each setting came from is kept for the error message.
   const origins = new Map<string, string>()
-  if (raw.runners !== undefined && !Array.isArray(raw.runners)) fail('runners', fileOrigin, `expected a list of runners, got ${describe(raw.runners)}`)
+  if (raw.runners !== undefined && !Array.isArray(raw.runners))
+    fail('runners', fileOrigin, `expected a list of runners, got ${describe(raw.runners)}`)
   const fromFlagsOnly = raw.runners === undefined || (raw.runners as unknown[]).length === 0
   const runners: unknown[] = fromFlagsOnly ? [{}] : (raw.runners as unknown[])
   const tree: Obj = { ...raw, runners }
@@ -294,7 +299,15 @@ export function loadRunnerConfig(flags: RunnerFlags, env: Record<string, string 
     }
     for (const path of LISTS) {
       const v = getPath(entry, path)
-      if (typeof v === 'string') setPath(entry, path, v.split(',').map((s) => s.trim()).filter(Boolean))
+      if (typeof v === 'string')
+        setPath(
+          entry,
+          path,
+          v
+            .split(',')
+            .map((s) => s.trim())
+            .filter(Boolean),
+        )
     }
   })
 
@@ -319,7 +332,12 @@ export function loadRunnerConfig(flags: RunnerFlags, env: Record<string, string 
       } catch {
         // not JSON: reported below
       }
-      if (!ok) fail(fromFlagsOnly ? 'docker.auth_config' : `runners[${i}].docker.auth_config`, fileOrigin, 'must be a JSON object like {"auths": {...}}')
+      if (!ok)
+        fail(
+          fromFlagsOnly ? 'docker.auth_config' : `runners[${i}].docker.auth_config`,
+          fileOrigin,
+          'must be a JSON object like {"auths": {...}}',
+        )
     }
   })
   // Relative directories are relative to the file they are written in, or to the working directory for flags.
@@ -348,7 +366,10 @@ function errorMessage(error: ValueError, key: string): string {
   return `expected ${described ?? error.message.toLowerCase()}, got ${SECRET.test(key) ? '(hidden)' : describe(error.value)}`
 }
 
-function runnerEntry(r: RunnerFileEntry, dir: (key: 'builds_dir' | 'cache_dir', v: string | undefined, fallback: string) => string): RunnerEntry {
+function runnerEntry(
+  r: RunnerFileEntry,
+  dir: (key: 'builds_dir' | 'cache_dir', v: string | undefined, fallback: string) => string,
+): RunnerEntry {
   const d = r.docker ?? {}
   const privileged = d.privileged ?? false
   const caps = (list: string[] | undefined) => (list ?? []).map((c) => c.toUpperCase())

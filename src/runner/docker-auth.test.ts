@@ -42,15 +42,32 @@ describe('DOCKER_AUTH_CONFIG', () => {
       }),
       '$DOCKER_AUTH_CONFIG',
     )
-    assert.deepEqual(entries.map((e) => e.path), ['docker.io', 'registry.example:5000', 'tokens.example'])
-    assert.deepEqual(await authForImage('registry.example:5000/team/app:1', entries)!.get(), { username: 'alice', password: 'pa:ss', serveraddress: 'registry.example:5000' })
-    assert.deepEqual(await authForImage('redis:7', entries)!.get(), { username: 'bob', password: 'hub', serveraddress: 'https://index.docker.io/v1/' })
-    assert.deepEqual(await authForImage('tokens.example/x', entries)!.get(), { identitytoken: 'refresh-me', serveraddress: 'tokens.example' })
+    assert.deepEqual(
+      entries.map((e) => e.path),
+      ['docker.io', 'registry.example:5000', 'tokens.example'],
+    )
+    assert.deepEqual(await authForImage('registry.example:5000/team/app:1', entries)!.get(), {
+      username: 'alice',
+      password: 'pa:ss',
+      serveraddress: 'registry.example:5000',
+    })
+    assert.deepEqual(await authForImage('redis:7', entries)!.get(), {
+      username: 'bob',
+      password: 'hub',
+      serveraddress: 'https://index.docker.io/v1/',
+    })
+    assert.deepEqual(await authForImage('tokens.example/x', entries)!.get(), {
+      identitytoken: 'refresh-me',
+      serveraddress: 'tokens.example',
+    })
     assert.equal(authForImage('other.example/x', entries), undefined)
   })
 
   it('uses the longest matching registry path', async () => {
-    const entries = await parseDockerAuthConfig(JSON.stringify({ auths: { 'r.example': { auth: b64('a:1') }, 'r.example/team': { auth: b64('b:2') } } }), 's')
+    const entries = await parseDockerAuthConfig(
+      JSON.stringify({ auths: { 'r.example': { auth: b64('a:1') }, 'r.example/team': { auth: b64('b:2') } } }),
+      's',
+    )
     assert.equal((await authForImage('r.example/team/app', entries)!.get()).username, 'b')
     assert.equal((await authForImage('r.example/other/app', entries)!.get()).username, 'a')
   })
@@ -62,10 +79,21 @@ describe('DOCKER_AUTH_CONFIG', () => {
       if (action === 'list') return JSON.stringify({ 'store.example': 'carol' })
       return JSON.stringify({ ServerURL: input, Username: helper === 'ecr-login' ? 'AWS' : '<token>', Secret: `secret-from-${helper}` })
     }
-    const entries = await parseDockerAuthConfig(JSON.stringify({ credsStore: 'desktop', credHelpers: { '123.dkr.ecr.example': 'ecr-login', 'gcr.example': 'gcloud' } }), 'cfg', run)
+    const entries = await parseDockerAuthConfig(
+      JSON.stringify({ credsStore: 'desktop', credHelpers: { '123.dkr.ecr.example': 'ecr-login', 'gcr.example': 'gcloud' } }),
+      'cfg',
+      run,
+    )
     assert.deepEqual(calls, ['desktop list '])
-    assert.deepEqual(await authForImage('123.dkr.ecr.example/app:1', entries)!.get(), { username: 'AWS', password: 'secret-from-ecr-login', serveraddress: '123.dkr.ecr.example' })
-    assert.deepEqual(await authForImage('store.example/app', entries)!.get(), { identitytoken: 'secret-from-desktop', serveraddress: 'store.example' })
+    assert.deepEqual(await authForImage('123.dkr.ecr.example/app:1', entries)!.get(), {
+      username: 'AWS',
+      password: 'secret-from-ecr-login',
+      serveraddress: '123.dkr.ecr.example',
+    })
+    assert.deepEqual(await authForImage('store.example/app', entries)!.get(), {
+      identitytoken: 'secret-from-desktop',
+      serveraddress: 'store.example',
+    })
     assert.deepEqual(calls, ['desktop list ', 'ecr-login get 123.dkr.ecr.example', 'desktop get store.example'])
   })
 
@@ -73,13 +101,20 @@ describe('DOCKER_AUTH_CONFIG', () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'wharf-credhelper-'))
     after(() => rmSync(dir, { recursive: true, force: true }))
     const helper = path.join(dir, 'docker-credential-wharftest')
-    writeFileSync(helper, '#!/bin/sh\nread server\nprintf \'{"ServerURL":"%s","Username":"helper-user","Secret":"helper-secret"}\' "$server"\n')
+    writeFileSync(
+      helper,
+      '#!/bin/sh\nread server\nprintf \'{"ServerURL":"%s","Username":"helper-user","Secret":"helper-secret"}\' "$server"\n',
+    )
     chmodSync(helper, 0o755)
     const oldPath = process.env.PATH
     process.env.PATH = `${dir}:${oldPath}`
     try {
       const entries = await parseDockerAuthConfig(JSON.stringify({ credHelpers: { 'helped.example': 'wharftest' } }), 'cfg')
-      assert.deepEqual(await authForImage('helped.example/app', entries)!.get(), { username: 'helper-user', password: 'helper-secret', serveraddress: 'helped.example' })
+      assert.deepEqual(await authForImage('helped.example/app', entries)!.get(), {
+        username: 'helper-user',
+        password: 'helper-secret',
+        serveraddress: 'helped.example',
+      })
       await assert.rejects(runCredentialHelper('../evil', 'get', 'x'), /invalid credential helper name/)
       await assert.rejects(runCredentialHelper('missing-helper-xyz', 'get', 'x'), /docker-credential-missing-helper-xyz: ENOENT/)
     } finally {
@@ -88,14 +123,26 @@ describe('DOCKER_AUTH_CONFIG', () => {
   })
 
   it('rejects malformed configs with a message naming the source', async () => {
-    await assert.rejects(parseDockerAuthConfig('{nope', '$DOCKER_AUTH_CONFIG'), (e: Error) => e instanceof DockerAuthConfigError && /\$DOCKER_AUTH_CONFIG: not valid JSON/.test(e.message))
+    await assert.rejects(
+      parseDockerAuthConfig('{nope', '$DOCKER_AUTH_CONFIG'),
+      (e: Error) => e instanceof DockerAuthConfigError && /\$DOCKER_AUTH_CONFIG: not valid JSON/.test(e.message),
+    )
     await assert.rejects(parseDockerAuthConfig('[]', 'x'), /expected a JSON object/)
-    await assert.rejects(parseDockerAuthConfig(JSON.stringify({ auths: { r: { auth: b64('nocolon') } } }), 'x'), /auths\.r\.auth is not base64/)
+    await assert.rejects(
+      parseDockerAuthConfig(JSON.stringify({ auths: { r: { auth: b64('nocolon') } } }), 'x'),
+      /auths\.r\.auth is not base64/,
+    )
   })
 
   it('gives the first source precedence: DOCKER_AUTH_CONFIG over the job payload credentials', async () => {
-    const user = await parseDockerAuthConfig(JSON.stringify({ auths: { '127.0.0.1:5000': { auth: b64('me:mine') } } }), '$DOCKER_AUTH_CONFIG')
-    const job = credentialsEntries([{ type: 'registry', url: '127.0.0.1:5000', username: 'gitlab-ci-token', password: 'glcbt-x' }, { type: 'registry', url: 'other:5000', username: 'gitlab-ci-token', password: 'glcbt-x' }])
+    const user = await parseDockerAuthConfig(
+      JSON.stringify({ auths: { '127.0.0.1:5000': { auth: b64('me:mine') } } }),
+      '$DOCKER_AUTH_CONFIG',
+    )
+    const job = credentialsEntries([
+      { type: 'registry', url: '127.0.0.1:5000', username: 'gitlab-ci-token', password: 'glcbt-x' },
+      { type: 'registry', url: 'other:5000', username: 'gitlab-ci-token', password: 'glcbt-x' },
+    ])
     const merged = mergeAuthSources([user, job])
     assert.equal((await authForImage('127.0.0.1:5000/g/p:1', merged)!.get()).username, 'me')
     assert.equal(authForImage('other:5000/g/p', merged)!.source, 'job payload (Wharf registry)')

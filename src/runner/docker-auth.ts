@@ -75,10 +75,13 @@ export type HelperRunner = (helper: string, action: 'get' | 'list', input: strin
 
 /** Runs `docker-credential-<helper> <action>` with `input` on stdin; rejects on a non-zero exit. */
 export const runCredentialHelper: HelperRunner = async (helper, action, input) => {
-  if (helper !== path.basename(helper) || helper === '' || helper.includes('..')) throw new Error(`invalid credential helper name ${JSON.stringify(helper)}`)
-  const child = await startProcess(`docker-credential-${helper}`, [action], { stdio: ['pipe', 'pipe', 'pipe'] }).catch((e: NodeJS.ErrnoException) => {
-    throw new Error(`docker-credential-${helper}: ${e.code ?? e.message}`)
-  })
+  if (helper !== path.basename(helper) || helper === '' || helper.includes('..'))
+    throw new Error(`invalid credential helper name ${JSON.stringify(helper)}`)
+  const child = await startProcess(`docker-credential-${helper}`, [action], { stdio: ['pipe', 'pipe', 'pipe'] }).catch(
+    (e: NodeJS.ErrnoException) => {
+      throw new Error(`docker-credential-${helper}: ${e.code ?? e.message}`)
+    },
+  )
   return new Promise((resolve, reject) => {
     const out: Buffer[] = []
     const err: Buffer[] = []
@@ -89,7 +92,12 @@ export const runCredentialHelper: HelperRunner = async (helper, action, input) =
       clearTimeout(timer)
       const stdout = Buffer.concat(out).toString('utf8')
       if (code === 0) resolve(stdout)
-      else reject(new Error(`docker-credential-${helper} ${action} exited ${code}: ${(Buffer.concat(err).toString('utf8') || stdout).trim().slice(0, 200)}`))
+      else
+        reject(
+          new Error(
+            `docker-credential-${helper} ${action} exited ${code}: ${(Buffer.concat(err).toString('utf8') || stdout).trim().slice(0, 200)}`,
+          ),
+        )
     })
     child.stdin.end(input)
   })
@@ -135,7 +143,9 @@ export async function parseDockerAuthConfig(json: string, source: string, run: H
     }
     const identitytoken = typeof entry.identitytoken === 'string' && entry.identitytoken ? entry.identitytoken : undefined
     if (!identitytoken && username === undefined) continue // an empty entry (the store holds it)
-    const auth: RegistryAuth = identitytoken ? { identitytoken, serveraddress: server } : { username: username ?? '', password: password ?? '', serveraddress: server }
+    const auth: RegistryAuth = identitytoken
+      ? { identitytoken, serveraddress: server }
+      : { username: username ?? '', password: password ?? '', serveraddress: server }
     byPath.set(registryPath(server), { path: registryPath(server), source, get: async () => auth })
   }
   if (typeof c.credsStore === 'string' && c.credsStore) {
@@ -147,12 +157,20 @@ export async function parseDockerAuthConfig(json: string, source: string, run: H
       throw new DockerAuthConfigError(`${source}: credsStore ${store}: ${(e as Error).message}`)
     }
     for (const server of Object.keys(listed)) {
-      byPath.set(registryPath(server), { path: registryPath(server), source: `${source} (credsStore ${store})`, get: () => helperGet(run, store, server) })
+      byPath.set(registryPath(server), {
+        path: registryPath(server),
+        source: `${source} (credsStore ${store})`,
+        get: () => helperGet(run, store, server),
+      })
     }
   }
   for (const [server, helper] of Object.entries(c.credHelpers ?? {})) {
     if (typeof helper !== 'string' || !helper) continue
-    byPath.set(registryPath(server), { path: registryPath(server), source: `${source} (credHelper ${helper})`, get: () => helperGet(run, helper, server) })
+    byPath.set(registryPath(server), {
+      path: registryPath(server),
+      source: `${source} (credHelper ${helper})`,
+      get: () => helperGet(run, helper, server),
+    })
   }
   return [...byPath.values()].sort((a, b) => a.path.localeCompare(b.path))
 }

@@ -14,13 +14,18 @@ describe('docker executor host config', () => {
       MaskedPaths: [],
       ReadonlyPaths: [],
     })
-    assert.deepEqual(privilegeHostConfig(true, [], [], ['systempaths:unconfined']), { Privileged: true, MaskedPaths: [], ReadonlyPaths: [] })
+    assert.deepEqual(privilegeHostConfig(true, [], [], ['systempaths:unconfined']), {
+      Privileged: true,
+      MaskedPaths: [],
+      ReadonlyPaths: [],
+    })
   })
 
   it("reads a service's HEALTHCHECK_TCP_PORT (the last one wins; junk is ignored)", () => {
     assert.equal(healthcheckPort([]), undefined)
     assert.equal(healthcheckPort([variable('HEALTHCHECK_TCP_PORT', '2376')]), 2376)
     assert.equal(healthcheckPort([variable('HEALTHCHECK_TCP_PORT', '2375'), variable('HEALTHCHECK_TCP_PORT', ' 2376 ')]), 2376)
-    for (const bad of ['', 'http', '0', '70000', '23 75']) assert.equal(healthcheckPort([variable('HEALTHCHECK_TCP_PORT', bad)]), undefined, bad)
+    for (const bad of ['', 'http', '0', '70000', '23 75'])
+      assert.equal(healthcheckPort([variable('HEALTHCHECK_TCP_PORT', bad)]), undefined, bad)
   })
 })

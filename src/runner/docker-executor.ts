@@ -63,7 +63,12 @@ export function dockerOptions(host: string | undefined): Docker.DockerOptions {
  * The privilege fields of a HostConfig. `systempaths=unconfined` is the docker CLI's: the engine
  * API has no such option, only empty MaskedPaths/ReadonlyPaths, which is what the CLI sends.
  */
-export function privilegeHostConfig(privileged: boolean, capAdd: readonly string[], capDrop: readonly string[], securityOpt: readonly string[]): Docker.HostConfig {
+export function privilegeHostConfig(
+  privileged: boolean,
+  capAdd: readonly string[],
+  capDrop: readonly string[],
+  securityOpt: readonly string[],
+): Docker.HostConfig {
   const opts = securityOpt.filter((o) => !/^systempaths[=:]unconfined$/.test(o))
   return {
     Privileged: privileged,
@@ -168,7 +173,9 @@ export class DockerExecutor implements Executor {
       try {
         sources.push(await parseDockerAuthConfig(json, source))
       } catch (e) {
-        warnings.push(`Failed to resolve credentials from ${source}: ${(e as Error).message}. Credentials from this source will not be used.`)
+        warnings.push(
+          `Failed to resolve credentials from ${source}: ${(e as Error).message}. Credentials from this source will not be used.`,
+        )
       }
     }
     await parse(job.vars('DOCKER_AUTH_CONFIG'), '$DOCKER_AUTH_CONFIG')
@@ -248,7 +255,10 @@ export class DockerExecutor implements Executor {
         trace.warn(`Failed to pull image with policy "${policy}": ${msg.trim()}`)
       }
     }
-    throw new PrepareError(`failed to pull image "${name}" with specified policies [${policies.join(' ')}]: ${errors.at(-1) ?? 'canceled'}`, 'image_pull_failure')
+    throw new PrepareError(
+      `failed to pull image "${name}" with specified policies [${policies.join(' ')}]: ${errors.at(-1) ?? 'canceled'}`,
+      'image_pull_failure',
+    )
   }
 
   /**
@@ -317,7 +327,10 @@ export class DockerExecutor implements Executor {
     if (mirror) {
       const cred = job.job.credentials.find((c) => c.type === 'registry')
       this.#mirror = { url: mirror, auth: cred && { username: cred.username, password: cred.password, serveraddress: mirror.host } }
-      const why = this.#cfg.registryMirror === 'auto' ? "the server's registry mirror; runner setting registry_mirror: auto" : 'runner setting registry_mirror'
+      const why =
+        this.#cfg.registryMirror === 'auto'
+          ? "the server's registry mirror; runner setting registry_mirror: auto"
+          : 'runner setting registry_mirror'
       trace.line(`Docker Hub images come through Wharf's pull-through cache at ${mirror.origin} (${why})`)
     }
     let pullMs = 0
@@ -357,7 +370,10 @@ export class DockerExecutor implements Executor {
           if (withMirror) {
             command = withMirror
             trace.line(`Service ${name}'s daemon pulls Docker Hub images through Wharf's pull-through cache: --registry-mirror=${url}`)
-          } else if (!url) trace.warn(`Service ${name}'s daemon is not given Wharf's registry mirror: ${this.#mirror.url.origin} is loopback and the network ${mode} has no gateway`)
+          } else if (!url)
+            trace.warn(
+              `Service ${name}'s daemon is not given Wharf's registry mirror: ${this.#mirror.url.origin} is loopback and the network ${mode} has no gateway`,
+            )
           else trace.line(`Service ${name} keeps its command as given: its daemon is not given Wharf's registry mirror`)
         }
         const c = await this.#docker.createContainer({
@@ -369,12 +385,19 @@ export class DockerExecutor implements Executor {
           Labels: { 'com.wharf.runner.job': String(job.job.id), 'com.wharf.runner.service': name },
           HostConfig: {
             NetworkMode: mode || undefined,
-            ...privilegeHostConfig(this.#cfg.servicesPrivileged, this.#cfg.servicesCapAdd, this.#cfg.servicesCapDrop, this.#cfg.servicesSecurityOpt),
+            ...privilegeHostConfig(
+              this.#cfg.servicesPrivileged,
+              this.#cfg.servicesCapAdd,
+              this.#cfg.servicesCapDrop,
+              this.#cfg.servicesSecurityOpt,
+            ),
             // As gitlab-runner, the volumes go into services too (a shared /certs/client, /sys/fs/cgroup for dind).
             Binds: [...this.#cfg.volumes],
             ExtraHosts: this.#cfg.extraHosts,
           },
-          ...(mode && mode !== 'host' && mode !== 'none' ? { NetworkingConfig: { EndpointsConfig: { [mode]: { Aliases: aliases } } } } : {}),
+          ...(mode && mode !== 'host' && mode !== 'none'
+            ? { NetworkingConfig: { EndpointsConfig: { [mode]: { Aliases: aliases } } } }
+            : {}),
         })
         this.#containers.push(c.id)
         await c.start()
@@ -384,7 +407,8 @@ export class DockerExecutor implements Executor {
         if (named) ports.add(named)
         else {
           for (const p of exposed) if (p.endsWith('/tcp')) ports.add(Number.parseInt(p, 10))
-          for (const p of svc.ports ?? []) if (!p.protocol || p.protocol === 'tcp' || p.protocol === 'http' || p.protocol === 'https') ports.add(p.number)
+          for (const p of svc.ports ?? [])
+            if (!p.protocol || p.protocol === 'tcp' || p.protocol === 'http' || p.protocol === 'https') ports.add(p.number)
         }
         started.push({ name, id: c.id, aliases, ports: [...ports].filter((p) => p > 0) })
       }
@@ -434,7 +458,9 @@ export class DockerExecutor implements Executor {
           await new Promise((r) => setTimeout(r, SERVICE_PROBE_MS))
         }
         if (lastError) {
-          trace.warn(`Service ${s.name} probably didn't start properly.\n\nHealth check error:\n${lastError}\n\nService container logs:\n${await this.#logs(s.id)}`)
+          trace.warn(
+            `Service ${s.name} probably didn't start properly.\n\nHealth check error:\n${lastError}\n\nService container logs:\n${await this.#logs(s.id)}`,
+          )
         }
       }),
     )
@@ -449,7 +475,14 @@ export class DockerExecutor implements Executor {
     }
   }
 
-  async run(job: PreparedJob, stage: string, _hostScript: string, jobScript: string, onOutput: (b: Buffer) => void, signal: AbortSignal): Promise<StageResult> {
+  async run(
+    job: PreparedJob,
+    stage: string,
+    _hostScript: string,
+    jobScript: string,
+    onOutput: (b: Buffer) => void,
+    signal: AbortSignal,
+  ): Promise<StageResult> {
     if (signal.aborted) return { exitCode: 1, aborted: true }
     const mode = this.#networkMode()
     const extraHosts = [...this.#cfg.extraHosts]
@@ -523,7 +556,8 @@ export class DockerExecutor implements Executor {
 function origin(image: string): string {
   const registry = imageRegistry(image)
   // GitLab's group path: `<wharf>/<group>/dependency_proxy/containers/<image>`.
-  if (image.includes('/dependency_proxy/containers/')) return `Wharf's pull-through cache of docker.io (the group dependency proxy on ${registry})`
+  if (image.includes('/dependency_proxy/containers/'))
+    return `Wharf's pull-through cache of docker.io (the group dependency proxy on ${registry})`
   return registry === 'docker.io' ? 'docker.io (directly, not through Wharf)' : `the registry ${registry}`
 }
 

@@ -57,7 +57,14 @@ export interface Executor {
   /** Pulls images and starts services; returns the milliseconds spent pulling. Throws PrepareError. */
   prepare(job: PreparedJob, trace: JobTrace, signal: AbortSignal): Promise<{ pullMs: number }>
   /** Runs the stage script stored at `hostScript` (paths.tmpDir/<name> for the job). */
-  run(job: PreparedJob, stage: string, hostScript: string, jobScript: string, onOutput: (b: Buffer) => void, signal: AbortSignal): Promise<StageResult>
+  run(
+    job: PreparedJob,
+    stage: string,
+    hostScript: string,
+    jobScript: string,
+    onOutput: (b: Buffer) => void,
+    signal: AbortSignal,
+  ): Promise<StageResult>
   /** Removes containers, networks; never throws. */
   cleanup(trace: JobTrace | undefined): Promise<void>
 }

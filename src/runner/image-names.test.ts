@@ -10,11 +10,35 @@ const CASES: [string, string, string, string, string[]][] = [
   ['service:version', 'service:version', 'service', 'version', ['service']],
   ['docker:dind', 'docker:dind', 'docker', 'dind', ['docker']],
   ['namespace/service', 'namespace/service:latest', 'namespace/service', 'latest', ['namespace__service', 'namespace-service']],
-  ['domain.tld/namespace/service:version', 'domain.tld/namespace/service:version', 'domain.tld/namespace/service', 'version', ['domain.tld__namespace__service', 'domain.tld-namespace-service']],
-  ['domain.tld:8080/service', 'domain.tld:8080/service:latest', 'domain.tld/service', 'latest', ['domain.tld__service', 'domain.tld-service']],
-  ['subdomain.domain.tld:8080/namespace/service:version', 'subdomain.domain.tld:8080/namespace/service:version', 'subdomain.domain.tld/namespace/service', 'version', ['subdomain.domain.tld__namespace__service', 'subdomain.domain.tld-namespace-service']],
+  [
+    'domain.tld/namespace/service:version',
+    'domain.tld/namespace/service:version',
+    'domain.tld/namespace/service',
+    'version',
+    ['domain.tld__namespace__service', 'domain.tld-namespace-service'],
+  ],
+  [
+    'domain.tld:8080/service',
+    'domain.tld:8080/service:latest',
+    'domain.tld/service',
+    'latest',
+    ['domain.tld__service', 'domain.tld-service'],
+  ],
+  [
+    'subdomain.domain.tld:8080/namespace/service:version',
+    'subdomain.domain.tld:8080/namespace/service:version',
+    'subdomain.domain.tld/namespace/service',
+    'version',
+    ['subdomain.domain.tld__namespace__service', 'subdomain.domain.tld-namespace-service'],
+  ],
   [`service${DIGEST}`, `service${DIGEST}`, 'service', DIGEST, ['service']],
-  [`domain.tld:8080/namespace/service${DIGEST}`, `domain.tld:8080/namespace/service${DIGEST}`, 'domain.tld/namespace/service', DIGEST, ['domain.tld__namespace__service', 'domain.tld-namespace-service']],
+  [
+    `domain.tld:8080/namespace/service${DIGEST}`,
+    `domain.tld:8080/namespace/service${DIGEST}`,
+    'domain.tld/namespace/service',
+    DIGEST,
+    ['domain.tld__namespace__service', 'domain.tld-namespace-service'],
+  ],
 ]
 
 describe('service names and aliases', () => {

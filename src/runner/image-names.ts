@@ -21,7 +21,8 @@ export function splitNameAndVersion(description: string): ServiceName {
   const colon = named.lastIndexOf(':')
   const tag = colon > slash ? named.slice(colon + 1) : ''
   const withoutVersion = colon > slash ? named.slice(0, colon) : named
-  if (withoutVersion === '' || !/^[A-Za-z0-9._\-/:]+$/.test(withoutVersion)) return { service: '', version: 'latest', image: description, aliases: [] }
+  if (withoutVersion === '' || !/^[A-Za-z0-9._\-/:]+$/.test(withoutVersion))
+    return { service: '', version: 'latest', image: description, aliases: [] }
   // Drop a registry port: host:5000/path → host/path.
   const m = /^(.*?)(|:[0-9]+)(|\/.*)$/.exec(withoutVersion)!
   const service = `${m[1]}${m[3]}`

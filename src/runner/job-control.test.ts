@@ -73,7 +73,10 @@ describe('job control', () => {
     server.status = 'canceled'
     await until(() => c.hardSignal.aborted)
     assert.equal(c.stopFailure()?.reason, 'job_canceled')
-    assert.throws(() => c.throwIfStopped(), (e: Error) => e instanceof StageFailure && e.reason === 'job_canceled')
+    assert.throws(
+      () => c.throwIfStopped(),
+      (e: Error) => e instanceof StageFailure && e.reason === 'job_canceled',
+    )
   })
 
   it('the first stop wins: a refused keep-alive, then the runner stopping', async (t) => {
@@ -84,7 +87,10 @@ describe('job control', () => {
     server.updateStatus = 403
     await until(() => c.stopReason !== undefined)
     shutdown.abort()
-    assert.deepEqual([c.stopReason, c.hardSignal.aborted, c.stopFailure()?.message], ['rejected', true, 'the server no longer accepts updates for this job'])
+    assert.deepEqual(
+      [c.stopReason, c.hardSignal.aborted, c.stopFailure()?.message],
+      ['rejected', true, 'the server no longer accepts updates for this job'],
+    )
   })
 
   it('stops at once when the runner is already stopping, and dispose ends the keep-alive', async () => {

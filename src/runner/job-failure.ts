@@ -56,6 +56,7 @@ export function stopFailure(reason: StopReason, timeoutSeconds: number): StageFa
 export function failureOf(e: unknown): { failure: StageFailure; expected: boolean } {
   if (e instanceof StageFailure) return { failure: e, expected: true }
   if (e instanceof SourcesError) return { failure: new StageFailure(e.message, 'script_failure', e.exitCode), expected: true }
-  if (e instanceof PrepareError || e instanceof ArtifactsError) return { failure: new StageFailure(e.message, e.reason as FailureReason), expected: true }
+  if (e instanceof PrepareError || e instanceof ArtifactsError)
+    return { failure: new StageFailure(e.message, e.reason as FailureReason), expected: true }
   return { failure: new StageFailure((e as Error).message, 'runner_system_failure'), expected: false }
 }

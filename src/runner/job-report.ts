@@ -21,7 +21,9 @@ const secs = (ms: number) => (ms / 1000).toFixed(2)
 /** The log's last lines: the timings, then success or the failure's message. */
 export function closeLog(trace: JobTrace, t: JobTimings, failure: StageFailure | undefined): void {
   trace.line()
-  trace.line(`Timing: queued ${t.queueWaitSeconds.toFixed(2)} s, image pull ${secs(t.pullMs)} s, script ${secs(t.scriptMs)} s, total ${secs(t.totalMs)} s`)
+  trace.line(
+    `Timing: queued ${t.queueWaitSeconds.toFixed(2)} s, image pull ${secs(t.pullMs)} s, script ${secs(t.scriptMs)} s, total ${secs(t.totalMs)} s`,
+  )
   if (!failure) trace.info('Job succeeded')
   else if (failure.reason === 'runner_system_failure') trace.error(`Job failed (system failure): ${failure.message}`)
   else trace.error(`Job failed: ${failure.message}`)

@@ -47,7 +47,13 @@ export class JobStages {
     this.#control = control
     this.#hostJobDir = where.hostJobDir
     const { trace } = control
-    this.#cache = { cacheDir: deps.runner.cacheDir, projectPath: where.projectPath, projectDir: job.paths.hostProjectDir, trace, vars: job.vars }
+    this.#cache = {
+      cacheDir: deps.runner.cacheDir,
+      projectPath: where.projectPath,
+      projectDir: job.paths.hostProjectDir,
+      trace,
+      vars: job.vars,
+    }
     this.#artifacts = {
       client: deps.client,
       jobId: job.job.id,
@@ -183,7 +189,9 @@ export class JobStages {
     if (!caches.some((c) => c.paths?.length)) return
     const { trace } = this.#control
     trace.sectionStart('archive_cache', success ? 'Saving cache for successful job' : 'Saving cache for failed job')
-    await saveCaches(this.#cache, caches, success, () => untrackedFiles(this.#job.paths.hostProjectDir)).catch((e: Error) => trace.warn(`cache: ${e.message}`))
+    await saveCaches(this.#cache, caches, success, () => untrackedFiles(this.#job.paths.hostProjectDir)).catch((e: Error) =>
+      trace.warn(`cache: ${e.message}`),
+    )
     trace.sectionEnd('archive_cache')
   }
 
@@ -212,11 +220,25 @@ export class JobStages {
 
   async #runStage(stage: string, commands: readonly string[], signal: AbortSignal, notices: string[] = []): Promise<StageResult> {
     const { variables, paths, vars } = this.#job
-    const text = buildStageScript({ variables, tmpDir: paths.tmpDir, workDir: paths.projectDir, commands, notices, xtrace: vars('CI_DEBUG_TRACE') === 'true' })
+    const text = buildStageScript({
+      variables,
+      tmpDir: paths.tmpDir,
+      workDir: paths.projectDir,
+      commands,
+      notices,
+      xtrace: vars('CI_DEBUG_TRACE') === 'true',
+    })
     const hostScript = path.join(paths.hostTmpDir, `${stage}.sh`)
     await writeFile(hostScript, text, { mode: 0o644 })
     try {
-      return await this.#d.executor.run(this.#job, stage, hostScript, `${paths.tmpDir}/${stage}.sh`, (b) => this.#control.trace.write(b), signal)
+      return await this.#d.executor.run(
+        this.#job,
+        stage,
+        hostScript,
+        `${paths.tmpDir}/${stage}.sh`,
+        (b) => this.#control.trace.write(b),
+        signal,
+      )
     } finally {
       await rm(hostScript, { force: true })
     }
@@ -226,7 +248,11 @@ export class JobStages {
 /** Untracked files of the checkout (`git ls-files -o`, .gitignore not applied, as GitLab does). */
 async function untrackedFiles(projectDir: string): Promise<string[]> {
   const out: Buffer[] = []
-  const r = await runProcess('git', ['ls-files', '-o', '-z'], { cwd: projectDir, env: { ...process.env, LC_ALL: 'C' }, onOutput: (b) => out.push(b) }).catch(() => undefined)
+  const r = await runProcess('git', ['ls-files', '-o', '-z'], {
+    cwd: projectDir,
+    env: { ...process.env, LC_ALL: 'C' },
+    onOutput: (b) => out.push(b),
+  }).catch(() => undefined)
   if (r?.code !== 0) return []
   return Buffer.concat(out).toString('utf8').split('\0').filter(Boolean)
 }

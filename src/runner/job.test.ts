@@ -13,8 +13,24 @@ function job(vars: JobResponse['variables']): JobResponse {
     id: 7,
     token: 'glcbt-token',
     allow_git_fetch: true,
-    job_info: { id: 7, name: 'build', stage: 'build', project_id: 3, project_name: 'app', time_in_queue_seconds: 1.5, project_jobs_running_on_instance_runners_count: '0' },
-    git_info: { repo_url: 'http://gitlab-ci-token:glcbt-token@wharf.example:5000/g/app.git', ref: 'main', sha: 'a'.repeat(40), before_sha: '0'.repeat(40), ref_type: 'branch', refspecs: [], depth: 20 },
+    job_info: {
+      id: 7,
+      name: 'build',
+      stage: 'build',
+      project_id: 3,
+      project_name: 'app',
+      time_in_queue_seconds: 1.5,
+      project_jobs_running_on_instance_runners_count: '0',
+    },
+    git_info: {
+      repo_url: 'http://gitlab-ci-token:glcbt-token@wharf.example:5000/g/app.git',
+      ref: 'main',
+      sha: 'a'.repeat(40),
+      before_sha: '0'.repeat(40),
+      ref_type: 'branch',
+      refspecs: [],
+      depth: 20,
+    },
     runner_info: { timeout: 3600 },
     variables: vars,
     steps: [],
@@ -36,10 +52,19 @@ describe('job setup', () => {
   })
 
   it('the runner sets CI_PROJECT_DIR and, with clone_url, the URLs jobs use to reach Wharf', () => {
-    const runner = loadRunnerConfig({ url: 'http://127.0.0.1:5000', token: 'glrt-x', executor: 'shell', 'clone-url': 'http://172.18.0.1:5000' }, {}).runners[0]!
+    const runner = loadRunnerConfig(
+      { url: 'http://127.0.0.1:5000', token: 'glrt-x', executor: 'shell', 'clone-url': 'http://172.18.0.1:5000' },
+      {},
+    ).runners[0]!
     const ex = new ShellExecutor(runner)
     const paths = ex.paths('/b/runner-1/7', 'g/app')
-    const vars = jobVariables(job([variable('CI_PROJECT_DIR', '/builds/g/app'), variable('CI_SERVER_URL', 'http://wharf.example:5000'), variable('MINE', 'x')]), runner, ex, paths, 1)
+    const vars = jobVariables(
+      job([variable('CI_PROJECT_DIR', '/builds/g/app'), variable('CI_SERVER_URL', 'http://wharf.example:5000'), variable('MINE', 'x')]),
+      runner,
+      ex,
+      paths,
+      1,
+    )
     const get = (k: string) => variableValue(vars, k)
     assert.equal(get('CI_PROJECT_DIR'), '/b/runner-1/7/g/app')
     assert.equal(get('CI_SERVER_URL'), 'http://172.18.0.1:5000')

@@ -56,7 +56,13 @@ export function projectDirName(job: JobResponse): string {
 }
 
 /** The job's variables plus the runner's, with clone_url applied, resolved. */
-export function jobVariables(job: JobResponse, runner: RunnerEntry, executor: Executor, paths: PreparedJob['paths'], runnerId: number): JobVariable[] {
+export function jobVariables(
+  job: JobResponse,
+  runner: RunnerEntry,
+  executor: Executor,
+  paths: PreparedJob['paths'],
+  runnerId: number,
+): JobVariable[] {
   const runnerVars: JobVariable[] = [
     variable('CI_RUNNER_ID', String(runnerId)),
     variable('CI_RUNNER_DESCRIPTION', runner.name),
@@ -98,7 +104,16 @@ export async function runJob(deps: JobDeps, job: JobResponse): Promise<JobOutcom
   // Masked values may only become visible after expansion (a variable built from a masked one is not masked, as in GitLab).
   const variables = jobVariables(job, runner, executor, paths, deps.runnerId)
   const prepared: PreparedJob = { job, variables, paths, vars: (k) => variableValue(variables, k) }
-  const control = new JobControl({ client: deps.client, log, outputLimitBytes: runner.outputLimitBytes, shutdown: deps.shutdown, ...(deps.heartbeatMs !== undefined ? { heartbeatMs: deps.heartbeatMs } : {}) }, job)
+  const control = new JobControl(
+    {
+      client: deps.client,
+      log,
+      outputLimitBytes: runner.outputLimitBytes,
+      shutdown: deps.shutdown,
+      ...(deps.heartbeatMs !== undefined ? { heartbeatMs: deps.heartbeatMs } : {}),
+    },
+    job,
+  )
   const { trace } = control
   const stages = new JobStages(deps, prepared, control, { hostJobDir, projectPath })
   const timings = { queueWaitSeconds: job.job_info?.time_in_queue_seconds ?? 0, pullMs: 0, scriptMs: 0, totalMs: 0 }
@@ -142,7 +157,9 @@ export async function runJob(deps: JobDeps, job: JobResponse): Promise<JobOutcom
   const reason = reportedReason(job, failure)
   await finalUpdate(deps, job, trace, state, reason, failure?.exitCode)
   await executor.cleanup(undefined)
-  await rm(hostJobDir, { recursive: true, force: true }).catch((e: Error) => log.warn({ job: job.id, err: e.message }, 'cannot remove the job directory'))
+  await rm(hostJobDir, { recursive: true, force: true }).catch((e: Error) =>
+    log.warn({ job: job.id, err: e.message }, 'cannot remove the job directory'),
+  )
 
   const totalMs = performance.now() - started
   log.info(
@@ -160,5 +177,15 @@ export async function runJob(deps: JobDeps, job: JobResponse): Promise<JobOutcom
     },
     'job finished',
   )
-  return { jobId: job.id, state, failureReason: reason, exitCode: failure?.exitCode, queueWaitSeconds: timings.queueWaitSeconds, pullMs: timings.pullMs, scriptMs: timings.scriptMs, totalMs, log: trace.text() }
+  return {
+    jobId: job.id,
+    state,
+    failureReason: reason,
+    exitCode: failure?.exitCode,
+    queueWaitSeconds: timings.queueWaitSeconds,
+    pullMs: timings.pullMs,
+    scriptMs: timings.scriptMs,
+    totalMs,
+    log: trace.text(),
+  }
 }

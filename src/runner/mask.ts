@@ -42,7 +42,9 @@ export class Masker {
     let start = 0
     let i = 0
     while (i < data.length) {
-      const hit = this.#secrets.find((s) => s[0] === data[i] && data.length - i >= s.length && data.compare(s, 0, s.length, i, i + s.length) === 0)
+      const hit = this.#secrets.find(
+        (s) => s[0] === data[i] && data.length - i >= s.length && data.compare(s, 0, s.length, i, i + s.length) === 0,
+      )
       if (hit) {
         parts.push(data.subarray(start, i), MASK_BYTES)
         i += hit.length
@@ -50,7 +52,12 @@ export class Masker {
         continue
       }
       // A secret may begin here but not have fully arrived: keep the rest for the next chunk.
-      if (!final && this.#secrets.some((s) => s[0] === data[i] && data.length - i < s.length && data.compare(s, 0, data.length - i, i, data.length) === 0)) {
+      if (
+        !final &&
+        this.#secrets.some(
+          (s) => s[0] === data[i] && data.length - i < s.length && data.compare(s, 0, data.length - i, i, data.length) === 0,
+        )
+      ) {
         parts.push(data.subarray(start, i))
         return { out: Buffer.concat(parts), rest: Buffer.from(data.subarray(i)) }
       }

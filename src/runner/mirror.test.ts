@@ -23,15 +23,24 @@ describe('Docker Hub images through the registry mirror', () => {
     assert.equal(mirroredName('docker.io/library/alpine:3', m), '127.0.0.1:5001/library/alpine:3')
     assert.equal(mirroredName('index.docker.io/alpine', m), '127.0.0.1:5001/library/alpine:latest')
     assert.equal(mirroredName(`alpine${DIGEST}`, m), `127.0.0.1:5001/library/alpine${DIGEST}`)
-    for (const other of ['127.0.0.1:5000/group/app:main', 'registry.example/app:1', 'localhost/app:1', 'quay.io/org/app:1', `ghcr.io/o/a${DIGEST}`, '127.0.0.1:5000/g/dependency_proxy/containers/alpine:3']) {
+    for (const other of [
+      '127.0.0.1:5000/group/app:main',
+      'registry.example/app:1',
+      'localhost/app:1',
+      'quay.io/org/app:1',
+      `ghcr.io/o/a${DIGEST}`,
+      '127.0.0.1:5000/g/dependency_proxy/containers/alpine:3',
+    ]) {
       assert.equal(hubRepository(other), undefined, other)
     }
     assert.equal(hubRepository('Bad/Name:1'), undefined, 'not a valid repository name')
   })
 
   it('recognizes docker:*dind services', () => {
-    for (const yes of ['docker:dind', 'docker:27-dind', 'docker:dind-rootless', 'docker.io/library/docker:24.0-dind']) assert.ok(isDindImage(yes), yes)
-    for (const no of ['docker:latest', 'docker:cli', `docker${DIGEST}`, 'me/docker:dind', 'registry.example/docker:dind']) assert.ok(!isDindImage(no), no)
+    for (const yes of ['docker:dind', 'docker:27-dind', 'docker:dind-rootless', 'docker.io/library/docker:24.0-dind'])
+      assert.ok(isDindImage(yes), yes)
+    for (const no of ['docker:latest', 'docker:cli', `docker${DIGEST}`, 'me/docker:dind', 'registry.example/docker:dind'])
+      assert.ok(!isDindImage(no), no)
   })
 
   it("appends --registry-mirror to a daemon's flags only, never over the user's own mirror", () => {

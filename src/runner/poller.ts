@@ -28,7 +28,8 @@ export class RunnerStartError extends Error {
 
 export type ExecutorFactory = (runner: RunnerEntry) => Executor
 
-export const defaultExecutorFactory: ExecutorFactory = (runner) => (runner.executor === 'docker' ? new DockerExecutor(runner) : new ShellExecutor(runner))
+export const defaultExecutorFactory: ExecutorFactory = (runner) =>
+  runner.executor === 'docker' ? new DockerExecutor(runner) : new ShellExecutor(runner)
 
 export interface RunnerProcessOptions {
   config: RunnerConfig
@@ -97,8 +98,12 @@ export class RunnerProcess {
       try {
         const r = await client.verify(runner.token, this.#systemId, this.#polling.signal)
         if (r.status === 200) return r.runner?.id ?? 0
-        if (r.status === 401 || r.status === 403) throw new RunnerStartError(`runner ${runner.name}: the server at ${runner.url} rejected the token (${r.status}); create a runner and use its glrt- token`)
-        if (r.status === 404) throw new RunnerStartError(`runner ${runner.name}: ${runner.url} has no runner API (POST /api/v4/runners/verify answered 404)`)
+        if (r.status === 401 || r.status === 403)
+          throw new RunnerStartError(
+            `runner ${runner.name}: the server at ${runner.url} rejected the token (${r.status}); create a runner and use its glrt- token`,
+          )
+        if (r.status === 404)
+          throw new RunnerStartError(`runner ${runner.name}: ${runner.url} has no runner API (POST /api/v4/runners/verify answered 404)`)
         this.#o.log.warn({ runner: runner.name, status: r.status }, 'runner verification failed; retrying')
       } catch (e) {
         if (e instanceof RunnerStartError) throw e
@@ -163,7 +168,8 @@ export class RunnerProcess {
         if (performance.now() - asked < 1000) await sleep(this.#o.config.checkIntervalSeconds * 1000, signal)
         continue
       }
-      if (r.status === 403 || r.status === 401) log.error({ runner: s.runner.name, status: r.status }, 'the server rejected the runner token')
+      if (r.status === 403 || r.status === 401)
+        log.error({ runner: s.runner.name, status: r.status }, 'the server rejected the runner token')
       else log.warn({ runner: s.runner.name, status: r.status, body: r.text.slice(0, 200), retry_ms: pause }, 'job request failed')
       await sleep(pause, signal)
       pause = Math.min(pause * 2, POLL_BACKOFF.maxMs)
@@ -174,7 +180,16 @@ export class RunnerProcess {
     this.#running++
     s.running++
     const log = this.#o.log
-    log.info({ runner: s.runner.name, job: job.id, name: job.job_info?.name, project: job.job_info?.project_name, queue_wait_s: job.job_info?.time_in_queue_seconds }, 'job received')
+    log.info(
+      {
+        runner: s.runner.name,
+        job: job.id,
+        name: job.job_info?.name,
+        project: job.job_info?.project_name,
+        queue_wait_s: job.job_info?.time_in_queue_seconds,
+      },
+      'job received',
+    )
     const executor = this.#o.executorFactory?.(s.runner) ?? defaultExecutorFactory(s.runner)
     const p = runJob({ client: s.client, runner: s.runner, runnerId: s.id, executor, log, shutdown: this.#shutdown.signal }, job)
       .then((outcome) => this.#o.onJobFinished?.(outcome))

@@ -48,9 +48,13 @@ describe('buildStageScript', () => {
     })
 
     it(`${shell}: file variables become files whose path is the value`, () => {
-      const r = run(shell, ['cat "$CONFIG_FILE"', 'echo "path=$CONFIG_FILE"'], [variable('CONFIG_FILE', "line 1\nit's \"quoted\" $HOME\n", { file: true })])
+      const r = run(
+        shell,
+        ['cat "$CONFIG_FILE"', 'echo "path=$CONFIG_FILE"'],
+        [variable('CONFIG_FILE', 'line 1\nit\'s "quoted" $HOME\n', { file: true })],
+      )
       assert.equal(r.code, 0, r.out)
-      assert.equal(readFileSync(path.join(dir, 'tmp', 'CONFIG_FILE'), 'utf8'), "line 1\nit's \"quoted\" $HOME\n")
+      assert.equal(readFileSync(path.join(dir, 'tmp', 'CONFIG_FILE'), 'utf8'), 'line 1\nit\'s "quoted" $HOME\n')
       assert.match(plain(r.out), new RegExp(`path=${path.join(dir, 'tmp', 'CONFIG_FILE')}`))
     })
   }
@@ -62,7 +66,12 @@ describe('buildStageScript', () => {
   })
 
   it('skips names a shell cannot export', () => {
-    const script = buildStageScript({ variables: [variable('BAD-NAME', 'x'), variable('OK_NAME', 'y')], tmpDir: '/t', workDir: '/w', commands: [] })
+    const script = buildStageScript({
+      variables: [variable('BAD-NAME', 'x'), variable('OK_NAME', 'y')],
+      tmpDir: '/t',
+      workDir: '/w',
+      commands: [],
+    })
     assert.doesNotMatch(script, /BAD-NAME/)
     assert.match(script, /export OK_NAME='y'/)
   })
@@ -92,11 +101,20 @@ describe('variables', () => {
 
   it('a later definition of a key wins', () => {
     const vars = resolveVariables([variable('A', '1'), variable('B', '2'), variable('A', '3')])
-    assert.deepEqual(vars.map((v) => [v.key, v.value]), [['B', '2'], ['A', '3']])
+    assert.deepEqual(
+      vars.map((v) => [v.key, v.value]),
+      [
+        ['B', '2'],
+        ['A', '3'],
+      ],
+    )
   })
 
   it('expandValue and shellQuote', () => {
-    assert.equal(expandValue('$A/${B}', (k) => ({ A: 'x', B: 'y' })[k]), 'x/y')
+    assert.equal(
+      expandValue('$A/${B}', (k) => ({ A: 'x', B: 'y' })[k]),
+      'x/y',
+    )
     assert.equal(shellQuote("it's"), `'it'\\''s'`)
   })
 })

@@ -26,10 +26,13 @@ export function shellQuote(s: string): string {
  * expands variable values: an unknown name becomes empty, no recursion.
  */
 export function expandValue(value: string, lookup: (key: string) => string | undefined): string {
-  return value.replace(/\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)/g, (m, braced: string | undefined, bare: string | undefined) => {
-    if (m === '$$') return '$'
-    return lookup((braced ?? bare)!) ?? ''
-  })
+  return value.replace(
+    /\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)/g,
+    (m, braced: string | undefined, bare: string | undefined) => {
+      if (m === '$$') return '$'
+      return lookup((braced ?? bare)!) ?? ''
+    },
+  )
 }
 
 /**

@@ -40,7 +40,14 @@ export class ShellExecutor implements Executor {
     return { pullMs: 0 }
   }
 
-  async run(job: PreparedJob, _stage: string, hostScript: string, _jobScript: string, onOutput: (b: Buffer) => void, signal: AbortSignal): Promise<StageResult> {
+  async run(
+    job: PreparedJob,
+    _stage: string,
+    hostScript: string,
+    _jobScript: string,
+    onOutput: (b: Buffer) => void,
+    signal: AbortSignal,
+  ): Promise<StageResult> {
     const env: NodeJS.ProcessEnv = {}
     for (const [k, v] of Object.entries(process.env)) if (!PRIVATE_ENV.test(k)) env[k] = v
     const r = await runProcess(this.shell, [hostScript], { cwd: job.paths.hostProjectDir, env, onOutput, signal })

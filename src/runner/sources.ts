@@ -108,7 +108,8 @@ export async function getSources(o: SourcesOptions): Promise<void> {
   if (fetched.code !== 0 || !(await have())) {
     // The refspecs may not name the commit (a deleted branch, a pipeline ref): ask for the sha itself.
     const bySha = await git(['fetch', '-q', 'origin', o.git.sha, ...depthArgs])
-    if (bySha.code !== 0 || !(await have())) throw new SourcesError(`cannot fetch ${o.git.sha} from the repository`, bySha.code || fetched.code || 1)
+    if (bySha.code !== 0 || !(await have()))
+      throw new SourcesError(`cannot fetch ${o.git.sha} from the repository`, bySha.code || fetched.code || 1)
   }
   await must(['remote', 'set-url', 'origin', o.originUrl], 'git remote set-url')
   if ((o.vars('GIT_CHECKOUT') ?? 'true').toLowerCase() === 'false') {

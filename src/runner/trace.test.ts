@@ -35,7 +35,15 @@ class FakeServer implements TraceTransport {
 }
 
 function trace(server: FakeServer, extra: Partial<ConstructorParameters<typeof JobTrace>[0]> = {}) {
-  return new JobTrace({ transport: server, jobId: 1, jobToken: 'glcbt-job-token', secrets: ['glcbt-job-token', 'sup3r-s3cret'], outputLimitBytes: 1 << 20, flushMs: 10_000, ...extra })
+  return new JobTrace({
+    transport: server,
+    jobId: 1,
+    jobToken: 'glcbt-job-token',
+    secrets: ['glcbt-job-token', 'sup3r-s3cret'],
+    outputLimitBytes: 1 << 20,
+    flushMs: 10_000,
+    ...extra,
+  })
 }
 
 describe('JobTrace', () => {
@@ -49,7 +57,8 @@ describe('JobTrace', () => {
     await t.finish()
     assert.equal(server.stored.toString(), 'line 1 [MASKED]\nline 2 [MASKED]\n')
     assert.equal(t.sent, t.size)
-    for (let i = 1; i < server.calls.length; i++) assert.equal(server.calls[i]!.start, server.calls[i - 1]!.start + server.calls[i - 1]!.length)
+    for (let i = 1; i < server.calls.length; i++)
+      assert.equal(server.calls[i]!.start, server.calls[i - 1]!.start + server.calls[i - 1]!.length)
     assert.match(t.checksum, /^crc32:[0-9a-f]{8}$/)
   })
 
@@ -62,7 +71,14 @@ describe('JobTrace', () => {
     server.stored = server.stored.subarray(0, 4)
     t.write('abcdef')
     await t.flush()
-    assert.deepEqual(server.calls.map((c) => [c.start, c.status]), [[0, 202], [10, 416], [4, 202]])
+    assert.deepEqual(
+      server.calls.map((c) => [c.start, c.status]),
+      [
+        [0, 202],
+        [10, 416],
+        [4, 202],
+      ],
+    )
     assert.equal(server.stored.toString(), '0123456789abcdef')
   })
 
@@ -131,6 +147,9 @@ describe('JobTrace', () => {
     t.write('0123456789ABCDEF')
     t.write('more')
     await t.finish()
-    assert.equal(server.stored.toString(), "0123456789\n\x1b[33;1mJob's log exceeded limit of 10 bytes.\nJob execution will continue but no more output will be collected.\x1b[0;m\n")
+    assert.equal(
+      server.stored.toString(),
+      "0123456789\n\x1b[33;1mJob's log exceeded limit of 10 bytes.\nJob execution will continue but no more output will be collected.\x1b[0;m\n",
+    )
   })
 })

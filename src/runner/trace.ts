@@ -139,7 +139,11 @@ export class JobTrace {
     }
     this.#put(chunk)
     if (this.#truncated) {
-      this.#put(Buffer.from(`\n${ANSI.boldYellow}Job's log exceeded limit of ${limit} bytes.\nJob execution will continue but no more output will be collected.${ANSI.reset}\n`))
+      this.#put(
+        Buffer.from(
+          `\n${ANSI.boldYellow}Job's log exceeded limit of ${limit} bytes.\nJob execution will continue but no more output will be collected.${ANSI.reset}\n`,
+        ),
+      )
     }
     if (this.#size - this.#sent >= (this.#o.flushBytes ?? TRACE_LIMITS.flushBytes)) void this.flush()
   }

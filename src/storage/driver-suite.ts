@@ -193,7 +193,9 @@ export function describeBlobDriver(name: string, factory: () => Promise<DriverFi
       const got = await Promise.all(files.map((_, i) => sendAll(d, `blobs/f${i}`, undefined, { slow: true })))
       for (const [i, f] of files.entries()) assert.ok(got[i]!.equals(f), `file ${i} intact`)
       // And again, now that any pooled buffers have been used once.
-      const again = await Promise.all(files.map((_, i) => sendAll(d, `blobs/f${i}`, { offset: 5, length: f0len(files[i]!) }, { slow: true })))
+      const again = await Promise.all(
+        files.map((_, i) => sendAll(d, `blobs/f${i}`, { offset: 5, length: f0len(files[i]!) }, { slow: true })),
+      )
       for (const [i, f] of files.entries()) assert.ok(again[i]!.equals(f.subarray(5, 5 + f0len(f))), `file ${i} range intact`)
     })
 
@@ -265,9 +267,18 @@ export function describeBlobDriver(name: string, factory: () => Promise<DriverFi
       await writeAt(d, 'uploads/sub/b', 0, '22')
       await writeAt(d, 'blobs/c', 0, '333')
       const files = await listAll(d, 'uploads')
-      assert.deepEqual(files.map((f) => [f.path, f.size]), [['uploads/a', 1], ['uploads/sub/b', 2]])
+      assert.deepEqual(
+        files.map((f) => [f.path, f.size]),
+        [
+          ['uploads/a', 1],
+          ['uploads/sub/b', 2],
+        ],
+      )
       for (const f of files) assert.ok(f.modified instanceof Date)
-      assert.deepEqual((await listAll(d, '')).map((f) => f.path), ['blobs/c', 'uploads/a', 'uploads/sub/b'])
+      assert.deepEqual(
+        (await listAll(d, '')).map((f) => f.path),
+        ['blobs/c', 'uploads/a', 'uploads/sub/b'],
+      )
     })
 
     it('list of a missing prefix is empty', async (t) => {
@@ -289,7 +300,10 @@ export function describeBlobDriver(name: string, factory: () => Promise<DriverFi
       await writeAt(d, 'uploads/sub/a', 0, 'a')
       await writeAt(d, 'uploads/keep', 0, 'k')
       await d.delete('uploads/sub')
-      assert.deepEqual((await listAll(d, 'uploads')).map((f) => f.path), ['uploads/keep'])
+      assert.deepEqual(
+        (await listAll(d, 'uploads')).map((f) => f.path),
+        ['uploads/keep'],
+      )
     })
 
     it('a folder removed by delete can be written to again', async (t) => {

@@ -29,9 +29,23 @@ function certsIn(pem: string): X509Certificate[] {
 
 async function load(dir: string) {
   const read = (f: string) => readFile(join(dir, f), 'utf8')
-  const [caPem, caKeyPem, chainPem, keyPem] = await Promise.all([read(FILES.caCert), read(FILES.caKey), read(FILES.serverCert), read(FILES.serverKey)])
+  const [caPem, caKeyPem, chainPem, keyPem] = await Promise.all([
+    read(FILES.caCert),
+    read(FILES.caKey),
+    read(FILES.serverCert),
+    read(FILES.serverKey),
+  ])
   const chain = certsIn(chainPem)
-  return { caPem, ca: new X509Certificate(caPem), caKey: createPrivateKey(caKeyPem), chain, leaf: chain[0]!, chainPem, keyPem, key: createPrivateKey(keyPem) }
+  return {
+    caPem,
+    ca: new X509Certificate(caPem),
+    caKey: createPrivateKey(caKeyPem),
+    chain,
+    leaf: chain[0]!,
+    chainPem,
+    keyPem,
+    key: createPrivateKey(keyPem),
+  }
 }
 
 describe('issueServerCertificate', () => {
@@ -140,23 +154,35 @@ describe('issueServerCertificate', () => {
     const dir = freshDir()
     const long = new Date(Date.now() - 11 * 365 * DAY)
     await issueServerCertificate({ dir, names: ['localhost'], now: long })
-    await assert.rejects(issueServerCertificate({ dir, names: ['localhost'] }), (e: Error) => e instanceof TlsError && /expired/.test(e.message) && !e.message.includes('\n'))
+    await assert.rejects(
+      issueServerCertificate({ dir, names: ['localhost'] }),
+      (e: Error) => e instanceof TlsError && /expired/.test(e.message) && !e.message.includes('\n'),
+    )
 
     const half = freshDir()
     await issueServerCertificate({ dir: half, names: ['localhost'] })
     await rm(join(half, FILES.caKey))
-    await assert.rejects(issueServerCertificate({ dir: half, names: ['localhost'] }), (e: Error) => e instanceof TlsError && e.message.includes(FILES.caKey))
+    await assert.rejects(
+      issueServerCertificate({ dir: half, names: ['localhost'] }),
+      (e: Error) => e instanceof TlsError && e.message.includes(FILES.caKey),
+    )
 
     const wrongKey = freshDir()
     const other = freshDir()
     await issueServerCertificate({ dir: wrongKey, names: ['localhost'] })
     await issueServerCertificate({ dir: other, names: ['localhost'] })
     await writeFile(join(wrongKey, FILES.caKey), await readFile(join(other, FILES.caKey)))
-    await assert.rejects(issueServerCertificate({ dir: wrongKey, names: ['localhost'] }), (e: Error) => e instanceof TlsError && /is not the key of/.test(e.message))
+    await assert.rejects(
+      issueServerCertificate({ dir: wrongKey, names: ['localhost'] }),
+      (e: Error) => e instanceof TlsError && /is not the key of/.test(e.message),
+    )
 
     assert.throws(() => classifyNames(['bad_name!']), TlsError)
     assert.throws(() => classifyNames(['-leading.example']), TlsError)
-    assert.deepEqual(classifyNames(['*.Example.com', '[::1]', '0:0:0:0:0:0:0:1', 'a.example.']), { dnsNames: ['*.example.com', 'a.example'], ipAddresses: ['::1'] })
+    assert.deepEqual(classifyNames(['*.Example.com', '[::1]', '0:0:0:0:0:0:0:1', 'a.example.']), {
+      dnsNames: ['*.example.com', 'a.example'],
+      ipAddresses: ['::1'],
+    })
     await assert.rejects(issueServerCertificate({ dir: freshDir(), names: [] }), TlsError)
   })
 })
@@ -188,7 +214,10 @@ describe('tls settings', () => {
     const fromEnv = loadConfig({ env: { WHARF_TLS_CERT: files().cert, WHARF_TLS_KEY: files().key, WHARF_LISTEN: '0.0.0.0:443' } })
     assert.equal(fromEnv.publicUrl, 'https://127.0.0.1:443')
     assert.equal(loadConfig({ env: {} }).publicUrl, 'http://127.0.0.1:5000')
-    assert.equal(loadConfig({ env: { WHARF_PUBLIC_URL: 'https://r.example' }, flags: { 'tls-cert': files().cert, 'tls-key': files().key } }).publicUrl, 'https://r.example')
+    assert.equal(
+      loadConfig({ env: { WHARF_PUBLIC_URL: 'https://r.example' }, flags: { 'tls-cert': files().cert, 'tls-key': files().key } }).publicUrl,
+      'https://r.example',
+    )
   })
 
   it('wants both settings or neither', () => {
@@ -201,7 +230,11 @@ describe('tls settings', () => {
     configError({ env: { WHARF_TLS_CERT: files().cert, WHARF_TLS_KEY: join(dir, 'nope') } }, 'tls.key', 'WHARF_TLS_KEY', 'ENOENT')
     configError({ env: {}, flags: { 'tls-cert': files().key, 'tls-key': files().key } }, 'tls.cert', 'no PEM certificate')
     configError({ env: {}, flags: { 'tls-cert': files().cert, 'tls-key': files().cert } }, 'tls.key', 'no unencrypted PEM private key')
-    configError({ env: {}, flags: { 'tls-cert': files().cert, 'tls-key': join(dir, FILES.caKey) } }, 'tls.key', 'is not the key of the certificate')
+    configError(
+      { env: {}, flags: { 'tls-cert': files().cert, 'tls-key': join(dir, FILES.caKey) } },
+      'tls.key',
+      'is not the key of the certificate',
+    )
   })
 
   it('lets tls init load a config whose files do not exist yet', () => {

@@ -137,7 +137,8 @@ async function loadCa(certPath: string, keyPath: string, now: Date): Promise<Ca>
   if (nodeKey.asymmetricKeyType !== 'ec' || details?.namedCurve !== 'prime256v1') {
     throw new TlsError(`${keyPath} is not an ECDSA P-256 key (Wharf makes only those); ${hint}`)
   }
-  if (new Date(nodeCert.validTo) <= now) throw new TlsError(`the CA in ${certPath} expired on ${new Date(nodeCert.validTo).toISOString()}; ${hint}`)
+  if (new Date(nodeCert.validTo) <= now)
+    throw new TlsError(`the CA in ${certPath} expired on ${new Date(nodeCert.validTo).toISOString()}; ${hint}`)
   const pkcs8 = nodeKey.export({ format: 'der', type: 'pkcs8' })
   const key = await crypto.subtle.importKey('pkcs8', pkcs8, ALG, false, ['sign'])
   const cert = new x509.X509Certificate(certPem)
@@ -201,7 +202,8 @@ export async function issueServerCertificate(opts: IssueOptions): Promise<IssueR
     serverKey: join(opts.dir, FILES.serverKey),
   }
   const requested = classifyNames(opts.names)
-  if (requested.dnsNames.length + requested.ipAddresses.length === 0) throw new TlsError('no hostname or IP address for the server certificate')
+  if (requested.dnsNames.length + requested.ipAddresses.length === 0)
+    throw new TlsError('no hostname or IP address for the server certificate')
   await mkdir(opts.dir, { recursive: true, mode: 0o700 })
 
   const [hasCert, hasKey] = await Promise.all([exists(files.caCert), exists(files.caKey)])

@@ -16,20 +16,43 @@ export async function findUsers(db: Executor, ids: number[]): Promise<User[]> {
   return ids.length ? db.selectFrom('users').selectAll().where('id', 'in', ids).execute() : []
 }
 
-export async function insertUser(db: Executor, u: { username: string; name: string; email: string | null; passwordHash: string | null; isAdmin: boolean }): Promise<User> {
+export async function insertUser(
+  db: Executor,
+  u: { username: string; name: string; email: string | null; passwordHash: string | null; isAdmin: boolean },
+): Promise<User> {
   return db
     .insertInto('users')
-    .values({ username: u.username, username_lower: u.username.toLowerCase(), name: u.name, email: u.email, password_hash: u.passwordHash, is_admin: u.isAdmin ? 1 : 0, state: 'active', created_at: nowIso() })
+    .values({
+      username: u.username,
+      username_lower: u.username.toLowerCase(),
+      name: u.name,
+      email: u.email,
+      password_hash: u.passwordHash,
+      is_admin: u.isAdmin ? 1 : 0,
+      state: 'active',
+      created_at: nowIso(),
+    })
     .returningAll()
     .executeTakeFirstOrThrow()
 }
 
-export async function updateUser(db: Executor, id: number, set: Partial<{ name: string; email: string | null; password_hash: string | null; is_admin: number; state: 'active' | 'blocked' }>): Promise<void> {
-  await db.updateTable('users').set({ name: set.name, email: set.email, password_hash: set.password_hash, is_admin: set.is_admin, state: set.state }).where('id', '=', id).execute()
+export async function updateUser(
+  db: Executor,
+  id: number,
+  set: Partial<{ name: string; email: string | null; password_hash: string | null; is_admin: number; state: 'active' | 'blocked' }>,
+): Promise<void> {
+  await db
+    .updateTable('users')
+    .set({ name: set.name, email: set.email, password_hash: set.password_hash, is_admin: set.is_admin, state: set.state })
+    .where('id', '=', id)
+    .execute()
 }
 
 export async function countUsers(db: Executor): Promise<number> {
-  const r = await db.selectFrom('users').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()
+  const r = await db
+    .selectFrom('users')
+    .select((eb) => eb.fn.countAll<number>().as('n'))
+    .executeTakeFirstOrThrow()
   return Number(r.n)
 }
 
@@ -49,12 +72,27 @@ export async function pathTaken(db: Executor, fullPath: string): Promise<boolean
 export async function insertUserNamespace(db: Executor, user: Pick<User, 'id' | 'name' | 'username'>): Promise<Namespace> {
   return db
     .insertInto('namespaces')
-    .values({ kind: 'user', name: user.name, path: user.username, full_path: user.username, full_path_lower: user.username.toLowerCase(), parent_id: null, owner_id: user.id, visibility: 'public', description: '', created_at: nowIso() })
+    .values({
+      kind: 'user',
+      name: user.name,
+      path: user.username,
+      full_path: user.username,
+      full_path_lower: user.username.toLowerCase(),
+      parent_id: null,
+      owner_id: user.id,
+      visibility: 'public',
+      description: '',
+      created_at: nowIso(),
+    })
     .returningAll()
     .executeTakeFirstOrThrow()
 }
 
-export async function searchUsers(db: Executor, f: { username?: string | undefined; search?: string | undefined; blocked?: boolean | undefined }, page: { limit: number; offset: number }): Promise<{ rows: User[]; total: number }> {
+export async function searchUsers(
+  db: Executor,
+  f: { username?: string | undefined; search?: string | undefined; blocked?: boolean | undefined },
+  page: { limit: number; offset: number },
+): Promise<{ rows: User[]; total: number }> {
   const base = () => {
     let q = db.selectFrom('users')
     if (f.username !== undefined) q = q.where('username_lower', '=', f.username.toLowerCase())
@@ -63,7 +101,9 @@ export async function searchUsers(db: Executor, f: { username?: string | undefin
     return q
   }
   const rows = await base().selectAll().orderBy('id').limit(page.limit).offset(page.offset).execute()
-  const count = await base().select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()
+  const count = await base()
+    .select((eb) => eb.fn.countAll<number>().as('n'))
+    .executeTakeFirstOrThrow()
   return { rows, total: Number(count.n) }
 }
 
@@ -107,7 +147,8 @@ export async function deleteUser(db: Executor, userId: number): Promise<void> {
   await db.updateTable('pipeline_triggers').set({ owner_id: null }).where('owner_id', '=', userId).execute()
   await db.updateTable('runners').set({ created_by: null }).where('created_by', '=', userId).execute()
   await db.updateTable('projects').set({ creator_id: null }).where('creator_id', '=', userId).execute()
-  for (const table of ['members', 'personal_access_tokens', 'oauth_tokens', 'web_sessions'] as const) await db.deleteFrom(table).where('user_id', '=', userId).execute()
+  for (const table of ['members', 'personal_access_tokens', 'oauth_tokens', 'web_sessions'] as const)
+    await db.deleteFrom(table).where('user_id', '=', userId).execute()
   await db.deleteFrom('namespaces').where('kind', '=', 'user').where('owner_id', '=', userId).execute()
   await db.deleteFrom('users').where('id', '=', userId).execute()
 }

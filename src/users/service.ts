@@ -32,7 +32,13 @@ export class Users {
       if ((await q.findUserByUsername(trx, input.username)) || (await q.pathTaken(trx, input.username))) {
         throw new WharfError('CONFLICT', `username ${input.username} is already taken`, { username: input.username })
       }
-      const user = await q.insertUser(trx, { username: input.username, name: input.name ?? input.username, email: input.email ?? null, passwordHash, isAdmin: input.isAdmin ?? false })
+      const user = await q.insertUser(trx, {
+        username: input.username,
+        name: input.name ?? input.username,
+        email: input.email ?? null,
+        passwordHash,
+        isAdmin: input.isAdmin ?? false,
+      })
       await q.insertUserNamespace(trx, user)
       return user
     })
@@ -53,7 +59,10 @@ export class Users {
 
   // GET/POST/PUT /users, block/unblock
 
-  searchUsers(f: { username?: string | undefined; search?: string | undefined; blocked?: boolean | undefined }, page: { limit: number; offset: number }) {
+  searchUsers(
+    f: { username?: string | undefined; search?: string | undefined; blocked?: boolean | undefined },
+    page: { limit: number; offset: number },
+  ) {
     return q.searchUsers(this.db, f, page)
   }
 
@@ -65,8 +74,12 @@ export class Users {
     return q.findUserByUsername(this.db, username)
   }
 
-  async updateUserProfile(userId: number, set: { name?: string | undefined; email?: string | null | undefined; password?: string | undefined; isAdmin?: boolean | undefined }): Promise<User> {
-    if (set.name !== undefined && (set.name.trim() === '' || set.name.length > 255)) throw new WharfError('BAD_REQUEST', 'name must be 1 to 255 characters', {})
+  async updateUserProfile(
+    userId: number,
+    set: { name?: string | undefined; email?: string | null | undefined; password?: string | undefined; isAdmin?: boolean | undefined },
+  ): Promise<User> {
+    if (set.name !== undefined && (set.name.trim() === '' || set.name.length > 255))
+      throw new WharfError('BAD_REQUEST', 'name must be 1 to 255 characters', {})
     if (set.password !== undefined) await this.setPassword(userId, set.password)
     const change: Parameters<typeof q.updateUser>[2] = {}
     if (set.name !== undefined) change.name = set.name
@@ -94,8 +107,16 @@ export class Users {
       if (!user) throw new WharfError('NOT_FOUND', 'User Not Found', {})
       const held = await q.userHoldings(trx, userId)
       if (held.projects.length || held.groups.length) {
-        const what = [held.projects.length ? `projects ${held.projects.join(', ')}` : '', held.groups.length ? `groups ${held.groups.join(', ')}` : ''].filter(Boolean).join(' and ')
-        throw new WharfError('CONFLICT', `${user.username} still owns ${what}: delete them or hand them to another owner first`, { projects: held.projects, groups: held.groups })
+        const what = [
+          held.projects.length ? `projects ${held.projects.join(', ')}` : '',
+          held.groups.length ? `groups ${held.groups.join(', ')}` : '',
+        ]
+          .filter(Boolean)
+          .join(' and ')
+        throw new WharfError('CONFLICT', `${user.username} still owns ${what}: delete them or hand them to another owner first`, {
+          projects: held.projects,
+          groups: held.groups,
+        })
       }
       await q.deleteUser(trx, userId)
       return user

@@ -3,11 +3,22 @@ import type { Executor, WebSession } from '../metadata/schema.ts'
 
 // Only this file builds SQL for web sessions.
 
-export async function insertSession(db: Executor, s: { userId: number; digest: string; expiresAt: string; ip: string | null; userAgent: string | null }): Promise<WebSession> {
+export async function insertSession(
+  db: Executor,
+  s: { userId: number; digest: string; expiresAt: string; ip: string | null; userAgent: string | null },
+): Promise<WebSession> {
   const now = nowIso()
   return db
     .insertInto('web_sessions')
-    .values({ user_id: s.userId, token_digest: s.digest, created_at: now, expires_at: s.expiresAt, last_seen_at: now, ip: s.ip, user_agent: s.userAgent })
+    .values({
+      user_id: s.userId,
+      token_digest: s.digest,
+      created_at: now,
+      expires_at: s.expiresAt,
+      last_seen_at: now,
+      ip: s.ip,
+      user_agent: s.userAgent,
+    })
     .returningAll()
     .executeTakeFirstOrThrow()
 }

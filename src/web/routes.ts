@@ -25,9 +25,13 @@ const CONTENT_TYPES: Record<string, string> = {
   '.png': 'image/png',
 }
 /** The app talks only to this origin: no CDN, no inline script, no framing. */
-const CSP = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+const CSP =
+  "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 
-const SignInBody = Body({ username: Type.String({ minLength: 1, maxLength: 255 }), password: Type.String({ minLength: 1, maxLength: 1024 }) })
+const SignInBody = Body({
+  username: Type.String({ minLength: 1, maxLength: 255 }),
+  password: Type.String({ minLength: 1, maxLength: 1024 }),
+})
 
 interface Asset {
   body: Buffer
@@ -55,7 +59,10 @@ export async function webRoutes(app: TypedApp, opts: WebOptions): Promise<void> 
   const { sessions } = opts
   const secure = opts.publicUrl.startsWith('https:')
   const assets = loadAssets()
-  const version = createHash('sha256').update([...assets.values()].map((a) => a.etag).join()).digest('base64url').slice(0, 10)
+  const version = createHash('sha256')
+    .update([...assets.values()].map((a) => a.etag).join())
+    .digest('base64url')
+    .slice(0, 10)
   const shell = shellHtml(version)
 
   app.setErrorHandler(apiErrorHandler)
@@ -74,7 +81,8 @@ export async function webRoutes(app: TypedApp, opts: WebOptions): Promise<void> 
     } catch {
       host = ''
     }
-    if (host !== req.headers.host && origin !== new URL(opts.publicUrl).origin) throw new WharfError('FORBIDDEN', 'cross-origin sign-in refused', {})
+    if (host !== req.headers.host && origin !== new URL(opts.publicUrl).origin)
+      throw new WharfError('FORBIDDEN', 'cross-origin sign-in refused', {})
   }
 
   const sendShell = (_req: FastifyRequest, reply: FastifyReply) =>
@@ -109,7 +117,10 @@ export async function webRoutes(app: TypedApp, opts: WebOptions): Promise<void> 
     const session = await sessions.fromRequest(req)
     reply.header('Cache-Control', 'no-store')
     if (!session) throw new WharfError('UNAUTHORIZED', 'not signed in', {})
-    return { user: { id: session.principal.userId, username: session.principal.username, is_admin: session.principal.isAdmin }, csrf_token: session.csrfToken }
+    return {
+      user: { id: session.principal.userId, username: session.principal.username, is_admin: session.principal.isAdmin },
+      csrf_token: session.csrfToken,
+    }
   })
 
   // Sign in (JSON or form): Credentials.authenticate throttles and audits.
@@ -119,7 +130,9 @@ export async function webRoutes(app: TypedApp, opts: WebOptions): Promise<void> 
     const s = await sessions.signIn(body.username, body.password, req.ip, req.headers['user-agent'])
     reply.header('Set-Cookie', cookie(s.token, s.maxAge)).header('Cache-Control', 'no-store')
     if (String(req.headers['content-type'] ?? '').startsWith('application/x-www-form-urlencoded')) return reply.redirect('/', 303)
-    return reply.code(201).send({ user: { id: s.principal.userId, username: s.principal.username, is_admin: s.principal.isAdmin }, csrf_token: s.csrfToken })
+    return reply
+      .code(201)
+      .send({ user: { id: s.principal.userId, username: s.principal.username, is_admin: s.principal.isAdmin }, csrf_token: s.csrfToken })
   })
 
   // Sign out: needs the CSRF token too, so another site cannot sign the user out.
@@ -127,7 +140,8 @@ export async function webRoutes(app: TypedApp, opts: WebOptions): Promise<void> 
     const token = readCookie(req.headers.cookie, SESSION_COOKIE)
     if (token) {
       const session = await sessions.resolve(token)
-      if (session && req.headers['x-csrf-token'] !== session.csrfToken) throw new WharfError('FORBIDDEN', 'missing or invalid CSRF token', {})
+      if (session && req.headers['x-csrf-token'] !== session.csrfToken)
+        throw new WharfError('FORBIDDEN', 'missing or invalid CSRF token', {})
       await sessions.signOut(token, req.ip)
     }
     return reply.header('Set-Cookie', cookie('', 0)).code(204).send()

@@ -24,7 +24,19 @@ before(async () => {
   ci = await CiProject.create(wharf, 'beaker/app')
   await ci.push({ '.gitlab-ci.yml': 'build:\n  script: [echo build]\ntest:\n  script: [echo test]\n' })
   for (const ref of ['beaker/app:v1', 'beaker/app:v2', 'beaker/app/extra:v1']) {
-    const r = await run('skopeo', ['--insecure-policy', 'copy', '--dest-tls-verify=false', '--dest-creds', `root:${wharf.rootPassword}`, images.oci('amd64'), `docker://${wharf.host}/${ref}`], { timeoutMs: 120_000 })
+    const r = await run(
+      'skopeo',
+      [
+        '--insecure-policy',
+        'copy',
+        '--dest-tls-verify=false',
+        '--dest-creds',
+        `root:${wharf.rootPassword}`,
+        images.oci('amd64'),
+        `docker://${wharf.host}/${ref}`,
+      ],
+      { timeoutMs: 120_000 },
+    )
     assert.equal(r.code, 0, describeResult(r))
   }
 })
@@ -42,10 +54,16 @@ describe('@gitbeaker/rest', { timeout: 300_000 }, () => {
     aliceId = alice.id
     assert.equal((await api.Users.edit(alice.id, { name: 'Alice A.' })).name, 'Alice A.')
     await api.Users.block(alice.id)
-    assert.deepEqual((await api.Users.all({ blocked: true })).map((u) => u.username), ['alice'])
+    assert.deepEqual(
+      (await api.Users.all({ blocked: true })).map((u) => u.username),
+      ['alice'],
+    )
     await api.Users.unblock(alice.id)
     assert.equal((await api.Users.show(alice.id)).state, 'active')
-    assert.deepEqual((await api.Users.all({ username: 'alice' })).map((u) => u.id), [alice.id])
+    assert.deepEqual(
+      (await api.Users.all({ username: 'alice' })).map((u) => u.id),
+      [alice.id],
+    )
   })
 
   it('groups and projects: create, list, show by path, edit, delete', async () => {
@@ -56,7 +74,10 @@ describe('@gitbeaker/rest', { timeout: 300_000 }, () => {
     const p = await api.Projects.create({ name: 'svc', namespaceId: g.id, description: 'a service' })
     assert.equal((await api.Projects.show('team/svc')).id, p.id)
     assert.equal((await api.Projects.edit(p.id, { description: 'renamed' })).description, 'renamed')
-    assert.deepEqual((await api.Groups.allProjects(g.id)).map((x) => x.path), ['svc'])
+    assert.deepEqual(
+      (await api.Groups.allProjects(g.id)).map((x) => x.path),
+      ['svc'],
+    )
     assert.deepEqual(await api.Projects.all({ owned: true }), [])
     assert.ok((await api.Projects.all({ membership: true })).some((x) => x.path_with_namespace === 'beaker/app'))
     const tmp = await api.Projects.create({ name: 'tmp', namespaceId: g.id })
@@ -80,7 +101,10 @@ describe('@gitbeaker/rest', { timeout: 300_000 }, () => {
     await api.ProjectVariables.create(ci.id, 'DEPLOY_ENV', 'staging')
     await api.ProjectVariables.edit(ci.id, 'DEPLOY_ENV', 'production')
     assert.equal((await api.ProjectVariables.show(ci.id, 'DEPLOY_ENV')).value, 'production')
-    assert.deepEqual((await api.ProjectVariables.all(ci.id)).map((v) => v.key), ['DEPLOY_ENV'])
+    assert.deepEqual(
+      (await api.ProjectVariables.all(ci.id)).map((v) => v.key),
+      ['DEPLOY_ENV'],
+    )
     await api.ProjectVariables.remove(ci.id, 'DEPLOY_ENV')
     assert.deepEqual(await api.ProjectVariables.all(ci.id), [])
     await api.GroupVariables.create('beaker', 'REGION', 'eu')
@@ -91,27 +115,42 @@ describe('@gitbeaker/rest', { timeout: 300_000 }, () => {
   it('deploy tokens and personal access tokens: create, list, revoke', async () => {
     const d = await api.DeployTokens.create('ci-pull', ['read_registry'], { projectId: ci.id })
     assert.ok(d.token)
-    assert.deepEqual((await api.DeployTokens.all({ projectId: ci.id })).map((x) => x.name), ['ci-pull'])
+    assert.deepEqual(
+      (await api.DeployTokens.all({ projectId: ci.id })).map((x) => x.name),
+      ['ci-pull'],
+    )
     await api.DeployTokens.remove(d.id, { projectId: ci.id })
     const gd = await api.DeployTokens.create('group-pull', ['read_registry'], { groupId })
     await api.DeployTokens.remove(gd.id, { groupId })
     const t = await api.Users.createPersonalAccessToken(aliceId, 'automation', ['api'])
     const asAlice = new Gitlab({ host: wharf.url, token: t.token as string })
     assert.equal((await asAlice.Users.showCurrentUser()).username, 'alice')
-    assert.deepEqual((await api.PersonalAccessTokens.all({ userId: aliceId })).map((x) => x.name), ['automation'])
+    assert.deepEqual(
+      (await api.PersonalAccessTokens.all({ userId: aliceId })).map((x) => x.name),
+      ['automation'],
+    )
     await api.PersonalAccessTokens.remove({ tokenId: t.id })
-    await assert.rejects(asAlice.Users.showCurrentUser(), (e: Error & { cause?: { response?: Response } }) => e.cause?.response?.status === 401)
+    await assert.rejects(
+      asAlice.Users.showCurrentUser(),
+      (e: Error & { cause?: { response?: Response } }) => e.cause?.response?.status === 401,
+    )
   })
 
   it('container registry: repositories and tags (list, show, remove a tag, remove a repository)', async () => {
     const repos = (await api.ContainerRegistry.allRepositories({ projectId: ci.id })).sort((a, b) => a.path.localeCompare(b.path))
-    assert.deepEqual(repos.map((r) => r.location), [`${wharf.host}/beaker/app`, `${wharf.host}/beaker/app/extra`])
+    assert.deepEqual(
+      repos.map((r) => r.location),
+      [`${wharf.host}/beaker/app`, `${wharf.host}/beaker/app/extra`],
+    )
     const repoId = repos[0]!.id
     assert.deepEqual((await api.ContainerRegistry.allTags(ci.id, repoId)).map((t) => t.name).sort(), ['v1', 'v2'])
     const v1 = await api.ContainerRegistry.showTag(ci.id, repoId, 'v1')
     assert.match(String(v1.digest), /^sha256:/)
     await api.ContainerRegistry.removeTag(ci.id, repoId, 'v2')
-    assert.deepEqual((await api.ContainerRegistry.allTags(ci.id, repoId)).map((t) => t.name), ['v1'])
+    assert.deepEqual(
+      (await api.ContainerRegistry.allTags(ci.id, repoId)).map((t) => t.name),
+      ['v1'],
+    )
     await api.ContainerRegistry.removeRepository(ci.id, repos[1]!.id)
     // Accepted (202) and removed in the background, as GitLab does.
     let left: string[] = []
@@ -125,7 +164,10 @@ describe('@gitbeaker/rest', { timeout: 300_000 }, () => {
 
   it('pipelines and jobs: create with variables, list, jobs, log, cancel, retry, remove', async () => {
     const pl = await api.Pipelines.create(ci.id, 'main', { variables: [{ key: 'GREETING', value: 'hello' }] })
-    assert.deepEqual((await api.Pipelines.allVariables(ci.id, pl.id)).map((v) => [v.key, v.value]), [['GREETING', 'hello']])
+    assert.deepEqual(
+      (await api.Pipelines.allVariables(ci.id, pl.id)).map((v) => [v.key, v.value]),
+      [['GREETING', 'hello']],
+    )
     const jobs = await api.Jobs.all(ci.id, { pipelineId: pl.id })
     assert.deepEqual(jobs.map((j) => j.name).sort(), ['build', 'test'])
     assert.equal(typeof (await api.Jobs.showLog(ci.id, jobs[0]!.id)), 'string')
@@ -139,7 +181,10 @@ describe('@gitbeaker/rest', { timeout: 300_000 }, () => {
     assert.ok((await api.Pipelines.all(ci.id)).some((x) => x.id === pl.id))
     await api.Pipelines.cancel(ci.id, pl.id)
     await api.Pipelines.remove(ci.id, pl.id)
-    await assert.rejects(api.Pipelines.show(ci.id, pl.id), (e: Error & { cause?: { response?: Response } }) => e.cause?.response?.status === 404)
+    await assert.rejects(
+      api.Pipelines.show(ci.id, pl.id),
+      (e: Error & { cause?: { response?: Response } }) => e.cause?.response?.status === 404,
+    )
   })
 
   it('runners: create, list, show, edit, remove', async () => {
@@ -157,11 +202,17 @@ describe('@gitbeaker/rest', { timeout: 300_000 }, () => {
 
   it('pipeline triggers: create, list, trigger (without and with variables), remove', async () => {
     const t = await api.PipelineTriggerTokens.create(ci.id, 'nightly')
-    assert.deepEqual((await api.PipelineTriggerTokens.all(ci.id)).map((x) => x.description), ['nightly'])
+    assert.deepEqual(
+      (await api.PipelineTriggerTokens.all(ci.id)).map((x) => x.description),
+      ['nightly'],
+    )
     const plain = await api.PipelineTriggerTokens.trigger(ci.id, 'main', t.token as string)
     assert.equal(plain.ref, 'main')
     const withVars = await api.PipelineTriggerTokens.trigger(ci.id, 'main', t.token as string, { variables: { NIGHTLY: 'true' } })
-    assert.deepEqual((await api.Pipelines.allVariables(ci.id, withVars.id)).map((v) => [v.key, v.value]), [['NIGHTLY', 'true']])
+    assert.deepEqual(
+      (await api.Pipelines.allVariables(ci.id, withVars.id)).map((v) => [v.key, v.value]),
+      [['NIGHTLY', 'true']],
+    )
     await api.PipelineTriggerTokens.remove(ci.id, t.id)
     assert.deepEqual(await api.PipelineTriggerTokens.all(ci.id), [])
   })
@@ -179,7 +230,10 @@ describe('@gitbeaker/rest: repository', { timeout: 300_000 }, () => {
       await api.RepositoryFiles.edit(id, 'docs/a.md', 'main', 'two', 'update a', { lastCommitId: shown.last_commit_id })
       assert.equal(await api.RepositoryFiles.showRaw(id, 'docs/a.md', 'main'), 'two')
       // A stale last_commit_id is refused with GitLab's 400.
-      await assert.rejects(api.RepositoryFiles.edit(id, 'docs/a.md', 'main', 'three', 'stale', { lastCommitId: shown.last_commit_id }), (e: Error & { cause?: { response?: Response } }) => e.cause?.response?.status === 400)
+      await assert.rejects(
+        api.RepositoryFiles.edit(id, 'docs/a.md', 'main', 'three', 'stale', { lastCommitId: shown.last_commit_id }),
+        (e: Error & { cause?: { response?: Response } }) => e.cause?.response?.status === 400,
+      )
       const c = await api.Commits.create(id, 'main', 'many', [
         { action: 'create', filePath: 'run.sh', content: 'echo hi' },
         { action: 'move', previousPath: 'docs/a.md', filePath: 'a.md' },
@@ -188,23 +242,41 @@ describe('@gitbeaker/rest: repository', { timeout: 300_000 }, () => {
       assert.equal((await api.Commits.show(id, c.id)).title, 'many')
       assert.deepEqual((await api.Commits.showDiff(id, c.id)).map((d) => d.new_path).sort(), ['README.md', 'a.md', 'run.sh'])
       assert.deepEqual((await api.Commits.all(id, { refName: 'main' })).map((x) => x.title).slice(0, 3), ['many', 'update a', 'add a'])
-      assert.deepEqual((await api.Repositories.allRepositoryTrees(id, { recursive: true })).map((e) => e.path).sort(), ['.gitlab-ci.yml', 'a.md', 'run.sh'])
+      assert.deepEqual((await api.Repositories.allRepositoryTrees(id, { recursive: true })).map((e) => e.path).sort(), [
+        '.gitlab-ci.yml',
+        'a.md',
+        'run.sh',
+      ])
       const cmp = await api.Repositories.compare(id, pushed.sha, 'main')
       assert.equal((cmp.commits as unknown[]).length, 3)
       const zip = (await api.Repositories.showArchive(id, { fileType: 'zip', sha: 'main' })) as unknown as Blob
-      assert.equal(Buffer.from(await zip.arrayBuffer()).subarray(0, 2).toString(), 'PK')
+      assert.equal(
+        Buffer.from(await zip.arrayBuffer())
+          .subarray(0, 2)
+          .toString(),
+        'PK',
+      )
       await api.Branches.create(id, 'feature', 'main')
       await api.RepositoryFiles.remove(id, 'a.md', 'feature', 'rm a')
       await api.Tags.create(id, 'v1', 'main', { message: 'first release' })
       assert.equal((await api.Tags.show(id, 'v1')).message, 'first release\n')
       await api.ProtectedBranches.protect(id, 'main', { pushAccessLevel: 40, mergeAccessLevel: 40 })
       await api.ProtectedTags.protect(id, 'v*', { createAccessLevel: 40 })
-      assert.deepEqual((await api.ProtectedBranches.all(id)).map((b) => b.name), ['main'])
-      assert.deepEqual((await api.ProtectedTags.all(id)).map((t) => t.name), ['v*'])
+      assert.deepEqual(
+        (await api.ProtectedBranches.all(id)).map((b) => b.name),
+        ['main'],
+      )
+      assert.deepEqual(
+        (await api.ProtectedTags.all(id)).map((t) => t.name),
+        ['v*'],
+      )
       assert.equal((await api.Branches.show(id, 'main')).protected, true)
       await api.Commits.editStatus(id, c.id, 'running', { name: 'ext/ci', targetUrl: 'https://ci.example.com/1' })
       await api.Commits.editStatus(id, c.id, 'success', { name: 'ext/ci' })
-      assert.deepEqual((await api.Commits.allStatuses(id, c.id)).map((x) => [x.name, x.status]), [['ext/ci', 'success']])
+      assert.deepEqual(
+        (await api.Commits.allStatuses(id, c.id)).map((x) => [x.name, x.status]),
+        [['ext/ci', 'success']],
+      )
       assert.equal((await api.Lint.lint(id, 'build:\n  script: [echo]\n')).valid, true)
       assert.equal((await api.Lint.lint(id, 'build:\n  script: [echo]\n  colour: red\n')).valid, false)
       assert.equal((await api.Lint.check(id, { ref: 'main' })).valid, true)
@@ -212,7 +284,10 @@ describe('@gitbeaker/rest: repository', { timeout: 300_000 }, () => {
       await api.ProtectedTags.unprotect(id, 'v*')
       await api.Branches.remove(id, 'feature')
       await api.Tags.remove(id, 'v1')
-      assert.deepEqual((await api.Branches.all(id)).map((b) => b.name), ['main'])
+      assert.deepEqual(
+        (await api.Branches.all(id)).map((b) => b.name),
+        ['main'],
+      )
       assert.deepEqual(await api.Tags.all(id), [])
       // The commits made through the API started pipelines, as pushes do.
       assert.ok((await api.Pipelines.all(id)).some((pl) => pl.sha === c.id))

@@ -64,12 +64,27 @@ before(async () => {
   const pat = await wharf.api('POST', '/api/v4/user/personal_access_tokens', { name: 'python-gitlab', scopes: ['api'] })
   assert.equal(pat.status, 201, pat.describe)
   token = pat.json.token
-  await writeFile(path.join(work, 'python-gitlab.cfg'), `[global]\ndefault = wharf\n\n[wharf]\nurl = ${wharf.url}\nprivate_token = ${token}\napi_version = 4\n`)
+  await writeFile(
+    path.join(work, 'python-gitlab.cfg'),
+    `[global]\ndefault = wharf\n\n[wharf]\nurl = ${wharf.url}\nprivate_token = ${token}\napi_version = 4\n`,
+  )
   // A project with a pipeline definition (a real git push) and two tags of a real image (skopeo).
   ci = await CiProject.create(wharf, 'compat/app')
   await ci.push({ '.gitlab-ci.yml': 'build:\n  script: [echo build]\ntest:\n  script: [echo test]\n' })
   for (const ref of ['compat/app:v1', 'compat/app:v2', 'compat/app/extra:v1']) {
-    const r = await run('skopeo', ['--insecure-policy', 'copy', '--dest-tls-verify=false', '--dest-creds', `root:${wharf.rootPassword}`, images.oci('amd64'), `docker://${wharf.host}/${ref}`], { timeoutMs: 120_000 })
+    const r = await run(
+      'skopeo',
+      [
+        '--insecure-policy',
+        'copy',
+        '--dest-tls-verify=false',
+        '--dest-creds',
+        `root:${wharf.rootPassword}`,
+        images.oci('amd64'),
+        `docker://${wharf.host}/${ref}`,
+      ],
+      { timeoutMs: 120_000 },
+    )
     assert.equal(r.code, 0, describeResult(r))
   }
 })
@@ -187,7 +202,15 @@ except gitlab.exceptions.GitlabAuthenticationError:
     still = False
 out({'secret': bool(secret), 'names': names, 'after': active, 'group': gnames, 'alice': as_alice.user.username, 'mine': mine, 'still': still})
 `)
-    assert.deepEqual(r, { secret: true, names: ['ci-pull'], after: [], group: ['group-pull'], alice: 'alice', mine: ['automation'], still: false })
+    assert.deepEqual(r, {
+      secret: true,
+      names: ['ci-pull'],
+      after: [],
+      group: ['group-pull'],
+      alice: 'alice',
+      mine: ['automation'],
+      still: false,
+    })
   })
 
   it('container registry: repositories and tags (list, get, delete a tag, delete a repository)', async () => {
@@ -207,7 +230,10 @@ for _ in range(50):
     time.sleep(0.2)
 out({'repos': [(x.path, x.location) for x in repos], 'tags': tags, 'v1': [v1.name, v1.digest.startswith('sha256:'), v1.total_size > 0], 'after': after, 'left': left})
 `)
-    assert.deepEqual(r.repos, [['compat/app', `${wharf.host}/compat/app`], ['compat/app/extra', `${wharf.host}/compat/app/extra`]])
+    assert.deepEqual(r.repos, [
+      ['compat/app', `${wharf.host}/compat/app`],
+      ['compat/app/extra', `${wharf.host}/compat/app/extra`],
+    ])
     assert.deepEqual(r.tags, ['v1', 'v2'])
     assert.deepEqual(r.v1, ['v1', true, true])
     assert.deepEqual(r.after, ['v1'])
@@ -236,7 +262,16 @@ except gitlab.exceptions.GitlabGetError as e:
     gone = e.response_code == 404
 out({'vars': vars, 'jobs': jobs, 'trace': type(trace).__name__, 'status': status, 'canceled_jobs': len(job_list) >= 2, 'retried': retried, 'listed': pl.id in ids, 'gone': gone})
 `)
-    assert.deepEqual(r, { vars: [['GREETING', 'hello']], jobs: ['build', 'test'], trace: 'bytes', status: 'canceled', canceled_jobs: true, retried: 'pending', listed: true, gone: true })
+    assert.deepEqual(r, {
+      vars: [['GREETING', 'hello']],
+      jobs: ['build', 'test'],
+      trace: 'bytes',
+      status: 'canceled',
+      canceled_jobs: true,
+      retried: 'pending',
+      listed: true,
+      gone: true,
+    })
   })
 
   it('jobs: get, cancel, retry', async () => {
@@ -255,7 +290,8 @@ out({'canceled': canceled, 'retry': [again['name'] == job.name, again['id'] != j
   it('runners: list, get, update, delete', async () => {
     const created = await wharf.api('POST', '/api/v4/user/runners', { runner_type: 'instance_type', description: 'shared' })
     assert.equal(created.status, 201, created.describe)
-    const r = await py(`
+    const r = await py(
+      `
 mine = [x.description for x in gl.runners.list()]
 everyone = [x.id for x in gl.runners.all()]
 rn = gl.runners.get(int(os.environ['RUNNER']))
@@ -266,13 +302,16 @@ got = gl.runners.get(rn.id)
 project = [x.id for x in gl.projects.get('compat/app').runners.list()]
 gl.runners.delete(rn.id)
 out({'all': rn.id in everyone, 'desc': got.description, 'tags': got.tag_list, 'after': rn.id in [x.id for x in gl.runners.all()], 'mine': isinstance(mine, list), 'project': isinstance(project, list)})
-`, { RUNNER: String(created.json.id) })
+`,
+      { RUNNER: String(created.json.id) },
+    )
     assert.deepEqual(r, { all: true, desc: 'shared runner', tags: ['docker'], after: false, mine: true, project: true })
   })
 
   it('webhooks: project and group hooks created, listed, updated, deleted; a push is delivered to the receiver', async () => {
     const url = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hook`
-    const r = await py(`
+    const r = await py(
+      `
 p = gl.projects.get('compat/app')
 h = p.hooks.create({'url': os.environ['HOOK_URL'], 'push_events': True, 'tag_push_events': True, 'token': 'hook-secret'})
 listed = [(x.url, x.push_events, x.pipeline_events) for x in p.hooks.list()]
@@ -283,7 +322,9 @@ gh = g.hooks.create({'url': os.environ['HOOK_URL'], 'job_events': True})
 glisted = [x.job_events for x in g.hooks.list()]
 gh.delete()
 out({'id': h.id, 'listed': listed, 'pipeline': got.pipeline_events, 'token': hasattr(got, 'token'), 'group': glisted, 'group_after': len(g.hooks.list())})
-`, { HOOK_URL: url })
+`,
+      { HOOK_URL: url },
+    )
     assert.deepEqual({ ...r, id: 0 }, { id: 0, listed: [[url, true, false]], pipeline: true, token: false, group: [true], group_after: 0 })
     await ci.push({ 'README.md': 'hooked\n' }, 'Say hooked')
     const until = Date.now() + 20_000
@@ -312,13 +353,34 @@ out({'listed': listed, 'source': pl.source, 'ref': pl.ref, 'vars': vars, 'after'
   it('pipeline triggers from curl: multipart form as GitLab documents it, and the webhook URL', async () => {
     const t = await wharf.api('POST', `/api/v4/projects/${ci.id}/triggers`, { description: 'curl' })
     assert.equal(t.status, 201, t.describe)
-    const form = await run('curl', ['-sS', '-f', '-X', 'POST', '-F', `token=${t.json.token}`, '-F', 'ref=main', '-F', 'variables[FROM]=curl', `${wharf.url}/api/v4/projects/${ci.id}/trigger/pipeline`])
+    const form = await run('curl', [
+      '-sS',
+      '-f',
+      '-X',
+      'POST',
+      '-F',
+      `token=${t.json.token}`,
+      '-F',
+      'ref=main',
+      '-F',
+      'variables[FROM]=curl',
+      `${wharf.url}/api/v4/projects/${ci.id}/trigger/pipeline`,
+    ])
     assert.equal(form.code, 0, describeResult(form))
     const fromForm = JSON.parse(form.stdout) as { id: number; source: string }
     assert.equal(fromForm.source, 'trigger')
     const vars = await wharf.api('GET', `/api/v4/projects/${ci.id}/pipelines/${fromForm.id}/variables`)
-    assert.deepEqual(vars.json.map((v: { key: string; value: string }) => [v.key, v.value]), [['FROM', 'curl']])
-    const hook = await run('curl', ['-sS', '-f', '-X', 'POST', `${wharf.url}/api/v4/projects/${ci.id}/ref/main/trigger/pipeline?token=${t.json.token}`])
+    assert.deepEqual(
+      vars.json.map((v: { key: string; value: string }) => [v.key, v.value]),
+      [['FROM', 'curl']],
+    )
+    const hook = await run('curl', [
+      '-sS',
+      '-f',
+      '-X',
+      'POST',
+      `${wharf.url}/api/v4/projects/${ci.id}/ref/main/trigger/pipeline?token=${t.json.token}`,
+    ])
     assert.equal(hook.code, 0, describeResult(hook))
     assert.equal(JSON.parse(hook.stdout).ref, 'main')
   })
@@ -375,8 +437,21 @@ out({'created': created, 'raw': raw, 'dup': dup, 'diff': diff, 'history': histor
      'after': [[b.name for b in p.branches.list()], [t.name for t in p.tags.list()], p.protectedbranches.list()]})
 `)
     assert.deepEqual(r, {
-      created: 'one', raw: 'two', dup: [400, true], diff: ['README.md', 'a.md', 'run.sh'], history: ['many', 'update a', 'add a', r.history[3]], tree: ['.gitlab-ci.yml', 'README.md', 'a.md', 'run.sh'], cmp: [3, true],
-      pipeline: true, version: [pkg.version, 'wharf'], statuses: [['ext/ci', 'success']], lint: [true, false, true, true], archive: ['.gitlab-ci.yml', 'README.md', 'a.md', 'run.sh'], tag: ['v1', 'first release\n'], protected: [['main'], ['v*'], true], after: [['main'], [], []],
+      created: 'one',
+      raw: 'two',
+      dup: [400, true],
+      diff: ['README.md', 'a.md', 'run.sh'],
+      history: ['many', 'update a', 'add a', r.history[3]],
+      tree: ['.gitlab-ci.yml', 'README.md', 'a.md', 'run.sh'],
+      cmp: [3, true],
+      pipeline: true,
+      version: [pkg.version, 'wharf'],
+      statuses: [['ext/ci', 'success']],
+      lint: [true, false, true, true],
+      archive: ['.gitlab-ci.yml', 'README.md', 'a.md', 'run.sh'],
+      tag: ['v1', 'first release\n'],
+      protected: [['main'], ['v*'], true],
+      after: [['main'], [], []],
     })
   })
 })
@@ -391,7 +466,10 @@ describe('python-gitlab (CLI)', { timeout: 120_000 }, () => {
 
   it('project variables, triggers, pipelines and registry from the command line', async () => {
     await cli(['project-variable', 'create', '--project-id', String(ci.id), '--key', 'CLI_VAR', '--value', 'x'])
-    assert.deepEqual((await cli(['project-variable', 'list', '--project-id', String(ci.id)])).map((v: { key: string }) => v.key), ['CLI_VAR'])
+    assert.deepEqual(
+      (await cli(['project-variable', 'list', '--project-id', String(ci.id)])).map((v: { key: string }) => v.key),
+      ['CLI_VAR'],
+    )
     await cli(['project-variable', 'delete', '--project-id', String(ci.id), '--key', 'CLI_VAR'])
     assert.deepEqual(await cli(['project-variable', 'list', '--project-id', String(ci.id)]), [])
     const pl = await cli(['project-pipeline', 'create', '--project-id', String(ci.id), '--ref', 'main'])
@@ -400,9 +478,15 @@ describe('python-gitlab (CLI)', { timeout: 120_000 }, () => {
     await cli(['project-pipeline', 'cancel', '--project-id', String(ci.id), '--id', String(pl.id)])
     await cli(['project-pipeline', 'delete', '--project-id', String(ci.id), '--id', String(pl.id)])
     const repos = await cli(['project-registry-repository', 'list', '--project-id', String(ci.id)])
-    assert.deepEqual(repos.map((r: { path: string }) => r.path), ['compat/app'])
+    assert.deepEqual(
+      repos.map((r: { path: string }) => r.path),
+      ['compat/app'],
+    )
     const tags = await cli(['project-registry-tag', 'list', '--project-id', String(ci.id), '--repository-id', String(repos[0].id)])
-    assert.deepEqual(tags.map((t: { name: string }) => t.name), ['v1'])
+    assert.deepEqual(
+      tags.map((t: { name: string }) => t.name),
+      ['v1'],
+    )
   })
 
   it('members, triggers, jobs and runners from the command line', async () => {

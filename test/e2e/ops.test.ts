@@ -48,12 +48,16 @@ function send(method: string, url: string, headers: Record<string, string> = {},
 function streamingPatch(url: string, token: string): { req: ClientRequest; answer: Promise<Answer> } {
   let req!: ClientRequest
   const answer = new Promise<Answer>((resolve, reject) => {
-    req = request(url, { method: 'PATCH', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/octet-stream', connection: 'close' } }, (res) => {
-      const chunks: Buffer[] = []
-      res.on('data', (c: Buffer) => chunks.push(c))
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }))
-      res.on('error', reject)
-    })
+    req = request(
+      url,
+      { method: 'PATCH', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/octet-stream', connection: 'close' } },
+      (res) => {
+        const chunks: Buffer[] = []
+        res.on('data', (c: Buffer) => chunks.push(c))
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }))
+        res.on('error', reject)
+      },
+    )
     req.on('error', reject)
   })
   return { req, answer }
@@ -76,7 +80,10 @@ function waitExit(pid: number, ms: number): Promise<boolean> {
 }
 
 async function pushToken(wharf: Wharf, repo: string): Promise<string> {
-  return registryToken({ realm: `${wharf.url}/jwt/auth`, service: 'container_registry', scope: `repository:${repo}:pull,push` }, { username: 'root', password: wharf.rootPassword })
+  return registryToken(
+    { realm: `${wharf.url}/jwt/auth`, service: 'container_registry', scope: `repository:${repo}:pull,push` },
+    { username: 'root', password: wharf.rootPassword },
+  )
 }
 
 async function startUpload(wharf: Wharf, repo: string, token: string): Promise<string> {
@@ -139,7 +146,12 @@ describe('metrics scrape of a running server', { timeout: 180_000 }, () => {
     const ci = await CiProject.create(wharf, 'ops/ci')
     await ci.push({ '.gitlab-ci.yml': 'a:\n  script: [echo a]\nb:\n  script: [echo b]\n' })
     const runner = await createRunner(wharf)
-    const claimed = await send('POST', `${wharf.url}/api/v4/jobs/request`, { 'content-type': 'application/json' }, Buffer.from(JSON.stringify({ token: runner.token })))
+    const claimed = await send(
+      'POST',
+      `${wharf.url}/api/v4/jobs/request`,
+      { 'content-type': 'application/json' },
+      Buffer.from(JSON.stringify({ token: runner.token })),
+    )
     assert.equal(claimed.status, 201, claimed.body.toString())
 
     // Registry: a blob and a manifest pushed, then the manifest pulled N times.
@@ -147,15 +159,37 @@ describe('metrics scrape of a running server', { timeout: 180_000 }, () => {
     const token = await pushToken(wharf, 'ops/img')
     const auth = { authorization: `Bearer ${token}` }
     const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [] } }))
-    const put = await send('POST', `${wharf.url}/v2/ops/img/blobs/uploads/?digest=${sha256(config)}`, { ...auth, 'content-type': 'application/octet-stream' }, config)
+    const put = await send(
+      'POST',
+      `${wharf.url}/v2/ops/img/blobs/uploads/?digest=${sha256(config)}`,
+      { ...auth, 'content-type': 'application/octet-stream' },
+      config,
+    )
     assert.equal(put.status, 201, put.body.toString())
-    const manifest = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: sha256(config), size: config.length }, layers: [] }))
-    const mput = await send('PUT', `${wharf.url}/v2/ops/img/manifests/v1`, { ...auth, 'content-type': 'application/vnd.oci.image.manifest.v1+json' }, manifest)
+    const manifest = Buffer.from(
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: 'application/vnd.oci.image.manifest.v1+json',
+        config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: sha256(config), size: config.length },
+        layers: [],
+      }),
+    )
+    const mput = await send(
+      'PUT',
+      `${wharf.url}/v2/ops/img/manifests/v1`,
+      { ...auth, 'content-type': 'application/vnd.oci.image.manifest.v1+json' },
+      manifest,
+    )
     assert.equal(mput.status, 201, mput.body.toString())
 
     const before = await scrape(wharf.url)
     const N = 7
-    for (let i = 0; i < N; i++) assert.equal((await send('GET', `${wharf.url}/v2/ops/img/manifests/v1`, { ...auth, accept: 'application/vnd.oci.image.manifest.v1+json' })).status, 200)
+    for (let i = 0; i < N; i++)
+      assert.equal(
+        (await send('GET', `${wharf.url}/v2/ops/img/manifests/v1`, { ...auth, accept: 'application/vnd.oci.image.manifest.v1+json' }))
+          .status,
+        200,
+      )
     const text = await scrape(wharf.url)
 
     const checked = await promtool(text)
@@ -163,8 +197,16 @@ describe('metrics scrape of a running server', { timeout: 180_000 }, () => {
 
     const manifests = { route: '/v2/:name/manifests/:reference', method: 'GET', status: '200' }
     assert.equal(sample(text, 'wharf_http_requests_total', manifests) - sample(before, 'wharf_http_requests_total', manifests), N)
-    assert.equal(sample(text, 'wharf_http_request_duration_seconds_count', { route: '/v2/:name/manifests/:reference', method: 'GET' }) - sample(before, 'wharf_http_request_duration_seconds_count', { route: '/v2/:name/manifests/:reference', method: 'GET' }), N)
-    assert.equal(sample(text, 'wharf_registry_bytes_total', { direction: 'out', kind: 'manifest' }) - sample(before, 'wharf_registry_bytes_total', { direction: 'out', kind: 'manifest' }), N * manifest.length)
+    assert.equal(
+      sample(text, 'wharf_http_request_duration_seconds_count', { route: '/v2/:name/manifests/:reference', method: 'GET' }) -
+        sample(before, 'wharf_http_request_duration_seconds_count', { route: '/v2/:name/manifests/:reference', method: 'GET' }),
+      N,
+    )
+    assert.equal(
+      sample(text, 'wharf_registry_bytes_total', { direction: 'out', kind: 'manifest' }) -
+        sample(before, 'wharf_registry_bytes_total', { direction: 'out', kind: 'manifest' }),
+      N * manifest.length,
+    )
     assert.equal(sample(text, 'wharf_registry_bytes_total', { direction: 'in', kind: 'blob' }), config.length)
     assert.equal(sample(text, 'wharf_registry_bytes_total', { direction: 'in', kind: 'manifest' }), manifest.length)
     assert.equal(sample(text, 'wharf_registry_uploads_in_flight'), 0)
@@ -234,16 +276,31 @@ describe('dependency proxy metrics', { timeout: 180_000 }, () => {
     return r.body.toString()
   }
   const pull = async (dest: string) => {
-    const r = await run('skopeo', ['--insecure-policy', 'copy', '--src-tls-verify=false', '--src-creds', `root:${wharf.rootPassword}`, `docker://${wharf.host}/metrics/dependency_proxy/containers/alpine:3`, `oci:${dest}:x`], { timeoutMs: 120_000 })
+    const r = await run(
+      'skopeo',
+      [
+        '--insecure-policy',
+        'copy',
+        '--src-tls-verify=false',
+        '--src-creds',
+        `root:${wharf.rootPassword}`,
+        `docker://${wharf.host}/metrics/dependency_proxy/containers/alpine:3`,
+        `oci:${dest}:x`,
+      ],
+      { timeoutMs: 120_000 },
+    )
     assert.equal(r.code, 0, `skopeo copy:\n${describeResult(r)}\n--- server log ---\n${await wharf.logTail(30)}`)
   }
-  const groupManifest = (image: string, ref: string) => http('GET', `${wharf.url}/v2/metrics/dependency_proxy/containers/${image}/manifests/${ref}`, { headers: { accept: MANIFEST_ACCEPT } })
+  const groupManifest = (image: string, ref: string) =>
+    http('GET', `${wharf.url}/v2/metrics/dependency_proxy/containers/${image}/manifests/${ref}`, { headers: { accept: MANIFEST_ACCEPT } })
 
   it('hits, misses, coalesced waits, stale serves, upstream errors, bytes and rate limits move by exactly what the pulls cause; promtool accepts them', async () => {
     const dir = await mkdtemp(path.join(tmpdir(), 'wharf-e2e-proxy-metrics-'))
     try {
       // What the image is: its manifest and blob sizes, read from the stand-in's backing registry.
-      const m = await fetch(`http://${hub.backend}/v2/library/alpine/manifests/3`, { headers: { accept: 'application/vnd.oci.image.manifest.v1+json' } })
+      const m = await fetch(`http://${hub.backend}/v2/library/alpine/manifests/3`, {
+        headers: { accept: 'application/vnd.oci.image.manifest.v1+json' },
+      })
       const manifest = Buffer.from(await m.arrayBuffer())
       const parsed = JSON.parse(manifest.toString()) as { config: { size: number }; layers: Array<{ size: number }> }
       const blobs = 1 + parsed.layers.length
@@ -283,10 +340,16 @@ describe('dependency proxy metrics', { timeout: 180_000 }, () => {
       assert.equal(hub.count('GET', '/v2/library/rare/manifests/1'), 1)
       text = await scrape()
       assert.equal(sample(text, 'wharf_dependency_proxy_misses_total', group('manifest')), 2)
-      assert.equal(sample(text, 'wharf_dependency_proxy_coalesced_total', group('manifest')) + sample(text, 'wharf_dependency_proxy_hits_total', group('manifest')), 1 + N - 1)
+      assert.equal(
+        sample(text, 'wharf_dependency_proxy_coalesced_total', group('manifest')) +
+          sample(text, 'wharf_dependency_proxy_hits_total', group('manifest')),
+        1 + N - 1,
+      )
 
       // The mirror asks for the same manifest by digest: copied from the group's cache, a hit on the mirror way.
-      const viaMirror = await http('GET', `http://${mirror}/v2/library/alpine/manifests/${amd64Manifest}`, { headers: { accept: MANIFEST_ACCEPT } })
+      const viaMirror = await http('GET', `http://${mirror}/v2/library/alpine/manifests/${amd64Manifest}`, {
+        headers: { accept: MANIFEST_ACCEPT },
+      })
       assert.equal(viaMirror.status, 200, viaMirror.describe)
       text = await scrape()
       assert.equal(sample(text, 'wharf_dependency_proxy_hits_total', { upstream: 'docker.io', kind: 'manifest', way: 'mirror' }), 1)
@@ -317,7 +380,15 @@ describe('dependency proxy metrics', { timeout: 180_000 }, () => {
 
       const checked = await promtool(text)
       assert.equal(checked.code, 0, `promtool check metrics:\n${checked.output}`)
-      assert.ok(!/alpine|rare|metrics\/app/.test(text.split('\n').filter((l) => l.startsWith('wharf_dependency_proxy')).join('\n')), 'an image name leaked into a label')
+      assert.ok(
+        !/alpine|rare|metrics\/app/.test(
+          text
+            .split('\n')
+            .filter((l) => l.startsWith('wharf_dependency_proxy'))
+            .join('\n'),
+        ),
+        'an image name leaked into a label',
+      )
     } finally {
       await rm(dir, { recursive: true, force: true })
     }
@@ -340,7 +411,12 @@ describe('graceful shutdown', { timeout: 180_000 }, () => {
     // Upload A: one chunk stored, a second one stalls mid-body (it is still stalled when the grace period ends).
     const blobA = randomBytes(3 << 20)
     const locA = await startUpload(wharf, 'ops/push', token)
-    const first = await send('PATCH', locA, { authorization: `Bearer ${token}`, 'content-type': 'application/octet-stream' }, blobA.subarray(0, 1 << 20))
+    const first = await send(
+      'PATCH',
+      locA,
+      { authorization: `Bearer ${token}`, 'content-type': 'application/octet-stream' },
+      blobA.subarray(0, 1 << 20),
+    )
     assert.equal(first.status, 202)
     const stalled = streamingPatch(locA, token)
     stalled.req.write(blobA.subarray(1 << 20, (1 << 20) + (256 << 10)))
@@ -353,7 +429,12 @@ describe('graceful shutdown', { timeout: 180_000 }, () => {
     finishing.req.write(blobB.subarray(0, 1 << 20))
 
     // A runner's long poll (held up to 30 s when no job is pending).
-    const poll = send('POST', `${wharf.url}/api/v4/jobs/request`, { 'content-type': 'application/json' }, Buffer.from(JSON.stringify({ token: runner.token })))
+    const poll = send(
+      'POST',
+      `${wharf.url}/api/v4/jobs/request`,
+      { 'content-type': 'application/json' },
+      Buffer.from(JSON.stringify({ token: runner.token })),
+    )
     await new Promise((r) => setTimeout(r, 500))
 
     const pid = wharf.pid
@@ -383,9 +464,17 @@ describe('graceful shutdown', { timeout: 180_000 }, () => {
     await wharf.restart()
     const offA = await uploadOffset(locA, token)
     assert.ok(offA >= 1 << 20 && offA <= (1 << 20) + (256 << 10), `upload A resumes at ${offA}`)
-    const rest = await send('PATCH', locA, { authorization: `Bearer ${token}`, 'content-type': 'application/octet-stream', 'content-range': `${offA}-${blobA.length - 1}` }, blobA.subarray(offA))
+    const rest = await send(
+      'PATCH',
+      locA,
+      { authorization: `Bearer ${token}`, 'content-type': 'application/octet-stream', 'content-range': `${offA}-${blobA.length - 1}` },
+      blobA.subarray(offA),
+    )
     assert.equal(rest.status, 202, rest.body.toString())
-    for (const [loc, blob] of [[locA, blobA], [locB, blobB]] as const) {
+    for (const [loc, blob] of [
+      [locA, blobA],
+      [locB, blobB],
+    ] as const) {
       const done = await send('PUT', `${loc}${loc.includes('?') ? '&' : '?'}digest=${sha256(blob)}`, { authorization: `Bearer ${token}` })
       assert.equal(done.status, 201, done.body.toString())
       const got = await send('GET', `${wharf.url}/v2/ops/push/blobs/${sha256(blob)}`, { authorization: `Bearer ${token}` })
@@ -446,15 +535,30 @@ async function bigImageLayout(dir: string, size: number): Promise<{ manifest: st
   await rename(tmp, path.join(blobs, layer.slice(7)))
   const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [] } }))
   const configDigest = await putBlob(config)
-  const manifest = Buffer.from(JSON.stringify({
-    schemaVersion: 2,
-    mediaType: 'application/vnd.oci.image.manifest.v1+json',
-    config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: configDigest, size: config.length },
-    layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', digest: layer, size: stored }],
-  }))
+  const manifest = Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: 'application/vnd.oci.image.manifest.v1+json',
+      config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: configDigest, size: config.length },
+      layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', digest: layer, size: stored }],
+    }),
+  )
   const manifestDigest = await putBlob(manifest)
   await writeFile(path.join(dir, 'oci-layout'), '{"imageLayoutVersion":"1.0.0"}')
-  await writeFile(path.join(dir, 'index.json'), JSON.stringify({ schemaVersion: 2, manifests: [{ mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: manifestDigest, size: manifest.length, annotations: { 'org.opencontainers.image.ref.name': 'big' } }] }))
+  await writeFile(
+    path.join(dir, 'index.json'),
+    JSON.stringify({
+      schemaVersion: 2,
+      manifests: [
+        {
+          mediaType: 'application/vnd.oci.image.manifest.v1+json',
+          digest: manifestDigest,
+          size: manifest.length,
+          annotations: { 'org.opencontainers.image.ref.name': 'big' },
+        },
+      ],
+    }),
+  )
   return { manifest: manifestDigest, layer, size: stored }
 }
 
@@ -462,7 +566,8 @@ async function bigImageLayout(dir: string, size: number): Promise<{ manifest: st
 async function largestUpload(dataDir: string): Promise<number> {
   const dir = path.join(dataDir, 'storage', 'uploads')
   let max = 0
-  for (const f of await readdir(dir).catch(() => [] as string[])) max = Math.max(max, (await stat(path.join(dir, f)).catch(() => ({ size: 0 }))).size)
+  for (const f of await readdir(dir).catch(() => [] as string[]))
+    max = Math.max(max, (await stat(path.join(dir, f)).catch(() => ({ size: 0 }))).size)
   return max
 }
 
@@ -489,7 +594,21 @@ describe('skopeo pushes through a restart', { timeout: 300_000 }, () => {
     const size = 384 << 20
     const image = await bigImageLayout(layout, size)
     const dest = `docker://${wharf.host}/ops/skopeo:big`
-    const copy = run('skopeo', ['--insecure-policy', 'copy', '--retry-times', '6', '--dest-tls-verify=false', '--dest-creds', `root:${wharf.rootPassword}`, `oci:${layout}:big`, dest], { timeoutMs: 240_000 })
+    const copy = run(
+      'skopeo',
+      [
+        '--insecure-policy',
+        'copy',
+        '--retry-times',
+        '6',
+        '--dest-tls-verify=false',
+        '--dest-creds',
+        `root:${wharf.rootPassword}`,
+        `oci:${layout}:big`,
+        dest,
+      ],
+      { timeoutMs: 240_000 },
+    )
 
     // SIGTERM once the layer is partly stored, then start again on the same data directory.
     const deadline = Date.now() + 60_000
@@ -512,8 +631,14 @@ describe('skopeo pushes through a restart', { timeout: 300_000 }, () => {
     assert.match(r.stderr + r.stdout, /retry|Retrying|attempt/i, 'skopeo had to retry')
 
     // The manifest is the one pushed, and the layer's bytes hash to its digest.
-    const token = await registryToken({ realm: `${wharf.url}/jwt/auth`, service: 'container_registry', scope: 'repository:ops/skopeo:pull' }, { username: 'root', password: wharf.rootPassword })
-    const m = await send('GET', `${wharf.url}/v2/ops/skopeo/manifests/big`, { authorization: `Bearer ${token}`, accept: 'application/vnd.oci.image.manifest.v1+json' })
+    const token = await registryToken(
+      { realm: `${wharf.url}/jwt/auth`, service: 'container_registry', scope: 'repository:ops/skopeo:pull' },
+      { username: 'root', password: wharf.rootPassword },
+    )
+    const m = await send('GET', `${wharf.url}/v2/ops/skopeo/manifests/big`, {
+      authorization: `Bearer ${token}`,
+      accept: 'application/vnd.oci.image.manifest.v1+json',
+    })
     assert.equal(m.status, 200)
     assert.equal(sha256(m.body), image.manifest)
     const res = await fetch(`${wharf.url}/v2/ops/skopeo/blobs/${image.layer}`, { headers: { authorization: `Bearer ${token}` } })

@@ -55,14 +55,18 @@ async function docker(args: string[], opts: { input?: string } = {}): Promise<st
 
 /** The stand-in Docker Hub's GETs (manifests and blobs) since its counters were last reset. */
 function upstreamGets(kind: 'manifests' | 'blobs'): string[] {
-  return [...hub.counts.entries()].filter(([k, n]) => n > 0 && k.startsWith('GET /v2/') && k.includes(`/${kind}/`)).map(([k, n]) => `${k} ×${n}`)
+  return [...hub.counts.entries()]
+    .filter(([k, n]) => n > 0 && k.startsWith('GET /v2/') && k.includes(`/${kind}/`))
+    .map(([k, n]) => `${k} ×${n}`)
 }
 
 /** With `network_mode: host` the dind service listens on the host's port 2375: say so if it is taken. */
 function assertPortFree(port: number): Promise<void> {
   return new Promise((resolve, reject) => {
     const srv = createServer()
-    srv.once('error', (e: NodeJS.ErrnoException) => reject(new Error(`port ${port} is in use (${e.code}): the host-network dind service of this test needs it`)))
+    srv.once('error', (e: NodeJS.ErrnoException) =>
+      reject(new Error(`port ${port} is in use (${e.code}): the host-network dind service of this test needs it`)),
+    )
     srv.listen(port, '0.0.0.0', () => srv.close(() => resolve()))
   })
 }
@@ -121,7 +125,10 @@ before(async () => {
       .replace('e2e-dind', 'e2e-dind-net'),
   )
   const tagged = await createRunner(wharf, { tag_list: ['job-network'], run_untagged: false })
-  netRunner = await startRunner(wharf, ['--config', netConfig, '--executor', 'docker', '--docker-host', engine.dockerHost], { env, token: tagged.token })
+  netRunner = await startRunner(wharf, ['--config', netConfig, '--executor', 'docker', '--docker-host', engine.dockerHost], {
+    env,
+    token: tagged.token,
+  })
 })
 
 after(async () => {
@@ -145,12 +152,23 @@ describe('wharf runner, docker executor, docker-in-docker', { timeout: 360_000 }
     assert.equal(pipeline.status, 'success', `${log}\n--- runner ---\n${runner.output().slice(-4000)}`)
     const mirror = `http://127.0.0.1:${mirrorPort}`
     assert.match(log, /Starting service docker:dind \.\.\./)
-    assert.ok(log.includes(`Docker Hub images come through Wharf's pull-through cache at ${mirror} (the server's registry mirror; runner setting registry_mirror: auto)`), log)
+    assert.ok(
+      log.includes(
+        `Docker Hub images come through Wharf's pull-through cache at ${mirror} (the server's registry mirror; runner setting registry_mirror: auto)`,
+      ),
+      log,
+    )
     for (const image of ['docker:dind', 'docker:latest']) {
-      assert.ok(log.includes(`Pulling docker image ${image} through Wharf's pull-through cache as 127.0.0.1:${mirrorPort}/library/${image} ...`), log)
+      assert.ok(
+        log.includes(`Pulling docker image ${image} through Wharf's pull-through cache as 127.0.0.1:${mirrorPort}/library/${image} ...`),
+        log,
+      )
       assert.ok(log.includes(`Image ${image} came from Wharf's pull-through cache of docker.io (registry mirror ${mirror})`), log)
     }
-    assert.ok(log.includes(`Service docker:dind's daemon pulls Docker Hub images through Wharf's pull-through cache: --registry-mirror=${mirror}`), log)
+    assert.ok(
+      log.includes(`Service docker:dind's daemon pulls Docker Hub images through Wharf's pull-through cache: --registry-mirror=${mirror}`),
+      log,
+    )
     assert.doesNotMatch(log, /probably didn't start properly/, 'the job waited for the daemon, not for a timeout')
     assert.match(log, /Login Succeeded/)
     assert.ok(!log.includes('glcbt-'), 'the job token is masked')
@@ -169,24 +187,39 @@ describe('wharf runner, docker executor, docker-in-docker', { timeout: 360_000 }
       const manifest = JSON.parse((await readLayoutBlob(images.ociLayout, images.digests[image])).toString('utf8')) as ImageManifest
       for (const layer of manifest.layers) {
         const gets = upstreamGets('blobs').filter((k) => k.includes(`/blobs/${layer.digest} `))
-        assert.deepEqual(gets.map((k) => k.replace(/.* ×/, '×')), ['×1'], `${image} layer ${layer.digest}: ${upstreamGets('blobs').join(', ')}`)
+        assert.deepEqual(
+          gets.map((k) => k.replace(/.* ×/, '×')),
+          ['×1'],
+          `${image} layer ${layer.digest}: ${upstreamGets('blobs').join(', ')}`,
+        )
       }
     }
-    assert.ok(upstreamGets('manifests').some((k) => k.startsWith('GET /v2/library/nginx/manifests/')), upstreamGets('manifests').join(', '))
+    assert.ok(
+      upstreamGets('manifests').some((k) => k.startsWith('GET /v2/library/nginx/manifests/')),
+      upstreamGets('manifests').join(', '),
+    )
 
     // Wharf serves what the job pushed; pulled back, it is nginx's filesystem.
     const served = await getManifest(wharf.url, 'e2e-dind/app', 'main')
     assert.equal(served.status, 200, served.describe)
     assert.equal(sha256(served.body), pushed)
-    const nginxConfig = JSON.parse((await readLayoutBlob(images.ociLayout, images.digests.nginxConfig)).toString('utf8')) as { rootfs: { diff_ids: string[] } }
+    const nginxConfig = JSON.parse((await readLayoutBlob(images.ociLayout, images.digests.nginxConfig)).toString('utf8')) as {
+      rootfs: { diff_ids: string[] }
+    }
     const image = `${wharf.host}/e2e-dind/app:main`
     await docker(['login', '-u', 'root', '--password-stdin', wharf.host], { input: wharf.rootPassword })
     try {
       await docker(['pull', '-q', image])
-      const inspected = JSON.parse(await docker(['image', 'inspect', image])) as Array<{ RootFS: { Layers: string[] }; RepoDigests: string[] }>
+      const inspected = JSON.parse(await docker(['image', 'inspect', image])) as Array<{
+        RootFS: { Layers: string[] }
+        RepoDigests: string[]
+      }>
       assert.deepEqual(inspected[0]!.RootFS.Layers, nginxConfig.rootfs.diff_ids)
       assert.ok(inspected[0]!.RepoDigests.includes(`${wharf.host}/e2e-dind/app@${pushed}`), JSON.stringify(inspected[0]!.RepoDigests))
-      assert.match(await docker(['run', '--rm', '--network', 'none', '--entrypoint', 'cat', image, '/usr/share/nginx/html/index.html']), /Welcome to nginx!/)
+      assert.match(
+        await docker(['run', '--rm', '--network', 'none', '--entrypoint', 'cat', image, '/usr/share/nginx/html/index.html']),
+        /Welcome to nginx!/,
+      )
     } finally {
       await docker(['logout', wharf.host])
     }
@@ -205,7 +238,9 @@ describe('wharf runner, docker executor, docker-in-docker', { timeout: 360_000 }
     const p2 = await project.push({ '.gitlab-ci.yml': TEMPLATE_2016, Dockerfile: 'FROM nginx\nLABEL run=2\n' }, 'the 2016 template, again')
     const second = await project.wait(p2.id, 300_000)
     const log2 = plainLog(await project.trace(second.jobs[0]!.id))
-    t.diagnostic(`second pipeline took ${((Date.now() - again) / 1000).toFixed(1)} s; upstream requests: ${JSON.stringify([...hub.counts])}`)
+    t.diagnostic(
+      `second pipeline took ${((Date.now() - again) / 1000).toFixed(1)} s; upstream requests: ${JSON.stringify([...hub.counts])}`,
+    )
     assert.equal(second.pipeline.status, 'success', log2)
     assert.match(log2, /Image docker:dind came from Wharf's pull-through cache of docker\.io/)
     assert.match(log2, /Image docker:latest came from Wharf's pull-through cache of docker\.io/)
@@ -228,7 +263,10 @@ group-path:
     assert.equal(pipeline.status, 'success', `${log}\n--- runner ---\n${runner.output().slice(-4000)}`)
     const image = `${wharf.host}/e2e-dind/dependency_proxy/containers/docker:latest`
     assert.ok(log.includes(`Authenticating with credentials from job payload (Wharf registry)\nPulling docker image ${image} ...`), log)
-    assert.ok(log.includes(`Image ${image} came from Wharf's pull-through cache of docker.io (the group dependency proxy on ${wharf.host})`), log)
+    assert.ok(
+      log.includes(`Image ${image} came from Wharf's pull-through cache of docker.io (the group dependency proxy on ${wharf.host})`),
+      log,
+    )
     assert.match(log, /^Docker version 20\.10\./m)
   })
 
@@ -275,7 +313,10 @@ dind-on-job-network:
     assert.match(log, /^docker resolves$/m)
     assert.match(log, /^server 20\.10\.\S+ driver vfs$/m)
     assert.match(log, /^hello from the inner daemon$/m)
-    const gateway = new RegExp(`Service docker:dind's daemon pulls Docker Hub images through Wharf's pull-through cache: --registry-mirror=http://(\\d+\\.\\d+\\.\\d+\\.\\d+):${mirrorPort}$`, 'm').exec(log)
+    const gateway = new RegExp(
+      `Service docker:dind's daemon pulls Docker Hub images through Wharf's pull-through cache: --registry-mirror=http://(\\d+\\.\\d+\\.\\d+\\.\\d+):${mirrorPort}$`,
+      'm',
+    ).exec(log)
     assert.ok(gateway && !gateway[1]!.startsWith('127.'), log)
     assert.match(log, /^Welcome to nginx!$/m)
     assert.doesNotMatch(log, /probably didn't start properly/)

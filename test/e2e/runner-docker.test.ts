@@ -55,7 +55,10 @@ before(async () => {
   // Images from local files, pushed to the projects' registries, then untagged locally.
   const files = await ciImages()
   await docker(['import', ...IMPORT_CHANGES, files.busybox, 'wharf-ci/busybox:1'])
-  await writeFile(path.join(work, 'Dockerfile'), 'FROM wharf-ci/busybox:1\nRUN mkdir /www && echo hello-from-service > /www/hello.txt\nEXPOSE 8080\nCMD ["httpd", "-f", "-p", "8080", "-h", "/www"]\n')
+  await writeFile(
+    path.join(work, 'Dockerfile'),
+    'FROM wharf-ci/busybox:1\nRUN mkdir /www && echo hello-from-service > /www/hello.txt\nEXPOSE 8080\nCMD ["httpd", "-f", "-p", "8080", "-h", "/www"]\n',
+  )
   await docker(['import', ...IMPORT_CHANGES, files.dockerCli, 'wharf-ci/docker-cli:1'])
   await docker(['build', '--network', 'none', '-q', '-t', 'wharf-ci/web:1', work], { env: { DOCKER_BUILDKIT: '0' } })
   image = `${wharf.host}/e2e-runner/docker/busybox:1`
@@ -63,7 +66,12 @@ before(async () => {
   otherImage = `${wharf.host}/e2e-runner/other/tools:1`
   cliImage = `${wharf.host}/e2e-runner/docker/docker-cli:1`
   await docker(['login', '-u', 'root', '--password-stdin', wharf.host], { input: wharf.rootPassword })
-  for (const [local, remote] of [['wharf-ci/busybox:1', image], ['wharf-ci/web:1', webImage], ['wharf-ci/busybox:1', otherImage], ['wharf-ci/docker-cli:1', cliImage]] as const) {
+  for (const [local, remote] of [
+    ['wharf-ci/busybox:1', image],
+    ['wharf-ci/web:1', webImage],
+    ['wharf-ci/busybox:1', otherImage],
+    ['wharf-ci/docker-cli:1', cliImage],
+  ] as const) {
     await docker(['tag', local, remote])
     await docker(['push', '-q', remote])
     await docker(['rmi', remote])
@@ -72,9 +80,13 @@ before(async () => {
 
   // The runner sees no docker client config: credentials come from the job payload or DOCKER_AUTH_CONFIG.
   const emptyConfig = await mkdtemp(path.join(tmpdir(), 'wharf-e2e-runner-dockercfg-'))
-  runner = await startRunner(wharf, ['--executor', 'docker', '--docker-host', engine.dockerHost, '--concurrent', '3', '--name', 'e2e-docker', '--bind-docker-socket'], {
-    env: { DOCKER_CONFIG: emptyConfig, DOCKER_HOST: engine.dockerHost },
-  })
+  runner = await startRunner(
+    wharf,
+    ['--executor', 'docker', '--docker-host', engine.dockerHost, '--concurrent', '3', '--name', 'e2e-docker', '--bind-docker-socket'],
+    {
+      env: { DOCKER_CONFIG: emptyConfig, DOCKER_HOST: engine.dockerHost },
+    },
+  )
 })
 
 after(async () => {
@@ -156,7 +168,13 @@ deploy:
     const p = await project.push({ '.gitlab-ci.yml': ci }, 'fail')
     const { pipeline, jobs } = await project.wait(p.id, 60_000)
     assert.equal(pipeline.status, 'failed')
-    assert.deepEqual(jobs.map((j) => [j.name, j.status, j.failure_reason]), [['build', 'failed', 'script_failure'], ['deploy', 'skipped', null]])
+    assert.deepEqual(
+      jobs.map((j) => [j.name, j.status, j.failure_reason]),
+      [
+        ['build', 'failed', 'script_failure'],
+        ['deploy', 'skipped', null],
+      ],
+    )
     assert.match(plainLog(await project.trace(jobs[0]!.id)), /ERROR: Job failed: exit code 4/)
   })
 
@@ -184,7 +202,9 @@ limited:
     }
     const t0 = Date.now()
     await project.api('POST', `/projects/${project.id}/jobs/${slow.id}/cancel`)
-    const { pipeline, jobs: after } = await project.wait(p.id, 60_000, (_p, js) => js.every((j) => j.status !== 'running' && j.status !== 'pending'))
+    const { pipeline, jobs: after } = await project.wait(p.id, 60_000, (_p, js) =>
+      js.every((j) => j.status !== 'running' && j.status !== 'pending'),
+    )
     const done = Date.now()
     const limited = after.find((j) => j.name === 'limited')!
     assert.equal(after.find((j) => j.name === 'slow')!.status, 'canceled')
@@ -255,7 +275,11 @@ use-tools:
     const first = await project.wait(p.id, 60_000)
     const refused = first.jobs[0]!
     const refusedLog = plainLog(await project.trace(refused.id))
-    assert.deepEqual([first.pipeline.status, refused.status, refused.failure_reason], ['failed', 'failed', 'image_pull_failure'], refusedLog)
+    assert.deepEqual(
+      [first.pipeline.status, refused.status, refused.failure_reason],
+      ['failed', 'failed', 'image_pull_failure'],
+      refusedLog,
+    )
     assert.match(refusedLog, /Authenticating with credentials from job payload \(Wharf registry\)/)
     // The message names the project that must change, what it must add, and how.
     assert.ok(
@@ -270,7 +294,11 @@ use-tools:
     assert.deepEqual(allow.json, { source_project_id: toolsId, target_project_id: project.id })
 
     await project.api('POST', `/projects/${project.id}/pipelines/${p.id}/retry`)
-    const second = await project.wait(p.id, 60_000, (pl, js) => js.length > 0 && js[0]!.id !== refused.id && ['success', 'failed', 'canceled'].includes(pl.status))
+    const second = await project.wait(
+      p.id,
+      60_000,
+      (pl, js) => js.length > 0 && js[0]!.id !== refused.id && ['success', 'failed', 'canceled'].includes(pl.status),
+    )
     const log = plainLog(await project.trace(second.jobs[0]!.id))
     assert.equal(second.pipeline.status, 'success', log)
     assert.match(log, new RegExp(`Pulling docker image ${toolsImage.replaceAll('.', '\\.')}`))
@@ -311,8 +339,15 @@ build-image:
     assert.ok(pushedDigest && builtId, log)
 
     // The job token, read back from the job's artifacts (downloaded as root), is dead now.
-    const oauth = await wharf.api('POST', '/oauth/token', { grant_type: 'password', username: 'root', password: wharf.rootPassword }, { token: null })
-    const zipRes = await fetch(`${wharf.url}/api/v4/projects/${project.id}/jobs/${job.id}/artifacts`, { headers: { authorization: `Bearer ${oauth.json.access_token}` } })
+    const oauth = await wharf.api(
+      'POST',
+      '/oauth/token',
+      { grant_type: 'password', username: 'root', password: wharf.rootPassword },
+      { token: null },
+    )
+    const zipRes = await fetch(`${wharf.url}/api/v4/projects/${project.id}/jobs/${job.id}/artifacts`, {
+      headers: { authorization: `Bearer ${oauth.json.access_token}` },
+    })
     assert.equal(zipRes.status, 200, await zipRes.clone().text())
     const zipDir = await mkdtemp(path.join(work, 'artifacts-'))
     await writeFile(path.join(zipDir, 'a.zip'), Buffer.from(await zipRes.arrayBuffer()))
@@ -320,9 +355,14 @@ build-image:
     const token = (await readFile(path.join(zipDir, 'out', 'token.txt'), 'utf8')).trim()
     assert.match(token, /^glcbt-[A-Za-z0-9_-]{43}$/)
     const basic = `Basic ${Buffer.from(`gitlab-ci-token:${token}`).toString('base64')}`
-    const jwt = await fetch(`${wharf.url}/jwt/auth?service=container_registry&scope=repository:e2e-runner/docker:pull`, { headers: { authorization: basic } })
+    const jwt = await fetch(`${wharf.url}/jwt/auth?service=container_registry&scope=repository:e2e-runner/docker:pull`, {
+      headers: { authorization: basic },
+    })
     assert.equal(jwt.status, 401, await jwt.text())
-    const login = await engine.docker(['login', '-u', 'gitlab-ci-token', '--password-stdin', wharf.host], { input: token, timeoutMs: 60_000 })
+    const login = await engine.docker(['login', '-u', 'gitlab-ci-token', '--password-stdin', wharf.host], {
+      input: token,
+      timeoutMs: 60_000,
+    })
     assert.notEqual(login.code, 0, describeResult(login))
     assert.match(login.stderr, /unauthorized|401/i, describeResult(login))
 
@@ -340,7 +380,10 @@ build-image:
       await docker(['pull', '-q', pushed])
       const inspected = JSON.parse(await docker(['image', 'inspect', pushed])) as Array<{ Id: string; RepoDigests: string[] }>
       assert.equal(inspected[0]!.Id, builtId)
-      assert.ok(inspected[0]!.RepoDigests.includes(`${wharf.host}/e2e-runner/docker@${pushedDigest}`), JSON.stringify(inspected[0]!.RepoDigests))
+      assert.ok(
+        inspected[0]!.RepoDigests.includes(`${wharf.host}/e2e-runner/docker@${pushedDigest}`),
+        JSON.stringify(inspected[0]!.RepoDigests),
+      )
       assert.equal((await docker(['run', '--rm', '--network', 'none', pushed])).trim(), 'built in CI')
     } finally {
       await docker(['logout', wharf.host])

@@ -72,7 +72,13 @@ test:
     const { pipeline, jobs } = await project.wait(p.id)
     const logs = Object.fromEntries(await Promise.all(jobs.map(async (j) => [j.name, await project.trace(j.id)] as const)))
     assert.equal(pipeline.status, 'success', JSON.stringify({ jobs, logs }, null, 1))
-    assert.deepEqual(jobs.map((j) => [j.name, j.status]), [['build', 'success'], ['test', 'success']])
+    assert.deepEqual(
+      jobs.map((j) => [j.name, j.status]),
+      [
+        ['build', 'success'],
+        ['test', 'success'],
+      ],
+    )
 
     const build = plainLog(logs.build!)
     assert.match(build, /Running with wharf-runner/)
@@ -135,7 +141,13 @@ test:
     const p = await project.push({ '.gitlab-ci.yml': ci }, 'fail')
     const { pipeline, jobs } = await project.wait(p.id)
     assert.equal(pipeline.status, 'failed')
-    assert.deepEqual(jobs.map((j) => [j.name, j.status]), [['build', 'failed'], ['test', 'skipped']])
+    assert.deepEqual(
+      jobs.map((j) => [j.name, j.status]),
+      [
+        ['build', 'failed'],
+        ['test', 'skipped'],
+      ],
+    )
     assert.equal(jobs[0]!.failure_reason, 'script_failure')
     const log = plainLog(await project.trace(jobs[0]!.id))
     assert.match(log, /about to fail/)
@@ -210,7 +222,9 @@ slow:
 
   it('SIGTERM: no new jobs, running ones get the shutdown timeout, then fail as a system failure', async () => {
     const tagged = await createRunner(wharf, { tag_list: ['shutdown-test'], run_untagged: false })
-    const second = await startRunner(wharf, ['--executor', 'shell', '--shutdown-timeout', '1', '--name', 'e2e-shutdown'], { token: tagged.token })
+    const second = await startRunner(wharf, ['--executor', 'shell', '--shutdown-timeout', '1', '--name', 'e2e-shutdown'], {
+      token: tagged.token,
+    })
     try {
       const ci = `
 long:

@@ -1,28 +1,31 @@
 // The real git CLI with an isolated config. Credentials are answered to git's prompt through
 // GIT_ASKPASS after Wharf's 401 challenge, as a credential helper would: they never appear in a
 // remote URL or on a command line.
-import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import { run, type RunResult } from './run.ts';
+import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import path from 'node:path'
+import { run, type RunResult } from './run.ts'
 
 export interface Creds {
-  username: string;
-  password: string;
+  username: string
+  password: string
 }
 
 export interface GitClient {
   /** The client's temp dir (HOME for git, and the default working directory). */
-  work: string;
-  git(args: string[], opts?: { cwd?: string; creds?: Creds }): Promise<RunResult>;
-  dispose(): Promise<void>;
+  work: string
+  git(args: string[], opts?: { cwd?: string; creds?: Creds }): Promise<RunResult>
+  dispose(): Promise<void>
 }
 
 export async function gitClient(prefix = 'wharf-e2e-git-'): Promise<GitClient> {
-  const work = await mkdtemp(path.join(tmpdir(), prefix));
-  const askpass = path.join(work, 'askpass.sh');
-  await writeFile(askpass, '#!/bin/sh\ncase "$1" in\n  Username*) printf "%s\\n" "$E2E_GIT_USER" ;;\n  *) printf "%s\\n" "$E2E_GIT_PASS" ;;\nesac\n');
-  await chmod(askpass, 0o700);
+  const work = await mkdtemp(path.join(tmpdir(), prefix))
+  const askpass = path.join(work, 'askpass.sh')
+  await writeFile(
+    askpass,
+    '#!/bin/sh\ncase "$1" in\n  Username*) printf "%s\\n" "$E2E_GIT_USER" ;;\n  *) printf "%s\\n" "$E2E_GIT_PASS" ;;\nesac\n',
+  )
+  await chmod(askpass, 0o700)
   return {
     work,
     git: (args, opts = {}) =>
@@ -43,5 +46,5 @@ export async function gitClient(prefix = 'wharf-e2e-git-'): Promise<GitClient> {
         },
       }),
     dispose: () => rm(work, { recursive: true, force: true }),
-  };
+  }
 }

@@ -24,12 +24,21 @@ export interface RunnerChild {
 
 /** Creates an instance runner through the API (as root) and returns its id and glrt- token. */
 export async function createRunner(wharf: Wharf, body: Record<string, unknown> = {}): Promise<{ id: number; token: string }> {
-  const r = await wharf.api('POST', '/api/v4/user/runners', { runner_type: 'instance_type', run_untagged: true, description: 'e2e runner', ...body })
+  const r = await wharf.api('POST', '/api/v4/user/runners', {
+    runner_type: 'instance_type',
+    run_untagged: true,
+    description: 'e2e runner',
+    ...body,
+  })
   if (r.status !== 201 || typeof r.json?.token !== 'string') throw new Error(`cannot create a runner: ${r.describe}`)
   return { id: r.json.id as number, token: r.json.token as string }
 }
 
-export async function startRunner(wharf: Wharf, args: string[], opts: { env?: Record<string, string>; token?: string } = {}): Promise<RunnerChild> {
+export async function startRunner(
+  wharf: Wharf,
+  args: string[],
+  opts: { env?: Record<string, string>; token?: string } = {},
+): Promise<RunnerChild> {
   const created = opts.token ? { id: 0, token: opts.token } : await createRunner(wharf)
   const dir = await mkdtemp(path.join(tmpdir(), 'wharf-e2e-runner-'))
   await mkdir(path.join(dir, 'builds'), { recursive: true })
@@ -191,15 +200,23 @@ export class CiProject {
   }
 
   /** Waits until the pipeline is finished (or `until` holds); returns it with its jobs. */
-  async wait(pipelineId: number, timeoutMs = 60_000, until?: (p: PipelineJson, jobs: JobJson[]) => boolean): Promise<{ pipeline: PipelineJson; jobs: JobJson[] }> {
+  async wait(
+    pipelineId: number,
+    timeoutMs = 60_000,
+    until?: (p: PipelineJson, jobs: JobJson[]) => boolean,
+  ): Promise<{ pipeline: PipelineJson; jobs: JobJson[] }> {
     const deadline = Date.now() + timeoutMs
     for (;;) {
       const pipeline = await this.api<PipelineJson>('GET', `/projects/${this.id}/pipelines/${pipelineId}`)
       const jobs = await this.jobs(pipelineId)
       if (until ? until(pipeline, jobs) : TERMINAL.has(pipeline.status)) return { pipeline, jobs }
       if (Date.now() > deadline) {
-        const logs = await Promise.all(jobs.map(async (j) => `--- ${j.name} (${j.status}) ---\n${await this.trace(j.id).catch((e: Error) => e.message)}`))
-        throw new Error(`pipeline ${pipelineId} is still ${pipeline.status} after ${timeoutMs} ms: ${JSON.stringify(jobs)}\n${logs.join('\n')}`)
+        const logs = await Promise.all(
+          jobs.map(async (j) => `--- ${j.name} (${j.status}) ---\n${await this.trace(j.id).catch((e: Error) => e.message)}`),
+        )
+        throw new Error(
+          `pipeline ${pipelineId} is still ${pipeline.status} after ${timeoutMs} ms: ${JSON.stringify(jobs)}\n${logs.join('\n')}`,
+        )
       }
       await new Promise((r) => setTimeout(r, 250))
     }
@@ -212,9 +229,7 @@ export class CiProject {
 
 /** Job log without ANSI colours and section markers, for assertions. */
 export function plainLog(log: string): string {
-  return log
-    .replace(/section_(start|end):\d+:[a-z_0-9]+(\[[^\]]*\])?\r\x1b\[0K/g, '')
-    .replace(/\x1b\[[0-9;]*[mK]/g, '')
+  return log.replace(/section_(start|end):\d+:[a-z_0-9]+(\[[^\]]*\])?\r\x1b\[0K/g, '').replace(/\x1b\[[0-9;]*[mK]/g, '')
 }
 
 export interface CiImageFiles {

@@ -17,7 +17,13 @@ const node = join(repo, 'node_modules', '.bin', 'node')
 
 function wharf(data: string, args: string[], input?: string) {
   const env: Record<string, string> = { PATH: process.env.PATH ?? '', WHARF_ROOT_PASSWORD: 'root-password-123', WHARF_LOG_LEVEL: 'silent' }
-  const r = spawnSync(node, ['src/cli/main.ts', 'admin', ...args, '--data', data], { cwd: repo, env, input: input ?? '', encoding: 'utf8', timeout: 60_000 })
+  const r = spawnSync(node, ['src/cli/main.ts', 'admin', ...args, '--data', data], {
+    cwd: repo,
+    env,
+    input: input ?? '',
+    encoding: 'utf8',
+    timeout: 60_000,
+  })
   return { code: r.status, stdout: r.stdout, stderr: r.stderr }
 }
 
@@ -49,7 +55,13 @@ test('wharf admin creates users, groups, projects and tokens that the server the
   assert.ok(deployUser && deployToken?.startsWith('gldt-'), r.stdout)
 
   // Clear one-line errors for bad input.
-  for (const args of [['token', 'create', '--user', 'alice', '--name', 'x', '--scopes', 'bogus'], ['token', 'create', '--user', 'nobody', '--name', 'x', '--scopes', 'api'], ['project', 'create', '--path', 'nowhere/app'], ['user', 'create'], ['frob']]) {
+  for (const args of [
+    ['token', 'create', '--user', 'alice', '--name', 'x', '--scopes', 'bogus'],
+    ['token', 'create', '--user', 'nobody', '--name', 'x', '--scopes', 'api'],
+    ['project', 'create', '--path', 'nowhere/app'],
+    ['user', 'create'],
+    ['frob'],
+  ]) {
     r = wharf(data, args)
     assert.notEqual(r.code, 0, args.join(' '))
     assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr)
@@ -59,8 +71,17 @@ test('wharf admin creates users, groups, projects and tokens that the server the
   // The server over the same data sees all of it.
   const db = openDb({ kind: 'sqlite', path: join(data, 'wharf.db') })
   await migrate(db, 'sqlite')
-  const services = await createServices(db, createFsDriver(join(data, 'storage')), { publicUrl: 'http://wharf.test', tokenTtlSeconds: 300, pageMax: 100 })
-  const app = await buildApp({ logger: pino({ level: 'silent' }), ...services, publicUrl: 'http://wharf.test', limits: { manifestBytes: 4 << 20 } })
+  const services = await createServices(db, createFsDriver(join(data, 'storage')), {
+    publicUrl: 'http://wharf.test',
+    tokenTtlSeconds: 300,
+    pageMax: 100,
+  })
+  const app = await buildApp({
+    logger: pino({ level: 'silent' }),
+    ...services,
+    publicUrl: 'http://wharf.test',
+    limits: { manifestBytes: 4 << 20 },
+  })
   t.after(async () => {
     await app.close()
     await db.destroy()
@@ -71,9 +92,17 @@ test('wharf admin creates users, groups, projects and tokens that the server the
   const project = await app.inject({ method: 'GET', url: '/api/v4/projects/team%2Fapp', headers: { 'private-token': pat } })
   assert.equal(project.statusCode, 200, project.body) // alice owns the group, so she sees its private project
   const basic = (u: string, p: string) => `Basic ${Buffer.from(`${u}:${p}`).toString('base64')}`
-  const pw = await app.inject({ method: 'GET', url: '/jwt/auth?service=container_registry&scope=repository:team/app:pull,push', headers: { authorization: basic('alice', 'alice-password-1') } })
+  const pw = await app.inject({
+    method: 'GET',
+    url: '/jwt/auth?service=container_registry&scope=repository:team/app:pull,push',
+    headers: { authorization: basic('alice', 'alice-password-1') },
+  })
   assert.equal(pw.statusCode, 200, pw.body)
-  const dt = await app.inject({ method: 'GET', url: '/jwt/auth?service=container_registry&scope=repository:team/app:pull,push', headers: { authorization: basic(deployUser!, deployToken!) } })
+  const dt = await app.inject({
+    method: 'GET',
+    url: '/jwt/auth?service=container_registry&scope=repository:team/app:pull,push',
+    headers: { authorization: basic(deployUser!, deployToken!) },
+  })
   assert.equal(dt.statusCode, 200, dt.body)
   assert.deepEqual((dt.json() as { token: string }).token.split('.').length, 3)
 })

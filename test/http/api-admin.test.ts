@@ -40,7 +40,10 @@ test('GET /audit_events filters by actor, action (exact or prefix), entity and d
     created.push((res.json() as Json).id as number)
   }
   assert.equal((await h.req('POST', `/api/v4/users/${created[0]}/block`, { token: bob.token })).statusCode, 201)
-  assert.equal((await h.req('PUT', `/api/v4/users/${created[1]}`, { token: bob.token, body: { password: 'new-password-1' } })).statusCode, 200)
+  assert.equal(
+    (await h.req('PUT', `/api/v4/users/${created[1]}`, { token: bob.token, body: { password: 'new-password-1' } })).statusCode,
+    200,
+  )
   const get = async (q: string) => {
     const res = await h.req('GET', `/api/v4/audit_events${q}`, { token: root.token })
     assert.equal(res.statusCode, 200, res.body)
@@ -48,11 +51,25 @@ test('GET /audit_events filters by actor, action (exact or prefix), entity and d
   }
 
   const byAction = await get('?action=user.created&per_page=2')
-  assert.deepEqual(byAction.items.map((e) => e.target), [`user:${created[2]}`, `user:${created[1]}`], 'newest first')
+  assert.deepEqual(
+    byAction.items.map((e) => e.target),
+    [`user:${created[2]}`, `user:${created[1]}`],
+    'newest first',
+  )
   assert.deepEqual([byAction.headers['x-total'], byAction.headers['x-total-pages'], byAction.headers['x-next-page']], ['3', '2', '2'])
   const second = await get('?action=user.created&per_page=2&page=2')
-  assert.deepEqual(second.items.map((e) => e.target), [`user:${created[0]}`])
-  assert.deepEqual(second.items[0], { ...second.items[0], actor: 'root', action: 'user.created', entity_type: 'User', entity_id: created[0], details: { username: 'u1', admin: false } })
+  assert.deepEqual(
+    second.items.map((e) => e.target),
+    [`user:${created[0]}`],
+  )
+  assert.deepEqual(second.items[0], {
+    ...second.items[0],
+    actor: 'root',
+    action: 'user.created',
+    entity_type: 'User',
+    entity_id: created[0],
+    details: { username: 'u1', admin: false },
+  })
 
   const bobs = await get('?actor=bob')
   assert.deepEqual(bobs.items.map((e) => e.action).sort(), ['user.blocked', 'user.updated'])
@@ -60,7 +77,10 @@ test('GET /audit_events filters by actor, action (exact or prefix), entity and d
   assert.deepEqual((await get('?action=user.')).items.length, 5, 'a prefix ending in a dot')
   assert.deepEqual((await get('?action=user')).items.length, 0, 'no dot: exact')
   assert.deepEqual((await get('?action=user%25')).items.length, 0, '% is not a wildcard')
-  assert.deepEqual((await get(`?entity_type=User&entity_id=${created[0]}`)).items.map((e) => e.action), ['user.blocked', 'user.created'])
+  assert.deepEqual(
+    (await get(`?entity_type=User&entity_id=${created[0]}`)).items.map((e) => e.action),
+    ['user.blocked', 'user.created'],
+  )
   assert.ok((await get('?entity_type=User')).items.every((e) => e.entity_type === 'User'))
   assert.equal((await get(`?target=user:${created[1]}&actor=root`)).items.length, 1)
   assert.equal((await get('?created_after=2999-01-01T00:00:00Z')).items.length, 0)
@@ -76,7 +96,21 @@ test('GET /application/statistics counts users, groups, projects, image blobs an
   const root = await h.root()
   const stats = async () => (await h.req('GET', '/api/v4/application/statistics', { token: root.token })).json() as Json
   const before = await stats()
-  assert.deepEqual(before, { users: 1, active_users: 1, blocked_users: 0, admins: 1, groups: 0, projects: 0, repositories: 0, blobs: 0, blob_bytes: 0, pipelines: 0, jobs: 0, runners: 0, runners_online: 0 })
+  assert.deepEqual(before, {
+    users: 1,
+    active_users: 1,
+    blocked_users: 0,
+    admins: 1,
+    groups: 0,
+    projects: 0,
+    repositories: 0,
+    blobs: 0,
+    blob_bytes: 0,
+    pipelines: 0,
+    jobs: 0,
+    runners: 0,
+    runners_online: 0,
+  })
   const carol = await h.user('carol')
   await h.services.users.setUserState(carol.user.id, 'blocked')
   const group = await h.services.groups.createGroup(root.user, { path: 'grp', visibility: 'private' })
@@ -87,7 +121,20 @@ test('GET /application/statistics counts users, groups, projects, image blobs an
   const runner = await h.req('POST', '/api/v4/user/runners', { token: root.token, body: { runner_type: 'instance_type' } })
   assert.equal(runner.statusCode, 201, runner.body)
   const after = await stats()
-  assert.deepEqual(after, { ...after, users: 2, active_users: 1, blocked_users: 1, admins: 1, groups: 1, projects: 1, repositories: 1, blobs: blobs.length, blob_bytes: blobs.reduce((n, b) => n + b.size, 0), runners: 1, runners_online: 0 })
+  assert.deepEqual(after, {
+    ...after,
+    users: 2,
+    active_users: 1,
+    blocked_users: 1,
+    admins: 1,
+    groups: 1,
+    projects: 1,
+    repositories: 1,
+    blobs: blobs.length,
+    blob_bytes: blobs.reduce((n, b) => n + b.size, 0),
+    runners: 1,
+    runners_online: 0,
+  })
   await h.db.updateTable('runners').set({ contacted_at: new Date().toISOString() }).execute()
   assert.equal((await stats()).runners_online, 1)
 })
@@ -104,12 +151,17 @@ test('signing keys: listed without their private halves; rotate adds one that si
   assert.notEqual(kid, first!.kid)
   assert.deepEqual((await list()).map((k) => k.kid).sort(), [kid, first!.kid].sort())
   // The next registry token is signed with the new key.
-  const token = await h.req('GET', '/jwt/auth?service=container_registry&scope=registry:catalog:*', { headers: { authorization: `Basic ${Buffer.from(`root:${ROOT_PASSWORD}`).toString('base64')}` } })
+  const token = await h.req('GET', '/jwt/auth?service=container_registry&scope=registry:catalog:*', {
+    headers: { authorization: `Basic ${Buffer.from(`root:${ROOT_PASSWORD}`).toString('base64')}` },
+  })
   assert.equal(token.statusCode, 200, token.body)
   const header = JSON.parse(Buffer.from(String((token.json() as Json).token).split('.')[0]!, 'base64url').toString()) as Json
   assert.equal(header.kid, kid)
   const audit = (await h.req('GET', '/api/v4/audit_events?action=signing_key.rotated', { token: root.token })).json() as Json[]
-  assert.deepEqual(audit.map((e) => [e.actor, (e.details as Json).kid]), [['root', kid]])
+  assert.deepEqual(
+    audit.map((e) => [e.actor, (e.details as Json).kid]),
+    [['root', kid]],
+  )
 })
 
 test('DELETE /users/:id removes a user who holds nothing, refuses one who owns a project or group, and never oneself', async (t) => {
@@ -120,7 +172,15 @@ test('DELETE /users/:id removes a user who holds nothing, refuses one who owns a
   const dave = await h.user('dave') // the newest account: SQLite would reuse its id without AUTOINCREMENT
   const group = await h.services.groups.createGroup(root.user, { path: 'team', visibility: 'private' })
   const project = await h.services.projects.createProject(root.user, { namespaceId: group.id, path: 'app' })
-  assert.equal((await h.req('POST', `/api/v4/projects/${project.id}/members`, { token: root.token, body: { user_id: dave.user.id, access_level: 30 } })).statusCode, 201)
+  assert.equal(
+    (
+      await h.req('POST', `/api/v4/projects/${project.id}/members`, {
+        token: root.token,
+        body: { user_id: dave.user.id, access_level: 30 },
+      })
+    ).statusCode,
+    201,
+  )
   const erinNs = await h.db.selectFrom('namespaces').where('full_path', '=', 'erin').select('id').executeTakeFirstOrThrow()
   await h.services.projects.createProject(erin.user, { namespaceId: erinNs.id, path: 'mine' })
 
@@ -129,24 +189,40 @@ test('DELETE /users/:id removes a user who holds nothing, refuses one who owns a
   assertProblem(await h.req('DELETE', `/api/v4/users/${root.user.id}`, { token: root.token }), 403)
   assertProblem(await h.req('DELETE', '/api/v4/users/99999', { token: root.token }), 404)
   // The group's Owner (root) cannot be deleted by another admin while owning it.
-  assert.match(String(assertProblem(await h.req('DELETE', `/api/v4/users/${root.user.id}`, { token: admin2.token }), 409).message), /groups team/)
+  assert.match(
+    String(assertProblem(await h.req('DELETE', `/api/v4/users/${root.user.id}`, { token: admin2.token }), 409).message),
+    /groups team/,
+  )
 
   assert.equal((await h.req('DELETE', `/api/v4/users/${dave.user.id}`, { token: root.token })).statusCode, 204)
   assertProblem(await h.req('GET', `/api/v4/users/${dave.user.id}`, { token: root.token }), 404)
   assertProblem(await h.req('GET', '/api/v4/user', { token: dave.token }), 401)
   const members = (await h.req('GET', `/api/v4/projects/${project.id}/members`, { token: root.token })).json() as Json[]
   assert.ok(!members.some((m) => m.username === 'dave'))
-  assert.equal(await h.db.selectFrom('namespaces').where('full_path', '=', 'dave').selectAll().executeTakeFirst(), undefined, 'their namespace is gone, so the name can be taken again')
+  assert.equal(
+    await h.db.selectFrom('namespaces').where('full_path', '=', 'dave').selectAll().executeTakeFirst(),
+    undefined,
+    'their namespace is gone, so the name can be taken again',
+  )
   const again = await h.req('POST', '/api/v4/users', { token: root.token, body: { username: 'dave', password: 'password-123' } })
   assert.equal(again.statusCode, 201)
   // Ids are never reused, so nothing that still names the old id (a refresh token, a registry token's credential) reaches the new account.
   assert.notEqual((again.json() as Json).id, dave.user.id)
   const audit = (await h.req('GET', '/api/v4/audit_events?action=user.deleted', { token: root.token })).json() as Json[]
-  assert.deepEqual(audit.map((e) => [e.actor, e.entity_id, (e.details as Json).username]), [['root', dave.user.id, 'dave']])
+  assert.deepEqual(
+    audit.map((e) => [e.actor, e.entity_id, (e.details as Json).username]),
+    [['root', dave.user.id, 'dave']],
+  )
 })
 
 test('GET /admin/settings is the effective configuration with secrets masked', async (t) => {
-  const config = loadConfig({ env: { WHARF_ROOT_PASSWORD: 'root-secret-password', WHARF_METRICS_TOKEN: 'metrics-secret-0123456789', WHARF_AUTH_TOKEN_TTL_SECONDS: '123' } })
+  const config = loadConfig({
+    env: {
+      WHARF_ROOT_PASSWORD: 'root-secret-password',
+      WHARF_METRICS_TOKEN: 'metrics-secret-0123456789',
+      WHARF_AUTH_TOKEN_TTL_SECONDS: '123',
+    },
+  })
   const h = await apiHarness(t, { settings: publicSettings(config) })
   const root = await h.root()
   const res = await h.req('GET', '/api/v4/admin/settings', { token: root.token })

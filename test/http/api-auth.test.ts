@@ -30,7 +30,9 @@ test('POST /oauth/token: password grant (form or JSON) returns a GitLab-shaped t
 
 test('POST /oauth/token: refresh grant rotates the pair; old tokens stop working', async (t) => {
   const h = await apiHarness(t)
-  const first = (await h.req('POST', '/oauth/token', { form: { grant_type: 'password', username: 'root', password: ROOT_PASSWORD } })).json() as { access_token: string; refresh_token: string }
+  const first = (
+    await h.req('POST', '/oauth/token', { form: { grant_type: 'password', username: 'root', password: ROOT_PASSWORD } })
+  ).json() as { access_token: string; refresh_token: string }
   const res = await h.req('POST', '/oauth/token', { form: { grant_type: 'refresh_token', refresh_token: first.refresh_token } })
   assert.equal(res.statusCode, 200, res.body)
   const second = res.json() as { access_token: string; refresh_token: string }
@@ -69,7 +71,8 @@ test('POST /oauth/token failures are OAuth errors; failed logins are audited and
   const audit = await h.db.selectFrom('audit_events').selectAll().where('action', '=', 'login.failure').execute()
   assert.ok(audit.some((a) => a.actor === 'root'))
   // Throttled after repeated failures for one account from one address.
-  for (let i = 0; i < THROTTLE.perAccountAddress; i++) await h.req('POST', '/oauth/token', { form: { grant_type: 'password', username: 'alice', password: `bad-${i}-password` } })
+  for (let i = 0; i < THROTTLE.perAccountAddress; i++)
+    await h.req('POST', '/oauth/token', { form: { grant_type: 'password', username: 'alice', password: `bad-${i}-password` } })
   const throttled = await h.req('POST', '/oauth/token', { form: { grant_type: 'password', username: 'alice', password: 'alice-password' } })
   assert.equal(throttled.statusCode, 429)
   assert.ok(Number(throttled.headers['retry-after']) > 0)
@@ -111,7 +114,12 @@ test('a bad token is 401 even on public routes; anonymous callers only reach pub
   // Deploy tokens are for the registry, not the API.
   const root = await h.root()
   const project = (await h.req('POST', '/api/v4/projects', { token: root.token, body: { path: 'p' } })).json() as { id: number }
-  const dt = (await h.req('POST', `/api/v4/projects/${project.id}/deploy_tokens`, { token: root.token, body: { name: 'd', scopes: ['read_registry'] } })).json() as { token: string }
+  const dt = (
+    await h.req('POST', `/api/v4/projects/${project.id}/deploy_tokens`, {
+      token: root.token,
+      body: { name: 'd', scopes: ['read_registry'] },
+    })
+  ).json() as { token: string }
   assertProblem(await h.req('GET', `/api/v4/projects/${project.id}`, { token: dt.token }), 401)
   assertProblem(await h.req('GET', `/api/v4/projects/${project.id}`, { bearer: dt.token }), 401)
 })
@@ -120,15 +128,23 @@ test('revoked or expired PATs and blocked users stop working at once', async (t)
   const h = await apiHarness(t)
   const root = await h.root()
   const alice = await h.user('alice', { password: 'alice-password' })
-  const oauth = (await h.req('POST', '/oauth/token', { form: { grant_type: 'password', username: 'alice', password: 'alice-password' } })).json() as { access_token: string; refresh_token: string }
+  const oauth = (
+    await h.req('POST', '/oauth/token', { form: { grant_type: 'password', username: 'alice', password: 'alice-password' } })
+  ).json() as { access_token: string; refresh_token: string }
   assert.equal((await h.req('GET', '/api/v4/user', { token: alice.token })).statusCode, 200)
   assert.equal((await h.req('GET', '/api/v4/user', { bearer: oauth.access_token })).statusCode, 200)
 
   assert.equal((await h.req('POST', `/api/v4/users/${alice.user.id}/block`, { token: root.token })).statusCode, 201)
   assertProblem(await h.req('GET', '/api/v4/user', { token: alice.token }), 401)
   assertProblem(await h.req('GET', '/api/v4/user', { bearer: oauth.access_token }), 401)
-  assert.equal((await h.req('POST', '/oauth/token', { form: { grant_type: 'password', username: 'alice', password: 'alice-password' } })).statusCode, 400)
-  assert.equal((await h.req('POST', '/oauth/token', { form: { grant_type: 'refresh_token', refresh_token: oauth.refresh_token } })).statusCode, 400)
+  assert.equal(
+    (await h.req('POST', '/oauth/token', { form: { grant_type: 'password', username: 'alice', password: 'alice-password' } })).statusCode,
+    400,
+  )
+  assert.equal(
+    (await h.req('POST', '/oauth/token', { form: { grant_type: 'refresh_token', refresh_token: oauth.refresh_token } })).statusCode,
+    400,
+  )
   assert.equal((await h.req('POST', `/api/v4/users/${alice.user.id}/unblock`, { token: root.token })).statusCode, 201)
   assert.equal((await h.req('GET', '/api/v4/user', { token: alice.token })).statusCode, 200)
 
@@ -136,7 +152,9 @@ test('revoked or expired PATs and blocked users stop working at once', async (t)
   await h.db.updateTable('personal_access_tokens').set({ expires_at: '2000-01-01' }).where('user_id', '=', alice.user.id).execute()
   assertProblem(await h.req('GET', '/api/v4/user', { token: alice.token }), 401)
   const fresh = await h.services.accessTokens.createPat(alice.user.id, { name: 'n', scopes: ['api'] }, 'test')
-  const oauth2 = (await h.req('POST', '/oauth/token', { form: { grant_type: 'password', username: 'alice', password: 'alice-password' } })).json() as { access_token: string }
+  const oauth2 = (
+    await h.req('POST', '/oauth/token', { form: { grant_type: 'password', username: 'alice', password: 'alice-password' } })
+  ).json() as { access_token: string }
   await h.db.updateTable('oauth_tokens').set({ expires_at: '2000-01-01T00:00:00.000Z' }).where('user_id', '=', alice.user.id).execute()
   assertProblem(await h.req('GET', '/api/v4/user', { bearer: oauth2.access_token }), 401)
 
@@ -169,15 +187,27 @@ test('no secret reaches the logs', async (t) => {
   const logs: string[] = []
   const h = await apiHarness(t, { logs })
   const root = await h.root()
-  const oauth = (await h.req('POST', '/oauth/token', { form: { grant_type: 'password', username: 'root', password: ROOT_PASSWORD } })).json() as { access_token: string; refresh_token: string }
+  const oauth = (
+    await h.req('POST', '/oauth/token', { form: { grant_type: 'password', username: 'root', password: ROOT_PASSWORD } })
+  ).json() as { access_token: string; refresh_token: string }
   await h.req('POST', '/oauth/token', { form: { grant_type: 'password', username: 'root', password: 'wrong-secret-pw' } })
   await h.req('GET', '/api/v4/user', { bearer: oauth.access_token })
-  const pat = (await h.req('POST', '/api/v4/user/personal_access_tokens', { token: root.token, body: { name: 'x', scopes: ['api'] } })).json() as { token: string }
+  const pat = (
+    await h.req('POST', '/api/v4/user/personal_access_tokens', { token: root.token, body: { name: 'x', scopes: ['api'] } })
+  ).json() as { token: string }
   await h.req('GET', '/api/v4/user', { token: pat.token })
   await h.req('GET', '/api/v4/user', { token: 'glpat-invalid-secret' })
   assert.ok(logs.length > 0)
   const all = logs.join('\n')
-  for (const secret of [ROOT_PASSWORD, 'wrong-secret-pw', oauth.access_token, oauth.refresh_token, root.token, pat.token, 'glpat-invalid-secret']) {
+  for (const secret of [
+    ROOT_PASSWORD,
+    'wrong-secret-pw',
+    oauth.access_token,
+    oauth.refresh_token,
+    root.token,
+    pat.token,
+    'glpat-invalid-secret',
+  ]) {
     assert.ok(!all.includes(secret), `a secret was logged: ${secret.slice(0, 8)}...`)
   }
 })

@@ -27,7 +27,17 @@ export interface ApiHarness {
   db: Kysely<Database>
   services: Services
   /** inject with an optional token (sent as PRIVATE-TOKEN, or as Bearer with `bearer`). */
-  req(method: InjectOptions['method'], url: string, opts?: { token?: string | undefined; bearer?: string | undefined; body?: unknown; form?: Record<string, string | string[]>; headers?: Record<string, string> }): Promise<LightMyRequestResponse>
+  req(
+    method: InjectOptions['method'],
+    url: string,
+    opts?: {
+      token?: string | undefined
+      bearer?: string | undefined
+      body?: unknown
+      form?: Record<string, string | string[]>
+      headers?: Record<string, string>
+    },
+  ): Promise<LightMyRequestResponse>
   /** Creates a user with an `api` PAT (or the given scopes); returns the row and the token. */
   user(username: string, opts?: { admin?: boolean; scopes?: PatScope[]; password?: string }): Promise<{ user: User; token: string }>
   /** root's id and an api token for it. */
@@ -35,16 +45,36 @@ export interface ApiHarness {
 }
 
 /** `logs`: collect every log line the app writes (to check that no secret is logged). */
-export async function apiHarness(t: Pick<TestContext, 'after'>, opts: { logs?: string[]; settings?: Record<string, unknown> } = {}): Promise<ApiHarness> {
+export async function apiHarness(
+  t: Pick<TestContext, 'after'>,
+  opts: { logs?: string[]; settings?: Record<string, unknown> } = {},
+): Promise<ApiHarness> {
   const root = await mkdtemp(join(tmpdir(), 'wharf-api-'))
   const dataDir = join(root, 'data')
   const db = openDb({ kind: 'sqlite', path: join(dataDir, 'wharf.db') })
   await migrate(db, 'sqlite')
   const driver = createFsDriver(join(dataDir, 'storage'))
   // Wired as src/server.ts does, git hosting included, so /api/v4 routes of every plugin are present.
-  const services = await createServices(db, driver, { publicUrl: PUBLIC_URL, tokenTtlSeconds: 300, pageMax: 1000, rootPassword: ROOT_PASSWORD, gitRoot: join(dataDir, 'git') })
-  const logger = opts.logs ? pino({ level: 'trace', redact: ['req.headers.authorization', 'headers.authorization'] }, { write: (line: string) => void opts.logs!.push(line) }) : pino({ level: 'silent' })
-  const app = await buildApp({ logger, ...services, publicUrl: PUBLIC_URL, limits: { manifestBytes: 4 << 20 }, ...(opts.settings ? { settings: opts.settings } : {}) })
+  const services = await createServices(db, driver, {
+    publicUrl: PUBLIC_URL,
+    tokenTtlSeconds: 300,
+    pageMax: 1000,
+    rootPassword: ROOT_PASSWORD,
+    gitRoot: join(dataDir, 'git'),
+  })
+  const logger = opts.logs
+    ? pino(
+        { level: 'trace', redact: ['req.headers.authorization', 'headers.authorization'] },
+        { write: (line: string) => void opts.logs!.push(line) },
+      )
+    : pino({ level: 'silent' })
+  const app = await buildApp({
+    logger,
+    ...services,
+    publicUrl: PUBLIC_URL,
+    limits: { manifestBytes: 4 << 20 },
+    ...(opts.settings ? { settings: opts.settings } : {}),
+  })
   await app.ready()
   t.after(async () => {
     await app.close()
@@ -75,7 +105,11 @@ export async function apiHarness(t: Pick<TestContext, 'after'>, opts: { logs?: s
       return app.inject(o)
     },
     async user(username, opts = {}) {
-      const user = await services.users.createUser({ username, password: opts.password ?? `${username}-password`, isAdmin: opts.admin ?? false })
+      const user = await services.users.createUser({
+        username,
+        password: opts.password ?? `${username}-password`,
+        isAdmin: opts.admin ?? false,
+      })
       const { token } = await services.accessTokens.createPat(user.id, { name: 'test', scopes: opts.scopes ?? ['api'] }, 'test')
       return { user, token }
     },
@@ -104,16 +138,33 @@ export function assertProblem(res: LightMyRequestResponse, status: number): Reco
 }
 
 /** Pushes a one-layer image over /v2 as `username` (password auth through /jwt/auth); returns the manifest digest. */
-export async function pushImage(h: ApiHarness, creds: { username: string; password: string }, name: string, tags: string[], seed = 'layer'): Promise<string> {
+export async function pushImage(
+  h: ApiHarness,
+  creds: { username: string; password: string },
+  name: string,
+  tags: string[],
+  seed = 'layer',
+): Promise<string> {
   const basic = `Basic ${Buffer.from(`${creds.username}:${creds.password}`).toString('base64')}`
-  const tok = await h.app.inject({ method: 'GET', url: `/jwt/auth?service=container_registry&scope=repository:${name}:pull,push`, headers: { authorization: basic } })
+  const tok = await h.app.inject({
+    method: 'GET',
+    url: `/jwt/auth?service=container_registry&scope=repository:${name}:pull,push`,
+    headers: { authorization: basic },
+  })
   assert.equal(tok.statusCode, 200, tok.body)
   const bearer = { authorization: `Bearer ${(tok.json() as { token: string }).token}` }
   const sha = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('hex')}`
   const layer = Buffer.from(`${seed}-${name}`)
-  const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [sha(layer)] }, seed }))
+  const config = Buffer.from(
+    JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [sha(layer)] }, seed }),
+  )
   for (const blob of [layer, config]) {
-    const r = await h.app.inject({ method: 'POST', url: `/v2/${name}/blobs/uploads/?digest=${sha(blob)}`, headers: { ...bearer, 'content-type': 'application/octet-stream' }, payload: blob })
+    const r = await h.app.inject({
+      method: 'POST',
+      url: `/v2/${name}/blobs/uploads/?digest=${sha(blob)}`,
+      headers: { ...bearer, 'content-type': 'application/octet-stream' },
+      payload: blob,
+    })
     assert.equal(r.statusCode, 201, r.body)
   }
   const manifest = Buffer.from(
@@ -125,7 +176,12 @@ export async function pushImage(h: ApiHarness, creds: { username: string; passwo
     }),
   )
   for (const tag of tags) {
-    const r = await h.app.inject({ method: 'PUT', url: `/v2/${name}/manifests/${tag}`, headers: { ...bearer, 'content-type': 'application/vnd.oci.image.manifest.v1+json' }, payload: manifest })
+    const r = await h.app.inject({
+      method: 'PUT',
+      url: `/v2/${name}/manifests/${tag}`,
+      headers: { ...bearer, 'content-type': 'application/vnd.oci.image.manifest.v1+json' },
+      payload: manifest,
+    })
     assert.equal(r.statusCode, 201, r.body)
   }
   return sha(manifest)

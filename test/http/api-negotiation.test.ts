@@ -20,14 +20,26 @@ function multipart(fields: Array<[string, string] | [string, string, 'file']>): 
 }
 
 async function pipelineCount(h: ApiHarness): Promise<number> {
-  return (await h.db.selectFrom('pipelines').select((e) => e.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()).n
+  return (
+    await h.db
+      .selectFrom('pipelines')
+      .select((e) => e.fn.countAll<number>().as('n'))
+      .executeTakeFirstOrThrow()
+  ).n
 }
 
 test('JSON is answered as exactly application/json on every /api/v4 plugin; errors stay problem+json', async (t) => {
   const h = await apiHarness(t)
   const w = await world(h)
   const p = w.project.id
-  for (const url of ['/api/v4/user', `/api/v4/projects/${p}`, `/api/v4/projects/${p}/pipelines`, `/api/v4/projects/${p}/repository/branches`, '/api/v4/runners/all', `/api/v4/projects/${p}/registry/repositories`]) {
+  for (const url of [
+    '/api/v4/user',
+    `/api/v4/projects/${p}`,
+    `/api/v4/projects/${p}/pipelines`,
+    `/api/v4/projects/${p}/repository/branches`,
+    '/api/v4/runners/all',
+    `/api/v4/projects/${p}/registry/repositories`,
+  ]) {
     const res = await h.req('GET', url, { token: w.root.token })
     assert.equal(res.statusCode, 200, `${url}: ${res.body}`)
     assert.equal(res.headers['content-type'], 'application/json', url)
@@ -42,7 +54,9 @@ test('a JSON content type with an empty body is no body, on any method; malforme
   const w = await world(h)
   const p = w.project.id
   const json = { 'content-type': 'application/json' }
-  const created = (await h.req('POST', `/api/v4/projects/${p}/triggers`, { token: w.root.token, body: { description: 'gone soon' } })).json() as { id: number }
+  const created = (
+    await h.req('POST', `/api/v4/projects/${p}/triggers`, { token: w.root.token, body: { description: 'gone soon' } })
+  ).json() as { id: number }
   const del = await h.req('DELETE', `/api/v4/projects/${p}/triggers/${created.id}`, { token: w.root.token, headers: json })
   assert.equal(del.statusCode, 204, del.body)
   const cancel = await h.req('POST', `/api/v4/projects/${p}/pipelines/${w.pipeline.id}/cancel`, { token: w.root.token, headers: json })
@@ -50,9 +64,19 @@ test('a JSON content type with an empty body is no body, on any method; malforme
   assert.equal((cancel.json() as { status: string }).status, 'canceled')
   // A route that needs a body still says so.
   assertProblem(await h.req('POST', '/api/v4/groups', { token: w.root.token, headers: json }), 400)
-  const bad = await h.app.inject({ method: 'POST', url: '/api/v4/groups', headers: { ...json, 'private-token': w.root.token }, payload: '{"name":' })
+  const bad = await h.app.inject({
+    method: 'POST',
+    url: '/api/v4/groups',
+    headers: { ...json, 'private-token': w.root.token },
+    payload: '{"name":',
+  })
   assertProblem(bad, 400)
-  const poisoned = await h.app.inject({ method: 'PUT', url: `/api/v4/groups/${w.group.id}`, headers: { ...json, 'private-token': w.root.token }, payload: '{"__proto__":{"x":1}}' })
+  const poisoned = await h.app.inject({
+    method: 'PUT',
+    url: `/api/v4/groups/${w.group.id}`,
+    headers: { ...json, 'private-token': w.root.token },
+    payload: '{"__proto__":{"x":1}}',
+  })
   assertProblem(poisoned, 400)
 })
 
@@ -89,10 +113,21 @@ test('triggers: multipart as curl -F sends it, the token in the query string, an
   const p = w.project.id
   const token = w.trigger.token
   const variables = async (pipelineId: number) =>
-    ((await h.req('GET', `/api/v4/projects/${p}/pipelines/${pipelineId}/variables`, { token: w.root.token })).json() as { key: string; value: string }[]).map((v) => `${v.key}=${v.value}`).sort()
+    (
+      (await h.req('GET', `/api/v4/projects/${p}/pipelines/${pipelineId}/variables`, { token: w.root.token })).json() as {
+        key: string
+        value: string
+      }[]
+    )
+      .map((v) => `${v.key}=${v.value}`)
+      .sort()
 
   // curl -F token=... -F ref=main -F "variables[DEPLOY]=yes"
-  const form = multipart([['token', token], ['ref', 'main'], ['variables[DEPLOY]', 'yes']])
+  const form = multipart([
+    ['token', token],
+    ['ref', 'main'],
+    ['variables[DEPLOY]', 'yes'],
+  ])
   let res = await h.app.inject({ method: 'POST', url: `/api/v4/projects/${p}/trigger/pipeline`, ...form })
   assert.equal(res.statusCode, 201, res.body)
   assert.equal(res.headers['content-type'], 'application/json')
@@ -102,13 +137,44 @@ test('triggers: multipart as curl -F sends it, the token in the query string, an
 
   // Multipart is held to the same schema as JSON, and a file part is refused unread.
   const before = await pipelineCount(h)
-  res = await h.app.inject({ method: 'POST', url: `/api/v4/projects/${p}/trigger/pipeline`, ...multipart([['token', token], ['ref', 'main'], ['creator_id', '3']]) })
+  res = await h.app.inject({
+    method: 'POST',
+    url: `/api/v4/projects/${p}/trigger/pipeline`,
+    ...multipart([
+      ['token', token],
+      ['ref', 'main'],
+      ['creator_id', '3'],
+    ]),
+  })
   assert.equal(assertProblem(res, 400).message, '400 unknown attribute: creator_id')
-  res = await h.app.inject({ method: 'POST', url: `/api/v4/projects/${p}/trigger/pipeline`, ...multipart([['token', token], ['ref', 'main'], ['file', 'x'.repeat(1000), 'file']]) })
+  res = await h.app.inject({
+    method: 'POST',
+    url: `/api/v4/projects/${p}/trigger/pipeline`,
+    ...multipart([
+      ['token', token],
+      ['ref', 'main'],
+      ['file', 'x'.repeat(1000), 'file'],
+    ]),
+  })
   assertProblem(res, 413)
   const many = Array.from({ length: 40 }, (_, i): [string, string] => [`variables[V${i}]`, 'x'])
-  assertProblem(await h.app.inject({ method: 'POST', url: `/api/v4/projects/${p}/trigger/pipeline`, ...multipart([['token', token], ['ref', 'main'], ...many]) }), 413)
-  res = await h.app.inject({ method: 'POST', url: `/api/v4/projects/${p}/trigger/pipeline`, ...multipart([['token', token], ['ref', 'main'], ['variables[BIG]', 'x'.repeat(70_000)]]) })
+  assertProblem(
+    await h.app.inject({
+      method: 'POST',
+      url: `/api/v4/projects/${p}/trigger/pipeline`,
+      ...multipart([['token', token], ['ref', 'main'], ...many]),
+    }),
+    413,
+  )
+  res = await h.app.inject({
+    method: 'POST',
+    url: `/api/v4/projects/${p}/trigger/pipeline`,
+    ...multipart([
+      ['token', token],
+      ['ref', 'main'],
+      ['variables[BIG]', 'x'.repeat(70_000)],
+    ]),
+  })
   assert.match(String(assertProblem(res, 400).message), /variables\[BIG\] is longer than/)
   assert.equal(await pipelineCount(h), before)
 
@@ -116,18 +182,32 @@ test('triggers: multipart as curl -F sends it, the token in the query string, an
   res = await h.app.inject({ method: 'POST', url: `/api/v4/projects/${p}/trigger/pipeline?token=${token}&ref=main&variables[FROM]=query` })
   assert.equal(res.statusCode, 201, res.body)
   assert.deepEqual(await variables((res.json() as { id: number }).id), ['FROM=query'])
-  assert.equal(assertProblem(await h.app.inject({ method: 'POST', url: `/api/v4/projects/${p}/trigger/pipeline?ref=main` }), 400).message, '400 token is missing')
-  assert.equal(assertProblem(await h.app.inject({ method: 'POST', url: `/api/v4/projects/${p}/trigger/pipeline?token=${token}` }), 400).message, '400 ref is missing')
+  assert.equal(
+    assertProblem(await h.app.inject({ method: 'POST', url: `/api/v4/projects/${p}/trigger/pipeline?ref=main` }), 400).message,
+    '400 token is missing',
+  )
+  assert.equal(
+    assertProblem(await h.app.inject({ method: 'POST', url: `/api/v4/projects/${p}/trigger/pipeline?token=${token}` }), 400).message,
+    '400 ref is missing',
+  )
 
   // GitLab's webhook form: anonymous, the calling service's payload ignored, its query strict.
-  res = await h.app.inject({ method: 'POST', url: `/api/v4/projects/${p}/ref/main/trigger/pipeline?token=${token}&variables[HOOK]=1`, headers: { 'content-type': 'application/json' }, payload: JSON.stringify({ object_kind: 'push', ref: 'refs/heads/other', commits: [] }) })
+  res = await h.app.inject({
+    method: 'POST',
+    url: `/api/v4/projects/${p}/ref/main/trigger/pipeline?token=${token}&variables[HOOK]=1`,
+    headers: { 'content-type': 'application/json' },
+    payload: JSON.stringify({ object_kind: 'push', ref: 'refs/heads/other', commits: [] }),
+  })
   assert.equal(res.statusCode, 201, res.body)
   const hooked = res.json() as { id: number; ref: string }
   assert.equal(hooked.ref, 'main')
   assert.deepEqual(await variables(hooked.id), ['HOOK=1'])
   const n = await pipelineCount(h)
   assertProblem(await h.app.inject({ method: 'POST', url: `/api/v4/projects/${p}/ref/main/trigger/pipeline` }), 400)
-  assertProblem(await h.app.inject({ method: 'POST', url: `/api/v4/projects/${p}/ref/main/trigger/pipeline?token=${token}&creator_id=3` }), 400)
+  assertProblem(
+    await h.app.inject({ method: 'POST', url: `/api/v4/projects/${p}/ref/main/trigger/pipeline?token=${token}&creator_id=3` }),
+    400,
+  )
   const wrong = await h.app.inject({ method: 'POST', url: `/api/v4/projects/${p}/ref/main/trigger/pipeline?token=glptt-wrong` })
   assert.ok(wrong.statusCode === 401 || wrong.statusCode === 404, wrong.body)
   assert.equal(await pipelineCount(h), n)

@@ -14,7 +14,11 @@ type Json = Record<string, unknown>
  * Arrays returned whole: a pipeline's own variables (as GitLab) and, Wharf extensions, a job's, and the
  * dependency proxy's upstreams (the config's list, at most 32 entries).
  */
-const UNPAGED = new Set(['/api/v4/projects/:id/pipelines/:pipeline_id/variables', '/api/v4/projects/:id/jobs/:job_id/variables', '/api/v4/dependency_proxy/upstreams'])
+const UNPAGED = new Set([
+  '/api/v4/projects/:id/pipelines/:pipeline_id/variables',
+  '/api/v4/projects/:id/jobs/:job_id/variables',
+  '/api/v4/dependency_proxy/upstreams',
+])
 
 /** Three or more of everything a list route can return. */
 async function populate(h: ApiHarness, w: World) {
@@ -22,29 +26,63 @@ async function populate(h: ApiHarness, w: World) {
   const as = (token: string) => ({ token })
   const root = as(w.root.token)
   for (const path of ['g2', 'g3']) await groups.createGroup(w.root.user, { path, visibility: 'private' })
-  const extra = [await projects.createProject(w.root.user, { namespaceId: w.group.id, path: 'p3' }), await projects.createProject(w.root.user, { namespaceId: w.group.id, path: 'p4' })]
+  const extra = [
+    await projects.createProject(w.root.user, { namespaceId: w.group.id, path: 'p3' }),
+    await projects.createProject(w.root.user, { namespaceId: w.group.id, path: 'p4' }),
+  ]
   const users = [w.other, await h.user('third'), await h.user('fourth')]
   for (const [i, u] of users.entries()) {
-    assert.equal((await h.req('POST', `/api/v4/projects/${w.project.id}/members`, { ...root, body: { user_id: u.user.id, access_level: 30 } })).statusCode, 201)
-    assert.equal((await h.req('POST', `/api/v4/groups/${w.group.id}/members`, { ...root, body: { user_id: u.user.id, access_level: i === 0 ? 40 : 20 } })).statusCode, 201)
+    assert.equal(
+      (await h.req('POST', `/api/v4/projects/${w.project.id}/members`, { ...root, body: { user_id: u.user.id, access_level: 30 } }))
+        .statusCode,
+      201,
+    )
+    assert.equal(
+      (
+        await h.req('POST', `/api/v4/groups/${w.group.id}/members`, {
+          ...root,
+          body: { user_id: u.user.id, access_level: i === 0 ? 40 : 20 },
+        })
+      ).statusCode,
+      201,
+    )
   }
   for (const kind of ['projects', 'groups'] as const) {
     const id = kind === 'projects' ? w.project.id : w.group.id
-    for (const name of ['d1', 'd2', 'd3']) assert.equal((await h.req('POST', `/api/v4/${kind}/${id}/deploy_tokens`, { ...root, body: { name, scopes: ['read_registry'] } })).statusCode, 201)
+    for (const name of ['d1', 'd2', 'd3'])
+      assert.equal(
+        (await h.req('POST', `/api/v4/${kind}/${id}/deploy_tokens`, { ...root, body: { name, scopes: ['read_registry'] } })).statusCode,
+        201,
+      )
   }
   for (const key of ['K2', 'K3']) {
     await ci.variables.create('project', w.project.id, { key, value: 'v' })
     await ci.variables.create('group', w.group.id, { key, value: 'v' })
   }
-  for (let i = 0; i < 3; i++) assert.equal((await h.req('POST', '/api/v4/user/runners', { ...root, body: { runner_type: 'group_type', group_id: w.group.id } })).statusCode, 201)
+  for (let i = 0; i < 3; i++)
+    assert.equal(
+      (await h.req('POST', '/api/v4/user/runners', { ...root, body: { runner_type: 'group_type', group_id: w.group.id } })).statusCode,
+      201,
+    )
   for (let i = 0; i < 2; i++) {
-    assert.equal((await h.req('POST', '/api/v4/user/runners', { ...root, body: { runner_type: 'project_type', project_id: w.project.id, tag_list: i ? ['x'] : ['x', 'y'] } })).statusCode, 201)
+    assert.equal(
+      (
+        await h.req('POST', '/api/v4/user/runners', {
+          ...root,
+          body: { runner_type: 'project_type', project_id: w.project.id, tag_list: i ? ['x'] : ['x', 'y'] },
+        })
+      ).statusCode,
+      201,
+    )
     await ci.pipelines.createForRef(w.project, 'main', 'api', w.root.user.id, [])
     await ci.triggers.create(w.project.id, w.root.user.id, `t${i}`)
     await h.services.accessTokens.createPat(w.root.user.id, { name: `extra${i}`, scopes: ['api'] }, 'test')
   }
   for (const p of [w.target, ...extra]) await ci.jobTokens.allow(w.project.id, p)
-  for (const [owner, hook] of [[{ projectId: w.project.id }, w.hook], [{ groupId: w.group.id }, w.groupHook]] as const) {
+  for (const [owner, hook] of [
+    [{ projectId: w.project.id }, w.hook],
+    [{ groupId: w.group.id }, w.groupHook],
+  ] as const) {
     for (let i = 0; i < 2; i++) await h.services.hooks.create(owner, { url: `http://8.8.8.8/h${i}` })
     for (let i = 0; i < 2; i++) await h.services.hooks.test(hook, 'push_events', { i })
   }
@@ -53,13 +91,29 @@ async function populate(h: ApiHarness, w: World) {
   w.git('tag', 'v3')
   w.git('push', '-q', w.bare, 'HEAD:refs/heads/b1', 'HEAD:refs/heads/b2', 'refs/tags/v1', 'refs/tags/v2', 'refs/tags/v3')
   // Commits through the API: main then has 3 commits, 5 files at its root and 3 changes in its last commit.
-  const commit = async (actions: Json[]) => assert.equal((await h.req('POST', `/api/v4/projects/${w.project.id}/repository/commits`, { ...root, body: { branch: 'main', commit_message: 'more', actions } })).statusCode, 201)
+  const commit = async (actions: Json[]) =>
+    assert.equal(
+      (
+        await h.req('POST', `/api/v4/projects/${w.project.id}/repository/commits`, {
+          ...root,
+          body: { branch: 'main', commit_message: 'more', actions },
+        })
+      ).statusCode,
+      201,
+    )
   await commit([{ action: 'create', file_path: 'd', content: 'd' }])
   await commit(['a', 'b', 'c'].map((f) => ({ action: 'create', file_path: f, content: f })))
-  const head = ((await h.req('GET', `/api/v4/projects/${w.project.id}/repository/branches/main`, root)).json() as { commit: { id: string } }).commit.id
-  for (const name of ['s1', 's2', 's3']) assert.equal((await h.req('POST', `/api/v4/projects/${w.project.id}/statuses/${head}`, { ...root, body: { state: 'success', name } })).statusCode, 201)
+  const head = (
+    (await h.req('GET', `/api/v4/projects/${w.project.id}/repository/branches/main`, root)).json() as { commit: { id: string } }
+  ).commit.id
+  for (const name of ['s1', 's2', 's3'])
+    assert.equal(
+      (await h.req('POST', `/api/v4/projects/${w.project.id}/statuses/${head}`, { ...root, body: { state: 'success', name } })).statusCode,
+      201,
+    )
   for (const name of ['p1', 'p2', 'p3']) {
-    for (const kind of ['branches', 'tags']) assert.equal((await h.req('POST', `/api/v4/projects/${w.project.id}/protected_${kind}`, { ...root, body: { name } })).statusCode, 201)
+    for (const kind of ['branches', 'tags'])
+      assert.equal((await h.req('POST', `/api/v4/projects/${w.project.id}/protected_${kind}`, { ...root, body: { name } })).statusCode, 201)
   }
   for (let i = 0; i < 2; i++) await h.services.auth.tokens.rotate()
   const creds = { username: 'root', password: ROOT_PASSWORD }
@@ -70,16 +124,43 @@ test('every list route pages with per_page and sends the pagination headers', as
   const h = await apiHarness(t)
   const w = await world(h)
   await populate(h, w)
-  const repos = (await h.req('GET', `/api/v4/projects/${w.project.id}/registry/repositories`, { token: w.root.token })).json() as Array<{ id: number }>
-  const params: Record<string, string> = { user_id: String(w.other.user.id), pipeline_id: String(w.pipeline.id), job_id: String(w.job.id), key: 'K', repository_id: String(repos[0]!.id), tag_name: '1', branch: 'main', sha: 'main' }
-  const idFor = (path: string) => (path.startsWith('/api/v4/groups') ? w.group.id : path.startsWith('/api/v4/projects') ? w.project.id : path.startsWith('/api/v4/runners') ? w.runner.id : path.startsWith('/api/v4/users') ? w.other.user.id : 'self')
+  const repos = (await h.req('GET', `/api/v4/projects/${w.project.id}/registry/repositories`, { token: w.root.token })).json() as Array<{
+    id: number
+  }>
+  const params: Record<string, string> = {
+    user_id: String(w.other.user.id),
+    pipeline_id: String(w.pipeline.id),
+    job_id: String(w.job.id),
+    key: 'K',
+    repository_id: String(repos[0]!.id),
+    tag_name: '1',
+    branch: 'main',
+    sha: 'main',
+  }
+  const idFor = (path: string) =>
+    path.startsWith('/api/v4/groups')
+      ? w.group.id
+      : path.startsWith('/api/v4/projects')
+        ? w.project.id
+        : path.startsWith('/api/v4/runners')
+          ? w.runner.id
+          : path.startsWith('/api/v4/users')
+            ? w.other.user.id
+            : 'self'
 
   const lists: string[] = []
   for (const [method, path] of registeredRoutes(h.app.printRoutes({ commonPrefix: false }))) {
     if (method !== 'GET' || !path.startsWith('/api/v4/') || path === '/api/v4/jobs/:id/artifacts' || UNPAGED.has(path)) continue
-    const url = path.replace(/:([a-z_]+)/g, (_m, name: string) => (name === 'id' ? String(idFor(path)) : name === 'hook_id' ? String(path.startsWith('/api/v4/groups') ? w.groupHook.id : w.hook.id) : params[name]!))
+    const url = path.replace(/:([a-z_]+)/g, (_m, name: string) =>
+      name === 'id'
+        ? String(idFor(path))
+        : name === 'hook_id'
+          ? String(path.startsWith('/api/v4/groups') ? w.groupHook.id : w.hook.id)
+          : params[name]!,
+    )
     const res = await h.req('GET', `${url}?per_page=2`, { token: w.root.token })
-    if (res.statusCode !== 200 || !String(res.headers['content-type']).startsWith('application/json') || !Array.isArray(res.json())) continue
+    if (res.statusCode !== 200 || !String(res.headers['content-type']).startsWith('application/json') || !Array.isArray(res.json()))
+      continue
     lists.push(path)
     const items = res.json() as Json[]
     const total = Number(res.headers['x-total'])
@@ -88,7 +169,17 @@ test('every list route pages with per_page and sends the pagination headers', as
     if (!path.endsWith('/events')) assert.ok(total >= 3, `${path}: the fixture should give it at least 3 items, has ${total}`)
     const pages = Math.max(1, Math.ceil(total / 2))
     assert.equal(items.length, Math.min(2, total), `${path}: per_page=2`)
-    assert.deepEqual([res.headers['x-page'], res.headers['x-per-page'], res.headers['x-total-pages'], res.headers['x-next-page'], res.headers['x-prev-page']], ['1', '2', String(pages), pages > 1 ? '2' : '', ''], path)
+    assert.deepEqual(
+      [
+        res.headers['x-page'],
+        res.headers['x-per-page'],
+        res.headers['x-total-pages'],
+        res.headers['x-next-page'],
+        res.headers['x-prev-page'],
+      ],
+      ['1', '2', String(pages), pages > 1 ? '2' : '', ''],
+      path,
+    )
     assert.match(String(res.headers.link), /rel="last"/, path)
     if (pages === 1) continue
     const last = await h.req('GET', `${url}?per_page=2&page=${pages}`, { token: w.root.token })
@@ -96,16 +187,50 @@ test('every list route pages with per_page and sends the pagination headers', as
     assert.deepEqual([last.headers['x-next-page'], last.headers['x-prev-page']], ['', String(pages - 1)], path)
   }
   // The sweep reached every list route (a wrong parameter would have skipped one silently).
-  assert.deepEqual(lists.sort(), [
-    '/api/v4/admin/signing_keys', '/api/v4/audit_events', '/api/v4/groups', '/api/v4/groups/:id/deploy_tokens', '/api/v4/groups/:id/hooks',
-    '/api/v4/groups/:id/hooks/:hook_id/events', '/api/v4/groups/:id/members', '/api/v4/groups/:id/members/all', '/api/v4/groups/:id/projects', '/api/v4/groups/:id/runners',
-    '/api/v4/groups/:id/variables', '/api/v4/personal_access_tokens', '/api/v4/projects', '/api/v4/projects/:id/deploy_tokens', '/api/v4/projects/:id/events',
-    '/api/v4/projects/:id/hooks', '/api/v4/projects/:id/hooks/:hook_id/events', '/api/v4/projects/:id/job_token_scope/allowlist', '/api/v4/projects/:id/jobs', '/api/v4/projects/:id/members',
-    '/api/v4/projects/:id/members/all', '/api/v4/projects/:id/pipelines', '/api/v4/projects/:id/pipelines/:pipeline_id/jobs', '/api/v4/projects/:id/protected_branches', '/api/v4/projects/:id/protected_tags',
-    '/api/v4/projects/:id/registry/repositories', '/api/v4/projects/:id/registry/repositories/:repository_id/tags', '/api/v4/projects/:id/repository/branches', '/api/v4/projects/:id/repository/commits', '/api/v4/projects/:id/repository/commits/:sha/diff',
-    '/api/v4/projects/:id/repository/commits/:sha/statuses', '/api/v4/projects/:id/repository/tags', '/api/v4/projects/:id/repository/tree', '/api/v4/projects/:id/runners', '/api/v4/projects/:id/triggers',
-    '/api/v4/projects/:id/variables', '/api/v4/runners', '/api/v4/runners/all', '/api/v4/users',
-  ].sort())
+  assert.deepEqual(
+    lists.sort(),
+    [
+      '/api/v4/admin/signing_keys',
+      '/api/v4/audit_events',
+      '/api/v4/groups',
+      '/api/v4/groups/:id/deploy_tokens',
+      '/api/v4/groups/:id/hooks',
+      '/api/v4/groups/:id/hooks/:hook_id/events',
+      '/api/v4/groups/:id/members',
+      '/api/v4/groups/:id/members/all',
+      '/api/v4/groups/:id/projects',
+      '/api/v4/groups/:id/runners',
+      '/api/v4/groups/:id/variables',
+      '/api/v4/personal_access_tokens',
+      '/api/v4/projects',
+      '/api/v4/projects/:id/deploy_tokens',
+      '/api/v4/projects/:id/events',
+      '/api/v4/projects/:id/hooks',
+      '/api/v4/projects/:id/hooks/:hook_id/events',
+      '/api/v4/projects/:id/job_token_scope/allowlist',
+      '/api/v4/projects/:id/jobs',
+      '/api/v4/projects/:id/members',
+      '/api/v4/projects/:id/members/all',
+      '/api/v4/projects/:id/pipelines',
+      '/api/v4/projects/:id/pipelines/:pipeline_id/jobs',
+      '/api/v4/projects/:id/protected_branches',
+      '/api/v4/projects/:id/protected_tags',
+      '/api/v4/projects/:id/registry/repositories',
+      '/api/v4/projects/:id/registry/repositories/:repository_id/tags',
+      '/api/v4/projects/:id/repository/branches',
+      '/api/v4/projects/:id/repository/commits',
+      '/api/v4/projects/:id/repository/commits/:sha/diff',
+      '/api/v4/projects/:id/repository/commits/:sha/statuses',
+      '/api/v4/projects/:id/repository/tags',
+      '/api/v4/projects/:id/repository/tree',
+      '/api/v4/projects/:id/runners',
+      '/api/v4/projects/:id/triggers',
+      '/api/v4/projects/:id/variables',
+      '/api/v4/runners',
+      '/api/v4/runners/all',
+      '/api/v4/users',
+    ].sort(),
+  )
 })
 
 test('totals count what the filters keep; members/all pages users once each at their highest level', async (t) => {
@@ -130,7 +255,11 @@ test('totals count what the filters keep; members/all pages users once each at t
   const levels = Object.fromEntries(seen.map((m) => [m.username, m.access_level]))
   assert.equal(Object.keys(levels).length, total, 'each user once')
   assert.deepEqual([levels.other, levels.third, levels.fourth], [40, 30, 30]) // other: maintainer of the group beats developer of the project
-  assert.deepEqual(seen.map((m) => m.username), [...seen.map((m) => String(m.username))].sort(), 'by username across pages')
+  assert.deepEqual(
+    seen.map((m) => m.username),
+    [...seen.map((m) => String(m.username))].sort(),
+    'by username across pages',
+  )
 
   // Revoked or expired tokens are filtered before counting.
   const pats = await get('/api/v4/personal_access_tokens?per_page=1')
@@ -139,8 +268,18 @@ test('totals count what the filters keep; members/all pages users once each at t
   assert.equal((await get('/api/v4/personal_access_tokens?state=inactive&per_page=1')).total, 1)
   assert.equal((await get('/api/v4/personal_access_tokens?state=active&per_page=1')).total, pats.total - 1)
   const tokens = await get(`/api/v4/projects/${w.project.id}/deploy_tokens?per_page=1`)
-  assert.equal((await h.req('DELETE', `/api/v4/projects/${w.project.id}/deploy_tokens/${tokens.items[0]!.id as number}`, { token: w.root.token })).statusCode, 204)
-  assert.deepEqual([(await get(`/api/v4/projects/${w.project.id}/deploy_tokens?active=false&per_page=1`)).total, (await get(`/api/v4/projects/${w.project.id}/deploy_tokens?active=true&per_page=1`)).total], [1, tokens.total - 1])
+  assert.equal(
+    (await h.req('DELETE', `/api/v4/projects/${w.project.id}/deploy_tokens/${tokens.items[0]!.id as number}`, { token: w.root.token }))
+      .statusCode,
+    204,
+  )
+  assert.deepEqual(
+    [
+      (await get(`/api/v4/projects/${w.project.id}/deploy_tokens?active=false&per_page=1`)).total,
+      (await get(`/api/v4/projects/${w.project.id}/deploy_tokens?active=true&per_page=1`)).total,
+    ],
+    [1, tokens.total - 1],
+  )
 
   // Runners: tags (all of them), type and paused, in SQL.
   assert.equal((await get('/api/v4/runners/all?tag_list=x&per_page=1')).total, 2)
@@ -156,5 +295,8 @@ test('totals count what the filters keep; members/all pages users once each at t
   assert.ok(all.total > 1)
 
   // Branch search filters before paging.
-  assert.deepEqual((await get(`/api/v4/projects/${w.project.id}/repository/branches?search=B&per_page=1&page=2`)), { items: [(await get(`/api/v4/projects/${w.project.id}/repository/branches/b2`)).items].flat(), total: 2 })
+  assert.deepEqual(await get(`/api/v4/projects/${w.project.id}/repository/branches?search=B&per_page=1&page=2`), {
+    items: [(await get(`/api/v4/projects/${w.project.id}/repository/branches/b2`)).items].flat(),
+    total: 2,
+  })
 })

@@ -12,14 +12,24 @@ async function world(t: Parameters<typeof apiHarness>[0]) {
   const h = await apiHarness(t)
   const root = await h.root()
   const owner = await h.user('owner')
-  const team = (await h.req('POST', '/api/v4/groups', { token: owner.token, body: { name: 'The Team', path: 'Team', visibility: 'public' } })).json() as { id: number }
+  const team = (
+    await h.req('POST', '/api/v4/groups', { token: owner.token, body: { name: 'The Team', path: 'Team', visibility: 'public' } })
+  ).json() as { id: number }
   const tokens: Record<string, string> = { root: root.token, owner: owner.token }
   const ids: Record<string, number> = { root: root.user.id, owner: owner.user.id }
-  for (const [role, level] of [['guest', 10], ['reporter', 20], ['developer', 30], ['maintainer', 40]] as const) {
+  for (const [role, level] of [
+    ['guest', 10],
+    ['reporter', 20],
+    ['developer', 30],
+    ['maintainer', 40],
+  ] as const) {
     const u = await h.user(role)
     tokens[role] = u.token
     ids[role] = u.user.id
-    const r = await h.req('POST', `/api/v4/groups/${team.id}/members`, { token: owner.token, body: { user_id: u.user.id, access_level: level } })
+    const r = await h.req('POST', `/api/v4/groups/${team.id}/members`, {
+      token: owner.token,
+      body: { user_id: u.user.id, access_level: level },
+    })
     assert.equal(r.statusCode, 201, r.body)
   }
   const stranger = await h.user('stranger')
@@ -44,7 +54,10 @@ test('POST /groups and /projects return GitLab shapes; the registry prefix is lo
   assert.equal(g.parent_id, null)
   assert.equal(g.web_url, 'http://wharf.test:5000/groups/Team')
 
-  const res = await h.req('POST', '/api/v4/projects', { token: tokens.owner, body: { name: 'My App', namespace_id: team.id, visibility: 'public', description: 'd' } })
+  const res = await h.req('POST', '/api/v4/projects', {
+    token: tokens.owner,
+    body: { name: 'My App', namespace_id: team.id, visibility: 'public', description: 'd' },
+  })
   assert.equal(res.statusCode, 201, res.body)
   const p = res.json() as Json
   assert.equal(p.name, 'My App')
@@ -55,7 +68,16 @@ test('POST /groups and /projects return GitLab shapes; the registry prefix is lo
   assert.equal(p.description, 'd')
   assert.equal(p.web_url, 'http://wharf.test:5000/Team/my-app')
   assert.equal(p.container_registry_image_prefix, 'wharf.test:5000/team/my-app')
-  assert.deepEqual(p.namespace, { id: team.id, name: 'The Team', path: 'Team', kind: 'group', full_path: 'Team', parent_id: null, avatar_url: null, web_url: 'http://wharf.test:5000/groups/Team' })
+  assert.deepEqual(p.namespace, {
+    id: team.id,
+    name: 'The Team',
+    path: 'Team',
+    kind: 'group',
+    full_path: 'Team',
+    parent_id: null,
+    avatar_url: null,
+    web_url: 'http://wharf.test:5000/groups/Team',
+  })
   for (const k of ['id', 'created_at', 'http_url_to_repo', 'creator_id']) assert.ok(k in p, k)
 
   // Default namespace: the caller's own; namespace_id may also be a path.
@@ -101,7 +123,8 @@ test('GET /projects/:id by numeric id or URL-encoded path, in any letter case', 
 test('visibility: who sees a private, internal or public project', async (t) => {
   const { h, team, tokens } = await world(t)
   const made: Record<string, number> = {}
-  for (const v of ['private', 'internal', 'public']) made[v] = (await createProject(h, tokens.owner, { path: `p-${v}`, namespace_id: team.id, visibility: v })).id
+  for (const v of ['private', 'internal', 'public'])
+    made[v] = (await createProject(h, tokens.owner, { path: `p-${v}`, namespace_id: team.id, visibility: v })).id
   const expect: Record<string, Record<string, number>> = {
     anonymous: { private: 404, internal: 404, public: 200 },
     stranger: { private: 404, internal: 200, public: 200 },
@@ -117,7 +140,8 @@ test('visibility: who sees a private, internal or public project', async (t) => 
     }
   }
   // Listing agrees with the single reads.
-  const listed = async (who: string) => ((await h.req('GET', '/api/v4/projects', { token: tokens[who] })).json() as Array<{ path: string }>).map((p) => p.path).sort()
+  const listed = async (who: string) =>
+    ((await h.req('GET', '/api/v4/projects', { token: tokens[who] })).json() as Array<{ path: string }>).map((p) => p.path).sort()
   assert.deepEqual(await listed('anonymous'), ['p-public'])
   assert.deepEqual(await listed('stranger'), ['p-internal', 'p-public'])
   assert.deepEqual(await listed('guest'), ['p-internal', 'p-private', 'p-public'])
@@ -147,10 +171,15 @@ test('GET /projects: search, owned, membership and GitLab pagination headers', a
   assert.equal(page3.headers['x-prev-page'], '2')
 
   const owned = (await h.req('GET', '/api/v4/projects?owned=true', { token: tokens.stranger })).json() as Array<{ path: string }>
-  assert.deepEqual(owned.map((p) => p.path), ['mine'])
+  assert.deepEqual(
+    owned.map((p) => p.path),
+    ['mine'],
+  )
   const membership = (await h.req('GET', '/api/v4/projects?membership=true', { token: tokens.developer })).json() as Array<{ path: string }>
   assert.equal(membership.length, 5)
-  assert.deepEqual((await h.req('GET', '/api/v4/projects?membership=true', { token: tokens.stranger })).json(), [{ ...((await h.req('GET', '/api/v4/projects/stranger%2Fmine', { token: tokens.stranger })).json() as object) }])
+  assert.deepEqual((await h.req('GET', '/api/v4/projects?membership=true', { token: tokens.stranger })).json(), [
+    { ...((await h.req('GET', '/api/v4/projects/stranger%2Fmine', { token: tokens.stranger })).json() as object) },
+  ])
   const perPageCap = await h.req('GET', '/api/v4/projects?per_page=1000', { token: tokens.stranger })
   assert.equal(perPageCap.headers['x-per-page'], '100')
 })
@@ -158,18 +187,30 @@ test('GET /projects: search, owned, membership and GitLab pagination headers', a
 test('groups: subgroups need maintainer in the parent; list shows what the caller may see', async (t) => {
   const { h, team, tokens } = await world(t)
   assertProblem(await h.req('POST', '/api/v4/groups', { token: tokens.developer, body: { path: 'sub', parent_id: team.id } }), 403)
-  const sub = await h.req('POST', '/api/v4/groups', { token: tokens.maintainer, body: { path: 'sub', parent_id: team.id, visibility: 'private' } })
+  const sub = await h.req('POST', '/api/v4/groups', {
+    token: tokens.maintainer,
+    body: { path: 'sub', parent_id: team.id, visibility: 'private' },
+  })
   assert.equal(sub.statusCode, 201, sub.body)
   const subJson = sub.json() as Json
   assert.equal(subJson.full_path, 'Team/sub')
   assert.equal(subJson.parent_id, team.id)
   assert.equal(subJson.full_name, 'The Team / sub')
   // Not more visible than its parent.
-  const closed = (await h.req('POST', '/api/v4/groups', { token: tokens.owner, body: { path: 'closed', visibility: 'private' } })).json() as { id: number }
-  assertProblem(await h.req('POST', '/api/v4/groups', { token: tokens.owner, body: { path: 'open', parent_id: closed.id, visibility: 'public' } }), 400)
-  assertProblem(await h.req('POST', '/api/v4/projects', { token: tokens.owner, body: { path: 'x', namespace_id: 'closed', visibility: 'public' } }), 400)
+  const closed = (
+    await h.req('POST', '/api/v4/groups', { token: tokens.owner, body: { path: 'closed', visibility: 'private' } })
+  ).json() as { id: number }
+  assertProblem(
+    await h.req('POST', '/api/v4/groups', { token: tokens.owner, body: { path: 'open', parent_id: closed.id, visibility: 'public' } }),
+    400,
+  )
+  assertProblem(
+    await h.req('POST', '/api/v4/projects', { token: tokens.owner, body: { path: 'x', namespace_id: 'closed', visibility: 'public' } }),
+    400,
+  )
 
-  const names = async (who: string | undefined, q = '') => ((await h.req('GET', `/api/v4/groups${q}`, { token: who })).json() as Array<{ full_path: string }>).map((g) => g.full_path)
+  const names = async (who: string | undefined, q = '') =>
+    ((await h.req('GET', `/api/v4/groups${q}`, { token: who })).json() as Array<{ full_path: string }>).map((g) => g.full_path)
   assert.deepEqual(await names(undefined), ['Team'])
   assert.deepEqual(await names(tokens.stranger), ['Team'])
   assert.deepEqual(await names(tokens.guest), ['Team', 'Team/sub']) // inherited membership
@@ -181,19 +222,28 @@ test('groups: subgroups need maintainer in the parent; list shows what the calle
   // Group projects listing
   await createProject(h, tokens.owner, { path: 'a', namespace_id: team.id, visibility: 'public' })
   await createProject(h, tokens.maintainer, { path: 'b', namespace_id: 'Team/sub' })
-  const listed = (await h.req('GET', `/api/v4/groups/${team.id}/projects`, { token: tokens.guest })).json() as Array<{ path_with_namespace: string }>
+  const listed = (await h.req('GET', `/api/v4/groups/${team.id}/projects`, { token: tokens.guest })).json() as Array<{
+    path_with_namespace: string
+  }>
   assert.deepEqual(listed.map((p) => p.path_with_namespace).sort(), ['Team/a', 'Team/sub/b'])
   const anon = (await h.req('GET', `/api/v4/groups/${team.id}/projects`)).json() as Array<{ path_with_namespace: string }>
-  assert.deepEqual(anon.map((p) => p.path_with_namespace), ['Team/a'])
+  assert.deepEqual(
+    anon.map((p) => p.path_with_namespace),
+    ['Team/a'],
+  )
 })
 
 test('PUT /projects/:id needs maintainer; DELETE needs owner (or admin)', async (t) => {
   const { h, team, tokens } = await world(t)
   const p = await createProject(h, tokens.owner, { path: 'App', namespace_id: team.id, visibility: 'private' })
-  for (const who of ['guest', 'reporter', 'developer']) assertProblem(await h.req('PUT', `/api/v4/projects/${p.id}`, { token: tokens[who], body: { name: 'x' } }), 403)
+  for (const who of ['guest', 'reporter', 'developer'])
+    assertProblem(await h.req('PUT', `/api/v4/projects/${p.id}`, { token: tokens[who], body: { name: 'x' } }), 403)
   assertProblem(await h.req('PUT', `/api/v4/projects/${p.id}`, { token: tokens.stranger, body: { name: 'x' } }), 404)
   assertProblem(await h.req('PUT', `/api/v4/projects/${p.id}`, { body: { name: 'x' } }), 401)
-  const upd = await h.req('PUT', `/api/v4/projects/${p.id}`, { token: tokens.maintainer, body: { name: 'Renamed', description: 'new', visibility: 'internal' } })
+  const upd = await h.req('PUT', `/api/v4/projects/${p.id}`, {
+    token: tokens.maintainer,
+    body: { name: 'Renamed', description: 'new', visibility: 'internal' },
+  })
   assert.equal(upd.statusCode, 200, upd.body)
   const u = upd.json() as Json
   assert.equal(u.name, 'Renamed')
@@ -202,7 +252,8 @@ test('PUT /projects/:id needs maintainer; DELETE needs owner (or admin)', async 
   assert.equal(u.path, 'App')
   assertProblem(await h.req('PUT', `/api/v4/projects/${p.id}`, { token: tokens.maintainer, body: { visibility: 'everyone' } }), 400)
 
-  for (const who of ['developer', 'maintainer']) assertProblem(await h.req('DELETE', `/api/v4/projects/${p.id}`, { token: tokens[who] }), 403)
+  for (const who of ['developer', 'maintainer'])
+    assertProblem(await h.req('DELETE', `/api/v4/projects/${p.id}`, { token: tokens[who] }), 403)
   const del = await h.req('DELETE', `/api/v4/projects/${p.id}`, { token: tokens.owner })
   assert.equal(del.statusCode, 202)
   assertProblem(await h.req('GET', `/api/v4/projects/${p.id}`, { token: tokens.owner }), 404)
@@ -219,16 +270,21 @@ test('PUT and DELETE /groups/:id need owner (or admin); deletion takes subgroups
   const upd = await h.req('PUT', `/api/v4/groups/${team.id}`, { token: tokens.owner, body: { name: 'Renamed', description: 'x' } })
   assert.equal(upd.statusCode, 200, upd.body)
   assert.equal((upd.json() as Json).name, 'Renamed')
-  const sub = (await h.req('POST', '/api/v4/groups', { token: tokens.owner, body: { path: 'sub', parent_id: team.id, visibility: 'public' } })).json() as { id: number }
+  const sub = (
+    await h.req('POST', '/api/v4/groups', { token: tokens.owner, body: { path: 'sub', parent_id: team.id, visibility: 'public' } })
+  ).json() as { id: number }
   // Cannot become less visible than what it holds.
   assertProblem(await h.req('PUT', `/api/v4/groups/${team.id}`, { token: tokens.owner, body: { visibility: 'private' } }), 400)
   const p = await createProject(h, tokens.owner, { path: 'deep', namespace_id: sub.id })
   assert.equal((await h.req('DELETE', `/api/v4/groups/${team.id}`, { token: tokens.owner })).statusCode, 202)
-  for (const url of [`/api/v4/groups/${team.id}`, `/api/v4/groups/${sub.id}`, `/api/v4/projects/${p.id}`]) assertProblem(await h.req('GET', url, { token: tokens.root }), 404)
+  for (const url of [`/api/v4/groups/${team.id}`, `/api/v4/groups/${sub.id}`, `/api/v4/projects/${p.id}`])
+    assertProblem(await h.req('GET', url, { token: tokens.root }), 404)
   const leftover = await h.db.selectFrom('members').selectAll().where('user_id', 'in', [ids.guest!, ids.developer!]).execute()
   assert.deepEqual(leftover, [])
   // A new group reusing the path starts with no members from the old one.
-  const again = (await h.req('POST', '/api/v4/groups', { token: tokens.stranger, body: { path: 'Team', visibility: 'private' } })).json() as { id: number }
+  const again = (
+    await h.req('POST', '/api/v4/groups', { token: tokens.stranger, body: { path: 'Team', visibility: 'private' } })
+  ).json() as { id: number }
   assertProblem(await h.req('GET', `/api/v4/groups/${again.id}`, { token: tokens.developer }), 404)
 })
 

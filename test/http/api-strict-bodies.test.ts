@@ -42,62 +42,167 @@ function writeRoutes(w: World): Record<string, { url: string; body: Json }> {
   const g = w.group.id
   const u = w.other.user.id
   return {
-    'POST /api/v4/groups': { url: '/api/v4/groups', body: { name: 'New', path: 'new', visibility: 'private', description: '', parent_id: g } },
+    'POST /api/v4/groups': {
+      url: '/api/v4/groups',
+      body: { name: 'New', path: 'new', visibility: 'private', description: '', parent_id: g },
+    },
     'PUT /api/v4/groups/:id': { url: `/api/v4/groups/${g}`, body: { name: 'G', description: 'd', visibility: 'private' } },
-    'POST /api/v4/projects': { url: '/api/v4/projects', body: { name: 'New', path: 'new', namespace_id: g, visibility: 'private', description: '' } },
+    'POST /api/v4/projects': {
+      url: '/api/v4/projects',
+      body: { name: 'New', path: 'new', namespace_id: g, visibility: 'private', description: '' },
+    },
     'PUT /api/v4/projects/:id': { url: `/api/v4/projects/${p}`, body: { name: 'P', description: 'd', visibility: 'private' } },
     'POST /api/v4/projects/:id/members': { url: `/api/v4/projects/${p}/members`, body: { user_id: u, access_level: 30 } },
-    'PUT /api/v4/projects/:id/members/:user_id': { url: `/api/v4/projects/${p}/members/${u}`, body: { access_level: 30, expires_at: null } },
+    'PUT /api/v4/projects/:id/members/:user_id': {
+      url: `/api/v4/projects/${p}/members/${u}`,
+      body: { access_level: 30, expires_at: null },
+    },
     'POST /api/v4/groups/:id/members': { url: `/api/v4/groups/${g}/members`, body: { user_id: u, access_level: 30 } },
     'PUT /api/v4/groups/:id/members/:user_id': { url: `/api/v4/groups/${g}/members/${u}`, body: { access_level: 30 } },
-    'POST /api/v4/projects/:id/deploy_tokens': { url: `/api/v4/projects/${p}/deploy_tokens`, body: { name: 'd', scopes: ['read_registry'] } },
+    'POST /api/v4/projects/:id/deploy_tokens': {
+      url: `/api/v4/projects/${p}/deploy_tokens`,
+      body: { name: 'd', scopes: ['read_registry'] },
+    },
     'POST /api/v4/groups/:id/deploy_tokens': { url: `/api/v4/groups/${g}/deploy_tokens`, body: { name: 'd', scopes: ['read_registry'] } },
     'POST /api/v4/users': { url: '/api/v4/users', body: { username: 'new', password: 'new-password' } },
     'PUT /api/v4/users/:id': { url: `/api/v4/users/${u}`, body: { name: 'Other' } },
     'POST /api/v4/users/:id/block': { url: `/api/v4/users/${u}/block`, body: {} },
     'POST /api/v4/users/:id/unblock': { url: `/api/v4/users/${u}/unblock`, body: {} },
     'POST /api/v4/user/personal_access_tokens': { url: '/api/v4/user/personal_access_tokens', body: { name: 't', scopes: ['api'] } },
-    'POST /api/v4/users/:id/personal_access_tokens': { url: `/api/v4/users/${u}/personal_access_tokens`, body: { name: 't', scopes: ['api'] } },
-    'POST /api/v4/projects/:id/pipeline': { url: `/api/v4/projects/${p}/pipeline`, body: { ref: 'main', variables: [{ key: 'A', value: 'b' }] } },
+    'POST /api/v4/users/:id/personal_access_tokens': {
+      url: `/api/v4/users/${u}/personal_access_tokens`,
+      body: { name: 't', scopes: ['api'] },
+    },
+    'POST /api/v4/projects/:id/pipeline': {
+      url: `/api/v4/projects/${p}/pipeline`,
+      body: { ref: 'main', variables: [{ key: 'A', value: 'b' }] },
+    },
     'POST /api/v4/projects/:id/pipelines/:pipeline_id/cancel': { url: `/api/v4/projects/${p}/pipelines/${w.pipeline.id}/cancel`, body: {} },
     'POST /api/v4/projects/:id/pipelines/:pipeline_id/retry': { url: `/api/v4/projects/${p}/pipelines/${w.pipeline.id}/retry`, body: {} },
     'POST /api/v4/projects/:id/jobs/:job_id/cancel': { url: `/api/v4/projects/${p}/jobs/${w.job.id}/cancel`, body: {} },
     'POST /api/v4/projects/:id/jobs/:job_id/retry': { url: `/api/v4/projects/${p}/jobs/${w.job.id}/retry`, body: {} },
     'POST /api/v4/projects/:id/jobs/:job_id/play': { url: `/api/v4/projects/${p}/jobs/${w.job.id}/play`, body: {} },
-    'POST /api/v4/projects/:id/variables': { url: `/api/v4/projects/${p}/variables`, body: { key: 'NEW', value: 'v', variable_type: 'env_var', protected: false, masked: false, environment_scope: '*' } },
+    'POST /api/v4/projects/:id/variables': {
+      url: `/api/v4/projects/${p}/variables`,
+      body: { key: 'NEW', value: 'v', variable_type: 'env_var', protected: false, masked: false, environment_scope: '*' },
+    },
     'PUT /api/v4/projects/:id/variables/:key': { url: `/api/v4/projects/${p}/variables/K`, body: { value: 'w' } },
     'POST /api/v4/groups/:id/variables': { url: `/api/v4/groups/${g}/variables`, body: { key: 'NEW', value: 'v' } },
     'PUT /api/v4/groups/:id/variables/:key': { url: `/api/v4/groups/${g}/variables/K`, body: { value: 'w' } },
     'POST /api/v4/projects/:id/triggers': { url: `/api/v4/projects/${p}/triggers`, body: { description: 'x' } },
-    'POST /api/v4/projects/:id/trigger/pipeline': { url: `/api/v4/projects/${p}/trigger/pipeline`, body: { token: w.trigger.token, ref: 'main', variables: { A: 'b' } } },
-    'POST /api/v4/user/runners': { url: '/api/v4/user/runners', body: { runner_type: 'project_type', project_id: p, description: 'r', tag_list: ['a'] } },
+    'POST /api/v4/projects/:id/trigger/pipeline': {
+      url: `/api/v4/projects/${p}/trigger/pipeline`,
+      body: { token: w.trigger.token, ref: 'main', variables: { A: 'b' } },
+    },
+    'POST /api/v4/user/runners': {
+      url: '/api/v4/user/runners',
+      body: { runner_type: 'project_type', project_id: p, description: 'r', tag_list: ['a'] },
+    },
     'PUT /api/v4/runners/:id': { url: `/api/v4/runners/${w.runner.id}`, body: { paused: true, description: 'r' } },
     'POST /api/v4/admin/signing_keys/rotate': { url: '/api/v4/admin/signing_keys/rotate', body: {} },
-    'POST /api/v4/projects/:id/job_token_scope/allowlist': { url: `/api/v4/projects/${p}/job_token_scope/allowlist`, body: { target_project_id: w.target.id } },
-    'POST /api/v4/projects/:id/hooks': { url: `/api/v4/projects/${p}/hooks`, body: { url: 'http://8.8.8.8/h', token: 't', push_events: true, tag_push_events: true, pipeline_events: true, job_events: true, registry_events: true, enable_ssl_verification: true, push_events_branch_filter: '', name: 'n', description: 'd' } },
-    'PUT /api/v4/projects/:id/hooks/:hook_id': { url: `/api/v4/projects/${p}/hooks/${w.hook.id}`, body: { url: 'http://8.8.8.8/h2', push_events: false } },
-    'POST /api/v4/projects/:id/hooks/:hook_id/test/:trigger': { url: `/api/v4/projects/${p}/hooks/${w.hook.id}/test/push_events`, body: {} },
-    'POST /api/v4/projects/:id/hooks/:hook_id/events/:event_id/resend': { url: `/api/v4/projects/${p}/hooks/${w.hook.id}/events/${w.delivery.id}/resend`, body: {} },
+    'POST /api/v4/projects/:id/job_token_scope/allowlist': {
+      url: `/api/v4/projects/${p}/job_token_scope/allowlist`,
+      body: { target_project_id: w.target.id },
+    },
+    'POST /api/v4/projects/:id/hooks': {
+      url: `/api/v4/projects/${p}/hooks`,
+      body: {
+        url: 'http://8.8.8.8/h',
+        token: 't',
+        push_events: true,
+        tag_push_events: true,
+        pipeline_events: true,
+        job_events: true,
+        registry_events: true,
+        enable_ssl_verification: true,
+        push_events_branch_filter: '',
+        name: 'n',
+        description: 'd',
+      },
+    },
+    'PUT /api/v4/projects/:id/hooks/:hook_id': {
+      url: `/api/v4/projects/${p}/hooks/${w.hook.id}`,
+      body: { url: 'http://8.8.8.8/h2', push_events: false },
+    },
+    'POST /api/v4/projects/:id/hooks/:hook_id/test/:trigger': {
+      url: `/api/v4/projects/${p}/hooks/${w.hook.id}/test/push_events`,
+      body: {},
+    },
+    'POST /api/v4/projects/:id/hooks/:hook_id/events/:event_id/resend': {
+      url: `/api/v4/projects/${p}/hooks/${w.hook.id}/events/${w.delivery.id}/resend`,
+      body: {},
+    },
     'POST /api/v4/groups/:id/hooks': { url: `/api/v4/groups/${g}/hooks`, body: { url: 'http://8.8.8.8/h', pipeline_events: true } },
     'PUT /api/v4/groups/:id/hooks/:hook_id': { url: `/api/v4/groups/${g}/hooks/${w.groupHook.id}`, body: { job_events: true } },
-    'POST /api/v4/groups/:id/hooks/:hook_id/test/:trigger': { url: `/api/v4/groups/${g}/hooks/${w.groupHook.id}/test/job_events`, body: {} },
-    'POST /api/v4/groups/:id/hooks/:hook_id/events/:event_id/resend': { url: `/api/v4/groups/${g}/hooks/${w.groupHook.id}/events/${w.groupDelivery.id}/resend`, body: {} },
-    'POST /api/v4/projects/:id/repository/files/:file_path': { url: `/api/v4/projects/${p}/repository/files/new.txt`, body: { branch: 'main', content: 'x', commit_message: 'm', encoding: 'text', author_name: 'A', author_email: 'a@x' } },
-    'PUT /api/v4/projects/:id/repository/files/:file_path': { url: `/api/v4/projects/${p}/repository/files/.gitlab-ci.yml`, body: { branch: 'main', content: 'x', commit_message: 'm', last_commit_id: '0'.repeat(40) } },
-    'POST /api/v4/projects/:id/repository/commits': { url: `/api/v4/projects/${p}/repository/commits`, body: { branch: 'main', commit_message: 'm', actions: [{ action: 'create', file_path: 'n.txt', content: 'x' }] } },
-    'POST /api/v4/projects/:id/repository/branches': { url: `/api/v4/projects/${p}/repository/branches`, body: { branch: 'new', ref: 'main' } },
-    'POST /api/v4/projects/:id/repository/tags': { url: `/api/v4/projects/${p}/repository/tags`, body: { tag_name: 'new', ref: 'main', message: 'm' } },
-    'POST /api/v4/projects/:id/protected_branches': { url: `/api/v4/projects/${p}/protected_branches`, body: { name: 'rel/*', push_access_level: 40, merge_access_level: 40, unprotect_access_level: 40, allow_force_push: false, code_owner_approval_required: false } },
-    'POST /api/v4/projects/:id/protected_tags': { url: `/api/v4/projects/${p}/protected_tags`, body: { name: 'v*', create_access_level: 40 } },
-    'POST /api/v4/projects/:id/ci/lint': { url: `/api/v4/projects/${p}/ci/lint`, body: { content: 'a: { script: [x] }', dry_run: false, include_jobs: true, ref: 'main', dry_run_ref_type: 'branch' } },
-    'POST /api/v4/projects/:id/statuses/:sha': { url: `/api/v4/projects/${p}/statuses/${'0'.repeat(40)}`, body: { state: 'success', ref: 'main', name: 'n', context: 'c', target_url: 'https://x', description: 'd', coverage: 1, pipeline_id: 1 } },
+    'POST /api/v4/groups/:id/hooks/:hook_id/test/:trigger': {
+      url: `/api/v4/groups/${g}/hooks/${w.groupHook.id}/test/job_events`,
+      body: {},
+    },
+    'POST /api/v4/groups/:id/hooks/:hook_id/events/:event_id/resend': {
+      url: `/api/v4/groups/${g}/hooks/${w.groupHook.id}/events/${w.groupDelivery.id}/resend`,
+      body: {},
+    },
+    'POST /api/v4/projects/:id/repository/files/:file_path': {
+      url: `/api/v4/projects/${p}/repository/files/new.txt`,
+      body: { branch: 'main', content: 'x', commit_message: 'm', encoding: 'text', author_name: 'A', author_email: 'a@x' },
+    },
+    'PUT /api/v4/projects/:id/repository/files/:file_path': {
+      url: `/api/v4/projects/${p}/repository/files/.gitlab-ci.yml`,
+      body: { branch: 'main', content: 'x', commit_message: 'm', last_commit_id: '0'.repeat(40) },
+    },
+    'POST /api/v4/projects/:id/repository/commits': {
+      url: `/api/v4/projects/${p}/repository/commits`,
+      body: { branch: 'main', commit_message: 'm', actions: [{ action: 'create', file_path: 'n.txt', content: 'x' }] },
+    },
+    'POST /api/v4/projects/:id/repository/branches': {
+      url: `/api/v4/projects/${p}/repository/branches`,
+      body: { branch: 'new', ref: 'main' },
+    },
+    'POST /api/v4/projects/:id/repository/tags': {
+      url: `/api/v4/projects/${p}/repository/tags`,
+      body: { tag_name: 'new', ref: 'main', message: 'm' },
+    },
+    'POST /api/v4/projects/:id/protected_branches': {
+      url: `/api/v4/projects/${p}/protected_branches`,
+      body: {
+        name: 'rel/*',
+        push_access_level: 40,
+        merge_access_level: 40,
+        unprotect_access_level: 40,
+        allow_force_push: false,
+        code_owner_approval_required: false,
+      },
+    },
+    'POST /api/v4/projects/:id/protected_tags': {
+      url: `/api/v4/projects/${p}/protected_tags`,
+      body: { name: 'v*', create_access_level: 40 },
+    },
+    'POST /api/v4/projects/:id/ci/lint': {
+      url: `/api/v4/projects/${p}/ci/lint`,
+      body: { content: 'a: { script: [x] }', dry_run: false, include_jobs: true, ref: 'main', dry_run_ref_type: 'branch' },
+    },
+    'POST /api/v4/projects/:id/statuses/:sha': {
+      url: `/api/v4/projects/${p}/statuses/${'0'.repeat(40)}`,
+      body: {
+        state: 'success',
+        ref: 'main',
+        name: 'n',
+        context: 'c',
+        target_url: 'https://x',
+        description: 'd',
+        coverage: 1,
+        pipeline_id: 1,
+      },
+    },
     'POST /-/session': { url: '/-/session', body: { username: 'root', password: 'wrong-but-unchecked' } },
   }
 }
 
 /** Every row of every table, for "nothing was written". */
 async function snapshot(h: ApiHarness): Promise<Record<string, unknown[]>> {
-  const tables = (await sql<{ name: string }>`SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name`.execute(h.db)).rows.map((r) => r.name)
+  const tables = (await sql<{ name: string }>`SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name`.execute(h.db)).rows.map(
+    (r) => r.name,
+  )
   const out: Record<string, unknown[]> = {}
   for (const t of tables) {
     // The token that makes the requests gets its last_used_at refreshed: that is the request's auth, not a write of its body.
@@ -130,22 +235,32 @@ test('every write route refuses unknown and protected attributes (JSON and form)
   const served = registeredRoutes(h.app.printRoutes({ commonPrefix: false }))
     .filter(([method, path]) => ['POST', 'PUT', 'PATCH'].includes(method) && (path.startsWith('/api/v4/') || path.startsWith('/-/')))
     .map(([method, path]) => `${method} ${path}`)
-  assert.deepEqual(served.filter((r) => !RUNNER_PROTOCOL.has(r) && !IGNORED_BODY.has(r)).sort(), Object.keys(table).sort(), 'a write route without an entry here (or an entry for a route that is gone)')
+  assert.deepEqual(
+    served.filter((r) => !RUNNER_PROTOCOL.has(r) && !IGNORED_BODY.has(r)).sort(),
+    Object.keys(table).sort(),
+    'a write route without an entry here (or an entry for a route that is gone)',
+  )
 
   // Their documented body schemas forbid extra properties.
-  const doc = (await h.req('GET', '/api/v4/openapi.json')).json() as { paths: Record<string, Record<string, { requestBody?: { content: Record<string, { schema: { additionalProperties?: unknown } }> } }>> }
+  const doc = (await h.req('GET', '/api/v4/openapi.json')).json() as {
+    paths: Record<string, Record<string, { requestBody?: { content: Record<string, { schema: { additionalProperties?: unknown } }> } }>>
+  }
   for (const key of Object.keys(table).filter((k) => k.includes(' /api/v4/'))) {
     const [method, path] = key.split(' ') as [string, string]
     const op = doc.paths[path.replace(/:([A-Za-z0-9_]+)/g, '{$1}')]?.[method.toLowerCase()]
     assert.ok(op, key)
-    if (op.requestBody) assert.equal(op.requestBody.content['application/json']!.schema.additionalProperties, false, `${key}: body schema is not strict`)
+    if (op.requestBody)
+      assert.equal(op.requestBody.content['application/json']!.schema.additionalProperties, false, `${key}: body schema is not strict`)
   }
 
   const before = await snapshot(h)
   for (const [key, { url, body }] of Object.entries(table)) {
     const [method] = key.split(' ') as ['POST' | 'PUT' | 'PATCH']
     // A protected name the route documents (POST /projects' namespace_id) is in its valid body already.
-    const bad: Array<[string, unknown]> = [['wharf_unknown', 1], ...PROTECTED.filter((k) => !(k in body)).map((k): [string, unknown] => [k, 3])]
+    const bad: Array<[string, unknown]> = [
+      ['wharf_unknown', 1],
+      ...PROTECTED.filter((k) => !(k in body)).map((k): [string, unknown] => [k, 3]),
+    ]
     for (const [attr, value] of bad) {
       const json = await h.req(method, url, { token: w.root.token, body: { ...body, [attr]: value } })
       const p = assertProblem(json, 400)
@@ -153,7 +268,11 @@ test('every write route refuses unknown and protected attributes (JSON and form)
       const fields = formOf({ ...body, [attr]: value })
       if (fields) {
         const form = await h.req(method, url, { token: w.root.token, form: fields })
-        assert.match(String(assertProblem(form, 400).message), new RegExp(`unknown attribute: ${attr}$`), `${key} (form, ${attr}): ${form.body}`)
+        assert.match(
+          String(assertProblem(form, 400).message),
+          new RegExp(`unknown attribute: ${attr}$`),
+          `${key} (form, ${attr}): ${form.body}`,
+        )
       }
     }
   }
@@ -163,8 +282,12 @@ test('every write route refuses unknown and protected attributes (JSON and form)
 test('PUT /projects/:id and /groups/:id: creator_id, kind and unknown keys are 400 (not 500) and change nothing; documented ones still apply', async (t) => {
   const h = await apiHarness(t)
   const w = await world(h)
-  const project = async () => ({ ...(await h.db.selectFrom('projects').selectAll().where('id', '=', w.project.id).executeTakeFirstOrThrow()) })
-  const group = async () => ({ ...(await h.db.selectFrom('namespaces').selectAll().where('id', '=', w.group.id).executeTakeFirstOrThrow()) })
+  const project = async () => ({
+    ...(await h.db.selectFrom('projects').selectAll().where('id', '=', w.project.id).executeTakeFirstOrThrow()),
+  })
+  const group = async () => ({
+    ...(await h.db.selectFrom('namespaces').selectAll().where('id', '=', w.group.id).executeTakeFirstOrThrow()),
+  })
   const p0 = await project()
   const g0 = await group()
 
@@ -180,11 +303,17 @@ test('PUT /projects/:id and /groups/:id: creator_id, kind and unknown keys are 4
   assert.deepEqual(await group(), g0)
 
   // Nested: a pipeline variable with an extra field names where it is.
-  res = await h.req('POST', `/api/v4/projects/${w.project.id}/pipeline`, { token: w.root.token, body: { ref: 'main', variables: [{ key: 'A', value: 'b', protected: true }] } })
+  res = await h.req('POST', `/api/v4/projects/${w.project.id}/pipeline`, {
+    token: w.root.token,
+    body: { ref: 'main', variables: [{ key: 'A', value: 'b', protected: true }] },
+  })
   assert.equal(assertProblem(res, 400).message, '400 unknown attribute: variables.0.protected')
 
   // The documented attributes still work, JSON and form alike; the rest of the row is untouched.
-  res = await h.req('PUT', `/api/v4/projects/${w.project.id}`, { token: w.root.token, body: { name: 'Renamed', description: 'd', visibility: 'private' } })
+  res = await h.req('PUT', `/api/v4/projects/${w.project.id}`, {
+    token: w.root.token,
+    body: { name: 'Renamed', description: 'd', visibility: 'private' },
+  })
   assert.equal(res.statusCode, 200, res.body)
   assert.deepEqual(await project(), { ...p0, name: 'Renamed', description: 'd' })
   res = await h.req('PUT', `/api/v4/groups/${w.group.id}`, { token: w.root.token, form: { description: 'by form' } })

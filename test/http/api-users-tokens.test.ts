@@ -35,7 +35,10 @@ test('POST /users (admin only), duplicate usernames in any case are 409', async 
   const root = await h.root()
   const alice = await h.user('alice')
   assertProblem(await h.req('POST', '/api/v4/users', { token: alice.token, body: { username: 'eve', password: 'eve-password' } }), 403)
-  const res = await h.req('POST', '/api/v4/users', { token: root.token, body: { username: 'carol', name: 'Carol C', email: 'c@example.com', password: 'carol-password', admin: true } })
+  const res = await h.req('POST', '/api/v4/users', {
+    token: root.token,
+    body: { username: 'carol', name: 'Carol C', email: 'c@example.com', password: 'carol-password', admin: true },
+  })
   assert.equal(res.statusCode, 201, res.body)
   const carol = res.json() as Json
   assert.deepEqual([carol.username, carol.name, carol.email, carol.is_admin], ['carol', 'Carol C', 'c@example.com', true])
@@ -55,8 +58,15 @@ test('PUT /users/:id: self may change name and password; admins everything', asy
   const self = await h.req('PUT', url, { token: alice.token, body: { name: 'Alice A', password: 'new-alice-password' } })
   assert.equal(self.statusCode, 200, self.body)
   assert.equal((self.json() as Json).name, 'Alice A')
-  assert.equal((await h.req('POST', '/oauth/token', { form: { grant_type: 'password', username: 'alice', password: 'new-alice-password' } })).statusCode, 200)
-  assert.equal((await h.req('POST', '/oauth/token', { form: { grant_type: 'password', username: 'alice', password: 'alice-password' } })).statusCode, 400)
+  assert.equal(
+    (await h.req('POST', '/oauth/token', { form: { grant_type: 'password', username: 'alice', password: 'new-alice-password' } }))
+      .statusCode,
+    200,
+  )
+  assert.equal(
+    (await h.req('POST', '/oauth/token', { form: { grant_type: 'password', username: 'alice', password: 'alice-password' } })).statusCode,
+    400,
+  )
   assertProblem(await h.req('PUT', url, { token: alice.token, body: { admin: true } }), 403)
   assertProblem(await h.req('PUT', url, { token: alice.token, body: { email: 'x@y' } }), 403)
   assertProblem(await h.req('PUT', url, { token: bob.token, body: { name: 'pwned' } }), 403)
@@ -68,7 +78,10 @@ test('PUT /users/:id: self may change name and password; admins everything', asy
   const same = await h.req('PUT', url, { token: root.token, body: { username: 'alice', name: 'Alice B', email: 'alice@example.com' } })
   assert.equal(same.statusCode, 200, same.body)
   assert.equal((same.json() as Json).name, 'Alice B')
-  assert.equal(assertProblem(await h.req('PUT', url, { token: root.token, body: { username: 'eve', name: 'Eve' } }), 400).message, '400 changing a username is not supported')
+  assert.equal(
+    assertProblem(await h.req('PUT', url, { token: root.token, body: { username: 'eve', name: 'Eve' } }), 400).message,
+    '400 changing a username is not supported',
+  )
   assert.equal(((await h.req('GET', url, { token: root.token })).json() as Json).name, 'Alice B')
 })
 
@@ -87,7 +100,10 @@ test('block and unblock: admin only, not oneself; a blocked user’s tokens and 
   assertProblem(await h.req('GET', '/api/v4/user', { token: alice.token }), 401)
   // The registry refuses the blocked user too.
   const basic = `Basic ${Buffer.from('alice:alice-password').toString('base64')}`
-  assert.equal((await h.app.inject({ method: 'GET', url: '/jwt/auth?service=container_registry', headers: { authorization: basic } })).statusCode, 401)
+  assert.equal(
+    (await h.app.inject({ method: 'GET', url: '/jwt/auth?service=container_registry', headers: { authorization: basic } })).statusCode,
+    401,
+  )
   assert.equal((await h.req('POST', `/api/v4/users/${alice.user.id}/unblock`, { token: root.token })).statusCode, 201)
   assert.equal((await h.req('GET', '/api/v4/user', { token: alice.token })).statusCode, 200)
 })
@@ -97,7 +113,10 @@ test('personal access tokens: created for oneself or by an admin, shown once, li
   const root = await h.root()
   const alice = await h.user('alice')
   const bob = await h.user('bob')
-  const res = await h.req('POST', '/api/v4/user/personal_access_tokens', { token: alice.token, form: { name: 'ci', 'scopes[]': ['read_registry', 'write_registry'], expires_at: '2999-01-01' } })
+  const res = await h.req('POST', '/api/v4/user/personal_access_tokens', {
+    token: alice.token,
+    form: { name: 'ci', 'scopes[]': ['read_registry', 'write_registry'], expires_at: '2999-01-01' },
+  })
   assert.equal(res.statusCode, 201, res.body)
   assert.equal(res.headers['cache-control'], 'no-store')
   const created = res.json() as Json
@@ -113,7 +132,11 @@ test('personal access tokens: created for oneself or by an admin, shown once, li
   const mine = (await h.req('GET', '/api/v4/personal_access_tokens', { token: alice.token })).json() as Json[]
   assert.ok(mine.every((x) => x.token === undefined && x.user_id === alice.user.id))
   assert.equal(mine.length, 2)
-  const stored = await h.db.selectFrom('personal_access_tokens').select('token_digest').where('id', '=', created.id as number).executeTakeFirstOrThrow()
+  const stored = await h.db
+    .selectFrom('personal_access_tokens')
+    .select('token_digest')
+    .where('id', '=', created.id as number)
+    .executeTakeFirstOrThrow()
   assert.notEqual(stored.token_digest, created.token)
   // The new token works for the registry but not the API (its scopes).
   assertProblem(await h.req('GET', '/api/v4/projects', { token: created.token as string }), 403)
@@ -127,8 +150,17 @@ test('personal access tokens: created for oneself or by an admin, shown once, li
   assert.ok(ofAlice.every((x) => x.user_id === alice.user.id))
 
   // Admin creates for a user; non-admins cannot use that route, even for themselves.
-  assertProblem(await h.req('POST', `/api/v4/users/${alice.user.id}/personal_access_tokens`, { token: alice.token, body: { name: 'x', scopes: ['api'] } }), 403)
-  const byAdmin = await h.req('POST', `/api/v4/users/${alice.user.id}/personal_access_tokens`, { token: root.token, body: { name: 'admin-made', scopes: ['api'] } })
+  assertProblem(
+    await h.req('POST', `/api/v4/users/${alice.user.id}/personal_access_tokens`, {
+      token: alice.token,
+      body: { name: 'x', scopes: ['api'] },
+    }),
+    403,
+  )
+  const byAdmin = await h.req('POST', `/api/v4/users/${alice.user.id}/personal_access_tokens`, {
+    token: root.token,
+    body: { name: 'admin-made', scopes: ['api'] },
+  })
   assert.equal(byAdmin.statusCode, 201)
   const adminMade = byAdmin.json() as { id: number; token: string }
   assert.equal((await h.req('GET', '/api/v4/user', { token: adminMade.token })).statusCode, 200)
@@ -139,16 +171,28 @@ test('personal access tokens: created for oneself or by an admin, shown once, li
   const after = (await h.req('GET', `/api/v4/personal_access_tokens/${adminMade.id}`, { token: alice.token })).json() as Json
   assert.deepEqual([after.revoked, after.active], [true, false])
   const inactive = (await h.req('GET', '/api/v4/personal_access_tokens?state=inactive', { token: alice.token })).json() as Json[]
-  assert.deepEqual(inactive.map((x) => x.id), [adminMade.id])
+  assert.deepEqual(
+    inactive.map((x) => x.id),
+    [adminMade.id],
+  )
   const selfInfo = (await h.req('GET', '/api/v4/personal_access_tokens/self', { token: alice.token })).json() as Json
   assert.equal(selfInfo.user_id, alice.user.id)
   assert.equal((await h.req('DELETE', '/api/v4/personal_access_tokens/self', { token: alice.token })).statusCode, 204)
   assertProblem(await h.req('GET', '/api/v4/user', { token: alice.token }), 401)
 
   // Bad input
-  assertProblem(await h.req('POST', '/api/v4/user/personal_access_tokens', { token: bob.token, body: { name: 'x', scopes: ['sudo'] } }), 400)
+  assertProblem(
+    await h.req('POST', '/api/v4/user/personal_access_tokens', { token: bob.token, body: { name: 'x', scopes: ['sudo'] } }),
+    400,
+  )
   assertProblem(await h.req('POST', '/api/v4/user/personal_access_tokens', { token: bob.token, body: { name: 'x', scopes: [] } }), 400)
-  assertProblem(await h.req('POST', '/api/v4/user/personal_access_tokens', { token: bob.token, body: { name: 'x', scopes: ['api'], expires_at: '2001-01-01' } }), 400)
+  assertProblem(
+    await h.req('POST', '/api/v4/user/personal_access_tokens', {
+      token: bob.token,
+      body: { name: 'x', scopes: ['api'], expires_at: '2001-01-01' },
+    }),
+    400,
+  )
 })
 
 test('deploy tokens: maintainers manage them per project or group; shown once; revocation stops registry logins', async (t) => {
@@ -157,17 +201,33 @@ test('deploy tokens: maintainers manage them per project or group; shown once; r
   const dev = await h.user('dev')
   const maint = await h.user('maint')
   const group = (await h.req('POST', '/api/v4/groups', { token: owner.token, body: { path: 'team' } })).json() as { id: number }
-  const project = (await h.req('POST', '/api/v4/projects', { token: owner.token, body: { path: 'app', namespace_id: group.id } })).json() as { id: number }
-  const other = (await h.req('POST', '/api/v4/projects', { token: owner.token, body: { path: 'other', namespace_id: group.id } })).json() as { id: number }
+  const project = (
+    await h.req('POST', '/api/v4/projects', { token: owner.token, body: { path: 'app', namespace_id: group.id } })
+  ).json() as { id: number }
+  const other = (
+    await h.req('POST', '/api/v4/projects', { token: owner.token, body: { path: 'other', namespace_id: group.id } })
+  ).json() as { id: number }
   await h.req('POST', `/api/v4/projects/${project.id}/members`, { token: owner.token, body: { user_id: dev.user.id, access_level: 30 } })
   await h.req('POST', `/api/v4/projects/${project.id}/members`, { token: owner.token, body: { user_id: maint.user.id, access_level: 40 } })
   const base = `/api/v4/projects/${project.id}/deploy_tokens`
 
   assertProblem(await h.req('POST', base, { token: dev.token, body: { name: 'd', scopes: ['read_registry'] } }), 403)
   assertProblem(await h.req('GET', base, { token: dev.token }), 403)
-  const res = await h.req('POST', base, { token: maint.token, body: { name: 'pull-only', scopes: ['read_registry'], expires_at: '2999-01-01T00:00:00Z' } })
+  const res = await h.req('POST', base, {
+    token: maint.token,
+    body: { name: 'pull-only', scopes: ['read_registry'], expires_at: '2999-01-01T00:00:00Z' },
+  })
   assert.equal(res.statusCode, 201, res.body)
-  const dt = res.json() as { id: number; name: string; username: string; token: string; scopes: string[]; expires_at: string; revoked: boolean; expired: boolean }
+  const dt = res.json() as {
+    id: number
+    name: string
+    username: string
+    token: string
+    scopes: string[]
+    expires_at: string
+    revoked: boolean
+    expired: boolean
+  }
   assert.match(dt.token, /^gldt-/)
   assert.equal(dt.username, `gitlab+deploy-token-${dt.id}`)
   assert.deepEqual([dt.scopes, dt.expires_at, dt.revoked, dt.expired], [['read_registry'], '2999-01-01', false, false])
@@ -178,10 +238,17 @@ test('deploy tokens: maintainers manage them per project or group; shown once; r
 
   // The token logs in to the registry with pull only.
   const basic = `Basic ${Buffer.from(`${dt.username}:${dt.token}`).toString('base64')}`
-  const grant = async () => (await h.app.inject({ method: 'GET', url: '/jwt/auth?service=container_registry&scope=repository:team/app:pull,push', headers: { authorization: basic } }))
+  const grant = async () =>
+    await h.app.inject({
+      method: 'GET',
+      url: '/jwt/auth?service=container_registry&scope=repository:team/app:pull,push',
+      headers: { authorization: basic },
+    })
   const g = await grant()
   assert.equal(g.statusCode, 200)
-  const claims = JSON.parse(Buffer.from((g.json() as { token: string }).token.split('.')[1]!, 'base64url').toString()) as { access: Array<{ actions: string[] }> }
+  const claims = JSON.parse(Buffer.from((g.json() as { token: string }).token.split('.')[1]!, 'base64url').toString()) as {
+    access: Array<{ actions: string[] }>
+  }
   assert.deepEqual(claims.access[0]!.actions, ['pull'])
 
   // Deleting through another project is 404; through its own, 204 and logins stop.
@@ -192,11 +259,21 @@ test('deploy tokens: maintainers manage them per project or group; shown once; r
   assert.deepEqual(active, [])
 
   // Group deploy tokens: the group's maintainers (here its owner).
-  assertProblem(await h.req('POST', `/api/v4/groups/${group.id}/deploy_tokens`, { token: dev.token, body: { name: 'g', scopes: ['read_registry'] } }), 404)
-  const gt = await h.req('POST', `/api/v4/groups/${group.id}/deploy_tokens`, { token: owner.token, body: { name: 'g', scopes: ['read_registry', 'write_registry'], username: 'ci-bot' } })
+  assertProblem(
+    await h.req('POST', `/api/v4/groups/${group.id}/deploy_tokens`, { token: dev.token, body: { name: 'g', scopes: ['read_registry'] } }),
+    404,
+  )
+  const gt = await h.req('POST', `/api/v4/groups/${group.id}/deploy_tokens`, {
+    token: owner.token,
+    body: { name: 'g', scopes: ['read_registry', 'write_registry'], username: 'ci-bot' },
+  })
   assert.equal(gt.statusCode, 201, gt.body)
   assert.equal((gt.json() as { username: string }).username, 'ci-bot')
   const gl = (await h.req('GET', `/api/v4/groups/${group.id}/deploy_tokens`, { token: owner.token })).json() as Json[]
   assert.equal(gl.length, 1)
-  assert.equal((await h.req('DELETE', `/api/v4/groups/${group.id}/deploy_tokens/${(gt.json() as { id: number }).id}`, { token: owner.token })).statusCode, 204)
+  assert.equal(
+    (await h.req('DELETE', `/api/v4/groups/${group.id}/deploy_tokens/${(gt.json() as { id: number }).id}`, { token: owner.token }))
+      .statusCode,
+    204,
+  )
 })

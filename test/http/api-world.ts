@@ -19,7 +19,15 @@ export async function world(h: ApiHarness) {
   const bare = await h.services.git!.repository(project)
   const work = join(h.tmpDir, 'work')
   await mkdir(work)
-  const env = { ...process.env, GIT_CONFIG_NOSYSTEM: '1', HOME: h.tmpDir, GIT_AUTHOR_NAME: 'A', GIT_AUTHOR_EMAIL: 'a@x', GIT_COMMITTER_NAME: 'A', GIT_COMMITTER_EMAIL: 'a@x' }
+  const env = {
+    ...process.env,
+    GIT_CONFIG_NOSYSTEM: '1',
+    HOME: h.tmpDir,
+    GIT_AUTHOR_NAME: 'A',
+    GIT_AUTHOR_EMAIL: 'a@x',
+    GIT_COMMITTER_NAME: 'A',
+    GIT_COMMITTER_EMAIL: 'a@x',
+  }
   const git = (...args: string[]) => execFileSync('git', args, { cwd: work, env, encoding: 'utf8' })
   git('init', '-q', '-b', 'main')
   await writeFile(join(work, '.gitlab-ci.yml'), 'build: { script: [make] }\ntest: { script: [make test] }\nlint: { script: [make lint] }\n')
@@ -31,7 +39,10 @@ export async function world(h: ApiHarness) {
   const job = (await ci.pipelines.jobs(pipeline.id, false))[0]!
   await ci.variables.create('project', project.id, { key: 'K', value: 'v' })
   await ci.variables.create('group', group.id, { key: 'K', value: 'v' })
-  const created = await h.req('POST', '/api/v4/user/runners', { token: root.token, body: { runner_type: 'project_type', project_id: project.id } })
+  const created = await h.req('POST', '/api/v4/user/runners', {
+    token: root.token,
+    body: { runner_type: 'project_type', project_id: project.id },
+  })
   assert.equal(created.statusCode, 201, created.body)
   const runner = created.json() as { id: number }
   const trigger = await ci.triggers.create(project.id, root.user.id, 't')

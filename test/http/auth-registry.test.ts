@@ -3,7 +3,19 @@ import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import { importJWK, SignJWT, type JWK } from 'jose'
 import { findNamespaceByPath } from '../../src/projects/queries.ts'
-import { assertOciError, harness, imageManifest, pushBlob, pushManifest, PUBLIC_URL, REALM, REGISTRY_SERVICE, sha256, type Harness, type Response } from './harness.ts'
+import {
+  assertOciError,
+  harness,
+  imageManifest,
+  pushBlob,
+  pushManifest,
+  PUBLIC_URL,
+  REALM,
+  REGISTRY_SERVICE,
+  sha256,
+  type Harness,
+  type Response,
+} from './harness.ts'
 
 type Creds = { username: string; password: string }
 
@@ -11,13 +23,33 @@ type Creds = { username: string; password: string }
 async function tokenFor(h: Harness, scopes: string[], creds?: Creds): Promise<string> {
   const qs = new URLSearchParams({ service: REGISTRY_SERVICE })
   for (const s of scopes) qs.append('scope', s)
-  const res = await h.anonymous({ method: 'GET', url: `/jwt/auth?${qs}`, headers: creds ? { authorization: `Basic ${Buffer.from(`${creds.username}:${creds.password}`).toString('base64')}` } : {} })
+  const res = await h.anonymous({
+    method: 'GET',
+    url: `/jwt/auth?${qs}`,
+    headers: creds ? { authorization: `Basic ${Buffer.from(`${creds.username}:${creds.password}`).toString('base64')}` } : {},
+  })
   assert.equal(res.statusCode, 200, res.body)
   return (res.json() as { token: string }).token
 }
 
-function as(h: Harness, token: string, method: string, url: string, payload?: string | Buffer, headers: Record<string, string> = {}): Promise<Response> {
-  return h.anonymous({ method: method as 'GET', url, headers: { authorization: `Bearer ${token}`, ...(payload !== undefined ? { 'content-type': 'application/octet-stream' } : {}), ...headers }, ...(payload !== undefined ? { payload } : {}) })
+function as(
+  h: Harness,
+  token: string,
+  method: string,
+  url: string,
+  payload?: string | Buffer,
+  headers: Record<string, string> = {},
+): Promise<Response> {
+  return h.anonymous({
+    method: method as 'GET',
+    url,
+    headers: {
+      authorization: `Bearer ${token}`,
+      ...(payload !== undefined ? { 'content-type': 'application/octet-stream' } : {}),
+      ...headers,
+    },
+    ...(payload !== undefined ? { payload } : {}),
+  })
 }
 
 /** Monolithic blob push with a given token; returns the response. */
@@ -169,7 +201,11 @@ describe('credentials behind tokens', () => {
     const e = assertOciError(res, 401, 'UNAUTHORIZED')
     assert.match(e.message, /revoked/)
     // And the PAT no longer logs in.
-    const login = await h.anonymous({ method: 'GET', url: `/jwt/auth?service=${REGISTRY_SERVICE}`, headers: { authorization: `Basic ${Buffer.from(`${u.username}:${pat.token}`).toString('base64')}` } })
+    const login = await h.anonymous({
+      method: 'GET',
+      url: `/jwt/auth?service=${REGISTRY_SERVICE}`,
+      headers: { authorization: `Basic ${Buffer.from(`${u.username}:${pat.token}`).toString('base64')}` },
+    })
     assert.equal(login.statusCode, 401)
   })
 
@@ -179,7 +215,11 @@ describe('credentials behind tokens', () => {
     await user(h, 'other1')
     const pat = await h.services.accessTokens.createPat(u.id, { name: 'x', scopes: ['read_registry'] }, 'root')
     const login = (username: string, password: string) =>
-      h.anonymous({ method: 'GET', url: `/jwt/auth?service=${REGISTRY_SERVICE}`, headers: { authorization: `Basic ${Buffer.from(`${username}:${password}`).toString('base64')}` } })
+      h.anonymous({
+        method: 'GET',
+        url: `/jwt/auth?service=${REGISTRY_SERVICE}`,
+        headers: { authorization: `Basic ${Buffer.from(`${username}:${password}`).toString('base64')}` },
+      })
     assert.equal((await login('owner1', pat.token)).statusCode, 200)
     assert.equal((await login('other1', pat.token)).statusCode, 401)
     await h.db.updateTable('personal_access_tokens').set({ expires_at: '2000-01-01' }).where('id', '=', pat.row.id).execute()
@@ -215,15 +255,29 @@ describe('deploy tokens', () => {
     await seed(h, 'team/b')
     await seed(h, 'team/pub')
     const read = await h.services.accessTokens.createDeployToken({ projectId: a.id }, { name: 'pull', scopes: ['read_registry'] }, 'root')
-    const write = await h.services.accessTokens.createDeployToken({ projectId: a.id }, { name: 'push', scopes: ['read_registry', 'write_registry'] }, 'root')
-    return { h, a, b, pub, digestA, read: { username: read.row.username, password: read.token, row: read.row }, write: { username: write.row.username, password: write.token, row: write.row } }
+    const write = await h.services.accessTokens.createDeployToken(
+      { projectId: a.id },
+      { name: 'push', scopes: ['read_registry', 'write_registry'] },
+      'root',
+    )
+    return {
+      h,
+      a,
+      b,
+      pub,
+      digestA,
+      read: { username: read.row.username, password: read.token, row: read.row },
+      write: { username: write.row.username, password: write.token, row: write.row },
+    }
   }
 
   it('read_registry can pull but not push (nor delete)', async (t) => {
     const { h, read, digestA } = await setup(t)
     assert.match(read.username, /^gitlab\+deploy-token-\d+$/)
     const tok = await tokenFor(h, ['repository:team/a:pull,push,delete'], read)
-    assert.deepEqual((JSON.parse(Buffer.from(tok.split('.')[1]!, 'base64url').toString()) as { access: unknown }).access, [{ type: 'repository', name: 'team/a', actions: ['pull'] }])
+    assert.deepEqual((JSON.parse(Buffer.from(tok.split('.')[1]!, 'base64url').toString()) as { access: unknown }).access, [
+      { type: 'repository', name: 'team/a', actions: ['pull'] },
+    ])
     assert.equal((await as(h, tok, 'GET', '/v2/team/a/manifests/v1')).statusCode, 200)
     const e = assertOciError(await pushBlobAs(h, tok, 'team/a', 'nope'), 403, 'DENIED')
     assert.match(e.message, /push access to team\/a denied/)
@@ -251,8 +305,15 @@ describe('deploy tokens', () => {
     await h.ensureProject('other/c')
     await seed(h, 'other/c')
     const group = (await findNamespaceByPath(h.db, 'team'))!
-    const dt = await h.services.accessTokens.createDeployToken({ namespaceId: group.id }, { name: 'group', scopes: ['read_registry'] }, 'root')
-    const tok = await tokenFor(h, ['repository:team/a:pull', 'repository:team/b:pull', 'repository:other/c:pull'], { username: dt.row.username, password: dt.token })
+    const dt = await h.services.accessTokens.createDeployToken(
+      { namespaceId: group.id },
+      { name: 'group', scopes: ['read_registry'] },
+      'root',
+    )
+    const tok = await tokenFor(h, ['repository:team/a:pull', 'repository:team/b:pull', 'repository:other/c:pull'], {
+      username: dt.row.username,
+      password: dt.token,
+    })
     assert.equal((await as(h, tok, 'GET', '/v2/team/a/manifests/v1')).statusCode, 200)
     assert.equal((await as(h, tok, 'GET', '/v2/team/b/manifests/v1')).statusCode, 200)
     assertOciError(await as(h, tok, 'GET', '/v2/other/c/manifests/v1'), 403, 'DENIED')
@@ -306,7 +367,13 @@ describe('repositories belong to projects', () => {
     await h.ensureProject('TeamX/App')
     for (const repo of ['team/app2', 'teamx/app']) await seed(h, repo)
     // Paths are unique regardless of case.
-    await assert.rejects(h.services.projects.createProject((await h.services.db.selectFrom('users').selectAll().where('username', '=', 'root').executeTakeFirstOrThrow()), { namespaceId: app.namespace_id, path: 'app' }), /already taken/)
+    await assert.rejects(
+      h.services.projects.createProject(
+        await h.services.db.selectFrom('users').selectAll().where('username', '=', 'root').executeTakeFirstOrThrow(),
+        { namespaceId: app.namespace_id, path: 'app' },
+      ),
+      /already taken/,
+    )
 
     const dev = await user(h, 'appdev')
     await h.addMember(app, dev, 'maintainer')
@@ -317,9 +384,15 @@ describe('repositories belong to projects', () => {
     assertOciError(await as(h, tok, 'GET', '/v2/Team/App/tags/list'), 400, 'NAME_INVALID')
     assertOciError(await as(h, tok, 'POST', `/v2/Team/App/blobs/uploads/?digest=${sha256('x')}`, 'x'), 400, 'NAME_INVALID')
 
-    const scopes = ['team/app2', 'team/ap', 'teamx/app', 'team', 'team/app-', 'team/appx/api', 'Team/App', 'TEAM/APP'].map((r) => `repository:${r}:pull,push,delete`)
+    const scopes = ['team/app2', 'team/ap', 'teamx/app', 'team', 'team/app-', 'team/appx/api', 'Team/App', 'TEAM/APP'].map(
+      (r) => `repository:${r}:pull,push,delete`,
+    )
     const wide = await tokenFor(h, scopes, dev)
-    assert.deepEqual((JSON.parse(Buffer.from(wide.split('.')[1]!, 'base64url').toString()) as { access: unknown[] }).access, [], 'nothing granted on look-alike paths')
+    assert.deepEqual(
+      (JSON.parse(Buffer.from(wide.split('.')[1]!, 'base64url').toString()) as { access: unknown[] }).access,
+      [],
+      'nothing granted on look-alike paths',
+    )
     for (const repo of ['team/app2', 'team/ap', 'teamx/app']) {
       assertOciError(await as(h, wide, 'GET', `/v2/${repo}/tags/list`), 403, 'DENIED')
       assertOciError(await pushBlobAs(h, wide, repo, 'intruder'), 403, 'DENIED')
@@ -351,8 +424,19 @@ describe('_catalog and mounts', () => {
 
   it('lists only the repositories the caller may read', async (t) => {
     const { h, reader } = await visibilityZoo(t)
-    assert.deepEqual(await catalog(h, await h.token(['registry:catalog:*'])), ['vis/internal', 'vis/mine', 'vis/mine/api', 'vis/priv', 'vis/pub'])
-    assert.deepEqual(await catalog(h, await tokenFor(h, ['registry:catalog:*'], reader)), ['vis/internal', 'vis/mine', 'vis/mine/api', 'vis/pub'])
+    assert.deepEqual(await catalog(h, await h.token(['registry:catalog:*'])), [
+      'vis/internal',
+      'vis/mine',
+      'vis/mine/api',
+      'vis/priv',
+      'vis/pub',
+    ])
+    assert.deepEqual(await catalog(h, await tokenFor(h, ['registry:catalog:*'], reader)), [
+      'vis/internal',
+      'vis/mine',
+      'vis/mine/api',
+      'vis/pub',
+    ])
     assert.deepEqual(await catalog(h, await tokenFor(h, ['registry:catalog:*'])), ['vis/pub'])
     const guestUser = await user(h, 'nobody')
     assert.deepEqual(await catalog(h, await tokenFor(h, ['registry:catalog:*'], guestUser)), ['vis/internal', 'vis/pub'])
@@ -363,7 +447,10 @@ describe('_catalog and mounts', () => {
     const tok = await h.token(['repository:vis/pub:pull'])
     const res = await as(h, tok, 'GET', '/v2/_catalog')
     assertOciError(res, 401, 'UNAUTHORIZED')
-    assert.equal(res.headers['www-authenticate'], `Bearer realm="${REALM}",service="container_registry",scope="registry:catalog:*",error="insufficient_scope"`)
+    assert.equal(
+      res.headers['www-authenticate'],
+      `Bearer realm="${REALM}",service="container_registry",scope="registry:catalog:*",error="insufficient_scope"`,
+    )
   })
 
   it('paginating the catalog never reveals unreadable repositories', async (t) => {
@@ -484,10 +571,18 @@ describe('mount without from (automatic content discovery)', () => {
   it('the principal’s own rules decide: a deploy token mounts from its project and public ones only; an administrator from anywhere', async (t) => {
     const { h } = await setup(t)
     const dst = await h.ensureProject('mnt/dst')
-    const deploy = await h.services.accessTokens.createDeployToken({ projectId: dst.id }, { name: 'push', scopes: ['read_registry', 'write_registry'] }, 'root')
+    const deploy = await h.services.accessTokens.createDeployToken(
+      { projectId: dst.id },
+      { name: 'push', scopes: ['read_registry', 'write_registry'] },
+      'root',
+    )
     const tok = await tokenFor(h, ['repository:mnt/dst:pull,push'], { username: deploy.row.username, password: deploy.token })
     const mount = (token: string, blob: string) => as(h, token, 'POST', `/v2/mnt/dst/blobs/uploads/?mount=${blob}`)
-    const [inMine, inPub, inOwn] = [await pushBlob(h, 'vis/mine', 'a'), await pushBlob(h, 'vis/pub', 'b'), await pushBlob(h, 'mnt/dst/sub', 'c')]
+    const [inMine, inPub, inOwn] = [
+      await pushBlob(h, 'vis/mine', 'a'),
+      await pushBlob(h, 'vis/pub', 'b'),
+      await pushBlob(h, 'mnt/dst/sub', 'c'),
+    ]
     assert.equal((await mount(tok, inMine)).statusCode, 202, 'vis/mine is private and not the token’s project')
     assert.equal((await mount(tok, inPub)).statusCode, 201)
     assert.equal((await mount(tok, inOwn)).statusCode, 201)

@@ -22,7 +22,13 @@ function basic(username: string, password: string): string {
   return `Basic ${Buffer.from(`${username}:${password}`).toString('base64')}`
 }
 
-function jwtAuth(h: Harness, scopes: string[], auth?: { username: string; password: string }, extra: Record<string, string> = {}, remoteAddress?: string): Promise<Response> {
+function jwtAuth(
+  h: Harness,
+  scopes: string[],
+  auth?: { username: string; password: string },
+  extra: Record<string, string> = {},
+  remoteAddress?: string,
+): Promise<Response> {
   const qs = new URLSearchParams({ service: REGISTRY_SERVICE, ...extra })
   for (const s of scopes) qs.append('scope', s)
   return h.anonymous({
@@ -34,7 +40,12 @@ function jwtAuth(h: Harness, scopes: string[], auth?: { username: string; passwo
 }
 
 function postJwtAuth(h: Harness, form: Record<string, string>): Promise<Response> {
-  return h.anonymous({ method: 'POST', url: '/jwt/auth', headers: { 'content-type': 'application/x-www-form-urlencoded' }, payload: new URLSearchParams(form).toString() })
+  return h.anonymous({
+    method: 'POST',
+    url: '/jwt/auth',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    payload: new URLSearchParams(form).toString(),
+  })
 }
 
 function tokenOf(res: Response): string {
@@ -44,7 +55,12 @@ function tokenOf(res: Response): string {
 }
 
 /** A project `path` (created as root) and a user with `role` in it. */
-async function projectWithUser(h: Harness, path: string, role: 'guest' | 'reporter' | 'developer' | 'maintainer' | 'owner', visibility: 'private' | 'internal' | 'public' = 'private') {
+async function projectWithUser(
+  h: Harness,
+  path: string,
+  role: 'guest' | 'reporter' | 'developer' | 'maintainer' | 'owner',
+  visibility: 'private' | 'internal' | 'public' = 'private',
+) {
   const project = await h.ensureProject(path, visibility)
   const password = `pw-${role}-secret-1234`
   const user = await h.createUser(`${role}-${project.id}`, password)
@@ -80,7 +96,11 @@ describe('the /v2 challenge', () => {
     for (const [method, url, scope] of cases) {
       const res = await h.anonymous({ method: method as 'GET', url })
       assert.equal(res.statusCode, 401, `${method} ${url}`)
-      assert.equal(res.headers['www-authenticate'], `Bearer realm="${REALM}",service="container_registry",scope="${scope}"`, `${method} ${url}`)
+      assert.equal(
+        res.headers['www-authenticate'],
+        `Bearer realm="${REALM}",service="container_registry",scope="${scope}"`,
+        `${method} ${url}`,
+      )
     }
   })
 
@@ -148,7 +168,12 @@ describe('GET /jwt/auth', () => {
     await h.ensureProject('ns/public', 'public')
     await h.ensureProject('ns/internal', 'internal')
     await h.ensureProject('ns/private', 'private')
-    const res = await jwtAuth(h, ['repository:ns/public:pull,push', 'repository:ns/internal:pull', 'repository:ns/private:pull', 'repository:no/project:pull'])
+    const res = await jwtAuth(h, [
+      'repository:ns/public:pull,push',
+      'repository:ns/internal:pull',
+      'repository:ns/private:pull',
+      'repository:no/project:pull',
+    ])
     const c = claims(tokenOf(res))
     assert.equal(c.sub, 'anonymous')
     assert.deepEqual(c.access, [{ type: 'repository', name: 'ns/public', actions: ['pull'] }])
@@ -166,7 +191,13 @@ describe('GET /jwt/auth', () => {
 
   it('per role: guest nothing, reporter pull, developer pull+push, maintainer and owner everything', async (t) => {
     const h = await harness(t)
-    const want = { guest: [], reporter: ['pull'], developer: ['pull', 'push'], maintainer: ['pull', 'push', 'delete'], owner: ['pull', 'push', 'delete'] } as const
+    const want = {
+      guest: [],
+      reporter: ['pull'],
+      developer: ['pull', 'push'],
+      maintainer: ['pull', 'push', 'delete'],
+      owner: ['pull', 'push', 'delete'],
+    } as const
     for (const [role, actions] of Object.entries(want)) {
       const { creds } = await projectWithUser(h, `roles/${role}`, role as keyof typeof want)
       const access = claims(tokenOf(await jwtAuth(h, [`repository:roles/${role}:pull,push,delete`], creds))).access
@@ -179,7 +210,9 @@ describe('GET /jwt/auth', () => {
     await h.ensureProject('grp/sub/app')
     const user = await h.createUser('grouper', 'grouper-password')
     await h.addMember((await findNamespaceByPath(h.db, 'grp'))!, user, 'maintainer')
-    const access = claims(tokenOf(await jwtAuth(h, ['repository:grp/sub/app:pull,push,delete'], { username: 'grouper', password: 'grouper-password' }))).access
+    const access = claims(
+      tokenOf(await jwtAuth(h, ['repository:grp/sub/app:pull,push,delete'], { username: 'grouper', password: 'grouper-password' })),
+    ).access
     assert.deepEqual(access, [{ type: 'repository', name: 'grp/sub/app', actions: ['pull', 'push', 'delete'] }])
   })
 
@@ -201,7 +234,14 @@ describe('GET /jwt/auth', () => {
   it('malformed or unknown scopes are ignored, not failures', async (t) => {
     const h = await harness(t)
     const root = { username: 'root', password: h.rootPassword }
-    for (const scope of ['nonsense', 'repository:', 'repository:Upper/Case:pull', 'repository:a//b:pull', 'foo:bar:baz', 'repository:ns/p:']) {
+    for (const scope of [
+      'nonsense',
+      'repository:',
+      'repository:Upper/Case:pull',
+      'repository:a//b:pull',
+      'foo:bar:baz',
+      'repository:ns/p:',
+    ]) {
       const res = await jwtAuth(h, [scope], root)
       assert.deepEqual(claims(tokenOf(res)).access, [], scope)
     }
@@ -225,10 +265,24 @@ describe('GET /jwt/auth', () => {
   it('access_type=offline (POST) returns a refresh token usable with POST grant_type=refresh_token', async (t) => {
     const h = await harness(t)
     const { creds } = await projectWithUser(h, 'ns/p', 'developer')
-    const res = await postJwtAuth(h, { grant_type: 'password', username: creds.username, password: creds.password, access_type: 'offline', service: REGISTRY_SERVICE, scope: 'repository:ns/p:pull', client_id: 'containerd' })
+    const res = await postJwtAuth(h, {
+      grant_type: 'password',
+      username: creds.username,
+      password: creds.password,
+      access_type: 'offline',
+      service: REGISTRY_SERVICE,
+      scope: 'repository:ns/p:pull',
+      client_id: 'containerd',
+    })
     const { refresh_token } = res.json() as { refresh_token: string }
     assert.ok(refresh_token, res.body)
-    const refreshed = await postJwtAuth(h, { grant_type: 'refresh_token', refresh_token, service: REGISTRY_SERVICE, scope: 'repository:ns/p:pull,push', client_id: 'docker' })
+    const refreshed = await postJwtAuth(h, {
+      grant_type: 'refresh_token',
+      refresh_token,
+      service: REGISTRY_SERVICE,
+      scope: 'repository:ns/p:pull,push',
+      client_id: 'docker',
+    })
     assert.equal(refreshed.statusCode, 200, refreshed.body)
     const body = refreshed.json() as { access_token: string; token_type: string; expires_in: number; scope: string; refresh_token?: string }
     assert.equal(body.token_type, 'Bearer')
@@ -252,7 +306,14 @@ describe('GET /jwt/auth', () => {
     const h = await harness(t)
     const { user } = await projectWithUser(h, 'ns/p', 'developer')
     const { token, row } = await h.services.accessTokens.createPat(user.id, { name: 'ci', scopes: ['read_registry'] }, 'root')
-    const res = await postJwtAuth(h, { grant_type: 'password', username: user.username, password: token, access_type: 'offline', service: REGISTRY_SERVICE, scope: 'repository:ns/p:pull' })
+    const res = await postJwtAuth(h, {
+      grant_type: 'password',
+      username: user.username,
+      password: token,
+      access_type: 'offline',
+      service: REGISTRY_SERVICE,
+      scope: 'repository:ns/p:pull',
+    })
     const { refresh_token } = res.json() as { refresh_token: string }
     assert.equal((await postJwtAuth(h, { grant_type: 'refresh_token', refresh_token, service: REGISTRY_SERVICE })).statusCode, 200)
     await h.services.accessTokens.revokePat(row, 'root')
@@ -264,7 +325,14 @@ describe('POST /jwt/auth (OAuth2, as containerd and podman use it)', () => {
   it('grant_type=password returns a token for the requested scope', async (t) => {
     const h = await harness(t)
     const { creds } = await projectWithUser(h, 'ns/p', 'maintainer')
-    const res = await postJwtAuth(h, { grant_type: 'password', username: creds.username, password: creds.password, service: REGISTRY_SERVICE, scope: 'repository:ns/p:pull,push,delete', client_id: 'containerd' })
+    const res = await postJwtAuth(h, {
+      grant_type: 'password',
+      username: creds.username,
+      password: creds.password,
+      service: REGISTRY_SERVICE,
+      scope: 'repository:ns/p:pull,push,delete',
+      client_id: 'containerd',
+    })
     assert.equal(res.statusCode, 200, res.body)
     assert.equal(res.headers['cache-control'], 'no-store')
     const body = res.json() as { access_token: string; scope: string; refresh_token?: string }
@@ -275,7 +343,13 @@ describe('POST /jwt/auth (OAuth2, as containerd and podman use it)', () => {
 
   it('access_type=offline adds a refresh token', async (t) => {
     const h = await harness(t)
-    const res = await postJwtAuth(h, { grant_type: 'password', username: 'root', password: h.rootPassword, service: REGISTRY_SERVICE, access_type: 'offline' })
+    const res = await postJwtAuth(h, {
+      grant_type: 'password',
+      username: 'root',
+      password: h.rootPassword,
+      service: REGISTRY_SERVICE,
+      access_type: 'offline',
+    })
     assert.equal(res.statusCode, 200, res.body)
     assert.match((res.json() as { refresh_token: string }).refresh_token, /^wharf-rt-/)
   })
@@ -306,11 +380,18 @@ describe('failed-login throttling', () => {
     const blocked = await jwtAuth(h, [], { username: 'victim', password: 'guess-x' }, {}, attacker)
     assert.equal(blocked.statusCode, 429, blocked.body)
     const retryAfter = Number(blocked.headers['retry-after'])
-    assert.ok(Number.isInteger(retryAfter) && retryAfter > 0 && retryAfter <= THROTTLE.windowMs / 1000, `Retry-After ${blocked.headers['retry-after']}`)
+    assert.ok(
+      Number.isInteger(retryAfter) && retryAfter > 0 && retryAfter <= THROTTLE.windowMs / 1000,
+      `Retry-After ${blocked.headers['retry-after']}`,
+    )
     assert.equal((blocked.json() as { error: string }).error, 'slow_down')
     // Even the right password is refused from the throttled address...
     assert.equal((await jwtAuth(h, [], { username: 'victim', password: 'victim-password' }, {}, attacker)).statusCode, 429)
-    assert.equal((await postJwtAuth(h, { grant_type: 'password', username: 'victim', password: 'victim-password' })).statusCode, 200, 'POST from another address')
+    assert.equal(
+      (await postJwtAuth(h, { grant_type: 'password', username: 'victim', password: 'victim-password' })).statusCode,
+      200,
+      'POST from another address',
+    )
     // ...while the real user, from their own address, is not locked out.
     assert.equal((await jwtAuth(h, [], { username: 'victim', password: 'victim-password' }, {}, '198.51.100.20')).statusCode, 200)
     // Other accounts from the attacker's address are not affected by this account's counter.
@@ -325,7 +406,11 @@ describe('failed-login throttling', () => {
       for (let i = 0; i < THROTTLE.perAccountAddress - 1; i++) {
         assert.equal((await jwtAuth(h, [], { username: 'forgetful', password: 'typo-typo' }, {}, addr)).statusCode, 401)
       }
-      assert.equal((await jwtAuth(h, [], { username: 'forgetful', password: 'forgetful-password' }, {}, addr)).statusCode, 200, `round ${round}`)
+      assert.equal(
+        (await jwtAuth(h, [], { username: 'forgetful', password: 'forgetful-password' }, {}, addr)).statusCode,
+        200,
+        `round ${round}`,
+      )
     }
   })
 })
@@ -336,7 +421,8 @@ describe('audit and logs', () => {
     await h.createUser('audited', 'audited-password')
     assert.equal((await jwtAuth(h, [], { username: 'audited', password: 'audited-password' }, {}, '192.0.2.1')).statusCode, 200)
     assert.equal((await jwtAuth(h, [], { username: 'audited', password: 'bad-password' }, {}, '192.0.2.2')).statusCode, 401)
-    for (let i = 0; i < THROTTLE.perAccountAddress; i++) await jwtAuth(h, [], { username: 'audited', password: 'bad-password' }, {}, '192.0.2.3')
+    for (let i = 0; i < THROTTLE.perAccountAddress; i++)
+      await jwtAuth(h, [], { username: 'audited', password: 'bad-password' }, {}, '192.0.2.3')
     assert.equal((await jwtAuth(h, [], { username: 'audited', password: 'bad-password' }, {}, '192.0.2.3')).statusCode, 429)
     const rows = await h.db.selectFrom('audit_events').selectAll().where('actor', '=', 'audited').orderBy('id').execute()
     const seen = rows.map((r) => [r.action, r.ip])
@@ -359,16 +445,44 @@ describe('audit and logs', () => {
     const h = await harness(t, { logStream })
     const { user, project, creds } = await projectWithUser(h, 'ns/p', 'maintainer')
     const pat = await h.services.accessTokens.createPat(user.id, { name: 'ci', scopes: ['write_registry'] }, 'root')
-    const dt = await h.services.accessTokens.createDeployToken({ projectId: project.id }, { name: 'deploy', scopes: ['read_registry'] }, 'root')
+    const dt = await h.services.accessTokens.createDeployToken(
+      { projectId: project.id },
+      { name: 'deploy', scopes: ['read_registry'] },
+      'root',
+    )
     const secrets = [h.rootPassword, creds.password, pat.token, dt.token, 'wrong-password-9']
     // Every way a secret reaches the server: Basic on GET, form on POST, refresh tokens, bearer tokens, failures.
     const offline = tokenOf(await jwtAuth(h, ['repository:ns/p:pull,push'], creds, { offline_token: 'true' }))
-    const refresh = (await postJwtAuth(h, { grant_type: 'password', username: creds.username, password: creds.password, access_type: 'offline', service: REGISTRY_SERVICE, scope: 'repository:ns/p:pull' })).json() as { refresh_token: string }
+    const refresh = (
+      await postJwtAuth(h, {
+        grant_type: 'password',
+        username: creds.username,
+        password: creds.password,
+        access_type: 'offline',
+        service: REGISTRY_SERVICE,
+        scope: 'repository:ns/p:pull',
+      })
+    ).json() as { refresh_token: string }
     secrets.push(offline, refresh.refresh_token)
     const viaPat = tokenOf(await jwtAuth(h, ['repository:ns/p:pull,push'], { username: user.username, password: pat.token }))
     const viaDeploy = tokenOf(await jwtAuth(h, ['repository:ns/p:pull'], { username: dt.row.username, password: dt.token }))
-    const viaPost = tokenOf(await postJwtAuth(h, { grant_type: 'password', username: creds.username, password: creds.password, service: REGISTRY_SERVICE, scope: 'repository:ns/p:pull' }))
-    const viaRefresh = tokenOf(await postJwtAuth(h, { grant_type: 'refresh_token', refresh_token: refresh.refresh_token, service: REGISTRY_SERVICE, scope: 'repository:ns/p:pull' }))
+    const viaPost = tokenOf(
+      await postJwtAuth(h, {
+        grant_type: 'password',
+        username: creds.username,
+        password: creds.password,
+        service: REGISTRY_SERVICE,
+        scope: 'repository:ns/p:pull',
+      }),
+    )
+    const viaRefresh = tokenOf(
+      await postJwtAuth(h, {
+        grant_type: 'refresh_token',
+        refresh_token: refresh.refresh_token,
+        service: REGISTRY_SERVICE,
+        scope: 'repository:ns/p:pull',
+      }),
+    )
     secrets.push(viaPat, viaDeploy, viaPost, viaRefresh)
     await jwtAuth(h, [], { username: creds.username, password: 'wrong-password-9' })
     await postJwtAuth(h, { grant_type: 'password', username: creds.username, password: 'wrong-password-9' })
@@ -387,6 +501,7 @@ describe('audit and logs', () => {
       assert.ok(!log.includes(s), `a secret (${s.slice(0, 12)}…) appears in the log`)
     }
     // Nor a fragment long enough to matter (e.g. a JWT's signature).
-    for (const tok of [offline, viaPat, viaDeploy, viaPost, viaRefresh]) assert.ok(!log.includes(tok.split('.')[2]!), 'a token signature appears in the log')
+    for (const tok of [offline, viaPat, viaDeploy, viaPost, viaRefresh])
+      assert.ok(!log.includes(tok.split('.')[2]!), 'a token signature appears in the log')
   })
 })

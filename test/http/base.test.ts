@@ -29,7 +29,16 @@ describe('GET /v2/', () => {
 describe('unknown endpoints and methods', () => {
   it('an unknown endpoint under /v2 is a 404 OCI JSON error', async (t) => {
     const h = await harness(t)
-    for (const url of ['/v2/t/a/foo', '/v2/t/a', '/v2/t/a/blobs', '/v2/t/a/manifests', '/v2/t/a/tags', '/v2/t/a/tags/list/x', '/v2/t/a/referrers', '/v2/_catalog/x']) {
+    for (const url of [
+      '/v2/t/a/foo',
+      '/v2/t/a',
+      '/v2/t/a/blobs',
+      '/v2/t/a/manifests',
+      '/v2/t/a/tags',
+      '/v2/t/a/tags/list/x',
+      '/v2/t/a/referrers',
+      '/v2/_catalog/x',
+    ]) {
       const res = await h.inject({ method: 'GET', url })
       const ocicode = OCI_ERRORS.ROUTE_UNKNOWN!.code
       assertOciError(res, 404, ocicode)

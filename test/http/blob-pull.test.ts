@@ -164,7 +164,12 @@ describe('cross-repository mount', () => {
       assert.ok(res.headers['docker-upload-uuid'])
       assertOciError(await get(h, 't/b', d), 404, 'BLOB_UNKNOWN')
       // The session works.
-      const put = await h.inject({ method: 'PUT', url: `${res.headers.location}?digest=${d}`, payload: DATA, headers: { 'content-type': 'application/octet-stream' } })
+      const put = await h.inject({
+        method: 'PUT',
+        url: `${res.headers.location}?digest=${d}`,
+        payload: DATA,
+        headers: { 'content-type': 'application/octet-stream' },
+      })
       assert.equal(put.statusCode, 201)
       assert.equal((await h.inject({ method: 'DELETE', url: `/v2/t/b/blobs/${d}` })).statusCode, 202)
     }
@@ -234,12 +239,15 @@ describe('blob pull over a real socket', () => {
     const port = (h.app.server.address() as { port: number }).port
     const authorization = `Bearer ${await h.token(['repository:t/a:pull'])}`
     await new Promise<void>((resolve) => {
-      const req = request({ host: '127.0.0.1', port, path: `/v2/t/a/blobs/${d}`, headers: { connection: 'close', authorization } }, (res) => {
-        res.once('data', () => {
-          req.destroy()
-          resolve()
-        })
-      })
+      const req = request(
+        { host: '127.0.0.1', port, path: `/v2/t/a/blobs/${d}`, headers: { connection: 'close', authorization } },
+        (res) => {
+          res.once('data', () => {
+            req.destroy()
+            resolve()
+          })
+        },
+      )
       req.on('error', () => resolve())
       req.end()
     })

@@ -26,7 +26,11 @@ function patch(h: Harness, url: string, chunk: Buffer, contentRange?: string, ex
 
 function put(h: Harness, url: string, digest: string | undefined, body?: Buffer): Promise<Response> {
   const q = digest === undefined ? '' : `${url.includes('?') ? '&' : '?'}digest=${digest}`
-  return h.inject({ method: 'PUT', url: `${url}${q}`, ...(body ? { payload: body, headers: { 'content-type': 'application/octet-stream' } } : {}) })
+  return h.inject({
+    method: 'PUT',
+    url: `${url}${q}`,
+    ...(body ? { payload: body, headers: { 'content-type': 'application/octet-stream' } } : {}),
+  })
 }
 
 async function readBlob(h: Harness, repo: string, digest: string): Promise<Response> {
@@ -59,7 +63,12 @@ describe('blob push: monolithic', () => {
     const h = await harness(t)
     const data = randomBlob(1000)
     const digest = sha256(data)
-    const res = await h.inject({ method: 'POST', url: `/v2/t/lib/app/blobs/uploads/?digest=${digest}`, headers: { 'content-type': 'application/octet-stream' }, payload: data })
+    const res = await h.inject({
+      method: 'POST',
+      url: `/v2/t/lib/app/blobs/uploads/?digest=${digest}`,
+      headers: { 'content-type': 'application/octet-stream' },
+      payload: data,
+    })
     assertCreated(res, 't/lib/app', digest)
     await assertBlob(h, 't/lib/app', digest, data)
     assert.deepEqual(await uploadFiles(h), [], 'no temp file left behind')
@@ -69,7 +78,12 @@ describe('blob push: monolithic', () => {
     const h = await harness(t)
     const data = randomBlob(100)
     const wrong = sha256('something else')
-    const res = await h.inject({ method: 'POST', url: `/v2/t/a/blobs/uploads/?digest=${wrong}`, headers: { 'content-type': 'application/octet-stream' }, payload: data })
+    const res = await h.inject({
+      method: 'POST',
+      url: `/v2/t/a/blobs/uploads/?digest=${wrong}`,
+      headers: { 'content-type': 'application/octet-stream' },
+      payload: data,
+    })
     assertOciError(res, 400, 'DIGEST_INVALID')
     assertOciError(await readBlob(h, 't/a', wrong), 404, 'BLOB_UNKNOWN')
     assertOciError(await readBlob(h, 't/a', sha256(data)), 404, 'BLOB_UNKNOWN')
@@ -79,7 +93,12 @@ describe('blob push: monolithic', () => {
   it('POST with a malformed digest → 400 DIGEST_INVALID', async (t) => {
     const h = await harness(t)
     for (const d of ['sha256:abc', 'nope', `SHA256:${'a'.repeat(64)}`, `sha256:${'A'.repeat(64)}`, `md5:${'a'.repeat(32)}`, '']) {
-      const res = await h.inject({ method: 'POST', url: `/v2/t/a/blobs/uploads/?digest=${encodeURIComponent(d)}`, headers: { 'content-type': 'application/octet-stream' }, payload: 'x' })
+      const res = await h.inject({
+        method: 'POST',
+        url: `/v2/t/a/blobs/uploads/?digest=${encodeURIComponent(d)}`,
+        headers: { 'content-type': 'application/octet-stream' },
+        payload: 'x',
+      })
       assertOciError(res, 400, 'DIGEST_INVALID')
     }
   })
@@ -88,7 +107,12 @@ describe('blob push: monolithic', () => {
     const h = await harness(t)
     const data = randomBlob(300)
     const digest = sha512(data)
-    const res = await h.inject({ method: 'POST', url: `/v2/t/a/blobs/uploads/?digest=${digest}`, headers: { 'content-type': 'application/octet-stream' }, payload: data })
+    const res = await h.inject({
+      method: 'POST',
+      url: `/v2/t/a/blobs/uploads/?digest=${digest}`,
+      headers: { 'content-type': 'application/octet-stream' },
+      payload: data,
+    })
     assertCreated(res, 't/a', digest)
     await assertBlob(h, 't/a', digest, data)
   })
@@ -96,7 +120,11 @@ describe('blob push: monolithic', () => {
   it('zero-byte blob, monolithic', async (t) => {
     const h = await harness(t)
     const digest = sha256('')
-    const res = await h.inject({ method: 'POST', url: `/v2/t/a/blobs/uploads/?digest=${digest}`, headers: { 'content-type': 'application/octet-stream', 'content-length': '0' } })
+    const res = await h.inject({
+      method: 'POST',
+      url: `/v2/t/a/blobs/uploads/?digest=${digest}`,
+      headers: { 'content-type': 'application/octet-stream', 'content-length': '0' },
+    })
     assertCreated(res, 't/a', digest)
     await assertBlob(h, 't/a', digest, Buffer.alloc(0))
     const head = await h.inject({ method: 'HEAD', url: `/v2/t/a/blobs/${digest}` })
@@ -107,7 +135,12 @@ describe('blob push: monolithic', () => {
   it('Content-Length not matching the body → 400 SIZE_INVALID', async (t) => {
     const h = await harness(t)
     const data = Buffer.from('0123456789')
-    const res = await h.inject({ method: 'POST', url: `/v2/t/a/blobs/uploads/?digest=${sha256(data)}`, headers: { 'content-type': 'application/octet-stream', 'content-length': '4' }, payload: data })
+    const res = await h.inject({
+      method: 'POST',
+      url: `/v2/t/a/blobs/uploads/?digest=${sha256(data)}`,
+      headers: { 'content-type': 'application/octet-stream', 'content-length': '4' },
+      payload: data,
+    })
     assertOciError(res, 400, 'SIZE_INVALID')
     assertOciError(await readBlob(h, 't/a', sha256(data)), 404, 'BLOB_UNKNOWN')
   })
@@ -116,7 +149,12 @@ describe('blob push: monolithic', () => {
     const h = await harness(t)
     const data = randomBlob(10)
     for (let i = 0; i < 2; i++) {
-      const res = await h.inject({ method: 'POST', url: `/v2/t/a/blobs/uploads/?digest=${sha256(data)}`, headers: { 'content-type': 'application/octet-stream' }, payload: data })
+      const res = await h.inject({
+        method: 'POST',
+        url: `/v2/t/a/blobs/uploads/?digest=${sha256(data)}`,
+        headers: { 'content-type': 'application/octet-stream' },
+        payload: data,
+      })
       assertCreated(res, 't/a', sha256(data))
     }
     await assertBlob(h, 't/a', sha256(data), data)
@@ -409,7 +447,10 @@ describe('blob push: resumable after restart', () => {
         throw Object.assign(new Error('aborted'), { code: 'ECONNRESET' })
       })(),
     )
-    await assert.rejects(h.registry.uploads.append(parseRepoName('t/a'), id, { stream: broken, length: 9000, rangeStart: 1000, rangeEnd: 9999 }), /aborted/)
+    await assert.rejects(
+      h.registry.uploads.append(parseRepoName('t/a'), id, { stream: broken, length: 9000, rangeStart: 1000, rangeEnd: 9999 }),
+      /aborted/,
+    )
     assert.equal((await h.inject({ method: 'GET', url })).headers.range, '0-3999')
     assert.equal((await stat(join(h.storageDir, 'uploads', id))).size, 4000)
     assert.equal((await patch(h, url, data.subarray(4000), '4000-9999')).statusCode, 202)
@@ -516,7 +557,12 @@ describe('upload expiry races', () => {
     const data = Buffer.from('slow monolithic upload body')
     await h.prepare(`/v2/t/a/blobs/uploads/?digest=${sha256(data)}`)
     const body = new PassThrough()
-    const posting = h.inject({ method: 'POST', url: `/v2/t/a/blobs/uploads/?digest=${sha256(data)}`, headers: { 'content-type': 'application/octet-stream' }, payload: body })
+    const posting = h.inject({
+      method: 'POST',
+      url: `/v2/t/a/blobs/uploads/?digest=${sha256(data)}`,
+      headers: { 'content-type': 'application/octet-stream' },
+      payload: body,
+    })
     body.write(data.subarray(0, 10))
     // The client stalls for longer than the TTL (temp file mtime is old) and a sweep runs. On a
     // loaded machine the temp file can take longer than one tick to appear: wait for it (bounded).

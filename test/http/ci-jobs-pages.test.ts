@@ -12,7 +12,15 @@ import { test, type TestContext } from 'node:test'
 import type { LightMyRequestResponse } from 'fastify'
 import { apiHarness } from './api-harness.ts'
 
-type JobJson = { id: number; name: string; stage: string; status: string; commit: { id: string } | null; pipeline: { id: number }; user: { username: string } | null }
+type JobJson = {
+  id: number
+  name: string
+  stage: string
+  status: string
+  commit: { id: string } | null
+  pipeline: { id: number }
+  user: { username: string } | null
+}
 
 async function setup(t: TestContext, ci: string) {
   const h = await apiHarness(t)
@@ -22,7 +30,15 @@ async function setup(t: TestContext, ci: string) {
   const bare = await h.services.git!.repository(project)
   const work = join(h.tmpDir, 'work')
   await mkdir(work)
-  const env = { ...process.env, GIT_CONFIG_NOSYSTEM: '1', HOME: h.tmpDir, GIT_AUTHOR_NAME: 'A', GIT_AUTHOR_EMAIL: 'a@x', GIT_COMMITTER_NAME: 'A', GIT_COMMITTER_EMAIL: 'a@x' }
+  const env = {
+    ...process.env,
+    GIT_CONFIG_NOSYSTEM: '1',
+    HOME: h.tmpDir,
+    GIT_AUTHOR_NAME: 'A',
+    GIT_AUTHOR_EMAIL: 'a@x',
+    GIT_COMMITTER_NAME: 'A',
+    GIT_COMMITTER_EMAIL: 'a@x',
+  }
   const git = (...args: string[]) => execFileSync('git', args, { cwd: work, env, encoding: 'utf8' }).trim()
   git('init', '-q', '-b', 'main')
   await writeFile(join(work, '.gitlab-ci.yml'), ci)
@@ -46,7 +62,14 @@ async function gitSpawns<T>(fn: () => Promise<T>): Promise<{ result: T; git: num
 }
 
 function headers(res: LightMyRequestResponse) {
-  const { 'x-total': total, 'x-total-pages': pages, 'x-page': page, 'x-per-page': perPage, 'x-next-page': next, 'x-prev-page': prev } = res.headers
+  const {
+    'x-total': total,
+    'x-total-pages': pages,
+    'x-page': page,
+    'x-per-page': perPage,
+    'x-next-page': next,
+    'x-prev-page': prev,
+  } = res.headers
   return { total, pages, page, perPage, next, prev }
 }
 
@@ -74,7 +97,14 @@ test('a pipeline made through .gitlab-ci.yml pages its jobs in stage order, with
   const seen: string[] = []
   for (let page = 1; page <= 3; page++) {
     const res = await h.req('GET', `${base}?per_page=2&page=${page}`, { token })
-    assert.deepEqual(headers(res), { total: '5', pages: '3', page: String(page), perPage: '2', next: page < 3 ? String(page + 1) : '', prev: page > 1 ? String(page - 1) : '' })
+    assert.deepEqual(headers(res), {
+      total: '5',
+      pages: '3',
+      page: String(page),
+      perPage: '2',
+      next: page < 3 ? String(page + 1) : '',
+      prev: page > 1 ? String(page - 1) : '',
+    })
     const jobs = res.json() as JobJson[]
     for (const j of jobs) {
       assert.equal(j.commit?.id, sha)
@@ -90,19 +120,30 @@ test('a pipeline made through .gitlab-ci.yml pages its jobs in stage order, with
 
   // The total counts what the filter keeps.
   const pending = await h.req('GET', `${base}?scope[]=pending&scope[]=running&per_page=1`, { token })
-  assert.deepEqual((pending.json() as JobJson[]).map((j) => j.name), ['compile'])
+  assert.deepEqual(
+    (pending.json() as JobJson[]).map((j) => j.name),
+    ['compile'],
+  )
   assert.equal(pending.headers['x-total'], '1')
   const created = await h.req('GET', `${base}?scope=created&per_page=3&page=2`, { token })
-  assert.deepEqual((created.json() as JobJson[]).map((j) => j.name), ['ship'])
+  assert.deepEqual(
+    (created.json() as JobJson[]).map((j) => j.name),
+    ['ship'],
+  )
   assert.equal(created.headers['x-total'], '4')
 
   // /projects/:id/jobs: newest first, with headers (it sent none before).
   const projectJobs = await h.req('GET', `/api/v4/projects/${project.id}/jobs?per_page=4`, { token })
   assert.deepEqual(headers(projectJobs), { total: '5', pages: '2', page: '1', perPage: '4', next: '2', prev: '' })
-  assert.deepEqual((projectJobs.json() as JobJson[]).map((j) => j.name), ['ship', 'e2e', 'lint', 'unit'])
+  assert.deepEqual(
+    (projectJobs.json() as JobJson[]).map((j) => j.name),
+    ['ship', 'e2e', 'lint', 'unit'],
+  )
 })
 
-test('a 10,000-job pipeline: one page of per_page jobs (at most 100), GitLab headers, one git process, quickly', { timeout: 120_000 }, async (t) => {
+test('a 10,000-job pipeline: one page of per_page jobs (at most 100), GitLab headers, one git process, quickly', {
+  timeout: 120_000,
+}, async (t) => {
   const { h, token, project, root } = await setup(t, 'only: { script: [make] }\n')
   const p = await h.services.ci!.pipelines.createForRef(project, 'main', 'api', root.id, [])
   const [first] = await h.services.ci!.pipelines.jobs(p.id)
@@ -111,7 +152,12 @@ test('a 10,000-job pipeline: one page of per_page jobs (at most 100), GitLab hea
   const { id: _, ...template } = { ...(await h.db.selectFrom('ci_jobs').selectAll().where('id', '=', first.id).executeTakeFirstOrThrow()) }
   const TOTAL = 10_000
   for (let from = 1; from < TOTAL; from += 500) {
-    const rows = Array.from({ length: Math.min(500, TOTAL - from) }, (_v, i) => ({ ...template, name: `job ${from + i}`, stage: `stage-${(from + i) % 7}`, stage_idx: (from + i) % 7 }))
+    const rows = Array.from({ length: Math.min(500, TOTAL - from) }, (_v, i) => ({
+      ...template,
+      name: `job ${from + i}`,
+      stage: `stage-${(from + i) % 7}`,
+      stage_idx: (from + i) % 7,
+    }))
     await h.db.insertInto('ci_jobs').values(rows).execute()
   }
   const base = `/api/v4/projects/${project.id}/pipelines/${p.id}/jobs`
@@ -129,7 +175,9 @@ test('a 10,000-job pipeline: one page of per_page jobs (at most 100), GitLab hea
   // The commit is read once for the page (one `git cat-file --batch`), not once per job.
   assert.ok(git <= 1, `${git} git processes for one page`)
   assert.ok(ms < 5_000, `first page took ${ms} ms`)
-  t.diagnostic(`10,000-job pipeline, first page of 100: ${Math.round(ms)} ms, ${git} git process(es), rss ${Math.round(process.memoryUsage().rss / 2 ** 20)} MiB (before: ${Math.round(rssBefore / 2 ** 20)} MiB)`)
+  t.diagnostic(
+    `10,000-job pipeline, first page of 100: ${Math.round(ms)} ms, ${git} git process(es), rss ${Math.round(process.memoryUsage().rss / 2 ** 20)} MiB (before: ${Math.round(rssBefore / 2 ** 20)} MiB)`,
+  )
 
   // per_page is capped at GitLab's 100; the default is 20; the last page is the remainder.
   const capped = await h.req('GET', `${base}?per_page=1000`, { token })
@@ -144,7 +192,9 @@ test('a 10,000-job pipeline: one page of per_page jobs (at most 100), GitLab hea
   assert.equal((await h.req('GET', `${base}?per_page=100&page=101`, { token })).json().length, 0)
 
   // The project's job list over the same 10,000 rows pages the same way.
-  const { result: projectJobs, git: git2 } = await gitSpawns(() => h.req('GET', `/api/v4/projects/${project.id}/jobs?per_page=50&page=3`, { token }))
+  const { result: projectJobs, git: git2 } = await gitSpawns(() =>
+    h.req('GET', `/api/v4/projects/${project.id}/jobs?per_page=50&page=3`, { token }),
+  )
   assert.equal((projectJobs.json() as JobJson[]).length, 50)
   assert.deepEqual(headers(projectJobs), { total: String(TOTAL), pages: '200', page: '3', perPage: '50', next: '4', prev: '2' })
   assert.ok(git2 <= 1, `${git2} git processes for one page`)

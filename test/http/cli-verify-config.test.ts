@@ -14,7 +14,10 @@ it('verify-config shows the dependency proxy upstreams without their password or
   const dir = await mkdtemp(join(tmpdir(), 'wharf-verify-'))
   t.after(() => rm(dir, { recursive: true, force: true }))
   const file = join(dir, 'wharf.yaml')
-  await writeFile(file, 'dependencyProxy:\n  upstreams:\n    - host: docker.io\n      url: https://hub.example\n      username: bot\n      password: hunter2-secret\n    - host: ghcr.io\n      url: https://ghcr.io\n      token: ghp-static-secret\n')
+  await writeFile(
+    file,
+    'dependencyProxy:\n  upstreams:\n    - host: docker.io\n      url: https://hub.example\n      username: bot\n      password: hunter2-secret\n    - host: ghcr.io\n      url: https://ghcr.io\n      token: ghp-static-secret\n',
+  )
   const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('WHARF_') && k !== 'NODE_TEST_CONTEXT'))
   const r = spawnSync(node, ['src/cli/main.ts', 'verify-config', '--config', file], { cwd: repo, env, encoding: 'utf8', timeout: 60_000 })
   assert.equal(r.status, 0, r.stderr)
@@ -29,8 +32,15 @@ it('verify-config shows the dependency proxy upstreams without their password or
 it('verify-config shows every setting (each set here through its WHARF_* variable), secrets as "(hidden)"', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'wharf-verify-'))
   t.after(() => rm(dir, { recursive: true, force: true }))
-  const bare = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('WHARF_') && k !== 'NODE_TEST_CONTEXT')) as Record<string, string>
-  const tls = spawnSync(node, ['src/cli/main.ts', 'tls', 'init', '--out', join(dir, 'tls'), '--data', join(dir, 'data')], { cwd: repo, env: bare, encoding: 'utf8', timeout: 60_000 })
+  const bare = Object.fromEntries(
+    Object.entries(process.env).filter(([k]) => !k.startsWith('WHARF_') && k !== 'NODE_TEST_CONTEXT'),
+  ) as Record<string, string>
+  const tls = spawnSync(node, ['src/cli/main.ts', 'tls', 'init', '--out', join(dir, 'tls'), '--data', join(dir, 'data')], {
+    cwd: repo,
+    env: bare,
+    encoding: 'utf8',
+    timeout: 60_000,
+  })
   assert.equal(tls.status, 0, tls.stderr)
   const cert = join(dir, 'tls', 'server.crt')
   const key = join(dir, 'tls', 'server.key')

@@ -8,7 +8,12 @@ describe('concurrency', () => {
     const data = randomBlob(2 * (1 << 20))
     const digest = sha256(data)
     const push = (repo: string) =>
-      h.inject({ method: 'POST', url: `/v2/${repo}/blobs/uploads/?digest=${digest}`, headers: { 'content-type': 'application/octet-stream' }, payload: data })
+      h.inject({
+        method: 'POST',
+        url: `/v2/${repo}/blobs/uploads/?digest=${digest}`,
+        headers: { 'content-type': 'application/octet-stream' },
+        payload: data,
+      })
     const results = await Promise.all([push('t/one'), push('t/two'), push('t/one'), push('t/three')])
     for (const r of results) assert.equal(r.statusCode, 201, r.body)
     for (const repo of ['t/one', 't/two', 't/three']) {
@@ -25,13 +30,24 @@ describe('concurrency', () => {
     const upload = async (repo: string) => {
       const post = await h.inject({ method: 'POST', url: `/v2/${repo}/blobs/uploads/` })
       const url = String(post.headers.location)
-      const p = await h.inject({ method: 'PATCH', url, headers: { 'content-type': 'application/octet-stream' }, payload: data.subarray(0, 50_000) })
+      const p = await h.inject({
+        method: 'PATCH',
+        url,
+        headers: { 'content-type': 'application/octet-stream' },
+        payload: data.subarray(0, 50_000),
+      })
       assert.equal(p.statusCode, 202)
-      return h.inject({ method: 'PUT', url: `${url}?digest=${digest}`, headers: { 'content-type': 'application/octet-stream' }, payload: data.subarray(50_000) })
+      return h.inject({
+        method: 'PUT',
+        url: `${url}?digest=${digest}`,
+        headers: { 'content-type': 'application/octet-stream' },
+        payload: data.subarray(50_000),
+      })
     }
     const results = await Promise.all([upload('t/a'), upload('t/b')])
     for (const r of results) assert.equal(r.statusCode, 201, r.body)
-    for (const repo of ['t/a', 't/b']) assert.equal(sha256((await h.inject({ method: 'GET', url: `/v2/${repo}/blobs/${digest}` })).rawPayload), digest)
+    for (const repo of ['t/a', 't/b'])
+      assert.equal(sha256((await h.inject({ method: 'GET', url: `/v2/${repo}/blobs/${digest}` })).rawPayload), digest)
   })
 
   it('concurrent PUTs of one tag to different manifests end with one consistent tag', async (t) => {
@@ -62,10 +78,17 @@ describe('concurrency', () => {
 
   it('concurrent first pushes create a repository once', async (t) => {
     const h = await harness(t)
-    const results = await Promise.all(Array.from({ length: 8 }, (_, i) => {
-      const data = Buffer.from(`blob ${i}`)
-      return h.inject({ method: 'POST', url: `/v2/t/fresh/repo/blobs/uploads/?digest=${sha256(data)}`, payload: data, headers: { 'content-type': 'application/octet-stream' } })
-    }))
+    const results = await Promise.all(
+      Array.from({ length: 8 }, (_, i) => {
+        const data = Buffer.from(`blob ${i}`)
+        return h.inject({
+          method: 'POST',
+          url: `/v2/t/fresh/repo/blobs/uploads/?digest=${sha256(data)}`,
+          payload: data,
+          headers: { 'content-type': 'application/octet-stream' },
+        })
+      }),
+    )
     for (const r of results) assert.equal(r.statusCode, 201, r.body)
     await pushManifest(h, 't/fresh/repo', 'v1', await imageManifest(h, 't/fresh/repo', { seed: 'fresh' }))
     assert.deepEqual((await h.inject({ method: 'GET', url: '/v2/_catalog' })).json(), { repositories: ['t/fresh/repo'] })

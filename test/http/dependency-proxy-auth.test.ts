@@ -11,12 +11,22 @@ const basic = (u: string, p: string) => `Basic ${Buffer.from(`${u}:${p}`).toStri
 const SCOPE = 'repository:team/dependency_proxy/containers/alpine:pull,push,delete'
 const SUB_SCOPE = 'repository:team/sub/dependency_proxy/containers/library/alpine:pull'
 
-async function granted(h: RunnerHarness, auth: { username: string; password: string } | undefined, scopes: string[] = [SCOPE]): Promise<Record<string, string[]>> {
+async function granted(
+  h: RunnerHarness,
+  auth: { username: string; password: string } | undefined,
+  scopes: string[] = [SCOPE],
+): Promise<Record<string, string[]>> {
   const qs = new URLSearchParams({ service: 'container_registry' })
   for (const s of scopes) qs.append('scope', s)
-  const res = await h.app.inject({ method: 'GET', url: `/jwt/auth?${qs}`, headers: auth ? { authorization: basic(auth.username, auth.password) } : {} })
+  const res = await h.app.inject({
+    method: 'GET',
+    url: `/jwt/auth?${qs}`,
+    headers: auth ? { authorization: basic(auth.username, auth.password) } : {},
+  })
   assert.equal(res.statusCode, 200, res.body)
-  const claims = JSON.parse(Buffer.from((res.json() as { token: string }).token.split('.')[1]!, 'base64url').toString()) as { access: Array<{ name: string; actions: string[] }> }
+  const claims = JSON.parse(Buffer.from((res.json() as { token: string }).token.split('.')[1]!, 'base64url').toString()) as {
+    access: Array<{ name: string; actions: string[] }>
+  }
   return Object.fromEntries(claims.access.map((a) => [a.name, a.actions]))
 }
 
@@ -51,24 +61,52 @@ describe('dependency proxy authorization', () => {
     const { h, outsider } = await setup(t)
     assert.deepEqual(await granted(h, { username: 'outsider', password: outsider.password }), {})
     assert.deepEqual(await granted(h, undefined), {})
-    assert.deepEqual(await granted(h, { username: 'outsider', password: outsider.password }, ['repository:nogroup/dependency_proxy/containers/alpine:pull']), {})
+    assert.deepEqual(
+      await granted(h, { username: 'outsider', password: outsider.password }, [
+        'repository:nogroup/dependency_proxy/containers/alpine:pull',
+      ]),
+      {},
+    )
     const qs = new URLSearchParams({ service: 'container_registry', scope: SCOPE })
-    const tok = await h.app.inject({ method: 'GET', url: `/jwt/auth?${qs}`, headers: { authorization: basic('outsider', outsider.password) } })
-    const denied = await h.app.inject({ method: 'GET', url: '/v2/team/dependency_proxy/containers/alpine/manifests/3', headers: { authorization: `Bearer ${(tok.json() as { token: string }).token}` } })
+    const tok = await h.app.inject({
+      method: 'GET',
+      url: `/jwt/auth?${qs}`,
+      headers: { authorization: basic('outsider', outsider.password) },
+    })
+    const denied = await h.app.inject({
+      method: 'GET',
+      url: '/v2/team/dependency_proxy/containers/alpine/manifests/3',
+      headers: { authorization: `Bearer ${(tok.json() as { token: string }).token}` },
+    })
     assert.equal(denied.statusCode, 403)
-    assert.match((denied.json() as { errors: Array<{ message: string }> }).errors[0]!.message, /pulls need a member of the group \(Guest or higher\)/)
+    assert.match(
+      (denied.json() as { errors: Array<{ message: string }> }).errors[0]!.message,
+      /pulls need a member of the group \(Guest or higher\)/,
+    )
   })
 
   it('a deploy token of the group (or a parent group) with read_registry pulls; of another group or without the scope, nothing', async (t) => {
     const { h, team, other } = await setup(t)
-    const dt = await h.services.accessTokens.createDeployToken({ namespaceId: team.id }, { name: 'ci', username: 'puller', scopes: ['read_registry'] }, 'test')
+    const dt = await h.services.accessTokens.createDeployToken(
+      { namespaceId: team.id },
+      { name: 'ci', username: 'puller', scopes: ['read_registry'] },
+      'test',
+    )
     assert.deepEqual(await granted(h, { username: 'puller', password: dt.token }, [SCOPE, SUB_SCOPE]), {
       'team/dependency_proxy/containers/alpine': ['pull'],
       'team/sub/dependency_proxy/containers/library/alpine': ['pull'],
     })
-    const repoOnly = await h.services.accessTokens.createDeployToken({ namespaceId: team.id }, { name: 'git', username: 'gitter', scopes: ['read_repository'] }, 'test')
+    const repoOnly = await h.services.accessTokens.createDeployToken(
+      { namespaceId: team.id },
+      { name: 'git', username: 'gitter', scopes: ['read_repository'] },
+      'test',
+    )
     assert.deepEqual(await granted(h, { username: 'gitter', password: repoOnly.token }), {})
-    const project = await h.services.accessTokens.createDeployToken({ projectId: other.id }, { name: 'p', username: 'projtok', scopes: ['read_registry'] }, 'test')
+    const project = await h.services.accessTokens.createDeployToken(
+      { projectId: other.id },
+      { name: 'p', username: 'projtok', scopes: ['read_registry'] },
+      'test',
+    )
     assert.deepEqual(await granted(h, { username: 'projtok', password: project.token }), {})
   })
 
@@ -85,7 +123,9 @@ describe('dependency proxy authorization', () => {
     assert.equal(v.CI_DEPENDENCY_PROXY_USER, 'gitlab-ci-token')
     assert.equal(v.CI_DEPENDENCY_PROXY_PASSWORD, inTeam.token)
     assert.equal(v.CI_DEPENDENCY_PROXY_GROUP_IMAGE_PREFIX, 'wharf.test:5000/team/dependency_proxy/containers')
-    assert.deepEqual(await granted(h, { username: v.CI_DEPENDENCY_PROXY_USER!, password: v.CI_DEPENDENCY_PROXY_PASSWORD! }), { 'team/dependency_proxy/containers/alpine': ['pull'] })
+    assert.deepEqual(await granted(h, { username: v.CI_DEPENDENCY_PROXY_USER!, password: v.CI_DEPENDENCY_PROXY_PASSWORD! }), {
+      'team/dependency_proxy/containers/alpine': ['pull'],
+    })
     assert.deepEqual(await granted(h, { username: 'gitlab-ci-token', password: outside.token }), {})
   })
 

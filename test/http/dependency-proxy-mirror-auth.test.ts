@@ -29,11 +29,21 @@ async function setup(t: TestContext, auth: boolean, limits?: { maxConnectionsPer
     tokenTtlSeconds: 300,
     pageMax: 100,
     rootPassword: 'root-password-1',
-    dependencyProxy: { upstreams: [{ host: 'docker.io', url: `http://127.0.0.1:${(up.address() as AddressInfo).port}` }], tagTtlSeconds: 60, upstreamTimeoutSeconds: 5, manifestBytes: 4 << 20 },
+    dependencyProxy: {
+      upstreams: [{ host: 'docker.io', url: `http://127.0.0.1:${(up.address() as AddressInfo).port}` }],
+      tagTtlSeconds: 60,
+      upstreamTimeoutSeconds: 5,
+      manifestBytes: 4 << 20,
+    },
   })
   const logger = pino({ level: 'silent' })
   const app = await buildApp({ logger, ...services, publicUrl: PUBLIC_URL, limits: { manifestBytes: 4 << 20 } })
-  const mirror = await buildMirrorApp({ logger, proxy: services.dependencyProxy, auth: auth ? { auth: services.auth, realm: `${PUBLIC_URL}/jwt/auth` } : undefined, ...(limits ? { limits } : {}) })
+  const mirror = await buildMirrorApp({
+    logger,
+    proxy: services.dependencyProxy,
+    auth: auth ? { auth: services.auth, realm: `${PUBLIC_URL}/jwt/auth` } : undefined,
+    ...(limits ? { limits } : {}),
+  })
   t.after(async () => {
     await mirror.close()
     await app.close()
@@ -42,7 +52,11 @@ async function setup(t: TestContext, auth: boolean, limits?: { maxConnectionsPer
     await rm(dir, { recursive: true, force: true })
   })
   const token = async (authorization: string | undefined, scope: string) => {
-    const res = await app.inject({ method: 'GET', url: `/jwt/auth?service=container_registry&scope=${encodeURIComponent(scope)}`, headers: authorization ? { authorization } : {} })
+    const res = await app.inject({
+      method: 'GET',
+      url: `/jwt/auth?service=container_registry&scope=${encodeURIComponent(scope)}`,
+      headers: authorization ? { authorization } : {},
+    })
     assert.equal(res.statusCode, 200, res.body)
     return (res.json() as { token: string }).token
   }
@@ -70,9 +84,17 @@ it('mirrorAuth token: challenges at /v2/ and per image, lets a signed-in user pu
   assert.equal((await mirror.inject({ method: 'GET', url, headers: { authorization: `Bearer ${anonymous}` } })).statusCode, 403)
   const user = await services.users.createUser({ username: 'ada', password: 'ada-password-1' })
   const apiOnly = await services.accessTokens.createPat(user.id, { name: 'api', scopes: ['read_api'] }, 'test')
-  assert.equal((await mirror.inject({ method: 'GET', url, headers: { authorization: `Bearer ${await token(basic('ada', apiOnly.token), scope)}` } })).statusCode, 403)
+  assert.equal(
+    (await mirror.inject({ method: 'GET', url, headers: { authorization: `Bearer ${await token(basic('ada', apiOnly.token), scope)}` } }))
+      .statusCode,
+    403,
+  )
   const registry = await services.accessTokens.createPat(user.id, { name: 'reg', scopes: ['read_registry'] }, 'test')
-  assert.equal((await mirror.inject({ method: 'GET', url, headers: { authorization: `Bearer ${await token(basic('ada', registry.token), scope)}` } })).statusCode, 404)
+  assert.equal(
+    (await mirror.inject({ method: 'GET', url, headers: { authorization: `Bearer ${await token(basic('ada', registry.token), scope)}` } }))
+      .statusCode,
+    404,
+  )
   // Even so, the grant never includes push.
   const pushScope = await token(basic('root', 'root-password-1'), 'repository:dependency_proxy/docker.io/library/alpine:pull,push')
   const claims = JSON.parse(Buffer.from(pushScope.split('.')[1]!, 'base64url').toString()) as { access: Array<{ actions: string[] }> }
@@ -86,19 +108,21 @@ it('mirrorAuth anonymous (the default): no token needed', async (t) => {
   assert.equal(res.statusCode, 404, res.body)
 })
 
-it('the mirror listener has the main listener\'s connection limits: over the per-address cap, 503 with the reason', async (t) => {
+it("the mirror listener has the main listener's connection limits: over the per-address cap, 503 with the reason", async (t) => {
   const { mirror } = await setup(t, false, { maxConnectionsPerAddress: 2 })
   await mirror.listen({ host: '127.0.0.1', port: 0 })
   const port = (mirror.server.address() as AddressInfo).port
-  const open = () => new Promise<Socket>((resolve, reject) => {
-    const s = connect(port, '127.0.0.1', () => resolve(s)).once('error', reject)
-  })
-  const answer = (s: Socket) => new Promise<string>((resolve) => {
-    let text = ''
-    s.on('data', (b) => (text += b.toString()))
-    s.once('close', () => resolve(text))
-    s.write('GET /v2/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n')
-  })
+  const open = () =>
+    new Promise<Socket>((resolve, reject) => {
+      const s = connect(port, '127.0.0.1', () => resolve(s)).once('error', reject)
+    })
+  const answer = (s: Socket) =>
+    new Promise<string>((resolve) => {
+      let text = ''
+      s.on('data', (b) => (text += b.toString()))
+      s.once('close', () => resolve(text))
+      s.write('GET /v2/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n')
+    })
   const held = [await open(), await open()]
   const refused = await answer(await open())
   assert.match(refused, /^HTTP\/1\.1 503 /)

@@ -15,7 +15,11 @@ import { ociErrorHandler } from '../../src/registry/routes.ts'
 type Handler = (err: Error, req: FastifyRequest, reply: FastifyReply) => unknown
 
 const EDGES: Array<{ name: string; statuses: Record<string, number>; handler: Handler }> = [
-  { name: 'registry /v2', statuses: Object.fromEntries(Object.entries(OCI_ERRORS).map(([k, v]) => [k, v.status])), handler: ociErrorHandler },
+  {
+    name: 'registry /v2',
+    statuses: Object.fromEntries(Object.entries(OCI_ERRORS).map(([k, v]) => [k, v.status])),
+    handler: ociErrorHandler,
+  },
   { name: 'REST API', statuses: API_ERRORS, handler: apiErrorHandler },
   { name: 'runner API', statuses: RUNNER_ERRORS, handler: runnerErrorHandler(1024) },
   { name: 'git smart HTTP', statuses: GIT_ERRORS, handler: gitErrorHandler },
@@ -46,7 +50,8 @@ describe('error catalog', () => {
         if (RETRYABLE.includes(code)) assert.equal(status, 503, `${code} is retried by clients`)
         else assert.ok(status < 500 || status === 501, `${code} → ${status}: a domain error is the request's fault, not a server failure`)
         // Except on /v2, where a manifest naming a missing blob is a bad manifest (spec: 400).
-        if ((code.endsWith('_UNKNOWN') && !(edge.name === 'registry /v2' && code === 'MANIFEST_BLOB_UNKNOWN')) || code === 'NOT_FOUND') assert.equal(status, 404, code)
+        if ((code.endsWith('_UNKNOWN') && !(edge.name === 'registry /v2' && code === 'MANIFEST_BLOB_UNKNOWN')) || code === 'NOT_FOUND')
+          assert.equal(status, 404, code)
       }
     })
   }
@@ -60,7 +65,8 @@ describe('error catalog', () => {
   })
 
   it('every problem+json status has a title', () => {
-    for (const status of [...Object.values(API_ERRORS), ...Object.values(RUNNER_ERRORS)]) assert.notEqual(problem(status, 'x').title, 'Error', String(status))
+    for (const status of [...Object.values(API_ERRORS), ...Object.values(RUNNER_ERRORS)])
+      assert.notEqual(problem(status, 'x').title, 'Error', String(status))
   })
 
   for (const edge of EDGES) {
@@ -74,7 +80,10 @@ describe('error catalog', () => {
         const type = String(res.headers['content-type'])
         if (edge.name === 'registry /v2') {
           assert.match(type, /^application\/json/)
-          assert.deepEqual((res.json() as { errors: Array<{ code: string }> }).errors.map((e) => e.code), [OCI_ERRORS[code].code])
+          assert.deepEqual(
+            (res.json() as { errors: Array<{ code: string }> }).errors.map((e) => e.code),
+            [OCI_ERRORS[code].code],
+          )
         } else if (edge.name === 'git smart HTTP') {
           assert.match(type, /^text\/plain/)
           assert.ok(res.body.endsWith('\n') && !res.body.includes('at '), res.body)
@@ -100,6 +109,9 @@ describe('error catalog', () => {
     t.after(() => app.close())
     const res = await app.inject({ method: 'GET', url: '/' })
     assert.equal(res.statusCode, 413)
-    assert.deepEqual([(res.json() as { code: string }).code, (res.json() as { message: string }).message], ['TOO_LARGE', '413 artifacts are larger than the 1024-byte limit'])
+    assert.deepEqual(
+      [(res.json() as { code: string }).code, (res.json() as { message: string }).message],
+      ['TOO_LARGE', '413 artifacts are larger than the 1024-byte limit'],
+    )
   })
 })

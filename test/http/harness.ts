@@ -92,7 +92,12 @@ async function open(dataDir: string, opts: HarnessOptions, rootPassword: string)
   const db = openDb({ kind: 'sqlite', path: join(dataDir, 'wharf.db') })
   await migrate(db, 'sqlite')
   const driver = createFsDriver(join(dataDir, 'storage'))
-  const services = await createServices(db, driver, { publicUrl: PUBLIC_URL, tokenTtlSeconds: opts.tokenTtlSeconds ?? 300, pageMax: opts.pageMax ?? 10_000, rootPassword })
+  const services = await createServices(db, driver, {
+    publicUrl: PUBLIC_URL,
+    tokenTtlSeconds: opts.tokenTtlSeconds ?? 300,
+    pageMax: opts.pageMax ?? 10_000,
+    rootPassword,
+  })
   // The same redaction as src/server.ts.
   const logger = opts.logStream
     ? pino({ level: 'trace', redact: ['req.headers.authorization', 'headers.authorization'] }, opts.logStream)
@@ -185,7 +190,11 @@ export async function harness(t: Pick<TestContext, 'after'>, opts: HarnessOption
   const token = async (scopes: string[], creds?: { username: string; password: string }): Promise<string> => {
     const qs = new URLSearchParams({ service: REGISTRY_SERVICE })
     for (const s of scopes) qs.append('scope', s)
-    const res = await cur.app.inject({ method: 'GET', url: `/jwt/auth?${qs}`, headers: { authorization: basic(creds?.username ?? 'root', creds?.password ?? rootPassword) } })
+    const res = await cur.app.inject({
+      method: 'GET',
+      url: `/jwt/auth?${qs}`,
+      headers: { authorization: basic(creds?.username ?? 'root', creds?.password ?? rootPassword) },
+    })
     assert.equal(res.statusCode, 200, `GET /jwt/auth ${scopes.join(' ')}: ${res.body}`)
     return (res.json() as { token: string }).token
   }
@@ -205,7 +214,8 @@ export async function harness(t: Pick<TestContext, 'after'>, opts: HarnessOption
     return `Bearer ${await tok}`
   }
 
-  const hasAuth = (headers: unknown): boolean => typeof headers === 'object' && headers !== null && Object.keys(headers).some((k) => k.toLowerCase() === 'authorization')
+  const hasAuth = (headers: unknown): boolean =>
+    typeof headers === 'object' && headers !== null && Object.keys(headers).some((k) => k.toLowerCase() === 'authorization')
 
   const h: Harness = {
     root,
@@ -261,7 +271,8 @@ export async function harness(t: Pick<TestContext, 'after'>, opts: HarnessOption
       await bearerFor(url)
     },
     ensureProject,
-    createUser: (username, password = `pw-${username}-${randomBytes(6).toString('hex')}`) => cur.services.users.createUser({ username, password }),
+    createUser: (username, password = `pw-${username}-${randomBytes(6).toString('hex')}`) =>
+      cur.services.users.createUser({ username, password }),
     async addMember(target, user, role) {
       const kind = 'namespace_id' in target ? 'project' : 'namespace'
       await projectQueries.upsertMember(cur.db, kind, target.id, user.id, ACCESS_LEVELS[role], null)
@@ -365,8 +376,18 @@ export async function imageManifest(
   const doc = {
     schemaVersion: 2,
     mediaType,
-    config: { mediaType: opts.docker ? 'application/vnd.docker.container.image.v1+json' : 'application/vnd.oci.image.config.v1+json', digest: configDigest, size: config.length },
-    layers: [{ mediaType: opts.docker ? 'application/vnd.docker.image.rootfs.diff.tar.gzip' : 'application/vnd.oci.image.layer.v1.tar+gzip', digest: layerDigest, size: layer.length }],
+    config: {
+      mediaType: opts.docker ? 'application/vnd.docker.container.image.v1+json' : 'application/vnd.oci.image.config.v1+json',
+      digest: configDigest,
+      size: config.length,
+    },
+    layers: [
+      {
+        mediaType: opts.docker ? 'application/vnd.docker.image.rootfs.diff.tar.gzip' : 'application/vnd.oci.image.layer.v1.tar+gzip',
+        digest: layerDigest,
+        size: layer.length,
+      },
+    ],
     ...opts.extra,
   }
   return built(doc, mediaType, opts.platform ? { platform: opts.platform } : {})
@@ -399,7 +420,13 @@ export async function artifactManifest(
   return built(doc, MEDIA_TYPES.ociManifest, { artifactType, ...(annotations ? { annotations } : {}) })
 }
 
-export async function putManifest(h: Harness, repo: string, ref: string, m: BuiltManifest, contentType: string | undefined = m.mediaType): Promise<Response> {
+export async function putManifest(
+  h: Harness,
+  repo: string,
+  ref: string,
+  m: BuiltManifest,
+  contentType: string | undefined = m.mediaType,
+): Promise<Response> {
   return h.inject({
     method: 'PUT',
     url: `/v2/${repo}/manifests/${ref}`,

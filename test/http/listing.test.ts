@@ -26,7 +26,11 @@ function nextLink(res: Response): string | undefined {
 }
 
 /** Follows Link headers from `url`, returning every page's items and the URLs visited. */
-async function paginate(h: Harness, url: string, key: 'tags' | 'repositories'): Promise<{ items: string[]; pages: string[][]; urls: string[] }> {
+async function paginate(
+  h: Harness,
+  url: string,
+  key: 'tags' | 'repositories',
+): Promise<{ items: string[]; pages: string[][]; urls: string[] }> {
   const items: string[] = []
   const pages: string[][] = []
   const urls: string[] = []
@@ -71,25 +75,37 @@ describe('tags/list', () => {
     assert.equal(res.headers.link, `</v2/t/r/tags/list?n=5&last=${encodeURIComponent(SORTED[4]!)}>; rel="next"`)
     const all = await paginate(h, '/v2/t/r/tags/list?n=5', 'tags')
     assert.deepEqual(all.items, SORTED)
-    assert.deepEqual(all.pages.map((p) => p.length), [5, 5, 2])
+    assert.deepEqual(
+      all.pages.map((p) => p.length),
+      [5, 5, 2],
+    )
   })
 
   it('a last page of exactly n items has no Link', async (t) => {
     const h = await tagged(t)
     const all = await paginate(h, '/v2/t/r/tags/list?n=6', 'tags')
-    assert.deepEqual(all.pages.map((p) => p.length), [6, 6])
+    assert.deepEqual(
+      all.pages.map((p) => p.length),
+      [6, 6],
+    )
     assert.deepEqual(all.items, SORTED)
   })
 
   it('last returns the tags after it', async (t) => {
     const h = await tagged(t)
     let res = await h.inject({ method: 'GET', url: '/v2/t/r/tags/list?last=a' })
-    assert.deepEqual((res.json() as { tags: string[] }).tags, SORTED.filter((x) => x > 'a'))
+    assert.deepEqual(
+      (res.json() as { tags: string[] }).tags,
+      SORTED.filter((x) => x > 'a'),
+    )
     res = await h.inject({ method: 'GET', url: '/v2/t/r/tags/list?n=2&last=a' })
     assert.deepEqual((res.json() as { tags: string[] }).tags, SORTED.filter((x) => x > 'a').slice(0, 2))
     // A last that is not itself a tag still works.
     res = await h.inject({ method: 'GET', url: '/v2/t/r/tags/list?last=aa' })
-    assert.deepEqual((res.json() as { tags: string[] }).tags, SORTED.filter((x) => x > 'aa'))
+    assert.deepEqual(
+      (res.json() as { tags: string[] }).tags,
+      SORTED.filter((x) => x > 'aa'),
+    )
     res = await h.inject({ method: 'GET', url: '/v2/t/r/tags/list?last=zzz' })
     assert.deepEqual(res.json(), { name: 't/r', tags: [] })
     assert.equal(res.headers.link, undefined)
@@ -171,7 +187,10 @@ describe('_catalog', () => {
     const all = await paginate(h, '/v2/_catalog?n=3', 'repositories')
     assert.deepEqual(all.items, SORTED_REPOS)
     const after = await h.inject({ method: 'GET', url: `/v2/_catalog?last=${encodeURIComponent('t/a/x')}` })
-    assert.deepEqual((after.json() as { repositories: string[] }).repositories, SORTED_REPOS.filter((r) => r > 't/a/x'))
+    assert.deepEqual(
+      (after.json() as { repositories: string[] }).repositories,
+      SORTED_REPOS.filter((r) => r > 't/a/x'),
+    )
   })
 
   it('an empty registry has an empty catalog', async (t) => {
@@ -202,7 +221,10 @@ describe('referrers', () => {
     const subject = await imageManifest(h, 't/app')
     await pushManifest(h, 't/app', 'v1', subject)
     const sbom = await artifactManifest(h, 't/app', subject.descriptor, X, { 'org.example.kind': 'sbom' })
-    const sig = await artifactManifest(h, 't/app', subject.descriptor, Y, { 'org.example.kind': 'signature', 'org.opencontainers.image.created': '2024-01-01T00:00:00Z' })
+    const sig = await artifactManifest(h, 't/app', subject.descriptor, Y, {
+      'org.example.kind': 'signature',
+      'org.opencontainers.image.created': '2024-01-01T00:00:00Z',
+    })
     await pushManifest(h, 't/app', sbom.digest, sbom)
     await pushManifest(h, 't/app', sig.digest, sig)
     return { h, subject, sbom, sig }
@@ -278,19 +300,35 @@ describe('referrers', () => {
     const h = await harness(t)
     const subject = await imageManifest(h, 't/app')
     await pushManifest(h, 't/app', 'v1', subject)
-    const ref = await imageManifest(h, 't/app', { extra: { subject: { mediaType: subject.mediaType, digest: subject.digest, size: subject.body.length } } })
+    const ref = await imageManifest(h, 't/app', {
+      extra: { subject: { mediaType: subject.mediaType, digest: subject.digest, size: subject.body.length } },
+    })
     await pushManifest(h, 't/app', ref.digest, ref)
     const res = await h.inject({ method: 'GET', url: `/v2/t/app/referrers/${subject.digest}` })
-    assert.deepEqual((res.json() as Index).manifests, [{ mediaType: MEDIA_TYPES.ociManifest, digest: ref.digest, size: ref.body.length, artifactType: 'application/vnd.oci.image.config.v1+json' }])
+    assert.deepEqual((res.json() as Index).manifests, [
+      {
+        mediaType: MEDIA_TYPES.ociManifest,
+        digest: ref.digest,
+        size: ref.body.length,
+        artifactType: 'application/vnd.oci.image.config.v1+json',
+      },
+    ])
   })
 
   it('an index can be a referrer', async (t) => {
     const { h, subject } = await setup(t)
     const child = await imageManifest(h, 't/app')
     await pushManifest(h, 't/app', child.digest, child)
-    const idx = indexManifest([child.descriptor], { extra: { artifactType: 'application/vnd.example.bundle', subject: { mediaType: subject.mediaType, digest: subject.digest, size: subject.body.length } } })
+    const idx = indexManifest([child.descriptor], {
+      extra: {
+        artifactType: 'application/vnd.example.bundle',
+        subject: { mediaType: subject.mediaType, digest: subject.digest, size: subject.body.length },
+      },
+    })
     await pushManifest(h, 't/app', idx.digest, idx)
     const res = await h.inject({ method: 'GET', url: `/v2/t/app/referrers/${subject.digest}?artifactType=application/vnd.example.bundle` })
-    assert.deepEqual((res.json() as Index).manifests, [{ mediaType: MEDIA_TYPES.ociIndex, digest: idx.digest, size: idx.body.length, artifactType: 'application/vnd.example.bundle' }])
+    assert.deepEqual((res.json() as Index).manifests, [
+      { mediaType: MEDIA_TYPES.ociIndex, digest: idx.digest, size: idx.body.length, artifactType: 'application/vnd.example.bundle' },
+    ])
   })
 })

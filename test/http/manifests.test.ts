@@ -123,11 +123,22 @@ describe('manifest push', () => {
     const h = await harness(t)
     const m = await imageManifest(h, 't/a')
     const doc = JSON.parse(m.body.toString())
-    const missingLayer = { ...doc, layers: [...doc.layers, { mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: sha256('missing'), size: 7 }] }
-    const e = assertOciError(await putManifest(h, 't/a', 'x', { ...m, body: Buffer.from(JSON.stringify(missingLayer)) }), 400, 'MANIFEST_BLOB_UNKNOWN')
+    const missingLayer = {
+      ...doc,
+      layers: [...doc.layers, { mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: sha256('missing'), size: 7 }],
+    }
+    const e = assertOciError(
+      await putManifest(h, 't/a', 'x', { ...m, body: Buffer.from(JSON.stringify(missingLayer)) }),
+      400,
+      'MANIFEST_BLOB_UNKNOWN',
+    )
     assert.deepEqual(e.detail, { digest: sha256('missing') })
     const missingConfig = { ...doc, config: { ...doc.config, digest: sha256('no config'), size: 9 } }
-    assertOciError(await putManifest(h, 't/a', 'x', { ...m, body: Buffer.from(JSON.stringify(missingConfig)) }), 400, 'MANIFEST_BLOB_UNKNOWN')
+    assertOciError(
+      await putManifest(h, 't/a', 'x', { ...m, body: Buffer.from(JSON.stringify(missingConfig)) }),
+      400,
+      'MANIFEST_BLOB_UNKNOWN',
+    )
     assertOciError(await getManifest(h, 't/a', 'x'), 404, 'MANIFEST_UNKNOWN')
   })
 
@@ -149,7 +160,12 @@ describe('manifest push', () => {
     const h = await harness(t)
     const m = await imageManifest(h, 't/a')
     const doc = JSON.parse(m.body.toString())
-    doc.layers.push({ mediaType: 'application/vnd.oci.image.layer.nondistributable.v1.tar+gzip', digest: sha256('elsewhere'), size: 123, urls: ['https://example.com/blob'] })
+    doc.layers.push({
+      mediaType: 'application/vnd.oci.image.layer.nondistributable.v1.tar+gzip',
+      digest: sha256('elsewhere'),
+      size: 123,
+      urls: ['https://example.com/blob'],
+    })
     const res = await putManifest(h, 't/a', 'foreign', { ...m, body: Buffer.from(JSON.stringify(doc)) })
     assert.equal(res.statusCode, 201, res.body)
   })
@@ -157,7 +173,12 @@ describe('manifest push', () => {
   it('an index with a missing child → 400 MANIFEST_BLOB_UNKNOWN', async (t) => {
     const h = await harness(t)
     const { amd64, arm64 } = await platformIndex(h, 't/a')
-    const ghost = { mediaType: MEDIA_TYPES.ociManifest, digest: sha256('ghost manifest'), size: 10, platform: { os: 'linux', architecture: 's390x' } }
+    const ghost = {
+      mediaType: MEDIA_TYPES.ociManifest,
+      digest: sha256('ghost manifest'),
+      size: 10,
+      platform: { os: 'linux', architecture: 's390x' },
+    }
     const index = indexManifest([amd64.descriptor, arm64.descriptor, ghost])
     const e = assertOciError(await putManifest(h, 't/a', 'multi', index), 400, 'MANIFEST_BLOB_UNKNOWN')
     assert.deepEqual(e.detail, { digest: ghost.digest })
@@ -172,7 +193,12 @@ describe('manifest push', () => {
   it('invalid JSON → 400 MANIFEST_INVALID', async (t) => {
     const h = await harness(t)
     for (const body of ['{', 'not json', '', '[]', '{"schemaVersion":2,']) {
-      const res = await h.inject({ method: 'PUT', url: '/v2/t/a/manifests/x', headers: { 'content-type': MEDIA_TYPES.ociManifest }, payload: body })
+      const res = await h.inject({
+        method: 'PUT',
+        url: '/v2/t/a/manifests/x',
+        headers: { 'content-type': MEDIA_TYPES.ociManifest },
+        payload: body,
+      })
       assertOciError(res, 400, 'MANIFEST_INVALID')
     }
   })
@@ -249,8 +275,15 @@ describe('manifest push', () => {
 
   it('schema 1 manifests are refused with an OCI error', async (t) => {
     const h = await harness(t)
-    const body = Buffer.from(JSON.stringify({ schemaVersion: 1, name: 'a', tag: 'x', architecture: 'amd64', fsLayers: [], history: [], signatures: [] }))
-    const res = await h.inject({ method: 'PUT', url: '/v2/t/a/manifests/x', headers: { 'content-type': 'application/vnd.docker.distribution.manifest.v1+prettyjws' }, payload: body })
+    const body = Buffer.from(
+      JSON.stringify({ schemaVersion: 1, name: 'a', tag: 'x', architecture: 'amd64', fsLayers: [], history: [], signatures: [] }),
+    )
+    const res = await h.inject({
+      method: 'PUT',
+      url: '/v2/t/a/manifests/x',
+      headers: { 'content-type': 'application/vnd.docker.distribution.manifest.v1+prettyjws' },
+      payload: body,
+    })
     assert.ok(res.statusCode >= 400 && res.statusCode < 500, String(res.statusCode))
     assert.ok(Array.isArray((res.json() as { errors: unknown }).errors))
   })

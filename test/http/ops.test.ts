@@ -93,7 +93,15 @@ describe('probes', () => {
 describe('the UI shell under /-/', () => {
   it("serves the app's HTML only for its own pages; any other /-/ path is a 404", async (t) => {
     const h = await harness(t)
-    for (const path of ['/', '/-/sign_in', '/-/projects/12', '/-/projects/12/pipelines/3', '/-/groups/a/b.c', '/-/user/tokens', '/-/projects/new?x=1']) {
+    for (const path of [
+      '/',
+      '/-/sign_in',
+      '/-/projects/12',
+      '/-/projects/12/pipelines/3',
+      '/-/groups/a/b.c',
+      '/-/user/tokens',
+      '/-/projects/new?x=1',
+    ]) {
       const res = await h.anonymous({ method: 'GET', url: path })
       assert.equal(res.statusCode, 200, path)
       assert.match(String(res.headers['content-type']), /^text\/html/, path)
@@ -120,10 +128,19 @@ describe('metrics endpoint', () => {
   it('with metrics.token: 401 without it or with a wrong one, the exposition with it; registry requests counted by template', async (t) => {
     const h = await harness(t)
     const token = 'scrape-token-0123456789'
-    const app = await buildApp({ logger: pino({ level: 'silent' }), ...h.services, metricsToken: token, publicUrl: PUBLIC_URL, limits: { manifestBytes: 4 << 20 } })
+    const app = await buildApp({
+      logger: pino({ level: 'silent' }),
+      ...h.services,
+      metricsToken: token,
+      publicUrl: PUBLIC_URL,
+      limits: { manifestBytes: 4 << 20 },
+    })
     t.after(() => app.close())
     assert.equal((await app.inject({ method: 'GET', url: '/-/metrics' })).statusCode, 401)
-    assert.equal((await app.inject({ method: 'GET', url: '/-/metrics', headers: { authorization: 'Bearer wrong-token-0123456789' } })).statusCode, 401)
+    assert.equal(
+      (await app.inject({ method: 'GET', url: '/-/metrics', headers: { authorization: 'Bearer wrong-token-0123456789' } })).statusCode,
+      401,
+    )
     const scrape = async () => {
       const res = await app.inject({ method: 'GET', url: '/-/metrics', headers: { authorization: `Bearer ${token}` } })
       assert.equal(res.statusCode, 200)
@@ -190,7 +207,11 @@ describe('request logs', () => {
   it('API requests carry the authenticated user as actor, anonymous ones say so', async (t) => {
     const { stream, lines } = logCapture()
     const h = await harness(t, { logStream: stream })
-    const grant = await h.anonymous({ method: 'POST', url: '/oauth/token', payload: { grant_type: 'password', username: 'root', password: h.rootPassword } })
+    const grant = await h.anonymous({
+      method: 'POST',
+      url: '/oauth/token',
+      payload: { grant_type: 'password', username: 'root', password: h.rootPassword },
+    })
     assert.equal(grant.statusCode, 200, grant.body)
     const me = await h.anonymous({ method: 'GET', url: '/api/v4/user', headers: { authorization: `Bearer ${grant.json().access_token}` } })
     assert.equal(me.statusCode, 200)

@@ -11,19 +11,40 @@ describe('runner creation, verification and management', () => {
     const { user: root, token: rootToken } = await h.root()
     const { user: maint, token: maintToken } = await h.user('maint')
     const { user: dev, token: devToken } = await h.user('dev')
-    const project = await h.project(root, 'team', 'app', { members: [[maint, 'maintainer'], [dev, 'developer']] })
+    const project = await h.project(root, 'team', 'app', {
+      members: [
+        [maint, 'maintainer'],
+        [dev, 'developer'],
+      ],
+    })
 
-    const inst = await h.req('POST', '/api/v4/user/runners', { token: rootToken, body: { runner_type: 'instance_type', description: 'shared', tag_list: ['docker'] } })
+    const inst = await h.req('POST', '/api/v4/user/runners', {
+      token: rootToken,
+      body: { runner_type: 'instance_type', description: 'shared', tag_list: ['docker'] },
+    })
     assert.equal(inst.statusCode, 201, inst.body)
     const created = inst.json() as { id: number; token: string; token_expires_at: null }
     assert.match(created.token, /^glrt-/)
     assert.equal(created.token_expires_at, null)
 
-    assert.equal((await h.req('POST', '/api/v4/user/runners', { token: maintToken, body: { runner_type: 'instance_type' } })).statusCode, 403)
-    assert.equal((await h.req('POST', '/api/v4/user/runners', { token: devToken, body: { runner_type: 'project_type', project_id: project.id } })).statusCode, 403)
-    const own = await h.req('POST', '/api/v4/user/runners', { token: maintToken, body: { runner_type: 'project_type', project_id: project.id } })
+    assert.equal(
+      (await h.req('POST', '/api/v4/user/runners', { token: maintToken, body: { runner_type: 'instance_type' } })).statusCode,
+      403,
+    )
+    assert.equal(
+      (await h.req('POST', '/api/v4/user/runners', { token: devToken, body: { runner_type: 'project_type', project_id: project.id } }))
+        .statusCode,
+      403,
+    )
+    const own = await h.req('POST', '/api/v4/user/runners', {
+      token: maintToken,
+      body: { runner_type: 'project_type', project_id: project.id },
+    })
     assert.equal(own.statusCode, 201, own.body)
-    assert.equal((await h.req('POST', '/api/v4/user/runners', { token: maintToken, body: { runner_type: 'project_type' } })).statusCode, 400)
+    assert.equal(
+      (await h.req('POST', '/api/v4/user/runners', { token: maintToken, body: { runner_type: 'project_type' } })).statusCode,
+      400,
+    )
 
     const shown = await h.req('GET', `/api/v4/runners/${created.id}`, { token: rootToken })
     assert.equal(shown.statusCode, 200)
@@ -48,7 +69,11 @@ describe('runner creation, verification and management', () => {
     assert.deepEqual(ok.json(), { id: r.id, token: r.token, token_expires_at: null })
     assert.equal((await h.req('POST', '/api/v4/runners/verify', { body: { token: 'glrt-unknown' } })).statusCode, 403)
 
-    const seen = (await h.req('GET', `/api/v4/runners/${r.id}`, { token })).json() as { online: boolean; contacted_at: string; status: string }
+    const seen = (await h.req('GET', `/api/v4/runners/${r.id}`, { token })).json() as {
+      online: boolean
+      contacted_at: string
+      status: string
+    }
     assert.equal(seen.online, true)
     assert.equal(seen.status, 'online')
     assert.ok(seen.contacted_at)
@@ -59,7 +84,11 @@ describe('runner creation, verification and management', () => {
     assert.match(legacy.body, /user\/runners/)
 
     assert.equal((await h.req('DELETE', '/api/v4/runners/managers', { body: { token: r.token, system_id: 's_1' } })).statusCode, 204)
-    assert.equal((await h.req('POST', '/api/v4/runners/verify', { body: { token: r.token } })).statusCode, 200, 'a manager going away keeps the runner')
+    assert.equal(
+      (await h.req('POST', '/api/v4/runners/verify', { body: { token: r.token } })).statusCode,
+      200,
+      'a manager going away keeps the runner',
+    )
 
     const reset = await h.req('POST', '/api/v4/runners/reset_authentication_token', { body: { token: r.token } })
     assert.equal(reset.statusCode, 201)
@@ -100,14 +129,24 @@ describe('runner creation, verification and management', () => {
     assert.deepEqual(ids(await h.req('GET', `/api/v4/projects/${project.id}/runners?type=project_type`, { token: maintToken })), [prj.id])
     assert.equal((await h.req('GET', `/api/v4/projects/${project.id}/runners`, { token: strangerToken })).statusCode, 404)
 
-    const upd = await h.req('PUT', `/api/v4/runners/${prj.id}`, { token: maintToken, body: { paused: true, tag_list: 'a, b', run_untagged: false, description: 'renamed' } })
+    const upd = await h.req('PUT', `/api/v4/runners/${prj.id}`, {
+      token: maintToken,
+      body: { paused: true, tag_list: 'a, b', run_untagged: false, description: 'renamed' },
+    })
     assert.equal(upd.statusCode, 200, upd.body)
     const after = upd.json() as { paused: boolean; active: boolean; tag_list: string[]; run_untagged: boolean; description: string }
-    assert.deepEqual({ paused: after.paused, active: after.active, tags: after.tag_list, untagged: after.run_untagged, d: after.description }, { paused: true, active: false, tags: ['a', 'b'], untagged: false, d: 'renamed' })
+    assert.deepEqual(
+      { paused: after.paused, active: after.active, tags: after.tag_list, untagged: after.run_untagged, d: after.description },
+      { paused: true, active: false, tags: ['a', 'b'], untagged: false, d: 'renamed' },
+    )
     assert.deepEqual(ids(await h.req('GET', '/api/v4/runners/all?paused=true', { token: rootToken })), [prj.id])
     assert.deepEqual(ids(await h.req('GET', '/api/v4/runners/all?tag_list=a', { token: rootToken })), [prj.id])
 
-    assert.equal((await h.req('PUT', `/api/v4/runners/${inst.id}`, { token: maintToken, body: { paused: true } })).statusCode, 404, 'instance runners are for admins')
+    assert.equal(
+      (await h.req('PUT', `/api/v4/runners/${inst.id}`, { token: maintToken, body: { paused: true } })).statusCode,
+      404,
+      'instance runners are for admins',
+    )
     assert.equal((await h.req('DELETE', `/api/v4/runners/${prj.id}`, { token: strangerToken })).statusCode, 404)
     assert.equal((await h.req('DELETE', `/api/v4/runners/${prj.id}`, { token: maintToken })).statusCode, 204)
     assert.equal((await h.request(prj.token)).statusCode, 403, 'a deleted runner is refused')

@@ -27,16 +27,26 @@ describe('job artifacts', () => {
     const build = await h.take(runner.token)
     const archive = randomBytes(200_000)
 
-    const pre = await h.req('POST', `/api/v4/jobs/${build.id}/artifacts/authorize?filesize=${archive.length}`, { headers: { 'job-token': build.token } })
+    const pre = await h.req('POST', `/api/v4/jobs/${build.id}/artifacts/authorize?filesize=${archive.length}`, {
+      headers: { 'job-token': build.token },
+    })
     assert.equal(pre.statusCode, 200, pre.body)
     assert.ok((pre.json() as { MaximumSize: number }).MaximumSize >= archive.length)
-    const tooBig = await h.req('POST', `/api/v4/jobs/${build.id}/artifacts/authorize?filesize=${h.ci.artifacts.maxBytes + 1}`, { headers: { 'job-token': build.token } })
+    const tooBig = await h.req('POST', `/api/v4/jobs/${build.id}/artifacts/authorize?filesize=${h.ci.artifacts.maxBytes + 1}`, {
+      headers: { 'job-token': build.token },
+    })
     assert.equal(tooBig.statusCode, 413)
 
     const { payload, contentType } = multipartBody('file', 'artifacts.zip', archive)
-    const noToken = await h.req('POST', `/api/v4/jobs/${build.id}/artifacts?artifact_format=zip&artifact_type=archive`, { headers: { 'content-type': contentType }, payload })
+    const noToken = await h.req('POST', `/api/v4/jobs/${build.id}/artifacts?artifact_format=zip&artifact_type=archive`, {
+      headers: { 'content-type': contentType },
+      payload,
+    })
     assert.equal(noToken.statusCode, 403)
-    const up = await h.req('POST', `/api/v4/jobs/${build.id}/artifacts?artifact_format=zip&artifact_type=archive&expire_in=2+days`, { headers: { 'job-token': build.token, 'content-type': contentType }, payload })
+    const up = await h.req('POST', `/api/v4/jobs/${build.id}/artifacts?artifact_format=zip&artifact_type=archive&expire_in=2+days`, {
+      headers: { 'job-token': build.token, 'content-type': contentType },
+      payload,
+    })
     assert.equal(up.statusCode, 201, up.body)
     const row = (await h.ci.artifacts.find(build.id))!
     assert.equal(row.size, archive.length)
@@ -46,7 +56,9 @@ describe('job artifacts', () => {
 
     assert.equal((await updateJob(h, build, { state: 'success', exit_code: 0 })).statusCode, 200)
     const test = await h.take(runner.token)
-    assert.deepEqual(test.dependencies, [{ id: build.id, name: 'build', token: test.token, artifacts_file: { filename: 'artifacts.zip', size: archive.length } }])
+    assert.deepEqual(test.dependencies, [
+      { id: build.id, name: 'build', token: test.token, artifacts_file: { filename: 'artifacts.zip', size: archive.length } },
+    ])
 
     const dl = await h.req('GET', `/api/v4/jobs/${build.id}/artifacts`, { headers: { 'job-token': test.token } })
     assert.equal(dl.statusCode, 200, dl.body)
@@ -58,7 +70,9 @@ describe('job artifacts', () => {
     const user = await h.req('GET', `/api/v4/projects/${project.id}/jobs/${build.id}/artifacts`, { token })
     assert.equal(user.statusCode, 200)
     assert.ok(user.rawPayload.equals(archive))
-    const viaJobToken = await h.req('GET', `/api/v4/projects/${project.id}/jobs/${build.id}/artifacts`, { headers: { 'job-token': test.token } })
+    const viaJobToken = await h.req('GET', `/api/v4/projects/${project.id}/jobs/${build.id}/artifacts`, {
+      headers: { 'job-token': test.token },
+    })
     assert.equal(viaJobToken.statusCode, 200, viaJobToken.body)
     const none = await h.req('GET', `/api/v4/projects/${project.id}/jobs/${test.id}/artifacts`, { token })
     assert.equal(none.statusCode, 404)
@@ -68,8 +82,21 @@ describe('job artifacts', () => {
 
     // The job JSON names the runner and the stored artifacts, in GitLab's shapes.
     const job = (await h.req('GET', `/api/v4/projects/${project.id}/jobs/${build.id}`, { token })).json() as Record<string, any>
-    assert.deepEqual(Object.keys(job.runner).sort(), ['active', 'description', 'id', 'is_shared', 'name', 'online', 'paused', 'runner_type', 'status'])
-    assert.deepEqual([job.runner.id, job.runner.runner_type, job.runner.is_shared, job.runner.active, job.runner.paused], [runner.id, 'instance_type', true, true, false])
+    assert.deepEqual(Object.keys(job.runner).sort(), [
+      'active',
+      'description',
+      'id',
+      'is_shared',
+      'name',
+      'online',
+      'paused',
+      'runner_type',
+      'status',
+    ])
+    assert.deepEqual(
+      [job.runner.id, job.runner.runner_type, job.runner.is_shared, job.runner.active, job.runner.paused],
+      [runner.id, 'instance_type', true, true, false],
+    )
     assert.deepEqual(job.artifacts, [{ file_type: 'archive', size: archive.length, filename: 'artifacts.zip', file_format: 'zip' }])
     assert.deepEqual(job.artifacts_file, { filename: 'artifacts.zip', size: archive.length })
     assert.equal(job.artifacts_expire_at, row.expire_at)
@@ -77,7 +104,7 @@ describe('job artifacts', () => {
     assert.deepEqual([running.runner.id, running.artifacts, running.artifacts_file], [runner.id, [], undefined])
   })
 
-  it("refuses a job token from another project unless that project is allow-listed", async (t) => {
+  it('refuses a job token from another project unless that project is allow-listed', async (t) => {
     const h = await runnerHarness(t)
     const { user: root, token } = await h.root()
     const a = await h.project(root, 'team', 'a')
@@ -86,7 +113,11 @@ describe('job artifacts', () => {
     const runner = await h.runner(token, { runner_type: 'instance_type' })
     const ja = await h.take(runner.token)
     const { payload, contentType } = multipartBody('file', 'a.zip', Buffer.from('zipzip'))
-    assert.equal((await h.req('POST', `/api/v4/jobs/${ja.id}/artifacts`, { headers: { 'job-token': ja.token, 'content-type': contentType }, payload })).statusCode, 201)
+    assert.equal(
+      (await h.req('POST', `/api/v4/jobs/${ja.id}/artifacts`, { headers: { 'job-token': ja.token, 'content-type': contentType }, payload }))
+        .statusCode,
+      201,
+    )
     await h.pipeline(b, await h.commit(b, { '.gitlab-ci.yml': 'use:\n  script: [x]\n' }), root.id)
     const jb = await h.take(runner.token)
     assert.equal((await h.req('GET', `/api/v4/jobs/${ja.id}/artifacts`, { headers: { 'job-token': jb.token } })).statusCode, 403)
@@ -103,7 +134,15 @@ describe('job artifacts', () => {
     await h.pipeline(project, await h.commit(project, { '.gitlab-ci.yml': 'build:\n  script: [x]\n' }), root.id)
     const job = await h.take((await h.runner(token, { runner_type: 'instance_type' })).token)
     const { payload, contentType } = multipartBody('file', 'old.zip', Buffer.from('old'))
-    assert.equal((await h.req('POST', `/api/v4/jobs/${job.id}/artifacts?expire_in=1`, { headers: { 'job-token': job.token, 'content-type': contentType }, payload })).statusCode, 201)
+    assert.equal(
+      (
+        await h.req('POST', `/api/v4/jobs/${job.id}/artifacts?expire_in=1`, {
+          headers: { 'job-token': job.token, 'content-type': contentType },
+          payload,
+        })
+      ).statusCode,
+      201,
+    )
     await new Promise((r) => setTimeout(r, 1100))
     assert.equal((await h.ci.jobSweeper.sweep()).expiredArtifacts, 1)
     assert.equal(await h.ci.artifacts.find(job.id), undefined)

@@ -30,7 +30,11 @@ export interface RunnerHarness {
   db: Kysely<Database>
   services: Services
   ci: NonNullable<Services['ci']>
-  req(method: InjectOptions['method'], url: string, opts?: { token?: string; body?: unknown; headers?: Record<string, string>; payload?: string | Buffer }): Promise<LightMyRequestResponse>
+  req(
+    method: InjectOptions['method'],
+    url: string,
+    opts?: { token?: string; body?: unknown; headers?: Record<string, string>; payload?: string | Buffer },
+  ): Promise<LightMyRequestResponse>
   /** A user with an `api` PAT. */
   user(username: string, opts?: { admin?: boolean }): Promise<{ user: User; token: string; password: string }>
   root(): Promise<{ user: User; token: string }>
@@ -50,7 +54,10 @@ export interface RunnerHarness {
   job(id: number): Promise<CiJob>
 }
 
-export async function runnerHarness(t: Pick<TestContext, 'after'>, opts: { longPollMs?: number; heartbeatSeconds?: number; publicUrl?: string } = {}): Promise<RunnerHarness> {
+export async function runnerHarness(
+  t: Pick<TestContext, 'after'>,
+  opts: { longPollMs?: number; heartbeatSeconds?: number; publicUrl?: string } = {},
+): Promise<RunnerHarness> {
   const publicUrl = opts.publicUrl ?? PUBLIC_URL
   const dir = await mkdtemp(join(tmpdir(), 'wharf-runner-'))
   const dataDir = join(dir, 'data')
@@ -65,7 +72,13 @@ export async function runnerHarness(t: Pick<TestContext, 'after'>, opts: { longP
     ciRoot: join(dataDir, 'ci'),
     jobHeartbeatTimeoutSeconds: opts.heartbeatSeconds ?? 300,
   })
-  const app = await buildApp({ logger: pino({ level: 'silent' }), ...services, publicUrl, limits: { manifestBytes: 4 << 20 }, runnerProtocol: { longPollMs: opts.longPollMs ?? 200, sweepIntervalMs: 0 } })
+  const app = await buildApp({
+    logger: pino({ level: 'silent' }),
+    ...services,
+    publicUrl,
+    limits: { manifestBytes: 4 << 20 },
+    runnerProtocol: { longPollMs: opts.longPollMs ?? 200, sweepIntervalMs: 0 },
+  })
   await app.ready()
   t.after(async () => {
     await app.close()
@@ -74,7 +87,15 @@ export async function runnerHarness(t: Pick<TestContext, 'after'>, opts: { longP
   })
   const ci = services.ci!
   let rootToken: { user: User; token: string } | undefined
-  const gitEnv = { ...process.env, GIT_CONFIG_NOSYSTEM: '1', HOME: dir, GIT_AUTHOR_NAME: 'Ada', GIT_AUTHOR_EMAIL: 'ada@example.com', GIT_COMMITTER_NAME: 'Ada', GIT_COMMITTER_EMAIL: 'ada@example.com' }
+  const gitEnv = {
+    ...process.env,
+    GIT_CONFIG_NOSYSTEM: '1',
+    HOME: dir,
+    GIT_AUTHOR_NAME: 'Ada',
+    GIT_AUTHOR_EMAIL: 'ada@example.com',
+    GIT_COMMITTER_NAME: 'Ada',
+    GIT_COMMITTER_EMAIL: 'ada@example.com',
+  }
   const h: RunnerHarness = {
     dir,
     app,
@@ -109,7 +130,8 @@ export async function runnerHarness(t: Pick<TestContext, 'after'>, opts: { longP
       const existing = await services.groups.findGroupRef(group)
       const g = existing ?? (await services.groups.createGroup(owner, { path: group, visibility: o.visibility ?? 'private' }))
       const p = await services.projects.createProject(owner, { namespaceId: g.id, path, visibility: o.visibility ?? 'private' })
-      for (const [u, role] of o.members ?? []) await services.members.addMember(ACCESS_LEVELS.owner, 'project', p.id, u.id, ACCESS_LEVELS[role], null)
+      for (const [u, role] of o.members ?? [])
+        await services.members.addMember(ACCESS_LEVELS.owner, 'project', p.id, u.id, ACCESS_LEVELS[role], null)
       return p
     },
     async commit(project, files) {
@@ -132,7 +154,15 @@ export async function runnerHarness(t: Pick<TestContext, 'after'>, opts: { longP
       return git('rev-parse', 'HEAD')
     },
     async pipeline(project, sha, userId) {
-      const p = await ci.pipelines.create({ project, ref: 'main', refType: 'branch', sha, beforeSha: '0'.repeat(40), source: 'push', userId })
+      const p = await ci.pipelines.create({
+        project,
+        ref: 'main',
+        refType: 'branch',
+        sha,
+        beforeSha: '0'.repeat(40),
+        source: 'push',
+        userId,
+      })
       assert.ok(p, 'a pipeline was created')
       return p
     },
@@ -142,7 +172,19 @@ export async function runnerHarness(t: Pick<TestContext, 'after'>, opts: { longP
       return res.json() as { id: number; token: string }
     },
     request(runnerToken) {
-      return h.req('POST', '/api/v4/jobs/request', { body: { token: runnerToken, info: { name: 'test-runner', version: '1.0.0', executor: 'shell', platform: 'linux', architecture: 'amd64', features: { masking: true } } } })
+      return h.req('POST', '/api/v4/jobs/request', {
+        body: {
+          token: runnerToken,
+          info: {
+            name: 'test-runner',
+            version: '1.0.0',
+            executor: 'shell',
+            platform: 'linux',
+            architecture: 'amd64',
+            features: { masking: true },
+          },
+        },
+      })
     },
     async take(runnerToken) {
       const res = await h.request(runnerToken)
@@ -160,22 +202,44 @@ export async function runnerHarness(t: Pick<TestContext, 'after'>, opts: { longP
 }
 
 /** PUT /jobs/:id with the job token. */
-export function updateJob(h: RunnerHarness, job: { id: number; token: string }, body: Record<string, unknown>): Promise<LightMyRequestResponse> {
+export function updateJob(
+  h: RunnerHarness,
+  job: { id: number; token: string },
+  body: Record<string, unknown>,
+): Promise<LightMyRequestResponse> {
   return h.req('PUT', `/api/v4/jobs/${job.id}`, { body: { token: job.token, ...body } })
 }
 
 /** PATCH /jobs/:id/trace with a chunk at `start`. */
-export function patchTrace(h: RunnerHarness, job: { id: number; token: string }, start: number, chunk: string | Buffer): Promise<LightMyRequestResponse> {
+export function patchTrace(
+  h: RunnerHarness,
+  job: { id: number; token: string },
+  start: number,
+  chunk: string | Buffer,
+): Promise<LightMyRequestResponse> {
   const body = typeof chunk === 'string' ? Buffer.from(chunk) : chunk
-  return h.req('PATCH', `/api/v4/jobs/${job.id}/trace`, { headers: { 'job-token': job.token, 'content-type': 'text/plain', 'content-range': `${start}-${start + body.length - 1}` }, payload: body })
+  return h.req('PATCH', `/api/v4/jobs/${job.id}/trace`, {
+    headers: { 'job-token': job.token, 'content-type': 'text/plain', 'content-range': `${start}-${start + body.length - 1}` },
+    payload: body,
+  })
 }
 
 /** A multipart/form-data body with one file field. */
-export function multipartBody(field: string, filename: string, content: Buffer, extra: Record<string, string> = {}): { payload: Buffer; contentType: string } {
+export function multipartBody(
+  field: string,
+  filename: string,
+  content: Buffer,
+  extra: Record<string, string> = {},
+): { payload: Buffer; contentType: string } {
   const boundary = `----wharf${Math.random().toString(16).slice(2)}`
   const parts: Buffer[] = []
-  for (const [k, v] of Object.entries(extra)) parts.push(Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="${k}"\r\n\r\n${v}\r\n`))
-  parts.push(Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="${field}"; filename="${filename}"\r\nContent-Type: application/octet-stream\r\n\r\n`))
+  for (const [k, v] of Object.entries(extra))
+    parts.push(Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="${k}"\r\n\r\n${v}\r\n`))
+  parts.push(
+    Buffer.from(
+      `--${boundary}\r\nContent-Disposition: form-data; name="${field}"; filename="${filename}"\r\nContent-Type: application/octet-stream\r\n\r\n`,
+    ),
+  )
   parts.push(content, Buffer.from(`\r\n--${boundary}--\r\n`))
   return { payload: Buffer.concat(parts), contentType: `multipart/form-data; boundary=${boundary}` }
 }

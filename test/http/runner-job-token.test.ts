@@ -18,7 +18,9 @@ async function jwt(h: RunnerHarness, password: string, scopes: string[], usernam
 
 function grants(res: { json(): unknown }): Record<string, string[]> {
   const token = (res.json() as { token: string }).token
-  const claims = JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString()) as { access: Array<{ type: string; name: string; actions: string[] }> }
+  const claims = JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString()) as {
+    access: Array<{ type: string; name: string; actions: string[] }>
+  }
   return Object.fromEntries(claims.access.map((a) => [a.name, a.actions]))
 }
 
@@ -38,7 +40,12 @@ async function setup(t: Parameters<typeof runnerHarness>[0]) {
 async function pushBlob(h: RunnerHarness, bearer: string, name: string): Promise<number> {
   const blob = Buffer.from(`layer of ${name}`)
   const digest = `sha256:${createHash('sha256').update(blob).digest('hex')}`
-  const r = await h.app.inject({ method: 'POST', url: `/v2/${name}/blobs/uploads/?digest=${digest}`, headers: { authorization: `Bearer ${bearer}`, 'content-type': 'application/octet-stream' }, payload: blob })
+  const r = await h.app.inject({
+    method: 'POST',
+    url: `/v2/${name}/blobs/uploads/?digest=${digest}`,
+    headers: { authorization: `Bearer ${bearer}`, 'content-type': 'application/octet-stream' },
+    payload: blob,
+  })
   return r.statusCode
 }
 
@@ -57,21 +64,35 @@ describe('the job token with the registry', () => {
     const before = await jwt(h, job.token, ['repository:team/base:pull', 'repository:team/secret:pull'])
     assert.deepEqual(grants(before), {})
     // The registry explains the refusal, naming the allowlist entry that would fix it.
-    const denied = await h.app.inject({ method: 'GET', url: '/v2/team/base/manifests/latest', headers: { authorization: `Bearer ${(before.json() as { token: string }).token}` } })
+    const denied = await h.app.inject({
+      method: 'GET',
+      url: '/v2/team/base/manifests/latest',
+      headers: { authorization: `Bearer ${(before.json() as { token: string }).token}` },
+    })
     assert.equal(denied.statusCode, 403)
     const message = (denied.json() as { errors: Array<{ message: string }> }).errors[0]!.message
     assert.match(message, /team\/base does not allow CI job tokens from team\/app/)
     assert.match(message, new RegExp(`/api/v4/projects/${base.id}/job_token_scope/allowlist with target_project_id=${app.id}`))
     // A project the job's user cannot see is not named.
-    const hidden = await h.app.inject({ method: 'GET', url: '/v2/team/secret/manifests/latest', headers: { authorization: `Bearer ${(before.json() as { token: string }).token}` } })
+    const hidden = await h.app.inject({
+      method: 'GET',
+      url: '/v2/team/secret/manifests/latest',
+      headers: { authorization: `Bearer ${(before.json() as { token: string }).token}` },
+    })
     assert.equal(hidden.statusCode, 403)
     assert.doesNotMatch(hidden.body, /allowlist/)
 
     // A developer of app cannot change base's allowlist; its maintainer (root) can.
-    const refused = await h.req('POST', `/api/v4/projects/${base.id}/job_token_scope/allowlist`, { token: devToken, body: { target_project_id: app.id } })
+    const refused = await h.req('POST', `/api/v4/projects/${base.id}/job_token_scope/allowlist`, {
+      token: devToken,
+      body: { target_project_id: app.id },
+    })
     assert.equal(refused.statusCode, 403)
     for (const p of [base, secret]) {
-      const added = await h.req('POST', `/api/v4/projects/${p.id}/job_token_scope/allowlist`, { token: rootToken, body: { target_project_id: app.id } })
+      const added = await h.req('POST', `/api/v4/projects/${p.id}/job_token_scope/allowlist`, {
+        token: rootToken,
+        body: { target_project_id: app.id },
+      })
       assert.equal(added.statusCode, 201, added.body)
       assert.deepEqual(added.json(), { source_project_id: p.id, target_project_id: app.id })
     }
@@ -79,9 +100,23 @@ describe('the job token with the registry', () => {
     assert.deepEqual(grants(after), { 'team/base': ['pull'] }, 'pull only; secret stays closed: the job user has no access there')
 
     const list = await h.req('GET', `/api/v4/projects/${base.id}/job_token_scope/allowlist`, { token: rootToken })
-    assert.deepEqual((list.json() as Array<{ path_with_namespace: string }>).map((p) => p.path_with_namespace), ['team/app'])
-    assert.equal((await h.req('POST', `/api/v4/projects/${base.id}/job_token_scope/allowlist`, { token: rootToken, body: { target_project_id: app.id } })).statusCode, 409)
-    assert.equal((await h.req('DELETE', `/api/v4/projects/${base.id}/job_token_scope/allowlist/${app.id}`, { token: rootToken })).statusCode, 204)
+    assert.deepEqual(
+      (list.json() as Array<{ path_with_namespace: string }>).map((p) => p.path_with_namespace),
+      ['team/app'],
+    )
+    assert.equal(
+      (
+        await h.req('POST', `/api/v4/projects/${base.id}/job_token_scope/allowlist`, {
+          token: rootToken,
+          body: { target_project_id: app.id },
+        })
+      ).statusCode,
+      409,
+    )
+    assert.equal(
+      (await h.req('DELETE', `/api/v4/projects/${base.id}/job_token_scope/allowlist/${app.id}`, { token: rootToken })).statusCode,
+      204,
+    )
     assert.deepEqual(grants(await jwt(h, job.token, ['repository:team/base:pull'])), {})
   })
 

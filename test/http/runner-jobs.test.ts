@@ -86,7 +86,10 @@ build:
     const sha = await h.commit(project, { '.gitlab-ci.yml': ci })
     await h.ci.variables.create('project', project.id, { key: 'SECRET', value: 'super-secret-value', masked: true })
     await h.ci.variables.create('project', project.id, { key: 'PROT', value: 'protected-value', protected: true })
-    await h.req('POST', `/api/v4/projects/${project.id}/variables`, { token, body: { key: 'FILEVAR', value: 'file contents', variable_type: 'file' } })
+    await h.req('POST', `/api/v4/projects/${project.id}/variables`, {
+      token,
+      body: { key: 'FILEVAR', value: 'file contents', variable_type: 'file' },
+    })
     await h.pipeline(project, sha, root.id)
     const runner = await h.runner(token, { runner_type: 'instance_type', description: 'r1' })
     const job = await h.take(runner.token)
@@ -126,7 +129,10 @@ build:
     assert.equal(vars.get('CI_JOB_ID')!.value, String(job.id))
     assert.equal(vars.get('GLOBAL')!.value, 'g')
     assert.equal(vars.get('JOB_VAR')!.value, 'j')
-    assert.deepEqual({ ...vars.get('SECRET')! }, { key: 'SECRET', value: 'super-secret-value', public: false, masked: true, file: false, raw: false })
+    assert.deepEqual(
+      { ...vars.get('SECRET')! },
+      { key: 'SECRET', value: 'super-secret-value', public: false, masked: true, file: false, raw: false },
+    )
     // main is the default branch, protected: protected variables are given.
     assert.equal(vars.get('PROT')!.value, 'protected-value')
     assert.equal(vars.get('FILEVAR')!.file, true)
@@ -137,7 +143,9 @@ build:
     const h = await runnerHarness(t, { publicUrl: 'https://wharf.test' })
     const { user: root, token } = await h.root()
     const project = await h.project(root, 'team', 'app')
-    const sha = await h.commit(project, { '.gitlab-ci.yml': 'build:\n  image: ${CI_DEPENDENCY_PROXY_GROUP_IMAGE_PREFIX}/alpine:3\n  script: [echo hi]\n' })
+    const sha = await h.commit(project, {
+      '.gitlab-ci.yml': 'build:\n  image: ${CI_DEPENDENCY_PROXY_GROUP_IMAGE_PREFIX}/alpine:3\n  script: [echo hi]\n',
+    })
     await h.pipeline(project, sha, root.id)
     const runner = await h.runner(token, { runner_type: 'instance_type', description: 'r1' })
     const job = await h.take(runner.token)
@@ -193,7 +201,11 @@ build:
     const h = await runnerHarness(t, { longPollMs: 300 })
     const { user: root, token } = await h.root()
     const project = await h.project(root, 'team', 'app')
-    await h.pipeline(project, await h.commit(project, { '.gitlab-ci.yml': 'a:\n  script: [x]\nb:\n  script: [x]\nc:\n  script: [x]\n' }), root.id)
+    await h.pipeline(
+      project,
+      await h.commit(project, { '.gitlab-ci.yml': 'a:\n  script: [x]\nb:\n  script: [x]\nc:\n  script: [x]\n' }),
+      root.id,
+    )
     const runners = await Promise.all(Array.from({ length: 4 }, () => h.runner(token, { runner_type: 'instance_type' })))
     const results = await Promise.all([...runners, ...runners].map((r) => h.request(r.token)))
     const ids = results.filter((r) => r.statusCode === 201).map((r) => (r.json() as { id: number }).id)
@@ -265,7 +277,11 @@ describe('PUT /jobs/:id', () => {
     const h = await runnerHarness(t)
     const { user: root, token } = await h.root()
     const project = await h.project(root, 'team', 'app')
-    const pipeline = await h.pipeline(project, await h.commit(project, { '.gitlab-ci.yml': 'flaky:\n  retry:\n    max: 1\n    when: script_failure\n  script: [x]\n' }), root.id)
+    const pipeline = await h.pipeline(
+      project,
+      await h.commit(project, { '.gitlab-ci.yml': 'flaky:\n  retry:\n    max: 1\n    when: script_failure\n  script: [x]\n' }),
+      root.id,
+    )
     const runner = await h.runner(token, { runner_type: 'instance_type' })
     const first = await h.take(runner.token)
     await updateJob(h, first, { state: 'failed', failure_reason: 'script_failure', exit_code: 1 })
@@ -277,7 +293,7 @@ describe('PUT /jobs/:id', () => {
     assert.equal((await h.ci.pipelines.findPipeline(pipeline.id))!.status, 'failed')
   })
 
-  it('refuses another job\'s token (403) and unknown jobs (404)', async (t) => {
+  it("refuses another job's token (403) and unknown jobs (404)", async (t) => {
     const h = await runnerHarness(t)
     const { user: root, token } = await h.root()
     const project = await h.project(root, 'team', 'app')
@@ -323,7 +339,11 @@ describe('the job sweep', () => {
     const runner = await h.runner(token, { runner_type: 'instance_type' })
     const job = await h.take(runner.token)
     // Started long ago, still sending heartbeats.
-    await h.db.updateTable('ci_jobs').set({ started_at: new Date(Date.now() - 3600_000).toISOString() }).where('id', '=', job.id).execute()
+    await h.db
+      .updateTable('ci_jobs')
+      .set({ started_at: new Date(Date.now() - 3600_000).toISOString() })
+      .where('id', '=', job.id)
+      .execute()
     assert.equal((await updateJob(h, job, { state: 'running' })).statusCode, 200)
     const r = await h.ci.jobSweeper.sweep()
     assert.deepEqual(r.timedOut, [job.id])

@@ -39,9 +39,15 @@ describe('PATCH /jobs/:id/trace', () => {
     const second = await patchTrace(h, job, 9, 'line two\n')
     assert.equal(second.headers.range, '0-18')
 
-    const missing = await h.req('PATCH', `/api/v4/jobs/${job.id}/trace`, { headers: { 'job-token': job.token, 'content-type': 'text/plain' }, payload: 'x' })
+    const missing = await h.req('PATCH', `/api/v4/jobs/${job.id}/trace`, {
+      headers: { 'job-token': job.token, 'content-type': 'text/plain' },
+      payload: 'x',
+    })
     assert.equal(missing.statusCode, 400)
-    const wrong = await h.req('PATCH', `/api/v4/jobs/${job.id}/trace`, { headers: { 'job-token': 'glcbt-nope', 'content-type': 'text/plain', 'content-range': '18-18' }, payload: 'x' })
+    const wrong = await h.req('PATCH', `/api/v4/jobs/${job.id}/trace`, {
+      headers: { 'job-token': 'glcbt-nope', 'content-type': 'text/plain', 'content-range': '18-18' },
+      payload: 'x',
+    })
     assert.equal(wrong.statusCode, 403)
 
     await updateJob(h, job, { state: 'success', exit_code: 0 })

@@ -58,7 +58,12 @@ async function openAfter(c: Conn, ms: number): Promise<boolean> {
 }
 
 /** Sends one HTTP/1.1 request on a raw connection and waits for a complete response (Content-Length framed). */
-async function exchange(c: Conn, head: string, body: Buffer = Buffer.alloc(0), timeoutMs = 5000): Promise<{ status: number; headers: string; body: string }> {
+async function exchange(
+  c: Conn,
+  head: string,
+  body: Buffer = Buffer.alloc(0),
+  timeoutMs = 5000,
+): Promise<{ status: number; headers: string; body: string }> {
   const before = c.data().length
   c.socket.write(Buffer.concat([Buffer.from(head, 'latin1'), body]))
   for (const deadline = Date.now() + timeoutMs; Date.now() < deadline; ) {
@@ -68,7 +73,8 @@ async function exchange(c: Conn, head: string, body: Buffer = Buffer.alloc(0), t
       const headers = text.slice(0, end)
       const len = Number(/\r\ncontent-length: *(\d+)/i.exec(headers)?.[1] ?? 0)
       const bodyless = head.startsWith('HEAD ')
-      if (bodyless || text.length >= end + 4 + len) return { status: Number(headers.slice(9, 12)), headers, body: text.slice(end + 4, end + 4 + len) }
+      if (bodyless || text.length >= end + 4 + len)
+        return { status: Number(headers.slice(9, 12)), headers, body: text.slice(end + 4, end + 4 + len) }
     }
     await sleep(25)
   }
@@ -77,7 +83,9 @@ async function exchange(c: Conn, head: string, body: Buffer = Buffer.alloc(0), t
 
 async function registryToken(w: Wharf, scope: string): Promise<string> {
   const basic = Buffer.from(`root:${w.rootPassword}`).toString('base64')
-  const res = await fetch(`${w.url}/jwt/auth?service=container_registry&scope=${encodeURIComponent(scope)}`, { headers: { authorization: `Basic ${basic}` } })
+  const res = await fetch(`${w.url}/jwt/auth?service=container_registry&scope=${encodeURIComponent(scope)}`, {
+    headers: { authorization: `Basic ${basic}` },
+  })
   assert.equal(res.status, 200, await res.clone().text())
   return ((await res.json()) as { token: string }).token
 }
@@ -107,8 +115,10 @@ describe('bodies the server does not read (default settings)', () => {
 
   it('answers 75 unauthenticated requests with a 100 MB Content-Length and a trickled body, then closes each connection', async () => {
     const requests = [
-      (i: number) => `PATCH /v2/${REPO}/blobs/uploads/${randomUUID()} HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\nContent-Length: ${HUNDRED_MB + i}\r\n\r\n`,
-      (i: number) => `PUT /v2/${REPO}/manifests/v${i} HTTP/1.1\r\nHost: x\r\nContent-Type: application/vnd.oci.image.manifest.v1+json\r\nContent-Length: ${HUNDRED_MB}\r\n\r\n`,
+      (i: number) =>
+        `PATCH /v2/${REPO}/blobs/uploads/${randomUUID()} HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\nContent-Length: ${HUNDRED_MB + i}\r\n\r\n`,
+      (i: number) =>
+        `PUT /v2/${REPO}/manifests/v${i} HTTP/1.1\r\nHost: x\r\nContent-Type: application/vnd.oci.image.manifest.v1+json\r\nContent-Length: ${HUNDRED_MB}\r\n\r\n`,
       () => `POST /api/v4/projects HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${HUNDRED_MB}\r\n\r\n{"name":"`,
     ]
     const conns = await Promise.all(Array.from({ length: 75 }, () => open(w.port)))
@@ -164,7 +174,9 @@ describe('stalled upload bodies (body idle timeout 2 s)', () => {
     }
     // A stalled single-request upload too: it has no session to resume, so its temp file must go.
     const monolithic = await open(w.port)
-    monolithic.socket.write(`POST /v2/${REPO}/blobs/uploads/?digest=${sha256(blob)} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${token}\r\nContent-Type: application/octet-stream\r\nContent-Length: ${blob.length}\r\n\r\n`)
+    monolithic.socket.write(
+      `POST /v2/${REPO}/blobs/uploads/?digest=${sha256(blob)} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${token}\r\nContent-Type: application/octet-stream\r\nContent-Length: ${blob.length}\r\n\r\n`,
+    )
     monolithic.socket.write(blob.subarray(0, sent))
 
     const conns = await Promise.all(sessions.map(() => open(w.port)))
@@ -207,7 +219,10 @@ describe('stalled upload bodies (body idle timeout 2 s)', () => {
         body: blob.subarray(sent),
       })
       assert.equal(rest.status, 202, await rest.text())
-      const done = await fetch(`${w.url}${location}${location.includes('?') ? '&' : '?'}digest=${sha256(blob)}`, { method: 'PUT', headers: auth })
+      const done = await fetch(`${w.url}${location}${location.includes('?') ? '&' : '?'}digest=${sha256(blob)}`, {
+        method: 'PUT',
+        headers: auth,
+      })
       assert.equal(done.status, 201, await done.text())
     }
     const pulled = await fetch(`${w.url}/v2/${REPO}/blobs/${sha256(blob)}`, { headers: auth })
@@ -258,7 +273,9 @@ describe('stalled upload bodies (body idle timeout 2 s)', () => {
       const location = res.headers.get('location')!
       const c = await open(w.port)
       // Docker's way: one streamed PATCH, chunked, no Content-Range.
-      c.socket.write(`PATCH ${location} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${token}\r\nContent-Type: application/octet-stream\r\nTransfer-Encoding: chunked\r\n\r\n`)
+      c.socket.write(
+        `PATCH ${location} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${token}\r\nContent-Type: application/octet-stream\r\nTransfer-Encoding: chunked\r\n\r\n`,
+      )
       c.socket.write(`${sent.toString(16)}\r\n`)
       await new Promise<void>((r) => c.socket.write(randomBytes(sent), () => r()))
       await sleep(300)
@@ -316,7 +333,10 @@ describe('connections per address over HTTPS (cap 2)', () => {
     certDir = await mkdtemp(join(tmpdir(), 'wharf-slow-tls-'))
     const issued = await issueServerCertificate({ dir: certDir, names: ['127.0.0.1'] })
     ca = await readFile(issued.files.caCert, 'utf8')
-    w = await startWharf({ extraArgs: ['--max-connections-per-address', '2'], tls: { cert: issued.files.serverCert, key: issued.files.serverKey, ca: issued.files.caCert } })
+    w = await startWharf({
+      extraArgs: ['--max-connections-per-address', '2'],
+      tls: { cert: issued.files.serverCert, key: issued.files.serverKey, ca: issued.files.caCert },
+    })
   })
   after(async () => {
     await w?.stop()
@@ -325,7 +345,10 @@ describe('connections per address over HTTPS (cap 2)', () => {
 
   it('answers the third connection 503 over TLS, after the handshake', async () => {
     const get = 'GET /v2/ HTTP/1.1\r\nHost: x\r\n\r\n'
-    const two = await Promise.all([open(w.port, { tls: { ca }, localAddress: CAPPED }), open(w.port, { tls: { ca }, localAddress: CAPPED })])
+    const two = await Promise.all([
+      open(w.port, { tls: { ca }, localAddress: CAPPED }),
+      open(w.port, { tls: { ca }, localAddress: CAPPED }),
+    ])
     for (const c of two) assert.equal((await exchange(c, get)).status, 401)
     const third = await open(w.port, { tls: { ca }, localAddress: CAPPED })
     const refused = await exchange(third, get)
@@ -353,10 +376,18 @@ describe('keep-alive and headers timeouts (2 s each)', () => {
     const steps: [string, Buffer | undefined, number][] = [
       [`GET /v2/ HTTP/1.1\r\nHost: x\r\n${auth}\r\n`, undefined, 200],
       [`GET /v2/ HTTP/1.1\r\nHost: x\r\n\r\n`, undefined, 401],
-      [`POST /v2/${REPO}/blobs/uploads/?digest=${sha256(blob)} HTTP/1.1\r\nHost: x\r\n${auth}Content-Type: application/octet-stream\r\nContent-Length: ${blob.length}\r\n\r\n`, blob, 201],
+      [
+        `POST /v2/${REPO}/blobs/uploads/?digest=${sha256(blob)} HTTP/1.1\r\nHost: x\r\n${auth}Content-Type: application/octet-stream\r\nContent-Length: ${blob.length}\r\n\r\n`,
+        blob,
+        201,
+      ],
       [`HEAD /v2/${REPO}/blobs/${sha256(blob)} HTTP/1.1\r\nHost: x\r\n${auth}\r\n`, undefined, 200],
       // A client error after the body was read keeps the connection too.
-      [`POST /v2/${REPO}/blobs/uploads/?digest=${sha256(Buffer.from('other'))} HTTP/1.1\r\nHost: x\r\n${auth}Content-Type: application/octet-stream\r\nContent-Length: ${blob.length}\r\n\r\n`, blob, 400],
+      [
+        `POST /v2/${REPO}/blobs/uploads/?digest=${sha256(Buffer.from('other'))} HTTP/1.1\r\nHost: x\r\n${auth}Content-Type: application/octet-stream\r\nContent-Length: ${blob.length}\r\n\r\n`,
+        blob,
+        400,
+      ],
       [`GET /v2/${REPO}/manifests/missing HTTP/1.1\r\nHost: x\r\n${auth}\r\n`, undefined, 404],
     ]
     for (const [head, body, status] of steps) {

@@ -99,9 +99,18 @@ describe('web UI admin area', () => {
 
     // Usage counts the new user; the other tabs answer.
     await page.getByRole('navigation', { name: 'Admin area' }).getByRole('link', { name: 'Overview' }).click()
-    await page.locator('[data-figure="Users"]').filter({ hasText: /2 admins/ }).waitFor()
+    await page
+      .locator('[data-figure="Users"]')
+      .filter({ hasText: /2 admins/ })
+      .waitFor()
     assert.match(await page.locator('[data-figure="Users"]').innerText(), /Users\s+2\b/)
-    for (const [tab, text] of [['Projects', 'team/app'], ['Groups', 'team'], ['Runners', 'No runners'], ['Signing keys', 'active'], ['Settings', '"publicUrl"']] as const) {
+    for (const [tab, text] of [
+      ['Projects', 'team/app'],
+      ['Groups', 'team'],
+      ['Runners', 'No runners'],
+      ['Signing keys', 'active'],
+      ['Settings', '"publicUrl"'],
+    ] as const) {
       await page.getByRole('navigation', { name: 'Admin area' }).getByRole('link', { name: tab }).click()
       await page.locator('main').getByText(text).first().waitFor()
     }

@@ -54,7 +54,19 @@ describe('group page: dependency proxy', () => {
     await proxy.getByText('Nothing cached yet.').waitFor()
 
     const dir = (await run('mktemp', ['-d'])).stdout.trim()
-    const r = await run('skopeo', ['--insecure-policy', 'copy', '--src-tls-verify=false', '--src-creds', `root:${wharf.rootPassword}`, `docker://${wharf.host}/team/dependency_proxy/containers/alpine:3`, `oci:${dir}/a:x`], { timeoutMs: 120_000 })
+    const r = await run(
+      'skopeo',
+      [
+        '--insecure-policy',
+        'copy',
+        '--src-tls-verify=false',
+        '--src-creds',
+        `root:${wharf.rootPassword}`,
+        `docker://${wharf.host}/team/dependency_proxy/containers/alpine:3`,
+        `oci:${dir}/a:x`,
+      ],
+      { timeoutMs: 120_000 },
+    )
     await run('rm', ['-rf', dir])
     assert.equal(r.code, 0, describeResult(r))
     const cache = (await wharf.api('GET', `/api/v4/groups/${groupId}/dependency_proxy/cache`)).json
@@ -73,7 +85,12 @@ describe('group page: dependency proxy', () => {
   })
 
   it('a Maintainer sees the cache but neither the purge button nor the upstreams', async () => {
-    const keeper = await wharf.api('POST', '/api/v4/users', { username: 'keeper', password: 'keeper-password-1', name: 'Keeper', email: 'keeper@example.com' })
+    const keeper = await wharf.api('POST', '/api/v4/users', {
+      username: 'keeper',
+      password: 'keeper-password-1',
+      name: 'Keeper',
+      email: 'keeper@example.com',
+    })
     assert.equal(keeper.status, 201, keeper.describe)
     assert.equal((await wharf.api('POST', `/api/v4/groups/${groupId}/members`, { user_id: keeper.json.id, access_level: 40 })).status, 201)
     const other = await launchBrowser()

@@ -20,7 +20,12 @@ before(async () => {
   groupId = (await wharf.api('GET', '/api/v4/groups/team')).json.id
   const sub = await wharf.api('PUT', `/api/v4/groups/${encodeURIComponent('team/backend')}`, { visibility: 'private' })
   assert.equal(sub.status, 200, sub.describe)
-  const alice = await wharf.api('POST', '/api/v4/users', { username: 'alice', password: 'alice-password-1', name: 'Alice', email: 'alice@example.com' })
+  const alice = await wharf.api('POST', '/api/v4/users', {
+    username: 'alice',
+    password: 'alice-password-1',
+    name: 'Alice',
+    email: 'alice@example.com',
+  })
   assert.equal(alice.status, 201, alice.describe)
   aliceId = alice.json.id
   ;({ browser, page } = await signedInPage(wharf))
@@ -49,7 +54,10 @@ describe('group page', () => {
     await page.goto(`${wharf.url}/-/groups/team`)
     await page.getByLabel('Username').fill('nobody')
     await page.getByRole('button', { name: 'Add member' }).click()
-    await page.getByRole('alert').filter({ hasText: /no user named nobody/ }).waitFor()
+    await page
+      .getByRole('alert')
+      .filter({ hasText: /no user named nobody/ })
+      .waitFor()
 
     await page.getByLabel('Username').fill('alice')
     await page.getByLabel('Role', { exact: true }).selectOption({ label: 'Developer' })
@@ -71,7 +79,10 @@ describe('group page', () => {
   it('changes the visibility; one below a project inside shows the API’s message', async () => {
     await page.getByLabel('private').check()
     await page.getByRole('button', { name: 'Save visibility' }).click()
-    await page.getByRole('alert').filter({ hasText: /visibility private is not allowed: team\/app inside it is internal/ }).waitFor()
+    await page
+      .getByRole('alert')
+      .filter({ hasText: /visibility private is not allowed: team\/app inside it is internal/ })
+      .waitFor()
     assert.equal((await wharf.api('GET', `/api/v4/groups/${groupId}`)).json.visibility, 'public')
 
     await page.getByLabel('internal').check()

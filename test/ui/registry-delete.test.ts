@@ -24,7 +24,8 @@ before(async () => {
   projectId = await wharf.createProject('team/app', 'private')
   const images = await testImages()
   const creds = `root:${wharf.rootPassword}`
-  for (const name of ['team/app:v1', 'team/app/api:v1']) await skopeo(['copy', '--dest-tls-verify=false', '--dest-creds', creds, images.oci('amd64'), `docker://${wharf.host}/${name}`])
+  for (const name of ['team/app:v1', 'team/app/api:v1'])
+    await skopeo(['copy', '--dest-tls-verify=false', '--dest-creds', creds, images.oci('amd64'), `docker://${wharf.host}/${name}`])
   ;({ browser, page } = await signedInPage(wharf))
 })
 
@@ -47,8 +48,22 @@ describe('Registry tab', () => {
     await page.getByRole('link', { name: `${wharf.host}/team/app`, exact: true }).waitFor()
 
     const after = await wharf.api('GET', `/api/v4/projects/${projectId}/registry/repositories`)
-    assert.deepEqual((after.json as Array<{ path: string }>).map((r) => r.path), ['team/app'])
-    const pull = await run('skopeo', ['--insecure-policy', 'inspect', '--tls-verify=false', '--creds', `root:${wharf.rootPassword}`, `docker://${wharf.host}/team/app/api:v1`], { timeoutMs: 60_000 })
+    assert.deepEqual(
+      (after.json as Array<{ path: string }>).map((r) => r.path),
+      ['team/app'],
+    )
+    const pull = await run(
+      'skopeo',
+      [
+        '--insecure-policy',
+        'inspect',
+        '--tls-verify=false',
+        '--creds',
+        `root:${wharf.rootPassword}`,
+        `docker://${wharf.host}/team/app/api:v1`,
+      ],
+      { timeoutMs: 60_000 },
+    )
     assert.notEqual(pull.code, 0)
     assert.match(pull.stderr, /manifest unknown|name unknown|not found/i)
   })

@@ -31,18 +31,26 @@ async function pushTags(name: string): Promise<void> {
     assert.equal(put.status, 201, put.describe)
     return { digest, size: data.length }
   }
-  const config = await blob(Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [] }, config: {} })))
+  const config = await blob(
+    Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [] }, config: {} })),
+  )
   const layer = await blob(Buffer.from('not really a layer'))
-  const manifest = Buffer.from(JSON.stringify({
-    schemaVersion: 2,
-    mediaType: 'application/vnd.oci.image.manifest.v1+json',
-    config: { mediaType: 'application/vnd.oci.image.config.v1+json', ...config },
-    layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', ...layer }],
-  }))
+  const manifest = Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: 'application/vnd.oci.image.manifest.v1+json',
+      config: { mediaType: 'application/vnd.oci.image.config.v1+json', ...config },
+      layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', ...layer }],
+    }),
+  )
   const names = Array.from({ length: TAGS }, (_, i) => `v${String(i).padStart(4, '0')}`)
   const workers = Array.from({ length: 16 }, async (_, w) => {
     for (let i = w; i < names.length; i += 16) {
-      const r = await fetch(`${base}/v2/${name}/manifests/${names[i]}`, { method: 'PUT', headers: { ...auth, 'content-type': 'application/vnd.oci.image.manifest.v1+json' }, body: manifest })
+      const r = await fetch(`${base}/v2/${name}/manifests/${names[i]}`, {
+        method: 'PUT',
+        headers: { ...auth, 'content-type': 'application/vnd.oci.image.manifest.v1+json' },
+        body: manifest,
+      })
       assert.equal(r.status, 201, `${names[i]}: ${r.status} ${await r.text()}`)
       await r.arrayBuffer().catch(() => undefined)
     }
@@ -70,7 +78,14 @@ describe('Registry tab with 5,000 tags', () => {
     await page.goto(`${wharf.url}/-/projects/${projectId}/registry`)
     await page.locator('tr[data-tag="v0000"]').waitFor()
     const first = Date.now() - t0
-    assert.match(await page.getByRole('row', { name: /big\/app/ }).first().innerText(), /\b5000\b/, 'the tag count')
+    assert.match(
+      await page
+        .getByRole('row', { name: /big\/app/ })
+        .first()
+        .innerText(),
+      /\b5000\b/,
+      'the tag count',
+    )
     assert.match(await page.locator('.pager').innerText(), /5000 tags/)
 
     const t1 = Date.now()

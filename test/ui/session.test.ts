@@ -14,7 +14,11 @@ after(async () => {
 })
 
 async function signIn(username = 'root', password = wharf.rootPassword): Promise<{ cookie: string; csrf: string; setCookie: string }> {
-  const res = await fetch(`${wharf.url}/-/session`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username, password }) })
+  const res = await fetch(`${wharf.url}/-/session`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ username, password }),
+  })
   assert.equal(res.status, 201, await res.clone().text())
   const setCookie = res.headers.get('set-cookie') ?? ''
   const body = (await res.json()) as { csrf_token: string; user: { username: string } }
@@ -43,12 +47,24 @@ describe('web sessions', () => {
     assert.equal(((await user.json()) as { username: string }).username, 'root')
 
     const body = JSON.stringify({ name: 'Csrf', path: 'csrf' })
-    const noCsrf = await fetch(`${wharf.url}/api/v4/groups`, { method: 'POST', headers: { cookie: s.cookie, 'content-type': 'application/json' }, body })
+    const noCsrf = await fetch(`${wharf.url}/api/v4/groups`, {
+      method: 'POST',
+      headers: { cookie: s.cookie, 'content-type': 'application/json' },
+      body,
+    })
     assert.equal(noCsrf.status, 403)
     assert.match(((await noCsrf.json()) as { message: string }).message, /CSRF/)
-    const wrong = await fetch(`${wharf.url}/api/v4/groups`, { method: 'POST', headers: { cookie: s.cookie, 'content-type': 'application/json', 'x-csrf-token': 'nope' }, body })
+    const wrong = await fetch(`${wharf.url}/api/v4/groups`, {
+      method: 'POST',
+      headers: { cookie: s.cookie, 'content-type': 'application/json', 'x-csrf-token': 'nope' },
+      body,
+    })
     assert.equal(wrong.status, 403)
-    const ok = await fetch(`${wharf.url}/api/v4/groups`, { method: 'POST', headers: { cookie: s.cookie, 'content-type': 'application/json', 'x-csrf-token': s.csrf }, body })
+    const ok = await fetch(`${wharf.url}/api/v4/groups`, {
+      method: 'POST',
+      headers: { cookie: s.cookie, 'content-type': 'application/json', 'x-csrf-token': s.csrf },
+      body,
+    })
     assert.equal(ok.status, 201, await ok.clone().text())
 
     // A token-authenticated call ignores the cookie and needs no CSRF header.
@@ -68,16 +84,28 @@ describe('web sessions', () => {
   })
 
   it('refuses bad passwords with the API message, tokens as passwords, and cross-origin sign-in', async () => {
-    const bad = await fetch(`${wharf.url}/-/session`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'root', password: 'wrong-password' }) })
+    const bad = await fetch(`${wharf.url}/-/session`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ username: 'root', password: 'wrong-password' }),
+    })
     assert.equal(bad.status, 401)
     assert.match(((await bad.json()) as { message: string }).message, /invalid username or password/)
 
     const pat = await wharf.api('POST', '/api/v4/user/personal_access_tokens', { name: 'ui', scopes: ['api'] })
     assert.equal(pat.status, 201, pat.describe)
-    const withToken = await fetch(`${wharf.url}/-/session`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'root', password: pat.json.token }) })
+    const withToken = await fetch(`${wharf.url}/-/session`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ username: 'root', password: pat.json.token }),
+    })
     assert.equal(withToken.status, 401)
 
-    const cross = await fetch(`${wharf.url}/-/session`, { method: 'POST', headers: { 'content-type': 'application/json', origin: 'https://evil.example' }, body: JSON.stringify({ username: 'root', password: wharf.rootPassword }) })
+    const cross = await fetch(`${wharf.url}/-/session`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', origin: 'https://evil.example' },
+      body: JSON.stringify({ username: 'root', password: wharf.rootPassword }),
+    })
     assert.equal(cross.status, 403)
   })
 

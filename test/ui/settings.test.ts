@@ -121,14 +121,18 @@ describe('web UI settings', () => {
     await row.waitFor()
     const username = (await row.locator('td').nth(1).innerText()).trim()
     const auth = `Basic ${Buffer.from(`${username}:${token}`).toString('base64')}`
-    const ok = await fetch(`${wharf.url}/jwt/auth?service=container_registry&scope=repository:team/app:pull`, { headers: { authorization: auth } })
+    const ok = await fetch(`${wharf.url}/jwt/auth?service=container_registry&scope=repository:team/app:pull`, {
+      headers: { authorization: auth },
+    })
     assert.equal(ok.status, 200)
 
     await page.getByRole('button', { name: 'Revoke deploy token k8s pull' }).click()
     await page.getByRole('dialog').getByRole('button', { name: 'Revoke' }).click()
     await row.waitFor({ state: 'detached' })
     await page.getByText('No active deploy tokens.').waitFor()
-    const refused = await fetch(`${wharf.url}/jwt/auth?service=container_registry&scope=repository:team/app:pull`, { headers: { authorization: auth } })
+    const refused = await fetch(`${wharf.url}/jwt/auth?service=container_registry&scope=repository:team/app:pull`, {
+      headers: { authorization: auth },
+    })
     assert.equal(refused.status, 401)
   })
 
@@ -163,7 +167,10 @@ describe('web UI settings', () => {
     await page.getByRole('button', { name: 'Add project' }).click()
     await page.locator('[data-allowed="team/deployer"]').waitFor()
     const list = await wharf.api('GET', `/api/v4/projects/${projectId}/job_token_scope/allowlist`)
-    assert.deepEqual(list.json.map((p: { path_with_namespace: string }) => p.path_with_namespace), ['team/deployer'])
+    assert.deepEqual(
+      list.json.map((p: { path_with_namespace: string }) => p.path_with_namespace),
+      ['team/deployer'],
+    )
     await shot('settings')
     await shot('settings-phone', 390)
     await noHorizontalScroll()
@@ -171,7 +178,7 @@ describe('web UI settings', () => {
     await page.getByText('No other project may use its job token here.').waitFor()
   })
 
-  it('adds a webhook (a local address is refused with the API\'s reason), tests it, reads its deliveries and deletes it', async () => {
+  it("adds a webhook (a local address is refused with the API's reason), tests it, reads its deliveries and deletes it", async () => {
     const port = (receiver.address() as AddressInfo).port
     await page.goto(`${wharf.url}/-/projects/${projectId}/settings`)
     await page.getByRole('heading', { name: 'Webhooks' }).waitFor()
@@ -186,16 +193,23 @@ describe('web UI settings', () => {
     await page.getByRole('button', { name: 'Add webhook' }).click()
     const row = page.locator('tr[data-hook]')
     await row.waitFor()
-    assert.deepEqual(await row.locator('[data-event]').evaluateAll((els) => els.map((e) => e.getAttribute('data-event'))), ['push_events', 'registry_events'])
+    assert.deepEqual(await row.locator('[data-event]').evaluateAll((els) => els.map((e) => e.getAttribute('data-event'))), [
+      'push_events',
+      'registry_events',
+    ])
 
     await page.getByRole('button', { name: `Test the webhook to http://localhost:${port}/hook` }).click()
     const until = Date.now() + 15_000
-    while (!received.some((r) => r.headers['x-gitlab-token'] === 'ui-hook-secret') && Date.now() < until) await new Promise((r) => setTimeout(r, 100))
+    while (!received.some((r) => r.headers['x-gitlab-token'] === 'ui-hook-secret') && Date.now() < until)
+      await new Promise((r) => setTimeout(r, 100))
     const got = received.find((r) => r.headers['x-gitlab-token'] === 'ui-hook-secret')
     assert.ok(got, 'the test delivery reached the receiver with the token')
     assert.equal(got.headers['x-gitlab-event'], 'Push Hook')
     await page.getByRole('button', { name: `Deliveries of the webhook to http://localhost:${port}/hook` }).click()
-    await page.getByRole('table', { name: `Deliveries of the webhook to http://localhost:${port}/hook` }).getByText('200').waitFor()
+    await page
+      .getByRole('table', { name: `Deliveries of the webhook to http://localhost:${port}/hook` })
+      .getByText('200')
+      .waitFor()
     await shot('settings-webhooks')
 
     await page.getByRole('button', { name: `Delete the webhook to http://localhost:${port}/hook` }).click()

@@ -87,7 +87,12 @@ describe('web UI', () => {
     await page.getByRole('heading', { name: 'No container images yet' }).waitFor()
     projectId = Number(/\/-\/projects\/(\d+)/.exec(page.url())![1])
     const text = await page.locator('main').innerText()
-    for (const cmd of [`docker login ${wharf.host}`, `docker build -t ${wharf.host}/team/app .`, `docker push ${wharf.host}/team/app`, '$CI_REGISTRY_IMAGE']) {
+    for (const cmd of [
+      `docker login ${wharf.host}`,
+      `docker build -t ${wharf.host}/team/app .`,
+      `docker push ${wharf.host}/team/app`,
+      '$CI_REGISTRY_IMAGE',
+    ]) {
       assert.ok(text.includes(cmd), `the empty state shows ${cmd}:\n${text}`)
     }
     await page.getByRole('button', { name: `Copy command: docker login ${wharf.host}` }).click()
@@ -107,14 +112,31 @@ describe('web UI', () => {
   it('lists a pushed image; copy puts the exact pull command on the clipboard', async () => {
     const creds = `root:${wharf.rootPassword}`
     await skopeo(['copy', '--dest-tls-verify=false', '--dest-creds', creds, images.oci('amd64'), `docker://${wharf.host}/team/app:v1`])
-    await skopeo(['copy', '--src-tls-verify=false', '--dest-tls-verify=false', '--src-creds', creds, '--dest-creds', creds, `docker://${wharf.host}/team/app:v1`, `docker://${wharf.host}/team/app:v2`])
+    await skopeo([
+      'copy',
+      '--src-tls-verify=false',
+      '--dest-tls-verify=false',
+      '--src-creds',
+      creds,
+      '--dest-creds',
+      creds,
+      `docker://${wharf.host}/team/app:v1`,
+      `docker://${wharf.host}/team/app:v2`,
+    ])
     await page.goto(`${wharf.url}/-/projects/${projectId}/registry`)
     await page.getByRole('heading', { name: 'Images' }).waitFor()
     await page.locator('tr[data-tag="v1"]').waitFor()
     const row = await page.locator('tr[data-tag="v1"]').innerText()
     assert.ok(row.includes(images.digests.amd64Manifest.slice(7, 19)), `short digest in ${row}`)
     assert.match(row, /KiB|B/)
-    assert.match(await page.getByRole('row', { name: /team\/app/ }).first().innerText(), /\b2\b/, 'two tags counted')
+    assert.match(
+      await page
+        .getByRole('row', { name: /team\/app/ })
+        .first()
+        .innerText(),
+      /\b2\b/,
+      'two tags counted',
+    )
     await page.getByRole('button', { name: 'Copy pull command for v2' }).click()
     assert.equal(await clipboard(), `docker pull ${wharf.host}/team/app:v2`)
     await shot('registry')
@@ -142,31 +164,59 @@ describe('web UI', () => {
     const tags = await fetch(`${wharf.url}/v2/team/app/tags/list`, { headers: { authorization: `Bearer ${await registryToken()}` } })
     assert.deepEqual(((await tags.json()) as { tags: string[] }).tags, ['v2'])
     const api = await wharf.api('GET', `/api/v4/projects/${projectId}/registry/repositories?tags=true`)
-    assert.deepEqual(api.json[0].tags.map((t: { name: string }) => t.name), ['v2'])
+    assert.deepEqual(
+      api.json[0].tags.map((t: { name: string }) => t.name),
+      ['v2'],
+    )
   })
 
   it('an index pushed with copy --all shows its platforms; the image shows its total size', async () => {
     const creds = `root:${wharf.rootPassword}`
-    await skopeo(['copy', '--all', '--dest-tls-verify=false', '--dest-creds', creds, images.oci('index'), `docker://${wharf.host}/team/app:multi`])
+    await skopeo([
+      'copy',
+      '--all',
+      '--dest-tls-verify=false',
+      '--dest-creds',
+      creds,
+      images.oci('index'),
+      `docker://${wharf.host}/team/app:multi`,
+    ])
     await page.goto(`${wharf.url}/-/projects/${projectId}/registry`)
     await page.locator('tr[data-tag="multi"]').waitFor()
     assert.match(await page.locator('tr[data-tag="multi"]').innerText(), /linux\/amd64, linux\/arm64/)
     assert.doesNotMatch(await page.locator('tr[data-tag="v2"]').innerText(), /linux\//)
-    assert.match(await page.getByRole('row', { name: /team\/app/ }).first().innerText(), /\d+(\.\d+)? (B|KiB|MiB)/, 'image size shown')
+    assert.match(
+      await page
+        .getByRole('row', { name: /team\/app/ })
+        .first()
+        .innerText(),
+      /\d+(\.\d+)? (B|KiB|MiB)/,
+      'image size shown',
+    )
   })
 
   it('follows a running job’s log live, with colours, without reloading', async () => {
     const ci = await CiProject.create(wharf, 'team/ci', 'internal')
     try {
       const runner = await createRunner(wharf)
-      const pipeline = await ci.push({ '.gitlab-ci.yml': 'build:\n  stage: build\n  script: [echo hi]\ntest:\n  stage: test\n  script: [echo ok]\n' })
-      const req = await fetch(`${wharf.url}/api/v4/jobs/request`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ token: runner.token, info: { name: 'ui-test', features: { masking: true } } }) })
+      const pipeline = await ci.push({
+        '.gitlab-ci.yml': 'build:\n  stage: build\n  script: [echo hi]\ntest:\n  stage: test\n  script: [echo ok]\n',
+      })
+      const req = await fetch(`${wharf.url}/api/v4/jobs/request`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ token: runner.token, info: { name: 'ui-test', features: { masking: true } } }),
+      })
       assert.equal(req.status, 201, await req.clone().text())
       const job = (await req.json()) as { id: number; token: string }
       let offset = 0
       const append = async (text: string) => {
         const body = Buffer.from(text)
-        const r = await fetch(`${wharf.url}/api/v4/jobs/${job.id}/trace`, { method: 'PATCH', headers: { 'job-token': job.token, 'content-type': 'text/plain', 'content-range': `${offset}-${offset + body.length - 1}` }, body })
+        const r = await fetch(`${wharf.url}/api/v4/jobs/${job.id}/trace`, {
+          method: 'PATCH',
+          headers: { 'job-token': job.token, 'content-type': 'text/plain', 'content-range': `${offset}-${offset + body.length - 1}` },
+          body,
+        })
         assert.equal(r.status, 202, await r.text())
         offset += body.length
       }
@@ -194,7 +244,10 @@ describe('web UI', () => {
       // Retry makes a new job and opens it.
       await page.getByRole('button', { name: 'Retry' }).click()
       await page.waitForURL((u) => !u.pathname.endsWith(`/jobs/${job.id}`))
-      await page.locator('.badge', { hasText: /pending|created/ }).first().waitFor()
+      await page
+        .locator('.badge', { hasText: /pending|created/ })
+        .first()
+        .waitFor()
 
       // The session ends while a second tab follows that pending job: the page says so instead of going quiet.
       const other = await browser.newContext({ viewport: { width: 1280, height: 900 } })
@@ -208,7 +261,10 @@ describe('web UI', () => {
         const alert = tab.locator('#session-ended')
         await alert.waitFor()
         assert.match(await alert.innerText(), /session has ended/)
-        assert.match((await alert.getByRole('link', { name: 'Sign in again' }).getAttribute('href')) ?? '', /^\/-\/sign_in\?return_to=%2F-%2Fprojects%2F/)
+        assert.match(
+          (await alert.getByRole('link', { name: 'Sign in again' }).getAttribute('href')) ?? '',
+          /^\/-\/sign_in\?return_to=%2F-%2Fprojects%2F/,
+        )
       } finally {
         await other.close()
       }
@@ -224,7 +280,10 @@ describe('web UI', () => {
       const newId = Number(/pipelines\/(\d+)/.exec(page.url())![1])
       assert.notEqual(newId, pipeline.id)
       const vars = await wharf.api('GET', `/api/v4/projects/${ci.id}/pipelines/${newId}/variables`)
-      assert.deepEqual(vars.json.map((v: { key: string; value: string }) => [v.key, v.value]), [['DEPLOY_TO', 'staging']])
+      assert.deepEqual(
+        vars.json.map((v: { key: string; value: string }) => [v.key, v.value]),
+        [['DEPLOY_TO', 'staging']],
+      )
     } finally {
       await ci.dispose()
     }
@@ -241,7 +300,12 @@ describe('web UI', () => {
     await page.locator('tr[data-token="laptop"]').waitFor()
     await shot('tokens')
     const dockerLogin = () => engine.docker(['login', '-u', 'root', '--password-stdin', wharf.host], { input: token, timeoutMs: 60_000 })
-    const login = () => run('skopeo', ['login', '--tls-verify=false', '--authfile', path.join(wharf.tmpDir, 'auth.json'), '-u', 'root', '-p', token, wharf.host], { timeoutMs: 30_000 })
+    const login = () =>
+      run(
+        'skopeo',
+        ['login', '--tls-verify=false', '--authfile', path.join(wharf.tmpDir, 'auth.json'), '-u', 'root', '-p', token, wharf.host],
+        { timeoutMs: 30_000 },
+      )
     const okDocker = await dockerLogin()
     assert.equal(okDocker.code, 0, describeResult(okDocker))
     assert.match(okDocker.stdout, /Login Succeeded/)
@@ -267,6 +331,8 @@ describe('web UI', () => {
 })
 
 async function registryToken(): Promise<string> {
-  const res = await fetch(`${wharf.url}/jwt/auth?service=container_registry&scope=repository:team/app:pull`, { headers: { authorization: `Basic ${Buffer.from(`root:${wharf.rootPassword}`).toString('base64')}` } })
+  const res = await fetch(`${wharf.url}/jwt/auth?service=container_registry&scope=repository:team/app:pull`, {
+    headers: { authorization: `Basic ${Buffer.from(`root:${wharf.rootPassword}`).toString('base64')}` },
+  })
   return ((await res.json()) as { token: string }).token
 }

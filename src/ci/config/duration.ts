@@ -10,15 +10,44 @@ const WEEK = 7 * DAY
 const MONTH = 30 * DAY
 const YEAR = 31_557_600
 
-const UNITS: ReadonlyMap<string, number> = new Map(Object.entries({
-  s: SECOND, sec: SECOND, secs: SECOND, second: SECOND, seconds: SECOND,
-  m: MINUTE, min: MINUTE, mins: MINUTE, minute: MINUTE, minutes: MINUTE,
-  h: HOUR, hr: HOUR, hrs: HOUR, hour: HOUR, hours: HOUR,
-  d: DAY, day: DAY, days: DAY,
-  w: WEEK, wk: WEEK, wks: WEEK, week: WEEK, weeks: WEEK,
-  mo: MONTH, mos: MONTH, mon: MONTH, mons: MONTH, month: MONTH, months: MONTH,
-  y: YEAR, yr: YEAR, yrs: YEAR, year: YEAR, years: YEAR,
-}))
+const UNITS: ReadonlyMap<string, number> = new Map(
+  Object.entries({
+    s: SECOND,
+    sec: SECOND,
+    secs: SECOND,
+    second: SECOND,
+    seconds: SECOND,
+    m: MINUTE,
+    min: MINUTE,
+    mins: MINUTE,
+    minute: MINUTE,
+    minutes: MINUTE,
+    h: HOUR,
+    hr: HOUR,
+    hrs: HOUR,
+    hour: HOUR,
+    hours: HOUR,
+    d: DAY,
+    day: DAY,
+    days: DAY,
+    w: WEEK,
+    wk: WEEK,
+    wks: WEEK,
+    week: WEEK,
+    weeks: WEEK,
+    mo: MONTH,
+    mos: MONTH,
+    mon: MONTH,
+    mons: MONTH,
+    month: MONTH,
+    months: MONTH,
+    y: YEAR,
+    yr: YEAR,
+    yrs: YEAR,
+    year: YEAR,
+    years: YEAR,
+  }),
+)
 
 /** Longest job timeout GitLab accepts (Project::MAX_BUILD_TIMEOUT, one month). */
 export const MAX_JOB_TIMEOUT_SECONDS = MONTH
@@ -33,7 +62,10 @@ export function parseDuration(text: string): number | undefined {
     const [, h, m, sec] = clock
     return Number(h ?? 0) * HOUR + Number(m) * MINUTE + Number(sec)
   }
-  const tokens = s.replace(/,/g, ' ').replace(/\band\b/g, ' ').match(/\d+(?:\.\d+)?|[a-z]+/g)
+  const tokens = s
+    .replace(/,/g, ' ')
+    .replace(/\band\b/g, ' ')
+    .match(/\d+(?:\.\d+)?|[a-z]+/g)
   if (!tokens) return undefined
   let total = 0
   let pending: number | undefined

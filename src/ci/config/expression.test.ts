@@ -65,8 +65,24 @@ test('parse tree shape', () => {
 
 test('invalid expressions are rejected', () => {
   for (const bad of [
-    '', '   ', '$', '${CI_COMMIT_BRANCH} == "main"', '$A ==', '== "x"', '$A = "x"', '$A == "x', '($A', '$A)',
-    '$A =~ /[/', '$A =~ //', '$A =~ /x/g', 'main', '$A $B', '$A && ', '$A == "a" "b"', '$A =~ /x',
+    '',
+    '   ',
+    '$',
+    '${CI_COMMIT_BRANCH} == "main"',
+    '$A ==',
+    '== "x"',
+    '$A = "x"',
+    '$A == "x',
+    '($A',
+    '$A)',
+    '$A =~ /[/',
+    '$A =~ //',
+    '$A =~ /x/g',
+    'main',
+    '$A $B',
+    '$A && ',
+    '$A == "a" "b"',
+    '$A =~ /x',
   ]) {
     assert.equal(isValidExpression(bad), false, bad)
   }

@@ -46,14 +46,21 @@ function tokenize(src: string): Token[] {
   let i = 0
   while (i < src.length) {
     const c = src[i] as string
-    if (/\s/.test(c)) { i++; continue }
+    if (/\s/.test(c)) {
+      i++
+      continue
+    }
     const two = src.slice(i, i + 2)
     if (two === '==' || two === '!=' || two === '=~' || two === '!~' || two === '&&' || two === '||') {
       tokens.push({ t: 'op', op: two })
       i += 2
       continue
     }
-    if (c === '(' || c === ')') { tokens.push({ t: 'op', op: c }); i++; continue }
+    if (c === '(' || c === ')') {
+      tokens.push({ t: 'op', op: c })
+      i++
+      continue
+    }
     if (c === '$') {
       const m = /^\w+/.exec(src.slice(i + 1))
       if (!m) throw new ExpressionSyntaxError(`unexpected "$" at ${i}`)
@@ -75,7 +82,11 @@ function tokenize(src: string): Token[] {
       continue
     }
     const word = /^[A-Za-z_]\w*/.exec(src.slice(i))
-    if (word && word[0] === 'null') { tokens.push({ t: 'null' }); i += 4; continue }
+    if (word && word[0] === 'null') {
+      tokens.push({ t: 'null' })
+      i += 4
+      continue
+    }
     throw new ExpressionSyntaxError(`unexpected "${word ? word[0] : c}" at ${i}`)
   }
   return tokens
@@ -121,11 +132,16 @@ export function parseExpression(src: string): Expr {
     const tok = tokens[pos++]
     if (!tok) throw new ExpressionSyntaxError('unexpected end of expression')
     switch (tok.t) {
-      case 'variable': return { kind: 'variable', name: tok.name }
-      case 'string': return { kind: 'string', value: tok.value }
-      case 'null': return { kind: 'null' }
-      case 'pattern': return { kind: 'pattern', source: tok.source, flags: tok.flags }
-      default: throw new ExpressionSyntaxError(`unexpected "${tok.op}"`)
+      case 'variable':
+        return { kind: 'variable', name: tok.name }
+      case 'string':
+        return { kind: 'string', value: tok.value }
+      case 'null':
+        return { kind: 'null' }
+      case 'pattern':
+        return { kind: 'pattern', source: tok.source, flags: tok.flags }
+      default:
+        throw new ExpressionSyntaxError(`unexpected "${tok.op}"`)
     }
   }
   const primary = (): Expr => {
@@ -146,12 +162,18 @@ export function parseExpression(src: string): Expr {
   }
   const and = (): Expr => {
     let left = primary()
-    while (isOp(peek(), '&&')) { pos++; left = { kind: 'and', left, right: primary() } }
+    while (isOp(peek(), '&&')) {
+      pos++
+      left = { kind: 'and', left, right: primary() }
+    }
     return left
   }
   const or = (): Expr => {
     let left = and()
-    while (isOp(peek(), '||')) { pos++; left = { kind: 'or', left, right: and() } }
+    while (isOp(peek(), '||')) {
+      pos++
+      left = { kind: 'or', left, right: and() }
+    }
     return left
   }
 
@@ -188,20 +210,30 @@ function truthy(v: Value): boolean {
 
 function evaluate(e: Expr, lookup: (name: string) => string | undefined): Value {
   switch (e.kind) {
-    case 'variable': return lookup(e.name) ?? null
-    case 'string': return e.value
-    case 'null': return null
-    case 'pattern': return new RegExp(e.source, e.flags)
-    case 'and': return truthy(evaluate(e.left, lookup)) && truthy(evaluate(e.right, lookup))
-    case 'or': return truthy(evaluate(e.left, lookup)) || truthy(evaluate(e.right, lookup))
+    case 'variable':
+      return lookup(e.name) ?? null
+    case 'string':
+      return e.value
+    case 'null':
+      return null
+    case 'pattern':
+      return new RegExp(e.source, e.flags)
+    case 'and':
+      return truthy(evaluate(e.left, lookup)) && truthy(evaluate(e.right, lookup))
+    case 'or':
+      return truthy(evaluate(e.left, lookup)) || truthy(evaluate(e.right, lookup))
     case 'compare': {
       const left = evaluate(e.left, lookup)
       const right = evaluate(e.right, lookup)
       switch (e.op) {
-        case '==': return same(left, right)
-        case '!=': return !same(left, right)
-        case '=~': return matches(left, right)
-        case '!~': return !matches(left, right)
+        case '==':
+          return same(left, right)
+        case '!=':
+          return !same(left, right)
+        case '=~':
+          return matches(left, right)
+        case '!~':
+          return !matches(left, right)
       }
     }
   }

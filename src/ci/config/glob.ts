@@ -48,7 +48,10 @@ function compile(p: string, pos: { i: number }, inBrace: boolean): string {
       case '\\': {
         const next = p[pos.i]
         if (next === undefined) out += '\\\\'
-        else { out += escapeRe(next); pos.i++ }
+        else {
+          out += escapeRe(next)
+          pos.i++
+        }
         break
       }
       case '*': {
@@ -69,11 +72,17 @@ function compile(p: string, pos: { i: number }, inBrace: boolean): string {
         break
       case '[': {
         const end = classEnd(p, pos.i)
-        if (end < 0) { out += '\\['; break }
+        if (end < 0) {
+          out += '\\['
+          break
+        }
         let body = p.slice(pos.i, end)
         pos.i = end + 1
         let negate = false
-        if (body.startsWith('!') || body.startsWith('^')) { negate = true; body = body.slice(1) }
+        if (body.startsWith('!') || body.startsWith('^')) {
+          negate = true
+          body = body.slice(1)
+        }
         const inner = body.replace(/\\(.)/g, '$1').replace(/[\\\]^]/g, '\\$&')
         out += negate ? `(?!/)[^${inner}]` : `(?!/)[${inner}]`
         break
@@ -86,7 +95,8 @@ function compile(p: string, pos: { i: number }, inBrace: boolean): string {
           const stop = p[pos.i]
           pos.i++
           if (stop === '}') break
-          if (stop !== ',') { // unbalanced: treat "{" literally
+          if (stop !== ',') {
+            // unbalanced: treat "{" literally
             pos.i = start
             alternatives.length = 0
             break
@@ -108,7 +118,10 @@ function classEnd(p: string, from: number): number {
   if (p[i] === '!' || p[i] === '^') i++
   if (p[i] === ']') i++ // a leading "]" is literal
   for (; i < p.length; i++) {
-    if (p[i] === '\\') { i++; continue }
+    if (p[i] === '\\') {
+      i++
+      continue
+    }
     if (p[i] === ']') return i
   }
   return -1

@@ -15,7 +15,20 @@ export interface IncludeSource {
 }
 
 /** Known `include` forms Wharf does not fetch: they fail loudly rather than being skipped. */
-const UNSUPPORTED_INCLUDE_KEYS = ['remote', 'template', 'project', 'component', 'file', 'ref', 'artifact', 'job', 'rules', 'inputs', 'with', 'integrity'] as const
+const UNSUPPORTED_INCLUDE_KEYS = [
+  'remote',
+  'template',
+  'project',
+  'component',
+  'file',
+  'ref',
+  'artifact',
+  'job',
+  'rules',
+  'inputs',
+  'with',
+  'integrity',
+] as const
 const YAML_EXTENSION = /.+\.(yml|yaml)$/i
 
 export class IncludeError extends Error {}
@@ -50,14 +63,16 @@ async function expand(values: Hash, source: IncludeSource, state: State): Promis
 function localPath(location: unknown): string {
   let path: string
   if (isString(location)) {
-    if (/^https?:\/\//i.test(location)) throw new IncludeError(`Included file \`${location}\`: remote includes are not supported; use include:local`)
+    if (/^https?:\/\//i.test(location))
+      throw new IncludeError(`Included file \`${location}\`: remote includes are not supported; use include:local`)
     path = location
   } else if (isHash(location)) {
     const keys = Object.keys(location)
     const unsupported = keys.filter((k) => (UNSUPPORTED_INCLUDE_KEYS as readonly string[]).includes(k))
     const unknown = keys.filter((k) => k !== 'local' && !unsupported.includes(k))
     if (unknown.length) throw new IncludeError(`include config contains unknown keys: ${list(unknown)}`)
-    if (unsupported.length) throw new IncludeError(`include config contains unsupported keys: ${list(unsupported)} (only include:local is supported)`)
+    if (unsupported.length)
+      throw new IncludeError(`include config contains unsupported keys: ${list(unsupported)} (only include:local is supported)`)
     const local = getKey(location, 'local')
     if (!isString(local)) throw new IncludeError(`Included file \`${String(local)}\` needs to be a string`)
     path = local

@@ -1,12 +1,22 @@
 // Public surface of the `.gitlab-ci.yml` domain: parse, plan, expressions, variables, globs.
 export { parseCiConfig, type ParseCiConfigOptions } from './parse.ts'
 export {
-  planPipeline, FILTERED_BY_WORKFLOW, NO_JOBS, PIPELINE_SOURCES,
-  type PipelinePlan, type PipelineSource, type PlanContext, type PlannedJob,
+  planPipeline,
+  FILTERED_BY_WORKFLOW,
+  NO_JOBS,
+  PIPELINE_SOURCES,
+  type PipelinePlan,
+  type PipelineSource,
+  type PlanContext,
+  type PlannedJob,
 } from './plan.ts'
 export { CiConfigError, isCiConfigError } from './errors.ts'
 export {
-  parseExpression, evaluateExpression, isValidExpression, ExpressionSyntaxError, type Expr,
+  parseExpression,
+  evaluateExpression,
+  isValidExpression,
+  ExpressionSyntaxError,
+  type Expr,
 } from './expression.ts'
 export { expandVariables, expandAllVariables, referencedVariables, type VariableDefinition, type VariableLookup } from './variables.ts'
 export { matchGlob, globToRegExp, anyGlobMatches } from './glob.ts'

@@ -80,13 +80,21 @@ const cases: Case[] = [
       'jobs:downstream config contains unsupported keys: trigger',
     ],
   },
-  { name: 'unknown default keyword', yaml: 'default:\n  imagee: alpine\nb:\n  script: x\n', errors: ['default config contains unknown keys: imagee'] },
+  {
+    name: 'unknown default keyword',
+    yaml: 'default:\n  imagee: alpine\nb:\n  script: x\n',
+    errors: ['default config contains unknown keys: imagee'],
+  },
   {
     name: 'top-level and default: both set',
     yaml: 'image: alpine\ndefault:\n  image: debian\nb:\n  script: x\n',
     errors: ['image is defined in top-level and `default:` entry'],
   },
-  { name: 'unknown workflow key', yaml: 'workflow:\n  rulez: []\nb:\n  script: x\n', errors: ['workflow config contains unknown keys: rulez'] },
+  {
+    name: 'unknown workflow key',
+    yaml: 'workflow:\n  rulez: []\nb:\n  script: x\n',
+    errors: ['workflow config contains unknown keys: rulez'],
+  },
   {
     name: 'unknown rule key',
     yaml: 'b:\n  script: x\n  rules:\n    - iff: $CI_COMMIT_TAG\n',
@@ -150,7 +158,8 @@ const cases: Case[] = [
   },
   {
     name: 'more needs than a job may have',
-    yaml: Array.from({ length: 51 }, (_, i) => `a${i}:\n  stage: build\n  script: x\n`).join('') +
+    yaml:
+      Array.from({ length: 51 }, (_, i) => `a${i}:\n  stage: build\n  script: x\n`).join('') +
       `b:\n  script: x\n  needs: [${Array.from({ length: 51 }, (_, i) => `a${i}`).join(', ')}]\n`,
     errors: ['jobs:b:needs one job can only need 50 others, but you have listed 51'],
   },
@@ -204,7 +213,11 @@ const cases: Case[] = [
     yaml: 'a:\n  stage: build\n  script: x\nb:\n  stage: build\n  script: x\nc:\n  script: x\n  needs: [a]\n  dependencies: [a, b]\n',
     errors: ['jobs:c dependencies the b should be part of needs'],
   },
-  { name: 'dependencies of the wrong type', yaml: 'c:\n  script: x\n  dependencies: a\n', errors: ['jobs:c dependencies should be an array of strings'] },
+  {
+    name: 'dependencies of the wrong type',
+    yaml: 'c:\n  script: x\n  dependencies: a\n',
+    errors: ['jobs:c dependencies should be an array of strings'],
+  },
 
   // ---- extends, !reference
   {
@@ -234,7 +247,11 @@ const cases: Case[] = [
     yaml: `j0:\n  script: x\n${Array.from({ length: 9_999 }, (_, i) => `j${i + 1}:\n  extends: j${i}\n`).join('')}`,
     errors: ['j12: nesting too deep in `extends`'],
   },
-  { name: 'extends of the wrong type', yaml: 'b:\n  extends: {a: 1}\n  script: x\n', errors: ['jobs:b extends should be an array of strings or a string'] },
+  {
+    name: 'extends of the wrong type',
+    yaml: 'b:\n  extends: {a: 1}\n  script: x\n',
+    errors: ['jobs:b extends should be an array of strings or a string'],
+  },
   {
     name: 'a !reference to nothing',
     yaml: 'b:\n  script: !reference [.setup, script]\n',
@@ -243,21 +260,39 @@ const cases: Case[] = [
 
   // ---- include
   { name: 'missing include', yaml: 'include: ci/missing.yml\nb:\n  script: x\n', errors: ['Local file `ci/missing.yml` does not exist!'] },
-  { name: 'include without a YAML extension', yaml: 'include: ci/build.txt\n', errors: ['Included file `ci/build.txt` does not have YAML extension!'] },
+  {
+    name: 'include without a YAML extension',
+    yaml: 'include: ci/build.txt\n',
+    errors: ['Included file `ci/build.txt` does not have YAML extension!'],
+  },
   {
     name: 'include of an invalid YAML file',
     yaml: 'include: ci/bad.yml\n',
     files: { 'ci/bad.yml': 'a: [\n' },
     errors: ['`ci/bad.yml`: Flow sequence in block collection must be sufficiently indented and end with a ] at line 2, column 1'],
   },
-  { name: 'include of a list', yaml: 'include: ci/list.yml\n', files: { 'ci/list.yml': '- a\n' }, errors: ['Included file `ci/list.yml` does not have valid YAML syntax!'] },
-  { name: 'include of an empty file', yaml: 'include: ci/empty.yml\n', files: { 'ci/empty.yml': '\n' }, errors: ['Local file `ci/empty.yml` is empty!'] },
+  {
+    name: 'include of a list',
+    yaml: 'include: ci/list.yml\n',
+    files: { 'ci/list.yml': '- a\n' },
+    errors: ['Included file `ci/list.yml` does not have valid YAML syntax!'],
+  },
+  {
+    name: 'include of an empty file',
+    yaml: 'include: ci/empty.yml\n',
+    files: { 'ci/empty.yml': '\n' },
+    errors: ['Local file `ci/empty.yml` is empty!'],
+  },
   {
     name: 'include:remote',
     yaml: 'include:\n  - remote: https://example.com/ci.yml\n',
     errors: ['include config contains unsupported keys: remote (only include:local is supported)'],
   },
-  { name: 'include of a URL string', yaml: 'include: https://example.com/ci.yml\n', errors: ['Included file `https://example.com/ci.yml`: remote includes are not supported; use include:local'] },
+  {
+    name: 'include of a URL string',
+    yaml: 'include: https://example.com/ci.yml\n',
+    errors: ['Included file `https://example.com/ci.yml`: remote includes are not supported; use include:local'],
+  },
   { name: 'include with an unknown key', yaml: 'include:\n  - lokal: a.yml\n', errors: ['include config contains unknown keys: lokal'] },
   { name: 'include of a number', yaml: 'include: [42]\n', errors: ['Each include must be a hash or a string'] },
   {
@@ -283,10 +318,18 @@ const cases: Case[] = [
     yaml: 'b:\n  script: x\n  rules:\n    - when: sometimes\n',
     errors: ['jobs:b:rules:rule when unknown value: sometimes'],
   },
-  { name: 'delayed in rules', yaml: 'b:\n  script: x\n  rules:\n    - when: delayed\n      start_in: 5 minutes\n', errors: ['jobs:b:rules:rule config contains unsupported keys: start_in'] },
+  {
+    name: 'delayed in rules',
+    yaml: 'b:\n  script: x\n  rules:\n    - when: delayed\n      start_in: 5 minutes\n',
+    errors: ['jobs:b:rules:rule config contains unsupported keys: start_in'],
+  },
   { name: 'empty rules', yaml: 'b:\n  script: x\n  rules: []\n', errors: ["jobs:b:rules config can't be blank"] },
   { name: 'rules not a list', yaml: 'b:\n  script: x\n  rules:\n    if: $A\n', errors: ['jobs:b:rules config should be an array'] },
-  { name: 'rules with a string', yaml: 'b:\n  script: x\n  rules: [$A]\n', errors: ['jobs:b rules should be an array containing hashes and arrays of hashes'] },
+  {
+    name: 'rules with a string',
+    yaml: 'b:\n  script: x\n  rules: [$A]\n',
+    errors: ['jobs:b rules should be an array containing hashes and arrays of hashes'],
+  },
   {
     name: 'rules with only',
     yaml: 'b:\n  script: x\n  only: [main]\n  rules:\n    - when: always\n',
@@ -312,13 +355,21 @@ const cases: Case[] = [
     yaml: 'b:\n  script: x\n  rules:\n    - allow_failure: sometimes\n',
     errors: ['jobs:b:rules:rule allow_failure should be a boolean value'],
   },
-  { name: 'only as a string', yaml: 'b:\n  script: x\n  only: main\n', errors: ['jobs:b:only has to be either an array of conditions or a hash'] },
+  {
+    name: 'only as a string',
+    yaml: 'b:\n  script: x\n  only: main\n',
+    errors: ['jobs:b:only has to be either an array of conditions or a hash'],
+  },
   {
     name: 'only with an invalid regex',
     yaml: 'b:\n  script: x\n  only: ["/(unclosed/"]\n',
     errors: ['jobs:b:only config should be an array of strings or regular expressions using re2 syntax'],
   },
-  { name: 'only with an unknown key', yaml: 'b:\n  script: x\n  only:\n    branches: [main]\n', errors: ['jobs:b:only config contains unknown keys: branches'] },
+  {
+    name: 'only with an unknown key',
+    yaml: 'b:\n  script: x\n  only:\n    branches: [main]\n',
+    errors: ['jobs:b:only config contains unknown keys: branches'],
+  },
   {
     name: 'except:variables with a bad expression',
     yaml: 'b:\n  script: x\n  except:\n    variables: [$A ==]\n',
@@ -331,31 +382,67 @@ const cases: Case[] = [
     yaml: 'b:\n  script: x\n  when: sometimes\n',
     errors: ['jobs:b when should be one of: on_success, on_failure, always, manual'],
   },
-  { name: 'when: never at job level', yaml: 'b:\n  script: x\n  when: never\n', errors: ['jobs:b when should be one of: on_success, on_failure, always, manual'] },
+  {
+    name: 'when: never at job level',
+    yaml: 'b:\n  script: x\n  when: never\n',
+    errors: ['jobs:b when should be one of: on_success, on_failure, always, manual'],
+  },
   { name: 'delayed jobs', yaml: 'b:\n  script: x\n  when: delayed\n', errors: ['jobs:b when delayed is not supported'] },
   { name: 'retry too high', yaml: 'b:\n  script: x\n  retry: 3\n', errors: ['jobs:b:retry config must be less than or equal to 2'] },
-  { name: 'retry:when unknown', yaml: 'b:\n  script: x\n  retry:\n    max: 2\n    when: [flaky]\n', errors: ['jobs:b:retry when contains unknown values: flaky'] },
-  { name: 'retry of the wrong type', yaml: 'b:\n  script: x\n  retry: twice\n', errors: ['jobs:b:retry config has to be either an integer or a hash'] },
+  {
+    name: 'retry:when unknown',
+    yaml: 'b:\n  script: x\n  retry:\n    max: 2\n    when: [flaky]\n',
+    errors: ['jobs:b:retry when contains unknown values: flaky'],
+  },
+  {
+    name: 'retry of the wrong type',
+    yaml: 'b:\n  script: x\n  retry: twice\n',
+    errors: ['jobs:b:retry config has to be either an integer or a hash'],
+  },
   { name: 'timeout not a duration', yaml: 'b:\n  script: x\n  timeout: soon\n', errors: ['jobs:b:timeout config should be a duration'] },
   { name: 'timeout as a number', yaml: 'b:\n  script: x\n  timeout: 3600\n', errors: ['jobs:b:timeout config should be a duration'] },
-  { name: 'timeout over a month', yaml: 'b:\n  script: x\n  timeout: 5 weeks\n', errors: ['jobs:b:timeout config should not exceed the limit'] },
+  {
+    name: 'timeout over a month',
+    yaml: 'b:\n  script: x\n  timeout: 5 weeks\n',
+    errors: ['jobs:b:timeout config should not exceed the limit'],
+  },
   { name: 'tags as a string', yaml: 'b:\n  script: x\n  tags: docker\n', errors: ['jobs:b:tags config should be an array of strings'] },
-  { name: 'interruptible not a boolean', yaml: 'b:\n  script: x\n  interruptible: maybe\n', errors: ['jobs:b:interruptible config should be a boolean value'] },
-  { name: 'allow_failure of the wrong type', yaml: 'b:\n  script: x\n  allow_failure: maybe\n', errors: ['jobs:b allow_failure should be a hash or a boolean value'] },
+  {
+    name: 'interruptible not a boolean',
+    yaml: 'b:\n  script: x\n  interruptible: maybe\n',
+    errors: ['jobs:b:interruptible config should be a boolean value'],
+  },
+  {
+    name: 'allow_failure of the wrong type',
+    yaml: 'b:\n  script: x\n  allow_failure: maybe\n',
+    errors: ['jobs:b allow_failure should be a hash or a boolean value'],
+  },
   {
     name: 'allow_failure:exit_codes of the wrong type',
     yaml: 'b:\n  script: x\n  allow_failure:\n    exit_codes: [one]\n',
     errors: ['jobs:b:allow_failure exit_codes should be an array of integers or an integer'],
   },
-  { name: 'image of the wrong type', yaml: 'b:\n  script: x\n  image: [alpine]\n', errors: ['jobs:b:image config should be a hash or a string'] },
+  {
+    name: 'image of the wrong type',
+    yaml: 'b:\n  script: x\n  image: [alpine]\n',
+    errors: ['jobs:b:image config should be a hash or a string'],
+  },
   { name: 'image without a name', yaml: 'b:\n  script: x\n  image:\n    entrypoint: [sh]\n', errors: ["jobs:b:image name can't be blank"] },
-  { name: 'image with an unknown key', yaml: 'b:\n  script: x\n  image:\n    name: alpine\n    tag: "3"\n', errors: ['jobs:b:image config contains unknown keys: tag'] },
+  {
+    name: 'image with an unknown key',
+    yaml: 'b:\n  script: x\n  image:\n    name: alpine\n    tag: "3"\n',
+    errors: ['jobs:b:image config contains unknown keys: tag'],
+  },
   {
     name: 'unknown pull_policy',
     yaml: 'b:\n  script: x\n  image:\n    name: alpine\n    pull_policy: [always, sometimes]\n',
     errors: ['jobs:b:image:pull_policy config contains unknown values: sometimes'],
   },
-  { name: 'services as a string', yaml: 'b:\n  script: x\n  services: docker:dind\n', errors: ['jobs:b:services config should be an array'] },
+  {
+    name: 'services as a string',
+    yaml: 'b:\n  script: x\n  services: docker:dind\n',
+    errors: ['jobs:b:services config should be an array'],
+  },
   {
     name: 'service with an unknown key',
     yaml: 'b:\n  script: x\n  services:\n    - name: postgres\n      hostname: db\n',
@@ -371,28 +458,56 @@ const cases: Case[] = [
     yaml: 'b:\n  script: x\n  variables:\n    A:\n      value: "1"\n      description: no\n',
     errors: ['jobs:b:variables:A config uses invalid data keys: description'],
   },
-  { name: 'variables as a list', yaml: 'variables: [A]\nb:\n  script: x\n', errors: ['variables config should be a hash of key value pairs'] },
-  { name: 'artifacts with an unknown key', yaml: 'b:\n  script: x\n  artifacts:\n    path: [dist]\n', errors: ['jobs:b:artifacts config contains unknown keys: path'] },
+  {
+    name: 'variables as a list',
+    yaml: 'variables: [A]\nb:\n  script: x\n',
+    errors: ['variables config should be a hash of key value pairs'],
+  },
+  {
+    name: 'artifacts with an unknown key',
+    yaml: 'b:\n  script: x\n  artifacts:\n    path: [dist]\n',
+    errors: ['jobs:b:artifacts config contains unknown keys: path'],
+  },
   {
     name: 'artifacts:when unknown',
     yaml: 'b:\n  script: x\n  artifacts:\n    when: sometimes\n',
     errors: ['jobs:b:artifacts when should be one of: on_success, on_failure, always'],
   },
-  { name: 'artifacts:expire_in not a duration', yaml: 'b:\n  script: x\n  artifacts:\n    expire_in: later\n', errors: ['jobs:b:artifacts expire_in should be a duration'] },
-  { name: 'artifacts:paths as a string', yaml: 'b:\n  script: x\n  artifacts:\n    paths: dist/\n', errors: ['jobs:b:artifacts paths should be an array of strings'] },
+  {
+    name: 'artifacts:expire_in not a duration',
+    yaml: 'b:\n  script: x\n  artifacts:\n    expire_in: later\n',
+    errors: ['jobs:b:artifacts expire_in should be a duration'],
+  },
+  {
+    name: 'artifacts:paths as a string',
+    yaml: 'b:\n  script: x\n  artifacts:\n    paths: dist/\n',
+    errors: ['jobs:b:artifacts paths should be an array of strings'],
+  },
   {
     name: 'cache:policy unknown',
     yaml: 'b:\n  script: x\n  cache:\n    paths: [x]\n    policy: fetch\n',
     errors: ['jobs:b:cache policy should be a variable or one of: pull-push, push, pull'],
   },
-  { name: 'cache:key with a slash', yaml: 'b:\n  script: x\n  cache:\n    key: a/b\n', errors: ['jobs:b:cache:key config cannot contain the "/" character'] },
+  {
+    name: 'cache:key with a slash',
+    yaml: 'b:\n  script: x\n  cache:\n    key: a/b\n',
+    errors: ['jobs:b:cache:key config cannot contain the "/" character'],
+  },
   {
     name: 'too many caches',
     yaml: 'b:\n  script: x\n  cache: [{key: a}, {key: b}, {key: c}, {key: d}, {key: e}]\n',
     errors: ['jobs:b:cache config no more than 4 caches can be created'],
   },
-  { name: 'coverage not a regex', yaml: 'b:\n  script: x\n  coverage: "Total: (\\\\d+)%"\n', errors: ['jobs:b:coverage config must be a regular expression with re2 syntax'] },
-  { name: 'environment without a name', yaml: 'b:\n  script: x\n  environment:\n    url: https://x\n', errors: ["jobs:b:environment name can't be blank"] },
+  {
+    name: 'coverage not a regex',
+    yaml: 'b:\n  script: x\n  coverage: "Total: (\\\\d+)%"\n',
+    errors: ['jobs:b:coverage config must be a regular expression with re2 syntax'],
+  },
+  {
+    name: 'environment without a name',
+    yaml: 'b:\n  script: x\n  environment:\n    url: https://x\n',
+    errors: ["jobs:b:environment name can't be blank"],
+  },
   {
     name: 'inherit:default with an unknown keyword',
     yaml: 'b:\n  script: x\n  inherit:\n    default: [image, variables]\n',

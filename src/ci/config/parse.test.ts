@@ -13,7 +13,10 @@ test("the seed's Docker template, verbatim", async () => {
   assert.equal(config.jobs.length, 1)
   assert.equal(build?.name, 'build')
   assert.deepEqual(build?.image, { name: 'docker:latest', entrypoint: null, pullPolicy: null, docker: null })
-  assert.deepEqual(build?.services.map((s) => s.name), ['docker:dind'])
+  assert.deepEqual(
+    build?.services.map((s) => s.name),
+    ['docker:dind'],
+  )
   assert.deepEqual(build?.script, [
     'docker login -u "gitlab-ci-token" -p "$CI_BUILD_TOKEN" $CI_REGISTRY',
     'docker build --pull -t "$CI_REGISTRY_IMAGE:$CI_BUILD_REF_NAME" .',
@@ -23,7 +26,9 @@ test("the seed's Docker template, verbatim", async () => {
   assert.deepEqual(plan.stages, ['build'])
   assert.deepEqual(graph(plan), [{ name: 'build', stage: 'build', when: 'on_success' }])
   // The same pipeline runs for tags (default `only: [branches, tags]`).
-  assert.deepEqual(graph(planPipeline(config, event({ ref: 'v1.0.0', tag: true }))), [{ name: 'build', stage: 'build', when: 'on_success' }])
+  assert.deepEqual(graph(planPipeline(config, event({ ref: 'v1.0.0', tag: true }))), [
+    { name: 'build', stage: 'build', when: 'on_success' },
+  ])
 })
 
 test('the Docker registry template: stages, global variables, top-level before_script', async () => {
@@ -34,7 +39,10 @@ test('the Docker registry template: stages, global variables, top-level before_s
   const [build] = plan.jobs
   assert.deepEqual(graph(plan), [{ name: 'build', stage: 'build', when: 'on_success' }])
   assert.equal(build?.image?.name, 'docker:latest')
-  assert.deepEqual(build?.services.map((s) => s.name), ['docker:dind'])
+  assert.deepEqual(
+    build?.services.map((s) => s.name),
+    ['docker:dind'],
+  )
   assert.deepEqual(build?.beforeScript, ['docker login -u gitlab-ci-token -p "$CI_BUILD_TOKEN" $CI_REGISTRY'])
   assert.deepEqual(build?.script, [
     'docker build --pull -t "$CI_REGISTRY_IMAGE:$CI_BUILD_REF_NAME" .',
@@ -49,10 +57,17 @@ test('multi-stage build/test/deploy with only/except', async () => {
   const build = config.jobs.find((j) => j.name === 'build')
   assert.equal(build?.image?.name, 'node:20-alpine', 'default:image')
   assert.deepEqual(build?.beforeScript, ['npm ci'])
-  assert.deepEqual(build?.cache, [{
-    key: { files: ['package-lock.json'], prefix: null }, paths: ['node_modules/'], policy: 'pull-push', when: 'on_success',
-    untracked: false, unprotect: false, fallbackKeys: [],
-  }])
+  assert.deepEqual(build?.cache, [
+    {
+      key: { files: ['package-lock.json'], prefix: null },
+      paths: ['node_modules/'],
+      policy: 'pull-push',
+      when: 'on_success',
+      untracked: false,
+      unprotect: false,
+      fallbackKeys: [],
+    },
+  ])
   assert.equal(build?.artifacts?.expireIn, 604_800)
   const unit = config.jobs.find((j) => j.name === 'unit')
   assert.equal(unit?.coverage, '/Lines\\s*:\\s*(\\d+\\.?\\d*)%/')
@@ -60,7 +75,12 @@ test('multi-stage build/test/deploy with only/except', async () => {
   assert.equal(unit?.artifacts?.when, 'always')
   assert.equal(config.jobs.find((j) => j.name === 'nightly')?.timeout, 10_800)
   assert.deepEqual(config.jobs.find((j) => j.name === 'deploy_staging')?.environment, {
-    name: 'staging', url: 'https://staging.example.com', action: 'start', onStop: null, autoStopIn: null, deploymentTier: null,
+    name: 'staging',
+    url: 'https://staging.example.com',
+    action: 'start',
+    onStop: null,
+    autoStopIn: null,
+    deploymentTier: null,
   })
 
   assert.deepEqual(graph(planPipeline(config, event({ ref: 'main' }))), [
@@ -91,7 +111,10 @@ test('multi-stage build/test/deploy with only/except', async () => {
   )
   const plan = created(planPipeline(config, event({ ref: 'main' })))
   assert.deepEqual(plan.stages, ['build', 'test', 'deploy'])
-  assert.deepEqual(plan.jobs.map((j) => j.stageIndex), [0, 1, 1, 2, 2])
+  assert.deepEqual(
+    plan.jobs.map((j) => j.stageIndex),
+    [0, 1, 1, 2, 2],
+  )
   assert.deepEqual(plan.jobs.find((j) => j.name === 'deploy_staging')?.artifactsFrom, ['build', 'unit', 'lint'])
 })
 
@@ -122,7 +145,11 @@ test('a DAG: needs across and within stages, needs: [], optional needs, dependen
 
 test('extends: a three-level chain with deep-merged hashes and replaced arrays', async () => {
   const config = await parseCiConfig(await fixture('extends-chain.gitlab-ci.yml'), noFiles)
-  assert.deepEqual(config.jobs.map((j) => j.name), ['rspec', 'rspec:nightly'], 'hidden jobs are templates only')
+  assert.deepEqual(
+    config.jobs.map((j) => j.name),
+    ['rspec', 'rspec:nightly'],
+    'hidden jobs are templates only',
+  )
   const rspec = config.jobs[0]
   assert.deepEqual(rspec?.extends, ['.rspec'])
   assert.equal(rspec?.stage, 'test')
@@ -137,12 +164,22 @@ test('extends: a three-level chain with deep-merged hashes and replaced arrays',
     DATABASE_URL: 'postgres://postgres:secret@db/test',
     RSPEC_OPTS: '--fail-fast',
   })
-  assert.deepEqual(rspec?.services, [{
-    name: 'postgres:16', alias: 'db', entrypoint: null, command: null, pullPolicy: null, docker: null,
-    variables: { POSTGRES_PASSWORD: 'secret' },
-  }])
+  assert.deepEqual(rspec?.services, [
+    {
+      name: 'postgres:16',
+      alias: 'db',
+      entrypoint: null,
+      command: null,
+      pullPolicy: null,
+      docker: null,
+      variables: { POSTGRES_PASSWORD: 'secret' },
+    },
+  ])
   assert.equal(rspec?.artifacts?.expireIn, 1800)
-  assert.deepEqual(rspec?.cache.map((c) => c.key), ['gems'])
+  assert.deepEqual(
+    rspec?.cache.map((c) => c.key),
+    ['gems'],
+  )
 
   const nightly = config.jobs[1]
   assert.deepEqual(nightly?.extends, ['.rspec', '.nightly'])
@@ -203,13 +240,18 @@ test('rules: regexes, variable comparisons, &&/||/parentheses, changes, exists, 
     ['setup', 'docs', 'notify', 'report'],
   )
   // A new branch (changed files unknown): `changes` holds.
-  assert.ok((graph(planPipeline(config, event({ ref: 'feature/new', changed: undefined }))) as { name: string }[]).some((j) => j.name === 'docs'))
+  assert.ok(
+    (graph(planPipeline(config, event({ ref: 'feature/new', changed: undefined }))) as { name: string }[]).some((j) => j.name === 'docs'),
+  )
 })
 
 test('anchors, aliases, merge keys and !reference', async () => {
   const config = await parseCiConfig(await fixture('anchors.gitlab-ci.yml'), noFiles)
   const [unit, integration, e2e] = config.jobs
-  assert.deepEqual(config.jobs.map((j) => j.name), ['test:unit', 'test:integration', 'test:e2e'])
+  assert.deepEqual(
+    config.jobs.map((j) => j.name),
+    ['test:unit', 'test:integration', 'test:e2e'],
+  )
   assert.equal(unit?.image?.name, 'alpine:3.20')
   assert.deepEqual(unit?.tags, ['linux'])
   assert.deepEqual(unit?.retry, { max: 2, when: ['runner_system_failure', 'stuck_or_timeout_failure'], exitCodes: [] })
@@ -234,7 +276,10 @@ test('include: local files, nested includes, deep merge with the including file 
   assert.deepEqual(config.includes, ['ci/build.yml', 'ci/test.yml', 'ci/deploy.yml', 'ci/common.yml'])
   assert.deepEqual(config.variables.GLOBAL?.value, 'main')
   assert.deepEqual(config.variables.BUILD_ONLY?.value, 'yes')
-  assert.deepEqual(config.jobs.map((j) => j.name), ['build', 'test', 'deploy'])
+  assert.deepEqual(
+    config.jobs.map((j) => j.name),
+    ['build', 'test', 'deploy'],
+  )
   const build = config.jobs[0]
   assert.deepEqual(build?.script, ['make'])
   assert.deepEqual(Object.keys(build?.variables ?? {}), ['FROM_INCLUDE', 'EXTRA'])
@@ -252,9 +297,18 @@ test('include: string, list and hash forms; repeated files merge again', async (
     'b.yaml': 'b:\n  script: b\n',
     'ci/c.yml': 'include: a.yml\nc:\n  script: c\n',
   }
-  assert.deepEqual((await parse('include: a.yml\n', tree)).jobs.map((j) => j.name), ['a'])
-  assert.deepEqual((await parse('include: {local: /b.yaml}\n', tree)).jobs.map((j) => j.name), ['b'])
-  assert.deepEqual((await parse('include: [a.yml, {local: b.yaml}, ci/c.yml]\nz:\n  script: z\n', tree)).jobs.map((j) => j.name), ['a', 'b', 'c', 'z'])
+  assert.deepEqual(
+    (await parse('include: a.yml\n', tree)).jobs.map((j) => j.name),
+    ['a'],
+  )
+  assert.deepEqual(
+    (await parse('include: {local: /b.yaml}\n', tree)).jobs.map((j) => j.name),
+    ['b'],
+  )
+  assert.deepEqual(
+    (await parse('include: [a.yml, {local: b.yaml}, ci/c.yml]\nz:\n  script: z\n', tree)).jobs.map((j) => j.name),
+    ['a', 'b', 'c', 'z'],
+  )
 })
 
 test('workflow:rules block tag pipelines; rule variables reach jobs; name is expanded', async () => {
@@ -289,8 +343,10 @@ nightly:
   assert.equal(nightly.variables.NIGHTLY, 'true')
   assert.equal(nightly.jobs[0]?.variables.NIGHTLY, 'true')
   // No rule matches (an API pipeline with no branch variable): no pipeline either.
-  assert.deepEqual(graph(planPipeline(config, event({ ref: 'main', source: 'api', vars: { CI_COMMIT_BRANCH: '' } }))),
-    'filtered: Pipeline filtered out by workflow rules.')
+  assert.deepEqual(
+    graph(planPipeline(config, event({ ref: 'main', source: 'api', vars: { CI_COMMIT_BRANCH: '' } }))),
+    'filtered: Pipeline filtered out by workflow rules.',
+  )
 })
 
 test('default: inheritance, inherit:default and inherit:variables', async () => {
@@ -333,7 +389,10 @@ docs:
   assert.equal(rspec?.retry?.max, 2)
   assert.equal(rspec?.timeout, 5400)
   assert.equal(rspec?.interruptible, true)
-  assert.deepEqual(rspec?.services.map((s) => s.name), ['redis:7'])
+  assert.deepEqual(
+    rspec?.services.map((s) => s.name),
+    ['redis:7'],
+  )
   assert.equal(rspec?.artifacts?.expireIn, 1800)
 
   assert.equal(lint?.image?.name, 'node:20', 'own keyword wins')
@@ -349,7 +408,10 @@ docs:
   assert.equal(docs?.artifacts, null)
 
   const plan = created(planPipeline(config, event()))
-  assert.deepEqual(plan.jobs.map((j) => j.variables), [{ A: 'a', B: 'b' }, { B: 'b' }, {}])
+  assert.deepEqual(
+    plan.jobs.map((j) => j.variables),
+    [{ A: 'a', B: 'b' }, { B: 'b' }, {}],
+  )
 })
 
 test('manual and always jobs, allow_failure defaults, exit codes', async () => {
@@ -405,7 +467,14 @@ report:
   assert.deepEqual(config.stages, ['.pre', 'build', 'deploy', '.post'])
   const plan = created(planPipeline(config, event()))
   assert.deepEqual(plan.stages, ['.pre', 'build', '.post'])
-  assert.deepEqual(plan.jobs.map((j) => [j.name, j.stageIndex]), [['lint', 0], ['build', 1], ['report', 2]])
+  assert.deepEqual(
+    plan.jobs.map((j) => [j.name, j.stageIndex]),
+    [
+      ['lint', 0],
+      ['build', 1],
+      ['report', 2],
+    ],
+  )
 })
 
 test('images, services and variables: full forms, expansion of image names', async () => {
@@ -442,12 +511,19 @@ build:
   const plan = created(planPipeline(config, event()))
   const planned = plan.jobs[0]
   assert.equal(planned?.image?.name, 'wharf.example.com/group/app/builder:latest')
-  assert.deepEqual(planned?.services.map((s) => [s.name, s.alias, s.command, s.variables]), [
-    ['docker:dind', 'docker', ['--tls=false'], { DOCKER_TLS_CERTDIR: '' }],
-    ['postgres:16', null, null, {}],
-  ])
+  assert.deepEqual(
+    planned?.services.map((s) => [s.name, s.alias, s.command, s.variables]),
+    [
+      ['docker:dind', 'docker', ['--tls=false'], { DOCKER_TLS_CERTDIR: '' }],
+      ['postgres:16', null, null, {}],
+    ],
+  )
   assert.deepEqual(planned?.variables, {
-    BUILDER: '$CI_REGISTRY_IMAGE/builder', DESCRIBED: 'yes', RAW: '$NOT_EXPANDED', NUMBER: '42', FLAG: 'true',
+    BUILDER: '$CI_REGISTRY_IMAGE/builder',
+    DESCRIBED: 'yes',
+    RAW: '$NOT_EXPANDED',
+    NUMBER: '42',
+    FLAG: 'true',
   })
   assert.deepEqual(planned?.rawVariables, ['RAW'])
 })
@@ -467,10 +543,18 @@ job:
     PORT: 8080
     RATIO: 1.5
 `)
-  assert.deepEqual(config.jobs.map((j) => [j.name, j.script, j.interruptible]), [['job', ['second'], true]])
+  assert.deepEqual(
+    config.jobs.map((j) => [j.name, j.script, j.interruptible]),
+    [['job', ['second'], true]],
+  )
   assert.deepEqual(Object.fromEntries(Object.entries(config.jobs[0]?.variables ?? {}).map(([k, v]) => [k, v.value])), {
     // As with Psych, the key NO is the boolean false: GitLab names that variable "false" too.
-    ANSWER: 'y', false: 'n', RELEASED: '2024-01-01', MODE: 'false', PORT: '8080', RATIO: '1.5',
+    ANSWER: 'y',
+    false: 'n',
+    RELEASED: '2024-01-01',
+    MODE: 'false',
+    PORT: '8080',
+    RATIO: '1.5',
   })
 })
 
@@ -484,7 +568,10 @@ constructor:
     __proto__: x
     toString: y
 `)
-  assert.deepEqual(config.jobs.map((j) => j.name), ['__proto__', 'constructor'])
+  assert.deepEqual(
+    config.jobs.map((j) => j.name),
+    ['__proto__', 'constructor'],
+  )
   assert.deepEqual(Object.keys(config.jobs[1]?.variables ?? {}), ['__proto__', 'toString'])
   assert.deepEqual(graph(planPipeline(config, event())).length, 2)
   await assert.rejects(parse('a:\n  extends: toString\n  script: x\n'), { errors: ['a: unknown keys in `extends` (toString)'] })
@@ -518,12 +605,36 @@ build:
 `)
   const job = config.jobs[0]
   assert.deepEqual(job?.cache, [
-    { key: '$CI_COMMIT_REF_SLUG', paths: ['.cache/'], policy: 'pull', when: 'always', untracked: true, unprotect: false, fallbackKeys: ['main'] },
-    { key: { files: ['Gemfile.lock', 'yarn.lock'], prefix: 'deps' }, paths: ['vendor/'], policy: '$CACHE_POLICY', when: 'on_success', untracked: false, unprotect: false, fallbackKeys: [] },
+    {
+      key: '$CI_COMMIT_REF_SLUG',
+      paths: ['.cache/'],
+      policy: 'pull',
+      when: 'always',
+      untracked: true,
+      unprotect: false,
+      fallbackKeys: ['main'],
+    },
+    {
+      key: { files: ['Gemfile.lock', 'yarn.lock'], prefix: 'deps' },
+      paths: ['vendor/'],
+      policy: '$CACHE_POLICY',
+      when: 'on_success',
+      untracked: false,
+      unprotect: false,
+      fallbackKeys: [],
+    },
   ])
   assert.deepEqual(job?.artifacts, {
-    name: '$CI_JOB_NAME-$CI_COMMIT_REF_SLUG', paths: ['dist/'], exclude: ['dist/**/*.map'], expireIn: 'never',
-    when: 'on_failure', untracked: true, reports: null, exposeAs: 'Build output', public: null, access: null,
+    name: '$CI_JOB_NAME-$CI_COMMIT_REF_SLUG',
+    paths: ['dist/'],
+    exclude: ['dist/**/*.map'],
+    expireIn: 'never',
+    when: 'on_failure',
+    untracked: true,
+    reports: null,
+    exposeAs: 'Build output',
+    public: null,
+    access: null,
   })
 })
 
@@ -583,7 +694,13 @@ release:
     - if: $CI_COMMIT_BRANCH == "main"
 ---
 `)
-  assert.deepEqual(config.jobs[0]?.rules?.map((r) => [r.if, r.when]), [['$CI_COMMIT_TAG', 'manual'], ['$CI_COMMIT_BRANCH == "main"', null]])
+  assert.deepEqual(
+    config.jobs[0]?.rules?.map((r) => [r.if, r.when]),
+    [
+      ['$CI_COMMIT_TAG', 'manual'],
+      ['$CI_COMMIT_BRANCH == "main"', null],
+    ],
+  )
   assert.deepEqual(graph(planPipeline(config, event({ ref: 'v1', tag: true }))), [{ name: 'release', stage: 'test', when: 'manual' }])
 })
 

@@ -3,16 +3,46 @@ import { resolveExtends } from './extends.ts'
 import { expandIncludes, IncludeError, type IncludeSource } from './include.ts'
 import { resolveReferences } from './reference.ts'
 import {
-  DEFAULT_JOB_STAGE, DEFAULT_STAGES, POST_STAGE, PRE_STAGE,
-  type CiArtifacts, type CiCache, type CiConfig, type CiImage, type CiJob, type CiNeed, type CiRetry, type CiRule,
+  DEFAULT_JOB_STAGE,
+  DEFAULT_STAGES,
+  POST_STAGE,
+  PRE_STAGE,
+  type CiArtifacts,
+  type CiCache,
+  type CiConfig,
+  type CiImage,
+  type CiJob,
+  type CiNeed,
+  type CiRetry,
+  type CiRule,
   type CiService,
 } from './types.ts'
 import { getKey, hasKey, isHash, isString, isStringArray, list, type Hash } from './util.ts'
 import {
-  CONFIG_LIMITS, DEFAULT_KEYS, Errors, checkKeys, validateAllowFailure, validateArtifacts, validateBoolean,
-  validateCaches, validateCommands, validateCoverage, validateEnvironment, validateImage, validateInherit,
-  validateNeeds, validatePolicy, validateRetry, validateRules, validateServices, validateStages,
-  validateTags, validateTimeout, validateVariables, validateWhen, type DefaultKey,
+  CONFIG_LIMITS,
+  DEFAULT_KEYS,
+  Errors,
+  checkKeys,
+  validateAllowFailure,
+  validateArtifacts,
+  validateBoolean,
+  validateCaches,
+  validateCommands,
+  validateCoverage,
+  validateEnvironment,
+  validateImage,
+  validateInherit,
+  validateNeeds,
+  validatePolicy,
+  validateRetry,
+  validateRules,
+  validateServices,
+  validateStages,
+  validateTags,
+  validateTimeout,
+  validateVariables,
+  validateWhen,
+  type DefaultKey,
 } from './validate.ts'
 import { loadYaml } from './yaml-load.ts'
 
@@ -23,19 +53,66 @@ import { loadYaml } from './yaml-load.ts'
 export interface ParseCiConfigOptions extends IncludeSource {}
 
 /** Top-level keys that are never jobs (GitLab's reserved root entries). */
-const GLOBAL_KEYS = ['default', 'include', 'before_script', 'image', 'services', 'after_script', 'variables', 'stages', 'types', 'cache', 'workflow'] as const
+const GLOBAL_KEYS = [
+  'default',
+  'include',
+  'before_script',
+  'image',
+  'services',
+  'after_script',
+  'variables',
+  'stages',
+  'types',
+  'cache',
+  'workflow',
+] as const
 /** Pre-`default:` top-level spellings of default keywords. */
 const LEGACY_DEFAULT_KEYS = ['before_script', 'image', 'services', 'after_script', 'cache'] as const
 
 const JOB_KEYS = [
-  'extends', 'stage', 'type', 'only', 'except', 'rules', 'variables', 'inherit', 'allow_failure', 'when', 'needs',
-  'tags', 'script', 'image', 'services', 'artifacts', 'cache', 'dependencies', 'before_script', 'after_script',
-  'environment', 'coverage', 'retry', 'interruptible', 'timeout',
+  'extends',
+  'stage',
+  'type',
+  'only',
+  'except',
+  'rules',
+  'variables',
+  'inherit',
+  'allow_failure',
+  'when',
+  'needs',
+  'tags',
+  'script',
+  'image',
+  'services',
+  'artifacts',
+  'cache',
+  'dependencies',
+  'before_script',
+  'after_script',
+  'environment',
+  'coverage',
+  'retry',
+  'interruptible',
+  'timeout',
 ] as const
 /** GitLab job keywords Wharf does not implement: an error, never silently ignored. */
 const UNSUPPORTED_JOB_KEYS = [
-  'trigger', 'run', 'parallel', 'release', 'secrets', 'resource_group', 'start_in', 'pages', 'id_tokens', 'hooks',
-  'identity', 'dast_configuration', 'manual_confirmation', 'inputs', 'publish',
+  'trigger',
+  'run',
+  'parallel',
+  'release',
+  'secrets',
+  'resource_group',
+  'start_in',
+  'pages',
+  'id_tokens',
+  'hooks',
+  'identity',
+  'dast_configuration',
+  'manual_confirmation',
+  'inputs',
+  'publish',
 ] as const
 const UNSUPPORTED_DEFAULT_KEYS = ['hooks', 'id_tokens', 'identity'] as const
 
@@ -127,19 +204,52 @@ function buildWorkflow(e: Errors, v: unknown): CiConfig['workflow'] {
 
 function validateDefaultKey(e: Errors, loc: string, key: DefaultKey, v: unknown, into: Defaults): void {
   switch (key) {
-    case 'before_script': case 'after_script': {
+    case 'before_script':
+    case 'after_script': {
       const cmds = validateCommands(e, loc, v)
       if (cmds) into[key] = cmds
       return
     }
-    case 'image': { const x = validateImage(e, loc, v); if (x) into.image = x; return }
-    case 'services': { const x = validateServices(e, loc, v); if (x) into.services = x; return }
-    case 'cache': { const x = validateCaches(e, loc, v); if (x) into.cache = x; return }
-    case 'interruptible': { const x = validateBoolean(e, loc, v); if (x !== undefined) into.interruptible = x; return }
-    case 'timeout': { const x = validateTimeout(e, loc, v); if (x !== undefined) into.timeout = x; return }
-    case 'retry': { const x = validateRetry(e, loc, v); if (x) into.retry = x; return }
-    case 'tags': { const x = validateTags(e, loc, v); if (x) into.tags = x; return }
-    case 'artifacts': { const x = validateArtifacts(e, loc, v); if (x) into.artifacts = x; return }
+    case 'image': {
+      const x = validateImage(e, loc, v)
+      if (x) into.image = x
+      return
+    }
+    case 'services': {
+      const x = validateServices(e, loc, v)
+      if (x) into.services = x
+      return
+    }
+    case 'cache': {
+      const x = validateCaches(e, loc, v)
+      if (x) into.cache = x
+      return
+    }
+    case 'interruptible': {
+      const x = validateBoolean(e, loc, v)
+      if (x !== undefined) into.interruptible = x
+      return
+    }
+    case 'timeout': {
+      const x = validateTimeout(e, loc, v)
+      if (x !== undefined) into.timeout = x
+      return
+    }
+    case 'retry': {
+      const x = validateRetry(e, loc, v)
+      if (x) into.retry = x
+      return
+    }
+    case 'tags': {
+      const x = validateTags(e, loc, v)
+      if (x) into.tags = x
+      return
+    }
+    case 'artifacts': {
+      const x = validateArtifacts(e, loc, v)
+      if (x) into.artifacts = x
+      return
+    }
   }
 }
 
@@ -224,8 +334,19 @@ function buildJob(e: Errors, name: string, h: Hash, defaults: Defaults): CiJob |
   const environment = has('environment') ? validateEnvironment(e, `${loc}:environment`, get('environment')) : null
   const coverage = has('coverage') ? validateCoverage(e, `${loc}:coverage`, get('coverage')) : null
 
-  if (e.size !== errs || !script || !variables || rules === undefined || only === undefined || except === undefined ||
-    needs === undefined || !when || allow === undefined || environment === undefined || coverage === undefined) {
+  if (
+    e.size !== errs ||
+    !script ||
+    !variables ||
+    rules === undefined ||
+    only === undefined ||
+    except === undefined ||
+    needs === undefined ||
+    !when ||
+    allow === undefined ||
+    environment === undefined ||
+    coverage === undefined
+  ) {
     return undefined
   }
   return {
@@ -302,7 +423,10 @@ function checkCycles(e: Errors, jobs: CiJob[]): void {
   const edges = new Map<string, string[]>()
   for (const job of jobs) {
     const needs = [...(job.needs ?? []), ...(job.rules ?? []).flatMap((r: CiRule) => r.needs ?? [])]
-    edges.set(job.name, needs.map((n) => n.job).filter((n) => names.has(n)))
+    edges.set(
+      job.name,
+      needs.map((n) => n.job).filter((n) => names.has(n)),
+    )
   }
   const state = new Map<string, 'visiting' | 'done'>()
   const stack: string[] = []
@@ -323,10 +447,10 @@ function checkCycles(e: Errors, jobs: CiJob[]): void {
   for (const job of jobs) {
     const cycle = visit(job.name)
     if (cycle) {
-      const detail = cycle.length === 1 ? `self-dependency: ${cycle[0]}` : `topological sort failed: [${cycle.map((c) => JSON.stringify(c)).join(', ')}]`
+      const detail =
+        cycle.length === 1 ? `self-dependency: ${cycle[0]}` : `topological sort failed: [${cycle.map((c) => JSON.stringify(c)).join(', ')}]`
       e.add('', `The pipeline has circular dependencies: ${detail}`)
       return
     }
   }
 }
-

@@ -4,7 +4,9 @@ import { FILTERED_BY_WORKFLOW, NO_JOBS, planPipeline } from './plan.ts'
 import { created, event, graph, parse } from './test-support.ts'
 
 const names = (plan: ReturnType<typeof planPipeline>): string[] | string =>
-  plan.status === 'created' ? plan.jobs.map((j) => j.name) : `${plan.status}: ${plan.status === 'filtered' ? plan.reason : plan.errors.join(' | ')}`
+  plan.status === 'created'
+    ? plan.jobs.map((j) => j.name)
+    : `${plan.status}: ${plan.status === 'filtered' ? plan.reason : plan.errors.join(' | ')}`
 
 test('needing a job that rules left out fails the pipeline, as GitLab', async () => {
   const config = await parse(`
@@ -19,8 +21,10 @@ test:
 `)
   assert.deepEqual(planPipeline(config, event({ ref: 'main' })), {
     status: 'failed',
-    errors: ["'test' job needs 'build' job, but 'build' does not exist in the pipeline. This might be because of the only, except, " +
-      'or rules keywords. To need a job that sometimes does not exist in the pipeline, use needs:optional.'],
+    errors: [
+      "'test' job needs 'build' job, but 'build' does not exist in the pipeline. This might be because of the only, except, " +
+        'or rules keywords. To need a job that sometimes does not exist in the pipeline, use needs:optional.',
+    ],
   })
   assert.deepEqual(names(planPipeline(config, event({ ref: 'v1', tag: true }))), ['build', 'test'])
 })
@@ -87,10 +91,18 @@ job:
   }
   assert.equal(job({ ref: 'main', vars: { SKIP: '1' } }), undefined)
   assert.deepEqual(
-    [job({ ref: 'main' })?.when, job({ ref: 'main' })?.allowFailure, job({ ref: 'main' })?.interruptible, job({ ref: 'main' })?.variables.MODE],
+    [
+      job({ ref: 'main' })?.when,
+      job({ ref: 'main' })?.allowFailure,
+      job({ ref: 'main' })?.interruptible,
+      job({ ref: 'main' })?.variables.MODE,
+    ],
     ['manual', true, true, 'release'],
   )
-  assert.deepEqual([job({ ref: 'feat-x' })?.when, job({ ref: 'feat-x' })?.interruptible, job({ ref: 'feat-x' })?.variables.MODE], ['on_success', false, undefined])
+  assert.deepEqual(
+    [job({ ref: 'feat-x' })?.when, job({ ref: 'feat-x' })?.interruptible, job({ ref: 'feat-x' })?.variables.MODE],
+    ['on_success', false, undefined],
+  )
   assert.equal(job({ ref: 'other' })?.when, 'always')
   assert.equal(job({ ref: 'v1', tag: true }), undefined, 'no rule matched')
 })
@@ -129,7 +141,9 @@ c:
       needs: [b]
     - when: on_success
 `)
-  assert.deepEqual(created(planPipeline(config, event({ ref: 'v1', tag: true }))).jobs[2]?.needs, [{ job: 'b', artifacts: true, optional: false }])
+  assert.deepEqual(created(planPipeline(config, event({ ref: 'v1', tag: true }))).jobs[2]?.needs, [
+    { job: 'b', artifacts: true, optional: false },
+  ])
   assert.deepEqual(created(planPipeline(config, event())).jobs[2]?.needs, [{ job: 'a', artifacts: true, optional: false }])
 })
 
@@ -151,9 +165,11 @@ job:
         FROM_RULE: "2"
 `)
   const plan = (e: Parameters<typeof event>[0]) => created(planPipeline(config, event(e))).jobs[0]?.variables
-  assert.deepEqual(plan({ ref: 'main', vars: { TARGET: 'production' } }),
+  assert.deepEqual(
+    plan({ ref: 'main', vars: { TARGET: 'production' } }),
     { TARGET: 'staging', IMAGE_TAG: '$CI_COMMIT_REF_SLUG', ARCH: 'arm64', FROM_RULE: '1' },
-    'a project variable wins in the condition; the job keeps its YAML values for the runner')
+    'a project variable wins in the condition; the job keeps its YAML values for the runner',
+  )
   assert.equal(plan({ ref: 'feature/x' })?.FROM_RULE, '2', 'YAML variables are expanded before comparison')
   assert.deepEqual(names(planPipeline(config, event({ ref: 'main' }))), `filtered: ${NO_JOBS}`)
 })
@@ -177,8 +193,11 @@ api:
   assert.deepEqual(names(planPipeline(config, ctx)), `filtered: ${NO_JOBS}`)
   ctx.changedFilesComparedTo = () => ['docs/x/y.md']
   assert.deepEqual(names(planPipeline(config, ctx)), ['docs'])
-  assert.deepEqual(names(planPipeline(config, event({ changed: ['openapi.yaml'], vars: { SPEC_FILE: 'openapi.yaml' } }))), ['docs', 'api'],
-    'variables expand in changes paths')
+  assert.deepEqual(
+    names(planPipeline(config, event({ changed: ['openapi.yaml'], vars: { SPEC_FILE: 'openapi.yaml' } }))),
+    ['docs', 'api'],
+    'variables expand in changes paths',
+  )
   assert.deepEqual(names(planPipeline(config, event({ changed: ['README.md'], source: 'web' }))), ['docs', 'api'])
   assert.deepEqual(names(planPipeline(config, event({ changed: undefined }))), ['docs', 'api'])
 })
@@ -195,7 +214,10 @@ go:
     - exists:
         paths: [$MODULE_DIR/go.mod]
 `)
-  assert.deepEqual(names(planPipeline(config, event({ repoFiles: ['charts/app/Chart.yaml', 'svc/go.mod'], vars: { MODULE_DIR: 'svc' } }))), ['helm', 'go'])
+  assert.deepEqual(
+    names(planPipeline(config, event({ repoFiles: ['charts/app/Chart.yaml', 'svc/go.mod'], vars: { MODULE_DIR: 'svc' } }))),
+    ['helm', 'go'],
+  )
   assert.deepEqual(names(planPipeline(config, event({ repoFiles: ['go.mod'] }))), `filtered: ${NO_JOBS}`)
 })
 
@@ -236,7 +258,10 @@ other:
 `)
   assert.deepEqual(planPipeline(config, event({ ref: 'main' })), { status: 'filtered', reason: FILTERED_BY_WORKFLOW })
   const web = created(planPipeline(config, event({ ref: 'main', source: 'web' })))
-  assert.deepEqual(web.jobs.map((j) => j.variables.FROM), ['job', 'web'])
+  assert.deepEqual(
+    web.jobs.map((j) => j.variables.FROM),
+    ['job', 'web'],
+  )
   assert.equal(created(planPipeline(config, event({ ref: 'dev' }))).variables.FROM, 'yaml')
 })
 
@@ -282,11 +307,14 @@ d:
   script: x
 `)
   const plan = created(planPipeline(config, event()))
-  assert.deepEqual(plan.jobs.map((j) => [j.name, j.dependencies, j.artifactsFrom]), [
-    ['a', null, []],
-    ['c', ['a'], ['a']],
-    ['d', null, ['a']],
-  ])
+  assert.deepEqual(
+    plan.jobs.map((j) => [j.name, j.dependencies, j.artifactsFrom]),
+    [
+      ['a', null, []],
+      ['c', ['a'], ['a']],
+      ['d', null, ['a']],
+    ],
+  )
 })
 
 test('inherit:variables lists and workflow variables', async () => {
@@ -315,12 +343,20 @@ test('a pipeline over the job limit fails naming the limit; jobs that rules leav
   const jobs = (n: number, extra = ''): string => Array.from({ length: n }, (_, i) => `j${i}:\n  script: x\n${extra}`).join('')
   const config = await parse(jobs(4) + jobs(3, '  rules:\n    - if: $CI_COMMIT_TAG\n').replace(/^j(\d)/gm, 'tagged$1'))
   assert.deepEqual(planPipeline(config, { ...event({ ref: 'main' }), maxJobs: 4 }).status, 'created')
-  assert.deepEqual(planPipeline(config, { ...event({ ref: 'main' }), maxJobs: 3 }), { status: 'failed', errors: ['The number of jobs has exceeded the limit of 3.'] })
-  assert.deepEqual(planPipeline(config, { ...event({ ref: 'v1', tag: true }), maxJobs: 6 }), { status: 'failed', errors: ['The number of jobs has exceeded the limit of 6.'] })
+  assert.deepEqual(planPipeline(config, { ...event({ ref: 'main' }), maxJobs: 3 }), {
+    status: 'failed',
+    errors: ['The number of jobs has exceeded the limit of 3.'],
+  })
+  assert.deepEqual(planPipeline(config, { ...event({ ref: 'v1', tag: true }), maxJobs: 6 }), {
+    status: 'failed',
+    errors: ['The number of jobs has exceeded the limit of 6.'],
+  })
 })
 
 test('artifacts of earlier stages are listed in file order', async () => {
-  const config = await parse(`stages: [a, b]\n${Array.from({ length: 6 }, (_, i) => `j${i}:\n  stage: ${i % 2 ? 'a' : 'b'}\n  script: x\n`).join('')}`)
+  const config = await parse(
+    `stages: [a, b]\n${Array.from({ length: 6 }, (_, i) => `j${i}:\n  stage: ${i % 2 ? 'a' : 'b'}\n  script: x\n`).join('')}`,
+  )
   const plan = created(planPipeline(config, event()))
   assert.deepEqual(plan.jobs.find((j) => j.name === 'j0')!.artifactsFrom, ['j1', 'j3', 'j5'])
   assert.deepEqual(plan.jobs.find((j) => j.name === 'j1')!.artifactsFrom, [])

@@ -1,9 +1,22 @@
 import { evaluateExpression, patternFromString } from './expression.ts'
 import { anyGlobMatches } from './glob.ts'
 import {
-  POST_STAGE, PRE_STAGE,
-  type CiArtifacts, type CiCache, type CiChanges, type CiConfig, type CiEnvironment, type CiImage, type CiJob,
-  type CiNeed, type CiPolicy, type CiRetry, type CiRule, type CiService, type CiVariable, type JobWhen,
+  POST_STAGE,
+  PRE_STAGE,
+  type CiArtifacts,
+  type CiCache,
+  type CiChanges,
+  type CiConfig,
+  type CiEnvironment,
+  type CiImage,
+  type CiJob,
+  type CiNeed,
+  type CiPolicy,
+  type CiRetry,
+  type CiRule,
+  type CiService,
+  type CiVariable,
+  type JobWhen,
 } from './types.ts'
 import { setKey } from './util.ts'
 import { expandAllVariables, expandVariables } from './variables.ts'
@@ -69,14 +82,14 @@ export interface PlannedJob {
 
 export type PipelinePlan =
   | {
-    status: 'created'
-    /** `workflow:name`, expanded. */
-    name: string | null
-    stages: string[]
-    jobs: PlannedJob[]
-    /** Global YAML variables after `workflow:rules:variables`. */
-    variables: Record<string, string>
-  }
+      status: 'created'
+      /** `workflow:name`, expanded. */
+      name: string | null
+      stages: string[]
+      jobs: PlannedJob[]
+      /** Global YAML variables after `workflow:rules:variables`. */
+      variables: Record<string, string>
+    }
   /** No pipeline is created (workflow:rules, or no job left). */
   | { status: 'filtered'; reason: string }
   /** The pipeline is created failed, with these errors (GitLab's "yaml invalid"). */
@@ -88,14 +101,23 @@ export function tooManyJobs(limit: number): string {
 }
 
 export const FILTERED_BY_WORKFLOW = 'Pipeline filtered out by workflow rules.'
-export const NO_JOBS = 'Pipeline will not run for the selected trigger. The rules configuration prevented any jobs from being added to the pipeline.'
+export const NO_JOBS =
+  'Pipeline will not run for the selected trigger. The rules configuration prevented any jobs from being added to the pipeline.'
 
 const DEFAULT_ONLY: CiPolicy = { refs: ['branches', 'tags'], variables: null, changes: null, kubernetes: null }
 
 /** Pipeline sources each `only/except` keyword stands for. */
 const SOURCE_KEYWORDS: Readonly<Record<string, PipelineSource | null>> = {
-  api: 'api', pushes: 'push', triggers: 'trigger', web: 'web', schedules: 'schedule', pipelines: 'pipeline',
-  merge_requests: null, external: null, external_pull_requests: null, chat: null,
+  api: 'api',
+  pushes: 'push',
+  triggers: 'trigger',
+  web: 'web',
+  schedules: 'schedule',
+  pipelines: 'pipeline',
+  merge_requests: null,
+  external: null,
+  external_pull_requests: null,
+  chat: null,
 }
 
 type Lookup = (name: string) => string | undefined
@@ -221,7 +243,14 @@ export function planPipeline(config: CiConfig, ctx: PlanContext): PipelinePlan {
     const only = job.only ?? (config.workflow.rules ? null : DEFAULT_ONLY)
     if (only && !policyMatches(only, lookup, ctx)) continue
     if (job.except && policyMatches(job.except, lookup, ctx)) continue
-    selected.push({ job, when: job.when, allowFailure: job.allowFailure, needs: job.needs, interruptible: job.interruptible, variables: yaml })
+    selected.push({
+      job,
+      when: job.when,
+      allowFailure: job.allowFailure,
+      needs: job.needs,
+      interruptible: job.interruptible,
+      variables: yaml,
+    })
   }
 
   // Checked before anything per job is built: a huge file costs no more than this count.
@@ -235,9 +264,11 @@ export function planPipeline(config: CiConfig, ctx: PlanContext): PipelinePlan {
     for (const need of s.needs) {
       if (kept.has(need.job)) needs.push(need)
       else if (!need.optional) {
-        errors.push(`'${s.job.name}' job needs '${need.job}' job, but '${need.job}' does not exist in the pipeline. ` +
-          'This might be because of the only, except, or rules keywords. ' +
-          'To need a job that sometimes does not exist in the pipeline, use needs:optional.')
+        errors.push(
+          `'${s.job.name}' job needs '${need.job}' job, but '${need.job}' does not exist in the pipeline. ` +
+            'This might be because of the only, except, or rules keywords. ' +
+            'To need a job that sometimes does not exist in the pipeline, use needs:optional.',
+        )
       }
     }
     s.needs = needs
@@ -257,9 +288,8 @@ export function planPipeline(config: CiConfig, ctx: PlanContext): PipelinePlan {
       const stageIndex = stageIndexOf.get(job.stage) ?? -1
       const lookup = lookupFor(s.variables, ctx)
       const dependencies = job.dependencies?.filter((d) => kept.has(d)) ?? null
-      const artifactsFrom = dependencies ??
-        (s.needs ? s.needs.filter((n) => n.artifacts).map((n) => n.job)
-          : [...(earlier[stageIndex] ?? [])])
+      const artifactsFrom =
+        dependencies ?? (s.needs ? s.needs.filter((n) => n.artifacts).map((n) => n.job) : [...(earlier[stageIndex] ?? [])])
       const variables: Record<string, string> = {}
       for (const [k, v] of Object.entries(s.variables)) setKey(variables, k, v.value)
       return {
@@ -278,7 +308,9 @@ export function planPipeline(config: CiConfig, ctx: PlanContext): PipelinePlan {
         script: job.script,
         afterScript: job.afterScript,
         variables,
-        rawVariables: Object.entries(s.variables).filter(([, v]) => !v.expand).map(([k]) => k),
+        rawVariables: Object.entries(s.variables)
+          .filter(([, v]) => !v.expand)
+          .map(([k]) => k),
         artifacts: job.artifacts,
         cache: job.cache,
         retry: job.retry,

@@ -22,9 +22,19 @@ export const ARTIFACTS_ACCESS = ['none', 'developer', 'all'] as const
 
 /** Failure reasons `retry:when` accepts (GitLab's Ci::Build failure reasons, plus `always`). */
 export const RETRY_WHEN = [
-  'always', 'unknown_failure', 'script_failure', 'api_failure', 'stuck_or_timeout_failure',
-  'runner_system_failure', 'runner_unsupported', 'stale_schedule', 'job_execution_timeout',
-  'archived_failure', 'unmet_prerequisites', 'scheduler_failure', 'data_integrity_failure',
+  'always',
+  'unknown_failure',
+  'script_failure',
+  'api_failure',
+  'stuck_or_timeout_failure',
+  'runner_system_failure',
+  'runner_unsupported',
+  'stale_schedule',
+  'job_execution_timeout',
+  'archived_failure',
+  'unmet_prerequisites',
+  'scheduler_failure',
+  'data_integrity_failure',
 ] as const
 
 /** The stages every pipeline has, before and after the configured ones. */

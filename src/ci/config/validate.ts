@@ -1,10 +1,29 @@
 import { isValidExpression, patternFromString } from './expression.ts'
 import { MAX_JOB_TIMEOUT_SECONDS, parseDuration } from './duration.ts'
 import {
-  ARTIFACTS_ACCESS, ARTIFACTS_WHEN, JOB_WHEN, PULL_POLICIES, RETRY_WHEN, RULE_WHEN, WORKFLOW_WHEN,
-  type ArtifactsWhen, type CiArtifacts, type CiCache, type CiChanges, type CiEnvironment, type CiImage,
-  type CiInherit, type CiNeed, type CiPolicy, type CiRetry, type CiRule, type CiService, type CiVariable,
-  type JobWhen, type PullPolicy, type RuleWhen,
+  ARTIFACTS_ACCESS,
+  ARTIFACTS_WHEN,
+  JOB_WHEN,
+  PULL_POLICIES,
+  RETRY_WHEN,
+  RULE_WHEN,
+  WORKFLOW_WHEN,
+  type ArtifactsWhen,
+  type CiArtifacts,
+  type CiCache,
+  type CiChanges,
+  type CiEnvironment,
+  type CiImage,
+  type CiInherit,
+  type CiNeed,
+  type CiPolicy,
+  type CiRetry,
+  type CiRule,
+  type CiService,
+  type CiVariable,
+  type JobWhen,
+  type PullPolicy,
+  type RuleWhen,
 } from './types.ts'
 import { getKey, hasKey, isHash, isScalar, isString, isStringArray, list, setKey, type Hash } from './util.ts'
 
@@ -96,9 +115,7 @@ function intOrInts(v: unknown): number[] | undefined {
 }
 
 /** `variables:`. `data` lists the keys a `{ value: ... }` form may have (none: strings only). */
-export function validateVariables(
-  e: Errors, loc: string, v: unknown, data: readonly string[],
-): Record<string, CiVariable> | undefined {
+export function validateVariables(e: Errors, loc: string, v: unknown, data: readonly string[]): Record<string, CiVariable> | undefined {
   if (!present(v)) return {}
   if (!isHash(v)) return e.add(loc, 'config should be a hash of key value pairs')
   const out: Record<string, CiVariable> = {}
@@ -110,21 +127,53 @@ export function validateVariables(
       setKey(out, key, { value: String(raw), expand: true, description: null })
       continue
     }
-    if (!isHash(raw)) { ok = false; e.add(at, 'variable definition must be either a string or a hash'); continue }
-    if (data.length === 0) { ok = false; e.add(at, 'config must be a string'); continue }
+    if (!isHash(raw)) {
+      ok = false
+      e.add(at, 'variable definition must be either a string or a hash')
+      continue
+    }
+    if (data.length === 0) {
+      ok = false
+      e.add(at, 'config must be a string')
+      continue
+    }
     const extra = Object.keys(raw).filter((k) => !data.includes(k))
-    if (extra.length) { ok = false; e.add(at, `config uses invalid data keys: ${list(extra)}`); continue }
+    if (extra.length) {
+      ok = false
+      e.add(at, `config uses invalid data keys: ${list(extra)}`)
+      continue
+    }
     const value = getKey(raw, 'value')
     const description = getKey(raw, 'description')
     const expand = getKey(raw, 'expand')
     const options = getKey(raw, 'options')
-    if (present(value) && !isScalar(value)) { ok = false; e.add(at, 'config value must be a scalar'); continue }
-    if (present(description) && !isString(description)) { ok = false; e.add(at, 'config description must be a string'); continue }
-    if (present(expand) && typeof expand !== 'boolean') { ok = false; e.add(at, 'config expand should be a boolean value'); continue }
+    if (present(value) && !isScalar(value)) {
+      ok = false
+      e.add(at, 'config value must be a scalar')
+      continue
+    }
+    if (present(description) && !isString(description)) {
+      ok = false
+      e.add(at, 'config description must be a string')
+      continue
+    }
+    if (present(expand) && typeof expand !== 'boolean') {
+      ok = false
+      e.add(at, 'config expand should be a boolean value')
+      continue
+    }
     const text = present(value) ? String(value) : ''
     if (present(options)) {
-      if (!isStringArray(options)) { ok = false; e.add(at, 'config options should be an array of strings'); continue }
-      if (!options.includes(text)) { ok = false; e.add(at, 'config value must be present in options'); continue }
+      if (!isStringArray(options)) {
+        ok = false
+        e.add(at, 'config options should be an array of strings')
+        continue
+      }
+      if (!options.includes(text)) {
+        ok = false
+        e.add(at, 'config value must be present in options')
+        continue
+      }
     }
     setKey(out, key, { value: text, expand: expand !== false, description: isString(description) ? description : null })
   }
@@ -275,15 +324,37 @@ export function validateNeeds(e: Errors, loc: string, v: unknown): CiNeed[] | un
   const at = `${loc}:need`
   let ok = true
   for (const item of items) {
-    if (isString(item) && item !== '') { out.push({ job: item, artifacts: true, optional: false }); continue }
-    if (!isHash(item)) { ok = false; e.add(at, 'has an unsupported type'); continue }
-    if (!checkKeys(e, at, item, ['job', 'artifacts', 'optional'], ['pipeline', 'project', 'ref', 'parallel'])) { ok = false; continue }
+    if (isString(item) && item !== '') {
+      out.push({ job: item, artifacts: true, optional: false })
+      continue
+    }
+    if (!isHash(item)) {
+      ok = false
+      e.add(at, 'has an unsupported type')
+      continue
+    }
+    if (!checkKeys(e, at, item, ['job', 'artifacts', 'optional'], ['pipeline', 'project', 'ref', 'parallel'])) {
+      ok = false
+      continue
+    }
     const job = getKey(item, 'job')
     const artifacts = getKey(item, 'artifacts')
     const optional = getKey(item, 'optional')
-    if (!isString(job) || job === '') { ok = false; e.add(at, "job can't be blank"); continue }
-    if (present(artifacts) && typeof artifacts !== 'boolean') { ok = false; e.add(at, 'artifacts should be a boolean value'); continue }
-    if (present(optional) && typeof optional !== 'boolean') { ok = false; e.add(at, 'optional should be a boolean value'); continue }
+    if (!isString(job) || job === '') {
+      ok = false
+      e.add(at, "job can't be blank")
+      continue
+    }
+    if (present(artifacts) && typeof artifacts !== 'boolean') {
+      ok = false
+      e.add(at, 'artifacts should be a boolean value')
+      continue
+    }
+    if (present(optional) && typeof optional !== 'boolean') {
+      ok = false
+      e.add(at, 'optional should be a boolean value')
+      continue
+    }
     out.push({ job, artifacts: artifacts !== false, optional: optional === true })
   }
   return ok ? out : undefined
@@ -457,7 +528,11 @@ function validateCacheKey(e: Errors, loc: string, v: unknown): CiCache['key'] | 
   if (!present(v)) return 'default'
   if (isString(v)) {
     let path = v
-    try { path = decodeURIComponent(v) } catch { /* not escaped */ }
+    try {
+      path = decodeURIComponent(v)
+    } catch {
+      /* not escaped */
+    }
     if (path.includes('/')) return e.add(loc, 'config cannot contain the "/" character')
     if (path === '.' || path === '..') return e.add(loc, 'config cannot be "." or ".."')
     return v
@@ -467,7 +542,8 @@ function validateCacheKey(e: Errors, loc: string, v: unknown): CiCache['key'] | 
   const files = getKey(v, 'files')
   if (!present(files)) return e.add(loc, 'config missing required keys: files')
   if (!isStringArray(files) || files.length === 0) return e.add(`${loc}:files`, 'config should be an array of strings')
-  if (files.length > CONFIG_LIMITS.cacheKeyFiles) return e.add(`${loc}:files`, `config has too many entries (maximum ${CONFIG_LIMITS.cacheKeyFiles})`)
+  if (files.length > CONFIG_LIMITS.cacheKeyFiles)
+    return e.add(`${loc}:files`, `config has too many entries (maximum ${CONFIG_LIMITS.cacheKeyFiles})`)
   const prefix = getKey(v, 'prefix')
   if (present(prefix) && !isString(prefix)) return e.add(`${loc}:prefix`, 'config should be a string')
   return { files, prefix: isString(prefix) ? prefix : null }
@@ -590,7 +666,10 @@ export function validateEnvironment(e: Errors, loc: string, v: unknown): CiEnvir
   const str = (k: string): string | null => {
     const x = getKey(v, k)
     if (!present(x)) return null
-    if (!isString(x)) { e.add(loc, `${k} should be a string`); return null }
+    if (!isString(x)) {
+      e.add(loc, `${k} should be a string`)
+      return null
+    }
     return x
   }
   const url = str('url')
@@ -631,7 +710,9 @@ export function validateWhen(e: Errors, loc: string, v: unknown): JobWhen | unde
 }
 
 export function validateAllowFailure(
-  e: Errors, jobLoc: string, v: unknown,
+  e: Errors,
+  jobLoc: string,
+  v: unknown,
 ): { allowFailure: boolean; exitCodes: number[] | null } | undefined {
   if (typeof v === 'boolean') return { allowFailure: v, exitCodes: null }
   if (!isHash(v)) return e.add(jobLoc, 'allow_failure should be a hash or a boolean value')
@@ -644,7 +725,18 @@ export function validateAllowFailure(
 }
 
 /** `default:` keywords, the values `inherit:default` may list. */
-export const DEFAULT_KEYS = ['before_script', 'image', 'services', 'after_script', 'cache', 'interruptible', 'timeout', 'retry', 'tags', 'artifacts'] as const
+export const DEFAULT_KEYS = [
+  'before_script',
+  'image',
+  'services',
+  'after_script',
+  'cache',
+  'interruptible',
+  'timeout',
+  'retry',
+  'tags',
+  'artifacts',
+] as const
 export type DefaultKey = (typeof DEFAULT_KEYS)[number]
 
 function inheritPart(e: Errors, loc: string, v: unknown, allowed: readonly string[] | null): boolean | string[] | undefined {

@@ -26,7 +26,10 @@ test('keepUnknown leaves unresolved references and escapes for a later expansion
 })
 
 test('a lookup function works like a map', () => {
-  assert.equal(expandVariables('$A$B', (n) => (n === 'A' ? '1' : undefined)), '1')
+  assert.equal(
+    expandVariables('$A$B', (n) => (n === 'A' ? '1' : undefined)),
+    '1',
+  )
 })
 
 test('referencedVariables', () => {
@@ -34,14 +37,17 @@ test('referencedVariables', () => {
 })
 
 test('expandAllVariables resolves references between variables in dependency order', () => {
-  const out = expandAllVariables({
-    IMAGE: { value: '$REGISTRY/app:$VERSION', expand: true },
-    REGISTRY: { value: '$CI_REGISTRY_IMAGE', expand: true },
-    VERSION: { value: '${TAG}-$CI_JOB_ID', expand: true },
-    RAW: { value: '$IMAGE', expand: false },
-    LOOP_A: { value: 'a$LOOP_B', expand: true },
-    LOOP_B: { value: 'b$LOOP_A', expand: true },
-  }, vars)
+  const out = expandAllVariables(
+    {
+      IMAGE: { value: '$REGISTRY/app:$VERSION', expand: true },
+      REGISTRY: { value: '$CI_REGISTRY_IMAGE', expand: true },
+      VERSION: { value: '${TAG}-$CI_JOB_ID', expand: true },
+      RAW: { value: '$IMAGE', expand: false },
+      LOOP_A: { value: 'a$LOOP_B', expand: true },
+      LOOP_B: { value: 'b$LOOP_A', expand: true },
+    },
+    vars,
+  )
   assert.equal(out.IMAGE, 'wharf.example.com/group/app/app:v1-$CI_JOB_ID')
   assert.equal(out.REGISTRY, 'wharf.example.com/group/app')
   assert.equal(out.RAW, '$IMAGE')

@@ -50,10 +50,7 @@ export interface VariableDefinition {
  * same name in `base`. References that form a cycle, or name nothing, are left as written, and
  * "$$" is kept so that a later expansion (the runner's shell) still sees the escape.
  */
-export function expandAllVariables(
-  defs: Readonly<Record<string, VariableDefinition>>,
-  base: VariableLookup = {},
-): Record<string, string> {
+export function expandAllVariables(defs: Readonly<Record<string, VariableDefinition>>, base: VariableLookup = {}): Record<string, string> {
   const baseLookup = lookupIn(base)
   const done = new Map<string, string>()
   const visiting = new Set<string>()
@@ -62,7 +59,10 @@ export function expandAllVariables(
     if (seen !== undefined) return seen
     if (!Object.hasOwn(defs, name)) return baseLookup(name)
     const def = defs[name] as VariableDefinition
-    if (!def.expand) { done.set(name, def.value); return def.value }
+    if (!def.expand) {
+      done.set(name, def.value)
+      return def.value
+    }
     if (visiting.has(name)) return undefined // cycle: keep the reference
     visiting.add(name)
     const value = expandVariables(def.value, resolve, { keepUnknown: true })

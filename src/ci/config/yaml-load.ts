@@ -47,7 +47,10 @@ type Tags = Exclude<SchemaOptions['customTags'], ((tags: never) => unknown) | nu
 function psychTags(tags: Tags): Tags {
   const out: Tags = []
   for (const t of tags) {
-    if (typeof t === 'string') { out.push(t); continue }
+    if (typeof t === 'string') {
+      out.push(t)
+      continue
+    }
     if (t.tag === 'tag:yaml.org,2002:timestamp') continue
     if (t.tag === 'tag:yaml.org,2002:bool' && 'test' in t && t.test) {
       const isTrue = t.identify?.(true) === true

@@ -16,7 +16,11 @@ export async function up(db: Kysely<unknown>, _ctx: MigrationContext): Promise<v
     .addColumn('created_at', 'text', (c) => c.notNull())
     .addColumn('last_pulled_at', 'text', (c) => c.notNull())
     .execute()
-  await db.schema.createIndex('dependency_proxy_repositories_namespace').on('dependency_proxy_repositories').column('namespace_id').execute()
+  await db.schema
+    .createIndex('dependency_proxy_repositories_namespace')
+    .on('dependency_proxy_repositories')
+    .column('namespace_id')
+    .execute()
   await db.schema.createIndex('dependency_proxy_repositories_pulled').on('dependency_proxy_repositories').column('last_pulled_at').execute()
 
   await db.schema

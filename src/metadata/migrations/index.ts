@@ -42,9 +42,7 @@ export function migrationProvider(kind: DialectKind): MigrationProvider {
   const ctx = context(kind)
   return {
     async getMigrations(): Promise<Record<string, Migration>> {
-      return Object.fromEntries(
-        Object.entries(MIGRATIONS).map(([name, m]) => [name, { up: (db: Kysely<unknown>) => m.up(db, ctx) }]),
-      )
+      return Object.fromEntries(Object.entries(MIGRATIONS).map(([name, m]) => [name, { up: (db: Kysely<unknown>) => m.up(db, ctx) }]))
     },
   }
 }

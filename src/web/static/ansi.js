@@ -50,7 +50,8 @@ export class AnsiRenderer {
       else if (c >= 40 && c <= 47) s.bg = c - 40
       else if (c >= 100 && c <= 107) s.bg = c - 100
       else if (c === 49) s.bg = null
-      else if ((c === 38 || c === 48) && codes[i + 1] === 5) i += 2 // 256 colours: not rendered
+      else if ((c === 38 || c === 48) && codes[i + 1] === 5)
+        i += 2 // 256 colours: not rendered
       else if ((c === 38 || c === 48) && codes[i + 1] === 2) i += 4 // true colour: not rendered
     }
   }
@@ -58,7 +59,13 @@ export class AnsiRenderer {
   emit(text) {
     if (!text) return
     const s = this.state
-    const cls = [s.fg !== null && `ansi-fg-${s.fg}`, s.bg !== null && `ansi-bg-${s.bg}`, s.bold && 'ansi-bold', s.italic && 'ansi-italic', s.underline && 'ansi-underline'].filter(Boolean)
+    const cls = [
+      s.fg !== null && `ansi-fg-${s.fg}`,
+      s.bg !== null && `ansi-bg-${s.bg}`,
+      s.bold && 'ansi-bold',
+      s.italic && 'ansi-italic',
+      s.underline && 'ansi-underline',
+    ].filter(Boolean)
     if (cls.length === 0) {
       this.target.append(document.createTextNode(text))
       return

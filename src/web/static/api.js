@@ -31,7 +31,12 @@ export async function currentSession() {
 }
 
 export async function signIn(username, password) {
-  const res = await fetch('/-/session', { method: 'POST', credentials: 'same-origin', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ username, password }) })
+  const res = await fetch('/-/session', {
+    method: 'POST',
+    credentials: 'same-origin',
+    headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ username, password }),
+  })
   if (!res.ok) throw await errorOf(res)
   const body = await res.json()
   csrfToken = body.csrf_token
@@ -48,7 +53,12 @@ export async function apiRaw(method, path, { body, headers = {} } = {}) {
   const h = { ...headers }
   if (body !== undefined) h['Content-Type'] = 'application/json'
   if (method !== 'GET' && method !== 'HEAD' && csrfToken) h['X-CSRF-Token'] = csrfToken
-  return fetch(`/api/v4${path}`, { method, credentials: 'same-origin', headers: h, body: body === undefined ? undefined : JSON.stringify(body) })
+  return fetch(`/api/v4${path}`, {
+    method,
+    credentials: 'same-origin',
+    headers: h,
+    body: body === undefined ? undefined : JSON.stringify(body),
+  })
 }
 
 /** JSON API request; throws ApiError carrying the API's `message`. */
@@ -64,7 +74,11 @@ export async function api(method, path, body) {
 export async function apiPage(path) {
   const res = await apiRaw('GET', path)
   if (!res.ok) throw await errorOf(res)
-  return { items: await res.json(), total: Number(res.headers.get('X-Total') ?? 0), totalPages: Number(res.headers.get('X-Total-Pages') ?? 1) }
+  return {
+    items: await res.json(),
+    total: Number(res.headers.get('X-Total') ?? 0),
+    totalPages: Number(res.headers.get('X-Total-Pages') ?? 1),
+  }
 }
 
 /** Every item of a paginated list (`path` sets per_page), following X-Next-Page. */

@@ -54,7 +54,10 @@ async function render() {
     if (document.activeElement === document.body) main.focus({ preventScroll: true })
     return
   }
-  mount(h('h1', {}, 'Page not found'), h('p', {}, 'There is no page at ', h('code', {}, path), '. ', h('a', { href: '/' }, 'Go to your projects'), '.'))
+  mount(
+    h('h1', {}, 'Page not found'),
+    h('p', {}, 'There is no page at ', h('code', {}, path), '. ', h('a', { href: '/' }, 'Go to your projects'), '.'),
+  )
 }
 
 function renderNav() {
@@ -67,12 +70,20 @@ function renderNav() {
     h('a', { href: '/-/user/account' }, 'Account'),
     state.user.is_admin ? h('a', { href: '/-/admin' }, 'Admin') : null,
     h('span', { class: 'hide-narrow' }, state.user.username),
-    h('button', { type: 'button', class: 'small', onclick: async () => {
-      await signOut()
-      state.user = null
-      toast('Signed out')
-      navigate('/-/sign_in')
-    } }, 'Sign out'),
+    h(
+      'button',
+      {
+        type: 'button',
+        class: 'small',
+        onclick: async () => {
+          await signOut()
+          state.user = null
+          toast('Signed out')
+          navigate('/-/sign_in')
+        },
+      },
+      'Sign out',
+    ),
   )
 }
 
@@ -81,7 +92,9 @@ function renderNav() {
 async function signInPage() {
   if (state.user) return navigate('/', { replace: true })
   const error = h('div')
-  const form = h('form', { class: 'panel signin', 'aria-labelledby': 'signin-title' },
+  const form = h(
+    'form',
+    { class: 'panel signin', 'aria-labelledby': 'signin-title' },
     h('h1', { id: 'signin-title' }, 'Sign in to Wharf'),
     error,
     h('label', { for: 'username' }, 'Username'),
@@ -89,7 +102,8 @@ async function signInPage() {
     h('label', { for: 'password' }, 'Password'),
     h('input', { type: 'password', id: 'password', name: 'password', autocomplete: 'current-password', required: true }),
     h('p', {}, h('button', { type: 'submit' }, 'Sign in')),
-    h('p', { class: 'hint' }, 'Use your account password. Personal access tokens are for the API, git and docker login.'))
+    h('p', { class: 'hint' }, 'Use your account password. Personal access tokens are for the API, git and docker login.'),
+  )
   form.addEventListener('submit', async (e) => {
     e.preventDefault()
     const { username, password } = formValues(form)
@@ -110,45 +124,95 @@ async function signInPage() {
 async function homePage() {
   const [projects, groups] = await Promise.all([apiPage('/projects?membership=true&per_page=100'), apiPage('/groups?per_page=100')])
   mount(
-    h('div', { class: 'spread' }, h('h1', {}, 'Your projects'),
-      h('div', { class: 'row' }, h('a', { class: 'button', href: '/-/projects/new' }, 'New project'), h('a', { class: 'button secondary', href: '/-/groups/new' }, 'New group'))),
+    h(
+      'div',
+      { class: 'spread' },
+      h('h1', {}, 'Your projects'),
+      h(
+        'div',
+        { class: 'row' },
+        h('a', { class: 'button', href: '/-/projects/new' }, 'New project'),
+        h('a', { class: 'button secondary', href: '/-/groups/new' }, 'New group'),
+      ),
+    ),
     projects.items.length
       ? h('ul', { class: 'cards', 'aria-label': 'Projects' }, projects.items.map(projectItem))
-      : h('div', { class: 'panel' }, h('p', {}, 'You are not a member of any project yet.'), h('p', {}, h('a', { href: '/-/projects/new' }, 'Create your first project'), ' to push images and run pipelines.')),
+      : h(
+          'div',
+          { class: 'panel' },
+          h('p', {}, 'You are not a member of any project yet.'),
+          h('p', {}, h('a', { href: '/-/projects/new' }, 'Create your first project'), ' to push images and run pipelines.'),
+        ),
     h('h2', {}, 'Groups'),
     groups.items.length
-      ? h('ul', { class: 'cards', 'aria-label': 'Groups' }, groups.items.map((g) => h('li', {}, h('div', { class: 'spread' }, h('a', { href: `/-/groups/${g.full_path}` }, g.full_name), h('span', { class: 'badge' }, g.visibility)), h('span', { class: 'muted mono' }, g.full_path))))
+      ? h(
+          'ul',
+          { class: 'cards', 'aria-label': 'Groups' },
+          groups.items.map((g) =>
+            h(
+              'li',
+              {},
+              h(
+                'div',
+                { class: 'spread' },
+                h('a', { href: `/-/groups/${g.full_path}` }, g.full_name),
+                h('span', { class: 'badge' }, g.visibility),
+              ),
+              h('span', { class: 'muted mono' }, g.full_path),
+            ),
+          ),
+        )
       : h('p', { class: 'muted' }, 'No groups yet. Groups hold projects that belong together and share members.'),
   )
 }
 
 function visibilityField(selected = 'private') {
-  const opt = (value, text) => h('label', { class: 'inline' }, h('input', { type: 'radio', name: 'visibility', value, checked: value === selected }), h('span', {}, h('strong', {}, value), ' — ', text))
-  return h('fieldset', {}, h('legend', {}, 'Visibility'),
+  const opt = (value, text) =>
+    h(
+      'label',
+      { class: 'inline' },
+      h('input', { type: 'radio', name: 'visibility', value, checked: value === selected }),
+      h('span', {}, h('strong', {}, value), ' — ', text),
+    )
+  return h(
+    'fieldset',
+    {},
+    h('legend', {}, 'Visibility'),
     h('div', {}, opt('private', 'members only')),
     h('div', {}, opt('internal', 'any signed-in user')),
-    h('div', {}, opt('public', 'anyone, without signing in')))
+    h('div', {}, opt('public', 'anyone, without signing in')),
+  )
 }
 
 async function newProjectPage() {
   const groups = await apiPage('/groups?per_page=100')
   const preset = new URLSearchParams(location.search).get('namespace_id')
   const error = h('div')
-  const form = h('form', { class: 'panel' },
+  const form = h(
+    'form',
+    { class: 'panel' },
     error,
     h('label', { for: 'p-name' }, 'Project name'),
     h('input', { type: 'text', id: 'p-name', name: 'name', required: true, maxlength: 255 }),
     h('label', { for: 'p-path' }, 'Path (optional)'),
     h('input', { type: 'text', id: 'p-path', name: 'path', maxlength: 100, 'aria-describedby': 'p-path-hint' }),
-    h('p', { class: 'hint', id: 'p-path-hint' }, 'Lowercase letters, digits, ".", "_" and "-". Derived from the name when empty. Image names use this path.'),
+    h(
+      'p',
+      { class: 'hint', id: 'p-path-hint' },
+      'Lowercase letters, digits, ".", "_" and "-". Derived from the name when empty. Image names use this path.',
+    ),
     h('label', { for: 'p-ns' }, 'Namespace'),
-    h('select', { id: 'p-ns', name: 'namespace_id' },
+    h(
+      'select',
+      { id: 'p-ns', name: 'namespace_id' },
       h('option', { value: '' }, `${state.user.username} (your namespace)`),
-      groups.items.map((g) => h('option', { value: g.id, selected: String(g.id) === preset }, g.full_path))),
+      groups.items.map((g) => h('option', { value: g.id, selected: String(g.id) === preset }, g.full_path)),
+    ),
     h('label', { for: 'p-desc' }, 'Description (optional)'),
     h('textarea', { id: 'p-desc', name: 'description', rows: 2, maxlength: 2000 }),
     visibilityField(),
-    h('p', {}, h('button', { type: 'submit' }, 'Create project')))
+    h('p', {}, h('button', { type: 'submit' }, 'Create project')),
+  )
   form.addEventListener('submit', async (e) => {
     e.preventDefault()
     const v = formValues(form)
@@ -171,21 +235,42 @@ async function newProjectPage() {
 async function newGroupPage() {
   const groups = await apiPage('/groups?per_page=100')
   const error = h('div')
-  const form = h('form', { class: 'panel' },
+  const form = h(
+    'form',
+    { class: 'panel' },
     error,
     h('label', { for: 'g-name' }, 'Group name'),
     h('input', { type: 'text', id: 'g-name', name: 'name', required: true, maxlength: 255 }),
     h('label', { for: 'g-path' }, 'Path'),
-    h('input', { type: 'text', id: 'g-path', name: 'path', required: true, maxlength: 100, pattern: '[A-Za-z0-9_.\\-]+', 'aria-describedby': 'g-path-hint' }),
+    h('input', {
+      type: 'text',
+      id: 'g-path',
+      name: 'path',
+      required: true,
+      maxlength: 100,
+      pattern: '[A-Za-z0-9_.\\-]+',
+      'aria-describedby': 'g-path-hint',
+    }),
     h('p', { class: 'hint', id: 'g-path-hint' }, 'Used in URLs and image names, e.g. ', h('code', {}, 'team'), '.'),
     h('label', { for: 'g-parent' }, 'Parent group (optional)'),
-    h('select', { id: 'g-parent', name: 'parent_id' }, h('option', { value: '' }, 'None: a top-level group'), groups.items.map((g) => h('option', { value: g.id }, g.full_path))),
+    h(
+      'select',
+      { id: 'g-parent', name: 'parent_id' },
+      h('option', { value: '' }, 'None: a top-level group'),
+      groups.items.map((g) => h('option', { value: g.id }, g.full_path)),
+    ),
     visibilityField(),
-    h('p', {}, h('button', { type: 'submit' }, 'Create group')))
+    h('p', {}, h('button', { type: 'submit' }, 'Create group')),
+  )
   const name = form.querySelector('#g-name')
   const path = form.querySelector('#g-path')
   name.addEventListener('input', () => {
-    if (!path.dataset.touched) path.value = name.value.trim().toLowerCase().replace(/[^a-z0-9_.]+/g, '-').replace(/^[-_.]+|[-_.]+$/g, '')
+    if (!path.dataset.touched)
+      path.value = name.value
+        .trim()
+        .toLowerCase()
+        .replace(/[^a-z0-9_.]+/g, '-')
+        .replace(/^[-_.]+|[-_.]+$/g, '')
   })
   path.addEventListener('input', () => (path.dataset.touched = '1'))
   form.addEventListener('submit', async (e) => {
@@ -209,15 +294,26 @@ async function newGroupPage() {
 
 async function projectPage(id, tab, sub) {
   const project = await api('GET', `/projects/${id}`)
-  const tabs = [['registry', 'Registry'], ['pipelines', 'Pipelines'], ['repository', 'Repository'], ['members', 'Members'], ['settings', 'Settings']]
+  const tabs = [
+    ['registry', 'Registry'],
+    ['pipelines', 'Pipelines'],
+    ['repository', 'Repository'],
+    ['members', 'Members'],
+    ['settings', 'Settings'],
+  ]
   const body = h('div')
   mount(
     h('p', { class: 'muted' }, h('a', { href: '/' }, 'Projects'), ' / ', project.namespace ? project.namespace.full_path : ''),
     h('div', { class: 'spread' }, h('h1', {}, project.name), h('span', { class: 'badge', id: 'project-visibility' }, project.visibility)),
-    h('nav', { class: 'tabs', 'aria-label': 'Project' }, tabs.map(([key, label]) => h('a', { href: `/-/projects/${id}/${key}`, 'aria-current': key === tab ? 'page' : null }, label))),
+    h(
+      'nav',
+      { class: 'tabs', 'aria-label': 'Project' },
+      tabs.map(([key, label]) => h('a', { href: `/-/projects/${id}/${key}`, 'aria-current': key === tab ? 'page' : null }, label)),
+    ),
     body,
   )
-  const render = sub ?? { registry: registryTab, pipelines: pipelinesTab, repository: repositoryTab, members: membersTab, settings: settingsTab }[tab]
+  const render =
+    sub ?? { registry: registryTab, pipelines: pipelinesTab, repository: repositoryTab, members: membersTab, settings: settingsTab }[tab]
   const content = await render(project)
   fill(body, content)
 }
@@ -230,22 +326,87 @@ async function repositoryTab(project) {
     tags = (await apiPage(`/projects/${project.id}/repository/tags?per_page=100`)).items
   } catch {}
   return [
-    h('section', { class: 'panel', 'aria-labelledby': 'clone-title' },
+    h(
+      'section',
+      { class: 'panel', 'aria-labelledby': 'clone-title' },
       h('h2', { id: 'clone-title' }, 'Clone'),
-      commandLine(`git clone ${project.http_url_to_repo}`)),
-    h('section', { 'aria-labelledby': 'branches-title' },
+      commandLine(`git clone ${project.http_url_to_repo}`),
+    ),
+    h(
+      'section',
+      { 'aria-labelledby': 'branches-title' },
       h('h2', { id: 'branches-title' }, 'Branches'),
       branches.length
-        ? h('div', { class: 'table-wrap' }, h('table', {}, h('thead', {}, h('tr', {}, h('th', {}, 'Branch'), h('th', {}, 'Last commit'), h('th', { class: 'hide-narrow' }, 'When'))),
-            h('tbody', {}, branches.map((b) => h('tr', {}, h('td', { class: 'mono' }, b.name, b.default ? ' (default)' : ''), h('td', {}, h('code', {}, b.commit?.short_id ?? ''), ' ', b.commit?.title ?? ''), h('td', { class: 'hide-narrow' }, timeAgo(b.commit?.committed_date)))))))
-        : h('p', { class: 'panel' }, 'The repository is empty. Push a branch with ', h('code', {}, `git push ${project.http_url_to_repo} main`), '; a ', h('code', {}, '.gitlab-ci.yml'), ' in it starts a pipeline.')),
+        ? h(
+            'div',
+            { class: 'table-wrap' },
+            h(
+              'table',
+              {},
+              h('thead', {}, h('tr', {}, h('th', {}, 'Branch'), h('th', {}, 'Last commit'), h('th', { class: 'hide-narrow' }, 'When'))),
+              h(
+                'tbody',
+                {},
+                branches.map((b) =>
+                  h(
+                    'tr',
+                    {},
+                    h('td', { class: 'mono' }, b.name, b.default ? ' (default)' : ''),
+                    h('td', {}, h('code', {}, b.commit?.short_id ?? ''), ' ', b.commit?.title ?? ''),
+                    h('td', { class: 'hide-narrow' }, timeAgo(b.commit?.committed_date)),
+                  ),
+                ),
+              ),
+            ),
+          )
+        : h(
+            'p',
+            { class: 'panel' },
+            'The repository is empty. Push a branch with ',
+            h('code', {}, `git push ${project.http_url_to_repo} main`),
+            '; a ',
+            h('code', {}, '.gitlab-ci.yml'),
+            ' in it starts a pipeline.',
+          ),
+    ),
     ...(branches.length
-      ? [h('section', { 'aria-labelledby': 'tags-title' },
-          h('h2', { id: 'tags-title' }, 'Tags'),
-          tags.length
-            ? h('div', { class: 'table-wrap' }, h('table', {}, h('thead', {}, h('tr', {}, h('th', {}, 'Tag'), h('th', {}, 'Commit'), h('th', { class: 'hide-narrow' }, 'When'))),
-                h('tbody', {}, tags.map((t) => h('tr', {}, h('td', { class: 'mono' }, t.name), h('td', {}, h('code', {}, t.commit?.short_id ?? ''), ' ', t.message || t.commit?.title || ''), h('td', { class: 'hide-narrow' }, timeAgo(t.commit?.committed_date)))))))
-            : h('p', { class: 'panel' }, 'No tags yet. ', h('code', {}, 'git tag v1.0.0 && git push origin v1.0.0'), ' tags a release (and starts its pipeline).'))]
+      ? [
+          h(
+            'section',
+            { 'aria-labelledby': 'tags-title' },
+            h('h2', { id: 'tags-title' }, 'Tags'),
+            tags.length
+              ? h(
+                  'div',
+                  { class: 'table-wrap' },
+                  h(
+                    'table',
+                    {},
+                    h('thead', {}, h('tr', {}, h('th', {}, 'Tag'), h('th', {}, 'Commit'), h('th', { class: 'hide-narrow' }, 'When'))),
+                    h(
+                      'tbody',
+                      {},
+                      tags.map((t) =>
+                        h(
+                          'tr',
+                          {},
+                          h('td', { class: 'mono' }, t.name),
+                          h('td', {}, h('code', {}, t.commit?.short_id ?? ''), ' ', t.message || t.commit?.title || ''),
+                          h('td', { class: 'hide-narrow' }, timeAgo(t.commit?.committed_date)),
+                        ),
+                      ),
+                    ),
+                  ),
+                )
+              : h(
+                  'p',
+                  { class: 'panel' },
+                  'No tags yet. ',
+                  h('code', {}, 'git tag v1.0.0 && git push origin v1.0.0'),
+                  ' tags a release (and starts its pipeline).',
+                ),
+          ),
+        ]
       : []),
   ]
 }
@@ -256,7 +417,8 @@ document.addEventListener('click', (e) => {
   const a = e.target.closest?.('a[href]')
   if (!a || e.defaultPrevented || e.button !== 0 || e.metaKey || e.ctrlKey || e.shiftKey || e.altKey || a.target) return
   const url = new URL(a.href, location.href)
-  if (url.origin !== location.origin || !(url.pathname === '/' || url.pathname.startsWith('/-/')) || url.pathname.startsWith('/-/static/')) return
+  if (url.origin !== location.origin || !(url.pathname === '/' || url.pathname.startsWith('/-/')) || url.pathname.startsWith('/-/static/'))
+    return
   e.preventDefault()
   navigate(url.pathname + url.search)
 })

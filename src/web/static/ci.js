@@ -36,21 +36,70 @@ function every(ms, fn) {
 export async function pipelinesTab(project) {
   const { items } = await apiPage(`/projects/${project.id}/pipelines?per_page=20`)
   const details = await Promise.all(items.map((p) => api('GET', `/projects/${project.id}/pipelines/${p.id}`).catch(() => p)))
-  const head = h('div', { class: 'spread' }, h('h2', {}, 'Pipelines'), h('a', { class: 'button', href: `/-/projects/${project.id}/pipelines/new` }, 'Run pipeline'))
+  const head = h(
+    'div',
+    { class: 'spread' },
+    h('h2', {}, 'Pipelines'),
+    h('a', { class: 'button', href: `/-/projects/${project.id}/pipelines/new` }, 'Run pipeline'),
+  )
   if (details.length === 0) {
-    return [head, h('div', { class: 'panel' },
-      h('p', {}, 'No pipelines yet.'),
-      h('p', {}, 'Add a ', h('code', {}, '.gitlab-ci.yml'), ' to the repository and push: every push runs a pipeline. Or run one for a branch with “Run pipeline”.'))]
+    return [
+      head,
+      h(
+        'div',
+        { class: 'panel' },
+        h('p', {}, 'No pipelines yet.'),
+        h(
+          'p',
+          {},
+          'Add a ',
+          h('code', {}, '.gitlab-ci.yml'),
+          ' to the repository and push: every push runs a pipeline. Or run one for a branch with “Run pipeline”.',
+        ),
+      ),
+    ]
   }
-  return [head, h('div', { class: 'table-wrap' }, h('table', { 'aria-label': 'Pipelines' },
-    h('thead', {}, h('tr', {}, h('th', {}, 'Status'), h('th', {}, 'Pipeline'), h('th', {}, 'Ref'), h('th', { class: 'hide-narrow' }, 'Commit'), h('th', {}, 'Duration'), h('th', { class: 'hide-narrow' }, 'Created'))),
-    h('tbody', {}, details.map((p) => h('tr', {},
-      h('td', {}, statusBadge(p.status)),
-      h('td', {}, h('a', { href: `/-/projects/${project.id}/pipelines/${p.id}` }, `#${p.id}`)),
-      h('td', { class: 'mono' }, p.ref),
-      h('td', { class: 'mono hide-narrow' }, (p.sha ?? '').slice(0, 8)),
-      h('td', {}, duration(p.duration)),
-      h('td', { class: 'hide-narrow' }, timeAgo(p.created_at)))))))]
+  return [
+    head,
+    h(
+      'div',
+      { class: 'table-wrap' },
+      h(
+        'table',
+        { 'aria-label': 'Pipelines' },
+        h(
+          'thead',
+          {},
+          h(
+            'tr',
+            {},
+            h('th', {}, 'Status'),
+            h('th', {}, 'Pipeline'),
+            h('th', {}, 'Ref'),
+            h('th', { class: 'hide-narrow' }, 'Commit'),
+            h('th', {}, 'Duration'),
+            h('th', { class: 'hide-narrow' }, 'Created'),
+          ),
+        ),
+        h(
+          'tbody',
+          {},
+          details.map((p) =>
+            h(
+              'tr',
+              {},
+              h('td', {}, statusBadge(p.status)),
+              h('td', {}, h('a', { href: `/-/projects/${project.id}/pipelines/${p.id}` }, `#${p.id}`)),
+              h('td', { class: 'mono' }, p.ref),
+              h('td', { class: 'mono hide-narrow' }, (p.sha ?? '').slice(0, 8)),
+              h('td', {}, duration(p.duration)),
+              h('td', { class: 'hide-narrow' }, timeAgo(p.created_at)),
+            ),
+          ),
+        ),
+      ),
+    ),
+  ]
 }
 
 export async function newPipelinePage(project) {
@@ -63,18 +112,49 @@ export async function newPipelinePage(project) {
   let n = 0
   const addVar = () => {
     n++
-    vars.append(h('div', { class: 'row', style: 'margin:.3rem 0' },
-      h('input', { type: 'text', name: `key${n}`, placeholder: 'KEY', 'aria-label': `Variable ${n} key`, style: 'max-width:12rem' }),
-      h('input', { type: 'text', name: `value${n}`, placeholder: 'value', 'aria-label': `Variable ${n} value`, style: 'max-width:16rem' })))
+    vars.append(
+      h(
+        'div',
+        { class: 'row', style: 'margin:.3rem 0' },
+        h('input', { type: 'text', name: `key${n}`, placeholder: 'KEY', 'aria-label': `Variable ${n} key`, style: 'max-width:12rem' }),
+        h('input', {
+          type: 'text',
+          name: `value${n}`,
+          placeholder: 'value',
+          'aria-label': `Variable ${n} value`,
+          style: 'max-width:16rem',
+        }),
+      ),
+    )
   }
   addVar()
-  const form = h('form', { class: 'panel' },
+  const form = h(
+    'form',
+    { class: 'panel' },
     error,
     h('label', { for: 'ref' }, 'Branch or tag'),
-    h('input', { type: 'text', id: 'ref', name: 'ref', required: true, list: 'refs', value: branches.find((b) => b.default)?.name ?? branches[0]?.name ?? 'main' }),
-    h('datalist', { id: 'refs' }, branches.map((b) => h('option', { value: b.name }))),
-    h('fieldset', {}, h('legend', {}, 'Variables (optional)'), vars, h('button', { type: 'button', class: 'secondary small', onclick: addVar }, 'Add variable')),
-    h('p', {}, h('button', { type: 'submit' }, 'Run pipeline')))
+    h('input', {
+      type: 'text',
+      id: 'ref',
+      name: 'ref',
+      required: true,
+      list: 'refs',
+      value: branches.find((b) => b.default)?.name ?? branches[0]?.name ?? 'main',
+    }),
+    h(
+      'datalist',
+      { id: 'refs' },
+      branches.map((b) => h('option', { value: b.name })),
+    ),
+    h(
+      'fieldset',
+      {},
+      h('legend', {}, 'Variables (optional)'),
+      vars,
+      h('button', { type: 'button', class: 'secondary small', onclick: addVar }, 'Add variable'),
+    ),
+    h('p', {}, h('button', { type: 'submit' }, 'Run pipeline')),
+  )
   form.addEventListener('submit', async (e) => {
     e.preventDefault()
     const v = formValues(form)
@@ -103,26 +183,81 @@ export async function pipelinePage(project, pipelineId) {
       if (!stages.has(j.stage)) stages.set(j.stage, [])
       stages.get(j.stage).push(j)
     }
-    const action = (label, path, cls = 'secondary') => h('button', { type: 'button', class: cls, onclick: async () => {
-      try {
-        await api('POST', `/projects/${project.id}/pipelines/${pipelineId}/${path}`)
-        toast(`${label}: done`)
-        await draw()
-      } catch (err) {
-        toast(err.message)
-      }
-    } }, label)
-    fill(root,
-      h('div', { class: 'spread' },
+    const action = (label, path, cls = 'secondary') =>
+      h(
+        'button',
+        {
+          type: 'button',
+          class: cls,
+          onclick: async () => {
+            try {
+              await api('POST', `/projects/${project.id}/pipelines/${pipelineId}/${path}`)
+              toast(`${label}: done`)
+              await draw()
+            } catch (err) {
+              toast(err.message)
+            }
+          },
+        },
+        label,
+      )
+    fill(
+      root,
+      h(
+        'div',
+        { class: 'spread' },
         h('h2', {}, 'Pipeline #', String(p.id), ' ', statusBadge(p.status)),
-        h('div', { class: 'row' }, ACTIVE.has(p.status) ? action('Cancel pipeline', 'cancel', 'danger') : null, p.status === 'failed' || p.status === 'canceled' ? action('Retry failed jobs', 'retry') : null)),
-      h('p', { class: 'muted' }, 'Ref ', h('code', {}, p.ref), ' · commit ', h('code', {}, (p.sha ?? '').slice(0, 8)), ' · ', p.source, ' · duration ', duration(p.duration), ' · created ', timeAgo(p.created_at)),
+        h(
+          'div',
+          { class: 'row' },
+          ACTIVE.has(p.status) ? action('Cancel pipeline', 'cancel', 'danger') : null,
+          p.status === 'failed' || p.status === 'canceled' ? action('Retry failed jobs', 'retry') : null,
+        ),
+      ),
+      h(
+        'p',
+        { class: 'muted' },
+        'Ref ',
+        h('code', {}, p.ref),
+        ' · commit ',
+        h('code', {}, (p.sha ?? '').slice(0, 8)),
+        ' · ',
+        p.source,
+        ' · duration ',
+        duration(p.duration),
+        ' · created ',
+        timeAgo(p.created_at),
+      ),
       p.yaml_errors ? h('p', { class: 'error', role: 'alert' }, p.yaml_errors) : null,
       stages.size === 0
         ? h('p', { class: 'panel' }, 'This pipeline has no jobs.')
-        : h('div', { class: 'stages' }, [...stages].map(([stage, js]) => h('section', { class: 'stage', 'aria-label': `Stage ${stage}` },
-            h('h3', {}, stage),
-            h('ul', {}, js.map((j) => h('li', {}, h('a', { href: `/-/projects/${project.id}/jobs/${j.id}`, 'data-job': j.name }, h('span', {}, j.name), statusBadge(j.status)))))))),
+        : h(
+            'div',
+            { class: 'stages' },
+            [...stages].map(([stage, js]) =>
+              h(
+                'section',
+                { class: 'stage', 'aria-label': `Stage ${stage}` },
+                h('h3', {}, stage),
+                h(
+                  'ul',
+                  {},
+                  js.map((j) =>
+                    h(
+                      'li',
+                      {},
+                      h(
+                        'a',
+                        { href: `/-/projects/${project.id}/jobs/${j.id}`, 'data-job': j.name },
+                        h('span', {}, j.name),
+                        statusBadge(j.status),
+                      ),
+                    ),
+                  ),
+                ),
+              ),
+            ),
+          ),
     )
     return p
   }
@@ -147,23 +282,45 @@ export async function jobPage(project, jobId) {
   let status = job.status
 
   const drawHeader = (j) => {
-    const act = (label, path, cls) => h('button', { type: 'button', class: cls, onclick: async () => {
-      try {
-        const next = await api('POST', `/projects/${project.id}/jobs/${j.id}/${path}`)
-        toast(`${label}: done`)
-        navigate(`/-/projects/${project.id}/jobs/${next.id}`)
-      } catch (err) {
-        toast(err.message)
-      }
-    } }, label)
-    fill(header,
-      h('div', { class: 'spread' },
+    const act = (label, path, cls) =>
+      h(
+        'button',
+        {
+          type: 'button',
+          class: cls,
+          onclick: async () => {
+            try {
+              const next = await api('POST', `/projects/${project.id}/jobs/${j.id}/${path}`)
+              toast(`${label}: done`)
+              navigate(`/-/projects/${project.id}/jobs/${next.id}`)
+            } catch (err) {
+              toast(err.message)
+            }
+          },
+        },
+        label,
+      )
+    fill(
+      header,
+      h(
+        'div',
+        { class: 'spread' },
         h('h2', {}, 'Job ', h('code', {}, j.name), ' ', statusBadge(j.status)),
-        h('div', { class: 'row' }, ACTIVE.has(j.status) ? act('Cancel', 'cancel', 'danger') : act('Retry', 'retry', 'secondary'))),
-      h('p', { class: 'muted' },
+        h('div', { class: 'row' }, ACTIVE.has(j.status) ? act('Cancel', 'cancel', 'danger') : act('Retry', 'retry', 'secondary')),
+      ),
+      h(
+        'p',
+        { class: 'muted' },
         h('a', { href: `/-/projects/${project.id}/pipelines/${j.pipeline.id}` }, `Pipeline #${j.pipeline.id}`),
-        ' · stage ', j.stage, ' · ref ', h('code', {}, j.ref), ' · duration ', duration(j.duration),
-        j.failure_reason ? ` · ${j.failure_reason}` : ''))
+        ' · stage ',
+        j.stage,
+        ' · ref ',
+        h('code', {}, j.ref),
+        ' · duration ',
+        duration(j.duration),
+        j.failure_reason ? ` · ${j.failure_reason}` : '',
+      ),
+    )
   }
 
   /** Reads what the log gained since `offset` (206), or nothing new (416). */

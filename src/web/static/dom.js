@@ -37,8 +37,17 @@ export function mount(...children) {
 export function sessionEnded() {
   if (document.getElementById('session-ended')) return
   const back = location.pathname + location.search
-  document.getElementById('main').prepend(h('p', { class: 'error', role: 'alert', id: 'session-ended' },
-    'Your session has ended, so this page stopped updating. ', h('a', { href: `/-/sign_in?return_to=${encodeURIComponent(back)}` }, 'Sign in again'), ' to continue.'))
+  document
+    .getElementById('main')
+    .prepend(
+      h(
+        'p',
+        { class: 'error', role: 'alert', id: 'session-ended' },
+        'Your session has ended, so this page stopped updating. ',
+        h('a', { href: `/-/sign_in?return_to=${encodeURIComponent(back)}` }, 'Sign in again'),
+        ' to continue.',
+      ),
+    )
 }
 
 let toastTimer
@@ -69,16 +78,20 @@ export async function copyText(text) {
 
 /** A button that copies `text` and says so. */
 export function copyButton(text, label = 'Copy') {
-  return h('button', {
-    type: 'button',
-    class: 'secondary small',
-    'aria-label': `${label}: ${text}`,
-    title: text,
-    onclick: async () => {
-      await copyText(text)
-      toast('Copied to the clipboard')
+  return h(
+    'button',
+    {
+      type: 'button',
+      class: 'secondary small',
+      'aria-label': `${label}: ${text}`,
+      title: text,
+      onclick: async () => {
+        await copyText(text)
+        toast('Copied to the clipboard')
+      },
     },
-  }, 'Copy')
+    'Copy',
+  )
 }
 
 /** A command in a code block with its copy button. */
@@ -89,12 +102,18 @@ export function commandLine(text) {
 /** A modal confirmation; resolves true when confirmed. */
 export function confirmDialog({ title, body, confirm = 'Delete', danger = true }) {
   return new Promise((resolve) => {
-    const d = h('dialog', { 'aria-labelledby': 'confirm-title' },
+    const d = h(
+      'dialog',
+      { 'aria-labelledby': 'confirm-title' },
       h('h2', { id: 'confirm-title' }, title),
       h('p', {}, body),
-      h('div', { class: 'row' },
+      h(
+        'div',
+        { class: 'row' },
         h('button', { type: 'button', class: danger ? 'danger' : '', onclick: () => close(true) }, confirm),
-        h('button', { type: 'button', class: 'secondary', onclick: () => close(false) }, 'Cancel')))
+        h('button', { type: 'button', class: 'secondary', onclick: () => close(false) }, 'Cancel'),
+      ),
+    )
     const close = (v) => {
       d.close()
       d.remove()
@@ -125,7 +144,14 @@ export function formatBytes(n) {
 export function timeAgo(iso) {
   if (!iso) return '—'
   const s = Math.round((Date.now() - new Date(iso).getTime()) / 1000)
-  const text = s < 60 ? 'just now' : s < 3600 ? `${Math.floor(s / 60)} min ago` : s < 86400 ? `${Math.floor(s / 3600)} h ago` : `${Math.floor(s / 86400)} d ago`
+  const text =
+    s < 60
+      ? 'just now'
+      : s < 3600
+        ? `${Math.floor(s / 60)} min ago`
+        : s < 86400
+          ? `${Math.floor(s / 3600)} h ago`
+          : `${Math.floor(s / 86400)} d ago`
   return h('time', { datetime: iso, title: new Date(iso).toLocaleString() }, text)
 }
 

@@ -25,41 +25,98 @@ function pushInstructions(project) {
     '    - docker push "$CI_REGISTRY_IMAGE:$CI_BUILD_REF_NAME"',
   ].join('\n')
   return [
-    h('ol', { class: 'steps' },
-      h('li', {}, h('p', {}, 'Sign in to the registry with your username and password (or a personal access token with the ', h('code', {}, 'write_registry'), ' scope):'), commandLine(`docker login ${host}`)),
+    h(
+      'ol',
+      { class: 'steps' },
+      h(
+        'li',
+        {},
+        h(
+          'p',
+          {},
+          'Sign in to the registry with your username and password (or a personal access token with the ',
+          h('code', {}, 'write_registry'),
+          ' scope):',
+        ),
+        commandLine(`docker login ${host}`),
+      ),
       h('li', {}, h('p', {}, 'Build an image named after this project (names are lowercase):'), commandLine(`docker build -t ${image} .`)),
-      h('li', {}, h('p', {}, 'Push it:'), commandLine(`docker push ${image}`))),
+      h('li', {}, h('p', {}, 'Push it:'), commandLine(`docker push ${image}`)),
+    ),
     h('p', {}, 'Images below the project path work too, e.g. ', h('code', {}, `${image}/api:1.0`), '.'),
     h('h3', {}, 'From CI'),
     h('p', {}, 'Jobs get a registry token of their own: nothing to configure. Add to ', h('code', {}, '.gitlab-ci.yml'), ':'),
     h('div', { class: 'cmd' }, h('pre', { class: 'snippet' }, ci), copyButton(ci, 'Copy CI snippet')),
-    h('p', {}, 'It runs on a ', h('code', {}, 'wharf runner'), ' with the Docker executor and the docker-in-docker privileges (',
-      h('code', {}, 'wharf runner help'), '). When this server runs a registry mirror (',
-      h('code', {}, 'wharf serve --mirror-listen'), '), the runner pulls Docker Hub images, and the ', h('code', {}, 'docker:dind'),
-      ' daemon its own, through this server’s cache: Docker Hub sees each image once.'),
+    h(
+      'p',
+      {},
+      'It runs on a ',
+      h('code', {}, 'wharf runner'),
+      ' with the Docker executor and the docker-in-docker privileges (',
+      h('code', {}, 'wharf runner help'),
+      '). When this server runs a registry mirror (',
+      h('code', {}, 'wharf serve --mirror-listen'),
+      '), the runner pulls Docker Hub images, and the ',
+      h('code', {}, 'docker:dind'),
+      ' daemon its own, through this server’s cache: Docker Hub sees each image once.',
+    ),
   ]
 }
 
 export async function registryTab(project) {
   const repos = await api('GET', `/projects/${project.id}/registry/repositories?tags=true&tags_count=true&size=true&per_page=100`)
   if (repos.length === 0) {
-    return h('section', { class: 'panel', 'aria-labelledby': 'reg-empty' },
+    return h(
+      'section',
+      { class: 'panel', 'aria-labelledby': 'reg-empty' },
       h('h2', { id: 'reg-empty' }, 'No container images yet'),
       h('p', {}, 'This project’s registry is ', h('code', {}, project.container_registry_image_prefix), '. Push an image:'),
-      pushInstructions(project))
+      pushInstructions(project),
+    )
   }
   const wanted = Number(new URLSearchParams(location.search).get('repository'))
   const current = repos.find((r) => r.id === wanted) ?? repos[0]
   return [
-    h('section', { 'aria-labelledby': 'images-title' },
+    h(
+      'section',
+      { 'aria-labelledby': 'images-title' },
       h('h2', { id: 'images-title' }, 'Images'),
-      h('div', { class: 'table-wrap' }, h('table', {},
-        h('thead', {}, h('tr', {}, h('th', {}, 'Image'), h('th', {}, 'Tags'), h('th', {}, 'Size'), h('th', { class: 'hide-narrow' }, 'Created'))),
-        h('tbody', {}, repos.map((r) => h('tr', {},
-          h('td', {}, h('a', { href: `/-/projects/${project.id}/registry?repository=${r.id}`, 'aria-current': r.id === current.id ? 'true' : null }, r.location)),
-          h('td', {}, String(r.tags_count)),
-          h('td', { title: 'distinct layers and configs of the tagged images' }, r.size === undefined ? '' : formatBytes(r.size)),
-          h('td', { class: 'hide-narrow' }, timeAgo(r.created_at)))))))),
+      h(
+        'div',
+        { class: 'table-wrap' },
+        h(
+          'table',
+          {},
+          h(
+            'thead',
+            {},
+            h('tr', {}, h('th', {}, 'Image'), h('th', {}, 'Tags'), h('th', {}, 'Size'), h('th', { class: 'hide-narrow' }, 'Created')),
+          ),
+          h(
+            'tbody',
+            {},
+            repos.map((r) =>
+              h(
+                'tr',
+                {},
+                h(
+                  'td',
+                  {},
+                  h(
+                    'a',
+                    { href: `/-/projects/${project.id}/registry?repository=${r.id}`, 'aria-current': r.id === current.id ? 'true' : null },
+                    r.location,
+                  ),
+                ),
+                h('td', {}, String(r.tags_count)),
+                h('td', { title: 'distinct layers and configs of the tagged images' }, r.size === undefined ? '' : formatBytes(r.size)),
+                h('td', { class: 'hide-narrow' }, timeAgo(r.created_at)),
+              ),
+            ),
+          ),
+        ),
+      ),
+    ),
     tagsSection(project, current),
     h('details', { class: 'panel' }, h('summary', {}, 'How to push another image'), pushInstructions(project)),
   ]
@@ -81,18 +138,76 @@ function tagsSection(project, repo) {
     page = Math.min(page, pages)
     const slice = shown.slice((page - 1) * TAGS_PER_PAGE, page * TAGS_PER_PAGE)
     pager.replaceChildren(
-      h('span', { class: 'muted' }, `${shown.length} tag${shown.length === 1 ? '' : 's'}${filter ? ` matching “${filter}”` : ''} · page ${page} of ${pages}`),
-      h('button', { type: 'button', class: 'secondary small', disabled: page <= 1, onclick: () => { page--; draw() } }, 'Previous'),
-      h('button', { type: 'button', class: 'secondary small', disabled: page >= pages, onclick: () => { page++; draw() } }, 'Next'))
+      h(
+        'span',
+        { class: 'muted' },
+        `${shown.length} tag${shown.length === 1 ? '' : 's'}${filter ? ` matching “${filter}”` : ''} · page ${page} of ${pages}`,
+      ),
+      h(
+        'button',
+        {
+          type: 'button',
+          class: 'secondary small',
+          disabled: page <= 1,
+          onclick: () => {
+            page--
+            draw()
+          },
+        },
+        'Previous',
+      ),
+      h(
+        'button',
+        {
+          type: 'button',
+          class: 'secondary small',
+          disabled: page >= pages,
+          onclick: () => {
+            page++
+            draw()
+          },
+        },
+        'Next',
+      ),
+    )
     if (slice.length === 0) {
       list.replaceChildren(h('p', { class: 'panel' }, all.length ? 'No tag matches this filter.' : 'This image has no tags.'))
       return
     }
-    const details = await Promise.all(slice.map((t) => api('GET', `/projects/${project.id}/registry/repositories/${repo.id}/tags/${enc(t)}`).catch((err) => ({ name: t, error: err }))))
+    const details = await Promise.all(
+      slice.map((t) =>
+        api('GET', `/projects/${project.id}/registry/repositories/${repo.id}/tags/${enc(t)}`).catch((err) => ({ name: t, error: err })),
+      ),
+    )
     if (mine !== seq) return
-    list.replaceChildren(h('div', { class: 'table-wrap' }, h('table', { 'aria-label': `Tags of ${repo.location}` },
-      h('thead', {}, h('tr', {}, h('th', {}, 'Tag'), h('th', {}, 'Digest'), h('th', {}, 'Size'), h('th', { class: 'hide-narrow' }, 'Created'), h('th', {}, h('span', { class: 'visually-hidden' }, 'Actions')))),
-      h('tbody', {}, details.map((t) => tagRow(project, repo, t))))))
+    list.replaceChildren(
+      h(
+        'div',
+        { class: 'table-wrap' },
+        h(
+          'table',
+          { 'aria-label': `Tags of ${repo.location}` },
+          h(
+            'thead',
+            {},
+            h(
+              'tr',
+              {},
+              h('th', {}, 'Tag'),
+              h('th', {}, 'Digest'),
+              h('th', {}, 'Size'),
+              h('th', { class: 'hide-narrow' }, 'Created'),
+              h('th', {}, h('span', { class: 'visually-hidden' }, 'Actions')),
+            ),
+          ),
+          h(
+            'tbody',
+            {},
+            details.map((t) => tagRow(project, repo, t)),
+          ),
+        ),
+      ),
+    )
   }
 
   search.addEventListener('input', () => {
@@ -101,56 +216,92 @@ function tagsSection(project, repo) {
     draw()
   })
   draw()
-  return h('section', { 'aria-labelledby': 'tags-title' },
-    h('div', { class: 'spread' }, h('h2', { id: 'tags-title' }, 'Tags of ', h('code', {}, repo.location)), h('div', { class: 'row' }, search, deleteImageButton(project, repo))),
-    list, pager)
+  return h(
+    'section',
+    { 'aria-labelledby': 'tags-title' },
+    h(
+      'div',
+      { class: 'spread' },
+      h('h2', { id: 'tags-title' }, 'Tags of ', h('code', {}, repo.location)),
+      h('div', { class: 'row' }, search, deleteImageButton(project, repo)),
+    ),
+    list,
+    pager,
+  )
 }
 
 /** Deletes the image repository with all its tags (maintainers; the API refuses others). */
 function deleteImageButton(project, repo) {
-  return h('button', { type: 'button', class: 'danger small', 'aria-label': `Delete image ${repo.location}`, onclick: async () => {
-    const n = repo.tags_count
-    const ok = await confirmDialog({
-      title: `Delete image ${repo.location}?`,
-      body: `Its ${n} tag${n === 1 ? '' : 's'} and manifests are deleted now; layers no other image uses are freed by garbage collection. Pulls of this image stop working.`,
-      confirm: 'Delete image',
-    })
-    if (!ok) return
-    try {
-      await api('DELETE', `/projects/${project.id}/registry/repositories/${repo.id}`)
-      toast(`Image ${repo.location} deleted`)
-      navigate(`/-/projects/${project.id}/registry`, { replace: true })
-    } catch (err) {
-      toast(err.message)
-    }
-  } }, 'Delete image')
+  return h(
+    'button',
+    {
+      type: 'button',
+      class: 'danger small',
+      'aria-label': `Delete image ${repo.location}`,
+      onclick: async () => {
+        const n = repo.tags_count
+        const ok = await confirmDialog({
+          title: `Delete image ${repo.location}?`,
+          body: `Its ${n} tag${n === 1 ? '' : 's'} and manifests are deleted now; layers no other image uses are freed by garbage collection. Pulls of this image stop working.`,
+          confirm: 'Delete image',
+        })
+        if (!ok) return
+        try {
+          await api('DELETE', `/projects/${project.id}/registry/repositories/${repo.id}`)
+          toast(`Image ${repo.location} deleted`)
+          navigate(`/-/projects/${project.id}/registry`, { replace: true })
+        } catch (err) {
+          toast(err.message)
+        }
+      },
+    },
+    'Delete image',
+  )
 }
 
 function tagRow(project, repo, t) {
   const pull = `docker pull ${repo.location}:${t.name}`
   if (t.error) return h('tr', { 'data-tag': t.name }, h('td', { class: 'mono' }, t.name), h('td', { colspan: 4 }, errorBox(t.error)))
   const short = t.digest ? t.digest.replace(/^sha256:/, '').slice(0, 12) : ''
-  return h('tr', { 'data-tag': t.name },
-    h('td', { class: 'mono' }, t.name,
-      t.platforms?.length ? h('div', { class: 'muted' }, t.platforms.join(', ')) : null),
+  return h(
+    'tr',
+    { 'data-tag': t.name },
+    h('td', { class: 'mono' }, t.name, t.platforms?.length ? h('div', { class: 'muted' }, t.platforms.join(', ')) : null),
     h('td', { class: 'mono', title: t.digest }, short),
     h('td', {}, formatBytes(t.total_size)),
     h('td', { class: 'hide-narrow' }, timeAgo(t.created_at)),
-    h('td', {}, h('div', { class: 'row' },
-      copyButton(pull, `Copy pull command for ${t.name}`),
-      h('button', { type: 'button', class: 'danger small', 'aria-label': `Delete tag ${t.name}`, onclick: async () => {
-        const ok = await confirmDialog({
-          title: `Delete tag ${t.name}?`,
-          body: `Only the tag ${repo.location}:${t.name} is removed. Other tags of the same image (${short}) stay.`,
-          confirm: 'Delete tag',
-        })
-        if (!ok) return
-        try {
-          await api('DELETE', `/projects/${project.id}/registry/repositories/${repo.id}/tags/${enc(t.name)}`)
-          toast(`Tag ${t.name} deleted`)
-          navigate(location.pathname + location.search, { replace: true })
-        } catch (err) {
-          toast(err.message)
-        }
-      } }, 'Delete'))))
+    h(
+      'td',
+      {},
+      h(
+        'div',
+        { class: 'row' },
+        copyButton(pull, `Copy pull command for ${t.name}`),
+        h(
+          'button',
+          {
+            type: 'button',
+            class: 'danger small',
+            'aria-label': `Delete tag ${t.name}`,
+            onclick: async () => {
+              const ok = await confirmDialog({
+                title: `Delete tag ${t.name}?`,
+                body: `Only the tag ${repo.location}:${t.name} is removed. Other tags of the same image (${short}) stay.`,
+                confirm: 'Delete tag',
+              })
+              if (!ok) return
+              try {
+                await api('DELETE', `/projects/${project.id}/registry/repositories/${repo.id}/tags/${enc(t.name)}`)
+                toast(`Tag ${t.name} deleted`)
+                navigate(location.pathname + location.search, { replace: true })
+              } catch (err) {
+                toast(err.message)
+              }
+            },
+          },
+          'Delete',
+        ),
+      ),
+    ),
+  )
 }

@@ -17,16 +17,34 @@ export async function tokensPage(created) {
   const { items } = await apiPage(`/personal_access_tokens?user_id=${state.user.id}&per_page=100`)
   const active = items.filter((t) => t.active)
   const error = h('div')
-  const form = h('form', { class: 'panel', 'aria-labelledby': 'new-token' },
+  const form = h(
+    'form',
+    { class: 'panel', 'aria-labelledby': 'new-token' },
     h('h2', { id: 'new-token' }, 'New token'),
     error,
     h('label', { for: 't-name' }, 'Token name'),
     h('input', { type: 'text', id: 't-name', name: 'name', required: true, maxlength: 255 }),
     h('label', { for: 't-exp' }, 'Expires on (optional)'),
     h('input', { type: 'date', id: 't-exp', name: 'expires_at', min: new Date(Date.now() + 86400_000).toISOString().slice(0, 10) }),
-    h('fieldset', {}, h('legend', {}, 'Scopes'),
-      SCOPES.map(([s, text]) => h('div', {}, h('label', { class: 'inline' }, h('input', { type: 'checkbox', name: 'scopes', value: s }), h('span', {}, h('code', {}, s), ` — ${text}`))))),
-    h('p', {}, h('button', { type: 'submit' }, 'Create token')))
+    h(
+      'fieldset',
+      {},
+      h('legend', {}, 'Scopes'),
+      SCOPES.map(([s, text]) =>
+        h(
+          'div',
+          {},
+          h(
+            'label',
+            { class: 'inline' },
+            h('input', { type: 'checkbox', name: 'scopes', value: s }),
+            h('span', {}, h('code', {}, s), ` — ${text}`),
+          ),
+        ),
+      ),
+    ),
+    h('p', {}, h('button', { type: 'submit' }, 'Create token')),
+  )
   form.addEventListener('submit', async (e) => {
     e.preventDefault()
     const v = formValues(form)
@@ -36,7 +54,11 @@ export async function tokensPage(created) {
       return
     }
     try {
-      const t = await api('POST', '/user/personal_access_tokens', { name: v.name, scopes, ...(v.expires_at ? { expires_at: v.expires_at } : {}) })
+      const t = await api('POST', '/user/personal_access_tokens', {
+        name: v.name,
+        scopes,
+        ...(v.expires_at ? { expires_at: v.expires_at } : {}),
+      })
       await tokensPage(t)
       toast('Token created')
     } catch (err) {
@@ -45,10 +67,21 @@ export async function tokensPage(created) {
   })
   mount(
     h('h1', {}, 'Personal access tokens'),
-    h('p', {}, 'Tokens sign scripts, git and ', h('code', {}, 'docker login'), ' in as you, limited to their scopes. Use your username with the token as the password.'),
-    created ? h('div', { class: 'secret', role: 'alert' },
-      h('p', {}, h('strong', {}, `Your new token “${created.name}”. `), 'Copy it now: it will not be shown again.'),
-      h('div', { class: 'cmd' }, h('code', { id: 'new-token-value' }, created.token), copyButton(created.token, 'Copy token'))) : null,
+    h(
+      'p',
+      {},
+      'Tokens sign scripts, git and ',
+      h('code', {}, 'docker login'),
+      ' in as you, limited to their scopes. Use your username with the token as the password.',
+    ),
+    created
+      ? h(
+          'div',
+          { class: 'secret', role: 'alert' },
+          h('p', {}, h('strong', {}, `Your new token “${created.name}”. `), 'Copy it now: it will not be shown again.'),
+          h('div', { class: 'cmd' }, h('code', { id: 'new-token-value' }, created.token), copyButton(created.token, 'Copy token')),
+        )
+      : null,
     form,
     h('h2', {}, `Active tokens (${active.length})`),
     active.length === 0 ? h('p', { class: 'panel' }, 'You have no active tokens.') : tokenTable(active),
@@ -57,7 +90,10 @@ export async function tokensPage(created) {
 
 function tokenTable(active) {
   const revoke = async (t) => {
-    if (!(await confirmDialog({ title: `Revoke ${t.name}?`, body: 'Scripts and logins using it stop working at once.', confirm: 'Revoke' }))) return
+    if (
+      !(await confirmDialog({ title: `Revoke ${t.name}?`, body: 'Scripts and logins using it stop working at once.', confirm: 'Revoke' }))
+    )
+      return
     try {
       await api('DELETE', `/personal_access_tokens/${t.id}`)
       toast(`Token ${t.name} revoked`)
@@ -66,14 +102,35 @@ function tokenTable(active) {
       toast(err.message)
     }
   }
-  const row = (t) => h('tr', { 'data-token': t.name },
-    h('td', {}, t.name),
-    h('td', { class: 'mono' }, t.scopes.join(', ')),
-    h('td', { class: 'hide-narrow' }, timeAgo(t.created_at)),
-    h('td', {}, t.expires_at ?? 'never'),
-    h('td', { class: 'hide-narrow' }, t.last_used_at ? timeAgo(t.last_used_at) : 'never'),
-    h('td', {}, h('button', { type: 'button', class: 'danger small', 'aria-label': `Revoke token ${t.name}`, onclick: () => revoke(t) }, 'Revoke')))
-  const head = h('thead', {}, h('tr', {}, h('th', {}, 'Name'), h('th', {}, 'Scopes'), h('th', { class: 'hide-narrow' }, 'Created'), h('th', {}, 'Expires'), h('th', { class: 'hide-narrow' }, 'Last used'), h('th', {}, h('span', { class: 'visually-hidden' }, 'Actions'))))
+  const row = (t) =>
+    h(
+      'tr',
+      { 'data-token': t.name },
+      h('td', {}, t.name),
+      h('td', { class: 'mono' }, t.scopes.join(', ')),
+      h('td', { class: 'hide-narrow' }, timeAgo(t.created_at)),
+      h('td', {}, t.expires_at ?? 'never'),
+      h('td', { class: 'hide-narrow' }, t.last_used_at ? timeAgo(t.last_used_at) : 'never'),
+      h(
+        'td',
+        {},
+        h('button', { type: 'button', class: 'danger small', 'aria-label': `Revoke token ${t.name}`, onclick: () => revoke(t) }, 'Revoke'),
+      ),
+    )
+  const head = h(
+    'thead',
+    {},
+    h(
+      'tr',
+      {},
+      h('th', {}, 'Name'),
+      h('th', {}, 'Scopes'),
+      h('th', { class: 'hide-narrow' }, 'Created'),
+      h('th', {}, 'Expires'),
+      h('th', { class: 'hide-narrow' }, 'Last used'),
+      h('th', {}, h('span', { class: 'visually-hidden' }, 'Actions')),
+    ),
+  )
   return h('div', { class: 'table-wrap' }, h('table', { 'aria-label': 'Active tokens' }, head, h('tbody', {}, active.map(row))))
 }
 
@@ -82,18 +139,34 @@ function tokenTable(active) {
 export async function accountPage() {
   const error = h('div')
   const done = h('div', { 'aria-live': 'polite' })
-  const form = h('form', { class: 'panel', 'aria-labelledby': 'pw-title' },
+  const form = h(
+    'form',
+    { class: 'panel', 'aria-labelledby': 'pw-title' },
     h('h2', { id: 'pw-title' }, 'Change your password'),
     error,
     done,
     h('input', { type: 'text', name: 'username', autocomplete: 'username', value: state.user.username, hidden: true, readonly: true }),
     h('label', { for: 'pw-new' }, 'New password'),
-    h('input', { type: 'password', id: 'pw-new', name: 'password', required: true, autocomplete: 'new-password', 'aria-describedby': 'pw-hint' }),
-    h('p', { class: 'hint', id: 'pw-hint' }, 'At least 8 characters. It signs you in here, to git and to ', h('code', {}, 'docker login'), '.'),
+    h('input', {
+      type: 'password',
+      id: 'pw-new',
+      name: 'password',
+      required: true,
+      autocomplete: 'new-password',
+      'aria-describedby': 'pw-hint',
+    }),
+    h(
+      'p',
+      { class: 'hint', id: 'pw-hint' },
+      'At least 8 characters. It signs you in here, to git and to ',
+      h('code', {}, 'docker login'),
+      '.',
+    ),
     h('label', { for: 'pw-confirm' }, 'Confirm new password'),
     h('input', { type: 'password', id: 'pw-confirm', name: 'confirm', required: true, autocomplete: 'new-password' }),
     h('p', {}, h('button', { type: 'submit' }, 'Change password')),
-    h('p', { class: 'hint' }, 'Personal access tokens keep working; OAuth tokens obtained with the old password stop working.'))
+    h('p', { class: 'hint' }, 'Personal access tokens keep working; OAuth tokens obtained with the old password stop working.'),
+  )
   form.addEventListener('submit', async (e) => {
     e.preventDefault()
     const v = formValues(form)
@@ -111,7 +184,15 @@ export async function accountPage() {
   })
   mount(
     h('h1', {}, 'Account'),
-    h('p', {}, 'Signed in as ', h('strong', {}, state.user.username), '. ', h('a', { href: '/-/user/tokens' }, 'Personal access tokens'), ' are for scripts, git and docker.'),
+    h(
+      'p',
+      {},
+      'Signed in as ',
+      h('strong', {}, state.user.username),
+      '. ',
+      h('a', { href: '/-/user/tokens' }, 'Personal access tokens'),
+      ' are for scripts, git and docker.',
+    ),
     form,
   )
   form.querySelector('#pw-new').focus()
