@@ -122,22 +122,23 @@ describe('registry auth with docker and skopeo', { timeout: 300_000 }, () => {
     assert.match(push.stderr + push.stdout, /denied: push access to e2e\/secret denied/, describeResult(push))
   })
 
-  it('docker login with a wrong password fails; with the root password it succeeds and stores a refresh token', async () => {
+  it('docker login with a wrong password fails; with the root password it succeeds, with no identity token stored', async () => {
     const bad = await dockerFails(['login', '--username', 'root', '--password-stdin', wharf.host], 'not-the-password')
     assert.match(bad.stderr, /unauthorized|incorrect username or password|invalid username or password/i, describeResult(bad))
     const ok = await login('root', wharf.rootPassword)
     assert.match(ok.stdout, /Login Succeeded/, describeResult(ok))
-    // docker login asks for offline_token and keeps the refresh token instead of the password.
+    // docker login asks for offline_token; like GitLab, Wharf hands out no refresh token there, so
+    // docker keeps the credentials it was given (as for any registry without a credential helper)
+    // and no `identitytoken` that podman and buildah would refuse (test/e2e/login-order.test.ts).
     const config = JSON.parse(await readFile(path.join(engine.env.DOCKER_CONFIG!, 'config.json'), 'utf8')) as {
       auths: Record<string, { identitytoken?: string; auth?: string }>
     }
     const entry = config.auths[wharf.host]
-    assert.ok(entry, JSON.stringify(config))
-    assert.match(entry.identitytoken ?? '', /^wharf-rt-/, JSON.stringify(config))
-    assert.ok(!JSON.stringify(config).includes(wharf.rootPassword), 'the password is not stored')
+    assert.ok(entry?.auth, JSON.stringify(config))
+    assert.equal(entry.identitytoken, undefined, JSON.stringify(config))
   })
 
-  it('root pushes to its private project (the refresh token is used)', async () => {
+  it('root pushes to its private project', async () => {
     const r = await pushAs('e2e/secret:v1')
     assert.equal(r.code, 0, `${describeResult(r)}\n${await log()}`)
     assert.match(r.stdout, /digest: sha256:[0-9a-f]{64}/)
