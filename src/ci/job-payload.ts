@@ -4,6 +4,7 @@
 import { createHash } from 'node:crypto'
 import type { Kysely } from 'kysely'
 import type { IdTokenClaims } from '../auth/registry-tokens.ts'
+import { isWharfError, WharfError } from '../core/errors.ts'
 import type { GitRepos } from '../git/repos.ts'
 import { nowIso } from '../metadata/db.ts'
 import type { CiJob, Database, Pipeline, Project, Runner } from '../metadata/schema.ts'
@@ -246,7 +247,10 @@ export class JobPayloads {
     const out: WireVariable[] = []
     for (const [key, { aud }] of tokens) {
       const audience = typeof aud === 'string' ? expand(aud) : aud.map(expand)
-      const { token } = await this.d.idTokens.signIdToken(claims, audience, timeout + ID_TOKEN_MARGIN_SECONDS)
+      const { token } = await this.d.idTokens.signIdToken(claims, audience, timeout + ID_TOKEN_MARGIN_SECONDS).catch((err: unknown) => {
+        // Said in the job's log, naming the token: an `aud` whose variables expanded to something refused.
+        throw isWharfError(err) ? new WharfError(err.code, `id_tokens:${key}: ${err.message}`, err.detail, { cause: err }) : err
+      })
       out.push({ key, value: token, public: false, masked: true, file: false, raw: true })
     }
     return out

@@ -170,7 +170,7 @@ describe('id_tokens', () => {
     const [job] = await h.ci.pipelines.jobs(pipeline.id)
     assert.equal(job?.status, 'failed')
     const log = await h.req('GET', `/api/v4/projects/${project.id}/jobs/${job!.id}/trace`, { token })
-    assert.match(log.body, /must not be "container_registry"/)
+    assert.match(log.body, /id_tokens:T: an ID token's aud must be non-empty and must not be "container_registry"/)
   })
 
   it('refuses the registry audience in the CI config itself, as a pipeline error', async (t) => {
