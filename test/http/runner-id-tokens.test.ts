@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import { createLocalJWKSet, decodeProtectedHeader, jwtVerify, type JSONWebKeySet } from 'jose'
-import { runnerHarness, PUBLIC_URL, type RunnerHarness } from './runner-harness.ts'
+import { patchTrace, runnerHarness, PUBLIC_URL, type RunnerHarness } from './runner-harness.ts'
 
 const CI = `deploy:
   timeout: 10 minutes
@@ -149,6 +149,13 @@ describe('id_tokens', () => {
     const { payload: vaultClaims } = await jwtVerify(vault.value, keySet, { ...verifyOptions, audience: 'https://vault.example.com' })
     assert.deepEqual(vaultClaims.aud, ['https://vault.example.com', 'team/app-reader'])
     assert.notEqual(vaultClaims.jti, payload.jti)
+
+    // Masked in the job's log, as any masked variable.
+    const echoed = await patchTrace(h, job, 0, `$ echo $AWS_TOKEN\n${aws.value}\n`)
+    assert.equal(echoed.statusCode, 202, echoed.body)
+    const log = await h.req('GET', `/api/v4/projects/${project.id}/jobs/${job.id}/trace`, { token })
+    assert.equal(log.statusCode, 200)
+    assert.ok(!log.body.includes(aws.value) && log.body.includes('[MASKED]'), log.body)
 
     // Same issuer and keys as registry tokens, but never accepted as one.
     await assert.rejects(h.services.auth.tokens.verify(aws.value), { code: 'UNAUTHORIZED' })
