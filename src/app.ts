@@ -6,6 +6,7 @@ import type { AccessTokens } from './auth/access-tokens.ts'
 import { apiAuthHook } from './auth/api-auth.ts'
 import type { ApiTokens } from './auth/api-tokens.ts'
 import { oauthRoutes } from './auth/oauth-routes.ts'
+import { oidcRoutes } from './auth/oidc-routes.ts'
 import type { RegistryAuth } from './auth/registry-auth.ts'
 import { tokenRoutes } from './auth/token-routes.ts'
 import { apiIndexRoutes, apiScope, OPENAPI_INFO, OpenApiCollector } from './api/index.ts'
@@ -112,6 +113,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   })
   await app.register(tokenRoutes, { auth: deps.auth })
   await app.register(oauthRoutes, { apiTokens: deps.apiTokens })
+  await app.register(oidcRoutes, { tokens: deps.auth.tokens })
   const credentials = deps.auth.credentials
   const publicUrl = deps.publicUrl.replace(/\/$/, '')
   const urls = { publicUrl, registryHost: new URL(publicUrl).host }

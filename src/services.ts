@@ -7,6 +7,7 @@ import { Credentials } from './auth/credentials.ts'
 import { RegistryAuth } from './auth/registry-auth.ts'
 import { RegistryTokens } from './auth/registry-tokens.ts'
 import { randomPassword } from './core/secrets.ts'
+import { REGISTRY_SERVICE } from './core/names.ts'
 import { LoginThrottle } from './auth/throttle.ts'
 import type { Database } from './metadata/schema.ts'
 import { createProjects, type Groups, type Members, type ProjectAccess, type Projects } from './projects/index.ts'
@@ -27,7 +28,7 @@ import { GarbageCollector, type GcOptions } from './gc/index.ts'
 export const DEFAULT_JOB_HEARTBEAT_TIMEOUT_SECONDS = 300
 
 /** The registry's name in tokens (`aud`) and challenges (`service`), as GitLab names it. */
-export const REGISTRY_SERVICE = 'container_registry'
+export { REGISTRY_SERVICE }
 
 export interface ServiceOptions {
   /** Where domains register their metrics (the server's, with process metrics); a private one when absent. */

@@ -3,7 +3,7 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, it, type TestContext } from 'node:test'
-import { SignJWT, importJWK, type JWK } from 'jose'
+import { SignJWT, createLocalJWKSet, importJWK, jwtVerify, type JWK } from 'jose'
 import { migrate, openDb } from '../metadata/db.ts'
 import { grants, RegistryTokens, type AccessEntry, type RegistryClaims } from './registry-tokens.ts'
 
@@ -193,6 +193,42 @@ describe('RegistryTokens', () => {
     const later = await tokens(db)
     await rejects(later.verify(before))
     assert.equal((await later.verify(after)).sub, 'alice')
+  })
+})
+
+describe('RegistryTokens: job ID tokens', () => {
+  it('the JWKS lists the public half of every key that is not retired, and ID tokens verify against it', async (t) => {
+    const db = await database(t)
+    const tok = await tokens(db, { issuer: `${ISSUER}/` })
+    const first = tok.jwks().keys
+    assert.equal(first.length, 1)
+    const newKid = await tok.rotate()
+    const both = tok.jwks().keys
+    assert.deepEqual(both.map((k) => k.kid).sort(), [first[0]!.kid, newKid].sort())
+    for (const k of both) {
+      assert.equal(k.d, undefined, 'no private part')
+      assert.equal(k.alg, 'ES256')
+      assert.equal(k.use, 'sig')
+    }
+    const { token } = await tok.signIdToken({ sub: 'project_path:ns/p:ref_type:branch:ref:main', ref_protected: 'false' }, ['a', 'b'], 900)
+    const { payload: claims } = await jwtVerify(token, createLocalJWKSet(tok.jwks()), { issuer: ISSUER, audience: 'b' })
+    assert.equal(claims.iss, ISSUER, 'the issuer has no trailing slash, as the discovery URL is built from it')
+    assert.equal(claims.exp! - claims.iat!, 900)
+    assert.equal(claims.ref_protected, 'false')
+    await tok.retireOldKeys()
+    assert.equal(header(token).kid, newKid, 'ID tokens are signed with the newest key')
+    assert.deepEqual(
+      tok.jwks().keys.map((k) => k.kid),
+      [newKid],
+    )
+  })
+
+  it('never signs an ID token for the registry audience, or for none; ID tokens never verify as registry tokens', async (t) => {
+    const tok = await tokens(await database(t))
+    for (const aud of [SERVICE, ['sts.amazonaws.com', SERVICE], [], ''])
+      await assert.rejects(tok.signIdToken({ sub: 's' }, aud, 60), (e: Error & { code?: string }) => e.code === 'BAD_REQUEST')
+    const { token } = await tok.signIdToken({ sub: 's' }, 'sts.amazonaws.com', 60)
+    await rejects(tok.verify(token))
   })
 })
 

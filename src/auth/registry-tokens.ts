@@ -43,7 +43,11 @@ interface SigningKey {
   kid: string
   privateKey: CryptoKey
   publicKey: CryptoKey
+  publicJwk: JWK
 }
+
+/** The claims of a job's OIDC ID token (`id_tokens:`) besides the registered ones the signer sets. */
+export type IdTokenClaims = Record<string, string | number | boolean>
 
 /**
  * Issues and verifies the short-lived registry JWTs of Docker's token authentication. The ES256
@@ -52,7 +56,7 @@ interface SigningKey {
  */
 export class RegistryTokens {
   private readonly db: Kysely<Database>
-  private readonly issuer: string
+  readonly issuer: string
   readonly service: string
   readonly ttlSeconds: number
   private keys: SigningKey[] = []
@@ -78,6 +82,7 @@ export class RegistryTokens {
         kid: r.kid,
         privateKey: (await importJWK(JSON.parse(r.private_jwk) as JWK, ALG)) as CryptoKey,
         publicKey: (await importJWK(JSON.parse(r.public_jwk) as JWK, ALG)) as CryptoKey,
+        publicJwk: JSON.parse(r.public_jwk) as JWK,
       })),
     )
   }
@@ -139,6 +144,71 @@ export class RegistryTokens {
       .setJti(randomUUID())
       .sign(key.privateKey)
     return { token, expiresIn: Math.max(0, exp - now), issuedAt: new Date(now * 1000).toISOString() }
+  }
+
+  /**
+   * The public keys of every key that is not retired (the JWKS at /oauth/discovery/keys): what an
+   * OIDC relying party needs to verify job ID tokens, current and from before a rotation.
+   */
+  jwks(): { keys: JWK[] } {
+    return {
+      keys: this.keys.map((k) => ({
+        kty: k.publicJwk.kty,
+        crv: k.publicJwk.crv,
+        x: k.publicJwk.x,
+        y: k.publicJwk.y,
+        kid: k.kid,
+        use: 'sig',
+        alg: ALG,
+      })),
+    }
+  }
+
+  /** The ID tokens' `iss`: the public URL without a trailing slash, so `<iss>/.well-known/openid-configuration` is the discovery URL. */
+  get oidcIssuer(): string {
+    return this.issuer.replace(/\/$/, '')
+  }
+
+  /** The ID tokens' signing algorithm, for the discovery document. */
+  get algorithm(): string {
+    return ALG
+  }
+
+  /**
+   * Signs a job's OIDC ID token (GitLab's `id_tokens:`): same issuer and keys as registry tokens,
+   * valid from `nbf` (5 s back, as GitLab) for `lifetimeSeconds`. The registry's own audience is
+   * refused, so an ID token can never pass as a registry token.
+   */
+  async signIdToken(
+    claims: IdTokenClaims,
+    audience: string | string[],
+    lifetimeSeconds: number,
+  ): Promise<{ token: string; jti: string; exp: number }> {
+    const key = this.keys[0]
+    if (!key) throw new Error('registry token keys not loaded')
+    const audiences = typeof audience === 'string' ? [audience] : audience
+    if (audiences.length === 0 || audiences.includes(this.service) || audiences.some((a) => a === '')) {
+      throw new WharfError(
+        'BAD_REQUEST',
+        `an ID token's aud must be non-empty and must not be "${this.service}" (the registry's own audience)`,
+        {
+          aud: audience,
+        },
+      )
+    }
+    const now = Math.floor(Date.now() / 1000)
+    const exp = now + lifetimeSeconds
+    const jti = randomUUID()
+    const token = await new SignJWT({ ...claims })
+      .setProtectedHeader({ alg: ALG, kid: key.kid, typ: 'JWT' })
+      .setIssuer(this.oidcIssuer)
+      .setAudience(audience)
+      .setIssuedAt(now)
+      .setNotBefore(now - 5)
+      .setExpirationTime(exp)
+      .setJti(jti)
+      .sign(key.privateKey)
+    return { token, jti, exp }
   }
 
   /**

@@ -79,7 +79,7 @@ export function createCi(db: Kysely<Database>, git: GitHosting, domains: RunnerD
   const artifacts = new Artifacts(db, join(opts.dir, 'artifacts'), opts.artifactsMaxBytes)
   if (opts.metrics) registerCiMetrics(opts.metrics, db)
   const jobUpdates = new JobUpdates({ db, pipelines, traces, repos: git.repos, credentials: opts.credentials })
-  const payloads = new JobPayloads({ db, pipelines, artifacts, repos: git.repos, publicUrl })
+  const payloads = new JobPayloads({ db, pipelines, artifacts, repos: git.repos, publicUrl, idTokens: opts.auth.tokens })
   const jobQueue = new JobQueue({ db, pipelines, runners, repos: git.repos, payloads, updates: jobUpdates })
   const jobSweeper = new JobSweeper({ db, updates: jobUpdates, artifacts, heartbeatTimeoutSeconds: opts.heartbeatTimeoutSeconds })
   return {

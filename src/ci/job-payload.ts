@@ -3,10 +3,13 @@
 // artifacts it downloads.
 import { createHash } from 'node:crypto'
 import type { Kysely } from 'kysely'
+import type { IdTokenClaims } from '../auth/registry-tokens.ts'
+import { isWharfError, WharfError } from '../core/errors.ts'
 import type { GitRepos } from '../git/repos.ts'
 import { nowIso } from '../metadata/db.ts'
 import type { CiJob, Database, Pipeline, Project, Runner } from '../metadata/schema.ts'
 import * as projectQueries from '../projects/queries.ts'
+import * as userQueries from '../users/queries.ts'
 import {
   FAILURE_REASONS,
   JOB_TOKEN_USERNAME,
@@ -21,6 +24,7 @@ import {
 } from '../runner/protocol.ts'
 import type { Artifacts } from './artifacts.ts'
 import type { CiCache, CiImage, CiService } from './config/types.ts'
+import { expandAllVariables, expandVariables, type VariableDefinition } from './config/variables.ts'
 import type { JobDefinition, Pipelines } from './pipelines.ts'
 import { dependencyProxyServer, jobTokenVariables, registryHost, type JobVariable } from './predefined.ts'
 import * as q from './queries.ts'
@@ -28,6 +32,13 @@ import { runnerTags } from './runners.ts'
 
 /** Job timeout when the job sets none (GitLab's project default, 60 minutes). */
 export const DEFAULT_JOB_TIMEOUT_SECONDS = 3600
+/** An ID token outlives the job's timeout by this much (GitLab's margin), then no relying party accepts it. */
+export const ID_TOKEN_MARGIN_SECONDS = 300
+
+/** Signs jobs' OIDC ID tokens (auth/registry-tokens.ts: the server's keys, the registry's audience refused). */
+export interface IdTokenSigner {
+  signIdToken(claims: IdTokenClaims, audience: string | string[], lifetimeSeconds: number): Promise<{ token: string }>
+}
 
 export interface JobPayloadsDeps {
   db: Kysely<Database>
@@ -35,6 +46,8 @@ export interface JobPayloadsDeps {
   artifacts: Artifacts
   repos: GitRepos
   publicUrl: string
+  /** Signs the job's `id_tokens:`. */
+  idTokens: IdTokenSigner
   /** The clock (tests move it). */
   now?: () => number
 }
@@ -150,6 +163,7 @@ export class JobPayloads {
       },
     ]
     const tokenVars = jobTokenVariables(token, this.d.publicUrl, project.full_path).map((v) => wire(v))
+    const protectedRef = await isProtectedRef(this.d.repos, this.d.pipelines, pipeline)
     const raw = new Set(def.rawVariables ?? [])
     const yaml = Object.entries(def.variables ?? {}).map(([key, value]) => ({
       key,
@@ -159,9 +173,7 @@ export class JobPayloads {
       file: false,
       raw: raw.has(key),
     }))
-    const secrets = (await this.d.pipelines.projectVariables(project, await isProtectedRef(this.d.repos, this.d.pipelines, pipeline))).map(
-      (v) => wire(v),
-    )
+    const secrets = (await this.d.pipelines.projectVariables(project, protectedRef)).map((v) => wire(v))
     const given = (JSON.parse(pipeline.variables) as Array<{ key: string; value: string; variable_type?: string }>).map((v) => ({
       key: v.key,
       value: v.value,
@@ -170,7 +182,78 @@ export class JobPayloads {
       file: v.variable_type === 'file',
       raw: false,
     }))
-    return [...stored, ...runnerVars, ...tokenVars, ...yaml, ...secrets, ...given]
+    const scoped = [...yaml, ...secrets, ...given]
+    const idTokens = await this.idTokenVariables(job, def, pipeline, project, runner, timeout, protectedRef, [
+      ...stored,
+      ...runnerVars,
+      ...tokenVars,
+      ...scoped,
+    ])
+    // As GitLab's Ci::Build#variables: ID tokens before the YAML and CI/CD variables.
+    return [...stored, ...runnerVars, ...tokenVars, ...idTokens, ...scoped]
+  }
+
+  /**
+   * `id_tokens:`: one masked variable per token, an ID token signed with GitLab's claims (JwtV2),
+   * valid for the job's timeout plus GitLab's 5 minutes. `aud` is expanded as GitLab does, with
+   * the job's other variables (referencing each other, `expand: false` ones verbatim; unknown
+   * names become "").
+   */
+  private async idTokenVariables(
+    job: CiJob,
+    def: JobDefinition,
+    pipeline: Pipeline,
+    project: Project,
+    runner: Runner,
+    timeout: number,
+    protectedRef: boolean,
+    others: WireVariable[],
+  ): Promise<WireVariable[]> {
+    const tokens = Object.entries(def.idTokens ?? {})
+    if (tokens.length === 0) return []
+    const defs: Record<string, VariableDefinition> = Object.create(null)
+    for (const v of others) defs[v.key] = { value: v.value, expand: !v.raw }
+    const values = expandAllVariables(defs)
+    const expand = (aud: string): string => expandVariables(aud, values)
+    const namespace = (await projectQueries.findNamespace(this.d.db, project.namespace_id))!
+    const userId = job.user_id ?? pipeline.user_id
+    const user = userId === null ? undefined : await userQueries.findUser(this.d.db, userId)
+    const refType = pipeline.tag === 1 ? 'tag' : 'branch'
+    const refPath = pipeline.tag === 1 ? `refs/tags/${pipeline.ref}` : `refs/heads/${pipeline.ref}`
+    const claims: IdTokenClaims = {
+      sub: `project_path:${project.full_path}:ref_type:${refType}:ref:${pipeline.ref}`,
+      namespace_id: String(namespace.id),
+      namespace_path: namespace.full_path,
+      project_id: String(project.id),
+      project_path: project.full_path,
+      user_id: user ? String(user.id) : '',
+      user_login: user?.username ?? '',
+      user_email: user?.email ?? '',
+      pipeline_id: String(pipeline.id),
+      pipeline_source: pipeline.source,
+      job_id: String(job.id),
+      ref: pipeline.ref,
+      ref_type: refType,
+      ref_path: refPath,
+      ref_protected: String(protectedRef),
+      runner_id: runner.id,
+      runner_environment: 'self-hosted',
+      sha: pipeline.sha,
+      project_visibility: project.visibility,
+      // GitLab's form: <host>/<project path>//<config file>@<ref path>, no scheme.
+      ci_config_ref_uri: `${new URL(this.d.publicUrl).host}/${project.full_path}//.gitlab-ci.yml@${refPath}`,
+      ci_config_sha: pipeline.sha,
+    }
+    const out: WireVariable[] = []
+    for (const [key, { aud }] of tokens) {
+      const audience = typeof aud === 'string' ? expand(aud) : aud.map(expand)
+      const { token } = await this.d.idTokens.signIdToken(claims, audience, timeout + ID_TOKEN_MARGIN_SECONDS).catch((err: unknown) => {
+        // Said in the job's log, naming the token: an `aud` whose variables expanded to something refused.
+        throw isWharfError(err) ? new WharfError(err.code, `id_tokens:${key}: ${err.message}`, err.detail, { cause: err }) : err
+      })
+      out.push({ key, value: token, public: false, masked: true, file: false, raw: true })
+    }
+    return out
   }
 
   private async caches(def: JobDefinition, project: Project, pipeline: Pipeline, variables: WireVariable[]): Promise<Cache[]> {

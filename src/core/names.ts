@@ -6,6 +6,12 @@ const NAME_COMPONENT = '[a-z0-9]+(?:(?:\\.|_|__|-+)[a-z0-9]+)*'
 const NAME_GRAMMAR = new RegExp(`^${NAME_COMPONENT}(?:/${NAME_COMPONENT})*$`)
 const TAG_GRAMMAR = /^[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}$/
 
+/**
+ * The registry's `service` in Docker token authentication, and so the audience of its tokens. Job
+ * ID tokens (`id_tokens:`) share the issuer and keys, so CI refuses this audience for them.
+ */
+export const REGISTRY_SERVICE = 'container_registry'
+
 /** Longest repository name accepted; distribution uses the same bound. */
 export const MAX_NAME_LENGTH = 255
 

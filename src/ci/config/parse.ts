@@ -10,6 +10,7 @@ import {
   type CiArtifacts,
   type CiCache,
   type CiConfig,
+  type CiIdToken,
   type CiImage,
   type CiJob,
   type CiNeed,
@@ -30,6 +31,7 @@ import {
   validateCommands,
   validateCoverage,
   validateEnvironment,
+  validateIdTokens,
   validateImage,
   validateInherit,
   validateNeeds,
@@ -95,6 +97,7 @@ const JOB_KEYS = [
   'retry',
   'interruptible',
   'timeout',
+  'id_tokens',
 ] as const
 /** GitLab job keywords Wharf does not implement: an error, never silently ignored. */
 const UNSUPPORTED_JOB_KEYS = [
@@ -106,7 +109,6 @@ const UNSUPPORTED_JOB_KEYS = [
   'resource_group',
   'start_in',
   'pages',
-  'id_tokens',
   'hooks',
   'identity',
   'dast_configuration',
@@ -114,7 +116,7 @@ const UNSUPPORTED_JOB_KEYS = [
   'inputs',
   'publish',
 ] as const
-const UNSUPPORTED_DEFAULT_KEYS = ['hooks', 'id_tokens', 'identity'] as const
+const UNSUPPORTED_DEFAULT_KEYS = ['hooks', 'identity'] as const
 
 interface Defaults {
   before_script?: string[]
@@ -127,6 +129,7 @@ interface Defaults {
   retry?: CiRetry
   tags?: string[]
   artifacts?: CiArtifacts
+  id_tokens?: Record<string, CiIdToken>
 }
 
 export async function parseCiConfig(text: string, opts: ParseCiConfigOptions): Promise<CiConfig> {
@@ -248,6 +251,11 @@ function validateDefaultKey(e: Errors, loc: string, key: DefaultKey, v: unknown,
     case 'artifacts': {
       const x = validateArtifacts(e, loc, v)
       if (x) into.artifacts = x
+      return
+    }
+    case 'id_tokens': {
+      const x = validateIdTokens(e, loc, v)
+      if (x) into.id_tokens = x
       return
     }
   }
@@ -377,6 +385,7 @@ function buildJob(e: Errors, name: string, h: Hash, defaults: Defaults): CiJob |
     interruptible: pick('interruptible') ?? null,
     environment,
     coverage,
+    idTokens: pick('id_tokens') ?? null,
   }
 }
 

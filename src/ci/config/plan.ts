@@ -8,6 +8,7 @@ import {
   type CiChanges,
   type CiConfig,
   type CiEnvironment,
+  type CiIdToken,
   type CiImage,
   type CiJob,
   type CiNeed,
@@ -78,6 +79,8 @@ export interface PlannedJob {
   interruptible: boolean | null
   environment: CiEnvironment | null
   coverage: string | null
+  /** `id_tokens:`, audiences as written (expanded when the job starts, with the job's variables). */
+  idTokens: Record<string, CiIdToken> | null
 }
 
 export type PipelinePlan =
@@ -319,6 +322,7 @@ export function planPipeline(config: CiConfig, ctx: PlanContext): PipelinePlan {
         interruptible: s.interruptible,
         environment: job.environment,
         coverage: job.coverage,
+        idTokens: job.idTokens,
       }
     })
     .sort((a, b) => a.stageIndex - b.stageIndex)

@@ -138,6 +138,12 @@ export interface CiEnvironment {
   deploymentTier: string | null
 }
 
+/** One `id_tokens:` entry: the audience(s) of the OIDC ID token the job receives in a variable of its name. */
+export interface CiIdToken {
+  /** As written; `$VARIABLES` are expanded when the job starts, as on GitLab. */
+  aud: string | string[]
+}
+
 export interface CiInherit {
   /** Inherit `default:` keywords: all, none, or the listed ones. */
   default: boolean | string[]
@@ -176,6 +182,8 @@ export interface CiJob {
   interruptible: boolean | null
   environment: CiEnvironment | null
   coverage: string | null
+  /** `id_tokens:` by variable name (the job's own, else `default:`'s), or null. */
+  idTokens: Record<string, CiIdToken> | null
 }
 
 export interface CiConfig {

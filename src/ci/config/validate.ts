@@ -1,3 +1,4 @@
+import { REGISTRY_SERVICE } from '../../core/names.ts'
 import { isValidExpression, patternFromString } from './expression.ts'
 import { MAX_JOB_TIMEOUT_SECONDS, parseDuration } from './duration.ts'
 import {
@@ -13,6 +14,7 @@ import {
   type CiCache,
   type CiChanges,
   type CiEnvironment,
+  type CiIdToken,
   type CiImage,
   type CiInherit,
   type CiNeed,
@@ -724,6 +726,46 @@ export function validateAllowFailure(
   return { allowFailure: false, exitCodes: codes }
 }
 
+/**
+ * `id_tokens:` (GitLab's ComposableHash of IdToken entries): `{NAME: {aud: string | [string, ...]}}`.
+ * The registry's own audience is refused: ID tokens share its issuer and keys.
+ */
+export function validateIdTokens(e: Errors, loc: string, v: unknown): Record<string, CiIdToken> | undefined {
+  if (!isHash(v)) return e.add(loc, 'config should be a hash')
+  const out: Record<string, CiIdToken> = {}
+  const before = e.size
+  for (const name of Object.keys(v)) {
+    const at = `${loc}:${name}`
+    const token = v[name]
+    if (!isHash(token)) {
+      e.add(at, 'config should be a hash')
+      continue
+    }
+    const unknown = Object.keys(token).filter((k) => k !== 'aud')
+    if (unknown.length) e.add(at, `config contains unknown keys: ${list(unknown)}`)
+    const aud = getKey(token, 'aud')
+    if (!present(aud)) {
+      e.add(at, 'config missing required keys: aud')
+      continue
+    }
+    if (!(isString(aud) || isStringArray(aud))) {
+      e.add(at, 'aud should be an array of strings or a string')
+      continue
+    }
+    const auds = isString(aud) ? [aud] : aud
+    if (auds.length === 0 || auds.includes('')) {
+      e.add(at, "aud can't be blank")
+      continue
+    }
+    if (auds.includes(REGISTRY_SERVICE)) {
+      e.add(at, `aud must not be ${REGISTRY_SERVICE}: it is the audience of the container registry's own tokens`)
+      continue
+    }
+    setKey(out, name, { aud })
+  }
+  return e.size === before ? out : undefined
+}
+
 /** `default:` keywords, the values `inherit:default` may list. */
 export const DEFAULT_KEYS = [
   'before_script',
@@ -736,6 +778,7 @@ export const DEFAULT_KEYS = [
   'retry',
   'tags',
   'artifacts',
+  'id_tokens',
 ] as const
 export type DefaultKey = (typeof DEFAULT_KEYS)[number]
 
