@@ -212,7 +212,7 @@ async function dispatch(t: OciPath, c: Ctx): Promise<unknown> {
       if (m === 'GET' || m === 'HEAD') return getManifest(t.name, ref, c)
       if (m === 'PUT') return putManifest(t.name, ref, c)
       if (m === 'DELETE') {
-        await c.opts.manifests.delete(t.name, ref, c.claims.sub)
+        await c.opts.manifests.delete(t.name, ref, c.claims.sub, () => c.opts.auth.levelOn(c.claims, t.name))
         return c.reply.code(202).send()
       }
       break
@@ -272,7 +272,9 @@ async function putManifest(name: RepoName, ref: Reference, c: Ctx) {
   if (declared > c.opts.manifestBytes)
     throw new WharfError('MANIFEST_TOO_LARGE', `manifest exceeds ${c.opts.manifestBytes} bytes`, { limit: c.opts.manifestBytes })
   const bytes = await readLimited(c.req.raw, c.opts.manifestBytes)
-  const { digest, subject } = await c.opts.manifests.put(name, ref, bytes, c.req.headers['content-type'], c.claims.sub)
+  const { digest, subject } = await c.opts.manifests.put(name, ref, bytes, c.req.headers['content-type'], c.claims.sub, () =>
+    c.opts.auth.levelOn(c.claims, name),
+  )
   if (subject) c.reply.header('OCI-Subject', subject)
   c.opts.metrics.registryBytes.inc({ direction: 'in', kind: 'manifest' }, bytes.length)
   return c.reply.code(201).header('Location', `/v2/${name}/manifests/${digest}`).header('Docker-Content-Digest', digest).send()
