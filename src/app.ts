@@ -130,6 +130,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
         accessTokens,
         credentials,
         policies: deps.registry.manifests.policies,
+        registryUsage: deps.registry.manifests,
       })
       await api.register(userRoutes, { users, accessTokens, apiTokens: deps.apiTokens, credentials, publicUrl })
       await api.register(registryApiRoutes, { ...urls, projects, manifests: deps.registry.manifests, credentials })
@@ -143,6 +144,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
         publicUrl: deps.publicUrl,
         runnerOnlineSeconds: ONLINE_SECONDS,
         settings: deps.settings,
+        manifests: deps.registry.manifests,
       })
       if (deps.dependencyProxy) await api.register(proxyApiRoutes, { proxy: deps.dependencyProxy, groups })
       if (deps.git) {

@@ -316,6 +316,11 @@ export class Manifests {
     }
   }
 
+  /** Storage used by the repositories at or below a path (a project's or group's), or by all: deduplicated bytes (queries.ts). */
+  storageUsed(path?: string): Promise<number> {
+    return q.storageUsed(this.db, path)
+  }
+
   /** Deletes a repository with all its tags and manifests; blobs are left to garbage collection. */
   async deleteRepository(repositoryId: number): Promise<void> {
     if (!(await q.deleteRepositoryById(this.db, repositoryId))) throw new WharfError('NOT_FOUND', 'Repository Not Found', {})

@@ -715,3 +715,21 @@ export async function tagsOnManifest(db: Executor, name: string, digest: string)
     .execute()
   return rows.map((r) => r.name)
 }
+
+// Usage
+
+/**
+ * Bytes of blob storage the repositories at or below `path` (all of them without one) hold: each
+ * distinct blob linked to any of them counted once, however many repositories and manifests share
+ * it. Tagged or not: until garbage collection removes them, they use the space. (Manifests live in
+ * the database, not in blob storage.)
+ */
+export async function storageUsed(db: Executor, path: string | undefined): Promise<number> {
+  const lower = path?.toLowerCase()
+  // The byte-order range of pageRepositoriesUnder ('0' follows '/').
+  const under = lower === undefined ? sql`1 = 1` : sql`(r.name = ${lower} OR (r.name > ${`${lower}/`} AND r.name < ${`${lower}0`}))`
+  const row = await sql<{ n: number | string | null }>`
+    SELECT SUM(b.size) AS n FROM blobs b WHERE b.digest IN
+      (SELECT rb.digest FROM repository_blobs rb JOIN repositories r ON r.id = rb.repository_id WHERE ${under})`.execute(db)
+  return Number(row.rows[0]?.n ?? 0)
+}

@@ -2,11 +2,8 @@
 // /projects/:id/registry/protection/tag/rules), enforced on /v2 pushes and deletes, the API's tag
 // deletes, bulk delete and cleanup policies.
 import assert from 'node:assert/strict'
-import { createHash } from 'node:crypto'
 import { test } from 'node:test'
-import { apiHarness, assertProblem, ROOT_PASSWORD, type ApiHarness } from './api-harness.ts'
-
-const sha = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('hex')}`
+import { apiHarness, assertProblem, bearer, pushSeeded as push, type ApiHarness } from './api-harness.ts'
 
 async function setup(t: Parameters<typeof apiHarness>[0]) {
   const h = await apiHarness(t)
@@ -42,49 +39,6 @@ async function setup(t: Parameters<typeof apiHarness>[0]) {
     )
   }
   return { h, project, other, users }
-}
-
-const PASSWORDS: Record<string, string> = { root: ROOT_PASSWORD }
-const passwordOf = (user: string) => PASSWORDS[user] ?? `${user}-password`
-
-/** A registry token for `user` on `name` with these actions (password auth through /jwt/auth). */
-async function bearer(h: ApiHarness, user: string, name: string, actions: string) {
-  const basic = `Basic ${Buffer.from(`${user}:${passwordOf(user)}`).toString('base64')}`
-  const r = await h.app.inject({
-    method: 'GET',
-    url: `/jwt/auth?service=container_registry&scope=repository:${name}:${actions}`,
-    headers: { authorization: basic },
-  })
-  assert.equal(r.statusCode, 200, r.body)
-  return { authorization: `Bearer ${(r.json() as { token: string }).token}` }
-}
-
-/** Pushes a one-layer image whose content depends on `seed` under `tag` as `user`; the manifest PUT's response. */
-async function push(h: ApiHarness, user: string, name: string, tag: string, seed: string) {
-  const auth = await bearer(h, user, name, 'pull,push')
-  const layer = Buffer.from(`layer-${seed}`)
-  const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [sha(layer)] } }))
-  for (const blob of [layer, config]) {
-    const r = await h.app.inject({
-      method: 'POST',
-      url: `/v2/${name}/blobs/uploads/?digest=${sha(blob)}`,
-      headers: { ...auth, 'content-type': 'application/octet-stream' },
-      payload: blob,
-    })
-    assert.equal(r.statusCode, 201, r.body)
-  }
-  const manifest = JSON.stringify({
-    schemaVersion: 2,
-    mediaType: 'application/vnd.oci.image.manifest.v1+json',
-    config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: sha(config), size: config.length },
-    layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: sha(layer), size: layer.length }],
-  })
-  return h.app.inject({
-    method: 'PUT',
-    url: `/v2/${name}/manifests/${tag}`,
-    headers: { ...auth, 'content-type': 'application/vnd.oci.image.manifest.v1+json' },
-    payload: manifest,
-  })
 }
 
 async function v2Delete(h: ApiHarness, user: string, name: string, reference: string) {
