@@ -26,10 +26,14 @@ export interface Registry {
 }
 
 export function createRegistry(db: Kysely<Database>, driver: BlobDriver, opts: { pageMax: number; metrics: Metrics }): Registry {
-  return {
-    blobs: new Blobs(db, driver),
-    uploads: new Uploads(db, driver, opts.metrics),
-    manifests: new Manifests(db, opts),
-    metrics: opts.metrics,
-  }
+  const manifests = new Manifests(db, opts)
+  // Read when Prometheus scrapes (one query), so pushes and deletes cost nothing extra.
+  opts.metrics.gauge({
+    name: 'wharf_registry_storage_bytes',
+    help: 'Bytes of blobs the image repositories hold, each shared blob counted once',
+    async collect() {
+      this.set(await manifests.storageUsed())
+    },
+  })
+  return { blobs: new Blobs(db, driver), uploads: new Uploads(db, driver, opts.metrics), manifests, metrics: opts.metrics }
 }

@@ -60,6 +60,9 @@ test('container_registry_size counts each blob once per project, group and insta
   assert.equal(await size(`/api/v4/groups/${sub.id}`), await expected(['grp/sub/deep']))
   const stats = (await h.req('GET', '/api/v4/application/statistics', as)).json() as { container_registry_size: number }
   assert.equal(stats.container_registry_size, all)
+  // The Prometheus gauge reads the same figure at scrape time.
+  const gauge = await h.services.registry.metrics.registry.getSingleMetricAsString('wharf_registry_storage_bytes')
+  assert.match(gauge, new RegExp(`^wharf_registry_storage_bytes ${all}$`, 'm'))
 
   // A deleted repository no longer counts, even before garbage collection removes its blobs.
   const repos = (await h.req('GET', `/api/v4/projects/${deep}/registry/repositories`, as)).json() as Array<{ id: number }>
