@@ -34,6 +34,8 @@ export interface RegistryOptions {
   realm: string
   metrics: Metrics
   pullThrough?: PullThrough | undefined
+  /** Storage quota of each top-level namespace (bytes); none when undefined. */
+  namespaceStorageBytes?: number | undefined
 }
 
 type Query = Record<string, string | string[] | undefined>
@@ -316,6 +318,18 @@ async function getBlob(t: Extract<OciPath, { kind: 'blob' }>, c: Ctx) {
 
 // spec: #pushing-blobs, #mounting-a-blob-from-another-repository, #single-post
 async function postUpload(name: RepoName, c: Ctx) {
+  // The quota is checked before any byte is stored: a namespace at or over it gets no new upload or mount.
+  const quota = c.opts.namespaceStorageBytes
+  if (quota !== undefined) {
+    const namespace = name.split('/')[0]!
+    const used = await c.opts.manifests.storageUsed(namespace)
+    if (used >= quota)
+      throw new WharfError(
+        'DENIED',
+        `the storage quota of namespace '${namespace}' is used up (${used} of ${quota} bytes): delete images or tags, let garbage collection reclaim them, or ask an administrator for more`,
+        { namespace, used, quota },
+      )
+  }
   const [mount, from, digest] = [one(c.query, 'mount'), one(c.query, 'from'), one(c.query, 'digest')]
   if (mount !== undefined && from !== undefined) {
     const d = parseDigest(mount)

@@ -47,7 +47,7 @@ export interface ApiHarness {
 /** `logs`: collect every log line the app writes (to check that no secret is logged). */
 export async function apiHarness(
   t: Pick<TestContext, 'after'>,
-  opts: { logs?: string[]; settings?: Record<string, unknown> } = {},
+  opts: { logs?: string[]; settings?: Record<string, unknown>; namespaceStorageBytes?: number } = {},
 ): Promise<ApiHarness> {
   const root = await mkdtemp(join(tmpdir(), 'wharf-api-'))
   const dataDir = join(root, 'data')
@@ -59,6 +59,7 @@ export async function apiHarness(
     publicUrl: PUBLIC_URL,
     tokenTtlSeconds: 300,
     pageMax: 1000,
+    namespaceStorageBytes: opts.namespaceStorageBytes,
     rootPassword: ROOT_PASSWORD,
     gitRoot: join(dataDir, 'git'),
   })

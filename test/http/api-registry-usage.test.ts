@@ -2,7 +2,8 @@
 // container_registry_size) and for the instance (admin statistics), each shared blob counted once.
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
-import { apiHarness, pushSeeded } from './api-harness.ts'
+import { createHash } from 'node:crypto'
+import { apiHarness, bearer, pushSeeded } from './api-harness.ts'
 
 test('container_registry_size counts each blob once per project, group and instance; other paths stay out', async (t) => {
   const h = await apiHarness(t)
@@ -69,4 +70,40 @@ test('container_registry_size counts each blob once per project, group and insta
   assert.equal((await h.req('DELETE', `/api/v4/projects/${deep}/registry/repositories/${repos[0]!.id}`, as)).statusCode, 202)
   assert.equal(await size(`/api/v4/projects/${deep}`), 0)
   assert.equal(await size(`/api/v4/groups/${group.id}`), await expected(['grp/app', 'grp/app/api', 'grp/app2']))
+})
+
+test('limits.namespaceStorageBytes: a namespace at its quota gets no new upload (OCI DENIED), before any byte is stored; others still push', async (t) => {
+  const h = await apiHarness(t, { namespaceStorageBytes: 10 })
+  const root = await h.root()
+  for (const path of ['full', 'free']) {
+    const g = (await h.req('POST', '/api/v4/groups', { token: root.token, body: { path, name: path } })).json() as { id: number }
+    assert.equal(
+      (await h.req('POST', '/api/v4/projects', { token: root.token, body: { path: 'app', namespace_id: g.id } })).statusCode,
+      201,
+    )
+  }
+  const upload = async (name: string, blob: Buffer) =>
+    h.app.inject({
+      method: 'POST',
+      url: `/v2/${name}/blobs/uploads/?digest=sha256:${createHash('sha256').update(blob).digest('hex')}`,
+      headers: { ...(await bearer(h, 'root', name, 'pull,push')), 'content-type': 'application/octet-stream' },
+      payload: blob,
+    })
+  // Under the quota (0 of 10 bytes): the upload goes through, and takes the namespace to 12 bytes.
+  assert.equal((await upload('full/app', Buffer.from('twelve bytes'))).statusCode, 201)
+  const refused = await upload('full/app/api', Buffer.from('more'))
+  assert.equal(refused.statusCode, 403, refused.body)
+  const e = (refused.json() as { errors: Array<{ code: string; message: string }> }).errors[0]!
+  assert.equal(e.code, 'DENIED')
+  assert.match(e.message, /the storage quota of namespace 'full' is used up \(12 of 10 bytes\)/)
+  // Nothing of the refused upload was stored, and an upload session is refused too.
+  assert.equal((await h.db.selectFrom('blobs').select('digest').execute()).length, 1)
+  const session = await h.app.inject({
+    method: 'POST',
+    url: '/v2/full/app/blobs/uploads/',
+    headers: await bearer(h, 'root', 'full/app', 'pull,push'),
+  })
+  assert.equal(session.statusCode, 403, session.body)
+  // Another namespace has its own quota.
+  assert.equal((await upload('free/app', Buffer.from('more'))).statusCode, 201)
 })
