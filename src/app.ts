@@ -12,7 +12,7 @@ import { tokenRoutes } from './auth/token-routes.ts'
 import { apiIndexRoutes, apiScope, OPENAPI_INFO, OpenApiCollector } from './api/index.ts'
 import type { Database } from './metadata/schema.ts'
 import { projectRoutes, type Groups, type Members, type ProjectAccess, type Projects } from './projects/index.ts'
-import { registryApiRoutes } from './registry/api-routes.ts'
+import { registryApiRoutes, tagProtectionRoutes } from './registry/api-routes.ts'
 import { userRoutes, type Users } from './users/index.ts'
 import { hookRoutes } from './hooks/routes.ts'
 import type { Webhooks } from './hooks/service.ts'
@@ -132,9 +132,11 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
         accessTokens,
         credentials,
         policies: deps.registry.manifests.policies,
+        registryUsage: deps.registry.manifests,
       })
       await api.register(userRoutes, { users, accessTokens, apiTokens: deps.apiTokens, credentials, publicUrl })
       await api.register(registryApiRoutes, { ...urls, projects, manifests: deps.registry.manifests, credentials })
+      await api.register(tagProtectionRoutes, { ...urls, projects, manifests: deps.registry.manifests, credentials })
       apiIndexRoutes(api, openapi)
       if (deps.hooks) await api.register(hookRoutes, { hooks: deps.hooks, projects, groups, publicUrl: deps.publicUrl })
       await api.register(adminRoutes, {
@@ -144,6 +146,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
         publicUrl: deps.publicUrl,
         runnerOnlineSeconds: ONLINE_SECONDS,
         settings: deps.settings,
+        manifests: deps.registry.manifests,
       })
       if (deps.dependencyProxy) await api.register(proxyApiRoutes, { proxy: deps.dependencyProxy, groups })
       if (deps.git) {

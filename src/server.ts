@@ -58,6 +58,7 @@ export async function startServer(config: Readonly<Config>): Promise<RunningServ
     publicUrl: config.publicUrl,
     tokenTtlSeconds: config.auth.tokenTtlSeconds,
     pageMax: config.limits.pageMax,
+    namespaceStorageBytes: config.limits.namespaceStorageBytes,
     rootPassword: config.auth.rootPassword,
     gitRoot: join(config.data, 'git'),
     ciRoot: join(config.data, 'ci'),

@@ -36,6 +36,8 @@ export interface ServiceOptions {
   publicUrl: string
   tokenTtlSeconds: number
   pageMax: number
+  /** Registry storage quota of each top-level namespace (bytes); none when absent. */
+  namespaceStorageBytes?: number | undefined
   rootPassword?: string | undefined
   /** Where project repositories live (`<data>/git`); without it there is no git hosting. */
   gitRoot?: string | undefined
@@ -92,7 +94,7 @@ export async function createServices(db: Kysely<Database>, storage: BlobDriver, 
   const metrics = opts.metrics ?? new Metrics()
   // The one place storage is wrapped: every service below gets the timed driver.
   const driver = instrumentDriver(storage, metrics)
-  const registry = createRegistry(db, driver, { pageMax: opts.pageMax, metrics })
+  const registry = createRegistry(db, driver, { pageMax: opts.pageMax, metrics, namespaceStorageBytes: opts.namespaceStorageBytes })
   const users = new Users(db)
   const { projects, groups, members, projectAccess } = createProjects(db, deleteRepositoriesUnder)
   const credentials = new Credentials(db, new LoginThrottle(), users)

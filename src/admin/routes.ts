@@ -8,6 +8,7 @@ import type { RegistryTokens } from '../auth/registry-tokens.ts'
 import { WharfError } from '../core/errors.ts'
 import type { TypedApp } from '../core/typed-app.ts'
 import type { Database } from '../metadata/schema.ts'
+import type { Manifests } from '../registry/index.ts'
 import * as aq from './queries.ts'
 
 // /api/v4 for the administrator area: the instance audit log (GitLab's GET /audit_events, plus
@@ -24,6 +25,8 @@ export interface AdminRouteDeps {
   runnerOnlineSeconds: number
   /** The effective configuration with secrets masked (absent when the app was built without one). */
   settings?: Record<string, unknown> | undefined
+  /** The registry's storage figure for the whole instance. */
+  manifests: Pick<Manifests, 'storageUsed'>
 }
 
 const ENTITY_TYPES = ['User', 'Group', 'Project'] as const
@@ -63,6 +66,10 @@ const StatisticsEntity = Type.Object({
   repositories: Type.Integer({ minimum: 0, description: 'container image repositories' }),
   blobs: Count,
   blob_bytes: Type.Integer({ minimum: 0, description: 'bytes of stored blobs, each counted once' }),
+  container_registry_size: Type.Integer({
+    minimum: 0,
+    description: 'bytes of blobs the image repositories hold, each counted once (blobs no repository links are left out)',
+  }),
   pipelines: Count,
   jobs: Count,
   runners: Count,
@@ -153,6 +160,7 @@ export async function adminRoutes(app: TypedApp, deps: AdminRouteDeps): Promise<
         repositories: u.repositories,
         blobs: u.blobs,
         blob_bytes: u.blobBytes,
+        container_registry_size: await deps.manifests.storageUsed(),
         pipelines: u.pipelines,
         jobs: u.jobs,
         runners: u.runners,

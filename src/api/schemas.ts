@@ -53,8 +53,15 @@ export const NamespaceEntity = Type.Object({
   web_url: Str,
 })
 
+/** GitLab's `statistics` of a project or group (with `statistics=true`); Wharf fills in the registry's share. */
+const StatisticsOf = Type.Optional(
+  Type.Object({ container_registry_size: Type.Integer({ description: 'bytes the images hold, each shared blob counted once' }) }),
+)
+export const StatisticsQuery = Type.Object({ statistics: Type.Optional(Type.Boolean()) })
+
 export const ProjectEntity = Type.Object({
   id: Int,
+  statistics: StatisticsOf,
   description: Str,
   name: Str,
   name_with_namespace: Str,
@@ -103,6 +110,7 @@ export const ExpirationPolicyBody = Body({
 
 export const GroupEntity = Type.Object({
   id: Int,
+  statistics: StatisticsOf,
   web_url: Str,
   name: Str,
   path: Str,

@@ -198,6 +198,18 @@ export class RegistryAuth {
     return `${action} access to ${name} denied: this needs ${needs}.`
   }
 
+  /**
+   * The caller's access level on a repository's project, for the registry's tag protection rules:
+   * administrators are above every level; a CI job acts with its user's level (GitLab's job token
+   * rule); deploy tokens and anonymous callers have none (0).
+   */
+  async levelOn(claims: RegistryClaims, name: string): Promise<number> {
+    const p = await this.principalOf(claims)
+    if (p.kind === 'user' && p.isAdmin) return Number.POSITIVE_INFINITY
+    if (p.kind !== 'user' && p.kind !== 'job') return 0
+    return (await this.facts(p, name))?.accessLevel ?? 0
+  }
+
   /** The principal behind registry claims (for the catalog, which filters by it). */
   async principalOf(claims: RegistryClaims): Promise<Principal> {
     return (claims.cred && (await this.credentials.principalFor(claims.cred))) || { kind: 'anonymous' }

@@ -21,6 +21,12 @@ export const SETTINGS = [
   { key: 'limits.manifestBytes', flag: 'max-manifest-bytes', env: 'WHARF_LIMITS_MANIFEST_BYTES', kind: 'integer' },
   { key: 'limits.uploadTtlSeconds', flag: 'upload-ttl-seconds', env: 'WHARF_LIMITS_UPLOAD_TTL_SECONDS', kind: 'integer' },
   { key: 'limits.pageMax', flag: 'page-max', env: 'WHARF_LIMITS_PAGE_MAX', kind: 'integer' },
+  {
+    key: 'limits.namespaceStorageBytes',
+    flag: 'namespace-storage-bytes',
+    env: 'WHARF_LIMITS_NAMESPACE_STORAGE_BYTES',
+    kind: 'integer',
+  },
   { key: 'limits.gitProcesses', flag: 'git-processes', env: 'WHARF_LIMITS_GIT_PROCESSES', kind: 'integer' },
   { key: 'limits.gitQueue', flag: 'git-queue', env: 'WHARF_LIMITS_GIT_QUEUE', kind: 'integer' },
   {

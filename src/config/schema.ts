@@ -60,6 +60,8 @@ export const ConfigSchema = Type.Object(
         uploadTtlSeconds: Type.Integer({ minimum: 60 }),
         /** Largest page served by tags/list, _catalog and referrers. */
         pageMax: Type.Integer({ minimum: 1, maximum: 100_000 }),
+        /** Registry storage quota of each top-level namespace (group or user), deduplicated blob bytes; none when unset. */
+        namespaceStorageBytes: Type.Optional(Type.Integer({ minimum: 0, description: 'bytes' })),
         /** git processes run at once (each costs a process and about six file descriptors); more wait in line. */
         gitProcesses: Type.Integer({ minimum: 1, maximum: 1024 }),
         /** git operations allowed to wait for a slot; past that a request is answered 503 with Retry-After. */

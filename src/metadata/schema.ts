@@ -306,6 +306,7 @@ export interface Database {
   gc_lease: GcLeaseTable
   container_expiration_policies: ContainerExpirationPoliciesTable
   protected_refs: ProtectedRefsTable
+  registry_tag_protection_rules: RegistryTagProtectionRulesTable
   commit_statuses: CommitStatusesTable
 }
 
@@ -378,6 +379,20 @@ export interface ProtectedRefsTable {
   created_at: string
 }
 export type ProtectedRef = Selectable<ProtectedRefsTable>
+
+/** GitLab's container registry tag protection rules; both levels null: an immutable-tag rule. */
+export interface RegistryTagProtectionRulesTable {
+  id: Generated<number>
+  project_id: number
+  /** RE2 pattern matched against the whole tag name. */
+  tag_name_pattern: string
+  /** Least access level that may push (create or move) a matching tag: 40, 50 or 60 (administrators). */
+  push_level: number | null
+  /** Least access level that may delete a matching tag. */
+  delete_level: number | null
+  created_at: string
+}
+export type RegistryTagRule = Selectable<RegistryTagProtectionRulesTable>
 
 export interface PushEventsTable {
   id: Generated<number>

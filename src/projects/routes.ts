@@ -13,6 +13,7 @@ import {
   MemberEntity,
   Nullable,
   ProjectEntity,
+  StatisticsQuery,
   StringEnum,
   VisibilitySchema,
 } from '../api/schemas.ts'
@@ -118,6 +119,13 @@ export interface ProjectRouteOptions extends ApiUrls {
   credentials: Credentials
   /** The registry's cleanup policies (GitLab's container_expiration_policy), shown and set with the project. */
   policies: ExpirationPolicies
+  /** The registry's storage figures, for `statistics=true`; registry/manifests.ts plugs in (app.ts). */
+  registryUsage: RegistryUsage
+}
+
+/** Bytes the images at or below a project's or group's path hold (deduplicated). */
+export interface RegistryUsage {
+  storageUsed(path: string): Promise<number>
 }
 
 /** What project routes need of the registry's cleanup policies; registry/cleanup-policies.ts plugs in (app.ts). */
@@ -177,10 +185,21 @@ export async function projectRoutes(app: TypedApp, deps: ProjectRouteOptions): P
 
   app.get(
     '/groups/:id',
-    { schema: { summary: 'Get a group', tags: ['groups'], params: IdParam, 'x-response': { 200: GroupEntity } }, config: { public: true } },
+    {
+      schema: {
+        summary: 'Get a group',
+        tags: ['groups'],
+        params: IdParam,
+        querystring: StatisticsQuery,
+        'x-response': { 200: GroupEntity },
+      },
+      config: { public: true },
+    },
     async (req) => {
       const { group } = await groups.groupFor(req.principal, req.params.id)
-      return groupJsonFull(group, projectAccess, deps)
+      const json = await groupJsonFull(group, projectAccess, deps)
+      if (!req.query.statistics) return json
+      return { ...json, statistics: { container_registry_size: await deps.registryUsage.storageUsed(group.full_path) } }
     },
   )
 
@@ -312,12 +331,20 @@ export async function projectRoutes(app: TypedApp, deps: ProjectRouteOptions): P
   app.get(
     '/projects/:id',
     {
-      schema: { summary: 'Get a project', tags: ['projects'], params: IdParam, 'x-response': { 200: ProjectEntity } },
+      schema: {
+        summary: 'Get a project',
+        tags: ['projects'],
+        params: IdParam,
+        querystring: StatisticsQuery,
+        'x-response': { 200: ProjectEntity },
+      },
       config: { public: true },
     },
     async (req) => {
       const { project } = await projects.projectFor(req.principal, req.params.id)
-      return withPolicy(project)
+      const json = await withPolicy(project)
+      if (!req.query.statistics) return json
+      return { ...json, statistics: { container_registry_size: await deps.registryUsage.storageUsed(project.full_path_lower) } }
     },
   )
 

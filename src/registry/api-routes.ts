@@ -10,6 +10,8 @@ import type { Credentials } from '../auth/credentials.ts'
 import type { Project } from '../metadata/schema.ts'
 import type { Projects } from '../projects/service.ts'
 import type { Manifests } from './manifests.ts'
+import { ADMIN_RULE_LEVEL, levelName, RULE_LEVELS } from './tag-protection.ts'
+import type { RegistryTagRule } from '../metadata/schema.ts'
 
 // /api/v4 projects/:id/registry/repositories and their tags, in GitLab's shapes.
 
@@ -37,14 +39,17 @@ export async function registryApiRoutes(app: TypedApp, deps: RegistryApiOptions)
    * The project and the caller's right to read its registry: public projects for anyone, internal ones
    * for signed-in users, private ones from Reporter up (as pulls). `role` adds a stricter requirement.
    */
-  const registryProject = async (req: FastifyRequest, id: string, role?: 'maintainer'): Promise<Project> => {
+  const registryProject = async (req: FastifyRequest, id: string, role?: 'maintainer'): Promise<Project> =>
+    (await leveled(req, id, role)).project
+  /** The same, with the caller's level for tag protection rules (administrators above every role). */
+  const leveled = async (req: FastifyRequest, id: string, role?: 'maintainer'): Promise<{ project: Project; level: number }> => {
     const { project, level } = await projects.projectFor(req.principal, id)
     const canRead =
       project.visibility === 'public' || (project.visibility === 'internal' && req.principal.kind === 'user') || atLeast(level, 'reporter')
     if (!canRead) throw new WharfError('FORBIDDEN', 'reading the container registry needs the reporter role', { needs: 'reporter' })
     if (role && !atLeast(level, role))
       throw new WharfError('FORBIDDEN', `this needs the ${role} role in ${project.full_path}`, { needs: role })
-    return project
+    return { project, level: req.principal.kind === 'user' && req.principal.isAdmin ? ADMIN_RULE_LEVEL : (level ?? 0) }
   }
 
   /** A repository of this project (its name is the project path or below it), else NOT_FOUND. */
@@ -170,19 +175,19 @@ export async function registryApiRoutes(app: TypedApp, deps: RegistryApiOptions)
       const f = { ...req.query, ...(req.body ?? {}) }
       const nameRegexDelete = f.name_regex_delete ?? f.name_regex
       if (nameRegexDelete === undefined) throw new WharfError('BAD_REQUEST', 'name_regex_delete is missing', { field: 'name_regex_delete' })
-      const project = await registryProject(req, params.id, 'maintainer')
+      const { project, level } = await leveled(req, params.id, 'maintainer')
       const repo = await projectRepository(project, params.repository_id)
-      const deleted = await manifests.deleteTagsMatching(repo.id, {
-        nameRegexDelete,
-        nameRegexKeep: f.name_regex_keep,
-        keepN: f.keep_n,
-        olderThan: f.older_than,
-      })
+      // Tags protection rules keep from this caller stay, counted in the audit entry.
+      const { deleted, protected: kept } = await manifests.deleteTagsMatching(
+        repo,
+        { nameRegexDelete, nameRegexKeep: f.name_regex_keep, keepN: f.keep_n, olderThan: f.older_than },
+        level,
+      )
       await deps.credentials.audit(
         actor(req),
         'registry.tags_deleted',
         req.ip,
-        { name: repo.name, tags: deleted, name_regex_delete: nameRegexDelete },
+        { name: repo.name, tags: deleted, protected_tags: kept, name_regex_delete: nameRegexDelete },
         `project:${project.id}`,
       )
       // GitLab queues this and answers 202; here it is already done (one transaction).
@@ -233,9 +238,9 @@ export async function registryApiRoutes(app: TypedApp, deps: RegistryApiOptions)
     },
     async (req, reply) => {
       const params = req.params
-      const project = await registryProject(req, params.id, 'maintainer')
+      const { project, level } = await leveled(req, params.id, 'maintainer')
       const repo = await projectRepository(project, params.repository_id)
-      await manifests.deleteTagOnly(repo, params.tag_name, actor(req))
+      await manifests.deleteTagOnly(repo, params.tag_name, actor(req), async () => level)
       await deps.credentials.audit(
         actor(req),
         'registry.tag_deleted',
@@ -246,6 +251,127 @@ export async function registryApiRoutes(app: TypedApp, deps: RegistryApiOptions)
       return reply.code(200).send()
     },
   )
+}
+
+const RuleLevel = Type.Union(
+  (Object.keys(RULE_LEVELS) as Array<keyof typeof RULE_LEVELS>).map((k) => Type.Literal(k)),
+  { description: 'maintainer, owner or admin' },
+)
+const ruleFields = {
+  tag_name_pattern: Type.Optional(
+    Type.String({ minLength: 1, maxLength: 100, description: 'RE2 pattern matched against whole tag names' }),
+  ),
+  minimum_access_level_for_push: Type.Optional(Type.Union([RuleLevel, Type.Null()])),
+  minimum_access_level_for_delete: Type.Optional(Type.Union([RuleLevel, Type.Null()])),
+}
+const RuleParams = Type.Object({ id: Type.String(), rule_id: Type.Integer() })
+const RuleEntity = Type.Object({
+  id: Type.Integer(),
+  project_id: Type.Integer(),
+  tag_name_pattern: Type.String(),
+  minimum_access_level_for_push: Type.Union([RuleLevel, Type.Null()]),
+  minimum_access_level_for_delete: Type.Union([RuleLevel, Type.Null()]),
+  immutable: Type.Boolean(),
+})
+
+const ruleJson = (r: RegistryTagRule) => ({
+  id: r.id,
+  project_id: r.project_id,
+  tag_name_pattern: r.tag_name_pattern,
+  minimum_access_level_for_push: levelName(r.push_level),
+  minimum_access_level_for_delete: levelName(r.delete_level),
+  immutable: r.push_level === null && r.delete_level === null,
+})
+
+/**
+ * GitLab's container registry tag protection rules (Maintainer+ reads and writes them):
+ *   GET|POST /projects/:id/registry/protection/tag/rules   PATCH|DELETE .../rules/:rule_id
+ * A rule without either level is an immutable-tag rule. Enforced in Manifests (tag-protection.ts).
+ */
+export async function tagProtectionRoutes(app: TypedApp, deps: RegistryApiOptions): Promise<void> {
+  const { projects, manifests } = deps
+  const maintained = async (req: FastifyRequest, id: string) => (await projects.projectFor(req.principal, id, 'maintainer')).project
+  const base = '/projects/:id/registry/protection/tag/rules'
+  const tags = ['registry']
+  const audit = (req: FastifyRequest, action: string, project: Project, r: RegistryTagRule) =>
+    deps.credentials.audit(actor(req), action, req.ip, ruleJson(r), `project:${project.id}`)
+
+  app.get(
+    base,
+    {
+      schema: {
+        summary: "List a project's container registry tag protection rules",
+        tags,
+        params: IdParam,
+        querystring: Type.Object(PageQuery),
+        'x-response': { 200: Type.Array(RuleEntity) },
+      },
+    },
+    async (req, reply) => {
+      const project = await maintained(req, req.params.id)
+      const page = pageOf(req.query)
+      const { rows, total } = await manifests.protection.page(project.id, page)
+      setPageHeaders(req, reply, deps.publicUrl, page, total)
+      return rows.map(ruleJson)
+    },
+  )
+
+  app.post(
+    base,
+    {
+      schema: {
+        summary: 'Protect tags matching a pattern (both levels), or make them immutable (neither level)',
+        tags,
+        params: IdParam,
+        body: Body(ruleFields),
+        'x-response': { 201: RuleEntity },
+      },
+    },
+    async (req, reply) => {
+      const project = await maintained(req, req.params.id)
+      const b = req.body
+      if (b.tag_name_pattern === undefined)
+        throw new WharfError('BAD_REQUEST', 'tag_name_pattern is missing', { field: 'tag_name_pattern' })
+      const r = await manifests.protection.create(project.id, {
+        tagNamePattern: b.tag_name_pattern,
+        pushLevel: b.minimum_access_level_for_push ?? null,
+        deleteLevel: b.minimum_access_level_for_delete ?? null,
+      })
+      await audit(req, 'registry.tag_rule_created', project, r)
+      return reply.code(201).send(ruleJson(r))
+    },
+  )
+
+  app.patch(
+    `${base}/:rule_id`,
+    {
+      schema: {
+        summary: 'Change a tag protection rule',
+        tags,
+        params: RuleParams,
+        body: Body(ruleFields),
+        'x-response': { 200: RuleEntity },
+      },
+    },
+    async (req) => {
+      const project = await maintained(req, req.params.id)
+      const b = req.body
+      const r = await manifests.protection.update(project.id, req.params.rule_id, {
+        ...(b.tag_name_pattern !== undefined ? { tagNamePattern: b.tag_name_pattern } : {}),
+        ...(b.minimum_access_level_for_push !== undefined ? { pushLevel: b.minimum_access_level_for_push } : {}),
+        ...(b.minimum_access_level_for_delete !== undefined ? { deleteLevel: b.minimum_access_level_for_delete } : {}),
+      })
+      await audit(req, 'registry.tag_rule_updated', project, r)
+      return ruleJson(r)
+    },
+  )
+
+  app.delete(`${base}/:rule_id`, { schema: { summary: 'Delete a tag protection rule', tags, params: RuleParams } }, async (req, reply) => {
+    const project = await maintained(req, req.params.id)
+    await manifests.protection.remove(project.id, req.params.rule_id)
+    await deps.credentials.audit(actor(req), 'registry.tag_rule_deleted', req.ip, { id: req.params.rule_id }, `project:${project.id}`)
+    return reply.code(204).send()
+  })
 }
 
 const actor = (req: FastifyRequest) => (req.principal.kind === 'user' ? req.principal.username : 'anonymous')

@@ -4,6 +4,7 @@ import { wholeMatch } from '../core/linear-regex.ts'
 import { nowIso } from '../metadata/db.ts'
 import type { Database } from '../metadata/schema.ts'
 import { tagsToDelete } from './cleanup.ts'
+import { undeletableTags } from './tag-protection.ts'
 import * as q from './queries.ts'
 
 // GitLab's container registry cleanup policy (container_expiration_policy_attributes on
@@ -110,8 +111,9 @@ export class CleanupPolicies {
   }
 
   /** Runs every enabled policy whose time has come, over each image repository of its project; schedules the next run. */
-  async runDue(now = Date.now()): Promise<{ policies: number; tags: number }> {
+  async runDue(now = Date.now()): Promise<{ policies: number; tags: number; protectedTags: number }> {
     let tags = 0
+    let protectedTags = 0
     const due = await q.dueCleanupPolicies(this.db, new Date(now).toISOString())
     for (const p of due) {
       // A policy without name_regex deletes nothing (GitLab), but still moves on to its next run.
@@ -122,14 +124,23 @@ export class CleanupPolicies {
           keepN: p.keep_n ?? undefined,
           olderThan: p.older_than ?? undefined,
         }
+        // Cleanup never deletes a tag any protection rule of the project matches (GitLab); those are counted.
+        const protection = await q.tagRulesOf(this.db, p.project_id)
         for (const repositoryId of await q.repositoryIdsUnder(this.db, p.full_path_lower)) {
-          tags += await this.db
-            .transaction()
-            .execute(async (trx) => q.deleteTagsByName(trx, repositoryId, tagsToDelete(await q.tagAges(trx, repositoryId), rules, now)))
+          await this.db.transaction().execute(async (trx) => {
+            const selected = tagsToDelete(await q.tagAges(trx, repositoryId), rules, now)
+            const kept = undeletableTags(protection, selected, undefined)
+            protectedTags += kept.size
+            tags += await q.deleteTagsByName(
+              trx,
+              repositoryId,
+              selected.filter((t) => !kept.has(t)),
+            )
+          })
         }
       }
       await q.setCleanupPolicyNextRun(this.db, p.project_id, nextRun(p.cadence, now))
     }
-    return { policies: due.length, tags }
+    return { policies: due.length, tags, protectedTags }
   }
 }

@@ -23,13 +23,29 @@ export interface Registry {
   manifests: Manifests
   /** Counts bytes in and out and uploads in flight. */
   metrics: Metrics
+  /** Storage quota of each top-level namespace (bytes), checked before an upload starts; none when undefined. */
+  namespaceStorageBytes: number | undefined
 }
 
-export function createRegistry(db: Kysely<Database>, driver: BlobDriver, opts: { pageMax: number; metrics: Metrics }): Registry {
+export function createRegistry(
+  db: Kysely<Database>,
+  driver: BlobDriver,
+  opts: { pageMax: number; metrics: Metrics; namespaceStorageBytes?: number | undefined },
+): Registry {
+  const manifests = new Manifests(db, opts)
+  // Read when Prometheus scrapes (one query), so pushes and deletes cost nothing extra.
+  opts.metrics.gauge({
+    name: 'wharf_registry_storage_bytes',
+    help: 'Bytes of blobs the image repositories hold, each shared blob counted once',
+    async collect() {
+      this.set(await manifests.storageUsed())
+    },
+  })
   return {
     blobs: new Blobs(db, driver),
     uploads: new Uploads(db, driver, opts.metrics),
-    manifests: new Manifests(db, opts),
+    manifests,
     metrics: opts.metrics,
+    namespaceStorageBytes: opts.namespaceStorageBytes,
   }
 }

@@ -9,6 +9,7 @@ import type { InvalidTag, Reference } from './oci-path.ts'
 import { tagsToDelete, type CleanupRules } from './cleanup.ts'
 import { CleanupPolicies } from './cleanup-policies.ts'
 import * as q from './queries.ts'
+import { TagProtection, tagRefusal, undeletableTags } from './tag-protection.ts'
 
 const EMPTY_CONFIG_TYPE = 'application/vnd.oci.empty.v1+json'
 
@@ -25,6 +26,12 @@ export interface TagEvent {
   actor: string | null
 }
 
+/**
+ * The caller's access level for tag protection rules, asked only when a rule applies. Without one
+ * (Wharf's own callers) push and delete levels do not apply; immutable tags always do.
+ */
+export type CallerLevel = () => Promise<number>
+
 export interface Page<T> {
   items: T[]
   /** The `last` value for the next page, when there is one. */
@@ -38,11 +45,14 @@ export class Manifests {
   private readonly tagListeners = new Set<(e: TagEvent) => void>()
   /** Projects' cleanup policies (GitLab's container_expiration_policy). */
   readonly policies: CleanupPolicies
+  /** Projects' tag protection rules, enforced here on every tag push and delete. */
+  readonly protection: TagProtection
 
   constructor(db: Kysely<Database>, opts: { pageMax: number }) {
     this.db = db
     this.pageMax = opts.pageMax
     this.policies = new CleanupPolicies(db)
+    this.protection = new TagProtection(db)
   }
 
   async get(name: RepoName, ref: Reference, accept: string | undefined): Promise<Manifest> {
@@ -78,13 +88,22 @@ export class Manifests {
     body: Buffer,
     contentType: string | undefined,
     actor?: string,
+    callerLevel?: CallerLevel,
   ): Promise<{ digest: Digest; subject?: string }> {
     const parsed = parseManifest(body, contentType)
     const digest = digestOf(ref.kind === 'digest' ? ref.digest.algorithm : 'sha256', body)
     if (ref.kind === 'digest' && digest !== ref.digest.digest) {
       throw new WharfError('DIGEST_INVALID', 'manifest digest does not match the reference', { digest: ref.digest.digest, actual: digest })
     }
+    const rules = ref.kind === 'tag' ? await this.protection.forRepository(name) : []
+    // Asked before the transaction: the level comes from other tables and must not wait on it.
+    const level = rules.length > 0 && callerLevel ? await callerLevel() : Number.POSITIVE_INFINITY
     await this.db.transaction().execute(async (trx) => {
+      if (ref.kind === 'tag' && rules.length > 0) {
+        // Read in the transaction, so two pushes cannot both see an immutable tag as new.
+        const refusal = tagRefusal(rules, ref.tag, { action: 'push', existing: await q.tagDigest(trx, name, ref.tag), digest }, level)
+        if (refusal) throw new WharfError('DENIED', refusal, { tag: ref.tag })
+      }
       const repositoryId = await q.ensureRepository(trx, name)
       const sizes = await q.linkedBlobSizes(
         trx,
@@ -146,7 +165,12 @@ export class Manifests {
   }
 
   /** By tag: removes that tag only. By digest: removes the manifest and the tags pointing at it. */
-  async delete(name: RepoName, ref: Reference, actor?: string): Promise<void> {
+  async delete(name: RepoName, ref: Reference, actor?: string, callerLevel?: CallerLevel): Promise<void> {
+    const rules = await this.protection.forRepository(name)
+    if (rules.length > 0) {
+      const tags = ref.kind === 'tag' ? [ref.tag] : await q.tagsOnManifest(this.db, name, ref.digest.digest)
+      await this.refuseDeletes(rules, tags, callerLevel)
+    }
     const deleted =
       ref.kind === 'tag' ? await q.deleteTag(this.db, name, ref.tag) : await q.deleteManifest(this.db, name, ref.digest.digest)
     if (!deleted) throw await this.unknown(name, ref)
@@ -255,16 +279,46 @@ export class Manifests {
   }
 
   /** Deletes exactly this tag. Other tags on the same manifest stay (the seed's registry deleted them all). */
-  async deleteTagOnly(repository: { id: number; name: string }, tag: string, actor?: string): Promise<void> {
+  async deleteTagOnly(repository: { id: number; name: string }, tag: string, actor?: string, callerLevel?: CallerLevel): Promise<void> {
+    const rules = await this.protection.forRepository(repository.name)
+    if (rules.length > 0) await this.refuseDeletes(rules, [tag], callerLevel)
     if (!(await q.deleteTagById(this.db, repository.id, tag))) throw new WharfError('NOT_FOUND', 'Tag Not Found', { tag })
     this.tagChanged({ action: 'delete', repository: repository.name, tag, digest: null, mediaType: null, size: null, actor: actor ?? null })
   }
 
-  /** GitLab's bulk tag delete: the tags the rules select (cleanup.ts), deleted in one transaction; their count. */
-  async deleteTagsMatching(repositoryId: number, rules: CleanupRules): Promise<number> {
-    return this.db
-      .transaction()
-      .execute(async (trx) => q.deleteTagsByName(trx, repositoryId, tagsToDelete(await q.tagAges(trx, repositoryId), rules)))
+  /**
+   * GitLab's bulk tag delete: the tags the rules select (cleanup.ts), deleted in one transaction,
+   * except those protection rules keep from a caller at `level`; how many went and how many stayed for that.
+   */
+  async deleteTagsMatching(
+    repository: { id: number; name: string },
+    rules: CleanupRules,
+    level: number,
+  ): Promise<{ deleted: number; protected: number }> {
+    const protection = await this.protection.forRepository(repository.name)
+    return this.db.transaction().execute(async (trx) => {
+      const selected = tagsToDelete(await q.tagAges(trx, repository.id), rules)
+      const kept = undeletableTags(protection, selected, level)
+      const deleted = await q.deleteTagsByName(
+        trx,
+        repository.id,
+        selected.filter((t) => !kept.has(t)),
+      )
+      return { deleted, protected: kept.size }
+    })
+  }
+
+  private async refuseDeletes(rules: Awaited<ReturnType<TagProtection['forRepository']>>, tags: string[], callerLevel?: CallerLevel) {
+    const level = callerLevel ? await callerLevel() : Number.POSITIVE_INFINITY
+    for (const tag of tags) {
+      const refusal = tagRefusal(rules, tag, { action: 'delete' }, level)
+      if (refusal) throw new WharfError('DENIED', refusal, { tag })
+    }
+  }
+
+  /** Storage used by the repositories at or below a path (a project's or group's), or by all: deduplicated bytes (queries.ts). */
+  storageUsed(path?: string): Promise<number> {
+    return q.storageUsed(this.db, path)
   }
 
   /** Deletes a repository with all its tags and manifests; blobs are left to garbage collection. */

@@ -1,7 +1,14 @@
 import { sql } from 'kysely'
 import { nowIso } from '../metadata/db.ts'
 import type { Insertable } from 'kysely'
-import type { ContainerExpirationPoliciesTable, Executor, Manifest, Upload } from '../metadata/schema.ts'
+import type {
+  ContainerExpirationPoliciesTable,
+  Executor,
+  Manifest,
+  RegistryTagProtectionRulesTable,
+  RegistryTagRule,
+  Upload,
+} from '../metadata/schema.ts'
 
 // Only this file builds registry SQL. Every function takes the executor first so callers can run it in a transaction.
 
@@ -604,4 +611,125 @@ export async function repositoryIdsUnder(db: Executor, path: string): Promise<nu
     .where((eb) => eb.or([eb('name', '=', path), eb.and([eb('name', '>', `${path}/`), eb('name', '<', `${path}0`)])]))
     .execute()
   return rows.map((r) => r.id)
+}
+
+// Tag protection rules (tag-protection.ts)
+
+/** The tag rules of the project a repository belongs to (the longest project path the name is or lies under). */
+export async function tagRulesForRepository(db: Executor, name: string): Promise<RegistryTagRule[]> {
+  const owner = db
+    .selectFrom('projects as p')
+    .select('p.id')
+    .where((eb) =>
+      eb.or([
+        eb('p.full_path_lower', '=', name),
+        // The byte-order range of pageRepositoriesUnder, turned around: the name lies under the project path.
+        eb(sql<string>`${name}`, '>', sql<string>`p.full_path_lower || '/'`).and(
+          sql<string>`${name}`,
+          '<',
+          sql<string>`p.full_path_lower || '0'`,
+        ),
+      ]),
+    )
+    .orderBy(sql`length(p.full_path_lower)`, 'desc')
+    .limit(1)
+  return db.selectFrom('registry_tag_protection_rules').selectAll().where('project_id', '=', owner).orderBy('id').execute()
+}
+
+export async function tagRulesOf(db: Executor, projectId: number, page?: { limit: number; offset: number }): Promise<RegistryTagRule[]> {
+  let q = db.selectFrom('registry_tag_protection_rules').selectAll().where('project_id', '=', projectId).orderBy('id')
+  if (page) q = q.limit(page.limit).offset(page.offset)
+  return q.execute()
+}
+
+export async function countTagRules(db: Executor, projectId: number): Promise<number> {
+  const r = await db
+    .selectFrom('registry_tag_protection_rules')
+    .select((eb) => eb.fn.countAll<number>().as('n'))
+    .where('project_id', '=', projectId)
+    .executeTakeFirstOrThrow()
+  return Number(r.n)
+}
+
+export async function findTagRule(db: Executor, projectId: number, id: number): Promise<RegistryTagRule | undefined> {
+  return db
+    .selectFrom('registry_tag_protection_rules')
+    .selectAll()
+    .where('project_id', '=', projectId)
+    .where('id', '=', id)
+    .executeTakeFirst()
+}
+
+/** The new rule, or undefined when the project already has one with this pattern. */
+export async function insertTagRule(db: Executor, row: Insertable<RegistryTagProtectionRulesTable>): Promise<RegistryTagRule | undefined> {
+  return db
+    .insertInto('registry_tag_protection_rules')
+    .values(row)
+    .onConflict((oc) => oc.columns(['project_id', 'tag_name_pattern']).doNothing())
+    .returningAll()
+    .executeTakeFirst()
+}
+
+export async function updateTagRule(
+  db: Executor,
+  projectId: number,
+  id: number,
+  set: Pick<RegistryTagRule, 'tag_name_pattern' | 'push_level' | 'delete_level'>,
+): Promise<RegistryTagRule | undefined> {
+  return db
+    .updateTable('registry_tag_protection_rules')
+    .set(set)
+    .where('project_id', '=', projectId)
+    .where('id', '=', id)
+    .returningAll()
+    .executeTakeFirst()
+}
+
+export async function deleteTagRule(db: Executor, projectId: number, id: number): Promise<boolean> {
+  const r = await db.deleteFrom('registry_tag_protection_rules').where('project_id', '=', projectId).where('id', '=', id).executeTakeFirst()
+  return Number(r.numDeletedRows) > 0
+}
+
+/** The digest a tag points at now, if it exists. */
+export async function tagDigest(db: Executor, name: string, tag: string): Promise<string | undefined> {
+  const r = await db
+    .selectFrom('tags as t')
+    .innerJoin('repositories as r', 'r.id', 't.repository_id')
+    .innerJoin('manifests as m', 'm.id', 't.manifest_id')
+    .select('m.digest')
+    .where('r.name', '=', name)
+    .where('t.name', '=', tag)
+    .executeTakeFirst()
+  return r?.digest
+}
+
+/** The tags pointing at a manifest (a delete by digest removes them all). */
+export async function tagsOnManifest(db: Executor, name: string, digest: string): Promise<string[]> {
+  const rows = await db
+    .selectFrom('tags as t')
+    .innerJoin('repositories as r', 'r.id', 't.repository_id')
+    .innerJoin('manifests as m', 'm.id', 't.manifest_id')
+    .select('t.name')
+    .where('r.name', '=', name)
+    .where('m.digest', '=', digest)
+    .execute()
+  return rows.map((r) => r.name)
+}
+
+// Usage
+
+/**
+ * Bytes of blob storage the repositories at or below `path` (all of them without one) hold: each
+ * distinct blob linked to any of them counted once, however many repositories and manifests share
+ * it. Tagged or not: until garbage collection removes them, they use the space. (Manifests live in
+ * the database, not in blob storage.)
+ */
+export async function storageUsed(db: Executor, path: string | undefined): Promise<number> {
+  const lower = path?.toLowerCase()
+  // The byte-order range of pageRepositoriesUnder ('0' follows '/').
+  const under = lower === undefined ? sql`1 = 1` : sql`(r.name = ${lower} OR (r.name > ${`${lower}/`} AND r.name < ${`${lower}0`}))`
+  const row = await sql<{ n: number | string | null }>`
+    SELECT SUM(b.size) AS n FROM blobs b WHERE b.digest IN
+      (SELECT rb.digest FROM repository_blobs rb JOIN repositories r ON r.id = rb.repository_id WHERE ${under})`.execute(db)
+  return Number(row.rows[0]?.n ?? 0)
 }

@@ -34,6 +34,8 @@ export interface RegistryOptions {
   realm: string
   metrics: Metrics
   pullThrough?: PullThrough | undefined
+  /** Storage quota of each top-level namespace (bytes); none when undefined. */
+  namespaceStorageBytes?: number | undefined
 }
 
 type Query = Record<string, string | string[] | undefined>
@@ -212,7 +214,7 @@ async function dispatch(t: OciPath, c: Ctx): Promise<unknown> {
       if (m === 'GET' || m === 'HEAD') return getManifest(t.name, ref, c)
       if (m === 'PUT') return putManifest(t.name, ref, c)
       if (m === 'DELETE') {
-        await c.opts.manifests.delete(t.name, ref, c.claims.sub)
+        await c.opts.manifests.delete(t.name, ref, c.claims.sub, () => c.opts.auth.levelOn(c.claims, t.name))
         return c.reply.code(202).send()
       }
       break
@@ -272,7 +274,9 @@ async function putManifest(name: RepoName, ref: Reference, c: Ctx) {
   if (declared > c.opts.manifestBytes)
     throw new WharfError('MANIFEST_TOO_LARGE', `manifest exceeds ${c.opts.manifestBytes} bytes`, { limit: c.opts.manifestBytes })
   const bytes = await readLimited(c.req.raw, c.opts.manifestBytes)
-  const { digest, subject } = await c.opts.manifests.put(name, ref, bytes, c.req.headers['content-type'], c.claims.sub)
+  const { digest, subject } = await c.opts.manifests.put(name, ref, bytes, c.req.headers['content-type'], c.claims.sub, () =>
+    c.opts.auth.levelOn(c.claims, name),
+  )
   if (subject) c.reply.header('OCI-Subject', subject)
   c.opts.metrics.registryBytes.inc({ direction: 'in', kind: 'manifest' }, bytes.length)
   return c.reply.code(201).header('Location', `/v2/${name}/manifests/${digest}`).header('Docker-Content-Digest', digest).send()
@@ -314,6 +318,18 @@ async function getBlob(t: Extract<OciPath, { kind: 'blob' }>, c: Ctx) {
 
 // spec: #pushing-blobs, #mounting-a-blob-from-another-repository, #single-post
 async function postUpload(name: RepoName, c: Ctx) {
+  // The quota is checked before any byte is stored: a namespace at or over it gets no new upload or mount.
+  const quota = c.opts.namespaceStorageBytes
+  if (quota !== undefined) {
+    const namespace = name.split('/')[0]!
+    const used = await c.opts.manifests.storageUsed(namespace)
+    if (used >= quota)
+      throw new WharfError(
+        'DENIED',
+        `the storage quota of namespace '${namespace}' is used up (${used} of ${quota} bytes): delete images or tags, let garbage collection reclaim them, or ask an administrator for more`,
+        { namespace, used, quota },
+      )
+  }
   const [mount, from, digest] = [one(c.query, 'mount'), one(c.query, 'from'), one(c.query, 'digest')]
   if (mount !== undefined && from !== undefined) {
     const d = parseDigest(mount)

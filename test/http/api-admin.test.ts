@@ -106,6 +106,7 @@ test('GET /application/statistics counts users, groups, projects, image blobs an
     repositories: 0,
     blobs: 0,
     blob_bytes: 0,
+    container_registry_size: 0,
     pipelines: 0,
     jobs: 0,
     runners: 0,

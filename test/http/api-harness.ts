@@ -47,7 +47,7 @@ export interface ApiHarness {
 /** `logs`: collect every log line the app writes (to check that no secret is logged). */
 export async function apiHarness(
   t: Pick<TestContext, 'after'>,
-  opts: { logs?: string[]; settings?: Record<string, unknown> } = {},
+  opts: { logs?: string[]; settings?: Record<string, unknown>; namespaceStorageBytes?: number } = {},
 ): Promise<ApiHarness> {
   const root = await mkdtemp(join(tmpdir(), 'wharf-api-'))
   const dataDir = join(root, 'data')
@@ -59,6 +59,7 @@ export async function apiHarness(
     publicUrl: PUBLIC_URL,
     tokenTtlSeconds: 300,
     pageMax: 1000,
+    namespaceStorageBytes: opts.namespaceStorageBytes,
     rootPassword: ROOT_PASSWORD,
     gitRoot: join(dataDir, 'git'),
   })
@@ -186,3 +187,49 @@ export async function pushImage(
   }
   return sha(manifest)
 }
+
+const PASSWORDS: Record<string, string> = { root: ROOT_PASSWORD }
+/** A user's password: root's, or the one `user()` gives (`<name>-password`). */
+const passwordOf = (user: string) => PASSWORDS[user] ?? `${user}-password`
+
+/** A registry token for `user` on `name` with these actions (password auth through /jwt/auth). */
+export async function bearer(h: ApiHarness, user: string, name: string, actions: string) {
+  const basic = `Basic ${Buffer.from(`${user}:${passwordOf(user)}`).toString('base64')}`
+  const r = await h.app.inject({
+    method: 'GET',
+    url: `/jwt/auth?service=container_registry&scope=repository:${name}:${actions}`,
+    headers: { authorization: basic },
+  })
+  assert.equal(r.statusCode, 200, r.body)
+  return { authorization: `Bearer ${(r.json() as { token: string }).token}` }
+}
+
+/** Pushes a one-layer image whose content depends on `seed` only (same seed: same blobs and manifest) under `tag` as `user`; the manifest PUT's response. */
+export async function pushSeeded(h: ApiHarness, user: string, name: string, tag: string, seed: string) {
+  const auth = await bearer(h, user, name, 'pull,push')
+  const layer = Buffer.from(`layer-${seed}`)
+  const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [sha256(layer)] } }))
+  for (const blob of [layer, config]) {
+    const r = await h.app.inject({
+      method: 'POST',
+      url: `/v2/${name}/blobs/uploads/?digest=${sha256(blob)}`,
+      headers: { ...auth, 'content-type': 'application/octet-stream' },
+      payload: blob,
+    })
+    assert.equal(r.statusCode, 201, r.body)
+  }
+  const manifest = JSON.stringify({
+    schemaVersion: 2,
+    mediaType: 'application/vnd.oci.image.manifest.v1+json',
+    config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: sha256(config), size: config.length },
+    layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: sha256(layer), size: layer.length }],
+  })
+  return h.app.inject({
+    method: 'PUT',
+    url: `/v2/${name}/manifests/${tag}`,
+    headers: { ...auth, 'content-type': 'application/vnd.oci.image.manifest.v1+json' },
+    payload: manifest,
+  })
+}
+
+const sha256 = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('hex')}`

@@ -115,6 +115,16 @@ async function populate(h: ApiHarness, w: World) {
     for (const kind of ['branches', 'tags'])
       assert.equal((await h.req('POST', `/api/v4/projects/${w.project.id}/protected_${kind}`, { ...root, body: { name } })).statusCode, 201)
   }
+  for (const pattern of ['a.*', 'b.*', 'c.*'])
+    assert.equal(
+      (
+        await h.req('POST', `/api/v4/projects/${w.project.id}/registry/protection/tag/rules`, {
+          ...root,
+          body: { tag_name_pattern: pattern, minimum_access_level_for_push: 'maintainer', minimum_access_level_for_delete: 'maintainer' },
+        })
+      ).statusCode,
+      201,
+    )
   for (let i = 0; i < 2; i++) await h.services.auth.tokens.rotate()
   const creds = { username: 'root', password: ROOT_PASSWORD }
   for (const name of ['grp/app', 'grp/app/api', 'grp/app/web']) await pushImage(h, creds, name, ['1', '2', '3'])
@@ -215,6 +225,7 @@ test('every list route pages with per_page and sends the pagination headers', as
       '/api/v4/projects/:id/pipelines/:pipeline_id/jobs',
       '/api/v4/projects/:id/protected_branches',
       '/api/v4/projects/:id/protected_tags',
+      '/api/v4/projects/:id/registry/protection/tag/rules',
       '/api/v4/projects/:id/registry/repositories',
       '/api/v4/projects/:id/registry/repositories/:repository_id/tags',
       '/api/v4/projects/:id/repository/branches',

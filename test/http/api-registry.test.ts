@@ -370,7 +370,7 @@ test('cleanup policy (GitLab container_expiration_policy_attributes): set on PUT
     ).json() as Array<{ path: string; tags: Array<{ name: string }> }>
     return list.find((r) => r.path === repo)!.tags.map((x) => x.name)
   }
-  assert.deepEqual(await policies.runDue(), { policies: 0, tags: 0 }, 'not due yet')
+  assert.deepEqual(await policies.runDue(), { policies: 0, tags: 0, protectedTags: 0 }, 'not due yet')
   const due = Date.now() + 8 * 86_400_000
   const ran = await policies.runDue(due)
   assert.equal(ran.policies, 1)
@@ -379,6 +379,6 @@ test('cleanup policy (GitLab container_expiration_policy_attributes): set on PUT
   assert.deepEqual(await tags('team/app/api'), ['edge', 'feature-y'])
   assert.equal(ran.tags, 2)
   // Then the next run is one cadence later.
-  assert.deepEqual(await policies.runDue(due), { policies: 0, tags: 0 })
+  assert.deepEqual(await policies.runDue(due), { policies: 0, tags: 0, protectedTags: 0 })
   assert.ok((await policies.get(project.id)).next_run_at! > new Date(due + 6 * 86_400_000).toISOString())
 })

@@ -177,6 +177,15 @@ function writeRoutes(w: World): Record<string, { url: string; body: Json }> {
       url: `/api/v4/projects/${p}/protected_tags`,
       body: { name: 'v*', create_access_level: 40 },
     },
+    'POST /api/v4/projects/:id/registry/protection/tag/rules': {
+      url: `/api/v4/projects/${p}/registry/protection/tag/rules`,
+      body: { tag_name_pattern: 'v.*', minimum_access_level_for_push: 'maintainer', minimum_access_level_for_delete: 'owner' },
+    },
+    // Refused by its body schema before the rule is looked up, so no rule need exist.
+    'PATCH /api/v4/projects/:id/registry/protection/tag/rules/:rule_id': {
+      url: `/api/v4/projects/${p}/registry/protection/tag/rules/1`,
+      body: { tag_name_pattern: 'v.*', minimum_access_level_for_push: 'admin', minimum_access_level_for_delete: 'admin' },
+    },
     'POST /api/v4/projects/:id/ci/lint': {
       url: `/api/v4/projects/${p}/ci/lint`,
       body: { content: 'a: { script: [x] }', dry_run: false, include_jobs: true, ref: 'main', dry_run_ref_type: 'branch' },

@@ -60,6 +60,7 @@ it('verify-config shows every setting (each set here through its WHARF_* variabl
     'limits.manifestBytes': { env: '8192', shown: 8192 },
     'limits.uploadTtlSeconds': { env: '3600', shown: 3600 },
     'limits.pageMax': { env: '500', shown: 500 },
+    'limits.namespaceStorageBytes': { env: '1000000', shown: 1000000 },
     'limits.gitProcesses': { env: '3', shown: 3 },
     'limits.gitQueue': { env: '7', shown: 7 },
     'limits.bodyIdleTimeoutSeconds': { env: '11', shown: 11 },
