@@ -14,6 +14,8 @@ import type { Groups, Projects } from '../projects/index.ts'
 import type { JobRelations, Pipelines } from './pipelines.ts'
 import { runnerJson } from './runners.ts'
 import type { Triggers } from './triggers.ts'
+import type { Artifacts } from './artifacts.ts'
+import type { JobErasure } from './job-erasure.ts'
 import { variableJson, type CiVariables } from './variables.ts'
 
 export interface CiRouteDeps extends ApiUrls {
@@ -24,6 +26,8 @@ export interface CiRouteDeps extends ApiUrls {
   variables: CiVariables
   triggers: Triggers
   repos: GitRepos
+  artifacts: Artifacts
+  jobErasure: JobErasure
 }
 
 // /api/v4 pipelines, jobs, CI/CD variables and triggers, in GitLab's paths and shapes.
@@ -186,7 +190,7 @@ export async function ciRoutes(app: TypedApp, deps: CiRouteDeps): Promise<void> 
       created_at: j.created_at,
       started_at: j.started_at,
       finished_at: j.finished_at,
-      erased_at: null,
+      erased_at: j.erased_at,
       duration: seconds(j.started_at, j.finished_at),
       queued_duration: seconds(j.queued_at, j.started_at),
       user: userJson(j.user_id === null ? undefined : rel.users.get(j.user_id)),
@@ -576,6 +580,37 @@ export async function ciRoutes(app: TypedApp, deps: CiRouteDeps): Promise<void> 
       },
     )
   }
+
+  // Erase: Maintainers erase any job, Developers their own (GitLab's `erase_build`).
+  app.post(
+    '/projects/:id/jobs/:job_id/erase',
+    { schema: { summary: "Erase a finished job's log and artifacts", tags: ['ci'], params: JobParams } },
+    async (req, reply) => {
+      const { id, job_id } = req.params
+      const project = await ciProject(req, id, 'developer')
+      const job = await jobOf(project, job_id)
+      const { level } = await projects.projectFor(req.principal, project.id)
+      const own = req.principal.kind === 'user' && job.user_id === req.principal.userId
+      if (!own && !atLeast(level, 'maintainer'))
+        throw new WharfError('FORBIDDEN', `erasing another user's job needs the maintainer role in ${project.full_path}`, {
+          needs: 'maintainer',
+        })
+      return reply.code(201).send(await oneJobJson(project, await deps.jobErasure.erase(job)))
+    },
+  )
+
+  app.post(
+    '/projects/:id/jobs/:job_id/artifacts/keep',
+    { schema: { summary: "Keep a job's artifacts past their expiry", tags: ['ci'], params: JobParams } },
+    async (req) => {
+      const { id, job_id } = req.params
+      const project = await ciProject(req, id, 'developer')
+      const job = await jobOf(project, job_id)
+      if (!(await deps.artifacts.find(job.id))) throw new WharfError('NOT_FOUND', '404 Not Found: this job has no artifacts', {})
+      await deps.artifacts.keep(job.id)
+      return oneJobJson(project, job)
+    },
+  )
 
   // CI/CD variables of projects and groups (Maintainer+).
   for (const kind of ['project', 'group'] as const) {

@@ -164,6 +164,15 @@ export async function deleteArtifact(db: Executor, id: number): Promise<void> {
   await db.deleteFrom('ci_job_artifacts').where('id', '=', id).execute()
 }
 
+/** Keeps a job's artifacts past their expiry (GitLab's "keep"). */
+export async function keepArtifacts(db: Executor, jobId: number): Promise<void> {
+  await db.updateTable('ci_job_artifacts').set({ expire_at: null }).where('job_id', '=', jobId).execute()
+}
+
+export async function deleteTrace(db: Executor, jobId: number): Promise<void> {
+  await db.deleteFrom('ci_job_traces').where('job_id', '=', jobId).execute()
+}
+
 /** A page of the projects a project allows (oldest entry first), and their total. */
 export async function allowlistPage(
   db: Executor,

@@ -207,6 +207,8 @@ export interface CiJobsTable {
   /** Last sign of life from the runner (PUT state running, trace PATCH). */
   heartbeat_at: string | null
   exit_code: number | null
+  /** When its log and artifacts were erased (GitLab's job erase). */
+  erased_at: string | null
 }
 
 export interface CiVariablesTable {

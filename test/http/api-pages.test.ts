@@ -131,6 +131,7 @@ test('every list route pages with per_page and sends the pagination headers', as
     user_id: String(w.other.user.id),
     pipeline_id: String(w.pipeline.id),
     job_id: String(w.job.id),
+    ref_name: 'main',
     key: 'K',
     repository_id: String(repos[0]!.id),
     tag_name: '1',

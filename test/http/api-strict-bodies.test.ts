@@ -82,6 +82,11 @@ function writeRoutes(w: World): Record<string, { url: string; body: Json }> {
     'POST /api/v4/projects/:id/jobs/:job_id/cancel': { url: `/api/v4/projects/${p}/jobs/${w.job.id}/cancel`, body: {} },
     'POST /api/v4/projects/:id/jobs/:job_id/retry': { url: `/api/v4/projects/${p}/jobs/${w.job.id}/retry`, body: {} },
     'POST /api/v4/projects/:id/jobs/:job_id/play': { url: `/api/v4/projects/${p}/jobs/${w.job.id}/play`, body: {} },
+    'POST /api/v4/projects/:id/jobs/:job_id/erase': { url: `/api/v4/projects/${p}/jobs/${w.job.id}/erase`, body: {} },
+    'POST /api/v4/projects/:id/jobs/:job_id/artifacts/keep': {
+      url: `/api/v4/projects/${p}/jobs/${w.job.id}/artifacts/keep`,
+      body: {},
+    },
     'POST /api/v4/projects/:id/variables': {
       url: `/api/v4/projects/${p}/variables`,
       body: { key: 'NEW', value: 'v', variable_type: 'env_var', protected: false, masked: false, environment_scope: '*' },
