@@ -12,7 +12,8 @@ import type { CommitInfo, GitRepos } from '../git/repos.ts'
 import type { CiJob, Pipeline, Project, Runner, User } from '../metadata/schema.ts'
 import type { Groups, Projects } from '../projects/index.ts'
 import type { JobRelations, Pipelines } from './pipelines.ts'
-import { runnerJson } from './runners.ts'
+import { runnerJson, type Runners } from './runners.ts'
+import { JOB_STATUSES } from './state.ts'
 import type { Triggers } from './triggers.ts'
 import type { Artifacts } from './artifacts.ts'
 import type { JobErasure } from './job-erasure.ts'
@@ -28,6 +29,7 @@ export interface CiRouteDeps extends ApiUrls {
   repos: GitRepos
   artifacts: Artifacts
   jobErasure: JobErasure
+  runners: Runners
 }
 
 // /api/v4 pipelines, jobs, CI/CD variables and triggers, in GitLab's paths and shapes.
@@ -609,6 +611,55 @@ export async function ciRoutes(app: TypedApp, deps: CiRouteDeps): Promise<void> 
       if (!(await deps.artifacts.find(job.id))) throw new WharfError('NOT_FOUND', '404 Not Found: this job has no artifacts', {})
       await deps.artifacts.keep(job.id)
       return oneJobJson(project, job)
+    },
+  )
+
+  // The jobs a runner took, for those who manage it, with the project each belongs to (GitLab's JobBasicWithProject).
+  const RunnerJobsQuery = Type.Object({
+    ...PageQuery,
+    status: Type.Optional(StringEnum(JOB_STATUSES)),
+    order_by: Type.Optional(Type.Literal('id')),
+    sort: Type.Optional(StringEnum(['asc', 'desc'] as const)),
+  })
+  app.get(
+    '/runners/:id/jobs',
+    {
+      schema: {
+        summary: 'List the jobs a runner ran or runs',
+        tags: ['runner'],
+        params: Type.Object({ id: Type.Integer() }),
+        querystring: RunnerJobsQuery,
+      },
+    },
+    async (req, reply) => {
+      const q = req.query
+      const page = pageOf(q)
+      const { rows, total } = await deps.runners.pageJobs(req.principal, req.params.id, {
+        statuses: q.status === undefined ? undefined : [q.status],
+        ascending: q.sort === 'asc',
+        limit: page.limit,
+        offset: page.offset,
+      })
+      // One lookup per project on the page, the job entities per project (one git process each).
+      const byProject = new Map<number, CiJob[]>()
+      for (const j of rows) byProject.set(j.project_id, [...(byProject.get(j.project_id) ?? []), j])
+      const out = new Map<number, unknown>()
+      for (const [projectId, jobs] of byProject) {
+        const project = await projects.findProjectRef(projectId)
+        if (!project) continue
+        const entities = await jobsJson(project, jobs)
+        const projectJson = {
+          id: project.id,
+          name: project.name,
+          name_with_namespace: project.full_path,
+          path: project.path,
+          path_with_namespace: project.full_path,
+          created_at: project.created_at,
+        }
+        for (const e of entities) out.set(e.id, { ...e, project: projectJson })
+      }
+      setPageHeaders(req, reply, deps.publicUrl, page, total)
+      return rows.map((j) => out.get(j.id)).filter((e) => e !== undefined)
     },
   )
 

@@ -435,6 +435,8 @@ const RefArtifactFileParams = Type.Object({
   '*': Type.String({ minLength: 1 }),
 })
 const RefArtifactsQuery = Type.Object({ job: Type.String({ minLength: 1 }) })
+const EnableRunnerBody = Body({ runner_id: Type.Integer() })
+const ProjectRunnerParams = Type.Object({ id: Type.String(), runner_id: Type.Integer() })
 const AllowlistParams = Type.Object({ id: Type.String(), target_project_id: Type.Integer() })
 const AllowlistBody = Body({ target_project_id: Type.Integer() })
 
@@ -555,6 +557,32 @@ export async function runnerApiRoutes(app: TypedApp, deps: RunnerApiDeps): Promi
       })
       setPageHeaders(req, reply, deps.publicUrl, page, total)
       return rows.map((r) => runnerJson(r))
+    },
+  )
+
+  app.post(
+    '/projects/:id/runners',
+    {
+      schema: {
+        summary: 'Enable a project runner you manage for this project',
+        tags: ['runner'],
+        params: IdParam,
+        body: EnableRunnerBody,
+      },
+    },
+    async (req, reply) => {
+      const { project } = await projects.projectFor(req.principal, req.params.id, 'maintainer')
+      return reply.code(201).send(runnerJson(await runners.enableForProject(req.principal, project, req.body.runner_id)))
+    },
+  )
+
+  app.delete(
+    '/projects/:id/runners/:runner_id',
+    { schema: { summary: 'Disable a project runner for this project', tags: ['runner'], params: ProjectRunnerParams } },
+    async (req, reply) => {
+      const { project } = await projects.projectFor(req.principal, req.params.id, 'maintainer')
+      await runners.disableForProject(project, req.params.runner_id)
+      return reply.code(204).send()
     },
   )
 

@@ -296,6 +296,7 @@ export interface Database {
   runners: RunnersTable
   ci_job_traces: CiJobTracesTable
   ci_job_artifacts: CiJobArtifactsTable
+  runner_projects: RunnerProjectsTable
   job_token_allowlist: JobTokenAllowlistTable
   push_events: PushEventsTable
   dependency_proxy_repositories: DependencyProxyRepositoriesTable
@@ -428,6 +429,13 @@ export interface RunnersTable {
   architecture: string | null
   executor: string | null
   ip_address: string | null
+}
+
+/** Projects a project runner is enabled for besides its own (`runners.project_id`). */
+export interface RunnerProjectsTable {
+  runner_id: number
+  project_id: number
+  created_at: string
 }
 
 export interface CiJobTracesTable {

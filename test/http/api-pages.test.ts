@@ -79,6 +79,8 @@ async function populate(h: ApiHarness, w: World) {
     await h.services.accessTokens.createPat(w.root.user.id, { name: `extra${i}`, scopes: ['api'] }, 'test')
   }
   for (const p of [w.target, ...extra]) await ci.jobTokens.allow(w.project.id, p)
+  // The world's runner ran every job (GET /runners/:id/jobs); a runner claims through the protocol elsewhere.
+  await h.db.updateTable('ci_jobs').set({ runner_id: w.runner.id }).where('project_id', '=', w.project.id).execute()
   for (const [owner, hook] of [
     [{ projectId: w.project.id }, w.hook],
     [{ groupId: w.group.id }, w.groupHook],
@@ -228,6 +230,7 @@ test('every list route pages with per_page and sends the pagination headers', as
       '/api/v4/projects/:id/triggers',
       '/api/v4/projects/:id/variables',
       '/api/v4/runners',
+      '/api/v4/runners/:id/jobs',
       '/api/v4/runners/all',
       '/api/v4/users',
     ].sort(),

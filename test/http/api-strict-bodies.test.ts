@@ -103,6 +103,7 @@ function writeRoutes(w: World): Record<string, { url: string; body: Json }> {
       url: '/api/v4/user/runners',
       body: { runner_type: 'project_type', project_id: p, description: 'r', tag_list: ['a'] },
     },
+    'POST /api/v4/projects/:id/runners': { url: `/api/v4/projects/${p}/runners`, body: { runner_id: w.runner.id } },
     'PUT /api/v4/runners/:id': { url: `/api/v4/runners/${w.runner.id}`, body: { paused: true, description: 'r' } },
     'POST /api/v4/admin/signing_keys/rotate': { url: '/api/v4/admin/signing_keys/rotate', body: {} },
     'POST /api/v4/projects/:id/job_token_scope/allowlist': {
