@@ -205,6 +205,7 @@ test('every list route pages with per_page and sends the pagination headers', as
       '/api/v4/groups/:id/registry/repositories',
       '/api/v4/groups/:id/runners',
       '/api/v4/groups/:id/variables',
+      '/api/v4/namespaces',
       '/api/v4/personal_access_tokens',
       '/api/v4/projects',
       '/api/v4/projects/:id/deploy_tokens',
