@@ -308,6 +308,44 @@ out({'all': rn.id in everyone, 'desc': got.description, 'tags': got.tag_list, 'a
     assert.deepEqual(r, { all: true, desc: 'shared runner', tags: ['docker'], after: false, mine: true, project: true })
   })
 
+  it("project runners enabled for another project and disabled; a runner's jobs", async () => {
+    const app = await wharf.api('GET', '/api/v4/projects/compat%2Fapp')
+    const created = await wharf.api('POST', '/api/v4/user/runners', { runner_type: 'project_type', project_id: app.json.id })
+    assert.equal(created.status, 201, created.describe)
+    const r = await py(
+      `
+rid = int(os.environ['RUNNER'])
+g = gl.groups.get('compat')
+target = gl.projects.create({'name': 'runner-target', 'namespace_id': g.id})
+enabled = target.runners.create({'runner_id': rid})
+listed = [x.id for x in target.runners.list()]
+target.runners.delete(rid)
+after = [x.id for x in target.runners.list()]
+jobs = gl.runners.get(rid).jobs.list(status='running')
+out({'enabled': enabled.id == rid, 'listed': rid in listed, 'after': rid in after, 'jobs': jobs})
+`,
+      { RUNNER: String(created.json.id) },
+    )
+    assert.deepEqual(r, { enabled: true, listed: true, after: false, jobs: [] })
+  })
+
+  it('namespaces, group registry repositories and a registry repository by id', async () => {
+    const r = await py(`
+mine = [n.full_path for n in gl.namespaces.list(get_all=True)]
+found = [n.full_path for n in gl.namespaces.list(search='compat')]
+repos = gl.groups.get('compat').registry_repositories.list(get_all=True)
+one = gl.registry_repositories.get(repos[0].id, tags=True, tags_count=True)
+out({'root': 'root' in mine, 'compat': 'compat' in mine, 'found': found[:1], 'paths': sorted(x.path for x in repos), 'one': [one.path, one.tags_count, sorted(t['name'] for t in one.tags)]})
+`)
+    assert.deepEqual(r, {
+      root: true,
+      compat: true,
+      found: ['compat'],
+      paths: ['compat/app', 'compat/app/extra'],
+      one: ['compat/app', 2, ['v1', 'v2']],
+    })
+  })
+
   it('webhooks: project and group hooks created, listed, updated, deleted; a push is delivered to the receiver', async () => {
     const url = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/hook`
     const r = await py(
