@@ -135,8 +135,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
         registryUsage: deps.registry.manifests,
       })
       await api.register(userRoutes, { users, accessTokens, apiTokens: deps.apiTokens, credentials, publicUrl })
-      await api.register(registryApiRoutes, { ...urls, projects, manifests: deps.registry.manifests, credentials })
-      await api.register(tagProtectionRoutes, { ...urls, projects, manifests: deps.registry.manifests, credentials })
+      await api.register(registryApiRoutes, { ...urls, projects, groups, manifests: deps.registry.manifests, credentials })
+      await api.register(tagProtectionRoutes, { ...urls, projects, groups, manifests: deps.registry.manifests, credentials })
       apiIndexRoutes(api, openapi)
       if (deps.hooks) await api.register(hookRoutes, { hooks: deps.hooks, projects, groups, publicUrl: deps.publicUrl })
       await api.register(adminRoutes, {

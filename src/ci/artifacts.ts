@@ -7,6 +7,7 @@ import { basename, join } from 'node:path'
 import { Transform, type Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import type { Kysely } from 'kysely'
+import yauzl from 'yauzl'
 import { WharfError } from '../core/errors.ts'
 import { nowIso } from '../metadata/db.ts'
 import type { CiJob, CiJobArtifact, Database } from '../metadata/schema.ts'
@@ -127,6 +128,48 @@ export class Artifacts {
 
   open(a: CiJobArtifact): Readable {
     return createReadStream(this.path(a))
+  }
+
+  /**
+   * One file inside a zip archive, streamed from the archive on disk (yauzl reads only its central
+   * directory and that entry). NOT_FOUND when the archive has no such file or is not a readable zip.
+   */
+  async entry(a: CiJobArtifact, path: string): Promise<{ stream: Readable; size: number; name: string }> {
+    const wanted = path.replace(/^\/+/, '')
+    const missing = () => new WharfError('NOT_FOUND', '404 Artifact Not Found', { path: wanted })
+    if (a.file_format !== 'zip' || wanted === '' || wanted.endsWith('/')) throw missing()
+    const zf = await new Promise<yauzl.ZipFile>((resolve, reject) =>
+      yauzl.open(this.path(a), { lazyEntries: true, autoClose: false }, (err, z) => (err ? reject(missing()) : resolve(z!))),
+    )
+    try {
+      const entry = await new Promise<yauzl.Entry | undefined>((resolve, reject) => {
+        zf.on('entry', (e: yauzl.Entry) => (e.fileName.replaceAll('\\', '/') === wanted ? resolve(e) : zf.readEntry()))
+        zf.on('end', () => resolve(undefined))
+        zf.on('error', () => reject(missing()))
+        zf.readEntry()
+      })
+      if (!entry) throw missing()
+      const stream = await new Promise<Readable>((resolve, reject) =>
+        zf.openReadStream(entry, (err, s) => (err ? reject(missing()) : resolve(s!))),
+      )
+      return { stream, size: entry.uncompressedSize, name: basename(wanted) }
+    } finally {
+      // The open entry stream keeps the file open until it ends; closing here releases it then.
+      zf.close()
+    }
+  }
+
+  /** Keeps a job's artifacts past their expiry. */
+  keep(jobId: number): Promise<void> {
+    return rq.keepArtifacts(this.db, jobId)
+  }
+
+  /** Deletes every artifact of a job (rows first, so nothing points at a removed file). */
+  async removeAll(jobId: number): Promise<void> {
+    for (const a of await rq.jobArtifacts(this.db, [jobId])) {
+      await rq.deleteArtifact(this.db, a.id)
+      await rm(this.path(a), { force: true })
+    }
   }
 
   /** Deletes artifacts past their expiry; returns how many. */

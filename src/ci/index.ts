@@ -14,6 +14,7 @@ import { Pipelines } from './pipelines.ts'
 import { JobPayloads } from './job-payload.ts'
 import { JobQueue } from './job-queue.ts'
 import { JobSweeper } from './job-sweeper.ts'
+import { JobErasure } from './job-erasure.ts'
 import { JobUpdates } from './job-updates.ts'
 import { Runners, type RunnerDomains } from './runners.ts'
 import { TraceStore } from './traces.ts'
@@ -38,6 +39,7 @@ export interface Ci {
   jobTokens: JobTokens
   traces: TraceStore
   artifacts: Artifacts
+  jobErasure: JobErasure
 }
 
 export interface CiOptions {
@@ -94,5 +96,6 @@ export function createCi(db: Kysely<Database>, git: GitHosting, domains: RunnerD
     jobTokens,
     traces,
     artifacts,
+    jobErasure: new JobErasure({ pipelines, traces, artifacts }),
   }
 }

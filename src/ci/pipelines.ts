@@ -470,6 +470,14 @@ export class Pipelines {
     return q.findJob(this.db, id)
   }
 
+  markErased(jobId: number, at: string): Promise<void> {
+    return q.updateJob(this.db, jobId, { erased_at: at })
+  }
+
+  latestSuccessfulJob(projectId: number, ref: string, name: string): Promise<CiJob | undefined> {
+    return q.latestSuccessfulJob(this.db, projectId, ref, name)
+  }
+
   jobs(pipelineId: number, includeRetried = false): Promise<CiJob[]> {
     return q.pipelineJobs(this.db, pipelineId, includeRetried)
   }

@@ -190,6 +190,31 @@ export async function pageJobs(
   return { rows, total: Number(n.n) }
 }
 
+/**
+ * The job named `name` of the newest successful pipeline on `ref` (GitLab's
+ * `latest_successful_build_for_ref`): its current attempt, if that succeeded.
+ */
+export async function latestSuccessfulJob(db: Executor, projectId: number, ref: string, name: string): Promise<CiJob | undefined> {
+  const pipeline = await db
+    .selectFrom('pipelines')
+    .select('id')
+    .where('project_id', '=', projectId)
+    .where('ref', '=', ref)
+    .where('status', '=', 'success')
+    .orderBy('id', 'desc')
+    .limit(1)
+    .executeTakeFirst()
+  if (!pipeline) return undefined
+  return db
+    .selectFrom('ci_jobs')
+    .selectAll()
+    .where('pipeline_id', '=', pipeline.id)
+    .where('name', '=', name)
+    .where('retried', '=', 0)
+    .where('status', '=', 'success')
+    .executeTakeFirst()
+}
+
 export async function findPipelines(db: Executor, ids: number[]): Promise<Pipeline[]> {
   return ids.length ? db.selectFrom('pipelines').selectAll().where('id', 'in', ids).execute() : []
 }

@@ -12,8 +12,11 @@ import type { CommitInfo, GitRepos } from '../git/repos.ts'
 import type { CiJob, Pipeline, Project, Runner, User } from '../metadata/schema.ts'
 import type { Groups, Projects } from '../projects/index.ts'
 import type { JobRelations, Pipelines } from './pipelines.ts'
-import { runnerJson } from './runners.ts'
+import { runnerJson, type Runners } from './runners.ts'
+import { JOB_STATUSES } from './state.ts'
 import type { Triggers } from './triggers.ts'
+import type { Artifacts } from './artifacts.ts'
+import type { JobErasure } from './job-erasure.ts'
 import { variableJson, type CiVariables } from './variables.ts'
 
 export interface CiRouteDeps extends ApiUrls {
@@ -24,6 +27,9 @@ export interface CiRouteDeps extends ApiUrls {
   variables: CiVariables
   triggers: Triggers
   repos: GitRepos
+  artifacts: Artifacts
+  jobErasure: JobErasure
+  runners: Runners
 }
 
 // /api/v4 pipelines, jobs, CI/CD variables and triggers, in GitLab's paths and shapes.
@@ -186,7 +192,7 @@ export async function ciRoutes(app: TypedApp, deps: CiRouteDeps): Promise<void> 
       created_at: j.created_at,
       started_at: j.started_at,
       finished_at: j.finished_at,
-      erased_at: null,
+      erased_at: j.erased_at,
       duration: seconds(j.started_at, j.finished_at),
       queued_duration: seconds(j.queued_at, j.started_at),
       user: userJson(j.user_id === null ? undefined : rel.users.get(j.user_id)),
@@ -576,6 +582,86 @@ export async function ciRoutes(app: TypedApp, deps: CiRouteDeps): Promise<void> 
       },
     )
   }
+
+  // Erase: Maintainers erase any job, Developers their own (GitLab's `erase_build`).
+  app.post(
+    '/projects/:id/jobs/:job_id/erase',
+    { schema: { summary: "Erase a finished job's log and artifacts", tags: ['ci'], params: JobParams } },
+    async (req, reply) => {
+      const { id, job_id } = req.params
+      const project = await ciProject(req, id, 'developer')
+      const job = await jobOf(project, job_id)
+      const { level } = await projects.projectFor(req.principal, project.id)
+      const own = req.principal.kind === 'user' && job.user_id === req.principal.userId
+      if (!own && !atLeast(level, 'maintainer'))
+        throw new WharfError('FORBIDDEN', `erasing another user's job needs the maintainer role in ${project.full_path}`, {
+          needs: 'maintainer',
+        })
+      return reply.code(201).send(await oneJobJson(project, await deps.jobErasure.erase(job)))
+    },
+  )
+
+  app.post(
+    '/projects/:id/jobs/:job_id/artifacts/keep',
+    { schema: { summary: "Keep a job's artifacts past their expiry", tags: ['ci'], params: JobParams } },
+    async (req) => {
+      const { id, job_id } = req.params
+      const project = await ciProject(req, id, 'developer')
+      const job = await jobOf(project, job_id)
+      if (!(await deps.artifacts.find(job.id))) throw new WharfError('NOT_FOUND', '404 Not Found: this job has no artifacts', {})
+      await deps.artifacts.keep(job.id)
+      return oneJobJson(project, job)
+    },
+  )
+
+  // The jobs a runner took, for those who manage it, with the project each belongs to (GitLab's JobBasicWithProject).
+  const RunnerJobsQuery = Type.Object({
+    ...PageQuery,
+    status: Type.Optional(StringEnum(JOB_STATUSES)),
+    order_by: Type.Optional(Type.Literal('id')),
+    sort: Type.Optional(StringEnum(['asc', 'desc'] as const)),
+  })
+  app.get(
+    '/runners/:id/jobs',
+    {
+      schema: {
+        summary: 'List the jobs a runner ran or runs',
+        tags: ['runner'],
+        params: Type.Object({ id: Type.Integer() }),
+        querystring: RunnerJobsQuery,
+      },
+    },
+    async (req, reply) => {
+      const q = req.query
+      const page = pageOf(q)
+      const { rows, total } = await deps.runners.pageJobs(req.principal, req.params.id, {
+        statuses: q.status === undefined ? undefined : [q.status],
+        ascending: q.sort === 'asc',
+        limit: page.limit,
+        offset: page.offset,
+      })
+      // One lookup per project on the page, the job entities per project (one git process each).
+      const byProject = new Map<number, CiJob[]>()
+      for (const j of rows) byProject.set(j.project_id, [...(byProject.get(j.project_id) ?? []), j])
+      const out = new Map<number, unknown>()
+      for (const [projectId, jobs] of byProject) {
+        const project = await projects.findProjectRef(projectId)
+        if (!project) continue
+        const entities = await jobsJson(project, jobs)
+        const projectJson = {
+          id: project.id,
+          name: project.name,
+          name_with_namespace: project.full_path,
+          path: project.path,
+          path_with_namespace: project.full_path,
+          created_at: project.created_at,
+        }
+        for (const e of entities) out.set(e.id, { ...e, project: projectJson })
+      }
+      setPageHeaders(req, reply, deps.publicUrl, page, total)
+      return rows.map((j) => out.get(j.id)).filter((e) => e !== undefined)
+    },
+  )
 
   // CI/CD variables of projects and groups (Maintainer+).
   for (const kind of ['project', 'group'] as const) {

@@ -62,7 +62,12 @@ export async function pageRunners(
   if (f.projectIds || f.namespaceIds || f.instance) {
     q = q.where((eb) => {
       const ors = []
-      if (f.projectIds?.length) ors.push(eb('project_id', 'in', f.projectIds))
+      if (f.projectIds?.length) {
+        ors.push(eb('project_id', 'in', f.projectIds))
+        ors.push(
+          eb('id', 'in', eb.selectFrom('runner_projects').select('runner_id').where('runner_projects.project_id', 'in', f.projectIds)),
+        )
+      }
       if (f.namespaceIds?.length) ors.push(eb('namespace_id', 'in', f.namespaceIds))
       if (f.instance) ors.push(eb('runner_type', '=', 'instance_type'))
       return ors.length ? eb.or(ors) : eb.val(false)
@@ -83,6 +88,49 @@ export async function updateRunner(db: Executor, id: number, set: Partial<Omit<R
 
 export async function deleteRunner(db: Executor, id: number): Promise<void> {
   await db.deleteFrom('runners').where('id', '=', id).execute()
+}
+
+/** The projects a runner is enabled for besides its own. */
+export async function linkedProjectIds(db: Executor, runnerId: number): Promise<number[]> {
+  const rows = await db.selectFrom('runner_projects').select('project_id').where('runner_id', '=', runnerId).execute()
+  return rows.map((r) => r.project_id)
+}
+
+/** Enables a runner for a project; false when it already was. */
+export async function linkRunnerProject(db: Executor, runnerId: number, projectId: number): Promise<boolean> {
+  const r = await db
+    .insertInto('runner_projects')
+    .values({ runner_id: runnerId, project_id: projectId, created_at: nowIso() })
+    .onConflict((oc) => oc.columns(['runner_id', 'project_id']).doNothing())
+    .executeTakeFirst()
+  return Number(r.numInsertedOrUpdatedRows ?? 0) > 0
+}
+
+export async function unlinkRunnerProject(db: Executor, runnerId: number, projectId: number): Promise<boolean> {
+  const r = await db.deleteFrom('runner_projects').where('runner_id', '=', runnerId).where('project_id', '=', projectId).executeTakeFirst()
+  return Number(r.numDeletedRows) > 0
+}
+
+/** A page of the jobs a runner took (newest first), optionally of some statuses, and their total. */
+export async function pageRunnerJobs(
+  db: Executor,
+  runnerId: number,
+  f: { statuses?: string[] | undefined; projectIds?: number[]; limit: number; offset: number; ascending?: boolean },
+): Promise<{ rows: CiJob[]; total: number }> {
+  let base = db.selectFrom('ci_jobs').where('runner_id', '=', runnerId)
+  if (f.projectIds) {
+    if (f.projectIds.length === 0) return { rows: [], total: 0 }
+    base = base.where('project_id', 'in', f.projectIds)
+  }
+  if (f.statuses?.length) base = base.where('status', 'in', f.statuses)
+  const rows = await base
+    .selectAll()
+    .orderBy('id', f.ascending ? 'asc' : 'desc')
+    .limit(f.limit)
+    .offset(f.offset)
+    .execute()
+  const n = await base.select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()
+  return { rows, total: Number(n.n) }
 }
 
 /** Pending jobs (current attempts) in queue order after `afterId`, optionally only of some projects. */
@@ -162,6 +210,15 @@ export async function expiredArtifacts(db: Executor, now: string): Promise<CiJob
 
 export async function deleteArtifact(db: Executor, id: number): Promise<void> {
   await db.deleteFrom('ci_job_artifacts').where('id', '=', id).execute()
+}
+
+/** Keeps a job's artifacts past their expiry (GitLab's "keep"). */
+export async function keepArtifacts(db: Executor, jobId: number): Promise<void> {
+  await db.updateTable('ci_job_artifacts').set({ expire_at: null }).where('job_id', '=', jobId).execute()
+}
+
+export async function deleteTrace(db: Executor, jobId: number): Promise<void> {
+  await db.deleteFrom('ci_job_traces').where('job_id', '=', jobId).execute()
 }
 
 /** A page of the projects a project allows (oldest entry first), and their total. */

@@ -389,6 +389,18 @@ async function sendArchive(reply: FastifyReply, artifacts: Artifacts, job: CiJob
     .send(artifacts.open(a))
 }
 
+/** One file of a job's zip archive, as GitLab sends it: an attachment named after the file. */
+async function sendArtifactFile(reply: FastifyReply, artifacts: Artifacts, job: CiJob, path: string): Promise<FastifyReply> {
+  const a = await artifacts.find(job.id)
+  if (!a) throw new WharfError('NOT_FOUND', '404 Not Found: this job has no artifacts', {})
+  const file = await artifacts.entry(a, path)
+  return reply
+    .header('Content-Type', 'application/octet-stream')
+    .header('Content-Length', String(file.size))
+    .header('Content-Disposition', `attachment; filename="${file.name.replace(/[^\x20-\x7e]|["\\]/g, '_')}"`)
+    .send(file.stream)
+}
+
 // ---------------------------------------------------------------------------------------------
 
 export interface RunnerApiDeps extends ApiUrls, RunnerCi {
@@ -415,6 +427,16 @@ const RunnerUpdateBody = Body({
   maintenance_note: Type.Optional(Type.String({ maxLength: 1024 })),
 })
 const JobParams = Type.Object({ id: Type.String(), job_id: Type.Integer() })
+const ArtifactFileParams = Type.Object({ id: Type.String(), job_id: Type.Integer(), '*': Type.String({ minLength: 1 }) })
+const RefArtifactsParams = Type.Object({ id: Type.String(), ref_name: Type.String({ minLength: 1 }) })
+const RefArtifactFileParams = Type.Object({
+  id: Type.String(),
+  ref_name: Type.String({ minLength: 1 }),
+  '*': Type.String({ minLength: 1 }),
+})
+const RefArtifactsQuery = Type.Object({ job: Type.String({ minLength: 1 }) })
+const EnableRunnerBody = Body({ runner_id: Type.Integer() })
+const ProjectRunnerParams = Type.Object({ id: Type.String(), runner_id: Type.Integer() })
 const AllowlistParams = Type.Object({ id: Type.String(), target_project_id: Type.Integer() })
 const AllowlistBody = Body({ target_project_id: Type.Integer() })
 
@@ -439,6 +461,21 @@ export async function runnerApiRoutes(app: TypedApp, deps: RunnerApiDeps): Promi
     const j = await pipelines.findJob(id)
     if (!j || j.project_id !== project.id) throw new WharfError('NOT_FOUND', 'Job Not Found', {})
     return j
+  }
+  /** The project whose artifacts are read: as its jobs are for users; for a job token, when the project allow-lists the job's. */
+  const artifactsProject = async (req: FastifyRequest, id: string): Promise<Project> => {
+    const p = req.principal
+    if (p.kind !== 'job') return readableProject(req, id)
+    const found = await projects.findProjectRef(id)
+    if (!found) throw new WharfError('NOT_FOUND', 'Project Not Found', {})
+    const facts = await jobTokens.projectFacts(p, found)
+    if (!facts.job?.allowlisted)
+      throw new WharfError(
+        'FORBIDDEN',
+        `${found.full_path} does not allow CI job tokens from project ${p.projectId} (job token allowlist)`,
+        {},
+      )
+    return found
   }
 
   app.post(
@@ -523,6 +560,32 @@ export async function runnerApiRoutes(app: TypedApp, deps: RunnerApiDeps): Promi
     },
   )
 
+  app.post(
+    '/projects/:id/runners',
+    {
+      schema: {
+        summary: 'Enable a project runner you manage for this project',
+        tags: ['runner'],
+        params: IdParam,
+        body: EnableRunnerBody,
+      },
+    },
+    async (req, reply) => {
+      const { project } = await projects.projectFor(req.principal, req.params.id, 'maintainer')
+      return reply.code(201).send(runnerJson(await runners.enableForProject(req.principal, project, req.body.runner_id)))
+    },
+  )
+
+  app.delete(
+    '/projects/:id/runners/:runner_id',
+    { schema: { summary: 'Disable a project runner for this project', tags: ['runner'], params: ProjectRunnerParams } },
+    async (req, reply) => {
+      const { project } = await projects.projectFor(req.principal, req.params.id, 'maintainer')
+      await runners.disableForProject(project, req.params.runner_id)
+      return reply.code(204).send()
+    },
+  )
+
   app.get(
     '/groups/:id/runners',
     { schema: { summary: "Runners that can run a group's jobs", tags: ['runner'], params: IdParam, querystring: RunnerListQuery } },
@@ -579,21 +642,61 @@ export async function runnerApiRoutes(app: TypedApp, deps: RunnerApiDeps): Promi
     },
     async (req, reply) => {
       const { id, job_id } = req.params
-      const p = req.principal
-      let project: Project
-      if (p.kind === 'job') {
-        const found = await projects.findProjectRef(id)
-        if (!found) throw new WharfError('NOT_FOUND', 'Project Not Found', {})
-        const facts = await jobTokens.projectFacts(p, found)
-        if (!facts.job?.allowlisted)
-          throw new WharfError(
-            'FORBIDDEN',
-            `${found.full_path} does not allow CI job tokens from project ${p.projectId} (job token allowlist)`,
-            {},
-          )
-        project = found
-      } else project = await readableProject(req, id)
-      return sendArchive(reply, artifacts, await jobOf(project, job_id))
+      return sendArchive(reply, artifacts, await jobOf(await artifactsProject(req, id), job_id))
+    },
+  )
+
+  // A file inside a job's zip archive, streamed out of it.
+  app.get(
+    '/projects/:id/jobs/:job_id/artifacts/*',
+    {
+      schema: { summary: "Download one file of a job's artifacts archive", tags: ['ci'], params: ArtifactFileParams },
+      config: { public: true, jobToken: true },
+    },
+    async (req, reply) => {
+      const { id, job_id, '*': path } = req.params
+      return sendArtifactFile(reply, artifacts, await jobOf(await artifactsProject(req, id), job_id), path)
+    },
+  )
+
+  // The artifacts of the newest successful pipeline's job `job` on a branch or tag.
+  const latestJob = async (project: Project, ref: string, name: string): Promise<CiJob> => {
+    const job = await pipelines.latestSuccessfulJob(project.id, ref, name)
+    if (!job) throw new WharfError('NOT_FOUND', '404 Not found', { ref, job: name })
+    return job
+  }
+  app.get(
+    '/projects/:id/jobs/artifacts/:ref_name/download',
+    {
+      schema: {
+        summary: "Download the artifacts archive of a ref's latest successful job of a name",
+        tags: ['ci'],
+        params: RefArtifactsParams,
+        querystring: RefArtifactsQuery,
+      },
+      config: { public: true, jobToken: true },
+    },
+    async (req, reply) => {
+      const { id, ref_name } = req.params
+      const project = await artifactsProject(req, id)
+      return sendArchive(reply, artifacts, await latestJob(project, ref_name, req.query.job))
+    },
+  )
+  app.get(
+    '/projects/:id/jobs/artifacts/:ref_name/raw/*',
+    {
+      schema: {
+        summary: "Download one file of the artifacts of a ref's latest successful job of a name",
+        tags: ['ci'],
+        params: RefArtifactFileParams,
+        querystring: RefArtifactsQuery,
+      },
+      config: { public: true, jobToken: true },
+    },
+    async (req, reply) => {
+      const { id, ref_name, '*': path } = req.params
+      const project = await artifactsProject(req, id)
+      return sendArtifactFile(reply, artifacts, await latestJob(project, ref_name, req.query.job), path)
     },
   )
 

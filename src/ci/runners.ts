@@ -8,7 +8,7 @@ import type { Principal } from '../auth/principals.ts'
 import { ACCESS_LEVELS, atLeast } from '../auth/roles.ts'
 import { secretDigest } from '../core/secrets.ts'
 import { WharfError } from '../core/errors.ts'
-import type { Database, Namespace, Project, Runner } from '../metadata/schema.ts'
+import type { CiJob, Database, Namespace, Project, Runner } from '../metadata/schema.ts'
 import * as projectQueries from '../projects/queries.ts'
 import type { Groups, ProjectAccess, Projects } from '../projects/index.ts'
 import type { Users } from '../users/index.ts'
@@ -172,7 +172,7 @@ export class Runners {
       case 'instance_type':
         return undefined
       case 'project_type':
-        return r.project_id === null ? [] : [r.project_id]
+        return [...(r.project_id === null ? [] : [r.project_id]), ...(await rq.linkedProjectIds(this.db, r.id))]
       case 'group_type': {
         if (r.namespace_id === null) return []
         const all = await projectQueries.allNamespaces(this.db)
@@ -228,9 +228,12 @@ export class Runners {
     const r = await rq.findRunner(this.db, id)
     if (!r) throw new WharfError('NOT_FOUND', 'Runner Not Found', {})
     if (actor.is_admin) return r
-    if (r.runner_type === 'project_type' && r.project_id !== null) {
-      const project = await projectQueries.findProject(this.db, r.project_id)
-      if (project && atLeast(await this.d.projectAccess.projectLevel(actor, project), 'maintainer')) return r
+    // A project runner is managed by the maintainers of any project it is enabled for (GitLab's owned runners).
+    if (r.runner_type === 'project_type') {
+      for (const id of (await this.scopeProjectIds(r)) ?? []) {
+        const project = await projectQueries.findProject(this.db, id)
+        if (project && atLeast(await this.d.projectAccess.projectLevel(actor, project), 'maintainer')) return r
+      }
     }
     if (r.runner_type === 'group_type' && r.namespace_id !== null) {
       const ns = await projectQueries.findNamespace(this.db, r.namespace_id)
@@ -260,6 +263,52 @@ export class Runners {
   async remove(p: Principal, id: number): Promise<void> {
     const r = await this.manageable(p, id)
     await rq.deleteRunner(this.db, r.id)
+  }
+
+  /**
+   * Enables a project runner the caller manages for another project the caller maintains (GitLab's
+   * `POST /projects/:id/runners`); group and instance runners, and locked ones, cannot be.
+   */
+  async enableForProject(p: Principal, project: Project, runnerId: number): Promise<Runner> {
+    const r = await rq.findRunner(this.db, runnerId)
+    if (!r) throw new WharfError('NOT_FOUND', 'Runner Not Found', {})
+    if (r.runner_type === 'group_type') throw new WharfError('FORBIDDEN', 'Runner is a group runner', {})
+    if (r.runner_type === 'instance_type') throw new WharfError('FORBIDDEN', 'Runner is an instance runner', {})
+    if (r.locked === 1) throw new WharfError('FORBIDDEN', 'Runner is locked', {})
+    const managed = await this.manageable(p, r.id).then(
+      () => true,
+      () => false,
+    )
+    if (!managed) throw new WharfError('FORBIDDEN', 'No access granted', {})
+    if (r.project_id === project.id || !(await rq.linkRunnerProject(this.db, r.id, project.id)))
+      throw new WharfError('BAD_REQUEST', 'Runner has already been taken by this project', { runner_id: r.id })
+    return r
+  }
+
+  /** Disables a runner for a project it was enabled for; never for the project it belongs to. */
+  async disableForProject(project: Project, runnerId: number): Promise<void> {
+    const r = await rq.findRunner(this.db, runnerId)
+    if (r?.runner_type === 'project_type' && r.project_id === project.id)
+      throw new WharfError('FORBIDDEN', 'You cannot unassign a runner from the owner project. Delete the runner instead', {})
+    if (!r || !(await rq.unlinkRunnerProject(this.db, r.id, project.id))) throw new WharfError('NOT_FOUND', 'Runner Not Found', {})
+  }
+
+  /** A page of the jobs a runner took, newest first (for those who manage the runner). */
+  async pageJobs(
+    p: Principal,
+    runnerId: number,
+    f: { statuses?: string[] | undefined; limit: number; offset: number; ascending?: boolean },
+  ): Promise<{ rows: CiJob[]; total: number }> {
+    const actor = await this.d.users.actor(p)
+    const r = await this.manageable(p, runnerId)
+    if (actor.is_admin) return rq.pageRunnerJobs(this.db, r.id, f)
+    // Others see the jobs of the runner's projects they can read (GitLab's RunnerJobsFinder).
+    const readable: number[] = []
+    for (const id of (await this.scopeProjectIds(r)) ?? []) {
+      const project = await projectQueries.findProject(this.db, id)
+      if (project && atLeast(await this.d.projectAccess.projectLevel(actor, project), 'reporter')) readable.push(id)
+    }
+    return rq.pageRunnerJobs(this.db, r.id, { ...f, projectIds: readable })
   }
 
   private async managedScopes(userId: number): Promise<{ projectIds: number[]; namespaceIds: number[] }> {

@@ -2,7 +2,7 @@
 // `PATCH /jobs/:id/trace` with `Content-Range`), stored under `<ci>/traces/<job id>.log` with every
 // masked variable value replaced by `[MASKED]` before it reaches the disk.
 import { createReadStream } from 'node:fs'
-import { mkdir, open, stat } from 'node:fs/promises'
+import { mkdir, open, rm, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { Transform, type Readable } from 'node:stream'
 import type { Kysely } from 'kysely'
@@ -269,17 +269,28 @@ export class TraceStore {
 
   /** Stored size and a stream from `start` (the recorded size bounds it, never a half-written append). */
   async read(jobId: number, start = 0): Promise<{ size: number; stream: Readable | undefined }> {
-    const st = await this.state(jobId)
-    let size = st.stored
-    if (size === 0) {
-      // A log written before it was recorded (or none): trust the file, if any.
-      size = await stat(this.path(jobId)).then(
-        (s) => s.size,
-        () => 0,
-      )
-    }
+    const size = await this.size(jobId)
     if (start >= size) return { size, stream: undefined }
     return { size, stream: createReadStream(this.path(jobId), { start, end: size - 1 }) }
+  }
+
+  /** The stored size of a job's log (0 when it has none). */
+  async size(jobId: number): Promise<number> {
+    const st = await this.state(jobId)
+    if (st.stored > 0) return st.stored
+    // A log written before it was recorded (or none): trust the file, if any.
+    return stat(this.path(jobId)).then(
+      (s) => s.size,
+      () => 0,
+    )
+  }
+
+  /** Removes a job's log (GitLab's job erase), after any append in flight. */
+  erase(jobId: number): Promise<void> {
+    return this.exclusive(jobId, async () => {
+      await rq.deleteTrace(this.db, jobId)
+      await rm(this.path(jobId), { force: true })
+    })
   }
 
   private exclusive<T>(jobId: number, fn: () => Promise<T>): Promise<T> {

@@ -207,6 +207,8 @@ export interface CiJobsTable {
   /** Last sign of life from the runner (PUT state running, trace PATCH). */
   heartbeat_at: string | null
   exit_code: number | null
+  /** When its log and artifacts were erased (GitLab's job erase). */
+  erased_at: string | null
 }
 
 export interface CiVariablesTable {
@@ -294,6 +296,7 @@ export interface Database {
   runners: RunnersTable
   ci_job_traces: CiJobTracesTable
   ci_job_artifacts: CiJobArtifactsTable
+  runner_projects: RunnerProjectsTable
   job_token_allowlist: JobTokenAllowlistTable
   push_events: PushEventsTable
   dependency_proxy_repositories: DependencyProxyRepositoriesTable
@@ -441,6 +444,13 @@ export interface RunnersTable {
   architecture: string | null
   executor: string | null
   ip_address: string | null
+}
+
+/** Projects a project runner is enabled for besides its own (`runners.project_id`). */
+export interface RunnerProjectsTable {
+  runner_id: number
+  project_id: number
+  created_at: string
 }
 
 export interface CiJobTracesTable {

@@ -120,6 +120,22 @@ export class Groups {
     return q.searchGroups(this.db, filter, opts)
   }
 
+  /**
+   * GitLab's `GET /namespaces`: the caller's own namespace and the groups they are a member of, with
+   * their subgroups (administrators: every namespace). Signed-in users only.
+   */
+  async namespacesFor(
+    p: Principal,
+    opts: { search?: string | undefined; limit: number; offset: number },
+  ): Promise<{ rows: Namespace[]; total: number }> {
+    if (p.kind !== 'user') throw new WharfError('UNAUTHORIZED', 'sign in (a personal access token or OAuth token) to do this', {})
+    if (p.isAdmin) return q.pageNamespaces(this.db, { ids: undefined, search: opts.search }, opts)
+    const mine = await q.activeMembershipsOf(this.db, p.userId)
+    const groups = await this.access.withDescendants(new Set(mine.filter((m) => m.source_kind === 'namespace').map((m) => m.source_id)))
+    const own = await q.userNamespace(this.db, p.userId)
+    return q.pageNamespaces(this.db, { ids: [...(own ? [own.id] : []), ...groups], search: opts.search }, opts)
+  }
+
   async updateGroupSettings(
     group: Namespace,
     set: { name?: string | undefined; description?: string | undefined; visibility?: Visibility | undefined },

@@ -332,6 +332,21 @@ export async function searchGroups(
   return { rows, total: Number(count.n) }
 }
 
+/** A page of namespaces (user namespaces and groups) by full path: these ids, or all when undefined. */
+export async function pageNamespaces(
+  db: Executor,
+  f: { ids: number[] | undefined; search?: string | undefined },
+  page: { limit: number; offset: number },
+): Promise<{ rows: Namespace[]; total: number }> {
+  if (f.ids?.length === 0) return { rows: [], total: 0 }
+  let base = db.selectFrom('namespaces')
+  if (f.ids) base = base.where('id', 'in', f.ids)
+  if (f.search) base = base.where('full_path_lower', 'like', likeTerm(f.search))
+  const rows = await base.selectAll().orderBy('full_path_lower').limit(page.limit).offset(page.offset).execute()
+  const n = await base.select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()
+  return { rows, total: Number(n.n) }
+}
+
 /** Memberships of a user that have not expired. */
 export async function activeMembershipsOf(db: Executor, userId: number) {
   const now = nowIso()

@@ -137,6 +137,34 @@ export interface ExpirationPolicies {
 export async function projectRoutes(app: TypedApp, deps: ProjectRouteOptions): Promise<void> {
   const { users, projects, groups, members, projectAccess } = deps
 
+  // ---- Namespaces ----
+
+  app.get(
+    '/namespaces',
+    {
+      schema: {
+        summary: 'List your namespace and the groups you belong to (administrators: all)',
+        tags: ['groups'],
+        querystring: Type.Object({ ...PageQuery, search: Type.Optional(Type.String({ maxLength: 255 })) }),
+      },
+    },
+    async (req, reply) => {
+      const page = pageOf(req.query)
+      const { rows, total } = await groups.namespacesFor(req.principal, { search: req.query.search, ...page })
+      setPageHeaders(req, reply, deps.publicUrl, page, total)
+      return rows.map((n) => ({
+        id: n.id,
+        name: n.name,
+        path: n.path,
+        kind: n.kind,
+        full_path: n.full_path,
+        parent_id: n.parent_id,
+        avatar_url: null,
+        web_url: n.kind === 'user' ? `${deps.publicUrl}/${n.full_path}` : `${deps.publicUrl}/groups/${n.full_path}`,
+      }))
+    },
+  )
+
   // ---- Groups ----
 
   app.get(

@@ -71,6 +71,11 @@ export class Projects {
    * A project the principal may see, and their level; NOT_FOUND otherwise (hidden projects look missing).
    * With `role`, FORBIDDEN unless the principal has at least that role.
    */
+  /** The project a registry repository belongs to (the longest project path that is a segment prefix of its name). */
+  projectForRepository(name: string): Promise<Project | undefined> {
+    return q.projectForRepository(this.db, name)
+  }
+
   async projectFor(p: Principal, ref: string | number, role?: Role): Promise<{ project: Project; level: number | undefined }> {
     const project = await this.findProjectRef(ref)
     const level = project && (await this.access.levelOnProject(p, project))

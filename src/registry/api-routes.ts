@@ -8,6 +8,7 @@ import { WharfError } from '../core/errors.ts'
 import type { TypedApp } from '../core/typed-app.ts'
 import type { Credentials } from '../auth/credentials.ts'
 import type { Project } from '../metadata/schema.ts'
+import type { Groups } from '../projects/groups.ts'
 import type { Projects } from '../projects/service.ts'
 import type { Manifests } from './manifests.ts'
 import { ADMIN_RULE_LEVEL, levelName, RULE_LEVELS } from './tag-protection.ts'
@@ -26,6 +27,7 @@ const RepoQuery = Type.Object({
 
 export interface RegistryApiOptions extends ApiUrls {
   projects: Projects
+  groups: Groups
   manifests: Manifests
   credentials: Credentials
 }
@@ -98,6 +100,67 @@ export async function registryApiRoutes(app: TypedApp, deps: RegistryApiOptions)
         const json = sizes ? { ...repositoryJson(project, r), size: sizes.get(r.id) ?? 0 } : repositoryJson(project, r)
         return tags ? { ...json, tags: (tags.get(r.id) ?? []).map((t) => tagJson(r.name, t)) } : json
       })
+    },
+  )
+
+  // Every image of a group's projects and subgroups' (Reporter+ on the group, as GitLab).
+  app.get(
+    '/groups/:id/registry/repositories',
+    {
+      schema: {
+        summary: "List the container images of a group's projects, subgroups included",
+        tags: ['registry'],
+        params: IdParam,
+        querystring: RepoQuery,
+        'x-response': { 200: Type.Array(RepositoryEntity) },
+      },
+    },
+    async (req, reply) => {
+      const { group } = await deps.groups.groupFor(req.principal, req.params.id, 'reporter')
+      const page = pageOf(req.query)
+      const { rows, total } = await manifests.pageRepositoriesUnder(group.full_path_lower, page.limit, page.offset)
+      setPageHeaders(req, reply, deps.publicUrl, page, total)
+      const tags = req.query.tags ? await manifests.tagsOf(rows.map((r) => r.id)) : undefined
+      const out = []
+      for (const r of rows) {
+        const project = await projects.projectForRepository(r.name)
+        if (!project) continue
+        const json = repositoryJson(project, r)
+        out.push(tags ? { ...json, tags: (tags.get(r.id) ?? []).map((t) => tagJson(r.name, t)) } : json)
+      }
+      return out
+    },
+  )
+
+  // One image by id, readable as its project's registry; `tags` and `tags_count` on demand (GitLab's flags).
+  const OneRepoQuery = Type.Object({ tags: Type.Optional(Type.Boolean()), tags_count: Type.Optional(Type.Boolean()) })
+  app.get(
+    '/registry/repositories/:id',
+    {
+      schema: {
+        summary: 'Get a container image by id',
+        tags: ['registry'],
+        params: Type.Object({ id: Type.Integer() }),
+        querystring: OneRepoQuery,
+      },
+      config: { public: true },
+    },
+    async (req) => {
+      const repo = await manifests.findRepository(req.params.id)
+      const owner = repo && (await projects.projectForRepository(repo.name))
+      if (!repo || !owner) throw new WharfError('NOT_FOUND', 'Repository Not Found', {})
+      // A repository of a project the caller cannot see is not found, as the project is.
+      const project = await registryProject(req, String(owner.id)).catch((e: unknown) => {
+        throw e instanceof WharfError && e.code === 'FORBIDDEN' ? new WharfError('NOT_FOUND', 'Repository Not Found', {}) : e
+      })
+      const q = req.query
+      const count = q.tags_count ? (await manifests.tagPage(repo.id, 1, 0)).total : 0
+      const { tags_count: _, ...json } = repositoryJson(project, { ...repo, tags_count: count })
+      return {
+        ...json,
+        ...(q.tags_count ? { tags_count: count } : {}),
+        ...(q.tags ? { tags: ((await manifests.tagsOf([repo.id])).get(repo.id) ?? []).map((t) => tagJson(repo.name, t)) } : {}),
+      }
     },
   )
 

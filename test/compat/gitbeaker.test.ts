@@ -200,6 +200,29 @@ describe('@gitbeaker/rest', { timeout: 300_000 }, () => {
     await assert.rejects(api.Runners.show(created.id))
   })
 
+  it("runners enabled for another project and disabled, a runner's jobs; namespaces; group and single registry repositories", async () => {
+    const runner = await api.Users.createCIRunner('project_type', { projectId: ci.id, description: 'shared across' })
+    const group = await api.Groups.show('beaker')
+    const target = await api.Projects.create({ name: 'runner-target', namespaceId: group.id })
+    assert.equal((await api.Runners.enable(target.id, runner.id)).id, runner.id)
+    assert.ok((await api.Runners.all({ projectId: target.id })).some((r) => r.id === runner.id))
+    await api.Runners.disable(target.id, runner.id)
+    assert.ok(!(await api.Runners.all({ projectId: target.id })).some((r) => r.id === runner.id))
+    assert.deepEqual(await api.Runners.allJobs(runner.id, { status: 'running' }), [])
+
+    const namespaces = await api.Namespaces.all({ search: 'beaker' })
+    assert.deepEqual(
+      namespaces.map((n) => [n.full_path, n.kind]),
+      [['beaker', 'group']],
+    )
+    const repos = await api.ContainerRegistry.allRepositories({ groupId: group.id })
+    const own = await api.ContainerRegistry.allRepositories({ projectId: ci.id })
+    assert.deepEqual(repos.map((r) => r.path).sort(), own.map((r) => r.path).sort())
+    const one = await api.ContainerRegistry.showRepository(repos[0]!.id, { tags: true, tagsCount: true })
+    assert.equal(one.path, repos[0]!.path)
+    assert.equal(one.tags_count, one.tags?.length)
+  })
+
   it('pipeline triggers: create, list, trigger (without and with variables), remove', async () => {
     const t = await api.PipelineTriggerTokens.create(ci.id, 'nightly')
     assert.deepEqual(

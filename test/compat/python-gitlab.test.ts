@@ -12,7 +12,7 @@ import { after, before, describe, it } from 'node:test'
 import pkg from '../../package.json' with { type: 'json' }
 import { testImages } from '../helpers/images.ts'
 import { describeResult, run } from '../helpers/run.ts'
-import { CiProject } from '../helpers/runner.ts'
+import { CiProject, startRunner } from '../helpers/runner.ts'
 import { startWharf, type Wharf } from '../helpers/wharf.ts'
 
 // Debian's interpreter, where python3-gitlab is installed (a python3 earlier on PATH may not have it).
@@ -306,6 +306,82 @@ out({'all': rn.id in everyone, 'desc': got.description, 'tags': got.tag_list, 'a
       { RUNNER: String(created.json.id) },
     )
     assert.deepEqual(r, { all: true, desc: 'shared runner', tags: ['docker'], after: false, mine: true, project: true })
+  })
+
+  it("project runners enabled for another project and disabled; a runner's jobs", async () => {
+    const app = await wharf.api('GET', '/api/v4/projects/compat%2Fapp')
+    const created = await wharf.api('POST', '/api/v4/user/runners', { runner_type: 'project_type', project_id: app.json.id })
+    assert.equal(created.status, 201, created.describe)
+    const r = await py(
+      `
+rid = int(os.environ['RUNNER'])
+g = gl.groups.get('compat')
+target = gl.projects.create({'name': 'runner-target', 'namespace_id': g.id})
+enabled = target.runners.create({'runner_id': rid})
+listed = [x.id for x in target.runners.list()]
+target.runners.delete(rid)
+after = [x.id for x in target.runners.list()]
+jobs = gl.runners.get(rid).jobs.list(status='running')
+out({'enabled': enabled.id == rid, 'listed': rid in listed, 'after': rid in after, 'jobs': jobs})
+`,
+      { RUNNER: String(created.json.id) },
+    )
+    assert.deepEqual(r, { enabled: true, listed: true, after: false, jobs: [] })
+  })
+
+  it('artifacts by ref (archive, raw file), a file of a job, keep and erase, after a real run', async (t) => {
+    // Its own project and project runner (shell executor), so no other test's jobs are taken.
+    const arts = await CiProject.create(wharf, 'compat/arts')
+    t.after(() => arts.dispose())
+    const created = await wharf.api('POST', '/api/v4/user/runners', { runner_type: 'project_type', project_id: arts.id })
+    assert.equal(created.status, 201, created.describe)
+    const runner = await startRunner(wharf, ['--executor', 'shell', '--name', 'compat-arts'], { token: created.json.token })
+    t.after(() => runner.stop())
+    const pushed = await arts.push({
+      '.gitlab-ci.yml': 'build:\n  script: [mkdir -p dist, echo hello > dist/a.txt]\n  artifacts:\n    paths: [dist/]\n',
+    })
+    const { pipeline, jobs } = await arts.wait(pushed.id)
+    assert.equal(pipeline.status, 'success', JSON.stringify(jobs))
+    const r = await py(
+      `
+import io, zipfile
+p = gl.projects.get('compat/arts')
+archive = p.artifacts.download(ref_name='main', job='build')
+names = sorted(zipfile.ZipFile(io.BytesIO(archive)).namelist())
+raw = p.artifacts.raw('main', 'dist/a.txt', 'build').decode()
+job = p.jobs.get(int(os.environ['JOB']))
+one = job.artifact('dist/a.txt').decode()
+job.keep_artifacts()
+kept = p.jobs.get(job.id).artifacts_expire_at
+job.erase()
+erased = p.jobs.get(job.id)
+out({'names': names, 'raw': raw, 'one': one, 'kept': kept, 'erased': erased.erased_at is not None, 'left': erased.attributes['artifacts']})
+`,
+      { JOB: String(jobs[0]!.id) },
+    )
+    assert.deepEqual(r, { names: ['dist/', 'dist/a.txt'], raw: 'hello\n', one: 'hello\n', kept: null, erased: true, left: [] })
+  })
+
+  it('namespaces, group registry repositories and a registry repository by id', async () => {
+    const r = await py(`
+mine = [n.full_path for n in gl.namespaces.list(get_all=True)]
+found = [n.full_path for n in gl.namespaces.list(search='compat')]
+repos = gl.groups.get('compat').registry_repositories.list(get_all=True)
+one = gl.registry_repositories.get(repos[0].id, tags=True, tags_count=True)
+# Earlier steps delete tags and images: compare with the project's own listing.
+project_repos = gl.projects.get('compat/app').repositories.list(get_all=True)
+tags = sorted(t.name for t in project_repos[0].tags.list(get_all=True))
+out({'root': 'root' in mine, 'compat': 'compat' in mine, 'found': found[:1], 'same': sorted(x.path for x in repos) == sorted(x.path for x in project_repos), 'one': [one.path, one.tags_count, sorted(t['name'] for t in one.tags)], 'tags': tags})
+`)
+    assert.ok(r.tags.length > 0, JSON.stringify(r))
+    assert.deepEqual(r, {
+      root: true,
+      compat: true,
+      found: ['compat'],
+      same: true,
+      one: ['compat/app', r.tags.length, r.tags],
+      tags: r.tags,
+    })
   })
 
   it('webhooks: project and group hooks created, listed, updated, deleted; a push is delivered to the receiver', async () => {

@@ -79,6 +79,8 @@ async function populate(h: ApiHarness, w: World) {
     await h.services.accessTokens.createPat(w.root.user.id, { name: `extra${i}`, scopes: ['api'] }, 'test')
   }
   for (const p of [w.target, ...extra]) await ci.jobTokens.allow(w.project.id, p)
+  // The world's runner ran every job (GET /runners/:id/jobs); a runner claims through the protocol elsewhere.
+  await h.db.updateTable('ci_jobs').set({ runner_id: w.runner.id }).where('project_id', '=', w.project.id).execute()
   for (const [owner, hook] of [
     [{ projectId: w.project.id }, w.hook],
     [{ groupId: w.group.id }, w.groupHook],
@@ -141,6 +143,7 @@ test('every list route pages with per_page and sends the pagination headers', as
     user_id: String(w.other.user.id),
     pipeline_id: String(w.pipeline.id),
     job_id: String(w.job.id),
+    ref_name: 'main',
     key: 'K',
     repository_id: String(repos[0]!.id),
     tag_name: '1',
@@ -159,7 +162,7 @@ test('every list route pages with per_page and sends the pagination headers', as
             : 'self'
 
   const lists: string[] = []
-  for (const [method, path] of registeredRoutes(h.app.printRoutes({ commonPrefix: false }))) {
+  for (const [method, path] of registeredRoutes(h.app.printRoutes())) {
     if (method !== 'GET' || !path.startsWith('/api/v4/') || path === '/api/v4/jobs/:id/artifacts' || UNPAGED.has(path)) continue
     const url = path.replace(/:([a-z_]+)/g, (_m, name: string) =>
       name === 'id'
@@ -209,8 +212,10 @@ test('every list route pages with per_page and sends the pagination headers', as
       '/api/v4/groups/:id/members',
       '/api/v4/groups/:id/members/all',
       '/api/v4/groups/:id/projects',
+      '/api/v4/groups/:id/registry/repositories',
       '/api/v4/groups/:id/runners',
       '/api/v4/groups/:id/variables',
+      '/api/v4/namespaces',
       '/api/v4/personal_access_tokens',
       '/api/v4/projects',
       '/api/v4/projects/:id/deploy_tokens',
@@ -238,6 +243,7 @@ test('every list route pages with per_page and sends the pagination headers', as
       '/api/v4/projects/:id/triggers',
       '/api/v4/projects/:id/variables',
       '/api/v4/runners',
+      '/api/v4/runners/:id/jobs',
       '/api/v4/runners/all',
       '/api/v4/users',
     ].sort(),

@@ -82,6 +82,11 @@ function writeRoutes(w: World): Record<string, { url: string; body: Json }> {
     'POST /api/v4/projects/:id/jobs/:job_id/cancel': { url: `/api/v4/projects/${p}/jobs/${w.job.id}/cancel`, body: {} },
     'POST /api/v4/projects/:id/jobs/:job_id/retry': { url: `/api/v4/projects/${p}/jobs/${w.job.id}/retry`, body: {} },
     'POST /api/v4/projects/:id/jobs/:job_id/play': { url: `/api/v4/projects/${p}/jobs/${w.job.id}/play`, body: {} },
+    'POST /api/v4/projects/:id/jobs/:job_id/erase': { url: `/api/v4/projects/${p}/jobs/${w.job.id}/erase`, body: {} },
+    'POST /api/v4/projects/:id/jobs/:job_id/artifacts/keep': {
+      url: `/api/v4/projects/${p}/jobs/${w.job.id}/artifacts/keep`,
+      body: {},
+    },
     'POST /api/v4/projects/:id/variables': {
       url: `/api/v4/projects/${p}/variables`,
       body: { key: 'NEW', value: 'v', variable_type: 'env_var', protected: false, masked: false, environment_scope: '*' },
@@ -98,6 +103,7 @@ function writeRoutes(w: World): Record<string, { url: string; body: Json }> {
       url: '/api/v4/user/runners',
       body: { runner_type: 'project_type', project_id: p, description: 'r', tag_list: ['a'] },
     },
+    'POST /api/v4/projects/:id/runners': { url: `/api/v4/projects/${p}/runners`, body: { runner_id: w.runner.id } },
     'PUT /api/v4/runners/:id': { url: `/api/v4/runners/${w.runner.id}`, body: { paused: true, description: 'r' } },
     'POST /api/v4/admin/signing_keys/rotate': { url: '/api/v4/admin/signing_keys/rotate', body: {} },
     'POST /api/v4/projects/:id/job_token_scope/allowlist': {
@@ -241,7 +247,7 @@ test('every write route refuses unknown and protected attributes (JSON and form)
   const table = writeRoutes(w)
 
   // The table covers exactly the write routes Fastify serves (the runner protocol aside).
-  const served = registeredRoutes(h.app.printRoutes({ commonPrefix: false }))
+  const served = registeredRoutes(h.app.printRoutes())
     .filter(([method, path]) => ['POST', 'PUT', 'PATCH'].includes(method) && (path.startsWith('/api/v4/') || path.startsWith('/-/')))
     .map(([method, path]) => `${method} ${path}`)
   assert.deepEqual(

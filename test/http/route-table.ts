@@ -1,6 +1,10 @@
 // Fastify's own route table, for tests that must cover every route (a new one cannot slip by).
 
-/** Every (METHOD, path) Fastify knows, parsed from printRoutes' tree. */
+/**
+ * Every (METHOD, path) Fastify knows, parsed from printRoutes' tree. Pass the default tree
+ * (`printRoutes()`): with `commonPrefix: false` a wildcard under a shared prefix loses the static
+ * segments between them (`/jobs/artifacts/:ref/raw/*` prints as `/jobs*`).
+ */
 export function registeredRoutes(tree: string): Array<[string, string]> {
   const out: Array<[string, string]> = []
   const stack: string[] = []

@@ -12,6 +12,7 @@ import * as m0009 from './0009-webhooks.ts'
 import * as m0010 from './0010-registry-gc.ts'
 import * as m0011 from './0011-protected-refs.ts'
 import * as m0012 from './0012-commit-statuses.ts'
+import * as m0013 from './0013-job-erase-runner-projects.ts'
 import * as m0014 from './0014-registry-tag-protection.ts'
 
 export type { MigrationContext } from './context.ts'
@@ -37,6 +38,7 @@ const MIGRATIONS: Record<string, { up(db: Kysely<unknown>, ctx: MigrationContext
   '0010-registry-gc': m0010,
   '0011-protected-refs': m0011,
   '0012-commit-statuses': m0012,
+  '0013-job-erase-runner-projects': m0013,
   '0014-registry-tag-protection': m0014,
 }
 
