@@ -259,8 +259,8 @@ export async function ciRoutes(app: TypedApp, deps: CiRouteDeps): Promise<void> 
       config: { public: true },
     },
     async (req) => {
-      const project = await ciProject(req, (req.params as Static<typeof IdParam>).id)
-      const ref = (req.query as Static<typeof LatestQuery>).ref ?? (await repos.defaultBranch(project.id))
+      const project = await ciProject(req, req.params.id)
+      const ref = req.query.ref ?? (await repos.defaultBranch(project.id))
       const sha = ref === undefined ? undefined : await repos.resolveRef(project.id, ref).catch(() => undefined)
       const [latest] = sha ? await pipelines.listPipelines(project.id, { ref: ref!, sha, limit: 1, offset: 0 }) : []
       if (!latest) throw new WharfError('NOT_FOUND', 'Pipeline Not Found', { ref: ref ?? null })
@@ -314,9 +314,9 @@ export async function ciRoutes(app: TypedApp, deps: CiRouteDeps): Promise<void> 
       },
     },
     async (req, reply) => {
-      const { id, sha } = req.params as Static<typeof StatusParams>
+      const { id, sha } = req.params
       const project = await ciProject(req, id, 'developer')
-      const b = req.body as Static<typeof StatusBody>
+      const b = req.body
       const s = await deps.commitStatuses.post(
         project,
         sha,
@@ -340,9 +340,9 @@ export async function ciRoutes(app: TypedApp, deps: CiRouteDeps): Promise<void> 
       config: { public: true },
     },
     async (req, reply) => {
-      const { id, sha } = req.params as Static<typeof StatusParams>
+      const { id, sha } = req.params
       const project = await ciProject(req, id)
-      const q = req.query as Static<typeof StatusQuery>
+      const q = req.query
       const page = pageOf(q)
       // `:sha` may name the commit by a branch or tag, as GitLab resolves it.
       const commit = (await repos.resolveRef(project.id, sha).catch(() => undefined)) ?? sha
@@ -396,8 +396,8 @@ export async function ciRoutes(app: TypedApp, deps: CiRouteDeps): Promise<void> 
       },
     },
     async (req) => {
-      const project = await ciProject(req, (req.params as Static<typeof IdParam>).id, 'developer')
-      const b = req.body as Static<typeof LintBody>
+      const project = await ciProject(req, req.params.id, 'developer')
+      const b = req.body
       return lintJson(await pipelines.lint(project, { content: b.content, ref: b.ref }), b.include_jobs)
     },
   )
@@ -412,8 +412,8 @@ export async function ciRoutes(app: TypedApp, deps: CiRouteDeps): Promise<void> 
       },
     },
     async (req) => {
-      const project = await ciProject(req, (req.params as Static<typeof IdParam>).id, 'developer')
-      const q = req.query as Static<typeof LintQuery>
+      const project = await ciProject(req, req.params.id, 'developer')
+      const q = req.query
       return lintJson(await pipelines.lint(project, { ref: q.content_ref ?? q.ref }), q.include_jobs)
     },
   )

@@ -1,8 +1,9 @@
 import { Type, type Static } from '@sinclair/typebox'
-import type { FastifyInstance, FastifyRequest } from 'fastify'
+import type { FastifyRequest } from 'fastify'
 import { pageOf, PageQuery, setPageHeaders } from '../api/pagination.ts'
 import { Body, IdParam } from '../api/schemas.ts'
 import { WharfError } from '../core/errors.ts'
+import type { TypedApp } from '../core/typed-app.ts'
 import type { ProtectedRef } from '../metadata/schema.ts'
 import type { Projects } from '../projects/service.ts'
 import { levelDescription, type RefKind } from './protected-refs.ts'
@@ -31,7 +32,7 @@ const BranchFields = {
 const TagFields = { name: Type.Optional(Type.String({ minLength: 1, maxLength: 1024 })), create_access_level: Type.Optional(Level) }
 const NameParams = Type.Object({ id: Type.String(), name: Type.String({ minLength: 1 }) })
 
-export async function protectedRefRoutes(app: FastifyInstance, opts: ProtectedRouteOptions): Promise<void> {
+export async function protectedRefRoutes(app: TypedApp, opts: ProtectedRouteOptions): Promise<void> {
   const { git, projects } = opts
   const publicUrl = opts.publicUrl.replace(/\/$/, '')
   const maintained = async (req: FastifyRequest) =>
@@ -83,7 +84,7 @@ export async function protectedRefRoutes(app: FastifyInstance, opts: ProtectedRo
     )
     app.get(`${base}/:name`, { schema: { summary: `A protected ${kind} (or pattern)`, tags, params: NameParams } }, async (req) => {
       const project = await maintained(req)
-      const r = await git.protectedRefs.get(project.id, kind, (req.params as Static<typeof NameParams>).name)
+      const r = await git.protectedRefs.get(project.id, kind, req.params.name)
       if (!r) throw new WharfError('NOT_FOUND', `Protected ${kind === 'branch' ? 'Branch' : 'Tag'} Not Found`, {})
       return json(r)
     })
@@ -109,7 +110,7 @@ export async function protectedRefRoutes(app: FastifyInstance, opts: ProtectedRo
     )
     app.delete(`${base}/:name`, { schema: { summary: `Unprotect a ${kind}`, tags, params: NameParams } }, async (req, reply) => {
       const project = await maintained(req)
-      await git.protectedRefs.unprotect(project.id, kind, (req.params as Static<typeof NameParams>).name)
+      await git.protectedRefs.unprotect(project.id, kind, req.params.name)
       return reply.code(204).send()
     })
   }
