@@ -6,6 +6,8 @@ import type { AccessTokens } from './auth/access-tokens.ts'
 import { apiAuthHook } from './auth/api-auth.ts'
 import type { ApiTokens } from './auth/api-tokens.ts'
 import { oauthRoutes } from './auth/oauth-routes.ts'
+import type { DeviceLogins } from './auth/device-logins.ts'
+import { deviceRoutes } from './auth/device-routes.ts'
 import { oidcRoutes } from './auth/oidc-routes.ts'
 import type { RegistryAuth } from './auth/registry-auth.ts'
 import { tokenRoutes } from './auth/token-routes.ts'
@@ -39,6 +41,8 @@ export interface AppDeps {
   projectAccess: ProjectAccess
   accessTokens: AccessTokens
   apiTokens: ApiTokens
+  /** `wharf login`: /oauth/authorize_device, the device code grant and /api/v4/user/device_logins. */
+  deviceLogins: DeviceLogins
   /** The pull-through cache: GitLab's group path on /v2 and its /api/v4 routes. */
   dependencyProxy?: DependencyProxy
   publicUrl: string
@@ -112,7 +116,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     pullThrough: deps.dependencyProxy && groupPullThrough(deps.dependencyProxy),
   })
   await app.register(tokenRoutes, { auth: deps.auth })
-  await app.register(oauthRoutes, { apiTokens: deps.apiTokens })
+  await app.register(oauthRoutes, { apiTokens: deps.apiTokens, deviceLogins: deps.deviceLogins })
   await app.register(oidcRoutes, { tokens: deps.auth.tokens })
   const credentials = deps.auth.credentials
   const publicUrl = deps.publicUrl.replace(/\/$/, '')
@@ -135,6 +139,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
         registryUsage: deps.registry.manifests,
       })
       await api.register(userRoutes, { users, accessTokens, apiTokens: deps.apiTokens, credentials, publicUrl })
+      await api.register(deviceRoutes, { deviceLogins: deps.deviceLogins, publicUrl })
       await api.register(registryApiRoutes, { ...urls, projects, groups, manifests: deps.registry.manifests, credentials })
       await api.register(tagProtectionRoutes, { ...urls, projects, groups, manifests: deps.registry.manifests, credentials })
       apiIndexRoutes(api, openapi)

@@ -57,6 +57,7 @@ export async function startServer(config: Readonly<Config>): Promise<RunningServ
     metrics,
     publicUrl: config.publicUrl,
     tokenTtlSeconds: config.auth.tokenTtlSeconds,
+    loginSecretTtlSeconds: config.auth.loginSecretTtlSeconds,
     pageMax: config.limits.pageMax,
     namespaceStorageBytes: config.limits.namespaceStorageBytes,
     rootPassword: config.auth.rootPassword,

@@ -4,6 +4,7 @@ import type { Kysely } from 'kysely'
 import { AccessTokens } from './auth/access-tokens.ts'
 import { ApiTokens } from './auth/api-tokens.ts'
 import { Credentials } from './auth/credentials.ts'
+import { DeviceLogins } from './auth/device-logins.ts'
 import { RegistryAuth } from './auth/registry-auth.ts'
 import { RegistryTokens } from './auth/registry-tokens.ts'
 import { randomPassword } from './core/secrets.ts'
@@ -35,6 +36,8 @@ export interface ServiceOptions {
   metrics?: Metrics | undefined
   publicUrl: string
   tokenTtlSeconds: number
+  /** Lifetime of the short-lived secrets device logins mint (auth.loginSecretTtlSeconds; default the config's). */
+  loginSecretTtlSeconds?: number | undefined
   pageMax: number
   /** Registry storage quota of each top-level namespace (bytes); none when absent. */
   namespaceStorageBytes?: number | undefined
@@ -73,6 +76,8 @@ export interface Services {
   accessTokens: AccessTokens
   /** Resolves API tokens (PATs, OAuth tokens) to principals, for every /api/v4 route. */
   apiTokens: ApiTokens
+  /** `wharf login`: the device authorization grant and the logins it creates. */
+  deviceLogins: DeviceLogins
   metrics: Metrics
   probes: Probes
   /** The pull-through cache (GitLab's dependency proxy and the mirror listener). */
@@ -110,7 +115,11 @@ export async function createServices(db: Kysely<Database>, storage: BlobDriver, 
     opts.dependencyProxy ?? { ...DEFAULTS.dependencyProxy, manifestBytes: DEFAULTS.limits.manifestBytes },
     metrics,
   )
-  const apiTokens = new ApiTokens(db, credentials)
+  const deviceLogins = new DeviceLogins(db, credentials, tokens, {
+    publicUrl: opts.publicUrl.replace(/\/$/, ''),
+    secretTtlSeconds: opts.loginSecretTtlSeconds ?? DEFAULTS.auth.loginSecretTtlSeconds,
+  })
+  const apiTokens = new ApiTokens(db, credentials, deviceLogins)
   const sealer = opts.secretsDir ? await Sealer.fromFile(join(opts.secretsDir, 'sealing.key')) : new Sealer(randomBytes(32))
   const webhooks = opts.webhooks ?? DEFAULTS.webhooks
   const hooks = new Webhooks(db, sealer, {
@@ -133,6 +142,7 @@ export async function createServices(db: Kysely<Database>, storage: BlobDriver, 
     auth,
     accessTokens,
     apiTokens,
+    deviceLogins,
     metrics,
     probes: new Probes(db, driver),
     dependencyProxy,

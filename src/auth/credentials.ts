@@ -2,7 +2,7 @@ import { createHmac, randomBytes } from 'node:crypto'
 import type { Kysely } from 'kysely'
 import { LRUCache } from 'lru-cache'
 import { WharfError } from '../core/errors.ts'
-import type { Database, DeployToken, PersonalAccessToken, User } from '../metadata/schema.ts'
+import type { Database, DeployToken, DeviceLogin, PersonalAccessToken, User } from '../metadata/schema.ts'
 import type { Credential, Principal } from './principals.ts'
 import * as q from './queries.ts'
 import type { DeployTokenScope, PatScope } from './roles.ts'
@@ -129,6 +129,12 @@ export class Credentials {
         const t = await q.findDeployToken(this.db, cred.id)
         return t && tokenUsable(t) ? deployPrincipal(t) : undefined
       }
+      case 'device-login': {
+        const login = await q.findDeviceLogin(this.db, cred.id)
+        if (!login || !deviceLoginUsable(login) || login.user_id !== cred.userId) return undefined
+        const user = await this.accounts.findUserById(cred.userId)
+        return user && user.state === 'active' ? userPrincipal(user, cred, JSON.parse(login.scopes) as PatScope[]) : undefined
+      }
       case 'job':
         for (const v of this.verifiers) {
           const p = await v.principalFor?.(cred)
@@ -205,11 +211,16 @@ export function patUsable(t: PersonalAccessToken): boolean {
   return t.revoked === 0 && !expired(t.expires_at)
 }
 
+/** An active device login whose sliding expiry has not passed. */
+export function deviceLoginUsable(l: DeviceLogin): boolean {
+  return l.status === 'active' && !expired(l.expires_at)
+}
+
 export function tokenUsable(t: DeployToken): boolean {
   return t.revoked === 0 && !expired(t.expires_at)
 }
 
-function userPrincipal(user: User, credential: Credential, scopes: PatScope[] | undefined): Principal {
+export function userPrincipal(user: User, credential: Credential, scopes: PatScope[] | undefined): Principal {
   const p: Principal = { kind: 'user', userId: user.id, username: user.username, isAdmin: user.is_admin === 1, credential }
   if (scopes) p.scopes = scopes
   return p

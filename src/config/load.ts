@@ -12,6 +12,12 @@ export const SETTINGS = [
   { key: 'data', flag: 'data', env: 'WHARF_DATA', kind: 'string' },
   { key: 'logLevel', flag: 'log-level', env: 'WHARF_LOG_LEVEL', kind: 'string' },
   { key: 'auth.tokenTtlSeconds', flag: 'token-ttl-seconds', env: 'WHARF_AUTH_TOKEN_TTL_SECONDS', kind: 'integer' },
+  {
+    key: 'auth.loginSecretTtlSeconds',
+    flag: 'login-secret-ttl-seconds',
+    env: 'WHARF_AUTH_LOGIN_SECRET_TTL_SECONDS',
+    kind: 'integer',
+  },
   { key: 'auth.rootPassword', flag: 'root-password', env: 'WHARF_ROOT_PASSWORD', kind: 'string' },
   { key: 'tls.cert', flag: 'tls-cert', env: 'WHARF_TLS_CERT', kind: 'string' },
   { key: 'tls.key', flag: 'tls-key', env: 'WHARF_TLS_KEY', kind: 'string' },

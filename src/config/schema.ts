@@ -35,6 +35,11 @@ export const ConfigSchema = Type.Object(
       {
         /** Lifetime of registry bearer tokens; short, because clients fetch new ones as needed. */
         tokenTtlSeconds: Type.Integer({ minimum: 30, maximum: 3600 }),
+        /**
+         * Lifetime of the secrets docker-credential-wharf gets from a `wharf login` (it renews them
+         * before they expire); minutes, so a copied secret is soon useless.
+         */
+        loginSecretTtlSeconds: Type.Integer({ minimum: 5, maximum: 3600 }),
         /** Password for the administrator `root` created at first start; generated and printed once if unset. */
         rootPassword: Type.Optional(Type.String({ minLength: 8, description: 'at least 8 characters' })),
       },
@@ -155,7 +160,7 @@ export const DEFAULTS: Omit<Config, 'publicUrl'> = {
   logLevel: 'info',
   metrics: {},
   shutdownGraceSeconds: 30,
-  auth: { tokenTtlSeconds: 300 },
+  auth: { tokenTtlSeconds: 300, loginSecretTtlSeconds: 300 },
   limits: {
     manifestBytes: 4 << 20,
     uploadTtlSeconds: 24 * 3600,

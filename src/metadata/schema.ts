@@ -145,6 +145,23 @@ export interface RefreshTokensTable {
   created_at: string
 }
 
+export interface DeviceLoginsTable {
+  id: Generated<number>
+  device_code_digest: string
+  user_code_digest: string
+  client_id: string
+  device_name: string
+  scopes: string
+  status: 'pending' | 'approved' | 'denied' | 'active' | 'revoked'
+  user_id: number | null
+  refresh_digest: string | null
+  expires_at: string
+  interval_seconds: number
+  last_poll_at: string | null
+  last_used_at: string | null
+  created_at: string
+}
+
 export interface SigningKeysTable {
   kid: string
   private_jwk: string
@@ -285,6 +302,7 @@ export interface Database {
   personal_access_tokens: PersonalAccessTokensTable
   deploy_tokens: DeployTokensTable
   refresh_tokens: RefreshTokensTable
+  device_logins: DeviceLoginsTable
   signing_keys: SigningKeysTable
   audit_events: AuditEventsTable
   pipelines: PipelinesTable
@@ -337,6 +355,7 @@ export interface OAuthTokensTable {
   created_at: string
 }
 export type OAuthToken = Selectable<OAuthTokensTable>
+export type DeviceLogin = Selectable<DeviceLoginsTable>
 
 /** Web UI sessions (the `wharf_session` cookie); the token is stored as a sha256 digest. */
 export interface WebSessionsTable {

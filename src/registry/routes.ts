@@ -127,8 +127,8 @@ const TEMPLATES: Record<OciPath['kind'], string> = {
 function actorOfClaims(claims: RegistryClaims): Actor {
   const c = claims.cred
   if (!c) return { kind: 'anonymous' }
-  const id = c.kind === 'password' || c.kind === 'pat' ? c.userId : c.id
-  return { kind: c.kind === 'password' || c.kind === 'pat' ? 'user' : c.kind, id, username: claims.sub }
+  const user = c.kind === 'password' || c.kind === 'pat' || c.kind === 'device-login'
+  return { kind: user ? 'user' : c.kind, id: user ? c.userId : c.id, username: claims.sub }
 }
 
 /** The OCI Distribution API, registered with prefix /v2 (spec: distribution-spec v1.1 "API"). */

@@ -128,6 +128,13 @@ async function populate(h: ApiHarness, w: World) {
       201,
     )
   for (let i = 0; i < 2; i++) await h.services.auth.tokens.rotate()
+  // Three device logins of root (wharf login): started, approved by root signed in, redeemed.
+  const signedIn = await h.services.credentials.principalFor({ kind: 'password', userId: w.root.user.id })
+  for (let i = 0; i < 3; i++) {
+    const started = await h.services.deviceLogins.authorize({ clientId: 'wharf-cli', scope: undefined, deviceName: `d${i}` }, '10.0.0.1')
+    await h.services.deviceLogins.decide(started.user_code, signedIn!, true, '10.0.0.1')
+    await h.services.deviceLogins.redeem(started.device_code, 'wharf-cli', '10.0.0.1')
+  }
   const creds = { username: 'root', password: ROOT_PASSWORD }
   for (const name of ['grp/app', 'grp/app/api', 'grp/app/web']) await pushImage(h, creds, name, ['1', '2', '3'])
 }
@@ -245,6 +252,7 @@ test('every list route pages with per_page and sends the pagination headers', as
       '/api/v4/runners',
       '/api/v4/runners/:id/jobs',
       '/api/v4/runners/all',
+      '/api/v4/user/device_logins',
       '/api/v4/users',
     ].sort(),
   )

@@ -68,6 +68,9 @@ function writeRoutes(w: World): Record<string, { url: string; body: Json }> {
     'PUT /api/v4/users/:id': { url: `/api/v4/users/${u}`, body: { name: 'Other' } },
     'POST /api/v4/users/:id/block': { url: `/api/v4/users/${u}/block`, body: {} },
     'POST /api/v4/users/:id/unblock': { url: `/api/v4/users/${u}/unblock`, body: {} },
+    // Refused by their (empty) body schema before the code is looked up, so no device flow need exist.
+    'POST /api/v4/user/device_authorizations/:user_code/approve': { url: '/api/v4/user/device_authorizations/BBBB-BBBB/approve', body: {} },
+    'POST /api/v4/user/device_authorizations/:user_code/deny': { url: '/api/v4/user/device_authorizations/BBBB-BBBB/deny', body: {} },
     'POST /api/v4/user/personal_access_tokens': { url: '/api/v4/user/personal_access_tokens', body: { name: 't', scopes: ['api'] } },
     'POST /api/v4/users/:id/personal_access_tokens': {
       url: `/api/v4/users/${u}/personal_access_tokens`,

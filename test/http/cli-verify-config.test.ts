@@ -51,6 +51,7 @@ it('verify-config shows every setting (each set here through its WHARF_* variabl
     data: { env: join(dir, 'data'), shown: join(dir, 'data') },
     logLevel: { env: 'warn', shown: 'warn' },
     'auth.tokenTtlSeconds': { env: '600', shown: 600 },
+    'auth.loginSecretTtlSeconds': { env: '120', shown: 120 },
     'auth.rootPassword': { env: 'root-secret-value', shown: '(hidden)' },
     'tls.cert': { env: cert, shown: cert },
     'tls.key': { env: key, shown: key },
