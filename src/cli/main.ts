@@ -18,6 +18,8 @@ Commands:
   backup          back up a live data directory, restore into an empty one ("wharf backup help")
   gc              online garbage collection of the registry; --dry-run lists what would go ("wharf gc --help")
   runner          run CI jobs for a Wharf server ("wharf runner help")
+  login [URL]     sign docker, podman, buildah and skopeo in through docker-credential-wharf ("wharf login --help")
+  logout [URL]    revoke and forget that login
   help            show this help
 
 CI: "wharf serve --mirror-listen 127.0.0.1:5001" caches Docker Hub's images, and "wharf runner"
@@ -129,6 +131,17 @@ async function main(argv: string[]): Promise<void> {
     case 'gc': {
       const { gcCommand } = await import('./gc.ts')
       process.exitCode = await gcCommand(rest)
+      return
+    }
+    case 'login':
+    case 'logout': {
+      const { loginCommand, logoutCommand } = await import('./login.ts')
+      try {
+        process.exitCode = await (command === 'login' ? loginCommand : logoutCommand)(rest)
+      } catch (e) {
+        process.stderr.write(`wharf ${command}: ${(e as Error).message}\n`)
+        process.exitCode = 1
+      }
       return
     }
     case 'runner': {
