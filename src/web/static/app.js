@@ -6,6 +6,7 @@ import { registryTab } from './registry.js'
 import { jobPage, newPipelinePage, pipelinePage, pipelinesTab } from './ci.js'
 import { accountPage, tokensPage } from './user.js'
 import { adminPage } from './admin.js'
+import { devicePage } from './device.js'
 import { settingsTab } from './settings.js'
 import { membersTab } from './members.js'
 import { groupPage, projectItem } from './groups.js'
@@ -30,6 +31,7 @@ const ROUTES = [
   [PAGES.settings, (id) => projectPage(id, 'settings')],
   [PAGES.tokens, tokensPage],
   [PAGES.account, accountPage],
+  [PAGES.device, devicePage],
   [PAGES.admin, (tab) => adminPage(tab ?? '')],
 ]
 

@@ -17,5 +17,6 @@ export const PAGES = {
   settings: /^\/-\/projects\/(\d+)\/settings$/,
   tokens: /^\/-\/user\/tokens$/,
   account: /^\/-\/user\/account$/,
+  device: /^\/-\/device$/,
   admin: /^\/-\/admin(?:\/(users|projects|groups|runners|signing_keys|audit_log|settings))?$/,
 }
