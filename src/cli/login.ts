@@ -92,16 +92,29 @@ export function removeCredHelper(file: string, host: string): void {
   writeFileAtomic(file, `${JSON.stringify(config, null, '\t')}\n`, modeOf(file))
 }
 
-/** The helper's launcher: this Node and this package's entry, so it works whatever `node` PATH finds. */
+/** The first line after the shebang of the launcher `wharf login` writes, to find it again on PATH. */
+const LAUNCHER_MARK = '# Installed by wharf login.'
+
+/**
+ * Writes the helper's launcher (this Node and this package's entry, so it works whatever `node` PATH
+ * finds) into `binDir`, else where an earlier login put it on PATH, else ~/.local/bin. Not into
+ * any directory that merely has a `docker-credential-wharf`: npx's temporary bin directory has one.
+ */
 function installHelper(binDir: string | undefined, env: NodeJS.ProcessEnv, out: Out): string {
   const entry = new URL('../../bin/docker-credential-wharf.js', import.meta.url).pathname
-  const onPath = (env.PATH ?? '').split(path.delimiter).find((d) => d && existsSync(path.join(d, HELPER_NAME)))
-  const dir = binDir ?? onPath ?? path.join(env.HOME || homedir(), '.local', 'bin')
+  const pathDirs = (env.PATH ?? '').split(path.delimiter).filter((d) => path.isAbsolute(d))
+  const ours = (dir: string) => {
+    try {
+      return readFileSync(path.join(dir, HELPER_NAME), 'utf8').includes(LAUNCHER_MARK)
+    } catch {
+      return false
+    }
+  }
+  const dir = binDir ? path.resolve(binDir) : (pathDirs.find(ours) ?? path.join(env.HOME || homedir(), '.local', 'bin'))
   const target = path.join(dir, HELPER_NAME)
   const quote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`
-  writeFileAtomic(target, `#!/bin/sh\n# Installed by wharf login.\nexec ${quote(process.execPath)} ${quote(entry)} "$@"\n`, 0o755)
-  if (!(env.PATH ?? '').split(path.delimiter).includes(dir))
-    out(`note: ${dir} is not on PATH; add it so docker and podman find ${HELPER_NAME}`)
+  writeFileAtomic(target, `#!/bin/sh\n${LAUNCHER_MARK}\nexec ${quote(process.execPath)} ${quote(entry)} "$@"\n`, 0o755)
+  if (!pathDirs.includes(dir)) out(`note: ${dir} is not on PATH; add it so docker and podman find ${HELPER_NAME}`)
   return target
 }
 
