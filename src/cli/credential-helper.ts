@@ -10,6 +10,8 @@
 import { readFileSync } from 'node:fs'
 import { CredentialStore, hostOf, type CachedSecret } from './credential-store.ts'
 
+/** The server's prefix of the short-lived secrets it mints from a device login (auth/device-logins.ts). */
+const LOGIN_SECRET_PREFIX = 'wharf-ls-'
 /** The exact message the helper protocol's clients recognise as "no credentials for this server". */
 export const NOT_FOUND = 'credentials not found in native keychain'
 /** Renew when less than this much of a secret's life is left (and at most this long before it ends). */
@@ -118,6 +120,15 @@ export async function credentialHelper(argv: string[], io: HelperIo): Promise<nu
         if (typeof creds.ServerURL !== 'string' || typeof creds.Username !== 'string' || typeof creds.Secret !== 'string')
           throw new HelperError('store expects {"ServerURL","Username","Secret"} on stdin')
         const host = hostOf(creds.ServerURL)
+        const current = store.login(host)
+        if (current?.kind === 'device') {
+          // `docker login` without arguments logs in with what `get` gave it and then stores that:
+          // a secret minted here, which must not replace the login it came from.
+          if (creds.Secret.startsWith(LOGIN_SECRET_PREFIX)) return 0
+          // Another credential replaces the device login: end it on the server too.
+          const refresh = store.secret(host)
+          if (refresh) await revokeOnServer(current.url, refresh)
+        }
         const url = /^https?:\/\//.test(creds.ServerURL) ? new URL(creds.ServerURL).origin : `https://${host}`
         store.save(host, { url, username: creds.Username, kind: 'token' }, creds.Secret)
         return 0

@@ -188,6 +188,16 @@ describe('docker-credential-wharf after wharf login', { timeout: 600_000 }, () =
     )
   })
 
+  it('docker login without arguments signs in through the helper and leaves the device login in place', async () => {
+    const r = await ok('docker login', docker(['login', wharf.host]))
+    assert.match(r.stdout, /Login Succeeded/)
+    // docker stored what it used (a minted secret) through the helper: a no-op, the login stays.
+    const logins = JSON.parse(await readFile(path.join(env.XDG_CONFIG_HOME!, 'wharf', 'logins.json'), 'utf8'))
+    assert.equal(logins.logins[wharf.host].kind, 'device')
+    const files = await configFiles()
+    assert.ok(!files.docker.includes('wharf-ls-') && !files.docker.includes('"auth"'), files.docker)
+  })
+
   it('the secret expires and is replaced without the clients noticing', async () => {
     const first = await helperSecret()
     assert.equal(await helperSecret(), first, 'a fresh secret is reused from the cache')

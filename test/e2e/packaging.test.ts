@@ -61,9 +61,15 @@ it('npm pack ships the compiled server, bin, README and packaging files, and no 
   const sources = (await walk('src')).filter((f) => !testOnly(f) && !f.endsWith('README.md') && !f.endsWith('.d.ts'))
   assert.ok(sources.length > 100)
   const expected = sources.map((f) => f.replace(/^src\//, 'dist/').replace(/\.ts$/, '.js'))
-  const missing = [...expected, 'bin/wharf.js', 'package.json', 'README.md', 'packaging/wharf.service', 'packaging/wharf.yaml'].filter(
-    (f) => !shipped.has(f),
-  )
+  const missing = [
+    ...expected,
+    'bin/wharf.js',
+    'bin/docker-credential-wharf.js',
+    'package.json',
+    'README.md',
+    'packaging/wharf.service',
+    'packaging/wharf.yaml',
+  ].filter((f) => !shipped.has(f))
   assert.deepEqual(missing, [])
   // No shipped module imports a file left out (a runtime helper put next to the tests, say).
   const root = path.join(dir, 'unpacked')
@@ -106,6 +112,15 @@ it('the package installed under node_modules runs: wharf prints its version, che
   }
   const check = wharf(['verify-config', '--config', 'packaging/wharf.yaml'])
   assert.equal(check.status, 0, check.stderr)
+  // The credential helper's entry runs the compiled helper too (docker calls it by its bin name).
+  const helper = spawnSync(projectNode, ['bin/docker-credential-wharf.js', 'version'], {
+    cwd: pkg,
+    env: bareEnv,
+    encoding: 'utf8',
+    timeout: 60_000,
+  })
+  assert.equal(helper.status, 0, helper.stderr)
+  assert.equal(helper.stdout, `docker-credential-wharf ${version}\n`)
 
   // The CI config planner's worker thread is loaded by URL, not import: it must resolve in dist/ too.
   const planScript = path.join(dir, 'plan.mjs')
