@@ -186,7 +186,7 @@ describe('Repository: files in the browser', () => {
       '<svg onload="alert(\'svg\')"></svg>',
       '<a href="javascript:alert(\'raw\')">raw link</a>',
       '',
-      '[md link](javascript:alert("md")) and [ok](https://example.com/)',
+      '[md link](javascript:alert("md")) and [ok](https://example.com/) and [guide](docs/guide.md)',
       '',
       '![pic](javascript:alert("pic"))',
     ].join('\n')
@@ -199,6 +199,11 @@ describe('Repository: files in the browser', () => {
     for (const selector of ['script', 'img[onerror]', 'svg', '[onload]', '[onerror]', 'a[href^="javascript:"]', '[src^="javascript:"]'])
       assert.equal(await article.locator(selector).count(), 0, selector)
     assert.equal(await article.getByRole('link', { name: 'ok' }).getAttribute('href'), 'https://example.com/')
+    // A relative link opens the repository's file.
+    assert.equal(
+      await article.getByRole('link', { name: 'guide' }).getAttribute('href'),
+      `/-/projects/${id}/repository/blob?ref=main&path=docs%2Fguide.md`,
+    )
     await page.waitForTimeout(300)
     assert.deepEqual(dialogs, [])
   })

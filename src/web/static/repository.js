@@ -66,11 +66,32 @@ function base64Of(text) {
 /**
  * Markdown rendered by the server (POST /markdown: markdown-it with raw HTML off, so it holds only
  * markdown-it's own tags, with script URLs refused). This is the one place the app inserts HTML it did
- * not build node by node; the page's CSP forbids inline script as a second line.
+ * not build node by node; the page's CSP forbids inline script as a second line. `at` is where the
+ * file lives: its relative links open files of the repository, its relative images load them raw.
  */
-async function markdownBlock(text, label) {
+async function markdownBlock(text, label, at) {
   const { html } = await api('POST', '/markdown', { text, gfm: true })
   const doc = new DOMParser().parseFromString(html, 'text/html')
+  const resolve = (href) => {
+    try {
+      const url = new URL(href, `http://repo/${at.dir ? `${at.dir}/` : ''}`)
+      return url.origin === 'http://repo' ? decodeURIComponent(url.pathname.slice(1)) : undefined
+    } catch {
+      return undefined // a malformed URL stays as markdown-it wrote it
+    }
+  }
+  for (const a of doc.querySelectorAll('a[href]')) {
+    const href = a.getAttribute('href')
+    if (/^([a-z][a-z0-9+.-]*:|\/|#)/i.test(href)) continue
+    const path = resolve(href)
+    if (path !== undefined) a.setAttribute('href', repoHref(at.projectId, path.endsWith('/') ? '' : 'blob', { ref: at.ref, path }))
+  }
+  for (const img of doc.querySelectorAll('img[src]')) {
+    const src = img.getAttribute('src')
+    if (/^([a-z][a-z0-9+.-]*:|\/)/i.test(src)) continue
+    const path = resolve(src)
+    if (path !== undefined) img.setAttribute('src', `/api/v4${filesUrl(at.projectId, path)}/raw?ref=${enc(at.ref)}`)
+  }
   return h('article', { class: 'panel markdown', 'aria-label': label }, [...doc.body.childNodes])
 }
 
@@ -197,7 +218,11 @@ export async function repositoryTab(project) {
     const f = await readFileAt(project.id, ref, readme.path)
     const text = f && textOf(f.bytes)
     if (text !== undefined)
-      out.push(/\.(md|markdown)$/i.test(readme.name) ? await markdownBlock(text, readme.name) : h('pre', { class: 'panel' }, text))
+      out.push(
+        /\.(md|markdown)$/i.test(readme.name)
+          ? await markdownBlock(text, readme.name, { projectId: project.id, ref, dir: path })
+          : h('pre', { class: 'panel' }, text),
+      )
   }
   if (!path) out.push(cloneSection(project), ...refTables(refs))
   return out
@@ -337,7 +362,7 @@ export async function projectOverview(project) {
       readme ? null : h('a', { class: 'button secondary', href: newFileHref(project.id, ref, 'README.md') }, 'Add README'),
       h('a', { class: 'button secondary', href: ciEditorHref(project.id, ref) }, ci ? 'Edit CI' : 'Set up CI'),
     ),
-    text !== undefined ? await markdownBlock(text, 'README.md') : null,
+    text !== undefined ? await markdownBlock(text, 'README.md', { projectId: project.id, ref, dir: '' }) : null,
   )
 }
 
@@ -400,7 +425,11 @@ export async function blobPage(project) {
           '.',
         )
       : /\.(md|markdown)$/i.test(path)
-        ? await markdownBlock(text, path)
+        ? await markdownBlock(text, path, {
+            projectId: project.id,
+            ref,
+            dir: path.includes('/') ? path.slice(0, path.lastIndexOf('/')) : '',
+          })
         : h('pre', { class: 'file', 'aria-label': path }, h('code', {}, text)),
   ]
 }
