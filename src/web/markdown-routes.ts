@@ -1,7 +1,7 @@
 import { Type } from '@sinclair/typebox'
 import { Body } from '../api/schemas.ts'
 import type { TypedApp } from '../core/typed-app.ts'
-import { renderMarkdown } from './markdown.ts'
+import { MarkdownRenderer } from './markdown.ts'
 
 // GitLab's `POST /markdown`: Markdown text to safe HTML (see markdown.ts), which the UI shows for a
 // project's README. `gfm` and `project` are accepted as GitLab's clients send them; the rendering is
@@ -14,9 +14,11 @@ const MarkdownBody = Body({
 })
 
 export async function markdownRoutes(app: TypedApp): Promise<void> {
+  const renderer = new MarkdownRenderer()
+  app.addHook('onClose', () => renderer.close())
   app.post(
     '/markdown',
     { schema: { summary: 'Render Markdown as HTML (raw HTML in it is escaped)', tags: ['misc'], body: MarkdownBody } },
-    async (req, reply) => reply.code(201).send({ html: renderMarkdown(req.body.text) }),
+    async (req, reply) => reply.code(201).send({ html: await renderer.render(req.body.text) }),
   )
 }
