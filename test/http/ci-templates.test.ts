@@ -47,6 +47,9 @@ describe('CI templates', () => {
     )
     assert.deepEqual(list[0], { key: 'Docker', name: 'Docker' })
     assert.equal(res.headers['x-total'], String(KEYS.length))
+    // With a trailing slash (gitbeaker's Templates.all()), the same list.
+    res = await h.req('GET', '/api/v4/templates/gitlab_ci_ymls/')
+    assert.deepEqual([res.statusCode, res.json()], [200, list])
     res = await h.req('GET', '/api/v4/templates/gitlab_ci_ymls?per_page=2&page=2')
     assert.deepEqual(
       (res.json() as Array<{ key: string }>).map((x) => x.key),
