@@ -252,5 +252,11 @@ describe('Repository: files in the browser', () => {
       jobs.json.map((j: { name: string }) => j.name),
       ['docker-build'],
     )
+
+    // From the Pipelines tab, the editor opens the committed file.
+    await page.getByRole('link', { name: 'CI editor' }).click()
+    await page.getByRole('heading', { name: 'CI configuration of main' }).waitFor()
+    await page.waitForFunction("document.querySelector('#ci-content').value.startsWith('include:')")
+    assert.equal(await page.getByLabel('Commit message').inputValue(), 'Update .gitlab-ci.yml')
   })
 })
