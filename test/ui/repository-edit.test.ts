@@ -5,7 +5,7 @@
 // rendered inert, and the CI editor validating with CI lint (templates, errors, merged YAML).
 import { after, before, describe, it } from 'node:test'
 import assert from 'node:assert/strict'
-import type { Browser, Page } from 'playwright-core'
+import type { Browser, Locator, Page } from 'playwright-core'
 import { signedInPage } from '../helpers/browser.ts'
 import { startWharf, type Wharf } from '../helpers/wharf.ts'
 
@@ -14,6 +14,17 @@ let browser: Browser
 let page: Page
 /** Alerts and other dialogs the page opened: a README's script must never get to open one. */
 const dialogs: string[] = []
+
+/** Waits until the field's value passes `ok` (polled from here: the page's CSP refuses the eval a string waitForFunction needs). */
+async function waitForValue(field: Locator, ok: (value: string) => boolean, timeoutMs = 10_000): Promise<string> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    const value = await field.inputValue()
+    if (ok(value)) return value
+    if (Date.now() > deadline) throw new Error(`the field's value stayed ${JSON.stringify(value.slice(0, 200))}`)
+    await new Promise((r) => setTimeout(r, 100))
+  }
+}
 
 before(async () => {
   wharf = await startWharf()
@@ -228,7 +239,7 @@ describe('Repository: files in the browser', () => {
     assert.equal((await rawFile(id, '.gitlab-ci.yml')).status, 404)
 
     await page.getByLabel('Choose a template').selectOption('Docker')
-    await page.waitForFunction("document.querySelector('#ci-content').value.includes('docker:dind')")
+    await waitForValue(page.getByLabel('.gitlab-ci.yml'), (v) => v.includes('docker:dind'))
     await page.getByRole('button', { name: 'Validate' }).click()
     await page.getByText('This GitLab CI configuration is valid: 1 job for main (docker-build).').waitFor()
     const merged = page.getByLabel('Merged YAML')
@@ -256,7 +267,7 @@ describe('Repository: files in the browser', () => {
     // From the Pipelines tab, the editor opens the committed file.
     await page.getByRole('link', { name: 'CI editor' }).click()
     await page.getByRole('heading', { name: 'CI configuration of main' }).waitFor()
-    await page.waitForFunction("document.querySelector('#ci-content').value.startsWith('include:')")
+    await waitForValue(page.getByLabel('.gitlab-ci.yml'), (v) => v.startsWith('include:'))
     assert.equal(await page.getByLabel('Commit message').inputValue(), 'Update .gitlab-ci.yml')
   })
 })

@@ -15,7 +15,7 @@ import { createServer } from 'node:net'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
-import type { Browser, Page } from 'playwright-core'
+import type { Browser, Locator, Page } from 'playwright-core'
 import { signedInPage } from '../helpers/browser.ts'
 import { startDockerHub, type DockerHub } from '../helpers/docker-hub.ts'
 import { startEngine, type Engine } from '../helpers/engine.ts'
@@ -42,6 +42,17 @@ function assertPortFree(port: number): Promise<void> {
     )
     srv.listen(port, '0.0.0.0', () => srv.close(() => resolve()))
   })
+}
+
+/** Waits until the field's value passes `ok` (polled from here: the page's CSP refuses the eval a string waitForFunction needs). */
+async function waitForValue(field: Locator, ok: (value: string) => boolean, timeoutMs = 10_000): Promise<string> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    const value = await field.inputValue()
+    if (ok(value)) return value
+    if (Date.now() > deadline) throw new Error(`the field's value stayed ${JSON.stringify(value.slice(0, 200))}`)
+    await new Promise((r) => setTimeout(r, 100))
+  }
 }
 
 before(async () => {
@@ -137,7 +148,7 @@ describe("the seed's flow in the browser", { timeout: 420_000 }, () => {
     await page.getByRole('article', { name: 'README.md' }).getByText('Built by Wharf CI.').waitFor()
     await page.getByRole('link', { name: 'Set up CI' }).click()
     await page.getByLabel('Choose a template').selectOption('Docker')
-    await page.waitForFunction("document.querySelector('#ci-content').value.includes('docker:dind')")
+    await waitForValue(page.getByLabel('.gitlab-ci.yml'), (v) => v.includes('docker:dind'))
     await page.getByRole('button', { name: 'Commit changes' }).click()
     await page.getByRole('heading', { name: 'Pipelines' }).waitFor()
 
