@@ -141,7 +141,14 @@ function breadcrumbs(project, ref, path, kind) {
 // ---- The tab: tree, README, branches and tags ----
 
 export async function repositoryTab(project) {
-  const refs = await refsOf(project.id)
+  let refs
+  try {
+    refs = await refsOf(project.id)
+  } catch (err) {
+    // A Guest of a private project may not read its code: the clone URL and the API's reason.
+    if (!(err instanceof ApiError) || err.status === 401) throw err
+    return [cloneSection(project), errorBox(err)]
+  }
   if (!refs.defaultBranch && refs.branches.length === 0) return emptyRepository(project)
   const { ref = refs.defaultBranch ?? refs.branches[0].name, path } = query()
   let entries
