@@ -19,10 +19,10 @@ import { userRoutes, type Users } from './users/index.ts'
 import { hookRoutes } from './hooks/routes.ts'
 import type { Webhooks } from './hooks/service.ts'
 import { gitApiRoutes, gitRoutes, type GitHosting } from './git/index.ts'
-import { ciRoutes, ONLINE_SECONDS, runnerApiRoutes, runnerProtocolRoutes, type Ci } from './ci/index.ts'
+import { ciRoutes, ciTemplateRoutes, ONLINE_SECONDS, runnerApiRoutes, runnerProtocolRoutes, type Ci } from './ci/index.ts'
 import { adminRoutes } from './admin/index.ts'
 import { installGracefulClose, instrumentRequests, opsRoutes, type Metrics, type Probes } from './ops/index.ts'
-import { Sessions, webRoutes } from './web/index.ts'
+import { markdownRoutes, Sessions, webRoutes } from './web/index.ts'
 import { limitConnections, serverOptions, type ConnectionLimits } from './connections.ts'
 import { DEFAULTS } from './config/schema.ts'
 import { isClientDisconnect } from './core/disconnect.ts'
@@ -154,6 +154,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
         manifests: deps.registry.manifests,
       })
       if (deps.dependencyProxy) await api.register(proxyApiRoutes, { proxy: deps.dependencyProxy, groups })
+      await api.register(ciTemplateRoutes, { publicUrl })
+      await api.register(markdownRoutes)
       if (deps.git) {
         await api.register(gitApiRoutes, { git: deps.git, projects, users, publicUrl: deps.publicUrl })
         if (deps.ci) {

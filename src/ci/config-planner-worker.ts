@@ -1,6 +1,8 @@
 // The worker side of ConfigPlanner (./config-planner.ts): parses and plans one file at a time,
-// asking the main thread for the files `include:local` names.
+// asking the main thread for the files `include:local` names; built-in templates are read here.
 import { parentPort } from 'node:worker_threads'
+import { stringify } from 'yaml'
+import { ciTemplateFile } from './ci-templates.ts'
 import { anyGlobMatches, isCiConfigError, parseCiConfig, planPipeline, type PipelinePlan } from './config/index.ts'
 import { IncludeError } from './config/include.ts'
 import type { FromWorker, PlanInput, ToWorker } from './config-planner.ts'
@@ -17,13 +19,15 @@ function readFile(path: string): Promise<string | undefined> {
   })
 }
 
-async function plan(text: string, input: PlanInput): Promise<PipelinePlan> {
+async function plan(text: string, input: PlanInput, merged: boolean): Promise<{ plan: PipelinePlan; mergedYaml?: string }> {
   const { files, ...ctx } = input
+  let mergedYaml: string | undefined
+  const onExpanded = merged ? (root: object) => (mergedYaml = stringify(root, { aliasDuplicateObjects: false })) : undefined
   try {
-    const config = await parseCiConfig(text, { readFile })
-    return planPipeline(config, { ...ctx, fileExists: (glob) => anyGlobMatches([glob], files) })
+    const config = await parseCiConfig(text, { readFile, readTemplate: ciTemplateFile, onExpanded })
+    return { plan: planPipeline(config, { ...ctx, fileExists: (glob) => anyGlobMatches([glob], files) }), mergedYaml }
   } catch (e) {
-    if (isCiConfigError(e)) return { status: 'failed', errors: [...e.errors] }
+    if (isCiConfigError(e)) return { plan: { status: 'failed', errors: [...e.errors] }, mergedYaml }
     throw e
   }
 }
@@ -37,8 +41,8 @@ port.on('message', (m: ToWorker) => {
     return
   }
   port.postMessage({ kind: 'started' } satisfies FromWorker)
-  plan(m.text, m.ctx).then(
-    (result) => port.postMessage({ kind: 'done', plan: result } satisfies FromWorker),
+  plan(m.text, m.ctx, m.merged === true).then(
+    (result) => port.postMessage({ kind: 'done', ...result } satisfies FromWorker),
     (err: unknown) => port.postMessage({ kind: 'crash', message: err instanceof Error ? err.message : String(err) } satisfies FromWorker),
   )
 })

@@ -39,19 +39,26 @@ export class FileTooBigError extends Error {}
 export type PlanInput = Omit<PlanContext, 'fileExists' | 'changedFilesComparedTo'> & { files: string[] }
 
 export type ToWorker =
-  | { kind: 'plan'; text: string; ctx: PlanInput }
+  | { kind: 'plan'; text: string; ctx: PlanInput; merged?: boolean }
   | { kind: 'file'; path: string; content: string | undefined; tooBig?: true }
 export type FromWorker =
   | { kind: 'started' }
   | { kind: 'read'; path: string }
-  | { kind: 'done'; plan: PipelinePlan }
+  | { kind: 'done'; plan: PipelinePlan; mergedYaml?: string }
   | { kind: 'crash'; message: string }
+
+/** A plan, with the expanded configuration as YAML when asked for (CI lint's `merged_yaml`). */
+export interface PlanResult {
+  plan: PipelinePlan
+  mergedYaml?: string | undefined
+}
 
 interface Task {
   text: string
   ctx: PlanInput
+  merged: boolean
   readFile(path: string): Promise<string | undefined>
-  resolve(plan: PipelinePlan): void
+  resolve(result: PlanResult): void
   reject(err: Error): void
 }
 
@@ -73,7 +80,12 @@ export class ConfigPlanner {
     this.maxQueue = opts.queue ?? PLANNER_LIMITS.queue
   }
 
-  plan(text: string, ctx: PlanInput, readFile: (path: string) => Promise<string | undefined>): Promise<PipelinePlan> {
+  async plan(text: string, ctx: PlanInput, readFile: (path: string) => Promise<string | undefined>): Promise<PipelinePlan> {
+    return (await this.planResult(text, ctx, readFile, false)).plan
+  }
+
+  /** As `plan`; with `merged`, also the configuration with includes and `extends` expanded, as YAML (when it got that far). */
+  planResult(text: string, ctx: PlanInput, readFile: (path: string) => Promise<string | undefined>, merged: boolean): Promise<PlanResult> {
     if (this.closed) return Promise.reject(new Error('the pipeline planner is closed'))
     if (this.queue.length >= this.maxQueue) {
       return Promise.reject(
@@ -83,7 +95,7 @@ export class ConfigPlanner {
       )
     }
     return new Promise((resolve, reject) => {
-      this.queue.push({ text, ctx, readFile, resolve, reject })
+      this.queue.push({ text, ctx, merged, readFile, resolve, reject })
       this.next()
     })
   }
@@ -132,7 +144,10 @@ export class ConfigPlanner {
     let timer: NodeJS.Timeout | undefined
     const onMessage = (m: FromWorker): void => {
       if (m.kind === 'started') {
-        timer = setTimeout(() => finish(false, () => task.resolve({ status: 'failed', errors: [tooSlow(this.timeMs)] })), this.timeMs)
+        timer = setTimeout(
+          () => finish(false, () => task.resolve({ plan: { status: 'failed', errors: [tooSlow(this.timeMs)] } })),
+          this.timeMs,
+        )
       } else if (m.kind === 'read') {
         task.readFile(m.path).then(
           (content) => {
@@ -147,19 +162,19 @@ export class ConfigPlanner {
           },
         )
       } else if (m.kind === 'done') {
-        finish(true, () => task.resolve(m.plan))
+        finish(true, () => task.resolve({ plan: m.plan, mergedYaml: m.mergedYaml }))
       } else {
         finish(true, () => task.reject(new Error(`pipeline planner failed: ${m.message}`)))
       }
     }
     const onError = (err: Error): void => {
       const oom = (err as NodeJS.ErrnoException).code === 'ERR_WORKER_OUT_OF_MEMORY'
-      finish(false, () => (oom ? task.resolve({ status: 'failed', errors: [tooMuchMemory(this.heapMb)] }) : task.reject(err)))
+      finish(false, () => (oom ? task.resolve({ plan: { status: 'failed', errors: [tooMuchMemory(this.heapMb)] } }) : task.reject(err)))
     }
     const onExit = (code: number): void => finish(false, () => task.reject(new Error(`pipeline planner exited with code ${code}`)))
     worker.on('message', onMessage)
     worker.on('error', onError)
     worker.on('exit', onExit)
-    worker.postMessage({ kind: 'plan', text: task.text, ctx: task.ctx } satisfies ToWorker)
+    worker.postMessage({ kind: 'plan', text: task.text, ctx: task.ctx, merged: task.merged } satisfies ToWorker)
   }
 }

@@ -24,6 +24,7 @@ import { CiVariables } from './variables.ts'
 import { CommitStatuses } from './commit-statuses.ts'
 export { ciRoutes, type CiRouteDeps } from './routes.ts'
 export { runnerApiRoutes, runnerProtocolRoutes } from './runner-routes.ts'
+export { ciTemplateRoutes } from './template-routes.ts'
 export { ONLINE_SECONDS } from './runners.ts'
 export { Pipelines, CiVariables, Triggers }
 

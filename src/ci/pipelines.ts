@@ -11,7 +11,7 @@ import * as projectQueries from '../projects/queries.ts'
 import type { ProjectAccess } from '../projects/index.ts'
 import * as userQueries from '../users/queries.ts'
 import { YAML_LIMITS, type PipelinePlan, type PipelineSource, type PlannedJob } from './config/index.ts'
-import { ConfigPlanner, FileTooBigError } from './config-planner.ts'
+import { ConfigPlanner, FileTooBigError, type PlanResult } from './config-planner.ts'
 import { predefinedVariables, type JobVariable } from './predefined.ts'
 import * as q from './queries.ts'
 import * as rq from './runner-queries.ts'
@@ -169,7 +169,7 @@ export class Pipelines {
     let errors: string[] | undefined
     let plan: Extract<PipelinePlan, { status: 'created' }> | undefined
     const result = text
-      ? await this.plan(r, text, namespace.full_path, defaultBranch, commit)
+      ? (await this.plan(r, text, namespace.full_path, defaultBranch, commit)).plan
       : { status: 'failed' as const, errors: [`\`${CI_CONFIG_PATH}\`: The parsed YAML is too big`] }
     if (result.status === 'filtered') return undefined
     if (result.status === 'failed') errors = [...result.errors]
@@ -261,7 +261,7 @@ export class Pipelines {
   async lint(
     project: Project,
     opts: { content?: string | undefined; ref?: string | undefined },
-  ): Promise<{ valid: boolean; errors: string[]; content: string; jobs: PlannedJob[] }> {
+  ): Promise<{ valid: boolean; errors: string[]; content: string; mergedYaml: string | undefined; jobs: PlannedJob[] }> {
     const ref = opts.ref ?? (await this.repos.defaultBranch(project.id))
     const sha = ref === undefined ? undefined : await this.repos.resolveRef(project.id, ref).catch(() => undefined)
     if (ref === undefined || !sha)
@@ -277,26 +277,28 @@ export class Pipelines {
         text = await this.readYaml(project.id, sha, CI_CONFIG_PATH)
       } catch (e) {
         if (!(e instanceof FileTooBigError)) throw e
-        return { valid: false, errors: [`\`${CI_CONFIG_PATH}\`: The parsed YAML is too big`], content: '', jobs: [] }
+        return { valid: false, errors: [`\`${CI_CONFIG_PATH}\`: The parsed YAML is too big`], content: '', mergedYaml: undefined, jobs: [] }
       }
-      if (!text) return { valid: false, errors: [`Please provide content of ${CI_CONFIG_PATH}`], content: '', jobs: [] }
+      if (!text)
+        return { valid: false, errors: [`Please provide content of ${CI_CONFIG_PATH}`], content: '', mergedYaml: undefined, jobs: [] }
       content = text.toString('utf8')
     }
     if (Buffer.byteLength(content) > YAML_LIMITS.bytes)
-      return { valid: false, errors: [`\`${CI_CONFIG_PATH}\`: The parsed YAML is too big`], content: '', jobs: [] }
+      return { valid: false, errors: [`\`${CI_CONFIG_PATH}\`: The parsed YAML is too big`], content: '', mergedYaml: undefined, jobs: [] }
     const namespace = (await projectQueries.findNamespace(this.db, project.namespace_id))!
     const commit = (await this.repos.commitInfo(project.id, sha))!
     const isTag = !(await this.repos.branch(project.id, ref)) && (await this.repos.tag(project.id, ref)) !== undefined
     const r: PipelineRequest = { project, ref, refType: isTag ? 'tag' : 'branch', sha, beforeSha: ZERO_SHA, source: 'push', userId: null }
-    const plan = await this.plan(
+    const { plan, mergedYaml } = await this.plan(
       r,
       Buffer.from(content),
       namespace.full_path,
       (await this.repos.defaultBranch(project.id)) ?? 'main',
       commit,
+      true,
     )
-    if (plan.status === 'failed') return { valid: false, errors: plan.errors, content, jobs: [] }
-    return { valid: true, errors: [], content, jobs: plan.status === 'created' ? plan.jobs : [] }
+    if (plan.status === 'failed') return { valid: false, errors: plan.errors, content, mergedYaml, jobs: [] }
+    return { valid: true, errors: [], content, mergedYaml, jobs: plan.status === 'created' ? plan.jobs : [] }
   }
 
   /** Parses and plans the file off the event loop, within a time budget (see ConfigPlanner). */
@@ -306,7 +308,8 @@ export class Pipelines {
     namespace: string,
     defaultBranch: string,
     commit: CommitInfo,
-  ): Promise<PipelinePlan> {
+    merged = false,
+  ): Promise<PlanResult> {
     const extra = (r.variables ?? []).map((v) => ({ key: v.key, value: v.value }))
     const files = await this.repos.listFiles(r.project.id, r.sha)
     const changedFiles =
@@ -316,7 +319,7 @@ export class Pipelines {
       r.project,
       (r.refType === 'branch' && r.ref === defaultBranch) || (await this.isProtectedRef(r.project.id, r.ref, r.refType === 'tag')),
     )
-    return this.planner.plan(
+    return this.planner.planResult(
       text.toString('utf8'),
       {
         source: r.source,
@@ -330,6 +333,7 @@ export class Pipelines {
         maxJobs: this.maxJobs,
       },
       async (path) => (await this.readYaml(r.project.id, r.sha, path))?.toString('utf8'),
+      merged,
     )
   }
 

@@ -371,7 +371,8 @@ export async function ciRoutes(app: TypedApp, deps: CiRouteDeps): Promise<void> 
     valid: l.valid,
     errors: l.errors,
     warnings: [],
-    merged_yaml: l.content,
+    // Includes, `extends` and `!reference` expanded, as GitLab's lint answers (null when the file did not get that far).
+    merged_yaml: l.mergedYaml ?? null,
     includes: [],
     ...(includeJobs
       ? {

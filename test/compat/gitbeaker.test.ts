@@ -239,6 +239,18 @@ describe('@gitbeaker/rest', { timeout: 300_000 }, () => {
     await api.PipelineTriggerTokens.remove(ci.id, t.id)
     assert.deepEqual(await api.PipelineTriggerTokens.all(ci.id), [])
   })
+  it('CI templates (GitLabCIYMLTemplates: all, show) and Markdown.render', async () => {
+    const all = await api.GitLabCIYMLTemplates.all()
+    assert.deepEqual(
+      all.map((x) => x.key),
+      ['Docker', 'Docker-Multiarch', 'Go', 'Nodejs', 'Python'],
+    )
+    const docker = await api.GitLabCIYMLTemplates.show('Docker')
+    assert.equal(docker.name, 'Docker')
+    assert.match(String(docker.content), /services:\n {4}- docker:dind/)
+    const md = await api.Markdown.render('# Hi <script>x</script>', { gfm: 'true' })
+    assert.equal(md.html, '<h1>Hi &lt;script&gt;x&lt;/script&gt;</h1>\n')
+  })
 })
 
 describe('@gitbeaker/rest: repository', { timeout: 300_000 }, () => {

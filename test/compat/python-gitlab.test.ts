@@ -462,6 +462,21 @@ out({'listed': listed, 'source': pl.source, 'ref': pl.ref, 'vars': vars, 'after'
   })
 })
 
+describe('python-gitlab (library): CI templates and Markdown', { timeout: 120_000 }, () => {
+  it('gitlabciymls list and get, and gl.markdown', async () => {
+    const r = await py(`
+templates = [t.key for t in gl.gitlabciymls.list(get_all=True)]
+docker = gl.gitlabciymls.get('Docker')
+out({'templates': templates, 'docker': [docker.name, 'docker:dind' in docker.content], 'md': gl.markdown('# Hi <b>x</b>', gfm=True)})
+`)
+    assert.deepEqual(r, {
+      templates: ['Docker', 'Docker-Multiarch', 'Go', 'Nodejs', 'Python'],
+      docker: ['Docker', true],
+      md: '<h1>Hi &lt;b&gt;x&lt;/b&gt;</h1>\n',
+    })
+  })
+})
+
 describe('python-gitlab (library): repository', { timeout: 300_000 }, () => {
   it('files, commits with actions, tree, compare, archive, branches, tags and protected refs after a real git push', async () => {
     const files = await CiProject.create(wharf, 'compat/files')

@@ -130,13 +130,16 @@ it('the package installed under node_modules runs: wharf prints its version, che
 const planner = new ConfigPlanner();
 const ctx = { source: 'push', refName: 'main', refType: 'branch', sha: 'c0ffee', beforeSha: 'decaf', files: ['.gitlab-ci.yml'], variables: {} };
 const plan = await planner.plan('build:\\n  script: make\\n', ctx, async () => undefined);
+// The built-in CI templates are read from dist/ci/templates (include:template).
+const templated = await planner.plan('include:\\n  - template: Docker.gitlab-ci.yml\\n', { ...ctx, files: ['.gitlab-ci.yml', 'Dockerfile'], variables: { CI_COMMIT_BRANCH: 'main' } }, async () => undefined);
 await planner.close();
 console.log(plan.status, plan.jobs.map((j) => j.name).join());
+console.log(templated.status, templated.jobs?.map((j) => j.name).join() ?? templated.errors);
 `,
   )
   const plan = spawnSync(projectNode, [planScript], { cwd: dir, env: bareEnv, encoding: 'utf8', timeout: 60_000 })
   assert.equal(plan.status, 0, plan.stderr)
-  assert.equal(plan.stdout, 'created build\n')
+  assert.equal(plan.stdout, 'created build\ncreated docker-build\n')
 
   const port = await freePort()
   const server = spawn(projectNode, ['bin/wharf.js', 'serve', '--listen', `127.0.0.1:${port}`, '--data', path.join(dir, 'data')], {

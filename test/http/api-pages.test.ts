@@ -252,6 +252,7 @@ test('every list route pages with per_page and sends the pagination headers', as
       '/api/v4/runners',
       '/api/v4/runners/:id/jobs',
       '/api/v4/runners/all',
+      '/api/v4/templates/gitlab_ci_ymls',
       '/api/v4/user/device_logins',
       '/api/v4/users',
     ].sort(),

@@ -195,6 +195,7 @@ function writeRoutes(w: World): Record<string, { url: string; body: Json }> {
       url: `/api/v4/projects/${p}/registry/protection/tag/rules/1`,
       body: { tag_name_pattern: 'v.*', minimum_access_level_for_push: 'admin', minimum_access_level_for_delete: 'admin' },
     },
+    'POST /api/v4/markdown': { url: '/api/v4/markdown', body: { text: '# Title', gfm: true, project: 'grp/app' } },
     'POST /api/v4/projects/:id/ci/lint': {
       url: `/api/v4/projects/${p}/ci/lint`,
       body: { content: 'a: { script: [x] }', dry_run: false, include_jobs: true, ref: 'main', dry_run_ref_type: 'branch' },

@@ -52,7 +52,10 @@ import { loadYaml } from './yaml-load.ts'
 // YAML (anchors, merge keys) → include:local → extends → !reference → keyword validation →
 // logical checks (stages, needs, dependencies). All errors are collected and thrown together.
 
-export interface ParseCiConfigOptions extends IncludeSource {}
+export interface ParseCiConfigOptions extends IncludeSource {
+  /** Hears the configuration with includes, `extends` and `!reference` expanded (CI lint's merged YAML). */
+  onExpanded?(root: Hash): void
+}
 
 /** Top-level keys that are never jobs (GitLab's reserved root entries). */
 const GLOBAL_KEYS = [
@@ -150,6 +153,7 @@ export async function parseCiConfig(text: string, opts: ParseCiConfigOptions): P
   if (extendErrors.length) throw new CiConfigError(extendErrors)
   const referenceErrors = resolveReferences(root)
   if (referenceErrors.length) throw new CiConfigError(referenceErrors)
+  opts.onExpanded?.(root)
 
   const e = new Errors()
   const config = buildConfig(e, root, includes)

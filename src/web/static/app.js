@@ -1,8 +1,10 @@
 // Wharf web UI: a small single-page app over the public REST API. Every page is a function that
 // renders into <main>; links under / are routed here without reloading.
 import { api, apiPage, currentSession, enc, signIn, signOut, ApiError } from './api.js'
-import { commandLine, errorBox, fill, formValues, h, mount, timeAgo, toast } from './dom.js'
+import { errorBox, fill, formValues, h, mount, toast } from './dom.js'
 import { registryTab } from './registry.js'
+import { blobPage, commitPage, commitsPage, editFilePage, newFilePage, projectOverview, repositoryTab } from './repository.js'
+import { ciEditorPage } from './ci-editor.js'
 import { jobPage, newPipelinePage, pipelinePage, pipelinesTab } from './ci.js'
 import { accountPage, tokensPage } from './user.js'
 import { adminPage } from './admin.js'
@@ -20,13 +22,19 @@ const ROUTES = [
   [PAGES.newProject, newProjectPage],
   [PAGES.newGroup, newGroupPage],
   [PAGES.group, groupPage],
-  [PAGES.project, (id) => projectPage(id, 'registry')],
+  [PAGES.project, (id) => projectPage(id, 'registry', async (p) => [await projectOverview(p), await registryTab(p)])],
   [PAGES.projectRegistry, (id) => projectPage(id, 'registry')],
   [PAGES.pipelines, (id) => projectPage(id, 'pipelines')],
   [PAGES.newPipeline, (id) => projectPage(id, 'pipelines', newPipelinePage)],
   [PAGES.pipeline, (id, pid) => projectPage(id, 'pipelines', (p) => pipelinePage(p, pid))],
   [PAGES.job, (id, jid) => projectPage(id, 'pipelines', (p) => jobPage(p, jid))],
   [PAGES.repository, (id) => projectPage(id, 'repository')],
+  [PAGES.blob, (id) => projectPage(id, 'repository', blobPage)],
+  [PAGES.newFile, (id) => projectPage(id, 'repository', newFilePage)],
+  [PAGES.editFile, (id) => projectPage(id, 'repository', editFilePage)],
+  [PAGES.commits, (id) => projectPage(id, 'repository', commitsPage)],
+  [PAGES.commit, (id, sha) => projectPage(id, 'repository', (p) => commitPage(p, sha))],
+  [PAGES.ciEditor, (id) => projectPage(id, 'pipelines', ciEditorPage)],
   [PAGES.members, (id) => projectPage(id, 'members')],
   [PAGES.settings, (id) => projectPage(id, 'settings')],
   [PAGES.tokens, tokensPage],
@@ -318,99 +326,6 @@ async function projectPage(id, tab, sub) {
     sub ?? { registry: registryTab, pipelines: pipelinesTab, repository: repositoryTab, members: membersTab, settings: settingsTab }[tab]
   const content = await render(project)
   fill(body, content)
-}
-
-async function repositoryTab(project) {
-  let branches = []
-  let tags = []
-  try {
-    branches = (await apiPage(`/projects/${project.id}/repository/branches?per_page=100`)).items
-    tags = (await apiPage(`/projects/${project.id}/repository/tags?per_page=100`)).items
-  } catch {}
-  return [
-    h(
-      'section',
-      { class: 'panel', 'aria-labelledby': 'clone-title' },
-      h('h2', { id: 'clone-title' }, 'Clone'),
-      commandLine(`git clone ${project.http_url_to_repo}`),
-    ),
-    h(
-      'section',
-      { 'aria-labelledby': 'branches-title' },
-      h('h2', { id: 'branches-title' }, 'Branches'),
-      branches.length
-        ? h(
-            'div',
-            { class: 'table-wrap' },
-            h(
-              'table',
-              {},
-              h('thead', {}, h('tr', {}, h('th', {}, 'Branch'), h('th', {}, 'Last commit'), h('th', { class: 'hide-narrow' }, 'When'))),
-              h(
-                'tbody',
-                {},
-                branches.map((b) =>
-                  h(
-                    'tr',
-                    {},
-                    h('td', { class: 'mono' }, b.name, b.default ? ' (default)' : ''),
-                    h('td', {}, h('code', {}, b.commit?.short_id ?? ''), ' ', b.commit?.title ?? ''),
-                    h('td', { class: 'hide-narrow' }, timeAgo(b.commit?.committed_date)),
-                  ),
-                ),
-              ),
-            ),
-          )
-        : h(
-            'p',
-            { class: 'panel' },
-            'The repository is empty. Push a branch with ',
-            h('code', {}, `git push ${project.http_url_to_repo} main`),
-            '; a ',
-            h('code', {}, '.gitlab-ci.yml'),
-            ' in it starts a pipeline.',
-          ),
-    ),
-    ...(branches.length
-      ? [
-          h(
-            'section',
-            { 'aria-labelledby': 'tags-title' },
-            h('h2', { id: 'tags-title' }, 'Tags'),
-            tags.length
-              ? h(
-                  'div',
-                  { class: 'table-wrap' },
-                  h(
-                    'table',
-                    {},
-                    h('thead', {}, h('tr', {}, h('th', {}, 'Tag'), h('th', {}, 'Commit'), h('th', { class: 'hide-narrow' }, 'When'))),
-                    h(
-                      'tbody',
-                      {},
-                      tags.map((t) =>
-                        h(
-                          'tr',
-                          {},
-                          h('td', { class: 'mono' }, t.name),
-                          h('td', {}, h('code', {}, t.commit?.short_id ?? ''), ' ', t.message || t.commit?.title || ''),
-                          h('td', { class: 'hide-narrow' }, timeAgo(t.commit?.committed_date)),
-                        ),
-                      ),
-                    ),
-                  ),
-                )
-              : h(
-                  'p',
-                  { class: 'panel' },
-                  'No tags yet. ',
-                  h('code', {}, 'git tag v1.0.0 && git push origin v1.0.0'),
-                  ' tags a release (and starts its pipeline).',
-                ),
-          ),
-        ]
-      : []),
-  ]
 }
 
 // ---- Start ----

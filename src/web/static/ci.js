@@ -40,7 +40,12 @@ export async function pipelinesTab(project) {
     'div',
     { class: 'spread' },
     h('h2', {}, 'Pipelines'),
-    h('a', { class: 'button', href: `/-/projects/${project.id}/pipelines/new` }, 'Run pipeline'),
+    h(
+      'div',
+      { class: 'row' },
+      h('a', { class: 'button secondary', href: `/-/projects/${project.id}/ci/editor` }, 'CI editor'),
+      h('a', { class: 'button', href: `/-/projects/${project.id}/pipelines/new` }, 'Run pipeline'),
+    ),
   )
   if (details.length === 0) {
     return [
@@ -54,7 +59,7 @@ export async function pipelinesTab(project) {
           {},
           'Add a ',
           h('code', {}, '.gitlab-ci.yml'),
-          ' to the repository and push: every push runs a pipeline. Or run one for a branch with “Run pipeline”.',
+          ' to the repository and push (or write one in the “CI editor”, from a template): every push runs a pipeline. Or run one for a branch with “Run pipeline”.',
         ),
       ),
     ]
