@@ -39,6 +39,7 @@ import {
   validateRetry,
   validateRules,
   validateServices,
+  validateStartIn,
   validateStages,
   validateTags,
   validateTimeout,
@@ -98,6 +99,7 @@ const JOB_KEYS = [
   'interruptible',
   'timeout',
   'id_tokens',
+  'start_in',
 ] as const
 /** GitLab job keywords Wharf does not implement: an error, never silently ignored. */
 const UNSUPPORTED_JOB_KEYS = [
@@ -107,7 +109,6 @@ const UNSUPPORTED_JOB_KEYS = [
   'release',
   'secrets',
   'resource_group',
-  'start_in',
   'pages',
   'hooks',
   'identity',
@@ -341,6 +342,8 @@ function buildJob(e: Errors, name: string, h: Hash, defaults: Defaults): CiJob |
   const allow = has('allow_failure') ? validateAllowFailure(e, loc, get('allow_failure')) : null
   const environment = has('environment') ? validateEnvironment(e, `${loc}:environment`, get('environment')) : null
   const coverage = has('coverage') ? validateCoverage(e, `${loc}:coverage`, get('coverage')) : null
+  // With rules, the delay belongs to the rule that says `when: delayed` (GitLab: "start in must be blank").
+  const startIn = validateStartIn(e, loc, get('start_in'), when === 'delayed' && !has('rules'))
 
   if (
     e.size !== errs ||
@@ -353,7 +356,8 @@ function buildJob(e: Errors, name: string, h: Hash, defaults: Defaults): CiJob |
     !when ||
     allow === undefined ||
     environment === undefined ||
-    coverage === undefined
+    coverage === undefined ||
+    startIn === undefined
   ) {
     return undefined
   }
@@ -383,6 +387,7 @@ function buildJob(e: Errors, name: string, h: Hash, defaults: Defaults): CiJob |
     timeout: pick('timeout') ?? null,
     tags: pick('tags') ?? [],
     interruptible: pick('interruptible') ?? null,
+    startIn,
     environment,
     coverage,
     idTokens: pick('id_tokens') ?? null,

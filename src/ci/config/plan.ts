@@ -77,6 +77,8 @@ export interface PlannedJob {
   timeout: number | null
   tags: string[]
   interruptible: boolean | null
+  /** Seconds a `when: delayed` job waits once it could start; null for other jobs. */
+  startIn: number | null
   environment: CiEnvironment | null
   coverage: string | null
   /** `id_tokens:`, audiences as written (expanded when the job starts, with the job's variables). */
@@ -213,6 +215,7 @@ interface Selected {
   allowFailure: boolean
   needs: CiNeed[] | null
   interruptible: boolean | null
+  startIn: number | null
   variables: Record<string, CiVariable>
 }
 
@@ -238,6 +241,7 @@ export function planPipeline(config: CiConfig, ctx: PlanContext): PipelinePlan {
         allowFailure: rule.allowFailure ?? job.allowFailure,
         needs: rule.needs ?? job.needs,
         interruptible: rule.interruptible ?? job.interruptible,
+        startIn: (rule.when ?? job.when) === 'delayed' ? (rule.startIn ?? job.startIn ?? 0) : null,
         variables: { ...yaml, ...asVariables(rule.variables ?? {}) },
       })
       continue
@@ -252,6 +256,7 @@ export function planPipeline(config: CiConfig, ctx: PlanContext): PipelinePlan {
       allowFailure: job.allowFailure,
       needs: job.needs,
       interruptible: job.interruptible,
+      startIn: job.when === 'delayed' ? job.startIn : null,
       variables: yaml,
     })
   }
@@ -320,6 +325,7 @@ export function planPipeline(config: CiConfig, ctx: PlanContext): PipelinePlan {
         timeout: job.timeout,
         tags: job.tags,
         interruptible: s.interruptible,
+        startIn: s.startIn,
         environment: job.environment,
         coverage: job.coverage,
         idTokens: job.idTokens,

@@ -1,12 +1,12 @@
 // The parsed `.gitlab-ci.yml`: plain JSON-serializable data, defaults and `extends` already
 // applied to every job, names in GitLab's terms.
 
-/** `when:` of a job. GitLab's `delayed` is rejected as unsupported. */
-export const JOB_WHEN = ['on_success', 'on_failure', 'always', 'manual'] as const
+/** `when:` of a job; `delayed` waits `start_in` before it is queued. */
+export const JOB_WHEN = ['on_success', 'on_failure', 'always', 'manual', 'delayed'] as const
 export type JobWhen = (typeof JOB_WHEN)[number]
 
 /** `when:` of a job rule: a job's values, plus `never`. */
-export const RULE_WHEN = ['on_success', 'on_failure', 'always', 'manual', 'never'] as const
+export const RULE_WHEN = ['on_success', 'on_failure', 'always', 'manual', 'delayed', 'never'] as const
 export type RuleWhen = (typeof RULE_WHEN)[number]
 
 /** `when:` of a `workflow:rules` rule. */
@@ -87,6 +87,8 @@ export interface CiRule {
   variables: Record<string, string> | null
   needs: CiNeed[] | null
   interruptible: boolean | null
+  /** Seconds a `when: delayed` rule waits (`start_in`). */
+  startIn: number | null
 }
 
 /** `only:` / `except:`: every present key must have a matching condition. */
@@ -180,6 +182,8 @@ export interface CiJob {
   timeout: number | null
   tags: string[]
   interruptible: boolean | null
+  /** Seconds a `when: delayed` job waits before it is queued (`start_in`). */
+  startIn: number | null
   environment: CiEnvironment | null
   coverage: string | null
   /** `id_tokens:` by variable name (the job's own, else `default:`'s), or null. */
