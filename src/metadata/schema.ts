@@ -69,9 +69,12 @@ export interface UsersTable {
   email: string | null
   password_hash: string | null
   is_admin: number
-  state: 'active' | 'blocked'
+  state: UserState
   created_at: string
 }
+
+/** GitLab's account states Wharf has: a deactivated account is kept (tokens too) but cannot sign in until activated. */
+export type UserState = 'active' | 'blocked' | 'deactivated'
 
 export interface NamespacesTable {
   id: Generated<number>

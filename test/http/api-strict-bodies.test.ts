@@ -68,6 +68,8 @@ function writeRoutes(w: World): Record<string, { url: string; body: Json }> {
     'PUT /api/v4/users/:id': { url: `/api/v4/users/${u}`, body: { name: 'Other' } },
     'POST /api/v4/users/:id/block': { url: `/api/v4/users/${u}/block`, body: {} },
     'POST /api/v4/users/:id/unblock': { url: `/api/v4/users/${u}/unblock`, body: {} },
+    'POST /api/v4/users/:id/deactivate': { url: `/api/v4/users/${u}/deactivate`, body: {} },
+    'POST /api/v4/users/:id/activate': { url: `/api/v4/users/${u}/activate`, body: {} },
     'POST /api/v4/user/personal_access_tokens': { url: '/api/v4/user/personal_access_tokens', body: { name: 't', scopes: ['api'] } },
     'POST /api/v4/users/:id/personal_access_tokens': {
       url: `/api/v4/users/${u}/personal_access_tokens`,
