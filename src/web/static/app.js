@@ -4,6 +4,7 @@ import { api, apiPage, currentSession, enc, signIn, signOut, ApiError } from './
 import { commandLine, errorBox, fill, formValues, h, mount, timeAgo, toast } from './dom.js'
 import { registryTab } from './registry.js'
 import { jobPage, newPipelinePage, pipelinePage, pipelinesTab } from './ci.js'
+import { scheduleFormPage, schedulesPage } from './schedules.js'
 import { accountPage, tokensPage } from './user.js'
 import { adminPage } from './admin.js'
 import { settingsTab } from './settings.js'
@@ -23,6 +24,9 @@ const ROUTES = [
   [PAGES.projectRegistry, (id) => projectPage(id, 'registry')],
   [PAGES.pipelines, (id) => projectPage(id, 'pipelines')],
   [PAGES.newPipeline, (id) => projectPage(id, 'pipelines', newPipelinePage)],
+  [PAGES.schedules, (id) => projectPage(id, 'pipelines', schedulesPage)],
+  [PAGES.newSchedule, (id) => projectPage(id, 'pipelines', (p) => scheduleFormPage(p))],
+  [PAGES.editSchedule, (id, sid) => projectPage(id, 'pipelines', (p) => scheduleFormPage(p, sid))],
   [PAGES.pipeline, (id, pid) => projectPage(id, 'pipelines', (p) => pipelinePage(p, pid))],
   [PAGES.job, (id, jid) => projectPage(id, 'pipelines', (p) => jobPage(p, jid))],
   [PAGES.repository, (id) => projectPage(id, 'repository')],

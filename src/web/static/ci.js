@@ -40,7 +40,12 @@ export async function pipelinesTab(project) {
     'div',
     { class: 'spread' },
     h('h2', {}, 'Pipelines'),
-    h('a', { class: 'button', href: `/-/projects/${project.id}/pipelines/new` }, 'Run pipeline'),
+    h(
+      'div',
+      { class: 'row' },
+      h('a', { class: 'button secondary', href: `/-/projects/${project.id}/pipelines/schedules` }, 'Schedules'),
+      h('a', { class: 'button', href: `/-/projects/${project.id}/pipelines/new` }, 'Run pipeline'),
+    ),
   )
   if (details.length === 0) {
     return [
