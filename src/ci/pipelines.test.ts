@@ -371,4 +371,34 @@ deploy: { stage: deploy, script: [make deploy] }
     await s.run(third.sha, { ref: 'v1', refType: 'tag' })
     assert.equal((await q.findPipeline(s.db, third.id))!.status, 'pending')
   })
+
+  it('workflow:auto_cancel:on_new_commit: interruptible cancels only interruptible jobs, none cancels nothing', async (t) => {
+    const s = await setup(t)
+    const ci = (mode: string) => `workflow:
+  auto_cancel:
+    on_new_commit: ${mode}
+test: { script: [make test], interruptible: true }
+deploy: { script: [make deploy] }
+`
+    const first = (await s.run(await s.commit({ '.gitlab-ci.yml': ci('none') }, 'one')))!
+    const deploy = (await q.pipelineJobs(s.db, first.id)).find((j) => j.name === 'deploy')!
+    await q.updateJob(s.db, deploy.id, { status: 'running', started_at: new Date().toISOString() })
+    // The new pipeline's mode decides: interruptible cancels test, though deploy (not interruptible) runs.
+    const second = (await s.run(await s.commit({ '.gitlab-ci.yml': ci('interruptible') }, 'two')))!
+    assert.deepEqual(await s.jobs(first.id), { test: 'canceled', deploy: 'running' })
+    await s.run(await s.commit({ '.gitlab-ci.yml': ci('none') }, 'three'))
+    assert.deepEqual(await s.jobs(second.id), { test: 'pending', deploy: 'pending' }, 'on_new_commit: none')
+    await assert.rejects(
+      s
+        .run(
+          await s.commit({
+            '.gitlab-ci.yml': `workflow:\n  auto_cancel:\n    on_job_failure: all\n${ci('none').split('\n').slice(3).join('\n')}`,
+          }),
+        )
+        .then((p) => {
+          throw new Error(p!.yaml_errors ?? 'no error')
+        }),
+      /workflow:auto_cancel config contains unsupported keys: on_job_failure/,
+    )
+  })
 })

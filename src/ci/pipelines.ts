@@ -10,7 +10,7 @@ import type { CiJob, CiJobArtifact, Database, Pipeline, Project, Runner, User } 
 import * as projectQueries from '../projects/queries.ts'
 import type { ProjectAccess } from '../projects/index.ts'
 import * as userQueries from '../users/queries.ts'
-import { YAML_LIMITS, type PipelinePlan, type PipelineSource, type PlannedJob } from './config/index.ts'
+import { YAML_LIMITS, type AutoCancelMode, type PipelinePlan, type PipelineSource, type PlannedJob } from './config/index.ts'
 import { ConfigPlanner, FileTooBigError } from './config-planner.ts'
 import { predefinedVariables, type JobVariable } from './predefined.ts'
 import * as q from './queries.ts'
@@ -258,29 +258,30 @@ export class Pipelines {
     })
     if (!errors) {
       await this.advance(pipeline.id)
-      if (r.refType === 'branch') await this.cancelRedundant(pipeline)
+      if (r.refType === 'branch') await this.cancelRedundant(pipeline, plan!.autoCancelOnNewCommit)
     }
     return (await q.findPipeline(this.db, pipeline.id))!
   }
 
   /**
-   * GitLab's auto-cancel of redundant pipelines (`workflow:auto_cancel:on_new_commit: conservative`,
-   * its default): a new pipeline on a branch cancels each older one still going for another commit,
-   * unless a job that is not `interruptible: true` has already started there. Manual jobs stay.
+   * GitLab's auto-cancel of redundant pipelines, as the new pipeline's
+   * `workflow:auto_cancel:on_new_commit` says: a new pipeline on a branch cancels what is left of
+   * each older one still going for another commit. `conservative` (the default): unless a job that
+   * is not `interruptible: true` has already started there; `interruptible`: only its interruptible
+   * jobs; `none`: nothing. Manual jobs stay.
    */
-  private async cancelRedundant(fresh: Pipeline): Promise<number[]> {
+  private async cancelRedundant(fresh: Pipeline, mode: AutoCancelMode): Promise<number[]> {
+    if (mode === 'none') return []
     const canceled: number[] = []
+    const interruptible = (j: CiJob) => (JSON.parse(j.definition) as Partial<JobDefinition>).interruptible === true
     for (const old of await q.redundantPipelines(this.db, fresh)) {
       const jobs = await q.pipelineJobs(this.db, old.id)
-      const committed = jobs.some(
-        (j) =>
-          ['running', 'success', 'failed'].includes(j.status) &&
-          (JSON.parse(j.definition) as Partial<JobDefinition>).interruptible !== true,
-      )
-      if (committed) continue
+      const started = (j: CiJob) => ['running', 'success', 'failed'].includes(j.status)
+      if (mode === 'conservative' && jobs.some((j) => started(j) && !interruptible(j))) continue
       const now = nowIso()
       for (const j of jobs)
-        await q.transitionJob(this.db, j.id, ['created', 'pending', 'running', 'scheduled'], { status: 'canceled', finished_at: now })
+        if (mode === 'conservative' || interruptible(j))
+          await q.transitionJob(this.db, j.id, ['created', 'pending', 'running', 'scheduled'], { status: 'canceled', finished_at: now })
       await this.advance(old.id)
       canceled.push(old.id)
     }

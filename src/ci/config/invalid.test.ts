@@ -392,6 +392,11 @@ const cases: Case[] = [
     yaml: 'b:\n  script: x\n  when: never\n',
     errors: ['jobs:b when should be one of: on_success, on_failure, always, manual, delayed'],
   },
+  {
+    name: 'workflow:auto_cancel with an unknown mode',
+    yaml: 'workflow:\n  auto_cancel:\n    on_new_commit: always\nb:\n  script: x\n',
+    errors: ['workflow:auto_cancel on new commit must be one of: conservative, interruptible, none'],
+  },
   { name: 'delayed without start_in', yaml: 'b:\n  script: x\n  when: delayed\n', errors: ["jobs:b start in can't be blank"] },
   { name: 'start_in without delayed', yaml: 'b:\n  script: x\n  start_in: 5 minutes\n', errors: ['jobs:b start in must be blank'] },
   {

@@ -3,6 +3,7 @@ import { anyGlobMatches } from './glob.ts'
 import {
   POST_STAGE,
   PRE_STAGE,
+  type AutoCancelMode,
   type CiArtifacts,
   type CiCache,
   type CiChanges,
@@ -94,6 +95,8 @@ export type PipelinePlan =
       jobs: PlannedJob[]
       /** Global YAML variables after `workflow:rules:variables`. */
       variables: Record<string, string>
+      /** `workflow:auto_cancel:on_new_commit` (GitLab's default: conservative). */
+      autoCancelOnNewCommit: AutoCancelMode
     }
   /** No pipeline is created (workflow:rules, or no job left). */
   | { status: 'filtered'; reason: string }
@@ -336,5 +339,12 @@ export function planPipeline(config: CiConfig, ctx: PlanContext): PipelinePlan {
   const globalValues: Record<string, string> = {}
   for (const [k, v] of Object.entries(globals)) setKey(globalValues, k, v.value)
   const name = config.workflow.name === null ? null : expandVariables(config.workflow.name, lookupFor(globals, ctx))
-  return { status: 'created', name, stages, jobs, variables: globalValues }
+  return {
+    status: 'created',
+    name,
+    stages,
+    jobs,
+    variables: globalValues,
+    autoCancelOnNewCommit: config.workflow.autoCancelOnNewCommit ?? 'conservative',
+  }
 }

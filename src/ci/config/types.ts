@@ -9,6 +9,10 @@ export type JobWhen = (typeof JOB_WHEN)[number]
 export const RULE_WHEN = ['on_success', 'on_failure', 'always', 'manual', 'delayed', 'never'] as const
 export type RuleWhen = (typeof RULE_WHEN)[number]
 
+/** `workflow:auto_cancel:on_new_commit`: what a new pipeline on a branch cancels in older ones. */
+export const AUTO_CANCEL_MODES = ['conservative', 'interruptible', 'none'] as const
+export type AutoCancelMode = (typeof AUTO_CANCEL_MODES)[number]
+
 /** `when:` of a `workflow:rules` rule. */
 export const WORKFLOW_WHEN = ['always', 'never'] as const
 
@@ -195,7 +199,7 @@ export interface CiConfig {
   stages: string[]
   /** Global `variables:`. */
   variables: Record<string, CiVariable>
-  workflow: { name: string | null; rules: CiRule[] | null }
+  workflow: { name: string | null; rules: CiRule[] | null; autoCancelOnNewCommit: AutoCancelMode | null }
   /** Visible jobs in file order (hidden `.jobs` are templates only). */
   jobs: CiJob[]
   /** Local files pulled in by `include`, in load order. */
