@@ -82,4 +82,16 @@ describe('web UI pipeline schedules', () => {
     await page.getByText('No schedules yet.').waitFor()
     assert.deepEqual((await wharf.api('GET', `/api/v4/projects/${ci.id}/pipeline_schedules`)).json, [])
   })
+
+  it('a delayed job shows when it starts, and Run now queues it early', async () => {
+    const p = await ci.push({ '.gitlab-ci.yml': 'later:\n  script: [echo later]\n  when: delayed\n  start_in: 1 hour\n' }, 'delayed')
+    const [job] = (await wharf.api('GET', `/api/v4/projects/${ci.id}/pipelines/${p.id}/jobs`)).json
+    assert.equal(job.status, 'scheduled')
+    assert.ok(Date.parse(job.scheduled_at) - Date.now() > 55 * 60_000, job.scheduled_at)
+    await page.goto(`${wharf.url}/-/projects/${ci.id}/jobs/${job.id}`)
+    await page.getByText(/starts /).waitFor()
+    await page.getByRole('button', { name: 'Run now' }).click()
+    await page.locator('h2 .badge').filter({ hasText: 'pending' }).waitFor()
+    assert.equal((await wharf.api('GET', `/api/v4/projects/${ci.id}/jobs/${job.id}`)).json.status, 'pending')
+  })
 })
