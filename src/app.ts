@@ -19,7 +19,7 @@ import { userRoutes, type Users } from './users/index.ts'
 import { hookRoutes } from './hooks/routes.ts'
 import type { Webhooks } from './hooks/service.ts'
 import { gitApiRoutes, gitRoutes, type GitHosting } from './git/index.ts'
-import { ciRoutes, ciTemplateRoutes, ONLINE_SECONDS, runnerApiRoutes, runnerProtocolRoutes, type Ci } from './ci/index.ts'
+import { ciRoutes, ciTemplateRoutes, ONLINE_SECONDS, runnerApiRoutes, runnerProtocolRoutes, scheduleRoutes, type Ci } from './ci/index.ts'
 import { adminRoutes } from './admin/index.ts'
 import { installGracefulClose, instrumentRequests, opsRoutes, type Metrics, type Probes } from './ops/index.ts'
 import { markdownRoutes, Sessions, webRoutes } from './web/index.ts'
@@ -162,6 +162,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
           const ciDeps = { ...deps.ci, ...urls, projects, groups, publicUrl: deps.publicUrl }
           await api.register(ciRoutes, { ...ciDeps, repos: deps.git.repos })
           await api.register(runnerApiRoutes, ciDeps)
+          await api.register(scheduleRoutes, ciDeps)
         }
       }
     },

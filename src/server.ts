@@ -171,6 +171,26 @@ export async function startServer(config: Readonly<Config>): Promise<RunningServ
   })
   await services.hooks.start(logger)
   const redeliveryTimer = setInterval(redeliver, PUSH_REDELIVERY_MS).unref()
+  // Pipeline schedules that came due start, delayed jobs whose start_in passed are queued; a tick
+  // still running is not doubled.
+  let scheduling: Promise<void> | undefined
+  const runSchedules = () => {
+    const ci = services.ci
+    if (!ci) return
+    scheduling ??= Promise.all([
+      ci.schedules.runDue().then((r) => {
+        if (r.ran.length || r.deactivated.length) logger.info({ ran: r.ran, deactivated: r.deactivated }, 'ran pipeline schedules')
+        if (r.failed.length) logger.warn({ failed: r.failed }, 'pipeline schedules could not start a pipeline')
+      }),
+      ci.pipelines.releaseDelayed().then((ids) => ids.length && logger.info({ jobs: ids }, 'released delayed jobs')),
+    ])
+      .then(
+        () => undefined,
+        (err: unknown) => logger.error({ err }, 'pipeline scheduler failed'),
+      )
+      .finally(() => (scheduling = undefined))
+  }
+  const scheduleTimer = setInterval(runSchedules, config.ci.schedulerIntervalSeconds * 1000).unref()
   if (mirror) await mirror.listen(listenAddress({ listen: config.dependencyProxy.mirrorListen! }))
   return {
     app,
@@ -182,10 +202,12 @@ export async function startServer(config: Readonly<Config>): Promise<RunningServ
       clearInterval(cleanupTimer)
       clearInterval(gcTimer)
       clearInterval(policyTimer)
+      clearInterval(scheduleTimer)
       await mirror?.close()
       await app.close()
       await redelivering
       await collecting
+      await scheduling
       disconnectHooks()
       await services.hooks.close()
       await services.ci?.pipelines.close()

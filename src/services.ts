@@ -102,6 +102,7 @@ export async function createServices(db: Kysely<Database>, storage: BlobDriver, 
   const registry = createRegistry(db, driver, { pageMax: opts.pageMax, metrics, namespaceStorageBytes: opts.namespaceStorageBytes })
   const users = new Users(db)
   const { projects, groups, members, projectAccess } = createProjects(db, deleteRepositoriesUnder)
+  users.setOwnedContentRemoval((user, groupIds) => projects.deleteOwnedBy(user, groupIds, groups))
   const credentials = new Credentials(db, new LoginThrottle(), users)
   const tokens = new RegistryTokens(db, { issuer: opts.publicUrl, service: REGISTRY_SERVICE, ttlSeconds: opts.tokenTtlSeconds })
   await tokens.load()

@@ -127,7 +127,7 @@ export const UserEntity = Type.Object({
   id: Int,
   username: Str,
   name: Str,
-  state: StringEnum(['active', 'blocked'] as const),
+  state: StringEnum(['active', 'blocked', 'deactivated'] as const),
   locked: Type.Boolean(),
   avatar_url: Type.Null(),
   web_url: Str,

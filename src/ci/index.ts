@@ -19,20 +19,23 @@ import { JobUpdates } from './job-updates.ts'
 import { Runners, type RunnerDomains } from './runners.ts'
 import { TraceStore } from './traces.ts'
 import { Triggers } from './triggers.ts'
+import { PipelineSchedules } from './schedules.ts'
 import { CiVariables } from './variables.ts'
 
 import { CommitStatuses } from './commit-statuses.ts'
 export { ciRoutes, type CiRouteDeps } from './routes.ts'
 export { runnerApiRoutes, runnerProtocolRoutes } from './runner-routes.ts'
 export { ciTemplateRoutes } from './template-routes.ts'
+export { scheduleRoutes } from './schedule-routes.ts'
 export { ONLINE_SECONDS } from './runners.ts'
-export { Pipelines, CiVariables, Triggers }
+export { Pipelines, CiVariables, Triggers, PipelineSchedules }
 
 export interface Ci {
   pipelines: Pipelines
   commitStatuses: CommitStatuses
   variables: CiVariables
   triggers: Triggers
+  schedules: PipelineSchedules
   runners: Runners
   jobQueue: JobQueue
   jobUpdates: JobUpdates
@@ -90,6 +93,7 @@ export function createCi(db: Kysely<Database>, git: GitHosting, domains: RunnerD
     commitStatuses: new CommitStatuses(db, git.repos),
     variables: new CiVariables(db),
     triggers: new Triggers(db),
+    schedules: new PipelineSchedules({ db, pipelines, projectAccess: domains.projectAccess }),
     runners,
     jobQueue,
     jobUpdates,

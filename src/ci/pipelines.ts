@@ -10,7 +10,7 @@ import type { CiJob, CiJobArtifact, Database, Pipeline, Project, Runner, User } 
 import * as projectQueries from '../projects/queries.ts'
 import type { ProjectAccess } from '../projects/index.ts'
 import * as userQueries from '../users/queries.ts'
-import { YAML_LIMITS, type PipelinePlan, type PipelineSource, type PlannedJob } from './config/index.ts'
+import { YAML_LIMITS, type AutoCancelMode, type PipelinePlan, type PipelineSource, type PlannedJob } from './config/index.ts'
 import { ConfigPlanner, FileTooBigError, type PlanResult } from './config-planner.ts'
 import { predefinedVariables, type JobVariable } from './predefined.ts'
 import * as q from './queries.ts'
@@ -29,6 +29,8 @@ export interface PipelineRequest {
   userId: number | null
   /** Variables given with an API or trigger request; they win over everything else. */
   variables?: Array<{ key: string; value: string; variable_type?: 'env_var' | 'file' }>
+  /** The pipeline schedule that starts it (source `schedule`). */
+  scheduleId?: number
 }
 
 /** What gets stored per job: the plan, plus what a runner needs to know. */
@@ -67,6 +69,7 @@ export class Pipelines {
   private readonly planner: ConfigPlanner
   private readonly maxJobs: number
   private readonly protectedRefs: ProtectedRefs
+  private readonly now: () => number
 
   constructor(deps: {
     db: Kysely<Database>
@@ -75,6 +78,8 @@ export class Pipelines {
     publicUrl: string
     maxJobs?: number
     registryMirror?: string | undefined
+    /** The clock delayed jobs are timed by (tests move it). */
+    now?: () => number
   }) {
     this.db = deps.db
     this.repos = deps.repos
@@ -84,6 +89,7 @@ export class Pipelines {
     this.maxJobs = deps.maxJobs ?? DEFAULT_MAX_JOBS_PER_PIPELINE
     this.registryMirror = deps.registryMirror
     this.protectedRefs = new ProtectedRefs(deps.db)
+    this.now = deps.now ?? Date.now
   }
 
   /** Protected refs get protected variables and ref_protected runners: the default branch and the protected branches and tags. */
@@ -188,6 +194,7 @@ export class Pipelines {
         userId: r.userId,
         yamlErrors: errors ? errors.join('\n') : null,
         variables: JSON.stringify(r.variables ?? []),
+        scheduleId: r.scheduleId ?? null,
       })
       await alsoInTransaction?.(trx)
       if (errors) {
@@ -249,8 +256,51 @@ export class Pipelines {
       }
       return p
     })
-    if (!errors) await this.advance(pipeline.id)
+    if (!errors) {
+      await this.advance(pipeline.id)
+      if (r.refType === 'branch') await this.cancelRedundant(pipeline, plan!.autoCancelOnNewCommit)
+    }
     return (await q.findPipeline(this.db, pipeline.id))!
+  }
+
+  /**
+   * GitLab's auto-cancel of redundant pipelines, as the new pipeline's
+   * `workflow:auto_cancel:on_new_commit` says: a new pipeline on a branch cancels what is left of
+   * each older one still going for another commit. `conservative` (the default): unless a job that
+   * is not `interruptible: true` has already started there; `interruptible`: only its interruptible
+   * jobs; `none`: nothing. Manual jobs stay.
+   */
+  private async cancelRedundant(fresh: Pipeline, mode: AutoCancelMode): Promise<number[]> {
+    if (mode === 'none') return []
+    const canceled: number[] = []
+    const interruptible = (j: CiJob) => (JSON.parse(j.definition) as Partial<JobDefinition>).interruptible === true
+    for (const old of await q.redundantPipelines(this.db, fresh)) {
+      const jobs = await q.pipelineJobs(this.db, old.id)
+      const started = (j: CiJob) => ['running', 'success', 'failed'].includes(j.status)
+      if (mode === 'conservative' && jobs.some((j) => started(j) && !interruptible(j))) continue
+      const now = nowIso()
+      for (const j of jobs)
+        if (mode === 'conservative' || interruptible(j))
+          await q.transitionJob(this.db, j.id, ['created', 'pending', 'running', 'scheduled'], { status: 'canceled', finished_at: now })
+      await this.advance(old.id)
+      canceled.push(old.id)
+    }
+    return canceled
+  }
+
+  /** Delayed jobs whose `start_in` has passed go to the queue; returns their ids. */
+  async releaseDelayed(): Promise<number[]> {
+    const now = new Date(this.now()).toISOString()
+    const released: number[] = []
+    const pipelines = new Set<number>()
+    for (const j of await q.dueScheduledJobs(this.db, now)) {
+      if (await q.transitionJob(this.db, j.id, ['scheduled'], { status: 'pending', queued_at: now })) {
+        released.push(j.id)
+        pipelines.add(j.pipeline_id)
+      }
+    }
+    for (const id of pipelines) await this.advance(id)
+    return released
   }
 
   /**
@@ -353,10 +403,16 @@ export class Pipelines {
       const jobs = await q.pipelineJobs(trx, pipelineId)
       const changes = advance(jobs.map(toNode))
       const now = nowIso()
+      const byId = new Map(jobs.map((j) => [j.id, j]))
       for (const [id, status] of changes) {
         const set: Partial<CiJob> = { status }
         if (status === 'pending') set.queued_at = now
         if (status === 'skipped') set.finished_at = now
+        if (status === 'scheduled') {
+          // The delay counts from when the job could have started, as on GitLab.
+          const startIn = (JSON.parse(byId.get(id)!.definition) as Partial<JobDefinition>).startIn ?? 0
+          set.scheduled_at = new Date(this.now() + startIn * 1000).toISOString()
+        }
         await q.transitionJob(trx, id, ['created'], set)
       }
       const after = jobs.map((j) => ({
@@ -381,7 +437,10 @@ export class Pipelines {
     const now = nowIso()
     for (const j of jobs) {
       if (!FINISHED.has(j.status as JobStatus))
-        await q.transitionJob(this.db, j.id, ['created', 'pending', 'running', 'manual'], { status: 'canceled', finished_at: now })
+        await q.transitionJob(this.db, j.id, ['created', 'pending', 'running', 'manual', 'scheduled'], {
+          status: 'canceled',
+          finished_at: now,
+        })
     }
     await this.advance(pipelineId)
   }
@@ -410,15 +469,19 @@ export class Pipelines {
 
   async cancelJob(job: CiJob): Promise<CiJob> {
     if (FINISHED.has(job.status as JobStatus)) throw new WharfError('BAD_REQUEST', `job ${job.id} is already ${job.status}`, {})
-    await q.transitionJob(this.db, job.id, ['created', 'pending', 'running', 'manual'], { status: 'canceled', finished_at: nowIso() })
+    await q.transitionJob(this.db, job.id, ['created', 'pending', 'running', 'manual', 'scheduled'], {
+      status: 'canceled',
+      finished_at: nowIso(),
+    })
     await this.advance(job.pipeline_id)
     return (await q.findJob(this.db, job.id))!
   }
 
-  /** Starts a manual job. */
+  /** Starts a manual job, or a delayed one before its time. */
   async playJob(job: CiJob): Promise<CiJob> {
-    if (job.status !== 'manual') throw new WharfError('BAD_REQUEST', `job ${job.id} is not a manual job waiting to be played`, {})
-    await q.transitionJob(this.db, job.id, ['manual'], { status: 'pending', queued_at: nowIso() })
+    if (job.status !== 'manual' && job.status !== 'scheduled')
+      throw new WharfError('BAD_REQUEST', `job ${job.id} is not a manual or delayed job waiting to be played`, {})
+    await q.transitionJob(this.db, job.id, ['manual', 'scheduled'], { status: 'pending', queued_at: nowIso() })
     await this.advance(job.pipeline_id)
     return (await q.findJob(this.db, job.id))!
   }
@@ -430,6 +493,7 @@ export class Pipelines {
     source: PipelineSource,
     userId: number | null,
     variables: PipelineRequest['variables'],
+    scheduleId?: number,
   ): Promise<Pipeline> {
     const branch = await this.repos.resolveRef(project.id, `refs/heads/${ref}`)
     const tag = branch ? undefined : await this.repos.resolveRef(project.id, `refs/tags/${ref}`)
@@ -444,6 +508,7 @@ export class Pipelines {
       source,
       userId,
       variables: variables ?? [],
+      ...(scheduleId !== undefined ? { scheduleId } : {}),
     })
     if (!p)
       throw new WharfError(

@@ -72,6 +72,12 @@ export const SETTINGS = [
     kind: 'integer',
   },
   { key: 'ci.maxJobsPerPipeline', flag: 'max-jobs-per-pipeline', env: 'WHARF_CI_MAX_JOBS_PER_PIPELINE', kind: 'integer' },
+  {
+    key: 'ci.schedulerIntervalSeconds',
+    flag: 'ci-scheduler-interval-seconds',
+    env: 'WHARF_CI_SCHEDULER_INTERVAL_SECONDS',
+    kind: 'integer',
+  },
   { key: 'webhooks.allowLocalNetwork', flag: 'webhooks-allow-local-network', env: 'WHARF_WEBHOOKS_ALLOW_LOCAL_NETWORK', kind: 'boolean' },
   { key: 'webhooks.allowedHosts', flag: 'webhooks-allowed-hosts', env: 'WHARF_WEBHOOKS_ALLOWED_HOSTS', kind: 'list' },
   { key: 'webhooks.timeoutSeconds', flag: 'webhooks-timeout-seconds', env: 'WHARF_WEBHOOKS_TIMEOUT_SECONDS', kind: 'integer' },

@@ -145,6 +145,8 @@ export const ConfigSchema = Type.Object(
         jobHeartbeatTimeoutSeconds: Type.Integer({ minimum: 10, maximum: 86_400, description: 'seconds, 10 to 86400' }),
         /** Most jobs one pipeline may have (GitLab's ci_pipeline_size); a larger one is created failed. */
         maxJobsPerPipeline: Type.Integer({ minimum: 1, maximum: 10_000, description: '1 to 10000' }),
+        /** How often due pipeline schedules and delayed (`start_in`) jobs are looked for. */
+        schedulerIntervalSeconds: Type.Integer({ minimum: 1, maximum: 3600, description: 'seconds, 1 to 3600' }),
       },
       { additionalProperties: false },
     ),
@@ -182,7 +184,7 @@ export const DEFAULTS: Omit<Config, 'publicUrl'> = {
     upstreamTimeoutSeconds: 30,
   },
   webhooks: { allowLocalNetwork: false, allowedHosts: [], timeoutSeconds: 10 },
-  ci: { jobHeartbeatTimeoutSeconds: 300, maxJobsPerPipeline: 500 },
+  ci: { jobHeartbeatTimeoutSeconds: 300, maxJobsPerPipeline: 500, schedulerIntervalSeconds: 15 },
   // A day either way, as GitLab's online GC reviews blobs and untagged manifests after 24 hours.
   gc: { intervalMinutes: 60, graceSeconds: 86_400, untaggedDelaySeconds: 86_400 },
 }

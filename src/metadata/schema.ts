@@ -69,9 +69,12 @@ export interface UsersTable {
   email: string | null
   password_hash: string | null
   is_admin: number
-  state: 'active' | 'blocked'
+  state: UserState
   created_at: string
 }
+
+/** GitLab's account states Wharf has: a deactivated account is kept (tokens too) but cannot sign in until activated. */
+export type UserState = 'active' | 'blocked' | 'deactivated'
 
 export interface NamespacesTable {
   id: Generated<number>
@@ -197,6 +200,8 @@ export interface PipelinesTable {
   updated_at: string
   started_at: string | null
   finished_at: string | null
+  /** The schedule that started it (source `schedule`). */
+  pipeline_schedule_id: number | null
 }
 
 export interface CiJobsTable {
@@ -226,7 +231,36 @@ export interface CiJobsTable {
   exit_code: number | null
   /** When its log and artifacts were erased (GitLab's job erase). */
   erased_at: string | null
+  /** When a `scheduled` job (`when: delayed`) becomes pending. */
+  scheduled_at: string | null
 }
+
+/** GitLab's pipeline schedules: a cron line in an IANA time zone, run as the owner with these variables. */
+export interface PipelineSchedulesTable {
+  id: Generated<number>
+  project_id: number
+  description: string
+  ref: string
+  cron: string
+  cron_timezone: string
+  active: number
+  next_run_at: string
+  owner_id: number | null
+  last_pipeline_id: number | null
+  created_at: string
+  updated_at: string
+}
+export type PipelineSchedule = Selectable<PipelineSchedulesTable>
+
+export interface PipelineScheduleVariablesTable {
+  id: Generated<number>
+  schedule_id: number
+  key: string
+  value: string
+  variable_type: 'env_var' | 'file'
+  created_at: string
+}
+export type PipelineScheduleVariable = Selectable<PipelineScheduleVariablesTable>
 
 export interface CiVariablesTable {
   id: Generated<number>
@@ -306,6 +340,8 @@ export interface Database {
   signing_keys: SigningKeysTable
   audit_events: AuditEventsTable
   pipelines: PipelinesTable
+  pipeline_schedules: PipelineSchedulesTable
+  pipeline_schedule_variables: PipelineScheduleVariablesTable
   ci_jobs: CiJobsTable
   ci_variables: CiVariablesTable
   pipeline_triggers: PipelineTriggersTable

@@ -1,5 +1,5 @@
 import { likeTerm, nowIso } from '../metadata/db.ts'
-import type { Executor, Namespace, User } from '../metadata/schema.ts'
+import type { Executor, Namespace, User, UserState } from '../metadata/schema.ts'
 
 // Only this file builds SQL for user accounts: the users table, and the rows an account owns
 // across the schema (its personal namespace, and what a deletion must clear or detach).
@@ -39,7 +39,7 @@ export async function insertUser(
 export async function updateUser(
   db: Executor,
   id: number,
-  set: Partial<{ name: string; email: string | null; password_hash: string | null; is_admin: number; state: 'active' | 'blocked' }>,
+  set: Partial<{ name: string; email: string | null; password_hash: string | null; is_admin: number; state: UserState }>,
 ): Promise<void> {
   await db
     .updateTable('users')
@@ -122,18 +122,34 @@ export async function userHoldings(db: Executor, userId: number): Promise<{ proj
     .orderBy('projects.full_path')
     .limit(10)
     .execute()
-  const groups = await db
+  const groups = await soleOwnedGroups(db, userId)
+  return { projects: projects.map((r) => r.full_path), groups: groups.map((r) => r.full_path) }
+}
+
+/** Groups whose only direct Owner is this user (GitLab's "sole owner": the user cannot be removed while any exists). */
+export async function soleOwnedGroups(db: Executor, userId: number): Promise<Array<{ id: number; full_path: string }>> {
+  return db
     .selectFrom('members')
     .innerJoin('namespaces', 'namespaces.id', 'members.source_id')
     .where('members.source_kind', '=', 'namespace')
     .where('members.user_id', '=', userId)
     .where('members.access_level', '>=', 50)
     .where('namespaces.kind', '=', 'group')
-    .select('namespaces.full_path')
+    .where(({ not, exists, selectFrom }) =>
+      not(
+        exists(
+          selectFrom('members as other')
+            .select('other.user_id')
+            .whereRef('other.source_id', '=', 'members.source_id')
+            .where('other.source_kind', '=', 'namespace')
+            .where('other.user_id', '!=', userId)
+            .where('other.access_level', '>=', 50),
+        ),
+      ),
+    )
+    .select(['namespaces.id', 'namespaces.full_path'])
     .orderBy('namespaces.full_path')
-    .limit(10)
     .execute()
-  return { projects: projects.map((r) => r.full_path), groups: groups.map((r) => r.full_path) }
 }
 
 /**

@@ -76,6 +76,7 @@ async function populate(h: ApiHarness, w: World) {
     )
     await ci.pipelines.createForRef(w.project, 'main', 'api', w.root.user.id, [])
     await ci.triggers.create(w.project.id, w.root.user.id, `t${i}`)
+    await ci.schedules.create(w.project, w.root.user.id, { description: `s${i}`, ref: 'main', cron: '0 3 * * *' })
     await h.services.accessTokens.createPat(w.root.user.id, { name: `extra${i}`, scopes: ['api'] }, 'test')
   }
   for (const p of [w.target, ...extra]) await ci.jobTokens.allow(w.project.id, p)
@@ -135,6 +136,7 @@ async function populate(h: ApiHarness, w: World) {
     await h.services.deviceLogins.decide(started.user_code, signedIn!, true, '10.0.0.1')
     await h.services.deviceLogins.redeem(started.device_code, 'wharf-cli', '10.0.0.1')
   }
+  for (let i = 0; i < 3; i++) await ci.schedules.play(w.project, w.schedule, w.root.user.id)
   const creds = { username: 'root', password: ROOT_PASSWORD }
   for (const name of ['grp/app', 'grp/app/api', 'grp/app/web']) await pushImage(h, creds, name, ['1', '2', '3'])
 }
@@ -156,6 +158,7 @@ test('every list route pages with per_page and sends the pagination headers', as
     tag_name: '1',
     branch: 'main',
     sha: 'main',
+    schedule_id: String(w.schedule.id),
   }
   const idFor = (path: string) =>
     path.startsWith('/api/v4/groups')
@@ -233,6 +236,8 @@ test('every list route pages with per_page and sends the pagination headers', as
       '/api/v4/projects/:id/jobs',
       '/api/v4/projects/:id/members',
       '/api/v4/projects/:id/members/all',
+      '/api/v4/projects/:id/pipeline_schedules',
+      '/api/v4/projects/:id/pipeline_schedules/:schedule_id/pipelines',
       '/api/v4/projects/:id/pipelines',
       '/api/v4/projects/:id/pipelines/:pipeline_id/jobs',
       '/api/v4/projects/:id/protected_branches',

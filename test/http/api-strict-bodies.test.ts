@@ -71,6 +71,8 @@ function writeRoutes(w: World): Record<string, { url: string; body: Json }> {
     // Refused by their (empty) body schema before the code is looked up, so no device flow need exist.
     'POST /api/v4/user/device_authorizations/:user_code/approve': { url: '/api/v4/user/device_authorizations/BBBB-BBBB/approve', body: {} },
     'POST /api/v4/user/device_authorizations/:user_code/deny': { url: '/api/v4/user/device_authorizations/BBBB-BBBB/deny', body: {} },
+    'POST /api/v4/users/:id/deactivate': { url: `/api/v4/users/${u}/deactivate`, body: {} },
+    'POST /api/v4/users/:id/activate': { url: `/api/v4/users/${u}/activate`, body: {} },
     'POST /api/v4/user/personal_access_tokens': { url: '/api/v4/user/personal_access_tokens', body: { name: 't', scopes: ['api'] } },
     'POST /api/v4/users/:id/personal_access_tokens': {
       url: `/api/v4/users/${u}/personal_access_tokens`,
@@ -98,6 +100,30 @@ function writeRoutes(w: World): Record<string, { url: string; body: Json }> {
     'POST /api/v4/groups/:id/variables': { url: `/api/v4/groups/${g}/variables`, body: { key: 'NEW', value: 'v' } },
     'PUT /api/v4/groups/:id/variables/:key': { url: `/api/v4/groups/${g}/variables/K`, body: { value: 'w' } },
     'POST /api/v4/projects/:id/triggers': { url: `/api/v4/projects/${p}/triggers`, body: { description: 'x' } },
+    'POST /api/v4/projects/:id/pipeline_schedules': {
+      url: `/api/v4/projects/${p}/pipeline_schedules`,
+      body: { description: 'd', ref: 'main', cron: '0 1 * * *', cron_timezone: 'UTC', active: true },
+    },
+    'PUT /api/v4/projects/:id/pipeline_schedules/:schedule_id': {
+      url: `/api/v4/projects/${p}/pipeline_schedules/${w.schedule.id}`,
+      body: { description: 'd', ref: 'main', cron: '0 1 * * *', cron_timezone: 'UTC', active: true },
+    },
+    'POST /api/v4/projects/:id/pipeline_schedules/:schedule_id/take_ownership': {
+      url: `/api/v4/projects/${p}/pipeline_schedules/${w.schedule.id}/take_ownership`,
+      body: {},
+    },
+    'POST /api/v4/projects/:id/pipeline_schedules/:schedule_id/play': {
+      url: `/api/v4/projects/${p}/pipeline_schedules/${w.schedule.id}/play`,
+      body: {},
+    },
+    'POST /api/v4/projects/:id/pipeline_schedules/:schedule_id/variables': {
+      url: `/api/v4/projects/${p}/pipeline_schedules/${w.schedule.id}/variables`,
+      body: { key: 'NEW', value: 'v', variable_type: 'env_var' },
+    },
+    'PUT /api/v4/projects/:id/pipeline_schedules/:schedule_id/variables/:key': {
+      url: `/api/v4/projects/${p}/pipeline_schedules/${w.schedule.id}/variables/V`,
+      body: { value: 'v', variable_type: 'env_var' },
+    },
     'POST /api/v4/projects/:id/trigger/pipeline': {
       url: `/api/v4/projects/${p}/trigger/pipeline`,
       body: { token: w.trigger.token, ref: 'main', variables: { A: 'b' } },

@@ -79,6 +79,7 @@ it('verify-config shows every setting (each set here through its WHARF_* variabl
     'dependencyProxy.upstreamTimeoutSeconds': { env: '17', shown: 17 },
     'ci.jobHeartbeatTimeoutSeconds': { env: '18', shown: 18 },
     'ci.maxJobsPerPipeline': { env: '19', shown: 19 },
+    'ci.schedulerIntervalSeconds': { env: '21', shown: 21 },
     'webhooks.allowLocalNetwork': { env: 'true', shown: true },
     'webhooks.allowedHosts': { env: 'hooks.internal, 10.0.0.7', shown: ['hooks.internal', '10.0.0.7'] },
     'webhooks.timeoutSeconds': { env: '20', shown: 20 },

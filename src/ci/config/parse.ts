@@ -3,6 +3,8 @@ import { resolveExtends } from './extends.ts'
 import { expandIncludes, IncludeError, type IncludeSource } from './include.ts'
 import { resolveReferences } from './reference.ts'
 import {
+  AUTO_CANCEL_MODES,
+  type AutoCancelMode,
   DEFAULT_JOB_STAGE,
   DEFAULT_STAGES,
   POST_STAGE,
@@ -39,6 +41,7 @@ import {
   validateRetry,
   validateRules,
   validateServices,
+  validateStartIn,
   validateStages,
   validateTags,
   validateTimeout,
@@ -101,6 +104,7 @@ const JOB_KEYS = [
   'interruptible',
   'timeout',
   'id_tokens',
+  'start_in',
 ] as const
 /** GitLab job keywords Wharf does not implement: an error, never silently ignored. */
 const UNSUPPORTED_JOB_KEYS = [
@@ -110,7 +114,6 @@ const UNSUPPORTED_JOB_KEYS = [
   'release',
   'secrets',
   'resource_group',
-  'start_in',
   'pages',
   'hooks',
   'identity',
@@ -197,16 +200,29 @@ function buildConfig(e: Errors, root: Hash, includes: string[]): CiConfig {
 }
 
 function buildWorkflow(e: Errors, v: unknown): CiConfig['workflow'] {
-  const none = { name: null, rules: null }
+  const none = { name: null, rules: null, autoCancelOnNewCommit: null }
   if (!present(v)) return none
   if (!isHash(v)) return e.add('workflow', 'config should be a hash') ?? none
   if (Object.keys(v).length === 0) return e.add('workflow', "config can't be blank") ?? none
-  if (!checkKeys(e, 'workflow', v, ['rules', 'name'], ['auto_cancel'])) return none
+  if (!checkKeys(e, 'workflow', v, ['rules', 'name', 'auto_cancel'], [])) return none
   const name = getKey(v, 'name')
   if (present(name) && !(isString(name) && name.length <= 255)) e.add('workflow', 'name should be a string of at most 255 characters')
   const rulesRaw = getKey(v, 'rules')
   const rules = present(rulesRaw) ? (validateRules(e, 'workflow:rules', rulesRaw, 'workflow') ?? null) : null
-  return { name: isString(name) ? name : null, rules }
+  const autoCancel = getKey(v, 'auto_cancel')
+  let autoCancelOnNewCommit: AutoCancelMode | null = null
+  if (present(autoCancel)) {
+    // on_job_failure (cancel the rest of a pipeline when a job fails) is not implemented: an error, never ignored.
+    if (!isHash(autoCancel)) e.add('workflow:auto_cancel', 'config should be a hash')
+    else if (checkKeys(e, 'workflow:auto_cancel', autoCancel, ['on_new_commit'], ['on_job_failure'])) {
+      const mode = getKey(autoCancel, 'on_new_commit')
+      if (present(mode)) {
+        if (isString(mode) && (AUTO_CANCEL_MODES as readonly string[]).includes(mode)) autoCancelOnNewCommit = mode as AutoCancelMode
+        else e.add('workflow:auto_cancel', `on new commit must be one of: ${list(AUTO_CANCEL_MODES)}`)
+      }
+    }
+  }
+  return { name: isString(name) ? name : null, rules, autoCancelOnNewCommit }
 }
 
 function validateDefaultKey(e: Errors, loc: string, key: DefaultKey, v: unknown, into: Defaults): void {
@@ -345,6 +361,8 @@ function buildJob(e: Errors, name: string, h: Hash, defaults: Defaults): CiJob |
   const allow = has('allow_failure') ? validateAllowFailure(e, loc, get('allow_failure')) : null
   const environment = has('environment') ? validateEnvironment(e, `${loc}:environment`, get('environment')) : null
   const coverage = has('coverage') ? validateCoverage(e, `${loc}:coverage`, get('coverage')) : null
+  // With rules, the delay belongs to the rule that says `when: delayed` (GitLab: "start in must be blank").
+  const startIn = validateStartIn(e, loc, get('start_in'), when === 'delayed' && !has('rules'))
 
   if (
     e.size !== errs ||
@@ -357,7 +375,8 @@ function buildJob(e: Errors, name: string, h: Hash, defaults: Defaults): CiJob |
     !when ||
     allow === undefined ||
     environment === undefined ||
-    coverage === undefined
+    coverage === undefined ||
+    startIn === undefined
   ) {
     return undefined
   }
@@ -387,6 +406,7 @@ function buildJob(e: Errors, name: string, h: Hash, defaults: Defaults): CiJob |
     timeout: pick('timeout') ?? null,
     tags: pick('tags') ?? [],
     interruptible: pick('interruptible') ?? null,
+    startIn,
     environment,
     coverage,
     idTokens: pick('id_tokens') ?? null,

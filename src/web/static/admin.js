@@ -191,7 +191,7 @@ async function users(page = 1, search = '') {
                   if (
                     await confirmDialog({
                       title: `Delete ${u.username}?`,
-                      body: 'Their account, memberships and tokens are removed. Users who still own projects or groups cannot be deleted.',
+                      body: 'Their account, personal projects, memberships and tokens are removed. A group they alone own must get another owner or be deleted first.',
                     })
                   )
                     await act(() => api('DELETE', `/users/${u.id}`), `${u.username} deleted`)

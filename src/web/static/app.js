@@ -6,6 +6,7 @@ import { registryTab } from './registry.js'
 import { blobPage, commitPage, commitsPage, editFilePage, newFilePage, projectOverview, repositoryTab } from './repository.js'
 import { ciEditorPage } from './ci-editor.js'
 import { jobPage, newPipelinePage, pipelinePage, pipelinesTab } from './ci.js'
+import { scheduleFormPage, schedulesPage } from './schedules.js'
 import { accountPage, tokensPage } from './user.js'
 import { adminPage } from './admin.js'
 import { devicePage } from './device.js'
@@ -26,6 +27,9 @@ const ROUTES = [
   [PAGES.projectRegistry, (id) => projectPage(id, 'registry')],
   [PAGES.pipelines, (id) => projectPage(id, 'pipelines')],
   [PAGES.newPipeline, (id) => projectPage(id, 'pipelines', newPipelinePage)],
+  [PAGES.schedules, (id) => projectPage(id, 'pipelines', schedulesPage)],
+  [PAGES.newSchedule, (id) => projectPage(id, 'pipelines', (p) => scheduleFormPage(p))],
+  [PAGES.editSchedule, (id, sid) => projectPage(id, 'pipelines', (p) => scheduleFormPage(p, sid))],
   [PAGES.pipeline, (id, pid) => projectPage(id, 'pipelines', (p) => pipelinePage(p, pid))],
   [PAGES.job, (id, jid) => projectPage(id, 'pipelines', (p) => jobPage(p, jid))],
   [PAGES.repository, (id) => projectPage(id, 'repository')],
