@@ -13,6 +13,10 @@ export const SETTINGS = [
   { key: 'logLevel', flag: 'log-level', env: 'WHARF_LOG_LEVEL', kind: 'string' },
   { key: 'auth.tokenTtlSeconds', flag: 'token-ttl-seconds', env: 'WHARF_AUTH_TOKEN_TTL_SECONDS', kind: 'integer' },
   { key: 'auth.rootPassword', flag: 'root-password', env: 'WHARF_ROOT_PASSWORD', kind: 'string' },
+  { key: 'auth.passwordSignIn', flag: 'password-sign-in', env: 'WHARF_AUTH_PASSWORD_SIGN_IN', kind: 'boolean' },
+  { key: 'auth.passwordBreakGlass', flag: 'password-break-glass', env: 'WHARF_AUTH_PASSWORD_BREAK_GLASS', kind: 'boolean' },
+  { key: 'sso.oidc', flag: 'sso-oidc', env: 'WHARF_SSO_OIDC', kind: 'json' },
+  { key: 'sso.syncIntervalSeconds', flag: 'sso-sync-interval-seconds', env: 'WHARF_SSO_SYNC_INTERVAL_SECONDS', kind: 'integer' },
   { key: 'tls.cert', flag: 'tls-cert', env: 'WHARF_TLS_CERT', kind: 'string' },
   { key: 'tls.key', flag: 'tls-key', env: 'WHARF_TLS_KEY', kind: 'string' },
   { key: 'metrics.listen', flag: 'metrics-listen', env: 'WHARF_METRICS_LISTEN', kind: 'string' },
@@ -76,18 +80,21 @@ export const SETTINGS = [
 
 /** Settings never echoed back (errors, verify-config). */
 export const SECRET_KEYS: ReadonlySet<string> = new Set(['auth.rootPassword', 'metrics.token', 'dependencyProxy.upstreams'])
+/** Fields secret wherever they appear in a list of settings (`sso.oidc.0.clientSecret`). */
+const SECRET_FIELDS: ReadonlySet<string> = new Set(['clientSecret'])
 
-/** A key at or below a secret setting (`dependencyProxy.upstreams.0.password`). */
+/** A key at or below a secret setting (`dependencyProxy.upstreams.0.password`), or a secret field. */
 function isSecret(key: string): boolean {
   for (const k of SECRET_KEYS) if (key === k || key.startsWith(`${k}.`)) return true
-  return false
+  return SECRET_FIELDS.has(key.slice(key.lastIndexOf('.') + 1))
 }
 
 /** The configuration as administrators may see it: secret settings that are set show as `(set)`. */
 export function publicSettings(config: Readonly<Config>): Record<string, unknown> {
   const mask = (node: unknown, prefix: string): unknown => {
     if (prefix && isSecret(prefix)) return node === undefined || node === null ? null : '(set)'
-    if (node === null || typeof node !== 'object' || Array.isArray(node)) return node
+    if (Array.isArray(node)) return node.map((v, i) => mask(v, `${prefix}.${i}`))
+    if (node === null || typeof node !== 'object') return node
     return Object.fromEntries(Object.entries(node).map(([k, v]) => [k, mask(v, prefix ? `${prefix}.${k}` : k)]))
   }
   return mask(config, '') as Record<string, unknown>
@@ -157,7 +164,7 @@ function coerce(setting: (typeof SETTINGS)[number], raw: string, origin: Origin)
     try {
       return JSON.parse(raw)
     } catch {
-      throw new ConfigError(`invalid setting ${setting.key} (${origin}): expected JSON (a list of {"host","url"} objects), got (hidden)`)
+      throw new ConfigError(`invalid setting ${setting.key} (${origin}): expected JSON (a list of objects), got (hidden)`)
     }
   }
   return raw
@@ -246,6 +253,7 @@ export function loadConfig(sources: ConfigSources = {}): Readonly<Config> {
   config.publicUrl = config.publicUrl.replace(/\/$/, '')
   config.data = resolve(config.data)
   checkUpstreams(config.dependencyProxy, origins)
+  checkOidcProviders(config.sso, origins)
   if (config.tls)
     config.tls =
       sources.checkTlsFiles === false ? { cert: resolve(config.tls.cert), key: resolve(config.tls.key) } : checkTls(config.tls, origins)
@@ -284,6 +292,37 @@ function checkUpstreams(dp: Config['dependencyProxy'], origins: Map<string, Orig
       `invalid setting dependencyProxy.mirrorListen (${settingOrigin('dependencyProxy.mirrorListen', origins)}): port is out of range`,
     )
   }
+}
+
+/** Ids are unique, each provider has exactly one secret source (a file is read here), and plain http only reaches loopback. */
+function checkOidcProviders(sso: Config['sso'], origins: Map<string, Origin>): void {
+  const where = settingOrigin('sso.oidc', origins)
+  const seen = new Set<string>()
+  sso.oidc.forEach((p, i) => {
+    const at = `sso.oidc.${i}`
+    if (seen.has(p.id)) throw new ConfigError(`invalid setting ${at}.id (${where}): ${p.id} is listed twice`)
+    seen.add(p.id)
+    if ((p.clientSecret === undefined) === (p.clientSecretFile === undefined))
+      throw new ConfigError(`invalid setting ${at} (${where}): give exactly one of clientSecret and clientSecretFile`)
+    const issuer = new URL(p.issuer)
+    if (issuer.protocol === 'http:' && !['127.0.0.1', 'localhost', '[::1]'].includes(issuer.hostname))
+      throw new ConfigError(`invalid setting ${at}.issuer (${where}): an issuer must use https (plain http only on loopback)`)
+    if (p.clientSecretFile !== undefined) {
+      const file = resolve(p.clientSecretFile)
+      let secret: string
+      try {
+        secret = readFileSync(file, 'utf8').split('\n', 1)[0]!.trim()
+      } catch (e) {
+        throw new ConfigError(
+          `invalid setting ${at}.clientSecretFile (${where}): cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
+        )
+      }
+      if (!secret) throw new ConfigError(`invalid setting ${at}.clientSecretFile (${where}): ${file} is empty`)
+      // The rest of Wharf sees one field; publicSettings masks it.
+      p.clientSecret = secret
+      delete p.clientSecretFile
+    }
+  })
 }
 
 function settingOrigin(key: string, origins: Map<string, Origin>): string {

@@ -1,2 +1,3 @@
 export { webRoutes, type WebOptions } from './routes.ts'
 export { Sessions, SESSION_COOKIE, csrfTokenFor } from './sessions.ts'
+export { ssoWebRoutes, type SsoRouteOptions } from './sso-routes.ts'

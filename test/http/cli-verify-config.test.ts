@@ -52,6 +52,15 @@ it('verify-config shows every setting (each set here through its WHARF_* variabl
     logLevel: { env: 'warn', shown: 'warn' },
     'auth.tokenTtlSeconds': { env: '600', shown: 600 },
     'auth.rootPassword': { env: 'root-secret-value', shown: '(hidden)' },
+    'auth.passwordSignIn': { env: 'false', shown: false },
+    'auth.passwordBreakGlass': { env: 'false', shown: false },
+    'sso.oidc': {
+      env: JSON.stringify([
+        { id: 'corp', label: 'Corp', issuer: 'https://idp.example', clientId: 'wharf', clientSecret: 'oidc-secret-value' },
+      ]),
+      shown: [{ id: 'corp', label: 'Corp', issuer: 'https://idp.example', clientId: 'wharf', clientSecret: '(hidden)' }],
+    },
+    'sso.syncIntervalSeconds': { env: '23', shown: 23 },
     'tls.cert': { env: cert, shown: cert },
     'tls.key': { env: key, shown: key },
     'metrics.listen': { env: '127.0.0.1:9464', shown: '127.0.0.1:9464' },
