@@ -198,6 +198,13 @@ export class OidcProvider {
         )
       return ssoError('misconfigured', `${id}: ${issuer} answered the ${what} request with ${e.error} (HTTP ${e.status})`, e)
     }
+    if (e instanceof client.WWWAuthenticateChallengeError) {
+      // A 401 with a challenge: at the token endpoint the client's credentials were refused; at userinfo the token was.
+      const error = e.cause[0]?.parameters.error ?? `HTTP ${e.status}`
+      if (what === 'userinfo' && error === 'invalid_token')
+        return ssoError('denied', `${id}: ${issuer} refused the access token at userinfo`, e)
+      return ssoError('misconfigured', `${id}: ${issuer} refused Wharf's client credentials (${error}): check clientId and clientSecret`, e)
+    }
     const code = (e as { code?: unknown }).code
     if (code === 'OAUTH_JSON_ATTRIBUTE_COMPARISON_FAILED' && what === 'discovery') {
       const named = (e as { cause?: { body?: { issuer?: unknown } } }).cause?.body?.issuer
