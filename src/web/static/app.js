@@ -456,7 +456,13 @@ document.addEventListener('click', (e) => {
   const a = e.target.closest?.('a[href]')
   if (!a || e.defaultPrevented || e.button !== 0 || e.metaKey || e.ctrlKey || e.shiftKey || e.altKey || a.target) return
   const url = new URL(a.href, location.href)
-  if (url.origin !== location.origin || !(url.pathname === '/' || url.pathname.startsWith('/-/')) || url.pathname.startsWith('/-/static/'))
+  // /-/static/ and /-/auth/ (sign-in with an identity provider: a redirect) are the server's, not app pages.
+  if (
+    url.origin !== location.origin ||
+    !(url.pathname === '/' || url.pathname.startsWith('/-/')) ||
+    url.pathname.startsWith('/-/static/') ||
+    url.pathname.startsWith('/-/auth/')
+  )
     return
   e.preventDefault()
   navigate(url.pathname + url.search)
