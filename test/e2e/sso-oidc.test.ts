@@ -32,6 +32,7 @@ before(async () => {
       { id: 'alice', password: 'alice-idp-pw', email: 'alice@corp.example', name: 'Alice Liddell', groups: ['wharf-devs'] },
       { id: 'bob', password: 'bob-idp-pw', email: 'bob@elsewhere.example' },
       { id: 'carol', password: 'carol-idp-pw', email: 'Carol@corp.example', groups: [] },
+      { id: 'erin', password: 'erin-idp-pw', email: 'erin@corp.example' },
     ],
     client: {
       client_id: 'wharf',
@@ -230,6 +231,22 @@ describe('OIDC sign-in', { timeout: 240_000 }, () => {
     await b.signInWith(wharf.url, 'corp', 'carol', 'carol-idp-pw')
     assert.equal((await session(b)).user?.id, carol.json[0].id)
     assert.ok((await audit('sso.linked')).some((e) => e.actor === 'carol' && e.details?.how === 'verified email'))
+  })
+
+  it('links the provider to the signed-in account on request', async () => {
+    const b = new MiniBrowser()
+    const signIn = await b.request(`${wharf.url}/-/session`, { method: 'POST', form: { username: 'root', password: wharf.rootPassword } })
+    assert.equal(signIn.status, 303)
+    const page = await b.follow(`${wharf.url}/-/auth/oidc/corp?link=1&return_to=/-/user/account`)
+    const action = /action="([^"]+)"/.exec(await page.res.text())![1]!
+    const done = await b.follow(new URL(action, page.url).href, { method: 'POST', form: { username: 'erin', password: 'erin-idp-pw' } })
+    assert.equal(new URL(done.url).pathname, '/-/user/account', done.url)
+    assert.ok((await audit('sso.linked')).some((e) => e.actor === 'root' && e.details?.how === 'signed-in user'))
+    // From now on erin's provider account signs in as root (no account was made for her).
+    const erin = new MiniBrowser()
+    await erin.signInWith(wharf.url, 'corp', 'erin', 'erin-idp-pw')
+    assert.equal((await session(erin)).user?.username, 'root')
+    assert.equal((await wharf.api('GET', '/api/v4/users?username=erin')).json.length, 0)
   })
 
   it('refuses an email domain that is not allowed, with a reason for the user', async () => {
