@@ -71,6 +71,7 @@ export async function startServer(config: Readonly<Config>): Promise<RunningServ
     gc: config.gc,
     passwords: { signIn: config.auth.passwordSignIn, breakGlass: config.auth.passwordBreakGlass },
     oidcProviders: config.sso.oidc,
+    ldapServers: config.sso.ldap,
   })
   const { registry, generatedRootPassword } = services
   const https = config.tls && { cert: await readFile(config.tls.cert), key: await readFile(config.tls.key) }
@@ -143,9 +144,10 @@ export async function startServer(config: Readonly<Config>): Promise<RunningServ
       .finally(() => (syncing = undefined))
   }
   // Ticks at a tenth of the interval (at least every second), so an identity is checked at most that late.
-  const ssoTimer = config.sso.oidc.length
-    ? setInterval(syncIdentities, Math.max(1000, config.sso.syncIntervalSeconds * 100)).unref()
-    : undefined
+  const ssoTimer =
+    config.sso.oidc.length + config.sso.ldap.length
+      ? setInterval(syncIdentities, Math.max(1000, config.sso.syncIntervalSeconds * 100)).unref()
+      : undefined
   const mirrorAuth =
     config.dependencyProxy.mirrorAuth === 'token' ? { auth: services.auth, realm: `${config.publicUrl}/jwt/auth` } : undefined
   const mirror = config.dependencyProxy.mirrorListen

@@ -24,7 +24,7 @@ import { DEFAULT_WEBHOOK_OPTIONS, Webhooks } from './hooks/service.ts'
 import type { OutboundPolicy } from './hooks/outbound.ts'
 import { GarbageCollector, type GcOptions } from './gc/index.ts'
 import { Sso } from './sso/index.ts'
-import type { OidcProviderConfig } from './config/schema.ts'
+import type { LdapServerConfig, OidcProviderConfig } from './config/schema.ts'
 
 /** A runner that sent nothing about a running job for this long is presumed gone (GitLab Runner updates every few seconds). */
 export const DEFAULT_JOB_HEARTBEAT_TIMEOUT_SECONDS = 300
@@ -63,6 +63,8 @@ export interface ServiceOptions {
   passwords?: PasswordPolicy | undefined
   /** OpenID Connect providers users may sign in with (config sso.oidc). */
   oidcProviders?: readonly OidcProviderConfig[] | undefined
+  /** LDAP directories whose passwords sign in (config sso.ldap). */
+  ldapServers?: readonly LdapServerConfig[] | undefined
 }
 
 export interface Services {
@@ -140,6 +142,7 @@ export async function createServices(db: Kysely<Database>, storage: BlobDriver, 
     credentials,
     sealer,
     providers: opts.oidcProviders ?? [],
+    directories: opts.ldapServers ?? [],
     publicUrl: opts.publicUrl.replace(/\/$/, ''),
   })
   const services: Services = {
@@ -162,6 +165,8 @@ export async function createServices(db: Kysely<Database>, storage: BlobDriver, 
     sso,
     passwords,
   }
+  // Directory passwords sign in wherever local ones do (web, API, git, docker login).
+  if (opts.ldapServers?.length) credentials.addVerifier(sso.ldapVerifier())
   if (opts.gitRoot) {
     services.git = await createGitHosting(opts.gitRoot, { db, projects, projectAccess, credentials })
     services.ci = createCi(db, services.git, { users, projects, groups, projectAccess }, opts.publicUrl, {

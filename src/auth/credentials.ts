@@ -114,10 +114,6 @@ export class Credentials {
     for (const v of this.verifiers) {
       const p = await v.verify(username, secret)
       if (p && p.kind !== 'anonymous') {
-        if (p.kind === 'user' && p.credential.kind === 'password' && !this.passwordAllowed(p.isAdmin)) {
-          await this.audit(p.username, 'login.password_disabled', address, null)
-          throw new WharfError('UNAUTHORIZED', PASSWORDS_DISABLED_MESSAGE, {})
-        }
         this.throttle.succeed(username, address)
         await this.audit(p.username, 'login.success', address, { via: p.kind === 'user' ? p.credential.kind : p.kind })
         return p
@@ -206,12 +202,21 @@ export class Credentials {
       ? createHmac('sha256', this.verifiedKey).update(`${user.id}\0${user.password_hash}\0${secret}`).digest('base64')
       : undefined
     if (key !== undefined && this.verified.has(key)) {
-      return user!.state === 'active' ? userPrincipal(user!, { kind: 'password', userId: user!.id }, undefined) : undefined
+      return user!.state === 'active' ? await this.localPassword(user!) : undefined
     }
     // Hash anyway when the user is unknown, so timing does not reveal which usernames exist.
     const ok = await verifyPassword(secret, user?.password_hash ?? DUMMY_HASH)
     if (!user?.password_hash || !ok || user.state !== 'active') return undefined
     this.verified.set(key!, true)
+    return this.localPassword(user)
+  }
+
+  /** A correct local password signs in unless the instance disabled them (directory passwords are not local: their verifier decides). */
+  private async localPassword(user: User): Promise<Principal> {
+    if (!this.passwordAllowed(user.is_admin === 1)) {
+      await this.audit(user.username, 'login.password_disabled', null, null)
+      throw new WharfError('UNAUTHORIZED', PASSWORDS_DISABLED_MESSAGE, {})
+    }
     return userPrincipal(user, { kind: 'password', userId: user.id }, undefined)
   }
 }

@@ -16,6 +16,7 @@ export const SETTINGS = [
   { key: 'auth.passwordSignIn', flag: 'password-sign-in', env: 'WHARF_AUTH_PASSWORD_SIGN_IN', kind: 'boolean' },
   { key: 'auth.passwordBreakGlass', flag: 'password-break-glass', env: 'WHARF_AUTH_PASSWORD_BREAK_GLASS', kind: 'boolean' },
   { key: 'sso.oidc', flag: 'sso-oidc', env: 'WHARF_SSO_OIDC', kind: 'json' },
+  { key: 'sso.ldap', flag: 'sso-ldap', env: 'WHARF_SSO_LDAP', kind: 'json' },
   { key: 'sso.syncIntervalSeconds', flag: 'sso-sync-interval-seconds', env: 'WHARF_SSO_SYNC_INTERVAL_SECONDS', kind: 'integer' },
   { key: 'tls.cert', flag: 'tls-cert', env: 'WHARF_TLS_CERT', kind: 'string' },
   { key: 'tls.key', flag: 'tls-key', env: 'WHARF_TLS_KEY', kind: 'string' },
@@ -81,7 +82,7 @@ export const SETTINGS = [
 /** Settings never echoed back (errors, verify-config). */
 export const SECRET_KEYS: ReadonlySet<string> = new Set(['auth.rootPassword', 'metrics.token', 'dependencyProxy.upstreams'])
 /** Fields secret wherever they appear in a list of settings (`sso.oidc.0.clientSecret`). */
-const SECRET_FIELDS: ReadonlySet<string> = new Set(['clientSecret'])
+const SECRET_FIELDS: ReadonlySet<string> = new Set(['clientSecret', 'bindPassword'])
 
 /** A key at or below a secret setting (`dependencyProxy.upstreams.0.password`), or a secret field. */
 function isSecret(key: string): boolean {
@@ -254,6 +255,7 @@ export function loadConfig(sources: ConfigSources = {}): Readonly<Config> {
   config.data = resolve(config.data)
   checkUpstreams(config.dependencyProxy, origins)
   checkOidcProviders(config.sso, origins)
+  checkLdapServers(config.sso, origins)
   if (config.tls)
     config.tls =
       sources.checkTlsFiles === false ? { cert: resolve(config.tls.cert), key: resolve(config.tls.key) } : checkTls(config.tls, origins)
@@ -321,6 +323,52 @@ function checkOidcProviders(sso: Config['sso'], origins: Map<string, Origin>): v
       // The rest of Wharf sees one field; publicSettings masks it.
       p.clientSecret = secret
       delete p.clientSecretFile
+    }
+  })
+}
+
+/** A file's first line, for a secret kept out of the config file. */
+function readSecretFile(at: string, where: string, path: string): string {
+  const file = resolve(path)
+  let secret: string
+  try {
+    secret = readFileSync(file, 'utf8').split('\n', 1)[0]!.trim()
+  } catch (e) {
+    throw new ConfigError(
+      `invalid setting ${at} (${where}): cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
+    )
+  }
+  if (!secret) throw new ConfigError(`invalid setting ${at} (${where}): ${file} is empty`)
+  return secret
+}
+
+/** Ids unique (across OIDC too: identities are keyed by id), one bind password source, a readable CA file. */
+function checkLdapServers(sso: Config['sso'], origins: Map<string, Origin>): void {
+  const where = settingOrigin('sso.ldap', origins)
+  const seen = new Set(sso.oidc.map((p) => p.id))
+  sso.ldap.forEach((l, i) => {
+    const at = `sso.ldap.${i}`
+    if (seen.has(l.id)) throw new ConfigError(`invalid setting ${at}.id (${where}): ${l.id} is already used by another provider`)
+    seen.add(l.id)
+    if (l.bindPassword !== undefined && l.bindPasswordFile !== undefined)
+      throw new ConfigError(`invalid setting ${at} (${where}): give bindPassword or bindPasswordFile, not both`)
+    if ((l.bindPassword !== undefined || l.bindPasswordFile !== undefined) && l.bindDn === undefined)
+      throw new ConfigError(`invalid setting ${at} (${where}): a bind password needs bindDn`)
+    if (l.startTls && l.url.startsWith('ldaps:'))
+      throw new ConfigError(`invalid setting ${at}.startTls (${where}): ldaps:// is TLS already`)
+    if (l.bindPasswordFile !== undefined) {
+      l.bindPassword = readSecretFile(`${at}.bindPasswordFile`, where, l.bindPasswordFile)
+      delete l.bindPasswordFile
+    }
+    if (l.caFile !== undefined) {
+      l.caFile = resolve(l.caFile)
+      try {
+        if (!readFileSync(l.caFile, 'utf8').includes('-----BEGIN CERTIFICATE-----'))
+          throw new ConfigError(`invalid setting ${at}.caFile (${where}): ${l.caFile} holds no PEM certificate`)
+      } catch (e) {
+        if (e instanceof ConfigError) throw e
+        throw new ConfigError(`invalid setting ${at}.caFile (${where}): cannot read ${l.caFile}: ${(e as NodeJS.ErrnoException).code}`)
+      }
     }
   })
 }

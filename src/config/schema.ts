@@ -75,6 +75,39 @@ export const OidcProvider = Type.Object(
 )
 export type OidcProviderConfig = Static<typeof OidcProvider>
 
+/** One LDAP directory users may sign in with (their directory password on the sign-in form, git and docker login). */
+export const LdapServer = Type.Object(
+  {
+    /** Stable id of linked identities; changing it unlinks everyone. */
+    id: Type.String({ pattern: '^[a-z0-9][a-z0-9_-]{0,31}$', description: 'lowercase letters, digits, - and _' }),
+    label: Type.String({ minLength: 1, maxLength: 64 }),
+    /** ldap://host[:port] (with startTls for TLS) or ldaps://host[:port]. */
+    url: Type.String({ pattern: '^ldaps?://[^/\\s?#]+/?$', description: 'ldap://host[:port] or ldaps://host[:port]' }),
+    /** Upgrade an ldap:// connection with StartTLS before binding (refused when the server cannot). */
+    startTls: Type.Optional(Type.Boolean()),
+    /** PEM CA bundle that verifies the server's certificate (ldaps:// or StartTLS). */
+    caFile: Type.Optional(Type.String({ minLength: 1, description: 'a path' })),
+    /** The service account that searches for users (anonymous search when absent). */
+    bindDn: Type.Optional(Type.String({ minLength: 1 })),
+    bindPassword: Type.Optional(Type.String({ minLength: 1 })),
+    bindPasswordFile: Type.Optional(Type.String({ minLength: 1, description: 'a path' })),
+    /** Where users are searched (subtree). */
+    baseDn: Type.String({ minLength: 1 }),
+    /** Which entries are users (default (objectClass=inetOrgPerson)); the username is matched besides. */
+    userFilter: Type.Optional(Type.String({ pattern: '^\\(.*\\)$', description: 'an LDAP filter in parentheses' })),
+    /** The attribute holding the username (default uid; sAMAccountName for Active Directory). */
+    usernameAttribute: Type.Optional(Type.String({ pattern: '^[A-Za-z][A-Za-z0-9-]*$', description: 'an attribute name' })),
+    /** Where groups are searched for the user's memberships (groups are not synced when absent). */
+    groupBaseDn: Type.Optional(Type.String({ minLength: 1 })),
+    /** Directory groups (their cn or DN) mapped to Wharf group memberships, set at every sign-in and sync. */
+    groups: Type.Optional(Type.Array(GroupMapping, { maxItems: 1000 })),
+    /** Create an account at a first sign-in (default true). */
+    autoCreate: Type.Optional(Type.Boolean()),
+  },
+  { additionalProperties: false },
+)
+export type LdapServerConfig = Static<typeof LdapServer>
+
 export const ConfigSchema = Type.Object(
   {
     /** host:port the HTTP server binds. */
@@ -195,6 +228,7 @@ export const ConfigSchema = Type.Object(
     sso: Type.Object(
       {
         oidc: Type.Array(OidcProvider, { maxItems: 32, description: 'a list of OIDC providers (YAML/JSON)' }),
+        ldap: Type.Array(LdapServer, { maxItems: 32, description: 'a list of LDAP servers (YAML/JSON)' }),
         /** Every linked identity is checked with its provider this often (refresh token); a user the provider no longer knows is blocked. */
         syncIntervalSeconds: Type.Integer({ minimum: 1, maximum: 7 * 86_400, description: 'seconds, 1 to 604800' }),
       },
@@ -223,7 +257,7 @@ export const DEFAULTS: Omit<Config, 'publicUrl'> = {
   shutdownGraceSeconds: 30,
   auth: { tokenTtlSeconds: 300, passwordSignIn: true, passwordBreakGlass: true },
   // GitLab checks LDAP users hourly.
-  sso: { oidc: [], syncIntervalSeconds: 3600 },
+  sso: { oidc: [], ldap: [], syncIntervalSeconds: 3600 },
   limits: {
     manifestBytes: 4 << 20,
     uploadTtlSeconds: 24 * 3600,

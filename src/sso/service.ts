@@ -1,13 +1,15 @@
 import type { Kysely } from 'kysely'
-import type { Credentials } from '../auth/credentials.ts'
+import type { CredentialVerifier, Credentials } from '../auth/credentials.ts'
+import type { Principal } from '../auth/principals.ts'
 import { ACCESS_LEVELS } from '../auth/roles.ts'
-import type { OidcProviderConfig } from '../config/schema.ts'
+import type { LdapServerConfig, OidcProviderConfig } from '../config/schema.ts'
 import { WharfError } from '../core/errors.ts'
 import { validateSegment } from '../core/path-segments.ts'
 import type { Sealer } from '../core/sealing.ts'
 import type { Database, Identity, User } from '../metadata/schema.ts'
 import type { Groups, Members } from '../projects/index.ts'
 import type { Users } from '../users/index.ts'
+import { type DirectoryUser, LdapDirectory } from './ldap.ts'
 import { type Claims, OidcProvider, type ProviderStatus, ssoError, ssoReason } from './oidc.ts'
 import * as q from './queries.ts'
 
@@ -38,6 +40,8 @@ export interface SsoDeps {
   /** Seals the state cookie and stored refresh tokens. */
   sealer: Sealer
   providers: readonly OidcProviderConfig[]
+  /** LDAP directories users sign in with by username and directory password. */
+  directories?: readonly LdapServerConfig[]
   publicUrl: string
 }
 
@@ -80,10 +84,75 @@ export function usernameFrom(value: unknown): string {
 export class Sso {
   private readonly deps: SsoDeps
   private readonly oidc: Map<string, OidcProvider>
+  private readonly ldap: LdapDirectory[]
 
   constructor(deps: SsoDeps) {
     this.deps = deps
     this.oidc = new Map(deps.providers.map((p) => [p.id, new OidcProvider(p)]))
+    this.ldap = (deps.directories ?? []).map((d) => new LdapDirectory(d))
+  }
+
+  /** The directories whose passwords the sign-in form (and git, docker login) accept. */
+  directories(): Array<{ id: string; label: string }> {
+    return this.ldap.map((d) => ({ id: d.id, label: d.settings.label }))
+  }
+
+  /**
+   * Directory passwords as a credential: plugged into Credentials (tried before local passwords),
+   * so the sign-in form, git and docker login accept them, throttled and audited there. A
+   * directory that cannot be reached is skipped (a local account may still match).
+   */
+  ldapVerifier(): CredentialVerifier {
+    return {
+      verify: async (username, secret) => {
+        if (!this.ldap.length || /^gl[a-z]+-/.test(secret)) return undefined
+        for (const d of this.ldap) {
+          let found: DirectoryUser | undefined
+          try {
+            found = await d.authenticate(username, secret)
+          } catch {
+            // Noted for the admin page (LdapDirectory.report); the sign-in falls through to local accounts.
+            continue
+          }
+          if (found) return this.ldapSignIn(d, found)
+        }
+        return undefined
+      },
+    }
+  }
+
+  private async ldapSignIn(d: LdapDirectory, found: DirectoryUser): Promise<Principal | undefined> {
+    const { users, db } = this.deps
+    const subject = found.dn.toLowerCase()
+    let user: User | undefined
+    const existing = await q.findIdentity(db, d.id, subject)
+    if (existing) {
+      user = await users.findUserById(existing.user_id)
+      if (!user) return undefined
+      if (user.state !== 'active') {
+        if (existing.blocked_at === null) return undefined
+        await users.setUserState(user.id, 'active')
+        await this.deps.credentials.audit(user.username, 'sso.unblocked', null, { provider: d.id })
+      }
+      await q.recordSignIn(db, existing.id, found.email, null)
+    } else {
+      if (!(d.settings.autoCreate ?? true)) {
+        await this.deps.credentials.audit(found.username, 'sso.failure', null, { provider: d.id, reason: 'not_allowed' })
+        return undefined
+      }
+      user = await this.createNamed(usernameFrom(found.username), found.name, found.email)
+      await q.insertIdentity(db, { userId: user.id, kind: 'ldap', provider: d.id, subject, email: found.email, refreshToken: null })
+      await this.deps.credentials.audit(user.username, 'sso.created', null, { provider: d.id, subject })
+    }
+    await this.applyGroups(d.id, d.settings.groups ?? [], (from) => found.groups.has(from.toLowerCase()), user, null)
+    await this.deps.credentials.audit(user.username, 'sso.sign_in', null, { provider: d.id, subject })
+    return {
+      kind: 'user',
+      userId: user.id,
+      username: user.username,
+      isAdmin: user.is_admin === 1,
+      credential: { kind: 'password', userId: user.id },
+    }
   }
 
   /** The sign-in page's buttons. */
@@ -92,16 +161,20 @@ export class Sso {
   }
 
   status(): ProviderStatus[] {
-    return [...this.oidc.values()].map((p) => p.report())
+    return [...[...this.oidc.values()].map((p) => p.report()), ...this.ldap.map((d) => d.report())]
   }
 
   /** Start-up check: discovers every provider, so a wrong issuer or an unreachable provider is logged at once and shown to administrators. */
   async check(log: Log & { error(o: object, msg: string): void }): Promise<void> {
+    const checks: Array<[string, Promise<unknown>]> = [
+      ...[...this.oidc.values()].map((p): [string, Promise<unknown>] => [p.id, p.configuration()]),
+      ...this.ldap.map((d): [string, Promise<unknown>] => [d.id, d.probe()]),
+    ]
     await Promise.all(
-      [...this.oidc.values()].map((p) =>
-        p.configuration().then(
-          () => log.info({ provider: p.id }, 'sso provider discovered'),
-          (err: unknown) => log.error({ provider: p.id, reason: ssoReason(err), error: (err as Error).message }, 'sso provider unusable'),
+      checks.map(([id, check]) =>
+        check.then(
+          () => log.info({ provider: id }, 'sso provider reachable'),
+          (err: unknown) => log.error({ provider: id, reason: ssoReason(err), error: (err as Error).message }, 'sso provider unusable'),
         ),
       ),
     )
@@ -236,13 +309,18 @@ export class Sso {
   /** A new account without a password, named after the username claim (a number appended when the name is taken). */
   private async createAccount(p: OidcProvider, claims: Claims, email: string | null): Promise<User> {
     const claim = p.settings.usernameClaim ?? 'preferred_username'
-    let base = usernameFrom(claims[claim] ?? email)
+    const base = usernameFrom(claims[claim] ?? email)
+    const name = typeof claims.name === 'string' && claims.name.trim() ? claims.name.trim().slice(0, 255) : base
+    return this.createNamed(base, name, email)
+  }
+
+  /** An account without a password named `base`, or `base2`, `base3`… when taken. */
+  private async createNamed(base: string, name: string, email: string | null): Promise<User> {
     try {
       validateSegment(base, 'username')
     } catch {
       base = `user-${base}`.slice(0, 60)
     }
-    const name = typeof claims.name === 'string' && claims.name.trim() ? claims.name.trim().slice(0, 255) : base
     for (let n = 1; n <= 100; n++) {
       const username = n === 1 ? base : `${base}${n}`
       try {
@@ -251,35 +329,39 @@ export class Sso {
         if (!(e instanceof WharfError && e.code === 'CONFLICT')) throw e
       }
     }
-    throw ssoError('not_allowed', `${p.id}: no free username like ${base}`)
+    throw ssoError('not_allowed', `no free username like ${base}`)
   }
 
-  /** Sets the user's membership of every mapped group to the highest role its provider groups give (none: removed). */
+  /** OIDC: the groups claim's values are the provider groups. */
   private async syncGroups(p: OidcProvider, user: User, claims: Claims, address: string | null): Promise<void> {
-    const mappings = p.settings.groups ?? []
-    if (!mappings.length || !p.settings.groupsClaim) return
+    if (!p.settings.groupsClaim) return
     const value = claims[p.settings.groupsClaim]
     const has = new Set(Array.isArray(value) ? value.filter((v): v is string => typeof v === 'string') : [])
+    await this.applyGroups(p.id, p.settings.groups ?? [], (from) => has.has(from), user, address)
+  }
+
+  /** Sets the user's membership of every mapped group to the highest role their provider groups give (none: removed). */
+  private async applyGroups(
+    provider: string,
+    mappings: ReadonlyArray<{ from: string; group: string; role: keyof typeof ACCESS_LEVELS }>,
+    member: (from: string) => boolean,
+    user: User,
+    address: string | null,
+  ): Promise<void> {
     const levels = new Map<string, number | null>()
     for (const m of mappings) {
-      const level = has.has(m.from) ? ACCESS_LEVELS[m.role] : null
+      const level = member(m.from) ? ACCESS_LEVELS[m.role] : null
       const cur = levels.get(m.group)
       levels.set(m.group, cur === undefined || cur === null ? level : level === null ? cur : Math.max(cur, level))
     }
     for (const [path, level] of levels) {
       const group = await this.deps.groups.findGroupByPath(path)
       if (!group) {
-        await this.deps.credentials.audit(user.username, 'sso.group_missing', address, { provider: p.id, group: path })
+        await this.deps.credentials.audit(user.username, 'sso.group_missing', address, { provider, group: path })
         continue
       }
       if (await this.deps.members.syncGroupMember(group.id, user.id, level))
-        await this.deps.credentials.audit(
-          user.username,
-          'sso.group_sync',
-          address,
-          { provider: p.id, group: path, access_level: level },
-          path,
-        )
+        await this.deps.credentials.audit(user.username, 'sso.group_sync', address, { provider, group: path, access_level: level }, path)
     }
   }
 
@@ -310,7 +392,41 @@ export class Sso {
         }
       }
     }
+    for (const d of this.ldap) {
+      for (const identity of await q.identitiesToCheck(this.deps.db, d.id, before, SYNC_BATCH)) {
+        result.checked++
+        let found: DirectoryUser | undefined
+        try {
+          found = await d.lookup(identity.subject)
+        } catch (e) {
+          result.failed++
+          log.warn({ provider: d.id, error: (e as Error).message }, 'sso check failed')
+          await this.deps.credentials.audit(String(identity.user_id), 'sso.check_failed', null, {
+            provider: d.id,
+            error: (e as Error).message,
+          })
+          break
+        }
+        const user = await this.deps.users.findUserById(identity.user_id)
+        if (!user) continue
+        if (!found) {
+          await this.block(d.id, identity, user, log)
+          result.blocked++
+          continue
+        }
+        await q.recordCheck(this.deps.db, identity.id, null)
+        await this.applyGroups(d.id, d.settings.groups ?? [], (from) => found.groups.has(from.toLowerCase()), user, null)
+      }
+    }
     return result
+  }
+
+  /** Blocks a user their provider no longer knows, revoking their tokens and sessions. */
+  private async block(provider: string, identity: Identity, user: User, log: Log): Promise<void> {
+    await this.deps.users.deprovision(user.id)
+    await q.markBlocked(this.deps.db, identity.id)
+    log.info({ provider, username: user.username }, 'sso user blocked: the provider no longer knows them')
+    await this.deps.credentials.audit(user.username, 'sso.blocked', null, { provider, subject: identity.subject })
   }
 
   /** True when the provider refused the user and they were blocked. */
@@ -319,10 +435,7 @@ export class Sso {
     const user = await this.deps.users.findUserById(identity.user_id)
     if (!user) return false
     if (answer.gone) {
-      await this.deps.users.deprovision(user.id)
-      await q.markBlocked(this.deps.db, identity.id)
-      log.info({ provider: p.id, username: user.username }, 'sso user blocked: the provider no longer knows them')
-      await this.deps.credentials.audit(user.username, 'sso.blocked', null, { provider: p.id, subject: identity.subject })
+      await this.block(p.id, identity, user, log)
       return true
     }
     await q.recordCheck(this.deps.db, identity.id, answer.refreshToken ? this.deps.sealer.seal(answer.refreshToken) : null)
@@ -334,7 +447,7 @@ export class Sso {
   async identitiesOf(userId: number): Promise<Array<{ provider: string; label: string; linked_at: string }>> {
     return (await q.identitiesOfUser(this.deps.db, userId)).map((i) => ({
       provider: i.provider,
-      label: this.oidc.get(i.provider)?.settings.label ?? i.provider,
+      label: this.oidc.get(i.provider)?.settings.label ?? this.ldap.find((d) => d.id === i.provider)?.settings.label ?? i.provider,
       linked_at: i.created_at,
     }))
   }

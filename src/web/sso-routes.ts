@@ -52,6 +52,8 @@ export async function ssoWebRoutes(app: TypedApp, opts: SsoRouteOptions): Promis
     reply.header('Cache-Control', 'no-store')
     return {
       providers: sso.providers().map((p) => ({ ...p, url: `/-/auth/oidc/${p.id}` })),
+      // Directory (LDAP) accounts sign in on the password form.
+      directories: sso.directories(),
       password_sign_in: opts.passwords.signIn,
       password_break_glass: !opts.passwords.signIn && opts.passwords.breakGlass,
     }

@@ -60,6 +60,19 @@ it('verify-config shows every setting (each set here through its WHARF_* variabl
       ]),
       shown: [{ id: 'corp', label: 'Corp', issuer: 'https://idp.example', clientId: 'wharf', clientSecret: '(hidden)' }],
     },
+    'sso.ldap': {
+      env: JSON.stringify([
+        {
+          id: 'dir',
+          label: 'Directory',
+          url: 'ldap://ldap.example',
+          bindDn: 'cn=wharf',
+          bindPassword: 'ldap-secret-value',
+          baseDn: 'dc=x',
+        },
+      ]),
+      shown: [{ id: 'dir', label: 'Directory', url: 'ldap://ldap.example', bindDn: 'cn=wharf', bindPassword: '(hidden)', baseDn: 'dc=x' }],
+    },
     'sso.syncIntervalSeconds': { env: '23', shown: 23 },
     'tls.cert': { env: cert, shown: cert },
     'tls.key': { env: key, shown: key },

@@ -121,15 +121,17 @@ async function signInPage() {
         ),
       )
     : null
-  const showPassword = options.password_sign_in || options.password_break_glass
+  const directories = options.directories.map((d) => d.label).join(' or ')
+  const showPassword = options.password_sign_in || options.password_break_glass || options.directories.length > 0
   const form = h(
     'form',
     { class: 'panel signin', 'aria-labelledby': 'signin-title' },
     h('h1', { id: 'signin-title' }, 'Sign in to Wharf'),
     error,
     providers,
-    showPassword && options.password_break_glass
-      ? h('p', { class: 'hint' }, 'Password sign-in is disabled on this instance; administrators may still use theirs.')
+    directories ? h('p', { class: 'hint' }, `Sign in with your ${directories} username and password.`) : null,
+    !options.password_sign_in && options.password_break_glass
+      ? h('p', { class: 'hint' }, 'Local passwords are disabled on this instance; administrators may still use theirs.')
       : null,
     showPassword ? h('label', { for: 'username' }, 'Username') : null,
     showPassword
