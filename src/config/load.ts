@@ -354,8 +354,6 @@ function checkLdapServers(sso: Config['sso'], origins: Map<string, Origin>): voi
       throw new ConfigError(`invalid setting ${at} (${where}): give bindPassword or bindPasswordFile, not both`)
     if ((l.bindPassword !== undefined || l.bindPasswordFile !== undefined) && l.bindDn === undefined)
       throw new ConfigError(`invalid setting ${at} (${where}): a bind password needs bindDn`)
-    if (l.startTls && l.url.startsWith('ldaps:'))
-      throw new ConfigError(`invalid setting ${at}.startTls (${where}): ldaps:// is TLS already`)
     if (l.bindPasswordFile !== undefined) {
       l.bindPassword = readSecretFile(`${at}.bindPasswordFile`, where, l.bindPasswordFile)
       delete l.bindPasswordFile

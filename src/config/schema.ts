@@ -81,11 +81,9 @@ export const LdapServer = Type.Object(
     /** Stable id of linked identities; changing it unlinks everyone. */
     id: Type.String({ pattern: '^[a-z0-9][a-z0-9_-]{0,31}$', description: 'lowercase letters, digits, - and _' }),
     label: Type.String({ minLength: 1, maxLength: 64 }),
-    /** ldap://host[:port] (with startTls for TLS) or ldaps://host[:port]. */
+    /** ldaps://host[:port] (TLS), or ldap://host[:port] (plain: loopback or a trusted network only). */
     url: Type.String({ pattern: '^ldaps?://[^/\\s?#]+/?$', description: 'ldap://host[:port] or ldaps://host[:port]' }),
-    /** Upgrade an ldap:// connection with StartTLS before binding (refused when the server cannot). */
-    startTls: Type.Optional(Type.Boolean()),
-    /** PEM CA bundle that verifies the server's certificate (ldaps:// or StartTLS). */
+    /** PEM CA bundle that verifies the server's certificate (ldaps://). */
     caFile: Type.Optional(Type.String({ minLength: 1, description: 'a path' })),
     /** The service account that searches for users (anonymous search when absent). */
     bindDn: Type.Optional(Type.String({ minLength: 1 })),

@@ -27,8 +27,8 @@ const first = (v: unknown): string | null => {
 /**
  * One LDAP directory through ldapts: a service bind (or anonymous) to search for the user by the
  * username attribute, a bind as the user's DN to check the password, and a search of the group
- * base for the groups listing the user (member, uniqueMember or memberUid). TLS through ldaps://
- * or StartTLS, verified with the configured CA. Failures to reach it become `unreachable`.
+ * base for the groups listing the user (member, uniqueMember or memberUid). TLS through ldaps://,
+ * verified with the configured CA. Failures to reach it become `unreachable`.
  */
 export class LdapDirectory {
   readonly settings: LdapServerConfig
@@ -60,7 +60,6 @@ export class LdapDirectory {
       ...(this.tls ? { tlsOptions: this.tls } : {}),
     })
     try {
-      if (this.settings.startTls) await client.startTLS(this.tls ?? {})
       const result = await run(client)
       this.note(null)
       return result
@@ -129,7 +128,6 @@ export class LdapDirectory {
         ...(this.tls ? { tlsOptions: this.tls } : {}),
       })
       try {
-        if (this.settings.startTls) await check.startTLS(this.tls ?? {})
         await check.bind(entry.dn, password)
       } catch (e) {
         if (e instanceof InvalidCredentialsError) return undefined

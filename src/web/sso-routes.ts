@@ -1,6 +1,7 @@
 import { Type } from '@sinclair/typebox'
 import type { FastifyReply } from 'fastify'
 import { apiErrorHandler } from '../api/problem.ts'
+import { WharfError } from '../core/errors.ts'
 import type { TypedApp } from '../core/typed-app.ts'
 import { SIGN_IN_TTL_SECONDS, type Sso, ssoReason } from '../sso/index.ts'
 import { readCookie, SESSION_COOKIE, type Sessions } from './sessions.ts'
@@ -56,6 +57,21 @@ export async function ssoWebRoutes(app: TypedApp, opts: SsoRouteOptions): Promis
       directories: sso.directories(),
       password_sign_in: opts.passwords.signIn,
       password_break_glass: !opts.passwords.signIn && opts.passwords.breakGlass,
+    }
+  })
+
+  // The signed-in user's linked identities, and the providers they could link (the Account page).
+  app.get('/-/auth/identities', async (req, reply) => {
+    const session = await sessions.fromRequest(req)
+    reply.header('Cache-Control', 'no-store')
+    if (!session) throw new WharfError('UNAUTHORIZED', 'not signed in', {})
+    const identities = await sso.identitiesOf(session.principal.userId)
+    return {
+      identities,
+      linkable: sso
+        .providers()
+        .filter((p) => !identities.some((i) => i.provider === p.id))
+        .map((p) => ({ ...p, url: `/-/auth/oidc/${p.id}?link=1&return_to=${encodeURIComponent('/-/user/account')}` })),
     }
   })
 

@@ -1,4 +1,5 @@
-// LDAP sign-in against Debian's OpenLDAP (slapd, a throwaway instance on loopback): a directory
+// LDAP sign-in against Debian's OpenLDAP (slapd, a throwaway instance on loopback, over ldaps://
+// verified with a test CA): a directory
 // user signs in with their directory password (local passwords are disabled), gets the role their
 // directory group maps to, pushes over git with a personal access token and gets registry tokens;
 // once the directory no longer finds them, the next sync blocks them and their token stops
@@ -68,8 +69,10 @@ before(async () => {
       port: await freePort(),
       env: {
         WHARF_SSO_LDAP: JSON.stringify([
-          { id: 'corp', url: slapd.url, ...dir },
+          { id: 'corp', url: slapd.ldapsUrl, caFile: slapd.caFile, ...dir },
           { id: 'down', url: `ldap://127.0.0.1:${await freePort()}`, ...dir, label: 'Down' },
+          // TLS with a certificate no configured CA vouches for.
+          { id: 'untrusted', url: slapd.ldapsUrl, ...dir, label: 'Untrusted' },
         ]),
         WHARF_SSO_SYNC_INTERVAL_SECONDS: '2',
         WHARF_AUTH_PASSWORD_SIGN_IN: 'false',
@@ -90,7 +93,7 @@ describe('LDAP sign-in', { timeout: 120_000 }, () => {
     const options = (await (await fetch(`${wharf.url}/-/auth/providers`)).json()) as { directories: Array<{ label: string }> }
     assert.deepEqual(
       options.directories.map((d) => d.label),
-      ['Corp directory', 'Down'],
+      ['Corp directory', 'Down', 'Untrusted'],
     )
     const wrong = await fetch(`${wharf.url}/-/session`, {
       method: 'POST',
@@ -135,11 +138,12 @@ describe('LDAP sign-in', { timeout: 120_000 }, () => {
     assert.equal(push.code, 0, describeResult(push))
   })
 
-  it('reports the unreachable directory to the administrator', async () => {
+  it('reports the unreachable and the unverifiable directory to the administrator', async () => {
     const status = await wharf.api('GET', '/api/v4/admin/sso')
     const by = Object.fromEntries((status.json.providers as Array<{ id: string; ok: boolean; error: string | null }>).map((p) => [p.id, p]))
     assert.equal(by.corp!.ok, true)
     assert.match(by.down!.error!, /cannot use the directory at ldap:\/\/127\.0\.0\.1:\d+ \(ECONNREFUSED\)/)
+    assert.match(by.untrusted!.error!, /cannot use the directory at .*(SELF_SIGNED|UNABLE_TO_VERIFY|certificate)/i)
     assert.ok(!status.text.includes(LDAP_ADMIN.password))
     assert.ok(!(await wharf.logTail(400)).includes(LDAP_ADMIN.password), 'the bind password is never logged')
   })

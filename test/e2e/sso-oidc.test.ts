@@ -242,6 +242,16 @@ describe('OIDC sign-in', { timeout: 240_000 }, () => {
     const done = await b.follow(new URL(action, page.url).href, { method: 'POST', form: { username: 'erin', password: 'erin-idp-pw' } })
     assert.equal(new URL(done.url).pathname, '/-/user/account', done.url)
     assert.ok((await audit('sso.linked')).some((e) => e.actor === 'root' && e.details?.how === 'signed-in user'))
+    const mine = (await (await b.request(`${wharf.url}/-/auth/identities`)).json()) as {
+      identities: Array<{ provider: string }>
+      linkable: Array<{ id: string }>
+    }
+    assert.deepEqual(
+      mine.identities.map((i) => i.provider),
+      ['corp'],
+    )
+    assert.ok(!mine.linkable.some((p) => p.id === 'corp'))
+    assert.equal((await fetch(`${wharf.url}/-/auth/identities`)).status, 401)
     // From now on erin's provider account signs in as root (no account was made for her).
     const erin = new MiniBrowser()
     await erin.signInWith(wharf.url, 'corp', 'erin', 'erin-idp-pw')

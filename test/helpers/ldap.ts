@@ -1,9 +1,10 @@
 // Debian's OpenLDAP (slapd) for the SSO tests: a throwaway instance in a temp dir (slapd -f with a
-// generated slapd.conf, an mdb database, loopback only, foreground), seeded with ldapadd.
+// generated slapd.conf, an mdb database, ldap:// and ldaps:// on loopback only, foreground), seeded with ldapadd.
 import { spawn } from 'node:child_process'
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
+import { issueServerCertificate } from '../../src/tls/ca.ts'
 import { describeResult, run } from './run.ts'
 import { freePort } from './wharf.ts'
 
@@ -12,6 +13,9 @@ export const LDAP_ADMIN = { dn: `cn=admin,${LDAP_SUFFIX}`, password: 'ldap-admin
 
 export interface Slapd {
   url: string
+  /** The same directory over TLS (ldaps://), with a certificate for 127.0.0.1 that caFile verifies. */
+  ldapsUrl: string
+  caFile: string
   /** ldapadd/ldapmodify LDIF as the directory's administrator. */
   modify(ldif: string, add?: boolean): Promise<void>
   remove(dn: string): Promise<void>
@@ -25,12 +29,18 @@ export async function startSlapd(seed: string): Promise<Slapd> {
   await mkdir(path.join(dir, 'db'))
   const port = await freePort()
   const url = `ldap://127.0.0.1:${port}`
+  const ldapsUrl = `ldaps://127.0.0.1:${await freePort()}`
   const conf = path.join(dir, 'slapd.conf')
+  // A certificate for 127.0.0.1 from a throwaway CA, so the client's verification is exercised.
+  const tls = (await issueServerCertificate({ dir: path.join(dir, 'tls'), names: ['127.0.0.1'] })).files
   await writeFile(
     conf,
     [
       ...['core', 'cosine', 'inetorgperson', 'nis'].map((s) => `include /etc/ldap/schema/${s}.schema`),
       'modulepath /usr/lib/ldap',
+      `TLSCACertificateFile ${tls.caCert}`,
+      `TLSCertificateFile ${tls.serverCert}`,
+      `TLSCertificateKeyFile ${tls.serverKey}`,
       'moduleload back_mdb',
       `pidfile ${dir}/slapd.pid`,
       'database mdb',
@@ -44,7 +54,7 @@ export async function startSlapd(seed: string): Promise<Slapd> {
       '',
     ].join('\n'),
   )
-  const child = spawn(SLAPD, ['-f', conf, '-h', `${url}/`, '-d', '0'], { stdio: ['ignore', 'ignore', 'pipe'] })
+  const child = spawn(SLAPD, ['-f', conf, '-h', `${url}/ ${ldapsUrl}/`, '-d', '0'], { stdio: ['ignore', 'ignore', 'pipe'] })
   let stderr = ''
   child.stderr.on('data', (c: Buffer) => (stderr += c.toString()))
   const ldap = async (tool: string, args: string[], input?: string) => {
@@ -65,6 +75,8 @@ export async function startSlapd(seed: string): Promise<Slapd> {
   await ldap('ldapadd', [], seed)
   return {
     url,
+    ldapsUrl,
+    caFile: tls.caCert,
     modify: (ldif, add = false) => ldap(add ? 'ldapadd' : 'ldapmodify', [], ldif),
     remove: (dn) => ldap('ldapdelete', [dn]),
     async stop() {

@@ -84,7 +84,12 @@ describe('SSO in the browser', { timeout: 240_000 }, () => {
   })
 
   it('creates a personal access token that logs docker in and pushes', async () => {
-    await page.getByRole('link', { name: 'Access tokens' }).click()
+    await page.getByRole('link', { name: 'Account' }).click()
+    await page
+      .getByRole('list', { name: 'Linked providers' })
+      .getByText(/^Corp SSO, linked/)
+      .waitFor()
+    await page.getByRole('link', { name: 'Access tokens', exact: true }).click()
     await page.getByLabel('Token name').fill('workstation')
     for (const s of [/read_registry/, /write_registry/, /read_repository/, /write_repository/]) await page.getByLabel(s).check()
     await page.getByRole('button', { name: 'Create token' }).click()
