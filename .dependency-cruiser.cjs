@@ -14,7 +14,7 @@ const TIERS = [
   ['git'], // repositories, smart HTTP, push events
   ['ops'], // metrics, probes, shutdown, backup (which copies git repositories)
   ['registry'], // OCI v2 and its /api/v4 routes
-  ['proxy', 'ci', 'gc'], // the pull-through cache; pipelines, jobs and the runner API; registry garbage collection
+  ['proxy', 'ci', 'gc', 'sso'], // the pull-through cache; pipelines, jobs and the runner API; registry garbage collection; single sign-on
   ['admin', 'web', 'hooks'], // the administrator area's API; the web UI and its sessions; webhooks (they hear git, CI and the registry)
   ['app.ts', 'services.ts'], // the composition root: the only files that know every domain
   ['server.ts'],

@@ -34,6 +34,9 @@ need promtool prometheus
 # Stock GitLab clients for the compatibility suite (test/compat): curl, and python-gitlab, which
 # Debian ships as a library only (its CLI runs as `python3 -m gitlab`).
 need curl curl
+# OpenLDAP for the LDAP sign-in tests (test/e2e/sso-ldap.test.ts starts its own slapd on loopback).
+need slapd slapd
+need ldapadd ldap-utils
 if ! /usr/bin/python3 -c 'import gitlab' >/dev/null 2>&1; then
   missing_cmds="$missing_cmds python3-gitlab"
   missing_pkgs="$missing_pkgs python3-gitlab"

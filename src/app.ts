@@ -22,7 +22,8 @@ import { gitApiRoutes, gitRoutes, type GitHosting } from './git/index.ts'
 import { ciRoutes, ciTemplateRoutes, ONLINE_SECONDS, runnerApiRoutes, runnerProtocolRoutes, scheduleRoutes, type Ci } from './ci/index.ts'
 import { adminRoutes } from './admin/index.ts'
 import { installGracefulClose, instrumentRequests, opsRoutes, type Metrics, type Probes } from './ops/index.ts'
-import { markdownRoutes, Sessions, webRoutes } from './web/index.ts'
+import { markdownRoutes, Sessions, ssoWebRoutes, webRoutes } from './web/index.ts'
+import type { Sso } from './sso/index.ts'
 import { limitConnections, serverOptions, type ConnectionLimits } from './connections.ts'
 import { DEFAULTS } from './config/schema.ts'
 import { isClientDisconnect } from './core/disconnect.ts'
@@ -63,6 +64,10 @@ export interface AppDeps {
   shutdownGraceMs?: number
   /** The effective configuration with secrets masked, for administrators (`publicSettings`). */
   settings?: Record<string, unknown>
+  /** Single sign-on (OpenID Connect): the sign-in buttons, the callback, the admin status. */
+  sso?: Sso
+  /** Whether local passwords sign in (default: they do). */
+  passwords?: { signIn: boolean; breakGlass: boolean }
   /** PEM certificate (chain) and key: serve HTTPS (HTTP/1.1) instead of HTTP. */
   https?: { cert: Buffer; key: Buffer }
 }
@@ -107,6 +112,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const sessions = new Sessions(deps.db, deps.auth.credentials)
   app.decorate('wharfSessions', sessions)
   await app.register(webRoutes, { sessions, publicUrl: deps.publicUrl })
+  const passwords = deps.passwords ?? { signIn: true, breakGlass: true }
+  if (deps.sso) await app.register(ssoWebRoutes, { sso: deps.sso, sessions, publicUrl: deps.publicUrl.replace(/\/$/, ''), passwords })
   await app.register(registryRoutes, {
     prefix: '/v2',
     ...deps.registry,
@@ -152,6 +159,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
         runnerOnlineSeconds: ONLINE_SECONDS,
         settings: deps.settings,
         manifests: deps.registry.manifests,
+        sso: deps.sso,
+        passwords,
       })
       if (deps.dependencyProxy) await api.register(proxyApiRoutes, { proxy: deps.dependencyProxy, groups })
       await api.register(ciTemplateRoutes, { publicUrl })

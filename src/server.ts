@@ -70,6 +70,9 @@ export async function startServer(config: Readonly<Config>): Promise<RunningServ
     secretsDir: join(config.data, 'secrets'),
     webhooks: config.webhooks,
     gc: config.gc,
+    passwords: { signIn: config.auth.passwordSignIn, breakGlass: config.auth.passwordBreakGlass },
+    oidcProviders: config.sso.oidc,
+    ldapServers: config.sso.ldap,
   })
   const { registry, generatedRootPassword } = services
   const https = config.tls && { cert: await readFile(config.tls.cert), key: await readFile(config.tls.key) }
@@ -128,6 +131,24 @@ export async function startServer(config: Readonly<Config>): Promise<RunningServ
       (err: unknown) => logger.error({ err }, 'container registry cleanup policies failed'),
     )
   const policyTimer = setInterval(expire, POLICY_CHECK_MS).unref()
+  // Single sign-on: a wrong issuer or an unreachable provider is logged now (and shown on the admin
+  // page); linked identities are then checked with their provider every sso.syncIntervalSeconds.
+  await services.sso.check(logger)
+  let syncing: Promise<unknown> | undefined
+  const syncIdentities = () => {
+    syncing ??= services.sso
+      .sync(config.sso.syncIntervalSeconds, logger)
+      .then(
+        (r) => r.checked && logger.info(r, 'sso identities checked'),
+        (err: unknown) => logger.error({ err }, 'sso identity check failed'),
+      )
+      .finally(() => (syncing = undefined))
+  }
+  // Ticks at a tenth of the interval (at least every second), so an identity is checked at most that late.
+  const ssoTimer =
+    config.sso.oidc.length + config.sso.ldap.length
+      ? setInterval(syncIdentities, Math.max(1000, config.sso.syncIntervalSeconds * 100)).unref()
+      : undefined
   const mirrorAuth =
     config.dependencyProxy.mirrorAuth === 'token' ? { auth: services.auth, realm: `${config.publicUrl}/jwt/auth` } : undefined
   const mirror = config.dependencyProxy.mirrorListen
@@ -203,11 +224,13 @@ export async function startServer(config: Readonly<Config>): Promise<RunningServ
       clearInterval(gcTimer)
       clearInterval(policyTimer)
       clearInterval(scheduleTimer)
+      clearInterval(ssoTimer)
       await mirror?.close()
       await app.close()
       await redelivering
       await collecting
       await scheduling
+      await syncing
       disconnectHooks()
       await services.hooks.close()
       await services.ci?.pipelines.close()

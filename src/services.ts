@@ -3,7 +3,7 @@ import { dirname, join } from 'node:path'
 import type { Kysely } from 'kysely'
 import { AccessTokens } from './auth/access-tokens.ts'
 import { ApiTokens } from './auth/api-tokens.ts'
-import { Credentials } from './auth/credentials.ts'
+import { Credentials, type PasswordPolicy } from './auth/credentials.ts'
 import { DeviceLogins } from './auth/device-logins.ts'
 import { RegistryAuth } from './auth/registry-auth.ts'
 import { RegistryTokens } from './auth/registry-tokens.ts'
@@ -24,6 +24,8 @@ import { Sealer } from './core/sealing.ts'
 import { DEFAULT_WEBHOOK_OPTIONS, Webhooks } from './hooks/service.ts'
 import type { OutboundPolicy } from './hooks/outbound.ts'
 import { GarbageCollector, type GcOptions } from './gc/index.ts'
+import { Sso } from './sso/index.ts'
+import type { LdapServerConfig, OidcProviderConfig } from './config/schema.ts'
 
 /** A runner that sent nothing about a running job for this long is presumed gone (GitLab Runner updates every few seconds). */
 export const DEFAULT_JOB_HEARTBEAT_TIMEOUT_SECONDS = 300
@@ -60,6 +62,12 @@ export interface ServiceOptions {
   webhooks?: (OutboundPolicy & { timeoutSeconds: number }) | undefined
   /** Garbage collection's grace and delay (default: the config defaults). */
   gc?: GcOptions | undefined
+  /** Whether local passwords sign in (config auth.passwordSignIn / passwordBreakGlass; default: they do). */
+  passwords?: PasswordPolicy | undefined
+  /** OpenID Connect providers users may sign in with (config sso.oidc). */
+  oidcProviders?: readonly OidcProviderConfig[] | undefined
+  /** LDAP directories whose passwords sign in (config sso.ldap). */
+  ldapServers?: readonly LdapServerConfig[] | undefined
 }
 
 export interface Services {
@@ -90,6 +98,10 @@ export interface Services {
   ci?: Ci
   /** Project and group webhooks and their deliveries (started by the server). */
   hooks: Webhooks
+  /** Single sign-on through the configured OpenID Connect providers, and the sync of linked identities. */
+  sso: Sso
+  /** Whether local passwords sign in. */
+  passwords: PasswordPolicy
   /** Set only when this call created root with a generated password. */
   generatedRootPassword?: string
 }
@@ -103,7 +115,8 @@ export async function createServices(db: Kysely<Database>, storage: BlobDriver, 
   const users = new Users(db)
   const { projects, groups, members, projectAccess } = createProjects(db, deleteRepositoriesUnder)
   users.setOwnedContentRemoval((user, groupIds) => projects.deleteOwnedBy(user, groupIds, groups))
-  const credentials = new Credentials(db, new LoginThrottle(), users)
+  const passwords = opts.passwords ?? { signIn: true, breakGlass: true }
+  const credentials = new Credentials(db, new LoginThrottle(), users, passwords)
   const tokens = new RegistryTokens(db, { issuer: opts.publicUrl, service: REGISTRY_SERVICE, ttlSeconds: opts.tokenTtlSeconds })
   await tokens.load()
   const auth = new RegistryAuth(db, tokens, credentials, projectAccess)
@@ -131,6 +144,17 @@ export async function createServices(db: Kysely<Database>, storage: BlobDriver, 
     userAgent: 'Wharf',
   })
   const gc = new GarbageCollector(db, registry.blobs, driver, opts.gc ?? DEFAULTS.gc, metrics)
+  const sso = new Sso({
+    db,
+    users,
+    groups,
+    members,
+    credentials,
+    sealer,
+    providers: opts.oidcProviders ?? [],
+    directories: opts.ldapServers ?? [],
+    publicUrl: opts.publicUrl.replace(/\/$/, ''),
+  })
   const services: Services = {
     db,
     registry,
@@ -149,7 +173,11 @@ export async function createServices(db: Kysely<Database>, storage: BlobDriver, 
     dependencyProxy,
     hooks,
     gc,
+    sso,
+    passwords,
   }
+  // Directory passwords sign in wherever local ones do (web, API, git, docker login).
+  if (opts.ldapServers?.length) credentials.addVerifier(sso.ldapVerifier())
   if (opts.gitRoot) {
     services.git = await createGitHosting(opts.gitRoot, { db, projects, projectAccess, credentials })
     services.ci = createCi(db, services.git, { users, projects, groups, projectAccess }, opts.publicUrl, {

@@ -108,6 +108,11 @@ async function main(argv: string[]): Promise<void> {
         auth: { ...config.auth, ...(config.auth.rootPassword ? { rootPassword: '(hidden)' } : {}) },
         metrics: { ...config.metrics, ...(config.metrics.token ? { token: '(hidden)' } : {}) },
         dependencyProxy: { ...config.dependencyProxy, upstreams },
+        sso: {
+          ...config.sso,
+          oidc: config.sso.oidc.map((p) => ({ ...p, clientSecret: hide(p.clientSecret) })),
+          ldap: config.sso.ldap.map((l) => ({ ...l, bindPassword: hide(l.bindPassword) })),
+        },
       }
       process.stdout.write(`${JSON.stringify(shown, null, 2)}\n`)
       return

@@ -392,3 +392,71 @@ describe('dependencyProxy settings', () => {
     )
   })
 })
+
+describe('sso settings', () => {
+  const provider = { id: 'corp', label: 'Corp', issuer: 'https://idp.example', clientId: 'wharf' }
+  const env = (oidc: unknown, ldap?: unknown) => ({
+    WHARF_SSO_OIDC: JSON.stringify(oidc),
+    ...(ldap === undefined ? {} : { WHARF_SSO_LDAP: JSON.stringify(ldap) }),
+  })
+
+  it('defaults to no providers, passwords on with break glass, an hourly sync', () => {
+    const c = loadConfig({ env: {} })
+    assert.deepEqual(c.sso, { oidc: [], ldap: [], syncIntervalSeconds: 3600 })
+    assert.deepEqual([c.auth.passwordSignIn, c.auth.passwordBreakGlass], [true, true])
+  })
+
+  it('reads a client secret from its file, and wants exactly one of clientSecret and clientSecretFile', async () => {
+    const file = await configFile('the-client-secret\n', 'secret')
+    const c = loadConfig({ env: env([{ ...provider, clientSecretFile: file }]) })
+    assert.equal(c.sso.oidc[0]!.clientSecret, 'the-client-secret')
+    assert.equal(c.sso.oidc[0]!.clientSecretFile, undefined)
+    assertConfigError(() => loadConfig({ env: env([provider]) }), 'sso.oidc.0', 'exactly one of clientSecret and clientSecretFile')
+    assertConfigError(
+      () => loadConfig({ env: env([{ ...provider, clientSecret: 'a', clientSecretFile: file }]) }),
+      'exactly one of clientSecret and clientSecretFile',
+    )
+    assertConfigError(
+      () => loadConfig({ env: env([{ ...provider, clientSecretFile: join(dir, 'absent') }]) }),
+      'sso.oidc.0.clientSecretFile',
+      'ENOENT',
+    )
+  })
+
+  it('refuses plain http issuers except on loopback, duplicate ids, and never echoes a secret', () => {
+    const msg = assertConfigError(
+      () => loadConfig({ env: env([{ ...provider, issuer: 'http://idp.example', clientSecret: 'hush-hush' }]) }),
+      'sso.oidc.0.issuer',
+      'https',
+    )
+    assert.ok(!msg.includes('hush-hush'))
+    assert.equal(loadConfig({ env: env([{ ...provider, issuer: 'http://127.0.0.1:9000', clientSecret: 's' }]) }).sso.oidc.length, 1)
+    assertConfigError(
+      () =>
+        loadConfig({
+          env: env([
+            { ...provider, clientSecret: 's' },
+            { ...provider, clientSecret: 's' },
+          ]),
+        }),
+      'sso.oidc.1.id',
+      'listed twice',
+    )
+    const bad = assertConfigError(
+      () => loadConfig({ env: env([{ ...provider, clientSecret: 'hush-hush', scopes: ['bad scope'] }]) }),
+      'sso.oidc.0.scopes.0',
+    )
+    assert.ok(!bad.includes('hush-hush'))
+  })
+
+  it('checks LDAP servers: a bind password needs a bind DN, ids are unique across providers', () => {
+    const dirSettings = { id: 'dir', label: 'Dir', url: 'ldap://ldap.example', baseDn: 'dc=x' }
+    assert.equal(loadConfig({ env: env([], [dirSettings]) }).sso.ldap.length, 1)
+    assertConfigError(() => loadConfig({ env: env([], [{ ...dirSettings, bindPassword: 'p' }]) }), 'sso.ldap.0', 'needs bindDn')
+    assertConfigError(
+      () => loadConfig({ env: env([{ ...provider, id: 'dir', clientSecret: 's' }], [dirSettings]) }),
+      'sso.ldap.0.id',
+      'already used',
+    )
+  })
+})

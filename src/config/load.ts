@@ -19,6 +19,11 @@ export const SETTINGS = [
     kind: 'integer',
   },
   { key: 'auth.rootPassword', flag: 'root-password', env: 'WHARF_ROOT_PASSWORD', kind: 'string' },
+  { key: 'auth.passwordSignIn', flag: 'password-sign-in', env: 'WHARF_AUTH_PASSWORD_SIGN_IN', kind: 'boolean' },
+  { key: 'auth.passwordBreakGlass', flag: 'password-break-glass', env: 'WHARF_AUTH_PASSWORD_BREAK_GLASS', kind: 'boolean' },
+  { key: 'sso.oidc', flag: 'sso-oidc', env: 'WHARF_SSO_OIDC', kind: 'json' },
+  { key: 'sso.ldap', flag: 'sso-ldap', env: 'WHARF_SSO_LDAP', kind: 'json' },
+  { key: 'sso.syncIntervalSeconds', flag: 'sso-sync-interval-seconds', env: 'WHARF_SSO_SYNC_INTERVAL_SECONDS', kind: 'integer' },
   { key: 'tls.cert', flag: 'tls-cert', env: 'WHARF_TLS_CERT', kind: 'string' },
   { key: 'tls.key', flag: 'tls-key', env: 'WHARF_TLS_KEY', kind: 'string' },
   { key: 'metrics.listen', flag: 'metrics-listen', env: 'WHARF_METRICS_LISTEN', kind: 'string' },
@@ -88,18 +93,21 @@ export const SETTINGS = [
 
 /** Settings never echoed back (errors, verify-config). */
 export const SECRET_KEYS: ReadonlySet<string> = new Set(['auth.rootPassword', 'metrics.token', 'dependencyProxy.upstreams'])
+/** Fields secret wherever they appear in a list of settings (`sso.oidc.0.clientSecret`). */
+const SECRET_FIELDS: ReadonlySet<string> = new Set(['clientSecret', 'bindPassword'])
 
-/** A key at or below a secret setting (`dependencyProxy.upstreams.0.password`). */
+/** A key at or below a secret setting (`dependencyProxy.upstreams.0.password`), or a secret field. */
 function isSecret(key: string): boolean {
   for (const k of SECRET_KEYS) if (key === k || key.startsWith(`${k}.`)) return true
-  return false
+  return SECRET_FIELDS.has(key.slice(key.lastIndexOf('.') + 1))
 }
 
 /** The configuration as administrators may see it: secret settings that are set show as `(set)`. */
 export function publicSettings(config: Readonly<Config>): Record<string, unknown> {
   const mask = (node: unknown, prefix: string): unknown => {
     if (prefix && isSecret(prefix)) return node === undefined || node === null ? null : '(set)'
-    if (node === null || typeof node !== 'object' || Array.isArray(node)) return node
+    if (Array.isArray(node)) return node.map((v, i) => mask(v, `${prefix}.${i}`))
+    if (node === null || typeof node !== 'object') return node
     return Object.fromEntries(Object.entries(node).map(([k, v]) => [k, mask(v, prefix ? `${prefix}.${k}` : k)]))
   }
   return mask(config, '') as Record<string, unknown>
@@ -169,7 +177,7 @@ function coerce(setting: (typeof SETTINGS)[number], raw: string, origin: Origin)
     try {
       return JSON.parse(raw)
     } catch {
-      throw new ConfigError(`invalid setting ${setting.key} (${origin}): expected JSON (a list of {"host","url"} objects), got (hidden)`)
+      throw new ConfigError(`invalid setting ${setting.key} (${origin}): expected JSON (a list of objects), got (hidden)`)
     }
   }
   return raw
@@ -258,6 +266,8 @@ export function loadConfig(sources: ConfigSources = {}): Readonly<Config> {
   config.publicUrl = config.publicUrl.replace(/\/$/, '')
   config.data = resolve(config.data)
   checkUpstreams(config.dependencyProxy, origins)
+  checkOidcProviders(config.sso, origins)
+  checkLdapServers(config.sso, origins)
   if (config.tls)
     config.tls =
       sources.checkTlsFiles === false ? { cert: resolve(config.tls.cert), key: resolve(config.tls.key) } : checkTls(config.tls, origins)
@@ -296,6 +306,81 @@ function checkUpstreams(dp: Config['dependencyProxy'], origins: Map<string, Orig
       `invalid setting dependencyProxy.mirrorListen (${settingOrigin('dependencyProxy.mirrorListen', origins)}): port is out of range`,
     )
   }
+}
+
+/** Ids are unique, each provider has exactly one secret source (a file is read here), and plain http only reaches loopback. */
+function checkOidcProviders(sso: Config['sso'], origins: Map<string, Origin>): void {
+  const where = settingOrigin('sso.oidc', origins)
+  const seen = new Set<string>()
+  sso.oidc.forEach((p, i) => {
+    const at = `sso.oidc.${i}`
+    if (seen.has(p.id)) throw new ConfigError(`invalid setting ${at}.id (${where}): ${p.id} is listed twice`)
+    seen.add(p.id)
+    if ((p.clientSecret === undefined) === (p.clientSecretFile === undefined))
+      throw new ConfigError(`invalid setting ${at} (${where}): give exactly one of clientSecret and clientSecretFile`)
+    const issuer = new URL(p.issuer)
+    if (issuer.protocol === 'http:' && !['127.0.0.1', 'localhost', '[::1]'].includes(issuer.hostname))
+      throw new ConfigError(`invalid setting ${at}.issuer (${where}): an issuer must use https (plain http only on loopback)`)
+    if (p.clientSecretFile !== undefined) {
+      const file = resolve(p.clientSecretFile)
+      let secret: string
+      try {
+        secret = readFileSync(file, 'utf8').split('\n', 1)[0]!.trim()
+      } catch (e) {
+        throw new ConfigError(
+          `invalid setting ${at}.clientSecretFile (${where}): cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
+        )
+      }
+      if (!secret) throw new ConfigError(`invalid setting ${at}.clientSecretFile (${where}): ${file} is empty`)
+      // The rest of Wharf sees one field; publicSettings masks it.
+      p.clientSecret = secret
+      delete p.clientSecretFile
+    }
+  })
+}
+
+/** A file's first line, for a secret kept out of the config file. */
+function readSecretFile(at: string, where: string, path: string): string {
+  const file = resolve(path)
+  let secret: string
+  try {
+    secret = readFileSync(file, 'utf8').split('\n', 1)[0]!.trim()
+  } catch (e) {
+    throw new ConfigError(
+      `invalid setting ${at} (${where}): cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
+    )
+  }
+  if (!secret) throw new ConfigError(`invalid setting ${at} (${where}): ${file} is empty`)
+  return secret
+}
+
+/** Ids unique (across OIDC too: identities are keyed by id), one bind password source, a readable CA file. */
+function checkLdapServers(sso: Config['sso'], origins: Map<string, Origin>): void {
+  const where = settingOrigin('sso.ldap', origins)
+  const seen = new Set(sso.oidc.map((p) => p.id))
+  sso.ldap.forEach((l, i) => {
+    const at = `sso.ldap.${i}`
+    if (seen.has(l.id)) throw new ConfigError(`invalid setting ${at}.id (${where}): ${l.id} is already used by another provider`)
+    seen.add(l.id)
+    if (l.bindPassword !== undefined && l.bindPasswordFile !== undefined)
+      throw new ConfigError(`invalid setting ${at} (${where}): give bindPassword or bindPasswordFile, not both`)
+    if ((l.bindPassword !== undefined || l.bindPasswordFile !== undefined) && l.bindDn === undefined)
+      throw new ConfigError(`invalid setting ${at} (${where}): a bind password needs bindDn`)
+    if (l.bindPasswordFile !== undefined) {
+      l.bindPassword = readSecretFile(`${at}.bindPasswordFile`, where, l.bindPasswordFile)
+      delete l.bindPasswordFile
+    }
+    if (l.caFile !== undefined) {
+      l.caFile = resolve(l.caFile)
+      try {
+        if (!readFileSync(l.caFile, 'utf8').includes('-----BEGIN CERTIFICATE-----'))
+          throw new ConfigError(`invalid setting ${at}.caFile (${where}): ${l.caFile} holds no PEM certificate`)
+      } catch (e) {
+        if (e instanceof ConfigError) throw e
+        throw new ConfigError(`invalid setting ${at}.caFile (${where}): cannot read ${l.caFile}: ${(e as NodeJS.ErrnoException).code}`)
+      }
+    }
+  })
 }
 
 function settingOrigin(key: string, origins: Map<string, Origin>): string {

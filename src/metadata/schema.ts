@@ -365,6 +365,7 @@ export interface Database {
   protected_refs: ProtectedRefsTable
   registry_tag_protection_rules: RegistryTagProtectionRulesTable
   commit_statuses: CommitStatusesTable
+  identities: IdentitiesTable
 }
 
 export type Executor = Kysely<Database> | Transaction<Database>
@@ -405,6 +406,26 @@ export interface WebSessionsTable {
   user_agent: string | null
 }
 export type WebSession = Selectable<WebSessionsTable>
+
+/** An external identity (OIDC provider + `sub`, LDAP server + DN) linked to an account. */
+export interface IdentitiesTable {
+  id: Generated<number>
+  user_id: number
+  kind: 'oidc' | 'ldap'
+  /** The provider's configured id. */
+  provider: string
+  subject: string
+  email: string | null
+  /** OIDC refresh token, sealed; null when the provider issued none. */
+  refresh_token_sealed: string | null
+  created_at: string
+  last_sign_in_at: string | null
+  /** Last time the provider confirmed the user (sign-in or sync). */
+  checked_at: string | null
+  /** Set when the sync blocked the user because the provider no longer knows them. */
+  blocked_at: string | null
+}
+export type Identity = Selectable<IdentitiesTable>
 
 /** Push events awaiting (or done with) their listeners; `updates` and `principal` are JSON. */
 export interface CommitStatusesTable {

@@ -8,6 +8,25 @@ export async function findUserByUsername(db: Executor, username: string): Promis
   return db.selectFrom('users').selectAll().where('username_lower', '=', username.toLowerCase()).executeTakeFirst()
 }
 
+/** Accounts whose email is this one, in any letter case (emails are not unique in Wharf). */
+export async function findUsersByEmail(db: Executor, email: string): Promise<User[]> {
+  return db
+    .selectFrom('users')
+    .selectAll()
+    .where((eb) => eb(eb.fn('lower', ['email']), '=', email.toLowerCase()))
+    .orderBy('id')
+    .limit(2)
+    .execute()
+}
+
+/** Revokes every credential an account holds: personal access tokens, OAuth tokens, device logins (`wharf login`) and web sessions. */
+export async function revokeUserCredentials(db: Executor, userId: number): Promise<void> {
+  await db.updateTable('personal_access_tokens').set({ revoked: 1 }).where('user_id', '=', userId).where('revoked', '=', 0).execute()
+  await db.updateTable('oauth_tokens').set({ revoked: 1 }).where('user_id', '=', userId).where('revoked', '=', 0).execute()
+  await db.updateTable('device_logins').set({ status: 'revoked' }).where('user_id', '=', userId).where('status', '!=', 'revoked').execute()
+  await db.deleteFrom('web_sessions').where('user_id', '=', userId).execute()
+}
+
 export async function findUser(db: Executor, id: number): Promise<User | undefined> {
   return db.selectFrom('users').selectAll().where('id', '=', id).executeTakeFirst()
 }
@@ -163,7 +182,7 @@ export async function deleteUser(db: Executor, userId: number): Promise<void> {
   await db.updateTable('pipeline_triggers').set({ owner_id: null }).where('owner_id', '=', userId).execute()
   await db.updateTable('runners').set({ created_by: null }).where('created_by', '=', userId).execute()
   await db.updateTable('projects').set({ creator_id: null }).where('creator_id', '=', userId).execute()
-  for (const table of ['members', 'personal_access_tokens', 'oauth_tokens', 'web_sessions'] as const)
+  for (const table of ['members', 'personal_access_tokens', 'oauth_tokens', 'device_logins', 'web_sessions', 'identities'] as const)
     await db.deleteFrom(table).where('user_id', '=', userId).execute()
   await db.deleteFrom('namespaces').where('kind', '=', 'user').where('owner_id', '=', userId).execute()
   await db.deleteFrom('users').where('id', '=', userId).execute()

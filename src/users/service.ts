@@ -114,6 +114,23 @@ export class Users {
     await q.updateUser(this.db, userId, { state })
   }
 
+  /** Accounts with this email (at most two: enough to tell "exactly one" from "ambiguous"). */
+  findUsersByEmail(email: string): Promise<User[]> {
+    return q.findUsersByEmail(this.db, email)
+  }
+
+  /**
+   * Blocks an account and revokes everything it could still use (personal access tokens, OAuth
+   * tokens, web sessions), in one transaction: what an identity provider's "this user is gone" means.
+   * Registry tokens already issued name their credential, which is now inactive.
+   */
+  async deprovision(userId: number): Promise<void> {
+    await this.db.transaction().execute(async (trx) => {
+      await q.updateUser(trx, userId, { state: 'blocked' })
+      await q.revokeUserCredentials(trx, userId)
+    })
+  }
+
   /**
    * GitLab's deactivate: the account stays, with its tokens, but cannot sign in or use them until
    * activated. A blocked account must be unblocked first. Returns false when it already was.

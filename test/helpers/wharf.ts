@@ -29,6 +29,8 @@ export interface StartWharfOptions {
   rootPassword?: string
   /** Serve HTTPS with these PEM files (url becomes https://); `ca` verifies the start-up probe. */
   tls?: { cert: string; key: string; ca: string }
+  /** Listen on this port (default: a free one), for tests that must name Wharf's URL before it starts (an OIDC redirect URI). */
+  port?: number
 }
 
 export interface Wharf {
@@ -188,7 +190,7 @@ export async function startWharf(opts: StartWharfOptions = {}): Promise<Wharf> {
   const dataDir = opts.dataDir ?? path.join(tmpDir, 'data')
   await mkdir(dataDir, { recursive: true })
   const logFile = path.join(tmpDir, 'server.log')
-  const port = await freePort()
+  const port = opts.port ?? (await freePort())
   const host = `127.0.0.1:${port}`
   const url = `${opts.tls ? 'https' : 'http'}://${host}`
   const ca = opts.tls ? await readFile(opts.tls.ca, 'utf8') : undefined

@@ -53,6 +53,28 @@ it('verify-config shows every setting (each set here through its WHARF_* variabl
     'auth.tokenTtlSeconds': { env: '600', shown: 600 },
     'auth.loginSecretTtlSeconds': { env: '120', shown: 120 },
     'auth.rootPassword': { env: 'root-secret-value', shown: '(hidden)' },
+    'auth.passwordSignIn': { env: 'false', shown: false },
+    'auth.passwordBreakGlass': { env: 'false', shown: false },
+    'sso.oidc': {
+      env: JSON.stringify([
+        { id: 'corp', label: 'Corp', issuer: 'https://idp.example', clientId: 'wharf', clientSecret: 'oidc-secret-value' },
+      ]),
+      shown: [{ id: 'corp', label: 'Corp', issuer: 'https://idp.example', clientId: 'wharf', clientSecret: '(hidden)' }],
+    },
+    'sso.ldap': {
+      env: JSON.stringify([
+        {
+          id: 'dir',
+          label: 'Directory',
+          url: 'ldap://ldap.example',
+          bindDn: 'cn=wharf',
+          bindPassword: 'ldap-secret-value',
+          baseDn: 'dc=x',
+        },
+      ]),
+      shown: [{ id: 'dir', label: 'Directory', url: 'ldap://ldap.example', bindDn: 'cn=wharf', bindPassword: '(hidden)', baseDn: 'dc=x' }],
+    },
+    'sso.syncIntervalSeconds': { env: '23', shown: 23 },
     'tls.cert': { env: cert, shown: cert },
     'tls.key': { env: key, shown: key },
     'metrics.listen': { env: '127.0.0.1:9464', shown: '127.0.0.1:9464' },

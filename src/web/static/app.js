@@ -1,6 +1,6 @@
 // Wharf web UI: a small single-page app over the public REST API. Every page is a function that
 // renders into <main>; links under / are routed here without reloading.
-import { api, apiPage, currentSession, enc, signIn, signOut, ApiError } from './api.js'
+import { api, apiPage, currentSession, enc, signIn, signInOptions, signOut, ApiError } from './api.js'
 import { errorBox, fill, formValues, h, mount, toast } from './dom.js'
 import { registryTab } from './registry.js'
 import { blobPage, commitPage, commitsPage, editFilePage, newFilePage, projectOverview, repositoryTab } from './repository.js'
@@ -103,34 +103,75 @@ function renderNav() {
 
 // ---- Sign in ----
 
+/** What the sign-in page says when a sign-in through an identity provider came back failed (the details are in the audit log). */
+const SSO_ERRORS = {
+  unreachable: 'The identity provider could not be reached. Try again later; if it persists, tell an administrator.',
+  misconfigured: 'Signing in with this provider is not set up correctly in Wharf. An administrator can see why under Admin › Settings.',
+  denied: 'The identity provider did not let you sign in.',
+  not_allowed:
+    'Your identity provider account may not sign in to Wharf here (its email domain is not allowed, or no Wharf account is linked to it). Ask an administrator.',
+  blocked: 'Your Wharf account is blocked. Ask an administrator.',
+  expired: 'The sign-in took too long or was started in another browser tab. Please try again.',
+}
+
 async function signInPage() {
   if (state.user) return navigate('/', { replace: true })
+  const params = new URLSearchParams(location.search)
+  const back = params.get('return_to')
+  const returnTo = back?.startsWith('/') && !back.startsWith('//') ? back : '/'
+  const options = await signInOptions()
   const error = h('div')
+  const ssoError = params.get('sso_error')
+  if (ssoError)
+    error.replaceChildren(
+      h('div', { class: 'error', role: 'alert' }, SSO_ERRORS[ssoError] ?? 'Signing in with the identity provider failed.'),
+    )
+  const providers = options.providers.length
+    ? h(
+        'div',
+        { role: 'group', 'aria-label': 'Sign in with an identity provider' },
+        options.providers.map((p) =>
+          h('p', {}, h('a', { class: 'button', href: `${p.url}?return_to=${enc(returnTo)}` }, `Sign in with ${p.label}`)),
+        ),
+      )
+    : null
+  const directories = options.directories.map((d) => d.label).join(' or ')
+  const showPassword = options.password_sign_in || options.password_break_glass || options.directories.length > 0
   const form = h(
     'form',
     { class: 'panel signin', 'aria-labelledby': 'signin-title' },
     h('h1', { id: 'signin-title' }, 'Sign in to Wharf'),
     error,
-    h('label', { for: 'username' }, 'Username'),
-    h('input', { type: 'text', id: 'username', name: 'username', autocomplete: 'username', required: true, autofocus: true }),
-    h('label', { for: 'password' }, 'Password'),
-    h('input', { type: 'password', id: 'password', name: 'password', autocomplete: 'current-password', required: true }),
-    h('p', {}, h('button', { type: 'submit' }, 'Sign in')),
-    h('p', { class: 'hint' }, 'Use your account password. Personal access tokens are for the API, git and docker login.'),
+    providers,
+    directories ? h('p', { class: 'hint' }, `Sign in with your ${directories} username and password.`) : null,
+    !options.password_sign_in && options.password_break_glass
+      ? h('p', { class: 'hint' }, 'Local passwords are disabled on this instance; administrators may still use theirs.')
+      : null,
+    showPassword ? h('label', { for: 'username' }, 'Username') : null,
+    showPassword
+      ? h('input', { type: 'text', id: 'username', name: 'username', autocomplete: 'username', required: true, autofocus: true })
+      : null,
+    showPassword ? h('label', { for: 'password' }, 'Password') : null,
+    showPassword
+      ? h('input', { type: 'password', id: 'password', name: 'password', autocomplete: 'current-password', required: true })
+      : null,
+    showPassword ? h('p', {}, h('button', { type: 'submit' }, 'Sign in')) : null,
+    showPassword
+      ? h('p', { class: 'hint' }, 'Use your account password. Personal access tokens are for the API, git and docker login.')
+      : null,
   )
   form.addEventListener('submit', async (e) => {
     e.preventDefault()
     const { username, password } = formValues(form)
     try {
       state.user = await signIn(username, password)
-      const back = new URLSearchParams(location.search).get('return_to')
-      navigate(back?.startsWith('/') && !back.startsWith('//') ? back : '/')
+      navigate(returnTo)
     } catch (err) {
       error.replaceChildren(errorBox(err))
     }
   })
   mount(form)
-  form.querySelector('#username').focus()
+  form.querySelector('#username')?.focus()
 }
 
 // ---- Projects and groups ----
@@ -338,7 +379,13 @@ document.addEventListener('click', (e) => {
   const a = e.target.closest?.('a[href]')
   if (!a || e.defaultPrevented || e.button !== 0 || e.metaKey || e.ctrlKey || e.shiftKey || e.altKey || a.target) return
   const url = new URL(a.href, location.href)
-  if (url.origin !== location.origin || !(url.pathname === '/' || url.pathname.startsWith('/-/')) || url.pathname.startsWith('/-/static/'))
+  // /-/static/ and /-/auth/ (sign-in with an identity provider: a redirect) are the server's, not app pages.
+  if (
+    url.origin !== location.origin ||
+    !(url.pathname === '/' || url.pathname.startsWith('/-/')) ||
+    url.pathname.startsWith('/-/static/') ||
+    url.pathname.startsWith('/-/auth/')
+  )
     return
   e.preventDefault()
   navigate(url.pathname + url.search)

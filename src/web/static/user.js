@@ -242,6 +242,25 @@ export async function accountPage() {
       error.replaceChildren(errorBox(err))
     }
   })
+  const linked = await fetch('/-/auth/identities', { credentials: 'same-origin' }).then((r) => (r.ok ? r.json() : null))
+  const ssoError = new URLSearchParams(location.search).get('sso_error')
+  const identities =
+    linked && (linked.identities.length || linked.linkable.length)
+      ? h(
+          'section',
+          { class: 'panel', 'aria-labelledby': 'sso-title' },
+          h('h2', { id: 'sso-title' }, 'Sign-in providers'),
+          ssoError ? errorBox('Linking failed: the provider refused, or its account is linked to someone else already.') : null,
+          linked.identities.length
+            ? h(
+                'ul',
+                { 'aria-label': 'Linked providers' },
+                linked.identities.map((i) => h('li', {}, `${i.label}, linked ${timeAgo(i.linked_at)}`)),
+              )
+            : h('p', {}, 'No provider is linked to this account.'),
+          linked.linkable.map((p) => h('p', {}, h('a', { class: 'button secondary', href: p.url }, `Link ${p.label}`))),
+        )
+      : null
   mount(
     h('h1', {}, 'Account'),
     h(
@@ -253,6 +272,7 @@ export async function accountPage() {
       h('a', { href: '/-/user/tokens' }, 'Personal access tokens'),
       ' are for scripts, git and docker.',
     ),
+    identities,
     form,
   )
   form.querySelector('#pw-new').focus()
