@@ -103,6 +103,7 @@ async function main(argv: string[]): Promise<void> {
       const upstreams = config.dependencyProxy.upstreams.map((u) => ({ ...u, password: hide(u.password), token: hide(u.token) }))
       const shown = {
         ...config,
+        database: { ...config.database, ...(config.database.url ? { url: '(hidden)' } : {}) },
         auth: { ...config.auth, ...(config.auth.rootPassword ? { rootPassword: '(hidden)' } : {}) },
         metrics: { ...config.metrics, ...(config.metrics.token ? { token: '(hidden)' } : {}) },
         dependencyProxy: { ...config.dependencyProxy, upstreams },

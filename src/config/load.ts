@@ -11,6 +11,8 @@ export const SETTINGS = [
   { key: 'publicUrl', flag: 'public-url', env: 'WHARF_PUBLIC_URL', kind: 'string' },
   { key: 'data', flag: 'data', env: 'WHARF_DATA', kind: 'string' },
   { key: 'logLevel', flag: 'log-level', env: 'WHARF_LOG_LEVEL', kind: 'string' },
+  { key: 'database.url', flag: 'database-url', env: 'WHARF_DATABASE_URL', kind: 'string' },
+  { key: 'database.poolSize', flag: 'database-pool-size', env: 'WHARF_DATABASE_POOL_SIZE', kind: 'integer' },
   { key: 'auth.tokenTtlSeconds', flag: 'token-ttl-seconds', env: 'WHARF_AUTH_TOKEN_TTL_SECONDS', kind: 'integer' },
   { key: 'auth.rootPassword', flag: 'root-password', env: 'WHARF_ROOT_PASSWORD', kind: 'string' },
   { key: 'tls.cert', flag: 'tls-cert', env: 'WHARF_TLS_CERT', kind: 'string' },
@@ -75,7 +77,13 @@ export const SETTINGS = [
 ] as const
 
 /** Settings never echoed back (errors, verify-config). */
-export const SECRET_KEYS: ReadonlySet<string> = new Set(['auth.rootPassword', 'metrics.token', 'dependencyProxy.upstreams'])
+export const SECRET_KEYS: ReadonlySet<string> = new Set([
+  'auth.rootPassword',
+  'metrics.token',
+  'dependencyProxy.upstreams',
+  // A PostgreSQL URL carries the password.
+  'database.url',
+])
 
 /** A key at or below a secret setting (`dependencyProxy.upstreams.0.password`). */
 function isSecret(key: string): boolean {
@@ -245,6 +253,8 @@ export function loadConfig(sources: ConfigSources = {}): Readonly<Config> {
     )
   config.publicUrl = config.publicUrl.replace(/\/$/, '')
   config.data = resolve(config.data)
+  // A relative SQLite path is relative to where Wharf was started, like `data`.
+  if (config.database.url?.startsWith('sqlite:')) config.database.url = `sqlite:${resolve(config.database.url.slice('sqlite:'.length))}`
   checkUpstreams(config.dependencyProxy, origins)
   if (config.tls)
     config.tls =
