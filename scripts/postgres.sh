@@ -35,8 +35,8 @@ case "$cmd" in
     if [ ! -f "$dir/data/PG_VERSION" ]; then
       mkdir -p "$dir"
       [ "$(id -u)" = 0 ] && chown postgres: "$dir"
-      # en_US-style collations would change ORDER BY and range comparisons on text; Wharf asks for
-      # byte order where it matters (collate "C"), and tests run on the locale most installs use.
+      # The machine may have no other libc locale; test databases pick ICU's en-US themselves
+      # (test/helpers/database.ts), so order-dependent queries are tested against a non-byte order.
       as_owner "$BIN/initdb" -D "$dir/data" -U wharf --auth=trust --encoding=UTF8 --locale=C.UTF-8 >"$dir/initdb.log" 2>&1 || {
         cat "$dir/initdb.log" >&2
         exit 1

@@ -25,5 +25,8 @@ else
     src/*/*.test.ts src/*/*/*.test.ts test/http/*.test.ts 2>/dev/null | sort) $E2E_ON_POSTGRES"
 fi
 
+# The project's Node 24 (the machine's may be older), also when not started through npm.
+PATH="$PWD/node_modules/.bin:$PATH"
+export PATH
 # shellcheck disable=SC2086 # one file name per word
 WHARF_TEST_DATABASE=postgres WHARF_TEST_POSTGRES_URL="$url" node --test --test-concurrency=2 $files

@@ -240,7 +240,9 @@ export function loadConfig(sources: ConfigSources = {}): Readonly<Config> {
     const setting = SETTINGS.find((s) => s.key === key || key.startsWith(`${s.key}.`))
     const origin = (setting && origins.get(setting.key)) ?? (setting ? `--${setting.flag} / ${setting.env}` : 'config')
     const want = (error.schema as { description?: string }).description
-    const got = isSecret(key) && !/\.(host|url|caFile)$/.test(key) ? '(hidden)' : JSON.stringify(error.value)
+    // An upstream's host, url and caFile are not its credentials; a database URL may hold a password.
+    const got =
+      isSecret(key) && !/^dependencyProxy\.upstreams\.\d+\.(host|url|caFile)$/.test(key) ? '(hidden)' : JSON.stringify(error.value)
     throw new ConfigError(`invalid setting ${key} (${origin}): ${want ? `expected ${want}` : error.message}, got ${got}`)
   }
   const config = tree as unknown as Config

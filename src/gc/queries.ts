@@ -48,26 +48,32 @@ export interface LinkRow {
   created_at: string
 }
 
+/** A blob link by its primary key. */
+export interface LinkKey {
+  repository_id: number
+  digest: string
+}
+
 /** Blob links older than `before` that no manifest of their repository references now (one set-based pass): the candidates to delete. */
-export async function staleLinkCandidates(db: Executor, before: string): Promise<number[]> {
-  const r = await sql<{ id: number }>`
-    SELECT rb.rowid AS id FROM repository_blobs rb
+export async function staleLinkCandidates(db: Executor, before: string): Promise<LinkKey[]> {
+  const r = await sql<LinkKey>`
+    SELECT rb.repository_id, rb.digest FROM repository_blobs rb
      WHERE rb.created_at < ${before}
        AND (rb.repository_id, rb.digest) NOT IN (SELECT m.repository_id, r.digest FROM manifests m JOIN manifest_references r ON r.manifest_id = m.id AND r.kind = 'blob')`.execute(
     db,
   )
-  return r.rows.map((x) => Number(x.id))
+  return r.rows
 }
 
 /**
- * Deletes those of these links (by rowid, at most BATCH) that are still older than `before` and
- * referenced by no manifest of their repository: the rule is checked again where they are deleted.
+ * Deletes those of these links (at most BATCH) that are still older than `before` and referenced
+ * by no manifest of their repository: the rule is checked again where they are deleted.
  */
-export async function deleteLinkBatch(db: Executor, rowids: number[], before: string): Promise<LinkRow[]> {
-  if (rowids.length === 0) return []
+export async function deleteLinkBatch(db: Executor, keys: LinkKey[], before: string): Promise<LinkRow[]> {
+  if (keys.length === 0) return []
   const r = await sql<LinkRow>`
     DELETE FROM repository_blobs AS rb
-     WHERE rb.rowid IN (${sql.join(rowids.map((id) => sql`${id}`))})
+     WHERE (rb.repository_id, rb.digest) IN (VALUES ${sql.join(keys.map((k) => sql`(CAST(${k.repository_id} AS integer), CAST(${k.digest} AS text))`))})
        AND rb.created_at < ${before}
        AND NOT EXISTS (SELECT 1 FROM manifests m JOIN manifest_references r ON r.manifest_id = m.id
                         WHERE m.repository_id = rb.repository_id AND r.digest = rb.digest AND r.kind = 'blob')

@@ -5,6 +5,7 @@ import {
   CompiledQuery,
   Kysely,
   Migrator,
+  PostgresAdapter,
   PostgresDialect,
   sql,
   SqliteDialect,
@@ -161,6 +162,11 @@ async function refuseNewerSchema(db: Kysely<Database>, kind: DbConfig['kind']): 
       `the database was upgraded by a newer Wharf (migration ${unknown.join(', ')} is unknown to this version); downgrades are not supported: run the newer version or restore the backup taken before the upgrade`,
     )
   }
+}
+
+/** True on PostgreSQL: for the few statements whose SQL differs between the dialects (JSON functions). */
+export function isPostgres(db: Kysely<Database>): boolean {
+  return db.getExecutor().adapter instanceof PostgresAdapter
 }
 
 export function nowIso(): string {

@@ -63,7 +63,9 @@ function ensureTemplate(): Promise<string> {
     try {
       const { rowCount } = await c.query('select 1 from pg_database where datname = $1', [name])
       if (!rowCount) {
-        await c.query(`create database ${name}`)
+        // ICU's en-US order (case and punctuation second), as on most installations, where byte
+        // order differs: the queries that depend on order must ask for it (collate "C").
+        await c.query(`create database ${name} locale_provider icu icu_locale 'en-US' template template0`)
         const db = openDb({ kind: 'postgres', url: urlFor(name), poolSize: 1 })
         try {
           await migrate(db, 'postgres')
