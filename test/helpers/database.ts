@@ -8,6 +8,7 @@
 // cheaper than running every migration again); migrate() still runs on each copy, as at startup.
 import { createHash } from 'node:crypto'
 import { readdirSync, readFileSync } from 'node:fs'
+import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { Kysely, LogConfig } from 'kysely'
 import pg from 'pg'
@@ -106,6 +107,8 @@ export async function testDatabaseUrl(dataDir: string): Promise<string> {
 
 /** The data directory's database, opened and migrated as the server does at startup. */
 export async function openTestDb(dataDir: string, opts: { log?: LogConfig } = {}): Promise<Kysely<Database>> {
+  // As the server makes it before opening the database (on SQLite, opening the file would).
+  await mkdir(dataDir, { recursive: true })
   const config = await testDbConfig(dataDir)
   const db = openDb(config, opts)
   await migrate(db, config.kind)
