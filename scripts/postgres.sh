@@ -34,7 +34,13 @@ case "$cmd" in
     fi
     if [ ! -f "$dir/data/PG_VERSION" ]; then
       mkdir -p "$dir"
-      [ "$(id -u)" = 0 ] && chown postgres: "$dir"
+      if [ "$(id -u)" = 0 ]; then
+        chown postgres: "$dir"
+        if ! runuser -u postgres -- test -x "$dir"; then
+          echo "postgres.sh: the postgres user cannot reach $dir (a parent directory is private); use a directory under /tmp" >&2
+          exit 1
+        fi
+      fi
       # The machine may have no other libc locale; test databases pick ICU's en-US themselves
       # (test/helpers/database.ts), so order-dependent queries are tested against a non-byte order.
       as_owner "$BIN/initdb" -D "$dir/data" -U wharf --auth=trust --encoding=UTF8 --locale=C.UTF-8 >"$dir/initdb.log" 2>&1 || {

@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
 import type { RunningServer } from '../server.ts'
 import { ConfigError, loadConfig, SETTINGS, type SettingFlag } from '../config/load.ts'
-import { SchemaTooNewError } from '../metadata/db.ts'
+import { DatabaseUnavailableError, SchemaTooNewError } from '../metadata/db.ts'
 import { startServer } from '../server.ts'
 import { installProcessGuards } from './guards.ts'
 
@@ -75,7 +75,7 @@ async function main(argv: string[]): Promise<void> {
       const server = await startServer(config).catch((e: NodeJS.ErrnoException) => {
         if (e.code === 'EADDRINUSE' || e.code === 'EACCES' || e.code === 'EADDRNOTAVAIL')
           fail(`cannot listen on ${config.listen}: ${e.code}`)
-        if (e instanceof SchemaTooNewError) fail(e.message)
+        if (e instanceof SchemaTooNewError || e instanceof DatabaseUnavailableError) fail(e.message)
         throw e
       })
       const host = new URL(server.url).host

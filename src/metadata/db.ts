@@ -135,7 +135,17 @@ export function openDb(config: DbConfig, opts: { log?: LogConfig } = {}): Kysely
 /** The database was written by a newer Wharf: this version refuses to run on it (migrations only go forward). */
 export class SchemaTooNewError extends Error {}
 
+/** The database could not be reached or refused the login: one line for the operator, not a stack. */
+export class DatabaseUnavailableError extends Error {}
+
 export async function migrate(db: Kysely<Database>, kind: DbConfig['kind']): Promise<void> {
+  try {
+    await sql`select 1`.execute(db)
+  } catch (e) {
+    // A connection error (ECONNREFUSED, ENOENT for a socket) or PostgreSQL's own (no such role or
+    // database, bad password); the URL is not repeated, since it may hold the password.
+    throw new DatabaseUnavailableError(`cannot use the database (database.url): ${(e as Error).message}`, { cause: e })
+  }
   await refuseNewerSchema(db, kind)
   // Branches add migrations in parallel, so a database may have run a later one before an earlier
   // one lands: run the missing ones instead of refusing to start (each migration is independent).
