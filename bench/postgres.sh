@@ -12,21 +12,25 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 regbench=${REGBENCH:-$here/../shared/bench/regbench.mjs}
 node=$here/node_modules/.bin/node
 work=$(mktemp -d /tmp/wharf-bench-pg.XXXXXX)
+# Its own directory: as root the cluster runs as `postgres`, which cannot enter the private $work.
+pgdir=$(mktemp -d /tmp/wharf-bench-pgdata.XXXXXX)
 pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
-  sh "$here/scripts/postgres.sh" stop "$work/pg" || true
+  sh "$here/scripts/postgres.sh" stop "$pgdir" || true
   rm -rf "$work"
 }
 trap cleanup EXIT
 
 free_port() { "$node" -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})'; }
 wait_http() { for _ in $(seq 1 100); do curl -s -o /dev/null "$1" && return 0; sleep 0.1; done; echo "no answer from $1" >&2; return 1; }
-# CPU seconds (user+system) of every process of the PostgreSQL cluster, backends included.
+# CPU seconds (user+system, in ticks) of this cluster's processes: the postmaster and its children
+# (backends, writers); only of this cluster, not of any other on the machine.
 pg_cpu() {
-  local total=0 pid
-  for pid in $(pgrep -u postgres -f "postgres" || true); do
+  local total=0 pid main
+  main=$(head -1 "$pgdir/data/postmaster.pid")
+  for pid in $main $(pgrep -P "$main" || true); do
     [ -r "/proc/$pid/stat" ] || continue
     total=$((total + $(awk '{print $14 + $15}' "/proc/$pid/stat")))
   done
@@ -41,7 +45,7 @@ else
   wharf=("$work/pkg/bin/wharf.js")
 fi
 
-pg_url=$(sh "$here/scripts/postgres.sh" start "$work/pg")
+pg_url=$(sh "$here/scripts/postgres.sh" start "$pgdir")
 psql -q "$pg_url" -c 'create database wharf'
 pg_url=${pg_url/\/postgres\?/\/wharf?}
 
