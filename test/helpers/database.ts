@@ -114,9 +114,3 @@ export async function openTestDb(dataDir: string, opts: { log?: LogConfig } = {}
   await migrate(db, config.kind)
   return db
 }
-
-/** Drops the data directory's PostgreSQL database (its connections closed first); nothing to do on SQLite, whose file goes with the directory. */
-export async function dropTestDb(dataDir: string): Promise<void> {
-  if (TEST_DIALECT === 'sqlite') return
-  await admin((c) => c.query(`drop database if exists ${databaseName(dataDir)} with (force)`))
-}
