@@ -41,6 +41,12 @@ if ! /usr/bin/python3 -c 'import gitlab' >/dev/null 2>&1; then
   missing_cmds="$missing_cmds python3-gitlab"
   missing_pkgs="$missing_pkgs python3-gitlab"
 fi
+# PostgreSQL 15 for the database tests' second pass (scripts/test-postgres.sh); its programs are
+# not on PATH, so look where Debian puts them.
+if [ ! -x /usr/lib/postgresql/15/bin/pg_ctl ]; then
+  missing_cmds="$missing_cmds pg_ctl(15)"
+  missing_pkgs="$missing_pkgs postgresql-15"
+fi
 # debootstrap makes the container image's offline base (scripts/make-node-base-image.sh).
 need debootstrap debootstrap
 # systemd-analyze verifies packaging/wharf.service (test/packaging.test.ts).
@@ -63,7 +69,7 @@ if [ "$(id -u 2>/dev/null)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   echo "ensure-system-deps: installing Debian packages:$missing_pkgs" >&2
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq || { echo "ensure-system-deps: apt-get update failed" >&2; exit 1; }
-  apt-get install -y -qq docker.io containerd podman skopeo buildah docker-registry busybox-static uidmap git chromium prometheus curl python3-gitlab systemd debootstrap \
+  apt-get install -y -qq docker.io containerd podman skopeo buildah docker-registry busybox-static uidmap git chromium prometheus curl python3-gitlab systemd debootstrap postgresql-15 \
     || { echo "ensure-system-deps: apt-get install failed" >&2; exit 1; }
   exit 0
 fi

@@ -6,7 +6,7 @@ import { buildApp } from './app.ts'
 import { listenAddress, publicSettings } from './config/load.ts'
 import { gitPool } from './git/index.ts'
 import type { Config } from './config/schema.ts'
-import { migrate, openDb } from './metadata/db.ts'
+import { databaseConfig, migrate, openDb } from './metadata/db.ts'
 import { connectHookSources } from './hooks/sources.ts'
 import { createServices } from './services.ts'
 import { createFsDriver } from './storage/fs-driver.ts'
@@ -49,8 +49,9 @@ export async function startServer(config: Readonly<Config>): Promise<RunningServ
   await mkdir(config.data, { recursive: true })
   // Made first: the database and the storage driver are timed at their one entry point each.
   const metrics = new Metrics({ process: true })
-  const db = openDb({ kind: 'sqlite', path: join(config.data, 'wharf.db') }, { log: metrics.onQuery })
-  await migrate(db, 'sqlite')
+  const dbConfig = databaseConfig(config.database, config.data)
+  const db = openDb(dbConfig, { log: metrics.onQuery })
+  await migrate(db, dbConfig.kind)
   const driver = createFsDriver(join(config.data, 'storage'))
   gitPool.configure({ concurrency: config.limits.gitProcesses, queue: config.limits.gitQueue })
   const services = await createServices(db, driver, {

@@ -8,7 +8,7 @@ import * as gitQueries from '../git/queries.ts'
 import type { RefUpdate } from '../git/refs.ts'
 import { GitRepos } from '../git/repos.ts'
 import { WharfError } from '../core/errors.ts'
-import { migrate, openDb } from '../metadata/db.ts'
+import { openTestDb } from '../../test/helpers/database.ts'
 import type { Executor, Project } from '../metadata/schema.ts'
 import { createProjects } from '../projects/index.ts'
 import { deleteRepositoriesUnder } from '../registry/index.ts'
@@ -21,9 +21,8 @@ const SERVER = 'http://wharf.test:5000'
 async function setup(t: TestContext) {
   const dir = await mkdtemp(join(tmpdir(), 'wharf-ci-'))
   t.after(() => rm(dir, { recursive: true, force: true }))
-  const db = openDb({ kind: 'sqlite', path: join(dir, 'wharf.db') })
+  const db = await openTestDb(dir)
   t.after(() => db.destroy())
-  await migrate(db, 'sqlite')
   const { projects, groups, projectAccess } = createProjects(db, deleteRepositoriesUnder)
   const users = new Users(db)
   const root = await users.createUser({ username: 'root', password: 'rootpassword', isAdmin: true })

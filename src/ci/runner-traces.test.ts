@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Readable } from 'node:stream'
 import { describe, it, type TestContext } from 'node:test'
-import { migrate, openDb } from '../metadata/db.ts'
+import { openTestDb } from '../../test/helpers/database.ts'
 import { createProjects } from '../projects/index.ts'
 import { deleteRepositoriesUnder } from '../registry/index.ts'
 import { Users } from '../users/index.ts'
@@ -81,9 +81,8 @@ describe('TraceMasker', () => {
 async function store(t: TestContext) {
   const dir = await mkdtemp(join(tmpdir(), 'wharf-trace-'))
   t.after(() => rm(dir, { recursive: true, force: true }))
-  const db = openDb({ kind: 'sqlite', path: join(dir, 'wharf.db') })
+  const db = await openTestDb(dir)
   t.after(() => db.destroy())
-  await migrate(db, 'sqlite')
   const { projects, groups } = createProjects(db, deleteRepositoriesUnder)
   const users = new Users(db)
   const root = await users.createUser({ username: 'root', password: 'rootpassword', isAdmin: true })

@@ -3,7 +3,7 @@ import { parseArgs } from 'node:util'
 import { ConfigError, loadConfigFromArgs, SETTINGS } from '../config/load.ts'
 import { VISIBILITIES, type Visibility } from '../auth/roles.ts'
 import { WharfError } from '../core/errors.ts'
-import { migrate, openDb, SchemaTooNewError } from '../metadata/db.ts'
+import { DatabaseUnavailableError, databaseConfig, migrate, openDb, SchemaTooNewError } from '../metadata/db.ts'
 import type { User } from '../metadata/schema.ts'
 import { createServices, type Services } from '../services.ts'
 import { createFsDriver } from '../storage/fs-driver.ts'
@@ -136,9 +136,10 @@ export async function adminCommand(argv: string[]): Promise<number> {
     throw e
   }
 
-  const db = openDb({ kind: 'sqlite', path: join(config.data, 'wharf.db') })
+  const dbConfig = databaseConfig(config.database, config.data)
+  const db = openDb(dbConfig)
   try {
-    await migrate(db, 'sqlite')
+    await migrate(db, dbConfig.kind)
     const services = await createServices(db, createFsDriver(join(config.data, 'storage')), {
       publicUrl: config.publicUrl,
       tokenTtlSeconds: config.auth.tokenTtlSeconds,
@@ -151,7 +152,7 @@ export async function adminCommand(argv: string[]): Promise<number> {
     await run(command, flags, password, services, new URL(config.publicUrl).host)
     return 0
   } catch (e) {
-    if (e instanceof WharfError || e instanceof UsageError || e instanceof SchemaTooNewError) {
+    if (e instanceof WharfError || e instanceof UsageError || e instanceof SchemaTooNewError || e instanceof DatabaseUnavailableError) {
       process.stderr.write(`wharf admin ${command}: ${e.message}\n`)
       return 1
     }

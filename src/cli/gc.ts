@@ -3,7 +3,7 @@ import { parseArgs } from 'node:util'
 import { ConfigError, loadConfigFromArgs, SETTINGS } from '../config/load.ts'
 import { WharfError } from '../core/errors.ts'
 import { GarbageCollector, type GcItem, type GcReport } from '../gc/index.ts'
-import { migrate, openDb, SchemaTooNewError } from '../metadata/db.ts'
+import { DatabaseUnavailableError, databaseConfig, migrate, openDb, SchemaTooNewError } from '../metadata/db.ts'
 import { Metrics } from '../ops/index.ts'
 import { createRegistry } from '../registry/index.ts'
 import { createFsDriver } from '../storage/fs-driver.ts'
@@ -57,9 +57,10 @@ export async function gcCommand(argv: string[]): Promise<number> {
     }
     throw e
   }
-  const db = openDb({ kind: 'sqlite', path: join(config.data, 'wharf.db') })
+  const dbConfig = databaseConfig(config.database, config.data)
+  const db = openDb(dbConfig)
   try {
-    await migrate(db, 'sqlite')
+    await migrate(db, dbConfig.kind)
     const metrics = new Metrics()
     const driver = createFsDriver(join(config.data, 'storage'))
     const registry = createRegistry(db, driver, { pageMax: config.limits.pageMax, metrics })
@@ -68,7 +69,7 @@ export async function gcCommand(argv: string[]): Promise<number> {
     process.stdout.write(values.json ? `${JSON.stringify(report, null, 2)}\n` : formatReport(report))
     return 0
   } catch (e) {
-    if (e instanceof WharfError || e instanceof SchemaTooNewError) {
+    if (e instanceof WharfError || e instanceof SchemaTooNewError || e instanceof DatabaseUnavailableError) {
       err(e.message)
       return 1
     }

@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
 import type { RunningServer } from '../server.ts'
 import { ConfigError, loadConfig, SETTINGS, type SettingFlag } from '../config/load.ts'
-import { SchemaTooNewError } from '../metadata/db.ts'
+import { DatabaseUnavailableError, SchemaTooNewError } from '../metadata/db.ts'
 import { startServer } from '../server.ts'
 import { installProcessGuards } from './guards.ts'
 
@@ -77,7 +77,7 @@ async function main(argv: string[]): Promise<void> {
       const server = await startServer(config).catch((e: NodeJS.ErrnoException) => {
         if (e.code === 'EADDRINUSE' || e.code === 'EACCES' || e.code === 'EADDRNOTAVAIL')
           fail(`cannot listen on ${config.listen}: ${e.code}`)
-        if (e instanceof SchemaTooNewError) fail(e.message)
+        if (e instanceof SchemaTooNewError || e instanceof DatabaseUnavailableError) fail(e.message)
         throw e
       })
       const host = new URL(server.url).host
@@ -105,6 +105,7 @@ async function main(argv: string[]): Promise<void> {
       const upstreams = config.dependencyProxy.upstreams.map((u) => ({ ...u, password: hide(u.password), token: hide(u.token) }))
       const shown = {
         ...config,
+        database: { ...config.database, ...(config.database.url ? { url: '(hidden)' } : {}) },
         auth: { ...config.auth, ...(config.auth.rootPassword ? { rootPassword: '(hidden)' } : {}) },
         metrics: { ...config.metrics, ...(config.metrics.token ? { token: '(hidden)' } : {}) },
         dependencyProxy: { ...config.dependencyProxy, upstreams },

@@ -460,3 +460,22 @@ describe('sso settings', () => {
     )
   })
 })
+
+describe('database.url', () => {
+  it('defaults to the data directory; a relative sqlite: path is made absolute; postgres URLs pass as given, password hidden', () => {
+    assert.equal(loadConfig({ env: {} }).database.url, undefined)
+    assert.equal(loadConfig({ env: { WHARF_DATABASE_URL: 'sqlite:meta/w.db' } }).database.url, `sqlite:${resolve('meta/w.db')}`)
+    const pg = loadConfig({ env: { WHARF_DATABASE_URL: 'postgresql://wharf:pw-secret@db:5432/wharf', WHARF_DATABASE_POOL_SIZE: '4' } })
+    assert.deepEqual(pg.database, { url: 'postgresql://wharf:pw-secret@db:5432/wharf', poolSize: 4 })
+  })
+
+  it('refuses another scheme and a pool size of 0 with one line naming the setting, never echoing the URL', () => {
+    const msg = assertConfigError(
+      () => loadConfig({ env: { WHARF_DATABASE_URL: 'mysql://root:pw-secret@db/wharf' } }),
+      'database.url',
+      'WHARF_DATABASE_URL',
+    )
+    assert.ok(!msg.includes('pw-secret'), msg)
+    assertConfigError(() => loadConfig({ flags: { 'database-pool-size': '0' } }), 'database.poolSize', '--database-pool-size')
+  })
+})

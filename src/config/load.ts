@@ -11,6 +11,8 @@ export const SETTINGS = [
   { key: 'publicUrl', flag: 'public-url', env: 'WHARF_PUBLIC_URL', kind: 'string' },
   { key: 'data', flag: 'data', env: 'WHARF_DATA', kind: 'string' },
   { key: 'logLevel', flag: 'log-level', env: 'WHARF_LOG_LEVEL', kind: 'string' },
+  { key: 'database.url', flag: 'database-url', env: 'WHARF_DATABASE_URL', kind: 'string' },
+  { key: 'database.poolSize', flag: 'database-pool-size', env: 'WHARF_DATABASE_POOL_SIZE', kind: 'integer' },
   { key: 'auth.tokenTtlSeconds', flag: 'token-ttl-seconds', env: 'WHARF_AUTH_TOKEN_TTL_SECONDS', kind: 'integer' },
   {
     key: 'auth.loginSecretTtlSeconds',
@@ -92,7 +94,13 @@ export const SETTINGS = [
 ] as const
 
 /** Settings never echoed back (errors, verify-config). */
-export const SECRET_KEYS: ReadonlySet<string> = new Set(['auth.rootPassword', 'metrics.token', 'dependencyProxy.upstreams'])
+export const SECRET_KEYS: ReadonlySet<string> = new Set([
+  'auth.rootPassword',
+  'metrics.token',
+  'dependencyProxy.upstreams',
+  // A PostgreSQL URL carries the password.
+  'database.url',
+])
 /** Fields secret wherever they appear in a list of settings (`sso.oidc.0.clientSecret`). */
 const SECRET_FIELDS: ReadonlySet<string> = new Set(['clientSecret', 'bindPassword'])
 
@@ -252,7 +260,9 @@ export function loadConfig(sources: ConfigSources = {}): Readonly<Config> {
     const setting = SETTINGS.find((s) => s.key === key || key.startsWith(`${s.key}.`))
     const origin = (setting && origins.get(setting.key)) ?? (setting ? `--${setting.flag} / ${setting.env}` : 'config')
     const want = (error.schema as { description?: string }).description
-    const got = isSecret(key) && !/\.(host|url|caFile)$/.test(key) ? '(hidden)' : JSON.stringify(error.value)
+    // An upstream's host, url and caFile are not its credentials; a database URL may hold a password.
+    const got =
+      isSecret(key) && !/^dependencyProxy\.upstreams\.\d+\.(host|url|caFile)$/.test(key) ? '(hidden)' : JSON.stringify(error.value)
     throw new ConfigError(`invalid setting ${key} (${origin}): ${want ? `expected ${want}` : error.message}, got ${got}`)
   }
   const config = tree as unknown as Config
@@ -265,6 +275,8 @@ export function loadConfig(sources: ConfigSources = {}): Readonly<Config> {
     )
   config.publicUrl = config.publicUrl.replace(/\/$/, '')
   config.data = resolve(config.data)
+  // A relative SQLite path is relative to where Wharf was started, like `data`.
+  if (config.database.url?.startsWith('sqlite:')) config.database.url = `sqlite:${resolve(config.database.url.slice('sqlite:'.length))}`
   checkUpstreams(config.dependencyProxy, origins)
   checkOidcProviders(config.sso, origins)
   checkLdapServers(config.sso, origins)

@@ -115,6 +115,21 @@ export const ConfigSchema = Type.Object(
     /** Directory for the SQLite database, blobs and upload temp files. */
     data: Type.String({ minLength: 1 }),
     logLevel: Type.Union(LOG_LEVELS.map((l) => Type.Literal(l))),
+    /** Where metadata lives: the data directory's SQLite file unless `url` names another file or a PostgreSQL database. */
+    database: Type.Object(
+      {
+        /** `sqlite:<path>` or `postgres://user:password@host:port/database` (also `postgresql://`; `?host=/dir` for a unix socket). */
+        url: Type.Optional(
+          Type.String({
+            pattern: '^(sqlite:.+|postgres(ql)?://.+)$',
+            description: 'sqlite:<path> or postgres://user:password@host/database',
+          }),
+        ),
+        /** PostgreSQL connections this process opens at most (SQLite has one). */
+        poolSize: Type.Integer({ minimum: 1, maximum: 1000, description: 'a count, 1 to 1000' }),
+      },
+      { additionalProperties: false },
+    ),
     auth: Type.Object(
       {
         /** Lifetime of registry bearer tokens; short, because clients fetch new ones as needed. */
@@ -258,6 +273,7 @@ export const DEFAULTS: Omit<Config, 'publicUrl'> = {
   listen: '127.0.0.1:5000',
   data: './data',
   logLevel: 'info',
+  database: { poolSize: 10 },
   metrics: {},
   shutdownGraceSeconds: 30,
   auth: { tokenTtlSeconds: 300, loginSecretTtlSeconds: 300, passwordSignIn: true, passwordBreakGlass: true },

@@ -115,7 +115,10 @@ export async function searchUsers(
   const base = () => {
     let q = db.selectFrom('users')
     if (f.username !== undefined) q = q.where('username_lower', '=', f.username.toLowerCase())
-    if (f.search) q = q.where((eb) => eb.or([eb('username_lower', 'like', likeTerm(f.search!)), eb('name', 'like', likeTerm(f.search!))]))
+    if (f.search)
+      q = q.where((eb) =>
+        eb.or([eb('username_lower', 'like', likeTerm(f.search!)), eb(eb.fn('lower', ['name']), 'like', likeTerm(f.search!))]),
+      )
     if (f.blocked !== undefined) q = q.where('state', '=', f.blocked ? 'blocked' : 'active')
     return q
   }

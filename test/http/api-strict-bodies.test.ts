@@ -243,16 +243,17 @@ function writeRoutes(w: World): Record<string, { url: string; body: Json }> {
   }
 }
 
-/** Every row of every table, for "nothing was written". */
+/** Every row of every table, for "nothing was written" (rows in a fixed order: by their JSON, on either database). */
 async function snapshot(h: ApiHarness): Promise<Record<string, unknown[]>> {
-  const tables = (await sql<{ name: string }>`SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name`.execute(h.db)).rows.map(
-    (r) => r.name,
-  )
+  const tables = (await h.db.introspection.getTables()).map((t) => t.name).sort()
   const out: Record<string, unknown[]> = {}
   for (const t of tables) {
     // The token that makes the requests gets its last_used_at refreshed: that is the request's auth, not a write of its body.
-    const rows = (await sql<Json>`SELECT * FROM ${sql.table(t)} ORDER BY rowid`.execute(h.db)).rows
-    out[t] = t === 'personal_access_tokens' ? rows.map(({ last_used_at: _, ...r }) => r) : rows
+    const rows = (await sql<Json>`SELECT * FROM ${sql.table(t)}`.execute(h.db)).rows
+    out[t] = (t === 'personal_access_tokens' ? rows.map(({ last_used_at: _, ...r }) => r) : rows)
+      .map((r) => [JSON.stringify(r), r] as const)
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+      .map(([, r]) => r)
   }
   return out
 }

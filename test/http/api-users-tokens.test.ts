@@ -83,6 +83,12 @@ test('PUT /users/:id: self may change name and password; admins everything', asy
     '400 changing a username is not supported',
   )
   assert.equal(((await h.req('GET', url, { token: root.token })).json() as Json).name, 'Alice B')
+  // Search matches the display name in any case, on either database (PostgreSQL's LIKE is case-sensitive).
+  const found = await h.req('GET', '/api/v4/users?search=ALICE%20b', { token: root.token })
+  assert.deepEqual(
+    (found.json() as Json[]).map((u) => u.username),
+    ['alice'],
+  )
 })
 
 test('block and unblock: admin only, not oneself; a blocked user’s tokens and password stop working', async (t) => {

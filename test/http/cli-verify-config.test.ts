@@ -50,6 +50,8 @@ it('verify-config shows every setting (each set here through its WHARF_* variabl
     publicUrl: { env: 'https://wharf.example.test', shown: 'https://wharf.example.test' },
     data: { env: join(dir, 'data'), shown: join(dir, 'data') },
     logLevel: { env: 'warn', shown: 'warn' },
+    'database.url': { env: 'postgres://wharf:db-secret-value@db.example.test/wharf', shown: '(hidden)' },
+    'database.poolSize': { env: '23', shown: 23 },
     'auth.tokenTtlSeconds': { env: '600', shown: 600 },
     'auth.loginSecretTtlSeconds': { env: '120', shown: 120 },
     'auth.rootPassword': { env: 'root-secret-value', shown: '(hidden)' },
