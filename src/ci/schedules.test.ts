@@ -4,9 +4,9 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, it, type TestContext } from 'node:test'
+import { openTestDb } from '../../test/helpers/database.ts'
 import { ACCESS_LEVELS } from '../auth/roles.ts'
 import { GitRepos } from '../git/repos.ts'
-import { migrate, openDb } from '../metadata/db.ts'
 import { createProjects } from '../projects/index.ts'
 import { deleteRepositoriesUnder } from '../registry/index.ts'
 import { Users } from '../users/index.ts'
@@ -28,9 +28,8 @@ nightly-only:
 async function setup(t: TestContext) {
   const dir = await mkdtemp(join(tmpdir(), 'wharf-sched-'))
   t.after(() => rm(dir, { recursive: true, force: true }))
-  const db = openDb({ kind: 'sqlite', path: join(dir, 'wharf.db') })
+  const db = await openTestDb(dir)
   t.after(() => db.destroy())
-  await migrate(db, 'sqlite')
   const { projects, groups, members, projectAccess } = createProjects(db, deleteRepositoriesUnder)
   const users = new Users(db)
   const root = await users.createUser({ username: 'root', password: 'rootpassword', isAdmin: true })
