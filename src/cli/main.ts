@@ -106,6 +106,10 @@ async function main(argv: string[]): Promise<void> {
         auth: { ...config.auth, ...(config.auth.rootPassword ? { rootPassword: '(hidden)' } : {}) },
         metrics: { ...config.metrics, ...(config.metrics.token ? { token: '(hidden)' } : {}) },
         dependencyProxy: { ...config.dependencyProxy, upstreams },
+        storage: {
+          ...config.storage,
+          ...(config.storage.s3 && { s3: { ...config.storage.s3, secretAccessKey: hide(config.storage.s3.secretAccessKey) } }),
+        },
       }
       process.stdout.write(`${JSON.stringify(shown, null, 2)}\n`)
       return
