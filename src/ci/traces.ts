@@ -227,7 +227,10 @@ export class TraceStore {
           }
           if (out.length) {
             const upTo = pos + out.length
-            if (!w.write(out, (err) => err || (confirmed = upTo))) await once(w, 'drain')
+            const written = w.write(out, (err) => {
+              if (!err) confirmed = upTo
+            })
+            if (!written) await once(w, 'drain')
           }
           pos += out.length
         }
