@@ -398,9 +398,16 @@ export function createS3Driver(opts: S3DriverOptions): BlobDriver {
     },
     async *list(prefix) {
       const base = key(prefix, true)
+      // Keys come in order, a file's segments right after its manifest. Segments without a manifest
+      // (a writer that died before its first one) are listed as their file, so sweeps find and delete them.
+      let last: string | undefined
       for await (const o of listKeys(prefix === '' ? base : `${base}/`)) {
-        if (o.Key!.includes(SEG)) continue
-        yield { path: o.Key!.slice(opts.prefix.length), size: o.Size ?? 0, modified: o.LastModified ?? new Date(0) } satisfies FileInfo
+        const k = o.Key!
+        const seg = k.indexOf(SEG)
+        const path = (seg < 0 ? k : k.slice(0, seg)).slice(opts.prefix.length)
+        if (path === last) continue
+        last = path
+        yield { path, size: seg < 0 ? (o.Size ?? 0) : 0, modified: o.LastModified ?? new Date(0) } satisfies FileInfo
       }
     },
     async redirectUrl(p) {
@@ -549,25 +556,29 @@ class SegmentWriter extends Writable {
   }
 }
 
-/** Pipes `src` into `dest` with back-pressure; rejects (and stops reading) when `dest` closes first. */
-async function sendTo(src: Readable, dest: Writable): Promise<void> {
-  let onClose!: () => void
-  const closed = new Promise<never>((_, ko) => (onClose = () => ko(new Error('destination closed'))))
-  closed.catch(() => {})
-  dest.once('close', onClose)
-  try {
-    let last: Promise<void> = Promise.resolve()
-    for await (const chunk of src) {
-      if (dest.destroyed) throw new Error('destination closed')
-      last = new Promise<void>((ok, ko) => dest.write(chunk as Buffer, (err) => (err ? ko(err) : ok())))
-      last.catch(() => {})
-      if (dest.writableNeedDrain) await Promise.race([new Promise((ok) => dest.once('drain', ok)), closed])
+/**
+ * Pipes `src` into `dest` with back-pressure (stream.pipe: no per-chunk promise), resolving once the
+ * last byte was handed to `dest`; rejects, and stops reading, when `dest` closes first or `src` fails.
+ */
+function sendTo(src: Readable, dest: Writable): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const settle = (err?: Error) => {
+      src.off('end', onEnd)
+      src.off('error', settle)
+      dest.off('close', onClose)
+      src.unpipe(dest)
+      if (err) {
+        src.destroy()
+        reject(err)
+      } else resolve()
     }
-    await Promise.race([last, closed])
-  } finally {
-    dest.off('close', onClose)
-    src.destroy()
-  }
+    const onEnd = () => settle()
+    const onClose = () => settle(new Error('destination closed'))
+    src.once('end', onEnd)
+    src.once('error', settle)
+    dest.once('close', onClose)
+    src.pipe(dest, { end: false })
+  })
 }
 
 function copySource(bucket: string, k: string): string {

@@ -2,6 +2,7 @@
 // the shared conformance suite, then what only S3 has (segments, multipart commits, presigned URLs).
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
+import { PutObjectCommand } from '@aws-sdk/client-s3'
 import { startSwift, type SwiftS3 } from '../helpers/swift.ts'
 import { describeBlobDriver, writeAt } from '../../src/storage/driver-suite.ts'
 import type { BlobDriver } from '../../src/storage/driver.ts'
@@ -92,6 +93,22 @@ describe('s3 driver specifics', () => {
     assert.equal((await d.stat('uploads/broken'))?.size, 7 * MiB + 4)
     await d.delete('uploads/broken')
     assert.deepEqual(await swift.keys(prefix), [])
+  })
+
+  it('segments a writer left without a manifest are listed as their file, so a sweep can delete them', async () => {
+    const prefix = swift.newPrefix()
+    const d = driverAt(prefix)
+    const id = '0b4f7f6e-7f43-4c8e-9a51-2f6a0f3a1c11'
+    await swift.client.send(
+      new PutObjectCommand({ Bucket: swift.bucket, Key: `${prefix}uploads/${id}~seg/0000000000000000`, Body: Buffer.from('orphan') }),
+    )
+    await writeAt(d, 'uploads/live', 0, 'x')
+    const listed: string[] = []
+    for await (const f of d.list('uploads')) listed.push(f.path)
+    assert.deepEqual(listed.sort(), [`uploads/${id}`, 'uploads/live'])
+    await d.delete(`uploads/${id}`)
+    assert.deepEqual(await swift.keys(`${prefix}uploads/${id}`), [])
+    await swift.clear(prefix)
   })
 
   it('presigned redirect URLs serve the object to a plain HTTP client; without the setting there are none', async () => {
