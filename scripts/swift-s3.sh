@@ -18,10 +18,16 @@ dir=${2:-}
 
 if [ "$cmd" = stop ]; then
   [ -f "$dir/pids" ] || exit 0
-  # Only the pids this script started (recorded at start).
-  for pid in $(cat "$dir/pids"); do kill "$pid" 2>/dev/null || true; done
-  sleep 0.3
-  for pid in $(cat "$dir/pids"); do kill -9 "$pid" 2>/dev/null || true; done
+  # Only the processes this script started: each server leads its own process group (its workers are
+  # in it), so the recorded pids name the groups.
+  for pid in $(cat "$dir/pids"); do kill -TERM -- "-$pid" 2>/dev/null || kill "$pid" 2>/dev/null || true; done
+  for _ in 1 2 3 4 5 6 7 8 9 10; do
+    alive=""
+    for pid in $(cat "$dir/pids"); do kill -0 -- "-$pid" 2>/dev/null && alive="$alive $pid"; done
+    [ -z "$alive" ] && break
+    sleep 0.2
+  done
+  for pid in $(cat "$dir/pids"); do kill -KILL -- "-$pid" 2>/dev/null || true; done
   rm -f "$dir/pids"
   exit 0
 fi
