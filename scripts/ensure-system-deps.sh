@@ -49,6 +49,11 @@ if [ ! -x /usr/lib/postgresql/15/bin/pg_ctl ]; then
 fi
 # debootstrap makes the container image's offline base (scripts/make-node-base-image.sh).
 need debootstrap debootstrap
+# OpenStack Swift with s3api: the S3-compatible store of the S3 storage tests (scripts/swift-s3.sh).
+need swift-proxy-server swift-proxy
+need swift-account-server swift-account
+need swift-container-server swift-container
+need swift-object-server swift-object
 # systemd-analyze verifies packaging/wharf.service (test/packaging.test.ts).
 need systemd-analyze systemd
 
@@ -70,6 +75,7 @@ if [ "$(id -u 2>/dev/null)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq || { echo "ensure-system-deps: apt-get update failed" >&2; exit 1; }
   apt-get install -y -qq docker.io containerd podman skopeo buildah docker-registry busybox-static uidmap git chromium prometheus curl python3-gitlab systemd debootstrap postgresql-15 \
+    swift-proxy swift-account swift-container swift-object python3-swift \
     || { echo "ensure-system-deps: apt-get install failed" >&2; exit 1; }
   exit 0
 fi

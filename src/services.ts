@@ -17,6 +17,7 @@ import { countUsers, Users } from './users/index.ts'
 import { createGitHosting, type GitHosting } from './git/index.ts'
 import { createCi, type Ci } from './ci/index.ts'
 import type { BlobDriver } from './storage/driver.ts'
+import { createFsDriver } from './storage/fs-driver.ts'
 import { instrumentDriver, Metrics, Probes } from './ops/index.ts'
 import { DEFAULTS } from './config/schema.ts'
 import { DependencyProxy, type ProxyOptions } from './proxy/index.ts'
@@ -48,6 +49,8 @@ export interface ServiceOptions {
   gitRoot?: string | undefined
   /** Job logs and artifacts (`<data>/ci`); next to the git root when not given. */
   ciRoot?: string | undefined
+  /** Storage of job logs and artifacts (S3); a filesystem driver at ciRoot when not given. */
+  ciStorage?: BlobDriver | undefined
   /** Running jobs whose runner sent nothing this long are failed (default 300). */
   jobHeartbeatTimeoutSeconds?: number | undefined
   /** Most jobs one pipeline may have (`ci.maxJobsPerPipeline`, default 500). */
@@ -182,7 +185,7 @@ export async function createServices(db: Kysely<Database>, storage: BlobDriver, 
     services.git = await createGitHosting(opts.gitRoot, { db, projects, projectAccess, credentials })
     services.ci = createCi(db, services.git, { users, projects, groups, projectAccess }, opts.publicUrl, {
       metrics,
-      dir: opts.ciRoot ?? join(dirname(opts.gitRoot), 'ci'),
+      storage: instrumentDriver(opts.ciStorage ?? createFsDriver(opts.ciRoot ?? join(dirname(opts.gitRoot), 'ci')), metrics),
       credentials,
       auth,
       heartbeatTimeoutSeconds: opts.jobHeartbeatTimeoutSeconds ?? DEFAULT_JOB_HEARTBEAT_TIMEOUT_SECONDS,

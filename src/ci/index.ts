@@ -1,6 +1,6 @@
 // CI: .gitlab-ci.yml parsing (./config), pipelines and jobs, CI/CD variables, trigger tokens,
 // runners (GitLab's runner API), job tokens, traces and artifacts.
-import { join } from 'node:path'
+import type { BlobDriver } from '../storage/driver.ts'
 import type { Kysely } from 'kysely'
 import type { Credentials } from '../auth/credentials.ts'
 import type { RegistryAuth } from '../auth/registry-auth.ts'
@@ -49,8 +49,8 @@ export interface Ci {
 export interface CiOptions {
   /** Gets the CI gauges (queue, jobs by status, runners online), read at scrape time. */
   metrics?: Metrics
-  /** Where job logs and artifacts live (`<data>/ci`). */
-  dir: string
+  /** Where job logs and artifacts live (`<data>/ci`, or the bucket's `ci/` prefix). */
+  storage: BlobDriver
   credentials: Credentials
   auth: RegistryAuth
   /** Running jobs whose runner is silent this long are failed (`ci.jobHeartbeatTimeoutSeconds`). */
@@ -81,8 +81,8 @@ export function createCi(db: Kysely<Database>, git: GitHosting, domains: RunnerD
   opts.credentials.addVerifier(jobTokens)
   opts.auth.setJobAccess(jobTokens)
   const runners = new Runners(db, domains)
-  const traces = new TraceStore(db, join(opts.dir, 'traces'))
-  const artifacts = new Artifacts(db, join(opts.dir, 'artifacts'), opts.artifactsMaxBytes)
+  const traces = new TraceStore(db, opts.storage)
+  const artifacts = new Artifacts(db, opts.storage, opts.artifactsMaxBytes)
   if (opts.metrics) registerCiMetrics(opts.metrics, db)
   const jobUpdates = new JobUpdates({ db, pipelines, traces, repos: git.repos, credentials: opts.credentials })
   const payloads = new JobPayloads({ db, pipelines, artifacts, repos: git.repos, publicUrl, idTokens: opts.auth.tokens })

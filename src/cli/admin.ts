@@ -1,4 +1,3 @@
-import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { ConfigError, loadConfigFromArgs, SETTINGS } from '../config/load.ts'
 import { VISIBILITIES, type Visibility } from '../auth/roles.ts'
@@ -6,7 +5,7 @@ import { WharfError } from '../core/errors.ts'
 import { DatabaseUnavailableError, databaseConfig, migrate, openDb, SchemaTooNewError } from '../metadata/db.ts'
 import type { User } from '../metadata/schema.ts'
 import { createServices, type Services } from '../services.ts'
-import { createFsDriver } from '../storage/fs-driver.ts'
+import { openStorage } from '../server.ts'
 
 export const ADMIN_USAGE = `Usage: wharf admin <command> [options]   (works offline on the data directory)
 
@@ -140,7 +139,9 @@ export async function adminCommand(argv: string[]): Promise<number> {
   const db = openDb(dbConfig)
   try {
     await migrate(db, dbConfig.kind)
-    const services = await createServices(db, createFsDriver(join(config.data, 'storage')), {
+    const storage = openStorage(config)
+    const services = await createServices(db, storage.blobs, {
+      ciStorage: storage.ci,
       publicUrl: config.publicUrl,
       tokenTtlSeconds: config.auth.tokenTtlSeconds,
       pageMax: config.limits.pageMax,

@@ -1,4 +1,3 @@
-import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { ConfigError, loadConfigFromArgs, SETTINGS } from '../config/load.ts'
 import { WharfError } from '../core/errors.ts'
@@ -6,7 +5,7 @@ import { GarbageCollector, type GcItem, type GcReport } from '../gc/index.ts'
 import { DatabaseUnavailableError, databaseConfig, migrate, openDb, SchemaTooNewError } from '../metadata/db.ts'
 import { Metrics } from '../ops/index.ts'
 import { createRegistry } from '../registry/index.ts'
-import { createFsDriver } from '../storage/fs-driver.ts'
+import { openStorage } from '../server.ts'
 
 export const GC_USAGE = `Usage: wharf gc [--dry-run] [--json] [options]
 
@@ -62,7 +61,7 @@ export async function gcCommand(argv: string[]): Promise<number> {
   try {
     await migrate(db, dbConfig.kind)
     const metrics = new Metrics()
-    const driver = createFsDriver(join(config.data, 'storage'))
+    const driver = openStorage(config).blobs
     const registry = createRegistry(db, driver, { pageMax: config.limits.pageMax, metrics })
     const gc = new GarbageCollector(db, registry.blobs, driver, config.gc, metrics)
     const report = await gc.run({ dryRun: values['dry-run'] === true })

@@ -114,6 +114,10 @@ async function main(argv: string[]): Promise<void> {
           oidc: config.sso.oidc.map((p) => ({ ...p, clientSecret: hide(p.clientSecret) })),
           ldap: config.sso.ldap.map((l) => ({ ...l, bindPassword: hide(l.bindPassword) })),
         },
+        storage: {
+          ...config.storage,
+          ...(config.storage.s3 && { s3: { ...config.storage.s3, secretAccessKey: hide(config.storage.s3.secretAccessKey) } }),
+        },
       }
       process.stdout.write(`${JSON.stringify(shown, null, 2)}\n`)
       return

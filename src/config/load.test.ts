@@ -479,3 +479,38 @@ describe('database.url', () => {
     assertConfigError(() => loadConfig({ flags: { 'database-pool-size': '0' } }), 'database.poolSize', '--database-pool-size')
   })
 })
+
+describe('storage settings', () => {
+  it('defaults to the filesystem; s3 reads its settings from a file and the secret from the environment', async () => {
+    assert.deepEqual(loadConfig({ env: {} }).storage, { driver: 'filesystem' })
+    const file = await configFile(
+      'storage:\n  driver: s3\n  s3:\n    bucket: wharf-blobs\n    endpoint: http://127.0.0.1:9000\n    forcePathStyle: true\n',
+    )
+    const c = loadConfig({ env: { WHARF_S3_ACCESS_KEY_ID: 'AKID', WHARF_S3_SECRET_ACCESS_KEY: 'hunter2-s3' }, file })
+    assert.deepEqual(c.storage, {
+      driver: 's3',
+      s3: {
+        bucket: 'wharf-blobs',
+        endpoint: 'http://127.0.0.1:9000',
+        forcePathStyle: true,
+        accessKeyId: 'AKID',
+        secretAccessKey: 'hunter2-s3',
+      },
+    })
+  })
+
+  it('s3 needs a bucket, a key id with its secret, and an S3 bucket name; a bad secret is never echoed', () => {
+    assertConfigError(() => loadConfig({ env: { WHARF_STORAGE: 's3' } }), 'storage.s3.bucket')
+    assertConfigError(() => loadConfig({ env: { WHARF_STORAGE: 'gcs' } }), 'storage.driver', 'WHARF_STORAGE')
+    assertConfigError(() => loadConfig({ env: { WHARF_STORAGE: 's3', WHARF_S3_BUCKET: 'Bad_Bucket' } }), 'storage.s3.bucket')
+    assertConfigError(
+      () => loadConfig({ env: { WHARF_STORAGE: 's3', WHARF_S3_BUCKET: 'b-1', WHARF_S3_ACCESS_KEY_ID: 'AKID' } }),
+      'storage.s3.accessKeyId',
+    )
+    const msg = assertConfigError(
+      () => loadConfig({ env: { WHARF_STORAGE: 's3', WHARF_S3_BUCKET: 'b-1', WHARF_S3_SECRET_ACCESS_KEY: 'hunter2-s3' } }),
+      'storage.s3.accessKeyId',
+    )
+    assert.ok(!msg.includes('hunter2'))
+  })
+})

@@ -88,6 +88,15 @@ export const SETTINGS = [
   { key: 'webhooks.allowLocalNetwork', flag: 'webhooks-allow-local-network', env: 'WHARF_WEBHOOKS_ALLOW_LOCAL_NETWORK', kind: 'boolean' },
   { key: 'webhooks.allowedHosts', flag: 'webhooks-allowed-hosts', env: 'WHARF_WEBHOOKS_ALLOWED_HOSTS', kind: 'list' },
   { key: 'webhooks.timeoutSeconds', flag: 'webhooks-timeout-seconds', env: 'WHARF_WEBHOOKS_TIMEOUT_SECONDS', kind: 'integer' },
+  { key: 'storage.driver', flag: 'storage', env: 'WHARF_STORAGE', kind: 'string' },
+  { key: 'storage.s3.endpoint', flag: 's3-endpoint', env: 'WHARF_S3_ENDPOINT', kind: 'string' },
+  { key: 'storage.s3.region', flag: 's3-region', env: 'WHARF_S3_REGION', kind: 'string' },
+  { key: 'storage.s3.bucket', flag: 's3-bucket', env: 'WHARF_S3_BUCKET', kind: 'string' },
+  { key: 'storage.s3.prefix', flag: 's3-prefix', env: 'WHARF_S3_PREFIX', kind: 'string' },
+  { key: 'storage.s3.accessKeyId', flag: 's3-access-key-id', env: 'WHARF_S3_ACCESS_KEY_ID', kind: 'string' },
+  { key: 'storage.s3.secretAccessKey', flag: 's3-secret-access-key', env: 'WHARF_S3_SECRET_ACCESS_KEY', kind: 'string' },
+  { key: 'storage.s3.forcePathStyle', flag: 's3-force-path-style', env: 'WHARF_S3_FORCE_PATH_STYLE', kind: 'boolean' },
+  { key: 'storage.s3.redirect', flag: 's3-redirect', env: 'WHARF_S3_REDIRECT', kind: 'boolean' },
   { key: 'gc.intervalMinutes', flag: 'gc-interval-minutes', env: 'WHARF_GC_INTERVAL_MINUTES', kind: 'integer' },
   { key: 'gc.graceSeconds', flag: 'gc-grace-seconds', env: 'WHARF_GC_GRACE_SECONDS', kind: 'integer' },
   { key: 'gc.untaggedDelaySeconds', flag: 'gc-untagged-delay-seconds', env: 'WHARF_GC_UNTAGGED_DELAY_SECONDS', kind: 'integer' },
@@ -100,6 +109,7 @@ export const SECRET_KEYS: ReadonlySet<string> = new Set([
   'dependencyProxy.upstreams',
   // A PostgreSQL URL carries the password.
   'database.url',
+  'storage.s3.secretAccessKey',
 ])
 /** Fields secret wherever they appear in a list of settings (`sso.oidc.0.clientSecret`). */
 const SECRET_FIELDS: ReadonlySet<string> = new Set(['clientSecret', 'bindPassword'])
@@ -280,6 +290,7 @@ export function loadConfig(sources: ConfigSources = {}): Readonly<Config> {
   checkUpstreams(config.dependencyProxy, origins)
   checkOidcProviders(config.sso, origins)
   checkLdapServers(config.sso, origins)
+  checkStorage(config.storage, origins)
   if (config.tls)
     config.tls =
       sources.checkTlsFiles === false ? { cert: resolve(config.tls.cert), key: resolve(config.tls.key) } : checkTls(config.tls, origins)
@@ -393,6 +404,18 @@ function checkLdapServers(sso: Config['sso'], origins: Map<string, Origin>): voi
       }
     }
   })
+}
+
+/** S3 needs a bucket, and a secret key with its key id (or neither: the SDK's default credentials then). */
+function checkStorage(storage: Config['storage'], origins: Map<string, Origin>): void {
+  const s3 = storage.s3
+  if (storage.driver !== 's3') return
+  if (!s3?.bucket)
+    throw new ConfigError(`missing setting storage.s3.bucket (${settingOrigin('storage.s3.bucket', origins)}): storage is s3`)
+  if ((s3.accessKeyId === undefined) !== (s3.secretAccessKey === undefined))
+    throw new ConfigError(
+      `invalid setting storage.s3.accessKeyId (${settingOrigin('storage.s3.accessKeyId', origins)}): the key id and the secret key come together (or neither, for the SDK's default credentials)`,
+    )
 }
 
 function settingOrigin(key: string, origins: Map<string, Origin>): string {

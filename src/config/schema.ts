@@ -252,6 +252,33 @@ export const ConfigSchema = Type.Object(
       },
       { additionalProperties: false },
     ),
+    /** Where blobs, upload temp files, job logs and artifacts live: the data directory, or an S3-compatible bucket. */
+    storage: Type.Object(
+      {
+        driver: Type.Union([Type.Literal('filesystem'), Type.Literal('s3')], { description: 'filesystem or s3' }),
+        s3: Type.Optional(
+          Type.Object(
+            {
+              /** http(s)://host[:port] of an S3-compatible service; AWS's regional endpoint when unset. */
+              endpoint: Type.Optional(Type.String({ pattern: '^https?://[^/\\s?#@]+/?$', description: 'http(s)://host[:port]' })),
+              region: Type.Optional(Type.String({ minLength: 1 })),
+              bucket: Type.Optional(Type.String({ pattern: '^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$', description: 'an S3 bucket name' })),
+              /** Key prefix of everything Wharf stores (several instances may share a bucket). */
+              prefix: Type.Optional(Type.String({ pattern: '^([A-Za-z0-9._-]+/)*$', description: "'' or segments each ending in /" })),
+              accessKeyId: Type.Optional(Type.String({ minLength: 1 })),
+              /** Never shown (verify-config, errors, logs); best given through WHARF_S3_SECRET_ACCESS_KEY from a secret store. */
+              secretAccessKey: Type.Optional(Type.String({ minLength: 1 })),
+              /** Bucket in the URL path, as most S3-compatible servers (MinIO, Ceph RGW, Swift) want. */
+              forcePathStyle: Type.Optional(Type.Boolean()),
+              /** Blob GETs answered with a redirect to a presigned URL: clients download from the store directly. */
+              redirect: Type.Optional(Type.Boolean()),
+            },
+            { additionalProperties: false },
+          ),
+        ),
+      },
+      { additionalProperties: false },
+    ),
     ci: Type.Object(
       {
         /** A running job whose runner sent no update (state or log) this long is failed as a runner system failure. */
@@ -301,6 +328,7 @@ export const DEFAULTS: Omit<Config, 'publicUrl'> = {
   },
   webhooks: { allowLocalNetwork: false, allowedHosts: [], timeoutSeconds: 10 },
   ci: { jobHeartbeatTimeoutSeconds: 300, maxJobsPerPipeline: 500, schedulerIntervalSeconds: 15 },
+  storage: { driver: 'filesystem' },
   // A day either way, as GitLab's online GC reviews blobs and untagged manifests after 24 hours.
   gc: { intervalMinutes: 60, graceSeconds: 86_400, untaggedDelaySeconds: 86_400 },
 }

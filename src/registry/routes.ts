@@ -291,6 +291,9 @@ async function getBlob(t: Extract<OciPath, { kind: 'blob' }>, c: Ctx) {
     .header('ETag', `"${t.digest.digest}"`)
     .header('Accept-Ranges', 'bytes')
   if (c.req.method === 'HEAD') return c.reply.header('Content-Length', size).send()
+  // Authorised here; the bytes then come from the store itself (as distribution's S3 `redirect` does).
+  const redirect = await c.opts.blobs.redirectUrl(t.digest)
+  if (redirect) return c.reply.code(307).header('Location', redirect).send()
   let range
   try {
     range = parseRange(c.req.headers.range, size)
