@@ -22,6 +22,7 @@ import { Triggers } from './triggers.ts'
 import { CiVariables } from './variables.ts'
 
 import { CommitStatuses } from './commit-statuses.ts'
+import { RegistryCiFacts } from './registry-facts.ts'
 export { ciRoutes, type CiRouteDeps } from './routes.ts'
 export { runnerApiRoutes, runnerProtocolRoutes } from './runner-routes.ts'
 export { ONLINE_SECONDS } from './runners.ts'
@@ -40,6 +41,8 @@ export interface Ci {
   traces: TraceStore
   artifacts: Artifacts
   jobErasure: JobErasure
+  /** For the registry's tag history and CI-aware cleanup (services.ts plugs it in). */
+  registryFacts: RegistryCiFacts
 }
 
 export interface CiOptions {
@@ -97,5 +100,6 @@ export function createCi(db: Kysely<Database>, git: GitHosting, domains: RunnerD
     traces,
     artifacts,
     jobErasure: new JobErasure({ pipelines, traces, artifacts }),
+    registryFacts: new RegistryCiFacts(db, git),
   }
 }
