@@ -61,12 +61,12 @@ describe('registry lifecycle pages', () => {
     assert.match(await storage.getByRole('alert').innerText(), /Over the soft quota/)
 
     // An immutable-tag rule (no role) and an image rule.
-    const tagRules = page.getByRole('region', { name: 'Protected and immutable tags' })
+    const tagRules = page.getByRole('region', { name: 'Tag protection rules' })
     await tagRules.getByLabel('Tag name pattern').fill('v.*')
     await tagRules.getByRole('button', { name: 'Add tag rule' }).click()
     await tagRules.locator('tr[data-tag-rule="v.*"]').waitFor()
     assert.match(await tagRules.locator('tr[data-tag-rule="v.*"]').innerText(), /immutable\s+immutable/)
-    const imageRules = page.getByRole('region', { name: 'Protected images' })
+    const imageRules = page.getByRole('region', { name: 'Image protection rules' })
     await imageRules.getByLabel(/Image path pattern/).fill('team/app/prod*')
     await imageRules.getByLabel('Minimum role to push').selectOption('maintainer')
     await imageRules.getByRole('button', { name: 'Add image rule' }).click()

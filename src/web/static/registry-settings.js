@@ -202,7 +202,7 @@ function rulesSection(section, project, o) {
 function tagRulesSection(section, project) {
   return rulesSection(section, project, {
     kind: 'tag',
-    title: 'Protected and immutable tags',
+    title: 'Tag protection rules',
     intro:
       'Tags matching a pattern (RE2, whole name) need the given role to be pushed or deleted. With neither role the tags are immutable: once pushed, nobody can overwrite or delete them, cleanup included.',
     newTitle: 'New tag rule',
@@ -218,7 +218,7 @@ function tagRulesSection(section, project) {
 function repositoryRulesSection(section, project) {
   return rulesSection(section, project, {
     kind: 'repository',
-    title: 'Protected images',
+    title: 'Image protection rules',
     intro: `Images whose path matches (${project.path_with_namespace}/*: every image below the project) need the given role to push to them or delete from them. Cleanup policies never delete from an image protected against deletes.`,
     newTitle: 'New image rule',
     patternField: 'repository_path_pattern',
