@@ -1,7 +1,7 @@
 // Garbage collection beside distribution's, on the same content in one run (issue 13).
 //   node_modules/.bin/node bench/gc-compare.ts [--manifests 10000] [--repos 100] [--concurrency 8] [--pushers 2]
 // Both registries on loopback, temp data dirs (removed on exit): Wharf (src/cli/main.ts serve, token
-// auth, fsync on commit, gc.graceSeconds and gc.untaggedDelaySeconds 0, no schedule) and Debian's
+// auth, fsync on commit, gc.graceSeconds 30 and gc.untaggedDelaySeconds 0, no schedule) and Debian's
 // distribution (`docker-registry serve`, delete enabled, no auth). The same images are pushed to
 // both: --manifests OCI images over --repos repositories, each with its own config (~200 B) and
 // layer (4 KiB), and two of 20 shared layers (64 KiB each). Then half of the manifests (every
@@ -42,6 +42,12 @@ const PUSHERS = Number(args.pushers)
 const root = join(dirname(fileURLToPath(import.meta.url)), '..')
 const node = join(root, 'node_modules/.bin/node')
 const PASSWORD = 'bench-root-password'
+/**
+ * Wharf's gc.graceSeconds: blob links no manifest references yet are kept this long, which is what
+ * keeps a push's layers alive until its manifest lands. The run waits until the deleted images'
+ * blobs are older than this before collecting.
+ */
+const GRACE_SECONDS = 30
 const agent = new http.Agent({ keepAlive: true, maxSockets: CONCURRENCY + PUSHERS + 2 })
 const work = await mkdtemp(join(tmpdir(), 'gc-compare-'))
 const children: ChildProcess[] = []
@@ -101,16 +107,14 @@ class Client {
     this.base = base
     this.auth = auth
   }
-  async req(method: string, name: string, path: string, body?: Buffer, headers: Record<string, string> = {}): Promise<Res> {
+  req(method: string, name: string, path: string, body?: Buffer, headers: Record<string, string> = {}): Promise<Res> {
+    return this.raw(method, name, `/v2/${name}/${path}`, body, headers)
+  }
+  /** A request for repository `name` at a full path (an upload's Location), with its token, fetched again on a 401. */
+  async raw(method: string, name: string, path: string, body?: Buffer, headers: Record<string, string> = {}): Promise<Res> {
     for (let attempt = 0; ; attempt++) {
       const token = this.tokens.get(name)
-      const res = await send(
-        this.base,
-        method,
-        `/v2/${name}/${path}`,
-        body,
-        token ? { ...headers, authorization: `Bearer ${token}` } : headers,
-      )
+      const res = await send(this.base, method, path, body, token ? { ...headers, authorization: `Bearer ${token}` } : headers)
       if (res.status !== 401 || !this.auth || attempt > 0) return res
       const basic = Buffer.from(`root:${PASSWORD}`).toString('base64')
       const t = await send(this.base, 'GET', `/jwt/auth?service=container_registry&scope=repository:${name}:pull,push,delete`, undefined, {
@@ -126,9 +130,8 @@ class Client {
     const start = await this.req('POST', name, 'blobs/uploads/')
     if (start.status !== 202) throw new Error(`${this.base} POST upload: ${start.status} ${start.body}`)
     const loc = new URL(String(start.headers.location), this.base)
-    const put = await send(this.base, 'PUT', `${loc.pathname}${loc.search}${loc.search ? '&' : '?'}digest=${d}`, blob, {
+    const put = await this.raw('PUT', name, `${loc.pathname}${loc.search}${loc.search ? '&' : '?'}digest=${d}`, blob, {
       'content-type': 'application/octet-stream',
-      ...(this.tokens.get(name) ? { authorization: `Bearer ${this.tokens.get(name)}` } : {}),
     })
     if (put.status !== 201) throw new Error(`${this.base} PUT blob: ${put.status} ${put.body}`)
   }
@@ -203,7 +206,8 @@ const wdata = join(work, 'wharf')
 const wenv = {
   ...process.env,
   WHARF_ROOT_PASSWORD: PASSWORD,
-  WHARF_GC_GRACE_SECONDS: '0',
+  WHARF_AUTH_TOKEN_TTL_SECONDS: '3600',
+  WHARF_GC_GRACE_SECONDS: String(GRACE_SECONDS),
   WHARF_GC_UNTAGGED_DELAY_SECONDS: '0',
   WHARF_GC_INTERVAL_MINUTES: '0',
   WHARF_LOG_LEVEL: process.env.WHARF_BENCH_LOG_LEVEL ?? 'warn',
@@ -244,6 +248,7 @@ const image = (i: number) => ({
 })
 const images = Array.from({ length: MANIFESTS }, (_, i) => ({ i, name: `bench/gc/r${i % REPOS}`, tag: `t${i}`, blobs: image(i) }))
 const digests = new Map<number, string>()
+let wharfPushedAt = 0
 for (const [label, c] of [
   ['wharf', W],
   ['distribution', D],
@@ -256,6 +261,7 @@ for (const [label, c] of [
     digests.set(im.i, d)
   })
   console.log(`pushed to ${label}: ${((performance.now() - start) / 1000).toFixed(1)} s`)
+  if (label === 'wharf') wharfPushedAt = Date.now()
 }
 // Every other image goes (deleted by digest: distribution 2.8 deletes no tag by name).
 const gone = images.filter((im) => im.i % 2 === 1)
@@ -280,6 +286,7 @@ const windowMs = performance.now() - windowStart
 const distFreed = distBefore - du(ddata)
 
 // ---- Wharf: online, with pushes running ----
+await new Promise((r) => setTimeout(r, Math.max(0, wharfPushedAt + GRACE_SECONDS * 1000 + 1000 - Date.now())))
 const wstore = join(wdata, 'storage')
 const wharfBefore = du(wstore)
 let running = true

@@ -65,7 +65,7 @@ export async function registryLifecycleRoutes(app: TypedApp, deps: RegistryApiOp
   const tags = ['registry']
   const isAdmin = (req: FastifyRequest) => req.principal.kind === 'user' && req.principal.isAdmin
   /** The project and the caller's level for protection rules (administrators above every role). */
-  const leveled = async (req: FastifyRequest, id: string, role: 'reporter' | 'maintainer') => {
+  const leveled = async (req: FastifyRequest, id: string, role: 'reporter' | 'developer' | 'maintainer') => {
     const { project, level } = await projects.projectFor(req.principal, id, isAdmin(req) ? undefined : role)
     return { project, level: isAdmin(req) ? ADMIN_RULE_LEVEL : (level ?? 0) }
   }
@@ -227,6 +227,27 @@ export async function registryLifecycleRoutes(app: TypedApp, deps: RegistryApiOp
         ref: r.ref,
         ref_type: r.ref_is_tag === null ? null : r.ref_is_tag === 1 ? 'tag' : 'branch',
       }))
+    },
+  )
+
+  app.post(
+    '/projects/:id/registry/repositories/:repository_id/tags/:tag_name/restore',
+    {
+      schema: {
+        summary: 'Point a tag back at a digest the image still holds, e.g. one from its history (Wharf extension, Developer+)',
+        tags,
+        params: Type.Object({ id: Type.String(), repository_id: Type.Integer(), tag_name: Type.String({ maxLength: 128 }) }),
+        body: Body({ digest: Type.Optional(Type.String({ pattern: '^[a-z0-9]+(?:[+._-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$', maxLength: 200 })) }),
+      },
+    },
+    async (req, reply) => {
+      const { project, level } = await leveled(req, req.params.id, 'developer')
+      const repo = await repositoryOf(project, req.params.repository_id)
+      const digest = req.body.digest
+      if (digest === undefined) throw new WharfError('BAD_REQUEST', 'digest is missing', { field: 'digest' })
+      await manifests.retag(repo, req.params.tag_name, digest, { actor: actor(req) }, async () => level)
+      await audit(req, 'registry.tag_restored', project, { name: repo.name, tag: req.params.tag_name, digest })
+      return reply.code(201).send({ name: req.params.tag_name, digest })
     },
   )
 

@@ -1,7 +1,7 @@
 import type { Kysely } from 'kysely'
 import { digestOf, type Digest, type ParsedDigest } from '../core/digest.ts'
 import { WharfError } from '../core/errors.ts'
-import type { RepoName } from '../core/names.ts'
+import { parseRepoName, parseTag, type RepoName } from '../core/names.ts'
 import { nowIso } from '../metadata/db.ts'
 import type { Database, Manifest, RegistryTagRule } from '../metadata/schema.ts'
 import { parseManifest, type ParsedManifest } from './manifest-parse.ts'
@@ -367,6 +367,24 @@ export class Manifests {
       const refusal = tagRefusal(rules, tag, { action: 'delete' }, level)
       if (refusal) throw new WharfError('DENIED', refusal, { tag })
     }
+  }
+
+  /**
+   * Points a tag back at a manifest the repository still holds (a previous digest from its history):
+   * a push of that manifest under the tag, so protection rules, quotas and the history apply as for
+   * any push.
+   */
+  async retag(
+    repository: { id: number; name: string },
+    tag: string,
+    digest: string,
+    origin: PushOrigin,
+    callerLevel: CallerLevel,
+  ): Promise<void> {
+    const row = await q.manifestByDigest(this.db, repository.name, digest)
+    if (!row) throw new WharfError('NOT_FOUND', `manifest ${digest} is not in ${repository.name} any more`, { digest })
+    const ref: Reference = { kind: 'tag', tag: parseTag(tag) }
+    await this.put(parseRepoName(repository.name), ref, Buffer.from(row.content), row.media_type, origin, callerLevel)
   }
 
   /** A tag's pushes, newest first: who or which job pointed it at which digest, and when. */

@@ -213,6 +213,11 @@ function writeRoutes(w: World): Record<string, { url: string; body: Json }> {
       url: `/api/v4/projects/${p}/registry/repositories/1/tags/preview`,
       body: { name_regex_delete: '.*', name_regex_keep: 'v.*', keep_n: 1, older_than: '1d' },
     },
+    // Refused by its body schema before the repository is looked up.
+    'POST /api/v4/projects/:id/registry/repositories/:repository_id/tags/:tag_name/restore': {
+      url: `/api/v4/projects/${p}/registry/repositories/1/tags/v1/restore`,
+      body: { digest: `sha256:${'0'.repeat(64)}` },
+    },
     'POST /api/v4/projects/:id/ci/lint': {
       url: `/api/v4/projects/${p}/ci/lint`,
       body: { content: 'a: { script: [x] }', dry_run: false, include_jobs: true, ref: 'main', dry_run_ref_type: 'branch' },

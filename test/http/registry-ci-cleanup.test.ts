@@ -170,4 +170,21 @@ test('tag history names the job, pipeline and ref; cleanup removes deleted branc
   const ran = await h.services.registry.manifests.policies.runDue(Date.now() + 2 * 86_400_000)
   assert.equal(ran.tags, 3)
   assert.deepEqual(await tags(), ['fix-1', 'main', 'old-branch', 'sha-2'])
+
+  // Point main back at the digest main1 pushed (still held: sha-1 went, but the manifest is untagged, not collected).
+  const restoreUrl = `/api/v4/projects/${project.id}/registry/repositories/${repo.id}/tags/main/restore`
+  const restored = await h.req('POST', restoreUrl, { token: rootToken, body: { digest: mainHistory[1]!.digest } })
+  assert.equal(restored.statusCode, 201, restored.body)
+  const now = await history('main')
+  assert.deepEqual([now.length, now[0]!.digest, now[0]!.actor, now[0]!.job_id], [3, mainHistory[1]!.digest, 'root', null])
+  const head = await h.app.inject({
+    method: 'HEAD',
+    url: '/v2/team/app/manifests/main',
+    headers: {
+      authorization: `Bearer ${(await (await h.app.inject({ method: 'GET', url: '/jwt/auth?service=container_registry&scope=repository:team/app:pull', headers: { authorization: basic('root', 'root-password-123') } })).json()).token}`,
+    },
+  })
+  assert.equal(head.headers['docker-content-digest'], mainHistory[1]!.digest)
+  const unknown = await h.req('POST', restoreUrl, { token: rootToken, body: { digest: `sha256:${'0'.repeat(64)}` } })
+  assert.equal(unknown.statusCode, 404, unknown.body)
 })
