@@ -126,4 +126,42 @@ describe('registry lifecycle pages', () => {
     await page.locator('tr[data-tag="dev-1"]').waitFor({ state: 'detached' })
     assert.deepEqual(await tags(), ['v1'])
   })
+
+  it('Registry: a tag’s history names who pushed which digest, and points the tag back at an earlier one', async () => {
+    const images = await testImages()
+    const copy = async (source: string) => {
+      const r = await run(
+        'skopeo',
+        [
+          '--insecure-policy',
+          'copy',
+          '--dest-tls-verify=false',
+          '--dest-creds',
+          `root:${wharf.rootPassword}`,
+          source,
+          `docker://${wharf.host}/team/app:edge`,
+        ],
+        { timeoutMs: 60_000 },
+      )
+      assert.equal(r.code, 0, describeResult(r))
+    }
+    await copy(images.oci('amd64'))
+    await copy(images.oci('arm64'))
+    const repo = ((await wharf.api('GET', `/api/v4/projects/${projectId}/registry/repositories`)).json as Array<{ id: number }>)[0]!
+    const detail = async () =>
+      (await wharf.api('GET', `/api/v4/projects/${projectId}/registry/repositories/${repo.id}/tags/edge`)).json.digest as string
+    const second = await detail()
+    await page.goto(`${wharf.url}/-/projects/${projectId}/registry`)
+    await page.getByRole('button', { name: 'History of tag edge' }).click()
+    const dialog = page.getByRole('dialog')
+    const rows = dialog.locator('tbody tr')
+    await rows.first().waitFor()
+    assert.equal(await rows.count(), 2)
+    assert.match(await rows.nth(0).innerText(), /root\s+current/)
+    const first = String(await rows.nth(1).getAttribute('data-digest'))
+    assert.notEqual(first, second)
+    await rows.nth(1).getByRole('button', { name: 'Point tag here' }).click()
+    await page.getByText(/Tag edge points at/).waitFor()
+    assert.equal(await detail(), first)
+  })
 })

@@ -364,6 +364,16 @@ function tagRow(project, repo, t) {
           'button',
           {
             type: 'button',
+            class: 'secondary small',
+            'aria-label': `History of tag ${t.name}`,
+            onclick: () => tagHistory(project, repo, t),
+          },
+          'History',
+        ),
+        h(
+          'button',
+          {
+            type: 'button',
             class: 'danger small',
             'aria-label': `Delete tag ${t.name}`,
             onclick: async () => {
@@ -387,4 +397,81 @@ function tagRow(project, repo, t) {
       ),
     ),
   )
+}
+
+/** A tag's pushes (who or which CI job, when, which digest) in a dialog, each earlier digest with a way back to it. */
+async function tagHistory(project, repo, t) {
+  const base = `/projects/${project.id}/registry/repositories/${repo.id}/tags/${enc(t.name)}`
+  let entries
+  try {
+    entries = await api('GET', `${base}/history?per_page=50`)
+  } catch (err) {
+    return toast(err.message)
+  }
+  const who = (e) => (e.job_id ? `job ${e.job_id} (pipeline ${e.pipeline_id}, ${e.ref_type} ${e.ref})` : (e.actor ?? 'unknown'))
+  const close = () => {
+    d.close()
+    d.remove()
+  }
+  const restore = async (e) => {
+    try {
+      await api('POST', `${base}/restore`, { digest: e.digest })
+      close()
+      toast(`Tag ${t.name} points at ${e.digest.slice(7, 19)} again`)
+      navigate(location.pathname + location.search, { replace: true })
+    } catch (err) {
+      toast(err.message)
+    }
+  }
+  const d = h(
+    'dialog',
+    { 'aria-labelledby': 'history-title' },
+    h('h2', { id: 'history-title' }, `History of ${repo.location}:${t.name}`),
+    entries.length
+      ? h(
+          'div',
+          { class: 'table-wrap' },
+          h(
+            'table',
+            { 'aria-label': `Pushes of ${t.name}` },
+            h(
+              'thead',
+              {},
+              h(
+                'tr',
+                {},
+                h('th', {}, 'Digest'),
+                h('th', {}, 'Pushed'),
+                h('th', {}, 'By'),
+                h('th', {}, h('span', { class: 'visually-hidden' }, 'Actions')),
+              ),
+            ),
+            h(
+              'tbody',
+              {},
+              entries.map((e) =>
+                h(
+                  'tr',
+                  { 'data-digest': e.digest },
+                  h('td', { class: 'mono', title: e.digest }, e.digest.replace(/^sha256:/, '').slice(0, 12)),
+                  h('td', {}, timeAgo(e.pushed_at)),
+                  h('td', {}, who(e)),
+                  h(
+                    'td',
+                    {},
+                    e.digest === t.digest
+                      ? h('span', { class: 'muted' }, 'current')
+                      : h('button', { type: 'button', class: 'small', onclick: () => restore(e) }, 'Point tag here'),
+                  ),
+                ),
+              ),
+            ),
+          ),
+        )
+      : h('p', {}, 'No recorded pushes (the tag predates tag history).'),
+    h('div', { class: 'row' }, h('button', { type: 'button', class: 'secondary', onclick: close }, 'Close')),
+  )
+  d.addEventListener('cancel', close)
+  document.body.append(d)
+  d.showModal()
 }
