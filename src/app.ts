@@ -15,6 +15,7 @@ import { apiIndexRoutes, apiScope, OPENAPI_INFO, OpenApiCollector } from './api/
 import type { Database } from './metadata/schema.ts'
 import { projectRoutes, type Groups, type Members, type ProjectAccess, type Projects } from './projects/index.ts'
 import { registryApiRoutes, tagProtectionRoutes } from './registry/api-routes.ts'
+import { registryLifecycleRoutes } from './registry/lifecycle-routes.ts'
 import { userRoutes, type Users } from './users/index.ts'
 import { hookRoutes } from './hooks/routes.ts'
 import type { Webhooks } from './hooks/service.ts'
@@ -149,6 +150,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       await api.register(deviceRoutes, { deviceLogins: deps.deviceLogins, publicUrl })
       await api.register(registryApiRoutes, { ...urls, projects, groups, manifests: deps.registry.manifests, credentials })
       await api.register(tagProtectionRoutes, { ...urls, projects, groups, manifests: deps.registry.manifests, credentials })
+      await api.register(registryLifecycleRoutes, { ...urls, projects, groups, manifests: deps.registry.manifests, credentials })
       apiIndexRoutes(api, openapi)
       if (deps.hooks) await api.register(hookRoutes, { hooks: deps.hooks, projects, groups, publicUrl: deps.publicUrl })
       await api.register(adminRoutes, {

@@ -192,6 +192,7 @@ export async function createServices(db: Kysely<Database>, storage: BlobDriver, 
       ...(opts.maxJobsPerPipeline !== undefined ? { maxJobsPerPipeline: opts.maxJobsPerPipeline } : {}),
       registryMirror: opts.registryMirror,
     })
+    registry.manifests.setCiFacts(services.ci.registryFacts)
   }
   if ((await countUsers(db)) === 0) {
     const password = opts.rootPassword ?? randomPassword()

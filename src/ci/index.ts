@@ -23,6 +23,7 @@ import { PipelineSchedules } from './schedules.ts'
 import { CiVariables } from './variables.ts'
 
 import { CommitStatuses } from './commit-statuses.ts'
+import { RegistryCiFacts } from './registry-facts.ts'
 export { ciRoutes, type CiRouteDeps } from './routes.ts'
 export { runnerApiRoutes, runnerProtocolRoutes } from './runner-routes.ts'
 export { ciTemplateRoutes } from './template-routes.ts'
@@ -44,6 +45,8 @@ export interface Ci {
   traces: TraceStore
   artifacts: Artifacts
   jobErasure: JobErasure
+  /** For the registry's tag history and CI-aware cleanup (services.ts plugs it in). */
+  registryFacts: RegistryCiFacts
 }
 
 export interface CiOptions {
@@ -102,5 +105,6 @@ export function createCi(db: Kysely<Database>, git: GitHosting, domains: RunnerD
     traces,
     artifacts,
     jobErasure: new JobErasure({ pipelines, traces, artifacts }),
+    registryFacts: new RegistryCiFacts(db, git),
   }
 }

@@ -435,3 +435,26 @@ export async function countCommitStatuses(db: Executor, projectId: number, sha: 
   const r = await q.executeTakeFirstOrThrow()
   return Number(r.n)
 }
+
+/** A job's pipeline and that pipeline's ref (for the registry's tag history). */
+export async function jobPipelineRef(db: Executor, jobId: number) {
+  return db
+    .selectFrom('ci_jobs as j')
+    .innerJoin('pipelines as p', 'p.id', 'j.pipeline_id')
+    .select(['p.id', 'p.ref', 'p.tag'])
+    .where('j.id', '=', jobId)
+    .executeTakeFirst()
+}
+
+/** The latest successful pipeline of each branch of a project (one query). */
+export async function latestSuccessfulPipelinePerBranch(db: Executor, projectId: number): Promise<Array<{ ref: string; id: number }>> {
+  const rows = await db
+    .selectFrom('pipelines')
+    .select(['ref', (eb) => eb.fn.max('id').as('id')])
+    .where('project_id', '=', projectId)
+    .where('tag', '=', 0)
+    .where('status', '=', 'success')
+    .groupBy('ref')
+    .execute()
+  return rows.map((r) => ({ ref: r.ref, id: Number(r.id) }))
+}

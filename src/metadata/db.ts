@@ -44,7 +44,10 @@ function nodeSqlite(path: string): SqliteDatabase {
   return {
     close: () => db.close(),
     prepare(sqlText: string): SqliteStatement {
-      const { stmt, reader } = prepared(sqlText)
+      // Transactions take the write lock when they begin. A deferred one that reads and then writes
+      // fails at once with SQLITE_BUSY (no busy wait) when another process (`wharf gc` beside the
+      // server) committed in between; an immediate one waits its turn (busy_timeout) instead.
+      const { stmt, reader } = prepared(sqlText === 'begin' ? 'begin immediate' : sqlText)
       return {
         reader,
         all: (params) => stmt.all(...(params as Param[])),

@@ -312,6 +312,10 @@ export interface ContainerExpirationPoliciesTable {
   /** When it runs next (enabled policies only). */
   next_run_at: string | null
   updated_at: string
+  /** Wharf: delete tags a job pushed under its branch's CI_COMMIT_REF_SLUG once that branch is gone (0/1). */
+  remove_deleted_branch_tags: Generated<number>
+  /** Wharf: keep the tags the latest successful pipeline of each protected branch pushed (0/1). */
+  keep_protected_branch_latest: Generated<number>
 }
 
 /** One garbage collection at a time, across processes. */
@@ -364,6 +368,9 @@ export interface Database {
   container_expiration_policies: ContainerExpirationPoliciesTable
   protected_refs: ProtectedRefsTable
   registry_tag_protection_rules: RegistryTagProtectionRulesTable
+  registry_repository_protection_rules: RegistryRepositoryProtectionRulesTable
+  registry_project_quotas: RegistryProjectQuotasTable
+  registry_tag_pushes: RegistryTagPushesTable
   commit_statuses: CommitStatusesTable
   identities: IdentitiesTable
 }
@@ -472,6 +479,43 @@ export interface RegistryTagProtectionRulesTable {
   created_at: string
 }
 export type RegistryTagRule = Selectable<RegistryTagProtectionRulesTable>
+
+/** GitLab's container registry repository protection rules (null level: no requirement for that action). */
+export interface RegistryRepositoryProtectionRulesTable {
+  id: Generated<number>
+  project_id: number
+  /** A repository path with `*` wildcards, starting with the project's path. */
+  repository_path_pattern: string
+  push_level: number | null
+  delete_level: number | null
+  created_at: string
+}
+export type RegistryRepositoryRule = Selectable<RegistryRepositoryProtectionRulesTable>
+
+/** A project's registry quota (an administrator's setting); null: no such limit. */
+export interface RegistryProjectQuotasTable {
+  project_id: number
+  hard_limit_bytes: number | null
+  soft_limit_bytes: number | null
+  updated_at: string
+}
+
+/** One tag push: who or which job pointed the tag at the digest, and when. */
+export interface RegistryTagPushesTable {
+  id: Generated<number>
+  repository_id: number
+  tag: string
+  digest: string
+  /** The username, deploy token or job name the registry token was issued to. */
+  actor: string | null
+  job_id: number | null
+  pipeline_id: number | null
+  /** The job's ref (branch or tag name) and whether it is a tag (0/1). */
+  ref: string | null
+  ref_is_tag: number | null
+  pushed_at: string
+}
+export type RegistryTagPush = Selectable<RegistryTagPushesTable>
 
 export interface PushEventsTable {
   id: Generated<number>

@@ -128,6 +128,16 @@ async function populate(h: ApiHarness, w: World) {
       ).statusCode,
       201,
     )
+  for (const pattern of ['grp/app', 'grp/app/*', 'grp/app/web'])
+    assert.equal(
+      (
+        await h.req('POST', `/api/v4/projects/${w.project.id}/registry/protection/repository/rules`, {
+          ...root,
+          body: { repository_path_pattern: pattern, minimum_access_level_for_push: 'maintainer' },
+        })
+      ).statusCode,
+      201,
+    )
   for (let i = 0; i < 2; i++) await h.services.auth.tokens.rotate()
   // Three device logins of root (wharf login): started, approved by root signed in, redeemed.
   const signedIn = await h.services.credentials.principalFor({ kind: 'password', userId: w.root.user.id })
@@ -139,6 +149,8 @@ async function populate(h: ApiHarness, w: World) {
   for (let i = 0; i < 3; i++) await ci.schedules.play(w.project, w.schedule, w.root.user.id)
   const creds = { username: 'root', password: ROOT_PASSWORD }
   for (const name of ['grp/app', 'grp/app/api', 'grp/app/web']) await pushImage(h, creds, name, ['1', '2', '3'])
+  // Tag 1 of grp/app pushed three times: three entries in its history.
+  for (let i = 0; i < 2; i++) await pushImage(h, creds, 'grp/app', ['1'])
 }
 
 test('every list route pages with per_page and sends the pagination headers', async (t) => {
@@ -242,9 +254,11 @@ test('every list route pages with per_page and sends the pagination headers', as
       '/api/v4/projects/:id/pipelines/:pipeline_id/jobs',
       '/api/v4/projects/:id/protected_branches',
       '/api/v4/projects/:id/protected_tags',
+      '/api/v4/projects/:id/registry/protection/repository/rules',
       '/api/v4/projects/:id/registry/protection/tag/rules',
       '/api/v4/projects/:id/registry/repositories',
       '/api/v4/projects/:id/registry/repositories/:repository_id/tags',
+      '/api/v4/projects/:id/registry/repositories/:repository_id/tags/:tag_name/history',
       '/api/v4/projects/:id/repository/branches',
       '/api/v4/projects/:id/repository/commits',
       '/api/v4/projects/:id/repository/commits/:sha/diff',

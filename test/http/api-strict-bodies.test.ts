@@ -222,6 +222,32 @@ function writeRoutes(w: World): Record<string, { url: string; body: Json }> {
       body: { tag_name_pattern: 'v.*', minimum_access_level_for_push: 'admin', minimum_access_level_for_delete: 'admin' },
     },
     'POST /api/v4/markdown': { url: '/api/v4/markdown', body: { text: '# Title', gfm: true, project: 'grp/app' } },
+    'POST /api/v4/projects/:id/registry/protection/repository/rules': {
+      url: `/api/v4/projects/${p}/registry/protection/repository/rules`,
+      body: { repository_path_pattern: 'grp/app/*', minimum_access_level_for_push: 'maintainer', minimum_access_level_for_delete: null },
+    },
+    'PATCH /api/v4/projects/:id/registry/protection/repository/rules/:rule_id': {
+      url: `/api/v4/projects/${p}/registry/protection/repository/rules/1`,
+      body: { repository_path_pattern: 'grp/app', minimum_access_level_for_push: 'owner', minimum_access_level_for_delete: 'admin' },
+    },
+    'PUT /api/v4/projects/:id/registry/quota': {
+      url: `/api/v4/projects/${p}/registry/quota`,
+      body: { hard_limit_bytes: 1_000_000, soft_limit_bytes: 500_000 },
+    },
+    'POST /api/v4/projects/:id/registry/cleanup_policy/preview': {
+      url: `/api/v4/projects/${p}/registry/cleanup_policy/preview`,
+      body: { name_regex: '.*', keep_n: 5, remove_deleted_branch_tags: true, keep_protected_branch_latest: true },
+    },
+    // Refused by its body schema before the repository is looked up.
+    'POST /api/v4/projects/:id/registry/repositories/:repository_id/tags/preview': {
+      url: `/api/v4/projects/${p}/registry/repositories/1/tags/preview`,
+      body: { name_regex_delete: '.*', name_regex_keep: 'v.*', keep_n: 1, older_than: '1d' },
+    },
+    // Refused by its body schema before the repository is looked up.
+    'POST /api/v4/projects/:id/registry/repositories/:repository_id/tags/:tag_name/restore': {
+      url: `/api/v4/projects/${p}/registry/repositories/1/tags/v1/restore`,
+      body: { digest: `sha256:${'0'.repeat(64)}` },
+    },
     'POST /api/v4/projects/:id/ci/lint': {
       url: `/api/v4/projects/${p}/ci/lint`,
       body: { content: 'a: { script: [x] }', dry_run: false, include_jobs: true, ref: 'main', dry_run_ref_type: 'branch' },
