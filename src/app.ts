@@ -11,7 +11,7 @@ import { deviceRoutes } from './auth/device-routes.ts'
 import { oidcRoutes } from './auth/oidc-routes.ts'
 import type { RegistryAuth } from './auth/registry-auth.ts'
 import { tokenRoutes } from './auth/token-routes.ts'
-import { apiIndexRoutes, apiScope, OPENAPI_INFO, OpenApiCollector } from './api/index.ts'
+import { apiIndexRoutes, apiScope, OPENAPI_INFO, OpenApiCollector, problemType } from './api/index.ts'
 import type { Database } from './metadata/schema.ts'
 import { projectRoutes, type Groups, type Members, type ProjectAccess, type Projects } from './projects/index.ts'
 import { registryApiRoutes, tagProtectionRoutes } from './registry/api-routes.ts'
@@ -96,7 +96,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
       if (req.url.startsWith('/v2')) return ociErrorHandler(new WharfError('BAD_REQUEST', err.message, {}), req, reply)
       void reply
         .code(400)
-        .type('application/problem+json')
+        .type(problemType(req.headers.accept))
         .send({ type: 'about:blank', title: 'Bad Request', status: 400, detail: err.message, message: err.message })
     },
   })

@@ -7,6 +7,7 @@ import { problem, sendProblem } from './problem.ts'
 
 export type { ApiUrls } from './context.ts'
 export { OpenApiCollector } from './openapi.ts'
+export { problemType } from './problem.ts'
 export { apiScope } from './scope.ts'
 
 export const OPENAPI_INFO = { title: 'Wharf REST API', version: 'v4' }

@@ -132,7 +132,11 @@ export class OpenApiCollector {
       }
       responses.default = {
         description: 'error',
-        content: { 'application/problem+json': { schema: { $ref: '#/components/schemas/Problem' } } },
+        // application/json as GitLab's errors; application/problem+json when the client's Accept asks for it.
+        content: {
+          'application/json': { schema: { $ref: '#/components/schemas/Problem' } },
+          'application/problem+json': { schema: { $ref: '#/components/schemas/Problem' } },
+        },
       }
       op.responses = responses
       const security = security_(r)

@@ -66,8 +66,18 @@ export function problem(status: number, detail: string, code?: string): Problem 
   return { type: 'about:blank', title, status, detail, message: `${status} ${detail}`, ...(code ? { code } : {}) }
 }
 
+/**
+ * GitLab answers errors as `application/json`, and clients key on that type: gitbeaker parses an
+ * error body (and shows its `message`) only when the type contains `application/json`, else it
+ * shows the raw text. So the body is RFC 9457's, but it is labelled `application/problem+json` only
+ * for a client whose Accept asks for that type.
+ */
+export function problemType(accept: string | undefined): 'application/json' | 'application/problem+json' {
+  return accept?.toLowerCase().includes('application/problem+json') ? 'application/problem+json' : 'application/json'
+}
+
 export function sendProblem(reply: FastifyReply, p: Problem): FastifyReply {
-  return reply.code(p.status).type('application/problem+json').send(p)
+  return reply.code(p.status).type(problemType(reply.request.headers.accept)).send(p)
 }
 
 /**

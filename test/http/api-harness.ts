@@ -124,10 +124,10 @@ export async function apiHarness(
   return h
 }
 
-/** Asserts a problem+json error with the given status. */
+/** Asserts a problem body with the given status, typed `application/json` as GitLab's errors (no Accept asked for problem+json). */
 export function assertProblem(res: LightMyRequestResponse, status: number): Record<string, unknown> {
   assert.equal(res.statusCode, status, res.body)
-  assert.match(String(res.headers['content-type']), /^application\/problem\+json/)
+  assert.match(String(res.headers['content-type']), /^application\/json/)
   const body = res.json() as Record<string, unknown>
   assert.equal(body.status, status)
   assert.equal(typeof body.title, 'string')

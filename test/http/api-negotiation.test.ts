@@ -28,7 +28,7 @@ async function pipelineCount(h: ApiHarness): Promise<number> {
   ).n
 }
 
-test('JSON is answered as exactly application/json on every /api/v4 plugin; errors stay problem+json', async (t) => {
+test('JSON is answered as exactly application/json on every /api/v4 plugin, errors too (problem+json when asked for)', async (t) => {
   const h = await apiHarness(t)
   const w = await world(h)
   const p = w.project.id
@@ -47,6 +47,16 @@ test('JSON is answered as exactly application/json on every /api/v4 plugin; erro
   }
   assertProblem(await h.req('GET', `/api/v4/projects/${p}/repository/branches/nope`, { token: w.root.token }), 404)
   assertProblem(await h.req('GET', '/api/v4/projects/999', { token: w.root.token }), 404)
+  // GitLab's clients key on the type: gitbeaker shows an error's `message` only from application/json.
+  const missing = await h.req('GET', '/api/v4/projects/999', { token: w.root.token, headers: { accept: 'application/json' } })
+  assert.equal(missing.headers['content-type'], 'application/json')
+  const asked = await h.req('GET', '/api/v4/projects/999', {
+    token: w.root.token,
+    headers: { accept: 'application/problem+json, application/json;q=0.5' },
+  })
+  assert.equal(asked.statusCode, 404)
+  assert.match(String(asked.headers['content-type']), /^application\/problem\+json/)
+  assert.deepEqual(asked.json(), missing.json())
 })
 
 test('a JSON content type with an empty body is no body, on any method; malformed JSON is still a 400', async (t) => {
