@@ -88,7 +88,7 @@ describe('error catalog', () => {
           assert.match(type, /^text\/plain/)
           assert.ok(res.body.endsWith('\n') && !res.body.includes('at '), res.body)
         } else {
-          assert.match(type, /^application\/problem\+json/)
+          assert.match(type, /^application\/json/)
           const body = res.json() as { status: number; code: string; message: string }
           assert.deepEqual([body.status, body.code], [status, code])
           assert.match(body.message, new RegExp(`^${status} `))

@@ -109,7 +109,7 @@ describe('the UI shell under /-/', () => {
     for (const path of ['/-/nonsense', '/-/healthz', '/-/metrics/x', '/-/projects/abc', '/-/projects/1/unknown', '/-/static', '/-/']) {
       const res = await h.anonymous({ method: 'GET', url: path })
       assert.equal(res.statusCode, 404, `${path}: ${res.body.slice(0, 100)}`)
-      assert.match(String(res.headers['content-type']), /^application\/problem\+json/, path)
+      assert.match(String(res.headers['content-type']), /^application\/json/, path)
     }
     // The app's own resources are still there.
     assert.equal((await h.anonymous({ method: 'GET', url: '/-/static/pages.js' })).statusCode, 200)
