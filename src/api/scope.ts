@@ -5,7 +5,7 @@ import { apiErrorHandler } from './problem.ts'
 import { refuseUndeclaredBody } from './undeclared-body.ts'
 
 /**
- * What the /api/v4 scope needs, so the whole API negotiates and parses alike: problem+json
+ * What the /api/v4 scope needs, so the whole API negotiates and parses alike: RFC 9457 errors
  * errors, JSON/form/multipart bodies (no undeclared ones), GitLab's boolean spellings, GitLab's
  * exact JSON content type and the token auth hook (`authenticate`, src/auth/api-auth.ts: api/ knows
  * no domain, so the composition root hands it in).
@@ -50,7 +50,7 @@ async function noBodyIsNoAttributes(req: FastifyRequest): Promise<void> {
 /**
  * JSON goes out as `application/json`, without Fastify's `; charset=utf-8`: it is what GitLab sends,
  * JSON is UTF-8 by definition (RFC 8259), and python-gitlab decodes a body only when the type is
- * exactly that. Errors keep `application/problem+json` (clients read their `message` whatever the type).
+ * exactly that. Errors too (problem.ts: `application/problem+json` only when the client asks for it).
  */
 async function gitLabJsonType(_req: FastifyRequest, reply: FastifyReply, payload: unknown): Promise<unknown> {
   const type = reply.getHeader('content-type')

@@ -2,7 +2,7 @@
 // prlimit(1) (util-linux) once it is up, and idle TCP connections are held open until every
 // descriptor is taken. Then real `git ls-remote` / `git clone` runs and REST API calls that start
 // git hit EMFILE — at accept(), when git is spawned, when a blob file is opened. The server must
-// stay up, answer what it accepts with 503 (plain text for git, problem+json for the API, OCI
+// stay up, answer what it accepts with 503 (plain text for git, an RFC 9457 problem in application/json for the API, OCI
 // error JSON for a blob) and a Retry-After, and serve normally again once the connections are gone.
 import { after, before, describe, it } from 'node:test'
 import assert from 'node:assert/strict'
@@ -201,7 +201,7 @@ describe('a server out of file descriptors', () => {
     assert.ok(alive(), `the server exited:\n${await wharf.logTail(40)}`)
   })
 
-  it('with a connection accepted but no descriptors for git, the API answers 503 problem+json and git sees a 503 in plain text', async () => {
+  it('with a connection accepted but no descriptors for git, the API answers a 503 problem and git sees a 503 in plain text', async () => {
     // Two free descriptors: one for the accepted connection, one too few for git's pipes.
     for (const p of gitApiPaths()) {
       await fill(2)
