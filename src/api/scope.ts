@@ -5,7 +5,7 @@ import { apiErrorHandler } from './problem.ts'
 import { refuseUndeclaredBody } from './undeclared-body.ts'
 
 /**
- * What the /api/v4 scope needs, so the whole API negotiates and parses alike: RFC 9457 errors
+ * What the /api/v4 scope needs, so the whole API negotiates and parses alike: RFC 9457
  * errors, JSON/form/multipart bodies (no undeclared ones), GitLab's boolean spellings, GitLab's
  * exact JSON content type and the token auth hook (`authenticate`, src/auth/api-auth.ts: api/ knows
  * no domain, so the composition root hands it in).
