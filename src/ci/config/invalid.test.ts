@@ -69,8 +69,8 @@ const cases: Case[] = [
   },
   {
     name: 'known GitLab keywords Wharf does not run',
-    yaml: 'build:\n  script: make\n  parallel: 3\n  resource_group: prod\n',
-    errors: ['jobs:build config contains unsupported keys: parallel, resource_group'],
+    yaml: 'build:\n  script: make\n  secrets: {}\n  publish: public\n',
+    errors: ['jobs:build config contains unsupported keys: secrets, publish'],
   },
   {
     name: 'trigger jobs',

@@ -17,7 +17,9 @@ import {
   type CiRetry,
   type CiRule,
   type CiService,
+  type MatrixEntry,
 } from './types.ts'
+import { expandParallel } from './parallel.ts'
 import { getKey, hasKey, isHash, isString, isStringArray, list, type Hash } from './util.ts'
 import {
   CONFIG_LIMITS,
@@ -35,6 +37,7 @@ import {
   validateImage,
   validateInherit,
   validateNeeds,
+  validateParallel,
   validatePolicy,
   validateRetry,
   validateRules,
@@ -98,12 +101,12 @@ const JOB_KEYS = [
   'interruptible',
   'timeout',
   'id_tokens',
+  'parallel',
 ] as const
 /** GitLab job keywords Wharf does not implement: an error, never silently ignored. */
 const UNSUPPORTED_JOB_KEYS = [
   'trigger',
   'run',
-  'parallel',
   'release',
   'secrets',
   'resource_group',
@@ -168,7 +171,8 @@ function buildConfig(e: Errors, root: Hash, includes: string[]): CiConfig {
   const workflow = buildWorkflow(e, getKey(root, 'workflow'))
   const defaults = buildDefaults(e, root)
 
-  const jobs: CiJob[] = []
+  let jobs: CiJob[] = []
+  const parallel = new Map<string, number | MatrixEntry[]>()
   let visible = 0
   for (const name of Object.keys(root)) {
     if ((GLOBAL_KEYS as readonly string[]).includes(name)) continue
@@ -186,8 +190,13 @@ function buildConfig(e: Errors, root: Hash, includes: string[]): CiConfig {
     visible++
     const job = buildJob(e, name, value, defaults)
     if (job) jobs.push(job)
+    if (job && present(getKey(value, 'parallel'))) {
+      const p = validateParallel(e, `${loc}:parallel`, getKey(value, 'parallel'))
+      if (p !== undefined) parallel.set(name, p)
+    }
   }
   if (visible === 0) e.add('jobs', 'config should contain at least one visible job')
+  if (e.size === 0) jobs = expandParallel(e, jobs, parallel)
   if (e.size === 0) checkJobGraph(e, stages, jobs)
   return { stages, variables, workflow, jobs, includes }
 }
@@ -386,6 +395,7 @@ function buildJob(e: Errors, name: string, h: Hash, defaults: Defaults): CiJob |
     environment,
     coverage,
     idTokens: pick('id_tokens') ?? null,
+    parallel: null,
   }
 }
 

@@ -76,6 +76,21 @@ export interface CiNeed {
   artifacts: boolean
   /** Absent from the pipeline (excluded by rules/only/except) is fine. */
   optional: boolean
+  /** `parallel:matrix`: only these combinations of a matrix job (resolved to names by ./parallel.ts). */
+  matrix?: MatrixEntry[]
+}
+
+/** One `parallel:matrix` entry: each variable's values (a single value is a one-element list). */
+export type MatrixEntry = Record<string, string[]>
+
+/** Which instance of a `parallel:` job this is (CI_NODE_INDEX / CI_NODE_TOTAL). */
+export interface CiParallel {
+  /** The job's name as written, before expansion. */
+  group: string
+  index: number
+  total: number
+  /** The matrix variables of this instance, or null for `parallel: N`. */
+  matrix: Record<string, string> | null
 }
 
 export interface CiRule {
@@ -184,6 +199,8 @@ export interface CiJob {
   coverage: string | null
   /** `id_tokens:` by variable name (the job's own, else `default:`'s), or null. */
   idTokens: Record<string, CiIdToken> | null
+  /** Set on each instance of a `parallel:` job. */
+  parallel: CiParallel | null
 }
 
 export interface CiConfig {

@@ -24,6 +24,7 @@ import {
   type CiService,
   type CiVariable,
   type JobWhen,
+  type MatrixEntry,
   type PullPolicy,
   type RuleWhen,
 } from './types.ts'
@@ -335,7 +336,7 @@ export function validateNeeds(e: Errors, loc: string, v: unknown): CiNeed[] | un
       e.add(at, 'has an unsupported type')
       continue
     }
-    if (!checkKeys(e, at, item, ['job', 'artifacts', 'optional'], ['pipeline', 'project', 'ref', 'parallel'])) {
+    if (!checkKeys(e, at, item, ['job', 'artifacts', 'optional', 'parallel'], ['pipeline', 'project', 'ref'])) {
       ok = false
       continue
     }
@@ -357,7 +358,13 @@ export function validateNeeds(e: Errors, loc: string, v: unknown): CiNeed[] | un
       e.add(at, 'optional should be a boolean value')
       continue
     }
-    out.push({ job, artifacts: artifacts !== false, optional: optional === true })
+    const parallel = getKey(item, 'parallel')
+    const matrix = present(parallel) ? validateNeedParallel(e, `${at}:parallel`, parallel) : null
+    if (matrix === undefined) {
+      ok = false
+      continue
+    }
+    out.push({ job, artifacts: artifacts !== false, optional: optional === true, ...(matrix ? { matrix } : {}) })
   }
   return ok ? out : undefined
 }
@@ -804,4 +811,54 @@ export function validateInherit(e: Errors, loc: string, v: unknown): CiInherit |
   const variables = present(vars) ? inheritPart(e, `${loc}:variables`, vars, null) : true
   if (def === undefined || variables === undefined) return undefined
   return { default: def, variables }
+}
+
+export const PARALLEL_LIMITS = {
+  /** GitLab's bounds for `parallel: N` and for the jobs one matrix generates. */
+  min: 1,
+  max: 200,
+} as const
+
+function validateMatrix(e: Errors, loc: string, v: unknown): MatrixEntry[] | undefined {
+  if (!Array.isArray(v) || v.length === 0 || !v.every(isHash)) return e.add(loc, 'config should be an array of hashes')
+  const out: MatrixEntry[] = []
+  for (const [i, raw] of v.entries()) {
+    const at = `${loc}:${i}`
+    const entry: MatrixEntry = {}
+    const keys = Object.keys(raw)
+    if (keys.length === 0) return e.add(at, "config can't be blank")
+    for (const key of keys) {
+      const value = raw[key]
+      const values = isScalar(value) ? [String(value)] : Array.isArray(value) && value.every(isScalar) ? value.map(String) : undefined
+      if (!values || values.length === 0) return e.add(`${at}:${key}`, 'config should be a string or an array of strings')
+      setKey(entry, key, values)
+    }
+    out.push(entry)
+  }
+  return out
+}
+
+/** `parallel:` of a job: an instance count or a matrix (see ./parallel.ts, which expands it). */
+export function validateParallel(e: Errors, loc: string, v: unknown): MatrixEntry[] | number | undefined {
+  if (typeof v === 'number') {
+    if (!Number.isInteger(v)) return e.add(loc, 'config should be an integer or a hash')
+    if (v < PARALLEL_LIMITS.min) return e.add(loc, `config must be greater than or equal to ${PARALLEL_LIMITS.min}`)
+    if (v > PARALLEL_LIMITS.max) return e.add(loc, `config must be less than or equal to ${PARALLEL_LIMITS.max}`)
+    return v
+  }
+  if (!isHash(v)) return e.add(loc, 'config should be an integer or a hash')
+  if (!checkKeys(e, loc, v, ['matrix'])) return undefined
+  const matrix = validateMatrix(e, `${loc}:matrix`, getKey(v, 'matrix'))
+  if (!matrix) return undefined
+  // Counted before the product is built: a hostile matrix costs no more than this.
+  const count = matrix.reduce((n, entry) => n + Object.values(entry).reduce((p, vals) => p * vals.length, 1), 0)
+  if (count > PARALLEL_LIMITS.max) return e.add(`${loc}:matrix`, `config generates too many jobs (maximum is ${PARALLEL_LIMITS.max})`)
+  return matrix
+}
+
+/** `needs:parallel:` of one need: `{ matrix: [...] }` only. */
+export function validateNeedParallel(e: Errors, loc: string, v: unknown): MatrixEntry[] | undefined {
+  if (!isHash(v)) return e.add(loc, 'config should be a hash')
+  if (!checkKeys(e, loc, v, ['matrix'])) return undefined
+  return validateMatrix(e, `${loc}:matrix`, getKey(v, 'matrix'))
 }
