@@ -39,18 +39,21 @@ export class FileTooBigError extends Error {}
 export type PlanInput = Omit<PlanContext, 'fileExists' | 'changedFilesComparedTo'> & { files: string[] }
 
 export type ToWorker =
-  | { kind: 'plan'; text: string; ctx: PlanInput }
-  | { kind: 'file'; path: string; content: string | undefined; tooBig?: true }
+  /** `artifacts`: the file may include artifacts of the parent pipeline's jobs (a child pipeline's). */
+  | { kind: 'plan'; text: string; ctx: PlanInput; artifacts: boolean }
+  | { kind: 'file'; path: string; job?: string; content: string | undefined; tooBig?: true }
 export type FromWorker =
   | { kind: 'started' }
-  | { kind: 'read'; path: string }
+  /** `job`: a file of that job's artifacts, else of the repository. */
+  | { kind: 'read'; path: string; job?: string }
   | { kind: 'done'; plan: PipelinePlan }
   | { kind: 'crash'; message: string }
 
 interface Task {
   text: string
   ctx: PlanInput
-  readFile(path: string): Promise<string | undefined>
+  readFile(path: string, job?: string): Promise<string | undefined>
+  artifacts: boolean
   resolve(plan: PipelinePlan): void
   reject(err: Error): void
 }
@@ -73,7 +76,13 @@ export class ConfigPlanner {
     this.maxQueue = opts.queue ?? PLANNER_LIMITS.queue
   }
 
-  plan(text: string, ctx: PlanInput, readFile: (path: string) => Promise<string | undefined>): Promise<PipelinePlan> {
+  /** `readFile(path, job)` reads `path` of `job`'s artifacts when the configuration may include them (`artifacts`). */
+  plan(
+    text: string,
+    ctx: PlanInput,
+    readFile: (path: string, job?: string) => Promise<string | undefined>,
+    artifacts = false,
+  ): Promise<PipelinePlan> {
     if (this.closed) return Promise.reject(new Error('the pipeline planner is closed'))
     if (this.queue.length >= this.maxQueue) {
       return Promise.reject(
@@ -83,7 +92,7 @@ export class ConfigPlanner {
       )
     }
     return new Promise((resolve, reject) => {
-      this.queue.push({ text, ctx, readFile, resolve, reject })
+      this.queue.push({ text, ctx, readFile, artifacts, resolve, reject })
       this.next()
     })
   }
@@ -134,13 +143,14 @@ export class ConfigPlanner {
       if (m.kind === 'started') {
         timer = setTimeout(() => finish(false, () => task.resolve({ status: 'failed', errors: [tooSlow(this.timeMs)] })), this.timeMs)
       } else if (m.kind === 'read') {
-        task.readFile(m.path).then(
+        const job = m.job === undefined ? {} : { job: m.job }
+        task.readFile(m.path, m.job).then(
           (content) => {
-            if (!settled) worker.postMessage({ kind: 'file', path: m.path, content } satisfies ToWorker)
+            if (!settled) worker.postMessage({ kind: 'file', path: m.path, ...job, content } satisfies ToWorker)
           },
           (err: unknown) => {
             if (err instanceof FileTooBigError) {
-              if (!settled) worker.postMessage({ kind: 'file', path: m.path, content: undefined, tooBig: true } satisfies ToWorker)
+              if (!settled) worker.postMessage({ kind: 'file', path: m.path, ...job, content: undefined, tooBig: true } satisfies ToWorker)
               return
             }
             finish(false, () => task.reject(err instanceof Error ? err : new Error(String(err))))
@@ -160,6 +170,6 @@ export class ConfigPlanner {
     worker.on('message', onMessage)
     worker.on('error', onError)
     worker.on('exit', onExit)
-    worker.postMessage({ kind: 'plan', text: task.text, ctx: task.ctx } satisfies ToWorker)
+    worker.postMessage({ kind: 'plan', text: task.text, ctx: task.ctx, artifacts: task.artifacts } satisfies ToWorker)
   }
 }

@@ -64,11 +64,13 @@ export interface CiOptions {
  * runners take its jobs. The job token is registered as a credential for the registry and git.
  */
 export function createCi(db: Kysely<Database>, git: GitHosting, domains: RunnerDomains, publicUrl: string, opts: CiOptions): Ci {
+  const artifacts = new Artifacts(db, join(opts.dir, 'artifacts'), opts.artifactsMaxBytes)
   const pipelines = new Pipelines({
     db,
     repos: git.repos,
     projectAccess: domains.projectAccess,
     publicUrl,
+    artifacts,
     registryMirror: opts.registryMirror,
     ...(opts.maxJobsPerPipeline !== undefined ? { maxJobs: opts.maxJobsPerPipeline } : {}),
   })
@@ -78,7 +80,6 @@ export function createCi(db: Kysely<Database>, git: GitHosting, domains: RunnerD
   opts.auth.setJobAccess(jobTokens)
   const runners = new Runners(db, domains)
   const traces = new TraceStore(db, join(opts.dir, 'traces'))
-  const artifacts = new Artifacts(db, join(opts.dir, 'artifacts'), opts.artifactsMaxBytes)
   if (opts.metrics) registerCiMetrics(opts.metrics, db)
   const jobUpdates = new JobUpdates({ db, pipelines, traces, repos: git.repos, credentials: opts.credentials })
   const payloads = new JobPayloads({ db, pipelines, artifacts, repos: git.repos, publicUrl, idTokens: opts.auth.tokens })

@@ -10,12 +10,14 @@ import type { CiJob, CiJobArtifact, Database, Pipeline, Project, Runner, User } 
 import * as projectQueries from '../projects/queries.ts'
 import type { ProjectAccess } from '../projects/index.ts'
 import * as userQueries from '../users/queries.ts'
-import { YAML_LIMITS, type PipelinePlan, type PipelineSource, type PlannedJob } from './config/index.ts'
+import { expandAllVariables, YAML_LIMITS, type CiTrigger, type PipelinePlan, type PipelineSource, type PlannedJob } from './config/index.ts'
 import { ConfigPlanner, FileTooBigError } from './config-planner.ts'
 import { predefinedVariables, type JobVariable } from './predefined.ts'
 import * as q from './queries.ts'
 import * as rq from './runner-queries.ts'
-import { advance, FINISHED, pipelineStatus, type JobNode, type JobStatus, type When } from './state.ts'
+import { advance, bridgeStatus, FINISHED, pipelineStatus, type JobNode, type JobStatus, type PipelineStatus, type When } from './state.ts'
+import type { Artifacts } from './artifacts.ts'
+import { ACCESS_LEVELS } from '../auth/roles.ts'
 
 export const CI_CONFIG_PATH = '.gitlab-ci.yml'
 
@@ -29,6 +31,10 @@ export interface PipelineRequest {
   userId: number | null
   /** Variables given with an API or trigger request; they win over everything else. */
   variables?: Array<{ key: string; value: string; variable_type?: 'env_var' | 'file' }>
+  /** A downstream pipeline: the bridge job that creates it. */
+  upstream?: CiJob
+  /** A child pipeline's configuration (its `trigger:include`), instead of the file at the commit. */
+  config?: string
 }
 
 /** What gets stored per job: the plan, plus what a runner needs to know. */
@@ -38,6 +44,20 @@ export interface JobDefinition extends PlannedJob {
 }
 
 type Listener = (pipelineId: number) => void
+
+export const BRIDGE_LIMITS = {
+  /** Levels of child pipelines below a parent (GitLab allows a child to have children, no deeper). */
+  childDepth: 2,
+} as const
+
+/** Why a bridge job could not create its downstream pipeline (GitLab's failure reasons). */
+class BridgeFailure extends Error {
+  readonly reason: string
+  constructor(reason: string) {
+    super(reason)
+    this.reason = reason
+  }
+}
 
 /** GitLab.com's Free-tier ci_pipeline_size (self-managed GitLab has no limit unless set). */
 export const DEFAULT_MAX_JOBS_PER_PIPELINE = 500
@@ -67,6 +87,7 @@ export class Pipelines {
   private readonly planner: ConfigPlanner
   private readonly maxJobs: number
   private readonly protectedRefs: ProtectedRefs
+  private readonly artifacts: Artifacts | undefined
 
   constructor(deps: {
     db: Kysely<Database>
@@ -75,7 +96,10 @@ export class Pipelines {
     publicUrl: string
     maxJobs?: number
     registryMirror?: string | undefined
+    /** Reads `include:artifact` files of child pipelines. */
+    artifacts?: Artifacts
   }) {
+    this.artifacts = deps.artifacts
     this.db = deps.db
     this.repos = deps.repos
     this.projectAccess = deps.projectAccess
@@ -149,10 +173,10 @@ export class Pipelines {
    * stores the pipeline (a push event's acknowledgement).
    */
   async create(r: PipelineRequest, alsoInTransaction?: (trx: Transaction<Database>) => Promise<void>): Promise<Pipeline | undefined> {
-    let text: Buffer | undefined
+    let text: Buffer | undefined = r.config === undefined ? undefined : Buffer.from(r.config)
     let tooBig = false
     try {
-      text = await this.readYaml(r.project.id, r.sha, CI_CONFIG_PATH)
+      text ??= await this.readYaml(r.project.id, r.sha, CI_CONFIG_PATH)
     } catch (e) {
       if (!(e instanceof FileTooBigError)) throw e
       tooBig = true
@@ -188,6 +212,7 @@ export class Pipelines {
         userId: r.userId,
         yamlErrors: errors ? errors.join('\n') : null,
         variables: JSON.stringify(r.variables ?? []),
+        upstreamJobId: r.upstream?.id ?? null,
       })
       await alsoInTransaction?.(trx)
       if (errors) {
@@ -212,6 +237,7 @@ export class Pipelines {
           definition: { ...job, ref: r.ref, sha: r.sha } satisfies JobDefinition,
           variables: [],
           userId: r.userId,
+          kind: job.trigger ? 'bridge' : 'build',
         })
         const vars: JobVariable[] = predefinedVariables({
           serverUrl: this.publicUrl,
@@ -329,8 +355,43 @@ export class Pipelines {
         variables: Object.fromEntries([...pipelineVars, ...projectVars, ...extra].map((v) => [v.key, v.value])),
         maxJobs: this.maxJobs,
       },
-      async (path) => (await this.readYaml(r.project.id, r.sha, path))?.toString('utf8'),
+      async (path, job) =>
+        job === undefined
+          ? (await this.readYaml(r.project.id, r.sha, path))?.toString('utf8')
+          : this.readUpstreamArtifact(r.upstream!, job, path),
+      r.upstream !== undefined && r.config !== undefined,
     )
+  }
+
+  /** `include:artifact` of a child pipeline: a file of a job's archive in the parent pipeline. */
+  private async readUpstreamArtifact(bridge: CiJob, jobName: string, path: string): Promise<string | undefined> {
+    const job = (await q.pipelineJobs(this.db, bridge.pipeline_id)).find((j) => j.name === jobName)
+    if (!job || !this.artifacts) return undefined
+    const archive = (await this.artifacts.forJobs([job.id])).find((a) => a.file_type === 'archive')
+    if (!archive) return undefined
+    let entry: Awaited<ReturnType<Artifacts['entry']>>
+    try {
+      entry = await this.artifacts.entry(archive, path)
+    } catch (e) {
+      if (isWharfError(e) && e.code === 'NOT_FOUND') return undefined
+      throw e
+    }
+    if (entry.size > YAML_LIMITS.bytes) {
+      entry.stream.destroy()
+      throw new FileTooBigError(path)
+    }
+    const chunks: Buffer[] = []
+    let size = 0
+    for await (const chunk of entry.stream as AsyncIterable<Buffer>) {
+      size += chunk.length
+      // The zip's stated size can lie: stop at the limit whatever it said.
+      if (size > YAML_LIMITS.bytes) {
+        entry.stream.destroy()
+        throw new FileTooBigError(path)
+      }
+      chunks.push(chunk)
+    }
+    return Buffer.concat(chunks).toString('utf8')
   }
 
   /** A CI file at a commit; one over the YAML size limit is not read at all. */
@@ -345,9 +406,11 @@ export class Pipelines {
 
   /** Re-evaluates which jobs can move, then the pipeline's own status and timestamps. */
   async advance(pipelineId: number): Promise<void> {
-    await this.db.transaction().execute(async (trx) => {
+    const bridges: number[] = []
+    const pipeline = await this.db.transaction().execute(async (trx) => {
       const jobs = await q.pipelineJobs(trx, pipelineId)
       const changes = advance(jobs.map(toNode))
+      for (const j of jobs) if (j.kind === 'bridge' && changes.get(j.id) === 'pending') bridges.push(j.id)
       const now = nowIso()
       for (const [id, status] of changes) {
         const set: Partial<CiJob> = { status }
@@ -367,8 +430,122 @@ export class Pipelines {
       const done = ['success', 'failed', 'canceled', 'skipped'].includes(status)
       set.finished_at = done ? (pipeline.finished_at ?? now) : null
       await q.updatePipeline(trx, pipelineId, set)
+      return { ...pipeline, ...set }
     })
     for (const l of this.listeners) l(pipelineId)
+    for (const id of bridges) await this.runBridge(id)
+    if (pipeline.upstream_job_id !== null) await this.followDownstream(pipeline.upstream_job_id, pipeline.status as PipelineStatus)
+  }
+
+  /**
+   * A bridge job that became pending creates its downstream pipeline: a child pipeline from its
+   * `trigger:include` at the same commit, or a pipeline of another project's branch, as the user who
+   * ran the parent. Without `strategy: depend` the bridge succeeds once that pipeline exists; with it,
+   * the bridge follows its status (followDownstream). A downstream that cannot be created fails it.
+   */
+  private async runBridge(bridgeId: number): Promise<void> {
+    const now = nowIso()
+    if (!(await q.transitionJob(this.db, bridgeId, ['pending'], { status: 'running', started_at: now }))) return
+    const bridge = (await q.findJob(this.db, bridgeId))!
+    const def = JSON.parse(bridge.definition) as JobDefinition
+    const trigger = def.trigger!
+    let failure: string | null = null
+    let downstream: Pipeline | undefined
+    try {
+      downstream = await this.createDownstream(bridge, def, trigger)
+      if (!downstream || downstream.yaml_errors !== null) failure = 'downstream_pipeline_creation_failed'
+    } catch (e) {
+      // Whatever went wrong (a missing CI file, a busy planner), the bridge fails and can be retried:
+      // it never stays running, and the request that advanced the pipeline never fails for it.
+      failure = e instanceof BridgeFailure ? e.reason : 'downstream_pipeline_creation_failed'
+    }
+    const current = (await q.findJob(this.db, bridgeId))!
+    if (failure !== null) {
+      await q.transitionJob(this.db, bridgeId, ['running'], { status: 'failed', failure_reason: failure, finished_at: nowIso() })
+    } else if (!trigger.depend && current.status === 'running') {
+      await q.transitionJob(this.db, bridgeId, ['running'], { status: 'success', finished_at: nowIso() })
+    }
+    await this.advance(bridge.pipeline_id)
+  }
+
+  private async createDownstream(bridge: CiJob, def: JobDefinition, trigger: CiTrigger): Promise<Pipeline | undefined> {
+    const parent = (await q.findPipeline(this.db, bridge.pipeline_id))!
+    const pipelineVars = JSON.parse(parent.variables) as NonNullable<PipelineRequest['variables']>
+    // YAML variables are expanded upstream, as GitLab does (`UPSTREAM_REF: $CI_COMMIT_REF_NAME` passes the upstream ref).
+    const base = Object.fromEntries([...(JSON.parse(bridge.variables) as JobVariable[]), ...pipelineVars].map((v) => [v.key, v.value]))
+    const raw = new Set(def.rawVariables)
+    const yaml = expandAllVariables(
+      Object.fromEntries(Object.entries(def.variables).map(([k, value]) => [k, { value, expand: !raw.has(k) }])),
+      base,
+    )
+    const forwarded = [
+      ...(trigger.forward.pipelineVariables ? pipelineVars : []),
+      ...(trigger.forward.yamlVariables ? Object.entries(yaml).map(([key, value]) => ({ key, value })) : []),
+    ]
+    if (trigger.include) {
+      let depth = 1
+      for (let p = parent; p.upstream_job_id !== null; depth++) {
+        const up = await q.findJob(this.db, p.upstream_job_id)
+        const upPipeline = up && (await q.findPipeline(this.db, up.pipeline_id))
+        if (!upPipeline || upPipeline.project_id !== p.project_id) break
+        p = upPipeline
+      }
+      if (depth > BRIDGE_LIMITS.childDepth) throw new BridgeFailure('reached_max_descendant_pipelines_depth')
+      const project = (await projectQueries.findProject(this.db, parent.project_id))!
+      return this.create({
+        project,
+        ref: parent.ref,
+        refType: parent.tag === 1 ? 'tag' : 'branch',
+        sha: parent.sha,
+        beforeSha: parent.before_sha,
+        source: 'parent_pipeline',
+        userId: parent.user_id,
+        variables: forwarded,
+        upstream: bridge,
+        config: JSON.stringify({ include: trigger.include }),
+      })
+    }
+    // Multi-project: the target must exist and be one the user may run pipelines in (developer or more).
+    const target = await projectQueries.findProjectByPath(this.db, trigger.project!)
+    const user = parent.user_id === null ? undefined : await userQueries.findUser(this.db, parent.user_id)
+    if (!target) throw new BridgeFailure('downstream_bridge_project_not_found')
+    if (!user) throw new BridgeFailure('insufficient_bridge_permissions')
+    if (user.is_admin !== 1) {
+      const level = await this.projectAccess.projectLevel(user, target)
+      if (level === undefined) throw new BridgeFailure('downstream_bridge_project_not_found')
+      if (level < ACCESS_LEVELS.developer) throw new BridgeFailure('insufficient_bridge_permissions')
+    }
+    const branch = trigger.branch ?? (await this.repos.defaultBranch(target.id))
+    const sha = branch === undefined ? undefined : await this.repos.resolveRef(target.id, `refs/heads/${branch}`)
+    if (!sha) throw new BridgeFailure('downstream_pipeline_creation_failed')
+    return this.create({
+      project: target,
+      ref: branch!,
+      refType: 'branch',
+      sha,
+      beforeSha: ZERO_SHA,
+      source: 'pipeline',
+      userId: user.id,
+      variables: forwarded,
+      upstream: bridge,
+    })
+  }
+
+  /** A `strategy: depend` bridge takes its downstream pipeline's status (running until it finishes). */
+  private async followDownstream(bridgeId: number, status: PipelineStatus): Promise<void> {
+    const bridge = await q.findJob(this.db, bridgeId)
+    if (!bridge || bridge.retried === 1 || bridge.status === 'created' || bridge.status === 'pending') return
+    const def = JSON.parse(bridge.definition) as JobDefinition
+    if (!def.trigger?.depend) return
+    const next = bridgeStatus(status)
+    if (next === bridge.status) return
+    const finished = FINISHED.has(next)
+    await q.updateJob(this.db, bridgeId, {
+      status: next,
+      finished_at: finished ? nowIso() : null,
+      failure_reason: next === 'failed' ? 'downstream_pipeline_failed' : null,
+    })
+    await this.advance(bridge.pipeline_id)
   }
 
   /** Cancels every job that has not finished; running ones are told by their runner's next update. */
@@ -380,6 +557,11 @@ export class Pipelines {
         await q.transitionJob(this.db, j.id, ['created', 'pending', 'running', 'manual'], { status: 'canceled', finished_at: now })
     }
     await this.advance(pipelineId)
+    // As GitLab: canceling a pipeline cancels the pipelines its bridges started.
+    const bridges = jobs.filter((j) => j.kind === 'bridge').map((j) => j.id)
+    for (const d of await q.downstreamPipelines(this.db, bridges)) {
+      if (!['success', 'failed', 'canceled', 'skipped'].includes(d.status)) await this.cancel(d.id)
+    }
   }
 
   /** Retries the failed and canceled jobs of a pipeline (new attempts), and the jobs they held back. */
@@ -470,6 +652,11 @@ export class Pipelines {
     return q.findJob(this.db, id)
   }
 
+  /** The pipelines the given bridge jobs created. */
+  downstreamPipelines(bridgeIds: number[]): Promise<Pipeline[]> {
+    return q.downstreamPipelines(this.db, bridgeIds)
+  }
+
   markErased(jobId: number, at: string): Promise<void> {
     return q.updateJob(this.db, jobId, { erased_at: at })
   }
@@ -543,6 +730,8 @@ export class Pipelines {
         definition: JSON.parse(job.definition) as unknown,
         variables: [],
         userId: job.user_id,
+        kind: job.kind === 'bridge' ? 'bridge' : 'build',
+        resourceGroup: job.resource_group,
       })
       // Same variables, with this attempt's job id and URL.
       const vars = (JSON.parse(job.variables) as JobVariable[]).map((v) =>

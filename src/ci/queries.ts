@@ -26,6 +26,7 @@ export async function insertPipeline(
     userId: number | null
     yamlErrors: string | null
     variables: string
+    upstreamJobId?: number | null
   },
 ): Promise<Pipeline> {
   const now = nowIso()
@@ -43,6 +44,7 @@ export async function insertPipeline(
       user_id: p.userId,
       yaml_errors: p.yamlErrors,
       variables: p.variables,
+      upstream_job_id: p.upstreamJobId ?? null,
       created_at: now,
       updated_at: now,
       started_at: null,
@@ -116,6 +118,8 @@ export async function insertJob(
     definition: unknown
     variables: unknown
     userId: number | null
+    kind?: 'build' | 'bridge'
+    resourceGroup?: string | null
   },
 ): Promise<CiJob> {
   return db
@@ -133,6 +137,8 @@ export async function insertJob(
       definition: JSON.stringify(j.definition),
       variables: JSON.stringify(j.variables),
       user_id: j.userId,
+      kind: j.kind ?? 'build',
+      resource_group: j.resourceGroup ?? null,
       retried: 0,
       failure_reason: null,
       runner_id: null,
@@ -178,9 +184,14 @@ export async function pageJobs(
     includeRetried: boolean
     limit: number
     offset: number
+    /** GitLab lists jobs runners run (`/jobs`) apart from bridges (`/bridges`). */
+    kind?: 'build' | 'bridge'
   },
 ): Promise<{ rows: CiJob[]; total: number }> {
-  let base = db.selectFrom('ci_jobs').where('project_id', '=', f.projectId)
+  let base = db
+    .selectFrom('ci_jobs')
+    .where('project_id', '=', f.projectId)
+    .where('kind', '=', f.kind ?? 'build')
   if (f.pipelineId !== undefined) base = base.where('pipeline_id', '=', f.pipelineId)
   if (!f.includeRetried) base = base.where('retried', '=', 0)
   if (f.scope?.length) base = base.where('status', 'in', f.scope)
@@ -401,4 +412,10 @@ export async function countCommitStatuses(db: Executor, projectId: number, sha: 
   if (f.name !== undefined) q = q.where('name', '=', f.name)
   const r = await q.executeTakeFirstOrThrow()
   return Number(r.n)
+}
+
+/** Pipelines a bridge job created (one per attempt of the bridge). */
+export async function downstreamPipelines(db: Executor, bridgeIds: number[]): Promise<Pipeline[]> {
+  if (bridgeIds.length === 0) return []
+  return db.selectFrom('pipelines').selectAll().where('upstream_job_id', 'in', bridgeIds).orderBy('id').execute()
 }

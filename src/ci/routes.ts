@@ -514,6 +514,46 @@ export async function ciRoutes(app: TypedApp, deps: CiRouteDeps): Promise<void> 
   )
 
   app.get(
+    '/projects/:id/pipelines/:pipeline_id/bridges',
+    {
+      schema: {
+        summary: "List a pipeline's bridge (trigger) jobs with their downstream pipelines",
+        tags: ['ci'],
+        params: PipelineParams,
+        querystring: JobQuery,
+      },
+      config: { public: true },
+    },
+    async (req, reply) => {
+      const { id, pipeline_id } = req.params
+      const project = await ciProject(req, id)
+      const query = req.query
+      const page = pageOf(query)
+      const pipeline = await pipelineOf(project, pipeline_id)
+      const { rows, total } = await pipelines.pageJobs({
+        projectId: project.id,
+        pipelineId: pipeline.id,
+        scope: scopes(query),
+        includeRetried: query.include_retried ?? false,
+        limit: page.limit,
+        offset: page.offset,
+        kind: 'bridge',
+      })
+      setPageHeaders(req, reply, deps.publicUrl, page, total)
+      const downstream = new Map((await pipelines.downstreamPipelines(rows.map((r) => r.id))).map((d) => [d.upstream_job_id, d]))
+      const jobs = await jobsJson(project, rows)
+      return Promise.all(
+        jobs.map(async (j) => {
+          const d = downstream.get(j.id)
+          // Another project's pipeline only for callers who may see that project.
+          const target = d && (d.project_id === project.id ? project : await ciProject(req, String(d.project_id)).catch(() => undefined))
+          return { ...j, downstream_pipeline: d && target ? pipelineBasic(target, d) : null }
+        }),
+      )
+    },
+  )
+
+  app.get(
     '/projects/:id/jobs',
     {
       schema: { summary: "List a project's jobs, newest first", tags: ['ci'], params: IdParam, querystring: JobQuery },

@@ -89,3 +89,16 @@ export function pipelineStatus(jobs: ReadonlyArray<Pick<JobNode, 'status' | 'all
   if (jobs.every((j) => j.status === 'skipped' || (j.status === 'manual' && j.allowFailure))) return 'skipped'
   return 'success'
 }
+
+/** A `strategy: depend` bridge's status for its downstream pipeline's: running until it is finished. */
+export function bridgeStatus(downstream: PipelineStatus): JobStatus {
+  switch (downstream) {
+    case 'success':
+    case 'failed':
+    case 'canceled':
+    case 'skipped':
+      return downstream
+    default:
+      return 'running'
+  }
+}

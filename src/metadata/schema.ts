@@ -180,6 +180,8 @@ export interface PipelinesTable {
   updated_at: string
   started_at: string | null
   finished_at: string | null
+  /** The bridge job (`trigger:`) that created this pipeline, in its parent or upstream project's pipeline. */
+  upstream_job_id: Generated<number | null>
 }
 
 export interface CiJobsTable {
@@ -209,6 +211,20 @@ export interface CiJobsTable {
   exit_code: number | null
   /** When its log and artifacts were erased (GitLab's job erase). */
   erased_at: string | null
+  /** 'build' (runners run it) or 'bridge' (`trigger:`: creates a downstream pipeline). */
+  kind: Generated<string>
+  /** `resource_group:`, with variables expanded. */
+  resource_group: Generated<string | null>
+}
+
+/** A project's resource group (created on first use by a job's `resource_group:`). */
+export interface ResourceGroupsTable {
+  id: Generated<number>
+  project_id: number
+  key: string
+  process_mode: string
+  created_at: string
+  updated_at: string
 }
 
 export interface CiVariablesTable {
@@ -311,6 +327,7 @@ export interface Database {
   protected_refs: ProtectedRefsTable
   registry_tag_protection_rules: RegistryTagProtectionRulesTable
   commit_statuses: CommitStatusesTable
+  resource_groups: ResourceGroupsTable
 }
 
 export type Executor = Kysely<Database> | Transaction<Database>

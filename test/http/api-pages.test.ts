@@ -81,6 +81,15 @@ async function populate(h: ApiHarness, w: World) {
   for (const p of [w.target, ...extra]) await ci.jobTokens.allow(w.project.id, p)
   // The world's runner ran every job (GET /runners/:id/jobs); a runner claims through the protocol elsewhere.
   await h.db.updateTable('ci_jobs').set({ runner_id: w.runner.id }).where('project_id', '=', w.project.id).execute()
+  // Three bridge (trigger:) jobs in the world's pipeline for GET .../bridges, stored as a pipeline stores them.
+  const job = (await ci.pipelines.jobs(w.pipeline.id))[0]!
+  for (const name of ['child-a', 'child-b', 'child-c']) {
+    const { id: _id, ...row } = job
+    await h.db
+      .insertInto('ci_jobs')
+      .values({ ...row, name, kind: 'bridge', status: 'manual', runner_id: null })
+      .execute()
+  }
   for (const [owner, hook] of [
     [{ projectId: w.project.id }, w.hook],
     [{ groupId: w.group.id }, w.groupHook],
@@ -227,6 +236,7 @@ test('every list route pages with per_page and sends the pagination headers', as
       '/api/v4/projects/:id/members',
       '/api/v4/projects/:id/members/all',
       '/api/v4/projects/:id/pipelines',
+      '/api/v4/projects/:id/pipelines/:pipeline_id/bridges',
       '/api/v4/projects/:id/pipelines/:pipeline_id/jobs',
       '/api/v4/projects/:id/protected_branches',
       '/api/v4/projects/:id/protected_tags',

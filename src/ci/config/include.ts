@@ -1,5 +1,5 @@
 import { loadYaml } from './yaml-load.ts'
-import { deepMerge, getKey, isHash, isString, list, type Hash } from './util.ts'
+import { deepMerge, getKey, hasKey, isHash, isString, list, type Hash } from './util.ts'
 
 // `include: local` as GitLab processes it: each included file (its own includes expanded
 // first) is deep-merged in order, then the including file is merged on top, so that its own
@@ -12,7 +12,15 @@ export const INCLUDE_LIMITS = {
 
 export interface IncludeSource {
   readFile(path: string): Promise<string | undefined>
+  /**
+   * A file of a job's artifacts archive in the parent pipeline (`include:artifact`); only a child
+   * pipeline's configuration (`trigger:include`) has it.
+   */
+  readArtifact?(job: string, path: string): Promise<string | undefined>
 }
+
+/** Where one included file comes from. */
+type Location = { kind: 'local'; path: string } | { kind: 'artifact'; job: string; path: string }
 
 /** Known `include` forms Wharf does not fetch: they fail loudly rather than being skipped. */
 const UNSUPPORTED_INCLUDE_KEYS = [
@@ -22,8 +30,6 @@ const UNSUPPORTED_INCLUDE_KEYS = [
   'component',
   'file',
   'ref',
-  'artifact',
-  'job',
   'rules',
   'inputs',
   'with',
@@ -49,19 +55,29 @@ async function expand(values: Hash, source: IncludeSource, state: State): Promis
   if (raw === undefined || raw === null) return rest
   const locations = Array.isArray(raw) ? raw.filter((x) => x !== null && x !== undefined) : [raw]
   let merged: Hash = {}
-  for (const location of locations) {
-    const path = localPath(location)
+  for (const raw of locations) {
+    const location = parseLocation(raw, source)
     state.count++
     if (state.count > INCLUDE_LIMITS.files) {
       throw new IncludeError(`Maximum of ${INCLUDE_LIMITS.files} nested includes are allowed!`)
     }
-    merged = deepMerge(merged, await loadLocal(path, source, state))
+    merged = deepMerge(merged, await load(location, source, state))
   }
   return deepMerge(merged, rest)
 }
 
-function localPath(location: unknown): string {
+function parseLocation(location: unknown, source: IncludeSource): Location {
   let path: string
+  if (isHash(location) && (hasKey(location, 'artifact') || hasKey(location, 'job'))) {
+    const extra = Object.keys(location).filter((k) => k !== 'artifact' && k !== 'job')
+    if (extra.length) throw new IncludeError(`include config contains unknown keys: ${list(extra)}`)
+    const artifact = getKey(location, 'artifact')
+    const job = getKey(location, 'job')
+    if (!isString(artifact) || !isString(job) || job === '')
+      throw new IncludeError('Job must be provided when including configs from artifacts')
+    if (!source.readArtifact) throw new IncludeError('Including configs from artifacts is only allowed when triggering child pipelines')
+    return { kind: 'artifact', job, path: checkedPath(artifact) }
+  }
   if (isString(location)) {
     if (/^https?:\/\//i.test(location))
       throw new IncludeError(`Included file \`${location}\`: remote includes are not supported; use include:local`)
@@ -79,6 +95,10 @@ function localPath(location: unknown): string {
   } else {
     throw new IncludeError('Each include must be a hash or a string')
   }
+  return { kind: 'local', path: checkedPath(path) }
+}
+
+function checkedPath(path: string): string {
   const clean = path.replace(/^\/+/, '')
   if (/[*?[{]/.test(clean)) throw new IncludeError(`Included file \`${clean}\`: wildcard paths are not supported`)
   if (!YAML_EXTENSION.test(clean.split('/').pop() ?? '')) {
@@ -87,8 +107,13 @@ function localPath(location: unknown): string {
   return clean
 }
 
-async function loadLocal(path: string, source: IncludeSource, state: State): Promise<Hash> {
-  const content = await source.readFile(path)
+async function load(location: Location, source: IncludeSource, state: State): Promise<Hash> {
+  const { path } = location
+  const content = location.kind === 'local' ? await source.readFile(path) : await source.readArtifact?.(location.job, path)
+  if (location.kind === 'artifact') {
+    if (content === undefined) throw new IncludeError(`Artifact \`${path}\` of job \`${location.job}\` does not exist!`)
+    if (content.trim() === '') throw new IncludeError(`Artifact \`${path}\` of job \`${location.job}\` is empty!`)
+  }
   if (content === undefined) throw new IncludeError(`Local file \`${path}\` does not exist!`)
   if (content.trim() === '') throw new IncludeError(`Local file \`${path}\` is empty!`)
   const loaded = loadYaml(content, path)

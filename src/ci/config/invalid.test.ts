@@ -73,12 +73,37 @@ const cases: Case[] = [
     errors: ['jobs:build config contains unsupported keys: secrets, publish'],
   },
   {
-    name: 'trigger jobs',
-    yaml: 'downstream:\n  trigger: group/other\nbuild:\n  script: make\n',
+    name: 'a trigger job with runner keywords',
+    yaml: 'downstream:\n  trigger: group/other\n  script: make\n  image: alpine\n',
+    errors: ['jobs:downstream config contains unknown keys: script, image'],
+  },
+  {
+    name: 'trigger with both project and include, and a bad strategy',
+    yaml: 'd:\n  trigger:\n    project: g/p\n    include: child.yml\n    strategy: wait\n',
     errors: [
-      'jobs:downstream config should implement the script:, run:, or trigger: keyword',
-      'jobs:downstream config contains unsupported keys: trigger',
+      'jobs:d:trigger config these keys cannot be used together: project, include',
+      'jobs:d:trigger strategy should be one of: depend',
     ],
+  },
+  {
+    name: 'trigger with neither project nor include',
+    yaml: 'd:\n  trigger:\n    strategy: depend\n',
+    errors: ['jobs:d:trigger config must specify either project or include'],
+  },
+  {
+    name: 'trigger:include of an artifact without its job',
+    yaml: 'd:\n  trigger:\n    include:\n      - artifact: gen.yml\n',
+    errors: ['jobs:d:trigger:include config must specify the job where to fetch the artifact from'],
+  },
+  {
+    name: 'trigger:forward with a non-boolean',
+    yaml: 'd:\n  trigger:\n    include: c.yml\n    forward:\n      yaml_variables: "no"\n',
+    errors: ['jobs:d:trigger:forward yaml_variables should be a boolean value'],
+  },
+  {
+    name: 'include:artifact outside a child pipeline',
+    yaml: 'include:\n  - artifact: gen.yml\n    job: gen\nb:\n  script: x\n',
+    errors: ['Including configs from artifacts is only allowed when triggering child pipelines'],
   },
   {
     name: 'unknown default keyword',

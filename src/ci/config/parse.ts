@@ -45,6 +45,7 @@ import {
   validateStages,
   validateTags,
   validateTimeout,
+  validateTrigger,
   validateVariables,
   validateWhen,
   type DefaultKey,
@@ -105,7 +106,6 @@ const JOB_KEYS = [
 ] as const
 /** GitLab job keywords Wharf does not implement: an error, never silently ignored. */
 const UNSUPPORTED_JOB_KEYS = [
-  'trigger',
   'run',
   'release',
   'secrets',
@@ -118,6 +118,22 @@ const UNSUPPORTED_JOB_KEYS = [
   'manual_confirmation',
   'inputs',
   'publish',
+] as const
+/** Keywords of a bridge job (`trigger:`), GitLab's Config::Entry::Bridge: no script, image or other runner keywords. */
+const BRIDGE_KEYS = [
+  'trigger',
+  'extends',
+  'stage',
+  'only',
+  'except',
+  'rules',
+  'variables',
+  'inherit',
+  'allow_failure',
+  'when',
+  'needs',
+  'environment',
+  'parallel',
 ] as const
 const UNSUPPORTED_DEFAULT_KEYS = ['hooks', 'identity'] as const
 
@@ -182,7 +198,7 @@ function buildConfig(e: Errors, root: Hash, includes: string[]): CiConfig {
       if (!present(value) || value === '' || (Array.isArray(value) && value.length === 0)) e.add(loc, "config can't be blank")
       continue
     }
-    if (!isHash(value) || !hasKey(value, 'script')) {
+    if (!isHash(value) || !(hasKey(value, 'script') || hasKey(value, 'trigger'))) {
       e.add(loc, 'config should implement the script:, run:, or trigger: keyword')
       if (isHash(value)) checkKeys(e, loc, value, JOB_KEYS, UNSUPPORTED_JOB_KEYS)
       continue
@@ -302,9 +318,12 @@ function buildJob(e: Errors, name: string, h: Hash, defaults: Defaults): CiJob |
   const loc = `jobs:${name}`
   const errs = e.size
   if (name.length > CONFIG_LIMITS.jobName) e.add(loc, `name is too long (maximum is ${CONFIG_LIMITS.jobName} characters)`)
-  checkKeys(e, loc, h, JOB_KEYS, UNSUPPORTED_JOB_KEYS)
   const get = (k: string): unknown => getKey(h, k)
   const has = (k: string): boolean => present(get(k))
+  const bridge = hasKey(h, 'trigger')
+  if (bridge) checkKeys(e, loc, h, BRIDGE_KEYS, UNSUPPORTED_JOB_KEYS)
+  else checkKeys(e, loc, h, JOB_KEYS, UNSUPPORTED_JOB_KEYS)
+  const trigger = bridge ? validateTrigger(e, `${loc}:trigger`, get('trigger')) : null
 
   if (has('rules')) {
     const clash = ['only', 'except'].filter(has)
@@ -323,7 +342,9 @@ function buildJob(e: Errors, name: string, h: Hash, defaults: Defaults): CiJob |
 
   const scriptRaw = get('script')
   let script: string[] | undefined
-  if (!present(scriptRaw) || scriptRaw === '' || (Array.isArray(scriptRaw) && scriptRaw.length === 0)) e.add(loc, "script can't be blank")
+  if (bridge) script = []
+  else if (!present(scriptRaw) || scriptRaw === '' || (Array.isArray(scriptRaw) && scriptRaw.length === 0))
+    e.add(loc, "script can't be blank")
   else script = validateCommands(e, `${loc}:script`, scriptRaw)
 
   const inherit = validateInherit(e, `${loc}:inherit`, get('inherit')) ?? { default: true, variables: true }
@@ -332,8 +353,9 @@ function buildJob(e: Errors, name: string, h: Hash, defaults: Defaults): CiJob |
   for (const key of DEFAULT_KEYS) {
     if (has(key)) validateDefaultKey(e, `${loc}:${key}`, key, get(key), own)
   }
+  // A bridge runs nowhere: `default:` keywords (image, scripts, tags...) do not apply to it.
   const pick = <K extends DefaultKey>(key: K): Defaults[K] =>
-    has(key) ? own[key] : inherits(inherit.default, key) ? defaults[key] : undefined
+    has(key) ? own[key] : !bridge && inherits(inherit.default, key) ? defaults[key] : undefined
 
   const variables = validateVariables(e, `${loc}:variables`, get('variables'), ['value', 'expand'])
   const rules = has('rules') ? validateRules(e, `${loc}:rules`, get('rules'), 'job') : null
@@ -362,7 +384,8 @@ function buildJob(e: Errors, name: string, h: Hash, defaults: Defaults): CiJob |
     !when ||
     allow === undefined ||
     environment === undefined ||
-    coverage === undefined
+    coverage === undefined ||
+    trigger === undefined
   ) {
     return undefined
   }
@@ -396,6 +419,7 @@ function buildJob(e: Errors, name: string, h: Hash, defaults: Defaults): CiJob |
     coverage,
     idTokens: pick('id_tokens') ?? null,
     parallel: null,
+    trigger,
   }
 }
 

@@ -153,6 +153,23 @@ export interface CiEnvironment {
   deploymentTier: string | null
 }
 
+/** One file of a child pipeline's configuration (`trigger:include`). */
+export type CiTriggerInclude = { local: string } | { artifact: string; job: string }
+
+/** `trigger:` of a bridge job: a child pipeline (`include`) or a multi-project one (`project`). */
+export interface CiTrigger {
+  /** Full path of the downstream project, or null for a child pipeline. */
+  project: string | null
+  /** Branch of the downstream project (its default branch when null). */
+  branch: string | null
+  /** The child pipeline's configuration files; null for a multi-project trigger. */
+  include: CiTriggerInclude[] | null
+  /** `strategy: depend`: the bridge's status follows the downstream pipeline's. */
+  depend: boolean
+  /** `forward:`: which variables the downstream pipeline receives. */
+  forward: { yamlVariables: boolean; pipelineVariables: boolean }
+}
+
 /** One `id_tokens:` entry: the audience(s) of the OIDC ID token the job receives in a variable of its name. */
 export interface CiIdToken {
   /** As written; `$VARIABLES` are expanded when the job starts, as on GitLab. */
@@ -201,6 +218,8 @@ export interface CiJob {
   idTokens: Record<string, CiIdToken> | null
   /** Set on each instance of a `parallel:` job. */
   parallel: CiParallel | null
+  /** Set on a bridge job (`trigger:`), which no runner runs; its `script` is empty. */
+  trigger: CiTrigger | null
 }
 
 export interface CiConfig {

@@ -22,6 +22,8 @@ import {
   type CiRetry,
   type CiRule,
   type CiService,
+  type CiTrigger,
+  type CiTriggerInclude,
   type CiVariable,
   type JobWhen,
   type MatrixEntry,
@@ -861,4 +863,78 @@ export function validateNeedParallel(e: Errors, loc: string, v: unknown): Matrix
   if (!isHash(v)) return e.add(loc, 'config should be a hash')
   if (!checkKeys(e, loc, v, ['matrix'])) return undefined
   return validateMatrix(e, `${loc}:matrix`, getKey(v, 'matrix'))
+}
+
+const TRIGGER_KEYS = ['project', 'branch', 'strategy', 'include', 'forward'] as const
+/** A path of a project (`group/sub/project`), as the string form of `trigger:` names it. */
+const PROJECT_PATH = /^[\w.-]+(\/[\w.-]+)+$/
+
+function validateTriggerInclude(e: Errors, loc: string, v: unknown): CiTriggerInclude[] | undefined {
+  const items = Array.isArray(v) ? v : [v]
+  if (items.length === 0) return e.add(loc, 'config should be a string or an array of hashes')
+  const out: CiTriggerInclude[] = []
+  for (const item of items) {
+    if (isString(item) && item !== '') {
+      out.push({ local: item })
+      continue
+    }
+    if (!isHash(item)) return e.add(loc, 'config should be a string or an array of hashes')
+    if (!checkKeys(e, loc, item, ['local', 'artifact', 'job'], ['project', 'file', 'ref', 'template', 'remote', 'component', 'inputs'])) {
+      return undefined
+    }
+    const local = getKey(item, 'local')
+    const artifact = getKey(item, 'artifact')
+    const job = getKey(item, 'job')
+    if (isString(local) && local !== '' && !present(artifact) && !present(job)) out.push({ local })
+    else if (isString(artifact) && artifact !== '' && isString(job) && job !== '' && !present(local)) out.push({ artifact, job })
+    else if (present(artifact)) return e.add(loc, 'config must specify the job where to fetch the artifact from')
+    else return e.add(loc, 'config should be a local file or an artifact of a job')
+  }
+  return out
+}
+
+/** `trigger:`: a project path, or a hash (GitLab's Config::Entry::Trigger). */
+export function validateTrigger(e: Errors, loc: string, v: unknown): CiTrigger | undefined {
+  const forward = { yamlVariables: true, pipelineVariables: false }
+  if (isString(v)) {
+    if (!PROJECT_PATH.test(v)) return e.add(loc, 'config should be a project path or a hash')
+    return { project: v, branch: null, include: null, depend: false, forward }
+  }
+  if (!isHash(v)) return e.add(loc, 'config should be a hash or a string')
+  if (!checkKeys(e, loc, v, TRIGGER_KEYS)) return undefined
+  const errs = e.size
+  const project = getKey(v, 'project')
+  const branch = getKey(v, 'branch')
+  const strategy = getKey(v, 'strategy')
+  const includeRaw = getKey(v, 'include')
+  if (present(project) && present(includeRaw)) e.add(loc, 'config these keys cannot be used together: project, include')
+  if (!present(project) && !present(includeRaw)) e.add(loc, 'config must specify either project or include')
+  if (present(project) && !(isString(project) && project !== '')) e.add(loc, 'project should be a string')
+  if (present(branch) && !isString(branch)) e.add(loc, 'branch should be a string')
+  if (present(branch) && present(includeRaw)) e.add(loc, 'config these keys cannot be used together: branch, include')
+  if (present(strategy) && strategy !== 'depend') e.add(loc, 'strategy should be one of: depend')
+  const include = present(includeRaw) ? validateTriggerInclude(e, `${loc}:include`, includeRaw) : null
+  const fwd = getKey(v, 'forward')
+  if (present(fwd)) {
+    if (!isHash(fwd)) e.add(`${loc}:forward`, 'config should be a hash')
+    else if (checkKeys(e, `${loc}:forward`, fwd, ['yaml_variables', 'pipeline_variables'])) {
+      for (const [key, field] of [
+        ['yaml_variables', 'yamlVariables'],
+        ['pipeline_variables', 'pipelineVariables'],
+      ] as const) {
+        const x = getKey(fwd, key)
+        if (!present(x)) continue
+        if (typeof x !== 'boolean') e.add(`${loc}:forward`, `${key} should be a boolean value`)
+        else forward[field] = x
+      }
+    }
+  }
+  if (e.size !== errs || include === undefined) return undefined
+  return {
+    project: isString(project) ? project : null,
+    branch: isString(branch) ? branch : null,
+    include,
+    depend: strategy === 'depend',
+    forward,
+  }
 }

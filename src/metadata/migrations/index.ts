@@ -14,6 +14,7 @@ import * as m0011 from './0011-protected-refs.ts'
 import * as m0012 from './0012-commit-statuses.ts'
 import * as m0013 from './0013-job-erase-runner-projects.ts'
 import * as m0014 from './0014-registry-tag-protection.ts'
+import * as m0018 from './0018-ci-keywords.ts'
 
 export type { MigrationContext } from './context.ts'
 
@@ -40,6 +41,7 @@ const MIGRATIONS: Record<string, { up(db: Kysely<unknown>, ctx: MigrationContext
   '0012-commit-statuses': m0012,
   '0013-job-erase-runner-projects': m0013,
   '0014-registry-tag-protection': m0014,
+  '0018-ci-keywords': m0018,
 }
 
 export function migrationProvider(kind: DialectKind): MigrationProvider {

@@ -1,0 +1,238 @@
+// End-to-end: issue 17's CI keywords on `wharf runner --executor shell`, pipelines started by real
+// git pushes, ending in the states GitLab gives: parallel and parallel:matrix (a 2x3 matrix),
+// trigger: child pipelines (include:local and include:artifact, strategy: depend, forward) and
+// multi-project pipelines (project/branch, the triggering user's permission on the target).
+import { after, before, describe, it } from 'node:test'
+import assert from 'node:assert/strict'
+import { startWharf, type Wharf } from '../helpers/wharf.ts'
+import { CiProject, plainLog, startRunner, type JobJson, type PipelineJson, type RunnerChild } from '../helpers/runner.ts'
+
+let wharf: Wharf
+let runner: RunnerChild
+const projects: CiProject[] = []
+
+before(async () => {
+  wharf = await startWharf()
+  runner = await startRunner(wharf, ['--executor', 'shell', '--concurrent', '4', '--name', 'e2e-keywords'])
+})
+
+after(async () => {
+  await runner?.stop()
+  for (const p of projects) await p.dispose()
+  await wharf?.stop()
+})
+
+async function project(path: string): Promise<CiProject> {
+  const p = await CiProject.create(wharf, path)
+  projects.push(p)
+  return p
+}
+
+interface BridgeJson extends JobJson {
+  downstream_pipeline: (PipelineJson & { project_id: number }) | null
+}
+
+const statuses = (jobs: JobJson[]) => Object.fromEntries(jobs.map((j) => [j.name, j.status]))
+
+/** Waits until the bridges of a pipeline and their downstream pipelines are finished. */
+async function waitBridges(p: CiProject, pipelineId: number, timeoutMs = 60_000): Promise<BridgeJson[]> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    const bridges = await p.api<BridgeJson[]>('GET', `/projects/${p.id}/pipelines/${pipelineId}/bridges`)
+    const done = (s: string | undefined) => ['success', 'failed', 'canceled', 'skipped'].includes(s ?? '')
+    if (bridges.every((b) => done(b.status) && (b.downstream_pipeline === null || done(b.downstream_pipeline.status)))) return bridges
+    if (Date.now() > deadline) throw new Error(`bridges still running: ${JSON.stringify(bridges, null, 1)}`)
+    await new Promise((r) => setTimeout(r, 250))
+  }
+}
+
+describe('CI keywords on wharf runner', { timeout: 300_000 }, () => {
+  it('parallel:matrix (2x3) and parallel: N, with CI_NODE_INDEX/CI_NODE_TOTAL and needs:parallel:matrix', async () => {
+    const p = await project('e2e-kw/matrix')
+    const ci = `
+stages: [build, test]
+build:
+  stage: build
+  parallel:
+    matrix:
+      - ARCH: [amd64, arm64]
+        DISTRO: [bookworm, trixie, sid]
+  script:
+    - echo "building $ARCH on $DISTRO, node $CI_NODE_INDEX of $CI_NODE_TOTAL"
+    - mkdir -p out && echo "$ARCH-$DISTRO" > "out/$ARCH-$DISTRO.txt"
+  artifacts:
+    paths: [out/]
+shard:
+  stage: test
+  parallel: 3
+  needs: []
+  script:
+    - echo "shard $CI_NODE_INDEX/$CI_NODE_TOTAL"
+    - test "$CI_NODE_TOTAL" = 3
+arm-trixie:
+  stage: test
+  needs:
+    - job: build
+      parallel:
+        matrix:
+          - ARCH: arm64
+            DISTRO: trixie
+  script:
+    - ls out
+    - test -f out/arm64-trixie.txt
+    - test ! -e out/amd64-sid.txt
+`
+    const pushed = await p.push({ '.gitlab-ci.yml': ci }, 'matrix')
+    const { pipeline, jobs } = await p.wait(pushed.id, 120_000)
+    assert.equal(pipeline.status, 'success', JSON.stringify(jobs))
+    assert.deepEqual(statuses(jobs), {
+      'build: [amd64, bookworm]': 'success',
+      'build: [amd64, trixie]': 'success',
+      'build: [amd64, sid]': 'success',
+      'build: [arm64, bookworm]': 'success',
+      'build: [arm64, trixie]': 'success',
+      'build: [arm64, sid]': 'success',
+      'shard 1/3': 'success',
+      'shard 2/3': 'success',
+      'shard 3/3': 'success',
+      'arm-trixie': 'success',
+    })
+    const log = (name: string) => p.trace(jobs.find((j) => j.name === name)!.id).then(plainLog)
+    assert.match(await log('build: [arm64, trixie]'), /building arm64 on trixie, node 5 of 6\n/)
+    assert.match(await log('shard 2/3'), /shard 2\/3\n/)
+    const arm = await log('arm-trixie')
+    assert.match(arm, /Downloading artifacts for build: \[arm64, trixie\]/)
+    assert.doesNotMatch(arm, /Downloading artifacts for build: \[amd64/)
+  })
+
+  it('child pipelines: include:local and include:artifact, forwarded variables, strategy: depend fails the parent', async () => {
+    const p = await project('e2e-kw/parent')
+    const ci = `
+stages: [build, trigger, after]
+gen:
+  stage: build
+  script:
+    - mkdir -p gen
+    - printf 'generated:\\n  script:\\n    - echo "generated sees $PARENT_VAR"\\n' > gen/child.yml
+  artifacts:
+    paths: [gen/]
+ok-child:
+  stage: trigger
+  variables:
+    PARENT_VAR: forwarded
+  trigger:
+    include:
+      - local: ci/child-ok.yml
+      - artifact: gen/child.yml
+        job: gen
+    strategy: depend
+bad-child:
+  stage: trigger
+  trigger:
+    include: ci/child-bad.yml
+    strategy: depend
+fire-and-forget:
+  stage: trigger
+  trigger:
+    include: ci/child-bad.yml
+after:
+  stage: after
+  script: [echo never]
+`
+    const files = {
+      '.gitlab-ci.yml': ci,
+      'ci/child-ok.yml': 'ok:\n  script:\n    - test "$CI_PIPELINE_SOURCE" = parent_pipeline\n    - echo "PARENT_VAR=$PARENT_VAR"\n',
+      'ci/child-bad.yml': 'fails:\n  script:\n    - echo failing on purpose\n    - exit 4\n',
+    }
+    const pushed = await p.push(files, 'children')
+    const { pipeline, jobs } = await p.wait(pushed.id, 120_000)
+    const bridges = await waitBridges(p, pushed.id)
+    assert.equal(pipeline.status, 'failed', JSON.stringify({ jobs, bridges }, null, 1))
+    assert.deepEqual(statuses(jobs), { gen: 'success', after: 'skipped' })
+    const byName = Object.fromEntries(bridges.map((b) => [b.name, b]))
+    assert.deepEqual(bridges.map((b) => [b.name, b.status, b.downstream_pipeline?.status]).sort(), [
+      ['bad-child', 'failed', 'failed'],
+      ['fire-and-forget', 'success', 'failed'],
+      ['ok-child', 'success', 'success'],
+    ])
+    assert.equal(byName['bad-child']!.failure_reason, 'downstream_pipeline_failed')
+    const okChild = byName['ok-child']!.downstream_pipeline!
+    assert.equal(okChild.project_id, p.id)
+    assert.equal(okChild.sha, pushed.sha)
+    const child = await p.api<PipelineJson>('GET', `/projects/${p.id}/pipelines/${okChild.id}`)
+    assert.equal(child.source, 'parent_pipeline')
+    const childJobs = await p.jobs(okChild.id)
+    assert.deepEqual(statuses(childJobs), { ok: 'success', generated: 'success' })
+    const childLog = async (name: string) => plainLog(await p.trace(childJobs.find((j) => j.name === name)!.id))
+    assert.match(await childLog('ok'), /PARENT_VAR=forwarded\n/)
+    assert.match(await childLog('generated'), /generated sees forwarded\n/)
+    // Child pipelines are listed with their source; a push filter leaves them out.
+    const children = await p.api<PipelineJson[]>('GET', `/projects/${p.id}/pipelines?source=parent_pipeline`)
+    assert.equal(children.length, 3)
+  })
+
+  it('multi-project pipelines: project and branch, strategy: depend, and the user needs access to the target', async () => {
+    const upstream = await project('e2e-kw/upstream')
+    const downstream = await project('e2e-kw/downstream')
+    const secret = await project('e2e-kw/secret')
+    await downstream.push(
+      { '.gitlab-ci.yml': 'deploy:\n  script:\n    - echo "deploying $UPSTREAM_REF from $CI_PIPELINE_SOURCE"\n' },
+      'x',
+      'stable',
+    )
+    await secret.push({ '.gitlab-ci.yml': 'x:\n  script: [echo secret]\n' }, 'x')
+    const ci = `
+downstream:
+  variables:
+    UPSTREAM_REF: $CI_COMMIT_REF_NAME
+  trigger:
+    project: e2e-kw/downstream
+    branch: stable
+    strategy: depend
+`
+    // As root, an administrator.
+    const pushed = await upstream.push({ '.gitlab-ci.yml': ci }, 'multi')
+    const [bridge] = await waitBridges(upstream, pushed.id)
+    assert.equal(bridge!.status, 'success', JSON.stringify(bridge))
+    const d = bridge!.downstream_pipeline!
+    assert.equal(d.project_id, downstream.id)
+    assert.equal(d.ref, 'stable')
+    assert.equal((await upstream.api<PipelineJson>('GET', `/projects/${upstream.id}/pipelines/${pushed.id}`)).status, 'success')
+    const [deploy] = await downstream.jobs(d.id)
+    assert.match(plainLog(await downstream.trace(deploy!.id)), /deploying main from pipeline\n/)
+
+    // A developer of the upstream project who is not a member of the target: the bridge fails.
+    const user = await wharf.api('POST', '/api/v4/users', {
+      username: 'kwdev',
+      name: 'kwdev',
+      email: 'kwdev@example.com',
+      password: 'kwdev-Passw0rd!',
+    })
+    assert.equal(user.status, 201, user.describe)
+    const member = await wharf.api('POST', `/api/v4/projects/${upstream.id}/members`, { user_id: user.json!.id, access_level: 30 })
+    assert.equal(member.status, 201, member.describe)
+    const pat = await wharf.api('POST', `/api/v4/users/${user.json!.id}/personal_access_tokens`, { name: 'kw', scopes: ['api'] })
+    assert.equal(pat.status, 201, pat.describe)
+    const token = pat.json!.token as string
+    await upstream.push(
+      { '.gitlab-ci.yml': ci.replace('e2e-kw/downstream', 'e2e-kw/secret').replace('branch: stable', 'branch: main') },
+      'denied',
+    )
+    const created = await wharf.api('POST', `/api/v4/projects/${upstream.id}/pipeline`, { ref: 'main' }, { token })
+    assert.equal(created.status, 201, created.describe)
+    const [denied] = await waitBridges(upstream, created.json!.id as number)
+    assert.equal(denied!.status, 'failed')
+    assert.equal(denied!.failure_reason, 'downstream_bridge_project_not_found')
+    assert.equal(denied!.downstream_pipeline, null)
+    const after = await upstream.wait(created.json!.id as number)
+    assert.equal(after.pipeline.status, 'failed')
+    // Made a reporter of the target, the user is seen but may not run pipelines there.
+    assert.equal(
+      (await wharf.api('POST', `/api/v4/projects/${secret.id}/members`, { user_id: user.json!.id, access_level: 20 })).status,
+      201,
+    )
+    const again = await wharf.api('POST', `/api/v4/projects/${upstream.id}/pipeline`, { ref: 'main' }, { token })
+    const [reporter] = await waitBridges(upstream, again.json!.id as number)
+    assert.equal(reporter!.failure_reason, 'insufficient_bridge_permissions')
+  })
+})
