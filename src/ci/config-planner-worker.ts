@@ -1,33 +1,37 @@
 // The worker side of ConfigPlanner (./config-planner.ts): parses and plans one file at a time,
-// asking the main thread for the files `include:local` names.
+// asking the main thread for the files `include:` names.
 import { parentPort } from 'node:worker_threads'
 import { anyGlobMatches, isCiConfigError, parseCiConfig, planPipeline, type PipelinePlan } from './config/index.ts'
-import { IncludeError } from './config/include.ts'
-import type { FromWorker, PlanInput, ToWorker } from './config-planner.ts'
+import { IncludeError, type ProjectFile } from './config/include.ts'
+import type { FileAnswer, FileRequest, FromWorker, PlanInput, ToWorker } from './config-planner.ts'
 
 const port = parentPort!
-const reads = new Map<string, Array<(m: Extract<ToWorker, { kind: 'file' }>) => void>>()
+const reads = new Map<number, (m: Extract<ToWorker, { kind: 'file' }>) => void>()
+let nextRead = 0
 
-const readKey = (path: string, job: string | undefined) => `${job ?? ''}\0${path}`
-
-function readFile(path: string, job?: string): Promise<string | undefined> {
+function read(request: FileRequest): Promise<FileAnswer> {
   return new Promise((resolve, reject) => {
-    const answer = (m: Extract<ToWorker, { kind: 'file' }>) =>
-      m.tooBig ? reject(new IncludeError(`\`${path}\`: The parsed YAML is too big`)) : resolve(m.content)
-    const key = readKey(path, job)
-    reads.set(key, [...(reads.get(key) ?? []), answer])
-    port.postMessage({ kind: 'read', path, ...(job === undefined ? {} : { job }) } satisfies FromWorker)
+    const id = ++nextRead
+    reads.set(id, (m) => (m.tooBig ? reject(new IncludeError(`\`${request.path}\`: The parsed YAML is too big`)) : resolve(m)))
+    port.postMessage({ kind: 'read', id, request } satisfies FromWorker)
   })
 }
 
 async function plan(text: string, input: PlanInput, artifacts: boolean): Promise<PipelinePlan> {
   const { files, ...ctx } = input
+  const fileExists = (glob: string) => anyGlobMatches([glob], files)
   try {
     const config = await parseCiConfig(text, {
-      readFile: (path) => readFile(path),
-      ...(artifacts ? { readArtifact: (job: string, path: string) => readFile(path, job) } : {}),
+      readFile: async (path) => (await read({ path })).content,
+      readProjectFile: async (project, ref, path): Promise<ProjectFile> => {
+        const answer = await read({ path, project, ref })
+        return answer.content === undefined ? { missing: answer.missing ?? 'file' } : { content: answer.content }
+      },
+      ...(artifacts ? { readArtifact: async (job: string, path: string) => (await read({ path, job })).content } : {}),
+      variables: ctx.variables,
+      fileExists,
     })
-    return planPipeline(config, { ...ctx, fileExists: (glob) => anyGlobMatches([glob], files) })
+    return planPipeline(config, { ...ctx, fileExists })
   } catch (e) {
     if (isCiConfigError(e)) return { status: 'failed', errors: [...e.errors] }
     throw e
@@ -36,11 +40,9 @@ async function plan(text: string, input: PlanInput, artifacts: boolean): Promise
 
 port.on('message', (m: ToWorker) => {
   if (m.kind === 'file') {
-    const key = readKey(m.path, m.job)
-    const waiting = reads.get(key)
-    const resolve = waiting?.shift()
-    if (waiting?.length === 0) reads.delete(key)
-    resolve?.(m)
+    const answer = reads.get(m.id)
+    reads.delete(m.id)
+    answer?.(m)
     return
   }
   port.postMessage({ kind: 'started' } satisfies FromWorker)

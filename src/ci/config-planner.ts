@@ -9,7 +9,7 @@ const WORKER_URL = new URL(`./config-planner-worker${import.meta.url.endsWith('.
 // (tens of thousands of jobs, deep `extends` chains) once held the event loop for seconds, and
 // with it every request, `/v2` included. So it runs in worker threads, with a time and memory
 // budget: a worker over budget is terminated and the pipeline fails with a message naming the
-// limit. Files that `include:local` names are read by the main thread (git) on the worker's request.
+// limit. Files that `include:` names are read by the main thread (git, artifacts) on the worker's request.
 
 export const PLANNER_LIMITS = {
   /** Time one file may take to parse and plan, includes read; GitLab allows 30 s for the whole creation. */
@@ -38,21 +38,27 @@ export class FileTooBigError extends Error {}
 /** The plan context without callbacks: what crosses to the worker. `files` answers `exists:`. */
 export type PlanInput = Omit<PlanContext, 'fileExists' | 'changedFilesComparedTo'> & { files: string[] }
 
+/**
+ * A file the configuration includes: of the pipeline's repository at its commit, of `job`'s
+ * artifacts in the parent pipeline, or of another `project` at `ref` (its default branch when null).
+ */
+export type FileRequest = { path: string; job?: string } | { path: string; project: string; ref: string | null }
+/** The file's text; `missing` says which part of a project file's address does not exist (or may not be read). */
+export type FileAnswer = { content: string | undefined; missing?: 'project' | 'ref' | 'file' }
+
 export type ToWorker =
   /** `artifacts`: the file may include artifacts of the parent pipeline's jobs (a child pipeline's). */
-  | { kind: 'plan'; text: string; ctx: PlanInput; artifacts: boolean }
-  | { kind: 'file'; path: string; job?: string; content: string | undefined; tooBig?: true }
+  { kind: 'plan'; text: string; ctx: PlanInput; artifacts: boolean } | ({ kind: 'file'; id: number; tooBig?: true } & FileAnswer)
 export type FromWorker =
   | { kind: 'started' }
-  /** `job`: a file of that job's artifacts, else of the repository. */
-  | { kind: 'read'; path: string; job?: string }
+  | { kind: 'read'; id: number; request: FileRequest }
   | { kind: 'done'; plan: PipelinePlan }
   | { kind: 'crash'; message: string }
 
 interface Task {
   text: string
   ctx: PlanInput
-  readFile(path: string, job?: string): Promise<string | undefined>
+  readFile(request: FileRequest): Promise<FileAnswer>
   artifacts: boolean
   resolve(plan: PipelinePlan): void
   reject(err: Error): void
@@ -76,13 +82,8 @@ export class ConfigPlanner {
     this.maxQueue = opts.queue ?? PLANNER_LIMITS.queue
   }
 
-  /** `readFile(path, job)` reads `path` of `job`'s artifacts when the configuration may include them (`artifacts`). */
-  plan(
-    text: string,
-    ctx: PlanInput,
-    readFile: (path: string, job?: string) => Promise<string | undefined>,
-    artifacts = false,
-  ): Promise<PipelinePlan> {
+  /** `readFile` answers the files the configuration includes; artifacts only when it may include them (`artifacts`). */
+  plan(text: string, ctx: PlanInput, readFile: (request: FileRequest) => Promise<FileAnswer>, artifacts = false): Promise<PipelinePlan> {
     if (this.closed) return Promise.reject(new Error('the pipeline planner is closed'))
     if (this.queue.length >= this.maxQueue) {
       return Promise.reject(
@@ -143,14 +144,13 @@ export class ConfigPlanner {
       if (m.kind === 'started') {
         timer = setTimeout(() => finish(false, () => task.resolve({ status: 'failed', errors: [tooSlow(this.timeMs)] })), this.timeMs)
       } else if (m.kind === 'read') {
-        const job = m.job === undefined ? {} : { job: m.job }
-        task.readFile(m.path, m.job).then(
-          (content) => {
-            if (!settled) worker.postMessage({ kind: 'file', path: m.path, ...job, content } satisfies ToWorker)
+        task.readFile(m.request).then(
+          (answer) => {
+            if (!settled) worker.postMessage({ kind: 'file', id: m.id, ...answer } satisfies ToWorker)
           },
           (err: unknown) => {
             if (err instanceof FileTooBigError) {
-              if (!settled) worker.postMessage({ kind: 'file', path: m.path, ...job, content: undefined, tooBig: true } satisfies ToWorker)
+              if (!settled) worker.postMessage({ kind: 'file', id: m.id, content: undefined, tooBig: true } satisfies ToWorker)
               return
             }
             finish(false, () => task.reject(err instanceof Error ? err : new Error(String(err))))

@@ -11,7 +11,7 @@ import * as projectQueries from '../projects/queries.ts'
 import type { ProjectAccess } from '../projects/index.ts'
 import * as userQueries from '../users/queries.ts'
 import { expandAllVariables, YAML_LIMITS, type CiTrigger, type PipelinePlan, type PipelineSource, type PlannedJob } from './config/index.ts'
-import { ConfigPlanner, FileTooBigError } from './config-planner.ts'
+import { ConfigPlanner, FileTooBigError, type FileAnswer } from './config-planner.ts'
 import { predefinedVariables, type JobVariable } from './predefined.ts'
 import * as q from './queries.ts'
 import * as rq from './runner-queries.ts'
@@ -355,12 +355,34 @@ export class Pipelines {
         variables: Object.fromEntries([...pipelineVars, ...projectVars, ...extra].map((v) => [v.key, v.value])),
         maxJobs: this.maxJobs,
       },
-      async (path, job) =>
-        job === undefined
-          ? (await this.readYaml(r.project.id, r.sha, path))?.toString('utf8')
-          : this.readUpstreamArtifact(r.upstream!, job, path),
+      async (req) => {
+        if ('project' in req) return this.readProjectFile(r.userId, req.project, req.ref, req.path)
+        if (req.job !== undefined) return { content: await this.readUpstreamArtifact(r.upstream!, req.job, req.path) }
+        return { content: (await this.readYaml(r.project.id, r.sha, req.path))?.toString('utf8') }
+      },
       r.upstream !== undefined && r.config !== undefined,
     )
+  }
+
+  /**
+   * `include:project` and `include:component`: a file of another project at a ref, if the pipeline's
+   * user may read that project's code (public, internal to any user, private to reporters and up).
+   * A project the user may not see is answered as missing, so its existence does not leak.
+   */
+  private async readProjectFile(userId: number | null, path: string, ref: string | null, file: string): Promise<FileAnswer> {
+    const project = await projectQueries.findProjectByPath(this.db, path)
+    const user = userId === null ? undefined : await userQueries.findUser(this.db, userId)
+    if (!project) return { content: undefined, missing: 'project' }
+    if (project.visibility !== 'public' && user?.is_admin !== 1) {
+      const level = user && (await this.projectAccess.projectLevel(user, project))
+      const readable = user !== undefined && (project.visibility === 'internal' || (level ?? 0) >= ACCESS_LEVELS.reporter)
+      if (!readable) return { content: undefined, missing: 'project' }
+    }
+    const name = ref ?? (await this.repos.defaultBranch(project.id))
+    const sha = name === undefined ? undefined : await this.repos.resolveRef(project.id, name).catch(() => undefined)
+    if (!sha) return { content: undefined, missing: 'ref' }
+    const content = (await this.readYaml(project.id, sha, file))?.toString('utf8')
+    return content === undefined ? { content, missing: 'file' } : { content }
   }
 
   /** `include:artifact` of a child pipeline: a file of a job's archive in the parent pipeline. */

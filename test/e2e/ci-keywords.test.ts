@@ -4,6 +4,8 @@
 // multi-project pipelines (project/branch, the triggering user's permission on the target).
 import { after, before, describe, it } from 'node:test'
 import assert from 'node:assert/strict'
+import { mkdir, writeFile } from 'node:fs/promises'
+import path from 'node:path'
 import { startWharf, type Wharf } from '../helpers/wharf.ts'
 import { CiProject, plainLog, startRunner, type JobJson, type PipelineJson, type RunnerChild } from '../helpers/runner.ts'
 
@@ -169,6 +171,87 @@ after:
     // Child pipelines are listed with their source; a push filter leaves them out.
     const children = await p.api<PipelineJson[]>('GET', `/projects/${p.id}/pipelines?source=parent_pipeline`)
     assert.equal(children.length, 3)
+  })
+
+  it('include:component with spec:inputs from another project at a tag, include:project, include:rules; the user must read the project', async () => {
+    const components = await project('e2e-kw/components')
+    const component = `spec:
+  inputs:
+    name:
+      description: who to greet
+    times:
+      type: number
+      default: 2
+    loud:
+      type: boolean
+      default: false
+    stage:
+      default: test
+---
+"greet-$[[ inputs.name ]]":
+  stage: $[[ inputs.stage ]]
+  variables:
+    LOUD: $[[ inputs.loud ]]
+  script:
+    - for i in $(seq $[[ inputs.times ]]); do echo "hello $[[ inputs.name ]] v1 ($i)"; done
+    - test "$LOUD" = true
+`
+    // A project without a CI file: commits pushed with git alone (no pipeline to wait for).
+    const commit = async (files: Record<string, string>, message: string) => {
+      for (const [f, content] of Object.entries(files)) {
+        await mkdir(path.dirname(path.join(components.dir, f)), { recursive: true })
+        await writeFile(path.join(components.dir, f), content)
+      }
+      await components.git(['add', '-A'])
+      await components.git(['commit', '-q', '-m', message])
+      await components.git(['push', '-q', 'origin', 'HEAD:main'])
+    }
+    await commit({ 'templates/greet.yml': component, 'shared/extra.yml': 'extra:\n  script: [echo "extra from $CI_PROJECT_PATH"]\n' }, 'v1')
+    await components.git(['tag', 'v1'])
+    await components.git(['push', '-q', 'origin', 'v1'])
+    // main moves on: the pipeline below must use the tag.
+    await commit({ 'templates/greet.yml': component.replace(' v1 ', ' v2 ') }, 'v2')
+
+    const app = await project('e2e-kw/consumer')
+    const ci = `
+include:
+  - component: $CI_SERVER_FQDN/e2e-kw/components/greet@v1
+    inputs:
+      name: wharf
+      times: 3
+      loud: true
+  - project: e2e-kw/components
+    ref: v1
+    file: shared/extra.yml
+  - local: ci/never.yml
+    rules:
+      - if: $CI_COMMIT_BRANCH == "nope"
+`
+    const pushed = await app.push({ '.gitlab-ci.yml': ci, 'ci/never.yml': 'never:\n  script: [exit 1]\n' }, 'component')
+    const { pipeline, jobs } = await app.wait(pushed.id, 60_000)
+    assert.equal(pipeline.status, 'success', JSON.stringify(jobs))
+    assert.deepEqual(statuses(jobs), { 'greet-wharf': 'success', extra: 'success' })
+    const log = plainLog(await app.trace(jobs.find((j) => j.name === 'greet-wharf')!.id))
+    assert.match(log, /hello wharf v1 \(1\)\nhello wharf v1 \(2\)\nhello wharf v1 \(3\)\n/)
+    assert.match(plainLog(await app.trace(jobs.find((j) => j.name === 'extra')!.id)), /extra from e2e-kw\/consumer\n/)
+
+    // A developer of the consumer who cannot read the (private) components project: the pipeline fails as GitLab's does.
+    const user = await wharf.api('POST', '/api/v4/users', {
+      username: 'kwreader',
+      name: 'kwreader',
+      email: 'kwreader@example.com',
+      password: 'kwreader-Passw0rd!',
+    })
+    assert.equal(user.status, 201, user.describe)
+    assert.equal((await wharf.api('POST', `/api/v4/projects/${app.id}/members`, { user_id: user.json!.id, access_level: 30 })).status, 201)
+    const pat = await wharf.api('POST', `/api/v4/users/${user.json!.id}/personal_access_tokens`, { name: 'kw', scopes: ['api'] })
+    const denied = await wharf.api('POST', `/api/v4/projects/${app.id}/pipeline`, { ref: 'main' }, { token: pat.json!.token as string })
+    assert.equal(denied.status, 201, denied.describe)
+    assert.equal(denied.json!.status, 'failed')
+    assert.equal(
+      denied.json!.yaml_errors,
+      'Project `e2e-kw/components` not found or access denied! Make sure any includes in the pipeline configuration are correctly defined.',
+    )
   })
 
   it('multi-project pipelines: project and branch, strategy: depend, and the user needs access to the target', async () => {

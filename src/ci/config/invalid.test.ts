@@ -311,7 +311,7 @@ const cases: Case[] = [
   {
     name: 'include:remote',
     yaml: 'include:\n  - remote: https://example.com/ci.yml\n',
-    errors: ['include config contains unsupported keys: remote (only include:local is supported)'],
+    errors: ['include config contains unsupported keys: remote'],
   },
   {
     name: 'include of a URL string',
