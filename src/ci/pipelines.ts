@@ -6,7 +6,7 @@ import { ProtectedRefs } from '../git/protected-refs.ts'
 import { ZERO_SHA } from '../git/refs.ts'
 import type { PushAck, PushEvent } from '../git/service.ts'
 import { nowIso } from '../metadata/db.ts'
-import type { CiJob, CiJobArtifact, Database, Pipeline, Project, Runner, User } from '../metadata/schema.ts'
+import type { CiJob, CiJobArtifact, Database, Pipeline, Project, ResourceGroup, Runner, User } from '../metadata/schema.ts'
 import * as projectQueries from '../projects/queries.ts'
 import type { ProjectAccess } from '../projects/index.ts'
 import * as userQueries from '../users/queries.ts'
@@ -238,7 +238,9 @@ export class Pipelines {
           variables: [],
           userId: r.userId,
           kind: job.trigger ? 'bridge' : 'build',
+          resourceGroup: job.resourceGroup,
         })
+        if (job.resourceGroup !== null) await q.ensureResourceGroup(trx, r.project.id, job.resourceGroup)
         const vars: JobVariable[] = predefinedVariables({
           serverUrl: this.publicUrl,
           project: {
@@ -429,10 +431,16 @@ export class Pipelines {
   /** Re-evaluates which jobs can move, then the pipeline's own status and timestamps. */
   async advance(pipelineId: number): Promise<void> {
     const bridges: number[] = []
+    let resources = false
     const pipeline = await this.db.transaction().execute(async (trx) => {
       const jobs = await q.pipelineJobs(trx, pipelineId)
       const changes = advance(jobs.map(toNode))
-      for (const j of jobs) if (j.kind === 'bridge' && changes.get(j.id) === 'pending') bridges.push(j.id)
+      for (const j of jobs) {
+        // A job of a resource group waits for the resource instead of going to the queue (assignResources).
+        if (j.resource_group !== null && changes.get(j.id) === 'pending') changes.set(j.id, 'waiting_for_resource')
+        if (j.kind === 'bridge' && changes.get(j.id) === 'pending') bridges.push(j.id)
+      }
+      if (jobs.some((j) => j.resource_group !== null)) resources = true
       const now = nowIso()
       for (const [id, status] of changes) {
         const set: Partial<CiJob> = { status }
@@ -456,7 +464,47 @@ export class Pipelines {
     })
     for (const l of this.listeners) l(pipelineId)
     for (const id of bridges) await this.runBridge(id)
+    if (resources) await this.assignResources(pipeline.project_id)
     if (pipeline.upstream_job_id !== null) await this.followDownstream(pipeline.upstream_job_id, pipeline.status as PipelineStatus)
+  }
+
+  /**
+   * `resource_group:`: for each group of the project with jobs waiting and none holding it (pending
+   * or running), the next waiting job takes it: the oldest for `unordered` (the default) and
+   * `oldest_first`, the newest for `newest_first`. The take is one conditional update, so two
+   * advances at once never give a group to two jobs.
+   */
+  private async assignResources(projectId: number): Promise<void> {
+    const waiting = await q.jobsWaitingForResource(this.db, projectId)
+    for (const key of new Set(waiting.map((j) => j.resource_group!))) {
+      const mode = (await q.findResourceGroup(this.db, projectId, key))?.process_mode ?? 'unordered'
+      const candidates = waiting.filter((j) => j.resource_group === key)
+      const next = mode === 'newest_first' ? candidates.at(-1)! : candidates[0]!
+      if (!(await q.acquireResource(this.db, next, nowIso()))) continue
+      if (next.kind === 'bridge') await this.runBridge(next.id)
+      else await this.advance(next.pipeline_id)
+    }
+  }
+
+  /** A project's resource groups (GitLab's resource group API). */
+  resourceGroups(projectId: number): Promise<ResourceGroup[]> {
+    return q.listResourceGroups(this.db, projectId)
+  }
+
+  findResourceGroup(projectId: number, key: string): Promise<ResourceGroup | undefined> {
+    return q.findResourceGroup(this.db, projectId, key)
+  }
+
+  async updateResourceGroup(group: ResourceGroup, processMode: string): Promise<ResourceGroup> {
+    await q.updateResourceGroup(this.db, group.id, processMode)
+    // A changed order may pick a different job next; nothing waiting changes without a release.
+    return (await q.findResourceGroup(this.db, group.project_id, group.key))!
+  }
+
+  /** Jobs waiting for a group's resource, in the order they would get it. */
+  async upcomingJobs(group: ResourceGroup): Promise<CiJob[]> {
+    const waiting = (await q.jobsWaitingForResource(this.db, group.project_id)).filter((j) => j.resource_group === group.key)
+    return group.process_mode === 'newest_first' ? waiting.reverse() : waiting
   }
 
   /**
@@ -576,7 +624,10 @@ export class Pipelines {
     const now = nowIso()
     for (const j of jobs) {
       if (!FINISHED.has(j.status as JobStatus))
-        await q.transitionJob(this.db, j.id, ['created', 'pending', 'running', 'manual'], { status: 'canceled', finished_at: now })
+        await q.transitionJob(this.db, j.id, ['created', 'waiting_for_resource', 'pending', 'running', 'manual'], {
+          status: 'canceled',
+          finished_at: now,
+        })
     }
     await this.advance(pipelineId)
     // As GitLab: canceling a pipeline cancels the pipelines its bridges started.
@@ -610,7 +661,10 @@ export class Pipelines {
 
   async cancelJob(job: CiJob): Promise<CiJob> {
     if (FINISHED.has(job.status as JobStatus)) throw new WharfError('BAD_REQUEST', `job ${job.id} is already ${job.status}`, {})
-    await q.transitionJob(this.db, job.id, ['created', 'pending', 'running', 'manual'], { status: 'canceled', finished_at: nowIso() })
+    await q.transitionJob(this.db, job.id, ['created', 'waiting_for_resource', 'pending', 'running', 'manual'], {
+      status: 'canceled',
+      finished_at: nowIso(),
+    })
     await this.advance(job.pipeline_id)
     return (await q.findJob(this.db, job.id))!
   }

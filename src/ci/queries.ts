@@ -1,5 +1,5 @@
 import { nowIso } from '../metadata/db.ts'
-import type { CiJob, CiVariable, CommitStatus, Executor, Pipeline } from '../metadata/schema.ts'
+import type { CiJob, CiVariable, CommitStatus, Executor, Pipeline, ResourceGroup } from '../metadata/schema.ts'
 
 // Only this file builds CI SQL.
 
@@ -418,4 +418,59 @@ export async function countCommitStatuses(db: Executor, projectId: number, sha: 
 export async function downstreamPipelines(db: Executor, bridgeIds: number[]): Promise<Pipeline[]> {
   if (bridgeIds.length === 0) return []
   return db.selectFrom('pipelines').selectAll().where('upstream_job_id', 'in', bridgeIds).orderBy('id').execute()
+}
+
+/** A project's jobs waiting for a resource group's resource, oldest first. */
+export async function jobsWaitingForResource(db: Executor, projectId: number): Promise<CiJob[]> {
+  return db
+    .selectFrom('ci_jobs')
+    .selectAll()
+    .where('project_id', '=', projectId)
+    .where('status', '=', 'waiting_for_resource')
+    .where('retried', '=', 0)
+    .orderBy('id')
+    .execute()
+}
+
+/** Gives the job its group's resource: pending now, unless another job of the group is pending or running. */
+export async function acquireResource(db: Executor, job: CiJob, now: string): Promise<boolean> {
+  const r = await db
+    .updateTable('ci_jobs')
+    .set({ status: 'pending', queued_at: now })
+    .where('id', '=', job.id)
+    .where('status', '=', 'waiting_for_resource')
+    .where(({ not, exists, selectFrom }) =>
+      not(
+        exists(
+          selectFrom('ci_jobs as held')
+            .select('held.id')
+            .where('held.project_id', '=', job.project_id)
+            .where('held.resource_group', '=', job.resource_group)
+            .where('held.status', 'in', ['pending', 'running']),
+        ),
+      ),
+    )
+    .executeTakeFirst()
+  return Number(r.numUpdatedRows) > 0
+}
+
+export async function ensureResourceGroup(db: Executor, projectId: number, key: string): Promise<void> {
+  const now = nowIso()
+  await db
+    .insertInto('resource_groups')
+    .values({ project_id: projectId, key, process_mode: 'unordered', created_at: now, updated_at: now })
+    .onConflict((oc) => oc.columns(['project_id', 'key']).doNothing())
+    .execute()
+}
+
+export async function findResourceGroup(db: Executor, projectId: number, key: string): Promise<ResourceGroup | undefined> {
+  return db.selectFrom('resource_groups').selectAll().where('project_id', '=', projectId).where('key', '=', key).executeTakeFirst()
+}
+
+export async function listResourceGroups(db: Executor, projectId: number): Promise<ResourceGroup[]> {
+  return db.selectFrom('resource_groups').selectAll().where('project_id', '=', projectId).orderBy('id').execute()
+}
+
+export async function updateResourceGroup(db: Executor, id: number, processMode: string): Promise<void> {
+  await db.updateTable('resource_groups').set({ process_mode: processMode, updated_at: nowIso() }).where('id', '=', id).execute()
 }

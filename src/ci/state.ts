@@ -1,8 +1,29 @@
 // The pipeline/job state machine as plain data (GitLab's semantics), tested without HTTP or SQL.
 
-export const JOB_STATUSES = ['created', 'pending', 'running', 'success', 'failed', 'canceled', 'skipped', 'manual'] as const
+/** `waiting_for_resource`: ready, but another job of its `resource_group` holds the resource. */
+export const JOB_STATUSES = [
+  'created',
+  'waiting_for_resource',
+  'pending',
+  'running',
+  'success',
+  'failed',
+  'canceled',
+  'skipped',
+  'manual',
+] as const
 export type JobStatus = (typeof JOB_STATUSES)[number]
-export const PIPELINE_STATUSES = ['created', 'pending', 'running', 'success', 'failed', 'canceled', 'skipped', 'manual'] as const
+export const PIPELINE_STATUSES = [
+  'created',
+  'waiting_for_resource',
+  'pending',
+  'running',
+  'success',
+  'failed',
+  'canceled',
+  'skipped',
+  'manual',
+] as const
 export type PipelineStatus = (typeof PIPELINE_STATUSES)[number]
 export type When = 'on_success' | 'on_failure' | 'always' | 'manual'
 
@@ -79,8 +100,16 @@ export function pipelineStatus(jobs: ReadonlyArray<Pick<JobNode, 'status' | 'all
   if (jobs.length === 0) return 'skipped'
   const has = (s: JobStatus) => jobs.some((j) => j.status === s)
   if (has('running')) return 'running'
-  const started = jobs.some((j) => j.status !== 'created' && j.status !== 'pending' && j.status !== 'skipped' && j.status !== 'manual')
+  const started = jobs.some(
+    (j) =>
+      j.status !== 'created' &&
+      j.status !== 'pending' &&
+      j.status !== 'waiting_for_resource' &&
+      j.status !== 'skipped' &&
+      j.status !== 'manual',
+  )
   if (has('pending')) return started ? 'running' : 'pending'
+  if (has('waiting_for_resource')) return started ? 'running' : 'waiting_for_resource'
   // A blocking manual job holds the pipeline until someone plays it.
   if (jobs.some((j) => j.status === 'manual' && !j.allowFailure)) return 'manual'
   if (has('created')) return started ? 'running' : 'created'

@@ -331,6 +331,7 @@ export interface Database {
 }
 
 export type Executor = Kysely<Database> | Transaction<Database>
+export type ResourceGroup = Selectable<ResourceGroupsTable>
 export type Repository = Selectable<RepositoriesTable>
 export type Manifest = Selectable<ManifestsTable>
 export type NewManifest = Insertable<ManifestsTable>

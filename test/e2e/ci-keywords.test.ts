@@ -254,6 +254,55 @@ include:
     )
   })
 
+  it('resource_group: two deployments to one group run one after the other, the second waiting for the resource', async () => {
+    const p = await project('e2e-kw/deploy')
+    const ci = `
+deploy:
+  resource_group: production
+  script:
+    - echo "deploying pipeline $CI_PIPELINE_ID"
+    - sleep 4
+    - echo "deployed pipeline $CI_PIPELINE_ID"
+unrelated:
+  script: [sleep 1]
+`
+    const first = await p.push({ '.gitlab-ci.yml': ci }, 'deploy 1')
+    // The group exists once a job names it; ask for the oldest waiting job first.
+    const put = await wharf.api('PUT', `/api/v4/projects/${p.id}/resource_groups/production`, { process_mode: 'oldest_first' })
+    assert.equal(put.status, 200, put.describe)
+    assert.equal(put.json!.process_mode, 'oldest_first')
+    const second = await p.push({ 'again.txt': 'x' }, 'deploy 2')
+    // While one deployment runs, the other waits for the resource (and is listed as upcoming).
+    const waitingSeen = await p.wait(second.id, 30_000, (_p, jobs) =>
+      jobs.some((j) => j.name === 'deploy' && j.status === 'waiting_for_resource'),
+    )
+    assert.ok(waitingSeen)
+    const upcoming = await p.api<JobJson[]>('GET', `/projects/${p.id}/resource_groups/production/upcoming_jobs`)
+    assert.deepEqual(
+      upcoming.map((j) => j.name),
+      ['deploy'],
+    )
+    const a = await p.wait(first.id, 60_000)
+    const b = await p.wait(second.id, 60_000)
+    assert.equal(a.pipeline.status, 'success')
+    assert.equal(b.pipeline.status, 'success')
+    type Timed = JobJson & { started_at: string; finished_at: string }
+    const d1 = a.jobs.find((j) => j.name === 'deploy') as Timed
+    const d2 = b.jobs.find((j) => j.name === 'deploy') as Timed
+    assert.ok(
+      new Date(d2.started_at).getTime() >= new Date(d1.finished_at).getTime(),
+      `the second deployment started (${d2.started_at}) before the first finished (${d1.finished_at})`,
+    )
+    // The unrelated job of the second pipeline did not wait for the resource.
+    const u2 = b.jobs.find((j) => j.name === 'unrelated') as Timed
+    assert.ok(new Date(u2.started_at).getTime() < new Date(d1.finished_at).getTime(), 'a job without the group ran meanwhile')
+    const groups = await p.api<Array<{ key: string; process_mode: string }>>('GET', `/projects/${p.id}/resource_groups`)
+    assert.deepEqual(
+      groups.map((g) => [g.key, g.process_mode]),
+      [['production', 'oldest_first']],
+    )
+  })
+
   it('multi-project pipelines: project and branch, strategy: depend, and the user needs access to the target', async () => {
     const upstream = await project('e2e-kw/upstream')
     const downstream = await project('e2e-kw/downstream')

@@ -90,6 +90,19 @@ async function populate(h: ApiHarness, w: World) {
       .values({ ...row, name, kind: 'bridge', status: 'manual', runner_id: null })
       .execute()
   }
+  // Three resource groups, and three jobs waiting for the one named like the other list routes' `key`.
+  for (const key of ['K', 'R2', 'R3'])
+    await h.db
+      .insertInto('resource_groups')
+      .values({ project_id: w.project.id, key, process_mode: 'unordered', created_at: job.created_at, updated_at: job.created_at })
+      .execute()
+  for (const name of ['deploy-a', 'deploy-b', 'deploy-c']) {
+    const { id: _id, ...row } = job
+    await h.db
+      .insertInto('ci_jobs')
+      .values({ ...row, name, resource_group: 'K', status: 'waiting_for_resource', runner_id: null })
+      .execute()
+  }
   for (const [owner, hook] of [
     [{ projectId: w.project.id }, w.hook],
     [{ groupId: w.group.id }, w.groupHook],
@@ -244,6 +257,8 @@ test('every list route pages with per_page and sends the pagination headers', as
       '/api/v4/projects/:id/registry/repositories',
       '/api/v4/projects/:id/registry/repositories/:repository_id/tags',
       '/api/v4/projects/:id/repository/branches',
+      '/api/v4/projects/:id/resource_groups',
+      '/api/v4/projects/:id/resource_groups/:key/upcoming_jobs',
       '/api/v4/projects/:id/repository/commits',
       '/api/v4/projects/:id/repository/commits/:sha/diff',
       '/api/v4/projects/:id/repository/commits/:sha/statuses',

@@ -103,13 +103,13 @@ const JOB_KEYS = [
   'timeout',
   'id_tokens',
   'parallel',
+  'resource_group',
 ] as const
 /** GitLab job keywords Wharf does not implement: an error, never silently ignored. */
 const UNSUPPORTED_JOB_KEYS = [
   'run',
   'release',
   'secrets',
-  'resource_group',
   'start_in',
   'pages',
   'hooks',
@@ -134,6 +134,7 @@ const BRIDGE_KEYS = [
   'needs',
   'environment',
   'parallel',
+  'resource_group',
 ] as const
 const UNSUPPORTED_DEFAULT_KEYS = ['hooks', 'identity'] as const
 
@@ -372,6 +373,10 @@ function buildJob(e: Errors, name: string, h: Hash, defaults: Defaults): CiJob |
   const allow = has('allow_failure') ? validateAllowFailure(e, loc, get('allow_failure')) : null
   const environment = has('environment') ? validateEnvironment(e, `${loc}:environment`, get('environment')) : null
   const coverage = has('coverage') ? validateCoverage(e, `${loc}:coverage`, get('coverage')) : null
+  const resourceGroup = get('resource_group')
+  if (present(resourceGroup) && !(isString(resourceGroup) && resourceGroup !== '' && resourceGroup.length <= 255)) {
+    e.add(`${loc}:resource_group`, 'config should be a string of at most 255 characters')
+  }
 
   if (
     e.size !== errs ||
@@ -420,6 +425,7 @@ function buildJob(e: Errors, name: string, h: Hash, defaults: Defaults): CiJob |
     idTokens: pick('id_tokens') ?? null,
     parallel: null,
     trigger,
+    resourceGroup: isString(resourceGroup) ? resourceGroup : null,
   }
 }
 

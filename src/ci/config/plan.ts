@@ -84,6 +84,8 @@ export interface PlannedJob {
   idTokens: Record<string, CiIdToken> | null
   /** A bridge job's `trigger:` (`project` and `branch` with variables expanded); null for a job runners run. */
   trigger: CiTrigger | null
+  /** `resource_group:` with variables expanded (GitLab allows `$CI_ENVIRONMENT_NAME` and the like). */
+  resourceGroup: string | null
 }
 
 export type PipelinePlan =
@@ -326,6 +328,7 @@ export function planPipeline(config: CiConfig, ctx: PlanContext): PipelinePlan {
         environment: job.environment,
         coverage: job.coverage,
         idTokens: job.idTokens,
+        resourceGroup: job.resourceGroup === null ? null : expandVariables(job.resourceGroup, lookup) || null,
         trigger: job.trigger && {
           ...job.trigger,
           project: job.trigger.project === null ? null : expandVariables(job.trigger.project, lookup),

@@ -88,3 +88,21 @@ test('a child configuration may include artifacts of the parent pipeline when gi
     /Artifact `missing.yml` of job `gen` does not exist!/,
   )
 })
+
+test('resource_group: on jobs and bridges, variables expanded when planned; must be a non-empty string', async () => {
+  const config = await parse(
+    'deploy:\n  script: x\n  resource_group: env-$CI_COMMIT_REF_NAME\nchild:\n  trigger: {include: c.yml}\n  resource_group: child\n',
+  )
+  const plan = created(planPipeline(config, event({ ref: 'main' })))
+  assert.deepEqual(
+    plan.jobs.map((j) => [j.name, j.resourceGroup]),
+    [
+      ['deploy', 'env-main'],
+      ['child', 'child'],
+    ],
+  )
+  await assert.rejects(
+    parse('deploy:\n  script: x\n  resource_group: ""\n'),
+    /jobs:deploy:resource_group config should be a string of at most 255 characters/,
+  )
+})

@@ -220,6 +220,8 @@ export interface CiJob {
   parallel: CiParallel | null
   /** Set on a bridge job (`trigger:`), which no runner runs; its `script` is empty. */
   trigger: CiTrigger | null
+  /** `resource_group:`: one job of the group runs at a time in the project. */
+  resourceGroup: string | null
 }
 
 export interface CiConfig {
