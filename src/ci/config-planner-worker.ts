@@ -2,7 +2,7 @@
 // asking the main thread for the files `include:` names.
 import { parentPort } from 'node:worker_threads'
 import { anyGlobMatches, isCiConfigError, parseCiConfig, planPipeline, type PipelinePlan } from './config/index.ts'
-import { IncludeError, type ProjectFile } from './config/include.ts'
+import { IncludeError, type ProjectFile, type RemoteFile } from './config/include.ts'
 import type { FileAnswer, FileRequest, FromWorker, PlanInput, ToWorker } from './config-planner.ts'
 
 const port = parentPort!
@@ -26,6 +26,12 @@ async function plan(text: string, input: PlanInput, artifacts: boolean): Promise
       readProjectFile: async (project, ref, path): Promise<ProjectFile> => {
         const answer = await read({ path, project, ref })
         return answer.content === undefined ? { missing: answer.missing ?? 'file' } : { content: answer.content }
+      },
+      readRemote: async (url: string): Promise<RemoteFile> => {
+        const answer = await read({ path: url, remote: url })
+        return answer.content === undefined
+          ? { error: answer.error ?? `Remote file \`${url}\` could not be fetched` }
+          : { content: answer.content }
       },
       ...(artifacts ? { readArtifact: async (job: string, path: string) => (await read({ path, job })).content } : {}),
       variables: ctx.variables,

@@ -42,9 +42,15 @@ export type PlanInput = Omit<PlanContext, 'fileExists' | 'changedFilesComparedTo
  * A file the configuration includes: of the pipeline's repository at its commit, of `job`'s
  * artifacts in the parent pipeline, or of another `project` at `ref` (its default branch when null).
  */
-export type FileRequest = { path: string; job?: string } | { path: string; project: string; ref: string | null }
-/** The file's text; `missing` says which part of a project file's address does not exist (or may not be read). */
-export type FileAnswer = { content: string | undefined; missing?: 'project' | 'ref' | 'file' }
+export type FileRequest =
+  | { path: string; job?: string }
+  | { path: string; project: string; ref: string | null }
+  | { path: string; remote: string }
+/**
+ * The file's text; `missing` says which part of a project file's address does not exist (or may
+ * not be read); `error` why a remote file could not be fetched.
+ */
+export type FileAnswer = { content: string | undefined; missing?: 'project' | 'ref' | 'file'; error?: string }
 
 export type ToWorker =
   /** `artifacts`: the file may include artifacts of the parent pipeline's jobs (a child pipeline's). */

@@ -10,7 +10,7 @@ import type { Metrics } from '../ops/metrics.ts'
 import { Artifacts } from './artifacts.ts'
 import { registerCiMetrics } from './metrics.ts'
 import { JobTokens } from './job-tokens.ts'
-import { Pipelines } from './pipelines.ts'
+import { Pipelines, type RemoteIncludes } from './pipelines.ts'
 import { JobPayloads } from './job-payload.ts'
 import { JobQueue } from './job-queue.ts'
 import { JobSweeper } from './job-sweeper.ts'
@@ -26,6 +26,7 @@ export { ciRoutes, type CiRouteDeps } from './routes.ts'
 export { runnerApiRoutes, runnerProtocolRoutes } from './runner-routes.ts'
 export { ONLINE_SECONDS } from './runners.ts'
 export { Pipelines, CiVariables, Triggers }
+export type { RemoteFile, RemoteIncludes } from './pipelines.ts'
 
 export interface Ci {
   pipelines: Pipelines
@@ -57,6 +58,8 @@ export interface CiOptions {
   maxJobsPerPipeline?: number
   /** The dependency proxy's mirror listener URL, announced to jobs as WHARF_REGISTRY_MIRROR. */
   registryMirror?: string | undefined
+  /** Fetches `include:remote` files (the composition root plugs in the webhooks' outbound guard). */
+  remoteIncludes?: RemoteIncludes
 }
 
 /**
@@ -71,6 +74,7 @@ export function createCi(db: Kysely<Database>, git: GitHosting, domains: RunnerD
     projectAccess: domains.projectAccess,
     publicUrl,
     artifacts,
+    ...(opts.remoteIncludes ? { remoteIncludes: opts.remoteIncludes } : {}),
     registryMirror: opts.registryMirror,
     ...(opts.maxJobsPerPipeline !== undefined ? { maxJobs: opts.maxJobsPerPipeline } : {}),
   })

@@ -50,6 +50,17 @@ export const BRIDGE_LIMITS = {
   childDepth: 2,
 } as const
 
+/** A remote file's text, or GitLab's message for why it could not be fetched. */
+export type RemoteFile = { content: string } | { error: string }
+
+/**
+ * `include:remote`: fetching a URL chosen by a pipeline's author. A port: the composition root
+ * plugs in the webhooks' outbound guard (hooks/), which refuses the local network.
+ */
+export interface RemoteIncludes {
+  fetch(url: string): Promise<RemoteFile>
+}
+
 /** Why a bridge job could not create its downstream pipeline (GitLab's failure reasons). */
 class BridgeFailure extends Error {
   readonly reason: string
@@ -88,6 +99,7 @@ export class Pipelines {
   private readonly maxJobs: number
   private readonly protectedRefs: ProtectedRefs
   private readonly artifacts: Artifacts | undefined
+  private readonly remoteIncludes: RemoteIncludes | undefined
 
   constructor(deps: {
     db: Kysely<Database>
@@ -98,7 +110,10 @@ export class Pipelines {
     registryMirror?: string | undefined
     /** Reads `include:artifact` files of child pipelines. */
     artifacts?: Artifacts
+    /** Fetches `include:remote` files; without it they are refused. */
+    remoteIncludes?: RemoteIncludes
   }) {
+    this.remoteIncludes = deps.remoteIncludes
     this.artifacts = deps.artifacts
     this.db = deps.db
     this.repos = deps.repos
@@ -358,6 +373,11 @@ export class Pipelines {
         maxJobs: this.maxJobs,
       },
       async (req) => {
+        if ('remote' in req) {
+          if (!this.remoteIncludes) return { content: undefined, error: 'include:remote is not enabled on this instance' }
+          const got = await this.remoteIncludes.fetch(req.remote)
+          return 'content' in got ? { content: got.content } : { content: undefined, error: got.error }
+        }
         if ('project' in req) return this.readProjectFile(r.userId, req.project, req.ref, req.path)
         if (req.job !== undefined) return { content: await this.readUpstreamArtifact(r.upstream!, req.job, req.path) }
         return { content: (await this.readYaml(r.project.id, r.sha, req.path))?.toString('utf8') }

@@ -4,8 +4,12 @@
 // multi-project pipelines (project/branch, the triggering user's permission on the target).
 import { after, before, describe, it } from 'node:test'
 import assert from 'node:assert/strict'
-import { mkdir, writeFile } from 'node:fs/promises'
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { createServer as createHttpsServer } from 'node:https'
+import type { AddressInfo } from 'node:net'
+import { tmpdir } from 'node:os'
 import path from 'node:path'
+import { issueServerCertificate } from '../../src/tls/ca.ts'
 import { startWharf, type Wharf } from '../helpers/wharf.ts'
 import { CiProject, plainLog, startRunner, type JobJson, type PipelineJson, type RunnerChild } from '../helpers/runner.ts'
 
@@ -13,12 +17,32 @@ let wharf: Wharf
 let runner: RunnerChild
 const projects: CiProject[] = []
 
+/** An HTTPS server for include:remote, with a certificate from a local CA the server is told to trust. */
+let remote: { url: string; close(): Promise<void>; dir: string }
+
 before(async () => {
-  wharf = await startWharf()
+  const dir = await mkdtemp(path.join(tmpdir(), 'wharf-e2e-remote-'))
+  const issued = await issueServerCertificate({ dir, names: ['127.0.0.1'] })
+  const [cert, key] = await Promise.all([readFile(issued.files.serverCert, 'utf8'), readFile(issued.files.serverKey, 'utf8')])
+  const server = createHttpsServer({ cert, key }, (req, res) => {
+    if (req.url === '/shared/remote.yml') return res.end('remote-job:\n  script:\n    - echo "from a remote include"\n')
+    res.statusCode = 404
+    res.end()
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  remote = {
+    url: `https://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    dir,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  }
+  // Loopback is the local network: allowed here by the webhooks' setting, which include:remote shares.
+  wharf = await startWharf({ extraArgs: ['--webhooks-allow-local-network', 'true'], env: { NODE_EXTRA_CA_CERTS: issued.files.caCert } })
   runner = await startRunner(wharf, ['--executor', 'shell', '--concurrent', '4', '--name', 'e2e-keywords'])
 })
 
 after(async () => {
+  await remote?.close()
+  if (remote) await rm(remote.dir, { recursive: true, force: true })
   await runner?.stop()
   for (const p of projects) await p.dispose()
   await wharf?.stop()
@@ -226,11 +250,13 @@ include:
   - local: ci/never.yml
     rules:
       - if: $CI_COMMIT_BRANCH == "nope"
+  - remote: ${remote.url}/shared/remote.yml
 `
     const pushed = await app.push({ '.gitlab-ci.yml': ci, 'ci/never.yml': 'never:\n  script: [exit 1]\n' }, 'component')
     const { pipeline, jobs } = await app.wait(pushed.id, 60_000)
     assert.equal(pipeline.status, 'success', JSON.stringify(jobs))
-    assert.deepEqual(statuses(jobs), { 'greet-wharf': 'success', extra: 'success' })
+    assert.deepEqual(statuses(jobs), { 'greet-wharf': 'success', extra: 'success', 'remote-job': 'success' })
+    assert.match(plainLog(await app.trace(jobs.find((j) => j.name === 'remote-job')!.id)), /from a remote include\n/)
     const log = plainLog(await app.trace(jobs.find((j) => j.name === 'greet-wharf')!.id))
     assert.match(log, /hello wharf v1 \(1\)\nhello wharf v1 \(2\)\nhello wharf v1 \(3\)\n/)
     assert.match(plainLog(await app.trace(jobs.find((j) => j.name === 'extra')!.id)), /extra from e2e-kw\/consumer\n/)

@@ -210,3 +210,21 @@ z:
     'include rule config contains unknown keys: changes',
   ])
 })
+
+test('include:remote: HTTPS only, fetched by the caller (whose refusal is the error), inputs like any include', async () => {
+  const src: IncludeSource = {
+    ...source({}, shared),
+    readRemote: async (url) =>
+      url === 'https://ci.example/t.yml'
+        ? { content: 'spec:\n  inputs:\n    who: {}\n---\nhello:\n  script:\n    - echo $[[ inputs.who ]]\n' }
+        : { error: `Remote file \`${url}\` could not be fetched because of HTTP code \`404\` error!` },
+  }
+  const config = await parseCiConfig('include:\n  - remote: https://ci.example/t.yml\n    inputs: {who: world}\n', src)
+  assert.deepEqual(config.jobs[0]?.script, ['echo world'])
+  assert.deepEqual(await errors('include: https://ci.example/missing.yml\n', src), [
+    'Remote file `https://ci.example/missing.yml` could not be fetched because of HTTP code `404` error!',
+  ])
+  assert.deepEqual(await errors('include:\n  - remote: http://ci.example/t.yml\n', src), [
+    'Remote file `http://ci.example/t.yml` must be fetched over HTTPS',
+  ])
+})

@@ -6,7 +6,7 @@ import { loadYaml } from './yaml-load.ts'
 
 // `include:` as GitLab processes it: each included file (its own includes expanded first) is
 // deep-merged in order, then the including file is merged on top, so that its own keys win.
-// Forms: `local` (this repository at the pipeline's commit; a leading "/" is optional), `project`
+// Forms: `remote` (an HTTPS URL the caller fetches), `local` (this repository at the pipeline's commit; a leading "/" is optional), `project`
 // with `ref` and `file` (a list too; the pipeline's user must be able to read it), `component`
 // (`<host>/<project path>/<name>@<ref>`: `templates/<name>.yml` or `templates/<name>/template.yml`
 // of that project), `artifact` with `job` (child pipelines only); any of them with `inputs:` for a
@@ -17,6 +17,9 @@ export const INCLUDE_LIMITS = {
   /** GitLab's default ci_max_includes; every include counts, nested and repeated ones too. */
   files: 150,
 } as const
+
+/** A remote file's text, or why it could not be fetched (GitLab's words). */
+export type RemoteFile = { content: string } | { error: string }
 
 /** A file of another project: its content, or which part of the address does not exist (or may not be read). */
 export type ProjectFile = { content: string } | { missing: 'project' | 'ref' | 'file' }
@@ -30,6 +33,8 @@ export interface IncludeSource {
   readArtifact?(job: string, path: string): Promise<string | undefined>
   /** A file of another project at a ref (its default branch when null), if the pipeline's user may read it. */
   readProjectFile?(project: string, ref: string | null, path: string): Promise<ProjectFile>
+  /** `include:remote`: an HTTPS URL, fetched by the caller under its outbound rules. */
+  readRemote?(url: string): Promise<RemoteFile>
   /** Predefined and project variables: include paths and `include:rules` see these. */
   variables?: Readonly<Record<string, string>>
   /** Whether a file matching the glob exists at the pipeline's commit (`include:rules:exists`). */
@@ -42,13 +47,15 @@ type Location =
   | { kind: 'artifact'; job: string; path: string; inputs?: Hash }
   | { kind: 'project'; project: string; ref: string | null; path: string; inputs?: Hash }
   | { kind: 'component'; address: string; project: string; ref: string; name: string; inputs?: Hash }
+  | { kind: 'remote'; url: string; inputs?: Hash }
 
 /** The project a file came from: a `local` include inside another project's file reads that project. */
 type Origin = { project: string; ref: string | null } | null
 
 /** Known `include` forms Wharf does not fetch: they fail loudly rather than being skipped. */
-const UNSUPPORTED_INCLUDE_KEYS = ['remote', 'template', 'with', 'integrity', 'cache'] as const
+const UNSUPPORTED_INCLUDE_KEYS = ['template', 'with', 'integrity', 'cache'] as const
 const KEYS_BY_FORM = {
+  remote: ['remote', 'inputs', 'rules'],
   local: ['local', 'inputs', 'rules'],
   project: ['project', 'file', 'ref', 'inputs', 'rules'],
   component: ['component', 'inputs', 'rules'],
@@ -119,8 +126,7 @@ function rulesInclude(rules: unknown, source: IncludeSource): boolean {
 
 function parseLocations(entry: unknown, source: IncludeSource, origin: Origin): Location[] {
   if (isString(entry)) {
-    if (/^https?:\/\//i.test(entry))
-      throw new IncludeError(`Included file \`${entry}\`: remote includes are not supported; use include:local`)
+    if (/^https?:\/\//i.test(entry)) return [remote(expand$(entry, source), undefined)]
     return [local(expand$(entry, source), undefined, origin)]
   }
   if (!isHash(entry)) throw new IncludeError('Each include must be a hash or a string')
@@ -128,7 +134,7 @@ function parseLocations(entry: unknown, source: IncludeSource, origin: Origin): 
   const unsupported = keys.filter((k) => (UNSUPPORTED_INCLUDE_KEYS as readonly string[]).includes(k))
   if (unsupported.length) throw new IncludeError(`include config contains unsupported keys: ${list(unsupported)}`)
   const form =
-    (['local', 'project', 'component', 'artifact'] as const).find((f) => hasKey(entry, f)) ??
+    (['local', 'project', 'component', 'artifact', 'remote'] as const).find((f) => hasKey(entry, f)) ??
     (hasKey(entry, 'job') ? 'artifact' : undefined)
   const allowed: readonly string[] = form ? KEYS_BY_FORM[form] : ['local']
   const unknown = keys.filter((k) => !allowed.includes(k))
@@ -167,6 +173,11 @@ function parseLocations(entry: unknown, source: IncludeSource, origin: Origin): 
         ...(inputs ? { inputs } : {}),
       }))
     }
+    case 'remote': {
+      const url = getKey(entry, 'remote')
+      if (!isString(url)) throw new IncludeError('include remote should be a string')
+      return [remote(expand$(url, source), inputs)]
+    }
     case 'component': {
       const address = getKey(entry, 'component')
       if (!isString(address)) throw new IncludeError('include component should be a string')
@@ -187,6 +198,18 @@ function local(path: string, inputs: Hash | undefined, origin: Origin): Location
   return origin
     ? { kind: 'project', project: origin.project, ref: origin.ref, path: clean, ...withInputs }
     : { kind: 'local', path: clean, ...withInputs }
+}
+
+function remote(url: string, inputs: Hash | undefined): Location {
+  let parsed: URL
+  try {
+    parsed = new URL(url)
+  } catch {
+    throw new IncludeError(`Remote file \`${url}\` is not a valid address!`)
+  }
+  if (parsed.protocol !== 'https:') throw new IncludeError(`Remote file \`${url}\` must be fetched over HTTPS`)
+  if (!YAML_EXTENSION.test(parsed.pathname)) throw new IncludeError(`Included file \`${url}\` does not have YAML extension!`)
+  return { kind: 'remote', url, ...(inputs ? { inputs } : {}) }
 }
 
 /** `<host>/<project path>/<component name>@<ref>`; the host must be this instance's. */
@@ -245,6 +268,12 @@ async function read(location: Location, source: IncludeSource): Promise<{ text: 
     case 'project': {
       const text = await projectFile(source, location.project, location.ref, location.path)
       return { text, label: `${location.project}/${location.path}`, origin: { project: location.project, ref: location.ref } }
+    }
+    case 'remote': {
+      if (!source.readRemote) throw new IncludeError('include:remote is not available here')
+      const got = await source.readRemote(location.url)
+      if ('error' in got) throw new IncludeError(got.error)
+      return { text: got.content, label: location.url, origin: null }
     }
     case 'component': {
       const { project, ref, name } = location

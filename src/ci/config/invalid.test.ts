@@ -310,13 +310,13 @@ const cases: Case[] = [
   },
   {
     name: 'include:remote',
-    yaml: 'include:\n  - remote: https://example.com/ci.yml\n',
-    errors: ['include config contains unsupported keys: remote'],
+    yaml: 'include:\n  - remote: http://example.com/ci.yml\n',
+    errors: ['Remote file `http://example.com/ci.yml` must be fetched over HTTPS'],
   },
   {
     name: 'include of a URL string',
     yaml: 'include: https://example.com/ci.yml\n',
-    errors: ['Included file `https://example.com/ci.yml`: remote includes are not supported; use include:local'],
+    errors: ['include:remote is not available here'],
   },
   { name: 'include with an unknown key', yaml: 'include:\n  - lokal: a.yml\n', errors: ['include config contains unknown keys: lokal'] },
   { name: 'include of a number', yaml: 'include: [42]\n', errors: ['Each include must be a hash or a string'] },
