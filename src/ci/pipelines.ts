@@ -506,9 +506,9 @@ export class Pipelines {
     }
   }
 
-  /** A project's resource groups (GitLab's resource group API). */
-  resourceGroups(projectId: number): Promise<ResourceGroup[]> {
-    return q.listResourceGroups(this.db, projectId)
+  /** A page of a project's resource groups (GitLab's resource group API). */
+  resourceGroups(projectId: number, page: { limit: number; offset: number }): Promise<{ rows: ResourceGroup[]; total: number }> {
+    return q.pageResourceGroups(this.db, projectId, page)
   }
 
   findResourceGroup(projectId: number, key: string): Promise<ResourceGroup | undefined> {

@@ -467,8 +467,16 @@ export async function findResourceGroup(db: Executor, projectId: number, key: st
   return db.selectFrom('resource_groups').selectAll().where('project_id', '=', projectId).where('key', '=', key).executeTakeFirst()
 }
 
-export async function listResourceGroups(db: Executor, projectId: number): Promise<ResourceGroup[]> {
-  return db.selectFrom('resource_groups').selectAll().where('project_id', '=', projectId).orderBy('id').execute()
+/** One page of a project's resource groups, with how many it has. */
+export async function pageResourceGroups(
+  db: Executor,
+  projectId: number,
+  page: { limit: number; offset: number },
+): Promise<{ rows: ResourceGroup[]; total: number }> {
+  const base = db.selectFrom('resource_groups').where('project_id', '=', projectId)
+  const rows = await base.selectAll().orderBy('id').limit(page.limit).offset(page.offset).execute()
+  const n = await base.select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()
+  return { rows, total: Number(n.n) }
 }
 
 export async function updateResourceGroup(db: Executor, id: number, processMode: string): Promise<void> {

@@ -577,9 +577,9 @@ export async function ciRoutes(app: TypedApp, deps: CiRouteDeps): Promise<void> 
     async (req, reply) => {
       const project = await ciProject(req, req.params.id)
       const page = pageOf(req.query)
-      const all = await pipelines.resourceGroups(project.id)
-      setPageHeaders(req, reply, deps.publicUrl, page, all.length)
-      return all.slice(page.offset, page.offset + page.limit).map(resourceGroupJson)
+      const { rows, total } = await pipelines.resourceGroups(project.id, page)
+      setPageHeaders(req, reply, deps.publicUrl, page, total)
+      return rows.map(resourceGroupJson)
     },
   )
 
