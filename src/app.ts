@@ -6,6 +6,8 @@ import type { AccessTokens } from './auth/access-tokens.ts'
 import { apiAuthHook } from './auth/api-auth.ts'
 import type { ApiTokens } from './auth/api-tokens.ts'
 import { oauthRoutes } from './auth/oauth-routes.ts'
+import type { DeviceLogins } from './auth/device-logins.ts'
+import { deviceRoutes } from './auth/device-routes.ts'
 import { oidcRoutes } from './auth/oidc-routes.ts'
 import type { RegistryAuth } from './auth/registry-auth.ts'
 import { tokenRoutes } from './auth/token-routes.ts'
@@ -13,14 +15,16 @@ import { apiIndexRoutes, apiScope, OPENAPI_INFO, OpenApiCollector } from './api/
 import type { Database } from './metadata/schema.ts'
 import { projectRoutes, type Groups, type Members, type ProjectAccess, type Projects } from './projects/index.ts'
 import { registryApiRoutes, tagProtectionRoutes } from './registry/api-routes.ts'
+import { registryLifecycleRoutes } from './registry/lifecycle-routes.ts'
 import { userRoutes, type Users } from './users/index.ts'
 import { hookRoutes } from './hooks/routes.ts'
 import type { Webhooks } from './hooks/service.ts'
 import { gitApiRoutes, gitRoutes, type GitHosting } from './git/index.ts'
-import { ciRoutes, ONLINE_SECONDS, runnerApiRoutes, runnerProtocolRoutes, type Ci } from './ci/index.ts'
+import { ciRoutes, ciTemplateRoutes, ONLINE_SECONDS, runnerApiRoutes, runnerProtocolRoutes, scheduleRoutes, type Ci } from './ci/index.ts'
 import { adminRoutes } from './admin/index.ts'
 import { installGracefulClose, instrumentRequests, opsRoutes, type Metrics, type Probes } from './ops/index.ts'
-import { Sessions, webRoutes } from './web/index.ts'
+import { markdownRoutes, Sessions, ssoWebRoutes, webRoutes } from './web/index.ts'
+import type { Sso } from './sso/index.ts'
 import { limitConnections, serverOptions, type ConnectionLimits } from './connections.ts'
 import { DEFAULTS } from './config/schema.ts'
 import { isClientDisconnect } from './core/disconnect.ts'
@@ -39,6 +43,8 @@ export interface AppDeps {
   projectAccess: ProjectAccess
   accessTokens: AccessTokens
   apiTokens: ApiTokens
+  /** `wharf login`: /oauth/authorize_device, the device code grant and /api/v4/user/device_logins. */
+  deviceLogins: DeviceLogins
   /** The pull-through cache: GitLab's group path on /v2 and its /api/v4 routes. */
   dependencyProxy?: DependencyProxy
   publicUrl: string
@@ -59,6 +65,10 @@ export interface AppDeps {
   shutdownGraceMs?: number
   /** The effective configuration with secrets masked, for administrators (`publicSettings`). */
   settings?: Record<string, unknown>
+  /** Single sign-on (OpenID Connect): the sign-in buttons, the callback, the admin status. */
+  sso?: Sso
+  /** Whether local passwords sign in (default: they do). */
+  passwords?: { signIn: boolean; breakGlass: boolean }
   /** PEM certificate (chain) and key: serve HTTPS (HTTP/1.1) instead of HTTP. */
   https?: { cert: Buffer; key: Buffer }
 }
@@ -103,6 +113,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
   const sessions = new Sessions(deps.db, deps.auth.credentials)
   app.decorate('wharfSessions', sessions)
   await app.register(webRoutes, { sessions, publicUrl: deps.publicUrl })
+  const passwords = deps.passwords ?? { signIn: true, breakGlass: true }
+  if (deps.sso) await app.register(ssoWebRoutes, { sso: deps.sso, sessions, publicUrl: deps.publicUrl.replace(/\/$/, ''), passwords })
   await app.register(registryRoutes, {
     prefix: '/v2',
     ...deps.registry,
@@ -112,7 +124,7 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
     pullThrough: deps.dependencyProxy && groupPullThrough(deps.dependencyProxy),
   })
   await app.register(tokenRoutes, { auth: deps.auth })
-  await app.register(oauthRoutes, { apiTokens: deps.apiTokens })
+  await app.register(oauthRoutes, { apiTokens: deps.apiTokens, deviceLogins: deps.deviceLogins })
   await app.register(oidcRoutes, { tokens: deps.auth.tokens })
   const credentials = deps.auth.credentials
   const publicUrl = deps.publicUrl.replace(/\/$/, '')
@@ -135,8 +147,10 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
         registryUsage: deps.registry.manifests,
       })
       await api.register(userRoutes, { users, accessTokens, apiTokens: deps.apiTokens, credentials, publicUrl })
+      await api.register(deviceRoutes, { deviceLogins: deps.deviceLogins, publicUrl })
       await api.register(registryApiRoutes, { ...urls, projects, groups, manifests: deps.registry.manifests, credentials })
       await api.register(tagProtectionRoutes, { ...urls, projects, groups, manifests: deps.registry.manifests, credentials })
+      await api.register(registryLifecycleRoutes, { ...urls, projects, groups, manifests: deps.registry.manifests, credentials })
       apiIndexRoutes(api, openapi)
       if (deps.hooks) await api.register(hookRoutes, { hooks: deps.hooks, projects, groups, publicUrl: deps.publicUrl })
       await api.register(adminRoutes, {
@@ -147,14 +161,19 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
         runnerOnlineSeconds: ONLINE_SECONDS,
         settings: deps.settings,
         manifests: deps.registry.manifests,
+        sso: deps.sso,
+        passwords,
       })
       if (deps.dependencyProxy) await api.register(proxyApiRoutes, { proxy: deps.dependencyProxy, groups })
+      await api.register(ciTemplateRoutes, { publicUrl })
+      await api.register(markdownRoutes)
       if (deps.git) {
         await api.register(gitApiRoutes, { git: deps.git, projects, users, publicUrl: deps.publicUrl })
         if (deps.ci) {
           const ciDeps = { ...deps.ci, ...urls, projects, groups, publicUrl: deps.publicUrl }
           await api.register(ciRoutes, { ...ciDeps, repos: deps.git.repos })
           await api.register(runnerApiRoutes, ciDeps)
+          await api.register(scheduleRoutes, ciDeps)
         }
       }
     },

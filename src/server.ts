@@ -6,10 +6,12 @@ import { buildApp } from './app.ts'
 import { listenAddress, publicSettings } from './config/load.ts'
 import { gitPool } from './git/index.ts'
 import type { Config } from './config/schema.ts'
-import { migrate, openDb } from './metadata/db.ts'
+import { databaseConfig, migrate, openDb } from './metadata/db.ts'
 import { connectHookSources } from './hooks/sources.ts'
 import { createServices } from './services.ts'
+import type { BlobDriver } from './storage/driver.ts'
 import { createFsDriver } from './storage/fs-driver.ts'
+import { createS3Driver } from './storage/s3-driver.ts'
 import { Metrics, metricsServer } from './ops/index.ts'
 import { buildMirrorApp } from './proxy/index.ts'
 import { WharfError } from './core/errors.ts'
@@ -40,6 +42,32 @@ function mirrorUrl(config: Readonly<Config>): string | undefined {
   return `${url.protocol}//${url.hostname}:${listenAddress({ listen: config.dependencyProxy.mirrorListen }).port}`
 }
 
+/** How long a presigned blob URL (storage.s3.redirect) stays valid: enough for a slow client to start its download. */
+const REDIRECT_SECONDS = 300
+
+/**
+ * The configured storage: the registry's (blobs, upload temp files) and CI's (job logs, artifacts).
+ * On the filesystem they are `<data>/storage` and `<data>/ci`; on S3, the prefix and its `ci/`.
+ */
+export function openStorage(config: Pick<Config, 'data' | 'storage'>): { blobs: BlobDriver; ci: BlobDriver } {
+  const s3 = config.storage.s3
+  if (config.storage.driver === 'filesystem' || !s3?.bucket)
+    return { blobs: createFsDriver(join(config.data, 'storage')), ci: createFsDriver(join(config.data, 'ci')) }
+  const base = {
+    endpoint: s3.endpoint,
+    region: s3.region ?? 'us-east-1',
+    bucket: s3.bucket,
+    accessKeyId: s3.accessKeyId,
+    secretAccessKey: s3.secretAccessKey,
+    forcePathStyle: s3.forcePathStyle ?? false,
+  }
+  const prefix = s3.prefix ?? ''
+  return {
+    blobs: createS3Driver({ ...base, prefix, redirectSeconds: s3.redirect ? REDIRECT_SECONDS : undefined }),
+    ci: createS3Driver({ ...base, prefix: `${prefix}ci/` }),
+  }
+}
+
 /** Composition root: config → database → storage → registry → HTTP. */
 export async function startServer(config: Readonly<Config>): Promise<RunningServer> {
   const logger = pino({
@@ -49,19 +77,21 @@ export async function startServer(config: Readonly<Config>): Promise<RunningServ
   await mkdir(config.data, { recursive: true })
   // Made first: the database and the storage driver are timed at their one entry point each.
   const metrics = new Metrics({ process: true })
-  const db = openDb({ kind: 'sqlite', path: join(config.data, 'wharf.db') }, { log: metrics.onQuery })
-  await migrate(db, 'sqlite')
-  const driver = createFsDriver(join(config.data, 'storage'))
+  const dbConfig = databaseConfig(config.database, config.data)
+  const db = openDb(dbConfig, { log: metrics.onQuery })
+  await migrate(db, dbConfig.kind)
+  const storage = openStorage(config)
   gitPool.configure({ concurrency: config.limits.gitProcesses, queue: config.limits.gitQueue })
-  const services = await createServices(db, driver, {
+  const services = await createServices(db, storage.blobs, {
     metrics,
     publicUrl: config.publicUrl,
     tokenTtlSeconds: config.auth.tokenTtlSeconds,
+    loginSecretTtlSeconds: config.auth.loginSecretTtlSeconds,
     pageMax: config.limits.pageMax,
     namespaceStorageBytes: config.limits.namespaceStorageBytes,
     rootPassword: config.auth.rootPassword,
     gitRoot: join(config.data, 'git'),
-    ciRoot: join(config.data, 'ci'),
+    ciStorage: storage.ci,
     jobHeartbeatTimeoutSeconds: config.ci.jobHeartbeatTimeoutSeconds,
     maxJobsPerPipeline: config.ci.maxJobsPerPipeline,
     dependencyProxy: { ...config.dependencyProxy, manifestBytes: config.limits.manifestBytes },
@@ -69,6 +99,9 @@ export async function startServer(config: Readonly<Config>): Promise<RunningServ
     secretsDir: join(config.data, 'secrets'),
     webhooks: config.webhooks,
     gc: config.gc,
+    passwords: { signIn: config.auth.passwordSignIn, breakGlass: config.auth.passwordBreakGlass },
+    oidcProviders: config.sso.oidc,
+    ldapServers: config.sso.ldap,
   })
   const { registry, generatedRootPassword } = services
   const https = config.tls && { cert: await readFile(config.tls.cert), key: await readFile(config.tls.key) }
@@ -127,6 +160,24 @@ export async function startServer(config: Readonly<Config>): Promise<RunningServ
       (err: unknown) => logger.error({ err }, 'container registry cleanup policies failed'),
     )
   const policyTimer = setInterval(expire, POLICY_CHECK_MS).unref()
+  // Single sign-on: a wrong issuer or an unreachable provider is logged now (and shown on the admin
+  // page); linked identities are then checked with their provider every sso.syncIntervalSeconds.
+  await services.sso.check(logger)
+  let syncing: Promise<unknown> | undefined
+  const syncIdentities = () => {
+    syncing ??= services.sso
+      .sync(config.sso.syncIntervalSeconds, logger)
+      .then(
+        (r) => r.checked && logger.info(r, 'sso identities checked'),
+        (err: unknown) => logger.error({ err }, 'sso identity check failed'),
+      )
+      .finally(() => (syncing = undefined))
+  }
+  // Ticks at a tenth of the interval (at least every second), so an identity is checked at most that late.
+  const ssoTimer =
+    config.sso.oidc.length + config.sso.ldap.length
+      ? setInterval(syncIdentities, Math.max(1000, config.sso.syncIntervalSeconds * 100)).unref()
+      : undefined
   const mirrorAuth =
     config.dependencyProxy.mirrorAuth === 'token' ? { auth: services.auth, realm: `${config.publicUrl}/jwt/auth` } : undefined
   const mirror = config.dependencyProxy.mirrorListen
@@ -170,6 +221,26 @@ export async function startServer(config: Readonly<Config>): Promise<RunningServ
   })
   await services.hooks.start(logger)
   const redeliveryTimer = setInterval(redeliver, PUSH_REDELIVERY_MS).unref()
+  // Pipeline schedules that came due start, delayed jobs whose start_in passed are queued; a tick
+  // still running is not doubled.
+  let scheduling: Promise<void> | undefined
+  const runSchedules = () => {
+    const ci = services.ci
+    if (!ci) return
+    scheduling ??= Promise.all([
+      ci.schedules.runDue().then((r) => {
+        if (r.ran.length || r.deactivated.length) logger.info({ ran: r.ran, deactivated: r.deactivated }, 'ran pipeline schedules')
+        if (r.failed.length) logger.warn({ failed: r.failed }, 'pipeline schedules could not start a pipeline')
+      }),
+      ci.pipelines.releaseDelayed().then((ids) => ids.length && logger.info({ jobs: ids }, 'released delayed jobs')),
+    ])
+      .then(
+        () => undefined,
+        (err: unknown) => logger.error({ err }, 'pipeline scheduler failed'),
+      )
+      .finally(() => (scheduling = undefined))
+  }
+  const scheduleTimer = setInterval(runSchedules, config.ci.schedulerIntervalSeconds * 1000).unref()
   if (mirror) await mirror.listen(listenAddress({ listen: config.dependencyProxy.mirrorListen! }))
   return {
     app,
@@ -181,10 +252,14 @@ export async function startServer(config: Readonly<Config>): Promise<RunningServ
       clearInterval(cleanupTimer)
       clearInterval(gcTimer)
       clearInterval(policyTimer)
+      clearInterval(scheduleTimer)
+      clearInterval(ssoTimer)
       await mirror?.close()
       await app.close()
       await redelivering
       await collecting
+      await scheduling
+      await syncing
       disconnectHooks()
       await services.hooks.close()
       await services.ci?.pipelines.close()

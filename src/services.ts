@@ -3,7 +3,8 @@ import { dirname, join } from 'node:path'
 import type { Kysely } from 'kysely'
 import { AccessTokens } from './auth/access-tokens.ts'
 import { ApiTokens } from './auth/api-tokens.ts'
-import { Credentials } from './auth/credentials.ts'
+import { Credentials, type PasswordPolicy } from './auth/credentials.ts'
+import { DeviceLogins } from './auth/device-logins.ts'
 import { RegistryAuth } from './auth/registry-auth.ts'
 import { RegistryTokens } from './auth/registry-tokens.ts'
 import { randomPassword } from './core/secrets.ts'
@@ -16,6 +17,7 @@ import { countUsers, Users } from './users/index.ts'
 import { createGitHosting, type GitHosting } from './git/index.ts'
 import { createCi, type Ci } from './ci/index.ts'
 import type { BlobDriver } from './storage/driver.ts'
+import { createFsDriver } from './storage/fs-driver.ts'
 import { instrumentDriver, Metrics, Probes } from './ops/index.ts'
 import { DEFAULTS } from './config/schema.ts'
 import { DependencyProxy, type ProxyOptions } from './proxy/index.ts'
@@ -24,6 +26,8 @@ import { DEFAULT_WEBHOOK_OPTIONS, Webhooks } from './hooks/service.ts'
 import type { OutboundPolicy } from './hooks/outbound.ts'
 import { RemoteIncludeFetcher } from './hooks/remote-include.ts'
 import { GarbageCollector, type GcOptions } from './gc/index.ts'
+import { Sso } from './sso/index.ts'
+import type { LdapServerConfig, OidcProviderConfig } from './config/schema.ts'
 
 /** A runner that sent nothing about a running job for this long is presumed gone (GitLab Runner updates every few seconds). */
 export const DEFAULT_JOB_HEARTBEAT_TIMEOUT_SECONDS = 300
@@ -36,6 +40,8 @@ export interface ServiceOptions {
   metrics?: Metrics | undefined
   publicUrl: string
   tokenTtlSeconds: number
+  /** Lifetime of the short-lived secrets device logins mint (auth.loginSecretTtlSeconds; default the config's). */
+  loginSecretTtlSeconds?: number | undefined
   pageMax: number
   /** Registry storage quota of each top-level namespace (bytes); none when absent. */
   namespaceStorageBytes?: number | undefined
@@ -44,6 +50,8 @@ export interface ServiceOptions {
   gitRoot?: string | undefined
   /** Job logs and artifacts (`<data>/ci`); next to the git root when not given. */
   ciRoot?: string | undefined
+  /** Storage of job logs and artifacts (S3); a filesystem driver at ciRoot when not given. */
+  ciStorage?: BlobDriver | undefined
   /** Running jobs whose runner sent nothing this long are failed (default 300). */
   jobHeartbeatTimeoutSeconds?: number | undefined
   /** Most jobs one pipeline may have (`ci.maxJobsPerPipeline`, default 500). */
@@ -58,6 +66,12 @@ export interface ServiceOptions {
   webhooks?: (OutboundPolicy & { timeoutSeconds: number }) | undefined
   /** Garbage collection's grace and delay (default: the config defaults). */
   gc?: GcOptions | undefined
+  /** Whether local passwords sign in (config auth.passwordSignIn / passwordBreakGlass; default: they do). */
+  passwords?: PasswordPolicy | undefined
+  /** OpenID Connect providers users may sign in with (config sso.oidc). */
+  oidcProviders?: readonly OidcProviderConfig[] | undefined
+  /** LDAP directories whose passwords sign in (config sso.ldap). */
+  ldapServers?: readonly LdapServerConfig[] | undefined
 }
 
 export interface Services {
@@ -74,6 +88,8 @@ export interface Services {
   accessTokens: AccessTokens
   /** Resolves API tokens (PATs, OAuth tokens) to principals, for every /api/v4 route. */
   apiTokens: ApiTokens
+  /** `wharf login`: the device authorization grant and the logins it creates. */
+  deviceLogins: DeviceLogins
   metrics: Metrics
   probes: Probes
   /** The pull-through cache (GitLab's dependency proxy and the mirror listener). */
@@ -86,6 +102,10 @@ export interface Services {
   ci?: Ci
   /** Project and group webhooks and their deliveries (started by the server). */
   hooks: Webhooks
+  /** Single sign-on through the configured OpenID Connect providers, and the sync of linked identities. */
+  sso: Sso
+  /** Whether local passwords sign in. */
+  passwords: PasswordPolicy
   /** Set only when this call created root with a generated password. */
   generatedRootPassword?: string
 }
@@ -98,7 +118,9 @@ export async function createServices(db: Kysely<Database>, storage: BlobDriver, 
   const registry = createRegistry(db, driver, { pageMax: opts.pageMax, metrics, namespaceStorageBytes: opts.namespaceStorageBytes })
   const users = new Users(db)
   const { projects, groups, members, projectAccess } = createProjects(db, deleteRepositoriesUnder)
-  const credentials = new Credentials(db, new LoginThrottle(), users)
+  users.setOwnedContentRemoval((user, groupIds) => projects.deleteOwnedBy(user, groupIds, groups))
+  const passwords = opts.passwords ?? { signIn: true, breakGlass: true }
+  const credentials = new Credentials(db, new LoginThrottle(), users, passwords)
   const tokens = new RegistryTokens(db, { issuer: opts.publicUrl, service: REGISTRY_SERVICE, ttlSeconds: opts.tokenTtlSeconds })
   await tokens.load()
   const auth = new RegistryAuth(db, tokens, credentials, projectAccess)
@@ -111,7 +133,11 @@ export async function createServices(db: Kysely<Database>, storage: BlobDriver, 
     opts.dependencyProxy ?? { ...DEFAULTS.dependencyProxy, manifestBytes: DEFAULTS.limits.manifestBytes },
     metrics,
   )
-  const apiTokens = new ApiTokens(db, credentials)
+  const deviceLogins = new DeviceLogins(db, credentials, tokens, {
+    publicUrl: opts.publicUrl.replace(/\/$/, ''),
+    secretTtlSeconds: opts.loginSecretTtlSeconds ?? DEFAULTS.auth.loginSecretTtlSeconds,
+  })
+  const apiTokens = new ApiTokens(db, credentials, deviceLogins)
   const sealer = opts.secretsDir ? await Sealer.fromFile(join(opts.secretsDir, 'sealing.key')) : new Sealer(randomBytes(32))
   const webhooks = opts.webhooks ?? DEFAULTS.webhooks
   const hooks = new Webhooks(db, sealer, {
@@ -122,6 +148,17 @@ export async function createServices(db: Kysely<Database>, storage: BlobDriver, 
     userAgent: 'Wharf',
   })
   const gc = new GarbageCollector(db, registry.blobs, driver, opts.gc ?? DEFAULTS.gc, metrics)
+  const sso = new Sso({
+    db,
+    users,
+    groups,
+    members,
+    credentials,
+    sealer,
+    providers: opts.oidcProviders ?? [],
+    directories: opts.ldapServers ?? [],
+    publicUrl: opts.publicUrl.replace(/\/$/, ''),
+  })
   const services: Services = {
     db,
     registry,
@@ -134,17 +171,22 @@ export async function createServices(db: Kysely<Database>, storage: BlobDriver, 
     auth,
     accessTokens,
     apiTokens,
+    deviceLogins,
     metrics,
     probes: new Probes(db, driver),
     dependencyProxy,
     hooks,
     gc,
+    sso,
+    passwords,
   }
+  // Directory passwords sign in wherever local ones do (web, API, git, docker login).
+  if (opts.ldapServers?.length) credentials.addVerifier(sso.ldapVerifier())
   if (opts.gitRoot) {
     services.git = await createGitHosting(opts.gitRoot, { db, projects, projectAccess, credentials })
     services.ci = createCi(db, services.git, { users, projects, groups, projectAccess }, opts.publicUrl, {
       metrics,
-      dir: opts.ciRoot ?? join(dirname(opts.gitRoot), 'ci'),
+      storage: instrumentDriver(opts.ciStorage ?? createFsDriver(opts.ciRoot ?? join(dirname(opts.gitRoot), 'ci')), metrics),
       credentials,
       auth,
       heartbeatTimeoutSeconds: opts.jobHeartbeatTimeoutSeconds ?? DEFAULT_JOB_HEARTBEAT_TIMEOUT_SECONDS,
@@ -154,6 +196,7 @@ export async function createServices(db: Kysely<Database>, storage: BlobDriver, 
         policy: { allowLocalNetwork: webhooks.allowLocalNetwork, allowedHosts: webhooks.allowedHosts },
       }),
     })
+    registry.manifests.setCiFacts(services.ci.registryFacts)
   }
   if ((await countUsers(db)) === 0) {
     const password = opts.rootPassword ?? randomPassword()

@@ -9,6 +9,7 @@ import { WharfError } from '../core/errors.ts'
 import type { TypedApp } from '../core/typed-app.ts'
 import type { Database } from '../metadata/schema.ts'
 import type { Manifests } from '../registry/index.ts'
+import type { Sso } from '../sso/index.ts'
 import * as aq from './queries.ts'
 
 // /api/v4 for the administrator area: the instance audit log (GitLab's GET /audit_events, plus
@@ -27,7 +28,20 @@ export interface AdminRouteDeps {
   settings?: Record<string, unknown> | undefined
   /** The registry's storage figure for the whole instance. */
   manifests: Pick<Manifests, 'storageUsed'>
+  /** Single sign-on: each provider's last exchange, for GET /admin/sso. */
+  sso?: Pick<Sso, 'status'> | undefined
+  /** Whether local passwords sign in (auth.passwordSignIn, auth.passwordBreakGlass). */
+  passwords?: { signIn: boolean; breakGlass: boolean } | undefined
 }
+
+const SsoProviderEntity = Type.Object({
+  id: Type.String(),
+  label: Type.String(),
+  issuer: Type.String(),
+  ok: Type.Union([Type.Boolean(), Type.Null()], { description: 'null until Wharf first talked to the provider' }),
+  error: Type.Union([Type.String(), Type.Null()], { description: 'the last failure: wrong issuer, refused client secret, unreachable' }),
+  checked_at: Type.Union([Type.String(), Type.Null()]),
+})
 
 const ENTITY_TYPES = ['User', 'Group', 'Project'] as const
 const AuditQuery = Type.Object({
@@ -210,6 +224,28 @@ export async function adminRoutes(app: TypedApp, deps: AdminRouteDeps): Promise<
       )
       return reply.code(201).send({ ...key, active: key.retired_at === null })
     },
+  )
+
+  app.get(
+    '/admin/sso',
+    {
+      schema: {
+        summary: "Single sign-on providers and the state of Wharf's last exchange with each (administrator; Wharf extension)",
+        tags: ['admin'],
+        'x-response': {
+          200: Type.Object({
+            password_sign_in: Type.Boolean(),
+            password_break_glass: Type.Boolean(),
+            providers: Type.Array(SsoProviderEntity),
+          }),
+        },
+      },
+    },
+    async () => ({
+      password_sign_in: deps.passwords?.signIn ?? true,
+      password_break_glass: deps.passwords?.breakGlass ?? true,
+      providers: deps.sso?.status() ?? [],
+    }),
   )
 
   app.get(

@@ -94,6 +94,8 @@ export const ProjectEntity = Type.Object({
       name_regex: NStr,
       name_regex_keep: NStr,
       next_run_at: NStr,
+      remove_deleted_branch_tags: Type.Boolean(),
+      keep_protected_branch_latest: Type.Boolean(),
     }),
   ),
 })
@@ -106,6 +108,14 @@ export const ExpirationPolicyBody = Body({
   older_than: Type.Optional(Nullable(Type.String({ description: '7d, 14d, 30d or 90d' }))),
   name_regex: Type.Optional(Nullable(Type.String({ maxLength: 255, description: 'RE2 pattern of tag names to delete' }))),
   name_regex_keep: Type.Optional(Nullable(Type.String({ maxLength: 255, description: 'RE2 pattern of tag names to keep' }))),
+  remove_deleted_branch_tags: Type.Optional(
+    Type.Boolean({
+      description: "Wharf extension: delete a tag a CI job pushed as its branch's CI_COMMIT_REF_SLUG once the branch is gone",
+    }),
+  ),
+  keep_protected_branch_latest: Type.Optional(
+    Type.Boolean({ description: 'Wharf extension: keep the tags the latest successful pipeline of each protected branch pushed' }),
+  ),
 })
 
 export const GroupEntity = Type.Object({
@@ -127,7 +137,7 @@ export const UserEntity = Type.Object({
   id: Int,
   username: Str,
   name: Str,
-  state: StringEnum(['active', 'blocked'] as const),
+  state: StringEnum(['active', 'blocked', 'deactivated'] as const),
   locked: Type.Boolean(),
   avatar_url: Type.Null(),
   web_url: Str,

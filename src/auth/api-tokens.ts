@@ -2,6 +2,7 @@ import type { Kysely } from 'kysely'
 import { WharfError } from '../core/errors.ts'
 import type { Database, OAuthToken } from '../metadata/schema.ts'
 import { PAT_PREFIX, type Credentials } from './credentials.ts'
+import { LOGIN_SECRET_PREFIX, type DeviceLogins } from './device-logins.ts'
 import type { Principal } from './principals.ts'
 import * as q from './queries.ts'
 import { PAT_SCOPES, type PatScope } from './roles.ts'
@@ -33,15 +34,22 @@ export interface IssuedOAuthToken {
 export class ApiTokens {
   private readonly db: Kysely<Database>
   private readonly credentials: Credentials
+  private readonly deviceLogins: DeviceLogins | undefined
 
-  constructor(db: Kysely<Database>, credentials: Credentials) {
+  constructor(db: Kysely<Database>, credentials: Credentials, deviceLogins?: DeviceLogins) {
     this.db = db
     this.credentials = credentials
+    this.deviceLogins = deviceLogins
   }
 
   /** The principal behind an API token; throws UNAUTHORIZED when it is unknown, revoked or expired. */
   async principalForToken(token: string): Promise<Principal> {
-    const p = token.startsWith(PAT_PREFIX) ? await this.patPrincipal(token) : await this.oauthPrincipal(token)
+    // A device login's short-lived secret works as a Bearer token too (its scopes decide: `api` only if granted).
+    const p = token.startsWith(PAT_PREFIX)
+      ? await this.patPrincipal(token)
+      : token.startsWith(LOGIN_SECRET_PREFIX) && this.deviceLogins
+        ? await this.deviceLogins.principalForSecret(token)
+        : await this.oauthPrincipal(token)
     if (!p) throw new WharfError('UNAUTHORIZED', 'invalid token: unknown, revoked or expired', {})
     return p
   }

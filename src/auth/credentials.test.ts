@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, it, type TestContext } from 'node:test'
 import type { WharfError } from '../core/errors.ts'
-import { migrate, openDb } from '../metadata/db.ts'
+import { openTestDb } from '../../test/helpers/database.ts'
 import { Users } from '../users/index.ts'
 import { Credentials, type CredentialVerifier } from './credentials.ts'
 import type { Principal } from './principals.ts'
@@ -12,12 +12,11 @@ import { LoginThrottle, THROTTLE } from './throttle.ts'
 
 async function setup(t: TestContext) {
   const dir = await mkdtemp(join(tmpdir(), 'wharf-cred-'))
-  const db = openDb({ kind: 'sqlite', path: join(dir, 'wharf.db') })
+  const db = await openTestDb(dir)
   t.after(async () => {
     await db.destroy()
     await rm(dir, { recursive: true, force: true })
   })
-  await migrate(db, 'sqlite')
   const users = new Users(db)
   const alice = await users.createUser({ username: 'alice', password: 'alice-password' })
   const credentials = new Credentials(db, new LoginThrottle(), users)

@@ -2,7 +2,7 @@ import { createHmac, randomBytes } from 'node:crypto'
 import type { Kysely } from 'kysely'
 import { LRUCache } from 'lru-cache'
 import { WharfError } from '../core/errors.ts'
-import type { Database, DeployToken, PersonalAccessToken, User } from '../metadata/schema.ts'
+import type { Database, DeployToken, DeviceLogin, PersonalAccessToken, User } from '../metadata/schema.ts'
 import type { Credential, Principal } from './principals.ts'
 import * as q from './queries.ts'
 import type { DeployTokenScope, PatScope } from './roles.ts'
@@ -38,6 +38,16 @@ export interface Accounts {
 /** How long "is this credential still valid" answers are reused; revocation through Wharf clears them at once. */
 const ACTIVE_CACHE_MS = 2000
 
+/** Whether local passwords sign in (config auth.passwordSignIn / auth.passwordBreakGlass). */
+export interface PasswordPolicy {
+  signIn: boolean
+  /** With signIn off, administrators' passwords still work (the way back in when the identity provider is down). */
+  breakGlass: boolean
+}
+const PASSWORDS_ENABLED: PasswordPolicy = { signIn: true, breakGlass: true }
+const PASSWORDS_DISABLED_MESSAGE =
+  'password sign-in is disabled on this instance: sign in through your identity provider, and use a personal access token for git and docker login'
+
 /**
  * How long a successful password check is reused. A password costs a scrypt (~100 ms of CPU, on
  * purpose); docker, skopeo and containerd send it again on every token request, so a CI fleet
@@ -59,11 +69,13 @@ export class Credentials {
    */
   private readonly verified = new LRUCache<string, true>({ max: PASSWORD_CACHE_MAX, ttl: PASSWORD_CACHE_MS })
   private readonly verifiedKey = randomBytes(32)
+  private readonly passwords: PasswordPolicy
 
-  constructor(db: Kysely<Database>, throttle: LoginThrottle, accounts: Accounts) {
+  constructor(db: Kysely<Database>, throttle: LoginThrottle, accounts: Accounts, passwords: PasswordPolicy = PASSWORDS_ENABLED) {
     this.db = db
     this.throttle = throttle
     this.accounts = accounts
+    this.passwords = passwords
     this.verifiers = [{ verify: (u, s) => this.verifyToken(u, s) }, { verify: (u, s) => this.verifyPassword(u, s) }]
   }
 
@@ -109,7 +121,16 @@ export class Credentials {
     }
     this.throttle.fail(username, address)
     await this.audit(username, 'login.failure', address, null)
-    throw new WharfError('UNAUTHORIZED', 'invalid username or password (or token)', {})
+    throw new WharfError(
+      'UNAUTHORIZED',
+      this.passwords.signIn ? 'invalid username or password (or token)' : `invalid username or token (${PASSWORDS_DISABLED_MESSAGE})`,
+      {},
+    )
+  }
+
+  /** Local passwords sign in while enabled; when disabled, only administrators' do, and only with the break-glass setting on. */
+  passwordAllowed(isAdmin: boolean): boolean {
+    return this.passwords.signIn || (this.passwords.breakGlass && isAdmin)
   }
 
   /** Rebuilds the principal behind a credential, if it is still valid (used for refresh tokens and API tokens). */
@@ -128,6 +149,12 @@ export class Credentials {
       case 'deploy-token': {
         const t = await q.findDeployToken(this.db, cred.id)
         return t && tokenUsable(t) ? deployPrincipal(t) : undefined
+      }
+      case 'device-login': {
+        const login = await q.findDeviceLogin(this.db, cred.id)
+        if (!login || !deviceLoginUsable(login) || login.user_id !== cred.userId) return undefined
+        const user = await this.accounts.findUserById(cred.userId)
+        return user && user.state === 'active' ? userPrincipal(user, cred, JSON.parse(login.scopes) as PatScope[]) : undefined
       }
       case 'job':
         for (const v of this.verifiers) {
@@ -181,12 +208,21 @@ export class Credentials {
       ? createHmac('sha256', this.verifiedKey).update(`${user.id}\0${user.password_hash}\0${secret}`).digest('base64')
       : undefined
     if (key !== undefined && this.verified.has(key)) {
-      return user!.state === 'active' ? userPrincipal(user!, { kind: 'password', userId: user!.id }, undefined) : undefined
+      return user!.state === 'active' ? await this.localPassword(user!) : undefined
     }
     // Hash anyway when the user is unknown, so timing does not reveal which usernames exist.
     const ok = await verifyPassword(secret, user?.password_hash ?? DUMMY_HASH)
     if (!user?.password_hash || !ok || user.state !== 'active') return undefined
     this.verified.set(key!, true)
+    return this.localPassword(user)
+  }
+
+  /** A correct local password signs in unless the instance disabled them (directory passwords are not local: their verifier decides). */
+  private async localPassword(user: User): Promise<Principal> {
+    if (!this.passwordAllowed(user.is_admin === 1)) {
+      await this.audit(user.username, 'login.password_disabled', null, null)
+      throw new WharfError('UNAUTHORIZED', PASSWORDS_DISABLED_MESSAGE, {})
+    }
     return userPrincipal(user, { kind: 'password', userId: user.id }, undefined)
   }
 }
@@ -205,11 +241,16 @@ export function patUsable(t: PersonalAccessToken): boolean {
   return t.revoked === 0 && !expired(t.expires_at)
 }
 
+/** An active device login whose sliding expiry has not passed. */
+export function deviceLoginUsable(l: DeviceLogin): boolean {
+  return l.status === 'active' && !expired(l.expires_at)
+}
+
 export function tokenUsable(t: DeployToken): boolean {
   return t.revoked === 0 && !expired(t.expires_at)
 }
 
-function userPrincipal(user: User, credential: Credential, scopes: PatScope[] | undefined): Principal {
+export function userPrincipal(user: User, credential: Credential, scopes: PatScope[] | undefined): Principal {
   const p: Principal = { kind: 'user', userId: user.id, username: user.username, isAdmin: user.is_admin === 1, credential }
   if (scopes) p.scopes = scopes
   return p

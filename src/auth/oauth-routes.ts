@@ -5,14 +5,32 @@ import { OAuthTokenEntity } from '../api/schemas.ts'
 import { WharfError } from '../core/errors.ts'
 import type { TypedApp } from '../core/typed-app.ts'
 import type { ApiTokens } from './api-tokens.ts'
+import { DEVICE_CODE_GRANT, DEVICE_LOGIN_PREFIX, type DeviceLogins } from './device-logins.ts'
 
 export interface OAuthRouteOptions {
   apiTokens: ApiTokens
+  deviceLogins: DeviceLogins
 }
+
+const DeviceBody = Type.Object(
+  {
+    client_id: Type.String({ maxLength: 100, description: 'wharf-cli' }),
+    scope: Type.Optional(
+      Type.String({
+        maxLength: 200,
+        description: 'space-separated: read_registry, write_registry, api (default read_registry write_registry)',
+      }),
+    ),
+    device_name: Type.Optional(Type.String({ maxLength: 200, description: 'shown to the person approving, and in their access tokens' })),
+  },
+  { additionalProperties: false },
+)
 
 const TokenBody = Type.Object(
   {
-    grant_type: Type.String({ description: 'password or refresh_token' }),
+    grant_type: Type.String({ description: `password, refresh_token or ${DEVICE_CODE_GRANT}` }),
+    device_code: Type.Optional(Type.String({ description: `the ${DEVICE_CODE_GRANT} grant's device code` })),
+    client_id: Type.Optional(Type.String({ description: `the client the device code was issued to (${DEVICE_CODE_GRANT})` })),
     username: Type.Optional(Type.String()),
     password: Type.Optional(Type.String()),
     refresh_token: Type.Optional(Type.String()),
@@ -26,7 +44,7 @@ const TokenBody = Type.Object(
  * grant. Errors are OAuth errors (`{error, error_description}`), not problem+json.
  */
 export async function oauthRoutes(app: TypedApp, opts: OAuthRouteOptions): Promise<void> {
-  const { apiTokens } = opts
+  const { apiTokens, deviceLogins } = opts
   addFormParser(app)
   app.setErrorHandler((err: Error & { statusCode?: number; validation?: unknown }, req, reply) => oauthError(err, req, reply))
 
@@ -50,9 +68,16 @@ export async function oauthRoutes(app: TypedApp, opts: OAuthRouteOptions): Promi
         issued = await apiTokens.passwordGrant(body.username, body.password, req.ip, body.scope)
       } else if (body.grant_type === 'refresh_token') {
         if (!body.refresh_token) throw new WharfError('BAD_REQUEST', 'refresh_token is required', { oauth: 'invalid_request' })
-        issued = await apiTokens.refreshGrant(body.refresh_token, req.ip)
+        issued = body.refresh_token.startsWith(DEVICE_LOGIN_PREFIX)
+          ? await deviceLogins.refresh(body.refresh_token)
+          : await apiTokens.refreshGrant(body.refresh_token, req.ip)
+      } else if (body.grant_type === DEVICE_CODE_GRANT) {
+        if (!body.device_code) throw new WharfError('BAD_REQUEST', 'device_code is required', { oauth: 'invalid_request' })
+        issued = await deviceLogins.redeem(body.device_code, body.client_id, req.ip)
       } else {
-        throw new WharfError('BAD_REQUEST', 'grant_type must be password or refresh_token', { oauth: 'unsupported_grant_type' })
+        throw new WharfError('BAD_REQUEST', `grant_type must be password, refresh_token or ${DEVICE_CODE_GRANT}`, {
+          oauth: 'unsupported_grant_type',
+        })
       }
       return reply.header('Cache-Control', 'no-store').header('Pragma', 'no-cache').send(issued)
     },
@@ -70,8 +95,26 @@ export async function oauthRoutes(app: TypedApp, opts: OAuthRouteOptions): Promi
       config: { public: true },
     },
     async (req, reply) => {
-      await apiTokens.revoke(req.body.token)
+      if (!(await deviceLogins.revokeByRefresh(req.body.token, req.ip))) await apiTokens.revoke(req.body.token)
       return reply.send({})
+    },
+  )
+
+  // RFC 8628 §3.1 at GitLab's path: a device (`wharf login`) asks for a device code and a user code.
+  app.post(
+    '/oauth/authorize_device',
+    {
+      schema: {
+        summary: 'Start a device sign-in (OAuth 2.0 device authorization grant): a device code and a code for a person to approve',
+        tags: ['oauth'],
+        body: DeviceBody,
+      },
+      config: { public: true },
+    },
+    async (req, reply) => {
+      const body = req.body
+      const started = await deviceLogins.authorize({ clientId: body.client_id, scope: body.scope, deviceName: body.device_name }, req.ip)
+      return reply.header('Cache-Control', 'no-store').send(started)
     },
   )
 }

@@ -7,6 +7,8 @@ export type Credential =
   | { kind: 'deploy-token'; id: number }
   /** A CI job token (`CI_JOB_TOKEN`); `id` is the job's. Valid only while the job runs. */
   | { kind: 'job'; id: number }
+  /** A device login's short-lived secret (`wharf login`); `id` is the login's. Valid only while the login is. */
+  | { kind: 'device-login'; id: number; userId: number }
 
 export type Principal =
   | {

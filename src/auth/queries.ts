@@ -1,5 +1,5 @@
 import { nowIso } from '../metadata/db.ts'
-import type { DeployToken, Executor, OAuthToken, PersonalAccessToken } from '../metadata/schema.ts'
+import type { DeployToken, DeviceLogin, Executor, OAuthToken, PersonalAccessToken } from '../metadata/schema.ts'
 
 // Only this file builds SQL for tokens and the audit log.
 
@@ -203,4 +203,116 @@ export async function revokeOAuthToken(db: Executor, id: number): Promise<boolea
 
 export async function revokeOAuthTokensOfUser(db: Executor, userId: number): Promise<void> {
   await db.updateTable('oauth_tokens').set({ revoked: 1 }).where('user_id', '=', userId).where('revoked', '=', 0).execute()
+}
+
+// Device logins (the device authorization grant and the logins it creates)
+
+export async function insertDeviceLogin(
+  db: Executor,
+  d: {
+    deviceCodeDigest: string
+    userCodeDigest: string
+    clientId: string
+    deviceName: string
+    scopes: string[]
+    expiresAt: string
+    intervalSeconds: number
+  },
+): Promise<DeviceLogin> {
+  return db
+    .insertInto('device_logins')
+    .values({
+      device_code_digest: d.deviceCodeDigest,
+      user_code_digest: d.userCodeDigest,
+      client_id: d.clientId,
+      device_name: d.deviceName,
+      scopes: JSON.stringify(d.scopes),
+      status: 'pending',
+      user_id: null,
+      refresh_digest: null,
+      expires_at: d.expiresAt,
+      interval_seconds: d.intervalSeconds,
+      last_poll_at: null,
+      last_used_at: null,
+      created_at: nowIso(),
+    })
+    .returningAll()
+    .executeTakeFirstOrThrow()
+}
+
+export async function findDeviceLogin(db: Executor, id: number): Promise<DeviceLogin | undefined> {
+  return db.selectFrom('device_logins').selectAll().where('id', '=', id).executeTakeFirst()
+}
+
+export async function findDeviceLoginByDeviceCode(db: Executor, digest: string): Promise<DeviceLogin | undefined> {
+  return db.selectFrom('device_logins').selectAll().where('device_code_digest', '=', digest).executeTakeFirst()
+}
+
+export async function findDeviceLoginByUserCode(db: Executor, digest: string): Promise<DeviceLogin | undefined> {
+  return db.selectFrom('device_logins').selectAll().where('user_code_digest', '=', digest).executeTakeFirst()
+}
+
+export async function findDeviceLoginByRefresh(db: Executor, digest: string): Promise<DeviceLogin | undefined> {
+  return db.selectFrom('device_logins').selectAll().where('refresh_digest', '=', digest).executeTakeFirst()
+}
+
+/** Records a poll; `intervalSeconds` is raised when the device polled too fast (slow_down). */
+export async function touchDevicePoll(db: Executor, id: number, at: string, intervalSeconds: number): Promise<void> {
+  await db.updateTable('device_logins').set({ last_poll_at: at, interval_seconds: intervalSeconds }).where('id', '=', id).execute()
+}
+
+/** pending → approved or denied by `userId`; false when the code was no longer pending. */
+export async function decideDeviceLogin(db: Executor, id: number, userId: number, approve: boolean): Promise<boolean> {
+  const r = await db
+    .updateTable('device_logins')
+    .set({ status: approve ? 'approved' : 'denied', user_id: userId })
+    .where('id', '=', id)
+    .where('status', '=', 'pending')
+    .executeTakeFirst()
+  return Number(r.numUpdatedRows) > 0
+}
+
+/** approved → active with its refresh credential; false when already redeemed (a device code is single use). */
+export async function activateDeviceLogin(db: Executor, id: number, refreshDigest: string, expiresAt: string): Promise<boolean> {
+  const now = nowIso()
+  const r = await db
+    .updateTable('device_logins')
+    .set({ status: 'active', refresh_digest: refreshDigest, expires_at: expiresAt, last_used_at: now })
+    .where('id', '=', id)
+    .where('status', '=', 'approved')
+    .executeTakeFirst()
+  return Number(r.numUpdatedRows) > 0
+}
+
+export async function touchDeviceLogin(db: Executor, id: number, expiresAt: string): Promise<void> {
+  await db.updateTable('device_logins').set({ last_used_at: nowIso(), expires_at: expiresAt }).where('id', '=', id).execute()
+}
+
+/** True when this call revoked the login (false if it was not active). */
+export async function revokeDeviceLogin(db: Executor, id: number): Promise<boolean> {
+  const r = await db
+    .updateTable('device_logins')
+    .set({ status: 'revoked' })
+    .where('id', '=', id)
+    .where('status', '=', 'active')
+    .executeTakeFirst()
+  return Number(r.numUpdatedRows) > 0
+}
+
+/** A page of a user's active logins, newest first, and the total. */
+export async function pageDeviceLogins(
+  db: Executor,
+  userId: number,
+  now: string,
+  page: { limit: number; offset: number },
+): Promise<{ rows: DeviceLogin[]; total: number }> {
+  const q = db.selectFrom('device_logins').where('user_id', '=', userId).where('status', '=', 'active').where('expires_at', '>', now)
+  const rows = await q.selectAll().orderBy('id', 'desc').limit(page.limit).offset(page.offset).execute()
+  const n = await q.select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()
+  return { rows, total: Number(n.n) }
+}
+
+/** Removes flows that ended without becoming a login (expired, denied or never redeemed). */
+export async function deleteStaleDeviceFlows(db: Executor, now: string): Promise<void> {
+  await db.deleteFrom('device_logins').where('status', 'in', ['pending', 'approved', 'denied']).where('expires_at', '<=', now).execute()
 }

@@ -220,8 +220,9 @@ export class RegistryAuth {
   }
 
   private async credentialExpiry(cred: Credential): Promise<Date | undefined> {
-    // A job token's registry tokens stop with the job: `cred` is re-checked on every request.
-    if (cred.kind === 'password' || cred.kind === 'job') return undefined
+    // A job token's registry tokens stop with the job, a device login's with the login: `cred` is
+    // re-checked on every request.
+    if (cred.kind === 'password' || cred.kind === 'job' || cred.kind === 'device-login') return undefined
     const row = cred.kind === 'pat' ? await q.findPat(this.db, cred.id) : await q.findDeployToken(this.db, cred.id)
     return row?.expires_at ? new Date(row.expires_at) : undefined
   }

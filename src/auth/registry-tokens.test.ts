@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { describe, it, type TestContext } from 'node:test'
 import { SignJWT, createLocalJWKSet, importJWK, jwtVerify, type JWK } from 'jose'
-import { migrate, openDb } from '../metadata/db.ts'
+import { openTestDb } from '../../test/helpers/database.ts'
 import { grants, RegistryTokens, type AccessEntry, type RegistryClaims } from './registry-tokens.ts'
 
 const ISSUER = 'https://wharf.example'
@@ -13,8 +13,7 @@ const ACCESS: AccessEntry[] = [{ type: 'repository', name: 'ns/p', actions: ['pu
 
 async function database(t: TestContext) {
   const dir = await mkdtemp(join(tmpdir(), 'wharf-tokens-'))
-  const db = openDb({ kind: 'sqlite', path: join(dir, 'wharf.db') })
-  await migrate(db, 'sqlite')
+  const db = await openTestDb(dir)
   t.after(async () => {
     await db.destroy()
     await rm(dir, { recursive: true, force: true })

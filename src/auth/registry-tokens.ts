@@ -23,6 +23,8 @@ const ALG = 'ES256'
 const VERIFIED_CACHE_MAX = 10_000
 /** How far in the future a token's `iat` may be: the signer's clock (another replica, or this one before an NTP step) may run ahead. */
 const CLOCK_SKEW_SECONDS = 60
+/** The `aud` of device logins' short-lived secrets: never the registry's, never a job ID token's. */
+const LOGIN_SECRET_AUDIENCE = 'wharf-device-login'
 
 /** One entry of the Docker token spec's `access` claim. */
 export interface AccessEntry {
@@ -187,7 +189,12 @@ export class RegistryTokens {
     const key = this.keys[0]
     if (!key) throw new Error('registry token keys not loaded')
     const audiences = typeof audience === 'string' ? [audience] : audience
-    if (audiences.length === 0 || audiences.includes(this.service) || audiences.some((a) => a === '')) {
+    if (
+      audiences.length === 0 ||
+      audiences.includes(this.service) ||
+      audiences.includes(LOGIN_SECRET_AUDIENCE) ||
+      audiences.some((a) => a === '')
+    ) {
       throw new WharfError(
         'BAD_REQUEST',
         `an ID token's aud must be non-empty and must not be "${this.service}" (the registry's own audience)`,
@@ -209,6 +216,48 @@ export class RegistryTokens {
       .setJti(jti)
       .sign(key.privateKey)
     return { token, jti, exp }
+  }
+
+  /**
+   * Signs a device login's short-lived secret (what docker-credential-wharf hands to docker): the
+   * login and its user, for `lifetimeSeconds`. Its own audience, so it never passes as a registry
+   * token or an ID token; signed with the registry's keys so it survives a restart and a rotation.
+   */
+  async signLoginSecret(loginId: number, userId: number, lifetimeSeconds: number): Promise<{ token: string; exp: number }> {
+    const key = this.keys[0]
+    if (!key) throw new Error('registry token keys not loaded')
+    const now = Math.floor(Date.now() / 1000)
+    const exp = now + lifetimeSeconds
+    const token = await new SignJWT({ uid: userId })
+      .setProtectedHeader({ alg: ALG, kid: key.kid, typ: 'JWT' })
+      .setIssuer(this.issuer)
+      .setAudience(LOGIN_SECRET_AUDIENCE)
+      .setSubject(String(loginId))
+      .setIssuedAt(now)
+      .setExpirationTime(exp)
+      .sign(key.privateKey)
+    return { token, exp }
+  }
+
+  /** The login and user a login secret names, if its signature, audience and expiry hold (not whether the login still does). */
+  async verifyLoginSecret(token: string, maxLifetimeSeconds: number): Promise<{ loginId: number; userId: number } | undefined> {
+    try {
+      const { payload } = await jwtVerify(
+        token,
+        async (header) => {
+          const key = this.keys.find((k) => k.kid === header.kid)
+          if (!key) throw new Error('unknown signing key')
+          return key.publicKey
+        },
+        { issuer: this.issuer, audience: LOGIN_SECRET_AUDIENCE, algorithms: [ALG], requiredClaims: ['exp', 'iat', 'sub'] },
+      )
+      const { exp, iat, uid } = payload as { exp: number; iat: number; uid: unknown }
+      const loginId = Number(payload.sub)
+      if (exp - iat > maxLifetimeSeconds || !Number.isSafeInteger(loginId) || typeof uid !== 'number') return undefined
+      return { loginId, userId: uid }
+    } catch {
+      return undefined
+    }
   }
 
   /**

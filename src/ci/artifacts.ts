@@ -1,16 +1,16 @@
 // Job artifacts: archives (and reports) a runner uploads for a job, streamed to
 // `<ci>/artifacts/<job id>/<filename>` and recorded in `ci_job_artifacts` (one per job and type).
 import { createHash, randomUUID } from 'node:crypto'
-import { createReadStream, createWriteStream } from 'node:fs'
-import { mkdir, rename, rm } from 'node:fs/promises'
-import { basename, join } from 'node:path'
-import { Transform, type Readable } from 'node:stream'
+import { basename } from 'node:path'
+import { PassThrough, Transform, type Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import type { Kysely } from 'kysely'
 import yauzl from 'yauzl'
 import { WharfError } from '../core/errors.ts'
 import { nowIso } from '../metadata/db.ts'
 import type { CiJob, CiJobArtifact, Database } from '../metadata/schema.ts'
+import type { BlobDriver } from '../storage/driver.ts'
+import { artifactPath } from '../storage/paths.ts'
 import { ARTIFACT_FORMATS } from '../runner/protocol.ts'
 import { parseDuration } from './config/duration.ts'
 import * as rq from './runner-queries.ts'
@@ -47,21 +47,22 @@ export function expireAt(expireIn: string | undefined | null, now = Date.now()):
 
 export class Artifacts {
   private readonly db: Kysely<Database>
-  private readonly dir: string
+  private readonly driver: BlobDriver
   readonly maxBytes: number
 
-  constructor(db: Kysely<Database>, dir: string, maxBytes = ARTIFACT_LIMITS.bytes) {
+  constructor(db: Kysely<Database>, driver: BlobDriver, maxBytes = ARTIFACT_LIMITS.bytes) {
     this.db = db
-    this.dir = dir
+    this.driver = driver
     this.maxBytes = maxBytes
   }
 
+  /** The artifact's path in storage. */
   path(a: Pick<CiJobArtifact, 'job_id' | 'filename'>): string {
-    return join(this.dir, String(a.job_id), a.filename)
+    return artifactPath(a.job_id, a.filename)
   }
 
   /**
-   * Streams an upload to disk (temp file, then rename), hashing as it goes; a stream that exceeds
+   * Streams an upload to storage (temp file, then commit), hashing as it goes; a stream that exceeds
    * the limit, or reports it was cut by the multipart parser, is discarded with TOO_LARGE.
    */
   async store(
@@ -82,9 +83,7 @@ export class Artifacts {
     const expire = expireAt(input.expireIn)
     const fallback = fileType === 'archive' ? 'artifacts.zip' : `${fileType}.${format === 'gzip' ? 'gz' : format}`
     const filename = safeFilename(input.filename, fallback)
-    const jobDir = join(this.dir, String(job.id))
-    await mkdir(jobDir, { recursive: true })
-    const tmp = join(jobDir, `.upload-${randomUUID()}`)
+    const tmp = artifactPath(job.id, `.upload-${randomUUID()}`)
     const hash = createHash('sha256')
     let size = 0
     const limit = this.maxBytes
@@ -97,25 +96,26 @@ export class Artifacts {
       },
     })
     try {
-      await pipeline(input.stream, meter, createWriteStream(tmp))
+      await pipeline(input.stream, meter, await this.driver.appender(tmp, 0))
       if (input.truncated?.()) throw artifactsTooLarge(limit)
-      // A new upload of the same type replaces the old one.
-      const old = await rq.findArtifact(this.db, job.id, fileType)
-      await rename(tmp, join(jobDir, filename))
-      if (old && old.filename !== filename) await rm(this.path(old), { force: true })
-      return await rq.insertArtifact(this.db, {
-        job_id: job.id,
-        project_id: job.project_id,
-        file_type: fileType,
-        file_format: format,
-        filename,
-        size,
-        sha256: hash.digest('hex'),
-        expire_at: expire,
-      })
-    } finally {
-      await rm(tmp, { force: true })
+    } catch (e) {
+      await this.driver.delete(tmp)
+      throw e
     }
+    // A new upload of the same type replaces the old one.
+    const old = await rq.findArtifact(this.db, job.id, fileType)
+    await this.driver.commit(tmp, this.path({ job_id: job.id, filename }))
+    if (old && old.filename !== filename) await this.driver.delete(this.path(old))
+    return await rq.insertArtifact(this.db, {
+      job_id: job.id,
+      project_id: job.project_id,
+      file_type: fileType,
+      file_format: format,
+      filename,
+      size,
+      sha256: hash.digest('hex'),
+      expire_at: expire,
+    })
   }
 
   find(jobId: number, fileType = 'archive'): Promise<CiJobArtifact | undefined> {
@@ -126,20 +126,25 @@ export class Artifacts {
     return rq.jobArtifacts(this.db, jobIds)
   }
 
-  open(a: CiJobArtifact): Readable {
-    return createReadStream(this.path(a))
+  open(a: CiJobArtifact): Promise<Readable> {
+    return this.driver.reader(this.path(a))
   }
 
   /**
-   * One file inside a zip archive, streamed from the archive on disk (yauzl reads only its central
-   * directory and that entry). NOT_FOUND when the archive has no such file or is not a readable zip.
+   * One file inside a zip archive, streamed from the archive in storage (yauzl reads only its central
+   * directory and that entry, through ranged reads). NOT_FOUND when the archive has no such file or is not a readable zip.
    */
   async entry(a: CiJobArtifact, path: string): Promise<{ stream: Readable; size: number; name: string }> {
     const wanted = path.replace(/^\/+/, '')
     const missing = () => new WharfError('NOT_FOUND', '404 Artifact Not Found', { path: wanted })
     if (a.file_format !== 'zip' || wanted === '' || wanted.endsWith('/')) throw missing()
     const zf = await new Promise<yauzl.ZipFile>((resolve, reject) =>
-      yauzl.open(this.path(a), { lazyEntries: true, autoClose: false }, (err, z) => (err ? reject(missing()) : resolve(z!))),
+      yauzl.fromRandomAccessReader(
+        new StorageRangeReader(this.driver, this.path(a)),
+        a.size,
+        { lazyEntries: true, autoClose: false },
+        (err, z) => (err ? reject(missing()) : resolve(z!)),
+      ),
     )
     try {
       const entry = await new Promise<yauzl.Entry | undefined>((resolve, reject) => {
@@ -168,7 +173,7 @@ export class Artifacts {
   async removeAll(jobId: number): Promise<void> {
     for (const a of await rq.jobArtifacts(this.db, [jobId])) {
       await rq.deleteArtifact(this.db, a.id)
-      await rm(this.path(a), { force: true })
+      await this.driver.delete(this.path(a))
     }
   }
 
@@ -177,8 +182,30 @@ export class Artifacts {
     const rows = await rq.expiredArtifacts(this.db, now)
     for (const a of rows) {
       await rq.deleteArtifact(this.db, a.id)
-      await rm(this.path(a), { force: true })
+      await this.driver.delete(this.path(a))
     }
     return rows.length
+  }
+}
+
+/** yauzl's reads of an archive, as ranged reads from storage. */
+class StorageRangeReader extends yauzl.RandomAccessReader {
+  private readonly driver: BlobDriver
+  private readonly path: string
+
+  constructor(driver: BlobDriver, path: string) {
+    super()
+    this.driver = driver
+    this.path = path
+  }
+
+  override _readStreamForRange(start: number, end: number): Readable {
+    // yauzl wants the stream at once; the storage read opens asynchronously.
+    const out = new PassThrough()
+    this.driver.reader(this.path, { offset: start, length: end - start }).then(
+      (src) => pipeline(src, out).catch(() => {}),
+      (e: Error) => out.destroy(e),
+    )
+    return out
   }
 }

@@ -1,9 +1,11 @@
 // The worker side of ConfigPlanner (./config-planner.ts): parses and plans one file at a time,
-// asking the main thread for the files `include:` names.
+// asking the main thread for the files `include:` names; built-in templates are read here.
 import { parentPort } from 'node:worker_threads'
+import { stringify } from 'yaml'
+import { ciTemplateFile } from './ci-templates.ts'
 import { anyGlobMatches, isCiConfigError, parseCiConfig, planPipeline, type PipelinePlan } from './config/index.ts'
 import { IncludeError, type ProjectFile, type RemoteFile } from './config/include.ts'
-import type { FileAnswer, FileRequest, FromWorker, PlanInput, ToWorker } from './config-planner.ts'
+import type { FileAnswer, FileRequest, FromWorker, PlanInput, PlanOptions, ToWorker } from './config-planner.ts'
 
 const port = parentPort!
 const reads = new Map<number, (m: Extract<ToWorker, { kind: 'file' }>) => void>()
@@ -17,9 +19,11 @@ function read(request: FileRequest): Promise<FileAnswer> {
   })
 }
 
-async function plan(text: string, input: PlanInput, artifacts: boolean): Promise<PipelinePlan> {
+async function plan(text: string, input: PlanInput, options: PlanOptions): Promise<{ plan: PipelinePlan; mergedYaml?: string }> {
   const { files, ...ctx } = input
   const fileExists = (glob: string) => anyGlobMatches([glob], files)
+  let mergedYaml: string | undefined
+  const onExpanded = options.merged ? (root: object) => (mergedYaml = stringify(root, { aliasDuplicateObjects: false })) : undefined
   try {
     const config = await parseCiConfig(text, {
       readFile: async (path) => (await read({ path })).content,
@@ -33,13 +37,15 @@ async function plan(text: string, input: PlanInput, artifacts: boolean): Promise
           ? { error: answer.error ?? `Remote file \`${url}\` could not be fetched` }
           : { content: answer.content }
       },
-      ...(artifacts ? { readArtifact: async (job: string, path: string) => (await read({ path, job })).content } : {}),
+      ...(options.artifacts ? { readArtifact: async (job: string, path: string) => (await read({ path, job })).content } : {}),
+      readTemplate: ciTemplateFile,
       variables: ctx.variables,
       fileExists,
+      onExpanded,
     })
-    return planPipeline(config, { ...ctx, fileExists })
+    return { plan: planPipeline(config, { ...ctx, fileExists }), mergedYaml }
   } catch (e) {
-    if (isCiConfigError(e)) return { status: 'failed', errors: [...e.errors] }
+    if (isCiConfigError(e)) return { plan: { status: 'failed', errors: [...e.errors] }, mergedYaml }
     throw e
   }
 }
@@ -52,8 +58,8 @@ port.on('message', (m: ToWorker) => {
     return
   }
   port.postMessage({ kind: 'started' } satisfies FromWorker)
-  plan(m.text, m.ctx, m.artifacts).then(
-    (result) => port.postMessage({ kind: 'done', plan: result } satisfies FromWorker),
+  plan(m.text, m.ctx, m.options).then(
+    (result) => port.postMessage({ kind: 'done', ...result } satisfies FromWorker),
     (err: unknown) => port.postMessage({ kind: 'crash', message: err instanceof Error ? err.message : String(err) } satisfies FromWorker),
   )
 })

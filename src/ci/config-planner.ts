@@ -9,7 +9,8 @@ const WORKER_URL = new URL(`./config-planner-worker${import.meta.url.endsWith('.
 // (tens of thousands of jobs, deep `extends` chains) once held the event loop for seconds, and
 // with it every request, `/v2` included. So it runs in worker threads, with a time and memory
 // budget: a worker over budget is terminated and the pipeline fails with a message naming the
-// limit. Files that `include:` names are read by the main thread (git, artifacts) on the worker's request.
+// limit. Files that `include:` names are read by the main thread (git, artifacts) on the worker's request;
+// built-in templates are read in the worker.
 
 export const PLANNER_LIMITS = {
   /** Time one file may take to parse and plan, includes read; GitLab allows 30 s for the whole creation. */
@@ -53,20 +54,33 @@ export type FileRequest =
 export type FileAnswer = { content: string | undefined; missing?: 'project' | 'ref' | 'file'; error?: string }
 
 export type ToWorker =
-  /** `artifacts`: the file may include artifacts of the parent pipeline's jobs (a child pipeline's). */
-  { kind: 'plan'; text: string; ctx: PlanInput; artifacts: boolean } | ({ kind: 'file'; id: number; tooBig?: true } & FileAnswer)
+  | { kind: 'plan'; text: string; ctx: PlanInput; options: PlanOptions }
+  | ({ kind: 'file'; id: number; tooBig?: true } & FileAnswer)
 export type FromWorker =
   | { kind: 'started' }
   | { kind: 'read'; id: number; request: FileRequest }
-  | { kind: 'done'; plan: PipelinePlan }
+  | { kind: 'done'; plan: PipelinePlan; mergedYaml?: string }
   | { kind: 'crash'; message: string }
+
+export interface PlanOptions {
+  /** The file may include artifacts of the parent pipeline's jobs (a child pipeline's). */
+  artifacts?: boolean
+  /** Also give the expanded configuration as YAML (`PlanResult.mergedYaml`). */
+  merged?: boolean
+}
+
+/** A plan, with the expanded configuration as YAML when asked for (CI lint's `merged_yaml`). */
+export interface PlanResult {
+  plan: PipelinePlan
+  mergedYaml?: string | undefined
+}
 
 interface Task {
   text: string
   ctx: PlanInput
+  options: PlanOptions
   readFile(request: FileRequest): Promise<FileAnswer>
-  artifacts: boolean
-  resolve(plan: PipelinePlan): void
+  resolve(result: PlanResult): void
   reject(err: Error): void
 }
 
@@ -89,7 +103,22 @@ export class ConfigPlanner {
   }
 
   /** `readFile` answers the files the configuration includes; artifacts only when it may include them (`artifacts`). */
-  plan(text: string, ctx: PlanInput, readFile: (request: FileRequest) => Promise<FileAnswer>, artifacts = false): Promise<PipelinePlan> {
+  async plan(
+    text: string,
+    ctx: PlanInput,
+    readFile: (request: FileRequest) => Promise<FileAnswer>,
+    artifacts = false,
+  ): Promise<PipelinePlan> {
+    return (await this.planResult(text, ctx, readFile, { artifacts })).plan
+  }
+
+  /** As `plan`; with `merged`, also the configuration with includes and `extends` expanded, as YAML (when it got that far). */
+  planResult(
+    text: string,
+    ctx: PlanInput,
+    readFile: (request: FileRequest) => Promise<FileAnswer>,
+    options: PlanOptions,
+  ): Promise<PlanResult> {
     if (this.closed) return Promise.reject(new Error('the pipeline planner is closed'))
     if (this.queue.length >= this.maxQueue) {
       return Promise.reject(
@@ -99,7 +128,7 @@ export class ConfigPlanner {
       )
     }
     return new Promise((resolve, reject) => {
-      this.queue.push({ text, ctx, readFile, artifacts, resolve, reject })
+      this.queue.push({ text, ctx, options, readFile, resolve, reject })
       this.next()
     })
   }
@@ -148,7 +177,10 @@ export class ConfigPlanner {
     let timer: NodeJS.Timeout | undefined
     const onMessage = (m: FromWorker): void => {
       if (m.kind === 'started') {
-        timer = setTimeout(() => finish(false, () => task.resolve({ status: 'failed', errors: [tooSlow(this.timeMs)] })), this.timeMs)
+        timer = setTimeout(
+          () => finish(false, () => task.resolve({ plan: { status: 'failed', errors: [tooSlow(this.timeMs)] } })),
+          this.timeMs,
+        )
       } else if (m.kind === 'read') {
         task.readFile(m.request).then(
           (answer) => {
@@ -163,19 +195,19 @@ export class ConfigPlanner {
           },
         )
       } else if (m.kind === 'done') {
-        finish(true, () => task.resolve(m.plan))
+        finish(true, () => task.resolve({ plan: m.plan, mergedYaml: m.mergedYaml }))
       } else {
         finish(true, () => task.reject(new Error(`pipeline planner failed: ${m.message}`)))
       }
     }
     const onError = (err: Error): void => {
       const oom = (err as NodeJS.ErrnoException).code === 'ERR_WORKER_OUT_OF_MEMORY'
-      finish(false, () => (oom ? task.resolve({ status: 'failed', errors: [tooMuchMemory(this.heapMb)] }) : task.reject(err)))
+      finish(false, () => (oom ? task.resolve({ plan: { status: 'failed', errors: [tooMuchMemory(this.heapMb)] } }) : task.reject(err)))
     }
     const onExit = (code: number): void => finish(false, () => task.reject(new Error(`pipeline planner exited with code ${code}`)))
     worker.on('message', onMessage)
     worker.on('error', onError)
     worker.on('exit', onExit)
-    worker.postMessage({ kind: 'plan', text: task.text, ctx: task.ctx, artifacts: task.artifacts } satisfies ToWorker)
+    worker.postMessage({ kind: 'plan', text: task.text, ctx: task.ctx, options: task.options } satisfies ToWorker)
   }
 }

@@ -1,6 +1,6 @@
 // CI: .gitlab-ci.yml parsing (./config), pipelines and jobs, CI/CD variables, trigger tokens,
 // runners (GitLab's runner API), job tokens, traces and artifacts.
-import { join } from 'node:path'
+import type { BlobDriver } from '../storage/driver.ts'
 import type { Kysely } from 'kysely'
 import type { Credentials } from '../auth/credentials.ts'
 import type { RegistryAuth } from '../auth/registry-auth.ts'
@@ -19,13 +19,17 @@ import { JobUpdates } from './job-updates.ts'
 import { Runners, type RunnerDomains } from './runners.ts'
 import { TraceStore } from './traces.ts'
 import { Triggers } from './triggers.ts'
+import { PipelineSchedules } from './schedules.ts'
 import { CiVariables } from './variables.ts'
 
 import { CommitStatuses } from './commit-statuses.ts'
+import { RegistryCiFacts } from './registry-facts.ts'
 export { ciRoutes, type CiRouteDeps } from './routes.ts'
 export { runnerApiRoutes, runnerProtocolRoutes } from './runner-routes.ts'
+export { ciTemplateRoutes } from './template-routes.ts'
+export { scheduleRoutes } from './schedule-routes.ts'
 export { ONLINE_SECONDS } from './runners.ts'
-export { Pipelines, CiVariables, Triggers }
+export { Pipelines, CiVariables, Triggers, PipelineSchedules }
 export type { RemoteFile, RemoteIncludes } from './pipelines.ts'
 
 export interface Ci {
@@ -33,6 +37,7 @@ export interface Ci {
   commitStatuses: CommitStatuses
   variables: CiVariables
   triggers: Triggers
+  schedules: PipelineSchedules
   runners: Runners
   jobQueue: JobQueue
   jobUpdates: JobUpdates
@@ -41,13 +46,15 @@ export interface Ci {
   traces: TraceStore
   artifacts: Artifacts
   jobErasure: JobErasure
+  /** For the registry's tag history and CI-aware cleanup (services.ts plugs it in). */
+  registryFacts: RegistryCiFacts
 }
 
 export interface CiOptions {
   /** Gets the CI gauges (queue, jobs by status, runners online), read at scrape time. */
   metrics?: Metrics
-  /** Where job logs and artifacts live (`<data>/ci`). */
-  dir: string
+  /** Where job logs and artifacts live (`<data>/ci`, or the bucket's `ci/` prefix). */
+  storage: BlobDriver
   credentials: Credentials
   auth: RegistryAuth
   /** Running jobs whose runner is silent this long are failed (`ci.jobHeartbeatTimeoutSeconds`). */
@@ -67,7 +74,7 @@ export interface CiOptions {
  * runners take its jobs. The job token is registered as a credential for the registry and git.
  */
 export function createCi(db: Kysely<Database>, git: GitHosting, domains: RunnerDomains, publicUrl: string, opts: CiOptions): Ci {
-  const artifacts = new Artifacts(db, join(opts.dir, 'artifacts'), opts.artifactsMaxBytes)
+  const artifacts = new Artifacts(db, opts.storage, opts.artifactsMaxBytes)
   const pipelines = new Pipelines({
     db,
     repos: git.repos,
@@ -83,7 +90,7 @@ export function createCi(db: Kysely<Database>, git: GitHosting, domains: RunnerD
   opts.credentials.addVerifier(jobTokens)
   opts.auth.setJobAccess(jobTokens)
   const runners = new Runners(db, domains)
-  const traces = new TraceStore(db, join(opts.dir, 'traces'))
+  const traces = new TraceStore(db, opts.storage)
   if (opts.metrics) registerCiMetrics(opts.metrics, db)
   const jobUpdates = new JobUpdates({ db, pipelines, traces, repos: git.repos, credentials: opts.credentials })
   const payloads = new JobPayloads({ db, pipelines, artifacts, repos: git.repos, publicUrl, idTokens: opts.auth.tokens })
@@ -94,6 +101,7 @@ export function createCi(db: Kysely<Database>, git: GitHosting, domains: RunnerD
     commitStatuses: new CommitStatuses(db, git.repos),
     variables: new CiVariables(db),
     triggers: new Triggers(db),
+    schedules: new PipelineSchedules({ db, pipelines, projectAccess: domains.projectAccess }),
     runners,
     jobQueue,
     jobUpdates,
@@ -102,5 +110,6 @@ export function createCi(db: Kysely<Database>, git: GitHosting, domains: RunnerD
     traces,
     artifacts,
     jobErasure: new JobErasure({ pipelines, traces, artifacts }),
+    registryFacts: new RegistryCiFacts(db, git),
   }
 }

@@ -8,7 +8,7 @@ import * as gitQueries from '../git/queries.ts'
 import type { RefUpdate } from '../git/refs.ts'
 import { GitRepos } from '../git/repos.ts'
 import { WharfError } from '../core/errors.ts'
-import { migrate, openDb } from '../metadata/db.ts'
+import { openTestDb } from '../../test/helpers/database.ts'
 import type { Executor, Project } from '../metadata/schema.ts'
 import { createProjects } from '../projects/index.ts'
 import { deleteRepositoriesUnder } from '../registry/index.ts'
@@ -21,9 +21,8 @@ const SERVER = 'http://wharf.test:5000'
 async function setup(t: TestContext) {
   const dir = await mkdtemp(join(tmpdir(), 'wharf-ci-'))
   t.after(() => rm(dir, { recursive: true, force: true }))
-  const db = openDb({ kind: 'sqlite', path: join(dir, 'wharf.db') })
+  const db = await openTestDb(dir)
   t.after(() => db.destroy())
-  await migrate(db, 'sqlite')
   const { projects, groups, projectAccess } = createProjects(db, deleteRepositoriesUnder)
   const users = new Users(db)
   const root = await users.createUser({ username: 'root', password: 'rootpassword', isAdmin: true })
@@ -58,11 +57,13 @@ async function setup(t: TestContext) {
     git('push', '-q', bare, 'HEAD:refs/heads/main')
     return git('rev-parse', 'HEAD')
   }
-  const pipelines = new Pipelines({ db, repos, projectAccess, publicUrl: SERVER })
+  // Delayed jobs are timed by this clock; tests move it instead of sleeping.
+  const clock = { now: Date.parse('2026-12-03T12:00:00.000Z') }
+  const pipelines = new Pipelines({ db, repos, projectAccess, publicUrl: SERVER, now: () => clock.now })
   const run = (sha: string, extra: Partial<Parameters<Pipelines['create']>[0]> = {}) =>
     pipelines.create({ project, ref: 'main', refType: 'branch', sha, beforeSha: '0'.repeat(40), source: 'push', userId: root.id, ...extra })
   const jobs = async (pipelineId: number) => Object.fromEntries((await q.pipelineJobs(db, pipelineId)).map((j) => [j.name, j.status]))
-  return { db, project: project as Project, pipelines, commit, run, jobs, git, bare, root, repos, projects, projectAccess }
+  return { db, project: project as Project, pipelines, commit, run, jobs, git, bare, root, repos, projects, projectAccess, clock }
 }
 
 const SEED = `image: docker:latest
@@ -280,5 +281,159 @@ cleanup: { stage: deploy, script: [make clean], when: always }
     // Delivered again from the start (a stale copy): the first acknowledgement conflicts and rolls its pipeline back.
     await assert.rejects(s.pipelines.handlePush(event, ack), { code: 'CONFLICT' })
     assert.equal(await q.countPipelines(s.db, s.project.id), 2)
+  })
+
+  it('a delayed job waits out its start_in as scheduled, then is queued; play runs it early, cancel stops it', async (t) => {
+    const s = await setup(t)
+    const sha = await s.commit({
+      '.gitlab-ci.yml': `stages: [build, deploy]
+build: { stage: build, script: [make] }
+deploy:
+  stage: deploy
+  script: [make deploy]
+  when: delayed
+  start_in: 30 minutes
+notify:
+  stage: deploy
+  script: [echo]
+  rules:
+    - when: delayed
+      start_in: 1 hour
+`,
+    })
+    const p = (await s.run(sha))!
+    const byName = async () => Object.fromEntries((await q.pipelineJobs(s.db, p.id)).map((j) => [j.name, j]))
+    // The delay starts once the job could run: after build.
+    assert.equal((await byName()).deploy!.status, 'created')
+    await q.updateJob(s.db, (await byName()).build!.id, { status: 'success' })
+    s.clock.now += 60_000
+    await s.pipelines.advance(p.id)
+    let jobs = await byName()
+    assert.deepEqual([jobs.deploy!.status, jobs.notify!.status], ['scheduled', 'scheduled'])
+    assert.equal(jobs.deploy!.scheduled_at, '2026-12-03T12:31:00.000Z')
+    assert.equal(jobs.notify!.scheduled_at, '2026-12-03T13:01:00.000Z')
+    assert.equal((await q.findPipeline(s.db, p.id))!.status, 'scheduled')
+
+    s.clock.now += 29 * 60_000
+    assert.deepEqual(await s.pipelines.releaseDelayed(), [], 'a minute early: nothing yet')
+    s.clock.now += 60_000
+    assert.deepEqual(await s.pipelines.releaseDelayed(), [jobs.deploy!.id])
+    jobs = await byName()
+    assert.equal(jobs.deploy!.status, 'pending')
+    assert.equal((await q.findPipeline(s.db, p.id))!.status, 'running')
+
+    // notify's hour is not up: played early it is queued now; the same on a second pipeline, cancelled instead.
+    assert.equal((await s.pipelines.playJob(jobs.notify!)).status, 'pending')
+    await assert.rejects(s.pipelines.playJob((await byName()).build!), /not a manual or delayed job/)
+    const p2 = (await s.run(sha, { source: 'web' }))!
+    const j2 = Object.fromEntries((await q.pipelineJobs(s.db, p2.id)).map((j) => [j.name, j]))
+    await q.updateJob(s.db, j2.build!.id, { status: 'success' })
+    await s.pipelines.advance(p2.id)
+    const delayed = (await q.findJob(s.db, j2.deploy!.id))!
+    assert.equal(delayed.status, 'scheduled')
+    assert.equal((await s.pipelines.cancelJob(delayed)).status, 'canceled')
+    s.clock.now += 2 * 3600_000
+    assert.deepEqual(await s.pipelines.releaseDelayed(), [j2.notify!.id], 'a cancelled delayed job is never released')
+  })
+
+  it('a delayed job of a resource group waits for the resource once released; a manual bridge played creates its pipeline', async (t) => {
+    const s = await setup(t)
+    const sha = await s.commit({
+      '.gitlab-ci.yml': `stages: [build, deploy]
+build: { stage: build, script: [make] }
+deploy-a: { stage: deploy, script: [a], resource_group: prod }
+deploy-b: { stage: deploy, script: [b], resource_group: prod, when: delayed, start_in: 5 minutes }
+child:
+  stage: deploy
+  trigger: { include: child.yml }
+  when: manual
+`,
+      'child.yml': 'c: { script: [x] }\n',
+    })
+    const p = (await s.run(sha))!
+    const byName = async () => Object.fromEntries((await q.pipelineJobs(s.db, p.id)).map((j) => [j.name, j]))
+    await q.updateJob(s.db, (await byName()).build!.id, { status: 'success' })
+    await s.pipelines.advance(p.id)
+    assert.deepEqual(await s.jobs(p.id), { build: 'success', 'deploy-a': 'pending', 'deploy-b': 'scheduled', child: 'manual' })
+
+    // Its delay is over while deploy-a holds the resource: it waits for it instead of joining the queue.
+    s.clock.now += 5 * 60_000
+    const jobs = await byName()
+    assert.deepEqual(await s.pipelines.releaseDelayed(), [jobs['deploy-b']!.id])
+    assert.equal((await q.findJob(s.db, jobs['deploy-b']!.id))!.status, 'waiting_for_resource')
+    await q.updateJob(s.db, jobs['deploy-a']!.id, { status: 'success' })
+    await s.pipelines.advance(p.id)
+    assert.equal((await q.findJob(s.db, jobs['deploy-b']!.id))!.status, 'pending')
+
+    // Played, the bridge runs at once: its child pipeline exists and the bridge (no strategy: depend) succeeded.
+    assert.equal((await s.pipelines.playJob(jobs.child!)).status, 'success')
+    const [child] = await s.pipelines.downstreamPipelines([jobs.child!.id])
+    assert.equal(child?.source, 'parent_pipeline')
+    assert.deepEqual(await s.jobs(child!.id), { c: 'pending' })
+  })
+
+  it('a new pipeline on a branch auto-cancels older ones unless a non-interruptible job started', async (t) => {
+    const s = await setup(t)
+    const ci = `stages: [test, deploy]
+test: { stage: test, script: [make test], interruptible: true }
+lint: { stage: test, script: [make lint], interruptible: true }
+deploy: { stage: deploy, script: [make deploy] }
+`
+    const first = (await s.run(await s.commit({ '.gitlab-ci.yml': ci }, 'one')))!
+    const [test1] = await q.pipelineJobs(s.db, first.id)
+    await q.updateJob(s.db, test1!.id, { status: 'running', started_at: new Date().toISOString() })
+    await s.pipelines.advance(first.id)
+    // A second pipeline for the same commit (the API, say) makes nothing redundant.
+    const sameSha = (await s.run(first.sha, { source: 'api' }))!
+    assert.equal((await q.findPipeline(s.db, first.id))!.status, 'running')
+
+    const second = (await s.run(await s.commit({ 'a.txt': 'a' }, 'two')))!
+    assert.deepEqual(await s.jobs(first.id), { test: 'canceled', lint: 'canceled', deploy: 'canceled' })
+    assert.equal((await q.findPipeline(s.db, first.id))!.status, 'canceled')
+    assert.equal((await q.findPipeline(s.db, sameSha.id))!.status, 'canceled', 'the older pipeline of the first commit too')
+
+    // deploy is not interruptible: once it has run, the pipeline is committed and stays.
+    const jobs2 = await q.pipelineJobs(s.db, second.id)
+    for (const j of jobs2.filter((j) => j.stage === 'test')) await q.updateJob(s.db, j.id, { status: 'success' })
+    await s.pipelines.advance(second.id)
+    const deploy2 = jobs2.find((j) => j.name === 'deploy')!
+    await q.updateJob(s.db, deploy2.id, { status: 'running', started_at: new Date().toISOString() })
+    await s.pipelines.advance(second.id)
+    const third = (await s.run(await s.commit({ 'b.txt': 'b' }, 'three')))!
+    assert.equal((await q.findPipeline(s.db, second.id))!.status, 'running')
+    // Other branches and tags are never touched.
+    await s.run(third.sha, { ref: 'feature' })
+    await s.run(third.sha, { ref: 'v1', refType: 'tag' })
+    assert.equal((await q.findPipeline(s.db, third.id))!.status, 'pending')
+  })
+
+  it('workflow:auto_cancel:on_new_commit: interruptible cancels only interruptible jobs, none cancels nothing', async (t) => {
+    const s = await setup(t)
+    const ci = (mode: string) => `workflow:
+  auto_cancel:
+    on_new_commit: ${mode}
+test: { script: [make test], interruptible: true }
+deploy: { script: [make deploy] }
+`
+    const first = (await s.run(await s.commit({ '.gitlab-ci.yml': ci('none') }, 'one')))!
+    const deploy = (await q.pipelineJobs(s.db, first.id)).find((j) => j.name === 'deploy')!
+    await q.updateJob(s.db, deploy.id, { status: 'running', started_at: new Date().toISOString() })
+    // The new pipeline's mode decides: interruptible cancels test, though deploy (not interruptible) runs.
+    const second = (await s.run(await s.commit({ '.gitlab-ci.yml': ci('interruptible') }, 'two')))!
+    assert.deepEqual(await s.jobs(first.id), { test: 'canceled', deploy: 'running' })
+    await s.run(await s.commit({ '.gitlab-ci.yml': ci('none') }, 'three'))
+    assert.deepEqual(await s.jobs(second.id), { test: 'pending', deploy: 'pending' }, 'on_new_commit: none')
+    await assert.rejects(
+      s
+        .run(
+          await s.commit({
+            '.gitlab-ci.yml': `workflow:\n  auto_cancel:\n    on_job_failure: all\n${ci('none').split('\n').slice(3).join('\n')}`,
+          }),
+        )
+        .then((p) => {
+          throw new Error(p!.yaml_errors ?? 'no error')
+        }),
+      /workflow:auto_cancel config contains unsupported keys: on_job_failure/,
+    )
   })
 })

@@ -10,8 +10,16 @@ import type { CiJob, CiJobArtifact, Database, Pipeline, Project, ResourceGroup, 
 import * as projectQueries from '../projects/queries.ts'
 import type { ProjectAccess } from '../projects/index.ts'
 import * as userQueries from '../users/queries.ts'
-import { expandAllVariables, YAML_LIMITS, type CiTrigger, type PipelinePlan, type PipelineSource, type PlannedJob } from './config/index.ts'
-import { ConfigPlanner, FileTooBigError, type FileAnswer } from './config-planner.ts'
+import {
+  expandAllVariables,
+  YAML_LIMITS,
+  type AutoCancelMode,
+  type CiTrigger,
+  type PipelinePlan,
+  type PipelineSource,
+  type PlannedJob,
+} from './config/index.ts'
+import { ConfigPlanner, FileTooBigError, type FileAnswer, type PlanResult } from './config-planner.ts'
 import { predefinedVariables, type JobVariable } from './predefined.ts'
 import * as q from './queries.ts'
 import * as rq from './runner-queries.ts'
@@ -35,6 +43,8 @@ export interface PipelineRequest {
   upstream?: CiJob
   /** A child pipeline's configuration (its `trigger:include`), instead of the file at the commit. */
   config?: string
+  /** The pipeline schedule that starts it (source `schedule`). */
+  scheduleId?: number
 }
 
 /** What gets stored per job: the plan, plus what a runner needs to know. */
@@ -100,6 +110,7 @@ export class Pipelines {
   private readonly protectedRefs: ProtectedRefs
   private readonly artifacts: Artifacts | undefined
   private readonly remoteIncludes: RemoteIncludes | undefined
+  private readonly now: () => number
 
   constructor(deps: {
     db: Kysely<Database>
@@ -112,6 +123,8 @@ export class Pipelines {
     artifacts?: Artifacts
     /** Fetches `include:remote` files; without it they are refused. */
     remoteIncludes?: RemoteIncludes
+    /** The clock delayed jobs are timed by (tests move it). */
+    now?: () => number
   }) {
     this.remoteIncludes = deps.remoteIncludes
     this.artifacts = deps.artifacts
@@ -123,6 +136,7 @@ export class Pipelines {
     this.maxJobs = deps.maxJobs ?? DEFAULT_MAX_JOBS_PER_PIPELINE
     this.registryMirror = deps.registryMirror
     this.protectedRefs = new ProtectedRefs(deps.db)
+    this.now = deps.now ?? Date.now
   }
 
   /** Protected refs get protected variables and ref_protected runners: the default branch and the protected branches and tags. */
@@ -208,7 +222,7 @@ export class Pipelines {
     let errors: string[] | undefined
     let plan: Extract<PipelinePlan, { status: 'created' }> | undefined
     const result = text
-      ? await this.plan(r, text, namespace.full_path, defaultBranch, commit)
+      ? (await this.plan(r, text, namespace.full_path, defaultBranch, commit)).plan
       : { status: 'failed' as const, errors: [`\`${CI_CONFIG_PATH}\`: The parsed YAML is too big`] }
     if (result.status === 'filtered') return undefined
     if (result.status === 'failed') errors = [...result.errors]
@@ -228,6 +242,7 @@ export class Pipelines {
         yamlErrors: errors ? errors.join('\n') : null,
         variables: JSON.stringify(r.variables ?? []),
         upstreamJobId: r.upstream?.id ?? null,
+        scheduleId: r.scheduleId ?? null,
       })
       await alsoInTransaction?.(trx)
       if (errors) {
@@ -292,8 +307,54 @@ export class Pipelines {
       }
       return p
     })
-    if (!errors) await this.advance(pipeline.id)
+    if (!errors) {
+      await this.advance(pipeline.id)
+      if (r.refType === 'branch') await this.cancelRedundant(pipeline, plan!.autoCancelOnNewCommit)
+    }
     return (await q.findPipeline(this.db, pipeline.id))!
+  }
+
+  /**
+   * GitLab's auto-cancel of redundant pipelines, as the new pipeline's
+   * `workflow:auto_cancel:on_new_commit` says: a new pipeline on a branch cancels what is left of
+   * each older one still going for another commit. `conservative` (the default): unless a job that
+   * is not `interruptible: true` has already started there; `interruptible`: only its interruptible
+   * jobs; `none`: nothing. Manual jobs stay.
+   */
+  private async cancelRedundant(fresh: Pipeline, mode: AutoCancelMode): Promise<number[]> {
+    if (mode === 'none') return []
+    const canceled: number[] = []
+    const interruptible = (j: CiJob) => (JSON.parse(j.definition) as Partial<JobDefinition>).interruptible === true
+    for (const old of await q.redundantPipelines(this.db, fresh)) {
+      const jobs = await q.pipelineJobs(this.db, old.id)
+      const started = (j: CiJob) => ['running', 'success', 'failed'].includes(j.status)
+      if (mode === 'conservative' && jobs.some((j) => started(j) && !interruptible(j))) continue
+      const now = nowIso()
+      for (const j of jobs)
+        if (mode === 'conservative' || interruptible(j))
+          await q.transitionJob(this.db, j.id, ['created', 'waiting_for_resource', 'pending', 'running', 'scheduled'], {
+            status: 'canceled',
+            finished_at: now,
+          })
+      await this.advance(old.id)
+      canceled.push(old.id)
+    }
+    return canceled
+  }
+
+  /** Delayed jobs whose `start_in` has passed go to the queue; returns their ids. */
+  async releaseDelayed(): Promise<number[]> {
+    const now = new Date(this.now()).toISOString()
+    const released: number[] = []
+    const pipelines = new Set<number>()
+    for (const j of await q.dueScheduledJobs(this.db, now)) {
+      if (await q.transitionJob(this.db, j.id, ['scheduled'], ready(j, now))) {
+        released.push(j.id)
+        pipelines.add(j.pipeline_id)
+      }
+    }
+    for (const id of pipelines) await this.advance(id)
+    return released
   }
 
   /**
@@ -304,7 +365,7 @@ export class Pipelines {
   async lint(
     project: Project,
     opts: { content?: string | undefined; ref?: string | undefined },
-  ): Promise<{ valid: boolean; errors: string[]; content: string; jobs: PlannedJob[] }> {
+  ): Promise<{ valid: boolean; errors: string[]; content: string; mergedYaml: string | undefined; jobs: PlannedJob[] }> {
     const ref = opts.ref ?? (await this.repos.defaultBranch(project.id))
     const sha = ref === undefined ? undefined : await this.repos.resolveRef(project.id, ref).catch(() => undefined)
     if (ref === undefined || !sha)
@@ -320,26 +381,28 @@ export class Pipelines {
         text = await this.readYaml(project.id, sha, CI_CONFIG_PATH)
       } catch (e) {
         if (!(e instanceof FileTooBigError)) throw e
-        return { valid: false, errors: [`\`${CI_CONFIG_PATH}\`: The parsed YAML is too big`], content: '', jobs: [] }
+        return { valid: false, errors: [`\`${CI_CONFIG_PATH}\`: The parsed YAML is too big`], content: '', mergedYaml: undefined, jobs: [] }
       }
-      if (!text) return { valid: false, errors: [`Please provide content of ${CI_CONFIG_PATH}`], content: '', jobs: [] }
+      if (!text)
+        return { valid: false, errors: [`Please provide content of ${CI_CONFIG_PATH}`], content: '', mergedYaml: undefined, jobs: [] }
       content = text.toString('utf8')
     }
     if (Buffer.byteLength(content) > YAML_LIMITS.bytes)
-      return { valid: false, errors: [`\`${CI_CONFIG_PATH}\`: The parsed YAML is too big`], content: '', jobs: [] }
+      return { valid: false, errors: [`\`${CI_CONFIG_PATH}\`: The parsed YAML is too big`], content: '', mergedYaml: undefined, jobs: [] }
     const namespace = (await projectQueries.findNamespace(this.db, project.namespace_id))!
     const commit = (await this.repos.commitInfo(project.id, sha))!
     const isTag = !(await this.repos.branch(project.id, ref)) && (await this.repos.tag(project.id, ref)) !== undefined
     const r: PipelineRequest = { project, ref, refType: isTag ? 'tag' : 'branch', sha, beforeSha: ZERO_SHA, source: 'push', userId: null }
-    const plan = await this.plan(
+    const { plan, mergedYaml } = await this.plan(
       r,
       Buffer.from(content),
       namespace.full_path,
       (await this.repos.defaultBranch(project.id)) ?? 'main',
       commit,
+      true,
     )
-    if (plan.status === 'failed') return { valid: false, errors: plan.errors, content, jobs: [] }
-    return { valid: true, errors: [], content, jobs: plan.status === 'created' ? plan.jobs : [] }
+    if (plan.status === 'failed') return { valid: false, errors: plan.errors, content, mergedYaml, jobs: [] }
+    return { valid: true, errors: [], content, mergedYaml, jobs: plan.status === 'created' ? plan.jobs : [] }
   }
 
   /** Parses and plans the file off the event loop, within a time budget (see ConfigPlanner). */
@@ -349,7 +412,8 @@ export class Pipelines {
     namespace: string,
     defaultBranch: string,
     commit: CommitInfo,
-  ): Promise<PipelinePlan> {
+    merged = false,
+  ): Promise<PlanResult> {
     const extra = (r.variables ?? []).map((v) => ({ key: v.key, value: v.value }))
     const files = await this.repos.listFiles(r.project.id, r.sha)
     const changedFiles =
@@ -359,7 +423,7 @@ export class Pipelines {
       r.project,
       (r.refType === 'branch' && r.ref === defaultBranch) || (await this.isProtectedRef(r.project.id, r.ref, r.refType === 'tag')),
     )
-    return this.planner.plan(
+    return this.planner.planResult(
       text.toString('utf8'),
       {
         source: r.source,
@@ -382,7 +446,7 @@ export class Pipelines {
         if (req.job !== undefined) return { content: await this.readUpstreamArtifact(r.upstream!, req.job, req.path) }
         return { content: (await this.readYaml(r.project.id, r.sha, req.path))?.toString('utf8') }
       },
-      r.upstream !== undefined && r.config !== undefined,
+      { artifacts: r.upstream !== undefined && r.config !== undefined, merged },
     )
   }
 
@@ -458,14 +522,21 @@ export class Pipelines {
       for (const j of jobs) {
         // A job of a resource group waits for the resource instead of going to the queue (assignResources).
         if (j.resource_group !== null && changes.get(j.id) === 'pending') changes.set(j.id, 'waiting_for_resource')
-        if (j.kind === 'bridge' && changes.get(j.id) === 'pending') bridges.push(j.id)
+        // A bridge is pending once it may run: advanced now, played, released after its delay, or given its resource.
+        if (j.kind === 'bridge' && (changes.get(j.id) ?? j.status) === 'pending') bridges.push(j.id)
       }
       if (jobs.some((j) => j.resource_group !== null)) resources = true
       const now = nowIso()
+      const byId = new Map(jobs.map((j) => [j.id, j]))
       for (const [id, status] of changes) {
         const set: Partial<CiJob> = { status }
         if (status === 'pending') set.queued_at = now
         if (status === 'skipped') set.finished_at = now
+        if (status === 'scheduled') {
+          // The delay counts from when the job could have started, as on GitLab.
+          const startIn = (JSON.parse(byId.get(id)!.definition) as Partial<JobDefinition>).startIn ?? 0
+          set.scheduled_at = new Date(this.now() + startIn * 1000).toISOString()
+        }
         await q.transitionJob(trx, id, ['created'], set)
       }
       const after = jobs.map((j) => ({
@@ -644,7 +715,7 @@ export class Pipelines {
     const now = nowIso()
     for (const j of jobs) {
       if (!FINISHED.has(j.status as JobStatus))
-        await q.transitionJob(this.db, j.id, ['created', 'waiting_for_resource', 'pending', 'running', 'manual'], {
+        await q.transitionJob(this.db, j.id, ['created', 'waiting_for_resource', 'pending', 'running', 'manual', 'scheduled'], {
           status: 'canceled',
           finished_at: now,
         })
@@ -681,7 +752,7 @@ export class Pipelines {
 
   async cancelJob(job: CiJob): Promise<CiJob> {
     if (FINISHED.has(job.status as JobStatus)) throw new WharfError('BAD_REQUEST', `job ${job.id} is already ${job.status}`, {})
-    await q.transitionJob(this.db, job.id, ['created', 'waiting_for_resource', 'pending', 'running', 'manual'], {
+    await q.transitionJob(this.db, job.id, ['created', 'waiting_for_resource', 'pending', 'running', 'manual', 'scheduled'], {
       status: 'canceled',
       finished_at: nowIso(),
     })
@@ -689,10 +760,11 @@ export class Pipelines {
     return (await q.findJob(this.db, job.id))!
   }
 
-  /** Starts a manual job. */
+  /** Starts a manual job, or a delayed one before its time. */
   async playJob(job: CiJob): Promise<CiJob> {
-    if (job.status !== 'manual') throw new WharfError('BAD_REQUEST', `job ${job.id} is not a manual job waiting to be played`, {})
-    await q.transitionJob(this.db, job.id, ['manual'], { status: 'pending', queued_at: nowIso() })
+    if (job.status !== 'manual' && job.status !== 'scheduled')
+      throw new WharfError('BAD_REQUEST', `job ${job.id} is not a manual or delayed job waiting to be played`, {})
+    await q.transitionJob(this.db, job.id, ['manual', 'scheduled'], ready(job, nowIso()))
     await this.advance(job.pipeline_id)
     return (await q.findJob(this.db, job.id))!
   }
@@ -704,6 +776,7 @@ export class Pipelines {
     source: PipelineSource,
     userId: number | null,
     variables: PipelineRequest['variables'],
+    scheduleId?: number,
   ): Promise<Pipeline> {
     const branch = await this.repos.resolveRef(project.id, `refs/heads/${ref}`)
     const tag = branch ? undefined : await this.repos.resolveRef(project.id, `refs/tags/${ref}`)
@@ -718,6 +791,7 @@ export class Pipelines {
       source,
       userId,
       variables: variables ?? [],
+      ...(scheduleId !== undefined ? { scheduleId } : {}),
     })
     if (!p)
       throw new WharfError(
@@ -886,6 +960,11 @@ export class Pipelines {
       .filter((v) => protectedRef || v.protected === 0)
       .map((v) => ({ key: v.key, value: v.value, public: false, masked: v.masked === 1, file: v.variable_type === 'file' }))
   }
+}
+
+/** A played or released job: to the queue, or, in a resource group, to wait for the resource (assignResources). */
+function ready(job: CiJob, now: string): Partial<CiJob> {
+  return job.resource_group !== null ? { status: 'waiting_for_resource' } : { status: 'pending', queued_at: now }
 }
 
 function userIdOf(p: Principal): number | null {

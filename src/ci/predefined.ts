@@ -1,6 +1,7 @@
 // GitLab's predefined CI/CD variables, including the old aliases the seed's template uses
 // (CI_BUILD_TOKEN, CI_BUILD_REF_NAME, ...). The job token itself is only known when a runner
 // picks the job up, so it is added then (see `jobTokenVariables`).
+import { refSlug } from '../core/names.ts'
 
 export interface JobVariable {
   key: string
@@ -32,14 +33,8 @@ export interface PredefinedInput {
   user?: { id: number; username: string; name: string; email: string | null }
 }
 
-/** GitLab's CI_COMMIT_REF_SLUG: lowercased, non-alphanumerics to '-', at most 63 chars, no '-' at the ends. */
-export function refSlug(ref: string): string {
-  return ref
-    .toLowerCase()
-    .replace(/[^a-z0-9]/g, '-')
-    .slice(0, 63)
-    .replace(/^-+|-+$/g, '')
-}
+// The registry's CI-aware cleanup compares tags with it too, so it lives in core.
+export { refSlug }
 
 export function registryHost(serverUrl: string): string {
   return new URL(serverUrl).host

@@ -9,7 +9,7 @@ import { pino } from 'pino'
 import type { Principal } from '../auth/principals.ts'
 import { PUSH_EVENT_ATTEMPTS } from '../git/index.ts'
 import * as gitQueries from '../git/queries.ts'
-import { migrate, openDb } from '../metadata/db.ts'
+import { openTestDb } from '../../test/helpers/database.ts'
 import * as userQueries from '../users/queries.ts'
 import { createServices } from '../services.ts'
 import { createFsDriver } from '../storage/fs-driver.ts'
@@ -25,11 +25,9 @@ const ZERO = '0'.repeat(40)
 async function setup(t: TestContext) {
   const dir = await mkdtemp(join(tmpdir(), 'wharf-push-events-'))
   t.after(() => rm(dir, { recursive: true, force: true }))
-  const dbPath = join(dir, 'data', 'wharf.db')
   /** A server start: database, migrations, services (git hosting with CI listening). */
   const start = async () => {
-    const db = openDb({ kind: 'sqlite', path: dbPath })
-    await migrate(db, 'sqlite')
+    const db = await openTestDb(join(dir, 'data'))
     const services = await createServices(db, createFsDriver(join(dir, 'data', 'storage')), {
       publicUrl: 'http://wharf.test',
       tokenTtlSeconds: 300,

@@ -27,6 +27,7 @@ export async function insertPipeline(
     yamlErrors: string | null
     variables: string
     upstreamJobId?: number | null
+    scheduleId?: number | null
   },
 ): Promise<Pipeline> {
   const now = nowIso()
@@ -49,6 +50,7 @@ export async function insertPipeline(
       updated_at: now,
       started_at: null,
       finished_at: null,
+      pipeline_schedule_id: p.scheduleId ?? null,
     })
     .returningAll()
     .executeTakeFirstOrThrow()
@@ -61,9 +63,10 @@ export async function findPipeline(db: Executor, id: number): Promise<Pipeline |
 export async function listPipelines(
   db: Executor,
   projectId: number,
-  f: { ref?: string; status?: string; source?: string; sha?: string; limit: number; offset: number },
+  f: { ref?: string; status?: string; source?: string; sha?: string; scheduleId?: number; limit: number; offset: number },
 ): Promise<Pipeline[]> {
   let q = db.selectFrom('pipelines').selectAll().where('project_id', '=', projectId)
+  if (f.scheduleId !== undefined) q = q.where('pipeline_schedule_id', '=', f.scheduleId)
   if (f.ref !== undefined) q = q.where('ref', '=', f.ref)
   if (f.status !== undefined) q = q.where('status', '=', f.status)
   if (f.source !== undefined) q = q.where('source', '=', f.source)
@@ -74,12 +77,13 @@ export async function listPipelines(
 export async function countPipelines(
   db: Executor,
   projectId: number,
-  f: { ref?: string; status?: string; source?: string; sha?: string } = {},
+  f: { ref?: string; status?: string; source?: string; sha?: string; scheduleId?: number } = {},
 ): Promise<number> {
   let q = db
     .selectFrom('pipelines')
     .select((eb) => eb.fn.countAll<number>().as('n'))
     .where('project_id', '=', projectId)
+  if (f.scheduleId !== undefined) q = q.where('pipeline_schedule_id', '=', f.scheduleId)
   if (f.ref !== undefined) q = q.where('ref', '=', f.ref)
   if (f.status !== undefined) q = q.where('status', '=', f.status)
   if (f.source !== undefined) q = q.where('source', '=', f.source)
@@ -224,6 +228,35 @@ export async function latestSuccessfulJob(db: Executor, projectId: number, ref: 
     .where('retried', '=', 0)
     .where('status', '=', 'success')
     .executeTakeFirst()
+}
+
+/** Delayed jobs whose `start_in` has passed (ISO times compare as text). */
+export async function dueScheduledJobs(db: Executor, now: string): Promise<CiJob[]> {
+  return db
+    .selectFrom('ci_jobs')
+    .selectAll()
+    .where('status', '=', 'scheduled')
+    .where('scheduled_at', '<=', now)
+    .orderBy('scheduled_at')
+    .limit(500)
+    .execute()
+}
+
+/**
+ * Older pipelines of a branch still going (GitLab's alive_or_scheduled), except those for `sha`:
+ * the candidates a new pipeline on the branch makes redundant.
+ */
+export async function redundantPipelines(db: Executor, p: Pick<Pipeline, 'id' | 'project_id' | 'ref' | 'sha'>): Promise<Pipeline[]> {
+  return db
+    .selectFrom('pipelines')
+    .selectAll()
+    .where('project_id', '=', p.project_id)
+    .where('ref', '=', p.ref)
+    .where('tag', '=', 0)
+    .where('id', '<', p.id)
+    .where('sha', '!=', p.sha)
+    .where('status', 'in', ['created', 'waiting_for_resource', 'pending', 'running', 'scheduled'])
+    .execute()
 }
 
 export async function findPipelines(db: Executor, ids: number[]): Promise<Pipeline[]> {
@@ -481,4 +514,27 @@ export async function pageResourceGroups(
 
 export async function updateResourceGroup(db: Executor, id: number, processMode: string): Promise<void> {
   await db.updateTable('resource_groups').set({ process_mode: processMode, updated_at: nowIso() }).where('id', '=', id).execute()
+}
+
+/** A job's pipeline and that pipeline's ref (for the registry's tag history). */
+export async function jobPipelineRef(db: Executor, jobId: number) {
+  return db
+    .selectFrom('ci_jobs as j')
+    .innerJoin('pipelines as p', 'p.id', 'j.pipeline_id')
+    .select(['p.id', 'p.ref', 'p.tag'])
+    .where('j.id', '=', jobId)
+    .executeTakeFirst()
+}
+
+/** The latest successful pipeline of each branch of a project (one query). */
+export async function latestSuccessfulPipelinePerBranch(db: Executor, projectId: number): Promise<Array<{ ref: string; id: number }>> {
+  const rows = await db
+    .selectFrom('pipelines')
+    .select(['ref', (eb) => eb.fn.max('id').as('id')])
+    .where('project_id', '=', projectId)
+    .where('tag', '=', 0)
+    .where('status', '=', 'success')
+    .groupBy('ref')
+    .execute()
+  return rows.map((r) => ({ ref: r.ref, id: Number(r.id) }))
 }

@@ -193,6 +193,8 @@ export async function ciRoutes(app: TypedApp, deps: CiRouteDeps): Promise<void> 
       started_at: j.started_at,
       finished_at: j.finished_at,
       erased_at: j.erased_at,
+      // When a delayed job (status scheduled) is queued; null for other jobs.
+      scheduled_at: j.scheduled_at,
       duration: seconds(j.started_at, j.finished_at),
       queued_duration: seconds(j.queued_at, j.started_at),
       user: userJson(j.user_id === null ? undefined : rel.users.get(j.user_id)),
@@ -371,7 +373,8 @@ export async function ciRoutes(app: TypedApp, deps: CiRouteDeps): Promise<void> 
     valid: l.valid,
     errors: l.errors,
     warnings: [],
-    merged_yaml: l.content,
+    // Includes, `extends` and `!reference` expanded, as GitLab's lint answers (null when the file did not get that far).
+    merged_yaml: l.mergedYaml ?? null,
     includes: [],
     ...(includeJobs
       ? {

@@ -1,5 +1,5 @@
 import { sql } from 'kysely'
-import { nowIso } from '../metadata/db.ts'
+import { isPostgres, nowIso } from '../metadata/db.ts'
 import type { CiJob, CiJobArtifact, Executor, Project, Runner, RunnersTable } from '../metadata/schema.ts'
 import type { RunnerType } from '../runner/protocol.ts'
 
@@ -76,7 +76,8 @@ export async function pageRunners(
   if (f.type !== undefined) q = q.where('runner_type', '=', f.type)
   if (f.paused !== undefined) q = q.where('paused', '=', f.paused ? 1 : 0)
   // tag_list is a JSON array of strings.
-  for (const tag of f.tagList ?? []) q = q.where(sql<boolean>`exists (select 1 from json_each(runners.tag_list) where value = ${tag})`)
+  const elements = isPostgres(db) ? sql`json_array_elements_text(runners.tag_list::json)` : sql`json_each(runners.tag_list)`
+  for (const tag of f.tagList ?? []) q = q.where(sql<boolean>`exists (select 1 from ${elements} where value = ${tag})`)
   const rows = await q.selectAll().orderBy('id').limit(f.limit).offset(f.offset).execute()
   const n = await q.select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()
   return { rows, total: Number(n.n) }

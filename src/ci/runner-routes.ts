@@ -386,7 +386,7 @@ async function sendArchive(reply: FastifyReply, artifacts: Artifacts, job: CiJob
     )
     .header('Content-Length', String(a.size))
     .header('Content-Disposition', `attachment; filename="${a.filename}"`)
-    .send(artifacts.open(a))
+    .send(await artifacts.open(a))
 }
 
 /** One file of a job's zip archive, as GitLab sends it: an attachment named after the file. */

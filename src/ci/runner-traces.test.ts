@@ -4,12 +4,13 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Readable } from 'node:stream'
 import { describe, it, type TestContext } from 'node:test'
-import { migrate, openDb } from '../metadata/db.ts'
+import { openTestDb } from '../../test/helpers/database.ts'
 import { createProjects } from '../projects/index.ts'
 import { deleteRepositoriesUnder } from '../registry/index.ts'
 import { Users } from '../users/index.ts'
 import { mintJobToken } from './job-tokens.ts'
 import * as q from './queries.ts'
+import { createFsDriver } from '../storage/fs-driver.ts'
 import { MASK, TraceMasker, TraceStore } from './traces.ts'
 
 /** Feeds `text` to a masker in chunks cut at `cuts`, the way a runner's PATCHes would split it. */
@@ -81,9 +82,8 @@ describe('TraceMasker', () => {
 async function store(t: TestContext) {
   const dir = await mkdtemp(join(tmpdir(), 'wharf-trace-'))
   t.after(() => rm(dir, { recursive: true, force: true }))
-  const db = openDb({ kind: 'sqlite', path: join(dir, 'wharf.db') })
+  const db = await openTestDb(dir)
   t.after(() => db.destroy())
-  await migrate(db, 'sqlite')
   const { projects, groups } = createProjects(db, deleteRepositoriesUnder)
   const users = new Users(db)
   const root = await users.createUser({ username: 'root', password: 'rootpassword', isAdmin: true })
@@ -115,7 +115,7 @@ async function store(t: TestContext) {
     variables: [],
     userId: root.id,
   })
-  return { traces: new TraceStore(db, join(dir, 'traces')), jobId: job.id, dir }
+  return { traces: new TraceStore(db, createFsDriver(join(dir, 'ci'))), jobId: job.id, dir }
 }
 
 describe('TraceStore', () => {
@@ -130,27 +130,27 @@ describe('TraceStore', () => {
       received: 11,
     })
     await s.traces.finish(s.jobId, m)
-    assert.equal(await readFile(s.traces.path(s.jobId), 'utf8'), 'hello world')
+    assert.equal(await readFile(join(s.dir, 'ci', s.traces.path(s.jobId)), 'utf8'), 'hello world')
   })
 
   it('drops bytes an unrecorded append left behind (crash between write and record)', async (t) => {
     const s = await store(t)
     const m = new TraceMasker([], [])
     await s.traces.append(s.jobId, 0, [Buffer.from('abc')], m)
-    await writeFile(s.traces.path(s.jobId), 'abcGARBAGE')
+    await writeFile(join(s.dir, 'ci', s.traces.path(s.jobId)), 'abcGARBAGE')
     await s.traces.append(s.jobId, 3, [Buffer.from('def')], m)
-    assert.equal(await readFile(s.traces.path(s.jobId), 'utf8'), 'abcdef')
+    assert.equal(await readFile(join(s.dir, 'ci', s.traces.path(s.jobId)), 'utf8'), 'abcdef')
   })
 
   it('never writes a secret split across two appends, and flushes the tail with a final line', async (t) => {
     const s = await store(t)
     const m = new TraceMasker(['s3cr3t-value'])
     await s.traces.append(s.jobId, 0, [Buffer.from('token=s3cr')], m)
-    const mid = await readFile(s.traces.path(s.jobId), 'utf8')
+    const mid = await readFile(join(s.dir, 'ci', s.traces.path(s.jobId)), 'utf8')
     assert.ok(!mid.includes('s3cr'), 'the possible start of a secret is held back')
     await s.traces.append(s.jobId, 10, [Buffer.from('3t-value done')], m)
     await s.traces.finish(s.jobId, m, 'ERROR: bye')
-    assert.equal(await readFile(s.traces.path(s.jobId), 'utf8'), `token=${MASK} done\nERROR: bye\n`)
+    assert.equal(await readFile(join(s.dir, 'ci', s.traces.path(s.jobId)), 'utf8'), `token=${MASK} done\nERROR: bye\n`)
     const st = await s.traces.state(s.jobId)
     assert.equal(st.received, 23)
     const { size, stream } = await s.traces.read(s.jobId, 6)

@@ -72,6 +72,13 @@ describe('advance', () => {
     assert.deepEqual(statuses(jobs), { a: 'failed', b: 'skipped', c: 'skipped', d: 'pending' })
   })
 
+  it('a delayed job is scheduled once it could start and holds its dependants until it ran', () => {
+    const jobs = [job('build', 0, { status: 'success' }), job('deploy', 1, { when: 'delayed' }), job('smoke', 2)]
+    assert.deepEqual(statuses(jobs), { build: 'success', deploy: 'scheduled', smoke: 'created' })
+    const failed = [job('build', 0, { status: 'failed' }), job('deploy', 1, { when: 'delayed' })]
+    assert.deepEqual(statuses(failed), { build: 'failed', deploy: 'skipped' })
+  })
+
   it('canceled counts as a failure for dependants', () => {
     const jobs = [job('a', 0, { status: 'canceled' }), job('b', 1)]
     assert.deepEqual(statuses(jobs), { a: 'canceled', b: 'skipped' })
@@ -92,6 +99,8 @@ describe('pipelineStatus', () => {
     assert.equal(s(['skipped'], ['skipped']), 'skipped')
     assert.equal(s(['success'], ['manual']), 'manual')
     assert.equal(s(['success'], ['manual', true]), 'success')
+    assert.equal(s(['success'], ['scheduled']), 'scheduled')
+    assert.equal(s(['success'], ['scheduled'], ['pending']), 'running')
     assert.equal(s(), 'skipped')
   })
 })

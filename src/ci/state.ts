@@ -1,6 +1,9 @@
 // The pipeline/job state machine as plain data (GitLab's semantics), tested without HTTP or SQL.
 
-/** `waiting_for_resource`: ready, but another job of its `resource_group` holds the resource. */
+/**
+ * `waiting_for_resource`: ready, but another job of its `resource_group` holds the resource;
+ * `scheduled`: a delayed job waiting out its `start_in`.
+ */
 export const JOB_STATUSES = [
   'created',
   'waiting_for_resource',
@@ -11,6 +14,7 @@ export const JOB_STATUSES = [
   'canceled',
   'skipped',
   'manual',
+  'scheduled',
 ] as const
 export type JobStatus = (typeof JOB_STATUSES)[number]
 export const PIPELINE_STATUSES = [
@@ -23,9 +27,10 @@ export const PIPELINE_STATUSES = [
   'canceled',
   'skipped',
   'manual',
+  'scheduled',
 ] as const
 export type PipelineStatus = (typeof PIPELINE_STATUSES)[number]
-export type When = 'on_success' | 'on_failure' | 'always' | 'manual'
+export type When = 'on_success' | 'on_failure' | 'always' | 'manual' | 'delayed'
 
 export const FINISHED: ReadonlySet<JobStatus> = new Set(['success', 'failed', 'canceled', 'skipped'])
 export const ACTIVE: ReadonlySet<JobStatus> = new Set(['pending', 'running'])
@@ -59,7 +64,8 @@ function prerequisites(job: JobNode, all: JobNode[]): JobNode[] {
 
 /**
  * Decides what each `created` job becomes now that others have moved: pending (to the queue),
- * manual (waiting for a person), skipped, or unchanged while prerequisites are still running.
+ * manual (waiting for a person), scheduled (a delayed job waiting out its `start_in`), skipped,
+ * or unchanged while prerequisites are still running.
  * Applies repeatedly until nothing changes, since a skip can release later jobs.
  */
 export function advance(input: readonly JobNode[]): Map<number, JobStatus> {
@@ -86,6 +92,9 @@ export function advance(input: readonly JobNode[]): Map<number, JobStatus> {
         case 'manual':
           next = failedBefore ? 'skipped' : 'manual'
           break
+        case 'delayed':
+          next = failedBefore ? 'skipped' : 'scheduled'
+          break
       }
       job.status = next
       changes.set(job.id, next)
@@ -106,10 +115,13 @@ export function pipelineStatus(jobs: ReadonlyArray<Pick<JobNode, 'status' | 'all
       j.status !== 'pending' &&
       j.status !== 'waiting_for_resource' &&
       j.status !== 'skipped' &&
-      j.status !== 'manual',
+      j.status !== 'manual' &&
+      j.status !== 'scheduled',
   )
   if (has('pending')) return started ? 'running' : 'pending'
   if (has('waiting_for_resource')) return started ? 'running' : 'waiting_for_resource'
+  // A delayed job holds the pipeline as `scheduled` until its time comes (or someone plays it).
+  if (has('scheduled')) return 'scheduled'
   // A blocking manual job holds the pipeline until someone plays it.
   if (jobs.some((j) => j.status === 'manual' && !j.allowFailure)) return 'manual'
   if (has('created')) return started ? 'running' : 'created'

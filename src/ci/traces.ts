@@ -1,13 +1,13 @@
 // Job logs ("traces"): appended by runners in chunks keyed by byte offset (GitLab's
 // `PATCH /jobs/:id/trace` with `Content-Range`), stored under `<ci>/traces/<job id>.log` with every
 // masked variable value replaced by `[MASKED]` before it reaches the disk.
-import { createReadStream } from 'node:fs'
-import { mkdir, open, rm, stat } from 'node:fs/promises'
-import { join } from 'node:path'
-import { Transform, type Readable } from 'node:stream'
+import { once } from 'node:events'
+import { Transform, type Readable, type Writable } from 'node:stream'
 import type { Kysely } from 'kysely'
 import { nowIso } from '../metadata/db.ts'
 import type { Database } from '../metadata/schema.ts'
+import { PathNotFoundError, type BlobDriver } from '../storage/driver.ts'
+import { tracePath } from '../storage/paths.ts'
 import { JOB_TOKEN_PATTERN } from './job-tokens.ts'
 import * as rq from './runner-queries.ts'
 
@@ -155,19 +155,20 @@ export interface TraceState {
 
 export type AppendResult = { ok: true; received: number } | { ok: false; received: number }
 
-/** Job logs on disk, with their offsets in SQLite. Appends to one job's log are serialised. */
+/** Job logs in storage (the data directory or the bucket), with their offsets in the database. Appends to one job's log are serialised. */
 export class TraceStore {
   private readonly db: Kysely<Database>
-  private readonly dir: string
+  private readonly driver: BlobDriver
   private readonly locks = new Map<number, Promise<unknown>>()
 
-  constructor(db: Kysely<Database>, dir: string) {
+  constructor(db: Kysely<Database>, driver: BlobDriver) {
     this.db = db
-    this.dir = dir
+    this.driver = driver
   }
 
+  /** The log's path in storage. */
   path(jobId: number): string {
-    return join(this.dir, `${jobId}.log`)
+    return tracePath(jobId)
   }
 
   async state(jobId: number): Promise<TraceState> {
@@ -185,7 +186,7 @@ export class TraceStore {
   /**
    * Appends a chunk that starts at the runner's offset `start`. A chunk starting past what was
    * received is refused (the runner resends from `received`: HTTP 416); bytes already received
-   * are skipped, so a retried chunk is never stored twice. Streams to disk as the body arrives.
+   * are skipped, so a retried chunk is never stored twice. Streams to storage as the body arrives.
    */
   append(
     jobId: number,
@@ -197,12 +198,13 @@ export class TraceStore {
       const st = await this.state(jobId)
       if (start > st.received) return { ok: false, received: st.received }
       let skip = st.received - start
-      await mkdir(this.dir, { recursive: true })
-      const fh = await openForWrite(this.path(jobId))
       let { received, stored: pos, tail, truncated } = st
+      // Bytes beyond the recorded size are from an append that crashed before it was recorded: the appender drops them.
+      const w = await this.driver.appender(this.path(jobId), pos)
+      // What storage confirmed: an append that breaks off records only that (writes call back in order).
+      let confirmed = pos
+      let failed = false
       try {
-        // Bytes beyond the recorded size are from an append that crashed before it was recorded.
-        await fh.truncate(pos)
         for await (const raw of body as AsyncIterable<Buffer | string>) {
           let chunk = typeof raw === 'string' ? Buffer.from(raw) : raw
           if (skip > 0) {
@@ -223,14 +225,25 @@ export class TraceStore {
             tail = Buffer.alloc(0)
             truncated = true
           }
-          if (out.length) await fh.write(out, 0, out.length, pos)
+          if (out.length) {
+            const upTo = pos + out.length
+            const written = w.write(out, (err) => {
+              if (!err) confirmed = upTo
+            })
+            if (!written) await once(w, 'drain')
+          }
           pos += out.length
         }
+        await endWritable(w)
+      } catch (e) {
+        failed = true
+        w.destroy()
+        if (!w.closed) await once(w, 'close').catch(() => {})
+        throw e
       } finally {
-        await fh.close()
         await rq.saveTrace(this.db, jobId, {
           received_bytes: received,
-          stored_bytes: pos,
+          stored_bytes: failed ? confirmed : pos,
           tail,
           truncated: truncated ? 1 : 0,
           updated_at: nowIso(),
@@ -248,14 +261,9 @@ export class TraceStore {
       if (line) parts.push(Buffer.from(`${st.stored + st.tail.length > 0 ? '\n' : ''}${line}\n`))
       const out = Buffer.concat(parts)
       if (out.length) {
-        await mkdir(this.dir, { recursive: true })
-        const fh = await openForWrite(this.path(jobId))
-        try {
-          await fh.truncate(st.stored)
-          await fh.write(out, 0, out.length, st.stored)
-        } finally {
-          await fh.close()
-        }
+        const w = await this.driver.appender(this.path(jobId), st.stored)
+        w.write(out)
+        await endWritable(w)
       }
       await rq.saveTrace(this.db, jobId, {
         received_bytes: st.received,
@@ -271,7 +279,12 @@ export class TraceStore {
   async read(jobId: number, start = 0): Promise<{ size: number; stream: Readable | undefined }> {
     const size = await this.size(jobId)
     if (start >= size) return { size, stream: undefined }
-    return { size, stream: createReadStream(this.path(jobId), { start, end: size - 1 }) }
+    try {
+      return { size, stream: await this.driver.reader(this.path(jobId), { offset: start, length: size - start }) }
+    } catch (e) {
+      if (e instanceof PathNotFoundError) return { size: 0, stream: undefined }
+      throw e
+    }
   }
 
   /** The stored size of a job's log (0 when it has none). */
@@ -279,17 +292,14 @@ export class TraceStore {
     const st = await this.state(jobId)
     if (st.stored > 0) return st.stored
     // A log written before it was recorded (or none): trust the file, if any.
-    return stat(this.path(jobId)).then(
-      (s) => s.size,
-      () => 0,
-    )
+    return (await this.driver.stat(this.path(jobId)))?.size ?? 0
   }
 
   /** Removes a job's log (GitLab's job erase), after any append in flight. */
   erase(jobId: number): Promise<void> {
     return this.exclusive(jobId, async () => {
       await rq.deleteTrace(this.db, jobId)
-      await rm(this.path(jobId), { force: true })
+      await this.driver.delete(this.path(jobId))
     })
   }
 
@@ -312,11 +322,6 @@ function truncationNote(): string {
   return `Job's log exceeded limit of ${TRACE_LIMITS.storedBytes} bytes. Job execution will continue but no more output will be collected.`
 }
 
-async function openForWrite(path: string) {
-  try {
-    return await open(path, 'r+')
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e
-    return open(path, 'w+')
-  }
+function endWritable(w: Writable): Promise<void> {
+  return new Promise((resolve, reject) => w.end((err?: Error | null) => (err ? reject(err) : resolve())))
 }

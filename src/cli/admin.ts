@@ -1,12 +1,11 @@
-import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { ConfigError, loadConfigFromArgs, SETTINGS } from '../config/load.ts'
 import { VISIBILITIES, type Visibility } from '../auth/roles.ts'
 import { WharfError } from '../core/errors.ts'
-import { migrate, openDb, SchemaTooNewError } from '../metadata/db.ts'
+import { DatabaseUnavailableError, databaseConfig, migrate, openDb, SchemaTooNewError } from '../metadata/db.ts'
 import type { User } from '../metadata/schema.ts'
 import { createServices, type Services } from '../services.ts'
-import { createFsDriver } from '../storage/fs-driver.ts'
+import { openStorage } from '../server.ts'
 
 export const ADMIN_USAGE = `Usage: wharf admin <command> [options]   (works offline on the data directory)
 
@@ -136,10 +135,13 @@ export async function adminCommand(argv: string[]): Promise<number> {
     throw e
   }
 
-  const db = openDb({ kind: 'sqlite', path: join(config.data, 'wharf.db') })
+  const dbConfig = databaseConfig(config.database, config.data)
+  const db = openDb(dbConfig)
   try {
-    await migrate(db, 'sqlite')
-    const services = await createServices(db, createFsDriver(join(config.data, 'storage')), {
+    await migrate(db, dbConfig.kind)
+    const storage = openStorage(config)
+    const services = await createServices(db, storage.blobs, {
+      ciStorage: storage.ci,
       publicUrl: config.publicUrl,
       tokenTtlSeconds: config.auth.tokenTtlSeconds,
       pageMax: config.limits.pageMax,
@@ -151,7 +153,7 @@ export async function adminCommand(argv: string[]): Promise<number> {
     await run(command, flags, password, services, new URL(config.publicUrl).host)
     return 0
   } catch (e) {
-    if (e instanceof WharfError || e instanceof UsageError || e instanceof SchemaTooNewError) {
+    if (e instanceof WharfError || e instanceof UsageError || e instanceof SchemaTooNewError || e instanceof DatabaseUnavailableError) {
       process.stderr.write(`wharf admin ${command}: ${e.message}\n`)
       return 1
     }

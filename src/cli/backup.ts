@@ -1,8 +1,10 @@
 import { createReadStream, createWriteStream } from 'node:fs'
 import { once } from 'node:events'
+import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import type { Readable, Writable } from 'node:stream'
 import { ConfigError, loadConfigFromArgs, SETTINGS } from '../config/load.ts'
+import { databaseConfig } from '../metadata/db.ts'
 import { BackupError, createBackup, restoreBackup } from '../ops/backup.ts'
 
 export const BACKUP_USAGE = `Usage: wharf backup <command> [options]
@@ -62,6 +64,18 @@ export async function backupCommand(argv: string[]): Promise<number> {
       return 2
     }
     throw e
+  }
+
+  // The backup reads and writes the data directory's SQLite file; a PostgreSQL database is the
+  // operator's to back up with its own tools, consistently with the files (README, "Run on PostgreSQL").
+  const database = databaseConfig(config.database, config.data)
+  if (database.kind === 'postgres' || database.path !== join(config.data, 'wharf.db')) {
+    err(
+      database.kind === 'postgres'
+        ? `${verb}: the database is PostgreSQL: back it up with pg_dump (restore with pg_restore), and the data directory's files (storage, git, ci, secrets) with a file copy taken after the dump`
+        : `${verb}: the database is not the data directory's wharf.db (database.url is ${database.path}); back it up with sqlite3's .backup`,
+    )
+    return 2
   }
 
   const log = (line: string) => err(line)

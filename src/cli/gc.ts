@@ -1,12 +1,11 @@
-import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { ConfigError, loadConfigFromArgs, SETTINGS } from '../config/load.ts'
 import { WharfError } from '../core/errors.ts'
 import { GarbageCollector, type GcItem, type GcReport } from '../gc/index.ts'
-import { migrate, openDb, SchemaTooNewError } from '../metadata/db.ts'
+import { DatabaseUnavailableError, databaseConfig, migrate, openDb, SchemaTooNewError } from '../metadata/db.ts'
 import { Metrics } from '../ops/index.ts'
 import { createRegistry } from '../registry/index.ts'
-import { createFsDriver } from '../storage/fs-driver.ts'
+import { openStorage } from '../server.ts'
 
 export const GC_USAGE = `Usage: wharf gc [--dry-run] [--json] [options]
 
@@ -57,18 +56,19 @@ export async function gcCommand(argv: string[]): Promise<number> {
     }
     throw e
   }
-  const db = openDb({ kind: 'sqlite', path: join(config.data, 'wharf.db') })
+  const dbConfig = databaseConfig(config.database, config.data)
+  const db = openDb(dbConfig)
   try {
-    await migrate(db, 'sqlite')
+    await migrate(db, dbConfig.kind)
     const metrics = new Metrics()
-    const driver = createFsDriver(join(config.data, 'storage'))
+    const driver = openStorage(config).blobs
     const registry = createRegistry(db, driver, { pageMax: config.limits.pageMax, metrics })
     const gc = new GarbageCollector(db, registry.blobs, driver, config.gc, metrics)
     const report = await gc.run({ dryRun: values['dry-run'] === true })
     process.stdout.write(values.json ? `${JSON.stringify(report, null, 2)}\n` : formatReport(report))
     return 0
   } catch (e) {
-    if (e instanceof WharfError || e instanceof SchemaTooNewError) {
+    if (e instanceof WharfError || e instanceof SchemaTooNewError || e instanceof DatabaseUnavailableError) {
       err(e.message)
       return 1
     }

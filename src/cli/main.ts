@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
 import type { RunningServer } from '../server.ts'
 import { ConfigError, loadConfig, SETTINGS, type SettingFlag } from '../config/load.ts'
-import { SchemaTooNewError } from '../metadata/db.ts'
+import { DatabaseUnavailableError, SchemaTooNewError } from '../metadata/db.ts'
 import { startServer } from '../server.ts'
 import { installProcessGuards } from './guards.ts'
 
@@ -18,6 +18,8 @@ Commands:
   backup          back up a live data directory, restore into an empty one ("wharf backup help")
   gc              online garbage collection of the registry; --dry-run lists what would go ("wharf gc --help")
   runner          run CI jobs for a Wharf server ("wharf runner help")
+  login [URL]     sign docker, podman, buildah and skopeo in through docker-credential-wharf ("wharf login --help")
+  logout [URL]    revoke and forget that login
   help            show this help
 
 CI: "wharf serve --mirror-listen 127.0.0.1:5001" caches Docker Hub's images, and "wharf runner"
@@ -75,7 +77,7 @@ async function main(argv: string[]): Promise<void> {
       const server = await startServer(config).catch((e: NodeJS.ErrnoException) => {
         if (e.code === 'EADDRINUSE' || e.code === 'EACCES' || e.code === 'EADDRNOTAVAIL')
           fail(`cannot listen on ${config.listen}: ${e.code}`)
-        if (e instanceof SchemaTooNewError) fail(e.message)
+        if (e instanceof SchemaTooNewError || e instanceof DatabaseUnavailableError) fail(e.message)
         throw e
       })
       const host = new URL(server.url).host
@@ -103,9 +105,19 @@ async function main(argv: string[]): Promise<void> {
       const upstreams = config.dependencyProxy.upstreams.map((u) => ({ ...u, password: hide(u.password), token: hide(u.token) }))
       const shown = {
         ...config,
+        database: { ...config.database, ...(config.database.url ? { url: '(hidden)' } : {}) },
         auth: { ...config.auth, ...(config.auth.rootPassword ? { rootPassword: '(hidden)' } : {}) },
         metrics: { ...config.metrics, ...(config.metrics.token ? { token: '(hidden)' } : {}) },
         dependencyProxy: { ...config.dependencyProxy, upstreams },
+        sso: {
+          ...config.sso,
+          oidc: config.sso.oidc.map((p) => ({ ...p, clientSecret: hide(p.clientSecret) })),
+          ldap: config.sso.ldap.map((l) => ({ ...l, bindPassword: hide(l.bindPassword) })),
+        },
+        storage: {
+          ...config.storage,
+          ...(config.storage.s3 && { s3: { ...config.storage.s3, secretAccessKey: hide(config.storage.s3.secretAccessKey) } }),
+        },
       }
       process.stdout.write(`${JSON.stringify(shown, null, 2)}\n`)
       return
@@ -129,6 +141,17 @@ async function main(argv: string[]): Promise<void> {
     case 'gc': {
       const { gcCommand } = await import('./gc.ts')
       process.exitCode = await gcCommand(rest)
+      return
+    }
+    case 'login':
+    case 'logout': {
+      const { loginCommand, logoutCommand } = await import('./login.ts')
+      try {
+        process.exitCode = await (command === 'login' ? loginCommand : logoutCommand)(rest)
+      } catch (e) {
+        process.stderr.write(`wharf ${command}: ${(e as Error).message}\n`)
+        process.exitCode = 1
+      }
       return
     }
     case 'runner': {

@@ -392,3 +392,125 @@ describe('dependencyProxy settings', () => {
     )
   })
 })
+
+describe('sso settings', () => {
+  const provider = { id: 'corp', label: 'Corp', issuer: 'https://idp.example', clientId: 'wharf' }
+  const env = (oidc: unknown, ldap?: unknown) => ({
+    WHARF_SSO_OIDC: JSON.stringify(oidc),
+    ...(ldap === undefined ? {} : { WHARF_SSO_LDAP: JSON.stringify(ldap) }),
+  })
+
+  it('defaults to no providers, passwords on with break glass, an hourly sync', () => {
+    const c = loadConfig({ env: {} })
+    assert.deepEqual(c.sso, { oidc: [], ldap: [], syncIntervalSeconds: 3600 })
+    assert.deepEqual([c.auth.passwordSignIn, c.auth.passwordBreakGlass], [true, true])
+  })
+
+  it('reads a client secret from its file, and wants exactly one of clientSecret and clientSecretFile', async () => {
+    const file = await configFile('the-client-secret\n', 'secret')
+    const c = loadConfig({ env: env([{ ...provider, clientSecretFile: file }]) })
+    assert.equal(c.sso.oidc[0]!.clientSecret, 'the-client-secret')
+    assert.equal(c.sso.oidc[0]!.clientSecretFile, undefined)
+    assertConfigError(() => loadConfig({ env: env([provider]) }), 'sso.oidc.0', 'exactly one of clientSecret and clientSecretFile')
+    assertConfigError(
+      () => loadConfig({ env: env([{ ...provider, clientSecret: 'a', clientSecretFile: file }]) }),
+      'exactly one of clientSecret and clientSecretFile',
+    )
+    assertConfigError(
+      () => loadConfig({ env: env([{ ...provider, clientSecretFile: join(dir, 'absent') }]) }),
+      'sso.oidc.0.clientSecretFile',
+      'ENOENT',
+    )
+  })
+
+  it('refuses plain http issuers except on loopback, duplicate ids, and never echoes a secret', () => {
+    const msg = assertConfigError(
+      () => loadConfig({ env: env([{ ...provider, issuer: 'http://idp.example', clientSecret: 'hush-hush' }]) }),
+      'sso.oidc.0.issuer',
+      'https',
+    )
+    assert.ok(!msg.includes('hush-hush'))
+    assert.equal(loadConfig({ env: env([{ ...provider, issuer: 'http://127.0.0.1:9000', clientSecret: 's' }]) }).sso.oidc.length, 1)
+    assertConfigError(
+      () =>
+        loadConfig({
+          env: env([
+            { ...provider, clientSecret: 's' },
+            { ...provider, clientSecret: 's' },
+          ]),
+        }),
+      'sso.oidc.1.id',
+      'listed twice',
+    )
+    const bad = assertConfigError(
+      () => loadConfig({ env: env([{ ...provider, clientSecret: 'hush-hush', scopes: ['bad scope'] }]) }),
+      'sso.oidc.0.scopes.0',
+    )
+    assert.ok(!bad.includes('hush-hush'))
+  })
+
+  it('checks LDAP servers: a bind password needs a bind DN, ids are unique across providers', () => {
+    const dirSettings = { id: 'dir', label: 'Dir', url: 'ldap://ldap.example', baseDn: 'dc=x' }
+    assert.equal(loadConfig({ env: env([], [dirSettings]) }).sso.ldap.length, 1)
+    assertConfigError(() => loadConfig({ env: env([], [{ ...dirSettings, bindPassword: 'p' }]) }), 'sso.ldap.0', 'needs bindDn')
+    assertConfigError(
+      () => loadConfig({ env: env([{ ...provider, id: 'dir', clientSecret: 's' }], [dirSettings]) }),
+      'sso.ldap.0.id',
+      'already used',
+    )
+  })
+})
+
+describe('database.url', () => {
+  it('defaults to the data directory; a relative sqlite: path is made absolute; postgres URLs pass as given, password hidden', () => {
+    assert.equal(loadConfig({ env: {} }).database.url, undefined)
+    assert.equal(loadConfig({ env: { WHARF_DATABASE_URL: 'sqlite:meta/w.db' } }).database.url, `sqlite:${resolve('meta/w.db')}`)
+    const pg = loadConfig({ env: { WHARF_DATABASE_URL: 'postgresql://wharf:pw-secret@db:5432/wharf', WHARF_DATABASE_POOL_SIZE: '4' } })
+    assert.deepEqual(pg.database, { url: 'postgresql://wharf:pw-secret@db:5432/wharf', poolSize: 4 })
+  })
+
+  it('refuses another scheme and a pool size of 0 with one line naming the setting, never echoing the URL', () => {
+    const msg = assertConfigError(
+      () => loadConfig({ env: { WHARF_DATABASE_URL: 'mysql://root:pw-secret@db/wharf' } }),
+      'database.url',
+      'WHARF_DATABASE_URL',
+    )
+    assert.ok(!msg.includes('pw-secret'), msg)
+    assertConfigError(() => loadConfig({ flags: { 'database-pool-size': '0' } }), 'database.poolSize', '--database-pool-size')
+  })
+})
+
+describe('storage settings', () => {
+  it('defaults to the filesystem; s3 reads its settings from a file and the secret from the environment', async () => {
+    assert.deepEqual(loadConfig({ env: {} }).storage, { driver: 'filesystem' })
+    const file = await configFile(
+      'storage:\n  driver: s3\n  s3:\n    bucket: wharf-blobs\n    endpoint: http://127.0.0.1:9000\n    forcePathStyle: true\n',
+    )
+    const c = loadConfig({ env: { WHARF_S3_ACCESS_KEY_ID: 'AKID', WHARF_S3_SECRET_ACCESS_KEY: 'hunter2-s3' }, file })
+    assert.deepEqual(c.storage, {
+      driver: 's3',
+      s3: {
+        bucket: 'wharf-blobs',
+        endpoint: 'http://127.0.0.1:9000',
+        forcePathStyle: true,
+        accessKeyId: 'AKID',
+        secretAccessKey: 'hunter2-s3',
+      },
+    })
+  })
+
+  it('s3 needs a bucket, a key id with its secret, and an S3 bucket name; a bad secret is never echoed', () => {
+    assertConfigError(() => loadConfig({ env: { WHARF_STORAGE: 's3' } }), 'storage.s3.bucket')
+    assertConfigError(() => loadConfig({ env: { WHARF_STORAGE: 'gcs' } }), 'storage.driver', 'WHARF_STORAGE')
+    assertConfigError(() => loadConfig({ env: { WHARF_STORAGE: 's3', WHARF_S3_BUCKET: 'Bad_Bucket' } }), 'storage.s3.bucket')
+    assertConfigError(
+      () => loadConfig({ env: { WHARF_STORAGE: 's3', WHARF_S3_BUCKET: 'b-1', WHARF_S3_ACCESS_KEY_ID: 'AKID' } }),
+      'storage.s3.accessKeyId',
+    )
+    const msg = assertConfigError(
+      () => loadConfig({ env: { WHARF_STORAGE: 's3', WHARF_S3_BUCKET: 'b-1', WHARF_S3_SECRET_ACCESS_KEY: 'hunter2-s3' } }),
+      'storage.s3.accessKeyId',
+    )
+    assert.ok(!msg.includes('hunter2'))
+  })
+})

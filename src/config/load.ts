@@ -11,8 +11,21 @@ export const SETTINGS = [
   { key: 'publicUrl', flag: 'public-url', env: 'WHARF_PUBLIC_URL', kind: 'string' },
   { key: 'data', flag: 'data', env: 'WHARF_DATA', kind: 'string' },
   { key: 'logLevel', flag: 'log-level', env: 'WHARF_LOG_LEVEL', kind: 'string' },
+  { key: 'database.url', flag: 'database-url', env: 'WHARF_DATABASE_URL', kind: 'string' },
+  { key: 'database.poolSize', flag: 'database-pool-size', env: 'WHARF_DATABASE_POOL_SIZE', kind: 'integer' },
   { key: 'auth.tokenTtlSeconds', flag: 'token-ttl-seconds', env: 'WHARF_AUTH_TOKEN_TTL_SECONDS', kind: 'integer' },
+  {
+    key: 'auth.loginSecretTtlSeconds',
+    flag: 'login-secret-ttl-seconds',
+    env: 'WHARF_AUTH_LOGIN_SECRET_TTL_SECONDS',
+    kind: 'integer',
+  },
   { key: 'auth.rootPassword', flag: 'root-password', env: 'WHARF_ROOT_PASSWORD', kind: 'string' },
+  { key: 'auth.passwordSignIn', flag: 'password-sign-in', env: 'WHARF_AUTH_PASSWORD_SIGN_IN', kind: 'boolean' },
+  { key: 'auth.passwordBreakGlass', flag: 'password-break-glass', env: 'WHARF_AUTH_PASSWORD_BREAK_GLASS', kind: 'boolean' },
+  { key: 'sso.oidc', flag: 'sso-oidc', env: 'WHARF_SSO_OIDC', kind: 'json' },
+  { key: 'sso.ldap', flag: 'sso-ldap', env: 'WHARF_SSO_LDAP', kind: 'json' },
+  { key: 'sso.syncIntervalSeconds', flag: 'sso-sync-interval-seconds', env: 'WHARF_SSO_SYNC_INTERVAL_SECONDS', kind: 'integer' },
   { key: 'tls.cert', flag: 'tls-cert', env: 'WHARF_TLS_CERT', kind: 'string' },
   { key: 'tls.key', flag: 'tls-key', env: 'WHARF_TLS_KEY', kind: 'string' },
   { key: 'metrics.listen', flag: 'metrics-listen', env: 'WHARF_METRICS_LISTEN', kind: 'string' },
@@ -66,28 +79,53 @@ export const SETTINGS = [
     kind: 'integer',
   },
   { key: 'ci.maxJobsPerPipeline', flag: 'max-jobs-per-pipeline', env: 'WHARF_CI_MAX_JOBS_PER_PIPELINE', kind: 'integer' },
+  {
+    key: 'ci.schedulerIntervalSeconds',
+    flag: 'ci-scheduler-interval-seconds',
+    env: 'WHARF_CI_SCHEDULER_INTERVAL_SECONDS',
+    kind: 'integer',
+  },
   { key: 'webhooks.allowLocalNetwork', flag: 'webhooks-allow-local-network', env: 'WHARF_WEBHOOKS_ALLOW_LOCAL_NETWORK', kind: 'boolean' },
   { key: 'webhooks.allowedHosts', flag: 'webhooks-allowed-hosts', env: 'WHARF_WEBHOOKS_ALLOWED_HOSTS', kind: 'list' },
   { key: 'webhooks.timeoutSeconds', flag: 'webhooks-timeout-seconds', env: 'WHARF_WEBHOOKS_TIMEOUT_SECONDS', kind: 'integer' },
+  { key: 'storage.driver', flag: 'storage', env: 'WHARF_STORAGE', kind: 'string' },
+  { key: 'storage.s3.endpoint', flag: 's3-endpoint', env: 'WHARF_S3_ENDPOINT', kind: 'string' },
+  { key: 'storage.s3.region', flag: 's3-region', env: 'WHARF_S3_REGION', kind: 'string' },
+  { key: 'storage.s3.bucket', flag: 's3-bucket', env: 'WHARF_S3_BUCKET', kind: 'string' },
+  { key: 'storage.s3.prefix', flag: 's3-prefix', env: 'WHARF_S3_PREFIX', kind: 'string' },
+  { key: 'storage.s3.accessKeyId', flag: 's3-access-key-id', env: 'WHARF_S3_ACCESS_KEY_ID', kind: 'string' },
+  { key: 'storage.s3.secretAccessKey', flag: 's3-secret-access-key', env: 'WHARF_S3_SECRET_ACCESS_KEY', kind: 'string' },
+  { key: 'storage.s3.forcePathStyle', flag: 's3-force-path-style', env: 'WHARF_S3_FORCE_PATH_STYLE', kind: 'boolean' },
+  { key: 'storage.s3.redirect', flag: 's3-redirect', env: 'WHARF_S3_REDIRECT', kind: 'boolean' },
   { key: 'gc.intervalMinutes', flag: 'gc-interval-minutes', env: 'WHARF_GC_INTERVAL_MINUTES', kind: 'integer' },
   { key: 'gc.graceSeconds', flag: 'gc-grace-seconds', env: 'WHARF_GC_GRACE_SECONDS', kind: 'integer' },
   { key: 'gc.untaggedDelaySeconds', flag: 'gc-untagged-delay-seconds', env: 'WHARF_GC_UNTAGGED_DELAY_SECONDS', kind: 'integer' },
 ] as const
 
 /** Settings never echoed back (errors, verify-config). */
-export const SECRET_KEYS: ReadonlySet<string> = new Set(['auth.rootPassword', 'metrics.token', 'dependencyProxy.upstreams'])
+export const SECRET_KEYS: ReadonlySet<string> = new Set([
+  'auth.rootPassword',
+  'metrics.token',
+  'dependencyProxy.upstreams',
+  // A PostgreSQL URL carries the password.
+  'database.url',
+  'storage.s3.secretAccessKey',
+])
+/** Fields secret wherever they appear in a list of settings (`sso.oidc.0.clientSecret`). */
+const SECRET_FIELDS: ReadonlySet<string> = new Set(['clientSecret', 'bindPassword'])
 
-/** A key at or below a secret setting (`dependencyProxy.upstreams.0.password`). */
+/** A key at or below a secret setting (`dependencyProxy.upstreams.0.password`), or a secret field. */
 function isSecret(key: string): boolean {
   for (const k of SECRET_KEYS) if (key === k || key.startsWith(`${k}.`)) return true
-  return false
+  return SECRET_FIELDS.has(key.slice(key.lastIndexOf('.') + 1))
 }
 
 /** The configuration as administrators may see it: secret settings that are set show as `(set)`. */
 export function publicSettings(config: Readonly<Config>): Record<string, unknown> {
   const mask = (node: unknown, prefix: string): unknown => {
     if (prefix && isSecret(prefix)) return node === undefined || node === null ? null : '(set)'
-    if (node === null || typeof node !== 'object' || Array.isArray(node)) return node
+    if (Array.isArray(node)) return node.map((v, i) => mask(v, `${prefix}.${i}`))
+    if (node === null || typeof node !== 'object') return node
     return Object.fromEntries(Object.entries(node).map(([k, v]) => [k, mask(v, prefix ? `${prefix}.${k}` : k)]))
   }
   return mask(config, '') as Record<string, unknown>
@@ -157,7 +195,7 @@ function coerce(setting: (typeof SETTINGS)[number], raw: string, origin: Origin)
     try {
       return JSON.parse(raw)
     } catch {
-      throw new ConfigError(`invalid setting ${setting.key} (${origin}): expected JSON (a list of {"host","url"} objects), got (hidden)`)
+      throw new ConfigError(`invalid setting ${setting.key} (${origin}): expected JSON (a list of objects), got (hidden)`)
     }
   }
   return raw
@@ -232,7 +270,9 @@ export function loadConfig(sources: ConfigSources = {}): Readonly<Config> {
     const setting = SETTINGS.find((s) => s.key === key || key.startsWith(`${s.key}.`))
     const origin = (setting && origins.get(setting.key)) ?? (setting ? `--${setting.flag} / ${setting.env}` : 'config')
     const want = (error.schema as { description?: string }).description
-    const got = isSecret(key) && !/\.(host|url|caFile)$/.test(key) ? '(hidden)' : JSON.stringify(error.value)
+    // An upstream's host, url and caFile are not its credentials; a database URL may hold a password.
+    const got =
+      isSecret(key) && !/^dependencyProxy\.upstreams\.\d+\.(host|url|caFile)$/.test(key) ? '(hidden)' : JSON.stringify(error.value)
     throw new ConfigError(`invalid setting ${key} (${origin}): ${want ? `expected ${want}` : error.message}, got ${got}`)
   }
   const config = tree as unknown as Config
@@ -245,7 +285,12 @@ export function loadConfig(sources: ConfigSources = {}): Readonly<Config> {
     )
   config.publicUrl = config.publicUrl.replace(/\/$/, '')
   config.data = resolve(config.data)
+  // A relative SQLite path is relative to where Wharf was started, like `data`.
+  if (config.database.url?.startsWith('sqlite:')) config.database.url = `sqlite:${resolve(config.database.url.slice('sqlite:'.length))}`
   checkUpstreams(config.dependencyProxy, origins)
+  checkOidcProviders(config.sso, origins)
+  checkLdapServers(config.sso, origins)
+  checkStorage(config.storage, origins)
   if (config.tls)
     config.tls =
       sources.checkTlsFiles === false ? { cert: resolve(config.tls.cert), key: resolve(config.tls.key) } : checkTls(config.tls, origins)
@@ -284,6 +329,93 @@ function checkUpstreams(dp: Config['dependencyProxy'], origins: Map<string, Orig
       `invalid setting dependencyProxy.mirrorListen (${settingOrigin('dependencyProxy.mirrorListen', origins)}): port is out of range`,
     )
   }
+}
+
+/** Ids are unique, each provider has exactly one secret source (a file is read here), and plain http only reaches loopback. */
+function checkOidcProviders(sso: Config['sso'], origins: Map<string, Origin>): void {
+  const where = settingOrigin('sso.oidc', origins)
+  const seen = new Set<string>()
+  sso.oidc.forEach((p, i) => {
+    const at = `sso.oidc.${i}`
+    if (seen.has(p.id)) throw new ConfigError(`invalid setting ${at}.id (${where}): ${p.id} is listed twice`)
+    seen.add(p.id)
+    if ((p.clientSecret === undefined) === (p.clientSecretFile === undefined))
+      throw new ConfigError(`invalid setting ${at} (${where}): give exactly one of clientSecret and clientSecretFile`)
+    const issuer = new URL(p.issuer)
+    if (issuer.protocol === 'http:' && !['127.0.0.1', 'localhost', '[::1]'].includes(issuer.hostname))
+      throw new ConfigError(`invalid setting ${at}.issuer (${where}): an issuer must use https (plain http only on loopback)`)
+    if (p.clientSecretFile !== undefined) {
+      const file = resolve(p.clientSecretFile)
+      let secret: string
+      try {
+        secret = readFileSync(file, 'utf8').split('\n', 1)[0]!.trim()
+      } catch (e) {
+        throw new ConfigError(
+          `invalid setting ${at}.clientSecretFile (${where}): cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
+        )
+      }
+      if (!secret) throw new ConfigError(`invalid setting ${at}.clientSecretFile (${where}): ${file} is empty`)
+      // The rest of Wharf sees one field; publicSettings masks it.
+      p.clientSecret = secret
+      delete p.clientSecretFile
+    }
+  })
+}
+
+/** A file's first line, for a secret kept out of the config file. */
+function readSecretFile(at: string, where: string, path: string): string {
+  const file = resolve(path)
+  let secret: string
+  try {
+    secret = readFileSync(file, 'utf8').split('\n', 1)[0]!.trim()
+  } catch (e) {
+    throw new ConfigError(
+      `invalid setting ${at} (${where}): cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
+    )
+  }
+  if (!secret) throw new ConfigError(`invalid setting ${at} (${where}): ${file} is empty`)
+  return secret
+}
+
+/** Ids unique (across OIDC too: identities are keyed by id), one bind password source, a readable CA file. */
+function checkLdapServers(sso: Config['sso'], origins: Map<string, Origin>): void {
+  const where = settingOrigin('sso.ldap', origins)
+  const seen = new Set(sso.oidc.map((p) => p.id))
+  sso.ldap.forEach((l, i) => {
+    const at = `sso.ldap.${i}`
+    if (seen.has(l.id)) throw new ConfigError(`invalid setting ${at}.id (${where}): ${l.id} is already used by another provider`)
+    seen.add(l.id)
+    if (l.bindPassword !== undefined && l.bindPasswordFile !== undefined)
+      throw new ConfigError(`invalid setting ${at} (${where}): give bindPassword or bindPasswordFile, not both`)
+    if ((l.bindPassword !== undefined || l.bindPasswordFile !== undefined) && l.bindDn === undefined)
+      throw new ConfigError(`invalid setting ${at} (${where}): a bind password needs bindDn`)
+    if (l.bindPasswordFile !== undefined) {
+      l.bindPassword = readSecretFile(`${at}.bindPasswordFile`, where, l.bindPasswordFile)
+      delete l.bindPasswordFile
+    }
+    if (l.caFile !== undefined) {
+      l.caFile = resolve(l.caFile)
+      try {
+        if (!readFileSync(l.caFile, 'utf8').includes('-----BEGIN CERTIFICATE-----'))
+          throw new ConfigError(`invalid setting ${at}.caFile (${where}): ${l.caFile} holds no PEM certificate`)
+      } catch (e) {
+        if (e instanceof ConfigError) throw e
+        throw new ConfigError(`invalid setting ${at}.caFile (${where}): cannot read ${l.caFile}: ${(e as NodeJS.ErrnoException).code}`)
+      }
+    }
+  })
+}
+
+/** S3 needs a bucket, and a secret key with its key id (or neither: the SDK's default credentials then). */
+function checkStorage(storage: Config['storage'], origins: Map<string, Origin>): void {
+  const s3 = storage.s3
+  if (storage.driver !== 's3') return
+  if (!s3?.bucket)
+    throw new ConfigError(`missing setting storage.s3.bucket (${settingOrigin('storage.s3.bucket', origins)}): storage is s3`)
+  if ((s3.accessKeyId === undefined) !== (s3.secretAccessKey === undefined))
+    throw new ConfigError(
+      `invalid setting storage.s3.accessKeyId (${settingOrigin('storage.s3.accessKeyId', origins)}): the key id and the secret key come together (or neither, for the SDK's default credentials)`,
+    )
 }
 
 function settingOrigin(key: string, origins: Map<string, Origin>): string {

@@ -22,6 +22,90 @@ export const Upstream = Type.Object(
 )
 export type UpstreamConfig = Static<typeof Upstream>
 
+/** Wharf's roles, as an SSO group mapping names them (GitLab's access levels 10 to 50). */
+export const SSO_ROLES = ['guest', 'reporter', 'developer', 'maintainer', 'owner'] as const
+
+/** A provider group (a value of the groups claim, or an LDAP group's DN or cn) mapped to a Wharf group and role. */
+const GroupMapping = Type.Object(
+  {
+    /** The provider's group: a value of the OIDC groups claim, or an LDAP group's cn or DN. */
+    from: Type.String({ minLength: 1, maxLength: 1024 }),
+    /** Full path of the Wharf group the member joins; it must exist. */
+    group: Type.String({ minLength: 1, maxLength: 1024 }),
+    role: Type.Union(
+      SSO_ROLES.map((r) => Type.Literal(r)),
+      { description: 'guest, reporter, developer, maintainer or owner' },
+    ),
+  },
+  { additionalProperties: false },
+)
+
+/** One OpenID Connect provider users may sign in with (authorization code flow with PKCE). */
+export const OidcProvider = Type.Object(
+  {
+    /** Stable id in URLs (`/-/auth/oidc/<id>`) and in linked identities; changing it unlinks everyone. */
+    id: Type.String({ pattern: '^[a-z0-9][a-z0-9_-]{0,31}$', description: 'lowercase letters, digits, - and _' }),
+    /** The sign-in button's text ("Sign in with <label>"). */
+    label: Type.String({ minLength: 1, maxLength: 64 }),
+    /** The issuer URL; its /.well-known/openid-configuration must name exactly this issuer. http:// only on loopback. */
+    issuer: Type.String({ pattern: '^https?://[^\\s?#]+$', description: 'an http(s) URL' }),
+    clientId: Type.String({ minLength: 1 }),
+    /** The client secret (prefer clientSecretFile, or the whole list from the environment). */
+    clientSecret: Type.Optional(Type.String({ minLength: 1 })),
+    /** A file holding the client secret (its first line). */
+    clientSecretFile: Type.Optional(Type.String({ minLength: 1, description: 'a path' })),
+    /** Scopes asked for (default openid, profile, email; `openid` is always added). Add offline_access (or the provider's equivalent) for refresh tokens, which the sync needs. */
+    scopes: Type.Optional(
+      Type.Array(Type.String({ pattern: '^[\\x21\\x23-\\x5B\\x5D-\\x7E]+$' }), { maxItems: 32, description: 'a list of scopes' }),
+    ),
+    /** The claim whose value becomes the username of a new account (default preferred_username). */
+    usernameClaim: Type.Optional(Type.String({ minLength: 1 })),
+    /** A claim holding the user's groups (a list of strings), for `groups`. */
+    groupsClaim: Type.Optional(Type.String({ minLength: 1 })),
+    /** Provider groups mapped to Wharf group memberships, set at every sign-in and sync. */
+    groups: Type.Optional(Type.Array(GroupMapping, { maxItems: 1000 })),
+    /** When not empty, only users whose verified email is in one of these domains may sign in. */
+    allowedDomains: Type.Optional(Type.Array(Type.String({ pattern: '^[a-z0-9.-]+$', description: 'a domain' }), { maxItems: 1000 })),
+    /** Create an account at a first sign-in (default true); when false, only identities already linked (or linked by email) may sign in. */
+    autoCreate: Type.Optional(Type.Boolean()),
+    /** Link a first sign-in to the existing account with the same email, when the provider says the email is verified (default false). */
+    linkByVerifiedEmail: Type.Optional(Type.Boolean()),
+  },
+  { additionalProperties: false },
+)
+export type OidcProviderConfig = Static<typeof OidcProvider>
+
+/** One LDAP directory users may sign in with (their directory password on the sign-in form, git and docker login). */
+export const LdapServer = Type.Object(
+  {
+    /** Stable id of linked identities; changing it unlinks everyone. */
+    id: Type.String({ pattern: '^[a-z0-9][a-z0-9_-]{0,31}$', description: 'lowercase letters, digits, - and _' }),
+    label: Type.String({ minLength: 1, maxLength: 64 }),
+    /** ldaps://host[:port] (TLS), or ldap://host[:port] (plain: loopback or a trusted network only). */
+    url: Type.String({ pattern: '^ldaps?://[^/\\s?#]+/?$', description: 'ldap://host[:port] or ldaps://host[:port]' }),
+    /** PEM CA bundle that verifies the server's certificate (ldaps://). */
+    caFile: Type.Optional(Type.String({ minLength: 1, description: 'a path' })),
+    /** The service account that searches for users (anonymous search when absent). */
+    bindDn: Type.Optional(Type.String({ minLength: 1 })),
+    bindPassword: Type.Optional(Type.String({ minLength: 1 })),
+    bindPasswordFile: Type.Optional(Type.String({ minLength: 1, description: 'a path' })),
+    /** Where users are searched (subtree). */
+    baseDn: Type.String({ minLength: 1 }),
+    /** Which entries are users (default (objectClass=inetOrgPerson)); the username is matched besides. */
+    userFilter: Type.Optional(Type.String({ pattern: '^\\(.*\\)$', description: 'an LDAP filter in parentheses' })),
+    /** The attribute holding the username (default uid; sAMAccountName for Active Directory). */
+    usernameAttribute: Type.Optional(Type.String({ pattern: '^[A-Za-z][A-Za-z0-9-]*$', description: 'an attribute name' })),
+    /** Where groups are searched for the user's memberships (groups are not synced when absent). */
+    groupBaseDn: Type.Optional(Type.String({ minLength: 1 })),
+    /** Directory groups (their cn or DN) mapped to Wharf group memberships, set at every sign-in and sync. */
+    groups: Type.Optional(Type.Array(GroupMapping, { maxItems: 1000 })),
+    /** Create an account at a first sign-in (default true). */
+    autoCreate: Type.Optional(Type.Boolean()),
+  },
+  { additionalProperties: false },
+)
+export type LdapServerConfig = Static<typeof LdapServer>
+
 export const ConfigSchema = Type.Object(
   {
     /** host:port the HTTP server binds. */
@@ -31,12 +115,36 @@ export const ConfigSchema = Type.Object(
     /** Directory for the SQLite database, blobs and upload temp files. */
     data: Type.String({ minLength: 1 }),
     logLevel: Type.Union(LOG_LEVELS.map((l) => Type.Literal(l))),
+    /** Where metadata lives: the data directory's SQLite file unless `url` names another file or a PostgreSQL database. */
+    database: Type.Object(
+      {
+        /** `sqlite:<path>` or `postgres://user:password@host:port/database` (also `postgresql://`; `?host=/dir` for a unix socket). */
+        url: Type.Optional(
+          Type.String({
+            pattern: '^(sqlite:.+|postgres(ql)?://.+)$',
+            description: 'sqlite:<path> or postgres://user:password@host/database',
+          }),
+        ),
+        /** PostgreSQL connections this process opens at most (SQLite has one). */
+        poolSize: Type.Integer({ minimum: 1, maximum: 1000, description: 'a count, 1 to 1000' }),
+      },
+      { additionalProperties: false },
+    ),
     auth: Type.Object(
       {
         /** Lifetime of registry bearer tokens; short, because clients fetch new ones as needed. */
         tokenTtlSeconds: Type.Integer({ minimum: 30, maximum: 3600 }),
+        /**
+         * Lifetime of the secrets docker-credential-wharf gets from a `wharf login` (it renews them
+         * before they expire); minutes, so a copied secret is soon useless.
+         */
+        loginSecretTtlSeconds: Type.Integer({ minimum: 5, maximum: 3600 }),
         /** Password for the administrator `root` created at first start; generated and printed once if unset. */
         rootPassword: Type.Optional(Type.String({ minLength: 8, description: 'at least 8 characters' })),
+        /** Local passwords sign in (web, API, git, docker login); false leaves SSO and tokens only. */
+        passwordSignIn: Type.Boolean(),
+        /** With passwordSignIn off, administrators with a local password may still use it (the break-glass path). */
+        passwordBreakGlass: Type.Boolean(),
       },
       { additionalProperties: false },
     ),
@@ -134,12 +242,51 @@ export const ConfigSchema = Type.Object(
       },
       { additionalProperties: false },
     ),
+    /** Single sign-on: OpenID Connect providers, and how often linked identities are checked again. */
+    sso: Type.Object(
+      {
+        oidc: Type.Array(OidcProvider, { maxItems: 32, description: 'a list of OIDC providers (YAML/JSON)' }),
+        ldap: Type.Array(LdapServer, { maxItems: 32, description: 'a list of LDAP servers (YAML/JSON)' }),
+        /** Every linked identity is checked with its provider this often (refresh token); a user the provider no longer knows is blocked. */
+        syncIntervalSeconds: Type.Integer({ minimum: 1, maximum: 7 * 86_400, description: 'seconds, 1 to 604800' }),
+      },
+      { additionalProperties: false },
+    ),
+    /** Where blobs, upload temp files, job logs and artifacts live: the data directory, or an S3-compatible bucket. */
+    storage: Type.Object(
+      {
+        driver: Type.Union([Type.Literal('filesystem'), Type.Literal('s3')], { description: 'filesystem or s3' }),
+        s3: Type.Optional(
+          Type.Object(
+            {
+              /** http(s)://host[:port] of an S3-compatible service; AWS's regional endpoint when unset. */
+              endpoint: Type.Optional(Type.String({ pattern: '^https?://[^/\\s?#@]+/?$', description: 'http(s)://host[:port]' })),
+              region: Type.Optional(Type.String({ minLength: 1 })),
+              bucket: Type.Optional(Type.String({ pattern: '^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$', description: 'an S3 bucket name' })),
+              /** Key prefix of everything Wharf stores (several instances may share a bucket). */
+              prefix: Type.Optional(Type.String({ pattern: '^([A-Za-z0-9._-]+/)*$', description: "'' or segments each ending in /" })),
+              accessKeyId: Type.Optional(Type.String({ minLength: 1 })),
+              /** Never shown (verify-config, errors, logs); best given through WHARF_S3_SECRET_ACCESS_KEY from a secret store. */
+              secretAccessKey: Type.Optional(Type.String({ minLength: 1 })),
+              /** Bucket in the URL path, as most S3-compatible servers (MinIO, Ceph RGW, Swift) want. */
+              forcePathStyle: Type.Optional(Type.Boolean()),
+              /** Blob GETs answered with a redirect to a presigned URL: clients download from the store directly. */
+              redirect: Type.Optional(Type.Boolean()),
+            },
+            { additionalProperties: false },
+          ),
+        ),
+      },
+      { additionalProperties: false },
+    ),
     ci: Type.Object(
       {
         /** A running job whose runner sent no update (state or log) this long is failed as a runner system failure. */
         jobHeartbeatTimeoutSeconds: Type.Integer({ minimum: 10, maximum: 86_400, description: 'seconds, 10 to 86400' }),
         /** Most jobs one pipeline may have (GitLab's ci_pipeline_size); a larger one is created failed. */
         maxJobsPerPipeline: Type.Integer({ minimum: 1, maximum: 10_000, description: '1 to 10000' }),
+        /** How often due pipeline schedules and delayed (`start_in`) jobs are looked for. */
+        schedulerIntervalSeconds: Type.Integer({ minimum: 1, maximum: 3600, description: 'seconds, 1 to 3600' }),
       },
       { additionalProperties: false },
     ),
@@ -153,9 +300,12 @@ export const DEFAULTS: Omit<Config, 'publicUrl'> = {
   listen: '127.0.0.1:5000',
   data: './data',
   logLevel: 'info',
+  database: { poolSize: 10 },
   metrics: {},
   shutdownGraceSeconds: 30,
-  auth: { tokenTtlSeconds: 300 },
+  auth: { tokenTtlSeconds: 300, loginSecretTtlSeconds: 300, passwordSignIn: true, passwordBreakGlass: true },
+  // GitLab checks LDAP users hourly.
+  sso: { oidc: [], ldap: [], syncIntervalSeconds: 3600 },
   limits: {
     manifestBytes: 4 << 20,
     uploadTtlSeconds: 24 * 3600,
@@ -177,7 +327,8 @@ export const DEFAULTS: Omit<Config, 'publicUrl'> = {
     upstreamTimeoutSeconds: 30,
   },
   webhooks: { allowLocalNetwork: false, allowedHosts: [], timeoutSeconds: 10 },
-  ci: { jobHeartbeatTimeoutSeconds: 300, maxJobsPerPipeline: 500 },
+  ci: { jobHeartbeatTimeoutSeconds: 300, maxJobsPerPipeline: 500, schedulerIntervalSeconds: 15 },
+  storage: { driver: 'filesystem' },
   // A day either way, as GitLab's online GC reviews blobs and untagged manifests after 24 hours.
   gc: { intervalMinutes: 60, graceSeconds: 86_400, untaggedDelaySeconds: 86_400 },
 }

@@ -51,3 +51,12 @@ export function dependencyProxyName(group: string, image: string): string {
 
 /** The mirror listener's cached copies live under this reserved top-level path (`dependency_proxy/<host>/<name>`). */
 export const MIRROR_CACHE_PREFIX = 'dependency_proxy/'
+
+/** GitLab's CI_COMMIT_REF_SLUG: lowercased, non-alphanumerics to '-', at most 63 chars, no '-' at the ends. */
+export function refSlug(ref: string): string {
+  return ref
+    .toLowerCase()
+    .replace(/[^a-z0-9]/g, '-')
+    .slice(0, 63)
+    .replace(/^-+|-+$/g, '')
+}

@@ -11,7 +11,7 @@ import { sql, type Kysely } from 'kysely'
 import { parseDigest } from '../core/digest.ts'
 import { WharfError } from '../core/errors.ts'
 import type { RepoName, Tag } from '../core/names.ts'
-import { migrate, openDb } from '../metadata/db.ts'
+import { openTestDb } from '../../test/helpers/database.ts'
 import type { Database } from '../metadata/schema.ts'
 import { Metrics } from '../ops/index.ts'
 import { createRegistry, type Registry } from '../registry/index.ts'
@@ -33,12 +33,11 @@ interface World {
 
 async function world(t: TestContext): Promise<World> {
   const dir = await mkdtemp(join(tmpdir(), 'wharf-gc-'))
-  const db = openDb({ kind: 'sqlite', path: join(dir, 'wharf.db') })
+  const db = await openTestDb(dir)
   t.after(async () => {
     await db.destroy()
     await rm(dir, { recursive: true, force: true })
   })
-  await migrate(db, 'sqlite')
   const storage = join(dir, 'storage')
   const driver = createFsDriver(storage)
   const metrics = new Metrics()

@@ -1,4 +1,5 @@
 import { sql, type RawBuilder } from 'kysely'
+import { isPostgres } from '../metadata/db.ts'
 import type { Executor } from '../metadata/schema.ts'
 
 // Only this file builds garbage collection's SQL (the blob claim/deletion steps are the registry's:
@@ -48,26 +49,32 @@ export interface LinkRow {
   created_at: string
 }
 
+/** A blob link by its primary key. */
+export interface LinkKey {
+  repository_id: number
+  digest: string
+}
+
 /** Blob links older than `before` that no manifest of their repository references now (one set-based pass): the candidates to delete. */
-export async function staleLinkCandidates(db: Executor, before: string): Promise<number[]> {
-  const r = await sql<{ id: number }>`
-    SELECT rb.rowid AS id FROM repository_blobs rb
+export async function staleLinkCandidates(db: Executor, before: string): Promise<LinkKey[]> {
+  const r = await sql<LinkKey>`
+    SELECT rb.repository_id, rb.digest FROM repository_blobs rb
      WHERE rb.created_at < ${before}
        AND (rb.repository_id, rb.digest) NOT IN (SELECT m.repository_id, r.digest FROM manifests m JOIN manifest_references r ON r.manifest_id = m.id AND r.kind = 'blob')`.execute(
     db,
   )
-  return r.rows.map((x) => Number(x.id))
+  return r.rows
 }
 
 /**
- * Deletes those of these links (by rowid, at most BATCH) that are still older than `before` and
- * referenced by no manifest of their repository: the rule is checked again where they are deleted.
+ * Deletes those of these links (at most BATCH) that are still older than `before` and referenced
+ * by no manifest of their repository: the rule is checked again where they are deleted.
  */
-export async function deleteLinkBatch(db: Executor, rowids: number[], before: string): Promise<LinkRow[]> {
-  if (rowids.length === 0) return []
+export async function deleteLinkBatch(db: Executor, keys: LinkKey[], before: string): Promise<LinkRow[]> {
+  if (keys.length === 0) return []
   const r = await sql<LinkRow>`
     DELETE FROM repository_blobs AS rb
-     WHERE rb.rowid IN (${sql.join(rowids.map((id) => sql`${id}`))})
+     WHERE (rb.repository_id, rb.digest) IN (VALUES ${sql.join(keys.map((k) => sql`(CAST(${k.repository_id} AS integer), CAST(${k.digest} AS text))`))})
        AND rb.created_at < ${before}
        AND NOT EXISTS (SELECT 1 FROM manifests m JOIN manifest_references r ON r.manifest_id = m.id
                         WHERE m.repository_id = rb.repository_id AND r.digest = rb.digest AND r.kind = 'blob')
@@ -77,14 +84,31 @@ export async function deleteLinkBatch(db: Executor, rowids: number[], before: st
 
 // ---- the dry run: what the sweep would delete, from one consistent read ----
 
-/** Manifests a tag reaches (through indexes and subjects), the recent untagged ones and the cache's. */
-function kept(untaggedBefore: string): RawBuilder<unknown> {
-  return sql`
-    kept(id, repository_id, digest) AS (
+/**
+ * Manifests a tag reaches (through indexes and subjects), the recent untagged ones and the cache's.
+ * PostgreSQL allows one recursive term only, so there the two steps (an index's children, a
+ * subject's referrers) are one lateral union; SQLite has no LATERAL but takes two recursive terms.
+ */
+function kept(untaggedBefore: string, postgres: boolean): RawBuilder<unknown> {
+  const seed = sql`
       SELECT m.id, m.repository_id, m.digest FROM manifests m
        WHERE EXISTS (SELECT 1 FROM tags t WHERE t.manifest_id = m.id)
           OR coalesce(m.untagged_at, m.created_at) >= ${untaggedBefore}
-          OR EXISTS (SELECT 1 FROM dependency_proxy_repositories d WHERE d.repository_id = m.repository_id)
+          OR EXISTS (SELECT 1 FROM dependency_proxy_repositories d WHERE d.repository_id = m.repository_id)`
+  if (postgres)
+    return sql`
+    kept(id, repository_id, digest) AS (${seed}
+      UNION
+      SELECT x.id, x.repository_id, x.digest FROM kept k CROSS JOIN LATERAL (
+        SELECT c.id, c.repository_id, c.digest FROM manifest_references r
+          JOIN manifests c ON c.repository_id = k.repository_id AND c.digest = r.digest
+         WHERE r.manifest_id = k.id AND r.kind = 'manifest'
+        UNION ALL
+        SELECT s.id, s.repository_id, s.digest FROM manifests s
+         WHERE s.repository_id = k.repository_id AND s.subject_digest = k.digest) x
+    )`
+  return sql`
+    kept(id, repository_id, digest) AS (${seed}
       UNION
       SELECT c.id, c.repository_id, c.digest FROM kept k
         JOIN manifest_references r ON r.manifest_id = k.id AND r.kind = 'manifest'
@@ -107,14 +131,15 @@ export interface Plan {
  * of a correlated subquery); links and blobs are then matched against its result here.
  */
 export async function plan(db: Executor, c: { untaggedBefore: string; before: string; claimsBefore: string }): Promise<Plan> {
+  const keptCte = kept(c.untaggedBefore, isPostgres(db))
   const manifests = await sql<ManifestRow & { repository: string }>`
-    WITH RECURSIVE ${kept(c.untaggedBefore)}
+    WITH RECURSIVE ${keptCte}
     SELECT m.id, m.repository_id, rp.name AS repository, m.digest, m.size, m.subject_digest, coalesce(m.untagged_at, m.created_at) AS untagged_since
       FROM manifests m JOIN repositories rp ON rp.id = m.repository_id
      WHERE m.id NOT IN (SELECT id FROM kept)
      ORDER BY rp.name, m.digest`.execute(db)
   const keptRefs = await sql<{ repository_id: number; digest: string }>`
-    WITH RECURSIVE ${kept(c.untaggedBefore)}
+    WITH RECURSIVE ${keptCte}
     SELECT DISTINCT k.repository_id, r.digest FROM kept k JOIN manifest_references r ON r.manifest_id = k.id AND r.kind = 'blob'`.execute(
     db,
   )

@@ -16,7 +16,7 @@ import type { Kysely } from 'kysely'
 import { pino } from 'pino'
 import { buildApp } from '../app.ts'
 import { ACCESS_LEVELS, type PatScope, type Role, type Visibility } from '../auth/roles.ts'
-import { migrate, openDb } from '../metadata/db.ts'
+import { openTestDb } from '../../test/helpers/database.ts'
 import type { Database, Project, User } from '../metadata/schema.ts'
 import { upsertMember } from '../projects/queries.ts'
 import { createServices, type Services } from '../services.ts'
@@ -105,8 +105,7 @@ async function workTree(p: Project, name: string): Promise<string> {
 
 before(async () => {
   tmp = await mkdtemp(join(tmpdir(), 'wharf-smart-http-'))
-  db = openDb({ kind: 'sqlite', path: join(tmp, 'data', 'wharf.db') })
-  await migrate(db, 'sqlite')
+  db = await openTestDb(join(tmp, 'data'))
   services = await createServices(db, createFsDriver(join(tmp, 'data', 'storage')), {
     publicUrl: 'http://wharf.test',
     tokenTtlSeconds: 300,

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { test, type TestContext } from 'node:test'
 import { Sealer } from '../core/sealing.ts'
-import { migrate, openDb } from '../metadata/db.ts'
+import { openTestDb } from '../../test/helpers/database.ts'
 import { createProjects } from '../projects/index.ts'
 import { Users } from '../users/index.ts'
 import { branchMatches, DEFAULT_WEBHOOK_OPTIONS, Webhooks, type WebhookOptions } from './service.ts'
@@ -35,8 +35,7 @@ async function receiver(t: TestContext, statuses: number[] = []) {
 
 async function world(t: TestContext, opts: Partial<WebhookOptions> = {}) {
   const dir = await mkdtemp(join(tmpdir(), 'wharf-hooks-'))
-  const db = openDb({ kind: 'sqlite', path: join(dir, 'wharf.db') })
-  await migrate(db, 'sqlite')
+  const db = await openTestDb(dir)
   const { projects, groups } = createProjects(db, async () => undefined)
   const root = await new Users(db).createUser({ username: 'root', name: 'Root', password: 'root-password', isAdmin: true })
   const group = await groups.createGroup(root, { path: 'g', visibility: 'private' })

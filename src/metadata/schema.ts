@@ -69,9 +69,12 @@ export interface UsersTable {
   email: string | null
   password_hash: string | null
   is_admin: number
-  state: 'active' | 'blocked'
+  state: UserState
   created_at: string
 }
+
+/** GitLab's account states Wharf has: a deactivated account is kept (tokens too) but cannot sign in until activated. */
+export type UserState = 'active' | 'blocked' | 'deactivated'
 
 export interface NamespacesTable {
   id: Generated<number>
@@ -145,6 +148,23 @@ export interface RefreshTokensTable {
   created_at: string
 }
 
+export interface DeviceLoginsTable {
+  id: Generated<number>
+  device_code_digest: string
+  user_code_digest: string
+  client_id: string
+  device_name: string
+  scopes: string
+  status: 'pending' | 'approved' | 'denied' | 'active' | 'revoked'
+  user_id: number | null
+  refresh_digest: string | null
+  expires_at: string
+  interval_seconds: number
+  last_poll_at: string | null
+  last_used_at: string | null
+  created_at: string
+}
+
 export interface SigningKeysTable {
   kid: string
   private_jwk: string
@@ -182,6 +202,8 @@ export interface PipelinesTable {
   finished_at: string | null
   /** The bridge job (`trigger:`) that created this pipeline, in its parent or upstream project's pipeline. */
   upstream_job_id: Generated<number | null>
+  /** The schedule that started it (source `schedule`). */
+  pipeline_schedule_id: number | null
 }
 
 export interface CiJobsTable {
@@ -215,6 +237,8 @@ export interface CiJobsTable {
   kind: Generated<string>
   /** `resource_group:`, with variables expanded. */
   resource_group: Generated<string | null>
+  /** When a `scheduled` job (`when: delayed`) becomes pending. */
+  scheduled_at: string | null
 }
 
 /** A project's resource group (created on first use by a job's `resource_group:`). */
@@ -226,6 +250,33 @@ export interface ResourceGroupsTable {
   created_at: string
   updated_at: string
 }
+
+/** GitLab's pipeline schedules: a cron line in an IANA time zone, run as the owner with these variables. */
+export interface PipelineSchedulesTable {
+  id: Generated<number>
+  project_id: number
+  description: string
+  ref: string
+  cron: string
+  cron_timezone: string
+  active: number
+  next_run_at: string
+  owner_id: number | null
+  last_pipeline_id: number | null
+  created_at: string
+  updated_at: string
+}
+export type PipelineSchedule = Selectable<PipelineSchedulesTable>
+
+export interface PipelineScheduleVariablesTable {
+  id: Generated<number>
+  schedule_id: number
+  key: string
+  value: string
+  variable_type: 'env_var' | 'file'
+  created_at: string
+}
+export type PipelineScheduleVariable = Selectable<PipelineScheduleVariablesTable>
 
 export interface CiVariablesTable {
   id: Generated<number>
@@ -277,6 +328,10 @@ export interface ContainerExpirationPoliciesTable {
   /** When it runs next (enabled policies only). */
   next_run_at: string | null
   updated_at: string
+  /** Wharf: delete tags a job pushed under its branch's CI_COMMIT_REF_SLUG once that branch is gone (0/1). */
+  remove_deleted_branch_tags: Generated<number>
+  /** Wharf: keep the tags the latest successful pipeline of each protected branch pushed (0/1). */
+  keep_protected_branch_latest: Generated<number>
 }
 
 /** One garbage collection at a time, across processes. */
@@ -301,9 +356,12 @@ export interface Database {
   personal_access_tokens: PersonalAccessTokensTable
   deploy_tokens: DeployTokensTable
   refresh_tokens: RefreshTokensTable
+  device_logins: DeviceLoginsTable
   signing_keys: SigningKeysTable
   audit_events: AuditEventsTable
   pipelines: PipelinesTable
+  pipeline_schedules: PipelineSchedulesTable
+  pipeline_schedule_variables: PipelineScheduleVariablesTable
   ci_jobs: CiJobsTable
   ci_variables: CiVariablesTable
   pipeline_triggers: PipelineTriggersTable
@@ -326,8 +384,12 @@ export interface Database {
   container_expiration_policies: ContainerExpirationPoliciesTable
   protected_refs: ProtectedRefsTable
   registry_tag_protection_rules: RegistryTagProtectionRulesTable
+  registry_repository_protection_rules: RegistryRepositoryProtectionRulesTable
+  registry_project_quotas: RegistryProjectQuotasTable
+  registry_tag_pushes: RegistryTagPushesTable
   commit_statuses: CommitStatusesTable
   resource_groups: ResourceGroupsTable
+  identities: IdentitiesTable
 }
 
 export type Executor = Kysely<Database> | Transaction<Database>
@@ -355,6 +417,7 @@ export interface OAuthTokensTable {
   created_at: string
 }
 export type OAuthToken = Selectable<OAuthTokensTable>
+export type DeviceLogin = Selectable<DeviceLoginsTable>
 
 /** Web UI sessions (the `wharf_session` cookie); the token is stored as a sha256 digest. */
 export interface WebSessionsTable {
@@ -368,6 +431,26 @@ export interface WebSessionsTable {
   user_agent: string | null
 }
 export type WebSession = Selectable<WebSessionsTable>
+
+/** An external identity (OIDC provider + `sub`, LDAP server + DN) linked to an account. */
+export interface IdentitiesTable {
+  id: Generated<number>
+  user_id: number
+  kind: 'oidc' | 'ldap'
+  /** The provider's configured id. */
+  provider: string
+  subject: string
+  email: string | null
+  /** OIDC refresh token, sealed; null when the provider issued none. */
+  refresh_token_sealed: string | null
+  created_at: string
+  last_sign_in_at: string | null
+  /** Last time the provider confirmed the user (sign-in or sync). */
+  checked_at: string | null
+  /** Set when the sync blocked the user because the provider no longer knows them. */
+  blocked_at: string | null
+}
+export type Identity = Selectable<IdentitiesTable>
 
 /** Push events awaiting (or done with) their listeners; `updates` and `principal` are JSON. */
 export interface CommitStatusesTable {
@@ -414,6 +497,43 @@ export interface RegistryTagProtectionRulesTable {
   created_at: string
 }
 export type RegistryTagRule = Selectable<RegistryTagProtectionRulesTable>
+
+/** GitLab's container registry repository protection rules (null level: no requirement for that action). */
+export interface RegistryRepositoryProtectionRulesTable {
+  id: Generated<number>
+  project_id: number
+  /** A repository path with `*` wildcards, starting with the project's path. */
+  repository_path_pattern: string
+  push_level: number | null
+  delete_level: number | null
+  created_at: string
+}
+export type RegistryRepositoryRule = Selectable<RegistryRepositoryProtectionRulesTable>
+
+/** A project's registry quota (an administrator's setting); null: no such limit. */
+export interface RegistryProjectQuotasTable {
+  project_id: number
+  hard_limit_bytes: number | null
+  soft_limit_bytes: number | null
+  updated_at: string
+}
+
+/** One tag push: who or which job pointed the tag at the digest, and when. */
+export interface RegistryTagPushesTable {
+  id: Generated<number>
+  repository_id: number
+  tag: string
+  digest: string
+  /** The username, deploy token or job name the registry token was issued to. */
+  actor: string | null
+  job_id: number | null
+  pipeline_id: number | null
+  /** The job's ref (branch or tag name) and whether it is a tag (0/1). */
+  ref: string | null
+  ref_is_tag: number | null
+  pushed_at: string
+}
+export type RegistryTagPush = Selectable<RegistryTagPushesTable>
 
 export interface PushEventsTable {
   id: Generated<number>

@@ -79,6 +79,28 @@ export class Members {
     })
   }
 
+  /**
+   * Sets a user's membership of a group as an identity provider's group mapping says (no actor: the
+   * provider decides): `level` null removes it. A group's last owner is never removed or demoted
+   * this way, so a mapping cannot leave a group ownerless. Returns whether anything changed.
+   */
+  async syncGroupMember(groupId: number, userId: number, level: number | null): Promise<boolean> {
+    return this.db.transaction().execute(async (trx) => {
+      const cur = await q.findMember(trx, 'namespace', groupId, userId)
+      if ((cur?.access_level ?? null) === level) return false
+      if (
+        cur &&
+        cur.access_level >= ACCESS_LEVELS.owner &&
+        (level === null || level < ACCESS_LEVELS.owner) &&
+        (await q.countMembersAtLeast(trx, 'namespace', groupId, ACCESS_LEVELS.owner)) <= 1
+      )
+        return false
+      if (level === null) await q.deleteMember(trx, 'namespace', groupId, userId)
+      else await q.upsertMember(trx, 'namespace', groupId, userId, level, null)
+      return true
+    })
+  }
+
   /** Removes a member; members may always leave, except the last owner of a group. */
   async removeMember(actorLevel: number | undefined, actorId: number, kind: q.SourceKind, sourceId: number, userId: number): Promise<void> {
     await this.db.transaction().execute(async (trx) => {

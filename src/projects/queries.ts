@@ -390,3 +390,14 @@ export async function projectsInNamespaces(db: Executor, namespaceIds: number[])
   if (namespaceIds.length === 0) return []
   return db.selectFrom('projects').select(['id', 'full_path_lower']).where('namespace_id', 'in', namespaceIds).execute()
 }
+
+/** The projects in a user's personal namespace. */
+export async function personalProjects(db: Executor, userId: number): Promise<Project[]> {
+  return db
+    .selectFrom('projects')
+    .innerJoin('namespaces', 'namespaces.id', 'projects.namespace_id')
+    .where('namespaces.kind', '=', 'user')
+    .where('namespaces.owner_id', '=', userId)
+    .selectAll('projects')
+    .execute()
+}

@@ -2,7 +2,7 @@ import type { Kysely } from 'kysely'
 import { WharfError } from '../core/errors.ts'
 import type { Principal } from '../auth/principals.ts'
 import { ACCESS_LEVELS, atLeast, type Role, type Visibility } from '../auth/roles.ts'
-import type { Database, Executor, Project, User } from '../metadata/schema.ts'
+import type { Database, Executor, Namespace, Project, User } from '../metadata/schema.ts'
 import { validateSegment } from '../core/path-segments.ts'
 import { pathTaken } from '../users/queries.ts'
 import { checkVisibilityWithin, type ProjectAccess } from './access-levels.ts'
@@ -149,6 +149,19 @@ export class Projects {
       await q.deleteProject(trx, project.id)
     })
     await this.projectsDeleted([project.id])
+  }
+
+  /**
+   * What goes with a deleted account (GitLab's user deletion): the groups it alone owns (given:
+   * the caller chose hard_delete) and the projects of its personal namespace.
+   */
+  async deleteOwnedBy(user: Pick<User, 'id'>, groupIds: number[], groups: { deleteGroup(g: Namespace): Promise<void> }): Promise<void> {
+    for (const id of groupIds) {
+      const g = await q.findNamespace(this.db, id)
+      if (g) await groups.deleteGroup(g)
+    }
+    const personal = await q.personalProjects(this.db, user.id)
+    for (const p of personal) await this.deleteProject(p)
   }
 
   /** Subscribes to project deletions (after they are committed): git removes the repositories. */

@@ -13,7 +13,7 @@ import { describe, it, type TestContext } from 'node:test'
 import { parseDigest } from '../core/digest.ts'
 import { WharfError } from '../core/errors.ts'
 import { parseRepoName } from '../core/names.ts'
-import { migrate, openDb } from '../metadata/db.ts'
+import { openTestDb } from '../../test/helpers/database.ts'
 import { createServices } from '../services.ts'
 import type { BlobDriver } from '../storage/driver.ts'
 import { createFsDriver } from '../storage/fs-driver.ts'
@@ -117,8 +117,7 @@ function slowDisk(storage: string, hold: { writes?: ReturnType<typeof gate>; com
 async function setup(t: TestContext, hold: Parameters<typeof slowDisk>[1] = {}) {
   const up = await upstream(t)
   const dir = await mkdtemp(join(tmpdir(), 'wharf-proxy-'))
-  const db = openDb({ kind: 'sqlite', path: join(dir, 'wharf.db') })
-  await migrate(db, 'sqlite')
+  const db = await openTestDb(dir)
   const storage = join(dir, 'storage')
   let stored: Promise<void> = Promise.resolve()
   const services = await createServices(db, slowDisk(storage, hold), {

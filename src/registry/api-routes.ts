@@ -176,9 +176,9 @@ export async function registryApiRoutes(app: TypedApp, deps: RegistryApiOptions)
     },
     async (req, reply) => {
       const params = req.params
-      const project = await registryProject(req, params.id, 'maintainer')
+      const { project, level } = await leveled(req, params.id, 'maintainer')
       const repo = await projectRepository(project, params.repository_id)
-      await manifests.deleteRepository(repo.id)
+      await manifests.deleteRepository(repo, async () => level)
       await deps.credentials.audit(actor(req), 'registry.repository_deleted', req.ip, { name: repo.name }, `project:${project.id}`)
       return reply.code(202).send({ message: '202 Accepted' })
     },

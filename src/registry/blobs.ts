@@ -38,6 +38,11 @@ export class Blobs {
     }
   }
 
+  /** A URL the client may download the blob from directly (storage.s3.redirect), if storage offers one. */
+  async redirectUrl(d: ParsedDigest): Promise<string | undefined> {
+    return this.driver.redirectUrl?.(blobPath(d))
+  }
+
   /** Cross-repository mount: links the blob into `name` only if it is linked in `from`. */
   async mount(name: RepoName, from: RepoName, d: ParsedDigest): Promise<boolean> {
     // The check and the link in one transaction: GC removing the source link at the same moment

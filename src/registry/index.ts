@@ -41,6 +41,13 @@ export function createRegistry(
       this.set(await manifests.storageUsed())
     },
   })
+  opts.metrics.gauge({
+    name: 'wharf_registry_projects_over_soft_quota',
+    help: 'Projects whose registry storage is at or over their soft quota (pushes still accepted, with a warning)',
+    async collect() {
+      this.set(await manifests.quotas.overSoftLimit())
+    },
+  })
   return {
     blobs: new Blobs(db, driver),
     uploads: new Uploads(db, driver, opts.metrics),

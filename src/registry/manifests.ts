@@ -1,15 +1,19 @@
 import type { Kysely } from 'kysely'
 import { digestOf, type Digest, type ParsedDigest } from '../core/digest.ts'
 import { WharfError } from '../core/errors.ts'
-import type { RepoName } from '../core/names.ts'
-import type { Database, Manifest } from '../metadata/schema.ts'
+import { parseRepoName, parseTag, type RepoName } from '../core/names.ts'
+import { nowIso } from '../metadata/db.ts'
+import type { Database, Manifest, RegistryTagRule } from '../metadata/schema.ts'
 import { parseManifest, type ParsedManifest } from './manifest-parse.ts'
 import { INDEX_TYPES, MANIFEST_TYPES, MEDIA_TYPES } from './media-types.ts'
 import type { InvalidTag, Reference } from './oci-path.ts'
-import { tagsToDelete, type CleanupRules } from './cleanup.ts'
-import { CleanupPolicies } from './cleanup-policies.ts'
+import { tagsToDelete, type CleanupRules, type TagAge } from './cleanup.ts'
+import { CleanupPolicies, type PlannedTag } from './cleanup-policies.ts'
 import * as q from './queries.ts'
 import { TagProtection, tagRefusal, undeletableTags } from './tag-protection.ts'
+import { RepositoryProtection, repositoryRefusal } from './repository-protection.ts'
+import { Quotas } from './quotas.ts'
+import type { CiFacts } from './ci-facts.ts'
 
 const EMPTY_CONFIG_TYPE = 'application/vnd.oci.empty.v1+json'
 
@@ -32,6 +36,12 @@ export interface TagEvent {
  */
 export type CallerLevel = () => Promise<number>
 
+/** Who pushes a manifest: the token's subject, and the CI job when a job token pushes. */
+export interface PushOrigin {
+  actor?: string | undefined
+  jobId?: number | undefined
+}
+
 export interface Page<T> {
   items: T[]
   /** The `last` value for the next page, when there is one. */
@@ -47,12 +57,25 @@ export class Manifests {
   readonly policies: CleanupPolicies
   /** Projects' tag protection rules, enforced here on every tag push and delete. */
   readonly protection: TagProtection
+  /** Projects' repository protection rules, enforced here, by the /v2 upload routes and by cleanup. */
+  readonly repositoryProtection: RepositoryProtection
+  /** Projects' registry quotas (hard and soft). */
+  readonly quotas: Quotas
+  private ci: CiFacts | undefined
 
   constructor(db: Kysely<Database>, opts: { pageMax: number }) {
     this.db = db
     this.pageMax = opts.pageMax
-    this.policies = new CleanupPolicies(db)
+    this.repositoryProtection = new RepositoryProtection(db)
+    this.policies = new CleanupPolicies(db, this.repositoryProtection)
     this.protection = new TagProtection(db)
+    this.quotas = new Quotas(db)
+  }
+
+  /** CI plugs in what job pushes and CI-aware cleanup need to know (without it, jobs are recorded by name only). */
+  setCiFacts(ci: CiFacts): void {
+    this.ci = ci
+    this.policies.setCiFacts(ci)
   }
 
   async get(name: RepoName, ref: Reference, accept: string | undefined): Promise<Manifest> {
@@ -87,14 +110,17 @@ export class Manifests {
     ref: Reference,
     body: Buffer,
     contentType: string | undefined,
-    actor?: string,
+    origin: PushOrigin = {},
     callerLevel?: CallerLevel,
   ): Promise<{ digest: Digest; subject?: string }> {
+    const actor = origin.actor
     const parsed = parseManifest(body, contentType)
     const digest = digestOf(ref.kind === 'digest' ? ref.digest.algorithm : 'sha256', body)
     if (ref.kind === 'digest' && digest !== ref.digest.digest) {
       throw new WharfError('DIGEST_INVALID', 'manifest digest does not match the reference', { digest: ref.digest.digest, actual: digest })
     }
+    await this.repositoryProtection.check(name, 'push', callerLevel)
+    const job = ref.kind === 'tag' && origin.jobId !== undefined ? await this.ci?.job(origin.jobId) : undefined
     const rules = ref.kind === 'tag' ? await this.protection.forRepository(name) : []
     // Asked before the transaction: the level comes from other tables and must not wait on it.
     const level = rules.length > 0 && callerLevel ? await callerLevel() : Number.POSITIVE_INFINITY
@@ -131,7 +157,20 @@ export class Manifests {
           throw new WharfError('MANIFEST_BLOB_UNKNOWN', 'index references a manifest unknown to this repository', { digest: m.digest })
       }
       const manifestId = await q.upsertManifest(trx, manifestRecord(repositoryId, digest, parsed, body))
-      if (ref.kind === 'tag') await q.upsertTag(trx, repositoryId, ref.tag, manifestId)
+      if (ref.kind === 'tag') {
+        await q.upsertTag(trx, repositoryId, ref.tag, manifestId)
+        await q.insertTagPush(trx, {
+          repository_id: repositoryId,
+          tag: ref.tag,
+          digest,
+          actor: actor ?? null,
+          job_id: origin.jobId ?? null,
+          pipeline_id: job?.pipelineId ?? null,
+          ref: job?.ref ?? null,
+          ref_is_tag: job ? (job.refIsTag ? 1 : 0) : null,
+          pushed_at: nowIso(),
+        })
+      }
     })
     if (ref.kind === 'tag') {
       const size = body.length + parsed.blobs.reduce((n, b) => n + b.size, 0) + parsed.manifests.reduce((n, m) => n + m.size, 0)
@@ -166,6 +205,7 @@ export class Manifests {
 
   /** By tag: removes that tag only. By digest: removes the manifest and the tags pointing at it. */
   async delete(name: RepoName, ref: Reference, actor?: string, callerLevel?: CallerLevel): Promise<void> {
+    await this.repositoryProtection.check(name, 'delete', callerLevel)
     const rules = await this.protection.forRepository(name)
     if (rules.length > 0) {
       const tags = ref.kind === 'tag' ? [ref.tag] : await q.tagsOnManifest(this.db, name, ref.digest.digest)
@@ -280,6 +320,7 @@ export class Manifests {
 
   /** Deletes exactly this tag. Other tags on the same manifest stay (the seed's registry deleted them all). */
   async deleteTagOnly(repository: { id: number; name: string }, tag: string, actor?: string, callerLevel?: CallerLevel): Promise<void> {
+    await this.repositoryProtection.check(repository.name, 'delete', callerLevel)
     const rules = await this.protection.forRepository(repository.name)
     if (rules.length > 0) await this.refuseDeletes(rules, [tag], callerLevel)
     if (!(await q.deleteTagById(this.db, repository.id, tag))) throw new WharfError('NOT_FOUND', 'Tag Not Found', { tag })
@@ -295,17 +336,29 @@ export class Manifests {
     rules: CleanupRules,
     level: number,
   ): Promise<{ deleted: number; protected: number }> {
+    await this.repositoryProtection.check(repository.name, 'delete', async () => level)
     const protection = await this.protection.forRepository(repository.name)
     return this.db.transaction().execute(async (trx) => {
-      const selected = tagsToDelete(await q.tagAges(trx, repository.id), rules)
-      const kept = undeletableTags(protection, selected, level)
+      const plan = bulkPlan(await q.tagAges(trx, repository.id), rules, protection, level)
       const deleted = await q.deleteTagsByName(
         trx,
         repository.id,
-        selected.filter((t) => !kept.has(t)),
+        plan.delete.map((t) => t.name),
       )
-      return { deleted, protected: kept.size }
+      return { deleted, protected: plan.keep.length }
     })
+  }
+
+  /** What deleteTagsMatching would do for a caller at `level`: the tags it deletes and those protection keeps, with why. */
+  async previewTagsMatching(
+    repository: { id: number; name: string },
+    rules: CleanupRules,
+    level: number,
+  ): Promise<{ delete: PlannedTag[]; keep: PlannedTag[] }> {
+    const plan = bulkPlan(await q.tagAges(this.db, repository.id), rules, await this.protection.forRepository(repository.name), level)
+    const refusal = repositoryRefusal(await this.repositoryProtection.forRepository(repository.name), repository.name, 'delete', level)
+    if (refusal) return { delete: [], keep: [...plan.delete, ...plan.keep].map((t) => ({ name: t.name, reason: refusal })) }
+    return plan
   }
 
   private async refuseDeletes(rules: Awaited<ReturnType<TagProtection['forRepository']>>, tags: string[], callerLevel?: CallerLevel) {
@@ -316,14 +369,64 @@ export class Manifests {
     }
   }
 
+  /**
+   * Points a tag back at a manifest the repository still holds (a previous digest from its history):
+   * a push of that manifest under the tag, so protection rules, quotas and the history apply as for
+   * any push.
+   */
+  async retag(
+    repository: { id: number; name: string },
+    tag: string,
+    digest: string,
+    origin: PushOrigin,
+    callerLevel: CallerLevel,
+  ): Promise<void> {
+    const row = await q.manifestByDigest(this.db, repository.name, digest)
+    if (!row) throw new WharfError('NOT_FOUND', `manifest ${digest} is not in ${repository.name} any more`, { digest })
+    const ref: Reference = { kind: 'tag', tag: parseTag(tag) }
+    await this.put(parseRepoName(repository.name), ref, Buffer.from(row.content), row.media_type, origin, callerLevel)
+  }
+
+  /** A tag's pushes, newest first: who or which job pointed it at which digest, and when. */
+  async tagHistory(repositoryId: number, tag: string, page: { limit: number; offset: number }) {
+    const [rows, total] = await Promise.all([
+      q.tagPushes(this.db, repositoryId, tag, page.limit, page.offset),
+      q.countTagPushes(this.db, repositoryId, tag),
+    ])
+    return { rows, total }
+  }
+
   /** Storage used by the repositories at or below a path (a project's or group's), or by all: deduplicated bytes (queries.ts). */
   storageUsed(path?: string): Promise<number> {
     return q.storageUsed(this.db, path)
   }
 
   /** Deletes a repository with all its tags and manifests; blobs are left to garbage collection. */
-  async deleteRepository(repositoryId: number): Promise<void> {
+  async deleteRepository(repository: { id: number; name: string }, callerLevel?: CallerLevel): Promise<void> {
+    await this.repositoryProtection.check(repository.name, 'delete', callerLevel)
+    const repositoryId = repository.id
     if (!(await q.deleteRepositoryById(this.db, repositoryId))) throw new WharfError('NOT_FOUND', 'Repository Not Found', {})
+  }
+}
+
+/** The tags a bulk delete selects (cleanup.ts), split into those it deletes and those protection rules keep from a caller at `level`. */
+function bulkPlan(
+  tags: readonly TagAge[],
+  rules: CleanupRules,
+  protection: RegistryTagRule[],
+  level: number,
+): { delete: PlannedTag[]; keep: PlannedTag[] } {
+  const selected = tagsToDelete(tags, rules)
+  const kept = undeletableTags(protection, selected, level)
+  const why = [
+    `matches name_regex_delete '${rules.nameRegexDelete}'`,
+    ...(rules.nameRegexKeep ? [`not name_regex_keep '${rules.nameRegexKeep}'`] : []),
+    ...(rules.keepN ? [`is not among the ${rules.keepN} newest`] : []),
+    ...(rules.olderThan ? [`is older than ${rules.olderThan}`] : []),
+  ].join(', ')
+  return {
+    delete: selected.filter((t) => !kept.has(t)).map((name) => ({ name, reason: why })),
+    keep: [...kept].map((name) => ({ name, reason: 'protected: a tag protection rule keeps it from you' })),
   }
 }
 

@@ -5,7 +5,11 @@ import type {
   ContainerExpirationPoliciesTable,
   Executor,
   Manifest,
+  RegistryProjectQuotasTable,
+  RegistryRepositoryProtectionRulesTable,
+  RegistryRepositoryRule,
   RegistryTagProtectionRulesTable,
+  RegistryTagPushesTable,
   RegistryTagRule,
   Upload,
 } from '../metadata/schema.ts'
@@ -592,7 +596,17 @@ export async function dueCleanupPolicies(db: Executor, now: string) {
   return db
     .selectFrom('container_expiration_policies as c')
     .innerJoin('projects as p', 'p.id', 'c.project_id')
-    .select(['c.project_id', 'c.cadence', 'c.keep_n', 'c.older_than', 'c.name_regex', 'c.name_regex_keep', 'p.full_path_lower'])
+    .select([
+      'c.project_id',
+      'c.cadence',
+      'c.keep_n',
+      'c.older_than',
+      'c.name_regex',
+      'c.name_regex_keep',
+      'c.remove_deleted_branch_tags',
+      'c.keep_protected_branch_latest',
+      'p.full_path_lower',
+    ])
     .where('c.enabled', '=', 1)
     .where('c.next_run_at', '<=', now)
     .execute()
@@ -602,22 +616,24 @@ export async function setCleanupPolicyNextRun(db: Executor, projectId: number, a
   await db.updateTable('container_expiration_policies').set({ next_run_at: at }).where('project_id', '=', projectId).execute()
 }
 
-/** Repositories named `path` or below `path/`. */
-export async function repositoryIdsUnder(db: Executor, path: string): Promise<number[]> {
-  const rows = await db
-    .selectFrom('repositories')
-    .select('id')
-    // A byte-order range instead of LIKE, as in pageRepositoriesUnder.
-    .where((eb) => eb.or([eb('name', '=', path), eb.and([eb('name', '>', `${path}/`), eb('name', '<', `${path}0`)])]))
-    .execute()
-  return rows.map((r) => r.id)
+/** Repositories (id and name) named `path` or below `path/`, by name. */
+export async function repositoriesUnder(db: Executor, path: string): Promise<Array<{ id: number; name: string }>> {
+  return (
+    db
+      .selectFrom('repositories')
+      .select(['id', 'name'])
+      // A byte-order range instead of LIKE, as in pageRepositoriesUnder.
+      .where((eb) => eb.or([eb('name', '=', path), eb.and([eb('name', '>', `${path}/`), eb('name', '<', `${path}0`)])]))
+      .orderBy('name')
+      .execute()
+  )
 }
 
 // Tag protection rules (tag-protection.ts)
 
-/** The tag rules of the project a repository belongs to (the longest project path the name is or lies under). */
-export async function tagRulesForRepository(db: Executor, name: string): Promise<RegistryTagRule[]> {
-  const owner = db
+/** The project a repository belongs to: the longest project path the name is or lies under (a subquery of its id). */
+function ownerProjectId(db: Executor, name: string) {
+  return db
     .selectFrom('projects as p')
     .select('p.id')
     .where((eb) =>
@@ -633,7 +649,16 @@ export async function tagRulesForRepository(db: Executor, name: string): Promise
     )
     .orderBy(sql`length(p.full_path_lower)`, 'desc')
     .limit(1)
-  return db.selectFrom('registry_tag_protection_rules').selectAll().where('project_id', '=', owner).orderBy('id').execute()
+}
+
+/** The tag rules of the project a repository belongs to. */
+export async function tagRulesForRepository(db: Executor, name: string): Promise<RegistryTagRule[]> {
+  return db
+    .selectFrom('registry_tag_protection_rules')
+    .selectAll()
+    .where('project_id', '=', ownerProjectId(db, name))
+    .orderBy('id')
+    .execute()
 }
 
 export async function tagRulesOf(db: Executor, projectId: number, page?: { limit: number; offset: number }): Promise<RegistryTagRule[]> {
@@ -732,4 +757,184 @@ export async function storageUsed(db: Executor, path: string | undefined): Promi
     SELECT SUM(b.size) AS n FROM blobs b WHERE b.digest IN
       (SELECT rb.digest FROM repository_blobs rb JOIN repositories r ON r.id = rb.repository_id WHERE ${under})`.execute(db)
   return Number(row.rows[0]?.n ?? 0)
+}
+
+// Repository protection rules (repository-protection.ts)
+
+export async function repositoryRulesForRepository(db: Executor, name: string): Promise<RegistryRepositoryRule[]> {
+  return db
+    .selectFrom('registry_repository_protection_rules')
+    .selectAll()
+    .where('project_id', '=', ownerProjectId(db, name))
+    .orderBy('id')
+    .execute()
+}
+
+export async function repositoryRulesOf(
+  db: Executor,
+  projectId: number,
+  page?: { limit: number; offset: number },
+): Promise<RegistryRepositoryRule[]> {
+  let q = db.selectFrom('registry_repository_protection_rules').selectAll().where('project_id', '=', projectId).orderBy('id')
+  if (page) q = q.limit(page.limit).offset(page.offset)
+  return q.execute()
+}
+
+export async function countRepositoryRules(db: Executor, projectId: number): Promise<number> {
+  const r = await db
+    .selectFrom('registry_repository_protection_rules')
+    .select((eb) => eb.fn.countAll<number>().as('n'))
+    .where('project_id', '=', projectId)
+    .executeTakeFirstOrThrow()
+  return Number(r.n)
+}
+
+export async function findRepositoryRule(db: Executor, projectId: number, id: number): Promise<RegistryRepositoryRule | undefined> {
+  return db
+    .selectFrom('registry_repository_protection_rules')
+    .selectAll()
+    .where('project_id', '=', projectId)
+    .where('id', '=', id)
+    .executeTakeFirst()
+}
+
+/** The new rule, or undefined when the project already has one with this pattern. */
+export async function insertRepositoryRule(
+  db: Executor,
+  row: Insertable<RegistryRepositoryProtectionRulesTable>,
+): Promise<RegistryRepositoryRule | undefined> {
+  return db
+    .insertInto('registry_repository_protection_rules')
+    .values(row)
+    .onConflict((oc) => oc.columns(['project_id', 'repository_path_pattern']).doNothing())
+    .returningAll()
+    .executeTakeFirst()
+}
+
+export async function updateRepositoryRule(
+  db: Executor,
+  projectId: number,
+  id: number,
+  set: Pick<RegistryRepositoryRule, 'repository_path_pattern' | 'push_level' | 'delete_level'>,
+): Promise<RegistryRepositoryRule | undefined> {
+  return db
+    .updateTable('registry_repository_protection_rules')
+    .set(set)
+    .where('project_id', '=', projectId)
+    .where('id', '=', id)
+    .returningAll()
+    .executeTakeFirst()
+}
+
+export async function deleteRepositoryRule(db: Executor, projectId: number, id: number): Promise<boolean> {
+  const r = await db
+    .deleteFrom('registry_repository_protection_rules')
+    .where('project_id', '=', projectId)
+    .where('id', '=', id)
+    .executeTakeFirst()
+  return Number(r.numDeletedRows) > 0
+}
+
+// Quotas (quotas.ts)
+
+/** The project a repository belongs to, with its quota (null limits when it has none). */
+export async function quotaForRepository(db: Executor, name: string) {
+  return db
+    .selectFrom('projects as p')
+    .leftJoin('registry_project_quotas as q', 'q.project_id', 'p.id')
+    .select(['p.id', 'p.full_path_lower', 'q.hard_limit_bytes', 'q.soft_limit_bytes'])
+    .where('p.id', '=', ownerProjectId(db, name))
+    .executeTakeFirst()
+}
+
+export async function projectQuota(db: Executor, projectId: number) {
+  return db.selectFrom('registry_project_quotas').selectAll().where('project_id', '=', projectId).executeTakeFirst()
+}
+
+export async function upsertProjectQuota(db: Executor, row: Insertable<RegistryProjectQuotasTable>): Promise<void> {
+  await db
+    .insertInto('registry_project_quotas')
+    .values(row)
+    .onConflict((oc) =>
+      oc.column('project_id').doUpdateSet({
+        hard_limit_bytes: row.hard_limit_bytes ?? null,
+        soft_limit_bytes: row.soft_limit_bytes ?? null,
+        updated_at: row.updated_at,
+      }),
+    )
+    .execute()
+}
+
+/** Every project with a soft limit and its path (for the over-soft-quota gauge). */
+export async function softQuotas(db: Executor) {
+  return db
+    .selectFrom('registry_project_quotas as q')
+    .innerJoin('projects as p', 'p.id', 'q.project_id')
+    .select(['p.full_path_lower', 'q.soft_limit_bytes'])
+    .where('q.soft_limit_bytes', 'is not', null)
+    .execute()
+}
+
+/** Whether the repositories at or below `path` already link this blob (so linking it again adds nothing). */
+export async function blobHeldUnder(db: Executor, path: string, digest: string): Promise<boolean> {
+  const lower = path.toLowerCase()
+  const r = await db
+    .selectFrom('repository_blobs as rb')
+    .innerJoin('repositories as r', 'r.id', 'rb.repository_id')
+    .select('rb.digest')
+    .where('rb.digest', '=', digest)
+    .where((eb) => eb.or([eb('r.name', '=', lower), eb.and([eb('r.name', '>', `${lower}/`), eb('r.name', '<', `${lower}0`)])]))
+    .limit(1)
+    .executeTakeFirst()
+  return r !== undefined
+}
+
+// Tag history (tag-history.ts)
+
+export async function insertTagPush(db: Executor, row: Insertable<RegistryTagPushesTable>): Promise<void> {
+  await db.insertInto('registry_tag_pushes').values(row).execute()
+}
+
+export async function tagPushes(db: Executor, repositoryId: number, tag: string, limit: number, offset: number) {
+  return db
+    .selectFrom('registry_tag_pushes')
+    .selectAll()
+    .where('repository_id', '=', repositoryId)
+    .where('tag', '=', tag)
+    .orderBy('id', 'desc')
+    .limit(limit)
+    .offset(offset)
+    .execute()
+}
+
+export async function countTagPushes(db: Executor, repositoryId: number, tag: string): Promise<number> {
+  const r = await db
+    .selectFrom('registry_tag_pushes')
+    .select((eb) => eb.fn.countAll<number>().as('n'))
+    .where('repository_id', '=', repositoryId)
+    .where('tag', '=', tag)
+    .executeTakeFirstOrThrow()
+  return Number(r.n)
+}
+
+/**
+ * Each current tag of a repository with the last push that made it point at its current digest
+ * (the job's ref and pipeline when a job pushed it), for CI-aware cleanup. One query.
+ */
+export async function tagsWithLastPush(db: Executor, repositoryId: number) {
+  const last = db
+    .selectFrom('registry_tag_pushes as p2')
+    .select((eb) => eb.fn.max('p2.id').as('id'))
+    .where('p2.repository_id', '=', repositoryId)
+    .groupBy('p2.tag')
+  return db
+    .selectFrom('tags as t')
+    .innerJoin('manifests as m', 'm.id', 't.manifest_id')
+    .leftJoin(
+      (eb) => eb.selectFrom('registry_tag_pushes as p').where('p.id', 'in', last).selectAll('p').as('lp'),
+      (j) => j.onRef('lp.tag', '=', 't.name').onRef('lp.digest', '=', 'm.digest'),
+    )
+    .select(['t.name', 'm.created_at as createdAt', 'm.digest', 'lp.ref', 'lp.ref_is_tag', 'lp.pipeline_id', 'lp.job_id'])
+    .where('t.repository_id', '=', repositoryId)
+    .execute()
 }

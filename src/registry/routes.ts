@@ -127,8 +127,8 @@ const TEMPLATES: Record<OciPath['kind'], string> = {
 function actorOfClaims(claims: RegistryClaims): Actor {
   const c = claims.cred
   if (!c) return { kind: 'anonymous' }
-  const id = c.kind === 'password' || c.kind === 'pat' ? c.userId : c.id
-  return { kind: c.kind === 'password' || c.kind === 'pat' ? 'user' : c.kind, id, username: claims.sub }
+  const user = c.kind === 'password' || c.kind === 'pat' || c.kind === 'device-login'
+  return { kind: user ? 'user' : c.kind, id: user ? c.userId : c.id, username: claims.sub }
 }
 
 /** The OCI Distribution API, registered with prefix /v2 (spec: distribution-spec v1.1 "API"). */
@@ -222,6 +222,7 @@ async function dispatch(t: OciPath, c: Ctx): Promise<unknown> {
     case 'blob':
       if (m === 'GET' || m === 'HEAD') return getBlob(t, c)
       if (m === 'DELETE') {
+        await c.opts.manifests.repositoryProtection.check(t.name, 'delete', level(c, t.name))
         await c.opts.blobs.unlink(t.name, t.digest)
         return c.reply.code(202).send()
       }
@@ -274,10 +275,15 @@ async function putManifest(name: RepoName, ref: Reference, c: Ctx) {
   if (declared > c.opts.manifestBytes)
     throw new WharfError('MANIFEST_TOO_LARGE', `manifest exceeds ${c.opts.manifestBytes} bytes`, { limit: c.opts.manifestBytes })
   const bytes = await readLimited(c.req.raw, c.opts.manifestBytes)
-  const { digest, subject } = await c.opts.manifests.put(name, ref, bytes, c.req.headers['content-type'], c.claims.sub, () =>
+  const cred = c.claims.cred
+  const origin = { actor: c.claims.sub, jobId: cred?.kind === 'job' ? cred.id : undefined }
+  const { digest, subject } = await c.opts.manifests.put(name, ref, bytes, c.req.headers['content-type'], origin, () =>
     c.opts.auth.levelOn(c.claims, name),
   )
   if (subject) c.reply.header('OCI-Subject', subject)
+  // Over the project's soft quota the push still lands, with a warning clients show (spec: #warnings).
+  const warning = await c.opts.manifests.quotas.softWarning(name)
+  if (warning) c.reply.header('Warning', `299 - "${warning.replace(/"/g, "'")}"`)
   c.opts.metrics.registryBytes.inc({ direction: 'in', kind: 'manifest' }, bytes.length)
   return c.reply.code(201).header('Location', `/v2/${name}/manifests/${digest}`).header('Docker-Content-Digest', digest).send()
 }
@@ -291,6 +297,9 @@ async function getBlob(t: Extract<OciPath, { kind: 'blob' }>, c: Ctx) {
     .header('ETag', `"${t.digest.digest}"`)
     .header('Accept-Ranges', 'bytes')
   if (c.req.method === 'HEAD') return c.reply.header('Content-Length', size).send()
+  // Authorised here; the bytes then come from the store itself (as distribution's S3 `redirect` does).
+  const redirect = await c.opts.blobs.redirectUrl(t.digest)
+  if (redirect) return c.reply.code(307).header('Location', redirect).send()
   let range
   try {
     range = parseRange(c.req.headers.range, size)
@@ -330,24 +339,35 @@ async function postUpload(name: RepoName, c: Ctx) {
         { namespace, used, quota },
       )
   }
+  await c.opts.manifests.repositoryProtection.check(name, 'push', level(c, name))
+  const quotas = c.opts.manifests.quotas
   const [mount, from, digest] = [one(c.query, 'mount'), one(c.query, 'from'), one(c.query, 'digest')]
   if (mount !== undefined && from !== undefined) {
     const d = parseDigest(mount)
     const source = parseRepoName(from)
     // An unreadable or unknown source is not an error: fall back to a plain upload session (202).
-    if (c.opts.auth.allows(c.claims, source, 'pull') && (await c.opts.blobs.mount(name, source, d)))
+    if (
+      c.opts.auth.allows(c.claims, source, 'pull') &&
+      (await quotas.checkMount(name, d.digest)) &&
+      (await c.opts.blobs.mount(name, source, d))
+    )
       return blobCreated(name, d.digest, c.reply)
   } else if (mount !== undefined && digest === undefined) {
     // spec 1.1 (automatic content discovery): without `from`, mount from any repository holding
     // the blob that the caller may pull from; one it cannot read is never used nor revealed (202).
     const d = parseDigest(mount)
     const source = await c.opts.auth.firstPullable(c.claims, await c.opts.blobs.holders(d, name, AUTO_MOUNT_CANDIDATES))
-    if (source !== undefined && (await c.opts.blobs.mount(name, source, d))) return blobCreated(name, d.digest, c.reply)
+    if (source !== undefined && (await quotas.checkMount(name, d.digest)) && (await c.opts.blobs.mount(name, source, d)))
+      return blobCreated(name, d.digest, c.reply)
   } else if (digest !== undefined) {
     const d = parseDigest(digest)
-    await receiving(c, () => c.opts.uploads.monolithic(name, d, body(c.req.raw)))
+    const b = body(c.req.raw)
+    // A declared length is checked before any byte is read; the hashed size again before the commit.
+    await quotas.checkPush(name, b.length ?? 0, d.digest)
+    await receiving(c, () => c.opts.uploads.monolithic(name, d, b, (size) => quotas.checkPush(name, size, d.digest)))
     return blobCreated(name, d.digest, c.reply)
   }
+  await quotas.checkPush(name, 0)
   const id = await c.opts.uploads.start(name)
   return uploadStatus(name, id, 0, c.reply.code(202))
 }
@@ -357,9 +377,16 @@ async function putUpload(name: RepoName, id: string, c: Ctx) {
   const digest = one(c.query, 'digest')
   if (digest === undefined) throw new WharfError('DIGEST_INVALID', 'digest query parameter is required', {})
   const d = parseDigest(digest)
-  await receiving(c, () => c.opts.uploads.finish(name, id, d, hasBody(c.req.raw) ? body(c.req.raw) : undefined))
+  await receiving(c, () =>
+    c.opts.uploads.finish(name, id, d, hasBody(c.req.raw) ? body(c.req.raw) : undefined, (size) =>
+      c.opts.manifests.quotas.checkPush(name, size, d.digest),
+    ),
+  )
   return blobCreated(name, d.digest, c.reply)
 }
+
+/** The caller's access level on a repository's project, asked only when a protection rule applies. */
+const level = (c: Ctx, name: RepoName) => () => c.opts.auth.levelOn(c.claims, name)
 
 /** A query parameter holding a valid repository name, else undefined (the handler reports a bad one). */
 function validName(v: string | string[] | undefined): RepoName | undefined {

@@ -20,6 +20,9 @@ interface HashState {
   size: number
 }
 
+/** Asked with a verified upload's size just before it is committed; throws to refuse it (quotas). */
+export type Admit = (size: number) => Promise<void>
+
 export interface Body {
   stream: Readable
   /** Content-Length, when the client sent one. */
@@ -65,7 +68,7 @@ export class Uploads {
   }
 
   /** Completes an upload (spec: PUT ...?digest=), with an optional last chunk. */
-  async finish(name: RepoName, id: string, d: ParsedDigest, body: Body | undefined): Promise<number> {
+  async finish(name: RepoName, id: string, d: ParsedDigest, body: Body | undefined, admit?: Admit): Promise<number> {
     return this.locked(id, async () => {
       let size = (await this.session(name, id)).size
       // A last chunk is written durably as it closes (no reopening for the fsync), and its size is not
@@ -79,13 +82,22 @@ export class Uploads {
         await this.discard(id)
         throw new WharfError('DIGEST_INVALID', 'provided digest did not match uploaded content', { digest: d.digest })
       }
+      if (admit) {
+        try {
+          await admit(size)
+        } catch (e) {
+          // Refused (a quota): the bytes never become a blob, and the session cannot be finished any more.
+          await this.discard(id)
+          throw e
+        }
+      }
       await this.commit(name, uploadPath(id), d, size, id, body !== undefined)
       return size
     })
   }
 
   /** Single-request upload (spec: POST ...?digest= with the body). */
-  async monolithic(name: RepoName, d: ParsedDigest, body: Body): Promise<number> {
+  async monolithic(name: RepoName, d: ParsedDigest, body: Body, admit?: Admit): Promise<number> {
     const id = randomUUID()
     const path = uploadPath(id)
     // Held under the session lock so a concurrent sweep never takes the temp file for an orphan.
@@ -97,6 +109,7 @@ export class Uploads {
         this.metrics?.registryBytes.inc({ direction: 'in', kind: 'blob' }, size)
         if (hash.digest('hex') !== d.hex)
           throw new WharfError('DIGEST_INVALID', 'provided digest did not match uploaded content', { digest: d.digest })
+        if (admit) await admit(size)
         await this.commit(name, path, d, size, undefined, true)
         return size
       } catch (e) {

@@ -263,21 +263,28 @@ export function describeBlobDriver(name: string, factory: () => Promise<DriverFi
 
     it('list yields every file under a prefix, recursively, with root-relative paths', async (t) => {
       const d = await fresh(t)
-      await writeAt(d, 'uploads/a', 0, '1')
-      await writeAt(d, 'uploads/sub/b', 0, '22')
-      await writeAt(d, 'blobs/c', 0, '333')
-      const files = await listAll(d, 'uploads')
+      // Committed files are listed with their sizes; a file still open for appending only by its path (see list).
+      for (const [path, data] of [
+        ['files/a', '1'],
+        ['files/sub/b', '22'],
+        ['blobs/c', '333'],
+      ] as const) {
+        await writeAt(d, 'uploads/tmp', 0, data)
+        await d.commit('uploads/tmp', path)
+      }
+      await writeAt(d, 'uploads/open', 0, '4444')
+      const files = await listAll(d, 'files')
       assert.deepEqual(
         files.map((f) => [f.path, f.size]),
         [
-          ['uploads/a', 1],
-          ['uploads/sub/b', 2],
+          ['files/a', 1],
+          ['files/sub/b', 2],
         ],
       )
       for (const f of files) assert.ok(f.modified instanceof Date)
       assert.deepEqual(
         (await listAll(d, '')).map((f) => f.path),
-        ['blobs/c', 'uploads/a', 'uploads/sub/b'],
+        ['blobs/c', 'files/a', 'files/sub/b', 'uploads/open'],
       )
     })
 

@@ -8,7 +8,7 @@ export interface FileInfo {
 
 /** A narrow streaming driver; paths are relative to the driver's root and come from storage/paths.ts. */
 export interface BlobDriver {
-  readonly kind: 'fs'
+  readonly kind: 'fs' | 's3'
   stat(path: string): Promise<FileInfo | undefined>
   /** Streams a file (optionally a byte range); rejects with PathNotFoundError. */
   reader(path: string, range?: { offset: number; length?: number }): Promise<Readable>
@@ -32,7 +32,13 @@ export interface BlobDriver {
   /** Makes a temp file durable (fsync, unless `synced`: its writer already did) and atomically renames it into place. */
   commit(from: string, to: string, opts?: { synced?: boolean }): Promise<void>
   delete(path: string): Promise<void>
+  /**
+   * Yields every file under `prefix`. A file still being written through `appender` may be listed
+   * with the size of what the driver keeps for it (S3: its segment manifest), not its content's.
+   */
   list(prefix: string): AsyncIterable<FileInfo>
+  /** A URL a client may fetch the file from directly for a while (S3 presigned GET); undefined when the driver offers none. */
+  redirectUrl?(path: string): Promise<string | undefined>
 }
 
 export class PathNotFoundError extends Error {

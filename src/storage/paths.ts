@@ -3,6 +3,12 @@
 //   blobs/<algorithm>/<first two hex chars>/<hex>   committed, content-addressed blob bytes
 //   uploads/<uuid>                                   an upload session's temp file
 //
+// and in CI's storage (`<data>/ci`, or the bucket's `ci/` prefix):
+//
+//   traces/<job id>.log                              a job's log
+//   artifacts/<job id>/<file name>                   a job's artifacts (file names from safeFilename)
+//   artifacts/<job id>/.upload-<uuid>                an artifacts upload before its commit
+//
 // Inputs are validated types (Digest is lowercase hex, upload ids are UUIDs), so no
 // path built here can contain "/" or ".." from a request.
 import type { ParsedDigest } from '../core/digest.ts'
@@ -30,4 +36,15 @@ export const BLOBS_DIR = 'blobs'
 export function blobDigestFromPath(path: string): string | undefined {
   const m = /^blobs\/([a-z0-9]+)\/([0-9a-f]{2})\/([0-9a-f]+)$/.exec(path)
   return m && m[3]!.startsWith(m[2]!) ? `${m[1]}:${m[3]}` : undefined
+}
+
+export function tracePath(jobId: number): string {
+  return `traces/${jobId}.log`
+}
+
+/** `filename` is one safe path segment (ci/artifacts.ts: safeFilename). */
+export function artifactPath(jobId: number, filename: string): string {
+  if (filename === '' || filename.includes('/') || filename === '.' || filename === '..')
+    throw new Error('artifact file name is not one segment')
+  return `artifacts/${jobId}/${filename}`
 }

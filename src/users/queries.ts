@@ -1,11 +1,30 @@
 import { likeTerm, nowIso } from '../metadata/db.ts'
-import type { Executor, Namespace, User } from '../metadata/schema.ts'
+import type { Executor, Namespace, User, UserState } from '../metadata/schema.ts'
 
 // Only this file builds SQL for user accounts: the users table, and the rows an account owns
 // across the schema (its personal namespace, and what a deletion must clear or detach).
 
 export async function findUserByUsername(db: Executor, username: string): Promise<User | undefined> {
   return db.selectFrom('users').selectAll().where('username_lower', '=', username.toLowerCase()).executeTakeFirst()
+}
+
+/** Accounts whose email is this one, in any letter case (emails are not unique in Wharf). */
+export async function findUsersByEmail(db: Executor, email: string): Promise<User[]> {
+  return db
+    .selectFrom('users')
+    .selectAll()
+    .where((eb) => eb(eb.fn('lower', ['email']), '=', email.toLowerCase()))
+    .orderBy('id')
+    .limit(2)
+    .execute()
+}
+
+/** Revokes every credential an account holds: personal access tokens, OAuth tokens, device logins (`wharf login`) and web sessions. */
+export async function revokeUserCredentials(db: Executor, userId: number): Promise<void> {
+  await db.updateTable('personal_access_tokens').set({ revoked: 1 }).where('user_id', '=', userId).where('revoked', '=', 0).execute()
+  await db.updateTable('oauth_tokens').set({ revoked: 1 }).where('user_id', '=', userId).where('revoked', '=', 0).execute()
+  await db.updateTable('device_logins').set({ status: 'revoked' }).where('user_id', '=', userId).where('status', '!=', 'revoked').execute()
+  await db.deleteFrom('web_sessions').where('user_id', '=', userId).execute()
 }
 
 export async function findUser(db: Executor, id: number): Promise<User | undefined> {
@@ -39,7 +58,7 @@ export async function insertUser(
 export async function updateUser(
   db: Executor,
   id: number,
-  set: Partial<{ name: string; email: string | null; password_hash: string | null; is_admin: number; state: 'active' | 'blocked' }>,
+  set: Partial<{ name: string; email: string | null; password_hash: string | null; is_admin: number; state: UserState }>,
 ): Promise<void> {
   await db
     .updateTable('users')
@@ -96,7 +115,10 @@ export async function searchUsers(
   const base = () => {
     let q = db.selectFrom('users')
     if (f.username !== undefined) q = q.where('username_lower', '=', f.username.toLowerCase())
-    if (f.search) q = q.where((eb) => eb.or([eb('username_lower', 'like', likeTerm(f.search!)), eb('name', 'like', likeTerm(f.search!))]))
+    if (f.search)
+      q = q.where((eb) =>
+        eb.or([eb('username_lower', 'like', likeTerm(f.search!)), eb(eb.fn('lower', ['name']), 'like', likeTerm(f.search!))]),
+      )
     if (f.blocked !== undefined) q = q.where('state', '=', f.blocked ? 'blocked' : 'active')
     return q
   }
@@ -122,18 +144,34 @@ export async function userHoldings(db: Executor, userId: number): Promise<{ proj
     .orderBy('projects.full_path')
     .limit(10)
     .execute()
-  const groups = await db
+  const groups = await soleOwnedGroups(db, userId)
+  return { projects: projects.map((r) => r.full_path), groups: groups.map((r) => r.full_path) }
+}
+
+/** Groups whose only direct Owner is this user (GitLab's "sole owner": the user cannot be removed while any exists). */
+export async function soleOwnedGroups(db: Executor, userId: number): Promise<Array<{ id: number; full_path: string }>> {
+  return db
     .selectFrom('members')
     .innerJoin('namespaces', 'namespaces.id', 'members.source_id')
     .where('members.source_kind', '=', 'namespace')
     .where('members.user_id', '=', userId)
     .where('members.access_level', '>=', 50)
     .where('namespaces.kind', '=', 'group')
-    .select('namespaces.full_path')
+    .where(({ not, exists, selectFrom }) =>
+      not(
+        exists(
+          selectFrom('members as other')
+            .select('other.user_id')
+            .whereRef('other.source_id', '=', 'members.source_id')
+            .where('other.source_kind', '=', 'namespace')
+            .where('other.user_id', '!=', userId)
+            .where('other.access_level', '>=', 50),
+        ),
+      ),
+    )
+    .select(['namespaces.id', 'namespaces.full_path'])
     .orderBy('namespaces.full_path')
-    .limit(10)
     .execute()
-  return { projects: projects.map((r) => r.full_path), groups: groups.map((r) => r.full_path) }
 }
 
 /**
@@ -147,7 +185,7 @@ export async function deleteUser(db: Executor, userId: number): Promise<void> {
   await db.updateTable('pipeline_triggers').set({ owner_id: null }).where('owner_id', '=', userId).execute()
   await db.updateTable('runners').set({ created_by: null }).where('created_by', '=', userId).execute()
   await db.updateTable('projects').set({ creator_id: null }).where('creator_id', '=', userId).execute()
-  for (const table of ['members', 'personal_access_tokens', 'oauth_tokens', 'web_sessions'] as const)
+  for (const table of ['members', 'personal_access_tokens', 'oauth_tokens', 'device_logins', 'web_sessions', 'identities'] as const)
     await db.deleteFrom(table).where('user_id', '=', userId).execute()
   await db.deleteFrom('namespaces').where('kind', '=', 'user').where('owner_id', '=', userId).execute()
   await db.deleteFrom('users').where('id', '=', userId).execute()

@@ -191,7 +191,12 @@ export async function userRoutes(app: TypedApp, deps: UserRouteOptions): Promise
         const { id } = req.params
         const p = req.principal
         if (action === 'block' && p.kind === 'user' && p.userId === id) throw new WharfError('FORBIDDEN', 'you cannot block yourself', {})
-        if (!(await users.findUserById(id))) throw new WharfError('NOT_FOUND', 'User Not Found', {})
+        const target = await users.findUserById(id)
+        if (!target) throw new WharfError('NOT_FOUND', 'User Not Found', {})
+        // GitLab: blocking a blocked user changes nothing and answers null; a deactivated one is activated, not unblocked.
+        if (action === 'block' && target.state === 'blocked') return reply.code(201).type('application/json').send('null')
+        if (action === 'unblock' && target.state === 'deactivated')
+          throw new WharfError('FORBIDDEN', 'Deactivated users cannot be unblocked by the API', {})
         await users.setUserState(id, action === 'block' ? 'blocked' : 'active')
         if (action === 'block') await deps.apiTokens.revokeAllFor(id)
         await deps.credentials.audit(actorName(req), `user.${action}ed`, req.ip, null, `user:${id}`)
@@ -200,13 +205,54 @@ export async function userRoutes(app: TypedApp, deps: UserRouteOptions): Promise
     )
   }
 
+  // GitLab's deactivate/activate: the account and its tokens stay, unusable while deactivated.
+  app.post(
+    '/users/:id/deactivate',
+    {
+      schema: {
+        summary: 'Deactivate a user (administrator): no sign-in or token use until activated',
+        tags: ['users'],
+        params: UserId,
+        'x-response': { 201: Type.Union([Type.Literal(true), Type.Null()]) },
+      },
+    },
+    async (req, reply) => {
+      requireAdmin(req.principal)
+      const { id } = req.params
+      const p = req.principal
+      if (p.kind === 'user' && p.userId === id) throw new WharfError('FORBIDDEN', 'you cannot deactivate yourself', {})
+      if (!(await users.deactivate(id))) return reply.code(201).type('application/json').send('null')
+      await deps.credentials.audit(actorName(req), 'user.deactivated', req.ip, null, `user:${id}`)
+      return reply.code(201).send(true)
+    },
+  )
+  app.post(
+    '/users/:id/activate',
+    {
+      schema: {
+        summary: 'Activate a deactivated user (administrator); a blocked one must be unblocked',
+        tags: ['users'],
+        params: UserId,
+        'x-response': { 201: Type.Literal(true) },
+      },
+    },
+    async (req, reply) => {
+      requireAdmin(req.principal)
+      await users.activate(req.params.id)
+      await deps.credentials.audit(actorName(req), 'user.activated', req.ip, null, `user:${req.params.id}`)
+      return reply.code(201).send(true)
+    },
+  )
+
   app.delete(
     '/users/:id',
     {
       schema: {
-        summary: 'Delete a user (administrator); refused while they have projects in their namespace or own a group',
+        summary:
+          "Delete a user (administrator) with their personal projects; refused while they are a group's only Owner unless hard_delete, which deletes those groups",
         tags: ['users'],
         params: UserId,
+        querystring: Type.Object({ hard_delete: Type.Optional(Type.Boolean()) }),
         'x-response': { 204: {} },
       },
     },
@@ -215,7 +261,7 @@ export async function userRoutes(app: TypedApp, deps: UserRouteOptions): Promise
       const { id } = req.params
       const p = req.principal
       if (p.kind === 'user' && p.userId === id) throw new WharfError('FORBIDDEN', 'you cannot delete yourself', {})
-      const user = await users.deleteUser(id)
+      const user = await users.deleteUser(id, { hardDelete: req.query.hard_delete === true })
       await deps.credentials.audit(actorName(req), 'user.deleted', req.ip, { username: user.username }, `user:${id}`)
       return reply.code(204).send()
     },

@@ -3,7 +3,7 @@ import type { Principal } from '../auth/principals.ts'
 import { WharfError } from '../core/errors.ts'
 import { validateSegment } from '../core/path-segments.ts'
 import { hashPassword } from '../core/secrets.ts'
-import type { Database, User } from '../metadata/schema.ts'
+import type { Database, User, UserState } from '../metadata/schema.ts'
 import * as q from './queries.ts'
 
 export interface NewUser {
@@ -15,11 +15,23 @@ export interface NewUser {
   isAdmin?: boolean
 }
 
+/**
+ * What an account's deletion takes with it, done by the domains that own it (projects/ is above
+ * users/): the groups it alone owns (only with `hard_delete`) and its personal projects.
+ */
+export type OwnedContentRemoval = (user: User, soleOwnedGroupIds: number[]) => Promise<void>
+
 /** User accounts: creation (with their personal namespace), profiles, passwords, blocking and deletion. */
 export class Users {
   private readonly db: Kysely<Database>
+  private removeOwned: OwnedContentRemoval | undefined
   constructor(db: Kysely<Database>) {
     this.db = db
+  }
+
+  /** The composition root plugs in how a deleted user's projects and groups go. */
+  setOwnedContentRemoval(f: OwnedContentRemoval): void {
+    this.removeOwned = f
   }
 
   async createUser(input: NewUser): Promise<User> {
@@ -70,6 +82,12 @@ export class Users {
     return q.findUser(this.db, id)
   }
 
+  private async existing(id: number): Promise<User> {
+    const user = await q.findUser(this.db, id)
+    if (!user) throw new WharfError('NOT_FOUND', 'User Not Found', {})
+    return user
+  }
+
   findUserByUsername(username: string): Promise<User | undefined> {
     return q.findUserByUsername(this.db, username)
   }
@@ -92,16 +110,65 @@ export class Users {
     return user
   }
 
-  async setUserState(userId: number, state: 'active' | 'blocked'): Promise<void> {
+  async setUserState(userId: number, state: UserState): Promise<void> {
     await q.updateUser(this.db, userId, { state })
   }
 
+  /** Accounts with this email (at most two: enough to tell "exactly one" from "ambiguous"). */
+  findUsersByEmail(email: string): Promise<User[]> {
+    return q.findUsersByEmail(this.db, email)
+  }
+
   /**
-   * Deletes a user who holds nothing: GitLab moves a deleted user's contributions to a ghost user;
-   * Wharf instead refuses while the user has projects in their namespace or owns a group, so no
-   * project or group is left without its owner. Transfer or delete those first.
+   * Blocks an account and revokes everything it could still use (personal access tokens, OAuth
+   * tokens, web sessions), in one transaction: what an identity provider's "this user is gone" means.
+   * Registry tokens already issued name their credential, which is now inactive.
    */
-  async deleteUser(userId: number): Promise<User> {
+  async deprovision(userId: number): Promise<void> {
+    await this.db.transaction().execute(async (trx) => {
+      await q.updateUser(trx, userId, { state: 'blocked' })
+      await q.revokeUserCredentials(trx, userId)
+    })
+  }
+
+  /**
+   * GitLab's deactivate: the account stays, with its tokens, but cannot sign in or use them until
+   * activated. A blocked account must be unblocked first. Returns false when it already was.
+   */
+  async deactivate(userId: number): Promise<boolean> {
+    const user = await this.existing(userId)
+    if (user.state === 'deactivated') return false
+    if (user.state === 'blocked') throw new WharfError('FORBIDDEN', 'A blocked user cannot be deactivated by the API', {})
+    await q.updateUser(this.db, userId, { state: 'deactivated' })
+    return true
+  }
+
+  async activate(userId: number): Promise<void> {
+    const user = await this.existing(userId)
+    if (user.state === 'blocked') throw new WharfError('FORBIDDEN', 'A blocked user must be unblocked to be activated', {})
+    await q.updateUser(this.db, userId, { state: 'active' })
+  }
+
+  /**
+   * Deletes a user as GitLab does: their personal projects go with them, memberships are removed,
+   * and CI history keeps its rows without the user. While they are the only Owner of a group the
+   * deletion is refused (CONFLICT), unless `hardDelete`, which deletes those groups too.
+   */
+  async deleteUser(userId: number, opts: { hardDelete?: boolean } = {}): Promise<User> {
+    const target = await this.existing(userId)
+    const sole = await q.soleOwnedGroups(this.db, userId)
+    if (sole.length && !opts.hardDelete)
+      throw new WharfError(
+        'CONFLICT',
+        `User cannot be removed while is the sole-owner of a group (${sole.map((g) => g.full_path).join(', ')})`,
+        {
+          groups: sole.map((g) => g.full_path),
+        },
+      )
+    await this.removeOwned?.(
+      target,
+      sole.map((g) => g.id),
+    )
     return this.db.transaction().execute(async (trx) => {
       const user = await q.findUser(trx, userId)
       if (!user) throw new WharfError('NOT_FOUND', 'User Not Found', {})

@@ -62,6 +62,25 @@ export class Sessions implements SessionResolver {
       await this.credentials.audit(username, 'session.refused', address, { reason: 'not a password' })
       throw new WharfError('UNAUTHORIZED', 'sign in with your password; tokens are for the API and docker login', {})
     }
+    return this.start(p, address, userAgent, 'password')
+  }
+
+  /**
+   * A session for a user an identity provider vouched for (src/sso checked them): the same session
+   * as a password sign-in, for as long; the sync and blocking end it like any other.
+   */
+  async startForUser(userId: number, address: string, userAgent: string | undefined, via: string): Promise<StartedSession> {
+    const p = await this.credentials.principalFor({ kind: 'password', userId })
+    if (p?.kind !== 'user') throw new WharfError('UNAUTHORIZED', 'the account is blocked or no longer exists', {})
+    return this.start(p, address, userAgent, via)
+  }
+
+  private async start(
+    p: Principal & { kind: 'user' },
+    address: string,
+    userAgent: string | undefined,
+    via: string,
+  ): Promise<StartedSession> {
     const token = newSecret(TOKEN_PREFIX)
     await q.deleteExpiredSessions(this.db, new Date().toISOString())
     await q.insertSession(this.db, {
@@ -71,7 +90,7 @@ export class Sessions implements SessionResolver {
       ip: address,
       userAgent: userAgent?.slice(0, 255) ?? null,
     })
-    await this.credentials.audit(p.username, 'session.created', address, null)
+    await this.credentials.audit(p.username, 'session.created', address, via === 'password' ? null : { via })
     return { token, csrfToken: csrfTokenFor(token), principal: p, maxAge: SESSION_TTL_SECONDS }
   }
 

@@ -239,6 +239,60 @@ describe('@gitbeaker/rest', { timeout: 300_000 }, () => {
     await api.PipelineTriggerTokens.remove(ci.id, t.id)
     assert.deepEqual(await api.PipelineTriggerTokens.all(ci.id), [])
   })
+  it('CI templates (GitLabCIYMLTemplates: all, show) and Markdown.render', async () => {
+    const all = await api.GitLabCIYMLTemplates.all()
+    assert.deepEqual(
+      all.map((x) => x.key),
+      ['Docker', 'Docker-Multiarch', 'Go', 'Nodejs', 'Python'],
+    )
+    const docker = await api.GitLabCIYMLTemplates.show('Docker')
+    assert.equal(docker.name, 'Docker')
+    assert.match(String(docker.content), /services:\n {4}- docker:dind/)
+    const md = await api.Markdown.render('# Hi <script>x</script>', { gfm: 'true' })
+    assert.equal(md.html, '<h1>Hi &lt;script&gt;x&lt;/script&gt;</h1>\n')
+  })
+
+  it('PipelineSchedules: create, all, show, edit, run, allTriggeredPipelines, takeOwnership, variables, remove', async () => {
+    const s = await api.PipelineSchedules.create(ci.id, 'Nightly', 'main', '0 3 * * *', { cronTimezone: 'Europe/Paris', active: true })
+    assert.deepEqual([s.description, s.cron_timezone, s.active], ['Nightly', 'Europe/Paris', true])
+    assert.deepEqual(
+      (await api.PipelineSchedules.all(ci.id, { scope: 'active' })).map((x) => x.id),
+      [s.id],
+    )
+    await api.PipelineScheduleVariables.create(ci.id, s.id, 'NIGHTLY', 'yes')
+    await api.PipelineScheduleVariables.edit(ci.id, s.id, 'NIGHTLY', 'sure')
+    const edited = await api.PipelineSchedules.edit(ci.id, s.id, { cron: '30 4 * * *' })
+    assert.equal(edited.cron, '30 4 * * *')
+    await api.PipelineSchedules.run(ci.id, s.id)
+    const shown = await api.PipelineSchedules.show(ci.id, s.id)
+    assert.deepEqual(
+      shown.variables.map((v) => [v.key, v.value]),
+      [['NIGHTLY', 'sure']],
+    )
+    assert.equal((await api.Pipelines.show(ci.id, shown.last_pipeline!.id)).source, 'schedule')
+    const triggered = await api.PipelineSchedules.allTriggeredPipelines(ci.id, s.id)
+    assert.deepEqual(
+      triggered.map((p) => p.id),
+      [shown.last_pipeline!.id],
+    )
+    assert.deepEqual(
+      (await api.Pipelines.allVariables(ci.id, triggered[0]!.id)).map((v) => [v.key, v.value]),
+      [['NIGHTLY', 'sure']],
+    )
+    assert.equal((await api.PipelineSchedules.takeOwnership(ci.id, s.id)).owner.username, 'root')
+    await api.PipelineScheduleVariables.remove(ci.id, s.id, 'NIGHTLY')
+    await api.PipelineSchedules.remove(ci.id, s.id)
+    assert.deepEqual(await api.PipelineSchedules.all(ci.id), [])
+  })
+
+  it('Users.deactivate and activate', async () => {
+    const bo = await api.Users.create({ username: 'bo', name: 'Bo', email: 'bo@example.com', password: 'bo-password-12' })
+    await api.Users.deactivate(bo.id)
+    assert.equal((await api.Users.show(bo.id)).state, 'deactivated')
+    await api.Users.activate(bo.id)
+    assert.equal((await api.Users.show(bo.id)).state, 'active')
+    await api.Users.remove(bo.id)
+  })
 })
 
 describe('@gitbeaker/rest: repository', { timeout: 300_000 }, () => {

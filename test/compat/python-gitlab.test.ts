@@ -110,9 +110,19 @@ u.save()
 u.block()
 blocked = [x.username for x in gl.users.list(blocked=True)]
 u.unblock()
-out({'name': gl.users.get(u.id).name, 'state': gl.users.get(u.id).state, 'blocked': blocked, 'all': sorted(x.username for x in gl.users.list(get_all=True)), 'by_name': [x.id for x in gl.users.list(username='alice')] == [u.id]})
+u.deactivate()
+deactivated = gl.users.get(u.id).state
+u.activate()
+out({'name': gl.users.get(u.id).name, 'state': gl.users.get(u.id).state, 'deactivated': deactivated, 'blocked': blocked, 'all': sorted(x.username for x in gl.users.list(get_all=True)), 'by_name': [x.id for x in gl.users.list(username='alice')] == [u.id]})
 `)
-    assert.deepEqual(r, { name: 'Alice A.', state: 'active', blocked: ['alice'], all: ['alice', 'root'], by_name: true })
+    assert.deepEqual(r, {
+      name: 'Alice A.',
+      state: 'active',
+      deactivated: 'deactivated',
+      blocked: ['alice'],
+      all: ['alice', 'root'],
+      by_name: true,
+    })
   })
 
   it('groups and projects: create, list (boolean filters as True/False), get by path, update, delete', async () => {
@@ -426,6 +436,41 @@ out({'listed': listed, 'source': pl.source, 'ref': pl.ref, 'vars': vars, 'after'
     assert.deepEqual(r, { listed: ['nightly'], source: 'trigger', ref: 'main', vars: [['NIGHTLY', 'true']], after: [] })
   })
 
+  it('pipeline schedules: create, list, get, edit, variables, play, take ownership, delete', async () => {
+    const r = await py(`
+p = gl.projects.get('compat/app')
+s = p.pipelineschedules.create({'description': 'Nightly', 'ref': 'main', 'cron': '0 1 * * *', 'cron_timezone': 'America/New_York'})
+s.variables.create({'key': 'NIGHTLY', 'value': 'yes'})
+listed = [x.description for x in p.pipelineschedules.list()]
+s = p.pipelineschedules.get(s.id)
+s.cron = '0 2 * * *'
+s.save()
+sid = s.id
+# GitLab answers play with {"message": "201 Created"}, which python-gitlab makes the object's attributes.
+played = s.play()
+s = p.pipelineschedules.get(sid)
+pl = p.pipelines.get(s.last_pipeline['id'])
+vars = [(v.key, v.value) for v in pl.variables.list()]
+s.take_ownership()
+owner = s.owner['username']
+s.delete()
+out({'played': played, 'listed': listed, 'zone': s.cron_timezone, 'cron': s.cron, 'next': s.next_run_at[11:16], 'vars': vars, 'source': pl.source, 'svars': [(v['key'], v['value']) for v in s.attributes['variables']], 'owner': owner, 'after': [x.id for x in p.pipelineschedules.list()]})
+`)
+    assert.deepEqual(r, {
+      played: { message: '201 Created' },
+      listed: ['Nightly'],
+      zone: 'America/New_York',
+      cron: '0 2 * * *',
+      // 02:00 in New York in December (EST, UTC-5).
+      next: '07:00',
+      vars: [['NIGHTLY', 'yes']],
+      source: 'schedule',
+      svars: [['NIGHTLY', 'yes']],
+      owner: 'root',
+      after: [],
+    })
+  })
+
   it('pipeline triggers from curl: multipart form as GitLab documents it, and the webhook URL', async () => {
     const t = await wharf.api('POST', `/api/v4/projects/${ci.id}/triggers`, { description: 'curl' })
     assert.equal(t.status, 201, t.describe)
@@ -459,6 +504,21 @@ out({'listed': listed, 'source': pl.source, 'ref': pl.ref, 'vars': vars, 'after'
     ])
     assert.equal(hook.code, 0, describeResult(hook))
     assert.equal(JSON.parse(hook.stdout).ref, 'main')
+  })
+})
+
+describe('python-gitlab (library): CI templates and Markdown', { timeout: 120_000 }, () => {
+  it('gitlabciymls list and get, and gl.markdown', async () => {
+    const r = await py(`
+templates = [t.key for t in gl.gitlabciymls.list(get_all=True)]
+docker = gl.gitlabciymls.get('Docker')
+out({'templates': templates, 'docker': [docker.name, 'docker:dind' in docker.content], 'md': gl.markdown('# Hi <b>x</b>', gfm=True)})
+`)
+    assert.deepEqual(r, {
+      templates: ['Docker', 'Docker-Multiarch', 'Go', 'Nodejs', 'Python'],
+      docker: ['Docker', true],
+      md: '<h1>Hi &lt;b&gt;x&lt;/b&gt;</h1>\n',
+    })
   })
 })
 

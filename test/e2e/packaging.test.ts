@@ -61,9 +61,15 @@ it('npm pack ships the compiled server, bin, README and packaging files, and no 
   const sources = (await walk('src')).filter((f) => !testOnly(f) && !f.endsWith('README.md') && !f.endsWith('.d.ts'))
   assert.ok(sources.length > 100)
   const expected = sources.map((f) => f.replace(/^src\//, 'dist/').replace(/\.ts$/, '.js'))
-  const missing = [...expected, 'bin/wharf.js', 'package.json', 'README.md', 'packaging/wharf.service', 'packaging/wharf.yaml'].filter(
-    (f) => !shipped.has(f),
-  )
+  const missing = [
+    ...expected,
+    'bin/wharf.js',
+    'bin/docker-credential-wharf.js',
+    'package.json',
+    'README.md',
+    'packaging/wharf.service',
+    'packaging/wharf.yaml',
+  ].filter((f) => !shipped.has(f))
   assert.deepEqual(missing, [])
   // No shipped module imports a file left out (a runtime helper put next to the tests, say).
   const root = path.join(dir, 'unpacked')
@@ -106,6 +112,15 @@ it('the package installed under node_modules runs: wharf prints its version, che
   }
   const check = wharf(['verify-config', '--config', 'packaging/wharf.yaml'])
   assert.equal(check.status, 0, check.stderr)
+  // The credential helper's entry runs the compiled helper too (docker calls it by its bin name).
+  const helper = spawnSync(projectNode, ['bin/docker-credential-wharf.js', 'version'], {
+    cwd: pkg,
+    env: bareEnv,
+    encoding: 'utf8',
+    timeout: 60_000,
+  })
+  assert.equal(helper.status, 0, helper.stderr)
+  assert.equal(helper.stdout, `docker-credential-wharf ${version}\n`)
 
   // The CI config planner's worker thread is loaded by URL, not import: it must resolve in dist/ too.
   const planScript = path.join(dir, 'plan.mjs')
@@ -115,13 +130,16 @@ it('the package installed under node_modules runs: wharf prints its version, che
 const planner = new ConfigPlanner();
 const ctx = { source: 'push', refName: 'main', refType: 'branch', sha: 'c0ffee', beforeSha: 'decaf', files: ['.gitlab-ci.yml'], variables: {} };
 const plan = await planner.plan('build:\\n  script: make\\n', ctx, async () => undefined);
+// The built-in CI templates are read from dist/ci/templates (include:template).
+const templated = await planner.plan('include:\\n  - template: Docker.gitlab-ci.yml\\n', { ...ctx, files: ['.gitlab-ci.yml', 'Dockerfile'], variables: { CI_COMMIT_BRANCH: 'main' } }, async () => undefined);
 await planner.close();
 console.log(plan.status, plan.jobs.map((j) => j.name).join());
+console.log(templated.status, templated.jobs?.map((j) => j.name).join() ?? templated.errors);
 `,
   )
   const plan = spawnSync(projectNode, [planScript], { cwd: dir, env: bareEnv, encoding: 'utf8', timeout: 60_000 })
   assert.equal(plan.status, 0, plan.stderr)
-  assert.equal(plan.stdout, 'created build\n')
+  assert.equal(plan.stdout, 'created build\ncreated docker-build\n')
 
   const port = await freePort()
   const server = spawn(projectNode, ['bin/wharf.js', 'serve', '--listen', `127.0.0.1:${port}`, '--data', path.join(dir, 'data')], {

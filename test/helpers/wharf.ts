@@ -12,6 +12,7 @@ import { mkdir, mkdtemp, readFile, rm, writeFile, open } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { registerCredentials } from './registry.ts'
+import { testDatabaseUrl } from './database.ts'
 
 export const repoRoot = path.resolve(import.meta.dirname, '..', '..')
 export const projectNode = path.join(repoRoot, 'node_modules', '.bin', 'node')
@@ -29,6 +30,8 @@ export interface StartWharfOptions {
   rootPassword?: string
   /** Serve HTTPS with these PEM files (url becomes https://); `ca` verifies the start-up probe. */
   tls?: { cert: string; key: string; ca: string }
+  /** Listen on this port (default: a free one), for tests that must name Wharf's URL before it starts (an OIDC redirect URI). */
+  port?: number
 }
 
 export interface Wharf {
@@ -188,13 +191,15 @@ export async function startWharf(opts: StartWharfOptions = {}): Promise<Wharf> {
   const dataDir = opts.dataDir ?? path.join(tmpDir, 'data')
   await mkdir(dataDir, { recursive: true })
   const logFile = path.join(tmpDir, 'server.log')
-  const port = await freePort()
+  const port = opts.port ?? (await freePort())
   const host = `127.0.0.1:${port}`
   const url = `${opts.tls ? 'https' : 'http'}://${host}`
   const ca = opts.tls ? await readFile(opts.tls.ca, 'utf8') : undefined
   const startTimeoutMs = opts.startTimeoutMs ?? 30_000
   const rootPassword = opts.rootPassword ?? `root-${randomBytes(12).toString('base64url')}`
-  const env = { WHARF_ROOT_PASSWORD: rootPassword, ...opts.env }
+  // The database of the test run's dialect (test/helpers/database.ts); a test's own env may override it.
+  const database: Record<string, string> = kind === 'wharf' ? { WHARF_DATABASE_URL: await testDatabaseUrl(dataDir) } : {}
+  const env = { WHARF_ROOT_PASSWORD: rootPassword, ...database, ...opts.env }
 
   let cmd: string
   let args: string[]

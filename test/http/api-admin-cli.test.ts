@@ -8,15 +8,20 @@ import { join, resolve } from 'node:path'
 import { test } from 'node:test'
 import { pino } from 'pino'
 import { buildApp } from '../../src/app.ts'
-import { migrate, openDb } from '../../src/metadata/db.ts'
 import { createServices } from '../../src/services.ts'
 import { createFsDriver } from '../../src/storage/fs-driver.ts'
+import { openTestDb, testDatabaseUrl } from '../helpers/database.ts'
 
 const repo = resolve(import.meta.dirname, '..', '..')
 const node = join(repo, 'node_modules', '.bin', 'node')
 
-function wharf(data: string, args: string[], input?: string) {
-  const env: Record<string, string> = { PATH: process.env.PATH ?? '', WHARF_ROOT_PASSWORD: 'root-password-123', WHARF_LOG_LEVEL: 'silent' }
+async function wharf(data: string, args: string[], input?: string) {
+  const env: Record<string, string> = {
+    PATH: process.env.PATH ?? '',
+    WHARF_ROOT_PASSWORD: 'root-password-123',
+    WHARF_LOG_LEVEL: 'silent',
+    WHARF_DATABASE_URL: await testDatabaseUrl(data),
+  }
   const r = spawnSync(node, ['src/cli/main.ts', 'admin', ...args, '--data', data], {
     cwd: repo,
     env,
@@ -32,23 +37,34 @@ test('wharf admin creates users, groups, projects and tokens that the server the
   t.after(() => rm(root, { recursive: true, force: true }))
   const data = join(root, 'data')
 
-  let r = wharf(data, ['user', 'create', '--username', 'alice', '--password-stdin'], 'alice-password-1\n')
+  let r = await wharf(data, ['user', 'create', '--username', 'alice', '--password-stdin'], 'alice-password-1\n')
   assert.equal(r.code, 0, r.stderr)
   assert.match(r.stdout, /created user alice/)
-  r = wharf(data, ['group', 'create', '--path', 'Team', '--visibility', 'internal', '--owner', 'alice'])
+  r = await wharf(data, ['group', 'create', '--path', 'Team', '--visibility', 'internal', '--owner', 'alice'])
   assert.equal(r.code, 0, r.stderr)
-  r = wharf(data, ['project', 'create', '--path', 'team/App', '--visibility', 'private'])
+  r = await wharf(data, ['project', 'create', '--path', 'team/App', '--visibility', 'private'])
   assert.equal(r.code, 0, r.stderr)
   assert.match(r.stdout, /team\/app/)
   // Paths are unique regardless of case: one clear line, non-zero exit.
-  r = wharf(data, ['project', 'create', '--path', 'TEAM/app'])
+  r = await wharf(data, ['project', 'create', '--path', 'TEAM/app'])
   assert.equal(r.code, 1)
   assert.match(r.stderr, /^wharf admin project create: the path .* is already taken.*\n$/)
-  r = wharf(data, ['token', 'create', '--user', 'alice', '--name', 'ci', '--scopes', 'api,read_registry', '--expires-at', '2999-01-01'])
+  r = await wharf(data, [
+    'token',
+    'create',
+    '--user',
+    'alice',
+    '--name',
+    'ci',
+    '--scopes',
+    'api,read_registry',
+    '--expires-at',
+    '2999-01-01',
+  ])
   assert.equal(r.code, 0, r.stderr)
   const pat = r.stdout.trim()
   assert.match(pat, /^glpat-\S+$/)
-  r = wharf(data, ['deploy-token', 'create', '--project', 'team/app', '--scopes', 'read_registry'])
+  r = await wharf(data, ['deploy-token', 'create', '--project', 'team/app', '--scopes', 'read_registry'])
   assert.equal(r.code, 0, r.stderr)
   const deployUser = /username: (\S+)/.exec(r.stdout)?.[1]
   const deployToken = /token:\s+(\S+)/.exec(r.stdout)?.[1]
@@ -62,15 +78,14 @@ test('wharf admin creates users, groups, projects and tokens that the server the
     ['user', 'create'],
     ['frob'],
   ]) {
-    r = wharf(data, args)
+    r = await wharf(data, args)
     assert.notEqual(r.code, 0, args.join(' '))
     assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr)
     assert.match(r.stderr, /^wharf admin/)
   }
 
   // The server over the same data sees all of it.
-  const db = openDb({ kind: 'sqlite', path: join(data, 'wharf.db') })
-  await migrate(db, 'sqlite')
+  const db = await openTestDb(data)
   const services = await createServices(db, createFsDriver(join(data, 'storage')), {
     publicUrl: 'http://wharf.test',
     tokenTtlSeconds: 300,

@@ -20,6 +20,9 @@ test('admin routes answer 403 to a non-administrator and 401 without a token', a
     ['POST', '/api/v4/admin/signing_keys/rotate'],
     ['GET', '/api/v4/admin/settings'],
     ['DELETE', `/api/v4/users/${target}`],
+    ['DELETE', `/api/v4/users/${target}?hard_delete=true`],
+    ['POST', `/api/v4/users/${target}/deactivate`],
+    ['POST', `/api/v4/users/${target}/activate`],
   ] as const) {
     assert.match(String(assertProblem(await h.req(method, url, { token: alice.token }), 403).message), /administrator/, url)
     assertProblem(await h.req(method, url), 401)
@@ -165,7 +168,7 @@ test('signing keys: listed without their private halves; rotate adds one that si
   )
 })
 
-test('DELETE /users/:id removes a user who holds nothing, refuses one who owns a project or group, and never oneself', async (t) => {
+test('DELETE /users/:id removes a user with their personal projects, refuses a group’s only Owner unless hard_delete, never oneself', async (t) => {
   const h = await apiHarness(t)
   const root = await h.root()
   const admin2 = await h.user('admin2', { admin: true })
@@ -185,14 +188,25 @@ test('DELETE /users/:id removes a user who holds nothing, refuses one who owns a
   const erinNs = await h.db.selectFrom('namespaces').where('full_path', '=', 'erin').select('id').executeTakeFirstOrThrow()
   await h.services.projects.createProject(erin.user, { namespaceId: erinNs.id, path: 'mine' })
 
+  // Erin alone owns a group, as GitLab refuses that without hard_delete; with it, the group goes too.
+  const erinGroup = await h.services.groups.createGroup(erin.user, { path: 'erins', visibility: 'private' })
+  await h.services.projects.createProject(erin.user, { namespaceId: erinGroup.id, path: 'lib' })
   const refused = assertProblem(await h.req('DELETE', `/api/v4/users/${erin.user.id}`, { token: root.token }), 409)
-  assert.match(String(refused.message), /erin still owns projects erin\/mine/)
+  assert.equal(refused.message, '409 User cannot be removed while is the sole-owner of a group (erins)')
+  assert.ok(await h.services.projects.findProjectRef('erin/mine'), 'a refused deletion deletes nothing')
+  // Another Owner beside her: the group is not hers alone, and stays.
+  const shared = await h.services.groups.createGroup(root.user, { path: 'shared', visibility: 'private' })
+  await h.services.members.addMember(50, 'namespace', shared.id, erin.user.id, 50, null)
+  assert.equal((await h.req('DELETE', `/api/v4/users/${erin.user.id}?hard_delete=true`, { token: root.token })).statusCode, 204)
+  assert.equal(await h.services.projects.findProjectRef('erin/mine'), undefined, 'personal projects go with the user')
+  assert.equal(await h.services.projects.findProjectRef('erins/lib'), undefined, 'hard_delete took the group she alone owned')
+  assert.equal((await h.req('GET', `/api/v4/groups/${shared.id}`, { token: root.token })).statusCode, 200)
   assertProblem(await h.req('DELETE', `/api/v4/users/${root.user.id}`, { token: root.token }), 403)
   assertProblem(await h.req('DELETE', '/api/v4/users/99999', { token: root.token }), 404)
-  // The group's Owner (root) cannot be deleted by another admin while owning it.
+  // The group's only Owner (root) cannot be deleted by another admin without hard_delete.
   assert.match(
     String(assertProblem(await h.req('DELETE', `/api/v4/users/${root.user.id}`, { token: admin2.token }), 409).message),
-    /groups team/,
+    /sole-owner of a group \(shared, team\)/,
   )
 
   assert.equal((await h.req('DELETE', `/api/v4/users/${dave.user.id}`, { token: root.token })).statusCode, 204)
@@ -212,7 +226,10 @@ test('DELETE /users/:id removes a user who holds nothing, refuses one who owns a
   const audit = (await h.req('GET', '/api/v4/audit_events?action=user.deleted', { token: root.token })).json() as Json[]
   assert.deepEqual(
     audit.map((e) => [e.actor, e.entity_id, (e.details as Json).username]),
-    [['root', dave.user.id, 'dave']],
+    [
+      ['root', dave.user.id, 'dave'],
+      ['root', erin.user.id, 'erin'],
+    ],
   )
 })
 

@@ -12,7 +12,7 @@ import type { Kysely } from 'kysely'
 import { pino } from 'pino'
 import { buildApp } from '../../src/app.ts'
 import type { PatScope } from '../../src/auth/roles.ts'
-import { migrate, openDb } from '../../src/metadata/db.ts'
+import { openTestDb } from '../helpers/database.ts'
 import type { Database, User } from '../../src/metadata/schema.ts'
 import { createServices, type Services } from '../../src/services.ts'
 import { createFsDriver } from '../../src/storage/fs-driver.ts'
@@ -51,8 +51,7 @@ export async function apiHarness(
 ): Promise<ApiHarness> {
   const root = await mkdtemp(join(tmpdir(), 'wharf-api-'))
   const dataDir = join(root, 'data')
-  const db = openDb({ kind: 'sqlite', path: join(dataDir, 'wharf.db') })
-  await migrate(db, 'sqlite')
+  const db = await openTestDb(dataDir)
   const driver = createFsDriver(join(dataDir, 'storage'))
   // Wired as src/server.ts does, git hosting included, so /api/v4 routes of every plugin are present.
   const services = await createServices(db, driver, {

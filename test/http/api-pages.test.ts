@@ -76,6 +76,7 @@ async function populate(h: ApiHarness, w: World) {
     )
     await ci.pipelines.createForRef(w.project, 'main', 'api', w.root.user.id, [])
     await ci.triggers.create(w.project.id, w.root.user.id, `t${i}`)
+    await ci.schedules.create(w.project, w.root.user.id, { description: `s${i}`, ref: 'main', cron: '0 3 * * *' })
     await h.services.accessTokens.createPat(w.root.user.id, { name: `extra${i}`, scopes: ['api'] }, 'test')
   }
   for (const p of [w.target, ...extra]) await ci.jobTokens.allow(w.project.id, p)
@@ -88,19 +89,6 @@ async function populate(h: ApiHarness, w: World) {
     await h.db
       .insertInto('ci_jobs')
       .values({ ...row, name, kind: 'bridge', status: 'manual', runner_id: null })
-      .execute()
-  }
-  // Three resource groups, and three jobs waiting for the one named like the other list routes' `key`.
-  for (const key of ['K', 'R2', 'R3'])
-    await h.db
-      .insertInto('resource_groups')
-      .values({ project_id: w.project.id, key, process_mode: 'unordered', created_at: job.created_at, updated_at: job.created_at })
-      .execute()
-  for (const name of ['deploy-a', 'deploy-b', 'deploy-c']) {
-    const { id: _id, ...row } = job
-    await h.db
-      .insertInto('ci_jobs')
-      .values({ ...row, name, resource_group: 'K', status: 'waiting_for_resource', runner_id: null })
       .execute()
   }
   for (const [owner, hook] of [
@@ -127,6 +115,20 @@ async function populate(h: ApiHarness, w: World) {
     )
   await commit([{ action: 'create', file_path: 'd', content: 'd' }])
   await commit(['a', 'b', 'c'].map((f) => ({ action: 'create', file_path: f, content: f })))
+  // Three resource groups, and three jobs waiting for the one named like the other list routes' `key`; after
+  // the commits above, whose pipelines auto-cancel the world's (waiting jobs included).
+  for (const key of ['K', 'R2', 'R3'])
+    await h.db
+      .insertInto('resource_groups')
+      .values({ project_id: w.project.id, key, process_mode: 'unordered', created_at: job.created_at, updated_at: job.created_at })
+      .execute()
+  for (const name of ['deploy-a', 'deploy-b', 'deploy-c']) {
+    const { id: _id, ...row } = job
+    await h.db
+      .insertInto('ci_jobs')
+      .values({ ...row, name, resource_group: 'K', status: 'waiting_for_resource', runner_id: null })
+      .execute()
+  }
   const head = (
     (await h.req('GET', `/api/v4/projects/${w.project.id}/repository/branches/main`, root)).json() as { commit: { id: string } }
   ).commit.id
@@ -149,9 +151,29 @@ async function populate(h: ApiHarness, w: World) {
       ).statusCode,
       201,
     )
+  for (const pattern of ['grp/app', 'grp/app/*', 'grp/app/web'])
+    assert.equal(
+      (
+        await h.req('POST', `/api/v4/projects/${w.project.id}/registry/protection/repository/rules`, {
+          ...root,
+          body: { repository_path_pattern: pattern, minimum_access_level_for_push: 'maintainer' },
+        })
+      ).statusCode,
+      201,
+    )
   for (let i = 0; i < 2; i++) await h.services.auth.tokens.rotate()
+  // Three device logins of root (wharf login): started, approved by root signed in, redeemed.
+  const signedIn = await h.services.credentials.principalFor({ kind: 'password', userId: w.root.user.id })
+  for (let i = 0; i < 3; i++) {
+    const started = await h.services.deviceLogins.authorize({ clientId: 'wharf-cli', scope: undefined, deviceName: `d${i}` }, '10.0.0.1')
+    await h.services.deviceLogins.decide(started.user_code, signedIn!, true, '10.0.0.1')
+    await h.services.deviceLogins.redeem(started.device_code, 'wharf-cli', '10.0.0.1')
+  }
+  for (let i = 0; i < 3; i++) await ci.schedules.play(w.project, w.schedule, w.root.user.id)
   const creds = { username: 'root', password: ROOT_PASSWORD }
   for (const name of ['grp/app', 'grp/app/api', 'grp/app/web']) await pushImage(h, creds, name, ['1', '2', '3'])
+  // Tag 1 of grp/app pushed three times: three entries in its history.
+  for (let i = 0; i < 2; i++) await pushImage(h, creds, 'grp/app', ['1'])
 }
 
 test('every list route pages with per_page and sends the pagination headers', async (t) => {
@@ -171,6 +193,7 @@ test('every list route pages with per_page and sends the pagination headers', as
     tag_name: '1',
     branch: 'main',
     sha: 'main',
+    schedule_id: String(w.schedule.id),
   }
   const idFor = (path: string) =>
     path.startsWith('/api/v4/groups')
@@ -248,14 +271,18 @@ test('every list route pages with per_page and sends the pagination headers', as
       '/api/v4/projects/:id/jobs',
       '/api/v4/projects/:id/members',
       '/api/v4/projects/:id/members/all',
+      '/api/v4/projects/:id/pipeline_schedules',
+      '/api/v4/projects/:id/pipeline_schedules/:schedule_id/pipelines',
       '/api/v4/projects/:id/pipelines',
       '/api/v4/projects/:id/pipelines/:pipeline_id/bridges',
       '/api/v4/projects/:id/pipelines/:pipeline_id/jobs',
       '/api/v4/projects/:id/protected_branches',
       '/api/v4/projects/:id/protected_tags',
+      '/api/v4/projects/:id/registry/protection/repository/rules',
       '/api/v4/projects/:id/registry/protection/tag/rules',
       '/api/v4/projects/:id/registry/repositories',
       '/api/v4/projects/:id/registry/repositories/:repository_id/tags',
+      '/api/v4/projects/:id/registry/repositories/:repository_id/tags/:tag_name/history',
       '/api/v4/projects/:id/repository/branches',
       '/api/v4/projects/:id/resource_groups',
       '/api/v4/projects/:id/resource_groups/:key/upcoming_jobs',
@@ -270,6 +297,8 @@ test('every list route pages with per_page and sends the pagination headers', as
       '/api/v4/runners',
       '/api/v4/runners/:id/jobs',
       '/api/v4/runners/all',
+      '/api/v4/templates/gitlab_ci_ymls',
+      '/api/v4/user/device_logins',
       '/api/v4/users',
     ].sort(),
   )

@@ -326,6 +326,8 @@ test('cleanup policy (GitLab container_expiration_policy_attributes): set on PUT
     name_regex: '.*',
     name_regex_keep: null,
     next_run_at: null,
+    remove_deleted_branch_tags: false,
+    keep_protected_branch_latest: false,
   })
 
   const put = await h.req('PUT', url, {

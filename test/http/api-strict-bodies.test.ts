@@ -72,6 +72,11 @@ function writeRoutes(w: World): Record<string, { url: string; body: Json }> {
     'PUT /api/v4/users/:id': { url: `/api/v4/users/${u}`, body: { name: 'Other' } },
     'POST /api/v4/users/:id/block': { url: `/api/v4/users/${u}/block`, body: {} },
     'POST /api/v4/users/:id/unblock': { url: `/api/v4/users/${u}/unblock`, body: {} },
+    // Refused by their (empty) body schema before the code is looked up, so no device flow need exist.
+    'POST /api/v4/user/device_authorizations/:user_code/approve': { url: '/api/v4/user/device_authorizations/BBBB-BBBB/approve', body: {} },
+    'POST /api/v4/user/device_authorizations/:user_code/deny': { url: '/api/v4/user/device_authorizations/BBBB-BBBB/deny', body: {} },
+    'POST /api/v4/users/:id/deactivate': { url: `/api/v4/users/${u}/deactivate`, body: {} },
+    'POST /api/v4/users/:id/activate': { url: `/api/v4/users/${u}/activate`, body: {} },
     'POST /api/v4/user/personal_access_tokens': { url: '/api/v4/user/personal_access_tokens', body: { name: 't', scopes: ['api'] } },
     'POST /api/v4/users/:id/personal_access_tokens': {
       url: `/api/v4/users/${u}/personal_access_tokens`,
@@ -99,6 +104,30 @@ function writeRoutes(w: World): Record<string, { url: string; body: Json }> {
     'POST /api/v4/groups/:id/variables': { url: `/api/v4/groups/${g}/variables`, body: { key: 'NEW', value: 'v' } },
     'PUT /api/v4/groups/:id/variables/:key': { url: `/api/v4/groups/${g}/variables/K`, body: { value: 'w' } },
     'POST /api/v4/projects/:id/triggers': { url: `/api/v4/projects/${p}/triggers`, body: { description: 'x' } },
+    'POST /api/v4/projects/:id/pipeline_schedules': {
+      url: `/api/v4/projects/${p}/pipeline_schedules`,
+      body: { description: 'd', ref: 'main', cron: '0 1 * * *', cron_timezone: 'UTC', active: true },
+    },
+    'PUT /api/v4/projects/:id/pipeline_schedules/:schedule_id': {
+      url: `/api/v4/projects/${p}/pipeline_schedules/${w.schedule.id}`,
+      body: { description: 'd', ref: 'main', cron: '0 1 * * *', cron_timezone: 'UTC', active: true },
+    },
+    'POST /api/v4/projects/:id/pipeline_schedules/:schedule_id/take_ownership': {
+      url: `/api/v4/projects/${p}/pipeline_schedules/${w.schedule.id}/take_ownership`,
+      body: {},
+    },
+    'POST /api/v4/projects/:id/pipeline_schedules/:schedule_id/play': {
+      url: `/api/v4/projects/${p}/pipeline_schedules/${w.schedule.id}/play`,
+      body: {},
+    },
+    'POST /api/v4/projects/:id/pipeline_schedules/:schedule_id/variables': {
+      url: `/api/v4/projects/${p}/pipeline_schedules/${w.schedule.id}/variables`,
+      body: { key: 'NEW', value: 'v', variable_type: 'env_var' },
+    },
+    'PUT /api/v4/projects/:id/pipeline_schedules/:schedule_id/variables/:key': {
+      url: `/api/v4/projects/${p}/pipeline_schedules/${w.schedule.id}/variables/V`,
+      body: { value: 'v', variable_type: 'env_var' },
+    },
     'POST /api/v4/projects/:id/trigger/pipeline': {
       url: `/api/v4/projects/${p}/trigger/pipeline`,
       body: { token: w.trigger.token, ref: 'main', variables: { A: 'b' } },
@@ -196,6 +225,33 @@ function writeRoutes(w: World): Record<string, { url: string; body: Json }> {
       url: `/api/v4/projects/${p}/registry/protection/tag/rules/1`,
       body: { tag_name_pattern: 'v.*', minimum_access_level_for_push: 'admin', minimum_access_level_for_delete: 'admin' },
     },
+    'POST /api/v4/markdown': { url: '/api/v4/markdown', body: { text: '# Title', gfm: true, project: 'grp/app' } },
+    'POST /api/v4/projects/:id/registry/protection/repository/rules': {
+      url: `/api/v4/projects/${p}/registry/protection/repository/rules`,
+      body: { repository_path_pattern: 'grp/app/*', minimum_access_level_for_push: 'maintainer', minimum_access_level_for_delete: null },
+    },
+    'PATCH /api/v4/projects/:id/registry/protection/repository/rules/:rule_id': {
+      url: `/api/v4/projects/${p}/registry/protection/repository/rules/1`,
+      body: { repository_path_pattern: 'grp/app', minimum_access_level_for_push: 'owner', minimum_access_level_for_delete: 'admin' },
+    },
+    'PUT /api/v4/projects/:id/registry/quota': {
+      url: `/api/v4/projects/${p}/registry/quota`,
+      body: { hard_limit_bytes: 1_000_000, soft_limit_bytes: 500_000 },
+    },
+    'POST /api/v4/projects/:id/registry/cleanup_policy/preview': {
+      url: `/api/v4/projects/${p}/registry/cleanup_policy/preview`,
+      body: { name_regex: '.*', keep_n: 5, remove_deleted_branch_tags: true, keep_protected_branch_latest: true },
+    },
+    // Refused by its body schema before the repository is looked up.
+    'POST /api/v4/projects/:id/registry/repositories/:repository_id/tags/preview': {
+      url: `/api/v4/projects/${p}/registry/repositories/1/tags/preview`,
+      body: { name_regex_delete: '.*', name_regex_keep: 'v.*', keep_n: 1, older_than: '1d' },
+    },
+    // Refused by its body schema before the repository is looked up.
+    'POST /api/v4/projects/:id/registry/repositories/:repository_id/tags/:tag_name/restore': {
+      url: `/api/v4/projects/${p}/registry/repositories/1/tags/v1/restore`,
+      body: { digest: `sha256:${'0'.repeat(64)}` },
+    },
     'POST /api/v4/projects/:id/ci/lint': {
       url: `/api/v4/projects/${p}/ci/lint`,
       body: { content: 'a: { script: [x] }', dry_run: false, include_jobs: true, ref: 'main', dry_run_ref_type: 'branch' },
@@ -217,16 +273,17 @@ function writeRoutes(w: World): Record<string, { url: string; body: Json }> {
   }
 }
 
-/** Every row of every table, for "nothing was written". */
+/** Every row of every table, for "nothing was written" (rows in a fixed order: by their JSON, on either database). */
 async function snapshot(h: ApiHarness): Promise<Record<string, unknown[]>> {
-  const tables = (await sql<{ name: string }>`SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name`.execute(h.db)).rows.map(
-    (r) => r.name,
-  )
+  const tables = (await h.db.introspection.getTables()).map((t) => t.name).sort()
   const out: Record<string, unknown[]> = {}
   for (const t of tables) {
     // The token that makes the requests gets its last_used_at refreshed: that is the request's auth, not a write of its body.
-    const rows = (await sql<Json>`SELECT * FROM ${sql.table(t)} ORDER BY rowid`.execute(h.db)).rows
-    out[t] = t === 'personal_access_tokens' ? rows.map(({ last_used_at: _, ...r }) => r) : rows
+    const rows = (await sql<Json>`SELECT * FROM ${sql.table(t)}`.execute(h.db)).rows
+    out[t] = (t === 'personal_access_tokens' ? rows.map(({ last_used_at: _, ...r }) => r) : rows)
+      .map((r) => [JSON.stringify(r), r] as const)
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+      .map(([, r]) => r)
   }
   return out
 }

@@ -83,6 +83,12 @@ test('PUT /users/:id: self may change name and password; admins everything', asy
     '400 changing a username is not supported',
   )
   assert.equal(((await h.req('GET', url, { token: root.token })).json() as Json).name, 'Alice B')
+  // Search matches the display name in any case, on either database (PostgreSQL's LIKE is case-sensitive).
+  const found = await h.req('GET', '/api/v4/users?search=ALICE%20b', { token: root.token })
+  assert.deepEqual(
+    (found.json() as Json[]).map((u) => u.username),
+    ['alice'],
+  )
 })
 
 test('block and unblock: admin only, not oneself; a blocked user’s tokens and password stop working', async (t) => {
@@ -104,7 +110,55 @@ test('block and unblock: admin only, not oneself; a blocked user’s tokens and 
     (await h.app.inject({ method: 'GET', url: '/jwt/auth?service=container_registry', headers: { authorization: basic } })).statusCode,
     401,
   )
+  // Blocking again changes nothing and answers null, as GitLab.
+  const again = await h.req('POST', `/api/v4/users/${alice.user.id}/block`, { token: root.token })
+  assert.deepEqual([again.statusCode, again.json()], [201, null])
+  assert.equal(
+    assertProblem(await h.req('POST', `/api/v4/users/${alice.user.id}/deactivate`, { token: root.token }), 403).message,
+    '403 A blocked user cannot be deactivated by the API',
+  )
+  assert.equal(
+    assertProblem(await h.req('POST', `/api/v4/users/${alice.user.id}/activate`, { token: root.token }), 403).message,
+    '403 A blocked user must be unblocked to be activated',
+  )
   assert.equal((await h.req('POST', `/api/v4/users/${alice.user.id}/unblock`, { token: root.token })).statusCode, 201)
+  assert.equal((await h.req('GET', '/api/v4/user', { token: alice.token })).statusCode, 200)
+})
+
+test('deactivate and activate: the account and its tokens stay but stop working until activated; admin only, not oneself', async (t) => {
+  const h = await apiHarness(t)
+  const root = await h.root()
+  const alice = await h.user('alice', { password: 'alice-password' })
+  const bob = await h.user('bob')
+  assertProblem(await h.req('POST', `/api/v4/users/${alice.user.id}/deactivate`, { token: bob.token }), 403)
+  assertProblem(await h.req('POST', `/api/v4/users/${root.user.id}/deactivate`, { token: root.token }), 403)
+  assertProblem(await h.req('POST', '/api/v4/users/9999/deactivate', { token: root.token }), 404)
+  const off = await h.req('POST', `/api/v4/users/${alice.user.id}/deactivate`, { token: root.token })
+  assert.deepEqual([off.statusCode, off.json()], [201, true])
+  assert.equal(((await h.req('GET', `/api/v4/users/${alice.user.id}`, { token: root.token })).json() as Json).state, 'deactivated')
+  assert.deepEqual(
+    ((await h.req('GET', '/api/v4/users?per_page=100', { token: root.token })).json() as Json[]).map((u) => [u.username, u.state]).sort(),
+    [
+      ['alice', 'deactivated'],
+      ['bob', 'active'],
+      ['root', 'active'],
+    ],
+  )
+  assertProblem(await h.req('GET', '/api/v4/user', { token: alice.token }), 401)
+  const basic = `Basic ${Buffer.from('alice:alice-password').toString('base64')}`
+  assert.equal(
+    (await h.app.inject({ method: 'GET', url: '/jwt/auth?service=container_registry', headers: { authorization: basic } })).statusCode,
+    401,
+  )
+  const again = await h.req('POST', `/api/v4/users/${alice.user.id}/deactivate`, { token: root.token })
+  assert.deepEqual([again.statusCode, again.json()], [201, null])
+  assert.equal(
+    assertProblem(await h.req('POST', `/api/v4/users/${alice.user.id}/unblock`, { token: root.token }), 403).message,
+    '403 Deactivated users cannot be unblocked by the API',
+  )
+  const on = await h.req('POST', `/api/v4/users/${alice.user.id}/activate`, { token: root.token })
+  assert.deepEqual([on.statusCode, on.json()], [201, true])
+  // Unlike blocking, deactivation revoked nothing: the same token works again.
   assert.equal((await h.req('GET', '/api/v4/user', { token: alice.token })).statusCode, 200)
 })
 

@@ -46,6 +46,8 @@ export async function world(h: ApiHarness) {
   assert.equal(created.statusCode, 201, created.body)
   const runner = created.json() as { id: number }
   const trigger = await ci.triggers.create(project.id, root.user.id, 't')
+  const schedule = await ci.schedules.create(project, root.user.id, { description: 'nightly', ref: 'main', cron: '0 2 * * *' })
+  await ci.schedules.addVariable(schedule, 'V', { value: 'v' })
   // Hooks at a public address (the harness allows no local targets); the sender is not started, so nothing is sent.
   const hook = await h.services.hooks.create({ projectId: project.id }, { url: 'http://8.8.8.8/hook', push_events: true })
   const groupHook = await h.services.hooks.create({ groupId: group.id }, { url: 'http://8.8.8.8/hook', push_events: true })
@@ -53,5 +55,22 @@ export async function world(h: ApiHarness) {
   await h.services.hooks.test(groupHook, 'push_events', { test: true })
   const delivery = (await h.services.hooks.deliveries(hook, { limit: 1, offset: 0 })).rows[0]!
   const groupDelivery = (await h.services.hooks.deliveries(groupHook, { limit: 1, offset: 0 })).rows[0]!
-  return { root, other, group, project, target, pipeline, job, runner, trigger, git, bare, hook, groupHook, delivery, groupDelivery }
+  return {
+    root,
+    other,
+    group,
+    project,
+    target,
+    pipeline,
+    job,
+    runner,
+    trigger,
+    schedule,
+    git,
+    bare,
+    hook,
+    groupHook,
+    delivery,
+    groupDelivery,
+  }
 }

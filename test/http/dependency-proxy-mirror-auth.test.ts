@@ -9,7 +9,7 @@ import { join } from 'node:path'
 import { it, type TestContext } from 'node:test'
 import { pino } from 'pino'
 import { buildApp } from '../../src/app.ts'
-import { migrate, openDb } from '../../src/metadata/db.ts'
+import { openTestDb } from '../helpers/database.ts'
 import { buildMirrorApp } from '../../src/proxy/index.ts'
 import { createServices } from '../../src/services.ts'
 import { createFsDriver } from '../../src/storage/fs-driver.ts'
@@ -22,8 +22,7 @@ async function setup(t: TestContext, auth: boolean, limits?: { maxConnectionsPer
   const up = createServer((_req, res) => res.writeHead(404).end())
   await new Promise<void>((r) => up.listen(0, '127.0.0.1', () => r()))
   const dir = await mkdtemp(join(tmpdir(), 'wharf-mirror-auth-'))
-  const db = openDb({ kind: 'sqlite', path: join(dir, 'wharf.db') })
-  await migrate(db, 'sqlite')
+  const db = await openTestDb(dir)
   const services = await createServices(db, createFsDriver(join(dir, 'storage')), {
     publicUrl: PUBLIC_URL,
     tokenTtlSeconds: 300,

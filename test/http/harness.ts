@@ -21,7 +21,7 @@ import type { Kysely } from 'kysely'
 import { pino } from 'pino'
 import { buildApp } from '../../src/app.ts'
 import { ACCESS_LEVELS, type Role, type Visibility } from '../../src/auth/roles.ts'
-import { migrate, openDb } from '../../src/metadata/db.ts'
+import { openTestDb } from '../helpers/database.ts'
 import type { Database, Namespace, Project, User } from '../../src/metadata/schema.ts'
 import * as projectQueries from '../../src/projects/queries.ts'
 import * as userQueries from '../../src/users/queries.ts'
@@ -89,8 +89,7 @@ export interface Harness {
 }
 
 async function open(dataDir: string, opts: HarnessOptions, rootPassword: string) {
-  const db = openDb({ kind: 'sqlite', path: join(dataDir, 'wharf.db') })
-  await migrate(db, 'sqlite')
+  const db = await openTestDb(dataDir)
   const driver = createFsDriver(join(dataDir, 'storage'))
   const services = await createServices(db, driver, {
     publicUrl: PUBLIC_URL,

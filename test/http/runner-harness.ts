@@ -14,7 +14,7 @@ import { pino } from 'pino'
 import { buildApp } from '../../src/app.ts'
 import { ACCESS_LEVELS, type Role, type Visibility } from '../../src/auth/roles.ts'
 import { GitRepos } from '../../src/git/repos.ts'
-import { migrate, openDb } from '../../src/metadata/db.ts'
+import { openTestDb } from '../helpers/database.ts'
 import type { CiJob, Database, Pipeline, Project, User } from '../../src/metadata/schema.ts'
 import type { JobResponse } from '../../src/runner/protocol.ts'
 import { createServices, type Services } from '../../src/services.ts'
@@ -61,8 +61,7 @@ export async function runnerHarness(
   const publicUrl = opts.publicUrl ?? PUBLIC_URL
   const dir = await mkdtemp(join(tmpdir(), 'wharf-runner-'))
   const dataDir = join(dir, 'data')
-  const db = openDb({ kind: 'sqlite', path: join(dataDir, 'wharf.db') })
-  await migrate(db, 'sqlite')
+  const db = await openTestDb(dataDir)
   const services = await createServices(db, createFsDriver(join(dataDir, 'storage')), {
     publicUrl,
     tokenTtlSeconds: 300,

@@ -1,6 +1,7 @@
 // PATCH /jobs/:id/trace (GitLab's Content-Range appends: 202 + Range, 416 to resync) and the
 // user's GET /projects/:id/jobs/:job_id/trace, with masked values never stored.
 import assert from 'node:assert/strict'
+import { join } from 'node:path'
 import { readFile } from 'node:fs/promises'
 import { describe, it } from 'node:test'
 import { patchTrace, runnerHarness, updateJob } from './runner-harness.ts'
@@ -69,7 +70,7 @@ describe('PATCH /jobs/:id/trace', () => {
       assert.equal(r.headers.range, `0-${off}`)
     }
     await updateJob(h, job, { state: 'success', exit_code: 0 })
-    const onDisk = await readFile(h.ci.traces.path(job.id), 'utf8')
+    const onDisk = await readFile(join(h.dir, 'data', 'ci', h.ci.traces.path(job.id)), 'utf8')
     assert.equal(onDisk, 'export KEY=[MASKED]\ntoken [MASKED] end\n')
     assert.ok(!onDisk.includes('abcd12') && !onDisk.includes(job.token.slice(0, 10)))
     const log = await h.req('GET', `/api/v4/projects/${project.id}/jobs/${job.id}/trace`, { token })

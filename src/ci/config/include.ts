@@ -9,7 +9,8 @@ import { loadYaml } from './yaml-load.ts'
 // Forms: `remote` (an HTTPS URL the caller fetches), `local` (this repository at the pipeline's commit; a leading "/" is optional), `project`
 // with `ref` and `file` (a list too; the pipeline's user must be able to read it), `component`
 // (`<host>/<project path>/<name>@<ref>`: `templates/<name>.yml` or `templates/<name>/template.yml`
-// of that project), `artifact` with `job` (child pipelines only); any of them with `inputs:` for a
+// of that project), `artifact` with `job` (child pipelines only), `template` (the built-in set,
+// `Docker.gitlab-ci.yml`, which the caller supplies); any of them with `inputs:` for a
 // file whose `spec:` header declares them, and `rules:` deciding whether it is included at all.
 // Paths and project names expand the predefined and project variables (not YAML ones), as on GitLab.
 
@@ -35,6 +36,8 @@ export interface IncludeSource {
   readProjectFile?(project: string, ref: string | null, path: string): Promise<ProjectFile>
   /** `include:remote`: an HTTPS URL, fetched by the caller under its outbound rules. */
   readRemote?(url: string): Promise<RemoteFile>
+  /** A built-in template by file name (`Docker.gitlab-ci.yml`); without it, include:template is refused. */
+  readTemplate?(file: string): string | undefined
   /** Predefined and project variables: include paths and `include:rules` see these. */
   variables?: Readonly<Record<string, string>>
   /** Whether a file matching the glob exists at the pipeline's commit (`include:rules:exists`). */
@@ -48,19 +51,22 @@ type Location =
   | { kind: 'project'; project: string; ref: string | null; path: string; inputs?: Hash }
   | { kind: 'component'; address: string; project: string; ref: string; name: string; inputs?: Hash }
   | { kind: 'remote'; url: string; inputs?: Hash }
+  | { kind: 'template'; file: string; inputs?: Hash }
 
 /** The project a file came from: a `local` include inside another project's file reads that project. */
 type Origin = { project: string; ref: string | null } | null
 
 /** Known `include` forms Wharf does not fetch: they fail loudly rather than being skipped. */
-const UNSUPPORTED_INCLUDE_KEYS = ['template', 'with', 'integrity', 'cache'] as const
+const UNSUPPORTED_INCLUDE_KEYS = ['with', 'integrity', 'cache'] as const
 const KEYS_BY_FORM = {
   remote: ['remote', 'inputs', 'rules'],
   local: ['local', 'inputs', 'rules'],
   project: ['project', 'file', 'ref', 'inputs', 'rules'],
   component: ['component', 'inputs', 'rules'],
   artifact: ['artifact', 'job', 'inputs', 'rules'],
+  template: ['template', 'inputs', 'rules'],
 } as const
+const FORMS = ['local', 'project', 'component', 'artifact', 'remote', 'template'] as const
 const YAML_EXTENSION = /.+\.(yml|yaml)$/i
 
 export class IncludeError extends Error {}
@@ -133,9 +139,9 @@ function parseLocations(entry: unknown, source: IncludeSource, origin: Origin): 
   const keys = Object.keys(entry)
   const unsupported = keys.filter((k) => (UNSUPPORTED_INCLUDE_KEYS as readonly string[]).includes(k))
   if (unsupported.length) throw new IncludeError(`include config contains unsupported keys: ${list(unsupported)}`)
-  const form =
-    (['local', 'project', 'component', 'artifact', 'remote'] as const).find((f) => hasKey(entry, f)) ??
-    (hasKey(entry, 'job') ? 'artifact' : undefined)
+  const forms = FORMS.filter((f) => hasKey(entry, f))
+  if (forms.length > 1) throw new IncludeError(`Each include must use only one of: ${list(forms)}`)
+  const form = forms[0] ?? (hasKey(entry, 'job') ? 'artifact' : undefined)
   const allowed: readonly string[] = form ? KEYS_BY_FORM[form] : ['local']
   const unknown = keys.filter((k) => !allowed.includes(k))
   if (unknown.length) throw new IncludeError(`include config contains unknown keys: ${list(unknown)}`)
@@ -177,6 +183,12 @@ function parseLocations(entry: unknown, source: IncludeSource, origin: Origin): 
       const url = getKey(entry, 'remote')
       if (!isString(url)) throw new IncludeError('include remote should be a string')
       return [remote(expand$(url, source), inputs)]
+    }
+    case 'template': {
+      const file = getKey(entry, 'template')
+      if (!isString(file)) throw new IncludeError(`Included file \`${String(file)}\` needs to be a string`)
+      if (!YAML_EXTENSION.test(file)) throw new IncludeError(`Included file \`${file}\` does not have YAML extension!`)
+      return [{ kind: 'template', file, ...(inputs ? { inputs } : {}) }]
     }
     case 'component': {
       const address = getKey(entry, 'component')
@@ -274,6 +286,11 @@ async function read(location: Location, source: IncludeSource): Promise<{ text: 
       const got = await source.readRemote(location.url)
       if ('error' in got) throw new IncludeError(got.error)
       return { text: got.content, label: location.url, origin: null }
+    }
+    case 'template': {
+      const text = source.readTemplate?.(location.file)
+      if (text === undefined) throw new IncludeError(`Included file \`${location.file}\` is empty or does not exist!`)
+      return { text, label: location.file, origin: null }
     }
     case 'component': {
       const { project, ref, name } = location

@@ -78,6 +78,11 @@ const cases: Case[] = [
     errors: ['jobs:downstream config contains unknown keys: script, image'],
   },
   {
+    name: 'a delayed trigger job',
+    yaml: 'downstream:\n  trigger: group/other\n  when: delayed\n',
+    errors: ['jobs:downstream when should be one of: on_success, on_failure, always, manual'],
+  },
+  {
     name: 'trigger with both project and include, and a bad strategy',
     yaml: 'd:\n  trigger:\n    project: g/p\n    include: child.yml\n    strategy: wait\n',
     errors: [
@@ -314,6 +319,11 @@ const cases: Case[] = [
     errors: ['Remote file `http://example.com/ci.yml` must be fetched over HTTPS'],
   },
   {
+    name: 'include with two forms',
+    yaml: 'include:\n  - local: a.yml\n    remote: https://example.com/ci.yml\n',
+    errors: ['Each include must use only one of: local, remote'],
+  },
+  {
     name: 'include of a URL string',
     yaml: 'include: https://example.com/ci.yml\n',
     errors: ['include:remote is not available here'],
@@ -344,9 +354,14 @@ const cases: Case[] = [
     errors: ['jobs:b:rules:rule when unknown value: sometimes'],
   },
   {
-    name: 'delayed in rules',
-    yaml: 'b:\n  script: x\n  rules:\n    - when: delayed\n      start_in: 5 minutes\n',
-    errors: ['jobs:b:rules:rule config contains unsupported keys: start_in'],
+    name: 'delayed rule without start_in',
+    yaml: 'b:\n  script: x\n  rules:\n    - when: delayed\n',
+    errors: ["jobs:b:rules:rule start in can't be blank"],
+  },
+  {
+    name: 'start_in in a rule that is not delayed',
+    yaml: 'b:\n  script: x\n  rules:\n    - when: manual\n      start_in: 5 minutes\n',
+    errors: ['jobs:b:rules:rule start in must be blank'],
   },
   { name: 'empty rules', yaml: 'b:\n  script: x\n  rules: []\n', errors: ["jobs:b:rules config can't be blank"] },
   { name: 'rules not a list', yaml: 'b:\n  script: x\n  rules:\n    if: $A\n', errors: ['jobs:b:rules config should be an array'] },
@@ -405,14 +420,35 @@ const cases: Case[] = [
   {
     name: 'unknown when',
     yaml: 'b:\n  script: x\n  when: sometimes\n',
-    errors: ['jobs:b when should be one of: on_success, on_failure, always, manual'],
+    errors: ['jobs:b when should be one of: on_success, on_failure, always, manual, delayed'],
   },
   {
     name: 'when: never at job level',
     yaml: 'b:\n  script: x\n  when: never\n',
-    errors: ['jobs:b when should be one of: on_success, on_failure, always, manual'],
+    errors: ['jobs:b when should be one of: on_success, on_failure, always, manual, delayed'],
   },
-  { name: 'delayed jobs', yaml: 'b:\n  script: x\n  when: delayed\n', errors: ['jobs:b when delayed is not supported'] },
+  {
+    name: 'workflow:auto_cancel with an unknown mode',
+    yaml: 'workflow:\n  auto_cancel:\n    on_new_commit: always\nb:\n  script: x\n',
+    errors: ['workflow:auto_cancel on new commit must be one of: conservative, interruptible, none'],
+  },
+  { name: 'delayed without start_in', yaml: 'b:\n  script: x\n  when: delayed\n', errors: ["jobs:b start in can't be blank"] },
+  { name: 'start_in without delayed', yaml: 'b:\n  script: x\n  start_in: 5 minutes\n', errors: ['jobs:b start in must be blank'] },
+  {
+    name: 'start_in not a duration',
+    yaml: 'b:\n  script: x\n  when: delayed\n  start_in: soon\n',
+    errors: ['jobs:b start in should be a duration'],
+  },
+  {
+    name: 'start_in over a week',
+    yaml: 'b:\n  script: x\n  when: delayed\n  start_in: 8 days\n',
+    errors: ['jobs:b start in should not exceed the limit'],
+  },
+  {
+    name: 'start_in beside rules',
+    yaml: 'b:\n  script: x\n  when: delayed\n  start_in: 1 minute\n  rules:\n    - when: delayed\n      start_in: 1 minute\n',
+    errors: ['jobs:b start in must be blank'],
+  },
   { name: 'retry too high', yaml: 'b:\n  script: x\n  retry: 3\n', errors: ['jobs:b:retry config must be less than or equal to 2'] },
   {
     name: 'retry:when unknown',
@@ -589,6 +625,6 @@ test('logical checks run once the keywords are valid (as GitLab)', async () => {
 
 test('an error message carries every error', async () => {
   await assert.rejects(parse('a:\n  script: []\nb:\n  script: x\n  when: later\n'), {
-    message: "jobs:a script can't be blank\njobs:b when should be one of: on_success, on_failure, always, manual",
+    message: "jobs:a script can't be blank\njobs:b when should be one of: on_success, on_failure, always, manual, delayed",
   })
 })

@@ -3,6 +3,8 @@ import { resolveExtends } from './extends.ts'
 import { expandIncludes, IncludeError, type IncludeSource } from './include.ts'
 import { resolveReferences } from './reference.ts'
 import {
+  AUTO_CANCEL_MODES,
+  type AutoCancelMode,
   DEFAULT_JOB_STAGE,
   DEFAULT_STAGES,
   POST_STAGE,
@@ -42,6 +44,7 @@ import {
   validateRetry,
   validateRules,
   validateServices,
+  validateStartIn,
   validateStages,
   validateTags,
   validateTimeout,
@@ -56,7 +59,10 @@ import { loadYaml } from './yaml-load.ts'
 // YAML (anchors, merge keys) → include:local → extends → !reference → keyword validation →
 // logical checks (stages, needs, dependencies). All errors are collected and thrown together.
 
-export interface ParseCiConfigOptions extends IncludeSource {}
+export interface ParseCiConfigOptions extends IncludeSource {
+  /** Hears the configuration with includes, `extends` and `!reference` expanded (CI lint's merged YAML). */
+  onExpanded?(root: Hash): void
+}
 
 /** Top-level keys that are never jobs (GitLab's reserved root entries). */
 const GLOBAL_KEYS = [
@@ -104,13 +110,13 @@ const JOB_KEYS = [
   'id_tokens',
   'parallel',
   'resource_group',
+  'start_in',
 ] as const
 /** GitLab job keywords Wharf does not implement: an error, never silently ignored. */
 const UNSUPPORTED_JOB_KEYS = [
   'run',
   'release',
   'secrets',
-  'start_in',
   'pages',
   'hooks',
   'identity',
@@ -136,6 +142,7 @@ const BRIDGE_KEYS = [
   'parallel',
   'resource_group',
 ] as const
+const BRIDGE_WHEN = ['on_success', 'on_failure', 'always', 'manual'] as const
 const UNSUPPORTED_DEFAULT_KEYS = ['hooks', 'identity'] as const
 
 interface Defaults {
@@ -170,6 +177,7 @@ export async function parseCiConfig(text: string, opts: ParseCiConfigOptions): P
   if (extendErrors.length) throw new CiConfigError(extendErrors)
   const referenceErrors = resolveReferences(root)
   if (referenceErrors.length) throw new CiConfigError(referenceErrors)
+  opts.onExpanded?.(root)
 
   const e = new Errors()
   const config = buildConfig(e, root, includes)
@@ -219,16 +227,29 @@ function buildConfig(e: Errors, root: Hash, includes: string[]): CiConfig {
 }
 
 function buildWorkflow(e: Errors, v: unknown): CiConfig['workflow'] {
-  const none = { name: null, rules: null }
+  const none = { name: null, rules: null, autoCancelOnNewCommit: null }
   if (!present(v)) return none
   if (!isHash(v)) return e.add('workflow', 'config should be a hash') ?? none
   if (Object.keys(v).length === 0) return e.add('workflow', "config can't be blank") ?? none
-  if (!checkKeys(e, 'workflow', v, ['rules', 'name'], ['auto_cancel'])) return none
+  if (!checkKeys(e, 'workflow', v, ['rules', 'name', 'auto_cancel'], [])) return none
   const name = getKey(v, 'name')
   if (present(name) && !(isString(name) && name.length <= 255)) e.add('workflow', 'name should be a string of at most 255 characters')
   const rulesRaw = getKey(v, 'rules')
   const rules = present(rulesRaw) ? (validateRules(e, 'workflow:rules', rulesRaw, 'workflow') ?? null) : null
-  return { name: isString(name) ? name : null, rules }
+  const autoCancel = getKey(v, 'auto_cancel')
+  let autoCancelOnNewCommit: AutoCancelMode | null = null
+  if (present(autoCancel)) {
+    // on_job_failure (cancel the rest of a pipeline when a job fails) is not implemented: an error, never ignored.
+    if (!isHash(autoCancel)) e.add('workflow:auto_cancel', 'config should be a hash')
+    else if (checkKeys(e, 'workflow:auto_cancel', autoCancel, ['on_new_commit'], ['on_job_failure'])) {
+      const mode = getKey(autoCancel, 'on_new_commit')
+      if (present(mode)) {
+        if (isString(mode) && (AUTO_CANCEL_MODES as readonly string[]).includes(mode)) autoCancelOnNewCommit = mode as AutoCancelMode
+        else e.add('workflow:auto_cancel', `on new commit must be one of: ${list(AUTO_CANCEL_MODES)}`)
+      }
+    }
+  }
+  return { name: isString(name) ? name : null, rules, autoCancelOnNewCommit }
 }
 
 function validateDefaultKey(e: Errors, loc: string, key: DefaultKey, v: unknown, into: Defaults): void {
@@ -377,6 +398,10 @@ function buildJob(e: Errors, name: string, h: Hash, defaults: Defaults): CiJob |
   if (present(resourceGroup) && !(isString(resourceGroup) && resourceGroup !== '' && resourceGroup.length <= 255)) {
     e.add(`${loc}:resource_group`, 'config should be a string of at most 255 characters')
   }
+  // A bridge is never delayed (GitLab's Bridge::ALLOWED_WHEN); `start_in` is not one of its keys.
+  if (bridge && when === 'delayed') e.add(loc, `when should be one of: ${list(BRIDGE_WHEN)}`)
+  // With rules, the delay belongs to the rule that says `when: delayed` (GitLab: "start in must be blank").
+  const startIn = bridge ? null : validateStartIn(e, loc, get('start_in'), when === 'delayed' && !has('rules'))
 
   if (
     e.size !== errs ||
@@ -390,7 +415,8 @@ function buildJob(e: Errors, name: string, h: Hash, defaults: Defaults): CiJob |
     allow === undefined ||
     environment === undefined ||
     coverage === undefined ||
-    trigger === undefined
+    trigger === undefined ||
+    startIn === undefined
   ) {
     return undefined
   }
@@ -420,6 +446,7 @@ function buildJob(e: Errors, name: string, h: Hash, defaults: Defaults): CiJob |
     timeout: pick('timeout') ?? null,
     tags: pick('tags') ?? [],
     interruptible: pick('interruptible') ?? null,
+    startIn,
     environment,
     coverage,
     idTokens: pick('id_tokens') ?? null,

@@ -3,6 +3,7 @@ import { anyGlobMatches } from './glob.ts'
 import {
   POST_STAGE,
   PRE_STAGE,
+  type AutoCancelMode,
   type CiArtifacts,
   type CiCache,
   type CiChanges,
@@ -78,6 +79,8 @@ export interface PlannedJob {
   timeout: number | null
   tags: string[]
   interruptible: boolean | null
+  /** Seconds a `when: delayed` job waits once it could start; null for other jobs. */
+  startIn: number | null
   environment: CiEnvironment | null
   coverage: string | null
   /** `id_tokens:`, audiences as written (expanded when the job starts, with the job's variables). */
@@ -97,6 +100,8 @@ export type PipelinePlan =
       jobs: PlannedJob[]
       /** Global YAML variables after `workflow:rules:variables`. */
       variables: Record<string, string>
+      /** `workflow:auto_cancel:on_new_commit` (GitLab's default: conservative). */
+      autoCancelOnNewCommit: AutoCancelMode
     }
   /** No pipeline is created (workflow:rules, or no job left). */
   | { status: 'filtered'; reason: string }
@@ -218,6 +223,7 @@ interface Selected {
   allowFailure: boolean
   needs: CiNeed[] | null
   interruptible: boolean | null
+  startIn: number | null
   variables: Record<string, CiVariable>
 }
 
@@ -243,6 +249,7 @@ export function planPipeline(config: CiConfig, ctx: PlanContext): PipelinePlan {
         allowFailure: rule.allowFailure ?? job.allowFailure,
         needs: rule.needs ?? job.needs,
         interruptible: rule.interruptible ?? job.interruptible,
+        startIn: (rule.when ?? job.when) === 'delayed' ? (rule.startIn ?? job.startIn ?? 0) : null,
         variables: { ...yaml, ...asVariables(rule.variables ?? {}) },
       })
       continue
@@ -257,6 +264,7 @@ export function planPipeline(config: CiConfig, ctx: PlanContext): PipelinePlan {
       allowFailure: job.allowFailure,
       needs: job.needs,
       interruptible: job.interruptible,
+      startIn: job.when === 'delayed' ? job.startIn : null,
       variables: yaml,
     })
   }
@@ -325,6 +333,7 @@ export function planPipeline(config: CiConfig, ctx: PlanContext): PipelinePlan {
         timeout: job.timeout,
         tags: job.tags,
         interruptible: s.interruptible,
+        startIn: s.startIn,
         environment: job.environment,
         coverage: job.coverage,
         idTokens: job.idTokens,
@@ -341,5 +350,12 @@ export function planPipeline(config: CiConfig, ctx: PlanContext): PipelinePlan {
   const globalValues: Record<string, string> = {}
   for (const [k, v] of Object.entries(globals)) setKey(globalValues, k, v.value)
   const name = config.workflow.name === null ? null : expandVariables(config.workflow.name, lookupFor(globals, ctx))
-  return { status: 'created', name, stages, jobs, variables: globalValues }
+  return {
+    status: 'created',
+    name,
+    stages,
+    jobs,
+    variables: globalValues,
+    autoCancelOnNewCommit: config.workflow.autoCancelOnNewCommit ?? 'conservative',
+  }
 }

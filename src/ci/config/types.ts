@@ -1,13 +1,17 @@
 // The parsed `.gitlab-ci.yml`: plain JSON-serializable data, defaults and `extends` already
 // applied to every job, names in GitLab's terms.
 
-/** `when:` of a job. GitLab's `delayed` is rejected as unsupported. */
-export const JOB_WHEN = ['on_success', 'on_failure', 'always', 'manual'] as const
+/** `when:` of a job; `delayed` waits `start_in` before it is queued. */
+export const JOB_WHEN = ['on_success', 'on_failure', 'always', 'manual', 'delayed'] as const
 export type JobWhen = (typeof JOB_WHEN)[number]
 
 /** `when:` of a job rule: a job's values, plus `never`. */
-export const RULE_WHEN = ['on_success', 'on_failure', 'always', 'manual', 'never'] as const
+export const RULE_WHEN = ['on_success', 'on_failure', 'always', 'manual', 'delayed', 'never'] as const
 export type RuleWhen = (typeof RULE_WHEN)[number]
+
+/** `workflow:auto_cancel:on_new_commit`: what a new pipeline on a branch cancels in older ones. */
+export const AUTO_CANCEL_MODES = ['conservative', 'interruptible', 'none'] as const
+export type AutoCancelMode = (typeof AUTO_CANCEL_MODES)[number]
 
 /** `when:` of a `workflow:rules` rule. */
 export const WORKFLOW_WHEN = ['always', 'never'] as const
@@ -102,6 +106,8 @@ export interface CiRule {
   variables: Record<string, string> | null
   needs: CiNeed[] | null
   interruptible: boolean | null
+  /** Seconds a `when: delayed` rule waits (`start_in`). */
+  startIn: number | null
 }
 
 /** `only:` / `except:`: every present key must have a matching condition. */
@@ -212,6 +218,8 @@ export interface CiJob {
   timeout: number | null
   tags: string[]
   interruptible: boolean | null
+  /** Seconds a `when: delayed` job waits before it is queued (`start_in`). */
+  startIn: number | null
   environment: CiEnvironment | null
   coverage: string | null
   /** `id_tokens:` by variable name (the job's own, else `default:`'s), or null. */
@@ -229,7 +237,7 @@ export interface CiConfig {
   stages: string[]
   /** Global `variables:`. */
   variables: Record<string, CiVariable>
-  workflow: { name: string | null; rules: CiRule[] | null }
+  workflow: { name: string | null; rules: CiRule[] | null; autoCancelOnNewCommit: AutoCancelMode | null }
   /** Visible jobs in file order (hidden `.jobs` are templates only). */
   jobs: CiJob[]
   /** Local files pulled in by `include`, in load order. */

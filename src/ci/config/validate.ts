@@ -373,23 +373,23 @@ export function validateNeeds(e: Errors, loc: string, v: unknown): CiNeed[] | un
 
 export type RulesMode = 'job' | 'workflow'
 
-const JOB_RULE_KEYS = ['if', 'changes', 'exists', 'when', 'allow_failure', 'variables', 'needs', 'interruptible'] as const
+const JOB_RULE_KEYS = ['if', 'changes', 'exists', 'when', 'allow_failure', 'variables', 'needs', 'interruptible', 'start_in'] as const
 const WORKFLOW_RULE_KEYS = ['if', 'changes', 'exists', 'when', 'variables'] as const
 
 function validateRule(e: Errors, loc: string, v: unknown, mode: RulesMode): CiRule | undefined {
   if (!isHash(v)) return e.add(loc, 'config should be a hash')
   if (Object.keys(v).length === 0) return e.add(loc, "config can't be blank")
   const allowed = mode === 'job' ? JOB_RULE_KEYS : WORKFLOW_RULE_KEYS
-  if (!checkKeys(e, loc, v, allowed, mode === 'job' ? ['start_in'] : ['auto_cancel'])) return undefined
+  if (!checkKeys(e, loc, v, allowed, mode === 'job' ? [] : ['auto_cancel'])) return undefined
   const errs = e.size
   const cond = getKey(v, 'if')
   if (present(cond) && !(isString(cond) && isValidExpression(cond))) e.add(loc, 'if invalid expression syntax')
   const when = getKey(v, 'when')
   const whens: readonly string[] = mode === 'job' ? RULE_WHEN : WORKFLOW_WHEN
   if (present(when)) {
-    if (when === 'delayed' && mode === 'job') e.add(loc, 'when delayed is not supported')
-    else if (!isString(when) || !whens.includes(when)) e.add(loc, `when unknown value: ${String(when)}`)
+    if (!isString(when) || !whens.includes(when)) e.add(loc, `when unknown value: ${String(when)}`)
   }
+  const startIn = mode === 'job' ? validateStartIn(e, loc, getKey(v, 'start_in'), when === 'delayed') : null
   const allowFailure = getKey(v, 'allow_failure')
   if (present(allowFailure) && typeof allowFailure !== 'boolean') e.add(loc, 'allow_failure should be a boolean value')
   const interruptible = getKey(v, 'interruptible')
@@ -412,7 +412,24 @@ function validateRule(e: Errors, loc: string, v: unknown, mode: RulesMode): CiRu
     variables: variables ?? null,
     needs: needs ?? null,
     interruptible: typeof interruptible === 'boolean' ? interruptible : null,
+    startIn: startIn ?? null,
   }
+}
+
+/** GitLab's longest `start_in`. */
+const MAX_START_IN_SECONDS = 7 * 86_400
+
+/**
+ * `start_in` of a job or a job rule: required with `when: delayed` (a duration of at most a week,
+ * GitLab's messages), refused without it. Null when absent and not needed.
+ */
+export function validateStartIn(e: Errors, loc: string, v: unknown, delayed: boolean): number | null | undefined {
+  if (!present(v)) return delayed ? e.add(loc, "start in can't be blank") : null
+  if (!delayed) return e.add(loc, 'start in must be blank')
+  const seconds = isString(v) ? parseDuration(v) : undefined
+  if (seconds === undefined) return e.add(loc, 'start in should be a duration')
+  if (seconds > MAX_START_IN_SECONDS) return e.add(loc, 'start in should not exceed the limit')
+  return seconds
 }
 
 function nestedHashes(v: unknown, level: number): boolean {
@@ -715,7 +732,6 @@ export function validateCoverage(e: Errors, loc: string, v: unknown): string | u
 }
 
 export function validateWhen(e: Errors, loc: string, v: unknown): JobWhen | undefined {
-  if (v === 'delayed') return e.add(loc, 'when delayed is not supported')
   if (isString(v) && (JOB_WHEN as readonly string[]).includes(v)) return v as JobWhen
   return e.add(loc, `when should be one of: ${list(JOB_WHEN)}`)
 }

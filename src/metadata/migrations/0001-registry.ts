@@ -5,7 +5,8 @@ export async function up(db: Kysely<unknown>, ctx: MigrationContext): Promise<vo
   await db.schema
     .createTable('repositories')
     .addColumn('id', ctx.serial, ctx.primaryId)
-    .addColumn('name', 'text', (c) => c.notNull().unique())
+    // Byte order: _catalog pages by name, and "under a path" is the range (path/, path0).
+    .addColumn('name', ctx.binaryText, (c) => c.notNull().unique())
     .addColumn('created_at', 'text', (c) => c.notNull())
     .execute()
 

@@ -7,7 +7,7 @@ export async function up(db: Kysely<unknown>, ctx: MigrationContext): Promise<vo
     .createTable('users')
     .addColumn('id', ctx.serial, ctx.primaryId)
     .addColumn('username', 'text', (c) => c.notNull())
-    .addColumn('username_lower', 'text', (c) => c.notNull().unique())
+    .addColumn('username_lower', ctx.binaryText, (c) => c.notNull().unique())
     .addColumn('name', 'text', (c) => c.notNull())
     .addColumn('email', 'text')
     // Null for accounts without a password (e.g. signed in through an external provider): tokens still work.
@@ -25,8 +25,8 @@ export async function up(db: Kysely<unknown>, ctx: MigrationContext): Promise<vo
     .addColumn('path', 'text', (c) => c.notNull())
     .addColumn('full_path', 'text', (c) => c.notNull())
     // Lowercased and unique, so no two paths differ only in case (the service also keeps
-    // namespace and project paths from colliding with each other).
-    .addColumn('full_path_lower', 'text', (c) => c.notNull().unique())
+    // namespace and project paths from colliding with each other). Byte order, as repository names.
+    .addColumn('full_path_lower', ctx.binaryText, (c) => c.notNull().unique())
     .addColumn('parent_id', 'integer', (c) => c.references('namespaces.id').onDelete('cascade'))
     .addColumn('owner_id', 'integer', (c) => c.references('users.id').onDelete('cascade'))
     .addColumn('visibility', 'text', (c) => c.notNull().defaultTo('private'))
@@ -41,7 +41,7 @@ export async function up(db: Kysely<unknown>, ctx: MigrationContext): Promise<vo
     .addColumn('name', 'text', (c) => c.notNull())
     .addColumn('path', 'text', (c) => c.notNull())
     .addColumn('full_path', 'text', (c) => c.notNull())
-    .addColumn('full_path_lower', 'text', (c) => c.notNull().unique())
+    .addColumn('full_path_lower', ctx.binaryText, (c) => c.notNull().unique())
     .addColumn('visibility', 'text', (c) => c.notNull().defaultTo('private'))
     .addColumn('description', 'text', (c) => c.notNull().defaultTo(''))
     .addColumn('creator_id', 'integer', (c) => c.references('users.id').onDelete('set null'))

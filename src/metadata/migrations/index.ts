@@ -14,7 +14,11 @@ import * as m0011 from './0011-protected-refs.ts'
 import * as m0012 from './0012-commit-statuses.ts'
 import * as m0013 from './0013-job-erase-runner-projects.ts'
 import * as m0014 from './0014-registry-tag-protection.ts'
+import * as m0015 from './0015-pipeline-schedules.ts'
+import * as m0016 from './0016-registry-repository-protection.ts'
+import * as m0017 from './0017-device-logins.ts'
 import * as m0018 from './0018-ci-keywords.ts'
+import * as m0019 from './0019-identities.ts'
 
 export type { MigrationContext } from './context.ts'
 
@@ -41,7 +45,11 @@ const MIGRATIONS: Record<string, { up(db: Kysely<unknown>, ctx: MigrationContext
   '0012-commit-statuses': m0012,
   '0013-job-erase-runner-projects': m0013,
   '0014-registry-tag-protection': m0014,
+  '0015-pipeline-schedules': m0015,
+  '0016-registry-repository-protection': m0016,
+  '0017-device-logins': m0017,
   '0018-ci-keywords': m0018,
+  '0019-identities': m0019,
 }
 
 export function migrationProvider(kind: DialectKind): MigrationProvider {

@@ -191,7 +191,7 @@ async function users(page = 1, search = '') {
                   if (
                     await confirmDialog({
                       title: `Delete ${u.username}?`,
-                      body: 'Their account, memberships and tokens are removed. Users who still own projects or groups cannot be deleted.',
+                      body: 'Their account, personal projects, memberships and tokens are removed. A group they alone own must get another owner or be deleted first.',
                     })
                   )
                     await act(() => api('DELETE', `/users/${u.id}`), `${u.username} deleted`)
@@ -443,9 +443,40 @@ async function auditLog(page = 1, filter = {}) {
 }
 
 async function settings() {
-  const s = await api('GET', '/admin/settings')
+  const [s, sso] = await Promise.all([api('GET', '/admin/settings'), api('GET', '/admin/sso')])
   frame(
     'settings',
+    h('h2', {}, 'Single sign-on'),
+    h(
+      'p',
+      {},
+      sso.password_sign_in
+        ? 'Local passwords sign in.'
+        : sso.password_break_glass
+          ? 'Local passwords are disabled, except for administrators (break glass).'
+          : 'Local passwords are disabled.',
+    ),
+    sso.providers.length
+      ? h(
+          'table',
+          { 'aria-label': 'Identity providers' },
+          h('thead', {}, h('tr', {}, h('th', {}, 'Provider'), h('th', {}, 'Issuer'), h('th', {}, 'State'))),
+          h(
+            'tbody',
+            {},
+            sso.providers.map((p) =>
+              h(
+                'tr',
+                {},
+                h('td', {}, `${p.label} (${p.id})`),
+                h('td', {}, h('code', {}, p.issuer)),
+                h('td', {}, p.ok === null ? 'not contacted yet' : p.ok ? 'working' : h('span', { class: 'error' }, p.error)),
+              ),
+            ),
+          ),
+        )
+      : h('p', {}, 'No identity providers are configured (', h('code', {}, 'sso.oidc'), ').'),
+    h('h2', {}, 'Effective settings'),
     h(
       'p',
       {},

@@ -43,6 +43,13 @@ export async function signIn(username, password) {
   return body.user
 }
 
+/** The sign-in page's options: identity providers and whether the password form is offered. */
+export async function signInOptions() {
+  const res = await fetch('/-/auth/providers', { credentials: 'same-origin' })
+  if (!res.ok) throw await errorOf(res)
+  return res.json()
+}
+
 export async function signOut() {
   await fetch('/-/session', { method: 'DELETE', credentials: 'same-origin', headers: csrfToken ? { 'X-CSRF-Token': csrfToken } : {} })
   csrfToken = null

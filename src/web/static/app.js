@@ -1,11 +1,15 @@
 // Wharf web UI: a small single-page app over the public REST API. Every page is a function that
 // renders into <main>; links under / are routed here without reloading.
-import { api, apiPage, currentSession, enc, signIn, signOut, ApiError } from './api.js'
-import { commandLine, errorBox, fill, formValues, h, mount, timeAgo, toast } from './dom.js'
+import { api, apiPage, currentSession, enc, signIn, signInOptions, signOut, ApiError } from './api.js'
+import { errorBox, fill, formValues, h, mount, toast } from './dom.js'
 import { registryTab } from './registry.js'
+import { blobPage, commitPage, commitsPage, editFilePage, newFilePage, projectOverview, repositoryTab } from './repository.js'
+import { ciEditorPage } from './ci-editor.js'
 import { jobPage, newPipelinePage, pipelinePage, pipelinesTab } from './ci.js'
+import { scheduleFormPage, schedulesPage } from './schedules.js'
 import { accountPage, tokensPage } from './user.js'
 import { adminPage } from './admin.js'
+import { devicePage } from './device.js'
 import { settingsTab } from './settings.js'
 import { membersTab } from './members.js'
 import { groupPage, projectItem } from './groups.js'
@@ -19,17 +23,27 @@ const ROUTES = [
   [PAGES.newProject, newProjectPage],
   [PAGES.newGroup, newGroupPage],
   [PAGES.group, groupPage],
-  [PAGES.project, (id) => projectPage(id, 'registry')],
+  [PAGES.project, (id) => projectPage(id, 'registry', async (p) => [await projectOverview(p), await registryTab(p)])],
   [PAGES.projectRegistry, (id) => projectPage(id, 'registry')],
   [PAGES.pipelines, (id) => projectPage(id, 'pipelines')],
   [PAGES.newPipeline, (id) => projectPage(id, 'pipelines', newPipelinePage)],
+  [PAGES.schedules, (id) => projectPage(id, 'pipelines', schedulesPage)],
+  [PAGES.newSchedule, (id) => projectPage(id, 'pipelines', (p) => scheduleFormPage(p))],
+  [PAGES.editSchedule, (id, sid) => projectPage(id, 'pipelines', (p) => scheduleFormPage(p, sid))],
   [PAGES.pipeline, (id, pid) => projectPage(id, 'pipelines', (p) => pipelinePage(p, pid))],
   [PAGES.job, (id, jid) => projectPage(id, 'pipelines', (p) => jobPage(p, jid))],
   [PAGES.repository, (id) => projectPage(id, 'repository')],
+  [PAGES.blob, (id) => projectPage(id, 'repository', blobPage)],
+  [PAGES.newFile, (id) => projectPage(id, 'repository', newFilePage)],
+  [PAGES.editFile, (id) => projectPage(id, 'repository', editFilePage)],
+  [PAGES.commits, (id) => projectPage(id, 'repository', commitsPage)],
+  [PAGES.commit, (id, sha) => projectPage(id, 'repository', (p) => commitPage(p, sha))],
+  [PAGES.ciEditor, (id) => projectPage(id, 'pipelines', ciEditorPage)],
   [PAGES.members, (id) => projectPage(id, 'members')],
   [PAGES.settings, (id) => projectPage(id, 'settings')],
   [PAGES.tokens, tokensPage],
   [PAGES.account, accountPage],
+  [PAGES.device, devicePage],
   [PAGES.admin, (tab) => adminPage(tab ?? '')],
 ]
 
@@ -89,34 +103,75 @@ function renderNav() {
 
 // ---- Sign in ----
 
+/** What the sign-in page says when a sign-in through an identity provider came back failed (the details are in the audit log). */
+const SSO_ERRORS = {
+  unreachable: 'The identity provider could not be reached. Try again later; if it persists, tell an administrator.',
+  misconfigured: 'Signing in with this provider is not set up correctly in Wharf. An administrator can see why under Admin › Settings.',
+  denied: 'The identity provider did not let you sign in.',
+  not_allowed:
+    'Your identity provider account may not sign in to Wharf here (its email domain is not allowed, or no Wharf account is linked to it). Ask an administrator.',
+  blocked: 'Your Wharf account is blocked. Ask an administrator.',
+  expired: 'The sign-in took too long or was started in another browser tab. Please try again.',
+}
+
 async function signInPage() {
   if (state.user) return navigate('/', { replace: true })
+  const params = new URLSearchParams(location.search)
+  const back = params.get('return_to')
+  const returnTo = back?.startsWith('/') && !back.startsWith('//') ? back : '/'
+  const options = await signInOptions()
   const error = h('div')
+  const ssoError = params.get('sso_error')
+  if (ssoError)
+    error.replaceChildren(
+      h('div', { class: 'error', role: 'alert' }, SSO_ERRORS[ssoError] ?? 'Signing in with the identity provider failed.'),
+    )
+  const providers = options.providers.length
+    ? h(
+        'div',
+        { role: 'group', 'aria-label': 'Sign in with an identity provider' },
+        options.providers.map((p) =>
+          h('p', {}, h('a', { class: 'button', href: `${p.url}?return_to=${enc(returnTo)}` }, `Sign in with ${p.label}`)),
+        ),
+      )
+    : null
+  const directories = options.directories.map((d) => d.label).join(' or ')
+  const showPassword = options.password_sign_in || options.password_break_glass || options.directories.length > 0
   const form = h(
     'form',
     { class: 'panel signin', 'aria-labelledby': 'signin-title' },
     h('h1', { id: 'signin-title' }, 'Sign in to Wharf'),
     error,
-    h('label', { for: 'username' }, 'Username'),
-    h('input', { type: 'text', id: 'username', name: 'username', autocomplete: 'username', required: true, autofocus: true }),
-    h('label', { for: 'password' }, 'Password'),
-    h('input', { type: 'password', id: 'password', name: 'password', autocomplete: 'current-password', required: true }),
-    h('p', {}, h('button', { type: 'submit' }, 'Sign in')),
-    h('p', { class: 'hint' }, 'Use your account password. Personal access tokens are for the API, git and docker login.'),
+    providers,
+    directories ? h('p', { class: 'hint' }, `Sign in with your ${directories} username and password.`) : null,
+    !options.password_sign_in && options.password_break_glass
+      ? h('p', { class: 'hint' }, 'Local passwords are disabled on this instance; administrators may still use theirs.')
+      : null,
+    showPassword ? h('label', { for: 'username' }, 'Username') : null,
+    showPassword
+      ? h('input', { type: 'text', id: 'username', name: 'username', autocomplete: 'username', required: true, autofocus: true })
+      : null,
+    showPassword ? h('label', { for: 'password' }, 'Password') : null,
+    showPassword
+      ? h('input', { type: 'password', id: 'password', name: 'password', autocomplete: 'current-password', required: true })
+      : null,
+    showPassword ? h('p', {}, h('button', { type: 'submit' }, 'Sign in')) : null,
+    showPassword
+      ? h('p', { class: 'hint' }, 'Use your account password. Personal access tokens are for the API, git and docker login.')
+      : null,
   )
   form.addEventListener('submit', async (e) => {
     e.preventDefault()
     const { username, password } = formValues(form)
     try {
       state.user = await signIn(username, password)
-      const back = new URLSearchParams(location.search).get('return_to')
-      navigate(back?.startsWith('/') && !back.startsWith('//') ? back : '/')
+      navigate(returnTo)
     } catch (err) {
       error.replaceChildren(errorBox(err))
     }
   })
   mount(form)
-  form.querySelector('#username').focus()
+  form.querySelector('#username')?.focus()
 }
 
 // ---- Projects and groups ----
@@ -318,106 +373,19 @@ async function projectPage(id, tab, sub) {
   fill(body, content)
 }
 
-async function repositoryTab(project) {
-  let branches = []
-  let tags = []
-  try {
-    branches = (await apiPage(`/projects/${project.id}/repository/branches?per_page=100`)).items
-    tags = (await apiPage(`/projects/${project.id}/repository/tags?per_page=100`)).items
-  } catch {}
-  return [
-    h(
-      'section',
-      { class: 'panel', 'aria-labelledby': 'clone-title' },
-      h('h2', { id: 'clone-title' }, 'Clone'),
-      commandLine(`git clone ${project.http_url_to_repo}`),
-    ),
-    h(
-      'section',
-      { 'aria-labelledby': 'branches-title' },
-      h('h2', { id: 'branches-title' }, 'Branches'),
-      branches.length
-        ? h(
-            'div',
-            { class: 'table-wrap' },
-            h(
-              'table',
-              {},
-              h('thead', {}, h('tr', {}, h('th', {}, 'Branch'), h('th', {}, 'Last commit'), h('th', { class: 'hide-narrow' }, 'When'))),
-              h(
-                'tbody',
-                {},
-                branches.map((b) =>
-                  h(
-                    'tr',
-                    {},
-                    h('td', { class: 'mono' }, b.name, b.default ? ' (default)' : ''),
-                    h('td', {}, h('code', {}, b.commit?.short_id ?? ''), ' ', b.commit?.title ?? ''),
-                    h('td', { class: 'hide-narrow' }, timeAgo(b.commit?.committed_date)),
-                  ),
-                ),
-              ),
-            ),
-          )
-        : h(
-            'p',
-            { class: 'panel' },
-            'The repository is empty. Push a branch with ',
-            h('code', {}, `git push ${project.http_url_to_repo} main`),
-            '; a ',
-            h('code', {}, '.gitlab-ci.yml'),
-            ' in it starts a pipeline.',
-          ),
-    ),
-    ...(branches.length
-      ? [
-          h(
-            'section',
-            { 'aria-labelledby': 'tags-title' },
-            h('h2', { id: 'tags-title' }, 'Tags'),
-            tags.length
-              ? h(
-                  'div',
-                  { class: 'table-wrap' },
-                  h(
-                    'table',
-                    {},
-                    h('thead', {}, h('tr', {}, h('th', {}, 'Tag'), h('th', {}, 'Commit'), h('th', { class: 'hide-narrow' }, 'When'))),
-                    h(
-                      'tbody',
-                      {},
-                      tags.map((t) =>
-                        h(
-                          'tr',
-                          {},
-                          h('td', { class: 'mono' }, t.name),
-                          h('td', {}, h('code', {}, t.commit?.short_id ?? ''), ' ', t.message || t.commit?.title || ''),
-                          h('td', { class: 'hide-narrow' }, timeAgo(t.commit?.committed_date)),
-                        ),
-                      ),
-                    ),
-                  ),
-                )
-              : h(
-                  'p',
-                  { class: 'panel' },
-                  'No tags yet. ',
-                  h('code', {}, 'git tag v1.0.0 && git push origin v1.0.0'),
-                  ' tags a release (and starts its pipeline).',
-                ),
-          ),
-        ]
-      : []),
-  ]
-}
-
 // ---- Start ----
 
 document.addEventListener('click', (e) => {
   const a = e.target.closest?.('a[href]')
   if (!a || e.defaultPrevented || e.button !== 0 || e.metaKey || e.ctrlKey || e.shiftKey || e.altKey || a.target) return
   const url = new URL(a.href, location.href)
-  if (url.origin !== location.origin || !(url.pathname === '/' || url.pathname.startsWith('/-/')) || url.pathname.startsWith('/-/static/'))
+  // /-/static/ and /-/auth/ (sign-in with an identity provider: a redirect) are the server's, not app pages.
+  if (
+    url.origin !== location.origin ||
+    !(url.pathname === '/' || url.pathname.startsWith('/-/')) ||
+    url.pathname.startsWith('/-/static/') ||
+    url.pathname.startsWith('/-/auth/')
+  )
     return
   e.preventDefault()
   navigate(url.pathname + url.search)

@@ -4,7 +4,7 @@ import { AnsiRenderer } from './ansi.js'
 import { duration, errorBox, fill, formValues, h, sessionEnded, statusBadge, timeAgo, toast } from './dom.js'
 import { navigate, onLeave } from './nav.js'
 
-const ACTIVE = new Set(['created', 'pending', 'preparing', 'waiting_for_resource', 'running'])
+const ACTIVE = new Set(['created', 'pending', 'preparing', 'waiting_for_resource', 'running', 'scheduled'])
 const POLL_MS = 1500
 
 /** Runs `fn` every `ms` until the page is left or the session ends (then says so); other failures are retried. */
@@ -40,7 +40,13 @@ export async function pipelinesTab(project) {
     'div',
     { class: 'spread' },
     h('h2', {}, 'Pipelines'),
-    h('a', { class: 'button', href: `/-/projects/${project.id}/pipelines/new` }, 'Run pipeline'),
+    h(
+      'div',
+      { class: 'row' },
+      h('a', { class: 'button secondary', href: `/-/projects/${project.id}/ci/editor` }, 'CI editor'),
+      h('a', { class: 'button secondary', href: `/-/projects/${project.id}/pipelines/schedules` }, 'Schedules'),
+      h('a', { class: 'button', href: `/-/projects/${project.id}/pipelines/new` }, 'Run pipeline'),
+    ),
   )
   if (details.length === 0) {
     return [
@@ -54,7 +60,7 @@ export async function pipelinesTab(project) {
           {},
           'Add a ',
           h('code', {}, '.gitlab-ci.yml'),
-          ' to the repository and push: every push runs a pipeline. Or run one for a branch with “Run pipeline”.',
+          ' to the repository and push (or write one in the “CI editor”, from a template): every push runs a pipeline. Or run one for a branch with “Run pipeline”.',
         ),
       ),
     ]
@@ -306,7 +312,13 @@ export async function jobPage(project, jobId) {
         'div',
         { class: 'spread' },
         h('h2', {}, 'Job ', h('code', {}, j.name), ' ', statusBadge(j.status)),
-        h('div', { class: 'row' }, ACTIVE.has(j.status) ? act('Cancel', 'cancel', 'danger') : act('Retry', 'retry', 'secondary')),
+        h(
+          'div',
+          { class: 'row' },
+          // A manual job waits to be played; a delayed one (scheduled) may be started before its time.
+          j.status === 'manual' || j.status === 'scheduled' ? act(j.status === 'manual' ? 'Play' : 'Run now', 'play', '') : null,
+          ACTIVE.has(j.status) ? act('Cancel', 'cancel', 'danger') : act('Retry', 'retry', 'secondary'),
+        ),
       ),
       h(
         'p',
@@ -319,6 +331,7 @@ export async function jobPage(project, jobId) {
         ' · duration ',
         duration(j.duration),
         j.failure_reason ? ` · ${j.failure_reason}` : '',
+        j.status === 'scheduled' && j.scheduled_at ? ` · starts ${new Date(j.scheduled_at).toLocaleString()}` : '',
       ),
     )
   }

@@ -1,7 +1,9 @@
-// The project's Registry tab: how to push when empty; images, their tags, copy-pull, delete-one-tag and delete-image.
+// The project's Registry tab: how to push when empty; images, their tags, copy-pull, delete-one-tag, bulk
+// delete with its preview, delete-image; a warning over the soft quota.
 import { api, enc } from './api.js'
-import { commandLine, confirmDialog, copyButton, errorBox, formatBytes, h, timeAgo, toast } from './dom.js'
+import { commandLine, confirmDialog, copyButton, errorBox, formatBytes, formValues, h, timeAgo, toast } from './dom.js'
 import { navigate } from './nav.js'
+import { quotaWarning } from './registry-settings.js'
 
 const TAGS_PER_PAGE = 20
 
@@ -77,6 +79,7 @@ export async function registryTab(project) {
   const wanted = Number(new URLSearchParams(location.search).get('repository'))
   const current = repos.find((r) => r.id === wanted) ?? repos[0]
   return [
+    await quotaWarning(project),
     h(
       'section',
       { 'aria-labelledby': 'images-title' },
@@ -227,7 +230,87 @@ function tagsSection(project, repo) {
     ),
     list,
     pager,
+    bulkDelete(project, repo),
   )
+}
+
+/** GitLab's bulk tag delete, previewed first: the tags it would delete and why, then a confirmed delete. */
+function bulkDelete(project, repo) {
+  const base = `/projects/${project.id}/registry/repositories/${repo.id}/tags`
+  const error = h('div')
+  const result = h('div', { 'aria-live': 'polite' })
+  const field = (id, name, label, attrs = {}) => [h('label', { for: id }, label), h('input', { id, name, ...attrs })]
+  const form = h(
+    'form',
+    {},
+    error,
+    field('bulk-regex', 'name_regex_delete', 'Delete tags matching (RE2, whole name)', { type: 'text', required: true, value: '.*' }),
+    field('bulk-keep', 'name_regex_keep', 'Keep tags matching (optional)', { type: 'text' }),
+    field('bulk-keep-n', 'keep_n', 'Keep the newest (optional)', { type: 'number', min: 0 }),
+    field('bulk-older', 'older_than', 'Only tags older than (optional: 1h, 7d, 1month)', { type: 'text' }),
+    h('p', {}, h('button', { type: 'submit', class: 'secondary' }, 'Preview')),
+  )
+  const rules = () => {
+    const v = formValues(form)
+    return {
+      name_regex_delete: v.name_regex_delete,
+      ...(v.name_regex_keep ? { name_regex_keep: v.name_regex_keep } : {}),
+      ...(v.keep_n ? { keep_n: Number(v.keep_n) } : {}),
+      ...(v.older_than ? { older_than: v.older_than } : {}),
+    }
+  }
+  form.addEventListener('submit', async (e) => {
+    e.preventDefault()
+    error.replaceChildren()
+    const r = rules()
+    try {
+      const plan = await api('POST', `${base}/preview`, r)
+      const row = (t, action) =>
+        h('tr', { 'data-bulk': t.name }, h('td', { class: 'mono' }, t.name), h('td', {}, action), h('td', {}, t.reason))
+      const del = async () => {
+        const n = plan.delete.length
+        if (
+          !(await confirmDialog({
+            title: `Delete ${n} tag${n === 1 ? '' : 's'}?`,
+            body: `From ${repo.location}, as previewed.`,
+            confirm: 'Delete tags',
+          }))
+        )
+          return
+        try {
+          await api('DELETE', `${base}?${new URLSearchParams(Object.entries(r).map(([k, v]) => [k, String(v)]))}`)
+          toast(`Deleted the matching tags of ${repo.location}`)
+          navigate(location.pathname + location.search, { replace: true })
+        } catch (err) {
+          error.replaceChildren(errorBox(err))
+        }
+      }
+      result.replaceChildren(
+        h('h3', {}, `Preview: ${plan.delete.length} tag${plan.delete.length === 1 ? '' : 's'} would be deleted`),
+        plan.delete.length + plan.keep.length
+          ? h(
+              'div',
+              { class: 'table-wrap' },
+              h(
+                'table',
+                { 'aria-label': 'Bulk delete preview' },
+                h('thead', {}, h('tr', {}, h('th', {}, 'Tag'), h('th', {}, 'Action'), h('th', {}, 'Why'))),
+                h(
+                  'tbody',
+                  {},
+                  plan.delete.map((t) => row(t, 'delete')),
+                  plan.keep.map((t) => row(t, 'keep')),
+                ),
+              ),
+            )
+          : null,
+        plan.delete.length ? h('p', {}, h('button', { type: 'button', class: 'danger', onclick: del }, 'Delete previewed tags')) : null,
+      )
+    } catch (err) {
+      error.replaceChildren(errorBox(err))
+    }
+  })
+  return h('details', { class: 'panel' }, h('summary', {}, 'Delete tags by pattern'), form, result)
 }
 
 /** Deletes the image repository with all its tags (maintainers; the API refuses others). */
@@ -281,6 +364,16 @@ function tagRow(project, repo, t) {
           'button',
           {
             type: 'button',
+            class: 'secondary small',
+            'aria-label': `History of tag ${t.name}`,
+            onclick: () => tagHistory(project, repo, t),
+          },
+          'History',
+        ),
+        h(
+          'button',
+          {
+            type: 'button',
             class: 'danger small',
             'aria-label': `Delete tag ${t.name}`,
             onclick: async () => {
@@ -304,4 +397,81 @@ function tagRow(project, repo, t) {
       ),
     ),
   )
+}
+
+/** A tag's pushes (who or which CI job, when, which digest) in a dialog, each earlier digest with a way back to it. */
+async function tagHistory(project, repo, t) {
+  const base = `/projects/${project.id}/registry/repositories/${repo.id}/tags/${enc(t.name)}`
+  let entries
+  try {
+    entries = await api('GET', `${base}/history?per_page=50`)
+  } catch (err) {
+    return toast(err.message)
+  }
+  const who = (e) => (e.job_id ? `job ${e.job_id} (pipeline ${e.pipeline_id}, ${e.ref_type} ${e.ref})` : (e.actor ?? 'unknown'))
+  const close = () => {
+    d.close()
+    d.remove()
+  }
+  const restore = async (e) => {
+    try {
+      await api('POST', `${base}/restore`, { digest: e.digest })
+      close()
+      toast(`Tag ${t.name} points at ${e.digest.slice(7, 19)} again`)
+      navigate(location.pathname + location.search, { replace: true })
+    } catch (err) {
+      toast(err.message)
+    }
+  }
+  const d = h(
+    'dialog',
+    { 'aria-labelledby': 'history-title' },
+    h('h2', { id: 'history-title' }, `History of ${repo.location}:${t.name}`),
+    entries.length
+      ? h(
+          'div',
+          { class: 'table-wrap' },
+          h(
+            'table',
+            { 'aria-label': `Pushes of ${t.name}` },
+            h(
+              'thead',
+              {},
+              h(
+                'tr',
+                {},
+                h('th', {}, 'Digest'),
+                h('th', {}, 'Pushed'),
+                h('th', {}, 'By'),
+                h('th', {}, h('span', { class: 'visually-hidden' }, 'Actions')),
+              ),
+            ),
+            h(
+              'tbody',
+              {},
+              entries.map((e) =>
+                h(
+                  'tr',
+                  { 'data-digest': e.digest },
+                  h('td', { class: 'mono', title: e.digest }, e.digest.replace(/^sha256:/, '').slice(0, 12)),
+                  h('td', {}, timeAgo(e.pushed_at)),
+                  h('td', {}, who(e)),
+                  h(
+                    'td',
+                    {},
+                    e.digest === t.digest
+                      ? h('span', { class: 'muted' }, 'current')
+                      : h('button', { type: 'button', class: 'small', onclick: () => restore(e) }, 'Point tag here'),
+                  ),
+                ),
+              ),
+            ),
+          ),
+        )
+      : h('p', {}, 'No recorded pushes (the tag predates tag history).'),
+    h('div', { class: 'row' }, h('button', { type: 'button', class: 'secondary', onclick: close }, 'Close')),
+  )
+  d.addEventListener('cancel', close)
+  document.body.append(d)
+  d.showModal()
 }

@@ -1,8 +1,10 @@
-// Project Settings tab: CI/CD variables, runners, deploy tokens, the job-token allowlist and webhooks.
+// Project Settings tab: CI/CD variables, runners, deploy tokens, the job-token allowlist, the registry's
+// settings (registry-settings.js) and webhooks.
 // Each section loads and reloads on its own; failures show the API's message in the section.
 import { api, apiAll, apiPage, enc } from './api.js'
 import { commandLine, confirmDialog, copyButton, errorBox, formValues, h, timeAgo, toast } from './dom.js'
 import { registryHost } from './registry.js'
+import { registrySettingsSections } from './registry-settings.js'
 import { webhooksSection } from './webhooks.js'
 
 /** A titled section whose body `load()` fills; returns [element, reload]. */
@@ -76,6 +78,7 @@ export async function settingsTab(project) {
     runnersSection(project),
     deployTokensSection(project),
     allowlistSection(project),
+    registrySettingsSections(section, project),
     webhooksSection(section, project),
   ]
 }

@@ -1,4 +1,5 @@
-// User settings: personal access tokens (created with scopes and expiry, shown once; revoked).
+// User settings: personal access tokens (created with scopes and expiry, shown once; revoked) and
+// device logins (`wharf login`: "signed in on <device>", revoked here).
 import { api, apiPage } from './api.js'
 import { confirmDialog, copyButton, errorBox, formValues, h, mount, timeAgo, toast } from './dom.js'
 import { state } from './state.js'
@@ -14,7 +15,10 @@ const SCOPES = [
 ]
 
 export async function tokensPage(created) {
-  const { items } = await apiPage(`/personal_access_tokens?user_id=${state.user.id}&per_page=100`)
+  const [{ items }, devices] = await Promise.all([
+    apiPage(`/personal_access_tokens?user_id=${state.user.id}&per_page=100`),
+    apiPage('/user/device_logins?per_page=100'),
+  ])
   const active = items.filter((t) => t.active)
   const error = h('div')
   const form = h(
@@ -85,7 +89,63 @@ export async function tokensPage(created) {
     form,
     h('h2', {}, `Active tokens (${active.length})`),
     active.length === 0 ? h('p', { class: 'panel' }, 'You have no active tokens.') : tokenTable(active),
+    h('h2', {}, `Signed-in devices (${devices.items.length})`),
+    h(
+      'p',
+      { class: 'hint' },
+      h('code', {}, 'wharf login'),
+      ' signs a machine in for docker, podman, buildah and skopeo through docker-credential-wharf. Revoking stops its next pull.',
+    ),
+    devices.items.length === 0 ? h('p', { class: 'panel' }, 'No device is signed in.') : deviceTable(devices.items),
   )
+}
+
+function deviceTable(logins) {
+  const revoke = async (d) => {
+    if (
+      !(await confirmDialog({
+        title: `Revoke “${d.name}”?`,
+        body: 'Its next pull or push fails; it must run wharf login again.',
+        confirm: 'Revoke',
+      }))
+    )
+      return
+    try {
+      await api('DELETE', `/user/device_logins/${d.id}`)
+      toast(`Revoked: ${d.name}`)
+      await tokensPage()
+    } catch (err) {
+      toast(err.message)
+    }
+  }
+  const row = (d) =>
+    h(
+      'tr',
+      { 'data-device': d.device_name },
+      h('td', {}, d.name),
+      h('td', { class: 'mono' }, d.scopes.join(', ')),
+      h('td', { class: 'hide-narrow' }, timeAgo(d.created_at)),
+      h('td', { class: 'hide-narrow' }, d.last_used_at ? timeAgo(d.last_used_at) : 'never'),
+      h(
+        'td',
+        {},
+        h('button', { type: 'button', class: 'danger small', 'aria-label': `Revoke ${d.name}`, onclick: () => revoke(d) }, 'Revoke'),
+      ),
+    )
+  const head = h(
+    'thead',
+    {},
+    h(
+      'tr',
+      {},
+      h('th', {}, 'Device'),
+      h('th', {}, 'Scopes'),
+      h('th', { class: 'hide-narrow' }, 'Signed in'),
+      h('th', { class: 'hide-narrow' }, 'Last used'),
+      h('th', {}, h('span', { class: 'visually-hidden' }, 'Actions')),
+    ),
+  )
+  return h('div', { class: 'table-wrap' }, h('table', { 'aria-label': 'Signed-in devices' }, head, h('tbody', {}, logins.map(row))))
 }
 
 function tokenTable(active) {
@@ -182,6 +242,25 @@ export async function accountPage() {
       error.replaceChildren(errorBox(err))
     }
   })
+  const linked = await fetch('/-/auth/identities', { credentials: 'same-origin' }).then((r) => (r.ok ? r.json() : null))
+  const ssoError = new URLSearchParams(location.search).get('sso_error')
+  const identities =
+    linked && (linked.identities.length || linked.linkable.length)
+      ? h(
+          'section',
+          { class: 'panel', 'aria-labelledby': 'sso-title' },
+          h('h2', { id: 'sso-title' }, 'Sign-in providers'),
+          ssoError ? errorBox('Linking failed: the provider refused, or its account is linked to someone else already.') : null,
+          linked.identities.length
+            ? h(
+                'ul',
+                { 'aria-label': 'Linked providers' },
+                linked.identities.map((i) => h('li', {}, `${i.label}, linked ${timeAgo(i.linked_at)}`)),
+              )
+            : h('p', {}, 'No provider is linked to this account.'),
+          linked.linkable.map((p) => h('p', {}, h('a', { class: 'button secondary', href: p.url }, `Link ${p.label}`))),
+        )
+      : null
   mount(
     h('h1', {}, 'Account'),
     h(
@@ -193,6 +272,7 @@ export async function accountPage() {
       h('a', { href: '/-/user/tokens' }, 'Personal access tokens'),
       ' are for scripts, git and docker.',
     ),
+    identities,
     form,
   )
   form.querySelector('#pw-new').focus()

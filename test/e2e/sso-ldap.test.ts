@@ -1,0 +1,166 @@
+// LDAP sign-in against Debian's OpenLDAP (slapd, a throwaway instance on loopback, over ldaps://
+// verified with a test CA): a directory
+// user signs in with their directory password (local passwords are disabled), gets the role their
+// directory group maps to, pushes over git with a personal access token and gets registry tokens;
+// once the directory no longer finds them, the next sync blocks them and their token stops
+// working; an unreachable directory is reported to the administrator and blocks nobody.
+import { after, before, describe, it } from 'node:test'
+import assert from 'node:assert/strict'
+import { mkdir, writeFile } from 'node:fs/promises'
+import path from 'node:path'
+import { freePort, startWharf, type Wharf } from '../helpers/wharf.ts'
+import { LDAP_ADMIN, LDAP_SUFFIX, startSlapd, type Slapd } from '../helpers/ldap.ts'
+import { gitClient, type GitClient } from '../helpers/git.ts'
+import { describeResult } from '../helpers/run.ts'
+
+let wharf: Wharf
+let slapd: Slapd
+let git: GitClient
+let pat = ''
+
+const SEED = `dn: ${LDAP_SUFFIX}
+objectClass: dcObject
+objectClass: organization
+dc: corp
+o: Corp
+
+dn: ou=people,${LDAP_SUFFIX}
+objectClass: organizationalUnit
+ou: people
+
+dn: ou=groups,${LDAP_SUFFIX}
+objectClass: organizationalUnit
+ou: groups
+
+dn: uid=frank,ou=people,${LDAP_SUFFIX}
+objectClass: inetOrgPerson
+uid: frank
+cn: Frank Poole
+sn: Poole
+mail: frank@corp.example
+userPassword: frank-ldap-pw
+
+dn: cn=devs,ou=groups,${LDAP_SUFFIX}
+objectClass: groupOfNames
+cn: devs
+member: uid=frank,ou=people,${LDAP_SUFFIX}
+`
+
+async function registryToken(username: string, secret: string): Promise<number> {
+  const r = await fetch(`${wharf.url}/jwt/auth?service=container_registry&scope=repository:team/app:push,pull`, {
+    headers: { authorization: `Basic ${Buffer.from(`${username}:${secret}`).toString('base64')}` },
+  })
+  await r.arrayBuffer()
+  return r.status
+}
+
+before(async () => {
+  slapd = await startSlapd(SEED)
+  const dir = {
+    label: 'Corp directory',
+    bindDn: LDAP_ADMIN.dn,
+    bindPassword: LDAP_ADMIN.password,
+    baseDn: `ou=people,${LDAP_SUFFIX}`,
+    groupBaseDn: `ou=groups,${LDAP_SUFFIX}`,
+    groups: [{ from: 'devs', group: 'team', role: 'developer' }],
+  }
+  ;[wharf, git] = await Promise.all([
+    startWharf({
+      port: await freePort(),
+      env: {
+        WHARF_SSO_LDAP: JSON.stringify([
+          { id: 'corp', url: slapd.ldapsUrl, caFile: slapd.caFile, ...dir },
+          { id: 'down', url: `ldap://127.0.0.1:${await freePort()}`, ...dir, label: 'Down' },
+          // TLS with a certificate no configured CA vouches for.
+          { id: 'untrusted', url: slapd.ldapsUrl, ...dir, label: 'Untrusted' },
+        ]),
+        WHARF_SSO_SYNC_INTERVAL_SECONDS: '2',
+        WHARF_AUTH_PASSWORD_SIGN_IN: 'false',
+      },
+    }),
+    gitClient(),
+  ])
+  assert.equal((await wharf.api('POST', '/api/v4/groups', { name: 'team', path: 'team' })).status, 201)
+  await wharf.createProject('team/app')
+})
+
+after(async () => {
+  await Promise.all([wharf?.stop(), slapd?.stop(), git?.dispose()])
+})
+
+describe('LDAP sign-in', { timeout: 120_000 }, () => {
+  it('signs a directory user in with their directory password and maps their directory group', async () => {
+    const options = (await (await fetch(`${wharf.url}/-/auth/providers`)).json()) as { directories: Array<{ label: string }> }
+    assert.deepEqual(
+      options.directories.map((d) => d.label),
+      ['Corp directory', 'Down', 'Untrusted'],
+    )
+    const wrong = await fetch(`${wharf.url}/-/session`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ username: 'frank', password: 'not-it' }),
+    })
+    assert.equal(wrong.status, 401)
+    const res = await fetch(`${wharf.url}/-/session`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ username: 'frank', password: 'frank-ldap-pw' }),
+    })
+    assert.equal(res.status, 201, await res.clone().text())
+    const body = (await res.json()) as { csrf_token: string; user: { id: number } }
+    const cookie = res.headers.get('set-cookie')!.split(';')[0]!
+    const user = await wharf.api('GET', `/api/v4/users/${body.user.id}`)
+    assert.deepEqual([user.json.username, user.json.name, user.json.email], ['frank', 'Frank Poole', 'frank@corp.example'])
+    const members = await wharf.api('GET', '/api/v4/groups/team/members')
+    assert.equal((members.json as Array<{ username: string; access_level: number }>).find((m) => m.username === 'frank')?.access_level, 30)
+    const made = await fetch(`${wharf.url}/api/v4/user/personal_access_tokens`, {
+      method: 'POST',
+      headers: { cookie, 'x-csrf-token': body.csrf_token, 'content-type': 'application/json' },
+      body: JSON.stringify({ name: 'laptop', scopes: ['read_registry', 'write_registry', 'read_repository', 'write_repository'] }),
+    })
+    assert.equal(made.status, 201)
+    pat = ((await made.json()) as { token: string }).token
+  })
+
+  it('accepts the directory password and the token for registry tokens and git', async () => {
+    assert.equal(await registryToken('frank', 'frank-ldap-pw'), 200)
+    assert.equal(await registryToken('frank', pat), 200)
+    const repo = path.join(git.work, 'src')
+    await mkdir(repo)
+    await writeFile(path.join(repo, 'README'), 'ldap\n')
+    for (const args of [
+      ['init', '-b', 'main'],
+      ['add', '.'],
+      ['commit', '-m', 'first'],
+    ])
+      assert.equal((await git.git(args, { cwd: repo })).code, 0)
+    const push = await git.git(['push', `${wharf.url}/team/app.git`, 'main'], { cwd: repo, creds: { username: 'frank', password: pat } })
+    assert.equal(push.code, 0, describeResult(push))
+  })
+
+  it('reports the unreachable and the unverifiable directory to the administrator', async () => {
+    const status = await wharf.api('GET', '/api/v4/admin/sso')
+    const by = Object.fromEntries((status.json.providers as Array<{ id: string; ok: boolean; error: string | null }>).map((p) => [p.id, p]))
+    assert.equal(by.corp!.ok, true)
+    assert.match(by.down!.error!, /cannot use the directory at ldap:\/\/127\.0\.0\.1:\d+ \(ECONNREFUSED\)/)
+    assert.match(by.untrusted!.error!, /cannot use the directory at .*(SELF_SIGNED|UNABLE_TO_VERIFY|certificate)/i)
+    assert.ok(!status.text.includes(LDAP_ADMIN.password))
+    assert.ok(!(await wharf.logTail(400)).includes(LDAP_ADMIN.password), 'the bind password is never logged')
+  })
+
+  it('blocks the user once the directory no longer finds them: token, password and git refused', async () => {
+    await slapd.remove(`cn=devs,ou=groups,${LDAP_SUFFIX}`)
+    await slapd.remove(`uid=frank,ou=people,${LDAP_SUFFIX}`)
+    const deadline = Date.now() + 30_000
+    while ((await wharf.api('GET', '/api/v4/users?username=frank')).json[0]?.state !== 'blocked') {
+      assert.ok(Date.now() < deadline, `frank was not blocked:\n${await wharf.logTail(30)}`)
+      await new Promise((r) => setTimeout(r, 500))
+    }
+    assert.equal(await registryToken('frank', pat), 401)
+    assert.equal(await registryToken('frank', 'frank-ldap-pw'), 401)
+    const clone = await git.git(['clone', `${wharf.url}/team/app.git`, 'after'], { creds: { username: 'frank', password: pat } })
+    assert.notEqual(clone.code, 0)
+    const audit = await wharf.api('GET', '/api/v4/audit_events?action=sso.blocked')
+    assert.ok((audit.json as Array<{ actor: string }>).some((e) => e.actor === 'frank'))
+  })
+})

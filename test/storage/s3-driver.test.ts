@@ -1,0 +1,130 @@
+// The S3 driver against a real S3-compatible server (Swift's s3api, started once for this file):
+// the shared conformance suite, then what only S3 has (segments, multipart commits, presigned URLs).
+import assert from 'node:assert/strict'
+import { after, before, describe, it } from 'node:test'
+import { PutObjectCommand } from '@aws-sdk/client-s3'
+import { startSwift, type SwiftS3 } from '../helpers/swift.ts'
+import { describeBlobDriver, writeAt } from '../../src/storage/driver-suite.ts'
+import type { BlobDriver } from '../../src/storage/driver.ts'
+import { createS3Driver } from '../../src/storage/s3-driver.ts'
+
+const MiB = 1 << 20
+let swift: SwiftS3
+const started = startSwift().then((s) => (swift = s))
+before(() => started)
+after(() => swift?.stop())
+
+function driverAt(prefix: string, extra: { redirectSeconds?: number } = {}): BlobDriver {
+  return createS3Driver({
+    endpoint: swift.endpoint,
+    region: swift.region,
+    bucket: swift.bucket,
+    prefix,
+    accessKeyId: swift.accessKeyId,
+    secretAccessKey: swift.secretAccessKey,
+    forcePathStyle: true,
+    // The smallest part S3 allows: the suite's 5 MiB files then span several segments.
+    partSize: 5 * MiB,
+    ...extra,
+  })
+}
+
+describeBlobDriver('s3', async () => {
+  await started
+  const prefix = swift.newPrefix()
+  return { driver: driverAt(prefix), cleanup: () => swift.clear(prefix) }
+})
+
+function pattern(size: number, seed: number): Buffer {
+  const b = Buffer.alloc(size)
+  for (let i = 0; i < size; i++) b[i] = (i * 13 + seed + (i >> 12)) & 0xff
+  return b
+}
+
+describe('s3 driver specifics', () => {
+  it('small chunks grow one file across appenders; the commit assembles parts of at least 5 MiB on the server and leaves only the blob', async () => {
+    const prefix = swift.newPrefix()
+    const d = driverAt(prefix)
+    const data = pattern(12 * MiB + 333, 1)
+    // 700 KiB chunks, as a client sending small PATCHes would: every one below S3's smallest part.
+    for (let at = 0; at < data.length; at += 700 << 10) await writeAt(d, 'uploads/u', at, data.subarray(at, at + (700 << 10)))
+    assert.equal((await d.stat('uploads/u'))?.size, data.length)
+    const keys = await swift.keys(`${prefix}uploads/`)
+    assert.ok(keys.length >= 3, `a manifest and its segments: ${keys.join(' ')}`)
+    await d.commit('uploads/u', 'blobs/sha256/ab/u')
+    assert.deepEqual(await swift.keys(prefix), [`${prefix}blobs/sha256/ab/u`])
+    const src = await d.reader('blobs/sha256/ab/u')
+    const chunks: Buffer[] = []
+    for await (const c of src) chunks.push(c as Buffer)
+    assert.ok(Buffer.concat(chunks).equals(data))
+    await swift.clear(prefix)
+  })
+
+  it('an upload continues on another driver instance (a restart, another node) and a crash past the offset is cut off', async () => {
+    const prefix = swift.newPrefix()
+    const a = driverAt(prefix)
+    const data = pattern(11 * MiB, 2)
+    await writeAt(a, 'uploads/x', 0, data.subarray(0, 6 * MiB))
+    // Bytes a crashed request left past the recorded offset (6 MiB + 100) are dropped by the next appender.
+    await writeAt(a, 'uploads/x', 6 * MiB, pattern(100, 9))
+    const b = driverAt(prefix)
+    assert.equal((await b.stat('uploads/x'))?.size, 6 * MiB + 100)
+    await writeAt(b, 'uploads/x', 6 * MiB, data.subarray(6 * MiB))
+    await b.commit('uploads/x', 'blobs/x')
+    const out = await b.reader('blobs/x', { offset: 5 * MiB, length: 2 * MiB })
+    const chunks: Buffer[] = []
+    for await (const c of out) chunks.push(c as Buffer)
+    assert.ok(Buffer.concat(chunks).equals(data.subarray(5 * MiB, 7 * MiB)))
+    assert.equal((await b.stat('blobs/x'))?.size, data.length)
+    await swift.clear(prefix)
+  })
+
+  it('a writer destroyed midway keeps the bytes it had received', async () => {
+    const prefix = swift.newPrefix()
+    const d = driverAt(prefix)
+    const out = await d.appender('uploads/broken', 0)
+    out.on('error', () => {})
+    out.write(pattern(7 * MiB, 3))
+    await new Promise((r) => setTimeout(r, 50))
+    out.destroy(new Error('client went away'))
+    await new Promise((r) => out.once('close', r))
+    assert.equal((await d.stat('uploads/broken'))?.size, 7 * MiB)
+    await writeAt(d, 'uploads/broken', 7 * MiB, 'tail')
+    assert.equal((await d.stat('uploads/broken'))?.size, 7 * MiB + 4)
+    await d.delete('uploads/broken')
+    assert.deepEqual(await swift.keys(prefix), [])
+  })
+
+  it('segments a writer left without a manifest are listed as their file, so a sweep can delete them', async () => {
+    const prefix = swift.newPrefix()
+    const d = driverAt(prefix)
+    const id = '0b4f7f6e-7f43-4c8e-9a51-2f6a0f3a1c11'
+    await swift.client.send(
+      new PutObjectCommand({ Bucket: swift.bucket, Key: `${prefix}uploads/${id}~seg/0000000000000000`, Body: Buffer.from('orphan') }),
+    )
+    await writeAt(d, 'uploads/live', 0, 'x')
+    const listed: string[] = []
+    for await (const f of d.list('uploads')) listed.push(f.path)
+    assert.deepEqual(listed.sort(), [`uploads/${id}`, 'uploads/live'])
+    await d.delete(`uploads/${id}`)
+    assert.deepEqual(await swift.keys(`${prefix}uploads/${id}`), [])
+    await swift.clear(prefix)
+  })
+
+  it('presigned redirect URLs serve the object to a plain HTTP client; without the setting there are none', async () => {
+    const prefix = swift.newPrefix()
+    const d = driverAt(prefix, { redirectSeconds: 60 })
+    await writeAt(d, 'uploads/t', 0, 'presigned content')
+    await d.commit('uploads/t', 'blobs/p')
+    const url = await d.redirectUrl!('blobs/p')
+    assert.ok(url?.includes('X-Amz-Signature'), url)
+    const res = await fetch(url!)
+    assert.equal(res.status, 200)
+    assert.equal(await res.text(), 'presigned content')
+    const tampered = await fetch(url!.replace('blobs/p', 'blobs/q'))
+    assert.equal(tampered.status, 403)
+    await tampered.body?.cancel()
+    assert.equal(await driverAt(prefix).redirectUrl!('blobs/p'), undefined)
+    await swift.clear(prefix)
+  })
+})
