@@ -24,6 +24,7 @@ import { DependencyProxy, type ProxyOptions } from './proxy/index.ts'
 import { Sealer } from './core/sealing.ts'
 import { DEFAULT_WEBHOOK_OPTIONS, Webhooks } from './hooks/service.ts'
 import type { OutboundPolicy } from './hooks/outbound.ts'
+import { RemoteIncludeFetcher } from './hooks/remote-include.ts'
 import { GarbageCollector, type GcOptions } from './gc/index.ts'
 import { Sso } from './sso/index.ts'
 import type { LdapServerConfig, OidcProviderConfig } from './config/schema.ts'
@@ -191,6 +192,9 @@ export async function createServices(db: Kysely<Database>, storage: BlobDriver, 
       heartbeatTimeoutSeconds: opts.jobHeartbeatTimeoutSeconds ?? DEFAULT_JOB_HEARTBEAT_TIMEOUT_SECONDS,
       ...(opts.maxJobsPerPipeline !== undefined ? { maxJobsPerPipeline: opts.maxJobsPerPipeline } : {}),
       registryMirror: opts.registryMirror,
+      remoteIncludes: new RemoteIncludeFetcher({
+        policy: { allowLocalNetwork: webhooks.allowLocalNetwork, allowedHosts: webhooks.allowedHosts },
+      }),
     })
     registry.manifests.setCiFacts(services.ci.registryFacts)
   }

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
-import { ConfigPlanner, tooMuchMemory, tooSlow, type PlanInput } from './config-planner.ts'
+import { ConfigPlanner, tooMuchMemory, tooSlow, type FileAnswer, type PlanInput } from './config-planner.ts'
 
 const ctx: PlanInput = {
   source: 'push',
@@ -12,7 +12,7 @@ const ctx: PlanInput = {
   files: ['.gitlab-ci.yml', 'Dockerfile'],
   variables: { CI_COMMIT_BRANCH: 'main' },
 }
-const noFiles = async (): Promise<string | undefined> => undefined
+const noFiles = async (): Promise<FileAnswer> => ({ content: undefined })
 const manyJobs = (n: number): string => Array.from({ length: n }, (_, i) => `job${i}:\n  script: echo ${i}\n`).join('')
 
 test('plans in a worker: includes are read by the caller, exists: sees the file list, limits apply', async (t) => {
@@ -22,9 +22,9 @@ test('plans in a worker: includes are read by the caller, exists: sees the file 
   const plan = await planner.plan(
     'include: ci/build.yml\ntest:\n  script: make test\n  rules:\n    - exists: [Dockerfile]\n',
     ctx,
-    async (path) => {
+    async ({ path }) => {
       reads.push(path)
-      return path === 'ci/build.yml' ? 'build:\n  stage: build\n  script: make\n' : undefined
+      return { content: path === 'ci/build.yml' ? 'build:\n  stage: build\n  script: make\n' : undefined }
     },
   )
   assert.equal(plan.status, 'created')
@@ -77,8 +77,8 @@ test('past its queue bound the planner refuses as UNAVAILABLE instead of queuein
   const planner = new ConfigPlanner({ workers: 1, queue: 2 })
   t.after(() => planner.close())
   // One file occupies the only worker (it waits on its include), two wait, the fourth is refused.
-  let release!: (text: string) => void
-  const held = new Promise<string>((resolve) => {
+  let release!: (answer: FileAnswer) => void
+  const held = new Promise<FileAnswer>((resolve) => {
     release = resolve
   })
   const first = planner.plan('include: slow.yml\n', ctx, () => held)
@@ -87,7 +87,7 @@ test('past its queue bound the planner refuses as UNAVAILABLE instead of queuein
     planner.plan(manyJobs(1), ctx, noFiles),
     (e: Error & { code?: string }) => e.code === 'UNAVAILABLE' && /retry later/.test(e.message),
   )
-  release('a:\n  script: x\n')
+  release({ content: 'a:\n  script: x\n' })
   assert.equal((await first).status, 'created')
   assert.deepEqual(
     (await Promise.all(waiting)).map((p) => p.status),

@@ -9,7 +9,8 @@ const WORKER_URL = new URL(`./config-planner-worker${import.meta.url.endsWith('.
 // (tens of thousands of jobs, deep `extends` chains) once held the event loop for seconds, and
 // with it every request, `/v2` included. So it runs in worker threads, with a time and memory
 // budget: a worker over budget is terminated and the pipeline fails with a message naming the
-// limit. Files that `include:local` names are read by the main thread (git) on the worker's request.
+// limit. Files that `include:` names are read by the main thread (git, artifacts) on the worker's request;
+// built-in templates are read in the worker.
 
 export const PLANNER_LIMITS = {
   /** Time one file may take to parse and plan, includes read; GitLab allows 30 s for the whole creation. */
@@ -38,14 +39,35 @@ export class FileTooBigError extends Error {}
 /** The plan context without callbacks: what crosses to the worker. `files` answers `exists:`. */
 export type PlanInput = Omit<PlanContext, 'fileExists' | 'changedFilesComparedTo'> & { files: string[] }
 
+/**
+ * A file the configuration includes: of the pipeline's repository at its commit, of `job`'s
+ * artifacts in the parent pipeline, or of another `project` at `ref` (its default branch when null).
+ */
+export type FileRequest =
+  | { path: string; job?: string }
+  | { path: string; project: string; ref: string | null }
+  | { path: string; remote: string }
+/**
+ * The file's text; `missing` says which part of a project file's address does not exist (or may
+ * not be read); `error` why a remote file could not be fetched.
+ */
+export type FileAnswer = { content: string | undefined; missing?: 'project' | 'ref' | 'file'; error?: string }
+
 export type ToWorker =
-  | { kind: 'plan'; text: string; ctx: PlanInput; merged?: boolean }
-  | { kind: 'file'; path: string; content: string | undefined; tooBig?: true }
+  | { kind: 'plan'; text: string; ctx: PlanInput; options: PlanOptions }
+  | ({ kind: 'file'; id: number; tooBig?: true } & FileAnswer)
 export type FromWorker =
   | { kind: 'started' }
-  | { kind: 'read'; path: string }
+  | { kind: 'read'; id: number; request: FileRequest }
   | { kind: 'done'; plan: PipelinePlan; mergedYaml?: string }
   | { kind: 'crash'; message: string }
+
+export interface PlanOptions {
+  /** The file may include artifacts of the parent pipeline's jobs (a child pipeline's). */
+  artifacts?: boolean
+  /** Also give the expanded configuration as YAML (`PlanResult.mergedYaml`). */
+  merged?: boolean
+}
 
 /** A plan, with the expanded configuration as YAML when asked for (CI lint's `merged_yaml`). */
 export interface PlanResult {
@@ -56,8 +78,8 @@ export interface PlanResult {
 interface Task {
   text: string
   ctx: PlanInput
-  merged: boolean
-  readFile(path: string): Promise<string | undefined>
+  options: PlanOptions
+  readFile(request: FileRequest): Promise<FileAnswer>
   resolve(result: PlanResult): void
   reject(err: Error): void
 }
@@ -80,12 +102,23 @@ export class ConfigPlanner {
     this.maxQueue = opts.queue ?? PLANNER_LIMITS.queue
   }
 
-  async plan(text: string, ctx: PlanInput, readFile: (path: string) => Promise<string | undefined>): Promise<PipelinePlan> {
-    return (await this.planResult(text, ctx, readFile, false)).plan
+  /** `readFile` answers the files the configuration includes; artifacts only when it may include them (`artifacts`). */
+  async plan(
+    text: string,
+    ctx: PlanInput,
+    readFile: (request: FileRequest) => Promise<FileAnswer>,
+    artifacts = false,
+  ): Promise<PipelinePlan> {
+    return (await this.planResult(text, ctx, readFile, { artifacts })).plan
   }
 
   /** As `plan`; with `merged`, also the configuration with includes and `extends` expanded, as YAML (when it got that far). */
-  planResult(text: string, ctx: PlanInput, readFile: (path: string) => Promise<string | undefined>, merged: boolean): Promise<PlanResult> {
+  planResult(
+    text: string,
+    ctx: PlanInput,
+    readFile: (request: FileRequest) => Promise<FileAnswer>,
+    options: PlanOptions,
+  ): Promise<PlanResult> {
     if (this.closed) return Promise.reject(new Error('the pipeline planner is closed'))
     if (this.queue.length >= this.maxQueue) {
       return Promise.reject(
@@ -95,7 +128,7 @@ export class ConfigPlanner {
       )
     }
     return new Promise((resolve, reject) => {
-      this.queue.push({ text, ctx, merged, readFile, resolve, reject })
+      this.queue.push({ text, ctx, options, readFile, resolve, reject })
       this.next()
     })
   }
@@ -149,13 +182,13 @@ export class ConfigPlanner {
           this.timeMs,
         )
       } else if (m.kind === 'read') {
-        task.readFile(m.path).then(
-          (content) => {
-            if (!settled) worker.postMessage({ kind: 'file', path: m.path, content } satisfies ToWorker)
+        task.readFile(m.request).then(
+          (answer) => {
+            if (!settled) worker.postMessage({ kind: 'file', id: m.id, ...answer } satisfies ToWorker)
           },
           (err: unknown) => {
             if (err instanceof FileTooBigError) {
-              if (!settled) worker.postMessage({ kind: 'file', path: m.path, content: undefined, tooBig: true } satisfies ToWorker)
+              if (!settled) worker.postMessage({ kind: 'file', id: m.id, content: undefined, tooBig: true } satisfies ToWorker)
               return
             }
             finish(false, () => task.reject(err instanceof Error ? err : new Error(String(err))))
@@ -175,6 +208,6 @@ export class ConfigPlanner {
     worker.on('message', onMessage)
     worker.on('error', onError)
     worker.on('exit', onExit)
-    worker.postMessage({ kind: 'plan', text: task.text, ctx: task.ctx, merged: task.merged } satisfies ToWorker)
+    worker.postMessage({ kind: 'plan', text: task.text, ctx: task.ctx, options: task.options } satisfies ToWorker)
   }
 }

@@ -10,7 +10,7 @@ import type { Metrics } from '../ops/metrics.ts'
 import { Artifacts } from './artifacts.ts'
 import { registerCiMetrics } from './metrics.ts'
 import { JobTokens } from './job-tokens.ts'
-import { Pipelines } from './pipelines.ts'
+import { Pipelines, type RemoteIncludes } from './pipelines.ts'
 import { JobPayloads } from './job-payload.ts'
 import { JobQueue } from './job-queue.ts'
 import { JobSweeper } from './job-sweeper.ts'
@@ -30,6 +30,7 @@ export { ciTemplateRoutes } from './template-routes.ts'
 export { scheduleRoutes } from './schedule-routes.ts'
 export { ONLINE_SECONDS } from './runners.ts'
 export { Pipelines, CiVariables, Triggers, PipelineSchedules }
+export type { RemoteFile, RemoteIncludes } from './pipelines.ts'
 
 export interface Ci {
   pipelines: Pipelines
@@ -64,6 +65,8 @@ export interface CiOptions {
   maxJobsPerPipeline?: number
   /** The dependency proxy's mirror listener URL, announced to jobs as WHARF_REGISTRY_MIRROR. */
   registryMirror?: string | undefined
+  /** Fetches `include:remote` files (the composition root plugs in the webhooks' outbound guard). */
+  remoteIncludes?: RemoteIncludes
 }
 
 /**
@@ -71,11 +74,14 @@ export interface CiOptions {
  * runners take its jobs. The job token is registered as a credential for the registry and git.
  */
 export function createCi(db: Kysely<Database>, git: GitHosting, domains: RunnerDomains, publicUrl: string, opts: CiOptions): Ci {
+  const artifacts = new Artifacts(db, opts.storage, opts.artifactsMaxBytes)
   const pipelines = new Pipelines({
     db,
     repos: git.repos,
     projectAccess: domains.projectAccess,
     publicUrl,
+    artifacts,
+    ...(opts.remoteIncludes ? { remoteIncludes: opts.remoteIncludes } : {}),
     registryMirror: opts.registryMirror,
     ...(opts.maxJobsPerPipeline !== undefined ? { maxJobs: opts.maxJobsPerPipeline } : {}),
   })
@@ -85,7 +91,6 @@ export function createCi(db: Kysely<Database>, git: GitHosting, domains: RunnerD
   opts.auth.setJobAccess(jobTokens)
   const runners = new Runners(db, domains)
   const traces = new TraceStore(db, opts.storage)
-  const artifacts = new Artifacts(db, opts.storage, opts.artifactsMaxBytes)
   if (opts.metrics) registerCiMetrics(opts.metrics, db)
   const jobUpdates = new JobUpdates({ db, pipelines, traces, repos: git.repos, credentials: opts.credentials })
   const payloads = new JobPayloads({ db, pipelines, artifacts, repos: git.repos, publicUrl, idTokens: opts.auth.tokens })

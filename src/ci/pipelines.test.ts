@@ -336,6 +336,42 @@ notify:
     assert.deepEqual(await s.pipelines.releaseDelayed(), [j2.notify!.id], 'a cancelled delayed job is never released')
   })
 
+  it('a delayed job of a resource group waits for the resource once released; a manual bridge played creates its pipeline', async (t) => {
+    const s = await setup(t)
+    const sha = await s.commit({
+      '.gitlab-ci.yml': `stages: [build, deploy]
+build: { stage: build, script: [make] }
+deploy-a: { stage: deploy, script: [a], resource_group: prod }
+deploy-b: { stage: deploy, script: [b], resource_group: prod, when: delayed, start_in: 5 minutes }
+child:
+  stage: deploy
+  trigger: { include: child.yml }
+  when: manual
+`,
+      'child.yml': 'c: { script: [x] }\n',
+    })
+    const p = (await s.run(sha))!
+    const byName = async () => Object.fromEntries((await q.pipelineJobs(s.db, p.id)).map((j) => [j.name, j]))
+    await q.updateJob(s.db, (await byName()).build!.id, { status: 'success' })
+    await s.pipelines.advance(p.id)
+    assert.deepEqual(await s.jobs(p.id), { build: 'success', 'deploy-a': 'pending', 'deploy-b': 'scheduled', child: 'manual' })
+
+    // Its delay is over while deploy-a holds the resource: it waits for it instead of joining the queue.
+    s.clock.now += 5 * 60_000
+    const jobs = await byName()
+    assert.deepEqual(await s.pipelines.releaseDelayed(), [jobs['deploy-b']!.id])
+    assert.equal((await q.findJob(s.db, jobs['deploy-b']!.id))!.status, 'waiting_for_resource')
+    await q.updateJob(s.db, jobs['deploy-a']!.id, { status: 'success' })
+    await s.pipelines.advance(p.id)
+    assert.equal((await q.findJob(s.db, jobs['deploy-b']!.id))!.status, 'pending')
+
+    // Played, the bridge runs at once: its child pipeline exists and the bridge (no strategy: depend) succeeded.
+    assert.equal((await s.pipelines.playJob(jobs.child!)).status, 'success')
+    const [child] = await s.pipelines.downstreamPipelines([jobs.child!.id])
+    assert.equal(child?.source, 'parent_pipeline')
+    assert.deepEqual(await s.jobs(child!.id), { c: 'pending' })
+  })
+
   it('a new pipeline on a branch auto-cancels older ones unless a non-interruptible job started', async (t) => {
     const s = await setup(t)
     const ci = `stages: [test, deploy]

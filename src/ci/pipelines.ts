@@ -6,16 +6,26 @@ import { ProtectedRefs } from '../git/protected-refs.ts'
 import { ZERO_SHA } from '../git/refs.ts'
 import type { PushAck, PushEvent } from '../git/service.ts'
 import { nowIso } from '../metadata/db.ts'
-import type { CiJob, CiJobArtifact, Database, Pipeline, Project, Runner, User } from '../metadata/schema.ts'
+import type { CiJob, CiJobArtifact, Database, Pipeline, Project, ResourceGroup, Runner, User } from '../metadata/schema.ts'
 import * as projectQueries from '../projects/queries.ts'
 import type { ProjectAccess } from '../projects/index.ts'
 import * as userQueries from '../users/queries.ts'
-import { YAML_LIMITS, type AutoCancelMode, type PipelinePlan, type PipelineSource, type PlannedJob } from './config/index.ts'
-import { ConfigPlanner, FileTooBigError, type PlanResult } from './config-planner.ts'
+import {
+  expandAllVariables,
+  YAML_LIMITS,
+  type AutoCancelMode,
+  type CiTrigger,
+  type PipelinePlan,
+  type PipelineSource,
+  type PlannedJob,
+} from './config/index.ts'
+import { ConfigPlanner, FileTooBigError, type FileAnswer, type PlanResult } from './config-planner.ts'
 import { predefinedVariables, type JobVariable } from './predefined.ts'
 import * as q from './queries.ts'
 import * as rq from './runner-queries.ts'
-import { advance, FINISHED, pipelineStatus, type JobNode, type JobStatus, type When } from './state.ts'
+import { advance, bridgeStatus, FINISHED, pipelineStatus, type JobNode, type JobStatus, type PipelineStatus, type When } from './state.ts'
+import type { Artifacts } from './artifacts.ts'
+import { ACCESS_LEVELS } from '../auth/roles.ts'
 
 export const CI_CONFIG_PATH = '.gitlab-ci.yml'
 
@@ -29,6 +39,10 @@ export interface PipelineRequest {
   userId: number | null
   /** Variables given with an API or trigger request; they win over everything else. */
   variables?: Array<{ key: string; value: string; variable_type?: 'env_var' | 'file' }>
+  /** A downstream pipeline: the bridge job that creates it. */
+  upstream?: CiJob
+  /** A child pipeline's configuration (its `trigger:include`), instead of the file at the commit. */
+  config?: string
   /** The pipeline schedule that starts it (source `schedule`). */
   scheduleId?: number
 }
@@ -40,6 +54,31 @@ export interface JobDefinition extends PlannedJob {
 }
 
 type Listener = (pipelineId: number) => void
+
+export const BRIDGE_LIMITS = {
+  /** Levels of child pipelines below a parent (GitLab allows a child to have children, no deeper). */
+  childDepth: 2,
+} as const
+
+/** A remote file's text, or GitLab's message for why it could not be fetched. */
+export type RemoteFile = { content: string } | { error: string }
+
+/**
+ * `include:remote`: fetching a URL chosen by a pipeline's author. A port: the composition root
+ * plugs in the webhooks' outbound guard (hooks/), which refuses the local network.
+ */
+export interface RemoteIncludes {
+  fetch(url: string): Promise<RemoteFile>
+}
+
+/** Why a bridge job could not create its downstream pipeline (GitLab's failure reasons). */
+class BridgeFailure extends Error {
+  readonly reason: string
+  constructor(reason: string) {
+    super(reason)
+    this.reason = reason
+  }
+}
 
 /** GitLab.com's Free-tier ci_pipeline_size (self-managed GitLab has no limit unless set). */
 export const DEFAULT_MAX_JOBS_PER_PIPELINE = 500
@@ -69,6 +108,8 @@ export class Pipelines {
   private readonly planner: ConfigPlanner
   private readonly maxJobs: number
   private readonly protectedRefs: ProtectedRefs
+  private readonly artifacts: Artifacts | undefined
+  private readonly remoteIncludes: RemoteIncludes | undefined
   private readonly now: () => number
 
   constructor(deps: {
@@ -78,9 +119,15 @@ export class Pipelines {
     publicUrl: string
     maxJobs?: number
     registryMirror?: string | undefined
+    /** Reads `include:artifact` files of child pipelines. */
+    artifacts?: Artifacts
+    /** Fetches `include:remote` files; without it they are refused. */
+    remoteIncludes?: RemoteIncludes
     /** The clock delayed jobs are timed by (tests move it). */
     now?: () => number
   }) {
+    this.remoteIncludes = deps.remoteIncludes
+    this.artifacts = deps.artifacts
     this.db = deps.db
     this.repos = deps.repos
     this.projectAccess = deps.projectAccess
@@ -155,10 +202,10 @@ export class Pipelines {
    * stores the pipeline (a push event's acknowledgement).
    */
   async create(r: PipelineRequest, alsoInTransaction?: (trx: Transaction<Database>) => Promise<void>): Promise<Pipeline | undefined> {
-    let text: Buffer | undefined
+    let text: Buffer | undefined = r.config === undefined ? undefined : Buffer.from(r.config)
     let tooBig = false
     try {
-      text = await this.readYaml(r.project.id, r.sha, CI_CONFIG_PATH)
+      text ??= await this.readYaml(r.project.id, r.sha, CI_CONFIG_PATH)
     } catch (e) {
       if (!(e instanceof FileTooBigError)) throw e
       tooBig = true
@@ -194,6 +241,7 @@ export class Pipelines {
         userId: r.userId,
         yamlErrors: errors ? errors.join('\n') : null,
         variables: JSON.stringify(r.variables ?? []),
+        upstreamJobId: r.upstream?.id ?? null,
         scheduleId: r.scheduleId ?? null,
       })
       await alsoInTransaction?.(trx)
@@ -219,7 +267,10 @@ export class Pipelines {
           definition: { ...job, ref: r.ref, sha: r.sha } satisfies JobDefinition,
           variables: [],
           userId: r.userId,
+          kind: job.trigger ? 'bridge' : 'build',
+          resourceGroup: job.resourceGroup,
         })
+        if (job.resourceGroup !== null) await q.ensureResourceGroup(trx, r.project.id, job.resourceGroup)
         const vars: JobVariable[] = predefinedVariables({
           serverUrl: this.publicUrl,
           project: {
@@ -281,7 +332,10 @@ export class Pipelines {
       const now = nowIso()
       for (const j of jobs)
         if (mode === 'conservative' || interruptible(j))
-          await q.transitionJob(this.db, j.id, ['created', 'pending', 'running', 'scheduled'], { status: 'canceled', finished_at: now })
+          await q.transitionJob(this.db, j.id, ['created', 'waiting_for_resource', 'pending', 'running', 'scheduled'], {
+            status: 'canceled',
+            finished_at: now,
+          })
       await this.advance(old.id)
       canceled.push(old.id)
     }
@@ -294,7 +348,7 @@ export class Pipelines {
     const released: number[] = []
     const pipelines = new Set<number>()
     for (const j of await q.dueScheduledJobs(this.db, now)) {
-      if (await q.transitionJob(this.db, j.id, ['scheduled'], { status: 'pending', queued_at: now })) {
+      if (await q.transitionJob(this.db, j.id, ['scheduled'], ready(j, now))) {
         released.push(j.id)
         pipelines.add(j.pipeline_id)
       }
@@ -382,9 +436,70 @@ export class Pipelines {
         variables: Object.fromEntries([...pipelineVars, ...projectVars, ...extra].map((v) => [v.key, v.value])),
         maxJobs: this.maxJobs,
       },
-      async (path) => (await this.readYaml(r.project.id, r.sha, path))?.toString('utf8'),
-      merged,
+      async (req) => {
+        if ('remote' in req) {
+          if (!this.remoteIncludes) return { content: undefined, error: 'include:remote is not enabled on this instance' }
+          const got = await this.remoteIncludes.fetch(req.remote)
+          return 'content' in got ? { content: got.content } : { content: undefined, error: got.error }
+        }
+        if ('project' in req) return this.readProjectFile(r.userId, req.project, req.ref, req.path)
+        if (req.job !== undefined) return { content: await this.readUpstreamArtifact(r.upstream!, req.job, req.path) }
+        return { content: (await this.readYaml(r.project.id, r.sha, req.path))?.toString('utf8') }
+      },
+      { artifacts: r.upstream !== undefined && r.config !== undefined, merged },
     )
+  }
+
+  /**
+   * `include:project` and `include:component`: a file of another project at a ref, if the pipeline's
+   * user may read that project's code (public, internal to any user, private to reporters and up).
+   * A project the user may not see is answered as missing, so its existence does not leak.
+   */
+  private async readProjectFile(userId: number | null, path: string, ref: string | null, file: string): Promise<FileAnswer> {
+    const project = await projectQueries.findProjectByPath(this.db, path)
+    const user = userId === null ? undefined : await userQueries.findUser(this.db, userId)
+    if (!project) return { content: undefined, missing: 'project' }
+    if (project.visibility !== 'public' && user?.is_admin !== 1) {
+      const level = user && (await this.projectAccess.projectLevel(user, project))
+      const readable = user !== undefined && (project.visibility === 'internal' || (level ?? 0) >= ACCESS_LEVELS.reporter)
+      if (!readable) return { content: undefined, missing: 'project' }
+    }
+    const name = ref ?? (await this.repos.defaultBranch(project.id))
+    const sha = name === undefined ? undefined : await this.repos.resolveRef(project.id, name).catch(() => undefined)
+    if (!sha) return { content: undefined, missing: 'ref' }
+    const content = (await this.readYaml(project.id, sha, file))?.toString('utf8')
+    return content === undefined ? { content, missing: 'file' } : { content }
+  }
+
+  /** `include:artifact` of a child pipeline: a file of a job's archive in the parent pipeline. */
+  private async readUpstreamArtifact(bridge: CiJob, jobName: string, path: string): Promise<string | undefined> {
+    const job = (await q.pipelineJobs(this.db, bridge.pipeline_id)).find((j) => j.name === jobName)
+    if (!job || !this.artifacts) return undefined
+    const archive = (await this.artifacts.forJobs([job.id])).find((a) => a.file_type === 'archive')
+    if (!archive) return undefined
+    let entry: Awaited<ReturnType<Artifacts['entry']>>
+    try {
+      entry = await this.artifacts.entry(archive, path)
+    } catch (e) {
+      if (isWharfError(e) && e.code === 'NOT_FOUND') return undefined
+      throw e
+    }
+    if (entry.size > YAML_LIMITS.bytes) {
+      entry.stream.destroy()
+      throw new FileTooBigError(path)
+    }
+    const chunks: Buffer[] = []
+    let size = 0
+    for await (const chunk of entry.stream as AsyncIterable<Buffer>) {
+      size += chunk.length
+      // The zip's stated size can lie: stop at the limit whatever it said.
+      if (size > YAML_LIMITS.bytes) {
+        entry.stream.destroy()
+        throw new FileTooBigError(path)
+      }
+      chunks.push(chunk)
+    }
+    return Buffer.concat(chunks).toString('utf8')
   }
 
   /** A CI file at a commit; one over the YAML size limit is not read at all. */
@@ -399,9 +514,18 @@ export class Pipelines {
 
   /** Re-evaluates which jobs can move, then the pipeline's own status and timestamps. */
   async advance(pipelineId: number): Promise<void> {
-    await this.db.transaction().execute(async (trx) => {
+    const bridges: number[] = []
+    let resources = false
+    const pipeline = await this.db.transaction().execute(async (trx) => {
       const jobs = await q.pipelineJobs(trx, pipelineId)
       const changes = advance(jobs.map(toNode))
+      for (const j of jobs) {
+        // A job of a resource group waits for the resource instead of going to the queue (assignResources).
+        if (j.resource_group !== null && changes.get(j.id) === 'pending') changes.set(j.id, 'waiting_for_resource')
+        // A bridge is pending once it may run: advanced now, played, released after its delay, or given its resource.
+        if (j.kind === 'bridge' && (changes.get(j.id) ?? j.status) === 'pending') bridges.push(j.id)
+      }
+      if (jobs.some((j) => j.resource_group !== null)) resources = true
       const now = nowIso()
       const byId = new Map(jobs.map((j) => [j.id, j]))
       for (const [id, status] of changes) {
@@ -427,8 +551,162 @@ export class Pipelines {
       const done = ['success', 'failed', 'canceled', 'skipped'].includes(status)
       set.finished_at = done ? (pipeline.finished_at ?? now) : null
       await q.updatePipeline(trx, pipelineId, set)
+      return { ...pipeline, ...set }
     })
     for (const l of this.listeners) l(pipelineId)
+    for (const id of bridges) await this.runBridge(id)
+    if (resources) await this.assignResources(pipeline.project_id)
+    if (pipeline.upstream_job_id !== null) await this.followDownstream(pipeline.upstream_job_id, pipeline.status as PipelineStatus)
+  }
+
+  /**
+   * `resource_group:`: for each group of the project with jobs waiting and none holding it (pending
+   * or running), the next waiting job takes it: the oldest for `unordered` (the default) and
+   * `oldest_first`, the newest for `newest_first`. The take is one conditional update, so two
+   * advances at once never give a group to two jobs.
+   */
+  private async assignResources(projectId: number): Promise<void> {
+    const waiting = await q.jobsWaitingForResource(this.db, projectId)
+    for (const key of new Set(waiting.map((j) => j.resource_group!))) {
+      const mode = (await q.findResourceGroup(this.db, projectId, key))?.process_mode ?? 'unordered'
+      const candidates = waiting.filter((j) => j.resource_group === key)
+      const next = mode === 'newest_first' ? candidates.at(-1)! : candidates[0]!
+      if (!(await q.acquireResource(this.db, next, nowIso()))) continue
+      if (next.kind === 'bridge') await this.runBridge(next.id)
+      else await this.advance(next.pipeline_id)
+    }
+  }
+
+  /** A page of a project's resource groups (GitLab's resource group API). */
+  resourceGroups(projectId: number, page: { limit: number; offset: number }): Promise<{ rows: ResourceGroup[]; total: number }> {
+    return q.pageResourceGroups(this.db, projectId, page)
+  }
+
+  findResourceGroup(projectId: number, key: string): Promise<ResourceGroup | undefined> {
+    return q.findResourceGroup(this.db, projectId, key)
+  }
+
+  async updateResourceGroup(group: ResourceGroup, processMode: string): Promise<ResourceGroup> {
+    await q.updateResourceGroup(this.db, group.id, processMode)
+    // A changed order may pick a different job next; nothing waiting changes without a release.
+    return (await q.findResourceGroup(this.db, group.project_id, group.key))!
+  }
+
+  /** Jobs waiting for a group's resource, in the order they would get it. */
+  async upcomingJobs(group: ResourceGroup): Promise<CiJob[]> {
+    const waiting = (await q.jobsWaitingForResource(this.db, group.project_id)).filter((j) => j.resource_group === group.key)
+    return group.process_mode === 'newest_first' ? waiting.reverse() : waiting
+  }
+
+  /**
+   * A bridge job that became pending creates its downstream pipeline: a child pipeline from its
+   * `trigger:include` at the same commit, or a pipeline of another project's branch, as the user who
+   * ran the parent. Without `strategy: depend` the bridge succeeds once that pipeline exists; with it,
+   * the bridge follows its status (followDownstream). A downstream that cannot be created fails it.
+   */
+  private async runBridge(bridgeId: number): Promise<void> {
+    const now = nowIso()
+    if (!(await q.transitionJob(this.db, bridgeId, ['pending'], { status: 'running', started_at: now }))) return
+    const bridge = (await q.findJob(this.db, bridgeId))!
+    const def = JSON.parse(bridge.definition) as JobDefinition
+    const trigger = def.trigger!
+    let failure: string | null = null
+    let downstream: Pipeline | undefined
+    try {
+      downstream = await this.createDownstream(bridge, def, trigger)
+      if (!downstream || downstream.yaml_errors !== null) failure = 'downstream_pipeline_creation_failed'
+    } catch (e) {
+      // Whatever went wrong (a missing CI file, a busy planner), the bridge fails and can be retried:
+      // it never stays running, and the request that advanced the pipeline never fails for it.
+      failure = e instanceof BridgeFailure ? e.reason : 'downstream_pipeline_creation_failed'
+    }
+    const current = (await q.findJob(this.db, bridgeId))!
+    if (failure !== null) {
+      await q.transitionJob(this.db, bridgeId, ['running'], { status: 'failed', failure_reason: failure, finished_at: nowIso() })
+    } else if (!trigger.depend && current.status === 'running') {
+      await q.transitionJob(this.db, bridgeId, ['running'], { status: 'success', finished_at: nowIso() })
+    }
+    await this.advance(bridge.pipeline_id)
+  }
+
+  private async createDownstream(bridge: CiJob, def: JobDefinition, trigger: CiTrigger): Promise<Pipeline | undefined> {
+    const parent = (await q.findPipeline(this.db, bridge.pipeline_id))!
+    const pipelineVars = JSON.parse(parent.variables) as NonNullable<PipelineRequest['variables']>
+    // YAML variables are expanded upstream, as GitLab does (`UPSTREAM_REF: $CI_COMMIT_REF_NAME` passes the upstream ref).
+    const base = Object.fromEntries([...(JSON.parse(bridge.variables) as JobVariable[]), ...pipelineVars].map((v) => [v.key, v.value]))
+    const raw = new Set(def.rawVariables)
+    const yaml = expandAllVariables(
+      Object.fromEntries(Object.entries(def.variables).map(([k, value]) => [k, { value, expand: !raw.has(k) }])),
+      base,
+    )
+    const forwarded = [
+      ...(trigger.forward.pipelineVariables ? pipelineVars : []),
+      ...(trigger.forward.yamlVariables ? Object.entries(yaml).map(([key, value]) => ({ key, value })) : []),
+    ]
+    if (trigger.include) {
+      let depth = 1
+      for (let p = parent; p.upstream_job_id !== null; depth++) {
+        const up = await q.findJob(this.db, p.upstream_job_id)
+        const upPipeline = up && (await q.findPipeline(this.db, up.pipeline_id))
+        if (!upPipeline || upPipeline.project_id !== p.project_id) break
+        p = upPipeline
+      }
+      if (depth > BRIDGE_LIMITS.childDepth) throw new BridgeFailure('reached_max_descendant_pipelines_depth')
+      const project = (await projectQueries.findProject(this.db, parent.project_id))!
+      return this.create({
+        project,
+        ref: parent.ref,
+        refType: parent.tag === 1 ? 'tag' : 'branch',
+        sha: parent.sha,
+        beforeSha: parent.before_sha,
+        source: 'parent_pipeline',
+        userId: parent.user_id,
+        variables: forwarded,
+        upstream: bridge,
+        config: JSON.stringify({ include: trigger.include }),
+      })
+    }
+    // Multi-project: the target must exist and be one the user may run pipelines in (developer or more).
+    const target = await projectQueries.findProjectByPath(this.db, trigger.project!)
+    const user = parent.user_id === null ? undefined : await userQueries.findUser(this.db, parent.user_id)
+    if (!target) throw new BridgeFailure('downstream_bridge_project_not_found')
+    if (!user) throw new BridgeFailure('insufficient_bridge_permissions')
+    if (user.is_admin !== 1) {
+      const level = await this.projectAccess.projectLevel(user, target)
+      if (level === undefined) throw new BridgeFailure('downstream_bridge_project_not_found')
+      if (level < ACCESS_LEVELS.developer) throw new BridgeFailure('insufficient_bridge_permissions')
+    }
+    const branch = trigger.branch ?? (await this.repos.defaultBranch(target.id))
+    const sha = branch === undefined ? undefined : await this.repos.resolveRef(target.id, `refs/heads/${branch}`)
+    if (!sha) throw new BridgeFailure('downstream_pipeline_creation_failed')
+    return this.create({
+      project: target,
+      ref: branch!,
+      refType: 'branch',
+      sha,
+      beforeSha: ZERO_SHA,
+      source: 'pipeline',
+      userId: user.id,
+      variables: forwarded,
+      upstream: bridge,
+    })
+  }
+
+  /** A `strategy: depend` bridge takes its downstream pipeline's status (running until it finishes). */
+  private async followDownstream(bridgeId: number, status: PipelineStatus): Promise<void> {
+    const bridge = await q.findJob(this.db, bridgeId)
+    if (!bridge || bridge.retried === 1 || bridge.status === 'created' || bridge.status === 'pending') return
+    const def = JSON.parse(bridge.definition) as JobDefinition
+    if (!def.trigger?.depend) return
+    const next = bridgeStatus(status)
+    if (next === bridge.status) return
+    const finished = FINISHED.has(next)
+    await q.updateJob(this.db, bridgeId, {
+      status: next,
+      finished_at: finished ? nowIso() : null,
+      failure_reason: next === 'failed' ? 'downstream_pipeline_failed' : null,
+    })
+    await this.advance(bridge.pipeline_id)
   }
 
   /** Cancels every job that has not finished; running ones are told by their runner's next update. */
@@ -437,12 +715,17 @@ export class Pipelines {
     const now = nowIso()
     for (const j of jobs) {
       if (!FINISHED.has(j.status as JobStatus))
-        await q.transitionJob(this.db, j.id, ['created', 'pending', 'running', 'manual', 'scheduled'], {
+        await q.transitionJob(this.db, j.id, ['created', 'waiting_for_resource', 'pending', 'running', 'manual', 'scheduled'], {
           status: 'canceled',
           finished_at: now,
         })
     }
     await this.advance(pipelineId)
+    // As GitLab: canceling a pipeline cancels the pipelines its bridges started.
+    const bridges = jobs.filter((j) => j.kind === 'bridge').map((j) => j.id)
+    for (const d of await q.downstreamPipelines(this.db, bridges)) {
+      if (!['success', 'failed', 'canceled', 'skipped'].includes(d.status)) await this.cancel(d.id)
+    }
   }
 
   /** Retries the failed and canceled jobs of a pipeline (new attempts), and the jobs they held back. */
@@ -469,7 +752,7 @@ export class Pipelines {
 
   async cancelJob(job: CiJob): Promise<CiJob> {
     if (FINISHED.has(job.status as JobStatus)) throw new WharfError('BAD_REQUEST', `job ${job.id} is already ${job.status}`, {})
-    await q.transitionJob(this.db, job.id, ['created', 'pending', 'running', 'manual', 'scheduled'], {
+    await q.transitionJob(this.db, job.id, ['created', 'waiting_for_resource', 'pending', 'running', 'manual', 'scheduled'], {
       status: 'canceled',
       finished_at: nowIso(),
     })
@@ -481,7 +764,7 @@ export class Pipelines {
   async playJob(job: CiJob): Promise<CiJob> {
     if (job.status !== 'manual' && job.status !== 'scheduled')
       throw new WharfError('BAD_REQUEST', `job ${job.id} is not a manual or delayed job waiting to be played`, {})
-    await q.transitionJob(this.db, job.id, ['manual', 'scheduled'], { status: 'pending', queued_at: nowIso() })
+    await q.transitionJob(this.db, job.id, ['manual', 'scheduled'], ready(job, nowIso()))
     await this.advance(job.pipeline_id)
     return (await q.findJob(this.db, job.id))!
   }
@@ -537,6 +820,11 @@ export class Pipelines {
 
   findJob(id: number): Promise<CiJob | undefined> {
     return q.findJob(this.db, id)
+  }
+
+  /** The pipelines the given bridge jobs created. */
+  downstreamPipelines(bridgeIds: number[]): Promise<Pipeline[]> {
+    return q.downstreamPipelines(this.db, bridgeIds)
   }
 
   markErased(jobId: number, at: string): Promise<void> {
@@ -612,6 +900,8 @@ export class Pipelines {
         definition: JSON.parse(job.definition) as unknown,
         variables: [],
         userId: job.user_id,
+        kind: job.kind === 'bridge' ? 'bridge' : 'build',
+        resourceGroup: job.resource_group,
       })
       // Same variables, with this attempt's job id and URL.
       const vars = (JSON.parse(job.variables) as JobVariable[]).map((v) =>
@@ -670,6 +960,11 @@ export class Pipelines {
       .filter((v) => protectedRef || v.protected === 0)
       .map((v) => ({ key: v.key, value: v.value, public: false, masked: v.masked === 1, file: v.variable_type === 'file' }))
   }
+}
+
+/** A played or released job: to the queue, or, in a resource group, to wait for the resource (assignResources). */
+function ready(job: CiJob, now: string): Partial<CiJob> {
+  return job.resource_group !== null ? { status: 'waiting_for_resource' } : { status: 'pending', queued_at: now }
 }
 
 function userIdOf(p: Principal): number | null {

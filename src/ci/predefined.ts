@@ -56,6 +56,7 @@ export function predefinedVariables(i: PredefinedInput): JobVariable[] {
     CI_SERVER: 'yes',
     CI_SERVER_URL: i.serverUrl,
     CI_SERVER_HOST: url.hostname,
+    CI_SERVER_FQDN: url.host,
     CI_SERVER_PORT: url.port || (url.protocol === 'https:' ? '443' : '80'),
     CI_SERVER_PROTOCOL: url.protocol.replace(':', ''),
     CI_SERVER_NAME: 'Wharf',

@@ -1,5 +1,5 @@
 import { nowIso } from '../metadata/db.ts'
-import type { CiJob, CiVariable, CommitStatus, Executor, Pipeline } from '../metadata/schema.ts'
+import type { CiJob, CiVariable, CommitStatus, Executor, Pipeline, ResourceGroup } from '../metadata/schema.ts'
 
 // Only this file builds CI SQL.
 
@@ -26,6 +26,7 @@ export async function insertPipeline(
     userId: number | null
     yamlErrors: string | null
     variables: string
+    upstreamJobId?: number | null
     scheduleId?: number | null
   },
 ): Promise<Pipeline> {
@@ -44,6 +45,7 @@ export async function insertPipeline(
       user_id: p.userId,
       yaml_errors: p.yamlErrors,
       variables: p.variables,
+      upstream_job_id: p.upstreamJobId ?? null,
       created_at: now,
       updated_at: now,
       started_at: null,
@@ -120,6 +122,8 @@ export async function insertJob(
     definition: unknown
     variables: unknown
     userId: number | null
+    kind?: 'build' | 'bridge'
+    resourceGroup?: string | null
   },
 ): Promise<CiJob> {
   return db
@@ -137,6 +141,8 @@ export async function insertJob(
       definition: JSON.stringify(j.definition),
       variables: JSON.stringify(j.variables),
       user_id: j.userId,
+      kind: j.kind ?? 'build',
+      resource_group: j.resourceGroup ?? null,
       retried: 0,
       failure_reason: null,
       runner_id: null,
@@ -182,9 +188,14 @@ export async function pageJobs(
     includeRetried: boolean
     limit: number
     offset: number
+    /** GitLab lists jobs runners run (`/jobs`) apart from bridges (`/bridges`). */
+    kind?: 'build' | 'bridge'
   },
 ): Promise<{ rows: CiJob[]; total: number }> {
-  let base = db.selectFrom('ci_jobs').where('project_id', '=', f.projectId)
+  let base = db
+    .selectFrom('ci_jobs')
+    .where('project_id', '=', f.projectId)
+    .where('kind', '=', f.kind ?? 'build')
   if (f.pipelineId !== undefined) base = base.where('pipeline_id', '=', f.pipelineId)
   if (!f.includeRetried) base = base.where('retried', '=', 0)
   if (f.scope?.length) base = base.where('status', 'in', f.scope)
@@ -244,7 +255,7 @@ export async function redundantPipelines(db: Executor, p: Pick<Pipeline, 'id' | 
     .where('tag', '=', 0)
     .where('id', '<', p.id)
     .where('sha', '!=', p.sha)
-    .where('status', 'in', ['created', 'pending', 'running', 'scheduled'])
+    .where('status', 'in', ['created', 'waiting_for_resource', 'pending', 'running', 'scheduled'])
     .execute()
 }
 
@@ -434,6 +445,75 @@ export async function countCommitStatuses(db: Executor, projectId: number, sha: 
   if (f.name !== undefined) q = q.where('name', '=', f.name)
   const r = await q.executeTakeFirstOrThrow()
   return Number(r.n)
+}
+
+/** Pipelines a bridge job created (one per attempt of the bridge). */
+export async function downstreamPipelines(db: Executor, bridgeIds: number[]): Promise<Pipeline[]> {
+  if (bridgeIds.length === 0) return []
+  return db.selectFrom('pipelines').selectAll().where('upstream_job_id', 'in', bridgeIds).orderBy('id').execute()
+}
+
+/** A project's jobs waiting for a resource group's resource, oldest first. */
+export async function jobsWaitingForResource(db: Executor, projectId: number): Promise<CiJob[]> {
+  return db
+    .selectFrom('ci_jobs')
+    .selectAll()
+    .where('project_id', '=', projectId)
+    .where('status', '=', 'waiting_for_resource')
+    .where('retried', '=', 0)
+    .orderBy('id')
+    .execute()
+}
+
+/** Gives the job its group's resource: pending now, unless another job of the group is pending or running. */
+export async function acquireResource(db: Executor, job: CiJob, now: string): Promise<boolean> {
+  const r = await db
+    .updateTable('ci_jobs')
+    .set({ status: 'pending', queued_at: now })
+    .where('id', '=', job.id)
+    .where('status', '=', 'waiting_for_resource')
+    .where(({ not, exists, selectFrom }) =>
+      not(
+        exists(
+          selectFrom('ci_jobs as held')
+            .select('held.id')
+            .where('held.project_id', '=', job.project_id)
+            .where('held.resource_group', '=', job.resource_group)
+            .where('held.status', 'in', ['pending', 'running']),
+        ),
+      ),
+    )
+    .executeTakeFirst()
+  return Number(r.numUpdatedRows) > 0
+}
+
+export async function ensureResourceGroup(db: Executor, projectId: number, key: string): Promise<void> {
+  const now = nowIso()
+  await db
+    .insertInto('resource_groups')
+    .values({ project_id: projectId, key, process_mode: 'unordered', created_at: now, updated_at: now })
+    .onConflict((oc) => oc.columns(['project_id', 'key']).doNothing())
+    .execute()
+}
+
+export async function findResourceGroup(db: Executor, projectId: number, key: string): Promise<ResourceGroup | undefined> {
+  return db.selectFrom('resource_groups').selectAll().where('project_id', '=', projectId).where('key', '=', key).executeTakeFirst()
+}
+
+/** One page of a project's resource groups, with how many it has. */
+export async function pageResourceGroups(
+  db: Executor,
+  projectId: number,
+  page: { limit: number; offset: number },
+): Promise<{ rows: ResourceGroup[]; total: number }> {
+  const base = db.selectFrom('resource_groups').where('project_id', '=', projectId)
+  const rows = await base.selectAll().orderBy('id').limit(page.limit).offset(page.offset).execute()
+  const n = await base.select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()
+  return { rows, total: Number(n.n) }
+}
+
+export async function updateResourceGroup(db: Executor, id: number, processMode: string): Promise<void> {
+  await db.updateTable('resource_groups').set({ process_mode: processMode, updated_at: nowIso() }).where('id', '=', id).execute()
 }
 
 /** A job's pipeline and that pipeline's ref (for the registry's tag history). */

@@ -9,7 +9,7 @@ import { StringEnum } from '../api/schemas.ts'
 import { WharfError } from '../core/errors.ts'
 import type { TypedApp } from '../core/typed-app.ts'
 import type { CommitInfo, GitRepos } from '../git/repos.ts'
-import type { CiJob, Pipeline, Project, Runner, User } from '../metadata/schema.ts'
+import type { CiJob, Pipeline, Project, ResourceGroup, Runner, User } from '../metadata/schema.ts'
 import type { Groups, Projects } from '../projects/index.ts'
 import type { JobRelations, Pipelines } from './pipelines.ts'
 import { runnerJson, type Runners } from './runners.ts'
@@ -513,6 +513,116 @@ export async function ciRoutes(app: TypedApp, deps: CiRouteDeps): Promise<void> 
       })
       setPageHeaders(req, reply, deps.publicUrl, page, total)
       return jobsJson(project, rows)
+    },
+  )
+
+  app.get(
+    '/projects/:id/pipelines/:pipeline_id/bridges',
+    {
+      schema: {
+        summary: "List a pipeline's bridge (trigger) jobs with their downstream pipelines",
+        tags: ['ci'],
+        params: PipelineParams,
+        querystring: JobQuery,
+      },
+      config: { public: true },
+    },
+    async (req, reply) => {
+      const { id, pipeline_id } = req.params
+      const project = await ciProject(req, id)
+      const query = req.query
+      const page = pageOf(query)
+      const pipeline = await pipelineOf(project, pipeline_id)
+      const { rows, total } = await pipelines.pageJobs({
+        projectId: project.id,
+        pipelineId: pipeline.id,
+        scope: scopes(query),
+        includeRetried: query.include_retried ?? false,
+        limit: page.limit,
+        offset: page.offset,
+        kind: 'bridge',
+      })
+      setPageHeaders(req, reply, deps.publicUrl, page, total)
+      const downstream = new Map((await pipelines.downstreamPipelines(rows.map((r) => r.id))).map((d) => [d.upstream_job_id, d]))
+      const jobs = await jobsJson(project, rows)
+      return Promise.all(
+        jobs.map(async (j) => {
+          const d = downstream.get(j.id)
+          // Another project's pipeline only for callers who may see that project.
+          const target = d && (d.project_id === project.id ? project : await ciProject(req, String(d.project_id)).catch(() => undefined))
+          return { ...j, downstream_pipeline: d && target ? pipelineBasic(target, d) : null }
+        }),
+      )
+    },
+  )
+
+  const ResourceGroupParams = Type.Object({ id: Type.String(), key: Type.String({ minLength: 1, maxLength: 255 }) })
+  const ResourceGroupBody = Body({ process_mode: Type.Optional(StringEnum(['unordered', 'oldest_first', 'newest_first'])) })
+  const resourceGroupJson = (g: ResourceGroup) => ({
+    id: g.id,
+    key: g.key,
+    process_mode: g.process_mode,
+    created_at: g.created_at,
+    updated_at: g.updated_at,
+  })
+  const resourceGroupOf = async (project: Project, key: string): Promise<ResourceGroup> => {
+    const g = await pipelines.findResourceGroup(project.id, key)
+    if (!g) throw new WharfError('NOT_FOUND', 'Resource group Not Found', {})
+    return g
+  }
+
+  app.get(
+    '/projects/:id/resource_groups',
+    {
+      schema: { summary: "List a project's resource groups", tags: ['ci'], params: IdParam, querystring: Type.Object({ ...PageQuery }) },
+      config: { public: true },
+    },
+    async (req, reply) => {
+      const project = await ciProject(req, req.params.id)
+      const page = pageOf(req.query)
+      const { rows, total } = await pipelines.resourceGroups(project.id, page)
+      setPageHeaders(req, reply, deps.publicUrl, page, total)
+      return rows.map(resourceGroupJson)
+    },
+  )
+
+  app.get(
+    '/projects/:id/resource_groups/:key',
+    { schema: { summary: 'Get a resource group', tags: ['ci'], params: ResourceGroupParams }, config: { public: true } },
+    async (req) => {
+      const project = await ciProject(req, req.params.id)
+      return resourceGroupJson(await resourceGroupOf(project, req.params.key))
+    },
+  )
+
+  app.put(
+    '/projects/:id/resource_groups/:key',
+    { schema: { summary: "Change a resource group's process mode", tags: ['ci'], params: ResourceGroupParams, body: ResourceGroupBody } },
+    async (req) => {
+      const project = await ciProject(req, req.params.id, 'maintainer')
+      const group = await resourceGroupOf(project, req.params.key)
+      const mode = req.body.process_mode
+      return resourceGroupJson(mode === undefined ? group : await pipelines.updateResourceGroup(group, mode))
+    },
+  )
+
+  app.get(
+    '/projects/:id/resource_groups/:key/upcoming_jobs',
+    {
+      schema: {
+        summary: 'Jobs waiting for a resource group, in the order they will get it',
+        tags: ['ci'],
+        params: ResourceGroupParams,
+        querystring: Type.Object({ ...PageQuery }),
+      },
+      config: { public: true },
+    },
+    async (req, reply) => {
+      const project = await ciProject(req, req.params.id)
+      const page = pageOf(req.query)
+      const waiting = await pipelines.upcomingJobs(await resourceGroupOf(project, req.params.key))
+      setPageHeaders(req, reply, deps.publicUrl, page, waiting.length)
+      return jobsJson(project, waiting.slice(page.offset, page.offset + page.limit))
     },
   )
 

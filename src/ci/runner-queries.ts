@@ -136,7 +136,13 @@ export async function pageRunnerJobs(
 
 /** Pending jobs (current attempts) in queue order after `afterId`, optionally only of some projects. */
 export async function pendingJobs(db: Executor, projectIds: number[] | undefined, limit: number, afterId = 0): Promise<CiJob[]> {
-  let q = db.selectFrom('ci_jobs').selectAll().where('status', '=', 'pending').where('retried', '=', 0).where('id', '>', afterId)
+  let q = db
+    .selectFrom('ci_jobs')
+    .selectAll()
+    .where('status', '=', 'pending')
+    .where('kind', '=', 'build')
+    .where('retried', '=', 0)
+    .where('id', '>', afterId)
   if (projectIds) {
     if (projectIds.length === 0) return []
     q = q.where('project_id', 'in', projectIds)
@@ -151,7 +157,8 @@ export async function projectIdsInNamespaces(db: Executor, namespaceIds: number[
 }
 
 export async function runningJobs(db: Executor): Promise<CiJob[]> {
-  return db.selectFrom('ci_jobs').selectAll().where('status', '=', 'running').orderBy('id').execute()
+  // Bridges run on the server (their downstream pipeline), never on a runner that could go silent.
+  return db.selectFrom('ci_jobs').selectAll().where('status', '=', 'running').where('kind', '=', 'build').orderBy('id').execute()
 }
 
 export async function retriedAttempts(db: Executor, pipelineId: number, name: string): Promise<number> {

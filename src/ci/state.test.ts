@@ -104,3 +104,14 @@ describe('pipelineStatus', () => {
     assert.equal(s(), 'skipped')
   })
 })
+
+it('a job waiting for its resource group keeps the pipeline waiting_for_resource, or running once something started', () => {
+  assert.equal(pipelineStatus([{ status: 'waiting_for_resource', allowFailure: false }]), 'waiting_for_resource')
+  assert.equal(
+    pipelineStatus([
+      { status: 'success', allowFailure: false },
+      { status: 'waiting_for_resource', allowFailure: false },
+    ]),
+    'running',
+  )
+})

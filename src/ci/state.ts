@@ -1,9 +1,25 @@
 // The pipeline/job state machine as plain data (GitLab's semantics), tested without HTTP or SQL.
 
-export const JOB_STATUSES = ['created', 'pending', 'running', 'success', 'failed', 'canceled', 'skipped', 'manual', 'scheduled'] as const
+/**
+ * `waiting_for_resource`: ready, but another job of its `resource_group` holds the resource;
+ * `scheduled`: a delayed job waiting out its `start_in`.
+ */
+export const JOB_STATUSES = [
+  'created',
+  'waiting_for_resource',
+  'pending',
+  'running',
+  'success',
+  'failed',
+  'canceled',
+  'skipped',
+  'manual',
+  'scheduled',
+] as const
 export type JobStatus = (typeof JOB_STATUSES)[number]
 export const PIPELINE_STATUSES = [
   'created',
+  'waiting_for_resource',
   'pending',
   'running',
   'success',
@@ -94,9 +110,16 @@ export function pipelineStatus(jobs: ReadonlyArray<Pick<JobNode, 'status' | 'all
   const has = (s: JobStatus) => jobs.some((j) => j.status === s)
   if (has('running')) return 'running'
   const started = jobs.some(
-    (j) => j.status !== 'created' && j.status !== 'pending' && j.status !== 'skipped' && j.status !== 'manual' && j.status !== 'scheduled',
+    (j) =>
+      j.status !== 'created' &&
+      j.status !== 'pending' &&
+      j.status !== 'waiting_for_resource' &&
+      j.status !== 'skipped' &&
+      j.status !== 'manual' &&
+      j.status !== 'scheduled',
   )
   if (has('pending')) return started ? 'running' : 'pending'
+  if (has('waiting_for_resource')) return started ? 'running' : 'waiting_for_resource'
   // A delayed job holds the pipeline as `scheduled` until its time comes (or someone plays it).
   if (has('scheduled')) return 'scheduled'
   // A blocking manual job holds the pipeline until someone plays it.
@@ -106,4 +129,17 @@ export function pipelineStatus(jobs: ReadonlyArray<Pick<JobNode, 'status' | 'all
   if (has('canceled')) return 'canceled'
   if (jobs.every((j) => j.status === 'skipped' || (j.status === 'manual' && j.allowFailure))) return 'skipped'
   return 'success'
+}
+
+/** A `strategy: depend` bridge's status for its downstream pipeline's: running until it is finished. */
+export function bridgeStatus(downstream: PipelineStatus): JobStatus {
+  switch (downstream) {
+    case 'success':
+    case 'failed':
+    case 'canceled':
+    case 'skipped':
+      return downstream
+    default:
+      return 'running'
+  }
 }

@@ -200,6 +200,8 @@ export interface PipelinesTable {
   updated_at: string
   started_at: string | null
   finished_at: string | null
+  /** The bridge job (`trigger:`) that created this pipeline, in its parent or upstream project's pipeline. */
+  upstream_job_id: Generated<number | null>
   /** The schedule that started it (source `schedule`). */
   pipeline_schedule_id: number | null
 }
@@ -231,8 +233,22 @@ export interface CiJobsTable {
   exit_code: number | null
   /** When its log and artifacts were erased (GitLab's job erase). */
   erased_at: string | null
+  /** 'build' (runners run it) or 'bridge' (`trigger:`: creates a downstream pipeline). */
+  kind: Generated<string>
+  /** `resource_group:`, with variables expanded. */
+  resource_group: Generated<string | null>
   /** When a `scheduled` job (`when: delayed`) becomes pending. */
   scheduled_at: string | null
+}
+
+/** A project's resource group (created on first use by a job's `resource_group:`). */
+export interface ResourceGroupsTable {
+  id: Generated<number>
+  project_id: number
+  key: string
+  process_mode: string
+  created_at: string
+  updated_at: string
 }
 
 /** GitLab's pipeline schedules: a cron line in an IANA time zone, run as the owner with these variables. */
@@ -372,10 +388,12 @@ export interface Database {
   registry_project_quotas: RegistryProjectQuotasTable
   registry_tag_pushes: RegistryTagPushesTable
   commit_statuses: CommitStatusesTable
+  resource_groups: ResourceGroupsTable
   identities: IdentitiesTable
 }
 
 export type Executor = Kysely<Database> | Transaction<Database>
+export type ResourceGroup = Selectable<ResourceGroupsTable>
 export type Repository = Selectable<RepositoriesTable>
 export type Manifest = Selectable<ManifestsTable>
 export type NewManifest = Insertable<ManifestsTable>

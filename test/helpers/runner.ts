@@ -112,6 +112,7 @@ export interface PipelineJson {
   status: string
   sha: string
   ref: string
+  source: string
 }
 
 export interface JobJson {
@@ -168,7 +169,7 @@ export class CiProject {
     const sha = (await this.git(['rev-parse', 'HEAD'])).trim()
     const deadline = Date.now() + 10_000
     for (;;) {
-      const list = await this.api<PipelineJson[]>('GET', `/projects/${this.id}/pipelines?per_page=100`)
+      const list = await this.api<PipelineJson[]>('GET', `/projects/${this.id}/pipelines?source=push&per_page=100`)
       const p = list.find((x) => x.sha === sha)
       if (p) return p
       if (Date.now() > deadline) throw new Error(`no pipeline for ${sha}: ${JSON.stringify(list)}`)

@@ -82,6 +82,15 @@ async function populate(h: ApiHarness, w: World) {
   for (const p of [w.target, ...extra]) await ci.jobTokens.allow(w.project.id, p)
   // The world's runner ran every job (GET /runners/:id/jobs); a runner claims through the protocol elsewhere.
   await h.db.updateTable('ci_jobs').set({ runner_id: w.runner.id }).where('project_id', '=', w.project.id).execute()
+  // Three bridge (trigger:) jobs in the world's pipeline for GET .../bridges, stored as a pipeline stores them.
+  const job = (await ci.pipelines.jobs(w.pipeline.id))[0]!
+  for (const name of ['child-a', 'child-b', 'child-c']) {
+    const { id: _id, ...row } = job
+    await h.db
+      .insertInto('ci_jobs')
+      .values({ ...row, name, kind: 'bridge', status: 'manual', runner_id: null })
+      .execute()
+  }
   for (const [owner, hook] of [
     [{ projectId: w.project.id }, w.hook],
     [{ groupId: w.group.id }, w.groupHook],
@@ -106,6 +115,20 @@ async function populate(h: ApiHarness, w: World) {
     )
   await commit([{ action: 'create', file_path: 'd', content: 'd' }])
   await commit(['a', 'b', 'c'].map((f) => ({ action: 'create', file_path: f, content: f })))
+  // Three resource groups, and three jobs waiting for the one named like the other list routes' `key`; after
+  // the commits above, whose pipelines auto-cancel the world's (waiting jobs included).
+  for (const key of ['K', 'R2', 'R3'])
+    await h.db
+      .insertInto('resource_groups')
+      .values({ project_id: w.project.id, key, process_mode: 'unordered', created_at: job.created_at, updated_at: job.created_at })
+      .execute()
+  for (const name of ['deploy-a', 'deploy-b', 'deploy-c']) {
+    const { id: _id, ...row } = job
+    await h.db
+      .insertInto('ci_jobs')
+      .values({ ...row, name, resource_group: 'K', status: 'waiting_for_resource', runner_id: null })
+      .execute()
+  }
   const head = (
     (await h.req('GET', `/api/v4/projects/${w.project.id}/repository/branches/main`, root)).json() as { commit: { id: string } }
   ).commit.id
@@ -251,6 +274,7 @@ test('every list route pages with per_page and sends the pagination headers', as
       '/api/v4/projects/:id/pipeline_schedules',
       '/api/v4/projects/:id/pipeline_schedules/:schedule_id/pipelines',
       '/api/v4/projects/:id/pipelines',
+      '/api/v4/projects/:id/pipelines/:pipeline_id/bridges',
       '/api/v4/projects/:id/pipelines/:pipeline_id/jobs',
       '/api/v4/projects/:id/protected_branches',
       '/api/v4/projects/:id/protected_tags',
@@ -260,6 +284,8 @@ test('every list route pages with per_page and sends the pagination headers', as
       '/api/v4/projects/:id/registry/repositories/:repository_id/tags',
       '/api/v4/projects/:id/registry/repositories/:repository_id/tags/:tag_name/history',
       '/api/v4/projects/:id/repository/branches',
+      '/api/v4/projects/:id/resource_groups',
+      '/api/v4/projects/:id/resource_groups/:key/upcoming_jobs',
       '/api/v4/projects/:id/repository/commits',
       '/api/v4/projects/:id/repository/commits/:sha/diff',
       '/api/v4/projects/:id/repository/commits/:sha/statuses',

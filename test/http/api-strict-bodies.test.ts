@@ -53,6 +53,10 @@ function writeRoutes(w: World): Record<string, { url: string; body: Json }> {
     },
     'PUT /api/v4/projects/:id': { url: `/api/v4/projects/${p}`, body: { name: 'P', description: 'd', visibility: 'private' } },
     'POST /api/v4/projects/:id/members': { url: `/api/v4/projects/${p}/members`, body: { user_id: u, access_level: 30 } },
+    'PUT /api/v4/projects/:id/resource_groups/:key': {
+      url: `/api/v4/projects/${p}/resource_groups/prod`,
+      body: { process_mode: 'oldest_first' },
+    },
     'PUT /api/v4/projects/:id/members/:user_id': {
       url: `/api/v4/projects/${p}/members/${u}`,
       body: { access_level: 30, expires_at: null },

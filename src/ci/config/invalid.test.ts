@@ -69,16 +69,46 @@ const cases: Case[] = [
   },
   {
     name: 'known GitLab keywords Wharf does not run',
-    yaml: 'build:\n  script: make\n  parallel: 3\n  resource_group: prod\n',
-    errors: ['jobs:build config contains unsupported keys: parallel, resource_group'],
+    yaml: 'build:\n  script: make\n  secrets: {}\n  publish: public\n',
+    errors: ['jobs:build config contains unsupported keys: secrets, publish'],
   },
   {
-    name: 'trigger jobs',
-    yaml: 'downstream:\n  trigger: group/other\nbuild:\n  script: make\n',
+    name: 'a trigger job with runner keywords',
+    yaml: 'downstream:\n  trigger: group/other\n  script: make\n  image: alpine\n',
+    errors: ['jobs:downstream config contains unknown keys: script, image'],
+  },
+  {
+    name: 'a delayed trigger job',
+    yaml: 'downstream:\n  trigger: group/other\n  when: delayed\n',
+    errors: ['jobs:downstream when should be one of: on_success, on_failure, always, manual'],
+  },
+  {
+    name: 'trigger with both project and include, and a bad strategy',
+    yaml: 'd:\n  trigger:\n    project: g/p\n    include: child.yml\n    strategy: wait\n',
     errors: [
-      'jobs:downstream config should implement the script:, run:, or trigger: keyword',
-      'jobs:downstream config contains unsupported keys: trigger',
+      'jobs:d:trigger config these keys cannot be used together: project, include',
+      'jobs:d:trigger strategy should be one of: depend',
     ],
+  },
+  {
+    name: 'trigger with neither project nor include',
+    yaml: 'd:\n  trigger:\n    strategy: depend\n',
+    errors: ['jobs:d:trigger config must specify either project or include'],
+  },
+  {
+    name: 'trigger:include of an artifact without its job',
+    yaml: 'd:\n  trigger:\n    include:\n      - artifact: gen.yml\n',
+    errors: ['jobs:d:trigger:include config must specify the job where to fetch the artifact from'],
+  },
+  {
+    name: 'trigger:forward with a non-boolean',
+    yaml: 'd:\n  trigger:\n    include: c.yml\n    forward:\n      yaml_variables: "no"\n',
+    errors: ['jobs:d:trigger:forward yaml_variables should be a boolean value'],
+  },
+  {
+    name: 'include:artifact outside a child pipeline',
+    yaml: 'include:\n  - artifact: gen.yml\n    job: gen\nb:\n  script: x\n',
+    errors: ['Including configs from artifacts is only allowed when triggering child pipelines'],
   },
   {
     name: 'unknown default keyword',
@@ -285,13 +315,18 @@ const cases: Case[] = [
   },
   {
     name: 'include:remote',
-    yaml: 'include:\n  - remote: https://example.com/ci.yml\n',
-    errors: ['include config contains unsupported keys: remote (only include:local and include:template are supported)'],
+    yaml: 'include:\n  - remote: http://example.com/ci.yml\n',
+    errors: ['Remote file `http://example.com/ci.yml` must be fetched over HTTPS'],
+  },
+  {
+    name: 'include with two forms',
+    yaml: 'include:\n  - local: a.yml\n    remote: https://example.com/ci.yml\n',
+    errors: ['Each include must use only one of: local, remote'],
   },
   {
     name: 'include of a URL string',
     yaml: 'include: https://example.com/ci.yml\n',
-    errors: ['Included file `https://example.com/ci.yml`: remote includes are not supported; use include:local'],
+    errors: ['include:remote is not available here'],
   },
   { name: 'include with an unknown key', yaml: 'include:\n  - lokal: a.yml\n', errors: ['include config contains unknown keys: lokal'] },
   { name: 'include of a number', yaml: 'include: [42]\n', errors: ['Each include must be a hash or a string'] },

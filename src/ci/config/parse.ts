@@ -19,7 +19,9 @@ import {
   type CiRetry,
   type CiRule,
   type CiService,
+  type MatrixEntry,
 } from './types.ts'
+import { expandParallel } from './parallel.ts'
 import { getKey, hasKey, isHash, isString, isStringArray, list, type Hash } from './util.ts'
 import {
   CONFIG_LIMITS,
@@ -37,6 +39,7 @@ import {
   validateImage,
   validateInherit,
   validateNeeds,
+  validateParallel,
   validatePolicy,
   validateRetry,
   validateRules,
@@ -45,6 +48,7 @@ import {
   validateStages,
   validateTags,
   validateTimeout,
+  validateTrigger,
   validateVariables,
   validateWhen,
   type DefaultKey,
@@ -104,16 +108,15 @@ const JOB_KEYS = [
   'interruptible',
   'timeout',
   'id_tokens',
+  'parallel',
+  'resource_group',
   'start_in',
 ] as const
 /** GitLab job keywords Wharf does not implement: an error, never silently ignored. */
 const UNSUPPORTED_JOB_KEYS = [
-  'trigger',
   'run',
-  'parallel',
   'release',
   'secrets',
-  'resource_group',
   'pages',
   'hooks',
   'identity',
@@ -122,6 +125,24 @@ const UNSUPPORTED_JOB_KEYS = [
   'inputs',
   'publish',
 ] as const
+/** Keywords of a bridge job (`trigger:`), GitLab's Config::Entry::Bridge: no script, image or other runner keywords. */
+const BRIDGE_KEYS = [
+  'trigger',
+  'extends',
+  'stage',
+  'only',
+  'except',
+  'rules',
+  'variables',
+  'inherit',
+  'allow_failure',
+  'when',
+  'needs',
+  'environment',
+  'parallel',
+  'resource_group',
+] as const
+const BRIDGE_WHEN = ['on_success', 'on_failure', 'always', 'manual'] as const
 const UNSUPPORTED_DEFAULT_KEYS = ['hooks', 'identity'] as const
 
 interface Defaults {
@@ -175,7 +196,8 @@ function buildConfig(e: Errors, root: Hash, includes: string[]): CiConfig {
   const workflow = buildWorkflow(e, getKey(root, 'workflow'))
   const defaults = buildDefaults(e, root)
 
-  const jobs: CiJob[] = []
+  let jobs: CiJob[] = []
+  const parallel = new Map<string, number | MatrixEntry[]>()
   let visible = 0
   for (const name of Object.keys(root)) {
     if ((GLOBAL_KEYS as readonly string[]).includes(name)) continue
@@ -185,7 +207,7 @@ function buildConfig(e: Errors, root: Hash, includes: string[]): CiConfig {
       if (!present(value) || value === '' || (Array.isArray(value) && value.length === 0)) e.add(loc, "config can't be blank")
       continue
     }
-    if (!isHash(value) || !hasKey(value, 'script')) {
+    if (!isHash(value) || !(hasKey(value, 'script') || hasKey(value, 'trigger'))) {
       e.add(loc, 'config should implement the script:, run:, or trigger: keyword')
       if (isHash(value)) checkKeys(e, loc, value, JOB_KEYS, UNSUPPORTED_JOB_KEYS)
       continue
@@ -193,8 +215,13 @@ function buildConfig(e: Errors, root: Hash, includes: string[]): CiConfig {
     visible++
     const job = buildJob(e, name, value, defaults)
     if (job) jobs.push(job)
+    if (job && present(getKey(value, 'parallel'))) {
+      const p = validateParallel(e, `${loc}:parallel`, getKey(value, 'parallel'))
+      if (p !== undefined) parallel.set(name, p)
+    }
   }
   if (visible === 0) e.add('jobs', 'config should contain at least one visible job')
+  if (e.size === 0) jobs = expandParallel(e, jobs, parallel)
   if (e.size === 0) checkJobGraph(e, stages, jobs)
   return { stages, variables, workflow, jobs, includes }
 }
@@ -313,9 +340,12 @@ function buildJob(e: Errors, name: string, h: Hash, defaults: Defaults): CiJob |
   const loc = `jobs:${name}`
   const errs = e.size
   if (name.length > CONFIG_LIMITS.jobName) e.add(loc, `name is too long (maximum is ${CONFIG_LIMITS.jobName} characters)`)
-  checkKeys(e, loc, h, JOB_KEYS, UNSUPPORTED_JOB_KEYS)
   const get = (k: string): unknown => getKey(h, k)
   const has = (k: string): boolean => present(get(k))
+  const bridge = hasKey(h, 'trigger')
+  if (bridge) checkKeys(e, loc, h, BRIDGE_KEYS, UNSUPPORTED_JOB_KEYS)
+  else checkKeys(e, loc, h, JOB_KEYS, UNSUPPORTED_JOB_KEYS)
+  const trigger = bridge ? validateTrigger(e, `${loc}:trigger`, get('trigger')) : null
 
   if (has('rules')) {
     const clash = ['only', 'except'].filter(has)
@@ -334,7 +364,9 @@ function buildJob(e: Errors, name: string, h: Hash, defaults: Defaults): CiJob |
 
   const scriptRaw = get('script')
   let script: string[] | undefined
-  if (!present(scriptRaw) || scriptRaw === '' || (Array.isArray(scriptRaw) && scriptRaw.length === 0)) e.add(loc, "script can't be blank")
+  if (bridge) script = []
+  else if (!present(scriptRaw) || scriptRaw === '' || (Array.isArray(scriptRaw) && scriptRaw.length === 0))
+    e.add(loc, "script can't be blank")
   else script = validateCommands(e, `${loc}:script`, scriptRaw)
 
   const inherit = validateInherit(e, `${loc}:inherit`, get('inherit')) ?? { default: true, variables: true }
@@ -343,8 +375,9 @@ function buildJob(e: Errors, name: string, h: Hash, defaults: Defaults): CiJob |
   for (const key of DEFAULT_KEYS) {
     if (has(key)) validateDefaultKey(e, `${loc}:${key}`, key, get(key), own)
   }
+  // A bridge runs nowhere: `default:` keywords (image, scripts, tags...) do not apply to it.
   const pick = <K extends DefaultKey>(key: K): Defaults[K] =>
-    has(key) ? own[key] : inherits(inherit.default, key) ? defaults[key] : undefined
+    has(key) ? own[key] : !bridge && inherits(inherit.default, key) ? defaults[key] : undefined
 
   const variables = validateVariables(e, `${loc}:variables`, get('variables'), ['value', 'expand'])
   const rules = has('rules') ? validateRules(e, `${loc}:rules`, get('rules'), 'job') : null
@@ -361,8 +394,14 @@ function buildJob(e: Errors, name: string, h: Hash, defaults: Defaults): CiJob |
   const allow = has('allow_failure') ? validateAllowFailure(e, loc, get('allow_failure')) : null
   const environment = has('environment') ? validateEnvironment(e, `${loc}:environment`, get('environment')) : null
   const coverage = has('coverage') ? validateCoverage(e, `${loc}:coverage`, get('coverage')) : null
+  const resourceGroup = get('resource_group')
+  if (present(resourceGroup) && !(isString(resourceGroup) && resourceGroup !== '' && resourceGroup.length <= 255)) {
+    e.add(`${loc}:resource_group`, 'config should be a string of at most 255 characters')
+  }
+  // A bridge is never delayed (GitLab's Bridge::ALLOWED_WHEN); `start_in` is not one of its keys.
+  if (bridge && when === 'delayed') e.add(loc, `when should be one of: ${list(BRIDGE_WHEN)}`)
   // With rules, the delay belongs to the rule that says `when: delayed` (GitLab: "start in must be blank").
-  const startIn = validateStartIn(e, loc, get('start_in'), when === 'delayed' && !has('rules'))
+  const startIn = bridge ? null : validateStartIn(e, loc, get('start_in'), when === 'delayed' && !has('rules'))
 
   if (
     e.size !== errs ||
@@ -376,6 +415,7 @@ function buildJob(e: Errors, name: string, h: Hash, defaults: Defaults): CiJob |
     allow === undefined ||
     environment === undefined ||
     coverage === undefined ||
+    trigger === undefined ||
     startIn === undefined
   ) {
     return undefined
@@ -410,6 +450,9 @@ function buildJob(e: Errors, name: string, h: Hash, defaults: Defaults): CiJob |
     environment,
     coverage,
     idTokens: pick('id_tokens') ?? null,
+    parallel: null,
+    trigger,
+    resourceGroup: isString(resourceGroup) ? resourceGroup : null,
   }
 }
 

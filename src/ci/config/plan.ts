@@ -17,6 +17,7 @@ import {
   type CiRetry,
   type CiRule,
   type CiService,
+  type CiTrigger,
   type CiVariable,
   type JobWhen,
 } from './types.ts'
@@ -27,7 +28,7 @@ import { expandAllVariables, expandVariables } from './variables.ts'
 // GitLab's semantics: workflow:rules first, then each job's rules (first match wins) or
 // only/except (default `only: [branches, tags]`), then needs checked against the jobs kept.
 
-export const PIPELINE_SOURCES = ['push', 'web', 'api', 'trigger', 'schedule', 'pipeline'] as const
+export const PIPELINE_SOURCES = ['push', 'web', 'api', 'trigger', 'schedule', 'pipeline', 'parent_pipeline'] as const
 export type PipelineSource = (typeof PIPELINE_SOURCES)[number]
 
 export interface PlanContext {
@@ -84,6 +85,10 @@ export interface PlannedJob {
   coverage: string | null
   /** `id_tokens:`, audiences as written (expanded when the job starts, with the job's variables). */
   idTokens: Record<string, CiIdToken> | null
+  /** A bridge job's `trigger:` (`project` and `branch` with variables expanded); null for a job runners run. */
+  trigger: CiTrigger | null
+  /** `resource_group:` with variables expanded (GitLab allows `$CI_ENVIRONMENT_NAME` and the like). */
+  resourceGroup: string | null
 }
 
 export type PipelinePlan =
@@ -332,6 +337,12 @@ export function planPipeline(config: CiConfig, ctx: PlanContext): PipelinePlan {
         environment: job.environment,
         coverage: job.coverage,
         idTokens: job.idTokens,
+        resourceGroup: job.resourceGroup === null ? null : expandVariables(job.resourceGroup, lookup) || null,
+        trigger: job.trigger && {
+          ...job.trigger,
+          project: job.trigger.project === null ? null : expandVariables(job.trigger.project, lookup),
+          branch: job.trigger.branch === null ? null : expandVariables(job.trigger.branch, lookup),
+        },
       }
     })
     .sort((a, b) => a.stageIndex - b.stageIndex)

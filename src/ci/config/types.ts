@@ -80,6 +80,21 @@ export interface CiNeed {
   artifacts: boolean
   /** Absent from the pipeline (excluded by rules/only/except) is fine. */
   optional: boolean
+  /** `parallel:matrix`: only these combinations of a matrix job (resolved to names by ./parallel.ts). */
+  matrix?: MatrixEntry[]
+}
+
+/** One `parallel:matrix` entry: each variable's values (a single value is a one-element list). */
+export type MatrixEntry = Record<string, string[]>
+
+/** Which instance of a `parallel:` job this is (CI_NODE_INDEX / CI_NODE_TOTAL). */
+export interface CiParallel {
+  /** The job's name as written, before expansion. */
+  group: string
+  index: number
+  total: number
+  /** The matrix variables of this instance, or null for `parallel: N`. */
+  matrix: Record<string, string> | null
 }
 
 export interface CiRule {
@@ -144,6 +159,23 @@ export interface CiEnvironment {
   deploymentTier: string | null
 }
 
+/** One file of a child pipeline's configuration (`trigger:include`). */
+export type CiTriggerInclude = { local: string } | { artifact: string; job: string }
+
+/** `trigger:` of a bridge job: a child pipeline (`include`) or a multi-project one (`project`). */
+export interface CiTrigger {
+  /** Full path of the downstream project, or null for a child pipeline. */
+  project: string | null
+  /** Branch of the downstream project (its default branch when null). */
+  branch: string | null
+  /** The child pipeline's configuration files; null for a multi-project trigger. */
+  include: CiTriggerInclude[] | null
+  /** `strategy: depend`: the bridge's status follows the downstream pipeline's. */
+  depend: boolean
+  /** `forward:`: which variables the downstream pipeline receives. */
+  forward: { yamlVariables: boolean; pipelineVariables: boolean }
+}
+
 /** One `id_tokens:` entry: the audience(s) of the OIDC ID token the job receives in a variable of its name. */
 export interface CiIdToken {
   /** As written; `$VARIABLES` are expanded when the job starts, as on GitLab. */
@@ -192,6 +224,12 @@ export interface CiJob {
   coverage: string | null
   /** `id_tokens:` by variable name (the job's own, else `default:`'s), or null. */
   idTokens: Record<string, CiIdToken> | null
+  /** Set on each instance of a `parallel:` job. */
+  parallel: CiParallel | null
+  /** Set on a bridge job (`trigger:`), which no runner runs; its `script` is empty. */
+  trigger: CiTrigger | null
+  /** `resource_group:`: one job of the group runs at a time in the project. */
+  resourceGroup: string | null
 }
 
 export interface CiConfig {

@@ -22,8 +22,11 @@ import {
   type CiRetry,
   type CiRule,
   type CiService,
+  type CiTrigger,
+  type CiTriggerInclude,
   type CiVariable,
   type JobWhen,
+  type MatrixEntry,
   type PullPolicy,
   type RuleWhen,
 } from './types.ts'
@@ -335,7 +338,7 @@ export function validateNeeds(e: Errors, loc: string, v: unknown): CiNeed[] | un
       e.add(at, 'has an unsupported type')
       continue
     }
-    if (!checkKeys(e, at, item, ['job', 'artifacts', 'optional'], ['pipeline', 'project', 'ref', 'parallel'])) {
+    if (!checkKeys(e, at, item, ['job', 'artifacts', 'optional', 'parallel'], ['pipeline', 'project', 'ref'])) {
       ok = false
       continue
     }
@@ -357,7 +360,13 @@ export function validateNeeds(e: Errors, loc: string, v: unknown): CiNeed[] | un
       e.add(at, 'optional should be a boolean value')
       continue
     }
-    out.push({ job, artifacts: artifacts !== false, optional: optional === true })
+    const parallel = getKey(item, 'parallel')
+    const matrix = present(parallel) ? validateNeedParallel(e, `${at}:parallel`, parallel) : null
+    if (matrix === undefined) {
+      ok = false
+      continue
+    }
+    out.push({ job, artifacts: artifacts !== false, optional: optional === true, ...(matrix ? { matrix } : {}) })
   }
   return ok ? out : undefined
 }
@@ -820,4 +829,128 @@ export function validateInherit(e: Errors, loc: string, v: unknown): CiInherit |
   const variables = present(vars) ? inheritPart(e, `${loc}:variables`, vars, null) : true
   if (def === undefined || variables === undefined) return undefined
   return { default: def, variables }
+}
+
+export const PARALLEL_LIMITS = {
+  /** GitLab's bounds for `parallel: N` and for the jobs one matrix generates. */
+  min: 1,
+  max: 200,
+} as const
+
+function validateMatrix(e: Errors, loc: string, v: unknown): MatrixEntry[] | undefined {
+  if (!Array.isArray(v) || v.length === 0 || !v.every(isHash)) return e.add(loc, 'config should be an array of hashes')
+  const out: MatrixEntry[] = []
+  for (const [i, raw] of v.entries()) {
+    const at = `${loc}:${i}`
+    const entry: MatrixEntry = {}
+    const keys = Object.keys(raw)
+    if (keys.length === 0) return e.add(at, "config can't be blank")
+    for (const key of keys) {
+      const value = raw[key]
+      const values = isScalar(value) ? [String(value)] : Array.isArray(value) && value.every(isScalar) ? value.map(String) : undefined
+      if (!values || values.length === 0) return e.add(`${at}:${key}`, 'config should be a string or an array of strings')
+      setKey(entry, key, values)
+    }
+    out.push(entry)
+  }
+  return out
+}
+
+/** `parallel:` of a job: an instance count or a matrix (see ./parallel.ts, which expands it). */
+export function validateParallel(e: Errors, loc: string, v: unknown): MatrixEntry[] | number | undefined {
+  if (typeof v === 'number') {
+    if (!Number.isInteger(v)) return e.add(loc, 'config should be an integer or a hash')
+    if (v < PARALLEL_LIMITS.min) return e.add(loc, `config must be greater than or equal to ${PARALLEL_LIMITS.min}`)
+    if (v > PARALLEL_LIMITS.max) return e.add(loc, `config must be less than or equal to ${PARALLEL_LIMITS.max}`)
+    return v
+  }
+  if (!isHash(v)) return e.add(loc, 'config should be an integer or a hash')
+  if (!checkKeys(e, loc, v, ['matrix'])) return undefined
+  const matrix = validateMatrix(e, `${loc}:matrix`, getKey(v, 'matrix'))
+  if (!matrix) return undefined
+  // Counted before the product is built: a hostile matrix costs no more than this.
+  const count = matrix.reduce((n, entry) => n + Object.values(entry).reduce((p, vals) => p * vals.length, 1), 0)
+  if (count > PARALLEL_LIMITS.max) return e.add(`${loc}:matrix`, `config generates too many jobs (maximum is ${PARALLEL_LIMITS.max})`)
+  return matrix
+}
+
+/** `needs:parallel:` of one need: `{ matrix: [...] }` only. */
+export function validateNeedParallel(e: Errors, loc: string, v: unknown): MatrixEntry[] | undefined {
+  if (!isHash(v)) return e.add(loc, 'config should be a hash')
+  if (!checkKeys(e, loc, v, ['matrix'])) return undefined
+  return validateMatrix(e, `${loc}:matrix`, getKey(v, 'matrix'))
+}
+
+const TRIGGER_KEYS = ['project', 'branch', 'strategy', 'include', 'forward'] as const
+/** A path of a project (`group/sub/project`), as the string form of `trigger:` names it. */
+const PROJECT_PATH = /^[\w.-]+(\/[\w.-]+)+$/
+
+function validateTriggerInclude(e: Errors, loc: string, v: unknown): CiTriggerInclude[] | undefined {
+  const items = Array.isArray(v) ? v : [v]
+  if (items.length === 0) return e.add(loc, 'config should be a string or an array of hashes')
+  const out: CiTriggerInclude[] = []
+  for (const item of items) {
+    if (isString(item) && item !== '') {
+      out.push({ local: item })
+      continue
+    }
+    if (!isHash(item)) return e.add(loc, 'config should be a string or an array of hashes')
+    if (!checkKeys(e, loc, item, ['local', 'artifact', 'job'], ['project', 'file', 'ref', 'template', 'remote', 'component', 'inputs'])) {
+      return undefined
+    }
+    const local = getKey(item, 'local')
+    const artifact = getKey(item, 'artifact')
+    const job = getKey(item, 'job')
+    if (isString(local) && local !== '' && !present(artifact) && !present(job)) out.push({ local })
+    else if (isString(artifact) && artifact !== '' && isString(job) && job !== '' && !present(local)) out.push({ artifact, job })
+    else if (present(artifact)) return e.add(loc, 'config must specify the job where to fetch the artifact from')
+    else return e.add(loc, 'config should be a local file or an artifact of a job')
+  }
+  return out
+}
+
+/** `trigger:`: a project path, or a hash (GitLab's Config::Entry::Trigger). */
+export function validateTrigger(e: Errors, loc: string, v: unknown): CiTrigger | undefined {
+  const forward = { yamlVariables: true, pipelineVariables: false }
+  if (isString(v)) {
+    if (!PROJECT_PATH.test(v)) return e.add(loc, 'config should be a project path or a hash')
+    return { project: v, branch: null, include: null, depend: false, forward }
+  }
+  if (!isHash(v)) return e.add(loc, 'config should be a hash or a string')
+  if (!checkKeys(e, loc, v, TRIGGER_KEYS)) return undefined
+  const errs = e.size
+  const project = getKey(v, 'project')
+  const branch = getKey(v, 'branch')
+  const strategy = getKey(v, 'strategy')
+  const includeRaw = getKey(v, 'include')
+  if (present(project) && present(includeRaw)) e.add(loc, 'config these keys cannot be used together: project, include')
+  if (!present(project) && !present(includeRaw)) e.add(loc, 'config must specify either project or include')
+  if (present(project) && !(isString(project) && project !== '')) e.add(loc, 'project should be a string')
+  if (present(branch) && !isString(branch)) e.add(loc, 'branch should be a string')
+  if (present(branch) && present(includeRaw)) e.add(loc, 'config these keys cannot be used together: branch, include')
+  if (present(strategy) && strategy !== 'depend') e.add(loc, 'strategy should be one of: depend')
+  const include = present(includeRaw) ? validateTriggerInclude(e, `${loc}:include`, includeRaw) : null
+  const fwd = getKey(v, 'forward')
+  if (present(fwd)) {
+    if (!isHash(fwd)) e.add(`${loc}:forward`, 'config should be a hash')
+    else if (checkKeys(e, `${loc}:forward`, fwd, ['yaml_variables', 'pipeline_variables'])) {
+      for (const [key, field] of [
+        ['yaml_variables', 'yamlVariables'],
+        ['pipeline_variables', 'pipelineVariables'],
+      ] as const) {
+        const x = getKey(fwd, key)
+        if (!present(x)) continue
+        if (typeof x !== 'boolean') e.add(`${loc}:forward`, `${key} should be a boolean value`)
+        else forward[field] = x
+      }
+    }
+  }
+  if (e.size !== errs || include === undefined) return undefined
+  return {
+    project: isString(project) ? project : null,
+    branch: isString(branch) ? branch : null,
+    include,
+    depend: strategy === 'depend',
+    forward,
+  }
 }

@@ -72,10 +72,14 @@ const OPTIONS: ParseOptions & DocumentOptions & SchemaOptions = {
 }
 const TO_JS: ToJSOptions = { maxAliasCount: YAML_LIMITS.aliases }
 
-export type LoadResult = { ok: true; value: unknown } | { ok: false; error: string }
+export type LoadResult = { ok: true; value: unknown; spec?: unknown } | { ok: false; error: string }
 
-/** Parses one YAML document; `label` names the file in messages. */
-export function loadYaml(text: string, label: string): LoadResult {
+/**
+ * Parses one YAML document; `label` names the file in messages. With `withSpec` (an included
+ * file), a `spec:` header document (CI/CD inputs) is returned as `spec` and the next document is
+ * the configuration.
+ */
+export function loadYaml(text: string, label: string, withSpec = false): LoadResult {
   if (Buffer.byteLength(text, 'utf8') > YAML_LIMITS.bytes) return { ok: false, error: `\`${label}\`: The parsed YAML is too big` }
   let value: unknown
   try {
@@ -88,7 +92,11 @@ export function loadYaml(text: string, label: string): LoadResult {
     }
     value = docs[0]?.toJS(TO_JS) ?? null
     if (docs.length > 1 && isHash(value) && Object.hasOwn(value, 'spec')) {
-      return { ok: false, error: `\`${label}\`: a spec: header (CI/CD inputs) is not supported` }
+      if (!withSpec) return { ok: false, error: `\`${label}\`: a spec: header (CI/CD inputs) is not supported` }
+      const spec = value.spec
+      value = docs[1]?.toJS(TO_JS) ?? null
+      if (tooDeep(value, 0) || tooDeep(spec, 0)) return { ok: false, error: `\`${label}\`: The parsed YAML is too big` }
+      return { ok: true, value, spec }
     }
   } catch (e) {
     return { ok: false, error: `\`${label}\`: ${firstLine(e instanceof Error ? e.message : String(e))}` }

@@ -17,6 +17,7 @@ import * as m0014 from './0014-registry-tag-protection.ts'
 import * as m0015 from './0015-pipeline-schedules.ts'
 import * as m0016 from './0016-registry-repository-protection.ts'
 import * as m0017 from './0017-device-logins.ts'
+import * as m0018 from './0018-ci-keywords.ts'
 import * as m0019 from './0019-identities.ts'
 
 export type { MigrationContext } from './context.ts'
@@ -47,6 +48,7 @@ const MIGRATIONS: Record<string, { up(db: Kysely<unknown>, ctx: MigrationContext
   '0015-pipeline-schedules': m0015,
   '0016-registry-repository-protection': m0016,
   '0017-device-logins': m0017,
+  '0018-ci-keywords': m0018,
   '0019-identities': m0019,
 }
 
