@@ -1,7 +1,7 @@
 import type { ErrorCode } from '../core/errors.ts'
 
 /**
- * The runner API's statuses (problem+json bodies, as the rest of /api/v4), total over the domain
+ * The runner API's statuses (RFC 9457 problem bodies, as the rest of /api/v4), total over the domain
  * codes. gitlab-runner acts on the status alone: 403 and 404 on a job update or trace append stop
  * the job (its token is revoked or the job is gone), 416 on a trace append resends from the offset
  * in the `Range` header, 413 on an artifacts upload gives up, 429 and 5xx are retried.

@@ -74,7 +74,7 @@ const JobIdParam = Type.Object({ id: Type.Integer() })
 const TRACE_UPDATE_INTERVAL_SECONDS = 3
 
 /**
- * The runner plugin's errors: problem+json with statuses from the runner API's table; a refused
+ * The runner plugin's errors: RFC 9457 problems with statuses from the runner API's table; a refused
  * job request carries the job's status for the runner (`Job-Status`).
  */
 export function runnerErrorHandler(artifactsMaxBytes: number) {

@@ -28,7 +28,7 @@ export const ERROR_CODES = [
   'ROUTE_UNKNOWN',
   /** The pull-through cache's upstream is unreachable, failing or timed out, and nothing is cached. */
   'UPSTREAM_UNAVAILABLE',
-  // API conditions (problem+json on /api)
+  // API conditions (RFC 9457 problems on /api)
   'BAD_REQUEST',
   'NOT_FOUND',
   'CONFLICT',

@@ -40,7 +40,7 @@ export function instrumentRequests(app: FastifyInstance, metrics: Metrics): void
   })
 }
 
-/** The probe and metrics routes (a plugin: its error handler answers problem+json). */
+/** The probe and metrics routes (a plugin: its error handler answers RFC 9457 problems, as the API does). */
 export async function opsRoutes(app: FastifyInstance, opts: OpsOptions): Promise<void> {
   const { metrics, probes } = opts
   app.setErrorHandler(apiErrorHandler)
