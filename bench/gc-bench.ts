@@ -77,7 +77,7 @@ for (const s of shared) await put(s, 1000)
 for (let i = 0; i < N; i++) await put(d(`own-${i}`), 100)
 const gc = new GarbageCollector(
   db,
-  createRegistry(db, driver, { pageMax: 100, metrics: new Metrics() }).blobs,
+  createRegistry(db, driver, { pageMax: 100, metrics: new Metrics(), gcGraceSeconds: 3600 }).blobs,
   driver,
   { graceSeconds: 3600, untaggedDelaySeconds: 3600 },
   new Metrics(),

@@ -11,8 +11,8 @@
 //     registry is started again; the read-only window is stop → serving again.
 //   Wharf: `wharf gc` runs beside the running server while --pushers clients keep pushing new
 //     images (their own repositories, the shared layers uploaded again) and counting failures; no
-//     window. (A client that HEADs a blob in a repository being collected and then skips its upload
-//     can still lose the race: bench/RESULTS.md.)
+//     window. (Their own repositories: a client that HEADed a blob in a repository being collected
+//     and skipped its upload could lose the link to the sweep, until c005169 renewed links on HEAD.)
 // Reported: wall time and CPU (user+sys of the collector process, from bash's `times`), bytes
 // freed (du of the storage before and after; Wharf's minus what the concurrent pushes added, and
 // its own freedBytes), the window, failed pushes during Wharf's run; then every kept image is

@@ -115,7 +115,13 @@ export async function createServices(db: Kysely<Database>, storage: BlobDriver, 
   const metrics = opts.metrics ?? new Metrics()
   // The one place storage is wrapped: every service below gets the timed driver.
   const driver = instrumentDriver(storage, metrics)
-  const registry = createRegistry(db, driver, { pageMax: opts.pageMax, metrics, namespaceStorageBytes: opts.namespaceStorageBytes })
+  const gcOptions = opts.gc ?? DEFAULTS.gc
+  const registry = createRegistry(db, driver, {
+    pageMax: opts.pageMax,
+    metrics,
+    namespaceStorageBytes: opts.namespaceStorageBytes,
+    gcGraceSeconds: gcOptions.graceSeconds,
+  })
   const users = new Users(db)
   const { projects, groups, members, projectAccess } = createProjects(db, deleteRepositoriesUnder)
   users.setOwnedContentRemoval((user, groupIds) => projects.deleteOwnedBy(user, groupIds, groups))
@@ -147,7 +153,7 @@ export async function createServices(db: Kysely<Database>, storage: BlobDriver, 
     instanceUrl: opts.publicUrl,
     userAgent: 'Wharf',
   })
-  const gc = new GarbageCollector(db, registry.blobs, driver, opts.gc ?? DEFAULTS.gc, metrics)
+  const gc = new GarbageCollector(db, registry.blobs, driver, gcOptions, metrics)
   const sso = new Sso({
     db,
     users,

@@ -62,7 +62,7 @@ export async function gcCommand(argv: string[]): Promise<number> {
     await migrate(db, dbConfig.kind)
     const metrics = new Metrics()
     const driver = openStorage(config).blobs
-    const registry = createRegistry(db, driver, { pageMax: config.limits.pageMax, metrics })
+    const registry = createRegistry(db, driver, { pageMax: config.limits.pageMax, metrics, gcGraceSeconds: config.gc.graceSeconds })
     const gc = new GarbageCollector(db, registry.blobs, driver, config.gc, metrics)
     const report = await gc.run({ dryRun: values['dry-run'] === true })
     process.stdout.write(values.json ? `${JSON.stringify(report, null, 2)}\n` : formatReport(report))

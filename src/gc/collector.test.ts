@@ -19,6 +19,7 @@ import * as rq from '../registry/queries.ts'
 import { createFsDriver } from '../storage/fs-driver.ts'
 import { blobPath } from '../storage/paths.ts'
 import { GarbageCollector, type GcOptions, type GcReport } from './collector.ts'
+import * as gq from './queries.ts'
 
 const DAY = 86_400_000
 const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json'
@@ -41,7 +42,7 @@ async function world(t: TestContext): Promise<World> {
   const storage = join(dir, 'storage')
   const driver = createFsDriver(storage)
   const metrics = new Metrics()
-  const registry = createRegistry(db, driver, { pageMax: 100, metrics })
+  const registry = createRegistry(db, driver, { pageMax: 100, metrics, gcGraceSeconds: 3600 })
   return {
     db,
     registry,
@@ -119,6 +120,25 @@ const fileExists = (w: World, digest: string) =>
   )
 const deleted = (r: GcReport, kind: 'manifest' | 'link' | 'blob') =>
   new Set(r.items.filter((i) => i.kind === kind).map((i) => `${i.repository ?? ''}@${i.digest}`))
+
+/** Dates every blob link and blob `ms` back, as if pushed that long ago. */
+async function ageLinks(w: World, ms: number): Promise<void> {
+  const at = new Date(Date.now() - ms).toISOString()
+  await w.db.updateTable('repository_blobs').set({ created_at: at }).execute()
+  await w.db.updateTable('blobs').set({ created_at: at }).execute()
+}
+
+/** An image manifest naming these blobs as config and layer. */
+function imageManifest(config: { digest: string; size: number }, layer: { digest: string; size: number }): Buffer {
+  return Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: OCI_MANIFEST,
+      config: { mediaType: 'application/vnd.oci.image.config.v1+json', ...config },
+      layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar', ...layer }],
+    }),
+  )
+}
 
 /** Runs as if `ms` had passed, so grace and delay are over without waiting. */
 const later = (ms: number) => ({ now: Date.now() + ms })
@@ -345,6 +365,57 @@ describe('garbage collection against concurrent pushes', () => {
       (e: unknown) => e instanceof WharfError && e.code === 'MANIFEST_BLOB_UNKNOWN',
     )
     assert.equal((await manifestRows(w, 'team/app')).size, 0)
+  })
+
+  it('a blob found by HEAD keeps its link for the manifest that names it (HEAD, sweep, manifest PUT)', async (t) => {
+    const w = await world(t)
+    const config = await pushBlob(w, 'team/app', JSON.stringify({ layers: ['l'] }))
+    const layer = await pushBlob(w, 'team/app', 'l')
+    // Uploaded by an earlier push whose manifest never came: unreferenced and past the grace.
+    await ageLinks(w, 2 * 3600_000)
+    // The client finds both (docker skips the uploads)...
+    for (const b of [config, layer]) assert.equal(await w.registry.blobs.stat(repo('team/app'), parseDigest(b.digest)), b.size)
+    // ...a sweep runs before its manifest arrives...
+    assert.equal((await w.gc().run()).counts.links, 0)
+    // ...and the manifest still finds its blobs.
+    const put = await w.registry.manifests.put(
+      repo('team/app'),
+      { kind: 'tag', tag: 'v1' as Tag },
+      imageManifest(config, layer),
+      OCI_MANIFEST,
+    )
+    assert.ok((await manifestRows(w, 'team/app')).has(put.digest))
+  })
+
+  it('a HEAD between the sweep picking a link and deleting it wins; a HEAD after the delete answers BLOB_UNKNOWN', async (t) => {
+    const w = await world(t)
+    const kept = await pushBlob(w, 'team/app', 'kept')
+    const gone = await pushBlob(w, 'team/app', 'gone')
+    await ageLinks(w, 2 * 3600_000)
+    const before = new Date(Date.now() - 3600_000).toISOString()
+    const candidates = await gq.staleLinkCandidates(w.db, before)
+    assert.equal(candidates.length, 2)
+    // The renewal commits between the sweep's candidate pass and its delete, which re-checks the age.
+    await w.registry.blobs.stat(repo('team/app'), parseDigest(kept.digest))
+    assert.deepEqual(
+      (await gq.deleteLinkBatch(w.db, candidates, before)).map((l) => l.digest),
+      [gone.digest],
+    )
+    assert.equal(await rq.linkedBlobSize(w.db, 'team/app', kept.digest), kept.size)
+    await assert.rejects(
+      w.registry.blobs.stat(repo('team/app'), parseDigest(gone.digest)),
+      (e: unknown) => e instanceof WharfError && e.code === 'BLOB_UNKNOWN',
+    )
+  })
+
+  it('a HEAD of a recently linked blob writes nothing', async (t) => {
+    const w = await world(t)
+    const b = await pushBlob(w, 'team/app', 'hot')
+    // Younger than a tenth of the grace (6 minutes of 3600 s).
+    const linkedAt = new Date(Date.now() - 5 * 60_000).toISOString()
+    await w.db.updateTable('repository_blobs').set({ created_at: linkedAt }).execute()
+    for (let i = 0; i < 3; i++) await w.registry.blobs.stat(repo('team/app'), parseDigest(b.digest))
+    assert.equal((await w.db.selectFrom('repository_blobs').select('created_at').executeTakeFirstOrThrow()).created_at, linkedAt)
   })
 
   it('linking a layer again restarts its grace', async (t) => {

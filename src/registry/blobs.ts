@@ -16,13 +16,26 @@ export type ByteRange = { start: number; end: number }
 export class Blobs {
   private readonly db: Kysely<Database>
   private readonly driver: BlobDriver
-  constructor(db: Kysely<Database>, driver: BlobDriver) {
+  private readonly renewAfterMs: number
+  /** `graceSeconds`: garbage collection's (gc.graceSeconds), which links found here are kept clear of. */
+  constructor(db: Kysely<Database>, driver: BlobDriver, opts: { graceSeconds: number }) {
     this.db = db
     this.driver = driver
+    this.renewAfterMs = (opts.graceSeconds * 1000) / RENEW_FRACTION
   }
 
-  /** Size of a blob readable in this repository; BLOB_UNKNOWN otherwise. */
+  /**
+   * Size of a blob readable in this repository; BLOB_UNKNOWN otherwise. A link found older than a
+   * tenth of the grace is renewed before the answer: a client that found the blob here skips its
+   * upload and names it in a manifest later, so garbage collection must not take the link in
+   * between (src/gc/README.md). Younger links cost no write, so a hot blob costs none.
+   */
   async stat(name: RepoName, d: ParsedDigest): Promise<number> {
+    const link = await q.linkedBlob(this.db, name, d.digest)
+    if (link === undefined) throw new WharfError('BLOB_UNKNOWN', 'blob unknown to registry', { digest: d.digest })
+    const renewBefore = new Date(Date.now() - this.renewAfterMs).toISOString()
+    if (link.linkedAt >= renewBefore || (await q.renewLink(this.db, link.repositoryId, d.digest, renewBefore))) return link.size
+    // Not renewed: another request did it first (the link is fresh) or the collector deleted it (the client must upload).
     const size = await q.linkedBlobSize(this.db, name, d.digest)
     if (size === undefined) throw new WharfError('BLOB_UNKNOWN', 'blob unknown to registry', { digest: d.digest })
     return size
@@ -139,6 +152,11 @@ export class Blobs {
   }
 }
 
+/**
+ * A link is renewed once older than grace / RENEW_FRACTION: at most one write per link that often,
+ * and a link found by a HEAD or GET has nine tenths of the grace left for the manifest naming it.
+ */
+const RENEW_FRACTION = 10
 /** Blob files removed at once: unlinks are cheap, but one at a time a large sweep waits on each. */
 const FILE_DELETES_AT_ONCE = 16
 /** Blob rows deleted per transaction: a short hold on the write lock, so pushes wait milliseconds. */

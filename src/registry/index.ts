@@ -30,7 +30,13 @@ export interface Registry {
 export function createRegistry(
   db: Kysely<Database>,
   driver: BlobDriver,
-  opts: { pageMax: number; metrics: Metrics; namespaceStorageBytes?: number | undefined },
+  opts: {
+    pageMax: number
+    metrics: Metrics
+    namespaceStorageBytes?: number | undefined
+    /** gc.graceSeconds: blob links a HEAD or GET finds are renewed well before it runs out. */
+    gcGraceSeconds: number
+  },
 ): Registry {
   const manifests = new Manifests(db, opts)
   // Read when Prometheus scrapes (one query), so pushes and deletes cost nothing extra.
@@ -49,7 +55,7 @@ export function createRegistry(
     },
   })
   return {
-    blobs: new Blobs(db, driver),
+    blobs: new Blobs(db, driver, { graceSeconds: opts.gcGraceSeconds }),
     uploads: new Uploads(db, driver, opts.metrics),
     manifests,
     metrics: opts.metrics,

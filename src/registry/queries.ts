@@ -46,6 +46,38 @@ export async function linkedBlobSize(db: Executor, name: string, digest: string)
   return row === undefined ? undefined : Number(row.size)
 }
 
+/** A blob's link into the named repository (with the blob's size), if there is one. */
+export async function linkedBlob(
+  db: Executor,
+  name: string,
+  digest: string,
+): Promise<{ repositoryId: number; size: number; linkedAt: string } | undefined> {
+  const row = await db
+    .selectFrom('repository_blobs as rb')
+    .innerJoin('repositories as r', 'r.id', 'rb.repository_id')
+    .innerJoin('blobs as b', 'b.digest', 'rb.digest')
+    .select(['rb.repository_id', 'b.size', 'rb.created_at'])
+    .where('r.name', '=', name)
+    .where('rb.digest', '=', digest)
+    .executeTakeFirst()
+  return row === undefined ? undefined : { repositoryId: row.repository_id, size: Number(row.size), linkedAt: row.created_at }
+}
+
+/**
+ * Restarts a link's grace if it is still there and older than `olderThan` (ISO); false when it is
+ * not (garbage collection deleted it, or another request renewed it first).
+ */
+export async function renewLink(db: Executor, repositoryId: number, digest: string, olderThan: string): Promise<boolean> {
+  const r = await db
+    .updateTable('repository_blobs')
+    .set({ created_at: nowIso() })
+    .where('repository_id', '=', repositoryId)
+    .where('digest', '=', digest)
+    .where('created_at', '<', olderThan)
+    .executeTakeFirst()
+  return Number(r.numUpdatedRows) > 0
+}
+
 export async function linkedBlobSizes(db: Executor, repositoryId: number, digests: string[]): Promise<Map<string, number>> {
   if (digests.length === 0) return new Map()
   const rows = await db
