@@ -205,11 +205,15 @@ export async function bearer(h: ApiHarness, user: string, name: string, actions:
 
 /** Pushes a one-layer image whose content depends on `seed` only (same seed: same blobs and manifest) under `tag` as `user`; the manifest PUT's response. */
 export async function pushSeeded(h: ApiHarness, user: string, name: string, tag: string, seed: string) {
-  const auth = await bearer(h, user, name, 'pull,push')
+  return pushSeededWith(h.app, await bearer(h, user, name, 'pull,push'), name, tag, seed)
+}
+
+/** `pushSeeded` with a registry authorization header already in hand (e.g. a job token's). */
+export async function pushSeededWith(app: ApiHarness['app'], auth: { authorization: string }, name: string, tag: string, seed: string) {
   const layer = Buffer.from(`layer-${seed}`)
   const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [sha256(layer)] } }))
   for (const blob of [layer, config]) {
-    const r = await h.app.inject({
+    const r = await app.inject({
       method: 'POST',
       url: `/v2/${name}/blobs/uploads/?digest=${sha256(blob)}`,
       headers: { ...auth, 'content-type': 'application/octet-stream' },
@@ -223,7 +227,7 @@ export async function pushSeeded(h: ApiHarness, user: string, name: string, tag:
     config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: sha256(config), size: config.length },
     layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: sha256(layer), size: layer.length }],
   })
-  return h.app.inject({
+  return app.inject({
     method: 'PUT',
     url: `/v2/${name}/manifests/${tag}`,
     headers: { ...auth, 'content-type': 'application/vnd.oci.image.manifest.v1+json' },

@@ -4,13 +4,12 @@
 // pipeline of each protected branch pushed. Real git branches, real job tokens, the preview first.
 import assert from 'node:assert/strict'
 import { execFileSync } from 'node:child_process'
-import { createHash } from 'node:crypto'
 import { test } from 'node:test'
 import { GitRepos } from '../../src/git/repos.ts'
 import type { Project } from '../../src/metadata/schema.ts'
+import { pushSeededWith } from './api-harness.ts'
 import { runnerHarness, updateJob, type RunnerHarness } from './runner-harness.ts'
 
-const sha256 = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('hex')}`
 const basic = (u: string, p: string) => `Basic ${Buffer.from(`${u}:${p}`).toString('base64')}`
 
 /** Pushes a one-layer image (content from `seed`) as `tag` with a registry token for the given basic credentials. */
@@ -22,29 +21,7 @@ async function pushAs(h: RunnerHarness, user: string, password: string, name: st
   })
   assert.equal(jwt.statusCode, 200, jwt.body)
   const auth = { authorization: `Bearer ${(jwt.json() as { token: string }).token}` }
-  const layer = Buffer.from(`layer-${seed}`)
-  const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [sha256(layer)] } }))
-  for (const blob of [layer, config]) {
-    const r = await h.app.inject({
-      method: 'POST',
-      url: `/v2/${name}/blobs/uploads/?digest=${sha256(blob)}`,
-      headers: { ...auth, 'content-type': 'application/octet-stream' },
-      payload: blob,
-    })
-    assert.equal(r.statusCode, 201, r.body)
-  }
-  const manifest = JSON.stringify({
-    schemaVersion: 2,
-    mediaType: 'application/vnd.oci.image.manifest.v1+json',
-    config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: sha256(config), size: config.length },
-    layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: sha256(layer), size: layer.length }],
-  })
-  const put = await h.app.inject({
-    method: 'PUT',
-    url: `/v2/${name}/manifests/${tag}`,
-    headers: { ...auth, 'content-type': 'application/vnd.oci.image.manifest.v1+json' },
-    payload: manifest,
-  })
+  const put = await pushSeededWith(h.app, auth, name, tag, seed)
   assert.equal(put.statusCode, 201, put.body)
   return String(put.headers['docker-content-digest'])
 }
