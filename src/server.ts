@@ -9,9 +9,7 @@ import type { Config } from './config/schema.ts'
 import { databaseConfig, migrate, openDb } from './metadata/db.ts'
 import { connectHookSources } from './hooks/sources.ts'
 import { createServices } from './services.ts'
-import type { BlobDriver } from './storage/driver.ts'
-import { createFsDriver } from './storage/fs-driver.ts'
-import { createS3Driver } from './storage/s3-driver.ts'
+import { openStorage } from './storage/open.ts'
 import { Metrics, metricsServer } from './ops/index.ts'
 import { buildMirrorApp } from './proxy/index.ts'
 import { WharfError } from './core/errors.ts'
@@ -42,32 +40,6 @@ function mirrorUrl(config: Readonly<Config>): string | undefined {
   return `${url.protocol}//${url.hostname}:${listenAddress({ listen: config.dependencyProxy.mirrorListen }).port}`
 }
 
-/** How long a presigned blob URL (storage.s3.redirect) stays valid: enough for a slow client to start its download. */
-const REDIRECT_SECONDS = 300
-
-/**
- * The configured storage: the registry's (blobs, upload temp files) and CI's (job logs, artifacts).
- * On the filesystem they are `<data>/storage` and `<data>/ci`; on S3, the prefix and its `ci/`.
- */
-export function openStorage(config: Pick<Config, 'data' | 'storage'>): { blobs: BlobDriver; ci: BlobDriver } {
-  const s3 = config.storage.s3
-  if (config.storage.driver === 'filesystem' || !s3?.bucket)
-    return { blobs: createFsDriver(join(config.data, 'storage')), ci: createFsDriver(join(config.data, 'ci')) }
-  const base = {
-    endpoint: s3.endpoint,
-    region: s3.region ?? 'us-east-1',
-    bucket: s3.bucket,
-    accessKeyId: s3.accessKeyId,
-    secretAccessKey: s3.secretAccessKey,
-    forcePathStyle: s3.forcePathStyle ?? false,
-  }
-  const prefix = s3.prefix ?? ''
-  return {
-    blobs: createS3Driver({ ...base, prefix, redirectSeconds: s3.redirect ? REDIRECT_SECONDS : undefined }),
-    ci: createS3Driver({ ...base, prefix: `${prefix}ci/` }),
-  }
-}
-
 /** Composition root: config → database → storage → registry → HTTP. */
 export async function startServer(config: Readonly<Config>): Promise<RunningServer> {
   const logger = pino({
@@ -80,7 +52,7 @@ export async function startServer(config: Readonly<Config>): Promise<RunningServ
   const dbConfig = databaseConfig(config.database, config.data)
   const db = openDb(dbConfig, { log: metrics.onQuery })
   await migrate(db, dbConfig.kind)
-  const storage = openStorage(config)
+  const storage = await openStorage(config.data, config.storage)
   gitPool.configure({ concurrency: config.limits.gitProcesses, queue: config.limits.gitQueue })
   const services = await createServices(db, storage.blobs, {
     metrics,

@@ -5,7 +5,7 @@ import { WharfError } from '../core/errors.ts'
 import { DatabaseUnavailableError, databaseConfig, migrate, openDb, SchemaTooNewError } from '../metadata/db.ts'
 import type { User } from '../metadata/schema.ts'
 import { createServices, type Services } from '../services.ts'
-import { openStorage } from '../server.ts'
+import { openStorage } from '../storage/open.ts'
 
 export const ADMIN_USAGE = `Usage: wharf admin <command> [options]   (works offline on the data directory)
 
@@ -139,7 +139,7 @@ export async function adminCommand(argv: string[]): Promise<number> {
   const db = openDb(dbConfig)
   try {
     await migrate(db, dbConfig.kind)
-    const storage = openStorage(config)
+    const storage = await openStorage(config.data, config.storage)
     const services = await createServices(db, storage.blobs, {
       ciStorage: storage.ci,
       publicUrl: config.publicUrl,

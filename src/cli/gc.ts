@@ -5,7 +5,7 @@ import { GarbageCollector, type GcItem, type GcReport } from '../gc/index.ts'
 import { DatabaseUnavailableError, databaseConfig, migrate, openDb, SchemaTooNewError } from '../metadata/db.ts'
 import { Metrics } from '../ops/index.ts'
 import { createRegistry } from '../registry/index.ts'
-import { openStorage } from '../server.ts'
+import { openStorage } from '../storage/open.ts'
 
 export const GC_USAGE = `Usage: wharf gc [--dry-run] [--json] [options]
 
@@ -61,7 +61,7 @@ export async function gcCommand(argv: string[]): Promise<number> {
   try {
     await migrate(db, dbConfig.kind)
     const metrics = new Metrics()
-    const driver = openStorage(config).blobs
+    const driver = (await openStorage(config.data, config.storage)).blobs
     const registry = createRegistry(db, driver, { pageMax: config.limits.pageMax, metrics, gcGraceSeconds: config.gc.graceSeconds })
     const gc = new GarbageCollector(db, registry.blobs, driver, config.gc, metrics)
     const report = await gc.run({ dryRun: values['dry-run'] === true })

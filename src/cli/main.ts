@@ -4,7 +4,6 @@ import { parseArgs } from 'node:util'
 import type { RunningServer } from '../server.ts'
 import { ConfigError, loadConfig, SETTINGS, type SettingFlag } from '../config/load.ts'
 import { DatabaseUnavailableError, SchemaTooNewError } from '../metadata/db.ts'
-import { startServer } from '../server.ts'
 import { installProcessGuards } from './guards.ts'
 
 const USAGE = `Usage: wharf <command> [options]
@@ -74,6 +73,8 @@ async function main(argv: string[]): Promise<void> {
   switch (command) {
     case 'serve': {
       const config = parse(rest)
+      // Loaded here, as the other commands' modules are: `wharf gc`, `admin` or `login` need none of the server.
+      const { startServer } = await import('../server.ts')
       const server = await startServer(config).catch((e: NodeJS.ErrnoException) => {
         if (e.code === 'EADDRINUSE' || e.code === 'EACCES' || e.code === 'EADDRNOTAVAIL')
           fail(`cannot listen on ${config.listen}: ${e.code}`)
