@@ -166,8 +166,17 @@ describe('online garbage collection under concurrent pushes (skopeo)', () => {
       }
     })()
 
+    // The pushes are paced by the collections, not the other way round: a slow machine (each
+    // `wharf gc` is a process start) must still see several collections race the pushes. Before
+    // image i, wait (bounded) until about 4·i/IMAGES_PER_WORKER collections finished: at least 3
+    // before the last image.
+    const collectionsDone = async (n: number) => {
+      for (const stop = Date.now() + 120_000; reports.length + gcBusy < n && Date.now() < stop; )
+        await new Promise((r) => setTimeout(r, 100))
+    }
     const worker = async (w: number) => {
       for (let i = 0; i < IMAGES_PER_WORKER; i++) {
+        await collectionsDone(Math.floor((i * 4) / IMAGES_PER_WORKER))
         const dest = `docker://${wharf.host}/${repoOf(w)}:${tagOf(i)}`
         for (let attempt = 1; ; attempt++) {
           const r = await skopeo(['copy', '--dest-tls-verify=false', '--dest-creds', creds(), `oci:${layout}:w${w}-${i}`, dest])
