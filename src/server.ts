@@ -134,7 +134,9 @@ export async function startServer(config: Readonly<Config>): Promise<RunningServ
   const policyTimer = setInterval(expire, POLICY_CHECK_MS).unref()
   // Single sign-on: a wrong issuer or an unreachable provider is logged now (and shown on the admin
   // page); linked identities are then checked with their provider every sso.syncIntervalSeconds.
-  await services.sso.check(logger)
+  // Not awaited: a provider that is down (up to its 10 s timeouts) must not hold the server's start
+  // and readiness back; check() settles every provider's outcome itself and never rejects.
+  void services.sso.check(logger)
   let syncing: Promise<unknown> | undefined
   const syncIdentities = () => {
     syncing ??= services.sso
