@@ -1,5 +1,5 @@
 import { Type, type Static } from '@sinclair/typebox'
-import type { FastifyRequest } from 'fastify'
+import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { ApiUrls } from '../api/context.ts'
 import { pageOf, PageQuery, setPageHeaders } from '../api/pagination.ts'
 import { Body, IdParam } from '../api/schemas.ts'
@@ -117,6 +117,29 @@ export async function ciRoutes(app: TypedApp, deps: CiRouteDeps): Promise<void> 
     if (role && !atLeast(level, role))
       throw new WharfError('FORBIDDEN', `this needs the ${role} role in ${project.full_path}`, { needs: role })
     return project
+  }
+  /** One page of a pipeline's jobs of a kind (GitLab lists builds and bridges apart), pagination headers set. */
+  const pipelineJobsPage = async (
+    req: FastifyRequest,
+    reply: FastifyReply,
+    params: Static<typeof PipelineParams>,
+    query: Static<typeof JobQuery>,
+    kind: 'build' | 'bridge',
+  ) => {
+    const project = await ciProject(req, params.id)
+    const page = pageOf(query)
+    const pipeline = await pipelineOf(project, params.pipeline_id)
+    const { rows, total } = await pipelines.pageJobs({
+      projectId: project.id,
+      pipelineId: pipeline.id,
+      scope: scopes(query),
+      includeRetried: query.include_retried ?? false,
+      limit: page.limit,
+      offset: page.offset,
+      kind,
+    })
+    setPageHeaders(req, reply, deps.publicUrl, page, total)
+    return { project, rows }
   }
   const pipelineOf = async (project: Project, id: number): Promise<Pipeline> => {
     const p = await pipelines.findPipeline(id)
@@ -498,20 +521,7 @@ export async function ciRoutes(app: TypedApp, deps: CiRouteDeps): Promise<void> 
       config: { public: true },
     },
     async (req, reply) => {
-      const { id, pipeline_id } = req.params
-      const project = await ciProject(req, id)
-      const query = req.query
-      const page = pageOf(query)
-      const pipeline = await pipelineOf(project, pipeline_id)
-      const { rows, total } = await pipelines.pageJobs({
-        projectId: project.id,
-        pipelineId: pipeline.id,
-        scope: scopes(query),
-        includeRetried: query.include_retried ?? false,
-        limit: page.limit,
-        offset: page.offset,
-      })
-      setPageHeaders(req, reply, deps.publicUrl, page, total)
+      const { project, rows } = await pipelineJobsPage(req, reply, req.params, req.query, 'build')
       return jobsJson(project, rows)
     },
   )
@@ -528,21 +538,7 @@ export async function ciRoutes(app: TypedApp, deps: CiRouteDeps): Promise<void> 
       config: { public: true },
     },
     async (req, reply) => {
-      const { id, pipeline_id } = req.params
-      const project = await ciProject(req, id)
-      const query = req.query
-      const page = pageOf(query)
-      const pipeline = await pipelineOf(project, pipeline_id)
-      const { rows, total } = await pipelines.pageJobs({
-        projectId: project.id,
-        pipelineId: pipeline.id,
-        scope: scopes(query),
-        includeRetried: query.include_retried ?? false,
-        limit: page.limit,
-        offset: page.offset,
-        kind: 'bridge',
-      })
-      setPageHeaders(req, reply, deps.publicUrl, page, total)
+      const { project, rows } = await pipelineJobsPage(req, reply, req.params, req.query, 'bridge')
       const downstream = new Map((await pipelines.downstreamPipelines(rows.map((r) => r.id))).map((d) => [d.upstream_job_id, d]))
       const jobs = await jobsJson(project, rows)
       return Promise.all(
