@@ -449,7 +449,7 @@ describe('sso settings', () => {
     assert.ok(!bad.includes('hush-hush'))
   })
 
-  it('checks LDAP servers: a bind password needs a bind DN, ids are unique across providers', () => {
+  it('checks LDAP servers: a bind password needs a bind DN, ids are unique across providers, TLS one way', async () => {
     const dirSettings = { id: 'dir', label: 'Dir', url: 'ldap://ldap.example', baseDn: 'dc=x' }
     assert.equal(loadConfig({ env: env([], [dirSettings]) }).sso.ldap.length, 1)
     assertConfigError(() => loadConfig({ env: env([], [{ ...dirSettings, bindPassword: 'p' }]) }), 'sso.ldap.0', 'needs bindDn')
@@ -458,6 +458,17 @@ describe('sso settings', () => {
       'sso.ldap.0.id',
       'already used',
     )
+    assert.equal(loadConfig({ env: env([], [{ ...dirSettings, startTls: true }]) }).sso.ldap[0]!.startTls, true)
+    assertConfigError(
+      () => loadConfig({ env: env([], [{ ...dirSettings, url: 'ldaps://ldap.example', startTls: true }]) }),
+      'sso.ldap.0.startTls',
+      'TLS already',
+    )
+    // ldapts would silently speak TLS to the plain port when given a CA: refused, with the two ways to get TLS.
+    const ca = join(dir, 'ldap-ca.pem')
+    await writeFile(ca, '-----BEGIN CERTIFICATE-----\nAA==\n-----END CERTIFICATE-----\n')
+    assertConfigError(() => loadConfig({ env: env([], [{ ...dirSettings, caFile: ca }]) }), 'sso.ldap.0.caFile', 'startTls: true')
+    assert.equal(loadConfig({ env: env([], [{ ...dirSettings, caFile: ca, startTls: true }]) }).sso.ldap[0]!.caFile, ca)
   })
 })
 

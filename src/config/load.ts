@@ -377,7 +377,7 @@ function readSecretFile(at: string, where: string, path: string): string {
   return secret
 }
 
-/** Ids unique (across OIDC too: identities are keyed by id), one bind password source, a readable CA file. */
+/** Ids unique (across OIDC too: identities are keyed by id), one bind password source, TLS one way, a readable CA file for it. */
 function checkLdapServers(sso: Config['sso'], origins: Map<string, Origin>): void {
   const where = settingOrigin('sso.ldap', origins)
   const seen = new Set(sso.oidc.map((p) => p.id))
@@ -389,6 +389,10 @@ function checkLdapServers(sso: Config['sso'], origins: Map<string, Origin>): voi
       throw new ConfigError(`invalid setting ${at} (${where}): give bindPassword or bindPasswordFile, not both`)
     if ((l.bindPassword !== undefined || l.bindPasswordFile !== undefined) && l.bindDn === undefined)
       throw new ConfigError(`invalid setting ${at} (${where}): a bind password needs bindDn`)
+    if (l.startTls && l.url.startsWith('ldaps:'))
+      throw new ConfigError(`invalid setting ${at}.startTls (${where}): ldaps:// is TLS already; use ldap:// with startTls`)
+    if (l.caFile !== undefined && !l.startTls && !l.url.startsWith('ldaps:'))
+      throw new ConfigError(`invalid setting ${at}.caFile (${where}): ${l.url} is plain LDAP; use ldaps:// or startTls: true for TLS`)
     if (l.bindPasswordFile !== undefined) {
       l.bindPassword = readSecretFile(`${at}.bindPasswordFile`, where, l.bindPasswordFile)
       delete l.bindPasswordFile

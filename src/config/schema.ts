@@ -81,9 +81,11 @@ export const LdapServer = Type.Object(
     /** Stable id of linked identities; changing it unlinks everyone. */
     id: Type.String({ pattern: '^[a-z0-9][a-z0-9_-]{0,31}$', description: 'lowercase letters, digits, - and _' }),
     label: Type.String({ minLength: 1, maxLength: 64 }),
-    /** ldaps://host[:port] (TLS), or ldap://host[:port] (plain: loopback or a trusted network only). */
+    /** ldaps://host[:port] (TLS), or ldap://host[:port] (with startTls, or plain: loopback or a trusted network only). The certificate must name this host. */
     url: Type.String({ pattern: '^ldaps?://[^/\\s?#]+/?$', description: 'ldap://host[:port] or ldaps://host[:port]' }),
-    /** PEM CA bundle that verifies the server's certificate (ldaps://). */
+    /** Upgrade the ldap:// connection with StartTLS before anything is sent (default false; a server that refuses is an error, never plain). */
+    startTls: Type.Optional(Type.Boolean()),
+    /** PEM CA bundle that verifies the server's certificate (ldaps:// or StartTLS; default: the system's CAs). */
     caFile: Type.Optional(Type.String({ minLength: 1, description: 'a path' })),
     /** The service account that searches for users (anonymous search when absent). */
     bindDn: Type.Optional(Type.String({ minLength: 1 })),

@@ -10,7 +10,7 @@ import type { Database, Identity, User } from '../metadata/schema.ts'
 import type { Groups, Members } from '../projects/index.ts'
 import type { Users } from '../users/index.ts'
 import { type DirectoryUser, LdapDirectory } from './ldap.ts'
-import { type Claims, OidcProvider, type ProviderStatus, ssoError, ssoReason } from './oidc.ts'
+import { type Claims, OidcProvider, type ProviderStatus, type SsoFailure, ssoError, ssoReason } from './oidc.ts'
 import * as q from './queries.ts'
 
 /** The browser has this long between leaving for the provider and coming back. */
@@ -100,46 +100,66 @@ export class Sso {
   /**
    * Directory passwords as a credential: plugged into Credentials (tried before local passwords),
    * so the sign-in form, git and docker login accept them, throttled and audited there. A
-   * directory that cannot be reached is skipped (a local account may still match).
+   * directory that cannot be used is skipped (a local account may still match); when none of
+   * the others knows the user and no local password could match, the user is told the directory
+   * cannot check their password (503) rather than that it is wrong.
    */
   ldapVerifier(): CredentialVerifier {
     return {
       verify: async (username, secret) => {
-        if (!this.ldap.length || /^gl[a-z]+-/.test(secret)) return undefined
+        if (!this.ldap.length || !secret || /^gl[a-z]+-/.test(secret)) return undefined
+        const failed: Array<{ d: LdapDirectory; reason: string }> = []
+        let known = false
         for (const d of this.ldap) {
-          let found: DirectoryUser | undefined
+          let found: DirectoryUser | 'wrong-password' | undefined
           try {
             found = await d.authenticate(username, secret)
-          } catch {
-            // Noted for the admin page (LdapDirectory.report); the sign-in falls through to local accounts.
+          } catch (e) {
+            // The administrator's detail is on the admin page (LdapDirectory.report) and in the audit entry below.
+            failed.push({ d, reason: ssoReason(e) ?? 'unreachable' })
             continue
           }
-          if (found) return this.ldapSignIn(d, found)
+          if (found === 'wrong-password') known = true
+          else if (found) return this.ldapSignIn(d, found)
         }
-        return undefined
+        if (!failed.length || known) return undefined
+        // An administrator's local password (the break-glass path) must work while the directory is down.
+        if ((await this.deps.users.findUserByUsername(username))?.password_hash) return undefined
+        for (const { d, reason } of failed) await this.deps.credentials.audit(username, 'sso.failure', null, { provider: d.id, reason })
+        throw new WharfError(
+          'UNAVAILABLE',
+          `${failed.map(({ d }) => d.settings.label).join(', ')} cannot check your password right now. Try again later; if it persists, tell an administrator (Admin › Settings shows why).`,
+          { sso: failed[0]!.reason, retryAfter: 30 },
+        )
       },
     }
   }
 
-  private async ldapSignIn(d: LdapDirectory, found: DirectoryUser): Promise<Principal | undefined> {
+  private async ldapSignIn(d: LdapDirectory, found: DirectoryUser): Promise<Principal> {
     const { users, db } = this.deps
     const subject = found.dn.toLowerCase()
     let user: User | undefined
     const existing = await q.findIdentity(db, d.id, subject)
     if (existing) {
       user = await users.findUserById(existing.user_id)
-      if (!user) return undefined
+      if (!user)
+        throw await this.ldapRefused(d, found, 'not_allowed', 'the Wharf account linked to your directory account no longer exists')
       if (user.state !== 'active') {
-        if (existing.blocked_at === null) return undefined
+        // A block the sync made is lifted when the directory lists the user again; an administrator's block stays.
+        if (existing.blocked_at === null)
+          throw await this.ldapRefused(d, found, 'blocked', 'your Wharf account is blocked; ask an administrator')
         await users.setUserState(user.id, 'active')
         await this.deps.credentials.audit(user.username, 'sso.unblocked', null, { provider: d.id })
       }
       await q.recordSignIn(db, existing.id, found.email, null)
     } else {
-      if (!(d.settings.autoCreate ?? true)) {
-        await this.deps.credentials.audit(found.username, 'sso.failure', null, { provider: d.id, reason: 'not_allowed' })
-        return undefined
-      }
+      if (!(d.settings.autoCreate ?? true))
+        throw await this.ldapRefused(
+          d,
+          found,
+          'not_allowed',
+          'no Wharf account is linked to your directory account, and accounts are not created at sign-in; ask an administrator',
+        )
       user = await this.createNamed(usernameFrom(found.username), found.name, found.email)
       await q.insertIdentity(db, { userId: user.id, kind: 'ldap', provider: d.id, subject, email: found.email, refreshToken: null })
       await this.deps.credentials.audit(user.username, 'sso.created', null, { provider: d.id, subject })
@@ -153,6 +173,12 @@ export class Sso {
       isAdmin: user.is_admin === 1,
       credential: { kind: 'password', userId: user.id },
     }
+  }
+
+  /** The directory vouched for the password but Wharf refuses the account: audited, and said to the user (who proved the password). */
+  private async ldapRefused(d: LdapDirectory, found: DirectoryUser, reason: SsoFailure, message: string): Promise<WharfError> {
+    await this.deps.credentials.audit(found.username, 'sso.failure', null, { provider: d.id, reason, subject: found.dn.toLowerCase() })
+    return new WharfError('UNAUTHORIZED', message, { sso: reason })
   }
 
   /** The sign-in page's buttons. */

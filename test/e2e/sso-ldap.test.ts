@@ -1,13 +1,16 @@
-// LDAP sign-in against Debian's OpenLDAP (slapd, a throwaway instance on loopback, over ldaps://
-// verified with a test CA): a directory
-// user signs in with their directory password (local passwords are disabled), gets the role their
-// directory group maps to, pushes over git with a personal access token and gets registry tokens;
-// once the directory no longer finds them, the next sync blocks them and their token stops
-// working; an unreachable directory is reported to the administrator and blocks nobody.
+// LDAP sign-in against Debian's OpenLDAP (slapd, a throwaway instance on loopback that requires
+// TLS: StartTLS on ldap://, or ldaps://, both verified with a test CA): a directory user signs in
+// with their directory password (local passwords are disabled), gets the role their directory group
+// maps to, pushes over git with a personal access token and gets registry tokens; once the
+// directory no longer finds them, the next sync blocks them and their token stops working. A
+// directory Wharf cannot use (down, a certificate the configured CA does not vouch for, TLS the
+// directory demands but Wharf does not use) is explained to the administrator, tells users it
+// cannot check their password (not that it is wrong), blocks nobody and leaves break glass open.
 import { after, before, describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { mkdir, writeFile } from 'node:fs/promises'
 import path from 'node:path'
+import { issueServerCertificate } from '../../src/tls/ca.ts'
 import { freePort, startWharf, type Wharf } from '../helpers/wharf.ts'
 import { LDAP_ADMIN, LDAP_SUFFIX, startSlapd, type Slapd } from '../helpers/ldap.ts'
 import { gitClient, type GitClient } from '../helpers/git.ts'
@@ -64,15 +67,23 @@ before(async () => {
     groupBaseDn: `ou=groups,${LDAP_SUFFIX}`,
     groups: [{ from: 'devs', group: 'team', role: 'developer' }],
   }
+  // A CA that did not sign slapd's certificate.
+  const otherCa = (await issueServerCertificate({ dir: path.join(slapd.caFile, '..', '..', 'other-ca'), names: ['127.0.0.1'] })).files
+    .caCert
   ;[wharf, git] = await Promise.all([
     startWharf({
       port: await freePort(),
       env: {
         WHARF_SSO_LDAP: JSON.stringify([
-          { id: 'corp', url: slapd.ldapsUrl, caFile: slapd.caFile, ...dir },
+          // slapd refuses plain LDAP: frank's sign-ins and the sync go through StartTLS.
+          { id: 'corp', url: slapd.url, startTls: true, caFile: slapd.caFile, ...dir },
+          { id: 'corp-ldaps', url: slapd.ldapsUrl, caFile: slapd.caFile, ...dir, label: 'Corp over ldaps' },
           { id: 'down', url: `ldap://127.0.0.1:${await freePort()}`, ...dir, label: 'Down' },
-          // TLS with a certificate no configured CA vouches for.
+          // TLS with a certificate no configured CA vouches for: ldaps without caFile, StartTLS with another CA.
           { id: 'untrusted', url: slapd.ldapsUrl, ...dir, label: 'Untrusted' },
+          { id: 'wrong-ca', url: slapd.url, startTls: true, caFile: otherCa, ...dir, label: 'Wrong CA' },
+          // StartTLS forgotten: the directory demands TLS.
+          { id: 'plain', url: slapd.url, ...dir, label: 'Plain' },
         ]),
         WHARF_SSO_SYNC_INTERVAL_SECONDS: '2',
         WHARF_AUTH_PASSWORD_SIGN_IN: 'false',
@@ -93,7 +104,7 @@ describe('LDAP sign-in', { timeout: 120_000 }, () => {
     const options = (await (await fetch(`${wharf.url}/-/auth/providers`)).json()) as { directories: Array<{ label: string }> }
     assert.deepEqual(
       options.directories.map((d) => d.label),
-      ['Corp directory', 'Down', 'Untrusted'],
+      ['Corp directory', 'Corp over ldaps', 'Down', 'Untrusted', 'Wrong CA', 'Plain'],
     )
     const wrong = await fetch(`${wharf.url}/-/session`, {
       method: 'POST',
@@ -138,14 +149,61 @@ describe('LDAP sign-in', { timeout: 120_000 }, () => {
     assert.equal(push.code, 0, describeResult(push))
   })
 
-  it('reports the unreachable and the unverifiable directory to the administrator', async () => {
+  it('tells the administrator why each unusable directory fails, and what to set', async () => {
     const status = await wharf.api('GET', '/api/v4/admin/sso')
     const by = Object.fromEntries((status.json.providers as Array<{ id: string; ok: boolean; error: string | null }>).map((p) => [p.id, p]))
-    assert.equal(by.corp!.ok, true)
+    assert.equal(by.corp!.ok, true, by.corp!.error ?? '')
+    assert.equal(by['corp-ldaps']!.ok, true, by['corp-ldaps']!.error ?? '')
     assert.match(by.down!.error!, /cannot use the directory at ldap:\/\/127\.0\.0\.1:\d+ \(ECONNREFUSED\)/)
-    assert.match(by.untrusted!.error!, /cannot use the directory at .*(SELF_SIGNED|UNABLE_TO_VERIFY|certificate)/i)
+    assert.match(
+      by.untrusted!.error!,
+      /TLS certificate of ldaps:\/\/127\.0\.0\.1:\d+ is not trusted \(SELF_SIGNED_CERT_IN_CHAIN.*set caFile/,
+    )
+    assert.match(
+      by['wrong-ca']!.error!,
+      /TLS certificate of ldap:\/\/127\.0\.0\.1:\d+ is not trusted \(SELF_SIGNED_CERT_IN_CHAIN.*set caFile/,
+    )
+    assert.match(by.plain!.error!, /requires TLS .*use ldaps:\/\/ or startTls: true/)
     assert.ok(!status.text.includes(LDAP_ADMIN.password))
     assert.ok(!(await wharf.logTail(400)).includes(LDAP_ADMIN.password), 'the bind password is never logged')
+  })
+
+  it('tells a user the directories cannot check their password, audits it, and keeps break glass open', async () => {
+    // Nobody in the working directories: the unusable ones might have had them.
+    const res = await fetch(`${wharf.url}/-/session`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ username: 'grace', password: 'grace-ldap-pw' }),
+    })
+    assert.equal(res.status, 503)
+    const problem = (await res.json()) as { message: string }
+    assert.match(problem.message, /^503 Down, Untrusted, Wrong CA, Plain cannot check your password right now\. Try again later/)
+    assert.doesNotMatch(problem.message, /127\.0\.0\.1|SELF_SIGNED|caFile/, 'the administrator’s detail stays on the admin page')
+    const audit = await wharf.api('GET', '/api/v4/audit_events?action=sso.failure&actor=grace')
+    const reasons = (audit.json as Array<{ details: { provider: string; reason: string } }>).map(
+      (e) => `${e.details.provider}:${e.details.reason}`,
+    )
+    assert.deepEqual(reasons.sort(), ['down:unreachable', 'plain:misconfigured', 'untrusted:misconfigured', 'wrong-ca:misconfigured'])
+    // The same for docker login, in the registry token endpoint's own format.
+    const token = await fetch(`${wharf.url}/jwt/auth?service=container_registry`, {
+      headers: { authorization: `Basic ${Buffer.from('grace:grace-ldap-pw').toString('base64')}` },
+    })
+    assert.equal(token.status, 503)
+    assert.match(((await token.json()) as { errors: Array<{ message: string }> }).errors[0]!.message, /cannot check your password/)
+    // A user a working directory knows gets "wrong password", not "unavailable".
+    const wrong = await fetch(`${wharf.url}/-/session`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ username: 'frank', password: 'still-not-it' }),
+    })
+    assert.equal(wrong.status, 401)
+    // An administrator's local password (break glass, local passwords being off) works while directories are down.
+    const root = await fetch(`${wharf.url}/-/session`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ username: 'root', password: wharf.rootPassword }),
+    })
+    assert.equal(root.status, 201, await root.clone().text())
   })
 
   it('blocks the user once the directory no longer finds them: token, password and git refused', async () => {
@@ -157,7 +215,8 @@ describe('LDAP sign-in', { timeout: 120_000 }, () => {
       await new Promise((r) => setTimeout(r, 500))
     }
     assert.equal(await registryToken('frank', pat), 401)
-    assert.equal(await registryToken('frank', 'frank-ldap-pw'), 401)
+    // Refused; 503 rather than 401 here because this instance's unusable directories might still list frank.
+    assert.equal(await registryToken('frank', 'frank-ldap-pw'), 503)
     const clone = await git.git(['clone', `${wharf.url}/team/app.git`, 'after'], { creds: { username: 'frank', password: pat } })
     assert.notEqual(clone.code, 0)
     const audit = await wharf.api('GET', '/api/v4/audit_events?action=sso.blocked')

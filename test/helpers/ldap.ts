@@ -1,5 +1,7 @@
 // Debian's OpenLDAP (slapd) for the SSO tests: a throwaway instance in a temp dir (slapd -f with a
 // generated slapd.conf, an mdb database, ldap:// and ldaps:// on loopback only, foreground), seeded with ldapadd.
+// It requires TLS for every operation, as a production directory does: ldap:// works only after
+// StartTLS (the admin tools here use -ZZ), so a client that skips it is refused.
 import { spawn } from 'node:child_process'
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -12,6 +14,7 @@ export const LDAP_SUFFIX = 'dc=corp,dc=example'
 export const LDAP_ADMIN = { dn: `cn=admin,${LDAP_SUFFIX}`, password: 'ldap-admin-secret' }
 
 export interface Slapd {
+  /** ldap://: plain LDAP, usable only after StartTLS (slapd refuses anything else with confidentialityRequired). */
   url: string
   /** The same directory over TLS (ldaps://), with a certificate for 127.0.0.1 that caFile verifies. */
   ldapsUrl: string
@@ -41,6 +44,8 @@ export async function startSlapd(seed: string): Promise<Slapd> {
       `TLSCACertificateFile ${tls.caCert}`,
       `TLSCertificateFile ${tls.serverCert}`,
       `TLSCertificateKeyFile ${tls.serverKey}`,
+      // Binds, searches and writes only over TLS (ldaps:// or after StartTLS).
+      'security tls=1',
       'moduleload back_mdb',
       `pidfile ${dir}/slapd.pid`,
       'database mdb',
@@ -57,9 +62,12 @@ export async function startSlapd(seed: string): Promise<Slapd> {
   const child = spawn(SLAPD, ['-f', conf, '-h', `${url}/ ${ldapsUrl}/`, '-d', '0'], { stdio: ['ignore', 'ignore', 'pipe'] })
   let stderr = ''
   child.stderr.on('data', (c: Buffer) => (stderr += c.toString()))
+  // The OpenLDAP tools over StartTLS (-ZZ: fail rather than go on in plain), trusting the test CA.
+  const toolEnv = { LDAPTLS_CACERT: tls.caCert, LDAPTLS_REQCERT: 'demand' }
   const ldap = async (tool: string, args: string[], input?: string) => {
-    const r = await run(tool, ['-x', '-H', url, '-D', LDAP_ADMIN.dn, '-w', LDAP_ADMIN.password, ...args], {
+    const r = await run(tool, ['-x', '-ZZ', '-H', url, '-D', LDAP_ADMIN.dn, '-w', LDAP_ADMIN.password, ...args], {
       timeoutMs: 20_000,
+      env: toolEnv,
       ...(input !== undefined ? { input } : {}),
     })
     if (r.code !== 0) throw new Error(`${tool} failed:\n${describeResult(r)}\nslapd: ${stderr}`)
@@ -67,7 +75,7 @@ export async function startSlapd(seed: string): Promise<Slapd> {
   const deadline = Date.now() + 20_000
   for (;;) {
     if (child.exitCode !== null) throw new Error(`slapd exited (${child.exitCode}): ${stderr}`)
-    const r = await run('ldapsearch', ['-x', '-H', url, '-b', '', '-s', 'base', 'namingContexts'], { timeoutMs: 5000 })
+    const r = await run('ldapsearch', ['-x', '-ZZ', '-H', url, '-b', '', '-s', 'base', 'namingContexts'], { timeoutMs: 5000, env: toolEnv })
     if (r.code === 0) break
     if (Date.now() > deadline) throw new Error(`slapd did not answer: ${stderr}`)
     await new Promise((res) => setTimeout(res, 200))
