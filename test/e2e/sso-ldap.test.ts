@@ -47,6 +47,12 @@ dn: cn=devs,ou=groups,${LDAP_SUFFIX}
 objectClass: groupOfNames
 cn: devs
 member: uid=frank,ou=people,${LDAP_SUFFIX}
+member: uid=placeholder,ou=people,${LDAP_SUFFIX}
+
+dn: cn=leads,ou=groups,${LDAP_SUFFIX}
+objectClass: groupOfNames
+cn: leads
+member: uid=placeholder,ou=people,${LDAP_SUFFIX}
 `
 
 async function registryToken(username: string, secret: string): Promise<number> {
@@ -65,7 +71,10 @@ before(async () => {
     bindPassword: LDAP_ADMIN.password,
     baseDn: `ou=people,${LDAP_SUFFIX}`,
     groupBaseDn: `ou=groups,${LDAP_SUFFIX}`,
-    groups: [{ from: 'devs', group: 'team', role: 'developer' }],
+    groups: [
+      { from: 'devs', group: 'team', role: 'developer' },
+      { from: 'leads', group: 'team', role: 'maintainer' },
+    ],
   }
   // A CA that did not sign slapd's certificate.
   const otherCa = (await issueServerCertificate({ dir: path.join(slapd.caFile, '..', '..', 'other-ca'), names: ['127.0.0.1'] })).files
@@ -204,6 +213,26 @@ describe('LDAP sign-in', { timeout: 120_000 }, () => {
       body: JSON.stringify({ username: 'root', password: wharf.rootPassword }),
     })
     assert.equal(root.status, 201, await root.clone().text())
+  })
+
+  it('follows the directory’s group changes at the next sync', async () => {
+    await slapd.modify(
+      `dn: cn=leads,ou=groups,${LDAP_SUFFIX}\nchangetype: modify\nadd: member\nmember: uid=frank,ou=people,${LDAP_SUFFIX}\n`,
+    )
+    await slapd.modify(
+      `dn: cn=devs,ou=groups,${LDAP_SUFFIX}\nchangetype: modify\ndelete: member\nmember: uid=frank,ou=people,${LDAP_SUFFIX}\n`,
+    )
+    const level = async () =>
+      ((await wharf.api('GET', '/api/v4/groups/team/members')).json as Array<{ username: string; access_level: number }>).find(
+        (m) => m.username === 'frank',
+      )?.access_level
+    const deadline = Date.now() + 30_000
+    while ((await level()) !== 40) {
+      assert.ok(Date.now() < deadline, `frank's role did not follow the directory:\n${await wharf.logTail(30)}`)
+      await new Promise((r) => setTimeout(r, 500))
+    }
+    const audit = await wharf.api('GET', '/api/v4/audit_events?action=sso.group_sync&actor=frank')
+    assert.ok((audit.json as Array<{ details: { access_level: number } }>).some((e) => e.details.access_level === 40))
   })
 
   it('blocks the user once the directory no longer finds them: token, password and git refused', async () => {

@@ -475,7 +475,7 @@ async function settings() {
             ),
           ),
         )
-      : h('p', {}, 'No identity providers are configured (', h('code', {}, 'sso.oidc'), ').'),
+      : h('p', {}, 'No identity providers are configured (', h('code', {}, 'sso.oidc'), ', ', h('code', {}, 'sso.ldap'), ').'),
     h('h2', {}, 'Effective settings'),
     h(
       'p',
