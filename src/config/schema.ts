@@ -103,6 +103,12 @@ export const LdapServer = Type.Object(
     groups: Type.Optional(Type.Array(GroupMapping, { maxItems: 1000 })),
     /** Create an account at a first sign-in (default true). */
     autoCreate: Type.Optional(Type.Boolean()),
+    /**
+     * Link a first sign-in to the one existing account with the entry's mail (default false): for a
+     * directory whose mail attributes users cannot change, since the account, an administrator's
+     * included, is then theirs. The way to bring existing local accounts under the directory.
+     */
+    linkByEmail: Type.Optional(Type.Boolean()),
   },
   { additionalProperties: false },
 )

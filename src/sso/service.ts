@@ -153,16 +153,7 @@ export class Sso {
       }
       await q.recordSignIn(db, existing.id, found.email, null)
     } else {
-      if (!(d.settings.autoCreate ?? true))
-        throw await this.ldapRefused(
-          d,
-          found,
-          'not_allowed',
-          'no Wharf account is linked to your directory account, and accounts are not created at sign-in; ask an administrator',
-        )
-      user = await this.createNamed(usernameFrom(found.username), found.name, found.email)
-      await q.insertIdentity(db, { userId: user.id, kind: 'ldap', provider: d.id, subject, email: found.email, refreshToken: null })
-      await this.deps.credentials.audit(user.username, 'sso.created', null, { provider: d.id, subject })
+      user = await this.ldapAccount(d, found, subject)
     }
     await this.applyGroups(d.id, d.settings.groups ?? [], (from) => found.groups.has(from.toLowerCase()), user, null)
     await this.deps.credentials.audit(user.username, 'sso.sign_in', null, { provider: d.id, subject })
@@ -173,6 +164,37 @@ export class Sso {
       isAdmin: user.is_admin === 1,
       credential: { kind: 'password', userId: user.id },
     }
+  }
+
+  /** The account a first directory sign-in gets: the one with the entry's email (linkByEmail), else a new one (autoCreate), else refused. */
+  private async ldapAccount(d: LdapDirectory, found: DirectoryUser, subject: string): Promise<User> {
+    const { users, db } = this.deps
+    const matches = d.settings.linkByEmail && found.email ? await users.findUsersByEmail(found.email) : []
+    if (matches.length === 1) {
+      const user = matches[0]!
+      if (user.state !== 'active') throw await this.ldapRefused(d, found, 'blocked', 'your Wharf account is blocked; ask an administrator')
+      if (await q.findIdentityOfUser(db, d.id, user.id))
+        throw await this.ldapRefused(
+          d,
+          found,
+          'not_allowed',
+          `the Wharf account with your email is already linked to another ${d.settings.label} entry; ask an administrator`,
+        )
+      await q.insertIdentity(db, { userId: user.id, kind: 'ldap', provider: d.id, subject, email: found.email, refreshToken: null })
+      await this.deps.credentials.audit(user.username, 'sso.linked', null, { provider: d.id, subject, how: 'email' })
+      return user
+    }
+    if (!(d.settings.autoCreate ?? true))
+      throw await this.ldapRefused(
+        d,
+        found,
+        'not_allowed',
+        'no Wharf account is linked to your directory account, and accounts are not created at sign-in; ask an administrator',
+      )
+    const user = await this.createNamed(usernameFrom(found.username), found.name, found.email)
+    await q.insertIdentity(db, { userId: user.id, kind: 'ldap', provider: d.id, subject, email: found.email, refreshToken: null })
+    await this.deps.credentials.audit(user.username, 'sso.created', null, { provider: d.id, subject })
+    return user
   }
 
   /** The directory vouched for the password but Wharf refuses the account: audited, and said to the user (who proved the password). */

@@ -43,6 +43,26 @@ sn: Poole
 mail: frank@corp.example
 userPassword: frank-ldap-pw
 
+dn: ou=contractors,${LDAP_SUFFIX}
+objectClass: organizationalUnit
+ou: contractors
+
+dn: uid=ivan,ou=contractors,${LDAP_SUFFIX}
+objectClass: inetOrgPerson
+uid: ivan
+cn: Ivan Petrov
+sn: Petrov
+mail: ivan@partner.example
+userPassword: ivan-ldap-pw
+
+dn: uid=hwong,ou=contractors,${LDAP_SUFFIX}
+objectClass: inetOrgPerson
+uid: hwong
+cn: Hannah Wong
+sn: Wong
+mail: hannah@corp.example
+userPassword: hannah-ldap-pw
+
 dn: cn=devs,ou=groups,${LDAP_SUFFIX}
 objectClass: groupOfNames
 cn: devs
@@ -87,6 +107,18 @@ before(async () => {
           // slapd refuses plain LDAP: frank's sign-ins and the sync go through StartTLS.
           { id: 'corp', url: slapd.url, startTls: true, caFile: slapd.caFile, ...dir },
           { id: 'corp-ldaps', url: slapd.ldapsUrl, caFile: slapd.caFile, ...dir, label: 'Corp over ldaps' },
+          // Contractors sign in only to accounts an administrator made, matched by email.
+          {
+            id: 'contractors',
+            url: slapd.url,
+            startTls: true,
+            caFile: slapd.caFile,
+            ...dir,
+            label: 'Contractors',
+            baseDn: `ou=contractors,${LDAP_SUFFIX}`,
+            autoCreate: false,
+            linkByEmail: true,
+          },
           { id: 'down', url: `ldap://127.0.0.1:${await freePort()}`, ...dir, label: 'Down' },
           // TLS with a certificate no configured CA vouches for: ldaps without caFile, StartTLS with another CA.
           { id: 'untrusted', url: slapd.ldapsUrl, ...dir, label: 'Untrusted' },
@@ -102,6 +134,8 @@ before(async () => {
   ])
   assert.equal((await wharf.api('POST', '/api/v4/groups', { name: 'team', path: 'team' })).status, 201)
   await wharf.createProject('team/app')
+  const hannah = await wharf.api('POST', '/api/v4/users', { username: 'hannah', name: 'Hannah', email: 'hannah@corp.example' })
+  assert.equal(hannah.status, 201, hannah.describe)
 })
 
 after(async () => {
@@ -113,7 +147,7 @@ describe('LDAP sign-in', { timeout: 120_000 }, () => {
     const options = (await (await fetch(`${wharf.url}/-/auth/providers`)).json()) as { directories: Array<{ label: string }> }
     assert.deepEqual(
       options.directories.map((d) => d.label),
-      ['Corp directory', 'Corp over ldaps', 'Down', 'Untrusted', 'Wrong CA', 'Plain'],
+      ['Corp directory', 'Corp over ldaps', 'Contractors', 'Down', 'Untrusted', 'Wrong CA', 'Plain'],
     )
     const wrong = await fetch(`${wharf.url}/-/session`, {
       method: 'POST',
@@ -156,6 +190,34 @@ describe('LDAP sign-in', { timeout: 120_000 }, () => {
       assert.equal((await git.git(args, { cwd: repo })).code, 0)
     const push = await git.git(['push', `${wharf.url}/team/app.git`, 'main'], { cwd: repo, creds: { username: 'frank', password: pat } })
     assert.equal(push.code, 0, describeResult(push))
+  })
+
+  it('links a first sign-in to the account with the entry’s email, and refuses one without an account, saying why', async () => {
+    const signIn = (username: string, password: string) =>
+      fetch(`${wharf.url}/-/session`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ username, password }),
+      })
+    const linked = await signIn('hwong', 'hannah-ldap-pw')
+    assert.equal(linked.status, 201, await linked.clone().text())
+    assert.equal(((await linked.json()) as { user: { username: string } }).user.username, 'hannah')
+    const links = await wharf.api('GET', '/api/v4/audit_events?action=sso.linked&actor=hannah')
+    assert.deepEqual(
+      (links.json as Array<{ details: Record<string, string> }>).map((e) => [e.details.provider, e.details.how]),
+      [['contractors', 'email']],
+    )
+    // Signs in as hannah from now on, by the link (not by the email again).
+    assert.equal(await registryToken('hwong', 'hannah-ldap-pw'), 200)
+    const refused = await signIn('ivan', 'ivan-ldap-pw')
+    assert.equal(refused.status, 401)
+    assert.match(((await refused.json()) as { message: string }).message, /no Wharf account is linked to your directory account/)
+    const failures = await wharf.api('GET', '/api/v4/audit_events?action=sso.failure&actor=ivan')
+    assert.deepEqual(
+      (failures.json as Array<{ details: Record<string, string> }>).map((e) => [e.details.provider, e.details.reason]),
+      [['contractors', 'not_allowed']],
+    )
+    assert.equal((await wharf.api('GET', '/api/v4/users?username=ivan')).json.length, 0)
   })
 
   it('tells the administrator why each unusable directory fails, and what to set', async () => {
