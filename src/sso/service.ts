@@ -238,10 +238,25 @@ export class Sso {
     return p
   }
 
-  /** Starts a sign-in: the provider's authorization URL, and the sealed value of the state cookie binding it to this browser. */
-  async begin(providerId: string, opts: { returnTo: unknown; linkUserId: number | null }): Promise<{ url: string; cookie: string }> {
+  /**
+   * Starts a sign-in: the provider's authorization URL, and the sealed value of the state cookie
+   * binding it to this browser. A provider that cannot be used (discovery failed) is audited as a
+   * failed sign-in, like one that fails at the callback.
+   */
+  async begin(
+    providerId: string,
+    opts: { returnTo: unknown; linkUserId: number | null; address: string },
+  ): Promise<{ url: string; cookie: string }> {
     const p = this.provider(providerId)
-    const { url, checks } = await p.begin(this.redirectUri(providerId))
+    let started: Awaited<ReturnType<OidcProvider['begin']>>
+    try {
+      started = await p.begin(this.redirectUri(providerId))
+    } catch (e) {
+      const reason = ssoReason(e) ?? 'misconfigured'
+      await this.deps.credentials.audit('', 'sso.failure', opts.address, { provider: providerId, reason, error: (e as Error).message })
+      throw e
+    }
+    const { url, checks } = started
     const pending: PendingSignIn = {
       provider: providerId,
       ...checks,

@@ -82,7 +82,11 @@ export async function ssoWebRoutes(app: TypedApp, opts: SsoRouteOptions): Promis
       // Linking adds the identity to the account signed in in this browser.
       const session = linking ? await sessions.fromRequest(req) : undefined
       if (linking && !session) return reply.redirect(`/-/sign_in?return_to=${encodeURIComponent('/-/user/account')}`, 303)
-      const started = await sso.begin(provider, { returnTo: req.query.return_to, linkUserId: session?.principal.userId ?? null })
+      const started = await sso.begin(provider, {
+        returnTo: req.query.return_to,
+        linkUserId: session?.principal.userId ?? null,
+        address: req.ip,
+      })
       return reply
         .header('Set-Cookie', stateCookie(provider, started.cookie, SIGN_IN_TTL_SECONDS))
         .header('Cache-Control', 'no-store')

@@ -282,6 +282,9 @@ describe('OIDC sign-in', { timeout: 240_000 }, () => {
     assert.equal(signInError(bad.url), 'misconfigured')
     assert.equal(signInError((await new MiniBrowser().follow(`${wharf.url}/-/auth/oidc/wrongissuer`)).url), 'misconfigured')
     assert.equal(signInError((await new MiniBrowser().follow(`${wharf.url}/-/auth/oidc/down`)).url), 'unreachable')
+    // Every failure is audited: at the callback (badsecret), and when the sign-in could not even start.
+    const failures = (await audit('sso.failure')).map((e) => `${e.details?.provider}:${e.details?.reason}`)
+    for (const f of ['badsecret:misconfigured', 'wrongissuer:misconfigured', 'down:unreachable']) assert.ok(failures.includes(f), f)
     const status = await wharf.api('GET', '/api/v4/admin/sso')
     assert.equal(status.status, 200, status.describe)
     const by = Object.fromEntries((status.json.providers as Array<{ id: string; ok: boolean; error: string | null }>).map((p) => [p.id, p]))
