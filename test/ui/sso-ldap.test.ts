@@ -1,18 +1,21 @@
 // Signing in with an LDAP directory password in Debian's Chromium: the sign-in page's form against
 // a throwaway slapd that requires TLS (Wharf reaches it through StartTLS, verified with the test
 // CA), back on the page that asked with the role the user's directory group maps to; a personal
-// access token made in the UI logs docker in and pushes (real engine), and pushes over git; the
-// directory then disables the user (an attribute the user filter excludes) and the next sync
-// refuses their pulls and git clones. A second directory whose certificate Wharf cannot trust
+// access token made in the UI logs docker in and pushes (real engine), and pushes over git; `wharf
+// login` (the device flow) is approved in that directory-signed-in session and docker pulls through
+// the credential helper; the directory then disables the user (an attribute the user filter
+// excludes) and the next sync refuses their pulls (token and helper) and git clones. A second directory whose certificate Wharf cannot trust
 // shows the user a clear message on the sign-in page, and the administrator the reason.
 import { after, before, describe, it } from 'node:test'
 import assert from 'node:assert/strict'
-import { mkdir, writeFile } from 'node:fs/promises'
+import { spawn } from 'node:child_process'
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
 import path from 'node:path'
 import type { Browser, Page } from 'playwright-core'
 import { issueServerCertificate } from '../../src/tls/ca.ts'
 import { launchBrowser, signIn } from '../helpers/browser.ts'
-import { freePort, startWharf, type Wharf } from '../helpers/wharf.ts'
+import { freePort, projectNode, repoRoot, startWharf, type Wharf } from '../helpers/wharf.ts'
 import { LDAP_ADMIN, LDAP_SUFFIX, startSlapd, type Slapd } from '../helpers/ldap.ts'
 import { startEngine, type Engine } from '../helpers/engine.ts'
 import { testImages, type TestImages } from '../helpers/images.ts'
@@ -27,6 +30,9 @@ let git: GitClient
 let browser: Browser
 let page: Page
 let token = ''
+let work: string
+/** The credential helper's world: on PATH, with its own docker config and store (the engine's config keeps the PAT login). */
+let helperEnv: Record<string, string>
 
 const LENA = `uid=lena,ou=people,${LDAP_SUFFIX}`
 const SEED = `dn: ${LDAP_SUFFIX}
@@ -89,6 +95,16 @@ before(async () => {
   const group = await wharf.api('POST', '/api/v4/groups', { name: 'platform', path: 'platform', visibility: 'private' })
   assert.equal(group.status, 201, group.describe)
   await wharf.createProject('platform/service')
+  work = await mkdtemp(path.join(tmpdir(), 'wharf-ui-ldap-'))
+  const home = path.join(work, 'home')
+  helperEnv = {
+    HOME: home,
+    XDG_CONFIG_HOME: path.join(home, '.config'),
+    DOCKER_CONFIG: path.join(home, '.docker'),
+    DOCKER_HOST: engine.env.DOCKER_HOST!,
+    REGISTRY_AUTH_FILE: path.join(home, 'auth.json'),
+    PATH: `${path.join(work, 'bin')}${path.delimiter}${process.env.PATH ?? ''}`,
+  }
   browser = await launchBrowser()
   page = await (await browser.newContext({ viewport: { width: 1280, height: 900 } })).newPage()
   page.setDefaultTimeout(15_000)
@@ -97,7 +113,30 @@ before(async () => {
 after(async () => {
   await browser?.close()
   await Promise.all([wharf?.stop(), slapd?.stop(), engine?.stop(), git?.dispose()])
+  if (work) await rm(work, { recursive: true, force: true })
 })
+
+/** `wharf login` (device flow, file store): resolves with the link carrying the code once printed, and the exit. */
+function wharfLogin(): { complete: Promise<string>; exited: Promise<number>; output(): string } {
+  const child = spawn(
+    projectNode,
+    [path.join(repoRoot, 'src', 'cli', 'main.ts'), 'login', wharf.url, '--bin-dir', path.join(work, 'bin'), '--store', 'file'],
+    { env: { ...process.env, ...helperEnv }, stdio: ['ignore', 'pipe', 'pipe'] },
+  )
+  let out = ''
+  let onLink: (url: string) => void = () => {}
+  const complete = new Promise<string>((resolve) => {
+    onLink = resolve
+  })
+  const take = (c: Buffer) => {
+    out += c.toString()
+    const m = /\(or open (\S+)\)/.exec(out)
+    if (m) onLink(m[1]!)
+  }
+  child.stdout.on('data', take)
+  child.stderr.on('data', take)
+  return { complete, output: () => out, exited: new Promise((resolve) => child.on('close', (code) => resolve(code ?? -1))) }
+}
 
 async function signInForm(username: string, password: string): Promise<void> {
   await page.getByLabel('Username').fill(username)
@@ -154,6 +193,23 @@ describe('LDAP sign-in in the browser', { timeout: 240_000 }, () => {
     assert.equal(gitPush.code, 0, describeResult(gitPush))
   })
 
+  it('signs the credential helper in through the directory-signed-in session (wharf login) and pulls with it', async () => {
+    const cli = wharfLogin()
+    await page.goto(await cli.complete)
+    await page.getByRole('region', { name: 'Sign in a device?' }).waitFor()
+    await page.getByRole('button', { name: 'Approve' }).click()
+    await page.getByRole('heading', { name: 'Device signed in' }).waitFor()
+    assert.equal(await cli.exited, 0, cli.output())
+    assert.match(cli.output(), new RegExp(`Logged in to ${wharf.host.replace(/\./g, '\\.')} as lena`))
+    // This docker config has no login of its own: the pull below goes through the helper.
+    const config = JSON.parse(await readFile(path.join(helperEnv.DOCKER_CONFIG!, 'config.json'), 'utf8')) as object
+    assert.deepEqual(config, { credHelpers: { [wharf.host]: 'wharf' } })
+    const tag = `${wharf.host}/platform/service:v1`
+    assert.equal((await engine.docker(['rmi', tag])).code, 0)
+    const pull = await engine.docker(['pull', tag], { timeoutMs: 60_000, env: helperEnv })
+    assert.equal(pull.code, 0, describeResult(pull))
+  })
+
   it('refuses pulls and git clones once the directory disables the user, and the page asks to sign in again', async () => {
     await slapd.modify(`dn: ${LENA}\nchangetype: modify\nadd: employeeType\nemployeeType: disabled\n`)
     const deadline = Date.now() + 30_000
@@ -165,6 +221,8 @@ describe('LDAP sign-in in the browser', { timeout: 240_000 }, () => {
     assert.equal((await engine.docker(['rmi', tag])).code, 0)
     const pull = await engine.docker(['pull', tag], { timeoutMs: 60_000 })
     assert.notEqual(pull.code, 0, `pull after the block:\n${describeResult(pull)}`)
+    const helperPull = await engine.docker(['pull', tag], { timeoutMs: 60_000, env: helperEnv })
+    assert.notEqual(helperPull.code, 0, `pull through the credential helper after the block:\n${describeResult(helperPull)}`)
     const clone = await git.git(['clone', `${wharf.url}/platform/service.git`, 'after-block'], {
       creds: { username: 'lena', password: token },
     })
