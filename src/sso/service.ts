@@ -107,7 +107,8 @@ export class Sso {
   ldapVerifier(): CredentialVerifier {
     return {
       verify: async (username, secret) => {
-        if (!this.ldap.length || !secret || /^gl[a-z]+-/.test(secret)) return undefined
+        // Wharf's own tokens (glpat-, gldt-, glcbt-, wharf-ls- for the credential helper, …) are never directory passwords: they must not reach the directory.
+        if (!this.ldap.length || !secret || /^(gl[a-z]+-|wharf-)/.test(secret)) return undefined
         const failed: Array<{ d: LdapDirectory; reason: string }> = []
         let known = false
         for (const d of this.ldap) {

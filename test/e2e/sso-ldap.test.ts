@@ -261,6 +261,8 @@ describe('LDAP sign-in', { timeout: 120_000 }, () => {
     })
     assert.equal(token.status, 503)
     assert.match(((await token.json()) as { errors: Array<{ message: string }> }).errors[0]!.message, /cannot check your password/)
+    // Wharf's own tokens (here a credential helper's secret) are never sent to a directory: a wrong one is just wrong.
+    assert.equal(await registryToken('grace', 'wharf-ls-not-a-real-secret'), 401)
     // A user a working directory knows gets "wrong password", not "unavailable".
     const wrong = await fetch(`${wharf.url}/-/session`, {
       method: 'POST',
