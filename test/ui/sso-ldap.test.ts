@@ -8,14 +8,14 @@
 // shows the user a clear message on the sign-in page, and the administrator the reason.
 import { after, before, describe, it } from 'node:test'
 import assert from 'node:assert/strict'
-import { spawn } from 'node:child_process'
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import type { Browser, Page } from 'playwright-core'
 import { issueServerCertificate } from '../../src/tls/ca.ts'
 import { launchBrowser, signIn } from '../helpers/browser.ts'
-import { freePort, projectNode, repoRoot, startWharf, type Wharf } from '../helpers/wharf.ts'
+import { freePort, startWharf, type Wharf } from '../helpers/wharf.ts'
+import { loginEnv, wharfLogin } from '../helpers/wharf-login.ts'
 import { LDAP_ADMIN, LDAP_SUFFIX, startSlapd, type Slapd } from '../helpers/ldap.ts'
 import { startEngine, type Engine } from '../helpers/engine.ts'
 import { testImages, type TestImages } from '../helpers/images.ts'
@@ -96,15 +96,7 @@ before(async () => {
   assert.equal(group.status, 201, group.describe)
   await wharf.createProject('platform/service')
   work = await mkdtemp(path.join(tmpdir(), 'wharf-ui-ldap-'))
-  const home = path.join(work, 'home')
-  helperEnv = {
-    HOME: home,
-    XDG_CONFIG_HOME: path.join(home, '.config'),
-    DOCKER_CONFIG: path.join(home, '.docker'),
-    DOCKER_HOST: engine.env.DOCKER_HOST!,
-    REGISTRY_AUTH_FILE: path.join(home, 'auth.json'),
-    PATH: `${path.join(work, 'bin')}${path.delimiter}${process.env.PATH ?? ''}`,
-  }
+  helperEnv = loginEnv(path.join(work, 'home'), path.join(work, 'bin'), engine.env.DOCKER_HOST!)
   browser = await launchBrowser()
   page = await (await browser.newContext({ viewport: { width: 1280, height: 900 } })).newPage()
   page.setDefaultTimeout(15_000)
@@ -115,28 +107,6 @@ after(async () => {
   await Promise.all([wharf?.stop(), slapd?.stop(), engine?.stop(), git?.dispose()])
   if (work) await rm(work, { recursive: true, force: true })
 })
-
-/** `wharf login` (device flow, file store): resolves with the link carrying the code once printed, and the exit. */
-function wharfLogin(): { complete: Promise<string>; exited: Promise<number>; output(): string } {
-  const child = spawn(
-    projectNode,
-    [path.join(repoRoot, 'src', 'cli', 'main.ts'), 'login', wharf.url, '--bin-dir', path.join(work, 'bin'), '--store', 'file'],
-    { env: { ...process.env, ...helperEnv }, stdio: ['ignore', 'pipe', 'pipe'] },
-  )
-  let out = ''
-  let onLink: (url: string) => void = () => {}
-  const complete = new Promise<string>((resolve) => {
-    onLink = resolve
-  })
-  const take = (c: Buffer) => {
-    out += c.toString()
-    const m = /\(or open (\S+)\)/.exec(out)
-    if (m) onLink(m[1]!)
-  }
-  child.stdout.on('data', take)
-  child.stderr.on('data', take)
-  return { complete, output: () => out, exited: new Promise((resolve) => child.on('close', (code) => resolve(code ?? -1))) }
-}
 
 async function signInForm(username: string, password: string): Promise<void> {
   await page.getByLabel('Username').fill(username)
@@ -194,7 +164,7 @@ describe('LDAP sign-in in the browser', { timeout: 240_000 }, () => {
   })
 
   it('signs the credential helper in through the directory-signed-in session (wharf login) and pulls with it', async () => {
-    const cli = wharfLogin()
+    const cli = wharfLogin(wharf.url, path.join(work, 'bin'), helperEnv)
     await page.goto(await cli.complete)
     await page.getByRole('region', { name: 'Sign in a device?' }).waitFor()
     await page.getByRole('button', { name: 'Approve' }).click()

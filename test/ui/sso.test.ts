@@ -1,15 +1,18 @@
 // Signing in through an OpenID provider in Debian's Chromium: the sign-in page's button, the
 // provider's own form (the npm oidc-provider as its own process on loopback), back in Wharf with
 // the role the provider's groups map to; a personal access token made in the UI logs docker in and
-// pushes (real engine); the provider blocks the user and the next sync refuses their pulls and git
-// clones. The sign-in page words each failure for the user.
+// pushes (real engine); `wharf login` (the device flow) approved in that SSO session signs the
+// credential helper in; the provider blocks the user and the next sync refuses their pulls (token
+// and helper) and git clones. The sign-in page words each failure for the user.
 import { after, before, describe, it } from 'node:test'
 import assert from 'node:assert/strict'
-import { mkdir, writeFile } from 'node:fs/promises'
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
 import path from 'node:path'
 import type { Browser, Page } from 'playwright-core'
 import { launchBrowser } from '../helpers/browser.ts'
 import { freePort, startWharf, type Wharf } from '../helpers/wharf.ts'
+import { loginEnv, wharfLogin } from '../helpers/wharf-login.ts'
 import { startIdp, type Idp } from '../helpers/oidc.ts'
 import { startEngine, type Engine } from '../helpers/engine.ts'
 import { testImages, type TestImages } from '../helpers/images.ts'
@@ -24,6 +27,9 @@ let git: GitClient
 let browser: Browser
 let page: Page
 let token = ''
+let work: string
+/** A user's world with the credential helper and no docker login (the engine's own config keeps the PAT login). */
+let helperEnv: Record<string, string>
 
 before(async () => {
   const port = await freePort()
@@ -56,6 +62,8 @@ before(async () => {
   const group = await wharf.api('POST', '/api/v4/groups', { name: 'platform', path: 'platform', visibility: 'private' })
   assert.equal(group.status, 201, group.describe)
   await wharf.createProject('platform/service')
+  work = await mkdtemp(path.join(tmpdir(), 'wharf-ui-sso-'))
+  helperEnv = loginEnv(path.join(work, 'home'), path.join(work, 'bin'), engine.env.DOCKER_HOST!)
   browser = await launchBrowser()
   page = await (await browser.newContext({ viewport: { width: 1280, height: 900 } })).newPage()
   page.setDefaultTimeout(15_000)
@@ -64,6 +72,7 @@ before(async () => {
 after(async () => {
   await browser?.close()
   await Promise.all([wharf?.stop(), idp?.stop(), engine?.stop(), git?.dispose()])
+  if (work) await rm(work, { recursive: true, force: true })
 })
 
 describe('SSO in the browser', { timeout: 240_000 }, () => {
@@ -118,6 +127,23 @@ describe('SSO in the browser', { timeout: 240_000 }, () => {
     assert.equal(gitPush.code, 0, describeResult(gitPush))
   })
 
+  it('signs the credential helper in through the SSO session (wharf login) and pulls with it', async () => {
+    const cli = wharfLogin(wharf.url, path.join(work, 'bin'), helperEnv)
+    await page.goto(await cli.complete)
+    await page.getByRole('region', { name: 'Sign in a device?' }).waitFor()
+    await page.getByRole('button', { name: 'Approve' }).click()
+    await page.getByRole('heading', { name: 'Device signed in' }).waitFor()
+    assert.equal(await cli.exited, 0, cli.output())
+    assert.match(cli.output(), new RegExp(`Logged in to ${wharf.host.replace(/\./g, '\\.')} as dana`))
+    // This docker config has no login of its own: the pull below goes through the helper.
+    const config = JSON.parse(await readFile(path.join(helperEnv.DOCKER_CONFIG!, 'config.json'), 'utf8')) as object
+    assert.deepEqual(config, { credHelpers: { [wharf.host]: 'wharf' } })
+    const tag = `${wharf.host}/platform/service:v1`
+    assert.equal((await engine.docker(['rmi', tag])).code, 0)
+    const pull = await engine.docker(['pull', tag], { timeoutMs: 60_000, env: helperEnv })
+    assert.equal(pull.code, 0, describeResult(pull))
+  })
+
   it('refuses pulls and git clones once the provider blocked the user, and the page asks to sign in again', async () => {
     await idp.block('dana')
     const deadline = Date.now() + 30_000
@@ -129,6 +155,8 @@ describe('SSO in the browser', { timeout: 240_000 }, () => {
     assert.equal((await engine.docker(['rmi', tag])).code, 0)
     const pull = await engine.docker(['pull', tag], { timeoutMs: 60_000 })
     assert.notEqual(pull.code, 0, `pull after the block:\n${describeResult(pull)}`)
+    const helperPull = await engine.docker(['pull', tag], { timeoutMs: 60_000, env: helperEnv })
+    assert.notEqual(helperPull.code, 0, `pull through the credential helper after the block:\n${describeResult(helperPull)}`)
     const clone = await git.git(['clone', `${wharf.url}/platform/service.git`, 'after-block'], {
       creds: { username: 'dana', password: token },
     })
