@@ -140,7 +140,6 @@ export class LdapDirectory {
       this.note(null)
       return result
     } catch (e) {
-      if (e instanceof InvalidCredentialsError) throw e
       const err = (e as { detail?: { sso?: unknown } }).detail?.sso ? (e as WharfError) : this.failure(e)
       this.note(err.message)
       throw err
@@ -172,7 +171,15 @@ export class LdapDirectory {
   }
 
   private async serviceBind(client: Client): Promise<void> {
-    if (this.settings.bindDn) await client.bind(this.settings.bindDn, this.settings.bindPassword ?? '')
+    if (!this.settings.bindDn) return
+    try {
+      await client.bind(this.settings.bindDn, this.settings.bindPassword ?? '')
+    } catch (e) {
+      // Not the user's wrong password: Wharf's own, on every sign-in and sync until fixed.
+      if (e instanceof InvalidCredentialsError)
+        throw ssoError('misconfigured', `${this.settings.id}: the directory refused bindDn/bindPassword`, e)
+      throw e
+    }
   }
 
   private async describe(client: Client, entry: Record<string, unknown> & { dn: string }): Promise<DirectoryUser> {
@@ -230,13 +237,7 @@ export class LdapDirectory {
   /** Start-up check: connects, binds as the service account and reads the base DN. */
   async probe(): Promise<void> {
     await this.session(async (client) => {
-      try {
-        await this.serviceBind(client)
-      } catch (e) {
-        if (e instanceof InvalidCredentialsError)
-          throw ssoError('misconfigured', `${this.settings.id}: the directory refused bindDn/bindPassword`, e)
-        throw e
-      }
+      await this.serviceBind(client)
       await client.search(this.settings.baseDn, { scope: 'base', attributes: ['dn'] })
     })
   }

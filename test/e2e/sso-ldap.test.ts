@@ -125,6 +125,16 @@ before(async () => {
           { id: 'wrong-ca', url: slapd.url, startTls: true, caFile: otherCa, ...dir, label: 'Wrong CA' },
           // StartTLS forgotten: the directory demands TLS.
           { id: 'plain', url: slapd.url, ...dir, label: 'Plain' },
+          // A wrong service account password.
+          {
+            id: 'bad-bind',
+            url: slapd.url,
+            startTls: true,
+            caFile: slapd.caFile,
+            ...dir,
+            bindPassword: 'not-the-bind-pw',
+            label: 'Bad bind',
+          },
         ]),
         WHARF_SSO_SYNC_INTERVAL_SECONDS: '2',
         WHARF_AUTH_PASSWORD_SIGN_IN: 'false',
@@ -147,7 +157,7 @@ describe('LDAP sign-in', { timeout: 120_000 }, () => {
     const options = (await (await fetch(`${wharf.url}/-/auth/providers`)).json()) as { directories: Array<{ label: string }> }
     assert.deepEqual(
       options.directories.map((d) => d.label),
-      ['Corp directory', 'Corp over ldaps', 'Contractors', 'Down', 'Untrusted', 'Wrong CA', 'Plain'],
+      ['Corp directory', 'Corp over ldaps', 'Contractors', 'Down', 'Untrusted', 'Wrong CA', 'Plain', 'Bad bind'],
     )
     const wrong = await fetch(`${wharf.url}/-/session`, {
       method: 'POST',
@@ -235,6 +245,7 @@ describe('LDAP sign-in', { timeout: 120_000 }, () => {
       /TLS certificate of ldap:\/\/127\.0\.0\.1:\d+ is not trusted \(SELF_SIGNED_CERT_IN_CHAIN.*set caFile/,
     )
     assert.match(by.plain!.error!, /requires TLS .*use ldaps:\/\/ or startTls: true/)
+    assert.match(by['bad-bind']!.error!, /bad-bind: the directory refused bindDn\/bindPassword/)
     assert.ok(!status.text.includes(LDAP_ADMIN.password))
     assert.ok(!(await wharf.logTail(400)).includes(LDAP_ADMIN.password), 'the bind password is never logged')
   })
@@ -248,13 +259,19 @@ describe('LDAP sign-in', { timeout: 120_000 }, () => {
     })
     assert.equal(res.status, 503)
     const problem = (await res.json()) as { message: string }
-    assert.match(problem.message, /^503 Down, Untrusted, Wrong CA, Plain cannot check your password right now\. Try again later/)
+    assert.match(problem.message, /^503 Down, Untrusted, Wrong CA, Plain, Bad bind cannot check your password right now\. Try again later/)
     assert.doesNotMatch(problem.message, /127\.0\.0\.1|SELF_SIGNED|caFile/, 'the administrator’s detail stays on the admin page')
     const audit = await wharf.api('GET', '/api/v4/audit_events?action=sso.failure&actor=grace')
     const reasons = (audit.json as Array<{ details: { provider: string; reason: string } }>).map(
       (e) => `${e.details.provider}:${e.details.reason}`,
     )
-    assert.deepEqual(reasons.sort(), ['down:unreachable', 'plain:misconfigured', 'untrusted:misconfigured', 'wrong-ca:misconfigured'])
+    assert.deepEqual(reasons.sort(), [
+      'bad-bind:misconfigured',
+      'down:unreachable',
+      'plain:misconfigured',
+      'untrusted:misconfigured',
+      'wrong-ca:misconfigured',
+    ])
     // The same for docker login, in the registry token endpoint's own format.
     const token = await fetch(`${wharf.url}/jwt/auth?service=container_registry`, {
       headers: { authorization: `Basic ${Buffer.from('grace:grace-ldap-pw').toString('base64')}` },
