@@ -125,7 +125,7 @@ export async function createServices(db: Kysely<Database>, storage: BlobDriver, 
   const users = new Users(db)
   const { projects, groups, members, projectAccess } = createProjects(db, deleteRepositoriesUnder)
   users.setOwnedContentRemoval((user, groupIds) => projects.deleteOwnedBy(user, groupIds, groups))
-  const passwords = opts.passwords ?? { signIn: true, breakGlass: true }
+  const passwords = { ...(opts.passwords ?? { signIn: true, breakGlass: true }), directoryPasswords: Boolean(opts.ldapServers?.length) }
   const credentials = new Credentials(db, new LoginThrottle(), users, passwords)
   const tokens = new RegistryTokens(db, { issuer: opts.publicUrl, service: REGISTRY_SERVICE, ttlSeconds: opts.tokenTtlSeconds })
   await tokens.load()

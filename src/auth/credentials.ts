@@ -43,6 +43,8 @@ export interface PasswordPolicy {
   signIn: boolean
   /** With signIn off, administrators' passwords still work (the way back in when the identity provider is down). */
   breakGlass: boolean
+  /** Directory (LDAP) passwords are accepted whatever signIn says: a refusal must not tell their users that passwords are off. */
+  directoryPasswords?: boolean
 }
 const PASSWORDS_ENABLED: PasswordPolicy = { signIn: true, breakGlass: true }
 const PASSWORDS_DISABLED_MESSAGE =
@@ -123,7 +125,11 @@ export class Credentials {
     await this.audit(username, 'login.failure', address, null)
     throw new WharfError(
       'UNAUTHORIZED',
-      this.passwords.signIn ? 'invalid username or password (or token)' : `invalid username or token (${PASSWORDS_DISABLED_MESSAGE})`,
+      this.passwords.signIn
+        ? 'invalid username or password (or token)'
+        : this.passwords.directoryPasswords
+          ? 'invalid username, directory password or token (local passwords are disabled on this instance)'
+          : `invalid username or token (${PASSWORDS_DISABLED_MESSAGE})`,
       {},
     )
   }

@@ -287,6 +287,11 @@ describe('LDAP sign-in', { timeout: 120_000 }, () => {
       body: JSON.stringify({ username: 'frank', password: 'still-not-it' }),
     })
     assert.equal(wrong.status, 401)
+    // Local passwords are off here, but directory passwords are not: the message must not say passwords are disabled.
+    assert.match(
+      ((await wrong.json()) as { message: string }).message,
+      /invalid username, directory password or token \(local passwords are disabled/,
+    )
     // An administrator's local password (break glass, local passwords being off) works while directories are down.
     const root = await fetch(`${wharf.url}/-/session`, {
       method: 'POST',
