@@ -185,11 +185,22 @@ function sample(): Record<Part, number> {
   }
 }
 
-async function run(url: string): Promise<{ rps: number; cpuPer1000: Record<Part, number>; errors: number }> {
+/** Database queries both nodes have run (their wharf_db_query_duration_seconds histograms' counts). */
+async function queries(): Promise<number> {
+  let n = 0
+  for (const node of [get('NODE_A_URL'), get('NODE_B_URL')]) {
+    const r = await send(`${node}/-/metrics`, 'GET', { authorization: `Bearer ${get('METRICS_TOKEN')}` })
+    for (const m of r.body.toString().matchAll(/^wharf_db_query_duration_seconds_count\{[^}]*\} (\d+)/gm)) n += Number(m[1])
+  }
+  return n
+}
+
+async function run(url: string): Promise<{ rps: number; cpuPer1000: Record<Part, number>; errors: number; queriesPerRequest: number }> {
   // Warm the connections (and the nodes' JIT) untimed.
   await Promise.all(Array.from({ length: CONCURRENCY }, () => send(`${url}/v2/${repo}/manifests/v1`, 'GET', pull)))
   let next = 0
   let errors = 0
+  const queriesBefore = await queries()
   const before = sample()
   const t0 = performance.now()
   await Promise.all(
@@ -202,8 +213,10 @@ async function run(url: string): Promise<{ rps: number; cpuPer1000: Record<Part,
   )
   const seconds = (performance.now() - t0) / 1000
   const after = sample()
+  // Includes the scrapes' own few queries (the CI gauges), negligible against COUNT requests.
+  const queriesPerRequest = ((await queries()) - queriesBefore) / COUNT
   const cpuPer1000 = Object.fromEntries(PARTS.map((p) => [p, ((after[p] - before[p]) * 1000) / COUNT])) as Record<Part, number>
-  return { rps: COUNT / seconds, cpuPer1000, errors }
+  return { rps: COUNT / seconds, cpuPer1000, errors, queriesPerRequest }
 }
 
 const loadBefore = loadavg()[0]!
@@ -228,7 +241,13 @@ const row = (name: 'one' | 'two') => {
   const rs = results[name]
   const cpu = PARTS.map((p) => median(rs.map((r) => r.cpuPer1000[p])))
   const total = cpu.reduce((a, b) => a + b, 0)
-  return { rps: median(rs.map((r) => r.rps)), cpu, total, errors: rs.reduce((a, r) => a + r.errors, 0) }
+  return {
+    rps: median(rs.map((r) => r.rps)),
+    cpu,
+    total,
+    errors: rs.reduce((a, r) => a + r.errors, 0),
+    queries: median(rs.map((r) => r.queriesPerRequest)),
+  }
 }
 const one = row('one')
 const two = row('two')
@@ -236,13 +255,15 @@ console.log(
   `manifest GETs through nginx, ${COUNT} per case, concurrency ${CONCURRENCY}, median of ${ROUNDS} rounds, ` +
     `${process.env.CLUSTER_LOG_LEVEL ?? 'info'} logging; the machine's load average ${loadBefore.toFixed(1)} before, ${loadavg()[0]!.toFixed(1)} after\n`,
 )
-console.log('| nodes | req/s | node a | node b | nginx | PostgreSQL | load client | all | errors |')
-console.log('|---|---|---|---|---|---|---|---|---|')
+console.log('| nodes | req/s | node a | node b | nginx | PostgreSQL | load client | all | DB queries/request | errors |')
+console.log('|---|---|---|---|---|---|---|---|---|---|')
 for (const [label, r] of [
   ['1', one],
   ['2', two],
 ] as const) {
-  console.log(`| ${label} | ${r.rps.toFixed(0)} | ${r.cpu.map((c) => c.toFixed(3)).join(' | ')} | ${r.total.toFixed(3)} | ${r.errors} |`)
+  console.log(
+    `| ${label} | ${r.rps.toFixed(0)} | ${r.cpu.map((c) => c.toFixed(3)).join(' | ')} | ${r.total.toFixed(3)} | ${r.queries.toFixed(2)} | ${r.errors} |`,
+  )
 }
 console.log(`\nCPU in seconds per 1000 requests. Scaling, two nodes / one: ${(two.rps / one.rps).toFixed(2)}×`)
 const cores = availableParallelism()

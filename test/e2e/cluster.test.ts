@@ -278,5 +278,10 @@ job:
     for (const { repo, digest } of acknowledged) await assertReadable(repo, digest)
     await docker(['rmi', ref])
     await docker(['pull', ref])
+    // The killed node starts again on the same settings and serves what the other one stored.
+    await victim.start()
+    const again = await getManifest(victim.url, 'cluster/big', 'v1', MANIFEST_ACCEPT)
+    assert.equal(again.status, 200, again.describe)
+    assert.equal(sha256(again.body), acknowledged.at(-1)!.digest)
   })
 })
