@@ -235,11 +235,11 @@ job:
   })
 
   it('kill -9 of the node receiving a big layer: docker retries through nginx and finishes on the other; nothing acknowledged is lost', async () => {
-    // One layer of 160 MiB that does not compress: the upload runs for seconds.
+    // One layer of 128 MiB that does not compress: the upload runs for seconds.
     const tar = path.join(work, 'big.tar')
     const dir = path.join(work, 'big')
     await ok(run('mkdir', ['-p', dir]))
-    await writeFile(path.join(dir, 'random.bin'), randomBytes(160 << 20))
+    await writeFile(path.join(dir, 'random.bin'), randomBytes(128 << 20))
     await ok(run('tar', ['-cf', tar, '-C', dir, 'random.bin']))
     const ref = `${cluster.lb.host}/cluster/big:v1`
     await docker(['import', tar, ref])
