@@ -18,9 +18,10 @@
 #
 # What the nodes share: the database, the bucket, and the data directory DATA_DIR, which with
 # PostgreSQL and S3 holds only git repositories (<data>/git) and the sealing key (<data>/secrets),
-# as a shared volume would. The settings that name those apart from the data directory (a
-# repositories directory, a shared sealing key) are being added on other branches; until then the
-# shared data directory is how the nodes see the same repositories and key.
+# as a shared volume would. Settings that name those apart from the data directory are being added
+# on other branches (planned: `git.repositoriesDir` for the repositories, and a shared sealing-key
+# setting such as `secrets.sealingKeyFile`); until they land, the shared data directory is how the
+# nodes see the same repositories and key, and it stays a valid layout afterwards.
 set -eu
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
