@@ -26,12 +26,14 @@ let work: string
 const acknowledged: Array<{ repo: string; digest: string }> = []
 
 before(async () => {
-  ;[cluster, engine, images, work] = await Promise.all([
-    startCluster(),
-    startEngine(),
-    testImages(),
-    mkdtemp(path.join(tmpdir(), 'wharf-cluster-e2e-')),
+  // Each assigned as it comes, and all settled first, so after() stops whatever started when another part failed.
+  const started = await Promise.allSettled([
+    startCluster().then((c) => (cluster = c)),
+    startEngine().then((e) => (engine = e)),
+    testImages().then((i) => (images = i)),
+    mkdtemp(path.join(tmpdir(), 'wharf-cluster-e2e-')).then((w) => (work = w)),
   ])
+  for (const r of started) if (r.status === 'rejected') throw r.reason
   storage = await privateStorage(path.join(work, 'podman'))
   for (const p of ['cluster/docker', 'cluster/podman', 'cluster/skopeo', 'cluster/chunked', 'cluster/big'])
     await cluster.lb.createProject(p)
