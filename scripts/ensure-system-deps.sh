@@ -47,6 +47,8 @@ if [ ! -x /usr/lib/postgresql/15/bin/pg_ctl ]; then
   missing_cmds="$missing_cmds pg_ctl(15)"
   missing_pkgs="$missing_pkgs postgresql-15"
 fi
+# nginx balances the two nodes of the cluster tests and benchmark (scripts/cluster.sh).
+need nginx nginx
 # debootstrap makes the container image's offline base (scripts/make-node-base-image.sh).
 need debootstrap debootstrap
 # OpenStack Swift with s3api: the S3-compatible store of the S3 storage tests (scripts/swift-s3.sh).

@@ -185,6 +185,67 @@ async function kill(child: ChildProcess): Promise<void> {
   live.delete(child)
 }
 
+/** Root's REST API client for a server (or a balancer in front of several): `api` and `createProject` of {@link Wharf}. */
+export function restClient(url: string, kind: Wharf['kind'], rootPassword: string, ca?: string): Pick<Wharf, 'api' | 'createProject'> {
+  let rootToken: Promise<string> | undefined
+  const api = async (method: string, apiPath: string, body?: unknown, o: { token?: string | null } = {}): Promise<ApiResult> => {
+    const headers: Record<string, string> = { accept: 'application/json' }
+    let token = o.token
+    if (token === undefined) {
+      rootToken ??= (async () => {
+        const r = await api('POST', '/oauth/token', { grant_type: 'password', username: 'root', password: rootPassword }, { token: null })
+        if (r.status !== 200 || typeof r.json?.access_token !== 'string') throw new Error(`cannot get root's OAuth token: ${r.describe}`)
+        return r.json.access_token as string
+      })()
+      rootToken.catch(() => (rootToken = undefined))
+      token = await rootToken
+    }
+    if (token) headers.authorization = `Bearer ${token}`
+    let payload: string | undefined
+    if (body !== undefined) {
+      payload = JSON.stringify(body)
+      headers['content-type'] = 'application/json'
+    }
+    const r = await request(`${url}${apiPath}`, method, headers, payload, ca)
+    let json: unknown
+    try {
+      json = JSON.parse(r.text)
+    } catch {
+      json = undefined
+    }
+    return { ...r, json, describe: `${method} ${apiPath} -> ${r.status} ${r.text.slice(0, 2000)}` }
+  }
+
+  const createProject = async (fullPath: string, visibility: 'private' | 'internal' | 'public' = 'private'): Promise<number> => {
+    if (kind === 'reference') return 0
+    const parts = fullPath.split('/')
+    if (parts.length < 2) throw new Error(`a project lives in a group: ${fullPath}`)
+    let parentId: number | null = null
+    for (let i = 1; i < parts.length; i++) {
+      const groupPath = parts.slice(0, i).join('/')
+      const got = await api('GET', `/api/v4/groups/${encodeURIComponent(groupPath)}`)
+      if (got.status === 200) {
+        parentId = got.json.id as number
+        continue
+      }
+      // Groups are public so that a public project inside one is reachable anonymously.
+      const made = await api('POST', '/api/v4/groups', {
+        path: parts[i - 1],
+        name: parts[i - 1],
+        visibility: 'public',
+        ...(parentId === null ? {} : { parent_id: parentId }),
+      })
+      if (made.status !== 201) throw new Error(`cannot create group ${groupPath}: ${made.describe}`)
+      parentId = made.json.id as number
+    }
+    const made = await api('POST', '/api/v4/projects', { path: parts.at(-1), name: parts.at(-1), namespace_id: parentId, visibility })
+    if (made.status !== 201) throw new Error(`cannot create project ${fullPath}: ${made.describe}`)
+    return made.json.id as number
+  }
+
+  return { api, createProject }
+}
+
 export async function startWharf(opts: StartWharfOptions = {}): Promise<Wharf> {
   const kind = targetKind()
   const tmpDir = await mkdtemp(path.join(tmpdir(), 'wharf-e2e-'))
@@ -275,61 +336,7 @@ export async function startWharf(opts: StartWharfOptions = {}): Promise<Wharf> {
   await launch()
   if (kind === 'wharf') registerCredentials(url, { username: 'root', password: rootPassword })
 
-  let rootToken: Promise<string> | undefined
-  const api = async (method: string, apiPath: string, body?: unknown, o: { token?: string | null } = {}): Promise<ApiResult> => {
-    const headers: Record<string, string> = { accept: 'application/json' }
-    let token = o.token
-    if (token === undefined) {
-      rootToken ??= (async () => {
-        const r = await api('POST', '/oauth/token', { grant_type: 'password', username: 'root', password: rootPassword }, { token: null })
-        if (r.status !== 200 || typeof r.json?.access_token !== 'string') throw new Error(`cannot get root's OAuth token: ${r.describe}`)
-        return r.json.access_token as string
-      })()
-      rootToken.catch(() => (rootToken = undefined))
-      token = await rootToken
-    }
-    if (token) headers.authorization = `Bearer ${token}`
-    let payload: string | undefined
-    if (body !== undefined) {
-      payload = JSON.stringify(body)
-      headers['content-type'] = 'application/json'
-    }
-    const r = await request(`${url}${apiPath}`, method, headers, payload, ca)
-    let json: unknown
-    try {
-      json = JSON.parse(r.text)
-    } catch {
-      json = undefined
-    }
-    return { ...r, json, describe: `${method} ${apiPath} -> ${r.status} ${r.text.slice(0, 2000)}` }
-  }
-
-  const createProject = async (fullPath: string, visibility: 'private' | 'internal' | 'public' = 'private'): Promise<number> => {
-    if (kind === 'reference') return 0
-    const parts = fullPath.split('/')
-    if (parts.length < 2) throw new Error(`a project lives in a group: ${fullPath}`)
-    let parentId: number | null = null
-    for (let i = 1; i < parts.length; i++) {
-      const groupPath = parts.slice(0, i).join('/')
-      const got = await api('GET', `/api/v4/groups/${encodeURIComponent(groupPath)}`)
-      if (got.status === 200) {
-        parentId = got.json.id as number
-        continue
-      }
-      // Groups are public so that a public project inside one is reachable anonymously.
-      const made = await api('POST', '/api/v4/groups', {
-        path: parts[i - 1],
-        name: parts[i - 1],
-        visibility: 'public',
-        ...(parentId === null ? {} : { parent_id: parentId }),
-      })
-      if (made.status !== 201) throw new Error(`cannot create group ${groupPath}: ${made.describe}`)
-      parentId = made.json.id as number
-    }
-    const made = await api('POST', '/api/v4/projects', { path: parts.at(-1), name: parts.at(-1), namespace_id: parentId, visibility })
-    if (made.status !== 201) throw new Error(`cannot create project ${fullPath}: ${made.describe}`)
-    return made.json.id as number
-  }
+  const { api, createProject } = restClient(url, kind, rootPassword, ca)
 
   const wharf: Wharf = {
     url,
