@@ -3,7 +3,7 @@
 // a balancer would be. Upload sessions must not care which node a request reaches.
 import assert from 'node:assert/strict'
 import { join } from 'node:path'
-import { PassThrough, Readable } from 'node:stream'
+import { PassThrough, type Readable } from 'node:stream'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { describe, it, type TestContext } from 'node:test'
 import type { FastifyInstance, InjectOptions } from 'fastify'
