@@ -10,6 +10,11 @@
 // reads that segment back and writes it again with the new bytes. `commit` then assembles the
 // segments at the final key on the server: one CopyObject, or a multipart upload whose parts are
 // UploadPartCopy requests, one per segment. No byte of a blob passes through Wharf twice.
+//
+// Several nodes may share the bucket: everything a file's next writer or reader needs is in it.
+// The caller keeps two writers off one file (upload sessions: a claim in the database); the
+// `live` and `moved` maps only serve this process's positional readers, and a multipart upload
+// left by a process killed mid-commit is found by listing (`abortIncomplete`).
 import { createHash } from 'node:crypto'
 import { Readable, Writable } from 'node:stream'
 import {
