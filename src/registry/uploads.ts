@@ -278,8 +278,9 @@ export class Uploads {
     try {
       return await fn(c)
     } catch (e) {
-      // Failed with the claim still held: free the session at once (its size unchanged), not when the claim runs out.
-      if (!c.lost.aborted) await q.releaseUploadClaim(this.db, id, c.token, c.size).catch(() => {})
+      // Free the session at once (its size unchanged), not when the claim runs out; a no-op when another
+      // request took it over (the release is conditional on this one's claim).
+      await q.releaseUploadClaim(this.db, id, c.token, c.size).catch(() => {})
       throw e
     } finally {
       c.stop()
