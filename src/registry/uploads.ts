@@ -357,8 +357,6 @@ export class Uploads {
       this.hashes.delete(c.id)
       throw c.lost.reason ?? new WharfError('BLOB_UPLOAD_INVALID', 'upload claim lost; check the offset and resume', { uuid: c.id })
     }
-    const state = this.hashes.get(c.id)
-    if (state) state.writer = c.token
   }
 
   /** Appends a chunk at the claimed offset. `last`: the chunk completes the upload (see finish). */
