@@ -57,6 +57,10 @@ export interface UploadsTable {
   repository_id: number
   /** Bytes received so far; the temp file is truncated back to this after a crash. */
   size: number
+  /** The request that claimed the session last (migration 0021); '' before the first. */
+  writer: Generated<string>
+  /** Until when `writer` may write (ISO); null when it finished. */
+  writer_until: string | null
   created_at: string
   updated_at: string
 }

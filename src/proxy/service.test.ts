@@ -159,7 +159,7 @@ async function setup(t: TestContext, hold: Parameters<typeof slowDisk>[1] = {}) 
     } else if (src.kind === 'stored') await (await src.open())(sink)
     return Buffer.concat(chunks)
   }
-  return { up, proxy, target, download, storage, received, stored: () => stored }
+  return { up, proxy, target, download, storage, received, stored: () => stored, dir, db }
 }
 
 const timeout = (ms: number) => new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), ms).unref())
@@ -216,6 +216,54 @@ describe('DependencyProxy', () => {
     await stored()
     assert.ok(existsSync(file))
     assert.equal((await proxy.blob(target, parseDigest(up.layer), true)).kind, 'stored')
+  })
+
+  it('two nodes missing one image at once: each fetches it at most once, both serve verified bytes, the store holds one copy', async (t) => {
+    const a = await setup(t)
+    // Node B: its own connection, driver and flights, on the same database and storage.
+    const db = await openTestDb(a.dir)
+    t.after(() => db.destroy())
+    const services = await createServices(db, createFsDriver(a.storage), {
+      publicUrl: 'http://wharf.test',
+      tokenTtlSeconds: 300,
+      pageMax: 100,
+      rootPassword: 'root-password-1',
+      dependencyProxy: {
+        upstreams: [{ host: 'docker.io', url: a.up.url }],
+        tagTtlSeconds: 60,
+        upstreamTimeoutSeconds: 5,
+        manifestBytes: 4 << 20,
+      },
+    })
+    const b = services.dependencyProxy
+    const targetB = b.mirrorTarget(parseRepoName('alpine'), undefined)
+    const tag = { kind: 'tag', tag: '3' as never } as const
+    const [ma, mb] = await Promise.all([a.proxy.manifest(a.target, tag, undefined), b.manifest(targetB, tag, undefined)])
+    assert.equal(ma.row.digest, mb.row.digest)
+    const downloadB = async () => {
+      const src = await b.blob(targetB, parseDigest(a.up.layer), false)
+      const chunks: Buffer[] = []
+      const sink = new Writable({
+        write(c: Buffer, _e, cb) {
+          chunks.push(c)
+          cb()
+        },
+      })
+      if (src.kind === 'flight') {
+        await src.send(sink)
+        await src.stored
+      } else if (src.kind === 'stored') await (await src.open())(sink)
+      return Buffer.concat(chunks)
+    }
+    const got = await Promise.all([a.download(), a.download(), downloadB(), downloadB()])
+    await a.stored()
+    for (const g of got) assert.equal(sha(g), a.up.layer)
+    const gets = a.up.state.gets.get(`GET /v2/library/alpine/blobs/${a.up.layer}`) ?? 0
+    assert.ok(gets >= 1 && gets <= 2, `upstream blob GETs: ${gets}`)
+    assert.equal((await a.db.selectFrom('blobs').select('digest').where('digest', '=', a.up.layer).execute()).length, 1)
+    assert.equal((await a.db.selectFrom('manifests').select('id').where('digest', '=', ma.row.digest).execute()).length, 1)
+    assert.equal((await a.db.selectFrom('repository_blobs').select('digest').where('digest', '=', a.up.layer).execute()).length, 1)
+    assert.ok(existsSync(join(a.storage, blobPath(parseDigest(a.up.layer)))))
   })
 
   it('cleanup removes images not pulled for cleanupDays and frees their bytes', async (t) => {

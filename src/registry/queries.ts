@@ -396,10 +396,6 @@ export async function findUpload(db: Executor, name: string, id: string): Promis
     .executeTakeFirst()
 }
 
-export async function setUploadSize(db: Executor, id: string, size: number): Promise<void> {
-  await db.updateTable('uploads').set({ size, updated_at: nowIso() }).where('id', '=', id).execute()
-}
-
 export async function deleteUpload(db: Executor, id: string): Promise<void> {
   await db.deleteFrom('uploads').where('id', '=', id).execute()
 }
@@ -409,15 +405,67 @@ export async function expiredUploads(db: Executor, before: string): Promise<stri
   return rows.map((r) => r.id)
 }
 
-export async function uploadIdleSince(db: Executor, id: string, before: string): Promise<boolean> {
-  const row = await db.selectFrom('uploads').select('id').where('id', '=', id).where('updated_at', '<', before).executeTakeFirst()
-  return row !== undefined
-}
-
 export async function uploadIdsAmong(db: Executor, ids: string[]): Promise<Set<string>> {
   if (ids.length === 0) return new Set()
   const rows = await db.selectFrom('uploads').select('id').where('id', 'in', ids).execute()
   return new Set(rows.map((r) => r.id))
+}
+
+// Upload claims (src/registry/uploads.ts): one request at a time writes a session's temp file,
+// whichever node it reached. Each step is one conditional statement, atomic across nodes.
+
+/**
+ * Claims a session for `writer` until `until`, if it is still as read (`size`, last `previous`
+ * writer) and no live claim holds it; false otherwise (another request got it first).
+ */
+export async function claimUpload(
+  db: Executor,
+  c: { id: string; size: number; previous: string; writer: string; until: string; now: string },
+): Promise<boolean> {
+  const r = await db
+    .updateTable('uploads')
+    .set({ writer: c.writer, writer_until: c.until, updated_at: c.now })
+    .where('id', '=', c.id)
+    .where('size', '=', c.size)
+    .where('writer', '=', c.previous)
+    .where((eb) => eb.or([eb('writer_until', 'is', null), eb('writer_until', '<', c.now)]))
+    .executeTakeFirst()
+  return Number(r.numUpdatedRows) > 0
+}
+
+/** Extends a claim (and the session's idle time); false when `writer` no longer holds it. */
+export async function renewUploadClaim(db: Executor, id: string, writer: string, until: string): Promise<boolean> {
+  const r = await db
+    .updateTable('uploads')
+    .set({ writer_until: until, updated_at: nowIso() })
+    .where('id', '=', id)
+    .where('writer', '=', writer)
+    .where('writer_until', 'is not', null)
+    .executeTakeFirst()
+  return Number(r.numUpdatedRows) > 0
+}
+
+/** Ends a claim, recording the bytes the session now holds; false when `writer` no longer held it. */
+export async function releaseUploadClaim(db: Executor, id: string, writer: string, size: number): Promise<boolean> {
+  const r = await db
+    .updateTable('uploads')
+    .set({ size, writer_until: null, updated_at: nowIso() })
+    .where('id', '=', id)
+    .where('writer', '=', writer)
+    .where('writer_until', 'is not', null)
+    .executeTakeFirst()
+  return Number(r.numUpdatedRows) > 0
+}
+
+/** Deletes a session idle since before `before` that no live claim holds; false if it was touched or claimed meanwhile. */
+export async function deleteIdleUpload(db: Executor, id: string, before: string, now: string): Promise<boolean> {
+  const r = await db
+    .deleteFrom('uploads')
+    .where('id', '=', id)
+    .where('updated_at', '<', before)
+    .where((eb) => eb.or([eb('writer_until', 'is', null), eb('writer_until', '<', now)]))
+    .executeTakeFirst()
+  return Number(r.numDeletedRows) > 0
 }
 
 // REST API (projects/:id/registry/repositories): repositories below a project path.

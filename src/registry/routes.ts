@@ -232,8 +232,10 @@ async function dispatch(t: OciPath, c: Ctx): Promise<unknown> {
       break
     case 'upload':
       if (m === 'GET') return uploadStatus(t.name, t.id, await c.opts.uploads.status(t.name, t.id), c.reply.code(204))
-      if (m === 'PATCH')
-        return uploadStatus(t.name, t.id, await receiving(c, () => c.opts.uploads.append(t.name, t.id, body(c.req.raw))), c.reply.code(202))
+      if (m === 'PATCH') {
+        const size = await receiving(c, () => c.opts.uploads.append(t.name, t.id, body(c.req.raw))).catch(sayOffset(t.name, t.id, c.reply))
+        return uploadStatus(t.name, t.id, size, c.reply.code(202))
+      }
       if (m === 'PUT') return putUpload(t.name, t.id, c)
       if (m === 'DELETE') {
         await c.opts.uploads.cancel(t.name, t.id)
@@ -381,7 +383,7 @@ async function putUpload(name: RepoName, id: string, c: Ctx) {
     c.opts.uploads.finish(name, id, d, hasBody(c.req.raw) ? body(c.req.raw) : undefined, (size) =>
       c.opts.manifests.quotas.checkPush(name, size, d.digest),
     ),
-  )
+  ).catch(sayOffset(name, id, c.reply))
   return blobCreated(name, d.digest, c.reply)
 }
 
@@ -415,6 +417,22 @@ async function receiving<T>(c: Ctx, fn: () => Promise<T>): Promise<T> {
     return await fn()
   } finally {
     c.opts.metrics.uploadsInFlight.dec()
+  }
+}
+
+/**
+ * A chunk out of order (or sent while another request, on any node, held the session) is answered
+ * 416 with the session's offset, so the client resumes from there (spec: #pushing-a-blob-in-chunks).
+ */
+function sayOffset(name: RepoName, id: string, reply: FastifyReply) {
+  return (e: unknown): never => {
+    if (e instanceof WharfError && e.code === 'RANGE_INVALID' && typeof e.detail.expectedStart === 'number') {
+      reply
+        .header('Location', `/v2/${name}/blobs/uploads/${id}`)
+        .header('Range', `0-${Math.max(0, e.detail.expectedStart - 1)}`)
+        .header('Docker-Upload-UUID', id)
+    }
+    throw e
   }
 }
 

@@ -3,7 +3,9 @@ import { once } from 'node:events'
 import { basename } from 'node:path'
 import type { Readable, Writable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
+import { setTimeout as sleep } from 'node:timers/promises'
 import type { Kysely } from 'kysely'
+import { LRUCache } from 'lru-cache'
 import { newHash, type ParsedDigest } from '../core/digest.ts'
 import { WharfError } from '../core/errors.ts'
 import type { RepoName } from '../core/names.ts'
@@ -14,11 +16,46 @@ import { blobPath, isUploadId, UPLOADS_DIR, uploadPath } from '../storage/paths.
 import { claimDigest } from './blobs.ts'
 import * as q from './queries.ts'
 
-/** The running digest of an open session, kept across PATCHes; rebuilt from the temp file after a restart. */
+/**
+ * The running digest of an open session, kept across PATCHes by the node that wrote them; valid only
+ * while the session is as this node left it (same size, same last writer), else rebuilt from the
+ * stored bytes (a restart, or a chunk that went to another node).
+ */
 interface HashState {
   hash: Hash
   size: number
+  writer: string
 }
+
+/**
+ * A session claimed by one request (a PATCH, PUT or DELETE) on this node: the database row says
+ * so (`writer`, `writer_until`), so requests on other nodes wait for it or take it over once a
+ * dead node's claim ran out. `lost` aborts when the claim may have passed to someone else.
+ */
+interface Claim {
+  id: string
+  token: string
+  /** Bytes the session held when claimed. */
+  size: number
+  /** The writer before this one, which a cached digest must match. */
+  previous: string
+  lost: AbortSignal
+  stop(): void
+}
+
+/**
+ * How long a claim lasts unless renewed. A node killed mid-chunk holds its sessions this long at
+ * most: a client that retries on another node waits that long, once.
+ */
+const CLAIM_MS = 20_000
+/** A live claim is renewed this often (each renewal also keeps the session from expiring). */
+const CLAIM_RENEW_MS = 4_000
+/** How much longer than a claim lasts a request waits for another one holding the session before it is answered 416. */
+const CLAIM_WAIT_EXTRA_MS = 5_000
+const CLAIM_POLL_MIN_MS = 10
+const CLAIM_POLL_MAX_MS = 250
+/** Running digests kept; one per session this node wrote the last chunk of (a few hundred bytes each). */
+const HASHES_KEPT = 10_000
 
 /** Asked with a verified upload's size just before it is committed; throws to refuse it (quotas). */
 export type Admit = (size: number) => Promise<void>
@@ -40,21 +77,26 @@ export interface Body {
 export class Uploads {
   private readonly db: Kysely<Database>
   private readonly driver: BlobDriver
-  private readonly hashes = new Map<string, HashState>()
-  private readonly locks = new Map<string, Promise<unknown>>()
+  // Sessions whose last chunk went to another node leave their entry here until it is evicted.
+  private readonly hashes = new LRUCache<string, HashState>({ max: HASHES_KEPT })
+  /** Temp files of monolithic uploads and cache fills being written here (they have no session row). */
+  private readonly writing = new Set<string>()
   private readonly metrics: Metrics | undefined
+  private readonly claimMs: number
 
-  constructor(db: Kysely<Database>, driver: BlobDriver, metrics?: Metrics) {
+  /** `claimMs`: how long a claim lasts unrenewed (CLAIM_MS; tests shorten it). */
+  constructor(db: Kysely<Database>, driver: BlobDriver, metrics?: Metrics, opts: { claimMs?: number } = {}) {
     this.db = db
     this.driver = driver
     this.metrics = metrics
+    this.claimMs = opts.claimMs ?? CLAIM_MS
   }
 
   async start(name: RepoName): Promise<string> {
     const id = randomUUID()
     // The temp file is created by the first chunk (or at finish for an empty blob).
     await this.db.transaction().execute(async (trx) => q.insertUpload(trx, id, await q.ensureRepository(trx, name)))
-    this.hashes.set(id, { hash: newHash('sha256'), size: 0 })
+    this.hashes.set(id, { hash: newHash('sha256'), size: 0, writer: '' })
     return id
   }
 
@@ -64,18 +106,22 @@ export class Uploads {
   }
 
   async append(name: RepoName, id: string, body: Body): Promise<number> {
-    return this.locked(id, async () => this.appendLocked(id, (await this.session(name, id)).size, body))
+    return this.claimed(name, id, body.rangeStart, async (c) => {
+      const size = await this.write(c, body)
+      await this.release(c, size)
+      return size
+    })
   }
 
   /** Completes an upload (spec: PUT ...?digest=), with an optional last chunk. */
   async finish(name: RepoName, id: string, d: ParsedDigest, body: Body | undefined, admit?: Admit): Promise<number> {
-    return this.locked(id, async () => {
-      let size = (await this.session(name, id)).size
+    return this.claimed(name, id, body?.rangeStart, async (c) => {
+      let size = c.size
       // A last chunk is written durably as it closes (no reopening for the fsync), and its size is not
       // recorded: the commit deletes the session, and a failed one leaves it at the previous chunk's end.
-      if (body) size = await this.appendLocked(id, size, body, true)
+      if (body) size = await this.write(c, body, true)
       else if (size === 0) await this.driver.appender(uploadPath(id), 0).then(endWritable)
-      const state = await this.hashState(id, size)
+      const state = await this.hashState(c, size)
       this.hashes.delete(id)
       const actual = d.algorithm === 'sha256' ? state.hash.digest('hex') : await this.rehash(uploadPath(id), d)
       if (actual !== d.hex) {
@@ -91,6 +137,8 @@ export class Uploads {
           throw e
         }
       }
+      // The claim must still hold: a node that lost it (cut off from the database) may no longer move the file.
+      c.lost.throwIfAborted()
       await this.commit(name, uploadPath(id), d, size, id, body !== undefined)
       return size
     })
@@ -100,8 +148,8 @@ export class Uploads {
   async monolithic(name: RepoName, d: ParsedDigest, body: Body, admit?: Admit): Promise<number> {
     const id = randomUUID()
     const path = uploadPath(id)
-    // Held under the session lock so a concurrent sweep never takes the temp file for an orphan.
-    return this.locked(id, async () => {
+    // Marked as written here so this node's sweep never takes the temp file for an orphan.
+    return this.writingTo(id, async () => {
       try {
         const out = await this.driver.appender(path, 0, { durable: true })
         const hash = newHash(d.algorithm)
@@ -140,7 +188,7 @@ export class Uploads {
   ): Promise<number> {
     const id = randomUUID()
     const path = uploadPath(id)
-    return this.locked(id, async () => {
+    return this.writingTo(id, async () => {
       try {
         const out = await this.driver.appender(path, 0)
         const hash = newHash(d.algorithm)
@@ -181,25 +229,25 @@ export class Uploads {
   }
 
   async cancel(name: RepoName, id: string): Promise<void> {
-    await this.locked(id, async () => {
-      await this.session(name, id)
-      await this.discard(id)
-    })
+    await this.claimed(name, id, undefined, (c) => this.discard(c.id))
   }
 
-  /** Expires sessions idle for longer than ttl and removes temp files no session owns. */
+  /**
+   * Expires sessions idle for longer than ttl and removes temp files no session owns (the temp
+   * files of uploads being written on another node are fresh: every write touches them). Safe on
+   * every node at once: each removal is one conditional statement.
+   */
   async sweep(ttlSeconds: number, now = Date.now()): Promise<{ expired: number; orphans: number }> {
     const before = new Date(now - ttlSeconds * 1000)
     const cutoff = before.toISOString()
     let expired = 0
     for (const id of await q.expiredUploads(this.db, cutoff)) {
-      // Re-checked under the lock: a chunk may have arrived since the list was read.
-      await this.locked(id, async () => {
-        if (await q.uploadIdleSince(this.db, id, cutoff)) {
-          await this.discard(id)
-          expired++
-        }
-      })
+      // Re-checked where it is deleted: a chunk may have arrived (and claimed the session) since the list was read.
+      if (await q.deleteIdleUpload(this.db, id, cutoff, new Date(now).toISOString())) {
+        this.hashes.delete(id)
+        await this.driver.delete(uploadPath(id))
+        expired++
+      }
     }
     const stale: string[] = []
     for await (const f of this.driver.list(UPLOADS_DIR)) {
@@ -207,22 +255,113 @@ export class Uploads {
       if (f.modified < before && isUploadId(id)) stale.push(id)
     }
     const live = await q.uploadIdsAmong(this.db, stale)
-    const orphans = stale.filter((id) => !live.has(id) && !this.locks.has(id))
+    const orphans = stale.filter((id) => !live.has(id) && !this.writing.has(id))
     for (const id of orphans) await this.driver.delete(uploadPath(id))
+    // Multipart uploads a node killed mid-commit left behind (S3): invisible to listings, but stored.
+    await this.driver.abortIncomplete?.(before)
     return { expired, orphans: orphans.length }
   }
 
   private async session(name: RepoName, id: string) {
     const row = await q.findUpload(this.db, name, id)
     if (!row) throw new WharfError('BLOB_UPLOAD_UNKNOWN', 'blob upload unknown to registry', { uuid: id })
-    return { size: Number(row.size) }
+    return { size: Number(row.size), writer: row.writer, writerUntil: row.writer_until }
   }
 
-  /** `last`: the chunk completes the upload (see finish). */
-  private async appendLocked(id: string, size: number, body: Body, last = false): Promise<number> {
-    if (body.rangeStart !== undefined && body.rangeStart !== size) {
-      throw new WharfError('RANGE_INVALID', 'chunk out of order', { expectedStart: size, rangeStart: body.rangeStart })
+  /**
+   * Runs `fn` holding the session's claim. A request that finds the session claimed waits for the
+   * claim to end (or, its node dead, to run out), then checks its chunk's start again: two chunks
+   * sent for one offset to two nodes, one is stored and the other answered 416 (RANGE_INVALID).
+   */
+  private async claimed<T>(name: RepoName, id: string, rangeStart: number | undefined, fn: (c: Claim) => Promise<T>): Promise<T> {
+    const c = await this.claim(name, id, rangeStart)
+    try {
+      return await fn(c)
+    } catch (e) {
+      // Free the session at once (its size unchanged), not when the claim runs out; a no-op when another
+      // request took it over (the release is conditional on this one's claim).
+      await q.releaseUploadClaim(this.db, id, c.token, c.size).catch(() => {})
+      throw e
+    } finally {
+      c.stop()
     }
+  }
+
+  private async claim(name: RepoName, id: string, rangeStart: number | undefined): Promise<Claim> {
+    const token = randomUUID()
+    const deadline = Date.now() + this.claimMs + CLAIM_WAIT_EXTRA_MS
+    let pause = CLAIM_POLL_MIN_MS
+    for (;;) {
+      const s = await this.session(name, id)
+      if (rangeStart !== undefined && rangeStart !== s.size) throw outOfOrder(s.size, rangeStart)
+      const now = Date.now()
+      if (s.writerUntil === null || s.writerUntil < new Date(now).toISOString()) {
+        const claimed = await q.claimUpload(this.db, {
+          id,
+          size: s.size,
+          previous: s.writer,
+          writer: token,
+          until: new Date(now + this.claimMs).toISOString(),
+          now: new Date(now).toISOString(),
+        })
+        if (claimed) return this.hold(id, token, s.size, s.writer)
+        // Another request claimed it between the read and the update: read it again.
+        continue
+      }
+      // Held for longer than a dead node's claim lasts: its writer is alive and busy with a long chunk.
+      if (now > deadline) throw outOfOrder(s.size, rangeStart)
+      await sleep(pause)
+      pause = Math.min(pause * 2, CLAIM_POLL_MAX_MS)
+    }
+  }
+
+  /** Keeps a claim alive while its request runs; `lost` fires once it cannot be sure it still holds it. */
+  private hold(id: string, token: string, size: number, previous: string): Claim {
+    const ac = new AbortController()
+    let renewedAt = performance.now()
+    let renewing = false
+    const lose = (why: string) => {
+      this.hashes.delete(id)
+      ac.abort(new WharfError('BLOB_UPLOAD_INVALID', `upload claim lost (${why}); check the offset and resume`, { uuid: id }))
+    }
+    const timer = setInterval(
+      () => {
+        if (ac.signal.aborted) return
+        // Other nodes take the claim over once it ran out by their own clocks: stopping at half of it
+        // leaves room for clock skew between nodes and for writes already on their way to storage.
+        if (performance.now() - renewedAt > this.claimMs / 2) return lose('not renewed in time')
+        if (renewing) return
+        renewing = true
+        const started = performance.now()
+        q.renewUploadClaim(this.db, id, token, new Date(Date.now() + this.claimMs).toISOString()).then(
+          (held) => {
+            renewing = false
+            if (held) renewedAt = started
+            else lose('taken over or finished elsewhere')
+          },
+          // The database is unreachable: the next tick decides by the time since the last renewal.
+          () => {
+            renewing = false
+          },
+        )
+      },
+      Math.min(CLAIM_RENEW_MS, this.claimMs / 5),
+    )
+    timer.unref()
+    return { id, token, size, previous, lost: ac.signal, stop: () => clearInterval(timer) }
+  }
+
+  /** Ends the claim with the session's new size; a claim lost meanwhile fails the request (the client asks the offset again). */
+  private async release(c: Claim, size: number): Promise<void> {
+    if (c.lost.aborted || !(await q.releaseUploadClaim(this.db, c.id, c.token, size))) {
+      this.hashes.delete(c.id)
+      throw c.lost.reason ?? new WharfError('BLOB_UPLOAD_INVALID', 'upload claim lost; check the offset and resume', { uuid: c.id })
+    }
+  }
+
+  /** Appends a chunk at the claimed offset. `last`: the chunk completes the upload (see finish). */
+  private async write(c: Claim, body: Body, last = false): Promise<number> {
+    const { id, size } = c
     if (
       body.rangeStart !== undefined &&
       body.rangeEnd !== undefined &&
@@ -231,21 +370,21 @@ export class Uploads {
     ) {
       throw new WharfError('SIZE_INVALID', 'Content-Range does not match Content-Length', {})
     }
-    const state = await this.hashState(id, size)
+    const state = await this.hashState(c, size)
     let out: Writable | undefined
     try {
       out = await this.driver.appender(uploadPath(id), size, { durable: last })
-      const received = await streamInto(body, out, state.hash)
+      const received = await streamInto(body, out, state.hash, c.lost)
       state.size += received
       this.metrics?.registryBytes.inc({ direction: 'in', kind: 'blob' }, received)
     } catch (e) {
-      // The hash may have seen bytes that never reached the file; rebuild it from disk next time.
+      // The hash may have seen bytes that never reached the file; rebuild it from storage next time.
       this.hashes.delete(id)
-      // A chunk refused for what it is (SIZE_INVALID) leaves nothing behind; one that broke off keeps its bytes.
-      if (out && !(e instanceof WharfError)) await this.keepReceived(id, size, out)
-      throw e
+      // A chunk refused for what it is (SIZE_INVALID) leaves nothing behind; one that broke off keeps its bytes,
+      // unless the claim was lost: then they are no longer this request's to keep.
+      if (out && !(e instanceof WharfError) && !c.lost.aborted) await this.keepReceived(c, out)
+      throw c.lost.aborted ? c.lost.reason : e
     }
-    if (!last) await q.setUploadSize(this.db, id, state.size)
     return state.size
   }
 
@@ -253,17 +392,22 @@ export class Uploads {
    * A chunk that broke off (client gone, body idle, disk error) keeps the bytes that reached the temp file: the
    * session's offset becomes the file's size, so a client asking GET for the offset resumes there.
    */
-  private async keepReceived(id: string, size: number, out: Writable): Promise<void> {
+  private async keepReceived(c: Claim, out: Writable): Promise<void> {
     // The destroyed writer may still be finishing a write; measure the file after it closed.
     if (!out.closed) await once(out, 'close').catch(() => {})
-    const info = await this.driver.stat(uploadPath(id))
-    if (info && info.size > size) await q.setUploadSize(this.db, id, info.size)
+    const info = await this.driver.stat(uploadPath(c.id))
+    if (info && info.size > c.size && (await q.releaseUploadClaim(this.db, c.id, c.token, info.size))) c.size = info.size
   }
 
-  private async hashState(id: string, size: number): Promise<HashState> {
+  /** The running digest of the session's first `size` bytes: this node's, if it wrote the last chunk, else read back. */
+  private async hashState(c: Claim, size: number): Promise<HashState> {
+    const { id } = c
     const cached = this.hashes.get(id)
-    if (cached && cached.size === size) return cached
-    // After a restart (or a failed chunk) the running hash is rebuilt from the bytes already on disk.
+    if (cached && cached.size === size && (cached.writer === c.previous || cached.writer === c.token)) {
+      cached.writer = c.token
+      return cached
+    }
+    // After a restart, a failed chunk or a chunk stored by another node, the hash is rebuilt from the stored bytes.
     const hash = newHash('sha256')
     if (size > 0) {
       const info = await this.driver.stat(uploadPath(id))
@@ -271,7 +415,7 @@ export class Uploads {
       const src = await this.driver.reader(uploadPath(id), { offset: 0, length: size })
       for await (const chunk of src) hash.update(chunk as Buffer)
     }
-    const state = { hash, size }
+    const state = { hash, size, writer: c.token }
     this.hashes.set(id, state)
     return state
   }
@@ -315,24 +459,25 @@ export class Uploads {
     await this.driver.delete(uploadPath(id))
   }
 
-  /** Serialises operations on one session: a second concurrent PATCH sees the first one's offset. */
-  private async locked<T>(id: string, fn: () => Promise<T>): Promise<T> {
-    const prev = this.locks.get(id) ?? Promise.resolve()
-    const run = prev.then(fn, fn)
-    const tail = run.catch(() => {})
-    this.locks.set(id, tail)
+  /** Marks a temp file with no session row (a monolithic upload, a cache fill) as being written here. */
+  private async writingTo<T>(id: string, fn: () => Promise<T>): Promise<T> {
+    this.writing.add(id)
     try {
-      return await run
+      return await fn()
     } finally {
-      if (this.locks.get(id) === tail) this.locks.delete(id)
+      this.writing.delete(id)
     }
   }
 }
 
+function outOfOrder(size: number, rangeStart: number | undefined): WharfError {
+  return new WharfError('RANGE_INVALID', 'chunk out of order', { expectedStart: size, ...(rangeStart === undefined ? {} : { rangeStart }) })
+}
+
 /** Streams the body to `out`, feeding the hash; back-pressure comes from pipeline. Returns the byte count. */
-async function streamInto(body: Body, out: Writable, hash: Hash): Promise<number> {
+async function streamInto(body: Body, out: Writable, hash: Hash, signal?: AbortSignal): Promise<number> {
   let n = 0
-  await pipeline(
+  const streams = [
     body.stream,
     async function* (src: AsyncIterable<Buffer>) {
       for await (const chunk of src) {
@@ -342,7 +487,9 @@ async function streamInto(body: Body, out: Writable, hash: Hash): Promise<number
       }
     },
     out,
-  )
+  ] as const
+  // An abort (the claim was lost) destroys the writer with an AbortError: it then stores nothing more.
+  await (signal ? pipeline(...streams, { signal }) : pipeline(...streams))
   if (body.length !== undefined && n !== body.length)
     throw new WharfError('SIZE_INVALID', 'provided length did not match content length', { expected: body.length, received: n })
   return n

@@ -26,7 +26,9 @@ export interface BlobDriver {
   /**
    * Opens a temp file for appending at `offset`, truncating anything past it (left by a crash).
    * `durable`: the writer flushes the file to disk (fsync) before it closes, so a commit of the file
-   * right after it may pass `synced` and skip opening it again.
+   * right after it may pass `synced` and skip opening it again. A writer destroyed with an error
+   * keeps what it received (a chunk that broke off), unless the error is an AbortError: its caller
+   * lost the right to write the file (another node took the upload over), so nothing more is stored.
    */
   appender(path: string, offset: number, opts?: { durable?: boolean }): Promise<Writable>
   /** Makes a temp file durable (fsync, unless `synced`: its writer already did) and atomically renames it into place. */
@@ -37,6 +39,11 @@ export interface BlobDriver {
    * with the size of what the driver keeps for it (S3: its segment manifest), not its content's.
    */
   list(prefix: string): AsyncIterable<FileInfo>
+  /**
+   * Removes what a process stopped mid-commit (kill -9) left outside the paths `list` shows, started
+   * before `before`: S3's unfinished multipart uploads. Returns how many; absent when there is none.
+   */
+  abortIncomplete?(before: Date): Promise<number>
   /** A URL a client may fetch the file from directly for a while (S3 presigned GET); undefined when the driver offers none. */
   redirectUrl?(path: string): Promise<string | undefined>
 }

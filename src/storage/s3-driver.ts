@@ -10,6 +10,11 @@
 // reads that segment back and writes it again with the new bytes. `commit` then assembles the
 // segments at the final key on the server: one CopyObject, or a multipart upload whose parts are
 // UploadPartCopy requests, one per segment. No byte of a blob passes through Wharf twice.
+//
+// Several nodes may share the bucket: everything a file's next writer or reader needs is in it.
+// The caller keeps two writers off one file (upload sessions: a claim in the database); the
+// `live` and `moved` maps only serve this process's positional readers, and a multipart upload
+// left by a process killed mid-commit is found by listing (`abortIncomplete`).
 import { createHash } from 'node:crypto'
 import { Readable, Writable } from 'node:stream'
 import {
@@ -20,6 +25,7 @@ import {
   DeleteObjectsCommand,
   GetObjectCommand,
   HeadObjectCommand,
+  ListMultipartUploadsCommand,
   ListObjectsV2Command,
   PutObjectCommand,
   S3Client,
@@ -400,15 +406,42 @@ export function createS3Driver(opts: S3DriverOptions): BlobDriver {
       const base = key(prefix, true)
       // Keys come in order, a file's segments right after its manifest. Segments without a manifest
       // (a writer that died before its first one) are listed as their file, so sweeps find and delete them.
-      let last: string | undefined
+      // A file's time is its newest key's: a writer on another node adds segments long before its manifest.
+      let current: FileInfo | undefined
       for await (const o of listKeys(prefix === '' ? base : `${base}/`)) {
         const k = o.Key!
         const seg = k.indexOf(SEG)
         const path = (seg < 0 ? k : k.slice(0, seg)).slice(opts.prefix.length)
-        if (path === last) continue
-        last = path
-        yield { path, size: seg < 0 ? (o.Size ?? 0) : 0, modified: o.LastModified ?? new Date(0) } satisfies FileInfo
+        const modified = o.LastModified ?? new Date(0)
+        if (current?.path === path) {
+          if (modified > current.modified) current.modified = modified
+          continue
+        }
+        if (current) yield current
+        current = { path, size: seg < 0 ? (o.Size ?? 0) : 0, modified }
       }
+      if (current) yield current
+    },
+    async abortIncomplete(before) {
+      let n = 0
+      let keyMarker: string | undefined
+      let uploadIdMarker: string | undefined
+      do {
+        const res = await client.send(
+          new ListMultipartUploadsCommand({ Bucket, Prefix: opts.prefix, KeyMarker: keyMarker, UploadIdMarker: uploadIdMarker }),
+        )
+        for (const u of res.Uploads ?? []) {
+          if (!u.Key || !u.UploadId || !u.Initiated || u.Initiated >= before) continue
+          await client.send(new AbortMultipartUploadCommand({ Bucket, Key: u.Key, UploadId: u.UploadId })).catch((e) => {
+            // Completed or aborted meanwhile (by the commit that started it, or a sweep on another node).
+            if (!isNotFound(e) && (e as { name?: string }).name !== 'NoSuchUpload') throw e
+          })
+          n++
+        }
+        keyMarker = res.IsTruncated ? res.NextKeyMarker : undefined
+        uploadIdMarker = res.IsTruncated ? res.NextUploadIdMarker : undefined
+      } while (keyMarker)
+      return n
     },
     async redirectUrl(p) {
       if (opts.redirectSeconds === undefined) return undefined
@@ -513,7 +546,8 @@ class SegmentWriter extends Writable {
       this.io.closed()
       cb(err)
     }
-    if (this.saved || this.failure) done()
+    // Aborted: the caller no longer owns the file (driver.ts: appender), so neither the rest nor a manifest is stored.
+    if (this.saved || this.failure || err?.name === 'AbortError') done()
     else this.flush().then(done, done)
   }
 

@@ -2,7 +2,7 @@
 // the shared conformance suite, then what only S3 has (segments, multipart commits, presigned URLs).
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
-import { PutObjectCommand } from '@aws-sdk/client-s3'
+import { CreateMultipartUploadCommand, ListMultipartUploadsCommand, PutObjectCommand } from '@aws-sdk/client-s3'
 import { startSwift, type SwiftS3 } from '../helpers/swift.ts'
 import { describeBlobDriver, writeAt } from '../../src/storage/driver-suite.ts'
 import type { BlobDriver } from '../../src/storage/driver.ts'
@@ -93,6 +93,37 @@ describe('s3 driver specifics', () => {
     assert.equal((await d.stat('uploads/broken'))?.size, 7 * MiB + 4)
     await d.delete('uploads/broken')
     assert.deepEqual(await swift.keys(prefix), [])
+  })
+
+  it('a writer aborted (its upload was taken over by another node) stores nothing more: no segment, no manifest', async () => {
+    const prefix = swift.newPrefix()
+    const d = driverAt(prefix)
+    await writeAt(d, 'uploads/taken', 0, 'kept by the last writer')
+    const out = await d.appender('uploads/taken', 23)
+    out.on('error', () => {})
+    out.write(pattern(3 * MiB, 4))
+    await new Promise((r) => setTimeout(r, 50))
+    out.destroy(new DOMException('the claim was lost', 'AbortError'))
+    await new Promise((r) => out.once('close', r))
+    assert.equal((await d.stat('uploads/taken'))?.size, 23, "the manifest is the last writer's")
+    assert.equal((await swift.keys(`${prefix}uploads/`)).length, 2, 'its manifest and its one segment')
+    await swift.clear(prefix)
+  })
+
+  it('a multipart upload a killed commit left is found in the bucket and aborted once older than the cutoff', async () => {
+    const prefix = swift.newPrefix()
+    const d = driverAt(prefix)
+    const other = swift.newPrefix()
+    for (const k of [`${prefix}blobs/sha256/ab/left`, `${other}blobs/sha256/ab/elsewhere`])
+      await swift.client.send(new CreateMultipartUploadCommand({ Bucket: swift.bucket, Key: k }))
+    const pending = async (p: string) =>
+      ((await swift.client.send(new ListMultipartUploadsCommand({ Bucket: swift.bucket, Prefix: p }))).Uploads ?? []).length
+    assert.equal(await d.abortIncomplete!(new Date(Date.now() - 3600_000)), 0, 'a recent one may be a commit under way')
+    assert.equal(await pending(prefix), 1)
+    assert.equal(await d.abortIncomplete!(new Date(Date.now() + 60_000)), 1)
+    assert.equal(await pending(prefix), 0)
+    assert.equal(await pending(other), 1, 'another prefix (another installation) is left alone')
+    await driverAt(other).abortIncomplete!(new Date(Date.now() + 60_000))
   })
 
   it('segments a writer left without a manifest are listed as their file, so a sweep can delete them', async () => {
