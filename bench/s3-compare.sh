@@ -8,7 +8,8 @@
 # logs off. Temp dirs and the servers started here are removed afterwards.
 # Wharf starts with bin/wharf.js's node flags, as shipped (WHARF_BENCH_LAUNCH_FLAGS replaces them);
 # WHARF_BENCH_NODE_ARGS adds node options; WHARF_BENCH_PROF_DIR=<dir> adds --cpu-prof into that
-# directory (written when the script stops Wharf). Wharf's CPU per thread (/proc/PID/task/*/stat:
+# directory (written when the script stops Wharf); WHARF_BENCH_KEEP_LOG=<file> keeps Wharf's log
+# (stdout and stderr, so also a --trace-gc). Wharf's CPU per thread (/proc/PID/task/*/stat:
 # main, libuv, V8 GC workers) is printed at the end.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -20,6 +21,7 @@ cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
   [ -z "${WHARF_BENCH_PROF_DIR:-}" ] || ls "$WHARF_BENCH_PROF_DIR" >&2
+  [ -z "${WHARF_BENCH_KEEP_LOG:-}" ] || cp "$work/wharf.log" "$WHARF_BENCH_KEEP_LOG"
   sh "$here/scripts/swift-s3.sh" stop "$work/swift" || true
   rm -rf "$work"
 }
