@@ -1,6 +1,7 @@
 // The S3 driver against a real S3-compatible server (Swift's s3api, started once for this file):
 // the shared conformance suite, then what only S3 has (segments, multipart commits, presigned URLs).
 import assert from 'node:assert/strict'
+import { createHash } from 'node:crypto'
 import dc from 'node:diagnostics_channel'
 import type { ClientRequest } from 'node:http'
 import { after, before, describe, it } from 'node:test'
@@ -8,7 +9,7 @@ import { PutObjectCommand } from '@aws-sdk/client-s3'
 import { startSwift, type SwiftS3 } from '../helpers/swift.ts'
 import { describeBlobDriver, writeAt } from '../../src/storage/driver-suite.ts'
 import type { BlobDriver } from '../../src/storage/driver.ts'
-import { createS3Driver } from '../../src/storage/s3-driver.ts'
+import { createS3Driver, type S3DriverOptions } from '../../src/storage/s3-driver.ts'
 
 const MiB = 1 << 20
 let swift: SwiftS3
@@ -17,7 +18,11 @@ before(() => started)
 after(() => swift?.stop())
 
 function driverAt(prefix: string, extra: { redirectSeconds?: number } = {}): BlobDriver {
-  return createS3Driver({
+  return createS3Driver(driverOptions(prefix, extra))
+}
+
+function driverOptions(prefix: string, extra: { redirectSeconds?: number } = {}): S3DriverOptions {
+  return {
     endpoint: swift.endpoint,
     region: swift.region,
     bucket: swift.bucket,
@@ -28,7 +33,7 @@ function driverAt(prefix: string, extra: { redirectSeconds?: number } = {}): Blo
     // The smallest part S3 allows: the suite's 5 MiB files then span several segments.
     partSize: 5 * MiB,
     ...extra,
-  })
+  }
 }
 
 describeBlobDriver('s3', async () => {
@@ -200,6 +205,34 @@ describe('s3 driver specifics', () => {
     assert.ok(checks > 200)
     await reader.close()
     await d.delete('uploads/live-file')
+    await swift.clear(prefix)
+  })
+
+  it('over plain http to a host other than loopback every body is hashed for the signature, and the store takes it', async () => {
+    const prefix = swift.newPrefix()
+    const signed = new Set<string>()
+    const onRequest = (m: unknown) => void signed.add(String((m as { request: ClientRequest }).request.getHeader('x-amz-content-sha256')))
+    // The IPv4-mapped form of 127.0.0.1: still this machine, but not a name the driver takes for loopback.
+    const endpoint = swift.endpoint.replace('//127.0.0.1:', '//[::ffff:127.0.0.1]:')
+    const d = createS3Driver({ ...driverOptions(prefix), endpoint })
+    const data = pattern(6 * MiB, 8)
+    dc.subscribe('http.client.request.start', onRequest)
+    try {
+      await writeInChunks(d, 'uploads/s', data, { durable: true })
+      await d.commit('uploads/s', 'blobs/s', { synced: true })
+    } finally {
+      dc.unsubscribe('http.client.request.start', onRequest)
+    }
+    assert.ok(!signed.has('UNSIGNED-PAYLOAD'), [...signed].join(' '))
+    assert.ok(
+      signed.has(
+        createHash('sha256')
+          .update(data.subarray(0, 5 * MiB))
+          .digest('hex'),
+      ),
+      'the first segment signed with its hash',
+    )
+    assert.ok((await readAllBytes(driverAt(prefix), 'blobs/s')).equals(data))
     await swift.clear(prefix)
   })
 
