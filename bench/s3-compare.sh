@@ -6,6 +6,11 @@
 #   bench/s3-compare.sh [regbench args...]   default: --scenario push-monolithic,push-chunked,pull-blob --size 8m --count 40 --rounds 3
 # Wharf runs from its TypeScript sources with request logging at info; distribution with access
 # logs off. Temp dirs and the servers started here are removed afterwards.
+# Wharf starts with bin/wharf.js's node flags, as shipped (WHARF_BENCH_LAUNCH_FLAGS replaces them);
+# WHARF_BENCH_NODE_ARGS adds node options; WHARF_BENCH_PROF_DIR=<dir> adds --cpu-prof into that
+# directory (written when the script stops Wharf); WHARF_BENCH_KEEP_LOG=<file> keeps Wharf's log
+# (stdout and stderr, so also a --trace-gc). Wharf's CPU per thread (/proc/PID/task/*/stat:
+# main, libuv, V8 GC workers) is printed at the end.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 regbench=${REGBENCH:-$here/../shared/bench/regbench.mjs}
@@ -15,6 +20,8 @@ pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
+  [ -z "${WHARF_BENCH_PROF_DIR:-}" ] || ls "$WHARF_BENCH_PROF_DIR" >&2
+  [ -z "${WHARF_BENCH_KEEP_LOG:-}" ] || cp "$work/wharf.log" "$WHARF_BENCH_KEEP_LOG"
   sh "$here/scripts/swift-s3.sh" stop "$work/swift" || true
   rm -rf "$work"
 }
@@ -39,9 +46,12 @@ export WHARF_ROOT_PASSWORD=bench-root-password
 export WHARF_STORAGE=s3 WHARF_S3_ENDPOINT=$endpoint WHARF_S3_BUCKET=$bucket WHARF_S3_PREFIX=wharf/ WHARF_S3_FORCE_PATH_STYLE=true
 export WHARF_S3_ACCESS_KEY_ID=wharf:tester WHARF_S3_SECRET_ACCESS_KEY=testing
 wharf=("$node" "$here/src/cli/main.ts")
+# Wharf's launch flags as shipped (bin/wharf.js's shebang: V8 heap sizing); WHARF_BENCH_LAUNCH_FLAGS='' runs without.
+read -r -a node_args <<<"${WHARF_BENCH_LAUNCH_FLAGS-$(sed -n '1s/^#!.* node //p' "$here/bin/wharf.js")} ${WHARF_BENCH_NODE_ARGS:-}"
+[ -z "${WHARF_BENCH_PROF_DIR:-}" ] || node_args+=(--cpu-prof "--cpu-prof-dir=$WHARF_BENCH_PROF_DIR")
 "${wharf[@]}" admin group create --path bench --data "$work/wharf" >/dev/null
 "${wharf[@]}" admin project create --path bench/r --data "$work/wharf" >/dev/null
-"${wharf[@]}" serve --listen "127.0.0.1:$wport" --data "$work/wharf" --log-level "${WHARF_BENCH_LOG_LEVEL:-info}" >"$work/wharf.log" 2>&1 &
+"$node" "${node_args[@]}" "$here/src/cli/main.ts" serve --listen "127.0.0.1:$wport" --data "$work/wharf" --log-level "${WHARF_BENCH_LOG_LEVEL:-info}" >"$work/wharf.log" 2>&1 &
 wpid=$!; pids+=("$wpid")
 cat >"$work/dist.yml" <<YML
 version: 0.1
@@ -60,4 +70,7 @@ echo "swift s3api on :$sport   wharf pid $wpid on :$wport (storage s3)   distrib
 if [ $# -eq 0 ]; then set -- --scenario push-monolithic,push-chunked,pull-blob --size 8m --count 40 --rounds 3; fi
 "$node" "$regbench" --url "http://127.0.0.1:$wport" --pid "$wpid" --user root --password "$WHARF_ROOT_PASSWORD" \
   --compare "http://127.0.0.1:$dport" --pid2 "$dpid" "$@"
+threads() { for f in /proc/"$wpid"/task/*/stat; do sed -E 's/^[0-9]+ \((.*)\) . (([^ ]+ ){10})([0-9]+) ([0-9]+).*/\1 \4 \5/' "$f"; done |
+  awk -v hz="$(getconf CLK_TCK)" '{ n=$1; for (i=2;i<NF-1;i++) n=n"_"$i; sub(/[0-9]+$/,"",n); c[n]+=($(NF-1)+$NF)/hz } END { for (n in c) printf "%s %.2fs  ", n, c[n]; print "" }'; }
+echo "wharf CPU by thread over the whole run (incl. fixtures): $(threads)" >&2
 echo "swift proxy CPU (both registries' traffic): $(ps -o cputime= -p "$(head -4 "$work/swift/pids" | tail -1)" 2>/dev/null || echo n/a)" >&2

@@ -16,7 +16,9 @@
 // `live` and `moved` maps only serve this process's positional readers, and a multipart upload
 // left by a process killed mid-commit is found by listing (`abortIncomplete`).
 import { createHash } from 'node:crypto'
+import { isIP } from 'node:net'
 import { Readable, Writable } from 'node:stream'
+import { setTimeout as sleep } from 'node:timers/promises'
 import {
   AbortMultipartUploadCommand,
   CompleteMultipartUploadCommand,
@@ -68,6 +70,8 @@ const MANIFEST_META = 'wharf-manifest'
 const SIZE_META = 'wharf-size'
 /** Committed temp paths remembered for positional readers opened before the commit. */
 const MOVED_MAX = 1024
+/** Tries of a segment upload (the SDK does not retry a streamed body). */
+const UPLOAD_ATTEMPTS = 3
 
 interface Segment {
   start: number
@@ -79,9 +83,9 @@ interface Manifest {
   segments: Segment[]
 }
 
-/** A file being written in this process: its segments, those not yet stored still in memory. */
+/** A file being written in this process: its segments, those not yet stored still in memory (the chunks as written). */
 interface LiveFile {
-  segments: Array<Segment & { data?: Buffer | undefined }>
+  segments: Array<Segment & { data?: Buffer[] | undefined }>
   pending: Buffer[]
   pendingStart: number
 }
@@ -89,6 +93,11 @@ interface LiveFile {
 export function createS3Driver(opts: S3DriverOptions): BlobDriver {
   const partSize = opts.partSize ?? DEFAULT_PART
   if (partSize < MIN_PART) throw new Error(`S3 part size must be at least ${MIN_PART} bytes`)
+  // Bodies are hashed for the signature (a second pass over every byte) only where the signature is what protects
+  // them: over plain http to another host, where the store then rejects bytes altered on the way. Over https TLS
+  // protects them, and on loopback nothing lies between; the registry verified the content's digest before that.
+  const endpoint = opts.endpoint ? new URL(opts.endpoint) : undefined
+  const signPayload = endpoint?.protocol === 'http:' && !isLoopback(endpoint.hostname)
   const client = new S3Client({
     region: opts.region,
     forcePathStyle: opts.forcePathStyle,
@@ -99,14 +108,16 @@ export function createS3Driver(opts: S3DriverOptions): BlobDriver {
     // Checksums the service does not require cost a pass over every byte (and not every S3-compatible server takes them).
     requestChecksumCalculation: 'WHEN_REQUIRED',
     responseChecksumValidation: 'WHEN_REQUIRED',
+    // The SDK sends `Expect: 100-continue` with bodies of 2 MB and more, and for such a request it opens a new
+    // connection that is not kept alive (and then waits for the 100 before the body): a TCP connection, on https a
+    // TLS handshake too, for every segment. Without it, segments go over the pooled keep-alive connections.
+    expectContinueHeader: false,
   })
   client.middlewareStack.add(
     (next) => async (args) => {
       const req = args.request as { headers?: Record<string, string>; query?: Record<string, unknown>; body?: unknown }
       if (req.headers) {
-        // Bodies are not hashed for the signature (a second pass over every byte): the content is verified by its
-        // digest before any commit, and TLS protects it on the way where the endpoint is https.
-        if (!req.headers['x-amz-content-sha256']) req.headers['x-amz-content-sha256'] = 'UNSIGNED-PAYLOAD'
+        if (!signPayload && !req.headers['x-amz-content-sha256']) req.headers['x-amz-content-sha256'] = 'UNSIGNED-PAYLOAD'
         // Multi-object delete needs Content-MD5 on servers that predate S3's newer checksums.
         if (req.query && 'delete' in req.query && typeof req.body === 'string')
           req.headers['content-md5'] = createHash('md5').update(req.body).digest('base64')
@@ -118,6 +129,9 @@ export function createS3Driver(opts: S3DriverOptions): BlobDriver {
   const Bucket = opts.bucket
   const live = new Map<string, LiveFile>()
   const moved = new Map<string, string>()
+  // The manifest a durable writer of this process saved last, per path: a commit right after it (`synced`) needs no
+  // GET to learn the segments. Any other writer, commit or delete of the path forgets it.
+  const saved = new Map<string, Manifest>()
 
   // Paths come from storage/paths.ts; still, none may climb out of the prefix or name a segment.
   const key = (p: string, allowRoot = false): string => {
@@ -290,7 +304,7 @@ export function createS3Driver(opts: S3DriverOptions): BlobDriver {
               const s = f.segments.find((x) => position >= x.start && position < x.start + x.size)
               if (s) {
                 const n = Math.min(length, s.start + s.size - position)
-                if (s.data) return s.data.copy(buffer, 0, position - s.start, position - s.start + n)
+                if (s.data) return copyFrom(s.data, position - s.start, buffer, n)
                 const got = await readRange(segKey(k, s.start), buffer, position - s.start, n)
                 if (got !== undefined) return got
                 continue
@@ -328,7 +342,7 @@ export function createS3Driver(opts: S3DriverOptions): BlobDriver {
         close: async () => {},
       } satisfies PositionalReader
     },
-    async appender(p, offset) {
+    async appender(p, offset, opts) {
       const k = key(p)
       const m = (await readManifest(k)) ?? { size: 0, segments: [] }
       const keep = m.segments.filter((s) => s.start + s.size <= offset)
@@ -356,19 +370,55 @@ export function createS3Driver(opts: S3DriverOptions): BlobDriver {
       if (dropped.length) await deleteKeys(dropped.map((s) => segKey(k, s.start)))
       const file: LiveFile = { segments: keep.map((s) => ({ ...s })), pending, pendingStart }
       live.set(p, file)
+      saved.delete(p)
       return new SegmentWriter(file, partSize, {
-        upload: (start, data) =>
-          client.send(new PutObjectCommand({ Bucket, Key: segKey(k, start), Body: data, ContentLength: data.length })).then(() => {}),
-        save: (segments) => writeManifest(k, { size: segments.reduce((n, s) => n + s.size, 0), segments }).then(() => {}),
+        async upload(start, chunks, size) {
+          // A signed payload is hashed by the SDK, which takes only a buffer for that (and then retries by itself).
+          if (signPayload) {
+            await client.send(
+              new PutObjectCommand({ Bucket, Key: segKey(k, start), Body: Buffer.concat(chunks, size), ContentLength: size }),
+            )
+            return
+          }
+          // The chunks go out as they arrived: gathering them into one buffer cost a copy of every byte and a large
+          // allocation per segment (each one more push towards a full garbage collection).
+          for (let attempt = 1; ; attempt++) {
+            try {
+              await client.send(
+                new PutObjectCommand({
+                  Bucket,
+                  Key: segKey(k, start),
+                  Body: Readable.from(chunks, { objectMode: false }),
+                  ContentLength: size,
+                }),
+              )
+              return
+            } catch (e) {
+              const status = (e as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode
+              if (attempt >= UPLOAD_ATTEMPTS || (status !== undefined && status < 500 && status !== 408 && status !== 429)) throw e
+              await sleep(100 * 2 ** attempt)
+            }
+          }
+        },
+        async save(segments) {
+          const m = { size: segments.reduce((n, s) => n + s.size, 0), segments }
+          await writeManifest(k, m)
+          if (!opts?.durable) return
+          saved.delete(p)
+          saved.set(p, m)
+          if (saved.size > MOVED_MAX) saved.delete(saved.keys().next().value!)
+        },
         closed: () => {
           if (live.get(p) === file) live.delete(p)
         },
       })
     },
-    async commit(from, to) {
+    async commit(from, to, opts) {
       const src = key(from)
       const dst = key(to)
-      const found = await probe(src)
+      const mine = opts?.synced ? saved.get(from) : undefined
+      saved.delete(from)
+      const found = mine ? { manifest: mine } : await probe(src)
       if (!found) throw new PathNotFoundError(from)
       if ('manifest' in found) {
         const segs = found.manifest.segments
@@ -395,6 +445,7 @@ export function createS3Driver(opts: S3DriverOptions): BlobDriver {
     },
     async delete(p) {
       const k = key(p)
+      saved.delete(p)
       const doomed: string[] = []
       for await (const o of listKeys(k)) {
         const ok = o.Key!
@@ -499,7 +550,7 @@ class SegmentWriter extends Writable {
   private readonly file: LiveFile
   private readonly partSize: number
   private readonly io: {
-    upload(start: number, data: Buffer): Promise<void>
+    upload(start: number, chunks: Buffer[], size: number): Promise<void>
     save(segments: Segment[]): Promise<void>
     closed(): void
   }
@@ -560,23 +611,23 @@ class SegmentWriter extends Writable {
     this.io.closed()
   }
 
-  /** Cuts the first `n` pending bytes into a segment and starts its upload. */
+  /** Cuts the first `n` pending bytes into a segment (their chunks, split at most once, not copied) and starts its upload. */
   private seal(n: number): void {
-    const data = Buffer.allocUnsafe(n)
+    const data: Buffer[] = []
     let filled = 0
     while (filled < n) {
       const b = this.file.pending[0]!
       const take = Math.min(b.length, n - filled)
-      b.copy(data, filled, 0, take)
+      data.push(take === b.length ? b : b.subarray(0, take))
       filled += take
       if (take === b.length) this.file.pending.shift()
       else this.file.pending[0] = b.subarray(take)
     }
     this.pendingBytes -= n
-    const seg = { start: this.file.pendingStart, size: n, data: data as Buffer | undefined }
+    const seg = { start: this.file.pendingStart, size: n, data: data as Buffer[] | undefined }
     this.file.pendingStart += n
     this.file.segments.push(seg)
-    const up: Promise<void> = this.io.upload(seg.start, data).then(
+    const up: Promise<void> = this.io.upload(seg.start, data, n).then(
       () => {
         seg.data = undefined
         this.inflight.delete(up)
@@ -615,8 +666,25 @@ function sendTo(src: Readable, dest: Writable): Promise<void> {
   })
 }
 
+/** Copies up to `n` bytes from `offset` of the concatenated `chunks` into `dest`; returns the count. */
+function copyFrom(chunks: Buffer[], offset: number, dest: Buffer, n: number): number {
+  let at = 0
+  let copied = 0
+  for (const c of chunks) {
+    if (copied === n) break
+    if (offset + copied < at + c.length) copied += c.copy(dest, copied, offset + copied - at, Math.min(c.length, offset + n - at))
+    at += c.length
+  }
+  return copied
+}
+
 function copySource(bucket: string, k: string): string {
   return `${bucket}/${k.split('/').map(encodeURIComponent).join('/')}`
+}
+
+function isLoopback(hostname: string): boolean {
+  const h = hostname.replace(/^\[|\]$/g, '').toLowerCase()
+  return h === 'localhost' || h === '::1' || (isIP(h) === 4 && h.startsWith('127.'))
 }
 
 function isNotFound(e: unknown): boolean {

@@ -1,12 +1,15 @@
 // The S3 driver against a real S3-compatible server (Swift's s3api, started once for this file):
 // the shared conformance suite, then what only S3 has (segments, multipart commits, presigned URLs).
 import assert from 'node:assert/strict'
+import { createHash } from 'node:crypto'
+import dc from 'node:diagnostics_channel'
+import type { ClientRequest } from 'node:http'
 import { after, before, describe, it } from 'node:test'
 import { CreateMultipartUploadCommand, ListMultipartUploadsCommand, PutObjectCommand } from '@aws-sdk/client-s3'
 import { startSwift, type SwiftS3 } from '../helpers/swift.ts'
 import { describeBlobDriver, writeAt } from '../../src/storage/driver-suite.ts'
 import type { BlobDriver } from '../../src/storage/driver.ts'
-import { createS3Driver } from '../../src/storage/s3-driver.ts'
+import { createS3Driver, type S3DriverOptions } from '../../src/storage/s3-driver.ts'
 
 const MiB = 1 << 20
 let swift: SwiftS3
@@ -15,7 +18,11 @@ before(() => started)
 after(() => swift?.stop())
 
 function driverAt(prefix: string, extra: { redirectSeconds?: number } = {}): BlobDriver {
-  return createS3Driver({
+  return createS3Driver(driverOptions(prefix, extra))
+}
+
+function driverOptions(prefix: string, extra: { redirectSeconds?: number } = {}): S3DriverOptions {
+  return {
     endpoint: swift.endpoint,
     region: swift.region,
     bucket: swift.bucket,
@@ -26,7 +33,7 @@ function driverAt(prefix: string, extra: { redirectSeconds?: number } = {}): Blo
     // The smallest part S3 allows: the suite's 5 MiB files then span several segments.
     partSize: 5 * MiB,
     ...extra,
-  })
+  }
 }
 
 describeBlobDriver('s3', async () => {
@@ -34,6 +41,39 @@ describeBlobDriver('s3', async () => {
   const prefix = swift.newPrefix()
   return { driver: driverAt(prefix), cleanup: () => swift.clear(prefix) }
 })
+
+/** Counts, while `fn` runs, the TCP connections this process opens and its HTTP requests by method. */
+async function traffic(fn: () => Promise<void>): Promise<{ connections: number; requests: Record<string, number> }> {
+  const seen = { connections: 0, requests: {} as Record<string, number> }
+  const onSocket = () => void seen.connections++
+  const onRequest = (m: unknown) => {
+    const method = (m as { request: ClientRequest }).request.method
+    seen.requests[method] = (seen.requests[method] ?? 0) + 1
+  }
+  dc.subscribe('net.client.socket', onSocket)
+  dc.subscribe('http.client.request.start', onRequest)
+  try {
+    await fn()
+  } finally {
+    dc.unsubscribe('net.client.socket', onSocket)
+    dc.unsubscribe('http.client.request.start', onRequest)
+  }
+  return seen
+}
+
+/** Writes `data` through one appender in 64 KiB chunks (as a request body arrives), honouring back-pressure. */
+async function writeInChunks(d: BlobDriver, path: string, data: Buffer, opts?: { durable?: boolean }): Promise<void> {
+  const out = await d.appender(path, 0, opts)
+  for (let at = 0; at < data.length; at += 64 << 10)
+    if (!out.write(data.subarray(at, at + (64 << 10)))) await new Promise((r) => out.once('drain', r))
+  await new Promise<void>((ok, ko) => out.end((err?: Error | null) => (err ? ko(err) : ok())))
+}
+
+async function readAllBytes(d: BlobDriver, path: string): Promise<Buffer> {
+  const chunks: Buffer[] = []
+  for await (const c of await d.reader(path)) chunks.push(c as Buffer)
+  return Buffer.concat(chunks)
+}
 
 function pattern(size: number, seed: number): Buffer {
   const b = Buffer.alloc(size)
@@ -139,6 +179,91 @@ describe('s3 driver specifics', () => {
     assert.deepEqual(listed.sort(), [`uploads/${id}`, 'uploads/live'])
     await d.delete(`uploads/${id}`)
     assert.deepEqual(await swift.keys(`${prefix}uploads/${id}`), [])
+    await swift.clear(prefix)
+  })
+
+  it('segment uploads reuse kept-alive connections (no new connection, nor a 100-continue wait, per segment)', async () => {
+    const prefix = swift.newPrefix()
+    const d = driverAt(prefix)
+    const data = pattern(20 * MiB, 5)
+    // The first file fills the connection pool (up to one connection per upload in flight).
+    await writeInChunks(d, 'uploads/first', data)
+    const second = await traffic(() => writeInChunks(d, 'uploads/second', data))
+    assert.equal(second.requests.PUT, 5, 'four 5 MiB segments and the manifest')
+    assert.ok(second.connections <= 1, `connections opened for the second file's 4 segments: ${second.connections}`)
+    await swift.clear(prefix)
+  })
+
+  it('a commit right after a durable writer reads nothing back; one after a plain writer still does', async () => {
+    const prefix = swift.newPrefix()
+    const d = driverAt(prefix)
+    const data = pattern(11 * MiB + 7, 6)
+    await writeInChunks(d, 'uploads/durable', data, { durable: true })
+    const synced = await traffic(() => d.commit('uploads/durable', 'blobs/sha256/du/durable', { synced: true }))
+    assert.equal(synced.requests.GET, undefined, 'the segment list comes from the writer just closed')
+    assert.ok((await readAllBytes(d, 'blobs/sha256/du/durable')).equals(data))
+    // Another writer (another node, or a later chunk) may have changed the file: without `synced` it is read.
+    await writeInChunks(d, 'uploads/plain', data)
+    const plain = await traffic(() => d.commit('uploads/plain', 'blobs/sha256/pl/plain'))
+    assert.equal(plain.requests.GET, 1)
+    assert.ok((await readAllBytes(d, 'blobs/sha256/pl/plain')).equals(data))
+    assert.deepEqual((await swift.keys(prefix)).sort(), [`${prefix}blobs/sha256/du/durable`, `${prefix}blobs/sha256/pl/plain`])
+    await swift.clear(prefix)
+  })
+
+  it('reads of a file while it is written return its bytes, from segments in memory, in flight or stored', async () => {
+    const prefix = swift.newPrefix()
+    const d = driverAt(prefix)
+    const data = pattern(16 * MiB + 123, 7)
+    const r = await d.openPositional('uploads/live-file').catch(() => undefined)
+    assert.equal(r, undefined, 'no file yet')
+    const out = await d.appender('uploads/live-file', 0)
+    const reader = await d.openPositional('uploads/live-file')
+    const buf = Buffer.alloc(200_000)
+    let checks = 0
+    for (let at = 0; at < data.length; at += 64 << 10) {
+      const end = Math.min(data.length, at + (64 << 10))
+      // 64 KiB chunks: a read of 200,000 bytes from a position before the newest one spans several chunks of a segment.
+      // Once a write called back, its bytes are the writer's (pending, or in a segment): readable.
+      await new Promise((ok) => out.write(data.subarray(at, end), ok))
+      const pos = Math.max(0, end - 150_000)
+      const n = await reader.read(buf, buf.length, pos)
+      assert.ok(n > 0 && n <= end - pos, `read ${n} at ${pos} of ${end} written`)
+      assert.ok(buf.subarray(0, n).equals(data.subarray(pos, pos + n)), `bytes at ${pos}`)
+      checks++
+    }
+    await new Promise<void>((ok, ko) => out.end((err?: Error | null) => (err ? ko(err) : ok())))
+    assert.ok(checks > 200)
+    await reader.close()
+    await d.delete('uploads/live-file')
+    await swift.clear(prefix)
+  })
+
+  it('over plain http to a host other than loopback every body is hashed for the signature, and the store takes it', async () => {
+    const prefix = swift.newPrefix()
+    const signed = new Set<string>()
+    const onRequest = (m: unknown) => void signed.add(String((m as { request: ClientRequest }).request.getHeader('x-amz-content-sha256')))
+    // The IPv4-mapped form of 127.0.0.1: still this machine, but not a name the driver takes for loopback.
+    const endpoint = swift.endpoint.replace('//127.0.0.1:', '//[::ffff:127.0.0.1]:')
+    const d = createS3Driver({ ...driverOptions(prefix), endpoint })
+    const data = pattern(6 * MiB, 8)
+    dc.subscribe('http.client.request.start', onRequest)
+    try {
+      await writeInChunks(d, 'uploads/s', data, { durable: true })
+      await d.commit('uploads/s', 'blobs/s', { synced: true })
+    } finally {
+      dc.unsubscribe('http.client.request.start', onRequest)
+    }
+    assert.ok(!signed.has('UNSIGNED-PAYLOAD'), [...signed].join(' '))
+    assert.ok(
+      signed.has(
+        createHash('sha256')
+          .update(data.subarray(0, 5 * MiB))
+          .digest('hex'),
+      ),
+      'the first segment signed with its hash',
+    )
+    assert.ok((await readAllBytes(driverAt(prefix), 'blobs/s')).equals(data))
     await swift.clear(prefix)
   })
 
