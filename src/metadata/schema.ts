@@ -598,6 +598,11 @@ export interface CiJobTracesTable {
   tail: Uint8Array | null
   truncated: number
   updated_at: string
+  /** JSON array of the job's masked values while it runs (every node masks the same); null after. */
+  masks: string | null
+  /** The append holding the log's lease (see TraceStore), and until when (ISO 8601). */
+  lock_owner: string | null
+  locked_until: string | null
 }
 
 export interface CiJobArtifactsTable {
