@@ -6,6 +6,7 @@ import assert from 'node:assert/strict'
 import { PassThrough } from 'node:stream'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { describe, it } from 'node:test'
+import { sql } from 'kysely'
 import { TEST_DIALECT } from '../helpers/database.ts'
 import { patchTrace, runnerHarness, updateJob, type RunnerHarness } from './runner-harness.ts'
 
@@ -53,6 +54,21 @@ describe('CI across two nodes', () => {
     assert.equal(res.statusCode, 201, res.body)
     assert.ok(Date.now() - retried < 1_000, `picked up ${Date.now() - retried} ms after the retry`)
     assert.equal((res.json() as { id: number }).id, (retry.json() as { id: number }).id)
+    const second = res.json() as { id: number; token: string }
+    assert.equal((await updateJob(b, second, { state: 'failed', failure_reason: 'script_failure', exit_code: 1 })).statusCode, 200)
+
+    // B's listening connection is cut (a database failover, an idle timeout): B connects again and hears the next job.
+    const cut = await sql<{ n: number }>`select count(pg_terminate_backend(pid))::int as n from pg_stat_activity
+      where datname = current_database() and pid <> pg_backend_pid() and query like 'listen %'`.execute(a.db)
+    assert.equal(cut.rows[0]!.n, 1, 'one node listens')
+    await sleep(1_000)
+    poll = await waitingPoll(b, runner.token)
+    const again = await a.req('POST', `/api/v4/projects/${project.id}/jobs/${second.id}/retry`, { token })
+    assert.equal(again.statusCode, 201, again.body)
+    const retriedAgain = Date.now()
+    res = await poll.res
+    assert.equal(res.statusCode, 201, res.body)
+    assert.ok(Date.now() - retriedAgain < 1_000, `picked up ${Date.now() - retriedAgain} ms after the retry`)
   })
 
   it('a log appended through both nodes is whole, with a masked ID token split between them; both serve it while it streams', async (t) => {
