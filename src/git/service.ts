@@ -13,6 +13,7 @@ import type { ProjectAccess } from '../projects/index.ts'
 import { gitAccess, type GitAccess } from './access.ts'
 import {
   acknowledgePushUpdate,
+  claimPushEvent,
   countPushes,
   deleteDonePushEvents,
   insertPushEvent,
@@ -21,6 +22,7 @@ import {
   pendingPushEvents,
   PUSH_ACTION,
   recordPushEventFailure,
+  releasePushEvent,
 } from './queries.ts'
 import { parseRefUpdates, type RefAction, type RefType } from './refs.ts'
 import type { RefUpdate } from './refs.ts'
@@ -77,6 +79,11 @@ export type PushListener = (event: PushEvent, ack: PushAck) => void | Promise<vo
  * pipeline already created); slower listeners go on in the background.
  */
 export const LISTENER_WAIT_MS = 10_000
+/**
+ * How long a node's claim on delivering an event lasts (see publish): beyond the listeners' usual
+ * time, so another node's sweep delivers it again only when this node died with it.
+ */
+const DELIVERY_CLAIM_MS = 5 * 60 * 1000
 /** Failed deliveries of one event before it is given up (logged with its last error). */
 export const PUSH_EVENT_ATTEMPTS = 10
 /** Events redelivered per sweep. */
@@ -358,9 +365,13 @@ export class GitHosting {
   /**
    * Delivers an event to every listener, waiting for them at most LISTENER_WAIT_MS. Once they all
    * succeed the event is done; a failure is logged and counted, and the event is delivered again
-   * by `redeliverPending` (up to PUSH_EVENT_ATTEMPTS times).
+   * by `redeliverPending` (up to PUSH_EVENT_ATTEMPTS times). False when another node is delivering it.
    */
-  async publish(event: PushEvent, log: FastifyBaseLogger): Promise<void> {
+  async publish(event: PushEvent, log: FastifyBaseLogger): Promise<boolean> {
+    // Several nodes sweep the same events: the one whose claim succeeds delivers.
+    const now = Date.now()
+    if (!(await claimPushEvent(this.db, event.id, new Date(now).toISOString(), new Date(now + DELIVERY_CLAIM_MS).toISOString())))
+      return false
     this.inFlight.add(event.id)
     const ack: PushAck = async (db, index) => {
       if (!(await acknowledgePushUpdate(db, event.id, index))) {
@@ -384,12 +395,14 @@ export class GitHosting {
         const attempts = await recordPushEventFailure(this.db, event.id, failed.join('; ').slice(0, 2000), PUSH_EVENT_ATTEMPTS, at)
         if (attempts >= PUSH_EVENT_ATTEMPTS) log.error({ project: event.projectPath, pushEvent: event.id, attempts }, 'push event given up')
       })
+      .then(() => releasePushEvent(this.db, event.id))
       .catch((err: unknown) => log.error({ err, pushEvent: event.id }, 'cannot record push event delivery'))
       .finally(() => this.inFlight.delete(event.id))
     let timer: NodeJS.Timeout | undefined
     const timeout = new Promise<void>((r) => (timer = setTimeout(r, LISTENER_WAIT_MS).unref()))
     await Promise.race([all, timeout])
     clearTimeout(timer)
+    return true
   }
 
   /**
@@ -411,8 +424,8 @@ export class GitHosting {
         updates: JSON.parse(row.updates) as RefUpdate[],
         at: row.at,
       }
-      log.info({ project: event.projectPath, pushEvent: event.id, attempts: row.attempts }, 'delivering push event again')
-      await this.publish(event, log)
+      if (!(await this.publish(event, log))) continue
+      log.info({ project: event.projectPath, pushEvent: event.id, attempts: row.attempts }, 'delivered push event again')
       delivered++
     }
     await deleteDonePushEvents(this.db, new Date(Date.now() - DONE_EVENT_RETENTION_MS).toISOString())

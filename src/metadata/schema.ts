@@ -549,6 +549,8 @@ export interface PushEventsTable {
   last_error: string | null
   /** Set once every listener succeeded (or the event was given up). */
   done_at: string | null
+  /** A node is delivering the event until then (ISO 8601): no other node's sweep delivers it meanwhile. */
+  delivering_until: string | null
 }
 export type PushEventRow = Selectable<PushEventsTable>
 export type Pipeline = Selectable<PipelinesTable>

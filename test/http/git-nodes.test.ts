@@ -14,6 +14,7 @@ import type { FastifyInstance } from 'fastify'
 import type { Kysely } from 'kysely'
 import { pino } from 'pino'
 import { buildApp } from '../../src/app.ts'
+import { insertPushEvent } from '../../src/git/queries.ts'
 import type { Principal } from '../../src/auth/principals.ts'
 import type { Database, Project, User } from '../../src/metadata/schema.ts'
 import { createServices, type Services } from '../../src/services.ts'
@@ -189,6 +190,54 @@ describe('git on a root two nodes share', () => {
       assert.deepEqual(hooks.sort(), ['post-receive', 'pre-receive'])
     } finally {
       await rm(scratch, { force: true })
+    }
+  })
+
+  it('a push event node A is delivering is not delivered again by node B’s redelivery sweep meanwhile', async () => {
+    const p = await project()
+    const id = await insertPushEvent(a.db, {
+      projectId: p.id,
+      projectPath: p.full_path,
+      principal: JSON.stringify({ kind: 'anonymous' }),
+      updates: '[]',
+      at: new Date().toISOString(),
+    })
+    let release!: () => void
+    let entered!: () => void
+    const inListener = new Promise<void>((r) => (entered = r))
+    const offA = a.services.git!.onPush(async (e) => {
+      if (e.id !== id) return
+      entered()
+      await new Promise<void>((r) => (release = r))
+    })
+    const heardByB: number[] = []
+    const offB = b.services.git!.onPush((e) => void heardByB.push(e.id))
+    try {
+      const event = {
+        id,
+        handled: 0,
+        projectId: p.id,
+        projectPath: p.full_path,
+        principal: { kind: 'anonymous' as const },
+        updates: [],
+        at: '',
+      }
+      const delivering = a.services.git!.publish(event, log)
+      await inListener
+      assert.equal(await b.services.git!.redeliverPending(log), 0)
+      assert.deepEqual(heardByB, [], 'B left the event to A')
+      release()
+      assert.equal(await delivering, true)
+      for (let i = 0; i < 100; i++) {
+        const row = await a.db.selectFrom('push_events').select('done_at').where('id', '=', id).executeTakeFirstOrThrow()
+        if (row.done_at) break
+        await new Promise((r) => setTimeout(r, 20))
+      }
+      assert.equal(await b.services.git!.redeliverPending(log), 0)
+      assert.deepEqual(heardByB, [])
+    } finally {
+      offA()
+      offB()
     }
   })
 
