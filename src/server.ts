@@ -62,7 +62,7 @@ export async function startServer(config: Readonly<Config>): Promise<RunningServ
     pageMax: config.limits.pageMax,
     namespaceStorageBytes: config.limits.namespaceStorageBytes,
     rootPassword: config.auth.rootPassword,
-    gitRoot: join(config.data, 'git'),
+    gitRoot: config.git.repositoriesDir ?? join(config.data, 'git'),
     ciStorage: storage.ci,
     jobHeartbeatTimeoutSeconds: config.ci.jobHeartbeatTimeoutSeconds,
     maxJobsPerPipeline: config.ci.maxJobsPerPipeline,

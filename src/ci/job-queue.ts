@@ -4,6 +4,7 @@ import type { Kysely } from 'kysely'
 import { secretDigest } from '../core/secrets.ts'
 import type { GitRepos } from '../git/repos.ts'
 import type { CiJob, Database, Runner } from '../metadata/schema.ts'
+import { signalsFor, type Signals } from '../metadata/signals.ts'
 import type { JobResponse } from '../runner/protocol.ts'
 import { isProtectedRef, type JobPayloads } from './job-payload.ts'
 import { mintJobToken } from './job-tokens.ts'
@@ -17,6 +18,8 @@ import { runnerTags, type Runners } from './runners.ts'
 export const LONG_POLL_MS = 30_000
 /** Pending jobs read per query while looking for one this runner may take. */
 const MATCH_BATCH = 200
+/** The signal every node's long polls wake on: jobs may have become pending (or their pipeline changed). */
+export const JOBS_CHANGED = 'wharf_jobs_changed'
 
 export interface JobQueueDeps {
   db: Kysely<Database>
@@ -36,12 +39,17 @@ export class JobQueue {
   private readonly waiters = new Set<() => void>()
   private version = 0
   private closing = false
+  private readonly signals: Signals
+  /** Listening for other nodes' changes: from the first long poll until close. */
+  private unsubscribe: (() => void) | undefined
 
   constructor(deps: JobQueueDeps) {
     this.d = deps
     this.now = deps.now ?? Date.now
     this.version = this.now()
-    deps.pipelines.onChange(() => this.wake())
+    // A change made on this node wakes its long polls at once and every other node's through the database.
+    this.signals = signalsFor(deps.db)
+    deps.pipelines.onChange(() => void this.signals.signal(JOBS_CHANGED))
   }
 
   /** The queue's version for `X-GitLab-Last-Update`: it changes whenever jobs may have become pending. */
@@ -52,6 +60,8 @@ export class JobQueue {
   /** Ends every waiting long poll now (204) and lets no new one wait: the server is shutting down. */
   close(): void {
     this.closing = true
+    this.unsubscribe?.()
+    this.unsubscribe = undefined
     this.wake()
   }
 
@@ -69,6 +79,8 @@ export class JobQueue {
    */
   async request(runner: Runner, opts: { waitMs?: number; signal?: AbortSignal } = {}): Promise<JobResponse | undefined> {
     const deadline = Date.now() + (opts.waitMs ?? LONG_POLL_MS)
+    // Subscribed on first use, so that a process that never serves runners (a CLI command) opens no listening connection.
+    if (!this.unsubscribe && !this.closing) this.unsubscribe = this.signals.subscribe(JOBS_CHANGED, () => this.wake())
     for (;;) {
       let wake!: () => void
       const changed = new Promise<void>((r) => (wake = r))
@@ -125,8 +137,11 @@ export class JobQueue {
   private async start(job: CiJob, token: string, runner: Runner): Promise<JobResponse> {
     try {
       const payload = await this.d.payloads.build(job, token, runner)
-      // The job's log hides its token and masked variables from the first line on.
-      this.d.updates.maskLog(job.id, [token, ...payload.variables.filter((v) => v.masked).map((v) => v.value)])
+      // The job's log hides its masked variables from the first line on (and its token, as every job token).
+      await this.d.updates.maskLog(
+        job.id,
+        payload.variables.filter((v) => v.masked).map((v) => v.value),
+      )
       await this.d.pipelines.advance(job.pipeline_id)
       return payload
     } catch (err) {

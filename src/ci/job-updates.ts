@@ -2,6 +2,7 @@
 // (`PUT /jobs/:id`), trace appends with their masking, heartbeats, and finishing a job (token
 // revoked, log flushed, then a retry or the pipeline moves on).
 import type { Kysely } from 'kysely'
+import { LRUCache } from 'lru-cache'
 import type { Credentials } from '../auth/credentials.ts'
 import { secretDigest } from '../core/secrets.ts'
 import { WharfError } from '../core/errors.ts'
@@ -17,6 +18,11 @@ import { TraceMasker, type AppendResult, type TraceStore } from './traces.ts'
 
 /** Heartbeats from trace appends are written at most this often per job. */
 const HEARTBEAT_WRITE_MS = 5_000
+/**
+ * Running jobs this process keeps a masker and heartbeat times for. Bounded: with several nodes a
+ * job may finish on another node, which cannot tell this one to forget it; a miss only costs a read.
+ */
+const CACHED_JOBS = 10_000
 
 export interface JobUpdatesDeps {
   db: Kysely<Database>
@@ -31,18 +37,24 @@ export interface JobUpdatesDeps {
 export class JobUpdates {
   private readonly d: JobUpdatesDeps
   private readonly now: () => number
-  private readonly maskers = new Map<number, TraceMasker>()
-  private readonly heartbeats = new Map<number, number>()
-  private readonly lastHeartbeatWrite = new Map<number, number>()
+  private readonly maskers = new LRUCache<number, TraceMasker>({ max: CACHED_JOBS })
+  private readonly heartbeats = new LRUCache<number, number>({ max: CACHED_JOBS })
+  private readonly lastHeartbeatWrite = new LRUCache<number, number>({ max: CACHED_JOBS })
 
   constructor(deps: JobUpdatesDeps) {
     this.d = deps
     this.now = deps.now ?? Date.now
   }
 
-  /** Masks these values (the job's token, its masked variables) in the log of a job that just started. */
-  maskLog(jobId: number, secrets: readonly string[]): void {
-    this.maskers.set(jobId, new TraceMasker(secrets))
+  /**
+   * Masks these values (its masked variables and ID tokens) in the log of a job that just started.
+   * They are stored with the log while the job runs, so that whichever node takes an append masks
+   * the same (ID tokens cannot be made again elsewhere); the job token needs no entry: its pattern is masked in every log.
+   */
+  async maskLog(jobId: number, secrets: readonly string[]): Promise<void> {
+    const values = [...new Set(secrets.filter((s) => s.length > 0))]
+    await this.d.traces.saveMasks(jobId, values)
+    this.maskers.set(jobId, new TraceMasker(values))
   }
 
   /** When this process last heard from the job's runner (its heartbeats are written to the database less often). */
@@ -73,8 +85,7 @@ export class JobUpdates {
       if (body.state === 'success' || body.state === 'failed') {
         await q.updateJob(this.d.db, job.id, { token_digest: null, exit_code: body.exit_code ?? null })
         this.d.credentials.forget({ kind: 'job', id: job.id })
-        await this.d.traces.finish(job.id, await this.masker(job))
-        this.maskers.delete(job.id)
+        await this.endLog(job)
       }
       return 'canceled'
     }
@@ -120,8 +131,7 @@ export class JobUpdates {
     this.d.credentials.forget({ kind: 'job', id: job.id })
     this.heartbeats.delete(job.id)
     this.lastHeartbeatWrite.delete(job.id)
-    await this.d.traces.finish(job.id, await this.masker(job), line)
-    this.maskers.delete(job.id)
+    await this.endLog(job, line)
     const finished = (await q.findJob(this.d.db, job.id))!
     if (state === 'failed' && (await this.shouldRetry(finished, def))) await this.d.pipelines.retryJob(finished)
     else await this.d.pipelines.advance(job.pipeline_id)
@@ -139,21 +149,33 @@ export class JobUpdates {
     return whenOk && codeOk
   }
 
-  /** The masker of a job's log: its token and masked variables (rebuilt after a restart, token by pattern). */
+  /** Flushes the log's held-back tail (and adds `line`); the job's masked values are no longer kept. */
+  private async endLog(job: CiJob, line?: string): Promise<void> {
+    await this.d.traces.finish(job.id, await this.masker(job), line)
+    await this.d.traces.saveMasks(job.id, null)
+    this.maskers.delete(job.id)
+  }
+
+  /**
+   * The masker of a job's log: the masked values stored when it started (the same on every node),
+   * else (a job started before they were stored, or over) its project's masked variables now.
+   */
   async masker(job: CiJob): Promise<TraceMasker> {
     const known = this.maskers.get(job.id)
     if (known) return known
-    const project = await projectQueries.findProject(this.d.db, job.project_id)
-    const pipeline = await q.findPipeline(this.d.db, job.pipeline_id)
-    const values =
-      project && pipeline
-        ? (await this.d.pipelines.projectVariables(project, await isProtectedRef(this.d.repos, this.d.pipelines, pipeline)))
-            .filter((v) => v.masked)
-            .map((v) => v.value)
-        : []
+    const values = (await this.d.traces.masks(job.id)) ?? (await this.currentMasks(job))
     const m = new TraceMasker(values)
     if (job.status === 'running') this.maskers.set(job.id, m)
     return m
+  }
+
+  private async currentMasks(job: CiJob): Promise<string[]> {
+    const project = await projectQueries.findProject(this.d.db, job.project_id)
+    const pipeline = await q.findPipeline(this.d.db, job.pipeline_id)
+    if (!project || !pipeline) return []
+    return (await this.d.pipelines.projectVariables(project, await isProtectedRef(this.d.repos, this.d.pipelines, pipeline)))
+      .filter((v) => v.masked)
+      .map((v) => v.value)
   }
 
   private async heartbeat(jobId: number, force: boolean): Promise<void> {

@@ -176,16 +176,50 @@ export async function findTrace(db: Executor, jobId: number) {
   return db.selectFrom('ci_job_traces').selectAll().where('job_id', '=', jobId).executeTakeFirst()
 }
 
+/** The log's row, made empty if the job has none yet (leases and masks are kept on it). */
+export async function ensureTrace(db: Executor, jobId: number, now: string): Promise<void> {
+  await db
+    .insertInto('ci_job_traces')
+    .values({ job_id: jobId, received_bytes: 0, stored_bytes: 0, tail: null, truncated: 0, updated_at: now })
+    .onConflict((oc) => oc.column('job_id').doNothing())
+    .execute()
+}
+
+/** Takes (or extends) the lease on a job's log: false while another append holds one that has not expired. */
+export async function leaseTrace(db: Executor, jobId: number, owner: string, now: string, until: string): Promise<boolean> {
+  const r = await db
+    .updateTable('ci_job_traces')
+    .set({ lock_owner: owner, locked_until: until })
+    .where('job_id', '=', jobId)
+    .where((eb) => eb.or([eb('lock_owner', 'is', null), eb('lock_owner', '=', owner), eb('locked_until', '<', now)]))
+    .executeTakeFirst()
+  return r.numUpdatedRows > 0n
+}
+
+export async function releaseTrace(db: Executor, jobId: number, owner: string): Promise<void> {
+  await db
+    .updateTable('ci_job_traces')
+    .set({ lock_owner: null, locked_until: null })
+    .where('job_id', '=', jobId)
+    .where('lock_owner', '=', owner)
+    .execute()
+}
+
+/** Records an append's outcome; false when the lease was lost meanwhile (another append took the log over). */
 export async function saveTrace(
   db: Executor,
   jobId: number,
+  owner: string,
   t: { received_bytes: number; stored_bytes: number; tail: Uint8Array; truncated: number; updated_at: string },
-): Promise<void> {
-  await db
-    .insertInto('ci_job_traces')
-    .values({ job_id: jobId, ...t })
-    .onConflict((oc) => oc.column('job_id').doUpdateSet(t))
-    .execute()
+): Promise<boolean> {
+  const r = await db.updateTable('ci_job_traces').set(t).where('job_id', '=', jobId).where('lock_owner', '=', owner).executeTakeFirst()
+  return r.numUpdatedRows > 0n
+}
+
+/** The job's masked values while it runs (JSON array), or null once its log ended. */
+export async function saveTraceMasks(db: Executor, jobId: number, masks: string | null, now: string): Promise<void> {
+  await ensureTrace(db, jobId, now)
+  await db.updateTable('ci_job_traces').set({ masks }).where('job_id', '=', jobId).execute()
 }
 
 export async function insertArtifact(db: Executor, a: Omit<CiJobArtifact, 'id' | 'created_at'>): Promise<CiJobArtifact> {

@@ -1,9 +1,16 @@
 // Job logs ("traces"): appended by runners in chunks keyed by byte offset (GitLab's
 // `PATCH /jobs/:id/trace` with `Content-Range`), stored under `<ci>/traces/<job id>.log` with every
 // masked variable value replaced by `[MASKED]` before it reaches the disk.
+//
+// Any node may take a runner's append, so nothing about a log lives in one process: its offsets and
+// held-back tail are on its row, appends are serialised by a lease on that row (below), and the
+// job's masked values are stored there when it starts (JobUpdates), so every node masks alike.
+import { randomUUID } from 'node:crypto'
 import { once } from 'node:events'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { Transform, type Readable, type Writable } from 'node:stream'
 import type { Kysely } from 'kysely'
+import { WharfError } from '../core/errors.ts'
 import { nowIso } from '../metadata/db.ts'
 import type { Database } from '../metadata/schema.ts'
 import { PathNotFoundError, type BlobDriver } from '../storage/driver.ts'
@@ -17,6 +24,16 @@ export const TRACE_LIMITS = {
   /** Stored bytes per log; beyond, the log is cut with a note (GitLab Runner's own default output_limit is 4 MiB). */
   storedBytes: 64 << 20,
 }
+
+/**
+ * The lease an append holds on its log's row: renewed while the body streams, so only a node that
+ * died mid-append lets it run out (then its bytes past the recorded size are dropped, as after a crash).
+ */
+const LEASE_MS = 30_000
+/** An append waits this long for another node's append to the same log before answering 503 (the runner retries). */
+const LEASE_WAIT_MS = LEASE_MS + 5_000
+/** Polling for a held lease: from the first delay to the longest. */
+const LEASE_POLL_MS = { first: 10, max: 250 }
 
 /**
  * A pattern masked wherever it appears: its source, the longest text it can match, and a source
@@ -155,7 +172,11 @@ export interface TraceState {
 
 export type AppendResult = { ok: true; received: number } | { ok: false; received: number }
 
-/** Job logs in storage (the data directory or the bucket), with their offsets in the database. Appends to one job's log are serialised. */
+/**
+ * Job logs in storage (the data directory or the bucket), with their offsets in the database.
+ * Appends to one job's log are serialised: in this process by a promise chain, across nodes by the
+ * row's lease (`lock_owner` until `locked_until`), which every write of the row is conditional on.
+ */
 export class TraceStore {
   private readonly db: Kysely<Database>
   private readonly driver: BlobDriver
@@ -194,7 +215,7 @@ export class TraceStore {
     body: AsyncIterable<Buffer | string> | Iterable<Buffer> | Readable,
     masker: TraceMasker,
   ): Promise<AppendResult> {
-    return this.exclusive(jobId, async () => {
+    return this.exclusive(jobId, async (lease) => {
       const st = await this.state(jobId)
       if (start > st.received) return { ok: false, received: st.received }
       let skip = st.received - start
@@ -216,6 +237,7 @@ export class TraceStore {
             skip = 0
           }
           received += chunk.length
+          await lease.renew()
           if (truncated) continue
           const r = masker.process(tail, chunk)
           tail = r.tail
@@ -241,7 +263,7 @@ export class TraceStore {
         if (!w.closed) await once(w, 'close').catch(() => {})
         throw e
       } finally {
-        await rq.saveTrace(this.db, jobId, {
+        await lease.save({
           received_bytes: received,
           stored_bytes: failed ? confirmed : pos,
           tail,
@@ -255,7 +277,7 @@ export class TraceStore {
 
   /** The log ended: masks and writes the held-back tail, then `line` (a server message), if any. */
   finish(jobId: number, masker: TraceMasker, line?: string): Promise<void> {
-    return this.exclusive(jobId, async () => {
+    return this.exclusive(jobId, async (lease) => {
       const st = await this.state(jobId)
       const parts = [masker.flush(st.tail)]
       if (line) parts.push(Buffer.from(`${st.stored + st.tail.length > 0 ? '\n' : ''}${line}\n`))
@@ -265,7 +287,7 @@ export class TraceStore {
         w.write(out)
         await endWritable(w)
       }
-      await rq.saveTrace(this.db, jobId, {
+      await lease.save({
         received_bytes: st.received,
         stored_bytes: st.stored + out.length,
         tail: Buffer.alloc(0),
@@ -303,9 +325,29 @@ export class TraceStore {
     })
   }
 
-  private exclusive<T>(jobId: number, fn: () => Promise<T>): Promise<T> {
+  /** The masked values stored when the job started (see JobUpdates.maskLog); undefined when none were. */
+  async masks(jobId: number): Promise<string[] | undefined> {
+    const row = await rq.findTrace(this.db, jobId)
+    return row?.masks ? (JSON.parse(row.masks) as string[]) : undefined
+  }
+
+  /** Stores a running job's masked values for every node (null: the log ended, they are not kept). */
+  saveMasks(jobId: number, masks: readonly string[] | null): Promise<void> {
+    return rq.saveTraceMasks(this.db, jobId, masks && JSON.stringify(masks), nowIso())
+  }
+
+  /** Runs `fn` holding the log: after this process's earlier calls for the job, and under the row's lease. */
+  private exclusive<T>(jobId: number, fn: (lease: TraceLease) => Promise<T>): Promise<T> {
+    const leased = async () => {
+      const lease = await this.lease(jobId)
+      try {
+        return await fn(lease)
+      } finally {
+        await rq.releaseTrace(this.db, jobId, lease.owner)
+      }
+    }
     const prev = this.locks.get(jobId) ?? Promise.resolve()
-    const run = prev.then(fn, fn)
+    const run = prev.then(leased, leased)
     const settled = run.then(
       () => undefined,
       () => undefined,
@@ -316,6 +358,45 @@ export class TraceStore {
     })
     return run
   }
+
+  /** Waits for the log's lease (another node's append may hold it): UNAVAILABLE after LEASE_WAIT_MS. */
+  private async lease(jobId: number): Promise<TraceLease> {
+    const owner = randomUUID()
+    const take = () => rq.leaseTrace(this.db, jobId, owner, nowIso(), new Date(Date.now() + LEASE_MS).toISOString())
+    const deadline = Date.now() + LEASE_WAIT_MS
+    let held = await take()
+    // The first append of a log makes its row (only then is the insert needed).
+    if (!held) await rq.ensureTrace(this.db, jobId, nowIso())
+    for (let wait = LEASE_POLL_MS.first; !held; wait = Math.min(wait * 2, LEASE_POLL_MS.max)) {
+      held = await take()
+      if (held) break
+      if (Date.now() > deadline) throw new WharfError('UNAVAILABLE', `the log of job ${jobId} is being appended to elsewhere; retry`, {})
+      await sleep(wait)
+    }
+    let renewed = Date.now()
+    return {
+      owner,
+      renew: async () => {
+        if (Date.now() - renewed < LEASE_MS / 3) return
+        renewed = Date.now()
+        if (!(await take())) throw leaseLost(jobId)
+      },
+      save: async (t) => {
+        if (!(await rq.saveTrace(this.db, jobId, owner, t))) throw leaseLost(jobId)
+      },
+    }
+  }
+}
+
+/** An append's hold on a log: its owner id, renewal while streaming, and the row's update under it. */
+interface TraceLease {
+  owner: string
+  renew(): Promise<void>
+  save(t: { received_bytes: number; stored_bytes: number; tail: Uint8Array; truncated: number; updated_at: string }): Promise<void>
+}
+
+function leaseLost(jobId: number): WharfError {
+  return new WharfError('UNAVAILABLE', `the log of job ${jobId} was taken over by another append; retry`, {})
 }
 
 function truncationNote(): string {

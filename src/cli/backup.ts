@@ -78,6 +78,14 @@ export async function backupCommand(argv: string[]): Promise<number> {
     return 2
   }
 
+  // Repositories on a volume of their own (several nodes share it) are backed up with that volume.
+  if (config.git.repositoriesDir !== undefined && config.git.repositoriesDir !== join(config.data, 'git')) {
+    err(
+      `${verb}: the repositories are not in the data directory (git.repositoriesDir is ${config.git.repositoriesDir}); back that directory up with a file copy, with the data directory's`,
+    )
+    return 2
+  }
+
   const log = (line: string) => err(line)
   try {
     if (verb === 'create') {

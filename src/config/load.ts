@@ -72,6 +72,7 @@ export const SETTINGS = [
     env: 'WHARF_DEPENDENCY_PROXY_UPSTREAM_TIMEOUT_SECONDS',
     kind: 'integer',
   },
+  { key: 'git.repositoriesDir', flag: 'git-repositories-dir', env: 'WHARF_GIT_REPOSITORIES_DIR', kind: 'string' },
   {
     key: 'ci.jobHeartbeatTimeoutSeconds',
     flag: 'job-heartbeat-timeout-seconds',
@@ -285,6 +286,7 @@ export function loadConfig(sources: ConfigSources = {}): Readonly<Config> {
     )
   config.publicUrl = config.publicUrl.replace(/\/$/, '')
   config.data = resolve(config.data)
+  if (config.git.repositoriesDir !== undefined) config.git.repositoriesDir = resolve(config.git.repositoriesDir)
   // A relative SQLite path is relative to where Wharf was started, like `data`.
   if (config.database.url?.startsWith('sqlite:')) config.database.url = `sqlite:${resolve(config.database.url.slice('sqlite:'.length))}`
   checkUpstreams(config.dependencyProxy, origins)

@@ -287,6 +287,16 @@ export const ConfigSchema = Type.Object(
       },
       { additionalProperties: false },
     ),
+    git: Type.Object(
+      {
+        /**
+         * Where project repositories live (default `<data>/git`): one directory every node mounts
+         * (NFS, CephFS, EFS) when several nodes serve git, as Gitea and Forgejo scale.
+         */
+        repositoriesDir: Type.Optional(Type.String({ minLength: 1, description: 'a directory path' })),
+      },
+      { additionalProperties: false },
+    ),
     ci: Type.Object(
       {
         /** A running job whose runner sent no update (state or log) this long is failed as a runner system failure. */
@@ -335,6 +345,7 @@ export const DEFAULTS: Omit<Config, 'publicUrl'> = {
     upstreamTimeoutSeconds: 30,
   },
   webhooks: { allowLocalNetwork: false, allowedHosts: [], timeoutSeconds: 10 },
+  git: {},
   ci: { jobHeartbeatTimeoutSeconds: 300, maxJobsPerPipeline: 500, schedulerIntervalSeconds: 15 },
   storage: { driver: 'filesystem' },
   // A day either way, as GitLab's online GC reviews blobs and untagged manifests after 24 hours.

@@ -86,6 +86,22 @@ export async function recordPushEventFailure(db: Executor, id: number, error: st
   return attempts
 }
 
+/** Claims an event's delivery until `until`: false while another node's claim runs (a crashed node's runs out). */
+export async function claimPushEvent(db: Executor, id: number, now: string, until: string): Promise<boolean> {
+  const r = await db
+    .updateTable('push_events')
+    .set({ delivering_until: until })
+    .where('id', '=', id)
+    .where('done_at', 'is', null)
+    .where((eb) => eb.or([eb('delivering_until', 'is', null), eb('delivering_until', '<', now)]))
+    .executeTakeFirst()
+  return Number(r.numUpdatedRows) === 1
+}
+
+export async function releasePushEvent(db: Executor, id: number): Promise<void> {
+  await db.updateTable('push_events').set({ delivering_until: null }).where('id', '=', id).execute()
+}
+
 /** Forgets events done before `before` (ISO 8601). */
 export async function deleteDonePushEvents(db: Executor, before: string): Promise<number> {
   const r = await db.deleteFrom('push_events').where('done_at', '<', before).executeTakeFirst()

@@ -26,6 +26,12 @@ export const INITIAL_BRANCH = 'main'
 /** readFile refuses blobs larger than this unless told otherwise (a .gitlab-ci.yml is tiny). */
 export const DEFAULT_MAX_FILE_BYTES = 10 << 20
 
+/**
+ * Leftovers in `.wharf/tmp/` older than this are removed at start. Several nodes may share the git
+ * root, so a fresh entry may be another node's repository being made or its scratch index.
+ */
+const TMP_STALE_MS = 60 * 60 * 1000
+
 /** The hook records what a push updated; Wharf reads the file once the push finished. */
 const POST_RECEIVE = `#!/bin/sh
 # Installed by Wharf (rewritten at every start): hands the updated refs to the server.
@@ -99,20 +105,32 @@ export class GitRepos {
   }
 
   /**
-   * Creates the layout, (re)writes the hooks and clears leftovers of a previous run. Call once at
+   * Creates the layout, (re)writes the hooks and clears old leftovers of earlier runs. Call once at
    * start. Spooled ref updates stay: a crash may have left a push's unread (GitHosting.recoverSpooled).
+   * Safe while other nodes serve the same root: hooks are replaced by a rename (a push running one
+   * never reads half a file), and only stale scratch entries are removed.
    */
   async init(): Promise<void> {
     await mkdir(this.hooksDir, { recursive: true })
-    await rm(this.tmpDir, { recursive: true, force: true })
     await mkdir(this.spoolDir, { recursive: true })
     await mkdir(this.tmpDir, { recursive: true })
-    const hook = join(this.hooksDir, 'post-receive')
-    await writeFile(hook, POST_RECEIVE)
-    await chmod(hook, 0o755)
-    const pre = join(this.hooksDir, 'pre-receive')
-    await writeFile(pre, PRE_RECEIVE)
-    await chmod(pre, 0o755)
+    const now = Date.now()
+    for (const name of await readdir(this.tmpDir)) {
+      const path = join(this.tmpDir, name)
+      const st = await stat(path).catch(() => undefined)
+      if (st && now - st.mtimeMs > TMP_STALE_MS) await rm(path, { recursive: true, force: true })
+    }
+    await this.writeHook('post-receive', POST_RECEIVE)
+    await this.writeHook('pre-receive', PRE_RECEIVE)
+  }
+
+  private async writeHook(name: string, text: string): Promise<void> {
+    const hook = join(this.hooksDir, name)
+    if ((await readFile(hook, 'utf8').catch(() => undefined)) === text && ((await stat(hook)).mode & 0o111) !== 0) return
+    const tmp = join(this.tmpDir, `hook-${randomUUID()}`)
+    await writeFile(tmp, text)
+    await chmod(tmp, 0o755)
+    await rename(tmp, hook)
   }
 
   /** The repository's directory. Only a positive integer id ever becomes part of a path. */
@@ -166,7 +184,10 @@ export class GitRepos {
       }
       if (stamp !== '') {
         await mkdir(this.orphansDir, { recursive: true })
-        await rename(dir, join(this.orphansDir, `${projectId}-${randomUUID()}.git`))
+        // Another node may have moved it first (ENOENT): either way it is gone from the id's place.
+        await rename(dir, join(this.orphansDir, `${projectId}-${randomUUID()}.git`)).catch((e: NodeJS.ErrnoException) => {
+          if (e.code !== 'ENOENT') throw e
+        })
       } else {
         // Made before stamps existed (or by hand): adopt it.
         await writeFile(stampFile, `${owner}\n`)

@@ -60,6 +60,7 @@ export interface GitRouteOptions {
 
 export async function gitRoutes(app: FastifyInstance, opts: GitRouteOptions): Promise<void> {
   const { git } = opts
+  app.addHook('onClose', async () => git.close())
   app.addConstraintStrategy({
     name: 'wharfGit',
     mustMatchWhenDerived: false,
@@ -159,6 +160,10 @@ async function serve(git: GitHosting, req: FastifyRequest, reply: FastifyReply):
     env,
     body: req.method === 'POST' ? req.raw : null,
     signal: abort.signal,
+  }).catch(async (e: unknown) => {
+    // No backend ran (no slot, no process): the push's spool files go (completePush finds no updates).
+    if (spool) await git.completePush(p, principal, spool, req.ip, req.log)
+    throw e
   })
   const finished = cgi.done.then(async (r) => {
     if (r.code !== 0 && !abort.signal.aborted)

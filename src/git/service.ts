@@ -1,16 +1,19 @@
-import { readdir, readFile, rm, writeFile } from 'node:fs/promises'
+import { randomUUID } from 'node:crypto'
+import { readdir, readFile, rename, rm, stat, utimes, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { FastifyBaseLogger } from 'fastify'
 import type { Credentials } from '../auth/credentials.ts'
 import { principalName, type Principal } from '../auth/principals.ts'
 import type { Kysely } from 'kysely'
 import { WharfError } from '../core/errors.ts'
+import { isPostgres } from '../metadata/db.ts'
 import type { Database, Executor, Project } from '../metadata/schema.ts'
 import { findProject, findProjectByPath } from '../projects/queries.ts'
 import type { ProjectAccess } from '../projects/index.ts'
 import { gitAccess, type GitAccess } from './access.ts'
 import {
   acknowledgePushUpdate,
+  claimPushEvent,
   countPushes,
   deleteDonePushEvents,
   insertPushEvent,
@@ -19,6 +22,7 @@ import {
   pendingPushEvents,
   PUSH_ACTION,
   recordPushEventFailure,
+  releasePushEvent,
 } from './queries.ts'
 import { parseRefUpdates, type RefAction, type RefType } from './refs.ts'
 import type { RefUpdate } from './refs.ts'
@@ -75,6 +79,11 @@ export type PushListener = (event: PushEvent, ack: PushAck) => void | Promise<vo
  * pipeline already created); slower listeners go on in the background.
  */
 export const LISTENER_WAIT_MS = 10_000
+/**
+ * How long a node's claim on delivering an event lasts (see publish): beyond the listeners' usual
+ * time, so another node's sweep delivers it again only when this node died with it.
+ */
+const DELIVERY_CLAIM_MS = 5 * 60 * 1000
 /** Failed deliveries of one event before it is given up (logged with its last error). */
 export const PUSH_EVENT_ATTEMPTS = 10
 /** Events redelivered per sweep. */
@@ -85,6 +94,14 @@ const DONE_EVENT_RETENTION_MS = 24 * 3600 * 1000
 const PUSHER_SUFFIX = '.pusher.json'
 /** Beside each spool file: the protection rules the pre-receive hook applies to this pusher. */
 const RULES_SUFFIX = '.rules'
+/** A pusher file a node is recovering is renamed to `<pusher file><CLAIM_INFIX><uuid>`: one node wins the rename. */
+const CLAIM_INFIX = '.claimed-'
+/**
+ * While a push runs, its node touches the pusher file this often; one untouched for SPOOL_STALE_MS
+ * is a push whose node died (several nodes share the spool directory on the shared git root).
+ */
+const SPOOL_TOUCH_MS = 30_000
+const SPOOL_STALE_MS = 4 * SPOOL_TOUCH_MS
 
 /** Git hosting: which project a URL names, who may fetch or push, and the events pushes raise. */
 export class GitHosting {
@@ -96,6 +113,8 @@ export class GitHosting {
   private readonly listeners = new Set<PushListener>()
   /** Events being delivered now: a sweep leaves them alone. */
   private readonly inFlight = new Set<number>()
+  /** Pushes running on this node: their pusher files are kept fresh, so no node recovers them. */
+  private readonly livePushes = new Map<string, NodeJS.Timeout>()
 
   constructor(deps: { repos: GitRepos; db: Kysely<Database>; projectAccess: ProjectAccess; credentials: Credentials }) {
     this.repos = deps.repos
@@ -103,6 +122,12 @@ export class GitHosting {
     this.db = deps.db
     this.protectedRefs = new ProtectedRefs(this.db)
     this.credentials = deps.credentials
+  }
+
+  /** The server stops: pushes it ran no longer keep their spool files fresh (see recoverSpooled). */
+  close(): void {
+    for (const t of this.livePushes.values()) clearInterval(t)
+    this.livePushes.clear()
   }
 
   /** Subscribes to push events; returns the unsubscribe function. A listener's error is logged, never fails a push. */
@@ -140,7 +165,14 @@ export class GitHosting {
    */
   async pushSpool(project: Project, principal: Principal): Promise<string> {
     const file = this.repos.spoolFile()
-    await writeFile(`${file}${PUSHER_SUFFIX}`, JSON.stringify({ projectId: project.id, principal }))
+    const pusher = `${file}${PUSHER_SUFFIX}`
+    // Live before the file exists: a recovery sweep of this process never takes it.
+    const touch = setInterval(() => {
+      const now = new Date()
+      void utimes(pusher, now, now).catch(() => {})
+    }, SPOOL_TOUCH_MS).unref()
+    this.livePushes.set(file, touch)
+    await writeFile(pusher, JSON.stringify({ projectId: project.id, principal }))
     await writeFile(
       this.pushRulesFile(file),
       hookRules(await this.protectedRefs.rules(project.id), await this.protectionLevel(principal, project)),
@@ -161,21 +193,48 @@ export class GitHosting {
 
   /**
    * Records the pushes whose spooled ref updates a crash left unread (the refs were updated; their
-   * pipelines then come from redeliverPending). Call once at start, before serving pushes.
+   * pipelines then come from redeliverPending). Called at start, before serving pushes, and with
+   * every redelivery sweep. Pushes this process runs are never taken. On SQLite there is one node,
+   * so every other push is a dead one; on PostgreSQL several nodes may share the spool directory
+   * (on the shared git root), and only pushes whose pusher file went untouched for SPOOL_STALE_MS
+   * are taken (their node died), each by one node: the one whose rename of the pusher file succeeds.
    */
   async recoverSpooled(log: FastifyBaseLogger): Promise<number> {
     let recovered = 0
     const names = new Set(await readdir(this.repos.spoolDir))
+    const now = Date.now()
+    const singleNode = !isPostgres(this.db)
+    const stale = async (path: string) => {
+      if (singleNode) return true
+      const st = await stat(path).catch(() => undefined)
+      return st !== undefined && now - st.mtimeMs > SPOOL_STALE_MS
+    }
     for (const name of names) {
+      if (this.livePushes.has(join(this.repos.spoolDir, name.split('.')[0]!))) continue
       const file = join(this.repos.spoolDir, name)
-      if (!name.endsWith(PUSHER_SUFFIX)) {
-        // Read with its pusher file below; without one, there is nothing to record it as.
-        if (!names.has(`${name}${PUSHER_SUFFIX}`)) await rm(file, { force: true })
+      const claimed = name.includes(`${PUSHER_SUFFIX}${CLAIM_INFIX}`)
+      if (!name.endsWith(PUSHER_SUFFIX) && !claimed) {
+        // Read with its pusher file below; without one (long enough to rule out a push starting or a
+        // recovery under way), there is nothing to record it as.
+        const spoolOf = name.endsWith(RULES_SUFFIX) ? name.slice(0, -RULES_SUFFIX.length) : name
+        const pushers = [...names].some((n) => n.startsWith(`${spoolOf}${PUSHER_SUFFIX}`))
+        if (!pushers && (await stale(file))) await rm(file, { force: true })
         continue
       }
-      const spool = file.slice(0, -PUSHER_SUFFIX.length)
+      // A running push (fresh pusher file), or a recovery another node is making (a fresh claim).
+      if (!(await stale(file))) continue
+      const spool = file.slice(0, file.indexOf(PUSHER_SUFFIX))
+      const claim = `${spool}${PUSHER_SUFFIX}${CLAIM_INFIX}${randomUUID()}`
       try {
-        const { projectId, principal } = JSON.parse(await readFile(file, 'utf8')) as { projectId: number; principal: Principal }
+        await rename(file, claim)
+        const at = new Date()
+        await utimes(claim, at, at)
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === 'ENOENT') continue // another node claimed it
+        throw e
+      }
+      try {
+        const { projectId, principal } = JSON.parse(await readFile(claim, 'utf8')) as { projectId: number; principal: Principal }
         const project = await findProject(this.db, projectId)
         const event = project && (await this.recordPush(project, principal, spool, log))
         if (event) {
@@ -189,7 +248,8 @@ export class GitHosting {
         log.error({ err, file }, 'cannot recover spooled push')
       } finally {
         await rm(spool, { force: true })
-        await rm(file, { force: true })
+        await rm(this.pushRulesFile(spool), { force: true })
+        await rm(claim, { force: true })
       }
     }
     return recovered
@@ -213,6 +273,8 @@ export class GitHosting {
     } catch (err) {
       log.error({ err, project: project.full_path }, 'cannot record push event')
     } finally {
+      clearInterval(this.livePushes.get(spoolFile))
+      this.livePushes.delete(spoolFile)
       await rm(spoolFile, { force: true })
       await rm(`${spoolFile}${PUSHER_SUFFIX}`, { force: true })
       await rm(this.pushRulesFile(spoolFile), { force: true })
@@ -303,9 +365,13 @@ export class GitHosting {
   /**
    * Delivers an event to every listener, waiting for them at most LISTENER_WAIT_MS. Once they all
    * succeed the event is done; a failure is logged and counted, and the event is delivered again
-   * by `redeliverPending` (up to PUSH_EVENT_ATTEMPTS times).
+   * by `redeliverPending` (up to PUSH_EVENT_ATTEMPTS times). False when another node is delivering it.
    */
-  async publish(event: PushEvent, log: FastifyBaseLogger): Promise<void> {
+  async publish(event: PushEvent, log: FastifyBaseLogger): Promise<boolean> {
+    // Several nodes sweep the same events: the one whose claim succeeds delivers.
+    const now = Date.now()
+    if (!(await claimPushEvent(this.db, event.id, new Date(now).toISOString(), new Date(now + DELIVERY_CLAIM_MS).toISOString())))
+      return false
     this.inFlight.add(event.id)
     const ack: PushAck = async (db, index) => {
       if (!(await acknowledgePushUpdate(db, event.id, index))) {
@@ -329,12 +395,14 @@ export class GitHosting {
         const attempts = await recordPushEventFailure(this.db, event.id, failed.join('; ').slice(0, 2000), PUSH_EVENT_ATTEMPTS, at)
         if (attempts >= PUSH_EVENT_ATTEMPTS) log.error({ project: event.projectPath, pushEvent: event.id, attempts }, 'push event given up')
       })
+      .then(() => releasePushEvent(this.db, event.id))
       .catch((err: unknown) => log.error({ err, pushEvent: event.id }, 'cannot record push event delivery'))
       .finally(() => this.inFlight.delete(event.id))
     let timer: NodeJS.Timeout | undefined
     const timeout = new Promise<void>((r) => (timer = setTimeout(r, LISTENER_WAIT_MS).unref()))
     await Promise.race([all, timeout])
     clearTimeout(timer)
+    return true
   }
 
   /**
@@ -342,6 +410,8 @@ export class GitHosting {
    * its pipeline): called at start-up and periodically. Also forgets events done long ago.
    */
   async redeliverPending(log: FastifyBaseLogger): Promise<number> {
+    // Pushes another node died in the middle of become events first (with one node, its start did this).
+    await this.recoverSpooled(log)
     let delivered = 0
     for (const row of await pendingPushEvents(this.db, REDELIVERY_BATCH)) {
       if (this.inFlight.has(row.id)) continue
@@ -354,8 +424,8 @@ export class GitHosting {
         updates: JSON.parse(row.updates) as RefUpdate[],
         at: row.at,
       }
-      log.info({ project: event.projectPath, pushEvent: event.id, attempts: row.attempts }, 'delivering push event again')
-      await this.publish(event, log)
+      if (!(await this.publish(event, log))) continue
+      log.info({ project: event.projectPath, pushEvent: event.id, attempts: row.attempts }, 'delivered push event again')
       delivered++
     }
     await deleteDonePushEvents(this.db, new Date(Date.now() - DONE_EVENT_RETENTION_MS).toISOString())

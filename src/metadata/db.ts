@@ -129,10 +129,19 @@ function postgresDialect(config: { url: string; poolSize?: number }): PostgresDi
   return new WharfPostgresDialect({ pool })
 }
 
+const postgresUrls = new WeakMap<Kysely<Database>, string>()
+
 /** `log` sees every query with its duration (the server's metrics time the database there). */
 export function openDb(config: DbConfig, opts: { log?: LogConfig } = {}): Kysely<Database> {
   const dialect = config.kind === 'sqlite' ? new SqliteDialect({ database: nodeSqlite(config.path) }) : postgresDialect(config)
-  return new Kysely<Database>({ dialect, ...(opts.log ? { log: opts.log } : {}) })
+  const db = new Kysely<Database>({ dialect, ...(opts.log ? { log: opts.log } : {}) })
+  if (config.kind === 'postgres') postgresUrls.set(db, config.url)
+  return db
+}
+
+/** The URL a PostgreSQL database was opened with, for a connection outside the pool (LISTEN: signals.ts). */
+export function postgresUrlOf(db: Kysely<Database>): string | undefined {
+  return postgresUrls.get(db)
 }
 
 /** The database was written by a newer Wharf: this version refuses to run on it (migrations only go forward). */

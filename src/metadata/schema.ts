@@ -553,6 +553,8 @@ export interface PushEventsTable {
   last_error: string | null
   /** Set once every listener succeeded (or the event was given up). */
   done_at: string | null
+  /** A node is delivering the event until then (ISO 8601): no other node's sweep delivers it meanwhile. */
+  delivering_until: string | null
 }
 export type PushEventRow = Selectable<PushEventsTable>
 export type Pipeline = Selectable<PipelinesTable>
@@ -602,6 +604,11 @@ export interface CiJobTracesTable {
   tail: Uint8Array | null
   truncated: number
   updated_at: string
+  /** JSON array of the job's masked values while it runs (every node masks the same); null after. */
+  masks: string | null
+  /** The append holding the log's lease (see TraceStore), and until when (ISO 8601). */
+  lock_owner: string | null
+  locked_until: string | null
 }
 
 export interface CiJobArtifactsTable {

@@ -102,6 +102,7 @@ it('verify-config shows every setting (each set here through its WHARF_* variabl
     'dependencyProxy.cleanupDays': { env: '16', shown: 16 },
     'dependencyProxy.upstreamTimeoutSeconds': { env: '17', shown: 17 },
     'ci.jobHeartbeatTimeoutSeconds': { env: '18', shown: 18 },
+    'git.repositoriesDir': { env: join(dir, 'shared-git'), shown: join(dir, 'shared-git') },
     'ci.maxJobsPerPipeline': { env: '19', shown: 19 },
     'ci.schedulerIntervalSeconds': { env: '21', shown: 21 },
     'webhooks.allowLocalNetwork': { env: 'true', shown: true },

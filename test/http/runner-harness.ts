@@ -30,6 +30,8 @@ export interface RunnerHarness {
   db: Kysely<Database>
   services: Services
   ci: NonNullable<Services['ci']>
+  /** Closes another node of this Wharf (see `nodeOf`) before this one removes the directory. */
+  closeWithMe(close: () => Promise<void>): void
   req(
     method: InjectOptions['method'],
     url: string,
@@ -56,10 +58,16 @@ export interface RunnerHarness {
 
 export async function runnerHarness(
   t: Pick<TestContext, 'after'>,
-  opts: { longPollMs?: number; heartbeatSeconds?: number; publicUrl?: string } = {},
+  opts: {
+    longPollMs?: number
+    heartbeatSeconds?: number
+    publicUrl?: string
+    /** Another node of that harness's Wharf: its own app and services over the same database, storage and git root. */
+    nodeOf?: RunnerHarness
+  } = {},
 ): Promise<RunnerHarness> {
   const publicUrl = opts.publicUrl ?? PUBLIC_URL
-  const dir = await mkdtemp(join(tmpdir(), 'wharf-runner-'))
+  const dir = opts.nodeOf?.dir ?? (await mkdtemp(join(tmpdir(), 'wharf-runner-')))
   const dataDir = join(dir, 'data')
   const db = await openTestDb(dataDir)
   const services = await createServices(db, createFsDriver(join(dataDir, 'storage')), {
@@ -79,11 +87,19 @@ export async function runnerHarness(
     runnerProtocol: { longPollMs: opts.longPollMs ?? 200, sweepIntervalMs: 0 },
   })
   await app.ready()
-  t.after(async () => {
+  const otherNodes: Array<() => Promise<void>> = []
+  const close = async () => {
     await app.close()
     await db.destroy()
-    await rm(dir, { recursive: true, force: true })
-  })
+  }
+  // The first node owns the directory: it closes the other nodes before removing it.
+  if (opts.nodeOf) opts.nodeOf.closeWithMe(close)
+  else
+    t.after(async () => {
+      for (const c of otherNodes) await c()
+      await close()
+      await rm(dir, { recursive: true, force: true })
+    })
   const ci = services.ci!
   let rootToken: { user: User; token: string } | undefined
   const gitEnv = {
@@ -101,6 +117,7 @@ export async function runnerHarness(
     db,
     services,
     ci,
+    closeWithMe: (c) => void otherNodes.push(c),
     req(method, url, o = {}) {
       const headers: Record<string, string> = { ...(o.headers ?? {}) }
       if (o.token) headers['private-token'] = o.token

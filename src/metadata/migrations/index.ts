@@ -20,6 +20,7 @@ import * as m0017 from './0017-device-logins.ts'
 import * as m0018 from './0018-ci-keywords.ts'
 import * as m0019 from './0019-identities.ts'
 import * as m0021 from './0021-upload-writers.ts'
+import * as m0022 from './0022-ci-several-nodes.ts'
 
 export type { MigrationContext } from './context.ts'
 
@@ -52,6 +53,7 @@ const MIGRATIONS: Record<string, { up(db: Kysely<unknown>, ctx: MigrationContext
   '0018-ci-keywords': m0018,
   '0019-identities': m0019,
   '0021-upload-writers': m0021,
+  '0022-ci-several-nodes': m0022,
 }
 
 export function migrationProvider(kind: DialectKind): MigrationProvider {
