@@ -15,8 +15,9 @@ import type { CiJob, Database, Project, Release, ReleaseLink } from '../metadata
 import type { ProjectAccess } from '../projects/index.ts'
 import * as projectQueries from '../projects/queries.ts'
 import type { Users } from '../users/index.ts'
-import type { CiReleaseLink, ReleaseLinkType } from './config/index.ts'
+import { expandAllVariables, expandVariables, type CiRelease, type ReleaseLinkType } from './config/index.ts'
 import type { JobDefinition } from './pipelines.ts'
+import type { JobVariable } from './predefined.ts'
 import * as rq from './release-queries.ts'
 
 export const RELEASE_LIMITS = {
@@ -196,8 +197,8 @@ export class Releases {
    */
   async fromJob(job: CiJob, userPrincipal: Principal | undefined, log: FastifyBaseLogger): Promise<JobReleaseOutcome | undefined> {
     const planned = JSON.parse(job.definition) as Partial<JobDefinition>
-    const def = planned.release
-    if (!def) return undefined
+    if (!planned.release) return undefined
+    const def = expandRelease(planned.release, job, planned)
     try {
       const project = await projectQueries.findProject(this.db, job.project_id)
       if (!project) return { ok: false, line: 'release: the project is gone' }
@@ -216,7 +217,7 @@ export class Releases {
           ref: def.ref ?? planned.sha,
           tagMessage: def.tagMessage ?? undefined,
           releasedAt: def.releasedAt ?? undefined,
-          links: def.links.map((l: CiReleaseLink) => ({
+          links: def.links.map((l) => ({
             name: l.name,
             url: l.url,
             directAssetPath: l.directAssetPath,
@@ -231,6 +232,31 @@ export class Releases {
       if (!isWharfError(e)) throw e
       return { ok: false, line: `release: ${e.message}` }
     }
+  }
+}
+
+/**
+ * `release:` with the job's variables expanded, as release-cli sees them in the job: predefined
+ * ones (CI_COMMIT_TAG, CI_PIPELINE_IID, CI_ENVIRONMENT_*) and the job's YAML variables.
+ */
+function expandRelease(r: CiRelease, job: CiJob, planned: Partial<JobDefinition>): CiRelease {
+  const base = Object.fromEntries((JSON.parse(job.variables) as JobVariable[]).map((v) => [v.key, v.value]))
+  const raw = new Set(planned.rawVariables ?? [])
+  const yaml = expandAllVariables(
+    Object.fromEntries(Object.entries(planned.variables ?? {}).map(([k, value]) => [k, { value, expand: !raw.has(k) }])),
+    base,
+  )
+  const vars = { ...base, ...yaml }
+  const x = (v: string) => expandVariables(v, vars)
+  const maybe = (v: string | null) => (v === null ? null : x(v))
+  return {
+    tagName: x(r.tagName),
+    tagMessage: maybe(r.tagMessage),
+    name: maybe(r.name),
+    description: x(r.description),
+    ref: maybe(r.ref),
+    releasedAt: maybe(r.releasedAt),
+    links: r.links.map((l) => ({ ...l, name: x(l.name), url: x(l.url) })),
   }
 }
 

@@ -84,7 +84,7 @@ export interface PlannedJob {
   startIn: number | null
   /** `environment:` with `name` and `url` expanded. */
   environment: CiEnvironment | null
-  /** `release:` with its texts expanded (the server creates it when the job succeeds). */
+  /** `release:` as written: expanded with the job's variables when it succeeds and the server creates it. */
   release: CiRelease | null
   coverage: string | null
   /** `id_tokens:`, audiences as written (expanded when the job starts, with the job's variables). */
@@ -138,20 +138,6 @@ const SOURCE_KEYWORDS: Readonly<Record<string, PipelineSource | null>> = {
 }
 
 type Lookup = (name: string) => string | undefined
-
-/** `release:` texts with variables expanded, as release-cli would see them in the job. */
-function expandRelease(r: CiRelease, lookup: Lookup): CiRelease {
-  const x = (v: string | null) => (v === null ? null : expandVariables(v, lookup))
-  return {
-    tagName: expandVariables(r.tagName, lookup),
-    tagMessage: x(r.tagMessage),
-    name: x(r.name),
-    description: expandVariables(r.description, lookup),
-    ref: x(r.ref),
-    releasedAt: x(r.releasedAt),
-    links: r.links.map((l) => ({ ...l, name: expandVariables(l.name, lookup), url: expandVariables(l.url, lookup) })),
-  }
-}
 
 /** Variable lookup for conditions: context variables first, then YAML ones expanded. */
 function lookupFor(yaml: Readonly<Record<string, CiVariable>>, ctx: PlanContext): Lookup {
@@ -357,7 +343,7 @@ export function planPipeline(config: CiConfig, ctx: PlanContext): PipelinePlan {
           name: expandVariables(job.environment.name, lookup),
           url: job.environment.url === null ? null : expandVariables(job.environment.url, lookup),
         },
-        release: job.release && expandRelease(job.release, lookup),
+        release: job.release,
         coverage: job.coverage,
         idTokens: job.idTokens,
         resourceGroup: job.resourceGroup === null ? null : expandVariables(job.resourceGroup, lookup) || null,
