@@ -54,13 +54,12 @@ export function environmentSlug(name: string): string {
   return `${short.endsWith('-') ? short : `${short}-`}${suffix}`
 }
 
-/** GitLab's guess of a tier from an environment's name, when `deployment_tier` does not say. */
+/** GitLab's guess of a tier from an environment's name (Environment#guess_tier), when `deployment_tier` does not say. */
 export function guessTier(name: string): DeploymentTier {
-  const n = name.toLowerCase()
-  if (/(^|[^a-z])(prod|production|prd|live)([^a-z]|$)/.test(n)) return 'production'
-  if (/(^|[^a-z])(stag|staging|stage|model|pre|demo|uat)/.test(n)) return 'staging'
-  if (/(^|[^a-z])(test|tst|int|qa|acc)/.test(n)) return 'testing'
-  if (/(^|[^a-z])(dev|review|trunk)/.test(n)) return 'development'
+  if (/(dev|review|trunk)/i.test(name)) return 'development'
+  if (/(test|tst|int|ac(ce|)pt|qa|qc|control|quality)/i.test(name)) return 'testing'
+  if (/(st(a|)g|mod(e|)l|pre|demo|non)/i.test(name)) return 'staging'
+  if (/(pr(o|)d|live)/i.test(name)) return 'production'
   return 'other'
 }
 
