@@ -76,7 +76,8 @@ export class Environments implements PipelineObserver {
   }
 
   async pipelineAdvanced(trx: Transaction<Database>, pipeline: Pipeline): Promise<void> {
-    for (const job of await q.pipelineJobs(trx, pipeline.id, true)) {
+    // Retried attempts are finished, their deployments final: only the current attempts can change.
+    for (const job of await q.pipelineJobs(trx, pipeline.id)) {
       const env = (JSON.parse(job.definition) as Partial<JobDefinition>).environment
       if (env) await this.followJob(trx, pipeline, job, env)
     }
@@ -86,14 +87,21 @@ export class Environments implements PipelineObserver {
   private async followJob(trx: Transaction<Database>, pipeline: Pipeline, job: CiJob, def: CiEnvironment): Promise<void> {
     // A name that expanded to nothing or to something GitLab refuses gets no environment, as on GitLab.
     if (!ENVIRONMENT_NAME.pattern.test(def.name) || def.name.length > ENVIRONMENT_NAME.maxLength) return
-    const env = await eq.ensureEnvironment(trx, {
-      projectId: job.project_id,
-      name: def.name,
-      slug: environmentSlug(def.name),
-      tier: def.deploymentTier ?? guessTier(def.name),
-      externalUrl: def.action === 'start' ? def.url : null,
-    })
-    await this.addVariables(trx, job, env, def)
+    // The first time a job is seen its environment is created if need be and its variables stored;
+    // afterwards the environment is only looked up, so an old job never brings back a deleted one.
+    const vars = JSON.parse(job.variables) as JobVariable[]
+    const seen = vars.some((v) => v.key === 'CI_ENVIRONMENT_NAME')
+    const env = seen
+      ? await eq.findEnvironmentByName(trx, job.project_id, def.name)
+      : await eq.ensureEnvironment(trx, {
+          projectId: job.project_id,
+          name: def.name,
+          slug: environmentSlug(def.name),
+          tier: def.deploymentTier ?? guessTier(def.name),
+          externalUrl: def.action === 'start' ? def.url : null,
+        })
+    if (!env) return
+    if (!seen) await this.addVariables(trx, job, vars, env, def)
     const now = new Date(this.now()).toISOString()
     if (def.action === 'stop') {
       if (job.status === 'running') await eq.transitionEnvironment(trx, env.id, ['available'], { state: 'stopping' })
@@ -137,10 +145,14 @@ export class Environments implements PipelineObserver {
     }
   }
 
-  /** GitLab's CI_ENVIRONMENT_* variables, stored with the job's predefined ones the first time it is seen. */
-  private async addVariables(trx: Transaction<Database>, job: CiJob, env: Environment, def: CiEnvironment): Promise<void> {
-    const vars = JSON.parse(job.variables) as JobVariable[]
-    if (vars.some((v) => v.key === 'CI_ENVIRONMENT_NAME')) return
+  /** GitLab's CI_ENVIRONMENT_* variables, stored with the job's predefined ones. */
+  private async addVariables(
+    trx: Transaction<Database>,
+    job: CiJob,
+    vars: JobVariable[],
+    env: Environment,
+    def: CiEnvironment,
+  ): Promise<void> {
     const add = (key: string, value: string | null) => value !== null && vars.push({ key, value, public: true })
     add('CI_ENVIRONMENT_NAME', env.name)
     add('CI_ENVIRONMENT_SLUG', env.slug)
@@ -191,7 +203,7 @@ export class Environments implements PipelineObserver {
   async remove(env: Environment): Promise<void> {
     if (env.state !== 'stopped')
       throw new WharfError('FORBIDDEN', 'the environment must be stopped before it can be deleted', { state: env.state })
-    await eq.deleteEnvironment(this.db, env.id)
+    await this.db.transaction().execute((trx) => eq.deleteEnvironment(trx, env.id))
   }
 
   /**

@@ -919,14 +919,16 @@ export class Pipelines {
         kind: job.kind === 'bridge' ? 'bridge' : 'build',
         resourceGroup: job.resource_group,
       })
-      // Same variables, with this attempt's job id and URL.
-      const vars = (JSON.parse(job.variables) as JobVariable[]).map((v) =>
-        v.key === 'CI_JOB_ID' || v.key === 'CI_BUILD_ID'
-          ? { ...v, value: String(row.id) }
-          : v.key === 'CI_JOB_URL'
-            ? { ...v, value: v.value.replace(/\/\d+$/, `/${row.id}`) }
-            : v,
-      )
+      // Same variables, with this attempt's job id and URL; its environment's are set again when it is first advanced (it may be gone).
+      const vars = (JSON.parse(job.variables) as JobVariable[])
+        .filter((v) => !v.key.startsWith('CI_ENVIRONMENT_'))
+        .map((v) =>
+          v.key === 'CI_JOB_ID' || v.key === 'CI_BUILD_ID'
+            ? { ...v, value: String(row.id) }
+            : v.key === 'CI_JOB_URL'
+              ? { ...v, value: v.value.replace(/\/\d+$/, `/${row.id}`) }
+              : v,
+        )
       await q.setJobVariables(trx, row.id, vars)
       return row
     })

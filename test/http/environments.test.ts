@@ -99,6 +99,18 @@ describe('environment: deployments on pipelines', () => {
     assert.equal(((await ok(h, 'GET', `${p}/deployments`, dev.token)) as Json[]).length, 1)
     assert.equal(await ok(h, 'DELETE', `${p}/environments/${env!.id}`, dev.token), undefined)
     assert.deepEqual(await ok(h, 'GET', `${p}/environments`, dev.token), [])
+    // Another advance of the old pipeline does not bring it back; retrying its deployment does.
+    await h.ci.pipelines.advance(pipeline.id)
+    assert.deepEqual(await ok(h, 'GET', `${p}/environments`, dev.token), [])
+    await ok(h, 'POST', `${p}/jobs/${job.id}/retry`, dev.token)
+    const [back] = (await ok(h, 'GET', `${p}/environments`, dev.token)) as Json[]
+    assert.deepEqual([back!.name, back!.state], ['review/main', 'available'])
+    const again = await h.take(runner.token)
+    assert.equal(Object.fromEntries(again.variables.map((v) => [v.key, v.value])).CI_ENVIRONMENT_NAME, 'review/main')
+    assert.deepEqual(
+      ((await ok(h, 'GET', `${p}/deployments`, dev.token)) as Json[]).map((d) => [d.status, d.deployable.id]),
+      [['running', again.id]],
+    )
   })
 
   it('a failed deployment fails, a new one makes the environment available again; a deleted branch stops its review app', async (t) => {
