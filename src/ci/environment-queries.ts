@@ -91,9 +91,8 @@ export async function transitionEnvironment(
   return Number(r.numUpdatedRows) > 0
 }
 
-/** Deletes an environment and its deployments (explicitly: SQLite does not enforce the cascade). */
+/** Deletes an environment; its deployments go with it (the foreign key cascades). */
 export async function deleteEnvironment(db: Executor, id: number): Promise<void> {
-  await db.deleteFrom('deployments').where('environment_id', '=', id).execute()
   await db.deleteFrom('environments').where('id', '=', id).execute()
 }
 

@@ -203,7 +203,7 @@ export class Environments implements PipelineObserver {
   async remove(env: Environment): Promise<void> {
     if (env.state !== 'stopped')
       throw new WharfError('FORBIDDEN', 'the environment must be stopped before it can be deleted', { state: env.state })
-    await this.db.transaction().execute((trx) => eq.deleteEnvironment(trx, env.id))
+    await eq.deleteEnvironment(this.db, env.id)
   }
 
   /**
