@@ -27,7 +27,7 @@ const DEPLOYMENT_STATUS: Record<string, eq.DeploymentStatus> = {
   waiting_for_resource: 'created',
   pending: 'created',
   scheduled: 'created',
-  manual: 'blocked',
+  manual: 'created',
   running: 'running',
   success: 'success',
   failed: 'failed',
