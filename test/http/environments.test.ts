@@ -164,6 +164,23 @@ describe('environment: deployments on pipelines', () => {
       ['review/feature'],
     )
   })
+
+  it('auto_stop_in: the scheduler tick stops an environment whose time is up, running its on_stop job', async (t) => {
+    const { h, root, dev, project, runner } = await setup(t)
+    const sha = await h.commit(project, { '.gitlab-ci.yml': REVIEW })
+    const pipeline = await h.pipeline(project, sha, root.id)
+    assert.equal((await updateJob(h, await h.take(runner.token), { state: 'success' })).statusCode, 200)
+    assert.deepEqual(await h.ci.environments.stopExpired(), [], 'a week to go')
+    await h.db
+      .updateTable('environments')
+      .set({ auto_stop_at: new Date(Date.now() - 1000).toISOString() })
+      .execute()
+    const [env] = (await ok(h, 'GET', `/projects/${project.id}/environments`, dev.token)) as Json[]
+    assert.deepEqual(await h.ci.environments.stopExpired(), [env!.id])
+    assert.equal((await h.jobs(pipeline.id)).stop_review, 'pending')
+    assert.equal((await ok(h, 'GET', `/projects/${project.id}/environments/${env!.id}`, dev.token)).state, 'stopping')
+    assert.deepEqual(await h.ci.environments.stopExpired(), [], 'stopped once')
+  })
 })
 
 describe('environments API', () => {
