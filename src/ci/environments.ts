@@ -36,6 +36,8 @@ const DEPLOYMENT_STATUS: Record<string, eq.DeploymentStatus> = {
   skipped: 'skipped',
 }
 const DEPLOYMENT_FINISHED = new Set<string>(['success', 'failed', 'canceled', 'skipped'])
+/** A stop job in these states is not played again: it is waiting for its turn or running. */
+const ACTIVE_JOB = new Set<string>(['created', 'pending', 'running', 'waiting_for_resource'])
 
 /**
  * GitLab's environment slug (CI_ENVIRONMENT_SLUG): lowercase letters, digits and dashes, starting
@@ -212,26 +214,30 @@ export class Environments implements PipelineObserver {
    * `force` stops it without running the job (GitLab's `force=true`).
    */
   async stop(env: Environment, opts: { force?: boolean | undefined } = {}): Promise<Environment> {
-    const stopJob = opts.force ? undefined : await this.stopJob(env)
-    if (!stopJob) {
+    const current = async () => (await eq.findEnvironment(this.db, env.project_id, env.id))!
+    if (env.state === 'stopped') return env
+    const job = opts.force ? undefined : await this.stopJob(env)
+    const active = job !== undefined && ACTIVE_JOB.has(job.status)
+    // Its stop job is on its way already: nothing more to do.
+    if (active && env.state === 'stopping') return env
+    if (!job || active) {
       await eq.transitionEnvironment(this.db, env.id, ['available', 'stopping'], { state: 'stopped', auto_stop_at: null })
-      return (await eq.findEnvironment(this.db, env.project_id, env.id))!
+      return current()
     }
-    await eq.transitionEnvironment(this.db, env.id, ['available'], { state: 'stopping', auto_stop_at: null })
-    let job = stopJob
+    // Claimed with a conditional update, so two stops at once run the job once.
+    if (!(await eq.transitionEnvironment(this.db, env.id, ['available'], { state: 'stopping', auto_stop_at: null }))) return current()
+    let next = job
     // Stopped before: the job runs again as a new attempt, which waits to be played like the first.
-    if (job.status !== 'manual' && job.status !== 'scheduled') job = await this.pipelines.retryJob(job)
-    if (job.status === 'manual' || job.status === 'scheduled') await this.pipelines.playJob(job)
-    return (await eq.findEnvironment(this.db, env.project_id, env.id))!
+    if (next.status !== 'manual' && next.status !== 'scheduled') next = await this.pipelines.retryJob(next)
+    if (next.status === 'manual' || next.status === 'scheduled') await this.pipelines.playJob(next)
+    return current()
   }
 
-  /** The `on_stop` job of the last deployment's pipeline (its newest attempt), unless it is running already. */
+  /** The `on_stop` job of the last deployment's pipeline (its newest attempt). */
   private async stopJob(env: Environment): Promise<CiJob | undefined> {
     const last = (await eq.lastSuccessfulDeployment(this.db, env.id)) ?? (await eq.lastDeployment(this.db, env.id))
     if (!last?.on_stop || last.pipeline_id === null) return undefined
-    const job = (await q.pipelineJobs(this.db, last.pipeline_id)).find((j) => j.name === last.on_stop)
-    if (!job || ['created', 'pending', 'running', 'waiting_for_resource'].includes(job.status)) return undefined
-    return job
+    return (await q.pipelineJobs(this.db, last.pipeline_id)).find((j) => j.name === last.on_stop)
   }
 
   /** A deleted branch stops the environments it deployed last (review apps), as on GitLab. */

@@ -95,6 +95,9 @@ describe('environment: deployments on pipelines', () => {
     assert.deepEqual([stopJob.job_info.name, stopVars.CI_ENVIRONMENT_ACTION], ['stop_review', 'stop'])
     assert.equal((await updateJob(h, stopJob, { state: 'success' })).statusCode, 200)
     assert.equal((await ok(h, 'GET', `${p}/environments/${env!.id}`, dev.token)).state, 'stopped')
+    // Stopping a stopped environment runs nothing again.
+    assert.equal((await ok(h, 'POST', `${p}/environments/${env!.id}/stop`, dev.token)).state, 'stopped')
+    assert.equal((await h.request(runner.token)).statusCode, 204)
     // A stop job creates no deployment.
     assert.equal(((await ok(h, 'GET', `${p}/deployments`, dev.token)) as Json[]).length, 1)
     assert.equal(await ok(h, 'DELETE', `${p}/environments/${env!.id}`, dev.token), undefined)
