@@ -20,7 +20,17 @@ import { userRoutes, type Users } from './users/index.ts'
 import { hookRoutes } from './hooks/routes.ts'
 import type { Webhooks } from './hooks/service.ts'
 import { gitApiRoutes, gitRoutes, type GitHosting } from './git/index.ts'
-import { ciRoutes, ciTemplateRoutes, ONLINE_SECONDS, runnerApiRoutes, runnerProtocolRoutes, scheduleRoutes, type Ci } from './ci/index.ts'
+import {
+  ciRoutes,
+  ciTemplateRoutes,
+  environmentRoutes,
+  ONLINE_SECONDS,
+  releaseRoutes,
+  runnerApiRoutes,
+  runnerProtocolRoutes,
+  scheduleRoutes,
+  type Ci,
+} from './ci/index.ts'
 import { adminRoutes } from './admin/index.ts'
 import { installGracefulClose, instrumentRequests, opsRoutes, type Metrics, type Probes } from './ops/index.ts'
 import { markdownRoutes, Sessions, ssoWebRoutes, webRoutes } from './web/index.ts'
@@ -174,6 +184,8 @@ export async function buildApp(deps: AppDeps): Promise<FastifyInstance> {
           await api.register(ciRoutes, { ...ciDeps, repos: deps.git.repos })
           await api.register(runnerApiRoutes, ciDeps)
           await api.register(scheduleRoutes, ciDeps)
+          await api.register(environmentRoutes, ciDeps)
+          await api.register(releaseRoutes, ciDeps)
         }
       }
     },

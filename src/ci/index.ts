@@ -23,13 +23,17 @@ import { PipelineSchedules } from './schedules.ts'
 import { CiVariables } from './variables.ts'
 
 import { CommitStatuses } from './commit-statuses.ts'
+import { Environments } from './environments.ts'
+import { Releases } from './releases.ts'
 import { RegistryCiFacts } from './registry-facts.ts'
 export { ciRoutes, type CiRouteDeps } from './routes.ts'
 export { runnerApiRoutes, runnerProtocolRoutes } from './runner-routes.ts'
 export { ciTemplateRoutes } from './template-routes.ts'
 export { scheduleRoutes } from './schedule-routes.ts'
+export { environmentRoutes } from './environment-routes.ts'
+export { releaseRoutes } from './release-routes.ts'
 export { ONLINE_SECONDS } from './runners.ts'
-export { Pipelines, CiVariables, Triggers, PipelineSchedules }
+export { Pipelines, CiVariables, Triggers, PipelineSchedules, Environments, Releases }
 export type { RemoteFile, RemoteIncludes } from './pipelines.ts'
 
 export interface Ci {
@@ -38,6 +42,9 @@ export interface Ci {
   variables: CiVariables
   triggers: Triggers
   schedules: PipelineSchedules
+  /** Environments and deployments (`environment:`); `stopExpired` is ticked by the server. */
+  environments: Environments
+  releases: Releases
   runners: Runners
   jobQueue: JobQueue
   jobUpdates: JobUpdates
@@ -86,13 +93,21 @@ export function createCi(db: Kysely<Database>, git: GitHosting, domains: RunnerD
     ...(opts.maxJobsPerPipeline !== undefined ? { maxJobs: opts.maxJobsPerPipeline } : {}),
   })
   git.onPush((e, ack) => pipelines.handlePush(e, ack).then(() => undefined))
+  const environments = new Environments({ db, pipelines })
+  // A deleted branch stops the environments it deployed last (review apps). Stopping twice is harmless,
+  // so this listener acknowledges nothing: a redelivered event just finds them stopped.
+  git.onPush(async (e) => {
+    for (const u of e.updates)
+      if (u.action === 'delete' && u.type === 'branch') await environments.stopForDeletedBranch(e.projectId, u.name)
+  })
+  const releases = new Releases({ db, git, users: domains.users, projectAccess: domains.projectAccess, publicUrl })
   const jobTokens = new JobTokens(db, domains.projectAccess)
   opts.credentials.addVerifier(jobTokens)
   opts.auth.setJobAccess(jobTokens)
   const runners = new Runners(db, domains)
   const traces = new TraceStore(db, opts.storage)
   if (opts.metrics) registerCiMetrics(opts.metrics, db)
-  const jobUpdates = new JobUpdates({ db, pipelines, traces, repos: git.repos, credentials: opts.credentials })
+  const jobUpdates = new JobUpdates({ db, pipelines, traces, repos: git.repos, credentials: opts.credentials, releases })
   const payloads = new JobPayloads({ db, pipelines, artifacts, repos: git.repos, publicUrl, idTokens: opts.auth.tokens })
   const jobQueue = new JobQueue({ db, pipelines, runners, repos: git.repos, payloads, updates: jobUpdates })
   const jobSweeper = new JobSweeper({ db, updates: jobUpdates, artifacts, heartbeatTimeoutSeconds: opts.heartbeatTimeoutSeconds })
@@ -102,6 +117,8 @@ export function createCi(db: Kysely<Database>, git: GitHosting, domains: RunnerD
     variables: new CiVariables(db),
     triggers: new Triggers(db),
     schedules: new PipelineSchedules({ db, pipelines, projectAccess: domains.projectAccess }),
+    environments,
+    releases,
     runners,
     jobQueue,
     jobUpdates,

@@ -1,6 +1,7 @@
 // The running job's side of the runner API: the job token, state updates from the runner
 // (`PUT /jobs/:id`), trace appends with their masking, heartbeats, and finishing a job (token
 // revoked, log flushed, then a retry or the pipeline moves on).
+import type { FastifyBaseLogger } from 'fastify'
 import type { Kysely } from 'kysely'
 import { LRUCache } from 'lru-cache'
 import type { Credentials } from '../auth/credentials.ts'
@@ -13,6 +14,7 @@ import { FAILURE_REASONS, type UpdateJobRequest } from '../runner/protocol.ts'
 import { isProtectedRef } from './job-payload.ts'
 import type { JobDefinition, Pipelines } from './pipelines.ts'
 import * as q from './queries.ts'
+import type { Releases } from './releases.ts'
 import * as rq from './runner-queries.ts'
 import { TraceMasker, type AppendResult, type TraceStore } from './traces.ts'
 
@@ -30,6 +32,8 @@ export interface JobUpdatesDeps {
   traces: TraceStore
   repos: GitRepos
   credentials: Credentials
+  /** Creates the release of a succeeding job's `release:`. */
+  releases?: Releases
   /** The clock (tests move it). */
   now?: () => number
 }
@@ -79,7 +83,7 @@ export class JobUpdates {
    * revoked). Returns the job's status after it, for `Job-Status`: a job canceled meanwhile answers
    * `canceled` so the runner stops. FORBIDDEN (with `jobStatus`) when the job is over.
    */
-  async update(job: CiJob, body: UpdateJobRequest): Promise<string> {
+  async update(job: CiJob, body: UpdateJobRequest, log: FastifyBaseLogger): Promise<string> {
     if (job.status === 'canceled' || job.status === 'canceling') {
       // The runner's final word on a canceled job: keep its exit code, revoke the token.
       if (body.state === 'success' || body.state === 'failed') {
@@ -94,7 +98,7 @@ export class JobUpdates {
       case 'success':
       case 'failed': {
         const reason = body.state === 'failed' ? failureReason(body.failure_reason) : null
-        const done = await this.finish(job, body.state, reason, body.exit_code ?? null)
+        const done = await this.finish(job, body.state, reason, body.exit_code ?? null, undefined, log)
         const after = (await q.findJob(this.d.db, job.id))!
         if (!done && after.status !== body.state) throw notRunning(after.status)
         return after.status
@@ -115,9 +119,29 @@ export class JobUpdates {
   /**
    * Ends a running job: status, reason, exit code, token revoked, log tail flushed (and `line`
    * added), then a retry (`retry:`) or the pipeline moves on. False when it was no longer running.
+   * A succeeding job's `release:` is created first (`log` hears the tag push it may make); if it
+   * cannot be, the job fails with the reason in its log, as release-cli would fail it.
    */
-  async finish(job: CiJob, state: 'success' | 'failed', reason: string | null, exitCode: number | null, line?: string): Promise<boolean> {
+  async finish(
+    job: CiJob,
+    state: 'success' | 'failed',
+    reason: string | null,
+    exitCode: number | null,
+    line?: string,
+    log?: FastifyBaseLogger,
+  ): Promise<boolean> {
     const def = JSON.parse(job.definition) as Partial<JobDefinition>
+    if (state === 'success' && def.release && this.d.releases && log) {
+      const user = job.user_id === null ? undefined : await this.d.credentials.principalFor({ kind: 'password', userId: job.user_id })
+      const outcome = await this.d.releases.fromJob(job, user, log)
+      if (outcome) {
+        line = line ? `${line}\n${outcome.line}` : outcome.line
+        if (!outcome.ok) {
+          state = 'failed'
+          reason = 'script_failure'
+        }
+      }
+    }
     const set: Partial<CiJob> = {
       status: state,
       finished_at: new Date(this.now()).toISOString(),

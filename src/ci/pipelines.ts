@@ -55,6 +55,15 @@ export interface JobDefinition extends PlannedJob {
 
 type Listener = (pipelineId: number) => void
 
+/**
+ * Told in the transaction of every advance, once the jobs have moved, so what follows a job's
+ * status (deployments, environment variables) changes with it and is there before a runner can
+ * claim the job.
+ */
+export interface PipelineObserver {
+  pipelineAdvanced(trx: Transaction<Database>, pipeline: Pipeline): Promise<void>
+}
+
 export const BRIDGE_LIMITS = {
   /** Levels of child pipelines below a parent (GitLab allows a child to have children, no deeper). */
   childDepth: 2,
@@ -105,6 +114,7 @@ export class Pipelines {
   private readonly publicUrl: string
   private readonly registryMirror: string | undefined
   private readonly listeners = new Set<Listener>()
+  private readonly observers: PipelineObserver[] = []
   private readonly planner: ConfigPlanner
   private readonly maxJobs: number
   private readonly protectedRefs: ProtectedRefs
@@ -148,6 +158,11 @@ export class Pipelines {
   /** Stops the planner's workers. */
   close(): Promise<void> {
     return this.planner.close()
+  }
+
+  /** Adds an observer told inside each advance's transaction (see PipelineObserver). */
+  observe(o: PipelineObserver): void {
+    this.observers.push(o)
   }
 
   /** Called whenever a pipeline's jobs changed (new pending jobs for runners, live UI). */
@@ -551,6 +566,7 @@ export class Pipelines {
       const done = ['success', 'failed', 'canceled', 'skipped'].includes(status)
       set.finished_at = done ? (pipeline.finished_at ?? now) : null
       await q.updatePipeline(trx, pipelineId, set)
+      for (const o of this.observers) await o.pipelineAdvanced(trx, { ...pipeline, ...set })
       return { ...pipeline, ...set }
     })
     for (const l of this.listeners) l(pipelineId)
@@ -903,14 +919,16 @@ export class Pipelines {
         kind: job.kind === 'bridge' ? 'bridge' : 'build',
         resourceGroup: job.resource_group,
       })
-      // Same variables, with this attempt's job id and URL.
-      const vars = (JSON.parse(job.variables) as JobVariable[]).map((v) =>
-        v.key === 'CI_JOB_ID' || v.key === 'CI_BUILD_ID'
-          ? { ...v, value: String(row.id) }
-          : v.key === 'CI_JOB_URL'
-            ? { ...v, value: v.value.replace(/\/\d+$/, `/${row.id}`) }
-            : v,
-      )
+      // Same variables, with this attempt's job id and URL; its environment's are set again when it is first advanced (it may be gone).
+      const vars = (JSON.parse(job.variables) as JobVariable[])
+        .filter((v) => !v.key.startsWith('CI_ENVIRONMENT_'))
+        .map((v) =>
+          v.key === 'CI_JOB_ID' || v.key === 'CI_BUILD_ID'
+            ? { ...v, value: String(row.id) }
+            : v.key === 'CI_JOB_URL'
+              ? { ...v, value: v.value.replace(/\/\d+$/, `/${row.id}`) }
+              : v,
+        )
       await q.setJobVariables(trx, row.id, vars)
       return row
     })

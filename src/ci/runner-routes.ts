@@ -249,7 +249,7 @@ export async function runnerProtocolRoutes(app: TypedApp, deps: RunnerProtocolDe
       config: { public: true, runnerAuth: 'job' },
     },
     async (req, reply) => {
-      const jobStatus = await jobUpdates.update(req.ciJob!, req.body as UpdateJobRequest)
+      const jobStatus = await jobUpdates.update(req.ciJob!, req.body as UpdateJobRequest, req.log)
       return reply.code(200).header(HEADERS.jobStatus, jobStatus).send({})
     },
   )

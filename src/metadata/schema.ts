@@ -255,6 +255,70 @@ export interface ResourceGroupsTable {
   updated_at: string
 }
 
+/** A project's environment (`environment:` of its jobs, or made through the API). */
+export interface EnvironmentsTable {
+  id: Generated<number>
+  project_id: number
+  name: string
+  /** GitLab's slug: lowercased, at most 24 characters, DNS-safe (CI_ENVIRONMENT_SLUG). */
+  slug: string
+  external_url: string | null
+  /** 'available' | 'stopping' (its stop job runs) | 'stopped' */
+  state: string
+  /** production | staging | testing | development | other */
+  tier: string
+  /** When `auto_stop_in` stops it; null for never. */
+  auto_stop_at: string | null
+  created_at: string
+  updated_at: string
+}
+
+/** One deployment: a job attempt with `environment:` (action start), its status following the job's. */
+export interface DeploymentsTable {
+  id: Generated<number>
+  project_id: number
+  iid: number
+  environment_id: number
+  job_id: number | null
+  pipeline_id: number | null
+  ref: string
+  tag: number
+  sha: string
+  status: string
+  user_id: number | null
+  /** `environment:on_stop`: the job of the same pipeline that stops the environment. */
+  on_stop: string | null
+  created_at: string
+  updated_at: string
+  finished_at: string | null
+}
+
+/** A release of a tag (GitLab's releases). */
+export interface ReleasesTable {
+  id: Generated<number>
+  project_id: number
+  tag_name: string
+  name: string
+  description: string
+  sha: string
+  author_id: number | null
+  /** The job whose `release:` made it. */
+  job_id: number | null
+  released_at: string
+  created_at: string
+  updated_at: string
+}
+
+export interface ReleaseLinksTable {
+  id: Generated<number>
+  release_id: number
+  name: string
+  url: string
+  direct_asset_path: string | null
+  link_type: string
+  created_at: string
+}
+
 /** GitLab's pipeline schedules: a cron line in an IANA time zone, run as the owner with these variables. */
 export interface PipelineSchedulesTable {
   id: Generated<number>
@@ -394,10 +458,18 @@ export interface Database {
   commit_statuses: CommitStatusesTable
   resource_groups: ResourceGroupsTable
   identities: IdentitiesTable
+  environments: EnvironmentsTable
+  deployments: DeploymentsTable
+  releases: ReleasesTable
+  release_links: ReleaseLinksTable
 }
 
 export type Executor = Kysely<Database> | Transaction<Database>
 export type ResourceGroup = Selectable<ResourceGroupsTable>
+export type Environment = Selectable<EnvironmentsTable>
+export type Deployment = Selectable<DeploymentsTable>
+export type Release = Selectable<ReleasesTable>
+export type ReleaseLink = Selectable<ReleaseLinksTable>
 export type Repository = Selectable<RepositoriesTable>
 export type Manifest = Selectable<ManifestsTable>
 export type NewManifest = Insertable<ManifestsTable>

@@ -471,6 +471,42 @@ out({'played': played, 'listed': listed, 'zone': s.cron_timezone, 'cron': s.cron
     })
   })
 
+  it('releases: create (the tag from ref) with links, list, get, save, links create/save/list/delete, delete', async () => {
+    const r = await py(`
+p = gl.projects.get('compat/app')
+created = p.releases.create({'tag_name': 'rel-1.0', 'ref': 'main', 'name': 'One', 'description': 'First',
+  'assets': {'links': [{'name': 'bin', 'url': 'https://dl.example.com/bin', 'link_type': 'package'}]}})
+listed = [x.tag_name for x in p.releases.list()]
+r = p.releases.get('rel-1.0')
+r.description = 'Edited'
+r.save()
+r = p.releases.get('rel-1.0')
+link = r.links.create({'name': 'docs', 'url': 'https://docs.example.com', 'link_type': 'runbook'})
+link.name = 'manual'
+link.save()
+links = sorted((l.name, l.link_type) for l in r.links.list())
+r.links.delete(link.id)
+left = [l.name for l in r.links.list()]
+p.releases.delete('rel-1.0')
+out({'created': [created.tag_name, created.name, created.assets['links'][0]['url']], 'listed': listed, 'description': r.description,
+  'commit': r.commit['id'] == p.commits.get('main').id, 'links': links, 'left': left, 'after': [x.tag_name for x in p.releases.list()],
+  'tag': p.tags.get('rel-1.0').name})
+`)
+    assert.deepEqual(r, {
+      created: ['rel-1.0', 'One', 'https://dl.example.com/bin'],
+      listed: ['rel-1.0'],
+      description: 'Edited',
+      commit: true,
+      links: [
+        ['bin', 'package'],
+        ['manual', 'runbook'],
+      ],
+      left: ['bin'],
+      after: [],
+      tag: 'rel-1.0',
+    })
+  })
+
   it('pipeline triggers from curl: multipart form as GitLab documents it, and the webhook URL', async () => {
     const t = await wharf.api('POST', `/api/v4/projects/${ci.id}/triggers`, { description: 'curl' })
     assert.equal(t.status, 201, t.describe)

@@ -1,7 +1,9 @@
 // End-to-end: issue 17's CI keywords on `wharf runner --executor shell`, pipelines started by real
 // git pushes, ending in the states GitLab gives: parallel and parallel:matrix (a 2x3 matrix),
 // trigger: child pipelines (include:local and include:artifact, strategy: depend, forward) and
-// multi-project pipelines (project/branch, the triggering user's permission on the target).
+// multi-project pipelines (project/branch, the triggering user's permission on the target),
+// environment: deployments serialised by a resource_group and stopped through on_stop, and a
+// release: made when a tag pipeline's job succeeds.
 import { after, before, describe, it } from 'node:test'
 import assert from 'node:assert/strict'
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
@@ -326,6 +328,100 @@ unrelated:
     assert.deepEqual(
       groups.map((g) => [g.key, g.process_mode]),
       [['production', 'oldest_first']],
+    )
+  })
+
+  it('environment and release: two deployments to one environment in one resource_group run in turn, on_stop stops it, a tag makes a release', async () => {
+    const p = await project('e2e-kw/envs')
+    const ci = `
+deploy:
+  stage: deploy
+  resource_group: production
+  except: [tags]
+  environment:
+    name: production
+    url: https://prod.example.com/$CI_COMMIT_REF_SLUG
+    on_stop: stop
+  script:
+    - echo "deploying $CI_PIPELINE_ID to $CI_ENVIRONMENT_NAME ($CI_ENVIRONMENT_SLUG, $CI_ENVIRONMENT_TIER, $CI_ENVIRONMENT_ACTION) at $CI_ENVIRONMENT_URL"
+    - sleep 3
+stop:
+  stage: deploy
+  when: manual
+  except: [tags]
+  environment:
+    name: production
+    action: stop
+  script:
+    - echo "stopping $CI_ENVIRONMENT_NAME ($CI_ENVIRONMENT_ACTION)"
+release:
+  stage: deploy
+  only: [tags]
+  script:
+    - echo "releasing $CI_COMMIT_TAG"
+  release:
+    tag_name: $CI_COMMIT_TAG
+    name: Release $CI_COMMIT_TAG
+    description: Tagged at $CI_COMMIT_SHORT_SHA
+    assets:
+      links:
+        - name: image
+          url: https://registry.example.com/envs:$CI_COMMIT_TAG
+`
+    const first = await p.push({ '.gitlab-ci.yml': ci }, 'deploy 1')
+    // The first deployment has started before the second pipeline exists (so it is not auto-canceled as redundant).
+    await p.wait(first.id, 30_000, (_p, jobs) => jobs.some((j) => j.name === 'deploy' && j.status === 'running'))
+    const second = await p.push({ 'again.txt': 'x' }, 'deploy 2')
+    await p.wait(second.id, 30_000, (_p, jobs) => jobs.some((j) => j.name === 'deploy' && j.status === 'waiting_for_resource'))
+    const a = await p.wait(first.id, 60_000)
+    const b = await p.wait(second.id, 60_000)
+    assert.deepEqual([a.pipeline.status, b.pipeline.status], ['success', 'success'])
+    type Deployment = { iid: number; status: string; sha: string; deployable: { id: number; started_at: string; finished_at: string } }
+    const deployments = await p.api<Deployment[]>('GET', `/projects/${p.id}/deployments?environment=production&order_by=iid`)
+    assert.deepEqual(
+      deployments.map((d) => [d.iid, d.status, d.sha]),
+      [
+        [1, 'success', first.sha],
+        [2, 'success', second.sha],
+      ],
+    )
+    const [d1, d2] = deployments.map((d) => d.deployable)
+    assert.ok(Date.parse(d2!.started_at) >= Date.parse(d1!.finished_at), 'the second deployment waited for the first')
+    const [env] = await p.api<Array<{ id: number; slug: string; state: string; external_url: string; last_deployment: Deployment }>>(
+      'GET',
+      `/projects/${p.id}/environments?name=production`,
+    )
+    assert.deepEqual([env!.state, env!.external_url, env!.last_deployment.iid], ['available', 'https://prod.example.com/main', 2])
+    assert.match(
+      plainLog(await p.trace(d1!.id)),
+      new RegExp(`deploying ${first.id} to production \\(production, production, start\\) at https://prod.example.com/main\n`),
+    )
+
+    // Stopping runs the stop job of the pipeline that deployed last.
+    const stopping = await p.api<{ state: string }>('POST', `/projects/${p.id}/environments/${env!.id}/stop`)
+    assert.equal(stopping.state, 'stopping')
+    const stopped = await p.wait(second.id, 30_000, (_p, jobs) => jobs.some((j) => j.name === 'stop' && j.status === 'success'))
+    assert.match(plainLog(await p.trace(stopped.jobs.find((j) => j.name === 'stop')!.id)), /stopping production \(stop\)\n/)
+    assert.equal((await p.job(first.id, 'stop')).status, 'manual', "the older pipeline's stop job was not run")
+    assert.equal((await p.api<{ state: string }>('GET', `/projects/${p.id}/environments/${env!.id}`)).state, 'stopped')
+
+    // A tag pipeline's release: job: the server makes the release when the job succeeds.
+    await p.git(['tag', 'v1.0'])
+    await p.git(['push', '-q', 'origin', 'v1.0'])
+    let tagged: PipelineJson | undefined
+    for (const deadline = Date.now() + 10_000; !tagged && Date.now() < deadline; await new Promise((r) => setTimeout(r, 200)))
+      tagged = (await p.api<PipelineJson[]>('GET', `/projects/${p.id}/pipelines?ref=v1.0`))[0]
+    assert.ok(tagged, 'the tag started a pipeline')
+    const t = await p.wait(tagged.id, 60_000)
+    assert.equal(t.pipeline.status, 'success', JSON.stringify(t.jobs))
+    assert.match(plainLog(await p.trace(t.jobs[0]!.id)), /Created release v1\.0 \(Release v1\.0\) as root/)
+    const release = await p.api<{ name: string; description: string; commit: { id: string }; assets: { links: Array<{ url: string }> } }>(
+      'GET',
+      `/projects/${p.id}/releases/v1.0`,
+    )
+    assert.deepEqual(
+      [release.name, release.description, release.commit.id, release.assets.links[0]!.url],
+      ['Release v1.0', `Tagged at ${second.sha.slice(0, 8)}`, second.sha, 'https://registry.example.com/envs:v1.0'],
     )
   })
 

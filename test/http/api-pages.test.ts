@@ -170,6 +170,45 @@ async function populate(h: ApiHarness, w: World) {
     await h.services.deviceLogins.redeem(started.device_code, 'wharf-cli', '10.0.0.1')
   }
   for (let i = 0; i < 3; i++) await ci.schedules.play(w.project, w.schedule, w.root.user.id)
+  // Three environments with a deployment each, and three releases (the first of tag `1`, the name the
+  // registry's tag routes share) with three links.
+  for (const name of ['e1', 'e2', 'e3']) {
+    const env = (await h.req('POST', `/api/v4/projects/${w.project.id}/environments`, { ...root, body: { name } })).json() as { id: number }
+    await h.db
+      .insertInto('deployments')
+      .values({
+        project_id: w.project.id,
+        iid: env.id,
+        environment_id: env.id,
+        job_id: null,
+        pipeline_id: w.pipeline.id,
+        ref: 'main',
+        tag: 0,
+        sha: w.pipeline.sha,
+        status: 'success',
+        user_id: w.root.user.id,
+        on_stop: null,
+        created_at: job.created_at,
+        updated_at: job.created_at,
+        finished_at: job.created_at,
+      })
+      .execute()
+  }
+  for (const tag of ['1', 'r2', 'r3'])
+    assert.equal(
+      (await h.req('POST', `/api/v4/projects/${w.project.id}/releases`, { ...root, body: { tag_name: tag, ref: 'main' } })).statusCode,
+      201,
+    )
+  for (const name of ['l1', 'l2', 'l3'])
+    assert.equal(
+      (
+        await h.req('POST', `/api/v4/projects/${w.project.id}/releases/1/assets/links`, {
+          ...root,
+          body: { name, url: `https://dl.example.com/${name}` },
+        })
+      ).statusCode,
+      201,
+    )
   const creds = { username: 'root', password: ROOT_PASSWORD }
   for (const name of ['grp/app', 'grp/app/api', 'grp/app/web']) await pushImage(h, creds, name, ['1', '2', '3'])
   // Tag 1 of grp/app pushed three times: three entries in its history.
@@ -264,6 +303,8 @@ test('every list route pages with per_page and sends the pagination headers', as
       '/api/v4/personal_access_tokens',
       '/api/v4/projects',
       '/api/v4/projects/:id/deploy_tokens',
+      '/api/v4/projects/:id/deployments',
+      '/api/v4/projects/:id/environments',
       '/api/v4/projects/:id/events',
       '/api/v4/projects/:id/hooks',
       '/api/v4/projects/:id/hooks/:hook_id/events',
@@ -278,6 +319,8 @@ test('every list route pages with per_page and sends the pagination headers', as
       '/api/v4/projects/:id/pipelines/:pipeline_id/jobs',
       '/api/v4/projects/:id/protected_branches',
       '/api/v4/projects/:id/protected_tags',
+      '/api/v4/projects/:id/releases',
+      '/api/v4/projects/:id/releases/:tag_name/assets/links',
       '/api/v4/projects/:id/registry/protection/repository/rules',
       '/api/v4/projects/:id/registry/protection/tag/rules',
       '/api/v4/projects/:id/registry/repositories',

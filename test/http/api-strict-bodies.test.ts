@@ -269,6 +269,35 @@ function writeRoutes(w: World): Record<string, { url: string; body: Json }> {
         pipeline_id: 1,
       },
     },
+    // Refused by their body schemas before the environment or release is looked up, so none need exist.
+    'POST /api/v4/projects/:id/environments': {
+      url: `/api/v4/projects/${p}/environments`,
+      body: { name: 'staging', external_url: 'https://staging.example.com', tier: 'staging' },
+    },
+    'PUT /api/v4/projects/:id/environments/:environment_id': {
+      url: `/api/v4/projects/${p}/environments/1`,
+      body: { external_url: 'https://x.example.com', tier: 'production' },
+    },
+    'POST /api/v4/projects/:id/environments/:environment_id/stop': {
+      url: `/api/v4/projects/${p}/environments/1/stop`,
+      body: { force: true },
+    },
+    'POST /api/v4/projects/:id/releases': {
+      url: `/api/v4/projects/${p}/releases`,
+      body: { tag_name: 'v1', ref: 'main', name: 'n', description: 'd', tag_message: 'm', released_at: '2026-01-01T00:00:00Z' },
+    },
+    'PUT /api/v4/projects/:id/releases/:tag_name': {
+      url: `/api/v4/projects/${p}/releases/v1`,
+      body: { name: 'n', description: 'd', released_at: '2026-01-01T00:00:00Z' },
+    },
+    'POST /api/v4/projects/:id/releases/:tag_name/assets/links': {
+      url: `/api/v4/projects/${p}/releases/v1/assets/links`,
+      body: { name: 'n', url: 'https://x.example.com', direct_asset_path: '/bin/x', link_type: 'other' },
+    },
+    'PUT /api/v4/projects/:id/releases/:tag_name/assets/links/:link_id': {
+      url: `/api/v4/projects/${p}/releases/v1/assets/links/1`,
+      body: { name: 'n', url: 'https://y.example.com', filepath: '/bin/y', link_type: 'package' },
+    },
     'POST /-/session': { url: '/-/session', body: { username: 'root', password: 'wrong-but-unchecked' } },
   }
 }

@@ -570,6 +570,24 @@ const cases: Case[] = [
     errors: ["jobs:b:environment name can't be blank"],
   },
   {
+    name: 'release without tag_name and description',
+    yaml: 'b:\n  script: x\n  release:\n    name: n\n',
+    errors: ["jobs:b:release tag_name can't be blank", "jobs:b:release description can't be blank"],
+  },
+  {
+    name: 'release with milestones and a bad link',
+    yaml: 'b:\n  script: x\n  release:\n    tag_name: v1\n    description: d\n    milestones: [m1]\n',
+    errors: ['jobs:b:release config contains unsupported keys: milestones'],
+  },
+  {
+    name: 'release link of an unknown type, released_at not a time',
+    yaml: 'b:\n  script: x\n  release:\n    tag_name: v1\n    description: d\n    released_at: tomorrow\n    assets:\n      links:\n        - name: a\n          url: https://a\n          link_type: video\n',
+    errors: [
+      'jobs:b:release released_at must be a valid datetime',
+      'jobs:b:release:assets:links:link link_type should be one of: other, runbook, image, package',
+    ],
+  },
+  {
     name: 'inherit:default with an unknown keyword',
     yaml: 'b:\n  script: x\n  inherit:\n    default: [image, variables]\n',
     errors: ['jobs:b:inherit:default config contains unknown values: variables'],

@@ -35,6 +35,7 @@ import {
   validateCommands,
   validateCoverage,
   validateEnvironment,
+  validateRelease,
   validateIdTokens,
   validateImage,
   validateInherit,
@@ -111,11 +112,11 @@ const JOB_KEYS = [
   'parallel',
   'resource_group',
   'start_in',
+  'release',
 ] as const
 /** GitLab job keywords Wharf does not implement: an error, never silently ignored. */
 const UNSUPPORTED_JOB_KEYS = [
   'run',
-  'release',
   'secrets',
   'pages',
   'hooks',
@@ -393,6 +394,7 @@ function buildJob(e: Errors, name: string, h: Hash, defaults: Defaults): CiJob |
   const when = has('when') ? validateWhen(e, loc, get('when')) : 'on_success'
   const allow = has('allow_failure') ? validateAllowFailure(e, loc, get('allow_failure')) : null
   const environment = has('environment') ? validateEnvironment(e, `${loc}:environment`, get('environment')) : null
+  const release = has('release') ? validateRelease(e, `${loc}:release`, get('release')) : null
   const coverage = has('coverage') ? validateCoverage(e, `${loc}:coverage`, get('coverage')) : null
   const resourceGroup = get('resource_group')
   if (present(resourceGroup) && !(isString(resourceGroup) && resourceGroup !== '' && resourceGroup.length <= 255)) {
@@ -414,6 +416,7 @@ function buildJob(e: Errors, name: string, h: Hash, defaults: Defaults): CiJob |
     !when ||
     allow === undefined ||
     environment === undefined ||
+    release === undefined ||
     coverage === undefined ||
     trigger === undefined ||
     startIn === undefined
@@ -448,6 +451,7 @@ function buildJob(e: Errors, name: string, h: Hash, defaults: Defaults): CiJob |
     interruptible: pick('interruptible') ?? null,
     startIn,
     environment,
+    release,
     coverage,
     idTokens: pick('id_tokens') ?? null,
     parallel: null,

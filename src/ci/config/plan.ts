@@ -9,6 +9,7 @@ import {
   type CiChanges,
   type CiConfig,
   type CiEnvironment,
+  type CiRelease,
   type CiIdToken,
   type CiImage,
   type CiJob,
@@ -81,7 +82,10 @@ export interface PlannedJob {
   interruptible: boolean | null
   /** Seconds a `when: delayed` job waits once it could start; null for other jobs. */
   startIn: number | null
+  /** `environment:` with `name` and `url` expanded. */
   environment: CiEnvironment | null
+  /** `release:` as written: expanded with the job's variables when it succeeds and the server creates it. */
+  release: CiRelease | null
   coverage: string | null
   /** `id_tokens:`, audiences as written (expanded when the job starts, with the job's variables). */
   idTokens: Record<string, CiIdToken> | null
@@ -334,7 +338,12 @@ export function planPipeline(config: CiConfig, ctx: PlanContext): PipelinePlan {
         tags: job.tags,
         interruptible: s.interruptible,
         startIn: s.startIn,
-        environment: job.environment,
+        environment: job.environment && {
+          ...job.environment,
+          name: expandVariables(job.environment.name, lookup),
+          url: job.environment.url === null ? null : expandVariables(job.environment.url, lookup),
+        },
+        release: job.release,
         coverage: job.coverage,
         idTokens: job.idTokens,
         resourceGroup: job.resourceGroup === null ? null : expandVariables(job.resourceGroup, lookup) || null,

@@ -159,6 +159,33 @@ export interface CiEnvironment {
   deploymentTier: string | null
 }
 
+/** `link_type` of a release's asset link. */
+export const RELEASE_LINK_TYPES = ['other', 'runbook', 'image', 'package'] as const
+export type ReleaseLinkType = (typeof RELEASE_LINK_TYPES)[number]
+
+/** One `release:assets:links` entry. */
+export interface CiReleaseLink {
+  name: string
+  url: string
+  /** `filepath` / `direct_asset_path`: the asset's permanent path under the release. */
+  directAssetPath: string | null
+  linkType: ReleaseLinkType
+}
+
+/** `release:` of a job: the release the server creates when the job succeeds (variables expanded when planned). */
+export interface CiRelease {
+  tagName: string
+  /** Message of the annotated tag created when `tag_name` does not exist yet. */
+  tagMessage: string | null
+  name: string | null
+  description: string
+  /** Where a missing tag is created (a branch, tag or commit); the pipeline's commit when null. */
+  ref: string | null
+  /** ISO 8601; now when null. */
+  releasedAt: string | null
+  links: CiReleaseLink[]
+}
+
 /** One file of a child pipeline's configuration (`trigger:include`). */
 export type CiTriggerInclude = { local: string } | { artifact: string; job: string }
 
@@ -221,6 +248,7 @@ export interface CiJob {
   /** Seconds a `when: delayed` job waits before it is queued (`start_in`). */
   startIn: number | null
   environment: CiEnvironment | null
+  release: CiRelease | null
   coverage: string | null
   /** `id_tokens:` by variable name (the job's own, else `default:`'s), or null. */
   idTokens: Record<string, CiIdToken> | null

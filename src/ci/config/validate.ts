@@ -6,6 +6,7 @@ import {
   ARTIFACTS_WHEN,
   JOB_WHEN,
   PULL_POLICIES,
+  RELEASE_LINK_TYPES,
   RETRY_WHEN,
   RULE_WHEN,
   WORKFLOW_WHEN,
@@ -19,6 +20,8 @@ import {
   type CiInherit,
   type CiNeed,
   type CiPolicy,
+  type CiRelease,
+  type CiReleaseLink,
   type CiRetry,
   type CiRule,
   type CiService,
@@ -724,6 +727,73 @@ export function validateEnvironment(e: Errors, loc: string, v: unknown): CiEnvir
     autoStopIn,
     deploymentTier: tier,
   }
+}
+
+const RELEASE_KEYS = ['tag_name', 'tag_message', 'name', 'description', 'ref', 'released_at', 'assets'] as const
+
+function validateReleaseLinks(e: Errors, loc: string, v: unknown): CiReleaseLink[] | undefined {
+  if (!isHash(v)) return e.add(loc, 'config should be a hash')
+  if (!checkKeys(e, loc, v, ['links'])) return undefined
+  const links = getKey(v, 'links')
+  const at = `${loc}:links`
+  if (!Array.isArray(links) || links.length === 0) return e.add(at, 'config should be an array of hashes')
+  const out: CiReleaseLink[] = []
+  for (const link of links) {
+    if (!isHash(link)) return e.add(at, 'config should be an array of hashes')
+    if (!checkKeys(e, `${at}:link`, link, ['name', 'url', 'filepath', 'direct_asset_path', 'link_type'])) return undefined
+    const name = getKey(link, 'name')
+    const url = getKey(link, 'url')
+    const path = getKey(link, 'direct_asset_path') ?? getKey(link, 'filepath')
+    const type = getKey(link, 'link_type')
+    if (!isString(name) || name === '') return e.add(`${at}:link`, "name can't be blank")
+    if (!isString(url) || url === '') return e.add(`${at}:link`, "url can't be blank")
+    if (present(path) && !isString(path)) return e.add(`${at}:link`, 'direct_asset_path should be a string')
+    if (present(type) && !(isString(type) && (RELEASE_LINK_TYPES as readonly string[]).includes(type)))
+      return e.add(`${at}:link`, `link_type should be one of: ${list(RELEASE_LINK_TYPES)}`)
+    out.push({
+      name,
+      url,
+      directAssetPath: isString(path) ? path : null,
+      linkType: isString(type) ? (type as CiReleaseLink['linkType']) : 'other',
+    })
+  }
+  return out
+}
+
+/** `release:` (GitLab's Config::Entry::Release): `tag_name` and `description` required. */
+export function validateRelease(e: Errors, loc: string, v: unknown): CiRelease | undefined {
+  if (!isHash(v)) return e.add(loc, 'config should be a hash')
+  if (!checkKeys(e, loc, v, RELEASE_KEYS, ['milestones'])) return undefined
+  const errs = e.size
+  const str = (k: string, required: boolean): string | null => {
+    const x = getKey(v, k)
+    if (!present(x) || x === '') {
+      if (required) e.add(loc, `${k} can't be blank`)
+      return null
+    }
+    if (!isString(x)) {
+      e.add(loc, `${k} should be a string`)
+      return null
+    }
+    return x
+  }
+  const tagName = str('tag_name', true)
+  const description = str('description', true)
+  const releasedAt = str('released_at', false)
+  if (releasedAt !== null && !/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})$/.test(releasedAt))
+    e.add(loc, 'released_at must be a valid datetime')
+  const assets = getKey(v, 'assets')
+  const links = present(assets) ? validateReleaseLinks(e, `${loc}:assets`, assets) : []
+  const out = {
+    tagName: tagName!,
+    tagMessage: str('tag_message', false),
+    name: str('name', false),
+    description: description!,
+    ref: str('ref', false),
+    releasedAt,
+    links: links ?? [],
+  }
+  return e.size === errs && links ? out : undefined
 }
 
 export function validateCoverage(e: Errors, loc: string, v: unknown): string | undefined {

@@ -21,6 +21,7 @@ import * as m0018 from './0018-ci-keywords.ts'
 import * as m0019 from './0019-identities.ts'
 import * as m0021 from './0021-upload-writers.ts'
 import * as m0022 from './0022-ci-several-nodes.ts'
+import * as m0023 from './0023-environments-releases.ts'
 
 export type { MigrationContext } from './context.ts'
 
@@ -54,6 +55,7 @@ const MIGRATIONS: Record<string, { up(db: Kysely<unknown>, ctx: MigrationContext
   '0019-identities': m0019,
   '0021-upload-writers': m0021,
   '0022-ci-several-nodes': m0022,
+  '0023-environments-releases': m0023,
 }
 
 export function migrationProvider(kind: DialectKind): MigrationProvider {

@@ -7,6 +7,7 @@ import { blobPage, commitPage, commitsPage, editFilePage, newFilePage, projectOv
 import { ciEditorPage } from './ci-editor.js'
 import { jobPage, newPipelinePage, pipelinePage, pipelinesTab } from './ci.js'
 import { scheduleFormPage, schedulesPage } from './schedules.js'
+import { environmentPage, environmentsTab, releasesTab } from './environments.js'
 import { accountPage, tokensPage } from './user.js'
 import { adminPage } from './admin.js'
 import { devicePage } from './device.js'
@@ -39,6 +40,9 @@ const ROUTES = [
   [PAGES.commits, (id) => projectPage(id, 'repository', commitsPage)],
   [PAGES.commit, (id, sha) => projectPage(id, 'repository', (p) => commitPage(p, sha))],
   [PAGES.ciEditor, (id) => projectPage(id, 'pipelines', ciEditorPage)],
+  [PAGES.environments, (id) => projectPage(id, 'environments')],
+  [PAGES.environment, (id, eid) => projectPage(id, 'environments', (p) => environmentPage(p, eid))],
+  [PAGES.releases, (id) => projectPage(id, 'releases')],
   [PAGES.members, (id) => projectPage(id, 'members')],
   [PAGES.settings, (id) => projectPage(id, 'settings')],
   [PAGES.tokens, tokensPage],
@@ -353,6 +357,8 @@ async function projectPage(id, tab, sub) {
     ['registry', 'Registry'],
     ['pipelines', 'Pipelines'],
     ['repository', 'Repository'],
+    ['environments', 'Environments'],
+    ['releases', 'Releases'],
     ['members', 'Members'],
     ['settings', 'Settings'],
   ]
@@ -368,7 +374,16 @@ async function projectPage(id, tab, sub) {
     body,
   )
   const render =
-    sub ?? { registry: registryTab, pipelines: pipelinesTab, repository: repositoryTab, members: membersTab, settings: settingsTab }[tab]
+    sub ??
+    {
+      registry: registryTab,
+      pipelines: pipelinesTab,
+      repository: repositoryTab,
+      environments: environmentsTab,
+      releases: releasesTab,
+      members: membersTab,
+      settings: settingsTab,
+    }[tab]
   const content = await render(project)
   fill(body, content)
 }

@@ -69,7 +69,7 @@ function base64Of(text) {
  * not build node by node; the page's CSP forbids inline script as a second line. `at` is where the
  * file lives: its relative links open files of the repository, its relative images load them raw.
  */
-async function markdownBlock(text, label, at) {
+export async function markdownBlock(text, label, at) {
   const { html } = await api('POST', '/markdown', { text, gfm: true })
   const doc = new DOMParser().parseFromString(html, 'text/html')
   const resolve = (href) => {
