@@ -87,7 +87,7 @@ export class DeviceLogins {
   private readonly tokens: RegistryTokens
   private readonly opts: DeviceLoginOptions
   /** Wrong user codes, per person and address: a code is short, so guessing must be slow. */
-  private readonly codeThrottle = new LoginThrottle()
+  private readonly codeThrottle: LoginThrottle
   private readonly authorizeCounts = new LRUCache<string, number>({ max: 10_000, ttl: AUTHORIZE_WINDOW_MS })
 
   constructor(db: Kysely<Database>, credentials: Credentials, tokens: RegistryTokens, opts: DeviceLoginOptions) {
@@ -95,6 +95,7 @@ export class DeviceLogins {
     this.credentials = credentials
     this.tokens = tokens
     this.opts = opts
+    this.codeThrottle = new LoginThrottle(db, 'device-code')
     // The short-lived secret works wherever a password or token does for registry logins (/jwt/auth).
     credentials.addVerifier({
       verify: (username, secret) =>
@@ -274,12 +275,12 @@ export class DeviceLogins {
         {},
       )
     }
-    const wait = this.codeThrottle.retryAfter(who.username, address)
+    const wait = await this.codeThrottle.retryAfter(who.username, address)
     if (wait > 0) throw new WharfError('TOOMANYREQUESTS', `too many wrong codes; retry in ${wait} s`, { retryAfter: wait })
     const code = normalizeUserCode(userCode)
     const row = code.length === USER_CODE_LENGTH ? await q.findDeviceLoginByUserCode(this.db, secretDigest(code)) : undefined
     if (row?.status !== 'pending' || new Date(row.expires_at).getTime() <= Date.now()) {
-      this.codeThrottle.fail(who.username, address)
+      await this.codeThrottle.fail(who.username, address)
       throw new WharfError('NOT_FOUND', 'unknown or expired code, or it was already used', {})
     }
     return row

@@ -341,6 +341,27 @@ export interface GcLeaseTable {
   expires_at: string
 }
 
+/** Who runs a periodic task across nodes (metadata/leases.ts). */
+export interface LeasesTable {
+  name: string
+  holder: string
+  expires_at: string
+}
+
+/** Failed sign-ins counted across nodes (auth/throttle.ts). */
+export interface LoginThrottleTable {
+  key: string
+  failures: number
+  reset_at: string
+}
+
+/** Values every node must agree on (the sealing key's check value). */
+export interface NodeChecksTable {
+  name: string
+  value: string
+  created_at: string
+}
+
 export interface Database {
   repositories: RepositoriesTable
   blobs: BlobsTable
@@ -390,6 +411,9 @@ export interface Database {
   commit_statuses: CommitStatusesTable
   resource_groups: ResourceGroupsTable
   identities: IdentitiesTable
+  leases: LeasesTable
+  login_throttle: LoginThrottleTable
+  node_checks: NodeChecksTable
 }
 
 export type Executor = Kysely<Database> | Transaction<Database>
