@@ -29,6 +29,8 @@ const CLEANUP_PERIOD_MS = 60 * 60 * 1000
 export interface RunningServer {
   app: FastifyInstance
   url: string
+  /** This node's id in the leases of the periodic tasks (random per process). */
+  nodeId: string
   /** Set only on the first start when no WHARF_ROOT_PASSWORD was given. */
   generatedRootPassword?: string
   close(): Promise<void>
@@ -55,6 +57,7 @@ export async function startServer(config: Readonly<Config>): Promise<RunningServ
   await migrate(db, dbConfig.kind)
   const storage = await openStorage(config.data, config.storage)
   gitPool.configure({ concurrency: config.limits.gitProcesses, queue: config.limits.gitQueue })
+  // A node that cannot start (another sealing key, say) lets go of its database connections.
   const services = await createServices(db, storage.blobs, {
     metrics,
     publicUrl: config.publicUrl,
@@ -76,6 +79,9 @@ export async function startServer(config: Readonly<Config>): Promise<RunningServ
     passwords: { signIn: config.auth.passwordSignIn, breakGlass: config.auth.passwordBreakGlass },
     oidcProviders: config.sso.oidc,
     ldapServers: config.sso.ldap,
+  }).catch(async (e: unknown) => {
+    await db.destroy()
+    throw e
   })
   const { registry, generatedRootPassword } = services
   const https = config.tls && { cert: await readFile(config.tls.cert), key: await readFile(config.tls.key) }
@@ -225,6 +231,7 @@ export async function startServer(config: Readonly<Config>): Promise<RunningServ
   return {
     app,
     url: config.publicUrl,
+    nodeId: services.leases.nodeId,
     ...(generatedRootPassword ? { generatedRootPassword } : {}),
     async close() {
       // No new runs from here; each waits for its run still going, then gives its lease to the other nodes.

@@ -91,8 +91,11 @@ export class LeasedTask {
     this.opts = opts
   }
 
+  /** Ticks now (taking the lease if it is free, so a node that starts alone holds it at once) and then periodically. */
   start(): this {
-    this.timer ??= setInterval(() => void this.tick(), Math.min(this.opts.periodMs, LEASE_RENEW_MS)).unref()
+    if (this.timer) return this
+    this.timer = setInterval(() => void this.tick(), Math.min(this.opts.periodMs, LEASE_RENEW_MS)).unref()
+    void this.tick()
     return this
   }
 
