@@ -1,6 +1,5 @@
 import { randomInt } from 'node:crypto'
 import type { Kysely } from 'kysely'
-import { LRUCache } from 'lru-cache'
 import { WharfError } from '../core/errors.ts'
 import { newSecret, secretDigest } from '../core/secrets.ts'
 import { nowIso } from '../metadata/db.ts'
@@ -10,7 +9,7 @@ import type { Credential, Principal } from './principals.ts'
 import * as q from './queries.ts'
 import type { RegistryTokens } from './registry-tokens.ts'
 import type { PatScope } from './roles.ts'
-import { LoginThrottle } from './throttle.ts'
+import { countInWindow, LoginThrottle } from './throttle.ts'
 
 /** RFC 8628's grant type for the device's token requests. */
 export const DEVICE_CODE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code'
@@ -88,7 +87,6 @@ export class DeviceLogins {
   private readonly opts: DeviceLoginOptions
   /** Wrong user codes, per person and address: a code is short, so guessing must be slow. */
   private readonly codeThrottle: LoginThrottle
-  private readonly authorizeCounts = new LRUCache<string, number>({ max: 10_000, ttl: AUTHORIZE_WINDOW_MS })
 
   constructor(db: Kysely<Database>, credentials: Credentials, tokens: RegistryTokens, opts: DeviceLoginOptions) {
     this.db = db
@@ -120,13 +118,13 @@ export class DeviceLogins {
         { oauth: 'invalid_client' },
       )
     const scopes = parseDeviceScopes(input.scope)
-    const count = (this.authorizeCounts.get(address) ?? 0) + 1
+    // Counted in the database, so requests spread over several nodes share the one allowance.
+    const { count, resetAt } = await countInWindow(this.db, `device-authorize|${address}`, AUTHORIZE_WINDOW_MS)
     if (count > AUTHORIZE_PER_ADDRESS) {
       throw new WharfError('TOOMANYREQUESTS', 'too many device authorization requests from this address; retry later', {
-        retryAfter: AUTHORIZE_WINDOW_MS / 1000,
+        retryAfter: Math.max(1, Math.ceil((resetAt - Date.now()) / 1000)),
       })
     }
-    this.authorizeCounts.set(address, count, { noUpdateTTL: count > 1 })
     const now = Date.now()
     await q.deleteStaleDeviceFlows(this.db, new Date(now).toISOString())
     const deviceCode = newSecret('wharf-dc-')

@@ -21,6 +21,40 @@ const PRUNE_EVERY_MS = 60_000
 
 const iso = (ms: number) => new Date(ms).toISOString()
 
+/**
+ * Adds one to the counter `key` in its window (a new window of `windowMs` when the last one ended)
+ * with one conditional upsert, so concurrent increments on any node all count; returns the count
+ * and when the window ends.
+ */
+export async function countInWindow(
+  db: Kysely<Database>,
+  key: string,
+  windowMs: number,
+  t: number = Date.now(),
+): Promise<{ count: number; resetAt: number }> {
+  const now = iso(t)
+  const row = await db
+    .insertInto('login_throttle')
+    .values({ key, failures: 1, reset_at: iso(t + windowMs) })
+    .onConflict((oc) =>
+      oc.column('key').doUpdateSet((eb) => {
+        const expired = eb('login_throttle.reset_at', '<=', now)
+        return {
+          failures: eb
+            .case()
+            .when(expired)
+            .then(1)
+            .else(eb('login_throttle.failures', '+', 1))
+            .end(),
+          reset_at: eb.case().when(expired).then(eb.ref('excluded.reset_at')).else(eb.ref('login_throttle.reset_at')).end(),
+        }
+      }),
+    )
+    .returning(['failures', 'reset_at'])
+    .executeTakeFirstOrThrow()
+  return { count: Number(row.failures), resetAt: new Date(row.reset_at).getTime() }
+}
+
 export class LoginThrottle {
   private readonly db: Kysely<Database>
   private readonly scope: string
@@ -56,33 +90,13 @@ export class LoginThrottle {
     return wait
   }
 
-  /** Counts a failure; one conditional upsert per counter, so concurrent failures on any node all count. */
+  /** Counts a failure (in both counters); expired counters of anyone are deleted now and then. */
   async fail(account: string, address: string): Promise<void> {
     const t = this.now()
-    const now = iso(t)
-    for (const [key] of this.keys(account, address)) {
-      await this.db
-        .insertInto('login_throttle')
-        .values({ key, failures: 1, reset_at: iso(t + THROTTLE.windowMs) })
-        .onConflict((oc) =>
-          oc.column('key').doUpdateSet((eb) => {
-            const expired = eb('login_throttle.reset_at', '<=', now)
-            return {
-              failures: eb
-                .case()
-                .when(expired)
-                .then(1)
-                .else(eb('login_throttle.failures', '+', 1))
-                .end(),
-              reset_at: eb.case().when(expired).then(eb.ref('excluded.reset_at')).else(eb.ref('login_throttle.reset_at')).end(),
-            }
-          }),
-        )
-        .execute()
-    }
+    for (const [key] of this.keys(account, address)) await countInWindow(this.db, key, THROTTLE.windowMs, t)
     if (t - this.lastPrune > PRUNE_EVERY_MS) {
       this.lastPrune = t
-      await this.db.deleteFrom('login_throttle').where('reset_at', '<=', now).execute()
+      await this.db.deleteFrom('login_throttle').where('reset_at', '<=', iso(t)).execute()
     }
   }
 
