@@ -196,7 +196,10 @@ export async function startServer(config: Readonly<Config>): Promise<RunningServ
   const git = services.git
   const redeliver =
     git && task('git.push-redelivery', PUSH_REDELIVERY_MS, () => git.redeliverPending(logger), 'push event redelivery failed')
-  void redeliver?.runNow().catch((err: unknown) => logger.error({ err }, 'push event redelivery failed'))
+  // Once at start whoever holds the lease: a node restarted after a crash must not wait for its dead
+  // predecessor's lease to expire. Safe beside the holder's run: each ref update is acknowledged by a
+  // conditional update, so a second delivery of the same update is refused, never doubled.
+  const startupRedelivery = git?.redeliverPending(logger).catch((err: unknown) => logger.error({ err }, 'push event redelivery failed'))
   const disconnectHooks = connectHookSources({
     db,
     hooks: services.hooks,
@@ -239,6 +242,7 @@ export async function startServer(config: Readonly<Config>): Promise<RunningServ
       await mirror?.close()
       await app.close()
       await stopping
+      await startupRedelivery
       disconnectHooks()
       await services.hooks.close()
       await services.ci?.pipelines.close()
