@@ -1,5 +1,5 @@
 import { createCipheriv, createDecipheriv, createHmac, randomBytes } from 'node:crypto'
-import { mkdir, open, readFile } from 'node:fs/promises'
+import { link, mkdir, open, readFile, unlink } from 'node:fs/promises'
 import { dirname } from 'node:path'
 
 // Secrets Wharf must send back out (a webhook's X-Gitlab-Token) cannot be stored as digests like
@@ -37,19 +37,27 @@ export class Sealer {
     this.key = key
   }
 
-  /** The key in `file`, made (random, 0600) on first use. */
+  /**
+   * The key in `file`, made (random, 0600) on first use. Written to a temporary file and linked into
+   * place, so nodes starting together on a shared data directory never read a half-written key: the
+   * first link wins, the others read the winner's.
+   */
   static async fromFile(file: string): Promise<Sealer> {
     await mkdir(dirname(file), { recursive: true, mode: 0o700 })
+    const tmp = `${file}.${randomBytes(6).toString('hex')}.tmp`
     try {
-      const fh = await open(file, 'wx', 0o600)
+      const fh = await open(tmp, 'wx', 0o600)
       try {
-        await fh.writeFile(randomBytes(32).toString('base64'))
+        await fh.writeFile(randomBytes(KEY_BYTES).toString('base64'))
         await fh.sync()
       } finally {
         await fh.close()
       }
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e
+      await link(tmp, file).catch((e: NodeJS.ErrnoException) => {
+        if (e.code !== 'EEXIST') throw e
+      })
+    } finally {
+      await unlink(tmp).catch(() => {})
     }
     return new Sealer(Buffer.from((await readFile(file, 'utf8')).trim(), 'base64'))
   }
