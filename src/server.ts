@@ -13,6 +13,7 @@ import { openStorage } from './storage/open.ts'
 import { Metrics, metricsServer } from './ops/index.ts'
 import { buildMirrorApp } from './proxy/index.ts'
 import { WharfError } from './core/errors.ts'
+import { LeasedTask } from './metadata/leases.ts'
 
 /** How often stale upload sessions are looked for; a quarter of the TTL, at most every ten minutes. */
 const sweepPeriodMs = (ttlSeconds: number) => Math.min(ttlSeconds * 250, 10 * 60 * 1000)
@@ -28,6 +29,8 @@ const CLEANUP_PERIOD_MS = 60 * 60 * 1000
 export interface RunningServer {
   app: FastifyInstance
   url: string
+  /** This node's id in the leases of the periodic tasks (random per process). */
+  nodeId: string
   /** Set only on the first start when no WHARF_ROOT_PASSWORD was given. */
   generatedRootPassword?: string
   close(): Promise<void>
@@ -54,6 +57,7 @@ export async function startServer(config: Readonly<Config>): Promise<RunningServ
   await migrate(db, dbConfig.kind)
   const storage = await openStorage(config.data, config.storage)
   gitPool.configure({ concurrency: config.limits.gitProcesses, queue: config.limits.gitQueue })
+  // A node that cannot start (another sealing key, say) lets go of its database connections.
   const services = await createServices(db, storage.blobs, {
     metrics,
     publicUrl: config.publicUrl,
@@ -69,11 +73,15 @@ export async function startServer(config: Readonly<Config>): Promise<RunningServ
     dependencyProxy: { ...config.dependencyProxy, manifestBytes: config.limits.manifestBytes },
     registryMirror: mirrorUrl(config),
     secretsDir: join(config.data, 'secrets'),
+    sealingKeyFile: config.secrets.sealingKeyFile,
     webhooks: config.webhooks,
     gc: config.gc,
     passwords: { signIn: config.auth.passwordSignIn, breakGlass: config.auth.passwordBreakGlass },
     oidcProviders: config.sso.oidc,
     ldapServers: config.sso.ldap,
+  }).catch(async (e: unknown) => {
+    await db.destroy()
+    throw e
   })
   const { registry, generatedRootPassword } = services
   const https = config.tls && { cert: await readFile(config.tls.cert), key: await readFile(config.tls.key) }
@@ -88,13 +96,25 @@ export async function startServer(config: Readonly<Config>): Promise<RunningServ
     ...(https ? { https } : {}),
   })
 
-  const sweep = () =>
-    registry.uploads.sweep(config.limits.uploadTtlSeconds).then(
-      (r) => (r.expired || r.orphans) && logger.info(r, 'expired stale uploads'),
-      (err: unknown) => logger.error({ err }, 'upload sweep failed'),
-    )
-  await sweep()
-  const timer = setInterval(sweep, sweepPeriodMs(config.limits.uploadTtlSeconds)).unref()
+  // Every periodic task runs on one node at a time: the one holding its lease (metadata/leases.ts).
+  logger.info({ node: services.leases.nodeId }, 'node id (holder of the periodic tasks it runs)')
+  const tasks: LeasedTask[] = []
+  const task = (name: string, periodMs: number, work: () => Promise<unknown>, failed: string) => {
+    const t = new LeasedTask(services.leases, { name, periodMs, work, onError: (err) => logger.error({ err }, failed) })
+    tasks.push(t)
+    return t
+  }
+  const sweep = task(
+    'uploads.sweep',
+    sweepPeriodMs(config.limits.uploadTtlSeconds),
+    async () => {
+      const r = await registry.uploads.sweep(config.limits.uploadTtlSeconds)
+      if (r.expired || r.orphans) logger.info(r, 'expired stale uploads')
+    },
+    'upload sweep failed',
+  )
+  await sweep.runNow()
+  sweep.start()
   if (config.metrics.listen) {
     const listener = metricsServer(metrics, config.metrics.token)
     const m = listenAddress({ listen: config.metrics.listen })
@@ -103,55 +123,58 @@ export async function startServer(config: Readonly<Config>): Promise<RunningServ
     app.server.once('close', () => listener.close().closeAllConnections())
   }
   // Cached upstream images not pulled for cleanupDays are removed (and their bytes freed) hourly.
-  const cleanup = () =>
-    services.dependencyProxy.cleanup(config.dependencyProxy.cleanupDays).then(
-      (r) => r.images && logger.info(r, 'removed dependency proxy images not pulled recently'),
-      (err: unknown) => logger.error({ err }, 'dependency proxy cleanup failed'),
-    )
-  await cleanup()
-  const cleanupTimer = setInterval(cleanup, CLEANUP_PERIOD_MS).unref()
-  // Online GC on its schedule; a run still going (or one `wharf gc` holds the lease for) is not doubled.
-  let collecting: Promise<unknown> | undefined
-  const collect = () => {
-    collecting ??= services.gc
-      .run()
-      .then(
-        (r) => logger.info({ ...r.counts, freedBytes: r.freedBytes, durationMs: r.durationMs }, 'garbage collection done'),
-        (err: unknown) =>
-          err instanceof WharfError && err.code === 'CONFLICT'
-            ? logger.info('garbage collection skipped: another one is running')
-            : logger.error({ err }, 'garbage collection failed'),
-      )
-      .finally(() => (collecting = undefined))
-  }
-  const gcTimer = config.gc.intervalMinutes > 0 ? setInterval(collect, config.gc.intervalMinutes * 60_000).unref() : undefined
+  const cleanup = task(
+    'dependency-proxy.cleanup',
+    CLEANUP_PERIOD_MS,
+    async () => {
+      const r = await services.dependencyProxy.cleanup(config.dependencyProxy.cleanupDays)
+      if (r.images) logger.info(r, 'removed dependency proxy images not pulled recently')
+    },
+    'dependency proxy cleanup failed',
+  )
+  await cleanup.runNow()
+  cleanup.start()
+  // Online GC on its schedule; a run still going (or one `wharf gc` holds the gc lease for) is not doubled.
+  if (config.gc.intervalMinutes > 0)
+    task(
+      'gc',
+      config.gc.intervalMinutes * 60_000,
+      () =>
+        services.gc.run().then(
+          (r) => logger.info({ ...r.counts, freedBytes: r.freedBytes, durationMs: r.durationMs }, 'garbage collection done'),
+          (err: unknown) => {
+            if (!(err instanceof WharfError && err.code === 'CONFLICT')) throw err
+            logger.info('garbage collection skipped: another one is running')
+          },
+        ),
+      'garbage collection failed',
+    ).start()
   // Projects' cleanup policies (GitLab's container_expiration_policy) whose cadence came round.
-  const expire = () =>
-    services.registry.manifests.policies.runDue().then(
-      (r) => r.policies && logger.info(r, 'ran container registry cleanup policies'),
-      (err: unknown) => logger.error({ err }, 'container registry cleanup policies failed'),
-    )
-  const policyTimer = setInterval(expire, POLICY_CHECK_MS).unref()
+  task(
+    'registry.cleanup-policies',
+    POLICY_CHECK_MS,
+    async () => {
+      const r = await services.registry.manifests.policies.runDue()
+      if (r.policies) logger.info(r, 'ran container registry cleanup policies')
+    },
+    'container registry cleanup policies failed',
+  ).start()
   // Single sign-on: a wrong issuer or an unreachable provider is logged now (and shown on the admin
   // page); linked identities are then checked with their provider every sso.syncIntervalSeconds.
   // Not awaited: a provider that is down (up to its 10 s timeouts) must not hold the server's start
   // and readiness back; check() settles every provider's outcome itself and never rejects.
   void services.sso.check(logger)
-  let syncing: Promise<unknown> | undefined
-  const syncIdentities = () => {
-    syncing ??= services.sso
-      .sync(config.sso.syncIntervalSeconds, logger)
-      .then(
-        (r) => r.checked && logger.info(r, 'sso identities checked'),
-        (err: unknown) => logger.error({ err }, 'sso identity check failed'),
-      )
-      .finally(() => (syncing = undefined))
-  }
   // Ticks at a tenth of the interval (at least every second), so an identity is checked at most that late.
-  const ssoTimer =
-    config.sso.oidc.length + config.sso.ldap.length
-      ? setInterval(syncIdentities, Math.max(1000, config.sso.syncIntervalSeconds * 100)).unref()
-      : undefined
+  if (config.sso.oidc.length + config.sso.ldap.length)
+    task(
+      'sso.sync',
+      Math.max(1000, config.sso.syncIntervalSeconds * 100),
+      async () => {
+        const r = await services.sso.sync(config.sso.syncIntervalSeconds, logger)
+        if (r.checked) logger.info(r, 'sso identities checked')
+      },
+      'sso identity check failed',
+    ).start()
   const mirrorAuth =
     config.dependencyProxy.mirrorAuth === 'token' ? { auth: services.auth, realm: `${config.publicUrl}/jwt/auth` } : undefined
   const mirror = config.dependencyProxy.mirrorListen
@@ -170,18 +193,13 @@ export async function startServer(config: Readonly<Config>): Promise<RunningServ
 
   // Pushes recorded before a crash (or whose pipeline creation failed) get their pipelines now,
   // and failures are retried; in the background, so that start-up does not wait for them.
-  let redelivering: Promise<void> | undefined
-  const redeliver = () => {
-    if (redelivering || !services.git) return
-    redelivering = services.git
-      .redeliverPending(logger)
-      .then(
-        () => undefined,
-        (err: unknown) => logger.error({ err }, 'push event redelivery failed'),
-      )
-      .finally(() => (redelivering = undefined))
-  }
-  redeliver()
+  const git = services.git
+  const redeliver =
+    git && task('git.push-redelivery', PUSH_REDELIVERY_MS, () => git.redeliverPending(logger), 'push event redelivery failed')
+  // Once at start whoever holds the lease: a node restarted after a crash must not wait for its dead
+  // predecessor's lease to expire. Safe beside the holder's run: each ref update is acknowledged by a
+  // conditional update, so a second delivery of the same update is refused, never doubled.
+  const startupRedelivery = git?.redeliverPending(logger).catch((err: unknown) => logger.error({ err }, 'push event redelivery failed'))
   const disconnectHooks = connectHookSources({
     db,
     hooks: services.hooks,
@@ -194,47 +212,38 @@ export async function startServer(config: Readonly<Config>): Promise<RunningServ
     log: logger,
   })
   await services.hooks.start(logger)
-  const redeliveryTimer = setInterval(redeliver, PUSH_REDELIVERY_MS).unref()
+  redeliver?.start()
   // Pipeline schedules that came due start, delayed jobs whose start_in passed are queued; a tick
   // still running is not doubled.
-  let scheduling: Promise<void> | undefined
-  const runSchedules = () => {
-    const ci = services.ci
-    if (!ci) return
-    scheduling ??= Promise.all([
-      ci.schedules.runDue().then((r) => {
-        if (r.ran.length || r.deactivated.length) logger.info({ ran: r.ran, deactivated: r.deactivated }, 'ran pipeline schedules')
-        if (r.failed.length) logger.warn({ failed: r.failed }, 'pipeline schedules could not start a pipeline')
-      }),
-      ci.pipelines.releaseDelayed().then((ids) => ids.length && logger.info({ jobs: ids }, 'released delayed jobs')),
-      ci.environments.stopExpired().then((ids) => ids.length && logger.info({ environments: ids }, 'stopped environments (auto_stop_in)')),
-    ])
-      .then(
-        () => undefined,
-        (err: unknown) => logger.error({ err }, 'pipeline scheduler failed'),
-      )
-      .finally(() => (scheduling = undefined))
-  }
-  const scheduleTimer = setInterval(runSchedules, config.ci.schedulerIntervalSeconds * 1000).unref()
+  const ci = services.ci
+  if (ci)
+    task(
+      'ci.schedules',
+      config.ci.schedulerIntervalSeconds * 1000,
+      () =>
+        Promise.all([
+          ci.schedules.runDue().then((r) => {
+            if (r.ran.length || r.deactivated.length) logger.info({ ran: r.ran, deactivated: r.deactivated }, 'ran pipeline schedules')
+            if (r.failed.length) logger.warn({ failed: r.failed }, 'pipeline schedules could not start a pipeline')
+          }),
+          ci.pipelines.releaseDelayed().then((ids) => ids.length && logger.info({ jobs: ids }, 'released delayed jobs')),
+          ci.environments.stopExpired().then((ids) => ids.length && logger.info({ environments: ids }, 'stopped environments (auto_stop_in)')),
+        ]),
+      'pipeline scheduler failed',
+    ).start()
   if (mirror) await mirror.listen(listenAddress({ listen: config.dependencyProxy.mirrorListen! }))
   return {
     app,
     url: config.publicUrl,
+    nodeId: services.leases.nodeId,
     ...(generatedRootPassword ? { generatedRootPassword } : {}),
     async close() {
-      clearInterval(timer)
-      clearInterval(redeliveryTimer)
-      clearInterval(cleanupTimer)
-      clearInterval(gcTimer)
-      clearInterval(policyTimer)
-      clearInterval(scheduleTimer)
-      clearInterval(ssoTimer)
+      // No new runs from here; each waits for its run still going, then gives its lease to the other nodes.
+      const stopping = Promise.all(tasks.map((t) => t.stop()))
       await mirror?.close()
       await app.close()
-      await redelivering
-      await collecting
-      await scheduling
-      await syncing
+      await stopping
+      await startupRedelivery
       disconnectHooks()
       await services.hooks.close()
       await services.ci?.pipelines.close()

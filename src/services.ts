@@ -11,6 +11,7 @@ import { randomPassword } from './core/secrets.ts'
 import { REGISTRY_SERVICE } from './core/names.ts'
 import { LoginThrottle } from './auth/throttle.ts'
 import type { Database } from './metadata/schema.ts'
+import { Leases, newNodeId } from './metadata/leases.ts'
 import { createProjects, type Groups, type Members, type ProjectAccess, type Projects } from './projects/index.ts'
 import { createRegistry, deleteRepositoriesUnder, type Registry } from './registry/index.ts'
 import { countUsers, Users } from './users/index.ts'
@@ -21,7 +22,8 @@ import { createFsDriver } from './storage/fs-driver.ts'
 import { instrumentDriver, Metrics, Probes } from './ops/index.ts'
 import { DEFAULTS } from './config/schema.ts'
 import { DependencyProxy, type ProxyOptions } from './proxy/index.ts'
-import { Sealer } from './core/sealing.ts'
+import { Sealer, SealingKeyMismatchError } from './core/sealing.ts'
+import { agreedValue } from './metadata/node-checks.ts'
 import { DEFAULT_WEBHOOK_OPTIONS, Webhooks } from './hooks/service.ts'
 import type { OutboundPolicy } from './hooks/outbound.ts'
 import { RemoteIncludeFetcher } from './hooks/remote-include.ts'
@@ -36,6 +38,8 @@ export const DEFAULT_JOB_HEARTBEAT_TIMEOUT_SECONDS = 300
 export { REGISTRY_SERVICE }
 
 export interface ServiceOptions {
+  /** This node's id in the leases of periodic tasks (random per process when absent). */
+  nodeId?: string | undefined
   /** Where domains register their metrics (the server's, with process metrics); a private one when absent. */
   metrics?: Metrics | undefined
   publicUrl: string
@@ -62,6 +66,8 @@ export interface ServiceOptions {
   registryMirror?: string | undefined
   /** Where the sealing key lives (`<data>/secrets`); without it, a key for this process only. */
   secretsDir?: string | undefined
+  /** The sealing key every node shares (secrets.sealingKeyFile); read, never made; secretsDir's is not used then. */
+  sealingKeyFile?: string | undefined
   /** Which webhook targets are allowed, and how long a receiver may take (config `webhooks`). */
   webhooks?: (OutboundPolicy & { timeoutSeconds: number }) | undefined
   /** Garbage collection's grace and delay (default: the config defaults). */
@@ -106,6 +112,8 @@ export interface Services {
   sso: Sso
   /** Whether local passwords sign in. */
   passwords: PasswordPolicy
+  /** Which node runs each periodic task (this one's id is `leases.nodeId`). */
+  leases: Leases
   /** Set only when this call created root with a generated password. */
   generatedRootPassword?: string
 }
@@ -113,6 +121,7 @@ export interface Services {
 /** Builds the domain services over an open database and storage driver (server and tests alike). */
 export async function createServices(db: Kysely<Database>, storage: BlobDriver, opts: ServiceOptions): Promise<Services> {
   const metrics = opts.metrics ?? new Metrics()
+  const leases = new Leases(db, opts.nodeId ?? newNodeId())
   // The one place storage is wrapped: every service below gets the timed driver.
   const driver = instrumentDriver(storage, metrics)
   const gcOptions = opts.gc ?? DEFAULTS.gc
@@ -126,7 +135,7 @@ export async function createServices(db: Kysely<Database>, storage: BlobDriver, 
   const { projects, groups, members, projectAccess } = createProjects(db, deleteRepositoriesUnder)
   users.setOwnedContentRemoval((user, groupIds) => projects.deleteOwnedBy(user, groupIds, groups))
   const passwords = { ...(opts.passwords ?? { signIn: true, breakGlass: true }), directoryPasswords: Boolean(opts.ldapServers?.length) }
-  const credentials = new Credentials(db, new LoginThrottle(), users, passwords)
+  const credentials = new Credentials(db, new LoginThrottle(db, 'sign-in'), users, passwords)
   const tokens = new RegistryTokens(db, { issuer: opts.publicUrl, service: REGISTRY_SERVICE, ttlSeconds: opts.tokenTtlSeconds })
   await tokens.load()
   const auth = new RegistryAuth(db, tokens, credentials, projectAccess)
@@ -144,7 +153,16 @@ export async function createServices(db: Kysely<Database>, storage: BlobDriver, 
     secretTtlSeconds: opts.loginSecretTtlSeconds ?? DEFAULTS.auth.loginSecretTtlSeconds,
   })
   const apiTokens = new ApiTokens(db, credentials, deviceLogins)
-  const sealer = opts.secretsDir ? await Sealer.fromFile(join(opts.secretsDir, 'sealing.key')) : new Sealer(randomBytes(32))
+  const keyFile = opts.sealingKeyFile ?? (opts.secretsDir ? join(opts.secretsDir, 'sealing.key') : undefined)
+  const sealer = opts.sealingKeyFile
+    ? await Sealer.fromSharedFile(opts.sealingKeyFile)
+    : keyFile
+      ? await Sealer.fromFile(keyFile)
+      : new Sealer(randomBytes(32))
+  // A kept key must be the one the database's secrets were sealed with (by the first node to start):
+  // a node with another would seal what the others cannot open, and open nothing they sealed.
+  if (keyFile && (await agreedValue(db, 'sealing_key', sealer.checkValue())) !== sealer.checkValue())
+    throw new SealingKeyMismatchError(keyFile)
   const webhooks = opts.webhooks ?? DEFAULTS.webhooks
   const hooks = new Webhooks(db, sealer, {
     ...DEFAULT_WEBHOOK_OPTIONS,
@@ -185,6 +203,7 @@ export async function createServices(db: Kysely<Database>, storage: BlobDriver, 
     gc,
     sso,
     passwords,
+    leases,
   }
   // Directory passwords sign in wherever local ones do (web, API, git, docker login).
   if (opts.ldapServers?.length) credentials.addVerifier(sso.ldapVerifier())
@@ -198,6 +217,7 @@ export async function createServices(db: Kysely<Database>, storage: BlobDriver, 
       heartbeatTimeoutSeconds: opts.jobHeartbeatTimeoutSeconds ?? DEFAULT_JOB_HEARTBEAT_TIMEOUT_SECONDS,
       ...(opts.maxJobsPerPipeline !== undefined ? { maxJobsPerPipeline: opts.maxJobsPerPipeline } : {}),
       registryMirror: opts.registryMirror,
+      leases,
       remoteIncludes: new RemoteIncludeFetcher({
         policy: { allowLocalNetwork: webhooks.allowLocalNetwork, allowedHosts: webhooks.allowedHosts },
       }),
@@ -205,9 +225,10 @@ export async function createServices(db: Kysely<Database>, storage: BlobDriver, 
     registry.manifests.setCiFacts(services.ci.registryFacts)
   }
   if ((await countUsers(db)) === 0) {
+    // Several nodes may start on one empty database at once: exactly one of them creates root.
     const password = opts.rootPassword ?? randomPassword()
-    await users.createUser({ username: 'root', name: 'Administrator', password, isAdmin: true })
-    if (!opts.rootPassword) services.generatedRootPassword = password
+    const created = await users.createFirstAdmin({ username: 'root', name: 'Administrator', password })
+    if (created && !opts.rootPassword) services.generatedRootPassword = password
   }
   return services
 }

@@ -211,7 +211,8 @@ export async function adminRoutes(app: TypedApp, deps: AdminRouteDeps): Promise<
       },
     },
     async (req, reply) => {
-      // rotate() reloads the keys, so the new one signs from now on (the offline CLI needs a restart).
+      // rotate() reloads the keys, so the new one signs from now on here; other nodes (and a server
+      // beside the offline CLI) read it within a second.
       const kid = await deps.tokens.rotate()
       const { rows } = await aq.pageSigningKeys(deps.db, { limit: 100, offset: 0 })
       const key = rows.find((k) => k.kid === kid)!

@@ -19,7 +19,7 @@ async function setup(t: TestContext) {
   })
   const users = new Users(db)
   const alice = await users.createUser({ username: 'alice', password: 'alice-password' })
-  const credentials = new Credentials(db, new LoginThrottle(), users)
+  const credentials = new Credentials(db, new LoginThrottle(db, 'sign-in'), users)
   // A machine-token verifier like the CI job token's: it owns one username.
   const token: Principal = {
     kind: 'user',

@@ -36,7 +36,7 @@ export interface Accounts {
 }
 
 /** How long "is this credential still valid" answers are reused; revocation through Wharf clears them at once. */
-const ACTIVE_CACHE_MS = 2000
+const ACTIVE_CACHE_MS = 1000
 
 /** Whether local passwords sign in (config auth.passwordSignIn / auth.passwordBreakGlass). */
 export interface PasswordPolicy {
@@ -108,7 +108,7 @@ export class Credentials {
       await this.audit(username, 'login.failure', address, null)
       throw new WharfError('UNAUTHORIZED', `invalid ${username} credentials: the token is unknown, or its job has finished`, {})
     }
-    const wait = this.throttle.retryAfter(username, address)
+    const wait = await this.throttle.retryAfter(username, address)
     if (wait > 0) {
       await this.audit(username, 'login.throttled', address, { retryAfter: wait })
       throw new WharfError('TOOMANYREQUESTS', `too many failed sign-in attempts; retry in ${wait} s`, { retryAfter: wait })
@@ -116,12 +116,12 @@ export class Credentials {
     for (const v of this.verifiers) {
       const p = await v.verify(username, secret)
       if (p && p.kind !== 'anonymous') {
-        this.throttle.succeed(username, address)
+        await this.throttle.succeed(username, address)
         await this.audit(p.username, 'login.success', address, { via: p.kind === 'user' ? p.credential.kind : p.kind })
         return p
       }
     }
-    this.throttle.fail(username, address)
+    await this.throttle.fail(username, address)
     await this.audit(username, 'login.failure', address, null)
     throw new WharfError(
       'UNAUTHORIZED',

@@ -1,6 +1,5 @@
 import { randomInt } from 'node:crypto'
 import type { Kysely } from 'kysely'
-import { LRUCache } from 'lru-cache'
 import { WharfError } from '../core/errors.ts'
 import { newSecret, secretDigest } from '../core/secrets.ts'
 import { nowIso } from '../metadata/db.ts'
@@ -10,7 +9,7 @@ import type { Credential, Principal } from './principals.ts'
 import * as q from './queries.ts'
 import type { RegistryTokens } from './registry-tokens.ts'
 import type { PatScope } from './roles.ts'
-import { LoginThrottle } from './throttle.ts'
+import { countInWindow, LoginThrottle } from './throttle.ts'
 
 /** RFC 8628's grant type for the device's token requests. */
 export const DEVICE_CODE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code'
@@ -87,14 +86,14 @@ export class DeviceLogins {
   private readonly tokens: RegistryTokens
   private readonly opts: DeviceLoginOptions
   /** Wrong user codes, per person and address: a code is short, so guessing must be slow. */
-  private readonly codeThrottle = new LoginThrottle()
-  private readonly authorizeCounts = new LRUCache<string, number>({ max: 10_000, ttl: AUTHORIZE_WINDOW_MS })
+  private readonly codeThrottle: LoginThrottle
 
   constructor(db: Kysely<Database>, credentials: Credentials, tokens: RegistryTokens, opts: DeviceLoginOptions) {
     this.db = db
     this.credentials = credentials
     this.tokens = tokens
     this.opts = opts
+    this.codeThrottle = new LoginThrottle(db, 'device-code')
     // The short-lived secret works wherever a password or token does for registry logins (/jwt/auth).
     credentials.addVerifier({
       verify: (username, secret) =>
@@ -119,13 +118,13 @@ export class DeviceLogins {
         { oauth: 'invalid_client' },
       )
     const scopes = parseDeviceScopes(input.scope)
-    const count = (this.authorizeCounts.get(address) ?? 0) + 1
+    // Counted in the database, so requests spread over several nodes share the one allowance.
+    const { count, resetAt } = await countInWindow(this.db, `device-authorize|${address}`, AUTHORIZE_WINDOW_MS)
     if (count > AUTHORIZE_PER_ADDRESS) {
       throw new WharfError('TOOMANYREQUESTS', 'too many device authorization requests from this address; retry later', {
-        retryAfter: AUTHORIZE_WINDOW_MS / 1000,
+        retryAfter: Math.max(1, Math.ceil((resetAt - Date.now()) / 1000)),
       })
     }
-    this.authorizeCounts.set(address, count, { noUpdateTTL: count > 1 })
     const now = Date.now()
     await q.deleteStaleDeviceFlows(this.db, new Date(now).toISOString())
     const deviceCode = newSecret('wharf-dc-')
@@ -274,12 +273,12 @@ export class DeviceLogins {
         {},
       )
     }
-    const wait = this.codeThrottle.retryAfter(who.username, address)
+    const wait = await this.codeThrottle.retryAfter(who.username, address)
     if (wait > 0) throw new WharfError('TOOMANYREQUESTS', `too many wrong codes; retry in ${wait} s`, { retryAfter: wait })
     const code = normalizeUserCode(userCode)
     const row = code.length === USER_CODE_LENGTH ? await q.findDeviceLoginByUserCode(this.db, secretDigest(code)) : undefined
     if (row?.status !== 'pending' || new Date(row.expires_at).getTime() <= Date.now()) {
-      this.codeThrottle.fail(who.username, address)
+      await this.codeThrottle.fail(who.username, address)
       throw new WharfError('NOT_FOUND', 'unknown or expired code, or it was already used', {})
     }
     return row

@@ -67,6 +67,9 @@ export async function oidcRoutes(app: TypedApp, opts: OidcRouteOptions): Promise
   )
   // Built per request from the loaded keys, so a rotation or retirement shows at once.
   app.get(JWKS_PATH, async (_req, reply) =>
-    reply.header('Cache-Control', CACHE_CONTROL).type('application/json; charset=utf-8').send(tokens.jwks()),
+    reply
+      .header('Cache-Control', CACHE_CONTROL)
+      .type('application/json; charset=utf-8')
+      .send(await tokens.jwks()),
   )
 }

@@ -199,10 +199,10 @@ describe('RegistryTokens: job ID tokens', () => {
   it('the JWKS lists the public half of every key that is not retired, and ID tokens verify against it', async (t) => {
     const db = await database(t)
     const tok = await tokens(db, { issuer: `${ISSUER}/` })
-    const first = tok.jwks().keys
+    const first = (await tok.jwks()).keys
     assert.equal(first.length, 1)
     const newKid = await tok.rotate()
-    const both = tok.jwks().keys
+    const both = (await tok.jwks()).keys
     assert.deepEqual(both.map((k) => k.kid).sort(), [first[0]!.kid, newKid].sort())
     for (const k of both) {
       assert.equal(k.d, undefined, 'no private part')
@@ -210,14 +210,14 @@ describe('RegistryTokens: job ID tokens', () => {
       assert.equal(k.use, 'sig')
     }
     const { token } = await tok.signIdToken({ sub: 'project_path:ns/p:ref_type:branch:ref:main', ref_protected: 'false' }, ['a', 'b'], 900)
-    const { payload: claims } = await jwtVerify(token, createLocalJWKSet(tok.jwks()), { issuer: ISSUER, audience: 'b' })
+    const { payload: claims } = await jwtVerify(token, createLocalJWKSet(await tok.jwks()), { issuer: ISSUER, audience: 'b' })
     assert.equal(claims.iss, ISSUER, 'the issuer has no trailing slash, as the discovery URL is built from it')
     assert.equal(claims.exp! - claims.iat!, 900)
     assert.equal(claims.ref_protected, 'false')
     await tok.retireOldKeys()
     assert.equal(header(token).kid, newKid, 'ID tokens are signed with the newest key')
     assert.deepEqual(
-      tok.jwks().keys.map((k) => k.kid),
+      (await tok.jwks()).keys.map((k) => k.kid),
       [newKid],
     )
   })

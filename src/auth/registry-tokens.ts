@@ -23,6 +23,12 @@ const ALG = 'ES256'
 const VERIFIED_CACHE_MAX = 10_000
 /** How far in the future a token's `iat` may be: the signer's clock (another replica, or this one before an NTP step) may run ahead. */
 const CLOCK_SKEW_SECONDS = 60
+/**
+ * Keys are read again from the database when the last read is older than this, so a rotation or a
+ * retirement on another node is honoured here within a second (one small query a second at most,
+ * none while idle).
+ */
+const KEY_REFRESH_MS = 1000
 /** The `aud` of device logins' short-lived secrets: never the registry's, never a job ID token's. */
 const LOGIN_SECRET_AUDIENCE = 'wharf-device-login'
 
@@ -62,6 +68,9 @@ export class RegistryTokens {
   readonly service: string
   readonly ttlSeconds: number
   private keys: SigningKey[] = []
+  /** When the keys were last read (Date.now() at the start of that read). */
+  private loadedAt = 0
+  private refreshing: Promise<void> | undefined
   private readonly verified = new LRUCache<string, RegistryClaims>({ max: VERIFIED_CACHE_MAX })
 
   constructor(db: Kysely<Database>, opts: { issuer: string; service: string; ttlSeconds: number }) {
@@ -72,6 +81,7 @@ export class RegistryTokens {
   }
 
   async load(): Promise<void> {
+    const started = Date.now()
     let rows = await this.db.selectFrom('signing_keys').selectAll().where('retired_at', 'is', null).orderBy('created_at', 'desc').execute()
     if (rows.length === 0) {
       await this.rotate()
@@ -87,6 +97,30 @@ export class RegistryTokens {
         publicJwk: JSON.parse(r.public_jwk) as JWK,
       })),
     )
+    this.loadedAt = started
+  }
+
+  /** The keys as the database has them now, give or take KEY_REFRESH_MS (one read shared by concurrent callers). */
+  private async current(): Promise<SigningKey[]> {
+    if (Date.now() - this.loadedAt >= KEY_REFRESH_MS) {
+      this.refreshing ??= this.refresh().finally(() => (this.refreshing = undefined))
+      await this.refreshing
+    }
+    return this.keys
+  }
+
+  /** Rereads the active kids; keys are imported again only when another node rotated or retired one. */
+  private async refresh(): Promise<void> {
+    const started = Date.now()
+    const rows = await this.db
+      .selectFrom('signing_keys')
+      .select('kid')
+      .where('retired_at', 'is', null)
+      .orderBy('created_at', 'desc')
+      .execute()
+    const same = rows.length === this.keys.length && rows.every((r, i) => r.kid === this.keys[i]!.kid)
+    if (same && rows.length > 0) this.loadedAt = started
+    else await this.load()
   }
 
   /** Adds a new signing key; older keys keep verifying (retire them after the token TTL). */
@@ -128,7 +162,7 @@ export class RegistryTokens {
     cred: Credential | undefined,
     notAfter?: Date,
   ): Promise<{ token: string; expiresIn: number; issuedAt: string }> {
-    const key = this.keys[0]
+    const key = (await this.current())[0]
     if (!key) throw new Error('registry token keys not loaded')
     const now = Math.floor(Date.now() / 1000)
     let exp = now + this.ttlSeconds
@@ -152,9 +186,9 @@ export class RegistryTokens {
    * The public keys of every key that is not retired (the JWKS at /oauth/discovery/keys): what an
    * OIDC relying party needs to verify job ID tokens, current and from before a rotation.
    */
-  jwks(): { keys: JWK[] } {
+  async jwks(): Promise<{ keys: JWK[] }> {
     return {
-      keys: this.keys.map((k) => ({
+      keys: (await this.current()).map((k) => ({
         kty: k.publicJwk.kty,
         crv: k.publicJwk.crv,
         x: k.publicJwk.x,
@@ -186,7 +220,7 @@ export class RegistryTokens {
     audience: string | string[],
     lifetimeSeconds: number,
   ): Promise<{ token: string; jti: string; exp: number }> {
-    const key = this.keys[0]
+    const key = (await this.current())[0]
     if (!key) throw new Error('registry token keys not loaded')
     const audiences = typeof audience === 'string' ? [audience] : audience
     if (
@@ -224,7 +258,7 @@ export class RegistryTokens {
    * token or an ID token; signed with the registry's keys so it survives a restart and a rotation.
    */
   async signLoginSecret(loginId: number, userId: number, lifetimeSeconds: number): Promise<{ token: string; exp: number }> {
-    const key = this.keys[0]
+    const key = (await this.current())[0]
     if (!key) throw new Error('registry token keys not loaded')
     const now = Math.floor(Date.now() / 1000)
     const exp = now + lifetimeSeconds
@@ -242,10 +276,11 @@ export class RegistryTokens {
   /** The login and user a login secret names, if its signature, audience and expiry hold (not whether the login still does). */
   async verifyLoginSecret(token: string, maxLifetimeSeconds: number): Promise<{ loginId: number; userId: number } | undefined> {
     try {
+      const keys = await this.current()
       const { payload } = await jwtVerify(
         token,
         async (header) => {
-          const key = this.keys.find((k) => k.kid === header.kid)
+          const key = keys.find((k) => k.kid === header.kid)
           if (!key) throw new Error('unknown signing key')
           return key.publicKey
         },
@@ -267,6 +302,8 @@ export class RegistryTokens {
    * UNAUTHORIZED.
    */
   async verify(token: string): Promise<RegistryClaims> {
+    // First: a refresh that finds a key retired (here or on another node) empties the cache.
+    const keys = await this.current()
     const cached = this.verified.get(token)
     if (cached) {
       if (cached.exp * 1000 > Date.now()) return cached
@@ -277,7 +314,7 @@ export class RegistryTokens {
       ;({ payload } = await jwtVerify(
         token,
         async (header) => {
-          const key = this.keys.find((k) => k.kid === header.kid)
+          const key = keys.find((k) => k.kid === header.kid)
           if (!key) throw new Error('unknown signing key')
           return key.publicKey
         },

@@ -26,6 +26,7 @@ import { CommitStatuses } from './commit-statuses.ts'
 import { Environments } from './environments.ts'
 import { Releases } from './releases.ts'
 import { RegistryCiFacts } from './registry-facts.ts'
+import type { Leases } from '../metadata/leases.ts'
 export { ciRoutes, type CiRouteDeps } from './routes.ts'
 export { runnerApiRoutes, runnerProtocolRoutes } from './runner-routes.ts'
 export { ciTemplateRoutes } from './template-routes.ts'
@@ -55,6 +56,8 @@ export interface Ci {
   jobErasure: JobErasure
   /** For the registry's tag history and CI-aware cleanup (services.ts plugs it in). */
   registryFacts: RegistryCiFacts
+  /** Which node runs the job sweep (the runner plugin's timer). */
+  leases: Leases
 }
 
 export interface CiOptions {
@@ -74,6 +77,8 @@ export interface CiOptions {
   registryMirror?: string | undefined
   /** Fetches `include:remote` files (the composition root plugs in the webhooks' outbound guard). */
   remoteIncludes?: RemoteIncludes
+  /** The nodes' leases: the job sweep runs on one node at a time. */
+  leases: Leases
 }
 
 /**
@@ -128,5 +133,6 @@ export function createCi(db: Kysely<Database>, git: GitHosting, domains: RunnerD
     artifacts,
     jobErasure: new JobErasure({ pipelines, traces, artifacts }),
     registryFacts: new RegistryCiFacts(db, git),
+    leases: opts.leases,
   }
 }

@@ -38,6 +38,7 @@ import type { Pipelines } from './pipelines.ts'
 import { RUNNER_ERRORS } from './runner-errors.ts'
 import { runnerJson, type Runners } from './runners.ts'
 import type { TraceStore } from './traces.ts'
+import { LeasedTask, type Leases } from '../metadata/leases.ts'
 
 export interface RunnerCi {
   pipelines: Pipelines
@@ -48,6 +49,7 @@ export interface RunnerCi {
   jobTokens: JobTokens
   traces: TraceStore
   artifacts: Artifacts
+  leases: Leases
 }
 
 export interface RunnerProtocolDeps extends RunnerCi {
@@ -134,17 +136,19 @@ export async function runnerProtocolRoutes(app: TypedApp, deps: RunnerProtocolDe
   // Long polls end at once when the server closes, instead of holding the shutdown for their 30 s.
   app.addHook('preClose', async () => jobQueue.close())
 
+  // On one node at a time (the holder of its lease); each job's end is a conditional update anyway.
   if (deps.sweepIntervalMs !== 0) {
-    let timer: NodeJS.Timeout | undefined
-    app.addHook('onReady', async () => {
-      timer = setInterval(() => {
-        jobSweeper.sweep().then(
-          (r) => (r.stale.length || r.timedOut.length) && app.log.warn(r, 'failed silent or timed-out jobs'),
-          (err: unknown) => app.log.error({ err }, 'job sweep failed'),
-        )
-      }, deps.sweepIntervalMs ?? 30_000).unref()
+    const sweep = new LeasedTask(deps.leases, {
+      name: 'ci.job-sweep',
+      periodMs: deps.sweepIntervalMs ?? 30_000,
+      work: async () => {
+        const r = await jobSweeper.sweep()
+        if (r.stale.length || r.timedOut.length) app.log.warn(r, 'failed silent or timed-out jobs')
+      },
+      onError: (err) => app.log.error({ err }, 'job sweep failed'),
     })
-    app.addHook('onClose', async () => clearInterval(timer))
+    app.addHook('onReady', async () => void sweep.start())
+    app.addHook('onClose', () => sweep.stop())
   }
 
   // ---- runners ----

@@ -4,6 +4,7 @@ import { parseArgs } from 'node:util'
 import type { RunningServer } from '../server.ts'
 import { ConfigError, loadConfig, SETTINGS, type SettingFlag } from '../config/load.ts'
 import { DatabaseUnavailableError, SchemaTooNewError } from '../metadata/db.ts'
+import { SealingKeyMismatchError } from '../core/sealing.ts'
 import { installProcessGuards } from './guards.ts'
 
 const USAGE = `Usage: wharf <command> [options]
@@ -78,7 +79,7 @@ async function main(argv: string[]): Promise<void> {
       const server = await startServer(config).catch((e: NodeJS.ErrnoException) => {
         if (e.code === 'EADDRINUSE' || e.code === 'EACCES' || e.code === 'EADDRNOTAVAIL')
           fail(`cannot listen on ${config.listen}: ${e.code}`)
-        if (e instanceof SchemaTooNewError || e instanceof DatabaseUnavailableError) fail(e.message)
+        if (e instanceof SchemaTooNewError || e instanceof DatabaseUnavailableError || e instanceof SealingKeyMismatchError) fail(e.message)
         throw e
       })
       const host = new URL(server.url).host

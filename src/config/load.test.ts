@@ -525,3 +525,21 @@ describe('storage settings', () => {
     assert.ok(!msg.includes('hunter2'))
   })
 })
+
+describe('secrets.sealingKeyFile', () => {
+  it('is resolved and must hold a 32-byte base64 key; a missing or malformed file names the setting', async () => {
+    const good = join(dir, 'sealing.key')
+    await writeFile(good, `${Buffer.alloc(32, 7).toString('base64')}\n`)
+    const config = loadConfig({ env: { WHARF_SEALING_KEY_FILE: good } })
+    assert.equal(config.secrets.sealingKeyFile, good)
+    assertConfigError(
+      () => loadConfig({ env: { WHARF_SEALING_KEY_FILE: join(dir, 'absent.key') } }),
+      'secrets.sealingKeyFile',
+      'WHARF_SEALING_KEY_FILE',
+      'cannot read',
+    )
+    const short = join(dir, 'short.key')
+    await writeFile(short, `${Buffer.alloc(16).toString('base64')}\n`)
+    assertConfigError(() => loadConfig({ env: { WHARF_SEALING_KEY_FILE: short } }), 'secrets.sealingKeyFile', '32 random bytes')
+  })
+})

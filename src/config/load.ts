@@ -4,6 +4,7 @@ import { resolve } from 'node:path'
 import { Value } from '@sinclair/typebox/value'
 import { parse as parseYaml } from 'yaml'
 import { ConfigSchema, DEFAULTS, type Config } from './schema.ts'
+import { sealingKeyProblem } from '../core/sealing.ts'
 
 /** Every setting, with the flag and environment variable that override it (flags win, then env, then file). */
 export const SETTINGS = [
@@ -30,6 +31,7 @@ export const SETTINGS = [
   { key: 'tls.key', flag: 'tls-key', env: 'WHARF_TLS_KEY', kind: 'string' },
   { key: 'metrics.listen', flag: 'metrics-listen', env: 'WHARF_METRICS_LISTEN', kind: 'string' },
   { key: 'metrics.token', flag: 'metrics-token', env: 'WHARF_METRICS_TOKEN', kind: 'string' },
+  { key: 'secrets.sealingKeyFile', flag: 'sealing-key-file', env: 'WHARF_SEALING_KEY_FILE', kind: 'string' },
   { key: 'shutdownGraceSeconds', flag: 'shutdown-grace-seconds', env: 'WHARF_SHUTDOWN_GRACE_SECONDS', kind: 'integer' },
   { key: 'limits.manifestBytes', flag: 'max-manifest-bytes', env: 'WHARF_LIMITS_MANIFEST_BYTES', kind: 'integer' },
   { key: 'limits.uploadTtlSeconds', flag: 'upload-ttl-seconds', env: 'WHARF_LIMITS_UPLOAD_TTL_SECONDS', kind: 'integer' },
@@ -293,6 +295,12 @@ export function loadConfig(sources: ConfigSources = {}): Readonly<Config> {
   checkOidcProviders(config.sso, origins)
   checkLdapServers(config.sso, origins)
   checkStorage(config.storage, origins)
+  if (config.secrets.sealingKeyFile) {
+    const at = 'secrets.sealingKeyFile'
+    config.secrets.sealingKeyFile = resolve(config.secrets.sealingKeyFile)
+    const problem = sealingKeyProblem(readSecretFile(at, settingOrigin(at, origins), config.secrets.sealingKeyFile))
+    if (problem) throw new ConfigError(`invalid setting ${at} (${settingOrigin(at, origins)}): ${problem}`)
+  }
   if (config.tls)
     config.tls =
       sources.checkTlsFiles === false ? { cert: resolve(config.tls.cert), key: resolve(config.tls.key) } : checkTls(config.tls, origins)

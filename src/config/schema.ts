@@ -203,6 +203,17 @@ export const ConfigSchema = Type.Object(
       },
       { additionalProperties: false },
     ),
+    /** Keys kept outside the database. */
+    secrets: Type.Object(
+      {
+        /**
+         * The sealing key (32 random bytes, base64, one line) every node of a cluster shares; by
+         * default each data directory makes its own in secrets/sealing.key, which serves one node only.
+         */
+        sealingKeyFile: Type.Optional(Type.String({ minLength: 1, description: 'a path' })),
+      },
+      { additionalProperties: false },
+    ),
     /** On SIGTERM/SIGINT, in-flight requests get this long to finish before their connections are closed. */
     shutdownGraceSeconds: Type.Integer({ minimum: 0, maximum: 3600, description: 'seconds, 0 to 3600' }),
     /** The pull-through cache (GitLab's dependency proxy and a registry mirror listener). */
@@ -320,6 +331,7 @@ export const DEFAULTS: Omit<Config, 'publicUrl'> = {
   logLevel: 'info',
   database: { poolSize: 10 },
   metrics: {},
+  secrets: {},
   shutdownGraceSeconds: 30,
   auth: { tokenTtlSeconds: 300, loginSecretTtlSeconds: 300, passwordSignIn: true, passwordBreakGlass: true },
   // GitLab checks LDAP users hourly.

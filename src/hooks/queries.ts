@@ -119,13 +119,19 @@ export async function countOpenDeliveries(db: Executor): Promise<number> {
   return Number(n)
 }
 
-/** After a crash, deliveries left `sending` are due again. */
-export async function requeueSending(db: Executor, now: string): Promise<void> {
-  await db
+/**
+ * Deliveries claimed before `claimedBefore` and still `sending` are due again: their sender died
+ * (a live one records its attempt within the send timeout). Newer claims are other nodes' sends in
+ * flight, which must not go out twice.
+ */
+export async function requeueStaleSending(db: Executor, now: string, claimedBefore: string): Promise<number> {
+  const r = await db
     .updateTable('webhook_deliveries')
     .set({ status: 'pending', next_attempt_at: now, updated_at: now })
     .where('status', '=', 'sending')
-    .execute()
+    .where('updated_at', '<', claimedBefore)
+    .executeTakeFirst()
+  return Number(r.numUpdatedRows)
 }
 
 export async function resend(db: Executor, id: number, now: string): Promise<void> {

@@ -127,7 +127,9 @@ test('queued deliveries survive a restart: a new sender on the same database sen
   // Not started: as if the process died right after queueing.
   await hooks.enqueue({ projectId: project.id, groupIds: [], trigger: 'registry_events', eventKey: 'r1', payload: { a: 1 } })
   await hooks.enqueue({ projectId: project.id, groupIds: [], trigger: 'registry_events', eventKey: 'r2', payload: { a: 2 } })
-  await db.updateTable('webhook_deliveries').set({ status: 'sending' }).where('event_key', '=', 'r2').execute()
+  // Claimed by a sender that died an hour ago.
+  const anHourAgo = new Date(Date.now() - 3_600_000).toISOString()
+  await db.updateTable('webhook_deliveries').set({ status: 'sending', updated_at: anHourAgo }).where('event_key', '=', 'r2').execute()
   assert.equal(r.got.length, 0)
   const next = make()
   t.after(() => next.close())
@@ -141,6 +143,41 @@ test('queued deliveries survive a restart: a new sender on the same database sen
     (await next.deliveries(hook, { limit: 10, offset: 0 })).rows.map((d) => d.status),
     ['delivered', 'delivered'],
   )
+})
+
+test('two nodes share the queue: a node starting while another sends a delivery does not send it again', async (t) => {
+  const { hooks, make, project } = await world(t)
+  // A receiver that holds its answer until told, so the first node's send is in flight.
+  let answer: () => void = () => undefined
+  const held = new Promise<void>((r) => (answer = r))
+  let requests = 0
+  let arrived: () => void = () => undefined
+  const first = new Promise<void>((r) => (arrived = r))
+  const server = createServer((req, res) => {
+    requests++
+    req.resume().on('end', () => {
+      arrived()
+      void held.then(() => res.writeHead(200).end('ok'))
+    })
+  })
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r))
+  t.after(() => new Promise<void>((r) => server.close(() => r())))
+  await hooks.create(
+    { projectId: project.id },
+    { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`, registry_events: true },
+  )
+  await hooks.start()
+  await hooks.enqueue({ projectId: project.id, groupIds: [], trigger: 'registry_events', eventKey: 'e1', payload: { a: 1 } })
+  await first
+  // The second node starts (and ticks) while the first one's delivery is `sending`.
+  const other = make()
+  t.after(() => other.close())
+  await other.start()
+  await new Promise((r) => setTimeout(r, 300))
+  answer()
+  await hooks.idle()
+  await other.idle()
+  assert.equal(requests, 1, 'the delivery in flight on the first node was not sent again by the second')
 })
 
 test('a receiver that does not answer in time fails the attempt instead of holding the sender', async (t) => {

@@ -69,6 +69,13 @@ export interface HookEvent {
 const RESPONSE_BODY_LIMIT = 16 * 1024
 const RETENTION_MS = 7 * 86_400_000
 const TICK_MS = 1000
+/**
+ * Deliveries are claimed row by row (a conditional update), so every node sends; a claim older than
+ * the send timeout plus this grace (address resolution, recording the attempt) belongs to a sender
+ * that died, and its delivery is sent again. Checked this often.
+ */
+const STALE_CLAIM_GRACE_MS = 60_000
+const STALE_CLAIM_CHECK_MS = 30_000
 
 const nowIso = () => new Date().toISOString()
 const flag = (b: boolean | undefined) => (b === undefined ? undefined : b ? 1 : 0)
@@ -81,6 +88,7 @@ export class Webhooks {
   private closed = false
   private started = false
   private lastPrune = 0
+  private lastStaleCheck = 0
   private log: Log | undefined
   private readonly db: Kysely<Database>
   private readonly sealer: Sealer
@@ -203,10 +211,10 @@ export class Webhooks {
 
   // ---- the sender ----
 
-  /** Starts sending queued deliveries (those a crash left half-sent are due again). */
+  /** Starts sending queued deliveries (those a crashed sender left half-sent are due again). */
   async start(log?: Log): Promise<void> {
     this.log = log
-    await q.requeueSending(this.db, nowIso())
+    await this.requeueStale()
     this.started = true
     this.timer = setInterval(() => this.wake(), TICK_MS)
     this.timer.unref()
@@ -250,10 +258,21 @@ export class Webhooks {
       })
       this.inflight.add(p)
     }
+    if (Date.now() - this.lastStaleCheck > STALE_CLAIM_CHECK_MS) await this.requeueStale()
     if (Date.now() - this.lastPrune > 3_600_000) {
       this.lastPrune = Date.now()
       await q.pruneDeliveries(this.db, new Date(Date.now() - RETENTION_MS).toISOString())
     }
+  }
+
+  private async requeueStale(): Promise<void> {
+    this.lastStaleCheck = Date.now()
+    const n = await q.requeueStaleSending(
+      this.db,
+      nowIso(),
+      new Date(Date.now() - this.opts.timeoutMs - STALE_CLAIM_GRACE_MS).toISOString(),
+    )
+    if (n) this.log?.info({ deliveries: n }, 'webhook deliveries whose sender stopped are due again')
   }
 
   private async send(d: WebhookDelivery): Promise<void> {

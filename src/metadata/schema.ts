@@ -409,6 +409,27 @@ export interface GcLeaseTable {
   expires_at: string
 }
 
+/** Who runs a periodic task across nodes (metadata/leases.ts). */
+export interface LeasesTable {
+  name: string
+  holder: string
+  expires_at: string
+}
+
+/** Failed sign-ins counted across nodes (auth/throttle.ts). */
+export interface LoginThrottleTable {
+  key: string
+  failures: number
+  reset_at: string
+}
+
+/** Values every node must agree on (the sealing key's check value). */
+export interface NodeChecksTable {
+  name: string
+  value: string
+  created_at: string
+}
+
 export interface Database {
   repositories: RepositoriesTable
   blobs: BlobsTable
@@ -462,6 +483,9 @@ export interface Database {
   deployments: DeploymentsTable
   releases: ReleasesTable
   release_links: ReleaseLinksTable
+  leases: LeasesTable
+  login_throttle: LoginThrottleTable
+  node_checks: NodeChecksTable
 }
 
 export type Executor = Kysely<Database> | Transaction<Database>

@@ -55,6 +55,31 @@ export async function insertUser(
     .executeTakeFirstOrThrow()
 }
 
+/**
+ * The administrator an empty database starts with, unless another node (sharing the database) made
+ * it first: the unique username decides, so two nodes starting at once create exactly one.
+ */
+export async function insertFirstAdmin(
+  db: Executor,
+  u: { username: string; name: string; passwordHash: string },
+): Promise<User | undefined> {
+  return db
+    .insertInto('users')
+    .values({
+      username: u.username,
+      username_lower: u.username.toLowerCase(),
+      name: u.name,
+      email: null,
+      password_hash: u.passwordHash,
+      is_admin: 1,
+      state: 'active',
+      created_at: nowIso(),
+    })
+    .onConflict((oc) => oc.column('username_lower').doNothing())
+    .returningAll()
+    .executeTakeFirst()
+}
+
 export async function updateUser(
   db: Executor,
   id: number,

@@ -56,6 +56,16 @@ export class Users {
     })
   }
 
+  /** The first administrator, with its namespace; undefined when another node created it meanwhile. */
+  async createFirstAdmin(input: { username: string; name: string; password: string }): Promise<User | undefined> {
+    const passwordHash = await hashPassword(input.password)
+    return this.db.transaction().execute(async (trx) => {
+      const user = await q.insertFirstAdmin(trx, { username: input.username, name: input.name, passwordHash })
+      if (user) await q.insertUserNamespace(trx, user)
+      return user
+    })
+  }
+
   async setPassword(userId: number, password: string): Promise<void> {
     if (password.length < 8) throw new WharfError('BAD_REQUEST', 'password is too short (minimum is 8 characters)', {})
     await q.updateUser(this.db, userId, { password_hash: await hashPassword(password) })

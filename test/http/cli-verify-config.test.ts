@@ -1,6 +1,7 @@
 // `wharf verify-config` prints the effective config, with every secret hidden.
 import assert from 'node:assert/strict'
 import { spawnSync } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
@@ -44,6 +45,8 @@ it('verify-config shows every setting (each set here through its WHARF_* variabl
   assert.equal(tls.status, 0, tls.stderr)
   const cert = join(dir, 'tls', 'server.crt')
   const key = join(dir, 'tls', 'server.key')
+  const sealingKey = join(dir, 'sealing.key')
+  await writeFile(sealingKey, `${randomBytes(32).toString('base64')}\n`)
   // Keyed by every setting: a new setting without a value here does not compile.
   const sample: Record<(typeof SETTINGS)[number]['key'], { env: string; shown: unknown }> = {
     listen: { env: '0.0.0.0:5443', shown: '0.0.0.0:5443' },
@@ -81,6 +84,7 @@ it('verify-config shows every setting (each set here through its WHARF_* variabl
     'tls.key': { env: key, shown: key },
     'metrics.listen': { env: '127.0.0.1:9464', shown: '127.0.0.1:9464' },
     'metrics.token': { env: 'metrics-secret-value', shown: '(hidden)' },
+    'secrets.sealingKeyFile': { env: sealingKey, shown: sealingKey },
     shutdownGraceSeconds: { env: '45', shown: 45 },
     'limits.manifestBytes': { env: '8192', shown: 8192 },
     'limits.uploadTtlSeconds': { env: '3600', shown: 3600 },

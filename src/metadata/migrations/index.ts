@@ -19,6 +19,7 @@ import * as m0016 from './0016-registry-repository-protection.ts'
 import * as m0017 from './0017-device-logins.ts'
 import * as m0018 from './0018-ci-keywords.ts'
 import * as m0019 from './0019-identities.ts'
+import * as m0020 from './0020-coordination.ts'
 import * as m0021 from './0021-upload-writers.ts'
 import * as m0022 from './0022-ci-several-nodes.ts'
 import * as m0023 from './0023-environments-releases.ts'
@@ -53,6 +54,7 @@ const MIGRATIONS: Record<string, { up(db: Kysely<unknown>, ctx: MigrationContext
   '0017-device-logins': m0017,
   '0018-ci-keywords': m0018,
   '0019-identities': m0019,
+  '0020-coordination': m0020,
   '0021-upload-writers': m0021,
   '0022-ci-several-nodes': m0022,
   '0023-environments-releases': m0023,
