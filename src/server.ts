@@ -227,7 +227,9 @@ export async function startServer(config: Readonly<Config>): Promise<RunningServ
             if (r.failed.length) logger.warn({ failed: r.failed }, 'pipeline schedules could not start a pipeline')
           }),
           ci.pipelines.releaseDelayed().then((ids) => ids.length && logger.info({ jobs: ids }, 'released delayed jobs')),
-          ci.environments.stopExpired().then((ids) => ids.length && logger.info({ environments: ids }, 'stopped environments (auto_stop_in)')),
+          ci.environments
+            .stopExpired()
+            .then((ids) => ids.length && logger.info({ environments: ids }, 'stopped environments (auto_stop_in)')),
         ]),
       'pipeline scheduler failed',
     ).start()
