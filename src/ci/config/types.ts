@@ -159,8 +159,12 @@ export interface CiEnvironment {
   deploymentTier: string | null
 }
 
-/** One file of a child pipeline's configuration (`trigger:include`). */
-export type CiTriggerInclude = { local: string } | { artifact: string; job: string }
+/**
+ * One entry of a child pipeline's configuration (`trigger:include`), as written: `local`, `artifact`
+ * with `job`, `project` with `file` (and `ref`), `template`, `component` or `remote`, each with
+ * optional `inputs`. The child pipeline expands it as an `include:` of its own.
+ */
+export type CiTriggerInclude = Record<string, unknown>
 
 /** `trigger:` of a bridge job: a child pipeline (`include`) or a multi-project one (`project`). */
 export interface CiTrigger {

@@ -885,6 +885,16 @@ const TRIGGER_KEYS = ['project', 'branch', 'strategy', 'include', 'forward'] as 
 /** A path of a project (`group/sub/project`), as the string form of `trigger:` names it. */
 const PROJECT_PATH = /^[\w.-]+(\/[\w.-]+)+$/
 
+/** The forms of a `trigger:include` entry and the keys each may have. */
+const TRIGGER_INCLUDE_FORMS = {
+  local: ['local', 'inputs'],
+  artifact: ['artifact', 'job', 'inputs'],
+  project: ['project', 'file', 'ref', 'inputs'],
+  template: ['template', 'inputs'],
+  component: ['component', 'inputs'],
+  remote: ['remote', 'inputs'],
+} as const
+
 function validateTriggerInclude(e: Errors, loc: string, v: unknown): CiTriggerInclude[] | undefined {
   const items = Array.isArray(v) ? v : [v]
   if (items.length === 0) return e.add(loc, 'config should be a string or an array of hashes')
@@ -895,16 +905,20 @@ function validateTriggerInclude(e: Errors, loc: string, v: unknown): CiTriggerIn
       continue
     }
     if (!isHash(item)) return e.add(loc, 'config should be a string or an array of hashes')
-    if (!checkKeys(e, loc, item, ['local', 'artifact', 'job'], ['project', 'file', 'ref', 'template', 'remote', 'component', 'inputs'])) {
-      return undefined
+    const forms = Object.keys(TRIGGER_INCLUDE_FORMS).filter((f) => hasKey(item, f)) as Array<keyof typeof TRIGGER_INCLUDE_FORMS>
+    if (forms.length > 1) return e.add(loc, `config these keys cannot be used together: ${list(forms)}`)
+    const form = forms[0] ?? (hasKey(item, 'job') ? 'artifact' : undefined)
+    if (!form) return e.add(loc, `config should be one of: ${list(Object.keys(TRIGGER_INCLUDE_FORMS))}`)
+    if (!checkKeys(e, loc, item, TRIGGER_INCLUDE_FORMS[form])) return undefined
+    const main = getKey(item, form)
+    if (form === 'artifact' && !(isString(getKey(item, 'job')) && getKey(item, 'job') !== '')) {
+      return e.add(loc, 'config must specify the job where to fetch the artifact from')
     }
-    const local = getKey(item, 'local')
-    const artifact = getKey(item, 'artifact')
-    const job = getKey(item, 'job')
-    if (isString(local) && local !== '' && !present(artifact) && !present(job)) out.push({ local })
-    else if (isString(artifact) && artifact !== '' && isString(job) && job !== '' && !present(local)) out.push({ artifact, job })
-    else if (present(artifact)) return e.add(loc, 'config must specify the job where to fetch the artifact from')
-    else return e.add(loc, 'config should be a local file or an artifact of a job')
+    if (!isString(main) || main === '') return e.add(loc, `${form} should be a string`)
+    const inputs = getKey(item, 'inputs')
+    if (present(inputs) && !isHash(inputs)) return e.add(loc, 'inputs should be a hash')
+    // The file list, ref and inputs are checked where the child pipeline expands them, as any include.
+    out.push({ ...item })
   }
   return out
 }
