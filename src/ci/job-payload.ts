@@ -182,7 +182,9 @@ export class JobPayloads {
       file: v.variable_type === 'file',
       raw: false,
     }))
-    const scoped = [...yaml, ...secrets, ...given]
+    const dotenv = (await this.dotenvVariables(job, def)).map((v) => ({ ...v, public: true, masked: false, file: false, raw: false }))
+    // GitLab: dotenv report variables win over YAML ones, CI/CD settings' variables over them.
+    const scoped = [...yaml, ...dotenv, ...secrets, ...given]
     const idTokens = await this.idTokenVariables(job, def, pipeline, project, runner, timeout, protectedRef, [
       ...stored,
       ...runnerVars,
@@ -295,6 +297,25 @@ export class JobPayloads {
       when: c.when,
       fallback_keys: c.fallbackKeys,
     }
+  }
+
+  /**
+   * `artifacts:reports:dotenv` of the jobs whose artifacts this job takes (dependencies, needs with
+   * artifacts, earlier stages), in that order, so a later one wins.
+   */
+  private async dotenvVariables(job: CiJob, def: JobDefinition): Promise<Array<{ key: string; value: string }>> {
+    const order = def.artifactsFrom ?? []
+    if (order.length === 0) return []
+    const jobs = (await q.pipelineJobs(this.d.db, job.pipeline_id)).filter((j) => order.includes(j.name) && j.id !== job.id)
+    const reports = new Map(
+      (await this.d.artifacts.forJobs(jobs.map((j) => j.id))).filter((a) => a.file_type === 'dotenv').map((a) => [a.job_id, a]),
+    )
+    const out: Array<{ key: string; value: string }> = []
+    for (const name of order) {
+      const report = reports.get(jobs.find((j) => j.name === name)?.id ?? -1)
+      if (report) out.push(...(await this.d.artifacts.dotenv(report)))
+    }
+    return out
   }
 
   /** Jobs whose artifacts this job downloads, each with the current job's token (as GitLab sends it). */
