@@ -479,7 +479,7 @@ export class Pipelines {
   }
 
   /** A project by path if the user may read its code (public, internal to any user, private to reporters and up). */
-  private async readableProject(userId: number | null, path: string): Promise<Project | undefined> {
+  async readableProject(userId: number | null, path: string): Promise<Project | undefined> {
     const project = await projectQueries.findProjectByPath(this.db, path)
     const user = userId === null ? undefined : await userQueries.findUser(this.db, userId)
     if (!project) return undefined

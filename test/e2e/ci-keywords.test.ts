@@ -426,7 +426,16 @@ downstream:
     await commit(versions, { 'templates/greet.yml': greet('1.0.0'), 'ci/child.yml': child }, 'one', '1.0.0')
     await commit(versions, { 'templates/greet.yml': greet('1.2.0') }, 'two', '1.2.0')
     await commit(versions, { 'templates/greet.yml': greet('2.0.0-rc.1') }, 'rc', '2.0.0-rc.1')
-    await commit(versions, { 'templates/greet.yml': greet('main'), 'ci/child.yml': 'broken: [' }, 'main moves on')
+    // main moves on, with a pipeline whose job's artifacts another project needs (needs:project).
+    const pkg = await versions.push(
+      {
+        'templates/greet.yml': greet('main'),
+        'ci/child.yml': 'broken: [',
+        '.gitlab-ci.yml': 'package:\n  script: [echo "package of $CI_PROJECT_PATH" > pkg.txt]\n  artifacts:\n    paths: [pkg.txt]\n',
+      },
+      'main moves on',
+    )
+    assert.equal((await versions.wait(pkg.id, 60_000)).pipeline.status, 'success')
 
     const app = await project('e2e-kw/consumer2')
     await commit(
@@ -436,6 +445,8 @@ downstream:
         'src/app.sh': 'echo app\n',
         'ci/docs.yml': 'docs-job:\n  script: [echo docs]\n',
         'ci/code.yml': 'code-job:\n  script: [echo code]\n',
+        'ci/child-needs.yml':
+          'use-parent:\n  needs:\n    - pipeline: $PARENT_PIPELINE_ID\n      job: version\n  script:\n    - cat build.env\n',
       },
       'base',
     )
@@ -457,8 +468,16 @@ version:
     - echo "IMAGE_TAG=1.2.$CI_PIPELINE_ID" > build.env
     - echo "FROM_DOTENV=yes" >> build.env
   artifacts:
+    paths: [build.env]
     reports:
       dotenv: build.env
+from-versions:
+  stage: test
+  needs:
+    - project: e2e-kw/versions
+      job: package
+      ref: main
+  script: [cat pkg.txt]
 use-version:
   stage: test
   variables:
@@ -475,24 +494,45 @@ child:
         ref: 1.2.0
         file: ci/child.yml
     strategy: depend
+child-needs:
+  stage: trigger
+  variables:
+    PARENT_PIPELINE_ID: $CI_PIPELINE_ID
+  trigger:
+    include: ci/child-needs.yml
+    strategy: depend
 `
+    // needs:project downloads with this project's job token: the versions project lets it in.
+    await app.api('POST', `/projects/${versions.id}/job_token_scope/allowlist`, { target_project_id: app.id })
     // Only the CI file and the docs change in this push: include:rules:changes leaves ci/code.yml out.
     const pushed = await app.push({ '.gitlab-ci.yml': ci, 'docs/guide.md': 'v2\n' }, 'pipeline')
     const { pipeline, jobs } = await app.wait(pushed.id, 120_000)
     const bridges = await waitBridges(app, pushed.id)
     assert.equal(pipeline.status, 'success', JSON.stringify({ jobs, bridges }, null, 1))
-    assert.deepEqual(statuses(jobs), { 'greet-wharf': 'success', 'docs-job': 'success', version: 'success', 'use-version': 'success' })
     const log = async (name: string) => plainLog(await app.trace(jobs.find((j) => j.name === name)!.id))
+    assert.deepEqual(statuses(jobs), {
+      'greet-wharf': 'success',
+      'docs-job': 'success',
+      version: 'success',
+      'from-versions': 'success',
+      'use-version': 'success',
+    })
+    assert.match(await log('from-versions'), /package of e2e-kw\/versions\n/)
     const greeted = await log('greet-wharf')
     assert.match(greeted, /component 1\.2\.0\n/)
     assert.match(greeted, /hello wharf's app from consumer2-main-\$NOT_A_VARIABLE\n/)
     // The dotenv report's variables reach the later job, over its own YAML value, as on GitLab.
     assert.match(await log('use-version'), new RegExp(`tag 1\\.2\\.${pushed.id}, yes\\n`))
-    const [bridge] = bridges
-    assert.equal(bridge!.status, 'success')
-    const [childJob] = await app.jobs(bridge!.downstream_pipeline!.id)
+    const bridge = bridges.find((b) => b.name === 'child')!
+    assert.equal(bridge.status, 'success')
+    const [childJob] = await app.jobs(bridge.downstream_pipeline!.id)
     assert.equal(childJob!.name, 'child-job')
     assert.match(plainLog(await app.trace(childJob!.id)), /child of parent_pipeline got from-parent\n/)
+    // needs:pipeline:job: the child's job takes the parent's job's artifacts.
+    const needing = bridges.find((b) => b.name === 'child-needs')!
+    assert.equal(needing.status, 'success', JSON.stringify(needing))
+    const [useParent] = await app.jobs(needing.downstream_pipeline!.id)
+    assert.match(plainLog(await app.trace(useParent!.id)), new RegExp(`IMAGE_TAG=1\\.2\\.${pushed.id}\\n`))
 
     // A dotenv report GitLab would refuse fails its job at upload.
     const bad = await app.push(

@@ -28,6 +28,7 @@ import {
   DEFAULT_KEYS,
   Errors,
   checkKeys,
+  isCrossNeed,
   validateAllowFailure,
   validateArtifacts,
   validateBoolean,
@@ -383,7 +384,10 @@ function buildJob(e: Errors, name: string, h: Hash, defaults: Defaults): CiJob |
   const rules = has('rules') ? validateRules(e, `${loc}:rules`, get('rules'), 'job') : null
   const only = has('only') ? validatePolicy(e, `${loc}:only`, get('only')) : null
   const except = has('except') ? validatePolicy(e, `${loc}:except`, get('except')) : null
-  const needs = has('needs') ? validateNeeds(e, `${loc}:needs`, get('needs')) : null
+  const allNeeds = has('needs') ? validateNeeds(e, `${loc}:needs`, get('needs')) : null
+  // Needs outside this pipeline give artifacts only; the job waits for the jobs of this pipeline it names.
+  const needs = allNeeds ? allNeeds.filter((n): n is CiNeed => !isCrossNeed(n)) : allNeeds
+  const crossNeeds = allNeeds ? allNeeds.filter(isCrossNeed) : []
   let dependencies: string[] | null = null
   if (has('dependencies')) {
     const d = get('dependencies')
@@ -435,6 +439,7 @@ function buildJob(e: Errors, name: string, h: Hash, defaults: Defaults): CiJob |
     only,
     except,
     needs,
+    crossNeeds,
     dependencies,
     artifacts: pick('artifacts') ?? null,
     cache: pick('cache') ?? [],

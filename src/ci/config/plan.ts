@@ -8,6 +8,7 @@ import {
   type CiCache,
   type CiChanges,
   type CiConfig,
+  type CiCrossNeed,
   type CiEnvironment,
   type CiIdToken,
   type CiImage,
@@ -59,6 +60,8 @@ export interface PlannedJob {
   allowFailureExitCodes: number[] | null
   /** null: wait for earlier stages; []: start at once; otherwise the jobs to wait for. */
   needs: CiNeed[] | null
+  /** `needs:pipeline:job` and `needs:project` (artifacts from outside this pipeline), as written. */
+  crossNeeds: CiCrossNeed[]
   /** `dependencies:` kept in the pipeline, or null when not given. */
   dependencies: string[] | null
   /** Jobs whose artifacts this job downloads (dependencies, else needs, else earlier stages). */
@@ -316,6 +319,7 @@ export function planPipeline(config: CiConfig, ctx: PlanContext): PipelinePlan {
         allowFailure: s.allowFailure,
         allowFailureExitCodes: job.allowFailureExitCodes,
         needs: s.needs,
+        crossNeeds: job.crossNeeds,
         dependencies,
         artifactsFrom,
         image: job.image && expandImage(job.image, lookup),

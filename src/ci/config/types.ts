@@ -84,6 +84,16 @@ export interface CiNeed {
   matrix?: MatrixEntry[]
 }
 
+/**
+ * A need outside this pipeline, for its artifacts (and dotenv variables): `needs:pipeline:job` (a job
+ * of an upstream pipeline of this project, `pipeline` usually `$PARENT_PIPELINE_ID`) or
+ * `needs:project` (a job of the newest successful pipeline of `ref` in another project). Values are
+ * expanded when the job starts, with its variables.
+ */
+export type CiCrossNeed =
+  | { job: string; artifacts: boolean; pipeline: string }
+  | { job: string; artifacts: boolean; project: string; ref: string }
+
 /** One `parallel:matrix` entry: each variable's values (a single value is a one-element list). */
 export type MatrixEntry = Record<string, string[]>
 
@@ -210,6 +220,8 @@ export interface CiJob {
   except: CiPolicy | null
   /** null: wait for earlier stages; []: start at once. */
   needs: CiNeed[] | null
+  /** `needs:pipeline:job` and `needs:project`: artifacts from outside this pipeline (no wait). */
+  crossNeeds: CiCrossNeed[]
   dependencies: string[] | null
   artifacts: CiArtifacts | null
   cache: CiCache[]

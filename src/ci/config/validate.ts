@@ -13,6 +13,7 @@ import {
   type CiArtifacts,
   type CiCache,
   type CiChanges,
+  type CiCrossNeed,
   type CiEnvironment,
   type CiIdToken,
   type CiImage,
@@ -319,13 +320,13 @@ function validateExists(e: Errors, loc: string, v: unknown): string[] | undefine
   return e.add(loc, 'should be a string, an array of strings, or a hash')
 }
 
-export function validateNeeds(e: Errors, loc: string, v: unknown): CiNeed[] | undefined {
+export function validateNeeds(e: Errors, loc: string, v: unknown): Array<CiNeed | CiCrossNeed> | undefined {
   const items = isHash(v) ? [v] : v
   if (!Array.isArray(items)) return e.add(loc, 'config can only be a Hash or an Array')
   if (items.length > CONFIG_LIMITS.needs) {
     return e.add(loc, `one job can only need ${CONFIG_LIMITS.needs} others, but you have listed ${items.length}`)
   }
-  const out: CiNeed[] = []
+  const out: Array<CiNeed | CiCrossNeed> = []
   const at = `${loc}:need`
   let ok = true
   for (const item of items) {
@@ -338,7 +339,13 @@ export function validateNeeds(e: Errors, loc: string, v: unknown): CiNeed[] | un
       e.add(at, 'has an unsupported type')
       continue
     }
-    if (!checkKeys(e, at, item, ['job', 'artifacts', 'optional', 'parallel'], ['pipeline', 'project', 'ref'])) {
+    const cross = hasKey(item, 'pipeline') || hasKey(item, 'project')
+    const keys = !cross
+      ? ['job', 'artifacts', 'optional', 'parallel']
+      : hasKey(item, 'project')
+        ? ['project', 'job', 'ref', 'artifacts']
+        : ['pipeline', 'job', 'artifacts']
+    if (!checkKeys(e, at, item, keys)) {
       ok = false
       continue
     }
@@ -355,6 +362,25 @@ export function validateNeeds(e: Errors, loc: string, v: unknown): CiNeed[] | un
       e.add(at, 'artifacts should be a boolean value')
       continue
     }
+    if (cross) {
+      const pipeline = getKey(item, 'pipeline')
+      const project = getKey(item, 'project')
+      const ref = getKey(item, 'ref')
+      if (hasKey(item, 'project')) {
+        if (!isString(project) || project === '') e.add(at, "project can't be blank")
+        else if (!isString(ref) || ref === '') e.add(at, "ref can't be blank")
+        else {
+          out.push({ job, artifacts: artifacts !== false, project, ref })
+          continue
+        }
+      } else if (!isString(pipeline) || pipeline === '') e.add(at, "pipeline can't be blank")
+      else {
+        out.push({ job, artifacts: artifacts !== false, pipeline })
+        continue
+      }
+      ok = false
+      continue
+    }
     if (present(optional) && typeof optional !== 'boolean') {
       ok = false
       e.add(at, 'optional should be a boolean value')
@@ -369,6 +395,11 @@ export function validateNeeds(e: Errors, loc: string, v: unknown): CiNeed[] | un
     out.push({ job, artifacts: artifacts !== false, optional: optional === true, ...(matrix ? { matrix } : {}) })
   }
   return ok ? out : undefined
+}
+
+/** Whether a need is outside this pipeline (`needs:pipeline:job`, `needs:project`). */
+export function isCrossNeed(n: CiNeed | CiCrossNeed): n is CiCrossNeed {
+  return 'pipeline' in n || 'project' in n
 }
 
 export type RulesMode = 'job' | 'workflow'
@@ -402,6 +433,7 @@ function validateRule(e: Errors, loc: string, v: unknown, mode: RulesMode): CiRu
   const variables = present(varsRaw) ? validatePlainVariables(e, `${loc}:variables`, varsRaw) : null
   const needsRaw = getKey(v, 'needs')
   const needs = present(needsRaw) ? validateNeeds(e, `${loc}:needs`, needsRaw) : null
+  if (needs?.some(isCrossNeed)) e.add(`${loc}:needs`, 'may only name jobs of this pipeline (not pipeline: or project:)')
   if (e.size !== errs) return undefined
   return {
     if: isString(cond) ? cond : null,
@@ -410,7 +442,7 @@ function validateRule(e: Errors, loc: string, v: unknown, mode: RulesMode): CiRu
     when: isString(when) ? (when as RuleWhen) : null,
     allowFailure: typeof allowFailure === 'boolean' ? allowFailure : null,
     variables: variables ?? null,
-    needs: needs ?? null,
+    needs: (needs as CiNeed[] | null | undefined) ?? null,
     interruptible: typeof interruptible === 'boolean' ? interruptible : null,
     startIn: startIn ?? null,
   }
