@@ -11,6 +11,7 @@ import * as projectQueries from '../projects/queries.ts'
 import { FAILURE_REASONS, type UpdateJobRequest } from '../runner/protocol.ts'
 import { isProtectedRef } from './job-payload.ts'
 import type { JobDefinition, Pipelines } from './pipelines.ts'
+import { COVERAGE_LIMITS, extractCoverage } from './coverage.ts'
 import * as q from './queries.ts'
 import * as rq from './runner-queries.ts'
 import { TraceMasker, type AppendResult, type TraceStore } from './traces.ts'
@@ -122,6 +123,7 @@ export class JobUpdates {
     this.lastHeartbeatWrite.delete(job.id)
     await this.d.traces.finish(job.id, await this.masker(job), line)
     this.maskers.delete(job.id)
+    if (def.coverage) await this.recordCoverage(job.id, def.coverage)
     const finished = (await q.findJob(this.d.db, job.id))!
     if (state === 'failed' && (await this.shouldRetry(finished, def))) await this.d.pipelines.retryJob(finished)
     else await this.d.pipelines.advance(job.pipeline_id)
@@ -129,6 +131,17 @@ export class JobUpdates {
   }
 
   /** `retry:` allows another attempt for this failure (reason and exit code both match, attempts left). */
+  /** `coverage:`: the percentage its regular expression finds in the tail of the finished job's log. */
+  private async recordCoverage(jobId: number, pattern: string): Promise<void> {
+    const size = await this.d.traces.size(jobId)
+    const { stream } = await this.d.traces.read(jobId, Math.max(0, size - COVERAGE_LIMITS.tailBytes))
+    if (!stream) return
+    const chunks: Buffer[] = []
+    for await (const chunk of stream as AsyncIterable<Buffer>) chunks.push(chunk)
+    const coverage = extractCoverage(Buffer.concat(chunks).toString('utf8'), pattern)
+    if (coverage !== null) await q.updateJob(this.d.db, jobId, { coverage })
+  }
+
   private async shouldRetry(job: CiJob, def: Partial<JobDefinition>): Promise<boolean> {
     const r = def.retry
     if (!r || r.max <= 0) return false

@@ -239,6 +239,8 @@ export interface CiJobsTable {
   resource_group: Generated<string | null>
   /** When a `scheduled` job (`when: delayed`) becomes pending. */
   scheduled_at: string | null
+  /** The percentage `coverage:`'s regular expression found in the finished job's log. */
+  coverage: Generated<number | null>
 }
 
 /** A project's resource group (created on first use by a job's `resource_group:`). */

@@ -482,8 +482,10 @@ use-version:
   stage: test
   variables:
     IMAGE_TAG: from-yaml
+  coverage: '/Coverage: \\d+\\.\\d+%/'
   script:
     - echo "tag $IMAGE_TAG, $FROM_DOTENV"
+    - 'echo "Coverage: 12.00%"; echo "Coverage: 87.50% of lines"'
 child:
   stage: trigger
   variables:
@@ -522,6 +524,9 @@ child-needs:
     assert.match(greeted, /component 1\.2\.0\n/)
     assert.match(greeted, /hello wharf's app from consumer2-main-\$NOT_A_VARIABLE\n/)
     // The dotenv report's variables reach the later job, over its own YAML value, as on GitLab.
+    // coverage: the last match in the log, in the job and (as the mean of its jobs') the pipeline.
+    assert.equal((jobs.find((j) => j.name === 'use-version') as JobJson & { coverage: number | null }).coverage, 87.5)
+    assert.equal((await app.api<PipelineJson & { coverage: string }>('GET', `/projects/${app.id}/pipelines/${pushed.id}`)).coverage, '87.5')
     assert.match(await log('use-version'), new RegExp(`tag 1\\.2\\.${pushed.id}, yes\\n`))
     const bridge = bridges.find((b) => b.name === 'child')!
     assert.equal(bridge.status, 'success')
