@@ -126,7 +126,14 @@ export class JobUpdates {
     if (def.coverage) await this.recordCoverage(job.id, def.coverage)
     const finished = (await q.findJob(this.d.db, job.id))!
     if (state === 'failed' && (await this.shouldRetry(finished, def))) await this.d.pipelines.retryJob(finished)
-    else await this.d.pipelines.advance(job.pipeline_id)
+    else {
+      await this.d.pipelines.advance(job.pipeline_id)
+      // `workflow:auto_cancel:on_job_failure: all`: a failure that is not allowed cancels the rest of the pipeline.
+      if (state === 'failed' && finished.allow_failure === 0) {
+        const pipeline = await this.d.pipelines.findPipeline(job.pipeline_id)
+        if (pipeline?.auto_cancel_on_job_failure === 'all') await this.d.pipelines.cancel(job.pipeline_id)
+      }
+    }
     return true
   }
 

@@ -245,6 +245,9 @@ export class Pipelines {
         scheduleId: r.scheduleId ?? null,
       })
       await alsoInTransaction?.(trx)
+      if (plan && plan.autoCancelOnJobFailure !== 'none') {
+        await q.updatePipeline(trx, p.id, { auto_cancel_on_job_failure: plan.autoCancelOnJobFailure })
+      }
       if (errors) {
         await q.updatePipeline(trx, p.id, { finished_at: nowIso() })
         return p

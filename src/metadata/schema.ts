@@ -204,6 +204,8 @@ export interface PipelinesTable {
   upstream_job_id: Generated<number | null>
   /** The schedule that started it (source `schedule`). */
   pipeline_schedule_id: number | null
+  /** `workflow:auto_cancel:on_job_failure`: 'all' cancels the rest of the pipeline when a job fails; 'none'. */
+  auto_cancel_on_job_failure: Generated<string>
 }
 
 export interface CiJobsTable {

@@ -4,7 +4,9 @@ import { expandIncludes, IncludeError, type IncludeSource } from './include.ts'
 import { resolveReferences } from './reference.ts'
 import {
   AUTO_CANCEL_MODES,
+  AUTO_CANCEL_ON_JOB_FAILURE,
   type AutoCancelMode,
+  type AutoCancelOnJobFailure,
   DEFAULT_JOB_STAGE,
   DEFAULT_STAGES,
   POST_STAGE,
@@ -228,7 +230,7 @@ function buildConfig(e: Errors, root: Hash, includes: string[]): CiConfig {
 }
 
 function buildWorkflow(e: Errors, v: unknown): CiConfig['workflow'] {
-  const none = { name: null, rules: null, autoCancelOnNewCommit: null }
+  const none = { name: null, rules: null, autoCancelOnNewCommit: null, autoCancelOnJobFailure: null }
   if (!present(v)) return none
   if (!isHash(v)) return e.add('workflow', 'config should be a hash') ?? none
   if (Object.keys(v).length === 0) return e.add('workflow', "config can't be blank") ?? none
@@ -239,18 +241,24 @@ function buildWorkflow(e: Errors, v: unknown): CiConfig['workflow'] {
   const rules = present(rulesRaw) ? (validateRules(e, 'workflow:rules', rulesRaw, 'workflow') ?? null) : null
   const autoCancel = getKey(v, 'auto_cancel')
   let autoCancelOnNewCommit: AutoCancelMode | null = null
+  let autoCancelOnJobFailure: AutoCancelOnJobFailure | null = null
   if (present(autoCancel)) {
-    // on_job_failure (cancel the rest of a pipeline when a job fails) is not implemented: an error, never ignored.
     if (!isHash(autoCancel)) e.add('workflow:auto_cancel', 'config should be a hash')
-    else if (checkKeys(e, 'workflow:auto_cancel', autoCancel, ['on_new_commit'], ['on_job_failure'])) {
+    else if (checkKeys(e, 'workflow:auto_cancel', autoCancel, ['on_new_commit', 'on_job_failure'])) {
       const mode = getKey(autoCancel, 'on_new_commit')
       if (present(mode)) {
         if (isString(mode) && (AUTO_CANCEL_MODES as readonly string[]).includes(mode)) autoCancelOnNewCommit = mode as AutoCancelMode
         else e.add('workflow:auto_cancel', `on new commit must be one of: ${list(AUTO_CANCEL_MODES)}`)
       }
+      const onFailure = getKey(autoCancel, 'on_job_failure')
+      if (present(onFailure)) {
+        if (isString(onFailure) && (AUTO_CANCEL_ON_JOB_FAILURE as readonly string[]).includes(onFailure)) {
+          autoCancelOnJobFailure = onFailure as AutoCancelOnJobFailure
+        } else e.add('workflow:auto_cancel', `on job failure must be one of: ${list(AUTO_CANCEL_ON_JOB_FAILURE)}`)
+      }
     }
   }
-  return { name: isString(name) ? name : null, rules, autoCancelOnNewCommit }
+  return { name: isString(name) ? name : null, rules, autoCancelOnNewCommit, autoCancelOnJobFailure }
 }
 
 function validateDefaultKey(e: Errors, loc: string, key: DefaultKey, v: unknown, into: Defaults): void {

@@ -4,6 +4,7 @@ import {
   POST_STAGE,
   PRE_STAGE,
   type AutoCancelMode,
+  type AutoCancelOnJobFailure,
   type CiArtifacts,
   type CiCache,
   type CiChanges,
@@ -105,6 +106,8 @@ export type PipelinePlan =
       variables: Record<string, string>
       /** `workflow:auto_cancel:on_new_commit` (GitLab's default: conservative). */
       autoCancelOnNewCommit: AutoCancelMode
+      /** `workflow:auto_cancel:on_job_failure` (GitLab's default: none). */
+      autoCancelOnJobFailure: AutoCancelOnJobFailure
     }
   /** No pipeline is created (workflow:rules, or no job left). */
   | { status: 'filtered'; reason: string }
@@ -361,5 +364,6 @@ export function planPipeline(config: CiConfig, ctx: PlanContext): PipelinePlan {
     jobs,
     variables: globalValues,
     autoCancelOnNewCommit: config.workflow.autoCancelOnNewCommit ?? 'conservative',
+    autoCancelOnJobFailure: config.workflow.autoCancelOnJobFailure ?? 'none',
   }
 }

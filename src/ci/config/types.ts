@@ -13,6 +13,10 @@ export type RuleWhen = (typeof RULE_WHEN)[number]
 export const AUTO_CANCEL_MODES = ['conservative', 'interruptible', 'none'] as const
 export type AutoCancelMode = (typeof AUTO_CANCEL_MODES)[number]
 
+/** `workflow:auto_cancel:on_job_failure`: whether a failed job cancels the rest of its pipeline. */
+export const AUTO_CANCEL_ON_JOB_FAILURE = ['none', 'all'] as const
+export type AutoCancelOnJobFailure = (typeof AUTO_CANCEL_ON_JOB_FAILURE)[number]
+
 /** `when:` of a `workflow:rules` rule. */
 export const WORKFLOW_WHEN = ['always', 'never'] as const
 
@@ -253,7 +257,12 @@ export interface CiConfig {
   stages: string[]
   /** Global `variables:`. */
   variables: Record<string, CiVariable>
-  workflow: { name: string | null; rules: CiRule[] | null; autoCancelOnNewCommit: AutoCancelMode | null }
+  workflow: {
+    name: string | null
+    rules: CiRule[] | null
+    autoCancelOnNewCommit: AutoCancelMode | null
+    autoCancelOnJobFailure: AutoCancelOnJobFailure | null
+  }
   /** Visible jobs in file order (hidden `.jobs` are templates only). */
   jobs: CiJob[]
   /** Local files pulled in by `include`, in load order. */

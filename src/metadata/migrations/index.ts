@@ -19,7 +19,7 @@ import * as m0016 from './0016-registry-repository-protection.ts'
 import * as m0017 from './0017-device-logins.ts'
 import * as m0018 from './0018-ci-keywords.ts'
 import * as m0019 from './0019-identities.ts'
-import * as m0024 from './0024-ci-job-coverage.ts'
+import * as m0024 from './0024-ci-coverage-auto-cancel.ts'
 
 export type { MigrationContext } from './context.ts'
 
@@ -51,7 +51,7 @@ const MIGRATIONS: Record<string, { up(db: Kysely<unknown>, ctx: MigrationContext
   '0017-device-logins': m0017,
   '0018-ci-keywords': m0018,
   '0019-identities': m0019,
-  '0024-ci-job-coverage': m0024,
+  '0024-ci-coverage-auto-cancel': m0024,
 }
 
 export function migrationProvider(kind: DialectKind): MigrationProvider {
