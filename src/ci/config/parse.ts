@@ -3,10 +3,6 @@ import { resolveExtends } from './extends.ts'
 import { expandIncludes, IncludeError, type IncludeSource } from './include.ts'
 import { resolveReferences } from './reference.ts'
 import {
-  AUTO_CANCEL_MODES,
-  AUTO_CANCEL_ON_JOB_FAILURE,
-  type AutoCancelMode,
-  type AutoCancelOnJobFailure,
   DEFAULT_JOB_STAGE,
   DEFAULT_STAGES,
   POST_STAGE,
@@ -32,6 +28,7 @@ import {
   checkKeys,
   isCrossNeed,
   validateAllowFailure,
+  validateAutoCancel,
   validateArtifacts,
   validateBoolean,
   validateCaches,
@@ -239,26 +236,14 @@ function buildWorkflow(e: Errors, v: unknown): CiConfig['workflow'] {
   if (present(name) && !(isString(name) && name.length <= 255)) e.add('workflow', 'name should be a string of at most 255 characters')
   const rulesRaw = getKey(v, 'rules')
   const rules = present(rulesRaw) ? (validateRules(e, 'workflow:rules', rulesRaw, 'workflow') ?? null) : null
-  const autoCancel = getKey(v, 'auto_cancel')
-  let autoCancelOnNewCommit: AutoCancelMode | null = null
-  let autoCancelOnJobFailure: AutoCancelOnJobFailure | null = null
-  if (present(autoCancel)) {
-    if (!isHash(autoCancel)) e.add('workflow:auto_cancel', 'config should be a hash')
-    else if (checkKeys(e, 'workflow:auto_cancel', autoCancel, ['on_new_commit', 'on_job_failure'])) {
-      const mode = getKey(autoCancel, 'on_new_commit')
-      if (present(mode)) {
-        if (isString(mode) && (AUTO_CANCEL_MODES as readonly string[]).includes(mode)) autoCancelOnNewCommit = mode as AutoCancelMode
-        else e.add('workflow:auto_cancel', `on new commit must be one of: ${list(AUTO_CANCEL_MODES)}`)
-      }
-      const onFailure = getKey(autoCancel, 'on_job_failure')
-      if (present(onFailure)) {
-        if (isString(onFailure) && (AUTO_CANCEL_ON_JOB_FAILURE as readonly string[]).includes(onFailure)) {
-          autoCancelOnJobFailure = onFailure as AutoCancelOnJobFailure
-        } else e.add('workflow:auto_cancel', `on job failure must be one of: ${list(AUTO_CANCEL_ON_JOB_FAILURE)}`)
-      }
-    }
+  const autoCancelRaw = getKey(v, 'auto_cancel')
+  const autoCancel = present(autoCancelRaw) ? validateAutoCancel(e, 'workflow:auto_cancel', autoCancelRaw) : undefined
+  return {
+    name: isString(name) ? name : null,
+    rules,
+    autoCancelOnNewCommit: autoCancel?.onNewCommit ?? null,
+    autoCancelOnJobFailure: autoCancel?.onJobFailure ?? null,
   }
-  return { name: isString(name) ? name : null, rules, autoCancelOnNewCommit, autoCancelOnJobFailure }
 }
 
 function validateDefaultKey(e: Errors, loc: string, key: DefaultKey, v: unknown, into: Defaults): void {

@@ -235,10 +235,15 @@ interface Selected {
 
 export function planPipeline(config: CiConfig, ctx: PlanContext): PipelinePlan {
   const globals: Record<string, CiVariable> = { ...config.variables }
+  let autoCancelOnNewCommit = config.workflow.autoCancelOnNewCommit
+  let autoCancelOnJobFailure = config.workflow.autoCancelOnJobFailure
   if (config.workflow.rules) {
     const rule = firstMatch(config.workflow.rules, lookupFor(globals, ctx), ctx)
     if (!rule || rule.when === 'never') return { status: 'filtered', reason: FILTERED_BY_WORKFLOW }
     for (const [k, v] of Object.entries(rule.variables ?? {})) setKey(globals, k, { value: v, expand: true, description: null })
+    // workflow:rules:auto_cancel overrides workflow:auto_cancel, setting by setting.
+    autoCancelOnNewCommit = rule.autoCancel?.onNewCommit ?? autoCancelOnNewCommit
+    autoCancelOnJobFailure = rule.autoCancel?.onJobFailure ?? autoCancelOnJobFailure
   }
 
   const selected: Selected[] = []
@@ -363,7 +368,7 @@ export function planPipeline(config: CiConfig, ctx: PlanContext): PipelinePlan {
     stages,
     jobs,
     variables: globalValues,
-    autoCancelOnNewCommit: config.workflow.autoCancelOnNewCommit ?? 'conservative',
-    autoCancelOnJobFailure: config.workflow.autoCancelOnJobFailure ?? 'none',
+    autoCancelOnNewCommit: autoCancelOnNewCommit ?? 'conservative',
+    autoCancelOnJobFailure: autoCancelOnJobFailure ?? 'none',
   }
 }

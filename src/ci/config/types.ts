@@ -122,6 +122,14 @@ export interface CiRule {
   interruptible: boolean | null
   /** Seconds a `when: delayed` rule waits (`start_in`). */
   startIn: number | null
+  /** `workflow:rules:auto_cancel`: overrides `workflow:auto_cancel` when this rule matches. */
+  autoCancel?: CiAutoCancel
+}
+
+/** `workflow:auto_cancel` (and a workflow rule's): null where it says nothing. */
+export interface CiAutoCancel {
+  onNewCommit: AutoCancelMode | null
+  onJobFailure: AutoCancelOnJobFailure | null
 }
 
 /** `only:` / `except:`: every present key must have a matching condition. */

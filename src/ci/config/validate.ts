@@ -2,6 +2,8 @@ import { REGISTRY_SERVICE } from '../../core/names.ts'
 import { isValidExpression, patternFromString } from './expression.ts'
 import { MAX_JOB_TIMEOUT_SECONDS, parseDuration } from './duration.ts'
 import {
+  AUTO_CANCEL_MODES,
+  AUTO_CANCEL_ON_JOB_FAILURE,
   ARTIFACTS_ACCESS,
   ARTIFACTS_WHEN,
   JOB_WHEN,
@@ -10,6 +12,9 @@ import {
   RULE_WHEN,
   WORKFLOW_WHEN,
   type ArtifactsWhen,
+  type AutoCancelMode,
+  type AutoCancelOnJobFailure,
+  type CiAutoCancel,
   type CiArtifacts,
   type CiCache,
   type CiChanges,
@@ -405,13 +410,33 @@ export function isCrossNeed(n: CiNeed | CiCrossNeed): n is CiCrossNeed {
 export type RulesMode = 'job' | 'workflow'
 
 const JOB_RULE_KEYS = ['if', 'changes', 'exists', 'when', 'allow_failure', 'variables', 'needs', 'interruptible', 'start_in'] as const
-const WORKFLOW_RULE_KEYS = ['if', 'changes', 'exists', 'when', 'variables'] as const
+const WORKFLOW_RULE_KEYS = ['if', 'changes', 'exists', 'when', 'variables', 'auto_cancel'] as const
+
+/** `workflow:auto_cancel` or `workflow:rules:auto_cancel`: `on_new_commit`, `on_job_failure`. */
+export function validateAutoCancel(e: Errors, loc: string, v: unknown): CiAutoCancel | undefined {
+  if (!isHash(v)) return e.add(loc, 'config should be a hash')
+  if (!checkKeys(e, loc, v, ['on_new_commit', 'on_job_failure'])) return undefined
+  const out: CiAutoCancel = { onNewCommit: null, onJobFailure: null }
+  const onNewCommit = getKey(v, 'on_new_commit')
+  if (present(onNewCommit)) {
+    if (isString(onNewCommit) && (AUTO_CANCEL_MODES as readonly string[]).includes(onNewCommit)) {
+      out.onNewCommit = onNewCommit as AutoCancelMode
+    } else return e.add(loc, `on new commit must be one of: ${list(AUTO_CANCEL_MODES)}`)
+  }
+  const onJobFailure = getKey(v, 'on_job_failure')
+  if (present(onJobFailure)) {
+    if (isString(onJobFailure) && (AUTO_CANCEL_ON_JOB_FAILURE as readonly string[]).includes(onJobFailure)) {
+      out.onJobFailure = onJobFailure as AutoCancelOnJobFailure
+    } else return e.add(loc, `on job failure must be one of: ${list(AUTO_CANCEL_ON_JOB_FAILURE)}`)
+  }
+  return out
+}
 
 function validateRule(e: Errors, loc: string, v: unknown, mode: RulesMode): CiRule | undefined {
   if (!isHash(v)) return e.add(loc, 'config should be a hash')
   if (Object.keys(v).length === 0) return e.add(loc, "config can't be blank")
   const allowed = mode === 'job' ? JOB_RULE_KEYS : WORKFLOW_RULE_KEYS
-  if (!checkKeys(e, loc, v, allowed, mode === 'job' ? [] : ['auto_cancel'])) return undefined
+  if (!checkKeys(e, loc, v, allowed)) return undefined
   const errs = e.size
   const cond = getKey(v, 'if')
   if (present(cond) && !(isString(cond) && isValidExpression(cond))) e.add(loc, 'if invalid expression syntax')
@@ -434,6 +459,8 @@ function validateRule(e: Errors, loc: string, v: unknown, mode: RulesMode): CiRu
   const needsRaw = getKey(v, 'needs')
   const needs = present(needsRaw) ? validateNeeds(e, `${loc}:needs`, needsRaw) : null
   if (needs?.some(isCrossNeed)) e.add(`${loc}:needs`, 'may only name jobs of this pipeline (not pipeline: or project:)')
+  const autoCancelRaw = getKey(v, 'auto_cancel')
+  const autoCancel = present(autoCancelRaw) ? validateAutoCancel(e, `${loc}:auto_cancel`, autoCancelRaw) : null
   if (e.size !== errs) return undefined
   return {
     if: isString(cond) ? cond : null,
@@ -445,6 +472,7 @@ function validateRule(e: Errors, loc: string, v: unknown, mode: RulesMode): CiRu
     needs: (needs as CiNeed[] | null | undefined) ?? null,
     interruptible: typeof interruptible === 'boolean' ? interruptible : null,
     startIn: startIn ?? null,
+    ...(autoCancel ? { autoCancel } : {}),
   }
 }
 
