@@ -12,8 +12,8 @@ import { loadYaml } from './yaml-load.ts'
 // deep-merged in order, then the including file is merged on top, so that its own keys win.
 // Forms: `remote` (an HTTPS URL the caller fetches), `local` (this repository at the pipeline's commit; a leading "/" is optional), `project`
 // with `ref` and `file` (a list too; the pipeline's user must be able to read it), `component`
-// (`<host>/<project path>/<name>@<ref>`: `templates/<name>.yml` or `templates/<name>/template.yml`
-// of that project), `artifact` with `job` (child pipelines only), `template` (the built-in set,
+// (`<host>/<project path>/<name>@<version>`: `templates/<name>.yml` or `templates/<name>/template.yml`
+// of that project at a ref, or at the tag `~latest` or `1.2` picks: ./component-version.ts), `artifact` with `job` (child pipelines only), `template` (the built-in set,
 // `Docker.gitlab-ci.yml`, which the caller supplies); any of them with `inputs:` for a
 // file whose `spec:` header declares them, and `rules:` deciding whether it is included at all.
 // Paths and project names expand the predefined and project variables (not YAML ones), as on GitLab.
