@@ -4,6 +4,7 @@ import { createHash, randomUUID } from 'node:crypto'
 import { basename } from 'node:path'
 import { PassThrough, Transform, type Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
+import { createGunzip } from 'node:zlib'
 import type { Kysely } from 'kysely'
 import yauzl from 'yauzl'
 import { WharfError } from '../core/errors.ts'
@@ -13,6 +14,7 @@ import type { BlobDriver } from '../storage/driver.ts'
 import { artifactPath } from '../storage/paths.ts'
 import { ARTIFACT_FORMATS } from '../runner/protocol.ts'
 import { parseDuration } from './config/duration.ts'
+import { DOTENV_LIMITS, DotenvError, parseDotenv } from './dotenv.ts'
 import * as rq from './runner-queries.ts'
 
 export const ARTIFACT_LIMITS = {
@@ -106,7 +108,7 @@ export class Artifacts {
     const old = await rq.findArtifact(this.db, job.id, fileType)
     await this.driver.commit(tmp, this.path({ job_id: job.id, filename }))
     if (old && old.filename !== filename) await this.driver.delete(this.path(old))
-    return await rq.insertArtifact(this.db, {
+    const row = await rq.insertArtifact(this.db, {
       job_id: job.id,
       project_id: job.project_id,
       file_type: fileType,
@@ -116,6 +118,40 @@ export class Artifacts {
       sha256: hash.digest('hex'),
       expire_at: expire,
     })
+    // A dotenv report GitLab would refuse is refused at upload (the job fails), not when a later job needs it.
+    if (fileType === 'dotenv') {
+      try {
+        await this.dotenv(row)
+      } catch (e) {
+        await rq.deleteArtifact(this.db, row.id)
+        await this.driver.delete(this.path(row))
+        throw e
+      }
+    }
+    return row
+  }
+
+  /** The variables of a `dotenv` report (gzip or plain), read up to GitLab's size limit. BAD_REQUEST when GitLab would refuse it. */
+  async dotenv(a: CiJobArtifact): Promise<Array<{ key: string; value: string }>> {
+    const src = await this.open(a)
+    const chunks: Buffer[] = []
+    let size = 0
+    try {
+      for await (const chunk of (a.file_format === 'gzip' ? src.pipe(createGunzip()) : src) as AsyncIterable<Buffer>) {
+        size += chunk.length
+        chunks.push(chunk)
+        if (size > DOTENV_LIMITS.bytes) break // enough to say it is too big
+      }
+      return parseDotenv(Buffer.concat(chunks).toString('utf8'))
+    } catch (e) {
+      if (e instanceof DotenvError) throw new WharfError('BAD_REQUEST', e.message, { fileType: 'dotenv' })
+      if (String((e as NodeJS.ErrnoException).code).startsWith('Z_')) {
+        throw new WharfError('BAD_REQUEST', 'Invalid Format: the dotenv report is not a readable gzip file', { fileType: 'dotenv' })
+      }
+      throw e
+    } finally {
+      src.destroy()
+    }
   }
 
   find(jobId: number, fileType = 'archive'): Promise<CiJobArtifact | undefined> {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
-import { ConfigPlanner, tooMuchMemory, tooSlow, type FileAnswer, type PlanInput } from './config-planner.ts'
+import { ConfigPlanner, tooMuchMemory, tooSlow, type FileAnswer, type FileRequest, type PlanInput } from './config-planner.ts'
 
 const ctx: PlanInput = {
   source: 'push',
@@ -94,4 +94,25 @@ test('past its queue bound the planner refuses as UNAVAILABLE instead of queuein
     ['created', 'created'],
   )
   assert.equal((await planner.plan(manyJobs(1), ctx, noFiles)).status, 'created')
+})
+
+test('changes:compare_to: the caller answers the paths changed since each ref, once; a ref that names nothing fails the pipeline', async (t) => {
+  const planner = new ConfigPlanner()
+  t.after(() => planner.close())
+  const asked: string[] = []
+  const answer = async (req: FileRequest): Promise<FileAnswer> => {
+    if (!('compareTo' in req)) return { content: undefined }
+    asked.push(req.compareTo)
+    return req.compareTo === 'main' ? { content: undefined, changed: ['docs/a.md'] } : { content: undefined, missing: 'ref' }
+  }
+  const text = (ref: string) =>
+    `docs:\n  script: x\n  rules:\n    - changes: {paths: ['docs/**/*'], compare_to: ${ref}}\n` +
+    `code:\n  script: x\n  rules:\n    - changes: {paths: ['src/**/*'], compare_to: ${ref}}\n`
+  const plan = await planner.plan(text('main'), ctx, answer)
+  assert.deepEqual(plan.status === 'created' && plan.jobs.map((j) => j.name), ['docs'])
+  assert.deepEqual(asked, ['main'])
+  assert.deepEqual(await planner.plan(text('nope'), ctx, answer), {
+    status: 'failed',
+    errors: ['rules:changes:compare_to is not a valid ref: nope'],
+  })
 })

@@ -36,22 +36,36 @@ export function tooMuchMemory(limitMb: number): string {
 /** Thrown by a plan's readFile for a file over YAML_LIMITS.bytes: the include fails as too big. */
 export class FileTooBigError extends Error {}
 
-/** The plan context without callbacks: what crosses to the worker. `files` answers `exists:`. */
-export type PlanInput = Omit<PlanContext, 'fileExists' | 'changedFilesComparedTo'> & { files: string[] }
+/**
+ * The plan context without callbacks: what crosses to the worker. `files` answers `exists:`;
+ * `masked` names the masked variables (`expand_vars` refuses them).
+ */
+export type PlanInput = Omit<PlanContext, 'fileExists' | 'changedFilesComparedTo'> & { files: string[]; masked?: string[] }
 
 /**
  * A file the configuration includes: of the pipeline's repository at its commit, of `job`'s
- * artifacts in the parent pipeline, or of another `project` at `ref` (its default branch when null).
+ * artifacts in the parent pipeline, or of another `project` at `ref` (its default branch when null);
+ * or the tags of a project (`tagsOf`) whose component version is resolved; or the paths changed
+ * since the merge base of the pipeline's commit and a ref (`compareTo`, for `changes:compare_to`).
  */
 export type FileRequest =
   | { path: string; job?: string }
   | { path: string; project: string; ref: string | null }
   | { path: string; remote: string }
+  | { path: string; tagsOf: string }
+  | { path: string; compareTo: string }
 /**
- * The file's text; `missing` says which part of a project file's address does not exist (or may
- * not be read); `error` why a remote file could not be fetched.
+ * The file's text (for `tagsOf`, the project's tag names in `tags`; for `compareTo`, the paths in
+ * `changed`, or `missing: 'ref'`); `missing` says which part of a project file's address does not
+ * exist (or may not be read); `error` why a remote file could not be fetched.
  */
-export type FileAnswer = { content: string | undefined; missing?: 'project' | 'ref' | 'file'; error?: string }
+export type FileAnswer = {
+  content: string | undefined
+  missing?: 'project' | 'ref' | 'file'
+  error?: string
+  tags?: string[]
+  changed?: string[]
+}
 
 export type ToWorker =
   | { kind: 'plan'; text: string; ctx: PlanInput; options: PlanOptions }

@@ -116,7 +116,7 @@ export class JobPayloads {
         username: JOB_TOKEN_USERNAME,
         password: token,
       })),
-      dependencies: await this.dependencies(job, def, token),
+      dependencies: await this.dependencies(job, def, pipeline, token, variables),
       features: {
         trace_sections: true,
         token_mask_prefixes: [TOKEN_PREFIXES.job, TOKEN_PREFIXES.runner, 'glpat-', 'gldt-'],
@@ -182,7 +182,9 @@ export class JobPayloads {
       file: v.variable_type === 'file',
       raw: false,
     }))
-    const scoped = [...yaml, ...secrets, ...given]
+    const dotenv = (await this.dotenvVariables(job, def)).map((v) => ({ ...v, public: true, masked: false, file: false, raw: false }))
+    // GitLab: dotenv report variables win over YAML ones, CI/CD settings' variables over them.
+    const scoped = [...yaml, ...dotenv, ...secrets, ...given]
     const idTokens = await this.idTokenVariables(job, def, pipeline, project, runner, timeout, protectedRef, [
       ...stored,
       ...runnerVars,
@@ -297,11 +299,40 @@ export class JobPayloads {
     }
   }
 
-  /** Jobs whose artifacts this job downloads, each with the current job's token (as GitLab sends it). */
-  private async dependencies(job: CiJob, def: JobDefinition, token: string): Promise<Dependency[]> {
+  /**
+   * `artifacts:reports:dotenv` of the jobs whose artifacts this job takes (dependencies, needs with
+   * artifacts, earlier stages), in that order, so a later one wins.
+   */
+  private async dotenvVariables(job: CiJob, def: JobDefinition): Promise<Array<{ key: string; value: string }>> {
+    const order = def.artifactsFrom ?? []
+    if (order.length === 0) return []
+    const jobs = (await q.pipelineJobs(this.d.db, job.pipeline_id)).filter((j) => order.includes(j.name) && j.id !== job.id)
+    const reports = new Map(
+      (await this.d.artifacts.forJobs(jobs.map((j) => j.id))).filter((a) => a.file_type === 'dotenv').map((a) => [a.job_id, a]),
+    )
+    const out: Array<{ key: string; value: string }> = []
+    for (const name of order) {
+      const report = reports.get(jobs.find((j) => j.name === name)?.id ?? -1)
+      if (report) out.push(...(await this.d.artifacts.dotenv(report)))
+    }
+    return out
+  }
+
+  /**
+   * Jobs whose artifacts this job downloads, each with the current job's token (as GitLab sends it):
+   * those of this pipeline it takes artifacts from, then its `needs:pipeline:job` and `needs:project`.
+   */
+  private async dependencies(
+    job: CiJob,
+    def: JobDefinition,
+    pipeline: Pipeline,
+    token: string,
+    variables: WireVariable[],
+  ): Promise<Dependency[]> {
     const names = new Set(def.artifactsFrom ?? [])
-    if (names.size === 0) return []
-    const jobs = (await q.pipelineJobs(this.d.db, job.pipeline_id)).filter((j) => names.has(j.name) && j.id !== job.id)
+    const own = names.size ? (await q.pipelineJobs(this.d.db, job.pipeline_id)).filter((j) => names.has(j.name) && j.id !== job.id) : []
+    const jobs = [...own, ...(await this.crossJobs(job, def, pipeline, variables))]
+    if (jobs.length === 0) return []
     const archives = new Map(
       (await this.d.artifacts.forJobs(jobs.map((j) => j.id))).filter((a) => a.file_type === 'archive').map((a) => [a.job_id, a]),
     )
@@ -309,6 +340,47 @@ export class JobPayloads {
       const a = archives.get(j.id)
       return a ? [{ id: j.id, name: j.name, token, artifacts_file: { filename: a.filename, size: a.size } }] : []
     })
+  }
+
+  /**
+   * The jobs `needs:pipeline:job` (an upstream pipeline of this project, usually `$PARENT_PIPELINE_ID`)
+   * and `needs:project` (the newest successful pipeline of a ref in a project the pipeline's user may
+   * read) name, their values expanded with the job's variables. One that names nothing fails the job.
+   */
+  private async crossJobs(job: CiJob, def: JobDefinition, pipeline: Pipeline, variables: WireVariable[]): Promise<CiJob[]> {
+    const needs = (def.crossNeeds ?? []).filter((n) => n.artifacts)
+    if (needs.length === 0) return []
+    const defs: Record<string, VariableDefinition> = Object.create(null)
+    for (const v of variables) defs[v.key] = { value: v.value, expand: !v.raw }
+    const values = expandAllVariables(defs)
+    const expand = (s: string): string => expandVariables(s, values)
+    const out: CiJob[] = []
+    for (const need of needs) {
+      if ('pipeline' in need) {
+        const id = expand(need.pipeline)
+        let upstream: Pipeline | undefined
+        for (let p: Pipeline | undefined = pipeline; p && p.upstream_job_id !== null; ) {
+          const bridge = await q.findJob(this.d.db, p.upstream_job_id)
+          p = bridge && (await q.findPipeline(this.d.db, bridge.pipeline_id))
+          if (!p || p.project_id !== pipeline.project_id) break
+          if (String(p.id) === id) upstream = p
+        }
+        if (!upstream)
+          throw new WharfError('BAD_REQUEST', `needs:pipeline: ${id || need.pipeline} is not an upstream pipeline of this one`, {})
+        const target = (await q.pipelineJobs(this.d.db, upstream.id)).find((j) => j.name === need.job)
+        if (!target) throw new WharfError('BAD_REQUEST', `needs:pipeline:job: pipeline ${id} has no job ${need.job}`, {})
+        out.push(target)
+        continue
+      }
+      const path = expand(need.project)
+      const ref = expand(need.ref)
+      const project = await this.d.pipelines.readableProject(job.user_id ?? pipeline.user_id, path)
+      if (!project) throw new WharfError('BAD_REQUEST', `needs:project: project ${path} not found or access denied`, {})
+      const target = await this.d.pipelines.latestSuccessfulJob(project.id, ref, need.job)
+      if (!target) throw new WharfError('BAD_REQUEST', `needs:project: ${path} has no successful job ${need.job} on ${ref}`, {})
+      out.push(target)
+    }
+    return out
   }
 }
 

@@ -13,6 +13,7 @@ import * as projectQueries from '../projects/queries.ts'
 import { FAILURE_REASONS, type UpdateJobRequest } from '../runner/protocol.ts'
 import { isProtectedRef } from './job-payload.ts'
 import type { JobDefinition, Pipelines } from './pipelines.ts'
+import { COVERAGE_LIMITS, extractCoverage } from './coverage.ts'
 import * as q from './queries.ts'
 import type { Releases } from './releases.ts'
 import * as rq from './runner-queries.ts'
@@ -156,13 +157,32 @@ export class JobUpdates {
     this.heartbeats.delete(job.id)
     this.lastHeartbeatWrite.delete(job.id)
     await this.endLog(job, line)
+    if (def.coverage) await this.recordCoverage(job.id, def.coverage)
     const finished = (await q.findJob(this.d.db, job.id))!
     if (state === 'failed' && (await this.shouldRetry(finished, def))) await this.d.pipelines.retryJob(finished)
-    else await this.d.pipelines.advance(job.pipeline_id)
+    else {
+      await this.d.pipelines.advance(job.pipeline_id)
+      // `workflow:auto_cancel:on_job_failure: all`: a failure that is not allowed cancels the rest of the pipeline.
+      if (state === 'failed' && finished.allow_failure === 0) {
+        const pipeline = await this.d.pipelines.findPipeline(job.pipeline_id)
+        if (pipeline?.auto_cancel_on_job_failure === 'all') await this.d.pipelines.cancel(job.pipeline_id)
+      }
+    }
     return true
   }
 
   /** `retry:` allows another attempt for this failure (reason and exit code both match, attempts left). */
+  /** `coverage:`: the percentage its regular expression finds in the tail of the finished job's log. */
+  private async recordCoverage(jobId: number, pattern: string): Promise<void> {
+    const size = await this.d.traces.size(jobId)
+    const { stream } = await this.d.traces.read(jobId, Math.max(0, size - COVERAGE_LIMITS.tailBytes))
+    if (!stream) return
+    const chunks: Buffer[] = []
+    for await (const chunk of stream as AsyncIterable<Buffer>) chunks.push(chunk)
+    const coverage = extractCoverage(Buffer.concat(chunks).toString('utf8'), pattern)
+    if (coverage !== null) await q.updateJob(this.d.db, jobId, { coverage })
+  }
+
   private async shouldRetry(job: CiJob, def: Partial<JobDefinition>): Promise<boolean> {
     const r = def.retry
     if (!r || r.max <= 0) return false

@@ -423,17 +423,12 @@ deploy: { script: [make deploy] }
     assert.deepEqual(await s.jobs(first.id), { test: 'canceled', deploy: 'running' })
     await s.run(await s.commit({ '.gitlab-ci.yml': ci('none') }, 'three'))
     assert.deepEqual(await s.jobs(second.id), { test: 'pending', deploy: 'pending' }, 'on_new_commit: none')
-    await assert.rejects(
-      s
-        .run(
-          await s.commit({
-            '.gitlab-ci.yml': `workflow:\n  auto_cancel:\n    on_job_failure: all\n${ci('none').split('\n').slice(3).join('\n')}`,
-          }),
-        )
-        .then((p) => {
-          throw new Error(p!.yaml_errors ?? 'no error')
-        }),
-      /workflow:auto_cancel config contains unsupported keys: on_job_failure/,
-    )
+    // on_job_failure is stored with the pipeline (a failed job then cancels the rest: runner-jobs.test.ts).
+    const onFailure = (mode: string) =>
+      `workflow:\n  auto_cancel:\n    on_job_failure: ${mode}\n${ci('none').split('\n').slice(3).join('\n')}`
+    const all = (await s.run(await s.commit({ '.gitlab-ci.yml': onFailure('all') }, 'four')))!
+    assert.equal(all.auto_cancel_on_job_failure, 'all')
+    const bad = (await s.run(await s.commit({ '.gitlab-ci.yml': onFailure('sometimes') }, 'five')))!
+    assert.equal(bad.yaml_errors, 'workflow:auto_cancel on job failure must be one of: none, all')
   })
 })

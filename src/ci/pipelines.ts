@@ -260,6 +260,9 @@ export class Pipelines {
         scheduleId: r.scheduleId ?? null,
       })
       await alsoInTransaction?.(trx)
+      if (plan && plan.autoCancelOnJobFailure !== 'none') {
+        await q.updatePipeline(trx, p.id, { auto_cancel_on_job_failure: plan.autoCancelOnJobFailure })
+      }
       if (errors) {
         await q.updatePipeline(trx, p.id, { finished_at: nowIso() })
         return p
@@ -449,6 +452,7 @@ export class Pipelines {
         changedFiles,
         files,
         variables: Object.fromEntries([...pipelineVars, ...projectVars, ...extra].map((v) => [v.key, v.value])),
+        masked: projectVars.filter((v) => v.masked).map((v) => v.key),
         maxJobs: this.maxJobs,
       },
       async (req) => {
@@ -458,6 +462,11 @@ export class Pipelines {
           return 'content' in got ? { content: got.content } : { content: undefined, error: got.error }
         }
         if ('project' in req) return this.readProjectFile(r.userId, req.project, req.ref, req.path)
+        if ('tagsOf' in req) return this.readProjectTags(r.userId, req.tagsOf)
+        if ('compareTo' in req) {
+          const changed = await this.repos.changedSince(r.project.id, req.compareTo, r.sha)
+          return changed ? { content: undefined, changed } : { content: undefined, missing: 'ref' }
+        }
         if (req.job !== undefined) return { content: await this.readUpstreamArtifact(r.upstream!, req.job, req.path) }
         return { content: (await this.readYaml(r.project.id, r.sha, req.path))?.toString('utf8') }
       },
@@ -471,19 +480,33 @@ export class Pipelines {
    * A project the user may not see is answered as missing, so its existence does not leak.
    */
   private async readProjectFile(userId: number | null, path: string, ref: string | null, file: string): Promise<FileAnswer> {
-    const project = await projectQueries.findProjectByPath(this.db, path)
-    const user = userId === null ? undefined : await userQueries.findUser(this.db, userId)
+    const project = await this.readableProject(userId, path)
     if (!project) return { content: undefined, missing: 'project' }
-    if (project.visibility !== 'public' && user?.is_admin !== 1) {
-      const level = user && (await this.projectAccess.projectLevel(user, project))
-      const readable = user !== undefined && (project.visibility === 'internal' || (level ?? 0) >= ACCESS_LEVELS.reporter)
-      if (!readable) return { content: undefined, missing: 'project' }
-    }
     const name = ref ?? (await this.repos.defaultBranch(project.id))
     const sha = name === undefined ? undefined : await this.repos.resolveRef(project.id, name).catch(() => undefined)
     if (!sha) return { content: undefined, missing: 'ref' }
     const content = (await this.readYaml(project.id, sha, file))?.toString('utf8')
     return content === undefined ? { content, missing: 'file' } : { content }
+  }
+
+  /** `include:component` versions (`~latest`, `1.2`): the tag names of a project the pipeline's user may read. */
+  private async readProjectTags(userId: number | null, path: string): Promise<FileAnswer> {
+    const project = await this.readableProject(userId, path)
+    if (!project) return { content: undefined, missing: 'project' }
+    return { content: undefined, tags: await this.repos.tagNames(project.id) }
+  }
+
+  /** A project by path if the user may read its code (public, internal to any user, private to reporters and up). */
+  async readableProject(userId: number | null, path: string): Promise<Project | undefined> {
+    const project = await projectQueries.findProjectByPath(this.db, path)
+    const user = userId === null ? undefined : await userQueries.findUser(this.db, userId)
+    if (!project) return undefined
+    if (project.visibility !== 'public' && user?.is_admin !== 1) {
+      const level = user && (await this.projectAccess.projectLevel(user, project))
+      const readable = user !== undefined && (project.visibility === 'internal' || (level ?? 0) >= ACCESS_LEVELS.reporter)
+      if (!readable) return undefined
+    }
+    return project
   }
 
   /** `include:artifact` of a child pipeline: a file of a job's archive in the parent pipeline. */

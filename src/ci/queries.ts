@@ -95,7 +95,7 @@ export async function countPipelines(
 export async function updatePipeline(
   db: Executor,
   id: number,
-  set: Partial<Pick<Pipeline, 'status' | 'started_at' | 'finished_at'>>,
+  set: Partial<Pick<Pipeline, 'status' | 'started_at' | 'finished_at' | 'auto_cancel_on_job_failure'>>,
 ): Promise<void> {
   await db
     .updateTable('pipelines')

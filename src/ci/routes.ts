@@ -179,7 +179,7 @@ export async function ciRoutes(app: TypedApp, deps: CiRouteDeps): Promise<void> 
     committed_at: null,
     duration: seconds(p.started_at, p.finished_at),
     queued_duration: null,
-    coverage: null,
+    coverage: pipelineCoverage(await pipelines.jobs(p.id)),
     detailed_status: { text: p.status, label: p.status, group: p.status },
   })
   /**
@@ -209,7 +209,7 @@ export async function ciRoutes(app: TypedApp, deps: CiRouteDeps): Promise<void> 
       name: j.name,
       ref: p.ref,
       tag: p.tag === 1,
-      coverage: null,
+      coverage: j.coverage,
       allow_failure: j.allow_failure === 1,
       when: j.when,
       created_at: j.created_at,
@@ -920,4 +920,12 @@ export async function ciRoutes(app: TypedApp, deps: CiRouteDeps): Promise<void> 
       return reply.code(201).send(await trigger(id, query.token, ref, queryVariables(query)))
     },
   )
+}
+
+/** GitLab's pipeline coverage: the mean of its current jobs' coverage, as Ruby prints a float ("30.0"); null when none has one. */
+function pipelineCoverage(jobs: readonly CiJob[]): string | null {
+  const values = jobs.flatMap((j) => (j.coverage === null ? [] : [j.coverage]))
+  if (values.length === 0) return null
+  const mean = values.reduce((a, b) => a + b, 0) / values.length
+  return Number.isInteger(mean) ? mean.toFixed(1) : String(mean)
 }

@@ -314,6 +314,18 @@ export class GitRepos {
   }
 
   /**
+   * Paths changed on `sha` since its merge base with `ref` (a branch, tag or commit), as GitLab's
+   * `changes:compare_to` diffs; undefined when `ref` names nothing. No common history: every file of `sha`.
+   */
+  async changedSince(projectId: number, ref: string, sha: string): Promise<string[] | undefined> {
+    const other = await this.resolveRef(projectId, ref).catch(() => undefined)
+    if (!other) return undefined
+    const out = await this.git(projectId, ['merge-base', other, sha], { okCodes: [1] })
+    const base = out.stdout.toString('utf8').trim()
+    return this.changedFiles(projectId, isSha(base) ? base : null, sha)
+  }
+
+  /**
    * Message, author, committer and dates of a commit; undefined when it is not in the repository.
    * An annotated tag's object name peels to its commit (`id` is then the commit's), as CI_COMMIT_SHA wants.
    */
@@ -442,6 +454,11 @@ export class GitRepos {
       message: messages.get(r.oid) ?? null,
     }))
     return { rows, total: refs.length }
+  }
+
+  /** Every tag's name, unordered: one for-each-ref, no commits read (CI component versions). */
+  async tagNames(projectId: number): Promise<string[]> {
+    return (await this.refs(projectId, 'refs/tags/')).map((r) => r.ref.slice('refs/tags/'.length))
   }
 
   /** One tag with its commit and annotation, or undefined. */

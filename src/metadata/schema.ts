@@ -208,6 +208,8 @@ export interface PipelinesTable {
   upstream_job_id: Generated<number | null>
   /** The schedule that started it (source `schedule`). */
   pipeline_schedule_id: number | null
+  /** `workflow:auto_cancel:on_job_failure`: 'all' cancels the rest of the pipeline when a job fails; 'none'. */
+  auto_cancel_on_job_failure: Generated<string>
 }
 
 export interface CiJobsTable {
@@ -243,6 +245,8 @@ export interface CiJobsTable {
   resource_group: Generated<string | null>
   /** When a `scheduled` job (`when: delayed`) becomes pending. */
   scheduled_at: string | null
+  /** The percentage `coverage:`'s regular expression found in the finished job's log. */
+  coverage: Generated<number | null>
 }
 
 /** A project's resource group (created on first use by a job's `resource_group:`). */

@@ -489,4 +489,162 @@ downstream:
     const [reporter] = await waitBridges(upstream, again.json!.id as number)
     assert.equal(reporter!.failure_reason, 'insufficient_bridge_permissions')
   })
+
+  it('a component at ~latest with interpolation functions, include:rules:changes, dotenv variables, a child pipeline from trigger:include:project', async () => {
+    // Commits pushed with git alone: a project without a CI file starts no pipeline.
+    const commit = async (p: CiProject, files: Record<string, string>, message: string, tag?: string) => {
+      for (const [f, content] of Object.entries(files)) {
+        await mkdir(path.dirname(path.join(p.dir, f)), { recursive: true })
+        await writeFile(path.join(p.dir, f), content)
+      }
+      await p.git(['add', '-A'])
+      await p.git(['commit', '-q', '-m', message])
+      await p.git(['push', '-q', 'origin', 'HEAD:main'])
+      if (tag) {
+        await p.git(['tag', tag])
+        await p.git(['push', '-q', 'origin', tag])
+      }
+    }
+    const versions = await project('e2e-kw/versions')
+    const greet = (mark: string) => `spec:
+  inputs:
+    name:
+      description: who to greet
+    from:
+      default: $CI_PROJECT_NAME-$CI_COMMIT_REF_NAME-$NOT_A_VARIABLE
+---
+"greet-$[[ inputs.name | truncate(0,5) ]]":
+  script:
+    - echo "component ${mark}"
+    - echo hello $[[ inputs.name | posix_escape ]] from $[[ inputs.from | expand_vars | posix_escape ]]
+`
+    const child = 'child-job:\n  script:\n    - echo "child of $CI_PIPELINE_SOURCE got $FORWARDED"\n'
+    await commit(versions, { 'templates/greet.yml': greet('1.0.0'), 'ci/child.yml': child }, 'one', '1.0.0')
+    await commit(versions, { 'templates/greet.yml': greet('1.2.0') }, 'two', '1.2.0')
+    await commit(versions, { 'templates/greet.yml': greet('2.0.0-rc.1') }, 'rc', '2.0.0-rc.1')
+    // main moves on, with a pipeline whose job's artifacts another project needs (needs:project).
+    const pkg = await versions.push(
+      {
+        'templates/greet.yml': greet('main'),
+        'ci/child.yml': 'broken: [',
+        '.gitlab-ci.yml': 'package:\n  script: [echo "package of $CI_PROJECT_PATH" > pkg.txt]\n  artifacts:\n    paths: [pkg.txt]\n',
+      },
+      'main moves on',
+    )
+    assert.equal((await versions.wait(pkg.id, 60_000)).pipeline.status, 'success')
+
+    const app = await project('e2e-kw/consumer2')
+    await commit(
+      app,
+      {
+        'docs/guide.md': 'v1\n',
+        'src/app.sh': 'echo app\n',
+        'ci/docs.yml': 'docs-job:\n  script: [echo docs]\n',
+        'ci/code.yml': 'code-job:\n  script: [echo code]\n',
+        'ci/child-needs.yml':
+          'use-parent:\n  needs:\n    - pipeline: $PARENT_PIPELINE_ID\n      job: version\n  script:\n    - cat build.env\n',
+      },
+      'base',
+    )
+    const ci = `
+stages: [build, test, trigger]
+include:
+  - component: $CI_SERVER_FQDN/e2e-kw/versions/greet@~latest
+    inputs:
+      name: "wharf's app"
+  - local: ci/docs.yml
+    rules:
+      - changes: ['docs/**/*']
+  - local: ci/code.yml
+    rules:
+      - changes: ['src/**/*']
+version:
+  stage: build
+  script:
+    - echo "IMAGE_TAG=1.2.$CI_PIPELINE_ID" > build.env
+    - echo "FROM_DOTENV=yes" >> build.env
+  artifacts:
+    paths: [build.env]
+    reports:
+      dotenv: build.env
+from-versions:
+  stage: test
+  needs:
+    - project: e2e-kw/versions
+      job: package
+      ref: main
+  script: [cat pkg.txt]
+use-version:
+  stage: test
+  variables:
+    IMAGE_TAG: from-yaml
+  coverage: '/Coverage: \\d+\\.\\d+%/'
+  script:
+    - echo "tag $IMAGE_TAG, $FROM_DOTENV"
+    - 'echo "Coverage: 12.00%"; echo "Coverage: 87.50% of lines"'
+child:
+  stage: trigger
+  variables:
+    FORWARDED: from-parent
+  trigger:
+    include:
+      - project: e2e-kw/versions
+        ref: 1.2.0
+        file: ci/child.yml
+    strategy: depend
+child-needs:
+  stage: trigger
+  variables:
+    PARENT_PIPELINE_ID: $CI_PIPELINE_ID
+  trigger:
+    include: ci/child-needs.yml
+    strategy: depend
+`
+    // needs:project downloads with this project's job token: the versions project lets it in.
+    await app.api('POST', `/projects/${versions.id}/job_token_scope/allowlist`, { target_project_id: app.id })
+    // Only the CI file and the docs change in this push: include:rules:changes leaves ci/code.yml out.
+    const pushed = await app.push({ '.gitlab-ci.yml': ci, 'docs/guide.md': 'v2\n' }, 'pipeline')
+    const { pipeline, jobs } = await app.wait(pushed.id, 120_000)
+    const bridges = await waitBridges(app, pushed.id)
+    assert.equal(pipeline.status, 'success', JSON.stringify({ jobs, bridges }, null, 1))
+    const log = async (name: string) => plainLog(await app.trace(jobs.find((j) => j.name === name)!.id))
+    assert.deepEqual(statuses(jobs), {
+      'greet-wharf': 'success',
+      'docs-job': 'success',
+      version: 'success',
+      'from-versions': 'success',
+      'use-version': 'success',
+    })
+    assert.match(await log('from-versions'), /package of e2e-kw\/versions\n/)
+    const greeted = await log('greet-wharf')
+    assert.match(greeted, /component 1\.2\.0\n/)
+    assert.match(greeted, /hello wharf's app from consumer2-main-\$NOT_A_VARIABLE\n/)
+    // The dotenv report's variables reach the later job, over its own YAML value, as on GitLab.
+    // coverage: the last match in the log, in the job and (as the mean of its jobs') the pipeline.
+    assert.equal((jobs.find((j) => j.name === 'use-version') as JobJson & { coverage: number | null }).coverage, 87.5)
+    assert.equal((await app.api<PipelineJson & { coverage: string }>('GET', `/projects/${app.id}/pipelines/${pushed.id}`)).coverage, '87.5')
+    assert.match(await log('use-version'), new RegExp(`tag 1\\.2\\.${pushed.id}, yes\\n`))
+    const bridge = bridges.find((b) => b.name === 'child')!
+    assert.equal(bridge.status, 'success')
+    const [childJob] = await app.jobs(bridge.downstream_pipeline!.id)
+    assert.equal(childJob!.name, 'child-job')
+    assert.match(plainLog(await app.trace(childJob!.id)), /child of parent_pipeline got from-parent\n/)
+    // needs:pipeline:job: the child's job takes the parent's job's artifacts.
+    const needing = bridges.find((b) => b.name === 'child-needs')!
+    assert.equal(needing.status, 'success', JSON.stringify(needing))
+    const [useParent] = await app.jobs(needing.downstream_pipeline!.id)
+    assert.match(plainLog(await app.trace(useParent!.id)), new RegExp(`IMAGE_TAG=1\\.2\\.${pushed.id}\\n`))
+
+    // A dotenv report GitLab would refuse fails its job at upload.
+    const bad = await app.push(
+      {
+        '.gitlab-ci.yml':
+          'bad-env:\n  script:\n    - printf "A=1\\n\\nB=2\\n" > bad.env\n  artifacts:\n    reports:\n      dotenv: bad.env\n',
+      },
+      'bad dotenv',
+    )
+    const failed = await app.wait(bad.id, 60_000)
+    assert.equal(failed.pipeline.status, 'failed')
+    assert.match(plainLog(await app.trace(failed.jobs[0]!.id)), /Invalid Format/)
+  })
 })

@@ -253,6 +253,53 @@ describe('PUT /jobs/:id', () => {
     assert.equal((await h.ci.pipelines.findPipeline(pipeline.id))!.status, 'failed')
   })
 
+  it("coverage: the percentage its regular expression finds last in the log is the job's, and the pipeline's mean", async (t) => {
+    const h = await runnerHarness(t)
+    const { user: root, token } = await h.root()
+    const project = await h.project(root, 'team', 'app')
+    const ci = "unit:\n  script: [x]\n  coverage: '/Lines: \\d+\\.\\d+%/'\nplain:\n  script: [x]\n"
+    const pipeline = await h.pipeline(project, await h.commit(project, { '.gitlab-ci.yml': ci }), root.id)
+    const runner = await h.runner(token, { runner_type: 'instance_type' })
+    for (const job of [await h.take(runner.token), await h.take(runner.token)]) {
+      const log = 'Lines: 10.00%\nLines: 81.25% (13/16)\ndone\n'
+      assert.equal((await patchTrace(h, job, 0, log)).statusCode, 202)
+      assert.equal((await updateJob(h, job, { state: 'success', exit_code: 0 })).statusCode, 200)
+    }
+    const jobs = await h.req('GET', `/api/v4/projects/${project.id}/pipelines/${pipeline.id}/jobs`, { token })
+    assert.deepEqual((jobs.json() as Array<{ name: string; coverage: number | null }>).map((j) => [j.name, j.coverage]).sort(), [
+      ['plain', null],
+      ['unit', 81.25],
+    ])
+    const one = await h.req('GET', `/api/v4/projects/${project.id}/pipelines/${pipeline.id}`, { token })
+    assert.equal((one.json() as { coverage: string | null }).coverage, '81.25')
+  })
+
+  it('workflow:auto_cancel:on_job_failure: all: a failure cancels the rest of the pipeline; an allowed failure does not', async (t) => {
+    const h = await runnerHarness(t)
+    const { user: root, token } = await h.root()
+    const project = await h.project(root, 'team', 'app')
+    const ci = `workflow:
+  auto_cancel:
+    on_job_failure: all
+stages: [build, test]
+lint: { stage: build, script: [x], allow_failure: true }
+unit: { stage: build, script: [x] }
+slow: { stage: build, script: [x] }
+deploy: { stage: test, script: [x] }
+`
+    const pipeline = await h.pipeline(project, await h.commit(project, { '.gitlab-ci.yml': ci }), root.id)
+    const runner = await h.runner(token, { runner_type: 'instance_type' })
+    const taken = new Map<string, { id: number; token: string }>()
+    for (let i = 0; i < 3; i++) {
+      const job = await h.take(runner.token)
+      taken.set(job.job_info.name, job)
+    }
+    await updateJob(h, taken.get('lint')!, { state: 'failed', failure_reason: 'script_failure', exit_code: 1 })
+    assert.deepEqual(await h.jobs(pipeline.id), { lint: 'failed', unit: 'running', slow: 'running', deploy: 'created' })
+    await updateJob(h, taken.get('unit')!, { state: 'failed', failure_reason: 'script_failure', exit_code: 1 })
+    assert.deepEqual(await h.jobs(pipeline.id), { lint: 'failed', unit: 'failed', slow: 'canceled', deploy: 'canceled' })
+  })
+
   it('tells the runner a canceled job is canceled (Job-Status: canceled) on PUT and PATCH', async (t) => {
     const h = await runnerHarness(t)
     const { user: root, token } = await h.root()

@@ -206,8 +206,8 @@ z:
     config.jobs.map((j) => j.name),
     ['a', 'z'],
   )
-  assert.deepEqual(await errors('include:\n  - local: a.yml\n    rules:\n      - changes: [x]\n', source(own, shared)), [
-    'include rule config contains unknown keys: changes',
+  assert.deepEqual(await errors('include:\n  - local: a.yml\n    rules:\n      - needs: [x]\n', source(own, shared)), [
+    'include rule config contains unknown keys: needs',
   ])
 })
 

@@ -1,4 +1,8 @@
+import { isVersionQuery, LATEST_VERSION, pickVersion } from './component-version.ts'
 import { evaluateExpression, isValidExpression } from './expression.ts'
+import { anyGlobMatches } from './glob.ts'
+import type { CiChanges } from './types.ts'
+import { Errors, validateChanges } from './validate.ts'
 import { InputError, interpolate, resolveInputs } from './inputs.ts'
 import { deepMerge, getKey, hasKey, isHash, isString, isStringArray, list, type Hash } from './util.ts'
 import { expandVariables } from './variables.ts'
@@ -8,8 +12,8 @@ import { loadYaml } from './yaml-load.ts'
 // deep-merged in order, then the including file is merged on top, so that its own keys win.
 // Forms: `remote` (an HTTPS URL the caller fetches), `local` (this repository at the pipeline's commit; a leading "/" is optional), `project`
 // with `ref` and `file` (a list too; the pipeline's user must be able to read it), `component`
-// (`<host>/<project path>/<name>@<ref>`: `templates/<name>.yml` or `templates/<name>/template.yml`
-// of that project), `artifact` with `job` (child pipelines only), `template` (the built-in set,
+// (`<host>/<project path>/<name>@<version>`: `templates/<name>.yml` or `templates/<name>/template.yml`
+// of that project at a ref, or at the tag `~latest` or `1.2` picks: ./component-version.ts), `artifact` with `job` (child pipelines only), `template` (the built-in set,
 // `Docker.gitlab-ci.yml`, which the caller supplies); any of them with `inputs:` for a
 // file whose `spec:` header declares them, and `rules:` deciding whether it is included at all.
 // Paths and project names expand the predefined and project variables (not YAML ones), as on GitLab.
@@ -34,12 +38,22 @@ export interface IncludeSource {
   readArtifact?(job: string, path: string): Promise<string | undefined>
   /** A file of another project at a ref (its default branch when null), if the pipeline's user may read it. */
   readProjectFile?(project: string, ref: string | null, path: string): Promise<ProjectFile>
+  /** Tag names of another project (`include:component` versions), if the pipeline's user may read it. */
+  projectTags?(project: string): Promise<string[] | { missing: 'project' }>
   /** `include:remote`: an HTTPS URL, fetched by the caller under its outbound rules. */
   readRemote?(url: string): Promise<RemoteFile>
   /** A built-in template by file name (`Docker.gitlab-ci.yml`); without it, include:template is refused. */
   readTemplate?(file: string): string | undefined
   /** Predefined and project variables: include paths and `include:rules` see these. */
   variables?: Readonly<Record<string, string>>
+  /** Names among `variables` that are masked: `expand_vars` refuses them. */
+  maskedVariables?: readonly string[]
+  /**
+   * Paths changed by the push (`compareTo` null) or since the merge base with `compareTo`, for
+   * `include:rules:changes`; undefined when unknown, and `changes` then holds. Throws IncludeError
+   * for a `compare_to` that names no ref.
+   */
+  changedFiles?(compareTo: string | null): Promise<string[] | undefined>
   /** Whether a file matching the glob exists at the pipeline's commit (`include:rules:exists`). */
   fileExists?(glob: string): boolean
 }
@@ -88,7 +102,9 @@ async function expand(values: Hash, source: IncludeSource, state: State, origin:
   const entries = Array.isArray(raw) ? raw.filter((x) => x !== null && x !== undefined) : [raw]
   let merged: Hash = {}
   for (const entry of entries) {
-    for (const location of parseLocations(entry, source, origin)) {
+    const locations = parseLocations(entry, source, origin)
+    if (isHash(entry) && hasKey(entry, 'rules') && !(await rulesInclude(getKey(entry, 'rules'), source))) continue
+    for (const location of locations) {
       state.count++
       if (state.count > INCLUDE_LIMITS.files) {
         throw new IncludeError(`Maximum of ${INCLUDE_LIMITS.files} nested includes are allowed!`)
@@ -101,22 +117,33 @@ async function expand(values: Hash, source: IncludeSource, state: State, origin:
 
 const expand$ = (s: string, source: IncludeSource): string => expandVariables(s, source.variables ?? {}, { keepUnknown: true })
 
-/** `include:rules`: `if` and `exists`, first match decides; `when: never` or no match leaves the file out. */
-function rulesInclude(rules: unknown, source: IncludeSource): boolean {
+/**
+ * `include:rules`: `if`, `exists` and `changes` (with `compare_to`), first match decides; `when: never`
+ * or no match leaves the file out. `changes` holds when the changed paths are unknown (a new branch,
+ * a tag, a pipeline that is not a push), as it does for jobs on GitLab.
+ */
+async function rulesInclude(rules: unknown, source: IncludeSource): Promise<boolean> {
   if (!Array.isArray(rules)) throw new IncludeError('include rules config should be an array of hashes')
   const vars = source.variables ?? {}
   const lookup = (name: string) => (Object.hasOwn(vars, name) ? vars[name] : undefined)
   for (const rule of rules) {
     if (!isHash(rule)) throw new IncludeError('include rules config should be an array of hashes')
-    const unknown = Object.keys(rule).filter((k) => !['if', 'exists', 'when'].includes(k))
+    const unknown = Object.keys(rule).filter((k) => !['if', 'exists', 'changes', 'when'].includes(k))
     if (unknown.length) throw new IncludeError(`include rule config contains unknown keys: ${list(unknown)}`)
     const cond = getKey(rule, 'if')
     const exists = getKey(rule, 'exists')
+    const changesRaw = getKey(rule, 'changes')
     const when = getKey(rule, 'when')
     if (cond !== undefined && !(isString(cond) && isValidExpression(cond)))
       throw new IncludeError('include rule if invalid expression syntax')
     if (exists !== undefined && !(isString(exists) || isStringArray(exists))) {
       throw new IncludeError('include rule exists should be a string or an array of strings')
+    }
+    let changes: CiChanges | undefined
+    if (changesRaw !== undefined) {
+      const e = new Errors()
+      changes = validateChanges(e, 'include rule changes', changesRaw)
+      if (!changes) throw new IncludeError(e.list[0] ?? 'include rule changes config is invalid')
     }
     if (when !== undefined && when !== 'never' && when !== 'always')
       throw new IncludeError('include rule when should be one of: never, always')
@@ -124,6 +151,18 @@ function rulesInclude(rules: unknown, source: IncludeSource): boolean {
     if (exists !== undefined) {
       const globs = isString(exists) ? [exists] : exists
       if (!globs.some((g) => source.fileExists?.(expand$(g, source)) ?? false)) continue
+    }
+    if (changes) {
+      const compareTo = changes.compareTo === null ? null : expand$(changes.compareTo, source)
+      const changed = await source.changedFiles?.(compareTo)
+      if (
+        changed !== undefined &&
+        !anyGlobMatches(
+          changes.paths.map((p) => expand$(p, source)),
+          changed,
+        )
+      )
+        continue
     }
     return when !== 'never'
   }
@@ -148,7 +187,6 @@ function parseLocations(entry: unknown, source: IncludeSource, origin: Origin): 
   const inputsRaw = getKey(entry, 'inputs')
   if (inputsRaw !== undefined && !isHash(inputsRaw)) throw new IncludeError('include inputs config should be a hash')
   const inputs = inputsRaw as Hash | undefined
-  if (hasKey(entry, 'rules') && !rulesInclude(getKey(entry, 'rules'), source)) return []
   switch (form) {
     case 'artifact': {
       const artifact = getKey(entry, 'artifact')
@@ -230,7 +268,11 @@ function component(address: string, source: IncludeSource, inputs: Hash | undefi
   const ref = at > 0 ? address.slice(at + 1) : ''
   const parts = (at > 0 ? address.slice(0, at) : address).split('/')
   if (ref === '') throw new IncludeError(`Component '${address}' - the component path must end with @<version>`)
-  if (ref.startsWith('~')) throw new IncludeError(`Component '${address}' - version ${ref} is not supported; name a tag, branch or commit`)
+  if (ref.startsWith('~') && ref !== LATEST_VERSION) {
+    throw new IncludeError(
+      `Component '${address}' - version ${ref} is not supported: use ${LATEST_VERSION}, a version (1, 1.2 or 1.2.3), a tag, a branch or a commit SHA`,
+    )
+  }
   const vars = source.variables ?? {}
   const hosts = [vars.CI_SERVER_FQDN, vars.CI_SERVER_HOST].filter((h): h is string => h !== undefined)
   if (parts.length < 3 || !hosts.includes(parts[0]!)) {
@@ -251,15 +293,17 @@ function checkedPath(path: string): string {
   return clean
 }
 
+function projectNotFound(project: string): IncludeError {
+  return new IncludeError(
+    `Project \`${project}\` not found or access denied! Make sure any includes in the pipeline configuration are correctly defined.`,
+  )
+}
+
 async function projectFile(source: IncludeSource, project: string, ref: string | null, path: string): Promise<string> {
   if (!source.readProjectFile) throw new IncludeError('include:project is not available here')
   const found = await source.readProjectFile(project, ref, path)
   if ('content' in found) return found.content
-  if (found.missing === 'project') {
-    throw new IncludeError(
-      `Project \`${project}\` not found or access denied! Make sure any includes in the pipeline configuration are correctly defined.`,
-    )
-  }
+  if (found.missing === 'project') throw projectNotFound(project)
   if (found.missing === 'ref') throw new IncludeError(`Project \`${project}\` reference \`${ref ?? 'HEAD'}\` does not exist!`)
   throw new IncludeError(`Project \`${project}\` file \`${path}\` does not exist!`)
 }
@@ -293,7 +337,8 @@ async function read(location: Location, source: IncludeSource): Promise<{ text: 
       return { text, label: location.file, origin: null }
     }
     case 'component': {
-      const { project, ref, name } = location
+      const { project, name } = location
+      const ref = await componentRef(location, source)
       const origin = { project, ref }
       for (const path of [`templates/${name}.yml`, `templates/${name}/template.yml`]) {
         const found = await source.readProjectFile?.(project, ref, path)
@@ -303,6 +348,23 @@ async function read(location: Location, source: IncludeSource): Promise<{ text: 
       throw new IncludeError(`Component '${location.address}' - content not found`)
     }
   }
+}
+
+/** The ref a component's version names: `~latest` and partial versions pick a version tag. */
+async function componentRef(location: Extract<Location, { kind: 'component' }>, source: IncludeSource): Promise<string> {
+  const { project, ref, address } = location
+  if (!isVersionQuery(ref)) return ref
+  const tags = await source.projectTags?.(project)
+  if (tags === undefined) throw new IncludeError(`Component '${address}' - versions cannot be resolved here`)
+  if (!Array.isArray(tags)) throw projectNotFound(project)
+  const picked = pickVersion(ref, tags)
+  if (picked === undefined) {
+    const wanted = ref === LATEST_VERSION ? 'no released version' : `no released version matches ${ref}`
+    throw new IncludeError(
+      `Component '${address}' - content not found: ${wanted} (released versions are tags named as semantic versions, such as 1.0.0)`,
+    )
+  }
+  return picked
 }
 
 async function load(location: Location, source: IncludeSource, state: State): Promise<Hash> {
@@ -316,7 +378,10 @@ async function load(location: Location, source: IncludeSource, state: State): Pr
       throw new IncludeError(`\`${label}\`: Given inputs not defined in the \`spec\` section of the included configuration file`)
     }
     try {
-      value = interpolate(value, resolveInputs(loaded.spec, location.inputs, label), label)
+      value = interpolate(value, resolveInputs(loaded.spec, location.inputs, label), label, {
+        variables: source.variables ?? {},
+        ...(source.maskedVariables ? { masked: source.maskedVariables } : {}),
+      })
     } catch (e) {
       if (e instanceof InputError) throw new IncludeError(e.message)
       throw e

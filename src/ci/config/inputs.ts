@@ -1,10 +1,13 @@
 import { patternFromString } from './expression.ts'
 import { getKey, isHash, isString, list, setKey, type Hash } from './util.ts'
+import { referencedVariables } from './variables.ts'
 
 // CI/CD inputs as GitLab defines them: an included file (a component, or any include given
 // `inputs:`) starts with a `spec:` header document declaring its inputs (type, default, options,
 // regex, description); the including file passes values; `$[[ inputs.name ]]` in the file's
 // content is replaced, the typed value itself when it is the whole string, else its text.
+// `$[[ inputs.name | fn | fn ]]` passes the value through up to three of GitLab's functions:
+// `expand_vars`, `truncate(offset,length)` and `posix_escape`.
 
 export const INPUT_TYPES = ['string', 'number', 'boolean', 'array'] as const
 type InputType = (typeof INPUT_TYPES)[number]
@@ -19,8 +22,16 @@ interface InputSpec {
 
 /** GitLab's limit on inputs per file. */
 const MAX_INPUTS = 50
+/** GitLab's Interpolation::Block::MAX_FUNCTIONS. */
+const MAX_FUNCTIONS = 3
 const INTERPOLATION = /\$\[\[\s*inputs\.([\w-]+)\s*((?:\|[^\]]*)?)\]\]/g
-const WHOLE = /^\$\[\[\s*inputs\.([\w-]+)\s*\]\]$/
+const WHOLE = /^\$\[\[\s*inputs\.([\w-]+)\s*((?:\|[^\]]*)?)\]\]$/
+
+/** What `expand_vars` may read: predefined and project variables, and which of them are masked. */
+export interface InterpolationVariables {
+  variables: Readonly<Record<string, string>>
+  masked?: readonly string[]
+}
 
 export class InputError extends Error {}
 
@@ -103,15 +114,84 @@ export function resolveInputs(spec: unknown, given: Hash | undefined, label: str
   return values
 }
 
-/** Replaces `$[[ inputs.x ]]` in every key and value of `v`. */
-export function interpolate(v: unknown, inputs: Map<string, InputValue>, label: string): unknown {
+/** Shell-quotes like Ruby's Shellwords.shellescape (GitLab's `posix_escape`). */
+export function posixEscape(value: string): string {
+  if (value === '') return "''"
+  return value.replace(/[^A-Za-z0-9_\-.,:+/@\n]/g, '\\$&').replace(/\n/g, "'\n'")
+}
+
+/**
+ * `expand_vars`: one level of `$VAR`/`${VAR}` from the known variables; unknown references stay
+ * as written (GitLab's expand_existing) and a masked one is an error, so no secret is written into the configuration.
+ */
+function expandVars(value: string, vars: InterpolationVariables): string {
+  const masked = referencedVariables(value).find((name) => vars.masked?.includes(name) && Object.hasOwn(vars.variables, name))
+  if (masked !== undefined) throw new Error(`variable expansion error: masked variables cannot be used with expand_vars: ${masked}`)
+  return value.replace(/\$\$|\$(\w+)|\$\{(\w+)\}/g, (whole, bare: string | undefined, braced: string | undefined) => {
+    if (whole === '$$') return whole
+    const name = (bare ?? braced) as string
+    return Object.hasOwn(vars.variables, name) ? (vars.variables[name] as string) : whole
+  })
+}
+
+const FUNCTIONS: ReadonlyArray<{
+  name: string
+  pattern: RegExp
+  run(value: string, m: RegExpExecArray, vars: InterpolationVariables): string
+}> = [
+  { name: 'expand_vars', pattern: /^expand_vars$/, run: (v, _m, vars) => expandVars(v, vars) },
+  {
+    name: 'truncate',
+    pattern: /^truncate\(\s*(\d+)\s*,\s*(\d+)\s*\)$/,
+    run: (v, m) => [...v].slice(Number(m[1]), Number(m[1]) + Number(m[2])).join(''),
+  },
+  { name: 'posix_escape', pattern: /^posix_escape$/, run: (v) => posixEscape(v) },
+]
+
+/** Runs an interpolation block's functions (`| expand_vars | truncate(0,8)`) over a value, left to right. */
+function applyFunctions(value: InputValue, fns: string, vars: InterpolationVariables): InputValue {
+  const calls = fns
+    .split('|')
+    .slice(1)
+    .map((f) => f.trim())
+  if (calls.length === 0) return value
+  if (calls.length > MAX_FUNCTIONS) throw new Error('too many functions in interpolation block')
+  let out = value
+  for (const call of calls) {
+    const fn = FUNCTIONS.find((f) => f.pattern.test(call))
+    if (!fn) throw new Error(`no function matching \`${call}\`: check that the function name, arguments, and types are correct`)
+    if (typeof out !== 'string')
+      throw new Error(`error in \`${fn.name}\` function: invalid input type: ${fn.name} can only be used with string inputs`)
+    try {
+      out = fn.run(out, fn.pattern.exec(call)!, vars)
+    } catch (e) {
+      throw new Error(`error in \`${fn.name}\` function: ${(e as Error).message}`)
+    }
+  }
+  return out
+}
+
+/** Replaces `$[[ inputs.x ]]` (with its functions, if any) in every key and value of `v`. */
+export function interpolate(
+  v: unknown,
+  inputs: Map<string, InputValue>,
+  label: string,
+  vars: InterpolationVariables = { variables: {} },
+): unknown {
+  const evaluate = (name: string, fns: string): InputValue => {
+    try {
+      return applyFunctions(lookup(name), fns, vars)
+    } catch (e) {
+      if (e instanceof InputError) throw e
+      throw new InputError(`\`${label}\`: ${(e as Error).message}`)
+    }
+  }
   const text = (s: string): InputValue => {
     if (!s.includes('$[[')) return s
     const whole = WHOLE.exec(s.trim())
-    if (whole) return lookup(whole[1]!)
+    if (whole) return evaluate(whole[1]!, whole[2] ?? '')
     return s.replace(INTERPOLATION, (_m, name: string, fns: string) => {
-      if (fns.trim() !== '') throw new InputError(`\`${label}\`: interpolation functions are not supported: ${fns.trim()}`)
-      const value = lookup(name)
+      const value = evaluate(name, fns)
       return typeof value === 'string' ? value : JSON.stringify(value)
     })
   }

@@ -224,9 +224,9 @@ const cases: Case[] = [
     errors: ['jobs:a:needs:need config contains unknown keys: artefacts'],
   },
   {
-    name: 'cross-pipeline needs',
-    yaml: 'a:\n  script: x\n  needs: [{pipeline: $PARENT_PIPELINE_ID, job: gen}]\n',
-    errors: ['jobs:a:needs:need config contains unsupported keys: pipeline'],
+    name: 'needs:project without its ref',
+    yaml: 'a:\n  script: x\n  needs: [{project: group/tools, job: gen}]\n',
+    errors: ["jobs:a:needs:need ref can't be blank"],
   },
   {
     name: 'undefined dependency',

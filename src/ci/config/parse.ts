@@ -3,8 +3,6 @@ import { resolveExtends } from './extends.ts'
 import { expandIncludes, IncludeError, type IncludeSource } from './include.ts'
 import { resolveReferences } from './reference.ts'
 import {
-  AUTO_CANCEL_MODES,
-  type AutoCancelMode,
   DEFAULT_JOB_STAGE,
   DEFAULT_STAGES,
   POST_STAGE,
@@ -28,7 +26,9 @@ import {
   DEFAULT_KEYS,
   Errors,
   checkKeys,
+  isCrossNeed,
   validateAllowFailure,
+  validateAutoCancel,
   validateArtifacts,
   validateBoolean,
   validateCaches,
@@ -228,7 +228,7 @@ function buildConfig(e: Errors, root: Hash, includes: string[]): CiConfig {
 }
 
 function buildWorkflow(e: Errors, v: unknown): CiConfig['workflow'] {
-  const none = { name: null, rules: null, autoCancelOnNewCommit: null }
+  const none = { name: null, rules: null, autoCancelOnNewCommit: null, autoCancelOnJobFailure: null }
   if (!present(v)) return none
   if (!isHash(v)) return e.add('workflow', 'config should be a hash') ?? none
   if (Object.keys(v).length === 0) return e.add('workflow', "config can't be blank") ?? none
@@ -237,20 +237,14 @@ function buildWorkflow(e: Errors, v: unknown): CiConfig['workflow'] {
   if (present(name) && !(isString(name) && name.length <= 255)) e.add('workflow', 'name should be a string of at most 255 characters')
   const rulesRaw = getKey(v, 'rules')
   const rules = present(rulesRaw) ? (validateRules(e, 'workflow:rules', rulesRaw, 'workflow') ?? null) : null
-  const autoCancel = getKey(v, 'auto_cancel')
-  let autoCancelOnNewCommit: AutoCancelMode | null = null
-  if (present(autoCancel)) {
-    // on_job_failure (cancel the rest of a pipeline when a job fails) is not implemented: an error, never ignored.
-    if (!isHash(autoCancel)) e.add('workflow:auto_cancel', 'config should be a hash')
-    else if (checkKeys(e, 'workflow:auto_cancel', autoCancel, ['on_new_commit'], ['on_job_failure'])) {
-      const mode = getKey(autoCancel, 'on_new_commit')
-      if (present(mode)) {
-        if (isString(mode) && (AUTO_CANCEL_MODES as readonly string[]).includes(mode)) autoCancelOnNewCommit = mode as AutoCancelMode
-        else e.add('workflow:auto_cancel', `on new commit must be one of: ${list(AUTO_CANCEL_MODES)}`)
-      }
-    }
+  const autoCancelRaw = getKey(v, 'auto_cancel')
+  const autoCancel = present(autoCancelRaw) ? validateAutoCancel(e, 'workflow:auto_cancel', autoCancelRaw) : undefined
+  return {
+    name: isString(name) ? name : null,
+    rules,
+    autoCancelOnNewCommit: autoCancel?.onNewCommit ?? null,
+    autoCancelOnJobFailure: autoCancel?.onJobFailure ?? null,
   }
-  return { name: isString(name) ? name : null, rules, autoCancelOnNewCommit }
 }
 
 function validateDefaultKey(e: Errors, loc: string, key: DefaultKey, v: unknown, into: Defaults): void {
@@ -384,7 +378,10 @@ function buildJob(e: Errors, name: string, h: Hash, defaults: Defaults): CiJob |
   const rules = has('rules') ? validateRules(e, `${loc}:rules`, get('rules'), 'job') : null
   const only = has('only') ? validatePolicy(e, `${loc}:only`, get('only')) : null
   const except = has('except') ? validatePolicy(e, `${loc}:except`, get('except')) : null
-  const needs = has('needs') ? validateNeeds(e, `${loc}:needs`, get('needs')) : null
+  const allNeeds = has('needs') ? validateNeeds(e, `${loc}:needs`, get('needs')) : null
+  // Needs outside this pipeline give artifacts only; the job waits for the jobs of this pipeline it names.
+  const needs = allNeeds ? allNeeds.filter((n): n is CiNeed => !isCrossNeed(n)) : allNeeds
+  const crossNeeds = allNeeds ? allNeeds.filter(isCrossNeed) : []
   let dependencies: string[] | null = null
   if (has('dependencies')) {
     const d = get('dependencies')
@@ -438,6 +435,7 @@ function buildJob(e: Errors, name: string, h: Hash, defaults: Defaults): CiJob |
     only,
     except,
     needs,
+    crossNeeds,
     dependencies,
     artifacts: pick('artifacts') ?? null,
     cache: pick('cache') ?? [],

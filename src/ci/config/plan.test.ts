@@ -370,3 +370,31 @@ test('planning is linear in jobs', async () => {
   const ms = performance.now() - started
   assert.ok(ms < 2_000, `planning took ${Math.round(ms)} ms`)
 })
+
+test('workflow:rules:auto_cancel overrides workflow:auto_cancel, setting by setting, when its rule matches', async () => {
+  const config = await parse(`workflow:
+  auto_cancel:
+    on_new_commit: interruptible
+    on_job_failure: all
+  rules:
+    - if: $CI_COMMIT_REF_NAME == "main"
+      auto_cancel:
+        on_new_commit: none
+    - if: $CI_COMMIT_REF_NAME == "dev"
+      auto_cancel:
+        on_job_failure: none
+    - when: always
+a:
+  script: [x]
+`)
+  const modes = (ref: string) => {
+    const plan = planPipeline(config, event({ ref }))
+    return plan.status === 'created' ? [plan.autoCancelOnNewCommit, plan.autoCancelOnJobFailure] : plan.status
+  }
+  assert.deepEqual(modes('main'), ['none', 'all'])
+  assert.deepEqual(modes('dev'), ['interruptible', 'none'])
+  assert.deepEqual(modes('other'), ['interruptible', 'all'])
+  await assert.rejects(parse('workflow:\n  rules:\n    - auto_cancel: {on_new_commit: sometimes}\na:\n  script: [x]\n'), (e: Error) =>
+    /workflow:rules:rule:auto_cancel on new commit must be one of: conservative, interruptible, none/.test(e.message),
+  )
+})

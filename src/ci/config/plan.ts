@@ -4,10 +4,12 @@ import {
   POST_STAGE,
   PRE_STAGE,
   type AutoCancelMode,
+  type AutoCancelOnJobFailure,
   type CiArtifacts,
   type CiCache,
   type CiChanges,
   type CiConfig,
+  type CiCrossNeed,
   type CiEnvironment,
   type CiRelease,
   type CiIdToken,
@@ -60,6 +62,8 @@ export interface PlannedJob {
   allowFailureExitCodes: number[] | null
   /** null: wait for earlier stages; []: start at once; otherwise the jobs to wait for. */
   needs: CiNeed[] | null
+  /** `needs:pipeline:job` and `needs:project` (artifacts from outside this pipeline), as written. */
+  crossNeeds: CiCrossNeed[]
   /** `dependencies:` kept in the pipeline, or null when not given. */
   dependencies: string[] | null
   /** Jobs whose artifacts this job downloads (dependencies, else needs, else earlier stages). */
@@ -106,6 +110,8 @@ export type PipelinePlan =
       variables: Record<string, string>
       /** `workflow:auto_cancel:on_new_commit` (GitLab's default: conservative). */
       autoCancelOnNewCommit: AutoCancelMode
+      /** `workflow:auto_cancel:on_job_failure` (GitLab's default: none). */
+      autoCancelOnJobFailure: AutoCancelOnJobFailure
     }
   /** No pipeline is created (workflow:rules, or no job left). */
   | { status: 'filtered'; reason: string }
@@ -233,10 +239,15 @@ interface Selected {
 
 export function planPipeline(config: CiConfig, ctx: PlanContext): PipelinePlan {
   const globals: Record<string, CiVariable> = { ...config.variables }
+  let autoCancelOnNewCommit = config.workflow.autoCancelOnNewCommit
+  let autoCancelOnJobFailure = config.workflow.autoCancelOnJobFailure
   if (config.workflow.rules) {
     const rule = firstMatch(config.workflow.rules, lookupFor(globals, ctx), ctx)
     if (!rule || rule.when === 'never') return { status: 'filtered', reason: FILTERED_BY_WORKFLOW }
     for (const [k, v] of Object.entries(rule.variables ?? {})) setKey(globals, k, { value: v, expand: true, description: null })
+    // workflow:rules:auto_cancel overrides workflow:auto_cancel, setting by setting.
+    autoCancelOnNewCommit = rule.autoCancel?.onNewCommit ?? autoCancelOnNewCommit
+    autoCancelOnJobFailure = rule.autoCancel?.onJobFailure ?? autoCancelOnJobFailure
   }
 
   const selected: Selected[] = []
@@ -320,6 +331,7 @@ export function planPipeline(config: CiConfig, ctx: PlanContext): PipelinePlan {
         allowFailure: s.allowFailure,
         allowFailureExitCodes: job.allowFailureExitCodes,
         needs: s.needs,
+        crossNeeds: job.crossNeeds,
         dependencies,
         artifactsFrom,
         image: job.image && expandImage(job.image, lookup),
@@ -365,6 +377,7 @@ export function planPipeline(config: CiConfig, ctx: PlanContext): PipelinePlan {
     stages,
     jobs,
     variables: globalValues,
-    autoCancelOnNewCommit: config.workflow.autoCancelOnNewCommit ?? 'conservative',
+    autoCancelOnNewCommit: autoCancelOnNewCommit ?? 'conservative',
+    autoCancelOnJobFailure: autoCancelOnJobFailure ?? 'none',
   }
 }

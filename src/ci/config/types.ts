@@ -13,6 +13,10 @@ export type RuleWhen = (typeof RULE_WHEN)[number]
 export const AUTO_CANCEL_MODES = ['conservative', 'interruptible', 'none'] as const
 export type AutoCancelMode = (typeof AUTO_CANCEL_MODES)[number]
 
+/** `workflow:auto_cancel:on_job_failure`: whether a failed job cancels the rest of its pipeline. */
+export const AUTO_CANCEL_ON_JOB_FAILURE = ['none', 'all'] as const
+export type AutoCancelOnJobFailure = (typeof AUTO_CANCEL_ON_JOB_FAILURE)[number]
+
 /** `when:` of a `workflow:rules` rule. */
 export const WORKFLOW_WHEN = ['always', 'never'] as const
 
@@ -84,6 +88,16 @@ export interface CiNeed {
   matrix?: MatrixEntry[]
 }
 
+/**
+ * A need outside this pipeline, for its artifacts (and dotenv variables): `needs:pipeline:job` (a job
+ * of an upstream pipeline of this project, `pipeline` usually `$PARENT_PIPELINE_ID`) or
+ * `needs:project` (a job of the newest successful pipeline of `ref` in another project). Values are
+ * expanded when the job starts, with its variables.
+ */
+export type CiCrossNeed =
+  | { job: string; artifacts: boolean; pipeline: string }
+  | { job: string; artifacts: boolean; project: string; ref: string }
+
 /** One `parallel:matrix` entry: each variable's values (a single value is a one-element list). */
 export type MatrixEntry = Record<string, string[]>
 
@@ -108,6 +122,14 @@ export interface CiRule {
   interruptible: boolean | null
   /** Seconds a `when: delayed` rule waits (`start_in`). */
   startIn: number | null
+  /** `workflow:rules:auto_cancel`: overrides `workflow:auto_cancel` when this rule matches. */
+  autoCancel?: CiAutoCancel
+}
+
+/** `workflow:auto_cancel` (and a workflow rule's): null where it says nothing. */
+export interface CiAutoCancel {
+  onNewCommit: AutoCancelMode | null
+  onJobFailure: AutoCancelOnJobFailure | null
 }
 
 /** `only:` / `except:`: every present key must have a matching condition. */
@@ -186,8 +208,12 @@ export interface CiRelease {
   links: CiReleaseLink[]
 }
 
-/** One file of a child pipeline's configuration (`trigger:include`). */
-export type CiTriggerInclude = { local: string } | { artifact: string; job: string }
+/**
+ * One entry of a child pipeline's configuration (`trigger:include`), as written: `local`, `artifact`
+ * with `job`, `project` with `file` (and `ref`), `template`, `component` or `remote`, each with
+ * optional `inputs`. The child pipeline expands it as an `include:` of its own.
+ */
+export type CiTriggerInclude = Record<string, unknown>
 
 /** `trigger:` of a bridge job: a child pipeline (`include`) or a multi-project one (`project`). */
 export interface CiTrigger {
@@ -233,6 +259,8 @@ export interface CiJob {
   except: CiPolicy | null
   /** null: wait for earlier stages; []: start at once. */
   needs: CiNeed[] | null
+  /** `needs:pipeline:job` and `needs:project`: artifacts from outside this pipeline (no wait). */
+  crossNeeds: CiCrossNeed[]
   dependencies: string[] | null
   artifacts: CiArtifacts | null
   cache: CiCache[]
@@ -265,7 +293,12 @@ export interface CiConfig {
   stages: string[]
   /** Global `variables:`. */
   variables: Record<string, CiVariable>
-  workflow: { name: string | null; rules: CiRule[] | null; autoCancelOnNewCommit: AutoCancelMode | null }
+  workflow: {
+    name: string | null
+    rules: CiRule[] | null
+    autoCancelOnNewCommit: AutoCancelMode | null
+    autoCancelOnJobFailure: AutoCancelOnJobFailure | null
+  }
   /** Visible jobs in file order (hidden `.jobs` are templates only). */
   jobs: CiJob[]
   /** Local files pulled in by `include`, in load order. */

@@ -2,6 +2,8 @@ import { REGISTRY_SERVICE } from '../../core/names.ts'
 import { isValidExpression, patternFromString } from './expression.ts'
 import { MAX_JOB_TIMEOUT_SECONDS, parseDuration } from './duration.ts'
 import {
+  AUTO_CANCEL_MODES,
+  AUTO_CANCEL_ON_JOB_FAILURE,
   ARTIFACTS_ACCESS,
   ARTIFACTS_WHEN,
   JOB_WHEN,
@@ -11,9 +13,13 @@ import {
   RULE_WHEN,
   WORKFLOW_WHEN,
   type ArtifactsWhen,
+  type AutoCancelMode,
+  type AutoCancelOnJobFailure,
+  type CiAutoCancel,
   type CiArtifacts,
   type CiCache,
   type CiChanges,
+  type CiCrossNeed,
   type CiEnvironment,
   type CiIdToken,
   type CiImage,
@@ -322,13 +328,13 @@ function validateExists(e: Errors, loc: string, v: unknown): string[] | undefine
   return e.add(loc, 'should be a string, an array of strings, or a hash')
 }
 
-export function validateNeeds(e: Errors, loc: string, v: unknown): CiNeed[] | undefined {
+export function validateNeeds(e: Errors, loc: string, v: unknown): Array<CiNeed | CiCrossNeed> | undefined {
   const items = isHash(v) ? [v] : v
   if (!Array.isArray(items)) return e.add(loc, 'config can only be a Hash or an Array')
   if (items.length > CONFIG_LIMITS.needs) {
     return e.add(loc, `one job can only need ${CONFIG_LIMITS.needs} others, but you have listed ${items.length}`)
   }
-  const out: CiNeed[] = []
+  const out: Array<CiNeed | CiCrossNeed> = []
   const at = `${loc}:need`
   let ok = true
   for (const item of items) {
@@ -341,7 +347,13 @@ export function validateNeeds(e: Errors, loc: string, v: unknown): CiNeed[] | un
       e.add(at, 'has an unsupported type')
       continue
     }
-    if (!checkKeys(e, at, item, ['job', 'artifacts', 'optional', 'parallel'], ['pipeline', 'project', 'ref'])) {
+    const cross = hasKey(item, 'pipeline') || hasKey(item, 'project')
+    const keys = !cross
+      ? ['job', 'artifacts', 'optional', 'parallel']
+      : hasKey(item, 'project')
+        ? ['project', 'job', 'ref', 'artifacts']
+        : ['pipeline', 'job', 'artifacts']
+    if (!checkKeys(e, at, item, keys)) {
       ok = false
       continue
     }
@@ -356,6 +368,25 @@ export function validateNeeds(e: Errors, loc: string, v: unknown): CiNeed[] | un
     if (present(artifacts) && typeof artifacts !== 'boolean') {
       ok = false
       e.add(at, 'artifacts should be a boolean value')
+      continue
+    }
+    if (cross) {
+      const pipeline = getKey(item, 'pipeline')
+      const project = getKey(item, 'project')
+      const ref = getKey(item, 'ref')
+      if (hasKey(item, 'project')) {
+        if (!isString(project) || project === '') e.add(at, "project can't be blank")
+        else if (!isString(ref) || ref === '') e.add(at, "ref can't be blank")
+        else {
+          out.push({ job, artifacts: artifacts !== false, project, ref })
+          continue
+        }
+      } else if (!isString(pipeline) || pipeline === '') e.add(at, "pipeline can't be blank")
+      else {
+        out.push({ job, artifacts: artifacts !== false, pipeline })
+        continue
+      }
+      ok = false
       continue
     }
     if (present(optional) && typeof optional !== 'boolean') {
@@ -374,16 +405,41 @@ export function validateNeeds(e: Errors, loc: string, v: unknown): CiNeed[] | un
   return ok ? out : undefined
 }
 
+/** Whether a need is outside this pipeline (`needs:pipeline:job`, `needs:project`). */
+export function isCrossNeed(n: CiNeed | CiCrossNeed): n is CiCrossNeed {
+  return 'pipeline' in n || 'project' in n
+}
+
 export type RulesMode = 'job' | 'workflow'
 
 const JOB_RULE_KEYS = ['if', 'changes', 'exists', 'when', 'allow_failure', 'variables', 'needs', 'interruptible', 'start_in'] as const
-const WORKFLOW_RULE_KEYS = ['if', 'changes', 'exists', 'when', 'variables'] as const
+const WORKFLOW_RULE_KEYS = ['if', 'changes', 'exists', 'when', 'variables', 'auto_cancel'] as const
+
+/** `workflow:auto_cancel` or `workflow:rules:auto_cancel`: `on_new_commit`, `on_job_failure`. */
+export function validateAutoCancel(e: Errors, loc: string, v: unknown): CiAutoCancel | undefined {
+  if (!isHash(v)) return e.add(loc, 'config should be a hash')
+  if (!checkKeys(e, loc, v, ['on_new_commit', 'on_job_failure'])) return undefined
+  const out: CiAutoCancel = { onNewCommit: null, onJobFailure: null }
+  const onNewCommit = getKey(v, 'on_new_commit')
+  if (present(onNewCommit)) {
+    if (isString(onNewCommit) && (AUTO_CANCEL_MODES as readonly string[]).includes(onNewCommit)) {
+      out.onNewCommit = onNewCommit as AutoCancelMode
+    } else return e.add(loc, `on new commit must be one of: ${list(AUTO_CANCEL_MODES)}`)
+  }
+  const onJobFailure = getKey(v, 'on_job_failure')
+  if (present(onJobFailure)) {
+    if (isString(onJobFailure) && (AUTO_CANCEL_ON_JOB_FAILURE as readonly string[]).includes(onJobFailure)) {
+      out.onJobFailure = onJobFailure as AutoCancelOnJobFailure
+    } else return e.add(loc, `on job failure must be one of: ${list(AUTO_CANCEL_ON_JOB_FAILURE)}`)
+  }
+  return out
+}
 
 function validateRule(e: Errors, loc: string, v: unknown, mode: RulesMode): CiRule | undefined {
   if (!isHash(v)) return e.add(loc, 'config should be a hash')
   if (Object.keys(v).length === 0) return e.add(loc, "config can't be blank")
   const allowed = mode === 'job' ? JOB_RULE_KEYS : WORKFLOW_RULE_KEYS
-  if (!checkKeys(e, loc, v, allowed, mode === 'job' ? [] : ['auto_cancel'])) return undefined
+  if (!checkKeys(e, loc, v, allowed)) return undefined
   const errs = e.size
   const cond = getKey(v, 'if')
   if (present(cond) && !(isString(cond) && isValidExpression(cond))) e.add(loc, 'if invalid expression syntax')
@@ -405,6 +461,9 @@ function validateRule(e: Errors, loc: string, v: unknown, mode: RulesMode): CiRu
   const variables = present(varsRaw) ? validatePlainVariables(e, `${loc}:variables`, varsRaw) : null
   const needsRaw = getKey(v, 'needs')
   const needs = present(needsRaw) ? validateNeeds(e, `${loc}:needs`, needsRaw) : null
+  if (needs?.some(isCrossNeed)) e.add(`${loc}:needs`, 'may only name jobs of this pipeline (not pipeline: or project:)')
+  const autoCancelRaw = getKey(v, 'auto_cancel')
+  const autoCancel = present(autoCancelRaw) ? validateAutoCancel(e, `${loc}:auto_cancel`, autoCancelRaw) : null
   if (e.size !== errs) return undefined
   return {
     if: isString(cond) ? cond : null,
@@ -413,9 +472,10 @@ function validateRule(e: Errors, loc: string, v: unknown, mode: RulesMode): CiRu
     when: isString(when) ? (when as RuleWhen) : null,
     allowFailure: typeof allowFailure === 'boolean' ? allowFailure : null,
     variables: variables ?? null,
-    needs: needs ?? null,
+    needs: (needs as CiNeed[] | null | undefined) ?? null,
     interruptible: typeof interruptible === 'boolean' ? interruptible : null,
     startIn: startIn ?? null,
+    ...(autoCancel ? { autoCancel } : {}),
   }
 }
 
@@ -955,6 +1015,16 @@ const TRIGGER_KEYS = ['project', 'branch', 'strategy', 'include', 'forward'] as 
 /** A path of a project (`group/sub/project`), as the string form of `trigger:` names it. */
 const PROJECT_PATH = /^[\w.-]+(\/[\w.-]+)+$/
 
+/** The forms of a `trigger:include` entry and the keys each may have. */
+const TRIGGER_INCLUDE_FORMS = {
+  local: ['local', 'inputs'],
+  artifact: ['artifact', 'job', 'inputs'],
+  project: ['project', 'file', 'ref', 'inputs'],
+  template: ['template', 'inputs'],
+  component: ['component', 'inputs'],
+  remote: ['remote', 'inputs'],
+} as const
+
 function validateTriggerInclude(e: Errors, loc: string, v: unknown): CiTriggerInclude[] | undefined {
   const items = Array.isArray(v) ? v : [v]
   if (items.length === 0) return e.add(loc, 'config should be a string or an array of hashes')
@@ -965,16 +1035,20 @@ function validateTriggerInclude(e: Errors, loc: string, v: unknown): CiTriggerIn
       continue
     }
     if (!isHash(item)) return e.add(loc, 'config should be a string or an array of hashes')
-    if (!checkKeys(e, loc, item, ['local', 'artifact', 'job'], ['project', 'file', 'ref', 'template', 'remote', 'component', 'inputs'])) {
-      return undefined
+    const forms = Object.keys(TRIGGER_INCLUDE_FORMS).filter((f) => hasKey(item, f)) as Array<keyof typeof TRIGGER_INCLUDE_FORMS>
+    if (forms.length > 1) return e.add(loc, `config these keys cannot be used together: ${list(forms)}`)
+    const form = forms[0] ?? (hasKey(item, 'job') ? 'artifact' : undefined)
+    if (!form) return e.add(loc, `config should be one of: ${list(Object.keys(TRIGGER_INCLUDE_FORMS))}`)
+    if (!checkKeys(e, loc, item, TRIGGER_INCLUDE_FORMS[form])) return undefined
+    const main = getKey(item, form)
+    if (form === 'artifact' && !(isString(getKey(item, 'job')) && getKey(item, 'job') !== '')) {
+      return e.add(loc, 'config must specify the job where to fetch the artifact from')
     }
-    const local = getKey(item, 'local')
-    const artifact = getKey(item, 'artifact')
-    const job = getKey(item, 'job')
-    if (isString(local) && local !== '' && !present(artifact) && !present(job)) out.push({ local })
-    else if (isString(artifact) && artifact !== '' && isString(job) && job !== '' && !present(local)) out.push({ artifact, job })
-    else if (present(artifact)) return e.add(loc, 'config must specify the job where to fetch the artifact from')
-    else return e.add(loc, 'config should be a local file or an artifact of a job')
+    if (!isString(main) || main === '') return e.add(loc, `${form} should be a string`)
+    const inputs = getKey(item, 'inputs')
+    if (present(inputs) && !isHash(inputs)) return e.add(loc, 'inputs should be a hash')
+    // The file list, ref and inputs are checked where the child pipeline expands them, as any include.
+    out.push({ ...item })
   }
   return out
 }

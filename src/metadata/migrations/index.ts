@@ -23,6 +23,7 @@ import * as m0020 from './0020-coordination.ts'
 import * as m0021 from './0021-upload-writers.ts'
 import * as m0022 from './0022-ci-several-nodes.ts'
 import * as m0023 from './0023-environments-releases.ts'
+import * as m0024 from './0024-ci-coverage-auto-cancel.ts'
 
 export type { MigrationContext } from './context.ts'
 
@@ -58,6 +59,7 @@ const MIGRATIONS: Record<string, { up(db: Kysely<unknown>, ctx: MigrationContext
   '0021-upload-writers': m0021,
   '0022-ci-several-nodes': m0022,
   '0023-environments-releases': m0023,
+  '0024-ci-coverage-auto-cancel': m0024,
 }
 
 export function migrationProvider(kind: DialectKind): MigrationProvider {
