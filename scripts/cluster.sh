@@ -11,17 +11,16 @@
 #
 # Printed: CLUSTER_URL (nginx, both nodes; the nodes' public URL), CLUSTER_SINGLE_URL (nginx, node a
 # only: one node against two through the same proxy), NODE_A_URL, NODE_B_URL, NODE_A_PID, NODE_B_PID,
-# NODE_A_LOG, NODE_B_LOG, ROOT_PASSWORD, METRICS_TOKEN, DATABASE_URL, S3_ENDPOINT, S3_BUCKET, DATA_DIR.
+# NODE_A_LOG, NODE_B_LOG, ROOT_PASSWORD, METRICS_TOKEN, DATABASE_URL, S3_ENDPOINT, S3_BUCKET, DATA_DIR,
+# GIT_REPOS_DIR, SEALING_KEY_FILE.
 # CLUSTER_LOG_LEVEL sets the nodes' log level (default info); CLUSTER_START=serial starts node b
 # only once node a is ready (default: both at once). WHARF_* variables of the caller are not
 # passed on: both nodes get exactly the settings below.
 #
-# What the nodes share: the database, the bucket, and the data directory DATA_DIR, which with
-# PostgreSQL and S3 holds only git repositories (<data>/git) and the sealing key (<data>/secrets),
-# as a shared volume would. Settings that name those apart from the data directory are being added
-# on other branches (planned: `git.repositoriesDir` for the repositories, and a shared sealing-key
-# setting such as `secrets.sealingKeyFile`); until they land, the shared data directory is how the
-# nodes see the same repositories and key, and it stays a valid layout afterwards.
+# What the nodes share: the database, the bucket, the git repositories (GIT_REPOS_DIR, through
+# `git.repositoriesDir`, as a shared volume would be) and the sealing key (SEALING_KEY_FILE, through
+# `secrets.sealingKeyFile`, as a Kubernetes Secret would be). Each node has its own data directory
+# (DATA_DIR/node-a, DATA_DIR/node-b), which with PostgreSQL and S3 holds nothing the other needs.
 set -eu
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -59,8 +58,10 @@ start_node() {
   WHARF_METRICS_TOKEN="$METRICS_TOKEN" \
   WHARF_LIMITS_MAX_CONNECTIONS_PER_ADDRESS=0 \
   WHARF_LOG_LEVEL="${CLUSTER_LOG_LEVEL:-info}" \
+  WHARF_GIT_REPOSITORIES_DIR="$GIT_REPOS_DIR" \
+  WHARF_SEALING_KEY_FILE="$SEALING_KEY_FILE" \
     setsid "$NODE" "$ROOT/src/cli/main.ts" serve \
-      --listen "127.0.0.1:$port" --public-url "$CLUSTER_URL" --data "$DATA_DIR" \
+      --listen "127.0.0.1:$port" --public-url "$CLUSTER_URL" --data "$DATA_DIR/node-$name" \
       </dev/null >>"$log" 2>&1 &
   echo $! >"$dir/node-$name.pid"
 }
@@ -184,9 +185,10 @@ s3.destroy()
 
 root_password=$(python3 -c 'import secrets; print("root-" + secrets.token_urlsafe(12))')
 metrics_token=$(python3 -c 'import secrets; print(secrets.token_urlsafe(24))')
-mkdir -p "$dir/data"
+mkdir -p "$dir/data/node-a" "$dir/data/node-b" "$dir/data/git"
 (
   umask 077
+  head -c 32 /dev/urandom | base64 >"$dir/sealing.key"
   cat >"$dir/cluster.env" <<EOF
 CLUSTER_URL=http://127.0.0.1:$lb
 CLUSTER_SINGLE_URL=http://127.0.0.1:$lb_single
@@ -202,6 +204,8 @@ DATABASE_URL=$database_url
 S3_ENDPOINT=http://127.0.0.1:$swift_proxy
 S3_BUCKET=$s3_bucket
 DATA_DIR=$dir/data
+GIT_REPOS_DIR=$dir/data/git
+SEALING_KEY_FILE=$dir/sealing.key
 EOF
 )
 

@@ -110,7 +110,7 @@ export async function startCluster(): Promise<Cluster> {
       url,
       host: new URL(url).host,
       port: Number(new URL(url).port),
-      dataDir: get('DATA_DIR'),
+      dataDir: `${get('DATA_DIR')}/node-${name}`,
       tmpDir: dir,
       logFile,
       kind: 'wharf',
