@@ -1,23 +1,24 @@
 import { mkdirSync } from 'node:fs'
 import { dirname, join, resolve } from 'node:path'
 import { DatabaseSync, type StatementSync } from 'node:sqlite'
+import { setTimeout as sleep } from 'node:timers/promises'
 import {
-  CompiledQuery,
   Kysely,
   Migrator,
   PostgresAdapter,
   PostgresDialect,
   sql,
   SqliteDialect,
-  type DatabaseConnection,
-  type Driver,
+  type KyselyConfig,
   type LogConfig,
   type SqliteDatabase,
   type SqliteStatement,
-  type TransactionSettings,
+  type Transaction,
+  type TransactionBuilder,
 } from 'kysely'
 import { LRUCache } from 'lru-cache'
 import pg from 'pg'
+import { WharfError } from '../core/errors.ts'
 import { migrationProvider } from './migrations/index.ts'
 import type { Database } from './schema.ts'
 
@@ -90,34 +91,46 @@ const pgTypes = {
 }
 
 /**
- * Every transaction first takes one transaction-scoped advisory lock, so transactions run one at a
- * time as they do on SQLite (one writer). The domain code was written for that: a transaction's
- * reads decide its writes (an immutable tag seen as new, a name seen as free) and must not be
- * invalidated by another transaction committing in between. Statements outside transactions run
- * on the pool in parallel.
+ * PostgreSQL transactions run at SERIALIZABLE, retried from the start when PostgreSQL reports that
+ * another one invalidated them (serialization failure 40001, deadlock 40P01). The domain code was
+ * written for SQLite's one writer: a transaction's reads decide its writes (a tag seen as new, a
+ * name seen as free, a group's last owner, the next pipeline iid), which SERIALIZABLE keeps true
+ * without making unrelated transactions wait for one another, across all nodes sharing the
+ * database. A retried callback runs again from the start, so it must keep its effects in the
+ * transaction (or reset them when it begins). Statements outside transactions stay at READ
+ * COMMITTED and are never retried.
  */
-const TRANSACTION_LOCK = 0x77686172 // "whar"
-function serializedTransactions(driver: Driver): Driver {
-  return {
-    init: () => driver.init(),
-    acquireConnection: () => driver.acquireConnection(),
-    async beginTransaction(connection: DatabaseConnection, settings: TransactionSettings) {
-      await driver.beginTransaction(connection, settings)
-      await connection.executeQuery(CompiledQuery.raw(`select pg_advisory_xact_lock(${TRANSACTION_LOCK})`))
-    },
-    commitTransaction: (connection) => driver.commitTransaction(connection),
-    rollbackTransaction: (connection) => driver.rollbackTransaction(connection),
-    releaseConnection: (connection) => driver.releaseConnection(connection),
-    destroy: () => driver.destroy(),
-    ...(driver.savepoint ? { savepoint: driver.savepoint.bind(driver) } : {}),
-    ...(driver.rollbackToSavepoint ? { rollbackToSavepoint: driver.rollbackToSavepoint.bind(driver) } : {}),
-    ...(driver.releaseSavepoint ? { releaseSavepoint: driver.releaseSavepoint.bind(driver) } : {}),
+const TRANSACTION_ATTEMPTS = 10
+const RETRYABLE = new Set(['40001', '40P01'])
+
+async function retried<T>(run: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await run()
+    } catch (e) {
+      if (!RETRYABLE.has((e as { code?: unknown }).code as string)) throw e
+      if (attempt >= TRANSACTION_ATTEMPTS)
+        throw new WharfError('UNAVAILABLE', 'the database is too busy with conflicting changes; try again', {}, { cause: e })
+      // Jittered and growing, so the transactions that collided do not collide again in step.
+      await sleep(Math.random() * 2 ** Math.min(attempt, 7))
+    }
   }
 }
 
-class WharfPostgresDialect extends PostgresDialect {
-  override createDriver(): Driver {
-    return serializedTransactions(super.createDriver())
+class WharfKysely extends Kysely<Database> {
+  readonly #postgres: boolean
+  constructor(config: KyselyConfig) {
+    super(config)
+    this.#postgres = config.dialect instanceof PostgresDialect
+  }
+
+  override transaction(): TransactionBuilder<Database> {
+    if (!this.#postgres) return super.transaction()
+    const builder = super.transaction().setIsolationLevel('serializable')
+    // Kysely's builder runs one attempt; it is made to retry here, so no call site needs to know.
+    const once = builder.execute.bind(builder)
+    builder.execute = <T>(callback: (trx: Transaction<Database>) => Promise<T>) => retried(() => once(callback))
+    return builder
   }
 }
 
@@ -126,13 +139,13 @@ function postgresDialect(config: { url: string; poolSize?: number }): PostgresDi
   // An idle connection the server drops (restart, failover) must not take the process down; the
   // pool replaces it on the next query, which fails or succeeds on its own.
   pool.on('error', () => {})
-  return new WharfPostgresDialect({ pool })
+  return new PostgresDialect({ pool })
 }
 
 /** `log` sees every query with its duration (the server's metrics time the database there). */
 export function openDb(config: DbConfig, opts: { log?: LogConfig } = {}): Kysely<Database> {
   const dialect = config.kind === 'sqlite' ? new SqliteDialect({ database: nodeSqlite(config.path) }) : postgresDialect(config)
-  return new Kysely<Database>({ dialect, ...(opts.log ? { log: opts.log } : {}) })
+  return new WharfKysely({ dialect, ...(opts.log ? { log: opts.log } : {}) })
 }
 
 /** The database was written by a newer Wharf: this version refuses to run on it (migrations only go forward). */
