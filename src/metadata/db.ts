@@ -3,18 +3,22 @@ import { dirname, join, resolve } from 'node:path'
 import { DatabaseSync, type StatementSync } from 'node:sqlite'
 import { setTimeout as sleep } from 'node:timers/promises'
 import {
+  CompiledQuery,
   Kysely,
   Migrator,
   PostgresAdapter,
   PostgresDialect,
   sql,
   SqliteDialect,
+  type DatabaseConnection,
+  type Driver,
   type KyselyConfig,
   type LogConfig,
   type SqliteDatabase,
   type SqliteStatement,
   type Transaction,
   type TransactionBuilder,
+  type TransactionSettings,
 } from 'kysely'
 import { LRUCache } from 'lru-cache'
 import pg from 'pg'
@@ -91,28 +95,71 @@ const pgTypes = {
 }
 
 /**
- * PostgreSQL transactions run at SERIALIZABLE, retried from the start when PostgreSQL reports that
- * another one invalidated them (serialization failure 40001, deadlock 40P01). The domain code was
- * written for SQLite's one writer: a transaction's reads decide its writes (a tag seen as new, a
- * name seen as free, a group's last owner, the next pipeline iid), which SERIALIZABLE keeps true
- * without making unrelated transactions wait for one another, across all nodes sharing the
- * database. A retried callback runs again from the start, so it must keep its effects in the
- * transaction (or reset them when it begins). Statements outside transactions stay at READ
- * COMMITTED and are never retried.
+ * PostgreSQL transactions run at SERIALIZABLE and in parallel, retried from the start when
+ * PostgreSQL reports that another one invalidated them (serialization failure 40001, deadlock
+ * 40P01). The domain code was written for SQLite's one writer: a transaction's reads decide its
+ * writes (a tag seen as new, a name seen as free, a group's last owner, the next pipeline iid),
+ * which SERIALIZABLE keeps true without making unrelated transactions wait for one another, across
+ * all nodes sharing the database. A retried callback runs again from the start, so it must keep its
+ * effects in the transaction (or reset them when it begins). Statements outside transactions stay
+ * at READ COMMITTED and are never retried.
+ *
+ * SERIALIZABLE may abort more than strictly needed (a small table is read whole, so every writer
+ * to it conflicts), and a hot spot could then abort a transaction again and again. So each
+ * transaction holds one advisory lock shared, taken in the same round trip as its BEGIN, and a
+ * transaction aborted SHARED_ATTEMPTS times upgrades it to exclusive: it then waits for the running
+ * ones and runs alone, as every transaction used to, and goes through.
  */
-const TRANSACTION_ATTEMPTS = 10
+const TRANSACTION_LOCK = 0x77686172 // "whar"
+const SHARED_ATTEMPTS = 4
+const TRANSACTION_ATTEMPTS = 8
 const RETRYABLE = new Set(['40001', '40P01'])
 
-async function retried<T>(run: () => Promise<T>): Promise<T> {
+function sharedTransactions(driver: Driver): Driver {
+  return {
+    init: () => driver.init(),
+    acquireConnection: () => driver.acquireConnection(),
+    async beginTransaction(connection: DatabaseConnection, settings: TransactionSettings) {
+      if (settings.isolationLevel !== 'serializable' || settings.accessMode) return driver.beginTransaction(connection, settings)
+      // Two statements in one simple query: one round trip, as a plain BEGIN.
+      await connection.executeQuery(
+        CompiledQuery.raw(`start transaction isolation level serializable; select pg_advisory_xact_lock_shared(${TRANSACTION_LOCK})`),
+      )
+    },
+    commitTransaction: (connection) => driver.commitTransaction(connection),
+    rollbackTransaction: (connection) => driver.rollbackTransaction(connection),
+    releaseConnection: (connection) => driver.releaseConnection(connection),
+    destroy: () => driver.destroy(),
+    ...(driver.savepoint ? { savepoint: driver.savepoint.bind(driver) } : {}),
+    ...(driver.rollbackToSavepoint ? { rollbackToSavepoint: driver.rollbackToSavepoint.bind(driver) } : {}),
+    ...(driver.releaseSavepoint ? { releaseSavepoint: driver.releaseSavepoint.bind(driver) } : {}),
+  }
+}
+
+class WharfPostgresDialect extends PostgresDialect {
+  override createDriver(): Driver {
+    return sharedTransactions(super.createDriver())
+  }
+}
+
+async function retried<T>(
+  once: (callback: (trx: Transaction<Database>) => Promise<T>) => Promise<T>,
+  callback: (trx: Transaction<Database>) => Promise<T>,
+): Promise<T> {
   for (let attempt = 1; ; attempt++) {
+    const alone = attempt > SHARED_ATTEMPTS
     try {
-      return await run()
+      return await once(async (trx) => {
+        // Upgraded from shared: waits for the other transactions, and new ones wait for this one.
+        if (alone) await sql`select pg_advisory_xact_lock(${sql.lit(TRANSACTION_LOCK)})`.execute(trx)
+        return callback(trx)
+      })
     } catch (e) {
       if (!RETRYABLE.has((e as { code?: unknown }).code as string)) throw e
       if (attempt >= TRANSACTION_ATTEMPTS)
         throw new WharfError('UNAVAILABLE', 'the database is too busy with conflicting changes; try again', {}, { cause: e })
-      // Jittered and growing, so the transactions that collided do not collide again in step.
-      await sleep(Math.random() * 2 ** Math.min(attempt, 7))
+      // Jittered, so the transactions that collided do not collide again in step.
+      if (!alone) await sleep(Math.random() * 2 ** attempt)
     }
   }
 }
@@ -129,7 +176,7 @@ class WharfKysely extends Kysely<Database> {
     const builder = super.transaction().setIsolationLevel('serializable')
     // Kysely's builder runs one attempt; it is made to retry here, so no call site needs to know.
     const once = builder.execute.bind(builder)
-    builder.execute = <T>(callback: (trx: Transaction<Database>) => Promise<T>) => retried(() => once(callback))
+    builder.execute = <T>(callback: (trx: Transaction<Database>) => Promise<T>) => retried<T>(once, callback)
     return builder
   }
 }
@@ -139,7 +186,7 @@ function postgresDialect(config: { url: string; poolSize?: number }): PostgresDi
   // An idle connection the server drops (restart, failover) must not take the process down; the
   // pool replaces it on the next query, which fails or succeeds on its own.
   pool.on('error', () => {})
-  return new PostgresDialect({ pool })
+  return new WharfPostgresDialect({ pool })
 }
 
 /** `log` sees every query with its duration (the server's metrics time the database there). */
