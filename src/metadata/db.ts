@@ -107,8 +107,10 @@ const pgTypes = {
  * SERIALIZABLE may abort more than strictly needed (a small table is read whole, so every writer
  * to it conflicts), and a hot spot could then abort a transaction again and again. So each
  * transaction holds one advisory lock shared, taken in the same round trip as its BEGIN, and a
- * transaction aborted SHARED_ATTEMPTS times upgrades it to exclusive: it then waits for the running
- * ones and runs alone, as every transaction used to, and goes through.
+ * transaction aborted SHARED_ATTEMPTS times runs as all did before: at READ COMMITTED holding that
+ * lock exclusively, so it waits for the running ones, runs alone (each statement seeing all that
+ * committed before it) and goes through. (Not SERIALIZABLE then: its snapshot would be taken
+ * before the wait, and the commits it waited for would abort it again.)
  */
 const TRANSACTION_LOCK = 0x77686172 // "whar"
 const SHARED_ATTEMPTS = 4
@@ -120,11 +122,12 @@ function sharedTransactions(driver: Driver): Driver {
     init: () => driver.init(),
     acquireConnection: () => driver.acquireConnection(),
     async beginTransaction(connection: DatabaseConnection, settings: TransactionSettings) {
-      if (settings.isolationLevel !== 'serializable' || settings.accessMode) return driver.beginTransaction(connection, settings)
       // Two statements in one simple query: one round trip, as a plain BEGIN.
-      await connection.executeQuery(
-        CompiledQuery.raw(`start transaction isolation level serializable; select pg_advisory_xact_lock_shared(${TRANSACTION_LOCK})`),
-      )
+      const lock =
+        settings.isolationLevel === 'serializable'
+          ? `start transaction isolation level serializable; select pg_advisory_xact_lock_shared(${TRANSACTION_LOCK})`
+          : `start transaction isolation level read committed; select pg_advisory_xact_lock(${TRANSACTION_LOCK})`
+      await connection.executeQuery(CompiledQuery.raw(lock))
     },
     commitTransaction: (connection) => driver.commitTransaction(connection),
     rollbackTransaction: (connection) => driver.rollbackTransaction(connection),
@@ -142,24 +145,18 @@ class WharfPostgresDialect extends PostgresDialect {
   }
 }
 
-async function retried<T>(
-  once: (callback: (trx: Transaction<Database>) => Promise<T>) => Promise<T>,
-  callback: (trx: Transaction<Database>) => Promise<T>,
-): Promise<T> {
+type Run<T> = (callback: (trx: Transaction<Database>) => Promise<T>) => Promise<T>
+
+async function retried<T>(shared: Run<T>, alone: Run<T>, callback: (trx: Transaction<Database>) => Promise<T>): Promise<T> {
   for (let attempt = 1; ; attempt++) {
-    const alone = attempt > SHARED_ATTEMPTS
     try {
-      return await once(async (trx) => {
-        // Upgraded from shared: waits for the other transactions, and new ones wait for this one.
-        if (alone) await sql`select pg_advisory_xact_lock(${sql.lit(TRANSACTION_LOCK)})`.execute(trx)
-        return callback(trx)
-      })
+      return await (attempt > SHARED_ATTEMPTS ? alone : shared)(callback)
     } catch (e) {
       if (!RETRYABLE.has((e as { code?: unknown }).code as string)) throw e
       if (attempt >= TRANSACTION_ATTEMPTS)
         throw new WharfError('UNAVAILABLE', 'the database is too busy with conflicting changes; try again', {}, { cause: e })
       // Jittered, so the transactions that collided do not collide again in step.
-      if (!alone) await sleep(Math.random() * 2 ** attempt)
+      await sleep(Math.random() * 2 ** attempt)
     }
   }
 }
@@ -174,9 +171,10 @@ class WharfKysely extends Kysely<Database> {
   override transaction(): TransactionBuilder<Database> {
     if (!this.#postgres) return super.transaction()
     const builder = super.transaction().setIsolationLevel('serializable')
+    const alone = super.transaction().setIsolationLevel('read committed')
     // Kysely's builder runs one attempt; it is made to retry here, so no call site needs to know.
     const once = builder.execute.bind(builder)
-    builder.execute = <T>(callback: (trx: Transaction<Database>) => Promise<T>) => retried<T>(once, callback)
+    builder.execute = <T>(callback: (trx: Transaction<Database>) => Promise<T>) => retried<T>(once, alone.execute.bind(alone), callback)
     return builder
   }
 }
