@@ -1,7 +1,7 @@
 // Transactions that all read and write the same rows at once, on both dialects (PostgreSQL with
 // WHARF_TEST_DATABASE=postgres): each must see the others' effects as if they ran one at a time,
 // and every one must go through. On PostgreSQL this is the worst case for SERIALIZABLE (each
-// aborts the others), which the retries, then the upgrade to running alone, must absorb.
+// aborts the others), which the retries, and then running alone, must absorb.
 import assert from 'node:assert/strict'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
