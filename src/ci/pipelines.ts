@@ -555,6 +555,8 @@ export class Pipelines {
     const bridges: number[] = []
     let resources = false
     const pipeline = await this.db.transaction().execute(async (trx) => {
+      // A retried transaction (PostgreSQL) starts over: what an earlier attempt collected is void.
+      bridges.length = 0
       const jobs = await q.pipelineJobs(trx, pipelineId)
       const changes = advance(jobs.map(toNode))
       for (const j of jobs) {
@@ -563,7 +565,7 @@ export class Pipelines {
         // A bridge is pending once it may run: advanced now, played, released after its delay, or given its resource.
         if (j.kind === 'bridge' && (changes.get(j.id) ?? j.status) === 'pending') bridges.push(j.id)
       }
-      if (jobs.some((j) => j.resource_group !== null)) resources = true
+      resources = jobs.some((j) => j.resource_group !== null)
       const now = nowIso()
       const byId = new Map(jobs.map((j) => [j.id, j]))
       for (const [id, status] of changes) {

@@ -1,6 +1,7 @@
 import { mkdirSync } from 'node:fs'
 import { dirname, join, resolve } from 'node:path'
 import { DatabaseSync, type StatementSync } from 'node:sqlite'
+import { setTimeout as sleep } from 'node:timers/promises'
 import {
   CompiledQuery,
   Kysely,
@@ -11,13 +12,17 @@ import {
   SqliteDialect,
   type DatabaseConnection,
   type Driver,
+  type KyselyConfig,
   type LogConfig,
   type SqliteDatabase,
   type SqliteStatement,
+  type Transaction,
+  type TransactionBuilder,
   type TransactionSettings,
 } from 'kysely'
 import { LRUCache } from 'lru-cache'
 import pg from 'pg'
+import { WharfError } from '../core/errors.ts'
 import { migrationProvider } from './migrations/index.ts'
 import type { Database } from './schema.ts'
 
@@ -90,20 +95,39 @@ const pgTypes = {
 }
 
 /**
- * Every transaction first takes one transaction-scoped advisory lock, so transactions run one at a
- * time as they do on SQLite (one writer). The domain code was written for that: a transaction's
- * reads decide its writes (an immutable tag seen as new, a name seen as free) and must not be
- * invalidated by another transaction committing in between. Statements outside transactions run
- * on the pool in parallel.
+ * PostgreSQL transactions run at SERIALIZABLE and in parallel, retried from the start when
+ * PostgreSQL reports that another one invalidated them (serialization failure 40001, deadlock
+ * 40P01). The domain code was written for SQLite's one writer: a transaction's reads decide its
+ * writes (a tag seen as new, a name seen as free, a group's last owner, the next pipeline iid),
+ * which SERIALIZABLE keeps true without making unrelated transactions wait for one another, across
+ * all nodes sharing the database. A retried callback runs again from the start, so it must keep its
+ * effects in the transaction (or reset them when it begins). Statements outside transactions stay
+ * at READ COMMITTED and are never retried.
+ *
+ * SERIALIZABLE may abort more than strictly needed (a small table is read whole, so every writer
+ * to it conflicts), and a hot spot could then abort a transaction again and again. So each
+ * transaction holds one advisory lock shared, taken in the same round trip as its BEGIN, and a
+ * transaction aborted SHARED_ATTEMPTS times runs as all did before: at READ COMMITTED holding that
+ * lock exclusively, so it waits for the running ones, runs alone (each statement seeing all that
+ * committed before it) and goes through. (Not SERIALIZABLE then: its snapshot would be taken
+ * before the wait, and the commits it waited for would abort it again.)
  */
 const TRANSACTION_LOCK = 0x77686172 // "whar"
-function serializedTransactions(driver: Driver): Driver {
+const SHARED_ATTEMPTS = 4
+const TRANSACTION_ATTEMPTS = 8
+const RETRYABLE = new Set(['40001', '40P01'])
+
+function sharedTransactions(driver: Driver): Driver {
   return {
     init: () => driver.init(),
     acquireConnection: () => driver.acquireConnection(),
     async beginTransaction(connection: DatabaseConnection, settings: TransactionSettings) {
-      await driver.beginTransaction(connection, settings)
-      await connection.executeQuery(CompiledQuery.raw(`select pg_advisory_xact_lock(${TRANSACTION_LOCK})`))
+      // Two statements in one simple query: one round trip, as a plain BEGIN.
+      const lock =
+        settings.isolationLevel === 'serializable'
+          ? `start transaction isolation level serializable; select pg_advisory_xact_lock_shared(${TRANSACTION_LOCK})`
+          : `start transaction isolation level read committed; select pg_advisory_xact_lock(${TRANSACTION_LOCK})`
+      await connection.executeQuery(CompiledQuery.raw(lock))
     },
     commitTransaction: (connection) => driver.commitTransaction(connection),
     rollbackTransaction: (connection) => driver.rollbackTransaction(connection),
@@ -117,7 +141,41 @@ function serializedTransactions(driver: Driver): Driver {
 
 class WharfPostgresDialect extends PostgresDialect {
   override createDriver(): Driver {
-    return serializedTransactions(super.createDriver())
+    return sharedTransactions(super.createDriver())
+  }
+}
+
+type Run<T> = (callback: (trx: Transaction<Database>) => Promise<T>) => Promise<T>
+
+async function retried<T>(shared: Run<T>, alone: Run<T>, callback: (trx: Transaction<Database>) => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await (attempt > SHARED_ATTEMPTS ? alone : shared)(callback)
+    } catch (e) {
+      if (!RETRYABLE.has((e as { code?: unknown }).code as string)) throw e
+      if (attempt >= TRANSACTION_ATTEMPTS)
+        throw new WharfError('UNAVAILABLE', 'the database is too busy with conflicting changes; try again', {}, { cause: e })
+      // Jittered, so the transactions that collided do not collide again in step.
+      await sleep(Math.random() * 2 ** attempt)
+    }
+  }
+}
+
+class WharfKysely extends Kysely<Database> {
+  readonly #postgres: boolean
+  constructor(config: KyselyConfig) {
+    super(config)
+    this.#postgres = config.dialect instanceof PostgresDialect
+  }
+
+  override transaction(): TransactionBuilder<Database> {
+    if (!this.#postgres) return super.transaction()
+    const builder = super.transaction().setIsolationLevel('serializable')
+    const alone = super.transaction().setIsolationLevel('read committed')
+    // Kysely's builder runs one attempt; it is made to retry here, so no call site needs to know.
+    const once = builder.execute.bind(builder)
+    builder.execute = <T>(callback: (trx: Transaction<Database>) => Promise<T>) => retried<T>(once, alone.execute.bind(alone), callback)
+    return builder
   }
 }
 
@@ -134,7 +192,7 @@ const postgresUrls = new WeakMap<Kysely<Database>, string>()
 /** `log` sees every query with its duration (the server's metrics time the database there). */
 export function openDb(config: DbConfig, opts: { log?: LogConfig } = {}): Kysely<Database> {
   const dialect = config.kind === 'sqlite' ? new SqliteDialect({ database: nodeSqlite(config.path) }) : postgresDialect(config)
-  const db = new Kysely<Database>({ dialect, ...(opts.log ? { log: opts.log } : {}) })
+  const db = new WharfKysely({ dialect, ...(opts.log ? { log: opts.log } : {}) })
   if (config.kind === 'postgres') postgresUrls.set(db, config.url)
   return db
 }

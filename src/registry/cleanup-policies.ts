@@ -169,15 +169,18 @@ export class CleanupPolicies {
       const facts = await this.projectFacts(p.project_id, policy)
       for (const repo of await q.repositoriesUnder(this.db, p.full_path_lower)) {
         // Planned and applied in one transaction: a tag pushed meanwhile is seen or untouched.
-        await this.db.transaction().execute(async (trx) => {
+        // Counted from the committed attempt only (PostgreSQL may run the transaction again).
+        const done = await this.db.transaction().execute(async (trx) => {
           const plan = await this.planRepository(trx, repo, policy, facts, now)
-          protectedTags += plan.keep.filter((k) => k.reason.startsWith('protected')).length
-          tags += await q.deleteTagsByName(
+          const deleted = await q.deleteTagsByName(
             trx,
             repo.id,
             plan.delete.map((d) => d.name),
           )
+          return { deleted, kept: plan.keep.filter((k) => k.reason.startsWith('protected')).length }
         })
+        protectedTags += done.kept
+        tags += done.deleted
       }
       await q.setCleanupPolicyNextRun(this.db, p.project_id, nextRun(p.cadence, now))
     }

@@ -282,17 +282,7 @@ export interface ManifestRecord {
 
 /** Inserts the manifest if this repository does not hold it yet; returns its id either way. */
 export async function upsertManifest(db: Executor, m: ManifestRecord): Promise<number> {
-  const existing = await db
-    .selectFrom('manifests')
-    .select('id')
-    .where('repository_id', '=', m.repositoryId)
-    .where('digest', '=', m.digest)
-    .executeTakeFirst()
-  if (existing) {
-    // Pushed again: an untagged manifest's delay starts over, as for a new push.
-    await db.updateTable('manifests').set({ untagged_at: nowIso() }).where('id', '=', existing.id).execute()
-    return existing.id
-  }
+  // Inserted first: a push's manifest is usually new, and one statement is one round trip on PostgreSQL.
   const inserted = await db
     .insertInto('manifests')
     .values({
@@ -307,8 +297,20 @@ export async function upsertManifest(db: Executor, m: ManifestRecord): Promise<n
       content: m.content,
       created_at: nowIso(),
     })
+    .onConflict((oc) => oc.columns(['repository_id', 'digest']).doNothing())
     .returning('id')
-    .executeTakeFirstOrThrow()
+    .executeTakeFirst()
+  if (!inserted) {
+    // Pushed again: an untagged manifest's delay starts over, as for a new push.
+    const existing = await db
+      .updateTable('manifests')
+      .set({ untagged_at: nowIso() })
+      .where('repository_id', '=', m.repositoryId)
+      .where('digest', '=', m.digest)
+      .returning('id')
+      .executeTakeFirstOrThrow()
+    return existing.id
+  }
   const seen = new Set<string>()
   const refs = m.references.filter((r) => !seen.has(r.digest) && seen.add(r.digest))
   if (refs.length > 0) {

@@ -8,19 +8,19 @@
 // shows the user a clear message on the sign-in page, and the administrator the reason.
 import { after, before, describe, it } from 'node:test'
 import assert from 'node:assert/strict'
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import type { Browser, Page } from 'playwright-core'
 import { issueServerCertificate } from '../../src/tls/ca.ts'
 import { launchBrowser, signIn } from '../helpers/browser.ts'
 import { freePort, startWharf, type Wharf } from '../helpers/wharf.ts'
-import { loginEnv, wharfLogin } from '../helpers/wharf-login.ts'
+import { loginEnv } from '../helpers/wharf-login.ts'
 import { LDAP_ADMIN, LDAP_SUFFIX, startSlapd, type Slapd } from '../helpers/ldap.ts'
 import { startEngine, type Engine } from '../helpers/engine.ts'
 import { testImages, type TestImages } from '../helpers/images.ts'
 import { gitClient, type GitClient } from '../helpers/git.ts'
-import { describeResult } from '../helpers/run.ts'
+import { createTokenInUi, expectBlockedEverywhere, pullThroughHelper, pushWithToken, type SsoWorld } from '../helpers/sso-flow.ts'
 
 let wharf: Wharf
 let slapd: Slapd
@@ -33,6 +33,7 @@ let token = ''
 let work: string
 /** The credential helper's world: on PATH, with its own docker config and store (the engine's config keeps the PAT login). */
 let helperEnv: Record<string, string>
+const world = (): SsoWorld => ({ page, wharf, engine, images, git, work, helperEnv })
 
 const LENA = `uid=lena,ou=people,${LDAP_SUFFIX}`
 const SEED = `dn: ${LDAP_SUFFIX}
@@ -129,76 +130,17 @@ describe('LDAP sign-in in the browser', { timeout: 240_000 }, () => {
   })
 
   it('creates a personal access token that logs docker in and pushes, and pushes over git', async () => {
-    await page.getByRole('link', { name: 'Account' }).click()
-    await page
-      .getByRole('list', { name: 'Linked providers' })
-      .getByText(/^Corp directory, linked/)
-      .waitFor()
-    await page.getByRole('link', { name: 'Access tokens', exact: true }).click()
-    await page.getByLabel('Token name').fill('workstation')
-    for (const s of [/read_registry/, /write_registry/, /read_repository/, /write_repository/]) await page.getByLabel(s).check()
-    await page.getByRole('button', { name: 'Create token' }).click()
-    token = (await page.locator('#new-token-value').innerText()).trim()
-    assert.match(token, /^glpat-/)
-    const login = await engine.docker(['login', '-u', 'lena', '--password-stdin', wharf.host], { input: token, timeoutMs: 60_000 })
-    assert.equal(login.code, 0, describeResult(login))
-    assert.equal((await engine.docker(['load', '-i', images.dockerArchive])).code, 0)
-    const tag = `${wharf.host}/platform/service:v1`
-    assert.equal((await engine.docker(['tag', images.dockerArchiveTag, tag])).code, 0)
-    const push = await engine.docker(['push', tag], { timeoutMs: 120_000 })
-    assert.equal(push.code, 0, describeResult(push))
-    const repo = path.join(git.work, 'service')
-    await mkdir(repo)
-    await writeFile(path.join(repo, 'README'), 'service\n')
-    for (const args of [
-      ['init', '-b', 'main'],
-      ['add', '.'],
-      ['commit', '-m', 'first'],
-    ])
-      assert.equal((await git.git(args, { cwd: repo })).code, 0)
-    const gitPush = await git.git(['push', `${wharf.url}/platform/service.git`, 'main'], {
-      cwd: repo,
-      creds: { username: 'lena', password: token },
-    })
-    assert.equal(gitPush.code, 0, describeResult(gitPush))
+    token = await createTokenInUi(world(), /^Corp directory, linked/)
+    await pushWithToken(world(), 'lena', token)
   })
 
   it('signs the credential helper in through the directory-signed-in session (wharf login) and pulls with it', async () => {
-    const cli = wharfLogin(wharf.url, path.join(work, 'bin'), helperEnv)
-    await page.goto(await cli.complete)
-    await page.getByRole('region', { name: 'Sign in a device?' }).waitFor()
-    await page.getByRole('button', { name: 'Approve' }).click()
-    await page.getByRole('heading', { name: 'Device signed in' }).waitFor()
-    assert.equal(await cli.exited, 0, cli.output())
-    assert.match(cli.output(), new RegExp(`Logged in to ${wharf.host.replace(/\./g, '\\.')} as lena`))
-    // This docker config has no login of its own: the pull below goes through the helper.
-    const config = JSON.parse(await readFile(path.join(helperEnv.DOCKER_CONFIG!, 'config.json'), 'utf8')) as object
-    assert.deepEqual(config, { credHelpers: { [wharf.host]: 'wharf' } })
-    const tag = `${wharf.host}/platform/service:v1`
-    assert.equal((await engine.docker(['rmi', tag])).code, 0)
-    const pull = await engine.docker(['pull', tag], { timeoutMs: 60_000, env: helperEnv })
-    assert.equal(pull.code, 0, describeResult(pull))
+    await pullThroughHelper(world(), 'lena')
   })
 
   it('refuses pulls and git clones once the directory disables the user, and the page asks to sign in again', async () => {
     await slapd.modify(`dn: ${LENA}\nchangetype: modify\nadd: employeeType\nemployeeType: disabled\n`)
-    const deadline = Date.now() + 30_000
-    while ((await wharf.api('GET', '/api/v4/users?username=lena')).json[0]?.state !== 'blocked') {
-      assert.ok(Date.now() < deadline, `lena was not blocked:\n${await wharf.logTail(30)}`)
-      await new Promise((r) => setTimeout(r, 500))
-    }
-    const tag = `${wharf.host}/platform/service:v1`
-    assert.equal((await engine.docker(['rmi', tag])).code, 0)
-    const pull = await engine.docker(['pull', tag], { timeoutMs: 60_000 })
-    assert.notEqual(pull.code, 0, `pull after the block:\n${describeResult(pull)}`)
-    const helperPull = await engine.docker(['pull', tag], { timeoutMs: 60_000, env: helperEnv })
-    assert.notEqual(helperPull.code, 0, `pull through the credential helper after the block:\n${describeResult(helperPull)}`)
-    const clone = await git.git(['clone', `${wharf.url}/platform/service.git`, 'after-block'], {
-      creds: { username: 'lena', password: token },
-    })
-    assert.notEqual(clone.code, 0, `clone after the block:\n${describeResult(clone)}`)
-    await page.reload()
-    await page.getByRole('heading', { name: 'Sign in to Wharf' }).waitFor()
+    await expectBlockedEverywhere(world(), 'lena', token)
   })
 
   it('tells the user a directory cannot check their password, and the administrator why', async () => {
