@@ -13,6 +13,7 @@
  *   it is; any other host name is used as announced.
  */
 import { isIP } from 'node:net'
+import { isLoopback } from '../core/hosts.ts'
 
 const HUB_PREFIXES = ['docker.io/', 'index.docker.io/', 'registry-1.docker.io/']
 
@@ -73,11 +74,6 @@ export function dindCommand(command: readonly string[], mirror: string): string[
   if (!command.every((a) => a.startsWith('-'))) return undefined
   if (command.some((a) => a === '--registry-mirror' || a.startsWith('--registry-mirror='))) return undefined
   return [...command, `--registry-mirror=${mirror}`]
-}
-
-function isLoopback(hostname: string): boolean {
-  const h = hostname.replace(/^\[|\]$/g, '').toLowerCase()
-  return h === 'localhost' || h === '::1' || (isIP(h) === 4 && h.startsWith('127.'))
 }
 
 /**

@@ -16,7 +16,6 @@
 // `live` and `moved` maps only serve this process's positional readers, and a multipart upload
 // left by a process killed mid-commit is found by listing (`abortIncomplete`).
 import { createHash } from 'node:crypto'
-import { isIP } from 'node:net'
 import { Readable, Writable } from 'node:stream'
 import { setTimeout as sleep } from 'node:timers/promises'
 import {
@@ -36,6 +35,7 @@ import {
 } from '@aws-sdk/client-s3'
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner'
 import { PathNotFoundError, type BlobDriver, type FileInfo, type PositionalReader } from './driver.ts'
+import { isLoopback } from '../core/hosts.ts'
 
 export interface S3DriverOptions {
   /** http(s)://host[:port] of an S3-compatible service; AWS's regional endpoint when unset. */
@@ -680,11 +680,6 @@ function copyFrom(chunks: Buffer[], offset: number, dest: Buffer, n: number): nu
 
 function copySource(bucket: string, k: string): string {
   return `${bucket}/${k.split('/').map(encodeURIComponent).join('/')}`
-}
-
-function isLoopback(hostname: string): boolean {
-  const h = hostname.replace(/^\[|\]$/g, '').toLowerCase()
-  return h === 'localhost' || h === '::1' || (isIP(h) === 4 && h.startsWith('127.'))
 }
 
 function isNotFound(e: unknown): boolean {
