@@ -84,6 +84,8 @@ export const LISTENER_WAIT_MS = 10_000
  * time, so another node's sweep delivers it again only when this node died with it.
  */
 const DELIVERY_CLAIM_MS = 5 * 60 * 1000
+/** Later than any claim's end: every claim counts as ended. */
+const LAST_INSTANT = '9999-12-31T23:59:59.999Z'
 /** Failed deliveries of one event before it is given up (logged with its last error). */
 export const PUSH_EVENT_ATTEMPTS = 10
 /** Events redelivered per sweep. */
@@ -368,10 +370,12 @@ export class GitHosting {
    * by `redeliverPending` (up to PUSH_EVENT_ATTEMPTS times). False when another node is delivering it.
    */
   async publish(event: PushEvent, log: FastifyBaseLogger): Promise<boolean> {
-    // Several nodes sweep the same events: the one whose claim succeeds delivers.
+    // Several nodes sweep the same events: the one whose claim succeeds delivers. On SQLite this
+    // process is the only node and never reaches here for an event it is delivering (inFlight), so a
+    // claim still on the row is a dead process's (killed mid-delivery): it is taken at once.
     const now = Date.now()
-    if (!(await claimPushEvent(this.db, event.id, new Date(now).toISOString(), new Date(now + DELIVERY_CLAIM_MS).toISOString())))
-      return false
+    const claimsEndedBy = isPostgres(this.db) ? new Date(now).toISOString() : LAST_INSTANT
+    if (!(await claimPushEvent(this.db, event.id, claimsEndedBy, new Date(now + DELIVERY_CLAIM_MS).toISOString()))) return false
     this.inFlight.add(event.id)
     const ack: PushAck = async (db, index) => {
       if (!(await acknowledgePushUpdate(db, event.id, index))) {

@@ -193,7 +193,10 @@ describe('git on a root two nodes share', () => {
     }
   })
 
-  it('a push event node A is delivering is not delivered again by node B’s redelivery sweep meanwhile', async () => {
+  it('a push event node A is delivering is not delivered again by node B’s redelivery sweep meanwhile', {
+    // On SQLite there is one node: a claim another process holds is a dead one's (ci-limits' restart test).
+    skip: TEST_DIALECT !== 'postgres' && 'one node on SQLite',
+  }, async () => {
     const p = await project()
     const id = await insertPushEvent(a.db, {
       projectId: p.id,
