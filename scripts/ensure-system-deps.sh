@@ -77,7 +77,7 @@ if [ "$(id -u 2>/dev/null)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq || { echo "ensure-system-deps: apt-get update failed" >&2; exit 1; }
   apt-get install -y -qq docker.io containerd podman skopeo buildah docker-registry busybox-static uidmap git chromium prometheus curl python3-gitlab systemd debootstrap postgresql-15 \
-    swift-proxy swift-account swift-container swift-object python3-swift slapd ldap-utils \
+    swift-proxy swift-account swift-container swift-object python3-swift slapd ldap-utils nginx \
     || { echo "ensure-system-deps: apt-get install failed" >&2; exit 1; }
   exit 0
 fi
