@@ -65,6 +65,8 @@ export async function startServer(config: Readonly<Config>): Promise<RunningServ
     loginSecretTtlSeconds: config.auth.loginSecretTtlSeconds,
     pageMax: config.limits.pageMax,
     namespaceStorageBytes: config.limits.namespaceStorageBytes,
+    // Blob files are on this node's disk only with filesystem storage (with s3, storage.s3.redirect offloads).
+    accelRedirect: config.storage.driver === 'filesystem' ? config.storage.filesystem?.accelRedirect : undefined,
     rootPassword: config.auth.rootPassword,
     gitRoot: config.git.repositoriesDir ?? join(config.data, 'git'),
     ciStorage: storage.ci,

@@ -49,6 +49,8 @@ export interface ServiceOptions {
   pageMax: number
   /** Registry storage quota of each top-level namespace (bytes); none when absent. */
   namespaceStorageBytes?: number | undefined
+  /** storage.filesystem.accelRedirect: the reverse proxy's internal location for blob files; no offload when absent. */
+  accelRedirect?: string | undefined
   rootPassword?: string | undefined
   /** Where project repositories live (`<data>/git`); without it there is no git hosting. */
   gitRoot?: string | undefined
@@ -130,6 +132,7 @@ export async function createServices(db: Kysely<Database>, storage: BlobDriver, 
     metrics,
     namespaceStorageBytes: opts.namespaceStorageBytes,
     gcGraceSeconds: gcOptions.graceSeconds,
+    accelRedirect: opts.accelRedirect,
   })
   const users = new Users(db)
   const { projects, groups, members, projectAccess } = createProjects(db, deleteRepositoriesUnder)

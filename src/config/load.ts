@@ -92,6 +92,12 @@ export const SETTINGS = [
   { key: 'webhooks.allowedHosts', flag: 'webhooks-allowed-hosts', env: 'WHARF_WEBHOOKS_ALLOWED_HOSTS', kind: 'list' },
   { key: 'webhooks.timeoutSeconds', flag: 'webhooks-timeout-seconds', env: 'WHARF_WEBHOOKS_TIMEOUT_SECONDS', kind: 'integer' },
   { key: 'storage.driver', flag: 'storage', env: 'WHARF_STORAGE', kind: 'string' },
+  {
+    key: 'storage.filesystem.accelRedirect',
+    flag: 'filesystem-accel-redirect',
+    env: 'WHARF_FILESYSTEM_ACCEL_REDIRECT',
+    kind: 'string',
+  },
   { key: 'storage.s3.endpoint', flag: 's3-endpoint', env: 'WHARF_S3_ENDPOINT', kind: 'string' },
   { key: 'storage.s3.region', flag: 's3-region', env: 'WHARF_S3_REGION', kind: 'string' },
   { key: 'storage.s3.bucket', flag: 's3-bucket', env: 'WHARF_S3_BUCKET', kind: 'string' },

@@ -275,6 +275,21 @@ export const ConfigSchema = Type.Object(
     storage: Type.Object(
       {
         driver: Type.Union([Type.Literal('filesystem'), Type.Literal('s3')], { description: 'filesystem or s3' }),
+        filesystem: Type.Optional(
+          Type.Object(
+            {
+              /**
+               * The internal location of the reverse proxy in front (nginx) that serves `<data>/storage/blobs/`:
+               * a blob GET it marks with `X-Sendfile-Type: X-Accel-Redirect` is answered with an empty body
+               * and `X-Accel-Redirect: <prefix><algorithm>/<xx>/<hex>`, and nginx sends the file. Off when unset.
+               */
+              accelRedirect: Type.Optional(
+                Type.String({ pattern: '^/([A-Za-z0-9_-][A-Za-z0-9._-]*/)+$', description: 'a URI path starting and ending with /' }),
+              ),
+            },
+            { additionalProperties: false },
+          ),
+        ),
         s3: Type.Optional(
           Type.Object(
             {

@@ -6,7 +6,7 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyRepl
 import { Accepted, IdParam } from '../api/schemas.ts'
 import { WharfError } from '../core/errors.ts'
 import type { TypedApp } from '../core/typed-app.ts'
-import { ociApi, ociErrorHandler, parseRange, type OciPath, type PullThrough } from '../registry/index.ts'
+import { ociApi, ociErrorHandler, offloadUri, parseRange, type OciPath, type PullThrough } from '../registry/index.ts'
 import type { Groups } from '../projects/index.ts'
 import type { RegistryAuth } from '../auth/registry-auth.ts'
 import type { CacheTarget, DependencyProxy } from './service.ts'
@@ -61,9 +61,15 @@ export async function servePull(
       reply.header('Content-Range', `bytes */${src.size}`)
       throw e
     }
+    const length = range ? range.end - range.start + 1 : src.size
+    // A cached blob is a stored file: the reverse proxy in front may send it (and the range) itself.
+    const offload = offloadUri(req.headers, src.internalUri)
+    if (offload) {
+      proxy.metrics.servedFromCache(t, 'blob', length)
+      return reply.header('X-Accel-Redirect', offload).send()
+    }
     send = await src.open(range)
     if (range) reply.code(206).header('Content-Range', `bytes ${range.start}-${range.end}/${src.size}`)
-    const length = range ? range.end - range.start + 1 : src.size
     reply.header('Content-Length', length)
     proxy.metrics.servedFromCache(t, 'blob', length)
   } else {

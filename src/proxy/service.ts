@@ -65,7 +65,13 @@ export interface ManifestResult {
 }
 
 export type BlobSource =
-  | { kind: 'stored'; size: number; open(range?: ByteRange): Promise<(dest: Writable) => Promise<void>> }
+  | {
+      kind: 'stored'
+      size: number
+      open(range?: ByteRange): Promise<(dest: Writable) => Promise<void>>
+      /** The file's URI in a reverse proxy's internal location (storage.filesystem.accelRedirect), when configured. */
+      internalUri: string | undefined
+    }
   /** A HEAD answered from the upstream's headers (nothing cached). */
   | { kind: 'upstream'; size: number | undefined }
   /**
@@ -365,7 +371,7 @@ export class DependencyProxy {
       size = await rq.linkedBlobSize(this.db, t.repository, d.digest)
       if (size === undefined) return undefined
     }
-    return { kind: 'stored', size, open: (range) => this.registry.blobs.open(d, range) }
+    return { kind: 'stored', size, open: (range) => this.registry.blobs.open(d, range), internalUri: this.registry.blobs.internalUri(d) }
   }
 
   /** One upstream GET per blob however many clients miss it at once. */

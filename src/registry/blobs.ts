@@ -7,7 +7,7 @@ import { WharfError } from '../core/errors.ts'
 import type { RepoName } from '../core/names.ts'
 import type { Database } from '../metadata/schema.ts'
 import { PathNotFoundError, type BlobDriver } from '../storage/driver.ts'
-import { blobPath } from '../storage/paths.ts'
+import { blobPath, blobPathInBlobsDir } from '../storage/paths.ts'
 import * as q from './queries.ts'
 
 export type ByteRange = { start: number; end: number }
@@ -17,11 +17,16 @@ export class Blobs {
   private readonly db: Kysely<Database>
   private readonly driver: BlobDriver
   private readonly renewAfterMs: number
-  /** `graceSeconds`: garbage collection's (gc.graceSeconds), which links found here are kept clear of. */
-  constructor(db: Kysely<Database>, driver: BlobDriver, opts: { graceSeconds: number }) {
+  private readonly accelRedirect: string | undefined
+  /**
+   * `graceSeconds`: garbage collection's (gc.graceSeconds), which links found here are kept clear of.
+   * `accelRedirect`: the reverse proxy's internal location serving the `blobs/` directory (storage.filesystem.accelRedirect).
+   */
+  constructor(db: Kysely<Database>, driver: BlobDriver, opts: { graceSeconds: number; accelRedirect?: string | undefined }) {
     this.db = db
     this.driver = driver
     this.renewAfterMs = (opts.graceSeconds * 1000) / RENEW_FRACTION
+    this.accelRedirect = opts.accelRedirect
   }
 
   /**
@@ -54,6 +59,14 @@ export class Blobs {
   /** A URL the client may download the blob from directly (storage.s3.redirect), if storage offers one. */
   async redirectUrl(d: ParsedDigest): Promise<string | undefined> {
     return this.driver.redirectUrl?.(blobPath(d))
+  }
+
+  /**
+   * The URI of the blob's file in the reverse proxy's internal location, for an X-Accel-Redirect
+   * answer; undefined unless storage.filesystem.accelRedirect is set. Built from the digest alone.
+   */
+  internalUri(d: ParsedDigest): string | undefined {
+    return this.accelRedirect === undefined ? undefined : this.accelRedirect + blobPathInBlobsDir(d)
   }
 
   /** Cross-repository mount: links the blob into `name` only if it is linked in `from`. */

@@ -11,6 +11,7 @@ export { acceptable, defaultPlatformChild } from './manifests.ts'
 export { INDEX_TYPES, MANIFEST_TYPES } from './media-types.ts'
 export { parseOciPath, type OciPath, type Reference } from './oci-path.ts'
 export { CLAIM_TTL_MS, parseRange, type ByteRange } from './blobs.ts'
+export { offloadUri } from './accel-redirect.ts'
 /** Read-only lookups for the pull-through cache, which keeps its images in the registry's tables. */
 export * as registryQueries from './queries.ts'
 /** Given to projects/, whose deletions take the repositories under the deleted paths along (same transaction). */
@@ -36,6 +37,8 @@ export function createRegistry(
     namespaceStorageBytes?: number | undefined
     /** gc.graceSeconds: blob links a HEAD or GET finds are renewed well before it runs out. */
     gcGraceSeconds: number
+    /** storage.filesystem.accelRedirect: blob GETs a reverse proxy asks to offload are answered with X-Accel-Redirect. */
+    accelRedirect?: string | undefined
   },
 ): Registry {
   const manifests = new Manifests(db, opts)
@@ -55,7 +58,7 @@ export function createRegistry(
     },
   })
   return {
-    blobs: new Blobs(db, driver, { graceSeconds: opts.gcGraceSeconds }),
+    blobs: new Blobs(db, driver, { graceSeconds: opts.gcGraceSeconds, accelRedirect: opts.accelRedirect }),
     uploads: new Uploads(db, driver, opts.metrics),
     manifests,
     metrics: opts.metrics,

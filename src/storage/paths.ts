@@ -20,7 +20,12 @@ export function isUploadId(id: string): boolean {
 }
 
 export function blobPath(d: ParsedDigest): string {
-  return `blobs/${d.algorithm}/${d.hex.slice(0, 2)}/${d.hex}`
+  return `${BLOBS_DIR}/${blobPathInBlobsDir(d)}`
+}
+
+/** A blob's path below `blobs/`: what a reverse proxy's internal location mapped to that directory serves (storage.filesystem.accelRedirect). */
+export function blobPathInBlobsDir(d: ParsedDigest): string {
+  return `${d.algorithm}/${d.hex.slice(0, 2)}/${d.hex}`
 }
 
 export function uploadPath(id: string): string {

@@ -113,6 +113,7 @@ it('verify-config shows every setting (each set here through its WHARF_* variabl
     'webhooks.allowedHosts': { env: 'hooks.internal, 10.0.0.7', shown: ['hooks.internal', '10.0.0.7'] },
     'webhooks.timeoutSeconds': { env: '20', shown: 20 },
     'storage.driver': { env: 's3', shown: 's3' },
+    'storage.filesystem.accelRedirect': { env: '/_wharf_blobs/', shown: '/_wharf_blobs/' },
     'storage.s3.endpoint': { env: 'http://127.0.0.1:9000', shown: 'http://127.0.0.1:9000' },
     'storage.s3.region': { env: 'eu-west-3', shown: 'eu-west-3' },
     'storage.s3.bucket': { env: 'wharf-blobs', shown: 'wharf-blobs' },

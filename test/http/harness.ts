@@ -44,6 +44,8 @@ export interface HarnessOptions {
   tokenTtlSeconds?: number
   /** Where pino writes (JSON lines); silent when absent. */
   logStream?: Writable
+  /** storage.filesystem.accelRedirect */
+  accelRedirect?: string
 }
 
 export interface RawResponse {
@@ -96,6 +98,7 @@ async function open(dataDir: string, opts: HarnessOptions, rootPassword: string)
     tokenTtlSeconds: opts.tokenTtlSeconds ?? 300,
     pageMax: opts.pageMax ?? 10_000,
     rootPassword,
+    accelRedirect: opts.accelRedirect,
   })
   // The same redaction as src/server.ts.
   const logger = opts.logStream
