@@ -30,12 +30,17 @@
 // --phases picks some of cold,warm,crowd (warm without cold caches its image first, unmeasured).
 // --timeline prints, per cold pull, when each blob was asked for, answered, started and finished:
 // whether bytes reach the client as they arrive, and where a pull waits.
+// --offload nginx adds a third warm target: Debian's nginx on deploy/nginx.conf (the shipped settings,
+// pointed at the mirror listener, access log off as distribution's) in front of the same Wharf, started
+// with --filesystem-accel-redirect: Wharf authorises each blob GET and answers X-Accel-Redirect, nginx
+// sends the file with sendfile. Its server CPU is Wharf's plus every nginx process's (master and
+// workers, /proc); the plain Wharf column (the mirror reached directly, so it streams) stays.
 // WHARF_BENCH_PROF_DIR=<dir> starts Wharf with --cpu-prof into that directory (written when the
 // bench stops it); WHARF_BENCH_NODE_ARGS adds node options to Wharf's command line (e.g. --trace-gc,
 // whose output lands in the Wharf log, removed with the temp dir unless WHARF_BENCH_KEEP_LOG=<file>).
 import { spawn, fork, type ChildProcess } from 'node:child_process'
 import { createHash, randomBytes } from 'node:crypto'
-import { openSync, readdirSync, readFileSync } from 'node:fs'
+import { existsSync, openSync, readdirSync, readFileSync } from 'node:fs'
 import { mkdtemp, rm, writeFile, mkdir } from 'node:fs/promises'
 import http from 'node:http'
 import net from 'node:net'
@@ -57,6 +62,7 @@ const { values: args } = parseArgs({
     phases: { type: 'string', default: 'cold,warm,crowd' },
     timeline: { type: 'boolean', default: false },
     'warm-check': { type: 'string', default: 'size' },
+    offload: { type: 'string' },
   },
 })
 const LAYERS = Number(args.layers)
@@ -69,6 +75,10 @@ const CROWD_MIB = Number(args['crowd-layer-mib'])
 const CROWD_ROUNDS = Number(args['crowd-rounds'])
 const PHASES = new Set(args.phases.split(','))
 const WARM_CHECK = args['warm-check'] === 'digest' ? 'digest' : 'size'
+if (args.offload !== undefined && args.offload !== 'nginx') throw new Error('--offload takes nginx')
+const OFFLOAD = args.offload === 'nginx'
+/** nginx's internal location for the blob files (storage.filesystem.accelRedirect), as in deploy/nginx.conf. */
+const ACCEL_PREFIX = '/_wharf_blobs/'
 const root = join(dirname(fileURLToPath(import.meta.url)), '..')
 const hz = 100 // USER_HZ
 /** Blobs fetched at once by one pull (docker's max-concurrent-downloads default). */
@@ -116,6 +126,20 @@ function memory(pid: number): string {
   const s = readFileSync(`/proc/${pid}/status`, 'utf8')
   const kib = (k: string) => Number(new RegExp(`^${k}:\\s+(\\d+) kB`, 'm').exec(s)?.[1] ?? NaN)
   return `rss ${fmt(kib('VmRSS') / 1024, 0)} MiB (peak ${fmt(kib('VmHWM') / 1024, 0)})`
+}
+/** A process and its children (nginx's master and workers): their pids, from /proc. */
+function withChildren(pid: number): number[] {
+  const kids: number[] = []
+  for (const e of readdirSync('/proc')) {
+    if (!/^\d+$/.test(e)) continue
+    try {
+      const s = readFileSync(`/proc/${e}/stat`, 'utf8')
+      if (Number(s.slice(s.lastIndexOf(')') + 2).split(' ')[1]) === pid) kids.push(Number(e))
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return [pid, ...kids]
 }
 function machineBusy(): number {
   const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.split(/\s+/).slice(1).map(Number)
@@ -451,6 +475,44 @@ function upstreamFor(counts: Map<string, number>, img: Image) {
   }
 }
 
+// ---------- nginx in front (--offload nginx) ----------
+
+/**
+ * Debian's nginx on the shipped deploy/nginx.conf, edited only to run here: the mirror listener as the
+ * one node, a loopback port, Wharf's data directory for the internal location, files under `dir`,
+ * no access log (distribution runs without one). As root its workers stay root (`nobody` cannot read
+ * the temp data directory).
+ */
+async function startNginx(dir: string, port: number, mirrorPort: number, dataDir: string): Promise<ChildProcess> {
+  await mkdir(join(dir, 'tmp'), { recursive: true })
+  let conf = readFileSync(join(root, 'deploy/nginx.conf'), 'utf8')
+  const edits: Array<[RegExp, string]> = [
+    [/server wharf-a:\d+/, `server 127.0.0.1:${mirrorPort}`],
+    [/\n\s*server wharf-b:[^\n]*/, ''],
+    [/listen 80;/, `listen 127.0.0.1:${port};`],
+    [/alias \/var\/lib\/wharf\/storage\/blobs\/;/, `alias ${dataDir}/storage/blobs/;`],
+    [
+      /http \{/,
+      `http {\n  access_log off;\n${['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'].map((t) => `  ${t}_temp_path ${dir}/tmp/${t};`).join('\n')}`,
+    ],
+  ]
+  for (const [from, to] of edits) {
+    if (!from.test(conf)) throw new Error(`deploy/nginx.conf no longer has ${from}`)
+    conf = conf.replace(from, to)
+  }
+  if (!conf.includes(`location ${ACCEL_PREFIX}`)) throw new Error(`deploy/nginx.conf has no location ${ACCEL_PREFIX}`)
+  await writeFile(join(dir, 'nginx.conf'), `${process.getuid?.() === 0 ? 'user root;\n' : ''}${conf}`)
+  const bin = ['/usr/sbin/nginx', '/usr/bin/nginx'].find((b) => existsSync(b)) ?? 'nginx'
+  const child = spawn(
+    bin,
+    ['-p', dir, '-c', join(dir, 'nginx.conf'), '-e', join(dir, 'error.log'), '-g', `daemon off; pid ${dir}/nginx.pid;`],
+    { stdio: ['ignore', 'ignore', 'inherit'] },
+  )
+  children.push(child)
+  await waitHttp(`http://127.0.0.1:${port}/v2/`, child, 'nginx')
+  return child
+}
+
 // ---------- main ----------
 
 const children: ChildProcess[] = []
@@ -493,6 +555,8 @@ try {
       '0',
       '--proxy-upstreams',
       JSON.stringify([{ host: 'docker.io', url: hub.url }]),
+      // Only requests carrying nginx's X-Sendfile-Type are offloaded: the mirror reached directly streams.
+      ...(OFFLOAD ? ['--filesystem-accel-redirect', ACCEL_PREFIX] : []),
     ],
     { env, stdio: ['ignore', wharfLog, wharfLog] },
   )
@@ -515,10 +579,22 @@ try {
     throw e
   }
   await waitHttp(`http://127.0.0.1:${dport}/v2/`, dist, 'distribution')
+  const nport = OFFLOAD ? await freePort() : 0
+  const nginx = OFFLOAD ? await startNginx(join(work, 'nginx'), nport, mport, join(work, 'wharf')) : undefined
 
   const straight = new Target('upstream', hub.url)
-  const targets = { wharf: new Target('wharf', `http://127.0.0.1:${mport}`), dist: new Target('distribution', `http://127.0.0.1:${dport}`) }
+  const targets = {
+    wharf: new Target('wharf', `http://127.0.0.1:${mport}`),
+    dist: new Target('distribution', `http://127.0.0.1:${dport}`),
+    offload: new Target('wharf+nginx', `http://127.0.0.1:${nport}`),
+  }
   const pids = { wharf: wharf.pid!, dist: dist.pid! }
+  /** Server CPU seconds so far: Wharf's, distribution's, or for the offload Wharf's plus every nginx process's (and nginx's alone). */
+  const serverCpu = (who: 'wharf' | 'dist' | 'offload') => {
+    if (who !== 'offload') return { total: cpuSeconds(pids[who]), nginx: 0 }
+    const n = withChildren(nginx!.pid!).reduce((a, p) => a + cpuSeconds(p), 0)
+    return { total: cpuSeconds(pids.wharf) + n, nginx: n }
+  }
   out(
     `# proxy-bench: ${LAYERS} layers x ${LAYER_MIB} MiB, cold rounds ${COLD_ROUNDS}, warm rounds ${ROUNDS} at concurrency ${LEVELS.join(',')}, crowd ${CROWD} x (${LAYERS} x ${CROWD_MIB} MiB) x ${CROWD_ROUNDS}`,
   )
@@ -528,7 +604,7 @@ try {
       .join(' ')}`,
   )
   out(
-    `# upstream (stand-in hub) ${hub.url} pid ${hub.pid}, backend ${hub.backend}; wharf mirror :${mport} pid ${pids.wharf} (log ${level}${prof.length ? `, node ${prof.join(' ')}` : ''}); distribution proxy :${dport} pid ${pids.dist}`,
+    `# upstream (stand-in hub) ${hub.url} pid ${hub.pid}, backend ${hub.backend}; wharf mirror :${mport} pid ${pids.wharf} (log ${level}${prof.length ? `, node ${prof.join(' ')}` : ''}); distribution proxy :${dport} pid ${pids.dist}${nginx ? `; nginx (deploy/nginx.conf, offload ${ACCEL_PREFIX}) :${nport} pids ${withChildren(nginx.pid!).join(',')}` : ''}`,
   )
   const memoryLine = (when: string) => out(`# memory ${when}: wharf ${memory(pids.wharf)}, distribution ${memory(pids.dist)}`)
   memoryLine('idle after start')
@@ -547,7 +623,7 @@ try {
   const wharfThreads: string[] = []
   if (PHASES.has('cold'))
     out(`\n== cold pull: ${(coldImages[0]!.bytes / MIB).toFixed(1)} MiB image (${LAYERS + 1} blobs), fresh per round, one client`)
-  else if (PHASES.has('warm')) for (const t of Object.values(targets)) await pull(t, coldImages[0]!)
+  else if (PHASES.has('warm')) for (const t of [targets.wharf, targets.dist]) await pull(t, coldImages[0]!)
   for (let r = 0; r < (PHASES.has('cold') ? COLD_ROUNDS : 0); r++) {
     const img = coldImages[r]!
     const line: string[] = []
@@ -584,21 +660,25 @@ try {
 
   // 2. warm pulls (round-1 image, cached by both)
   const warmImg = coldImages[0]!
-  const warm: Record<number, Record<'wharf' | 'dist', { mbs: number[]; cpuPerMib: number[]; clientCpu: number[] }>> = {}
+  type WarmWho = 'wharf' | 'dist' | 'offload'
+  const warmWho: WarmWho[] = OFFLOAD ? ['wharf', 'offload', 'dist'] : ['wharf', 'dist']
+  const warm: Record<number, Record<WarmWho, { mbs: number[]; cpuPerMib: number[]; clientCpu: number[]; nginxPerMib: number[] }>> = {}
   for (const c of PHASES.has('warm') ? LEVELS : []) {
     const pulls = Math.max(4, c)
-    warm[c] = { wharf: { mbs: [], cpuPerMib: [], clientCpu: [] }, dist: { mbs: [], cpuPerMib: [], clientCpu: [] } }
+    const none = () => ({ mbs: [], cpuPerMib: [], clientCpu: [], nginxPerMib: [] })
+    warm[c] = { wharf: none(), dist: none(), offload: none() }
     out(`\n== warm pull: ${(warmImg.bytes / MIB).toFixed(1)} MiB image, ${pulls} pulls by ${c} client(s) per round`)
     for (let r = 0; r < ROUNDS; r++) {
       const line: string[] = []
       let warmThreads = ''
-      for (const who of r % 2 ? (['dist', 'wharf'] as const) : (['wharf', 'dist'] as const)) {
+      // Rotated per round, so no target always runs first or last.
+      for (const who of warmWho.map((_, k) => warmWho[(k + r) % warmWho.length]!)) {
         await quiesce()
         await hub.reset()
         let left = pulls
         let bytes = 0
         const u0 = process.cpuUsage()
-        const c0 = cpuSeconds(pids[who])
+        const c0 = serverCpu(who)
         const th0 = who === 'wharf' ? threadCpu(pids.wharf) : undefined
         const t0 = performance.now()
         await Promise.all(
@@ -611,7 +691,9 @@ try {
           }),
         )
         const s = (performance.now() - t0) / 1000
-        const cpu = cpuSeconds(pids[who]) - c0
+        const c1 = serverCpu(who)
+        const cpu = c1.total - c0.total
+        const nginxCpu = c1.nginx - c0.nginx
         const u = process.cpuUsage(u0)
         const split = th0 && threadSplit(th0, threadCpu(pids.wharf), bytes / MIB)
         const up = upstreamFor(await hub.counts(), warmImg)
@@ -620,9 +702,11 @@ try {
         warm[c][who].mbs.push(mbs)
         warm[c][who].cpuPerMib.push(perMib)
         warm[c][who].clientCpu.push((u.user + u.system) / 1e6)
+        warm[c][who].nginxPerMib.push((nginxCpu * 1000) / (bytes / MIB))
         if (split) warmThreads = split
+        const of = who === 'offload' ? ` (wharf ${fmt(cpu - nginxCpu)} s, nginx ${fmt(nginxCpu)} s)` : ''
         line.push(
-          `${who} ${fmt(mbs, 0)} MB/s, cpu ${fmt(cpu)} s = ${fmt(perMib, 3)} ms/MiB, client cpu ${fmt((u.user + u.system) / 1e6)} s, upstream manifest HEAD/GET ${up.manifestHeads}/${up.manifestGets}, blob GETs ${up.cdnGets.reduce((a, b) => a + b, 0)}`,
+          `${targets[who].name} ${fmt(mbs, 0)} MB/s, cpu ${fmt(cpu)} s${of} = ${fmt(perMib, 3)} ms/MiB, client cpu ${fmt((u.user + u.system) / 1e6)} s, upstream manifest HEAD/GET ${up.manifestHeads}/${up.manifestGets}, blob GETs ${up.cdnGets.reduce((a, b) => a + b, 0)}`,
         )
       }
       out(`round ${r + 1}: ${line.join(';  ')}`)
@@ -631,6 +715,7 @@ try {
   }
 
   if (PHASES.has('warm')) memoryLine('after the warm phase')
+  if (nginx) out(`# nginx after the warm phase: ${withChildren(nginx.pid!).map(memory).join('; ')}`)
 
   // 3. crowd: concurrent cold pulls of a fresh small image
   const crowdRounds = PHASES.has('crowd') ? CROWD_ROUNDS : 0
@@ -675,7 +760,7 @@ try {
   if (crowdRounds) memoryLine('after the crowd phase')
 
   // summary
-  const W = (k: 'wharf' | 'dist', c: number, f: 'mbs' | 'cpuPerMib' | 'clientCpu') => median(warm[c]![k][f])
+  const W = (k: WarmWho, c: number, f: 'mbs' | 'cpuPerMib' | 'clientCpu' | 'nginxPerMib') => median(warm[c]![k][f])
   out(`\n== summary (medians; ratio = Wharf / distribution)`)
   out(`| measure | Wharf | distribution proxy | ratio | straight from upstream |`)
   out(`|---|---|---|---|---|`)
@@ -693,6 +778,18 @@ try {
     )
     out(
       `| warm pull server CPU ms/MiB, ${c} client(s) | ${fmt(W('wharf', c, 'cpuPerMib'), 3)} | ${fmt(W('dist', c, 'cpuPerMib'), 3)} | ${fmt(W('wharf', c, 'cpuPerMib') / W('dist', c, 'cpuPerMib'))} | - |`,
+    )
+    if (OFFLOAD) {
+      out(
+        `| warm pull MB/s, ${c} client(s), Wharf + nginx offload | ${fmt(W('offload', c, 'mbs'), 0)} | ${fmt(W('dist', c, 'mbs'), 0)} | ${fmt(W('offload', c, 'mbs') / W('dist', c, 'mbs'))} | - |`,
+      )
+      out(
+        `| warm pull server CPU ms/MiB, ${c} client(s), Wharf + nginx offload (nginx alone) | ${fmt(W('offload', c, 'cpuPerMib'), 3)} (${fmt(W('offload', c, 'nginxPerMib'), 3)}) | ${fmt(W('dist', c, 'cpuPerMib'), 3)} | ${fmt(W('offload', c, 'cpuPerMib') / W('dist', c, 'cpuPerMib'))} | - |`,
+      )
+    }
+    // The client shares the two cores: near a full core of CPU per second, it rather than the server bounds the MB/s.
+    out(
+      `| warm pull client CPU s, ${c} client(s): Wharf${OFFLOAD ? ' / Wharf + nginx' : ''} / distribution | ${fmt(W('wharf', c, 'clientCpu'))}${OFFLOAD ? ` / ${fmt(W('offload', c, 'clientCpu'))}` : ''} | ${fmt(W('dist', c, 'clientCpu'))} | - | - |`,
     )
   }
   if (crowdRounds)
