@@ -35,6 +35,10 @@
 // with --filesystem-accel-redirect: Wharf authorises each blob GET and answers X-Accel-Redirect, nginx
 // sends the file with sendfile. Its server CPU is Wharf's plus every nginx process's (master and
 // workers, /proc); the plain Wharf column (the mirror reached directly, so it streams) stays.
+// --warm-client curl: the warm pulls' blobs are fetched by one `curl --parallel` process per pull
+// (3 at a time, to /dev/null, sizes checked from its -w output) instead of the bench's Node client,
+// which costs about 1.5-2 ms of CPU per MiB and so, on 2 cores, bounds every target's MB/s; the
+// client CPU then includes the curl processes (the bench's reaped children, /proc/self/stat).
 // WHARF_BENCH_PROF_DIR=<dir> starts Wharf with --cpu-prof into that directory (written when the
 // bench stops it); WHARF_BENCH_NODE_ARGS adds node options to Wharf's command line (e.g. --trace-gc,
 // whose output lands in the Wharf log, removed with the temp dir unless WHARF_BENCH_KEEP_LOG=<file>).
@@ -63,6 +67,7 @@ const { values: args } = parseArgs({
     timeline: { type: 'boolean', default: false },
     'warm-check': { type: 'string', default: 'size' },
     offload: { type: 'string' },
+    'warm-client': { type: 'string', default: 'node' },
   },
 })
 const LAYERS = Number(args.layers)
@@ -77,6 +82,8 @@ const PHASES = new Set(args.phases.split(','))
 const WARM_CHECK = args['warm-check'] === 'digest' ? 'digest' : 'size'
 if (args.offload !== undefined && args.offload !== 'nginx') throw new Error('--offload takes nginx')
 const OFFLOAD = args.offload === 'nginx'
+if (args['warm-client'] !== 'node' && args['warm-client'] !== 'curl') throw new Error('--warm-client takes node or curl')
+const CURL_CLIENT = args['warm-client'] === 'curl'
 /** nginx's internal location for the blob files (storage.filesystem.accelRedirect), as in deploy/nginx.conf. */
 const ACCEL_PREFIX = '/_wharf_blobs/'
 const root = join(dirname(fileURLToPath(import.meta.url)), '..')
@@ -140,6 +147,12 @@ function withChildren(pid: number): number[] {
     }
   }
   return [pid, ...kids]
+}
+/** CPU seconds of this process and of its children it has reaped (the curl clients). */
+function clientCpu(): number {
+  const s = readFileSync('/proc/self/stat', 'utf8')
+  const f = s.slice(s.lastIndexOf(')') + 2).split(' ')
+  return (Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14])) / hz
 }
 function machineBusy(): number {
   const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.split(/\s+/).slice(1).map(Number)
@@ -289,7 +302,7 @@ const ms = (t: number) => (t - timelineStart).toFixed(0)
  * Pulls the image as a client does, verifying every byte (`check: 'size'`: the manifest's digest,
  * every blob's size and nothing more, for warm pulls of bytes already verified); returns the bytes received.
  */
-async function pull(t: Target, img: Image, check: 'digest' | 'size' = 'digest'): Promise<number> {
+async function pull(t: Target, img: Image, check: 'digest' | 'size' = 'digest', client: 'node' | 'curl' = 'node'): Promise<number> {
   const m = await t.request(`/v2/${img.name}/manifests/${img.tag}`, { accept: OCI_MANIFEST })
   if (m.status !== 200) throw new Error(`${t.name}: manifest ${img.name}:${img.tag}: HTTP ${m.status} ${m.body.toString().slice(0, 300)}`)
   const md = `sha256:${createHash('sha256').update(m.body).digest('hex')}`
@@ -297,6 +310,7 @@ async function pull(t: Target, img: Image, check: 'digest' | 'size' = 'digest'):
   const manifest = JSON.parse(m.body.toString()) as { config: Descriptor; layers: Descriptor[] }
   const queue = [manifest.config, ...manifest.layers]
   let bytes = m.body.length
+  if (client === 'curl') return bytes + (await curlBlobs(t, img, queue))
   const worker = async () => {
     for (let d = queue.shift(); d; d = queue.shift()) {
       const want = d
@@ -328,6 +342,29 @@ async function pull(t: Target, img: Image, check: 'digest' | 'size' = 'digest'):
     }
   }
   await Promise.all(Array.from({ length: BLOB_PARALLEL }, worker))
+  return bytes
+}
+
+/** Fetches the blobs with one curl process, BLOB_PARALLEL at a time, checking each answer's status and size; returns the bytes. */
+async function curlBlobs(t: Target, img: Image, blobs: Descriptor[]): Promise<number> {
+  const args = ['-sS', '--parallel', '--parallel-max', String(BLOB_PARALLEL), '-w', '%{http_code} %{size_download} %{url}\\n']
+  for (const b of blobs) args.push('-o', '/dev/null', new URL(`/v2/${img.name}/blobs/${b.digest}`, t.base).href)
+  const child = spawn('curl', args, { stdio: ['ignore', 'pipe', 'inherit'] })
+  let text = ''
+  child.stdout!.on('data', (b: Buffer) => (text += b.toString()))
+  const code = await new Promise<number | null>((resolve, reject) => {
+    child.once('error', reject)
+    child.once('close', resolve)
+  })
+  if (code !== 0) throw new Error(`${t.name}: curl exited ${code}`)
+  let bytes = 0
+  for (const b of blobs) {
+    const line = text.split('\n').find((l) => l.endsWith(`/blobs/${b.digest}`))
+    const [status, size] = line?.split(' ') ?? []
+    if (status !== '200' || Number(size) !== b.size)
+      throw new Error(`${t.name}: blob ${b.digest}: curl got ${line ?? 'nothing'}, want 200 ${b.size}`)
+    bytes += b.size
+  }
   return bytes
 }
 
@@ -677,7 +714,7 @@ try {
         await hub.reset()
         let left = pulls
         let bytes = 0
-        const u0 = process.cpuUsage()
+        const u0 = clientCpu()
         const c0 = serverCpu(who)
         const th0 = who === 'wharf' ? threadCpu(pids.wharf) : undefined
         const t0 = performance.now()
@@ -685,7 +722,7 @@ try {
           Array.from({ length: c }, async () => {
             while (left > 0) {
               left--
-              const n = await pull(targets[who], warmImg, WARM_CHECK)
+              const n = await pull(targets[who], warmImg, WARM_CHECK, CURL_CLIENT ? 'curl' : 'node')
               bytes += n
             }
           }),
@@ -694,19 +731,19 @@ try {
         const c1 = serverCpu(who)
         const cpu = c1.total - c0.total
         const nginxCpu = c1.nginx - c0.nginx
-        const u = process.cpuUsage(u0)
+        const u = clientCpu() - u0
         const split = th0 && threadSplit(th0, threadCpu(pids.wharf), bytes / MIB)
         const up = upstreamFor(await hub.counts(), warmImg)
         const mbs = bytes / 1e6 / s
         const perMib = (cpu * 1000) / (bytes / MIB)
         warm[c][who].mbs.push(mbs)
         warm[c][who].cpuPerMib.push(perMib)
-        warm[c][who].clientCpu.push((u.user + u.system) / 1e6)
+        warm[c][who].clientCpu.push(u)
         warm[c][who].nginxPerMib.push((nginxCpu * 1000) / (bytes / MIB))
         if (split) warmThreads = split
         const of = who === 'offload' ? ` (wharf ${fmt(cpu - nginxCpu)} s, nginx ${fmt(nginxCpu)} s)` : ''
         line.push(
-          `${targets[who].name} ${fmt(mbs, 0)} MB/s, cpu ${fmt(cpu)} s${of} = ${fmt(perMib, 3)} ms/MiB, client cpu ${fmt((u.user + u.system) / 1e6)} s, upstream manifest HEAD/GET ${up.manifestHeads}/${up.manifestGets}, blob GETs ${up.cdnGets.reduce((a, b) => a + b, 0)}`,
+          `${targets[who].name} ${fmt(mbs, 0)} MB/s, cpu ${fmt(cpu)} s${of} = ${fmt(perMib, 3)} ms/MiB, client cpu ${fmt(u)} s, upstream manifest HEAD/GET ${up.manifestHeads}/${up.manifestGets}, blob GETs ${up.cdnGets.reduce((a, b) => a + b, 0)}`,
         )
       }
       out(`round ${r + 1}: ${line.join(';  ')}`)
