@@ -347,16 +347,26 @@ async function pull(t: Target, img: Image, check: 'digest' | 'size' = 'digest', 
 
 /** Fetches the blobs with one curl process, BLOB_PARALLEL at a time, checking each answer's status and size; returns the bytes. */
 async function curlBlobs(t: Target, img: Image, blobs: Descriptor[]): Promise<number> {
-  const args = ['-sS', '--parallel', '--parallel-max', String(BLOB_PARALLEL), '-w', '%{http_code} %{size_download} %{url}\\n']
+  const args = [
+    '-sS',
+    '--no-progress-meter',
+    '--parallel',
+    '--parallel-max',
+    String(BLOB_PARALLEL),
+    '-w',
+    '%{http_code} %{size_download} %{url}\\n',
+  ]
   for (const b of blobs) args.push('-o', '/dev/null', new URL(`/v2/${img.name}/blobs/${b.digest}`, t.base).href)
-  const child = spawn('curl', args, { stdio: ['ignore', 'pipe', 'inherit'] })
+  const child = spawn('curl', args, { stdio: ['ignore', 'pipe', 'pipe'] })
   let text = ''
+  let errors = ''
   child.stdout!.on('data', (b: Buffer) => (text += b.toString()))
+  child.stderr!.on('data', (b: Buffer) => (errors += b.toString()))
   const code = await new Promise<number | null>((resolve, reject) => {
     child.once('error', reject)
     child.once('close', resolve)
   })
-  if (code !== 0) throw new Error(`${t.name}: curl exited ${code}`)
+  if (code !== 0) throw new Error(`${t.name}: curl exited ${code}: ${errors.slice(0, 300)}`)
   let bytes = 0
   for (const b of blobs) {
     const line = text.split('\n').find((l) => l.endsWith(`/blobs/${b.digest}`))
