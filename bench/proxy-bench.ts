@@ -37,7 +37,7 @@
 // workers, /proc); the plain Wharf column (the mirror reached directly, so it streams) stays.
 // --warm-client curl: the warm pulls' blobs are fetched by one `curl --parallel` process per pull
 // (3 at a time, to /dev/null, sizes checked from its -w output) instead of the bench's Node client,
-// which costs about 1.5-2 ms of CPU per MiB and so, on 2 cores, bounds every target's MB/s; the
+// which costs about 1.2-1.8 ms of CPU per MiB and so, on 2 cores, bounds every target's MB/s; the
 // client CPU then includes the curl processes (the bench's reaped children, /proc/self/stat).
 // WHARF_BENCH_PROF_DIR=<dir> starts Wharf with --cpu-prof into that directory (written when the
 // bench stops it); WHARF_BENCH_NODE_ARGS adds node options to Wharf's command line (e.g. --trace-gc,
