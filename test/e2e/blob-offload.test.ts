@@ -154,4 +154,15 @@ describe('blob downloads sent by nginx (X-Accel-Redirect)', { timeout: 170_000 }
     assert.equal(asNginx.body.length, 0)
     assert.equal(asNginx.headers.get('x-accel-redirect'), `${PREFIX}sha256/${hex.slice(0, 2)}/${hex}`)
   })
+
+  // Last: it damages the store under the database.
+  it('a blob whose file is gone answers 404 in the registry error format, not with an nginx page', async () => {
+    const layer = images.digests.amd64Layers[0]!
+    const hex = layer.slice('sha256:'.length)
+    await rm(path.join(wharf.dataDir, 'storage', 'blobs', 'sha256', hex.slice(0, 2), hex))
+    const res = await http('GET', `http://${lb}/v2/e2e/offload/blobs/${layer}`)
+    assert.equal(res.status, 404, res.describe)
+    assert.equal(res.headers.get('content-type'), 'application/json', res.describe)
+    assert.equal((JSON.parse(res.body.toString()) as { errors: Array<{ code: string }> }).errors[0]?.code, 'BLOB_UNKNOWN')
+  })
 })
