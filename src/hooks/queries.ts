@@ -1,5 +1,5 @@
-import type { Executor, Webhook, WebhookDelivery, WebhooksTable } from '../metadata/schema.ts'
-import type { Insertable, Updateable } from 'kysely'
+import type { Executor, Project, Webhook, WebhookDelivery, WebhooksTable } from '../metadata/schema.ts'
+import { sql, type Insertable, type Updateable } from 'kysely'
 
 export type HookOwner = { projectId: number } | { groupId: number }
 
@@ -50,6 +50,59 @@ export function hooksFor(db: Executor, projectId: number, groupIds: number[], tr
     .where(trigger, '=', 1)
     .orderBy('id')
     .execute()
+}
+
+/**
+ * The project owning registry repository `name` (the longest of `projectPaths`, projects/queries.ts's
+ * projectPathsOf), when a hook of it or of a group above it wants registry events; else undefined.
+ * One statement, where resolving the project, its namespace chain and the hooks took one each: it
+ * runs after every tag push, and most projects have no such hook.
+ */
+export function projectWithRegistryHooks(db: Executor, projectPaths: string[]): Promise<Project | undefined> {
+  if (projectPaths.length === 0) return Promise.resolve(undefined)
+  return (
+    db
+      // withRecursive for both: the keyword is the whole WITH list's, which Kysely takes from the first.
+      .withRecursive('owner', (qc) =>
+        qc
+          .selectFrom('projects')
+          .selectAll()
+          .where('full_path_lower', 'in', projectPaths)
+          .orderBy(sql`length(full_path_lower)`, 'desc')
+          .limit(1),
+      )
+      .withRecursive('chain(id, parent_id, kind, depth)', (qc) =>
+        qc
+          .selectFrom('namespaces as n')
+          .select(['n.id', 'n.parent_id', 'n.kind', sql<number>`1`.as('depth')])
+          .where('n.id', '=', (eb) => eb.selectFrom('owner').select('owner.namespace_id'))
+          .unionAll((eb) =>
+            eb
+              .selectFrom('namespaces as n')
+              .innerJoin('chain as c', 'c.parent_id', 'n.id')
+              .select(['n.id', 'n.parent_id', 'n.kind', sql<number>`c.depth + 1`.as('depth')])
+              // As ProjectAccess.namespaceChain: at most 32 levels.
+              .where('c.depth', '<', 32),
+          ),
+      )
+      .selectFrom('owner')
+      .selectAll()
+      .where((eb) =>
+        eb.exists(
+          eb
+            .selectFrom('webhooks as w')
+            .select('w.id')
+            .where('w.registry_events', '=', 1)
+            .where((eb) =>
+              eb.or([
+                eb('w.project_id', '=', eb.ref('owner.id')),
+                eb('w.group_id', 'in', eb.selectFrom('chain').select('chain.id').where('chain.kind', '=', 'group')),
+              ]),
+            ),
+        ),
+      )
+      .executeTakeFirst()
+  )
 }
 
 export type Trigger = 'push_events' | 'tag_push_events' | 'pipeline_events' | 'job_events' | 'registry_events'
