@@ -41,7 +41,7 @@ function manifestOver(seed: string, note: string): Buffer {
   )
 }
 
-test('a tag push of a new manifest: three statements on PostgreSQL besides BEGIN and COMMIT, one for the webhooks', async (t) => {
+test('a tag push: three statements on PostgreSQL for a new manifest, four for one pushed again, one for the webhooks', async (t) => {
   const statements: string[] = []
   let counting = false
   // BEGIN and COMMIT left out: Kysely logs them on SQLite only.
@@ -54,55 +54,78 @@ test('a tag push of a new manifest: three statements on PostgreSQL besides BEGIN
   }
   const created = await h.req('POST', '/api/v4/projects', { token: root.token, body: { path: 'app', namespace_id: group.id } })
   assert.equal(created.statusCode, 201, created.body)
-  // The blobs, and a first push under the tag, so the counted one moves it (the untagging included).
-  assert.equal((await pushSeeded(h, 'root', 'team/app', 'latest', 'base')).statusCode, 201)
+  // The blobs, and a first push under the tag, so the counted ones move it (the untagging included).
+  const first = await pushSeeded(h, 'root', 'team/app', 'latest', 'base')
+  assert.equal(first.statusCode, 201)
+  const base = first.headers['docker-content-digest'] as string
   const auth = await bearer(h, 'root', 'team/app', 'pull,push')
-  const manifest = manifestOver('base', 'second')
+  const second = manifestOver('base', 'second')
 
-  counting = true
-  const put = await h.app.inject({
-    method: 'PUT',
-    url: '/v2/team/app/manifests/latest',
-    headers: { ...auth, 'content-type': 'application/vnd.oci.image.manifest.v1+json' },
-    payload: manifest,
+  /** The statements of one PUT of `manifest` under `latest`, and of the registry event's look-up after it. */
+  const counted = async (manifest: Buffer) => {
+    statements.length = 0
+    counting = true
+    const put = await h.app.inject({
+      method: 'PUT',
+      url: '/v2/team/app/manifests/latest',
+      headers: { ...auth, 'content-type': 'application/vnd.oci.image.manifest.v1+json' },
+      payload: manifest,
+    })
+    assert.equal(put.statusCode, 201, put.body)
+    assert.equal(put.headers['docker-content-digest'], sha256(manifest))
+    // The look-up runs after the reply; its statement reads the webhooks.
+    for (let i = 0; i < 200 && !statements.some((s) => /"webhooks"/.test(s)); i++) await sleep(25)
+    counting = false
+    assert.equal(statements.filter((s) => /"webhooks"/.test(s)).length, 1, statements.join('\n'))
+    return statements.length - 1
+  }
+  const state = async () => ({
+    tag: (
+      await h.db
+        .selectFrom('tags as t')
+        .innerJoin('manifests as m', 'm.id', 't.manifest_id')
+        .select('m.digest')
+        .where('t.name', '=', 'latest')
+        .executeTakeFirstOrThrow()
+    ).digest,
+    untagged: new Map(
+      (await h.db.selectFrom('manifests').select(['digest', 'untagged_at']).execute()).map((m) => [m.digest, m.untagged_at]),
+    ),
+    history: (await h.db.selectFrom('registry_tag_pushes').select(['digest', 'actor']).orderBy('id').execute()).map(
+      (r) => `${r.actor} ${r.digest}`,
+    ),
   })
-  assert.equal(put.statusCode, 201, put.body)
-  assert.equal(put.headers['docker-content-digest'], sha256(manifest))
-  // The registry event's look-up runs after the reply; its last statement reads the webhooks.
-  for (let i = 0; i < 200 && !statements.some((s) => /"webhooks"/.test(s)); i++) await sleep(25)
-  counting = false
 
-  const hooks = statements.filter((s) => /"webhooks"/.test(s))
-  assert.equal(hooks.length, 1, statements.join('\n'))
-  const push = statements.length - 1
-  // Rules and quota; repository and blob sizes; then the writes: on PostgreSQL one statement (manifest,
-  // references, untagging, tag, history), on SQLite one each.
-  assert.equal(push, TEST_DIALECT === 'postgres' ? 3 : 7, statements.join('\n'))
-
-  // What the statements did: the tag moved, the old manifest is untagged, the push is in the history.
-  const tag = await h.db
-    .selectFrom('tags as t')
-    .innerJoin('manifests as m', 'm.id', 't.manifest_id')
-    .select('m.digest')
-    .where('t.name', '=', 'latest')
-    .executeTakeFirstOrThrow()
-  assert.equal(tag.digest, sha256(manifest))
-  const old = await h.db.selectFrom('manifests').select(['digest', 'untagged_at']).where('digest', '!=', sha256(manifest)).execute()
-  assert.equal(old.length, 1)
-  assert.notEqual(old[0]!.untagged_at, null)
+  // A new manifest. Rules and quota; repository and blob sizes; then the writes: on PostgreSQL one
+  // statement (manifest, references, untagging, tag, history), on SQLite one each.
+  assert.equal(await counted(second), TEST_DIALECT === 'postgres' ? 3 : 7, statements.join('\n'))
+  let now = await state()
+  assert.equal(now.tag, sha256(second))
+  assert.notEqual(now.untagged.get(base), null, 'the manifest the tag left is untagged')
+  assert.equal(now.untagged.get(sha256(second)), null)
+  assert.deepEqual(now.history, [`root ${base}`, `root ${sha256(second)}`])
   const refs = await h.db
     .selectFrom('manifest_references as r')
     .innerJoin('manifests as m', 'm.id', 'r.manifest_id')
-    .select(['r.kind'])
-    .where('m.digest', '=', sha256(manifest))
+    .select('r.kind')
+    .where('m.digest', '=', sha256(second))
     .execute()
-  assert.equal(refs.length, 2)
-  const history = await h.db.selectFrom('registry_tag_pushes').select(['digest', 'actor']).orderBy('id').execute()
-  assert.deepEqual(
-    history.map((r) => r.digest),
-    [old[0]!.digest, sha256(manifest)],
+  assert.deepEqual(refs.map((r) => r.kind).sort(), ['blob', 'blob'])
+
+  // The first manifest pushed again: on PostgreSQL the insert finds it and a second statement
+  // renews it and does the tag's writes.
+  const before = now.untagged.get(base)!
+  const again = Buffer.from(
+    (await h.db.selectFrom('manifests').select('content').where('digest', '=', base).executeTakeFirstOrThrow()).content,
   )
-  assert.equal(history[1]!.actor, 'root')
+  await sleep(5)
+  assert.equal(await counted(again), TEST_DIALECT === 'postgres' ? 4 : 7, statements.join('\n'))
+  now = await state()
+  assert.equal(now.tag, base)
+  assert.ok(now.untagged.get(base)! > before, 'pushed again: its delay starts over')
+  assert.notEqual(now.untagged.get(sha256(second)), null, 'the manifest the tag left is untagged')
+  assert.deepEqual(now.history, [`root ${base}`, `root ${sha256(second)}`, `root ${base}`])
+  assert.equal((await h.db.selectFrom('manifests').select('id').execute()).length, 2)
 })
 
 test('registry events reach the hooks of the project and of every group above it, and no others', async (t) => {
