@@ -60,49 +60,42 @@ export function hooksFor(db: Executor, projectId: number, groupIds: number[], tr
  */
 export function projectWithRegistryHooks(db: Executor, projectPaths: string[]): Promise<Project | undefined> {
   if (projectPaths.length === 0) return Promise.resolve(undefined)
-  return (
-    db
-      // withRecursive for both: the keyword is the whole WITH list's, which Kysely takes from the first.
-      .withRecursive('owner', (qc) =>
-        qc
-          .selectFrom('projects')
-          .selectAll()
-          .where('full_path_lower', 'in', projectPaths)
-          .orderBy(sql`length(full_path_lower)`, 'desc')
-          .limit(1),
-      )
-      .withRecursive('chain(id, parent_id, kind, depth)', (qc) =>
-        qc
-          .selectFrom('namespaces as n')
-          .select(['n.id', 'n.parent_id', 'n.kind', sql<number>`1`.as('depth')])
-          .where('n.id', '=', (eb) => eb.selectFrom('owner').select('owner.namespace_id'))
-          .unionAll((eb) =>
-            eb
-              .selectFrom('namespaces as n')
-              .innerJoin('chain as c', 'c.parent_id', 'n.id')
-              .select(['n.id', 'n.parent_id', 'n.kind', sql<number>`c.depth + 1`.as('depth')])
-              // As ProjectAccess.namespaceChain: at most 32 levels.
-              .where('c.depth', '<', 32),
-          ),
-      )
-      .selectFrom('owner')
-      .selectAll()
-      .where((eb) =>
-        eb.exists(
+  // Resolved where needed rather than in a CTE: SQLite materializes a CTE used more than once, at ten times the cost.
+  const owner = () =>
+    db.selectFrom('projects').where('full_path_lower', 'in', projectPaths).orderBy(sql`length(full_path_lower)`, 'desc').limit(1)
+  return db
+    .withRecursive('chain(id, parent_id, kind, depth)', (qc) =>
+      qc
+        .selectFrom('namespaces as n')
+        .select(['n.id', 'n.parent_id', 'n.kind', sql<number>`1`.as('depth')])
+        .where('n.id', '=', owner().select('namespace_id'))
+        .unionAll((eb) =>
           eb
-            .selectFrom('webhooks as w')
-            .select('w.id')
-            .where('w.registry_events', '=', 1)
-            .where((eb) =>
-              eb.or([
-                eb('w.project_id', '=', eb.ref('owner.id')),
-                eb('w.group_id', 'in', eb.selectFrom('chain').select('chain.id').where('chain.kind', '=', 'group')),
-              ]),
-            ),
+            .selectFrom('namespaces as n')
+            .innerJoin('chain as c', 'c.parent_id', 'n.id')
+            .select(['n.id', 'n.parent_id', 'n.kind', sql<number>`c.depth + 1`.as('depth')])
+            // As ProjectAccess.namespaceChain: at most 32 levels.
+            .where('c.depth', '<', 32),
         ),
-      )
-      .executeTakeFirst()
-  )
+    )
+    .selectFrom('projects as p')
+    .selectAll('p')
+    .where('p.id', '=', owner().select('id'))
+    .where((eb) =>
+      eb.exists(
+        eb
+          .selectFrom('webhooks as w')
+          .select('w.id')
+          .where('w.registry_events', '=', 1)
+          .where((eb) =>
+            eb.or([
+              eb('w.project_id', '=', eb.ref('p.id')),
+              eb('w.group_id', 'in', eb.selectFrom('chain').select('chain.id').where('chain.kind', '=', 'group')),
+            ]),
+          ),
+      ),
+    )
+    .executeTakeFirst()
 }
 
 export type Trigger = 'push_events' | 'tag_push_events' | 'pipeline_events' | 'job_events' | 'registry_events'
