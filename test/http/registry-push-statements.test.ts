@@ -74,9 +74,9 @@ test('a tag push: three statements on PostgreSQL for a new manifest, four for on
     assert.equal(put.statusCode, 201, put.body)
     assert.equal(put.headers['docker-content-digest'], sha256(manifest))
     // The look-up runs after the reply; its statement reads the webhooks.
-    for (let i = 0; i < 200 && !statements.some((s) => /"webhooks"/.test(s)); i++) await sleep(25)
+    for (let i = 0; i < 200 && !statements.some((s) => /\bwebhooks\b/.test(s)); i++) await sleep(25)
     counting = false
-    assert.equal(statements.filter((s) => /"webhooks"/.test(s)).length, 1, statements.join('\n'))
+    assert.equal(statements.filter((s) => /\bwebhooks\b/.test(s)).length, 1, statements.join('\n'))
     return statements.length - 1
   }
   const state = async () => ({
