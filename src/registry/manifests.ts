@@ -183,7 +183,7 @@ export class Manifests {
       const size = body.length + parsed.blobs.reduce((n, b) => n + b.size, 0) + parsed.manifests.reduce((n, m) => n + m.size, 0)
       this.tagChanged({ action: 'push', repository: name, tag: ref.tag, digest, mediaType: parsed.mediaType, size, actor: actor ?? null })
     }
-    // Over the project's soft quota the push still lands, with a warning (read after the commit, as the usage it reports).
+    // Over the project's soft quota the push still lands, with a warning; the usage is read now, after the commit.
     const warning = await this.quotas.softWarning(policy.quota)
     return { digest, ...(parsed.subject ? { subject: parsed.subject.digest } : {}), ...(warning ? { warning } : {}) }
   }
