@@ -1,5 +1,5 @@
-import type { Executor, Webhook, WebhookDelivery, WebhooksTable } from '../metadata/schema.ts'
-import type { Insertable, Updateable } from 'kysely'
+import type { Executor, Project, Webhook, WebhookDelivery, WebhooksTable } from '../metadata/schema.ts'
+import { sql, type Insertable, type Updateable } from 'kysely'
 
 export type HookOwner = { projectId: number } | { groupId: number }
 
@@ -50,6 +50,29 @@ export function hooksFor(db: Executor, projectId: number, groupIds: number[], tr
     .where(trigger, '=', 1)
     .orderBy('id')
     .execute()
+}
+
+/**
+ * The project owning registry repository `name` (the longest of `projectPaths`, projects/queries.ts's
+ * projectPathsOf), when a hook of it or of a group above it wants registry events; else undefined.
+ * One statement, where resolving the project, its namespace chain and the hooks took one each: it
+ * runs after every tag push, and most projects have no such hook.
+ */
+export async function projectWithRegistryHooks(db: Executor, projectPaths: string[]): Promise<Project | undefined> {
+  if (projectPaths.length === 0) return undefined
+  // Plain SQL: Kysely's builder took ten times the statement's own time to build this. The project is
+  // resolved where needed rather than in a CTE: SQLite materializes a CTE used more than once, at ten times the cost.
+  const owner = (column: 'id' | 'namespace_id') =>
+    sql`(select ${sql.ref(column)} from projects where full_path_lower in (${sql.join(projectPaths)})
+      order by length(full_path_lower) desc limit 1)`
+  // The namespace chain as ProjectAccess.namespaceChain walks it: at most 32 levels.
+  const { rows } = await sql<Project>`with recursive chain (id, parent_id, kind, depth) as (
+      select id, parent_id, kind, 1 from namespaces where id = ${owner('namespace_id')}
+      union all
+      select n.id, n.parent_id, n.kind, c.depth + 1 from namespaces n join chain c on c.parent_id = n.id where c.depth < 32)
+    select p.* from projects p where p.id = ${owner('id')} and exists (select 1 from webhooks w where w.registry_events = 1
+      and (w.project_id = p.id or w.group_id in (select id from chain where kind = 'group')))`.execute(db)
+  return rows[0]
 }
 
 export type Trigger = 'push_events' | 'tag_push_events' | 'pipeline_events' | 'job_events' | 'registry_events'

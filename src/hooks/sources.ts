@@ -153,10 +153,8 @@ export function connectHookSources(s: HookSources): () => void {
   offs.push(
     s.manifests.onTagChange((e: TagEvent) => {
       void (async () => {
-        const project = await pq.projectForRepository(s.db, e.repository)
+        const project = await q.projectWithRegistryHooks(s.db, pq.projectPathsOf(e.repository))
         if (!project) return
-        const wanted = await wants(project.id, ['registry_events'])
-        if (!wanted) return
         const { ctx, groupIds } = await context(project)
         const payload = registryPayload(ctx, { ...e, registryHost: s.registryHost })
         const key = `registry:${e.action}:${e.repository}:${e.tag}:${e.digest ?? ''}:${Date.now()}`

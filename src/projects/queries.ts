@@ -116,11 +116,17 @@ export async function findProjectByPath(db: Executor, fullPath: string): Promise
   return db.selectFrom('projects').selectAll().where('full_path_lower', '=', fullPath.toLowerCase()).executeTakeFirst()
 }
 
-/** The project owning a registry repository: the one whose path is a segment-prefix of the name. */
-export async function projectForRepository(db: Executor, name: string): Promise<Project | undefined> {
+/** The paths a project owning repository `name` may have: its prefixes of two segments or more (the longest existing one owns it). */
+export function projectPathsOf(name: string): string[] {
   const parts = name.split('/')
   const prefixes: string[] = []
   for (let i = 2; i <= parts.length; i++) prefixes.push(parts.slice(0, i).join('/'))
+  return prefixes
+}
+
+/** The project owning a registry repository: the one whose path is a segment-prefix of the name. */
+export async function projectForRepository(db: Executor, name: string): Promise<Project | undefined> {
+  const prefixes = projectPathsOf(name)
   if (prefixes.length === 0) return undefined
   const rows = await db.selectFrom('projects').selectAll().where('full_path_lower', 'in', prefixes).execute()
   return rows.sort((a, b) => b.full_path_lower.length - a.full_path_lower.length)[0]

@@ -11,7 +11,7 @@ import { tagsToDelete, type CleanupRules, type TagAge } from './cleanup.ts'
 import { CleanupPolicies, type PlannedTag } from './cleanup-policies.ts'
 import * as q from './queries.ts'
 import { TagProtection, tagRefusal, undeletableTags } from './tag-protection.ts'
-import { RepositoryProtection, repositoryRefusal } from './repository-protection.ts'
+import { checkRepositoryRules, RepositoryProtection, repositoryRefusal } from './repository-protection.ts'
 import { Quotas } from './quotas.ts'
 import type { CiFacts } from './ci-facts.ts'
 
@@ -112,30 +112,35 @@ export class Manifests {
     contentType: string | undefined,
     origin: PushOrigin = {},
     callerLevel?: CallerLevel,
-  ): Promise<{ digest: Digest; subject?: string }> {
+  ): Promise<{ digest: Digest; subject?: string; warning?: string }> {
     const actor = origin.actor
     const parsed = parseManifest(body, contentType)
     const digest = digestOf(ref.kind === 'digest' ? ref.digest.algorithm : 'sha256', body)
     if (ref.kind === 'digest' && digest !== ref.digest.digest) {
       throw new WharfError('DIGEST_INVALID', 'manifest digest does not match the reference', { digest: ref.digest.digest, actual: digest })
     }
-    await this.repositoryProtection.check(name, 'push', callerLevel)
+    // The project's repository and tag rules and its quota, read together (one round trip).
+    const policy = await q.pushPolicy(this.db, name)
+    // Asked once, and only when a rule applies (it costs a look-up).
+    let asked: Promise<number> | undefined
+    const levelOnce = callerLevel && (() => (asked ??= callerLevel()))
+    await checkRepositoryRules(policy.repositoryRules, name, 'push', levelOnce)
     const job = ref.kind === 'tag' && origin.jobId !== undefined ? await this.ci?.job(origin.jobId) : undefined
-    const rules = ref.kind === 'tag' ? await this.protection.forRepository(name) : []
+    const rules = ref.kind === 'tag' ? policy.tagRules : []
     // Asked before the transaction: the level comes from other tables and must not wait on it.
-    const level = rules.length > 0 && callerLevel ? await callerLevel() : Number.POSITIVE_INFINITY
+    const level = rules.length > 0 && levelOnce ? await levelOnce() : Number.POSITIVE_INFINITY
     await this.db.transaction().execute(async (trx) => {
       if (ref.kind === 'tag' && rules.length > 0) {
         // Read in the transaction, so two pushes cannot both see an immutable tag as new.
         const refusal = tagRefusal(rules, ref.tag, { action: 'push', existing: await q.tagDigest(trx, name, ref.tag), digest }, level)
         if (refusal) throw new WharfError('DENIED', refusal, { tag: ref.tag })
       }
-      const repositoryId = await q.ensureRepository(trx, name)
-      const sizes = await q.linkedBlobSizes(
-        trx,
-        repositoryId,
-        parsed.blobs.map((b) => b.digest),
-      )
+      const blobDigests = parsed.blobs.map((b) => b.digest)
+      let { repositoryId, sizes } = await q.repositoryBlobSizes(trx, name, blobDigests)
+      if (repositoryId === undefined) {
+        repositoryId = await q.ensureRepository(trx, name)
+        sizes = await q.linkedBlobSizes(trx, repositoryId, blobDigests)
+      }
       for (const b of parsed.blobs) {
         const size = sizes.get(b.digest)
         if (size === undefined)
@@ -156,27 +161,31 @@ export class Manifests {
         if (!children.has(m.digest))
           throw new WharfError('MANIFEST_BLOB_UNKNOWN', 'index references a manifest unknown to this repository', { digest: m.digest })
       }
-      const manifestId = await q.upsertManifest(trx, manifestRecord(repositoryId, digest, parsed, body))
-      if (ref.kind === 'tag') {
-        await q.upsertTag(trx, repositoryId, ref.tag, manifestId)
-        await q.insertTagPush(trx, {
-          repository_id: repositoryId,
-          tag: ref.tag,
-          digest,
-          actor: actor ?? null,
-          job_id: origin.jobId ?? null,
-          pipeline_id: job?.pipelineId ?? null,
-          ref: job?.ref ?? null,
-          ref_is_tag: job ? (job.refIsTag ? 1 : 0) : null,
-          pushed_at: nowIso(),
-        })
-      }
+      await q.storeManifest(
+        trx,
+        manifestRecord(repositoryId, digest, parsed, body),
+        ref.kind === 'tag'
+          ? {
+              repository_id: repositoryId,
+              tag: ref.tag,
+              digest,
+              actor: actor ?? null,
+              job_id: origin.jobId ?? null,
+              pipeline_id: job?.pipelineId ?? null,
+              ref: job?.ref ?? null,
+              ref_is_tag: job ? (job.refIsTag ? 1 : 0) : null,
+              pushed_at: nowIso(),
+            }
+          : undefined,
+      )
     })
     if (ref.kind === 'tag') {
       const size = body.length + parsed.blobs.reduce((n, b) => n + b.size, 0) + parsed.manifests.reduce((n, m) => n + m.size, 0)
       this.tagChanged({ action: 'push', repository: name, tag: ref.tag, digest, mediaType: parsed.mediaType, size, actor: actor ?? null })
     }
-    return parsed.subject ? { digest, subject: parsed.subject.digest } : { digest }
+    // Over the project's soft quota the push still lands, with a warning; the usage is read now, after the commit.
+    const warning = await this.quotas.softWarning(policy.quota)
+    return { digest, ...(parsed.subject ? { subject: parsed.subject.digest } : {}), ...(warning ? { warning } : {}) }
   }
 
   /**

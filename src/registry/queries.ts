@@ -1,5 +1,5 @@
-import { sql } from 'kysely'
-import { nowIso } from '../metadata/db.ts'
+import { sql, type RawBuilder } from 'kysely'
+import { isPostgres, nowIso } from '../metadata/db.ts'
 import type { Insertable } from 'kysely'
 import type {
   ContainerExpirationPoliciesTable,
@@ -88,6 +88,28 @@ export async function linkedBlobSizes(db: Executor, repositoryId: number, digest
     .where('rb.digest', 'in', digests)
     .execute()
   return new Map(rows.map((r) => [r.digest, Number(r.size)]))
+}
+
+/**
+ * The repository's id (undefined when it does not exist) and the sizes of those of `digests` linked
+ * into it: linkedBlobSizes and the id it needs in one statement (a manifest PUT's first in its transaction).
+ */
+export async function repositoryBlobSizes(
+  db: Executor,
+  name: string,
+  digests: string[],
+): Promise<{ repositoryId: number | undefined; sizes: Map<string, number> }> {
+  if (digests.length === 0) return { repositoryId: await findRepositoryId(db, name), sizes: new Map() }
+  const rows = await db
+    .selectFrom('repositories as r')
+    .leftJoin('repository_blobs as rb', (j) => j.onRef('rb.repository_id', '=', 'r.id').on('rb.digest', 'in', digests))
+    .leftJoin('blobs as b', 'b.digest', 'rb.digest')
+    .select(['r.id', 'b.digest', 'b.size'])
+    .where('r.name', '=', name)
+    .execute()
+  const sizes = new Map<string, number>()
+  for (const r of rows) if (r.digest !== null && r.size !== null) sizes.set(r.digest, Number(r.size))
+  return { repositoryId: rows[0]?.id, sizes }
 }
 
 export async function insertBlob(db: Executor, digest: string, size: number): Promise<void> {
@@ -311,8 +333,7 @@ export async function upsertManifest(db: Executor, m: ManifestRecord): Promise<n
       .executeTakeFirstOrThrow()
     return existing.id
   }
-  const seen = new Set<string>()
-  const refs = m.references.filter((r) => !seen.has(r.digest) && seen.add(r.digest))
+  const refs = uniqueReferences(m.references)
   if (refs.length > 0) {
     await db
       .insertInto('manifest_references')
@@ -336,6 +357,79 @@ export async function upsertTag(db: Executor, repositoryId: number, tag: string,
     .values({ repository_id: repositoryId, name: tag, manifest_id: manifestId, updated_at: now })
     .onConflict((oc) => oc.columns(['repository_id', 'name']).doUpdateSet({ manifest_id: manifestId, updated_at: now }))
     .execute()
+}
+
+/**
+ * A push's writes: the manifest (upsertManifest) and, when `push` is given, the tag it names moved
+ * onto it (upsertTag) and that push in the tag's history (insertTagPush); returns the manifest's id.
+ * On PostgreSQL, where each statement is a round trip, a new manifest takes one statement (a
+ * data-modifying CTE) and a manifest pushed again two; SQLite has no such CTEs and runs them one by one.
+ */
+export async function storeManifest(db: Executor, m: ManifestRecord, push?: Insertable<RegistryTagPushesTable>): Promise<number> {
+  if (!isPostgres(db)) {
+    const id = await upsertManifest(db, m)
+    if (push) {
+      await upsertTag(db, m.repositoryId, push.tag, id)
+      await insertTagPush(db, push)
+    }
+    return id
+  }
+  const now = nowIso()
+  const refs = uniqueReferences(m.references)
+  const inserted = await storeStatement(
+    sql`insert into manifests (repository_id, digest, media_type, artifact_type, size, config_digest, subject_digest, annotations, content, created_at)
+      values (${m.repositoryId}, ${m.digest}, ${m.mediaType}, ${m.artifactType}, ${m.size}, ${m.configDigest}, ${m.subjectDigest}, ${m.annotations}, ${m.content}, ${now})
+      on conflict (repository_id, digest) do nothing returning id`,
+    refs.length === 0
+      ? undefined
+      : sql`insert into manifest_references (manifest_id, digest, kind)
+      select m.id, r.digest, r.kind from m, unnest(${refs.map((r) => r.digest)}::text[], ${refs.map((r) => r.kind)}::text[]) as r (digest, kind)`,
+    push,
+    now,
+  ).execute(db)
+  if (inserted.rows[0]) return inserted.rows[0].id
+  // Pushed again: an untagged manifest's delay starts over, as for a new push (upsertManifest).
+  const again = await storeStatement(
+    sql`update manifests set untagged_at = ${now} where repository_id = ${m.repositoryId} and digest = ${m.digest} returning id`,
+    undefined,
+    push,
+    now,
+  ).execute(db)
+  return again.rows[0]!.id
+}
+
+/**
+ * `with m as (<manifest>), ...` then the references and tag writes of storeManifest, each taking
+ * the manifest's id from m (nothing when m yields no row); the statement returns m's id.
+ */
+function storeStatement(
+  manifest: RawBuilder<unknown>,
+  references: RawBuilder<unknown> | undefined,
+  push: Insertable<RegistryTagPushesTable> | undefined,
+  now: string,
+) {
+  const parts = [sql`m as (${manifest})`]
+  if (references) parts.push(sql`refs as (${references})`)
+  if (push) {
+    const p = push
+    parts.push(
+      // The manifest the tag moves away from may now be untagged: its delay before GC starts now.
+      // (All parts read the tags as they were before the statement.)
+      sql`untagged as (update manifests set untagged_at = ${now}
+        where id = (select manifest_id from tags where repository_id = ${p.repository_id} and name = ${p.tag}) and id <> (select id from m))`,
+      sql`tagged as (insert into tags (repository_id, name, manifest_id, updated_at) select ${p.repository_id}, ${p.tag}, m.id, ${now} from m
+        on conflict (repository_id, name) do update set manifest_id = excluded.manifest_id, updated_at = excluded.updated_at)`,
+      sql`pushed as (insert into registry_tag_pushes (repository_id, tag, digest, actor, job_id, pipeline_id, ref, ref_is_tag, pushed_at)
+        select ${p.repository_id}, ${p.tag}, ${p.digest}, ${p.actor ?? null}, ${p.job_id ?? null}, ${p.pipeline_id ?? null}, ${p.ref ?? null}, ${p.ref_is_tag ?? null}, ${p.pushed_at} from m)`,
+    )
+  }
+  return sql<{ id: number }>`with ${sql.join(parts)} select id from m`
+}
+
+/** A manifest's references, each digest once (a config may also be a layer). */
+function uniqueReferences(references: ManifestRecord['references']): ManifestRecord['references'] {
+  const seen = new Set<string>()
+  return references.filter((r) => !seen.has(r.digest) && seen.add(r.digest))
 }
 
 /** Removes exactly one tag; other tags on the same manifest are untouched. */
@@ -732,6 +826,58 @@ function ownerProjectId(db: Executor, name: string) {
     .orderBy(sql`length(p.full_path_lower)`, 'desc')
     .limit(1)
 }
+
+/**
+ * What a push into `name` is checked against, of the project it belongs to: its repository and tag
+ * protection rules (by id) and its quota when it has one. One statement, where a manifest PUT read
+ * them in three (each a round trip on PostgreSQL, each resolving the project again).
+ */
+export interface PushPolicy {
+  repositoryRules: RegistryRepositoryRule[]
+  tagRules: RegistryTagRule[]
+  quota: { full_path_lower: string; hard_limit_bytes: number | null; soft_limit_bytes: number | null } | undefined
+}
+
+export async function pushPolicy(db: Executor, name: string): Promise<PushPolicy> {
+  // One row per rule or quota, told apart by `kind`; the columns a kind lacks are null (typed in the
+  // first part: PostgreSQL would take two untyped nulls for text before meeting the quota's bigint).
+  // Plain SQL: Kysely's builder took ten times the statement's own time to build this union. The
+  // project is resolved in each part (ownerProjectId's condition): SQLite materializes a CTE used
+  // more than once, at ten times the cost.
+  const owner = sql`(select p.id from projects p
+    where p.full_path_lower = ${name} or (${name} > p.full_path_lower || '/' and ${name} < p.full_path_lower || '0')
+    order by length(p.full_path_lower) desc limit 1)`
+  const { rows } = await sql<{
+    kind: 'repository' | 'tag' | 'quota'
+    id: number
+    project_id: number
+    pattern: string
+    push_level: number | null
+    delete_level: number | null
+    created_at: string | null
+    hard: number | string | null
+    soft: number | string | null
+  }>`select 'repository' as kind, id, project_id, repository_path_pattern as pattern, push_level, delete_level, created_at,
+      cast(null as bigint) as hard, cast(null as bigint) as soft
+    from registry_repository_protection_rules where project_id = ${owner}
+    union all
+    select 'tag', id, project_id, tag_name_pattern, push_level, delete_level, created_at, null, null
+    from registry_tag_protection_rules where project_id = ${owner}
+    union all
+    select 'quota', p.id, p.id, p.full_path_lower, null, null, null, q.hard_limit_bytes, q.soft_limit_bytes
+    from registry_project_quotas q join projects p on p.id = q.project_id where q.project_id = ${owner}
+    order by id`.execute(db)
+  const out: PushPolicy = { repositoryRules: [], tagRules: [], quota: undefined }
+  for (const r of rows) {
+    const rule = { id: r.id, project_id: r.project_id, push_level: r.push_level, delete_level: r.delete_level, created_at: r.created_at! }
+    if (r.kind === 'repository') out.repositoryRules.push({ ...rule, repository_path_pattern: r.pattern })
+    else if (r.kind === 'tag') out.tagRules.push({ ...rule, tag_name_pattern: r.pattern })
+    else out.quota = { full_path_lower: r.pattern, hard_limit_bytes: nullableNumber(r.hard), soft_limit_bytes: nullableNumber(r.soft) }
+  }
+  return out
+}
+
+const nullableNumber = (v: number | string | null): number | null => (v === null ? null : Number(v))
 
 /** The tag rules of the project a repository belongs to. */
 export async function tagRulesForRepository(db: Executor, name: string): Promise<RegistryTagRule[]> {

@@ -74,9 +74,8 @@ export class Quotas {
     return true
   }
 
-  /** The warning for a push into `name` when its project is over its soft limit, else undefined. */
-  async softWarning(name: string): Promise<string | undefined> {
-    const row = await q.quotaForRepository(this.db, name)
+  /** The warning for a push into the project with this quota (q.pushPolicy's) when it is over its soft limit, else undefined. */
+  async softWarning(row: q.PushPolicy['quota']): Promise<string | undefined> {
     const soft = nullable(row?.soft_limit_bytes)
     if (!row || soft === null) return undefined
     const used = await q.storageUsed(this.db, row.full_path_lower)

@@ -37,6 +37,18 @@ export function repositoryRefusal(
   return undefined
 }
 
+/** RepositoryProtection.check with the project's rules already read (a manifest PUT reads them with its other rules). */
+export async function checkRepositoryRules(
+  rules: readonly RegistryRepositoryRule[],
+  name: string,
+  action: 'push' | 'delete',
+  callerLevel: (() => Promise<number>) | undefined,
+): Promise<void> {
+  if (rules.length === 0 || !callerLevel) return
+  const refusal = repositoryRefusal(rules, name, action, await callerLevel())
+  if (refusal) throw new WharfError('DENIED', refusal, { name, action })
+}
+
 /** True when some rule keeps levelless callers (cleanup) from deleting in `name`. */
 export function deleteProtected(rules: readonly RegistryRepositoryRule[], name: string): RegistryRepositoryRule | undefined {
   return rules.find((r) => r.delete_level !== null && repositoryPatternMatches(r.repository_path_pattern, name))
@@ -69,10 +81,7 @@ export class RepositoryProtection {
    * asked only when some rule of the project applies (it costs a look-up).
    */
   async check(name: string, action: 'push' | 'delete', callerLevel: (() => Promise<number>) | undefined): Promise<void> {
-    const rules = await this.forRepository(name)
-    if (rules.length === 0 || !callerLevel) return
-    const refusal = repositoryRefusal(rules, name, action, await callerLevel())
-    if (refusal) throw new WharfError('DENIED', refusal, { name, action })
+    await checkRepositoryRules(await this.forRepository(name), name, action, callerLevel)
   }
 
   async page(projectId: number, page: { limit: number; offset: number }): Promise<{ rows: RegistryRepositoryRule[]; total: number }> {

@@ -280,12 +280,11 @@ async function putManifest(name: RepoName, ref: Reference, c: Ctx) {
   const bytes = await readLimited(c.req.raw, c.opts.manifestBytes)
   const cred = c.claims.cred
   const origin = { actor: c.claims.sub, jobId: cred?.kind === 'job' ? cred.id : undefined }
-  const { digest, subject } = await c.opts.manifests.put(name, ref, bytes, c.req.headers['content-type'], origin, () =>
+  const { digest, subject, warning } = await c.opts.manifests.put(name, ref, bytes, c.req.headers['content-type'], origin, () =>
     c.opts.auth.levelOn(c.claims, name),
   )
   if (subject) c.reply.header('OCI-Subject', subject)
   // Over the project's soft quota the push still lands, with a warning clients show (spec: #warnings).
-  const warning = await c.opts.manifests.quotas.softWarning(name)
   if (warning) c.reply.header('Warning', `299 - "${warning.replace(/"/g, "'")}"`)
   c.opts.metrics.registryBytes.inc({ direction: 'in', kind: 'manifest' }, bytes.length)
   return c.reply.code(201).header('Location', `/v2/${name}/manifests/${digest}`).header('Docker-Content-Digest', digest).send()

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { TestContext } from 'node:test'
 import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fastify'
-import type { Kysely } from 'kysely'
+import type { Kysely, LogConfig } from 'kysely'
 import { pino } from 'pino'
 import { buildApp } from '../../src/app.ts'
 import type { PatScope } from '../../src/auth/roles.ts'
@@ -44,14 +44,14 @@ export interface ApiHarness {
   root(): Promise<{ user: User; token: string }>
 }
 
-/** `logs`: collect every log line the app writes (to check that no secret is logged). */
+/** `logs`: collect every log line the app writes (to check that no secret is logged); `log`: Kysely's, every statement. */
 export async function apiHarness(
   t: Pick<TestContext, 'after'>,
-  opts: { logs?: string[]; settings?: Record<string, unknown>; namespaceStorageBytes?: number } = {},
+  opts: { logs?: string[]; settings?: Record<string, unknown>; namespaceStorageBytes?: number; log?: LogConfig } = {},
 ): Promise<ApiHarness> {
   const root = await mkdtemp(join(tmpdir(), 'wharf-api-'))
   const dataDir = join(root, 'data')
-  const db = await openTestDb(dataDir)
+  const db = await openTestDb(dataDir, opts.log ? { log: opts.log } : {})
   const driver = createFsDriver(join(dataDir, 'storage'))
   // Wired as src/server.ts does, git hosting included, so /api/v4 routes of every plugin are present.
   const services = await createServices(db, driver, {
