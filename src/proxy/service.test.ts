@@ -1,18 +1,19 @@
 // The cache service against a small registry on a local port (the upstream is a process boundary;
 // everything of Wharf's is real: SQLite, the fs driver, the registry's write path).
 import assert from 'node:assert/strict'
-import { createHash } from 'node:crypto'
+import { createHash, randomBytes } from 'node:crypto'
 import { existsSync } from 'node:fs'
-import { mkdtemp, rm } from 'node:fs/promises'
+import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { PassThrough, Writable } from 'node:stream'
+import { PassThrough, Readable, Writable } from 'node:stream'
 import { describe, it, type TestContext } from 'node:test'
 import { parseDigest } from '../core/digest.ts'
 import { WharfError } from '../core/errors.ts'
 import { parseRepoName } from '../core/names.ts'
+import { SlabPool } from '../core/slabs.ts'
 import { openTestDb } from '../../test/helpers/database.ts'
 import { createServices } from '../services.ts'
 import type { BlobDriver } from '../storage/driver.ts'
@@ -23,7 +24,8 @@ const sha = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('hex'
 
 /** An upstream serving one image; `corrupt` makes it send wrong layer bytes. */
 async function upstream(t: TestContext) {
-  const layer = Buffer.alloc(3 << 20, 7)
+  // Random bytes: a buffer reused too early shows up as a wrong digest.
+  const layer = randomBytes(3 << 20)
   const config = Buffer.from('{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}')
   const manifest = Buffer.from(
     JSON.stringify({
@@ -150,7 +152,8 @@ async function setup(t: TestContext, hold: Parameters<typeof slowDisk>[1] = {}) 
     const sink = new PassThrough()
     const chunks: Buffer[] = []
     sink.on('data', (c: Buffer) => {
-      chunks.push(c)
+      // Copied: a write's callback gives the chunk back to the sender (a socket is done with it by then).
+      chunks.push(Buffer.from(c))
       received.bytes += c.length
     })
     if (src.kind === 'flight') {
@@ -159,7 +162,7 @@ async function setup(t: TestContext, hold: Parameters<typeof slowDisk>[1] = {}) 
     } else if (src.kind === 'stored') await (await src.open())(sink)
     return Buffer.concat(chunks)
   }
-  return { up, proxy, target, download, storage, received, stored: () => stored, dir, db }
+  return { up, proxy, target, download, storage, received, stored: () => stored, dir, db, uploads: services.registry.uploads }
 }
 
 const timeout = (ms: number) => new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), ms).unref())
@@ -245,7 +248,7 @@ describe('DependencyProxy', () => {
       const chunks: Buffer[] = []
       const sink = new Writable({
         write(c: Buffer, _e, cb) {
-          chunks.push(c)
+          chunks.push(Buffer.from(c))
           cb()
         },
       })
@@ -264,6 +267,27 @@ describe('DependencyProxy', () => {
     assert.equal((await a.db.selectFrom('manifests').select('id').where('digest', '=', ma.row.digest).execute()).length, 1)
     assert.equal((await a.db.selectFrom('repository_blobs').select('digest').where('digest', '=', a.up.layer).execute()).length, 1)
     assert.ok(existsSync(join(a.storage, blobPath(parseDigest(a.up.layer)))))
+  })
+
+  it("a cache fill copies each upstream chunk into reused memory and frees the chunk's own at once; the bytes stay exact", async (t) => {
+    const { uploads, storage } = await setup(t)
+    const blob = randomBytes(5 << 20)
+    // Each its own memory, as the chunks of an upstream response are.
+    const chunks = Array.from({ length: 80 }, (_, i) => Buffer.from(blob.subarray(i << 16, (i + 1) << 16)))
+    const seen: Buffer[] = []
+    const n = await uploads.ingest(parseRepoName('cached/x'), parseDigest(sha(blob)), Readable.from(chunks), {
+      expectedSize: blob.length,
+      slabs: new SlabPool(),
+      onWrite() {},
+      onData: (c) => seen.push(Buffer.from(c)),
+    })
+    assert.equal(n, blob.length)
+    assert.deepEqual(
+      chunks.filter((c) => !(c.buffer as ArrayBuffer).detached),
+      [],
+    )
+    assert.ok(Buffer.concat(seen).equals(blob))
+    assert.ok((await readFile(join(storage, blobPath(parseDigest(sha(blob)))))).equals(blob))
   })
 
   it('cleanup removes images not pulled for cleanupDays and frees their bytes', async (t) => {
