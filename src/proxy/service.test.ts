@@ -24,8 +24,8 @@ const sha = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('hex'
 
 /** An upstream serving one image; `corrupt` makes it send wrong layer bytes. */
 async function upstream(t: TestContext) {
-  // Random bytes: a buffer reused too early shows up as a wrong digest.
-  const layer = randomBytes(3 << 20)
+  // Random bytes, and several of the cache's 1 MiB slabs: a buffer reused too early shows up as a wrong digest.
+  const layer = randomBytes(6 << 20)
   const config = Buffer.from('{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}')
   const manifest = Buffer.from(
     JSON.stringify({
@@ -85,12 +85,28 @@ function gate() {
  * The real fs driver with its temp-file writes or its commits (fsync + rename) held at a gate:
  * a disk that is slow at the moment the test picks.
  */
-function slowDisk(storage: string, hold: { writes?: ReturnType<typeof gate>; commits?: ReturnType<typeof gate> }): BlobDriver {
+function slowDisk(
+  storage: string,
+  hold: { writes?: ReturnType<typeof gate>; commits?: ReturnType<typeof gate>; keeps?: Buffer[] },
+): BlobDriver {
   const fs = createFsDriver(storage)
   return {
     ...fs,
+    appenderWritesThrough: !hold.keeps,
     async appender(p, offset) {
       const real = await fs.appender(p, offset)
+      // Like S3's writer, which keeps the chunks (uncopied) after their write called back until it uploaded them.
+      const keeps = hold.keeps
+      if (keeps)
+        return new Writable({
+          write(chunk, _enc, cb) {
+            keeps.push(chunk)
+            real.write(chunk, cb)
+          },
+          final(cb) {
+            real.end(cb)
+          },
+        })
       const writes = hold.writes
       if (!writes) return real
       return new Writable({
@@ -290,6 +306,18 @@ describe('DependencyProxy', () => {
     assert.ok((await readFile(join(storage, blobPath(parseDigest(sha(blob)))))).equals(blob))
   })
 
+  it("where the driver's writer keeps chunks after calling back (S3's does), a fill stores and serves the exact bytes", async (t) => {
+    const keeps: Buffer[] = []
+    const { up, proxy, target, download, storage, stored } = await setup(t, { keeps })
+    await proxy.manifest(target, { kind: 'tag', tag: '3' as never }, undefined)
+    const got = await Promise.all(Array.from({ length: 3 }, download))
+    for (const b of got) assert.equal(sha(b), up.layer)
+    await stored()
+    assert.equal(sha(await readFile(join(storage, blobPath(parseDigest(up.layer))))), up.layer)
+    // What the writer kept is still the blob: nothing reused or freed the chunks under it.
+    assert.equal(sha(Buffer.concat(keeps)), up.layer)
+  })
+
   it('cleanup removes images not pulled for cleanupDays and frees their bytes', async (t) => {
     const { up, proxy, target, download, storage, stored } = await setup(t)
     await proxy.manifest(target, { kind: 'tag', tag: '3' as never }, undefined)
@@ -300,7 +328,7 @@ describe('DependencyProxy', () => {
     assert.deepEqual(await proxy.cleanup(90, Date.now() + 89 * 86_400_000), { images: 0, freedBytes: 0 })
     const r = await proxy.cleanup(90, Date.now() + 91 * 86_400_000)
     assert.equal(r.images, 1)
-    assert.ok(r.freedBytes >= 3 << 20)
+    assert.ok(r.freedBytes >= 6 << 20)
     assert.ok(!existsSync(file))
     assert.deepEqual((await proxy.groupCache(null)).images, [])
   })
