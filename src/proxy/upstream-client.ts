@@ -290,7 +290,9 @@ function releaseSocketReads(res: IncomingMessage): void {
     // Past this response (a kept-alive socket serves the next request, whose parser runs after this
     // listener) or after a parse error (Node keeps the read as the error's rawPacket): left alone.
     if (res.complete || socket.destroyed) return void socket.off('data', release)
-    if (read.buffer instanceof ArrayBuffer && read.byteOffset === 0 && read.byteLength === read.buffer.byteLength) read.buffer.transfer(0)
+    // Only a read that is its whole (live) ArrayBuffer, as Node allocates them; transfer throws on a detached one.
+    const b = read.buffer
+    if (b instanceof ArrayBuffer && !b.detached && read.byteOffset === 0 && read.byteLength === b.byteLength) b.transfer(0)
   }
   socket.on('data', release)
   res.once('close', () => socket.off('data', release))

@@ -241,7 +241,7 @@ export class Uploads {
                 })
               }
               // Copied: the chunk's own memory goes back now instead of at the next full garbage collection.
-              if (pooled && chunk.buffer instanceof ArrayBuffer) chunk.buffer.transfer(0)
+              if (pooled && chunk.buffer instanceof ArrayBuffer && !chunk.buffer.detached) chunk.buffer.transfer(0)
               if (!more) {
                 source.pause()
                 out.once('drain', () => source.resume())
