@@ -6,6 +6,7 @@
 // digest is verified: a client can never complete a download of bytes that failed verification.
 // (The commit — fsync and rename — then runs while the last bytes go out.)
 import type { Writable } from 'node:stream'
+import type { SlabPool } from '../core/slabs.ts'
 import { PathNotFoundError, type BlobDriver, type PositionalReader } from '../storage/driver.ts'
 
 /**
@@ -16,8 +17,8 @@ const CHUNK = 256 << 10
 /**
  * Bytes of the latest upstream chunks kept for followers at the tip. A few upstream reads (64 KiB
  * each) are enough to absorb a client's socket being briefly slower than the upstream; the chunks
- * are allocated by the socket reads anyway, so this only delays their release, once per flight
- * (not per client).
+ * are held in the ingest's slabs anyway, so this only delays their reuse, once per flight (not per
+ * client).
  */
 const WINDOW = 1 << 20
 
@@ -43,8 +44,11 @@ export class BlobFlight {
   private wakers: Array<() => void> = []
   private markReady!: () => void
   private failReady!: (e: Error) => void
+  /** Where the chunks handed to `data` live: the window and followers' writes hold them there. */
+  private readonly slabs: SlabPool
 
-  constructor() {
+  constructor(slabs: SlabPool) {
+    this.slabs = slabs
     this.ready = new Promise<void>((ok, ko) => {
       this.markReady = ok
       this.failReady = ko
@@ -61,6 +65,7 @@ export class BlobFlight {
 
   /** A chunk received from the upstream (not yet on disk): followers at the tip send it from memory. */
   data(chunk: Buffer): void {
+    this.slabs.hold(chunk)
     this.window.push(chunk)
     this.windowBytes += chunk.length
     this.received += chunk.length
@@ -72,6 +77,7 @@ export class BlobFlight {
     const b = this.window.shift()!
     this.windowStart += b.length
     this.windowBytes -= b.length
+    this.slabs.release(b)
   }
 
   verify(): void {
@@ -105,7 +111,7 @@ export class BlobFlight {
     return new Promise((resolve) => this.wakers.push(resolve))
   }
 
-  /** The window's bytes from `pos` up to `limit`, as views of the received chunks (never reused, so never copied). */
+  /** The window's bytes from `pos` up to `limit`, as views of the received chunks (held until written, so never copied). */
   private windowFrom(pos: number, limit: number): Buffer[] {
     const pieces: Buffer[] = []
     let at = this.windowStart
@@ -147,7 +153,18 @@ export class BlobFlight {
     const closed = new Promise<never>((_, ko) => (onClose = () => ko(new Error('the client went away'))))
     closed.catch(() => {})
     dest.once('close', onClose)
-    const write = (pieces: Buffer[]) => Promise.race([writeAll(dest, pieces), closed])
+    // The window's pieces are held until `dest` took them; if it failed or went away first, their
+    // slabs are spoiled (a socket may still be sending from them) rather than reused.
+    const write = async (pieces: Buffer[]) => {
+      for (const p of pieces) this.slabs.hold(p)
+      try {
+        await Promise.race([writeAll(dest, [...pieces]), closed])
+      } catch (e) {
+        for (const p of pieces) this.slabs.spoil(p)
+        throw e
+      }
+      for (const p of pieces) this.slabs.release(p)
+    }
     try {
       for (;;) {
         if (this.state === 'failed') throw this.error

@@ -1,18 +1,19 @@
 // The cache service against a small registry on a local port (the upstream is a process boundary;
 // everything of Wharf's is real: SQLite, the fs driver, the registry's write path).
 import assert from 'node:assert/strict'
-import { createHash } from 'node:crypto'
+import { createHash, randomBytes } from 'node:crypto'
 import { existsSync } from 'node:fs'
-import { mkdtemp, rm } from 'node:fs/promises'
+import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { PassThrough, Writable } from 'node:stream'
+import { PassThrough, Readable, Writable } from 'node:stream'
 import { describe, it, type TestContext } from 'node:test'
 import { parseDigest } from '../core/digest.ts'
 import { WharfError } from '../core/errors.ts'
 import { parseRepoName } from '../core/names.ts'
+import { SlabPool } from '../core/slabs.ts'
 import { openTestDb } from '../../test/helpers/database.ts'
 import { createServices } from '../services.ts'
 import type { BlobDriver } from '../storage/driver.ts'
@@ -23,7 +24,8 @@ const sha = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('hex'
 
 /** An upstream serving one image; `corrupt` makes it send wrong layer bytes. */
 async function upstream(t: TestContext) {
-  const layer = Buffer.alloc(3 << 20, 7)
+  // Random bytes, and several of the cache's 1 MiB slabs: a buffer reused too early shows up as a wrong digest.
+  const layer = randomBytes(6 << 20)
   const config = Buffer.from('{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}')
   const manifest = Buffer.from(
     JSON.stringify({
@@ -83,12 +85,28 @@ function gate() {
  * The real fs driver with its temp-file writes or its commits (fsync + rename) held at a gate:
  * a disk that is slow at the moment the test picks.
  */
-function slowDisk(storage: string, hold: { writes?: ReturnType<typeof gate>; commits?: ReturnType<typeof gate> }): BlobDriver {
+function slowDisk(
+  storage: string,
+  hold: { writes?: ReturnType<typeof gate>; commits?: ReturnType<typeof gate>; keeps?: Buffer[] },
+): BlobDriver {
   const fs = createFsDriver(storage)
   return {
     ...fs,
+    appenderWritesThrough: !hold.keeps,
     async appender(p, offset) {
       const real = await fs.appender(p, offset)
+      // Like S3's writer, which keeps the chunks (uncopied) after their write called back until it uploaded them.
+      const keeps = hold.keeps
+      if (keeps)
+        return new Writable({
+          write(chunk, _enc, cb) {
+            keeps.push(chunk)
+            real.write(chunk, cb)
+          },
+          final(cb) {
+            real.end(cb)
+          },
+        })
       const writes = hold.writes
       if (!writes) return real
       return new Writable({
@@ -150,7 +168,8 @@ async function setup(t: TestContext, hold: Parameters<typeof slowDisk>[1] = {}) 
     const sink = new PassThrough()
     const chunks: Buffer[] = []
     sink.on('data', (c: Buffer) => {
-      chunks.push(c)
+      // Copied: a write's callback gives the chunk back to the sender (a socket is done with it by then).
+      chunks.push(Buffer.from(c))
       received.bytes += c.length
     })
     if (src.kind === 'flight') {
@@ -159,7 +178,7 @@ async function setup(t: TestContext, hold: Parameters<typeof slowDisk>[1] = {}) 
     } else if (src.kind === 'stored') await (await src.open())(sink)
     return Buffer.concat(chunks)
   }
-  return { up, proxy, target, download, storage, received, stored: () => stored, dir, db }
+  return { up, proxy, target, download, storage, received, stored: () => stored, dir, db, uploads: services.registry.uploads }
 }
 
 const timeout = (ms: number) => new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), ms).unref())
@@ -245,7 +264,7 @@ describe('DependencyProxy', () => {
       const chunks: Buffer[] = []
       const sink = new Writable({
         write(c: Buffer, _e, cb) {
-          chunks.push(c)
+          chunks.push(Buffer.from(c))
           cb()
         },
       })
@@ -266,6 +285,39 @@ describe('DependencyProxy', () => {
     assert.ok(existsSync(join(a.storage, blobPath(parseDigest(a.up.layer)))))
   })
 
+  it("a cache fill copies each upstream chunk into reused memory and frees the chunk's own at once; the bytes stay exact", async (t) => {
+    const { uploads, storage } = await setup(t)
+    const blob = randomBytes(5 << 20)
+    // Each its own memory, as the chunks of an upstream response are.
+    const chunks = Array.from({ length: 80 }, (_, i) => Buffer.from(blob.subarray(i << 16, (i + 1) << 16)))
+    const seen: Buffer[] = []
+    const n = await uploads.ingest(parseRepoName('cached/x'), parseDigest(sha(blob)), Readable.from(chunks), {
+      expectedSize: blob.length,
+      slabs: new SlabPool(),
+      onWrite() {},
+      onData: (c) => seen.push(Buffer.from(c)),
+    })
+    assert.equal(n, blob.length)
+    assert.deepEqual(
+      chunks.filter((c) => !(c.buffer as ArrayBuffer).detached),
+      [],
+    )
+    assert.ok(Buffer.concat(seen).equals(blob))
+    assert.ok((await readFile(join(storage, blobPath(parseDigest(sha(blob)))))).equals(blob))
+  })
+
+  it("where the driver's writer keeps chunks after calling back (S3's does), a fill stores and serves the exact bytes", async (t) => {
+    const keeps: Buffer[] = []
+    const { up, proxy, target, download, storage, stored } = await setup(t, { keeps })
+    await proxy.manifest(target, { kind: 'tag', tag: '3' as never }, undefined)
+    const got = await Promise.all(Array.from({ length: 3 }, download))
+    for (const b of got) assert.equal(sha(b), up.layer)
+    await stored()
+    assert.equal(sha(await readFile(join(storage, blobPath(parseDigest(up.layer))))), up.layer)
+    // What the writer kept is still the blob: nothing reused or freed the chunks under it.
+    assert.equal(sha(Buffer.concat(keeps)), up.layer)
+  })
+
   it('cleanup removes images not pulled for cleanupDays and frees their bytes', async (t) => {
     const { up, proxy, target, download, storage, stored } = await setup(t)
     await proxy.manifest(target, { kind: 'tag', tag: '3' as never }, undefined)
@@ -276,7 +328,7 @@ describe('DependencyProxy', () => {
     assert.deepEqual(await proxy.cleanup(90, Date.now() + 89 * 86_400_000), { images: 0, freedBytes: 0 })
     const r = await proxy.cleanup(90, Date.now() + 91 * 86_400_000)
     assert.equal(r.images, 1)
-    assert.ok(r.freedBytes >= 3 << 20)
+    assert.ok(r.freedBytes >= 6 << 20)
     assert.ok(!existsSync(file))
     assert.deepEqual((await proxy.groupCache(null)).images, [])
   })

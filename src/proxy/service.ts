@@ -6,6 +6,7 @@ import type { Writable } from 'node:stream'
 import { parseDigest, type ParsedDigest } from '../core/digest.ts'
 import { WharfError } from '../core/errors.ts'
 import { splitDependencyProxyName, type RepoName } from '../core/names.ts'
+import { SlabPool } from '../core/slabs.ts'
 import type { UpstreamConfig } from '../config/schema.ts'
 import { nowIso } from '../metadata/db.ts'
 import type { Database, Manifest } from '../metadata/schema.ts'
@@ -105,6 +106,8 @@ export class DependencyProxy {
   private readonly opts: ProxyOptions
   private readonly manifestFlights = new Map<string, Promise<Fetched>>()
   private readonly blobFlights = new Map<string, BlobFlight>()
+  /** The memory blob flights copy upstream chunks into (one pool: flights at once share its free slabs). */
+  private readonly slabs = new SlabPool()
   readonly metrics: ProxyMetrics
 
   constructor(db: Kysely<Database>, registry: Registry, groups: Groups, driver: BlobDriver, opts: ProxyOptions, metrics: Metrics) {
@@ -383,7 +386,7 @@ export class DependencyProxy {
       return running
     }
     this.metrics.lookup(t, 'blob', 'miss')
-    const flight = new BlobFlight()
+    const flight = new BlobFlight(this.slabs)
     this.blobFlights.set(key, flight)
     void (async () => {
       const res = await t.upstream.request('GET', `/v2/${t.upstreamName}/blobs/${d.digest}`, {
@@ -403,6 +406,7 @@ export class DependencyProxy {
       try {
         const n = await this.registry.uploads.ingest(t.repository, d, res.body, {
           expectedSize: flight.size,
+          slabs: this.slabs,
           onWrite: (path, n) => flight.progress(path, n),
           onData: (chunk) => flight.data(chunk),
           onVerified: () => flight.verify(),

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict'
+import { randomBytes } from 'node:crypto'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { describe, it, type TestContext } from 'node:test'
@@ -127,6 +128,28 @@ describe('UpstreamClient', () => {
     assert.equal(reg.seen[0]!.headers.authorization, 'Bearer static-token')
     const manifest = await rejection(c.request('GET', '/v2/library/alpine/manifests/3', { scope: 's' }))
     assert.match(manifest.message, /redirected a GET it should have answered/)
+  })
+
+  it("frees each socket read of a body once Node's parser copied it out, and the body arrives intact", async (t) => {
+    const blob = randomBytes(4 << 20)
+    const up = await server(t, (_req, res) => res.writeHead(200, { 'content-length': blob.length }).end(blob))
+    const c = new UpstreamClient({ host: 'docker.io', url: up.url }, { timeoutMs: 2000 })
+    const res = await c.request('GET', '/v2/library/alpine/blobs/sha256:abc', { scope: 's', followRedirects: true })
+    // Registered after the client's own listener: sees each read once the client is through with it.
+    const reads: Buffer[] = []
+    const socket = (res.body as IncomingMessage).socket
+    socket.on('data', (d: Buffer) => reads.push(d))
+    const body = await c.readBody(res, blob.length)
+    assert.ok(body.equals(blob))
+    assert.ok(reads.length > 10, `${reads.length} reads`)
+    // All but the last (the one that completed the response is left alone) were detached: their memory is gone.
+    assert.deepEqual(
+      reads.slice(0, -1).filter((d) => !(d.buffer as ArrayBuffer).detached),
+      [],
+    )
+    // The kept-alive socket's next response is parsed as usual.
+    const again = await c.request('GET', '/v2/library/alpine/blobs/sha256:abc', { scope: 's', followRedirects: true })
+    assert.ok((await c.readBody(again, blob.length)).equals(blob))
   })
 
   it('never follows a redirect from HTTPS down to HTTP, nor to other schemes', () => {

@@ -263,6 +263,7 @@ export class UpstreamClient {
       const req = send(url, { method, headers, ...(this.ca && url.protocol === 'https:' ? { ca: this.ca } : {}) }, (res) => {
         // The idle timeout keeps applying while the body streams: a stalled upstream fails the transfer.
         res.on('error', () => {})
+        releaseSocketReads(res)
         resolve(res)
       })
       // No answer (or no bytes) for this long: the upstream counts as unreachable, never a hang.
@@ -273,6 +274,28 @@ export class UpstreamClient {
       req.end()
     })
   }
+}
+
+/**
+ * Node's HTTP client reads the socket into a new ArrayBuffer per read (64 KiB) and its parser copies
+ * every body piece out of it (`Buffer::Copy` in on_body), so a read is garbage once parsed; but V8
+ * counts the reads as external memory that only a full mark-compact returns, and a 200 MiB blob's
+ * reads started several. This listener runs after Node's own (which was registered when the socket
+ * was assigned, before the response), so the parser is through with the read: it is detached, which
+ * frees its memory at once.
+ */
+function releaseSocketReads(res: IncomingMessage): void {
+  const socket = res.socket
+  const release = (read: Buffer) => {
+    // Past this response (a kept-alive socket serves the next request, whose parser runs after this
+    // listener) or after a parse error (Node keeps the read as the error's rawPacket): left alone.
+    if (res.complete || socket.destroyed) return void socket.off('data', release)
+    // Only a read that is its whole (live) ArrayBuffer, as Node allocates them; transfer throws on a detached one.
+    const b = read.buffer
+    if (b instanceof ArrayBuffer && !b.detached && read.byteOffset === 0 && read.byteLength === b.byteLength) b.transfer(0)
+  }
+  socket.on('data', release)
+  res.once('close', () => socket.off('data', release))
 }
 
 /** A redirect may go to http(s) only, and never from HTTPS down to plain HTTP. */

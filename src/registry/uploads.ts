@@ -2,6 +2,7 @@ import { randomUUID, type Hash } from 'node:crypto'
 import { once } from 'node:events'
 import { basename } from 'node:path'
 import type { Readable, Writable } from 'node:stream'
+import { finished } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Kysely } from 'kysely'
@@ -9,6 +10,7 @@ import { LRUCache } from 'lru-cache'
 import { newHash, type ParsedDigest } from '../core/digest.ts'
 import { WharfError } from '../core/errors.ts'
 import type { RepoName } from '../core/names.ts'
+import type { SlabPool } from '../core/slabs.ts'
 import type { Database } from '../metadata/schema.ts'
 import type { BlobDriver } from '../storage/driver.ts'
 import type { Metrics } from '../ops/metrics.ts'
@@ -172,8 +174,12 @@ export class Uploads {
    * streaming into a temp file, verify the digest and size, commit atomically, link into `name`).
    * `onWrite` reports the temp file and the bytes on disk so concurrent readers can follow the
    * growing file; `onVerified` says the bytes are the blob (digest and size matched), before the
-   * commit makes them durable and visible in the store. `onData` sees each chunk as it arrives,
-   * before it is on disk (readers at the tip take it from memory); it must not modify it.
+   * commit makes them durable and visible in the store. Where the driver's writes go through
+   * (`appenderWritesThrough`), each chunk of `source` is copied into `slabs` and then released
+   * (detached), so `source` must hand out chunks nobody else holds, as an upstream response does
+   * (Node's HTTP parser copies every body piece out of the socket read). `onData` sees each chunk
+   * (copy) as it arrives, before it is on disk (readers at the tip take it from memory); it must not
+   * modify it, and holds it through `slabs` for as long as it keeps it.
    */
   async ingest(
     name: RepoName,
@@ -181,6 +187,7 @@ export class Uploads {
     source: Readable,
     opts: {
       expectedSize?: number | undefined
+      slabs: SlabPool
       onWrite(path: string, bytes: number): void
       onData?(chunk: Buffer): void
       onVerified?(): void
@@ -188,6 +195,9 @@ export class Uploads {
   ): Promise<number> {
     const id = randomUUID()
     const path = uploadPath(id)
+    const { slabs } = opts
+    // Copied only where a write's callback means the bytes are stored: only then can a slab be reused.
+    const pooled = this.driver.appenderWritesThrough
     return this.writingTo(id, async () => {
       try {
         const out = await this.driver.appender(path, 0)
@@ -195,23 +205,56 @@ export class Uploads {
         let n = 0
         opts.onWrite(path, 0)
         try {
-          // Writes are pipelined (back-pressure through 'drain'); each one's callback means its
-          // bytes are in the file, and callbacks run in order, so followers may read up to there.
-          for await (const chunk of source as AsyncIterable<Buffer>) {
-            hash.update(chunk)
-            n += chunk.length
-            const upTo = n
-            if (opts.expectedSize !== undefined && n > opts.expectedSize)
-              throw new WharfError('SIZE_INVALID', 'provided length did not match content length', {
-                expected: opts.expectedSize,
-                received: n,
-              })
-            opts.onData?.(chunk)
-            if (!out.write(chunk, (err) => err || opts.onWrite(path, upTo))) await once(out, 'drain')
-          }
+          // A 'data' handler rather than an async iterator: no promise per chunk. Writes are pipelined
+          // (back-pressure pauses the source until 'drain'); each one's callback means its bytes are in
+          // the file, and callbacks run in order, so followers may read up to there.
+          await new Promise<void>((resolve, reject) => {
+            let failed = false
+            const fail = (e: Error) => {
+              if (failed) return
+              failed = true
+              source.off('data', onData)
+              reject(e)
+            }
+            const onData = (chunk: Buffer) => {
+              if (failed) return
+              n += chunk.length
+              if (opts.expectedSize !== undefined && n > opts.expectedSize)
+                return fail(
+                  new WharfError('SIZE_INVALID', 'provided length did not match content length', {
+                    expected: opts.expectedSize,
+                    received: n,
+                  }),
+                )
+              let upTo = n - chunk.length
+              let more = true
+              for (const view of pooled ? slabs.copy(chunk) : [chunk]) {
+                hash.update(view)
+                opts.onData?.(view)
+                upTo += view.length
+                const bytes = upTo
+                // A failed write may be cut off with the file system still reading the bytes: never reused.
+                more = out.write(view, (err) => {
+                  if (err) return slabs.spoil(view)
+                  slabs.release(view)
+                  opts.onWrite(path, bytes)
+                })
+              }
+              // Copied: the chunk's own memory goes back now instead of at the next full garbage collection.
+              if (pooled && chunk.buffer instanceof ArrayBuffer && !chunk.buffer.detached) chunk.buffer.transfer(0)
+              if (!more) {
+                source.pause()
+                out.once('drain', () => source.resume())
+              }
+            }
+            out.on('error', fail)
+            source.on('data', onData)
+            finished(source, (err) => (err ? fail(err) : failed || resolve()))
+          })
           await endWritable(out)
         } catch (e) {
           out.destroy()
+          source.destroy()
           throw e
         }
         if (opts.expectedSize !== undefined && n !== opts.expectedSize)

@@ -31,6 +31,12 @@ export interface BlobDriver {
    * lost the right to write the file (another node took the upload over), so nothing more is stored.
    */
   appender(path: string, offset: number, opts?: { durable?: boolean }): Promise<Writable>
+  /**
+   * An appender's write calls back only once its bytes are stored, so the caller may reuse the buffer
+   * then (the file system); false: the writer may still hold the buffer after calling back (S3 gathers
+   * a segment's chunks, uncopied, until the segment is uploaded).
+   */
+  readonly appenderWritesThrough: boolean
   /** Makes a temp file durable (fsync, unless `synced`: its writer already did) and atomically renames it into place. */
   commit(from: string, to: string, opts?: { synced?: boolean }): Promise<void>
   delete(path: string): Promise<void>

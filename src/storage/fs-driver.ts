@@ -35,6 +35,7 @@ export function createFsDriver(rootDir: string): BlobDriver {
 
   return {
     kind: 'fs',
+    appenderWritesThrough: true,
     async stat(p) {
       try {
         const s = await stat(full(p))

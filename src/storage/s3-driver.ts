@@ -272,6 +272,7 @@ export function createS3Driver(opts: S3DriverOptions): BlobDriver {
 
   return {
     kind: 's3',
+    appenderWritesThrough: false,
     async stat(p) {
       const h = await head(key(p))
       if (!h) return undefined
