@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { describe, it } from 'node:test'
-import { SlabPool } from './slabs.ts'
+import { freeNow, SlabPool } from './slabs.ts'
 
 describe('SlabPool', () => {
   it('copies chunks into slabs, splitting one that straddles two, and releases the source untouched', () => {
@@ -58,5 +58,24 @@ describe('SlabPool', () => {
     pool.spoil(foreign)
     const [v] = pool.copy(Buffer.from('abc'))
     assert.equal(v!.toString(), 'abc')
+  })
+})
+
+describe('freeNow', () => {
+  it('detaches a chunk that is its whole ArrayBuffer, and nothing else', () => {
+    const own = Buffer.from(randomBytes(64 << 10))
+    freeNow(own)
+    assert.equal((own.buffer as ArrayBuffer).detached, true)
+    // Views into shared memory (Buffer's pool, a slice of a larger read) keep their neighbours' bytes.
+    const pooled = Buffer.from('abc')
+    const neighbour = Buffer.from('def')
+    freeNow(pooled)
+    assert.equal(pooled.toString(), 'abc')
+    assert.equal(neighbour.toString(), 'def')
+    const big = Buffer.from(randomBytes(1000))
+    freeNow(big.subarray(0, 10))
+    assert.equal(big.length, 1000)
+    // Twice, or on a detached buffer: no throw.
+    freeNow(own)
   })
 })

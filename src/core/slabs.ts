@@ -87,3 +87,21 @@ export class SlabPool {
     if (!s.spoiled && this.free.length < FREE_KEPT) this.free.push(s)
   }
 }
+
+/**
+ * Frees a chunk's memory now rather than at the next full garbage collection, by detaching its
+ * ArrayBuffer. Only a chunk that is its whole ArrayBuffer (as Node allocates socket reads and HTTP
+ * body pieces) is detached: a view into shared memory (Buffer's 8 KiB pool) would take its
+ * neighbours' bytes with it. Never throws (it runs in stream listeners, where a throw would take the
+ * process down): an already detached or non-detachable buffer is left to the collector.
+ * The caller must be the chunk's last user.
+ */
+export function freeNow(chunk: Buffer): void {
+  const b = chunk.buffer
+  if (!(b instanceof ArrayBuffer) || b.detached || chunk.byteOffset !== 0 || chunk.byteLength !== b.byteLength) return
+  try {
+    b.transfer(0)
+  } catch {
+    // non-detachable (e.g. memory Node does not own): the garbage collector takes it
+  }
+}

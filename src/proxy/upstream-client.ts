@@ -8,6 +8,7 @@ import { request as httpsRequest } from 'node:https'
 import type { Readable } from 'node:stream'
 import { LRUCache } from 'lru-cache'
 import { WharfError } from '../core/errors.ts'
+import { freeNow } from '../core/slabs.ts'
 import type { UpstreamConfig } from '../config/schema.ts'
 
 /** Redirect hops followed for one blob request (Docker Hub uses one). */
@@ -290,9 +291,7 @@ function releaseSocketReads(res: IncomingMessage): void {
     // Past this response (a kept-alive socket serves the next request, whose parser runs after this
     // listener) or after a parse error (Node keeps the read as the error's rawPacket): left alone.
     if (res.complete || socket.destroyed) return void socket.off('data', release)
-    // Only a read that is its whole (live) ArrayBuffer, as Node allocates them; transfer throws on a detached one.
-    const b = read.buffer
-    if (b instanceof ArrayBuffer && !b.detached && read.byteOffset === 0 && read.byteLength === b.byteLength) b.transfer(0)
+    freeNow(read)
   }
   socket.on('data', release)
   res.once('close', () => socket.off('data', release))

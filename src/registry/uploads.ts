@@ -10,7 +10,7 @@ import { LRUCache } from 'lru-cache'
 import { newHash, type ParsedDigest } from '../core/digest.ts'
 import { WharfError } from '../core/errors.ts'
 import type { RepoName } from '../core/names.ts'
-import type { SlabPool } from '../core/slabs.ts'
+import { freeNow, type SlabPool } from '../core/slabs.ts'
 import type { Database } from '../metadata/schema.ts'
 import type { BlobDriver } from '../storage/driver.ts'
 import type { Metrics } from '../ops/metrics.ts'
@@ -241,7 +241,7 @@ export class Uploads {
                 })
               }
               // Copied: the chunk's own memory goes back now instead of at the next full garbage collection.
-              if (pooled && chunk.buffer instanceof ArrayBuffer && !chunk.buffer.detached) chunk.buffer.transfer(0)
+              if (pooled) freeNow(chunk)
               if (!more) {
                 source.pause()
                 out.once('drain', () => source.resume())
