@@ -4,8 +4,6 @@ import assert from 'node:assert/strict'
 import { createHash, randomBytes } from 'node:crypto'
 import { existsSync } from 'node:fs'
 import { mkdtemp, readFile, rm } from 'node:fs/promises'
-import { createServer, type Server } from 'node:http'
-import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { PassThrough, Readable, Writable } from 'node:stream'
@@ -15,6 +13,7 @@ import { WharfError } from '../core/errors.ts'
 import { parseRepoName } from '../core/names.ts'
 import { SlabPool } from '../core/slabs.ts'
 import { openTestDb } from '../../test/helpers/database.ts'
+import { oneImageUpstream } from '../../test/helpers/one-image-upstream.ts'
 import { createServices } from '../services.ts'
 import type { BlobDriver } from '../storage/driver.ts'
 import { createFsDriver } from '../storage/fs-driver.ts'
@@ -22,55 +21,8 @@ import { blobPath } from '../storage/paths.ts'
 
 const sha = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('hex')}`
 
-/** An upstream serving one image; `corrupt` makes it send wrong layer bytes. */
-async function upstream(t: TestContext) {
-  // Random bytes, and several of the cache's 1 MiB slabs: a buffer reused too early shows up as a wrong digest.
-  const layer = randomBytes(6 << 20)
-  const config = Buffer.from('{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}')
-  const manifest = Buffer.from(
-    JSON.stringify({
-      schemaVersion: 2,
-      mediaType: 'application/vnd.oci.image.manifest.v1+json',
-      config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: sha(config), size: config.length },
-      layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', digest: sha(layer), size: layer.length }],
-    }),
-  )
-  const state = { corrupt: false, gets: new Map<string, number>() }
-  const blobs = new Map([
-    [sha(layer), layer],
-    [sha(config), config],
-  ])
-  const s: Server = createServer((req, res) => {
-    state.gets.set(`${req.method} ${req.url}`, (state.gets.get(`${req.method} ${req.url}`) ?? 0) + 1)
-    const m = /^\/v2\/library\/alpine\/(manifests|blobs)\/(.+)$/.exec(req.url!)
-    if (m?.[1] === 'manifests')
-      return res
-        .writeHead(200, { 'content-type': 'application/vnd.oci.image.manifest.v1+json', 'docker-content-digest': sha(manifest) })
-        .end(manifest)
-    const blob = m && blobs.get(m[2]!)
-    if (!blob) return res.writeHead(404).end()
-    const body = state.corrupt && blob === layer ? Buffer.alloc(layer.length, 8) : blob
-    res.writeHead(200, { 'content-length': body.length })
-    // Sent in pieces, so readers follow a growing file.
-    let off = 0
-    const next = () => {
-      if (off >= body.length) return res.end()
-      const piece = body.subarray(off, off + (256 << 10))
-      off += piece.length
-      res.write(piece, () => setTimeout(next, 2))
-    }
-    next()
-  })
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()))
-  t.after(
-    () =>
-      new Promise<void>((r) => {
-        s.closeAllConnections()
-        s.close(() => r())
-      }),
-  )
-  return { url: `http://127.0.0.1:${(s.address() as AddressInfo).port}`, state, layer: sha(layer), manifest: sha(manifest) }
-}
+// Random bytes, and several of the cache's 1 MiB slabs: a buffer reused too early shows up as a wrong digest.
+const upstream = (t: TestContext) => oneImageUpstream(t, { layerBytes: 6 << 20 })
 
 /** Holds some driver step until `open()`; `reached` resolves when the step was first asked for. */
 function gate() {

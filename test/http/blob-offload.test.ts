@@ -4,8 +4,6 @@
 import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
-import { createServer } from 'node:http'
-import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import { setTimeout } from 'node:timers/promises'
 import { describe, it, type TestContext } from 'node:test'
@@ -16,6 +14,7 @@ import { buildMirrorApp } from '../../src/proxy/index.ts'
 import { createServices } from '../../src/services.ts'
 import { createFsDriver } from '../../src/storage/fs-driver.ts'
 import { openTestDb } from '../helpers/database.ts'
+import { oneImageUpstream } from '../helpers/one-image-upstream.ts'
 import { assertOciError, harness, pushBlob, randomBlob, type Harness } from './harness.ts'
 
 const PREFIX = '/_wharf_blobs/'
@@ -106,39 +105,8 @@ describe('blob GET with storage.filesystem.accelRedirect', () => {
   })
 })
 
-/** An upstream registry serving one image (a process boundary: the test's own small server). */
-async function upstream(t: TestContext) {
-  const layer = randomBlob(2 << 20)
-  const config = Buffer.from('{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}')
-  const manifest = Buffer.from(
-    JSON.stringify({
-      schemaVersion: 2,
-      mediaType: 'application/vnd.oci.image.manifest.v1+json',
-      config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: sha(config), size: config.length },
-      layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', digest: sha(layer), size: layer.length }],
-    }),
-  )
-  const blobs = new Map([
-    [sha(layer), layer],
-    [sha(config), config],
-  ])
-  const s = createServer((req, res) => {
-    const m = /^\/v2\/library\/alpine\/(manifests|blobs)\/(.+)$/.exec(req.url!)
-    if (m?.[1] === 'manifests')
-      return res
-        .writeHead(200, { 'content-type': 'application/vnd.oci.image.manifest.v1+json', 'docker-content-digest': sha(manifest) })
-        .end(manifest)
-    const blob = m && blobs.get(m[2]!)
-    if (!blob) return res.writeHead(404).end()
-    res.writeHead(200, { 'content-length': blob.length }).end(blob)
-  })
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()))
-  t.after(() => new Promise<void>((r) => s.close(() => r())))
-  return { url: `http://127.0.0.1:${(s.address() as AddressInfo).port}`, layer, layerDigest: sha(layer) }
-}
-
 it('the mirror: a cold blob streams while it is fetched, the cached one is offloaded', async (t) => {
-  const up = await upstream(t)
+  const up = await oneImageUpstream(t, { layerBytes: 2 << 20 })
   const h = await harness(t)
   const db = await openTestDb(join(h.root, 'mirror'))
   const services = await createServices(db, createFsDriver(join(h.root, 'mirror', 'storage')), {
@@ -160,25 +128,25 @@ it('the mirror: a cold blob streams while it is fetched, the cached one is offlo
   })
   const manifest = await mirror.inject({ method: 'GET', url: '/v2/library/alpine/manifests/3', headers: VIA_NGINX })
   assert.equal(manifest.statusCode, 200, manifest.body)
-  const url = `/v2/library/alpine/blobs/${up.layerDigest}`
+  const url = `/v2/library/alpine/blobs/${up.layer}`
   const cold = await mirror.inject({ method: 'GET', url, headers: VIA_NGINX })
   assert.equal(cold.statusCode, 200)
   assert.equal(cold.headers['x-accel-redirect'], undefined)
-  assert.ok(cold.rawPayload.equals(up.layer))
+  assert.ok(cold.rawPayload.equals(up.layerBytes))
   // The cold GET ends once its client has the bytes; the copy is committed and linked just after.
   let warm = await mirror.inject({ method: 'GET', url, headers: VIA_NGINX })
   for (let i = 0; i < 100 && warm.headers['x-accel-redirect'] === undefined; i++) {
-    assert.ok(warm.rawPayload.equals(up.layer), 'until it is stored, the blob streams whole')
+    assert.ok(warm.rawPayload.equals(up.layerBytes), 'until it is stored, the blob streams whole')
     await setTimeout(20)
     warm = await mirror.inject({ method: 'GET', url, headers: VIA_NGINX })
   }
   assert.equal(warm.statusCode, 200)
   assert.equal(warm.rawPayload.length, 0)
   const uri = String(warm.headers['x-accel-redirect'])
-  assert.ok((await readFile(fileOf(join(h.root, 'mirror', 'storage'), uri))).equals(up.layer))
-  assert.equal(warm.headers['docker-content-digest'], up.layerDigest)
+  assert.ok((await readFile(fileOf(join(h.root, 'mirror', 'storage'), uri))).equals(up.layerBytes))
+  assert.equal(warm.headers['docker-content-digest'], up.layer)
   // Reached directly, the mirror streams the cached copy itself.
   const direct = await mirror.inject({ method: 'GET', url })
   assert.equal(direct.headers['x-accel-redirect'], undefined)
-  assert.ok(direct.rawPayload.equals(up.layer))
+  assert.ok(direct.rawPayload.equals(up.layerBytes))
 })
