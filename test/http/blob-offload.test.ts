@@ -2,11 +2,10 @@
 // sends files itself (X-Sendfile-Type: X-Accel-Redirect) is answered with the file's internal URI and
 // an empty body; anything else streams as before. nginx itself is in test/e2e/blob-offload.test.ts.
 import assert from 'node:assert/strict'
-import { createHash } from 'node:crypto'
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { setTimeout } from 'node:timers/promises'
-import { describe, it, type TestContext } from 'node:test'
+import { describe, it } from 'node:test'
 import { pino } from 'pino'
 import { offloadUri } from '../../src/registry/accel-redirect.ts'
 import { OCI_ERRORS } from '../../src/registry/oci-errors.ts'
@@ -19,7 +18,6 @@ import { assertOciError, harness, pushBlob, randomBlob, type Harness } from './h
 
 const PREFIX = '/_wharf_blobs/'
 const VIA_NGINX = { 'x-sendfile-type': 'X-Accel-Redirect' }
-const sha = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('hex')}`
 
 /** Bytes the registry counted out for blobs. */
 async function blobBytesOut(h: Harness): Promise<number> {
